@@ -1,0 +1,166 @@
+"""Exact money: ``Decimal`` amounts that always carry their currency.
+
+Floats are refused, currencies never mix, and rounding happens only where a caller asks for it
+(once per invoice line, per DESIGN.md). Rounding follows the currency's minor unit, half-up unless
+a ruleset asks for another mode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, ROUND_DOWN, ROUND_UP, Decimal, InvalidOperation
+from typing import Final
+
+__all__ = [
+    "Money",
+    "CurrencyMismatch",
+    "MINOR_UNITS",
+    "ROUNDING_MODES",
+    "minor_unit",
+    "quantize",
+    "to_decimal",
+    "ZERO",
+]
+
+ZERO: Final = Decimal(0)
+
+# ISO 4217 minor units for the currencies a European charging business meets; unknown codes
+# default to 2 places (checked by the DSL checker, which warns about unknown codes).
+MINOR_UNITS: Final[dict[str, int]] = {
+    "EUR": 2, "CHF": 2, "GBP": 2, "USD": 2, "SEK": 2, "NOK": 2, "DKK": 2, "PLN": 2, "CZK": 2,
+    "HUF": 2, "RON": 2, "BGN": 2, "ISK": 0, "JPY": 0, "KWD": 3, "BHD": 3, "CAD": 2, "AUD": 2,
+    "NZD": 2, "TRY": 2, "RSD": 2, "UAH": 2, "CNY": 2, "INR": 2, "BRL": 2, "MXN": 2, "ZAR": 2,
+}
+
+ROUNDING_MODES: Final[dict[str, str]] = {
+    "half_up": ROUND_HALF_UP,
+    "half_even": ROUND_HALF_EVEN,
+    "up": ROUND_UP,
+    "down": ROUND_DOWN,
+}
+
+_QUANTS: Final[dict[int, Decimal]] = {p: Decimal(1).scaleb(-p) for p in range(0, 9)}
+
+
+class CurrencyMismatch(ValueError):
+    """Two amounts in different currencies met in one operation."""
+
+
+def minor_unit(currency: str) -> int:
+    return MINOR_UNITS.get(currency, 2)
+
+
+def quantize(amount: Decimal, places: int, mode: str = "half_up") -> Decimal:
+    """Round ``amount`` to ``places`` decimals with a named mode (see ``ROUNDING_MODES``)."""
+    return amount.quantize(_QUANTS[places], rounding=ROUNDING_MODES[mode])
+
+
+def to_decimal(value: object) -> Decimal:
+    """Convert user input to ``Decimal``; floats are refused because they are not exact."""
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, bool) or isinstance(value, float):
+        raise TypeError(f"refusing {type(value).__name__} {value!r}: use a decimal string")
+    if isinstance(value, (int, str)):
+        try:
+            d = Decimal(value)
+        except InvalidOperation:
+            raise ValueError(f"not a decimal number: {value!r}") from None
+        if not d.is_finite():
+            raise ValueError(f"not a finite number: {value!r}")
+        return d
+    raise TypeError(f"cannot make a decimal from {type(value).__name__}")
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    """An exact amount in one currency. ``Money * Money`` and mixed currencies are errors."""
+
+    amount: Decimal
+    currency: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.amount, Decimal):
+            object.__setattr__(self, "amount", to_decimal(self.amount))
+        if len(self.currency) != 3 or not self.currency.isalpha() or not self.currency.isupper():
+            raise ValueError(f"not an ISO 4217 currency code: {self.currency!r}")
+
+    @classmethod
+    def of(cls, amount: object, currency: str) -> Money:
+        return cls(to_decimal(amount), currency)
+
+    @classmethod
+    def zero(cls, currency: str) -> Money:
+        return cls(ZERO, currency)
+
+    def _same(self, other: Money) -> None:
+        if other.currency != self.currency:
+            raise CurrencyMismatch(f"cannot combine {self.currency} and {other.currency}")
+
+    def __add__(self, other: object) -> Money:
+        if isinstance(other, Money):
+            self._same(other)
+            return Money(self.amount + other.amount, self.currency)
+        if isinstance(other, int) and other == 0:
+            return self
+        return NotImplemented
+
+    def __radd__(self, other: object) -> Money:
+        # makes sum() work: sum(moneys) starts from int 0
+        return self.__add__(other)
+
+    def __sub__(self, other: object) -> Money:
+        if isinstance(other, Money):
+            self._same(other)
+            return Money(self.amount - other.amount, self.currency)
+        return NotImplemented
+
+    def __neg__(self) -> Money:
+        return Money(-self.amount, self.currency)
+
+    def __abs__(self) -> Money:
+        return Money(abs(self.amount), self.currency)
+
+    def __mul__(self, factor: object) -> Money:
+        if isinstance(factor, Money):
+            raise TypeError("cannot multiply money by money")
+        if isinstance(factor, float):
+            raise TypeError("refusing to multiply money by a float")
+        if isinstance(factor, (Decimal, int)) and not isinstance(factor, bool):
+            return Money(self.amount * factor, self.currency)
+        return NotImplemented
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, divisor: object) -> Money:
+        if isinstance(divisor, (Decimal, int)) and not isinstance(divisor, bool):
+            return Money(self.amount / divisor, self.currency)
+        raise TypeError(f"cannot divide money by {type(divisor).__name__}")
+
+    def _cmp(self, other: object) -> Decimal:
+        if not isinstance(other, Money):
+            raise TypeError(f"cannot compare money with {type(other).__name__}")
+        self._same(other)
+        return self.amount - other.amount
+
+    def __lt__(self, other: object) -> bool:
+        return self._cmp(other) < 0
+
+    def __le__(self, other: object) -> bool:
+        return self._cmp(other) <= 0
+
+    def __gt__(self, other: object) -> bool:
+        return self._cmp(other) > 0
+
+    def __ge__(self, other: object) -> bool:
+        return self._cmp(other) >= 0
+
+    def __bool__(self) -> bool:
+        return bool(self.amount)
+
+    def rounded(self, mode: str = "half_up") -> Money:
+        """Round to the currency's minor unit (the one place amounts are rounded)."""
+        return Money(quantize(self.amount, minor_unit(self.currency), mode), self.currency)
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.currency}"

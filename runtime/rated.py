@@ -1,0 +1,191 @@
+"""What rating produces: lines with exact unrounded amounts, and a trace for the audit.
+
+``net`` keeps full precision (quantity × unit price); rounding happens once per line, to the
+currency's minor unit, when a line is put on an invoice (``RatedLine.net_rounded``). Totals are
+sums of rounded lines; VAT is computed per rate group (see ``RatingResult.tax_groups``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from runtime.money import ZERO, Money, minor_unit, quantize
+
+__all__ = ["RatedLine", "TraceEntry", "RatingResult", "Component"]
+
+
+class Component:
+    """The stable names of line components (one spelling across grammar, code and documents)."""
+
+    START_FEE = "start_fee"
+    FLAT = "flat"
+    ENERGY = "energy"
+    TIME = "time"
+    PARKING = "parking"
+    RESERVATION = "reservation"
+    CAP = "cap"
+    MIN_PRICE = "min_price"
+    MAX_PRICE = "max_price"
+    DISCOUNT = "discount"
+    BASE_FEE = "base_fee"
+    INCLUDED = "included"
+    TIER = "tier"
+    GOODWILL = "goodwill"
+
+    # OCPI CDR cost groups each component reports into
+    OCPI_GROUP = {
+        START_FEE: "fixed", FLAT: "fixed", ENERGY: "energy", TIME: "time", PARKING: "parking",
+        RESERVATION: "reservation",
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class RatedLine:
+    component: str
+    description: str
+    quantity: Decimal
+    unit: str
+    unit_price: Decimal
+    net: Decimal  # unrounded; == quantity * unit_price
+    tax_rate: Decimal  # percent, e.g. Decimal("19")
+    currency: str
+    rule: str  # "tariff ac_public, line 7: when time 22:00..06:00"
+    session_id: str = ""
+    # the OCPI group the amount belongs to (energy/time/parking/fixed/reservation), "" for others
+    group: str = ""
+    # tax inclusive amount override (OCPI min/max price clamp incl. VAT separately)
+    gross_override: Decimal | None = None
+
+    @property
+    def gross(self) -> Decimal:
+        if self.gross_override is not None:
+            return self.gross_override
+        return self.net * (1 + self.tax_rate / 100)
+
+    def net_rounded(self, mode: str = "half_up") -> Decimal:
+        return quantize(self.net, minor_unit(self.currency), mode)
+
+    def money(self) -> Money:
+        return Money(self.net, self.currency)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "component": self.component,
+            "description": self.description,
+            "quantity": _s(self.quantity),
+            "unit": self.unit,
+            "unit_price": _s(self.unit_price),
+            "net": _s(self.net),
+            "net_rounded": str(self.net_rounded()),
+            "tax_rate": _s(self.tax_rate),
+            "currency": self.currency,
+            "rule": self.rule,
+        }
+        if self.session_id:
+            d["session_id"] = self.session_id
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class TraceEntry:
+    """Why an amount is what it is: which rule fired for which stretch of the session."""
+
+    component: str
+    rule: str
+    start: str  # ISO UTC
+    end: str
+    quantity: Decimal
+    unit_price: Decimal
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"component": self.component, "rule": self.rule, "start": self.start, "end": self.end,
+             "quantity": _s(self.quantity), "unit_price": _s(self.unit_price)}
+        if self.note:
+            d["note"] = self.note
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class RatingResult:
+    session_id: str
+    ruleset: str
+    version: str
+    sha256: str
+    tariff: str
+    currency: str
+    lines: tuple[RatedLine, ...]
+    trace: tuple[TraceEntry, ...] = ()
+    # volumes the session consumed (kWh, hours) — what OCPI calls total_energy/time/parking_time
+    energy_kwh: Decimal = ZERO
+    time_h: Decimal = ZERO
+    parking_h: Decimal = ZERO
+    # state the caller must persist (discount uses, promotion budgets), keyed by discount name
+    consumed: tuple[tuple[str, Decimal], ...] = field(default=())
+
+    @property
+    def net_unrounded(self) -> Decimal:
+        return sum((ln.net for ln in self.lines), ZERO)
+
+    @property
+    def net_total(self) -> Decimal:
+        """Invoice net: the sum of lines each rounded to the minor unit."""
+        return sum((ln.net_rounded() for ln in self.lines), ZERO)
+
+    def tax_groups(self) -> dict[Decimal, tuple[Decimal, Decimal]]:
+        """Per VAT rate: (net of rounded lines, tax rounded once for the group)."""
+        groups: dict[Decimal, Decimal] = {}
+        for ln in self.lines:
+            groups[ln.tax_rate] = groups.get(ln.tax_rate, ZERO) + ln.net_rounded()
+        places = minor_unit(self.currency)
+        return {rate: (net, quantize(net * rate / 100, places)) for rate, net in groups.items()}
+
+    @property
+    def tax_total(self) -> Decimal:
+        return sum((t for _, t in self.tax_groups().values()), ZERO)
+
+    @property
+    def gross_total(self) -> Decimal:
+        return self.net_total + self.tax_total
+
+    def group_totals(self) -> dict[str, tuple[Decimal, Decimal]]:
+        """Unrounded (excl, incl) VAT per OCPI cost group, plus "total"."""
+        out: dict[str, tuple[Decimal, Decimal]] = {}
+        for ln in self.lines:
+            keys = ("total", ln.group) if ln.group else ("total",)
+            for k in keys:
+                e, i = out.get(k, (ZERO, ZERO))
+                out[k] = (e + ln.net, i + ln.gross)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        tg = self.tax_groups()
+        return {
+            "session_id": self.session_id,
+            "ruleset": self.ruleset,
+            "version": self.version,
+            "sha256": self.sha256,
+            "tariff": self.tariff,
+            "currency": self.currency,
+            "lines": [ln.to_dict() for ln in self.lines],
+            "totals": {
+                "net": str(self.net_total),
+                "tax": str(self.tax_total),
+                "gross": str(self.gross_total),
+                "net_unrounded": _s(self.net_unrounded),
+                "tax_groups": [{"rate": _s(r), "net": str(n), "tax": str(t)} for r, (n, t) in sorted(tg.items())],
+            },
+            "volumes": {"energy_kwh": _s(self.energy_kwh), "time_h": _s(self.time_h),
+                        "parking_h": _s(self.parking_h)},
+            "trace": [t.to_dict() for t in self.trace],
+        }
+
+
+def _s(d: Decimal) -> str:
+    """A decimal as a plain string without exponent and without trailing zeros noise."""
+    if d == d.to_integral_value():
+        return str(d.quantize(Decimal(1)))
+    s = format(d.normalize(), "f")
+    return s
