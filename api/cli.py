@@ -1,0 +1,83 @@
+"""The ``evbill`` command line: the project's stable public interface (DESIGN.md).
+
+Each subcommand lives in its own module and is imported lazily, so ``evbill check`` does not pay
+for Litestar or Temporal imports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, Sequence
+
+
+def _lazy(module: str, func: str = "main") -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        import importlib
+
+        return int(getattr(importlib.import_module(module), func)(args) or 0)
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="evbill", description="Open billing server for EV charging")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("serve", help="API on :8000, OCPP on :9000, worker, embedded Temporal and SQLite")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--ocpp-port", type=int, default=9000)
+    s.add_argument("--no-temporal", action="store_true", help="do not start Temporal or the worker")
+    s.set_defaults(func=_lazy("api.serve"))
+
+    s = sub.add_parser("demo", help="a whole simulated month on the embedded defaults; artefacts in ./out/")
+    s.add_argument("--out", default="out")
+    s.add_argument("--sessions", type=int, default=3000, help="sessions to simulate")
+    s.add_argument("--seed", type=int, default=7)
+    s.set_defaults(func=_lazy("api.demo"))
+
+    s = sub.add_parser("check", help="compile rulesets and print diagnostics; exit 1 on errors")
+    s.add_argument("files", nargs="+", metavar="FILE")
+    s.add_argument("--json", action="store_true", help="diagnostics as JSON lines")
+    s.set_defaults(func=_lazy("api.commands", "check"))
+
+    s = sub.add_parser("rate", help="rate sessions (JSON lines) with a ruleset; one JSON line per session")
+    s.add_argument("--ruleset", required=True, metavar="FILE")
+    s.add_argument("--tariff", metavar="NAME")
+    s.add_argument("--sessions", required=True, metavar="FILE.jsonl", help="'-' reads standard input")
+    s.add_argument("--series", action="append", default=[], metavar="NAME=FILE.csv",
+                   help="price series for index(NAME): CSV of 'start,value' rows (UTC ISO start)")
+    s.add_argument("--period", action="store_true",
+                   help="also rate the sessions as one billing period (products, tiers, discounts)")
+    s.set_defaults(func=_lazy("api.commands", "rate"))
+
+    o = sub.add_parser("ocpi", help="OCPI 2.2.1 tariff tools")
+    osub = o.add_subparsers(dest="ocpi_command", required=True, metavar="COMMAND")
+    s = osub.add_parser("import-tariff", help="print the DSL ruleset equivalent to an OCPI tariff")
+    s.add_argument("tariff", metavar="TARIFF.json")
+    s.set_defaults(func=_lazy("api.commands", "ocpi_import"))
+    s = osub.add_parser("price", help="price OCPI CDRs through the DSL")
+    s.add_argument("--tariff", required=True, metavar="TARIFF.json")
+    g = s.add_mutually_exclusive_group(required=True)
+    g.add_argument("--cdr", metavar="CDR.json")
+    g.add_argument("--cdrs", metavar="CDRS.jsonl")
+    s.add_argument("--tz", metavar="ZONE", help="evaluate restriction times in this IANA zone (default UTC)")
+    s.add_argument("--reservation-expired", action="store_true",
+                   help="price the reservation as expired (RESERVATION_EXPIRES elements)")
+    s.set_defaults(func=_lazy("api.commands", "ocpi_price"))
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
