@@ -1,0 +1,1 @@
+"""Documents: one model, many formats (UBL, CII, PDF, Factur-X)."""
