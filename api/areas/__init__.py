@@ -1,0 +1,1 @@
+"""One module per business area: schemas (Create/Update/Read triplets), services, controllers."""

@@ -1,0 +1,62 @@
+"""Partners (site hosts, eMSPs, fleets, sub-contractors) and the agreements that price them."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal, Optional
+
+from litestar import Router
+from pydantic import Field
+
+from api.crud import Ref, WriteModel, crud_router
+from api.schemas import Country, Id, read_of, update_of
+from store.errors import InvalidInput
+from store.models import Agreement, Partner
+from store.repo import Scope
+
+__all__ = ["router"]
+
+
+class PartnerCreate(WriteModel):
+    kind: Literal["site_host", "emsp", "fleet", "subcontractor"]
+    name: str = Field(min_length=1, max_length=200)
+    country_code: Country = ""
+    party_id: str = Field("", pattern=r"^([A-Z0-9]{3})?$", description="OCPI party id")
+    vat_id: str = Field("", max_length=30)
+    iban: str = Field("", max_length=34, pattern=r"^([A-Z]{2}[0-9]{2}[A-Z0-9]{1,30})?$")
+    email: str = Field("", max_length=200)
+
+
+PartnerUpdate = update_of(PartnerCreate, "PartnerUpdate")
+PartnerRead = read_of(PartnerCreate, "PartnerRead")
+
+
+class AgreementCreate(WriteModel):
+    partner_id: Id
+    kind: Literal["revenue_share", "roaming", "fleet", "service", "subcontract"]
+    reference: str = Field("", max_length=100)
+    ruleset_name: str = Field("", max_length=100)
+    rule_name: str = Field("", max_length=100, description="e.g. the revenue_share block in the ruleset")
+    valid_from: date
+    valid_to: Optional[date] = None
+    terms: dict[str, str] = Field(default_factory=dict, max_length=50)
+
+
+AgreementUpdate = update_of(AgreementCreate, "AgreementUpdate")
+AgreementRead = read_of(AgreementCreate, "AgreementRead")
+
+
+def _check_agreement(_scope: Scope, values: dict[str, Any], _existing: Any) -> None:
+    if values.get("valid_to") and values["valid_to"] < values["valid_from"]:
+        raise InvalidInput("agreement_ends_before_start", "valid_to is before valid_from")
+
+
+router = Router(path="/", route_handlers=[
+    crud_router(path="/partners", tag="partners", entity="partner", plural="partners", prefix="par",
+                model=Partner, create=PartnerCreate, update=PartnerUpdate, read=PartnerRead,
+                filters={"kind": str, "country_code": str, "party_id": str}, search_cols=("name", "email", "vat_id")),
+    crud_router(path="/agreements", tag="partners", entity="agreement", plural="agreements", prefix="agr",
+                model=Agreement, create=AgreementCreate, update=AgreementUpdate, read=AgreementRead,
+                filters={"partner_id": str, "kind": str}, search_cols=("reference", "ruleset_name"),
+                refs={"partner_id": Ref(Partner, "partner")}, clearable=("valid_to",), validate=_check_agreement),
+])

@@ -1,0 +1,117 @@
+"""Locations, charge points and EVSEs: where sessions happen, in which time zone, for which host."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from litestar import Router
+from pydantic import Field, field_validator
+
+from api.crud import Ref, WriteModel, crud_router
+from api.schemas import Country, DecimalStr, Id, RefId, read_of, update_of
+from store.errors import InvalidInput
+from store.models import ChargePoint, Evse, Location, Partner, Ruleset
+from store.repo import Scope
+
+__all__ = ["router", "valid_timezone"]
+
+
+def valid_timezone(v: str | None) -> str | None:
+    if v is None:
+        return v
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(f"unknown IANA time zone {v!r}") from None
+    return v
+
+
+class LocationCreate(WriteModel):
+    code: str = Field("", max_length=64, description="the location id chargers and CDRs use")
+    name: str = Field(min_length=1, max_length=200)
+    street: str = Field("", max_length=200)
+    postal_code: str = Field("", max_length=20)
+    city: str = Field("", max_length=100)
+    country: Country = Field(min_length=2)
+    timezone: str = Field(min_length=1, max_length=64, examples=["Europe/Berlin"])
+    latitude: Optional[DecimalStr] = None
+    longitude: Optional[DecimalStr] = None
+    site_host_id: RefId = None
+    ruleset_id: RefId = Field(None, description="ruleset that rates this site's sessions")
+
+    _tz = field_validator("timezone")(valid_timezone)
+
+
+LocationUpdate = update_of(LocationCreate, "LocationUpdate")
+LocationRead = read_of(LocationCreate, "LocationRead")
+
+
+class ChargePointCreate(WriteModel):
+    location_id: Id
+    identity: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:*-]+$",
+                          description="the OCPP charge point id (ws path), unique across tenants")
+    ocpp_version: Literal["1.6", "2.0.1"] = "1.6"
+    vendor: str = Field("", max_length=100)
+    model: str = Field("", max_length=100)
+    serial_number: str = Field("", max_length=100)
+    status: Literal["active", "inactive"] = "active"
+
+
+ChargePointUpdate = update_of(ChargePointCreate, "ChargePointUpdate")
+ChargePointRead = read_of(ChargePointCreate, "ChargePointRead")
+
+
+class EvseCreate(WriteModel):
+    location_id: Id
+    charge_point_id: RefId = None
+    evse_uid: str = Field(min_length=1, max_length=64)
+    connector_id: int = Field(1, ge=0, le=64)
+    power_type: Literal["AC", "DC"] = "AC"
+    max_power_kw: DecimalStr
+    status: Literal["available", "occupied", "out_of_order", "removed"] = "available"
+
+
+EvseUpdate = update_of(EvseCreate, "EvseUpdate")
+EvseRead = read_of(EvseCreate, "EvseRead")
+
+
+def _check_location(_scope: Scope, values: dict[str, Any], _existing: Any) -> None:
+    try:
+        valid_timezone(values.get("timezone"))
+    except ValueError as exc:
+        raise InvalidInput("unknown_timezone", str(exc)) from None
+    if values.get("site_host_id"):
+        host = _scope.repo(Partner, "partner", "par").get(values["site_host_id"])
+        if host.kind != "site_host":
+            raise InvalidInput("not_a_site_host", f"partner {host.id!r} is a {host.kind}, not a site_host")
+
+
+def _check_evse(scope: Scope, values: dict[str, Any], _existing: Any) -> None:
+    if values.get("charge_point_id"):
+        cp = scope.repo(ChargePoint, "charge_point", "cp").get(values["charge_point_id"])
+        if cp.location_id != values["location_id"]:
+            raise InvalidInput("charge_point_location_mismatch", "the charge point is at another location")
+    from decimal import Decimal
+
+    if Decimal(str(values["max_power_kw"])) <= 0:
+        raise InvalidInput("invalid_power", "max_power_kw must be positive")
+
+
+router = Router(path="/", route_handlers=[
+    crud_router(path="/locations", tag="sites", entity="location", plural="locations", prefix="loc",
+                model=Location, create=LocationCreate, update=LocationUpdate, read=LocationRead,
+                filters={"country": str, "site_host_id": str, "code": str}, search_cols=("name", "city", "code"),
+                refs={"site_host_id": Ref(Partner, "partner"), "ruleset_id": Ref(Ruleset, "ruleset")},
+                clearable=("site_host_id", "ruleset_id", "latitude", "longitude"), validate=_check_location),
+    crud_router(path="/charge-points", tag="sites", entity="charge_point", plural="charge_points", prefix="cp",
+                model=ChargePoint, create=ChargePointCreate, update=ChargePointUpdate, read=ChargePointRead,
+                filters={"location_id": str, "status": str}, search_cols=("identity", "vendor", "model"),
+                refs={"location_id": Ref(Location, "location")}, hide=("password_sha256",)),
+    crud_router(path="/evses", tag="sites", entity="evse", plural="evses", prefix="evse", model=Evse,
+                create=EvseCreate, update=EvseUpdate, read=EvseRead,
+                filters={"location_id": str, "charge_point_id": str, "power_type": str, "status": str},
+                search_cols=("evse_uid",),
+                refs={"location_id": Ref(Location, "location"), "charge_point_id": Ref(ChargePoint, "charge_point")},
+                clearable=("charge_point_id",), validate=_check_evse),
+])

@@ -1,0 +1,220 @@
+"""Shared route plumbing: the route decorators every area uses (operation ids, guards, documented
+problem responses), cursor pages, and a factory for the plain CRUD resources.
+
+Plain resources (customers, tokens, locations, ...) differ only in their schemas, filters and
+references, so their controllers are generated here instead of being copied nine times; areas with
+behaviour of their own (rulesets, sessions) write their handlers by hand with the same decorators.
+"""
+
+from __future__ import annotations
+
+import inspect
+from contextlib import contextmanager
+from typing import Annotated, Any, Callable, Iterator, Sequence
+
+from litestar import Request, Router, delete, get, patch, post, put
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Parameter
+from pydantic import BaseModel, ConfigDict, create_model
+from sqlmodel import SQLModel
+
+from api.auth import actor_of, allow
+from api.errors import PROBLEM_MEDIA_TYPE, Problem
+from store.repo import Repo, Scope
+
+__all__ = ["route", "open_scope", "ReadModel", "WriteModel", "page_of", "crud_router", "Ref",
+           "LimitParam", "CursorParam", "SearchParam"]
+
+LimitParam = Annotated[int, Parameter(ge=1, le=200, description="page size")]
+CursorParam = Annotated[str | None, Parameter(max_length=200, description="next_cursor of the previous page")]
+SearchParam = Annotated[str | None, Parameter(max_length=100, description="case-insensitive search")]
+
+
+class ReadModel(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class WriteModel(BaseModel):
+    # unknown fields are an error, not silently dropped: typos in field names must be visible
+    model_config = ConfigDict(extra="forbid")
+
+
+def _problems(*statuses: int) -> dict[int, ResponseSpec]:
+    return {s: ResponseSpec(data_container=Problem, media_type=PROBLEM_MEDIA_TYPE,
+                            description=f"problem ({s})") for s in statuses}
+
+
+_METHODS = {"GET": get, "POST": post, "PATCH": patch, "DELETE": delete, "PUT": put}
+
+
+def route(method: str, path: str, *, operation_id: str, roles: str, summary: str = "",
+          status_code: int | None = None, extra_problems: Sequence[int] = (), **kw: Any) -> Callable[..., Any]:
+    """A route with its operation id, role guard and every problem it can answer documented."""
+    problems = [400, 401, 403, 404, 409, 422, *extra_problems]
+    opts: dict[str, Any] = dict(
+        operation_id=operation_id, guards=[allow(roles)], opt={"roles": roles},
+        responses=_problems(*sorted(set(problems))), summary=summary or None, sync_to_thread=True,
+    )
+    if status_code is not None:
+        opts["status_code"] = status_code
+    opts.update(kw)
+
+    def decorate(fn: Callable[..., Any]) -> Any:
+        if inspect.iscoroutinefunction(fn):
+            opts.pop("sync_to_thread", None)
+        return _METHODS[method](path, **opts)(fn)
+
+    return decorate
+
+
+@contextmanager
+def open_scope(request: Request[Any, Any, Any]) -> Iterator[Scope]:
+    with request.app.state.sessions() as db:
+        yield Scope(db, actor_of(request))
+
+
+_pages: dict[type[BaseModel], type[BaseModel]] = {}
+
+
+def page_of(read: type[BaseModel]) -> type[BaseModel]:
+    if read not in _pages:
+        name = read.__name__.removesuffix("Read") + "Page"
+        _pages[read] = create_model(name, items=(list[read], ...), next_cursor=(str | None, None))  # type: ignore[valid-type]
+    return _pages[read]
+
+
+class Ref:
+    """A field that names another object of the same tenant."""
+
+    def __init__(self, model: type[SQLModel], entity: str) -> None:
+        self.model = model
+        self.entity = entity
+
+    def check(self, scope: Scope, value: str | None) -> None:
+        Repo(scope, self.model, self.entity, "").exists(value)
+
+
+def crud_router(
+    *, path: str, tag: str, entity: str, plural: str, prefix: str, model: type[SQLModel],
+    create: type[BaseModel], update: type[BaseModel], read: type[BaseModel],
+    read_roles: str = "read", write_roles: str = "write", filters: dict[str, Any] | None = None,
+    json_filters: dict[str, str] | None = None, search_cols: Sequence[str] = (),
+    refs: dict[str, Ref] | None = None, hide: Sequence[str] = (), clearable: Sequence[str] = (),
+    validate: Callable[[Scope, dict[str, Any], Any], None] | None = None,
+    deletable: bool = True,
+) -> Router:
+    """List/create/get/update/delete for one tenant-scoped table.
+
+    ``filters`` maps query parameter names (equal to column names) to their types;
+    ``json_filters`` maps a query parameter to a JSON-list column it must contain;
+    ``validate(scope, values, existing)`` checks cross-field rules before writing.
+    """
+    filters = filters or {}
+    json_filters = json_filters or {}
+    refs = refs or {}
+    page = page_of(read)
+    id_name = f"{entity}_id"
+    item = f"{path}/{{{id_name}:str}}"
+
+    def _repo(scope: Scope) -> Repo[Any]:
+        return scope.repo(model, entity, prefix)
+
+    def _to_read(obj: Any) -> BaseModel:
+        return read.model_validate(obj, from_attributes=True)
+
+    def list_items(request: Request[Any, Any, Any], limit: int = 50, cursor: str | None = None,
+                   q: str | None = None, **kw: Any) -> Any:
+        with open_scope(request) as scope:
+            rows, nxt = _repo(scope).page(
+                filters={k: kw.get(k) for k in filters}, json_contains={c: kw.get(p) for p, c in json_filters.items()},
+                search=q, search_cols=search_cols, cursor=cursor, limit=limit)
+            return page(items=[_to_read(r) for r in rows], next_cursor=nxt)
+
+    params = [
+        inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+        inspect.Parameter("limit", inspect.Parameter.KEYWORD_ONLY, default=50),
+        inspect.Parameter("cursor", inspect.Parameter.KEYWORD_ONLY, default=None),
+    ]
+    ann: dict[str, Any] = {"request": Request, "limit": LimitParam, "cursor": CursorParam, "return": page}
+    if search_cols:
+        params.append(inspect.Parameter("q", inspect.Parameter.KEYWORD_ONLY, default=None))
+        ann["q"] = SearchParam
+    for name, typ in {**filters, **{p: str for p in json_filters}}.items():
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None))
+        ann[name] = Annotated[typ | None, Parameter(description=f"only {plural} with this {name}")]
+
+    def list_handler(**kw: Any) -> Any:
+        return list_items(**kw)
+
+    list_handler.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    list_handler.__annotations__ = ann
+    list_handler.__name__ = f"list_{plural}"
+
+    def check_refs(scope: Scope, values: dict[str, Any]) -> None:
+        for field, ref in refs.items():
+            if values.get(field) is not None:
+                ref.check(scope, values[field])
+
+    def create_handler(request: Request[Any, Any, Any], data: Any) -> Any:
+        with open_scope(request) as scope:
+            values = data.model_dump()
+            check_refs(scope, values)
+            if validate:
+                validate(scope, values, None)
+            obj = _repo(scope).create(values, hide=hide)
+            scope.commit()
+            return _to_read(obj)
+
+    create_handler.__annotations__ = {"request": Request, "data": create, "return": read}
+    create_handler.__name__ = f"create_{entity}"
+
+    def get_handler(request: Request[Any, Any, Any], **kw: Any) -> Any:
+        with open_scope(request) as scope:
+            return _to_read(_repo(scope).get(kw[id_name]))
+
+    id_param = [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+                inspect.Parameter(id_name, inspect.Parameter.KEYWORD_ONLY)]
+    get_handler.__signature__ = inspect.Signature(id_param)  # type: ignore[attr-defined]
+    get_handler.__annotations__ = {"request": Request, id_name: str, "return": read}
+    get_handler.__name__ = f"get_{entity}"
+
+    def update_handler(request: Request[Any, Any, Any], data: Any, **kw: Any) -> Any:
+        with open_scope(request) as scope:
+            repo = _repo(scope)
+            obj = repo.get(kw[id_name])
+            changes = {k: v for k, v in data.model_dump(exclude_unset=True).items()
+                       if v is not None or k in clearable}
+            check_refs(scope, changes)
+            if validate:
+                validate(scope, {**obj.model_dump(), **changes}, obj)
+            repo.update(obj, changes, hide=hide)
+            scope.commit()
+            return _to_read(obj)
+
+    update_handler.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [*id_param, inspect.Parameter("data", inspect.Parameter.KEYWORD_ONLY)])
+    update_handler.__annotations__ = {"request": Request, id_name: str, "data": update, "return": read}
+    update_handler.__name__ = f"update_{entity}"
+
+    def delete_handler(request: Request[Any, Any, Any], **kw: Any) -> None:
+        with open_scope(request) as scope:
+            repo = _repo(scope)
+            repo.delete(repo.get(kw[id_name]), hide=hide)
+            scope.commit()
+
+    delete_handler.__signature__ = inspect.Signature(id_param)  # type: ignore[attr-defined]
+    delete_handler.__annotations__ = {"request": Request, id_name: str, "return": None}
+    delete_handler.__name__ = f"delete_{entity}"
+
+    handlers = [
+        route("GET", path, operation_id=f"list_{plural}", roles=read_roles, summary=f"List {plural}")(list_handler),
+        route("POST", path, operation_id=f"create_{entity}", roles=write_roles, status_code=201,
+              summary=f"Create a {entity}")(create_handler),
+        route("GET", item, operation_id=f"get_{entity}", roles=read_roles, summary=f"Get a {entity}")(get_handler),
+        route("PATCH", item, operation_id=f"update_{entity}", roles=write_roles,
+              summary=f"Update a {entity}")(update_handler),
+    ]
+    if deletable:
+        handlers.append(route("DELETE", item, operation_id=f"delete_{entity}", roles=write_roles,
+                              status_code=204, summary=f"Delete a {entity}")(delete_handler))
+    return Router(path="/", route_handlers=handlers, tags=[tag])

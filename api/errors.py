@@ -1,0 +1,106 @@
+"""The one place where failures become HTTP: ``application/problem+json`` (RFC 9457) with a stable
+snake_case ``code``. Bad input is always a 4xx; a 500 carries no traceback."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+    ValidationException,
+    MethodNotAllowedException,
+)
+from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError
+
+from store.errors import DomainError
+
+__all__ = ["Problem", "PROBLEM_MEDIA_TYPE", "exception_handlers", "problem"]
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+log = logging.getLogger("evbill.api")
+
+
+class Problem(BaseModel):
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str = ""
+    errors: list[dict[str, Any]] = []
+
+
+_TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+           405: "Method Not Allowed", 409: "Conflict", 413: "Payload Too Large",
+           415: "Unsupported Media Type", 422: "Unprocessable Content", 429: "Too Many Requests",
+           500: "Internal Server Error"}
+
+_HTTP_CODES = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
+               415: "unsupported_media_type", 422: "invalid_input", 429: "rate_limited",
+               500: "internal_error"}
+
+
+def problem(status: int, code: str, detail: str = "", errors: list[dict[str, Any]] | None = None,
+            headers: dict[str, str] | None = None) -> Response[dict[str, Any]]:
+    body = {"type": f"https://evbill.dev/problems/{code}", "title": _TITLES.get(status, "Error"),
+            "status": status, "code": code, "detail": detail, "errors": errors or []}
+    return Response(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def _clean_errors(extra: Any) -> list[dict[str, Any]]:
+    out = []
+    for e in extra if isinstance(extra, list) else []:
+        if isinstance(e, dict):
+            out.append({"key": str(e.get("key", "")), "message": str(e.get("message", "")),
+                        "source": str(e.get("source", ""))})
+    return out
+
+
+def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    detail = exc.detail or "the request is not valid"
+    code = "malformed_body" if "decode" in detail.lower() or "json" in detail.lower() else "validation_failed"
+    return problem(400, code, detail, _clean_errors(exc.extra))
+
+
+def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    status = exc.status_code
+    code = _HTTP_CODES.get(status, "http_error")
+    headers = dict(exc.headers or {})
+    if status == 401:
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="evbill"')
+    if status >= 500:
+        return problem(500, "internal_error", "an unexpected error occurred")
+    return problem(status, code, exc.detail or _TITLES.get(status, ""), _clean_errors(exc.extra), headers)
+
+
+def _domain(_: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
+    errors = exc.extra.get("errors") if isinstance(exc.extra.get("errors"), list) else []
+    return problem(exc.status, exc.code, exc.message, errors)
+
+
+def _integrity(_: Request[Any, Any, Any], exc: IntegrityError) -> Response[Any]:
+    return problem(409, "constraint_violation", "the change violates a database constraint")
+
+
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem(500, "internal_error", "an unexpected error occurred")
+
+
+exception_handlers: dict[Any, Any] = {
+    ValidationException: _validation,
+    NotAuthorizedException: _http,
+    PermissionDeniedException: _http,
+    NotFoundException: _http,
+    MethodNotAllowedException: _http,
+    HTTPException: _http,
+    DomainError: _domain,
+    IntegrityError: _integrity,
+    Exception: _unexpected,
+}

@@ -1,0 +1,137 @@
+"""Compiling stored rulesets and rating sessions with them.
+
+Compiled rulesets are cached by content hash (the DSL contract: a compiled ruleset is a pure
+function of its source), so a batch of thousands of sessions compiles each version once.
+Which version rates a session: the one in force at the session start, i.e. the latest
+``effective_from <= start`` (ties: the higher version), taken from the location's ruleset when it
+has one, else from all of the tenant's rulesets.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Sequence
+
+from sqlalchemy import select
+
+from store.errors import InvalidInput
+from store.models import RulesetVersion
+from store.repo import Scope
+
+__all__ = ["compile_source", "compiled", "VersionIndex", "rating_context", "dsl_available"]
+
+_CACHE_MAX = 128
+_cache: OrderedDict[str, Any] = OrderedDict()
+_lock = threading.Lock()
+
+
+def dsl_available() -> bool:
+    try:
+        from dsl import compile_ruleset  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def compile_source(source: str, filename: str = "<ruleset>") -> Any:
+    """Compile ``source`` (uncached: drafts are compiled once when uploaded)."""
+    try:
+        from dsl import compile_ruleset
+    except ImportError:
+        raise InvalidInput("dsl_unavailable", "the pricing DSL compiler is not installed") from None
+    return compile_ruleset(source, filename)
+
+
+def compiled(sha256: str, source: str, filename: str = "<ruleset>") -> Any:
+    """The compiled ruleset for a stored source, from the cache when possible."""
+    with _lock:
+        hit = _cache.get(sha256)
+        if hit is not None:
+            _cache.move_to_end(sha256)
+            return hit
+    res = compile_source(source, filename)
+    if not res.ok or res.ruleset is None:
+        raise InvalidInput("ruleset_does_not_compile", f"stored ruleset {filename} no longer compiles")
+    with _lock:
+        _cache[sha256] = res.ruleset
+        while len(_cache) > _CACHE_MAX:
+            _cache.popitem(last=False)
+    return res.ruleset
+
+
+@dataclass
+class VersionIndex:
+    """All published versions of one tenant, ready for 'which version was in force at t'."""
+
+    by_ruleset: dict[str, list[RulesetVersion]]
+    everything: list[RulesetVersion]
+
+    @classmethod
+    def load(cls, scope: Scope) -> VersionIndex:
+        rows = list(scope.db.execute(
+            select(RulesetVersion).where(RulesetVersion.tenant_id == scope.tenant_id)
+            .order_by(RulesetVersion.effective_from, RulesetVersion.version)).scalars())
+        by: dict[str, list[RulesetVersion]] = {}
+        for v in rows:
+            by.setdefault(v.ruleset_id, []).append(v)
+        return cls(by, rows)
+
+    @staticmethod
+    def _pick(versions: Sequence[RulesetVersion], at: datetime) -> RulesetVersion | None:
+        keys = [v.effective_from for v in versions]
+        i = bisect.bisect_right(keys, at)
+        return versions[i - 1] if i else None
+
+    def in_force(self, at: datetime, ruleset_id: str | None = None) -> RulesetVersion | None:
+        if ruleset_id:
+            return self._pick(self.by_ruleset.get(ruleset_id, []), at)
+        return self._pick(self.everything, at)
+
+
+def rating_context(scope: Scope, ruleset: Any, start: datetime, end: datetime) -> Any:
+    """A ``RatingContext`` with the tenant's price series over ``start..end`` (None if not needed)."""
+    try:
+        from runtime.rating import RatingContext
+    except ImportError:
+        return None
+    series = _load_series(scope, start, end)
+    if not series:
+        return RatingContext()
+    try:
+        return RatingContext(series=series)
+    except TypeError:
+        return RatingContext()
+
+
+def _load_series(scope: Scope, start: datetime, end: datetime) -> dict[str, Any]:
+    try:
+        from runtime.rating import PriceSeries as RuntimeSeries  # type: ignore[attr-defined]
+    except ImportError:
+        return {}
+    from datetime import timedelta
+
+    from store.models import PricePoint, PriceSeries
+
+    rows = scope.db.execute(
+        select(PriceSeries.name, PricePoint.start, PricePoint.value)
+        .join(PricePoint, PricePoint.series_id == PriceSeries.id)
+        .where(PriceSeries.tenant_id == scope.tenant_id,
+               PricePoint.start >= start - timedelta(days=1), PricePoint.start <= end)
+        .order_by(PriceSeries.name, PricePoint.start)).all()
+    points: dict[str, list[tuple[datetime, Any]]] = {}
+    for name, at, value in rows:
+        points.setdefault(name, []).append((at, value))
+    out: dict[str, Any] = {}
+    for name, pts in points.items():
+        try:
+            out[name] = RuntimeSeries(name, tuple(pts))
+        except TypeError:
+            try:
+                out[name] = RuntimeSeries.from_points(name, pts)  # type: ignore[attr-defined]
+            except Exception:  # noqa: BLE001  (an unknown series shape must not stop rating)
+                continue
+    return out

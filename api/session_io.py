@@ -1,0 +1,494 @@
+"""Sessions in: the JSON shape of ``evbill rate``, OCPI 2.2.1 CDRs and CSV, all turned into the
+same facts dict, enriched from the tenant's data (location time zone, token -> contract ->
+customer groups and product), rated with the version in force at the session start, and stored
+idempotently by external id.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal, Optional, Sequence
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import insert, or_, select, update
+
+from api.crud import ReadModel, WriteModel
+from api.rating import VersionIndex, compiled, rating_context
+from api.schemas import DecimalStr
+from runtime.sessions import SessionFacts, SessionInputError
+from store.errors import InvalidInput
+from store.models import (ChargingPeriodRow, ChargingSession, Contract, Customer, Location, Partner,
+                          RatedLineRow, RulesetVersion, SessionRating, Token)
+from store.repo import Scope
+from store.types import new_id, utcnow
+
+__all__ = ["SessionIn", "CdrIn", "ImportResult", "rate_facts", "import_sessions", "rerate", "parse_csv",
+           "cdr_to_facts", "MAX_BATCH"]
+
+MAX_BATCH = 5000
+
+
+# --- input shapes -------------------------------------------------------------------------------
+
+class PeriodIn(WriteModel):
+    start: AwareDatetime
+    energy_kwh: DecimalStr = "0"
+    time_h: DecimalStr = "0"
+    parking_h: DecimalStr = "0"
+    reservation_h: DecimalStr = "0"
+    max_power_kw: Optional[DecimalStr] = None
+
+
+class MeterValueIn(WriteModel):
+    at: AwareDatetime
+    energy_wh: DecimalStr
+    power_w: Optional[DecimalStr] = None
+
+
+class SessionIn(WriteModel):
+    """A session in the ``evbill rate`` JSON shape; ``id`` is the external id (idempotency key)."""
+
+    id: str = Field(min_length=1, max_length=100)
+    start: AwareDatetime
+    end: AwareDatetime
+    charging_end: Optional[AwareDatetime] = None
+    energy_kwh: DecimalStr = "0"
+    location_id: str = Field("", max_length=64, description="location code (or evbill id)")
+    evse_id: str = Field("", max_length=64)
+    country: str = Field("", max_length=2)
+    timezone: str = Field("", max_length=64)
+    power_type: Literal["AC", "DC"] = "AC"
+    max_power_kw: Optional[DecimalStr] = None
+    token_uid: str = Field("", max_length=64)
+    token_type: str = Field("", max_length=20)
+    customer_groups: list[str] = Field(default_factory=list, max_length=20)
+    product: str = Field("", max_length=100)
+    partner: str = Field("", max_length=64)
+    roaming: bool = False
+    promo_codes: list[str] = Field(default_factory=list, max_length=20)
+    tariff: Optional[str] = Field(None, max_length=100)
+    periods: Optional[list[PeriodIn]] = Field(None, max_length=500)
+    meter_values: Optional[list[MeterValueIn]] = Field(None, max_length=5000)
+
+    def to_facts_dict(self) -> dict[str, Any]:
+        d = self.model_dump(mode="json", exclude_none=True)
+        d.pop("tariff", None)
+        return d
+
+
+class CdrDimension(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    type: str = Field(max_length=30)
+    volume: Decimal
+
+
+class CdrChargingPeriod(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    start_date_time: AwareDatetime
+    dimensions: list[CdrDimension] = Field(min_length=1, max_length=20)
+    tariff_id: Optional[str] = Field(None, max_length=36)
+
+
+class CdrToken(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    uid: str = Field(max_length=36)
+    type: str = Field("RFID", max_length=20)
+    contract_id: str = Field("", max_length=36)
+    country_code: str = Field("", max_length=2)
+    party_id: str = Field("", max_length=3)
+
+
+class CdrLocation(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str = Field(max_length=36)
+    country: str = Field("", max_length=3)
+    evse_uid: str = Field("", max_length=36)
+    evse_id: str = Field("", max_length=48)
+    connector_power_type: str = Field("AC_3_PHASE", max_length=20)
+
+
+class CdrIn(BaseModel):
+    """The parts of an OCPI 2.2.1 CDR that rating needs (other fields are accepted and ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
+    id: str = Field(min_length=1, max_length=39)
+    start_date_time: AwareDatetime
+    end_date_time: AwareDatetime
+    cdr_token: CdrToken
+    cdr_location: CdrLocation
+    currency: str = Field("EUR", max_length=3)
+    charging_periods: list[CdrChargingPeriod] = Field(min_length=1, max_length=500)
+    total_energy: Decimal
+    total_time: Decimal
+    total_parking_time: Optional[Decimal] = None
+
+
+_DIMENSIONS = {"ENERGY": "energy_kwh", "TIME": "time_h", "PARKING_TIME": "parking_h",
+               "RESERVATION_TIME": "reservation_h", "MAX_POWER": "max_power_kw", "MIN_POWER": "min_power_kw",
+               "MAX_CURRENT": "max_current_a", "MIN_CURRENT": "min_current_a"}
+_TOKEN_TYPES = {"RFID": "rfid", "APP_USER": "app", "AD_HOC_USER": "adhoc", "OTHER": "other"}
+
+
+def cdr_to_facts(cdr: CdrIn) -> dict[str, Any]:
+    periods = []
+    for p in sorted(cdr.charging_periods, key=lambda p: p.start_date_time):
+        row: dict[str, Any] = {"start": p.start_date_time.isoformat()}
+        for dim in p.dimensions:
+            key = _DIMENSIONS.get(dim.type.upper())
+            if key:
+                row[key] = format(dim.volume, "f")
+        periods.append(row)
+    return {
+        "id": cdr.id, "start": cdr.start_date_time.isoformat(), "end": cdr.end_date_time.isoformat(),
+        "energy_kwh": format(cdr.total_energy, "f"), "periods": periods,
+        "location_id": cdr.cdr_location.id, "evse_id": cdr.cdr_location.evse_uid or cdr.cdr_location.evse_id,
+        "country": cdr.cdr_location.country[:2] if len(cdr.cdr_location.country) == 2 else "",
+        "power_type": "DC" if cdr.cdr_location.connector_power_type.upper() == "DC" else "AC",
+        "token_uid": cdr.cdr_token.uid, "token_type": _TOKEN_TYPES.get(cdr.cdr_token.type.upper(), "other"),
+        "partner": cdr.cdr_token.party_id,
+    }
+
+
+_CSV_LIST_FIELDS = ("customer_groups", "promo_codes")
+
+
+def parse_csv(text: str) -> list[tuple[str, dict[str, Any] | None, str]]:
+    """Rows of a CSV export -> (external id, facts dict or None, error). Unknown columns are
+    ignored (exports carry extra columns); list columns split on ``|``."""
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames or not {"id", "start", "end"} <= {f.strip() for f in reader.fieldnames if f}:
+        raise InvalidInput("csv_header_missing", "the CSV needs a header with at least id, start, end")
+    known = set(SessionIn.model_fields) - {"periods", "meter_values"}
+    out: list[tuple[str, dict[str, Any] | None, str]] = []
+    for row in reader:
+        clean: dict[str, Any] = {}
+        for k, v in row.items():
+            if k is None or v is None:
+                continue
+            k = k.strip()
+            if k not in known or v.strip() == "":
+                continue
+            v = v.strip()
+            if k in _CSV_LIST_FIELDS:
+                clean[k] = [x for x in v.split("|") if x]
+            elif k == "roaming":
+                clean[k] = v.lower() in ("1", "true", "yes")
+            else:
+                clean[k] = v
+        ext = str(clean.get("id", ""))
+        try:
+            s = SessionIn.model_validate(clean)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            loc = ".".join(str(x) for x in first.get("loc", ()))
+            out.append((ext, None, f"{loc}: {first.get('msg', 'invalid')}"))
+            continue
+        facts = s.to_facts_dict()
+        if s.tariff:
+            facts["tariff"] = s.tariff
+        out.append((s.id, facts, ""))
+    return out
+
+
+# --- rating -------------------------------------------------------------------------------------
+
+def rate_facts(scope: Scope, rs: Any, facts_dict: dict[str, Any], tariff: str | None,
+               ctx: Any = None) -> tuple[bool, dict[str, Any] | None, str | None, str | None]:
+    """Rate one facts dict (simulation: nothing stored)."""
+    try:
+        facts = SessionFacts.from_dict(facts_dict)
+    except (SessionInputError, TypeError, ValueError, AttributeError) as exc:
+        return False, None, "invalid_session", str(exc)
+    if ctx is None:
+        ctx = rating_context(scope, rs, facts.start, facts.end)
+    try:
+        result = rs.rate(facts, ctx, tariff=tariff)
+    except Exception as exc:  # noqa: BLE001  (a rating failure is reported per session, never a 500)
+        return False, None, "rating_failed", str(exc) or type(exc).__name__
+    return True, result.to_dict(), None, None
+
+
+# --- import -------------------------------------------------------------------------------------
+
+class ImportItem(ReadModel):
+    index: int
+    external_id: str
+    status: Literal["created", "unchanged", "failed"]
+    session_id: Optional[str] = None
+    rating_status: Optional[str] = None
+    code: Optional[str] = None
+    message: Optional[str] = None
+
+
+class ImportResult(ReadModel):
+    created: int
+    unchanged: int
+    failed: int
+    items: list[ImportItem]
+
+
+@dataclass
+class Incoming:
+    external_id: str
+    source: str
+    facts: dict[str, Any] | None
+    error: str = ""
+    tariff: str | None = None
+
+
+def _payload_sha(facts: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(facts, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _enrich(scope: Scope, batch: Sequence[Incoming]) -> dict[str, dict[str, Any]]:
+    """Look up locations and tokens of the whole batch in a few queries; returns per external id
+    the columns that link the session to the tenant's objects."""
+    refs = {i.facts.get("location_id", "") for i in batch if i.facts} - {""}
+    uids = {i.facts.get("token_uid", "") for i in batch if i.facts} - {""}
+    locs: dict[str, Location] = {}
+    if refs:
+        for loc in scope.db.execute(select(Location).where(
+                Location.tenant_id == scope.tenant_id,
+                or_(Location.code.in_(refs), Location.id.in_(refs)))).scalars():  # type: ignore[attr-defined]
+            locs[loc.id] = loc
+            if loc.code:
+                locs[loc.code] = loc
+    toks: dict[str, tuple[Token, Contract | None, Customer | None, Partner | None]] = {}
+    if uids:
+        rows = scope.db.execute(
+            select(Token, Contract, Customer, Partner)
+            .outerjoin(Contract, Contract.id == Token.contract_id)
+            .outerjoin(Customer, Customer.id == Contract.customer_id)
+            .outerjoin(Partner, Partner.id == Token.issuing_partner_id)
+            .where(Token.tenant_id == scope.tenant_id, Token.uid.in_(uids))).all()  # type: ignore[attr-defined]
+        for tok, con, cus, par in rows:
+            toks[tok.uid] = (tok, con, cus, par)
+    links: dict[str, dict[str, Any]] = {}
+    for item in batch:
+        f = item.facts
+        if f is None:
+            continue
+        link: dict[str, Any] = {"location_id": None, "site_host_id": None, "token_id": None,
+                                "customer_id": None, "contract_id": None}
+        loc = locs.get(f.get("location_id", ""))
+        if loc is not None:
+            link["location_id"], link["site_host_id"] = loc.id, loc.site_host_id
+            f.setdefault("timezone", loc.timezone)
+            f.setdefault("country", loc.country)
+            if not f.get("timezone"):
+                f["timezone"] = loc.timezone
+            if not f.get("country"):
+                f["country"] = loc.country
+            f.setdefault("site_id", loc.code or loc.id)
+        hit = toks.get(f.get("token_uid", ""))
+        if hit is not None:
+            tok, con, cus, par = hit
+            link["token_id"] = tok.id
+            if not f.get("token_type"):
+                f["token_type"] = tok.kind
+            if par is not None and not f.get("partner"):
+                f["partner"] = par.party_id or par.id
+            if con is not None:
+                link["contract_id"] = con.id
+                if not f.get("product"):
+                    f["product"] = con.product
+            if cus is not None:
+                link["customer_id"] = cus.id
+                f["customer_id"] = cus.id
+                if not f.get("customer_groups"):
+                    f["customer_groups"] = list(cus.groups or [])
+        links[item.external_id] = link
+    return links
+
+
+def _rating_rows(scope: Scope, session_id: str, seq: int, version: RulesetVersion, result: Any,
+                 reason: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    rating_id = new_id("rat")
+    rating = {
+        "id": rating_id, "tenant_id": scope.tenant_id, "session_id": session_id, "seq": seq, "reason": reason,
+        "ruleset_version_id": version.id, "sha256": version.sha256, "tariff": str(result.tariff or ""),
+        "currency": result.currency, "net_total": result.net_total, "tax_total": result.tax_total,
+        "gross_total": result.gross_total, "trace": [t.to_dict() for t in result.trace],
+        "rated_by": scope.actor.user_id, "rated_at": utcnow(),
+    }
+    lines = [{
+        "tenant_id": scope.tenant_id, "rating_id": rating_id, "session_id": session_id, "seq": i,
+        "component": ln.component, "description": ln.description[:300], "quantity": ln.quantity,
+        "unit": ln.unit, "unit_price": ln.unit_price, "net": ln.net, "net_rounded": ln.net_rounded(),
+        "tax_rate": ln.tax_rate, "currency": ln.currency, "rule": ln.rule[:500], "cost_group": ln.group,
+    } for i, ln in enumerate(result.lines, 1)]
+    return rating, lines
+
+
+def import_sessions(scope: Scope, batch: Sequence[Incoming]) -> ImportResult:
+    """Store and rate a batch; same external id with the same content is 'unchanged', with other
+    content a failure (``external_id_conflict``): a stored session is never overwritten by import."""
+    items: list[ImportItem] = []
+    todo: list[tuple[int, Incoming]] = []
+    seen: dict[str, str] = {}
+    shas: dict[str, str] = {}
+    for idx, inc in enumerate(batch):
+        if inc.facts is None:
+            items.append(ImportItem(index=idx, external_id=inc.external_id, status="failed",
+                                    code="invalid_session", message=inc.error))
+            continue
+        shas[inc.external_id] = sha = _payload_sha(inc.facts)
+        if inc.external_id in seen:
+            same = seen[inc.external_id] == sha
+            items.append(ImportItem(index=idx, external_id=inc.external_id, status="unchanged" if same else "failed",
+                                    code=None if same else "external_id_conflict",
+                                    message=None if same else "the batch holds this external id twice"))
+            continue
+        seen[inc.external_id] = sha
+        todo.append((idx, inc))
+    existing: dict[str, tuple[str, str]] = {}
+    ext_ids = [inc.external_id for _, inc in todo]
+    for chunk in range(0, len(ext_ids), 900):
+        for sid, ext, sha in scope.db.execute(select(
+                ChargingSession.id, ChargingSession.external_id, ChargingSession.payload_sha256).where(
+                ChargingSession.tenant_id == scope.tenant_id,
+                ChargingSession.external_id.in_(ext_ids[chunk:chunk + 900]))):  # type: ignore[attr-defined]
+            existing[ext] = (sid, sha)
+    fresh: list[tuple[int, Incoming]] = []
+    for idx, inc in todo:
+        if inc.external_id in existing:
+            sid, sha = existing[inc.external_id]
+            same = sha == shas[inc.external_id]
+            items.append(ImportItem(index=idx, external_id=inc.external_id, session_id=sid,
+                                    status="unchanged" if same else "failed",
+                                    code=None if same else "external_id_conflict",
+                                    message=None if same else "a session with this external id exists with other data"))
+        else:
+            fresh.append((idx, inc))
+    links = _enrich(scope, [inc for _, inc in fresh])
+    versions = VersionIndex.load(scope)
+    parsed: list[tuple[int, Incoming, SessionFacts]] = []
+    for idx, inc in fresh:
+        assert inc.facts is not None
+        try:
+            parsed.append((idx, inc, SessionFacts.from_dict(inc.facts)))
+        except (SessionInputError, TypeError, ValueError, AttributeError) as exc:
+            items.append(ImportItem(index=idx, external_id=inc.external_id, status="failed",
+                                    code="invalid_session", message=str(exc)))
+    ctx_by_version: dict[str, Any] = {}
+    if parsed:
+        lo = min(f.start for _, _, f in parsed)
+        hi = max(f.end for _, _, f in parsed)
+    session_rows, rating_rows, line_rows, period_rows = [], [], [], []
+    now = utcnow()
+    for idx, inc, facts in parsed:
+        link = links.get(inc.external_id, {})
+        sid = new_id("ses")
+        loc_ruleset = None
+        if link.get("location_id"):
+            loc_ruleset = _location_ruleset(scope, link["location_id"])
+        version = versions.in_force(facts.start, loc_ruleset)
+        status, error, rating_id, totals = "unrated", "", None, (None, None, None, "")
+        energy = facts.energy_kwh
+        if facts.periods:
+            energy = sum((p.energy_kwh for p in facts.periods), Decimal(0))
+        if version is None:
+            error = f"no_ruleset_in_force: no published ruleset version in force at {facts.start.isoformat()}"
+        else:
+            try:
+                rs = compiled(version.sha256, version.source)
+                if version.id not in ctx_by_version:
+                    ctx_by_version[version.id] = rating_context(scope, rs, lo, hi)
+                result = rs.rate(facts, ctx_by_version[version.id], tariff=inc.tariff)
+            except Exception as exc:  # noqa: BLE001  (stored as rating_failed; the import goes on)
+                status, error = "rating_failed", f"rating_failed: {exc}"[:1000]
+            else:
+                rating, lines = _rating_rows(scope, sid, 1, version, result, "import")
+                rating_rows.append(rating)
+                line_rows.extend(lines)
+                status, rating_id = "rated", rating["id"]
+                totals = (result.net_total, result.tax_total, result.gross_total, result.currency)
+        session_rows.append({
+            "id": sid, "tenant_id": scope.tenant_id, "external_id": inc.external_id, "source": inc.source,
+            "payload_sha256": shas[inc.external_id], "start": facts.start, "end": facts.end, "energy_kwh": energy,
+            "location_ref": facts.location_id[:64], "evse_ref": facts.evse_id[:64], "token_uid": facts.token_uid[:64],
+            "location_id": link.get("location_id"), "site_host_id": link.get("site_host_id"),
+            "token_id": link.get("token_id"), "customer_id": link.get("customer_id"),
+            "contract_id": link.get("contract_id"), "tariff": inc.tariff or "", "facts": inc.facts,
+            "status": status, "rating_error": error, "current_rating_id": rating_id, "currency": totals[3],
+            "net_total": totals[0], "tax_total": totals[1], "gross_total": totals[2], "created_at": now,
+        })
+        for i, p in enumerate(facts.periods or (), 1):
+            period_rows.append({"tenant_id": scope.tenant_id, "session_id": sid, "seq": i, "start": p.start,
+                                "end": p.end, "energy_kwh": p.energy_kwh, "time_h": p.time_h,
+                                "parking_h": p.parking_h, "max_power_kw": p.max_power_kw})
+        items.append(ImportItem(index=idx, external_id=inc.external_id, status="created", session_id=sid,
+                                rating_status=status, code=error.split(":")[0] if error else None,
+                                message=error or None))
+    if session_rows:
+        scope.db.execute(insert(ChargingSession), session_rows)
+        if rating_rows:
+            scope.db.execute(insert(SessionRating), rating_rows)
+        if line_rows:
+            scope.db.execute(insert(RatedLineRow), line_rows)
+        if period_rows:
+            scope.db.execute(insert(ChargingPeriodRow), period_rows)
+        scope.audit("session.import", "charging_session", "", None, {
+            "count": len(session_rows), "source": batch[0].source if batch else "",
+            "sessions": [{"id": r["id"], "external_id": r["external_id"], "payload_sha256": r["payload_sha256"],
+                          "status": r["status"]} for r in session_rows]})
+    scope.commit()
+    items.sort(key=lambda i: i.index)
+    return ImportResult(created=sum(i.status == "created" for i in items),
+                        unchanged=sum(i.status == "unchanged" for i in items),
+                        failed=sum(i.status == "failed" for i in items), items=items)
+
+
+_loc_rs_cache: dict[str, str | None] = {}
+
+
+def _location_ruleset(scope: Scope, location_id: str) -> str | None:
+    return scope.db.execute(select(Location.ruleset_id).where(Location.id == location_id)).scalar()
+
+
+def rerate(scope: Scope, session: ChargingSession, reason: str, version_id: str | None = None) -> SessionRating:
+    """Rate again and append the result; earlier ratings stay as history."""
+    if version_id:
+        version = scope.repo(RulesetVersion, "ruleset_version", "rsv").get(version_id)
+    else:
+        start = session.start
+        loc_rs = _location_ruleset(scope, session.location_id) if session.location_id else None
+        version = VersionIndex.load(scope).in_force(start, loc_rs)
+        if version is None:
+            raise InvalidInput("no_ruleset_in_force", f"no published ruleset version in force at {start.isoformat()}")
+    try:
+        facts = SessionFacts.from_dict(session.facts)
+    except (SessionInputError, TypeError, ValueError) as exc:
+        raise InvalidInput("invalid_session", str(exc)) from None
+    rs = compiled(version.sha256, version.source)
+    try:
+        result = rs.rate(facts, rating_context(scope, rs, facts.start, facts.end), tariff=session.tariff or None)
+    except Exception as exc:  # noqa: BLE001
+        raise InvalidInput("rating_failed", str(exc) or type(exc).__name__) from None
+    seq = (scope.db.execute(select(SessionRating.seq).where(SessionRating.session_id == session.id)
+                            .order_by(SessionRating.seq.desc()).limit(1)).scalar() or 0) + 1  # type: ignore[attr-defined]
+    rating, lines = _rating_rows(scope, session.id, seq, version, result, reason)
+    scope.db.execute(insert(SessionRating), [rating])
+    if lines:
+        scope.db.execute(insert(RatedLineRow), lines)
+    before = {"current_rating_id": session.current_rating_id, "gross_total": session.gross_total,
+              "status": session.status}
+    scope.db.execute(update(ChargingSession).where(ChargingSession.id == session.id).values(
+        current_rating_id=rating["id"], status="rated", rating_error="", currency=result.currency,
+        net_total=result.net_total, tax_total=result.tax_total, gross_total=result.gross_total))
+    scope.audit("session.rerate", "charging_session", session.id, before,
+                {"current_rating_id": rating["id"], "gross_total": result.gross_total, "status": "rated",
+                 "ruleset_version_id": version.id, "reason": reason})
+    scope.commit()
+    got = scope.db.get(SessionRating, rating["id"])
+    assert got is not None
+    return got
+
+
+_ = (datetime,)

@@ -1,0 +1,118 @@
+"""The audit log: append-only and chained by hashes, one chain per tenant.
+
+Each entry stores the previous entry's hash and ``sha256(prev_hash + canonical JSON of its own
+content)``. Editing, deleting or reordering any entry breaks every later link, which
+``verify_chain`` reports. Appending locks the tenant row, so two writers cannot fork the chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Iterable
+
+from sqlalchemy import event, select, update
+from sqlalchemy.orm import Session
+
+from store.models import AuditEntry, Tenant
+from store.types import utcnow
+
+__all__ = ["GENESIS", "Actor", "append_audit", "entry_hash", "verify_chain", "ChainBreak", "jsonable"]
+
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    tenant_id: str
+    user_id: str
+    role: str
+    partner_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChainBreak:
+    seq: int
+    reason: str
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON for audit snapshots: decimals and times as strings, never floats."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return value
+
+
+def _content(e: AuditEntry) -> dict[str, Any]:
+    return {
+        "tenant_id": e.tenant_id, "seq": e.seq, "at": e.at.isoformat(), "actor_id": e.actor_id,
+        "actor_role": e.actor_role, "action": e.action, "entity": e.entity, "entity_id": e.entity_id,
+        "before": e.before, "after": e.after,
+    }
+
+
+def entry_hash(e: AuditEntry) -> str:
+    body = json.dumps(_content(e), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256((e.prev_hash + body).encode()).hexdigest()
+
+
+def append_audit(db: Session, actor: Actor, action: str, entity: str, entity_id: str = "",
+                 before: dict[str, Any] | None = None, after: dict[str, Any] | None = None) -> AuditEntry:
+    """Append one entry inside the caller's transaction (it commits with the change it records)."""
+    # SELECT ... FOR UPDATE on PostgreSQL; SQLite serialises writers on its own
+    head = db.execute(
+        select(Tenant.audit_seq, Tenant.audit_head).where(Tenant.id == actor.tenant_id).with_for_update()
+    ).one()
+    seq = head.audit_seq + 1
+    entry = AuditEntry(
+        tenant_id=actor.tenant_id, seq=seq, at=utcnow().replace(microsecond=0),
+        actor_id=actor.user_id, actor_role=actor.role, action=action, entity=entity,
+        entity_id=entity_id, before=jsonable(before) if before is not None else None,
+        after=jsonable(after) if after is not None else None,
+        prev_hash=head.audit_head or GENESIS, hash="",
+    )
+    entry.hash = entry_hash(entry)
+    db.add(entry)
+    db.execute(update(Tenant).where(Tenant.id == actor.tenant_id).values(audit_seq=seq, audit_head=entry.hash))
+    return entry
+
+
+def verify_chain(entries: Iterable[AuditEntry], head: str | None = None) -> list[ChainBreak]:
+    """Check the links of one tenant's entries in ``seq`` order; ``head`` is the hash the tenant
+    row says is last (catches truncation of the newest entries). An empty list means intact."""
+    breaks: list[ChainBreak] = []
+    prev = GENESIS
+    expected_seq = 1
+    last = GENESIS
+    for e in entries:
+        if e.seq != expected_seq:
+            breaks.append(ChainBreak(e.seq, f"expected entry {expected_seq}, found {e.seq}"))
+        if e.prev_hash != prev:
+            breaks.append(ChainBreak(e.seq, "prev_hash does not match the previous entry"))
+        if entry_hash(e) != e.hash:
+            breaks.append(ChainBreak(e.seq, "content does not match its hash"))
+        prev = e.hash
+        last = e.hash
+        expected_seq = e.seq + 1
+    if head is not None and (head or GENESIS) != last:
+        breaks.append(ChainBreak(expected_seq - 1, "chain head does not match the last entry"))
+    return breaks
+
+
+@event.listens_for(AuditEntry, "before_update")
+def _refuse_update(*_: Any) -> None:
+    raise PermissionError("audit entries are append-only")
+
+
+@event.listens_for(AuditEntry, "before_delete")
+def _refuse_delete(*_: Any) -> None:
+    raise PermissionError("audit entries are append-only")

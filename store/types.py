@@ -1,0 +1,102 @@
+"""Column types that keep money and time exact on every database we run on.
+
+SQLite has no decimal type (SQLAlchemy's ``Numeric`` goes through float there), so amounts are
+stored as decimal strings on SQLite and as ``NUMERIC`` on PostgreSQL; either way a ``Decimal``
+comes back exactly as it went in. Timestamps are stored as UTC and always come back aware.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import DateTime, Numeric, String
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+__all__ = ["ExactDecimal", "UTCDateTime", "new_id", "utcnow"]
+
+
+class ExactDecimal(TypeDecorator[Decimal]):
+    """``Decimal`` stored without ever passing through a float."""
+
+    impl = String(64)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            # unconstrained NUMERIC keeps every digit rating produced
+            return dialect.type_descriptor(Numeric(asdecimal=True))
+        return dialect.type_descriptor(String(64))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, float):
+            raise TypeError("refusing to store a float as money: use Decimal")
+        d = value if isinstance(value, Decimal) else Decimal(str(value))
+        if dialect.name == "postgresql":
+            return d
+        return format(d, "f")
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        return value if isinstance(value, Decimal) else Decimal(str(value))
+
+    @property
+    def python_type(self) -> type[Decimal]:
+        return Decimal
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC timestamps on both dialects (SQLite drops offsets, so we re-attach UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected datetime, found {type(value).__name__}")
+        if value.tzinfo is None:
+            raise ValueError("refusing a naive timestamp: every stored time is aware UTC")
+        value = value.astimezone(timezone.utc)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+    @property
+    def python_type(self) -> type[datetime]:
+        return datetime
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+_last_ms = 0
+_counter = 0
+
+
+def new_id(prefix: str) -> str:
+    """Sortable ids (``cus_<time><counter><random>``): creation order is id order, which is what
+    cursor pagination walks, and the prefix tells an operator what kind of object an id names."""
+    global _last_ms, _counter
+    ms = int(time.time() * 1000)
+    if ms == _last_ms:
+        _counter += 1
+    else:
+        _last_ms, _counter = ms, 0
+    return f"{prefix}_{ms:012x}{_counter & 0xFFFF:04x}{os.urandom(5).hex()}"
