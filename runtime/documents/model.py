@@ -10,6 +10,7 @@ payable = gross - prepaid. Dates arrive as data; nothing here reads the clock.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -121,6 +122,9 @@ def exemption_for(category: VatCategory, language: str) -> tuple[str | None, str
         return None, None
     code, texts = _EXEMPTIONS[category]
     return code, texts.get(language, texts["en"])
+
+
+_HEX_COLOUR = re.compile(r"#(?:[0-9a-fA-F]{3}){1,2}")
 
 
 def _dec(value: object) -> Decimal:
@@ -306,6 +310,12 @@ class Branding:
     secondary_color: str = "#e8eef5"
     legal_lines: tuple[str, ...] = ()
     show_evbill: bool = False  # white-label by default: no trace of evbill on the page
+
+    def __post_init__(self) -> None:
+        # colours go into a stylesheet, so only plain hex colours are accepted
+        for colour in (self.primary_color, self.secondary_color):
+            if not _HEX_COLOUR.fullmatch(colour):
+                raise ValueError(f"not a hex colour: {colour!r}, expected e.g. '#1f3a5f'")
 
 
 @dataclass(frozen=True)
