@@ -321,7 +321,7 @@ class _ToAst(Transformer[Token, Any]):
         title = ""
         if unit is None:
             unit = "session"
-        elif rest and isinstance(rest[0], Token) and rest[0].type in ("ENERGY_UNIT", "TIME_UNIT"):
+        elif rest and isinstance(rest[0], Token) and rest[0].type in ("ENERGY_UNIT", "TIME_UNIT", "ANY_UNIT"):
             unit = _norm_unit(str(rest.pop(0)))
         if rest and isinstance(rest[0], Token) and rest[0].type == "STRING":
             title = _str(rest.pop(0))

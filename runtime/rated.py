@@ -8,6 +8,7 @@ sums of rounded lines; VAT is computed per rate group (see ``RatingResult.tax_gr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -94,11 +95,19 @@ class TraceEntry:
 
     component: str
     rule: str
-    start: str  # ISO UTC
-    end: str
+    start_ms: int  # UTC epoch milliseconds (formatted only when serialised: rating stays fast)
+    end_ms: int
     quantity: Decimal
     unit_price: Decimal
     note: str = ""
+
+    @property
+    def start(self) -> str:
+        return _iso(self.start_ms)
+
+    @property
+    def end(self) -> str:
+        return _iso(self.end_ms)
 
     def to_dict(self) -> dict[str, Any]:
         d = {"component": self.component, "rule": self.rule, "start": self.start, "end": self.end,
@@ -181,6 +190,10 @@ class RatingResult:
                         "parking_h": _s(self.parking_h)},
             "trace": [t.to_dict() for t in self.trace],
         }
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def _s(d: Decimal) -> str:

@@ -1,0 +1,475 @@
+"""Checked AST -> rating programs. Compiled once per ruleset content (cached by sha256).
+
+Conditions become generated Python predicates over the segment environment (``runtime.rating.Env``)
+so the hot path runs plain bytecode with constants bound as defaults, not an AST interpreter.
+A ``CompiledRuleset`` keeps its source and sha256: only ``(name, version, sha)`` needs to travel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections import OrderedDict
+from datetime import date
+from decimal import Decimal
+from fnmatch import translate
+from typing import Any, Callable, Mapping, Sequence
+
+from dsl import ast as A
+from dsl.checker import check, walk_atoms
+from dsl.diagnostics import Diagnostic, render_all
+from dsl.parser import parse
+from dsl.printer import cond_text, price_text
+from runtime.rating import (
+    UNIT_SIZE, DiscountProgram, Env, PeriodResult, PriceSeries, PricedRule, ProductProgram, RatingContext,
+    RulesetMeta, TariffProgram, rate_period, rate_session,
+)
+from runtime.rated import RatingResult
+from runtime.sessions import SessionFacts
+
+__all__ = ["compile_ruleset", "CompileResult", "CompiledRuleset", "RulesetError"]
+
+_DYNAMIC_ATOMS = {"time", "days", "date", "holiday", "power", "current", "energy", "duration"}
+
+
+class RulesetError(ValueError):
+    """Raised by ``CompiledRuleset.from_source`` when the source has errors (rendered text)."""
+
+
+class CompileResult:
+    __slots__ = ("ruleset", "diagnostics", "source", "filename")
+
+    def __init__(self, ruleset: CompiledRuleset | None, diagnostics: list[Diagnostic], source: str, filename: str):
+        self.ruleset = ruleset
+        self.diagnostics = diagnostics
+        self.source = source
+        self.filename = filename
+
+    @property
+    def ok(self) -> bool:
+        return self.ruleset is not None
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.is_error]
+
+    def render(self) -> str:
+        return render_all(self.diagnostics, self.source)
+
+
+class CompiledRuleset:
+    """A checked, compiled ruleset. Immutable; rate() is a pure function."""
+
+    def __init__(self, ast: A.Ruleset, source: str, sha256: str, tariffs: Mapping[str, TariffProgram],
+                 discounts: Sequence[DiscountProgram], products: Mapping[str, ProductProgram],
+                 default_tariff: str | None):
+        self.ast = ast
+        self.source = source
+        self.sha256 = sha256
+        self.name = ast.name
+        self.currency = ast.currency
+        self.timezone = ast.timezone
+        self.version = ast.version
+        self.rounding = ast.rounding
+        self.tariffs = dict(tariffs)
+        self.discounts = tuple(discounts)
+        self.products = dict(products)
+        self.default_tariff = default_tariff
+        self.meta = RulesetMeta(ast.name, ast.version, sha256, ast.currency, ast.timezone, ast.rounding)
+
+    @property
+    def tariff_names(self) -> tuple[str, ...]:
+        return tuple(self.tariffs)
+
+    @property
+    def product_names(self) -> tuple[str, ...]:
+        return tuple(self.products)
+
+    @classmethod
+    def from_source(cls, source: str, filename: str = "<ruleset>") -> CompiledRuleset:
+        res = compile_ruleset(source, filename)
+        if res.ruleset is None:
+            raise RulesetError(res.render())
+        return res.ruleset
+
+    def tariff_for(self, s: SessionFacts, tariff: str | None = None) -> TariffProgram:
+        if tariff is not None:
+            try:
+                return self.tariffs[tariff]
+            except KeyError:
+                raise KeyError(f"ruleset '{self.name}' has no tariff '{tariff}'") from None
+        if s.product:
+            p = self.products.get(s.product)
+            if p is not None and p.tariff:
+                return self.tariffs[p.tariff]
+        if self.default_tariff:
+            return self.tariffs[self.default_tariff]
+        if not self.tariffs:
+            raise KeyError(f"ruleset '{self.name}' has no tariff")
+        return next(iter(self.tariffs.values()))
+
+    def rate(self, session: SessionFacts, ctx: RatingContext | None = None, tariff: str | None = None) -> RatingResult:
+        return rate_session(self.tariff_for(session, tariff), self.discounts, self.meta, session, ctx)
+
+    def rate_many(self, sessions: Sequence[SessionFacts], ctx: RatingContext | None = None,
+                  tariff: str | None = None) -> list[RatingResult]:
+        """Rate sessions in order, carrying discount uses and promotion budgets from one to the next."""
+        ctx = ctx or RatingContext()
+        uses: dict[tuple[str, str], int] = {}
+        period: dict[str, int] = {}
+        budget: dict[str, Decimal] = dict(ctx.budget_used)
+        out = []
+        for s in sorted(sessions, key=lambda x: x.start):
+            c = RatingContext(series=ctx.series, tz=ctx.tz, version=ctx.version, reservation=ctx.reservation,
+                              uses={k[1]: v for k, v in uses.items() if k[0] == s.customer_id} | dict(ctx.uses),
+                              period_uses=period | dict(ctx.period_uses), budget_used=budget)
+            r = self.rate(s, c, tariff)
+            for name, amount in r.consumed:
+                uses[(s.customer_id, name)] = uses.get((s.customer_id, name), 0) + 1
+                period[name] = period.get(name, 0) + 1
+                budget[name] = budget.get(name, Decimal(0)) + amount
+            out.append(r)
+        return out
+
+    def rate_period(self, results: Sequence[RatingResult], product: str | None = None, months: int = 1,
+                    goodwill: Decimal = Decimal(0)) -> PeriodResult:
+        p = self.products.get(product) if product else None
+        if product and p is None:
+            raise KeyError(f"ruleset '{self.name}' has no product '{product}'")
+        return rate_period(results, p, self.currency, months, goodwill)
+
+
+# ---------------------------------------------------------------- cache
+_CACHE: OrderedDict[tuple[str, str], CompileResult] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+_CACHE_SIZE = 128
+
+
+def compile_ruleset(source: str, filename: str = "<ruleset>") -> CompileResult:
+    """Parse, check and compile. Never raises for bad input: errors come back as diagnostics."""
+    sha = hashlib.sha256(source.encode("utf-8")).hexdigest()
+    key = (sha, filename)
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None:
+            _CACHE.move_to_end(key)
+            return hit
+    outcome = parse(source, filename)
+    if outcome.ruleset is None:
+        res = CompileResult(None, outcome.diagnostics, source, filename)
+    else:
+        diags = check(outcome.ruleset, filename)
+        diags.sort(key=lambda d: (d.span.line, d.span.col, d.code))
+        if any(d.is_error for d in diags):
+            res = CompileResult(None, diags, source, filename)
+        else:
+            res = CompileResult(_Compiler(outcome.ruleset, source, sha).build(), diags, source, filename)
+    with _CACHE_LOCK:
+        _CACHE[key] = res
+        if len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return res
+
+
+# ---------------------------------------------------------------- code generation
+class _Codegen:
+    """Builds a Python expression for a condition, with constants passed as default arguments."""
+
+    def __init__(self, rs: A.Ruleset):
+        self.rs = rs
+        self.consts: dict[str, Any] = {}
+
+    def const(self, value: Any) -> str:
+        name = f"_k{len(self.consts)}"
+        self.consts[name] = value
+        return name
+
+    def expr(self, c: A.Cond) -> str:
+        if isinstance(c, A.And):
+            return "(" + " and ".join(self.expr(x) for x in _order(c.items)) + ")"
+        if isinstance(c, A.Or):
+            return "(" + " or ".join(self.expr(x) for x in c.items) + ")"
+        if isinstance(c, A.Not):
+            return f"(not {self.expr(c.item)})"
+        return self.atom(c)
+
+    def atom(self, a: A.Atom) -> str:
+        k, args = a.kind, a.args
+        if k == "always":
+            return "True"
+        if k == "time":
+            s, e = _sod(str(args[0])), _sod(str(args[1]))
+            if s == e:
+                return "True"
+            if s < e:
+                return f"({s} <= e.sod < {e})"
+            return f"(e.sod >= {s} or e.sod < {e})"
+        if k == "days":
+            return f"(e.wd in {self.const(frozenset(int(str(x)) for x in args))})"
+        if k == "date":
+            lo = date.fromisoformat(str(args[0])).toordinal()
+            if args[1] is None:
+                return f"(e.day >= {lo})"
+            hi = date.fromisoformat(str(args[1])).toordinal()
+            return f"({lo} <= e.day < {hi})"
+        if k == "holiday":
+            region = str(args[0]) or self.rs.holidays
+            return f"{self.const(_holiday_checker(region))}(e.date)"
+        if k == "ac":
+            return "(e.s.power_type == 'AC')"
+        if k == "dc":
+            return "(e.s.power_type == 'DC')"
+        if k in ("power", "current"):
+            attr = "pw" if k == "power" else "cur"
+            op, value = str(args[0]), args[1]
+            # an unknown power or current does not rule a tariff element out (as in OCPI)
+            return f"(e.{attr} is None or e.{attr} {_pyop(op)} {self.const(value)})"
+        if k == "energy":
+            op, value, unit = str(args[0]), args[1], str(args[2])
+            assert isinstance(value, Decimal)
+            return f"(e.kwh {_pyop(op)} {self.const(value * UNIT_SIZE[unit])})"
+        if k == "duration":
+            op, value, unit = str(args[0]), args[1], str(args[2])
+            assert isinstance(value, Decimal)
+            ms = int(value * UNIT_SIZE[unit] * 1000)
+            return f"(e.el {_pyop(op)} {ms})"
+        if k in ("location", "site", "evse", "partner", "country"):
+            attr = {"location": "location_id", "site": "site_id", "evse": "evse_id", "partner": "partner",
+                    "country": "country"}[k]
+            return f"{self.const(_matcher([str(x) for x in args], k == 'country'))}(e.s.{attr})"
+        if k == "group":
+            return f"(not e.s.customer_groups.isdisjoint({self.const(frozenset(str(x) for x in args))}))"
+        if k == "product":
+            return f"(e.s.product in {self.const(frozenset(str(x) for x in args))})"
+        if k == "token":
+            return f"(e.s.token_type in {self.const(frozenset(str(x).lower() for x in args))})"
+        if k == "roaming":
+            return "e.s.roaming"
+        if k == "local":
+            return "(not e.s.roaming)"
+        if k == "reservation":
+            return "(e.resv is not None)"
+        if k == "reservation_expires":
+            return "(e.resv == 'RESERVATION_EXPIRES')"
+        if k == "code":
+            return f"({self.const(str(args[0]))} in e.s.promo_codes)"
+        raise AssertionError(f"unhandled condition {k}")
+
+    def function(self, c: A.Cond) -> Callable[[Env], bool]:
+        body = self.expr(c)
+        params = "".join(f", {n}={n}" for n in self.consts)
+        src = f"def pred(e{params}):\n    return bool({body})\n"
+        ns: dict[str, Any] = dict(self.consts)
+        exec(compile(src, f"<condition {cond_text(c)}>", "exec"), ns)  # noqa: S102 - generated from the AST
+        fn: Callable[[Env], bool] = ns["pred"]
+        fn.__doc__ = cond_text(c)
+        return fn
+
+
+def _order(items: tuple[A.Cond, ...]) -> list[A.Cond]:
+    """Cheap session-level tests first: they usually decide a conjunction."""
+    def cost(c: A.Cond) -> int:
+        return 1 if any(a.kind in _DYNAMIC_ATOMS for a in walk_atoms(c)) else 0
+    return sorted(items, key=cost)
+
+
+def _pyop(op: str) -> str:
+    return "==" if op == "=" else op
+
+
+def _sod(t: str) -> int:
+    h, m = t.split(":")
+    return int(h) * 3600 + int(m) * 60
+
+
+def _matcher(patterns: list[str], upper: bool) -> Callable[[str], bool]:
+    exact = frozenset(p.upper() if upper else p for p in patterns if not any(ch in p for ch in "*?["))
+    globs = [p for p in patterns if any(ch in p for ch in "*?[")]
+    rx = re.compile("|".join(translate(p) for p in globs)) if globs else None
+
+    def match(value: str) -> bool:
+        v = value.upper() if upper else value
+        return v in exact or (rx is not None and rx.match(v) is not None)
+
+    return match
+
+
+_HOLIDAY_CACHE: dict[str, Callable[[date | None], bool]] = {}
+
+
+def _holiday_checker(region: str) -> Callable[[date | None], bool]:
+    if region in _HOLIDAY_CACHE:
+        return _HOLIDAY_CACHE[region]
+    import holidays
+
+    country, _, sub = region.partition("-")
+    cal = holidays.country_holidays(country, subdiv=sub or None)
+
+    def is_holiday(d: date | None) -> bool:
+        return d is not None and d in cal
+
+    _HOLIDAY_CACHE[region] = is_holiday
+    return is_holiday
+
+
+def _price_fn(e: A.PriceExpr) -> tuple[Decimal | None, Callable[[int, Mapping[str, PriceSeries]], Decimal] | None]:
+    """A constant price, or a function of (epoch ms, series) for indexed prices."""
+    def ev(x: A.PriceExpr) -> Callable[[int, Mapping[str, PriceSeries]], Decimal]:
+        if isinstance(x, A.Num):
+            v = x.value
+            return lambda ms, ser: v
+        if isinstance(x, A.Index):
+            name = x.series
+
+            def lookup(ms: int, ser: Mapping[str, PriceSeries]) -> Decimal:
+                s = ser.get(name)
+                if s is None:
+                    from runtime.rating import MissingPrice
+
+                    raise MissingPrice(f"price series '{name}' was not supplied")
+                return s.at(ms)
+            return lookup
+        if isinstance(x, A.Neg):
+            f = ev(x.operand)
+            return lambda ms, ser: -f(ms, ser)
+        lf, rf = ev(x.left), ev(x.right)
+        if x.op == "+":
+            return lambda ms, ser: lf(ms, ser) + rf(ms, ser)
+        if x.op == "-":
+            return lambda ms, ser: lf(ms, ser) - rf(ms, ser)
+        if x.op == "*":
+            return lambda ms, ser: lf(ms, ser) * rf(ms, ser)
+        return lambda ms, ser: lf(ms, ser) / rf(ms, ser)
+
+    if not _has_index(e):
+        return ev(e)(0, {}), None
+    return None, ev(e)
+
+
+def _has_index(e: A.PriceExpr) -> bool:
+    if isinstance(e, A.Index):
+        return True
+    if isinstance(e, A.BinOp):
+        return _has_index(e.left) or _has_index(e.right)
+    if isinstance(e, A.Neg):
+        return _has_index(e.operand)
+    return False
+
+
+def _series_of(e: A.PriceExpr) -> list[str]:
+    if isinstance(e, A.Index):
+        return [e.series]
+    if isinstance(e, A.BinOp):
+        return _series_of(e.left) + _series_of(e.right)
+    if isinstance(e, A.Neg):
+        return _series_of(e.operand)
+    return []
+
+
+class _Compiler:
+    def __init__(self, rs: A.Ruleset, source: str, sha: str):
+        self.rs = rs
+        self.source = source
+        self.sha = sha
+
+    def build(self) -> CompiledRuleset:
+        rs = self.rs
+        tariffs = {t.name: self.tariff(t) for t in rs.tariffs}
+        discounts = [self.discount(d, i) for i, d in enumerate(rs.discounts)]
+        products = {p.name: self.product(p) for p in rs.products}
+        return CompiledRuleset(rs, self.source, self.sha, tariffs, discounts, products,
+                               rs.default_tariff.value if rs.default_tariff else None)
+
+    def tariff(self, t: A.Tariff) -> TariffProgram:
+        rs = self.rs
+        vat = t.vat if t.vat is not None else Decimal(0)
+        by_kind: dict[str, list[PricedRule]] = {}
+        day_seconds: set[int] = set()
+        durations: set[int] = set()
+        energies: set[Decimal] = set()
+        series: set[str] = set()
+        needs_time = needs_power = False
+        for idx, rule in enumerate(t.rules):
+            pred = None
+            if rule.condition is not None and not (isinstance(rule.condition, A.Atom)
+                                                   and rule.condition.kind == "always"):
+                pred = _Codegen(rs).function(rule.condition)
+                for a in walk_atoms(rule.condition):
+                    if a.kind == "time":
+                        day_seconds.update((_sod(str(a.args[0])) % 86400, _sod(str(a.args[1])) % 86400))
+                        needs_time = True
+                    elif a.kind in ("days", "date", "holiday"):
+                        day_seconds.add(0)
+                        needs_time = True
+                    elif a.kind == "duration":
+                        v = a.args[1]
+                        assert isinstance(v, Decimal)
+                        durations.add(int(v * UNIT_SIZE[str(a.args[2])] * 1000))
+                    elif a.kind == "energy":
+                        v = a.args[1]
+                        assert isinstance(v, Decimal)
+                        energies.add(v * UNIT_SIZE[str(a.args[2])])
+                    elif a.kind in ("power", "current"):
+                        needs_power = True
+            for cd in rule.components:
+                const, fn = _price_fn(cd.price)
+                series.update(_series_of(cd.price))
+                grace_ms = grace_idle = None
+                if cd.after is not None:
+                    amount, unit, idle = cd.after
+                    if idle:
+                        grace_idle = amount * UNIT_SIZE[unit]
+                    else:
+                        grace_ms = int(amount * UNIT_SIZE[unit] * 1000)
+                        durations.add(grace_ms)
+                step = cd.step[0] * UNIT_SIZE[cd.step[1]] if cd.step is not None else None
+                label = f"tariff {t.name}, line {cd.span.line}: " + (
+                    rule.label if rule.condition is not None else "base")
+                title = cd.title or _default_title(cd, rule)
+                by_kind.setdefault(cd.kind, []).append(PricedRule(
+                    kind=cd.kind, label=label, title=title, predicate=pred, price=const, price_fn=fn,
+                    unit=cd.unit, vat=cd.vat if cd.vat is not None else vat, step=step,
+                    grace_ms=grace_ms, grace_idle=grace_idle, cap=cd.cap, rule_index=idx))
+        dynamic = bool(day_seconds or durations or energies or series)
+        return TariffProgram(
+            name=t.name, title=t.title, currency=rs.currency, timezone=rs.timezone,
+            rules={k: tuple(v) for k, v in by_kind.items()}, vat=vat, min_price=t.min_price, max_price=t.max_price,
+            day_seconds=tuple(sorted(day_seconds)), duration_ms=tuple(sorted(durations)),
+            energy_kwh=tuple(sorted(energies)), series=tuple(sorted(series)), dynamic=dynamic,
+            needs_local_time=needs_time, needs_power=needs_power)
+
+    def discount(self, d: A.Discount, order: int) -> DiscountProgram:
+        pred = _Codegen(self.rs).function(d.condition) if d.condition is not None else None
+        return DiscountProgram(
+            name=d.name, title=d.title, label=f"discount {d.name}, line {d.span.line}", target=d.target,
+            percent=d.percent, fixed=d.fixed, predicate=pred,
+            valid_from=date.fromisoformat(d.valid_from).toordinal() if d.valid_from else None,
+            valid_until=date.fromisoformat(d.valid_until).toordinal() if d.valid_until else None,
+            once=d.once, exclusive=d.exclusive, priority=d.priority, code=d.code, budget=d.budget,
+            budget_uses=d.budget_uses, tariffs=frozenset(n.value for n in d.tariffs), order=order)
+
+    def product(self, p: A.Product) -> ProductProgram:
+        vat = p.vat
+        if vat is None and p.tariff is not None:
+            t = next((t for t in self.rs.tariffs if t.name == p.tariff.value), None)
+            vat = t.vat if t is not None else None
+        return ProductProgram(
+            name=p.name, title=p.title, tariff=p.tariff.value if p.tariff else None, fee=p.fee,
+            included_kwh=p.included_kwh, included_sessions=p.included_sessions, tier_mode=p.tier_mode,
+            tiers=tuple((t.lower, t.upper, t.price) for t in p.tiers), vat=vat if vat is not None else Decimal(0),
+            label=f"product {p.name}, line {p.span.line}")
+
+
+_TITLES = {"start_fee": "Start fee", "flat": "Flat fee", "energy": "Energy", "time": "Charging time",
+           "parking": "Parking time", "reservation": "Reservation time", "reservation_fee": "Reservation fee"}
+
+
+def _default_title(cd: A.ComponentDef, rule: A.Rule) -> str:
+    base = _TITLES[cd.kind]
+    if rule.condition is not None:
+        return f"{base} ({cond_text(rule.condition)})"
+    return base
+
+
+_ = price_text

@@ -1,0 +1,779 @@
+"""The rating engine: a pure function of (compiled tariff, session facts, context).
+
+The DSL compiler (``dsl/compiler.py``) turns a tariff into a ``TariffProgram``: per component kind
+an ordered list of ``PricedRule`` (a predicate over the segment environment, a price, a unit, and
+options). Rating then
+
+1. cuts the session into segments: its charging periods (OCPI CDR), or meter-value intervals, or
+   one charging and one parking stretch; then splits them at every boundary a condition or an
+   indexed price can change at (local time-of-day windows, midnights, duration and energy
+   thresholds, grace ends, price-series intervals) — energy pro rata within a segment;
+2. per segment and per volume (energy, charging time, parking time, reservation time) takes the
+   first rule whose condition holds at the segment start, as OCPI does;
+3. applies step sizes once per session per component (the step of the last rule that priced it),
+   caps per rule, the minimum/maximum session price, then discounts;
+4. returns lines with unrounded amounts and a trace naming the rule behind every amount.
+
+Times are integer epoch milliseconds inside the engine (exact, fast); volumes are ``Decimal``
+(kWh and seconds); money is ``Decimal`` in the tariff's currency.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any, Callable, Iterable, Mapping, Sequence
+from zoneinfo import ZoneInfo
+
+from runtime.money import ZERO
+from runtime.rated import Component, RatedLine, RatingResult, TraceEntry
+from runtime.sessions import SessionFacts
+
+__all__ = [
+    "PriceSeries", "RatingContext", "PricedRule", "TariffProgram", "DiscountProgram", "ProductProgram",
+    "RulesetMeta", "Env", "RatingError", "MissingPrice", "rate_session", "rate_period", "PeriodResult",
+    "zone",
+]
+
+ONE = Decimal(1)
+HUNDRED = Decimal(100)
+_MS_PER_S = Decimal(1000)
+_UTC = timezone.utc
+
+# seconds (for time units) or kWh (for energy units) that one price unit stands for
+UNIT_SIZE: dict[str, Decimal] = {
+    "kWh": ONE, "Wh": Decimal("0.001"), "MWh": Decimal(1000),
+    "s": ONE, "min": Decimal(60), "h": Decimal(3600), "days": Decimal(86400),
+    "session": ONE,
+}
+_UNIT_LABEL = {"min": "min", "h": "h", "s": "s", "kWh": "kWh", "Wh": "Wh", "MWh": "MWh", "days": "d",
+               "session": "session"}
+
+
+class RatingError(ValueError):
+    """A session that cannot be rated with this tariff (the message says why)."""
+
+
+class MissingPrice(RatingError):
+    """An indexed price has no series value for the moment it is needed."""
+
+
+@lru_cache(maxsize=256)
+def zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+# ---------------------------------------------------------------- data supplied by the caller
+@dataclass(frozen=True, slots=True)
+class PriceSeries:
+    """A named price series (e.g. hourly day-ahead prices): value in force from each start."""
+
+    name: str
+    starts_ms: tuple[int, ...]
+    values: tuple[Decimal, ...]
+
+    @classmethod
+    def from_points(cls, name: str, points: Iterable[tuple[datetime, Decimal]]) -> PriceSeries:
+        pts = sorted(((int(t.timestamp() * 1000), v) for t, v in points), key=lambda p: p[0])
+        return cls(name, tuple(p[0] for p in pts), tuple(p[1] for p in pts))
+
+    def at(self, ms: int) -> Decimal:
+        i = bisect.bisect_right(self.starts_ms, ms) - 1
+        if i < 0:
+            raise MissingPrice(f"price series '{self.name}' has no value at "
+                               f"{datetime.fromtimestamp(ms / 1000, _UTC).isoformat()}")
+        return self.values[i]
+
+    def boundaries(self, a: int, b: int) -> list[int]:
+        lo = bisect.bisect_right(self.starts_ms, a)
+        hi = bisect.bisect_left(self.starts_ms, b)
+        return list(self.starts_ms[lo:hi])
+
+
+@dataclass(frozen=True, slots=True)
+class RatingContext:
+    """Everything besides the session that rating may depend on, passed in as data."""
+
+    series: Mapping[str, PriceSeries] = field(default_factory=dict)
+    tz: str | None = None  # evaluate conditions in this zone instead of the location's
+    uses: Mapping[str, int] = field(default_factory=dict)  # once-per-customer discount uses so far
+    period_uses: Mapping[str, int] = field(default_factory=dict)  # uses in the current billing period
+    budget_used: Mapping[str, Decimal] = field(default_factory=dict)  # promotion budgets consumed
+    version: str = ""  # the ruleset version label for the trace
+    reservation: str | None = None  # overrides the session's reservation kind (OCPI CLI flag)
+
+
+# ---------------------------------------------------------------- what the compiler produces
+@dataclass(frozen=True, slots=True)
+class PricedRule:
+    kind: str  # start_fee, flat, energy, time, parking, reservation, reservation_fee
+    label: str  # "tariff ac_public, line 7: when time 22:00..06:00"
+    title: str
+    predicate: Callable[[Env], bool] | None  # None = always
+    price: Decimal | None  # constant price per unit, or None when ``price_fn`` is used
+    price_fn: Callable[[int, Mapping[str, PriceSeries]], Decimal] | None
+    unit: str
+    vat: Decimal
+    step: Decimal | None = None  # in kWh or seconds
+    grace_ms: int | None = None  # free until this long after the session start
+    grace_idle: Decimal | None = None  # first N seconds/kWh of this component free
+    cap: Decimal | None = None
+    rule_index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TariffProgram:
+    name: str
+    title: str
+    currency: str
+    timezone: str
+    rules: Mapping[str, tuple[PricedRule, ...]]  # per component kind, in first-match order
+    vat: Decimal
+    min_price: tuple[Decimal, Decimal | None] | None = None
+    max_price: tuple[Decimal, Decimal | None] | None = None
+    # where conditions can change: local seconds-of-day, whether midnight matters, offsets from the
+    # session start (ms), cumulative energy thresholds (kWh), price series that are referenced
+    day_seconds: tuple[int, ...] = ()
+    duration_ms: tuple[int, ...] = ()
+    energy_kwh: tuple[Decimal, ...] = ()
+    series: tuple[str, ...] = ()
+    dynamic: bool = False  # any condition or price that varies within a session
+    needs_local_time: bool = False
+    needs_power: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DiscountProgram:
+    name: str
+    title: str
+    label: str
+    target: str
+    percent: Decimal | None
+    fixed: Decimal | None
+    predicate: Callable[[Env], bool] | None
+    valid_from: int | None  # date ordinal, inclusive
+    valid_until: int | None  # exclusive
+    once: str  # customer, period, session
+    exclusive: bool
+    priority: int
+    code: str | None
+    budget: Decimal | None
+    budget_uses: bool
+    tariffs: frozenset[str]
+    order: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ProductProgram:
+    name: str
+    title: str
+    tariff: str | None
+    fee: tuple[Decimal, str] | None
+    included_kwh: Decimal | None
+    included_sessions: int | None
+    tier_mode: str | None
+    tiers: tuple[tuple[Decimal, Decimal | None, Decimal], ...]
+    vat: Decimal
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class RulesetMeta:
+    name: str
+    version: str
+    sha256: str
+    currency: str
+    timezone: str
+    rounding: str = "half_up"
+
+
+# ---------------------------------------------------------------- segments and environment
+class _Seg:
+    __slots__ = ("a", "b", "energy", "time_s", "park_s", "resv_s", "pmin", "pmax", "imin", "imax")
+
+    def __init__(self, a: int, b: int, energy: Decimal, time_s: Decimal, park_s: Decimal, resv_s: Decimal,
+                 pmin: Decimal | None = None, pmax: Decimal | None = None,
+                 imin: Decimal | None = None, imax: Decimal | None = None):
+        self.a, self.b = a, b
+        self.energy, self.time_s, self.park_s, self.resv_s = energy, time_s, park_s, resv_s
+        self.pmin, self.pmax, self.imin, self.imax = pmin, pmax, imin, imax
+
+    def split(self, t: int) -> tuple[_Seg, _Seg]:
+        # multiply before dividing: exact whenever the share is representable
+        num, den = Decimal(t - self.a), Decimal(self.b - self.a)
+        e1 = self.energy * num / den if self.energy else ZERO
+        t1 = self.time_s * num / den if self.time_s else ZERO
+        p1 = self.park_s * num / den if self.park_s else ZERO
+        r1 = self.resv_s * num / den if self.resv_s else ZERO
+        first = _Seg(self.a, t, e1, t1, p1, r1, self.pmin, self.pmax, self.imin, self.imax)
+        second = _Seg(t, self.b, self.energy - e1, self.time_s - t1, self.park_s - p1, self.resv_s - r1,
+                      self.pmin, self.pmax, self.imin, self.imax)
+        return first, second
+
+
+class Env:
+    """What a condition sees at a segment start. Session-level facts are on ``s``."""
+
+    __slots__ = ("s", "sod", "wd", "day", "date", "kwh", "el", "pw", "cur", "resv")
+
+    def __init__(self, s: SessionFacts, resv: str | None):
+        self.s = s
+        self.resv = resv
+        self.sod = 0
+        self.wd = 0
+        self.day = 0
+        self.date: date | None = None
+        self.kwh = ZERO
+        self.el = 0
+        self.pw: Decimal | None = None
+        self.cur: Decimal | None = None
+
+
+def _ms(dt: datetime) -> int:
+    return int(dt.timestamp() * 1000)
+
+
+def _sec(ms: int) -> Decimal:
+    return Decimal(ms) / _MS_PER_S
+
+
+def base_segments(s: SessionFacts) -> list[_Seg]:
+    """The session's measured stretches before any boundary splitting."""
+    if s.periods:
+        out = []
+        for p in s.periods:
+            a, b = _ms(p.start), _ms(p.end)
+            out.append(_Seg(a, max(a, b), p.energy_kwh, p.time_h * 3600, p.parking_h * 3600, p.reservation_h * 3600,
+                            p.min_power_kw, p.max_power_kw, p.min_current_a, p.max_current_a))
+        return out
+    start, end = _ms(s.start), _ms(s.end)
+    charge_end = min(_ms(s.charging_end), end) if s.charging_end is not None else None
+    if s.meter_values:
+        return _meter_segments(s, start, end, charge_end)
+    ce = end if charge_end is None else max(start, charge_end)
+    out = [_Seg(start, ce, s.energy_kwh, _sec(ce - start), ZERO, ZERO)]
+    if ce < end:
+        out.append(_Seg(ce, end, ZERO, ZERO, _sec(end - ce), ZERO))
+    return out
+
+
+# below this average power an interval counts as parking (no energy transferred in earnest)
+_IDLE_KW = Decimal("0.05")
+
+
+def _meter_segments(s: SessionFacts, start: int, end: int, charge_end: int | None) -> list[_Seg]:
+    mvs = [m for m in s.meter_values or () if start <= _ms(m.at) <= end]
+    points: list[tuple[int, Decimal]] = [(_ms(m.at), m.energy_wh) for m in mvs]
+    out: list[_Seg] = []
+    if not points or points[0][0] > start:
+        base = points[0][1] if points else ZERO
+        points.insert(0, (start, base))
+    if points[-1][0] < end:
+        points.append((end, points[-1][1]))
+    if s.energy_kwh and len(points) >= 2:
+        # the stop reading is authoritative; readings only say how energy spread over time
+        measured = (points[-1][1] - points[0][1]) / 1000
+        if measured <= 0:
+            points[-1] = (points[-1][0], points[0][1] + s.energy_kwh * 1000)
+    for (a, ea), (b, eb) in zip(points, points[1:]):
+        if b <= a:
+            continue
+        kwh = max(ZERO, (eb - ea) / 1000)
+        secs = _sec(b - a)
+        hours = secs / 3600
+        idle = (kwh / hours) < _IDLE_KW if hours else True
+        if charge_end is not None:
+            idle = a >= charge_end
+        avg_kw = kwh / hours if hours else None
+        if idle:
+            out.append(_Seg(a, b, kwh, ZERO, secs, ZERO, pmax=avg_kw))
+        else:
+            out.append(_Seg(a, b, kwh, secs, ZERO, ZERO, pmax=avg_kw))
+    if not out:
+        out.append(_Seg(start, end, s.energy_kwh, _sec(end - start), ZERO, ZERO))
+    return out
+
+
+def _boundaries(prog: TariffProgram, segs: list[_Seg], start: int, end: int, tz: ZoneInfo,
+                ctx: RatingContext) -> list[int]:
+    cuts: set[int] = set()
+    if prog.day_seconds:
+        d0 = datetime.fromtimestamp(start / 1000, tz).date() - timedelta(days=1)
+        d1 = datetime.fromtimestamp(end / 1000, tz).date() + timedelta(days=1)
+        d = d0
+        while d <= d1:
+            midnight = datetime(d.year, d.month, d.day, tzinfo=tz)
+            for sod in prog.day_seconds:
+                t = _ms(midnight + timedelta(seconds=sod))
+                if start < t < end:
+                    cuts.add(t)
+            d += timedelta(days=1)
+    for off in prog.duration_ms:
+        t = start + off
+        if start < t < end:
+            cuts.add(t)
+    for name in prog.series:
+        ser = ctx.series.get(name)
+        if ser is not None:
+            cuts.update(ser.boundaries(start, end))
+    return sorted(cuts)
+
+
+def _split(segs: list[_Seg], cuts: list[int]) -> list[_Seg]:
+    if not cuts:
+        return segs
+    out: list[_Seg] = []
+    ci = 0
+    for seg in segs:
+        while ci < len(cuts) and cuts[ci] <= seg.a:
+            ci += 1
+        cur = seg
+        j = ci
+        while j < len(cuts) and cuts[j] < cur.b:
+            first, cur = cur.split(cuts[j])
+            out.append(first)
+            j += 1
+        out.append(cur)
+    return out
+
+
+def _split_energy(segs: list[_Seg], thresholds: tuple[Decimal, ...]) -> list[_Seg]:
+    """Split where the cumulative energy crosses a threshold (constant power within a segment)."""
+    out: list[_Seg] = []
+    cum = ZERO
+    for seg in segs:
+        cur = seg
+        for th in thresholds:
+            if cur.energy > 0 and cum < th < cum + cur.energy and cur.b > cur.a:
+                f = (th - cum) / cur.energy
+                t = cur.a + int((Decimal(cur.b - cur.a) * f).to_integral_value())
+                if cur.a < t < cur.b:
+                    first, cur = cur.split(t)
+                    # keep the energy exactly at the threshold (time was rounded to a millisecond)
+                    delta = (th - cum) - first.energy
+                    first.energy += delta
+                    cur.energy -= delta
+                    out.append(first)
+                    cum += first.energy
+        out.append(cur)
+        cum += cur.energy
+    return out
+
+
+def _set_env_time(env: Env, ms: int, tz: ZoneInfo) -> None:
+    dt = datetime.fromtimestamp(ms / 1000, tz)
+    env.sod = dt.hour * 3600 + dt.minute * 60 + dt.second
+    env.wd = dt.weekday()
+    d = dt.date()
+    env.date = d
+    env.day = d.toordinal()
+
+
+def _seg_power(seg: _Seg, s: SessionFacts) -> Decimal | None:
+    if seg.pmax is not None:
+        return seg.pmax
+    if seg.pmin is not None:
+        return seg.pmin
+    secs = seg.time_s
+    if secs and seg.energy:
+        return seg.energy / (secs / 3600)
+    return s.max_power_kw
+
+
+def _first(rules: tuple[PricedRule, ...], env: Env) -> PricedRule | None:
+    for r in rules:
+        if r.predicate is None or r.predicate(env):
+            return r
+    return None
+
+
+_VOLUME_KINDS = (("energy", "energy"), ("time", "time_s"), ("parking", "park_s"), ("reservation", "resv_s"))
+_FLAT_KINDS = ("start_fee", "flat")
+
+
+def _price_of(r: PricedRule, ms: int, ctx: RatingContext) -> Decimal:
+    if r.price is not None:
+        return r.price
+    assert r.price_fn is not None
+    return r.price_fn(ms, ctx.series)
+
+
+def rate_session(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: RulesetMeta,
+                 s: SessionFacts, ctx: RatingContext | None = None) -> RatingResult:
+    """Rate one session. Pure: the same inputs give the same lines, always."""
+    ctx = ctx or _DEFAULT_CTX
+    tzname = ctx.tz or s.timezone or prog.timezone
+    try:
+        tz = zone(tzname)
+    except Exception:
+        raise RatingError(f"session {s.id!r}: unknown time zone {tzname!r}") from None
+    resv = ctx.reservation or s.reservation
+    segs = base_segments(s)
+    start = min(_ms(s.start), segs[0].a) if segs else _ms(s.start)
+    end = _ms(s.end)
+    if prog.dynamic:
+        if prog.energy_kwh:
+            segs = _split_energy(segs, prog.energy_kwh)
+        segs = _split(segs, _boundaries(prog, segs, start, max(end, segs[-1].b if segs else end), tz, ctx))
+
+    env = Env(s, resv)
+    rules = prog.rules
+    # accumulate per (rule, unit price): volume in base units; keep first-seen order for lines
+    acc: dict[tuple[int, Decimal], list[Any]] = {}
+    order: list[tuple[int, Decimal]] = []
+    trace: list[TraceEntry] = []
+    last_rule: dict[str, PricedRule] = {}
+    kind_total: dict[str, Decimal] = {}
+    idle_used: dict[int, Decimal] = {}
+    totals = {"energy": ZERO, "time": ZERO, "parking": ZERO}
+    cum_kwh = ZERO
+    rule_ids: dict[int, PricedRule] = {}
+    need_time = prog.needs_local_time
+    first_active: _Seg | None = None
+    first_resv: _Seg | None = None
+
+    for seg in segs:
+        if seg.resv_s:
+            if first_resv is None:
+                first_resv = seg
+        elif first_active is None:
+            first_active = seg
+        env.kwh = cum_kwh
+        env.el = seg.a - start
+        if need_time:
+            _set_env_time(env, seg.a, tz)
+        if prog.needs_power:
+            env.pw = _seg_power(seg, s)
+            env.cur = seg.imax if seg.imax is not None else seg.imin
+        for kind, attr in _VOLUME_KINDS:
+            vol: Decimal = getattr(seg, attr)
+            if not vol:
+                continue
+            if kind in totals:
+                totals[kind] += vol
+            krules = rules.get(kind)
+            if not krules:
+                continue
+            r = _first(krules, env)
+            if r is None:
+                continue
+            free = ZERO
+            if r.grace_ms is not None and env.el < r.grace_ms:
+                free = vol  # boundaries were cut at the grace end, so the whole segment is inside
+            elif r.grace_idle is not None:
+                used = idle_used.get(id(r), ZERO)
+                free = min(vol, max(ZERO, r.grace_idle - used))
+                idle_used[id(r)] = used + vol
+            billable = vol - free
+            price = _price_of(r, seg.a, ctx)
+            if free:
+                trace.append(TraceEntry(kind, r.label, seg.a, seg.b, _in_unit(free, r.unit), ZERO, "free (grace)"))
+            if not billable:
+                continue
+            key = (id(r), price)
+            slot = acc.get(key)
+            if slot is None:
+                acc[key] = [r, price, billable]
+                order.append(key)
+                rule_ids[id(r)] = r
+            else:
+                slot[2] += billable
+            last_rule[kind] = r
+            kind_total[kind] = kind_total.get(kind, ZERO) + billable
+            trace.append(TraceEntry(kind, r.label, seg.a, seg.b, _in_unit(billable, r.unit), price))
+        cum_kwh += seg.energy
+
+    # step sizes: once per session per component, at the last pricing rule's step and price.
+    # When parking was priced, the charging-time step is not applied (OCPI 2.2.1 mod_tariffs).
+    for kind, r in last_rule.items():
+        if r.step is None or not r.step:
+            continue
+        if kind == "time" and kind_total.get("parking"):
+            continue
+        total = kind_total[kind]
+        rounded = (total / r.step).to_integral_value(rounding="ROUND_CEILING") * r.step
+        extra = rounded - total
+        if extra > 0:
+            # the extra volume goes to the last (rule, price) accumulation of this rule
+            for key in reversed(order):
+                if key[0] == id(r):
+                    acc[key][2] += extra
+                    trace.append(TraceEntry(kind, r.label, end, end, _in_unit(extra, r.unit), key[1],
+                                            f"step {_in_unit(r.step, r.unit)} {r.unit}"))
+                    break
+
+    lines: list[RatedLine] = []
+    cur = prog.currency
+    sid = s.id
+    for key in order:
+        r, price, vol = acc[key]
+        qty = _in_unit(vol, r.unit)
+        lines.append(RatedLine(r.kind, r.title, qty, _UNIT_LABEL.get(r.unit, r.unit), price, qty * price, r.vat,
+                               cur, r.label, sid, Component.OCPI_GROUP.get(r.kind, "")))
+
+    # once-per-session fees: start fee and flat fees when the session charged or parked at all;
+    # reservation fees when there was a reservation
+    if first_active is not None or not segs:
+        seg0 = first_active
+        _env_at(env, seg0.a if seg0 else start, start, tz, need_time, prog, seg0, s)
+        for kind in _FLAT_KINDS:
+            krules = rules.get(kind)
+            if krules:
+                r = _first(krules, env)
+                if r is not None:
+                    price = _price_of(r, seg0.a if seg0 else start, ctx)
+                    lines.append(RatedLine(kind, r.title, ONE, "session", price, price, r.vat, cur, r.label, sid,
+                                           "fixed"))
+                    trace.append(TraceEntry(kind, r.label, start, start, ONE, price))
+    if resv is not None and rules.get("reservation_fee"):
+        a = first_resv.a if first_resv else start
+        _env_at(env, a, start, tz, need_time, prog, first_resv, s)
+        r = _first(rules["reservation_fee"], env)
+        if r is not None:
+            price = _price_of(r, a, ctx)
+            lines.append(RatedLine("reservation_fee", r.title, ONE, "session", price, price, r.vat, cur, r.label,
+                                   sid, "reservation"))
+            trace.append(TraceEntry("reservation_fee", r.label, a, a, ONE, price))
+
+    # caps per rule
+    for rid, r in rule_ids.items():
+        if r.cap is None:
+            continue
+        got = sum((ln.net for ln in lines if ln.rule == r.label and ln.component == r.kind), ZERO)
+        if got > r.cap:
+            excess = got - r.cap
+            lines.append(RatedLine(Component.CAP, f"{r.title}: capped at {r.cap}", ONE, "each", -excess, -excess,
+                                   r.vat, cur, r.label, sid, Component.OCPI_GROUP.get(r.kind, "")))
+            trace.append(TraceEntry(Component.CAP, r.label, end, end, ONE, -excess, f"at most {r.cap}"))
+
+    _clamp(prog, lines, trace, cur, sid, end)
+
+    consumed: list[tuple[str, Decimal]] = []
+    if discounts:
+        _apply_discounts(prog, discounts, s, env, start, tz, need_time, ctx, lines, trace, consumed, cur, end)
+
+    return RatingResult(
+        session_id=sid, ruleset=meta.name, version=ctx.version or meta.version, sha256=meta.sha256,
+        tariff=prog.name, currency=cur, lines=tuple(lines), trace=tuple(trace),
+        energy_kwh=totals["energy"], time_h=totals["time"] / 3600, parking_h=totals["parking"] / 3600,
+        consumed=tuple(consumed),
+    )
+
+
+_DEFAULT_CTX = RatingContext()
+
+
+def _in_unit(vol: Decimal, unit: str) -> Decimal:
+    size = UNIT_SIZE.get(unit, ONE)
+    return vol if size == ONE else vol / size
+
+
+def _env_at(env: Env, ms: int, start: int, tz: ZoneInfo, need_time: bool, prog: TariffProgram,
+            seg: _Seg | None, s: SessionFacts) -> None:
+    env.el = ms - start
+    env.kwh = ZERO
+    if need_time:
+        _set_env_time(env, ms, tz)
+    if prog.needs_power and seg is not None:
+        env.pw = _seg_power(seg, s)
+        env.cur = seg.imax if seg.imax is not None else seg.imin
+
+
+def _clamp(prog: TariffProgram, lines: list[RatedLine], trace: list[TraceEntry], cur: str, sid: str,
+           end: int) -> None:
+    if prog.min_price is None and prog.max_price is None:
+        return
+    net = sum((ln.net for ln in lines), ZERO)
+    gross = sum((ln.gross for ln in lines), ZERO)
+    for comp, bound, below in ((Component.MIN_PRICE, prog.min_price, True),
+                               (Component.MAX_PRICE, prog.max_price, False)):
+        if bound is None:
+            continue
+        excl, incl = bound
+        d_net = (excl - net) if (net < excl if below else net > excl) else ZERO
+        if incl is None:
+            incl = excl * (1 + prog.vat / HUNDRED)
+        d_gross = (incl - gross) if (gross < incl if below else gross > incl) else ZERO
+        if d_net or d_gross:
+            label = f"tariff {prog.name}: {comp} {excl}"
+            title = "Minimum price" if below else "Maximum price"
+            lines.append(RatedLine(comp, title, ONE, "each", d_net, d_net, prog.vat, cur, label, sid, "",
+                                   gross_override=d_gross))
+            trace.append(TraceEntry(comp, label, end, end, ONE, d_net, f"session total {net} -> {excl}"))
+            net += d_net
+            gross += d_gross
+
+
+def _target_lines(lines: list[RatedLine], target: str) -> list[RatedLine]:
+    if target == "session":
+        return [ln for ln in lines if ln.component != Component.DISCOUNT]
+    kinds = {target}
+    if target == "reservation":
+        kinds.add("reservation_fee")
+    return [ln for ln in lines if ln.component in kinds
+            or (ln.component == Component.CAP and ln.group == Component.OCPI_GROUP.get(target))]
+
+
+def _apply_discounts(prog: TariffProgram, discounts: Sequence[DiscountProgram], s: SessionFacts, env: Env,
+                     start: int, tz: ZoneInfo, need_time: bool, ctx: RatingContext, lines: list[RatedLine],
+                     trace: list[TraceEntry], consumed: list[tuple[str, Decimal]], cur: str, end: int) -> None:
+    _set_env_time(env, start, tz)
+    env.el = 0
+    env.kwh = ZERO
+    applicable: list[DiscountProgram] = []
+    for d in discounts:
+        if d.tariffs and prog.name not in d.tariffs:
+            continue
+        if d.valid_from is not None and env.day < d.valid_from:
+            continue
+        if d.valid_until is not None and env.day >= d.valid_until:
+            continue
+        if d.code is not None and d.code not in s.promo_codes:
+            continue
+        if d.once == "customer" and ctx.uses.get(d.name, 0) > 0:
+            continue
+        if d.once == "period" and ctx.period_uses.get(d.name, 0) > 0:
+            continue
+        if d.budget is not None:
+            used = ctx.budget_used.get(d.name, ZERO)
+            if (used + 1 > d.budget) if d.budget_uses else (used >= d.budget):
+                continue
+        if d.predicate is not None and not d.predicate(env):
+            continue
+        applicable.append(d)
+    if not applicable:
+        return
+    applicable.sort(key=lambda d: (-d.priority, d.order))
+    chosen = [applicable[0]] if applicable[0].exclusive else [d for d in applicable if not d.exclusive]
+    base = list(lines)
+    for d in chosen:
+        targets = _target_lines(base, d.target)
+        total = sum((ln.net for ln in targets), ZERO)
+        if total <= 0:
+            continue
+        amount = total * d.percent / HUNDRED if d.percent is not None else min(d.fixed or ZERO, total)
+        if d.budget is not None and not d.budget_uses:
+            amount = min(amount, d.budget - ctx.budget_used.get(d.name, ZERO))
+        if amount <= 0:
+            continue
+        by_rate: dict[Decimal, Decimal] = {}
+        for ln in targets:
+            by_rate[ln.tax_rate] = by_rate.get(ln.tax_rate, ZERO) + ln.net
+        rest = amount
+        rates = sorted(by_rate)
+        for i, rate in enumerate(rates):
+            part = rest if i == len(rates) - 1 else amount * by_rate[rate] / total
+            rest -= part
+            lines.append(RatedLine(Component.DISCOUNT, d.title, ONE, "each", -part, -part, rate, cur, d.label,
+                                   s.id, ""))
+        trace.append(TraceEntry(Component.DISCOUNT, d.label, start, end, ONE, -amount,
+                                f"{d.percent}% off {d.target}" if d.percent is not None else f"{d.fixed} off {d.target}"))
+        consumed.append((d.name, ONE if d.budget_uses or d.budget is None else amount))
+
+
+# ---------------------------------------------------------------- billing periods
+@dataclass(frozen=True, slots=True)
+class PeriodResult:
+    """A billing period's lines: sessions' lines plus subscription fees, allowances and tiers."""
+
+    product: str
+    currency: str
+    lines: tuple[RatedLine, ...]
+    sessions: int
+    energy_kwh: Decimal
+
+    @property
+    def net_total(self) -> Decimal:
+        return sum((ln.net_rounded() for ln in self.lines), ZERO)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"product": self.product, "currency": self.currency, "sessions": self.sessions,
+                "energy_kwh": str(self.energy_kwh), "net": str(self.net_total),
+                "lines": [ln.to_dict() for ln in self.lines]}
+
+
+_PERIOD_MONTHS = {"month": 1, "quarter": 3, "year": 12}
+
+
+def rate_period(results: Sequence[RatingResult], product: ProductProgram | None, currency: str,
+                months: int = 1, goodwill: Decimal = ZERO) -> PeriodResult:
+    """Rate a billing period: the sessions' lines, the product's base fee for ``months``, included
+    kWh or sessions credited in session order, energy repriced by graduated or volume tiers, and a
+    goodwill balance used up to the period's total (it is never paid out)."""
+    ordered = sorted(results, key=lambda r: r.trace[0].start_ms if r.trace else 0)
+    lines: list[RatedLine] = []
+    energy_total = sum((r.energy_kwh for r in ordered), ZERO)
+    label = product.label if product else ""
+    vat = product.vat if product else ZERO
+    tiered = product is not None and product.tier_mode is not None and product.tiers
+    for r in ordered:
+        for ln in r.lines:
+            if tiered and ln.component == Component.ENERGY:
+                continue  # energy is priced by the tiers below
+            lines.append(ln)
+    if product is not None:
+        if product.fee is not None:
+            amount, per = product.fee
+            n = Decimal(months) / Decimal(_PERIOD_MONTHS[per])
+            lines.append(RatedLine(Component.BASE_FEE, product.title, n, per, amount, n * amount, vat, currency,
+                                   label))
+        if product.included_sessions:
+            for r in ordered[: product.included_sessions]:
+                amt = sum((ln.net for ln in r.lines), ZERO)
+                if amt:
+                    lines.append(RatedLine(Component.INCLUDED, f"included session {r.session_id}", ONE, "each",
+                                           -amt, -amt, r.lines[0].tax_rate if r.lines else vat, currency, label,
+                                           r.session_id))
+        billable_kwh = energy_total
+        if product.included_kwh:
+            left = product.included_kwh
+            if tiered:
+                free = min(left, energy_total)
+                billable_kwh = energy_total - free
+                if free:
+                    lines.append(RatedLine(Component.INCLUDED, f"{free} kWh included", free, "kWh", ZERO, ZERO,
+                                           vat, currency, label))
+            else:
+                for r in ordered:
+                    for ln in r.lines:
+                        if ln.component != Component.ENERGY or left <= 0:
+                            continue
+                        kwh = ln.quantity * UNIT_SIZE.get(ln.unit, ONE)
+                        take = min(kwh, left)
+                        left -= take
+                        q = take / UNIT_SIZE.get(ln.unit, ONE)
+                        lines.append(RatedLine(Component.INCLUDED, "included energy", q, ln.unit, -ln.unit_price,
+                                               -(q * ln.unit_price), ln.tax_rate, currency, label, r.session_id))
+        if tiered:
+            lines.extend(_tier_lines(product, billable_kwh, currency))
+    if goodwill > 0:
+        net = sum((ln.net for ln in lines), ZERO)
+        use = min(goodwill, net)
+        if use > 0:
+            lines.append(RatedLine(Component.GOODWILL, "goodwill credit", ONE, "each", -use, -use, vat, currency,
+                                   "goodwill balance"))
+    return PeriodResult(product.name if product else "", currency, tuple(lines), len(ordered), energy_total)
+
+
+def _tier_lines(p: ProductProgram, kwh: Decimal, currency: str) -> list[RatedLine]:
+    out: list[RatedLine] = []
+    if p.tier_mode == "volume":
+        # every kWh at the price of the tier the period's total falls in
+        for lo, hi, price in p.tiers:
+            if kwh >= lo and (hi is None or kwh < hi):
+                out.append(RatedLine(Component.TIER, f"energy (volume tier from {lo} kWh)", kwh, "kWh", price,
+                                     kwh * price, p.vat, currency, p.label))
+                break
+        return out
+    for lo, hi, price in p.tiers:
+        if kwh <= lo:
+            break
+        q = (min(kwh, hi) if hi is not None else kwh) - lo
+        if q > 0:
+            rng = f"{lo}..{hi if hi is not None else ''} kWh"
+            out.append(RatedLine(Component.TIER, f"energy {rng}", q, "kWh", price, q * price, p.vat, currency,
+                                 p.label))
+    return out
