@@ -132,6 +132,7 @@ class Tariff:
     min_price: tuple[Decimal, Decimal | None] | None = None  # (excl, incl)
     max_price: tuple[Decimal, Decimal | None] | None = None
     name_span: Span = field(default_factory=Span.unknown)
+    opt_spans: tuple[tuple[str, Span], ...] = ()
 
 
 # ---------------------------------------------------------------- discounts

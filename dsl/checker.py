@@ -164,8 +164,9 @@ class _Checker:
     # ------------------------------------------------------------ tariffs
     def _tariff(self, t: A.Tariff) -> None:
         priced_any = False
+        tspans = dict(t.opt_spans)
         if t.vat is not None:
-            self._percent(t.vat, t.span)
+            self._percent(t.vat, tspans.get("vat", t.span))
         seen_unconditional: dict[str, A.Span] = {}
         prev_conds: dict[str, list[tuple[A.Cond, A.Span]]] = {}
         for rule in t.rules:
@@ -177,6 +178,7 @@ class _Checker:
                 if cd.kind in kinds:
                     self.err("E211", f"'{cd.kind}' is defined twice in one rule", cd.span,
                              f"the first is on line {kinds[cd.kind].line}; only the first would ever apply")
+                    continue
                 kinds[cd.kind] = cd.span
                 self._component(cd)
                 if rule.condition is not None:
@@ -204,9 +206,10 @@ class _Checker:
                       "add 'vat 19%' (or 'vat 0%' to say so explicitly)")
         for key, bound in (("min_price", t.min_price), ("max_price", t.max_price)):
             if bound is not None and bound[0] < 0:
-                self.err("E310", f"{key} cannot be negative", t.span)
+                self.err("E310", f"{key} cannot be negative", tspans.get(key, t.span))
         if t.min_price and t.max_price and t.min_price[0] > t.max_price[0]:
-            self.err("E308", f"min_price {t.min_price[0]} is above max_price {t.max_price[0]}", t.span)
+            self.err("E308", f"min_price {t.min_price[0]} is above max_price {t.max_price[0]}",
+                     tspans.get("max_price", t.span), f"the minimum is set on line {tspans['min_price'].line}")
 
     def _component(self, cd: A.ComponentDef) -> None:
         for ix in _index_refs(cd.price):

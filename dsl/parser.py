@@ -281,34 +281,38 @@ class _ToAst(Transformer[Token, Any]):
         rules: list[A.Rule] = []
         vat = None
         min_p = max_p = None
+        spans: list[tuple[str, A.Span]] = []
         for it in rest:
             if isinstance(it, A.ComponentDef):
                 base.append(it)
             elif isinstance(it, A.Rule):
                 rules.append(it)
-            elif isinstance(it, tuple) and it[0] == "vat":
-                vat = it[1]
-            elif isinstance(it, tuple) and it[0] == "min_price":
-                min_p = it[1]
-            elif isinstance(it, tuple) and it[0] == "max_price":
-                max_p = it[1]
+            elif isinstance(it, tuple):
+                key, value, span = it
+                spans.append((key, span))
+                if key == "vat":
+                    vat = value
+                elif key == "min_price":
+                    min_p = value
+                elif key == "max_price":
+                    max_p = value
         if base:
             first, last = base[0].span, base[-1].span
             rules.append(A.Rule(None, tuple(base), A.Span(first.line, first.col, last.end_line, last.end_col), "base"))
         return A.Tariff(str(name_tok), title or str(name_tok), tuple(rules), _span(meta), vat, min_p, max_p,
-                        name_span=_span(name_tok))
+                        name_span=_span(name_tok), opt_spans=tuple(spans))
 
-    def t_vat(self, meta: Any, c: list[Token]) -> tuple[str, Decimal]:
-        return ("vat", _dec(c[0]))
+    def t_vat(self, meta: Any, c: list[Token]) -> tuple[str, Decimal, A.Span]:
+        return ("vat", _dec(c[0]), _span(meta))
 
     def incl(self, meta: Any, c: list[Token]) -> Decimal:
         return _dec(c[0])
 
-    def t_min_price(self, meta: Any, c: list[Any]) -> tuple[str, tuple[Decimal, Decimal | None]]:
-        return ("min_price", (_dec(c[0]), c[1] if len(c) > 1 else None))
+    def t_min_price(self, meta: Any, c: list[Any]) -> tuple[str, tuple[Decimal, Decimal | None], A.Span]:
+        return ("min_price", (_dec(c[0]), c[1] if len(c) > 1 else None), _span(meta))
 
-    def t_max_price(self, meta: Any, c: list[Any]) -> tuple[str, tuple[Decimal, Decimal | None]]:
-        return ("max_price", (_dec(c[0]), c[1] if len(c) > 1 else None))
+    def t_max_price(self, meta: Any, c: list[Any]) -> tuple[str, tuple[Decimal, Decimal | None], A.Span]:
+        return ("max_price", (_dec(c[0]), c[1] if len(c) > 1 else None), _span(meta))
 
     def when_block(self, meta: Any, c: list[Any]) -> A.Rule:
         cond = c[0]
