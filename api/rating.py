@@ -92,30 +92,21 @@ class VersionIndex:
         return self._pick(self.everything, at)
 
 
-def rating_context(scope: Scope, ruleset: Any, start: datetime, end: datetime) -> Any:
-    """A ``RatingContext`` with the tenant's price series over ``start..end`` (None if not needed)."""
-    try:
-        from runtime.rating import RatingContext
-    except ImportError:
-        return None
-    series = _load_series(scope, start, end)
-    if not series:
-        return RatingContext()
-    try:
-        return RatingContext(series=series)
-    except TypeError:
-        return RatingContext()
+def rating_context(scope: Scope, ruleset: Any, start: datetime, end: datetime, version: str = "") -> Any:
+    """A ``RatingContext`` with the tenant's price series over ``start..end`` and the version label
+    the trace names."""
+    from runtime.rating import RatingContext
+
+    return RatingContext(series=_load_series(scope, start, end), version=version)
 
 
 def _load_series(scope: Scope, start: datetime, end: datetime) -> dict[str, Any]:
-    try:
-        from runtime.rating import PriceSeries as RuntimeSeries  # type: ignore[attr-defined]
-    except ImportError:
-        return {}
     from datetime import timedelta
 
+    from runtime.rating import PriceSeries as RuntimeSeries
     from store.models import PricePoint, PriceSeries
 
+    # a day of look-back: the point in force at the start may have begun before it
     rows = scope.db.execute(
         select(PriceSeries.name, PricePoint.start, PricePoint.value)
         .join(PricePoint, PricePoint.series_id == PriceSeries.id)
@@ -125,13 +116,4 @@ def _load_series(scope: Scope, start: datetime, end: datetime) -> dict[str, Any]
     points: dict[str, list[tuple[datetime, Any]]] = {}
     for name, at, value in rows:
         points.setdefault(name, []).append((at, value))
-    out: dict[str, Any] = {}
-    for name, pts in points.items():
-        try:
-            out[name] = RuntimeSeries(name, tuple(pts))
-        except TypeError:
-            try:
-                out[name] = RuntimeSeries.from_points(name, pts)  # type: ignore[attr-defined]
-            except Exception:  # noqa: BLE001  (an unknown series shape must not stop rating)
-                continue
-    return out
+    return {name: RuntimeSeries.from_points(name, pts) for name, pts in points.items()}

@@ -399,7 +399,7 @@ def import_sessions(scope: Scope, batch: Sequence[Incoming]) -> ImportResult:
             try:
                 rs = compiled(version.sha256, version.source)
                 if version.id not in ctx_by_version:
-                    ctx_by_version[version.id] = rating_context(scope, rs, lo, hi)
+                    ctx_by_version[version.id] = rating_context(scope, rs, lo, hi, _label(version))
                 result = rs.rate(facts, ctx_by_version[version.id], tariff=inc.tariff)
             except Exception as exc:  # noqa: BLE001  (stored as rating_failed; the import goes on)
                 status, error = "rating_failed", f"rating_failed: {exc}"[:1000]
@@ -445,7 +445,8 @@ def import_sessions(scope: Scope, batch: Sequence[Incoming]) -> ImportResult:
                         failed=sum(i.status == "failed" for i in items), items=items)
 
 
-_loc_rs_cache: dict[str, str | None] = {}
+def _label(version: RulesetVersion) -> str:
+    return f"{version.dsl_name or version.ruleset_id} v{version.version}"
 
 
 def _location_ruleset(scope: Scope, location_id: str) -> str | None:
@@ -468,7 +469,8 @@ def rerate(scope: Scope, session: ChargingSession, reason: str, version_id: str 
         raise InvalidInput("invalid_session", str(exc)) from None
     rs = compiled(version.sha256, version.source)
     try:
-        result = rs.rate(facts, rating_context(scope, rs, facts.start, facts.end), tariff=session.tariff or None)
+        result = rs.rate(facts, rating_context(scope, rs, facts.start, facts.end, _label(version)),
+                         tariff=session.tariff or None)
     except Exception as exc:  # noqa: BLE001
         raise InvalidInput("rating_failed", str(exc) or type(exc).__name__) from None
     seq = (scope.db.execute(select(SessionRating.seq).where(SessionRating.session_id == session.id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from decimal import Decimal
 from typing import Any, Generic, Iterable, Sequence, TypeVar
 
 from sqlalchemy import String, cast, event, func, or_, select
@@ -153,7 +154,17 @@ class Repo(Generic[M]):
             next_cursor = encode_cursor(getattr(rows[-1], "id"))
         return rows, next_cursor
 
+    def _coerce(self, values: dict[str, Any]) -> dict[str, Any]:
+        # the API hands amounts over as decimal strings; table models do not validate on init
+        out = dict(values)
+        for k, v in values.items():
+            f = self.model.model_fields.get(k)
+            if isinstance(v, str) and f is not None and "Decimal" in str(f.annotation):
+                out[k] = Decimal(v)
+        return out
+
     def create(self, values: dict[str, Any], *, hide: Iterable[str] = ()) -> M:
+        values = self._coerce(values)
         obj = self.model(id=new_id(self.prefix), tenant_id=self.scope.tenant_id, **values)
         self.db.add(obj)
         self.scope.flush()
@@ -162,6 +173,7 @@ class Repo(Generic[M]):
 
     def update(self, obj: M, changes: dict[str, Any], *, hide: Iterable[str] = ()) -> M:
         before = snapshot(obj, hide)
+        changes = self._coerce(changes)
         for k, v in changes.items():
             setattr(obj, k, v)
         if hasattr(obj, "updated_at"):

@@ -51,5 +51,7 @@ def bootstrap_tenant(db: Session, name: str, admin_email: str = "admin@localhost
     key, plain = issue_key(db, tenant.id, user.id, "bootstrap")
     actor = Actor(tenant.id, user.id, "admin")
     append_audit(db, actor, "tenant.create", "tenant", tenant.id, None, snapshot(tenant, ("audit_seq", "audit_head")))
+    cred = Credential(user.id, key.id, plain)
     db.commit()
-    return tenant, Credential(user.id, key.id, plain)
+    db.refresh(tenant)
+    return tenant, cred

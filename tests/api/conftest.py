@@ -1,0 +1,161 @@
+"""API fixtures: an app on a fresh database (SQLite, and PostgreSQL when
+``EVBILL_TEST_POSTGRES_URL`` is set) with two tenants, A and B, each holding a key per role and one
+object of every kind, so tests can aim one tenant's credentials at the other's objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from litestar.testing import TestClient
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from api.app import Settings, create_app
+from api.rating import dsl_available
+from store.models import ROLES
+from store.tenants import bootstrap_tenant, create_user, issue_key
+from tests.store.conftest import BACKENDS, fresh_engine
+
+DEMO_RULESET = """ruleset demo currency EUR timezone Europe/Berlin
+tariff standard "Standard" {
+  vat 19%
+  start_fee 0.35
+  energy 0.49 per kWh
+}
+"""
+
+DEMO_RULESET_V2 = DEMO_RULESET.replace("energy 0.49 per kWh", "energy 0.59 per kWh")
+
+
+@dataclass
+class Tenantry:
+    name: str
+    tenant_id: str
+    keys: dict[str, str] = field(default_factory=dict)
+    users: dict[str, str] = field(default_factory=dict)
+    ids: dict[str, str] = field(default_factory=dict)
+
+    def h(self, role: str = "admin") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[role]}"}
+
+
+@dataclass
+class Env:
+    client: TestClient[Any]
+    engine: Engine
+    a: Tenantry
+    b: Tenantry
+    backend: str
+
+
+def _ok(r: Any, *codes: int) -> dict[str, Any]:
+    assert r.status_code in (codes or (200, 201)), (r.status_code, r.text)
+    return r.json() if r.content else {}
+
+
+def make_tenant(client: TestClient[Any], engine: Engine, name: str) -> Tenantry:
+    with Session(engine) as db:
+        tenant, cred = bootstrap_tenant(db, name, admin_email=f"admin@{name}.test")
+    t = Tenantry(name, tenant.id, keys={"admin": cred.key}, users={"admin": cred.user_id})
+    t.ids["api_key_id"] = cred.key_id
+    c, h = client, t.h()
+    t.ids["partner_id"] = _ok(c.post("/partners", json={"kind": "site_host", "name": f"Hotel {name}"}, headers=h))["id"]
+    emsp = _ok(c.post("/partners", json={"kind": "emsp", "name": f"eMSP {name}", "party_id": "EMS",
+                                         "country_code": "DE"}, headers=h))["id"]
+    t.ids["agreement_id"] = _ok(c.post("/agreements", json={
+        "partner_id": t.ids["partner_id"], "kind": "revenue_share", "valid_from": "2026-01-01",
+        "rule_name": "hotel"}, headers=h))["id"]
+    with Session(engine) as db:
+        for role in ROLES:
+            if role == "admin":
+                continue
+            user = create_user(db, tenant.id, f"{role}@{name}.test", role,
+                               partner_id=t.ids["partner_id"] if role == "partner" else None)
+            db.flush()
+            _, key = issue_key(db, tenant.id, user.id, role)
+            t.keys[role], t.users[role] = key, user.id
+        db.commit()
+    t.ids["user_id"] = t.users["operator"]
+    t.ids["customer_group_id"] = _ok(c.post("/customer-groups", json={"name": "employees"}, headers=h))["id"]
+    t.ids["customer_id"] = _ok(c.post("/customers", json={
+        "name": f"Erika {name}", "email": f"erika@{name}.test", "groups": ["employees"], "country": "DE"},
+        headers=h))["id"]
+    t.ids["billing_account_id"] = _ok(c.post("/billing-accounts", json={"customer_id": t.ids["customer_id"]},
+                                             headers=h))["id"]
+    t.ids["contract_id"] = _ok(c.post("/contracts", json={
+        "account_id": t.ids["billing_account_id"], "customer_id": t.ids["customer_id"], "product": "flex",
+        "start_date": "2026-01-01", "mandate_reference": "M-1", "mandate_signed_on": "2025-12-20",
+        "mandate_sequence": "FRST"}, headers=h))["id"]
+    t.ids["token_id"] = _ok(c.post("/tokens", json={"uid": f"TOK-{name}", "contract_id": t.ids["contract_id"],
+                                                    "issuing_partner_id": emsp}, headers=h))["id"]
+    t.ids["location_id"] = _ok(c.post("/locations", json={
+        "code": "berlin_1", "name": "Berlin Mitte", "country": "DE", "timezone": "Europe/Berlin",
+        "site_host_id": t.ids["partner_id"]}, headers=h))["id"]
+    t.ids["charge_point_id"] = _ok(c.post("/charge-points", json={
+        "location_id": t.ids["location_id"], "identity": f"CP-{name}-1"}, headers=h))["id"]
+    t.ids["evse_id"] = _ok(c.post("/evses", json={
+        "location_id": t.ids["location_id"], "charge_point_id": t.ids["charge_point_id"],
+        "evse_uid": "DE*ABC*E1*1", "max_power_kw": "22"}, headers=h))["id"]
+    t.ids["price_series_id"] = _ok(c.post("/price-series", json={"name": "spot_de"}, headers=h))["id"]
+    _ok(c.put(f"/price-series/{t.ids['price_series_id']}/points", json={"points": [
+        {"start": "2026-03-01T00:00:00Z", "value": "0.1012"}, {"start": "2026-03-01T01:00:00Z", "value": "0.0950"}]},
+        headers=h))
+    t.ids["ruleset_id"] = _ok(c.post("/rulesets", json={"name": "demo"}, headers=h))["id"]
+    if dsl_available():
+        draft = _ok(c.post(f"/rulesets/{t.ids['ruleset_id']}/drafts", json={"source": DEMO_RULESET},
+                           headers=t.h("analyst")))
+        assert draft["ok"], draft
+        t.ids["draft_id"] = draft["id"]
+        t.ids["version_id"] = _ok(c.post(f"/rulesets/{t.ids['ruleset_id']}/versions", json={
+            "draft_id": draft["id"], "effective_from": "2020-01-01T00:00:00Z"}, headers=t.h("approver")))["id"]
+    res = _ok(c.post("/sessions/batch", json={"sessions": [
+        {"id": "S-1", "start": "2026-03-01T10:00:00Z", "end": "2026-03-01T11:00:00Z", "energy_kwh": "10",
+         "location_id": "berlin_1", "token_uid": f"TOK-{name}"},
+        {"id": "S-2", "start": "2026-03-02T10:00:00Z", "end": "2026-03-02T11:30:00Z", "energy_kwh": "20.5",
+         "location_id": "elsewhere"},
+    ]}, headers=h))
+    assert res["created"] == 2, res
+    t.ids["session_id"] = res["items"][0]["session_id"]
+    t.ids["other_session_id"] = res["items"][1]["session_id"]
+    return t
+
+
+def build_env(backend: str, tmp: Path) -> tuple[Env, Any]:
+    engine, cleanup = fresh_engine(backend, tmp, migrated=False)
+    app = create_app(Settings(engine=engine))
+    client = TestClient(app, raise_server_exceptions=False)
+    client.__enter__()
+    env = Env(client, engine, make_tenant(client, engine, "alpha"), make_tenant(client, engine, "beta"), backend)
+
+    def close() -> None:
+        client.__exit__(None, None, None)
+        cleanup()  # type: ignore[operator]
+
+    return env, close
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    e, close = build_env(request.param, tmp_path_factory.mktemp("api"))
+    yield e
+    close()
+
+
+@pytest.fixture(scope="module")
+def sqlite_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    e, close = build_env("sqlite", tmp_path_factory.mktemp("api"))
+    yield e
+    close()
+
+
+requires_dsl = pytest.mark.skipif(not dsl_available(), reason="dsl.compile_ruleset not available yet")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Litestar 2.x announces its 3.0 parameter style on every handler; not actionable here
+    config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:litestar.*")
+    config.addinivalue_line("filterwarnings", "ignore:.*deprecated inferred style.*")
+    config.addinivalue_line("filterwarnings", "ignore:.*without a body marker.*")
