@@ -167,13 +167,12 @@ def make(case: str, language: str = "de", sessions: int = 3) -> Document:
         base.update(number="RE-2026-00002")
     elif case == "b2b_reverse_charge":
         base.update(
-            number="RE-2026-00003", buyer=FOREIGN_COMPANY, language="en",
+            number="RE-2026-00003", buyer=FOREIGN_COMPANY,
             lines=tuple(
                 Line(line.id, line.name, line.quantity, line.unit_code, line.unit_price,
                      VatCategory.REVERSE_CHARGE, D(0), line.description)
                 for line in base["lines"]  # type: ignore[attr-defined]
             ),
-            payment_terms="Payable within 14 days without deduction",
         )
     elif case == "mixed_vat":
         base.update(
