@@ -267,6 +267,7 @@ _IDLE_KW = Decimal("0.05")
 def _meter_segments(s: SessionFacts, start: int, end: int, charge_end: int | None) -> list[_Seg]:
     mvs = [m for m in s.meter_values or () if start <= _ms(m.at) <= end]
     points: list[tuple[int, Decimal]] = [(_ms(m.at), m.energy_wh) for m in mvs]
+    power_at = {_ms(m.at): m.power_w / 1000 for m in mvs if m.power_w is not None}
     out: list[_Seg] = []
     if not points or points[0][0] > start:
         base = points[0][1] if points else ZERO
@@ -287,11 +288,13 @@ def _meter_segments(s: SessionFacts, start: int, end: int, charge_end: int | Non
         idle = (kwh / hours) < _IDLE_KW if hours else True
         if charge_end is not None:
             idle = a >= charge_end
-        avg_kw = kwh / hours if hours else None
+        # the charger's own power readings at either end of the interval, when it sent them
+        seen = [power_at[t] for t in (a, b) if t in power_at]
+        pmax = max(seen) if seen else None
         if idle:
-            out.append(_Seg(a, b, kwh, ZERO, secs, ZERO, pmax=avg_kw))
+            out.append(_Seg(a, b, kwh, ZERO, secs, ZERO, pmax=pmax))
         else:
-            out.append(_Seg(a, b, kwh, secs, ZERO, ZERO, pmax=avg_kw))
+            out.append(_Seg(a, b, kwh, secs, ZERO, ZERO, pmax=pmax))
     if not out:
         out.append(_Seg(start, end, s.energy_kwh, _sec(end - start), ZERO, ZERO))
     return out
@@ -377,9 +380,8 @@ def _seg_power(seg: _Seg, s: SessionFacts) -> Decimal | None:
         return seg.pmax
     if seg.pmin is not None:
         return seg.pmin
-    secs = seg.time_s
-    if secs and seg.energy:
-        return seg.energy / (secs / 3600)
+    # no measured power for the stretch: the EVSE's rated power decides (a tariff's "power >= 150 kW"
+    # means the charger class the driver chose, not an average over a tapering charge)
     return s.max_power_kw
 
 
