@@ -1,0 +1,93 @@
+"""What every route of the OpenAPI document needs to be called: a valid body per operation, built
+from one tenant's object ids, so a test can aim tenant A's key at tenant B's objects (or a role's
+key at anything) and get past validation to the part that matters."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from tests.api.conftest import DEMO_RULESET, Tenantry
+
+SESSION = {"id": "X-1", "start": "2026-03-01T10:00:00Z", "end": "2026-03-01T11:00:00Z", "energy_kwh": "5"}
+CDR = {
+    "id": "CDR-X-1", "start_date_time": "2026-03-01T10:00:00Z", "end_date_time": "2026-03-01T11:00:00Z",
+    "cdr_token": {"uid": "TOK", "type": "RFID", "contract_id": "DE-ABC-C1", "country_code": "DE", "party_id": "ABC"},
+    "cdr_location": {"id": "berlin_1", "country": "DEU", "evse_uid": "E1", "connector_power_type": "AC_3_PHASE"},
+    "currency": "EUR", "total_energy": 12.5, "total_time": 1.0,
+    "charging_periods": [{"start_date_time": "2026-03-01T10:00:00Z",
+                          "dimensions": [{"type": "ENERGY", "volume": 12.5}, {"type": "TIME", "volume": 1.0}]}],
+}
+
+
+def bodies(t: Tenantry) -> dict[str, Any]:
+    """A valid body per operation id, referencing ``t``'s objects."""
+    ids = t.ids
+    return {
+        "update_tenant": {"city": "Köln"},
+        "create_api_key": {"user_id": ids["user_id"], "name": "x"},
+        "create_user": {"email": "new@x.test", "role": "operator"},
+        "update_user": {"name": "renamed"},
+        "create_customer_group": {"name": "vip"},
+        "update_customer_group": {"description": "d"},
+        "create_customer": {"name": "New Customer"},
+        "update_customer": {"city": "Bonn"},
+        "create_billing_account": {"customer_id": ids["customer_id"]},
+        "update_billing_account": {"name": "main"},
+        "create_contract": {"account_id": ids["billing_account_id"], "customer_id": ids["customer_id"],
+                            "product": "flex", "start_date": "2026-01-01"},
+        "update_contract": {"product": "flex2"},
+        "create_token": {"uid": "NEW-TOKEN", "contract_id": ids["contract_id"]},
+        "update_token": {"status": "blocked"},
+        "create_location": {"name": "New", "country": "DE", "timezone": "Europe/Berlin",
+                            "site_host_id": ids["partner_id"]},
+        "update_location": {"name": "Renamed"},
+        "create_charge_point": {"location_id": ids["location_id"], "identity": "CP-NEW-" + t.name},
+        "update_charge_point": {"vendor": "ABB"},
+        "create_evse": {"location_id": ids["location_id"], "evse_uid": "NEW*1", "max_power_kw": "11"},
+        "update_evse": {"status": "occupied"},
+        "create_partner": {"kind": "fleet", "name": "Fleet"},
+        "update_partner": {"name": "Renamed"},
+        "create_agreement": {"partner_id": ids["partner_id"], "kind": "service", "valid_from": "2026-01-01"},
+        "update_agreement": {"reference": "R-2"},
+        "create_ruleset": {"name": "other"},
+        "update_ruleset": {"description": "d"},
+        "create_ruleset_draft": {"source": DEMO_RULESET},
+        "publish_ruleset_version": {"draft_id": ids.get("draft_id", "rsd_missing"),
+                                    "effective_from": "2027-01-01T00:00:00Z"},
+        "simulate_ruleset": {"version_id": ids.get("version_id", "rsv_missing"), "sessions": [SESSION]},
+        "create_price_series": {"name": "spot_new"},
+        "update_price_series": {"description": "d"},
+        "put_price_points": {"points": [{"start": "2026-03-02T00:00:00Z", "value": "0.11"}]},
+        "import_sessions_batch": {"sessions": [dict(SESSION, id="S-1", location_id="berlin_1")]},
+        "import_ocpi_cdrs": {"cdrs": [CDR]},
+        "rerate_session": {"reason": "tariff fix"},
+    }
+
+
+QUERIES: dict[str, dict[str, Any]] = {"diff_ruleset_versions": {"from_version": 1, "to_version": 1}}
+
+
+def operations(spec: dict[str, Any]) -> list[tuple[str, str, str, list[str]]]:
+    """(method, path template, operation id, path parameter names) for every route."""
+    out = []
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            if method.upper() not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+                continue
+            out.append((method.upper(), path, op["operationId"], re.findall(r"{(\w+)}", path)))
+    return out
+
+
+def call(client: Any, method: str, path: str, op_id: str, ids: dict[str, str], body_owner: Tenantry,
+         headers: dict[str, str]) -> Any:
+    url = path
+    for name in re.findall(r"{(\w+)}", path):
+        url = url.replace("{" + name + "}", ids[name])
+    kw: dict[str, Any] = {"headers": headers, "params": QUERIES.get(op_id, {})}
+    if op_id == "import_sessions_csv":
+        kw["content"] = "id,start,end,energy_kwh\nCSV-1,2026-03-01T10:00:00Z,2026-03-01T11:00:00Z,3\n"
+        kw["headers"] = {**headers, "Content-Type": "text/csv"}
+    elif method in ("POST", "PUT", "PATCH"):
+        kw["json"] = bodies(body_owner).get(op_id, {})
+    return client.request(method, url, **kw)

@@ -1,0 +1,91 @@
+"""Every route × every role: the guard answers 403 exactly for the roles the matrix below excludes.
+
+The matrix is written out here on purpose (not read back from the app), so a route that quietly
+loosens or tightens its guard fails this test."""
+
+from __future__ import annotations
+
+from tests.api.conftest import Env
+from tests.api.routes import call, operations
+
+ROLES = ("admin", "analyst", "operator", "approver", "auditor", "partner")
+READ = {"admin", "operator", "analyst", "approver", "auditor"}
+WRITE = {"admin", "operator"}
+
+
+def expected_roles(op_id: str) -> set[str]:
+    if op_id == "get_health":
+        return set(ROLES)
+    if op_id == "get_me":
+        return set(ROLES)
+    if op_id in ("list_sessions", "get_session", "list_session_ratings"):
+        return READ | {"partner"}
+    if op_id in ("import_sessions_batch", "import_ocpi_cdrs", "import_sessions_csv", "rerate_session"):
+        return WRITE
+    if op_id in ("update_tenant", "create_api_key", "list_api_keys", "revoke_api_key") or op_id.endswith("_user") \
+            or op_id == "list_users":
+        return {"admin"}
+    if op_id in ("list_audit_entries", "verify_audit_chain"):
+        return {"admin", "auditor"}
+    if op_id in ("create_ruleset", "update_ruleset", "create_ruleset_draft", "simulate_ruleset"):
+        return {"admin", "analyst"}
+    if op_id == "publish_ruleset_version":
+        return {"admin", "approver"}
+    if op_id in ("create_price_series", "update_price_series", "put_price_points"):
+        return {"admin", "analyst", "operator"}
+    if op_id.startswith(("list_", "get_", "diff_")):
+        return READ
+    if op_id.startswith(("create_", "update_", "delete_")):
+        return WRITE
+    raise AssertionError(f"{op_id}: no expectation in the role matrix")
+
+
+def test_role_matrix(env: Env) -> None:
+    spec = env.client.get("/schema/openapi.json").json()
+    a = env.a
+    # revoking must not hit the admin's own key, which the rest of the walk uses
+    spare = env.client.post("/api-keys", json={"user_id": a.users["auditor"]}, headers=a.h()).json()
+    ids = {**a.ids, "api_key_id": spare["id"]}
+    wrong: list[str] = []
+    # deletes last, so the objects other calls need still exist while they run
+    ops = sorted(operations(spec), key=lambda o: o[0] == "DELETE")
+    for method, path, op_id, _ in ops:
+        allowed = expected_roles(op_id)
+        for role in ROLES:
+            r = call(env.client, method, path, op_id, ids, a, a.h(role))
+            if role in allowed:
+                if r.status_code in (401, 403) or r.status_code >= 500:
+                    wrong.append(f"{role} {op_id}: expected access, got {r.status_code} {r.text[:150]}")
+            elif r.status_code != 403 or r.json().get("code") != "forbidden":
+                wrong.append(f"{role} {op_id}: expected 403, got {r.status_code} {r.text[:150]}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_partner_sees_only_its_own_sites_sessions(env: Env) -> None:
+    a = env.a
+    h = a.h("partner")
+    items = env.client.get("/sessions", headers=h).json()["items"]
+    assert items and {s["site_host_id"] for s in items} == {a.ids["partner_id"]}
+    assert env.client.get(f"/sessions/{a.ids['session_id']}", headers=h).status_code == 200
+    # S-2 happened at a location that is not the partner's site
+    r = env.client.get(f"/sessions/{a.ids['other_session_id']}", headers=h)
+    assert r.status_code == 404 and r.json()["code"] == "session_not_found"
+    assert env.client.get(f"/sessions/{a.ids['other_session_id']}/ratings", headers=h).status_code == 404
+
+
+def test_authentication(env: Env) -> None:
+    c, a = env.client, env.a
+    r = c.get("/customers")
+    assert r.status_code == 401 and r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["code"] == "unauthenticated"
+    assert c.get("/customers", headers={"Authorization": "Bearer nope"}).status_code == 401
+    key_id = a.keys["admin"].split(".")[0]
+    assert c.get("/customers", headers={"Authorization": f"Bearer {key_id}.wrong-secret"}).status_code == 401
+    assert c.get("/customers", headers={"X-API-Key": a.keys["operator"]}).status_code == 200
+    created = c.post("/api-keys", json={"user_id": a.users["auditor"], "name": "tmp"}, headers=a.h()).json()
+    h = {"X-API-Key": created["key"]}
+    assert c.get("/audit/verify", headers=h).status_code == 200
+    assert c.delete(f"/api-keys/{created['id']}", headers=a.h()).status_code == 204
+    assert c.get("/audit/verify", headers=h).status_code == 401
+    listed = c.get("/api-keys", headers=a.h()).json()["items"]
+    assert all("key" not in k and "secret_sha256" not in k for k in listed)

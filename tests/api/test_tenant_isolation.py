@@ -1,0 +1,99 @@
+"""Tenant A's credentials against tenant B's objects, on every route of the OpenAPI document.
+
+Routes with an id in the path must answer 404 (or 403) for B's ids; routes without one must not
+show or touch B's objects (lists come back without them, creates that reference B's objects
+answer 404, imports never match B's sessions)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.api.conftest import Env
+from tests.api.routes import bodies, call, operations
+
+# routes without path parameters, by what isolation means for them
+LISTS = {"list_api_keys", "list_users", "list_customer_groups", "list_customers", "list_billing_accounts",
+         "list_contracts", "list_tokens", "list_locations", "list_charge_points", "list_evses", "list_partners",
+         "list_agreements", "list_rulesets", "list_price_series_list", "list_sessions", "list_audit_entries"}
+REFERENCING_CREATES = {"create_api_key", "create_billing_account", "create_contract", "create_token",
+                       "create_location", "create_charge_point", "create_evse", "create_agreement",
+                       "simulate_ruleset"}
+OWN_TENANT_ONLY = {"get_tenant", "update_tenant", "get_me", "verify_audit_chain"}
+FREE_CREATES = {"create_user", "create_customer_group", "create_customer", "create_partner", "create_ruleset",
+                "create_price_series"}
+IMPORTS = {"import_sessions_batch", "import_ocpi_cdrs", "import_sessions_csv"}
+PUBLIC = {"get_health"}
+
+
+def _all_ids(body: Any) -> set[str]:
+    found: set[str] = set()
+    if isinstance(body, dict):
+        for k, v in body.items():
+            if isinstance(v, str) and (k == "id" or k.endswith("_id")):
+                found.add(v)
+            else:
+                found |= _all_ids(v)
+    elif isinstance(body, list):
+        for v in body:
+            found |= _all_ids(v)
+    return found
+
+
+def test_every_route_keeps_tenants_apart(env: Env) -> None:
+    spec = env.client.get("/schema/openapi.json").json()
+    a, b = env.a, env.b
+    b_ids = set(b.ids.values()) | {b.tenant_id} | set(b.users.values())
+    failures: list[str] = []
+    seen: set[str] = set()
+    for method, path, op_id, params in operations(spec):
+        seen.add(op_id)
+        if params:
+            # A's body (valid for A), B's ids in the path
+            r = call(env.client, method, path, op_id, b.ids, a, a.h())
+            if r.status_code not in (403, 404):
+                failures.append(f"{method} {path} ({op_id}) with B's ids: {r.status_code} {r.text[:200]}")
+            continue
+        if op_id in PUBLIC:
+            continue
+        if op_id in LISTS:
+            r = call(env.client, method, path, op_id, {}, a, a.h())
+            leaked = _all_ids(r.json()) & b_ids if r.status_code == 200 else set()
+            if r.status_code != 200 or leaked:
+                failures.append(f"{op_id}: {r.status_code}, leaked {sorted(leaked)}")
+            # filters naming B's objects find nothing
+            for fname in ("customer_id", "location_id", "partner_id", "site_host_id", "user_id", "contract_id"):
+                if any(p.get("name") == fname for p in spec["paths"][path]["get"].get("parameters", [])):
+                    fid = b.ids["partner_id"] if fname == "site_host_id" else b.ids[fname]
+                    r = env.client.get(path, params={fname: fid}, headers=a.h())
+                    if r.status_code != 200 or r.json()["items"]:
+                        failures.append(f"{op_id}?{fname}=B: {r.status_code} {r.text[:200]}")
+        elif op_id in REFERENCING_CREATES:
+            # A's request referencing B's objects
+            r = env.client.post(path, json=bodies(b)[op_id], headers=a.h())
+            if r.status_code not in (403, 404):
+                failures.append(f"{op_id} referencing B's objects: {r.status_code} {r.text[:200]}")
+        elif op_id in OWN_TENANT_ONLY:
+            r = call(env.client, method, path, op_id, {}, a, a.h())
+            if r.status_code != 200 or _all_ids(r.json()) & b_ids or b.tenant_id in r.text:
+                failures.append(f"{op_id}: {r.status_code} {r.text[:200]}")
+        elif op_id in FREE_CREATES:
+            r = call(env.client, method, path, op_id, {}, a, a.h())
+            if r.status_code != 201 or _all_ids(r.json()) & b_ids:
+                failures.append(f"{op_id}: {r.status_code} {r.text[:200]}")
+        elif op_id in IMPORTS:
+            # B already holds a session "S-1"; A importing the same external id gets its own session
+            r = call(env.client, method, path, op_id, {}, a, a.h())
+            body = r.json()
+            if r.status_code != 200 or _all_ids(body) & b_ids:
+                failures.append(f"{op_id}: {r.status_code} {r.text[:300]}")
+        else:
+            failures.append(f"{op_id}: route not classified by the isolation test")
+    assert not failures, "\n".join(failures)
+    assert len(seen) >= 80
+
+
+def test_b_objects_are_untouched_after_a_walked_everything(env: Env) -> None:
+    r = env.client.get(f"/customers/{env.b.ids['customer_id']}", headers=env.b.h())
+    assert r.status_code == 200 and r.json()["city"] == ""
+    v = env.client.get("/audit/verify", headers=env.b.h("auditor")).json()
+    assert v["ok"], v
