@@ -51,7 +51,9 @@ def test_pdf_labels_follow_language_and_kind() -> None:
     assert "Self-billing invoice GU-2026-00001" in en
     assert "issued by the recipient" in en
     rc = pdf_text(render(make("b2b_reverse_charge"), "pdf"))
-    assert "Reverse charge" in rc and "ATU13585627" in rc
+    assert "Steuerschuldnerschaft des Leistungsempfängers" in rc and "ATU13585627" in rc
+    rc_en = pdf_text(render(make("b2b_reverse_charge", language="en"), "pdf"))
+    assert "Reverse charge: VAT is due by the recipient" in rc_en
 
 
 def test_direct_debit_pre_notification() -> None:
