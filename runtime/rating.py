@@ -260,10 +260,6 @@ def base_segments(s: SessionFacts) -> list[_Seg]:
     return out
 
 
-# below this average power an interval counts as parking (no energy transferred in earnest)
-_IDLE_KW = Decimal("0.05")
-
-
 def _meter_segments(s: SessionFacts, start: int, end: int, charge_end: int | None) -> list[_Seg]:
     mvs = [m for m in s.meter_values or () if start <= _ms(m.at) <= end]
     points: list[tuple[int, Decimal]] = [(_ms(m.at), m.energy_wh) for m in mvs]
@@ -279,20 +275,27 @@ def _meter_segments(s: SessionFacts, start: int, end: int, charge_end: int | Non
         measured = (points[-1][1] - points[0][1]) / 1000
         if measured <= 0:
             points[-1] = (points[-1][0], points[0][1] + s.energy_kwh * 1000)
+    # charging lasts until the last reading that still shows energy flowing (or the charger's own
+    # charging end); pauses before that are charging time, everything after it is parking
+    if charge_end is None:
+        charge_end = start
+        for (a, ea), (b, eb) in zip(points, points[1:]):
+            if eb > ea:
+                charge_end = b
     for (a, ea), (b, eb) in zip(points, points[1:]):
         if b <= a:
             continue
         kwh = max(ZERO, (eb - ea) / 1000)
         secs = _sec(b - a)
-        hours = secs / 3600
-        idle = (kwh / hours) < _IDLE_KW if hours else True
-        if charge_end is not None:
-            idle = a >= charge_end
         # the charger's own power readings at either end of the interval, when it sent them
         seen = [power_at[t] for t in (a, b) if t in power_at]
         pmax = max(seen) if seen else None
-        if idle:
+        if a >= charge_end:
             out.append(_Seg(a, b, kwh, ZERO, secs, ZERO, pmax=pmax))
+        elif b > charge_end:
+            first, second = _Seg(a, b, kwh, secs, ZERO, ZERO, pmax=pmax).split(charge_end)
+            second.park_s, second.time_s = second.time_s, ZERO
+            out += [first, second]
         else:
             out.append(_Seg(a, b, kwh, secs, ZERO, ZERO, pmax=pmax))
     if not out:
@@ -609,14 +612,16 @@ def _clamp(prog: TariffProgram, lines: list[RatedLine], trace: list[TraceEntry],
             gross += d_gross
 
 
-def _target_lines(lines: list[RatedLine], target: str) -> list[RatedLine]:
+def _target_indexes(lines: list[RatedLine], target: str) -> list[int]:
+    """Indexes of the lines a discount on ``target`` reduces (positive amounts only)."""
     if target == "session":
-        return [ln for ln in lines if ln.component != Component.DISCOUNT]
-    kinds = {target}
-    if target == "reservation":
-        kinds.add("reservation_fee")
-    return [ln for ln in lines if ln.component in kinds
-            or (ln.component == Component.CAP and ln.group == Component.OCPI_GROUP.get(target))]
+        return list(range(len(lines)))
+    kinds = {target, "reservation_fee"} if target == "reservation" else {target}
+    group = Component.OCPI_GROUP.get(target)
+    picked = [i for i, ln in enumerate(lines) if ln.component in kinds and ln.net > 0]
+    caps = [i for i, ln in enumerate(lines) if ln.component == Component.CAP and ln.group == group and group]
+    # a capped component is discounted on what remains after the cap: fold the cap into its lines
+    return picked + caps if picked else []
 
 
 def _apply_discounts(prog: TariffProgram, discounts: Sequence[DiscountProgram], s: SessionFacts, env: Env,
@@ -651,26 +656,29 @@ def _apply_discounts(prog: TariffProgram, discounts: Sequence[DiscountProgram], 
     applicable.sort(key=lambda d: (-d.priority, d.order))
     chosen = [applicable[0]] if applicable[0].exclusive else [d for d in applicable if not d.exclusive]
     base = list(lines)
+    taken = [ZERO] * len(base)  # discount already allocated to each line: no line goes below zero
     for d in chosen:
-        targets = _target_lines(base, d.target)
-        total = sum((ln.net for ln in targets), ZERO)
-        if total <= 0:
+        idx = _target_indexes(base, d.target)
+        total = sum((base[i].net for i in idx), ZERO)
+        available = sum((base[i].net - taken[i] for i in idx), ZERO)
+        if total <= 0 or available <= 0:
             continue
-        amount = total * d.percent / HUNDRED if d.percent is not None else min(d.fixed or ZERO, total)
+        amount = total * d.percent / HUNDRED if d.percent is not None else (d.fixed or ZERO)
         if d.budget is not None and not d.budget_uses:
             amount = min(amount, d.budget - ctx.budget_used.get(d.name, ZERO))
+        amount = min(amount, available)
         if amount <= 0:
             continue
         by_rate: dict[Decimal, Decimal] = {}
-        for ln in targets:
-            by_rate[ln.tax_rate] = by_rate.get(ln.tax_rate, ZERO) + ln.net
-        rest = amount
-        rates = sorted(by_rate)
-        for i, rate in enumerate(rates):
-            part = rest if i == len(rates) - 1 else amount * by_rate[rate] / total
-            rest -= part
-            lines.append(RatedLine(Component.DISCOUNT, d.title, ONE, "each", -part, -part, rate, cur, d.label,
-                                   s.id, ""))
+        for i in idx:
+            share = amount * (base[i].net - taken[i]) / available
+            taken[i] += share
+            by_rate[base[i].tax_rate] = by_rate.get(base[i].tax_rate, ZERO) + share
+        for rate in sorted(by_rate):
+            part = by_rate[rate]
+            if part:
+                lines.append(RatedLine(Component.DISCOUNT, d.title, ONE, "each", -part, -part, rate, cur, d.label,
+                                       s.id, ""))
         trace.append(TraceEntry(Component.DISCOUNT, d.label, start, end, ONE, -amount,
                                 f"{d.percent}% off {d.target}" if d.percent is not None else f"{d.fixed} off {d.target}"))
         consumed.append((d.name, ONE if d.budget_uses or d.budget is None else amount))
