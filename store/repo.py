@@ -71,23 +71,23 @@ class Scope:
             self.db.commit()
         except IntegrityError as exc:
             self.db.rollback()
-            raise Conflict("constraint_violation", _integrity_message(exc)) from None
+            raise _conflict(exc) from None
 
     def flush(self) -> None:
         try:
             self.db.flush()
         except IntegrityError as exc:
             self.db.rollback()
-            raise Conflict("constraint_violation", _integrity_message(exc)) from None
+            raise _conflict(exc) from None
 
 
-def _integrity_message(exc: IntegrityError) -> str:
+def _conflict(exc: IntegrityError) -> Conflict:
     text = str(exc.orig).lower()
     if "unique" in text or "duplicate" in text:
-        return "an object with the same unique key already exists"
+        return Conflict("already_exists", "an object with the same unique key already exists")
     if "foreign key" in text:
-        return "a referenced object does not exist or is still referenced"
-    return "the change violates a database constraint"
+        return Conflict("still_referenced", "other objects still refer to this one")
+    return Conflict("constraint_violation", "the change violates a database constraint")
 
 
 class Repo(Generic[M]):
