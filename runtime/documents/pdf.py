@@ -38,7 +38,7 @@ LABELS: dict[str, dict[str, str]] = {
         "corrects_from": "vom",
         "vat_id": "USt-IdNr.",
         "tax_number": "Steuernummer",
-        "buyer_vat_id": "USt-IdNr. des Leistungsempfängers",
+        "buyer_vat_id": "Ihre USt-IdNr.",
         "pos": "Pos.",
         "item": "Bezeichnung",
         "qty": "Menge",
@@ -108,7 +108,7 @@ LABELS: dict[str, dict[str, str]] = {
         "corrects_from": "of",
         "vat_id": "VAT ID",
         "tax_number": "Tax number",
-        "buyer_vat_id": "Customer VAT ID",
+        "buyer_vat_id": "Your VAT ID",
         "pos": "No.",
         "item": "Description",
         "qty": "Quantity",
@@ -364,7 +364,6 @@ def _context(doc: Document, include_statement: bool, statement_only: bool) -> di
         "st_totals": st_totals,
         "include_statement": include_statement and bool(doc.statement),
         "statement_only": statement_only,
-        "footer_columns": _footer(doc, labels),
     }
 
 
@@ -465,28 +464,53 @@ def _payment_text(doc: Document, labels: dict[str, str], m: Any) -> str:
 
 
 def _footer(doc: Document, labels: dict[str, str]) -> list[list[str]]:
+    """Up to three footer columns (company, registration and contact, bank)."""
     s = doc.seller
-    self_billing = doc.kind is DocumentKind.SELF_BILLING_CREDIT_NOTE
-    if self_billing:
-        # the issuer is the tenant; its own bank data is not what the host needs here
+    if doc.kind is DocumentKind.SELF_BILLING_CREDIT_NOTE:
+        # the issuer is the tenant (buyer); the host's bank account is in the payment text
         b = doc.buyer
         return [[b.name, b.address.street, f"{b.address.postal_code} {b.address.city}"]
                 + ([f"{labels['vat_id']} {b.vat_id}"] if b.vat_id else [])]
-    first = [s.legal_name, s.address.street, f"{s.address.postal_code} {s.address.city}"]
-    tax = []
+    company = [s.legal_name, s.address.street, f"{s.address.postal_code} {s.address.city}"]
     if s.vat_id:
-        tax.append(f"{labels['vat_id']} {s.vat_id}")
+        company.append(f"{labels['vat_id']} {s.vat_id}")
+    registration = [s.registration_id] if s.registration_id else []
     if s.tax_number:
-        tax.append(f"{labels['tax_number']} {s.tax_number}")
-    if s.registration_id:
-        tax.append(s.registration_id)
-    contact = [labels["contact"], s.contact.phone, s.contact.email]
+        registration.append(f"{labels['tax_number']} {s.tax_number}")
+    registration += [s.contact.phone, s.contact.email]
     bank = []
     if s.iban:
         bank = [labels["bank"]] + ([s.bank_name] if s.bank_name else []) + [f"IBAN {s.iban}"]
         if s.bic:
             bank.append(f"BIC {s.bic}")
-    return [c for c in (first, tax, contact, bank) if c]
+    return [c for c in (company, registration, bank) if c]
+
+
+def _css_string(text: str) -> str:
+    """A CSS string literal; tenant text must not be able to end the string or the rule."""
+    cleaned = "".join(ch for ch in text if ch == "\n" or ord(ch) >= 0x20)
+    escaped = cleaned.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\A ")
+    return f'"{escaped}"'
+
+
+def _page_css(doc: Document) -> str:
+    columns = _footer(doc, LABELS[doc.language])
+    boxes = ("bottom-left", "bottom-center", "bottom-right")
+    rules = []
+    for box, column in zip(boxes, columns):
+        rules.append(f"@{box} {{ content: {_css_string(chr(10).join(column))}; "
+                     f"border-top-color: {doc.branding.primary_color}; }}")
+    for box in boxes[len(columns):]:
+        rules.append(f"@{box} {{ content: \"\"; border-top-color: {doc.branding.primary_color}; }}")
+    return "@page { " + " ".join(rules) + " }"
+
+
+@lru_cache(maxsize=1)
+def _font_config() -> Any:
+    """One font configuration per process, so font lookups stay cached between documents."""
+    from weasyprint.text.fonts import FontConfiguration
+
+    return FontConfiguration()
 
 
 @lru_cache(maxsize=4)
@@ -513,7 +537,7 @@ def render_pdf(
     pdf_variant: str | None = None,
 ) -> bytes:
     """The document (with its session statement appended, if any) as PDF bytes."""
-    from weasyprint import HTML  # imported late: WeasyPrint's import costs ~0.5 s
+    from weasyprint import CSS, HTML  # imported late: WeasyPrint's import costs ~0.5 s
 
     html = render_html(doc, include_statement=include_statement, statement_only=statement_only)
     options: dict[str, Any] = {"pdf_variant": pdf_variant} if pdf_variant else {}
@@ -521,7 +545,9 @@ def render_pdf(
     options["pdf_identifier"] = doc.number.encode("utf-8")
     options["uncompressed_pdf"] = False
     result = HTML(string=html, base_url=str(TEMPLATES)).write_pdf(
-        stylesheets=[_stylesheet(doc.language)], **options
+        stylesheets=[_stylesheet(doc.language), CSS(string=_page_css(doc))],
+        font_config=_font_config(),
+        **options,
     )
     assert isinstance(result, bytes)
     return result
