@@ -414,11 +414,15 @@ def _hours(a: datetime, b: datetime) -> Decimal:
 def _total_time(session: Any) -> Decimal:
     """OCPI total_time: the whole session (charging and not), from the first period that is not
     only a reservation — a CDR's periods may start before its start_date_time — to the end."""
-    starts = [p.start for p in session.periods
-              if p.energy_kwh or p.time_h or p.parking_h or not p.reservation_h]
-    if not starts:
+    periods = list(session.periods)
+    first = next((i for i, p in enumerate(periods)
+                  if p.energy_kwh or p.time_h or p.parking_h or not p.reservation_h), None)
+    if first is None:
         return _ZERO  # only a reservation: there was no charging session
-    return max(_ZERO, _hours(min(session.start, starts[0]), session.end))
+    # after a reservation the session begins with its first period (the CDR's start_date_time is
+    # then the reservation's start); otherwise at the earlier of start_date_time and that period
+    begin = periods[first].start if first else min(session.start, periods[0].start)
+    return max(_ZERO, _hours(begin, session.end))
 
 
 def _fmt(d: Decimal) -> str:
