@@ -76,6 +76,9 @@ def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
         headers.setdefault("WWW-Authenticate", 'Bearer realm="evbill"')
     if status >= 500:
         return problem(500, "internal_error", "an unexpected error occurred")
+    detail = (exc.detail or "").lower()
+    if status == 400 and ("json" in detail or "decode" in detail or "malformed" in detail):
+        code = "malformed_body"
     return problem(status, code, exc.detail or _TITLES.get(status, ""), _clean_errors(exc.extra), headers)
 
 
