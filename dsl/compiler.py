@@ -447,7 +447,8 @@ class _Compiler:
             valid_from=date.fromisoformat(d.valid_from).toordinal() if d.valid_from else None,
             valid_until=date.fromisoformat(d.valid_until).toordinal() if d.valid_until else None,
             once=d.once, exclusive=d.exclusive, priority=d.priority, code=d.code, budget=d.budget,
-            budget_uses=d.budget_uses, tariffs=frozenset(n.value for n in d.tariffs), order=order)
+            budget_uses=d.budget_uses, tariffs=frozenset(n.value for n in d.tariffs), order=order,
+            needs_time=any(a.kind in ("time", "days", "date", "holiday") for a in walk_atoms(d.condition)))
 
     def product(self, p: A.Product) -> ProductProgram:
         vat = p.vat

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from runtime.money import ZERO, Money, minor_unit, quantize
 
@@ -42,8 +42,9 @@ class Component:
     }
 
 
-@dataclass(frozen=True, slots=True)
-class RatedLine:
+class RatedLine(NamedTuple):
+    """One priced line. Immutable; a NamedTuple because rating builds millions of them."""
+
     component: str
     description: str
     quantity: Decimal
@@ -89,8 +90,7 @@ class RatedLine:
         return d
 
 
-@dataclass(frozen=True, slots=True)
-class TraceEntry:
+class TraceEntry(NamedTuple):
     """Why an amount is what it is: which rule fired for which stretch of the session."""
 
     component: str

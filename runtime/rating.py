@@ -23,7 +23,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from functools import lru_cache
 from typing import Any, Callable, Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
@@ -164,6 +164,7 @@ class DiscountProgram:
     budget_uses: bool
     tariffs: frozenset[str]
     order: int = 0
+    needs_time: bool = False  # the condition looks at local time, weekday, date or holidays
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,20 +304,17 @@ def _meter_segments(s: SessionFacts, start: int, end: int, charge_end: int | Non
     return out
 
 
-def _boundaries(prog: TariffProgram, segs: list[_Seg], start: int, end: int, tz: ZoneInfo,
-                ctx: RatingContext) -> list[int]:
+def _boundaries(prog: TariffProgram, start: int, end: int, tz: ZoneInfo, ctx: RatingContext) -> list[int]:
     cuts: set[int] = set()
     if prog.day_seconds:
-        d0 = datetime.fromtimestamp(start / 1000, tz).date() - timedelta(days=1)
-        d1 = datetime.fromtimestamp(end / 1000, tz).date() + timedelta(days=1)
-        d = d0
-        while d <= d1:
-            midnight = datetime(d.year, d.month, d.day, tzinfo=tz)
-            for sod in prog.day_seconds:
-                t = _ms(midnight + timedelta(seconds=sod))
+        key = tz.key
+        d = datetime.fromtimestamp(start / 1000, tz).toordinal() - 1
+        last = datetime.fromtimestamp(end / 1000, tz).toordinal() + 1
+        while d <= last:
+            for t in _day_cuts(key, d, prog.day_seconds):
                 if start < t < end:
                     cuts.add(t)
-            d += timedelta(days=1)
+            d += 1
     for off in prog.duration_ms:
         t = start + off
         if start < t < end:
@@ -326,6 +324,15 @@ def _boundaries(prog: TariffProgram, segs: list[_Seg], start: int, end: int, tz:
         if ser is not None:
             cuts.update(ser.boundaries(start, end))
     return sorted(cuts)
+
+
+@lru_cache(maxsize=1 << 16)
+def _day_cuts(tzname: str, ordinal: int, day_seconds: tuple[int, ...]) -> tuple[int, ...]:
+    """UTC epoch ms of each local second-of-day boundary on one local date (DST-correct, cached)."""
+    tz = zone(tzname)
+    d = date.fromordinal(ordinal)
+    midnight = datetime(d.year, d.month, d.day, tzinfo=tz)
+    return tuple(_ms(midnight + timedelta(seconds=sod)) for sod in day_seconds)
 
 
 def _split(segs: list[_Seg], cuts: list[int]) -> list[_Seg]:
@@ -395,7 +402,6 @@ def _first(rules: tuple[PricedRule, ...], env: Env) -> PricedRule | None:
     return None
 
 
-_VOLUME_KINDS = (("energy", "energy"), ("time", "time_s"), ("parking", "park_s"), ("reservation", "resv_s"))
 _FLAT_KINDS = ("start_fee", "flat")
 
 
@@ -404,6 +410,9 @@ def _price_of(r: PricedRule, ms: int, ctx: RatingContext) -> Decimal:
         return r.price
     assert r.price_fn is not None
     return r.price_fn(ms, ctx.series)
+
+
+_DEFAULT_CTX = RatingContext()
 
 
 def rate_session(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: RulesetMeta,
@@ -416,175 +425,235 @@ def rate_session(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta
     except Exception:
         raise RatingError(f"session {s.id!r}: unknown time zone {tzname!r}") from None
     resv = ctx.reservation or s.reservation
-    segs = base_segments(s)
-    start = min(_ms(s.start), segs[0].a) if segs else _ms(s.start)
-    end = _ms(s.end)
-    if prog.dynamic:
-        if prog.energy_kwh:
-            segs = _split_energy(segs, prog.energy_kwh)
-        segs = _split(segs, _boundaries(prog, segs, start, max(end, segs[-1].b if segs else end), tz, ctx))
-
     env = Env(s, resv)
-    rules = prog.rules
-    # accumulate per (rule, unit price): volume in base units; keep first-seen order for lines
-    acc: dict[tuple[int, Decimal], list[Any]] = {}
-    order: list[tuple[int, Decimal]] = []
-    trace: list[TraceEntry] = []
-    last_rule: dict[str, PricedRule] = {}
-    kind_total: dict[str, Decimal] = {}
-    idle_used: dict[int, Decimal] = {}
-    totals = {"energy": ZERO, "time": ZERO, "parking": ZERO}
-    cum_kwh = ZERO
-    rule_ids: dict[int, PricedRule] = {}
-    need_time = prog.needs_local_time
-    first_active: _Seg | None = None
-    first_resv: _Seg | None = None
-
-    for seg in segs:
-        if seg.resv_s:
-            if first_resv is None:
-                first_resv = seg
-        elif first_active is None:
-            first_active = seg
-        env.kwh = cum_kwh
-        env.el = seg.a - start
-        if need_time:
-            _set_env_time(env, seg.a, tz)
-        if prog.needs_power:
-            env.pw = _seg_power(seg, s)
-            env.cur = seg.imax if seg.imax is not None else seg.imin
-        for kind, attr in _VOLUME_KINDS:
-            vol: Decimal = getattr(seg, attr)
-            if not vol:
-                continue
-            if kind in totals:
-                totals[kind] += vol
-            krules = rules.get(kind)
-            if not krules:
-                continue
-            r = _first(krules, env)
-            if r is None:
-                continue
-            free = ZERO
-            if r.grace_ms is not None and env.el < r.grace_ms:
-                free = vol  # boundaries were cut at the grace end, so the whole segment is inside
-            elif r.grace_idle is not None:
-                used = idle_used.get(id(r), ZERO)
-                free = min(vol, max(ZERO, r.grace_idle - used))
-                idle_used[id(r)] = used + vol
-            billable = vol - free
-            price = _price_of(r, seg.a, ctx)
-            if free:
-                trace.append(TraceEntry(kind, r.label, seg.a, seg.b, _in_unit(free, r.unit), ZERO, "free (grace)"))
-            if not billable:
-                continue
-            key = (id(r), price)
-            slot = acc.get(key)
-            if slot is None:
-                acc[key] = [r, price, billable]
-                order.append(key)
-                rule_ids[id(r)] = r
-            else:
-                slot[2] += billable
-            last_rule[kind] = r
-            kind_total[kind] = kind_total.get(kind, ZERO) + billable
-            trace.append(TraceEntry(kind, r.label, seg.a, seg.b, _in_unit(billable, r.unit), price))
-        cum_kwh += seg.energy
-
-    # step sizes: once per session per component, at the last pricing rule's step and price.
-    # When parking was priced, the charging-time step is not applied (OCPI 2.2.1 mod_tariffs).
-    for kind, r in last_rule.items():
-        if r.step is None or not r.step:
-            continue
-        if kind == "time" and kind_total.get("parking"):
-            continue
-        total = kind_total[kind]
-        rounded = (total / r.step).to_integral_value(rounding="ROUND_CEILING") * r.step
-        extra = rounded - total
-        if extra > 0:
-            # the extra volume goes to the last (rule, price) accumulation of this rule
-            for key in reversed(order):
-                if key[0] == id(r):
-                    acc[key][2] += extra
-                    trace.append(TraceEntry(kind, r.label, end, end, _in_unit(extra, r.unit), key[1],
-                                            f"step {_in_unit(r.step, r.unit)} {r.unit}"))
-                    break
-
-    lines: list[RatedLine] = []
+    start = _ms(s.start)
+    end = _ms(s.end)
+    if not prog.dynamic and s.periods is None and s.meter_values is None and resv is None:
+        acc, trace, totals, first_ms = _accumulate_static(prog, s, env, start, end)
+    else:
+        acc, trace, totals, first_ms, start = _accumulate(prog, s, env, start, end, tz, ctx, resv)
     cur = prog.currency
     sid = s.id
-    for key in order:
-        r, price, vol = acc[key]
+    lines: list[RatedLine] = []
+    used: list[PricedRule] = []
+    for r, price, vol in acc:
         qty = _in_unit(vol, r.unit)
-        lines.append(RatedLine(r.kind, r.title, qty, _UNIT_LABEL.get(r.unit, r.unit), price, qty * price, r.vat,
-                               cur, r.label, sid, Component.OCPI_GROUP.get(r.kind, "")))
+        lines.append(RatedLine(r.kind, r.title, qty, _UNIT_LABEL[r.unit], price, qty * price, r.vat, cur,
+                               r.label, sid, _GROUP[r.kind]))
+        if r.cap is not None and all(x is not r for x in used):
+            used.append(r)
 
-    # once-per-session fees: start fee and flat fees when the session charged or parked at all;
+    # once-per-session fees: start and flat fees when the session charged or parked at all;
     # reservation fees when there was a reservation
-    if first_active is not None or not segs:
-        seg0 = first_active
-        _env_at(env, seg0.a if seg0 else start, start, tz, need_time, prog, seg0, s)
+    rules = prog.rules
+    if first_ms is not None:
+        if prog.needs_local_time:
+            _set_env_time(env, first_ms, tz)
+        env.el = first_ms - start
+        env.kwh = ZERO
         for kind in _FLAT_KINDS:
             krules = rules.get(kind)
             if krules:
                 r = _first(krules, env)
                 if r is not None:
-                    price = _price_of(r, seg0.a if seg0 else start, ctx)
+                    price = _price_of(r, first_ms, ctx)
                     lines.append(RatedLine(kind, r.title, ONE, "session", price, price, r.vat, cur, r.label, sid,
                                            "fixed"))
-                    trace.append(TraceEntry(kind, r.label, start, start, ONE, price))
+                    trace.append(TraceEntry(kind, r.label, first_ms, first_ms, ONE, price))
     if resv is not None and rules.get("reservation_fee"):
-        a = first_resv.a if first_resv else start
-        _env_at(env, a, start, tz, need_time, prog, first_resv, s)
+        if prog.needs_local_time:
+            _set_env_time(env, start, tz)
+        env.el = 0
         r = _first(rules["reservation_fee"], env)
         if r is not None:
-            price = _price_of(r, a, ctx)
+            price = _price_of(r, start, ctx)
             lines.append(RatedLine("reservation_fee", r.title, ONE, "session", price, price, r.vat, cur, r.label,
                                    sid, "reservation"))
-            trace.append(TraceEntry("reservation_fee", r.label, a, a, ONE, price))
+            trace.append(TraceEntry("reservation_fee", r.label, start, start, ONE, price))
 
-    # caps per rule
-    for rid, r in rule_ids.items():
-        if r.cap is None:
-            continue
-        got = sum((ln.net for ln in lines if ln.rule == r.label and ln.component == r.kind), ZERO)
+    for r in used:  # caps per rule
+        assert r.cap is not None
+        got = ZERO
+        for ln in lines:
+            if ln.rule == r.label and ln.component == r.kind:
+                got += ln.net
         if got > r.cap:
             excess = got - r.cap
             lines.append(RatedLine(Component.CAP, f"{r.title}: capped at {r.cap}", ONE, "each", -excess, -excess,
-                                   r.vat, cur, r.label, sid, Component.OCPI_GROUP.get(r.kind, "")))
+                                   r.vat, cur, r.label, sid, _GROUP[r.kind]))
             trace.append(TraceEntry(Component.CAP, r.label, end, end, ONE, -excess, f"at most {r.cap}"))
 
-    _clamp(prog, lines, trace, cur, sid, end)
+    if prog.min_price is not None or prog.max_price is not None:
+        _clamp(prog, lines, trace, cur, sid, end)
 
     consumed: list[tuple[str, Decimal]] = []
     if discounts:
-        _apply_discounts(prog, discounts, s, env, start, tz, need_time, ctx, lines, trace, consumed, cur, end)
+        _apply_discounts(prog, discounts, s, env, start, tz, ctx, lines, trace, consumed, cur, end)
 
     return RatingResult(
         session_id=sid, ruleset=meta.name, version=ctx.version or meta.version, sha256=meta.sha256,
         tariff=prog.name, currency=cur, lines=tuple(lines), trace=tuple(trace),
-        energy_kwh=totals["energy"], time_h=totals["time"] / 3600, parking_h=totals["parking"] / 3600,
+        energy_kwh=totals[0], time_h=totals[1] / 3600, parking_h=totals[2] / 3600,
         consumed=tuple(consumed),
     )
 
 
-_DEFAULT_CTX = RatingContext()
+_GROUP = {"energy": "energy", "time": "time", "parking": "parking", "reservation": "reservation",
+          "start_fee": "fixed", "flat": "fixed", "reservation_fee": "reservation"}
+
+_Acc = list[tuple[PricedRule, Decimal, Decimal]]
+
+
+def _accumulate_static(prog: TariffProgram, s: SessionFacts, env: Env, start: int,
+                       end: int) -> tuple[_Acc, list[TraceEntry], tuple[Decimal, Decimal, Decimal], int | None]:
+    """Nothing in the tariff varies within a session: price whole volumes with one rule each."""
+    ce = end if s.charging_end is None else max(start, min(_ms(s.charging_end), end))
+    if prog.needs_power:
+        env.pw = s.max_power_kw
+    time_s = _sec(ce - start) if ce > start else ZERO
+    park_s = _sec(end - ce) if end > ce else ZERO
+    rules = prog.rules
+    acc: _Acc = []
+    trace: list[TraceEntry] = []
+    billed: dict[str, tuple[PricedRule, Decimal, int, int]] = {}
+    for kind, vol, a, b in (("energy", s.energy_kwh, start, ce), ("time", time_s, start, ce),
+                            ("parking", park_s, ce, end)):
+        if not vol:
+            continue
+        krules = rules.get(kind)
+        if not krules:
+            continue
+        r = _first(krules, env)
+        if r is None:
+            continue
+        if r.grace_idle is not None:
+            free = vol if vol < r.grace_idle else r.grace_idle
+            if free:
+                trace.append(TraceEntry(kind, r.label, a, b, _in_unit(free, r.unit), ZERO, "free (grace)"))
+            vol -= free
+            if not vol:
+                continue
+        billed[kind] = (r, vol, a, b)
+    for kind, (r, vol, a, b) in billed.items():
+        price = r.price
+        assert price is not None
+        trace.append(TraceEntry(kind, r.label, a, b, _in_unit(vol, r.unit), price))
+        step = r.step
+        if step and not (kind == "time" and "parking" in billed):
+            rounded = (vol / step).to_integral_value(rounding=ROUND_CEILING) * step
+            if rounded != vol:
+                trace.append(TraceEntry(kind, r.label, end, end, _in_unit(rounded - vol, r.unit), price,
+                                        f"step {_in_unit(step, r.unit)} {r.unit}"))
+                vol = rounded
+        acc.append((r, price, vol))
+    first = start if (s.energy_kwh or end > start) else start
+    return acc, trace, (s.energy_kwh, time_s, park_s), first
+
+
+def _accumulate(prog: TariffProgram, s: SessionFacts, env: Env, start: int, end: int, tz: ZoneInfo,
+                ctx: RatingContext, resv: str | None
+                ) -> tuple[_Acc, list[TraceEntry], tuple[Decimal, Decimal, Decimal], int | None, int]:
+    """The general path: segments, boundary splits, first match per segment and component."""
+    segs = base_segments(s)
+    if segs:
+        start = min(start, segs[0].a)
+        end = max(end, segs[-1].b)
+    if prog.dynamic:
+        if prog.energy_kwh:
+            segs = _split_energy(segs, prog.energy_kwh)
+        segs = _split(segs, _boundaries(prog, start, end, tz, ctx))
+    rules = prog.rules
+    e_rules = rules.get("energy")
+    t_rules = rules.get("time")
+    p_rules = rules.get("parking")
+    r_rules = rules.get("reservation")
+    # per (rule, unit price): accumulated volume, in first-seen order for the lines
+    acc: dict[tuple[int, Decimal], list[Any]] = {}
+    trace: list[TraceEntry] = []
+    last_rule: dict[str, PricedRule] = {}
+    kind_total: dict[str, Decimal] = {}
+    idle_used: dict[int, Decimal] = {}
+    tot_e = tot_t = tot_p = ZERO
+    cum_kwh = ZERO
+    need_time = prog.needs_local_time
+    need_power = prog.needs_power
+    first_active: int | None = None
+
+    def price_volume(kind: str, krules: tuple[PricedRule, ...] | None, vol: Decimal, seg: _Seg) -> None:
+        if not krules:
+            return
+        r = _first(krules, env)
+        if r is None:
+            return
+        free = ZERO
+        if r.grace_ms is not None and env.el < r.grace_ms:
+            free = vol  # boundaries were cut at the grace end, so the whole segment is inside
+        elif r.grace_idle is not None:
+            used = idle_used.get(id(r), ZERO)
+            free = min(vol, max(ZERO, r.grace_idle - used))
+            idle_used[id(r)] = used + vol
+        billable = vol - free
+        if free:
+            trace.append(TraceEntry(kind, r.label, seg.a, seg.b, _in_unit(free, r.unit), ZERO, "free (grace)"))
+        if not billable:
+            return
+        price = _price_of(r, seg.a, ctx)
+        key = (id(r), price)
+        slot = acc.get(key)
+        if slot is None:
+            acc[key] = [r, price, billable]
+        else:
+            slot[2] += billable
+        last_rule[kind] = r
+        kind_total[kind] = kind_total.get(kind, ZERO) + billable
+        trace.append(TraceEntry(kind, r.label, seg.a, seg.b, _in_unit(billable, r.unit), price))
+
+    for seg in segs:
+        if first_active is None and not seg.resv_s:
+            first_active = seg.a
+        env.kwh = cum_kwh
+        env.el = seg.a - start
+        if need_time:
+            _set_env_time(env, seg.a, tz)
+        if need_power:
+            env.pw = _seg_power(seg, s)
+            env.cur = seg.imax if seg.imax is not None else seg.imin
+        if seg.energy:
+            tot_e += seg.energy
+            price_volume("energy", e_rules, seg.energy, seg)
+        if seg.time_s:
+            tot_t += seg.time_s
+            price_volume("time", t_rules, seg.time_s, seg)
+        if seg.park_s:
+            tot_p += seg.park_s
+            price_volume("parking", p_rules, seg.park_s, seg)
+        if seg.resv_s:
+            price_volume("reservation", r_rules, seg.resv_s, seg)
+        cum_kwh += seg.energy
+    if not segs:
+        first_active = start
+
+    # step sizes: once per session per component, at the last pricing rule's step and price.
+    # When parking was priced, the charging-time step is not applied (OCPI 2.2.1 mod_tariffs).
+    for kind, r in last_rule.items():
+        if not r.step or (kind == "time" and kind_total.get("parking")):
+            continue
+        total = kind_total[kind]
+        rounded = (total / r.step).to_integral_value(rounding=ROUND_CEILING) * r.step
+        if rounded > total:
+            for key in reversed(list(acc)):
+                if key[0] == id(r):
+                    acc[key][2] += rounded - total
+                    trace.append(TraceEntry(kind, r.label, end, end, _in_unit(rounded - total, r.unit), key[1],
+                                            f"step {_in_unit(r.step, r.unit)} {r.unit}"))
+                    break
+    out: _Acc = [(r, price, vol) for r, price, vol in acc.values()]
+    return out, trace, (tot_e, tot_t, tot_p), first_active, start
 
 
 def _in_unit(vol: Decimal, unit: str) -> Decimal:
-    size = UNIT_SIZE.get(unit, ONE)
+    size = UNIT_SIZE[unit]
     return vol if size == ONE else vol / size
-
-
-def _env_at(env: Env, ms: int, start: int, tz: ZoneInfo, need_time: bool, prog: TariffProgram,
-            seg: _Seg | None, s: SessionFacts) -> None:
-    env.el = ms - start
-    env.kwh = ZERO
-    if need_time:
-        _set_env_time(env, ms, tz)
-    if prog.needs_power and seg is not None:
-        env.pw = _seg_power(seg, s)
-        env.cur = seg.imax if seg.imax is not None else seg.imin
 
 
 def _clamp(prog: TariffProgram, lines: list[RatedLine], trace: list[TraceEntry], cur: str, sid: str,
@@ -625,18 +694,14 @@ def _target_indexes(lines: list[RatedLine], target: str) -> list[int]:
 
 
 def _apply_discounts(prog: TariffProgram, discounts: Sequence[DiscountProgram], s: SessionFacts, env: Env,
-                     start: int, tz: ZoneInfo, need_time: bool, ctx: RatingContext, lines: list[RatedLine],
+                     start: int, tz: ZoneInfo, ctx: RatingContext, lines: list[RatedLine],
                      trace: list[TraceEntry], consumed: list[tuple[str, Decimal]], cur: str, end: int) -> None:
-    _set_env_time(env, start, tz)
     env.el = 0
     env.kwh = ZERO
+    timed = False  # local time at the session start is computed only when a discount asks for it
     applicable: list[DiscountProgram] = []
     for d in discounts:
         if d.tariffs and prog.name not in d.tariffs:
-            continue
-        if d.valid_from is not None and env.day < d.valid_from:
-            continue
-        if d.valid_until is not None and env.day >= d.valid_until:
             continue
         if d.code is not None and d.code not in s.promo_codes:
             continue
@@ -648,6 +713,13 @@ def _apply_discounts(prog: TariffProgram, discounts: Sequence[DiscountProgram], 
             used = ctx.budget_used.get(d.name, ZERO)
             if (used + 1 > d.budget) if d.budget_uses else (used >= d.budget):
                 continue
+        if not timed and (d.needs_time or d.valid_from is not None or d.valid_until is not None):
+            _set_env_time(env, start, tz)
+            timed = True
+        if d.valid_from is not None and env.day < d.valid_from:
+            continue
+        if d.valid_until is not None and env.day >= d.valid_until:
+            continue
         if d.predicate is not None and not d.predicate(env):
             continue
         applicable.append(d)
@@ -698,6 +770,10 @@ class PeriodResult:
     @property
     def net_total(self) -> Decimal:
         return sum((ln.net_rounded() for ln in self.lines), ZERO)
+
+    @property
+    def net_unrounded(self) -> Decimal:
+        return sum((ln.net for ln in self.lines), ZERO)
 
     def to_dict(self) -> dict[str, Any]:
         return {"product": self.product, "currency": self.currency, "sessions": self.sessions,

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from typing import TypeAlias
 
-from lxml import etree
+from lxml import etree  # type: ignore[import-untyped, unused-ignore]
 
 from runtime.documents.formats import XmlFormat, amount_text, check_format
 from runtime.documents.model import Address, AllowanceCharge, Document, Line, VatCategory
@@ -28,7 +29,7 @@ _RAM = "{%s}" % NS["ram"]
 _UDT = "{%s}" % NS["udt"]
 _QDT = "{%s}" % NS["qdt"]
 
-E = etree._Element
+E: TypeAlias = etree._Element
 
 
 def _num(value: Decimal) -> str:
@@ -42,7 +43,7 @@ class _Builder:
         self.places = minor_unit(doc.currency)
 
     def ram(self, parent: E, name: str, text: str | None = None, **attrs: str) -> E:
-        el = etree.SubElement(parent, _RAM + name, attrs)
+        el: E = etree.SubElement(parent, _RAM + name, attrs)
         if text is not None:
             el.text = text
         return el
@@ -51,7 +52,7 @@ class _Builder:
         attrs = {"currencyID": self.doc.currency} if currency else {}
         return self.ram(parent, name, amount_text(value, self.places), **attrs)
 
-    def date(self, parent: E, name: str, value: date, qualified: bool = False) -> None:
+    def date_el(self, parent: E, name: str, value: date, qualified: bool = False) -> None:
         holder = self.ram(parent, name)
         ns = _QDT if qualified else _UDT
         el = etree.SubElement(holder, ns + "DateTimeString", format="102")
@@ -70,7 +71,7 @@ class _Builder:
         header = etree.SubElement(root, _RSM + "ExchangedDocument")
         self.ram(header, "ID", doc.number)
         self.ram(header, "TypeCode", doc.kind.type_code)
-        self.date(header, "IssueDateTime", doc.issue_date)
+        self.date_el(header, "IssueDateTime", doc.issue_date)
         if doc.note:
             self.ram(self.ram(header, "IncludedNote"), "Content", doc.note)
 
@@ -80,7 +81,8 @@ class _Builder:
         self.agreement(self.ram(tx, "ApplicableHeaderTradeAgreement"))
         self.ram(tx, "ApplicableHeaderTradeDelivery")
         self.settlement(self.ram(tx, "ApplicableHeaderTradeSettlement"))
-        return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+        result: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+        return result
 
     # -- lines --------------------------------------------------------------------------------
     def line(self, tx: E, line: Line) -> None:
@@ -127,8 +129,8 @@ class _Builder:
 
     def period(self, parent: E, start: date, end: date) -> None:
         period = self.ram(parent, "BillingSpecifiedPeriod")
-        self.date(period, "StartDateTime", start)
-        self.date(period, "EndDateTime", end)
+        self.date_el(period, "StartDateTime", start)
+        self.date_el(period, "EndDateTime", end)
 
     def allowance_charge(self, parent: E, ac: AllowanceCharge, with_tax: bool) -> None:
         el = self.ram(parent, "SpecifiedTradeAllowanceCharge")
@@ -231,7 +233,7 @@ class _Builder:
             if doc.payment_terms:
                 self.ram(terms, "Description", doc.payment_terms)
             if doc.due_date:
-                self.date(terms, "DueDateDateTime", doc.due_date)
+                self.date_el(terms, "DueDateDateTime", doc.due_date)
             if p.is_direct_debit and p.mandate_reference:
                 self.ram(terms, "DirectDebitMandateID", p.mandate_reference)
         summation = self.ram(st, "SpecifiedTradeSettlementHeaderMonetarySummation")
@@ -250,7 +252,7 @@ class _Builder:
             ref = self.ram(st, "InvoiceReferencedDocument")
             self.ram(ref, "IssuerAssignedID", doc.preceding.number)
             if doc.preceding.issue_date:
-                self.date(ref, "FormattedIssueDateTime", doc.preceding.issue_date, qualified=True)
+                self.date_el(ref, "FormattedIssueDateTime", doc.preceding.issue_date, qualified=True)
 
 
 def build(doc: Document, fmt: XmlFormat) -> bytes:

@@ -19,7 +19,7 @@ AF_RELATIONSHIP = "alternative"
 
 def render_facturx(doc: Document, *, include_statement: bool = True) -> bytes:
     """PDF/A-3b bytes with the EN 16931 CII embedded; totals on the page equal the XML's."""
-    from facturx import generate_from_binary  # type: ignore[import-untyped]
+    from facturx import generate_from_binary  # type: ignore[import-untyped, unused-ignore]
 
     xml = cii.build(doc, FACTURX_CII)
     visible = pdf.render_pdf(doc, include_statement=include_statement, pdf_variant="pdf/a-3b")

@@ -175,7 +175,7 @@ _SYMBOLS = {"EUR": "€", "GBP": "£", "USD": "$", "CHF": "CHF"}
 
 
 def _group(digits: str, sep: str) -> str:
-    out = []
+    out: list[str] = []
     while len(digits) > 3:
         out.insert(0, digits[-3:])
         digits = digits[:-3]
@@ -279,7 +279,7 @@ def _logo_uri(doc: Document) -> str | None:
 def _vat_label(line_category: VatCategory, rate: Decimal, language: str) -> str:
     if line_category is VatCategory.STANDARD:
         return rate_text(rate, language)
-    return line_category.value
+    return str(line_category.value)
 
 
 def _context(doc: Document, include_statement: bool, statement_only: bool) -> dict[str, Any]:
@@ -508,7 +508,7 @@ def _page_css(doc: Document) -> str:
 @lru_cache(maxsize=1)
 def _font_config() -> Any:
     """One font configuration per process, so font lookups stay cached between documents."""
-    from weasyprint.text.fonts import FontConfiguration
+    from weasyprint.text.fonts import FontConfiguration  # type: ignore[import-untyped, unused-ignore]
 
     return FontConfiguration()
 
@@ -516,7 +516,7 @@ def _font_config() -> Any:
 @lru_cache(maxsize=4)
 def _stylesheet(language: str) -> Any:
     """The static CSS, parsed once per process and language (parsing costs ~40 ms a document)."""
-    from weasyprint import CSS
+    from weasyprint import CSS  # type: ignore[import-untyped, unused-ignore]
 
     text = (TEMPLATES / "style.css").read_text(encoding="utf-8")
     labels = LABELS[language]
@@ -537,7 +537,8 @@ def render_pdf(
     pdf_variant: str | None = None,
 ) -> bytes:
     """The document (with its session statement appended, if any) as PDF bytes."""
-    from weasyprint import CSS, HTML  # imported late: WeasyPrint's import costs ~0.5 s
+    # imported late: WeasyPrint's import costs ~0.5 s
+    from weasyprint import CSS, HTML  # type: ignore[import-untyped, unused-ignore]
 
     html = render_html(doc, include_statement=include_statement, statement_only=statement_only)
     options: dict[str, Any] = {"pdf_variant": pdf_variant} if pdf_variant else {}

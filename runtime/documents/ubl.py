@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from lxml import etree
+from lxml import etree  # type: ignore[import-untyped, unused-ignore]
 
 from runtime.documents.formats import XmlFormat, amount_text, check_format
 from runtime.documents.model import (
@@ -101,7 +101,8 @@ class _Builder:
         self.monetary_total(root)
         for line in doc.lines:
             self.line(root, line, credit)
-        return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+        result: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+        return result
 
     def seller(self, parent: etree._Element) -> None:
         s = self.doc.seller

@@ -1,0 +1,289 @@
+"""Rating throughput: compiled DSL vs. hand-written Python computing the same prices.
+
+Rates N synthetic sessions (default 100,000) on one core for three tariffs and prints sessions/s
+and the ratio to a hand-written function that produces the same lines (every session's amounts
+are compared, so the two really compute the same prices):
+
+- simple:  start fee + energy
+- complex: night window wrapping midnight (split pro rata), employee rate, blocking fee after a
+           grace period with a cap, a 10 % group discount, and graduated energy tiers over each
+           account's billing period
+- indexed: energy at an hourly spot price x 1.10 + 0.12, split at every hour
+
+Targets (issue 2): simple >= 100,000 sessions/s, complex >= 25,000 sessions/s, compiled no slower
+than hand-written.  Usage: python benchmarks/rating.py [N]
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import random
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from decimal import ROUND_CEILING, Decimal
+from pathlib import Path
+from typing import Callable, Sequence
+from zoneinfo import ZoneInfo
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dsl import CompiledRuleset, PriceSeries, RatingContext  # noqa: E402
+from runtime.rated import RatedLine, RatingResult, TraceEntry  # noqa: E402
+from runtime.rating import PeriodResult  # noqa: E402
+from runtime.sessions import SessionFacts  # noqa: E402
+
+SOURCE = """ruleset bench currency EUR timezone Europe/Berlin
+groups employees, new_customers
+series spot_de
+
+tariff simple "Simple" { vat 19%; start_fee 0.35; energy 0.49 per kWh }
+
+tariff complex "Complex" {
+  vat 19%
+  start_fee 0.35
+  energy 0.49 per kWh
+  parking 0.10 per min after 240 min, at most 12.00
+  when group employees { energy 0.25 per kWh; start_fee 0 }
+  when time 22:00..06:00 { energy 0.39 per kWh }
+}
+
+tariff indexed "Indexed" { vat 19%; energy index(spot_de) * 1.10 + 0.12 per kWh }
+
+discount promo "10% off energy" { 10% off energy; for group new_customers; tariffs complex }
+
+product fleet "Fleet" {
+  tariff complex
+  energy graduated { 0..500 kWh at 0.45; 500..2000 kWh at 0.40; 2000.. kWh at 0.35 }
+}
+"""
+
+D = Decimal
+ZERO, ONE = D(0), D(1)
+BERLIN = ZoneInfo("Europe/Berlin")
+T0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
+
+
+def make_sessions(n: int, seed: int = 1) -> list[SessionFacts]:
+    rnd = random.Random(seed)
+    out = []
+    for i in range(n):
+        start = T0 + timedelta(minutes=rnd.randrange(0, 60 * 24 * 28))
+        dur = rnd.randrange(10, 600)
+        charge = rnd.randrange(5, dur + 1)
+        groups = rnd.choice([(), (), ("employees",), ("new_customers",)])
+        out.append(SessionFacts(
+            id=f"s{i}", start=start, end=start + timedelta(minutes=dur),
+            charging_end=start + timedelta(minutes=charge), energy_kwh=D(rnd.randrange(100, 60000)) / 1000,
+            customer_id=f"c{i % 1000}", customer_groups=frozenset(groups), product="fleet"))
+    return out
+
+
+def spot_series() -> PriceSeries:
+    rnd = random.Random(2)
+    return PriceSeries.from_points("spot_de", [(T0 + timedelta(hours=h), D(rnd.randrange(-20, 300)) / 1000)
+                                               for h in range(24 * 30)])
+
+
+# ---------------------------------------------------------------- hand-written equivalents
+def _ms(dt: datetime) -> int:
+    return int(dt.timestamp() * 1000)
+
+
+def _result(s: SessionFacts, tariff: str, lines: list[RatedLine], trace: list[TraceEntry],
+            time_s: Decimal, park_s: Decimal) -> RatingResult:
+    return RatingResult(s.id, "bench", "", "", tariff, "EUR", tuple(lines), tuple(trace), s.energy_kwh,
+                        time_s / 3600, park_s / 3600)
+
+
+def hand_simple(s: SessionFacts) -> RatingResult:
+    start, end = _ms(s.start), _ms(s.end)
+    ce = min(_ms(s.charging_end), end) if s.charging_end else end
+    kwh = s.energy_kwh
+    price = D("0.49")
+    fee = D("0.35")
+    vat = D(19)
+    lines = [RatedLine("energy", "Energy", kwh, "kWh", price, kwh * price, vat, "EUR", "energy", s.id, "energy"),
+             RatedLine("start_fee", "Start fee", ONE, "session", fee, fee, vat, "EUR", "start fee", s.id, "fixed")]
+    trace = [TraceEntry("energy", "energy", start, ce, kwh, price), TraceEntry("start_fee", "fee", start, start, ONE, fee)]
+    return _result(s, "simple", lines, trace, D(ce - start) / 1000, D(end - ce) / 1000)
+
+
+def _night_cuts(start: int, end: int) -> list[int]:
+    cuts = []
+    day = datetime.fromtimestamp(start / 1000, BERLIN).date() - timedelta(days=1)
+    last = datetime.fromtimestamp(end / 1000, BERLIN).date() + timedelta(days=1)
+    while day <= last:
+        for hour in (6, 22):
+            t = _ms(datetime(day.year, day.month, day.day, hour, tzinfo=BERLIN))
+            if start < t < end:
+                cuts.append(t)
+        day += timedelta(days=1)
+    return sorted(cuts)
+
+
+def hand_complex(s: SessionFacts) -> RatingResult:
+    start, end = _ms(s.start), _ms(s.end)
+    ce = min(_ms(s.charging_end), end) if s.charging_end else end
+    vat = D(19)
+    lines: list[RatedLine] = []
+    trace: list[TraceEntry] = []
+    employee = "employees" in s.customer_groups
+    kwh = s.energy_kwh
+    energy_net = ZERO
+    if employee:
+        p = D("0.25")
+        lines.append(RatedLine("energy", "Energy", kwh, "kWh", p, kwh * p, vat, "EUR", "employees", s.id, "energy"))
+        trace.append(TraceEntry("energy", "employees", start, ce, kwh, p))
+        energy_net = kwh * p
+    else:
+        # split the charging stretch at local 06:00 and 22:00, energy pro rata
+        cuts = [t for t in _night_cuts(start, end) if t < ce]
+        bounds = [start] + cuts + [ce]
+        by_price: dict[Decimal, Decimal] = {}
+        rest = kwh
+        a = start
+        for i, b in enumerate(bounds[1:]):
+            part = rest if i == len(bounds) - 2 else kwh * D(b - a) / D(ce - start)
+            rest -= part
+            hour = datetime.fromtimestamp(a / 1000, BERLIN).hour
+            p = D("0.39") if hour >= 22 or hour < 6 else D("0.49")
+            if part:
+                by_price[p] = by_price.get(p, ZERO) + part
+                trace.append(TraceEntry("energy", "energy", a, b, part, p))
+            a = b
+        for p, q in by_price.items():
+            lines.append(RatedLine("energy", "Energy", q, "kWh", p, q * p, vat, "EUR", "energy", s.id, "energy"))
+            energy_net += q * p
+    park_start = max(ce, start + 240 * 60_000)
+    if end > park_start:
+        minutes = D(end - park_start) / 60_000
+        p = D("0.10")
+        net = minutes * p
+        lines.append(RatedLine("parking", "Parking", minutes, "min", p, net, vat, "EUR", "parking", s.id, "parking"))
+        trace.append(TraceEntry("parking", "parking", park_start, end, minutes, p))
+        if net > 12:
+            lines.append(RatedLine("cap", "cap", ONE, "each", 12 - net, 12 - net, vat, "EUR", "parking", s.id,
+                                   "parking"))
+    if not employee:
+        fee = D("0.35")
+        lines.append(RatedLine("start_fee", "Start fee", ONE, "session", fee, fee, vat, "EUR", "fee", s.id, "fixed"))
+    if "new_customers" in s.customer_groups and energy_net > 0:
+        d = energy_net * 10 / 100
+        lines.append(RatedLine("discount", "promo", ONE, "each", -d, -d, vat, "EUR", "promo", s.id, ""))
+    return _result(s, "complex", lines, trace, D(ce - start) / 1000, D(end - ce) / 1000)
+
+
+def hand_period(results: Sequence[RatingResult]) -> Decimal:
+    """Graduated tiers over an account's month, replacing the sessions' energy lines."""
+    kwh = sum((r.energy_kwh for r in results), ZERO)
+    total = sum((ln.net for r in results for ln in r.lines if ln.component != "energy"), ZERO)
+    for lo, hi, p in ((D(0), D(500), D("0.45")), (D(500), D(2000), D("0.40")), (D(2000), None, D("0.35"))):
+        if kwh > lo:
+            total += ((min(kwh, hi) if hi is not None else kwh) - lo) * p
+    return total
+
+
+def make_hand_indexed(series: PriceSeries) -> Callable[[SessionFacts], RatingResult]:
+    def hand_indexed(s: SessionFacts) -> RatingResult:
+        start, end = _ms(s.start), _ms(s.end)
+        ce = min(_ms(s.charging_end), end) if s.charging_end else end
+        vat = D(19)
+        kwh = s.energy_kwh
+        bounds = [start] + series.boundaries(start, ce) + [ce]
+        by_price: dict[Decimal, Decimal] = {}
+        trace = []
+        rest = kwh
+        for i, (a, b) in enumerate(zip(bounds, bounds[1:])):
+            part = rest if i == len(bounds) - 2 else kwh * D(b - a) / D(ce - start)
+            rest -= part
+            p = series.at(a) * D("1.10") + D("0.12")
+            by_price[p] = by_price.get(p, ZERO) + part
+            trace.append(TraceEntry("energy", "energy", a, b, part, p))
+        lines = [RatedLine("energy", "Energy", q, "kWh", p, q * p, vat, "EUR", "energy", s.id, "energy")
+                 for p, q in by_price.items()]
+        return _result(s, "indexed", lines, trace, D(ce - start) / 1000, D(end - ce) / 1000)
+    return hand_indexed
+
+
+# ---------------------------------------------------------------- measurement
+def timed(fn: Callable[[], object]) -> tuple[float, object]:
+    gc.collect()
+    gc.disable()
+    try:
+        t = time.perf_counter()
+        out = fn()
+        return time.perf_counter() - t, out
+    finally:
+        gc.enable()
+
+
+def same_prices(a: Sequence[RatingResult], b: Sequence[RatingResult], what: str) -> None:
+    bad = [(x.session_id, x.net_unrounded, y.net_unrounded) for x, y in zip(a, b)
+           if abs(x.net_unrounded - y.net_unrounded) > D("1e-20")]
+    if bad:
+        raise SystemExit(f"{what}: compiled and hand-written disagree on {len(bad)} sessions, e.g. {bad[:3]}")
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core
+    rs = CompiledRuleset.from_source(SOURCE, "bench.evb")
+    series = spot_series()
+    ctx = RatingContext(series={"spot_de": series})
+    sessions = make_sessions(n)
+    hand_indexed = make_hand_indexed(series)
+    print(f"rating {n:,} synthetic sessions on one core (Python {sys.version.split()[0]})")
+    print(f"{'tariff':<10}{'compiled/s':>14}{'hand/s':>14}{'ratio':>8}  target")
+    rows = []
+
+    def compiled(tariff: str, c: RatingContext | None = None) -> Callable[[], list[RatingResult]]:
+        return lambda: [rs.rate(s, c, tariff) for s in sessions]
+
+    t_c, res_c = timed(compiled("simple"))
+    t_h, res_h = timed(lambda: [hand_simple(s) for s in sessions])
+    same_prices(res_c, res_h, "simple")  # type: ignore[arg-type]
+    rows.append(("simple", t_c, t_h, 100_000))
+
+    # complex: every session, then each account's month with graduated tiers
+    def compiled_complex() -> list[PeriodResult]:
+        results = [rs.rate(s, None, "complex") for s in sessions]
+        by_acc: dict[str, list[RatingResult]] = {}
+        for s, r in zip(sessions, results):
+            by_acc.setdefault(s.customer_id, []).append(r)
+        return [rs.rate_period(v, "fleet") for v in by_acc.values()]
+
+    def hand_complex_all() -> list[Decimal]:
+        results = [hand_complex(s) for s in sessions]
+        by_acc: dict[str, list[RatingResult]] = {}
+        for s, r in zip(sessions, results):
+            by_acc.setdefault(s.customer_id, []).append(r)
+        return [hand_period(v) for v in by_acc.values()]
+
+    t_c, per_c = timed(compiled_complex)
+    t_h, per_h = timed(hand_complex_all)
+    same_prices([rs.rate(s, None, "complex") for s in sessions[:5000]],
+                [hand_complex(s) for s in sessions[:5000]], "complex sessions")
+    diffs = [a.net_unrounded - b for a, b in zip(per_c, per_h)]  # type: ignore[union-attr, operator, arg-type]
+    if any(abs(x) > D("1e-18") for x in diffs):
+        raise SystemExit(f"complex periods disagree: {diffs[:3]}")
+    rows.append(("complex", t_c, t_h, 25_000))
+
+    t_c, res_c = timed(compiled("indexed", ctx))
+    t_h, res_h = timed(lambda: [hand_indexed(s) for s in sessions])
+    same_prices(res_c, res_h, "indexed")  # type: ignore[arg-type]
+    rows.append(("indexed", t_c, t_h, 0))
+
+    for name, tc, th, target in rows:
+        rate_c, rate_h = n / tc, n / th
+        verdict = ""
+        if target:
+            verdict = f">= {target:,}/s {'met' if rate_c >= target else 'MISSED'}"
+        verdict += f"; {'not slower' if rate_c >= rate_h else 'SLOWER'} than hand-written"
+        print(f"{name:<10}{rate_c:>14,.0f}{rate_h:>14,.0f}{rate_c / rate_h:>8.2f}  {verdict}")
+
+
+if __name__ == "__main__":
+    main()
