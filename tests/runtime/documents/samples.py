@@ -134,12 +134,18 @@ def statement_rows(n: int, start: datetime = datetime(2026, 10, 1, 7, 30)) -> tu
 
 
 def _energy_lines(rows: tuple[StatementRow, ...]) -> tuple[Line, ...]:
+    """Invoice lines that add up the statement (energy, start fees, blocking fee, promotion)."""
     kwh = sum((r.energy_kwh for r in rows), D(0))
-    sessions = D(len(rows))
-    return (
-        Line("1", "Ladestrom AC", kwh, "KWH", D("0.49"), description="Energie Oktober 2026"),
-        Line("2", "Startgebühr", sessions, "C62", D("0.35")),
+    parking = sum((r.parking_minutes for r in rows), D(0))
+    promo = sum((d.amount for r in rows for d in r.discounts), D(0))
+    energy = Line(
+        "1", "Ladestrom AC", kwh or D("1"), "KWH", D("0.49"), description="Energie Oktober 2026",
+        allowances_charges=(AllowanceCharge(False, promo, "Winteraktion"),) if promo else (),
     )
+    lines = [energy, Line("2", "Startgebühr", D(len(rows) or 1), "C62", D("0.35"))]
+    if parking:
+        lines.append(Line("3", "Blockiergebühr", parking, "MIN", D("0.10")))
+    return tuple(lines)
 
 
 def make(case: str, language: str = "de", sessions: int = 3) -> Document:
@@ -178,7 +184,6 @@ def make(case: str, language: str = "de", sessions: int = 3) -> Document:
         base.update(
             number="RE-2026-00004",
             lines=base["lines"] + (  # type: ignore[operator]
-                Line("3", "Parkgebühr", D("95"), "MIN", D("0.05")),
                 Line("4", "Kaffee am Ladepark", D("2"), "C62", D("2.80"), vat_rate=D("7")),
                 Line("5", "Ladekarte Versand Ausland", D("1"), "C62", D("4.20"),
                      VatCategory.ZERO_RATED, D("0")),
@@ -197,7 +202,7 @@ def make(case: str, language: str = "de", sessions: int = 3) -> Document:
         base.update(
             number="RE-2026-00006",
             lines=base["lines"] + (  # type: ignore[operator]
-                Line("3", "Grundgebühr Flottentarif", D("1"), "MON", D("9.99"),
+                Line("9", "Grundgebühr Flottentarif", D("1"), "MON", D("9.99"),
                      allowances_charges=(AllowanceCharge(False, D("1.00"), "Treuerabatt"),)),
             ),
             allowances_charges=(
