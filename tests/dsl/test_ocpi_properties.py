@@ -1,0 +1,189 @@
+"""Properties of the OCPI import, guarded by hypothesis.
+
+* Round trip: the importer builds an AST; compiling that AST directly and compiling the printed
+  DSL text (what ``evbill ocpi import-tariff`` shows, parsed back) rate every CDR identically, and
+  printing the re-parsed text gives the same text.
+* Totals: the priced OCPI totals are the sums of the rating lines, per cost group and overall.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dsl.compiler import _Compiler, compile_ruleset  # _Compiler: compile an AST that never was text
+from dsl.ocpi import COST_FIELDS, cdr_to_session, import_tariff, price_cdr, tariff_to_ast
+from dsl.parser import parse
+from dsl.printer import print_ruleset
+from runtime.rated import RatingResult
+from runtime.rating import RatingContext
+
+D = Decimal
+T0 = datetime(2026, 3, 2, tzinfo=timezone.utc)  # a Monday
+DAYS = ["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY"]
+
+money = st.decimals(min_value=0, max_value=5, places=2, allow_nan=False, allow_infinity=False)
+vats = st.sampled_from([None, D(0), D(7), D(10), D(19), D(20), D("5.2")])
+hhmm = st.builds(lambda h, m: f"{h:02d}:{m:02d}", st.integers(0, 23), st.sampled_from([0, 15, 30, 45]))
+
+
+@st.composite
+def restrictions(draw: st.DrawFn, reservation: str | None) -> dict[str, Any] | None:
+    r: dict[str, Any] = {}
+    if draw(st.booleans()):
+        r["start_time"] = draw(hhmm)
+    if draw(st.booleans()):
+        r["end_time"] = draw(hhmm)
+    if draw(st.integers(0, 3)) == 0:
+        day = draw(st.integers(-3, 8))
+        start = (T0 + timedelta(days=day)).date()
+        r["start_date"] = start.isoformat()
+        if draw(st.booleans()):
+            r["end_date"] = (start + timedelta(days=draw(st.integers(1, 5)))).isoformat()
+    elif draw(st.integers(0, 5)) == 0:
+        r["end_date"] = (T0 + timedelta(days=draw(st.integers(0, 8)))).date().isoformat()
+    for key, top, places in (("kwh", 60, 1), ("current", 64, 0), ("power", 50, 1), ("duration", 14400, 0)):
+        for side in ("min", "max"):
+            if draw(st.integers(0, 4)) == 0:
+                r[f"{side}_{key}"] = draw(st.decimals(min_value=0, max_value=top, places=places,
+                                                      allow_nan=False, allow_infinity=False))
+    if draw(st.integers(0, 3)) == 0:
+        r["day_of_week"] = draw(st.lists(st.sampled_from(DAYS), max_size=7, unique=True))
+    if reservation:
+        r["reservation"] = reservation
+    return r or draw(st.sampled_from([None, {}]))
+
+
+@st.composite
+def elements(draw: st.DrawFn) -> dict[str, Any]:
+    reservation = draw(st.sampled_from([None, None, None, "RESERVATION", "RESERVATION_EXPIRES"]))
+    types = ["FLAT", "TIME"] if reservation else ["FLAT", "ENERGY", "TIME", "PARKING_TIME"]
+    comps = []
+    for typ in draw(st.lists(st.sampled_from(types), min_size=1, max_size=4)):
+        c: dict[str, Any] = {"type": typ, "price": draw(money),
+                             "step_size": draw(st.sampled_from([0, 1, 60, 300, 900, 1000]))}
+        vat = draw(vats)
+        if vat is not None:
+            c["vat"] = vat
+        comps.append(c)
+    e: dict[str, Any] = {"price_components": comps}
+    r = draw(restrictions(reservation))
+    if r is not None:
+        e["restrictions"] = r
+    return e
+
+
+@st.composite
+def tariffs(draw: st.DrawFn) -> dict[str, Any]:
+    t: dict[str, Any] = {"country_code": "DE", "party_id": "HYP", "id": "p", "currency": "EUR",
+                         "elements": draw(st.lists(elements(), min_size=1, max_size=6))}
+    lo = draw(st.one_of(st.none(), money))
+    hi = draw(st.one_of(st.none(), st.decimals(min_value=0, max_value=40, places=2, allow_nan=False,
+                                               allow_infinity=False)))
+    if lo is not None and hi is not None and lo > hi:
+        lo, hi = hi, lo
+    for key, v in (("min_price", lo), ("max_price", hi)):
+        if v is not None:
+            t[key] = {"excl_vat": v} if draw(st.booleans()) else {"excl_vat": v, "incl_vat": v * D("1.19")}
+    return t
+
+
+@st.composite
+def cdrs(draw: st.DrawFn) -> dict[str, Any]:
+    start = T0 + timedelta(minutes=draw(st.integers(0, 7 * 24 * 60)))
+    at = start
+    periods = []
+    if draw(st.integers(0, 4)) == 0:  # a reservation before the session
+        mins = draw(st.integers(1, 90))
+        periods.append({"start_date_time": at.isoformat(),
+                        "dimensions": [{"type": "RESERVATION_TIME", "volume": (D(mins) / 60).quantize(D("0.0001"))}]})
+        at += timedelta(minutes=mins)
+    for _ in range(draw(st.integers(1, 4))):
+        mins = draw(st.integers(1, 180))
+        hours = (D(mins) / 60).quantize(D("0.0001"))
+        dims: list[dict[str, Any]] = []
+        parked = draw(st.integers(0, 3)) == 0
+        dims.append({"type": "PARKING_TIME" if parked else "TIME", "volume": hours})
+        if not parked:
+            dims.append({"type": "ENERGY", "volume": draw(st.decimals(min_value=0, max_value=40, places=3,
+                                                                      allow_nan=False, allow_infinity=False))})
+            for typ, top in (("MAX_POWER", 50), ("MIN_CURRENT", 64)):
+                if draw(st.booleans()):
+                    dims.append({"type": typ, "volume": draw(st.integers(0, top))})
+        periods.append({"start_date_time": at.isoformat(), "dimensions": dims})
+        at += timedelta(minutes=mins)
+    return {"id": "hyp", "start_date_time": start.isoformat(), "end_date_time": at.isoformat(),
+            "cdr_location": {"country": "DEU"}, "charging_periods": periods}
+
+
+contexts = st.builds(lambda tz, expired: RatingContext(tz=tz, reservation="RESERVATION_EXPIRES" if expired else None),
+                     st.sampled_from(["UTC", "Europe/Berlin", "America/New_York"]), st.booleans())
+
+
+def _lines(r: RatingResult) -> list[tuple[Any, ...]]:
+    # everything but the rule label, whose line number depends on where the rule was written
+    return [(ln.component, ln.description, ln.quantity, ln.unit, ln.unit_price, ln.net, ln.tax_rate, ln.gross,
+             ln.group) for ln in r.lines]
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tariffs(), st.lists(cdrs(), min_size=1, max_size=3), contexts)
+def test_import_print_reparse_rates_identically(t: dict[str, Any], sessions: list[dict[str, Any]],
+                                                ctx: RatingContext) -> None:
+    ast = tariff_to_ast(t)
+    direct = _Compiler(ast, "", "direct").build()
+    text = import_tariff(t)
+    assert text == print_ruleset(ast)
+    res = compile_ruleset(text, "imported.evb")
+    assert res.errors == [], res.render()
+    assert res.ruleset is not None
+    reparsed = parse(text, "imported.evb")
+    assert reparsed.ruleset is not None
+    assert print_ruleset(reparsed.ruleset) == text  # printing is canonical
+    for c in sessions:
+        s = cdr_to_session(c)
+        a = direct.rate(s, ctx)
+        b = res.ruleset.rate(s, ctx)
+        assert _lines(a) == _lines(b)
+        assert (a.energy_kwh, a.time_h, a.parking_h) == (b.energy_kwh, b.time_h, b.parking_h)
+
+
+def _q(d: Decimal) -> str:
+    return str(d.quantize(D("0.0001"), rounding=ROUND_HALF_UP))
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tariffs(), cdrs(), contexts)
+def test_priced_totals_are_sums_of_lines(t: dict[str, Any], c: dict[str, Any], ctx: RatingContext) -> None:
+    res = compile_ruleset(import_tariff(t), "imported.evb")
+    assert res.ruleset is not None
+    r = res.ruleset.rate(cdr_to_session(c), ctx)
+    net = sum((ln.net for ln in r.lines), D(0))
+    gross = sum((ln.gross for ln in r.lines), D(0))
+    groups = r.group_totals()
+    assert groups.get("total", (D(0), D(0))) == (net, gross)
+    # every line belongs to one OCPI group, except the min/max price clamp, which only moves the total
+    grouped = [ln for ln in r.lines if ln.group]
+    assert all(ln.group in {"energy", "time", "parking", "fixed", "reservation"} for ln in grouped)
+    assert all(ln.component in ("min_price", "max_price") for ln in r.lines if not ln.group)
+    for g in ("energy", "time", "parking", "fixed", "reservation"):
+        mine = [ln for ln in grouped if ln.group == g]
+        assert groups.get(g, (D(0), D(0))) == (sum((ln.net for ln in mine), D(0)), sum((ln.gross for ln in mine), D(0)))
+    for ln in r.lines:
+        if ln.component not in ("min_price", "max_price", "cap"):
+            assert ln.net == ln.quantity * ln.unit_price
+    # the clamp holds: min_price <= total <= max_price (excl. VAT) whenever the tariff has them
+    if "min_price" in t:
+        assert net >= t["min_price"]["excl_vat"]
+    if "max_price" in t:
+        assert net <= t["max_price"]["excl_vat"]
+    # and what `evbill ocpi price` prints is these sums at 4 places
+    out = price_cdr(res.ruleset, c, tz=ctx.tz or "UTC", reservation_expired=ctx.reservation is not None)
+    assert out["total_cost"] == {"excl_vat": _q(net), "incl_vat": _q(gross)}
+    for key, g in COST_FIELDS:
+        e, i = groups.get(g, (D(0), D(0)))
+        assert out[key] == {"excl_vat": _q(e), "incl_vat": _q(i)}
