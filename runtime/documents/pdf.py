@@ -412,8 +412,11 @@ def _info_rows(doc: Document, labels: dict[str, str]) -> list[tuple[str, str]]:
         if doc.preceding.issue_date:
             text += f" {labels['corrects_from']} {date_text(doc.preceding.issue_date, lang)}"
         rows.append((labels["corrects"], text))
-    if doc.buyer.vat_id:
-        rows.append((labels["buyer_vat_id"], doc.buyer.vat_id))
+    # the recipient's VAT ID: for self-billing the recipient is the supplier (the site host)
+    recipient_vat = (doc.seller.vat_id or doc.seller.tax_number
+                     if doc.kind is DocumentKind.SELF_BILLING_CREDIT_NOTE else doc.buyer.vat_id)
+    if recipient_vat:
+        rows.append((labels["buyer_vat_id"], recipient_vat))
     return rows
 
 
@@ -501,8 +504,15 @@ def _page_css(doc: Document) -> str:
         rules.append(f"@{box} {{ content: {_css_string(chr(10).join(column))}; "
                      f"border-top-color: {doc.branding.primary_color}; }}")
     for box in boxes[len(columns):]:
-        rules.append(f"@{box} {{ content: \"\"; border-top-color: {doc.branding.primary_color}; }}")
-    return "@page { " + " ".join(rules) + " }"
+        rules.append(f"@{box} {{ content: \"\"; border-top-style: none; }}")
+    primary, secondary = doc.branding.primary_color, doc.branding.secondary_color
+    colours = (
+        f".brandname, h1 {{ color: {primary}; }} "
+        f".lh, .sh, .grand {{ background: {primary}; }} "
+        f".info {{ background: {secondary}; }} "
+        f".pay {{ background: {secondary}; border-left-color: {primary}; }}"
+    )
+    return "@page { " + " ".join(rules) + " } " + colours
 
 
 @lru_cache(maxsize=1)

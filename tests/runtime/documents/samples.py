@@ -229,6 +229,8 @@ def make(case: str, language: str = "de", sessions: int = 3) -> Document:
             ),
             payment=PaymentMeans("58", iban=HOST.iban, bic=HOST.bic, account_name=HOST.legal_name),
             note="Gutschrift im Gutschriftsverfahren (§ 14 Abs. 2 Satz 2 UStG)",
+            payment_terms="Auszahlung innerhalb von 14 Tagen" if language == "de"
+            else "Paid out within 14 days",
             statement=(),
         )
     else:
