@@ -108,3 +108,30 @@ def test_facturx_container() -> None:
     in_xml = xml_totals(embedded)
     for key in KEYS:
         assert on_page[key] == in_xml[key], key
+
+
+def test_rendering_is_deterministic_and_reads_no_clock() -> None:
+    """Finalized documents are stored with their SHA-256, so a re-render must be byte-identical
+    and carry the document's dates, not the machine's."""
+    import datetime
+    import hashlib
+
+    doc = make("b2b_domestic", sessions=2)
+    for fmt in ("pdf", "facturx-pdf", "xrechnung-ubl", "xrechnung-cii", "peppol-ubl"):
+        first, second = render(doc, fmt), render(doc, fmt)
+        assert hashlib.sha256(first).digest() == hashlib.sha256(second).digest(), fmt
+    fx = render(doc, "facturx-pdf")
+    today = datetime.datetime.now(datetime.timezone.utc).date()
+    if today != doc.issue_date:
+        assert today.strftime("%Y%m%d").encode() not in fx
+        xmp = PdfReader(io.BytesIO(fx)).trailer["/Root"]["/Metadata"].get_object().get_data()
+        assert today.isoformat().encode() not in xmp
+    assert b"D:20261103000000" in fx
+
+
+def test_statement_pdf_needs_sessions() -> None:
+    from runtime.documents.model import DocumentError
+
+    with pytest.raises(DocumentError) as err:
+        render(make("credit_note"), "statement-pdf")
+    assert err.value.code == "no_statement"
