@@ -31,17 +31,21 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from dsl import ast as A
+from dsl.compiler import CompiledRuleset, compile_ruleset
 from dsl.printer import print_ruleset
+from runtime.rating import RatingContext, RatingError, zone
+from runtime.sessions import ChargingPeriod, SessionFacts, SessionInputError, parse_datetime
 
-__all__ = ["OcpiError", "import_tariff", "tariff_to_ast", "cdr_to_session", "price_cdr", "price_cdrs_cli",
-           "load_json", "COST_FIELDS"]
+__all__ = ["COST_FIELDS", "OcpiError", "cdr_to_session", "import_tariff", "load_json", "price_cdr",
+           "price_cdrs_cli", "tariff_to_ast"]
 
 _SPAN = A.Span.unknown()
 _DAY_INDEX = {"MONDAY": 0, "TUESDAY": 1, "WEDNESDAY": 2, "THURSDAY": 3, "FRIDAY": 4, "SATURDAY": 5, "SUNDAY": 6}
@@ -171,7 +175,7 @@ def _restrictions(raw: object, where: str) -> tuple[list[A.Cond], str | None]:
         raise OcpiError(f"{where}: unknown restriction {unknown[0]!r} (OCPI 2.2.1 TariffRestrictions has "
                         f"{', '.join(sorted(_RESTRICTION_KEYS))})")
     conds: list[A.Cond] = []
-    get = lambda k: r.get(k)  # noqa: E731 - null and absent mean the same: no restriction
+    get = r.get  # a null restriction and an absent one mean the same: no restriction
     st, et = get("start_time"), get("end_time")
     if st is not None or et is not None:
         start = _time_of_day(st, f"{where}.start_time", end=False) if st is not None else "00:00"
@@ -202,7 +206,7 @@ def _restrictions(raw: object, where: str) -> tuple[list[A.Cond], str | None]:
     if dow is not None:
         days: set[int] = set()
         for i, d in enumerate(_list(dow, f"{where}.day_of_week")):
-            if d not in _DAY_INDEX:
+            if not isinstance(d, str) or d not in _DAY_INDEX:
                 raise OcpiError(f"{where}.day_of_week[{i}]: expected one of {', '.join(_DAY_INDEX)}, found {_kind(d)}")
             days.add(_DAY_INDEX[d])
         if days and len(days) < 7:  # an empty list or all seven days restrict nothing
@@ -293,20 +297,20 @@ def tariff_to_ast(tariff: Mapping[str, Any]) -> A.Ruleset:
     order = sorted(parsed, key=lambda e: 0 if e.reservation == "RESERVATION_EXPIRES" else 1)
     rules: list[A.Rule] = []
     base: list[A.ComponentDef] = []
-    for pos, el in enumerate(order):
-        kinds = {c.kind for c in el.components}
+    for pos, elem in enumerate(order):
+        kinds = {c.kind for c in elem.components}
         later = {c.kind for e in order[pos + 1:] for c in e.components}
-        if not el.conds and not (kinds & later):
-            base.extend(el.components)
+        if not elem.conds and not (kinds & later):
+            base.extend(elem.components)
             continue
         cond: A.Cond
-        if not el.conds:
+        if not elem.conds:
             cond = A.Atom("always", (), _SPAN)
-        elif len(el.conds) == 1:
-            cond = el.conds[0]
+        elif len(elem.conds) == 1:
+            cond = elem.conds[0]
         else:
-            cond = A.And(el.conds, _SPAN)
-        rules.append(A.Rule(cond, el.components, _SPAN, f"element {el.index}"))
+            cond = A.And(elem.conds, _SPAN)
+        rules.append(A.Rule(cond, elem.components, _SPAN, f"element {elem.index}"))
     if base:
         rules.append(A.Rule(None, tuple(base), _SPAN, "base"))
     min_p = _price_bound(t.get("min_price"), "min_price")
@@ -338,19 +342,19 @@ _DIMENSIONS = {  # OCPI 2.2.1 CdrDimensionType -> ChargingPeriod field (None: no
 
 
 def _when(value: object, where: str) -> datetime:
-    from runtime.sessions import SessionInputError, parse_datetime
-
     try:
         return parse_datetime(value, where)
     except SessionInputError as exc:
         raise OcpiError(str(exc)) from None
 
 
-def cdr_to_session(cdr: Mapping[str, Any], default_id: str = "cdr") -> Any:
+def cdr_to_session(cdr: Mapping[str, Any], default_id: str = "cdr") -> SessionFacts:
     """An OCPI CDR as ``SessionFacts``: one charging period per CDR period, volumes taken from the
-    period's dimensions (as the reference does), each period ending where the next begins."""
-    from runtime.sessions import ChargingPeriod, SessionFacts, SessionInputError
+    period's dimensions (as the reference does), each period ending where the next begins.
 
+    A period with a RESERVATION_TIME dimension marks the session as reserved ("RESERVATION");
+    whether the reservation expired is the caller's to say (``--reservation-expired``).
+    """
     c = _obj(cdr, "cdr")
     sid = str(c.get("id") or default_id)
     start = _when(c.get("start_date_time"), "start_date_time")
@@ -377,10 +381,10 @@ def cdr_to_session(cdr: Mapping[str, Any], default_id: str = "cdr") -> Any:
             where = f"charging_periods[{i}].dimensions[{j}]"
             dim = _obj(d, where)
             typ = dim.get("type")
-            if typ not in _DIMENSIONS:
+            if not isinstance(typ, str) or typ not in _DIMENSIONS:
                 raise OcpiError(f"{where}.type: unknown CDR dimension {_kind(typ)}")
             vol = _num(dim.get("volume"), f"{where}.volume", minimum=_ZERO)
-            field = _DIMENSIONS[str(typ)]
+            field = _DIMENSIONS[typ]
             if field is None:
                 continue
             if field in vals:
@@ -389,7 +393,7 @@ def cdr_to_session(cdr: Mapping[str, Any], default_id: str = "cdr") -> Any:
         if "reservation_h" in vals:
             reserved = True
         pend = starts[i + 1] if i + 1 < len(starts) else end
-        periods.append(ChargingPeriod(start=starts[i], end=pend, **vals))  # type: ignore[arg-type]
+        periods.append(ChargingPeriod(start=starts[i], end=pend, **vals))
     loc = c.get("cdr_location")
     country = ""
     power_type = "AC"
@@ -411,10 +415,10 @@ def _hours(a: datetime, b: datetime) -> Decimal:
     return Decimal(micro) / Decimal(3_600_000_000)
 
 
-def _total_time(session: Any) -> Decimal:
+def _total_time(session: SessionFacts) -> Decimal:
     """OCPI total_time: the whole session (charging and not), from the first period that is not
     only a reservation — a CDR's periods may start before its start_date_time — to the end."""
-    periods = list(session.periods)
+    periods = list(session.periods or ())
     first = next((i for i, p in enumerate(periods)
                   if p.energy_kwh or p.time_h or p.parking_h or not p.reservation_h), None)
     if first is None:
@@ -429,11 +433,10 @@ def _fmt(d: Decimal) -> str:
     return str(d.quantize(_FOUR, rounding=ROUND_HALF_UP))
 
 
-def price_cdr(ruleset: Any, cdr: Mapping[str, Any], *, tz: str = "UTC", reservation_expired: bool = False,
-              default_id: str = "cdr") -> dict[str, Any]:
-    """Rate one CDR through a compiled ruleset and report the OCPI CDR totals."""
-    from runtime.rating import RatingContext
-
+def price_cdr(ruleset: CompiledRuleset, cdr: Mapping[str, Any], *, tz: str = "UTC",
+              reservation_expired: bool = False, default_id: str = "cdr") -> dict[str, Any]:
+    """Rate one CDR through a compiled ruleset and report the OCPI CDR totals (money per cost
+    group from ``RatingResult.group_totals``, rounded half-up to 4 places only for printing)."""
     session = cdr_to_session(cdr, default_id)
     ctx = RatingContext(tz=tz, reservation="RESERVATION_EXPIRES" if reservation_expired else None)
     result = ruleset.rate(session, ctx)
@@ -508,10 +511,10 @@ def price_cdrs_cli(args: argparse.Namespace) -> int:
 
     One JSON object per CDR on stdout; a CDR that cannot be priced gets ``{"error": ...}`` and
     the others are still priced. Exit 1 if the tariff is unusable or any CDR failed.
-    """
-    from dsl.compiler import compile_ruleset
-    from runtime.rating import RatingError, zone
 
+    ``--tariff`` may also name a CDR file: its embedded ``tariffs[0]`` is used. The CDRs being
+    priced are always priced against that one tariff, whatever tariffs they embed themselves.
+    """
     tz = getattr(args, "tz", None) or "UTC"
     try:
         zone(tz)

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -16,14 +16,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dsl.compiler import _Compiler, compile_ruleset  # _Compiler: compile an AST that never was text
-from dsl.ocpi import COST_FIELDS, cdr_to_session, import_tariff, price_cdr, tariff_to_ast
+from dsl.ocpi import COST_FIELDS, OcpiError, cdr_to_session, import_tariff, price_cdr, tariff_to_ast
 from dsl.parser import parse
 from dsl.printer import print_ruleset
 from runtime.rated import RatingResult
 from runtime.rating import RatingContext
 
 D = Decimal
-T0 = datetime(2026, 3, 2, tzinfo=timezone.utc)  # a Monday
+T0 = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
 DAYS = ["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY"]
 
 money = st.decimals(min_value=0, max_value=5, places=2, allow_nan=False, allow_infinity=False)
@@ -187,3 +187,49 @@ def test_priced_totals_are_sums_of_lines(t: dict[str, Any], c: dict[str, Any], c
     for key, g in COST_FIELDS:
         e, i = groups.get(g, (D(0), D(0)))
         assert out[key] == {"excl_vat": _q(e), "incl_vat": _q(i)}
+
+
+# ---------------------------------------------------------------- bad input never crashes
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5) | st.decimals(allow_nan=False, allow_infinity=False, places=2)
+    | st.sampled_from(["", "EUR", "ENERGY", "FLAT", "TIME", "MONDAY", "RESERVATION", "09:00", "2026-01-01", "x"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(
+        ["currency", "elements", "price_components", "restrictions", "type", "price", "vat", "step_size",
+         "start_time", "day_of_week", "min_kwh", "reservation", "min_price", "excl_vat", "dimensions", "volume",
+         "start_date_time", "end_date_time", "charging_periods", "tariffs"]), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@st.composite
+def mutated(draw: st.DrawFn, base: st.SearchStrategy[Any]) -> Any:
+    """A valid document with one value somewhere replaced by arbitrary JSON."""
+    doc = draw(base)
+    node, path = doc, []
+    while isinstance(node, (dict, list)) and node and draw(st.integers(0, 3)):
+        key = draw(st.sampled_from(sorted(node) if isinstance(node, dict) else list(range(len(node)))))
+        path.append((node, key))
+        node = node[key]
+    if path:
+        parent, key = path[-1]
+        parent[key] = draw(json_values)
+    return doc
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(json_values, mutated(tariffs())))
+def test_bad_tariffs_only_raise_ocpi_error(doc: Any) -> None:
+    try:
+        text = import_tariff(doc)
+    except OcpiError:
+        return
+    assert compile_ruleset(text, "fuzz.evb").errors == []
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(json_values, mutated(cdrs())))
+def test_bad_cdrs_only_raise_ocpi_error(doc: Any) -> None:
+    try:
+        cdr_to_session(doc)
+    except OcpiError:
+        pass
