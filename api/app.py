@@ -6,6 +6,7 @@ problem+json errors and the OpenAPI document at ``/schema/openapi.json``.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -35,6 +36,7 @@ class Settings:
     engine: Engine | None = None
     debug: bool = False
     engine_options: dict[str, Any] = field(default_factory=dict)
+    threads: int = int(os.environ.get("EVBILL_API_THREADS", "8"))
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -56,6 +58,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         security=[{"bearer": []}, {"apiKey": []}],
         use_handler_docstrings=False,
     )
+    def limit_threads() -> None:
+        # sync handlers run in anyio's thread pool; 40 threads fighting over the GIL make every
+        # request slower under load, a handful keep the database busy without the convoy
+        import anyio.to_thread
+
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
+
     auth = DefineMiddleware(ApiKeyMiddleware, exclude=["^/schema", "^/health"])
     from api.health import health
 
@@ -70,5 +79,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         type_encoders={Decimal: lambda d: format(d, "f")},
         request_max_body_size=25_000_000,
         debug=settings.debug,
+        on_startup=[limit_threads],
         on_shutdown=[lambda: engine.dispose()] if settings.engine is None else [],
     )

@@ -53,7 +53,11 @@ def route(method: str, path: str, *, operation_id: str, roles: str, summary: str
     problems = [400, 401, 403, 404, 409, 422, *extra_problems]
     opts: dict[str, Any] = dict(
         operation_id=operation_id, guards=[allow(roles)], opt={"roles": roles},
-        responses=_problems(*sorted(set(problems))), summary=summary or None, sync_to_thread=True,
+        responses=_problems(*sorted(set(problems))), summary=summary or None,
+        # reads are one short indexed query: running them on the event loop beats a thread hop
+        # (and the GIL convoy of many threads) under load; writes may wait for locks, so they
+        # go to the thread pool
+        sync_to_thread=method != "GET",
     )
     if status_code is not None:
         opts["status_code"] = status_code

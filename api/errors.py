@@ -16,7 +16,7 @@ from litestar.exceptions import (
     MethodNotAllowedException,
 )
 from pydantic import BaseModel
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from store.errors import DomainError
 
@@ -38,7 +38,7 @@ class Problem(BaseModel):
 _TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
            405: "Method Not Allowed", 409: "Conflict", 413: "Payload Too Large",
            415: "Unsupported Media Type", 422: "Unprocessable Content", 429: "Too Many Requests",
-           500: "Internal Server Error"}
+           500: "Internal Server Error", 503: "Service Unavailable"}
 
 _HTTP_CODES = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
@@ -91,6 +91,13 @@ def _integrity(_: Request[Any, Any, Any], exc: IntegrityError) -> Response[Any]:
     return problem(409, "constraint_violation", "the change violates a database constraint")
 
 
+def _busy(_: Request[Any, Any, Any], exc: OperationalError) -> Response[Any]:
+    # deadlocks, serialisation failures, lock timeouts: the request was fine, retry it
+    log.warning("database busy: %s", str(exc.orig).splitlines()[0] if exc.orig else exc)
+    return problem(503, "database_busy", "the database is busy; retry the request",
+                   headers={"Retry-After": "1"})
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem(500, "internal_error", "an unexpected error occurred")
@@ -105,5 +112,6 @@ exception_handlers: dict[Any, Any] = {
     HTTPException: _http,
     DomainError: _domain,
     IntegrityError: _integrity,
+    OperationalError: _busy,
     Exception: _unexpected,
 }

@@ -68,9 +68,12 @@ def entry_hash(e: AuditEntry) -> str:
 def append_audit(db: Session, actor: Actor, action: str, entity: str, entity_id: str = "",
                  before: dict[str, Any] | None = None, after: dict[str, Any] | None = None) -> AuditEntry:
     """Append one entry inside the caller's transaction (it commits with the change it records)."""
-    # SELECT ... FOR UPDATE on PostgreSQL; SQLite serialises writers on its own
+    # FOR NO KEY UPDATE on PostgreSQL: serialises appenders of one tenant, yet does not conflict
+    # with the KEY SHARE locks that inserting rows referencing the tenant take (FOR UPDATE would
+    # deadlock two concurrent imports). SQLite serialises writers on its own.
     head = db.execute(
-        select(Tenant.audit_seq, Tenant.audit_head).where(Tenant.id == actor.tenant_id).with_for_update()
+        select(Tenant.audit_seq, Tenant.audit_head).where(Tenant.id == actor.tenant_id)
+        .with_for_update(key_share=True)  # renders FOR NO KEY UPDATE
     ).one()
     seq = head.audit_seq + 1
     entry = AuditEntry(

@@ -53,7 +53,7 @@ def make_engine(url: str | None = None, *, schema: str | None = None, **kw: Any)
         connect_args["options"] = f"-csearch_path={schema}"
     kw.setdefault("pool_size", 20)
     kw.setdefault("max_overflow", 40)
-    kw.setdefault("pool_pre_ping", True)
+    kw.setdefault("pool_recycle", 1800)
     return create_engine(url, connect_args=connect_args, **kw)
 
 

@@ -1,0 +1,273 @@
+"""API benchmark: session import throughput (batch endpoint, rated on write) and customer lookup
+latency (p50/p99) under concurrent clients, on SQLite and PostgreSQL.
+
+    .venv/bin/python benchmarks/api.py                       # SQLite, and PostgreSQL if configured
+    EVBILL_BENCH_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test .venv/bin/python benchmarks/api.py
+
+The server runs as a real uvicorn process (``api.app:create_app``) on a fresh database (a temp
+SQLite file, or a fresh PostgreSQL schema that is dropped afterwards); the load comes from httpx.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from store.db import make_engine, migrate  # noqa: E402
+from store.tenants import bootstrap_tenant, create_user, issue_key  # noqa: E402
+
+RULESET = """ruleset bench currency EUR timezone Europe/Berlin
+groups employees
+tariff standard "Standard" {
+  vat 19%
+  start_fee 0.35
+  energy 0.49 per kWh
+  when time 22:00..06:00 { energy 0.39 per kWh }
+  when group employees { energy 0.25 per kWh }
+}
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+class Backend:
+    def __init__(self, kind: str, pg_url: str = "") -> None:
+        self.kind = kind
+        self.pg_url = pg_url
+        self.schema = ""
+        self.tmp = Path(tempfile.mkdtemp(prefix="evbill-bench-"))
+
+    def url(self) -> str:
+        if self.kind == "sqlite":
+            return f"sqlite:///{self.tmp / 'bench.db'}"
+        return f"{self.pg_url}?options=-csearch_path%3D{self.schema}"
+
+    def setup(self) -> Any:
+        if self.kind == "postgresql":
+            self.schema = f"evbill_bench_{uuid.uuid4().hex[:10]}"
+            admin = make_engine(self.pg_url, pool_size=1, max_overflow=0)
+            with admin.begin() as c:
+                c.execute(text(f'CREATE SCHEMA "{self.schema}"'))
+            admin.dispose()
+        engine = make_engine(self.url())
+        migrate(engine)
+        return engine
+
+    def teardown(self) -> None:
+        if self.kind == "postgresql":
+            admin = make_engine(self.pg_url, pool_size=1, max_overflow=0)
+            with admin.begin() as c:
+                c.execute(text(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE'))
+            admin.dispose()
+
+
+def seed(engine: Any, base: str, customers: int) -> tuple[dict[str, str], list[str]]:
+    with Session(engine) as db:
+        tenant, cred = bootstrap_tenant(db, "bench")
+        analyst = create_user(db, tenant.id, "analyst@bench", "analyst")
+        db.flush()
+        _, analyst_key = issue_key(db, tenant.id, analyst.id)
+        db.commit()
+    h = {"Authorization": f"Bearer {cred.key}"}
+    with httpx.Client(base_url=base, headers=h, timeout=60) as c:
+        c.post("/customer-groups", json={"name": "employees"}).raise_for_status()
+        loc = c.post("/locations", json={"code": "site_1", "name": "Site 1", "country": "DE",
+                                         "timezone": "Europe/Berlin"}).json()
+        ids = []
+        for i in range(customers):
+            cus = c.post("/customers", json={"name": f"Customer {i}", "email": f"c{i}@bench.test",
+                                             "groups": ["employees"] if i % 10 == 0 else []}).json()
+            ids.append(cus["id"])
+        acc = c.post("/billing-accounts", json={"customer_id": ids[0]}).json()
+        con = c.post("/contracts", json={"account_id": acc["id"], "customer_id": ids[0], "product": "flex",
+                                         "start_date": "2026-01-01"}).json()
+        for i in range(50):
+            c.post("/tokens", json={"uid": f"TOK{i:04d}", "contract_id": con["id"]}).raise_for_status()
+        rs = c.post("/rulesets", json={"name": "bench"}).json()
+        d = c.post(f"/rulesets/{rs['id']}/drafts", json={"source": RULESET},
+                   headers={"Authorization": f"Bearer {analyst_key}"}).json()
+        assert d["ok"], d
+        c.post(f"/rulesets/{rs['id']}/versions", json={"draft_id": d["id"],
+                                                       "effective_from": "2020-01-01T00:00:00Z"}).raise_for_status()
+    return h, ids
+
+
+def make_sessions(n: int, offset: int) -> list[dict[str, Any]]:
+    rnd = random.Random(offset)
+    t0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    out = []
+    for i in range(offset, offset + n):
+        start = t0 + timedelta(minutes=rnd.randrange(0, 60 * 24 * 28))
+        dur = timedelta(minutes=rnd.randrange(10, 300))
+        out.append({"id": f"B-{i:08d}", "start": start.isoformat(), "end": (start + dur).isoformat(),
+                    "energy_kwh": f"{rnd.randrange(1000, 60000) / 1000:.3f}", "location_id": "site_1",
+                    "token_uid": f"TOK{rnd.randrange(0, 60):04d}"})
+    return out
+
+
+async def import_bench(base: str, h: dict[str, str], total: int, batch: int, parallel: int) -> dict[str, Any]:
+    batches = [make_sessions(batch, i) for i in range(0, total, batch)]
+    created = 0
+    async with httpx.AsyncClient(base_url=base, headers=h, timeout=300) as c:
+        queue: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue()
+        for b in batches:
+            queue.put_nowait(b)
+
+        async def worker() -> None:
+            nonlocal created
+            while not queue.empty():
+                b = queue.get_nowait()
+                r = await c.post("/sessions/batch", json={"sessions": b})
+                r.raise_for_status()
+                body = r.json()
+                assert body["failed"] == 0, body["items"][:3]
+                created += body["created"]
+
+        t = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(parallel)))
+        dt = time.perf_counter() - t
+    return {"sessions": created, "seconds": round(dt, 2), "sessions_per_s": round(created / dt)}
+
+
+class RawClient:
+    """One keep-alive HTTP/1.1 connection with next to no client overhead: httpx's async pool
+    costs more CPU per request than the server on a small machine, which would measure the
+    load generator instead of the API."""
+
+    def __init__(self, host: str, port: int, headers: dict[str, str]) -> None:
+        self.host, self.port = host, port
+        self.extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+
+    async def get(self, path: str) -> tuple[int, bytes]:
+        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\n{self.extra}\r\n".encode())
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        length = 0
+        for ln in lines[1:]:
+            if ln.lower().startswith("content-length:"):
+                length = int(ln.split(":", 1)[1])
+        body = await self.reader.readexactly(length) if length else b""
+        return status, body
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def lookup_bench(base: str, h: dict[str, str], ids: list[str], requests: int, clients: int) -> dict[str, Any]:
+    lat: list[float] = []
+    host, port = base.rsplit("//", 1)[1].split(":")
+    conns = [RawClient(host, int(port), h) for _ in range(clients)]
+    for c in conns:
+        await c.open()
+    for cid in ids[:20]:  # warm up (key cache, pools)
+        assert (await conns[0].get(f"/customers/{cid}"))[0] == 200
+    per = requests // clients
+    rnd = random.Random(7)
+
+    async def client(c: RawClient) -> None:
+        for _ in range(per):
+            cid = rnd.choice(ids)
+            t = time.perf_counter()
+            status, body = await c.get(f"/customers/{cid}")
+            lat.append((time.perf_counter() - t) * 1000)
+            assert status == 200, body[:200]
+
+    t = time.perf_counter()
+    await asyncio.gather(*(client(c) for c in conns))
+    dt = time.perf_counter() - t
+    for c in conns:
+        c.close()
+    return {"requests": len(lat), "clients": clients, "rps": round(len(lat) / dt),
+            "p50_ms": round(_pct(lat, 50), 2), "p99_ms": round(_pct(lat, 99), 2),
+            "mean_ms": round(statistics.fmean(lat), 2)}
+
+
+def run(kind: str, args: argparse.Namespace) -> dict[str, Any]:
+    be = Backend(kind, args.postgres_url)
+    engine = be.setup()
+    port = _free_port()
+    env = dict(os.environ, EVBILL_DATABASE_URL=be.url(), PYTHONPATH=str(ROOT))
+    workers = args.workers if kind == "postgresql" else 1  # SQLite has one writer anyway
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host",
+                             "127.0.0.1", "--port", str(port), "--workers", str(workers), "--no-access-log",
+                             "--log-level", "warning"], env=env, cwd=str(ROOT))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        h, ids = seed(engine, base, args.customers)
+        imp = asyncio.run(import_bench(base, h, args.sessions, args.batch, args.parallel))
+        look = asyncio.run(lookup_bench(base, h, ids, args.lookups, args.clients))
+        return {"backend": kind, "server_workers": workers, "import": imp, "lookup": look}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        engine.dispose()
+        be.teardown()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    p.add_argument("--postgres-url", default=os.environ.get("EVBILL_BENCH_POSTGRES_URL",
+                                                            os.environ.get("EVBILL_TEST_POSTGRES_URL", "")))
+    p.add_argument("--sessions", type=int, default=20000)
+    p.add_argument("--batch", type=int, default=1000)
+    p.add_argument("--parallel", type=int, default=2, help="concurrent batch importers")
+    p.add_argument("--workers", type=int, default=2, help="uvicorn workers (PostgreSQL)")
+    p.add_argument("--customers", type=int, default=1000)
+    p.add_argument("--lookups", type=int, default=10000)
+    p.add_argument("--clients", type=int, default=50)
+    args = p.parse_args()
+    kinds = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    if "postgresql" in kinds and not args.postgres_url:
+        print("skipping PostgreSQL: set EVBILL_BENCH_POSTGRES_URL or --postgres-url", file=sys.stderr)
+        kinds.remove("postgresql")
+    print(f"machine: {os.cpu_count()} CPUs, python {sys.version.split()[0]}")
+    for kind in kinds:
+        r = run(kind, args)
+        i, lk = r["import"], r["lookup"]
+        print(f"{kind:10s} import: {i['sessions']} sessions in {i['seconds']} s = {i['sessions_per_s']} sessions/s "
+              f"(batches of {args.batch}, {args.parallel} importers, {r['server_workers']} server workers) | "
+              f"customer lookup: p50 {lk['p50_ms']} ms, p99 {lk['p99_ms']} ms, {lk['rps']} req/s "
+              f"({lk['clients']} clients, {lk['requests']} requests)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
