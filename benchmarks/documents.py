@@ -38,12 +38,12 @@ def _warm_up(sessions: int) -> None:
         render(doc, fmt)
 
 
-def _render_one(args: tuple[int, int]) -> tuple[int, float]:
+def _render_one(args: tuple[int, int]) -> tuple[int, float, float]:
     i, sessions = args
     doc = _document(i, sessions)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     size = sum(len(render(doc, fmt)) for fmt in FORMATS)
-    return size, time.perf_counter() - start
+    return size, time.perf_counter() - start, time.process_time() - cpu_start
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         wall = time.perf_counter() - start
 
     per_doc = sorted(r[1] for r in results)
+    cpu = sorted(r[2] for r in results)
+    cpu_median = cpu[len(cpu) // 2]
     total_bytes = sum(r[0] for r in results)
     rate = args.count / wall
     print(f"complete invoices (facturx-pdf with {args.sessions}-session statement + xrechnung-ubl)")
@@ -70,6 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"throughput: {rate:.1f} documents/s, {1000 * wall / args.count:.1f} ms per document "
           f"(wall), {1000 * per_doc[len(per_doc) // 2]:.1f} ms median per document per worker, "
           f"p90 {1000 * per_doc[int(len(per_doc) * 0.9)]:.1f} ms")
+    print(f"cpu: {1000 * cpu_median:.1f} ms median CPU per document -> {args.workers / cpu_median:.1f} "
+          f"documents/s if {args.workers} cores were idle (other load on the machine inflates wall)")
+    try:
+        print(f"load average during run: {os.getloadavg()[0]:.2f}")
+    except OSError:
+        pass
     print(f"output: {total_bytes / args.count / 1024:.0f} KiB per invoice")
     print(f"10,000 invoices would take {10_000 / rate / 60:.1f} min; target >= 10 documents/s: "
           f"{'met' if rate >= 10 else 'NOT met'}")
