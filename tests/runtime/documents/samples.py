@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, datetime, timedelta
 from decimal import Decimal as D
 
@@ -175,8 +176,7 @@ def make(case: str, language: str = "de", sessions: int = 3) -> Document:
         base.update(
             number="RE-2026-00003", buyer=FOREIGN_COMPANY,
             lines=tuple(
-                Line(line.id, line.name, line.quantity, line.unit_code, line.unit_price,
-                     VatCategory.REVERSE_CHARGE, D(0), line.description)
+                dataclasses.replace(line, vat_category=VatCategory.REVERSE_CHARGE, vat_rate=D(0))
                 for line in base["lines"]  # type: ignore[attr-defined]
             ),
         )
