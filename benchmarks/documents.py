@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runtime.documents import render  # noqa: E402
-from runtime.documents.model import Document  # noqa: E402
-from tests.runtime.documents.samples import make  # noqa: E402
+from runtime.documents import render
+from runtime.documents.model import Document
+from tests.runtime.documents.samples import make
 
 FORMATS = ("facturx-pdf", "xrechnung-ubl")
 

@@ -6,13 +6,13 @@ document carries every date and amount, nothing here reads the clock, a database
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from runtime.documents import cii, ubl
 from runtime.documents.formats import PEPPOL_UBL, XRECHNUNG_CII, XRECHNUNG_UBL
 from runtime.documents.model import Document, DocumentError
 
-__all__ = ["render", "FORMATS", "MEDIA_TYPES", "DocumentError"]
+__all__ = ["FORMATS", "MEDIA_TYPES", "DocumentError", "render"]
 
 
 def _pdf(doc: Document) -> bytes:

@@ -16,7 +16,7 @@ from runtime.documents.formats import XmlFormat, amount_text, check_format
 from runtime.documents.model import Address, AllowanceCharge, Document, Line, VatCategory
 from runtime.money import minor_unit
 
-__all__ = ["build", "NS"]
+__all__ = ["NS", "build"]
 
 NS = {
     "rsm": "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100",
@@ -24,10 +24,10 @@ NS = {
     "qdt": "urn:un:unece:uncefact:data:standard:QualifiedDataType:100",
     "udt": "urn:un:unece:uncefact:data:standard:UnqualifiedDataType:100",
 }
-_RSM = "{%s}" % NS["rsm"]
-_RAM = "{%s}" % NS["ram"]
-_UDT = "{%s}" % NS["udt"]
-_QDT = "{%s}" % NS["qdt"]
+_RSM = f"{{{NS['rsm']}}}"
+_RAM = f"{{{NS['ram']}}}"
+_UDT = f"{{{NS['udt']}}}"
+_QDT = f"{{{NS['qdt']}}}"
 
 E: TypeAlias = etree._Element
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, time, timezone
+from datetime import UTC, datetime, time
 from typing import Any
 
 from runtime.documents import cii, pdf
 from runtime.documents.formats import FACTURX_CII
 from runtime.documents.model import Document, DocumentKind
 
-__all__ = ["render_facturx", "FACTURX_FILENAME", "AF_RELATIONSHIP"]
+__all__ = ["AF_RELATIONSHIP", "FACTURX_FILENAME", "render_facturx"]
 
 FACTURX_FILENAME = "factur-x.xml"
 AF_RELATIONSHIP = "alternative"
@@ -69,7 +69,7 @@ def render_facturx(doc: Document, *, include_statement: bool = True) -> bytes:
     self_billing = doc.kind is DocumentKind.SELF_BILLING_CREDIT_NOTE
     issuer = doc.buyer.name if self_billing else doc.seller.legal_name
     title = pdf.LABELS[doc.language][doc.kind.value]
-    moment = datetime.combine(doc.issue_date, time(0, 0), tzinfo=timezone.utc)
+    moment = datetime.combine(doc.issue_date, time(0, 0), tzinfo=UTC)
     with _document_clock(moment):
         result = generate_from_binary(
             visible,

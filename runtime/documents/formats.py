@@ -8,15 +8,15 @@ from decimal import Decimal
 from runtime.documents.model import Document, DocumentError, DocumentKind
 
 __all__ = [
-    "XmlFormat",
-    "XRECHNUNG_UBL",
-    "XRECHNUNG_CII",
-    "PEPPOL_UBL",
+    "EN16931_ID",
     "FACTURX_CII",
-    "XRECHNUNG_ID",
     "PEPPOL_ID",
     "PEPPOL_PROFILE",
-    "EN16931_ID",
+    "PEPPOL_UBL",
+    "XRECHNUNG_CII",
+    "XRECHNUNG_ID",
+    "XRECHNUNG_UBL",
+    "XmlFormat",
     "amount_text",
     "check_format",
 ]
@@ -79,6 +79,6 @@ def check_format(doc: Document, fmt: XmlFormat) -> None:
                     f"{fmt.name} needs a participant id for the {role} (e.g. 9930 VAT or 0088 GLN),"
                     f" not an e-mail address",
                 )
-    if doc.kind is DocumentKind.INVOICE and doc.totals.payable > 0:
-        if doc.due_date is None and not doc.payment_terms:
-            raise DocumentError("payment_terms_required", "a due date or payment terms are needed")
+    if (doc.kind is DocumentKind.INVOICE and doc.totals.payable > 0
+            and doc.due_date is None and not doc.payment_terms):
+        raise DocumentError("payment_terms_required", "a due date or payment terms are needed")

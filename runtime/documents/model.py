@@ -19,25 +19,25 @@ from functools import cached_property
 from runtime.money import ZERO, Money, minor_unit, quantize, to_decimal
 
 __all__ = [
-    "DocumentKind",
-    "VatCategory",
     "Address",
-    "Contact",
-    "ElectronicAddress",
-    "Seller",
-    "Buyer",
     "AllowanceCharge",
+    "Branding",
+    "Buyer",
+    "Contact",
+    "Document",
+    "DocumentError",
+    "DocumentKind",
+    "ElectronicAddress",
     "Line",
     "PaymentMeans",
-    "PrecedingInvoice",
     "Period",
+    "PrecedingInvoice",
+    "Seller",
     "StatementAmount",
     "StatementRow",
-    "Branding",
-    "Document",
-    "VatGroup",
     "Totals",
-    "DocumentError",
+    "VatCategory",
+    "VatGroup",
     "compute_totals",
     "exemption_for",
 ]
@@ -191,7 +191,7 @@ class AllowanceCharge:
     amount: Decimal
     reason: str
     vat_category: VatCategory = VatCategory.STANDARD
-    vat_rate: Decimal = Decimal("19")
+    vat_rate: Decimal = Decimal(19)
     reason_code: str | None = None  # UNTDID 5189 (allowances) / 7161 (charges)
     base_amount: Decimal | None = None
     percent: Decimal | None = None
@@ -221,7 +221,7 @@ class Line:
     unit_code: str  # UN/ECE Rec. 20: KWH, MIN, HUR, C62, MON
     unit_price: Decimal  # net, full precision (the rated price)
     vat_category: VatCategory = VatCategory.STANDARD
-    vat_rate: Decimal = Decimal("19")
+    vat_rate: Decimal = Decimal(19)
     description: str | None = None
     allowances_charges: tuple[AllowanceCharge, ...] = ()
     period: Period | None = None
@@ -344,7 +344,7 @@ class Totals:
     def money(self, name: str) -> Money:
         value = getattr(self, name)
         if not isinstance(value, Decimal):
-            raise AttributeError(f"{name} is not an amount")
+            raise TypeError(f"{name} is not an amount")
         return Money(value, self.currency)
 
 

@@ -19,7 +19,7 @@ import jinja2
 from runtime.documents.model import Document, DocumentKind, Line, VatCategory, VatGroup
 from runtime.money import minor_unit, quantize
 
-__all__ = ["render_pdf", "render_html", "money_text", "date_text", "LABELS"]
+__all__ = ["LABELS", "date_text", "money_text", "render_html", "render_pdf"]
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -399,8 +399,8 @@ def _info_rows(doc: Document, labels: dict[str, str]) -> list[tuple[str, str]]:
     lang = doc.language
     rows = [(labels["number"], doc.number), (labels["date"], date_text(doc.issue_date, lang))]
     if doc.period:
-        rows.append((labels["period"], f"{date_text(doc.period.start, lang)} – "
-                                       f"{date_text(doc.period.end, lang)}"))
+        period = f"{date_text(doc.period.start, lang)} – {date_text(doc.period.end, lang)}"
+        rows.append((labels["period"], period))
     if doc.due_date and doc.kind is not DocumentKind.CREDIT_NOTE:
         rows.append((labels["due"], date_text(doc.due_date, lang)))
     if doc.buyer.customer_number:

@@ -21,7 +21,7 @@ from runtime.documents.model import (
 )
 from runtime.money import minor_unit
 
-__all__ = ["build", "NS"]
+__all__ = ["NS", "build"]
 
 NS = {
     "inv": "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2",
@@ -29,8 +29,8 @@ NS = {
     "cac": "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2",
     "cbc": "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2",
 }
-_CAC = "{%s}" % NS["cac"]
-_CBC = "{%s}" % NS["cbc"]
+_CAC = f"{{{NS['cac']}}}"
+_CBC = f"{{{NS['cbc']}}}"
 
 
 def _num(value: Decimal) -> str:
@@ -65,7 +65,7 @@ class _Builder:
         credit = doc.kind.is_credit_note
         root_ns = NS["cn"] if credit else NS["inv"]
         root = etree.Element(
-            "{%s}%s" % (root_ns, "CreditNote" if credit else "Invoice"),
+            f"{{{root_ns}}}{'CreditNote' if credit else 'Invoice'}",
             nsmap={None: root_ns, "cac": NS["cac"], "cbc": NS["cbc"]},
         )
         self.cbc(root, "CustomizationID", fmt.customization_id)

@@ -86,14 +86,14 @@ def pdf_totals(pdf: bytes, language: str, credit_note: bool = False) -> dict[str
     out: dict[str, Decimal] = {}
     for key, label in (("line_total", labels["line_total"]), ("net", labels["net"]),
                        ("gross", labels["gross"]), ("payable", due)):
-        found = re.findall(rf"^{re.escape(label)} {_AMOUNT}$", text, re.M)
+        found = re.findall(rf"^{re.escape(label)} {_AMOUNT}$", text, re.MULTILINE)
         assert len(found) == 1, (label, text)
         out[key] = parse_amount(found[0], language)
-    prepaid = re.findall(rf"^{re.escape(labels['prepaid'])} {_AMOUNT}$", text, re.M)
+    prepaid = re.findall(rf"^{re.escape(labels['prepaid'])} {_AMOUNT}$", text, re.MULTILINE)
     out["prepaid"] = -parse_amount(prepaid[0], language) if prepaid else Decimal(0)
     vat_prefix = labels["vat_on"].split(" ")[0]
     joiner = " auf " if language == "de" else " on "
-    vat_lines = re.findall(rf"^{re.escape(vat_prefix)} .*{joiner}.* {_AMOUNT}$", text, re.M)
+    vat_lines = re.findall(rf"^{re.escape(vat_prefix)} .*{joiner}.* {_AMOUNT}$", text, re.MULTILINE)
     out["tax"] = sum((parse_amount(v, language) for v in vat_lines), Decimal(0))
     out["vat_groups"] = Decimal(len(vat_lines))
     return out

@@ -23,8 +23,8 @@ def test_lines_rounded_once_then_summed() -> None:
     doc = dataclasses.replace(
         make("b2b_domestic"),
         lines=(
-            Line("1", "a", D("3"), "KWH", D("0.3333")),  # 0.9999 -> 1.00
-            Line("2", "b", D("1"), "KWH", D("0.005")),  # half-up -> 0.01
+            Line("1", "a", D(3), "KWH", D("0.3333")),  # 0.9999 -> 1.00
+            Line("2", "b", D(1), "KWH", D("0.005")),  # half-up -> 0.01
         ),
     )
     t = doc.totals
@@ -36,7 +36,7 @@ def test_lines_rounded_once_then_summed() -> None:
 def test_vat_once_per_group_not_per_line() -> None:
     # three lines of 0.05 at 19 %: per line VAT would be 3 x 0.01 = 0.03, per group 0.15 -> 0.03
     # and four lines of 0.03: per line 4 x 0.01 = 0.04, per group 0.12 * 0.19 = 0.0228 -> 0.02
-    lines = tuple(Line(str(i), "x", D("1"), "C62", D("0.03")) for i in range(4))
+    lines = tuple(Line(str(i), "x", D(1), "C62", D("0.03")) for i in range(4))
     doc = dataclasses.replace(make("b2b_domestic"), lines=lines)
     assert doc.totals.tax == D("0.02")
     assert len(doc.totals.vat_groups) == 1
@@ -45,8 +45,8 @@ def test_vat_once_per_group_not_per_line() -> None:
 def test_mixed_groups_and_allowances() -> None:
     t = make("mixed_vat").totals
     cats = [(g.category, g.rate) for g in t.vat_groups]
-    assert cats == [(VatCategory.STANDARD, D("19")), (VatCategory.STANDARD, D("7")),
-                    (VatCategory.ZERO_RATED, D("0"))]
+    assert cats == [(VatCategory.STANDARD, D(19)), (VatCategory.STANDARD, D(7)),
+                    (VatCategory.ZERO_RATED, D(0))]
     assert t.net == sum(g.taxable for g in t.vat_groups)
     assert t.tax == sum(g.tax for g in t.vat_groups)
     a = make("allowance_charge").totals
@@ -70,11 +70,11 @@ def test_prepaid_reduces_payable() -> None:
 
 def test_refusals() -> None:
     with pytest.raises(TypeError):
-        Line("1", "x", 1.5, "KWH", D("1"))  # type: ignore[arg-type]
+        Line("1", "x", 1.5, "KWH", D(1))  # type: ignore[arg-type]
     with pytest.raises(ValueError):
-        Line("1", "x", D("1"), "KWH", D("-1"))
+        Line("1", "x", D(1), "KWH", D(-1))
     with pytest.raises(ValueError):
-        AllowanceCharge(False, D("-1"), "x")
+        AllowanceCharge(False, D(-1), "x")
     with pytest.raises(ValueError):
         dataclasses.replace(make("b2c"), kind=DocumentKind.CREDIT_NOTE)  # no preceding invoice
     with pytest.raises(ValueError):

@@ -121,7 +121,7 @@ def test_rendering_is_deterministic_and_reads_no_clock() -> None:
         first, second = render(doc, fmt), render(doc, fmt)
         assert hashlib.sha256(first).digest() == hashlib.sha256(second).digest(), fmt
     fx = render(doc, "facturx-pdf")
-    today = datetime.datetime.now(datetime.timezone.utc).date()
+    today = datetime.datetime.now(datetime.UTC).date()
     if today != doc.issue_date:
         assert today.strftime("%Y%m%d").encode() not in fx
         xmp = PdfReader(io.BytesIO(fx)).trailer["/Root"]["/Metadata"].get_object().get_data()

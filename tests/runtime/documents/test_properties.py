@@ -19,8 +19,8 @@ from .helpers import pdf_totals, xml_totals
 from .samples import make
 
 TAXES = st.sampled_from([
-    (VatCategory.STANDARD, D("19")), (VatCategory.STANDARD, D("7")),
-    (VatCategory.ZERO_RATED, D("0")), (VatCategory.EXEMPT, D("0")),
+    (VatCategory.STANDARD, D(19)), (VatCategory.STANDARD, D(7)),
+    (VatCategory.ZERO_RATED, D(0)), (VatCategory.EXEMPT, D(0)),
 ])
 UNITS = st.sampled_from(["KWH", "MIN", "HUR", "C62", "MON"])
 
