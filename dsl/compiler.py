@@ -18,11 +18,12 @@ from typing import Any, Callable, Mapping, Sequence
 
 from dsl import ast as A
 from dsl.checker import check, walk_atoms
+from dsl.codegen import generate_plain
 from dsl.diagnostics import Diagnostic, render_all
 from dsl.parser import parse
 from dsl.printer import cond_text, price_text
 from runtime.rating import (
-    UNIT_SIZE, DiscountProgram, Env, PeriodResult, PriceSeries, PricedRule, ProductProgram, RatingContext,
+    UNIT_SIZE, CutSpec, DiscountProgram, Env, PeriodResult, PriceSeries, PricedRule, ProductProgram, RatingContext,
     RulesetMeta, TariffProgram, rate_period, rate_session,
 )
 from runtime.rated import RatingResult
@@ -77,6 +78,8 @@ class CompiledRuleset:
         self.products = dict(products)
         self.default_tariff = default_tariff
         self.meta = RulesetMeta(ast.name, ast.version, sha256, ast.currency, ast.timezone, ast.rounding)
+        # per tariff: the generated fast path for plain sessions (see dsl/codegen.py)
+        self.plain: dict[str, Callable[[SessionFacts, RatingContext | None], RatingResult | None]] = {}
 
     @property
     def tariff_names(self) -> tuple[str, ...]:
@@ -110,6 +113,23 @@ class CompiledRuleset:
         return next(iter(self.tariffs.values()))
 
     def rate(self, session: SessionFacts, ctx: RatingContext | None = None, tariff: str | None = None) -> RatingResult:
+        fast = self.plain.get(tariff) if tariff is not None else None
+        if fast is not None and session.periods is None and session.meter_values is None:
+            res = fast(session, ctx)  # the generated path declines (None) what it does not cover
+            if res is not None:
+                return res
+        prog = self.tariff_for(session, tariff)
+        if fast is None and session.periods is None and session.meter_values is None:
+            fast = self.plain.get(prog.name)
+            if fast is not None:
+                res = fast(session, ctx)
+                if res is not None:
+                    return res
+        return rate_session(prog, self.discounts, self.meta, session, ctx)
+
+    def rate_generic(self, session: SessionFacts, ctx: RatingContext | None = None,
+                     tariff: str | None = None) -> RatingResult:
+        """The reference algorithm only (the generated fast path must agree with it)."""
         return rate_session(self.tariff_for(session, tariff), self.discounts, self.meta, session, ctx)
 
     def rate_many(self, sessions: Sequence[SessionFacts], ctx: RatingContext | None = None,
@@ -375,46 +395,59 @@ class _Compiler:
 
     def build(self) -> CompiledRuleset:
         rs = self.rs
+        self.conds: dict[str, dict[str, list[A.Cond | None]]] = {}
         tariffs = {t.name: self.tariff(t) for t in rs.tariffs}
         discounts = [self.discount(d, i) for i, d in enumerate(rs.discounts)]
         products = {p.name: self.product(p) for p in rs.products}
-        return CompiledRuleset(rs, self.source, self.sha, tariffs, discounts, products,
-                               rs.default_tariff.value if rs.default_tariff else None)
+        compiled = CompiledRuleset(rs, self.source, self.sha, tariffs, discounts, products,
+                                   rs.default_tariff.value if rs.default_tariff else None)
+        for name, prog in tariffs.items():
+            if not prog.energy_kwh:  # energy thresholds split by energy: the generic path handles those
+                compiled.plain[name] = generate_plain(prog, self.conds[name], lambda: _Codegen(rs), discounts,
+                                                      compiled.meta)
+        return compiled
 
     def tariff(self, t: A.Tariff) -> TariffProgram:
         rs = self.rs
         vat = t.vat if t.vat is not None else Decimal(0)
         by_kind: dict[str, list[PricedRule]] = {}
-        day_seconds: set[int] = set()
-        durations: set[int] = set()
+        conds: dict[str, list[A.Cond | None]] = {}
+        self.conds[t.name] = conds
         energies: set[Decimal] = set()
-        series: set[str] = set()
         needs_time = needs_power = False
+        # where a price can change, per volume group: charging volumes (energy, time, reservation)
+        # are cut only at their rules' boundaries, parking time only at the parking rules'
+        group_of = {"energy": "charge", "time": "charge", "reservation": "charge", "parking": "park"}
+        spec: dict[str, dict[str, set[Any]]] = {g: {"day": set(), "dur": set(), "series": set(), "time": set()}
+                                                for g in ("charge", "park")}
         for idx, rule in enumerate(t.rules):
             pred = None
+            r_day: set[int] = set()
+            r_dur: set[int] = set()
+            r_time = False
             if rule.condition is not None and not (isinstance(rule.condition, A.Atom)
                                                    and rule.condition.kind == "always"):
                 pred = _Codegen(rs).function(rule.condition)
                 for a in walk_atoms(rule.condition):
                     if a.kind == "time":
-                        day_seconds.update((_sod(str(a.args[0])) % 86400, _sod(str(a.args[1])) % 86400))
-                        needs_time = True
+                        r_day.update((_sod(str(a.args[0])) % 86400, _sod(str(a.args[1])) % 86400))
+                        r_time = True
                     elif a.kind in ("days", "date", "holiday"):
-                        day_seconds.add(0)
-                        needs_time = True
+                        r_day.add(0)
+                        r_time = True
                     elif a.kind == "duration":
                         v = a.args[1]
                         assert isinstance(v, Decimal)
-                        durations.add(int(v * UNIT_SIZE[str(a.args[2])] * 1000))
+                        r_dur.add(int(v * UNIT_SIZE[str(a.args[2])] * 1000))
                     elif a.kind == "energy":
                         v = a.args[1]
                         assert isinstance(v, Decimal)
                         energies.add(v * UNIT_SIZE[str(a.args[2])])
                     elif a.kind in ("power", "current"):
                         needs_power = True
+            needs_time = needs_time or r_time
             for cd in rule.components:
                 const, fn = _price_fn(cd.price)
-                series.update(_series_of(cd.price))
                 grace_ms = grace_idle = None
                 if cd.after is not None:
                     amount, unit, idle = cd.after
@@ -422,21 +455,36 @@ class _Compiler:
                         grace_idle = amount * UNIT_SIZE[unit]
                     else:
                         grace_ms = int(amount * UNIT_SIZE[unit] * 1000)
-                        durations.add(grace_ms)
+                group = group_of.get(cd.kind)
+                if group is not None:
+                    g = spec[group]
+                    g["day"].update(r_day)
+                    g["dur"].update(r_dur)
+                    if grace_ms is not None:
+                        g["dur"].add(grace_ms)
+                    g["series"].update(_series_of(cd.price))
+                    if r_time:
+                        g["time"].add(True)
                 step = cd.step[0] * UNIT_SIZE[cd.step[1]] if cd.step is not None else None
                 label = f"tariff {t.name}, line {cd.span.line}: " + (
                     rule.label if rule.condition is not None else "base")
                 title = cd.title or _default_title(cd, rule)
+                conds.setdefault(cd.kind, []).append(rule.condition)
                 by_kind.setdefault(cd.kind, []).append(PricedRule(
                     kind=cd.kind, label=label, title=title, predicate=pred, price=const, price_fn=fn,
                     unit=cd.unit, vat=cd.vat if cd.vat is not None else vat, step=step,
                     grace_ms=grace_ms, grace_idle=grace_idle, cap=cd.cap, rule_index=idx))
-        dynamic = bool(day_seconds or durations or energies or series)
+
+        def cut_spec(g: dict[str, set[Any]]) -> CutSpec:
+            return CutSpec(tuple(sorted(g["day"])), tuple(sorted(g["dur"])), tuple(sorted(g["series"])),
+                           bool(g["time"]))
+
+        charge, park = cut_spec(spec["charge"]), cut_spec(spec["park"])
+        dynamic = bool(energies or charge.any or park.any)
         return TariffProgram(
             name=t.name, title=t.title, currency=rs.currency, timezone=rs.timezone,
             rules={k: tuple(v) for k, v in by_kind.items()}, vat=vat, min_price=t.min_price, max_price=t.max_price,
-            day_seconds=tuple(sorted(day_seconds)), duration_ms=tuple(sorted(durations)),
-            energy_kwh=tuple(sorted(energies)), series=tuple(sorted(series)), dynamic=dynamic,
+            charge_cuts=charge, park_cuts=park, energy_kwh=tuple(sorted(energies)), dynamic=dynamic,
             needs_local_time=needs_time, needs_power=needs_power)
 
     def discount(self, d: A.Discount, order: int) -> DiscountProgram:

@@ -33,7 +33,7 @@ from runtime.rated import Component, RatedLine, RatingResult, TraceEntry
 from runtime.sessions import SessionFacts
 
 __all__ = [
-    "PriceSeries", "RatingContext", "PricedRule", "TariffProgram", "DiscountProgram", "ProductProgram",
+    "finish_session", "CutSpec", "PriceSeries", "RatingContext", "PricedRule", "TariffProgram", "DiscountProgram", "ProductProgram",
     "RulesetMeta", "Env", "RatingError", "MissingPrice", "rate_session", "rate_period", "PeriodResult",
     "zone",
 ]
@@ -125,6 +125,23 @@ class PricedRule:
 
 
 @dataclass(frozen=True, slots=True)
+class CutSpec:
+    """Where prices of one volume group can change within a session."""
+
+    day_seconds: tuple[int, ...] = ()  # local seconds-of-day (0 = midnight: weekday/date/holiday rules)
+    duration_ms: tuple[int, ...] = ()  # offsets from the session start (duration rules, grace ends)
+    series: tuple[str, ...] = ()  # price series whose intervals matter
+    needs_local_time: bool = False  # conditions read the local time of day, weekday or date
+
+    @property
+    def any(self) -> bool:
+        return bool(self.day_seconds or self.duration_ms or self.series)
+
+
+_NO_CUTS = CutSpec()
+
+
+@dataclass(frozen=True, slots=True)
 class TariffProgram:
     name: str
     title: str
@@ -134,12 +151,11 @@ class TariffProgram:
     vat: Decimal
     min_price: tuple[Decimal, Decimal | None] | None = None
     max_price: tuple[Decimal, Decimal | None] | None = None
-    # where conditions can change: local seconds-of-day, whether midnight matters, offsets from the
-    # session start (ms), cumulative energy thresholds (kWh), price series that are referenced
-    day_seconds: tuple[int, ...] = ()
-    duration_ms: tuple[int, ...] = ()
+    # where prices can change within a session, for charging volumes (energy, time, reservation)
+    # and for parking time; and cumulative energy thresholds (kWh)
+    charge_cuts: CutSpec = _NO_CUTS
+    park_cuts: CutSpec = _NO_CUTS
     energy_kwh: tuple[Decimal, ...] = ()
-    series: tuple[str, ...] = ()
     dynamic: bool = False  # any condition or price that varies within a session
     needs_local_time: bool = False
     needs_power: bool = False
@@ -218,7 +234,7 @@ class _Seg:
 class Env:
     """What a condition sees at a segment start. Session-level facts are on ``s``."""
 
-    __slots__ = ("s", "sod", "wd", "day", "date", "kwh", "el", "pw", "cur", "resv")
+    __slots__ = ("s", "sod", "wd", "day", "date", "kwh", "el", "pw", "cur", "resv", "fees")
 
     def __init__(self, s: SessionFacts, resv: str | None):
         self.s = s
@@ -231,6 +247,8 @@ class Env:
         self.el = 0
         self.pw: Decimal | None = None
         self.cur: Decimal | None = None
+        # (power, current) of the first charging and first reservation period, for once-per-session fees
+        self.fees: dict[str, tuple[Decimal | None, Decimal | None]] = {}
 
 
 def _ms(dt: datetime) -> int:
@@ -304,7 +322,7 @@ def _meter_segments(s: SessionFacts, start: int, end: int, charge_end: int | Non
     return out
 
 
-def _boundaries(prog: TariffProgram, start: int, end: int, tz: ZoneInfo, ctx: RatingContext) -> list[int]:
+def _boundaries(prog: CutSpec, start: int, end: int, tz: ZoneInfo, ctx: RatingContext) -> list[int]:
     cuts: set[int] = set()
     if prog.day_seconds:
         key = tz.key
@@ -417,7 +435,10 @@ _DEFAULT_CTX = RatingContext()
 
 def rate_session(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: RulesetMeta,
                  s: SessionFacts, ctx: RatingContext | None = None) -> RatingResult:
-    """Rate one session. Pure: the same inputs give the same lines, always."""
+    """Rate one session. Pure: the same inputs give the same lines, always.
+
+    This is the reference algorithm for every session shape; the compiler also generates a
+    specialised function per tariff for plain sessions that must agree with it exactly."""
     ctx = ctx or _DEFAULT_CTX
     tzname = ctx.tz or s.timezone or prog.timezone
     try:
@@ -428,25 +449,20 @@ def rate_session(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta
     env = Env(s, resv)
     start = _ms(s.start)
     end = _ms(s.end)
-    if not prog.dynamic and s.periods is None and s.meter_values is None and resv is None:
-        acc, trace, totals, first_ms = _accumulate_static(prog, s, env, start, end)
-    else:
-        acc, trace, totals, first_ms, start = _accumulate(prog, s, env, start, end, tz, ctx, resv)
+    acc, trace, totals, first_ms, start = _accumulate(prog, s, env, start, end, tz, ctx, resv)
     cur = prog.currency
     sid = s.id
     lines: list[RatedLine] = []
-    used: list[PricedRule] = []
     for r, price, vol in acc:
         qty = _in_unit(vol, r.unit)
         lines.append(RatedLine(r.kind, r.title, qty, _UNIT_LABEL[r.unit], price, qty * price, r.vat, cur,
                                r.label, sid, _GROUP[r.kind]))
-        if r.cap is not None and all(x is not r for x in used):
-            used.append(r)
 
     # once-per-session fees: start and flat fees when the session charged or parked at all;
     # reservation fees when there was a reservation
     rules = prog.rules
     if first_ms is not None:
+        env.pw, env.cur = env.fees.get("active", (s.max_power_kw, None))
         if prog.needs_local_time:
             _set_env_time(env, first_ms, tz)
         env.el = first_ms - start
@@ -464,15 +480,29 @@ def rate_session(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta
         if prog.needs_local_time:
             _set_env_time(env, start, tz)
         env.el = 0
+        env.pw, env.cur = env.fees.get("resv", env.fees.get("active", (s.max_power_kw, None)))
         r = _first(rules["reservation_fee"], env)
         if r is not None:
             price = _price_of(r, start, ctx)
             lines.append(RatedLine("reservation_fee", r.title, ONE, "session", price, price, r.vat, cur, r.label,
                                    sid, "reservation"))
             trace.append(TraceEntry("reservation_fee", r.label, start, start, ONE, price))
+    mine = [d for d in discounts if not d.tariffs or prog.name in d.tariffs]
+    return finish_session(prog, mine, meta, s, ctx, tz, start, end, lines, trace, totals, [a[0] for a in acc])
 
-    for r in used:  # caps per rule
-        assert r.cap is not None
+
+def finish_session(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: RulesetMeta, s: SessionFacts,
+                   ctx: RatingContext, tz: ZoneInfo, start: int, end: int, lines: list[RatedLine],
+                   trace: list[TraceEntry], totals: tuple[Decimal, Decimal, Decimal],
+                   priced: Sequence[PricedRule]) -> RatingResult:
+    """Caps per rule, the minimum/maximum session price, then discounts; shared by both paths."""
+    cur = prog.currency
+    sid = s.id
+    seen: list[PricedRule] = []
+    for r in priced:
+        if r.cap is None or any(x is r for x in seen):
+            continue
+        seen.append(r)
         got = ZERO
         for ln in lines:
             if ln.rule == r.label and ln.component == r.kind:
@@ -488,6 +518,8 @@ def rate_session(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta
 
     consumed: list[tuple[str, Decimal]] = []
     if discounts:
+        env = Env(s, ctx.reservation or s.reservation)
+        env.pw = s.max_power_kw
         _apply_discounts(prog, discounts, s, env, start, tz, ctx, lines, trace, consumed, cur, end)
 
     return RatingResult(
@@ -504,52 +536,6 @@ _GROUP = {"energy": "energy", "time": "time", "parking": "parking", "reservation
 _Acc = list[tuple[PricedRule, Decimal, Decimal]]
 
 
-def _accumulate_static(prog: TariffProgram, s: SessionFacts, env: Env, start: int,
-                       end: int) -> tuple[_Acc, list[TraceEntry], tuple[Decimal, Decimal, Decimal], int | None]:
-    """Nothing in the tariff varies within a session: price whole volumes with one rule each."""
-    ce = end if s.charging_end is None else max(start, min(_ms(s.charging_end), end))
-    if prog.needs_power:
-        env.pw = s.max_power_kw
-    time_s = _sec(ce - start) if ce > start else ZERO
-    park_s = _sec(end - ce) if end > ce else ZERO
-    rules = prog.rules
-    acc: _Acc = []
-    trace: list[TraceEntry] = []
-    billed: dict[str, tuple[PricedRule, Decimal, int, int]] = {}
-    for kind, vol, a, b in (("energy", s.energy_kwh, start, ce), ("time", time_s, start, ce),
-                            ("parking", park_s, ce, end)):
-        if not vol:
-            continue
-        krules = rules.get(kind)
-        if not krules:
-            continue
-        r = _first(krules, env)
-        if r is None:
-            continue
-        if r.grace_idle is not None:
-            free = vol if vol < r.grace_idle else r.grace_idle
-            if free:
-                trace.append(TraceEntry(kind, r.label, a, b, _in_unit(free, r.unit), ZERO, "free (grace)"))
-            vol -= free
-            if not vol:
-                continue
-        billed[kind] = (r, vol, a, b)
-    for kind, (r, vol, a, b) in billed.items():
-        price = r.price
-        assert price is not None
-        trace.append(TraceEntry(kind, r.label, a, b, _in_unit(vol, r.unit), price))
-        step = r.step
-        if step and not (kind == "time" and "parking" in billed):
-            rounded = (vol / step).to_integral_value(rounding=ROUND_CEILING) * step
-            if rounded != vol:
-                trace.append(TraceEntry(kind, r.label, end, end, _in_unit(rounded - vol, r.unit), price,
-                                        f"step {_in_unit(step, r.unit)} {r.unit}"))
-                vol = rounded
-        acc.append((r, price, vol))
-    first = start if (s.energy_kwh or end > start) else start
-    return acc, trace, (s.energy_kwh, time_s, park_s), first
-
-
 def _accumulate(prog: TariffProgram, s: SessionFacts, env: Env, start: int, end: int, tz: ZoneInfo,
                 ctx: RatingContext, resv: str | None
                 ) -> tuple[_Acc, list[TraceEntry], tuple[Decimal, Decimal, Decimal], int | None, int]:
@@ -558,10 +544,13 @@ def _accumulate(prog: TariffProgram, s: SessionFacts, env: Env, start: int, end:
     if segs:
         start = min(start, segs[0].a)
         end = max(end, segs[-1].b)
+    cuts_c: list[int] = []
+    cuts_p: list[int] = []
     if prog.dynamic:
         if prog.energy_kwh:
             segs = _split_energy(segs, prog.energy_kwh)
-        segs = _split(segs, _boundaries(prog, start, end, tz, ctx))
+        cuts_c = _boundaries(prog.charge_cuts, start, end, tz, ctx)
+        cuts_p = _boundaries(prog.park_cuts, start, end, tz, ctx)
     rules = prog.rules
     e_rules = rules.get("energy")
     t_rules = rules.get("time")
@@ -575,9 +564,9 @@ def _accumulate(prog: TariffProgram, s: SessionFacts, env: Env, start: int, end:
     idle_used: dict[int, Decimal] = {}
     tot_e = tot_t = tot_p = ZERO
     cum_kwh = ZERO
-    need_time = prog.needs_local_time
     need_power = prog.needs_power
     first_active: int | None = None
+    fee_env: dict[str, tuple[Decimal | None, Decimal | None]] = env.fees
 
     def price_volume(kind: str, krules: tuple[PricedRule, ...] | None, vol: Decimal, seg: _Seg) -> None:
         if not krules:
@@ -608,28 +597,49 @@ def _accumulate(prog: TariffProgram, s: SessionFacts, env: Env, start: int, end:
         kind_total[kind] = kind_total.get(kind, ZERO) + billable
         trace.append(TraceEntry(kind, r.label, seg.a, seg.b, _in_unit(billable, r.unit), price))
 
+    time_c = prog.charge_cuts.needs_local_time
+    time_p = prog.park_cuts.needs_local_time
     for seg in segs:
         if first_active is None and not seg.resv_s:
             first_active = seg.a
-        env.kwh = cum_kwh
-        env.el = seg.a - start
-        if need_time:
-            _set_env_time(env, seg.a, tz)
-        if need_power:
-            env.pw = _seg_power(seg, s)
-            env.cur = seg.imax if seg.imax is not None else seg.imin
-        if seg.energy:
-            tot_e += seg.energy
-            price_volume("energy", e_rules, seg.energy, seg)
-        if seg.time_s:
-            tot_t += seg.time_s
-            price_volume("time", t_rules, seg.time_s, seg)
+            # once-per-session fees are judged by the first charging period (its power and current)
+            fee_env["active"] = (_seg_power(seg, s), seg.imax if seg.imax is not None else seg.imin)
+        if seg.resv_s and "resv" not in fee_env:
+            fee_env["resv"] = (_seg_power(seg, s), seg.imax if seg.imax is not None else seg.imin)
+        cum0 = cum_kwh
+        if seg.energy or seg.time_s or seg.resv_s:
+            part = seg if not seg.park_s else _Seg(seg.a, seg.b, seg.energy, seg.time_s, ZERO, seg.resv_s,
+                                                    seg.pmin, seg.pmax, seg.imin, seg.imax)
+            for piece in _split([part], cuts_c) if cuts_c else (part,):
+                env.kwh = cum_kwh
+                env.el = piece.a - start
+                if time_c:
+                    _set_env_time(env, piece.a, tz)
+                if need_power:
+                    env.pw = _seg_power(piece, s)
+                    env.cur = piece.imax if piece.imax is not None else piece.imin
+                if piece.energy:
+                    tot_e += piece.energy
+                    price_volume("energy", e_rules, piece.energy, piece)
+                if piece.time_s:
+                    tot_t += piece.time_s
+                    price_volume("time", t_rules, piece.time_s, piece)
+                if piece.resv_s:
+                    price_volume("reservation", r_rules, piece.resv_s, piece)
+                cum_kwh += piece.energy
         if seg.park_s:
-            tot_p += seg.park_s
-            price_volume("parking", p_rules, seg.park_s, seg)
-        if seg.resv_s:
-            price_volume("reservation", r_rules, seg.resv_s, seg)
-        cum_kwh += seg.energy
+            # parking is priced as of the period's start (what was charged before it), as in OCPI
+            part = _Seg(seg.a, seg.b, ZERO, ZERO, seg.park_s, ZERO, seg.pmin, seg.pmax, seg.imin, seg.imax)
+            for piece in _split([part], cuts_p) if cuts_p else (part,):
+                env.kwh = cum0
+                env.el = piece.a - start
+                if time_p:
+                    _set_env_time(env, piece.a, tz)
+                if need_power:
+                    env.pw = _seg_power(piece, s)
+                    env.cur = piece.imax if piece.imax is not None else piece.imin
+                tot_p += piece.park_s
+                price_volume("parking", p_rules, piece.park_s, piece)
     if not segs:
         first_active = start
 

@@ -1,0 +1,389 @@
+"""Generate one specialised Python function per tariff: the compiled fast path.
+
+The generic engine (``runtime.rating.rate_session``) is the reference: it handles every session
+shape (CDR periods, meter values, reservations, energy thresholds). Most sessions, though, are
+plain — start, end, charging end and kWh — and for those the compiler emits straight-line code:
+rule selection becomes an ``if/elif`` chain of inlined conditions, prices and labels become
+constants, and only the features the tariff uses are emitted. The generated function mirrors the
+generic algorithm step by step, so both give identical results; a property test holds them to it.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any, Callable, Sequence
+
+from dsl import ast as A
+from runtime.rated import RatingResult
+from runtime.rating import (
+    UNIT_SIZE, DiscountProgram, PricedRule, RatingContext, RulesetMeta, TariffProgram, finish_session,
+)
+from runtime.sessions import SessionFacts
+
+__all__ = ["generate_plain"]
+
+PlainFn = Callable[[SessionFacts, "RatingContext | None"], "RatingResult | None"]
+
+_LOCAL = {"s": "s", "sod": "sod", "wd": "wd", "day": "day", "date": "date_", "kwh": "cum", "el": "el",
+          "pw": "pw", "cur": "None", "resv": "None"}
+_ENV_RE = re.compile(r"\be\.(s|sod|wd|day|date|kwh|el|pw|cur|resv)\b")
+
+
+def _local(expr: str) -> str:
+    return _ENV_RE.sub(lambda m: _LOCAL[m.group(1)], expr)
+
+
+class _Src:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.depth = 1
+
+    def __call__(self, text: str) -> None:
+        self.lines.append("    " * self.depth + text)
+
+    def indent(self) -> _Src:
+        self.depth += 1
+        return self
+
+    def dedent(self) -> None:
+        self.depth -= 1
+
+
+def generate_plain(prog: TariffProgram, conds: dict[str, list[A.Cond | None]], codegen_factory: Any,
+                   discounts: Sequence[DiscountProgram], meta: RulesetMeta) -> PlainFn:
+    """Build the fast path for ``prog``. ``conds[kind][i]`` is the condition AST of
+    ``prog.rules[kind][i]`` (None = unconditional); ``codegen_factory()`` gives an expression builder."""
+    g = codegen_factory()
+    ns: dict[str, Any] = {}
+    rule_no: dict[int, int] = {}
+    rule_list: list[PricedRule] = []
+
+    def rule_const(r: PricedRule) -> int:
+        if id(r) not in rule_no:
+            rule_no[id(r)] = len(rule_list)
+            rule_list.append(r)
+        return rule_no[id(r)]
+
+    def cond_expr(c: A.Cond | None) -> str:
+        if c is None or (isinstance(c, A.Atom) and c.kind == "always"):
+            return "True"
+        return _local(g.expr(c))
+
+    src = _Src()
+    needs_time = prog.needs_local_time
+    used_fields: set[str] = set()
+    for kind_conds in conds.values():
+        for c in kind_conds:
+            if c is not None:
+                used_fields.update(m.group(1) for m in _ENV_RE.finditer(g.expr(c)))
+    direct = not prog.dynamic and not any(r.step for rs in prog.rules.values() for r in rs)
+    any_step = any(r.step for rs in prog.rules.values() for r in rs)
+    any_idle = any(r.grace_idle is not None for rs in prog.rules.values() for r in rs)
+    any_cap = any(r.cap is not None for rs in prog.rules.values() for r in rs)
+    mine = tuple(d for d in discounts if not d.tariffs or prog.name in d.tariffs)
+    finish_needed = any_cap or prog.min_price is not None or prog.max_price is not None or bool(mine)
+    volumes = [("energy", "pe"), ("time", "pt"), ("parking", "pp")]
+
+    src("if ctx is None:")
+    src.indent()("ctx = DEFAULT_CTX")
+    src.dedent()
+    src("if ctx.reservation is not None or s.reservation is not None:")
+    src.indent()("return None")
+    src.dedent()
+    src("sid = s.id")
+    src("start = _ms(s.start)")
+    src("end = _ms(s.end)")
+    src("ce = end if s.charging_end is None else max(start, min(_ms(s.charging_end), end))")
+    src("pw = s.max_power_kw")
+    tz_needed = needs_time or prog.dynamic or bool(mine)
+    src("tzname = ctx.tz or s.timezone" + (" or TZNAME" if tz_needed else ""))
+    src("if tzname:")  # an unknown zone is refused even when this tariff would not need it
+    src.indent()("try:")
+    src.indent()("tz = zone(tzname)")
+    src.dedent()
+    src("except Exception:")
+    src.indent()("raise RatingError(f'session {sid!r}: unknown time zone {tzname!r}') from None")
+    src.dedent()
+    src.dedent()
+    if not tz_needed:
+        src("tz = None")
+    if not direct:
+        src("acc = {}")
+    src("trace = []")
+    if direct:
+        src("lines = []")
+        if any_cap:
+            src("priced = []")
+    if any_step:
+        src("last = {}")
+        src("kind_total = {}")
+    if any_idle:
+        src("idle_used = {}")
+    if prog.dynamic:
+        src("tot_e = tot_t = tot_p = ZERO")
+    else:
+        src("tot_p = ZERO")
+    src("cum = ZERO")
+    if prog.dynamic:
+        src("cuts_c = _boundaries(PROG.charge_cuts, start, end, tz, ctx)")
+        src("cuts_p = _boundaries(PROG.park_cuts, start, end, tz, ctx)")
+
+    def emit_local_time(at: str, group_needs: bool = True) -> None:
+        if not (needs_time and group_needs):
+            return
+        src(f"dt = fromtimestamp({at} / 1000, tz)")
+        if "sod" in used_fields:
+            src("sod = dt.hour * 3600 + dt.minute * 60 + dt.second")
+        if "wd" in used_fields:
+            src("wd = dt.weekday()")
+        if "date" in used_fields or "day" in used_fields:
+            src("date_ = dt.date()")
+        if "day" in used_fields:
+            src("day = date_.toordinal()")
+
+    def emit_piece_pricing(kinds: list[tuple[str, str]]) -> None:
+        """Code pricing one piece ``pa..pb`` with volumes in the named locals."""
+        spec = prog.park_cuts if kinds[0][0] == "parking" else prog.charge_cuts
+        emit_local_time("pa", spec.needs_local_time)
+        if spec.duration_ms or any(r.grace_ms is not None for k, _ in kinds for r in prog.rules.get(k, ())):
+            src("el = pa - start")
+        for kind, var in kinds:
+            rules = prog.rules.get(kind, ())
+            total_var = {"energy": "tot_e", "time": "tot_t", "parking": "tot_p"}[kind]
+            op = "+=" if prog.dynamic else "="  # one piece per component: the total is the piece
+            if not rules:
+                src(f"{total_var} {op} {var}")
+                continue
+            if not prog.dynamic:
+                src(f"{total_var} = {var}")
+            src(f"if {var}:")
+            src.indent()
+            if prog.dynamic:
+                src(f"{total_var} += {var}")
+            first = True
+            for r, c in zip(rules, conds.get(kind, [])):
+                k = rule_const(r)
+                expr = cond_expr(c)
+                src(("if " if first else "elif ") + f"{expr}:  # {r.label}")
+                first = False
+                src.indent()
+                emit_volume(kind, var, r, k)
+                src.dedent()
+            if first:
+                src("pass")
+            src.dedent()
+
+    def emit_volume(kind: str, var: str, r: PricedRule, k: int) -> None:
+        size = UNIT_SIZE[r.unit]
+        qty = (lambda v: v) if size == 1 else (lambda v: f"{v} / SIZE{k}")
+        ns[f"SIZE{k}"] = size
+        if r.grace_ms is not None or r.grace_idle is not None:
+            src("free = ZERO")
+            if r.grace_ms is not None:
+                src(f"if el < {r.grace_ms}:")
+                src.indent()("free = " + var)
+                src.dedent()
+            else:
+                ns[f"IDLE{k}"] = r.grace_idle
+                src(f"used = idle_used.get({k}, ZERO)")
+                src(f"free = min({var}, max(ZERO, IDLE{k} - used))")
+                src(f"idle_used[{k}] = used + {var}")
+            src(f"billable = {var} - free")
+            src("if free:")
+            src.indent()(f"trace.append(TraceEntry({kind!r}, L{k}, pa, pb, {qty('free')}, ZERO, 'free (grace)'))")
+            src.dedent()
+        else:
+            src(f"billable = {var}")
+        src("if billable:")
+        src.indent()
+        if r.price is not None:
+            ns[f"P{k}"] = r.price
+            src(f"price = P{k}")
+        else:
+            ns[f"PF{k}"] = r.price_fn
+            src(f"price = PF{k}(pa, ctx.series)")
+        if direct:
+            # one piece per component: the line can be written at once, in the generic line order
+            from runtime import rating as R
+            ns[f"T{k}"], ns[f"V{k}"], ns[f"U{k}"] = r.title, r.vat, R._UNIT_LABEL[r.unit]
+            src(f"qty = {qty('billable')}")
+            src(f"lines.append(RatedLine({kind!r}, T{k}, qty, U{k}, price, qty * price, V{k}, CUR, L{k}, sid, "
+                f"{R._GROUP[kind]!r}))")
+            src(f"trace.append(TraceEntry({kind!r}, L{k}, pa, pb, qty, price))")
+            if any_cap:
+                src(f"priced.append(RULES[{k}])")
+            src.dedent()
+            ns[f"L{k}"] = r.label
+            return
+        src(f"key = ({k}, price)")
+        src("slot = acc.get(key)")
+        src("if slot is None:")
+        src.indent()(f"acc[key] = [{k}, price, billable]")
+        src.dedent()
+        src("else:")
+        src.indent()("slot[2] += billable")
+        src.dedent()
+        if any_step:
+            src(f"last[{kind!r}] = {k}")
+            src(f"kind_total[{kind!r}] = kind_total.get({kind!r}, ZERO) + billable")
+        src(f"trace.append(TraceEntry({kind!r}, L{k}, pa, pb, {qty('billable')}, price))")
+        src.dedent()
+        ns[f"L{k}"] = r.label
+
+    def emit_segment(a: str, b: str, vols: dict[str, str], kinds: list[tuple[str, str]], cuts: str) -> None:
+        """Walk one base segment a..b, cutting it at ``cuts`` exactly as _Seg.split does."""
+        if not prog.dynamic:  # nothing can change inside the session: the segment is one piece
+            for var, init in vols.items():
+                src(f"{var} = {init}")
+            for var in ("pe", "pt", "pp"):
+                if var not in vols:
+                    src(f"{var} = ZERO")
+            src(f"pa = {a}")
+            src(f"pb = {b}")
+            emit_piece_pricing(kinds)
+            if "pe" in vols:
+                src("cum += pe")
+            return
+        src(f"a = {a}")
+        src(f"b = {b}")
+        for var, init in vols.items():
+            src(f"r_{var} = {init}")
+        src(f"cuts = {cuts}")
+        src("ncuts = len(cuts)")
+        src("j = 0")
+        src("while j < ncuts and cuts[j] <= a:")
+        src.indent()("j += 1")
+        src.dedent()
+        src("while True:")
+        src.indent()
+        src("if j < ncuts and cuts[j] < b:")
+        src.indent()
+        src("t = cuts[j]")
+        src("num = Decimal(t - a)")
+        src("den = Decimal(b - a)")
+        for var in vols:
+            src(f"{var} = r_{var} * num / den if r_{var} else ZERO")
+            src(f"r_{var} = r_{var} - {var}")
+        src("pa = a")
+        src("pb = t")
+        src("a = t")
+        src("j += 1")
+        src("done = False")
+        src.dedent()
+        src("else:")
+        src.indent()
+        for var in vols:
+            src(f"{var} = r_{var}")
+        src("pa = a")
+        src("pb = b")
+        src("done = True")
+        src.dedent()
+        for var in ("pe", "pt", "pp"):
+            if var not in vols:
+                src(f"{var} = ZERO")
+        emit_piece_pricing(kinds)
+        if "pe" in vols:
+            src("cum += pe")
+        src("if done:")
+        src.indent()("break")
+        src.dedent()
+        src.dedent()
+
+    emit_segment("start", "ce", {"pe": "s.energy_kwh", "pt": "_sec(ce - start)"}, volumes[:2], "cuts_c")
+    src("if ce < end:")
+    src.indent()
+    emit_segment("ce", "end", {"pp": "_sec(end - ce)"}, volumes[2:], "cuts_p")
+    src.dedent()
+
+    if any_step:
+        src("for kind, k in last.items():")
+        src.indent()
+        src("step = STEP[k]")
+        src("if not step or (kind == 'time' and kind_total.get('parking')):")
+        src.indent()("continue")
+        src.dedent()
+        src("total = kind_total[kind]")
+        src("rounded = (total / step).to_integral_value(rounding=ROUND_CEILING) * step")
+        src("if rounded > total:")
+        src.indent()
+        src("for key in reversed(list(acc)):")
+        src.indent()
+        src("if key[0] == k:")
+        src.indent()
+        src("acc[key][2] += rounded - total")
+        src("size = SIZES[k]")
+        src("trace.append(TraceEntry(kind, LABELS[k], end, end, (rounded - total) / size, key[1], "
+            "f'step {step / size} {UNITS[k]}'))")
+        src("break")
+        src.dedent()
+        src.dedent()
+        src.dedent()
+        src.dedent()
+
+    if not direct:
+        src("lines = []")
+        src("for k, price, vol in acc.values():")
+        src.indent()
+        src("kind, title, label, unit, size, vat, group = INFO[k]")
+        src("qty = vol if size == ONE else vol / size")
+        src("lines.append(RatedLine(kind, title, qty, unit, price, qty * price, vat, CUR, label, sid, group))")
+        src.dedent()
+
+    # once-per-session fees, evaluated at the session start
+    flat_kinds = [k for k in ("start_fee", "flat") if prog.rules.get(k)]
+    if flat_kinds:
+        emit_local_time("start")
+        src("el = 0")
+        src("cum = ZERO")
+        for kind in flat_kinds:
+            first = True
+            for r, c in zip(prog.rules[kind], conds[kind]):
+                k = rule_const(r)
+                ns[f"L{k}"] = r.label
+                src(("if " if first else "elif ") + f"{cond_expr(c)}:  # {r.label}")
+                first = False
+                src.indent()
+                if r.price is not None:
+                    ns[f"P{k}"] = r.price
+                    src(f"price = P{k}")
+                else:
+                    ns[f"PF{k}"] = r.price_fn
+                    src(f"price = PF{k}(start, ctx.series)")
+                ns[f"T{k}"] = r.title
+                ns[f"V{k}"] = r.vat
+                src(f"lines.append(RatedLine({kind!r}, T{k}, ONE, 'session', price, price, V{k}, CUR, L{k}, sid, "
+                    f"'fixed'))")
+                src(f"trace.append(TraceEntry({kind!r}, L{k}, start, start, ONE, price))")
+                src.dedent()
+
+    if finish_needed:
+        src("return finish_session(PROG, MINE, META, s, ctx, tz, start, end, lines, trace, "
+            "(tot_e, tot_t, tot_p), " + ("priced)" if direct and any_cap else
+                                         "[RULES[k] for k in dict.fromkeys(x[0] for x in acc)])" if any_cap else "())"))
+    else:
+        src("return RatingResult(sid, META.name, ctx.version or META.version, META.sha256, NAME, CUR, "
+            "tuple(lines), tuple(trace), tot_e, tot_t / 3600, tot_p / 3600, ())")
+
+    from runtime import rating as R
+    from runtime.rated import RatedLine, TraceEntry
+
+    info = []
+    for r in rule_list:
+        size = UNIT_SIZE[r.unit]
+        info.append((r.kind, r.title, r.label, R._UNIT_LABEL[r.unit], size, r.vat, R._GROUP[r.kind]))
+    ns.update(
+        INFO=tuple(info), RULES=tuple(rule_list), STEP=tuple(r.step for r in rule_list),
+        SIZES=tuple(UNIT_SIZE[r.unit] for r in rule_list), UNITS=tuple(r.unit for r in rule_list),
+        LABELS=tuple(r.label for r in rule_list), PROG=prog, MINE=mine, META=meta, NAME=prog.name,
+        CUR=prog.currency, TZNAME=prog.timezone, ZERO=Decimal(0), ONE=Decimal(1), Decimal=Decimal,
+        ROUND_CEILING="ROUND_CEILING", DEFAULT_CTX=RatingContext(), RatedLine=RatedLine, TraceEntry=TraceEntry,
+        RatingResult=RatingResult, finish_session=finish_session, zone=R.zone, RatingError=R.RatingError,
+        _ms=R._ms, _sec=R._sec, _boundaries=R._boundaries, fromtimestamp=R.datetime.fromtimestamp,
+    )
+    ns.update(g.consts)
+    code = "def rate_plain(s, ctx):\n" + "\n".join(src.lines) + "\n"
+    exec(compile(code, f"<tariff {prog.name}>", "exec"), ns)  # noqa: S102 - generated from the checked AST
+    fn: PlainFn = ns["rate_plain"]
+    fn.__doc__ = code  # the generated source, for anyone debugging a price
+    return fn
