@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 from dsl import ast as A
 from runtime.rated import RatingResult
 from runtime.rating import (
-    UNIT_SIZE, DiscountProgram, PricedRule, RatingContext, RulesetMeta, TariffProgram, finish_session,
+    UNIT_SIZE, DiscountProgram, PricedRule, RatingContext, RulesetMeta, TariffProgram,
 )
 from runtime.sessions import SessionFacts
 
@@ -51,7 +51,8 @@ class _Src:
 
 
 def generate_plain(prog: TariffProgram, conds: dict[str, list[A.Cond | None]], codegen_factory: Any,
-                   discounts: Sequence[DiscountProgram], meta: RulesetMeta) -> PlainFn:
+                   discounts: Sequence[DiscountProgram], meta: RulesetMeta,
+                   discount_conds: dict[str, A.Cond | None] | None = None) -> PlainFn:
     """Build the fast path for ``prog``. ``conds[kind][i]`` is the condition AST of
     ``prog.rules[kind][i]`` (None = unconditional); ``codegen_factory()`` gives an expression builder."""
     g = codegen_factory()
@@ -82,7 +83,6 @@ def generate_plain(prog: TariffProgram, conds: dict[str, list[A.Cond | None]], c
     any_idle = any(r.grace_idle is not None for rs in prog.rules.values() for r in rs)
     any_cap = any(r.cap is not None for rs in prog.rules.values() for r in rs)
     mine = tuple(d for d in discounts if not d.tariffs or prog.name in d.tariffs)
-    finish_needed = any_cap or prog.min_price is not None or prog.max_price is not None or bool(mine)
     volumes = [("energy", "pe"), ("time", "pt"), ("parking", "pp")]
 
     src("if ctx is None:")
@@ -126,8 +126,15 @@ def generate_plain(prog: TariffProgram, conds: dict[str, list[A.Cond | None]], c
         src("tot_p = ZERO")
     src("cum = ZERO")
     if prog.dynamic:
-        src("cuts_c = _boundaries(PROG.charge_cuts, start, end, tz, ctx)")
-        src("cuts_p = _boundaries(PROG.park_cuts, start, end, tz, ctx)")
+        for var, spec in (("cuts_c", prog.charge_cuts), ("cuts_p", prog.park_cuts)):
+            if not spec.any:
+                src(f"{var} = ()")
+            elif not spec.day_seconds and not spec.series:
+                # only offsets from the start (grace ends, duration rules): no calendar needed
+                src(f"{var} = [t for t in ({', '.join(f'start + {d}' for d in spec.duration_ms)},) if t < end]")
+            else:
+                src(f"{var} = _boundaries(PROG.{var.replace('cuts_c', 'charge_cuts').replace('cuts_p', 'park_cuts')}, "
+                    "start, end, tz, ctx)")
 
     def emit_local_time(at: str, group_needs: bool = True) -> None:
         if not (needs_time and group_needs):
@@ -357,13 +364,42 @@ def generate_plain(prog: TariffProgram, conds: dict[str, list[A.Cond | None]], c
                 src(f"trace.append(TraceEntry({kind!r}, L{k}, start, start, ONE, price))")
                 src.dedent()
 
-    if finish_needed:
-        src("return finish_session(PROG, MINE, META, s, ctx, tz, start, end, lines, trace, "
-            "(tot_e, tot_t, tot_p), " + ("priced)" if direct and any_cap else
-                                         "[RULES[k] for k in dict.fromkeys(x[0] for x in acc)])" if any_cap else "())"))
-    else:
-        src("return RatingResult(sid, META.name, ctx.version or META.version, META.sha256, NAME, CUR, "
-            "tuple(lines), tuple(trace), tot_e, tot_t / 3600, tot_p / 3600, ())")
+    if any_cap:
+        src("apply_caps(lines, trace, " + ("priced" if direct else
+                                           "[RULES[x[0]] for x in acc.values()]") + ", CUR, sid, end)")
+    if prog.min_price is not None or prog.max_price is not None:
+        src("_clamp(PROG, lines, trace, CUR, sid, end)")
+    consumed = "()"
+    if mine:
+        # a cheap necessary test per discount (its code and a condition that needs no clock);
+        # only when one passes does the full discount logic run
+        tests = []
+        dconds = discount_conds or {}
+        for d in mine:
+            c = dconds.get(d.name)
+            parts = []
+            if d.code is not None:
+                ns[f"CODE_{d.order}"] = d.code
+                parts.append(f"CODE_{d.order} in s.promo_codes")
+            if c is not None and not d.needs_time:
+                parts.append(cond_expr(c))
+            tests.append(" and ".join(f"({x})" for x in parts) or "True")
+        src("el = 0")
+        src("cum = ZERO")
+        src("consumed = ()")
+        src(f"if {' or '.join(f'({t})' for t in tests)}:")
+        src.indent()
+        src("found = []")
+        src("env = Env(s, None)")
+        src("env.pw = s.max_power_kw")
+        if not tz_needed:
+            src("tz = zone(tzname or TZNAME)")
+        src("_apply_discounts(PROG, MINE, s, env, start, tz, ctx, lines, trace, found, CUR, end)")
+        src("consumed = tuple(found)")
+        src.dedent()
+        consumed = "consumed"
+    src("return RatingResult(sid, META.name, ctx.version or META.version, META.sha256, NAME, CUR, "
+        f"tuple(lines), tuple(trace), tot_e, tot_t / 3600, tot_p / 3600, {consumed})")
 
     from runtime import rating as R
     from runtime.rated import RatedLine, TraceEntry
@@ -378,7 +414,8 @@ def generate_plain(prog: TariffProgram, conds: dict[str, list[A.Cond | None]], c
         LABELS=tuple(r.label for r in rule_list), PROG=prog, MINE=mine, META=meta, NAME=prog.name,
         CUR=prog.currency, TZNAME=prog.timezone, ZERO=Decimal(0), ONE=Decimal(1), Decimal=Decimal,
         ROUND_CEILING="ROUND_CEILING", DEFAULT_CTX=RatingContext(), RatedLine=RatedLine, TraceEntry=TraceEntry,
-        RatingResult=RatingResult, finish_session=finish_session, zone=R.zone, RatingError=R.RatingError,
+        RatingResult=RatingResult, apply_caps=R.apply_caps, _clamp=R._clamp, _apply_discounts=R._apply_discounts,
+        Env=R.Env, zone=R.zone, RatingError=R.RatingError,
         _ms=R._ms, _sec=R._sec, _boundaries=R._boundaries, fromtimestamp=R.datetime.fromtimestamp,
     )
     ns.update(g.consts)

@@ -404,7 +404,7 @@ class _Compiler:
         for name, prog in tariffs.items():
             if not prog.energy_kwh:  # energy thresholds split by energy: the generic path handles those
                 compiled.plain[name] = generate_plain(prog, self.conds[name], lambda: _Codegen(rs), discounts,
-                                                      compiled.meta)
+                                                      compiled.meta, {d.name: d.condition for d in rs.discounts})
         return compiled
 
     def tariff(self, t: A.Tariff) -> TariffProgram:

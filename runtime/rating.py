@@ -498,20 +498,7 @@ def finish_session(prog: TariffProgram, discounts: Sequence[DiscountProgram], me
     """Caps per rule, the minimum/maximum session price, then discounts; shared by both paths."""
     cur = prog.currency
     sid = s.id
-    seen: list[PricedRule] = []
-    for r in priced:
-        if r.cap is None or any(x is r for x in seen):
-            continue
-        seen.append(r)
-        got = ZERO
-        for ln in lines:
-            if ln.rule == r.label and ln.component == r.kind:
-                got += ln.net
-        if got > r.cap:
-            excess = got - r.cap
-            lines.append(RatedLine(Component.CAP, f"{r.title}: capped at {r.cap}", ONE, "each", -excess, -excess,
-                                   r.vat, cur, r.label, sid, _GROUP[r.kind]))
-            trace.append(TraceEntry(Component.CAP, r.label, end, end, ONE, -excess, f"at most {r.cap}"))
+    apply_caps(lines, trace, priced, cur, sid, end)
 
     if prog.min_price is not None or prog.max_price is not None:
         _clamp(prog, lines, trace, cur, sid, end)
@@ -664,6 +651,25 @@ def _accumulate(prog: TariffProgram, s: SessionFacts, env: Env, start: int, end:
 def _in_unit(vol: Decimal, unit: str) -> Decimal:
     size = UNIT_SIZE[unit]
     return vol if size == ONE else vol / size
+
+
+def apply_caps(lines: list[RatedLine], trace: list[TraceEntry], priced: Sequence[PricedRule], cur: str, sid: str,
+               end: int) -> None:
+    """A rule's 'at most' caps what that rule's lines add up to, by a negative cap line."""
+    seen: list[PricedRule] = []
+    for r in priced:
+        if r.cap is None or any(x is r for x in seen):
+            continue
+        seen.append(r)
+        got = ZERO
+        for ln in lines:
+            if ln.rule == r.label and ln.component == r.kind:
+                got += ln.net
+        if got > r.cap:
+            excess = got - r.cap
+            lines.append(RatedLine(Component.CAP, f"{r.title}: capped at {r.cap}", ONE, "each", -excess, -excess,
+                                   r.vat, cur, r.label, sid, _GROUP[r.kind]))
+            trace.append(TraceEntry(Component.CAP, r.label, end, end, ONE, -excess, f"at most {r.cap}"))
 
 
 def _clamp(prog: TariffProgram, lines: list[RatedLine], trace: list[TraceEntry], cur: str, sid: str,
