@@ -45,7 +45,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
                                             **settings.engine_options)
     if settings.migrate:
         migrate(engine)
-    state = State({"engine": engine, "sessions": session_factory(engine)})
+    # reads need no transaction: autocommit saves the BEGIN and ROLLBACK round trips per request
+    read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+    state = State({"engine": engine, "sessions": session_factory(engine),
+                   "read_sessions": session_factory(read_engine)})
     openapi = OpenAPIConfig(
         title="evbill operator API", version="0.1.0",
         description="Back office of evbill: customers, contracts, tokens, sites, partners, rulesets, "

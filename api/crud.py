@@ -73,7 +73,8 @@ def route(method: str, path: str, *, operation_id: str, roles: str, summary: str
 
 @contextmanager
 def open_scope(request: Request[Any, Any, Any]) -> Iterator[Scope]:
-    with request.app.state.sessions() as db:
+    factory = request.app.state.read_sessions if request.method == "GET" else request.app.state.sessions
+    with factory() as db:
         yield Scope(db, actor_of(request))
 
 

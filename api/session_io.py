@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any, Literal, Optional, Sequence
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import JSON, insert, or_, select, update
 
 from api.crud import ReadModel, WriteModel
 from api.rating import VersionIndex, compiled, rating_context
@@ -275,10 +275,11 @@ def _enrich(scope: Scope, batch: Sequence[Incoming]) -> dict[str, dict[str, Any]
         if f is None:
             continue
         link: dict[str, Any] = {"location_id": None, "site_host_id": None, "token_id": None,
-                                "customer_id": None, "contract_id": None}
+                                "customer_id": None, "contract_id": None, "ruleset_id": None}
         loc = locs.get(f.get("location_id", ""))
         if loc is not None:
             link["location_id"], link["site_host_id"] = loc.id, loc.site_host_id
+            link["ruleset_id"] = loc.ruleset_id
             f.setdefault("timezone", loc.timezone)
             f.setdefault("country", loc.country)
             if not f.get("timezone"):
@@ -385,10 +386,7 @@ def import_sessions(scope: Scope, batch: Sequence[Incoming]) -> ImportResult:
     for idx, inc, facts in parsed:
         link = links.get(inc.external_id, {})
         sid = new_id("ses")
-        loc_ruleset = None
-        if link.get("location_id"):
-            loc_ruleset = _location_ruleset(scope, link["location_id"])
-        version = versions.in_force(facts.start, loc_ruleset)
+        version = versions.in_force(facts.start, link.get("ruleset_id"))
         status, error, rating_id, totals = "unrated", "", None, (None, None, None, "")
         energy = facts.energy_kwh
         if facts.periods:
@@ -427,13 +425,9 @@ def import_sessions(scope: Scope, batch: Sequence[Incoming]) -> ImportResult:
                                 rating_status=status, code=error.split(":")[0] if error else None,
                                 message=error or None))
     if session_rows:
-        scope.db.execute(insert(ChargingSession), session_rows)
-        if rating_rows:
-            scope.db.execute(insert(SessionRating), rating_rows)
-        if line_rows:
-            scope.db.execute(insert(RatedLineRow), line_rows)
-        if period_rows:
-            scope.db.execute(insert(ChargingPeriodRow), period_rows)
+        for model, rows in ((ChargingSession, session_rows), (SessionRating, rating_rows),
+                            (RatedLineRow, line_rows), (ChargingPeriodRow, period_rows)):
+            _bulk_insert(scope, model, rows)
         scope.audit("session.import", "charging_session", "", None, {
             "count": len(session_rows), "source": batch[0].source if batch else "",
             "sessions": [{"id": r["id"], "external_id": r["external_id"], "payload_sha256": r["payload_sha256"],
@@ -443,6 +437,26 @@ def import_sessions(scope: Scope, batch: Sequence[Incoming]) -> ImportResult:
     return ImportResult(created=sum(i.status == "created" for i in items),
                         unchanged=sum(i.status == "unchanged" for i in items),
                         failed=sum(i.status == "failed" for i in items), items=items)
+
+
+def _bulk_insert(scope: Scope, model: Any, rows: list[dict[str, Any]]) -> None:
+    """Many rows at once: COPY on PostgreSQL (several times faster than an INSERT per row),
+    executemany elsewhere."""
+    if not rows:
+        return
+    conn = scope.db.connection()
+    if conn.dialect.name != "postgresql":
+        scope.db.execute(insert(model), rows)
+        return
+    table = model.__table__
+    cols = list(rows[0])
+    jsons = {c for c in cols if isinstance(table.c[c].type, JSON)}
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur:
+        names = ", ".join(f'"{c}"' for c in cols)
+        with cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+            for r in rows:
+                copy.write_row([json.dumps(r[c]) if c in jsons and r[c] is not None else r[c] for c in cols])
 
 
 def _label(version: RulesetVersion) -> str:

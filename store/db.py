@@ -70,8 +70,8 @@ def alembic_config(engine: Engine) -> Any:
     return cfg
 
 
-def migrate(engine: Engine, revision: str = "head") -> None:
-    """Upgrade the database behind ``engine`` to ``revision``."""
+def migrate(engine: Engine, revision: str = "heads") -> None:
+    """Upgrade the database behind ``engine`` to ``revision`` (all heads: features add their own branches)."""
     from alembic import command
 
     with engine.begin() as conn:
