@@ -11,16 +11,27 @@ import pytest
 KIT = Path(__file__).resolve().parents[3].parent / "shared" / "conformance" / "einvoice"
 
 
-@pytest.fixture(scope="session")
-def validator() -> Any:
+def _kit() -> Any:
     if not (KIT / "validate.py").exists():
         reason = f"e-invoice validation kit not found at {KIT}"
         print(f"SKIP: {reason}")
         pytest.skip(reason)
-    sys.path.insert(0, str(KIT))
-    from validate import Validator  # type: ignore[import-not-found]
+    if str(KIT) not in sys.path:
+        sys.path.insert(0, str(KIT))
+    import validate as kit  # type: ignore[import-not-found]
 
-    return Validator()
+    return kit
+
+
+@pytest.fixture(scope="session")
+def validator() -> Any:
+    return _kit().Validator()
+
+
+@pytest.fixture(scope="session")
+def validator_next() -> Any:
+    """The newer CEN rules (EN 16931 1.3.16) that KoSIT has not released yet, as an early warning."""
+    return _kit().Validator(en16931_version="1.3.16")
 
 
 @pytest.fixture

@@ -39,6 +39,7 @@ def test_xml_matrix_validates(validate: Any, case: str, fmt: str) -> None:
     report = validate(xml)
     assert report.valid, explain(report)
     assert not report.errors
+    assert not report.warnings, [(m.id, m.text) for m in report.warnings]
     totals = xml_totals(xml)
     t = doc.totals
     assert totals["net"] == t.net and totals["tax"] == t.tax and totals["gross"] == t.gross
@@ -107,3 +108,16 @@ def test_formats_listed() -> None:
     with pytest.raises(DocumentError) as err:
         render(make("b2c"), "docx")
     assert err.value.code == "unknown_format"
+
+
+@pytest.mark.parametrize(
+    ("case", "fmt"),
+    [(c, f) for c in CASES for f in XML_FORMATS if (f, c) not in REFUSED],
+)
+def test_xml_matrix_validates_with_en16931_1_3_16(
+    validator_next: Any, tmp_path: Any, case: str, fmt: str
+) -> None:
+    path = tmp_path / "doc.xml"
+    path.write_bytes(render(make(case), fmt))
+    report = validator_next.validate(str(path))
+    assert report.valid, explain(report)
