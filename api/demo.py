@@ -1,0 +1,169 @@
+"""``evbill demo``: a whole simulated month on the embedded defaults, artefacts under ``./out/``.
+
+Each step says what it did. What exists today: a month of synthetic charging sessions for each
+business model in ``rulesets/``, rated through the compiled DSL, then every account's month rated
+as a billing period (subscriptions, included energy, tiers), with a report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Callable
+
+from dsl import CompiledRuleset, PriceSeries, RatingContext, compile_ruleset
+from runtime.money import quantize
+from runtime.sessions import SessionFacts
+
+RULESETS = Path(__file__).resolve().parents[1] / "rulesets"
+MONTH_START = datetime(2026, 11, 1, tzinfo=timezone.utc)
+DAYS = 30
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One business model: its ruleset and who charges how."""
+
+    key: str
+    title: str
+    ruleset: str
+    make_session: Callable[[random.Random, int, datetime], dict[str, Any]]
+
+
+def _public(rnd: random.Random, i: int, start: datetime) -> dict[str, Any]:
+    dc = rnd.random() < 0.35
+    minutes = rnd.randint(15, 60) if dc else rnd.randint(45, 720)
+    charge = minutes if dc else min(minutes, rnd.randint(30, 300))
+    power = rnd.choice([50, 150, 300]) if dc else 11
+    kwh = Decimal(min(charge / 60 * power * rnd.uniform(0.5, 0.9), 90 if dc else 60)).quantize(Decimal("0.001"))
+    return dict(power_type="DC" if dc else "AC", max_power_kw=str(power), minutes=minutes, charge=charge, kwh=kwh,
+                location_id=f"berlin_{rnd.randint(1, 40):02d}", customer_id=f"pub{rnd.randint(1, 400)}")
+
+
+def _emp(rnd: random.Random, i: int, start: datetime) -> dict[str, Any]:
+    cust = rnd.randint(1, 120)
+    product = "flex" if cust % 3 == 0 else "pro" if cust % 7 == 0 else ""
+    minutes = rnd.randint(30, 240)
+    return dict(minutes=minutes, charge=minutes, kwh=Decimal(rnd.randint(5000, 45000)) / 1000,
+                customer_id=f"emp{cust}", product=product, power_type="DC" if rnd.random() < 0.2 else "AC")
+
+
+def _fleet(rnd: random.Random, i: int, start: datetime) -> dict[str, Any]:
+    group = rnd.choices(["employees", "pool_cars", "management", ""], weights=[6, 3, 1, 2])[0]
+    minutes = rnd.randint(120, 660)
+    return dict(minutes=minutes, charge=min(minutes, rnd.randint(60, 240)), kwh=Decimal(rnd.randint(4000, 30000)) / 1000,
+                customer_groups=[group] if group else [], customer_id=f"acme{rnd.randint(1, 80)}")
+
+
+def _depot(rnd: random.Random, i: int, start: datetime) -> dict[str, Any]:
+    partner = rnd.choices(["DE-FLX", "NL-TRK", "DE-BUS", ""], weights=[5, 3, 3, 1])[0]
+    minutes = rnd.randint(60, 300)
+    return dict(minutes=minutes, charge=max(30, minutes - rnd.randint(0, 90)), kwh=Decimal(rnd.randint(80, 400)),
+                partner=partner, roaming=bool(partner), power_type="DC", customer_id=partner or "adhoc",
+                location_id="hamburg_sued")
+
+
+def _dynamic(rnd: random.Random, i: int, start: datetime) -> dict[str, Any]:
+    minutes = rnd.randint(30, 300)
+    return dict(minutes=minutes, charge=minutes, kwh=Decimal(rnd.randint(3000, 40000)) / 1000,
+                customer_id=f"dyn{rnd.randint(1, 60)}", power_type="DC" if rnd.random() < 0.1 else "AC")
+
+
+SCENARIOS = [
+    Scenario("public_cpo", "Public CPO (AC/DC, night rate, blocking fee)", "public_cpo/public_cpo.evb", _public),
+    Scenario("emp", "EMP with subscriptions", "emp_subscription/emp_subscription.evb", _emp),
+    Scenario("fleet", "Employer / fleet", "fleet_employer/fleet_employer.evb", _fleet),
+    Scenario("depot", "Depot for partner fleets", "partner_depot/partner_depot.evb", _depot),
+    Scenario("dynamic", "Dynamic spot tariff", "dynamic_spot/dynamic_spot.evb", _dynamic),
+]
+
+
+def _spot_month(rnd: random.Random) -> PriceSeries:
+    """A month of hourly day-ahead prices with a daily shape (EUR/kWh)."""
+    pts = []
+    for h in range(24 * (DAYS + 2)):
+        hour = h % 24
+        shape = 0.06 + 0.05 * (1 if 17 <= hour <= 20 else 0) - 0.04 * (1 if 11 <= hour <= 14 else 0)
+        pts.append((MONTH_START - timedelta(days=1) + timedelta(hours=h),
+                    Decimal(str(round(shape + rnd.uniform(-0.02, 0.04), 4)))))
+    return PriceSeries.from_points("spot_de", pts)
+
+
+def _sessions(sc: Scenario, n: int, rnd: random.Random) -> list[SessionFacts]:
+    out = []
+    for i in range(n):
+        start = MONTH_START + timedelta(minutes=rnd.randrange(0, DAYS * 24 * 60 - 800))
+        d = sc.make_session(rnd, i, start)
+        minutes, charge, kwh = d.pop("minutes"), d.pop("charge"), d.pop("kwh")
+        out.append(SessionFacts.from_dict({
+            "id": f"{sc.key}-{i:05d}", "start": start.isoformat(), "end": (start + timedelta(minutes=minutes)).isoformat(),
+            "charging_end": (start + timedelta(minutes=charge)).isoformat(), "energy_kwh": str(kwh), **d}))
+    return out
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def main(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rnd = random.Random(args.seed)
+    per = max(1, args.sessions // len(SCENARIOS))
+    spot = _spot_month(rnd)
+    ctx = RatingContext(series={"spot_de": spot})
+    t0 = time.perf_counter()
+    _say(f"evbill demo: simulating {DAYS} days of charging (seed {args.seed}), artefacts in {out}/")
+    summary_rows: list[dict[str, Any]] = []
+    grand = Decimal(0)
+    rated_total = 0
+    for sc in SCENARIOS:
+        path = RULESETS / sc.ruleset
+        res = compile_ruleset(path.read_text(encoding="utf-8"), str(path))
+        if res.ruleset is None:
+            _say(res.render())
+            return 1
+        rs: CompiledRuleset = res.ruleset
+        sessions = _sessions(sc, per, rnd)
+        t = time.perf_counter()
+        results = rs.rate_many(sessions, ctx)
+        dt = time.perf_counter() - t
+        rated_total += len(results)
+        with open(out / f"rated_{sc.key}.jsonl", "w", encoding="utf-8") as f:
+            for r in results:
+                f.write(json.dumps(r.to_dict()) + "\n")
+        # each account's month as a billing period
+        by_acc: dict[tuple[str, str], list[Any]] = defaultdict(list)
+        for s, r in zip(sorted(sessions, key=lambda x: x.start), results):
+            by_acc[(s.customer_id, s.product)].append(r)
+        periods = []
+        for (cust, product), rr in sorted(by_acc.items()):
+            p = rs.rate_period(rr, product if product in rs.products else None)
+            periods.append({"customer_id": cust, "product": product, **p.to_dict()})
+        with open(out / f"periods_{sc.key}.json", "w", encoding="utf-8") as f:
+            json.dump(periods, f, indent=1)
+        net = sum((Decimal(p["net"]) for p in periods), Decimal(0))
+        kwh = sum((r.energy_kwh for r in results), Decimal(0))
+        grand += net
+        summary_rows.append({"scenario": sc.title, "ruleset": f"{rs.name} ({rs.sha256[:12]})", "sessions": len(results),
+                             "accounts": len(periods), "kwh": str(quantize(kwh, 1)), "net_eur": str(net),
+                             "rated_per_s": f"{len(results) / dt:,.0f}"})
+        _say(f"  rated {len(results):>5} sessions for {sc.title:<45} {len(periods):>4} accounts, "
+             f"{quantize(kwh, 1):>9} kWh, net {net:>11} EUR")
+    with open(out / "summary.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(summary_rows[0]))
+        w.writeheader()
+        w.writerows(summary_rows)
+    _say(f"done in {time.perf_counter() - t0:.1f} s: {rated_total} sessions rated through the DSL, "
+         f"{len(SCENARIOS)} rulesets, month net {grand} EUR; see {out}/summary.csv")
+    _say("not yet in the demo (later issues): OCPP chargers, month-end workflow with a held invoice, "
+         "PDFs and e-invoices, SEPA and CAMT files, dunning")
+    return 0
