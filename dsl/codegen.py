@@ -11,6 +11,7 @@ generic algorithm step by step, so both give identical results; a property test 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Callable, Sequence
 
@@ -416,7 +417,7 @@ def generate_plain(prog: TariffProgram, conds: dict[str, list[A.Cond | None]], c
         ROUND_CEILING="ROUND_CEILING", DEFAULT_CTX=RatingContext(), RatedLine=RatedLine, TraceEntry=TraceEntry,
         RatingResult=RatingResult, apply_caps=R.apply_caps, _clamp=R._clamp, _apply_discounts=R._apply_discounts,
         Env=R.Env, zone=R.zone, RatingError=R.RatingError,
-        _ms=R._ms, _sec=R._sec, _boundaries=R._boundaries, fromtimestamp=R.datetime.fromtimestamp,
+        _ms=R._ms, _sec=R._sec, _boundaries=R._boundaries, fromtimestamp=datetime.fromtimestamp,
     )
     ns.update(g.consts)
     code = "def rate_plain(s, ctx):\n" + "\n".join(src.lines) + "\n"

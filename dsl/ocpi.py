@@ -267,8 +267,13 @@ class _Element:
     components: tuple[A.ComponentDef, ...]
 
 
-def tariff_to_ast(tariff: Mapping[str, Any]) -> A.Ruleset:
-    """An OCPI 2.2.1 Tariff object as a DSL ruleset AST (one tariff). Raises ``OcpiError``."""
+def tariff_to_ast(tariff: Mapping[str, Any], *, base_lines: bool = True) -> A.Ruleset:
+    """An OCPI 2.2.1 Tariff object as a DSL ruleset AST (one tariff). Raises ``OcpiError``.
+
+    With ``base_lines=False`` every element stays a ``when`` block labelled ``element N`` (its
+    index in the OCPI list); tests use that to check the placement of unrestricted elements and
+    to tell which element priced what.
+    """
     t = _obj(tariff, "tariff")
     if "elements" not in t and isinstance(t.get("tariffs"), list):
         raise OcpiError("tariff: this looks like a CDR; pass its tariff (cdr.tariffs[0]) instead")
@@ -300,7 +305,7 @@ def tariff_to_ast(tariff: Mapping[str, Any]) -> A.Ruleset:
     for pos, elem in enumerate(order):
         kinds = {c.kind for c in elem.components}
         later = {c.kind for e in order[pos + 1:] for c in e.components}
-        if not elem.conds and not (kinds & later):
+        if base_lines and not elem.conds and not (kinds & later):
             base.extend(elem.components)
             continue
         cond: A.Cond

@@ -122,7 +122,8 @@ def _syntax_diag(exc: UnexpectedInput, text: str, filename: str) -> Diagnostic:
         msg = f"unexpected {_token_text(tok)}, expected {_expected(expected)}"
         return Diagnostic("E101", "error", msg, span, hint, filename)
     if isinstance(exc, UnexpectedCharacters):
-        ch = text[exc.pos_in_stream] if 0 <= exc.pos_in_stream < len(text) else "?"
+        pos = exc.pos_in_stream if exc.pos_in_stream is not None else -1
+        ch = text[pos] if 0 <= pos < len(text) else "?"
         span = A.Span(exc.line, exc.column, exc.line, exc.column + 1)
         msg = f"unexpected character '{ch}'"
         if exc.allowed:
@@ -150,10 +151,10 @@ def parse(text: str, filename: str = "<ruleset>") -> ParseOutcome:
     try:
         rs = _ToAst().transform(tree)
     except VisitError as wrapped:
-        exc = wrapped.orig_exc
-        if not isinstance(exc, _Invalid):
+        bad = wrapped.orig_exc
+        if not isinstance(bad, _Invalid):
             raise
-        return ParseOutcome(None, [Diagnostic(exc.code, "error", exc.message, exc.span, exc.hint, filename)])
+        return ParseOutcome(None, [Diagnostic(bad.code, "error", bad.message, bad.span, bad.hint, filename)])
     return ParseOutcome(rs, [])
 
 

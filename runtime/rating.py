@@ -470,23 +470,23 @@ def rate_session(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta
         for kind in _FLAT_KINDS:
             krules = rules.get(kind)
             if krules:
-                r = _first(krules, env)
-                if r is not None:
-                    price = _price_of(r, first_ms, ctx)
-                    lines.append(RatedLine(kind, r.title, ONE, "session", price, price, r.vat, cur, r.label, sid,
-                                           "fixed"))
-                    trace.append(TraceEntry(kind, r.label, first_ms, first_ms, ONE, price))
+                fee = _first(krules, env)
+                if fee is not None:
+                    price = _price_of(fee, first_ms, ctx)
+                    lines.append(RatedLine(kind, fee.title, ONE, "session", price, price, fee.vat, cur, fee.label,
+                                           sid, "fixed"))
+                    trace.append(TraceEntry(kind, fee.label, first_ms, first_ms, ONE, price))
     if resv is not None and rules.get("reservation_fee"):
         if prog.needs_local_time:
             _set_env_time(env, start, tz)
         env.el = 0
         env.pw, env.cur = env.fees.get("resv", env.fees.get("active", (s.max_power_kw, None)))
-        r = _first(rules["reservation_fee"], env)
-        if r is not None:
-            price = _price_of(r, start, ctx)
-            lines.append(RatedLine("reservation_fee", r.title, ONE, "session", price, price, r.vat, cur, r.label,
-                                   sid, "reservation"))
-            trace.append(TraceEntry("reservation_fee", r.label, start, start, ONE, price))
+        rfee = _first(rules["reservation_fee"], env)
+        if rfee is not None:
+            price = _price_of(rfee, start, ctx)
+            lines.append(RatedLine("reservation_fee", rfee.title, ONE, "session", price, price, rfee.vat, cur,
+                                   rfee.label, sid, "reservation"))
+            trace.append(TraceEntry("reservation_fee", rfee.label, start, start, ONE, price))
     mine = [d for d in discounts if not d.tariffs or prog.name in d.tariffs]
     return finish_session(prog, mine, meta, s, ctx, tz, start, end, lines, trace, totals, [a[0] for a in acc])
 
