@@ -14,7 +14,7 @@ from store.models import ROLES, ApiKey, Tenant, User
 from store.repo import snapshot
 from store.types import new_id
 
-__all__ = ["Credential", "bootstrap_tenant", "issue_key", "create_user"]
+__all__ = ["Credential", "bootstrap_tenant", "issue_key", "create_user", "verify_charge_point"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,3 +55,21 @@ def bootstrap_tenant(db: Session, name: str, admin_email: str = "admin@localhost
     db.commit()
     db.refresh(tenant)
     return tenant, cred
+
+
+def verify_charge_point(db: Session, identity: str, password: str) -> str | None:
+    """For the OCPP gateway: the charge point's tenant id if ``password`` matches its stored hash
+    (compared in constant time), else None."""
+    import hmac
+
+    from sqlalchemy import select
+
+    from store.models import ChargePoint
+
+    row = db.execute(select(ChargePoint.tenant_id, ChargePoint.password_sha256)
+                     .where(ChargePoint.identity == identity, ChargePoint.status == "active")).first()
+    if row is None or not row[1]:
+        return None
+    if not hmac.compare_digest(row[1], hashlib.sha256(password.encode()).hexdigest()):
+        return None
+    return str(row[0])

@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any, Literal, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from litestar import Router
+import hashlib
+import secrets
+
+from litestar import Request, Router
 from pydantic import Field, field_validator
 
-from api.crud import Ref, WriteModel, crud_router
+from api.crud import ReadModel, Ref, WriteModel, crud_router, open_scope, route
 from api.schemas import Country, DecimalStr, Id, RefId, read_of, update_of
 from store.errors import InvalidInput
 from store.models import ChargePoint, Evse, Location, Partner, Ruleset
@@ -98,7 +101,29 @@ def _check_evse(scope: Scope, values: dict[str, Any], _existing: Any) -> None:
         raise InvalidInput("invalid_power", "max_power_kw must be positive")
 
 
+class ChargePointCredential(ReadModel):
+    charge_point_id: str
+    identity: str
+    password: str = Field(description="OCPP basic-auth password; shown once, only its hash is stored")
+
+
+@route("POST", "/charge-points/{charge_point_id:str}/password", operation_id="rotate_charge_point_password",
+       roles="write", status_code=201, summary="Issue a new OCPP password for a charge point (shown once)")
+def rotate_charge_point_password(request: Request[Any, Any, Any], charge_point_id: str) -> ChargePointCredential:
+    with open_scope(request) as scope:
+        repo = scope.repo(ChargePoint, "charge_point", "cp")
+        cp = repo.get(charge_point_id)
+        # 40 characters: OCPP 1.6 security profile 1/2 allows 16..40 (AuthorizationKey)
+        password = secrets.token_urlsafe(30)[:40]
+        repo.update(cp, {"password_sha256": hashlib.sha256(password.encode()).hexdigest()},
+                    hide=("password_sha256",))
+        scope.audit("charge_point.password", "charge_point", cp.id, None, {"rotated": True})
+        scope.commit()
+        return ChargePointCredential(charge_point_id=cp.id, identity=cp.identity, password=password)
+
+
 router = Router(path="/", route_handlers=[
+    rotate_charge_point_password,
     crud_router(path="/locations", tag="sites", entity="location", plural="locations", prefix="loc",
                 model=Location, create=LocationCreate, update=LocationUpdate, read=LocationRead,
                 filters={"country": str, "site_host_id": str, "code": str}, search_cols=("name", "city", "code"),

@@ -91,3 +91,19 @@ def test_tenant_profile_and_branding(env: Env) -> None:
     t = c.get("/tenant", headers=env.a.h("auditor")).json()
     assert t["branding"] == {"primary_color": "#004488"} and t["id"] == env.a.tenant_id
     assert c.get("/audit/verify", headers=h).json()["ok"]
+
+
+def test_charge_point_credentials_are_shown_once_and_stored_hashed(env: Env) -> None:
+    from sqlalchemy.orm import Session
+
+    from store.tenants import verify_charge_point
+
+    c, a = env.client, env.a
+    r = c.post(f"/charge-points/{a.ids['charge_point_id']}/password", headers=a.h("operator"))
+    assert r.status_code == 201, r.text
+    cred = r.json()
+    assert 16 <= len(cred["password"]) <= 40
+    assert "password" not in c.get(f"/charge-points/{a.ids['charge_point_id']}", headers=a.h()).text
+    with Session(env.engine) as db:
+        assert verify_charge_point(db, cred["identity"], cred["password"]) == a.tenant_id
+        assert verify_charge_point(db, cred["identity"], "wrong") is None

@@ -33,6 +33,8 @@ def expected_roles(op_id: str) -> set[str]:
         return {"admin", "approver"}
     if op_id in ("create_price_series", "update_price_series", "put_price_points"):
         return {"admin", "analyst", "operator"}
+    if op_id == "rotate_charge_point_password":
+        return WRITE
     if op_id.startswith(("list_", "get_", "diff_")):
         return READ
     if op_id.startswith(("create_", "update_", "delete_")):
