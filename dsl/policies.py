@@ -1,0 +1,225 @@
+"""Meaning for ``billing`` and ``hold`` policy blocks.
+
+The parser keeps policy statements as generic word lists (``A.PolicyStmt``); this module turns the
+two kinds the billing cycle needs into the runtime's frozen values (``runtime.invoicing``) and
+reports statements it cannot read as diagnostics with the existing stable codes (E212 unknown
+statement, E206 unknown time zone, E303 percentage, E310 value out of range), so no new golden
+files are needed. Accepted forms::
+
+    billing monthly {
+      cycle monthly                      # monthly | quarterly | ad_hoc
+      cut_off day 1                      # 1..28, local midnight in the zone below
+      timezone Europe/Berlin             # optional; default: the account's zone
+      payment_terms net 14               # or: end_of_month + 60
+    }
+    hold standard "Finance review" {
+      hold when total > 5000.00          # gross total of the invoice
+      hold when jump > 50% against previous
+      hold when flag manual_review
+      approval required                  # or: auto_release after 3 days
+      escalate after 48 hours            # hours | days | minutes
+    }
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+
+from dsl import ast as A
+from dsl.diagnostics import Diagnostic, suggest
+from runtime.invoicing import CYCLES, BillingPolicy, HoldPolicy, HoldRule, PaymentTerms
+
+__all__ = ["Policies", "interpret_policies", "billing_policy", "hold_policy"]
+
+_UNITS = {"minute": 60, "minutes": 60, "min": 60, "hour": 3600, "hours": 3600, "h": 3600,
+          "day": 86400, "days": 86400, "d": 86400}
+
+
+@dataclass(frozen=True, slots=True)
+class Policies:
+    billing: tuple[BillingPolicy, ...]
+    holds: tuple[HoldPolicy, ...]
+
+    def billing_named(self, name: str | None) -> BillingPolicy | None:
+        for b in self.billing:
+            if name is None or b.name == name or b.cycle == name:
+                return b
+        return None
+
+    def hold_named(self, name: str | None = None) -> HoldPolicy | None:
+        for h in self.holds:
+            if name is None or h.name == name:
+                return h
+        return None
+
+
+class _Reader:
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+        self.diags: list[Diagnostic] = []
+
+    def err(self, code: str, msg: str, span: A.Span, hint: str | None = None) -> None:
+        self.diags.append(Diagnostic(code, "error", msg, span, hint, self.filename))
+
+    def expect(self, st: A.PolicyStmt, shape: str) -> None:
+        self.err("E212", f"cannot read '{st.text()}'", st.span, f"expected: {shape}")
+
+    def int_in(self, w: A.PolicyWord, lo: int, hi: int, what: str) -> int | None:
+        if w.kind != "number" or not w.value.isdigit():
+            self.err("E310", f"{what} must be a whole number, found '{w.value}'", w.span)
+            return None
+        n = int(w.value)
+        if not lo <= n <= hi:
+            self.err("E310", f"{what} {n} is out of range", w.span, f"use {lo}..{hi}")
+            return None
+        return n
+
+    def duration(self, words: tuple[A.PolicyWord, ...], st: A.PolicyStmt, shape: str) -> timedelta | None:
+        # "<n> <unit>"
+        if len(words) != 2 or words[0].kind != "number" or words[1].kind != "word":
+            self.expect(st, shape)
+            return None
+        unit = words[1].value.lower()
+        if unit not in _UNITS:
+            self.err("E310", f"unknown time unit '{words[1].value}'", words[1].span,
+                     suggest(unit, _UNITS) or "use minutes, hours or days")
+            return None
+        try:
+            n = Decimal(words[0].value)
+        except InvalidOperation:
+            self.expect(st, shape)
+            return None
+        if n <= 0:
+            self.err("E310", f"a waiting time must be positive, found '{words[0].value}'", words[0].span)
+            return None
+        return timedelta(seconds=int(n * _UNITS[unit]))
+
+
+def _words(st: A.PolicyStmt) -> list[str]:
+    return [w.value for w in st.words]
+
+
+def billing_policy(pol: A.Policy, r: _Reader) -> BillingPolicy:
+    cycle, cut_off, tz, terms = "monthly", 1, "", PaymentTerms()
+    for st in pol.statements:
+        ws = st.words
+        head = ws[0].value
+        if head == "cycle":
+            if len(ws) == 2 and ws[1].value in CYCLES:
+                cycle = ws[1].value
+            elif len(ws) == 2:
+                r.err("E310", f"unknown billing cycle '{ws[1].value}'", ws[1].span,
+                      suggest(ws[1].value, CYCLES) or f"use one of: {', '.join(CYCLES)}")
+            else:
+                r.expect(st, "cycle monthly | quarterly | ad_hoc")
+        elif head == "cut_off":
+            rest = ws[1:]
+            if rest and rest[0].value == "day":
+                rest = rest[1:]
+            if len(rest) == 1:
+                n = r.int_in(rest[0], 1, 28, "cut-off day")
+                cut_off = n if n is not None else cut_off
+            else:
+                r.expect(st, "cut_off day N (1..28)")
+        elif head == "timezone":
+            name = "".join(w.value for w in ws[1:])
+            if not name:
+                r.expect(st, "timezone Europe/Berlin")
+                continue
+            try:
+                from zoneinfo import ZoneInfo
+
+                ZoneInfo(name)
+                tz = name
+            except Exception:  # noqa: BLE001 - any failure means the zone is unusable
+                r.err("E206", f"unknown time zone '{name}'", ws[1].span, "use an IANA zone such as Europe/Berlin")
+        elif head in ("payment_terms", "terms", "net", "end_of_month"):
+            rest = ws[1:] if head in ("payment_terms", "terms") else ws
+            text = " ".join(w.value for w in rest)
+            try:
+                terms = PaymentTerms.parse(text)
+                if terms.days > 365:
+                    r.err("E310", f"payment terms of {terms.days} days are out of range", rest[-1].span,
+                          "use 0..365 days")
+            except ValueError:
+                r.expect(st, "payment_terms net N | end_of_month + N")
+        else:
+            # other billing words (series, format, ...) belong to later issues; the checker
+            # already rejects unknown leading words
+            continue
+    return BillingPolicy(pol.name, cycle, cut_off, tz, terms)
+
+
+def hold_policy(pol: A.Policy, r: _Reader) -> HoldPolicy:
+    rules: list[HoldRule] = []
+    approval: bool | None = None
+    auto: timedelta | None = None
+    escalate: timedelta | None = timedelta(hours=48)
+    for st in pol.statements:
+        ws = st.words
+        vals = _words(st)
+        if vals[:2] == ["hold", "when"] or vals[:1] == ["when"]:
+            body = ws[2:] if vals[0] == "hold" else ws[1:]
+            bv = [w.value for w in body]
+            if len(body) == 3 and bv[0] == "total" and body[1].kind == "cmp" and bv[1] in (">", ">="):
+                if body[2].kind != "number":
+                    r.err("E310", f"a total threshold must be an amount, found '{bv[2]}'", body[2].span)
+                    continue
+                rules.append(HoldRule("total", amount=Decimal(bv[2])))
+            elif len(body) >= 3 and bv[0] == "jump" and body[1].kind == "cmp" and bv[1] in (">", ">="):
+                if body[2].kind != "percent":
+                    r.err("E310", f"a jump threshold must be a percentage, found '{bv[2]}'", body[2].span,
+                          "write it like 50%")
+                    continue
+                tail = bv[3:]
+                if tail not in ([], ["against", "previous"], ["against", "previous", "period"]):
+                    r.expect(st, "hold when jump > P% against previous")
+                    continue
+                pct = Decimal(bv[2].rstrip("%"))
+                if pct <= 0:
+                    r.err("E303", f"a jump threshold must be positive, found '{bv[2]}'", body[2].span)
+                    continue
+                rules.append(HoldRule("jump", percent=pct))
+            elif len(body) == 2 and bv[0] == "flag" and body[1].kind == "word":
+                rules.append(HoldRule("flag", flag=bv[1]))
+            else:
+                r.expect(st, "hold when total > AMOUNT | jump > P% against previous | flag NAME")
+        elif vals[0] == "approval":
+            if vals[1:] == ["required"]:
+                approval = True
+            else:
+                r.expect(st, "approval required")
+        elif vals[0] == "auto_release":
+            if vals[1:2] == ["after"]:
+                auto = r.duration(ws[2:], st, "auto_release after N days")
+            else:
+                r.expect(st, "auto_release after N days")
+        elif vals[0] == "escalate":
+            if vals[1:2] == ["after"]:
+                escalate = r.duration(ws[2:], st, "escalate after N hours")
+            else:
+                r.expect(st, "escalate after N hours")
+        elif vals[0] in ("hold", "threshold", "jump", "flag", "release", "when"):
+            r.expect(st, "hold when total > AMOUNT | jump > P% against previous | flag NAME")
+    if approval and auto is not None:
+        r.err("E212", "a hold policy cannot both require approval and release on its own", pol.span,
+              "keep either 'approval required' or 'auto_release after N days'")
+    # without auto-release there is no way out but a person: approval is then implied
+    return HoldPolicy(pol.name, tuple(rules), approval if approval is not None else auto is None, auto, escalate)
+
+
+def interpret_policies(ruleset: A.Ruleset, filename: str = "<ruleset>") -> tuple[Policies, list[Diagnostic]]:
+    """Billing and hold policies of a (checked) ruleset, with diagnostics for what does not read."""
+    r = _Reader(filename)
+    billing: list[BillingPolicy] = []
+    holds: list[HoldPolicy] = []
+    for pol in ruleset.policies:
+        if not pol.statements:
+            continue
+        if pol.kind == "billing":
+            billing.append(billing_policy(pol, r))
+        elif pol.kind == "hold":
+            holds.append(hold_policy(pol, r))
+    return Policies(tuple(billing), tuple(holds)), r.diags

@@ -1,0 +1,447 @@
+"""Invoice assembly: a pure function from a billing account's period to a draft invoice.
+
+Like Kill Bill's ``InvoiceGenerator`` the same code serves real runs, dry runs and replays: no
+database, clock or network here. The caller (an activity) gathers rated sessions, products,
+service items, manual postings and corrections, and persists what comes back.
+
+Rules it keeps (DESIGN.md "Money, tax and time"):
+- every invoice line is rounded once, to the currency's minor unit; totals are sums of rounded lines;
+- VAT is computed once per rate group, on the sum of that group's rounded lines;
+- corrections (re-rating deltas, late sessions) are new lines referencing what they correct; a
+  finalized invoice is never edited. A draft whose total is negative becomes a credit note.
+
+Billing and hold policies are plain values here; ``dsl.policies`` builds them from rulesets.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from typing import Any, Iterable, Mapping, Sequence
+from zoneinfo import ZoneInfo
+
+from runtime.money import ZERO, minor_unit, quantize
+from runtime.rated import RatedLine
+
+__all__ = [
+    "PaymentTerms", "BillingPolicy", "HoldRule", "HoldPolicy", "Period", "period_ending", "period_after",
+    "ad_hoc_period", "InvoiceLine", "TaxGroup", "InvoiceDraft", "ServiceItem", "PeriodDiscount",
+    "ManualPosting", "Correction", "LateSession", "assemble_invoice", "HoldReason", "Comparison",
+    "compare_periods", "evaluate_holds", "draft_to_dict", "CYCLES",
+]
+
+CYCLES = ("monthly", "quarterly", "ad_hoc")
+_CYCLE_MONTHS = {"monthly": 1, "quarterly": 3}
+
+
+# ---------------------------------------------------------------- policies as values
+@dataclass(frozen=True, slots=True)
+class PaymentTerms:
+    """``net N``: due N days after issue; ``end_of_month + N``: N days after the end of the issue month."""
+
+    kind: str = "net"  # net | end_of_month
+    days: int = 14
+
+    def due_date(self, issued: date) -> date:
+        if self.kind == "end_of_month":
+            last = calendar.monthrange(issued.year, issued.month)[1]
+            return date(issued.year, issued.month, last) + timedelta(days=self.days)
+        return issued + timedelta(days=self.days)
+
+    def text(self) -> str:
+        return f"net {self.days}" if self.kind == "net" else f"end_of_month + {self.days}"
+
+    @staticmethod
+    def parse(text: str) -> PaymentTerms:
+        """The account column's spelling (``net 14``, ``end_of_month + 60``, ``eom+30``)."""
+        t = " ".join(text.replace("+", " + ").split()).lower()
+        parts = t.split(" ")
+        if len(parts) == 2 and parts[0] == "net" and parts[1].isdigit():
+            return PaymentTerms("net", int(parts[1]))
+        if len(parts) == 3 and parts[0] in ("end_of_month", "eom") and parts[1] == "+" and parts[2].isdigit():
+            return PaymentTerms("end_of_month", int(parts[2]))
+        if len(parts) == 1 and parts[0] in ("end_of_month", "eom"):
+            return PaymentTerms("end_of_month", 0)
+        raise ValueError(f"unknown payment terms '{text}': expected 'net N' or 'end_of_month + N'")
+
+
+@dataclass(frozen=True, slots=True)
+class BillingPolicy:
+    name: str = "default"
+    cycle: str = "monthly"  # monthly | quarterly | ad_hoc
+    cut_off_day: int = 1  # periods start at local midnight of this day of the month
+    timezone: str = ""  # "" = the account's zone
+    payment_terms: PaymentTerms = PaymentTerms()
+
+
+@dataclass(frozen=True, slots=True)
+class HoldRule:
+    kind: str  # total | jump | flag
+    amount: Decimal | None = None  # total: hold when the invoice's gross total is above this
+    percent: Decimal | None = None  # jump: hold when net rose by more than this against the previous period
+    flag: str = ""  # flag: hold when the account carries this flag
+
+    def text(self) -> str:
+        if self.kind == "total":
+            return f"total > {self.amount}"
+        if self.kind == "jump":
+            return f"jump > {self.percent}% against previous"
+        return f"flag {self.flag}"
+
+
+@dataclass(frozen=True, slots=True)
+class HoldPolicy:
+    name: str = "default"
+    rules: tuple[HoldRule, ...] = ()
+    # a held invoice waits for an approver unless auto_release is set and approval is not required
+    approval_required: bool = True
+    auto_release_after: timedelta | None = None
+    escalate_after: timedelta | None = timedelta(hours=48)
+
+
+# ---------------------------------------------------------------- periods
+@dataclass(frozen=True, slots=True)
+class Period:
+    """``[start, end)`` in UTC, derived from local midnights of ``timezone`` (DST-correct)."""
+
+    start: datetime
+    end: datetime
+    local_start: date
+    local_end: date  # exclusive
+    timezone: str
+    cycle: str = "monthly"
+
+    @property
+    def key(self) -> str:
+        """A stable name for idempotency (one invoice per account and key)."""
+        return f"{self.cycle}:{self.local_start.isoformat()}..{self.local_end.isoformat()}"
+
+    @property
+    def months(self) -> int:
+        return _CYCLE_MONTHS.get(self.cycle, 1)
+
+    def to_dict(self) -> dict[str, str]:
+        return {"start": self.start.isoformat(), "end": self.end.isoformat(),
+                "local_start": self.local_start.isoformat(), "local_end": self.local_end.isoformat(),
+                "timezone": self.timezone, "cycle": self.cycle}
+
+    @staticmethod
+    def from_dict(d: Mapping[str, str]) -> Period:
+        return Period(datetime.fromisoformat(d["start"]), datetime.fromisoformat(d["end"]),
+                      date.fromisoformat(d["local_start"]), date.fromisoformat(d["local_end"]),
+                      d["timezone"], d.get("cycle", "monthly"))
+
+
+def _local_midnight_utc(d: date, tz: ZoneInfo) -> datetime:
+    return datetime.combine(d, time(0), tzinfo=tz).astimezone(timezone.utc)
+
+
+def _add_months(y: int, m: int, n: int) -> tuple[int, int]:
+    k = y * 12 + (m - 1) + n
+    return k // 12, k % 12 + 1
+
+
+def _make(ls: date, le: date, tzname: str, cycle: str) -> Period:
+    tz = ZoneInfo(tzname)
+    return Period(_local_midnight_utc(ls, tz), _local_midnight_utc(le, tz), ls, le, tzname, cycle)
+
+
+def period_ending(cycle: str, cut_off_day: int, tzname: str, at: datetime) -> Period:
+    """The period whose cut-off is the latest one at or before ``at`` (a schedule fires at cut-off
+    and bills the period that just closed)."""
+    if cycle not in _CYCLE_MONTHS:
+        raise ValueError(f"cycle '{cycle}' has no cut-off; use ad_hoc_period")
+    if not 1 <= cut_off_day <= 28:
+        raise ValueError("cut-off day must be between 1 and 28")
+    step = _CYCLE_MONTHS[cycle]
+    local = at.astimezone(ZoneInfo(tzname)).date()
+    y, m = local.year, local.month
+    if cycle == "quarterly":
+        m = ((m - 1) // 3) * 3 + 1
+    end = date(y, m, cut_off_day)
+    if end > local:
+        y, m = _add_months(y, m, -step)
+        end = date(y, m, cut_off_day)
+    sy, sm = _add_months(end.year, end.month, -step)
+    return _make(date(sy, sm, cut_off_day), end, tzname, cycle)
+
+
+def period_after(p: Period, cut_off_day: int | None = None) -> Period:
+    day = cut_off_day or p.local_end.day
+    step = _CYCLE_MONTHS.get(p.cycle, 1)
+    y, m = _add_months(p.local_end.year, p.local_end.month, step)
+    return _make(p.local_end, date(y, m, day), p.timezone, p.cycle)
+
+
+def ad_hoc_period(start: date, end: date, tzname: str) -> Period:
+    if end <= start:
+        raise ValueError("an ad-hoc period must end after it starts")
+    return _make(start, end, tzname, "ad_hoc")
+
+
+# ---------------------------------------------------------------- inputs
+@dataclass(frozen=True, slots=True)
+class ServiceItem:
+    """A recurring service product (supervised charger, SIM, RFID cards) billed per period."""
+
+    description: str
+    quantity: Decimal
+    unit_price: Decimal
+    tax_rate: Decimal
+    unit: str = "each"
+    product: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodDiscount:
+    """A discount on the period's subtotal per VAT group: ``percent`` or a fixed ``amount``."""
+
+    description: str
+    percent: Decimal | None = None
+    amount: Decimal | None = None
+    tax_rate: Decimal | None = None  # fixed amounts need the group they reduce
+
+
+@dataclass(frozen=True, slots=True)
+class ManualPosting:
+    """An adjustment a finance user adds to a held invoice (net amount, may be negative)."""
+
+    id: str
+    description: str
+    amount: Decimal
+    tax_rate: Decimal
+    author: str
+
+
+@dataclass(frozen=True, slots=True)
+class Correction:
+    """A session billed on a finalized invoice whose current rating differs from the billed one."""
+
+    session_id: str
+    rating_id: str  # the current rating
+    billed_rating_id: str
+    invoice_id: str
+    invoice_number: str
+    billed_net: Mapping[Decimal, Decimal]  # per VAT rate, rounded as billed
+    lines: tuple[RatedLine, ...]  # the current rating's lines
+
+
+@dataclass(frozen=True, slots=True)
+class LateSession:
+    """A rated session from a period that was already invoiced without it."""
+
+    session_id: str
+    rating_id: str
+    period_key: str
+    lines: tuple[RatedLine, ...]
+
+
+# ---------------------------------------------------------------- output
+@dataclass(frozen=True, slots=True)
+class InvoiceLine:
+    seq: int
+    kind: str  # session | fee | service | discount | late | adjustment | manual
+    component: str
+    description: str
+    quantity: Decimal
+    unit: str
+    unit_price: Decimal
+    net: Decimal  # rounded once, here
+    net_unrounded: Decimal
+    tax_rate: Decimal
+    session_id: str = ""
+    rating_id: str = ""
+    rule: str = ""
+    corrects: str = ""  # invoice number (and session) this line corrects
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (format(v, "f") if isinstance(v, Decimal) else v)
+                for k, v in ((f, getattr(self, f)) for f in self.__slots__)}  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class TaxGroup:
+    rate: Decimal
+    net: Decimal
+    tax: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceDraft:
+    account_id: str
+    currency: str
+    period: Period
+    kind: str  # invoice | credit_note
+    issue_date: date
+    due_date: date
+    lines: tuple[InvoiceLine, ...]
+    tax_groups: tuple[TaxGroup, ...]
+    sessions: int
+    energy_kwh: Decimal
+    corrects: tuple[str, ...] = ()  # invoice numbers corrected by lines of this draft
+
+    @property
+    def net_total(self) -> Decimal:
+        return sum((ln.net for ln in self.lines), ZERO)
+
+    @property
+    def tax_total(self) -> Decimal:
+        return sum((g.tax for g in self.tax_groups), ZERO)
+
+    @property
+    def gross_total(self) -> Decimal:
+        return self.net_total + self.tax_total
+
+    @property
+    def empty(self) -> bool:
+        return not self.lines
+
+
+def _tax_groups(lines: Iterable[InvoiceLine], currency: str, mode: str) -> tuple[TaxGroup, ...]:
+    nets: dict[Decimal, Decimal] = {}
+    for ln in lines:
+        nets[ln.tax_rate] = nets.get(ln.tax_rate, ZERO) + ln.net
+    places = minor_unit(currency)
+    return tuple(TaxGroup(r, n, quantize(n * r / 100, places, mode)) for r, n in sorted(nets.items()))
+
+
+_SESSION_KINDS = {"base_fee": "fee", "included": "fee", "tier": "fee", "goodwill": "discount"}
+
+
+def assemble_invoice(
+    *, account_id: str, currency: str, period: Period, issue_date: date, terms: PaymentTerms,
+    period_lines: Sequence[RatedLine], sessions: int = 0, energy_kwh: Decimal = ZERO,
+    services: Sequence[ServiceItem] = (), discounts: Sequence[PeriodDiscount] = (),
+    postings: Sequence[ManualPosting] = (), late: Sequence[LateSession] = (),
+    corrections: Sequence[Correction] = (), rounding: str = "half_up",
+) -> InvoiceDraft:
+    """The draft invoice of one account and period.
+
+    ``period_lines`` are what ``CompiledRuleset.rate_period`` returned for the period's sessions
+    (session lines, base fees, allowances, tiers, goodwill). Everything else is added after them in
+    a fixed order, so the same inputs always give the same lines (replays compare equal)."""
+    places = minor_unit(currency)
+    out: list[InvoiceLine] = []
+
+    def add(kind: str, component: str, description: str, quantity: Decimal, unit: str, unit_price: Decimal,
+            net: Decimal, rate: Decimal, session_id: str = "", rating_id: str = "", rule: str = "",
+            corrects: str = "") -> None:
+        out.append(InvoiceLine(len(out) + 1, kind, component, description, quantity, unit, unit_price,
+                               quantize(net, places, rounding), net, rate, session_id, rating_id, rule, corrects))
+
+    for ln in period_lines:
+        add(_SESSION_KINDS.get(ln.component, "session"), ln.component, ln.description, ln.quantity, ln.unit,
+            ln.unit_price, ln.net, ln.tax_rate, ln.session_id, "", ln.rule)
+    for s in services:
+        add("service", "service", s.description, s.quantity, s.unit, s.unit_price, s.quantity * s.unit_price,
+            s.tax_rate, rule=s.product)
+    for ls in late:
+        for ln in ls.lines:
+            add("late", ln.component, f"{ln.description} (late session, {ls.period_key})", ln.quantity, ln.unit,
+                ln.unit_price, ln.net, ln.tax_rate, ls.session_id, ls.rating_id, ln.rule)
+    corrected: list[str] = []
+    for c in corrections:
+        # the delta per VAT rate between what was billed (rounded) and the current rating (rounded
+        # line by line, as it would have been billed): the customer pays or gets back the difference
+        now: dict[Decimal, Decimal] = {}
+        for ln in c.lines:
+            now[ln.tax_rate] = now.get(ln.tax_rate, ZERO) + quantize(ln.net, places, rounding)
+        for rate in sorted(set(now) | set(c.billed_net)):
+            delta = now.get(rate, ZERO) - c.billed_net.get(rate, ZERO)
+            if delta:
+                add("adjustment", "rerating", f"re-rating of session {c.session_id} billed on {c.invoice_number}",
+                    Decimal(1), "each", delta, delta, rate, c.session_id, c.rating_id, "",
+                    f"{c.invoice_number}/{c.session_id}")
+        if c.invoice_number not in corrected:
+            corrected.append(c.invoice_number)
+    # period discounts reduce what came before them, group by group
+    for d in discounts:
+        groups: dict[Decimal, Decimal] = {}
+        for ln in out:
+            if ln.kind != "adjustment":
+                groups[ln.tax_rate] = groups.get(ln.tax_rate, ZERO) + ln.net
+        if d.percent is not None:
+            for rate, base in sorted(groups.items()):
+                if base > 0:
+                    amt = base * d.percent / 100
+                    add("discount", "discount", d.description, Decimal(1), "each", -amt, -amt, rate)
+        elif d.amount is not None:
+            rate = d.tax_rate if d.tax_rate is not None else (max(groups, key=lambda r: groups[r]) if groups else ZERO)
+            amt = min(d.amount, max(groups.get(rate, ZERO), ZERO))
+            if amt > 0:
+                add("discount", "discount", d.description, Decimal(1), "each", -amt, -amt, rate)
+    for p in postings:
+        add("manual", "manual", p.description, Decimal(1), "each", p.amount, p.amount, p.tax_rate, rule=p.author,
+            corrects=p.id)
+    groups = _tax_groups(out, currency, rounding)
+    net = sum((ln.net for ln in out), ZERO)
+    kind = "credit_note" if net < 0 else "invoice"
+    # a credit note is paid out, not collected: its "due date" is the issue date
+    due = terms.due_date(issue_date) if kind == "invoice" else issue_date
+    return InvoiceDraft(account_id, currency, period, kind, issue_date, due, tuple(out), groups, sessions,
+                        energy_kwh, tuple(corrected))
+
+
+# ---------------------------------------------------------------- holds
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """This period against the previous one, as finance sees it on a held invoice."""
+
+    current_net: Decimal
+    previous_net: Decimal | None
+    change: Decimal | None
+    change_percent: Decimal | None  # None when there is no previous period or it was zero
+
+    def to_dict(self) -> dict[str, str | None]:
+        def s(v: Decimal | None) -> str | None:
+            return None if v is None else format(v, "f")
+        return {"current_net": s(self.current_net), "previous_net": s(self.previous_net),
+                "change": s(self.change), "change_percent": s(self.change_percent)}
+
+
+def compare_periods(current_net: Decimal, previous_net: Decimal | None) -> Comparison:
+    if previous_net is None:
+        return Comparison(current_net, None, None, None)
+    change = current_net - previous_net
+    pct = None if previous_net == 0 else quantize(change * 100 / abs(previous_net), 2)
+    return Comparison(current_net, previous_net, change, pct)
+
+
+@dataclass(frozen=True, slots=True)
+class HoldReason:
+    kind: str  # total | jump | flag | manual
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "message": self.message}
+
+
+def evaluate_holds(draft: InvoiceDraft, policy: HoldPolicy, comparison: Comparison,
+                   flags: frozenset[str] = frozenset(), manual_holds: Sequence[str] = ()) -> tuple[HoldReason, ...]:
+    """Why this draft must wait for finance (empty: it may be finalized at once)."""
+    out: list[HoldReason] = []
+    for r in policy.rules:
+        if r.kind == "total" and r.amount is not None and draft.gross_total > r.amount:
+            out.append(HoldReason("total", f"gross total {draft.gross_total} {draft.currency} is above {r.amount}"))
+        elif (r.kind == "jump" and r.percent is not None and comparison.change_percent is not None
+              and comparison.change_percent > r.percent):
+            out.append(HoldReason("jump", f"net rose {comparison.change_percent}% against the previous period "
+                                          f"({comparison.previous_net} -> {comparison.current_net}), "
+                                          f"more than {r.percent}%"))
+        elif r.kind == "flag" and r.flag in flags:
+            out.append(HoldReason("flag", f"the account is flagged '{r.flag}'"))
+    for reason in manual_holds:
+        out.append(HoldReason("manual", f"manual hold: {reason}" if reason else "manual hold"))
+    return tuple(out)
+
+
+def draft_to_dict(d: InvoiceDraft) -> dict[str, Any]:
+    return {"account_id": d.account_id, "currency": d.currency, "period": d.period.to_dict(), "kind": d.kind,
+            "issue_date": d.issue_date.isoformat(), "due_date": d.due_date.isoformat(),
+            "net": format(d.net_total, "f"), "tax": format(d.tax_total, "f"), "gross": format(d.gross_total, "f"),
+            "tax_groups": [{"rate": format(g.rate, "f"), "net": format(g.net, "f"), "tax": format(g.tax, "f")}
+                           for g in d.tax_groups],
+            "lines": [ln.to_dict() for ln in d.lines], "corrects": list(d.corrects)}
+
