@@ -93,14 +93,17 @@ def tariffs(draw: st.DrawFn) -> dict[str, Any]:
 
 
 @st.composite
-def cdrs(draw: st.DrawFn) -> dict[str, Any]:
+def cdrs(draw: st.DrawFn, all_dims: bool = False) -> dict[str, Any]:
+    """CDR-shaped dicts. With ``all_dims`` every period states power and current (min = max), so
+    no restriction ever needs a value the CDR does not give."""
     start = T0 + timedelta(minutes=draw(st.integers(0, 7 * 24 * 60)))
     at = start
     periods = []
     if draw(st.integers(0, 4)) == 0:  # a reservation before the session
         mins = draw(st.integers(1, 90))
         periods.append({"start_date_time": at.isoformat(),
-                        "dimensions": [{"type": "RESERVATION_TIME", "volume": (D(mins) / 60).quantize(D("0.0001"))}]})
+                        "dimensions": [{"type": "RESERVATION_TIME", "volume": (D(mins) / 60).quantize(D("0.0001"))}]
+                        + (_power_dims(draw) if all_dims else [])})
         at += timedelta(minutes=mins)
     for _ in range(draw(st.integers(1, 4))):
         mins = draw(st.integers(1, 180))
@@ -112,12 +115,21 @@ def cdrs(draw: st.DrawFn) -> dict[str, Any]:
             dims.append({"type": "ENERGY", "volume": draw(st.decimals(min_value=0, max_value=40, places=3,
                                                                       allow_nan=False, allow_infinity=False))})
             for typ, top in (("MAX_POWER", 50), ("MIN_CURRENT", 64)):
-                if draw(st.booleans()):
+                if draw(st.booleans()) and not all_dims:
                     dims.append({"type": typ, "volume": draw(st.integers(0, top))})
+        if all_dims:
+            dims += _power_dims(draw)
         periods.append({"start_date_time": at.isoformat(), "dimensions": dims})
         at += timedelta(minutes=mins)
     return {"id": "hyp", "start_date_time": start.isoformat(), "end_date_time": at.isoformat(),
             "cdr_location": {"country": "DEU"}, "charging_periods": periods}
+
+
+def _power_dims(draw: st.DrawFn) -> list[dict[str, Any]]:
+    kw = draw(st.decimals(min_value=0, max_value=50, places=1, allow_nan=False, allow_infinity=False))
+    amps = D(draw(st.integers(0, 64)))
+    return [{"type": "MIN_POWER", "volume": kw}, {"type": "MAX_POWER", "volume": kw},
+            {"type": "MIN_CURRENT", "volume": amps}, {"type": "MAX_CURRENT", "volume": amps}]
 
 
 contexts = st.builds(lambda tz, expired: RatingContext(tz=tz, reservation="RESERVATION_EXPIRES" if expired else None),
@@ -233,3 +245,133 @@ def test_bad_cdrs_only_raise_ocpi_error(doc: Any) -> None:
         cdr_to_session(doc)
     except OcpiError:
         pass
+
+
+# ---------------------------------------------------------------- which element prices what
+# An oracle written from the OCPI 2.2.1 text (and the reference's reading of it, summarised in
+# ../shared/conformance/ocpi/README.md), independent of the DSL: per period and dimension, the first
+# element with a component for that dimension whose restrictions all hold at the period's start.
+# It only decides *which element* applies; amounts stay with the one pricing path.
+_OCPI_TYPE = {"energy": "ENERGY", "time": "TIME", "parking": "PARKING_TIME", "reservation": "TIME"}
+_DIM_KIND = {"ENERGY": "energy", "TIME": "time", "PARKING_TIME": "parking", "RESERVATION_TIME": "reservation"}
+
+
+def _secs(hhmm_text: str) -> int:
+    h, m = hhmm_text.split(":")
+    return int(h) * 3600 + int(m) * 60
+
+
+def _holds(r: dict[str, Any] | None, *, local: datetime, kwh_before: Decimal, elapsed_s: Decimal,
+           power: Decimal, current: Decimal, reserved: bool, expired: bool) -> bool:
+    if not r:
+        return True
+    if r.get("start_time") is not None or r.get("end_time") is not None:
+        a, b = _secs(r.get("start_time") or "00:00"), _secs(r.get("end_time") or "00:00")
+        t = local.hour * 3600 + local.minute * 60 + local.second
+        if a < b and not a <= t < b:
+            return False
+        if a > b and not (t >= a or t < b):
+            return False
+    d = local.date().isoformat()
+    if r.get("start_date") is not None and d < r["start_date"]:
+        return False
+    if r.get("end_date") is not None and d >= r["end_date"]:
+        return False
+    for key, value in (("kwh", kwh_before), ("duration", elapsed_s), ("power", power), ("current", current)):
+        if r.get(f"min_{key}") is not None and not value >= r[f"min_{key}"]:
+            return False
+        if r.get(f"max_{key}") is not None and not value < r[f"max_{key}"]:
+            return False
+    if r.get("day_of_week") and DAYS[local.weekday()] not in r["day_of_week"]:
+        return False
+    if r.get("reservation") == "RESERVATION" and not reserved:
+        return False
+    if r.get("reservation") == "RESERVATION_EXPIRES" and not expired:
+        return False
+    return True
+
+
+def _candidates(t: dict[str, Any], ocpi_type: str, reservation: bool) -> list[int]:
+    """Element indexes in lookup order. Reservation costs come from reservation elements only,
+    RESERVATION_EXPIRES ones first (the spec's note under ReservationRestrictionType)."""
+    out = []
+    for i, e in enumerate(t["elements"]):
+        is_resv = bool((e.get("restrictions") or {}).get("reservation"))
+        if is_resv == reservation and any(c["type"] == ocpi_type for c in e["price_components"]):
+            out.append(i)
+    if reservation:
+        out.sort(key=lambda i: 0 if t["elements"][i]["restrictions"]["reservation"] == "RESERVATION_EXPIRES" else 1)
+    return out
+
+
+def _element(label: str) -> int:
+    return int(label.rsplit("element ", 1)[1])
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tariffs(), cdrs(all_dims=True), contexts)
+def test_the_element_that_prices_each_period_is_the_ocpi_first_match(t: dict[str, Any], c: dict[str, Any],
+                                                                      ctx: RatingContext) -> None:
+    from zoneinfo import ZoneInfo
+
+    rs = _Compiler(tariff_to_ast(t, base_lines=False), "", "labels").build()
+    s = cdr_to_session(c)
+    r = rs.rate(s, ctx)
+    tz = ZoneInfo(ctx.tz or "UTC")
+    expired = ctx.reservation is not None
+    periods = s.periods or ()
+    reserved = expired or any(p.reservation_h for p in periods)
+    begin = min(s.start, periods[0].start)
+    by_start: dict[tuple[int, str], int] = {}
+    for te in r.trace:
+        if te.component in _OCPI_TYPE and not te.note:
+            by_start.setdefault((te.start_ms, te.component), _element(te.rule))
+    kwh = D(0)
+    for p in periods:
+        env = dict(local=p.start.astimezone(tz), kwh_before=kwh, elapsed_s=D((p.start - begin).total_seconds()),
+                   power=p.max_power_kw, current=p.max_current_a, reserved=reserved, expired=expired)
+        ms = int(p.start.timestamp() * 1000)
+        for kind, vol in (("energy", p.energy_kwh), ("time", p.time_h), ("parking", p.parking_h),
+                          ("reservation", p.reservation_h)):
+            if not vol:
+                continue
+            want = next((i for i in _candidates(t, _OCPI_TYPE[kind], kind == "reservation")
+                         if _holds(t["elements"][i].get("restrictions"), **env)), None)
+            assert by_start.get((ms, kind)) == want, (kind, p.start.isoformat())
+        kwh += p.energy_kwh
+    # FLAT: once, by the element that matches where the session (not the reservation) begins
+    fixed = [ln for ln in r.lines if ln.component == "flat"]
+    active = next((p for p in periods if not p.reservation_h), None)
+    want_flat = None
+    if active is not None:
+        env = dict(local=active.start.astimezone(tz), kwh_before=D(0), elapsed_s=D((active.start - begin).total_seconds()),
+                   power=active.max_power_kw, current=active.max_current_a, reserved=reserved, expired=expired)
+        want_flat = next((i for i in _candidates(t, "FLAT", False) if _holds(t["elements"][i].get("restrictions"), **env)),
+                         None)
+    assert [_element(ln.rule) for ln in fixed] == ([] if want_flat is None else [want_flat])
+    # the reservation's FLAT: when there is a reservation, matched where it begins
+    fees = [ln for ln in r.lines if ln.component == "reservation_fee"]
+    want_fee = None
+    if reserved:
+        first = next((p for p in periods if p.reservation_h), None)
+        at = first if first is not None else periods[0]
+        env = dict(local=(first.start if first else s.start).astimezone(tz), kwh_before=D(0),
+                   elapsed_s=D(((first.start if first else s.start) - begin).total_seconds()),
+                   power=at.max_power_kw, current=at.max_current_a, reserved=reserved, expired=expired)
+        want_fee = next((i for i in _candidates(t, "FLAT", True) if _holds(t["elements"][i].get("restrictions"), **env)),
+                        None)
+    assert [_element(ln.rule) for ln in fees] == ([] if want_fee is None else [want_fee])
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tariffs(), cdrs(), contexts)
+def test_unrestricted_elements_as_base_lines_price_like_when_always(t: dict[str, Any], c: dict[str, Any],
+                                                                    ctx: RatingContext) -> None:
+    """Unrestricted elements become unconditional lines only where that cannot change the winner."""
+    s = cdr_to_session(c)
+    a = _Compiler(tariff_to_ast(t), "", "a").build().rate(s, ctx)
+    b = _Compiler(tariff_to_ast(t, base_lines=False), "", "b").build().rate(s, ctx)
+
+    def key(r: RatingResult) -> list[tuple[Any, ...]]:
+        return [x[:1] + x[2:] for x in _lines(r)]  # descriptions name the condition ("always")
+    assert key(a) == key(b)
