@@ -286,9 +286,7 @@ def _holds(r: dict[str, Any] | None, *, local: datetime, kwh_before: Decimal, el
         return False
     if r.get("reservation") == "RESERVATION" and not reserved:
         return False
-    if r.get("reservation") == "RESERVATION_EXPIRES" and not expired:
-        return False
-    return True
+    return not (r.get("reservation") == "RESERVATION_EXPIRES" and not expired)
 
 
 def _candidates(t: dict[str, Any], ocpi_type: str, reservation: bool) -> list[int]:
@@ -322,14 +320,18 @@ def test_the_element_that_prices_each_period_is_the_ocpi_first_match(t: dict[str
     periods = s.periods or ()
     reserved = expired or any(p.reservation_h for p in periods)
     begin = min(s.start, periods[0].start)
+
+    def _env(at: datetime, p: Any, kwh_before: Decimal) -> dict[str, Any]:
+        # what the restrictions see at ``at``: power and current from the period's dimensions
+        return {"local": at.astimezone(tz), "kwh_before": kwh_before, "elapsed_s": D((at - begin).total_seconds()),
+                "power": p.max_power_kw, "current": p.max_current_a, "reserved": reserved, "expired": expired}
     by_start: dict[tuple[int, str], int] = {}
     for te in r.trace:
         if te.component in _OCPI_TYPE and not te.note:
             by_start.setdefault((te.start_ms, te.component), _element(te.rule))
     kwh = D(0)
     for p in periods:
-        env = dict(local=p.start.astimezone(tz), kwh_before=kwh, elapsed_s=D((p.start - begin).total_seconds()),
-                   power=p.max_power_kw, current=p.max_current_a, reserved=reserved, expired=expired)
+        env = _env(p.start, p, kwh)
         ms = int(p.start.timestamp() * 1000)
         for kind, vol in (("energy", p.energy_kwh), ("time", p.time_h), ("parking", p.parking_h),
                           ("reservation", p.reservation_h)):
@@ -344,8 +346,7 @@ def test_the_element_that_prices_each_period_is_the_ocpi_first_match(t: dict[str
     active = next((p for p in periods if not p.reservation_h), None)
     want_flat = None
     if active is not None:
-        env = dict(local=active.start.astimezone(tz), kwh_before=D(0), elapsed_s=D((active.start - begin).total_seconds()),
-                   power=active.max_power_kw, current=active.max_current_a, reserved=reserved, expired=expired)
+        env = _env(active.start, active, D(0))
         want_flat = next((i for i in _candidates(t, "FLAT", False) if _holds(t["elements"][i].get("restrictions"), **env)),
                          None)
     assert [_element(ln.rule) for ln in fixed] == ([] if want_flat is None else [want_flat])
@@ -354,10 +355,7 @@ def test_the_element_that_prices_each_period_is_the_ocpi_first_match(t: dict[str
     want_fee = None
     if reserved:
         first = next((p for p in periods if p.reservation_h), None)
-        at = first if first is not None else periods[0]
-        env = dict(local=(first.start if first else s.start).astimezone(tz), kwh_before=D(0),
-                   elapsed_s=D(((first.start if first else s.start) - begin).total_seconds()),
-                   power=at.max_power_kw, current=at.max_current_a, reserved=reserved, expired=expired)
+        env = _env(first.start if first else s.start, first if first is not None else periods[0], D(0))
         want_fee = next((i for i in _candidates(t, "FLAT", True) if _holds(t["elements"][i].get("restrictions"), **env)),
                         None)
     assert [_element(ln.rule) for ln in fees] == ([] if want_fee is None else [want_fee])
