@@ -1,0 +1,145 @@
+"""Database access for the gateway: one writer thread with group commit, a small pool for the rest.
+
+Thousands of chargers each send a message every few seconds; a commit per message would make the
+database's fsync the ceiling (and on SQLite writers queue behind one lock anyway). The writer takes
+whatever jobs are waiting, runs them in ONE transaction and commits once, then answers every
+waiting handler. A charger gets its confirmation only after its data is committed, so an
+acknowledged message is never lost. If one job of a batch fails, the batch is rolled back and each
+job is re-run alone, so one bad message cannot take its neighbours down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, TypeVar
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from store.db import session_factory
+
+__all__ = ["DbWorker"]
+
+log = logging.getLogger("evbill.ocpp.db")
+T = TypeVar("T")
+Job = Callable[[Session], Any]
+
+
+class DbWorker:
+    def __init__(self, engine: Engine, *, batch_max: int = 500, side_threads: int = 4) -> None:
+        self.engine = engine
+        self.sessions = session_factory(engine)
+        self.batch_max = batch_max
+        self._q: queue.Queue[tuple[Job, asyncio.Future[Any]] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="ocpp-db-writer", daemon=True)
+        self._thread.start()
+        # reads, and work that commits on its own (rating a finished session through session_io)
+        self.side = ThreadPoolExecutor(side_threads, thread_name_prefix="ocpp-db")
+        self.batches = 0
+        self.jobs = 0
+
+    async def write(self, job: Callable[[Session], T]) -> T:
+        """Run ``job(db)`` in the writer's next transaction; returns after the commit."""
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._q.put((job, fut))
+        return await fut
+
+    async def read(self, job: Callable[[Session], T]) -> T:
+        """Run ``job(db)`` on the side pool in a session of its own (the job commits if it writes)."""
+        def run() -> T:
+            with self.sessions() as db:
+                return job(db)
+
+        return await asyncio.get_running_loop().run_in_executor(self.side, run)
+
+    def close(self) -> None:
+        self._q.put(None)
+        self._thread.join(timeout=10)
+        self.side.shutdown(wait=True)
+
+    # --- the writer thread ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            first = self._q.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self.batch_max:
+                try:
+                    nxt = self._q.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+            self._run_batch(batch)
+            if stop:
+                return
+
+    def _run_batch(self, batch: list[tuple[Job, asyncio.Future[Any]]]) -> None:
+        self.batches += 1
+        self.jobs += len(batch)
+        results: list[Any] = []
+        try:
+            with self.sessions() as db:
+                for job, _ in batch:
+                    results.append(job(db))
+                db.commit()
+        except Exception:  # noqa: BLE001  (isolate the failing job below)
+            if len(batch) == 1:
+                _resolve(batch[0][1], exc=_current_exc())
+                return
+            for item in batch:
+                self._run_one(item)
+            return
+        for (_, fut), res in zip(batch, results):
+            _resolve(fut, res)
+
+    def _run_one(self, item: tuple[Job, asyncio.Future[Any]]) -> None:
+        job, fut = item
+        for attempt in range(3):
+            try:
+                with self.sessions() as db:
+                    res = job(db)
+                    db.commit()
+            except Exception as exc:  # noqa: BLE001
+                if attempt < 2 and "locked" in str(exc):
+                    time.sleep(0.05)
+                    continue
+                log.exception("ocpp database job failed")
+                _resolve(fut, exc=exc)
+                return
+            _resolve(fut, res)
+            return
+
+
+def _current_exc() -> BaseException:
+    import sys
+
+    exc = sys.exc_info()[1]
+    return exc if exc is not None else RuntimeError("database job failed")
+
+
+def _resolve(fut: asyncio.Future[Any], res: Any = None, exc: BaseException | None = None) -> None:
+    loop = fut.get_loop()
+
+    def done() -> None:
+        if fut.done():
+            return
+        if exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(res)
+
+    try:
+        loop.call_soon_threadsafe(done)
+    except RuntimeError:  # the loop is gone (shutdown): nobody is waiting any more
+        pass

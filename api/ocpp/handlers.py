@@ -1,0 +1,274 @@
+"""The protocol handlers: one class per OCPP version on top of the ``ocpp`` package's ChargePoint.
+
+They stay thin: parse, hand the work to ``api.ocpp.service`` on the gateway's database threads,
+answer. What they add to the package is robustness: every frame gets an answer (a CALLERROR for a
+malformed frame, an unknown action or a payload the schema refuses) and nothing a charger sends
+can end the connection or the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from ocpp.exceptions import (FormationViolationError, FormatViolationError, GenericError, InternalError,
+                             OCPPError, ProtocolError)
+from ocpp.messages import CallError, MessageType, unpack
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint as ChargePoint16
+from ocpp.v16 import call_result as result16
+from ocpp.v16.enums import Action as Action16
+from ocpp.v16.enums import DataTransferStatus, RegistrationStatus
+from ocpp.v201 import ChargePoint as ChargePoint201
+from ocpp.v201 import call as call201
+from ocpp.v201 import call_result as result201
+from ocpp.v201.enums import Action as Action201
+from ocpp.v201.enums import RegistrationStatusEnumType
+
+from api.ocpp import service
+from api.ocpp.access import authorize
+from api.ocpp.service import CpInfo
+
+if TYPE_CHECKING:
+    from api.ocpp.server import Gateway
+
+__all__ = ["Handler16", "Handler201", "HANDLERS"]
+
+log = logging.getLogger("evbill.ocpp")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _iso(dt: datetime) -> str:
+    return dt.isoformat().replace("+00:00", "Z")
+
+
+def _guess_id(raw: Any) -> str:
+    """The unique id of a frame we could not unpack, when there is one to echo back."""
+    try:
+        msg = json.loads(raw)
+        if isinstance(msg, list) and len(msg) > 1 and isinstance(msg[1], (str, int)):
+            return str(msg[1])[:36]
+    except (ValueError, TypeError):
+        pass
+    return "-1"
+
+
+def _plain_details(details: Any) -> dict[str, Any]:
+    # the package puts its Call object into details; only the cause goes on the wire
+    if isinstance(details, dict) and "cause" in details:
+        return {"cause": str(details["cause"])[:500]}
+    return {}
+
+
+class GatewayMixin:
+    """What both versions share: the connection's charger, the gateway, and error answers."""
+
+    version = ""
+    cp: CpInfo
+    gw: Gateway
+    _connection: Any
+
+    def bind(self, cp: CpInfo, gw: Gateway) -> None:
+        self.cp = cp
+        self.gw = gw
+
+    async def _send(self, message: str) -> None:  # the package's, repeated for typing
+        await self._connection.send(message)
+
+    def _error(self, exc: OCPPError) -> OCPPError:
+        if self.version == "1.6" and isinstance(exc, FormatViolationError):
+            # OCPP-J 1.6 spells this error "FormationViolation"
+            return FormationViolationError(description=exc.description, details=exc.details)
+        if self.version == "2.0.1" and type(exc) is InternalError:
+            return GenericError(description=exc.description, details=exc.details)
+        return exc
+
+    async def _send_error(self, unique_id: Any, exc: OCPPError) -> None:
+        exc = self._error(exc)
+        self.gw.stats.errors += 1
+        err = CallError(str(unique_id)[:36], exc.code, str(exc.description or "")[:255], _plain_details(exc.details))
+        await self._send(err.to_json())
+
+    async def route_message(self, raw_msg: Any) -> None:
+        t0 = time.perf_counter()
+        self.gw.stats.messages += 1
+        try:
+            msg = unpack(raw_msg)
+        except OCPPError as exc:
+            await self._send_error(_guess_id(raw_msg), exc)
+            return
+        except Exception:  # noqa: BLE001  (e.g. [2] or ["x"]: not an OCPP frame at all)
+            await self._send_error(_guess_id(raw_msg), ProtocolError(description="not an OCPP-J frame"))
+            return
+        if msg.message_type_id != MessageType.Call:
+            self._response_queue.put_nowait(msg)  # type: ignore[attr-defined]
+            return
+        if not isinstance(msg.action, str) or not isinstance(msg.payload, dict) or not isinstance(
+                msg.unique_id, str):
+            await self._send_error(msg.unique_id, ProtocolError(description="a CALL needs an id, an action and "
+                                                                            "a JSON object as payload"))
+            return
+        try:
+            await self._handle_call(msg)  # type: ignore[attr-defined]
+        except OCPPError as exc:
+            await self._send_error(msg.unique_id, exc)
+        except Exception:  # noqa: BLE001  (a bug or a database failure: the charger will retry)
+            log.exception("%s: %s failed", self.cp.identity, msg.action)
+            await self._send_error(msg.unique_id, InternalError(description="the message could not be processed"))
+        finally:
+            self.gw.stats.observe(time.perf_counter() - t0)
+
+    def _finish(self, tx_id: int) -> None:
+        self.gw.schedule_finalize(tx_id)
+
+
+class Handler16(GatewayMixin, ChargePoint16):
+    version = "1.6"
+
+    @on(Action16.boot_notification)
+    async def on_boot(self, charge_point_vendor: str, charge_point_model: str, **kw: Any) -> Any:
+        await self.gw.db.write(lambda db: service.record_boot(
+            db, self.cp, "1.6", charge_point_vendor, charge_point_model,
+            kw.get("charge_point_serial_number") or "", kw.get("firmware_version") or ""))
+        return result16.BootNotification(current_time=_iso(_now()), interval=self.gw.settings.heartbeat_interval,
+                                         status=RegistrationStatus.accepted)
+
+    @on(Action16.heartbeat)
+    async def on_heartbeat(self) -> Any:
+        self.gw.seen(self.cp.id)
+        return result16.Heartbeat(current_time=_iso(_now()))
+
+    @on(Action16.status_notification)
+    async def on_status(self, connector_id: int, error_code: str, status: str, timestamp: str | None = None,
+                        **kw: Any) -> Any:
+        at = service.parse_time(timestamp) if timestamp else _now()
+        await self.gw.db.write(lambda db: service.record_status(db, self.cp, connector_id, status, error_code, at))
+        return result16.StatusNotification()
+
+    @on(Action16.authorize)
+    async def on_authorize(self, id_tag: str) -> Any:
+        evse = self.cp.evse(None)
+        d = await self.gw.db.write(lambda db: authorize(
+            db, tenant_id=self.cp.tenant_id, charge_point_id=self.cp.id, location_id=self.cp.location_id,
+            evse_uid=evse.uid, id_tag=id_tag, at=_now(), tz=self.cp.timezone, context="Authorize"))
+        return result16.Authorize(id_tag_info={"status": d.status})
+
+    @on(Action16.start_transaction)
+    async def on_start(self, connector_id: int, id_tag: str, meter_start: int, timestamp: str, **kw: Any) -> Any:
+        tx_id, status = await self.gw.db.write(lambda db: service.start_transaction_16(
+            db, self.cp, connector_id, id_tag, meter_start, timestamp))
+        return result16.StartTransaction(transaction_id=tx_id, id_tag_info={"status": status})
+
+    @on(Action16.meter_values)
+    async def on_meter_values(self, connector_id: int, meter_value: list[dict[str, Any]],
+                              transaction_id: int | None = None, **kw: Any) -> Any:
+        readings = service.parse_meter_values_16(meter_value)
+        await self.gw.db.write(lambda db: service.meter_values_16(db, self.cp, transaction_id, readings))
+        return result16.MeterValues()
+
+    @on(Action16.stop_transaction)
+    async def on_stop(self, meter_stop: int, timestamp: str, transaction_id: int, reason: str | None = None,
+                      id_tag: str | None = None, transaction_data: list[dict[str, Any]] | None = None,
+                      **kw: Any) -> Any:
+        readings = service.parse_meter_values_16(transaction_data)
+        tx_id, ready = await self.gw.db.write(lambda db: service.stop_transaction_16(
+            db, self.cp, transaction_id, meter_stop, timestamp, reason, id_tag, readings))
+        if ready:
+            self._finish(tx_id)
+        # the stop is accepted whatever the token: the energy was delivered and is billed
+        return result16.StopTransaction(id_tag_info={"status": "Accepted"} if id_tag else None)
+
+    @on(Action16.data_transfer)
+    async def on_data_transfer(self, vendor_id: str, message_id: str | None = None, data: str | None = None) -> Any:
+        log.info("%s: DataTransfer vendor=%r message=%r (%d bytes)", self.cp.identity, vendor_id, message_id,
+                 len(data or ""))
+        return result16.DataTransfer(status=DataTransferStatus.unknown_vendor_id)
+
+
+class Handler201(GatewayMixin, ChargePoint201):
+    version = "2.0.1"
+    _last_cost_push: dict[str, float]
+
+    @on(Action201.boot_notification)
+    async def on_boot(self, charging_station: dict[str, Any], reason: str, **kw: Any) -> Any:
+        await self.gw.db.write(lambda db: service.record_boot(
+            db, self.cp, "2.0.1", charging_station.get("vendor_name") or "", charging_station.get("model") or "",
+            charging_station.get("serial_number") or "", charging_station.get("firmware_version") or ""))
+        return result201.BootNotification(current_time=_iso(_now()), interval=self.gw.settings.heartbeat_interval,
+                                          status=RegistrationStatusEnumType.accepted)
+
+    @on(Action201.heartbeat)
+    async def on_heartbeat(self, **kw: Any) -> Any:
+        self.gw.seen(self.cp.id)
+        return result201.Heartbeat(current_time=_iso(_now()))
+
+    @on(Action201.status_notification)
+    async def on_status(self, timestamp: str, connector_status: str, evse_id: int, connector_id: int,
+                        **kw: Any) -> Any:
+        at = service.parse_time(timestamp)
+        await self.gw.db.write(lambda db: service.record_status(db, self.cp, evse_id, connector_status, "", at))
+        return result201.StatusNotification()
+
+    @on(Action201.authorize)
+    async def on_authorize(self, id_token: dict[str, Any], **kw: Any) -> Any:
+        evse = self.cp.evse(None)
+        d = await self.gw.db.write(lambda db: authorize(
+            db, tenant_id=self.cp.tenant_id, charge_point_id=self.cp.id, location_id=self.cp.location_id,
+            evse_uid=evse.uid, id_tag=str(id_token.get("id_token", "")), at=_now(), tz=self.cp.timezone,
+            context="Authorize"))
+        return result201.Authorize(id_token_info={"status": d.status})
+
+    @on(Action201.transaction_event)
+    async def on_transaction_event(self, event_type: str, timestamp: str, trigger_reason: str, seq_no: int,
+                                   transaction_info: dict[str, Any], meter_value: list[dict[str, Any]] | None = None,
+                                   offline: bool | None = None, evse: dict[str, Any] | None = None,
+                                   id_token: dict[str, Any] | None = None, **kw: Any) -> Any:
+        readings = service.parse_meter_values_201(meter_value)
+        out = await self.gw.db.write(lambda db: service.transaction_event_201(
+            db, self.cp, event_type=event_type, timestamp=timestamp, trigger_reason=trigger_reason, seq_no=seq_no,
+            transaction_info=transaction_info, offline=offline, evse=evse, id_token=id_token, readings=readings))
+        if out.ready:
+            self._finish(out.tx_id)
+        elif event_type == "Updated" and not out.duplicate and not offline:
+            self._maybe_push_cost(out.tx_id, str(transaction_info["transaction_id"]))
+        info = {"status": out.auth_status} if out.auth_status else None
+        return result201.TransactionEvent(id_token_info=info)
+
+    @on(Action201.meter_values)
+    async def on_meter_values(self, evse_id: int, meter_value: list[dict[str, Any]], **kw: Any) -> Any:
+        # 2.0.1 sends a transaction's readings in TransactionEvents; these are station readings
+        return result201.MeterValues()
+
+    def _maybe_push_cost(self, tx_id: int, ref: str) -> None:
+        every = self.gw.settings.cost_update_interval_s
+        if every <= 0:
+            return
+        if not hasattr(self, "_last_cost_push"):
+            self._last_cost_push = {}
+        now = time.monotonic()
+        if now - self._last_cost_push.get(ref, -1e9) < every:
+            return
+        self._last_cost_push[ref] = now
+        # a task, not an await: our CALL's answer arrives through the very loop this handler blocks
+        asyncio.get_running_loop().create_task(self._push_cost(tx_id, ref))
+
+    async def _push_cost(self, tx_id: int, ref: str) -> None:
+        try:
+            cost = await self.gw.db.read(lambda db: service.cost_so_far(db, tx_id))
+            if not cost or cost.get("gross_total") is None:
+                return
+            # CostUpdated carries a JSON number: the display value for the charger's screen;
+            # the amount billed is the stored rating, never this float
+            await self.call(call201.CostUpdated(total_cost=float(cost["gross_total"]), transaction_id=ref))
+        except Exception:  # noqa: BLE001  (a live price is a courtesy; a failure must not hurt charging)
+            log.warning("%s: CostUpdated for %s failed", self.cp.identity, ref, exc_info=True)
+
+
+HANDLERS: dict[str, type[GatewayMixin]] = {"ocpp1.6": Handler16, "ocpp2.0.1": Handler201}

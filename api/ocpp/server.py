@@ -1,0 +1,328 @@
+"""The WebSocket server chargers connect to: ``ws(s)://HOST:PORT/ocpp/{charge_point_id}``.
+
+The handshake decides everything a connection may do: the path names a registered charger, HTTP
+Basic credentials (OCPP security profile 1; profile 2 when a certificate is configured and the
+listener speaks TLS) must match its hashed password, and the subprotocol picks the OCPP version.
+Anything else is refused before a WebSocket exists (404 unknown charger, 401 bad credentials,
+400 no OCPP subprotocol).
+
+The gateway runs its own event loop (in ``evbill serve`` a thread of its own), so slow API requests
+never delay a charger's answer; the API reaches connected chargers through ``Gateway.command``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from http import HTTPStatus
+from typing import Any, Optional
+from urllib.parse import unquote
+
+import ocpp.messages
+from sqlalchemy import Engine
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from api.ocpp import service
+from api.ocpp.dbworker import DbWorker
+from api.ocpp.handlers import HANDLERS, GatewayMixin
+
+__all__ = ["GatewaySettings", "Gateway", "GatewayStats", "NotConnected", "current_gateway", "hash_password",
+           "start_gateway_thread"]
+
+log = logging.getLogger("evbill.ocpp")
+
+# the package validates every payload in the default thread pool; schema checks take microseconds,
+# the thread hop per message costs more than that under load
+ocpp.messages.ASYNC_VALIDATION = False
+
+SUBPROTOCOLS = ["ocpp2.0.1", "ocpp1.6"]
+PATH_PREFIX = "/ocpp/"
+
+
+def hash_password(password: str) -> str:
+    """Charger passwords are stored like API key secrets: sha256, compared in constant time. OCPP
+    passwords are 16-40 random characters set by us, so a slow hash buys nothing here."""
+    return hashlib.sha256(password.encode()).hexdigest()
+
+
+class NotConnected(Exception):
+    pass
+
+
+@dataclass
+class GatewaySettings:
+    host: str = "0.0.0.0"
+    port: int = 9000
+    certfile: Optional[str] = None  # PEM; with it the listener speaks TLS (security profile 2)
+    keyfile: Optional[str] = None
+    heartbeat_interval: int = 300
+    # seconds between CostUpdated pushes per running 2.0.1 transaction; 0 turns them off
+    cost_update_interval_s: float = 60.0
+    response_timeout: float = 30.0
+    seen_flush_s: float = 30.0
+
+
+@dataclass
+class GatewayStats:
+    messages: int = 0
+    errors: int = 0
+    connections: int = 0
+    refused: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+    def observe(self, seconds: float) -> None:
+        if len(self.latencies) < 2_000_000:
+            self.latencies.append(seconds)
+
+
+_current: Gateway | None = None
+
+
+def current_gateway() -> Gateway | None:
+    """The gateway running in this process, for the API's remote commands."""
+    return _current
+
+
+class Gateway:
+    def __init__(self, engine: Engine, settings: GatewaySettings | None = None) -> None:
+        self.settings = settings or GatewaySettings()
+        self.db = DbWorker(engine)
+        self.connections: dict[str, GatewayMixin] = {}
+        self.stats = GatewayStats()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.server: Server | None = None
+        self._seen: dict[str, datetime] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._pending: dict[str, service.CpInfo] = {}
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        global _current
+        self.loop = asyncio.get_running_loop()
+        # stops committed before a restart whose session was not stored yet
+        for tx_id in await self.db.read(service.pending_finalization):
+            self.schedule_finalize(tx_id)
+        ctx = None
+        if self.settings.certfile:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(self.settings.certfile, self.settings.keyfile)
+        self.server = await serve(
+            self._connection, self.settings.host, self.settings.port, subprotocols=SUBPROTOCOLS,  # type: ignore[arg-type]
+            process_request=self._handshake, ssl=ctx, compression=None, max_size=1_048_576,
+            # chargers send heartbeats; protocol pings on 5,000 idle sockets are load for nothing
+            ping_interval=None, open_timeout=30, server_header="evbill-ocpp")
+        self._spawn(self._flush_seen_loop())
+        _current = self
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        global _current
+        if _current is self:
+            _current = None
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+        for t in list(self._tasks):
+            if not t.done() and t.get_coro().__name__ == "_flush_seen_loop":  # type: ignore[union-attr]
+                t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._flush_seen()
+        self.db.close()
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def idle(self, timeout: float = 10.0) -> None:
+        """Wait until background work (finalizing sessions, cost pushes) is done; for tests."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            busy = [t for t in self._tasks if not t.done()
+                    and t.get_coro().__name__ != "_flush_seen_loop"]  # type: ignore[union-attr]
+            if not busy:
+                return
+            await asyncio.wait(busy, timeout=max(0.0, end - time.monotonic()))
+
+    # --- handshake --------------------------------------------------------------------------------
+
+    def _refuse(self, status: HTTPStatus, text: str, challenge: bool = False) -> Response:
+        self.stats.refused += 1
+        headers = Headers([("Content-Type", "text/plain; charset=utf-8")])
+        if challenge:
+            headers["WWW-Authenticate"] = 'Basic realm="evbill OCPP", charset="UTF-8"'
+        body = (text + "\n").encode()
+        headers["Content-Length"] = str(len(body))
+        return Response(status.value, status.phrase, headers, body)
+
+    async def _handshake(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if not path.startswith(PATH_PREFIX) or len(path) <= len(PATH_PREFIX):
+            return self._refuse(HTTPStatus.NOT_FOUND, "unknown path: use /ocpp/{charge_point_id}")
+        identity = unquote(path[len(PATH_PREFIX):]).strip("/")
+        if "/" in identity or len(identity) > 64:
+            return self._refuse(HTTPStatus.NOT_FOUND, "unknown charge point")
+        try:
+            cp = await self.db.read(lambda db: service.load_charge_point(db, identity))
+        except Exception:  # noqa: BLE001
+            log.exception("charge point lookup failed")
+            return self._refuse(HTTPStatus.SERVICE_UNAVAILABLE, "try again later")
+        if cp is None or cp.status != "active":
+            return self._refuse(HTTPStatus.NOT_FOUND, "unknown charge point")
+        if not self._credentials_ok(request, cp):
+            return self._refuse(HTTPStatus.UNAUTHORIZED, "charge point credentials required", challenge=True)
+        self._pending[connection.id.hex] = cp
+        return None
+
+    @staticmethod
+    def _credentials_ok(request: Request, cp: service.CpInfo) -> bool:
+        header = request.headers.get("Authorization", "")
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "basic" or not value or not cp.password_sha256:
+            return False
+        try:
+            user, sep, password = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            return False
+        # the user name is the charge point identity (OCPP security whitepaper, profile 1 and 2)
+        ok_user = hmac.compare_digest(user.encode(), cp.identity.encode())
+        ok_pass = hmac.compare_digest(hash_password(password), cp.password_sha256)
+        return bool(sep) and ok_user and ok_pass
+
+    # --- connections ------------------------------------------------------------------------------
+
+    async def _connection(self, connection: ServerConnection) -> None:
+        cp = self._pending.pop(connection.id.hex, None)
+        cls = HANDLERS.get(connection.subprotocol or "")
+        if cp is None or cls is None:
+            await connection.close(1002, "OCPP subprotocol required")
+            return
+        handler = cls(cp.identity, connection, response_timeout=self.settings.response_timeout)  # type: ignore[call-arg]
+        handler.bind(cp, self)
+        old = self.connections.get(cp.identity)
+        self.connections[cp.identity] = handler
+        if old is not None:
+            # the charger reconnected while we still held its old socket: the new one wins
+            self._spawn(old._connection.close(1000, "replaced by a newer connection"))
+        self.stats.connections += 1
+        try:
+            await handler.start()  # type: ignore[attr-defined]
+        except ConnectionClosed:
+            pass
+        except Exception:  # noqa: BLE001  (never let one charger's failure escape into the server)
+            log.exception("%s: connection failed", cp.identity)
+        finally:
+            self.stats.connections -= 1
+            if self.connections.get(cp.identity) is handler:
+                del self.connections[cp.identity]
+
+    # --- background work --------------------------------------------------------------------------
+
+    def seen(self, cp_id: str) -> None:
+        self._seen[cp_id] = datetime.now(timezone.utc)
+
+    async def _flush_seen(self) -> None:
+        if not self._seen:
+            return
+        batch, self._seen = self._seen, {}
+        try:
+            await self.db.write(lambda db: service.touch(db, batch))
+        except Exception:  # noqa: BLE001
+            log.warning("could not store last-seen times", exc_info=True)
+
+    async def _flush_seen_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.seen_flush_s)
+            await self._flush_seen()
+
+    def schedule_finalize(self, tx_id: int) -> None:
+        async def run() -> None:
+            for attempt in range(5):
+                try:
+                    await self.db.read(lambda db: service.finalize(db, tx_id))
+                    return
+                except Exception:  # noqa: BLE001  (stays 'stopped': retried here and at the next start)
+                    log.warning("finalizing transaction %s failed (attempt %d)", tx_id, attempt + 1, exc_info=True)
+                    await asyncio.sleep(0.2 * (attempt + 1))
+
+        self._spawn(run())
+
+    # --- remote commands --------------------------------------------------------------------------
+
+    async def command(self, identity: str, payload: Any) -> Any:
+        """Send a CALL to a connected charger and return its answer (the ``ocpp`` call_result)."""
+        handler = self.connections.get(identity)
+        if handler is None:
+            raise NotConnected(identity)
+        return await handler.call(payload, suppress=False)  # type: ignore[attr-defined]
+
+    def command_threadsafe(self, identity: str, payload: Any, timeout: float | None = None) -> Any:
+        """``command`` from another thread (the API's); blocks until the charger answers."""
+        assert self.loop is not None
+        fut = asyncio.run_coroutine_threadsafe(self.command(identity, payload), self.loop)
+        return fut.result(timeout or self.settings.response_timeout + 5)
+
+    def version_of(self, identity: str) -> str | None:
+        handler = self.connections.get(identity)
+        return handler.version if handler is not None else None
+
+
+def start_gateway_thread(engine: Engine, settings: GatewaySettings | None = None) -> tuple[Gateway, threading.Thread]:
+    """Run a gateway on an event loop in a daemon thread; returns once it listens (or raises)."""
+    gw = Gateway(engine, settings)
+    ready = threading.Event()
+    failure: list[BaseException] = []
+    stop_event: list[asyncio.Event] = []
+
+    async def main() -> None:
+        try:
+            await gw.start()
+        except BaseException as exc:  # noqa: BLE001
+            failure.append(exc)
+            ready.set()
+            return
+        ev = asyncio.Event()
+        stop_event.append(ev)
+        ready.set()
+        await ev.wait()
+        await gw.stop()
+
+    def run() -> None:
+        try:
+            import uvloop
+
+            uvloop.run(main())
+        except ImportError:
+            asyncio.run(main())
+
+    t = threading.Thread(target=run, name="ocpp-gateway", daemon=True)
+    t.start()
+    ready.wait(30)
+    if failure:
+        raise failure[0]
+
+    def shutdown() -> None:
+        if stop_event and gw.loop is not None:
+            gw.loop.call_soon_threadsafe(stop_event[0].set)
+            t.join(15)
+
+    gw.shutdown = shutdown  # type: ignore[attr-defined]
+    return gw, t

@@ -1,0 +1,490 @@
+"""What the gateway does with what chargers report, as plain synchronous database functions (they
+run on the gateway's database threads; the protocol handlers stay thin).
+
+Every write is keyed so that a repeat changes nothing: see ``store.ocpp``. A transaction becomes a
+``ChargingSession`` through ``api.session_io.import_sessions``, the same path imported CDRs take, so
+OCPP sessions are enriched, rated (the version in force at the session start) and stored exactly
+like every other session, and idempotently by external id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any, Iterable, Optional
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from api.ocpp.access import Decision, authorize
+from store.audit import Actor
+from store.models import ChargePoint, Evse, Location
+from store.ocpp import (OcppChargePointState, OcppMeterValue, OcppSignedData, OcppTransaction,
+                        OcppTransactionEvent)
+from store.repo import Scope
+from store.types import utcnow
+
+__all__ = ["CpInfo", "EvseInfo", "load_charge_point", "parse_time", "Reading", "parse_meter_values_16",
+           "parse_meter_values_201", "start_transaction_16", "stop_transaction_16", "add_meter_values",
+           "transaction_event_201", "finalize", "facts_for", "record_boot", "record_status", "GATEWAY_USER",
+           "pending_finalization"]
+
+log = logging.getLogger("evbill.ocpp")
+
+GATEWAY_USER = "ocpp-gateway"
+_ENERGY = "Energy.Active.Import.Register"
+_POWER = "Power.Active.Import"
+
+
+@dataclass(frozen=True, slots=True)
+class EvseInfo:
+    uid: str
+    power_type: str
+    max_power_kw: Optional[Decimal]
+
+
+@dataclass(frozen=True, slots=True)
+class CpInfo:
+    """A registered charger as the gateway needs it for one connection."""
+
+    id: str
+    tenant_id: str
+    identity: str
+    status: str
+    password_sha256: str
+    location_id: str
+    location_ref: str  # what sessions name the location by (its code, else its id)
+    timezone: str
+    evses: dict[int, EvseInfo] = field(default_factory=dict)
+
+    def evse(self, connector: int | None) -> EvseInfo:
+        hit = self.evses.get(connector or 0)
+        if hit is None and len(self.evses) == 1 and not connector:
+            hit = next(iter(self.evses.values()))
+        return hit or EvseInfo(f"{self.identity}*{connector or 0}", "AC", None)
+
+
+def load_charge_point(db: Session, identity: str) -> CpInfo | None:
+    row = db.execute(select(ChargePoint, Location).join(Location, Location.id == ChargePoint.location_id)
+                     .where(ChargePoint.identity == identity)).first()
+    if row is None:
+        return None
+    cp, loc = row
+    evses = {e.connector_id: EvseInfo(e.evse_uid, e.power_type, e.max_power_kw)
+             for e in db.execute(select(Evse).where(Evse.charge_point_id == cp.id)).scalars()}
+    return CpInfo(cp.id, cp.tenant_id, cp.identity, cp.status, cp.password_sha256, loc.id, loc.code or loc.id,
+                  loc.timezone, evses)
+
+
+def parse_time(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        dt = value
+    else:
+        text = str(value).strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        dt = datetime.fromisoformat(text)
+    if dt.tzinfo is None:
+        # OCPP requires UTC with an offset; a charger that omits it means UTC in practice
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc)
+
+
+def _dec(v: Any) -> Decimal | None:
+    if v is None or isinstance(v, bool):
+        return None
+    try:
+        # JSON numbers arrive as floats (2.0.1); their shortest repr is what the charger wrote
+        return Decimal(repr(v)) if isinstance(v, float) else Decimal(str(v))
+    except (InvalidOperation, ValueError):
+        return None
+
+
+@dataclass
+class Reading:
+    at: datetime
+    energy_wh: Decimal | None = None
+    power_w: Decimal | None = None
+    context: str = ""
+    signed: list[tuple[str, str]] = field(default_factory=list)  # (format, raw text)
+
+
+_SCALE = {"wh": Decimal(1), "kwh": Decimal(1000), "w": Decimal(1), "kw": Decimal(1000)}
+
+
+def parse_meter_values_16(values: Iterable[dict[str, Any]] | None) -> list[Reading]:
+    out = []
+    for mv in values or ():
+        r = Reading(parse_time(mv["timestamp"]))
+        for sv in mv.get("sampled_value") or ():
+            r.context = r.context or str(sv.get("context") or "")
+            if str(sv.get("format") or "") == "SignedData":
+                r.signed.append(("SignedData", str(sv.get("value", ""))))
+                continue
+            measurand = sv.get("measurand") or _ENERGY
+            if sv.get("phase"):
+                continue  # per-phase values do not add to the billed register
+            val = _dec(sv.get("value"))
+            if val is None:
+                continue
+            val *= _SCALE.get(str(sv.get("unit") or "").lower(), Decimal(1))
+            if measurand == _ENERGY:
+                r.energy_wh = val
+            elif measurand == _POWER:
+                r.power_w = val
+        out.append(r)
+    return out
+
+
+def parse_meter_values_201(values: Iterable[dict[str, Any]] | None) -> list[Reading]:
+    out = []
+    for mv in values or ():
+        r = Reading(parse_time(mv["timestamp"]))
+        for sv in mv.get("sampled_value") or ():
+            r.context = r.context or str(sv.get("context") or "")
+            signed = sv.get("signed_meter_value")
+            if signed:
+                # kept as the charger sent it; camel case restored so the stored JSON matches the wire
+                raw = json.dumps({"signedMeterData": signed.get("signed_meter_data"),
+                                  "signingMethod": signed.get("signing_method"),
+                                  "encodingMethod": signed.get("encoding_method"),
+                                  "publicKey": signed.get("public_key")}, separators=(",", ":"))
+                data = str(signed.get("signed_meter_data") or "")
+                r.signed.append(("OCMF" if data.startswith("OCMF|") else str(signed.get("encoding_method") or "")
+                                 or "signedMeterValue", raw))
+            if sv.get("phase"):
+                continue
+            val = _dec(sv.get("value"))
+            if val is None:
+                continue
+            unit = sv.get("unit_of_measure") or {}
+            val *= _SCALE.get(str(unit.get("unit") or "").lower(), Decimal(1))
+            mult = unit.get("multiplier")
+            if mult:
+                val = val.scaleb(int(mult))
+            measurand = sv.get("measurand") or _ENERGY
+            if measurand == _ENERGY:
+                r.energy_wh = val
+            elif measurand == _POWER:
+                r.power_w = val
+        out.append(r)
+    return out
+
+
+def _insert_ignore(db: Session, table: Any, rows: list[dict[str, Any]], keys: list[str]) -> int:
+    if not rows:
+        return 0
+    dialect = db.get_bind().dialect.name
+    mod = postgresql if dialect == "postgresql" else sqlite
+    stmt = mod.insert(table).values(rows).on_conflict_do_nothing(index_elements=keys)
+    return db.execute(stmt).rowcount or 0  # type: ignore[attr-defined]
+
+
+def add_meter_values(db: Session, tenant_id: str, tx_id: int, readings: list[Reading]) -> int:
+    """Store readings; one already stored (same transaction and time) is left as it is."""
+    rows = [{"transaction_id": tx_id, "at": r.at, "energy_wh": r.energy_wh, "power_w": r.power_w,
+             "context": r.context[:30]} for r in readings if r.energy_wh is not None or r.power_w is not None]
+    # several readings with the same timestamp in one message: keep the first, like a repeat
+    seen: set[datetime] = set()
+    rows = [r for r in rows if not (r["at"] in seen or seen.add(r["at"]))]  # type: ignore[func-returns-value]
+    n = _insert_ignore(db, OcppMeterValue.__table__, rows, ["transaction_id", "at"])
+    signed = []
+    for r in readings:
+        for fmt, raw in r.signed:
+            signed.append({"tenant_id": tenant_id, "transaction_id": tx_id, "at": r.at, "format": fmt[:40],
+                           "context": r.context[:30], "raw": raw,
+                           "sha256": hashlib.sha256(raw.encode()).hexdigest()})
+    _insert_ignore(db, OcppSignedData.__table__, signed, ["transaction_id", "sha256"])
+    return n
+
+
+def _tx_by_ref(db: Session, cp: CpInfo, ref: str) -> OcppTransaction | None:
+    return db.execute(select(OcppTransaction).where(OcppTransaction.charge_point_id == cp.id,
+                                                    OcppTransaction.transaction_ref == ref)).scalar_one_or_none()
+
+
+def _new_tx(db: Session, cp: CpInfo, version: str, ref: str, **values: Any) -> OcppTransaction:
+    tx = OcppTransaction(tenant_id=cp.tenant_id, charge_point_id=cp.id, identity=cp.identity, ocpp_version=version,
+                         transaction_ref=ref, location_id=cp.location_id, **values)
+    db.add(tx)
+    db.flush()
+    return tx
+
+
+# --- OCPP 1.6 -----------------------------------------------------------------------------------
+
+def start_transaction_16(db: Session, cp: CpInfo, connector_id: int, id_tag: str, meter_start: int,
+                         timestamp: str, readings: list[Reading] | None = None) -> tuple[int, str]:
+    """-> (transaction id, idTagInfo status). A repeated StartTransaction (the charger never saw our
+    answer, or replays its offline queue twice) gets the same transaction id back."""
+    at = parse_time(timestamp)
+    key = f"{connector_id}|{id_tag}|{at.isoformat()}|{meter_start}"[:200]
+    old = db.execute(select(OcppTransaction.id, OcppTransaction.auth_status).where(
+        OcppTransaction.charge_point_id == cp.id, OcppTransaction.start_key == key)).first()
+    if old is not None:
+        return int(old[0]), old[1]
+    evse = cp.evse(connector_id)
+    d = authorize(db, tenant_id=cp.tenant_id, charge_point_id=cp.id, location_id=cp.location_id, evse_uid=evse.uid,
+                  id_tag=id_tag, at=at, tz=cp.timezone, context="StartTransaction")
+    # recorded even when refused: the charger may already be charging (offline start), and energy
+    # delivered must reach an operator, not vanish
+    tx = _new_tx(db, cp, "1.6", f"pending:{key}"[:64], start_key=key, evse_uid=evse.uid, connector_id=connector_id,
+                 id_tag=id_tag[:64], auth_status=d.status, start=at, meter_start_wh=Decimal(meter_start))
+    assert tx.id is not None
+    tx.transaction_ref = str(tx.id)
+    add_meter_values(db, cp.tenant_id, tx.id, [Reading(at, Decimal(meter_start), context="Transaction.Begin")]
+                     + list(readings or ()))
+    return tx.id, d.status
+
+
+def stop_transaction_16(db: Session, cp: CpInfo, transaction_id: int, meter_stop: int, timestamp: str,
+                        reason: str | None, id_tag: str | None, readings: list[Reading]) -> tuple[int, bool]:
+    """-> (our transaction id, ready to become a session). A stop for a transaction we never saw
+    start is kept with status ``stop_without_start`` for review."""
+    at = parse_time(timestamp)
+    tx = db.get(OcppTransaction, transaction_id)
+    if tx is None or tx.charge_point_id != cp.id or tx.ocpp_version != "1.6":
+        ref = f"orphan:{transaction_id}"
+        tx = _tx_by_ref(db, cp, ref)
+        if tx is None:
+            tx = _new_tx(db, cp, "1.6", ref, id_tag=(id_tag or "")[:64], status="stop_without_start",
+                         review_reason="StopTransaction for a transaction this gateway never saw start")
+    assert tx.id is not None
+    if tx.stop is not None:
+        return tx.id, False  # repeated stop: nothing changes
+    tx.stop = at
+    tx.meter_stop_wh = Decimal(meter_stop)
+    tx.stop_reason = (reason or "Local")[:40]
+    tx.updated_at = utcnow()
+    if tx.start is not None:
+        tx.status = "stopped"
+    add_meter_values(db, cp.tenant_id, tx.id, list(readings) + [Reading(at, Decimal(meter_stop),
+                                                                       context="Transaction.End")])
+    return tx.id, tx.status == "stopped"
+
+
+def meter_values_16(db: Session, cp: CpInfo, transaction_id: int | None, readings: list[Reading]) -> None:
+    if transaction_id is None:
+        return  # connector-level readings outside a transaction are not billed
+    tx = db.get(OcppTransaction, transaction_id)
+    if tx is None or tx.charge_point_id != cp.id:
+        ref = f"orphan:{transaction_id}"
+        tx = _tx_by_ref(db, cp, ref) or _new_tx(
+            db, cp, "1.6", ref, status="stop_without_start",
+            review_reason="MeterValues for a transaction this gateway never saw start")
+    assert tx.id is not None
+    add_meter_values(db, cp.tenant_id, tx.id, readings)
+
+
+# --- OCPP 2.0.1 ---------------------------------------------------------------------------------
+
+@dataclass
+class EventOutcome:
+    tx_id: int
+    duplicate: bool
+    ready: bool
+    auth_status: str | None
+
+
+def transaction_event_201(db: Session, cp: CpInfo, *, event_type: str, timestamp: str, trigger_reason: str,
+                          seq_no: int, transaction_info: dict[str, Any], offline: bool | None,
+                          evse: dict[str, Any] | None, id_token: dict[str, Any] | None,
+                          readings: list[Reading]) -> EventOutcome:
+    at = parse_time(timestamp)
+    ref = str(transaction_info["transaction_id"])[:64]
+    tx = _tx_by_ref(db, cp, ref)
+    if tx is None:
+        tx = _new_tx(db, cp, "2.0.1", ref)
+    assert tx.id is not None
+    fresh = _insert_ignore(db, OcppTransactionEvent.__table__, [{
+        "transaction_id": tx.id, "seq_no": seq_no, "event_type": event_type[:10],
+        "trigger_reason": trigger_reason[:40], "at": at, "offline": bool(offline)}],
+        ["transaction_id", "seq_no", "event_type"])
+    if not fresh:
+        return EventOutcome(tx.id, True, False, tx.auth_status or None if id_token else None)
+    if evse and not tx.evse_uid:
+        tx.connector_id = int(evse.get("id") or 0)
+        tx.evse_uid = cp.evse(tx.connector_id).uid
+    auth: str | None = None
+    if id_token and id_token.get("id_token"):
+        tag = str(id_token["id_token"])[:64]
+        if not tx.id_tag or tx.id_tag != tag:
+            d: Decision = authorize(db, tenant_id=cp.tenant_id, charge_point_id=cp.id, location_id=cp.location_id,
+                                    evse_uid=tx.evse_uid or cp.evse(None).uid, id_tag=tag, at=at, tz=cp.timezone,
+                                    context="TransactionEvent")
+            tx.auth_status = d.status
+            if not tx.id_tag:
+                tx.id_tag = tag
+        auth = tx.auth_status
+    tx.offline = tx.offline or bool(offline)
+    tx.last_seq_no = max(tx.last_seq_no, seq_no)
+    energy = [r for r in readings if r.energy_wh is not None]
+    if event_type == "Started" and (tx.start is None or at < tx.start):
+        tx.start = at
+        if energy:
+            tx.meter_start_wh = min(energy, key=lambda r: r.at).energy_wh
+    if event_type == "Ended" and tx.stop is None:
+        tx.stop = at
+        tx.stop_reason = str(transaction_info.get("stopped_reason") or "Local")[:40]
+        if energy:
+            tx.meter_stop_wh = max(energy, key=lambda r: r.at).energy_wh
+    add_meter_values(db, cp.tenant_id, tx.id, readings)
+    if tx.stop is not None and tx.status in ("open", "stop_without_start"):
+        if tx.start is None:
+            # an Ended without its Started: kept for review; a late Started completes it
+            tx.status = "stop_without_start"
+            tx.review_reason = "TransactionEvent Ended for a transaction whose Started never arrived"
+        else:
+            tx.status, tx.review_reason = "stopped", ""
+    tx.updated_at = utcnow()
+    return EventOutcome(tx.id, False, tx.status == "stopped", auth)
+
+
+# --- charger state ------------------------------------------------------------------------------
+
+def _state(db: Session, cp: CpInfo) -> OcppChargePointState:
+    st = db.get(OcppChargePointState, cp.id)
+    if st is None:
+        st = OcppChargePointState(charge_point_id=cp.id, tenant_id=cp.tenant_id, connectors={})
+        db.add(st)
+    return st
+
+
+def record_boot(db: Session, cp: CpInfo, version: str, vendor: str, model: str, serial: str, firmware: str) -> None:
+    st = _state(db, cp)
+    st.ocpp_version, st.vendor, st.model = version, vendor[:100], model[:100]
+    st.serial_number, st.firmware_version = serial[:100], firmware[:100]
+    st.last_boot_at = st.last_seen_at = utcnow()
+
+
+def record_status(db: Session, cp: CpInfo, connector: int, status: str, error_code: str, at: datetime) -> None:
+    st = _state(db, cp)
+    conns = dict(st.connectors or {})
+    conns[str(connector)] = {"status": status, "error_code": error_code, "at": at.isoformat()}
+    st.connectors = conns
+    st.last_seen_at = utcnow()
+
+
+def touch(db: Session, seen: dict[str, datetime]) -> None:
+    """Heartbeats only move ``last_seen_at``; they are flushed in bulk, not one write each."""
+    for cp_id, at in seen.items():
+        db.execute(update(OcppChargePointState).where(OcppChargePointState.charge_point_id == cp_id)
+                   .values(last_seen_at=at))
+
+
+# --- sessions -----------------------------------------------------------------------------------
+
+def _readings_of(db: Session, tx_id: int) -> list[tuple[datetime, Decimal | None, Decimal | None]]:
+    return [tuple(r) for r in db.execute(  # type: ignore[misc]
+        select(OcppMeterValue.at, OcppMeterValue.energy_wh, OcppMeterValue.power_w)
+        .where(OcppMeterValue.transaction_id == tx_id).order_by(OcppMeterValue.at))]
+
+
+def external_id(tx: OcppTransaction) -> str:
+    return f"ocpp:{tx.identity}:{tx.transaction_ref}"[:100]
+
+
+def facts_for(db: Session, tx: OcppTransaction, end: datetime | None = None) -> dict[str, Any]:
+    """The facts dict (``evbill rate`` JSON shape) of a transaction, up to ``end`` when it is still
+    running. Energy register readings become ``meter_values``; rating decides charging vs parking."""
+    assert tx.id is not None and tx.start is not None
+    stop = end or tx.stop
+    assert stop is not None
+    mvs = []
+    energies: list[Decimal] = []
+    for at, e, p in _readings_of(db, tx.id):
+        if at < tx.start or at > stop or e is None:
+            continue
+        mv: dict[str, Any] = {"at": at.isoformat(), "energy_wh": format(e, "f")}
+        if p is not None:
+            mv["power_w"] = format(p, "f")
+        mvs.append(mv)
+        energies.append(e)
+    first = tx.meter_start_wh if tx.meter_start_wh is not None else (energies[0] if energies else Decimal(0))
+    last = tx.meter_stop_wh if (end is None and tx.meter_stop_wh is not None) else (
+        energies[-1] if energies else first)
+    energy_kwh = max(Decimal(0), (last - first) / 1000)
+    cp = db.get(ChargePoint, tx.charge_point_id)
+    loc = db.get(Location, tx.location_id) if tx.location_id else None
+    evse = db.execute(select(Evse).where(Evse.tenant_id == tx.tenant_id, Evse.evse_uid == tx.evse_uid)).scalar() \
+        if tx.evse_uid else None
+    facts: dict[str, Any] = {
+        "id": external_id(tx), "start": tx.start.isoformat(), "end": max(stop, tx.start).isoformat(),
+        "energy_kwh": format(energy_kwh, "f"), "meter_values": mvs,
+        "location_id": (loc.code or loc.id) if loc else "", "evse_id": tx.evse_uid,
+        "token_uid": tx.id_tag, "power_type": evse.power_type if evse else "AC",
+    }
+    if evse is not None and evse.max_power_kw is not None:
+        facts["max_power_kw"] = format(evse.max_power_kw, "f")
+    _ = cp
+    return facts
+
+
+def finalize(db: Session, tx_id: int) -> str | None:
+    """Turn a stopped transaction into a rated ``ChargingSession`` (through ``import_sessions``, so
+    exactly as imported CDRs are). Safe to run twice: the external id makes the second 'unchanged'."""
+    from api.session_io import Incoming, import_sessions
+
+    tx = db.get(OcppTransaction, tx_id)
+    if tx is None or tx.status != "stopped" or tx.start is None or tx.stop is None:
+        return tx.session_id if tx else None
+    facts = facts_for(db, tx)
+    scope = Scope(db, Actor(tenant_id=tx.tenant_id, user_id=GATEWAY_USER, role="operator"))
+    result = import_sessions(scope, [Incoming(external_id=facts["id"], source="ocpp", facts=facts)])
+    item = result.items[0]
+    if item.session_id:
+        status, reason = "completed", ""
+    else:
+        status, reason = "failed", f"{item.code}: {item.message}"[:300]
+    db.execute(update(OcppTransaction).where(OcppTransaction.id == tx_id).values(
+        status=status, session_id=item.session_id, external_id=facts["id"], review_reason=reason,
+        updated_at=utcnow()))
+    db.commit()
+    return item.session_id
+
+
+def pending_finalization(db: Session) -> list[int]:
+    """Stopped transactions whose session was not stored yet (the gateway stopped in between)."""
+    return [int(i) for i in db.execute(select(OcppTransaction.id).where(OcppTransaction.status == "stopped"))
+            .scalars()]
+
+
+def cost_so_far(db: Session, tx_id: int, now: datetime | None = None) -> dict[str, Any] | None:
+    """Rate the transaction as it stands (the one pricing path, nothing stored). A running session is
+    rated up to its last reading: rating it up to 'now' would count the seconds since the last
+    reading as parking."""
+    from api.rating import VersionIndex, compiled
+    # _enrich is session_io's lookup of location and token -> contract -> customer for a batch; the
+    # live price must see the same facts the stored rating will, so it is reused rather than copied
+    from api.session_io import Incoming, _enrich, rate_facts
+
+    tx = db.get(OcppTransaction, tx_id)
+    if tx is None or tx.start is None:
+        return None
+    if tx.stop is not None:
+        end = tx.stop
+    else:
+        last = db.execute(select(OcppMeterValue.at).where(OcppMeterValue.transaction_id == tx_id)
+                          .order_by(OcppMeterValue.at.desc()).limit(1)).scalar()  # type: ignore[attr-defined]
+        end = max(last or now or utcnow(), tx.start)
+    facts = facts_for(db, tx, end=end if tx.stop is None else None)
+    scope = Scope(db, Actor(tenant_id=tx.tenant_id, user_id=GATEWAY_USER, role="operator"))
+    links = _enrich(scope, [Incoming(external_id=facts["id"], source="ocpp", facts=facts)])
+    version = VersionIndex.load(scope).in_force(tx.start, links.get(facts["id"], {}).get("ruleset_id"))
+    out: dict[str, Any] = {"transaction_id": tx.id, "transaction_ref": tx.transaction_ref, "as_of": end.isoformat(),
+                           "running": tx.stop is None, "energy_kwh": facts["energy_kwh"]}
+    if version is None:
+        return {**out, "status": "no_ruleset_in_force"}
+    rs = compiled(version.sha256, version.source)
+    ok, result, code, message = rate_facts(scope, rs, facts, None)
+    if not ok or result is None:
+        return {**out, "status": code or "rating_failed", "message": message}
+    totals = result.get("totals", {})
+    return {**out, "status": "rated", "ruleset_version_id": version.id, "currency": result.get("currency"),
+            "net_total": totals.get("net"), "tax_total": totals.get("tax"), "gross_total": totals.get("gross"),
+            "lines": result.get("lines", [])}
