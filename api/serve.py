@@ -36,11 +36,27 @@ def ensure_first_tenant(engine: Any) -> str | None:
     return cred.key
 
 
-def start_side_services(args: argparse.Namespace) -> None:
+def start_side_services(args: argparse.Namespace, engine: Any = None) -> None:
     """Hook for the OCPP gateway (``api/ocpp``, on ``args.ocpp_port``) and the embedded Temporal
     server and worker (``workflows``; skipped with ``--no-temporal``). Later issues fill it in;
     the API does not depend on either."""
-    return None
+    if engine is not None and getattr(args, "ocpp_port", 0):
+        start_ocpp_gateway(args, engine)
+
+
+def start_ocpp_gateway(args: argparse.Namespace, engine: Any) -> Any:
+    """The OCPP gateway on its own event loop thread; TLS (security profile 2) when
+    ``EVBILL_OCPP_CERT``/``EVBILL_OCPP_KEY`` name a PEM certificate and key."""
+    from api.ocpp import GatewaySettings, start_gateway_thread
+
+    cert = os.environ.get("EVBILL_OCPP_CERT") or None
+    settings = GatewaySettings(host=os.environ.get("EVBILL_OCPP_HOST", "0.0.0.0"), port=args.ocpp_port,
+                               certfile=cert, keyfile=os.environ.get("EVBILL_OCPP_KEY") or None)
+    gw, _ = start_gateway_thread(engine, settings)
+    scheme = "wss" if cert else "ws"
+    print(f"evbill OCPP gateway on {scheme}://{settings.host}:{gw.port}/ocpp/{{charge_point_id}} "
+          f"(OCPP 1.6J and 2.0.1)", flush=True)
+    return gw
 
 
 def main(args: argparse.Namespace) -> int:
@@ -56,7 +72,7 @@ def main(args: argparse.Namespace) -> int:
     key = ensure_first_tenant(engine)
     if key:
         print(f"created tenant 'default'; admin API key (also in {ADMIN_KEY_FILE}):\n  {key}", flush=True)
-    start_side_services(args)
+    start_side_services(args, engine)
     app = create_app(Settings(engine=engine, migrate=False))
     shown = url.split("@")[-1] if "@" in url else url
     print(f"evbill API on http://{args.host}:{args.port} (database {shown}); "
