@@ -1,0 +1,396 @@
+"""Billing tables and their repository functions: invoices and lines, gapless number series,
+billed sessions, finance tasks, manual holds and flags, manual postings, service items, discounts.
+
+Plain SQLAlchemy Core (not ORM objects): the month-end run reads and writes tens of thousands of
+rows per minute and the billing activities only need statements. Every function takes the
+caller's connection and tenant; the caller owns the transaction (activities commit once per step,
+so a retried activity either sees all of a step or none of it).
+
+Invariants kept here:
+- one invoice per (tenant, account, cycle key) — a retried or re-run cycle finds its own draft;
+- numbers are allocated gaplessly per (tenant, series), once per invoice: the invoice row is locked
+  first and an already numbered invoice returns its number, then the series row is locked and
+  incremented in the same transaction as the invoice update (``allocate_number``);
+- a finalized invoice is never changed; corrections go on later invoices (``billing_session``
+  remembers which rating of a session was billed where; unique per session and rating).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import (
+    JSON, BigInteger, Column, Date, ForeignKey, Index, Integer, String, Table, UniqueConstraint, and_, func,
+    insert, select, update,
+)
+from sqlalchemy.engine import Connection
+
+from store.models import metadata
+from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
+
+__all__ = [
+    "invoice", "invoice_line", "number_series", "billed_session", "finance_task", "billing_hold", "posting",
+    "service_item", "account_discount", "AllocationError", "ensure_series", "allocate_number",
+    "previous_net", "active_holds", "place_hold", "release_hold", "open_task", "escalate_task", "close_task",
+    "add_posting", "postings_of", "finalize_invoice", "FinalizeResult", "INVOICE_SERIES", "count_by_status",
+    "insert_lines", "ids_on_open_invoices",
+]
+
+_ID = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements only INTEGER keys
+
+
+def _s(n: int) -> String:
+    return String(length=n)
+
+
+def _dec(name: str, nullable: bool = False) -> Column[Any]:
+    return Column(name, ExactDecimal(), nullable=nullable)
+
+
+invoice = Table(
+    "billing_invoice", metadata,
+    Column("id", _s(40), primary_key=True),
+    Column("tenant_id", _s(40), ForeignKey("tenant.id"), nullable=False),
+    Column("account_id", _s(40), ForeignKey("billing_account.id"), nullable=False),
+    Column("customer_id", _s(40), nullable=False),
+    Column("cycle_key", _s(120), nullable=False),
+    Column("kind", _s(20), nullable=False),  # invoice | credit_note
+    Column("status", _s(20), nullable=False),  # draft | held | finalized | rejected | empty
+    Column("currency", _s(3), nullable=False),
+    Column("period_start", UTCDateTime(), nullable=False),
+    Column("period_end", UTCDateTime(), nullable=False),
+    Column("local_start", Date(), nullable=False),
+    Column("local_end", Date(), nullable=False),
+    Column("timezone", _s(64), nullable=False),
+    Column("issue_date", Date(), nullable=False),
+    Column("due_date", Date(), nullable=False),
+    Column("payment_terms", _s(50), nullable=False),
+    _dec("net_total"), _dec("tax_total"), _dec("gross_total"),
+    Column("tax_groups", JSON(), nullable=False),
+    Column("sessions", Integer(), nullable=False),
+    _dec("energy_kwh"),
+    Column("hold_reasons", JSON(), nullable=False),
+    Column("comparison", JSON(), nullable=False),
+    Column("corrects", JSON(), nullable=False),
+    Column("series", _s(20), nullable=True),
+    Column("number", _s(40), nullable=True),
+    Column("number_seq", Integer(), nullable=True),
+    Column("workflow_id", _s(200), nullable=False),
+    Column("ruleset_version_id", _s(40), nullable=True),
+    Column("rejected_reason", _s(1000), nullable=False),
+    Column("decided_by", _s(40), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("finalized_at", UTCDateTime(), nullable=True),
+    UniqueConstraint("tenant_id", "account_id", "cycle_key", name="uq_billing_invoice_cycle"),
+    UniqueConstraint("tenant_id", "series", "number_seq", name="uq_billing_invoice_number"),
+    Index("ix_billing_invoice_tenant_status", "tenant_id", "status"),
+    Index("ix_billing_invoice_account_end", "tenant_id", "account_id", "period_end"),
+)
+
+invoice_line = Table(
+    "billing_invoice_line", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("tenant_id", _s(40), ForeignKey("tenant.id"), nullable=False),
+    Column("invoice_id", _s(40), ForeignKey("billing_invoice.id"), nullable=False),
+    Column("seq", Integer(), nullable=False),
+    Column("kind", _s(20), nullable=False),
+    Column("component", _s(30), nullable=False),
+    Column("description", _s(300), nullable=False),
+    _dec("quantity"),
+    Column("unit", _s(20), nullable=False),
+    _dec("unit_price"), _dec("net"), _dec("net_unrounded"), _dec("tax_rate"),
+    Column("session_id", _s(40), nullable=False),
+    Column("rating_id", _s(40), nullable=False),
+    Column("rule", _s(500), nullable=False),
+    Column("corrects", _s(200), nullable=False),
+    Index("ix_billing_invoice_line_invoice", "invoice_id"),
+    Index("ix_billing_invoice_line_session", "tenant_id", "session_id"),
+)
+
+number_series = Table(
+    "billing_number_series", metadata,
+    Column("tenant_id", _s(40), ForeignKey("tenant.id"), primary_key=True),
+    Column("series", _s(20), primary_key=True),
+    Column("prefix", _s(20), nullable=False),
+    Column("next_value", Integer(), nullable=False),
+)
+
+billed_session = Table(
+    "billing_session", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("tenant_id", _s(40), ForeignKey("tenant.id"), nullable=False),
+    Column("session_id", _s(40), nullable=False),
+    Column("rating_id", _s(40), nullable=False),
+    Column("invoice_id", _s(40), ForeignKey("billing_invoice.id"), nullable=False),
+    UniqueConstraint("tenant_id", "session_id", "rating_id", name="uq_billing_session_rating"),
+)
+
+finance_task = Table(
+    "billing_finance_task", metadata,
+    Column("id", _s(40), primary_key=True),
+    Column("tenant_id", _s(40), ForeignKey("tenant.id"), nullable=False),
+    Column("invoice_id", _s(40), ForeignKey("billing_invoice.id"), nullable=False),
+    Column("account_id", _s(40), nullable=False),
+    Column("workflow_id", _s(200), nullable=False),
+    Column("kind", _s(30), nullable=False),  # invoice_hold
+    Column("status", _s(20), nullable=False),  # open | approved | rejected | released
+    Column("reasons", JSON(), nullable=False),
+    Column("comparison", JSON(), nullable=False),
+    Column("escalation_level", Integer(), nullable=False),
+    Column("escalated_at", UTCDateTime(), nullable=True),
+    Column("decided_by", _s(40), nullable=False),
+    Column("decision_reason", _s(1000), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("closed_at", UTCDateTime(), nullable=True),
+    UniqueConstraint("invoice_id", "kind", name="uq_billing_task_invoice"),
+    Index("ix_billing_task_tenant_status", "tenant_id", "status"),
+)
+
+billing_hold = Table(
+    "billing_hold", metadata,
+    Column("id", _s(40), primary_key=True),
+    Column("tenant_id", _s(40), ForeignKey("tenant.id"), nullable=False),
+    Column("account_id", _s(40), ForeignKey("billing_account.id"), nullable=False),
+    Column("kind", _s(10), nullable=False),  # hold (stops the next invoice) | flag (hold rules read it)
+    Column("name", _s(100), nullable=False),
+    Column("reason", _s(500), nullable=False),
+    Column("placed_by", _s(40), nullable=False),
+    Column("placed_at", UTCDateTime(), nullable=False),
+    Column("released_by", _s(40), nullable=True),
+    Column("released_at", UTCDateTime(), nullable=True),
+    Index("ix_billing_hold_account", "tenant_id", "account_id"),
+)
+
+posting = Table(
+    "billing_posting", metadata,
+    Column("id", _s(60), primary_key=True),  # chosen by the workflow, so a retried activity inserts once
+    Column("tenant_id", _s(40), ForeignKey("tenant.id"), nullable=False),
+    Column("invoice_id", _s(40), ForeignKey("billing_invoice.id"), nullable=False),
+    Column("description", _s(300), nullable=False),
+    _dec("amount"), _dec("tax_rate"),
+    Column("author_id", _s(40), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_billing_posting_invoice", "invoice_id"),
+)
+
+service_item = Table(
+    "billing_service_item", metadata,
+    Column("id", _s(40), primary_key=True),
+    Column("tenant_id", _s(40), ForeignKey("tenant.id"), nullable=False),
+    Column("account_id", _s(40), ForeignKey("billing_account.id"), nullable=False),
+    Column("product", _s(100), nullable=False),
+    Column("description", _s(300), nullable=False),
+    _dec("quantity"), _dec("unit_price"), _dec("tax_rate"),
+    Column("unit", _s(20), nullable=False),
+    Column("valid_from", Date(), nullable=False),
+    Column("valid_to", Date(), nullable=True),
+    Index("ix_billing_service_item_account", "tenant_id", "account_id"),
+)
+
+account_discount = Table(
+    "billing_discount", metadata,
+    Column("id", _s(40), primary_key=True),
+    Column("tenant_id", _s(40), ForeignKey("tenant.id"), nullable=False),
+    Column("account_id", _s(40), ForeignKey("billing_account.id"), nullable=False),
+    Column("description", _s(300), nullable=False),
+    _dec("percent", nullable=True), _dec("amount", nullable=True), _dec("tax_rate", nullable=True),
+    Column("valid_from", Date(), nullable=False),
+    Column("valid_to", Date(), nullable=True),
+    Index("ix_billing_discount_account", "tenant_id", "account_id"),
+)
+
+INVOICE_SERIES = {"invoice": ("INV", "INV-"), "credit_note": ("CN", "CN-")}
+
+
+class AllocationError(RuntimeError):
+    """The invoice cannot be numbered (rejected, or another tenant's)."""
+
+
+def ensure_series(conn: Connection, tenant_id: str, series: str, prefix: str) -> None:
+    """Create the series row once (a race between two creators is settled by the primary key)."""
+    if conn.execute(select(number_series.c.series).where(number_series.c.tenant_id == tenant_id,
+                                                         number_series.c.series == series)).first():
+        return
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        conn.execute(pg_insert(number_series).values(tenant_id=tenant_id, series=series, prefix=prefix,
+                                                     next_value=1).on_conflict_do_nothing())
+    else:
+        conn.execute(insert(number_series).prefix_with("OR IGNORE").values(
+            tenant_id=tenant_id, series=series, prefix=prefix, next_value=1))
+
+
+def _lock_invoice(conn: Connection, tenant_id: str, invoice_id: str) -> Any:
+    cond = and_(invoice.c.id == invoice_id, invoice.c.tenant_id == tenant_id)
+    if conn.dialect.name == "sqlite":
+        # SQLite has no row locks: writing first takes the database write lock before anything is
+        # read, so a later write can never fail on a stale read snapshot
+        conn.execute(update(invoice).where(cond).values(status=invoice.c.status))
+        return conn.execute(select(invoice).where(cond)).first()
+    return conn.execute(select(invoice).where(cond).with_for_update()).first()
+
+
+def allocate_number(conn: Connection, tenant_id: str, invoice_id: str, kind: str = "invoice") -> tuple[str, int]:
+    """The invoice's number, allocated at most once. Call inside the transaction that finalizes."""
+    row = _lock_invoice(conn, tenant_id, invoice_id)
+    if row is None:
+        raise AllocationError(f"invoice {invoice_id!r} not found")
+    if row.number:
+        return row.number, row.number_seq
+    if row.status == "rejected":
+        raise AllocationError(f"invoice {invoice_id!r} was rejected")
+    series, prefix = INVOICE_SERIES[kind]
+    # the series row lock (UPDATE ... RETURNING locks it) serialises allocators of one series;
+    # it is held until commit, together with the invoice's new number: no gap, no duplicate
+    n = conn.execute(update(number_series)
+                     .where(number_series.c.tenant_id == tenant_id, number_series.c.series == series)
+                     .values(next_value=number_series.c.next_value + 1)
+                     .returning(number_series.c.next_value, number_series.c.prefix)).first()
+    if n is None:
+        raise AllocationError(f"number series {series!r} of tenant {tenant_id!r} does not exist")
+    seq = n.next_value - 1
+    number = f"{n.prefix}{seq:06d}"
+    conn.execute(update(invoice).where(invoice.c.id == invoice_id)
+                 .values(series=series, number=number, number_seq=seq))
+    return number, seq
+
+
+@dataclass(frozen=True, slots=True)
+class FinalizeResult:
+    invoice_id: str
+    number: str
+    kind: str
+    gross_total: Decimal
+    already: bool
+
+
+def finalize_invoice(conn: Connection, tenant_id: str, invoice_id: str, decided_by: str = "") -> FinalizeResult:
+    """Number the invoice, mark it finalized and record which session ratings it billed."""
+    row = _lock_invoice(conn, tenant_id, invoice_id)
+    if row is None:
+        raise AllocationError(f"invoice {invoice_id!r} not found")
+    if row.status == "finalized":
+        return FinalizeResult(invoice_id, row.number, row.kind, row.gross_total, True)
+    if row.status not in ("draft", "held"):
+        raise AllocationError(f"invoice {invoice_id!r} is {row.status}")
+    number, _ = allocate_number(conn, tenant_id, invoice_id, row.kind)
+    conn.execute(update(invoice).where(invoice.c.id == invoice_id)
+                 .values(status="finalized", finalized_at=utcnow(), decided_by=decided_by))
+    pairs = conn.execute(select(invoice_line.c.session_id, invoice_line.c.rating_id).distinct()
+                         .where(invoice_line.c.invoice_id == invoice_id, invoice_line.c.session_id != "",
+                                invoice_line.c.rating_id != "")).all()
+    if pairs:
+        conn.execute(insert(billed_session), [dict(tenant_id=tenant_id, session_id=s, rating_id=r,
+                                                   invoice_id=invoice_id) for s, r in pairs])
+    return FinalizeResult(invoice_id, number, row.kind, row.gross_total, False)
+
+
+def previous_net(conn: Connection, tenant_id: str, account_id: str, before: datetime) -> Decimal | None:
+    row = conn.execute(select(invoice.c.net_total).where(
+        invoice.c.tenant_id == tenant_id, invoice.c.account_id == account_id, invoice.c.status == "finalized",
+        invoice.c.kind == "invoice", invoice.c.period_end <= before).order_by(invoice.c.period_end.desc())
+        .limit(1)).first()
+    return None if row is None else row[0]
+
+
+def active_holds(conn: Connection, tenant_id: str, account_id: str) -> tuple[frozenset[str], list[str]]:
+    """(flags, reasons of manual holds) currently on the account."""
+    rows = conn.execute(select(billing_hold.c.kind, billing_hold.c.name, billing_hold.c.reason).where(
+        billing_hold.c.tenant_id == tenant_id, billing_hold.c.account_id == account_id,
+        billing_hold.c.released_at.is_(None))).all()
+    return (frozenset(r.name for r in rows if r.kind == "flag"),
+            [r.reason or r.name for r in rows if r.kind == "hold"])
+
+
+def place_hold(conn: Connection, tenant_id: str, account_id: str, kind: str, name: str, reason: str,
+               user_id: str) -> str:
+    hid = new_id("hold")
+    conn.execute(insert(billing_hold).values(id=hid, tenant_id=tenant_id, account_id=account_id, kind=kind,
+                                             name=name, reason=reason, placed_by=user_id, placed_at=utcnow()))
+    return hid
+
+
+def release_hold(conn: Connection, tenant_id: str, hold_id: str, user_id: str) -> Any:
+    row = conn.execute(select(billing_hold).where(billing_hold.c.id == hold_id,
+                                                  billing_hold.c.tenant_id == tenant_id)).first()
+    if row is None or row.released_at is not None:
+        return row
+    conn.execute(update(billing_hold).where(billing_hold.c.id == hold_id)
+                 .values(released_by=user_id, released_at=utcnow()))
+    return row
+
+
+def open_task(conn: Connection, tenant_id: str, invoice_id: str, account_id: str, workflow_id: str,
+              reasons: list[dict[str, str]], comparison: dict[str, Any]) -> str:
+    """The finance task of a held invoice (one per invoice: a retry finds the existing one)."""
+    row = conn.execute(select(finance_task.c.id).where(finance_task.c.invoice_id == invoice_id,
+                                                       finance_task.c.kind == "invoice_hold")).first()
+    if row is not None:
+        conn.execute(update(finance_task).where(finance_task.c.id == row[0])
+                     .values(reasons=reasons, comparison=comparison))
+        return str(row[0])
+    tid = new_id("task")
+    conn.execute(insert(finance_task).values(
+        id=tid, tenant_id=tenant_id, invoice_id=invoice_id, account_id=account_id, workflow_id=workflow_id,
+        kind="invoice_hold", status="open", reasons=reasons, comparison=comparison, escalation_level=0,
+        decided_by="", decision_reason="", created_at=utcnow()))
+    conn.execute(update(invoice).where(invoice.c.id == invoice_id).values(status="held"))
+    return tid
+
+
+def escalate_task(conn: Connection, task_id: str, level: int) -> None:
+    # the level comes from the workflow, so a retried activity sets the same value again
+    conn.execute(update(finance_task).where(finance_task.c.id == task_id, finance_task.c.status == "open")
+                 .values(escalation_level=level, escalated_at=utcnow()))
+
+
+def close_task(conn: Connection, task_id: str, status: str, user_id: str, reason: str = "") -> None:
+    conn.execute(update(finance_task).where(finance_task.c.id == task_id, finance_task.c.status == "open")
+                 .values(status=status, decided_by=user_id, decision_reason=reason, closed_at=utcnow()))
+
+
+def add_posting(conn: Connection, tenant_id: str, invoice_id: str, posting_id: str, description: str,
+                amount: Decimal, tax_rate: Decimal, author_id: str) -> None:
+    if conn.execute(select(posting.c.id).where(posting.c.id == posting_id)).first():
+        return
+    conn.execute(insert(posting).values(id=posting_id, tenant_id=tenant_id, invoice_id=invoice_id,
+                                        description=description, amount=amount, tax_rate=tax_rate,
+                                        author_id=author_id, created_at=utcnow()))
+
+
+def postings_of(conn: Connection, invoice_id: str) -> list[Any]:
+    return list(conn.execute(select(posting).where(posting.c.invoice_id == invoice_id)
+                             .order_by(posting.c.created_at, posting.c.id)).all())
+
+
+def count_by_status(conn: Connection, tenant_id: str) -> dict[str, int]:
+    rows = conn.execute(select(invoice.c.status, func.count()).where(invoice.c.tenant_id == tenant_id)
+                        .group_by(invoice.c.status)).all()
+    return {r[0]: int(r[1]) for r in rows}
+
+
+def insert_lines(conn: Connection, tenant_id: str, invoice_id: str, lines: Iterable[Any]) -> None:
+    rows = [dict(tenant_id=tenant_id, invoice_id=invoice_id, seq=ln.seq, kind=ln.kind, component=ln.component,
+                 description=ln.description[:300], quantity=ln.quantity, unit=ln.unit[:20],
+                 unit_price=ln.unit_price, net=ln.net, net_unrounded=ln.net_unrounded, tax_rate=ln.tax_rate,
+                 session_id=ln.session_id, rating_id=ln.rating_id, rule=ln.rule[:500],
+                 corrects=ln.corrects[:200]) for ln in lines]
+    if rows:
+        conn.execute(insert(invoice_line), rows)
+
+
+def ids_on_open_invoices(conn: Connection, tenant_id: str, account_id: str, except_id: str,
+                         session_ids: Sequence[str]) -> set[str]:
+    """Sessions already on another draft or held invoice of the account (not to be billed twice)."""
+    if not session_ids:
+        return set()
+    rows = conn.execute(select(invoice_line.c.session_id).join(invoice, invoice.c.id == invoice_line.c.invoice_id)
+                        .where(invoice.c.tenant_id == tenant_id, invoice.c.account_id == account_id,
+                               invoice.c.status.in_(("draft", "held")), invoice.c.id != except_id,
+                               invoice_line.c.session_id.in_(list(session_ids)))).all()
+    return {r[0] for r in rows}
+

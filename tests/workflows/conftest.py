@@ -1,0 +1,43 @@
+"""Billing workflow fixtures: one time-skipping Temporal test server for the whole session, a fresh
+task queue (and a fresh database) per test, a worker running the real activities."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import AsyncIterator, Iterator
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import Engine
+from temporalio.testing import WorkflowEnvironment
+
+from store.db import make_engine, migrate
+
+ROOT = Path(__file__).resolve().parents[2]
+TEST_SERVER = str(ROOT / ".venv" / "bin" / "temporal-test-server")
+DEV_SERVER = str(ROOT / ".venv" / "bin" / "temporal")
+PG_URL = os.environ.get("EVBILL_TEST_POSTGRES_URL", "").strip()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    e = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=TEST_SERVER)
+    try:
+        yield e
+    finally:
+        await e.shutdown()
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"billing-test-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    eng = make_engine(f"sqlite:///{tmp_path / 'evbill.db'}")
+    migrate(eng)
+    yield eng
+    eng.dispose()

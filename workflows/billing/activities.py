@@ -1,0 +1,359 @@
+"""Billing activities: all the I/O of a billing cycle. Each step is one transaction, so a retried
+activity sees either all of a previous attempt or none of it, and every step is idempotent:
+assembling finds its own draft by (account, cycle key), numbers are allocated once per invoice,
+postings carry ids chosen by the workflow.
+
+The pure work (periods, rating the period's fees, rounding, VAT, holds) is ``runtime.invoicing``;
+the ruleset's ``billing``/``hold`` blocks are read by ``dsl.policies``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Sequence
+
+from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy.engine import Connection
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from dsl.compiler import compile_ruleset
+from dsl.policies import interpret_policies
+from runtime.invoicing import (
+    BillingPolicy, Correction, HoldPolicy, InvoiceDraft, LateSession, ManualPosting, PaymentTerms, Period,
+    PeriodDiscount, ServiceItem, assemble_invoice, compare_periods, evaluate_holds, period_ending,
+)
+from runtime.rated import RatedLine, RatingResult, TraceEntry
+from store import billing as B
+from store.models import BillingAccount, ChargingSession, Contract, RatedLineRow, RulesetVersion
+from store.types import new_id, utcnow
+from workflows.billing.types import (
+    AssembleInput, CloseTaskInput, CollectPaymentInput, DraftSummary, EscalateInput, FinalizeInput,
+    FinalizeOutput, HandOverResult, OpenTaskInput, PostingInput, RenderDocumentsInput,
+)
+
+__all__ = ["BillingActivities", "LOOKBACK_DAYS"]
+
+log = logging.getLogger("evbill.billing")
+
+# how far back a cycle looks for late sessions and re-rated ones (older corrections need an
+# ad-hoc cycle with an explicit period)
+LOOKBACK_DAYS = 400
+
+_acct = BillingAccount.__table__  # type: ignore[attr-defined]
+_contract = Contract.__table__  # type: ignore[attr-defined]
+_cs = ChargingSession.__table__  # type: ignore[attr-defined]
+_rl = RatedLineRow.__table__  # type: ignore[attr-defined]
+_rv = RulesetVersion.__table__  # type: ignore[attr-defined]
+_BILLED_KINDS = ("session", "late", "adjustment")
+
+
+def _d(v: Decimal) -> str:
+    return format(v, "f")
+
+
+def _chunks(seq: Sequence[Any], n: int = 500) -> list[Sequence[Any]]:
+    return [seq[i:i + n] for i in range(0, len(seq), n)]
+
+
+class BillingActivities:
+    """Activities bound to one database engine (the worker creates one instance)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def all(self) -> list[Any]:
+        return [self.assemble_draft, self.open_task, self.escalate_task, self.close_task, self.add_posting,
+                self.finalize_invoice, self.reject_invoice, self.render_documents, self.collect_payment]
+
+    # ------------------------------------------------------------------ policies
+    def _ruleset(self, conn: Connection, tenant_id: str, at: datetime) -> Any:
+        row = conn.execute(select(_rv.c.id, _rv.c.source, _rv.c.dsl_name).where(
+            _rv.c.tenant_id == tenant_id, _rv.c.effective_from <= at)
+            .order_by(_rv.c.effective_from.desc(), _rv.c.published_at.desc()).limit(1)).first()
+        if row is None:
+            return None, None
+        res = compile_ruleset(row.source, f"{row.dsl_name or row.id}.evb")
+        if res.ruleset is None:
+            # published versions were checked at publication; failing here means a compiler change
+            raise ApplicationError(f"ruleset version {row.id} no longer compiles:\n{res.render()}",
+                                   type="ruleset_invalid", non_retryable=True)
+        return row.id, res.ruleset
+
+    def _policies(self, ruleset: Any, acct: Any) -> tuple[BillingPolicy, HoldPolicy]:
+        billing, hold = BillingPolicy(cycle=acct.billing_cycle or "monthly"), HoldPolicy()
+        if ruleset is not None:
+            pols, _diags = interpret_policies(ruleset.ast)
+            # the account's cycle names the policy (``billing monthly { ... }``); else the first
+            billing = pols.billing_named(acct.billing_cycle) or pols.billing_named(None) or billing
+            hold = pols.hold_named("default") or pols.hold_named(None) or hold
+        try:
+            terms = PaymentTerms.parse(acct.payment_terms) if acct.payment_terms else billing.payment_terms
+        except ValueError:
+            terms = billing.payment_terms
+        cycle = acct.billing_cycle if acct.billing_cycle in ("monthly", "quarterly", "ad_hoc") else billing.cycle
+        return (BillingPolicy(billing.name, cycle, billing.cut_off_day, billing.timezone or acct.timezone, terms),
+                hold)
+
+    # ------------------------------------------------------------------ assembly
+    @activity.defn(name="billing.assemble_draft")
+    def assemble_draft(self, inp: AssembleInput) -> DraftSummary:
+        as_of = datetime.fromisoformat(inp.as_of)
+        with self.engine.begin() as conn:
+            return self._assemble(conn, inp, as_of)
+
+    def _assemble(self, conn: Connection, inp: AssembleInput, as_of: datetime) -> DraftSummary:
+        t = inp.tenant_id
+        acct = conn.execute(select(_acct).where(_acct.c.id == inp.account_id, _acct.c.tenant_id == t)).first()
+        if acct is None:
+            raise ApplicationError(f"billing account {inp.account_id!r} not found", type="account_not_found",
+                                   non_retryable=True)
+        rv_id, ruleset = self._ruleset(conn, t, as_of)
+        policy, hold = self._policies(ruleset, acct)
+        if inp.period is not None:
+            period = Period.from_dict(inp.period)
+        elif policy.cycle == "ad_hoc":
+            raise ApplicationError("an ad-hoc account needs an explicit period", type="period_required",
+                                   non_retryable=True)
+        else:
+            period = period_ending(policy.cycle, policy.cut_off_day, policy.timezone or acct.timezone, as_of)
+        key = inp.cycle_key or period.key
+        existing = conn.execute(select(B.invoice).where(B.invoice.c.tenant_id == t,
+                                                        B.invoice.c.account_id == acct.id,
+                                                        B.invoice.c.cycle_key == key)).first()
+        summary_extra = dict(approval_required=hold.approval_required,
+                             auto_release_after_s=int(hold.auto_release_after.total_seconds())
+                             if hold.auto_release_after else None,
+                             escalate_after_s=int(hold.escalate_after.total_seconds()) if hold.escalate_after else None)
+        if existing is not None and existing.status in ("finalized", "rejected", "empty"):
+            return self._summary(existing, **summary_extra)
+        inv_id = existing.id if existing is not None else new_id("inv")
+        draft, rating_of = self._draft(conn, t, acct, inv_id, period, as_of, policy, ruleset)
+        prev = B.previous_net(conn, t, acct.id, period.start)
+        comparison = compare_periods(draft.net_total, prev)
+        flags, manual = B.active_holds(conn, t, acct.id)
+        reasons = [r.to_dict() for r in evaluate_holds(draft, hold, comparison, flags, manual)]
+        status = "empty" if draft.empty else ("held" if reasons and existing is not None
+                                              and existing.status == "held" else "draft")
+        values = dict(
+            kind=draft.kind, status=status, currency=draft.currency, period_start=period.start,
+            period_end=period.end, local_start=period.local_start, local_end=period.local_end,
+            timezone=period.timezone, issue_date=draft.issue_date, due_date=draft.due_date,
+            payment_terms=policy.payment_terms.text(), net_total=draft.net_total, tax_total=draft.tax_total,
+            gross_total=draft.gross_total,
+            tax_groups=[{"rate": _d(g.rate), "net": _d(g.net), "tax": _d(g.tax)} for g in draft.tax_groups],
+            sessions=draft.sessions, energy_kwh=draft.energy_kwh, hold_reasons=reasons,
+            comparison=comparison.to_dict(), corrects=list(draft.corrects), workflow_id=inp.workflow_id,
+            ruleset_version_id=rv_id)
+        if existing is None:
+            conn.execute(insert(B.invoice).values(
+                id=inv_id, tenant_id=t, account_id=acct.id, customer_id=acct.customer_id, cycle_key=key,
+                rejected_reason="", decided_by="", created_at=utcnow(), **values))
+        else:
+            # a draft is still ours to rebuild (after an adjustment, or on a retried activity)
+            conn.execute(delete(B.invoice_line).where(B.invoice_line.c.invoice_id == inv_id))
+            conn.execute(update(B.invoice).where(B.invoice.c.id == inv_id).values(**values))
+        lines = [ln if ln.rating_id or not ln.session_id or ln.kind in ("fee", "discount")
+                 else _with_rating(ln, rating_of.get(ln.session_id, "")) for ln in draft.lines]
+        B.insert_lines(conn, t, inv_id, lines)
+        row = conn.execute(select(B.invoice).where(B.invoice.c.id == inv_id)).one()
+        return self._summary(row, **summary_extra)
+
+    @staticmethod
+    def _summary(row: Any, **extra: Any) -> DraftSummary:
+        return DraftSummary(
+            invoice_id=row.id, cycle_key=row.cycle_key, status=row.status, kind=row.kind, currency=row.currency,
+            net=_d(row.net_total), tax=_d(row.tax_total), gross=_d(row.gross_total), lines=0,
+            sessions=row.sessions,
+            period={"start": row.period_start.isoformat(), "end": row.period_end.isoformat(),
+                    "local_start": row.local_start.isoformat(), "local_end": row.local_end.isoformat(),
+                    "timezone": row.timezone},
+            reasons=list(row.hold_reasons or []), comparison=dict(row.comparison or {}), number=row.number or "",
+            **extra)
+
+    def _draft(self, conn: Connection, t: str, acct: Any, inv_id: str, period: Period, as_of: datetime,
+               policy: BillingPolicy, ruleset: Any) -> tuple[InvoiceDraft, dict[str, str]]:
+        contracts = conn.execute(select(_contract.c.id, _contract.c.product, _contract.c.start_date,
+                                        _contract.c.end_date, _contract.c.status)
+                                 .where(_contract.c.tenant_id == t, _contract.c.account_id == acct.id)).all()
+        contract_ids = {c.id for c in contracts}
+        n_accounts = conn.execute(select(_acct.c.id).where(_acct.c.tenant_id == t,
+                                                           _acct.c.customer_id == acct.customer_id)
+                                  .limit(2)).all()
+        lookback = period.start - timedelta(days=LOOKBACK_DAYS)
+        # the customer index finds the account's sessions; contracts tell accounts of one customer apart
+        rows = [r for r in conn.execute(
+            select(_cs.c.id, _cs.c.current_rating_id, _cs.c.start, _cs.c.energy_kwh, _cs.c.contract_id)
+            .where(_cs.c.tenant_id == t, _cs.c.customer_id == acct.customer_id, _cs.c.status == "rated",
+                   _cs.c.start >= lookback, _cs.c.start < period.end)).all()
+            if r.current_rating_id and (r.contract_id in contract_ids
+                                        or (r.contract_id is None and len(n_accounts) == 1))]
+        ids = [r.id for r in rows]
+        billed: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        for ch in _chunks(ids):
+            for b in conn.execute(select(B.billed_session.c.session_id, B.billed_session.c.rating_id,
+                                         B.billed_session.c.invoice_id)
+                                  .where(B.billed_session.c.tenant_id == t, B.billed_session.c.session_id.in_(ch))
+                                  .order_by(B.billed_session.c.id)):
+                billed[b.session_id].append((b.rating_id, b.invoice_id))
+        elsewhere = set()
+        for ch in _chunks(ids):
+            elsewhere |= B.ids_on_open_invoices(conn, t, acct.id, inv_id, ch)
+        current, late_rows, corr_rows = [], [], []
+        for r in rows:
+            if r.id in elsewhere:
+                continue
+            got = billed.get(r.id)
+            if not got:
+                (current if r.start >= period.start else late_rows).append(r)
+            elif r.current_rating_id not in {x[0] for x in got}:
+                corr_rows.append(r)
+        rating_ids = [r.current_rating_id for r in current + late_rows + corr_rows]
+        lines_of: dict[str, list[RatedLine]] = defaultdict(list)
+        for ch in _chunks(rating_ids):
+            for ln in conn.execute(select(_rl).where(_rl.c.rating_id.in_(ch)).order_by(_rl.c.rating_id, _rl.c.seq)):
+                lines_of[ln.rating_id].append(RatedLine(
+                    ln.component, ln.description, ln.quantity, ln.unit, ln.unit_price, ln.net, ln.tax_rate,
+                    ln.currency, ln.rule, ln.session_id, ln.cost_group or ""))
+        results = []
+        for r in sorted(current, key=lambda x: (x.start, x.id)):
+            ms = int(r.start.timestamp() * 1000)
+            results.append(RatingResult(r.id, "", "", "", "", acct.currency, tuple(lines_of[r.current_rating_id]),
+                                        (TraceEntry("", "", ms, ms, Decimal(0), Decimal(0)),),
+                                        energy_kwh=r.energy_kwh))
+        product = None
+        for c in contracts:
+            if ruleset is not None and c.product in ruleset.products and c.status == "active":
+                product = c.product
+                break
+        if ruleset is not None:
+            pr = ruleset.rate_period(results, product, period.months)
+            period_lines, energy = pr.lines, pr.energy_kwh
+        else:
+            period_lines = tuple(ln for res in results for ln in res.lines)
+            energy = sum((res.energy_kwh for res in results), Decimal(0))
+        late = [LateSession(r.id, r.current_rating_id, "earlier period", tuple(lines_of[r.current_rating_id]))
+                for r in sorted(late_rows, key=lambda x: (x.start, x.id))]
+        corrections = self._corrections(conn, t, corr_rows, billed, lines_of)
+        services = [ServiceItem(s.description, s.quantity, s.unit_price, s.tax_rate, s.unit, s.product)
+                    for s in conn.execute(select(B.service_item).where(
+                        B.service_item.c.tenant_id == t, B.service_item.c.account_id == acct.id,
+                        B.service_item.c.valid_from < period.local_end)
+                        .order_by(B.service_item.c.valid_from, B.service_item.c.id))
+                    if s.valid_to is None or s.valid_to > period.local_start]
+        discounts = [PeriodDiscount(d.description, d.percent, d.amount, d.tax_rate)
+                     for d in conn.execute(select(B.account_discount).where(
+                         B.account_discount.c.tenant_id == t, B.account_discount.c.account_id == acct.id,
+                         B.account_discount.c.valid_from < period.local_end)
+                         .order_by(B.account_discount.c.valid_from, B.account_discount.c.id))
+                     if d.valid_to is None or d.valid_to > period.local_start]
+        postings = [ManualPosting(p.id, p.description, p.amount, p.tax_rate, p.author_id)
+                    for p in B.postings_of(conn, inv_id)]
+        issue = as_of.astimezone(_zone(period.timezone)).date()
+        issue = max(issue, period.local_end) if period.cycle != "ad_hoc" else issue
+        draft = assemble_invoice(
+            account_id=acct.id, currency=acct.currency, period=period, issue_date=issue,
+            terms=policy.payment_terms, period_lines=period_lines, sessions=len(results), energy_kwh=energy,
+            services=services, discounts=discounts, postings=postings, late=late, corrections=corrections,
+            rounding=ruleset.rounding if ruleset is not None else "half_up")
+        rating_of = {r.id: r.current_rating_id for r in rows}
+        return draft, rating_of
+
+    def _corrections(self, conn: Connection, t: str, rows: list[Any], billed: dict[str, list[tuple[str, str]]],
+                     lines_of: dict[str, list[RatedLine]]) -> list[Correction]:
+        out = []
+        for r in sorted(rows, key=lambda x: (x.start, x.id)):
+            billed_net: dict[Decimal, Decimal] = defaultdict(Decimal)
+            for ln in conn.execute(select(B.invoice_line.c.net, B.invoice_line.c.tax_rate)
+                                   .join(B.invoice, B.invoice.c.id == B.invoice_line.c.invoice_id)
+                                   .where(B.invoice_line.c.tenant_id == t, B.invoice_line.c.session_id == r.id,
+                                          B.invoice.c.status == "finalized",
+                                          B.invoice_line.c.kind.in_(_BILLED_KINDS))):
+                billed_net[ln.tax_rate] += ln.net
+            last_rating, last_invoice = billed[r.id][-1]
+            number = conn.execute(select(B.invoice.c.number).where(B.invoice.c.id == last_invoice)).scalar_one()
+            out.append(Correction(r.id, r.current_rating_id, last_rating, last_invoice, number or "",
+                                  dict(billed_net), tuple(lines_of[r.current_rating_id])))
+        return out
+
+    # ------------------------------------------------------------------ finance tasks
+    @activity.defn(name="billing.open_task")
+    def open_task(self, inp: OpenTaskInput) -> str:
+        with self.engine.begin() as conn:
+            return B.open_task(conn, inp.tenant_id, inp.invoice_id, inp.account_id, inp.workflow_id, inp.reasons,
+                               inp.comparison)
+
+    @activity.defn(name="billing.escalate_task")
+    def escalate_task(self, inp: EscalateInput) -> None:
+        with self.engine.begin() as conn:
+            B.escalate_task(conn, inp.task_id, inp.level)
+        log.warning("finance task %s escalated to level %d", inp.task_id, inp.level)
+
+    @activity.defn(name="billing.close_task")
+    def close_task(self, inp: CloseTaskInput) -> None:
+        with self.engine.begin() as conn:
+            if inp.task_id:
+                B.close_task(conn, inp.task_id, inp.status, inp.user_id, inp.reason)
+
+    @activity.defn(name="billing.add_posting")
+    def add_posting(self, inp: PostingInput) -> None:
+        with self.engine.begin() as conn:
+            row = conn.execute(select(B.invoice.c.status).where(B.invoice.c.id == inp.invoice_id,
+                                                                B.invoice.c.tenant_id == inp.tenant_id)).first()
+            if row is None or row.status not in ("draft", "held"):
+                raise ApplicationError("only a draft or held invoice can be adjusted", type="invoice_not_open",
+                                       non_retryable=True)
+            B.add_posting(conn, inp.tenant_id, inp.invoice_id, inp.posting_id, inp.description,
+                          Decimal(inp.amount), Decimal(inp.tax_rate), inp.author_id)
+
+    # ------------------------------------------------------------------ finalization
+    @activity.defn(name="billing.finalize_invoice")
+    def finalize_invoice(self, inp: FinalizeInput) -> FinalizeOutput:
+        with self.engine.begin() as conn:
+            kind = conn.execute(select(B.invoice.c.kind).where(B.invoice.c.id == inp.invoice_id)).scalar_one()
+            series, prefix = B.INVOICE_SERIES[kind]
+            B.ensure_series(conn, inp.tenant_id, series, prefix)
+        try:
+            with self.engine.begin() as conn:
+                res = B.finalize_invoice(conn, inp.tenant_id, inp.invoice_id, inp.decided_by)
+        except B.AllocationError as exc:
+            raise ApplicationError(str(exc), type="invoice_not_finalizable", non_retryable=True) from None
+        return FinalizeOutput(res.invoice_id, res.number, res.kind, _d(res.gross_total), res.already)
+
+    @activity.defn(name="billing.reject_invoice")
+    def reject_invoice(self, inp: CloseTaskInput) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(B.invoice).where(B.invoice.c.id == inp.invoice_id,
+                                                 B.invoice.c.tenant_id == inp.tenant_id,
+                                                 B.invoice.c.status.in_(("draft", "held")))
+                         .values(status="rejected", rejected_reason=inp.reason[:1000], decided_by=inp.user_id))
+            if inp.task_id:
+                B.close_task(conn, inp.task_id, "rejected", inp.user_id, inp.reason[:1000])
+
+    # ------------------------------------------------------------------ the hand-over (stubs)
+    @activity.defn(name="documents.render_invoice")
+    def render_documents(self, inp: RenderDocumentsInput) -> HandOverResult:
+        """Issue 6 renders the PDF and e-invoice here (``runtime.documents.render``); until then the
+        finalized invoice simply waits, marked by this explicit, named step in every history."""
+        return HandOverResult("pending", f"documents for {inp.number} not rendered yet")
+
+    @activity.defn(name="payments.collect_invoice")
+    def collect_payment(self, inp: CollectPaymentInput) -> HandOverResult:
+        """Payment collection (SEPA direct debit, payment provider) plugs in here in a later issue."""
+        return HandOverResult("pending", f"collection of {inp.number} not started yet")
+
+
+def _with_rating(ln: Any, rating_id: str) -> Any:
+    from dataclasses import replace
+
+    return replace(ln, rating_id=rating_id)
+
+
+def _zone(name: str) -> Any:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(name)
+

@@ -1,0 +1,188 @@
+"""Payloads of the billing workflow, its updates and activities: one dataclass each, so fields can
+be added with defaults without breaking running histories. Amounts travel as decimal strings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+TASK_QUEUE = "evbill-billing"
+
+
+@dataclass
+class BillingCycleInput:
+    tenant_id: str
+    account_id: str
+    # the cut-off moment (ISO, aware); None: the workflow's start time (what a Schedule fires at)
+    as_of: Optional[str] = None
+    # an explicit period (ad-hoc cycles): Period.to_dict(); None: derived from the billing policy
+    period: Optional[dict[str, str]] = None
+    cycle_key: Optional[str] = None
+    # overrides of the hold policy's waiting times (tests and operators)
+    escalate_after_s: Optional[int] = None
+    auto_release_after_s: Optional[int] = None
+    max_escalations: int = 3
+
+
+@dataclass
+class BillingCycleResult:
+    invoice_id: str
+    status: str  # finalized | rejected | empty
+    number: str = ""
+    kind: str = "invoice"
+    gross: str = "0"
+    decided_by: str = ""
+    reason: str = ""
+
+
+@dataclass
+class AssembleInput:
+    tenant_id: str
+    account_id: str
+    as_of: str
+    workflow_id: str
+    period: Optional[dict[str, str]] = None
+    cycle_key: Optional[str] = None
+
+
+@dataclass
+class DraftSummary:
+    invoice_id: str
+    cycle_key: str
+    status: str  # draft | held | finalized | rejected | empty
+    kind: str
+    currency: str
+    net: str
+    tax: str
+    gross: str
+    lines: int
+    sessions: int
+    period: dict[str, str]
+    reasons: list[dict[str, str]] = field(default_factory=list)
+    comparison: dict[str, Any] = field(default_factory=dict)
+    approval_required: bool = True
+    auto_release_after_s: Optional[int] = None
+    escalate_after_s: Optional[int] = None
+    number: str = ""
+
+
+@dataclass
+class OpenTaskInput:
+    tenant_id: str
+    invoice_id: str
+    account_id: str
+    workflow_id: str
+    reasons: list[dict[str, str]]
+    comparison: dict[str, Any]
+
+
+@dataclass
+class EscalateInput:
+    tenant_id: str
+    task_id: str
+    level: int
+
+
+@dataclass
+class CloseTaskInput:
+    tenant_id: str
+    task_id: str
+    invoice_id: str
+    status: str  # approved | rejected | released
+    user_id: str
+    reason: str = ""
+
+
+@dataclass
+class PostingInput:
+    tenant_id: str
+    invoice_id: str
+    posting_id: str
+    description: str
+    amount: str
+    tax_rate: str
+    author_id: str
+
+
+@dataclass
+class FinalizeInput:
+    tenant_id: str
+    invoice_id: str
+    decided_by: str = ""
+
+
+@dataclass
+class FinalizeOutput:
+    invoice_id: str
+    number: str
+    kind: str
+    gross: str
+    already: bool = False
+
+
+# --- the hand-over: later issues (documents: issue 6, payment collection) fill these in --------
+@dataclass
+class RenderDocumentsInput:
+    tenant_id: str
+    invoice_id: str
+    number: str
+    formats: list[str] = field(default_factory=lambda: ["pdf", "facturx"])
+
+
+@dataclass
+class CollectPaymentInput:
+    tenant_id: str
+    invoice_id: str
+    number: str
+    gross: str
+    kind: str = "invoice"
+
+
+@dataclass
+class HandOverResult:
+    status: str  # pending: nobody has taken it over yet
+    detail: str = ""
+
+
+# --- updates (finance decisions) ---------------------------------------------------------------
+@dataclass
+class ApproveInput:
+    user_id: str
+    role: str
+    note: str = ""
+
+
+@dataclass
+class RejectInput:
+    user_id: str
+    role: str
+    reason: str
+
+
+@dataclass
+class AdjustInput:
+    user_id: str
+    role: str
+    description: str
+    amount: str  # net, may be negative
+    tax_rate: str
+
+
+@dataclass
+class ReleaseHoldInput:
+    user_id: str
+    role: str
+    hold_id: str = ""
+
+
+@dataclass
+class CycleStatus:
+    state: str  # assembling | held | finalizing | finalized | rejected | empty
+    invoice_id: str = ""
+    task_id: str = ""
+    reasons: list[dict[str, str]] = field(default_factory=list)
+    adjusters: list[str] = field(default_factory=list)
+    escalation_level: int = 0
+    net: str = ""
+    gross: str = ""
+    number: str = ""

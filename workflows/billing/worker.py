@@ -1,0 +1,132 @@
+"""The billing worker, the helpers that start cycles, and the Schedules that start them each cut-off.
+
+``python -m workflows.billing.worker --address HOST:PORT [--task-queue Q] [--database-url URL]``
+runs a worker until it is stopped (the crash test kills it with SIGKILL mid-run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import Engine
+from temporalio.client import (
+    Client, Schedule, ScheduleActionStartWorkflow, ScheduleAlreadyRunningError, ScheduleCalendarSpec,
+    ScheduleRange, ScheduleSpec, ScheduleUpdate, ScheduleUpdateInput, WorkflowHandle,
+)
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.worker import Worker
+
+from workflows.billing.activities import BillingActivities
+from workflows.billing.types import TASK_QUEUE, BillingCycleInput
+from workflows.billing.workflows import BillingCycleWorkflow
+
+__all__ = ["build_worker", "cycle_workflow_id", "start_cycle", "start_cycles", "ensure_schedule",
+           "schedule_id", "main"]
+
+log = logging.getLogger("evbill.billing.worker")
+
+
+def build_worker(client: Client, engine: Engine, task_queue: str = TASK_QUEUE, *, threads: int = 8,
+                 max_concurrent_activities: int | None = None, **kw: Any) -> Worker:
+    acts = BillingActivities(engine)
+    return Worker(client, task_queue=task_queue, workflows=[BillingCycleWorkflow], activities=acts.all(),
+                  activity_executor=ThreadPoolExecutor(max_workers=threads),
+                  max_concurrent_activities=max_concurrent_activities or threads, **kw)
+
+
+def cycle_workflow_id(tenant_id: str, account_id: str, key: str) -> str:
+    return f"billing:{tenant_id}:{account_id}:{key}"
+
+
+async def start_cycle(client: Client, inp: BillingCycleInput, key: str, task_queue: str = TASK_QUEUE,
+                      ) -> WorkflowHandle[Any, Any]:
+    """Start one cycle; the workflow id names account and period, so starting it twice is refused
+    by Temporal (the second caller gets the running or completed workflow's handle)."""
+    from temporalio.exceptions import WorkflowAlreadyStartedError
+
+    wid = cycle_workflow_id(inp.tenant_id, inp.account_id, key)
+    try:
+        return await client.start_workflow(BillingCycleWorkflow.run, inp, id=wid, task_queue=task_queue,
+                                           id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
+    except WorkflowAlreadyStartedError:
+        return client.get_workflow_handle(wid)
+
+
+async def start_cycles(client: Client, tenant_id: str, account_ids: Sequence[str], as_of: datetime,
+                       task_queue: str = TASK_QUEUE, concurrency: int = 64, **overrides: Any) -> list[str]:
+    """Month-end for many accounts at one cut-off (what the schedules do one by one)."""
+    sem = asyncio.Semaphore(concurrency)
+    key = as_of.isoformat()
+
+    async def one(acc: str) -> str:
+        async with sem:
+            h = await start_cycle(client, BillingCycleInput(tenant_id, acc, as_of=key, **overrides), key, task_queue)
+            return h.id
+
+    return list(await asyncio.gather(*(one(a) for a in account_ids)))
+
+
+def schedule_id(tenant_id: str, account_id: str) -> str:
+    return f"billing-schedule:{tenant_id}:{account_id}"
+
+
+def _spec(cycle: str, cut_off_day: int, timezone: str) -> ScheduleSpec:
+    months = [ScheduleRange(1, 12)] if cycle == "monthly" else [ScheduleRange(1, 10, 3)]
+    # fire shortly after local midnight of the cut-off day; the workflow bills the period that closed
+    cal = ScheduleCalendarSpec(day_of_month=[ScheduleRange(cut_off_day)], month=months, hour=[ScheduleRange(0)],
+                               minute=[ScheduleRange(5)], second=[ScheduleRange(0)])
+    return ScheduleSpec(calendars=[cal], time_zone_name=timezone)
+
+
+async def ensure_schedule(client: Client, tenant_id: str, account_id: str, cycle: str = "monthly",
+                          cut_off_day: int = 1, timezone: str = "Europe/Berlin", task_queue: str = TASK_QUEUE,
+                          escalate_after_s: int | None = None) -> str:
+    """Create or update the schedule that starts the account's cycles (ad-hoc accounts have none)."""
+    sid = schedule_id(tenant_id, account_id)
+    action = ScheduleActionStartWorkflow(
+        BillingCycleWorkflow.run, BillingCycleInput(tenant_id, account_id, escalate_after_s=escalate_after_s),
+        id=f"billing:{tenant_id}:{account_id}:scheduled", task_queue=task_queue)
+    schedule = Schedule(action=action, spec=_spec(cycle, cut_off_day, timezone))
+    try:
+        await client.create_schedule(sid, schedule)
+    except ScheduleAlreadyRunningError:
+        def upd(_: ScheduleUpdateInput) -> ScheduleUpdate:
+            return ScheduleUpdate(schedule=schedule)
+
+        await client.get_schedule_handle(sid).update(upd)
+    return sid
+
+
+async def run_worker(address: str, task_queue: str, database_url: str | None, threads: int,
+                     namespace: str = "default") -> None:
+    from store.db import make_engine
+
+    engine = make_engine(database_url)
+    client = await Client.connect(address, namespace=namespace)
+    worker = build_worker(client, engine, task_queue, threads=threads,
+                          max_concurrent_workflow_tasks=200)
+    log.info("billing worker on %s, task queue %s", address, task_queue)
+    await worker.run()
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="evbill-billing-worker")
+    ap.add_argument("--address", default=os.environ.get("TEMPORAL_ADDRESS", "127.0.0.1:7233"))
+    ap.add_argument("--namespace", default="default")
+    ap.add_argument("--task-queue", default=TASK_QUEUE)
+    ap.add_argument("--database-url", default=None)
+    ap.add_argument("--threads", type=int, default=8)
+    args = ap.parse_args(list(argv) if argv is not None else None)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(run_worker(args.address, args.task_queue, args.database_url, args.threads, args.namespace))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

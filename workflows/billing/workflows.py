@@ -1,0 +1,255 @@
+"""``BillingCycleWorkflow``: one billing account, one period, from cut-off to hand-over.
+
+Orchestration only: every database touch is an activity (``workflows.billing.activities``, called
+by name so the sandbox never imports SQLAlchemy), time is ``workflow.now()``, waits are
+``workflow.wait_condition(..., timeout=...)``. Finance decisions arrive as Updates whose validators
+refuse what may not happen (wrong role, four-eyes violation, nothing to decide) before anything is
+written to history.
+
+    assemble draft ──(no hold)──────────────────────────────┐
+        └─(hold reasons)─ finance task ── wait ─┬─ approve ──┤── finalize (number) ── hand-over
+                             ▲   escalate ◄─────┤  auto-release┘
+                             └── adjust ◄───────┤
+                                                └─ reject ── rejected
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Optional
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.billing.types import (
+        AdjustInput, ApproveInput, AssembleInput, BillingCycleInput, BillingCycleResult, CloseTaskInput,
+        CollectPaymentInput, CycleStatus, DraftSummary, EscalateInput, FinalizeInput, FinalizeOutput,
+        HandOverResult, OpenTaskInput, PostingInput, RejectInput, ReleaseHoldInput, RenderDocumentsInput,
+    )
+
+__all__ = ["BillingCycleWorkflow", "APPROVER_ROLES", "ADJUSTER_ROLES"]
+
+APPROVER_ROLES = ("approver",)
+ADJUSTER_ROLES = ("approver", "operator", "admin")
+
+_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                     maximum_interval=timedelta(seconds=30), maximum_attempts=0,
+                     non_retryable_error_types=["account_not_found", "ruleset_invalid", "period_required", "invoice_not_open",
+                                                "invoice_not_finalizable"])
+_SHORT = timedelta(minutes=2)
+_ASSEMBLE = timedelta(minutes=10)
+
+
+class _Decision:
+    def __init__(self, kind: str, user_id: str, reason: str = "") -> None:
+        self.kind = kind  # approve | reject | auto_release | manual_release
+        self.user_id = user_id
+        self.reason = reason
+
+
+@workflow.defn
+class BillingCycleWorkflow:
+    def __init__(self) -> None:
+        self._state = "assembling"
+        self._inp: Optional[BillingCycleInput] = None
+        self._draft: Optional[DraftSummary] = None
+        self._task_id = ""
+        self._decision: Optional[_Decision] = None
+        self._adjusters: list[str] = []
+        self._adjusting = 0
+        self._level = 0
+        self._number = ""
+        self._as_of = ""
+
+    # ------------------------------------------------------------------ run
+    @workflow.run
+    async def run(self, inp: BillingCycleInput) -> BillingCycleResult:
+        self._inp = inp
+        self._as_of = as_of = inp.as_of or workflow.now().isoformat()
+        self._draft = draft = await self._assemble(as_of)
+        if draft.status in ("finalized", "rejected", "empty"):
+            # a re-run of a cycle that already ended: report what happened, change nothing
+            self._state = draft.status
+            return BillingCycleResult(draft.invoice_id, draft.status, draft.number, draft.kind, draft.gross)
+        decided_by = ""
+        if draft.reasons:
+            self._state = "held"
+            self._task_id = await workflow.execute_activity(
+                "billing.open_task", OpenTaskInput(inp.tenant_id, draft.invoice_id, inp.account_id,
+                                                   workflow.info().workflow_id, draft.reasons, draft.comparison),
+                result_type=str, start_to_close_timeout=_SHORT, retry_policy=_RETRY)
+            decision = await self._wait_for_decision(draft)
+            if decision.kind == "reject":
+                await workflow.execute_activity(
+                    "billing.reject_invoice", CloseTaskInput(inp.tenant_id, self._task_id, draft.invoice_id,
+                                                             "rejected", decision.user_id, decision.reason),
+                    start_to_close_timeout=_SHORT, retry_policy=_RETRY)
+                self._state = "rejected"
+                return BillingCycleResult(draft.invoice_id, "rejected", "", draft.kind, self._draft.gross,
+                                          decision.user_id, decision.reason)
+            decided_by = decision.user_id
+            await workflow.execute_activity(
+                "billing.close_task", CloseTaskInput(inp.tenant_id, self._task_id, draft.invoice_id,
+                                                     "approved" if decision.kind == "approve" else "released",
+                                                     decision.user_id, decision.reason),
+                start_to_close_timeout=_SHORT, retry_policy=_RETRY)
+        self._state = "finalizing"
+        # the number is allocated inside this activity's transaction, once per invoice: a retry
+        # after a crash returns the number the first attempt committed
+        fin = await workflow.execute_activity(
+            "billing.finalize_invoice", FinalizeInput(inp.tenant_id, draft.invoice_id, decided_by),
+            result_type=FinalizeOutput, start_to_close_timeout=_SHORT, retry_policy=_RETRY)
+        self._number = fin.number
+        self._state = "finalized"
+        if workflow.patched("explicit-hand-over"):
+            await self._hand_over(fin)
+        return BillingCycleResult(draft.invoice_id, "finalized", fin.number, fin.kind, fin.gross, decided_by)
+
+    async def _assemble(self, as_of: str) -> DraftSummary:
+        assert self._inp is not None
+        inp = self._inp
+        return await workflow.execute_activity(
+            "billing.assemble_draft",
+            AssembleInput(inp.tenant_id, inp.account_id, as_of, workflow.info().workflow_id, inp.period,
+                          inp.cycle_key),
+            result_type=DraftSummary, start_to_close_timeout=_ASSEMBLE, retry_policy=_RETRY)
+
+    async def _wait_for_decision(self, draft: DraftSummary) -> _Decision:
+        assert self._inp is not None
+        inp = self._inp
+        esc_s = inp.escalate_after_s if inp.escalate_after_s is not None else draft.escalate_after_s
+        auto_s = inp.auto_release_after_s if inp.auto_release_after_s is not None else (
+            None if draft.approval_required else draft.auto_release_after_s)
+        started = workflow.now()
+        next_escalation = started + timedelta(seconds=esc_s) if esc_s else None
+        auto_at = started + timedelta(seconds=auto_s) if auto_s else None
+        while True:
+            deadlines = [d for d in (next_escalation, auto_at) if d is not None]
+            timeout = max(min(deadlines) - workflow.now(), timedelta(seconds=1)) if deadlines else None
+            try:
+                await workflow.wait_condition(lambda: self._decision is not None and self._adjusting == 0,
+                                              timeout=timeout)
+            except asyncio.TimeoutError:
+                pass
+            if self._decision is not None and self._adjusting == 0:
+                return self._decision
+            now = workflow.now()
+            if auto_at is not None and now >= auto_at:
+                self._decision = _Decision("auto_release", "system", "auto-released by the hold policy")
+                return self._decision
+            if next_escalation is not None and now >= next_escalation:
+                self._level += 1
+                await workflow.execute_activity(
+                    "billing.escalate_task", EscalateInput(inp.tenant_id, self._task_id, self._level),
+                    start_to_close_timeout=_SHORT, retry_policy=_RETRY)
+                assert esc_s is not None
+                next_escalation = (now + timedelta(seconds=esc_s)) if self._level < inp.max_escalations else None
+
+    async def _hand_over(self, fin: FinalizeOutput) -> None:
+        """The explicit hand-over to documents (issue 6) and payment collection (later issue).
+        Both are activities by name today; either may become a child workflow behind a patch."""
+        assert self._inp is not None
+        t = self._inp.tenant_id
+        await workflow.execute_activity(
+            "documents.render_invoice", RenderDocumentsInput(t, fin.invoice_id, fin.number),
+            result_type=HandOverResult, start_to_close_timeout=_SHORT, retry_policy=_RETRY)
+        await workflow.execute_activity(
+            "payments.collect_invoice", CollectPaymentInput(t, fin.invoice_id, fin.number, fin.gross, fin.kind),
+            result_type=HandOverResult, start_to_close_timeout=_SHORT, retry_policy=_RETRY)
+
+    # ------------------------------------------------------------------ finance decisions
+    def _require_held(self) -> None:
+        if self._state != "held" or self._decision is not None:
+            raise ApplicationError(f"the invoice is not waiting for a decision (state: {self._state})",
+                                   type="not_held")
+
+    @workflow.update
+    async def approve(self, inp: ApproveInput) -> str:
+        self._decision = _Decision("approve", inp.user_id, inp.note)
+        return "approved"
+
+    @approve.validator
+    def _validate_approve(self, inp: ApproveInput) -> None:
+        self._require_held()
+        if inp.role not in APPROVER_ROLES:
+            raise ApplicationError(f"approving needs the approver role, not '{inp.role}'", type="forbidden")
+        if inp.user_id in self._adjusters:
+            raise ApplicationError("four eyes: the person who adjusted this invoice cannot approve it",
+                                   type="four_eyes")
+        if self._adjusting:
+            raise ApplicationError("an adjustment is still being applied", type="busy")
+
+    @workflow.update
+    async def reject(self, inp: RejectInput) -> str:
+        self._decision = _Decision("reject", inp.user_id, inp.reason)
+        return "rejected"
+
+    @reject.validator
+    def _validate_reject(self, inp: RejectInput) -> None:
+        self._require_held()
+        if inp.role not in APPROVER_ROLES:
+            raise ApplicationError(f"rejecting needs the approver role, not '{inp.role}'", type="forbidden")
+        if not inp.reason.strip():
+            raise ApplicationError("a rejection needs a reason", type="reason_required")
+
+    @workflow.update
+    async def adjust(self, inp: AdjustInput) -> DraftSummary:
+        assert self._inp is not None and self._draft is not None
+        self._adjusting += 1
+        try:
+            if inp.user_id not in self._adjusters:
+                self._adjusters.append(inp.user_id)
+            await workflow.execute_activity(
+                "billing.add_posting",
+                PostingInput(self._inp.tenant_id, self._draft.invoice_id, f"pst_{workflow.uuid4().hex}",
+                             inp.description, inp.amount, inp.tax_rate, inp.user_id),
+                start_to_close_timeout=_SHORT, retry_policy=_RETRY)
+            # re-assemble with the posting: rounding and VAT groups stay the pure code's job
+            self._draft = await self._assemble(self._as_of)
+            return self._draft
+        finally:
+            self._adjusting -= 1
+
+    @adjust.validator
+    def _validate_adjust(self, inp: AdjustInput) -> None:
+        self._require_held()
+        if inp.role not in ADJUSTER_ROLES:
+            raise ApplicationError(f"adjusting needs one of the roles {', '.join(ADJUSTER_ROLES)}",
+                                   type="forbidden")
+        try:
+            amount, rate = Decimal(inp.amount), Decimal(inp.tax_rate)
+        except InvalidOperation:
+            raise ApplicationError("amount and tax rate must be decimal strings", type="invalid_amount") from None
+        if not amount.is_finite() or amount == 0 or not rate.is_finite() or not 0 <= rate <= 100:
+            raise ApplicationError("the amount must be non-zero and the tax rate within 0..100",
+                                   type="invalid_amount")
+        if not inp.description.strip():
+            raise ApplicationError("an adjustment needs a description", type="reason_required")
+
+    @workflow.update
+    async def release_hold(self, inp: ReleaseHoldInput) -> str:
+        self._decision = _Decision("manual_release", inp.user_id, f"manual hold {inp.hold_id} released")
+        return "released"
+
+    @release_hold.validator
+    def _validate_release(self, inp: ReleaseHoldInput) -> None:
+        self._require_held()
+        if inp.role not in APPROVER_ROLES + ("admin",):
+            raise ApplicationError("releasing a hold needs the approver role", type="forbidden")
+        assert self._draft is not None
+        if any(r.get("kind") != "manual" for r in self._draft.reasons):
+            raise ApplicationError("other hold reasons remain: approve or reject the invoice", type="not_manual")
+        if inp.user_id in self._adjusters:
+            raise ApplicationError("four eyes: the person who adjusted this invoice cannot release it",
+                                   type="four_eyes")
+
+    @workflow.query
+    def status(self) -> CycleStatus:
+        d = self._draft
+        return CycleStatus(self._state, d.invoice_id if d else "", self._task_id, list(d.reasons) if d else [],
+                           list(self._adjusters), self._level, d.net if d else "", d.gross if d else "",
+                           self._number)
