@@ -88,7 +88,9 @@ class OcppSignedData(SQLModel, table=True):
     at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     format: str = Field(default="", max_length=40)  # OCMF | SignedData | EDL | ...
     context: str = Field(default="", max_length=30)
-    raw: str
+    raw: str  # the signed data string itself (OCMF text, signedMeterData), byte for byte
+    signing_method: str = Field(default="", max_length=60)
+    public_key: str = Field(default="", max_length=2500)
     sha256: str = Field(max_length=64)
 
 

@@ -216,6 +216,8 @@ class SignedDataRead(ReadModel):
     format: str
     context: str
     raw: str
+    signing_method: str
+    public_key: str
     sha256: str
 
 

@@ -237,7 +237,7 @@ class Handler201(GatewayMixin, ChargePoint201):
         if out.ready:
             self._finish(out.tx_id)
         elif event_type == "Updated" and not out.duplicate and not offline:
-            self._maybe_push_cost(out.tx_id, str(transaction_info["transaction_id"]))
+            self._maybe_push_cost(out.tx_id, str(transaction_info["transaction_id"]), service.parse_time(timestamp))
         info = {"status": out.auth_status} if out.auth_status else None
         return result201.TransactionEvent(id_token_info=info)
 
@@ -246,7 +246,7 @@ class Handler201(GatewayMixin, ChargePoint201):
         # 2.0.1 sends a transaction's readings in TransactionEvents; these are station readings
         return result201.MeterValues()
 
-    def _maybe_push_cost(self, tx_id: int, ref: str) -> None:
+    def _maybe_push_cost(self, tx_id: int, ref: str, as_of: datetime) -> None:
         every = self.gw.settings.cost_update_interval_s
         if every <= 0:
             return
@@ -257,11 +257,11 @@ class Handler201(GatewayMixin, ChargePoint201):
             return
         self._last_cost_push[ref] = now
         # a task, not an await: our CALL's answer arrives through the very loop this handler blocks
-        asyncio.get_running_loop().create_task(self._push_cost(tx_id, ref))
+        asyncio.get_running_loop().create_task(self._push_cost(tx_id, ref, as_of))
 
-    async def _push_cost(self, tx_id: int, ref: str) -> None:
+    async def _push_cost(self, tx_id: int, ref: str, as_of: datetime) -> None:
         try:
-            cost = await self.gw.db.read(lambda db: service.cost_so_far(db, tx_id))
+            cost = await self.gw.db.read(lambda db: service.cost_so_far(db, tx_id, as_of=as_of))
             if not cost or cost.get("gross_total") is None:
                 return
             # CostUpdated carries a JSON number: the display value for the charger's screen;

@@ -10,7 +10,6 @@ like every other session, and idempotently by external id.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -105,13 +104,21 @@ def _dec(v: Any) -> Decimal | None:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class SignedValue:
+    format: str
+    raw: str
+    signing_method: str = ""
+    public_key: str = ""
+
+
 @dataclass
 class Reading:
     at: datetime
     energy_wh: Decimal | None = None
     power_w: Decimal | None = None
     context: str = ""
-    signed: list[tuple[str, str]] = field(default_factory=list)  # (format, raw text)
+    signed: list[SignedValue] = field(default_factory=list)
 
 
 _SCALE = {"wh": Decimal(1), "kwh": Decimal(1000), "w": Decimal(1), "kw": Decimal(1000)}
@@ -124,7 +131,7 @@ def parse_meter_values_16(values: Iterable[dict[str, Any]] | None) -> list[Readi
         for sv in mv.get("sampled_value") or ():
             r.context = r.context or str(sv.get("context") or "")
             if str(sv.get("format") or "") == "SignedData":
-                r.signed.append(("SignedData", str(sv.get("value", ""))))
+                r.signed.append(SignedValue("SignedData", str(sv.get("value", ""))))
                 continue
             measurand = sv.get("measurand") or _ENERGY
             if sv.get("phase"):
@@ -149,14 +156,10 @@ def parse_meter_values_201(values: Iterable[dict[str, Any]] | None) -> list[Read
             r.context = r.context or str(sv.get("context") or "")
             signed = sv.get("signed_meter_value")
             if signed:
-                # kept as the charger sent it; camel case restored so the stored JSON matches the wire
-                raw = json.dumps({"signedMeterData": signed.get("signed_meter_data"),
-                                  "signingMethod": signed.get("signing_method"),
-                                  "encodingMethod": signed.get("encoding_method"),
-                                  "publicKey": signed.get("public_key")}, separators=(",", ":"))
                 data = str(signed.get("signed_meter_data") or "")
-                r.signed.append(("OCMF" if data.startswith("OCMF|") else str(signed.get("encoding_method") or "")
-                                 or "signedMeterValue", raw))
+                fmt = "OCMF" if data.startswith("OCMF|") else str(signed.get("encoding_method") or "signedMeterValue")
+                r.signed.append(SignedValue(fmt, data, str(signed.get("signing_method") or ""),
+                                            str(signed.get("public_key") or "")))
             if sv.get("phase"):
                 continue
             val = _dec(sv.get("value"))
@@ -195,10 +198,10 @@ def add_meter_values(db: Session, tenant_id: str, tx_id: int, readings: list[Rea
     n = _insert_ignore(db, OcppMeterValue.__table__, rows, ["transaction_id", "at"])
     signed = []
     for r in readings:
-        for fmt, raw in r.signed:
-            signed.append({"tenant_id": tenant_id, "transaction_id": tx_id, "at": r.at, "format": fmt[:40],
-                           "context": r.context[:30], "raw": raw,
-                           "sha256": hashlib.sha256(raw.encode()).hexdigest()})
+        for sv in r.signed:
+            signed.append({"tenant_id": tenant_id, "transaction_id": tx_id, "at": r.at, "format": sv.format[:40],
+                           "context": r.context[:30], "raw": sv.raw, "signing_method": sv.signing_method[:60],
+                           "public_key": sv.public_key[:2500], "sha256": hashlib.sha256(sv.raw.encode()).hexdigest()})
     _insert_ignore(db, OcppSignedData.__table__, signed, ["transaction_id", "sha256"])
     return n
 
@@ -454,10 +457,12 @@ def pending_finalization(db: Session) -> list[int]:
             .scalars()]
 
 
-def cost_so_far(db: Session, tx_id: int, now: datetime | None = None) -> dict[str, Any] | None:
+def cost_so_far(db: Session, tx_id: int, now: datetime | None = None,
+                as_of: datetime | None = None) -> dict[str, Any] | None:
     """Rate the transaction as it stands (the one pricing path, nothing stored). A running session is
     rated up to its last reading: rating it up to 'now' would count the seconds since the last
-    reading as parking."""
+    reading as parking. ``as_of`` rates it as it stood at that moment (a CostUpdated answers the
+    event that triggered it, whatever arrived since)."""
     from api.rating import VersionIndex, compiled
     # _enrich is session_io's lookup of location and token -> contract -> customer for a batch; the
     # live price must see the same facts the stored rating will, so it is reused rather than copied
@@ -466,18 +471,22 @@ def cost_so_far(db: Session, tx_id: int, now: datetime | None = None) -> dict[st
     tx = db.get(OcppTransaction, tx_id)
     if tx is None or tx.start is None:
         return None
-    if tx.stop is not None:
+    if as_of is not None and (tx.stop is None or as_of < tx.stop):
+        end = max(as_of, tx.start)
+        facts = facts_for(db, tx, end=end)
+    elif tx.stop is not None:
         end = tx.stop
+        facts = facts_for(db, tx)
     else:
         last = db.execute(select(OcppMeterValue.at).where(OcppMeterValue.transaction_id == tx_id)
                           .order_by(OcppMeterValue.at.desc()).limit(1)).scalar()  # type: ignore[attr-defined]
         end = max(last or now or utcnow(), tx.start)
-    facts = facts_for(db, tx, end=end if tx.stop is None else None)
+        facts = facts_for(db, tx, end=end)
     scope = Scope(db, Actor(tenant_id=tx.tenant_id, user_id=GATEWAY_USER, role="operator"))
     links = _enrich(scope, [Incoming(external_id=facts["id"], source="ocpp", facts=facts)])
     version = VersionIndex.load(scope).in_force(tx.start, links.get(facts["id"], {}).get("ruleset_id"))
     out: dict[str, Any] = {"transaction_id": tx.id, "transaction_ref": tx.transaction_ref, "as_of": end.isoformat(),
-                           "running": tx.stop is None, "energy_kwh": facts["energy_kwh"]}
+                           "running": tx.stop is None or end < tx.stop, "energy_kwh": facts["energy_kwh"]}
     if version is None:
         return {**out, "status": "no_ruleset_in_force"}
     rs = compiled(version.sha256, version.source)

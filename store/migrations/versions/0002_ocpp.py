@@ -84,6 +84,8 @@ def upgrade() -> None:
         sa.Column("format", _s(40), nullable=False),
         sa.Column("context", _s(30), nullable=False),
         sa.Column("raw", sa.Text(), nullable=False),
+        sa.Column("signing_method", _s(60), nullable=False),
+        sa.Column("public_key", _s(2500), nullable=False),
         sa.Column("sha256", _s(64), nullable=False),
         sa.UniqueConstraint("transaction_id", "sha256"),
     )
