@@ -1,0 +1,72 @@
+"""Record the histories the replay test replays: ``python -m tests.workflows.record_histories``.
+
+Re-record only on purpose: the point of the fixtures is that histories written by earlier code
+still replay on today's workflow code (changes must go behind ``workflow.patched``)."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import uuid
+from datetime import datetime, timezone
+from decimal import Decimal as D
+from pathlib import Path
+
+from temporalio.testing import WorkflowEnvironment
+
+from store.db import make_engine, migrate
+from tests.workflows.conftest import TEST_SERVER
+from tests.workflows.seed import insert_sessions, seed_tenant
+from workflows.billing.types import AdjustInput, ApproveInput, BillingCycleInput, RejectInput
+from workflows.billing.worker import build_worker
+from workflows.billing.workflows import BillingCycleWorkflow
+
+OUT = Path(__file__).resolve().parent / "histories"
+UTC = timezone.utc
+
+
+async def main() -> None:
+    env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=TEST_SERVER)
+    tmp = Path(tempfile.mkdtemp())
+    engine = make_engine(f"sqlite:///{tmp / 'rec.db'}")
+    migrate(engine)
+    tq = "record"
+    try:
+        async with build_worker(env.client, engine, tq):
+            for name, kwh, steps in [
+                ("plain", D(12), []),
+                ("held_adjust_approve", D(5000), ["adjust", "approve"]),
+                ("held_reject", D(5000), ["reject"]),
+                ("held_escalate_approve", D(5000), ["sleep", "approve"]),
+            ]:
+                s = seed_tenant(engine, f"rec_{name}", 1)
+                acc = s.account_ids[0]
+                insert_sessions(engine, s, [(acc, f"{name}_s", datetime(2026, 11, 10, tzinfo=UTC), kwh)])
+                wid = f"replay-{name}-{uuid.uuid4().hex[:6]}"
+                h = await env.client.start_workflow(
+                    BillingCycleWorkflow.run,
+                    BillingCycleInput(f"rec_{name}", acc, as_of="2026-12-01T00:05:00+01:00", escalate_after_s=3600),
+                    id=wid, task_queue=tq)
+                for step in steps:
+                    while (await h.query(BillingCycleWorkflow.status)).state != "held":
+                        await asyncio.sleep(0.05)
+                    if step == "adjust":
+                        await h.execute_update(BillingCycleWorkflow.adjust,
+                                               AdjustInput("op1", "operator", "goodwill", "-10.00", "19"))
+                    elif step == "approve":
+                        await h.execute_update(BillingCycleWorkflow.approve, ApproveInput("ap1", "approver"))
+                    elif step == "reject":
+                        await h.execute_update(BillingCycleWorkflow.reject, RejectInput("ap1", "approver", "wrong"))
+                    elif step == "sleep":
+                        await env.sleep(7300)
+                await h.result()
+                hist = await h.fetch_history()
+                (OUT / f"{name}.json").write_text(hist.to_json())
+                print("recorded", name)
+    finally:
+        engine.dispose()
+        await env.shutdown()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
