@@ -31,6 +31,14 @@ Where a fixture and the specification's prose disagree, the case says which one 
   only period carries just a TIME dimension; volumes come from the dimensions, so we report 0 kWh
   and do not compare total_energy there. Its money (TIME 1.973 h at 2.00 per h, step 300 s ->
   2 h = 4.00 / 4.40) is compared.
+* The spec's own worked examples (``test_spec_worked_example``, CDRs written by hand from its prose)
+  agree with us except where the prose contradicts its tariff: the complex tariff's Saturday session
+  (printed 12.28; 114 min at 1.25 per hour is 2.375, not 2.28 -> 12.375) and "switching to a
+  free-of-charge element" (printed 0.80 from rates the tariff does not have -> 0.73). We follow
+  the tariffs' prices; each case says why.
+* Periods that cross a restriction boundary are split there pro rata (DESIGN.md; the spec's
+  step-size example #2 bills it so); the v0.6.1 reference judges a period only at its start. No
+  reference fixture has such a period.
 """
 
 from __future__ import annotations
@@ -299,3 +307,109 @@ def test_expiry_fee_is_not_charged_for_a_used_reservation(capsys: pytest.Capture
     assert rc == 0
     assert out[0]["total_reservation_cost"] == {"excl_vat": "5.0000", "incl_vat": "6.0000"}
     assert out[0]["total_cost"]["excl_vat"] == "10.5000"
+
+
+# ---------------------------------------------------------------- the spec's worked examples
+# mod_tariffs works most of its example tariffs through a session in prose ("for a charging session
+# of 2.5 hours, this tariff will result in costs of EUR 5.00 (excl. VAT) or EUR 5.50 (incl. VAT)").
+# Each case below is that session written as a CDR by hand, priced against the spec's example file.
+# The spec prints money at 2 places (sometimes 3); ``places`` says at how many we compare.
+def _cdr(start: str, periods: list[tuple[str, dict[str, str]]], end: str) -> dict[str, Any]:
+    return {"id": "hand", "start_date_time": start, "end_date_time": end, "cdr_location": {"country": "DEU"},
+            "charging_periods": [{"start_date_time": at, "dimensions": [{"type": k, "volume": Decimal(v)}
+                                                                        for k, v in dims.items()]}
+                                 for at, dims in periods]}
+
+
+@dataclass(frozen=True)
+class Worked:
+    id: str
+    tariff: str
+    cdr: dict[str, Any]
+    total: tuple[str, str]
+    places: int = 2
+    groups: tuple[tuple[str, str, str], ...] = ()  # (field, excl, incl) checked at 4 places
+    why: str = ""
+
+
+WORKED = [
+    Worked("tariff_1 2.5 h charging", "tariff_1_simple_2hour.json",
+           _cdr("2026-03-02T10:00:00Z", [("2026-03-02T10:00:00Z", {"TIME": "2.5"})], "2026-03-02T12:30:00Z"),
+           ("5.00", "5.50")),
+    Worked("tariff_2 2.5 h at 1.90 + 5.2% VAT", "tariff_2_alt_text.json",
+           _cdr("2026-03-02T10:00:00Z", [("2026-03-02T10:00:00Z", {"TIME": "2.5"})], "2026-03-02T12:30:00Z"),
+           ("4.75", "5.00"), groups=(("total_time_cost", "4.7500", "4.9970"),),
+           why="the spec's 5.00 incl. VAT is 4.75 x 1.052 = 4.997 at 2 places"),
+    Worked("tariff_3 20.45 kWh in 100 Wh steps", "tariff_3_alt_url.json",
+           _cdr("2026-03-02T10:00:00Z", [("2026-03-02T10:00:00Z", {"ENERGY": "20.45", "TIME": "1"})],
+                "2026-03-02T11:00:00Z"),
+           ("5.63", "6.24"), groups=(("total_energy_cost", "5.1250", "5.6375"), ("total_fixed_cost", "0.5000", "0.6000")),
+           why="20.5 kWh billed; the spec rounds 5.125 and 5.6375 to 5.13 and 5.64"),
+    Worked("tariff_4 Monday 09:30, 16 A, 165 min + 42 min parking", "tariff_4_complex.json",
+           _cdr("2026-03-02T09:30:00Z", [("2026-03-02T09:30:00Z", {"TIME": "2.75", "MAX_CURRENT": "16"}),
+                                         ("2026-03-02T12:15:00Z", {"PARKING_TIME": "0.7"})], "2026-03-02T12:57:00Z"),
+           ("9.00", "10.30"), groups=(("total_fixed_cost", "2.5000", "2.8750"), ("total_time_cost", "2.7500", "3.3000"),
+                                      ("total_parking_cost", "3.7500", "4.1250"))),
+    Worked("tariff_4 Saturday 13:30, 43 A, 114 min + 71 min parking", "tariff_4_complex.json",
+           _cdr("2026-03-07T13:30:00Z", [("2026-03-07T13:30:00Z", {"TIME": "1.9", "MIN_CURRENT": "43"}),
+                                         ("2026-03-07T15:24:00Z", {"PARKING_TIME": "1.1833"})], "2026-03-07T16:35:00Z"),
+           ("12.38", "13.98"), groups=(("total_time_cost", "2.3750", "2.8500"), ("total_parking_cost", "7.5000", "8.2500")),
+           why="the spec prints 12.28 / 13.861: its charging line says 114 minutes at 1.25 per hour is 2.28, but "
+               "1.9 h x 1.25 = 2.375 (2.28 is 1.9 h x 1.20). We follow the tariff's prices, not the misprint"),
+    Worked("tariff_6 50 kWh hits max_price", "tariff_6_025kwh_start_max_price.json",
+           _cdr("2026-03-02T10:00:00Z", [("2026-03-02T10:00:00Z", {"ENERGY": "50", "TIME": "2"})], "2026-03-02T12:00:00Z"),
+           ("10.00", "11.00")),
+    Worked("tariff_6 30 kWh stays below max_price", "tariff_6_025kwh_start_max_price.json",
+           _cdr("2026-03-02T10:00:00Z", [("2026-03-02T10:00:00Z", {"ENERGY": "30", "TIME": "2"})], "2026-03-02T12:00:00Z"),
+           ("8.00", "8.85")),
+    Worked("tariff_10 20 kWh + 40 min parking", "tariff_10_025kwh_parking_start.json",
+           _cdr("2026-03-02T10:00:00Z", [("2026-03-02T10:00:00Z", {"ENERGY": "20", "TIME": "1"}),
+                                         ("2026-03-02T11:00:00Z", {"PARKING_TIME": "0.6667"})], "2026-03-02T11:40:00Z"),
+           ("7.00", "7.90"), groups=(("total_parking_cost", "1.5000", "1.8000"),),
+           why="40 min of parking billed as 45 (step 900 s)"),
+    Worked("tariff_14 switching #2: 16:35 + 35 min, two periods", "tariff_14_step_size.json",
+           _cdr("2026-03-02T16:35:00Z", [("2026-03-02T16:35:00Z", {"TIME": "0.4167"}),
+                                         ("2026-03-02T17:00:00Z", {"TIME": "0.1667"})], "2026-03-02T17:10:00Z"),
+           ("1.30", "1.30"), places=4,
+           why="35 min rounded to 45 at the last element's 900 s step; 25 min at 1.20 + 20 min at 2.40 "
+               "(0.4167 h and 0.1667 h are the CPO's 4-place volumes: 0.50004 + 0.79992 = 1.29996 -> 1.3000)"),
+    Worked("tariff_14 switching #2: one period across 17:00", "tariff_14_step_size.json",
+           _cdr("2026-03-02T16:35:00Z", [("2026-03-02T16:35:00Z", {"TIME": "0.5833"})], "2026-03-02T17:10:00Z"),
+           ("1.30", "1.30"), places=4,
+           why="a period that crosses 17:00 is split there pro rata (DESIGN.md, and the spec's own breakdown); "
+               "the v0.6.1 reference would price the whole period at its start, 1.20 per hour"),
+    Worked("tariff_14 switching to free: 19:40, 12 min + 20 min parking", "tariff_14_step_size.json",
+           _cdr("2026-03-02T19:40:00Z", [("2026-03-02T19:40:00Z", {"TIME": "0.2"}),
+                                         ("2026-03-02T19:52:00Z", {"PARKING_TIME": "0.1333"}),
+                                         ("2026-03-02T20:00:00Z", {"PARKING_TIME": "0.2"})], "2026-03-02T20:12:00Z"),
+           ("0.73", "0.73"), groups=(("total_time_cost", "0.4800", "0.4800"), ("total_parking_cost", "0.2500", "0.2500")),
+           why="the spec says 0.80, but its breakdown contradicts its tariff: it bills 12 min of charging at "
+               "1.20 per hour as 0.20 (the 17:00..20:00 element charges 2.40: 0.48) and 15 min of parking at "
+               "2.40 as 0.60 (that element's parking is 1.00: 0.25). We follow the tariff: 8 min of priced "
+               "parking rounded to 15 (free after 20:00), and no TIME step since parking was priced"),
+    Worked("max_power: 1 kWh at 6 kW, 40 kWh at 48 kW, 0.5 kWh at 4 kW", "tariffrestriction_example_max_power.json",
+           _cdr("2026-03-02T10:00:00Z", [("2026-03-02T10:00:00Z", {"ENERGY": "1", "TIME": "0.1667", "MAX_POWER": "6"}),
+                                         ("2026-03-02T10:10:00Z", {"ENERGY": "40", "TIME": "0.8333", "MAX_POWER": "48"}),
+                                         ("2026-03-02T11:00:00Z", {"ENERGY": "0.5", "TIME": "0.125", "MAX_POWER": "4"})],
+                "2026-03-02T11:07:30Z"),
+           ("20.30", "24.36")),
+    Worked("max_duration: 5 kWh in 30 min, 1.2 kWh in the next 10", "tariffrestriction_example_max_duration.json",
+           _cdr("2026-03-02T10:00:00Z", [("2026-03-02T10:00:00Z", {"ENERGY": "5", "TIME": "0.5"}),
+                                         ("2026-03-02T10:30:00Z", {"ENERGY": "1.2", "TIME": "0.1667"})],
+                "2026-03-02T10:40:00Z"),
+           ("0.30", "0.36")),
+]
+
+
+@needs_conf
+@pytest.mark.parametrize("w", WORKED, ids=[w.id for w in WORKED])
+def test_spec_worked_example(w: Worked, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "cdr.json"
+    f.write_text(json.dumps(w.cdr, default=lambda d: float(d)))  # short reprs: exactly the decimals above
+    rc, out = run_cli(capsys, "--tariff", str(SPEC / w.tariff), "--cdr", str(f))
+    assert rc == 0, out
+    got = out[0]
+    assert (q(got["total_cost"]["excl_vat"], w.places), q(got["total_cost"]["incl_vat"], w.places)) == \
+        (q(w.total[0], w.places), q(w.total[1], w.places)), (got["total_cost"], w.why)
+    for key, excl, incl in w.groups:
+        assert got[key] == {"excl_vat": excl, "incl_vat": incl}, (key, w.why)
