@@ -341,7 +341,12 @@ def generate_plain(prog: TariffProgram, conds: dict[str, list[A.Cond | None]], c
     # once-per-session fees, evaluated at the session start
     flat_kinds = [k for k in ("start_fee", "flat") if prog.rules.get(k)]
     if flat_kinds:
-        emit_local_time("start")
+        flat_fields: set[str] = set()
+        for kind in flat_kinds:
+            for c in conds[kind]:
+                if c is not None:
+                    flat_fields.update(m.group(1) for m in _ENV_RE.finditer(g.expr(c)))
+        emit_local_time("start", bool(flat_fields & {"sod", "wd", "day", "date"}))
         src("el = 0")
         src("cum = ZERO")
         for kind in flat_kinds:
