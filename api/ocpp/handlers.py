@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from ocpp.exceptions import (FormationViolationError, FormatViolationError, GenericError, InternalError,
-                             OCPPError, ProtocolError)
+                             NotImplementedError, NotSupportedError, OCPPError, ProtocolError)
 from ocpp.messages import CallError, MessageType, unpack
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as ChargePoint16
@@ -71,6 +71,7 @@ class GatewayMixin:
     """What both versions share: the connection's charger, the gateway, and error answers."""
 
     version = ""
+    known_actions: frozenset[str] = frozenset()
     cp: CpInfo
     gw: Gateway
     _connection: Any
@@ -115,6 +116,13 @@ class GatewayMixin:
             await self._send_error(msg.unique_id, ProtocolError(description="a CALL needs an id, an action and "
                                                                             "a JSON object as payload"))
             return
+        if msg.action not in self.route_map:  # type: ignore[attr-defined]
+            # OCPP-J: NotImplemented for an action the receiver does not know, NotSupported for
+            # one it knows (a valid action of this version) but does not handle
+            known = msg.action in self.known_actions
+            await self._send_error(msg.unique_id, (NotSupportedError if known else NotImplementedError)(
+                description=f"{'unsupported' if known else 'unknown'} action {msg.action[:40]!r}"))
+            return
         try:
             await self._handle_call(msg)  # type: ignore[attr-defined]
         except OCPPError as exc:
@@ -131,6 +139,7 @@ class GatewayMixin:
 
 class Handler16(GatewayMixin, ChargePoint16):
     version = "1.6"
+    known_actions = frozenset(a.value for a in Action16)
 
     @on(Action16.boot_notification)
     async def on_boot(self, charge_point_vendor: str, charge_point_model: str, **kw: Any) -> Any:
@@ -194,6 +203,7 @@ class Handler16(GatewayMixin, ChargePoint16):
 
 class Handler201(GatewayMixin, ChargePoint201):
     version = "2.0.1"
+    known_actions = frozenset(a.value for a in Action201)
     _last_cost_push: dict[str, float]
 
     @on(Action201.boot_notification)
