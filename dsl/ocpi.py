@@ -22,7 +22,9 @@ Translation (OCPI 2.2.1 mod_tariffs):
   reservation's time is priced by the RESERVATION_EXPIRES element when both price TIME, and
   reservation elements price only reservation components, so the move changes nothing else;
 * a missing ``vat`` is written as ``vat 0%`` (the spec: "if omitted, no VAT is applicable");
-* ``min_price``/``max_price`` keep their excl. and incl. VAT amounts.
+* ``min_price``/``max_price`` keep their excl. and incl. VAT amounts; when every component has
+  the same VAT rate the tariff states it too (``vat N%``), so the adjustment line carries that rate
+  and a bound without ``incl_vat`` is taken as excl. x (1 + rate).
 """
 
 from __future__ import annotations
@@ -326,8 +328,13 @@ def tariff_to_ast(tariff: Mapping[str, Any], *, base_lines: bool = True) -> A.Ru
     name = _name("ocpi", t.get("country_code"), t.get("party_id"), tid)
     title = " ".join(str(x) for x in (t.get("country_code"), t.get("party_id"), tid) if x not in (None, ""))
     title = re.sub(r"\s+", " ", title).strip() or "OCPI tariff"
+    # the rate a min/max price adjustment line carries, and what derives a missing incl_vat bound:
+    # the tariff's one VAT rate when every component has the same; else none (0%), so a bound
+    # without incl_vat then also caps the amount incl. VAT at the excl. figure
+    rates = {c.vat for e in parsed for c in e.components}
+    tariff_vat = next(iter(rates)) if (min_p or max_p) and len(rates) == 1 else None
     tariff_ast = A.Tariff(_name("t", tid) if tid not in (None, "") else "t", title, tuple(rules), _SPAN,
-                          min_price=min_p, max_price=max_p)
+                          vat=tariff_vat, min_price=min_p, max_price=max_p)
     # conditions are written in UTC; `evbill ocpi price --tz` evaluates them in another zone
     return A.Ruleset(name, currency, "UTC", _SPAN, tariffs=(tariff_ast,))
 

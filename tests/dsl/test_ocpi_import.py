@@ -343,3 +343,20 @@ def test_import_tariff_command_reports_ocpi_errors(tmp_path: Path, capsys: pytes
     t = _write(tmp_path, "t.json", {"currency": "EUR", "elements": [{"price_components": [{"type": "X"}]}]})
     assert cli_main(["ocpi", "import-tariff", str(t)]) == 1
     assert "elements[0].price_components[0].type: expected one of" in capsys.readouterr().err
+
+
+def test_price_bounds_without_incl_vat_use_the_tariffs_one_rate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    t = tariff(el(pc("ENERGY", "0.25", 1, "20")), min_price={"excl_vat": Decimal("0.50")}, max_price={"excl_vat": 5})
+    assert body(import_tariff(t))[0] == "vat 20%"
+    tf = _write(tmp_path, "t.json", t)
+    for kwh, excl, incl in (("1", "0.5000", "0.6000"), ("40", "5.0000", "6.0000"), ("10", "2.5000", "3.0000")):
+        f = _write(tmp_path, "c.json", cdr(charging_periods=[{"start_date_time": "2026-03-02T10:00:00Z",
+                                                             "dimensions": [{"type": "ENERGY", "volume": Decimal(kwh)}]}]))
+        assert cli_main(["ocpi", "price", "--tariff", str(tf), "--cdr", str(f)]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["total_cost"] == {"excl_vat": excl, "incl_vat": incl}, kwh
+
+
+def test_mixed_rates_state_no_tariff_vat() -> None:
+    t = tariff(el(pc("FLAT", "0.5", 1, "20"), pc("ENERGY", "0.25", 1, "10")), max_price={"excl_vat": 10, "incl_vat": 11})
+    assert not any(line.startswith("vat ") for line in body(import_tariff(t)))
