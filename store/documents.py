@@ -1,0 +1,433 @@
+"""The document archive: finalized invoices, credit notes and statements as the bytes that were
+issued, with their SHA-256, and the e-mail deliveries of each document.
+
+Plain SQLAlchemy Core, like ``store.billing``: every function takes the caller's connection and
+tenant; the caller owns the transaction.
+
+Invariants kept here:
+- a document (tenant, number, format) is stored once. Storing it again with the same bytes is a
+  no-op (a retried activity); with different bytes it is refused with ``DocumentImmutable``: a
+  finalized document is never regenerated differently, corrections are credit notes;
+- a credit note must reference an archived invoice of the same tenant, and the credit notes of
+  one invoice never credit more than the invoice's gross amount (``CreditExceedsInvoice``);
+- a delivery is claimed by a conditional UPDATE before the message leaves, so two workers (or a
+  retry racing the first attempt) never both send it; a message whose fate is unknown (the worker
+  died between handing it to the server and recording it) is never re-sent automatically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import smtplib
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Callable, Sequence
+
+from sqlalchemy import (
+    JSON, Column, Date, ForeignKey, Index, Integer, LargeBinary, String, Table, UniqueConstraint, and_, func,
+    insert, select, update,
+)
+from sqlalchemy.engine import Connection, Engine
+
+from store.errors import Conflict, InvalidInput, NotFound
+from store.models import metadata
+from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
+
+__all__ = [
+    "document", "document_delivery", "DocumentImmutable", "CreditExceedsInvoice", "StoredDocument",
+    "Delivery", "SmtpSettings", "store_document", "get_document", "list_documents", "documents_by_number",
+    "request_delivery", "deliver", "deliver_due", "deliveries_of", "KINDS", "DELIVERY_STATUSES",
+]
+
+KINDS = ("invoice", "credit_note", "self_billing_credit_note")
+# none: nobody asked for delivery; pending: queued; sending: claimed by a worker; sent; failed:
+# the last attempt failed and will be retried; unknown: the worker died mid-send (needs a human);
+# abandoned: retries exhausted
+DELIVERY_STATUSES = ("none", "pending", "sending", "sent", "failed", "unknown", "abandoned")
+
+document = Table(
+    "document", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(40), ForeignKey("tenant.id"), nullable=False),
+    Column("kind", String(30), nullable=False),
+    Column("number", String(40), nullable=False),
+    Column("format", String(20), nullable=False),
+    Column("media_type", String(60), nullable=False),
+    Column("filename", String(120), nullable=False),
+    Column("content", LargeBinary(), nullable=False),
+    Column("size", Integer(), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("issue_date", Date(), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("gross_total", ExactDecimal(), nullable=False),
+    # the billing invoice this was rendered from (no foreign key: billing is a migration branch of
+    # its own, and documents also come from other sources such as revenue-share payouts)
+    Column("source_invoice_id", String(40), nullable=True),
+    Column("customer_id", String(40), nullable=True),
+    Column("corrects_number", String(40), nullable=True),  # credit notes: the invoice they correct
+    Column("delivery_status", String(20), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("tenant_id", "number", "format", name="uq_document_number_format"),
+    Index("ix_document_tenant_created", "tenant_id", "id"),
+    Index("ix_document_tenant_invoice", "tenant_id", "source_invoice_id"),
+    Index("ix_document_tenant_corrects", "tenant_id", "corrects_number"),
+)
+
+document_delivery = Table(
+    "document_delivery", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(40), ForeignKey("tenant.id"), nullable=False),
+    Column("number", String(40), nullable=False),
+    # 0: the delivery at issue; a re-send asked for through the API gets the next one
+    Column("seq", Integer(), nullable=False),
+    Column("channel", String(20), nullable=False),  # email
+    Column("recipient", String(200), nullable=False),
+    Column("formats", JSON(), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer(), nullable=False),
+    Column("last_error", String(1000), nullable=False),
+    Column("message_id", String(200), nullable=False),
+    Column("requested_by", String(40), nullable=False),
+    Column("next_attempt_at", UTCDateTime(), nullable=True),
+    Column("claimed_at", UTCDateTime(), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("sent_at", UTCDateTime(), nullable=True),
+    UniqueConstraint("tenant_id", "number", "seq", name="uq_document_delivery_seq"),
+    Index("ix_document_delivery_status", "status", "next_attempt_at"),
+)
+
+
+class DocumentImmutable(Conflict):
+    """The archive already holds different bytes for this document and format."""
+
+    def __init__(self, number: str, fmt: str, stored_sha256: str, new_sha256: str) -> None:
+        super().__init__("document_immutable",
+                         f"document {number} ({fmt}) is finalized with sha256 {stored_sha256}; "
+                         f"different bytes (sha256 {new_sha256}) are refused, issue a credit note instead",
+                         stored_sha256=stored_sha256, new_sha256=new_sha256)
+
+
+class CreditExceedsInvoice(Conflict):
+    def __init__(self, number: str, invoice_number: str, remaining: Decimal) -> None:
+        super().__init__("credit_exceeds_invoice",
+                         f"credit note {number} credits more than the {remaining} left on invoice "
+                         f"{invoice_number}")
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    id: str
+    tenant_id: str
+    kind: str
+    number: str
+    format: str
+    media_type: str
+    filename: str
+    size: int
+    sha256: str
+    issue_date: date
+    currency: str
+    gross_total: Decimal
+    source_invoice_id: str | None
+    customer_id: str | None
+    corrects_number: str | None
+    delivery_status: str
+    created_at: datetime
+    created: bool = False  # False when an identical document was already archived
+
+    @staticmethod
+    def of(row: Any, created: bool = False) -> StoredDocument:
+        return StoredDocument(row.id, row.tenant_id, row.kind, row.number, row.format, row.media_type,
+                              row.filename, row.size, row.sha256, row.issue_date, row.currency,
+                              row.gross_total, row.source_invoice_id, row.customer_id, row.corrects_number,
+                              row.delivery_status, row.created_at, created)
+
+
+_META = [c for c in document.c if c.name != "content"]
+
+
+def sha256_of(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def _filename(number: str, fmt: str, media_type: str) -> str:
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in number)
+    ext = "pdf" if media_type == "application/pdf" else "xml"
+    suffix = "" if fmt in ("pdf", "facturx-pdf") else f"-{fmt}"
+    return f"{safe}{suffix}.{ext}"
+
+
+def store_document(conn: Connection, tenant_id: str, *, kind: str, number: str, fmt: str, media_type: str,
+                   content: bytes, issue_date: date, currency: str, gross_total: Decimal,
+                   source_invoice_id: str | None = None, customer_id: str | None = None,
+                   corrects_number: str | None = None) -> StoredDocument:
+    """Archive one rendered document; idempotent for the same bytes, refused for different ones."""
+    if kind not in KINDS:
+        raise InvalidInput("unknown_document_kind", f"unknown document kind {kind!r}, expected one of {KINDS}")
+    digest = sha256_of(content)
+    existing = conn.execute(select(*_META).where(
+        document.c.tenant_id == tenant_id, document.c.number == number, document.c.format == fmt)).first()
+    if existing is not None:
+        if existing.sha256 != digest:
+            raise DocumentImmutable(number, fmt, existing.sha256, digest)
+        return StoredDocument.of(existing)
+    # the number may already be archived in another format: it must be the same document then
+    sibling = conn.execute(select(document.c.kind, document.c.gross_total, document.c.corrects_number).where(
+        document.c.tenant_id == tenant_id, document.c.number == number).limit(1)).first()
+    if sibling is not None and (sibling.kind != kind or sibling.gross_total != gross_total
+                                or sibling.corrects_number != corrects_number):
+        raise Conflict("document_number_taken",
+                       f"number {number} is already archived as a different document ({sibling.kind}, "
+                       f"{sibling.gross_total} {currency})")
+    if kind == "credit_note":
+        if sibling is None:
+            _check_credit(conn, tenant_id, number, corrects_number, gross_total)
+    elif corrects_number is not None and kind == "invoice":
+        raise InvalidInput("invoice_cannot_correct", "only credit notes reference a corrected invoice")
+    row = dict(id=new_id("doc"), tenant_id=tenant_id, kind=kind, number=number, format=fmt, media_type=media_type,
+               filename=_filename(number, fmt, media_type), content=content, size=len(content), sha256=digest,
+               issue_date=issue_date, currency=currency, gross_total=gross_total,
+               source_invoice_id=source_invoice_id, customer_id=customer_id, corrects_number=corrects_number,
+               delivery_status="none", created_at=utcnow())
+    conn.execute(insert(document).values(**row))
+    row.pop("content")
+    return StoredDocument(**row, created=True)  # type: ignore[arg-type]
+
+
+def _check_credit(conn: Connection, tenant_id: str, number: str, corrects: str | None, amount: Decimal) -> None:
+    if not corrects:
+        raise InvalidInput("credit_note_needs_invoice", "a credit note must reference the invoice it corrects")
+    inv = conn.execute(select(document.c.gross_total).where(
+        document.c.tenant_id == tenant_id, document.c.number == corrects, document.c.kind == "invoice")
+        .limit(1)).first()
+    if inv is None:
+        raise NotFound("corrected_invoice_not_found", f"invoice {corrects} is not in the archive")
+    # one amount per credit note number, however many formats it was archived in
+    per_note = select(document.c.number, func.max(document.c.gross_total).label("gross")).where(
+        document.c.tenant_id == tenant_id, document.c.corrects_number == corrects,
+        document.c.kind == "credit_note").group_by(document.c.number).subquery()
+    credited = conn.execute(select(func.coalesce(func.sum(per_note.c.gross), 0))).scalar_one()
+    remaining = inv.gross_total - Decimal(str(credited))
+    if amount > remaining:
+        raise CreditExceedsInvoice(number, corrects, remaining)
+
+
+def get_document(conn: Connection, tenant_id: str, document_id: str, *, content: bool = True) -> tuple[StoredDocument, bytes | None]:
+    cols = [*_META, document.c.content] if content else _META
+    row = conn.execute(select(*cols).where(document.c.tenant_id == tenant_id, document.c.id == document_id)).first()
+    if row is None:
+        raise NotFound("document_not_found", f"document {document_id} not found")
+    return StoredDocument.of(row), (bytes(row.content) if content else None)
+
+
+def documents_by_number(conn: Connection, tenant_id: str, number: str) -> list[tuple[StoredDocument, bytes]]:
+    rows = conn.execute(select(*_META, document.c.content).where(
+        document.c.tenant_id == tenant_id, document.c.number == number).order_by(document.c.id)).all()
+    return [(StoredDocument.of(r), bytes(r.content)) for r in rows]
+
+
+def list_documents(conn: Connection, tenant_id: str, *, after_id: str | None = None, limit: int = 50,
+                   kind: str | None = None, fmt: str | None = None, number: str | None = None,
+                   customer_id: str | None = None, source_invoice_id: str | None = None,
+                   corrects_number: str | None = None, delivery_status: str | None = None,
+                   issued_from: date | None = None, issued_to: date | None = None) -> list[StoredDocument]:
+    """The archive, oldest first (ids sort by creation), ``limit`` rows after ``after_id``."""
+    c = document.c
+    conds = [c.tenant_id == tenant_id]
+    for col, value in ((c.kind, kind), (c.format, fmt), (c.number, number), (c.customer_id, customer_id),
+                       (c.source_invoice_id, source_invoice_id), (c.corrects_number, corrects_number),
+                       (c.delivery_status, delivery_status)):
+        if value is not None:
+            conds.append(col == value)
+    if issued_from is not None:
+        conds.append(c.issue_date >= issued_from)
+    if issued_to is not None:
+        conds.append(c.issue_date <= issued_to)
+    if after_id is not None:
+        conds.append(c.id > after_id)
+    rows = conn.execute(select(*_META).where(and_(*conds)).order_by(c.id).limit(limit)).all()
+    return [StoredDocument.of(r) for r in rows]
+
+
+# ---------------------------------------------------------------------------------- delivery
+
+@dataclass(frozen=True)
+class Delivery:
+    id: str
+    tenant_id: str
+    number: str
+    seq: int
+    channel: str
+    recipient: str
+    formats: tuple[str, ...]
+    status: str
+    attempts: int
+    last_error: str
+    message_id: str
+    requested_by: str
+    created_at: datetime
+    sent_at: datetime | None
+
+    @staticmethod
+    def of(row: Any) -> Delivery:
+        return Delivery(row.id, row.tenant_id, row.number, row.seq, row.channel, row.recipient,
+                        tuple(row.formats), row.status, row.attempts, row.last_error, row.message_id,
+                        row.requested_by, row.created_at, row.sent_at)
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str = "127.0.0.1"
+    port: int = 25
+    sender: str = ""  # From: header; defaults to the tenant's e-mail address
+    username: str = ""
+    password: str = ""
+    starttls: bool = False
+    timeout_s: float = 20.0
+    max_attempts: int = 5
+    # waits before the 2nd, 3rd, ... attempt
+    backoff: tuple[timedelta, ...] = field(default=(timedelta(minutes=1), timedelta(minutes=5),
+                                                    timedelta(minutes=30), timedelta(hours=2)))
+
+
+def _set_delivery_status(conn: Connection, tenant_id: str, number: str, status: str) -> None:
+    conn.execute(update(document).where(document.c.tenant_id == tenant_id, document.c.number == number)
+                 .values(delivery_status=status))
+
+
+def request_delivery(conn: Connection, tenant_id: str, number: str, recipient: str, formats: Sequence[str],
+                     *, requested_by: str = "", resend: bool = False) -> Delivery:
+    """Queue the e-mail of document ``number`` with ``formats`` attached.
+
+    The delivery at issue (seq 0) exists once: asking again returns it, so a retried activity never
+    queues a second e-mail. ``resend=True`` (an operator's explicit request) queues the next seq."""
+    if not recipient or "@" not in recipient:
+        raise InvalidInput("recipient_required", "the document has no e-mail recipient")
+    have = {r.format for r in conn.execute(select(document.c.format).where(
+        document.c.tenant_id == tenant_id, document.c.number == number)).all()}
+    if not have:
+        raise NotFound("document_not_found", f"document {number} is not in the archive")
+    missing = [f for f in formats if f not in have]
+    if missing or not formats:
+        raise InvalidInput("format_not_archived", f"document {number} is not archived as {', '.join(missing) or '-'};"
+                                                  f" archived: {', '.join(sorted(have))}")
+    last = conn.execute(select(document_delivery).where(
+        document_delivery.c.tenant_id == tenant_id, document_delivery.c.number == number)
+        .order_by(document_delivery.c.seq.desc()).limit(1)).first()
+    if last is not None and not resend:
+        return Delivery.of(last)
+    seq = 0 if last is None else last.seq + 1
+    did = new_id("dlv")
+    row = dict(id=did, tenant_id=tenant_id, number=number, seq=seq, channel="email", recipient=recipient,
+               formats=list(formats), status="pending", attempts=0, last_error="",
+               # the left part of a stable Message-ID (the builder adds the sender's domain): if a
+               # message is ever handed over twice, receivers can tell it is one
+               message_id=did, requested_by=requested_by, next_attempt_at=utcnow(),
+               created_at=utcnow(), sent_at=None)
+    conn.execute(insert(document_delivery).values(**row))
+    _set_delivery_status(conn, tenant_id, number, "pending")
+    return Delivery.of(conn.execute(select(document_delivery).where(document_delivery.c.id == did)).one())
+
+
+def deliveries_of(conn: Connection, tenant_id: str, number: str) -> list[Delivery]:
+    rows = conn.execute(select(document_delivery).where(
+        document_delivery.c.tenant_id == tenant_id, document_delivery.c.number == number)
+        .order_by(document_delivery.c.seq)).all()
+    return [Delivery.of(r) for r in rows]
+
+
+# builds the message from the archived bytes: (delivery, [(stored document, bytes)]) -> EmailMessage
+MessageBuilder = Callable[[Delivery, list[tuple[StoredDocument, bytes]]], Any]
+Sender = Callable[[Any], None]
+
+
+def smtp_sender(settings: SmtpSettings) -> Sender:
+    def send(message: Any) -> None:
+        with smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout_s) as smtp:
+            if settings.starttls:
+                smtp.starttls()
+            if settings.username:
+                smtp.login(settings.username, settings.password)
+            smtp.send_message(message)
+
+    return send
+
+
+def deliver(engine: Engine, tenant_id: str, delivery_id: str, build: MessageBuilder, send: Sender,
+            *, max_attempts: int = 5, backoff: Sequence[timedelta] = SmtpSettings().backoff,
+            now: datetime | None = None) -> Delivery:
+    """One attempt at one delivery: claim it, send it, record the outcome (three transactions).
+
+    Only a delivery in ``pending`` or ``failed`` (and due) can be claimed; the claim is a
+    conditional UPDATE, so concurrent callers cannot both send. Returns the delivery as it stands."""
+    now = now or utcnow()
+    dd = document_delivery.c
+    with engine.begin() as conn:
+        claimed = conn.execute(update(document_delivery).where(
+            dd.id == delivery_id, dd.tenant_id == tenant_id, dd.status.in_(("pending", "failed")),
+            (dd.next_attempt_at.is_(None)) | (dd.next_attempt_at <= now))
+            .values(status="sending", attempts=dd.attempts + 1, claimed_at=utcnow())).rowcount
+        row = conn.execute(select(document_delivery).where(dd.id == delivery_id, dd.tenant_id == tenant_id)).first()
+        if row is None:
+            raise NotFound("delivery_not_found", f"delivery {delivery_id} not found")
+        if claimed != 1:
+            return Delivery.of(row)
+        _set_delivery_status(conn, tenant_id, row.number, "sending")
+    current = Delivery.of(row)
+    with engine.connect() as conn:
+        docs = [(d, b) for d, b in documents_by_number(conn, tenant_id, current.number)
+                if d.format in current.formats]
+    try:
+        message = build(current, docs)
+        send(message)
+    except smtplib.SMTPRecipientsRefused as exc:
+        return _failed(engine, current, f"recipient refused: {exc.recipients}", now, final=True,
+                       max_attempts=max_attempts, backoff=backoff)
+    except (smtplib.SMTPException, OSError) as exc:
+        # the server refused or could not be reached: it did not take the message, so retry later
+        return _failed(engine, current, f"{type(exc).__name__}: {exc}", now, final=False,
+                       max_attempts=max_attempts, backoff=backoff)
+    with engine.begin() as conn:
+        conn.execute(update(document_delivery).where(dd.id == current.id)
+                     .values(status="sent", sent_at=utcnow(), last_error="", next_attempt_at=None))
+        _set_delivery_status(conn, tenant_id, current.number, "sent")
+        return Delivery.of(conn.execute(select(document_delivery).where(dd.id == current.id)).one())
+
+
+def _failed(engine: Engine, d: Delivery, error: str, now: datetime, *, final: bool, max_attempts: int,
+            backoff: Sequence[timedelta]) -> Delivery:
+    dd = document_delivery.c
+    give_up = final or d.attempts >= max_attempts
+    wait = backoff[min(d.attempts, len(backoff)) - 1] if backoff and d.attempts else timedelta(0)
+    status = "abandoned" if give_up else "failed"
+    with engine.begin() as conn:
+        conn.execute(update(document_delivery).where(dd.id == d.id).values(
+            status=status, last_error=error[:1000], next_attempt_at=None if give_up else now + wait))
+        _set_delivery_status(conn, d.tenant_id, d.number, status)
+        return Delivery.of(conn.execute(select(document_delivery).where(dd.id == d.id)).one())
+
+
+def deliver_due(engine: Engine, build: MessageBuilder, send: Sender, *, now: datetime | None = None,
+                limit: int = 100, max_attempts: int = 5,
+                backoff: Sequence[timedelta] = SmtpSettings().backoff) -> list[Delivery]:
+    """Attempt every pending or failed delivery that is due (the retry loop a worker runs)."""
+    now = now or utcnow()
+    dd = document_delivery.c
+    with engine.connect() as conn:
+        due = conn.execute(select(dd.id, dd.tenant_id).where(
+            dd.status.in_(("pending", "failed")), (dd.next_attempt_at.is_(None)) | (dd.next_attempt_at <= now))
+            .order_by(dd.next_attempt_at).limit(limit)).all()
+    return [deliver(engine, t, i, build, send, now=now, max_attempts=max_attempts, backoff=backoff)
+            for i, t in due]
+
+
+def mark_stuck_unknown(engine: Engine, older_than: timedelta, *, now: datetime | None = None) -> int:
+    """Deliveries left in ``sending`` by a worker that died: the server may or may not have taken
+    the message, so they become ``unknown`` for an operator to re-send, never re-sent blindly."""
+    now = now or utcnow()
+    dd = document_delivery.c
+    with engine.begin() as conn:
+        return int(conn.execute(update(document_delivery).where(
+            dd.status == "sending", dd.claimed_at < now - older_than)
+            .values(status="unknown", last_error="the worker stopped while sending")).rowcount)
