@@ -109,11 +109,13 @@ def ocpp_env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     assert draft["ok"], draft
     _ok(c.post(f"/rulesets/{rs}/versions", json={"draft_id": draft["id"], "effective_from": "2021-01-01T00:00:00Z"},
                headers=a.h("approver")))
-    _ok(c.patch(f"/locations/{a.ids['location_id']}", json={"ruleset_id": rs}, headers=a.h()))
+    # a location of our own: the shared API fixtures may put access rules on theirs
+    loc = _ok(c.post("/locations", json={"code": "ocpp_site", "name": "OCPP site", "country": "DE",
+                                         "timezone": "Europe/Berlin", "ruleset_id": rs}, headers=a.h()))["id"]
     gw, _thread = start_gateway_thread(env.engine, GatewaySettings(host="127.0.0.1", port=0, response_timeout=5,
                                                                    cost_update_interval_s=0))
     oe = OcppEnv(env, gw, ids=dict(a.ids))
-    oe.ids["ruleset_id"] = rs
+    oe.ids["ruleset_id"], oe.ids["location_id"] = rs, loc
     try:
         yield oe
     finally:
@@ -159,6 +161,11 @@ class Charger201(Cp201):
     def on_request_start(self, id_token: dict[str, Any], remote_start_id: int, **kw: Any) -> Any:
         self.remote.append(("RequestStartTransaction", {"id_token": id_token, **kw}))
         return result201.RequestStartTransaction(status="Accepted")
+
+    @on(Action201.change_availability)
+    def on_change_availability(self, operational_status: str, **kw: Any) -> Any:
+        self.remote.append(("ChangeAvailability", {"operational_status": operational_status, **kw}))
+        return result201.ChangeAvailability(status="Rejected")
 
     @on(Action201.request_stop_transaction)
     def on_request_stop(self, transaction_id: str, **kw: Any) -> Any:
