@@ -106,6 +106,8 @@ class Gateway:
         self._seen: dict[str, datetime] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._pending: dict[str, service.CpInfo] = {}
+        self._ready: list[int] = []
+        self._finalizer: asyncio.Task[Any] | None = None
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -254,16 +256,23 @@ class Gateway:
             await self._flush_seen()
 
     def schedule_finalize(self, tx_id: int) -> None:
-        async def run() -> None:
+        """Store the session of a stopped transaction soon. Stops are collected and stored in
+        batches (one import, one audit entry per batch), which is what keeps up with thousands of
+        chargers; the stop itself is already committed, so nothing waits for this."""
+        self._ready.append(tx_id)
+        if self._finalizer is None or self._finalizer.done():
+            self._finalizer = self._spawn(self._finalize_loop())
+
+    async def _finalize_loop(self) -> None:
+        while self._ready:
+            batch, self._ready = self._ready[:500], self._ready[500:]
             for attempt in range(5):
                 try:
-                    await self.db.read(lambda db: service.finalize(db, tx_id))
-                    return
+                    await self.db.read(lambda db: service.finalize_many(db, batch))
+                    break
                 except Exception:  # noqa: BLE001  (stays 'stopped': retried here and at the next start)
-                    log.warning("finalizing transaction %s failed (attempt %d)", tx_id, attempt + 1, exc_info=True)
+                    log.warning("storing %d sessions failed (attempt %d)", len(batch), attempt + 1, exc_info=True)
                     await asyncio.sleep(0.2 * (attempt + 1))
-
-        self._spawn(run())
 
     # --- remote commands --------------------------------------------------------------------------
 

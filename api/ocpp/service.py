@@ -429,26 +429,42 @@ def facts_for(db: Session, tx: OcppTransaction, end: datetime | None = None) -> 
 
 
 def finalize(db: Session, tx_id: int) -> str | None:
-    """Turn a stopped transaction into a rated ``ChargingSession`` (through ``import_sessions``, so
-    exactly as imported CDRs are). Safe to run twice: the external id makes the second 'unchanged'."""
+    """Turn a stopped transaction into a rated ``ChargingSession``; see ``finalize_many``."""
+    return finalize_many(db, [tx_id]).get(tx_id)
+
+
+def finalize_many(db: Session, tx_ids: list[int]) -> dict[int, str | None]:
+    """Turn stopped transactions into rated ``ChargingSession``s through ``import_sessions``, so
+    exactly as imported CDRs are (enriched, rated with the version in force at the start, stored,
+    audited) and in batches per tenant, as an import is. Safe to run twice: the external id makes a
+    second run 'unchanged'. -> session id per transaction (None: not stored, see its status)."""
     from api.session_io import Incoming, import_sessions
 
-    tx = db.get(OcppTransaction, tx_id)
-    if tx is None or tx.status != "stopped" or tx.start is None or tx.stop is None:
-        return tx.session_id if tx else None
-    facts = facts_for(db, tx)
-    scope = Scope(db, Actor(tenant_id=tx.tenant_id, user_id=GATEWAY_USER, role="operator"))
-    result = import_sessions(scope, [Incoming(external_id=facts["id"], source="ocpp", facts=facts)])
-    item = result.items[0]
-    if item.session_id:
-        status, reason = "completed", ""
-    else:
-        status, reason = "failed", f"{item.code}: {item.message}"[:300]
-    db.execute(update(OcppTransaction).where(OcppTransaction.id == tx_id).values(
-        status=status, session_id=item.session_id, external_id=facts["id"], review_reason=reason,
-        updated_at=utcnow()))
-    db.commit()
-    return item.session_id
+    txs = [tx for tx in db.execute(select(OcppTransaction).where(
+        OcppTransaction.id.in_(tx_ids))).scalars()]  # type: ignore[union-attr]
+    out: dict[int, str | None] = {}
+    by_tenant: dict[str, list[tuple[OcppTransaction, dict[str, Any]]]] = {}
+    for tx in txs:
+        assert tx.id is not None
+        if tx.status != "stopped" or tx.start is None or tx.stop is None:
+            out[tx.id] = tx.session_id
+            continue
+        by_tenant.setdefault(tx.tenant_id, []).append((tx, facts_for(db, tx)))
+    for tenant_id, items in by_tenant.items():
+        scope = Scope(db, Actor(tenant_id=tenant_id, user_id=GATEWAY_USER, role="operator"))
+        result = import_sessions(scope, [Incoming(external_id=f["id"], source="ocpp", facts=f) for _, f in items])
+        for (tx, facts), item in zip(items, result.items):
+            assert tx.id is not None
+            if item.session_id:
+                status, reason = "completed", ""
+            else:
+                status, reason = "failed", f"{item.code}: {item.message}"[:300]
+            db.execute(update(OcppTransaction).where(OcppTransaction.id == tx.id).values(
+                status=status, session_id=item.session_id, external_id=facts["id"], review_reason=reason,
+                updated_at=utcnow()))
+            out[tx.id] = item.session_id
+        db.commit()
+    return out
 
 
 def pending_finalization(db: Session) -> list[int]:
