@@ -23,6 +23,7 @@ from sqlalchemy import Engine
 from api.areas import audit, customers, ocpp, partners, pricing, rulesets, sessions, sites, tenancy
 from api.auth import ApiKeyMiddleware
 from api.errors import exception_handlers
+from api.openapi import align_component_schemas
 from store.db import make_engine, migrate, session_factory
 
 __all__ = ["Settings", "create_app"]
@@ -71,7 +72,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     auth = DefineMiddleware(ApiKeyMiddleware, exclude=["^/schema", "^/health"])
     from api.health import health
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[health, tenancy.router, customers.router, sites.router, partners.router,
                         rulesets.router, pricing.router, sessions.router, audit.router, ocpp.router],
         middleware=[auth],
@@ -85,3 +86,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
         on_startup=[limit_threads],
         on_shutdown=[lambda: engine.dispose()] if settings.engine is None else [],
     )
+    align_component_schemas(app)
+    return app

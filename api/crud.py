@@ -23,11 +23,13 @@ from api.errors import PROBLEM_MEDIA_TYPE, Problem
 from store.repo import Repo, Scope
 
 __all__ = ["route", "open_scope", "ReadModel", "WriteModel", "page_of", "crud_router", "Ref",
-           "LimitParam", "CursorParam", "SearchParam"]
+           "LimitParam", "CursorParam", "SearchParam", "IdPath"]
 
 LimitParam = Annotated[int, Parameter(ge=1, le=200, description="page size")]
 CursorParam = Annotated[str | None, Parameter(max_length=200, description="next_cursor of the previous page")]
 SearchParam = Annotated[str | None, Parameter(max_length=100, description="case-insensitive search")]
+# evbill ids are "<prefix>_<hex>"; saying so keeps ids with "/" or "%" out of the path entirely
+IdPath = Annotated[str, Parameter(pattern=r"^[A-Za-z0-9_-]{1,40}$", description="evbill id")]
 
 
 class ReadModel(BaseModel):
@@ -84,7 +86,7 @@ _pages: dict[type[BaseModel], type[BaseModel]] = {}
 def page_of(read: type[BaseModel]) -> type[BaseModel]:
     if read not in _pages:
         name = read.__name__.removesuffix("Read") + "Page"
-        _pages[read] = create_model(name, items=(list[read], ...), next_cursor=(str | None, None))  # type: ignore[valid-type]
+        _pages[read] = create_model(name, __base__=ReadModel, items=(list[read], ...), next_cursor=(str | None, None))  # type: ignore[valid-type]
     return _pages[read]
 
 
@@ -180,7 +182,7 @@ def crud_router(
     id_param = [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD),
                 inspect.Parameter(id_name, inspect.Parameter.KEYWORD_ONLY)]
     get_handler.__signature__ = inspect.Signature(id_param)  # type: ignore[attr-defined]
-    get_handler.__annotations__ = {"request": Request, id_name: str, "return": read}
+    get_handler.__annotations__ = {"request": Request, id_name: IdPath, "return": read}
     get_handler.__name__ = f"get_{entity}"
 
     def update_handler(request: Request[Any, Any, Any], data: Any, **kw: Any) -> Any:
@@ -198,7 +200,7 @@ def crud_router(
 
     update_handler.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [*id_param, inspect.Parameter("data", inspect.Parameter.KEYWORD_ONLY)])
-    update_handler.__annotations__ = {"request": Request, id_name: str, "data": update, "return": read}
+    update_handler.__annotations__ = {"request": Request, id_name: IdPath, "data": update, "return": read}
     update_handler.__name__ = f"update_{entity}"
 
     def delete_handler(request: Request[Any, Any, Any], **kw: Any) -> None:
@@ -208,7 +210,7 @@ def crud_router(
             scope.commit()
 
     delete_handler.__signature__ = inspect.Signature(id_param)  # type: ignore[attr-defined]
-    delete_handler.__annotations__ = {"request": Request, id_name: str, "return": None}
+    delete_handler.__annotations__ = {"request": Request, id_name: IdPath, "return": None}
     delete_handler.__name__ = f"delete_{entity}"
 
     handlers = [

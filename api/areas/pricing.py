@@ -10,7 +10,7 @@ from litestar import Request, Router
 from pydantic import AwareDatetime, Field
 from sqlalchemy import delete, select
 
-from api.crud import CursorParam, LimitParam, ReadModel, WriteModel, crud_router, open_scope, page_of, route
+from api.crud import IdPath, CursorParam, LimitParam, ReadModel, WriteModel, crud_router, open_scope, page_of, route
 from api.schemas import Currency, DecimalOut, DecimalStr, read_of, update_of
 from store.errors import InvalidInput
 from store.models import PricePoint, PriceSeries
@@ -56,7 +56,7 @@ PricePointPage = page_of(PricePointRead)
 
 @route("PUT", "/price-series/{price_series_id:str}/points", operation_id="put_price_points",
        roles="pricing_write", summary="Write points of a series (replacing points at the same start)")
-def put_price_points(request: Request[Any, Any, Any], price_series_id: str, data: PricePointsPut) -> PricePointsResult:
+def put_price_points(request: Request[Any, Any, Any], price_series_id: IdPath, data: PricePointsPut) -> PricePointsResult:
     with open_scope(request) as scope:
         series = scope.repo(PriceSeries, "price_series", "ps").get(price_series_id)
         starts = [p.start for p in data.points]
@@ -75,7 +75,7 @@ def put_price_points(request: Request[Any, Any, Any], price_series_id: str, data
 
 @route("GET", "/price-series/{price_series_id:str}/points", operation_id="list_price_points", roles="read",
        summary="Points of a series in time order")
-def list_price_points(request: Request[Any, Any, Any], price_series_id: str, limit: LimitParam = 50,
+def list_price_points(request: Request[Any, Any, Any], price_series_id: IdPath, limit: LimitParam = 50,
                       cursor: CursorParam = None, start_from: Optional[datetime] = None,
                       start_before: Optional[datetime] = None) -> PricePointPage:  # type: ignore[valid-type]
     with open_scope(request) as scope:

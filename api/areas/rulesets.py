@@ -16,7 +16,7 @@ from litestar import Request, Router
 from pydantic import AwareDatetime, Field
 from sqlalchemy import func, select
 
-from api.crud import CursorParam, LimitParam, ReadModel, WriteModel, crud_router, open_scope, page_of, route
+from api.crud import IdPath, CursorParam, LimitParam, ReadModel, WriteModel, crud_router, open_scope, page_of, route
 from api.rating import compile_source, compiled
 from api.schemas import Id, read_of, update_of
 from api.session_io import SessionIn, rate_facts
@@ -222,7 +222,7 @@ def _version(scope: Scope, ruleset_id: str, number: int) -> RulesetVersion:
 
 @route("POST", "/rulesets/{ruleset_id:str}/drafts", operation_id="create_ruleset_draft", roles="ruleset_write",
        status_code=201, summary="Upload a draft; the answer carries its diagnostics")
-def create_ruleset_draft(request: Request[Any, Any, Any], ruleset_id: str, data: DraftCreate) -> DraftRead:
+def create_ruleset_draft(request: Request[Any, Any, Any], ruleset_id: IdPath, data: DraftCreate) -> DraftRead:
     with open_scope(request) as scope:
         ruleset = scope.repo(Ruleset, "ruleset", "rs").get(ruleset_id)
         draft = create_draft(scope, ruleset, data.source)
@@ -232,7 +232,7 @@ def create_ruleset_draft(request: Request[Any, Any, Any], ruleset_id: str, data:
 
 @route("GET", "/rulesets/{ruleset_id:str}/drafts", operation_id="list_ruleset_drafts", roles="read",
        summary="Drafts of a ruleset, oldest first")
-def list_ruleset_drafts(request: Request[Any, Any, Any], ruleset_id: str, limit: LimitParam = 50,
+def list_ruleset_drafts(request: Request[Any, Any, Any], ruleset_id: IdPath, limit: LimitParam = 50,
                         cursor: CursorParam = None) -> DraftPage:  # type: ignore[valid-type]
     with open_scope(request) as scope:
         scope.repo(Ruleset, "ruleset", "rs").get(ruleset_id)
@@ -243,7 +243,7 @@ def list_ruleset_drafts(request: Request[Any, Any, Any], ruleset_id: str, limit:
 
 @route("GET", "/ruleset-drafts/{draft_id:str}", operation_id="get_ruleset_draft", roles="read",
        summary="A draft with its diagnostics")
-def get_ruleset_draft(request: Request[Any, Any, Any], draft_id: str) -> DraftRead:
+def get_ruleset_draft(request: Request[Any, Any, Any], draft_id: IdPath) -> DraftRead:
     with open_scope(request) as scope:
         return DraftRead.model_validate(scope.repo(RulesetDraft, "ruleset_draft", "rsd").get(draft_id),
                                         from_attributes=True)
@@ -251,7 +251,7 @@ def get_ruleset_draft(request: Request[Any, Any, Any], draft_id: str) -> DraftRe
 
 @route("POST", "/rulesets/{ruleset_id:str}/versions", operation_id="publish_ruleset_version", roles="publish",
        status_code=201, summary="Publish a clean draft as an immutable version (not by its author)")
-def publish_ruleset_version(request: Request[Any, Any, Any], ruleset_id: str, data: PublishIn) -> VersionRead:
+def publish_ruleset_version(request: Request[Any, Any, Any], ruleset_id: IdPath, data: PublishIn) -> VersionRead:
     with open_scope(request) as scope:
         ruleset = scope.repo(Ruleset, "ruleset", "rs").get(ruleset_id)
         version = publish(scope, ruleset, data)
@@ -261,7 +261,7 @@ def publish_ruleset_version(request: Request[Any, Any, Any], ruleset_id: str, da
 
 @route("GET", "/rulesets/{ruleset_id:str}/versions", operation_id="list_ruleset_versions", roles="read",
        summary="Published versions, oldest first")
-def list_ruleset_versions(request: Request[Any, Any, Any], ruleset_id: str, limit: LimitParam = 50,
+def list_ruleset_versions(request: Request[Any, Any, Any], ruleset_id: IdPath, limit: LimitParam = 50,
                           cursor: CursorParam = None) -> VersionPage:  # type: ignore[valid-type]
     with open_scope(request) as scope:
         scope.repo(Ruleset, "ruleset", "rs").get(ruleset_id)
@@ -272,7 +272,7 @@ def list_ruleset_versions(request: Request[Any, Any, Any], ruleset_id: str, limi
 
 @route("GET", "/ruleset-versions/{version_id:str}", operation_id="get_ruleset_version", roles="read",
        summary="A published version with its source")
-def get_ruleset_version(request: Request[Any, Any, Any], version_id: str) -> VersionDetail:
+def get_ruleset_version(request: Request[Any, Any, Any], version_id: IdPath) -> VersionDetail:
     with open_scope(request) as scope:
         return VersionDetail.model_validate(scope.repo(RulesetVersion, "ruleset_version", "rsv").get(version_id),
                                             from_attributes=True)
@@ -280,7 +280,7 @@ def get_ruleset_version(request: Request[Any, Any, Any], version_id: str) -> Ver
 
 @route("GET", "/rulesets/{ruleset_id:str}/diff", operation_id="diff_ruleset_versions", roles="read",
        summary="Unified diff between two versions' sources")
-def diff_ruleset_versions(request: Request[Any, Any, Any], ruleset_id: str, from_version: int,
+def diff_ruleset_versions(request: Request[Any, Any, Any], ruleset_id: IdPath, from_version: int,
                           to_version: int) -> DiffRead:
     with open_scope(request) as scope:
         ruleset = scope.repo(Ruleset, "ruleset", "rs").get(ruleset_id)

@@ -11,7 +11,7 @@ from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Sche
 from pydantic import Field
 from sqlalchemy import select
 
-from api.crud import CursorParam, LimitParam, ReadModel, SearchParam, WriteModel, open_scope, page_of, route
+from api.crud import IdPath, CursorParam, LimitParam, ReadModel, SearchParam, WriteModel, open_scope, page_of, route
 from api.schemas import DecimalOut
 from api.session_io import (MAX_BATCH, CdrIn, ImportResult, Incoming, SessionIn, cdr_to_facts, import_sessions,
                             parse_csv, rerate)
@@ -211,7 +211,7 @@ def list_sessions(request: Request[Any, Any, Any], limit: LimitParam = 50, curso
 
 @route("GET", "/sessions/{session_id:str}", operation_id="get_session", roles="sessions_read",
        summary="A session with its charging periods and current rating (lines and trace)")
-def get_session(request: Request[Any, Any, Any], session_id: str) -> SessionDetail:
+def get_session(request: Request[Any, Any, Any], session_id: IdPath) -> SessionDetail:
     with open_scope(request) as scope:
         s = _get(scope, session_id)
         periods = scope.db.execute(select(ChargingPeriodRow).where(ChargingPeriodRow.session_id == s.id)
@@ -225,7 +225,7 @@ def get_session(request: Request[Any, Any, Any], session_id: str) -> SessionDeta
 
 @route("GET", "/sessions/{session_id:str}/ratings", operation_id="list_session_ratings", roles="sessions_read",
        summary="Every rating of a session, oldest first (re-ratings append)")
-def list_session_ratings(request: Request[Any, Any, Any], session_id: str) -> list[RatingRead]:
+def list_session_ratings(request: Request[Any, Any, Any], session_id: IdPath) -> list[RatingRead]:
     with open_scope(request) as scope:
         s = _get(scope, session_id)
         ratings = scope.db.execute(select(SessionRating).where(SessionRating.session_id == s.id)
@@ -235,7 +235,7 @@ def list_session_ratings(request: Request[Any, Any, Any], session_id: str) -> li
 
 @route("POST", "/sessions/{session_id:str}/rerate", operation_id="rerate_session", roles="sessions_write",
        status_code=201, summary="Rate again with the version in force (or a given one); appends a rating")
-def rerate_session(request: Request[Any, Any, Any], session_id: str, data: RerateIn) -> RatingRead:
+def rerate_session(request: Request[Any, Any, Any], session_id: IdPath, data: RerateIn) -> RatingRead:
     with open_scope(request) as scope:
         s = _get(scope, session_id)
         return _rating(scope, rerate(scope, s, data.reason, data.ruleset_version_id))

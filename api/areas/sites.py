@@ -11,7 +11,7 @@ import secrets
 from litestar import Request, Router
 from pydantic import Field, field_validator
 
-from api.crud import ReadModel, Ref, WriteModel, crud_router, open_scope, route
+from api.crud import IdPath, ReadModel, Ref, WriteModel, crud_router, open_scope, route
 from api.schemas import Country, DecimalStr, Id, RefId, read_of, update_of
 from store.errors import InvalidInput
 from store.models import ChargePoint, Evse, Location, Partner, Ruleset
@@ -109,7 +109,7 @@ class ChargePointCredential(ReadModel):
 
 @route("POST", "/charge-points/{charge_point_id:str}/password", operation_id="rotate_charge_point_password",
        roles="write", status_code=201, summary="Issue a new OCPP password for a charge point (shown once)")
-def rotate_charge_point_password(request: Request[Any, Any, Any], charge_point_id: str) -> ChargePointCredential:
+def rotate_charge_point_password(request: Request[Any, Any, Any], charge_point_id: IdPath) -> ChargePointCredential:
     with open_scope(request) as scope:
         repo = scope.repo(ChargePoint, "charge_point", "cp")
         cp = repo.get(charge_point_id)

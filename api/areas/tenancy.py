@@ -9,7 +9,7 @@ from litestar import Request, Router
 from pydantic import Field
 
 from api.auth import invalidate_key
-from api.crud import CursorParam, LimitParam, ReadModel, Ref, WriteModel, crud_router, open_scope, page_of, route
+from api.crud import IdPath, CursorParam, LimitParam, ReadModel, Ref, WriteModel, crud_router, open_scope, page_of, route
 from api.schemas import Country, Currency, Id, RefId, read_of, update_of
 from store.errors import InvalidInput
 from store.models import ApiKey, Partner, Tenant, User
@@ -165,7 +165,7 @@ def list_api_keys(request: Request[Any, Any, Any], limit: LimitParam = 50, curso
 
 @route("DELETE", "/api-keys/{api_key_id:str}", operation_id="revoke_api_key", roles="admin", status_code=204,
        summary="Revoke an API key")
-def revoke_api_key(request: Request[Any, Any, Any], api_key_id: str) -> None:
+def revoke_api_key(request: Request[Any, Any, Any], api_key_id: IdPath) -> None:
     with open_scope(request) as scope:
         repo = scope.repo(ApiKey, "api_key", "key")
         key = repo.get(api_key_id)

@@ -99,6 +99,11 @@ def make_tenant(client: TestClient[Any], engine: Engine, name: str) -> Tenantry:
     t.ids["evse_id"] = _ok(c.post("/evses", json={
         "location_id": t.ids["location_id"], "charge_point_id": t.ids["charge_point_id"],
         "evse_uid": "DE*ABC*E1*1", "max_power_kw": "22"}, headers=h))["id"]
+    # a rule that decides nothing for the seeded tokens (OCPP tests build on these tenants)
+    t.ids["access_rule_id"] = _ok(c.post("/access-rules", json={
+        "location_id": t.ids["location_id"], "subject": "customer_group", "value": "nobody_in_particular",
+        "effect": "deny"}, headers=h))["id"]
+    t.ids["transaction_id"] = str(_ocpp_transaction(engine, t))
     t.ids["price_series_id"] = _ok(c.post("/price-series", json={"name": "spot_de"}, headers=h))["id"]
     _ok(c.put(f"/price-series/{t.ids['price_series_id']}/points", json={"points": [
         {"start": "2026-03-01T00:00:00Z", "value": "0.1012"}, {"start": "2026-03-01T01:00:00Z", "value": "0.0950"}]},
@@ -121,6 +126,23 @@ def make_tenant(client: TestClient[Any], engine: Engine, name: str) -> Tenantry:
     t.ids["session_id"] = res["items"][0]["session_id"]
     t.ids["other_session_id"] = res["items"][1]["session_id"]
     return t
+
+
+def _ocpp_transaction(engine: Engine, t: Tenantry) -> int:
+    """A gateway transaction row, as the OCPP gateway would have written it."""
+    from datetime import datetime, timezone
+    from decimal import Decimal
+
+    from store.ocpp import OcppTransaction
+
+    with Session(engine) as db:
+        tx = OcppTransaction(tenant_id=t.tenant_id, charge_point_id=t.ids["charge_point_id"],
+                             identity=f"CP-{t.name}-1", ocpp_version="1.6", transaction_ref=f"tx-{t.name}",
+                             location_id=t.ids["location_id"], connector_id=1, id_tag=f"TOK-{t.name}",
+                             start=datetime(2026, 3, 1, 9, tzinfo=timezone.utc), meter_start_wh=Decimal(1000))
+        db.add(tx)
+        db.commit()
+        return int(tx.id or 0)
 
 
 def build_env(backend: str, tmp: Path) -> tuple[Env, Any]:

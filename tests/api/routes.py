@@ -62,6 +62,13 @@ def bodies(t: Tenantry) -> dict[str, Any]:
         "import_sessions_batch": {"sessions": [dict(SESSION, id="S-1", location_id="berlin_1")]},
         "import_ocpi_cdrs": {"cdrs": [CDR]},
         "rerate_session": {"reason": "tariff fix"},
+        "rotate_charge_point_password": {},
+        "set_charge_point_password": {},
+        "create_access_rule": {"location_id": ids["location_id"], "subject": "anyone"},
+        "update_access_rule": {"priority": 5},
+        "remote_start": {"id_tag": "TOK"},
+        "remote_stop": {"transaction_id": int(ids["transaction_id"])},
+        "change_availability": {"type": "Operative"},
     }
 
 

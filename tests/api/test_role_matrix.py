@@ -33,7 +33,10 @@ def expected_roles(op_id: str) -> set[str]:
         return {"admin", "approver"}
     if op_id in ("create_price_series", "update_price_series", "put_price_points"):
         return {"admin", "analyst", "operator"}
-    if op_id == "rotate_charge_point_password":
+    if op_id in ("rotate_charge_point_password", "set_charge_point_password", "remote_start", "remote_stop",
+                 "change_availability"):
+        return WRITE
+    if op_id in ("list_ocpp_transactions", "get_ocpp_transaction", "get_ocpp_transaction_cost"):
         return WRITE
     if op_id.startswith(("list_", "get_", "diff_")):
         return READ

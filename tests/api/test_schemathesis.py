@@ -38,8 +38,11 @@ schema = schemathesis.openapi.from_asgi("/schema/openapi.json", _app())
           suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_openapi(case: Any) -> None:
     case.headers = {**(case.headers or {}), "Authorization": f"Bearer {_env.a.keys['admin']}"}
-    case.call_and_validate(checks=[not_a_server_error, response_schema_conformance, status_code_conformance,
-                                   content_type_conformance])
+    if os.environ.get("EVBILL_SCHEMATHESIS_ALL_CHECKS"):
+        case.call_and_validate()
+    else:
+        case.call_and_validate(checks=[not_a_server_error, response_schema_conformance, status_code_conformance,
+                                       content_type_conformance])
 
 
 _ = pytest
@@ -75,7 +78,9 @@ def test_responses_for_real_objects_match_the_schema() -> None:
         resp = case.call_and_validate(checks=[not_a_server_error, response_schema_conformance,
                                               status_code_conformance, content_type_conformance])
         # deleting an object others still refer to is refused with 409 still_referenced
-        ok = resp.status_code < 400 or (resp.status_code == 409 and resp.json()["code"] == "still_referenced")
+        # and commands to a charger that is not connected are refused with 409 as well
+        ok = resp.status_code < 400 or (resp.status_code == 409 and resp.json()["code"] in (
+            "still_referenced", "charge_point_not_connected"))
         assert ok, (op_id, resp.status_code, resp.text)
         checked += 1
     assert checked >= 80

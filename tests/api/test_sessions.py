@@ -98,3 +98,28 @@ def test_rerate_appends_and_keeps_history(env: Env) -> None:
     assert audit and audit[-1]["entity_id"] == sid
     r = c.post(f"/sessions/{sid}/rerate", json={"reason": "x", "ruleset_version_id": "rsv_nope"}, headers=a.h())
     assert r.status_code == 404 and r.json()["code"] == "ruleset_version_not_found"
+
+
+SPOT_RULESET = """ruleset spot currency EUR timezone Europe/Berlin
+series spot_de "day-ahead" per kWh
+tariff dynamic "Dynamic" {
+  vat 19%
+  energy index(spot_de) * 1.10 + 0.12 per kWh
+}
+"""
+
+
+def test_indexed_prices_use_the_stored_price_series(env: Env) -> None:
+    """The seeded series spot_de has 0.1012 from 00:00 and 0.0950 from 01:00 UTC on 2026-03-01."""
+    c, a = env.client, env.a
+    out = c.post("/rulesets/simulate", json={"source": SPOT_RULESET, "sessions": [
+        {"id": "spot-1", "start": "2026-03-01T00:10:00Z", "end": "2026-03-01T00:40:00Z", "energy_kwh": "10"}]},
+        headers=a.h("analyst")).json()
+    s = out["sessions"][0]
+    assert s["ok"], out
+    # 10 kWh × (0.1012 × 1.10 + 0.12) = 10 × 0.23132
+    assert s["result"]["totals"]["net_unrounded"] == "2.3132"
+    out = c.post("/rulesets/simulate", json={"source": SPOT_RULESET, "sessions": [
+        {"id": "spot-2", "start": "2026-02-01T00:10:00Z", "end": "2026-02-01T00:40:00Z", "energy_kwh": "10"}]},
+        headers=a.h("analyst")).json()
+    assert out["sessions"][0]["code"] == "rating_failed" and "spot_de" in out["sessions"][0]["message"]
