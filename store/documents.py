@@ -61,6 +61,7 @@ document = Table(
     Column("issue_date", Date(), nullable=False),
     Column("currency", String(3), nullable=False),
     Column("gross_total", ExactDecimal(), nullable=False),
+    Column("language", String(2), nullable=False),
     # the billing invoice this was rendered from (no foreign key: billing is a migration branch of
     # its own, and documents also come from other sources such as revenue-share payouts)
     Column("source_invoice_id", String(40), nullable=True),
@@ -129,6 +130,7 @@ class StoredDocument:
     issue_date: date
     currency: str
     gross_total: Decimal
+    language: str
     source_invoice_id: str | None
     customer_id: str | None
     corrects_number: str | None
@@ -140,7 +142,7 @@ class StoredDocument:
     def of(row: Any, created: bool = False) -> StoredDocument:
         return StoredDocument(row.id, row.tenant_id, row.kind, row.number, row.format, row.media_type,
                               row.filename, row.size, row.sha256, row.issue_date, row.currency,
-                              row.gross_total, row.source_invoice_id, row.customer_id, row.corrects_number,
+                              row.gross_total, row.language, row.source_invoice_id, row.customer_id, row.corrects_number,
                               row.delivery_status, row.created_at, created)
 
 
@@ -160,7 +162,7 @@ def _filename(number: str, fmt: str, media_type: str) -> str:
 
 def store_document(conn: Connection, tenant_id: str, *, kind: str, number: str, fmt: str, media_type: str,
                    content: bytes, issue_date: date, currency: str, gross_total: Decimal,
-                   source_invoice_id: str | None = None, customer_id: str | None = None,
+                   language: str = "de", source_invoice_id: str | None = None, customer_id: str | None = None,
                    corrects_number: str | None = None) -> StoredDocument:
     """Archive one rendered document; idempotent for the same bytes, refused for different ones."""
     if kind not in KINDS:
@@ -188,7 +190,7 @@ def store_document(conn: Connection, tenant_id: str, *, kind: str, number: str, 
     row = dict(id=new_id("doc"), tenant_id=tenant_id, kind=kind, number=number, format=fmt, media_type=media_type,
                filename=_filename(number, fmt, media_type), content=content, size=len(content), sha256=digest,
                issue_date=issue_date, currency=currency, gross_total=gross_total,
-               source_invoice_id=source_invoice_id, customer_id=customer_id, corrects_number=corrects_number,
+               language=language, source_invoice_id=source_invoice_id, customer_id=customer_id, corrects_number=corrects_number,
                delivery_status="none", created_at=utcnow())
     conn.execute(insert(document).values(**row))
     row.pop("content")
@@ -431,3 +433,58 @@ def mark_stuck_unknown(engine: Engine, older_than: timedelta, *, now: datetime |
         return int(conn.execute(update(document_delivery).where(
             dd.status == "sending", dd.claimed_at < now - older_than)
             .values(status="unknown", last_error="the worker stopped while sending")).rowcount)
+
+
+# ---------------------------------------------------------------------------------- issuing
+
+def issue_documents(engine: Engine, tenant_id: str, doc: Any, formats: Sequence[str], *,
+                    source_invoice_id: str | None = None, customer_id: str | None = None,
+                    email: str = "", requested_by: str = "") -> list[StoredDocument]:
+    """Render ``doc`` (a ``runtime.documents.Document``) in ``formats``, archive every rendering
+    and queue its e-mail (one message, all formats attached) when ``email`` is given.
+
+    Safe to retry: rendering is deterministic, so a second run archives nothing new; if the bytes
+    ever came out different (a changed template), the archived document wins and
+    ``DocumentImmutable`` is raised rather than silently issuing a second version."""
+    from runtime.documents import MEDIA_TYPES, render
+
+    rendered = [(fmt, render(doc, fmt)) for fmt in formats]  # CPU first, outside the transaction
+    kind = doc.kind.value
+    totals = doc.totals
+    out = []
+    with engine.begin() as conn:
+        for fmt, content in rendered:
+            out.append(store_document(
+                conn, tenant_id, kind=kind, number=doc.number, fmt=fmt, media_type=MEDIA_TYPES[fmt],
+                content=content, issue_date=doc.issue_date, currency=doc.currency, gross_total=totals.gross,
+                language=doc.language, source_invoice_id=source_invoice_id, customer_id=customer_id,
+                corrects_number=doc.preceding.number if doc.preceding is not None else None))
+        if email:
+            request_delivery(conn, tenant_id, doc.number, email, list(formats), requested_by=requested_by)
+    return out
+
+
+def message_builder(engine: Engine, *, sender: str = "") -> MessageBuilder:
+    """Builds the e-mail of a delivery from the archived bytes, sent in the tenant's name."""
+    from runtime.documents.mail import Attachment, MailContent, build_message
+    from store.models import Tenant
+
+    tenants = Tenant.__table__  # type: ignore[attr-defined]
+
+    def build(d: Delivery, docs: list[tuple[StoredDocument, bytes]]) -> Any:
+        if not docs:
+            raise NotFound("document_not_found", f"document {d.number} is not in the archive")
+        with engine.connect() as conn:
+            t = conn.execute(select(tenants.c.name, tenants.c.legal_name, tenants.c.email)
+                             .where(tenants.c.id == d.tenant_id)).one()
+        first = docs[0][0]
+        content = MailContent(
+            kind=first.kind, number=d.number, issue_date=first.issue_date, gross_total=first.gross_total,
+            currency=first.currency, issuer_name=t.legal_name or t.name, sender=sender or t.email or "billing@localhost",
+            recipient=d.recipient, language=first.language, message_id=d.message_id)
+        order = {f: i for i, f in enumerate(d.formats)}
+        attachments = [Attachment(s.filename, s.media_type, b)
+                       for s, b in sorted(docs, key=lambda x: order.get(x[0].format, 99))]
+        return build_message(content, attachments)
+
+    return build

@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("issue_date", sa.Date(), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("gross_total", store.types.ExactDecimal(length=64), nullable=False),
+        sa.Column("language", sa.String(length=2), nullable=False),
         sa.Column("source_invoice_id", sa.String(length=40), nullable=True),
         sa.Column("customer_id", sa.String(length=40), nullable=True),
         sa.Column("corrects_number", sa.String(length=40), nullable=True),
