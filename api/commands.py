@@ -165,13 +165,13 @@ def _rate_period(rs: CompiledRuleset, sessions: list[SessionFacts], ctx: RatingC
 
 
 def ocpi_import(args: argparse.Namespace) -> int:
-    from dsl.ocpi import OcpiError, import_tariff
+    from dsl.ocpi import OcpiError, import_tariff, load_json
 
     text = _read(args.tariff)
     if text is None:
         return 1
     try:
-        print(import_tariff(json.loads(text)), end="")
+        print(import_tariff(load_json(text)), end="")
     except json.JSONDecodeError as exc:
         _err(f"{args.tariff}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")
         return 1
