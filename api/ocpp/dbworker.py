@@ -42,11 +42,23 @@ class DbWorker:
         self.side = ThreadPoolExecutor(side_threads, thread_name_prefix="ocpp-db")
         self.batches = 0
         self.jobs = 0
+        self.single_writer = engine.dialect.name == "sqlite"
 
     async def write(self, job: Callable[[Session], T]) -> T:
         """Run ``job(db)`` in the writer's next transaction; returns after the commit."""
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._q.put((job, fut))
+        return await fut
+
+    async def solo(self, job: Callable[[Session], T]) -> T:
+        """A job that commits on its own (storing sessions through ``import_sessions``). On SQLite
+        it runs on the writer thread between batches: SQLite has one writer at a time, and a second
+        writing thread would only wait on its lock (with busy-timeout sleeps of up to 100 ms). On
+        PostgreSQL it runs on the side pool, beside the writer."""
+        if not self.single_writer:
+            return await self.read(job)
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._q.put((_Solo(job), fut))
         return await fut
 
     async def read(self, job: Callable[[Session], T]) -> T:
@@ -80,7 +92,13 @@ class DbWorker:
                     stop = True
                     break
                 batch.append(nxt)
-            self._run_batch(batch)
+            # solo jobs run alone, after the batch they were queued with
+            solos = [b for b in batch if isinstance(b[0], _Solo)]
+            batch = [b for b in batch if not isinstance(b[0], _Solo)]
+            if batch:
+                self._run_batch(batch)
+            for solo in solos:
+                self._run_solo(solo)
             if stop:
                 return
 
@@ -103,6 +121,16 @@ class DbWorker:
         for (_, fut), res in zip(batch, results):
             _resolve(fut, res)
 
+    def _run_solo(self, item: tuple[Job, asyncio.Future[Any]]) -> None:
+        job, fut = item
+        try:
+            with self.sessions() as db:
+                res = job(db)
+        except Exception as exc:  # noqa: BLE001
+            _resolve(fut, exc=exc)
+            return
+        _resolve(fut, res)
+
     def _run_one(self, item: tuple[Job, asyncio.Future[Any]]) -> None:
         job, fut = item
         for attempt in range(3):
@@ -119,6 +147,14 @@ class DbWorker:
                 return
             _resolve(fut, res)
             return
+
+
+class _Solo:
+    def __init__(self, job: Job) -> None:
+        self.job = job
+
+    def __call__(self, db: Session) -> Any:
+        return self.job(db)
 
 
 def _current_exc() -> BaseException:

@@ -264,11 +264,13 @@ class Gateway:
             self._finalizer = self._spawn(self._finalize_loop())
 
     async def _finalize_loop(self) -> None:
+        # on SQLite storing runs on the writer thread, so small batches keep chargers' answers quick
+        size = 20 if self.db.single_writer else 500
         while self._ready:
-            batch, self._ready = self._ready[:500], self._ready[500:]
+            batch, self._ready = self._ready[:size], self._ready[size:]
             for attempt in range(5):
                 try:
-                    await self.db.read(lambda db: service.finalize_many(db, batch))
+                    await self.db.solo(lambda db: service.finalize_many(db, batch))
                     break
                 except Exception:  # noqa: BLE001  (stays 'stopped': retried here and at the next start)
                     log.warning("storing %d sessions failed (attempt %d)", len(batch), attempt + 1, exc_info=True)

@@ -184,8 +184,9 @@ def _insert_ignore(db: Session, table: Any, rows: list[dict[str, Any]], keys: li
         return 0
     dialect = db.get_bind().dialect.name
     mod = postgresql if dialect == "postgresql" else sqlite
-    stmt = mod.insert(table).values(rows).on_conflict_do_nothing(index_elements=keys)
-    return db.execute(stmt).rowcount or 0  # type: ignore[attr-defined]
+    # parameters passed separately (not .values(rows)) so the compiled statement is cached
+    stmt = mod.insert(table).on_conflict_do_nothing(index_elements=keys)
+    return db.execute(stmt, rows[0] if len(rows) == 1 else rows).rowcount or 0  # type: ignore[attr-defined]
 
 
 def add_meter_values(db: Session, tenant_id: str, tx_id: int, readings: list[Reading]) -> int:
@@ -274,12 +275,15 @@ def stop_transaction_16(db: Session, cp: CpInfo, transaction_id: int, meter_stop
 def meter_values_16(db: Session, cp: CpInfo, transaction_id: int | None, readings: list[Reading]) -> None:
     if transaction_id is None:
         return  # connector-level readings outside a transaction are not billed
-    tx = db.get(OcppTransaction, transaction_id)
-    if tx is None or tx.charge_point_id != cp.id:
-        ref = f"orphan:{transaction_id}"
-        tx = _tx_by_ref(db, cp, ref) or _new_tx(
-            db, cp, "1.6", ref, status="stop_without_start",
-            review_reason="MeterValues for a transaction this gateway never saw start")
+    # the hot path of a busy gateway: one indexed lookup, no ORM object
+    owner = db.execute(select(OcppTransaction.charge_point_id).where(OcppTransaction.id == transaction_id)).scalar()
+    if owner == cp.id:
+        add_meter_values(db, cp.tenant_id, transaction_id, readings)
+        return
+    ref = f"orphan:{transaction_id}"
+    tx = _tx_by_ref(db, cp, ref) or _new_tx(
+        db, cp, "1.6", ref, status="stop_without_start",
+        review_reason="MeterValues for a transaction this gateway never saw start")
     assert tx.id is not None
     add_meter_values(db, cp.tenant_id, tx.id, readings)
 
@@ -392,7 +396,8 @@ def external_id(tx: OcppTransaction) -> str:
     return f"ocpp:{tx.identity}:{tx.transaction_ref}"[:100]
 
 
-def facts_for(db: Session, tx: OcppTransaction, end: datetime | None = None) -> dict[str, Any]:
+def facts_for(db: Session, tx: OcppTransaction, end: datetime | None = None,
+              cache: dict[Any, Any] | None = None) -> dict[str, Any]:
     """The facts dict (``evbill rate`` JSON shape) of a transaction, up to ``end`` when it is still
     running. Energy register readings become ``meter_values``; rating decides charging vs parking."""
     assert tx.id is not None and tx.start is not None
@@ -412,10 +417,14 @@ def facts_for(db: Session, tx: OcppTransaction, end: datetime | None = None) -> 
     last = tx.meter_stop_wh if (end is None and tx.meter_stop_wh is not None) else (
         energies[-1] if energies else first)
     energy_kwh = max(Decimal(0), (last - first) / 1000)
-    cp = db.get(ChargePoint, tx.charge_point_id)
-    loc = db.get(Location, tx.location_id) if tx.location_id else None
-    evse = db.execute(select(Evse).where(Evse.tenant_id == tx.tenant_id, Evse.evse_uid == tx.evse_uid)).scalar() \
-        if tx.evse_uid else None
+    cache = {} if cache is None else cache
+    lkey, ekey = ("loc", tx.location_id), ("evse", tx.tenant_id, tx.evse_uid)
+    if lkey not in cache:
+        cache[lkey] = db.get(Location, tx.location_id) if tx.location_id else None
+    if ekey not in cache:
+        cache[ekey] = db.execute(select(Evse).where(Evse.tenant_id == tx.tenant_id,
+                                                    Evse.evse_uid == tx.evse_uid)).scalar() if tx.evse_uid else None
+    loc, evse = cache[lkey], cache[ekey]
     facts: dict[str, Any] = {
         "id": external_id(tx), "start": tx.start.isoformat(), "end": max(stop, tx.start).isoformat(),
         "energy_kwh": format(energy_kwh, "f"), "meter_values": mvs,
@@ -424,7 +433,6 @@ def facts_for(db: Session, tx: OcppTransaction, end: datetime | None = None) -> 
     }
     if evse is not None and evse.max_power_kw is not None:
         facts["max_power_kw"] = format(evse.max_power_kw, "f")
-    _ = cp
     return facts
 
 
@@ -444,12 +452,13 @@ def finalize_many(db: Session, tx_ids: list[int]) -> dict[int, str | None]:
         OcppTransaction.id.in_(tx_ids))).scalars()]  # type: ignore[union-attr]
     out: dict[int, str | None] = {}
     by_tenant: dict[str, list[tuple[OcppTransaction, dict[str, Any]]]] = {}
+    cache: dict[Any, Any] = {}
     for tx in txs:
         assert tx.id is not None
         if tx.status != "stopped" or tx.start is None or tx.stop is None:
             out[tx.id] = tx.session_id
             continue
-        by_tenant.setdefault(tx.tenant_id, []).append((tx, facts_for(db, tx)))
+        by_tenant.setdefault(tx.tenant_id, []).append((tx, facts_for(db, tx, cache=cache)))
     for tenant_id, items in by_tenant.items():
         scope = Scope(db, Actor(tenant_id=tenant_id, user_id=GATEWAY_USER, role="operator"))
         result = import_sessions(scope, [Incoming(external_id=f["id"], source="ocpp", facts=f) for _, f in items])

@@ -1,0 +1,367 @@
+"""OCPP gateway load test: N simulated chargers in a second process against the real gateway.
+
+    .venv/bin/python benchmarks/ocpp_load.py --chargers 5000 --duration 60 --meter-interval 2.5
+
+The gateway (this process) runs on a fresh database (SQLite in a temp dir, or
+``--database-url``/``EVBILL_BENCH_DATABASE_URL`` for PostgreSQL) with one tenant, one location,
+a published ruleset and N registered chargers with passwords. A second process (multiprocessing)
+opens N OCPP 1.6J connections with Basic auth and runs, per charger: BootNotification,
+StatusNotification, then transactions back to back (StartTransaction, MeterValues every
+``--meter-interval`` seconds, StopTransaction) with a Heartbeat every ``--heartbeat`` seconds.
+Real chargers send meter values every 10 s or more; the interval is compressed to reach the
+message rate of a larger fleet, and the report says by how much.
+
+It prints connections held, messages/s, p50/p99 response latency as the chargers saw it, and the
+sessions stored, checked against the transactions the chargers completed: zero lost, zero twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import multiprocessing as mp
+import os
+import random
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+TARIFF = """ruleset bench currency EUR timezone Europe/Berlin
+tariff standard "Standard" {
+  vat 19%
+  start_fee 0.50
+  energy 0.40 per kWh
+  when time 18:00..22:00 { energy 0.60 per kWh }
+}
+"""
+
+
+def raise_nofile() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else 1_048_576
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    except (ValueError, OSError):
+        pass
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+# --- setup --------------------------------------------------------------------------------------
+
+def setup(url: str, n: int) -> tuple[Any, dict[str, str]]:
+    from litestar.testing import TestClient
+    from sqlalchemy import insert
+    from sqlalchemy.orm import Session
+
+    from api.app import Settings, create_app
+    from api.ocpp import hash_password
+    from store.db import make_engine, migrate
+    from store.models import ChargePoint, Evse
+    from store.tenants import bootstrap_tenant, create_user, issue_key
+    from store.types import new_id, utcnow
+
+    engine = make_engine(url)
+    migrate(engine)
+    with Session(engine) as db:
+        tenant, cred = bootstrap_tenant(db, "bench")
+        tenant_id = tenant.id
+        approver = create_user(db, tenant_id, "approver@bench", "approver")
+        db.flush()
+        _, approver_key = issue_key(db, tenant_id, approver.id)
+        db.commit()
+    h = {"Authorization": f"Bearer {cred.key}"}
+    ha = {"Authorization": f"Bearer {approver_key}"}  # four eyes: another user publishes
+    with TestClient(create_app(Settings(engine=engine, migrate=False))) as c:
+        def ok(r: Any) -> dict[str, Any]:
+            assert r.status_code in (200, 201), r.text
+            return r.json()  # type: ignore[no-any-return]
+        rs = ok(c.post("/rulesets", json={"name": "bench"}, headers=h))["id"]
+        draft = ok(c.post(f"/rulesets/{rs}/drafts", json={"source": TARIFF}, headers=h))
+        ok(c.post(f"/rulesets/{rs}/versions", json={"draft_id": draft["id"],
+                                                    "effective_from": "2020-01-01T00:00:00Z"}, headers=ha))
+        loc = ok(c.post("/locations", json={"code": "bench_1", "name": "Bench", "country": "DE",
+                                            "timezone": "Europe/Berlin", "ruleset_id": rs}, headers=h))["id"]
+        ok(c.post("/access-rules", json={"location_id": loc, "subject": "anyone"}, headers=h))
+        ok(c.post("/tokens", json={"uid": "BENCH-TOKEN"}, headers=h))
+    passwords: dict[str, str] = {}
+    cps, evses = [], []
+    now = utcnow()
+    for i in range(n):
+        ident = f"BENCH-{i:05d}"
+        pw = f"pw-{i:05d}-{random.getrandbits(48):012x}"
+        passwords[ident] = pw
+        cp_id = new_id("cp")
+        cps.append({"id": cp_id, "tenant_id": tenant_id, "location_id": loc, "identity": ident, "ocpp_version": "1.6",
+                    "vendor": "", "model": "", "serial_number": "", "password_sha256": hash_password(pw),
+                    "status": "active", "created_at": now})
+        evses.append({"id": new_id("evse"), "tenant_id": tenant_id, "location_id": loc, "charge_point_id": cp_id,
+                      "evse_uid": f"DE*BEN*E{i:05d}*1", "connector_id": 1, "power_type": "AC",
+                      "max_power_kw": Decimal(22), "status": "available", "created_at": now})
+    with Session(engine) as db:
+        for k in range(0, n, 1000):
+            db.execute(insert(ChargePoint), cps[k:k + 1000])
+            db.execute(insert(Evse), evses[k:k + 1000])
+        db.commit()
+    return engine, passwords
+
+
+# --- the chargers (second process) --------------------------------------------------------------
+
+class Load:
+    def __init__(self) -> None:
+        self.lat: list[float] = []
+        self.sent = 0
+        self.errors = 0
+        self.connected = 0
+        self.peak_connected = 0
+        self.failed_connect = 0
+        self.started: set[int] = set()
+        self.stopped: set[int] = set()
+        self.unconfirmed_stops = 0
+
+
+async def charger(port: int, ident: str, pw: str, args: argparse.Namespace, load: Load, t_end: float,
+                  gate: asyncio.Semaphore, clock: list[datetime]) -> None:
+    import websockets
+
+    auth = "Basic " + base64.b64encode(f"{ident}:{pw}".encode()).decode()
+    async with gate:
+        for attempt in range(5):
+            try:
+                ws = await websockets.connect(f"ws://127.0.0.1:{port}/ocpp/{ident}", subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+                                              additional_headers={"Authorization": auth}, open_timeout=60,
+                                              ping_interval=None, compression=None, max_queue=4)
+                break
+            except Exception:  # noqa: BLE001
+                await asyncio.sleep(0.5 * (attempt + 1))
+        else:
+            load.failed_connect += 1
+            return
+    load.connected += 1
+    load.peak_connected = max(load.peak_connected, load.connected)
+    seq = 0
+
+    async def call(action: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+        nonlocal seq
+        seq += 1
+        uid = f"{ident}-{seq}"
+        t0 = time.perf_counter()
+        await ws.send(json.dumps([2, uid, action, payload]))
+        reply = json.loads(await ws.recv())
+        load.lat.append(time.perf_counter() - t0)
+        load.sent += 1
+        if reply[0] != 3 or reply[1] != uid:
+            load.errors += 1
+            return None
+        return reply[2]  # type: ignore[no-any-return]
+
+    def ts() -> str:
+        # simulated charger clock: advances 10 s per meter interval, so sessions look like real ones
+        return clock[0].isoformat().replace("+00:00", "Z")
+
+    try:
+        # spread the fleet's rhythm so messages do not arrive in lock step
+        await asyncio.sleep(random.random() * args.meter_interval)
+        await call("BootNotification", {"chargePointVendor": "Bench", "chargePointModel": "Sim"})
+        await call("StatusNotification", {"connectorId": 1, "errorCode": "NoError", "status": "Available"})
+        next_hb = time.monotonic() + args.heartbeat
+        meter = 0
+        while time.monotonic() < t_end:
+            start = await call("StartTransaction", {"connectorId": 1, "idTag": "BENCH-TOKEN", "meterStart": meter,
+                                                    "timestamp": ts()})
+            if start is None:
+                break
+            tx = int(start["transactionId"])
+            load.started.add(tx)
+            for _ in range(args.meters_per_tx):
+                await asyncio.sleep(args.meter_interval)
+                meter += random.randint(20, 40)  # ~11 kW for 10 s of simulated time
+                await call("MeterValues", {"connectorId": 1, "transactionId": tx, "meterValue": [
+                    {"timestamp": ts(), "sampledValue": [
+                        {"value": str(meter), "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
+                        {"value": "11000", "measurand": "Power.Active.Import", "unit": "W"}]}]})
+                if time.monotonic() >= next_hb:
+                    await call("Heartbeat", {})
+                    next_hb += args.heartbeat
+            stop = await call("StopTransaction", {"transactionId": tx, "meterStop": meter, "timestamp": ts(),
+                                                  "reason": "EVDisconnected"})
+            if stop is None:
+                load.unconfirmed_stops += 1
+            else:
+                load.stopped.add(tx)
+    except Exception:  # noqa: BLE001
+        load.errors += 1
+    finally:
+        load.connected -= 1
+        await ws.close()
+
+
+async def run_chargers(port: int, passwords: dict[str, str], args: argparse.Namespace, out: Any) -> None:
+    load = Load()
+    gate = asyncio.Semaphore(200)  # handshakes in flight
+    t_ramp = time.monotonic()
+    t_end = t_ramp + args.duration
+    clock = [datetime(2026, 3, 10, 6, 0, tzinfo=timezone.utc)]
+
+    async def tick() -> None:
+        # the simulated wall clock: 10 s of charger time per meter interval
+        while True:
+            await asyncio.sleep(args.meter_interval / 10)
+            clock[0] += timedelta(seconds=1)
+
+    ticker = asyncio.get_running_loop().create_task(tick())
+    held: list[tuple[float, int]] = []
+
+    async def sample() -> None:
+        while True:
+            await asyncio.sleep(1)
+            held.append((time.monotonic(), load.connected))
+
+    sampler = asyncio.get_running_loop().create_task(sample())
+    tasks = [asyncio.get_running_loop().create_task(charger(port, ident, pw, args, load, t_end, gate, clock))
+             for ident, pw in passwords.items()]
+    # the steady-state window: everything connected, before the last transactions wind down
+    await asyncio.sleep(0)
+    t_sent0, t0 = 0, 0.0
+    while time.monotonic() < t_end:
+        await asyncio.sleep(0.5)
+        if not t0 and load.connected >= len(passwords) - load.failed_connect:
+            t_sent0, t0, lat0 = load.sent, time.monotonic(), len(load.lat)
+    steady_end, steady_sent = time.monotonic(), load.sent
+    await asyncio.gather(*tasks)
+    ticker.cancel()
+    sampler.cancel()
+    steady_lat = load.lat[lat0:] if t0 else load.lat
+    out.put({
+        "ramp_s": (t0 - t_ramp) if t0 else None, "steady_s": steady_end - t0 if t0 else 0,
+        "steady_msgs": steady_sent - t_sent0, "msgs": load.sent, "errors": load.errors,
+        "peak_connected": load.peak_connected, "held_min_steady": min((n for at, n in held if t0 <= at <= t_end), default=0),
+        "failed_connect": load.failed_connect,
+        "lat_all": _pcts(load.lat), "lat_steady": _pcts(steady_lat),
+        "started": sorted(load.started), "stopped": sorted(load.stopped), "unconfirmed_stops": load.unconfirmed_stops,
+    })
+
+
+def _pcts(lat: list[float]) -> dict[str, float]:
+    if not lat:
+        return {}
+    q = statistics.quantiles(lat, n=100, method="inclusive")
+    return {"p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000, "max_ms": max(lat) * 1000, "n": len(lat)}
+
+
+def client_main(port: int, passwords: dict[str, str], args: argparse.Namespace, out: Any) -> None:
+    raise_nofile()
+    try:
+        import uvloop
+
+        uvloop.run(run_chargers(port, passwords, args, out))
+    except ImportError:
+        asyncio.run(run_chargers(port, passwords, args, out))
+
+
+# --- the gateway (this process) -----------------------------------------------------------------
+
+async def serve_and_measure(engine: Any, passwords: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
+    from api.ocpp import Gateway, GatewaySettings
+
+    gw = Gateway(engine, GatewaySettings(host="127.0.0.1", port=0, cost_update_interval_s=0))
+    await gw.start()
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    proc = ctx.Process(target=client_main, args=(gw.port, passwords, args, out), daemon=True)
+    cpu0 = time.process_time()
+    t0 = time.monotonic()
+    proc.start()
+    loop = asyncio.get_running_loop()
+    result = await loop.run_in_executor(None, out.get)
+    await loop.run_in_executor(None, proc.join)
+    wall = time.monotonic() - t0
+    cpu = time.process_time() - cpu0
+    t_fin = time.monotonic()
+    await gw.idle(timeout=300)
+    result["finalize_tail_s"] = time.monotonic() - t_fin
+    result["server_cpu_s"] = cpu
+    result["server_wall_s"] = wall
+    result["db_batches"], result["db_jobs"] = gw.db.batches, gw.db.jobs
+    result["server_lat"] = _pcts(gw.stats.latencies)
+    await gw.stop()
+    return result
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--chargers", type=int, default=5000)
+    p.add_argument("--duration", type=float, default=60.0, help="seconds of load after the start")
+    p.add_argument("--meter-interval", type=float, default=2.5,
+                   help="seconds between MeterValues per charger (real chargers: 10 s or more)")
+    p.add_argument("--meters-per-tx", type=int, default=8)
+    p.add_argument("--heartbeat", type=float, default=30.0)
+    p.add_argument("--database-url", default=os.environ.get("EVBILL_BENCH_DATABASE_URL", ""))
+    args = p.parse_args()
+    nofile = raise_nofile()
+    tmp = tempfile.mkdtemp(prefix="evbill-ocpp-bench-")
+    url = args.database_url or f"sqlite:///{tmp}/bench.db"
+    t = time.monotonic()
+    engine, passwords = setup(url, args.chargers)
+    print(f"setup: {args.chargers} chargers registered in {time.monotonic() - t:.1f}s "
+          f"(database {url.split('@')[-1]}, open files limit {nofile})", flush=True)
+    try:
+        import uvloop
+
+        res = uvloop.run(serve_and_measure(engine, passwords, args))
+    except ImportError:
+        res = asyncio.run(serve_and_measure(engine, passwords, args))
+    # exactly once: every transaction the chargers completed is one stored session, no more
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import Session
+
+    from store.models import ChargingSession
+    from store.ocpp import OcppTransaction
+
+    with Session(engine) as db:
+        sessions = db.execute(select(ChargingSession.external_id).where(ChargingSession.source == "ocpp")).scalars().all()
+        by_status = dict(db.execute(select(OcppTransaction.status, func.count()).group_by(OcppTransaction.status)).all())
+        rated = db.execute(select(func.count()).select_from(ChargingSession).where(
+            ChargingSession.source == "ocpp", ChargingSession.status == "rated")).scalar()
+    stored_refs = {s.rsplit(":", 1)[1] for s in sessions}
+    stopped = {str(t) for t in res["stopped"]}
+    lost = stopped - stored_refs
+    extra = len(sessions) - len(set(sessions))
+    unexpected = stored_refs - stopped
+    steady_rate = res["steady_msgs"] / res["steady_s"] if res["steady_s"] else 0.0
+    per_charger_interval = args.meter_interval
+    print(json.dumps({k: v for k, v in res.items() if k not in ("started", "stopped")}, indent=1, default=str))
+    print()
+    print(f"chargers:            {args.chargers} (connections held at peak {res['peak_connected']}, "
+          f"min during steady state {res['held_min_steady']}, failed to connect {res['failed_connect']})")
+    print(f"meter values:        every {per_charger_interval:g} s per charger (real: 10 s; time compressed "
+          f"x{10 / per_charger_interval:g}), heartbeat every {args.heartbeat:g} s, "
+          f"{args.meters_per_tx} readings per transaction")
+    print(f"ramp-up:             {res['ramp_s']:.1f} s to connect all" if res["ramp_s"] is not None else
+          "ramp-up:             not all chargers connected")
+    print(f"messages/s (steady): {steady_rate:,.0f} ({res['steady_msgs']:,} in {res['steady_s']:.1f} s); "
+          f"total {res['msgs']:,} messages, {res['errors']} errors")
+    print(f"latency (steady):    p50 {res['lat_steady'].get('p50_ms', 0):.1f} ms, p99 "
+          f"{res['lat_steady'].get('p99_ms', 0):.1f} ms, max {res['lat_steady'].get('max_ms', 0):.0f} ms "
+          f"(whole run incl. ramp: p50 {res['lat_all'].get('p50_ms', 0):.1f}, p99 {res['lat_all'].get('p99_ms', 0):.1f})")
+    print(f"server CPU:          {res['server_cpu_s']:.1f} s over {res['server_wall_s']:.1f} s wall; "
+          f"{res['db_jobs']:,} writes in {res['db_batches']:,} commits")
+    print(f"sessions stored:     {len(sessions):,} ({rated:,} rated) for {len(stopped):,} completed transactions; "
+          f"lost {len(lost)}, duplicated {extra}, unexpected {len(unexpected)}; transactions by status {by_status}; "
+          f"last sessions stored {res['finalize_tail_s']:.1f} s after the load ended")
+    engine.dispose()
+    return 0 if not lost and not extra else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
