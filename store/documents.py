@@ -29,6 +29,7 @@ from sqlalchemy import (
     insert, select, update,
 )
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 from store.errors import Conflict, InvalidInput, NotFound
 from store.models import metadata
@@ -192,7 +193,19 @@ def store_document(conn: Connection, tenant_id: str, *, kind: str, number: str, 
                issue_date=issue_date, currency=currency, gross_total=gross_total,
                language=language, source_invoice_id=source_invoice_id, customer_id=customer_id, corrects_number=corrects_number,
                delivery_status="none", created_at=utcnow())
-    conn.execute(insert(document).values(**row))
+    try:
+        # a savepoint, so losing an insert race leaves the caller's transaction usable
+        with conn.begin_nested():
+            conn.execute(insert(document).values(**row))
+    except IntegrityError:
+        # a concurrent writer archived it first: same bytes are fine, different ones are not
+        won = conn.execute(select(*_META).where(
+            document.c.tenant_id == tenant_id, document.c.number == number, document.c.format == fmt)).first()
+        if won is None:
+            raise
+        if won.sha256 != digest:
+            raise DocumentImmutable(number, fmt, won.sha256, digest) from None
+        return StoredDocument.of(won)
     row.pop("content")
     return StoredDocument(**row, created=True)  # type: ignore[arg-type]
 
