@@ -307,6 +307,7 @@ def main() -> int:
     p.add_argument("--meters-per-tx", type=int, default=8)
     p.add_argument("--heartbeat", type=float, default=30.0)
     p.add_argument("--database-url", default=os.environ.get("EVBILL_BENCH_DATABASE_URL", ""))
+    p.add_argument("--profile", default="", help="write a cProfile of the gateway process to this file")
     args = p.parse_args()
     nofile = raise_nofile()
     tmp = tempfile.mkdtemp(prefix="evbill-ocpp-bench-")
@@ -315,12 +316,21 @@ def main() -> int:
     engine, passwords = setup(url, args.chargers)
     print(f"setup: {args.chargers} chargers registered in {time.monotonic() - t:.1f}s "
           f"(database {url.split('@')[-1]}, open files limit {nofile})", flush=True)
+    prof = None
+    if args.profile:
+        import cProfile
+
+        prof = cProfile.Profile()
+        prof.enable()
     try:
         import uvloop
 
         res = uvloop.run(serve_and_measure(engine, passwords, args))
     except ImportError:
         res = asyncio.run(serve_and_measure(engine, passwords, args))
+    if prof is not None:
+        prof.disable()
+        prof.dump_stats(args.profile)
     # exactly once: every transaction the chargers completed is one stored session, no more
     from sqlalchemy import func, select
     from sqlalchemy.orm import Session

@@ -50,6 +50,15 @@ class DbWorker:
         self._q.put((job, fut))
         return await fut
 
+    async def insert_rows(self, table: Any, keys: list[str], rows: list[dict[str, Any]]) -> None:
+        """Insert-or-ignore ``rows`` in the next batch; the rows of all jobs of a batch go to the
+        database as one statement per table (meter values are most of what chargers send)."""
+        if not rows:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._q.put((_Rows(table, keys, rows), fut))
+        await fut
+
     async def solo(self, job: Callable[[Session], T]) -> T:
         """A job that commits on its own (storing sessions through ``import_sessions``). On SQLite
         it runs on the writer thread between batches: SQLite has one writer at a time, and a second
@@ -106,10 +115,17 @@ class DbWorker:
         self.batches += 1
         self.jobs += len(batch)
         results: list[Any] = []
+        merged: dict[tuple[Any, tuple[str, ...]], list[dict[str, Any]]] = {}
         try:
             with self.sessions() as db:
                 for job, _ in batch:
-                    results.append(job(db))
+                    if isinstance(job, _Rows):
+                        merged.setdefault((job.table, tuple(job.keys)), []).extend(job.rows)
+                        results.append(None)
+                    else:
+                        results.append(job(db))
+                for (table, keys), rows in merged.items():
+                    _rows_insert(db, table, list(keys), rows)
                 db.commit()
         except Exception:  # noqa: BLE001  (isolate the failing job below)
             if len(batch) == 1:
@@ -147,6 +163,20 @@ class DbWorker:
                 return
             _resolve(fut, res)
             return
+
+
+class _Rows:
+    def __init__(self, table: Any, keys: list[str], rows: list[dict[str, Any]]) -> None:
+        self.table, self.keys, self.rows = table, keys, rows
+
+    def __call__(self, db: Session) -> None:
+        _rows_insert(db, self.table, self.keys, self.rows)
+
+
+def _rows_insert(db: Session, table: Any, keys: list[str], rows: list[dict[str, Any]]) -> None:
+    from api.ocpp.service import insert_ignore
+
+    insert_ignore(db, table, rows, keys)
 
 
 class _Solo:

@@ -71,6 +71,8 @@ class GatewaySettings:
     # seconds between CostUpdated pushes per running 2.0.1 transaction; 0 turns them off
     cost_update_interval_s: float = 60.0
     response_timeout: float = 30.0
+    # our answers are built from the package's typed dataclasses; tests turn this on
+    validate_responses: bool = False
     seen_flush_s: float = 30.0
 
 
@@ -114,6 +116,10 @@ class Gateway:
     async def start(self) -> None:
         global _current
         self.loop = asyncio.get_running_loop()
+        pkg_log = logging.getLogger("ocpp")
+        if pkg_log.level == logging.NOTSET:
+            # the package logs every frame at INFO: at fleet scale that is a flood of id tags
+            pkg_log.setLevel(logging.WARNING)
         # stops committed before a restart whose session was not stored yet
         for tx_id in await self.db.read(service.pending_finalization):
             self.schedule_finalize(tx_id)

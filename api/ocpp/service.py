@@ -189,21 +189,38 @@ def _insert_ignore(db: Session, table: Any, rows: list[dict[str, Any]], keys: li
     return db.execute(stmt, rows[0] if len(rows) == 1 else rows).rowcount or 0  # type: ignore[attr-defined]
 
 
+def meter_rows(tenant_id: str, tx_id: int, readings: list[Reading]) -> tuple[list[dict[str, Any]],
+                                                                            list[dict[str, Any]]]:
+    """Rows for ``ocpp_meter_value`` and ``ocpp_signed_data`` of one message's readings."""
+    rows = []
+    seen: set[datetime] = set()
+    for r in readings:
+        # several readings with the same timestamp in one message: keep the first, like a repeat
+        if (r.energy_wh is None and r.power_w is None) or r.at in seen:
+            continue
+        seen.add(r.at)
+        rows.append({"transaction_id": tx_id, "at": r.at, "energy_wh": r.energy_wh, "power_w": r.power_w,
+                     "context": r.context[:30]})
+    signed = [{"tenant_id": tenant_id, "transaction_id": tx_id, "at": r.at, "format": sv.format[:40],
+               "context": r.context[:30], "raw": sv.raw, "signing_method": sv.signing_method[:60],
+               "public_key": sv.public_key[:2500], "sha256": hashlib.sha256(sv.raw.encode()).hexdigest()}
+              for r in readings for sv in r.signed]
+    return rows, signed
+
+
+METER_KEYS = ["transaction_id", "at"]
+SIGNED_KEYS = ["transaction_id", "sha256"]
+
+
+def insert_ignore(db: Session, table: Any, rows: list[dict[str, Any]], keys: list[str]) -> int:
+    return _insert_ignore(db, table, rows, keys)
+
+
 def add_meter_values(db: Session, tenant_id: str, tx_id: int, readings: list[Reading]) -> int:
     """Store readings; one already stored (same transaction and time) is left as it is."""
-    rows = [{"transaction_id": tx_id, "at": r.at, "energy_wh": r.energy_wh, "power_w": r.power_w,
-             "context": r.context[:30]} for r in readings if r.energy_wh is not None or r.power_w is not None]
-    # several readings with the same timestamp in one message: keep the first, like a repeat
-    seen: set[datetime] = set()
-    rows = [r for r in rows if not (r["at"] in seen or seen.add(r["at"]))]  # type: ignore[func-returns-value]
-    n = _insert_ignore(db, OcppMeterValue.__table__, rows, ["transaction_id", "at"])
-    signed = []
-    for r in readings:
-        for sv in r.signed:
-            signed.append({"tenant_id": tenant_id, "transaction_id": tx_id, "at": r.at, "format": sv.format[:40],
-                           "context": r.context[:30], "raw": sv.raw, "signing_method": sv.signing_method[:60],
-                           "public_key": sv.public_key[:2500], "sha256": hashlib.sha256(sv.raw.encode()).hexdigest()})
-    _insert_ignore(db, OcppSignedData.__table__, signed, ["transaction_id", "sha256"])
+    rows, signed = meter_rows(tenant_id, tx_id, readings)
+    n = _insert_ignore(db, OcppMeterValue.__table__, rows, METER_KEYS)
+    _insert_ignore(db, OcppSignedData.__table__, signed, SIGNED_KEYS)
     return n
 
 
@@ -272,20 +289,23 @@ def stop_transaction_16(db: Session, cp: CpInfo, transaction_id: int, meter_stop
     return tx.id, tx.status == "stopped"
 
 
-def meter_values_16(db: Session, cp: CpInfo, transaction_id: int | None, readings: list[Reading]) -> None:
+def meter_values_16(db: Session, cp: CpInfo, transaction_id: int | None, readings: list[Reading]) -> bool:
+    """-> whether the transaction is this charger's own (the handler then takes a faster path for
+    its further readings)."""
     if transaction_id is None:
-        return  # connector-level readings outside a transaction are not billed
+        return False  # connector-level readings outside a transaction are not billed
     # the hot path of a busy gateway: one indexed lookup, no ORM object
     owner = db.execute(select(OcppTransaction.charge_point_id).where(OcppTransaction.id == transaction_id)).scalar()
     if owner == cp.id:
         add_meter_values(db, cp.tenant_id, transaction_id, readings)
-        return
+        return True
     ref = f"orphan:{transaction_id}"
     tx = _tx_by_ref(db, cp, ref) or _new_tx(
         db, cp, "1.6", ref, status="stop_without_start",
         review_reason="MeterValues for a transaction this gateway never saw start")
     assert tx.id is not None
     add_meter_values(db, cp.tenant_id, tx.id, readings)
+    return False
 
 
 # --- OCPP 2.0.1 ---------------------------------------------------------------------------------

@@ -113,7 +113,7 @@ def ocpp_env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     loc = _ok(c.post("/locations", json={"code": "ocpp_site", "name": "OCPP site", "country": "DE",
                                          "timezone": "Europe/Berlin", "ruleset_id": rs}, headers=a.h()))["id"]
     gw, _thread = start_gateway_thread(env.engine, GatewaySettings(host="127.0.0.1", port=0, response_timeout=5,
-                                                                   cost_update_interval_s=0))
+                                                                   cost_update_interval_s=0, validate_responses=True))
     oe = OcppEnv(env, gw, ids=dict(a.ids))
     oe.ids["ruleset_id"], oe.ids["location_id"] = rs, loc
     try:
