@@ -104,10 +104,10 @@ async def ensure_schedule(client: Client, tenant_id: str, account_id: str, cycle
 
 
 async def run_worker(address: str, task_queue: str, database_url: str | None, threads: int,
-                     namespace: str = "default") -> None:
+                     namespace: str = "default", schema: str | None = None) -> None:
     from store.db import make_engine
 
-    engine = make_engine(database_url)
+    engine = make_engine(database_url, schema=schema)
     client = await Client.connect(address, namespace=namespace)
     worker = build_worker(client, engine, task_queue, threads=threads,
                           max_concurrent_workflow_tasks=200)
@@ -121,10 +121,12 @@ def main(argv: Iterable[str] | None = None) -> int:
     ap.add_argument("--namespace", default="default")
     ap.add_argument("--task-queue", default=TASK_QUEUE)
     ap.add_argument("--database-url", default=None)
+    ap.add_argument("--schema", default=None, help="PostgreSQL schema (tests and benchmarks)")
     ap.add_argument("--threads", type=int, default=8)
     args = ap.parse_args(list(argv) if argv is not None else None)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(run_worker(args.address, args.task_queue, args.database_url, args.threads, args.namespace))
+    asyncio.run(run_worker(args.address, args.task_queue, args.database_url, args.threads, args.namespace,
+                           args.schema))
     return 0
 
 

@@ -1,0 +1,188 @@
+"""Month-end billing benchmark: N accounts with M rated sessions, time from cut-off until every
+invoice is finalized (documents excluded: the hand-over stubs return at once).
+
+Runs the real thing: an embedded Temporal dev server (``.venv/bin/temporal``), billing worker
+processes (``python -m workflows.billing.worker``), BillingCycleWorkflow per account started at the
+cut-off, on SQLite (default) and/or PostgreSQL (``EVBILL_BENCH_POSTGRES_URL`` or
+``EVBILL_TEST_POSTGRES_URL``). Prints accounts/s and where the time goes (activity seconds per
+kind, summed over worker threads, against the wall clock).
+
+Usage: python benchmarks/month_end.py [--accounts 10000] [--sessions 1000000] [--db sqlite|postgresql|both]
+       [--workers 2] [--threads 6]
+Target (issue 5): 10,000 accounts / 1,000,000 sessions in <= 5 minutes on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Iterator
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import Engine, func, select, text  # noqa: E402
+from temporalio.client import Client  # noqa: E402
+from temporalio.testing import WorkflowEnvironment  # noqa: E402
+
+from store import billing as B  # noqa: E402
+from store.db import make_engine, migrate  # noqa: E402
+from tests.workflows.seed import RULESET, Seeded, insert_sessions, seed_tenant  # noqa: E402
+from workflows.billing.worker import start_cycles  # noqa: E402
+
+UTC = timezone.utc
+DEV_SERVER = str(ROOT / ".venv" / "bin" / "temporal")
+CUT_OFF = datetime(2026, 12, 1, 0, 5, tzinfo=UTC)
+MONTH_START = datetime(2026, 10, 31, 23, 0, tzinfo=UTC)  # Nov 1 00:00 Berlin
+# the test ruleset, with a total threshold no account reaches: the benchmark measures the path
+# without a human in it (holds wait for people, not for the machine)
+BENCH_RULESET = RULESET.replace("hold when total > 1000.00", "hold when total > 1000000.00")
+
+
+def sessions_for(seeded: Seeded, per_account: int, seed: int = 7) -> Iterator[tuple[str, str, datetime, Decimal]]:
+    rnd = random.Random(seed)
+    pool = [Decimal(f"{rnd.uniform(2, 60):.3f}") for _ in range(997)]
+    span = int((timedelta(days=30) - timedelta(hours=2)).total_seconds())
+    k = 0
+    for acc in seeded.account_ids:
+        for j in range(per_account):
+            k += 1
+            yield acc, f"s{k:08d}", MONTH_START + timedelta(seconds=rnd.randrange(span)), pool[k % 997]
+
+
+def prepare(kind: str, accounts: int, per_account: int, tmp: Path) -> tuple[Engine, str, str | None, Any]:
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp / 'month_end.db'}"
+        engine, schema, cleanup = make_engine(url), None, None
+    else:
+        url = os.environ.get("EVBILL_BENCH_POSTGRES_URL") or os.environ["EVBILL_TEST_POSTGRES_URL"]
+        schema = f"bench_{uuid.uuid4().hex[:10]}"
+        admin = make_engine(url, pool_size=1, max_overflow=0)
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        engine = make_engine(url, schema=schema)
+
+        def cleanup() -> None:
+            with admin.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            admin.dispose()
+    migrate(engine)
+    t0 = time.perf_counter()
+    seeded = seed_tenant(engine, "bench", accounts, ruleset=BENCH_RULESET)
+    n = insert_sessions(engine, seeded, sessions_for(seeded, per_account))
+    if kind == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("ANALYZE"))
+    print(f"[{kind}] seeded {accounts} accounts, {n} rated sessions in {time.perf_counter() - t0:.1f}s", flush=True)
+    return engine, url, schema, cleanup
+
+
+def start_workers(address: str, tq: str, url: str, schema: str | None, workers: int, threads: int,
+                  stats_dir: Path) -> list[subprocess.Popen[bytes]]:
+    procs = []
+    for i in range(workers):
+        env = dict(os.environ, EVBILL_BILLING_STATS=str(stats_dir / f"worker{i}.json"), PYTHONPATH=str(ROOT))
+        cmd = [sys.executable, "-m", "workflows.billing.worker", "--address", address, "--task-queue", tq,
+               "--database-url", url, "--threads", str(threads)]
+        if schema:
+            cmd += ["--schema", schema]
+        procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                      stderr=open(stats_dir / f"worker{i}.log", "wb")))
+    return procs
+
+
+def finalized(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(B.invoice)
+                                .where(B.invoice.c.status == "finalized")).scalar_one())
+
+
+async def run(kind: str, accounts: int, per_account: int, workers: int, threads: int) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="evbill-month-end-"))
+    engine, url, schema, cleanup = prepare(kind, accounts, per_account, tmp)
+    env = await WorkflowEnvironment.start_local(dev_server_existing_path=DEV_SERVER,
+                                                dev_server_log_level="error")
+    address = env.client.service_client.config.target_host
+    tq = f"bench-{uuid.uuid4().hex[:8]}"
+    procs = start_workers(address, tq, url, schema, workers, threads, tmp)
+    try:
+        client: Client = env.client
+        with engine.connect() as conn:
+            ids = [r[0] for r in conn.execute(text("select id from billing_account order by id"))]
+        await asyncio.sleep(2)  # workers connect
+        t0 = time.perf_counter()
+        await start_cycles(client, "bench", ids, CUT_OFF, task_queue=tq, concurrency=100)
+        t_started = time.perf_counter() - t0
+        done = 0
+        while done < accounts:
+            await asyncio.sleep(1)
+            done = finalized(engine)
+            if any(p.poll() is not None for p in procs):
+                raise RuntimeError(f"a worker died; see {tmp}")
+        wall = time.perf_counter() - t0
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=30)
+        await env.shutdown()
+    stats: dict[str, list[float]] = {}
+    for f in tmp.glob("worker*.json"):
+        for k, (n, s) in json.loads(f.read_text()).items():
+            cur = stats.setdefault(k, [0, 0.0])
+            cur[0] += n
+            cur[1] += s
+    with engine.connect() as conn:
+        nums = [r[0] for r in conn.execute(select(B.invoice.c.number_seq).where(B.invoice.c.status == "finalized"))]
+        total = conn.execute(select(func.sum(B.invoice.c.gross_total))).scalar_one()
+    assert sorted(nums) == list(range(1, accounts + 1)), "numbers are not gapless"
+    engine.dispose()
+    if cleanup:
+        cleanup()
+    out = {"db": kind, "accounts": accounts, "sessions": accounts * per_account, "wall_s": round(wall, 1),
+           "start_s": round(t_started, 1), "accounts_per_s": round(accounts / wall, 1), "gross_total": str(total),
+           "activity_s": {k: {"calls": int(v[0]), "seconds": round(v[1], 1), "ms_each": round(1000 * v[1] / v[0], 1)}
+                          for k, v in stats.items() if v[0]}}
+    busy = sum(v[1] for v in stats.values())
+    print(f"[{kind}] {accounts} accounts / {accounts * per_account} sessions: cut-off -> all finalized in "
+          f"{wall:.1f}s ({accounts / wall:.1f} accounts/s); starting the workflows took {t_started:.1f}s", flush=True)
+    for k, v in out["activity_s"].items():
+        print(f"   {k:18s} {v['calls']:7d} calls  {v['seconds']:8.1f}s thread time  {v['ms_each']:6.1f} ms each")
+    cap = workers * threads * wall
+    print(f"   activity threads busy {busy:.0f}s of {cap:.0f}s available ({100 * busy / cap:.0f}%); the rest of "
+          f"the wall clock is Temporal (dev server, workflow tasks, polling) and the GIL", flush=True)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--accounts", type=int, default=10_000)
+    ap.add_argument("--sessions", type=int, default=1_000_000)
+    ap.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=6)
+    args = ap.parse_args()
+    per = max(1, args.sessions // args.accounts)
+    kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+    if "postgresql" in kinds and not (os.environ.get("EVBILL_BENCH_POSTGRES_URL")
+                                      or os.environ.get("EVBILL_TEST_POSTGRES_URL")):
+        print("no PostgreSQL URL (EVBILL_BENCH_POSTGRES_URL): skipping PostgreSQL")
+        kinds.remove("postgresql")
+    results = [asyncio.run(run(k, args.accounts, per, args.workers, args.threads)) for k in kinds]
+    print(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
