@@ -46,8 +46,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
                                             **settings.engine_options)
     if settings.migrate:
         migrate(engine)
-    # reads need no transaction: autocommit saves the BEGIN and ROLLBACK round trips per request
-    read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+    # reads need no transaction: on PostgreSQL autocommit saves the BEGIN and ROLLBACK round trips
+    # per request (SQLite has no round trips, and switching its isolation level costs two PRAGMAs)
+    read_engine = engine if engine.dialect.name == "sqlite" else engine.execution_options(isolation_level="AUTOCOMMIT")
     state = State({"engine": engine, "sessions": session_factory(engine),
                    "read_sessions": session_factory(read_engine)})
     openapi = OpenAPIConfig(

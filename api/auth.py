@@ -12,7 +12,7 @@ import hmac
 import secrets
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import anyio
 from litestar.connection import ASGIConnection
@@ -109,10 +109,11 @@ class ApiKeyMiddleware(AbstractAuthenticationMiddleware):
         return AuthenticationResult(user=actor, auth=key_id)
 
 
-def allow(role_set: str) -> Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]:
+def allow(role_set: str) -> Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]:
     roles = ROLE_SETS[role_set]
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    # async on purpose: Litestar runs a sync guard in a worker thread, a thread hop per request
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         actor = connection.user
         if not isinstance(actor, Actor) or actor.role not in roles:
             raise PermissionDeniedException(f"this action needs one of the roles: {', '.join(roles)}")

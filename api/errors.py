@@ -16,7 +16,7 @@ from litestar.exceptions import (
     MethodNotAllowedException,
 )
 from pydantic import BaseModel
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from store.errors import DomainError
 
@@ -98,6 +98,11 @@ def _busy(_: Request[Any, Any, Any], exc: OperationalError) -> Response[Any]:
                    headers={"Retry-After": "1"})
 
 
+def _out_of_range(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    # a number the database cannot hold (e.g. an id beyond 64 bits) is bad input, not a crash
+    return problem(400, "value_out_of_range", "a value is out of the range the database can store")
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem(500, "internal_error", "an unexpected error occurred")
@@ -113,5 +118,7 @@ exception_handlers: dict[Any, Any] = {
     DomainError: _domain,
     IntegrityError: _integrity,
     OperationalError: _busy,
+    DataError: _out_of_range,
+    OverflowError: _out_of_range,
     Exception: _unexpected,
 }

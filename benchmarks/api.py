@@ -185,6 +185,41 @@ class RawClient:
         self.writer.close()
 
 
+async def paced_lookup_bench(base: str, h: dict[str, str], ids: list[str], seconds: float, clients: int,
+                             rate: float) -> dict[str, Any]:
+    """Open loop: ``clients`` connections together offer ``rate`` requests/s on a fixed schedule;
+    latency counts from the scheduled send time, so a stalled server cannot hide its queue
+    (no coordinated omission)."""
+    lat: list[float] = []
+    host, port = base.rsplit("//", 1)[1].split(":")
+    conns = [RawClient(host, int(port), h) for _ in range(clients)]
+    for c in conns:
+        await c.open()
+    interval = clients / rate
+    rnd = random.Random(11)
+    t0 = time.perf_counter() + 0.1
+
+    async def client(i: int, c: RawClient) -> None:
+        n = 0
+        while True:
+            due = t0 + i * interval / clients + n * interval
+            if due - t0 > seconds:
+                return
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            status, body = await c.get(f"/customers/{rnd.choice(ids)}")
+            lat.append((time.perf_counter() - due) * 1000)
+            assert status == 200, body[:200]
+            n += 1
+
+    await asyncio.gather(*(client(i, c) for i, c in enumerate(conns)))
+    for c in conns:
+        c.close()
+    return {"requests": len(lat), "clients": clients, "offered_rps": rate,
+            "p50_ms": round(_pct(lat, 50), 2), "p99_ms": round(_pct(lat, 99), 2)}
+
+
 async def lookup_bench(base: str, h: dict[str, str], ids: list[str], requests: int, clients: int) -> dict[str, Any]:
     lat: list[float] = []
     host, port = base.rsplit("//", 1)[1].split(":")
@@ -234,7 +269,8 @@ def run(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         h, ids = seed(engine, base, args.customers)
         imp = asyncio.run(import_bench(base, h, args.sessions, args.batch, args.parallel))
         look = asyncio.run(lookup_bench(base, h, ids, args.lookups, args.clients))
-        return {"backend": kind, "server_workers": workers, "import": imp, "lookup": look}
+        paced = asyncio.run(paced_lookup_bench(base, h, ids, args.paced_seconds, args.clients, args.paced_rps))
+        return {"backend": kind, "server_workers": workers, "import": imp, "lookup": look, "paced": paced}
     finally:
         proc.terminate()
         proc.wait(timeout=20)
@@ -254,19 +290,23 @@ def main() -> None:
     p.add_argument("--customers", type=int, default=1000)
     p.add_argument("--lookups", type=int, default=10000)
     p.add_argument("--clients", type=int, default=50)
+    p.add_argument("--paced-rps", type=float, default=500, help="offered load of the open-loop lookup run")
+    p.add_argument("--paced-seconds", type=float, default=10)
     args = p.parse_args()
     kinds = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     if "postgresql" in kinds and not args.postgres_url:
         print("skipping PostgreSQL: set EVBILL_BENCH_POSTGRES_URL or --postgres-url", file=sys.stderr)
         kinds.remove("postgresql")
-    print(f"machine: {os.cpu_count()} CPUs, python {sys.version.split()[0]}")
+    print(f"machine: {os.cpu_count()} CPUs, python {sys.version.split()[0]}, load average "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     for kind in kinds:
         r = run(kind, args)
         i, lk = r["import"], r["lookup"]
         print(f"{kind:10s} import: {i['sessions']} sessions in {i['seconds']} s = {i['sessions_per_s']} sessions/s "
               f"(batches of {args.batch}, {args.parallel} importers, {r['server_workers']} server workers) | "
               f"customer lookup: p50 {lk['p50_ms']} ms, p99 {lk['p99_ms']} ms, {lk['rps']} req/s "
-              f"({lk['clients']} clients, {lk['requests']} requests)", flush=True)
+              f"({lk['clients']} clients, {lk['requests']} requests, closed loop) | paced {r['paced']['offered_rps']:.0f} "
+              f"req/s offered: p50 {r['paced']['p50_ms']} ms, p99 {r['paced']['p99_ms']} ms", flush=True)
 
 
 if __name__ == "__main__":
