@@ -20,7 +20,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from sqlalchemy import Engine
 
-from api.areas import audit, customers, documents, ocpp, partners, pricing, rulesets, sessions, sites, tenancy
+from api.areas import audit, billing, customers, documents, ocpp, partners, pricing, rulesets, sessions, sites, tenancy
 from api.auth import ApiKeyMiddleware
 from api.errors import exception_handlers
 from api.openapi import align_component_schemas
@@ -75,7 +75,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     app = Litestar(
         route_handlers=[health, tenancy.router, customers.router, sites.router, partners.router,
-                        rulesets.router, pricing.router, sessions.router, audit.router, ocpp.router, documents.router],
+                        rulesets.router, pricing.router, sessions.router, audit.router, ocpp.router, documents.router,
+                        billing.router],
         middleware=[auth],
         exception_handlers=exception_handlers,
         openapi_config=openapi,

@@ -1,0 +1,346 @@
+"""Billing: finance tasks (held invoices with reasons and the comparison with the previous period),
+approve / reject / adjust through the cycle workflow's Updates, manual holds and flags, ad-hoc
+cycles, and invoice reads.
+
+Controllers validate, call the workflow or the store, and return a schema; the workflow's
+validators decide who may approve (approver role, four eyes), and their refusals come back as
+problems with the validator's stable code.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal, Optional
+
+from litestar import Request, Router
+from pydantic import Field
+from sqlalchemy import select
+
+from api.auth import ROLE_SETS, actor_of
+from api.crud import CursorParam, LimitParam, ReadModel, WriteModel, route
+from api.schemas import DecimalOut
+from store import billing as B
+from store.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from store.models import BillingAccount
+
+__all__ = ["router", "temporal_client"]
+
+# who may do what in billing (registered next to the others so the role matrix sees them)
+ROLE_SETS.setdefault("billing_read", ("admin", "operator", "approver", "auditor", "analyst"))
+ROLE_SETS.setdefault("billing_decide", ("approver", "admin"))  # the workflow's validator has the last word
+ROLE_SETS.setdefault("billing_adjust", ("approver", "operator", "admin"))
+ROLE_SETS.setdefault("billing_hold", ("approver", "operator", "admin"))
+
+
+class FinanceTaskRead(ReadModel):
+    id: str
+    invoice_id: str
+    account_id: str
+    workflow_id: str
+    status: str
+    reasons: list[dict[str, str]]
+    comparison: dict[str, Optional[str]]
+    escalation_level: int
+    escalated_at: Optional[datetime]
+    created_at: datetime
+    currency: str
+    net_total: DecimalOut
+    gross_total: DecimalOut
+    period_start: date
+    period_end: date
+
+
+class FinanceTaskPage(ReadModel):
+    items: list[FinanceTaskRead]
+    next_cursor: Optional[str] = None
+
+
+class InvoiceLineRead(ReadModel):
+    seq: int
+    kind: str
+    component: str
+    description: str
+    quantity: DecimalOut
+    unit: str
+    unit_price: DecimalOut
+    net: DecimalOut
+    tax_rate: DecimalOut
+    session_id: str
+    corrects: str
+
+
+class InvoiceRead(ReadModel):
+    id: str
+    account_id: str
+    kind: str
+    status: str
+    number: Optional[str]
+    currency: str
+    local_start: date
+    local_end: date
+    issue_date: date
+    due_date: date
+    payment_terms: str
+    net_total: DecimalOut
+    tax_total: DecimalOut
+    gross_total: DecimalOut
+    tax_groups: list[dict[str, str]]
+    hold_reasons: list[dict[str, str]]
+    comparison: dict[str, Optional[str]]
+    corrects: list[str]
+    rejected_reason: str
+    lines: list[InvoiceLineRead] = []
+
+
+class Approve(WriteModel):
+    note: str = Field(default="", max_length=500)
+
+
+class Reject(WriteModel):
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class Adjust(WriteModel):
+    description: str = Field(min_length=1, max_length=300)
+    amount: Decimal = Field(description="net amount of the manual posting, negative for a credit")
+    tax_rate: Decimal = Field(ge=0, le=100)
+
+
+class Decision(ReadModel):
+    task_id: str
+    result: str
+    net_total: Optional[str] = None
+    gross_total: Optional[str] = None
+
+
+class HoldCreate(WriteModel):
+    kind: Literal["hold", "flag"] = "hold"
+    name: str = Field(default="manual", min_length=1, max_length=100)
+    reason: str = Field(default="", max_length=500)
+
+
+class HoldRead(ReadModel):
+    id: str
+    account_id: str
+    kind: str
+    name: str
+    reason: str
+    placed_by: str
+    placed_at: datetime
+    released_by: Optional[str]
+    released_at: Optional[datetime]
+
+
+class AdHocCycle(WriteModel):
+    start: date
+    end: date
+
+
+class CycleStarted(ReadModel):
+    workflow_id: str
+    cycle_key: str
+
+
+async def temporal_client(request: Request[Any, Any, Any]) -> Any:
+    """The app's Temporal client: set by ``evbill serve`` (or a test) on ``app.state.temporal``,
+    else connected once to ``TEMPORAL_ADDRESS``."""
+    client = getattr(request.app.state, "temporal", None)
+    if client is None:
+        address = os.environ.get("TEMPORAL_ADDRESS", "").strip()
+        if not address:
+            raise DomainError("temporal_unavailable", "no Temporal server is configured (TEMPORAL_ADDRESS)")
+        from temporalio.client import Client
+
+        client = await Client.connect(address)
+        request.app.state.temporal = client
+    return client
+
+
+def _sessions(request: Request[Any, Any, Any], write: bool = False) -> Any:
+    return request.app.state.sessions() if write else request.app.state.read_sessions()
+
+
+def _task(db: Any, tenant_id: str, task_id: str) -> Any:
+    row = db.execute(select(B.finance_task).where(B.finance_task.c.id == task_id,
+                                                  B.finance_task.c.tenant_id == tenant_id)).first()
+    if row is None:
+        raise NotFound("finance_task_not_found", f"finance task {task_id!r} not found")
+    if row.status != "open":
+        raise Conflict("task_closed", f"the finance task is already {row.status}")
+    return row
+
+
+_REFUSALS = {"forbidden": Forbidden, "four_eyes": Forbidden, "not_held": Conflict, "busy": Conflict,
+             "not_manual": Conflict, "reason_required": InvalidInput, "invalid_amount": InvalidInput}
+
+
+async def _update(request: Request[Any, Any, Any], task_id: str, name: str, arg: Any) -> tuple[Any, Any]:
+    from temporalio.client import WorkflowUpdateFailedError
+    from temporalio.exceptions import ApplicationError
+
+    from workflows.billing.workflows import BillingCycleWorkflow
+
+    actor = actor_of(request)
+    with _sessions(request) as db:
+        task = _task(db, actor.tenant_id, task_id)
+    client = await temporal_client(request)
+    handle = client.get_workflow_handle(task.workflow_id)
+    try:
+        return task, await handle.execute_update(getattr(BillingCycleWorkflow, name), arg)
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        if isinstance(cause, ApplicationError):
+            kind = _REFUSALS.get(cause.type or "", Conflict)
+            raise kind(cause.type or "refused", cause.message) from None
+        raise
+
+
+@route("GET", "/billing/tasks", operation_id="list_finance_tasks", roles="billing_read",
+       summary="Open finance tasks: held invoices with the reasons and the previous period's comparison")
+def list_finance_tasks(request: Request[Any, Any, Any], limit: LimitParam = 50, cursor: CursorParam = None,
+                       status: Optional[str] = "open") -> FinanceTaskPage:
+    actor = actor_of(request)
+    t, i = B.finance_task, B.invoice
+    stmt = (select(t, i.c.currency, i.c.net_total, i.c.gross_total, i.c.local_start.label("period_start"),
+                   i.c.local_end.label("period_end"))
+            .join(i, i.c.id == t.c.invoice_id).where(t.c.tenant_id == actor.tenant_id))
+    if status:
+        stmt = stmt.where(t.c.status == status)
+    if cursor:
+        from store.repo import decode_cursor
+
+        stmt = stmt.where(t.c.id > decode_cursor(cursor))
+    with _sessions(request) as db:
+        rows = db.execute(stmt.order_by(t.c.id).limit(limit + 1)).all()
+    nxt = None
+    if len(rows) > limit:
+        from store.repo import encode_cursor
+
+        rows = rows[:limit]
+        nxt = encode_cursor(rows[-1].id)
+    return FinanceTaskPage(items=[FinanceTaskRead.model_validate(dict(r._mapping)) for r in rows], next_cursor=nxt)
+
+
+@route("GET", "/billing/invoices/{invoice_id:str}", operation_id="get_invoice", roles="billing_read",
+       summary="An invoice (draft, held, finalized or rejected) with its lines")
+def get_invoice(request: Request[Any, Any, Any], invoice_id: str) -> InvoiceRead:
+    actor = actor_of(request)
+    with _sessions(request) as db:
+        row = db.execute(select(B.invoice).where(B.invoice.c.id == invoice_id,
+                                                 B.invoice.c.tenant_id == actor.tenant_id)).first()
+        if row is None:
+            raise NotFound("invoice_not_found", f"invoice {invoice_id!r} not found")
+        lines = db.execute(select(B.invoice_line).where(B.invoice_line.c.invoice_id == invoice_id)
+                           .order_by(B.invoice_line.c.seq)).all()
+    data = dict(row._mapping)
+    data["lines"] = [dict(ln._mapping) for ln in lines]
+    return InvoiceRead.model_validate(data)
+
+
+@route("POST", "/billing/tasks/{task_id:str}/approve", operation_id="approve_finance_task",
+       roles="billing_decide", summary="Approve a held invoice (approver role; not the person who adjusted it)")
+async def approve_finance_task(request: Request[Any, Any, Any], task_id: str, data: Approve) -> Decision:
+    from workflows.billing.types import ApproveInput
+
+    actor = actor_of(request)
+    task, res = await _update(request, task_id, "approve", ApproveInput(actor.user_id, actor.role, data.note))
+    return Decision(task_id=task.id, result=str(res))
+
+
+@route("POST", "/billing/tasks/{task_id:str}/reject", operation_id="reject_finance_task",
+       roles="billing_decide", summary="Reject a held invoice with a reason (its sessions stay unbilled)")
+async def reject_finance_task(request: Request[Any, Any, Any], task_id: str, data: Reject) -> Decision:
+    from workflows.billing.types import RejectInput
+
+    actor = actor_of(request)
+    task, res = await _update(request, task_id, "reject", RejectInput(actor.user_id, actor.role, data.reason))
+    return Decision(task_id=task.id, result=str(res))
+
+
+@route("POST", "/billing/tasks/{task_id:str}/adjust", operation_id="adjust_finance_task",
+       roles="billing_adjust", summary="Add a manual posting to a held invoice (someone else must approve it)")
+async def adjust_finance_task(request: Request[Any, Any, Any], task_id: str, data: Adjust) -> Decision:
+    from workflows.billing.types import AdjustInput
+
+    actor = actor_of(request)
+    task, res = await _update(request, task_id, "adjust", AdjustInput(
+        actor.user_id, actor.role, data.description, format(data.amount, "f"), format(data.tax_rate, "f")))
+    return Decision(task_id=task.id, result="adjusted", net_total=res.net, gross_total=res.gross)
+
+
+@route("POST", "/billing/accounts/{account_id:str}/holds", operation_id="place_billing_hold", roles="billing_hold",
+       status_code=201, summary="Hold the account's next invoice (kind hold) or flag it for the hold rules")
+def place_billing_hold(request: Request[Any, Any, Any], account_id: str, data: HoldCreate) -> HoldRead:
+    actor = actor_of(request)
+    with request.app.state.sessions() as db:
+        _account(db, actor.tenant_id, account_id)
+        hid = B.place_hold(db.connection(), actor.tenant_id, account_id, data.kind, data.name, data.reason,
+                           actor.user_id)
+        from store.audit import append_audit
+
+        append_audit(db, actor, "billing_hold.place", "billing_hold", hid, None, data.model_dump())
+        db.commit()
+        row = db.execute(select(B.billing_hold).where(B.billing_hold.c.id == hid)).one()
+    return HoldRead.model_validate(dict(row._mapping))
+
+
+@route("POST", "/billing/holds/{hold_id:str}/release", operation_id="release_billing_hold",
+       roles="billing_decide", summary="Release a manual hold; a task held only by it is released too")
+async def release_billing_hold(request: Request[Any, Any, Any], hold_id: str) -> HoldRead:
+    from workflows.billing.types import ReleaseHoldInput
+
+    actor = actor_of(request)
+    with request.app.state.sessions() as db:
+        row = B.release_hold(db.connection(), actor.tenant_id, hold_id, actor.user_id)
+        if row is None:
+            raise NotFound("billing_hold_not_found", f"hold {hold_id!r} not found")
+        from store.audit import append_audit
+
+        append_audit(db, actor, "billing_hold.release", "billing_hold", hold_id)
+        db.commit()
+        tasks = db.execute(select(B.finance_task).where(B.finance_task.c.tenant_id == actor.tenant_id,
+                                                        B.finance_task.c.account_id == row.account_id,
+                                                        B.finance_task.c.status == "open")).all()
+        after = db.execute(select(B.billing_hold).where(B.billing_hold.c.id == hold_id)).one()
+    for task in tasks:
+        if task.reasons and all(r.get("kind") == "manual" for r in task.reasons):
+            await _update(request, task.id, "release_hold", ReleaseHoldInput(actor.user_id, actor.role, hold_id))
+    return HoldRead.model_validate(dict(after._mapping))
+
+
+@route("POST", "/billing/accounts/{account_id:str}/cycles", operation_id="start_ad_hoc_cycle",
+       roles="billing_hold", status_code=202, summary="Start an ad-hoc billing cycle for a period")
+async def start_ad_hoc_cycle(request: Request[Any, Any, Any], account_id: str, data: AdHocCycle) -> CycleStarted:
+    from runtime.invoicing import ad_hoc_period
+    from workflows.billing.types import BillingCycleInput
+    from workflows.billing.worker import start_cycle
+
+    actor = actor_of(request)
+    with _sessions(request) as db:
+        acct = _account(db, actor.tenant_id, account_id)
+    try:
+        period = ad_hoc_period(data.start, data.end, acct.timezone)
+    except ValueError as exc:
+        raise InvalidInput("invalid_period", str(exc)) from None
+    client = await temporal_client(request)
+    queue = getattr(request.app.state, "billing_task_queue", None)
+    inp = BillingCycleInput(actor.tenant_id, account_id, as_of=period.end.isoformat(), period=period.to_dict(),
+                            cycle_key=period.key)
+    handle = await start_cycle(client, inp, period.key, **({"task_queue": queue} if queue else {}))
+    return CycleStarted(workflow_id=handle.id, cycle_key=period.key)
+
+
+def _account(db: Any, tenant_id: str, account_id: str) -> Any:
+    acct = db.execute(select(BillingAccount.__table__).where(  # type: ignore[attr-defined]
+        BillingAccount.__table__.c.id == account_id,  # type: ignore[attr-defined]
+        BillingAccount.__table__.c.tenant_id == tenant_id)).first()  # type: ignore[attr-defined]
+    if acct is None:
+        raise NotFound("billing_account_not_found", f"billing account {account_id!r} not found")
+    return acct
+
+
+router = Router(path="/", route_handlers=[list_finance_tasks, get_invoice, approve_finance_task,
+                                          reject_finance_task, adjust_finance_task, place_billing_hold,
+                                          release_billing_hold, start_ad_hoc_cycle], tags=["billing"])
