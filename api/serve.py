@@ -42,6 +42,10 @@ def start_side_services(args: argparse.Namespace, engine: Any = None) -> None:
     the API does not depend on either."""
     if engine is not None and getattr(args, "ocpp_port", 0):
         start_ocpp_gateway(args, engine)
+    if engine is not None and not getattr(args, "no_temporal", False):
+        from workflows.billing.embedded import start_embedded
+
+        start_embedded(engine)
 
 
 def start_ocpp_gateway(args: argparse.Namespace, engine: Any) -> Any:

