@@ -25,7 +25,7 @@ OUT = Path(__file__).resolve().parent / "histories"
 UTC = timezone.utc
 
 
-async def main() -> None:
+async def main(suffix: str = "") -> None:
     env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=TEST_SERVER)
     tmp = Path(tempfile.mkdtemp())
     engine = make_engine(f"sqlite:///{tmp / 'rec.db'}")
@@ -61,7 +61,7 @@ async def main() -> None:
                         await env.sleep(7300)
                 await h.result()
                 hist = await h.fetch_history()
-                (OUT / f"{name}.json").write_text(hist.to_json())
+                (OUT / f"{name}{suffix}.json").write_text(hist.to_json())
                 print("recorded", name)
     finally:
         engine.dispose()
@@ -69,4 +69,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    import sys
+
+    # a suffix keeps the older recordings: each generation of the code adds its own
+    asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else ""))
