@@ -312,33 +312,10 @@ def _context(doc: Document, include_statement: bool, statement_only: bool) -> di
     recipient_address = doc.seller.address if self_billing else doc.buyer.address
     recipient_contact = None if self_billing else doc.buyer.contact_name
 
-    statement = []
+    statement: list[dict[str, str]] = []
+    st_totals: dict[str, str] = {}
     if include_statement or statement_only:
-        for r in doc.statement:
-            statement.append({
-                "start": datetime_text(r.started_at, lang),
-                "location": r.location,
-                "evse": r.evse,
-                "token": r.token,
-                "kwh": number_text(r.energy_kwh, 3, lang),
-                "charge_min": number_text(r.charging_minutes, 0, lang),
-                "park_min": number_text(r.parking_minutes, 0, lang),
-                # one text run per session keeps a 20-session statement on one fast page
-                "breakdown": " · ".join(
-                    [f"{c.label} {m(c.amount)}" for c in r.components]
-                    + [f"{d.label} {m(-d.amount)}" for d in r.discounts]
-                ),
-                "net": m(r.net),
-                "tax": m(r.tax),
-                "gross": m(r.gross),
-            })
-    st_totals = {
-        "count": str(len(doc.statement)),
-        "kwh": number_text(sum((r.energy_kwh for r in doc.statement), Decimal(0)), 3, lang),
-        "net": m(sum((r.net for r in doc.statement), Decimal(0))),
-        "tax": m(sum((r.tax for r in doc.statement), Decimal(0))),
-        "gross": m(sum((r.gross for r in doc.statement), Decimal(0))),
-    }
+        statement, st_totals = _statement_rows(doc, labels, m)
 
     return {
         "doc": doc,
@@ -365,6 +342,59 @@ def _context(doc: Document, include_statement: bool, statement_only: bool) -> di
         "include_statement": include_statement and bool(doc.statement),
         "statement_only": statement_only,
     }
+
+
+_FIGURE_SPACE = "\u2007"  # as wide as a digit: pads amounts so they align in one text run
+_AMOUNT_GAP = _FIGURE_SPACE * 3
+
+
+def _aligned(columns: list[list[str]]) -> list[str]:
+    """Join each row's amounts into one right-aligned text run, every column padded to its widest
+    entry with figure spaces. DejaVu's digits are tabular, so the columns line up without a table
+    cell per amount (each cell costs WeasyPrint a layout pass: three fewer cells per session make
+    the statement ~40 % cheaper)."""
+    widths = [max(len(text) for text in column) for column in columns]
+    return [_AMOUNT_GAP.join(column[i].rjust(width, _FIGURE_SPACE) for column, width in zip(columns, widths))
+            for i in range(len(columns[0]))]
+
+
+def _statement_rows(doc: Document, labels: dict[str, str], m: Any) -> tuple[list[dict[str, str]], dict[str, str]]:
+    """The session statement as four text runs per session (when and where, token and usage, price
+    components, amounts): one row per session, one cell per run."""
+    lang = doc.language
+    rows = doc.statement
+    nets = [m(r.net) for r in rows]
+    taxes = [m(r.tax) for r in rows]
+    grosses = [m(r.gross) for r in rows]
+    total_net = m(sum((r.net for r in rows), Decimal(0)))
+    total_tax = m(sum((r.tax for r in rows), Decimal(0)))
+    total_gross = m(sum((r.gross for r in rows), Decimal(0)))
+    amounts = _aligned([[labels["st_net"]] + nets + [total_net], [labels["st_tax"]] + taxes + [total_tax],
+                        [labels["st_gross"]] + grosses + [total_gross]])
+    out = []
+    for i, r in enumerate(rows):
+        out.append({
+            "where": f"{datetime_text(r.started_at, lang)} · {r.location} · {r.evse}",
+            "usage": f"{r.token} · {number_text(r.energy_kwh, 3, lang)} kWh · "
+                     f"{number_text(r.charging_minutes, 0, lang)} / {number_text(r.parking_minutes, 0, lang)} "
+                     f"{labels['min']}",
+            # one text run per session keeps a 20-session statement on one fast page
+            "breakdown": " · ".join(
+                [f"{c.label} {m(c.amount)}" for c in r.components]
+                + [f"{d.label} {m(-d.amount)}" for d in r.discounts]
+            ),
+            "amounts": amounts[i + 1],
+        })
+    totals = {
+        "count": str(len(rows)),
+        "kwh": number_text(sum((r.energy_kwh for r in rows), Decimal(0)), 3, lang),
+        "net": total_net,
+        "tax": total_tax,
+        "gross": total_gross,
+        "amounts_head": amounts[0],
+        "amounts": amounts[-1],
+    }
+    return out, totals
 
 
 def _row(line: Line, doc: Document, labels: dict[str, str]) -> _Row:
@@ -539,6 +569,29 @@ def render_html(doc: Document, *, include_statement: bool = True, statement_only
     return template.render(**_context(doc, include_statement, statement_only))
 
 
+def layout_pdf(doc: Document, *, include_statement: bool = True, statement_only: bool = False) -> Any:
+    """The laid-out WeasyPrint document (pages), ready for ``write_pdf``; callers that add
+    attachments or metadata (Factur-X) adjust ``.metadata`` in between."""
+    # imported late: WeasyPrint's import costs ~0.5 s
+    from weasyprint import CSS, HTML  # type: ignore[import-untyped, unused-ignore]
+
+    html = render_html(doc, include_statement=include_statement, statement_only=statement_only)
+    return HTML(string=html, base_url=str(TEMPLATES)).render(
+        stylesheets=[_stylesheet(doc.language), CSS(string=_page_css(doc))],
+        font_config=_font_config(),
+    )
+
+
+def write_pdf(doc: Document, laid_out: Any, pdf_variant: str | None = None) -> bytes:
+    options: dict[str, Any] = {"pdf_variant": pdf_variant} if pdf_variant else {}
+    # identifier and metadata come from the document, so the same document renders the same bytes
+    options["pdf_identifier"] = doc.number.encode("utf-8")
+    options["uncompressed_pdf"] = False
+    result = laid_out.write_pdf(**options)
+    assert isinstance(result, bytes)
+    return result
+
+
 def render_pdf(
     doc: Document,
     *,
@@ -547,18 +600,5 @@ def render_pdf(
     pdf_variant: str | None = None,
 ) -> bytes:
     """The document (with its session statement appended, if any) as PDF bytes."""
-    # imported late: WeasyPrint's import costs ~0.5 s
-    from weasyprint import CSS, HTML  # type: ignore[import-untyped, unused-ignore]
-
-    html = render_html(doc, include_statement=include_statement, statement_only=statement_only)
-    options: dict[str, Any] = {"pdf_variant": pdf_variant} if pdf_variant else {}
-    # identifier and metadata come from the document, so the same document renders the same bytes
-    options["pdf_identifier"] = doc.number.encode("utf-8")
-    options["uncompressed_pdf"] = False
-    result = HTML(string=html, base_url=str(TEMPLATES)).write_pdf(
-        stylesheets=[_stylesheet(doc.language), CSS(string=_page_css(doc))],
-        font_config=_font_config(),
-        **options,
-    )
-    assert isinstance(result, bytes)
-    return result
+    laid_out = layout_pdf(doc, include_statement=include_statement, statement_only=statement_only)
+    return write_pdf(doc, laid_out, pdf_variant)
