@@ -501,3 +501,156 @@ def message_builder(engine: Engine, *, sender: str = "") -> MessageBuilder:
         return build_message(content, attachments)
 
     return build
+
+
+# ------------------------------------------------------------------------- from billing
+
+def _branding(raw: dict[str, Any] | None) -> Any:
+    """The tenant's ``branding`` JSON (primary_color, secondary_color, legal_lines or footer,
+    logo as a data: URL or base64 with logo_mime, show_evbill) as the document model's value;
+    unusable entries fall back to the defaults instead of stopping an invoice."""
+    import base64
+    import binascii
+
+    from runtime.documents.model import Branding
+
+    raw = raw or {}
+    kw: dict[str, Any] = {}
+    for key in ("primary_color", "secondary_color"):
+        value = raw.get(key)
+        if isinstance(value, str):
+            try:
+                Branding(**{key: value})
+                kw[key] = value
+            except ValueError:
+                pass
+    lines = raw.get("legal_lines", raw.get("footer"))
+    if isinstance(lines, str):
+        lines = [lines]
+    if isinstance(lines, list):
+        kw["legal_lines"] = tuple(str(x) for x in lines)
+    logo = raw.get("logo") or raw.get("logo_data")
+    if isinstance(logo, str) and logo:
+        mime = str(raw.get("logo_mime") or "image/png")
+        if logo.startswith("data:") and ";base64," in logo:
+            mime, _, logo = logo[5:].partition(";base64,")
+        try:
+            kw["logo"], kw["logo_mime"] = base64.b64decode(logo, validate=True), mime
+        except (binascii.Error, ValueError):
+            pass
+    if isinstance(raw.get("show_evbill"), bool):
+        kw["show_evbill"] = raw["show_evbill"]
+    return Branding(**kw)
+
+
+def load_invoice_input(conn: Connection, tenant_id: str, invoice_id: str) -> Any:
+    """A finalized billing invoice with everything its documents show, as
+    ``runtime.documents.from_invoice.InvoiceInput``.
+
+    Not stored anywhere yet, so defaulted here: the customer's format choice (``default_formats``
+    by customer kind), the Leitweg-ID, and the debtor IBAN of a SEPA mandate (without it the
+    invoice asks for a transfer instead of announcing a debit)."""
+    from runtime.documents.from_invoice import (
+        BilledLine,
+        CustomerProfile,
+        InvoiceInput,
+        PaymentProfile,
+        SessionFacts,
+        TenantProfile,
+    )
+    from runtime.documents.model import Address, Contact, ElectronicAddress, Seller
+    from store import billing as B
+    from store.models import BillingAccount, ChargingPeriodRow, ChargingSession, Contract, Customer, Location, Tenant
+
+    inv = conn.execute(select(B.invoice).where(B.invoice.c.id == invoice_id, B.invoice.c.tenant_id == tenant_id)).first()
+    if inv is None:
+        raise NotFound("invoice_not_found", f"invoice {invoice_id} not found")
+    if inv.status != "finalized" or not inv.number:
+        raise Conflict("invoice_not_finalized", f"invoice {invoice_id} is {inv.status}; only finalized invoices "
+                                                f"become documents")
+    lines = conn.execute(select(B.invoice_line).where(B.invoice_line.c.invoice_id == invoice_id)
+                         .order_by(B.invoice_line.c.seq)).all()
+    t = conn.execute(select(Tenant.__table__).where(Tenant.__table__.c.id == tenant_id)).one()  # type: ignore[attr-defined]
+    cust = conn.execute(select(Customer.__table__).where(Customer.__table__.c.id == inv.customer_id)).one()  # type: ignore[attr-defined]
+    acct = conn.execute(select(BillingAccount.__table__).where(  # type: ignore[attr-defined]
+        BillingAccount.__table__.c.id == inv.account_id)).one()  # type: ignore[attr-defined]
+    ct = Contract.__table__  # type: ignore[attr-defined]
+    contract = conn.execute(select(ct).where(ct.c.account_id == inv.account_id, ct.c.tenant_id == tenant_id)
+                            .order_by((ct.c.status == "active").desc(), ct.c.start_date.desc()).limit(1)).first()
+
+    seller_vat = t.vat_id or None
+    seller = Seller(
+        legal_name=t.legal_name or t.name,
+        address=Address(t.street, t.city, t.postal_code, t.country or "DE"),
+        electronic_address=ElectronicAddress(t.vat_id, "9930") if t.vat_id.startswith("DE")
+        else ElectronicAddress(t.email or "billing@invalid", "EM"),
+        # XRechnung needs a seller contact with a phone number (BR-DE-6); the tenant table has no
+        # column for it yet, so it is read from the branding settings
+        contact=Contact(str((t.branding or {}).get("contact_name") or t.legal_name or t.name),
+                        str((t.branding or {}).get("phone") or ""), t.email),
+        vat_id=seller_vat, tax_number=t.tax_number or None, iban=t.iban or None, bic=t.bic or None,
+        creditor_id=t.creditor_id or None,
+    )
+    business = cust.kind == "business"
+    street, city, postal, country = ((acct.street, acct.city, acct.postal_code, acct.country) if acct.street
+                                     else (cust.street, cust.city, cust.postal_code, cust.country))
+    country = country or t.country or "DE"
+    customer = CustomerProfile(
+        name=(cust.company_name or cust.name) if business else cust.name,
+        address=Address(street, city, postal, country),
+        email=acct.invoice_email or cust.email, is_business=business, vat_id=cust.vat_id or None,
+        customer_number=cust.external_ref or cust.id, language=(cust.language or "de")[:2],
+        contact_name=cust.name if business and cust.company_name else None,
+        reverse_charge=bool(business and cust.vat_id and country != (t.country or "DE")),
+    )
+    payment = PaymentProfile("transfer")
+    if contract is not None and contract.payment_method == "sepa_direct_debit" and contract.mandate_reference:
+        # the contract holds the mandate but not the debtor's IBAN yet: without it, no debit notice
+        payment = PaymentProfile("sepa_direct_debit", contract.mandate_reference, None)
+
+    session_ids = sorted({ln.session_id for ln in lines if ln.session_id})
+    sessions: list[Any] = []
+    if session_ids:
+        cs, loc, cp = ChargingSession.__table__, Location.__table__, ChargingPeriodRow.__table__  # type: ignore[attr-defined]
+        rows = conn.execute(select(cs.c.id, cs.c.start, cs.c.end, cs.c.energy_kwh, cs.c.location_ref, cs.c.evse_ref,
+                                   cs.c.token_uid, loc.c.name, loc.c.timezone)
+                            .select_from(cs.outerjoin(loc, loc.c.id == cs.c.location_id))
+                            .where(cs.c.tenant_id == tenant_id, cs.c.id.in_(session_ids))).all()
+        parked = dict(conn.execute(select(cp.c.session_id, func.sum(cp.c.parking_h)).where(
+            cp.c.session_id.in_(session_ids)).group_by(cp.c.session_id)).all())
+        for r in rows:
+            parking_min = (Decimal(str(parked.get(r.id) or 0)) * 60).quantize(Decimal(1))
+            total_min = Decimal(int((r.end - r.start).total_seconds()) // 60)
+            sessions.append(SessionFacts(
+                session_id=r.id, started_at=r.start, timezone=r.timezone or acct.timezone or "Europe/Berlin",
+                location=r.name or r.location_ref, evse=r.evse_ref, token=r.token_uid, energy_kwh=r.energy_kwh,
+                charging_minutes=max(total_min - parking_min, Decimal(0)), parking_minutes=parking_min))
+    corrects = tuple(inv.corrects or ())
+    corrects_date = None
+    if corrects:
+        corrects_date = conn.execute(select(B.invoice.c.issue_date).where(
+            B.invoice.c.tenant_id == tenant_id, B.invoice.c.number == corrects[0])).scalar()
+    return InvoiceInput(
+        invoice_id=inv.id, kind=inv.kind, number=inv.number, issue_date=inv.issue_date, due_date=inv.due_date,
+        currency=inv.currency, period_start=inv.local_start, period_end=inv.local_end,
+        payment_terms=inv.payment_terms, net_total=inv.net_total, tax_total=inv.tax_total,
+        lines=tuple(BilledLine(ln.seq, ln.kind, ln.component, ln.description, ln.quantity, ln.unit, ln.unit_price,
+                               ln.net, ln.tax_rate, ln.session_id) for ln in lines),
+        tenant=TenantProfile(seller, _branding(t.branding)), customer=customer, payment=payment,
+        sessions=tuple(sessions), corrects=corrects, corrects_issue_date=corrects_date,
+    )
+
+
+def issue_for_invoice(engine: Engine, tenant_id: str, invoice_id: str) -> list[StoredDocument]:
+    """The hand-over from billing: render a finalized invoice in the customer's formats (the
+    session statement is part of the PDF), archive them and queue the e-mail. Idempotent: a
+    retried activity archives and queues nothing new."""
+    from runtime.documents.from_invoice import default_formats, document_from_invoice
+    from store import billing as B
+
+    with engine.connect() as conn:
+        inp = load_invoice_input(conn, tenant_id, invoice_id)
+        customer_id = conn.execute(select(B.invoice.c.customer_id).where(B.invoice.c.id == invoice_id)).scalar()
+    doc = document_from_invoice(inp)
+    return issue_documents(engine, tenant_id, doc, default_formats(inp.customer), source_invoice_id=invoice_id,
+                           customer_id=customer_id, email=inp.customer.email)

@@ -1,0 +1,98 @@
+"""The hand-over from billing to documents, on the real billing tables: a cycle assembled and
+finalized by the billing activities, then ``issue_for_invoice`` renders it in the customer's
+formats, archives it and queues the e-mail; the documents carry exactly the billed totals and a
+statement of the billed sessions. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+from decimal import Decimal as D
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, update
+
+from runtime.documents import render
+from runtime.documents.from_invoice import document_from_invoice
+from store import documents as A
+from store.models import BillingAccount, Customer, Tenant
+from tests.store.conftest import backend, engine  # noqa: F401  (fixtures: both databases)
+
+from .conftest import explain
+from .helpers import pdf_text, pdf_totals, xml_totals
+
+pytest.importorskip("temporalio")
+
+UTC = timezone.utc
+
+
+def _finalized_invoice(engine: Engine, kind: str = "private") -> tuple[str, str]:
+    from tests.workflows.seed import insert_sessions, seed_tenant
+    from workflows.billing.activities import BillingActivities
+    from workflows.billing.types import AssembleInput, FinalizeInput
+
+    seeded = seed_tenant(engine, "tdoc", 1)
+    account = seeded.account_ids[0]
+    with engine.begin() as conn:
+        conn.execute(update(Tenant.__table__).where(Tenant.__table__.c.id == "tdoc").values(  # type: ignore[attr-defined]
+            legal_name="Stadtwerke Musterstadt GmbH", street="Energieweg 12", postal_code="12345",
+            city="Musterstadt", vat_id="DE136695976", iban="DE02120300000000202051", bic="BYLADEM1001",
+            email="rechnung@stadtwerke.example", branding={"primary_color": "#0b5d3b", "phone": "+49 30 1234567",
+                                                           "legal_lines": ["Sitz Musterstadt, HRB 12345"]}))
+        conn.execute(update(Customer.__table__).where(  # type: ignore[attr-defined]
+            Customer.__table__.c.id == seeded.customer_of[account]).values(  # type: ignore[attr-defined]
+            kind=kind, company_name="Flotten Logistik AG" if kind == "business" else "",
+            vat_id="DE811569869" if kind == "business" else "", street="Lindenstraße 5", postal_code="10969",
+            city="Berlin", email="jonas@example.org"))
+        conn.execute(update(BillingAccount.__table__).where(  # type: ignore[attr-defined]
+            BillingAccount.__table__.c.id == account).values(invoice_email="rechnung@kunde.example"))  # type: ignore[attr-defined]
+    insert_sessions(engine, seeded, [
+        (account, f"S-{i}", datetime(2026, 10, 3 + i, 8, 15, tzinfo=UTC), D("12.345") + i) for i in range(3)])
+    acts = BillingActivities(engine)
+    draft = acts.assemble_draft(AssembleInput("tdoc", account, "2026-11-01T12:00:00+00:00", "wf-doc"))
+    fin = acts.finalize_invoice(FinalizeInput("tdoc", draft.invoice_id))
+    return draft.invoice_id, fin.number
+
+
+def test_finalized_invoice_is_issued_archived_and_queued(engine: Engine, validate: Any) -> None:
+    invoice_id, number = _finalized_invoice(engine)
+    stored = A.issue_for_invoice(engine, "tdoc", invoice_id)
+    assert [(s.number, s.format, s.created) for s in stored] == [(number, "pdf", True)]
+    with engine.connect() as conn:
+        inp = A.load_invoice_input(conn, "tdoc", invoice_id)
+        (meta, content), = A.documents_by_number(conn, "tdoc", number)
+        deliveries = A.deliveries_of(conn, "tdoc", number)
+    assert hashlib.sha256(content).hexdigest() == meta.sha256 and meta.source_invoice_id == invoice_id
+    assert [(d.recipient, d.formats, d.status) for d in deliveries] == [("rechnung@kunde.example", ("pdf",), "pending")]
+    doc = document_from_invoice(inp)
+    assert len(doc.statement) == 3 and inp.net_total == doc.totals.net
+    text = pdf_text(content)
+    assert number in text and "Einzelnachweis der Ladevorgänge" in text and "03.10.2026 10:15" in text
+    assert pdf_totals(content, "de")["gross"] == meta.gross_total == inp.net_total + inp.tax_total
+    # the same invoice as an e-invoice is valid with what the tables hold
+    xml = render(doc, "xrechnung-cii")
+    report = validate(xml)
+    assert report.valid, explain(report)
+    assert xml_totals(xml)["payable"] == meta.gross_total
+    # a retried hand-over archives nothing new and queues no second e-mail
+    again = A.issue_for_invoice(engine, "tdoc", invoice_id)
+    assert [s.created for s in again] == [False]
+    with engine.connect() as conn:
+        assert len(A.deliveries_of(conn, "tdoc", number)) == 1
+
+
+def test_business_customer_gets_facturx_and_drafts_are_refused(engine: Engine) -> None:
+    invoice_id, number = _finalized_invoice(engine, kind="business")
+    stored = A.issue_for_invoice(engine, "tdoc", invoice_id)
+    assert [s.format for s in stored] == ["facturx-pdf"]
+    from store.errors import Conflict, NotFound
+
+    with engine.connect() as conn, pytest.raises(NotFound):
+        A.load_invoice_input(conn, "tdoc", "inv_missing")
+    from store import billing as B
+
+    with engine.begin() as conn:
+        conn.execute(update(B.invoice).where(B.invoice.c.id == invoice_id).values(status="held"))
+    with engine.connect() as conn, pytest.raises(Conflict):
+        A.load_invoice_input(conn, "tdoc", invoice_id)
