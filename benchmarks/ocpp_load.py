@@ -119,7 +119,7 @@ def setup(url: str, n: int) -> tuple[Any, dict[str, str]]:
 
 class Load:
     def __init__(self) -> None:
-        self.lat: list[float] = []
+        self.lat: list[tuple[float, float]] = []  # (sent at, seconds to the answer)
         self.sent = 0
         self.errors = 0
         self.connected = 0
@@ -128,9 +128,12 @@ class Load:
         self.started: set[int] = set()
         self.stopped: set[int] = set()
         self.unconfirmed_stops = 0
+        # the load window: set once every charger is connected
+        self.t_all = 0.0
+        self.t_end = float("inf")
 
 
-async def charger(port: int, ident: str, pw: str, args: argparse.Namespace, load: Load, t_end: float,
+async def charger(port: int, ident: str, pw: str, args: argparse.Namespace, load: Load,
                   gate: asyncio.Semaphore, clock: list[datetime]) -> None:
     import websockets
 
@@ -158,7 +161,7 @@ async def charger(port: int, ident: str, pw: str, args: argparse.Namespace, load
         t0 = time.perf_counter()
         await ws.send(json.dumps([2, uid, action, payload]))
         reply = json.loads(await ws.recv())
-        load.lat.append(time.perf_counter() - t0)
+        load.lat.append((time.monotonic(), time.perf_counter() - t0))
         load.sent += 1
         if reply[0] != 3 or reply[1] != uid:
             load.errors += 1
@@ -166,25 +169,30 @@ async def charger(port: int, ident: str, pw: str, args: argparse.Namespace, load
         return reply[2]  # type: ignore[no-any-return]
 
     def ts() -> str:
-        # simulated charger clock: advances 10 s per meter interval, so sessions look like real ones
+        # simulated charger clock: 10 s per meter interval, so sessions look like real ones
         return clock[0].isoformat().replace("+00:00", "Z")
 
     try:
-        # spread the fleet's rhythm so messages do not arrive in lock step
-        await asyncio.sleep(random.random() * args.meter_interval)
         await call("BootNotification", {"chargePointVendor": "Bench", "chargePointModel": "Sim"})
         await call("StatusNotification", {"connectorId": 1, "errorCode": "NoError", "status": "Available"})
-        next_hb = time.monotonic() + args.heartbeat
+        while not load.t_all:
+            await asyncio.sleep(0.5)
+        # a fleet does not plug in all at once: first starts spread over the first quarter
+        await asyncio.sleep(random.random() * args.duration / 4)
+        next_hb = time.monotonic() + random.random() * args.heartbeat
         meter = 0
-        while time.monotonic() < t_end:
+        while time.monotonic() < load.t_end:
             start = await call("StartTransaction", {"connectorId": 1, "idTag": "BENCH-TOKEN", "meterStart": meter,
                                                     "timestamp": ts()})
             if start is None:
                 break
             tx = int(start["transactionId"])
             load.started.add(tx)
-            for _ in range(args.meters_per_tx):
-                await asyncio.sleep(args.meter_interval)
+            # transactions of varying length, so starts and stops are spread over the run
+            for _ in range(random.randint(args.meters_per_tx // 2, args.meters_per_tx * 3 // 2)):
+                await asyncio.sleep(args.meter_interval * (0.9 + random.random() / 5))
+                if time.monotonic() >= load.t_end:
+                    break
                 meter += random.randint(20, 40)  # ~11 kW for 10 s of simulated time
                 await call("MeterValues", {"connectorId": 1, "transactionId": tx, "meterValue": [
                     {"timestamp": ts(), "sampledValue": [
@@ -210,16 +218,14 @@ async def run_chargers(port: int, passwords: dict[str, str], args: argparse.Name
     load = Load()
     gate = asyncio.Semaphore(200)  # handshakes in flight
     t_ramp = time.monotonic()
-    t_end = t_ramp + args.duration
     clock = [datetime(2026, 3, 10, 6, 0, tzinfo=timezone.utc)]
+    loop = asyncio.get_running_loop()
 
     async def tick() -> None:
-        # the simulated wall clock: 10 s of charger time per meter interval
         while True:
             await asyncio.sleep(args.meter_interval / 10)
             clock[0] += timedelta(seconds=1)
 
-    ticker = asyncio.get_running_loop().create_task(tick())
     held: list[tuple[float, int]] = []
 
     async def sample() -> None:
@@ -227,27 +233,28 @@ async def run_chargers(port: int, passwords: dict[str, str], args: argparse.Name
             await asyncio.sleep(1)
             held.append((time.monotonic(), load.connected))
 
-    sampler = asyncio.get_running_loop().create_task(sample())
-    tasks = [asyncio.get_running_loop().create_task(charger(port, ident, pw, args, load, t_end, gate, clock))
-             for ident, pw in passwords.items()]
-    # the steady-state window: everything connected, before the last transactions wind down
-    await asyncio.sleep(0)
-    t_sent0, t0 = 0, 0.0
-    while time.monotonic() < t_end:
-        await asyncio.sleep(0.5)
-        if not t0 and load.connected >= len(passwords) - load.failed_connect:
-            t_sent0, t0, lat0 = load.sent, time.monotonic(), len(load.lat)
-    steady_end, steady_sent = time.monotonic(), load.sent
+    side = [loop.create_task(tick()), loop.create_task(sample())]
+    tasks = [loop.create_task(charger(port, ident, pw, args, load, gate, clock)) for ident, pw in passwords.items()]
+    while load.connected + load.failed_connect < len(passwords) and time.monotonic() - t_ramp < 300:
+        await asyncio.sleep(0.2)
+    load.t_all = time.monotonic()
+    load.t_end = load.t_all + args.duration
+    # steady state: after the first starts have spread out, until the fleet winds down
+    w0, w1 = load.t_all + args.duration / 4, load.t_end
+    await asyncio.sleep(args.duration)
     await asyncio.gather(*tasks)
-    ticker.cancel()
-    sampler.cancel()
-    steady_lat = load.lat[lat0:] if t0 else load.lat
+    for t in side:
+        t.cancel()
+    steady = [lat for at, lat in load.lat if w0 <= at <= w1]
     out.put({
-        "ramp_s": (t0 - t_ramp) if t0 else None, "steady_s": steady_end - t0 if t0 else 0,
-        "steady_msgs": steady_sent - t_sent0, "msgs": load.sent, "errors": load.errors,
-        "peak_connected": load.peak_connected, "held_min_steady": min((n for at, n in held if t0 <= at <= t_end), default=0),
+        "ramp_s": load.t_all - t_ramp, "steady_s": w1 - w0, "steady_msgs": len(steady),
+        "msgs": load.sent, "errors": load.errors, "peak_connected": load.peak_connected,
+        "held_min_steady": min((n for at, n in held if load.t_all <= at <= w1), default=0),
         "failed_connect": load.failed_connect,
-        "lat_all": _pcts(load.lat), "lat_steady": _pcts(steady_lat),
+        "lat_ramp": _pcts([lat for at, lat in load.lat if at < load.t_all]),
+        "lat_first_starts": _pcts([lat for at, lat in load.lat if load.t_all <= at < w0]),
+        "lat_steady": _pcts(steady),
+        "lat_wind_down": _pcts([lat for at, lat in load.lat if at > w1]),
         "started": sorted(load.started), "stopped": sorted(load.stopped), "unconfirmed_stops": load.unconfirmed_stops,
     })
 
@@ -272,6 +279,7 @@ def client_main(port: int, passwords: dict[str, str], args: argparse.Namespace, 
 # --- the gateway (this process) -----------------------------------------------------------------
 
 async def serve_and_measure(engine: Any, passwords: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
+    sys.setswitchinterval(float(os.environ.get("SWITCH", "0.005")))
     from api.ocpp import Gateway, GatewaySettings
 
     gw = Gateway(engine, GatewaySettings(host="127.0.0.1", port=0, cost_update_interval_s=0))
@@ -293,6 +301,7 @@ async def serve_and_measure(engine: Any, passwords: dict[str, str], args: argpar
     result["server_cpu_s"] = cpu
     result["server_wall_s"] = wall
     result["db_batches"], result["db_jobs"] = gw.db.batches, gw.db.jobs
+    result["db_failed_batches"], result["db_busy_s"] = gw.db.failed_batches, gw.db.busy_s
     result["server_lat"] = _pcts(gw.stats.latencies)
     await gw.stop()
     return result
@@ -301,10 +310,12 @@ async def serve_and_measure(engine: Any, passwords: dict[str, str], args: argpar
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--chargers", type=int, default=5000)
-    p.add_argument("--duration", type=float, default=60.0, help="seconds of load after the start")
+    p.add_argument("--duration", type=float, default=60.0,
+                   help="seconds of load once all chargers are connected (the first quarter spreads the first starts)")
     p.add_argument("--meter-interval", type=float, default=2.5,
                    help="seconds between MeterValues per charger (real chargers: 10 s or more)")
-    p.add_argument("--meters-per-tx", type=int, default=8)
+    p.add_argument("--meters-per-tx", type=int, default=40,
+                   help="mean MeterValues per transaction (each between half and 1.5 times this)")
     p.add_argument("--heartbeat", type=float, default=30.0)
     p.add_argument("--database-url", default=os.environ.get("EVBILL_BENCH_DATABASE_URL", ""))
     p.add_argument("--profile", default="", help="write a cProfile of the gateway process to this file")
@@ -356,14 +367,16 @@ def main() -> int:
           f"min during steady state {res['held_min_steady']}, failed to connect {res['failed_connect']})")
     print(f"meter values:        every {per_charger_interval:g} s per charger (real: 10 s; time compressed "
           f"x{10 / per_charger_interval:g}), heartbeat every {args.heartbeat:g} s, "
-          f"{args.meters_per_tx} readings per transaction")
-    print(f"ramp-up:             {res['ramp_s']:.1f} s to connect all" if res["ramp_s"] is not None else
-          "ramp-up:             not all chargers connected")
+          f"{args.meters_per_tx // 2}-{args.meters_per_tx * 3 // 2} readings per transaction")
+    print(f"ramp-up:             {res['ramp_s']:.1f} s to connect all (handshake latency p50 "
+          f"{res['lat_ramp'].get('p50_ms', 0):.1f} ms, p99 {res['lat_ramp'].get('p99_ms', 0):.1f} ms)")
     print(f"messages/s (steady): {steady_rate:,.0f} ({res['steady_msgs']:,} in {res['steady_s']:.1f} s); "
           f"total {res['msgs']:,} messages, {res['errors']} errors")
-    print(f"latency (steady):    p50 {res['lat_steady'].get('p50_ms', 0):.1f} ms, p99 "
-          f"{res['lat_steady'].get('p99_ms', 0):.1f} ms, max {res['lat_steady'].get('max_ms', 0):.0f} ms "
-          f"(whole run incl. ramp: p50 {res['lat_all'].get('p50_ms', 0):.1f}, p99 {res['lat_all'].get('p99_ms', 0):.1f})")
+    for label, key in (("latency (steady)", "lat_steady"), ("first starts", "lat_first_starts"),
+                       ("wind-down (stops)", "lat_wind_down")):
+        d = res[key]
+        print(f"{label + ':':<21}p50 {d.get('p50_ms', 0):.1f} ms, p99 {d.get('p99_ms', 0):.1f} ms, "
+              f"max {d.get('max_ms', 0):.0f} ms over {d.get('n', 0):,} answers")
     print(f"server CPU:          {res['server_cpu_s']:.1f} s over {res['server_wall_s']:.1f} s wall; "
           f"{res['db_jobs']:,} writes in {res['db_batches']:,} commits")
     print(f"sessions stored:     {len(sessions):,} ({rated:,} rated) for {len(stopped):,} completed transactions; "

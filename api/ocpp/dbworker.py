@@ -1,4 +1,4 @@
-"""Database access for the gateway: one writer thread with group commit, a small pool for the rest.
+"""Database access for the gateway: group commit, on the event loop (SQLite) or a writer thread.
 
 Thousands of chargers each send a message every few seconds; a commit per message would make the
 database's fsync the ceiling (and on SQLite writers queue behind one lock anyway). The writer takes
@@ -6,6 +6,11 @@ whatever jobs are waiting, runs them in ONE transaction and commits once, then a
 waiting handler. A charger gets its confirmation only after its data is committed, so an
 acknowledged message is never lost. If one job of a batch fails, the batch is rolled back and each
 job is re-run alone, so one bad message cannot take its neighbours down.
+
+On SQLite the batches run on the event loop itself, between network events: SQLite statements take
+microseconds, and a writer thread would spend its time waiting for the GIL behind the busy loop
+(each of its statements releases and re-takes it). On PostgreSQL, where a statement is a network
+round trip, a writer thread commits beside the loop.
 """
 
 from __future__ import annotations
@@ -31,24 +36,47 @@ Job = Callable[[Session], Any]
 
 
 class DbWorker:
-    def __init__(self, engine: Engine, *, batch_max: int = 500, side_threads: int = 4) -> None:
+    def __init__(self, engine: Engine, *, batch_max: int = 500, side_threads: int = 4,
+                 inline: bool | None = None) -> None:
         self.engine = engine
         self.sessions = session_factory(engine)
         self.batch_max = batch_max
+        self.inline = engine.dialect.name == "sqlite" if inline is None else inline
         self._q: queue.Queue[tuple[Job, asyncio.Future[Any]] | None] = queue.Queue()
+        self._inline_jobs: list[tuple[Job, asyncio.Future[Any]]] = []
+        self._inline_scheduled = False
         self._thread = threading.Thread(target=self._run, name="ocpp-db-writer", daemon=True)
-        self._thread.start()
+        if not self.inline:
+            self._thread.start()
         # reads, and work that commits on its own (rating a finished session through session_io)
         self.side = ThreadPoolExecutor(side_threads, thread_name_prefix="ocpp-db")
         self.batches = 0
         self.jobs = 0
+        self.failed_batches = 0
+        self.busy_s = 0.0  # time the writer spent in batches and solo jobs
         self.single_writer = engine.dialect.name == "sqlite"
 
     async def write(self, job: Callable[[Session], T]) -> T:
         """Run ``job(db)`` in the writer's next transaction; returns after the commit."""
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._q.put((job, fut))
+        self._submit((job, fut))
         return await fut
+
+    def _submit(self, item: tuple[Job, asyncio.Future[Any]]) -> None:
+        if not self.inline:
+            self._q.put(item)
+            return
+        self._inline_jobs.append(item)
+        if not self._inline_scheduled:
+            self._inline_scheduled = True
+            # the next loop iteration: whatever the handlers submit meanwhile shares the commit
+            asyncio.get_running_loop().call_soon(self._flush_inline)
+
+    def _flush_inline(self) -> None:
+        self._inline_scheduled = False
+        items, self._inline_jobs = self._inline_jobs, []
+        for k in range(0, len(items), self.batch_max):
+            self._run_items(items[k:k + self.batch_max])
 
     async def insert_rows(self, table: Any, keys: list[str], rows: list[dict[str, Any]]) -> None:
         """Insert-or-ignore ``rows`` in the next batch; the rows of all jobs of a batch go to the
@@ -56,7 +84,7 @@ class DbWorker:
         if not rows:
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._q.put((_Rows(table, keys, rows), fut))
+        self._submit((_Rows(table, keys, rows), fut))
         await fut
 
     async def solo(self, job: Callable[[Session], T]) -> T:
@@ -67,11 +95,16 @@ class DbWorker:
         if not self.single_writer:
             return await self.read(job)
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._q.put((_Solo(job), fut))
+        self._submit((_Solo(job), fut))
         return await fut
 
     async def read(self, job: Callable[[Session], T]) -> T:
-        """Run ``job(db)`` on the side pool in a session of its own (the job commits if it writes)."""
+        """Run ``job(db)`` on the side pool in a session of its own (the job commits if it writes);
+        inline on SQLite, for the reason above."""
+        if self.inline:
+            with self.sessions() as db:
+                return job(db)
+
         def run() -> T:
             with self.sessions() as db:
                 return job(db)
@@ -79,8 +112,11 @@ class DbWorker:
         return await asyncio.get_running_loop().run_in_executor(self.side, run)
 
     def close(self) -> None:
-        self._q.put(None)
-        self._thread.join(timeout=10)
+        if self.inline:
+            self._flush_inline()
+        else:
+            self._q.put(None)
+            self._thread.join(timeout=10)
         self.side.shutdown(wait=True)
 
     # --- the writer thread ------------------------------------------------------------------------
@@ -101,15 +137,20 @@ class DbWorker:
                     stop = True
                     break
                 batch.append(nxt)
-            # solo jobs run alone, after the batch they were queued with
-            solos = [b for b in batch if isinstance(b[0], _Solo)]
-            batch = [b for b in batch if not isinstance(b[0], _Solo)]
-            if batch:
-                self._run_batch(batch)
-            for solo in solos:
-                self._run_solo(solo)
+            self._run_items(batch)
             if stop:
                 return
+
+    def _run_items(self, batch: list[tuple[Job, asyncio.Future[Any]]]) -> None:
+        # solo jobs run alone, after the batch they were queued with
+        solos = [b for b in batch if isinstance(b[0], _Solo)]
+        batch = [b for b in batch if not isinstance(b[0], _Solo)]
+        t0 = time.perf_counter()
+        if batch:
+            self._run_batch(batch)
+        for solo in solos:
+            self._run_solo(solo)
+        self.busy_s += time.perf_counter() - t0
 
     def _run_batch(self, batch: list[tuple[Job, asyncio.Future[Any]]]) -> None:
         self.batches += 1
@@ -124,10 +165,16 @@ class DbWorker:
                         results.append(None)
                     else:
                         results.append(job(db))
+                        # one session serves the whole batch: without this its identity map grows
+                        # with every job and each autoflush walks all of it (quadratic in batch size)
+                        db.flush()
+                        db.expunge_all()
                 for (table, keys), rows in merged.items():
                     _rows_insert(db, table, list(keys), rows)
                 db.commit()
         except Exception:  # noqa: BLE001  (isolate the failing job below)
+            self.failed_batches += 1
+            log.warning("a batch of %d jobs failed; running them one by one", len(batch), exc_info=True)
             if len(batch) == 1:
                 _resolve(batch[0][1], exc=_current_exc())
                 return

@@ -271,7 +271,7 @@ class Gateway:
 
     async def _finalize_loop(self) -> None:
         # on SQLite storing runs on the writer thread, so small batches keep chargers' answers quick
-        size = 20 if self.db.single_writer else 500
+        size = 10 if self.db.single_writer else 500
         while self._ready:
             batch, self._ready = self._ready[:size], self._ready[size:]
             for attempt in range(5):
