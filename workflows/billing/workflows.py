@@ -40,8 +40,10 @@ _RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=
                      maximum_interval=timedelta(seconds=30), maximum_attempts=0,
                      non_retryable_error_types=["account_not_found", "ruleset_invalid", "period_required", "invoice_not_open",
                                                 "invoice_not_finalizable"])
-_SHORT = timedelta(minutes=2)
-_ASSEMBLE = timedelta(minutes=10)
+# a worker that dies mid-activity is noticed when the attempt times out: keep the limits short
+# (every activity is idempotent, so an attempt that merely ran long and is retried does no harm)
+_SHORT = timedelta(seconds=30)
+_ASSEMBLE = timedelta(seconds=60)
 
 
 class _Decision:
