@@ -247,6 +247,7 @@ async def run_chargers(port: int, passwords: dict[str, str], args: argparse.Name
         t.cancel()
     steady = [lat for at, lat in load.lat if w0 <= at <= w1]
     out.put({
+        "client_cpu_s": time.process_time(),
         "ramp_s": load.t_all - t_ramp, "steady_s": w1 - w0, "steady_msgs": len(steady),
         "msgs": load.sent, "errors": load.errors, "peak_connected": load.peak_connected,
         "held_min_steady": min((n for at, n in held if load.t_all <= at <= w1), default=0),
@@ -325,6 +326,7 @@ def main() -> int:
     url = args.database_url or f"sqlite:///{tmp}/bench.db"
     t = time.monotonic()
     engine, passwords = setup(url, args.chargers)
+    load_before = os.getloadavg()
     print(f"setup: {args.chargers} chargers registered in {time.monotonic() - t:.1f}s "
           f"(database {url.split('@')[-1]}, open files limit {nofile})", flush=True)
     prof = None
@@ -377,6 +379,9 @@ def main() -> int:
         d = res[key]
         print(f"{label + ':':<21}p50 {d.get('p50_ms', 0):.1f} ms, p99 {d.get('p99_ms', 0):.1f} ms, "
               f"max {d.get('max_ms', 0):.0f} ms over {d.get('n', 0):,} answers")
+    print(f"machine:             {os.cpu_count()} CPUs; load average {load_before[0]:.1f} before the run, "
+          f"{os.getloadavg()[0]:.1f} after (other work on the machine competes with both processes); "
+          f"client CPU {res['client_cpu_s']:.1f} s")
     print(f"server CPU:          {res['server_cpu_s']:.1f} s over {res['server_wall_s']:.1f} s wall; "
           f"{res['db_jobs']:,} writes in {res['db_batches']:,} commits")
     print(f"sessions stored:     {len(sessions):,} ({rated:,} rated) for {len(stopped):,} completed transactions; "

@@ -131,7 +131,10 @@ class Gateway:
             self._connection, self.settings.host, self.settings.port, subprotocols=SUBPROTOCOLS,  # type: ignore[arg-type]
             process_request=self._handshake, ssl=ctx, compression=None, max_size=1_048_576,
             # chargers send heartbeats; protocol pings on 5,000 idle sockets are load for nothing
-            ping_interval=None, open_timeout=30, server_header="evbill-ocpp")
+            ping_interval=None, open_timeout=30, server_header="evbill-ocpp",
+            # thousands of chargers reconnect at once after an outage: a short accept queue drops
+            # their SYNs and each retry waits seconds
+            backlog=4096)
         self._spawn(self._flush_seen_loop())
         _current = self
 
