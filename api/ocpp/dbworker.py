@@ -44,6 +44,7 @@ class DbWorker:
         self.inline = engine.dialect.name == "sqlite" if inline is None else inline
         self._q: queue.Queue[tuple[Job, asyncio.Future[Any]] | None] = queue.Queue()
         self._inline_jobs: list[tuple[Job, asyncio.Future[Any]]] = []
+        self.linger_s = 0.002
         self._inline_scheduled = False
         self._thread = threading.Thread(target=self._run, name="ocpp-db-writer", daemon=True)
         if not self.inline:
@@ -69,8 +70,8 @@ class DbWorker:
         self._inline_jobs.append(item)
         if not self._inline_scheduled:
             self._inline_scheduled = True
-            # the next loop iteration: whatever the handlers submit meanwhile shares the commit
-            asyncio.get_running_loop().call_soon(self._flush_inline)
+            # a couple of milliseconds later: whatever the handlers submit meanwhile shares the commit
+            asyncio.get_running_loop().call_later(self.linger_s, self._flush_inline)
 
     def _flush_inline(self) -> None:
         self._inline_scheduled = False
@@ -155,6 +156,8 @@ class DbWorker:
     def _run_batch(self, batch: list[tuple[Job, asyncio.Future[Any]]]) -> None:
         self.batches += 1
         self.jobs += len(batch)
+        if all(isinstance(job, _Rows) for job, _ in batch) and self._rows_only(batch):
+            return
         results: list[Any] = []
         merged: dict[tuple[Any, tuple[str, ...]], list[dict[str, Any]]] = {}
         try:
@@ -183,6 +186,22 @@ class DbWorker:
             return
         for (_, fut), res in zip(batch, results):
             _resolve(fut, res)
+
+    def _rows_only(self, batch: list[tuple[Job, asyncio.Future[Any]]]) -> bool:
+        """Meter values only (the common case under load): one core transaction, no ORM session."""
+        merged: dict[tuple[Any, tuple[str, ...]], list[dict[str, Any]]] = {}
+        for job, _ in batch:
+            assert isinstance(job, _Rows)
+            merged.setdefault((job.table, tuple(job.keys)), []).extend(job.rows)
+        try:
+            with self.engine.begin() as conn:
+                for (table, keys), rows in merged.items():
+                    _rows_insert(conn, table, list(keys), rows)  # type: ignore[arg-type]
+        except Exception:  # noqa: BLE001  (the general path isolates the failing job)
+            return False
+        for _, fut in batch:
+            _resolve(fut, None)
+        return True
 
     def _run_solo(self, item: tuple[Job, asyncio.Future[Any]]) -> None:
         job, fut = item

@@ -179,10 +179,11 @@ def parse_meter_values_201(values: Iterable[dict[str, Any]] | None) -> list[Read
     return out
 
 
-def _insert_ignore(db: Session, table: Any, rows: list[dict[str, Any]], keys: list[str]) -> int:
+def _insert_ignore(db: Any, table: Any, rows: list[dict[str, Any]], keys: list[str]) -> int:
+    """Insert, leaving rows whose key exists alone; ``db`` is a Session or a Connection."""
     if not rows:
         return 0
-    dialect = db.get_bind().dialect.name
+    dialect = db.get_bind().dialect.name if isinstance(db, Session) else db.dialect.name
     mod = postgresql if dialect == "postgresql" else sqlite
     # parameters passed separately (not .values(rows)) so the compiled statement is cached
     stmt = mod.insert(table).on_conflict_do_nothing(index_elements=keys)
