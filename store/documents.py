@@ -18,7 +18,9 @@ Invariants kept here:
 from __future__ import annotations
 
 import hashlib
+import logging
 import smtplib
+import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -39,7 +41,11 @@ __all__ = [
     "document", "document_delivery", "DocumentImmutable", "CreditExceedsInvoice", "StoredDocument",
     "Delivery", "SmtpSettings", "store_document", "get_document", "list_documents", "documents_by_number",
     "request_delivery", "deliver", "deliver_due", "deliveries_of", "KINDS", "DELIVERY_STATUSES",
+    "issue_documents", "issue_for_invoice", "load_invoice_input", "hand_over", "message_builder", "smtp_sender",
+    "mark_stuck_unknown",
 ]
+
+_log = logging.getLogger("evbill.documents")
 
 KINDS = ("invoice", "credit_note", "self_billing_credit_note")
 # none: nobody asked for delivery; pending: queued; sending: claimed by a worker; sent; failed:
@@ -450,6 +456,9 @@ def mark_stuck_unknown(engine: Engine, older_than: timedelta, *, now: datetime |
 
 # ---------------------------------------------------------------------------------- issuing
 
+_RENDER_LOCK = threading.Lock()
+
+
 def issue_documents(engine: Engine, tenant_id: str, doc: Any, formats: Sequence[str], *,
                     source_invoice_id: str | None = None, customer_id: str | None = None,
                     email: str = "", requested_by: str = "") -> list[StoredDocument]:
@@ -461,7 +470,11 @@ def issue_documents(engine: Engine, tenant_id: str, doc: Any, formats: Sequence[
     ``DocumentImmutable`` is raised rather than silently issuing a second version."""
     from runtime.documents import MEDIA_TYPES, render
 
-    rendered = [(fmt, render(doc, fmt)) for fmt in formats]  # CPU first, outside the transaction
+    # CPU first, outside the transaction; one render at a time per process, because activities run
+    # in threads and WeasyPrint's shared font configuration (Pango/fontconfig) is not made for
+    # concurrent use (rendering holds the GIL anyway, so the lock costs no throughput)
+    with _RENDER_LOCK:
+        rendered = [(fmt, render(doc, fmt)) for fmt in formats]
     kind = doc.kind.value
     totals = doc.totals
     out = []
@@ -654,3 +667,21 @@ def issue_for_invoice(engine: Engine, tenant_id: str, invoice_id: str) -> list[S
     doc = document_from_invoice(inp)
     return issue_documents(engine, tenant_id, doc, default_formats(inp.customer), source_invoice_id=invoice_id,
                            customer_id=customer_id, email=inp.customer.email)
+
+
+def hand_over(engine: Engine, tenant_id: str, invoice_id: str) -> tuple[str, str]:
+    """What the billing workflow's ``documents.render_invoice`` activity calls: (status, detail).
+
+    ``issued`` when the documents are archived (and the e-mail queued); ``failed`` when the
+    invoice cannot become a document (e.g. its totals do not map, or the archive already holds
+    different bytes): that needs a person, not a retry, and must not stop the billing cycle, so it
+    is logged and reported instead of raised. Database trouble is raised, so the activity retries."""
+    from runtime.documents.model import DocumentError
+    from store.errors import DomainError
+
+    try:
+        stored = issue_for_invoice(engine, tenant_id, invoice_id)
+    except (DocumentError, DomainError) as exc:
+        _log.error("documents for invoice %s of tenant %s not issued: %s", invoice_id, tenant_id, exc)
+        return "failed", f"{getattr(exc, 'code', type(exc).__name__)}: {exc}"
+    return "issued", ", ".join(f"{d.number} {d.format} sha256:{d.sha256[:16]}" for d in stored)
