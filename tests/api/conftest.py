@@ -152,6 +152,41 @@ def seed_other_areas(env: Env) -> None:
     for t in (env.a, env.b):
         if "document_id" not in t.ids:
             t.ids["document_id"] = _document(env.engine, t)
+        if "task_id" not in t.ids:
+            _held_invoice(env, t)
+
+
+def _held_invoice(env: Env, t: Tenantry) -> None:
+    """A held invoice with its open finance task and a manual hold, as the billing cycle leaves
+    them (rows only: no Temporal in this suite)."""
+    from datetime import date, datetime, timezone
+    from decimal import Decimal
+
+    from store import billing as B
+    from store.types import new_id
+
+    now = datetime(2026, 4, 1, tzinfo=timezone.utc)
+    inv, task = new_id("inv"), new_id("task")
+    with env.engine.begin() as conn:
+        conn.execute(B.invoice.insert().values(
+            id=inv, tenant_id=t.tenant_id, account_id=t.ids["billing_account_id"], customer_id=t.ids["customer_id"],
+            cycle_key=f"2026-03-{t.name}", kind="invoice", status="held", currency="EUR",
+            period_start=datetime(2026, 3, 1, tzinfo=timezone.utc), period_end=now, local_start=date(2026, 3, 1),
+            local_end=date(2026, 3, 31), timezone="Europe/Berlin", issue_date=date(2026, 4, 1),
+            due_date=date(2026, 4, 15), payment_terms="net 14", net_total=Decimal("5.25"),
+            tax_total=Decimal("1.00"), gross_total=Decimal("6.25"), tax_groups=[], sessions=1,
+            energy_kwh=Decimal("10"), hold_reasons=[{"kind": "manual", "name": "manual", "detail": "seed"}], comparison={}, corrects=[],
+            workflow_id=f"wf-{t.name}", rejected_reason="", decided_by="", created_at=now))
+        conn.execute(B.finance_task.insert().values(
+            id=task, tenant_id=t.tenant_id, invoice_id=inv, account_id=t.ids["billing_account_id"],
+            workflow_id=f"wf-{t.name}", kind="invoice_hold", status="open", reasons=[{"kind": "manual", "name": "manual", "detail": "seed"}],
+            comparison={},
+            escalation_level=0, decided_by="", decision_reason="", created_at=now))
+    t.ids["invoice_id"], t.ids["task_id"] = inv, task
+    r = env.client.post(f"/billing/accounts/{t.ids['billing_account_id']}/holds", json={"reason": "seed"},
+                        headers=t.h())
+    assert r.status_code == 201, r.text
+    t.ids["hold_id"] = r.json()["id"]
 
 
 def _document(engine: Engine, t: Tenantry) -> str:
