@@ -24,11 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runtime.documents import render  # noqa: E402
-from runtime.documents.demo import demo_invoice_input  # noqa: E402
-from runtime.documents.from_invoice import document_from_invoice  # noqa: E402
-from runtime.documents.model import Document  # noqa: E402
-from runtime.documents.warm import warm_up  # noqa: E402
+from runtime.documents import render
+from runtime.documents.demo import demo_invoice_input
+from runtime.documents.from_invoice import document_from_invoice
+from runtime.documents.model import Document
+from runtime.documents.warm import warm_up
 
 PDF, XML = "facturx-pdf", "xrechnung-ubl"
 CASES = ("b2c", "b2b", "b2c_en", "public")

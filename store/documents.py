@@ -21,14 +21,28 @@ import hashlib
 import logging
 import smtplib
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from sqlalchemy import (
-    JSON, Column, Date, ForeignKey, Index, Integer, LargeBinary, String, Table, UniqueConstraint, and_, func,
-    insert, select, update,
+    JSON,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    UniqueConstraint,
+    and_,
+    func,
+    insert,
+    select,
+    update,
 )
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
@@ -38,11 +52,30 @@ from store.models import metadata
 from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
 
 __all__ = [
-    "document", "document_delivery", "DocumentImmutable", "CreditExceedsInvoice", "StoredDocument",
-    "Delivery", "SmtpSettings", "store_document", "get_document", "list_documents", "documents_by_number",
-    "request_delivery", "deliver", "deliver_due", "deliveries_of", "KINDS", "DELIVERY_STATUSES",
-    "issue_documents", "issue_for_invoice", "load_invoice_input", "hand_over", "message_builder", "smtp_sender",
+    "DELIVERY_STATUSES",
+    "KINDS",
+    "CreditExceedsInvoice",
+    "Delivery",
+    "DocumentImmutable",
+    "SmtpSettings",
+    "StoredDocument",
+    "deliver",
+    "deliver_due",
+    "deliveries_of",
+    "document",
+    "document_delivery",
+    "documents_by_number",
+    "get_document",
+    "hand_over",
+    "issue_documents",
+    "issue_for_invoice",
+    "list_documents",
+    "load_invoice_input",
     "mark_stuck_unknown",
+    "message_builder",
+    "request_delivery",
+    "smtp_sender",
+    "store_document",
 ]
 
 _log = logging.getLogger("evbill.documents")
@@ -194,11 +227,11 @@ def store_document(conn: Connection, tenant_id: str, *, kind: str, number: str, 
             _check_credit(conn, tenant_id, number, corrects_number, gross_total)
     elif corrects_number is not None and kind == "invoice":
         raise InvalidInput("invoice_cannot_correct", "only credit notes reference a corrected invoice")
-    row = dict(id=new_id("doc"), tenant_id=tenant_id, kind=kind, number=number, format=fmt, media_type=media_type,
-               filename=_filename(number, fmt, media_type), content=content, size=len(content), sha256=digest,
-               issue_date=issue_date, currency=currency, gross_total=gross_total,
-               language=language, source_invoice_id=source_invoice_id, customer_id=customer_id, corrects_number=corrects_number,
-               delivery_status="none", created_at=utcnow())
+    row = {"id": new_id("doc"), "tenant_id": tenant_id, "kind": kind, "number": number, "format": fmt, "media_type": media_type,
+               "filename": _filename(number, fmt, media_type), "content": content, "size": len(content), "sha256": digest,
+               "issue_date": issue_date, "currency": currency, "gross_total": gross_total,
+               "language": language, "source_invoice_id": source_invoice_id, "customer_id": customer_id, "corrects_number": corrects_number,
+               "delivery_status": "none", "created_at": utcnow()}
     try:
         # a savepoint, so losing an insert race leaves the caller's transaction usable
         with conn.begin_nested():
@@ -340,12 +373,12 @@ def request_delivery(conn: Connection, tenant_id: str, number: str, recipient: s
         return Delivery.of(last)
     seq = 0 if last is None else last.seq + 1
     did = new_id("dlv")
-    row = dict(id=did, tenant_id=tenant_id, number=number, seq=seq, channel="email", recipient=recipient,
-               formats=list(formats), status="pending", attempts=0, last_error="",
+    row = {"id": did, "tenant_id": tenant_id, "number": number, "seq": seq, "channel": "email", "recipient": recipient,
+               "formats": list(formats), "status": "pending", "attempts": 0, "last_error": "",
                # the left part of a stable Message-ID (the builder adds the sender's domain): if a
                # message is ever handed over twice, receivers can tell it is one
-               message_id=did, requested_by=requested_by, next_attempt_at=utcnow(),
-               created_at=utcnow(), sent_at=None)
+               "message_id": did, "requested_by": requested_by, "next_attempt_at": utcnow(),
+               "created_at": utcnow(), "sent_at": None}
     conn.execute(insert(document_delivery).values(**row))
     _set_delivery_status(conn, tenant_id, number, "pending")
     return Delivery.of(conn.execute(select(document_delivery).where(document_delivery.c.id == did)).one())
@@ -401,6 +434,10 @@ def deliver(engine: Engine, tenant_id: str, delivery_id: str, build: MessageBuil
                 if d.format in current.formats]
     try:
         message = build(current, docs)
+    except Exception as exc:  # noqa: BLE001  (nothing left the house; retrying would fail the same way)
+        return _failed(engine, current, f"message not built: {type(exc).__name__}: {exc}", now, final=True,
+                       max_attempts=max_attempts, backoff=backoff)
+    try:
         send(message)
     except smtplib.SMTPRecipientsRefused as exc:
         return _failed(engine, current, f"recipient refused: {exc.recipients}", now, final=True,
@@ -573,7 +610,15 @@ def load_invoice_input(conn: Connection, tenant_id: str, invoice_id: str) -> Any
     )
     from runtime.documents.model import Address, Contact, ElectronicAddress, Seller
     from store import billing as B
-    from store.models import BillingAccount, ChargingPeriodRow, ChargingSession, Contract, Customer, Location, Tenant
+    from store.models import (
+        BillingAccount,
+        ChargingPeriodRow,
+        ChargingSession,
+        Contract,
+        Customer,
+        Location,
+        Tenant,
+    )
 
     inv = conn.execute(select(B.invoice).where(B.invoice.c.id == invoice_id, B.invoice.c.tenant_id == tenant_id)).first()
     if inv is None:
@@ -685,3 +730,32 @@ def hand_over(engine: Engine, tenant_id: str, invoice_id: str) -> tuple[str, str
         _log.error("documents for invoice %s of tenant %s not issued: %s", invoice_id, tenant_id, exc)
         return "failed", f"{getattr(exc, 'code', type(exc).__name__)}: {exc}"
     return "issued", ", ".join(f"{d.number} {d.format} sha256:{d.sha256[:16]}" for d in stored)
+
+
+def smtp_settings_from_env(environ: dict[str, str] | None = None) -> SmtpSettings | None:
+    """``EVBILL_SMTP_HOST`` (unset: no e-mail delivery), ``EVBILL_SMTP_PORT``, ``EVBILL_SMTP_USER``,
+    ``EVBILL_SMTP_PASSWORD``, ``EVBILL_SMTP_STARTTLS=1``, ``EVBILL_SMTP_SENDER``."""
+    import os
+
+    env = os.environ if environ is None else environ
+    host = env.get("EVBILL_SMTP_HOST", "").strip()
+    if not host:
+        return None
+    return SmtpSettings(host=host, port=int(env.get("EVBILL_SMTP_PORT", "25")),
+                        sender=env.get("EVBILL_SMTP_SENDER", ""), username=env.get("EVBILL_SMTP_USER", ""),
+                        password=env.get("EVBILL_SMTP_PASSWORD", ""),
+                        starttls=env.get("EVBILL_SMTP_STARTTLS", "") in ("1", "true", "yes"))
+
+
+def delivery_loop(engine: Engine, settings: SmtpSettings, stop: threading.Event, *, interval_s: float = 15.0,
+                  stuck_after: timedelta = timedelta(minutes=15)) -> None:
+    """The retry loop a server runs in a thread: send what is due, every ``interval_s`` seconds,
+    until ``stop`` is set. A failing round is logged and tried again next round."""
+    build, send = message_builder(engine, sender=settings.sender), smtp_sender(settings)
+    while not stop.is_set():
+        try:
+            mark_stuck_unknown(engine, stuck_after)
+            deliver_due(engine, build, send, max_attempts=settings.max_attempts, backoff=settings.backoff)
+        except Exception:  # noqa: BLE001  (a database hiccup must not end the loop)
+            _log.exception("document delivery round failed")
+        stop.wait(interval_s)

@@ -6,14 +6,23 @@ through this API: a finalized document is immutable."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from litestar import Request, Response, Router
 from litestar.openapi.datastructures import ResponseSpec
 from pydantic import Field
 
-from api.crud import CursorParam, IdPath, LimitParam, ReadModel, WriteModel, open_scope, page_of, route
-from api.crud import _problems  # the download documents its 200/304 next to the usual problems
+from api.crud import (
+    CursorParam,
+    IdPath,
+    LimitParam,
+    ReadModel,
+    WriteModel,
+    _problems,  # the download documents its 200/304 next to the usual problems
+    open_scope,
+    page_of,
+    route,
+)
 from api.schemas import DecimalOut
 from store import documents as A
 from store.errors import InvalidInput
@@ -39,9 +48,9 @@ class DocumentRead(ReadModel):
     currency: str
     gross_total: DecimalOut
     language: str
-    source_invoice_id: Optional[str]
-    customer_id: Optional[str]
-    corrects_number: Optional[str]
+    source_invoice_id: str | None
+    customer_id: str | None
+    corrects_number: str | None
     delivery_status: str
     created_at: datetime
 
@@ -61,7 +70,7 @@ class DeliveryRead(ReadModel):
     last_error: str
     requested_by: str
     created_at: datetime
-    sent_at: Optional[datetime]
+    sent_at: datetime | None
 
 
 class DocumentDetail(DocumentRead):
@@ -69,9 +78,9 @@ class DocumentDetail(DocumentRead):
 
 
 class DeliveryCreate(WriteModel):
-    recipient: Optional[str] = Field(default=None, max_length=200, pattern=r"^[^@\s]+@[^@\s]+$",
+    recipient: str | None = Field(default=None, max_length=200, pattern=r"^[^@\s]+@[^@\s]+$",
                                      description="defaults to the recipient of the last delivery")
-    formats: Optional[list[Format]] = Field(default=None, min_length=1, max_length=6,
+    formats: list[Format] | None = Field(default=None, min_length=1, max_length=6,
                                             description="attachments; default: this document's format")
 
 
@@ -88,11 +97,11 @@ def _delivery(d: A.Delivery) -> DeliveryRead:
 @route("GET", "/documents", operation_id="list_documents", roles="read",
        summary="The document archive, oldest first (filters combine)")
 def list_documents(request: Request[Any, Any, Any], limit: LimitParam = 50, cursor: CursorParam = None,
-                   kind: Optional[Kind] = None, format: Optional[Format] = None,
-                   number: Optional[str] = None, customer_id: Optional[str] = None,
-                   invoice_id: Optional[str] = None, corrects_number: Optional[str] = None,
-                   delivery_status: Optional[DeliveryStatus] = None, issued_from: Optional[date] = None,
-                   issued_to: Optional[date] = None) -> DocumentPage:  # type: ignore[valid-type]
+                   kind: Kind | None = None, format: Format | None = None,
+                   number: str | None = None, customer_id: str | None = None,
+                   invoice_id: str | None = None, corrects_number: str | None = None,
+                   delivery_status: DeliveryStatus | None = None, issued_from: date | None = None,
+                   issued_to: date | None = None) -> DocumentPage:  # type: ignore[valid-type]
     after = decode_cursor(cursor) if cursor else None
     with open_scope(request) as scope:
         rows = A.list_documents(scope.db.connection(), scope.tenant_id, after_id=after, limit=limit + 1,

@@ -8,7 +8,7 @@ the paths. Pure apart from writing those files; all dates are fixed.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -101,7 +101,7 @@ def _sessions(n: int, account: str, rate: D) -> tuple[list[RatedLine], list[Sess
     (capped, so its net is not quantity x price) and a promotion."""
     lines: list[RatedLine] = []
     facts: list[SessionFacts] = []
-    start = datetime(2026, 10, 1, 5, 30, tzinfo=timezone.utc)
+    start = datetime(2026, 10, 1, 5, 30, tzinfo=UTC)
     for i in range(n):
         sid = f"{account}-S{1000 + i}"
         kwh = D("12.345") + D(i) * D("1.111")
@@ -128,7 +128,7 @@ def demo_invoice_input(case: str = "b2c", sessions: int = 20, number: str = "RE-
     """An ``InvoiceInput`` built from ``runtime.invoicing.assemble_invoice`` output."""
     customer = DEMO_CUSTOMERS[case]
     rate = D(0) if customer.reverse_charge else D(19)
-    period = period_ending("monthly", 1, "Europe/Berlin", datetime(2026, 11, 1, 12, tzinfo=timezone.utc))
+    period = period_ending("monthly", 1, "Europe/Berlin", datetime(2026, 11, 1, 12, tzinfo=UTC))
     period_lines, facts = _sessions(sessions, customer.customer_number or case, rate)
     services = [ServiceItem("Ladekarte (RFID)", D(2), D("4.90"), rate, "each", "rfid_card")] if customer.is_business else []
     discounts = [PeriodDiscount("Flottenrabatt 3 %", percent=D(3))] if customer.is_business else []

@@ -60,7 +60,7 @@ def _fx_descriptions() -> bytes:
         f"<fx:Version>1.0</fx:Version>"
         f"<fx:ConformanceLevel>EN 16931</fx:ConformanceLevel>"
         f"</rdf:Description>"
-    ).encode("utf-8")
+    ).encode()
 
 
 _FX = _fx_descriptions()

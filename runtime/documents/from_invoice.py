@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -63,7 +63,7 @@ class TenantProfile:
     """The issuer: legal data for the XML and the page, and the tenant's branding."""
 
     seller: Seller
-    branding: Branding = Branding()
+    branding: Branding = field(default_factory=Branding)
 
 
 @dataclass(frozen=True)
@@ -475,7 +475,7 @@ def _credit_note(invoice: Document, number: str, issue_date: date, lines: tuple[
 
 def self_billing_document(*, number: str, issue_date: date, host: Seller, tenant: Buyer,
                           lines: Sequence[BilledLine], period_start: date, period_end: date,
-                          language: str = "de", branding: Branding = Branding(),
+                          language: str = "de", branding: Branding | None = None,
                           currency: str = "EUR", host_vat_exempt: bool = False) -> Document:
     """The self-billing credit note (Gutschrift) the tenant issues to a site host for its revenue
     share and energy reimbursement: the host is the seller, the tenant the buyer and issuer."""
@@ -493,7 +493,8 @@ def self_billing_document(*, number: str, issue_date: date, host: Seller, tenant
         kind=DocumentKind.SELF_BILLING_CREDIT_NOTE, number=number, issue_date=issue_date, currency=currency,
         seller=host, buyer=tenant, lines=tuple(doc_lines),
         payment=PaymentMeans("58", iban=host.iban, bic=host.bic, account_name=host.legal_name),
-        period=Period(period_start, period_end - timedelta(days=1)), language=language, branding=branding,
+        period=Period(period_start, period_end - timedelta(days=1)), language=language,
+        branding=branding or Branding(),
         note=note, payment_terms="Auszahlung innerhalb von 14 Tagen" if language == "de" else "Paid out within 14 days",
         exemptions=((VatCategory.EXEMPT, "VATEX-EU-132", "Kleinunternehmer gemäß § 19 UStG" if language == "de"
                      else "Small business exemption (§ 19 UStG)"),) if host_vat_exempt else (),

@@ -9,7 +9,7 @@ unchanged under their archive file names.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
@@ -87,7 +87,7 @@ def build_message(content: MailContent, attachments: list[Attachment]) -> EmailM
         msg["Reply-To"] = content.reply_to
     msg["Message-ID"] = message_id_for(content.message_id, content.sender)
     # the document's date, not the clock: a retried delivery builds the same message
-    msg["Date"] = format_datetime(datetime.combine(content.issue_date, time(8, 0), tzinfo=timezone.utc))
+    msg["Date"] = format_datetime(datetime.combine(content.issue_date, time(8, 0), tzinfo=UTC))
     attached = ("Anhang: " if lang == "de" else "Attached: ") + ", ".join(
         f"{a.filename} ({_ATTACHED[lang].get(a.media_type, a.media_type)})" for a in attachments)
     msg.set_content(_BODIES[lang].format(

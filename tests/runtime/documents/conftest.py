@@ -49,3 +49,16 @@ def validate(validator: Any, tmp_path: Path) -> Any:
 
 def explain(report: Any) -> str:
     return "\n".join(f"{m.id}: {m.text} @ {m.location}" for m in report.errors)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """A migrated database for the archive, delivery and hand-over tests: SQLite always,
+    PostgreSQL when ``EVBILL_TEST_POSTGRES_URL`` is set (a schema of its own, dropped after)."""
+    from tests.store.conftest import BACKENDS, fresh_engine
+
+    if request.param not in BACKENDS:
+        pytest.skip("EVBILL_TEST_POSTGRES_URL is not set")
+    eng, cleanup = fresh_engine(request.param, tmp_path)
+    yield eng
+    cleanup()  # type: ignore[operator]

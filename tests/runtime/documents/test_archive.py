@@ -18,7 +18,6 @@ from runtime.documents.from_invoice import document_from_invoice, partial_credit
 from store import documents as A
 from store.errors import Conflict, InvalidInput, NotFound
 from store.tenants import bootstrap_tenant
-from tests.store.conftest import backend, engine  # noqa: F401  (fixtures: both databases)
 
 
 def _tenant(engine: Engine, name: str = "acme") -> str:

@@ -6,7 +6,7 @@ statement of the billed sessions. SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal as D
 from typing import Any
 
@@ -17,14 +17,12 @@ from runtime.documents import render
 from runtime.documents.from_invoice import document_from_invoice
 from store import documents as A
 from store.models import BillingAccount, Customer, Tenant
-from tests.store.conftest import backend, engine  # noqa: F401  (fixtures: both databases)
 
 from .conftest import explain
 from .helpers import pdf_text, pdf_totals, xml_totals
 
 pytest.importorskip("temporalio")
 
-UTC = timezone.utc
 
 
 def _finalized_invoice(engine: Engine, kind: str = "private") -> tuple[str, str]:
@@ -83,7 +81,7 @@ def test_finalized_invoice_is_issued_archived_and_queued(engine: Engine, validat
 
 
 def test_business_customer_gets_facturx_and_drafts_are_refused(engine: Engine) -> None:
-    invoice_id, number = _finalized_invoice(engine, kind="business")
+    invoice_id, _ = _finalized_invoice(engine, kind="business")
     stored = A.issue_for_invoice(engine, "tdoc", invoice_id)
     assert [s.format for s in stored] == ["facturx-pdf"]
     from store.errors import Conflict, NotFound

@@ -8,9 +8,10 @@ import email
 import email.policy
 import socket
 import threading
+from collections.abc import Iterator
 from datetime import timedelta
 from email.message import EmailMessage
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -22,7 +23,6 @@ from runtime.documents.from_invoice import document_from_invoice
 from store import documents as A
 from store.tenants import bootstrap_tenant
 from store.types import utcnow
-from tests.store.conftest import backend, engine  # noqa: F401  (fixtures: both databases)
 
 from .conftest import explain
 from .helpers import pdf_totals, xml_totals
@@ -208,3 +208,26 @@ def test_a_worker_dying_mid_send_is_not_retried_blindly(engine: Engine) -> None:
     assert A.mark_stuck_unknown(engine, timedelta(minutes=10), now=utcnow() + timedelta(hours=1)) == 1
     assert A.deliver_due(engine, A.message_builder(engine), dies, now=utcnow() + timedelta(days=1)) == []
     assert len(sent) == 1
+
+
+def test_delivery_loop_sends_until_stopped(engine: Engine, smtp: Any) -> None:
+    box, settings = smtp
+    tid = _tenant(engine)
+    doc = document_from_invoice(demo_invoice_input("b2c", sessions=1, number="RE-2026-000106"))
+    A.issue_documents(engine, tid, doc, ("pdf",), email="jonas@example.org")
+    stop = threading.Event()
+    worker = threading.Thread(target=A.delivery_loop, args=(engine, settings, stop), kwargs={"interval_s": 0.1})
+    worker.start()
+    try:
+        for _ in range(100):
+            if box.messages:
+                break
+            stop.wait(0.1)
+    finally:
+        stop.set()
+        worker.join(5)
+    assert len(box.messages) == 1 and not worker.is_alive()
+    assert A.smtp_settings_from_env({}) is None
+    parsed = A.smtp_settings_from_env({"EVBILL_SMTP_HOST": "mail.example", "EVBILL_SMTP_PORT": "587",
+                                       "EVBILL_SMTP_STARTTLS": "1"})
+    assert parsed is not None and (parsed.host, parsed.port, parsed.starttls) == ("mail.example", 587, True)

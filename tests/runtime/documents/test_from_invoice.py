@@ -4,7 +4,7 @@ property), the XML validates, the statement lists each session, credit notes ref
 from __future__ import annotations
 
 import dataclasses
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal as D
 from typing import Any
 
@@ -174,7 +174,7 @@ def rated_sessions(draw: Any) -> list[RatedLine]:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=rated_sessions(), rc=st.booleans())
 def test_property_any_billed_invoice_keeps_its_totals(lines: list[RatedLine], rc: bool) -> None:
-    period = period_ending("monthly", 1, "Europe/Berlin", datetime(2026, 11, 1, 12, tzinfo=timezone.utc))
+    period = period_ending("monthly", 1, "Europe/Berlin", datetime(2026, 11, 1, 12, tzinfo=UTC))
     draft = assemble_invoice(account_id="a", currency="EUR", period=period, issue_date=date(2026, 11, 2),
                              terms=PaymentTerms(), period_lines=lines)
     base = demo_invoice_input("b2b", sessions=1)
