@@ -283,6 +283,27 @@ async def serve_and_measure(engine: Any, passwords: dict[str, str], args: argpar
     sys.setswitchinterval(float(os.environ.get("SWITCH", "0.005")))
     from api.ocpp import Gateway, GatewaySettings
 
+    import gc
+
+    gc_pauses: list[float] = []
+    gc_t: list[float] = [0.0]
+
+    def on_gc(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            gc_t[0] = time.perf_counter()
+        elif info.get("generation") == 2:
+            gc_pauses.append(time.perf_counter() - gc_t[0])
+
+    gc.callbacks.append(on_gc)
+    lag: list[float] = []
+
+    async def loop_lag() -> None:
+        while True:
+            t = time.perf_counter()
+            await asyncio.sleep(0.05)
+            lag.append(time.perf_counter() - t - 0.05)
+
+    lag_task = asyncio.get_running_loop().create_task(loop_lag())
     gw = Gateway(engine, GatewaySettings(host="127.0.0.1", port=0, cost_update_interval_s=0))
     await gw.start()
     ctx = mp.get_context("spawn")
@@ -304,6 +325,11 @@ async def serve_and_measure(engine: Any, passwords: dict[str, str], args: argpar
     result["db_batches"], result["db_jobs"] = gw.db.batches, gw.db.jobs
     result["db_failed_batches"], result["db_busy_s"] = gw.db.failed_batches, gw.db.busy_s
     result["server_lat"] = _pcts(gw.stats.latencies)
+    lag_task.cancel()
+    gc.callbacks.remove(on_gc)
+    result["gc_full_collections"] = len(gc_pauses)
+    result["gc_full_max_ms"] = max(gc_pauses, default=0) * 1000
+    result["loop_lag"] = _pcts(lag)
     await gw.stop()
     return result
 

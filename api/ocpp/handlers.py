@@ -144,6 +144,14 @@ def _compiled_validator(version: str, action: str) -> Any:
     return fn
 
 
+def warm_validators() -> None:
+    for cls in (Handler16, Handler201):
+        for name in dir(cls):
+            action = getattr(getattr(cls, name, None), "_on_action", None)
+            if action:
+                _compiled_validator(cls.version, str(action))
+
+
 async def validate_request(version: str, msg: Call) -> None:
     fn = _compiled_validator(version, msg.action)
     if fn is False:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import gc
 import hashlib
 import hmac
 import logging
@@ -120,6 +121,15 @@ class Gateway:
         if pkg_log.level == logging.NOTSET:
             # the package logs every frame at INFO: at fleet scale that is a flood of id tags
             pkg_log.setLevel(logging.WARNING)
+        # warm-ups that would otherwise stall the loop at the first message of their kind: request
+        # schemas compiled, the latest published rulesets compiled, then the start-up heap frozen
+        # so full garbage collections under load do not walk it again and again
+        from api.ocpp.handlers import warm_validators
+
+        warm_validators()
+        await self.db.read(service.warm_rulesets)
+        gc.collect()
+        gc.freeze()
         # stops committed before a restart whose session was not stored yet
         for tx_id in await self.db.read(service.pending_finalization):
             self.schedule_finalize(tx_id)
@@ -277,6 +287,8 @@ class Gateway:
         size = 10 if self.db.single_writer else 500
         while self._ready:
             batch, self._ready = self._ready[:size], self._ready[size:]
+            # let chargers' messages through between batches: storing is not urgent, answers are
+            await asyncio.sleep(0.002)
             for attempt in range(5):
                 try:
                     await self.db.solo(lambda db: service.finalize_many(db, batch))

@@ -543,3 +543,20 @@ def cost_so_far(db: Session, tx_id: int, now: datetime | None = None,
     return {**out, "status": "rated", "ruleset_version_id": version.id, "currency": result.get("currency"),
             "net_total": totals.get("net"), "tax_total": totals.get("tax"), "gross_total": totals.get("gross"),
             "lines": result.get("lines", [])}
+
+
+def warm_rulesets(db: Session, limit: int = 20) -> int:
+    """Compile the most recent published ruleset versions into the shared cache, so the first
+    session to finish does not pay for the compiler on the gateway's loop."""
+    from api.rating import compiled
+    from store.models import RulesetVersion
+
+    n = 0
+    for sha, source in db.execute(select(RulesetVersion.sha256, RulesetVersion.source)
+                                  .order_by(RulesetVersion.published_at.desc()).limit(limit)):  # type: ignore[attr-defined]
+        try:
+            compiled(sha, source)
+            n += 1
+        except Exception:  # noqa: BLE001  (rated later, where the failure is recorded per session)
+            log.warning("ruleset %s does not compile", sha[:12])
+    return n
