@@ -135,6 +135,10 @@ class AccessRuleRead(ReadModel):
 
 
 def _check_rule(_scope: Scope, values: dict[str, Any], _existing: Any) -> None:
+    from api.ocpp.access import clear_rules_cache
+
+    # a gateway in this process applies the change at once (elsewhere: within RULES_TTL_S)
+    clear_rules_cache()
     if bool(values.get("time_from")) != bool(values.get("time_to")):
         raise InvalidInput("incomplete_time_window", "give both time_from and time_to, or neither")
     if values.get("subject") in ("partner", "customer_group", "customer") and not values.get("value"):

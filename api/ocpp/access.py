@@ -13,7 +13,9 @@ from datetime import date, datetime, time
 from typing import Any, Optional
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, or_, select
+import time as _time
+
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from store.models import Contract, Customer, Partner, Token
@@ -35,15 +37,7 @@ class Decision:
         return self.status == "Accepted"
 
 
-def _contract_active(con: Contract, today: date) -> bool:
-    if con.status != "active" or con.start_date > today:
-        return False
-    if con.end_date is not None and con.end_date < today:
-        return False
-    return not (con.terminated_on is not None and con.terminated_on <= today)
-
-
-def _in_window(rule: AccessRule, local: datetime) -> bool:
+def _in_window(rule: Any, local: datetime) -> bool:
     if rule.weekdays and local.isoweekday() not in rule.weekdays:
         return False
     if not rule.time_from or not rule.time_to:
@@ -54,61 +48,132 @@ def _in_window(rule: AccessRule, local: datetime) -> bool:
     return now >= lo or now < hi  # wraps midnight, e.g. 22:00..06:00
 
 
-def _subject_matches(rule: AccessRule, token: Token, con: Contract | None, active: bool,
-                     cus: Customer | None, par: Partner | None) -> bool:
+@dataclass(frozen=True, slots=True)
+class _Holder:
+    """The token and what it resolves to: plain values from one query (no ORM objects: this runs
+    for every StartTransaction of a busy gateway)."""
+
+    token_id: str
+    token_status: str
+    contract_id: Optional[str]
+    contract_status: str
+    contract_start: Optional[date]
+    contract_end: Optional[date]
+    contract_terminated: Optional[date]
+    customer_id: Optional[str]
+    groups: tuple[str, ...]
+    partner_id: Optional[str]
+    partner_names: tuple[str, ...]
+    partner_kind: str
+
+
+def _contract_active(h: _Holder, today: date) -> bool:
+    if h.contract_status != "active" or h.contract_start is None or h.contract_start > today:
+        return False
+    if h.contract_end is not None and h.contract_end < today:
+        return False
+    return not (h.contract_terminated is not None and h.contract_terminated <= today)
+
+
+def _subject_matches(rule: _Rule, h: _Holder, active: bool) -> bool:
     s, v = rule.subject, rule.value
     if s == "anyone":
         return True
     if s == "contract":
-        return con is not None and active
+        return h.contract_id is not None and active
     if s == "partner":
-        return par is not None and v in (par.id, par.party_id, par.name)
+        return h.partner_id is not None and v in h.partner_names
     if s == "roaming":
-        return par is not None and par.kind == "emsp"
+        return h.partner_kind == "emsp"
     if s == "customer_group":
-        return cus is not None and v in (cus.groups or [])
+        return h.customer_id is not None and v in h.groups
     if s == "customer":
-        return cus is not None and cus.id == v
+        return h.customer_id is not None and h.customer_id == v
     return False
 
 
-def decide(db: Session, tenant_id: str, location_id: str | None, evse_uid: str, id_tag: str, at: datetime,
-           tz: str) -> Decision:
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    id: str
+    effect: str
+    subject: str
+    value: str
+    time_from: str
+    time_to: str
+    weekdays: tuple[int, ...]
+    evse_uid: str
+
+
+# rules change rarely and are read at every start: cached per location for a few seconds (a new or
+# changed rule applies within RULES_TTL_S; token status is never cached, a block applies at once)
+RULES_TTL_S = 5.0
+_rules_cache: dict[tuple[str, str], tuple[float, list[_Rule]]] = {}
+
+
+def _rules(db: Session, tenant_id: str, location_id: str) -> list[_Rule]:
+    key = (tenant_id, location_id)
+    now = _time.monotonic()
+    hit = _rules_cache.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    rows = db.execute(
+        select(AccessRule.id, AccessRule.effect, AccessRule.subject, AccessRule.value, AccessRule.time_from,
+               AccessRule.time_to, AccessRule.weekdays, AccessRule.evse_uid)
+        .where(AccessRule.tenant_id == tenant_id, AccessRule.location_id == location_id)
+        .order_by(AccessRule.priority, AccessRule.created_at, AccessRule.id)).all()  # type: ignore[arg-type]
+    rules = [_Rule(r[0], r[1], r[2], r[3], r[4], r[5], tuple(r[6] or ()), r[7]) for r in rows]
+    if len(_rules_cache) > 10_000:
+        _rules_cache.clear()
+    _rules_cache[key] = (now + RULES_TTL_S, rules)
+    return rules
+
+
+def clear_rules_cache() -> None:
+    _rules_cache.clear()
+
+
+def _holder(db: Session, tenant_id: str, id_tag: str) -> _Holder | None:
     row = db.execute(
-        select(Token, Contract, Customer, Partner)
+        select(Token.id, Token.status, Contract.id, Contract.status, Contract.start_date, Contract.end_date,
+               Contract.terminated_on, Customer.id, Customer.groups, Partner.id, Partner.party_id, Partner.name,
+               Partner.kind)
         .outerjoin(Contract, Contract.id == Token.contract_id)
         .outerjoin(Customer, Customer.id == Contract.customer_id)
         .outerjoin(Partner, Partner.id == Token.issuing_partner_id)
         .where(Token.tenant_id == tenant_id, Token.uid == id_tag)).first()
     if row is None:
+        return None
+    pid = row[9]
+    return _Holder(row[0], row[1], row[2], row[3] or "", row[4], row[5], row[6], row[7], tuple(row[8] or ()),
+                   pid, tuple(x for x in (pid, row[10], row[11]) if x) if pid else (), row[12] or "")
+
+
+def decide(db: Session, tenant_id: str, location_id: str | None, evse_uid: str, id_tag: str, at: datetime,
+           tz: str) -> Decision:
+    h = _holder(db, tenant_id, id_tag)
+    if h is None:
         return Decision("Invalid", "unknown_token")
-    token, con, cus, par = row
-    ids: dict[str, Any] = {"token_id": token.id, "contract_id": con.id if con else None}
-    if token.status == "blocked":
+    ids: dict[str, Any] = {"token_id": h.token_id, "contract_id": h.contract_id}
+    if h.token_status == "blocked":
         return Decision("Blocked", "token_blocked", **ids)
-    if token.status == "expired":
+    if h.token_status == "expired":
         return Decision("Expired", "token_expired", **ids)
-    if token.status != "active":
-        return Decision("Invalid", f"token_{token.status}"[:60], **ids)
+    if h.token_status != "active":
+        return Decision("Invalid", f"token_{h.token_status}"[:60], **ids)
     local = at.astimezone(ZoneInfo(tz or "UTC"))
-    active = con is not None and _contract_active(con, local.date())
-    if con is not None and not active:
+    active = h.contract_id is not None and _contract_active(h, local.date())
+    if h.contract_id is not None and not active:
         return Decision("Invalid", "contract_inactive", **ids)
-    rules: list[AccessRule] = []
-    if location_id:
-        rules = list(db.execute(
-            select(AccessRule).where(AccessRule.tenant_id == tenant_id, AccessRule.location_id == location_id,
-                                     or_(AccessRule.evse_uid == "", AccessRule.evse_uid == evse_uid))
-            .order_by(AccessRule.priority, AccessRule.created_at, AccessRule.id)).scalars())  # type: ignore[arg-type]
+    rules = [r for r in _rules(db, tenant_id, location_id) if r.evse_uid in ("", evse_uid)] if location_id else []
     if not rules:
         if active:
             return Decision("Accepted", "contract_customer", **ids)
-        if par is not None and par.kind == "emsp":
+        if h.partner_kind == "emsp":
             return Decision("Accepted", "roaming_accepted", **ids)
         return Decision("Invalid", "no_contract", **ids)
     outside_hours = False
     for rule in rules:
-        if not _subject_matches(rule, token, con, active, cus, par):
+        if not _subject_matches(rule, h, active):
             continue
         if not _in_window(rule, local):
             outside_hours = True
