@@ -74,6 +74,8 @@ class GatewaySettings:
     response_timeout: float = 30.0
     # our answers are built from the package's typed dataclasses; tests turn this on
     validate_responses: bool = False
+    # gc.set_threshold for the gateway's process; None leaves Python's defaults
+    gc_threshold: Optional[tuple[int, int, int]] = (10_000, 20, 50)
     seen_flush_s: float = 30.0
 
 
@@ -130,6 +132,10 @@ class Gateway:
         await self.db.read(service.warm_rulesets)
         gc.collect()
         gc.freeze()
+        if self.settings.gc_threshold:
+            # thousands of connections are long-lived objects: full collections walk all of them
+            # (hundreds of ms); fewer of them under load, at the price of garbage kept a bit longer
+            gc.set_threshold(*self.settings.gc_threshold)
         # stops committed before a restart whose session was not stored yet
         for tx_id in await self.db.read(service.pending_finalization):
             self.schedule_finalize(tx_id)
