@@ -20,7 +20,19 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from sqlalchemy import Engine
 
-from api.areas import audit, billing, customers, documents, ocpp, partners, pricing, rulesets, sessions, sites, tenancy
+from api.areas import (
+    audit,
+    billing,
+    customers,
+    documents,
+    ocpp,
+    partners,
+    pricing,
+    rulesets,
+    sessions,
+    sites,
+    tenancy,
+)
 from api.auth import ApiKeyMiddleware
 from api.errors import exception_handlers
 from api.openapi import align_component_schemas

@@ -12,7 +12,8 @@ import hmac
 import secrets
 import threading
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import anyio
 from litestar.connection import ASGIConnection
@@ -25,8 +26,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from store.audit import Actor
 from store.models import ApiKey, User
 
-__all__ = ["ROLE_SETS", "ApiKeyMiddleware", "allow", "hash_secret", "new_secret", "invalidate_key",
-           "actor_of"]
+__all__ = [
+    "ROLE_SETS",
+    "ApiKeyMiddleware",
+    "actor_of",
+    "allow",
+    "hash_secret",
+    "invalidate_key",
+    "new_secret",
+]
 
 # who may do what; the role-matrix test reads the same sets through each route's ``opt``
 BACKOFFICE = ("admin", "operator", "analyst", "approver", "auditor")

@@ -9,8 +9,9 @@ behaviour of their own (rulesets, sessions) write their handlers by hand with th
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Annotated, Any, Callable, Iterator, Sequence
+from typing import Annotated, Any
 
 from litestar import Request, Router, delete, get, patch, post, put
 from litestar.openapi.datastructures import ResponseSpec
@@ -22,8 +23,19 @@ from api.auth import actor_of, allow
 from api.errors import PROBLEM_MEDIA_TYPE, Problem
 from store.repo import Repo, Scope
 
-__all__ = ["route", "open_scope", "ReadModel", "WriteModel", "page_of", "crud_router", "Ref",
-           "LimitParam", "CursorParam", "SearchParam", "IdPath"]
+__all__ = [
+    "CursorParam",
+    "IdPath",
+    "LimitParam",
+    "ReadModel",
+    "Ref",
+    "SearchParam",
+    "WriteModel",
+    "crud_router",
+    "open_scope",
+    "page_of",
+    "route",
+]
 
 LimitParam = Annotated[int, Parameter(ge=1, le=200, description="page size")]
 CursorParam = Annotated[str | None, Parameter(max_length=200, description="next_cursor of the previous page")]
@@ -53,14 +65,14 @@ def route(method: str, path: str, *, operation_id: str, roles: str, summary: str
           status_code: int | None = None, extra_problems: Sequence[int] = (), **kw: Any) -> Callable[..., Any]:
     """A route with its operation id, role guard and every problem it can answer documented."""
     problems = [400, 401, 403, 404, 409, 422, *extra_problems]
-    opts: dict[str, Any] = dict(
-        operation_id=operation_id, guards=[allow(roles)], opt={"roles": roles},
-        responses=_problems(*sorted(set(problems))), summary=summary or None,
+    opts: dict[str, Any] = {
+        "operation_id": operation_id, "guards": [allow(roles)], "opt": {"roles": roles},
+        "responses": _problems(*sorted(set(problems))), "summary": summary or None,
         # reads are one short indexed query: running them on the event loop beats a thread hop
         # (and the GIL convoy of many threads) under load; writes may wait for locks, so they
         # go to the thread pool
-        sync_to_thread=method != "GET",
-    )
+        "sync_to_thread": method != "GET",
+    }
     if status_code is not None:
         opts["status_code"] = status_code
     opts.update(kw)

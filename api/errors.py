@@ -6,21 +6,21 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from litestar import MediaType, Request, Response
+from litestar import Request, Response
 from litestar.exceptions import (
     HTTPException,
+    MethodNotAllowedException,
     NotAuthorizedException,
     NotFoundException,
     PermissionDeniedException,
     ValidationException,
-    MethodNotAllowedException,
 )
 from pydantic import BaseModel
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from store.errors import DomainError
 
-__all__ = ["Problem", "PROBLEM_MEDIA_TYPE", "exception_handlers", "problem"]
+__all__ = ["PROBLEM_MEDIA_TYPE", "Problem", "exception_handlers", "problem"]
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger("evbill.api")

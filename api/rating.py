@@ -12,9 +12,10 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any
 
 from sqlalchemy import select
 
@@ -22,7 +23,7 @@ from store.errors import InvalidInput
 from store.models import RulesetVersion
 from store.repo import Scope
 
-__all__ = ["compile_source", "compiled", "VersionIndex", "rating_context", "dsl_available"]
+__all__ = ["VersionIndex", "compile_source", "compiled", "dsl_available", "rating_context"]
 
 _CACHE_MAX = 128
 _cache: OrderedDict[str, Any] = OrderedDict()

@@ -15,7 +15,7 @@ from pydantic.fields import FieldInfo
 
 from api.crud import ReadModel, WriteModel
 
-__all__ = ["DecimalStr", "DecimalOut", "Country", "Currency", "update_of", "read_of", "Id", "RefId"]
+__all__ = ["Country", "Currency", "DecimalOut", "DecimalStr", "Id", "RefId", "read_of", "update_of"]
 
 DecimalStr = Annotated[str, Field(pattern=r"^-?[0-9]{1,12}(\.[0-9]{1,12})?$", max_length=26,
                                   examples=["0.49"])]

@@ -10,10 +10,11 @@ import csv
 import hashlib
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal, Optional, Sequence
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import JSON, insert, or_, select, update
@@ -23,13 +24,32 @@ from api.rating import VersionIndex, compiled, rating_context
 from api.schemas import DecimalStr
 from runtime.sessions import SessionFacts, SessionInputError
 from store.errors import InvalidInput
-from store.models import (ChargingPeriodRow, ChargingSession, Contract, Customer, Location, Partner,
-                          RatedLineRow, RulesetVersion, SessionRating, Token)
+from store.models import (
+    ChargingPeriodRow,
+    ChargingSession,
+    Contract,
+    Customer,
+    Location,
+    Partner,
+    RatedLineRow,
+    RulesetVersion,
+    SessionRating,
+    Token,
+)
 from store.repo import Scope
 from store.types import new_id, utcnow
 
-__all__ = ["SessionIn", "CdrIn", "ImportResult", "rate_facts", "import_sessions", "rerate", "parse_csv",
-           "cdr_to_facts", "MAX_BATCH"]
+__all__ = [
+    "MAX_BATCH",
+    "CdrIn",
+    "ImportResult",
+    "SessionIn",
+    "cdr_to_facts",
+    "import_sessions",
+    "parse_csv",
+    "rate_facts",
+    "rerate",
+]
 
 MAX_BATCH = 5000
 
@@ -42,13 +62,13 @@ class PeriodIn(WriteModel):
     time_h: DecimalStr = "0"
     parking_h: DecimalStr = "0"
     reservation_h: DecimalStr = "0"
-    max_power_kw: Optional[DecimalStr] = None
+    max_power_kw: DecimalStr | None = None
 
 
 class MeterValueIn(WriteModel):
     at: AwareDatetime
     energy_wh: DecimalStr
-    power_w: Optional[DecimalStr] = None
+    power_w: DecimalStr | None = None
 
 
 class SessionIn(WriteModel):
@@ -57,14 +77,14 @@ class SessionIn(WriteModel):
     id: str = Field(min_length=1, max_length=100)
     start: AwareDatetime
     end: AwareDatetime
-    charging_end: Optional[AwareDatetime] = None
+    charging_end: AwareDatetime | None = None
     energy_kwh: DecimalStr = "0"
     location_id: str = Field("", max_length=64, description="location code (or evbill id)")
     evse_id: str = Field("", max_length=64)
     country: str = Field("", max_length=2)
     timezone: str = Field("", max_length=64)
     power_type: Literal["AC", "DC"] = "AC"
-    max_power_kw: Optional[DecimalStr] = None
+    max_power_kw: DecimalStr | None = None
     token_uid: str = Field("", max_length=64)
     token_type: str = Field("", max_length=20)
     customer_groups: list[str] = Field(default_factory=list, max_length=20)
@@ -72,9 +92,9 @@ class SessionIn(WriteModel):
     partner: str = Field("", max_length=64)
     roaming: bool = False
     promo_codes: list[str] = Field(default_factory=list, max_length=20)
-    tariff: Optional[str] = Field(None, max_length=100)
-    periods: Optional[list[PeriodIn]] = Field(None, max_length=500)
-    meter_values: Optional[list[MeterValueIn]] = Field(None, max_length=5000)
+    tariff: str | None = Field(None, max_length=100)
+    periods: list[PeriodIn] | None = Field(None, max_length=500)
+    meter_values: list[MeterValueIn] | None = Field(None, max_length=5000)
 
     def to_facts_dict(self) -> dict[str, Any]:
         d = self.model_dump(mode="json", exclude_none=True)
@@ -92,7 +112,7 @@ class CdrChargingPeriod(BaseModel):
     model_config = ConfigDict(extra="ignore")
     start_date_time: AwareDatetime
     dimensions: list[CdrDimension] = Field(min_length=1, max_length=20)
-    tariff_id: Optional[str] = Field(None, max_length=36)
+    tariff_id: str | None = Field(None, max_length=36)
 
 
 class CdrToken(BaseModel):
@@ -126,7 +146,7 @@ class CdrIn(BaseModel):
     charging_periods: list[CdrChargingPeriod] = Field(min_length=1, max_length=500)
     total_energy: Decimal
     total_time: Decimal
-    total_parking_time: Optional[Decimal] = None
+    total_parking_time: Decimal | None = None
 
 
 _DIMENSIONS = {"ENERGY": "energy_kwh", "TIME": "time_h", "PARKING_TIME": "parking_h",
@@ -220,10 +240,10 @@ class ImportItem(ReadModel):
     index: int
     external_id: str
     status: Literal["created", "unchanged", "failed"]
-    session_id: Optional[str] = None
-    rating_status: Optional[str] = None
-    code: Optional[str] = None
-    message: Optional[str] = None
+    session_id: str | None = None
+    rating_status: str | None = None
+    code: str | None = None
+    message: str | None = None
 
 
 class ImportResult(ReadModel):

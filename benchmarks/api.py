@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,8 @@ from sqlalchemy.orm import Session
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from store.db import make_engine, migrate  # noqa: E402
-from store.tenants import bootstrap_tenant, create_user, issue_key  # noqa: E402
+from store.db import make_engine, migrate
+from store.tenants import bootstrap_tenant, create_user, issue_key
 
 RULESET = """ruleset bench currency EUR timezone Europe/Berlin
 groups employees
@@ -55,7 +55,7 @@ def _free_port() -> int:
 
 def _pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+    return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
 
 
 class Backend:
@@ -99,7 +99,7 @@ def seed(engine: Any, base: str, customers: int) -> tuple[dict[str, str], list[s
     h = {"Authorization": f"Bearer {cred.key}"}
     with httpx.Client(base_url=base, headers=h, timeout=60) as c:
         c.post("/customer-groups", json={"name": "employees"}).raise_for_status()
-        loc = c.post("/locations", json={"code": "site_1", "name": "Site 1", "country": "DE",
+        c.post("/locations", json={"code": "site_1", "name": "Site 1", "country": "DE",
                                          "timezone": "Europe/Berlin"}).json()
         ids = []
         for i in range(customers):
@@ -122,7 +122,7 @@ def seed(engine: Any, base: str, customers: int) -> tuple[dict[str, str], list[s
 
 def make_sessions(n: int, offset: int) -> list[dict[str, Any]]:
     rnd = random.Random(offset)
-    t0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
     out = []
     for i in range(offset, offset + n):
         start = t0 + timedelta(minutes=rnd.randrange(0, 60 * 24 * 28))

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Iterable
+from typing import Any
 
 from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 from store.models import AuditEntry, Tenant
 from store.types import utcnow
 
-__all__ = ["GENESIS", "Actor", "append_audit", "entry_hash", "verify_chain", "ChainBreak", "jsonable"]
+__all__ = ["GENESIS", "Actor", "ChainBreak", "append_audit", "entry_hash", "jsonable", "verify_chain"]
 
 GENESIS = "0" * 64
 

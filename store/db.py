@@ -14,8 +14,14 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["DEFAULT_SQLITE_PATH", "database_url", "make_engine", "migrate", "session_factory",
-           "alembic_config"]
+__all__ = [
+    "DEFAULT_SQLITE_PATH",
+    "alembic_config",
+    "database_url",
+    "make_engine",
+    "migrate",
+    "session_factory",
+]
 
 DEFAULT_SQLITE_PATH = Path("var") / "evbill.db"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"

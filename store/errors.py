@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["DomainError", "NotFound", "Conflict", "Forbidden", "InvalidInput"]
+__all__ = ["Conflict", "DomainError", "Forbidden", "InvalidInput", "NotFound"]
 
 
 class DomainError(Exception):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Optional
+from typing import Any
 
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -18,10 +18,31 @@ from sqlmodel import Field, SQLModel
 from store.types import ExactDecimal, UTCDateTime, utcnow
 
 __all__ = [
-    "ROLES", "Tenant", "User", "ApiKey", "Customer", "CustomerGroup", "BillingAccount", "Contract",
-    "Token", "Partner", "Agreement", "Location", "ChargePoint", "Evse", "Ruleset", "RulesetDraft",
-    "RulesetVersion", "PriceSeries", "PricePoint", "ChargingSession", "ChargingPeriodRow",
-    "SessionRating", "RatedLineRow", "AuditEntry", "metadata",
+    "ROLES",
+    "Agreement",
+    "ApiKey",
+    "AuditEntry",
+    "BillingAccount",
+    "ChargePoint",
+    "ChargingPeriodRow",
+    "ChargingSession",
+    "Contract",
+    "Customer",
+    "CustomerGroup",
+    "Evse",
+    "Location",
+    "Partner",
+    "PricePoint",
+    "PriceSeries",
+    "RatedLineRow",
+    "Ruleset",
+    "RulesetDraft",
+    "RulesetVersion",
+    "SessionRating",
+    "Tenant",
+    "Token",
+    "User",
+    "metadata",
 ]
 
 ROLES = ("admin", "analyst", "operator", "approver", "auditor", "partner")
@@ -83,7 +104,7 @@ class User(SQLModel, table=True):
     name: str = Field(default="", max_length=200)
     role: str = Field(max_length=20)
     # partner users see only what belongs to their partner (its sites' sessions)
-    partner_id: Optional[str] = Field(default=None, foreign_key="partner.id", max_length=40)
+    partner_id: str | None = Field(default=None, foreign_key="partner.id", max_length=40)
     active: bool = Field(default=True)
     created_at: datetime = _created()
 
@@ -97,7 +118,7 @@ class ApiKey(SQLModel, table=True):
     # sha256 of the secret part; the secret itself is shown once at creation and never stored
     secret_sha256: str = Field(max_length=64)
     created_at: datetime = _created()
-    revoked_at: Optional[datetime] = _ts()
+    revoked_at: datetime | None = _ts()
 
 
 # --- customers, accounts, contracts, tokens -----------------------------------------------------
@@ -165,11 +186,11 @@ class Contract(SQLModel, table=True):
     billing_period: str = Field(default="monthly", max_length=20)  # monthly | quarterly | annual
     payment_method: str = Field(default="sepa_direct_debit", max_length=30)
     mandate_reference: str = Field(default="", max_length=35)
-    mandate_signed_on: Optional[date] = Field(default=None)
+    mandate_signed_on: date | None = Field(default=None)
     mandate_sequence: str = Field(default="", max_length=4)  # FRST | RCUR | OOFF | FNAL
     start_date: date
-    end_date: Optional[date] = Field(default=None)
-    terminated_on: Optional[date] = Field(default=None)
+    end_date: date | None = Field(default=None)
+    terminated_on: date | None = Field(default=None)
     termination_reason: str = Field(default="", max_length=200)
     status: str = Field(default="active", max_length=20)
     created_at: datetime = _created()
@@ -185,8 +206,8 @@ class Token(SQLModel, table=True):
     emaid: str = Field(default="", max_length=64)  # OCPI contract_id
     visual_number: str = Field(default="", max_length=64)
     status: str = Field(default="active", max_length=20)  # active | blocked | expired
-    contract_id: Optional[str] = Field(default=None, foreign_key="contract.id", index=True, max_length=40)
-    issuing_partner_id: Optional[str] = Field(default=None, foreign_key="partner.id", max_length=40)
+    contract_id: str | None = Field(default=None, foreign_key="contract.id", index=True, max_length=40)
+    issuing_partner_id: str | None = Field(default=None, foreign_key="partner.id", max_length=40)
     created_at: datetime = _created()
 
 
@@ -217,7 +238,7 @@ class Agreement(SQLModel, table=True):
     ruleset_name: str = Field(default="", max_length=100)
     rule_name: str = Field(default="", max_length=100)
     valid_from: date
-    valid_to: Optional[date] = Field(default=None)
+    valid_to: date | None = Field(default=None)
     terms: dict[str, Any] = _json({})
     created_at: datetime = _created()
 
@@ -234,10 +255,10 @@ class Location(SQLModel, table=True):
     city: str = Field(default="", max_length=100)
     country: str = Field(max_length=2)
     timezone: str = Field(max_length=64)
-    latitude: Optional[Decimal] = _dec()
-    longitude: Optional[Decimal] = _dec()
-    site_host_id: Optional[str] = Field(default=None, foreign_key="partner.id", index=True, max_length=40)
-    ruleset_id: Optional[str] = Field(default=None, foreign_key="ruleset.id", max_length=40)
+    latitude: Decimal | None = _dec()
+    longitude: Decimal | None = _dec()
+    site_host_id: str | None = Field(default=None, foreign_key="partner.id", index=True, max_length=40)
+    ruleset_id: str | None = Field(default=None, foreign_key="ruleset.id", max_length=40)
     created_at: datetime = _created()
 
 
@@ -265,7 +286,7 @@ class Evse(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=40)
     tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=40)
     location_id: str = Field(foreign_key="location.id", index=True, max_length=40)
-    charge_point_id: Optional[str] = Field(default=None, foreign_key="charge_point.id", max_length=40)
+    charge_point_id: str | None = Field(default=None, foreign_key="charge_point.id", max_length=40)
     evse_uid: str = Field(max_length=64)  # e.g. DE*ABC*E123*1
     connector_id: int = Field(default=1)
     power_type: str = Field(default="AC", max_length=2)  # AC | DC
@@ -340,7 +361,7 @@ class PriceSeries(SQLModel, table=True):
 class PricePoint(SQLModel, table=True):
     __tablename__ = "price_point"
     __table_args__ = (UniqueConstraint("series_id", "start"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=40)
     series_id: str = Field(foreign_key="price_series.id", index=True, max_length=40)
     start: datetime = Field(sa_type=UTCDateTime, nullable=False)
@@ -364,27 +385,27 @@ class ChargingSession(SQLModel, table=True):
     location_ref: str = Field(default="", max_length=64)
     evse_ref: str = Field(default="", max_length=64)
     token_uid: str = Field(default="", max_length=64)
-    location_id: Optional[str] = Field(default=None, foreign_key="location.id", max_length=40)
-    site_host_id: Optional[str] = Field(default=None, foreign_key="partner.id", index=True, max_length=40)
-    token_id: Optional[str] = Field(default=None, foreign_key="token.id", max_length=40)
-    customer_id: Optional[str] = Field(default=None, foreign_key="customer.id", index=True, max_length=40)
-    contract_id: Optional[str] = Field(default=None, foreign_key="contract.id", max_length=40)
+    location_id: str | None = Field(default=None, foreign_key="location.id", max_length=40)
+    site_host_id: str | None = Field(default=None, foreign_key="partner.id", index=True, max_length=40)
+    token_id: str | None = Field(default=None, foreign_key="token.id", max_length=40)
+    customer_id: str | None = Field(default=None, foreign_key="customer.id", index=True, max_length=40)
+    contract_id: str | None = Field(default=None, foreign_key="contract.id", max_length=40)
     tariff: str = Field(default="", max_length=100)
     # the facts rating saw, in the `evbill rate` JSON shape, so re-rating needs nothing else
     facts: dict[str, Any] = _json({})
     status: str = Field(default="unrated", max_length=20)  # rated | unrated | rating_failed
     rating_error: str = Field(default="", max_length=1000)
-    current_rating_id: Optional[str] = Field(default=None, max_length=40)
+    current_rating_id: str | None = Field(default=None, max_length=40)
     currency: str = Field(default="", max_length=3)
-    net_total: Optional[Decimal] = _dec()
-    tax_total: Optional[Decimal] = _dec()
-    gross_total: Optional[Decimal] = _dec()
+    net_total: Decimal | None = _dec()
+    tax_total: Decimal | None = _dec()
+    gross_total: Decimal | None = _dec()
     created_at: datetime = _created()
 
 
 class ChargingPeriodRow(SQLModel, table=True):
     __tablename__ = "charging_period"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     tenant_id: str = Field(foreign_key="tenant.id", max_length=40)
     session_id: str = Field(foreign_key="charging_session.id", index=True, max_length=40)
     seq: int
@@ -393,7 +414,7 @@ class ChargingPeriodRow(SQLModel, table=True):
     energy_kwh: Decimal = _dec(nullable=False)
     time_h: Decimal = _dec(nullable=False)
     parking_h: Decimal = _dec(nullable=False)
-    max_power_kw: Optional[Decimal] = _dec()
+    max_power_kw: Decimal | None = _dec()
 
 
 class SessionRating(SQLModel, table=True):
@@ -420,7 +441,7 @@ class SessionRating(SQLModel, table=True):
 
 class RatedLineRow(SQLModel, table=True):
     __tablename__ = "rated_line"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     tenant_id: str = Field(foreign_key="tenant.id", max_length=40)
     rating_id: str = Field(foreign_key="session_rating.id", index=True, max_length=40)
     session_id: str = Field(foreign_key="charging_session.id", max_length=40)
@@ -445,7 +466,7 @@ class AuditEntry(SQLModel, table=True):
 
     __tablename__ = "audit_entry"
     __table_args__ = (UniqueConstraint("tenant_id", "seq"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=40)
     seq: int
     at: datetime = Field(sa_type=UTCDateTime, nullable=False)
@@ -454,7 +475,7 @@ class AuditEntry(SQLModel, table=True):
     action: str = Field(max_length=60)
     entity: str = Field(max_length=40)
     entity_id: str = Field(default="", max_length=100)
-    before: Optional[dict[str, Any]] = _json()
-    after: Optional[dict[str, Any]] = _json()
+    before: dict[str, Any] | None = _json()
+    after: dict[str, Any] | None = _json()
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import Any, Generic, Iterable, Sequence, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import String, cast, event, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -22,7 +23,7 @@ from store.errors import Conflict, InvalidInput, NotFound
 from store.models import RatedLineRow, RulesetVersion, SessionRating
 from store.types import new_id
 
-__all__ = ["Scope", "Repo", "encode_cursor", "decode_cursor", "snapshot"]
+__all__ = ["Repo", "Scope", "decode_cursor", "encode_cursor", "snapshot"]
 
 M = TypeVar("M", bound=SQLModel)
 
@@ -151,7 +152,7 @@ class Repo(Generic[M]):
         next_cursor = None
         if len(rows) > limit:
             rows = rows[:limit]
-            next_cursor = encode_cursor(getattr(rows[-1], "id"))
+            next_cursor = encode_cursor(rows[-1].id)
         return rows, next_cursor
 
     def _coerce(self, values: dict[str, Any]) -> dict[str, Any]:
@@ -168,7 +169,7 @@ class Repo(Generic[M]):
         obj = self.model(id=new_id(self.prefix), tenant_id=self.scope.tenant_id, **values)
         self.db.add(obj)
         self.scope.flush()
-        self.scope.audit(f"{self.entity}.create", self.entity, getattr(obj, "id"), None, snapshot(obj, hide))
+        self.scope.audit(f"{self.entity}.create", self.entity, obj.id, None, snapshot(obj, hide))
         return obj
 
     def update(self, obj: M, changes: dict[str, Any], *, hide: Iterable[str] = ()) -> M:
@@ -179,11 +180,11 @@ class Repo(Generic[M]):
         if hasattr(obj, "updated_at"):
             from store.types import utcnow
 
-            setattr(obj, "updated_at", utcnow())
+            obj.updated_at = utcnow()
         self.scope.flush()
         after = snapshot(obj, hide)
         if before != after:
-            self.scope.audit(f"{self.entity}.update", self.entity, getattr(obj, "id"),
+            self.scope.audit(f"{self.entity}.update", self.entity, obj.id,
                              {k: before[k] for k in before if before[k] != after.get(k)},
                              {k: after[k] for k in after if before.get(k) != after[k]})
         return obj
@@ -192,7 +193,7 @@ class Repo(Generic[M]):
         before = snapshot(obj, hide)
         self.db.delete(obj)
         self.scope.flush()
-        self.scope.audit(f"{self.entity}.delete", self.entity, getattr(obj, "id"), before, None)
+        self.scope.audit(f"{self.entity}.delete", self.entity, obj.id, before, None)
 
 
 def _json_str(value: str) -> str:

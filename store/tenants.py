@@ -14,7 +14,7 @@ from store.models import ROLES, ApiKey, Tenant, User
 from store.repo import snapshot
 from store.types import new_id
 
-__all__ = ["Credential", "bootstrap_tenant", "issue_key", "create_user", "verify_charge_point"]
+__all__ = ["Credential", "bootstrap_tenant", "create_user", "issue_key", "verify_charge_point"]
 
 
 @dataclass(frozen=True, slots=True)

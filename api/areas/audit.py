@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any
 
 from litestar import Request, Router
 from sqlalchemy import select
 
 from api.crud import CursorParam, LimitParam, ReadModel, open_scope, page_of, route
 from store.audit import verify_chain
+from store.errors import InvalidInput
 from store.models import AuditEntry, Tenant
 from store.repo import decode_cursor, encode_cursor
-from store.errors import InvalidInput
 
 __all__ = ["router"]
 
@@ -25,8 +25,8 @@ class AuditEntryRead(ReadModel):
     action: str
     entity: str
     entity_id: str
-    before: Optional[dict[str, Any]]
-    after: Optional[dict[str, Any]]
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
     prev_hash: str
     hash: str
 
@@ -48,8 +48,8 @@ class AuditVerification(ReadModel):
 
 @route("GET", "/audit", operation_id="list_audit_entries", roles="audit", summary="The audit log, oldest first")
 def list_audit_entries(request: Request[Any, Any, Any], limit: LimitParam = 50, cursor: CursorParam = None,
-                       entity: Optional[str] = None, entity_id: Optional[str] = None,
-                       action: Optional[str] = None) -> AuditPage:  # type: ignore[valid-type]
+                       entity: str | None = None, entity_id: str | None = None,
+                       action: str | None = None) -> AuditPage:  # type: ignore[valid-type]
     with open_scope(request) as scope:
         stmt = select(AuditEntry).where(AuditEntry.tenant_id == scope.tenant_id)
         if entity:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from litestar import Router
 from pydantic import Field
@@ -78,11 +78,11 @@ class ContractCreate(WriteModel):
     billing_period: Literal["monthly", "quarterly", "annual"] = "monthly"
     payment_method: Literal["sepa_direct_debit", "card", "bank_transfer", "invoice"] = "sepa_direct_debit"
     mandate_reference: str = Field("", max_length=35)
-    mandate_signed_on: Optional[date] = None
+    mandate_signed_on: date | None = None
     mandate_sequence: Literal["", "FRST", "RCUR", "OOFF", "FNAL"] = ""
     start_date: date
-    end_date: Optional[date] = None
-    terminated_on: Optional[date] = None
+    end_date: date | None = None
+    terminated_on: date | None = None
     termination_reason: str = Field("", max_length=200)
     status: Literal["active", "terminated", "suspended"] = "active"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from litestar import Router
 from pydantic import Field
@@ -38,7 +38,7 @@ class AgreementCreate(WriteModel):
     ruleset_name: str = Field("", max_length=100)
     rule_name: str = Field("", max_length=100, description="e.g. the revenue_share block in the ruleset")
     valid_from: date
-    valid_to: Optional[date] = None
+    valid_to: date | None = None
     terms: dict[str, str] = Field(default_factory=dict, max_length=50)
 
 

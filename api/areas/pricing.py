@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from litestar import Request, Router
 from pydantic import AwareDatetime, Field
 from sqlalchemy import delete, select
 
-from api.crud import IdPath, CursorParam, LimitParam, ReadModel, WriteModel, crud_router, open_scope, page_of, route
+from api.crud import (
+    CursorParam,
+    IdPath,
+    LimitParam,
+    ReadModel,
+    WriteModel,
+    crud_router,
+    open_scope,
+    page_of,
+    route,
+)
 from api.schemas import Currency, DecimalOut, DecimalStr, read_of, update_of
 from store.errors import InvalidInput
 from store.models import PricePoint, PriceSeries
@@ -76,8 +86,8 @@ def put_price_points(request: Request[Any, Any, Any], price_series_id: IdPath, d
 @route("GET", "/price-series/{price_series_id:str}/points", operation_id="list_price_points", roles="read",
        summary="Points of a series in time order")
 def list_price_points(request: Request[Any, Any, Any], price_series_id: IdPath, limit: LimitParam = 50,
-                      cursor: CursorParam = None, start_from: Optional[datetime] = None,
-                      start_before: Optional[datetime] = None) -> PricePointPage:  # type: ignore[valid-type]
+                      cursor: CursorParam = None, start_from: datetime | None = None,
+                      start_before: datetime | None = None) -> PricePointPage:  # type: ignore[valid-type]
     with open_scope(request) as scope:
         series = scope.repo(PriceSeries, "price_series", "ps").get(price_series_id)
         stmt = select(PricePoint).where(PricePoint.tenant_id == scope.tenant_id, PricePoint.series_id == series.id)

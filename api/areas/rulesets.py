@@ -10,13 +10,23 @@ from __future__ import annotations
 import difflib
 import hashlib
 from datetime import datetime
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from litestar import Request, Router
 from pydantic import AwareDatetime, Field
 from sqlalchemy import func, select
 
-from api.crud import IdPath, CursorParam, LimitParam, ReadModel, WriteModel, crud_router, open_scope, page_of, route
+from api.crud import (
+    CursorParam,
+    IdPath,
+    LimitParam,
+    ReadModel,
+    WriteModel,
+    crud_router,
+    open_scope,
+    page_of,
+    route,
+)
 from api.rating import compile_source, compiled
 from api.schemas import Id, read_of, update_of
 from api.session_io import SessionIn, rate_facts
@@ -38,7 +48,7 @@ class RulesetCreate(WriteModel):
 
 
 class RulesetUpdate(WriteModel):
-    description: Optional[str] = Field(None, max_length=500)
+    description: str | None = Field(None, max_length=500)
 
 
 RulesetRead = read_of(RulesetCreate, "RulesetRead", created_by=str)
@@ -48,12 +58,12 @@ class DiagnosticRead(ReadModel):
     code: str
     severity: str
     message: str
-    file: Optional[str] = None
-    line: Optional[int] = None
-    col: Optional[int] = None
-    end_line: Optional[int] = None
-    end_col: Optional[int] = None
-    hint: Optional[str] = None
+    file: str | None = None
+    line: int | None = None
+    col: int | None = None
+    end_line: int | None = None
+    end_col: int | None = None
+    hint: str | None = None
 
 
 class DraftCreate(WriteModel):
@@ -106,20 +116,20 @@ class DiffRead(ReadModel):
 
 
 class SimulateIn(WriteModel):
-    draft_id: Optional[Id] = None
-    version_id: Optional[Id] = None
-    source: Optional[str] = Field(None, min_length=1, max_length=MAX_SOURCE,
+    draft_id: Id | None = None
+    version_id: Id | None = None
+    source: str | None = Field(None, min_length=1, max_length=MAX_SOURCE,
                                   description="rate against unsaved source (no draft stored)")
-    tariff: Optional[str] = Field(None, max_length=100)
+    tariff: str | None = Field(None, max_length=100)
     sessions: list[SessionIn] = Field(min_length=1, max_length=500)
 
 
 class SimulatedSession(ReadModel):
     session_id: str
     ok: bool
-    result: Optional[dict[str, Any]] = None
-    code: Optional[str] = None
-    message: Optional[str] = None
+    result: dict[str, Any] | None = None
+    code: str | None = None
+    message: str | None = None
 
 
 class SimulateResult(ReadModel):

@@ -4,17 +4,36 @@ rated lines, rating history and re-rating. Partner users see only their own site
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from litestar import Request, Router
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
 from pydantic import Field
 from sqlalchemy import select
 
-from api.crud import IdPath, CursorParam, LimitParam, ReadModel, SearchParam, WriteModel, open_scope, page_of, route
+from api.crud import (
+    CursorParam,
+    IdPath,
+    LimitParam,
+    ReadModel,
+    SearchParam,
+    WriteModel,
+    open_scope,
+    page_of,
+    route,
+)
 from api.schemas import DecimalOut
-from api.session_io import (MAX_BATCH, CdrIn, ImportResult, Incoming, SessionIn, cdr_to_facts, import_sessions,
-                            parse_csv, rerate)
+from api.session_io import (
+    MAX_BATCH,
+    CdrIn,
+    ImportResult,
+    Incoming,
+    SessionIn,
+    cdr_to_facts,
+    import_sessions,
+    parse_csv,
+    rerate,
+)
 from store.errors import InvalidInput
 from store.models import ChargingPeriodRow, ChargingSession, RatedLineRow, SessionRating
 from store.repo import Scope
@@ -32,19 +51,19 @@ class SessionRead(ReadModel):
     location_ref: str
     evse_ref: str
     token_uid: str
-    location_id: Optional[str]
-    site_host_id: Optional[str]
-    token_id: Optional[str]
-    customer_id: Optional[str]
-    contract_id: Optional[str]
+    location_id: str | None
+    site_host_id: str | None
+    token_id: str | None
+    customer_id: str | None
+    contract_id: str | None
     tariff: str
     status: str
     rating_error: str
-    current_rating_id: Optional[str]
+    current_rating_id: str | None
     currency: str
-    net_total: Optional[DecimalOut]
-    tax_total: Optional[DecimalOut]
-    gross_total: Optional[DecimalOut]
+    net_total: DecimalOut | None
+    tax_total: DecimalOut | None
+    gross_total: DecimalOut | None
     created_at: datetime
 
 
@@ -55,7 +74,7 @@ class PeriodRead(ReadModel):
     energy_kwh: DecimalOut
     time_h: DecimalOut
     parking_h: DecimalOut
-    max_power_kw: Optional[DecimalOut]
+    max_power_kw: DecimalOut | None
 
 
 class RatedLineRead(ReadModel):
@@ -93,7 +112,7 @@ class RatingRead(ReadModel):
 class SessionDetail(SessionRead):
     facts: dict[str, Any]
     periods: list[PeriodRead]
-    rating: Optional[RatingRead]
+    rating: RatingRead | None
 
 
 class SessionBatchIn(WriteModel):
@@ -106,7 +125,7 @@ class CdrBatchIn(WriteModel):
 
 class RerateIn(WriteModel):
     reason: str = Field(min_length=1, max_length=200)
-    ruleset_version_id: Optional[str] = Field(None, max_length=40,
+    ruleset_version_id: str | None = Field(None, max_length=40,
                                               description="rate with this version instead of the one in force")
 
 
@@ -187,11 +206,11 @@ async def import_sessions_csv(request: Request[Any, Any, Any]) -> ImportResult:
 
 @route("GET", "/sessions", operation_id="list_sessions", roles="sessions_read", summary="List sessions")
 def list_sessions(request: Request[Any, Any, Any], limit: LimitParam = 50, cursor: CursorParam = None,
-                  q: SearchParam = None, status: Optional[Literal["rated", "unrated", "rating_failed"]] = None,
-                  location_id: Optional[str] = None, customer_id: Optional[str] = None,
-                  site_host_id: Optional[str] = None, token_uid: Optional[str] = None,
-                  started_from: Optional[datetime] = None,
-                  started_before: Optional[datetime] = None) -> SessionPage:  # type: ignore[valid-type]
+                  q: SearchParam = None, status: Literal["rated", "unrated", "rating_failed"] | None = None,
+                  location_id: str | None = None, customer_id: str | None = None,
+                  site_host_id: str | None = None, token_uid: str | None = None,
+                  started_from: datetime | None = None,
+                  started_before: datetime | None = None) -> SessionPage:  # type: ignore[valid-type]
     with open_scope(request) as scope:
         extra = _scoped(scope)
         for bound in (started_from, started_before):

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
 import hashlib
 import secrets
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from litestar import Request, Router
 from pydantic import Field, field_validator
@@ -38,8 +37,8 @@ class LocationCreate(WriteModel):
     city: str = Field("", max_length=100)
     country: Country = Field(min_length=2)
     timezone: str = Field(min_length=1, max_length=64, examples=["Europe/Berlin"])
-    latitude: Optional[DecimalStr] = None
-    longitude: Optional[DecimalStr] = None
+    latitude: DecimalStr | None = None
+    longitude: DecimalStr | None = None
     site_host_id: RefId = None
     ruleset_id: RefId = Field(None, description="ruleset that rates this site's sessions")
 

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from litestar import Request, Router
 from pydantic import Field
 
 from api.auth import invalidate_key
-from api.crud import IdPath, CursorParam, LimitParam, ReadModel, Ref, WriteModel, crud_router, open_scope, page_of, route
+from api.crud import (
+    CursorParam,
+    IdPath,
+    LimitParam,
+    ReadModel,
+    Ref,
+    WriteModel,
+    crud_router,
+    open_scope,
+    page_of,
+    route,
+)
 from api.schemas import Country, Currency, Id, RefId, read_of, update_of
 from store.errors import InvalidInput
 from store.models import ApiKey, Partner, Tenant, User
@@ -23,21 +34,21 @@ _HIDDEN = ("audit_seq", "audit_head")
 
 
 class TenantUpdate(WriteModel):
-    name: Optional[str] = Field(None, min_length=1, max_length=200)
-    legal_name: Optional[str] = Field(None, max_length=200)
-    street: Optional[str] = Field(None, max_length=200)
-    postal_code: Optional[str] = Field(None, max_length=20)
-    city: Optional[str] = Field(None, max_length=100)
-    country: Optional[Country] = None
-    vat_id: Optional[str] = Field(None, max_length=30)
-    tax_number: Optional[str] = Field(None, max_length=30)
-    creditor_id: Optional[str] = Field(None, max_length=35, description="SEPA creditor identifier")
-    iban: Optional[str] = Field(None, max_length=34, pattern=r"^([A-Z]{2}[0-9]{2}[A-Z0-9]{1,30})?$")
-    bic: Optional[str] = Field(None, max_length=11)
-    email: Optional[str] = Field(None, max_length=200)
-    currency: Optional[Currency] = None
-    timezone: Optional[str] = Field(None, min_length=1, max_length=64)
-    branding: Optional[dict[str, str]] = Field(None, max_length=30,
+    name: str | None = Field(None, min_length=1, max_length=200)
+    legal_name: str | None = Field(None, max_length=200)
+    street: str | None = Field(None, max_length=200)
+    postal_code: str | None = Field(None, max_length=20)
+    city: str | None = Field(None, max_length=100)
+    country: Country | None = None
+    vat_id: str | None = Field(None, max_length=30)
+    tax_number: str | None = Field(None, max_length=30)
+    creditor_id: str | None = Field(None, max_length=35, description="SEPA creditor identifier")
+    iban: str | None = Field(None, max_length=34, pattern=r"^([A-Z]{2}[0-9]{2}[A-Z0-9]{1,30})?$")
+    bic: str | None = Field(None, max_length=11)
+    email: str | None = Field(None, max_length=200)
+    currency: Currency | None = None
+    timezone: str | None = Field(None, min_length=1, max_length=64)
+    branding: dict[str, str] | None = Field(None, max_length=30,
                                                description="logo_url, primary_color, footer ... for documents")
 
 
@@ -95,7 +106,7 @@ class MeRead(ReadModel):
     tenant_id: str
     user_id: str
     role: str
-    partner_id: Optional[str]
+    partner_id: str | None
 
 
 @route("GET", "/me", operation_id="get_me", roles="self", summary="Who the presented key belongs to")
@@ -133,7 +144,7 @@ class ApiKeyRead(ReadModel):
     user_id: str
     name: str
     created_at: datetime
-    revoked_at: Optional[datetime]
+    revoked_at: datetime | None
 
 
 class ApiKeyCreated(ApiKeyRead):
@@ -157,7 +168,7 @@ def create_api_key(request: Request[Any, Any, Any], data: ApiKeyCreate) -> ApiKe
 
 @route("GET", "/api-keys", operation_id="list_api_keys", roles="admin", summary="List API keys")
 def list_api_keys(request: Request[Any, Any, Any], limit: LimitParam = 50, cursor: CursorParam = None,
-                  user_id: Optional[str] = None) -> ApiKeyPage:  # type: ignore[valid-type]
+                  user_id: str | None = None) -> ApiKeyPage:  # type: ignore[valid-type]
     with open_scope(request) as scope:
         rows, nxt = scope.repo(ApiKey, "api_key", "key").page(filters={"user_id": user_id}, cursor=cursor, limit=limit)
         return ApiKeyPage(items=[ApiKeyRead.model_validate(r, from_attributes=True) for r in rows], next_cursor=nxt)

@@ -4,9 +4,11 @@ object of every kind, so tests can aim one tenant's credentials at the other's o
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from litestar.testing import TestClient
@@ -131,7 +133,7 @@ def make_tenant(client: TestClient[Any], engine: Engine, name: str) -> Tenantry:
 
 def _ocpp_transaction(engine: Engine, t: Tenantry) -> int:
     """A gateway transaction row, as the OCPP gateway would have written it."""
-    from datetime import datetime, timezone
+    from datetime import datetime
     from decimal import Decimal
 
     from store.ocpp import OcppTransaction
@@ -140,7 +142,7 @@ def _ocpp_transaction(engine: Engine, t: Tenantry) -> int:
         tx = OcppTransaction(tenant_id=t.tenant_id, charge_point_id=t.ids["charge_point_id"],
                              identity=f"CP-{t.name}-1", ocpp_version="1.6", transaction_ref=f"tx-{t.name}",
                              location_id=t.ids["location_id"], connector_id=1, id_tag=f"TOK-{t.name}",
-                             start=datetime(2026, 3, 1, 9, tzinfo=timezone.utc), meter_start_wh=Decimal(1000))
+                             start=datetime(2026, 3, 1, 9, tzinfo=UTC), meter_start_wh=Decimal(1000))
         db.add(tx)
         db.commit()
         return int(tx.id or 0)
@@ -159,23 +161,23 @@ def seed_other_areas(env: Env) -> None:
 def _held_invoice(env: Env, t: Tenantry) -> None:
     """A held invoice with its open finance task and a manual hold, as the billing cycle leaves
     them (rows only: no Temporal in this suite)."""
-    from datetime import date, datetime, timezone
+    from datetime import date, datetime
     from decimal import Decimal
 
     from store import billing as B
     from store.types import new_id
 
-    now = datetime(2026, 4, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 4, 1, tzinfo=UTC)
     inv, task = new_id("inv"), new_id("task")
     with env.engine.begin() as conn:
         conn.execute(B.invoice.insert().values(
             id=inv, tenant_id=t.tenant_id, account_id=t.ids["billing_account_id"], customer_id=t.ids["customer_id"],
             cycle_key=f"2026-03-{t.name}", kind="invoice", status="held", currency="EUR",
-            period_start=datetime(2026, 3, 1, tzinfo=timezone.utc), period_end=now, local_start=date(2026, 3, 1),
+            period_start=datetime(2026, 3, 1, tzinfo=UTC), period_end=now, local_start=date(2026, 3, 1),
             local_end=date(2026, 3, 31), timezone="Europe/Berlin", issue_date=date(2026, 4, 1),
             due_date=date(2026, 4, 15), payment_terms="net 14", net_total=Decimal("5.25"),
             tax_total=Decimal("1.00"), gross_total=Decimal("6.25"), tax_groups=[], sessions=1,
-            energy_kwh=Decimal("10"), hold_reasons=[{"kind": "manual", "name": "manual", "detail": "seed"}], comparison={}, corrects=[],
+            energy_kwh=Decimal(10), hold_reasons=[{"kind": "manual", "name": "manual", "detail": "seed"}], comparison={}, corrects=[],
             workflow_id=f"wf-{t.name}", rejected_reason="", decided_by="", created_at=now))
         conn.execute(B.finance_task.insert().values(
             id=task, tenant_id=t.tenant_id, invoice_id=inv, account_id=t.ids["billing_account_id"],

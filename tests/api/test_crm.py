@@ -39,7 +39,7 @@ def test_customer_crud_pages_search_and_filters(env: Env) -> None:
     assert c.delete(f"/customers/{made[4]}", headers=h).status_code == 204
     _problem(c.get(f"/customers/{made[4]}", headers=h), 404, "customer_not_found")
     audit = c.get("/audit", params={"entity_id": made[0]}, headers=env.a.h("auditor")).json()["items"]
-    upd = [e for e in audit if e["action"] == "customer.update"][0]
+    upd = next(e for e in audit if e["action"] == "customer.update")
     assert upd["before"] == {"email": "", "kind": "private", "company_name": "", "updated_at": upd["before"]["updated_at"]}
     assert upd["after"]["company_name"] == "P0 GmbH" and upd["actor_role"] == "operator"
 

@@ -10,8 +10,11 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (content_type_conformance, response_schema_conformance,
-                                               status_code_conformance)
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from tests.api.conftest import build_env
 
@@ -53,9 +56,8 @@ def test_responses_for_real_objects_match_the_schema() -> None:
     real ids and a valid body, and the answer is validated against the document."""
     import re
 
-    from tests.api.routes import QUERIES, UNSEEDED, bodies
-
     from tests.api.conftest import seed_other_areas
+    from tests.api.routes import QUERIES, UNSEEDED, bodies
 
     seed_other_areas(_env)
     a = _env.a

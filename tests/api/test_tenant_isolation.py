@@ -6,11 +6,10 @@ answer 404, imports never match B's sessions)."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from tests.api.conftest import Env, seed_other_areas
-import warnings
-
 from tests.api.routes import bodies, call, operations, unseeded
 
 # routes without path parameters, by what isolation means for them

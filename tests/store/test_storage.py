@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,14 +15,24 @@ from sqlalchemy.orm import Session
 
 from store.audit import Actor, append_audit, verify_chain
 from store.errors import NotFound
-from store.models import (AuditEntry, ChargingSession, Customer, PricePoint, PriceSeries, Ruleset,
-                          RulesetDraft, RulesetVersion, Tenant, metadata)
+from store.models import (
+    AuditEntry,
+    ChargingSession,
+    Customer,
+    PricePoint,
+    PriceSeries,
+    Ruleset,
+    RulesetDraft,
+    RulesetVersion,
+    Tenant,
+    metadata,
+)
 from store.repo import Scope
 from store.tenants import bootstrap_tenant
 from store.types import new_id
 from tests.store.conftest import fresh_engine
 
-T0 = datetime(2026, 3, 1, 8, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 
 
 def _tenant(engine: Engine, name: str = "acme") -> tuple[str, Actor]:
