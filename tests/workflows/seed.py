@@ -66,8 +66,14 @@ def _t(model: Any) -> Any:
     return model.__table__
 
 
+def seed_accounts(engine: Engine, tenant_id: str, n_accounts: int, **kw: Any) -> Seeded:
+    """Like ``seed_tenant`` for a tenant that already exists (made by ``bootstrap_tenant``)."""
+    return seed_tenant(engine, tenant_id, n_accounts, create_tenant=False, **kw)
+
+
 def seed_tenant(engine: Engine, tenant_id: str, n_accounts: int, *, timezone_name: str = "Europe/Berlin",
-                ruleset: str = RULESET, product: str = "flex", payment_terms: str = "net 14") -> Seeded:
+                ruleset: str = RULESET, product: str = "flex", payment_terms: str = "net 14",
+                create_tenant: bool = True) -> Seeded:
     now = datetime(2020, 1, 1, tzinfo=UTC)
     sha = hashlib.sha256(ruleset.encode()).hexdigest()
     rs_id, dr_id, rv_id = f"rs_{tenant_id}", f"rd_{tenant_id}", f"rv_{tenant_id}"
@@ -89,10 +95,11 @@ def seed_tenant(engine: Engine, tenant_id: str, n_accounts: int, *, timezone_nam
         cust_of[aid], contr_of[aid] = cid, kid
         ids.append(aid)
     with engine.begin() as conn:
-        conn.execute(insert(_t(Tenant)).values(
-            id=tenant_id, name=tenant_id, legal_name="", street="", postal_code="", city="", country="DE",
-            vat_id="", tax_number="", creditor_id="", iban="", bic="", email="", currency="EUR",
-            timezone="Europe/Berlin", branding={}, audit_seq=0, audit_head="", created_at=now))
+        if create_tenant:
+            conn.execute(insert(_t(Tenant)).values(
+                id=tenant_id, name=tenant_id, legal_name="", street="", postal_code="", city="", country="DE",
+                vat_id="", tax_number="", creditor_id="", iban="", bic="", email="", currency="EUR",
+                timezone="Europe/Berlin", branding={}, audit_seq=0, audit_head="", created_at=now))
         conn.execute(insert(_t(Ruleset)).values(id=rs_id, tenant_id=tenant_id, name="billing_test", description="",
                                                 created_by="seed", created_at=now))
         conn.execute(insert(_t(RulesetDraft)).values(id=dr_id, tenant_id=tenant_id, ruleset_id=rs_id,
