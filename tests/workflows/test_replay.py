@@ -23,5 +23,5 @@ async def test_recorded_history_replays(path: Path) -> None:
 def test_all_paths_are_recorded() -> None:
     names = {"plain", "held_adjust_approve", "held_reject", "held_escalate_approve"}
     stems = {p.stem for p in HISTORIES}
-    # the first generation (sequential hand-over) and the one behind the "parallel-hand-over" patch
-    assert names <= stems and {f"{n}_v2" for n in names} <= stems
+    # generations: sequential hand-over; "parallel-hand-over"; "finalize-clean-drafts"
+    assert names <= stems and {f"{n}_{v}" for n in names for v in ("v2", "v3")} <= stems

@@ -141,6 +141,9 @@ class BillingActivities:
                 out = self._write_draft(conn, plan)
             if out is not None:
                 self._took("assemble_draft", t0)
+                if inp.finalize_if_clean and out.status == "draft" and not out.reasons:
+                    fin = self.finalize_invoice(FinalizeInput(inp.tenant_id, out.invoice_id, ""))
+                    out.status, out.number, out.finalized_now = "finalized", fin.number, True
                 return out
         raise ApplicationError("the draft changed under three attempts in a row", type="draft_contended")
 

@@ -43,6 +43,8 @@ class AssembleInput:
     workflow_id: str
     period: Optional[dict[str, str]] = None
     cycle_key: Optional[str] = None
+    # finalize in the same activity when no hold rule fires (one activity less per invoice)
+    finalize_if_clean: bool = False
 
 
 @dataclass
@@ -64,6 +66,7 @@ class DraftSummary:
     auto_release_after_s: Optional[int] = None
     escalate_after_s: Optional[int] = None
     number: str = ""
+    finalized_now: bool = False  # finalized by this very call (finalize_if_clean), not earlier
 
 
 @dataclass

@@ -66,13 +66,22 @@ class BillingCycleWorkflow:
         self._level = 0
         self._number = ""
         self._as_of = ""
+        self._finalize_clean = False
 
     # ------------------------------------------------------------------ run
     @workflow.run
     async def run(self, inp: BillingCycleInput) -> BillingCycleResult:
         self._inp = inp
         self._as_of = as_of = inp.as_of or workflow.now().isoformat()
+        # newer code finalizes a draft no hold rule stops inside the assembling activity
+        self._finalize_clean = workflow.patched("finalize-clean-drafts")
         self._draft = draft = await self._assemble(as_of)
+        if draft.finalized_now:
+            self._number = draft.number
+            self._state = "finalized"
+            fin = FinalizeOutput(draft.invoice_id, draft.number, draft.kind, draft.gross)
+            await self._hand_over(fin)
+            return BillingCycleResult(draft.invoice_id, "finalized", fin.number, fin.kind, fin.gross)
         if draft.status in ("finalized", "rejected", "empty"):
             # a re-run of a cycle that already ended: report what happened, change nothing
             self._state = draft.status
@@ -117,7 +126,7 @@ class BillingCycleWorkflow:
         return await workflow.execute_activity(
             "billing.assemble_draft",
             AssembleInput(inp.tenant_id, inp.account_id, as_of, workflow.info().workflow_id, inp.period,
-                          inp.cycle_key),
+                          inp.cycle_key, finalize_if_clean=self._finalize_clean and self._state == "assembling"),
             result_type=DraftSummary, start_to_close_timeout=_ASSEMBLE, retry_policy=_RETRY)
 
     async def _wait_for_decision(self, draft: DraftSummary) -> _Decision:
