@@ -38,6 +38,10 @@ Job = Callable[[Session], Any]
 class DbWorker:
     def __init__(self, engine: Engine, *, batch_max: int = 500, side_threads: int = 4,
                  inline: bool | None = None) -> None:
+        self._checkpointer: threading.Thread | None = None
+        self._closing = threading.Event()
+        if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+            engine = self._own_sqlite_engine(engine)
         self.engine = engine
         self.sessions = session_factory(engine)
         self.batch_max = batch_max
@@ -55,7 +59,41 @@ class DbWorker:
         self.jobs = 0
         self.failed_batches = 0
         self.busy_s = 0.0  # time the writer spent in batches and solo jobs
+        self.max_batch_s = 0.0
         self.single_writer = engine.dialect.name == "sqlite"
+
+    def _own_sqlite_engine(self, shared: Engine) -> Engine:
+        """The gateway's own connections to the SQLite file, without automatic WAL checkpoints: a
+        checkpoint copies the log into the database and fsyncs, which can take hundreds of ms on a
+        busy disk, and it would run inside whichever commit crosses the threshold, stalling the
+        event loop. A thread checkpoints instead (SQLite releases the GIL while it does)."""
+        from sqlalchemy import event
+
+        from store.db import make_engine
+
+        own = make_engine(shared.url.render_as_string(hide_password=False))
+
+        @event.listens_for(own, "connect")
+        def _no_autocheckpoint(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA wal_autocheckpoint=0")
+            cur.close()
+
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop, args=(own,),
+                                              name="ocpp-wal-checkpoint", daemon=True)
+        self._checkpointer.start()
+        return own
+
+    def _checkpoint_loop(self, engine: Engine) -> None:
+        from sqlalchemy import text
+
+        while not self._closing.wait(1.0):
+            try:
+                with engine.connect() as conn:
+                    # PASSIVE: copies what it can without waiting for (or blocking) anyone
+                    conn.execute(text("PRAGMA wal_checkpoint(PASSIVE)"))
+            except Exception:  # noqa: BLE001
+                log.warning("WAL checkpoint failed", exc_info=True)
 
     async def write(self, job: Callable[[Session], T]) -> T:
         """Run ``job(db)`` in the writer's next transaction; returns after the commit."""
@@ -113,12 +151,17 @@ class DbWorker:
         return await asyncio.get_running_loop().run_in_executor(self.side, run)
 
     def close(self) -> None:
+        self._closing.set()
+        if self._checkpointer is not None:
+            self._checkpointer.join(timeout=5)
         if self.inline:
             self._flush_inline()
         else:
             self._q.put(None)
             self._thread.join(timeout=10)
         self.side.shutdown(wait=True)
+        if self._checkpointer is not None:
+            self.engine.dispose()  # our own engine (see _own_sqlite_engine)
 
     # --- the writer thread ------------------------------------------------------------------------
 
@@ -151,7 +194,9 @@ class DbWorker:
             self._run_batch(batch)
         for solo in solos:
             self._run_solo(solo)
-        self.busy_s += time.perf_counter() - t0
+        took = time.perf_counter() - t0
+        self.busy_s += took
+        self.max_batch_s = max(self.max_batch_s, took)
 
     def _run_batch(self, batch: list[tuple[Job, asyncio.Future[Any]]]) -> None:
         self.batches += 1
