@@ -26,9 +26,15 @@ __all__ = ["generate_plain"]
 
 PlainFn = Callable[[SessionFacts, "RatingContext | None"], "RatingResult | None"]
 
-_LOCAL = {"s": "s", "sod": "sod", "wd": "wd", "day": "day", "date": "date_", "kwh": "cum", "el": "el",
+_LOCAL = {"s": "s", "sod": "sod", "wd": "wd", "day": "day", "date": "date_", "kwh": "ZERO", "el": "el",
           "pw": "pw", "cur": "None", "resv": "None"}
 _ENV_RE = re.compile(r"\be\.(s|sod|wd|day|date|kwh|el|pw|cur|resv)\b")
+
+
+def _missing(name: str) -> Any:
+    from runtime.rating import MissingPrice
+
+    raise MissingPrice(f"price series '{name}' was not supplied")
 
 
 def _local(expr: str) -> str:
@@ -53,7 +59,8 @@ class _Src:
 
 def generate_plain(prog: TariffProgram, conds: dict[str, list[A.Cond | None]], codegen_factory: Any,
                    discounts: Sequence[DiscountProgram], meta: RulesetMeta,
-                   discount_conds: dict[str, A.Cond | None] | None = None) -> PlainFn:
+                   discount_conds: dict[str, A.Cond | None] | None = None,
+                   prices: dict[str, list[A.PriceExpr]] | None = None) -> PlainFn:
     """Build the fast path for ``prog``. ``conds[kind][i]`` is the condition AST of
     ``prog.rules[kind][i]`` (None = unconditional); ``codegen_factory()`` gives an expression builder."""
     g = codegen_factory()
@@ -71,6 +78,35 @@ def generate_plain(prog: TariffProgram, conds: dict[str, list[A.Cond | None]], c
         if c is None or (isinstance(c, A.Atom) and c.kind == "always"):
             return "True"
         return _local(g.expr(c))
+
+    price_asts = prices or {}
+    series_used: list[str] = []
+
+    def price_src(e: A.PriceExpr, at: str) -> str:
+        """The price expression as Python, evaluated in the same order as the compiled closures."""
+        if isinstance(e, A.Num):
+            name = f"K_{len(ns)}"
+            ns[name] = e.value
+            return name
+        if isinstance(e, A.Index):
+            if e.series not in series_used:
+                series_used.append(e.series)
+            i = series_used.index(e.series)
+            return f"(SER{i} if SER{i} is not None else _missing({e.series!r})).at({at})"
+        if isinstance(e, A.Neg):
+            return f"(-{price_src(e.operand, at)})"
+        return f"({price_src(e.left, at)} {e.op} {price_src(e.right, at)})"
+
+    def price_of(kind: str, r: PricedRule, at: str) -> str:
+        if r.price is not None:
+            return f"P{rule_const(r)}"
+        i = next(i for i, x in enumerate(prog.rules[kind]) if x is r)
+        asts = price_asts.get(kind)
+        if asts is None:
+            k = rule_const(r)
+            ns[f"PF{k}"] = r.price_fn
+            return f"PF{k}({at}, ctx.series)"
+        return price_src(asts[i], at)
 
     src = _Src()
     needs_time = prog.needs_local_time
@@ -93,6 +129,7 @@ def generate_plain(prog: TariffProgram, conds: dict[str, list[A.Cond | None]], c
     src.indent()("return None")
     src.dedent()
     src("sid = s.id")
+    src("#SERIES#")
     src("start = _ms(s.start)")
     src("end = _ms(s.end)")
     src("ce = end if s.charging_end is None else max(start, min(_ms(s.charging_end), end))")
@@ -121,15 +158,18 @@ def generate_plain(prog: TariffProgram, conds: dict[str, list[A.Cond | None]], c
         src("kind_total = {}")
     if any_idle:
         src("idle_used = {}")
-    if prog.dynamic:
-        src("tot_e = tot_t = tot_p = ZERO")
-    else:
-        src("tot_p = ZERO")
-    src("cum = ZERO")
+
     if prog.dynamic:
         for var, spec in (("cuts_c", prog.charge_cuts), ("cuts_p", prog.park_cuts)):
             if not spec.any:
                 src(f"{var} = ()")
+            elif not spec.day_seconds and not spec.duration_ms and len(spec.series) == 1:
+                # one price series and nothing else: its own interval starts are the cuts
+                name = spec.series[0]
+                if name not in series_used:
+                    series_used.append(name)
+                i = series_used.index(name)
+                src(f"{var} = SER{i}.boundaries(start, end) if SER{i} is not None else []")
             elif not spec.day_seconds and not spec.series:
                 # only offsets from the start (grace ends, duration rules): no calendar needed
                 src(f"{var} = [t for t in ({', '.join(f'start + {d}' for d in spec.duration_ms)},) if t < end]")
@@ -158,17 +198,10 @@ def generate_plain(prog: TariffProgram, conds: dict[str, list[A.Cond | None]], c
             src("el = pa - start")
         for kind, var in kinds:
             rules = prog.rules.get(kind, ())
-            total_var = {"energy": "tot_e", "time": "tot_t", "parking": "tot_p"}[kind]
-            op = "+=" if prog.dynamic else "="  # one piece per component: the total is the piece
             if not rules:
-                src(f"{total_var} {op} {var}")
                 continue
-            if not prog.dynamic:
-                src(f"{total_var} = {var}")
             src(f"if {var}:")
             src.indent()
-            if prog.dynamic:
-                src(f"{total_var} += {var}")
             first = True
             for r, c in zip(rules, conds.get(kind, [])):
                 k = rule_const(r)
@@ -178,8 +211,6 @@ def generate_plain(prog: TariffProgram, conds: dict[str, list[A.Cond | None]], c
                 src.indent()
                 emit_volume(kind, var, r, k)
                 src.dedent()
-            if first:
-                src("pass")
             src.dedent()
 
     def emit_volume(kind: str, var: str, r: PricedRule, k: int) -> None:
@@ -201,16 +232,15 @@ def generate_plain(prog: TariffProgram, conds: dict[str, list[A.Cond | None]], c
             src("if free:")
             src.indent()(f"trace.append(TraceEntry({kind!r}, L{k}, pa, pb, {qty('free')}, ZERO, 'free (grace)'))")
             src.dedent()
+            src("if billable:")
+            src.indent()
         else:
             src(f"billable = {var}")
-        src("if billable:")
-        src.indent()
+            src("if True:")
+            src.indent()
         if r.price is not None:
             ns[f"P{k}"] = r.price
-            src(f"price = P{k}")
-        else:
-            ns[f"PF{k}"] = r.price_fn
-            src(f"price = PF{k}(pa, ctx.series)")
+        src(f"price = {price_of(kind, r, 'pa')}")
         if direct:
             # one piece per component: the line can be written at once, in the generic line order
             from runtime import rating as R
@@ -239,19 +269,20 @@ def generate_plain(prog: TariffProgram, conds: dict[str, list[A.Cond | None]], c
         src.dedent()
         ns[f"L{k}"] = r.label
 
-    def emit_segment(a: str, b: str, vols: dict[str, str], kinds: list[tuple[str, str]], cuts: str) -> None:
-        """Walk one base segment a..b, cutting it at ``cuts`` exactly as _Seg.split does."""
-        if not prog.dynamic:  # nothing can change inside the session: the segment is one piece
+    def emit_segment(a: str, b: str, vols: dict[str, str], kinds: list[tuple[str, str]], cuts: str,
+                     spec_any: bool, first_segment: bool) -> None:
+        """Walk one base segment a..b, cutting it at ``cuts`` exactly as _Seg.split does; only
+        volumes that some rule prices are cut (totals come from the measured volumes)."""
+        priced = [(k, v) for k, v in kinds if prog.rules.get(k)]
+        vols = {v: init for v, init in vols.items() if any(v == pv for _, pv in priced)}
+        if not priced:
+            return
+        if not spec_any:  # nothing can change inside this segment: it is one piece
             for var, init in vols.items():
                 src(f"{var} = {init}")
-            for var in ("pe", "pt", "pp"):
-                if var not in vols:
-                    src(f"{var} = ZERO")
             src(f"pa = {a}")
             src(f"pb = {b}")
-            emit_piece_pricing(kinds)
-            if "pe" in vols:
-                src("cum += pe")
+            emit_piece_pricing(priced)
             return
         src(f"a = {a}")
         src(f"b = {b}")
@@ -260,9 +291,10 @@ def generate_plain(prog: TariffProgram, conds: dict[str, list[A.Cond | None]], c
         src(f"cuts = {cuts}")
         src("ncuts = len(cuts)")
         src("j = 0")
-        src("while j < ncuts and cuts[j] <= a:")
-        src.indent()("j += 1")
-        src.dedent()
+        if not first_segment:  # cuts lie strictly inside the session: none is before its start
+            src("while j < ncuts and cuts[j] <= a:")
+            src.indent()("j += 1")
+            src.dedent()
         src("while True:")
         src.indent()
         src("if j < ncuts and cuts[j] < b:")
@@ -287,22 +319,22 @@ def generate_plain(prog: TariffProgram, conds: dict[str, list[A.Cond | None]], c
         src("pb = b")
         src("done = True")
         src.dedent()
-        for var in ("pe", "pt", "pp"):
-            if var not in vols:
-                src(f"{var} = ZERO")
-        emit_piece_pricing(kinds)
-        if "pe" in vols:
-            src("cum += pe")
+        emit_piece_pricing(priced)
         src("if done:")
         src.indent()("break")
         src.dedent()
         src.dedent()
 
-    emit_segment("start", "ce", {"pe": "s.energy_kwh", "pt": "_sec(ce - start)"}, volumes[:2], "cuts_c")
-    src("if ce < end:")
-    src.indent()
-    emit_segment("ce", "end", {"pp": "_sec(end - ce)"}, volumes[2:], "cuts_p")
-    src.dedent()
+    src("tot_e = s.energy_kwh")
+    src("tot_t = _sec(ce - start)")
+    src("tot_p = _sec(end - ce) if ce < end else ZERO")
+    emit_segment("start", "ce", {"pe": "tot_e", "pt": "tot_t"}, volumes[:2], "cuts_c",
+                 prog.charge_cuts.any, True)
+    if prog.rules.get("parking"):
+        src("if ce < end:")
+        src.indent()
+        emit_segment("ce", "end", {"pp": "tot_p"}, volumes[2:], "cuts_p", prog.park_cuts.any, False)
+        src.dedent()
 
     if any_step:
         src("for kind, k in last.items():")
@@ -331,11 +363,18 @@ def generate_plain(prog: TariffProgram, conds: dict[str, list[A.Cond | None]], c
 
     if not direct:
         src("lines = []")
+        if any_cap:
+            src("capped = {}")
         src("for k, price, vol in acc.values():")
         src.indent()
         src("kind, title, label, unit, size, vat, group = INFO[k]")
         src("qty = vol if size == ONE else vol / size")
-        src("lines.append(RatedLine(kind, title, qty, unit, price, qty * price, vat, CUR, label, sid, group))")
+        src("net = qty * price")
+        src("lines.append(RatedLine(kind, title, qty, unit, price, net, vat, CUR, label, sid, group))")
+        if any_cap:
+            src("if CAPS[k] is not None:")
+            src.indent()("capped[k] = capped.get(k, ZERO) + net")
+            src.dedent()
         src.dedent()
 
     # once-per-session fees, evaluated at the session start
@@ -348,7 +387,6 @@ def generate_plain(prog: TariffProgram, conds: dict[str, list[A.Cond | None]], c
                     flat_fields.update(m.group(1) for m in _ENV_RE.finditer(g.expr(c)))
         emit_local_time("start", bool(flat_fields & {"sod", "wd", "day", "date"}))
         src("el = 0")
-        src("cum = ZERO")
         for kind in flat_kinds:
             first = True
             for r, c in zip(prog.rules[kind], conds[kind]):
@@ -359,10 +397,7 @@ def generate_plain(prog: TariffProgram, conds: dict[str, list[A.Cond | None]], c
                 src.indent()
                 if r.price is not None:
                     ns[f"P{k}"] = r.price
-                    src(f"price = P{k}")
-                else:
-                    ns[f"PF{k}"] = r.price_fn
-                    src(f"price = PF{k}(start, ctx.series)")
+                src(f"price = {price_of(kind, r, 'start')}")
                 ns[f"T{k}"] = r.title
                 ns[f"V{k}"] = r.vat
                 src(f"lines.append(RatedLine({kind!r}, T{k}, ONE, 'session', price, price, V{k}, CUR, L{k}, sid, "
@@ -370,9 +405,21 @@ def generate_plain(prog: TariffProgram, conds: dict[str, list[A.Cond | None]], c
                 src(f"trace.append(TraceEntry({kind!r}, L{k}, start, start, ONE, price))")
                 src.dedent()
 
-    if any_cap:
-        src("apply_caps(lines, trace, " + ("priced" if direct else
-                                           "[RULES[x[0]] for x in acc.values()]") + ", CUR, sid, end)")
+    if any_cap and direct:
+        src("apply_caps(lines, trace, priced, CUR, sid, end)")
+    elif any_cap:
+        # as apply_caps: each capped rule in the order it first priced, what its lines add up to
+        src("for k, got in capped.items():")
+        src.indent()
+        src("if got > CAPS[k]:")
+        src.indent()
+        src("excess = got - CAPS[k]")
+        src("kind, title, label, unit, size, vat, group = INFO[k]")
+        src("lines.append(RatedLine('cap', f'{title}: capped at {CAPS[k]}', ONE, 'each', -excess, -excess, vat, CUR, "
+            "label, sid, group))")
+        src("trace.append(TraceEntry('cap', label, end, end, ONE, -excess, f'at most {CAPS[k]}'))")
+        src.dedent()
+        src.dedent()
     if prog.min_price is not None or prog.max_price is not None:
         src("_clamp(PROG, lines, trace, CUR, sid, end)")
     consumed = "()"
@@ -391,7 +438,6 @@ def generate_plain(prog: TariffProgram, conds: dict[str, list[A.Cond | None]], c
                 parts.append(cond_expr(c))
             tests.append(" and ".join(f"({x})" for x in parts) or "True")
         src("el = 0")
-        src("cum = ZERO")
         src("consumed = ()")
         src(f"if {' or '.join(f'({t})' for t in tests)}:")
         src.indent()
@@ -404,7 +450,7 @@ def generate_plain(prog: TariffProgram, conds: dict[str, list[A.Cond | None]], c
         src("consumed = tuple(found)")
         src.dedent()
         consumed = "consumed"
-    src("return RatingResult(sid, META.name, ctx.version or META.version, META.sha256, NAME, CUR, "
+    src("return RatingResult(sid, RSNAME, ctx.version or VERSION, SHA, NAME, CUR, "
         f"tuple(lines), tuple(trace), tot_e, tot_t / 3600, tot_p / 3600, {consumed})")
 
     from runtime import rating as R
@@ -415,9 +461,10 @@ def generate_plain(prog: TariffProgram, conds: dict[str, list[A.Cond | None]], c
         size = UNIT_SIZE[r.unit]
         info.append((r.kind, r.title, r.label, R._UNIT_LABEL[r.unit], size, r.vat, R._GROUP[r.kind]))
     ns.update(
-        INFO=tuple(info), RULES=tuple(rule_list), STEP=tuple(r.step for r in rule_list),
+        INFO=tuple(info), RULES=tuple(rule_list), CAPS=tuple(r.cap for r in rule_list), _missing=_missing, STEP=tuple(r.step for r in rule_list),
         SIZES=tuple(UNIT_SIZE[r.unit] for r in rule_list), UNITS=tuple(r.unit for r in rule_list),
         LABELS=tuple(r.label for r in rule_list), PROG=prog, MINE=mine, META=meta, NAME=prog.name,
+        RSNAME=meta.name, VERSION=meta.version, SHA=meta.sha256,
         CUR=prog.currency, TZNAME=prog.timezone, ZERO=Decimal(0), ONE=Decimal(1), Decimal=Decimal,
         ROUND_CEILING="ROUND_CEILING", DEFAULT_CTX=RatingContext(), RatedLine=RatedLine, TraceEntry=TraceEntry,
         RatingResult=RatingResult, apply_caps=R.apply_caps, _clamp=R._clamp, _apply_discounts=R._apply_discounts,
@@ -425,7 +472,9 @@ def generate_plain(prog: TariffProgram, conds: dict[str, list[A.Cond | None]], c
         _ms=R._ms, _sec=R._sec, _boundaries=R._boundaries, fromtimestamp=datetime.fromtimestamp,
     )
     ns.update(g.consts)
-    code = "def rate_plain(s, ctx):\n" + "\n".join(src.lines) + "\n"
+    ser_lines = [f"    SER{i} = ctx.series.get({name!r})" for i, name in enumerate(series_used)]
+    body = [x for line in src.lines for x in (ser_lines if line.strip() == "#SERIES#" else [line])]
+    code = "def rate_plain(s, ctx):\n" + "\n".join(body) + "\n"
     exec(compile(code, f"<tariff {prog.name}>", "exec"), ns)  # noqa: S102 - generated from the checked AST
     fn: PlainFn = ns["rate_plain"]
     fn.__doc__ = code  # the generated source, for anyone debugging a price

@@ -396,6 +396,7 @@ class _Compiler:
     def build(self) -> CompiledRuleset:
         rs = self.rs
         self.conds: dict[str, dict[str, list[A.Cond | None]]] = {}
+        self.prices: dict[str, dict[str, list[A.PriceExpr]]] = {}
         tariffs = {t.name: self.tariff(t) for t in rs.tariffs}
         discounts = [self.discount(d, i) for i, d in enumerate(rs.discounts)]
         products = {p.name: self.product(p) for p in rs.products}
@@ -404,7 +405,8 @@ class _Compiler:
         for name, prog in tariffs.items():
             if not prog.energy_kwh:  # energy thresholds split by energy: the generic path handles those
                 compiled.plain[name] = generate_plain(prog, self.conds[name], lambda: _Codegen(rs), discounts,
-                                                      compiled.meta, {d.name: d.condition for d in rs.discounts})
+                                                      compiled.meta, {d.name: d.condition for d in rs.discounts},
+                                                      self.prices[name])
         return compiled
 
     def tariff(self, t: A.Tariff) -> TariffProgram:
@@ -413,6 +415,8 @@ class _Compiler:
         by_kind: dict[str, list[PricedRule]] = {}
         conds: dict[str, list[A.Cond | None]] = {}
         self.conds[t.name] = conds
+        prices: dict[str, list[A.PriceExpr]] = {}
+        self.prices[t.name] = prices
         energies: set[Decimal] = set()
         needs_time = needs_power = False
         # where a price can change, per volume group: charging volumes (energy, time, reservation)
@@ -470,6 +474,7 @@ class _Compiler:
                     rule.label if rule.condition is not None else "base")
                 title = cd.title or _default_title(cd, rule)
                 conds.setdefault(cd.kind, []).append(rule.condition)
+                prices.setdefault(cd.kind, []).append(cd.price)
                 by_kind.setdefault(cd.kind, []).append(PricedRule(
                     kind=cd.kind, label=label, title=title, predicate=pred, price=const, price_fn=fn,
                     unit=cd.unit, vat=cd.vat if cd.vat is not None else vat, step=step,

@@ -594,6 +594,10 @@ def _accumulate(prog: TariffProgram, s: SessionFacts, env: Env, start: int, end:
         if seg.resv_s and "resv" not in fee_env:
             fee_env["resv"] = (_seg_power(seg, s), seg.imax if seg.imax is not None else seg.imin)
         cum0 = cum_kwh
+        # totals are the measured volumes, not sums of the pieces they were cut into
+        tot_e += seg.energy
+        tot_t += seg.time_s
+        tot_p += seg.park_s
         if seg.energy or seg.time_s or seg.resv_s:
             part = seg if not seg.park_s else _Seg(seg.a, seg.b, seg.energy, seg.time_s, ZERO, seg.resv_s,
                                                     seg.pmin, seg.pmax, seg.imin, seg.imax)
@@ -606,10 +610,8 @@ def _accumulate(prog: TariffProgram, s: SessionFacts, env: Env, start: int, end:
                     env.pw = _seg_power(piece, s)
                     env.cur = piece.imax if piece.imax is not None else piece.imin
                 if piece.energy:
-                    tot_e += piece.energy
                     price_volume("energy", e_rules, piece.energy, piece)
                 if piece.time_s:
-                    tot_t += piece.time_s
                     price_volume("time", t_rules, piece.time_s, piece)
                 if piece.resv_s:
                     price_volume("reservation", r_rules, piece.resv_s, piece)
@@ -625,7 +627,6 @@ def _accumulate(prog: TariffProgram, s: SessionFacts, env: Env, start: int, end:
                 if need_power:
                     env.pw = _seg_power(piece, s)
                     env.cur = piece.imax if piece.imax is not None else piece.imin
-                tot_p += piece.park_s
                 price_volume("parking", p_rules, piece.park_s, piece)
     if not segs:
         first_active = start
