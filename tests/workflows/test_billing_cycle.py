@@ -166,6 +166,20 @@ async def test_adjust_then_four_eyes(env: WorkflowEnvironment, engine: Engine, t
     [inv] = invoices(engine, "t5")
     assert inv.net_total == before - D(25) and inv.status == "finalized"
     assert [ln.kind for ln in lines(engine, inv.id)][-1] == "manual"
+    # both people are in the tenant's audit chain, and the chain is intact
+    from store.audit import verify_chain
+    from store.models import AuditEntry, Tenant
+
+    with engine.connect() as conn:
+        from sqlalchemy.orm import Session
+
+        db = Session(bind=conn)
+        entries = list(db.execute(select(AuditEntry).where(AuditEntry.tenant_id == "t5")
+                                  .order_by(AuditEntry.seq)).scalars())
+        head = db.execute(select(Tenant.audit_head).where(Tenant.id == "t5")).scalar_one()
+    assert [(e.action, e.actor_id, e.actor_role) for e in entries] == [
+        ("invoice.adjust", "ap1", "approver"), ("finance_task.approved", "ap2", "approver")]
+    assert verify_chain(entries, head) == []
 
 
 async def test_unanswered_task_escalates(env: WorkflowEnvironment, engine: Engine, task_queue: str) -> None:

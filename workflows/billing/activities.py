@@ -354,6 +354,8 @@ class BillingActivities:
         with B.write_transaction(self.engine) as conn:
             if inp.task_id:
                 B.close_task(conn, inp.task_id, inp.status, inp.user_id, inp.reason)
+                _audit(conn, inp.tenant_id, inp.user_id, inp.role, f"finance_task.{inp.status}", "finance_task",
+                       inp.task_id, {"invoice_id": inp.invoice_id, "reason": inp.reason})
 
     @activity.defn(name="billing.add_posting")
     def add_posting(self, inp: PostingInput) -> None:
@@ -365,6 +367,9 @@ class BillingActivities:
                                        non_retryable=True)
             B.add_posting(conn, inp.tenant_id, inp.invoice_id, inp.posting_id, inp.description,
                           Decimal(inp.amount), Decimal(inp.tax_rate), inp.author_id)
+            _audit(conn, inp.tenant_id, inp.author_id, inp.author_role, "invoice.adjust", "billing_invoice",
+                   inp.invoice_id, {"posting_id": inp.posting_id, "description": inp.description,
+                                    "amount": inp.amount, "tax_rate": inp.tax_rate})
 
     # ------------------------------------------------------------------ finalization
     @activity.defn(name="billing.finalize_invoice")
@@ -391,6 +396,8 @@ class BillingActivities:
                          .values(status="rejected", rejected_reason=inp.reason[:1000], decided_by=inp.user_id))
             if inp.task_id:
                 B.close_task(conn, inp.task_id, "rejected", inp.user_id, inp.reason[:1000])
+            _audit(conn, inp.tenant_id, inp.user_id, inp.role, "invoice.reject", "billing_invoice", inp.invoice_id,
+                   {"reason": inp.reason[:1000], "task_id": inp.task_id})
 
     # ------------------------------------------------------------------ the hand-over (stubs)
     @activity.defn(name="documents.render_invoice")
@@ -408,6 +415,26 @@ class BillingActivities:
     def collect_payment(self, inp: CollectPaymentInput) -> HandOverResult:
         """Payment collection (SEPA direct debit, payment provider) plugs in here in a later issue."""
         return HandOverResult("pending", f"collection of {inp.number} not started yet")
+
+
+def _audit(conn: Connection, tenant_id: str, user_id: str, role: str, action: str, entity: str, entity_id: str,
+           after: dict[str, Any]) -> None:
+    """Finance decisions go into the tenant's hash-chained audit log, in the decision's transaction.
+    A retried activity whose first attempt committed finds nothing left to change but would append
+    again, so the entry is skipped when the same action on the same entity is already there."""
+    from sqlalchemy.orm import Session
+
+    from store.audit import Actor, append_audit
+    from store.models import AuditEntry
+
+    ae = AuditEntry.__table__  # type: ignore[attr-defined]
+    if conn.execute(select(ae.c.id).where(ae.c.tenant_id == tenant_id, ae.c.action == action,
+                                          ae.c.entity_id == entity_id, ae.c.actor_id == user_id)
+                    .limit(1)).first() and action != "invoice.adjust":
+        return
+    db = Session(bind=conn)
+    append_audit(db, Actor(tenant_id, user_id, role or "system"), action, entity, entity_id, None, after)
+    db.flush()
 
 
 def _with_rating(ln: Any, rating_id: str) -> Any:

@@ -94,6 +94,7 @@ class CloseTaskInput:
     status: str  # approved | rejected | released
     user_id: str
     reason: str = ""
+    role: str = ""
 
 
 @dataclass
@@ -105,6 +106,7 @@ class PostingInput:
     amount: str
     tax_rate: str
     author_id: str
+    author_role: str = ""
 
 
 @dataclass

@@ -47,10 +47,11 @@ _ASSEMBLE = timedelta(seconds=60)
 
 
 class _Decision:
-    def __init__(self, kind: str, user_id: str, reason: str = "") -> None:
+    def __init__(self, kind: str, user_id: str, reason: str = "", role: str = "") -> None:
         self.kind = kind  # approve | reject | auto_release | manual_release
         self.user_id = user_id
         self.reason = reason
+        self.role = role
 
 
 @workflow.defn
@@ -97,7 +98,8 @@ class BillingCycleWorkflow:
             if decision.kind == "reject":
                 await workflow.execute_activity(
                     "billing.reject_invoice", CloseTaskInput(inp.tenant_id, self._task_id, draft.invoice_id,
-                                                             "rejected", decision.user_id, decision.reason),
+                                                             "rejected", decision.user_id, decision.reason,
+                                                             decision.role),
                     start_to_close_timeout=_SHORT, retry_policy=_RETRY)
                 self._state = "rejected"
                 return BillingCycleResult(draft.invoice_id, "rejected", "", draft.kind, self._draft.gross,
@@ -106,7 +108,7 @@ class BillingCycleWorkflow:
             await workflow.execute_activity(
                 "billing.close_task", CloseTaskInput(inp.tenant_id, self._task_id, draft.invoice_id,
                                                      "approved" if decision.kind == "approve" else "released",
-                                                     decision.user_id, decision.reason),
+                                                     decision.user_id, decision.reason, decision.role),
                 start_to_close_timeout=_SHORT, retry_policy=_RETRY)
         self._state = "finalizing"
         # the number is allocated inside this activity's transaction, once per invoice: a retry
@@ -187,7 +189,7 @@ class BillingCycleWorkflow:
 
     @workflow.update
     async def approve(self, inp: ApproveInput) -> str:
-        self._decision = _Decision("approve", inp.user_id, inp.note)
+        self._decision = _Decision("approve", inp.user_id, inp.note, inp.role)
         return "approved"
 
     @approve.validator
@@ -203,7 +205,7 @@ class BillingCycleWorkflow:
 
     @workflow.update
     async def reject(self, inp: RejectInput) -> str:
-        self._decision = _Decision("reject", inp.user_id, inp.reason)
+        self._decision = _Decision("reject", inp.user_id, inp.reason, inp.role)
         return "rejected"
 
     @reject.validator
@@ -224,7 +226,7 @@ class BillingCycleWorkflow:
             await workflow.execute_activity(
                 "billing.add_posting",
                 PostingInput(self._inp.tenant_id, self._draft.invoice_id, f"pst_{workflow.uuid4().hex}",
-                             inp.description, inp.amount, inp.tax_rate, inp.user_id),
+                             inp.description, inp.amount, inp.tax_rate, inp.user_id, inp.role),
                 start_to_close_timeout=_SHORT, retry_policy=_RETRY)
             # re-assemble with the posting: rounding and VAT groups stay the pure code's job
             self._draft = await self._assemble(self._as_of)
@@ -250,7 +252,8 @@ class BillingCycleWorkflow:
 
     @workflow.update
     async def release_hold(self, inp: ReleaseHoldInput) -> str:
-        self._decision = _Decision("manual_release", inp.user_id, f"manual hold {inp.hold_id} released")
+        self._decision = _Decision("manual_release", inp.user_id, f"manual hold {inp.hold_id} released",
+                                   inp.role)
         return "released"
 
     @release_hold.validator
