@@ -162,8 +162,33 @@ def main(args: argparse.Namespace) -> int:
         w = csv.DictWriter(f, fieldnames=list(summary_rows[0]))
         w.writeheader()
         w.writerows(summary_rows)
-    _say(f"done in {time.perf_counter() - t0:.1f} s: {rated_total} sessions rated through the DSL, "
-         f"{len(SCENARIOS)} rulesets, month net {grand} EUR; see {out}/summary.csv")
-    _say("not yet in the demo (later issues): OCPP chargers, month-end workflow with a held invoice, "
-         "PDFs and e-invoices, SEPA and CAMT files, dunning")
+    _say(f"  {rated_total} sessions rated through the DSL, {len(SCENARIOS)} rulesets, month net {grand} EUR; "
+         f"see {out}/summary.csv")
+    code = _system_month(out, rnd)
+    _say(f"done in {time.perf_counter() - t0:.1f} s")
+    return code
+
+
+def _system_month(out: Path, rnd: random.Random) -> int:
+    """The real parts end to end: database, operator API, OCPP gateway with simulated chargers."""
+    import logging
+
+    from api import demo_system as sysdemo
+
+    for noisy in ("httpx", "websockets", "ocpp", "evbill", "litestar", "temporalio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    _say("system month: SQLite database, operator API, OCPP gateway")
+    run = sysdemo.setup_tenant(out)
+    try:
+        _say(f"  operator set up tenant 'Stadtwerke Musterstadt': {len(sysdemo.CUSTOMERS)} customers with contracts "
+             f"and SEPA mandates, {len(run.chargers)} chargers; analyst drafted public_cpo, approver published it")
+        sysdemo.drive_chargers(run, MONTH_START, 14, rnd)
+        _say(f"  {len(run.chargers)} chargers (OCPP 1.6J and 2.0.1 over WebSocket) reported {run.transactions} "
+             f"transactions; {run.sessions_rated} sessions stored and rated, net {run.net_total} EUR "
+             f"(database {out}/evbill-demo.db)")
+        if run.sessions_rated != run.transactions:
+            _say("  ERROR: not every transaction became exactly one rated session")
+            return 1
+    finally:
+        sysdemo.close(run)
     return 0

@@ -1,0 +1,271 @@
+"""The system part of ``evbill demo``: the real parts, end to end, on the embedded defaults.
+
+A fresh SQLite database under ``out/``; an operator sets up a tenant through the API (customers,
+contracts with SEPA mandates, tokens, a site with chargers); an analyst drafts the public CPO
+ruleset and an approver publishes it; simulated chargers connect to the OCPP gateway over real
+WebSockets (1.6J and 2.0.1) and report a month of transactions with their meter values; every
+finished transaction becomes exactly one rated session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+RULESETS = Path(__file__).resolve().parents[1] / "rulesets"
+
+
+@dataclass
+class SystemRun:
+    """What the system part did, for the summary and for the steps after it."""
+
+    engine: Any
+    client: Any
+    keys: dict[str, str]
+    ids: dict[str, Any] = field(default_factory=dict)
+    chargers: dict[str, str] = field(default_factory=dict)  # identity -> password
+    transactions: int = 0
+    sessions_rated: int = 0
+    net_total: str = "0"
+
+    def h(self, role: str = "admin") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[role]}"}
+
+
+def _ok(r: Any) -> dict[str, Any]:
+    if r.status_code not in (200, 201):
+        raise RuntimeError(f"{r.request.method} {r.request.url}: {r.status_code} {r.text}")
+    return r.json() if r.content else {}
+
+
+CUSTOMERS = [
+    # name, business?, VAT ID, group, IBAN
+    ("Erika Mustermann", False, None, "", "DE89370400440532013000"),
+    ("Max Schmidt", False, None, "", "DE02120300000000202051"),
+    ("Lena Fischer", False, None, "employees", "DE02500105170137075030"),
+    ("Bäckerei Krause GmbH", True, "DE123456789", "", "DE12500105170648489890"),
+    ("Nordlicht Logistik AG", True, "DE811907980", "", "DE02100500000054540402"),
+    ("Holland Fleet B.V.", True, "NL859340486B01", "", "NL91ABNA0417164300"),
+]
+
+
+def setup_tenant(out: Path) -> SystemRun:
+    from litestar.testing import TestClient
+    from sqlalchemy.orm import Session
+
+    from api.app import Settings, create_app
+    from store.db import make_engine, migrate
+    from store.tenants import bootstrap_tenant, create_user, issue_key
+
+    db_path = out / "evbill-demo.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    engine = make_engine(f"sqlite:///{db_path}")
+    migrate(engine)
+    with Session(engine, expire_on_commit=False) as db:
+        tenant, cred = bootstrap_tenant(db, "Stadtwerke Musterstadt", admin_email="admin@stadtwerke.example")
+        tenant_id = tenant.id
+        keys = {"admin": cred.key}
+        for role in ("analyst", "approver", "operator", "auditor"):
+            user = create_user(db, tenant_id, f"{role}@stadtwerke.example", role)
+            db.flush()
+            _, key = issue_key(db, tenant_id, user.id, role)
+            keys[role] = key
+        db.commit()
+    client = TestClient(create_app(Settings(engine=engine)), raise_server_exceptions=False)
+    client.__enter__()
+    run = SystemRun(engine, client, keys)
+    run.ids["tenant_id"] = tenant_id
+    c, h = client, run.h()
+    _ok(c.post("/customer-groups", json={"name": "employees"}, headers=h))
+    rs_id = _ok(c.post("/rulesets", json={"name": "public_cpo"}, headers=h))["id"]
+    source = (RULESETS / "public_cpo" / "public_cpo.evb").read_text(encoding="utf-8")
+    draft = _ok(c.post(f"/rulesets/{rs_id}/drafts", json={"source": source}, headers=run.h("analyst")))
+    if not draft.get("ok"):
+        raise RuntimeError(f"the demo ruleset does not compile: {draft}")
+    _ok(c.post(f"/rulesets/{rs_id}/versions", json={"draft_id": draft["id"],
+                                                    "effective_from": "2026-01-01T00:00:00Z"},
+               headers=run.h("approver")))
+    run.ids["ruleset_id"] = rs_id
+    loc = _ok(c.post("/locations", json={"code": "musterstadt_markt", "name": "Marktplatz", "country": "DE",
+                                         "timezone": "Europe/Berlin", "ruleset_id": rs_id}, headers=h))["id"]
+    run.ids["location_id"] = loc
+    for i, (identity, power_type, kw) in enumerate([("MARKT-AC-1", "AC", "22"), ("MARKT-AC-2", "AC", "22"),
+                                                    ("MARKT-DC-1", "DC", "150"), ("MARKT-DC-2", "DC", "300")]):
+        cp = _ok(c.post("/charge-points", json={"location_id": loc, "identity": identity}, headers=h))["id"]
+        _ok(c.post("/evses", json={"location_id": loc, "charge_point_id": cp, "evse_uid": f"DE*SWM*E{i + 1}*1",
+                                   "connector_id": 1, "power_type": power_type, "max_power_kw": kw}, headers=h))
+        run.chargers[identity] = _ok(c.put(f"/charge-points/{cp}/ocpp-password", json={}, headers=h))["password"]
+    run.ids["tokens"] = []
+    run.ids["accounts"] = []
+    for n, (name, business, vat_id, group, iban) in enumerate(CUSTOMERS):
+        nl = name.endswith("B.V.")
+        body: dict[str, Any] = {"name": name, "email": f"customer{n}@example.org", "country": "NL" if nl else "DE",
+                                "groups": [group] if group else [], "street": f"Hauptstraße {n + 1}",
+                                "postal_code": "1011 AB" if nl else f"1011{n}", "city": "Amsterdam" if nl else "Berlin"}
+        if business:
+            body["kind"] = "business"
+            body["company_name"] = name
+            body["vat_id"] = vat_id
+        cust = _ok(c.post("/customers", json=body, headers=h))["id"]
+        acc = _ok(c.post("/billing-accounts", json={"customer_id": cust}, headers=h))["id"]
+        contract = _ok(c.post("/contracts", json={
+            "account_id": acc, "customer_id": cust, "product": "public", "start_date": "2026-01-01",
+            "mandate_reference": f"SWM-{n + 1:04d}", "mandate_signed_on": "2025-12-01",
+            "mandate_sequence": "RCUR"}, headers=h))["id"]
+        tok = f"04A1B2C3D4E5{n:02d}"
+        _ok(c.post("/tokens", json={"uid": tok, "contract_id": contract}, headers=h))
+        run.ids["tokens"].append(tok)
+        run.ids["accounts"].append(acc)
+    return run
+
+
+def _mv201(at: datetime, wh: int, power_w: int) -> dict[str, Any]:
+    return {"timestamp": at.isoformat().replace("+00:00", "Z"), "sampledValue": [
+        {"value": wh, "measurand": "Energy.Active.Import.Register", "unitOfMeasure": {"unit": "Wh"}},
+        {"value": power_w, "measurand": "Power.Active.Import", "unitOfMeasure": {"unit": "W"}}]}
+
+
+def _mv(at: datetime, wh: int, power_w: int) -> dict[str, Any]:
+    return {"timestamp": at.isoformat().replace("+00:00", "Z"), "sampledValue": [
+        {"value": str(wh), "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
+        {"value": str(power_w), "measurand": "Power.Active.Import", "unit": "W"}]}
+
+
+async def _charger_month(url: str, identity: str, password: str, version: str, plan: list[dict[str, Any]]) -> int:
+    """One charger replaying its month: each planned transaction with meter values every 15 min."""
+    import websockets
+    from ocpp.v16 import ChargePoint as Cp16
+    from ocpp.v16 import call as call16
+    from ocpp.v201 import ChargePoint as Cp201
+    from ocpp.v201 import call as call201
+
+    auth = {"Authorization": "Basic " + base64.b64encode(f"{identity}:{password}".encode()).decode()}
+    done = 0
+    async with websockets.connect(url, subprotocols=[f"ocpp{version}"],  # type: ignore[list-item]
+                                  additional_headers=auth) as ws:
+        cp: Any = (Cp16 if version == "1.6" else Cp201)(identity, ws, response_timeout=30)
+        task = asyncio.create_task(cp.start())
+        try:
+            if version == "1.6":
+                await cp.call(call16.BootNotification(charge_point_vendor="Demo", charge_point_model="AC22"))
+            else:
+                await cp.call(call201.BootNotification(charging_station={"vendor_name": "Demo", "model": "HPC"},
+                                                       reason="PowerUp"))
+            meter = 100_000
+            for t in plan:
+                start, charge_end, end, kw, token = t["start"], t["charge_end"], t["end"], t["kw"], t["token"]
+                points = []
+                at = start
+                while at < charge_end:
+                    at = min(at + timedelta(minutes=15), charge_end)
+                    points.append(at)
+                wh_per_s = kw * 1000 / 3600
+                if version == "1.6":
+                    st = await cp.call(call16.StartTransaction(connector_id=1, id_tag=token, meter_start=meter,
+                                                               timestamp=start.isoformat().replace("+00:00", "Z")))
+                    tx = st.transaction_id
+                    last = meter
+                    for p in points:
+                        last = meter + int((p - start).total_seconds() * wh_per_s)
+                        await cp.call(call16.MeterValues(connector_id=1, transaction_id=tx,
+                                                         meter_value=[_mv(p, last, int(kw * 1000))]))
+                    await cp.call(call16.StopTransaction(meter_stop=last, transaction_id=tx, id_tag=token,
+                                                         timestamp=end.isoformat().replace("+00:00", "Z"),
+                                                         reason="EVDisconnected"))
+                else:
+                    tx_id = f"{identity}-{done + 1}"
+                    seq = 0
+
+                    def event(kind: str, at: datetime, trigger: str, wh: int, **kw2: Any) -> Any:
+                        nonlocal seq
+                        seq += 1
+                        return call201.TransactionEvent(
+                            event_type=kind, timestamp=at.isoformat().replace("+00:00", "Z"),
+                            trigger_reason=trigger, seq_no=seq,
+                            transaction_info={"transaction_id": tx_id, **kw2.pop("info", {})},
+                            meter_value=[_mv201(at, wh, int(kw * 1000) if kind != "Ended" else 0)], **kw2)
+
+                    await cp.call(event("Started", start, "Authorized", meter,
+                                        id_token={"id_token": token, "type": "ISO14443"}, evse={"id": 1}))
+                    last = meter
+                    for p in points:
+                        last = meter + int((p - start).total_seconds() * wh_per_s)
+                        await cp.call(event("Updated", p, "MeterValuePeriodic", last))
+                    await cp.call(event("Ended", end, "EVCommunicationLost", last,
+                                        info={"stopped_reason": "EVDisconnected"}))
+                meter = last + 1
+                done += 1
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+    return done
+
+
+def drive_chargers(run: SystemRun, month_start: datetime, per_charger: int, rnd: random.Random) -> None:
+    """Start the gateway and let every charger replay its month concurrently."""
+    from api.ocpp import GatewaySettings, start_gateway_thread
+
+    gw, _thread = start_gateway_thread(run.engine, GatewaySettings(host="127.0.0.1", port=0, cost_update_interval_s=0))
+    run.ids["gateway"] = gw
+    plans: dict[str, list[dict[str, Any]]] = {}
+    for identity in run.chargers:
+        dc = "-DC-" in identity
+        t = month_start + timedelta(hours=rnd.randint(0, 20))
+        plan = []
+        for _ in range(per_charger):
+            charge = timedelta(minutes=rnd.randint(15, 40) if dc else rnd.randint(60, 300))
+            linger = timedelta(minutes=rnd.randint(0, 120) if dc else rnd.randint(0, 480))
+            plan.append({"start": t, "charge_end": t + charge, "end": t + charge + linger,
+                         "kw": rnd.choice([50, 120]) if dc else rnd.choice([7, 11]),
+                         "token": rnd.choice(run.ids["tokens"])})
+            t = t + charge + linger + timedelta(hours=rnd.randint(2, 40))
+        plans[identity] = [p for p in plan if p["end"] < month_start + timedelta(days=30)]
+
+    async def all_chargers() -> list[int]:
+        return await asyncio.gather(*(
+            _charger_month(f"ws://127.0.0.1:{gw.port}/ocpp/{identity}", identity, pw,
+                           "2.0.1" if identity.endswith("-2") else "1.6", plans[identity])
+            for identity, pw in run.chargers.items()))
+
+    run.transactions = sum(asyncio.run(all_chargers()))
+    assert gw.loop is not None
+    asyncio.run_coroutine_threadsafe(gw.idle(), gw.loop).result(120)
+    items = list_all(run, "/sessions")
+    rated = [s for s in items if s.get("status") == "rated"]
+    run.sessions_rated = len(rated)
+    from decimal import Decimal
+
+    run.net_total = str(sum((Decimal(s.get("net_total") or "0") for s in rated), Decimal(0)))
+
+
+def list_all(run: SystemRun, path: str, **params: Any) -> list[dict[str, Any]]:
+    """Every item of a cursor-paginated listing."""
+    out: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        q = {"limit": 200, **params, **({"cursor": cursor} if cursor else {})}
+        page = _ok(run.client.get(path, params=q, headers=run.h()))
+        out += page.get("items", [])
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return out
+
+
+def close(run: SystemRun) -> None:
+    gw = run.ids.get("gateway")
+    if gw is not None:
+        with contextlib.suppress(Exception):
+            gw.shutdown()
+    with contextlib.suppress(Exception):
+        run.client.__exit__(None, None, None)
+
+
+_ = timezone
