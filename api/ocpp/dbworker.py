@@ -60,6 +60,7 @@ class DbWorker:
         self.failed_batches = 0
         self.busy_s = 0.0  # time the writer spent in batches and solo jobs
         self.max_batch_s = 0.0
+        self.slow: list[tuple[Any, ...]] = []  # batches over 100 ms, for diagnosis
         self.single_writer = engine.dialect.name == "sqlite"
 
     def _own_sqlite_engine(self, shared: Engine) -> Engine:
@@ -197,6 +198,10 @@ class DbWorker:
         took = time.perf_counter() - t0
         self.busy_s += took
         self.max_batch_s = max(self.max_batch_s, took)
+        if took > 0.1:
+            self.slow.append((round(took * 1000), len(batch), len(solos),
+                              sorted({type(j).__name__ if isinstance(j, (_Rows, _Solo)) else getattr(j, "__qualname__", "?")
+                                      for j, _ in batch})[:6]))
 
     def _run_batch(self, batch: list[tuple[Job, asyncio.Future[Any]]]) -> None:
         self.batches += 1

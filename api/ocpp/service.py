@@ -255,13 +255,20 @@ def start_transaction_16(db: Session, cp: CpInfo, connector_id: int, id_tag: str
                   id_tag=id_tag, at=at, tz=cp.timezone, context="StartTransaction")
     # recorded even when refused: the charger may already be charging (offline start), and energy
     # delivered must reach an operator, not vanish
-    tx = _new_tx(db, cp, "1.6", f"pending:{key}"[:64], start_key=key, evse_uid=evse.uid, connector_id=connector_id,
-                 id_tag=id_tag[:64], auth_status=d.status, start=at, meter_start_wh=Decimal(meter_start))
-    assert tx.id is not None
-    tx.transaction_ref = str(tx.id)
-    add_meter_values(db, cp.tenant_id, tx.id, [Reading(at, Decimal(meter_start), context="Transaction.Begin")]
+    tbl = OcppTransaction.__table__
+    now = utcnow()
+    tx_id = int(db.execute(tbl.insert().returning(tbl.c.id), {  # type: ignore[attr-defined]
+        "tenant_id": cp.tenant_id, "charge_point_id": cp.id, "identity": cp.identity, "ocpp_version": "1.6",
+        "transaction_ref": f"pending:{key}"[:64], "start_key": key, "location_id": cp.location_id,
+        "evse_uid": evse.uid, "connector_id": connector_id, "id_tag": id_tag[:64], "auth_status": d.status,
+        "start": at, "stop": None, "meter_start_wh": Decimal(meter_start), "meter_stop_wh": None, "stop_reason": "",
+        "offline": False, "last_seq_no": -1, "status": "open", "review_reason": "", "session_id": None,
+        "external_id": "", "created_at": now, "updated_at": now}).scalar_one())
+    # the 1.6 transaction id is our key, known only after the insert
+    db.execute(update(tbl).where(tbl.c.id == tx_id).values(transaction_ref=str(tx_id)))  # type: ignore[attr-defined]
+    add_meter_values(db, cp.tenant_id, tx_id, [Reading(at, Decimal(meter_start), context="Transaction.Begin")]
                      + list(readings or ()))
-    return tx.id, d.status
+    return tx_id, d.status
 
 
 def stop_transaction_16(db: Session, cp: CpInfo, transaction_id: int, meter_stop: int, timestamp: str,
@@ -375,27 +382,29 @@ def transaction_event_201(db: Session, cp: CpInfo, *, event_type: str, timestamp
 
 # --- charger state ------------------------------------------------------------------------------
 
-def _state(db: Session, cp: CpInfo) -> OcppChargePointState:
-    st = db.get(OcppChargePointState, cp.id)
-    if st is None:
-        st = OcppChargePointState(charge_point_id=cp.id, tenant_id=cp.tenant_id, connectors={})
-        db.add(st)
-    return st
+def _upsert_state(db: Session, cp: CpInfo, values: dict[str, Any]) -> None:
+    # plain statements, no ORM object: a fleet's boot storm after an outage runs through here
+    tbl = OcppChargePointState.__table__
+    done = db.execute(update(tbl).where(tbl.c.charge_point_id == cp.id).values(**values)).rowcount  # type: ignore[attr-defined]
+    if not done:
+        _insert_ignore(db, tbl, [{"charge_point_id": cp.id, "tenant_id": cp.tenant_id, "ocpp_version": "",
+                                  "vendor": "", "model": "", "serial_number": "", "firmware_version": "",
+                                  "connectors": {}, **values}], ["charge_point_id"])
 
 
 def record_boot(db: Session, cp: CpInfo, version: str, vendor: str, model: str, serial: str, firmware: str) -> None:
-    st = _state(db, cp)
-    st.ocpp_version, st.vendor, st.model = version, vendor[:100], model[:100]
-    st.serial_number, st.firmware_version = serial[:100], firmware[:100]
-    st.last_boot_at = st.last_seen_at = utcnow()
+    now = utcnow()
+    _upsert_state(db, cp, {"ocpp_version": version, "vendor": vendor[:100], "model": model[:100],
+                           "serial_number": serial[:100], "firmware_version": firmware[:100],
+                           "last_boot_at": now, "last_seen_at": now})
 
 
 def record_status(db: Session, cp: CpInfo, connector: int, status: str, error_code: str, at: datetime) -> None:
-    st = _state(db, cp)
-    conns = dict(st.connectors or {})
+    tbl = OcppChargePointState.__table__
+    conns = db.execute(select(tbl.c.connectors).where(tbl.c.charge_point_id == cp.id)).scalar()  # type: ignore[attr-defined]
+    conns = dict(conns or {})
     conns[str(connector)] = {"status": status, "error_code": error_code, "at": at.isoformat()}
-    st.connectors = conns
-    st.last_seen_at = utcnow()
+    _upsert_state(db, cp, {"connectors": conns, "last_seen_at": utcnow()})
 
 
 def touch(db: Session, seen: dict[str, datetime]) -> None:
