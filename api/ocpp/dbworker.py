@@ -198,7 +198,7 @@ class DbWorker:
         took = time.perf_counter() - t0
         self.busy_s += took
         self.max_batch_s = max(self.max_batch_s, took)
-        if took > 0.1:
+        if took > 0.1 and len(self.slow) < 100:
             self.slow.append((round(took * 1000), len(batch), len(solos),
                               sorted({type(j).__name__ if isinstance(j, (_Rows, _Solo)) else getattr(j, "__qualname__", "?")
                                       for j, _ in batch})[:6]))
