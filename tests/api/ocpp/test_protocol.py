@@ -94,15 +94,35 @@ def test_callerror_201_uses_201_codes(ocpp_env: OcppEnv) -> None:
 
 
 def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    """A throw-away certificate for localhost: ``cryptography`` when installed, else the openssl CLI."""
     cert, key = tmp / "cert.pem", tmp / "key.pem"
     try:
-        from cryptography import x509  # noqa: F401
+        import datetime as dt
+        import ipaddress
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
     except ImportError:
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
                         "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
                         "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
         return cert, key
-    raise pytest.skip.Exception("cryptography path not written: openssl is used on this machine")
+    pk = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.timezone.utc)
+    crt = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(pk.public_key())
+           .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+           .not_valid_after(now + dt.timedelta(days=1))
+           .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                       x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+           .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+           .sign(pk, hashes.SHA256()))
+    cert.write_bytes(crt.public_bytes(serialization.Encoding.PEM))
+    key.write_bytes(pk.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption()))
+    return cert, key
 
 
 def test_tls_security_profile_2(ocpp_env: OcppEnv, tmp_path: Path) -> None:
@@ -140,3 +160,25 @@ def test_tls_security_profile_2(ocpp_env: OcppEnv, tmp_path: Path) -> None:
 
 
 _ = asyncio
+
+
+def test_schema_errors_without_the_compiled_validators(ocpp_env: OcppEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without fastjsonschema the package's jsonschema path validates, with the same answers."""
+    from api.ocpp import handlers
+
+    monkeypatch.setattr(handlers, "_validators", {("1.6", a): False for a in ("StartTransaction", "Heartbeat")})
+    oe = ocpp_env
+    oe.add_charger("CP-ERR3")
+
+    async def go() -> list[list[object]]:
+        out = []
+        async with websockets.connect(oe.url("CP-ERR3"), subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+                                      additional_headers=oe.auth("CP-ERR3")) as ws:
+            for frame in ('[2, "w-1", "StartTransaction", {"connectorId": "one", "idTag": "T"}]',
+                          '[2, "w-2", "Heartbeat", {}]'):
+                await ws.send(frame)
+                out.append(json.loads(await ws.recv()))
+        return out
+
+    replies = run(go())
+    assert replies[0][:2] == [4, "w-1"] and replies[1][:2] == [3, "w-2"]
