@@ -24,24 +24,24 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import Engine, func, select, text  # noqa: E402
-from temporalio.client import Client  # noqa: E402
-from temporalio.testing import WorkflowEnvironment  # noqa: E402
+from sqlalchemy import Engine, func, select, text
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
 
-from store import billing as B  # noqa: E402
-from store.db import make_engine, migrate  # noqa: E402
-from tests.workflows.seed import RULESET, Seeded, insert_sessions, seed_tenant  # noqa: E402
-from workflows.billing.worker import start_cycles  # noqa: E402
+from store import billing as B
+from store.db import make_engine, migrate
+from tests.workflows.seed import RULESET, Seeded, insert_sessions, seed_tenant
+from workflows.billing.worker import start_cycles
 
-UTC = timezone.utc
 DEV_SERVER = str(ROOT / ".venv" / "bin" / "temporal")
 CUT_OFF = datetime(2026, 12, 1, 0, 5, tzinfo=UTC)
 MONTH_START = datetime(2026, 10, 31, 23, 0, tzinfo=UTC)  # Nov 1 00:00 Berlin

@@ -31,7 +31,7 @@ from dsl import ast as A
 from dsl.diagnostics import Diagnostic, suggest
 from runtime.invoicing import CYCLES, BillingPolicy, HoldPolicy, HoldRule, PaymentTerms
 
-__all__ = ["Policies", "interpret_policies", "billing_policy", "hold_policy"]
+__all__ = ["Policies", "billing_policy", "hold_policy", "interpret_policies"]
 
 _UNITS = {"minute": 60, "minutes": 60, "min": 60, "hour": 3600, "hours": 3600, "h": 3600,
           "day": 86400, "days": 86400, "d": 86400}

@@ -16,20 +16,40 @@ Billing and hold policies are plain values here; ``dsl.policies`` builds them fr
 from __future__ import annotations
 
 import calendar
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from runtime.money import ZERO, minor_unit, quantize
 from runtime.rated import RatedLine
 
 __all__ = [
-    "PaymentTerms", "BillingPolicy", "HoldRule", "HoldPolicy", "Period", "period_ending", "period_after",
-    "ad_hoc_period", "InvoiceLine", "TaxGroup", "InvoiceDraft", "ServiceItem", "PeriodDiscount",
-    "ManualPosting", "Correction", "LateSession", "assemble_invoice", "HoldReason", "Comparison",
-    "compare_periods", "evaluate_holds", "draft_to_dict", "CYCLES",
+    "CYCLES",
+    "BillingPolicy",
+    "Comparison",
+    "Correction",
+    "HoldPolicy",
+    "HoldReason",
+    "HoldRule",
+    "InvoiceDraft",
+    "InvoiceLine",
+    "LateSession",
+    "ManualPosting",
+    "PaymentTerms",
+    "Period",
+    "PeriodDiscount",
+    "ServiceItem",
+    "TaxGroup",
+    "ad_hoc_period",
+    "assemble_invoice",
+    "compare_periods",
+    "draft_to_dict",
+    "evaluate_holds",
+    "period_after",
+    "period_ending",
 ]
 
 CYCLES = ("monthly", "quarterly", "ad_hoc")
@@ -135,7 +155,7 @@ class Period:
 
 
 def _local_midnight_utc(d: date, tz: ZoneInfo) -> datetime:
-    return datetime.combine(d, time(0), tzinfo=tz).astimezone(timezone.utc)
+    return datetime.combine(d, time(0), tzinfo=tz).astimezone(UTC)
 
 
 def _add_months(y: int, m: int, n: int) -> tuple[int, int]:
@@ -258,7 +278,7 @@ class InvoiceLine:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (format(v, "f") if isinstance(v, Decimal) else v)
-                for k, v in ((f, getattr(self, f)) for f in self.__slots__)}  # type: ignore[attr-defined]
+                for k, v in ((f, getattr(self, f)) for f in self.__slots__)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,9 +379,9 @@ def assemble_invoice(
     # period discounts reduce what came before them, group by group
     for d in discounts:
         groups: dict[Decimal, Decimal] = {}
-        for ln in out:
-            if ln.kind != "adjustment":
-                groups[ln.tax_rate] = groups.get(ln.tax_rate, ZERO) + ln.net
+        for il in out:
+            if il.kind != "adjustment":
+                groups[il.tax_rate] = groups.get(il.tax_rate, ZERO) + il.net
         if d.percent is not None:
             for rate, base in sorted(groups.items()):
                 if base > 0:
@@ -375,12 +395,12 @@ def assemble_invoice(
     for p in postings:
         add("manual", "manual", p.description, Decimal(1), "each", p.amount, p.amount, p.tax_rate, rule=p.author,
             corrects=p.id)
-    groups = _tax_groups(out, currency, rounding)
-    net = sum((ln.net for ln in out), ZERO)
+    tax_groups = _tax_groups(out, currency, rounding)
+    net = sum((il.net for il in out), ZERO)
     kind = "credit_note" if net < 0 else "invoice"
     # a credit note is paid out, not collected: its "due date" is the issue date
     due = terms.due_date(issue_date) if kind == "invoice" else issue_date
-    return InvoiceDraft(account_id, currency, period, kind, issue_date, due, tuple(out), groups, sessions,
+    return InvoiceDraft(account_id, currency, period, kind, issue_date, due, tuple(out), tax_groups, sessions,
                         energy_kwh, tuple(corrected))
 
 

@@ -17,15 +17,29 @@ Invariants kept here:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 from sqlalchemy import (
-    JSON, BigInteger, Column, Date, ForeignKey, Index, Integer, String, Table, UniqueConstraint, and_, func,
-    insert, select, update,
+    JSON,
+    BigInteger,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    UniqueConstraint,
+    and_,
+    func,
+    insert,
+    select,
+    update,
 )
 from sqlalchemy.engine import Connection, Engine
 
@@ -33,11 +47,34 @@ from store.models import metadata
 from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
 
 __all__ = [
-    "invoice", "invoice_line", "number_series", "billed_session", "finance_task", "billing_hold", "posting",
-    "service_item", "account_discount", "AllocationError", "ensure_series", "allocate_number",
-    "previous_net", "active_holds", "place_hold", "release_hold", "open_task", "escalate_task", "close_task",
-    "add_posting", "postings_of", "finalize_invoice", "FinalizeResult", "INVOICE_SERIES", "count_by_status",
-    "insert_lines", "ids_on_open_invoices", "write_transaction",
+    "INVOICE_SERIES",
+    "AllocationError",
+    "FinalizeResult",
+    "account_discount",
+    "active_holds",
+    "add_posting",
+    "allocate_number",
+    "billed_session",
+    "billing_hold",
+    "close_task",
+    "count_by_status",
+    "ensure_series",
+    "escalate_task",
+    "finalize_invoice",
+    "finance_task",
+    "ids_on_open_invoices",
+    "insert_lines",
+    "invoice",
+    "invoice_line",
+    "number_series",
+    "open_task",
+    "place_hold",
+    "posting",
+    "postings_of",
+    "previous_net",
+    "release_hold",
+    "service_item",
+    "write_transaction",
 ]
 
 _ID = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements only INTEGER keys

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from litestar import Request, Router
 from pydantic import Field
@@ -41,9 +41,9 @@ class FinanceTaskRead(ReadModel):
     workflow_id: str
     status: str
     reasons: list[dict[str, str]]
-    comparison: dict[str, Optional[str]]
+    comparison: dict[str, str | None]
     escalation_level: int
-    escalated_at: Optional[datetime]
+    escalated_at: datetime | None
     created_at: datetime
     currency: str
     net_total: DecimalOut
@@ -54,7 +54,7 @@ class FinanceTaskRead(ReadModel):
 
 class FinanceTaskPage(ReadModel):
     items: list[FinanceTaskRead]
-    next_cursor: Optional[str] = None
+    next_cursor: str | None = None
 
 
 class InvoiceLineRead(ReadModel):
@@ -76,7 +76,7 @@ class InvoiceRead(ReadModel):
     account_id: str
     kind: str
     status: str
-    number: Optional[str]
+    number: str | None
     currency: str
     local_start: date
     local_end: date
@@ -88,7 +88,7 @@ class InvoiceRead(ReadModel):
     gross_total: DecimalOut
     tax_groups: list[dict[str, str]]
     hold_reasons: list[dict[str, str]]
-    comparison: dict[str, Optional[str]]
+    comparison: dict[str, str | None]
     corrects: list[str]
     rejected_reason: str
     lines: list[InvoiceLineRead] = []
@@ -111,8 +111,8 @@ class Adjust(WriteModel):
 class Decision(ReadModel):
     task_id: str
     result: str
-    net_total: Optional[str] = None
-    gross_total: Optional[str] = None
+    net_total: str | None = None
+    gross_total: str | None = None
 
 
 class HoldCreate(WriteModel):
@@ -129,8 +129,8 @@ class HoldRead(ReadModel):
     reason: str
     placed_by: str
     placed_at: datetime
-    released_by: Optional[str]
-    released_at: Optional[datetime]
+    released_by: str | None
+    released_at: datetime | None
 
 
 class AdHocCycle(WriteModel):
@@ -200,7 +200,7 @@ async def _update(request: Request[Any, Any, Any], task_id: str, name: str, arg:
 @route("GET", "/billing/tasks", operation_id="list_finance_tasks", roles="billing_read",
        summary="Open finance tasks: held invoices with the reasons and the previous period's comparison")
 def list_finance_tasks(request: Request[Any, Any, Any], limit: LimitParam = 50, cursor: CursorParam = None,
-                       status: Optional[str] = "open") -> FinanceTaskPage:
+                       status: str | None = "open") -> FinanceTaskPage:
     actor = actor_of(request)
     t, i = B.finance_task, B.invoice
     stmt = (select(t, i.c.currency, i.c.net_total, i.c.gross_total, i.c.local_start.label("period_start"),

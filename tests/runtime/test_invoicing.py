@@ -3,7 +3,7 @@ corrections as new lines, holds and the comparison with the previous period."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal as D
 
 import pytest
@@ -11,12 +11,24 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runtime.invoicing import (
-    Comparison, Correction, HoldPolicy, HoldRule, LateSession, ManualPosting, PaymentTerms, PeriodDiscount,
-    ServiceItem, ad_hoc_period, assemble_invoice, compare_periods, evaluate_holds, period_after, period_ending,
+    Comparison,
+    Correction,
+    HoldPolicy,
+    HoldRule,
+    LateSession,
+    ManualPosting,
+    PaymentTerms,
+    PeriodDiscount,
+    ServiceItem,
+    ad_hoc_period,
+    assemble_invoice,
+    compare_periods,
+    evaluate_holds,
+    period_after,
+    period_ending,
 )
 from runtime.rated import RatedLine
 
-UTC = timezone.utc
 P = period_ending("monthly", 1, "Europe/Berlin", datetime(2026, 12, 1, 0, 30, tzinfo=UTC))
 
 
@@ -102,7 +114,7 @@ def test_holds_and_comparison() -> None:
                          terms=PaymentTerms(), period_lines=[line("6000")])
     pol = HoldPolicy(rules=(HoldRule("total", amount=D(5000)), HoldRule("jump", percent=D(50)),
                             HoldRule("flag", flag="review")))
-    cmp_ = compare_periods(d.net_total, D("1000"))
+    cmp_ = compare_periods(d.net_total, D(1000))
     assert cmp_ == Comparison(D("6000.00"), D(1000), D("5000.00"), D("500.00"))
     reasons = evaluate_holds(d, pol, cmp_, frozenset({"review"}), ["customer called"])
     assert [r.kind for r in reasons] == ["total", "jump", "flag", "manual"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -22,7 +22,6 @@ from workflows.billing.worker import build_worker
 from workflows.billing.workflows import BillingCycleWorkflow
 
 OUT = Path(__file__).resolve().parent / "histories"
-UTC = timezone.utc
 
 
 async def main(suffix: str = "") -> None:

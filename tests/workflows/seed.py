@@ -5,19 +5,27 @@ prices, which is what the ruleset below would produce for a plain AC session).""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import Engine, insert
 
 from store.models import (
-    BillingAccount, ChargingSession, Contract, Customer, RatedLineRow, Ruleset, RulesetDraft, RulesetVersion,
-    SessionRating, Tenant,
+    BillingAccount,
+    ChargingSession,
+    Contract,
+    Customer,
+    RatedLineRow,
+    Ruleset,
+    RulesetDraft,
+    RulesetVersion,
+    SessionRating,
+    Tenant,
 )
 
-UTC = timezone.utc
 
 RULESET = """\
 ruleset billing_test currency EUR timezone Europe/Berlin

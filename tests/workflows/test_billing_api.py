@@ -4,10 +4,11 @@ adjust, approve, manual holds, an ad-hoc cycle, and role guards."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal as D
-import pytest
+
 import httpx
+import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from temporalio.testing import WorkflowEnvironment
@@ -20,7 +21,6 @@ from workflows.billing.worker import build_worker, start_cycle
 from workflows.billing.workflows import BillingCycleWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-UTC = timezone.utc
 
 
 def keys(engine: Engine, tenant_id: str) -> dict[str, str]:

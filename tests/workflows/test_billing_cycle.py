@@ -4,7 +4,7 @@ decisions (approve, reject, adjust, escalate), four eyes, manual holds, re-ratin
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
 import pytest
@@ -15,13 +15,17 @@ from temporalio.testing import WorkflowEnvironment
 from store import billing as B
 from tests.workflows.seed import expected_net, insert_sessions, rerate_session, seed_tenant
 from workflows.billing.types import (
-    AdjustInput, ApproveInput, BillingCycleInput, BillingCycleResult, RejectInput, ReleaseHoldInput,
+    AdjustInput,
+    ApproveInput,
+    BillingCycleInput,
+    BillingCycleResult,
+    RejectInput,
+    ReleaseHoldInput,
 )
 from workflows.billing.worker import build_worker
 from workflows.billing.workflows import BillingCycleWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-UTC = timezone.utc
 BERLIN_DEC_1 = "2026-12-01T00:05:00+01:00"
 
 

@@ -17,10 +17,11 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -34,7 +35,6 @@ from tests.workflows.seed import RULESET, insert_sessions, seed_tenant
 from workflows.billing.worker import start_cycles
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-UTC = timezone.utc
 N = 500
 CUT_OFF = datetime(2026, 12, 1, 0, 5, tzinfo=UTC)
 # no account reaches the total threshold: nothing waits for a person

@@ -6,10 +6,10 @@ from __future__ import annotations
 import multiprocessing as mp
 import random
 import threading
-from datetime import date, datetime, timezone
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from sqlalchemy import Engine, insert, select
@@ -19,7 +19,6 @@ from store.db import make_engine
 from tests.store.conftest import BACKENDS, fresh_engine
 from tests.workflows.seed import seed_tenant
 
-UTC = timezone.utc
 N = 300
 
 
@@ -56,7 +55,7 @@ def _finalize_all(engine: Engine, tenant: str, ids: list[str], out: list[tuple[s
                     res = B.finalize_invoice(conn, tenant, iid)
                 out.append((iid, res.number))
                 break
-            except Exception as exc:  # noqa: BLE001 - SQLite busy / PG serialization: retry like an activity
+            except Exception as exc:
                 if attempt == 49:
                     raise
                 _ = exc
@@ -93,7 +92,7 @@ def test_threads_finalizing_at_once(db: tuple[Engine, str]) -> None:
     _check(engine, "num1", results)
 
 
-def _proc(url: str, schema: str | None, tenant: str, ids: list[str], q: "mp.Queue[list[tuple[str, str]]]") -> None:
+def _proc(url: str, schema: str | None, tenant: str, ids: list[str], q: mp.Queue[list[tuple[str, str]]]) -> None:
     eng = make_engine(url, schema=schema) if schema else make_engine(url)
     out: list[tuple[str, str]] = []
     _finalize_all(eng, tenant, ids, out)
@@ -109,7 +108,7 @@ def test_processes_finalizing_at_once(db: tuple[Engine, str]) -> None:
         with engine.connect() as conn:
             schema = conn.exec_driver_sql("select current_schema()").scalar()
     ctx = mp.get_context("spawn")
-    q: "mp.Queue[list[tuple[str, str]]]" = ctx.Queue()
+    q: mp.Queue[list[tuple[str, str]]] = ctx.Queue()
     procs = []
     for k in range(4):
         mine = ids[:]

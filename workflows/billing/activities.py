@@ -15,9 +15,10 @@ import os
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Sequence
+from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.engine import Connection
@@ -27,19 +28,40 @@ from temporalio.exceptions import ApplicationError
 from dsl.compiler import compile_ruleset
 from dsl.policies import interpret_policies
 from runtime.invoicing import (
-    BillingPolicy, Correction, HoldPolicy, InvoiceDraft, LateSession, ManualPosting, PaymentTerms, Period,
-    PeriodDiscount, ServiceItem, assemble_invoice, compare_periods, evaluate_holds, period_ending,
+    BillingPolicy,
+    Correction,
+    HoldPolicy,
+    InvoiceDraft,
+    LateSession,
+    ManualPosting,
+    PaymentTerms,
+    Period,
+    PeriodDiscount,
+    ServiceItem,
+    assemble_invoice,
+    compare_periods,
+    evaluate_holds,
+    period_ending,
 )
 from runtime.rated import RatedLine, RatingResult, TraceEntry
 from store import billing as B
 from store.models import BillingAccount, ChargingSession, Contract, RatedLineRow, RulesetVersion
 from store.types import new_id, utcnow
 from workflows.billing.types import (
-    AssembleInput, CloseTaskInput, CollectPaymentInput, DraftSummary, EscalateInput, FinalizeInput,
-    FinalizeOutput, HandOverResult, OpenTaskInput, PostingInput, RenderDocumentsInput,
+    AssembleInput,
+    CloseTaskInput,
+    CollectPaymentInput,
+    DraftSummary,
+    EscalateInput,
+    FinalizeInput,
+    FinalizeOutput,
+    HandOverResult,
+    OpenTaskInput,
+    PostingInput,
+    RenderDocumentsInput,
 )
 
-__all__ = ["BillingActivities", "LOOKBACK_DAYS"]
+__all__ = ["LOOKBACK_DAYS", "BillingActivities"]
 
 log = logging.getLogger("evbill.billing")
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from workflows.billing.types import TASK_QUEUE
 
-__all__ = ["temporal_binary", "start_dev_server", "start_worker_thread", "start_embedded"]
+__all__ = ["start_dev_server", "start_embedded", "start_worker_thread", "temporal_binary"]
 
 log = logging.getLogger("evbill.temporal")
 

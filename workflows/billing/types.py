@@ -4,7 +4,7 @@ be added with defaults without breaking running histories. Amounts travel as dec
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 TASK_QUEUE = "evbill-billing"
 
@@ -14,13 +14,13 @@ class BillingCycleInput:
     tenant_id: str
     account_id: str
     # the cut-off moment (ISO, aware); None: the workflow's start time (what a Schedule fires at)
-    as_of: Optional[str] = None
+    as_of: str | None = None
     # an explicit period (ad-hoc cycles): Period.to_dict(); None: derived from the billing policy
-    period: Optional[dict[str, str]] = None
-    cycle_key: Optional[str] = None
+    period: dict[str, str] | None = None
+    cycle_key: str | None = None
     # overrides of the hold policy's waiting times (tests and operators)
-    escalate_after_s: Optional[int] = None
-    auto_release_after_s: Optional[int] = None
+    escalate_after_s: int | None = None
+    auto_release_after_s: int | None = None
     max_escalations: int = 3
 
 
@@ -41,8 +41,8 @@ class AssembleInput:
     account_id: str
     as_of: str
     workflow_id: str
-    period: Optional[dict[str, str]] = None
-    cycle_key: Optional[str] = None
+    period: dict[str, str] | None = None
+    cycle_key: str | None = None
     # finalize in the same activity when no hold rule fires (one activity less per invoice)
     finalize_if_clean: bool = False
 
@@ -63,8 +63,8 @@ class DraftSummary:
     reasons: list[dict[str, str]] = field(default_factory=list)
     comparison: dict[str, Any] = field(default_factory=dict)
     approval_required: bool = True
-    auto_release_after_s: Optional[int] = None
-    escalate_after_s: Optional[int] = None
+    auto_release_after_s: int | None = None
+    escalate_after_s: int | None = None
     number: str = ""
     finalized_now: bool = False  # finalized by this very call (finalize_if_clean), not earlier
 

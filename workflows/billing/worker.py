@@ -10,14 +10,23 @@ import argparse
 import asyncio
 import logging
 import os
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import Engine
 from temporalio.client import (
-    Client, Schedule, ScheduleActionStartWorkflow, ScheduleAlreadyRunningError, ScheduleCalendarSpec,
-    ScheduleRange, ScheduleSpec, ScheduleUpdate, ScheduleUpdateInput, WorkflowHandle,
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleCalendarSpec,
+    ScheduleRange,
+    ScheduleSpec,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+    WorkflowHandle,
 )
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.worker import Worker
@@ -26,8 +35,15 @@ from workflows.billing.activities import BillingActivities
 from workflows.billing.types import TASK_QUEUE, BillingCycleInput
 from workflows.billing.workflows import BillingCycleWorkflow
 
-__all__ = ["build_worker", "cycle_workflow_id", "start_cycle", "start_cycles", "ensure_schedule",
-           "schedule_id", "main"]
+__all__ = [
+    "build_worker",
+    "cycle_workflow_id",
+    "ensure_schedule",
+    "main",
+    "schedule_id",
+    "start_cycle",
+    "start_cycles",
+]
 
 log = logging.getLogger("evbill.billing.worker")
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Optional
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -26,12 +25,27 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.billing.types import (
-        AdjustInput, ApproveInput, AssembleInput, BillingCycleInput, BillingCycleResult, CloseTaskInput,
-        CollectPaymentInput, CycleStatus, DraftSummary, EscalateInput, FinalizeInput, FinalizeOutput,
-        HandOverResult, OpenTaskInput, PostingInput, RejectInput, ReleaseHoldInput, RenderDocumentsInput,
+        AdjustInput,
+        ApproveInput,
+        AssembleInput,
+        BillingCycleInput,
+        BillingCycleResult,
+        CloseTaskInput,
+        CollectPaymentInput,
+        CycleStatus,
+        DraftSummary,
+        EscalateInput,
+        FinalizeInput,
+        FinalizeOutput,
+        HandOverResult,
+        OpenTaskInput,
+        PostingInput,
+        RejectInput,
+        ReleaseHoldInput,
+        RenderDocumentsInput,
     )
 
-__all__ = ["BillingCycleWorkflow", "APPROVER_ROLES", "ADJUSTER_ROLES"]
+__all__ = ["ADJUSTER_ROLES", "APPROVER_ROLES", "BillingCycleWorkflow"]
 
 APPROVER_ROLES = ("approver",)
 ADJUSTER_ROLES = ("approver", "operator", "admin")
@@ -58,10 +72,10 @@ class _Decision:
 class BillingCycleWorkflow:
     def __init__(self) -> None:
         self._state = "assembling"
-        self._inp: Optional[BillingCycleInput] = None
-        self._draft: Optional[DraftSummary] = None
+        self._inp: BillingCycleInput | None = None
+        self._draft: DraftSummary | None = None
         self._task_id = ""
-        self._decision: Optional[_Decision] = None
+        self._decision: _Decision | None = None
         self._adjusters: list[str] = []
         self._adjusting = 0
         self._level = 0
@@ -146,7 +160,7 @@ class BillingCycleWorkflow:
             try:
                 await workflow.wait_condition(lambda: self._decision is not None and self._adjusting == 0,
                                               timeout=timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             if self._decision is not None and self._adjusting == 0:
                 return self._decision
