@@ -29,7 +29,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,7 @@ tariff standard "Standard" {
 
 
 def raise_nofile() -> int:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = hard if hard != resource.RLIM_INFINITY else 1_048_576
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
@@ -218,7 +218,7 @@ async def run_chargers(port: int, passwords: dict[str, str], args: argparse.Name
     load = Load()
     gate = asyncio.Semaphore(200)  # handshakes in flight
     t_ramp = time.monotonic()
-    clock = [datetime(2026, 3, 10, 6, 0, tzinfo=timezone.utc)]
+    clock = [datetime(2026, 3, 10, 6, 0, tzinfo=UTC)]
     loop = asyncio.get_running_loop()
 
     async def tick() -> None:
@@ -281,9 +281,9 @@ def client_main(port: int, passwords: dict[str, str], args: argparse.Namespace, 
 
 async def serve_and_measure(engine: Any, passwords: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
     sys.setswitchinterval(float(os.environ.get("SWITCH", "0.005")))
-    from api.ocpp import Gateway, GatewaySettings
-
     import gc
+
+    from api.ocpp import Gateway, GatewaySettings
 
     gc_pauses: list[float] = []
     gc_t: list[float] = [0.0]

@@ -12,15 +12,23 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Optional
+from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from store.types import ExactDecimal, UTCDateTime, utcnow
 
-__all__ = ["OcppTransaction", "OcppMeterValue", "OcppSignedData", "OcppTransactionEvent",
-           "OcppChargePointState", "AccessRule", "AuthorizationDecision", "TX_STATUSES"]
+__all__ = [
+    "TX_STATUSES",
+    "AccessRule",
+    "AuthorizationDecision",
+    "OcppChargePointState",
+    "OcppMeterValue",
+    "OcppSignedData",
+    "OcppTransaction",
+    "OcppTransactionEvent",
+]
 
 # open: started, not stopped; completed: stored as a ChargingSession; stop_without_start and
 # incomplete: kept for an operator's review instead of being dropped or guessed at
@@ -33,7 +41,7 @@ class OcppTransaction(SQLModel, table=True):
                       UniqueConstraint("charge_point_id", "start_key"),
                       Index("ix_ocpp_tx_tenant_status", "tenant_id", "status"))
     # OCPP 1.6 transaction ids are integers we hand out: this primary key is that id
-    id: Optional[int] = Field(default=None, sa_column=Column(
+    id: int | None = Field(default=None, sa_column=Column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True))
     tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=40)
     charge_point_id: str = Field(foreign_key="charge_point.id", index=True, max_length=40)
@@ -42,22 +50,22 @@ class OcppTransaction(SQLModel, table=True):
     # 1.6: str(id); 2.0.1: the charger's transactionId; orphans of 1.6 get "orphan:<id>"
     transaction_ref: str = Field(max_length=64)
     # 1.6 StartTransaction dedupe key; None for 2.0.1 (the charger's transactionId is the key)
-    start_key: Optional[str] = Field(default=None, max_length=200)
-    location_id: Optional[str] = Field(default=None, foreign_key="location.id", index=True, max_length=40)
+    start_key: str | None = Field(default=None, max_length=200)
+    location_id: str | None = Field(default=None, foreign_key="location.id", index=True, max_length=40)
     evse_uid: str = Field(default="", max_length=64)
     connector_id: int = Field(default=0)
     id_tag: str = Field(default="", max_length=64)
     auth_status: str = Field(default="", max_length=20)
-    start: Optional[datetime] = Field(default=None, sa_type=UTCDateTime, nullable=True)
-    stop: Optional[datetime] = Field(default=None, sa_type=UTCDateTime, nullable=True)
-    meter_start_wh: Optional[Decimal] = Field(default=None, sa_type=ExactDecimal, nullable=True)
-    meter_stop_wh: Optional[Decimal] = Field(default=None, sa_type=ExactDecimal, nullable=True)
+    start: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    stop: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    meter_start_wh: Decimal | None = Field(default=None, sa_type=ExactDecimal, nullable=True)
+    meter_stop_wh: Decimal | None = Field(default=None, sa_type=ExactDecimal, nullable=True)
     stop_reason: str = Field(default="", max_length=40)
     offline: bool = Field(default=False)
     last_seq_no: int = Field(default=-1)
     status: str = Field(default="open", max_length=24)
     review_reason: str = Field(default="", max_length=300)
-    session_id: Optional[str] = Field(default=None, foreign_key="charging_session.id", max_length=40)
+    session_id: str | None = Field(default=None, foreign_key="charging_session.id", max_length=40)
     external_id: str = Field(default="", max_length=100)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
@@ -68,11 +76,11 @@ class OcppMeterValue(SQLModel, table=True):
 
     __tablename__ = "ocpp_meter_value"
     __table_args__ = (UniqueConstraint("transaction_id", "at"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     transaction_id: int = Field(foreign_key="ocpp_transaction.id", index=True)
     at: datetime = Field(sa_type=UTCDateTime, nullable=False)
-    energy_wh: Optional[Decimal] = Field(default=None, sa_type=ExactDecimal, nullable=True)
-    power_w: Optional[Decimal] = Field(default=None, sa_type=ExactDecimal, nullable=True)
+    energy_wh: Decimal | None = Field(default=None, sa_type=ExactDecimal, nullable=True)
+    power_w: Decimal | None = Field(default=None, sa_type=ExactDecimal, nullable=True)
     context: str = Field(default="", max_length=30)
 
 
@@ -82,7 +90,7 @@ class OcppSignedData(SQLModel, table=True):
 
     __tablename__ = "ocpp_signed_data"
     __table_args__ = (UniqueConstraint("transaction_id", "sha256"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     tenant_id: str = Field(foreign_key="tenant.id", max_length=40)
     transaction_id: int = Field(foreign_key="ocpp_transaction.id", index=True)
     at: datetime = Field(sa_type=UTCDateTime, nullable=False)
@@ -99,7 +107,7 @@ class OcppTransactionEvent(SQLModel, table=True):
 
     __tablename__ = "ocpp_transaction_event"
     __table_args__ = (UniqueConstraint("transaction_id", "seq_no", "event_type"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     transaction_id: int = Field(foreign_key="ocpp_transaction.id", index=True)
     seq_no: int
     event_type: str = Field(max_length=10)
@@ -119,8 +127,8 @@ class OcppChargePointState(SQLModel, table=True):
     model: str = Field(default="", max_length=100)
     serial_number: str = Field(default="", max_length=100)
     firmware_version: str = Field(default="", max_length=100)
-    last_boot_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime, nullable=True)
-    last_seen_at: Optional[datetime] = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    last_boot_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    last_seen_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     # connector/evse id (as string) -> {"status": ..., "error_code": ..., "at": ...}
     connectors: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
@@ -157,16 +165,16 @@ class AuthorizationDecision(SQLModel, table=True):
 
     __tablename__ = "ocpp_authorization"
     __table_args__ = (Index("ix_ocpp_auth_tenant_location_at", "tenant_id", "location_id", "at"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=40)
     at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     charge_point_id: str = Field(max_length=40)
-    location_id: Optional[str] = Field(default=None, max_length=40)
+    location_id: str | None = Field(default=None, max_length=40)
     evse_uid: str = Field(default="", max_length=64)
     id_tag: str = Field(max_length=64)
-    token_id: Optional[str] = Field(default=None, max_length=40)
-    contract_id: Optional[str] = Field(default=None, max_length=40)
+    token_id: str | None = Field(default=None, max_length=40)
+    contract_id: str | None = Field(default=None, max_length=40)
     context: str = Field(max_length=30)  # Authorize | StartTransaction | TransactionEvent | RemoteStart
     status: str = Field(max_length=20)  # OCPP status: Accepted | Blocked | Expired | Invalid
     reason: str = Field(max_length=60)
-    rule_id: Optional[str] = Field(default=None, max_length=40)
+    rule_id: str | None = Field(default=None, max_length=40)

@@ -7,18 +7,34 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import anyio
 from litestar import Request, Router
 from pydantic import Field, field_validator
 from sqlalchemy import select
 
-from api.crud import CursorParam, LimitParam, ReadModel, WriteModel, crud_router, open_scope, page_of, route, Ref
+from api.crud import (
+    CursorParam,
+    LimitParam,
+    ReadModel,
+    Ref,
+    WriteModel,
+    crud_router,
+    open_scope,
+    page_of,
+    route,
+)
 from api.schemas import DecimalOut
 from store.errors import Conflict, InvalidInput, NotFound
 from store.models import ChargePoint, Location
-from store.ocpp import AccessRule, AuthorizationDecision, OcppChargePointState, OcppSignedData, OcppTransaction
+from store.ocpp import (
+    AccessRule,
+    AuthorizationDecision,
+    OcppChargePointState,
+    OcppSignedData,
+    OcppTransaction,
+)
 from store.repo import Scope
 
 __all__ = ["router"]
@@ -27,7 +43,7 @@ __all__ = ["router"]
 # --- charger credentials and state --------------------------------------------------------------
 
 class PasswordIn(WriteModel):
-    password: Optional[str] = Field(None, min_length=16, max_length=40,
+    password: str | None = Field(None, min_length=16, max_length=40,
                                     description="16-40 characters (OCPP); omit to have one generated")
 
 
@@ -61,9 +77,9 @@ class ChargePointOcppRead(ReadModel):
     vendor: str = ""
     model: str = ""
     firmware_version: str = ""
-    last_boot_at: Optional[datetime] = None
-    last_seen_at: Optional[datetime] = None
-    connectors: dict[str, Any] = {}
+    last_boot_at: datetime | None = None
+    last_seen_at: datetime | None = None
+    connectors: dict[str, Any] = Field(default_factory=dict)
 
 
 @route("GET", "/charge-points/{charge_point_id:str}/ocpp", operation_id="get_charge_point_ocpp", roles="read",
@@ -110,13 +126,13 @@ class AccessRuleCreate(WriteModel):
 
 
 class AccessRuleUpdate(WriteModel):
-    priority: Optional[int] = Field(None, ge=0, le=100000)
-    effect: Optional[Literal["allow", "deny"]] = None
-    value: Optional[str] = Field(None, max_length=100)
-    time_from: Optional[str] = Field(None, pattern=_HHMM)
-    time_to: Optional[str] = Field(None, pattern=_HHMM)
-    weekdays: Optional[list[int]] = Field(None, max_length=7)
-    description: Optional[str] = Field(None, max_length=300)
+    priority: int | None = Field(None, ge=0, le=100000)
+    effect: Literal["allow", "deny"] | None = None
+    value: str | None = Field(None, max_length=100)
+    time_from: str | None = Field(None, pattern=_HHMM)
+    time_to: str | None = Field(None, pattern=_HHMM)
+    weekdays: list[int] | None = Field(None, max_length=7)
+    description: str | None = Field(None, max_length=300)
 
 
 class AccessRuleRead(ReadModel):
@@ -151,15 +167,15 @@ class AuthorizationRead(ReadModel):
     id: int
     at: datetime
     charge_point_id: str
-    location_id: Optional[str]
+    location_id: str | None
     evse_uid: str
     id_tag: str
-    token_id: Optional[str]
-    contract_id: Optional[str]
+    token_id: str | None
+    contract_id: str | None
     context: str
     status: str
     reason: str
-    rule_id: Optional[str]
+    rule_id: str | None
 
 
 AuthorizationPage = page_of(AuthorizationRead)
@@ -168,8 +184,8 @@ AuthorizationPage = page_of(AuthorizationRead)
 @route("GET", "/locations/{location_id:str}/authorizations", operation_id="list_location_authorizations",
        roles="read", summary="Every authorization decision at a location with its reason, newest first")
 def list_authorizations(request: Request[Any, Any, Any], location_id: str, limit: LimitParam = 50,
-                        cursor: CursorParam = None, status: Optional[str] = None,
-                        id_tag: Optional[str] = None) -> AuthorizationPage:  # type: ignore[valid-type]
+                        cursor: CursorParam = None, status: str | None = None,
+                        id_tag: str | None = None) -> AuthorizationPage:  # type: ignore[valid-type]
     with open_scope(request) as scope:
         scope.repo(Location, "location", "loc").exists(location_id)
         stmt = select(AuthorizationDecision).where(AuthorizationDecision.tenant_id == scope.tenant_id,
@@ -198,20 +214,20 @@ class TransactionRead(ReadModel):
     identity: str
     ocpp_version: str
     transaction_ref: str
-    location_id: Optional[str]
+    location_id: str | None
     evse_uid: str
     connector_id: int
     id_tag: str
     auth_status: str
-    start: Optional[datetime]
-    stop: Optional[datetime]
-    meter_start_wh: Optional[DecimalOut]
-    meter_stop_wh: Optional[DecimalOut]
+    start: datetime | None
+    stop: datetime | None
+    meter_start_wh: DecimalOut | None
+    meter_stop_wh: DecimalOut | None
     stop_reason: str
     offline: bool
     status: str
     review_reason: str
-    session_id: Optional[str]
+    session_id: str | None
     external_id: str
 
 
@@ -242,9 +258,9 @@ def _tx(scope: Scope, tx_id: int) -> OcppTransaction:
 @route("GET", "/ocpp/transactions", operation_id="list_ocpp_transactions", roles="sessions_write",
        summary="Transactions as chargers reported them (status stop_without_start/failed: for review)")
 def list_transactions(request: Request[Any, Any, Any], limit: LimitParam = 50, cursor: CursorParam = None,
-                      status: Optional[Literal["open", "stopped", "completed", "stop_without_start", "failed"]] = None,
-                      location_id: Optional[str] = None,
-                      charge_point_id: Optional[str] = None) -> TransactionPage:  # type: ignore[valid-type]
+                      status: Literal["open", "stopped", "completed", "stop_without_start", "failed"] | None = None,
+                      location_id: str | None = None,
+                      charge_point_id: str | None = None) -> TransactionPage:  # type: ignore[valid-type]
     with open_scope(request) as scope:
         stmt = select(OcppTransaction).where(OcppTransaction.tenant_id == scope.tenant_id)
         for col, v in ((OcppTransaction.status, status), (OcppTransaction.location_id, location_id),
@@ -280,13 +296,13 @@ class CostRead(ReadModel):
     running: bool
     status: str
     energy_kwh: str
-    message: Optional[str] = None
-    ruleset_version_id: Optional[str] = None
-    currency: Optional[str] = None
-    net_total: Optional[str] = None
-    tax_total: Optional[str] = None
-    gross_total: Optional[str] = None
-    lines: list[dict[str, Any]] = []
+    message: str | None = None
+    ruleset_version_id: str | None = None
+    currency: str | None = None
+    net_total: str | None = None
+    tax_total: str | None = None
+    gross_total: str | None = None
+    lines: list[dict[str, Any]] = Field(default_factory=list)
 
 
 @route("GET", "/ocpp/transactions/{transaction_id:int}/cost", operation_id="get_ocpp_transaction_cost",
@@ -306,7 +322,7 @@ def get_cost(request: Request[Any, Any, Any], transaction_id: int) -> CostRead:
 
 class RemoteStartIn(WriteModel):
     id_tag: str = Field(min_length=1, max_length=20)
-    connector_id: Optional[int] = Field(None, ge=1, le=64, description="1.6 connector / 2.0.1 EVSE id")
+    connector_id: int | None = Field(None, ge=1, le=64, description="1.6 connector / 2.0.1 EVSE id")
 
 
 class RemoteStopIn(WriteModel):

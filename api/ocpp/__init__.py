@@ -8,7 +8,13 @@ report; every finished transaction becomes exactly one rated ``ChargingSession``
 
 from __future__ import annotations
 
-from api.ocpp.server import (Gateway, GatewaySettings, NotConnected, current_gateway, hash_password,
-                             start_gateway_thread)
+from api.ocpp.server import (
+                             Gateway,
+                             GatewaySettings,
+                             NotConnected,
+                             current_gateway,
+                             hash_password,
+                             start_gateway_thread,
+)
 
 __all__ = ["Gateway", "GatewaySettings", "NotConnected", "current_gateway", "hash_password", "start_gateway_thread"]

@@ -8,12 +8,11 @@ is what a private depot or an employee-only site needs.
 
 from __future__ import annotations
 
+import time as _time
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from typing import Any, Optional
+from typing import Any
 from zoneinfo import ZoneInfo
-
-import time as _time
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
@@ -21,16 +20,16 @@ from sqlalchemy.orm import Session
 from store.models import Contract, Customer, Partner, Token
 from store.ocpp import AccessRule, AuthorizationDecision
 
-__all__ = ["Decision", "decide", "authorize"]
+__all__ = ["Decision", "authorize", "decide"]
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
     status: str  # OCPP: Accepted | Blocked | Expired | Invalid
     reason: str
-    token_id: Optional[str] = None
-    contract_id: Optional[str] = None
-    rule_id: Optional[str] = None
+    token_id: str | None = None
+    contract_id: str | None = None
+    rule_id: str | None = None
 
     @property
     def accepted(self) -> bool:
@@ -55,14 +54,14 @@ class _Holder:
 
     token_id: str
     token_status: str
-    contract_id: Optional[str]
+    contract_id: str | None
     contract_status: str
-    contract_start: Optional[date]
-    contract_end: Optional[date]
-    contract_terminated: Optional[date]
-    customer_id: Optional[str]
+    contract_start: date | None
+    contract_end: date | None
+    contract_terminated: date | None
+    customer_id: str | None
     groups: tuple[str, ...]
-    partner_id: Optional[str]
+    partner_id: str | None
     partner_names: tuple[str, ...]
     partner_kind: str
 

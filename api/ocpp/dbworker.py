@@ -20,8 +20,9 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -93,7 +94,7 @@ class DbWorker:
                 with engine.connect() as conn:
                     # PASSIVE: copies what it can without waiting for (or blocking) anyone
                     conn.execute(text("PRAGMA wal_checkpoint(PASSIVE)"))
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.warning("WAL checkpoint failed", exc_info=True)
 
     async def write(self, job: Callable[[Session], T]) -> T:
@@ -225,7 +226,7 @@ class DbWorker:
                 for (table, keys), rows in merged.items():
                     _rows_insert(db, table, list(keys), rows)
                 db.commit()
-        except Exception:  # noqa: BLE001  (isolate the failing job below)
+        except Exception:
             self.failed_batches += 1
             log.warning("a batch of %d jobs failed; running them one by one", len(batch), exc_info=True)
             if len(batch) == 1:
@@ -270,7 +271,7 @@ class DbWorker:
                 with self.sessions() as db:
                     res = job(db)
                     db.commit()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 if attempt < 2 and "locked" in str(exc):
                     time.sleep(0.05)
                     continue

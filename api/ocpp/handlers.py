@@ -13,14 +13,22 @@ import inspect
 import json
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict, snake_to_camel_case
-from ocpp.exceptions import (FormationViolationError, FormatViolationError, GenericError, InternalError,
-                             NotImplementedError, NotSupportedError, OCPPError, ProtocolError,
-                             TypeConstraintViolationError)
-from ocpp.messages import Call, CallError, CallResult, MessageType, get_validator, unpack, validate_payload
+from ocpp.exceptions import (
+    FormationViolationError,
+    FormatViolationError,
+    GenericError,
+    InternalError,
+    NotImplementedError,
+    NotSupportedError,
+    OCPPError,
+    ProtocolError,
+    TypeConstraintViolationError,
+)
+from ocpp.messages import Call, CallError, MessageType, get_validator, unpack, validate_payload
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as ChargePoint16
 from ocpp.v16 import call_result as result16
@@ -40,7 +48,7 @@ from store.ocpp import OcppMeterValue, OcppSignedData
 if TYPE_CHECKING:
     from api.ocpp.server import Gateway
 
-__all__ = ["Handler16", "Handler201", "HANDLERS"]
+__all__ = ["HANDLERS", "Handler16", "Handler201"]
 
 log = logging.getLogger("evbill.ocpp")
 
@@ -57,7 +65,7 @@ def _params(fn: Any) -> frozenset[str]:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _iso(dt: datetime) -> str:
@@ -137,7 +145,7 @@ def _compiled_validator(version: str, action: str) -> Any:
             fn = fastjsonschema.compile(schema)
         except ImportError:
             fn = False
-        except Exception:  # noqa: BLE001  (a schema it cannot compile: use jsonschema for that one)
+        except Exception:
             log.warning("schema of %s %s not compiled; using jsonschema", version, action, exc_info=True)
             fn = False
         _validators[key] = fn
@@ -231,7 +239,7 @@ class GatewayMixin:
             await self._handle_call(msg)  # type: ignore[attr-defined]
         except OCPPError as exc:
             await self._send_error(msg.unique_id, exc)
-        except Exception:  # noqa: BLE001  (a bug or a database failure: the charger will retry)
+        except Exception:
             log.exception("%s: %s failed", self.cp.identity, msg.action)
             await self._send_error(msg.unique_id, InternalError(description="the message could not be processed"))
         finally:
@@ -412,7 +420,7 @@ class Handler201(GatewayMixin, ChargePoint201):
             # CostUpdated carries a JSON number: the display value for the charger's screen;
             # the amount billed is the stored rating, never this float
             await self.call(call201.CostUpdated(total_cost=float(cost["gross_total"]), transaction_id=ref))
-        except Exception:  # noqa: BLE001  (a live price is a courtesy; a failure must not hurt charging)
+        except Exception:
             log.warning("%s: CostUpdated for %s failed", self.cp.identity, ref, exc_info=True)
 
 

@@ -23,9 +23,9 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import Any, Optional
+from typing import Any
 from urllib.parse import unquote
 
 import ocpp.messages
@@ -39,8 +39,15 @@ from api.ocpp import service
 from api.ocpp.dbworker import DbWorker
 from api.ocpp.handlers import HANDLERS, GatewayMixin
 
-__all__ = ["GatewaySettings", "Gateway", "GatewayStats", "NotConnected", "current_gateway", "hash_password",
-           "start_gateway_thread"]
+__all__ = [
+    "Gateway",
+    "GatewaySettings",
+    "GatewayStats",
+    "NotConnected",
+    "current_gateway",
+    "hash_password",
+    "start_gateway_thread",
+]
 
 log = logging.getLogger("evbill.ocpp")
 
@@ -66,8 +73,8 @@ class NotConnected(Exception):
 class GatewaySettings:
     host: str = "0.0.0.0"
     port: int = 9000
-    certfile: Optional[str] = None  # PEM; with it the listener speaks TLS (security profile 2)
-    keyfile: Optional[str] = None
+    certfile: str | None = None  # PEM; with it the listener speaks TLS (security profile 2)
+    keyfile: str | None = None
     heartbeat_interval: int = 300
     # seconds between CostUpdated pushes per running 2.0.1 transaction; 0 turns them off
     cost_update_interval_s: float = 60.0
@@ -75,7 +82,7 @@ class GatewaySettings:
     # our answers are built from the package's typed dataclasses; tests turn this on
     validate_responses: bool = False
     # gc.set_threshold for the gateway's process; None leaves Python's defaults
-    gc_threshold: Optional[tuple[int, int, int]] = (10_000, 20, 50)
+    gc_threshold: tuple[int, int, int] | None = (10_000, 20, 50)
     seen_flush_s: float = 30.0
 
 
@@ -209,7 +216,7 @@ class Gateway:
             return self._refuse(HTTPStatus.NOT_FOUND, "unknown charge point")
         try:
             cp = await self.db.read(lambda db: service.load_charge_point(db, identity))
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("charge point lookup failed")
             return self._refuse(HTTPStatus.SERVICE_UNAVAILABLE, "try again later")
         if cp is None or cp.status != "active":
@@ -254,7 +261,7 @@ class Gateway:
             await handler.start()  # type: ignore[attr-defined]
         except ConnectionClosed:
             pass
-        except Exception:  # noqa: BLE001  (never let one charger's failure escape into the server)
+        except Exception:
             log.exception("%s: connection failed", cp.identity)
         finally:
             self.stats.connections -= 1
@@ -264,7 +271,7 @@ class Gateway:
     # --- background work --------------------------------------------------------------------------
 
     def seen(self, cp_id: str) -> None:
-        self._seen[cp_id] = datetime.now(timezone.utc)
+        self._seen[cp_id] = datetime.now(UTC)
 
     async def _flush_seen(self) -> None:
         if not self._seen:
@@ -272,7 +279,7 @@ class Gateway:
         batch, self._seen = self._seen, {}
         try:
             await self.db.write(lambda db: service.touch(db, batch))
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.warning("could not store last-seen times", exc_info=True)
 
     async def _flush_seen_loop(self) -> None:
@@ -297,9 +304,9 @@ class Gateway:
             await asyncio.sleep(0.002)
             for attempt in range(5):
                 try:
-                    await self.db.solo(lambda db: service.finalize_many(db, batch))
+                    await self.db.solo(lambda db, batch=batch: service.finalize_many(db, batch))  # type: ignore[misc]
                     break
-                except Exception:  # noqa: BLE001  (stays 'stopped': retried here and at the next start)
+                except Exception:
                     log.warning("storing %d sessions failed (attempt %d)", len(batch), attempt + 1, exc_info=True)
                     await asyncio.sleep(0.2 * (attempt + 1))
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Iterable, Optional
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -23,15 +24,35 @@ from sqlalchemy.orm import Session
 from api.ocpp.access import Decision, authorize
 from store.audit import Actor
 from store.models import ChargePoint, Evse, Location
-from store.ocpp import (OcppChargePointState, OcppMeterValue, OcppSignedData, OcppTransaction,
-                        OcppTransactionEvent)
+from store.ocpp import (
+    OcppChargePointState,
+    OcppMeterValue,
+    OcppSignedData,
+    OcppTransaction,
+    OcppTransactionEvent,
+)
 from store.repo import Scope
 from store.types import utcnow
 
-__all__ = ["CpInfo", "EvseInfo", "load_charge_point", "parse_time", "Reading", "parse_meter_values_16",
-           "parse_meter_values_201", "start_transaction_16", "stop_transaction_16", "add_meter_values",
-           "transaction_event_201", "finalize", "facts_for", "record_boot", "record_status", "GATEWAY_USER",
-           "pending_finalization"]
+__all__ = [
+    "GATEWAY_USER",
+    "CpInfo",
+    "EvseInfo",
+    "Reading",
+    "add_meter_values",
+    "facts_for",
+    "finalize",
+    "load_charge_point",
+    "parse_meter_values_16",
+    "parse_meter_values_201",
+    "parse_time",
+    "pending_finalization",
+    "record_boot",
+    "record_status",
+    "start_transaction_16",
+    "stop_transaction_16",
+    "transaction_event_201",
+]
 
 log = logging.getLogger("evbill.ocpp")
 
@@ -44,7 +65,7 @@ _POWER = "Power.Active.Import"
 class EvseInfo:
     uid: str
     power_type: str
-    max_power_kw: Optional[Decimal]
+    max_power_kw: Decimal | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +111,8 @@ def parse_time(value: Any) -> datetime:
         dt = datetime.fromisoformat(text)
     if dt.tzinfo is None:
         # OCPP requires UTC with an offset; a charger that omits it means UTC in practice
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
 
 
 def _dec(v: Any) -> Decimal | None:
@@ -519,6 +540,7 @@ def cost_so_far(db: Session, tx_id: int, now: datetime | None = None,
     reading as parking. ``as_of`` rates it as it stood at that moment (a CostUpdated answers the
     event that triggered it, whatever arrived since)."""
     from api.rating import VersionIndex, compiled
+
     # _enrich is session_io's lookup of location and token -> contract -> customer for a batch; the
     # live price must see the same facts the stored rating will, so it is reused rather than copied
     from api.session_io import Incoming, _enrich, rate_facts

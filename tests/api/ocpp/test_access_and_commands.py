@@ -92,7 +92,7 @@ def test_remote_commands(ocpp_env: OcppEnv) -> None:
         async with connect(oe, "CP-REMOTE16") as ch16, connect(oe, "CP-REMOTE201", "2.0.1") as ch201:
             start = await ch16.call(call.StartTransaction(connector_id=1, id_tag="TOK-alpha", meter_start=0,
                                                           timestamp="2026-03-10T09:00:00Z"))
-            post = lambda path, body: asyncio.to_thread(c.post, path, json=body, headers=h)  # noqa: E731
+            post = lambda path, body: asyncio.to_thread(c.post, path, json=body, headers=h)
             replies = [
                 await post(f"/charge-points/{cp16}/commands/remote-start", {"id_tag": "TOK-alpha", "connector_id": 1}),
                 await post(f"/charge-points/{cp16}/commands/remote-stop", {"transaction_id": start.transaction_id}),

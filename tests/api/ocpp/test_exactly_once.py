@@ -49,7 +49,7 @@ def test_repeated_messages_change_nothing_16(ocpp_env: OcppEnv) -> None:
     [tx] = oe.transactions(ident)
     [ses] = oe.sessions(ident)
     # 10 kWh before the window at 0.40 + start fee 0.50, counted once
-    assert (tx.status, ses.energy_kwh, ses.net_total) == ("completed", Decimal("10"), Decimal("4.50"))
+    assert (tx.status, ses.energy_kwh, ses.net_total) == ("completed", Decimal(10), Decimal("4.50"))
 
 
 def test_offline_replay_out_of_order_hours_later_16(ocpp_env: OcppEnv) -> None:
@@ -80,7 +80,7 @@ def test_offline_replay_out_of_order_hours_later_16(ocpp_env: OcppEnv) -> None:
     run(scenario())
     sessions = oe.sessions(ident)
     assert [(s.start.hour, s.energy_kwh, s.net_total) for s in sessions] == [
-        (6, Decimal("20"), Decimal("8.50")), (10, Decimal("5"), Decimal("2.50"))]
+        (6, Decimal(20), Decimal("8.50")), (10, Decimal(5), Decimal("2.50"))]
     assert {t.status for t in oe.transactions(ident)} == {"completed"}
 
 
@@ -101,7 +101,7 @@ def test_offline_replay_out_of_order_201(ocpp_env: OcppEnv) -> None:
     run(scenario())
     [tx] = oe.transactions(ident)
     [ses] = oe.sessions(ident)
-    assert (tx.status, tx.offline, ses.energy_kwh, ses.gross_total) == ("completed", True, Decimal("12"),
+    assert (tx.status, tx.offline, ses.energy_kwh, ses.gross_total) == ("completed", True, Decimal(12),
                                                                         Decimal("7.74"))
 
 
@@ -133,7 +133,7 @@ def test_dropped_connection_completes_when_the_charger_reports_again(ocpp_env: O
     run(again())
     [tx] = oe.transactions(ident)
     [ses] = oe.sessions(ident)
-    assert (tx.status, tx.stop_reason, ses.energy_kwh) == ("completed", "PowerLoss", Decimal("6"))
+    assert (tx.status, tx.stop_reason, ses.energy_kwh) == ("completed", "PowerLoss", Decimal(6))
 
 
 def test_stop_without_start_is_kept_for_review(ocpp_env: OcppEnv) -> None:
@@ -157,7 +157,7 @@ def test_stop_without_start_is_kept_for_review(ocpp_env: OcppEnv) -> None:
     run(scenario())
     tx, tx201 = oe.transactions(ident)
     assert (tx.status, tx.transaction_ref, tx.meter_stop_wh) == ("stop_without_start", "orphan:987654",
-                                                                  Decimal("9000"))
+                                                                  Decimal(9000))
     assert (tx201.status, tx201.transaction_ref) == ("stop_without_start", "TX-NO-START")
     assert oe.sessions(ident) == []
     review = oe.client.get("/ocpp/transactions", params={"status": "stop_without_start"}, headers=oe.h()).json()

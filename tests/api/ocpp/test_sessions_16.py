@@ -57,13 +57,13 @@ def test_full_session_16_across_a_window(ocpp_env: OcppEnv) -> None:
     assert costs[0]["net_total"] == "2.90" and costs[0]["gross_total"] == "3.45", costs
     [ses] = oe.sessions(ident)
     assert ses.status == "rated", ses.rating_error
-    assert ses.energy_kwh == Decimal("12")
+    assert ses.energy_kwh == Decimal(12)
     # 6 kWh before 18:00 local at 0.40, 6 kWh after at 0.60, start fee 0.50; VAT 19 % on 6.50
     assert (ses.net_total, ses.tax_total, ses.gross_total) == (Decimal("6.50"), Decimal("1.24"), Decimal("7.74"))
     lines = {(ln.component, ln.unit_price): (ln.quantity, ln.net_rounded) for ln in oe.lines(ses)}
-    assert lines == {("energy", Decimal("0.4")): (Decimal("6"), Decimal("2.40")),
-                     ("energy", Decimal("0.6")): (Decimal("6"), Decimal("3.60")),
-                     ("start_fee", Decimal("0.5")): (Decimal("1"), Decimal("0.50"))}
+    assert lines == {("energy", Decimal("0.4")): (Decimal(6), Decimal("2.40")),
+                     ("energy", Decimal("0.6")): (Decimal(6), Decimal("3.60")),
+                     ("start_fee", Decimal("0.5")): (Decimal(1), Decimal("0.50"))}
     assert ses.source == "ocpp" and ses.customer_id == oe.ids["customer_id"]
     [tx] = oe.transactions(ident)
     assert tx.status == "completed" and tx.session_id == ses.id

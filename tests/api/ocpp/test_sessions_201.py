@@ -84,7 +84,7 @@ def test_full_session_201_across_a_window(ocpp_env: OcppEnv) -> None:
     assert sorted(costs) == [2.02, 3.45, 5.59], costs
     [ses] = oe.sessions(ident)
     assert ses.status == "rated", ses.rating_error
-    assert ses.energy_kwh == Decimal("12")
+    assert ses.energy_kwh == Decimal(12)
     assert (ses.net_total, ses.gross_total) == (Decimal("6.50"), Decimal("7.74"))
     [tx] = oe.transactions(ident)
     assert (tx.status, tx.last_seq_no, tx.stop_reason, tx.evse_uid) == ("completed", 4, "EVDisconnected",
