@@ -11,6 +11,7 @@ from ocpp.v16 import call
 
 from tests.api.conftest import _ok
 from tests.api.ocpp.conftest import OcppEnv, connect, run
+from tests.api.ocpp.test_sessions_201 import full_session
 
 
 def _setup(oe: OcppEnv) -> dict[str, str]:
@@ -92,6 +93,8 @@ def test_remote_commands(ocpp_env: OcppEnv) -> None:
         async with connect(oe, "CP-REMOTE16") as ch16, connect(oe, "CP-REMOTE201", "2.0.1") as ch201:
             start = await ch16.call(call.StartTransaction(connector_id=1, id_tag="TOK-alpha", meter_start=0,
                                                           timestamp="2026-03-10T09:00:00Z"))
+            await ch201.call(full_session("TX-REMOTE")[0])
+            tx201 = oe.transactions("CP-REMOTE201")[0].id
             post = lambda path, body: asyncio.to_thread(c.post, path, json=body, headers=h)
             replies = [
                 await post(f"/charge-points/{cp16}/commands/remote-start", {"id_tag": "TOK-alpha", "connector_id": 1}),
@@ -100,17 +103,22 @@ def test_remote_commands(ocpp_env: OcppEnv) -> None:
                            {"connector_id": 1, "type": "Inoperative"}),
                 await post(f"/charge-points/{cp201}/commands/remote-start", {"id_tag": "TOK-alpha"}),
                 await post(f"/charge-points/{cp201}/commands/change-availability", {"type": "Operative"}),
+                await post(f"/charge-points/{cp201}/commands/remote-stop", {"transaction_id": tx201}),
+                # a transaction of another charger is refused before anything is sent
+                await post(f"/charge-points/{cp201}/commands/remote-stop", {"transaction_id": start.transaction_id}),
             ]
             state = await asyncio.to_thread(c.get, f"/charge-points/{cp16}/ocpp", headers=h)
             return list(ch16.remote), list(ch201.remote), [r.json() | {"_s": r.status_code} for r in replies] + [
                 state.json()]
 
     seen16, seen201, replies = run(scenario())
-    assert [r["_s"] for r in replies[:5]] == [200] * 5, replies
-    assert [(r["action"], r["response"].get("status")) for r in replies[:5]] == [
+    assert [r["_s"] for r in replies[:7]] == [200] * 6 + [422], replies
+    assert [(r["action"], r["response"].get("status")) for r in replies[:6]] == [
         ("RemoteStartTransaction", "Accepted"), ("RemoteStopTransaction", "Accepted"),
         ("ChangeAvailability", "Accepted"), ("RequestStartTransaction", "Accepted"),
-        ("ChangeAvailability", "Rejected")]
+        ("ChangeAvailability", "Rejected"), ("RequestStopTransaction", "Accepted")]
+    assert replies[6]["code"] == "transaction_elsewhere"
+    assert ("RequestStopTransaction", {"transaction_id": "TX-REMOTE"}) in seen201
     assert [a for a, _ in seen16] == ["RemoteStartTransaction", "RemoteStopTransaction", "ChangeAvailability"]
     assert seen201[0][1]["id_token"]["id_token"] == "TOK-alpha"
-    assert replies[5]["connected"] is True and replies[5]["ocpp_version"] == "1.6"
+    assert replies[7]["connected"] is True and replies[7]["ocpp_version"] == "1.6"
