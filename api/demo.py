@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 from typing import Any, Callable
 
 from dsl import CompiledRuleset, PriceSeries, RatingContext, compile_ruleset
@@ -175,7 +176,7 @@ def _system_month(out: Path, rnd: random.Random) -> int:
 
     from api import demo_system as sysdemo
 
-    for noisy in ("httpx", "websockets", "ocpp", "evbill", "litestar", "temporalio"):
+    for noisy in ("httpx", "websockets", "ocpp", "evbill", "litestar", "temporalio", "weasyprint", "fontTools"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     _say("system month: SQLite database, operator API, OCPP gateway")
     run = sysdemo.setup_tenant(out)
@@ -188,6 +189,21 @@ def _system_month(out: Path, rnd: random.Random) -> int:
              f"(database {out}/evbill-demo.db)")
         if run.sessions_rated != run.transactions:
             _say("  ERROR: not every transaction became exactly one rated session")
+            return 1
+        cut_off = datetime(2026, 12, 1, tzinfo=ZoneInfo("Europe/Berlin"))
+        me = sysdemo.month_end(run, out, cut_off)
+        for task in me.held:
+            why = "; ".join(r.get("message") or r.get("kind", "") for r in task["reasons"])
+            who = run.ids["account_names"].get(task["account_id"], task["account_id"])
+            _say(f"  held for finance: {who}, gross {task['gross_total']} EUR ({why}); approved through the API")
+        numbers = ", ".join(f"{i['number']} ({i['gross']} EUR)" for i in me.invoices)
+        _say(f"  month-end on Temporal (embedded dev server, history {out}/temporal.db): "
+             f"{len(me.invoices)} invoices finalized: {numbers}")
+        kinds = ", ".join(f"{n} {fmt}" for fmt, n in sorted(me.formats.items()))
+        _say(f"  {len(me.documents)} documents rendered and archived ({kinds}; each customer's format), exported to "
+             f"{out}/documents/")
+        if not me.invoices or not me.held:
+            _say("  ERROR: the month-end should finalize invoices and hold at least one for finance")
             return 1
     finally:
         sysdemo.close(run)

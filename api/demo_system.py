@@ -83,6 +83,14 @@ def setup_tenant(out: Path) -> SystemRun:
     run = SystemRun(engine, client, keys)
     run.ids["tenant_id"] = tenant_id
     c, h = client, run.h()
+    _ok(c.patch("/tenant", json={
+        "legal_name": "Stadtwerke Musterstadt GmbH", "street": "Am Markt 1", "postal_code": "12345",
+        "city": "Musterstadt", "country": "DE", "vat_id": "DE129273398", "tax_number": "27/123/45678",
+        "creditor_id": "DE98ZZZ09999999999", "iban": "DE02120300000000202051", "bic": "BYLADEM1001",
+        "email": "abrechnung@stadtwerke-musterstadt.example",
+        "branding": {"primary_color": "#0b5394", "secondary_color": "#e69138",
+                     "footer": "Stadtwerke Musterstadt GmbH · Amtsgericht Musterstadt HRB 1234 · "
+                               "Geschäftsführung: Dr. A. Beispiel"}}, headers=h))
     _ok(c.post("/customer-groups", json={"name": "employees"}, headers=h))
     rs_id = _ok(c.post("/rulesets", json={"name": "public_cpo"}, headers=h))["id"]
     source = (RULESETS / "public_cpo" / "public_cpo.evb").read_text(encoding="utf-8")
@@ -104,6 +112,7 @@ def setup_tenant(out: Path) -> SystemRun:
         run.chargers[identity] = _ok(c.put(f"/charge-points/{cp}/ocpp-password", json={}, headers=h))["password"]
     run.ids["tokens"] = []
     run.ids["accounts"] = []
+    run.ids["account_names"] = {}
     for n, (name, business, vat_id, group, iban) in enumerate(CUSTOMERS):
         nl = name.endswith("B.V.")
         body: dict[str, Any] = {"name": name, "email": f"customer{n}@example.org", "country": "NL" if nl else "DE",
@@ -123,6 +132,7 @@ def setup_tenant(out: Path) -> SystemRun:
         _ok(c.post("/tokens", json={"uid": tok, "contract_id": contract}, headers=h))
         run.ids["tokens"].append(tok)
         run.ids["accounts"].append(acc)
+        run.ids["account_names"][acc] = name
     return run
 
 
@@ -246,6 +256,90 @@ def drive_chargers(run: SystemRun, month_start: datetime, per_charger: int, rnd:
     run.net_total = str(sum((Decimal(s.get("net_total") or "0") for s in rated), Decimal(0)))
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class MonthEnd:
+    invoices: list[dict[str, Any]] = field(default_factory=list)
+    held: list[dict[str, Any]] = field(default_factory=list)
+    documents: list[str] = field(default_factory=list)
+    formats: dict[str, int] = field(default_factory=dict)
+
+
+def month_end(run: SystemRun, out: Path, cut_off: datetime, flag_account: int = 4) -> MonthEnd:
+    """Temporal drives the month-end: one BillingCycleWorkflow per account; held invoices wait for
+    finance, who approve them through the API; finalized invoices are numbered, rendered and
+    archived, and the archive is exported to ``out/documents/``."""
+    import os
+    import time
+
+    from temporalio.client import Client
+
+    from workflows.billing.embedded import start_dev_server, start_worker_thread
+    from workflows.billing.types import BillingCycleResult
+    from workflows.billing.worker import start_cycles
+    from workflows.billing.workflows import BillingCycleWorkflow
+
+    port = _free_port()
+    (out / "temporal.db").unlink(missing_ok=True)
+    proc = start_dev_server(port=port, db_filename=out / "temporal.db")
+    run.ids["temporal"] = proc
+    address = f"127.0.0.1:{port}"
+    os.environ["TEMPORAL_ADDRESS"] = address  # the API's finance routes signal workflows here
+    start_worker_thread(address, run.engine)
+    # finance flagged one business customer for review before the cut-off
+    flagged = run.ids["accounts"][flag_account]
+    _ok(run.client.post(f"/billing/accounts/{flagged}/holds", json={"kind": "flag", "name": "manual_review",
+                                                                     "reason": "new business customer"},
+                        headers=run.h("approver")))
+    result = MonthEnd()
+
+    async def cycles() -> list[str]:
+        client = await Client.connect(address)
+        wids = await start_cycles(client, run.ids["tenant_id"], run.ids["accounts"], cut_off)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            states = [(await client.get_workflow_handle(w).query(BillingCycleWorkflow.status)).state for w in wids]
+            if all(st in ("held", "finalized", "rejected", "empty") for st in states):
+                break
+            await asyncio.sleep(0.5)
+        return wids
+
+    wids = asyncio.run(cycles())
+    for task in list_all(run, "/billing/tasks"):
+        result.held.append(task)
+        _ok(run.client.post(f"/billing/tasks/{task['id']}/approve", json={"note": "checked against the meter data"},
+                            headers=run.h("approver")))
+
+    async def results() -> list[BillingCycleResult]:
+        client = await Client.connect(address)
+        return [await client.get_workflow_handle(w, result_type=BillingCycleResult).result() for w in wids]
+
+    for res in asyncio.run(results()):
+        if res.status == "finalized":
+            result.invoices.append({"number": res.number, "gross": res.gross, "decided_by": res.decided_by})
+    docs_dir = out / "documents"
+    docs_dir.mkdir(exist_ok=True)
+    deadline = time.monotonic() + 120
+    docs = list_all(run, "/documents")
+    while len({d["source_invoice_id"] for d in docs}) < len(result.invoices) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        docs = list_all(run, "/documents")
+    for d in docs:
+        body = run.client.get(f"/documents/{d['id']}/content", headers=run.h())
+        if body.status_code == 200:
+            (docs_dir / d["filename"]).write_bytes(body.content)
+            result.documents.append(d["filename"])
+            result.formats[d["format"]] = result.formats.get(d["format"], 0) + 1
+    return result
+
+
 def list_all(run: SystemRun, path: str, **params: Any) -> list[dict[str, Any]]:
     """Every item of a cursor-paginated listing."""
     out: list[dict[str, Any]] = []
@@ -260,6 +354,11 @@ def list_all(run: SystemRun, path: str, **params: Any) -> list[dict[str, Any]]:
 
 
 def close(run: SystemRun) -> None:
+    proc = run.ids.get("temporal")
+    if proc is not None:
+        with contextlib.suppress(Exception):
+            proc.terminate()
+            proc.wait(10)
     gw = run.ids.get("gateway")
     if gw is not None:
         with contextlib.suppress(Exception):

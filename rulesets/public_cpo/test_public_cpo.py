@@ -54,5 +54,5 @@ def test_invoice_rounding_and_vat() -> None:
 
 def test_policies_parse_for_later_issues() -> None:
     kinds = [p.kind for p in RS.ast.policies]
-    assert kinds == ["billing", "dunning"]
-    assert RS.ast.policies[1].statements[2].text() == "stage 3 after 14 days fee 10.00 approval required then block_tokens"
+    assert kinds == ["billing", "hold", "dunning"]
+    assert RS.ast.policies[2].statements[2].text() == "stage 3 after 14 days fee 10.00 approval required then block_tokens"
