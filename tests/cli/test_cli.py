@@ -87,3 +87,8 @@ def test_demo_runs_and_writes_artefacts(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert "sessions rated through the DSL" in r.stdout
     assert (tmp_path / "out" / "summary.csv").read_text().count("\n") == 6
+    # the system month: OCPP transactions all rated, a held invoice approved, documents exported
+    assert "sessions stored and rated" in r.stdout and "held for finance" in r.stdout
+    assert "invoices finalized" in r.stdout
+    docs = list((tmp_path / "out" / "documents").glob("*.pdf"))
+    assert docs and all(d.read_bytes().startswith(b"%PDF") for d in docs)
