@@ -50,6 +50,7 @@ class DbWorker:
         self._q: queue.Queue[tuple[Job, asyncio.Future[Any]] | None] = queue.Queue()
         self._inline_jobs: list[tuple[Job, asyncio.Future[Any]]] = []
         self.linger_s = 0.002
+        self.inline_chunk = 64
         self._inline_scheduled = False
         self._thread = threading.Thread(target=self._run, name="ocpp-db-writer", daemon=True)
         if not self.inline:
@@ -114,10 +115,15 @@ class DbWorker:
             asyncio.get_running_loop().call_later(self.linger_s, self._flush_inline)
 
     def _flush_inline(self) -> None:
-        self._inline_scheduled = False
-        items, self._inline_jobs = self._inline_jobs, []
-        for k in range(0, len(items), self.batch_max):
-            self._run_items(items[k:k + self.batch_max])
+        # at most one chunk per loop turn: a boot storm's hundreds of jobs must not hold the loop
+        # (and every other charger's answer) for their whole duration
+        items = self._inline_jobs[:self.inline_chunk]
+        self._inline_jobs = self._inline_jobs[self.inline_chunk:]
+        if self._inline_jobs:
+            asyncio.get_running_loop().call_soon(self._flush_inline)
+        else:
+            self._inline_scheduled = False
+        self._run_items(items)
 
     async def insert_rows(self, table: Any, keys: list[str], rows: list[dict[str, Any]]) -> None:
         """Insert-or-ignore ``rows`` in the next batch; the rows of all jobs of a batch go to the
@@ -157,7 +163,9 @@ class DbWorker:
         if self._checkpointer is not None:
             self._checkpointer.join(timeout=5)
         if self.inline:
-            self._flush_inline()
+            while self._inline_jobs:
+                items, self._inline_jobs = self._inline_jobs[:self.batch_max], self._inline_jobs[self.batch_max:]
+                self._run_items(items)
         else:
             self._q.put(None)
             self._thread.join(timeout=10)
