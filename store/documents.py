@@ -486,9 +486,13 @@ def mark_stuck_unknown(engine: Engine, older_than: timedelta, *, now: datetime |
     now = now or utcnow()
     dd = document_delivery.c
     with engine.begin() as conn:
-        return int(conn.execute(update(document_delivery).where(
-            dd.status == "sending", dd.claimed_at < now - older_than)
-            .values(status="unknown", last_error="the worker stopped while sending")).rowcount)
+        stuck = conn.execute(select(dd.id, dd.tenant_id, dd.number).where(
+            dd.status == "sending", dd.claimed_at < now - older_than)).all()
+        for row in stuck:
+            conn.execute(update(document_delivery).where(dd.id == row.id, dd.status == "sending")
+                         .values(status="unknown", last_error="the worker stopped while sending"))
+            _set_delivery_status(conn, row.tenant_id, row.number, "unknown")
+        return len(stuck)
 
 
 # ---------------------------------------------------------------------------------- issuing

@@ -206,6 +206,8 @@ def test_a_worker_dying_mid_send_is_not_retried_blindly(engine: Engine) -> None:
     with pytest.raises(KeyboardInterrupt):
         A.deliver_due(engine, A.message_builder(engine), dies)
     assert A.mark_stuck_unknown(engine, timedelta(minutes=10), now=utcnow() + timedelta(hours=1)) == 1
+    with engine.connect() as conn:
+        assert {d.delivery_status for d in A.list_documents(conn, tid, number="RE-2026-000105")} == {"unknown"}
     assert A.deliver_due(engine, A.message_builder(engine), dies, now=utcnow() + timedelta(days=1)) == []
     assert len(sent) == 1
 
