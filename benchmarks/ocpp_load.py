@@ -325,7 +325,7 @@ async def serve_and_measure(engine: Any, passwords: dict[str, str], args: argpar
     result["db_batches"], result["db_jobs"] = gw.db.batches, gw.db.jobs
     result["db_failed_batches"], result["db_busy_s"] = gw.db.failed_batches, gw.db.busy_s
     result["db_max_batch_ms"] = gw.db.max_batch_s * 1000
-    result["db_slow_batches"] = gw.db.slow[:15]
+    result["db_slow_batches"] = sorted(gw.db.slow, reverse=True)[:10]
     result["server_lat"] = _pcts(gw.stats.latencies)
     lag_task.cancel()
     gc.callbacks.remove(on_gc)
