@@ -202,6 +202,11 @@ def _system_month(out: Path, rnd: random.Random) -> int:
         kinds = ", ".join(f"{n} {fmt}" for fmt, n in sorted(me.formats.items()))
         _say(f"  {len(me.documents)} documents rendered and archived ({kinds}; each customer's format), exported to "
              f"{out}/documents/")
+        from runtime.documents.demo import write_demo_documents
+
+        samples = write_demo_documents(out / "documents" / "e-invoice-samples")
+        _say(f"  {len(samples)} e-invoice samples (XRechnung UBL/CII, Peppol, Factur-X, reverse charge, credit notes, "
+             f"self-billing for a site host) in {out}/documents/e-invoice-samples/")
         if not me.invoices or not me.held:
             _say("  ERROR: the month-end should finalize invoices and hold at least one for finance")
             return 1
