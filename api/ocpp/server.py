@@ -276,11 +276,13 @@ class Gateway:
     async def _flush_seen(self) -> None:
         if not self._seen:
             return
-        batch, self._seen = self._seen, {}
-        try:
-            await self.db.write(lambda db: service.touch(db, batch))
-        except Exception:
-            log.warning("could not store last-seen times", exc_info=True)
+        seen, self._seen = list(self._seen.items()), {}
+        for k in range(0, len(seen), 500):  # in slices, so chargers' messages get their turns between
+            part = dict(seen[k:k + 500])
+            try:
+                await self.db.write(lambda db, part=part: service.touch(db, part))  # type: ignore[misc]
+            except Exception:
+                log.warning("could not store last-seen times", exc_info=True)
 
     async def _flush_seen_loop(self) -> None:
         while True:

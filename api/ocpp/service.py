@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -429,10 +429,13 @@ def record_status(db: Session, cp: CpInfo, connector: int, status: str, error_co
 
 
 def touch(db: Session, seen: dict[str, datetime]) -> None:
-    """Heartbeats only move ``last_seen_at``; they are flushed in bulk, not one write each."""
-    for cp_id, at in seen.items():
-        db.execute(update(OcppChargePointState).where(OcppChargePointState.charge_point_id == cp_id)
-                   .values(last_seen_at=at))
+    """Heartbeats only move ``last_seen_at``; they are flushed in bulk (one executemany), not one
+    write each."""
+    if not seen:
+        return
+    tbl = OcppChargePointState.__table__
+    stmt = update(tbl).where(tbl.c.charge_point_id == bindparam("cp")).values(last_seen_at=bindparam("at"))  # type: ignore[attr-defined]
+    db.execute(stmt, [{"cp": cp_id, "at": at} for cp_id, at in seen.items()])
 
 
 # --- sessions -----------------------------------------------------------------------------------
