@@ -52,7 +52,10 @@ CUSTOMERS = [
     ("Bäckerei Krause GmbH", True, "DE123456789", "", "DE12500105170648489890"),
     ("Nordlicht Logistik AG", True, "DE811907980", "", "DE02100500000054540402"),
     ("Holland Fleet B.V.", True, "NL859340486B01", "", "NL91ABNA0417164300"),
+    ("Stadt Musterstadt, Fuhrpark", True, "DE811218290", "", "DE27100777770209299700"),
 ]
+# a public buyer receives XRechnung, routed by its Leitweg-ID
+PUBLIC_BUYER = {"Stadt Musterstadt, Fuhrpark": "04011000-1234512345-06"}
 
 
 def setup_tenant(out: Path) -> SystemRun:
@@ -88,7 +91,7 @@ def setup_tenant(out: Path) -> SystemRun:
         "city": "Musterstadt", "country": "DE", "vat_id": "DE129273398", "tax_number": "27/123/45678",
         "creditor_id": "DE98ZZZ09999999999", "iban": "DE02120300000000202051", "bic": "BYLADEM1001",
         "email": "abrechnung@stadtwerke-musterstadt.example",
-        "branding": {"primary_color": "#0b5394", "secondary_color": "#e69138",
+        "branding": {"primary_color": "#0b5394", "secondary_color": "#e69138", "phone": "+49 30 1234567",
                      "footer": "Stadtwerke Musterstadt GmbH · Amtsgericht Musterstadt HRB 1234 · "
                                "Geschäftsführung: Dr. A. Beispiel"}}, headers=h))
     _ok(c.post("/customer-groups", json={"name": "employees"}, headers=h))
@@ -127,7 +130,9 @@ def setup_tenant(out: Path) -> SystemRun:
         contract = _ok(c.post("/contracts", json={
             "account_id": acc, "customer_id": cust, "product": "public", "start_date": "2026-01-01",
             "mandate_reference": f"SWM-{n + 1:04d}", "mandate_signed_on": "2025-12-01",
-            "mandate_sequence": "RCUR"}, headers=h))["id"]
+            "mandate_sequence": "RCUR", "debtor_iban": iban,
+            **({"leitweg_id": PUBLIC_BUYER[name], "document_formats": "xrechnung-ubl,pdf"}
+               if name in PUBLIC_BUYER else {})}, headers=h))["id"]
         tok = f"04A1B2C3D4E5{n:02d}"
         _ok(c.post("/tokens", json={"uid": tok, "contract_id": contract}, headers=h))
         run.ids["tokens"].append(tok)

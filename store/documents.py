@@ -601,8 +601,8 @@ def load_invoice_input(conn: Connection, tenant_id: str, invoice_id: str) -> Any
     """A finalized billing invoice with everything its documents show, as
     ``runtime.documents.from_invoice.InvoiceInput``.
 
-    Not stored anywhere yet, so defaulted here: the customer's format choice (``default_formats``
-    by customer kind), the Leitweg-ID, and the debtor IBAN of a SEPA mandate (without it the
+    The contract carries the customer's format choice (empty: ``default_formats`` by customer
+    kind), the Leitweg-ID of a public buyer, and the debtor IBAN of a SEPA mandate (without it the
     invoice asks for a transfer instead of announcing a debit)."""
     from runtime.documents.from_invoice import (
         BilledLine,
@@ -664,11 +664,13 @@ def load_invoice_input(conn: Connection, tenant_id: str, invoice_id: str) -> Any
         customer_number=cust.external_ref or cust.id, language=(cust.language or "de")[:2],
         contact_name=cust.name if business and cust.company_name else None,
         reverse_charge=bool(business and cust.vat_id and country != (t.country or "DE")),
+        leitweg_id=(contract.leitweg_id or None) if contract is not None else None,
+        formats=tuple(f for f in (contract.document_formats or "").split(",") if f) if contract is not None else (),
     )
     payment = PaymentProfile("transfer")
     if contract is not None and contract.payment_method == "sepa_direct_debit" and contract.mandate_reference:
-        # the contract holds the mandate but not the debtor's IBAN yet: without it, no debit notice
-        payment = PaymentProfile("sepa_direct_debit", contract.mandate_reference, None)
+        # without the debtor's IBAN there is no debit notice: the invoice asks for a transfer instead
+        payment = PaymentProfile("sepa_direct_debit", contract.mandate_reference, contract.debtor_iban or None)
 
     session_ids = sorted({ln.session_id for ln in lines if ln.session_id})
     sessions: list[Any] = []

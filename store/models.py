@@ -193,6 +193,11 @@ class Contract(SQLModel, table=True):
     terminated_on: date | None = Field(default=None)
     termination_reason: str = Field(default="", max_length=200)
     status: str = Field(default="active", max_length=20)
+    # documents: the e-invoice formats the customer chose (comma-separated, e.g. "xrechnung-ubl,pdf";
+    # empty: by customer kind), the Leitweg-ID of a public buyer, the IBAN the mandate debits
+    document_formats: str = Field(default="", max_length=120, sa_column_kwargs={"server_default": ""})
+    leitweg_id: str = Field(default="", max_length=46, sa_column_kwargs={"server_default": ""})
+    debtor_iban: str = Field(default="", max_length=34, sa_column_kwargs={"server_default": ""})
     created_at: datetime = _created()
 
 

@@ -85,6 +85,15 @@ class ContractCreate(WriteModel):
     terminated_on: date | None = None
     termination_reason: str = Field("", max_length=200)
     status: Literal["active", "terminated", "suspended"] = "active"
+    document_formats: str = Field(
+        "", max_length=120,
+        pattern=r"^((pdf|facturx-pdf|xrechnung-ubl|xrechnung-cii|peppol-ubl)(,(pdf|facturx-pdf|xrechnung-ubl"
+                r"|xrechnung-cii|peppol-ubl))*)?$",
+        description="the invoice formats the customer chose, comma-separated; empty: by customer kind")
+    leitweg_id: str = Field("", max_length=46, pattern=r"^([0-9]{2,12}(-[0-9A-Za-z]{1,30})?-[0-9]{2})?$",
+                            description="Leitweg-ID of a German public buyer (XRechnung buyer reference)")
+    debtor_iban: str = Field("", max_length=34, pattern=r"^([A-Z]{2}[0-9]{2}[A-Z0-9]{1,30})?$",
+                             description="the IBAN the SEPA mandate debits")
 
 
 ContractUpdate = update_of(ContractCreate, "ContractUpdate")

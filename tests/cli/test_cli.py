@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 EVBILL = [sys.executable, "-m", "api.cli"]
 
@@ -82,13 +84,37 @@ def test_rate_unknown_tariff() -> None:
     assert r.returncode == 1 and "has no tariff 'nope'" in r.stderr
 
 
-def test_demo_runs_and_writes_artefacts(tmp_path: Path) -> None:
-    r = run("demo", "--out", str(tmp_path / "out"), "--sessions", "500")
-    assert r.returncode == 0, r.stderr
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    out = tmp_path_factory.mktemp("demo") / "out"
+    return run("demo", "--out", str(out), "--sessions", "500"), out
+
+
+def test_demo_runs_and_writes_artefacts(demo: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    r, out = demo
+    assert r.returncode == 0, r.stdout + r.stderr
     assert "sessions rated through the DSL" in r.stdout
-    assert (tmp_path / "out" / "summary.csv").read_text().count("\n") == 6
+    assert (out / "summary.csv").read_text().count("\n") == 6
     # the system month: OCPP transactions all rated, a held invoice approved, documents exported
     assert "sessions stored and rated" in r.stdout and "held for finance" in r.stdout
     assert "invoices finalized" in r.stdout
-    docs = list((tmp_path / "out" / "documents").glob("*.pdf"))
+    docs = list((out / "documents").glob("*.pdf"))
     assert docs and all(d.read_bytes().startswith(b"%PDF") for d in docs)
+
+
+KIT = ROOT.parent / "shared" / "conformance" / "einvoice"
+
+
+def test_demo_einvoices_pass_the_official_rules(demo: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    if not KIT.is_dir():
+        pytest.skip(f"e-invoice validation kit not found at {KIT}")
+    sys.path.insert(0, str(KIT))
+    from validate import Validator  # type: ignore[import-not-found]
+
+    r, out = demo
+    xmls = sorted((out / "documents").rglob("*.xml"))
+    assert any("INV-" in x.name for x in xmls), "the public buyer's invoice is issued as XRechnung"
+    v = Validator()
+    for x in xmls:
+        report = v.validate(str(x))
+        assert report.valid, (x.name, [(m.id, m.text) for m in report.errors])

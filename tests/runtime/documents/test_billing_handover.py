@@ -94,3 +94,30 @@ def test_business_customer_gets_facturx_and_drafts_are_refused(engine: Engine) -
         conn.execute(update(B.invoice).where(B.invoice.c.id == invoice_id).values(status="held"))
     with engine.connect() as conn, pytest.raises(Conflict):
         A.load_invoice_input(conn, "tdoc", invoice_id)
+
+
+def test_contract_choice_of_formats_leitweg_and_debtor_iban(engine: Engine, validate: Any) -> None:
+    """A public buyer's contract asks for XRechnung UBL plus a PDF, names its Leitweg-ID and the IBAN
+    its mandate debits: the issued e-invoice carries all three and passes the official rules."""
+    from store.models import Contract
+
+    invoice_id, number = _finalized_invoice(engine, kind="business")
+    with engine.begin() as conn:
+        # a direct debit names the creditor (BR-DE-30): the tenant's SEPA creditor identifier
+        conn.execute(update(Tenant.__table__).where(Tenant.__table__.c.id == "tdoc").values(  # type: ignore[attr-defined]
+            creditor_id="DE98ZZZ09999999999"))
+        conn.execute(update(Contract.__table__).where(Contract.__table__.c.tenant_id == "tdoc").values(  # type: ignore[attr-defined]
+            document_formats="xrechnung-ubl,pdf", leitweg_id="04011000-1234512345-06",
+            debtor_iban="DE89370400440532013000", payment_method="sepa_direct_debit",
+            mandate_reference="MANDATE-77", mandate_signed_on=datetime(2025, 1, 2, tzinfo=UTC).date()))
+    stored = A.issue_for_invoice(engine, "tdoc", invoice_id)
+    assert sorted(s.format for s in stored) == ["pdf", "xrechnung-ubl"]
+    with engine.connect() as conn:
+        docs = {meta.format: content for meta, content in A.documents_by_number(conn, "tdoc", number)}
+    xml = docs["xrechnung-ubl"]
+    report = validate(xml)
+    assert report.valid, explain(report)
+    text = xml.decode()
+    assert "<cbc:BuyerReference>04011000-1234512345-06</cbc:BuyerReference>" in text
+    assert "DE89370400440532013000" in text and "MANDATE-77" in text and "DE98ZZZ09999999999" in text
+    assert "<cbc:PaymentMeansCode>59</cbc:PaymentMeansCode>" in text
