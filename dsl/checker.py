@@ -344,7 +344,8 @@ class _Checker:
                     if w.value not in self.series:
                         self.err("E203", f"unknown price series '{w.value}'", w.span,
                                  suggest(w.value, self.series) or f"declare it: 'series {w.value}'")
-                elif w.kind == "percent":
+                elif w.kind == "percent" and not (pol.kind == "hold" and first.value in ("hold", "when")):
+                    # a hold rule's jump against the previous period may well exceed 100%
                     self._percent(Decimal(w.value.rstrip("%")), w.span)
 
 
