@@ -34,6 +34,18 @@ def temporal_binary() -> str:
     return found
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to send SIGTERM when the parent dies, so a killed
+    ``evbill serve`` (SIGTERM/SIGKILL skip atexit) does not leave its Temporal server behind."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001 - not Linux: atexit still covers a normal exit
+        pass
+
+
 def _wait_port(host: str, port: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -52,7 +64,7 @@ def start_dev_server(port: int = 7233, db_filename: str | Path = Path("var") / "
     cmd = [temporal_binary(), "server", "start-dev", "--headless", "--db-filename", str(db_filename),
            "--ip", host, "--port", str(port), "--log-level", "warn",
            "--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
     atexit.register(lambda: proc.poll() is None and proc.terminate())
     _wait_port(host, port, timeout)
     return proc
