@@ -6,7 +6,6 @@ import argparse
 import csv
 import json
 import sys
-from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO, Any, Iterator
@@ -186,5 +185,3 @@ def ocpi_price(args: argparse.Namespace) -> int:
 
     return price_cdrs_cli(args)
 
-
-_ = datetime

@@ -14,7 +14,7 @@ import base64
 import contextlib
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -371,5 +371,3 @@ def close(run: SystemRun) -> None:
     with contextlib.suppress(Exception):
         run.client.__exit__(None, None, None)
 
-
-_ = timezone

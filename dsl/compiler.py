@@ -21,7 +21,7 @@ from dsl.checker import check, walk_atoms
 from dsl.codegen import generate_plain
 from dsl.diagnostics import Diagnostic, render_all
 from dsl.parser import parse
-from dsl.printer import cond_text, price_text
+from dsl.printer import cond_text
 from runtime.rating import (
     UNIT_SIZE, CutSpec, DiscountProgram, Env, PeriodResult, PriceSeries, PricedRule, ProductProgram, RatingContext,
     RulesetMeta, TariffProgram, rate_period, rate_session,
@@ -525,5 +525,3 @@ def _default_title(cd: A.ComponentDef, rule: A.Rule) -> str:
         return f"{base} ({cond_text(rule.condition)})"
     return base
 
-
-_ = price_text

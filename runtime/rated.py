@@ -38,7 +38,7 @@ class Component:
     # OCPI CDR cost groups each component reports into
     OCPI_GROUP = {
         START_FEE: "fixed", FLAT: "fixed", ENERGY: "energy", TIME: "time", PARKING: "parking",
-        RESERVATION: "reservation",
+        RESERVATION: "reservation", "reservation_fee": "reservation",
     }
 
 

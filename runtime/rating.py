@@ -517,8 +517,7 @@ def finish_session(prog: TariffProgram, discounts: Sequence[DiscountProgram], me
     )
 
 
-_GROUP = {"energy": "energy", "time": "time", "parking": "parking", "reservation": "reservation",
-          "start_fee": "fixed", "flat": "fixed", "reservation_fee": "reservation"}
+_GROUP = Component.OCPI_GROUP  # the cost group each priced component reports into
 
 _Acc = list[tuple[PricedRule, Decimal, Decimal]]
 

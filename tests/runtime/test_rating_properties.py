@@ -57,7 +57,7 @@ def test_total_is_sum_of_lines_and_tax_per_group(s: SessionFacts) -> None:
     groups = res.tax_groups()
     assert res.tax_total == sum((quantize(n * r / 100, 2) for r, (n, _) in groups.items()), D(0))
     assert res.gross_total == res.net_total + res.tax_total
-    assert res.net_unrounded >= D("1.00") - D("2.00") - D("0.0000001") or not res.lines
+    assert res.net_unrounded >= 0  # the minimum price and discounts never take a session below zero
 
 
 @settings(max_examples=300, deadline=None)

@@ -6,6 +6,7 @@ import dataclasses
 from datetime import date, datetime, timedelta
 from decimal import Decimal as D
 
+from runtime.documents.demo import DEMO_TENANT
 from runtime.documents.model import (
     Address,
     AllowanceCharge,
@@ -25,20 +26,7 @@ from runtime.documents.model import (
     VatCategory,
 )
 
-SELLER = Seller(
-    legal_name="Stadtwerke Musterstadt GmbH",
-    trading_name="Musterstadt Laden",
-    address=Address("Energieweg 12", "Musterstadt", "12345", "DE"),
-    electronic_address=ElectronicAddress("DE136695976", "9930"),
-    contact=Contact("Erika Beispiel", "+49 30 1234567", "billing@stadtwerke-musterstadt.de"),
-    vat_id="DE136695976",
-    tax_number="12/345/67890",
-    registration_id="HRB 12345 B, Amtsgericht Charlottenburg",
-    iban="DE02120300000000202051",
-    bic="BYLADEM1001",
-    bank_name="Deutsche Kreditbank",
-    creditor_id="DE98ZZZ09999999999",
-)
+SELLER = DEMO_TENANT.seller  # one sample seller for the demo set and the tests
 
 BRANDING = Branding(
     primary_color="#0b5d3b",
