@@ -17,7 +17,7 @@ Invariants kept here:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -427,11 +427,21 @@ def count_by_status(conn: Connection, tenant_id: str) -> dict[str, int]:
     return {r[0]: int(r[1]) for r in rows}
 
 
-def insert_lines(conn: Connection, tenant_id: str, invoice_id: str, lines: Iterable[Any]) -> None:
+def insert_lines(conn: Connection, tenant_id: str, invoice_id: str, lines: Iterable[Any],
+                 rating_of: Mapping[str, str] | None = None) -> None:
+    """Write an invoice's lines. ``rating_of`` (session id -> rating id) names the rating a
+    session line bills where the line itself does not carry one (fees and discounts never do)."""
+    rating_of = rating_of or {}
+
+    def rating(ln: Any) -> str:
+        if ln.rating_id or not ln.session_id or ln.kind in ("fee", "discount"):
+            return str(ln.rating_id)
+        return rating_of.get(ln.session_id, "")
+
     rows = [dict(tenant_id=tenant_id, invoice_id=invoice_id, seq=ln.seq, kind=ln.kind, component=ln.component,
                  description=ln.description[:300], quantity=ln.quantity, unit=ln.unit[:20],
                  unit_price=ln.unit_price, net=ln.net, net_unrounded=ln.net_unrounded, tax_rate=ln.tax_rate,
-                 session_id=ln.session_id, rating_id=ln.rating_id, rule=ln.rule[:500],
+                 session_id=ln.session_id, rating_id=rating(ln), rule=ln.rule[:500],
                  corrects=ln.corrects[:200]) for ln in lines]
     if rows:
         conn.execute(insert(invoice_line), rows)
