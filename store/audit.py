@@ -3,6 +3,10 @@
 Each entry stores the previous entry's hash and ``sha256(prev_hash + canonical JSON of its own
 content)``. Editing, deleting or reordering any entry breaks every later link, which
 ``verify_chain`` reports. Appending locks the tenant row, so two writers cannot fork the chain.
+
+The database itself refuses UPDATE and DELETE on the table (and TRUNCATE on PostgreSQL): triggers
+from migration 0008 (``append_only_ddl``), so a bug or a stray SQL session cannot rewrite history
+either; only someone who can drop triggers can, and the chain shows what they changed.
 """
 
 from __future__ import annotations
@@ -21,7 +25,17 @@ from sqlalchemy.orm import Session
 from store.models import AuditEntry, Tenant
 from store.types import utcnow
 
-__all__ = ["GENESIS", "Actor", "ChainBreak", "append_audit", "entry_hash", "jsonable", "verify_chain"]
+__all__ = [
+    "GENESIS",
+    "Actor",
+    "ChainBreak",
+    "append_audit",
+    "append_only_ddl",
+    "drop_append_only_ddl",
+    "entry_hash",
+    "jsonable",
+    "verify_chain",
+]
 
 GENESIS = "0" * 64
 
@@ -120,3 +134,37 @@ def _refuse_update(*_: Any) -> None:
 @event.listens_for(AuditEntry, "before_delete")
 def _refuse_delete(*_: Any) -> None:
     raise PermissionError("audit entries are append-only")
+
+
+_PG_FUNCTION = """
+CREATE OR REPLACE FUNCTION evbill_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP
+        USING ERRCODE = 'integrity_constraint_violation';
+END
+$$"""
+
+
+def append_only_ddl(dialect: str, table: str) -> list[str]:
+    """Statements that make ``table`` refuse UPDATE and DELETE (and TRUNCATE on PostgreSQL).
+
+    Both databases answer a refused change with an integrity error (SQLite's RAISE(ABORT) is a
+    constraint failure; PostgreSQL gets SQLSTATE 23000), which the API maps to 409, never 500."""
+    if dialect == "sqlite":
+        return [f"CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: {op} refused'); END"
+                for op in ("UPDATE", "DELETE")]
+    if dialect == "postgresql":
+        return [_PG_FUNCTION.strip(),
+                f"CREATE TRIGGER {table}_no_change BEFORE UPDATE OR DELETE ON {table} "
+                f"FOR EACH ROW EXECUTE FUNCTION evbill_refuse_change()",
+                f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                f"FOR EACH STATEMENT EXECUTE FUNCTION evbill_refuse_change()"]
+    raise ValueError(f"append-only triggers are not written for {dialect!r}")
+
+
+def drop_append_only_ddl(dialect: str, table: str) -> list[str]:
+    if dialect == "sqlite":
+        return [f"DROP TRIGGER IF EXISTS {table}_no_{op}" for op in ("update", "delete")]
+    return [f"DROP TRIGGER IF EXISTS {table}_no_change ON {table}",
+            f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}"]

@@ -30,6 +30,7 @@ from store.models import (
 from store.repo import Scope
 from store.tenants import bootstrap_tenant
 from store.types import new_id
+from tests.store.append_only import triggers_dropped
 from tests.store.conftest import fresh_engine
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
@@ -172,12 +173,17 @@ def test_audit_chain_verifies_and_detects_tampering(engine: Engine) -> None:
         e.action = "customer.delete"
         with pytest.raises(PermissionError):
             db.flush()
-    with engine.begin() as conn:
-        # someone with raw database access rewrites history ...
+    with engine.begin() as conn, pytest.raises(IntegrityError):
+        # the database refuses a raw UPDATE (migration 0008's triggers) ...
+        conn.execute(update(AuditEntry.__table__).where(AuditEntry.__table__.c.seq == 3)  # type: ignore[attr-defined]
+                     .values(entity_id="cus_forged"))
+    assert check() == []
+    with engine.begin() as conn, triggers_dropped(conn):
+        # ... so someone with DDL rights drops the triggers and rewrites history
         conn.execute(update(AuditEntry.__table__).where(AuditEntry.__table__.c.seq == 3)  # type: ignore[attr-defined]
                      .values(entity_id="cus_forged"))
     assert check() == ["content does not match its hash"]
-    with engine.begin() as conn:
+    with engine.begin() as conn, triggers_dropped(conn):
         # ... or recomputes that entry's hash: the next link breaks instead
         from store.audit import entry_hash
 
@@ -187,7 +193,7 @@ def test_audit_chain_verifies_and_detects_tampering(engine: Engine) -> None:
         conn.execute(update(AuditEntry.__table__).where(AuditEntry.__table__.c.seq == 3)  # type: ignore[attr-defined]
                      .values(hash=new_hash))
     assert "prev_hash does not match the previous entry" in check()
-    with engine.begin() as conn:
+    with engine.begin() as conn, triggers_dropped(conn):
         # truncating the newest entry leaves an intact-looking chain; the tenant head catches it
         conn.execute(text("DELETE FROM audit_entry WHERE seq = 6"))
     assert "chain head does not match the last entry" in check()
