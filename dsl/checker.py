@@ -30,7 +30,7 @@ POLICY_STARTS: dict[str, tuple[str, ...]] = {
                       "statement", "commission", "minimum", "fee", "net", "of"),
     "commission": ("per", "monthly", "partner", "profile", "site", "sites", "badge", "rate", "flat", "for"),
     "service": ("dc_charger", "ac_charger", "sim", "rfid_card", "maintenance", "installation", "charger",
-                "fee", "product", "per", "item"),
+                "fee", "product", "per", "item", "vat"),
     "reimbursement": ("sites", "site", "host", "energy", "rate", "reimburse", "for", "per", "index"),
 }
 
@@ -112,6 +112,10 @@ class _Checker:
             self._product(p)
         for pol in rs.policies:
             self._policy(pol)
+        if any(p.kind == "service" for p in rs.policies):
+            from dsl.policies import service_diagnostics  # the billing cycle reads service blocks
+
+            self.out.extend(service_diagnostics(rs, self.file))
         for g in rs.groups:
             if g.value not in self.used_groups:
                 self.warn("W005", f"customer group '{g.value}' is declared but never used", g.span)

@@ -19,19 +19,43 @@ files are needed. Accepted forms::
       approval required                  # or: auto_release after 3 days
       escalate after 48 hours            # hours | days | minutes
     }
+    service supervision "Charger supervision" {
+      vat 19%                            # for every item below; optional
+      ac_charger 9.00 per month          # per month | per quarter | per year
+      dc_charger 19.00 per month "DC charger supervision"
+      rfid_card 5.00 each                # a one-off charge, billed in the period it starts
+      item app_support 120.00 per year, vat 7%   # 'item NAME' for names of your own
+    }
+
+A service item is known to billing accounts as ``<block>.<item>`` (``supervision.ac_charger``).
+Its VAT rate is the item's own, else the block's, else the ruleset's if its tariffs agree on one
+(the default tariff's when there is one); failing all of those it is 0% with warning W003.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
 
 from dsl import ast as A
 from dsl.diagnostics import Diagnostic, suggest
-from runtime.invoicing import CYCLES, BillingPolicy, HoldPolicy, HoldRule, PaymentTerms
+from runtime.invoicing import (
+    CYCLES,
+    PRICE_PERIODS,
+    BillingPolicy,
+    HoldPolicy,
+    HoldRule,
+    PaymentTerms,
+    ServicePrice,
+)
 
-__all__ = ["Policies", "billing_policy", "hold_policy", "interpret_policies"]
+__all__ = ["Policies", "billing_policy", "hold_policy", "interpret_policies", "service_diagnostics",
+           "service_policy"]
 
 _UNITS = {"minute": 60, "minutes": 60, "min": 60, "hour": 3600, "hours": 3600, "h": 3600,
           "day": 86400, "days": 86400, "d": 86400}
@@ -41,6 +65,8 @@ _UNITS = {"minute": 60, "minutes": 60, "min": 60, "hour": 3600, "hours": 3600, "
 class Policies:
     billing: tuple[BillingPolicy, ...]
     holds: tuple[HoldPolicy, ...]
+    # "<block>.<item>" -> price, in source order
+    services: Mapping[str, ServicePrice] = field(default_factory=lambda: MappingProxyType({}))
 
     def billing_named(self, name: str | None) -> BillingPolicy | None:
         for b in self.billing:
@@ -210,8 +236,155 @@ def hold_policy(pol: A.Policy, r: _Reader) -> HoldPolicy:
     return HoldPolicy(pol.name, tuple(rules), approval if approval is not None else auto is None, auto, escalate)
 
 
+_SERVICE_SHAPE = 'NAME PRICE per month|quarter|year | each ["description"] [vat P%]'
+_PER_WORDS = tuple(p for p in PRICE_PERIODS if p != "each")
+
+
+def _ruleset_vat(rs: A.Ruleset) -> Decimal | None:
+    """The VAT rate a service inherits when neither it nor its block names one."""
+    if rs.default_tariff is not None:
+        for t in rs.tariffs:
+            if t.name == rs.default_tariff.value:
+                return t.vat
+    rates = {t.vat for t in rs.tariffs}
+    return rates.pop() if len(rates) == 1 else None
+
+
+def service_policy(pol: A.Policy, r: _Reader, inherited_vat: Decimal | None = None) -> list[ServicePrice]:
+    """The items of one ``service`` block, priced."""
+    block_vat: Decimal | None = None
+    items: list[tuple[A.PolicyStmt, A.PolicyWord, list[A.PolicyWord]]] = []
+    for st in pol.statements:
+        ws = [w for w in st.words if w.kind != "sep"]
+        if not ws:
+            continue
+        if ws[0].value == "vat" and ws[0].kind == "word":
+            rate = _vat(ws[1:], st, r, "vat P%")
+            block_vat = rate if rate is not None else block_vat
+        elif ws[0].value == "item" and ws[0].kind == "word":
+            if len(ws) < 2 or ws[1].kind != "word":
+                r.expect(st, "item " + _SERVICE_SHAPE)
+                continue
+            items.append((st, ws[1], ws[2:]))
+        elif ws[0].kind == "word" and ws[0].value != "per":
+            items.append((st, ws[0], ws[1:]))
+        else:
+            r.expect(st, _SERVICE_SHAPE)
+    out: list[ServicePrice] = []
+    seen: dict[str, A.Span] = {}
+    warned = False
+    for st, name, rest in items:
+        if name.value in seen:
+            r.err("E204", f"service item '{name.value}' is defined twice in service '{pol.name}'", name.span,
+                  f"the first definition is on line {seen[name.value].line}")
+            continue
+        seen[name.value] = name.span
+        read = _service_item(st, name, rest, r)
+        if read is None:
+            continue
+        price, per, description, vat = read
+        rate = vat if vat is not None else block_vat if block_vat is not None else inherited_vat
+        if rate is None:
+            rate = Decimal(0)
+            if not warned:
+                warned = True
+                r.diags.append(Diagnostic(
+                    "W003", "warning", f"service '{pol.name}' has no VAT rate; its lines carry 0%", pol.span,
+                    "add 'vat 19%' to the block (or 'vat 0%' to say so explicitly)", r.filename))
+        title = description or f"{pol.title}: {name.value.replace('_', ' ')}"
+        out.append(ServicePrice(f"{pol.name}.{name.value}", title, price, per, rate,
+                                f"service {pol.name}.{name.value}, line {st.span.line}"))
+    return out
+
+
+def _vat(ws: list[A.PolicyWord], st: A.PolicyStmt, r: _Reader, shape: str) -> Decimal | None:
+    if len(ws) != 1:
+        r.expect(st, shape)
+        return None
+    if ws[0].kind != "percent":
+        r.err("E310", f"a VAT rate must be a percentage, found '{ws[0].value}'", ws[0].span, "write it like 19%")
+        return None
+    return Decimal(ws[0].value.rstrip("%"))  # its range is the checker's (E303)
+
+
+def _service_item(st: A.PolicyStmt, name: A.PolicyWord, rest: list[A.PolicyWord],
+                  r: _Reader) -> tuple[Decimal, str, str, Decimal | None] | None:
+    """``PRICE per month|quarter|year | each ["description"] [vat P%]`` after the item's name."""
+    if not rest:
+        r.expect(st, _SERVICE_SHAPE)
+        return None
+    if rest[0].kind == "op" and rest[0].value == "-":
+        r.err("E310", f"a service price cannot be negative, found '-{rest[1].value if len(rest) > 1 else ''}'",
+              rest[0].span, "give credits as a period discount on the billing account")
+        return None
+    if rest[0].kind != "number":
+        r.err("E310", f"a service price must be an amount, found '{rest[0].value}'", rest[0].span,
+              f"expected: {_SERVICE_SHAPE}")
+        return None
+    try:
+        price = Decimal(rest[0].value)
+    except InvalidOperation:
+        r.expect(st, _SERVICE_SHAPE)
+        return None
+    tail = rest[1:]
+    if tail and tail[0].kind == "word" and tail[0].value == "each":
+        per, tail = "each", tail[1:]
+    elif len(tail) >= 2 and tail[0].kind == "word" and tail[0].value == "per":
+        if tail[1].value not in _PER_WORDS:
+            r.err("E310", f"unknown price period '{tail[1].value}'", tail[1].span,
+                  suggest(tail[1].value, _PER_WORDS) or "use per month, per quarter, per year or each")
+            return None
+        per, tail = tail[1].value, tail[2:]
+    else:
+        r.err("E212", f"service item '{name.value}' has no price period", rest[0].span,
+              "add 'per month', 'per quarter', 'per year' or 'each' after the price")
+        return None
+    description = ""
+    if tail and tail[0].kind == "string":
+        description, tail = tail[0].value, tail[1:]
+    vat: Decimal | None = None
+    if tail and tail[0].kind == "word" and tail[0].value == "vat":
+        vat = _vat(tail[1:2], st, r, _SERVICE_SHAPE)
+        if vat is None:
+            return None
+        tail = tail[2:]
+    if tail:
+        r.expect(st, _SERVICE_SHAPE)
+        return None
+    return price, per, description, vat
+
+
+def _services(ruleset: A.Ruleset, r: _Reader) -> Mapping[str, ServicePrice]:
+    services: dict[str, ServicePrice] = {}
+    blocks = [p for p in ruleset.policies if p.kind == "service" and p.statements]
+    inherited = _ruleset_vat(ruleset) if blocks else None
+    for pol in blocks:
+        services.update((p.name, p) for p in service_policy(pol, r, inherited))
+    return MappingProxyType(services)
+
+
+def service_diagnostics(ruleset: A.Ruleset, filename: str = "<ruleset>") -> list[Diagnostic]:
+    """What the checker reports about ``service`` blocks (billing reads them at every cycle)."""
+    r = _Reader(filename)
+    _services(ruleset, r)
+    return r.diags
+
+
+# a ruleset version is read once per process, not once per billing account
+_MEMO: OrderedDict[tuple[int, str], tuple[A.Ruleset, Policies, tuple[Diagnostic, ...]]] = OrderedDict()
+_MEMO_LOCK = threading.Lock()
+
+
 def interpret_policies(ruleset: A.Ruleset, filename: str = "<ruleset>") -> tuple[Policies, list[Diagnostic]]:
-    """Billing and hold policies of a (checked) ruleset, with diagnostics for what does not read."""
+    """Billing, hold and service policies of a (checked) ruleset, with diagnostics for what does
+    not read."""
+    key = (id(ruleset), filename)
+    with _MEMO_LOCK:
+        hit = _MEMO.get(key)
+        # the memo holds the AST itself, so its id cannot be reused while the entry lives
+        if hit is not None and hit[0] is ruleset:
+            _MEMO.move_to_end(key)
+            return hit[1], list(hit[2])
     r = _Reader(filename)
     billing: list[BillingPolicy] = []
     holds: list[HoldPolicy] = []
@@ -222,4 +395,9 @@ def interpret_policies(ruleset: A.Ruleset, filename: str = "<ruleset>") -> tuple
             billing.append(billing_policy(pol, r))
         elif pol.kind == "hold":
             holds.append(hold_policy(pol, r))
-    return Policies(tuple(billing), tuple(holds)), r.diags
+    out = Policies(tuple(billing), tuple(holds), _services(ruleset, r))
+    with _MEMO_LOCK:
+        _MEMO[key] = (ruleset, out, tuple(r.diags))
+        if len(_MEMO) > 64:
+            _MEMO.popitem(last=False)
+    return out, r.diags

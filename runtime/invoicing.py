@@ -28,6 +28,7 @@ from runtime.rated import RatedLine
 
 __all__ = [
     "CYCLES",
+    "PRICE_PERIODS",
     "BillingPolicy",
     "Comparison",
     "Correction",
@@ -42,9 +43,13 @@ __all__ = [
     "Period",
     "PeriodDiscount",
     "ServiceItem",
+    "ServicePrice",
+    "ServiceSubscription",
     "TaxGroup",
+    "UnknownService",
     "ad_hoc_period",
     "assemble_invoice",
+    "bill_services",
     "compare_periods",
     "draft_to_dict",
     "evaluate_holds",
@@ -212,6 +217,77 @@ class ServiceItem:
     tax_rate: Decimal
     unit: str = "each"
     product: str = ""
+
+
+# how many months a service price covers; "each" is a one-off charge
+PRICE_PERIODS = {"month": 1, "quarter": 3, "year": 12, "each": 0}
+
+
+@dataclass(frozen=True, slots=True)
+class ServicePrice:
+    """A service product as a ruleset prices it (``service supervision { ac_charger 9.00 per month }``)."""
+
+    name: str  # "<block>.<item>", e.g. "supervision.ac_charger"
+    description: str
+    price: Decimal  # net, per ``per``
+    per: str  # month | quarter | year | each
+    tax_rate: Decimal
+    rule: str = ""  # where the price is written ("service supervision, line 23"), for the audit trail
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSubscription:
+    """A service product an account takes, from ``valid_from`` to ``valid_to`` (exclusive): either a
+    ruleset's service by name (``service``), priced by the ruleset the cycle uses, or an explicit
+    ``unit_price`` per ``per`` with its ``tax_rate``."""
+
+    id: str
+    service: str
+    description: str
+    quantity: Decimal
+    unit_price: Decimal | None
+    tax_rate: Decimal | None
+    per: str
+    valid_from: date
+    valid_to: date | None = None
+
+
+class UnknownService(LookupError):
+    """An account's service item names a service the ruleset does not price."""
+
+
+def bill_services(subscriptions: Iterable[ServiceSubscription], period: Period,
+                  catalogue: Mapping[str, ServicePrice] | None) -> list[ServiceItem]:
+    """The service lines of one period, in the subscriptions' order.
+
+    A recurring item is billed in full for every period it overlaps (no pro rata): its price is
+    scaled from its own ``per`` to the period's length (9.00 per month is 27.00 on a quarterly
+    invoice, 120.00 per year is 10.00 a month, kept exact until the line is rounded). A one-off
+    item (``each``) is billed once, in the period its ``valid_from`` falls in."""
+    months = Decimal(period.months)
+    unit = "quarter" if period.months == 3 else "month"
+    out: list[ServiceItem] = []
+    for s in subscriptions:
+        if s.valid_from >= period.local_end or (s.valid_to is not None and s.valid_to <= period.local_start):
+            continue
+        if s.service:
+            p = (catalogue or {}).get(s.service)
+            if p is None:
+                raise UnknownService(f"service item {s.id}: the ruleset has no service '{s.service}'")
+            price, per, rate, description, rule = p.price, p.per, p.tax_rate, s.description or p.description, \
+                p.rule or f"service {p.name}"
+        else:
+            if s.unit_price is None or s.tax_rate is None:
+                raise ValueError(f"service item {s.id} has neither a ruleset service nor a price")
+            price, per, rate, description, rule = s.unit_price, s.per, s.tax_rate, s.description, f"service item {s.id}"
+        if per not in PRICE_PERIODS:
+            raise ValueError(f"service item {s.id}: unknown price period '{per}'")
+        if per == "each":
+            if period.local_start <= s.valid_from:
+                out.append(ServiceItem(description, s.quantity, price, rate, "each", rule))
+            continue
+        out.append(ServiceItem(description, s.quantity, price * months / PRICE_PERIODS[per], rate, unit, rule))
+    return out
 
 
 @dataclass(frozen=True, slots=True)

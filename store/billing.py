@@ -43,6 +43,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine
 
+from runtime.invoicing import (
+    Period,
+    PeriodDiscount,
+    ServiceItem,
+    ServicePrice,
+    ServiceSubscription,
+    bill_services,
+)
 from store.models import metadata
 from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
 
@@ -68,6 +76,8 @@ __all__ = [
     "invoice_line",
     "number_series",
     "open_task",
+    "period_discounts",
+    "period_services",
     "place_hold",
     "posting",
     "postings_of",
@@ -221,7 +231,10 @@ service_item = Table(
     Column("account_id", _s(40), ForeignKey("billing_account.id"), nullable=False),
     Column("product", _s(100), nullable=False),
     Column("description", _s(300), nullable=False),
-    _dec("quantity"), _dec("unit_price"), _dec("tax_rate"),
+    # product: the ruleset service that prices the item ("supervision.ac_charger"), or "" when the
+    # item carries its own unit_price and tax_rate; unit: what that price covers (month | quarter |
+    # year | each; "" for ruleset-priced items, whose ruleset says)
+    _dec("quantity"), _dec("unit_price", nullable=True), _dec("tax_rate", nullable=True),
     Column("unit", _s(20), nullable=False),
     Column("valid_from", Date(), nullable=False),
     Column("valid_to", Date(), nullable=True),
@@ -462,3 +475,30 @@ def ids_on_open_invoices(conn: Connection, tenant_id: str, account_id: str, exce
     rows = conn.execute(select(invoice_line.c.session_id).where(
         invoice_line.c.invoice_id.in_(open_ids), invoice_line.c.session_id.in_(list(session_ids)))).all()
     return {r[0] for r in rows}
+
+
+# ---------------------------------------------------------------- service items and discounts
+def _in_period(table: Table, tenant_id: str, account_id: str, period: Period) -> Any:
+    # the index finds the account's rows; their validity is compared here (a handful per account)
+    return (select(table).where(table.c.tenant_id == tenant_id, table.c.account_id == account_id,
+                                table.c.valid_from < period.local_end)
+            .order_by(table.c.valid_from, table.c.id))
+
+
+def period_services(conn: Connection, tenant_id: str, account_id: str, period: Period,
+                    catalogue: Mapping[str, ServicePrice] | None) -> list[ServiceItem]:
+    """The account's service lines for ``period``; ``catalogue`` prices the items that name a
+    ruleset service (the ruleset version the cycle uses). Raises ``runtime.invoicing.UnknownService``
+    when an item names a service that version does not have: the cycle stops (and retries) rather
+    than bill it at a guessed price."""
+    subs = [ServiceSubscription(r.id, r.product, r.description, r.quantity, r.unit_price, r.tax_rate, r.unit,
+                                r.valid_from, r.valid_to)
+            for r in conn.execute(_in_period(service_item, tenant_id, account_id, period))]
+    return bill_services(subs, period, catalogue) if subs else []
+
+
+def period_discounts(conn: Connection, tenant_id: str, account_id: str, period: Period) -> list[PeriodDiscount]:
+    """The account's discounts valid on some day of ``period``, oldest first."""
+    return [PeriodDiscount(d.description, d.percent, d.amount, d.tax_rate)
+            for d in conn.execute(_in_period(account_discount, tenant_id, account_id, period))
+            if d.valid_to is None or d.valid_to > period.local_start]
