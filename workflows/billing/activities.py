@@ -317,18 +317,9 @@ class BillingActivities:
         late = [LateSession(r.id, r.current_rating_id, "earlier period", tuple(lines_of[r.current_rating_id]))
                 for r in sorted(late_rows, key=lambda x: (x.start, x.id))]
         corrections = self._corrections(conn, t, corr_rows, billed, lines_of)
-        services = [ServiceItem(s.description, s.quantity, s.unit_price, s.tax_rate, s.unit, s.product)
-                    for s in conn.execute(select(B.service_item).where(
-                        B.service_item.c.tenant_id == t, B.service_item.c.account_id == acct.id,
-                        B.service_item.c.valid_from < period.local_end)
-                        .order_by(B.service_item.c.valid_from, B.service_item.c.id))
-                    if s.valid_to is None or s.valid_to > period.local_start]
-        discounts = [PeriodDiscount(d.description, d.percent, d.amount, d.tax_rate)
-                     for d in conn.execute(select(B.account_discount).where(
-                         B.account_discount.c.tenant_id == t, B.account_discount.c.account_id == acct.id,
-                         B.account_discount.c.valid_from < period.local_end)
-                         .order_by(B.account_discount.c.valid_from, B.account_discount.c.id))
-                     if d.valid_to is None or d.valid_to > period.local_start]
+        services: list[ServiceItem] = B.period_services(
+            conn, t, acct.id, period, interpret_policies(ruleset.ast)[0].services if ruleset is not None else None)
+        discounts: list[PeriodDiscount] = B.period_discounts(conn, t, acct.id, period)
         postings = [ManualPosting(p.id, p.description, p.amount, p.tax_rate, p.author_id)
                     for p in B.postings_of(conn, inv_id)]
         issue = as_of.astimezone(_zone(period.timezone)).date()
