@@ -53,6 +53,7 @@ from runtime.invoicing import (
 )
 from store.models import metadata
 from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
+from store.writelock import sqlite_write_lock
 
 __all__ = [
     "INVOICE_SERIES",
@@ -261,7 +262,7 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A transaction that writes. On SQLite it takes the write lock up front (BEGIN IMMEDIATE):
     a deferred transaction that read first fails at once with SQLITE_BUSY when another writer
     committed meanwhile, whereas waiting for the lock is covered by the busy timeout."""
-    with engine.connect() as conn:
+    with sqlite_write_lock(engine), engine.connect() as conn:
         if conn.dialect.name == "sqlite":
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         try:
