@@ -156,10 +156,10 @@ def append_only_ddl(dialect: str, table: str) -> list[str]:
                 for op in ("UPDATE", "DELETE")]
     if dialect == "postgresql":
         return [_PG_FUNCTION.strip(),
-                f"CREATE TRIGGER {table}_no_change BEFORE UPDATE OR DELETE ON {table} "
-                f"FOR EACH ROW EXECUTE FUNCTION evbill_refuse_change()",
-                f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
-                f"FOR EACH STATEMENT EXECUTE FUNCTION evbill_refuse_change()"]
+                (f"CREATE TRIGGER {table}_no_change BEFORE UPDATE OR DELETE ON {table} "
+                 "FOR EACH ROW EXECUTE FUNCTION evbill_refuse_change()"),
+                (f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                 "FOR EACH STATEMENT EXECUTE FUNCTION evbill_refuse_change()")]
     raise ValueError(f"append-only triggers are not written for {dialect!r}")
 
 

@@ -1,4 +1,5 @@
-"""Partners (site hosts, eMSPs, fleets, sub-contractors) and the agreements that price them."""
+"""Partners (site hosts, eMSPs, fleets, sub-contractors), the agreements that price them, and the
+partner statements (``api.areas.statements``) that this router carries."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Any, Literal
 from litestar import Router
 from pydantic import Field
 
+from api.areas.statements import TERM_KEYS, check_share_terms
+from api.areas.statements import handlers as statement_handlers
 from api.crud import Ref, WriteModel, crud_router
 from api.schemas import Country, Id, read_of, update_of
 from store.errors import InvalidInput
@@ -39,7 +42,9 @@ class AgreementCreate(WriteModel):
     rule_name: str = Field("", max_length=100, description="e.g. the revenue_share block in the ruleset")
     valid_from: date
     valid_to: date | None = None
-    terms: dict[str, str] = Field(default_factory=dict, max_length=50)
+    terms: dict[str, str] = Field(default_factory=dict, max_length=50,
+                                  description="revenue_share: share_percent, per_kwh, per_session, monthly_fee, "
+                                              "reimburse_per_kwh (decimal strings), currency")
 
 
 AgreementUpdate = update_of(AgreementCreate, "AgreementUpdate")
@@ -49,6 +54,14 @@ AgreementRead = read_of(AgreementCreate, "AgreementRead")
 def _check_agreement(_scope: Scope, values: dict[str, Any], _existing: Any) -> None:
     if values.get("valid_to") and values["valid_to"] < values["valid_from"]:
         raise InvalidInput("agreement_ends_before_start", "valid_to is before valid_from")
+    if values.get("kind") == "revenue_share":
+        # statements read these terms: a typo must fail here, not at month-end
+        terms = values.get("terms") or {}
+        unknown = sorted(set(terms) - {*TERM_KEYS, "currency"})
+        if unknown:
+            raise InvalidInput("agreement_terms_invalid", f"unknown revenue-share terms {unknown}: "
+                                                          f"use {', '.join(TERM_KEYS)}, currency")
+        check_share_terms(terms, "EUR")
 
 
 router = Router(path="/", route_handlers=[
@@ -59,4 +72,5 @@ router = Router(path="/", route_handlers=[
                 model=Agreement, create=AgreementCreate, update=AgreementUpdate, read=AgreementRead,
                 filters={"partner_id": str, "kind": str}, search_cols=("reference", "ruleset_name"),
                 refs={"partner_id": Ref(Partner, "partner")}, clearable=("valid_to",), validate=_check_agreement),
+    Router(path="/", route_handlers=statement_handlers, tags=["partner statements"]),
 ])

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from litestar import Request, Router
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
 from pydantic import Field
-from sqlalchemy import select
+from sqlalchemy import false, select
 
 from api.crud import (
     CursorParam,
@@ -135,6 +135,10 @@ SessionPage = page_of(SessionRead)
 def _scoped(scope: Scope) -> list[Any]:
     # a partner sees the sessions at the sites it hosts, nothing else
     if scope.actor.role == "partner":
+        # a partner user without a partner sees nothing (``== None`` would match every session
+        # without a site host)
+        if not scope.actor.partner_id:
+            return [false()]
         return [ChargingSession.site_host_id == scope.actor.partner_id]
     return []
 

@@ -156,6 +156,12 @@ def seed_other_areas(env: Env) -> None:
             t.ids["document_id"] = _document(env.engine, t)
         if "task_id" not in t.ids:
             _held_invoice(env, t)
+        if "partner_statement_id" not in t.ids:
+            # February: the walks issue March (routes.bodies) and must not meet an overlap
+            r = env.client.post("/partner-statements", json={"partner_id": t.ids["partner_id"], "month": "2026-02"},
+                                headers=t.h())
+            assert r.status_code == 201, r.text
+            t.ids["partner_statement_id"] = r.json()["id"]
 
 
 def _held_invoice(env: Env, t: Tenantry) -> None:

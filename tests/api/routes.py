@@ -75,6 +75,8 @@ def bodies(t: Tenantry) -> dict[str, Any]:
         "adjust_finance_task": {"description": "goodwill", "amount": "-5.00", "tax_rate": "19"},
         "place_billing_hold": {"reason": "dispute"},
         "start_ad_hoc_cycle": {"start": "2026-03-01", "end": "2026-04-01"},
+        "preview_partner_statement": {"partner_id": ids["partner_id"], "month": "2026-03"},
+        "issue_partner_statement": {"partner_id": ids["partner_id"], "month": "2026-03"},
     }
 
 

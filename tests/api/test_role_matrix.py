@@ -45,6 +45,12 @@ def expected_roles(op_id: str) -> set[str]:
         return WRITE
     if op_id == "download_document":
         return READ
+    if op_id in ("preview_partner_statement", "list_partner_statements", "get_partner_statement",
+                 "export_partner_statement_csv"):
+        # finance reads statements, a partner its own; analysts price, they do not see payouts
+        return {"admin", "operator", "approver", "auditor", "partner"}
+    if op_id == "issue_partner_statement":
+        return WRITE
     if op_id.startswith(("list_", "get_", "diff_")):
         return READ
     if op_id.startswith(("create_", "update_", "delete_")):

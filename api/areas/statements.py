@@ -1,0 +1,337 @@
+"""Partner statements: the sessions at a partner's sites in a period, the revenue per currency and
+VAT rate, and the partner's share under its revenue-share agreement. Preview (computed, nothing
+stored), issue (numbered per tenant, immutable, audited), list, get and CSV export.
+
+A partner-role key sees only its own partner's statements. The routes ride on the partners
+router (``api.areas.partners``).
+
+Where the share terms come from: an agreement that names both a ruleset and a rule reads that
+``revenue_share`` block from the ruleset version in force at the period's start (the first one
+published during the period if none was in force yet); any other agreement reads its ``terms``:
+``share_percent``, ``per_kwh``, ``per_session``, ``monthly_fee``, ``reimburse_per_kwh`` (decimal
+strings) and ``currency`` for the fixed amounts (default: the tenant's).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from litestar import Request, Response
+from litestar.openapi.datastructures import ResponseSpec
+from pydantic import Field
+from sqlalchemy import false, select
+
+from api.auth import ROLE_SETS
+from api.crud import (
+    CursorParam,
+    IdPath,
+    LimitParam,
+    ReadModel,
+    WriteModel,
+    _problems,
+    open_scope,
+    page_of,
+    route,
+)
+from api.schemas import DecimalOut, Id, RefId
+from dsl.revenue_share import revenue_share_terms
+from runtime.invoicing import Period
+from runtime.statements import ShareTerms, StatementDraft, build_statement, statement_period
+from store import statements as S
+from store.errors import Conflict, InvalidInput, NotFound
+from store.models import Agreement, Partner, Ruleset, RulesetVersion, Tenant
+from store.repo import Scope, decode_cursor, encode_cursor
+
+__all__ = ["TERM_KEYS", "check_share_terms", "handlers"]
+
+ROLE_SETS.setdefault("statements_read", ("admin", "operator", "approver", "auditor", "partner"))
+ROLE_SETS.setdefault("statements_write", ("admin", "operator"))
+
+TERM_KEYS = ("share_percent", "per_kwh", "per_session", "monthly_fee", "reimburse_per_kwh")
+
+
+class PartnerStatementCreate(WriteModel):
+    partner_id: Id
+    month: str | None = Field(None, pattern=r"^(19[7-9][0-9]|2[01][0-9][0-9])-(0[1-9]|1[0-2])$",
+                              description="a calendar month in the tenant's time zone, e.g. 2026-03")
+    start: date | None = Field(None, description="first local day (tenant's zone); with end, instead of month")
+    end: date | None = Field(None, description="local day after the last one (exclusive), like billing periods")
+    agreement_id: RefId = Field(None, description="the revenue-share agreement to apply; default: the "
+                                                  "partner's one valid in the period")
+
+
+class TotalRead(ReadModel):
+    currency: str
+    sessions: int
+    energy_kwh: DecimalOut
+    net: DecimalOut
+    tax: DecimalOut
+    gross: DecimalOut
+    payable: DecimalOut
+
+
+class PartnerStatementLineRead(ReadModel):
+    seq: int
+    kind: str
+    description: str
+    currency: str
+    tax_rate: DecimalOut | None
+    sessions: int
+    energy_kwh: DecimalOut
+    quantity: DecimalOut
+    unit: str
+    unit_price: DecimalOut
+    net: DecimalOut
+    tax: DecimalOut
+    gross: DecimalOut
+    net_unrounded: DecimalOut
+
+
+class PartnerStatementSummary(ReadModel):
+    id: str | None = Field(description="null on a preview")
+    number: str | None = Field(description="null on a preview")
+    partner_id: str
+    agreement_id: str | None
+    ruleset_version_id: str | None
+    share_source: str
+    local_start: date
+    local_end: date
+    timezone: str
+    period_start: datetime
+    period_end: datetime
+    sessions: int
+    covered_sessions: int
+    unrated_sessions: int
+    energy_kwh: DecimalOut
+    totals: list[TotalRead]
+    notes: list[str]
+    issued_by: str | None
+    issued_at: datetime | None
+
+
+class PartnerStatementRead(PartnerStatementSummary):
+    lines: list[PartnerStatementLineRead]
+
+
+PartnerStatementPage = page_of(PartnerStatementSummary)
+
+
+def _partner_filter(scope: Scope) -> list[Any]:
+    """A partner key sees its own partner only (a partner user without one sees nothing)."""
+    if scope.actor.role != "partner":
+        return []
+    if not scope.actor.partner_id:
+        return [false()]
+    return [S.statement.c.partner_id == scope.actor.partner_id]
+
+
+def _own_partner(scope: Scope, partner_id: str) -> Partner:
+    if scope.actor.role == "partner" and partner_id != scope.actor.partner_id:
+        raise NotFound("partner_not_found", f"partner {partner_id!r} not found")
+    return scope.repo(Partner, "partner", "par").get(partner_id)
+
+
+def _decimal_term(terms: dict[str, Any], key: str) -> Decimal | None:
+    raw = terms.get(key)
+    if raw in (None, ""):
+        return None
+    try:
+        value = Decimal(str(raw))
+    except InvalidOperation:
+        raise InvalidInput("agreement_terms_invalid", f"term {key!r} is not a decimal: {raw!r}") from None
+    if not value.is_finite() or value < 0 or (key == "share_percent" and value > 100) or abs(value) >= 10**9:
+        raise InvalidInput("agreement_terms_invalid", f"term {key!r} is out of range: {raw!r}")
+    return value
+
+
+def check_share_terms(terms: dict[str, Any], currency: str) -> ShareTerms:
+    cur = str(terms.get("currency") or currency)
+    if len(cur) != 3 or not cur.isalpha() or not cur.isupper():
+        raise InvalidInput("agreement_terms_invalid", f"term 'currency' is not an ISO 4217 code: {cur!r}")
+    v = {k: _decimal_term(terms, k) for k in TERM_KEYS}
+    return ShareTerms(cur, v["share_percent"], v["per_kwh"], v["per_session"], v["monthly_fee"],
+                      v["reimburse_per_kwh"], "agreement terms")
+
+
+def _agreement(scope: Scope, partner: Partner, period: Period, agreement_id: str | None) -> Agreement | None:
+    if agreement_id:
+        ag = scope.repo(Agreement, "agreement", "agr").get(agreement_id)
+        if ag.partner_id != partner.id:
+            raise InvalidInput("agreement_of_another_partner", f"agreement {ag.id!r} is not {partner.id!r}'s")
+        if ag.kind != "revenue_share":
+            raise InvalidInput("not_a_revenue_share_agreement", f"agreement {ag.id!r} is a {ag.kind} agreement")
+        return ag
+    found = list(scope.db.execute(select(Agreement).where(
+        Agreement.tenant_id == scope.tenant_id, Agreement.partner_id == partner.id,
+        Agreement.kind == "revenue_share", Agreement.valid_from < period.local_end,
+        (Agreement.valid_to.is_(None)) | (Agreement.valid_to >= period.local_start))  # type: ignore[union-attr,operator]
+        .order_by(Agreement.valid_from, Agreement.id)).scalars())
+    if len(found) > 1:
+        raise InvalidInput("agreement_ambiguous", f"{len(found)} revenue-share agreements of the partner are valid "
+                           f"in the period: name one with agreement_id ({', '.join(a.id for a in found)})")
+    return found[0] if found else None
+
+
+def _ruleset_terms(scope: Scope, ag: Agreement, period: Period) -> tuple[ShareTerms, str]:
+    rs = scope.db.execute(select(Ruleset).where(Ruleset.tenant_id == scope.tenant_id,
+                                                Ruleset.name == ag.ruleset_name)).scalar_one_or_none()
+    if rs is None:
+        raise InvalidInput("agreement_ruleset_not_found", f"the agreement names ruleset {ag.ruleset_name!r}, "
+                                                          "which does not exist")
+    rv = RulesetVersion
+    base = select(rv).where(rv.tenant_id == scope.tenant_id, rv.ruleset_id == rs.id)
+    version = scope.db.execute(base.where(rv.effective_from <= period.start)  # type: ignore[arg-type]
+                               .order_by(rv.effective_from.desc(), rv.version.desc()).limit(1)).scalar_one_or_none()  # type: ignore[attr-defined]
+    if version is None:
+        version = scope.db.execute(base.where(rv.effective_from < period.end)  # type: ignore[arg-type]
+                                   .order_by(rv.effective_from, rv.version).limit(1)).scalar_one_or_none()
+    if version is None:
+        raise InvalidInput("no_ruleset_version_in_force", f"ruleset {rs.name!r} has no version in force in the period")
+    label = f"ruleset {rs.name} v{version.version}, revenue_share {ag.rule_name}"
+    terms, diags = revenue_share_terms(version.source, ag.rule_name, f"{rs.name} v{version.version}", label)
+    errors = [d for d in diags if d.is_error]
+    if errors:
+        raise InvalidInput("revenue_share_unreadable", f"the revenue_share block {ag.rule_name!r} cannot be read: "
+                           f"{errors[0].message}", errors=[d.to_dict() for d in errors])
+    if terms is None:
+        raise InvalidInput("revenue_share_not_found", f"{rs.name} v{version.version} has no revenue_share block "
+                                                      f"named {ag.rule_name!r}")
+    return terms, version.id
+
+
+def _compute(scope: Scope, data: PartnerStatementCreate) -> tuple[StatementDraft, S.IssueRequest]:
+    partner = _own_partner(scope, data.partner_id)
+    tenant = scope.db.get(Tenant, scope.tenant_id)
+    assert tenant is not None
+    try:
+        period = statement_period(tenant.timezone, month=data.month, start=data.start, end=data.end)
+    except (ValueError, OverflowError) as exc:
+        raise InvalidInput("invalid_period", str(exc)) from None
+    ag = _agreement(scope, partner, period, data.agreement_id)
+    terms: ShareTerms | None = None
+    version_id: str | None = None
+    notes: list[str] = []
+    if ag is not None and ag.ruleset_name and ag.rule_name:
+        terms, version_id = _ruleset_terms(scope, ag, period)
+    elif ag is not None:
+        terms = check_share_terms(ag.terms or {}, tenant.currency)
+        if ag.rule_name:
+            notes.append(f"the agreement names rule {ag.rule_name!r} but no ruleset: its terms were used")
+    sessions, unrated = S.period_sessions(scope.db, scope.tenant_id, partner.id, period.start, period.end,
+                                          period.timezone)
+    draft = build_statement(period=period, sessions=sessions, unrated_sessions=unrated, terms=terms,
+                            valid_from=ag.valid_from if ag else None, valid_to=ag.valid_to if ag else None)
+    if notes:
+        draft = StatementDraft(draft.period, draft.lines, draft.totals, draft.sessions, draft.unrated_sessions,
+                               draft.energy_kwh, draft.covered_sessions, (*notes, *draft.notes))
+    source = terms.source if terms is not None else ("no agreement" if ag is None else "agreement without terms")
+    return draft, S.IssueRequest(partner.id, ag.id if ag else None, version_id, source)
+
+
+def _read(header: dict[str, Any], lines: list[Any]) -> PartnerStatementRead:
+    return PartnerStatementRead(**header, lines=[PartnerStatementLineRead.model_validate(ln, from_attributes=True)
+                                                 for ln in lines])
+
+
+def _draft_header(draft: StatementDraft, req: S.IssueRequest) -> dict[str, Any]:
+    p = draft.period
+    return {"id": None, "number": None, "partner_id": req.partner_id, "agreement_id": req.agreement_id,
+            "ruleset_version_id": req.ruleset_version_id, "share_source": req.share_source,
+            "local_start": p.local_start, "local_end": p.local_end, "timezone": p.timezone,
+            "period_start": p.start, "period_end": p.end, "sessions": draft.sessions,
+            "covered_sessions": draft.covered_sessions, "unrated_sessions": draft.unrated_sessions,
+            "energy_kwh": draft.energy_kwh, "totals": [t.to_dict() for t in draft.totals],
+            "notes": list(draft.notes), "issued_by": None, "issued_at": None}
+
+
+@route("POST", "/partner-statements/preview", operation_id="preview_partner_statement", roles="statements_read",
+       status_code=200, summary="Compute a partner's statement for a month or period without issuing it")
+def preview_partner_statement(request: Request[Any, Any, Any], data: PartnerStatementCreate) -> PartnerStatementRead:
+    with open_scope(request) as scope:
+        draft, req = _compute(scope, data)
+        return _read(_draft_header(draft, req), [ln.to_dict() for ln in draft.lines])
+
+
+@route("POST", "/partner-statements", operation_id="issue_partner_statement", roles="statements_write",
+       status_code=201, summary="Issue a partner statement: numbered, stored, immutable and audited")
+def issue_partner_statement(request: Request[Any, Any, Any], data: PartnerStatementCreate) -> PartnerStatementRead:
+    with open_scope(request) as scope:
+        draft, req = _compute(scope, data)
+        p = draft.period
+        clash = S.overlapping(scope.db, scope.tenant_id, req.partner_id, p.local_start, p.local_end)
+        if clash:
+            raise Conflict("statement_period_overlaps", f"statement {clash} of this partner already covers part "
+                                                        "of the period")
+        row = S.issue_statement(scope.db, scope.actor, req, draft)
+        scope.commit()
+        return _read({k: row[k] for k in PartnerStatementSummary.model_fields},
+                     [ln.to_dict() for ln in draft.lines])
+
+
+@route("GET", "/partner-statements", operation_id="list_partner_statements", roles="statements_read",
+       summary="Issued partner statements, by number")
+def list_partner_statements(request: Request[Any, Any, Any], limit: LimitParam = 50, cursor: CursorParam = None,
+                            partner_id: str | None = None) -> PartnerStatementPage:  # type: ignore[valid-type]
+    with open_scope(request) as scope:
+        s = S.statement.c
+        stmt = select(S.statement).where(s.tenant_id == scope.tenant_id, *_partner_filter(scope))
+        if partner_id:
+            stmt = stmt.where(s.partner_id == partner_id)
+        if cursor:
+            raw = decode_cursor(cursor)
+            if not raw.isdigit() or len(raw) > 12:
+                raise InvalidInput("invalid_cursor", "the cursor is not one this API returned")
+            stmt = stmt.where(s.number_seq > int(raw))
+        rows = scope.db.execute(stmt.order_by(s.number_seq).limit(limit + 1)).mappings().all()
+        nxt = encode_cursor(str(rows[limit - 1]["number_seq"])) if len(rows) > limit else None
+        return PartnerStatementPage(items=[PartnerStatementSummary.model_validate(dict(r)) for r in rows[:limit]],
+                                    next_cursor=nxt)
+
+
+def _get(scope: Scope, statement_id: str) -> dict[str, Any]:
+    s = S.statement.c
+    row = scope.db.execute(select(S.statement).where(s.tenant_id == scope.tenant_id, s.id == statement_id,
+                                                     *_partner_filter(scope))).mappings().first()
+    if row is None:
+        raise NotFound("partner_statement_not_found", f"partner statement {statement_id!r} not found")
+    return dict(row)
+
+
+@route("GET", "/partner-statements/{partner_statement_id:str}", operation_id="get_partner_statement",
+       roles="statements_read", summary="An issued partner statement with its lines")
+def get_partner_statement(request: Request[Any, Any, Any], partner_statement_id: IdPath) -> PartnerStatementRead:
+    with open_scope(request) as scope:
+        row = _get(scope, partner_statement_id)
+        lines = [dict(ln._mapping) for ln in S.lines_of(scope.db, row["id"])]
+        return _read({k: row[k] for k in PartnerStatementSummary.model_fields}, lines)
+
+
+CSV_COLUMNS = ("number", "partner_id", "local_start", "local_end", "seq", "kind", "description", "currency",
+               "tax_rate", "sessions", "energy_kwh", "quantity", "unit", "unit_price", "net", "tax", "gross")
+
+
+@route("GET", "/partner-statements/{partner_statement_id:str}/csv", operation_id="export_partner_statement_csv",
+       roles="statements_read", summary="The statement's lines as CSV (one row per line, decimals as written)",
+       responses={**_problems(400, 401, 403, 404, 409, 422),
+                  200: ResponseSpec(data_container=str, media_type="text/csv", description="the lines as CSV")})
+def export_partner_statement_csv(request: Request[Any, Any, Any], partner_statement_id: IdPath) -> Response[str]:
+    with open_scope(request) as scope:
+        row = _get(scope, partner_statement_id)
+        lines = S.lines_of(scope.db, row["id"])
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\r\n")
+    w.writerow(CSV_COLUMNS)
+    for ln in lines:
+        m = {**row, **dict(ln._mapping)}
+        w.writerow(["" if m[c] is None else format(m[c], "f") if isinstance(m[c], Decimal) else str(m[c])
+                    for c in CSV_COLUMNS])
+    return Response(out.getvalue(), media_type="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{row["number"]}.csv"'})
+
+
+handlers = [preview_partner_statement, issue_partner_statement, list_partner_statements, get_partner_statement,
+            export_partner_statement_csv]

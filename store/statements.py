@@ -1,0 +1,178 @@
+"""Partner statements: the tables, gathering a period's rated sessions at a partner's sites, and
+issuing (numbering and persisting) a statement.
+
+Plain SQLAlchemy Core tables like ``store.billing``. An issued statement is immutable: nothing here
+updates or deletes one, and database triggers (migration 0006) refuse it. Numbers run per tenant
+(``PS-000001``, ...) without gaps: the tenant row is locked before the next number is taken, in the
+transaction that inserts the statement and its audit entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    UniqueConstraint,
+    and_,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.orm import Session
+
+from runtime.statements import SessionRevenue, StatementDraft
+from store.audit import Actor, append_audit
+from store.models import ChargingSession, RatedLineRow, Tenant, metadata
+from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
+
+__all__ = [
+    "NUMBER_PREFIX",
+    "IssueRequest",
+    "issue_statement",
+    "lines_of",
+    "overlapping",
+    "period_sessions",
+    "statement",
+    "statement_line",
+]
+
+NUMBER_PREFIX = "PS-"
+
+_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _dec(name: str, nullable: bool = False) -> Column[Any]:
+    return Column(name, ExactDecimal(), nullable=nullable)
+
+
+statement = Table(
+    "partner_statement", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(40), ForeignKey("tenant.id"), nullable=False),
+    Column("number", String(40), nullable=False),
+    Column("number_seq", Integer(), nullable=False),
+    Column("partner_id", String(40), ForeignKey("partner.id"), nullable=False),
+    Column("agreement_id", String(40), ForeignKey("agreement.id"), nullable=True),
+    Column("ruleset_version_id", String(40), nullable=True),
+    Column("share_source", String(300), nullable=False),
+    Column("local_start", Date(), nullable=False),
+    Column("local_end", Date(), nullable=False),  # exclusive
+    Column("timezone", String(64), nullable=False),
+    Column("period_start", UTCDateTime(), nullable=False),
+    Column("period_end", UTCDateTime(), nullable=False),
+    Column("sessions", Integer(), nullable=False),
+    Column("covered_sessions", Integer(), nullable=False),
+    Column("unrated_sessions", Integer(), nullable=False),
+    _dec("energy_kwh"),
+    Column("totals", JSON(), nullable=False),
+    Column("notes", JSON(), nullable=False),
+    Column("issued_by", String(40), nullable=False),
+    Column("issued_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("tenant_id", "number_seq", name="uq_partner_statement_number"),
+    Index("ix_partner_statement_partner", "tenant_id", "partner_id", "local_start"),
+)
+
+statement_line = Table(
+    "partner_statement_line", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(40), ForeignKey("tenant.id"), nullable=False),
+    Column("statement_id", String(40), ForeignKey("partner_statement.id"), nullable=False),
+    Column("seq", Integer(), nullable=False),
+    Column("kind", String(30), nullable=False),
+    Column("description", String(300), nullable=False),
+    Column("currency", String(3), nullable=False),
+    _dec("tax_rate", nullable=True),
+    Column("sessions", Integer(), nullable=False),
+    _dec("energy_kwh"), _dec("quantity"),
+    Column("unit", String(30), nullable=False),
+    _dec("unit_price"), _dec("net"), _dec("tax"), _dec("gross"), _dec("net_unrounded"),
+    UniqueConstraint("statement_id", "seq", name="uq_partner_statement_line_seq"),
+)
+
+
+def period_sessions(db: Session, tenant_id: str, partner_id: str, start: Any, end: Any,
+                    tzname: str) -> tuple[list[SessionRevenue], int]:
+    """The rated sessions hosted by ``partner_id`` that started in ``[start, end)`` (UTC), with
+    their current rating's lines at full precision; and how many unrated ones there were."""
+    cs = ChargingSession
+    where = and_(cs.tenant_id == tenant_id, cs.site_host_id == partner_id,  # type: ignore[arg-type]
+                 cs.start >= start, cs.start < end)  # type: ignore[arg-type,operator]
+    rows = db.execute(select(cs.id, cs.start, cs.currency, cs.energy_kwh, cs.current_rating_id, cs.status)
+                      .where(where).order_by(cs.start, cs.id)).all()
+    rated = {r.current_rating_id: r for r in rows if r.status == "rated" and r.current_rating_id}
+    lines: dict[str, list[tuple[Decimal, Decimal]]] = {rid: [] for rid in rated}
+    ids = list(rated)
+    for i in range(0, len(ids), 500):
+        for ln in db.execute(select(RatedLineRow.rating_id, RatedLineRow.tax_rate, RatedLineRow.net)
+                             .where(RatedLineRow.rating_id.in_(ids[i:i + 500]))  # type: ignore[attr-defined]
+                             .order_by(RatedLineRow.rating_id, RatedLineRow.seq)):
+            lines[ln.rating_id].append((ln.tax_rate, ln.net))
+    tz = ZoneInfo(tzname)
+    out = [SessionRevenue(r.id, r.start.astimezone(tz).date(), r.currency, r.energy_kwh, tuple(lines[rid]))
+           for rid, r in rated.items()]
+    return out, len(rows) - len(out)
+
+
+def overlapping(db: Session, tenant_id: str, partner_id: str, local_start: date, local_end: date) -> str | None:
+    """The number of an issued statement of the partner whose period overlaps ``[start, end)``."""
+    s = statement.c
+    return db.execute(select(s.number).where(s.tenant_id == tenant_id, s.partner_id == partner_id,
+                                             s.local_start < local_end, s.local_end > local_start)
+                      .limit(1)).scalar_one_or_none()
+
+
+@dataclass(frozen=True, slots=True)
+class IssueRequest:
+    partner_id: str
+    agreement_id: str | None
+    ruleset_version_id: str | None
+    share_source: str
+
+
+def issue_statement(db: Session, actor: Actor, req: IssueRequest, draft: StatementDraft) -> dict[str, Any]:
+    """Persist ``draft`` under the tenant's next number and audit it, in the caller's transaction.
+    Returns the statement row as a dict."""
+    # the tenant row lock serialises issuers of one tenant (append_audit takes the same lock)
+    db.execute(select(Tenant.id).where(Tenant.id == actor.tenant_id).with_for_update(key_share=True))
+    seq = (db.execute(select(func.max(statement.c.number_seq)).where(statement.c.tenant_id == actor.tenant_id))
+           .scalar_one_or_none() or 0) + 1
+    p = draft.period
+    row: dict[str, Any] = {
+        "id": new_id("pst"), "tenant_id": actor.tenant_id, "number": f"{NUMBER_PREFIX}{seq:06d}", "number_seq": seq,
+        "partner_id": req.partner_id, "agreement_id": req.agreement_id, "ruleset_version_id": req.ruleset_version_id,
+        "share_source": req.share_source[:300], "local_start": p.local_start, "local_end": p.local_end,
+        "timezone": p.timezone, "period_start": p.start, "period_end": p.end, "sessions": draft.sessions,
+        "covered_sessions": draft.covered_sessions, "unrated_sessions": draft.unrated_sessions,
+        "energy_kwh": draft.energy_kwh, "totals": [t.to_dict() for t in draft.totals], "notes": list(draft.notes),
+        "issued_by": actor.user_id, "issued_at": utcnow(),
+    }
+    db.execute(insert(statement).values(**row))
+    if draft.lines:
+        db.execute(insert(statement_line), [
+            {"tenant_id": actor.tenant_id, "statement_id": row["id"], "seq": ln.seq, "kind": ln.kind,
+             "description": ln.description, "currency": ln.currency, "tax_rate": ln.tax_rate,
+             "sessions": ln.sessions, "energy_kwh": ln.energy_kwh, "quantity": ln.quantity, "unit": ln.unit,
+             "unit_price": ln.unit_price, "net": ln.net, "tax": ln.tax, "gross": ln.gross,
+             "net_unrounded": ln.net_unrounded} for ln in draft.lines])
+    append_audit(db, actor, "partner_statement.issue", "partner_statement", row["id"], None,
+                 {k: v for k, v in row.items() if k != "tenant_id"})
+    return row
+
+
+def lines_of(db: Session, statement_id: str) -> Sequence[Any]:
+    return db.execute(select(statement_line).where(statement_line.c.statement_id == statement_id)
+                      .order_by(statement_line.c.seq)).all()
