@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -38,6 +38,7 @@ from sqlalchemy import (
     and_,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -77,6 +78,7 @@ __all__ = [
     "invoice_line",
     "number_series",
     "open_task",
+    "account_rows",
     "period_discounts",
     "period_services",
     "place_hold",
@@ -85,6 +87,7 @@ __all__ = [
     "previous_net",
     "release_hold",
     "service_item",
+    "tenant_row",
     "write_transaction",
 ]
 
@@ -503,3 +506,21 @@ def period_discounts(conn: Connection, tenant_id: str, account_id: str, period: 
     return [PeriodDiscount(d.description, d.percent, d.amount, d.tax_rate)
             for d in conn.execute(_in_period(account_discount, tenant_id, account_id, period))
             if d.valid_to is None or d.valid_to > period.local_start]
+
+
+def account_rows(conn: Connection, table: Table, tenant_id: str, account_id: str, *, after_id: str | None = None,
+                 limit: int = 50, active_on: date | None = None) -> list[Any]:
+    """A page of an account's service items or discounts in id (creation) order; ``active_on``
+    keeps the rows valid on that day."""
+    stmt = select(table).where(table.c.tenant_id == tenant_id, table.c.account_id == account_id)
+    if after_id:
+        stmt = stmt.where(table.c.id > after_id)
+    if active_on is not None:
+        stmt = stmt.where(table.c.valid_from <= active_on,
+                          or_(table.c.valid_to.is_(None), table.c.valid_to > active_on))
+    return list(conn.execute(stmt.order_by(table.c.id).limit(limit)).all())
+
+
+def tenant_row(conn: Connection, table: Table, tenant_id: str, row_id: str) -> Any:
+    """One row of ``table`` if it is the tenant's (None otherwise: another tenant's row does not exist)."""
+    return conn.execute(select(table).where(table.c.id == row_id, table.c.tenant_id == tenant_id)).first()

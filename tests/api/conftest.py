@@ -156,6 +156,13 @@ def seed_other_areas(env: Env) -> None:
             t.ids["document_id"] = _document(env.engine, t)
         if "task_id" not in t.ids:
             _held_invoice(env, t)
+        if "service_item_id" not in t.ids:
+            acc = t.ids["billing_account_id"]
+            t.ids["service_item_id"] = _ok(env.client.post(f"/billing/accounts/{acc}/service-items", json={
+                "description": "SIM card", "unit_price": "2.50", "per": "month", "tax_rate": "19",
+                "valid_from": "2026-03-01"}, headers=t.h()))["id"]
+            t.ids["discount_id"] = _ok(env.client.post(f"/billing/accounts/{acc}/discounts", json={
+                "description": "5% off", "percent": "5", "valid_from": "2026-03-01"}, headers=t.h()))["id"]
         if "partner_statement_id" not in t.ids:
             # February: the walks issue March (routes.bodies) and must not meet an overlap
             r = env.client.post("/partner-statements", json={"partner_id": t.ids["partner_id"], "month": "2026-02"},

@@ -75,6 +75,12 @@ def bodies(t: Tenantry) -> dict[str, Any]:
         "adjust_finance_task": {"description": "goodwill", "amount": "-5.00", "tax_rate": "19"},
         "place_billing_hold": {"reason": "dispute"},
         "start_ad_hoc_cycle": {"start": "2026-03-01", "end": "2026-04-01"},
+        "create_service_item": {"description": "SIM card", "unit_price": "2.50", "per": "month", "tax_rate": "19",
+                                "valid_from": "2026-03-01"},
+        "update_service_item": {"quantity": "2"},
+        "end_service_item": {"valid_to": "2026-12-01"},
+        "create_discount": {"description": "10% framework agreement", "percent": "10", "valid_from": "2026-03-01"},
+        "end_discount": {"valid_to": "2026-12-01"},
         "preview_partner_statement": {"partner_id": ids["partner_id"], "month": "2026-03"},
         "issue_partner_statement": {"partner_id": ids["partner_id"], "month": "2026-03"},
     }

@@ -1,0 +1,154 @@
+"""Schedules follow billing accounts: each active monthly or quarterly account has one Temporal
+Schedule (``worker.ensure_schedule``) that starts its cycle at the cut-off; a closed account's
+schedule is paused (reopening resumes it), an ad-hoc or deleted account's schedule is deleted.
+
+The calendar comes from the same policy the cycle itself reads (``BillingActivities._policies``):
+the account's cycle, the cut-off day of the ruleset's ``billing`` block named by that cycle (else
+the first one; day 1 without any), and the block's time zone, else the account's. A ruleset
+version that moves the cut-off changes the schedules at the next ``sync_schedules``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, select
+from temporalio.client import Client, ScheduleDescription, ScheduleHandle, ScheduleSpec
+from temporalio.service import RPCError, RPCStatusCode
+
+from workflows.billing.types import TASK_QUEUE
+from workflows.billing.worker import _spec, ensure_schedule, schedule_id
+
+__all__ = ["SchedulePlan", "follow_account", "plan_schedules", "sync_schedules"]
+
+log = logging.getLogger("evbill.billing.schedules")
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulePlan:
+    """What an account's schedule should be: ``cycle`` None means no schedule (ad hoc, deleted)."""
+
+    account_id: str
+    cycle: str | None
+    cut_off_day: int = 1
+    timezone: str = ""
+    active: bool = True
+
+
+def _policies(engine: Engine, tenant_id: str, at: datetime) -> Any:
+    """The billing policies of the tenant's ruleset version in force at ``at`` (None without one)."""
+    from dsl.compiler import compile_ruleset
+    from dsl.policies import interpret_policies
+    from store.models import RulesetVersion
+
+    rv = RulesetVersion.__table__  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        row = conn.execute(select(rv.c.id, rv.c.source, rv.c.dsl_name).where(
+            rv.c.tenant_id == tenant_id, rv.c.effective_from <= at)
+            .order_by(rv.c.effective_from.desc(), rv.c.published_at.desc()).limit(1)).first()
+    if row is None:
+        return None
+    res = compile_ruleset(row.source, f"{row.dsl_name or row.id}.evb")
+    return interpret_policies(res.ruleset.ast)[0] if res.ruleset is not None else None
+
+
+def plan_schedules(engine: Engine, tenant_id: str, account_ids: list[str] | None = None) -> list[SchedulePlan]:
+    """The wanted schedule of the given accounts of the tenant (all of them when None); an id that
+    names no account of the tenant plans none."""
+    from store.models import BillingAccount
+
+    acct = BillingAccount.__table__  # type: ignore[attr-defined]
+    stmt = select(acct.c.id, acct.c.billing_cycle, acct.c.timezone, acct.c.status).where(acct.c.tenant_id == tenant_id)
+    if account_ids is not None:
+        stmt = stmt.where(acct.c.id.in_(account_ids))
+    with engine.connect() as conn:
+        rows = conn.execute(stmt.order_by(acct.c.id)).all()
+    pols = _policies(engine, tenant_id, datetime.now(UTC)) if rows else None
+    out = []
+    for r in rows:
+        billing = (pols.billing_named(r.billing_cycle) or pols.billing_named(None)) if pols is not None else None
+        cycle = r.billing_cycle if r.billing_cycle in ("monthly", "quarterly", "ad_hoc") else \
+            (billing.cycle if billing is not None else "monthly")
+        out.append(SchedulePlan(r.id, None if cycle == "ad_hoc" else cycle,
+                                billing.cut_off_day if billing is not None else 1,
+                                (billing.timezone if billing is not None else "") or r.timezone, r.status == "active"))
+    found = {p.account_id for p in out}
+    out += [SchedulePlan(a, None) for a in account_ids or () if a not in found]
+    return out
+
+
+def _ranges(rs: Any) -> list[tuple[int, int, int]]:
+    return [(r.start, r.end or r.start, r.step or 1) for r in rs]
+
+
+def _signature(spec: ScheduleSpec) -> tuple[Any, ...]:
+    cals = tuple((tuple(_ranges(c.day_of_month)), tuple(_ranges(c.month)), tuple(_ranges(c.hour)),
+                  tuple(_ranges(c.minute))) for c in spec.calendars)
+    return cals, spec.time_zone_name or ""
+
+
+async def _describe(handle: ScheduleHandle) -> ScheduleDescription | None:
+    try:
+        return await handle.describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+
+
+async def follow_account(client: Client, tenant_id: str, plan: SchedulePlan, task_queue: str = TASK_QUEUE) -> str:
+    """Bring one account's schedule to its plan; returns what happened: created | updated |
+    unchanged | paused | deleted | absent."""
+    handle = client.get_schedule_handle(schedule_id(tenant_id, plan.account_id))
+    desc = await _describe(handle)
+    if plan.cycle is None:
+        if desc is None:
+            return "absent"
+        await handle.delete()
+        return "deleted"
+    if not plan.active:
+        if desc is None:
+            return "absent"  # a closed account gets no new schedule
+        if desc.schedule.state.paused:
+            return "unchanged"
+        await handle.pause(note="billing account closed")
+        return "paused"
+    if desc is not None:
+        action = desc.schedule.action
+        same = (_signature(desc.schedule.spec) == _signature(_spec(plan.cycle, plan.cut_off_day, plan.timezone))
+                and getattr(action, "task_queue", None) == task_queue and not desc.schedule.state.paused)
+        if same:
+            return "unchanged"
+    await ensure_schedule(client, tenant_id, plan.account_id, plan.cycle, plan.cut_off_day, plan.timezone,
+                          task_queue=task_queue)
+    return "created" if desc is None else "updated"
+
+
+async def sync_schedules(client: Client, engine: Engine, tenant_id: str, task_queue: str = TASK_QUEUE,
+                         concurrency: int = 16) -> dict[str, int]:
+    """Reconcile every account's schedule of the tenant, and delete schedules whose account is
+    gone. Idempotent: a second run finds everything ``unchanged`` (or ``absent``)."""
+    plans = await asyncio.to_thread(plan_schedules, engine, tenant_id)
+    prefix = schedule_id(tenant_id, "")
+    known = {p.account_id for p in plans}
+    async for s in await client.list_schedules():
+        if s.id.startswith(prefix) and s.id[len(prefix):] not in known:
+            plans.append(SchedulePlan(s.id[len(prefix):], None))
+    sem = asyncio.Semaphore(concurrency)
+    counts: Counter[str] = Counter()
+
+    async def one(p: SchedulePlan) -> None:
+        async with sem:
+            try:
+                counts[await follow_account(client, tenant_id, p, task_queue)] += 1
+            except Exception as exc:  # noqa: BLE001 - one bad account (an unusable zone) must not stop the rest
+                log.warning("schedule of billing account %s not reconciled: %s", p.account_id, exc)
+                counts["failed"] += 1
+
+    await asyncio.gather(*(one(p) for p in plans))
+    return {k: counts.get(k, 0) for k in ("created", "updated", "unchanged", "paused", "deleted", "absent", "failed")}
