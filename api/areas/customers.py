@@ -8,6 +8,7 @@ from typing import Any, Literal
 from litestar import Router
 from pydantic import Field
 
+from api.areas.billing import follow_schedules
 from api.crud import Ref, WriteModel, crud_router
 from api.schemas import Country, Currency, Id, RefId, read_of, update_of
 from store.errors import InvalidInput
@@ -144,10 +145,12 @@ router = Router(path="/", route_handlers=[
                 json_filters={"group": "groups"},
                 search_cols=("name", "company_name", "email", "city", "vat_id", "external_ref"),
                 validate=_check_customer),
-    crud_router(path="/billing-accounts", tag="customers", entity="billing_account", plural="billing_accounts",
-                prefix="acc", model=BillingAccount, create=BillingAccountCreate, update=BillingAccountUpdate,
-                read=BillingAccountRead, filters={"customer_id": str, "status": str},
-                search_cols=("name", "invoice_email"), refs={"customer_id": Ref(Customer, "customer")}),
+    # the account's Temporal Schedule follows its writes (a no-op without Temporal)
+    Router(path="/", middleware=[follow_schedules], route_handlers=[
+        crud_router(path="/billing-accounts", tag="customers", entity="billing_account", plural="billing_accounts",
+                    prefix="acc", model=BillingAccount, create=BillingAccountCreate, update=BillingAccountUpdate,
+                    read=BillingAccountRead, filters={"customer_id": str, "status": str},
+                    search_cols=("name", "invoice_email"), refs={"customer_id": Ref(Customer, "customer")})]),
     crud_router(path="/contracts", tag="customers", entity="contract", plural="contracts", prefix="con",
                 model=Contract, create=ContractCreate, update=ContractUpdate, read=ContractRead,
                 filters={"customer_id": str, "account_id": str, "product": str, "status": str},
