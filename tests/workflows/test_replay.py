@@ -1,5 +1,7 @@
 """Histories recorded by earlier workflow code (``record_histories.py``) must replay on today's
-code: a change that would break running cycles fails here instead of in production."""
+code: a change that would break running cycles fails here instead of in production. Each history
+replays twice: in the SDK's sandbox (which refuses non-deterministic imports and calls) and
+without it, as the billing worker runs workflows (``build_worker``)."""
 
 from __future__ import annotations
 
@@ -7,21 +9,35 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.worker import Replayer
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from workflows.billing.workflows import BillingCycleWorkflow
 
 HISTORIES = sorted((Path(__file__).resolve().parent / "histories").glob("*.json"))
 
 
+@pytest.mark.parametrize("runner", ["sandboxed", "unsandboxed"])
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
-async def test_recorded_history_replays(path: Path) -> None:
+async def test_recorded_history_replays(path: Path, runner: str) -> None:
     history = WorkflowHistory.from_json(f"replay-{path.stem}", path.read_text())
-    await Replayer(workflows=[BillingCycleWorkflow]).replay_workflow(history)
+    wr = SandboxedWorkflowRunner() if runner == "sandboxed" else UnsandboxedWorkflowRunner()
+    await Replayer(workflows=[BillingCycleWorkflow], workflow_runner=wr).replay_workflow(history)
 
 
 def test_all_paths_are_recorded() -> None:
     names = {"plain", "held_adjust_approve", "held_reject", "held_escalate_approve"}
     stems = {p.stem for p in HISTORIES}
-    # generations: sequential hand-over; "parallel-hand-over"; "finalize-clean-drafts"
-    assert names <= stems and {f"{n}_{v}" for n in names for v in ("v2", "v3")} <= stems
+    # generations: sequential hand-over; "parallel-hand-over"; "finalize-clean-drafts"; "local-activities"
+    assert names <= stems and {f"{n}_{v}" for n in names for v in ("v2", "v3", "v4")} <= stems
+
+
+def test_newest_generation_runs_short_steps_locally() -> None:
+    """The v4 plain cycle is one workflow task: assembly and both hand-overs are local-activity
+    markers, and no activity task goes through the server."""
+    history = WorkflowHistory.from_json("v4", (Path(__file__).resolve().parent / "histories" / "plain_v4.json")
+                                        .read_text())
+    kinds = [e.WhichOneof("attributes") for e in history.events]
+    assert "activity_task_scheduled_event_attributes" not in kinds
+    assert kinds.count("marker_recorded_event_attributes") >= 4  # 2 patches + assemble + 2 hand-overs
+    assert kinds.count("workflow_task_completed_event_attributes") == 1

@@ -97,6 +97,7 @@ class BillingActivities:
         self._stats_lock = threading.Lock()
         self._stats_path = stats_path or os.environ.get("EVBILL_BILLING_STATS") or None
         self._since_dump = 0
+        self._series_known: set[tuple[str, str]] = set()
 
     def _took(self, name: str, t0: float) -> None:
         dt = time.perf_counter() - t0
@@ -161,11 +162,13 @@ class BillingActivities:
                 return plan
             with B.write_transaction(self.engine) as conn:
                 out = self._write_draft(conn, plan)
+                if out is not None and inp.finalize_if_clean and out.status == "draft" and not out.reasons:
+                    # no hold rule stops it: number it in the same transaction (one write lock per
+                    # account at month-end, and a crash leaves either nothing or a numbered invoice)
+                    fin = self._finalize(conn, inp.tenant_id, out.invoice_id, "")
+                    out.status, out.number, out.finalized_now = "finalized", fin.number, True
             if out is not None:
                 self._took("assemble_draft", t0)
-                if inp.finalize_if_clean and out.status == "draft" and not out.reasons:
-                    fin = self.finalize_invoice(FinalizeInput(inp.tenant_id, out.invoice_id, ""))
-                    out.status, out.number, out.finalized_now = "finalized", fin.number, True
                 return out
         raise ApplicationError("the draft changed under three attempts in a row", type="draft_contended")
 
@@ -212,10 +215,9 @@ class BillingActivities:
             sessions=draft.sessions, energy_kwh=draft.energy_kwh, hold_reasons=reasons,
             comparison=comparison.to_dict(), corrects=list(draft.corrects), workflow_id=inp.workflow_id,
             ruleset_version_id=rv_id)
-        lines = [ln if ln.rating_id or not ln.session_id or ln.kind in ("fee", "discount")
-                 else _with_rating(ln, rating_of.get(ln.session_id, "")) for ln in draft.lines]
         return dict(t=t, acct=acct, key=key, inv_id=inv_id, existed=existing is not None,
-                    seen_status=existing.status if existing is not None else None, values=values, lines=lines,
+                    seen_status=existing.status if existing is not None else None, values=values,
+                    lines=draft.lines, rating_of=rating_of,
                     extra=summary_extra, postings=len(B.postings_of(conn, inv_id)))
 
     def _write_draft(self, conn: Connection, plan: dict[str, Any]) -> DraftSummary | None:
@@ -233,7 +235,7 @@ class BillingActivities:
             # a draft is still ours to rebuild (after an adjustment, or on a retried activity)
             conn.execute(delete(B.invoice_line).where(B.invoice_line.c.invoice_id == inv_id))
             conn.execute(update(B.invoice).where(B.invoice.c.id == inv_id).values(**values))
-        B.insert_lines(conn, t, inv_id, plan["lines"])
+        B.insert_lines(conn, t, inv_id, plan["lines"], plan["rating_of"])
         row = conn.execute(select(B.invoice).where(B.invoice.c.id == inv_id)).one()
         return self._summary(row, **plan["extra"])
 
@@ -389,15 +391,22 @@ class BillingActivities:
     def finalize_invoice(self, inp: FinalizeInput) -> FinalizeOutput:
         t0 = time.perf_counter()
         with B.write_transaction(self.engine) as conn:
-            kind = conn.execute(select(B.invoice.c.kind).where(B.invoice.c.id == inp.invoice_id)).scalar_one()
-            series, prefix = B.INVOICE_SERIES[kind]
-            B.ensure_series(conn, inp.tenant_id, series, prefix)
+            out = self._finalize(conn, inp.tenant_id, inp.invoice_id, inp.decided_by)
+        self._took("finalize_invoice", t0)
+        return out
+
+    def _finalize(self, conn: Connection, tenant_id: str, invoice_id: str, decided_by: str) -> FinalizeOutput:
+        kind = conn.execute(select(B.invoice.c.kind).where(B.invoice.c.id == invoice_id)).scalar_one()
+        series, prefix = B.INVOICE_SERIES[kind]
+        if (tenant_id, series) not in self._series_known:
+            B.ensure_series(conn, tenant_id, series, prefix)
         try:
-            with B.write_transaction(self.engine) as conn:
-                res = B.finalize_invoice(conn, inp.tenant_id, inp.invoice_id, inp.decided_by)
+            res = B.finalize_invoice(conn, tenant_id, invoice_id, decided_by)
         except B.AllocationError as exc:
             raise ApplicationError(str(exc), type="invoice_not_finalizable", non_retryable=True) from None
-        self._took("finalize_invoice", t0)
+        if not res.already:
+            # a number was drawn, so the series row exists (for good: series rows are never deleted)
+            self._series_known.add((tenant_id, series))
         return FinalizeOutput(res.invoice_id, res.number, res.kind, _d(res.gross_total), res.already)
 
     @activity.defn(name="billing.reject_invoice")
@@ -448,12 +457,6 @@ def _audit(conn: Connection, tenant_id: str, user_id: str, role: str, action: st
     db = Session(bind=conn)
     append_audit(db, Actor(tenant_id, user_id, role or "system"), action, entity, entity_id, None, after)
     db.flush()
-
-
-def _with_rating(ln: Any, rating_id: str) -> Any:
-    from dataclasses import replace
-
-    return replace(ln, rating_id=rating_id)
 
 
 def _zone(name: str) -> Any:

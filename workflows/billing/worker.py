@@ -29,7 +29,8 @@ from temporalio.client import (
     WorkflowHandle,
 )
 from temporalio.common import WorkflowIDReusePolicy
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from workflows.billing.activities import BillingActivities
 from workflows.billing.types import TASK_QUEUE, BillingCycleInput
@@ -49,11 +50,20 @@ log = logging.getLogger("evbill.billing.worker")
 
 
 def build_worker(client: Client, engine: Engine, task_queue: str = TASK_QUEUE, *, threads: int = 8,
-                 max_concurrent_activities: int | None = None, **kw: Any) -> Worker:
+                 max_concurrent_activities: int | None = None, sandboxed: bool | None = None, **kw: Any) -> Worker:
+    """The billing worker. Workflows run outside the SDK's sandbox unless ``sandboxed`` (or
+    ``EVBILL_WORKFLOW_SANDBOX=1``): the sandbox re-imports the workflow module for every workflow
+    instance, which was a fifth of a worker's CPU at month-end. The workflow module imports nothing
+    but temporalio and its dataclasses, and tests/workflows/test_replay.py replays every recorded
+    history in the sandbox too, so code that the sandbox would refuse still fails the suite."""
+    if sandboxed is None:
+        sandboxed = os.environ.get("EVBILL_WORKFLOW_SANDBOX", "0") == "1"
     acts = BillingActivities(engine)
+    runner: WorkflowRunner = SandboxedWorkflowRunner() if sandboxed else UnsandboxedWorkflowRunner()
     return Worker(client, task_queue=task_queue, workflows=[BillingCycleWorkflow], activities=acts.all(),
                   activity_executor=ThreadPoolExecutor(max_workers=threads),
-                  max_concurrent_activities=max_concurrent_activities or threads, **kw)
+                  max_concurrent_activities=max_concurrent_activities or threads,
+                  max_concurrent_local_activities=2 * threads, workflow_runner=runner, **kw)
 
 
 def cycle_workflow_id(tenant_id: str, account_id: str, key: str) -> str:
