@@ -36,7 +36,7 @@ from api.areas import (
 from api.auth import ApiKeyMiddleware
 from api.errors import exception_handlers
 from api.openapi import align_component_schemas
-from store.db import make_engine, migrate, session_factory
+from store.db import RowReader, make_engine, migrate, session_factory
 
 __all__ = ["Settings", "create_app"]
 
@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # reads need no transaction: on PostgreSQL autocommit saves the BEGIN and ROLLBACK round trips
     # per request (SQLite has no round trips, and switching its isolation level costs two PRAGMAs)
     read_engine = engine if engine.dialect.name == "sqlite" else engine.execution_options(isolation_level="AUTOCOMMIT")
-    state = State({"engine": engine, "sessions": session_factory(engine),
+    state = State({"engine": engine, "sessions": session_factory(engine), "row_reader": RowReader(engine),
                    "read_sessions": session_factory(read_engine)})
     openapi = OpenAPIConfig(
         title="evbill operator API", version="0.1.0",

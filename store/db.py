@@ -8,14 +8,18 @@ alembic by hand (``evbill serve`` calls it at start).
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Select, create_engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = [
     "DEFAULT_SQLITE_PATH",
+    "RowReader",
     "alembic_config",
     "database_url",
     "make_engine",
@@ -61,6 +65,67 @@ def make_engine(url: str | None = None, *, schema: str | None = None, **kw: Any)
     kw.setdefault("max_overflow", 40)
     kw.setdefault("pool_recycle", 1800)
     return create_engine(url, connect_args=connect_args, **kw)
+
+
+class _Compiled:
+    __slots__ = ("keep", "names", "positional", "processors", "sql")
+
+    def __init__(self, stmt: Select[Any], engine: Engine) -> None:
+        dialect = engine.dialect
+        compiled = stmt.compile(dialect=dialect)
+        self.keep = stmt  # the cache is keyed by id(stmt): keep the statement alive
+        self.sql = str(compiled)
+        self.positional = compiled.positiontup
+        if any(b.type._cached_bind_processor(dialect) for b in compiled.binds.values()):
+            raise ValueError("RowReader binds plain values only")
+        self.names = tuple(c.name for c in stmt.selected_columns)
+        self.processors: tuple[Callable[[Any], Any] | None, ...] = tuple(
+            c.type.dialect_impl(dialect).result_processor(dialect, None) for c in stmt.selected_columns)
+
+
+class RowReader:
+    """One-row reads for hot GET paths: a Core ``select`` compiled once per engine and run on one
+    DBAPI connection per thread that is kept for the process (autocommit on PostgreSQL, so every
+    read sees the latest commit and no transaction is left open; SQLite never opens one for a
+    SELECT). Values go through the columns' own SQLAlchemy result processors, so a row reads the
+    same as through a Session; only the per-call Connection, Result and event machinery is skipped
+    (a third of a lookup's CPU on SQLite, two thirds on PostgreSQL). DBAPI errors come out as
+    SQLAlchemy's exceptions, and a failed connection is dropped and replaced on the next call."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._compiled: dict[int, _Compiled] = {}
+        self._local = threading.local()
+
+    def _connection(self) -> Any:
+        fairy = getattr(self._local, "conn", None)
+        if fairy is None:
+            fairy = self.engine.raw_connection()  # held for good: never back in the shared pool
+            if self.engine.dialect.name != "sqlite":
+                fairy.driver_connection.autocommit = True
+            self._local.conn = fairy
+        return fairy
+
+    def first(self, stmt: Select[Any], params: Mapping[str, Any]) -> dict[str, Any] | None:
+        c = self._compiled.get(id(stmt))
+        if c is None:
+            c = self._compiled[id(stmt)] = _Compiled(stmt, self.engine)
+        args: Any = tuple(params[n] for n in c.positional) if c.positional else params
+        fairy = self._connection()
+        try:
+            cur = fairy.cursor()
+            try:
+                cur.execute(c.sql, args)
+                row = cur.fetchone()
+            finally:
+                cur.close()
+        except self.engine.dialect.loaded_dbapi.Error as exc:
+            self._local.conn = None
+            fairy.invalidate()
+            raise DBAPIError.instance(c.sql, args, exc, self.engine.dialect.loaded_dbapi.Error) from exc
+        if row is None:
+            return None
+        return {n: (p(v) if p is not None else v) for n, p, v in zip(c.names, c.processors, row, strict=True)}
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
