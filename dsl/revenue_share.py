@@ -5,7 +5,7 @@ into ``runtime.statements.ShareTerms`` and reports what it cannot read as diagno
 existing codes (E212 cannot read, E310 value out of range). Accepted statements::
 
     revenue_share hotel_adler {
-      sites adler                          # informational: the partner's locations decide
+      sites adler hotel_*                  # location codes (globs); without: all the partner's sites
       host gets 30% of net revenue
       host gets 0.05 per kWh               # or: per session, per month
       reimburse energy at 0.25 per kWh     # a static price; index(...) prices are not read yet
@@ -23,7 +23,8 @@ from runtime.statements import ShareTerms
 
 __all__ = ["read_revenue_share", "revenue_share_terms"]
 
-_IGNORED = ("sites", "site", "locations", "location", "partner", "payout", "statement")
+_SITES = ("sites", "site", "locations", "location")
+_IGNORED = ("partner", "payout", "statement")
 _PER = {"kwh": "per_kwh", "session": "per_session", "sessions": "per_session", "month": "monthly_fee"}
 _GETS = "host gets P% of net revenue | host gets AMOUNT per kWh | per session | per month"
 
@@ -41,6 +42,7 @@ def read_revenue_share(pol: A.Policy, currency: str, filename: str = "<ruleset>"
                        source: str = "") -> tuple[ShareTerms, list[Diagnostic]]:
     diags: list[Diagnostic] = []
     found: dict[str, Decimal] = {}
+    sites: list[str] = []
 
     def err(code: str, msg: str, span: A.Span, hint: str | None = None) -> None:
         diags.append(Diagnostic(code, "error", msg, span, hint, filename))
@@ -57,6 +59,12 @@ def read_revenue_share(pol: A.Policy, currency: str, filename: str = "<ruleset>"
         ws = st.words
         vals = [w.value for w in ws]
         if vals[0] in _IGNORED:
+            continue
+        if vals[0] in _SITES:
+            names = [w.value for w in ws[1:] if w.kind != "sep"]
+            if not names or any(w.kind not in ("word", "sep") for w in ws[1:]):
+                err("E212", f"cannot read '{st.text()}'", st.span, "expected: sites CODE [CODE ...]")
+            sites.extend(names)
             continue
         if vals[:2] == ["host", "gets"] and len(ws) >= 3:
             rest = [v.lower() for v in vals[3:]]
@@ -82,7 +90,8 @@ def read_revenue_share(pol: A.Policy, currency: str, filename: str = "<ruleset>"
             err("E212", f"cannot read '{st.text()}'", st.span,
                 f"expected: {_GETS} | reimburse energy at AMOUNT per kWh")
     terms = ShareTerms(currency, found.get("percent"), found.get("per_kwh"), found.get("per_session"),
-                       found.get("monthly_fee"), found.get("reimburse_per_kwh"), source or f"revenue_share {pol.name}")
+                       found.get("monthly_fee"), found.get("reimburse_per_kwh"), source or f"revenue_share {pol.name}",
+                       tuple(sites))
     return terms, diags
 
 

@@ -8,7 +8,8 @@ lines. Nothing here reads a database or the clock.
 Lines, in this order:
 - ``revenue``: one per currency and VAT rate: sessions and kWh that have lines at that rate, net as
   the rounded sum of the lines' exact nets, VAT rounded once on that exact net, gross = net + VAT;
-- the partner's share, for sessions whose local start day lies within the agreement's validity:
+- the partner's share, for sessions whose local start day lies within the agreement's validity
+  (and, when the terms name sites, at one of those sites):
   ``share_percent`` (per currency, of the exact net revenue), ``share_per_kwh``,
   ``share_per_session``, ``share_monthly_fee`` (one line per calendar month, pro rata by days when
   the period or the agreement covers part of the month) and ``reimbursement`` (energy at a static
@@ -18,6 +19,7 @@ Lines, in this order:
 from __future__ import annotations
 
 import calendar
+import fnmatch
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -60,6 +62,10 @@ class ShareTerms:
     monthly_fee: Decimal | None = None
     reimburse_per_kwh: Decimal | None = None
     source: str = "terms"
+    sites: tuple[str, ...] = ()  # location codes (globs) the share is limited to; empty: every site
+
+    def covers(self, site: str) -> bool:
+        return not self.sites or any(fnmatch.fnmatchcase(site, p) for p in self.sites)
 
     @property
     def empty(self) -> bool:
@@ -77,6 +83,7 @@ class SessionRevenue:
     currency: str
     energy_kwh: Decimal
     lines: tuple[tuple[Decimal, Decimal], ...]
+    site: str = ""  # the location's code
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +153,8 @@ def statement_period(tzname: str, *, month: str | None = None, start: date | Non
         raise ValueError("give a month, or both start and end")
     if end <= start:
         raise ValueError("the period must end after it starts")
+    if start.year < 1970 or end.year > 2200:
+        raise ValueError("a statement period lies between 1970 and 2200")
     if (end - start).days > MAX_PERIOD_DAYS:
         raise ValueError(f"a statement covers at most {MAX_PERIOD_DAYS} days")
     return ad_hoc_period(start, end, tzname)
@@ -196,7 +205,7 @@ def build_statement(*, period: Period, sessions: Sequence[SessionRevenue], unrat
 
     first = max(period.local_start, valid_from) if valid_from else period.local_start
     end = min(period.local_end, valid_to + timedelta(days=1)) if valid_to else period.local_end
-    covered = [s for s in sessions if first <= s.local_date < end]
+    covered = [s for s in sessions if first <= s.local_date < end and (terms is None or terms.covers(s.site))]
     if terms is None or terms.empty:
         notes.append("no share terms: the statement shows revenue only")
     elif first >= end:
@@ -205,6 +214,10 @@ def build_statement(*, period: Period, sessions: Sequence[SessionRevenue], unrat
         if first > period.local_start or end < period.local_end:
             notes.append(f"share earned from {first.isoformat()} to {(end - timedelta(days=1)).isoformat()} "
                          f"(the agreement's validity)")
+        elsewhere = sum(1 for s in sessions if first <= s.local_date < end and not terms.covers(s.site))
+        if elsewhere:
+            notes.append(f"{elsewhere} session(s) at sites the share does not name ({', '.join(terms.sites)}) "
+                         f"earn no share")
         _share_lines(add, terms, covered, first, end)
 
     totals = []

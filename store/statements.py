@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from runtime.statements import SessionRevenue, StatementDraft
 from store.audit import Actor, append_audit
-from store.models import ChargingSession, RatedLineRow, Tenant, metadata
+from store.models import ChargingSession, Location, RatedLineRow, Tenant, metadata
 from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
 
 __all__ = [
@@ -111,7 +111,10 @@ def period_sessions(db: Session, tenant_id: str, partner_id: str, start: Any, en
     cs = ChargingSession
     where = and_(cs.tenant_id == tenant_id, cs.site_host_id == partner_id,  # type: ignore[arg-type]
                  cs.start >= start, cs.start < end)  # type: ignore[arg-type,operator]
-    rows = db.execute(select(cs.id, cs.start, cs.currency, cs.energy_kwh, cs.current_rating_id, cs.status)
+    # the site is the location's code as it is now, else the reference the session came with
+    rows = db.execute(select(cs.id, cs.start, cs.currency, cs.energy_kwh, cs.current_rating_id, cs.status,
+                             func.coalesce(func.nullif(Location.code, ""), cs.location_ref).label("site"))
+                      .outerjoin(Location, Location.id == cs.location_id)  # type: ignore[arg-type]
                       .where(where).order_by(cs.start, cs.id)).all()
     rated = {r.current_rating_id: r for r in rows if r.status == "rated" and r.current_rating_id}
     lines: dict[str, list[tuple[Decimal, Decimal]]] = {rid: [] for rid in rated}
@@ -122,8 +125,8 @@ def period_sessions(db: Session, tenant_id: str, partner_id: str, start: Any, en
                              .order_by(RatedLineRow.rating_id, RatedLineRow.seq)):
             lines[ln.rating_id].append((ln.tax_rate, ln.net))
     tz = ZoneInfo(tzname)
-    out = [SessionRevenue(r.id, r.start.astimezone(tz).date(), r.currency, r.energy_kwh, tuple(lines[rid]))
-           for rid, r in rated.items()]
+    out = [SessionRevenue(r.id, r.start.astimezone(tz).date(), r.currency, r.energy_kwh, tuple(lines[rid]),
+                          r.site or "") for rid, r in rated.items()]
     return out, len(rows) - len(out)
 
 

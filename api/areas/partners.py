@@ -44,7 +44,8 @@ class AgreementCreate(WriteModel):
     valid_to: date | None = None
     terms: dict[str, str] = Field(default_factory=dict, max_length=50,
                                   description="revenue_share: share_percent, per_kwh, per_session, monthly_fee, "
-                                              "reimburse_per_kwh (decimal strings), currency")
+                                              "reimburse_per_kwh (decimal strings), currency, sites "
+                                              "(location codes, space-separated)")
 
 
 AgreementUpdate = update_of(AgreementCreate, "AgreementUpdate")
@@ -57,10 +58,10 @@ def _check_agreement(_scope: Scope, values: dict[str, Any], _existing: Any) -> N
     if values.get("kind") == "revenue_share":
         # statements read these terms: a typo must fail here, not at month-end
         terms = values.get("terms") or {}
-        unknown = sorted(set(terms) - {*TERM_KEYS, "currency"})
+        unknown = sorted(set(terms) - {*TERM_KEYS, "currency", "sites"})
         if unknown:
             raise InvalidInput("agreement_terms_invalid", f"unknown revenue-share terms {unknown}: "
-                                                          f"use {', '.join(TERM_KEYS)}, currency")
+                                                          f"use {', '.join(TERM_KEYS)}, currency, sites")
         check_share_terms(terms, "EUR")
 
 

@@ -9,7 +9,8 @@ Where the share terms come from: an agreement that names both a ruleset and a ru
 ``revenue_share`` block from the ruleset version in force at the period's start (the first one
 published during the period if none was in force yet); any other agreement reads its ``terms``:
 ``share_percent``, ``per_kwh``, ``per_session``, ``monthly_fee``, ``reimburse_per_kwh`` (decimal
-strings) and ``currency`` for the fixed amounts (default: the tenant's).
+strings), ``currency`` for the fixed amounts (default: the tenant's) and ``sites`` (location codes or
+globs, space-separated: the share is limited to sessions there).
 """
 
 from __future__ import annotations
@@ -154,7 +155,7 @@ def check_share_terms(terms: dict[str, Any], currency: str) -> ShareTerms:
         raise InvalidInput("agreement_terms_invalid", f"term 'currency' is not an ISO 4217 code: {cur!r}")
     v = {k: _decimal_term(terms, k) for k in TERM_KEYS}
     return ShareTerms(cur, v["share_percent"], v["per_kwh"], v["per_session"], v["monthly_fee"],
-                      v["reimburse_per_kwh"], "agreement terms")
+                      v["reimburse_per_kwh"], "agreement terms", tuple(str(terms.get("sites") or "").split()))
 
 
 def _agreement(scope: Scope, partner: Partner, period: Period, agreement_id: str | None) -> Agreement | None:

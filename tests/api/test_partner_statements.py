@@ -254,6 +254,14 @@ def test_agreement_terms_without_a_ruleset(env: Env) -> None:
     assert st["sessions"] == 1 and st["share_source"] == "agreement terms"
     assert (_line(st, "share_percent")["net"], _line(st, "share_per_session")["net"]) == ("1.58", "0.10")
     assert st["totals"][0]["payable"] == "1.68"
+    # limited to sites the partner does not run: S-1 (at berlin_1) earns nothing, and the notes say why
+    elsewhere = _ok(c.post("/agreements", json={"partner_id": a.ids["partner_id"], "kind": "revenue_share",
+                                                "valid_from": "2026-03-01", "valid_to": "2026-03-31",
+                                                "terms": {"share_percent": "30", "sites": "hamburg_*"}},
+                           headers=a.h()), 201)
+    st = _ok(c.post("/partner-statements/preview", json={**body, "agreement_id": elsewhere["id"]}, headers=a.h()))
+    assert [ln["kind"] for ln in st["lines"]] == ["revenue"] and st["covered_sessions"] == 0
+    assert any("do not name" in n or "does not name" in n for n in st["notes"]), st["notes"]
     # the seeded agreement names a rule but no ruleset, and has no terms: revenue only, said so
     seeded = _ok(c.post("/partner-statements/preview", json={**body, "agreement_id": a.ids["agreement_id"]},
                         headers=a.h()))

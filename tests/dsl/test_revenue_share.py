@@ -14,8 +14,8 @@ def test_the_shipped_depot_block() -> None:
     src = (Path(__file__).parents[2] / "rulesets/partner_depot/partner_depot.evb").read_text()
     terms, diags = revenue_share_terms(src, "landlord", source="depot v1")
     assert diags == [] and terms is not None
-    assert (terms.currency, terms.percent, terms.per_kwh, terms.monthly_fee, terms.source) == (
-        "EUR", D(8), None, None, "depot v1")
+    assert (terms.currency, terms.percent, terms.per_kwh, terms.monthly_fee, terms.source, terms.sites) == (
+        "EUR", D(8), None, None, "depot v1", ("hamburg_sued",))
 
 
 def test_every_form() -> None:
@@ -27,6 +27,7 @@ def test_every_form() -> None:
     assert diags == [] and terms is not None
     assert (terms.currency, terms.percent, terms.per_kwh, terms.per_session, terms.monthly_fee,
             terms.reimburse_per_kwh) == ("CHF", D("12.5"), D("0.015"), D("0.50"), D("99.90"), D("0.25"))
+    assert terms.sites == ("a", "b")
 
 
 def test_what_does_not_read_is_a_diagnostic() -> None:

@@ -15,8 +15,8 @@ BERLIN = "Europe/Berlin"
 MARCH = statement_period(BERLIN, month="2026-03")
 
 
-def s(sid: str, day: int, kwh: str, *lines: tuple[str, str], cur: str = "EUR") -> SessionRevenue:
-    return SessionRevenue(sid, date(2026, 3, day), cur, D(kwh), tuple((D(r), D(n)) for r, n in lines))
+def s(sid: str, day: int, kwh: str, *lines: tuple[str, str], cur: str = "EUR", site: str = "") -> SessionRevenue:
+    return SessionRevenue(sid, date(2026, 3, day), cur, D(kwh), tuple((D(r), D(n)) for r, n in lines), site)
 
 
 def test_periods_are_local_months_or_explicit_days() -> None:
@@ -29,7 +29,8 @@ def test_periods_are_local_months_or_explicit_days() -> None:
     for kw in ({}, {"start": date(2026, 3, 1)}, {"month": "2026-3x"},
                {"month": "2026-03", "start": date(2026, 3, 1), "end": date(2026, 4, 1)},
                {"start": date(2026, 3, 2), "end": date(2026, 3, 1)},
-               {"start": date(2026, 1, 1), "end": date(2027, 1, 3)}):
+               {"start": date(2026, 1, 1), "end": date(2027, 1, 3)},
+               {"start": date(9999, 12, 30), "end": date(9999, 12, 31)}):
         with pytest.raises(ValueError):
             statement_period(BERLIN, **kw)  # type: ignore[arg-type]
 
@@ -93,3 +94,14 @@ def test_fee_months_across_a_custom_period() -> None:
     assert [(ln.description, ln.net) for ln in st.lines] == [
         ("monthly fee 2026-02 (14 of 28 days)", D("50.00")), ("monthly fee 2026-03", D("100.00"))]
     assert [(t.currency, t.payable) for t in st.totals] == [("EUR", D("150.00"))]
+
+
+def test_a_share_limited_to_named_sites() -> None:
+    # only hotel_* earns: 10 % of 4.00 + 2.50 = 0.65; the depot's revenue is still on the statement
+    st = build_statement(period=MARCH, terms=ShareTerms("EUR", percent=D(10), sites=("hotel_*",)), sessions=[
+        s("a", 2, "5", ("19", "4.00"), site="hotel_berlin"), s("b", 3, "5", ("19", "2.50"), site="hotel_bonn"),
+        s("c", 4, "50", ("19", "30.00"), site="depot_hh")])
+    assert [(ln.kind, ln.sessions, ln.net) for ln in st.lines] == [("revenue", 3, D("36.50")),
+                                                                  ("share_percent", 2, D("0.65"))]
+    assert st.covered_sessions == 2
+    assert st.notes == ("1 session(s) at sites the share does not name (hotel_*) earn no share",)
