@@ -31,11 +31,13 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    update,
 )
 from sqlalchemy.orm import Session
 
 from runtime.statements import SessionRevenue, StatementDraft
 from store.audit import Actor, append_audit
+from store.errors import Conflict
 from store.models import ChargingSession, Location, RatedLineRow, Tenant, metadata
 from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
 
@@ -148,12 +150,22 @@ class IssueRequest:
 
 def issue_statement(db: Session, actor: Actor, req: IssueRequest, draft: StatementDraft) -> dict[str, Any]:
     """Persist ``draft`` under the tenant's next number and audit it, in the caller's transaction.
-    Returns the statement row as a dict."""
-    # the tenant row lock serialises issuers of one tenant (append_audit takes the same lock)
-    db.execute(select(Tenant.id).where(Tenant.id == actor.tenant_id).with_for_update(key_share=True))
+    Returns the statement row as a dict; ``Conflict`` when an issued statement of the partner
+    already covers part of the period."""
+    # one issuer per tenant at a time, before anything is read: PostgreSQL locks the tenant row
+    # (append_audit takes the same lock later); SQLite has no row locks, so a no-op write takes
+    # the database's write lock up front (a read first would let two issuers see the same number)
+    if db.get_bind().dialect.name == "sqlite":
+        db.execute(update(Tenant).where(Tenant.id == actor.tenant_id).values(audit_seq=Tenant.audit_seq))
+    else:
+        db.execute(select(Tenant.id).where(Tenant.id == actor.tenant_id).with_for_update(key_share=True))
+    p = draft.period
+    clash = overlapping(db, actor.tenant_id, req.partner_id, p.local_start, p.local_end)
+    if clash:
+        raise Conflict("statement_period_overlaps", f"statement {clash} of this partner already covers part "
+                                                    "of the period")
     seq = (db.execute(select(func.max(statement.c.number_seq)).where(statement.c.tenant_id == actor.tenant_id))
            .scalar_one_or_none() or 0) + 1
-    p = draft.period
     row: dict[str, Any] = {
         "id": new_id("pst"), "tenant_id": actor.tenant_id, "number": f"{NUMBER_PREFIX}{seq:06d}", "number_seq": seq,
         "partner_id": req.partner_id, "agreement_id": req.agreement_id, "ruleset_version_id": req.ruleset_version_id,

@@ -43,7 +43,7 @@ from dsl.revenue_share import revenue_share_terms
 from runtime.invoicing import Period
 from runtime.statements import ShareTerms, StatementDraft, build_statement, statement_period
 from store import statements as S
-from store.errors import Conflict, InvalidInput, NotFound
+from store.errors import InvalidInput, NotFound
 from store.models import Agreement, Partner, Ruleset, RulesetVersion, Tenant
 from store.repo import Scope, decode_cursor, encode_cursor
 
@@ -262,11 +262,6 @@ def preview_partner_statement(request: Request[Any, Any, Any], data: PartnerStat
 def issue_partner_statement(request: Request[Any, Any, Any], data: PartnerStatementCreate) -> PartnerStatementRead:
     with open_scope(request) as scope:
         draft, req = _compute(scope, data)
-        p = draft.period
-        clash = S.overlapping(scope.db, scope.tenant_id, req.partner_id, p.local_start, p.local_end)
-        if clash:
-            raise Conflict("statement_period_overlaps", f"statement {clash} of this partner already covers part "
-                                                        "of the period")
         row = S.issue_statement(scope.db, scope.actor, req, draft)
         scope.commit()
         return _read({k: row[k] for k in PartnerStatementSummary.model_fields},
