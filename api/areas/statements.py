@@ -43,7 +43,7 @@ from dsl.revenue_share import revenue_share_terms
 from runtime.invoicing import Period
 from runtime.statements import ShareTerms, StatementDraft, build_statement, statement_period
 from store import statements as S
-from store.errors import InvalidInput, NotFound
+from store.errors import Conflict, InvalidInput, NotFound
 from store.models import Agreement, Partner, Ruleset, RulesetVersion, Tenant
 from store.repo import Scope, decode_cursor, encode_cursor
 
@@ -63,6 +63,8 @@ class PartnerStatementCreate(WriteModel):
     end: date | None = Field(None, description="local day after the last one (exclusive), like billing periods")
     agreement_id: RefId = Field(None, description="the revenue-share agreement to apply; default: the "
                                                   "partner's one valid in the period")
+    accept_unrated: bool = Field(False, description="issue even though sessions of the period are not rated "
+                                                    "(they stay out of this statement for good)")
 
 
 class TotalRead(ReadModel):
@@ -262,6 +264,12 @@ def preview_partner_statement(request: Request[Any, Any, Any], data: PartnerStat
 def issue_partner_statement(request: Request[Any, Any, Any], data: PartnerStatementCreate) -> PartnerStatementRead:
     with open_scope(request) as scope:
         draft, req = _compute(scope, data)
+        if draft.unrated_sessions and not data.accept_unrated:
+            # an issued statement is final and periods may not overlap: sessions rated later could
+            # never be paid out, so leaving them out has to be a decision
+            raise Conflict("statement_has_unrated_sessions",
+                           f"{draft.unrated_sessions} session(s) of the period are not rated: rate them first, "
+                           "or issue with accept_unrated")
         row = S.issue_statement(scope.db, scope.actor, req, draft)
         scope.commit()
         return _read({k: row[k] for k in PartnerStatementSummary.model_fields},

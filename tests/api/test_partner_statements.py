@@ -158,7 +158,12 @@ def test_issue_numbers_stores_audits_and_refuses_overlaps(env: Env, host: dict[s
     c, a = env.client, env.a
     body = {"partner_id": host["partner_id"], "month": "2026-03"}
     preview = _ok(c.post("/partner-statements/preview", json=body, headers=a.h()))
+    # H-5 failed rating: leaving it out for good must be said explicitly
+    r = c.post("/partner-statements", json=body, headers=a.h("operator"))
+    assert r.status_code == 409 and r.json()["code"] == "statement_has_unrated_sessions"
+    body["accept_unrated"] = True
     issued = _ok(c.post("/partner-statements", json=body, headers=a.h("operator")), 201)
+    assert issued["unrated_sessions"] == 1
     assert issued["number"].startswith("PS-") and issued["issued_by"] == a.users["operator"]
     assert issued["lines"] == preview["lines"] and issued["totals"] == preview["totals"]
     got = _ok(c.get(f"/partner-statements/{issued['id']}", headers=a.h("auditor")))
