@@ -164,6 +164,8 @@ def _agreement(scope: Scope, partner: Partner, period: Period, agreement_id: str
     if agreement_id:
         ag = scope.repo(Agreement, "agreement", "agr").get(agreement_id)
         if ag.partner_id != partner.id:
+            if scope.actor.role == "partner":  # another partner's agreement does not exist for a partner key
+                raise NotFound("agreement_not_found", f"agreement {ag.id!r} not found")
             raise InvalidInput("agreement_of_another_partner", f"agreement {ag.id!r} is not {partner.id!r}'s")
         if ag.kind != "revenue_share":
             raise InvalidInput("not_a_revenue_share_agreement", f"agreement {ag.id!r} is a {ag.kind} agreement")

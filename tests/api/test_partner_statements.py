@@ -211,6 +211,12 @@ def test_a_partner_key_sees_only_its_own_statements(env: Env, host: dict[str, st
                       headers=mine))["totals"][0]["payable"] == "52.21"
     assert c.post("/partner-statements", json={"partner_id": host["partner_id"], "month": "2026-05"},
                   headers=mine).status_code == 403
+    r = c.post("/partner-statements/preview", json={"partner_id": host["partner_id"], "month": "2026-03",
+                                                    "agreement_id": a.ids["agreement_id"]}, headers=mine)
+    assert r.status_code == 404 and r.json()["code"] == "agreement_not_found"
+    r = c.post("/partner-statements/preview", json={"partner_id": host["partner_id"], "month": "2026-03",
+                                                    "agreement_id": a.ids["agreement_id"]}, headers=a.h())
+    assert r.status_code == 422 and r.json()["code"] == "agreement_of_another_partner"
     assert _ok(c.get("/partner-statements", headers=other))["items"] == []
     assert _ok(c.get("/partner-statements", params={"partner_id": host["partner_id"]}, headers=other))["items"] == []
     for path in (f"/partner-statements/{host['statement_id']}", f"/partner-statements/{host['statement_id']}/csv"):
