@@ -61,7 +61,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # reads need no transaction: on PostgreSQL autocommit saves the BEGIN and ROLLBACK round trips
     # per request (SQLite has no round trips, and switching its isolation level costs two PRAGMAs)
     read_engine = engine if engine.dialect.name == "sqlite" else engine.execution_options(isolation_level="AUTOCOMMIT")
-    state = State({"engine": engine, "sessions": session_factory(engine), "row_reader": RowReader(engine),
+    row_reader = RowReader(engine)
+    state = State({"engine": engine, "sessions": session_factory(engine), "row_reader": row_reader,
                    "read_sessions": session_factory(read_engine)})
     openapi = OpenAPIConfig(
         title="evbill operator API", version="0.1.0",
@@ -98,7 +99,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         request_max_body_size=25_000_000,
         debug=settings.debug,
         on_startup=[limit_threads],
-        on_shutdown=[lambda: engine.dispose()] if settings.engine is None else [],
+        on_shutdown=[row_reader.close, *([engine.dispose] if settings.engine is None else [])],
     )
     align_component_schemas(app)
     return app

@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--ocpp-port", type=int, default=9000)
     s.add_argument("--no-temporal", action="store_true", help="do not start Temporal or the worker")
+    s.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="API processes sharing the port (default: EVBILL_API_WORKERS or 1)")
     s.set_defaults(func=_lazy("api.serve"))
 
     s = sub.add_parser("demo", help="a whole simulated month on the embedded defaults; artefacts in ./out/")

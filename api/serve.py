@@ -3,13 +3,24 @@
 SQLite under ``var/evbill.db`` unless ``EVBILL_DATABASE_URL`` names another database; migrations
 run at start. On an empty database a first tenant with an admin key is created and the key is
 written to ``var/admin-key.txt`` (shown once on the console), so the API is usable with no setup.
+
+``--workers N`` (or ``EVBILL_API_WORKERS``; default 1) serves the API from N processes, each with
+its own listening socket on the same port (``SO_REUSEPORT``: the kernel spreads connections over
+them evenly, where one shared socket lets whichever process wakes first take most of them). The
+OCPP gateway, Temporal and the worker stay in the parent, which restarts an API process that dies.
+Each process keeps its own API-key cache: a revoked key or disabled user is refused at once by the
+process that made the change and within the cache's few seconds by the others.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
+import signal
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -63,11 +74,95 @@ def start_ocpp_gateway(args: argparse.Namespace, engine: Any) -> Any:
     return gw
 
 
+def _settle_heap() -> None:
+    # everything alive now (routes, schemas, SQLAlchemy metadata) lives as long as the process:
+    # out of the collector's sight, a full collection no longer walks it in the middle of requests
+    gc.collect()
+    gc.freeze()
+
+
+def reuseport_socket(host: str, port: int) -> socket.socket:
+    """A listening socket that other processes of this user may bind to the same port as well."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    return sock
+
+
+def api_process(host: str, port: int) -> None:
+    """One API process of ``--workers N`` (started by ``multiprocessing``'s spawn)."""
+    import uvicorn
+
+    from api.app import Settings, create_app
+    from store.db import make_engine
+    from workflows.billing.embedded import _die_with_parent
+
+    _die_with_parent()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    engine = make_engine()
+    app = create_app(Settings(engine=engine, migrate=False))
+    sock = reuseport_socket(host, port)
+    _settle_heap()
+    uvicorn.Server(uvicorn.Config(app, log_level="info", access_log=False)).run(sockets=[sock])
+    engine.dispose()
+
+
+def run_api_processes(host: str, port: int, workers: int) -> int:
+    """Start ``workers`` API processes and keep them running until SIGINT/SIGTERM."""
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    ctx = multiprocessing.get_context("spawn")
+    stopping = False
+
+    def stop(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    def start() -> tuple[Any, float]:
+        proc = ctx.Process(target=api_process, args=(host, port), name="evbill-api")
+        proc.start()
+        return proc, time.monotonic()
+
+    procs = [start() for _ in range(workers)]
+    code = 0
+    while not stopping:
+        wait([p.sentinel for p, _ in procs], timeout=0.5)
+        for i, (proc, started) in enumerate(procs):
+            if proc.is_alive() or stopping:
+                continue
+            if time.monotonic() - started < 10:
+                log.error("API process %s exited at start (code %s); stopping", proc.pid, proc.exitcode)
+                stopping, code = True, 1
+                break
+            log.warning("API process %s exited (code %s); starting another", proc.pid, proc.exitcode)
+            procs[i] = start()
+    for proc, _ in procs:
+        if proc.is_alive():
+            proc.terminate()
+    for proc, _ in procs:
+        proc.join(timeout=20)
+        if proc.is_alive():
+            proc.kill()
+    return code
+
+
 def main(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.app import Settings, create_app
     from store.db import database_url, make_engine, migrate
+
+    workers = args.workers if getattr(args, "workers", None) else int(os.environ.get("EVBILL_API_WORKERS", "1"))
+    if workers < 1 or (workers > 1 and args.port == 0):
+        print("evbill serve: --workers needs a number >= 1 (and a fixed --port when above 1)", flush=True)
+        return 2
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     url = database_url()
@@ -77,10 +172,16 @@ def main(args: argparse.Namespace) -> int:
     if key:
         print(f"created tenant 'default'; admin API key (also in {ADMIN_KEY_FILE}):\n  {key}", flush=True)
     start_side_services(args, engine)
-    app = create_app(Settings(engine=engine, migrate=False))
     shown = url.split("@")[-1] if "@" in url else url
-    print(f"evbill API on http://{args.host}:{args.port} (database {shown}); "
-          f"OpenAPI at /schema/openapi.json", flush=True)
+    print(f"evbill API on http://{args.host}:{args.port} (database {shown}"
+          f"{f', {workers} processes' if workers > 1 else ''}); OpenAPI at /schema/openapi.json", flush=True)
+    if workers > 1:
+        os.environ["EVBILL_DATABASE_URL"] = url  # the API processes open the same database
+        code = run_api_processes(args.host, args.port, workers)
+        engine.dispose()
+        return code
+    app = create_app(Settings(engine=engine, migrate=False))
+    _settle_heap()
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
     engine.dispose()
     return 0

@@ -254,10 +254,12 @@ def run(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     engine = be.setup()
     port = _free_port()
     env = dict(os.environ, EVBILL_DATABASE_URL=be.url(), PYTHONPATH=str(ROOT))
-    workers = args.workers if kind == "postgresql" else 1  # SQLite has one writer anyway
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host",
-                             "127.0.0.1", "--port", str(port), "--workers", str(workers), "--no-access-log",
-                             "--log-level", "warning"], env=env, cwd=str(ROOT))
+    workers = args.workers
+    # the real `evbill serve` (API only: no OCPP gateway, no Temporal), run in the temp directory
+    # so its var/ (first tenant's admin key) stays out of the checkout
+    proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--no-temporal", "--ocpp-port", "0",
+                             "--port", str(port), "--workers", str(workers)], env=env, cwd=str(be.tmp),
+                            stdout=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(200):
@@ -286,7 +288,7 @@ def main() -> None:
     p.add_argument("--sessions", type=int, default=20000)
     p.add_argument("--batch", type=int, default=1000)
     p.add_argument("--parallel", type=int, default=2, help="concurrent batch importers")
-    p.add_argument("--workers", type=int, default=2, help="uvicorn workers (PostgreSQL)")
+    p.add_argument("--workers", type=int, default=2, help="API processes (evbill serve --workers)")
     p.add_argument("--customers", type=int, default=1000)
     p.add_argument("--lookups", type=int, default=10000)
     p.add_argument("--clients", type=int, default=50)
