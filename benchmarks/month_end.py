@@ -40,6 +40,7 @@ from temporalio.testing import WorkflowEnvironment
 from store import billing as B
 from store.db import make_engine, migrate
 from tests.workflows.seed import RULESET, Seeded, insert_sessions, seed_tenant
+from workflows.billing.embedded import start_dev_server
 from workflows.billing.worker import start_cycles
 
 DEV_SERVER = str(ROOT / ".venv" / "bin" / "temporal")
@@ -104,25 +105,61 @@ def start_workers(address: str, tq: str, url: str, schema: str | None, workers: 
     return procs
 
 
+def _children_cpu() -> dict[str, float]:
+    """CPU seconds (user + system) so far of this process's children, by command name: the dev
+    server (``temporal``) and the worker processes (``python``). CPU time, unlike the wall clock,
+    does not depend on what else the machine is doing."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            raw = stat.read_text()
+        except OSError:
+            continue
+        name = raw[raw.index("(") + 1:raw.rindex(")")]
+        fields = raw[raw.rindex(")") + 2:].split()
+        if int(fields[1]) != os.getpid():
+            continue
+        key = "temporal server" if name.startswith("temporal") else "billing workers"
+        out[key] = out.get(key, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sk:
+        sk.bind(("127.0.0.1", 0))
+        return int(sk.getsockname()[1])
+
+
 def finalized(engine: Engine) -> int:
     with engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(B.invoice)
                                 .where(B.invoice.c.status == "finalized")).scalar_one())
 
 
-async def run(kind: str, accounts: int, per_account: int, workers: int, threads: int) -> dict[str, Any]:
+async def run(kind: str, accounts: int, per_account: int, workers: int, threads: int,
+              temporal: str = "file") -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="evbill-month-end-"))
     engine, url, schema, cleanup = prepare(kind, accounts, per_account, tmp)
-    env = await WorkflowEnvironment.start_local(dev_server_existing_path=DEV_SERVER,
-                                                dev_server_log_level="error")
-    address = env.client.service_client.config.target_host
+    if temporal == "file":
+        # the embedded default: ``evbill serve``'s own dev server, history in a SQLite file
+        port = _free_port()
+        server = start_dev_server(port, tmp / "temporal.db")
+        address = f"127.0.0.1:{port}"
+        client = await Client.connect(address)
+    else:
+        env = await WorkflowEnvironment.start_local(dev_server_existing_path=DEV_SERVER,
+                                                    dev_server_log_level="error")
+        address, client = env.client.service_client.config.target_host, env.client
     tq = f"bench-{uuid.uuid4().hex[:8]}"
     procs = start_workers(address, tq, url, schema, workers, threads, tmp)
     try:
-        client: Client = env.client
         with engine.connect() as conn:
             ids = [r[0] for r in conn.execute(text("select id from billing_account order by id"))]
         await asyncio.sleep(2)  # workers connect
+        cpu0, self0 = _children_cpu(), time.process_time()
         t0 = time.perf_counter()
         await start_cycles(client, "bench", ids, CUT_OFF, task_queue=tq, concurrency=100)
         t_started = time.perf_counter() - t0
@@ -133,12 +170,19 @@ async def run(kind: str, accounts: int, per_account: int, workers: int, threads:
             if any(p.poll() is not None for p in procs):
                 raise RuntimeError(f"a worker died; see {tmp}")
         wall = time.perf_counter() - t0
+        cpu1 = _children_cpu()
+        cpu = {k: v - cpu0.get(k, 0.0) for k, v in cpu1.items()}
+        cpu["benchmark (starts, polling)"] = time.process_time() - self0
     finally:
         for p in procs:
             p.terminate()
         for p in procs:
             p.wait(timeout=30)
-        await env.shutdown()
+        if temporal == "file":
+            server.terminate()
+            server.wait(timeout=30)
+        else:
+            await env.shutdown()
     stats: dict[str, list[float]] = {}
     for f in tmp.glob("worker*.json"):
         for k, (n, s) in json.loads(f.read_text()).items():
@@ -152,15 +196,21 @@ async def run(kind: str, accounts: int, per_account: int, workers: int, threads:
     engine.dispose()
     if cleanup:
         cleanup()
-    out = {"db": kind, "accounts": accounts, "sessions": accounts * per_account, "wall_s": round(wall, 1),
+    out = {"db": kind, "temporal": temporal, "workers": workers, "threads": threads, "accounts": accounts, "sessions": accounts * per_account, "wall_s": round(wall, 1),
            "start_s": round(t_started, 1), "accounts_per_s": round(accounts / wall, 1), "gross_total": str(total),
+           "cpu_s": {k: round(v, 1) for k, v in cpu.items()}, "load_avg_1m": os.getloadavg()[0],
            "activity_s": {k: {"calls": int(v[0]), "seconds": round(v[1], 1), "ms_each": round(1000 * v[1] / v[0], 1)}
                           for k, v in stats.items() if v[0]}}
     busy = sum(v[1] for v in stats.values())
-    print(f"[{kind}] {accounts} accounts / {accounts * per_account} sessions: cut-off -> all finalized in "
+    print(f"[{kind}, Temporal history in {temporal}, {workers} workers x {threads} threads] "
+          f"{accounts} accounts / {accounts * per_account} sessions: cut-off -> all finalized in "
           f"{wall:.1f}s ({accounts / wall:.1f} accounts/s); starting the workflows took {t_started:.1f}s", flush=True)
     for k, v in out["activity_s"].items():
         print(f"   {k:18s} {v['calls']:7d} calls  {v['seconds']:8.1f}s thread time  {v['ms_each']:6.1f} ms each")
+    print("   CPU seconds during the run: " + ", ".join(f"{k} {v:.1f}s ({1000 * v / accounts:.1f} ms/account)"
+                                                      for k, v in cpu.items())
+          + f"; {os.cpu_count()} cores x {wall:.0f}s = {(os.cpu_count() or 1) * wall:.0f}s; "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)
     cap = workers * threads * wall
     print(f"   activity threads busy {busy:.0f}s of {cap:.0f}s available ({100 * busy / cap:.0f}%); the rest of "
           f"the wall clock is Temporal (dev server, workflow tasks, polling) and the GIL", flush=True)
@@ -174,6 +224,8 @@ def main() -> int:
     ap.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=6)
+    ap.add_argument("--temporal", choices=["file", "memory"], default="file",
+                    help="dev server history in a SQLite file as evbill serve keeps it (default), or in memory")
     args = ap.parse_args()
     per = max(1, args.sessions // args.accounts)
     kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
@@ -181,7 +233,7 @@ def main() -> int:
                                       or os.environ.get("EVBILL_TEST_POSTGRES_URL")):
         print("no PostgreSQL URL (EVBILL_BENCH_POSTGRES_URL): skipping PostgreSQL")
         kinds.remove("postgresql")
-    results = [asyncio.run(run(k, args.accounts, per, args.workers, args.threads)) for k in kinds]
+    results = [asyncio.run(run(k, args.accounts, per, args.workers, args.threads, args.temporal)) for k in kinds]
     print(json.dumps(results, indent=1))
     return 0
 

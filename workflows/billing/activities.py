@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select, update
@@ -97,7 +98,6 @@ class BillingActivities:
         self._stats_lock = threading.Lock()
         self._stats_path = stats_path or os.environ.get("EVBILL_BILLING_STATS") or None
         self._since_dump = 0
-        self._series_known: set[tuple[str, str]] = set()
 
     def _took(self, name: str, t0: float) -> None:
         dt = time.perf_counter() - t0
@@ -161,11 +161,16 @@ class BillingActivities:
                 self._took("assemble_draft", t0)
                 return plan
             with B.write_transaction(self.engine) as conn:
-                out = self._write_draft(conn, plan)
-                if out is not None and inp.finalize_if_clean and out.status == "draft" and not out.reasons:
+                written = self._write_draft(conn, plan)
+                out = written[0] if written is not None else None
+                if written is not None and out is not None and inp.finalize_if_clean and out.status == "draft" \
+                        and not out.reasons:
                     # no hold rule stops it: number it in the same transaction (one write lock per
                     # account at month-end, and a crash leaves either nothing or a numbered invoice)
-                    fin = self._finalize(conn, inp.tenant_id, out.invoice_id, "")
+                    if plan["existed"]:
+                        fin = self._finalize(conn, inp.tenant_id, out.invoice_id, "")
+                    else:
+                        fin = self._finalize_new(conn, inp.tenant_id, out, written[1])
                     out.status, out.number, out.finalized_now = "finalized", fin.number, True
             if out is not None:
                 self._took("assemble_draft", t0)
@@ -198,7 +203,7 @@ class BillingActivities:
         if existing is not None and existing.status in ("finalized", "rejected", "empty"):
             return self._summary(existing, **summary_extra)
         inv_id = existing.id if existing is not None else new_id("inv")
-        draft, rating_of = self._draft(conn, t, acct, inv_id, period, as_of, policy, ruleset)
+        draft, rating_of, n_postings = self._draft(conn, t, acct, inv_id, period, as_of, policy, ruleset)
         prev = B.previous_net(conn, t, acct.id, period.start)
         comparison = compare_periods(draft.net_total, prev)
         flags, manual = B.active_holds(conn, t, acct.id)
@@ -218,14 +223,16 @@ class BillingActivities:
         return dict(t=t, acct=acct, key=key, inv_id=inv_id, existed=existing is not None,
                     seen_status=existing.status if existing is not None else None, values=values,
                     lines=draft.lines, rating_of=rating_of,
-                    extra=summary_extra, postings=len(B.postings_of(conn, inv_id)))
+                    extra=summary_extra, postings=n_postings)
 
-    def _write_draft(self, conn: Connection, plan: dict[str, Any]) -> DraftSummary | None:
+    def _write_draft(self, conn: Connection, plan: dict[str, Any]) -> tuple[DraftSummary, list[tuple[str, str]]] | None:
+        """Write the planned draft; returns its summary and the (session, rating) pairs it bills."""
         t, acct, key, inv_id, values = plan["t"], plan["acct"], plan["key"], plan["inv_id"], plan["values"]
         existing = conn.execute(select(B.invoice.c.id, B.invoice.c.status).where(
             B.invoice.c.tenant_id == t, B.invoice.c.account_id == acct.id, B.invoice.c.cycle_key == key)).first()
         now_status = existing.status if existing is not None else None
-        if now_status != plan["seen_status"] or len(B.postings_of(conn, inv_id)) != plan["postings"]:
+        if now_status != plan["seen_status"] or (existing is not None
+                                                 and len(B.postings_of(conn, inv_id)) != plan["postings"]):
             return None  # another attempt or an adjustment got there first: read again
         if existing is None:
             conn.execute(insert(B.invoice).values(
@@ -235,9 +242,10 @@ class BillingActivities:
             # a draft is still ours to rebuild (after an adjustment, or on a retried activity)
             conn.execute(delete(B.invoice_line).where(B.invoice_line.c.invoice_id == inv_id))
             conn.execute(update(B.invoice).where(B.invoice.c.id == inv_id).values(**values))
-        B.insert_lines(conn, t, inv_id, plan["lines"], plan["rating_of"])
-        row = conn.execute(select(B.invoice).where(B.invoice.c.id == inv_id)).one()
-        return self._summary(row, **plan["extra"])
+        billed = B.insert_lines(conn, t, inv_id, plan["lines"], plan["rating_of"])
+        # the summary comes from what was just written (the number is drawn later, if at all)
+        row = SimpleNamespace(id=inv_id, cycle_key=key, number="", **values)
+        return self._summary(row, **plan["extra"]), billed
 
     @staticmethod
     def _summary(row: Any, **extra: Any) -> DraftSummary:
@@ -252,7 +260,7 @@ class BillingActivities:
             **extra)
 
     def _draft(self, conn: Connection, t: str, acct: Any, inv_id: str, period: Period, as_of: datetime,
-               policy: BillingPolicy, ruleset: Any) -> tuple[InvoiceDraft, dict[str, str]]:
+               policy: BillingPolicy, ruleset: Any) -> tuple[InvoiceDraft, dict[str, str], int]:
         contracts = conn.execute(select(_contract.c.id, _contract.c.product, _contract.c.start_date,
                                         _contract.c.end_date, _contract.c.status)
                                  .where(_contract.c.tenant_id == t, _contract.c.account_id == acct.id)).all()
@@ -332,7 +340,7 @@ class BillingActivities:
             services=services, discounts=discounts, postings=postings, late=late, corrections=corrections,
             rounding=ruleset.rounding if ruleset is not None else "half_up")
         rating_of = {r.id: r.current_rating_id for r in rows}
-        return draft, rating_of
+        return draft, rating_of, len(postings)
 
     def _corrections(self, conn: Connection, t: str, rows: list[Any], billed: dict[str, list[tuple[str, str]]],
                      lines_of: dict[str, list[RatedLine]]) -> list[Correction]:
@@ -395,18 +403,20 @@ class BillingActivities:
         self._took("finalize_invoice", t0)
         return out
 
+    def _finalize_new(self, conn: Connection, tenant_id: str, draft: DraftSummary,
+                      billed: list[tuple[str, str]]) -> FinalizeOutput:
+        """Number a draft this transaction inserted (see ``store.billing.finalize_new_draft``)."""
+        B.ensure_series(conn, tenant_id, *B.INVOICE_SERIES[draft.kind])
+        res = B.finalize_new_draft(conn, tenant_id, draft.invoice_id, draft.kind, Decimal(draft.gross), billed)
+        return FinalizeOutput(res.invoice_id, res.number, res.kind, _d(res.gross_total), res.already)
+
     def _finalize(self, conn: Connection, tenant_id: str, invoice_id: str, decided_by: str) -> FinalizeOutput:
         kind = conn.execute(select(B.invoice.c.kind).where(B.invoice.c.id == invoice_id)).scalar_one()
-        series, prefix = B.INVOICE_SERIES[kind]
-        if (tenant_id, series) not in self._series_known:
-            B.ensure_series(conn, tenant_id, series, prefix)
+        B.ensure_series(conn, tenant_id, *B.INVOICE_SERIES[kind])
         try:
             res = B.finalize_invoice(conn, tenant_id, invoice_id, decided_by)
         except B.AllocationError as exc:
             raise ApplicationError(str(exc), type="invoice_not_finalizable", non_retryable=True) from None
-        if not res.already:
-            # a number was drawn, so the series row exists (for good: series rows are never deleted)
-            self._series_known.add((tenant_id, series))
         return FinalizeOutput(res.invoice_id, res.number, res.kind, _d(res.gross_total), res.already)
 
     @activity.defn(name="billing.reject_invoice")
