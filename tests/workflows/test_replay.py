@@ -28,7 +28,7 @@ async def test_recorded_history_replays(path: Path, runner: str) -> None:
 def test_all_paths_are_recorded() -> None:
     names = {"plain", "held_adjust_approve", "held_reject", "held_escalate_approve"}
     stems = {p.stem for p in HISTORIES}
-    # generations: sequential hand-over; "parallel-hand-over"; "finalize-clean-drafts"; "local-activities"
+    # generations: sequential hand-over; "parallel-hand-over"; "finalize-clean-drafts"; "month-end-v4"
     assert names <= stems and {f"{n}_{v}" for n in names for v in ("v2", "v3", "v4")} <= stems
 
 
@@ -39,5 +39,5 @@ def test_newest_generation_runs_short_steps_locally() -> None:
                                         .read_text())
     kinds = [e.WhichOneof("attributes") for e in history.events]
     assert "activity_task_scheduled_event_attributes" not in kinds
-    assert kinds.count("marker_recorded_event_attributes") >= 4  # 2 patches + assemble + 2 hand-overs
+    assert kinds.count("marker_recorded_event_attributes") == 4  # 1 patch + assemble + 2 hand-overs
     assert kinds.count("workflow_task_completed_event_attributes") == 1
