@@ -61,7 +61,10 @@ def start_dev_server(port: int = 7233, db_filename: str | Path = Path("var") / "
                      host: str = "127.0.0.1", timeout: float = 60) -> subprocess.Popen[bytes]:
     """``temporal server start-dev --headless`` with a persistent history file; stopped at exit."""
     Path(db_filename).parent.mkdir(parents=True, exist_ok=True)
+    # WAL with synchronous=NORMAL: commits survive a crash of the server process (what the crash
+    # tests do); only a power cut can lose the last transactions, never corrupt the file
     cmd = [temporal_binary(), "server", "start-dev", "--headless", "--db-filename", str(db_filename),
+           "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
            "--ip", host, "--port", str(port), "--log-level", "warn",
            "--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
