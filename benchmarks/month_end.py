@@ -185,10 +185,10 @@ async def run(kind: str, accounts: int, per_account: int, workers: int, threads:
             await env.shutdown()
     stats: dict[str, list[float]] = {}
     for f in tmp.glob("worker*.json"):
-        for k, (n, s) in json.loads(f.read_text()).items():
-            cur = stats.setdefault(k, [0, 0.0])
-            cur[0] += n
-            cur[1] += s
+        for k, vals in json.loads(f.read_text()).items():
+            cur = stats.setdefault(k, [0, 0.0, 0.0])
+            for i, v in enumerate(vals):
+                cur[i] += v
     with engine.connect() as conn:
         nums = [r[0] for r in conn.execute(select(B.invoice.c.number_seq).where(B.invoice.c.status == "finalized"))]
         total = sum((r[0] for r in conn.execute(select(B.invoice.c.gross_total))), Decimal(0))
@@ -196,17 +196,20 @@ async def run(kind: str, accounts: int, per_account: int, workers: int, threads:
     engine.dispose()
     if cleanup:
         cleanup()
-    out = {"db": kind, "temporal": temporal, "workers": workers, "threads": threads, "accounts": accounts, "sessions": accounts * per_account, "wall_s": round(wall, 1),
+    out = {"db": kind, "temporal": temporal, "workers": workers, "threads": threads, "accounts": accounts,
+           "sessions": accounts * per_account, "wall_s": round(wall, 1),
            "start_s": round(t_started, 1), "accounts_per_s": round(accounts / wall, 1), "gross_total": str(total),
            "cpu_s": {k: round(v, 1) for k, v in cpu.items()}, "load_avg_1m": os.getloadavg()[0],
-           "activity_s": {k: {"calls": int(v[0]), "seconds": round(v[1], 1), "ms_each": round(1000 * v[1] / v[0], 1)}
+           "activity_s": {k: {"calls": int(v[0]), "seconds": round(v[1], 1), "ms_each": round(1000 * v[1] / v[0], 1),
+                              "cpu_ms_each": round(1000 * v[2] / v[0], 1)}
                           for k, v in stats.items() if v[0]}}
     busy = sum(v[1] for v in stats.values())
     print(f"[{kind}, Temporal history in {temporal}, {workers} workers x {threads} threads] "
           f"{accounts} accounts / {accounts * per_account} sessions: cut-off -> all finalized in "
           f"{wall:.1f}s ({accounts / wall:.1f} accounts/s); starting the workflows took {t_started:.1f}s", flush=True)
     for k, v in out["activity_s"].items():
-        print(f"   {k:18s} {v['calls']:7d} calls  {v['seconds']:8.1f}s thread time  {v['ms_each']:6.1f} ms each")
+        print(f"   {k:18s} {v['calls']:7d} calls  {v['seconds']:8.1f}s thread time  {v['ms_each']:6.1f} ms each "
+              f"(of which CPU {v['cpu_ms_each']:.1f} ms)")
     print("   CPU seconds during the run: " + ", ".join(f"{k} {v:.1f}s ({1000 * v / accounts:.1f} ms/account)"
                                                       for k, v in cpu.items())
           + f"; {os.cpu_count()} cores x {wall:.0f}s = {(os.cpu_count() or 1) * wall:.0f}s; "
