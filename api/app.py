@@ -32,10 +32,12 @@ from api.areas import (
     sessions,
     sites,
     tenancy,
+    tokens,
 )
 from api.auth import ApiKeyMiddleware
 from api.errors import exception_handlers
 from api.openapi import align_component_schemas
+from api.tokens import signing_secret
 from store.db import RowReader, make_engine, migrate, session_factory
 
 __all__ = ["Settings", "create_app"]
@@ -50,6 +52,7 @@ class Settings:
     debug: bool = False
     engine_options: dict[str, Any] = field(default_factory=dict)
     threads: int = int(os.environ.get("EVBILL_API_THREADS", "8"))
+    jwt_secret: str | None = None  # None: EVBILL_JWT_SECRET or var/jwt-secret (api.tokens)
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -63,14 +66,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
     read_engine = engine if engine.dialect.name == "sqlite" else engine.execution_options(isolation_level="AUTOCOMMIT")
     row_reader = RowReader(engine)
     state = State({"engine": engine, "sessions": session_factory(engine), "row_reader": row_reader,
-                   "read_sessions": session_factory(read_engine)})
+                   "read_sessions": session_factory(read_engine),
+                   "jwt_secret": settings.jwt_secret or signing_secret()})
     openapi = OpenAPIConfig(
         title="evbill operator API", version="0.1.0",
         description="Back office of evbill: customers, contracts, tokens, sites, partners, rulesets, "
                     "price series, sessions and the audit log. Money is always a decimal string.",
         path="/schema", render_plugins=[JsonRenderPlugin()],
         components=Components(security_schemes={
-            "bearer": SecurityScheme(type="http", scheme="bearer", description="API key as bearer token"),
+            "bearer": SecurityScheme(type="http", scheme="bearer",
+                                     description="an API key, or a signed token from POST /auth/token"),
             "apiKey": SecurityScheme(type="apiKey", name="X-API-Key", security_scheme_in="header"),
         }),
         security=[{"bearer": []}, {"apiKey": []}],
@@ -87,7 +92,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     from api.health import health
 
     app = Litestar(
-        route_handlers=[health, tenancy.router, customers.router, sites.router, partners.router,
+        route_handlers=[health, tenancy.router, tokens.router, customers.router, sites.router, partners.router,
                         rulesets.router, pricing.router, sessions.router, audit.router, ocpp.router, documents.router,
                         billing.router],
         middleware=[auth],

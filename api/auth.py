@@ -1,8 +1,13 @@
-"""API-key authentication and role guards.
+"""Authentication (API keys and the signed tokens of ``api.tokens``) and role guards.
 
 A key reads ``<key id>.<secret>``; only ``sha256(secret)`` is stored and compared in constant time.
-It travels as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``. The resolved ``Actor``
-(tenant, user, role, partner) rides on ``request.user`` and every repository query uses its tenant.
+It travels as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``; a signed token travels as
+``Authorization: Bearer <token>``. The resolved ``Actor`` (tenant, user, role, partner) rides on
+``request.user``, a ``Credential`` (which kind, which key) on ``request.auth``, and every
+repository query uses the actor's tenant.
+
+Keys are looked up at most every few seconds per process (``_CACHE_TTL_S``); revoking a key or
+changing a user drops the entry at once in the process that made the change.
 """
 
 from __future__ import annotations
@@ -13,9 +18,11 @@ import secrets
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import jwt
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
@@ -23,16 +30,19 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.tokens import decode_token, looks_like_token
 from store.audit import Actor
 from store.models import ApiKey, User
 
 __all__ = [
     "ROLE_SETS",
     "ApiKeyMiddleware",
+    "Credential",
     "actor_of",
     "allow",
     "hash_secret",
     "invalidate_key",
+    "invalidate_user",
     "new_secret",
 ]
 
@@ -64,9 +74,22 @@ def new_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
+@dataclass(frozen=True, slots=True)
+class Credential:
+    kind: str  # "api_key" | "token"
+    key_id: str
+
+
 def invalidate_key(key_id: str) -> None:
     with _cache_lock:
         _cache.pop(key_id, None)
+
+
+def invalidate_user(user_id: str) -> None:
+    """Forget the cached keys of ``user_id`` (after a change of role, partner or ``active``)."""
+    with _cache_lock:
+        for key_id in [k for k, (_, _, a) in _cache.items() if a.user_id == user_id]:
+            _cache.pop(key_id, None)
 
 
 def _lookup(sessions: sessionmaker[Session], key_id: str) -> tuple[str, Actor] | None:
@@ -91,30 +114,49 @@ def _presented_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None
     return key.strip() if key else None
 
 
+async def _current(connection: ASGIConnection[Any, Any, Any, Any], key_id: str) -> tuple[str, Actor] | None:
+    """(stored secret hash, actor) of an unrevoked key of an active user, from the cache or the database."""
+    now = time.monotonic()
+    with _cache_lock:
+        hit = _cache.get(key_id)
+    if hit is not None and hit[0] > now:
+        return hit[1], hit[2]
+    found = await anyio.to_thread.run_sync(_lookup, connection.app.state.sessions, key_id)
+    if found is not None:
+        with _cache_lock:
+            _cache[key_id] = (now + _CACHE_TTL_S, found[0], found[1])
+    return found
+
+
 class ApiKeyMiddleware(AbstractAuthenticationMiddleware):
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
         presented = _presented_key(connection)
         if not presented:
             raise NotAuthorizedException("an API key is required (Authorization: Bearer <key> or X-API-Key)")
+        if looks_like_token(presented) and len(presented) <= 2000:
+            return await _token(connection, presented)
         key_id, dot, secret = presented.partition(".")
         if not dot or not key_id or not secret or len(presented) > 200:
             raise NotAuthorizedException("the API key is not valid")
-        now = time.monotonic()
-        with _cache_lock:
-            hit = _cache.get(key_id)
-        if hit is not None and hit[0] > now:
-            stored, actor = hit[1], hit[2]
-        else:
-            sessions = connection.app.state.sessions
-            found = await anyio.to_thread.run_sync(_lookup, sessions, key_id)
-            if found is None:
-                raise NotAuthorizedException("the API key is not valid")
-            stored, actor = found
-            with _cache_lock:
-                _cache[key_id] = (now + _CACHE_TTL_S, stored, actor)
-        if not hmac.compare_digest(stored, hash_secret(secret)):
+        found = await _current(connection, key_id)
+        if found is None or not hmac.compare_digest(found[0], hash_secret(secret)):
             raise NotAuthorizedException("the API key is not valid")
-        return AuthenticationResult(user=actor, auth=key_id)
+        return AuthenticationResult(user=found[1], auth=Credential("api_key", key_id))
+
+
+async def _token(connection: ASGIConnection[Any, Any, Any, Any], presented: str) -> AuthenticationResult:
+    try:
+        claims = decode_token(connection.app.state.jwt_secret, presented)
+    except jwt.ExpiredSignatureError:
+        raise NotAuthorizedException("the token has expired; exchange the API key for a new one") from None
+    except jwt.PyJWTError:
+        raise NotAuthorizedException("the token is not valid") from None
+    found = await _current(connection, claims.key_id)
+    if found is None:
+        raise NotAuthorizedException("the token's API key is revoked or its user disabled")
+    if found[1] != claims.actor:
+        raise NotAuthorizedException("the token no longer matches its user's role; get a new one")
+    return AuthenticationResult(user=found[1], auth=Credential("token", claims.key_id))
 
 
 def allow(role_set: str) -> Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]:

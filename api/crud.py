@@ -150,13 +150,14 @@ def crud_router(
     json_filters: dict[str, str] | None = None, search_cols: Sequence[str] = (),
     refs: dict[str, Ref] | None = None, hide: Sequence[str] = (), clearable: Sequence[str] = (),
     validate: Callable[[Scope, dict[str, Any], Any], None] | None = None,
-    deletable: bool = True,
+    deletable: bool = True, on_change: Callable[[Any], None] | None = None,
 ) -> Router:
     """List/create/get/update/delete for one tenant-scoped table.
 
     ``filters`` maps query parameter names (equal to column names) to their types;
     ``json_filters`` maps a query parameter to a JSON-list column it must contain;
-    ``validate(scope, values, existing)`` checks cross-field rules before writing.
+    ``validate(scope, values, existing)`` checks cross-field rules before writing;
+    ``on_change(obj)`` runs after an update or delete has committed (e.g. to drop a cache).
     """
     filters = filters or {}
     json_filters = json_filters or {}
@@ -242,6 +243,8 @@ def crud_router(
                 validate(scope, {**obj.model_dump(), **changes}, obj)
             repo.update(obj, changes, hide=hide)
             scope.commit()
+            if on_change:
+                on_change(obj)
             return _to_read(obj)
 
     update_handler.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
@@ -252,8 +255,11 @@ def crud_router(
     def delete_handler(request: Request[Any, Any, Any], **kw: Any) -> None:
         with open_scope(request) as scope:
             repo = _repo(scope)
-            repo.delete(repo.get(kw[id_name]), hide=hide)
+            obj = repo.get(kw[id_name])
+            repo.delete(obj, hide=hide)
             scope.commit()
+            if on_change:
+                on_change(obj)
 
     delete_handler.__signature__ = inspect.Signature(id_param)  # type: ignore[attr-defined]
     delete_handler.__annotations__ = {"request": Request, id_name: IdPath, "return": None}

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from litestar import Request, Router
 from pydantic import Field
 
-from api.auth import invalidate_key
+from api.auth import invalidate_key, invalidate_user
 from api.crud import (
     CursorParam,
     IdPath,
@@ -191,5 +191,7 @@ router = Router(path="/", route_handlers=[
     crud_router(path="/users", tag="access", entity="user", plural="users", prefix="usr", model=User,
                 create=UserCreate, update=UserUpdate, read=UserRead, read_roles="admin", write_roles="admin",
                 filters={"role": str}, search_cols=("email", "name"), refs={"partner_id": Ref(Partner, "partner")},
-                clearable=("partner_id",), validate=_check_user, deletable=False),
+                clearable=("partner_id",), validate=_check_user, deletable=False,
+                # a disabled user or a changed role must not live on in the key cache
+                on_change=lambda user: invalidate_user(user.id)),
 ], tags=["access"])

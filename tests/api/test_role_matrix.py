@@ -21,7 +21,7 @@ FOREIGN_PREFIXES = ("/billing/", "/documents")
 def expected_roles(op_id: str) -> set[str]:
     if op_id == "get_health":
         return set(ROLES)
-    if op_id == "get_me":
+    if op_id in ("get_me", "issue_access_token"):
         return set(ROLES)
     if op_id in ("list_sessions", "get_session", "list_session_ratings"):
         return READ | {"partner"}

@@ -22,7 +22,7 @@ REFERENCING_CREATES = {"create_api_key", "create_billing_account", "create_contr
                        "create_location", "create_charge_point", "create_evse", "create_agreement",
                        "simulate_ruleset", "create_access_rule", "preview_partner_statement",
                        "issue_partner_statement"}
-OWN_TENANT_ONLY = {"get_tenant", "update_tenant", "get_me", "verify_audit_chain"}
+OWN_TENANT_ONLY = {"get_tenant", "update_tenant", "get_me", "verify_audit_chain", "issue_access_token"}
 FREE_CREATES = {"create_user", "create_customer_group", "create_customer", "create_partner", "create_ruleset",
                 "create_price_series"}
 IMPORTS = {"import_sessions_batch", "import_ocpi_cdrs", "import_sessions_csv"}
