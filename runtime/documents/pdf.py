@@ -7,6 +7,8 @@ the page is white-label: nothing names evbill unless the tenant's branding asks 
 from __future__ import annotations
 
 import base64
+import logging
+import warnings
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -543,6 +545,19 @@ def _page_css(doc: Document) -> str:
         f".pay {{ background: {secondary}; border-left-color: {primary}; }}"
     )
     return "@page { " + " ".join(rules) + " } " + colours
+
+
+class _NoSubsetFallbackNotice(logging.Filter):
+    """WeasyPrint logs, for every font of every document, that it subsets fonts with fontTools
+    because the system lacks libharfbuzz-subset. The PDFs are the same either way (fonts embedded
+    and subset); the notice is dropped so real warnings stay visible."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "HarfBuzz-Subset" not in record.getMessage()
+
+
+logging.getLogger("weasyprint").addFilter(_NoSubsetFallbackNotice())
+warnings.filterwarnings("ignore", message="HarfBuzz-Subset will be required", category=DeprecationWarning)
 
 
 @lru_cache(maxsize=1)
