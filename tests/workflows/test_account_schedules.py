@@ -117,6 +117,8 @@ async def test_schedules_follow_accounts_and_sync_is_idempotent(dev: WorkflowEnv
                     timezone="America/New_York", billing_cycle=cycle, payment_terms="net 14", invoice_email="",
                     street="", postal_code="", city="", country="", status="active"))
         await ensure_schedule(dev.client, tid, "acc_gone", "monthly", 1, "Europe/Berlin", task_queue="sched-tq")
+        # another tenant's schedule is none of this tenant's sync's business
+        await ensure_schedule(dev.client, "ten_other", "acc_x", "monthly", 1, "Europe/Berlin", task_queue="sched-tq")
         first = await api("POST", "/billing/schedules/sync")
         assert first == {"created": 2, "updated": 0, "unchanged": 1, "paused": 0, "deleted": 1, "absent": 1,
                          "failed": 0}, first
@@ -126,6 +128,7 @@ async def test_schedules_follow_accounts_and_sync_is_idempotent(dev: WorkflowEnv
         second = await api("POST", "/billing/schedules/sync")
         assert second == {"created": 0, "updated": 0, "unchanged": 3, "paused": 0, "deleted": 0, "absent": 1,
                           "failed": 0}, second
+        assert await _desc(dev.client, "ten_other", "acc_x") is not None
 
         # deleting the account deletes its schedule; only an admin may sync
         await api("DELETE", f"/billing-accounts/{acc}", status=204)
