@@ -34,7 +34,7 @@ from api.areas import (
     tenancy,
     tokens,
 )
-from api.auth import ApiKeyMiddleware
+from api.auth import ApiKeyMiddleware, RateLimiter
 from api.errors import exception_handlers
 from api.openapi import align_component_schemas
 from api.tokens import signing_secret
@@ -53,6 +53,8 @@ class Settings:
     engine_options: dict[str, Any] = field(default_factory=dict)
     threads: int = int(os.environ.get("EVBILL_API_THREADS", "8"))
     jwt_secret: str | None = None  # None: EVBILL_JWT_SECRET or var/jwt-secret (api.tokens)
+    # requests/s per API key; None: EVBILL_RATE_LIMIT (unset: no limit); see api.auth.RateLimiter
+    rate_limit: RateLimiter | None = field(default_factory=RateLimiter.from_env)
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -67,7 +69,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     row_reader = RowReader(engine)
     state = State({"engine": engine, "sessions": session_factory(engine), "row_reader": row_reader,
                    "read_sessions": session_factory(read_engine),
-                   "jwt_secret": settings.jwt_secret or signing_secret()})
+                   "jwt_secret": settings.jwt_secret or signing_secret(), "rate_limiter": settings.rate_limit})
     openapi = OpenAPIConfig(
         title="evbill operator API", version="0.1.0",
         description="Back office of evbill: customers, contracts, tokens, sites, partners, rulesets, "

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
+import os
 import secrets
 import threading
 import time
@@ -24,7 +26,7 @@ from typing import Any
 import anyio
 import jwt
 from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException, TooManyRequestsException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from sqlalchemy import select
@@ -38,6 +40,7 @@ __all__ = [
     "ROLE_SETS",
     "ApiKeyMiddleware",
     "Credential",
+    "RateLimiter",
     "actor_of",
     "allow",
     "hash_secret",
@@ -128,6 +131,48 @@ async def _current(connection: ASGIConnection[Any, Any, Any, Any], key_id: str) 
     return found
 
 
+class RateLimiter:
+    """A token bucket per API key (a key's signed tokens draw from the key's bucket): ``rate``
+    requests a second on average, bursts of up to ``burst``. Per process, like the key cache;
+    only the event loop thread calls it."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("a rate limit needs rate > 0 and burst >= 1")
+        self.rate, self.burst = rate, burst
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def wait_s(self, key_id: str, now: float | None = None) -> float:
+        """0 and one request taken if the key may go ahead, else how long until it may."""
+        now = time.monotonic() if now is None else now
+        tokens, last = self._buckets.get(key_id, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        if tokens >= 1:
+            self._buckets[key_id] = (tokens - 1, now)
+            return 0.0
+        self._buckets[key_id] = (tokens, now)
+        return (1 - tokens) / self.rate
+
+    @classmethod
+    def from_env(cls) -> RateLimiter | None:
+        """``EVBILL_RATE_LIMIT`` requests/s per key (unset or 0: no limit), ``EVBILL_RATE_BURST``
+        (default: twice the rate, at least 10)."""
+        rate = float(os.environ.get("EVBILL_RATE_LIMIT", "0") or 0)
+        if rate <= 0:
+            return None
+        return cls(rate, int(os.environ.get("EVBILL_RATE_BURST", "").strip() or max(10, round(2 * rate))))
+
+
+def _admit(connection: ASGIConnection[Any, Any, Any, Any], actor: Actor, credential: Credential) -> AuthenticationResult:
+    limiter: RateLimiter | None = connection.app.state.get("rate_limiter")
+    if limiter is not None:
+        wait = limiter.wait_s(credential.key_id)
+        if wait > 0:
+            raise TooManyRequestsException(f"more than {limiter.rate:g} requests/s for this API key; slow down",
+                                           headers={"Retry-After": str(max(1, math.ceil(wait)))})
+    return AuthenticationResult(user=actor, auth=credential)
+
+
 class ApiKeyMiddleware(AbstractAuthenticationMiddleware):
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
         presented = _presented_key(connection)
@@ -141,7 +186,7 @@ class ApiKeyMiddleware(AbstractAuthenticationMiddleware):
         found = await _current(connection, key_id)
         if found is None or not hmac.compare_digest(found[0], hash_secret(secret)):
             raise NotAuthorizedException("the API key is not valid")
-        return AuthenticationResult(user=found[1], auth=Credential("api_key", key_id))
+        return _admit(connection, found[1], Credential("api_key", key_id))
 
 
 async def _token(connection: ASGIConnection[Any, Any, Any, Any], presented: str) -> AuthenticationResult:
@@ -156,7 +201,7 @@ async def _token(connection: ASGIConnection[Any, Any, Any, Any], presented: str)
         raise NotAuthorizedException("the token's API key is revoked or its user disabled")
     if found[1] != claims.actor:
         raise NotAuthorizedException("the token no longer matches its user's role; get a new one")
-    return AuthenticationResult(user=found[1], auth=Credential("token", claims.key_id))
+    return _admit(connection, found[1], Credential("token", claims.key_id))
 
 
 def allow(role_set: str) -> Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]:

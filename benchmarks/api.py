@@ -249,6 +249,24 @@ async def lookup_bench(base: str, h: dict[str, str], ids: list[str], requests: i
             "mean_ms": round(statistics.fmean(lat), 2)}
 
 
+def _tree_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) of ``pid`` and all its descendants, from /proc (Linux only):
+    the server's own cost per request, which other load on the machine disturbs far less than
+    latency."""
+    try:
+        tick = os.sysconf("SC_CLK_TCK")
+        total, todo = 0.0, [pid]
+        while todo:
+            p = todo.pop()
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        return total
+    except (OSError, ValueError):
+        return None
+
+
 def run(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     be = Backend(kind, args.postgres_url)
     engine = be.setup()
@@ -270,9 +288,16 @@ def run(kind: str, args: argparse.Namespace) -> dict[str, Any]:
                 time.sleep(0.1)
         h, ids = seed(engine, base, args.customers)
         imp = asyncio.run(import_bench(base, h, args.sessions, args.batch, args.parallel))
-        look = asyncio.run(lookup_bench(base, h, ids, args.lookups, args.clients))
+        looks = []
+        for _ in range(args.rounds):
+            cpu0 = _tree_cpu_s(proc.pid)
+            look = asyncio.run(lookup_bench(base, h, ids, args.lookups, args.clients))
+            cpu1 = _tree_cpu_s(proc.pid)
+            look["server_cpu_us"] = round(1e6 * (cpu1 - cpu0) / look["requests"]) if cpu0 and cpu1 else None
+            look["load"] = round(os.getloadavg()[0], 1)
+            looks.append(look)
         paced = asyncio.run(paced_lookup_bench(base, h, ids, args.paced_seconds, args.clients, args.paced_rps))
-        return {"backend": kind, "server_workers": workers, "import": imp, "lookup": look, "paced": paced}
+        return {"backend": kind, "server_workers": workers, "import": imp, "lookups": looks, "paced": paced}
     finally:
         proc.terminate()
         proc.wait(timeout=20)
@@ -292,6 +317,7 @@ def main() -> None:
     p.add_argument("--customers", type=int, default=1000)
     p.add_argument("--lookups", type=int, default=10000)
     p.add_argument("--clients", type=int, default=50)
+    p.add_argument("--rounds", type=int, default=3, help="closed-loop lookup runs (the machine's load varies)")
     p.add_argument("--paced-rps", type=float, default=500, help="offered load of the open-loop lookup run")
     p.add_argument("--paced-seconds", type=float, default=10)
     args = p.parse_args()
@@ -303,12 +329,15 @@ def main() -> None:
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     for kind in kinds:
         r = run(kind, args)
-        i, lk = r["import"], r["lookup"]
+        i, pc = r["import"], r["paced"]
         print(f"{kind:10s} import: {i['sessions']} sessions in {i['seconds']} s = {i['sessions_per_s']} sessions/s "
-              f"(batches of {args.batch}, {args.parallel} importers, {r['server_workers']} server workers) | "
-              f"customer lookup: p50 {lk['p50_ms']} ms, p99 {lk['p99_ms']} ms, {lk['rps']} req/s "
-              f"({lk['clients']} clients, {lk['requests']} requests, closed loop) | paced {r['paced']['offered_rps']:.0f} "
-              f"req/s offered: p50 {r['paced']['p50_ms']} ms, p99 {r['paced']['p99_ms']} ms", flush=True)
+              f"(batches of {args.batch}, {args.parallel} importers, {r['server_workers']} server processes)", flush=True)
+        for lk in r["lookups"]:
+            print(f"{kind:10s} customer lookup, {lk['clients']} closed-loop clients, {lk['requests']} requests: "
+                  f"p50 {lk['p50_ms']} ms, p99 {lk['p99_ms']} ms, {lk['rps']} req/s, "
+                  f"server CPU {lk['server_cpu_us']} us/request, load average {lk['load']}", flush=True)
+        print(f"{kind:10s} paced {pc['offered_rps']:.0f} req/s offered (open loop): p50 {pc['p50_ms']} ms, "
+              f"p99 {pc['p99_ms']} ms", flush=True)
 
 
 if __name__ == "__main__":
