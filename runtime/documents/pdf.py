@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import warnings
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -557,6 +558,12 @@ class _NoSubsetFallbackNotice(logging.Filter):
 
 
 logging.getLogger("weasyprint").addFilter(_NoSubsetFallbackNotice())
+# Without libharfbuzz-subset, WeasyPrint subsets fonts with fontTools, which stamps each subset
+# font's 'head' table with the current time: the same invoice rendered a second later would get
+# different bytes, and the archive refuses different bytes for a finalized number. fontTools
+# takes that time from SOURCE_DATE_EPOCH (the reproducible-builds convention) when it is set;
+# 1980-01-01 unless the operator sets it. Nothing else we use reads it.
+os.environ.setdefault("SOURCE_DATE_EPOCH", "315532800")
 warnings.filterwarnings("ignore", message="HarfBuzz-Subset will be required", category=DeprecationWarning)
 
 
