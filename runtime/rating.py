@@ -758,8 +758,10 @@ def _apply_discounts(prog: TariffProgram, discounts: Sequence[DiscountProgram], 
         if amount <= 0:
             continue
         by_rate: dict[Decimal, Decimal] = {}
+        whole = amount >= available  # takes all that is left: each line's exact remainder, so
+        # no residue of the proportional division is left for a later discount to take below zero
         for i in idx:
-            share = amount * (base[i].net - taken[i]) / available
+            share = base[i].net - taken[i] if whole else amount * (base[i].net - taken[i]) / available
             taken[i] += share
             by_rate[base[i].tax_rate] = by_rate.get(base[i].tax_rate, ZERO) + share
         for rate in sorted(by_rate):
