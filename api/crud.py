@@ -76,6 +76,8 @@ def route(method: str, path: str, *, operation_id: str, roles: str, summary: str
           status_code: int | None = None, extra_problems: Sequence[int] = (), **kw: Any) -> Callable[..., Any]:
     """A route with its operation id, role guard and every problem it can answer documented."""
     problems = [400, 401, 403, 404, 409, 422, 429, *extra_problems]
+    if method in ("POST", "PUT", "PATCH"):
+        problems.append(413)  # a body above the app's request_max_body_size
     opts: dict[str, Any] = {
         "operation_id": operation_id, "guards": [allow(roles)], "opt": {"roles": roles},
         "responses": _problems(*sorted(set(problems))), "summary": summary or None,
