@@ -14,6 +14,15 @@ Target (issue 5): 10,000 accounts / 1,000,000 sessions in <= 5 minutes on a 2-co
 Two workers (one per core) with three activity threads each: at 2,000 accounts, 2/3/4/6 threads
 took 65/62/77/83 s, because more threads than cores only add GIL hand-offs (the assembly's own
 CPU rose from 15.6 to 18.0 ms with 6 threads).
+
+Measured 2026-11-21, 10,000 accounts / 1,000,000 sessions, 2 workers x 3 threads, dev server
+history in a file, load average 4 (the benchmark's own processes):
+  SQLite      317.8 s (31.5 accounts/s); CPU per account: Temporal 16.4 ms, workers 35.7 ms
+              (assembly 23.9 ms of it); 528 of 636 available CPU seconds used.
+  PostgreSQL  428.6 s (23.3 accounts/s); CPU per account: PostgreSQL 18.4 ms, Temporal 17.6 ms,
+              workers 37.7 ms; 744 of 857 CPU seconds used. (962.7 s before the statistics fix.)
+Both runs are CPU-bound; the target is missed by 6% on SQLite. Session 1's code took 510.8 s on
+SQLite with an in-memory dev server.
 """
 
 from __future__ import annotations
