@@ -261,14 +261,6 @@ def drive_chargers(run: SystemRun, month_start: datetime, per_charger: int, rnd:
     run.net_total = str(sum((Decimal(s.get("net_total") or "0") for s in rated), Decimal(0)))
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class MonthEnd:
     invoices: list[dict[str, Any]] = field(default_factory=list)
@@ -286,12 +278,12 @@ def month_end(run: SystemRun, out: Path, cut_off: datetime, flag_account: int = 
 
     from temporalio.client import Client
 
-    from workflows.billing.embedded import start_dev_server, start_worker_thread
+    from workflows.billing.embedded import free_port, start_dev_server, start_worker_thread
     from workflows.billing.types import BillingCycleResult
     from workflows.billing.worker import start_cycles
     from workflows.billing.workflows import BillingCycleWorkflow
 
-    port = _free_port()
+    port = free_port()
     (out / "temporal.db").unlink(missing_ok=True)
     proc = start_dev_server(port=port, db_filename=out / "temporal.db")
     run.ids["temporal"] = proc

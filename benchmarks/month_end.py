@@ -53,7 +53,7 @@ from temporalio.testing import WorkflowEnvironment
 from store import billing as B
 from store.db import make_engine, migrate
 from tests.workflows.seed import RULESET, Seeded, insert_sessions, seed_tenant
-from workflows.billing.embedded import start_dev_server
+from workflows.billing.embedded import free_port, start_dev_server
 from workflows.billing.worker import start_cycles
 
 DEV_SERVER = str(ROOT / ".venv" / "bin" / "temporal")
@@ -162,14 +162,6 @@ def _children_cpu(pg: bool = False) -> dict[str, float]:
     return out
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sk:
-        sk.bind(("127.0.0.1", 0))
-        return int(sk.getsockname()[1])
-
-
 def finalized(engine: Engine) -> int:
     with engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(B.invoice)
@@ -182,7 +174,7 @@ async def run(kind: str, accounts: int, per_account: int, workers: int, threads:
     engine, url, schema, cleanup = prepare(kind, accounts, per_account, tmp)
     if temporal == "file":
         # the embedded default: ``evbill serve``'s own dev server, history in a SQLite file
-        port = _free_port()
+        port = free_port()
         server = start_dev_server(port, tmp / "temporal.db")
         address = f"127.0.0.1:{port}"
         client = await Client.connect(address)

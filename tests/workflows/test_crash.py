@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -47,12 +46,6 @@ def seed(engine: Engine, tenant: str) -> None:
     insert_sessions(engine, s, [
         (acc, f"{tenant}_{i}_{j}", start + timedelta(days=j * 7, minutes=i), D(i % 37) + D(j) / 3 + D("0.125"))
         for i, acc in enumerate(s.account_ids) for j in range(4)])
-
-
-def free_port() -> int:
-    with socket.socket() as sk:
-        sk.bind(("127.0.0.1", 0))
-        return int(sk.getsockname()[1])
 
 
 def worker(address: str, tq: str, db_path: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -168,7 +161,7 @@ async def test_worker_sigkilled_mid_run(db: tuple[Engine, Path], reference: dict
 
 
 async def test_temporal_server_restarted_mid_run(db: tuple[Engine, Path], reference: dict[str, Any]) -> None:
-    from workflows.billing.embedded import start_dev_server
+    from workflows.billing.embedded import free_port, start_dev_server
 
     engine, path = db
     port = free_port()

@@ -163,19 +163,19 @@ class BillingActivities:
                 return plan
             with B.write_transaction(self.engine) as conn:
                 written = self._write_draft(conn, plan)
-                out = written[0] if written is not None else None
-                if written is not None and out is not None and inp.finalize_if_clean and out.status == "draft" \
-                        and not out.reasons:
+                if written is None:
+                    continue  # another attempt or an adjustment got there first: read again
+                out, billed = written
+                if inp.finalize_if_clean and out.status == "draft" and not out.reasons:
                     # no hold rule stops it: number it in the same transaction (one write lock per
                     # account at month-end, and a crash leaves either nothing or a numbered invoice)
                     if plan["existed"]:
                         fin = self._finalize(conn, inp.tenant_id, out.invoice_id, "")
                     else:
-                        fin = self._finalize_new(conn, inp.tenant_id, out, written[1])
+                        fin = self._finalize_new(conn, inp.tenant_id, out, billed)
                     out.status, out.number, out.finalized_now = "finalized", fin.number, True
-            if out is not None:
-                self._took("assemble_draft", t0, c0)
-                return out
+            self._took("assemble_draft", t0, c0)
+            return out
         raise ApplicationError("the draft changed under three attempts in a row", type="draft_contended")
 
     def _assemble(self, conn: Connection, inp: AssembleInput, as_of: datetime) -> DraftSummary | dict[str, Any]:

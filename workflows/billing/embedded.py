@@ -19,7 +19,7 @@ from typing import Any
 
 from workflows.billing.types import TASK_QUEUE
 
-__all__ = ["start_dev_server", "start_embedded", "start_worker_thread", "temporal_binary"]
+__all__ = ["free_port", "start_dev_server", "start_embedded", "start_worker_thread", "temporal_binary"]
 
 log = logging.getLogger("evbill.temporal")
 
@@ -44,6 +44,13 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except Exception:  # noqa: BLE001 - not Linux: atexit still covers a normal exit
         pass
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now (for a dev server of a test, the demo or a benchmark)."""
+    with socket.socket() as sk:
+        sk.bind((host, 0))
+        return int(sk.getsockname()[1])
 
 
 def _wait_port(host: str, port: int, timeout: float) -> None:

@@ -60,19 +60,16 @@ def build_worker(client: Client, engine: Engine, task_queue: str = TASK_QUEUE, *
         sandboxed = os.environ.get("EVBILL_WORKFLOW_SANDBOX", "0") == "1"
     acts = BillingActivities(engine)
     runner: WorkflowRunner = SandboxedWorkflowRunner() if sandboxed else UnsandboxedWorkflowRunner()
-    kw.setdefault("max_concurrent_workflow_tasks", _workflow_task_slots(threads))
-    return Worker(client, task_queue=task_queue, workflows=[BillingCycleWorkflow], activities=acts.all(),
-                  activity_executor=ThreadPoolExecutor(max_workers=threads),
-                  max_concurrent_activities=max_concurrent_activities or threads,
-                  max_concurrent_local_activities=2 * threads, workflow_runner=runner, **kw)
-
-
-def _workflow_task_slots(threads: int) -> int:
     # a clean cycle's workflow task stays open while its local activities run, and they share the
     # activity threads: taking more tasks than the threads can serve within the workflow task
     # timeout (10 s) would have the server time tasks out and the worker redo finished steps.
     # Tasks the worker does not take wait on the server's task queue, where waiting costs nothing.
-    return 2 * threads
+    slots = 2 * threads
+    kw.setdefault("max_concurrent_workflow_tasks", slots)
+    return Worker(client, task_queue=task_queue, workflows=[BillingCycleWorkflow], activities=acts.all(),
+                  activity_executor=ThreadPoolExecutor(max_workers=threads),
+                  max_concurrent_activities=max_concurrent_activities or threads,
+                  max_concurrent_local_activities=slots, workflow_runner=runner, **kw)
 
 
 def cycle_workflow_id(tenant_id: str, account_id: str, key: str) -> str:
