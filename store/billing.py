@@ -36,6 +36,7 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     and_,
+    bindparam,
     func,
     insert,
     or_,
@@ -69,6 +70,7 @@ __all__ = [
     "billing_hold",
     "close_task",
     "count_by_status",
+    "driver_insert",
     "ensure_series",
     "escalate_task",
     "finalize_invoice",
@@ -281,10 +283,37 @@ class AllocationError(RuntimeError):
     """The invoice cannot be numbered (rejected, or another tenant's)."""
 
 
+# statements of month-end's path, built once: building a statement costs more than SQLite running it
+_Q_SERIES = select(number_series.c.series).where(number_series.c.tenant_id == bindparam("t"),
+                                                 number_series.c.series == bindparam("s"))
+_Q_DRAW = (update(number_series)
+           .where(number_series.c.tenant_id == bindparam("t"), number_series.c.series == bindparam("s"))
+           .values(next_value=number_series.c.next_value + 1)
+           .returning(number_series.c.next_value, number_series.c.prefix))
+_Q_FINALIZE_NEW = (update(invoice).where(invoice.c.id == bindparam("i"), invoice.c.status == "draft")
+                   .values(series=bindparam("series"), number=bindparam("number"), number_seq=bindparam("seq"),
+                           status="finalized", finalized_at=bindparam("at"), decided_by=""))
+_Q_PREVIOUS_NET = (select(invoice.c.net_total).where(
+    invoice.c.tenant_id == bindparam("t"), invoice.c.account_id == bindparam("a"), invoice.c.status == "finalized",
+    invoice.c.kind == "invoice", invoice.c.period_end <= bindparam("before"))
+    .order_by(invoice.c.period_end.desc()).limit(1))
+_Q_HOLDS = select(billing_hold.c.kind, billing_hold.c.name, billing_hold.c.reason).where(
+    billing_hold.c.tenant_id == bindparam("t"), billing_hold.c.account_id == bindparam("a"),
+    billing_hold.c.released_at.is_(None))
+_Q_POSTINGS = select(posting).where(posting.c.invoice_id == bindparam("i")).order_by(posting.c.created_at, posting.c.id)
+# the account's open invoices first (a handful, by the account index), then their lines: at
+# month-end the tenant has thousands of drafts, so starting from the status index would not do
+_Q_OPEN_INVOICES = select(invoice.c.id).where(
+    invoice.c.tenant_id == bindparam("t"), invoice.c.account_id == bindparam("a"),
+    invoice.c.status.in_(("draft", "held")), invoice.c.id != bindparam("i"))
+_Q_OPEN_LINES = select(invoice_line.c.session_id).where(
+    invoice_line.c.invoice_id.in_(bindparam("open", expanding=True)),
+    invoice_line.c.session_id.in_(bindparam("ids", expanding=True)))
+
+
 def ensure_series(conn: Connection, tenant_id: str, series: str, prefix: str) -> None:
     """Create the series row once (a race between two creators is settled by the primary key)."""
-    if conn.execute(select(number_series.c.series).where(number_series.c.tenant_id == tenant_id,
-                                                         number_series.c.series == series)).first():
+    if conn.execute(_Q_SERIES, {"t": tenant_id, "s": series}).first():
         return
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -325,10 +354,7 @@ def allocate_number(conn: Connection, tenant_id: str, invoice_id: str, kind: str
 def _draw_number(conn: Connection, tenant_id: str, series: str) -> tuple[str, int]:
     # the series row lock (UPDATE ... RETURNING locks it) serialises allocators of one series;
     # it is held until commit, together with the invoice's new number: no gap, no duplicate
-    n = conn.execute(update(number_series)
-                     .where(number_series.c.tenant_id == tenant_id, number_series.c.series == series)
-                     .values(next_value=number_series.c.next_value + 1)
-                     .returning(number_series.c.next_value, number_series.c.prefix)).first()
+    n = conn.execute(_Q_DRAW, {"t": tenant_id, "s": series}).first()
     if n is None:
         raise AllocationError(f"number series {series!r} of tenant {tenant_id!r} does not exist")
     seq = n.next_value - 1
@@ -370,32 +396,25 @@ def finalize_new_draft(conn: Connection, tenant_id: str, invoice_id: str, kind: 
     there is nothing to lock or re-read: month-end's clean path saves the round trips."""
     series, _prefix = INVOICE_SERIES[kind]
     number, seq = _draw_number(conn, tenant_id, series)
-    conn.execute(update(invoice).where(invoice.c.id == invoice_id, invoice.c.status == "draft")
-                 .values(series=series, number=number, number_seq=seq, status="finalized", finalized_at=utcnow(),
-                         decided_by=""))
+    conn.execute(_Q_FINALIZE_NEW, {"i": invoice_id, "series": series, "number": number, "seq": seq,
+                                   "at": utcnow()})
     _record_billed(conn, tenant_id, invoice_id, billed)
     return FinalizeResult(invoice_id, number, kind, gross_total, False)
 
 
 def _record_billed(conn: Connection, tenant_id: str, invoice_id: str, pairs: Iterable[tuple[str, str]]) -> None:
-    rows = [{"tenant_id": tenant_id, "session_id": s, "rating_id": r, "invoice_id": invoice_id} for s, r in pairs]
-    if rows:
-        conn.execute(insert(billed_session), rows)
+    driver_insert(conn, billed_session, ("tenant_id", "session_id", "rating_id", "invoice_id"),
+                  [(tenant_id, s, r, invoice_id) for s, r in pairs])
 
 
 def previous_net(conn: Connection, tenant_id: str, account_id: str, before: datetime) -> Decimal | None:
-    row = conn.execute(select(invoice.c.net_total).where(
-        invoice.c.tenant_id == tenant_id, invoice.c.account_id == account_id, invoice.c.status == "finalized",
-        invoice.c.kind == "invoice", invoice.c.period_end <= before).order_by(invoice.c.period_end.desc())
-        .limit(1)).first()
+    row = conn.execute(_Q_PREVIOUS_NET, {"t": tenant_id, "a": account_id, "before": before}).first()
     return None if row is None else row[0]
 
 
 def active_holds(conn: Connection, tenant_id: str, account_id: str) -> tuple[frozenset[str], list[str]]:
     """(flags, reasons of manual holds) currently on the account."""
-    rows = conn.execute(select(billing_hold.c.kind, billing_hold.c.name, billing_hold.c.reason).where(
-        billing_hold.c.tenant_id == tenant_id, billing_hold.c.account_id == account_id,
-        billing_hold.c.released_at.is_(None))).all()
+    rows = conn.execute(_Q_HOLDS, {"t": tenant_id, "a": account_id}).all()
     return (frozenset(r.name for r in rows if r.kind == "flag"),
             [r.reason or r.name for r in rows if r.kind == "hold"])
 
@@ -457,8 +476,7 @@ def add_posting(conn: Connection, tenant_id: str, invoice_id: str, posting_id: s
 
 
 def postings_of(conn: Connection, invoice_id: str) -> list[Any]:
-    return list(conn.execute(select(posting).where(posting.c.invoice_id == invoice_id)
-                             .order_by(posting.c.created_at, posting.c.id)).all())
+    return list(conn.execute(_Q_POSTINGS, {"i": invoice_id}).all())
 
 
 def count_by_status(conn: Connection, tenant_id: str) -> dict[str, int]:
@@ -479,14 +497,47 @@ def insert_lines(conn: Connection, tenant_id: str, invoice_id: str, lines: Itera
             return str(ln.rating_id)
         return rating_of.get(ln.session_id, "")
 
-    rows = [dict(tenant_id=tenant_id, invoice_id=invoice_id, seq=ln.seq, kind=ln.kind, component=ln.component,
-                 description=ln.description[:300], quantity=ln.quantity, unit=ln.unit[:20],
-                 unit_price=ln.unit_price, net=ln.net, net_unrounded=ln.net_unrounded, tax_rate=ln.tax_rate,
-                 session_id=ln.session_id, rating_id=rating(ln), rule=ln.rule[:500],
-                 corrects=ln.corrects[:200]) for ln in lines]
-    if rows:
-        conn.execute(insert(invoice_line), rows)
-    return list(dict.fromkeys((r["session_id"], r["rating_id"]) for r in rows if r["session_id"] and r["rating_id"]))
+    rows = [(tenant_id, invoice_id, ln.seq, ln.kind, ln.component, ln.description[:300], ln.quantity,
+             ln.unit[:20], ln.unit_price, ln.net, ln.net_unrounded, ln.tax_rate, ln.session_id, rating(ln),
+             ln.rule[:500], ln.corrects[:200]) for ln in lines]
+    driver_insert(conn, invoice_line, _LINE_COLUMNS, rows)
+    return list(dict.fromkeys((r[12], r[13]) for r in rows if r[12] and r[13]))
+
+
+_LINE_COLUMNS = ("tenant_id", "invoice_id", "seq", "kind", "component", "description", "quantity", "unit",
+                 "unit_price", "net", "net_unrounded", "tax_rate", "session_id", "rating_id", "rule", "corrects")
+_inserts: dict[tuple[str, str, tuple[str, ...]], tuple[str, list[Any]]] = {}
+
+
+def driver_insert(conn: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]) -> None:
+    """``INSERT`` many rows through the driver's ``executemany``, values in ``columns`` order.
+
+    The same rows as ``conn.execute(insert(table), dicts)`` (each value goes through its column
+    type's bind processor, so decimals stay exact strings on SQLite), without SQLAlchemy's
+    per-row parameter compilation: month-end writes a few hundred lines per invoice and that
+    compilation cost more than the database's own work."""
+    if not rows:
+        return
+    dialect = conn.dialect
+    key = (dialect.name, table.name, columns)
+    got = _inserts.get(key)
+    if got is None:
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        prep = dialect.identifier_preparer
+        sql = (f"INSERT INTO {prep.format_table(table)} ({', '.join(prep.quote(c) for c in columns)}) "
+               f"VALUES ({', '.join([mark] * len(columns))})")
+        got = _inserts[key] = (sql, [table.c[c].type.bind_processor(dialect) for c in columns])
+    sql, procs = got
+    if any(procs):
+        conv = [(i, p) for i, p in enumerate(procs) if p is not None]
+        out = []
+        for r in rows:
+            v = list(r)
+            for i, p in conv:
+                v[i] = p(v[i])
+            out.append(tuple(v))
+        rows = out
+    conn.exec_driver_sql(sql, list(rows))
 
 
 def ids_on_open_invoices(conn: Connection, tenant_id: str, account_id: str, except_id: str,
@@ -494,16 +545,10 @@ def ids_on_open_invoices(conn: Connection, tenant_id: str, account_id: str, exce
     """Sessions already on another draft or held invoice of the account (not to be billed twice)."""
     if not session_ids:
         return set()
-    # the account's open invoices first (a handful, by the account index), then their lines: at
-    # month-end the tenant has thousands of drafts, so starting from the status index would not do
-    open_ids = [r[0] for r in conn.execute(select(invoice.c.id).where(
-        invoice.c.tenant_id == tenant_id, invoice.c.account_id == account_id,
-        invoice.c.status.in_(("draft", "held")), invoice.c.id != except_id))]
+    open_ids = [r[0] for r in conn.execute(_Q_OPEN_INVOICES, {"t": tenant_id, "a": account_id, "i": except_id})]
     if not open_ids:
         return set()
-    rows = conn.execute(select(invoice_line.c.session_id).where(
-        invoice_line.c.invoice_id.in_(open_ids), invoice_line.c.session_id.in_(list(session_ids)))).all()
-    return {r[0] for r in rows}
+    return {r[0] for r in conn.execute(_Q_OPEN_LINES, {"open": open_ids, "ids": list(session_ids)})}
 
 
 # ---------------------------------------------------------------- service items and discounts

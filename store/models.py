@@ -158,6 +158,9 @@ class Customer(SQLModel, table=True):
 
 class BillingAccount(SQLModel, table=True):
     __tablename__ = "billing_account"
+    # (tenant, customer) rather than the customer alone: without statistics SQLite's planner takes
+    # the tenant index for "tenant = ? and customer = ?" and walks every account of the tenant
+    __table_args__ = (Index("ix_billing_account_tenant_customer", "tenant_id", "customer_id"),)
     id: str = Field(primary_key=True, max_length=40)
     tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=40)
     customer_id: str = Field(foreign_key="customer.id", index=True, max_length=40)
@@ -178,6 +181,7 @@ class BillingAccount(SQLModel, table=True):
 
 class Contract(SQLModel, table=True):
     __tablename__ = "contract"
+    __table_args__ = (Index("ix_contract_tenant_account", "tenant_id", "account_id"),)  # see BillingAccount
     id: str = Field(primary_key=True, max_length=40)
     tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=40)
     account_id: str = Field(foreign_key="billing_account.id", index=True, max_length=40)

@@ -21,7 +21,7 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -77,6 +77,36 @@ _rl = RatedLineRow.__table__  # type: ignore[attr-defined]
 _rv = RulesetVersion.__table__  # type: ignore[attr-defined]
 _BILLED_KINDS = ("session", "late", "adjustment")
 
+# the statements of every account's assembly, built once (building one costs more than SQLite
+# running it); values are bound per call
+_Q_ACCOUNT = select(_acct).where(_acct.c.id == bindparam("a"), _acct.c.tenant_id == bindparam("t"))
+_Q_RULESET = (select(_rv.c.id, _rv.c.source, _rv.c.dsl_name)
+              .where(_rv.c.tenant_id == bindparam("t"), _rv.c.effective_from <= bindparam("at"))
+              .order_by(_rv.c.effective_from.desc(), _rv.c.published_at.desc()).limit(1))
+_Q_INVOICE = select(B.invoice).where(B.invoice.c.tenant_id == bindparam("t"), B.invoice.c.account_id == bindparam("a"),
+                                     B.invoice.c.cycle_key == bindparam("k"))
+_Q_INVOICE_STATUS = select(B.invoice.c.id, B.invoice.c.status).where(
+    B.invoice.c.tenant_id == bindparam("t"), B.invoice.c.account_id == bindparam("a"),
+    B.invoice.c.cycle_key == bindparam("k"))
+_Q_CONTRACTS = (select(_contract.c.id, _contract.c.product, _contract.c.start_date, _contract.c.end_date,
+                       _contract.c.status)
+                .where(_contract.c.tenant_id == bindparam("t"), _contract.c.account_id == bindparam("a")))
+_Q_CUSTOMER_ACCOUNTS = select(_acct.c.id).where(_acct.c.tenant_id == bindparam("t"),
+                                                _acct.c.customer_id == bindparam("c")).limit(2)
+# only the customer index: with the period's bounds in the WHERE clause SQLite's planner takes the
+# (tenant, start) index and walks every customer's month; the bounds and the tenant are checked in
+# Python instead (a customer has hundreds of sessions, not millions)
+_Q_CUSTOMER_SESSIONS = select(_cs.c.id, _cs.c.tenant_id, _cs.c.current_rating_id, _cs.c.start, _cs.c.energy_kwh,
+                              _cs.c.contract_id, _cs.c.status).where(_cs.c.customer_id == bindparam("c"))
+_Q_BILLED = (select(B.billed_session.c.session_id, B.billed_session.c.rating_id, B.billed_session.c.invoice_id)
+             .where(B.billed_session.c.tenant_id == bindparam("t"),
+                    B.billed_session.c.session_id.in_(bindparam("ids", expanding=True)))
+             .order_by(B.billed_session.c.id))
+_Q_RATED_LINES = (select(_rl.c.rating_id, _rl.c.component, _rl.c.description, _rl.c.quantity, _rl.c.unit,
+                         _rl.c.unit_price, _rl.c.net, _rl.c.tax_rate, _rl.c.currency, _rl.c.rule, _rl.c.session_id,
+                         _rl.c.cost_group)
+                  .where(_rl.c.rating_id.in_(bindparam("ids", expanding=True))).order_by(_rl.c.rating_id, _rl.c.seq))
+
 
 def _d(v: Decimal) -> str:
     return format(v, "f")
@@ -120,9 +150,7 @@ class BillingActivities:
 
     # ------------------------------------------------------------------ policies
     def _ruleset(self, conn: Connection, tenant_id: str, at: datetime) -> Any:
-        row = conn.execute(select(_rv.c.id, _rv.c.source, _rv.c.dsl_name).where(
-            _rv.c.tenant_id == tenant_id, _rv.c.effective_from <= at)
-            .order_by(_rv.c.effective_from.desc(), _rv.c.published_at.desc()).limit(1)).first()
+        row = conn.execute(_Q_RULESET, {"t": tenant_id, "at": at}).first()
         if row is None:
             return None, None
         res = compile_ruleset(row.source, f"{row.dsl_name or row.id}.evb")
@@ -180,7 +208,7 @@ class BillingActivities:
 
     def _assemble(self, conn: Connection, inp: AssembleInput, as_of: datetime) -> DraftSummary | dict[str, Any]:
         t = inp.tenant_id
-        acct = conn.execute(select(_acct).where(_acct.c.id == inp.account_id, _acct.c.tenant_id == t)).first()
+        acct = conn.execute(_Q_ACCOUNT, {"a": inp.account_id, "t": t}).first()
         if acct is None:
             raise ApplicationError(f"billing account {inp.account_id!r} not found", type="account_not_found",
                                    non_retryable=True)
@@ -194,9 +222,7 @@ class BillingActivities:
         else:
             period = period_ending(policy.cycle, policy.cut_off_day, policy.timezone or acct.timezone, as_of)
         key = inp.cycle_key or period.key
-        existing = conn.execute(select(B.invoice).where(B.invoice.c.tenant_id == t,
-                                                        B.invoice.c.account_id == acct.id,
-                                                        B.invoice.c.cycle_key == key)).first()
+        existing = conn.execute(_Q_INVOICE, {"t": t, "a": acct.id, "k": key}).first()
         summary_extra = dict(approval_required=hold.approval_required,
                              auto_release_after_s=int(hold.auto_release_after.total_seconds())
                              if hold.auto_release_after else None,
@@ -229,8 +255,7 @@ class BillingActivities:
     def _write_draft(self, conn: Connection, plan: dict[str, Any]) -> tuple[DraftSummary, list[tuple[str, str]]] | None:
         """Write the planned draft; returns its summary and the (session, rating) pairs it bills."""
         t, acct, key, inv_id, values = plan["t"], plan["acct"], plan["key"], plan["inv_id"], plan["values"]
-        existing = conn.execute(select(B.invoice.c.id, B.invoice.c.status).where(
-            B.invoice.c.tenant_id == t, B.invoice.c.account_id == acct.id, B.invoice.c.cycle_key == key)).first()
+        existing = conn.execute(_Q_INVOICE_STATUS, {"t": t, "a": acct.id, "k": key}).first()
         now_status = existing.status if existing is not None else None
         if now_status != plan["seen_status"] or (existing is not None
                                                  and len(B.postings_of(conn, inv_id)) != plan["postings"]):
@@ -262,32 +287,19 @@ class BillingActivities:
 
     def _draft(self, conn: Connection, t: str, acct: Any, inv_id: str, period: Period, as_of: datetime,
                policy: BillingPolicy, ruleset: Any) -> tuple[InvoiceDraft, dict[str, str], int]:
-        contracts = conn.execute(select(_contract.c.id, _contract.c.product, _contract.c.start_date,
-                                        _contract.c.end_date, _contract.c.status)
-                                 .where(_contract.c.tenant_id == t, _contract.c.account_id == acct.id)).all()
+        contracts = conn.execute(_Q_CONTRACTS, {"t": t, "a": acct.id}).all()
         contract_ids = {c.id for c in contracts}
-        n_accounts = conn.execute(select(_acct.c.id).where(_acct.c.tenant_id == t,
-                                                           _acct.c.customer_id == acct.customer_id)
-                                  .limit(2)).all()
+        n_accounts = conn.execute(_Q_CUSTOMER_ACCOUNTS, {"t": t, "c": acct.customer_id}).all()
         lookback = period.start - timedelta(days=LOOKBACK_DAYS)
-        # the customer index finds the account's sessions; contracts tell accounts of one customer apart
-        # only the customer index: with the period's bounds in the WHERE clause SQLite's planner
-        # takes the (tenant, start) index and walks every customer's month; the bounds and the
-        # tenant are checked here instead (a customer has hundreds of sessions, not millions)
-        rows = [r for r in conn.execute(
-            select(_cs.c.id, _cs.c.tenant_id, _cs.c.current_rating_id, _cs.c.start, _cs.c.energy_kwh,
-                   _cs.c.contract_id, _cs.c.status)
-            .where(_cs.c.customer_id == acct.customer_id)).all()
+        # the customer's sessions; contracts tell accounts of one customer apart
+        rows = [r for r in conn.execute(_Q_CUSTOMER_SESSIONS, {"c": acct.customer_id}).all()
             if r.tenant_id == t and r.status == "rated" and lookback <= r.start < period.end
             and r.current_rating_id and (r.contract_id in contract_ids
                                          or (r.contract_id is None and len(n_accounts) == 1))]
         ids = [r.id for r in rows]
         billed: dict[str, list[tuple[str, str]]] = defaultdict(list)
         for ch in _chunks(ids):
-            for b in conn.execute(select(B.billed_session.c.session_id, B.billed_session.c.rating_id,
-                                         B.billed_session.c.invoice_id)
-                                  .where(B.billed_session.c.tenant_id == t, B.billed_session.c.session_id.in_(ch))
-                                  .order_by(B.billed_session.c.id)):
+            for b in conn.execute(_Q_BILLED, {"t": t, "ids": list(ch)}):
                 billed[b.session_id].append((b.rating_id, b.invoice_id))
         elsewhere = set()
         for ch in _chunks(ids):
@@ -304,7 +316,7 @@ class BillingActivities:
         rating_ids = [r.current_rating_id for r in current + late_rows + corr_rows]
         lines_of: dict[str, list[RatedLine]] = defaultdict(list)
         for ch in _chunks(rating_ids):
-            for ln in conn.execute(select(_rl).where(_rl.c.rating_id.in_(ch)).order_by(_rl.c.rating_id, _rl.c.seq)):
+            for ln in conn.execute(_Q_RATED_LINES, {"ids": list(ch)}).all():
                 lines_of[ln.rating_id].append(RatedLine(
                     ln.component, ln.description, ln.quantity, ln.unit, ln.unit_price, ln.net, ln.tax_rate,
                     ln.currency, ln.rule, ln.session_id, ln.cost_group or ""))
