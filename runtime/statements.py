@@ -327,9 +327,11 @@ def build_statement(*, period: Period, sessions: Sequence[SessionRevenue], unrat
         if terms is not None and not terms.empty and first >= end:
             notes.append("the agreement is not valid in this period: no share")
     else:
-        segments = [ShareSegment(g.agreement_id, g.terms, max(g.first, period.local_start),
-                                 min(g.end, period.local_end)) for g in segments]
-        segments = [g for g in segments if g.first < g.end]
+        clipped = [ShareSegment(g.agreement_id, g.terms, max(g.first, period.local_start),
+                                min(g.end, period.local_end)) for g in segments]
+        segments = [g for g in clipped if g.first < g.end]
+        if not segments and any(g.terms is not None and not g.terms.empty for g in clipped):
+            notes.append("the agreement is not valid in this period: no share")
     earning = [g for g in segments if g.terms is not None and not g.terms.empty]
     if not earning and not notes:
         notes.append("no share terms: the statement shows revenue only")
