@@ -5,7 +5,7 @@ for corrections and late sessions, the session and the statement they settle for
 their per-agreement subtotals. Statements issued before this revision recorded no sessions
 (``states_sessions`` false): later statements do not settle sessions of their periods.
 
-Revision ID: 0009_partner_statement_corrections
+Revision ID: 0009_partner_stmt_corrections
 Revises: 0006_partner_statements
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 import store.types
 from store.audit import append_only_ddl, drop_append_only_ddl
 
-revision = "0009_partner_statement_corrections"
+revision = "0009_partner_stmt_corrections"
 down_revision = "0006_partner_statements"
 branch_labels = None
 depends_on = None
