@@ -284,7 +284,8 @@ def test_agreement_terms_without_a_ruleset(env: Env) -> None:
 
 def test_issued_statements_are_immutable_in_the_database(env: Env, host: dict[str, str]) -> None:
     for sql in ("UPDATE partner_statement SET number = 'PS-X'", "DELETE FROM partner_statement_line",
-                "UPDATE partner_statement_line SET net = '0'"):
+                "UPDATE partner_statement_line SET net = '0'", "UPDATE partner_statement_session SET share = '0'",
+                "DELETE FROM partner_statement_session"):
         with pytest.raises(IntegrityError, match="append-only"), env.engine.begin() as conn:
             conn.execute(text(sql))
     assert _ok(env.client.get(f"/partner-statements/{host['statement_id']}", headers=env.a.h()))["lines"]
