@@ -198,7 +198,7 @@ def test_overlapping_agreements_are_still_ambiguous(env: Env, corr: dict[str, An
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(late=st.booleans(), kwh=st.decimals(min_value=Decimal("0.001"), max_value=Decimal("150"), places=3),
+@given(late=st.booleans(), kwh=st.decimals(min_value=Decimal("0.001"), max_value=Decimal(150), places=3),
        rerates=st.lists(st.sampled_from([0, 1, 2, None]), max_size=4))
 def test_stated_shares_add_up_to_the_share_of_the_final_rating(
         env: Env, corr: dict[str, Any], late: bool, kwh: Decimal, rerates: list[int | None]) -> None:
