@@ -280,10 +280,12 @@ class _Shares:
         return "; ".join(g.terms.source if g.terms is not None else "agreement without terms" for g in self.segments)
 
 
-def _prior(scope: Scope, tenant: Tenant, partner: Partner, tzname: str) -> list[PriorSession]:
+def _prior(scope: Scope, tenant: Tenant, partner: Partner, period: Period) -> list[PriorSession]:
     """The partner's sessions of issued periods to settle now, each with the agreement (and its
     terms for that period) it is settled under: the one it was stated under, else (late) the one
-    of its day."""
+    of its day. Sessions of ``period`` itself are left out: a preview of an issued period shows
+    them as its own sessions, not twice."""
+    tzname = period.timezone
     shares: dict[tuple[date, date, str | None], _Shares] = {}
 
     def of(rec: S.PriorRecord, agreement_id: str | None) -> _Shares:
@@ -295,6 +297,8 @@ def _prior(scope: Scope, tenant: Tenant, partner: Partner, tzname: str) -> list[
 
     out = []
     for rec in S.prior_sessions(scope.db, scope.tenant_id, partner.id, tzname):
+        if period.local_start <= rec.session.local_date < period.local_end:
+            continue
         seg: ShareSegment | None = None
         if rec.stated:
             if rec.stated_agreement_id:
@@ -318,7 +322,7 @@ def _compute(scope: Scope, data: PartnerStatementCreate) -> tuple[StatementDraft
     sessions, unrated = S.period_sessions(scope.db, scope.tenant_id, partner.id, period.start, period.end,
                                           period.timezone)
     draft = build_statement(period=period, sessions=sessions, unrated_sessions=unrated, segments=shares.segments,
-                            prior=_prior(scope, tenant, partner, period.timezone))
+                            prior=_prior(scope, tenant, partner, period))
     if shares.notes:
         draft = replace(draft, notes=(*shares.notes, *draft.notes))
     one = shares.agreements[0].id if len(shares.agreements) == 1 else None

@@ -154,8 +154,11 @@ def test_agreements_split_the_period_and_later_statements_settle_rerated_and_lat
     assert april["totals"][0]["payable"] == "0.57"
     assert [(s["agreement_id"], s["local_start"], s["payable"]) for s in april["agreements"]] == [
         (ag2, "2026-04-01", "0.51"), (ag1, None, "0.06")]
-    # March itself is untouched
+    # March itself is untouched; a preview of March shows its sessions as they are now, each once
     assert _ok(c.get(f"/partner-statements/{march['id']}", headers=a.h())) == march
+    again = _ok(c.post("/partner-statements/preview", json={"partner_id": pid, "month": "2026-03"}, headers=a.h()))
+    assert [k for k, *_ in _shares(again)] == ["share_percent", "share_monthly_fee", "share_percent", "share_per_kwh"]
+    assert _shares(again)[0][1] == "0.51" and again["sessions"] == 3  # 10 % of 5.123 = 0.5123
 
     # settled once: nothing more until C-1 is re-rated again (back to the version in force)
     may = _ok(c.post("/partner-statements/preview", json={"partner_id": pid, "month": "2026-05"}, headers=a.h()))
