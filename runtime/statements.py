@@ -14,6 +14,20 @@ Lines, in this order:
   ``share_per_session``, ``share_monthly_fee`` (one line per calendar month, pro rata by days when
   the period or the agreement covers part of the month) and ``reimbursement`` (energy at a static
   price per kWh). Share lines are net amounts; VAT on a payout belongs to the credit note.
+  With several agreements in the period (``ShareSegment``s: one ends on the 15th, the next starts
+  on the 16th), each segment's terms apply to the sessions whose local start day lies in it, and
+  its monthly fee is pro rata by the segment's days; every share line names its agreement and
+  ``agreements`` sums them per agreement and currency;
+- ``share_correction``: a session an issued statement included was re-rated since: the share now
+  minus the share stated so far (exact amounts, so the difference is exact), one line per session
+  and currency, referring to the statement that included it;
+- ``share_late_session``: a session of an already issued period that no statement included (it
+  arrived or was rated late): its share under the agreement of its own day, referring to that
+  period's statement.
+
+``stated`` records, per session and currency, the exact share this statement states for it (zero
+for sessions that earn nothing) and the rating it used: the next statement's corrections are
+computed from these records, never by editing an issued statement.
 """
 
 from __future__ import annotations
@@ -24,6 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from runtime.invoicing import Period, ad_hoc_period
@@ -31,16 +46,22 @@ from runtime.money import ZERO, minor_unit, quantize
 
 __all__ = [
     "SHARE_KINDS",
+    "AgreementSubtotal",
     "CurrencyTotal",
+    "PriorSession",
     "SessionRevenue",
+    "ShareSegment",
     "ShareTerms",
+    "StatedShare",
     "StatementDraft",
     "StatementLine",
     "build_statement",
+    "session_share",
     "statement_period",
 ]
 
-SHARE_KINDS = ("share_percent", "share_per_kwh", "share_per_session", "share_monthly_fee", "reimbursement")
+SHARE_KINDS = ("share_percent", "share_per_kwh", "share_per_session", "share_monthly_fee", "reimbursement",
+               "share_correction", "share_late_session")
 MAX_PERIOD_DAYS = 366
 
 
@@ -84,6 +105,90 @@ class SessionRevenue:
     energy_kwh: Decimal
     lines: tuple[tuple[Decimal, Decimal], ...]
     site: str = ""  # the location's code
+    rating_id: str = ""  # the rating whose lines these are
+
+
+@dataclass(frozen=True, slots=True)
+class ShareSegment:
+    """One agreement's part of a statement period: local days ``[first, end)``."""
+
+    agreement_id: str | None
+    terms: ShareTerms | None
+    first: date
+    end: date  # exclusive
+
+    def holds(self, day: date) -> bool:
+        return self.first <= day < self.end
+
+
+def session_share(terms: ShareTerms | None, s: SessionRevenue) -> dict[str, Decimal]:
+    """The exact (unrounded) share one session earns under ``terms``, per currency: the session's
+    part of the share lines (the monthly fee belongs to no session). Summed over a segment's
+    sessions, it is exactly what the share lines hold before rounding."""
+    out: dict[str, Decimal] = {}
+    if terms is None or not terms.covers(s.site):
+        return out
+    if terms.percent is not None:
+        out[s.currency] = sum((net for _, net in s.lines), ZERO) * terms.percent / 100
+    fixed = ZERO
+    for rate in (terms.per_kwh, terms.reimburse_per_kwh):
+        if rate is not None:
+            fixed += s.energy_kwh * rate
+    if terms.per_session is not None:
+        fixed += terms.per_session
+    if any(v is not None for v in (terms.per_kwh, terms.reimburse_per_kwh, terms.per_session)):
+        out[terms.currency] = out.get(terms.currency, ZERO) + fixed
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class PriorSession:
+    """A session of an already issued period, as it is now. ``stated`` (per currency, exact) is
+    what issued statements stated for it so far: empty for a late session."""
+
+    session: SessionRevenue
+    refers_to: str  # the number of the statement that included it (late: that covers its day)
+    segment: ShareSegment | None  # the agreement of its day, with the terms it is settled under
+    stated: tuple[tuple[str, Decimal], ...] = ()
+
+    @property
+    def late(self) -> bool:
+        return not self.stated
+
+
+@dataclass(frozen=True, slots=True)
+class StatedShare:
+    """What a statement states for one session in one currency (exact), and from which rating."""
+
+    session_id: str
+    rating_id: str
+    agreement_id: str | None
+    currency: str
+    share: Decimal
+    refers_to: str | None = None  # corrections and late sessions: the statement they settle for
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(self)
+
+
+@dataclass(frozen=True, slots=True)
+class AgreementSubtotal:
+    """The share lines of one agreement in one currency. ``local_start``/``local_end``: the days of
+    this period the agreement covers (None: it only appears through corrections or late sessions)."""
+
+    agreement_id: str | None
+    source: str
+    local_start: date | None
+    local_end: date | None
+    sessions: int
+    currency: str
+    payable: Decimal
+
+    def to_dict(self) -> dict[str, Any]:
+        d = _plain(self)
+        for k in ("local_start", "local_end"):
+            d[k] = d[k].isoformat() if d[k] is not None else None
+        return d
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +207,9 @@ class StatementLine:
     tax: Decimal
     gross: Decimal
     net_unrounded: Decimal
+    agreement_id: str | None = None  # share lines: the agreement they are earned under
+    session_id: str | None = None  # corrections and late sessions: the session
+    refers_to: str | None = None  # corrections and late sessions: the statement number they settle for
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(self)
@@ -133,6 +241,9 @@ class StatementDraft:
     energy_kwh: Decimal
     covered_sessions: int  # sessions within the agreement's validity (the ones that earn a share)
     notes: tuple[str, ...] = field(default=())
+    stated: tuple[StatedShare, ...] = ()
+    agreements: tuple[AgreementSubtotal, ...] = ()
+    corrections: int = 0  # sessions of earlier statements settled here (re-rated or late)
 
 
 def statement_period(tzname: str, *, month: str | None = None, start: date | None = None,
@@ -175,20 +286,26 @@ def _months(first: date, end: date) -> list[tuple[date, int, int]]:
 
 def build_statement(*, period: Period, sessions: Sequence[SessionRevenue], unrated_sessions: int = 0,
                     terms: ShareTerms | None = None, valid_from: date | None = None,
-                    valid_to: date | None = None, rounding: str = "half_up") -> StatementDraft:
-    """The statement of one partner and period. ``valid_from``/``valid_to`` (inclusive) bound the
-    days on which the agreement earns the partner a share; ``terms`` None: revenue only."""
+                    valid_to: date | None = None, rounding: str = "half_up",
+                    segments: Sequence[ShareSegment] | None = None,
+                    prior: Sequence[PriorSession] = ()) -> StatementDraft:
+    """The statement of one partner and period. Either ``segments`` (agreements in date order, not
+    overlapping) or one agreement's ``terms`` with ``valid_from``/``valid_to`` (inclusive), the
+    days on which it earns the partner a share; no terms: revenue only. ``prior``: sessions of
+    issued periods to settle (re-rated or late)."""
     lines: list[StatementLine] = []
     notes: list[str] = []
 
     def add(kind: str, description: str, currency: str, tax_rate: Decimal | None, n_sessions: int,
             kwh: Decimal, quantity: Decimal, unit: str, unit_price: Decimal, exact_net: Decimal,
-            exact_tax: Decimal = ZERO) -> None:
+            exact_tax: Decimal = ZERO, agreement_id: str | None = None, session_id: str | None = None,
+            refers_to: str | None = None) -> None:
         places = minor_unit(currency)
         net = quantize(exact_net, places, rounding)
         tax = quantize(exact_tax, places, rounding)
         lines.append(StatementLine(len(lines) + 1, kind, description, currency, tax_rate, n_sessions, kwh,
-                                   quantity, unit, unit_price, net, tax, net + tax, exact_net))
+                                   quantity, unit, unit_price, net, tax, net + tax, exact_net, agreement_id,
+                                   session_id, refers_to))
 
     # revenue per currency and VAT rate
     groups: dict[tuple[str, Decimal], tuple[set[str], Decimal, Decimal]] = {}
@@ -203,22 +320,69 @@ def build_statement(*, period: Period, sessions: Sequence[SessionRevenue], unrat
         add("revenue", f"charging revenue, {format(rate.normalize(), 'f')}% VAT", cur, rate, len(ids), kwh,
             kwh, "kWh", ZERO, total, total * rate / 100)
 
-    first = max(period.local_start, valid_from) if valid_from else period.local_start
-    end = min(period.local_end, valid_to + timedelta(days=1)) if valid_to else period.local_end
-    covered = [s for s in sessions if first <= s.local_date < end and (terms is None or terms.covers(s.site))]
-    if terms is None or terms.empty:
-        notes.append("no share terms: the statement shows revenue only")
-    elif first >= end:
-        notes.append("the agreement is not valid in this period: no share")
+    if segments is None:
+        first = max(period.local_start, valid_from) if valid_from else period.local_start
+        end = min(period.local_end, valid_to + timedelta(days=1)) if valid_to else period.local_end
+        segments = [ShareSegment(None, terms, first, end)] if first < end else []
+        if terms is not None and not terms.empty and first >= end:
+            notes.append("the agreement is not valid in this period: no share")
     else:
-        if first > period.local_start or end < period.local_end:
-            notes.append(f"share earned from {first.isoformat()} to {(end - timedelta(days=1)).isoformat()} "
-                         f"(the agreement's validity)")
-        elsewhere = sum(1 for s in sessions if first <= s.local_date < end and not terms.covers(s.site))
+        clipped = [ShareSegment(g.agreement_id, g.terms, max(g.first, period.local_start),
+                                min(g.end, period.local_end)) for g in segments]
+        segments = [g for g in clipped if g.first < g.end]
+        if not segments and any(g.terms is not None and not g.terms.empty for g in clipped):
+            notes.append("the agreement is not valid in this period: no share")
+    earning = [g for g in segments if g.terms is not None and not g.terms.empty]
+    if not earning and not notes:
+        notes.append("no share terms: the statement shows revenue only")
+    stated: list[StatedShare] = []
+    subtotals: dict[str | None, tuple[ShareSegment | None, int]] = {}
+    covered_ids: set[str] = set()
+    for g in segments:
+        in_segment = [s for s in sessions if g.holds(s.local_date)]
+        if g.terms is None or g.terms.empty:
+            continue
+        covered = [s for s in in_segment if g.terms.covers(s.site)]
+        covered_ids.update(s.session_id for s in covered)
+        subtotals[g.agreement_id] = (g, len(covered))
+        if g.first > period.local_start or g.end < period.local_end:
+            via = f"{g.terms.source}" if len(earning) > 1 else "the agreement's validity"
+            notes.append(f"share earned from {g.first.isoformat()} to {(g.end - timedelta(days=1)).isoformat()} "
+                         f"({via})")
+        elsewhere = len(in_segment) - len(covered)
         if elsewhere:
-            notes.append(f"{elsewhere} session(s) at sites the share does not name ({', '.join(terms.sites)}) "
+            notes.append(f"{elsewhere} session(s) at sites the share does not name ({', '.join(g.terms.sites)}) "
                          f"earn no share")
-        _share_lines(add, terms, covered, first, end)
+        _share_lines(add, g.terms, covered, g.first, g.end, g.agreement_id)
+    for s in sessions:
+        seg = next((g for g in segments if g.holds(s.local_date)), None)
+        stated.extend(_stated(s, seg, session_share(seg.terms if seg else None, s)))
+
+    settled = 0
+    for ps in prior:
+        s, seg = ps.session, ps.segment
+        now = session_share(seg.terms if seg else None, s)
+        before = dict(ps.stated)
+        diff = {cur: now.get(cur, ZERO) - before.get(cur, ZERO) for cur in sorted(set(now) | set(before))}
+        settled += 1
+        agreement_id = seg.agreement_id if seg else None
+        if any(diff.values()):
+            subtotals.setdefault(agreement_id, (None, 0))
+        for cur, amount in diff.items():
+            if not amount:
+                continue
+            if ps.late:
+                add("share_late_session", f"late session {s.session_id} of {s.local_date.isoformat()} "
+                    f"(period of {ps.refers_to})", cur, None, 1, s.energy_kwh, Decimal(1), "session", amount,
+                    amount, agreement_id=agreement_id, session_id=s.session_id, refers_to=ps.refers_to)
+            else:
+                add("share_correction", f"correction of {ps.refers_to}, session {s.session_id} "
+                    f"(re-rated): share {format(before.get(cur, ZERO), 'f')} -> {format(now.get(cur, ZERO), 'f')}",
+                    cur, None, 1, s.energy_kwh, Decimal(1), "session", amount, amount,
+                    agreement_id=agreement_id, session_id=s.session_id, refers_to=ps.refers_to)
+        stated.extend(_stated(s, seg, diff, ps.refers_to))
+    if settled:
+        notes.append(f"{settled} session(s) of issued periods settled here (re-rated or late)")
 
     totals = []
     for cur in sorted({ln.currency for ln in lines} | {s.currency for s in sessions}):
@@ -228,13 +392,36 @@ def build_statement(*, period: Period, sessions: Sequence[SessionRevenue], unrat
             cur, len(cs), sum((s.energy_kwh for s in cs), ZERO), sum((ln.net for ln in rev), ZERO),
             sum((ln.tax for ln in rev), ZERO), sum((ln.gross for ln in rev), ZERO),
             sum((ln.net for ln in lines if ln.currency == cur and ln.kind != "revenue"), ZERO)))
+    agreements = []
+    for agreement_id, (part, n) in subtotals.items():
+        mine = [ln for ln in lines if ln.kind != "revenue" and ln.agreement_id == agreement_id]
+        src = part.terms.source if part is not None and part.terms is not None else next(
+            (p.segment.terms.source for p in prior if p.segment and p.segment.terms
+             and p.segment.agreement_id == agreement_id), "no terms")
+        for cur in sorted({ln.currency for ln in mine}):
+            agreements.append(AgreementSubtotal(
+                agreement_id, src, part.first if part else None, part.end if part else None, n, cur,
+                sum((ln.net for ln in mine if ln.currency == cur), ZERO)))
     if unrated_sessions:
         notes.append(f"{unrated_sessions} session(s) in the period are not rated and not included")
     return StatementDraft(period, tuple(lines), tuple(totals), len(sessions), unrated_sessions,
-                          sum((s.energy_kwh for s in sessions), ZERO), len(covered), tuple(notes))
+                          sum((s.energy_kwh for s in sessions), ZERO), len(covered_ids), tuple(notes),
+                          tuple(stated), tuple(agreements), settled)
 
 
-def _share_lines(add: Any, terms: ShareTerms, covered: Sequence[SessionRevenue], first: date, end: date) -> None:
+def _stated(s: SessionRevenue, seg: ShareSegment | None, shares: dict[str, Decimal],
+            refers_to: str | None = None) -> list[StatedShare]:
+    """One record per currency of ``shares``; a session earning nothing still gets one (zero), so
+    that it counts as stated and is never settled again as a late session."""
+    agreement_id = seg.agreement_id if seg else None
+    rows = [StatedShare(s.session_id, s.rating_id, agreement_id, cur, amount, refers_to)
+            for cur, amount in sorted(shares.items())]
+    return rows or [StatedShare(s.session_id, s.rating_id, agreement_id, s.currency, ZERO, refers_to)]
+
+
+def _share_lines(add: Any, terms: ShareTerms, covered: Sequence[SessionRevenue], first: date, end: date,
+                 agreement_id: str | None) -> None:
+    add = partial(add, agreement_id=agreement_id)
     kwh = sum((s.energy_kwh for s in covered), ZERO)
     if terms.percent is not None:
         pct = terms.percent

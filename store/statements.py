@@ -5,6 +5,11 @@ Plain SQLAlchemy Core tables like ``store.billing``. An issued statement is immu
 updates or deletes one, and database triggers (migration 0006) refuse it. Numbers run per tenant
 (``PS-000001``, ...) without gaps: the tenant row is locked before the next number is taken, in the
 transaction that inserts the statement and its audit entry.
+
+``partner_statement_session`` (migration 0009) records, per statement, the sessions it stated:
+the rating used and the exact share per currency. ``prior_sessions`` finds what a new statement
+has to settle from them: sessions of issued periods re-rated since (no record of their current
+rating) and late ones (no record at all).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Date,
     ForeignKey,
@@ -28,6 +34,8 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     and_,
+    exists,
+    false,
     func,
     insert,
     select,
@@ -44,10 +52,14 @@ from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
 __all__ = [
     "NUMBER_PREFIX",
     "IssueRequest",
+    "PriorRecord",
     "issue_statement",
     "lines_of",
+    "lock_issuer",
     "overlapping",
     "period_sessions",
+    "prior_sessions",
+    "stated_session",
     "statement",
     "statement_line",
 ]
@@ -84,6 +96,8 @@ statement = Table(
     Column("notes", JSON(), nullable=False),
     Column("issued_by", String(40), nullable=False),
     Column("issued_at", UTCDateTime(), nullable=False),
+    Column("agreements", JSON(), nullable=True),  # per-agreement subtotals (null: issued before 0009)
+    Column("states_sessions", Boolean(), nullable=False, server_default=false()),  # has session records
     UniqueConstraint("tenant_id", "number_seq", name="uq_partner_statement_number"),
     Index("ix_partner_statement_partner", "tenant_id", "partner_id", "local_start"),
 )
@@ -102,22 +116,39 @@ statement_line = Table(
     _dec("energy_kwh"), _dec("quantity"),
     Column("unit", String(30), nullable=False),
     _dec("unit_price"), _dec("net"), _dec("tax"), _dec("gross"), _dec("net_unrounded"),
+    Column("agreement_id", String(40), nullable=True),
+    Column("session_id", String(40), nullable=True),
+    Column("refers_to", String(40), nullable=True),
     UniqueConstraint("statement_id", "seq", name="uq_partner_statement_line_seq"),
 )
 
+stated_session = Table(
+    "partner_statement_session", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(40), ForeignKey("tenant.id"), nullable=False),
+    Column("statement_id", String(40), ForeignKey("partner_statement.id"), nullable=False),
+    Column("session_id", String(40), nullable=False),
+    Column("rating_id", String(40), nullable=False),
+    Column("agreement_id", String(40), nullable=True),
+    Column("currency", String(3), nullable=False),
+    _dec("share"),
+    Column("refers_to", String(40), nullable=True),
+    Index("ix_partner_statement_session_session", "tenant_id", "session_id", "rating_id"),
+    Index("ix_partner_statement_session_statement", "statement_id"),
+)
 
-def period_sessions(db: Session, tenant_id: str, partner_id: str, start: Any, end: Any,
-                    tzname: str) -> tuple[list[SessionRevenue], int]:
-    """The rated sessions hosted by ``partner_id`` that started in ``[start, end)`` (UTC), with
-    their current rating's lines at full precision; and how many unrated ones there were."""
+
+def _revenues(db: Session, where: Any, tzname: str, *extra: Any) -> tuple[list[tuple[SessionRevenue, Any]], int]:
+    """The sessions ``where`` selects (hosted sessions joined to their location), each rated one
+    with its current rating's lines at full precision and its row (for ``extra`` columns); and how
+    many were not rated."""
     cs = ChargingSession
-    where = and_(cs.tenant_id == tenant_id, cs.site_host_id == partner_id,  # type: ignore[arg-type]
-                 cs.start >= start, cs.start < end)  # type: ignore[arg-type,operator]
     # the site is the location's code as it is now, else the reference the session came with
-    rows = db.execute(select(cs.id, cs.start, cs.currency, cs.energy_kwh, cs.current_rating_id, cs.status,
-                             func.coalesce(func.nullif(Location.code, ""), cs.location_ref).label("site"))
-                      .outerjoin(Location, Location.id == cs.location_id)  # type: ignore[arg-type]
-                      .where(where).order_by(cs.start, cs.id)).all()
+    stmt = (select(cs.id, cs.start, cs.currency, cs.energy_kwh, cs.current_rating_id, cs.status,
+                   func.coalesce(func.nullif(Location.code, ""), cs.location_ref).label("site"), *extra)
+            .outerjoin(Location, Location.id == cs.location_id)  # type: ignore[arg-type]
+            .where(where).order_by(cs.start, cs.id))
+    rows = db.execute(stmt).all()
     rated = {r.current_rating_id: r for r in rows if r.status == "rated" and r.current_rating_id}
     lines: dict[str, list[tuple[Decimal, Decimal]]] = {rid: [] for rid in rated}
     ids = list(rated)
@@ -127,9 +158,70 @@ def period_sessions(db: Session, tenant_id: str, partner_id: str, start: Any, en
                              .order_by(RatedLineRow.rating_id, RatedLineRow.seq)):
             lines[ln.rating_id].append((ln.tax_rate, ln.net))
     tz = ZoneInfo(tzname)
-    out = [SessionRevenue(r.id, r.start.astimezone(tz).date(), r.currency, r.energy_kwh, tuple(lines[rid]),
-                          r.site or "") for rid, r in rated.items()]
+    out = [(SessionRevenue(r.id, r.start.astimezone(tz).date(), r.currency, r.energy_kwh, tuple(lines[rid]),
+                           r.site or "", rid), r) for rid, r in rated.items()]
     return out, len(rows) - len(out)
+
+
+def period_sessions(db: Session, tenant_id: str, partner_id: str, start: Any, end: Any,
+                    tzname: str) -> tuple[list[SessionRevenue], int]:
+    """The rated sessions hosted by ``partner_id`` that started in ``[start, end)`` (UTC), with
+    their current rating's lines at full precision; and how many unrated ones there were."""
+    cs = ChargingSession
+    where = and_(cs.tenant_id == tenant_id, cs.site_host_id == partner_id,  # type: ignore[arg-type]
+                 cs.start >= start, cs.start < end)  # type: ignore[arg-type,operator]
+    found, unrated = _revenues(db, where, tzname)
+    return [r for r, _ in found], unrated
+
+
+@dataclass(frozen=True, slots=True)
+class PriorRecord:
+    """A session of an issued period to settle: as it is now, the statement that covers its day,
+    and what statements stated for it so far (nothing: a late session)."""
+
+    session: SessionRevenue
+    statement_number: str
+    local_start: date  # the covering statement's period
+    local_end: date
+    statement_agreement_id: str | None  # the covering statement's agreement (when it had one)
+    stated_agreement_id: str | None  # the agreement the session was first stated under
+    stated: tuple[tuple[str, Decimal], ...]
+
+
+def prior_sessions(db: Session, tenant_id: str, partner_id: str, tzname: str) -> list[PriorRecord]:
+    """Rated sessions hosted by ``partner_id`` in the period of one of its issued statements
+    (those that record their sessions) whose current rating no statement stated: re-rated since
+    they were stated, or never stated (late)."""
+    cs, ps, st = ChargingSession, statement.c, stated_session.c
+    covering = and_(ps.tenant_id == cs.tenant_id, ps.partner_id == cs.site_host_id,
+                    cs.start >= ps.period_start, cs.start < ps.period_end,
+                    ps.states_sessions.is_(True))
+    where = and_(cs.tenant_id == tenant_id, cs.site_host_id == partner_id,  # type: ignore[arg-type]
+                 cs.status == "rated", cs.current_rating_id.is_not(None),  # type: ignore[union-attr,arg-type]
+                 ~exists().where(st.tenant_id == tenant_id, st.session_id == cs.id,
+                                 st.rating_id == cs.current_rating_id))
+    found, _ = _revenues(db, and_(where, exists().where(covering)), tzname)
+    if not found:
+        return []
+    heads = {r.id: r for r in db.execute(
+        select(cs.id, ps.number, ps.local_start, ps.local_end, ps.agreement_id)
+        .join(statement, covering).where(cs.id.in_([s.session_id for s, _ in found])))}  # type: ignore[attr-defined]
+    sums: dict[str, dict[str, Decimal]] = {}
+    first_agreement: dict[str, str | None] = {}
+    ids = [s.session_id for s, _ in found]
+    for i in range(0, len(ids), 500):
+        for r in db.execute(select(st.session_id, st.currency, st.share, st.agreement_id)
+                            .where(st.tenant_id == tenant_id, st.session_id.in_(ids[i:i + 500]))
+                            .order_by(st.id)):
+            per = sums.setdefault(r.session_id, {})
+            per[r.currency] = per.get(r.currency, Decimal(0)) + r.share
+            first_agreement.setdefault(r.session_id, r.agreement_id)
+    out = []
+    for s, _ in found:
+        h = heads[s.session_id]
+        out.append(PriorRecord(s, h.number, h.local_start, h.local_end, h.agreement_id,
+                               first_agreement.get(s.session_id), tuple(sorted(sums.get(s.session_id, {}).items()))))
+    return out
 
 
 def overlapping(db: Session, tenant_id: str, partner_id: str, local_start: date, local_end: date) -> str | None:
@@ -148,17 +240,23 @@ class IssueRequest:
     share_source: str
 
 
+def lock_issuer(db: Session, tenant_id: str) -> None:
+    """One issuer per tenant at a time, before anything is read (the caller's transaction holds it):
+    PostgreSQL locks the tenant row (append_audit takes the same lock later); SQLite has no row
+    locks, so a no-op write takes the database's write lock up front (a read first would let two
+    issuers see the same number, or settle the same re-rated session twice). Taking it again in
+    the same transaction is harmless."""
+    if db.get_bind().dialect.name == "sqlite":
+        db.execute(update(Tenant).where(Tenant.id == tenant_id).values(audit_seq=Tenant.audit_seq))
+    else:
+        db.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update(key_share=True))
+
+
 def issue_statement(db: Session, actor: Actor, req: IssueRequest, draft: StatementDraft) -> dict[str, Any]:
     """Persist ``draft`` under the tenant's next number and audit it, in the caller's transaction.
     Returns the statement row as a dict; ``Conflict`` when an issued statement of the partner
     already covers part of the period."""
-    # one issuer per tenant at a time, before anything is read: PostgreSQL locks the tenant row
-    # (append_audit takes the same lock later); SQLite has no row locks, so a no-op write takes
-    # the database's write lock up front (a read first would let two issuers see the same number)
-    if db.get_bind().dialect.name == "sqlite":
-        db.execute(update(Tenant).where(Tenant.id == actor.tenant_id).values(audit_seq=Tenant.audit_seq))
-    else:
-        db.execute(select(Tenant.id).where(Tenant.id == actor.tenant_id).with_for_update(key_share=True))
+    lock_issuer(db, actor.tenant_id)
     p = draft.period
     clash = overlapping(db, actor.tenant_id, req.partner_id, p.local_start, p.local_end)
     if clash:
@@ -173,7 +271,8 @@ def issue_statement(db: Session, actor: Actor, req: IssueRequest, draft: Stateme
         "timezone": p.timezone, "period_start": p.start, "period_end": p.end, "sessions": draft.sessions,
         "covered_sessions": draft.covered_sessions, "unrated_sessions": draft.unrated_sessions,
         "energy_kwh": draft.energy_kwh, "totals": [t.to_dict() for t in draft.totals], "notes": list(draft.notes),
-        "issued_by": actor.user_id, "issued_at": utcnow(),
+        "issued_by": actor.user_id, "issued_at": utcnow(), "agreements": [a.to_dict() for a in draft.agreements],
+        "states_sessions": True,
     }
     db.execute(insert(statement).values(**row))
     if draft.lines:
@@ -182,7 +281,12 @@ def issue_statement(db: Session, actor: Actor, req: IssueRequest, draft: Stateme
              "description": ln.description, "currency": ln.currency, "tax_rate": ln.tax_rate,
              "sessions": ln.sessions, "energy_kwh": ln.energy_kwh, "quantity": ln.quantity, "unit": ln.unit,
              "unit_price": ln.unit_price, "net": ln.net, "tax": ln.tax, "gross": ln.gross,
-             "net_unrounded": ln.net_unrounded} for ln in draft.lines])
+             "net_unrounded": ln.net_unrounded, "agreement_id": ln.agreement_id, "session_id": ln.session_id,
+             "refers_to": ln.refers_to} for ln in draft.lines])
+    if draft.stated:
+        db.execute(insert(stated_session), [
+            {"tenant_id": actor.tenant_id, "statement_id": row["id"], **x.to_dict(), "share": x.share}
+            for x in draft.stated])
     append_audit(db, actor, "partner_statement.issue", "partner_statement", row["id"], None,
                  {k: v for k, v in row.items() if k != "tenant_id"})
     return row

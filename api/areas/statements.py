@@ -11,14 +11,28 @@ published during the period if none was in force yet); any other agreement reads
 ``share_percent``, ``per_kwh``, ``per_session``, ``monthly_fee``, ``reimburse_per_kwh`` (decimal
 strings), ``currency`` for the fixed amounts (default: the tenant's) and ``sites`` (location codes or
 globs, space-separated: the share is limited to sessions there).
+
+Several agreements in one period: without ``agreement_id``, every revenue-share agreement of the
+partner valid in the period applies on its own days (their validities must not overlap); each
+covers the sessions whose local start day lies in its validity, its monthly fee is pro rata by
+those days, and a ruleset-based one reads the version in force at the start of its days. Lines
+name their agreement; ``agreements`` holds the subtotals per agreement and currency.
+
+Corrections: a statement also settles the partner's sessions of issued periods that were re-rated
+since a statement stated them (the difference between the exact share stated and the share now,
+under the agreement they were stated under) and late ones that no statement included (their share
+under the agreement of their day). Issued statements are never edited; a period with no sessions
+of its own can be issued for its corrections alone.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime
+from dataclasses import replace
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from itertools import pairwise
 from typing import Any
 
 from litestar import Request, Response
@@ -40,8 +54,15 @@ from api.crud import (
 )
 from api.schemas import DecimalOut, Id, RefId
 from dsl.revenue_share import revenue_share_terms
-from runtime.invoicing import Period
-from runtime.statements import ShareTerms, StatementDraft, build_statement, statement_period
+from runtime.invoicing import Period, ad_hoc_period
+from runtime.statements import (
+    PriorSession,
+    ShareSegment,
+    ShareTerms,
+    StatementDraft,
+    build_statement,
+    statement_period,
+)
 from store import statements as S
 from store.errors import Conflict, InvalidInput, NotFound
 from store.models import Agreement, Partner, Ruleset, RulesetVersion, Tenant
@@ -64,7 +85,8 @@ class PartnerStatementCreate(WriteModel):
     agreement_id: RefId = Field(None, description="the revenue-share agreement to apply; default: the "
                                                   "partner's one valid in the period")
     accept_unrated: bool = Field(False, description="issue even though sessions of the period are not rated "
-                                                    "(they stay out of this statement for good)")
+                                                    "(once rated, a later statement settles them as late "
+                                                    "sessions)")
 
 
 class TotalRead(ReadModel):
@@ -74,6 +96,17 @@ class TotalRead(ReadModel):
     net: DecimalOut
     tax: DecimalOut
     gross: DecimalOut
+    payable: DecimalOut
+
+
+class AgreementSubtotalRead(ReadModel):
+    agreement_id: str | None
+    source: str
+    local_start: date | None = Field(description="the first day of the period the agreement covers; null: it "
+                                                 "appears only through corrections or late sessions")
+    local_end: date | None = Field(description="the day after the last one it covers (exclusive)")
+    sessions: int = Field(description="sessions of the period earning a share under it")
+    currency: str
     payable: DecimalOut
 
 
@@ -92,6 +125,10 @@ class PartnerStatementLineRead(ReadModel):
     tax: DecimalOut
     gross: DecimalOut
     net_unrounded: DecimalOut
+    agreement_id: str | None = Field(None, description="share lines: the agreement they are earned under")
+    session_id: str | None = Field(None, description="corrections and late sessions: the session")
+    refers_to: str | None = Field(None, description="corrections and late sessions: the number of the issued "
+                                                    "statement whose period they belong to")
 
 
 class PartnerStatementSummary(ReadModel):
@@ -111,6 +148,7 @@ class PartnerStatementSummary(ReadModel):
     unrated_sessions: int
     energy_kwh: DecimalOut
     totals: list[TotalRead]
+    agreements: list[AgreementSubtotalRead] = Field(description="share subtotals per agreement and currency")
     notes: list[str]
     issued_by: str | None
     issued_at: datetime | None
@@ -160,7 +198,9 @@ def check_share_terms(terms: dict[str, Any], currency: str) -> ShareTerms:
                       v["reimburse_per_kwh"], "agreement terms", tuple(str(terms.get("sites") or "").split()))
 
 
-def _agreement(scope: Scope, partner: Partner, period: Period, agreement_id: str | None) -> Agreement | None:
+def _agreements(scope: Scope, partner: Partner, period: Period, agreement_id: str | None) -> list[Agreement]:
+    """The named agreement, else every revenue-share agreement of the partner valid in the period,
+    by start; two whose validities overlap make the choice ambiguous."""
     if agreement_id:
         ag = scope.repo(Agreement, "agreement", "agr").get(agreement_id)
         if ag.partner_id != partner.id:
@@ -169,16 +209,18 @@ def _agreement(scope: Scope, partner: Partner, period: Period, agreement_id: str
             raise InvalidInput("agreement_of_another_partner", f"agreement {ag.id!r} is not {partner.id!r}'s")
         if ag.kind != "revenue_share":
             raise InvalidInput("not_a_revenue_share_agreement", f"agreement {ag.id!r} is a {ag.kind} agreement")
-        return ag
+        return [ag]
     found = list(scope.db.execute(select(Agreement).where(
         Agreement.tenant_id == scope.tenant_id, Agreement.partner_id == partner.id,
         Agreement.kind == "revenue_share", Agreement.valid_from < period.local_end,
         (Agreement.valid_to.is_(None)) | (Agreement.valid_to >= period.local_start))  # type: ignore[union-attr,operator]
         .order_by(Agreement.valid_from, Agreement.id)).scalars())
-    if len(found) > 1:
-        raise InvalidInput("agreement_ambiguous", f"{len(found)} revenue-share agreements of the partner are valid "
-                           f"in the period: name one with agreement_id ({', '.join(a.id for a in found)})")
-    return found[0] if found else None
+    for before, after in pairwise(found):
+        if before.valid_to is None or before.valid_to >= after.valid_from:
+            raise InvalidInput("agreement_ambiguous", f"{len(found)} revenue-share agreements of the partner are "
+                               f"valid on the same days of the period: name one with agreement_id "
+                               f"({', '.join(a.id for a in found)})")
+    return found
 
 
 def _ruleset_terms(scope: Scope, ag: Agreement, period: Period) -> tuple[ShareTerms, str]:
@@ -208,6 +250,66 @@ def _ruleset_terms(scope: Scope, ag: Agreement, period: Period) -> tuple[ShareTe
     return terms, version.id
 
 
+class _Shares:
+    """The share segments of a period (one per agreement), what they came from, and notes."""
+
+    def __init__(self, scope: Scope, tenant: Tenant, partner: Partner, period: Period,
+                 agreement_id: str | None) -> None:
+        self.segments: list[ShareSegment] = []
+        self.version_ids: list[str] = []
+        self.notes: list[str] = []
+        self.agreements = _agreements(scope, partner, period, agreement_id)
+        for ag in self.agreements:
+            first = max(period.local_start, ag.valid_from)
+            end = min(period.local_end, ag.valid_to + timedelta(days=1)) if ag.valid_to else period.local_end
+            terms: ShareTerms | None = None
+            if ag.ruleset_name and ag.rule_name:
+                days = ad_hoc_period(first, end, period.timezone) if first < end else period
+                terms, version_id = _ruleset_terms(scope, ag, days)
+                self.version_ids.append(version_id)
+            else:
+                terms = check_share_terms(ag.terms or {}, tenant.currency)
+                if ag.rule_name:
+                    self.notes.append(f"the agreement names rule {ag.rule_name!r} but no ruleset: its terms were used")
+            self.segments.append(ShareSegment(ag.id, terms, first, end))
+
+    @property
+    def source(self) -> str:
+        if not self.agreements:
+            return "no agreement"
+        return "; ".join(g.terms.source if g.terms is not None else "agreement without terms" for g in self.segments)
+
+
+def _prior(scope: Scope, tenant: Tenant, partner: Partner, period: Period) -> list[PriorSession]:
+    """The partner's sessions of issued periods to settle now, each with the agreement (and its
+    terms for that period) it is settled under: the one it was stated under, else (late) the one
+    of its day. Sessions of ``period`` itself are left out: a preview of an issued period shows
+    them as its own sessions, not twice."""
+    tzname = period.timezone
+    shares: dict[tuple[date, date, str | None], _Shares] = {}
+
+    def of(rec: S.PriorRecord, agreement_id: str | None) -> _Shares:
+        key = (rec.local_start, rec.local_end, agreement_id)
+        if key not in shares:
+            shares[key] = _Shares(scope, tenant, partner, ad_hoc_period(rec.local_start, rec.local_end, tzname),
+                                  agreement_id)
+        return shares[key]
+
+    out = []
+    for rec in S.prior_sessions(scope.db, scope.tenant_id, partner.id, tzname):
+        if period.local_start <= rec.session.local_date < period.local_end:
+            continue
+        seg: ShareSegment | None = None
+        if rec.stated:
+            if rec.stated_agreement_id:
+                seg = of(rec, rec.stated_agreement_id).segments[0]
+        else:
+            seg = next((g for g in of(rec, rec.statement_agreement_id).segments
+                        if g.holds(rec.session.local_date)), None)
+        out.append(PriorSession(rec.session, rec.statement_number, seg, rec.stated))
+    return out
+
+
 def _compute(scope: Scope, data: PartnerStatementCreate) -> tuple[StatementDraft, S.IssueRequest]:
     partner = _own_partner(scope, data.partner_id)
     tenant = scope.db.get(Tenant, scope.tenant_id)
@@ -216,29 +318,20 @@ def _compute(scope: Scope, data: PartnerStatementCreate) -> tuple[StatementDraft
         period = statement_period(tenant.timezone, month=data.month, start=data.start, end=data.end)
     except (ValueError, OverflowError) as exc:
         raise InvalidInput("invalid_period", str(exc)) from None
-    ag = _agreement(scope, partner, period, data.agreement_id)
-    terms: ShareTerms | None = None
-    version_id: str | None = None
-    notes: list[str] = []
-    if ag is not None and ag.ruleset_name and ag.rule_name:
-        terms, version_id = _ruleset_terms(scope, ag, period)
-    elif ag is not None:
-        terms = check_share_terms(ag.terms or {}, tenant.currency)
-        if ag.rule_name:
-            notes.append(f"the agreement names rule {ag.rule_name!r} but no ruleset: its terms were used")
+    shares = _Shares(scope, tenant, partner, period, data.agreement_id)
     sessions, unrated = S.period_sessions(scope.db, scope.tenant_id, partner.id, period.start, period.end,
                                           period.timezone)
-    draft = build_statement(period=period, sessions=sessions, unrated_sessions=unrated, terms=terms,
-                            valid_from=ag.valid_from if ag else None, valid_to=ag.valid_to if ag else None)
-    if notes:
-        draft = StatementDraft(draft.period, draft.lines, draft.totals, draft.sessions, draft.unrated_sessions,
-                               draft.energy_kwh, draft.covered_sessions, (*notes, *draft.notes))
-    source = terms.source if terms is not None else ("no agreement" if ag is None else "agreement without terms")
-    return draft, S.IssueRequest(partner.id, ag.id if ag else None, version_id, source)
+    draft = build_statement(period=period, sessions=sessions, unrated_sessions=unrated, segments=shares.segments,
+                            prior=_prior(scope, tenant, partner, period))
+    if shares.notes:
+        draft = replace(draft, notes=(*shares.notes, *draft.notes))
+    one = shares.agreements[0].id if len(shares.agreements) == 1 else None
+    versions = set(shares.version_ids)
+    return draft, S.IssueRequest(partner.id, one, versions.pop() if len(versions) == 1 else None, shares.source)
 
 
 def _read(header: dict[str, Any], lines: list[Any]) -> PartnerStatementRead:
-    return PartnerStatementRead(**header, lines=[PartnerStatementLineRead.model_validate(ln, from_attributes=True)
+    return PartnerStatementRead(**{**header, "agreements": header["agreements"] or []}, lines=[PartnerStatementLineRead.model_validate(ln, from_attributes=True)
                                                  for ln in lines])
 
 
@@ -250,7 +343,8 @@ def _draft_header(draft: StatementDraft, req: S.IssueRequest) -> dict[str, Any]:
             "period_start": p.start, "period_end": p.end, "sessions": draft.sessions,
             "covered_sessions": draft.covered_sessions, "unrated_sessions": draft.unrated_sessions,
             "energy_kwh": draft.energy_kwh, "totals": [t.to_dict() for t in draft.totals],
-            "notes": list(draft.notes), "issued_by": None, "issued_at": None}
+            "agreements": [a.to_dict() for a in draft.agreements], "notes": list(draft.notes),
+            "issued_by": None, "issued_at": None}
 
 
 @route("POST", "/partner-statements/preview", operation_id="preview_partner_statement", roles="statements_read",
@@ -265,6 +359,8 @@ def preview_partner_statement(request: Request[Any, Any, Any], data: PartnerStat
        status_code=201, summary="Issue a partner statement: numbered, stored, immutable and audited")
 def issue_partner_statement(request: Request[Any, Any, Any], data: PartnerStatementCreate) -> PartnerStatementRead:
     with open_scope(request) as scope:
+        # before anything is read: two issuers must not settle the same re-rated session twice
+        S.lock_issuer(scope.db, scope.tenant_id)
         draft, req = _compute(scope, data)
         if draft.unrated_sessions and not data.accept_unrated:
             # an issued statement is final and periods may not overlap: sessions rated later could
@@ -294,7 +390,8 @@ def list_partner_statements(request: Request[Any, Any, Any], limit: LimitParam =
             stmt = stmt.where(s.number_seq > int(raw))
         rows = scope.db.execute(stmt.order_by(s.number_seq).limit(limit + 1)).mappings().all()
         nxt = encode_cursor(str(rows[limit - 1]["number_seq"])) if len(rows) > limit else None
-        return PartnerStatementPage(items=[PartnerStatementSummary.model_validate(dict(r)) for r in rows[:limit]],
+        return PartnerStatementPage(items=[PartnerStatementSummary.model_validate({**r, "agreements": r["agreements"] or []})
+                                           for r in rows[:limit]],
                                     next_cursor=nxt)
 
 
@@ -317,23 +414,32 @@ def get_partner_statement(request: Request[Any, Any, Any], partner_statement_id:
 
 
 CSV_COLUMNS = ("number", "partner_id", "local_start", "local_end", "seq", "kind", "description", "currency",
-               "tax_rate", "sessions", "energy_kwh", "quantity", "unit", "unit_price", "net", "tax", "gross")
+               "tax_rate", "sessions", "energy_kwh", "quantity", "unit", "unit_price", "net", "tax", "gross",
+               "agreement_id", "session_id", "refers_to")
 
 
 @route("GET", "/partner-statements/{partner_statement_id:str}/csv", operation_id="export_partner_statement_csv",
-       roles="statements_read", summary="The statement's lines as CSV (one row per line, decimals as written)",
+       roles="statements_read", summary="The statement's lines as CSV (one row per line, decimals as written), "
+                                        "then one agreement_subtotal row per agreement and currency",
        responses={**_problems(400, 401, 403, 404, 409, 422),
                   200: ResponseSpec(data_container=str, media_type="text/csv", description="the lines as CSV")})
 def export_partner_statement_csv(request: Request[Any, Any, Any], partner_statement_id: IdPath) -> Response[str]:
     with open_scope(request) as scope:
         row = _get(scope, partner_statement_id)
-        lines = S.lines_of(scope.db, row["id"])
+        lines = [dict(ln._mapping) for ln in S.lines_of(scope.db, row["id"])]
+    # subtotal rows keep the statement's period in local_start/local_end; the agreement's own days
+    # are in the description
+    subtotals = [{"kind": "agreement_subtotal", "agreement_id": a["agreement_id"], "currency": a["currency"],
+                  "sessions": a["sessions"], "net": a["payable"], "gross": a["payable"],
+                  "description": a["source"] + (f" ({a['local_start']} to before {a['local_end']})"
+                                                if a["local_start"] else " (corrections and late sessions)")}
+                 for a in row["agreements"] or []]
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\r\n")
     w.writerow(CSV_COLUMNS)
-    for ln in lines:
-        m = {**row, **dict(ln._mapping)}
-        w.writerow(["" if m[c] is None else format(m[c], "f") if isinstance(m[c], Decimal) else str(m[c])
+    for ln in [*lines, *subtotals]:
+        m = {**row, **ln}
+        w.writerow(["" if m.get(c) is None else format(m[c], "f") if isinstance(m[c], Decimal) else str(m[c])
                     for c in CSV_COLUMNS])
     return Response(out.getvalue(), media_type="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{row["number"]}.csv"'})

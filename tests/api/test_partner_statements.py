@@ -189,14 +189,16 @@ def test_issue_numbers_stores_audits_and_refuses_overlaps(env: Env, host: dict[s
     host["statement_id"] = issued["id"]
 
 
-def test_csv_export_has_one_row_per_line(env: Env, host: dict[str, str]) -> None:
+def test_csv_export_has_one_row_per_line_and_the_agreement_subtotals(env: Env, host: dict[str, str]) -> None:
     r = env.client.get(f"/partner-statements/{host['statement_id']}/csv", headers=env.a.h())
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(r.text)))
     assert [(x["kind"], x["tax_rate"], x["net"], x["tax"], x["gross"]) for x in rows] == [
         ("revenue", "7", "4.00", "0.28", "4.28"), ("revenue", "19", "9.96", "1.89", "11.85"),
         ("share_percent", "", "1.74", "0.00", "1.74"), ("share_per_kwh", "", "0.47", "0.00", "0.47"),
-        ("share_monthly_fee", "", "50.00", "0.00", "50.00")]
+        ("share_monthly_fee", "", "50.00", "0.00", "50.00"), ("agreement_subtotal", "", "52.21", "", "52.21")]
+    assert {x["agreement_id"] for x in rows if x["kind"] != "revenue"} == {host["agreement_id"]}
+    assert rows[-1]["description"] == "ruleset hostshare v1, revenue_share hotel (2026-03-01 to before 2026-04-01)"
     assert {x["number"] for x in rows} == {r.headers["content-disposition"].split('"')[1].removesuffix(".csv")}
 
 
@@ -282,7 +284,8 @@ def test_agreement_terms_without_a_ruleset(env: Env) -> None:
 
 def test_issued_statements_are_immutable_in_the_database(env: Env, host: dict[str, str]) -> None:
     for sql in ("UPDATE partner_statement SET number = 'PS-X'", "DELETE FROM partner_statement_line",
-                "UPDATE partner_statement_line SET net = '0'"):
+                "UPDATE partner_statement_line SET net = '0'", "UPDATE partner_statement_session SET share = '0'",
+                "DELETE FROM partner_statement_session"):
         with pytest.raises(IntegrityError, match="append-only"), env.engine.begin() as conn:
             conn.execute(text(sql))
     assert _ok(env.client.get(f"/partner-statements/{host['statement_id']}", headers=env.a.h()))["lines"]

@@ -9,7 +9,14 @@ from decimal import Decimal as D
 
 import pytest
 
-from runtime.statements import SessionRevenue, ShareTerms, build_statement, statement_period
+from runtime.statements import (
+    PriorSession,
+    SessionRevenue,
+    ShareSegment,
+    ShareTerms,
+    build_statement,
+    statement_period,
+)
 
 BERLIN = "Europe/Berlin"
 MARCH = statement_period(BERLIN, month="2026-03")
@@ -105,3 +112,42 @@ def test_a_share_limited_to_named_sites() -> None:
                                                                   ("share_percent", 2, D("0.65"))]
     assert st.covered_sessions == 2
     assert st.notes == ("1 session(s) at sites the share does not name (hotel_*) earn no share",)
+
+
+def test_several_agreements_each_on_its_own_days() -> None:
+    # "a" (5 March) under the first: 10 % of 4.00 = 0.40 and 20.00 × 15/31 = 9.677.. -> 9.68;
+    # "b" (20 March) under the second: 0.05 × 8 kWh = 0.40 and 0.10 per session; 31 March has none
+    first = ShareSegment("ag1", ShareTerms("EUR", percent=D(10), monthly_fee=D(20), source="first"),
+                         date(2026, 1, 1), date(2026, 3, 16))
+    second = ShareSegment("ag2", ShareTerms("EUR", per_kwh=D("0.05"), per_session=D("0.10"), source="second"),
+                          date(2026, 3, 16), date(2026, 3, 31))
+    st = build_statement(period=MARCH, segments=[first, second], sessions=[
+        s("a", 5, "3", ("19", "4.00"), cur="EUR"), s("b", 20, "8", ("19", "2.00")), s("c", 31, "1", ("19", "1.00"))])
+    assert [(ln.kind, ln.agreement_id, ln.net) for ln in st.lines if ln.kind != "revenue"] == [
+        ("share_percent", "ag1", D("0.40")), ("share_monthly_fee", "ag1", D("9.68")),
+        ("share_per_kwh", "ag2", D("0.40")), ("share_per_session", "ag2", D("0.10"))]
+    assert [(a.agreement_id, a.local_start, a.local_end, a.sessions, a.payable) for a in st.agreements] == [
+        ("ag1", date(2026, 3, 1), date(2026, 3, 16), 1, D("10.08")),
+        ("ag2", date(2026, 3, 16), date(2026, 3, 31), 1, D("0.50"))]
+    assert st.covered_sessions == 2 and st.totals[0].payable == D("10.58")
+    # what each session earns, exactly, and under which agreement; "c" earns nothing but is stated
+    assert [(x.session_id, x.agreement_id, x.share) for x in st.stated] == [
+        ("a", "ag1", D("0.4")), ("b", "ag2", D("0.5")), ("c", None, D(0))]
+
+
+def test_prior_sessions_settle_by_difference() -> None:
+    terms = ShareTerms("EUR", percent=D("12.5"), per_kwh=D("0.015"))
+    seg = ShareSegment("ag", terms, date(2026, 2, 1), date(2026, 3, 1))
+    rerated = s("r", 1, "10", ("19", "5.123"))  # now 12.5 % of 5.123 + 0.15 = 0.790375
+    late = s("l", 2, "2", ("19", "1.00"))       # 0.125 + 0.03 = 0.155
+    same = s("u", 3, "1", ("19", "1.00"))       # re-rated to the same amount: nothing to settle
+    st = build_statement(period=MARCH, sessions=[], segments=[], prior=[
+        PriorSession(rerated, "PS-000007", seg, (("EUR", D("0.720875")),)),
+        PriorSession(late, "PS-000007", seg),
+        PriorSession(same, "PS-000007", seg, (("EUR", D("0.14")),))])
+    assert [(ln.kind, ln.session_id, ln.refers_to, ln.net_unrounded, ln.net) for ln in st.lines] == [
+        ("share_correction", "r", "PS-000007", D("0.0695"), D("0.07")),
+        ("share_late_session", "l", "PS-000007", D("0.155"), D("0.16"))]
+    assert [(x.session_id, x.share, x.refers_to) for x in st.stated] == [
+        ("r", D("0.0695"), "PS-000007"), ("l", D("0.155"), "PS-000007"), ("u", D(0), "PS-000007")]
+    assert st.corrections == 3 and st.totals[0].payable == D("0.23")
