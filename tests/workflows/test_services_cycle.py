@@ -170,7 +170,7 @@ async def test_unpriced_service_holds_and_approval_bills_without_it(env: Workflo
     from workflows.billing.types import ApproveInput, ReleaseHoldInput
 
     async with build_worker(env.client, engine, task_queue):
-        h, s, _ = await held_for_unpriced(env, engine, "unp1", task_queue)
+        h, _s, _ = await held_for_unpriced(env, engine, "unp1", task_queue)
         # not a manual hold: it cannot be released, only approved or rejected
         with pytest.raises(WorkflowUpdateFailedError) as err:
             await h.execute_update(BillingCycleWorkflow.release_hold, ReleaseHoldInput("ap1", "approver", "x"))
