@@ -7,20 +7,17 @@ does not fail the publication but says so."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import Settings, create_app
 from store.tenants import bootstrap_tenant, create_user, issue_key
-from tests.workflows.conftest import DEV_SERVER
 from tests.workflows.test_account_schedules import Api, _cal, _desc
 from workflows.billing.embedded import free_port
 from workflows.billing.schedule_sync import schedule_sync_workflow_id
@@ -34,15 +31,6 @@ def ruleset(billing: str, energy: str = "0.40") -> str:
 tariff ac "AC" {{ vat 19% energy {energy} per kWh }}
 billing monthly {{ {billing} }}
 """
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def dev() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(dev_server_existing_path=DEV_SERVER, dev_server_log_level="error")
-    try:
-        yield env
-    finally:
-        await env.shutdown()
 
 
 class Tenant:
