@@ -15,12 +15,14 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from api.app import Settings, create_app
 from store.tenants import bootstrap_tenant, create_user, issue_key
 from tests.workflows.test_account_schedules import Api, _cal, _desc
 from workflows.billing.embedded import free_port
-from workflows.billing.schedule_sync import schedule_sync_workflow_id
+from workflows.billing.schedule_sync import ScheduleSyncWorkflow, schedule_sync_workflow_id
 from workflows.billing.worker import build_worker
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -105,6 +107,9 @@ async def test_publishing_a_billing_policy_change_resyncs_schedules(dev: Workflo
         counts = await asyncio.wait_for(handle.result(), 60)
         assert counts["updated"] == 1 and counts["failed"] == 0
         assert datetime.now(UTC) >= soon
+        # orchestration only: its history replays in the SDK's sandbox
+        await Replayer(workflows=[ScheduleSyncWorkflow], workflow_runner=SandboxedWorkflowRunner()).replay_workflow(
+            await handle.fetch_history())
         # the account's zone again: v4's billing block names none
         assert await _wait_for_day(dev, t.id, acc, 20) == ([(20, 20)], [(1, 12, 1)], 0, 5, "Europe/Berlin")
 
