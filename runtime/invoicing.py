@@ -581,8 +581,8 @@ def evaluate_holds(draft: InvoiceDraft, policy: HoldPolicy, comparison: Comparis
         out.append(HoldReason(
             "unpriced_service",
             f"service item {u.item_id} names service '{u.service}', which ruleset version {version} does not "
-            f"price: it is left off this draft (end the item, give it a price, or publish a version with the "
-            f"service, then re-assemble; approving bills the period without it)",
+            f"price: it is left off this draft (give the item a price of its own, end it before this period, or "
+            f"publish a version with the service, then re-assemble; approving bills the period without it)",
             (("item_id", u.item_id), ("service", u.service), ("ruleset_version", version))))
     for r in policy.rules:
         if r.kind == "total" and r.amount is not None and draft.gross_total > r.amount:

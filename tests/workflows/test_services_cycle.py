@@ -152,8 +152,9 @@ async def held_for_unpriced(env: WorkflowEnvironment, engine: Engine, tenant: st
         "kind": "unpriced_service", "item_id": f"svc_dc_{tenant}", "service": "supervision.dc_charger",
         "ruleset_version": rv2,
         "message": f"service item svc_dc_{tenant} names service 'supervision.dc_charger', which ruleset version "
-                   f"{rv2} does not price: it is left off this draft (end the item, give it a price, or publish a "
-                   f"version with the service, then re-assemble; approving bills the period without it)"}
+                   f"{rv2} does not price: it is left off this draft (give the item a price of its own, end it "
+                   f"before this period, or publish a version with the service, then re-assemble; approving bills "
+                   f"the period without it)"}
     with engine.connect() as conn:
         inv = conn.execute(select(B.invoice).where(B.invoice.c.tenant_id == tenant)).one()
         task = conn.execute(select(B.finance_task).where(B.finance_task.c.invoice_id == inv.id)).one()
