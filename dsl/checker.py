@@ -30,7 +30,7 @@ POLICY_STARTS: dict[str, tuple[str, ...]] = {
                       "statement", "commission", "minimum", "fee", "net", "of"),
     "commission": ("per", "monthly", "partner", "profile", "site", "sites", "badge", "rate", "flat", "for"),
     "service": ("dc_charger", "ac_charger", "sim", "rfid_card", "maintenance", "installation", "charger",
-                "fee", "product", "per", "item", "vat"),
+                "fee", "product", "per", "item", "vat", "prorate"),
     "reimbursement": ("sites", "site", "host", "energy", "rate", "reimburse", "for", "per", "index"),
 }
 

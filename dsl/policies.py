@@ -25,7 +25,12 @@ files are needed. Accepted forms::
       dc_charger 19.00 per month "DC charger supervision"
       rfid_card 5.00 each                # a one-off charge, billed in the period it starts
       item app_support 120.00 per year, vat 7%   # 'item NAME' for names of your own
+      sim 2.50 per month, prorate none   # billed in full for any day of a period
     }
+
+A recurring service item that starts or ends inside a period is billed pro rata by its local days
+in the period (``prorate daily``, the default); ``prorate none`` bills it in full for any day. It
+is written per block (a ``prorate none`` statement applies to every item below it) or per item.
 
 A service item is known to billing accounts as ``<block>.<item>`` (``supervision.ac_charger``).
 Its VAT rate is the item's own, else the block's, else the ruleset's if its tariffs agree on one
@@ -47,6 +52,7 @@ from dsl.diagnostics import Diagnostic, suggest
 from runtime.invoicing import (
     CYCLES,
     PRICE_PERIODS,
+    PRORATIONS,
     BillingPolicy,
     HoldPolicy,
     HoldRule,
@@ -236,7 +242,7 @@ def hold_policy(pol: A.Policy, r: _Reader) -> HoldPolicy:
     return HoldPolicy(pol.name, tuple(rules), approval if approval is not None else auto is None, auto, escalate)
 
 
-_SERVICE_SHAPE = 'NAME PRICE per month|quarter|year | each ["description"] [vat P%]'
+_SERVICE_SHAPE = 'NAME PRICE per month|quarter|year | each ["description"] [vat P%] [prorate daily|none]'
 _PER_WORDS = tuple(p for p in PRICE_PERIODS if p != "each")
 
 
@@ -253,7 +259,8 @@ def _ruleset_vat(rs: A.Ruleset) -> Decimal | None:
 def service_policy(pol: A.Policy, r: _Reader, inherited_vat: Decimal | None = None) -> list[ServicePrice]:
     """The items of one ``service`` block, priced."""
     block_vat: Decimal | None = None
-    items: list[tuple[A.PolicyStmt, A.PolicyWord, list[A.PolicyWord]]] = []
+    block_prorate = "daily"
+    items: list[tuple[A.PolicyStmt, A.PolicyWord, list[A.PolicyWord], str]] = []
     for st in pol.statements:
         ws = [w for w in st.words if w.kind != "sep"]
         if not ws:
@@ -261,19 +268,21 @@ def service_policy(pol: A.Policy, r: _Reader, inherited_vat: Decimal | None = No
         if ws[0].value == "vat" and ws[0].kind == "word":
             rate = _vat(ws[1:], st, r, "vat P%")
             block_vat = rate if rate is not None else block_vat
+        elif ws[0].value == "prorate" and ws[0].kind == "word":
+            block_prorate = _prorate(ws[1:], st, r, "prorate daily | none") or block_prorate
         elif ws[0].value == "item" and ws[0].kind == "word":
             if len(ws) < 2 or ws[1].kind != "word":
                 r.expect(st, "item " + _SERVICE_SHAPE)
                 continue
-            items.append((st, ws[1], ws[2:]))
+            items.append((st, ws[1], ws[2:], block_prorate))
         elif ws[0].kind == "word" and ws[0].value != "per":
-            items.append((st, ws[0], ws[1:]))
+            items.append((st, ws[0], ws[1:], block_prorate))
         else:
             r.expect(st, _SERVICE_SHAPE)
     out: list[ServicePrice] = []
     seen: dict[str, A.Span] = {}
     warned = False
-    for st, name, rest in items:
+    for st, name, rest, inherited_prorate in items:
         if name.value in seen:
             r.err("E204", f"service item '{name.value}' is defined twice in service '{pol.name}'", name.span,
                   f"the first definition is on line {seen[name.value].line}")
@@ -282,7 +291,7 @@ def service_policy(pol: A.Policy, r: _Reader, inherited_vat: Decimal | None = No
         read = _service_item(st, name, rest, r)
         if read is None:
             continue
-        price, per, description, vat = read
+        price, per, description, vat, prorate = read
         rate = vat if vat is not None else block_vat if block_vat is not None else inherited_vat
         if rate is None:
             rate = Decimal(0)
@@ -293,7 +302,8 @@ def service_policy(pol: A.Policy, r: _Reader, inherited_vat: Decimal | None = No
                     "add 'vat 19%' to the block (or 'vat 0%' to say so explicitly)", r.filename))
         title = description or f"{pol.title}: {name.value.replace('_', ' ')}"
         out.append(ServicePrice(f"{pol.name}.{name.value}", title, price, per, rate,
-                                f"service {pol.name}.{name.value}, line {st.span.line}"))
+                                f"service {pol.name}.{name.value}, line {st.span.line}",
+                                prorate or inherited_prorate))
     return out
 
 
@@ -307,9 +317,21 @@ def _vat(ws: list[A.PolicyWord], st: A.PolicyStmt, r: _Reader, shape: str) -> De
     return Decimal(ws[0].value.rstrip("%"))  # its range is the checker's (E303)
 
 
+def _prorate(ws: list[A.PolicyWord], st: A.PolicyStmt, r: _Reader, shape: str) -> str | None:
+    if len(ws) != 1:
+        r.expect(st, shape)
+        return None
+    if ws[0].kind != "word" or ws[0].value not in PRORATIONS:
+        r.err("E310", f"unknown proration '{ws[0].value}'", ws[0].span,
+              suggest(ws[0].value, PRORATIONS) or "use prorate daily (by days of the period) or prorate none")
+        return None
+    return ws[0].value
+
+
 def _service_item(st: A.PolicyStmt, name: A.PolicyWord, rest: list[A.PolicyWord],
-                  r: _Reader) -> tuple[Decimal, str, str, Decimal | None] | None:
-    """``PRICE per month|quarter|year | each ["description"] [vat P%]`` after the item's name."""
+                  r: _Reader) -> tuple[Decimal, str, str, Decimal | None, str | None] | None:
+    """``PRICE per month|quarter|year | each ["description"] [vat P%] [prorate daily|none]`` after
+    the item's name (the options in either order)."""
     if not rest:
         r.expect(st, _SERVICE_SHAPE)
         return None
@@ -343,15 +365,22 @@ def _service_item(st: A.PolicyStmt, name: A.PolicyWord, rest: list[A.PolicyWord]
     if tail and tail[0].kind == "string":
         description, tail = tail[0].value, tail[1:]
     vat: Decimal | None = None
-    if tail and tail[0].kind == "word" and tail[0].value == "vat":
-        vat = _vat(tail[1:2], st, r, _SERVICE_SHAPE)
-        if vat is None:
+    prorate: str | None = None
+    while tail:
+        option = tail[0].value if tail[0].kind == "word" else ""
+        if option == "vat" and vat is None:
+            vat = _vat(tail[1:2], st, r, _SERVICE_SHAPE)
+            if vat is None:
+                return None
+        elif option == "prorate" and prorate is None:
+            prorate = _prorate(tail[1:2], st, r, _SERVICE_SHAPE)
+            if prorate is None:
+                return None
+        else:
+            r.expect(st, _SERVICE_SHAPE)
             return None
         tail = tail[2:]
-    if tail:
-        r.expect(st, _SERVICE_SHAPE)
-        return None
-    return price, per, description, vat
+    return price, per, description, vat, prorate
 
 
 def _services(ruleset: A.Ruleset, r: _Reader) -> Mapping[str, ServicePrice]:

@@ -27,8 +27,10 @@ from runtime.money import ZERO, minor_unit, quantize
 from runtime.rated import RatedLine
 
 __all__ = [
+    "APPROVAL_REQUIRED",
     "CYCLES",
     "PRICE_PERIODS",
+    "PRORATIONS",
     "BillingPolicy",
     "Comparison",
     "Correction",
@@ -42,11 +44,12 @@ __all__ = [
     "PaymentTerms",
     "Period",
     "PeriodDiscount",
+    "ServiceBill",
     "ServiceItem",
     "ServicePrice",
     "ServiceSubscription",
     "TaxGroup",
-    "UnknownService",
+    "UnpricedService",
     "ad_hoc_period",
     "assemble_invoice",
     "bill_services",
@@ -221,6 +224,9 @@ class ServiceItem:
 
 # how many months a service price covers; "each" is a one-off charge
 PRICE_PERIODS = {"month": 1, "quarter": 3, "year": 12, "each": 0}
+# how a recurring service is billed for a period it covers only in part: by its days in the
+# period (daily), or in full for any day (none)
+PRORATIONS = ("daily", "none")
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +239,7 @@ class ServicePrice:
     per: str  # month | quarter | year | each
     tax_rate: Decimal
     rule: str = ""  # where the price is written ("service supervision, line 23"), for the audit trail
+    prorate: str = "daily"  # daily | none (PRORATIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,30 +259,59 @@ class ServiceSubscription:
     valid_to: date | None = None
 
 
-class UnknownService(LookupError):
-    """An account's service item names a service the ruleset does not price."""
+@dataclass(frozen=True, slots=True)
+class UnpricedService:
+    """A service item naming a service the cycle's ruleset version does not price: it is left off
+    the draft, and the draft is held for finance (``evaluate_holds``) instead of guessing a price."""
+
+    item_id: str
+    service: str
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceBill:
+    """The service lines of one period, and the items that could not be priced."""
+
+    items: tuple[ServiceItem, ...] = ()
+    unpriced: tuple[UnpricedService, ...] = ()
+
+
+def _covered(s: ServiceSubscription, period: Period) -> tuple[date, date]:
+    """The local days ``[first, end)`` of the period the subscription covers."""
+    end = period.local_end if s.valid_to is None else min(s.valid_to, period.local_end)
+    return max(s.valid_from, period.local_start), end
 
 
 def bill_services(subscriptions: Iterable[ServiceSubscription], period: Period,
-                  catalogue: Mapping[str, ServicePrice] | None) -> list[ServiceItem]:
+                  catalogue: Mapping[str, ServicePrice] | None) -> ServiceBill:
     """The service lines of one period, in the subscriptions' order.
 
-    A recurring item is billed in full for every period it overlaps (no pro rata): its price is
-    scaled from its own ``per`` to the period's length (9.00 per month is 27.00 on a quarterly
-    invoice, 120.00 per year is 10.00 a month, kept exact until the line is rounded). A one-off
-    item (``each``) is billed once, in the period its ``valid_from`` falls in."""
-    months = Decimal(period.months)
-    unit = "quarter" if period.months == 3 else "month"
+    A recurring item's price is scaled from its own ``per`` to the period's length (9.00 per month
+    is 27.00 on a quarterly invoice, 120.00 per year is 10.00 a month). An item that starts or ends
+    inside the period is billed pro rata by its local days in the period (14 of 30 days: 9.00 ×
+    14/30 = 4.20), and its line names the days it covers; a ruleset service with ``prorate none``
+    is billed in full for any day. The price stays exact (one division) until the invoice rounds
+    the line. A one-off item (``each``) is billed once, in the period its ``valid_from`` falls in.
+
+    An item naming a service the catalogue does not have is not billed but returned in
+    ``unpriced``: the caller holds the draft rather than bill it at a guessed price."""
+    months = period.months
+    unit = "quarter" if months == 3 else "month"
+    days = (period.local_end - period.local_start).days
     out: list[ServiceItem] = []
+    unpriced: list[UnpricedService] = []
     for s in subscriptions:
         if s.valid_from >= period.local_end or (s.valid_to is not None and s.valid_to <= period.local_start):
             continue
+        prorate = "daily"
         if s.service:
             p = (catalogue or {}).get(s.service)
             if p is None:
-                raise UnknownService(f"service item {s.id}: the ruleset has no service '{s.service}'")
-            price, per, rate, description, rule = p.price, p.per, p.tax_rate, s.description or p.description, \
-                p.rule or f"service {p.name}"
+                unpriced.append(UnpricedService(s.id, s.service, s.description))
+                continue
+            price, per, rate, description, rule, prorate = p.price, p.per, p.tax_rate, \
+                s.description or p.description, p.rule or f"service {p.name}", p.prorate
         else:
             if s.unit_price is None or s.tax_rate is None:
                 raise ValueError(f"service item {s.id} has neither a ruleset service nor a price")
@@ -286,8 +322,16 @@ def bill_services(subscriptions: Iterable[ServiceSubscription], period: Period,
             if period.local_start <= s.valid_from:
                 out.append(ServiceItem(description, s.quantity, price, rate, "each", rule))
             continue
-        out.append(ServiceItem(description, s.quantity, price * months / PRICE_PERIODS[per], rate, unit, rule))
-    return out
+        first, end = _covered(s, period)
+        covered = (end - first).days
+        if prorate == "none" or covered >= days:
+            out.append(ServiceItem(description, s.quantity, price * months / PRICE_PERIODS[per], rate, unit, rule))
+            continue
+        last = end - timedelta(days=1)
+        out.append(ServiceItem(
+            f"{description} ({first.isoformat()} to {last.isoformat()}, {covered} of {days} days)", s.quantity,
+            price * months * covered / (PRICE_PERIODS[per] * days), rate, unit, rule))
+    return ServiceBill(tuple(out), tuple(unpriced))
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,6 +421,8 @@ class InvoiceDraft:
     sessions: int
     energy_kwh: Decimal
     corrects: tuple[str, ...] = ()  # invoice numbers corrected by lines of this draft
+    # service items left off because the ruleset does not price them: they hold the draft
+    unpriced: tuple[UnpricedService, ...] = ()
 
     @property
     def net_total(self) -> Decimal:
@@ -392,7 +438,8 @@ class InvoiceDraft:
 
     @property
     def empty(self) -> bool:
-        return not self.lines
+        """Nothing to bill and nothing for finance to look at."""
+        return not self.lines and not self.unpriced
 
 
 def _tax_groups(lines: Iterable[InvoiceLine], currency: str, mode: str) -> tuple[TaxGroup, ...]:
@@ -412,6 +459,7 @@ def assemble_invoice(
     services: Sequence[ServiceItem] = (), discounts: Sequence[PeriodDiscount] = (),
     postings: Sequence[ManualPosting] = (), late: Sequence[LateSession] = (),
     corrections: Sequence[Correction] = (), rounding: str = "half_up",
+    unpriced: Sequence[UnpricedService] = (),
 ) -> InvoiceDraft:
     """The draft invoice of one account and period.
 
@@ -477,7 +525,7 @@ def assemble_invoice(
     # a credit note is paid out, not collected: its "due date" is the issue date
     due = terms.due_date(issue_date) if kind == "invoice" else issue_date
     return InvoiceDraft(account_id, currency, period, kind, issue_date, due, tuple(out), tax_groups, sessions,
-                        energy_kwh, tuple(corrected))
+                        energy_kwh, tuple(corrected), tuple(unpriced))
 
 
 # ---------------------------------------------------------------- holds
@@ -507,17 +555,35 @@ def compare_periods(current_net: Decimal, previous_net: Decimal | None) -> Compa
 
 @dataclass(frozen=True, slots=True)
 class HoldReason:
-    kind: str  # total | jump | flag | manual
+    kind: str  # total | jump | flag | manual | unpriced_service
     message: str
+    details: tuple[tuple[str, str], ...] = ()  # more keys for the task (unpriced_service: item_id, ...)
 
     def to_dict(self) -> dict[str, str]:
-        return {"kind": self.kind, "message": self.message}
+        return {"kind": self.kind, "message": self.message, **dict(self.details)}
+
+
+# hold reasons no policy may release on its own: a person must approve or reject
+APPROVAL_REQUIRED = frozenset({"unpriced_service"})
 
 
 def evaluate_holds(draft: InvoiceDraft, policy: HoldPolicy, comparison: Comparison,
-                   flags: frozenset[str] = frozenset(), manual_holds: Sequence[str] = ()) -> tuple[HoldReason, ...]:
-    """Why this draft must wait for finance (empty: it may be finalized at once)."""
+                   flags: frozenset[str] = frozenset(), manual_holds: Sequence[str] = (),
+                   ruleset_version: str = "") -> tuple[HoldReason, ...]:
+    """Why this draft must wait for finance (empty: it may be finalized at once).
+
+    Every service item the ruleset version (``ruleset_version``, for the message) does not price
+    holds the draft whatever the policy says, and ``APPROVAL_REQUIRED`` keeps an auto-releasing
+    policy from letting it go unseen."""
     out: list[HoldReason] = []
+    version = ruleset_version or "(none)"
+    for u in draft.unpriced:
+        out.append(HoldReason(
+            "unpriced_service",
+            f"service item {u.item_id} names service '{u.service}', which ruleset version {version} does not "
+            f"price: it is left off this draft (give the item a price of its own, end it before this period, or "
+            f"publish a version with the service, then re-assemble; approving bills the period without it)",
+            (("item_id", u.item_id), ("service", u.service), ("ruleset_version", version))))
     for r in policy.rules:
         if r.kind == "total" and r.amount is not None and draft.gross_total > r.amount:
             out.append(HoldReason("total", f"gross total {draft.gross_total} {draft.currency} is above {r.amount}"))

@@ -48,7 +48,7 @@ from sqlalchemy.engine import Connection, Engine
 from runtime.invoicing import (
     Period,
     PeriodDiscount,
-    ServiceItem,
+    ServiceBill,
     ServicePrice,
     ServiceSubscription,
     bill_services,
@@ -570,15 +570,14 @@ def _in_period(table: Table, tenant_id: str, account_id: str, period: Period) ->
 
 
 def period_services(conn: Connection, tenant_id: str, account_id: str, period: Period,
-                    catalogue: Mapping[str, ServicePrice] | None) -> list[ServiceItem]:
+                    catalogue: Mapping[str, ServicePrice] | None) -> ServiceBill:
     """The account's service lines for ``period``; ``catalogue`` prices the items that name a
-    ruleset service (the ruleset version the cycle uses). Raises ``runtime.invoicing.UnknownService``
-    when an item names a service that version does not have: the cycle stops (and retries) rather
-    than bill it at a guessed price."""
+    ruleset service (the ruleset version the cycle uses). An item naming a service that version
+    does not have comes back in ``unpriced`` (the cycle holds the draft for finance)."""
     subs = [ServiceSubscription(r.id, r.product, r.description, r.quantity, r.unit_price, r.tax_rate, r.unit,
                                 r.valid_from, r.valid_to)
             for r in conn.execute(_in_period(service_item, tenant_id, account_id, period))]
-    return bill_services(subs, period, catalogue) if subs else []
+    return bill_services(subs, period, catalogue) if subs else ServiceBill()
 
 
 def period_discounts(conn: Connection, tenant_id: str, account_id: str, period: Period) -> list[PeriodDiscount]:

@@ -32,7 +32,7 @@ from store.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFoun
 from store.models import BillingAccount
 from store.types import new_id
 
-__all__ = ["follow_schedules", "router", "temporal_client"]
+__all__ = ["ScheduleResync", "follow_schedules", "resync_after_publish", "router", "temporal_client"]
 
 log = logging.getLogger("evbill.billing.api")
 
@@ -723,6 +723,70 @@ async def sync_billing_schedules(request: Request[Any, Any, Any]) -> ScheduleSyn
     client = await temporal_client(request)
     counts = await sync_schedules(client, request.app.state.engine, actor.tenant_id, _task_queue(request.app))
     return ScheduleSync(**counts)
+
+
+class ScheduleResync(ReadModel):
+    """What publishing a ruleset version did to the tenant's billing Schedules: ``not_configured``
+    (no Temporal server: nothing), ``not_needed`` (its billing policies' cycle, cut-off day and time
+    zone are those of the version it follows), ``synced`` (in force now: resynced at once, with the
+    counts of ``POST /billing/schedules/sync``), ``deferred`` (in force from ``effective_from``: a
+    durable workflow resyncs then), ``failed`` (Temporal could not be reached: the version is
+    published all the same; ``POST /billing/schedules/sync`` repairs)."""
+
+    status: Literal["not_configured", "not_needed", "synced", "deferred", "failed"]
+    detail: str
+    effective_from: datetime | None = None
+    counts: ScheduleSync | None = None
+
+
+# a publication waits this long for an immediate resync before it answers with a warning
+RESYNC_TIMEOUT_S = 60.0
+
+
+async def resync_after_publish(app: Any, tenant_id: str, version_id: str) -> ScheduleResync:
+    """Resync the tenant's schedules after ``version_id`` was published (and committed), when it
+    changes a billing policy: now if it is in force now, else when it takes effect. Never raises:
+    the publication stands whatever Temporal says."""
+    from workflows.billing.schedules import billing_policy_change, sync_schedules
+
+    if not _temporal_configured(app):
+        return ScheduleResync(status="not_configured", detail="no Temporal server is configured: schedules unchanged")
+    change = await asyncio.to_thread(billing_policy_change, app.state.engine, tenant_id, version_id)
+    if change is None:
+        return ScheduleResync(status="not_needed",
+                              detail="the billing policies' cycle, cut-off day and time zone are unchanged")
+    queue = _task_queue(app)
+    try:
+        client = await _app_client(app)
+        if change.effective_from <= datetime.now(UTC):
+            counts = await asyncio.wait_for(sync_schedules(client, app.state.engine, tenant_id, queue),
+                                            RESYNC_TIMEOUT_S)
+            return ScheduleResync(status="synced", detail="the tenant's billing schedules follow the new policy",
+                                  effective_from=change.effective_from, counts=ScheduleSync(**counts))
+        await _start_deferred_sync(client, tenant_id, version_id, change.effective_from, queue)
+    except Exception as exc:  # noqa: BLE001 - the version is published; the manual sync repairs
+        log.warning("ruleset version %s changes billing policies; schedules not resynced: %r", version_id, exc)
+        return ScheduleResync(status="failed", effective_from=change.effective_from,
+                              detail=f"billing schedules not resynced ({type(exc).__name__}: {exc}); "
+                                     "run POST /billing/schedules/sync once Temporal is reachable"
+                                     + ("" if change.effective_from <= datetime.now(UTC)
+                                        else " and again after the version takes effect"))
+    return ScheduleResync(status="deferred", effective_from=change.effective_from,
+                          detail="the billing schedules are resynced when the version takes effect")
+
+
+async def _start_deferred_sync(client: Any, tenant_id: str, version_id: str, at: datetime, queue: str) -> None:
+    from temporalio.exceptions import WorkflowAlreadyStartedError
+
+    from workflows.billing.schedule_sync import ScheduleSyncWorkflow, schedule_sync_workflow_id
+    from workflows.billing.types import ScheduleSyncInput
+
+    try:
+        await client.start_workflow(ScheduleSyncWorkflow.run, ScheduleSyncInput(tenant_id, at.isoformat(), queue,
+                                                                                 version_id),
+                                    id=schedule_sync_workflow_id(tenant_id, version_id), task_queue=queue)
+    except WorkflowAlreadyStartedError:
+        pass  # a retried publication: the version's sync is already waiting
 
 
 def follow_schedules(app: Any) -> Any:

@@ -7,6 +7,7 @@ is a new draft and a new version.
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import hashlib
 from datetime import datetime
@@ -16,6 +17,8 @@ from litestar import Request, Router
 from pydantic import AwareDatetime, Field
 from sqlalchemy import func, select
 
+from api.areas.billing import ScheduleResync, resync_after_publish
+from api.auth import actor_of
 from api.crud import (
     CursorParam,
     IdPath,
@@ -102,6 +105,11 @@ class VersionRead(ReadModel):
     publisher_id: str
     published_at: datetime
     note: str
+
+
+class PublishedVersion(VersionRead):
+    schedules: ScheduleResync
+    warnings: list[str] = Field(default_factory=list)
 
 
 class VersionDetail(VersionRead):
@@ -260,13 +268,22 @@ def get_ruleset_draft(request: Request[Any, Any, Any], draft_id: IdPath) -> Draf
 
 
 @route("POST", "/rulesets/{ruleset_id:str}/versions", operation_id="publish_ruleset_version", roles="publish",
-       status_code=201, summary="Publish a clean draft as an immutable version (not by its author)")
-def publish_ruleset_version(request: Request[Any, Any, Any], ruleset_id: IdPath, data: PublishIn) -> VersionRead:
-    with open_scope(request) as scope:
-        ruleset = scope.repo(Ruleset, "ruleset", "rs").get(ruleset_id)
-        version = publish(scope, ruleset, data)
-        scope.commit()
-        return VersionRead.model_validate(version, from_attributes=True)
+       status_code=201, summary="Publish a clean draft as an immutable version (not by its author); a version "
+       "that changes a billing policy resyncs the billing schedules when it takes effect")
+async def publish_ruleset_version(request: Request[Any, Any, Any], ruleset_id: IdPath,
+                                  data: PublishIn) -> PublishedVersion:
+    def publish_now() -> VersionRead:
+        with open_scope(request) as scope:
+            ruleset = scope.repo(Ruleset, "ruleset", "rs").get(ruleset_id)
+            version = publish(scope, ruleset, data)
+            scope.commit()
+            return VersionRead.model_validate(version, from_attributes=True)
+
+    version = await asyncio.to_thread(publish_now)
+    # after the commit: whatever Temporal answers, the version is published
+    resync = await resync_after_publish(request.app, actor_of(request).tenant_id, version.id)
+    warnings = [resync.detail] if resync.status == "failed" else []
+    return PublishedVersion(**version.model_dump(), schedules=resync, warnings=warnings)
 
 
 @route("GET", "/rulesets/{ruleset_id:str}/versions", operation_id="list_ruleset_versions", roles="read",

@@ -45,6 +45,22 @@ service supervision "Charger supervision" {
     assert got["supervision.dc_charger"].rule == "service supervision.dc_charger, line 7"
 
 
+def test_prorate_per_block_and_per_item() -> None:
+    got = services('''
+service supervision {
+  vat 19%
+  ac_charger 9.00 per month
+  item hotline 3.00 per month, prorate none
+  prorate none
+  sim 2.50 per month "SIM card"
+  item app 1.00 per month prorate daily vat 7%
+}
+''')
+    assert {k: (v.prorate, v.tax_rate) for k, v in got.items()} == {
+        "supervision.ac_charger": ("daily", D(19)), "supervision.hotline": ("none", D(19)),
+        "supervision.sim": ("none", D(19)), "supervision.app": ("daily", D(7))}
+
+
 def test_vat_from_the_tariffs_and_the_shipped_ruleset() -> None:
     head = 'ruleset t currency EUR timezone Europe/Berlin\ntariff a "A" {\n  vat 19%\n  energy 0.40 per kWh\n}\n'
     assert services("service s {\n  sim 2 per month\n}\n", head)["s.sim"].tax_rate == D(19)
@@ -76,6 +92,11 @@ def test_without_any_vat_rate_a_warning() -> None:
     ("service s {\n  item\n}\n", "E212", "cannot read 'item'"),
     ("service s {\n  simm 2 per month\n}\n", "E212", "unknown service statement 'simm'"),
     ("service s {\n  sim 2 per month vat 120%\n}\n", "E303", ""),
+    ("service s {\n  sim 2 per month, prorate weekly\n}\n", "E310", "unknown proration 'weekly'"),
+    ("service s {\n  prorate dayly\n  sim 2 per month\n}\n", "E310", "unknown proration 'dayly'"),
+    ("service s {\n  prorate\n}\n", "E212", "cannot read 'prorate'"),
+    ("service s {\n  sim 2 per month prorate\n}\n", "E212", "cannot read 'sim 2 per month prorate'"),
+    ("service s {\n  sim 2 per month prorate none prorate none\n}\n", "E212", "cannot read"),
 ])
 def test_checker_reports_malformed_blocks(body: str, code: str, fragment: str) -> None:
     res = compile_ruleset(HEAD + body, "s.evb")
@@ -84,3 +105,10 @@ def test_checker_reports_malformed_blocks(body: str, code: str, fragment: str) -
     assert errors[0].code == code and fragment in errors[0].message, errors
     assert errors[0].span.line >= 3 and errors[0].file == "s.evb"
     assert f"s.evb:{errors[0].span.line}:" in res.render()
+
+
+def test_a_bad_proration_points_at_the_word_with_a_suggestion() -> None:
+    res = compile_ruleset(HEAD + "service s {\n  vat 19%\n  prorate dayly\n  sim 2 per month\n}\n", "s.evb")
+    assert res.ruleset is None
+    text = res.render()
+    assert "s.evb:5:11: error[E310]: unknown proration 'dayly'" in text and "did you mean 'daily'?" in text

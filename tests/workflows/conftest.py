@@ -30,6 +30,16 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
         await e.shutdown()
 
 
+@pytest_asyncio.fixture(loop_scope="session")
+async def dev() -> AsyncIterator[WorkflowEnvironment]:
+    """A real Temporal dev server (the time-skipping test server has no schedules)."""
+    e = await WorkflowEnvironment.start_local(dev_server_existing_path=DEV_SERVER, dev_server_log_level="error")
+    try:
+        yield e
+    finally:
+        await e.shutdown()
+
+
 @pytest.fixture
 def task_queue() -> str:
     return f"billing-test-{uuid.uuid4().hex[:10]}"

@@ -5,12 +5,10 @@ deleting remove it, and ``POST /billing/schedules/sync`` reconciles idempotently
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
 from sqlalchemy import Engine, insert
 from sqlalchemy.orm import Session
 from temporalio.client import Client, ScheduleActionStartWorkflow
@@ -20,7 +18,6 @@ from temporalio.testing import WorkflowEnvironment
 from api.app import Settings, create_app
 from store.models import BillingAccount
 from store.tenants import bootstrap_tenant, create_user, issue_key
-from tests.workflows.conftest import DEV_SERVER
 from workflows.billing.worker import ensure_schedule, schedule_id
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -30,15 +27,6 @@ tariff ac "AC" { vat 19% energy 0.40 per kWh }
 billing monthly { cycle monthly; cut_off day 5 }
 billing quarterly { cycle quarterly; cut_off day 10; timezone Europe/Lisbon }
 """
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def dev() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(dev_server_existing_path=DEV_SERVER, dev_server_log_level="error")
-    try:
-        yield env
-    finally:
-        await env.shutdown()
 
 
 class Api:

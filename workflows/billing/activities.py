@@ -29,6 +29,7 @@ from temporalio.exceptions import ApplicationError
 from dsl.compiler import compile_ruleset
 from dsl.policies import interpret_policies
 from runtime.invoicing import (
+    APPROVAL_REQUIRED,
     BillingPolicy,
     Correction,
     HoldPolicy,
@@ -38,7 +39,6 @@ from runtime.invoicing import (
     PaymentTerms,
     Period,
     PeriodDiscount,
-    ServiceItem,
     assemble_invoice,
     compare_periods,
     evaluate_holds,
@@ -234,7 +234,11 @@ class BillingActivities:
         prev = B.previous_net(conn, t, acct.id, period.start)
         comparison = compare_periods(draft.net_total, prev)
         flags, manual = B.active_holds(conn, t, acct.id)
-        reasons = [r.to_dict() for r in evaluate_holds(draft, hold, comparison, flags, manual)]
+        held = evaluate_holds(draft, hold, comparison, flags, manual, rv_id or "")
+        reasons = [r.to_dict() for r in held]
+        if any(r.kind in APPROVAL_REQUIRED for r in held):
+            # an unpriced service item waits for a person whatever the policy would auto-release
+            summary_extra.update(approval_required=True, auto_release_after_s=None)
         status = "empty" if draft.empty else ("held" if reasons and existing is not None
                                               and existing.status == "held" else "draft")
         values = dict(
@@ -340,7 +344,7 @@ class BillingActivities:
         late = [LateSession(r.id, r.current_rating_id, "earlier period", tuple(lines_of[r.current_rating_id]))
                 for r in sorted(late_rows, key=lambda x: (x.start, x.id))]
         corrections = self._corrections(conn, t, corr_rows, billed, lines_of)
-        services: list[ServiceItem] = B.period_services(
+        services = B.period_services(
             conn, t, acct.id, period, interpret_policies(ruleset.ast)[0].services if ruleset is not None else None)
         discounts: list[PeriodDiscount] = B.period_discounts(conn, t, acct.id, period)
         postings = [ManualPosting(p.id, p.description, p.amount, p.tax_rate, p.author_id)
@@ -350,8 +354,8 @@ class BillingActivities:
         draft = assemble_invoice(
             account_id=acct.id, currency=acct.currency, period=period, issue_date=issue,
             terms=policy.payment_terms, period_lines=period_lines, sessions=len(results), energy_kwh=energy,
-            services=services, discounts=discounts, postings=postings, late=late, corrections=corrections,
-            rounding=ruleset.rounding if ruleset is not None else "half_up")
+            services=services.items, discounts=discounts, postings=postings, late=late, corrections=corrections,
+            rounding=ruleset.rounding if ruleset is not None else "half_up", unpriced=services.unpriced)
         rating_of = {r.id: r.current_rating_id for r in rows}
         return draft, rating_of, len(postings)
 

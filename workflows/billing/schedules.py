@@ -4,8 +4,15 @@ schedule is paused (reopening resumes it), an ad-hoc or deleted account's schedu
 
 The calendar comes from the same policy the cycle itself reads (``BillingActivities._policies``):
 the account's cycle, the cut-off day of the ruleset's ``billing`` block named by that cycle (else
-the first one; day 1 without any), and the block's time zone, else the account's. A ruleset
-version that moves the cut-off changes the schedules at the next ``sync_schedules``.
+the first one; day 1 without any), and the block's time zone, else the account's.
+
+A published ruleset version whose billing policies differ from those it follows
+(``billing_policy_change``: the cycle, cut-off day and time zone of its ``billing`` blocks) has
+the API resync the tenant's schedules: at once when it is already in force, else by
+``ScheduleSyncWorkflow``, which waits durably until the version takes effect and then runs
+``sync_schedules`` as an activity (``ScheduleActivities``). A schedule always follows the policy in
+force *now*, so a version effective next month must not move it today: until then the current
+policy's cut-offs still close the current periods.
 """
 
 from __future__ import annotations
@@ -18,13 +25,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, select
+from sqlalchemy.engine import Connection
+from temporalio import activity
 from temporalio.client import Client, ScheduleDescription, ScheduleHandle, ScheduleSpec
 from temporalio.service import RPCError, RPCStatusCode
 
-from workflows.billing.types import TASK_QUEUE
+from workflows.billing.types import TASK_QUEUE, ScheduleSyncInput
 from workflows.billing.worker import _spec, ensure_schedule, schedule_id
 
-__all__ = ["SchedulePlan", "follow_account", "plan_schedules", "sync_schedules"]
+__all__ = ["PolicyChange", "ScheduleActivities", "SchedulePlan", "billing_policy_change", "follow_account",
+           "plan_schedules", "sync_schedules"]
 
 log = logging.getLogger("evbill.billing.schedules")
 
@@ -40,21 +50,67 @@ class SchedulePlan:
     active: bool = True
 
 
-def _policies(engine: Engine, tenant_id: str, at: datetime) -> Any:
-    """The billing policies of the tenant's ruleset version in force at ``at`` (None without one)."""
-    from dsl.compiler import compile_ruleset
-    from dsl.policies import interpret_policies
+def _version_in_force(conn: Connection, tenant_id: str, at: datetime, but: str | None = None) -> Any:
+    """The tenant's ruleset version in force at ``at`` (the cycle's own choice), leaving out ``but``."""
     from store.models import RulesetVersion
 
     rv = RulesetVersion.__table__  # type: ignore[attr-defined]
-    with engine.connect() as conn:
-        row = conn.execute(select(rv.c.id, rv.c.source, rv.c.dsl_name).where(
-            rv.c.tenant_id == tenant_id, rv.c.effective_from <= at)
-            .order_by(rv.c.effective_from.desc(), rv.c.published_at.desc()).limit(1)).first()
+    stmt = select(rv.c.id, rv.c.source, rv.c.dsl_name, rv.c.effective_from).where(
+        rv.c.tenant_id == tenant_id, rv.c.effective_from <= at)
+    if but is not None:
+        stmt = stmt.where(rv.c.id != but)
+    return conn.execute(stmt.order_by(rv.c.effective_from.desc(), rv.c.published_at.desc()).limit(1)).first()
+
+
+def _read_policies(row: Any) -> Any:
+    from dsl.compiler import compile_ruleset
+    from dsl.policies import interpret_policies
+
     if row is None:
         return None
     res = compile_ruleset(row.source, f"{row.dsl_name or row.id}.evb")
     return interpret_policies(res.ruleset.ast)[0] if res.ruleset is not None else None
+
+
+def _policies(engine: Engine, tenant_id: str, at: datetime) -> Any:
+    """The billing policies of the tenant's ruleset version in force at ``at`` (None without one)."""
+    with engine.connect() as conn:
+        return _read_policies(_version_in_force(conn, tenant_id, at))
+
+
+def _calendars(pols: Any) -> tuple[tuple[str, str, int, str], ...]:
+    """What of the billing policies the schedules depend on."""
+    return tuple((b.name, b.cycle, b.cut_off_day, b.timezone) for b in pols.billing) if pols is not None else ()
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyChange:
+    """A published version's billing calendars against those of the version it follows."""
+
+    version_id: str
+    effective_from: datetime
+    before: tuple[tuple[str, str, int, str], ...]
+    after: tuple[tuple[str, str, int, str], ...]
+
+
+def billing_policy_change(engine: Engine, tenant_id: str, version_id: str) -> PolicyChange | None:
+    """How ``version_id`` changes the billing policies the schedules follow (cycle, cut-off day, time
+    zone of each ``billing`` block) against the version in force just before its effective date;
+    None when it changes none of them (or is not the tenant's)."""
+    from store.models import RulesetVersion
+
+    rv = RulesetVersion.__table__  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        new = conn.execute(select(rv.c.id, rv.c.source, rv.c.dsl_name, rv.c.effective_from).where(
+            rv.c.tenant_id == tenant_id, rv.c.id == version_id)).first()
+        if new is None:
+            return None
+        before = _version_in_force(conn, tenant_id, new.effective_from, but=new.id)
+    old_cal, new_cal = _calendars(_read_policies(before)), _calendars(_read_policies(new))
+    if old_cal == new_cal:
+        return None
+    eff = new.effective_from if new.effective_from.tzinfo else new.effective_from.replace(tzinfo=UTC)
+    return PolicyChange(new.id, eff, old_cal, new_cal)
 
 
 def plan_schedules(engine: Engine, tenant_id: str, account_ids: list[str] | None = None) -> list[SchedulePlan]:
@@ -152,3 +208,21 @@ async def sync_schedules(client: Client, engine: Engine, tenant_id: str, task_qu
 
     await asyncio.gather(*(one(p) for p in plans))
     return {k: counts.get(k, 0) for k in ("created", "updated", "unchanged", "paused", "deleted", "absent", "failed")}
+
+
+class ScheduleActivities:
+    """The schedule sync as an activity, for ``ScheduleSyncWorkflow`` (the worker's own client
+    writes the schedules)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def all(self) -> list[Any]:
+        return [self.sync]
+
+    @activity.defn(name="billing.sync_schedules")
+    async def sync(self, inp: ScheduleSyncInput) -> dict[str, int]:
+        counts = await sync_schedules(activity.client(), self.engine, inp.tenant_id, inp.task_queue)
+        log.info("schedules of tenant %s resynced for ruleset version %s: %s", inp.tenant_id, inp.version_id,
+                 counts)
+        return counts

@@ -25,6 +25,17 @@ class BillingCycleInput:
 
 
 @dataclass
+class ScheduleSyncInput:
+    """Resync the tenant's schedules once ``at`` (ISO, aware) has come: the ruleset version
+    ``version_id`` changes a billing policy from then on. ``task_queue``: the cycles' queue."""
+
+    tenant_id: str
+    at: str
+    task_queue: str = TASK_QUEUE
+    version_id: str = ""
+
+
+@dataclass
 class BillingCycleResult:
     invoice_id: str
     status: str  # finalized | rejected | empty

@@ -58,6 +58,9 @@ def build_worker(client: Client, engine: Engine, task_queue: str = TASK_QUEUE, *
     history in the sandbox too, so code that the sandbox would refuse still fails the suite."""
     if sandboxed is None:
         sandboxed = os.environ.get("EVBILL_WORKFLOW_SANDBOX", "0") == "1"
+    from workflows.billing.schedule_sync import ScheduleSyncWorkflow
+    from workflows.billing.schedules import ScheduleActivities  # it imports this module
+
     acts = BillingActivities(engine)
     runner: WorkflowRunner = SandboxedWorkflowRunner() if sandboxed else UnsandboxedWorkflowRunner()
     # a clean cycle's workflow task stays open while its local activities run, and they share the
@@ -66,7 +69,8 @@ def build_worker(client: Client, engine: Engine, task_queue: str = TASK_QUEUE, *
     # Tasks the worker does not take wait on the server's task queue, where waiting costs nothing.
     slots = 2 * threads
     kw.setdefault("max_concurrent_workflow_tasks", slots)
-    return Worker(client, task_queue=task_queue, workflows=[BillingCycleWorkflow], activities=acts.all(),
+    return Worker(client, task_queue=task_queue, workflows=[BillingCycleWorkflow, ScheduleSyncWorkflow],
+                  activities=acts.all() + ScheduleActivities(engine).all(),
                   activity_executor=ThreadPoolExecutor(max_workers=threads),
                   max_concurrent_activities=max_concurrent_activities or threads,
                   max_concurrent_local_activities=slots, workflow_runner=runner, **kw)
