@@ -5,7 +5,7 @@ Without statistics (a fresh SQLite file has none) SQLite's planner picked the si
 index for it and walked every contract or account of the tenant: at month-end, one scan of all
 10,000 contracts per billing account. With the pair indexed it finds the handful it needs.
 
-Revision ID: 0009_account_lookup_indexes
+Revision ID: 0010_account_lookup_indexes
 Revises: 0001
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0009_account_lookup_indexes"
+revision = "0010_account_lookup_indexes"
 down_revision = "0001"
 branch_labels = ("account_lookup_indexes",)
 depends_on = None
