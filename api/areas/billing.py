@@ -294,6 +294,24 @@ async def adjust_finance_task(request: Request[Any, Any, Any], task_id: str, dat
     return Decision(task_id=task.id, result="adjusted", net_total=res.net, gross_total=res.gross)
 
 
+@route("POST", "/billing/tasks/{task_id:str}/reprice", operation_id="reprice_finance_task",
+       roles="billing_adjust",
+       summary="Assemble a held invoice again after its cause was fixed (a price published, a service item "
+               "ended); it stays held for approval")
+async def reprice_finance_task(request: Request[Any, Any, Any], task_id: str) -> Decision:
+    from workflows.billing.types import RepriceInput
+
+    actor = actor_of(request)
+    task, res = await _update(request, task_id, "reprice", RepriceInput(actor.user_id, actor.role))
+    with request.app.state.sessions() as db:
+        from store.audit import append_audit
+
+        append_audit(db, actor, "invoice.reprice", "billing_invoice", res.invoice_id, None,
+                     {"task_id": task.id, "net": res.net, "gross": res.gross, "reasons": res.reasons})
+        db.commit()
+    return Decision(task_id=task.id, result="repriced", net_total=res.net, gross_total=res.gross)
+
+
 @route("POST", "/billing/accounts/{account_id:str}/holds", operation_id="place_billing_hold", roles="billing_hold",
        status_code=201, summary="Hold the account's next invoice (kind hold) or flag it for the hold rules")
 def place_billing_hold(request: Request[Any, Any, Any], account_id: str, data: HoldCreate) -> HoldRead:
@@ -845,7 +863,8 @@ def _account(db: Any, tenant_id: str, account_id: str) -> Any:
 
 
 router = Router(path="/", route_handlers=[list_finance_tasks, get_invoice, approve_finance_task,
-                                          reject_finance_task, adjust_finance_task, place_billing_hold,
+                                          reject_finance_task, adjust_finance_task, reprice_finance_task,
+                                          place_billing_hold,
                                           release_billing_hold, start_ad_hoc_cycle, create_service_item,
                                           list_service_items, update_service_item, end_service_item,
                                           create_discount, list_discounts, end_discount, sync_billing_schedules],

@@ -217,3 +217,35 @@ async def test_unpriced_service_prices_after_the_fix_and_a_reassembly(env: Workf
     # 19% of 26.99 = 5.1281 -> 5.13
     assert (inv.net_total, inv.tax_total, inv.gross_total, inv.hold_reasons) == (
         D("26.99"), D("5.13"), D("32.12"), [])
+
+
+async def test_reprice_after_the_fix_refreshes_the_task_and_keeps_the_hold(env: WorkflowEnvironment, engine: Engine,
+                                                                           task_queue: str) -> None:
+    from temporalio.client import WorkflowUpdateFailedError
+
+    from workflows.billing.types import ApproveInput, RepriceInput
+
+    async with build_worker(env.client, engine, task_queue):
+        h, s, _ = await held_for_unpriced(env, engine, "unp3", task_queue)
+        # an analyst may not re-price (the validator refuses before anything reaches the history)
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await h.execute_update(BillingCycleWorkflow.reprice, RepriceInput("an1", "analyst"))
+        assert getattr(refused.value.cause, "type", "") == "forbidden"
+        add_version(engine, s, 3, AUTO, datetime(2026, 7, 1, tzinfo=UTC))
+        d = await h.execute_update(BillingCycleWorkflow.reprice, RepriceInput("op1", "operator"))
+        # priced pro rata now (9.50, see above), no manual posting: 18.49 + 9.50; nothing holds
+        # the draft any more, but the cycle still waits for a decision
+        assert (d.reasons, d.net) == ([], "27.99")
+        assert (await h.query(BillingCycleWorkflow.status)).state == "held"
+        with engine.connect() as conn:
+            task = conn.execute(select(B.finance_task).join(B.invoice, B.invoice.c.id == B.finance_task.c.invoice_id)
+                                .where(B.invoice.c.tenant_id == "unp3")).one()
+        assert (task.status, task.reasons) == ("open", [])
+        # re-pricing is no manual posting: the operator who re-priced may not approve (role), but
+        # an approver who did nothing else may, and no four-eyes refusal applies to them
+        await h.execute_update(BillingCycleWorkflow.approve, ApproveInput("op1", "approver"))
+        res = await h.result()
+    assert (res.status, res.decided_by) == ("finalized", "op1")
+    with engine.connect() as conn:
+        inv = conn.execute(select(B.invoice).where(B.invoice.c.tenant_id == "unp3")).one()
+    assert (inv.net_total, inv.gross_total) == (D("27.99"), D("33.31"))  # 19% of 27.99 = 5.3181 -> 5.32

@@ -176,6 +176,15 @@ class RejectInput:
 
 
 @dataclass
+class RepriceInput:
+    """Assemble a held draft again, after finance fixed what held it (a price published, a
+    service item ended); nothing is posted by hand, so it needs no second pair of eyes."""
+
+    user_id: str
+    role: str
+
+
+@dataclass
 class AdjustInput:
     user_id: str
     role: str

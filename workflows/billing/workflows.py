@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         RejectInput,
         ReleaseHoldInput,
         RenderDocumentsInput,
+        RepriceInput,
     )
 
 __all__ = ["ADJUSTER_ROLES", "APPROVER_ROLES", "BillingCycleWorkflow"]
@@ -275,6 +276,32 @@ class BillingCycleWorkflow:
                                    type="invalid_amount")
         if not inp.description.strip():
             raise ApplicationError("an adjustment needs a description", type="reason_required")
+
+    @workflow.update
+    async def reprice(self, inp: RepriceInput) -> DraftSummary:
+        """Re-assemble the held draft with today's data (a newly published price, an ended service
+        item) and refresh the finance task's reasons. The invoice stays held for a decision. A
+        handler of its own (no patch needed): histories that never call it replay unchanged."""
+        assert self._inp is not None and self._draft is not None
+        self._adjusting += 1
+        try:
+            self._draft = draft = await self._assemble(self._as_of)
+            await workflow.execute_activity(
+                "billing.open_task", OpenTaskInput(self._inp.tenant_id, draft.invoice_id, self._inp.account_id,
+                                                   workflow.info().workflow_id, draft.reasons, draft.comparison),
+                result_type=str, start_to_close_timeout=_SHORT, retry_policy=_RETRY)
+            return draft
+        finally:
+            self._adjusting -= 1
+
+    @reprice.validator
+    def _validate_reprice(self, inp: RepriceInput) -> None:
+        self._require_held()
+        if inp.role not in ADJUSTER_ROLES:
+            raise ApplicationError(f"re-pricing needs one of the roles {', '.join(ADJUSTER_ROLES)}",
+                                   type="forbidden")
+        if self._adjusting:
+            raise ApplicationError("an adjustment is still being applied", type="busy")
 
     @workflow.update
     async def release_hold(self, inp: ReleaseHoldInput) -> str:
