@@ -121,7 +121,7 @@ def add_version(engine: Engine, s: Any, n: int, source: str, effective: datetime
 
 
 async def held_for_unpriced(env: WorkflowEnvironment, engine: Engine, tenant: str,
-                            task_queue: str) -> tuple[Any, Any, str]:
+                            task_queue: str, **overrides: Any) -> tuple[Any, Any, str]:
     """An account with a DC charger item from 16 November, whose service a later ruleset version
     dropped: its November cycle is held, and stays held past the policy's auto-release."""
     from datetime import date
@@ -141,7 +141,8 @@ async def held_for_unpriced(env: WorkflowEnvironment, engine: Engine, tenant: st
                 quantity=D(1), unit_price=None, tax_rate=None, unit="", valid_from=start, valid_to=None))
     rv2 = add_version(engine, s, 2, WITHOUT_DC, datetime(2026, 6, 1, tzinfo=UTC))
     h = await env.client.start_workflow(BillingCycleWorkflow.run,
-                                        BillingCycleInput(tenant, acc, as_of="2026-12-01T00:05:00+01:00"),
+                                        BillingCycleInput(tenant, acc, as_of="2026-12-01T00:05:00+01:00",
+                                                          **overrides),
                                         id=f"wf-{uuid.uuid4().hex}", task_queue=task_queue)
     await wait_state(h, "held")
     await env.sleep(3 * 3600)  # the policy would have auto-released after one hour
@@ -249,3 +250,12 @@ async def test_reprice_after_the_fix_refreshes_the_task_and_keeps_the_hold(env: 
     with engine.connect() as conn:
         inv = conn.execute(select(B.invoice).where(B.invoice.c.tenant_id == "unp3")).one()
     assert (inv.net_total, inv.gross_total) == (D("27.99"), D("33.31"))  # 19% of 27.99 = 5.3181 -> 5.32
+
+
+async def test_unpriced_service_outlasts_the_cycles_own_auto_release(env: WorkflowEnvironment, engine: Engine,
+                                                                     task_queue: str) -> None:
+    # the cycle input's override (release after 10 minutes) loses against an unpriced item:
+    # held_for_unpriced sleeps three hours and asserts the cycle is still held
+    async with build_worker(env.client, engine, task_queue):
+        h, _, _ = await held_for_unpriced(env, engine, "unp4", task_queue, auto_release_after_s=600)
+        await h.terminate("done")

@@ -164,6 +164,10 @@ class BillingCycleWorkflow:
         esc_s = inp.escalate_after_s if inp.escalate_after_s is not None else draft.escalate_after_s
         auto_s = inp.auto_release_after_s if inp.auto_release_after_s is not None else (
             None if draft.approval_required else draft.auto_release_after_s)
+        if auto_s is not None and any(r.get("kind") == "unpriced_service" for r in draft.reasons) \
+                and workflow.patched("unpriced-never-auto-releases"):
+            # not even a cycle's own auto-release override lets an unpriced item go out unseen
+            auto_s = None
         started = workflow.now()
         next_escalation = started + timedelta(seconds=esc_s) if esc_s else None
         auto_at = started + timedelta(seconds=auto_s) if auto_s else None
