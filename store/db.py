@@ -82,8 +82,9 @@ class _Compiled:
         self.names = tuple(c.name for c in self.columns)
         self.processors: tuple[Callable[[Any], Any] | None, ...] | None = None
 
-    def process(self, description: Any, row: Any) -> dict[str, Any]:
+    def process(self, cursor: Any, row: Any) -> dict[str, Any]:
         if self.processors is None:
+            description = cursor.description  # psycopg builds it anew on each access: only once
             # like SQLAlchemy's own results: a processor may depend on the driver's type code
             # (psycopg's NUMERIC vs FLOAT8), known from the first result's description
             self.processors = tuple(c.type.dialect_impl(self.dialect).result_processor(self.dialect, d[1])
@@ -145,7 +146,7 @@ class RowReader:
                     self._all.remove(fairy)
             fairy.invalidate()
             raise DBAPIError.instance(c.sql, args, exc, self.engine.dialect.loaded_dbapi.Error) from exc
-        return c.process(cur.description, rows[0]) if rows else None
+        return c.process(cur, rows[0]) if rows else None
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
