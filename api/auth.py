@@ -108,13 +108,19 @@ def _lookup(sessions: sessionmaker[Session], key_id: str) -> tuple[str, Actor] |
 
 
 def _presented_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
-    auth = connection.headers.get("authorization")
+    # the raw ASGI header list (lower-case names), first value of each as ``Headers.get`` would
+    # give: building Litestar's Headers multidict just to read two of them cost more than the rest
+    auth = key = None
+    for name, raw in connection.scope["headers"]:
+        if name == b"authorization":
+            auth = raw if auth is None else auth
+        elif name == b"x-api-key":
+            key = raw if key is None else key
     if auth:
-        scheme, _, value = auth.partition(" ")
+        scheme, _, value = auth.decode("latin-1").partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
-    key = connection.headers.get("x-api-key")
-    return key.strip() if key else None
+    return key.decode("latin-1").strip() if key else None
 
 
 async def _current(connection: ASGIConnection[Any, Any, Any, Any], key_id: str) -> tuple[str, Actor] | None:
