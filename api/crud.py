@@ -187,14 +187,15 @@ def crud_router(
     json_filters: dict[str, str] | None = None, search_cols: Sequence[str] = (),
     refs: dict[str, Ref] | None = None, hide: Sequence[str] = (), clearable: Sequence[str] = (),
     validate: Callable[[Scope, dict[str, Any], Any], None] | None = None,
-    deletable: bool = True, on_change: Callable[[Any], None] | None = None,
+    deletable: bool = True, on_change: Callable[[Request[Any, Any, Any], Scope, Any], None] | None = None,
 ) -> Router:
     """List/create/get/update/delete for one tenant-scoped table.
 
     ``filters`` maps query parameter names (equal to column names) to their types;
     ``json_filters`` maps a query parameter to a JSON-list column it must contain;
     ``validate(scope, values, existing)`` checks cross-field rules before writing;
-    ``on_change(obj)`` runs after an update or delete has committed (e.g. to drop a cache).
+    ``on_change(request, scope, obj)`` runs in the transaction of an update or delete, just before
+    it commits (e.g. to have caches dropped once it has: ``api.auth.auth_changed``).
     """
     filters = filters or {}
     json_filters = json_filters or {}
@@ -279,9 +280,9 @@ def crud_router(
             if validate:
                 validate(scope, {**obj.model_dump(), **changes}, obj)
             repo.update(obj, changes, hide=hide)
-            scope.commit()
             if on_change:
-                on_change(obj)
+                on_change(request, scope, obj)
+            scope.commit()
             return _to_read(obj)
 
     update_handler.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
@@ -294,9 +295,9 @@ def crud_router(
             repo = _repo(scope)
             obj = repo.get(kw[id_name])
             repo.delete(obj, hide=hide)
-            scope.commit()
             if on_change:
-                on_change(obj)
+                on_change(request, scope, obj)
+            scope.commit()
 
     delete_handler.__signature__ = inspect.Signature(id_param)  # type: ignore[attr-defined]
     delete_handler.__annotations__ = {"request": Request, id_name: IdPath, "return": None}
