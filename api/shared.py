@@ -186,8 +186,8 @@ def listen_for_auth_changes(engine: Any, shared: SharedState, *, poll_s: float =
             conn = None
             try:
                 fairy = engine.raw_connection()
-                fairy.detach()  # ours for good: a LISTENing connection must not go back to the pool
                 conn = fairy.driver_connection
+                fairy.detach()  # ours for good: a LISTENing connection must not go back to the pool
                 conn.autocommit = True
                 conn.execute(f"LISTEN {AUTH_CHANNEL}")
                 shared.bump_auth_generation()
