@@ -39,7 +39,7 @@ from api.errors import exception_handlers
 from api.openapi import align_component_schemas
 from api.shared import SharedState
 from api.tokens import signing_secret
-from store.db import RowReader, make_engine, migrate, session_factory
+from store.db import ReadBatcher, RowReader, make_engine, migrate, session_factory
 
 __all__ = ["Settings", "create_app"]
 
@@ -73,6 +73,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     row_reader = RowReader(engine)
     shared = settings.shared or SharedState.from_env()
     state = State({"engine": engine, "sessions": session_factory(engine), "row_reader": row_reader,
+                   # one round trip per batch of concurrent by-id reads; SQLite has no round trips
+                   "read_batcher": ReadBatcher(row_reader) if engine.dialect.name == "postgresql" else None,
                    "read_sessions": session_factory(read_engine), "key_cache": KeyCache(shared),
                    "jwt_secret": settings.jwt_secret or signing_secret(),
                    "rate_limiter": settings.rate_limit.sharing(shared) if settings.rate_limit else None})
