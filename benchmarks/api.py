@@ -325,10 +325,11 @@ def run(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         imp = asyncio.run(import_bench(base, h, args.sessions, args.batch, args.parallel))
         looks = []
         for _ in range(args.rounds):
-            cpu0 = _tree_cpu_s(proc.pid)
+            cpu0, own0 = _tree_cpu_s(proc.pid), time.process_time()
             look = asyncio.run(lookup_bench(base, h, ids, args.lookups, args.clients))
-            cpu1 = _tree_cpu_s(proc.pid)
+            cpu1, own1 = _tree_cpu_s(proc.pid), time.process_time()
             look["server_cpu_us"] = round(1e6 * (cpu1 - cpu0) / look["requests"]) if cpu0 and cpu1 else None
+            look["client_cpu_us"] = round(1e6 * (own1 - own0) / look["requests"])
             look["load"] = round(os.getloadavg()[0], 1)
             looks.append(look)
         paced = asyncio.run(paced_lookup_bench(base, h, ids, args.paced_seconds, args.clients, args.paced_rps))
@@ -370,7 +371,8 @@ def main() -> None:
         for lk in r["lookups"]:
             print(f"{kind:10s} customer lookup, {lk['clients']} closed-loop clients, {lk['requests']} requests: "
                   f"p50 {lk['p50_ms']} ms, p99 {lk['p99_ms']} ms, {lk['rps']} req/s, "
-                  f"server CPU {lk['server_cpu_us']} us/request, load average {lk['load']}", flush=True)
+                  f"server CPU {lk['server_cpu_us']} us/request, client CPU {lk['client_cpu_us']} us/request, "
+                  f"load average {lk['load']}", flush=True)
         print(f"{kind:10s} paced {pc['offered_rps']:.0f} req/s offered (open loop): p50 {pc['p50_ms']} ms, "
               f"p99 {pc['p99_ms']} ms", flush=True)
 
