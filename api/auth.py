@@ -55,12 +55,12 @@ __all__ = [
     "ROLE_SETS",
     "ApiKeyMiddleware",
     "Credential",
+    "KeyCache",
     "RateLimiter",
     "actor_of",
     "allow",
-    "hash_secret",
-    "KeyCache",
     "auth_changed",
+    "hash_secret",
     "new_secret",
 ]
 

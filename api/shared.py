@@ -160,7 +160,7 @@ class SharedState:
                 SLOT.pack_into(mm, found, h, tokens - 1, now)
                 return 0.0
             SLOT.pack_into(mm, found, h, tokens, now)
-            return (1 - tokens) / rate
+            return float((1 - tokens) / rate)
 
 
 def notify_auth_change(db: Any) -> None:

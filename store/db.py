@@ -169,11 +169,14 @@ class ReadBatcher:
 
     def __init__(self, reader: RowReader) -> None:
         self.reader = reader
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: dict[tuple[int, str], tuple[Select[Any], Select[Any], list[tuple[str, Any]]]] = {}
 
     def first(self, one: Select[Any], many: Select[Any], tenant_id: str, obj_id: str) -> Awaitable[dict[str, Any] | None]:
         """``one`` binds ``tenant_id`` and ``id``; ``many`` the same rows by ``tenant_id`` and a list ``ids``."""
         loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # a new loop (a test client's): what a stopped one left is moot
+            self._loop, self._pending = loop, {}
         fut: asyncio.Future[dict[str, Any] | None] = loop.create_future()
         if not self._pending:
             loop.call_soon(self._flush)

@@ -7,11 +7,10 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from api.shared import SharedState, listen_for_auth_changes, notify_auth_change
-from tests.store.conftest import backend, engine  # noqa: F401  (fixtures)
+from tests.store.conftest import PG_URL, fresh_engine
 
 
 def test_two_mappings_of_one_file_see_each_others_writes(tmp_path: Path) -> None:
@@ -49,9 +48,9 @@ def test_a_full_bucket_is_as_good_as_a_free_slot() -> None:
     assert s.take("c", 10.0, 2, now=5.0) == 0  # a's and b's buckets have long refilled
 
 
-def test_auth_changes_travel_between_servers_by_notify(engine: Engine, backend: str) -> None:
-    if backend != "postgresql":
-        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+@pytest.mark.skipif(not PG_URL, reason="LISTEN/NOTIFY is PostgreSQL's (set EVBILL_TEST_POSTGRES_URL)")
+def test_auth_changes_travel_between_servers_by_notify(tmp_path: Path) -> None:
+    engine, cleanup = fresh_engine("postgresql", tmp_path, migrated=False)
     here, there = SharedState.anonymous(), SharedState.anonymous()
     stops = [listen_for_auth_changes(engine, s, poll_s=0.2) for s in (here, there)]
     try:
@@ -71,3 +70,4 @@ def test_auth_changes_travel_between_servers_by_notify(engine: Engine, backend: 
     finally:
         for stop in stops:
             stop()
+        cleanup()  # type: ignore[operator]
