@@ -11,12 +11,17 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
+
+from store.db import make_engine
+from tests.store.conftest import PG_URL
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,11 +40,12 @@ def _children(pid: int) -> set[int]:
 
 
 @contextmanager
-def _serve(tmp_path: Path, **env_extra: str) -> Iterator[tuple[str, str, subprocess.Popen[bytes]]]:
-    """``evbill serve --workers 2`` on a fresh SQLite file: (base URL, admin key, the process)."""
+def _serve(tmp_path: Path, database_url: str = "", **env_extra: str) -> Iterator[tuple[str, str, subprocess.Popen[bytes]]]:
+    """``evbill serve --workers 2`` on a fresh SQLite file (or ``database_url``): (base URL, the
+    admin key it created on an empty database or "", the process)."""
     port = _free_port()
-    env = dict(os.environ, PYTHONPATH=str(ROOT), EVBILL_DATABASE_URL=f"sqlite:///{tmp_path / 'evbill.db'}",
-               **env_extra)
+    env = dict(os.environ, PYTHONPATH=str(ROOT),
+               EVBILL_DATABASE_URL=database_url or f"sqlite:///{tmp_path / 'evbill.db'}", **env_extra)
     env.pop("EVBILL_JWT_SECRET", None)
     if "EVBILL_RATE_LIMIT" not in env_extra:
         env.pop("EVBILL_RATE_LIMIT", None)
@@ -57,7 +63,8 @@ def _serve(tmp_path: Path, **env_extra: str) -> Iterator[tuple[str, str, subproc
                 pass
             assert proc.poll() is None and time.monotonic() < deadline, "serve did not come up"
             time.sleep(0.2)
-        yield base, (tmp_path / "var" / "admin-key.txt").read_text().strip(), proc
+        key_file = tmp_path / "var" / "admin-key.txt"
+        yield base, key_file.read_text().strip() if key_file.exists() else "", proc
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)
@@ -110,12 +117,13 @@ def _conns_on_both(base: str, proc: subprocess.Popen[bytes], per_process: int) -
     assert len(workers) == 2
     by_pid: dict[int, list[Conn]] = {p: [] for p in workers}
     spare: list[Conn] = []
-    for _ in range(200):
-        if all(len(v) >= per_process for v in by_pid.values()):
-            break
+    deadline = time.monotonic() + 60  # /health answered by one process: the other may still be starting
+    while not all(len(v) >= per_process for v in by_pid.values()) and time.monotonic() < deadline:
         c = Conn(base, workers)
         assert c.pid in by_pid
         (by_pid[c.pid] if len(by_pid[c.pid]) < per_process else spare).append(c)
+        if len(spare) > 20:
+            time.sleep(0.05)
     for c in spare:
         c.close()
     a, b = by_pid.values()
@@ -187,3 +195,37 @@ def test_the_rate_limit_holds_across_processes(tmp_path: Path) -> None:
         assert all(int(headers["retry-after"]) >= 1 for _, status, headers in answers if status == 429)
         for c in conns:
             c.close()
+
+
+@pytest.mark.skipif(not PG_URL or not sys.platform.startswith("linux"), reason="NOTIFY is PostgreSQL's")
+def test_a_revocation_reaches_another_server_on_the_same_postgresql(tmp_path: Path) -> None:
+    schema = f"evbill_test_{uuid.uuid4().hex[:12]}"
+    admin_engine = make_engine(PG_URL, pool_size=1, max_overflow=0)
+    with admin_engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    try:
+        with _serve(tmp_path / "a", url) as (base_a, admin, _), _serve(tmp_path / "b", url) as (base_b, _, proc_b):
+            h = {"Authorization": f"Bearer {admin}"}
+            user = httpx.post(f"{base_a}/users", json={"email": "op@x.test", "role": "operator"}, headers=h).json()
+            made = httpx.post(f"{base_a}/api-keys", json={"user_id": user["id"]}, headers=h).json()
+            conns = _conns_on_both(base_b, proc_b, per_process=1)
+            for c in conns:
+                assert c.request("GET", "/me", made["key"])[0] == 200  # cached on both of B's processes
+            assert httpx.delete(f"{base_a}/api-keys/{made['id']}", headers=h).status_code == 204
+            # B hears of it by NOTIFY, not by its cache's 5 s running out
+            refused_after = []
+            for c in conns:
+                start = time.monotonic()
+                while c.request("GET", "/me", made["key"])[0] != 401:
+                    assert time.monotonic() - start < 2, "server B still accepts the revoked key"
+                    time.sleep(0.005)
+                refused_after.append(time.monotonic() - start)
+            for c in conns:
+                c.close()
+    finally:
+        with admin_engine.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin_engine.dispose()
