@@ -98,10 +98,12 @@ class _RouteHandler(HTTPRouteHandler):
             return _send_json(data)
         return await super().to_response(app, data, request)
 
+    _plain: bool | None = None  # set on first use: the layers are only complete once registered
+
     def _plain_response(self) -> bool:
-        plain: bool | None = self.opt.get("_plain_response")
+        plain = self._plain
         if plain is None:
-            plain = self.opt["_plain_response"] = not (
+            plain = self._plain = not (
                 any(layer.after_request for layer in self.ownership_layers) or self.resolve_response_headers()
                 or self.resolve_response_cookies() or self.background or self.resolve_return_dto()
                 or self.resolve_response_class() is not Response or self.media_type != MediaType.JSON)
