@@ -1,9 +1,9 @@
 """State the API processes of one ``evbill serve`` share: a small memory-mapped file.
 
-``evbill serve --workers N`` creates the file (``SharedState.create``) before it starts the API
-processes and names it to them (``EVBILL_API_SHARED``); each maps it (``SharedState.attach``). An
-app made without it (tests, ``--workers 1``) maps an anonymous region of the same layout, so there
-is one code path. The file holds:
+``evbill serve --workers N`` (N > 1) creates the file (``SharedState.create``) before it starts
+the API processes and names it to them (``EVBILL_API_SHARED``); each maps it
+(``SharedState.attach``). A single API process (``--workers 1``, tests) maps an anonymous region
+of the same layout, so there is one code path. The state holds:
 
 - the **auth generation** (``api.auth``): a counter any process bumps after a change to API keys or
   users has committed; every request reads it (one 8-byte load, ~0.2 us) and a process whose
