@@ -16,7 +16,7 @@ request instead of httpx's several hundred on the same two cores. Each run repor
 CPU per request (from /proc) and the client's, which the machine's other load disturbs far less
 than latency.
 
-Measured 2026-11-21 (20:45-20:59 UTC) on the 2-core development machine, shared with other
+Measured 2026-11-21 (20:45-21:06 UTC) on the 2-core development machine, shared with other
 engineers' benchmarks and test suites; "before" is the same benchmark at the commit before this
 work (d00b114), run alternately with "after" in the same spells so both met the same load.
 Default settings: 2 server processes, 50 closed-loop clients, 1,000 customers, 10,000 lookups per
@@ -26,6 +26,7 @@ rows ran back to back.
 | database   | code   | lookup p50 ms | lookup p99 ms | lookups/s     | server CPU us/req | client CPU us/req | load avg |
 |------------|--------|---------------|---------------|---------------|-------------------|-------------------|----------|
 | PostgreSQL | after  | 1.8-2.2       | 3.7-4.3       | 19,509-21,242 | 64-70             | 15-16             | 2.2      |
+| PostgreSQL | after  | 4.4-4.8       | 8.7-13.7      | 10,309-10,952 | 77-80             | 18                | 5.1-5.3  |
 | PostgreSQL | before | 7.4-10.4      | 79-120        | 3,165-3,829   | 187-215           | -                 | 5.4-5.6  |
 | PostgreSQL | before | 4.4-9.4       | 19.2-30.8     | 4,818-9,307   | 135-177           | -                 | 3.0      |
 | PostgreSQL | after  | 1.9-5.0       | 3.9-11.4      | 9,450-21,151  | 69-85             | 16-19             | 2.5      |
