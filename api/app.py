@@ -34,11 +34,12 @@ from api.areas import (
     tenancy,
     tokens,
 )
-from api.auth import ApiKeyMiddleware, RateLimiter
+from api.auth import ApiKeyMiddleware, KeyCache, RateLimiter
 from api.errors import exception_handlers
 from api.openapi import align_component_schemas
+from api.shared import SharedState
 from api.tokens import signing_secret
-from store.db import RowReader, make_engine, migrate, session_factory
+from store.db import ReadBatcher, RowReader, make_engine, migrate, session_factory
 
 __all__ = ["Settings", "create_app"]
 
@@ -55,6 +56,9 @@ class Settings:
     jwt_secret: str | None = None  # None: EVBILL_JWT_SECRET or var/jwt-secret (api.tokens)
     # requests/s per API key; None: EVBILL_RATE_LIMIT (unset: no limit); see api.auth.RateLimiter
     rate_limit: RateLimiter | None = field(default_factory=RateLimiter.from_env)
+    # what the API processes of one server share (auth generation, rate buckets); None:
+    # EVBILL_API_SHARED (set by `evbill serve`), else this process's own
+    shared: SharedState | None = None
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -67,9 +71,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # per request (SQLite has no round trips, and switching its isolation level costs two PRAGMAs)
     read_engine = engine if engine.dialect.name == "sqlite" else engine.execution_options(isolation_level="AUTOCOMMIT")
     row_reader = RowReader(engine)
+    shared = settings.shared or SharedState.from_env()
     state = State({"engine": engine, "sessions": session_factory(engine), "row_reader": row_reader,
-                   "read_sessions": session_factory(read_engine),
-                   "jwt_secret": settings.jwt_secret or signing_secret(), "rate_limiter": settings.rate_limit})
+                   # one round trip per batch of concurrent by-id reads; SQLite has no round trips
+                   "read_batcher": ReadBatcher(row_reader) if engine.dialect.name == "postgresql" else None,
+                   "read_sessions": session_factory(read_engine), "key_cache": KeyCache(shared),
+                   "jwt_secret": settings.jwt_secret or signing_secret(),
+                   "rate_limiter": settings.rate_limit.sharing(shared) if settings.rate_limit else None})
     openapi = OpenAPIConfig(
         title="evbill operator API", version="0.1.0",
         description="Back office of evbill: customers, contracts, tokens, sites, partners, rulesets, "

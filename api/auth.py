@@ -6,8 +6,23 @@ It travels as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``; a signed 
 ``request.user``, a ``Credential`` (which kind, which key) on ``request.auth``, and every
 repository query uses the actor's tenant.
 
-Keys are looked up at most every few seconds per process (``_CACHE_TTL_S``); revoking a key or
-changing a user drops the entry at once in the process that made the change.
+**Key cache and how fast a change reaches it.** Each API process caches what it looked up for a
+key (stored hash, user, role, partner) for up to ``_CACHE_TTL_S`` seconds (``KeyCache``), tagged
+with the *auth generation* it was loaded under: a counter in the file the API processes of one
+``evbill serve`` share (``api.shared``). Revoking a key or changing a user through the API
+(``auth_changed``) bumps that counter right after the change commits and before the response
+goes out; every request reads the counter first and trusts only entries of the current
+generation. So:
+
+- on one server (``evbill serve``, any ``--workers``): every request that *starts after* the
+  revoking request has been answered, on any API process, sees the revocation (401), or the new
+  role (a token minted for the old role: 401); requests already running when it committed may
+  still finish under the old credential;
+- on other servers sharing the PostgreSQL database: the change's transaction also sends
+  ``NOTIFY evbill_auth``; each server's listener bumps its own counter when the notification
+  arrives (milliseconds after the commit). While a listener is disconnected it cannot hear them:
+  the cache's TTL (5 s) bounds the delay then, and it flushes once on reconnecting;
+- a change made in the database by hand, outside the API: within the TTL.
 """
 
 from __future__ import annotations
@@ -17,7 +32,6 @@ import hmac
 import math
 import os
 import secrets
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -29,9 +43,10 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException, TooManyRequestsException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.shared import SharedState, notify_auth_change
 from api.tokens import decode_token, looks_like_token
 from store.audit import Actor
 from store.models import ApiKey, User
@@ -40,12 +55,12 @@ __all__ = [
     "ROLE_SETS",
     "ApiKeyMiddleware",
     "Credential",
+    "KeyCache",
     "RateLimiter",
     "actor_of",
     "allow",
+    "auth_changed",
     "hash_secret",
-    "invalidate_key",
-    "invalidate_user",
     "new_secret",
 ]
 
@@ -65,8 +80,6 @@ ROLE_SETS: dict[str, tuple[str, ...]] = {
 }
 
 _CACHE_TTL_S = 5.0
-_cache: dict[str, tuple[float, str, Actor]] = {}
-_cache_lock = threading.Lock()
 
 
 def hash_secret(secret: str) -> str:
@@ -83,16 +96,41 @@ class Credential:
     key_id: str
 
 
-def invalidate_key(key_id: str) -> None:
-    with _cache_lock:
-        _cache.pop(key_id, None)
+class KeyCache:
+    """Per process: key id -> (auth generation, expiry, stored secret hash, actor)."""
+
+    def __init__(self, shared: SharedState, ttl_s: float = _CACHE_TTL_S) -> None:
+        self.shared = shared
+        self.ttl_s = ttl_s
+        self._entries: dict[str, tuple[int, float, str, Actor]] = {}
+        self._generation = shared.auth_generation()
+
+    def get(self, key_id: str) -> tuple[int, tuple[str, Actor] | None]:
+        """(the current generation, the cached (hash, actor) if still good)."""
+        gen = self.shared.auth_generation()
+        if gen != self._generation:
+            # entries of older generations are never used (the tag check below); dropping them
+            # keeps the dict from holding on to them
+            self._entries = {}
+            self._generation = gen
+        hit = self._entries.get(key_id)
+        if hit is not None and hit[0] == gen and hit[1] > time.monotonic():
+            return gen, (hit[2], hit[3])
+        return gen, None
+
+    def put(self, key_id: str, generation: int, found: tuple[str, Actor]) -> None:
+        """Cache a lookup made under ``generation`` (read *before* the lookup: a change that
+        commits during it leaves the entry already stale)."""
+        self._entries[key_id] = (generation, time.monotonic() + self.ttl_s, found[0], found[1])
 
 
-def invalidate_user(user_id: str) -> None:
-    """Forget the cached keys of ``user_id`` (after a change of role, partner or ``active``)."""
-    with _cache_lock:
-        for key_id in [k for k, (_, _, a) in _cache.items() if a.user_id == user_id]:
-            _cache.pop(key_id, None)
+def auth_changed(connection: ASGIConnection[Any, Any, Any, Any], db: Session) -> None:
+    """Call inside the transaction (``db``) that revokes a key or changes a user's role, partner or
+    ``active``: other servers are notified when it commits (PostgreSQL), and right after it
+    commits every API process of this server stops trusting its cached keys."""
+    shared: SharedState = connection.app.state.key_cache.shared
+    notify_auth_change(db)
+    event.listen(db, "after_commit", lambda _s: shared.bump_auth_generation(), once=True)
 
 
 def _lookup(sessions: sessionmaker[Session], key_id: str) -> tuple[str, Actor] | None:
@@ -108,55 +146,57 @@ def _lookup(sessions: sessionmaker[Session], key_id: str) -> tuple[str, Actor] |
 
 
 def _presented_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
-    auth = connection.headers.get("authorization")
+    # the raw ASGI header list (lower-case names), first value of each as ``Headers.get`` would
+    # give: building Litestar's Headers multidict just to read two of them cost more than the rest
+    auth = key = None
+    for name, raw in connection.scope["headers"]:
+        if name == b"authorization":
+            auth = raw if auth is None else auth
+        elif name == b"x-api-key":
+            key = raw if key is None else key
     if auth:
-        scheme, _, value = auth.partition(" ")
+        scheme, _, value = auth.decode("latin-1").partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
-    key = connection.headers.get("x-api-key")
-    return key.strip() if key else None
+    return key.decode("latin-1").strip() if key else None
 
 
 async def _current(connection: ASGIConnection[Any, Any, Any, Any], key_id: str) -> tuple[str, Actor] | None:
     """(stored secret hash, actor) of an unrevoked key of an active user, from the cache or the database."""
-    now = time.monotonic()
-    with _cache_lock:
-        hit = _cache.get(key_id)
-    if hit is not None and hit[0] > now:
-        return hit[1], hit[2]
+    cache: KeyCache = connection.app.state.key_cache
+    generation, hit = cache.get(key_id)
+    if hit is not None:
+        return hit
     found = await anyio.to_thread.run_sync(_lookup, connection.app.state.sessions, key_id)
     if found is not None:
-        with _cache_lock:
-            _cache[key_id] = (now + _CACHE_TTL_S, found[0], found[1])
+        cache.put(key_id, generation, found)
     return found
 
 
 class RateLimiter:
     """A token bucket per API key (a key's signed tokens draw from the key's bucket): ``rate``
-    requests a second on average, bursts of up to ``burst``. Per process, like the key cache;
-    only the event loop thread calls it."""
+    requests a second on average, bursts of up to ``burst``. The buckets live in the state the API
+    processes of one server share (``api.shared``), so the limit holds for the server as a whole,
+    whichever process answers; each server of a multi-host deployment limits on its own."""
 
-    def __init__(self, rate: float, burst: int) -> None:
+    def __init__(self, rate: float, burst: int, shared: SharedState | None = None) -> None:
         if rate <= 0 or burst < 1:
             raise ValueError("a rate limit needs rate > 0 and burst >= 1")
         self.rate, self.burst = rate, burst
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self.shared = shared or SharedState.anonymous()
+
+    def sharing(self, shared: SharedState) -> RateLimiter:
+        """The same limit, counted in ``shared``."""
+        return RateLimiter(self.rate, self.burst, shared)
 
     def wait_s(self, key_id: str, now: float | None = None) -> float:
         """0 and one request taken if the key may go ahead, else how long until it may."""
-        now = time.monotonic() if now is None else now
-        tokens, last = self._buckets.get(key_id, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-        if tokens >= 1:
-            self._buckets[key_id] = (tokens - 1, now)
-            return 0.0
-        self._buckets[key_id] = (tokens, now)
-        return (1 - tokens) / self.rate
+        return self.shared.take(key_id, self.rate, self.burst, time.monotonic() if now is None else now)
 
     @classmethod
     def from_env(cls) -> RateLimiter | None:
-        """``EVBILL_RATE_LIMIT`` requests/s per key (unset or 0: no limit), ``EVBILL_RATE_BURST``
-        (default: twice the rate, at least 10)."""
+        """``EVBILL_RATE_LIMIT`` requests/s per key and server (unset or 0: no limit),
+        ``EVBILL_RATE_BURST`` (default: twice the rate, at least 10)."""
         rate = float(os.environ.get("EVBILL_RATE_LIMIT", "0") or 0)
         if rate <= 0:
             return None

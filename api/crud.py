@@ -11,15 +11,17 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from litestar import HttpMethod, Request, Router
+from litestar import HttpMethod, MediaType, Request, Response, Router
 from litestar.connection import ASGIConnection
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
+from litestar.types import ASGIApp
 from pydantic import BaseModel, ConfigDict, create_model
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, String, any_, bindparam, select
 from sqlmodel import SQLModel
 
 from api.auth import actor_of, allow
@@ -30,6 +32,7 @@ from store.repo import Repo, Scope
 __all__ = [
     "CursorParam",
     "IdPath",
+    "JsonBody",
     "LimitParam",
     "ReadModel",
     "Ref",
@@ -62,14 +65,49 @@ def _problems(*statuses: int) -> dict[int, ResponseSpec]:
                             description=f"problem ({s})") for s in statuses}
 
 
+class JsonBody(bytes):
+    """A handler's answer already encoded as the JSON of its documented return type (by pydantic's
+    own serializer, the same bytes Litestar would produce): the route sends it as it is."""
+
+
+_JSON_HEADERS = (b"content-type", b"application/json")
+
+
+def _send_json(body: bytes) -> ASGIApp:
+    async def respond(_scope: Any, _receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [_JSON_HEADERS, (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    return respond
+
+
 class _RouteHandler(HTTPRouteHandler):
     """Litestar hands every guard a fresh ``copy(handler)`` (some 70 attributes) so that a guard
     cannot change the route; our guards (``api.auth.allow``) only read, and that copy was a fifth
-    of the CPU of a lookup."""
+    of the CPU of a lookup. A ``JsonBody`` answer skips Litestar's Response object, its header
+    bookkeeping and a second encoding pass (no route of ours sets response headers, cookies or
+    after-request hooks, which that path would lose: with any of them it goes the usual way)."""
 
     async def authorize_connection(self, connection: ASGIConnection[Any, Any, Any, Any]) -> None:
         for guard in self.resolve_guards():
             await guard(connection, self)  # type: ignore[arg-type]
+
+    async def to_response(self, app: Any, data: Any, request: Request[Any, Any, Any]) -> ASGIApp:
+        if type(data) is JsonBody and self.status_code == 200 and self._plain_response():
+            return _send_json(data)
+        return await super().to_response(app, data, request)
+
+    _plain: bool | None = None  # set on first use: the layers are only complete once registered
+
+    def _plain_response(self) -> bool:
+        plain = self._plain
+        if plain is None:
+            plain = self._plain = not (
+                any(layer.after_request for layer in self.ownership_layers) or self.resolve_response_headers()
+                or self.resolve_response_cookies() or self.background or self.resolve_return_dto()
+                or self.resolve_response_class() is not Response or self.media_type != MediaType.JSON)
+        return plain
 
 
 def route(method: str, path: str, *, operation_id: str, roles: str, summary: str = "",
@@ -115,20 +153,40 @@ def page_of(read: type[BaseModel]) -> type[BaseModel]:
     return _pages[read]
 
 
-def item_select(model: type[SQLModel], read: type[BaseModel]) -> Select[Any] | None:
-    """One row of ``model`` by tenant and id, only the columns ``read`` shows, as a Core statement
-    built once: the hot GET path then skips ORM identity maps, per-call statement building and its
-    cache-key walk (the statement object memoises its key). None when ``read`` needs more than columns."""
+@dataclass(frozen=True)
+class ItemSelect:
+    """Core statements built once for a hot GET-by-id path (they skip ORM identity maps, per-call
+    statement building and its cache-key walk: a statement object memoises its key): ``one`` row of
+    the caller's tenant by ``id``, and ``many`` by a list of ``ids`` (PostgreSQL's ``= ANY``, for
+    ``store.db.ReadBatcher``; None where the ids are not strings)."""
+
+    one: Select[Any]
+    many: Select[Any] | None
+
+
+def item_select(model: type[SQLModel], read: type[BaseModel]) -> ItemSelect | None:
+    """Only the columns ``read`` shows; None when ``read`` needs more than columns."""
     table = model.__table__  # type: ignore[attr-defined]
     if not set(read.model_fields) <= set(table.c.keys()):
         return None
-    return select(*(table.c[name] for name in read.model_fields)).where(
-        table.c.tenant_id == bindparam("tenant_id"), table.c.id == bindparam("id"))
+    columns = [table.c[name] for name in read.model_fields]
+    one = select(*columns).where(table.c.tenant_id == bindparam("tenant_id"), table.c.id == bindparam("id"))
+    many = None
+    if isinstance(getattr(table.c.id.type, "impl_instance", table.c.id.type), String):
+        many = select(*columns).where(table.c.tenant_id == bindparam("tenant_id"),
+                                      table.c.id == any_(bindparam("ids")))  # a list: psycopg sends an array
+    return ItemSelect(one, many)
 
 
-def read_one(request: Request[Any, Any, Any], stmt: Select[Any], entity: str, obj_id: str) -> dict[str, Any]:
-    """Run an ``item_select`` for the caller's tenant (``store.db.RowReader``)."""
-    row = request.app.state.row_reader.first(stmt, {"tenant_id": actor_of(request).tenant_id, "id": obj_id})
+async def read_one(request: Request[Any, Any, Any], stmts: ItemSelect, entity: str, obj_id: str) -> dict[str, Any]:
+    """Run an ``item_select`` for the caller's tenant: batched with the reads of other requests
+    on PostgreSQL (``store.db.ReadBatcher``), on the spot elsewhere (``store.db.RowReader``)."""
+    tenant_id = actor_of(request).tenant_id
+    batcher = request.app.state.read_batcher
+    if batcher is not None and stmts.many is not None:
+        row = await batcher.first(stmts.one, stmts.many, tenant_id, obj_id)
+    else:
+        row = request.app.state.row_reader.first(stmts.one, {"tenant_id": tenant_id, "id": obj_id})
     if row is None:
         raise NotFound(f"{entity}_not_found", f"{entity.replace('_', ' ')} {obj_id!r} not found")
     return row
@@ -152,14 +210,15 @@ def crud_router(
     json_filters: dict[str, str] | None = None, search_cols: Sequence[str] = (),
     refs: dict[str, Ref] | None = None, hide: Sequence[str] = (), clearable: Sequence[str] = (),
     validate: Callable[[Scope, dict[str, Any], Any], None] | None = None,
-    deletable: bool = True, on_change: Callable[[Any], None] | None = None,
+    deletable: bool = True, on_change: Callable[[Request[Any, Any, Any], Scope, Any], None] | None = None,
 ) -> Router:
     """List/create/get/update/delete for one tenant-scoped table.
 
     ``filters`` maps query parameter names (equal to column names) to their types;
     ``json_filters`` maps a query parameter to a JSON-list column it must contain;
     ``validate(scope, values, existing)`` checks cross-field rules before writing;
-    ``on_change(obj)`` runs after an update or delete has committed (e.g. to drop a cache).
+    ``on_change(request, scope, obj)`` runs in the transaction of an update or delete, just before
+    it commits (e.g. to have caches dropped once it has: ``api.auth.auth_changed``).
     """
     filters = filters or {}
     json_filters = json_filters or {}
@@ -222,10 +281,11 @@ def crud_router(
 
     one = item_select(model, read)
 
-    def get_handler(request: Request[Any, Any, Any], **kw: Any) -> Any:
+    async def get_handler(request: Request[Any, Any, Any], **kw: Any) -> Any:
         if one is not None:
-            return read.model_validate(read_one(request, one, entity, kw[id_name]))
-        with open_scope(request) as scope:
+            row = await read_one(request, one, entity, kw[id_name])
+            return JsonBody(read.__pydantic_serializer__.to_json(read.model_validate(row)))
+        with open_scope(request) as scope:  # one short indexed query: on the loop, as sync GETs are
             return _to_read(_repo(scope).get(kw[id_name]))
 
     id_param = [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD),
@@ -244,9 +304,9 @@ def crud_router(
             if validate:
                 validate(scope, {**obj.model_dump(), **changes}, obj)
             repo.update(obj, changes, hide=hide)
-            scope.commit()
             if on_change:
-                on_change(obj)
+                on_change(request, scope, obj)
+            scope.commit()
             return _to_read(obj)
 
     update_handler.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
@@ -259,9 +319,9 @@ def crud_router(
             repo = _repo(scope)
             obj = repo.get(kw[id_name])
             repo.delete(obj, hide=hide)
-            scope.commit()
             if on_change:
-                on_change(obj)
+                on_change(request, scope, obj)
+            scope.commit()
 
     delete_handler.__signature__ = inspect.Signature(id_param)  # type: ignore[attr-defined]
     delete_handler.__annotations__ = {"request": Request, id_name: IdPath, "return": None}

@@ -8,8 +8,11 @@ written to ``var/admin-key.txt`` (shown once on the console), so the API is usab
 its own listening socket on the same port (``SO_REUSEPORT``: the kernel spreads connections over
 them evenly, where one shared socket lets whichever process wakes first take most of them). The
 OCPP gateway, Temporal and the worker stay in the parent, which restarts an API process that dies.
-Each process keeps its own API-key cache: a revoked key or disabled user is refused at once by the
-process that made the change and within the cache's few seconds by the others.
+The processes share one small memory-mapped file (``api.shared``, under /dev/shm, removed when
+the server stops; a single API process keeps the same state in its own memory): the auth
+generation, so a key revoked or a user changed through any of them is refused by all of them from
+the next request on, and the rate-limit buckets, so ``EVBILL_RATE_LIMIT`` holds for the server as a
+whole. On PostgreSQL the server also LISTENs for the auth changes other servers make.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ import argparse
 import gc
 import logging
 import os
+import secrets
 import signal
 import socket
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -157,6 +162,8 @@ def main(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.app import Settings, create_app
+    from api.shared import ENV_VAR as SHARED_ENV
+    from api.shared import SharedState, listen_for_auth_changes
     from store.db import database_url, make_engine, migrate
 
     workers = args.workers if getattr(args, "workers", None) else int(os.environ.get("EVBILL_API_WORKERS", "1"))
@@ -175,13 +182,26 @@ def main(args: argparse.Namespace) -> int:
     shown = url.split("@")[-1] if "@" in url else url
     print(f"evbill API on http://{args.host}:{args.port} (database {shown}"
           f"{f', {workers} processes' if workers > 1 else ''}); OpenAPI at /schema/openapi.json", flush=True)
-    if workers > 1:
-        os.environ["EVBILL_DATABASE_URL"] = url  # the API processes open the same database
-        code = run_api_processes(args.host, args.port, workers)
+    if workers == 1:
+        # one process: its own memory will do (uvicorn ends the process with the signal that
+        # stopped it, so nothing after uvicorn.run could remove a file)
+        shared = SharedState.anonymous()
+        listen_for_auth_changes(engine, shared)
+        app = create_app(Settings(engine=engine, migrate=False, shared=shared))
+        _settle_heap()
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
         engine.dispose()
-        return code
-    app = create_app(Settings(engine=engine, migrate=False))
-    _settle_heap()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
-    engine.dispose()
-    return 0
+        return 0
+    shared_dir = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+    shared_path = os.path.join(shared_dir, f"evbill-api-{os.getpid()}-{secrets.token_hex(4)}")
+    shared = SharedState.create(shared_path)
+    stop_listening = listen_for_auth_changes(engine, shared)
+    os.environ["EVBILL_DATABASE_URL"] = url  # the API processes open the same database
+    os.environ[SHARED_ENV] = shared_path
+    try:
+        return run_api_processes(args.host, args.port, workers)
+    finally:
+        stop_listening()
+        shared.close()
+        os.unlink(shared_path)
+        engine.dispose()

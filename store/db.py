@@ -7,9 +7,10 @@ alembic by hand (``evbill serve`` calls it at start).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = [
     "DEFAULT_SQLITE_PATH",
+    "ReadBatcher",
     "RowReader",
     "alembic_config",
     "database_url",
@@ -82,8 +84,9 @@ class _Compiled:
         self.names = tuple(c.name for c in self.columns)
         self.processors: tuple[Callable[[Any], Any] | None, ...] | None = None
 
-    def process(self, description: Any, row: Any) -> dict[str, Any]:
+    def process(self, cursor: Any, row: Any) -> dict[str, Any]:
         if self.processors is None:
+            description = cursor.description  # psycopg builds it anew on each access: only once
             # like SQLAlchemy's own results: a processor may depend on the driver's type code
             # (psycopg's NUMERIC vs FLOAT8), known from the first result's description
             self.processors = tuple(c.type.dialect_impl(self.dialect).result_processor(self.dialect, d[1])
@@ -127,7 +130,7 @@ class RowReader:
             fairy.invalidate()  # closes the DBAPI connection; the pool opens a new one when asked
         self._local = threading.local()
 
-    def first(self, stmt: Select[Any], params: Mapping[str, Any]) -> dict[str, Any] | None:
+    def _run(self, stmt: Select[Any], params: Mapping[str, Any]) -> tuple[_Compiled, Any, list[Any]]:
         c = self._compiled.get(id(stmt))
         if c is None:
             c = self._compiled[id(stmt)] = _Compiled(stmt, self.engine)
@@ -145,7 +148,61 @@ class RowReader:
                     self._all.remove(fairy)
             fairy.invalidate()
             raise DBAPIError.instance(c.sql, args, exc, self.engine.dialect.loaded_dbapi.Error) from exc
-        return c.process(cur.description, rows[0]) if rows else None
+        return c, cur, rows
+
+    def first(self, stmt: Select[Any], params: Mapping[str, Any]) -> dict[str, Any] | None:
+        c, cur, rows = self._run(stmt, params)
+        return c.process(cur, rows[0]) if rows else None
+
+    def all(self, stmt: Select[Any], params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        c, cur, rows = self._run(stmt, params)
+        return [c.process(cur, row) for row in rows]
+
+
+class ReadBatcher:
+    """Coalesces the by-id reads that requests on one event loop make at the same moment into one
+    query per statement and tenant (``... WHERE tenant_id = :tenant_id AND id = ANY(:ids)``): one
+    round trip to PostgreSQL, and one wake-up of the process, for the handful of lookups that
+    arrive together under load, where each used to cost its own. A read waits for nothing: the
+    batch goes out as soon as the requests already running on the loop have had their turn, and
+    a read alone goes out as the single-row statement. Only the event loop's thread uses it."""
+
+    def __init__(self, reader: RowReader) -> None:
+        self.reader = reader
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: dict[tuple[int, str], tuple[Select[Any], Select[Any], list[tuple[str, Any]]]] = {}
+
+    def first(self, one: Select[Any], many: Select[Any], tenant_id: str, obj_id: str) -> Awaitable[dict[str, Any] | None]:
+        """``one`` binds ``tenant_id`` and ``id``; ``many`` the same rows by ``tenant_id`` and a list ``ids``."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # a new loop (a test client's): what a stopped one left is moot
+            self._loop, self._pending = loop, {}
+        fut: asyncio.Future[dict[str, Any] | None] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._flush)
+        group = self._pending.get((id(many), tenant_id))
+        if group is None:
+            group = self._pending[(id(many), tenant_id)] = (one, many, [])
+        group[2].append((obj_id, fut))
+        return fut
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, {}
+        for (_, tenant_id), (one, many, waiting) in pending.items():
+            try:
+                if len(waiting) == 1:
+                    found = {waiting[0][0]: self.reader.first(one, {"tenant_id": tenant_id, "id": waiting[0][0]})}
+                else:
+                    ids = list(dict.fromkeys(obj_id for obj_id, _ in waiting))
+                    found = {row["id"]: row for row in self.reader.all(many, {"tenant_id": tenant_id, "ids": ids})}
+            except Exception as exc:  # noqa: BLE001 - every waiting request gets the failure
+                for _, fut in waiting:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            for obj_id, fut in waiting:
+                if not fut.done():  # a request cancelled meanwhile (its client went away)
+                    fut.set_result(found.get(obj_id))
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from litestar import Request, Router
 from pydantic import Field
 
-from api.auth import invalidate_key, invalidate_user
+from api.auth import auth_changed
 from api.crud import (
     CursorParam,
     IdPath,
@@ -182,8 +182,8 @@ def revoke_api_key(request: Request[Any, Any, Any], api_key_id: IdPath) -> None:
         key = repo.get(api_key_id)
         if key.revoked_at is None:
             repo.update(key, {"revoked_at": utcnow()}, hide=("secret_sha256",))
+            auth_changed(request, scope.db)
             scope.commit()
-        invalidate_key(key.id)
 
 
 router = Router(path="/", route_handlers=[
@@ -192,6 +192,6 @@ router = Router(path="/", route_handlers=[
                 create=UserCreate, update=UserUpdate, read=UserRead, read_roles="admin", write_roles="admin",
                 filters={"role": str}, search_cols=("email", "name"), refs={"partner_id": Ref(Partner, "partner")},
                 clearable=("partner_id",), validate=_check_user, deletable=False,
-                # a disabled user or a changed role must not live on in the key cache
-                on_change=lambda user: invalidate_user(user.id)),
+                # a disabled user or a changed role must not live on in any process's key cache
+                on_change=lambda request, scope, _user: auth_changed(request, scope.db)),
 ], tags=["access"])

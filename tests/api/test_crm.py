@@ -107,3 +107,28 @@ def test_charge_point_credentials_are_shown_once_and_stored_hashed(env: Env) -> 
     with Session(env.engine) as db:
         assert verify_charge_point(db, cred["identity"], cred["password"]) == a.tenant_id
         assert verify_charge_point(db, cred["identity"], "wrong") is None
+
+
+def test_item_reads_match_list_entries(env: Env) -> None:
+    """The generated GET-by-id routes answer with pre-encoded JSON (``api.crud.JsonBody``): the same
+    fields, value for value, as the list route's entry that goes through Litestar's encoder."""
+    c, h = env.client, env.a.h("admin")
+    paths = c.get("/schema/openapi.json").json()["paths"]
+    compared = 0
+    for path, ops in paths.items():
+        get = ops.get("get", {})
+        if not get.get("operationId", "").startswith("list_") or f"{path}/{{" not in "".join(paths):
+            continue
+        item_path = next((p for p in paths if p.startswith(f"{path}/{{") and p.count("/") == path.count("/") + 1
+                          and paths[p].get("get", {}).get("operationId", "").startswith("get_")), None)
+        listed = c.get(path, headers=h)
+        if item_path is None or listed.status_code != 200 or not listed.json().get("items"):
+            continue
+        for entry in listed.json()["items"][:3]:
+            r = c.get(item_path.split("{")[0] + str(entry["id"]), headers=h)
+            assert r.status_code == 200, (item_path, r.text)
+            assert r.headers["content-type"] == "application/json"
+            body = r.json()  # a detail route may show more than its list entry (sessions)
+            assert {k: body.get(k) for k in entry} == entry, item_path
+            compared += 1
+    assert compared >= 10

@@ -1,14 +1,18 @@
 """store.db.RowReader: the lookup path's one-row reads return what a Session reads, scoped by the
-statement's own conditions, and always see the latest commit."""
+statement's own conditions, and always see the latest commit; store.db.ReadBatcher: reads made
+together go out as one query and each gets its own row."""
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
+from typing import Any
 
+import pytest
 from sqlalchemy import Engine, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from store.db import RowReader
+from store.db import ReadBatcher, RowReader
 from store.models import Customer, PricePoint, PriceSeries
 from store.tenants import bootstrap_tenant
 from store.types import new_id, utcnow
@@ -75,4 +79,46 @@ def test_decimals_stay_exact(engine: Engine) -> None:
     reader = RowReader(engine)
     row = reader.first(select(t.c.value).where(t.c.series_id == bindparam("sid")), {"sid": sid})
     assert row == {"value": Decimal("0.123456789")}
+    reader.close()
+
+
+def test_concurrent_reads_go_out_as_one_query_each_answered_with_its_own_row(engine: Engine, backend: str) -> None:
+    if backend != "postgresql":
+        pytest.skip("ReadBatcher's = ANY(:ids) statement is PostgreSQL's")
+    from api.areas.customers import CustomerRead
+    from api.crud import item_select
+
+    tenant_id, cid = _customer(engine)
+    other_tenant, other_cid = _customer(engine)
+    with Session(engine) as db:
+        more = [new_id("cus") for _ in range(3)]
+        db.add_all(Customer(id=i, tenant_id=tenant_id, name=f"C{n}") for n, i in enumerate(more))
+        db.commit()
+    stmts = item_select(Customer, CustomerRead)
+    assert stmts is not None and stmts.many is not None
+    reader = RowReader(engine)
+    batcher = ReadBatcher(reader)
+    ran = []
+    real_run = reader._run
+
+    def counting(stmt: Any, params: Any) -> Any:
+        ran.append(dict(params))
+        return real_run(stmt, params)
+
+    reader._run = counting  # type: ignore[method-assign]
+
+    async def main() -> list[Any]:
+        asked = [cid, *more, "cus_missing", other_cid, cid]
+        return await asyncio.gather(*(batcher.first(stmts.one, stmts.many, tenant_id, i) for i in asked))
+
+    rows = asyncio.run(main())
+    assert [r and r["id"] for r in rows] == [cid, *more, None, None, cid]
+    assert rows[1]["name"] == "C0" and rows[0]["name"] == "Ada"
+    assert len(ran) == 1 and ran[0]["tenant_id"] == tenant_id  # one round trip, the caller's tenant only
+    assert sorted(ran[0]["ids"]) == sorted({cid, *more, "cus_missing", other_cid})
+
+    async def alone() -> Any:
+        return await batcher.first(stmts.one, stmts.many, other_tenant, other_cid)
+
+    assert asyncio.run(alone())["id"] == other_cid and "id" in ran[1]  # a single read: the one-row statement
     reader.close()
