@@ -265,12 +265,14 @@ class BillingCycleWorkflow:
         finally:
             self._adjusting -= 1
 
+    def _require_adjuster(self, role: str, doing: str) -> None:
+        self._require_held()
+        if role not in ADJUSTER_ROLES:
+            raise ApplicationError(f"{doing} needs one of the roles {', '.join(ADJUSTER_ROLES)}", type="forbidden")
+
     @adjust.validator
     def _validate_adjust(self, inp: AdjustInput) -> None:
-        self._require_held()
-        if inp.role not in ADJUSTER_ROLES:
-            raise ApplicationError(f"adjusting needs one of the roles {', '.join(ADJUSTER_ROLES)}",
-                                   type="forbidden")
+        self._require_adjuster(inp.role, "adjusting")
         try:
             amount, rate = Decimal(inp.amount), Decimal(inp.tax_rate)
         except InvalidOperation:
@@ -300,10 +302,7 @@ class BillingCycleWorkflow:
 
     @reprice.validator
     def _validate_reprice(self, inp: RepriceInput) -> None:
-        self._require_held()
-        if inp.role not in ADJUSTER_ROLES:
-            raise ApplicationError(f"re-pricing needs one of the roles {', '.join(ADJUSTER_ROLES)}",
-                                   type="forbidden")
+        self._require_adjuster(inp.role, "re-pricing")
         if self._adjusting:
             raise ApplicationError("an adjustment is still being applied", type="busy")
 
