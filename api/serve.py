@@ -21,7 +21,6 @@ import argparse
 import gc
 import logging
 import os
-import secrets
 import signal
 import socket
 import tempfile
@@ -163,7 +162,7 @@ def main(args: argparse.Namespace) -> int:
 
     from api.app import Settings, create_app
     from api.shared import ENV_VAR as SHARED_ENV
-    from api.shared import SharedState, listen_for_auth_changes
+    from api.shared import SharedState, listen_for_auth_changes, new_file_path, remove_stale_files
     from store.db import database_url, make_engine, migrate
 
     workers = args.workers if getattr(args, "workers", None) else int(os.environ.get("EVBILL_API_WORKERS", "1"))
@@ -193,7 +192,9 @@ def main(args: argparse.Namespace) -> int:
         engine.dispose()
         return 0
     shared_dir = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
-    shared_path = os.path.join(shared_dir, f"evbill-api-{os.getpid()}-{secrets.token_hex(4)}")
+    for stale in remove_stale_files(shared_dir):
+        log.info("removed %s, left by a server that was killed", stale)
+    shared_path = new_file_path(shared_dir)
     shared = SharedState.create(shared_path)
     stop_listening = listen_for_auth_changes(engine, shared)
     os.environ["EVBILL_DATABASE_URL"] = url  # the API processes open the same database

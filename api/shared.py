@@ -34,7 +34,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["AUTH_CHANNEL", "ENV_VAR", "SharedState", "listen_for_auth_changes", "notify_auth_change"]
+__all__ = ["AUTH_CHANNEL", "ENV_VAR", "SharedState", "listen_for_auth_changes", "new_file_path", "notify_auth_change",
+           "remove_stale_files"]
 
 ENV_VAR = "EVBILL_API_SHARED"
 AUTH_CHANNEL = "evbill_auth"
@@ -47,6 +48,38 @@ SLOTS = 8192  # 192 KiB: far more API keys than one server sees at once
 PROBE = 16  # slots looked at per key; past that the stalest bucket of the window is reused
 
 log = logging.getLogger("evbill.api")
+
+_FILE_PREFIX = "evbill-api-"
+
+
+def new_file_path(directory: str) -> str:
+    """A fresh file name for this server's state: ``evbill-api-<pid of the server>-<random>``."""
+    return os.path.join(directory, f"{_FILE_PREFIX}{os.getpid()}-{os.urandom(4).hex()}")
+
+
+def remove_stale_files(directory: str) -> list[str]:
+    """Remove the state files of servers that are gone (a server killed with SIGKILL cannot remove
+    its own); a file whose server process still runs, or whose name is not ours, stays. Returns
+    the paths removed."""
+    removed = []
+    for name in os.listdir(directory):
+        pid, _, rand = name.removeprefix(_FILE_PREFIX).partition("-")
+        if not name.startswith(_FILE_PREFIX) or not pid.isdigit() or len(rand) != 8:
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # the server still runs (or the pid is taken again: the file waits for the next start)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue  # another user's process: alive
+        path = os.path.join(directory, name)
+        try:
+            os.unlink(path)
+            removed.append(path)
+        except OSError:
+            pass
+    return removed
 
 
 def _key_hash(key: str) -> int:

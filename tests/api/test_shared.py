@@ -3,13 +3,16 @@ rate buckets), and the PostgreSQL listener that carries auth changes between ser
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session
 
-from api.shared import SharedState, listen_for_auth_changes, notify_auth_change
+from api.shared import SharedState, listen_for_auth_changes, new_file_path, notify_auth_change, remove_stale_files
 from tests.store.conftest import PG_URL, fresh_engine
 
 
@@ -71,3 +74,17 @@ def test_auth_changes_travel_between_servers_by_notify(tmp_path: Path) -> None:
         for stop in stops:
             stop()
         cleanup()  # type: ignore[operator]
+
+
+def test_files_of_killed_servers_are_removed_at_the_next_start(tmp_path: Path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    dead_pid = int(dead.stdout)  # that process has exited: its pid names no server
+    left = tmp_path / f"evbill-api-{dead_pid}-0a1b2c3d"
+    mine = Path(new_file_path(str(tmp_path)))
+    other = tmp_path / "evbill-api-notes.txt"
+    for f in (left, mine, other):
+        f.write_bytes(b"x")
+    assert mine.name.startswith(f"evbill-api-{os.getpid()}-")
+    assert remove_stale_files(str(tmp_path)) == [str(left)]
+    assert not left.exists() and mine.exists() and other.exists()
