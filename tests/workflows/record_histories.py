@@ -17,14 +17,14 @@ from temporalio.testing import WorkflowEnvironment
 from store.db import make_engine, migrate
 from tests.workflows.conftest import TEST_SERVER
 from tests.workflows.seed import insert_sessions, seed_tenant
-from workflows.billing.types import AdjustInput, ApproveInput, BillingCycleInput, RejectInput
+from workflows.billing.types import AdjustInput, ApproveInput, BillingCycleInput, RejectInput, RepriceInput
 from workflows.billing.worker import build_worker
 from workflows.billing.workflows import BillingCycleWorkflow
 
 OUT = Path(__file__).resolve().parent / "histories"
 
 
-async def main(suffix: str = "") -> None:
+async def main(suffix: str = "", only: set[str] | None = None) -> None:
     env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=TEST_SERVER)
     tmp = Path(tempfile.mkdtemp())
     engine = make_engine(f"sqlite:///{tmp / 'rec.db'}")
@@ -37,7 +37,10 @@ async def main(suffix: str = "") -> None:
                 ("held_adjust_approve", D(5000), ["adjust", "approve"]),
                 ("held_reject", D(5000), ["reject"]),
                 ("held_escalate_approve", D(5000), ["sleep", "approve"]),
+                ("held_reprice_approve", D(5000), ["reprice", "approve"]),
             ]:
+                if only and name not in only:
+                    continue
                 s = seed_tenant(engine, f"rec_{name}", 1)
                 acc = s.account_ids[0]
                 insert_sessions(engine, s, [(acc, f"{name}_s", datetime(2026, 11, 10, tzinfo=UTC), kwh)])
@@ -52,6 +55,8 @@ async def main(suffix: str = "") -> None:
                     if step == "adjust":
                         await h.execute_update(BillingCycleWorkflow.adjust,
                                                AdjustInput("op1", "operator", "goodwill", "-10.00", "19"))
+                    elif step == "reprice":
+                        await h.execute_update(BillingCycleWorkflow.reprice, RepriceInput("op1", "operator"))
                     elif step == "approve":
                         await h.execute_update(BillingCycleWorkflow.approve, ApproveInput("ap1", "approver"))
                     elif step == "reject":
@@ -70,5 +75,6 @@ async def main(suffix: str = "") -> None:
 if __name__ == "__main__":
     import sys
 
-    # a suffix keeps the older recordings: each generation of the code adds its own
-    asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else ""))
+    # a suffix keeps the older recordings: each generation of the code adds its own; names after
+    # it record only those paths (a path new in a generation: held_reprice_approve _v5)
+    asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else "", set(sys.argv[2:]) or None))

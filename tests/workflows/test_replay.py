@@ -30,6 +30,8 @@ def test_all_paths_are_recorded() -> None:
     stems = {p.stem for p in HISTORIES}
     # generations: sequential hand-over; "parallel-hand-over"; "finalize-clean-drafts"; "month-end-v4"
     assert names <= stems and {f"{n}_{v}" for n in names for v in ("v2", "v3", "v4")} <= stems
+    # v5: the reprice Update (a handler without a patch: this history guards it)
+    assert "held_reprice_approve_v5" in stems
 
 
 def test_newest_generation_runs_short_steps_locally() -> None:
