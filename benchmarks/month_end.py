@@ -19,8 +19,11 @@ Measured 2026-11-21 (session 3), 10,000 accounts / 1,000,000 sessions, 2 workers
 dev server history in a file, no other work on the machine:
   SQLite      164.9 s (60.7 accounts/s); CPU per account: Temporal 10.0 ms, workers 15.9 ms
               (assembly 8.8 ms of it); 262 of 330 available CPU seconds used.
+              A second run: 181.7 s (55.0 accounts/s; Temporal 11.4 ms, workers 16.5 ms).
   PostgreSQL  254.5 s (39.3 accounts/s); CPU per account: PostgreSQL 11.3 ms, Temporal 12.1 ms,
               workers 20.1 ms (assembly 11.0 ms); 439 of 509 CPU seconds used.
+              A second run: 226.3 s (44.2 accounts/s; PostgreSQL 10.4 ms, Temporal 10.8 ms,
+              workers 17.5 ms).
 Both meet the 5-minute target. What changed since session 2 (317.8 s / 428.6 s):
   - (tenant, account) and (tenant, customer) indexes: SQLite, without statistics, took the tenant
     index for "tenant = ? and account = ?" and scanned all 10,000 contracts per account
