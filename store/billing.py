@@ -506,7 +506,7 @@ def insert_lines(conn: Connection, tenant_id: str, invoice_id: str, lines: Itera
 
 _LINE_COLUMNS = ("tenant_id", "invoice_id", "seq", "kind", "component", "description", "quantity", "unit",
                  "unit_price", "net", "net_unrounded", "tax_rate", "session_id", "rating_id", "rule", "corrects")
-_inserts: dict[tuple[str, str, tuple[str, ...]], tuple[str, list[Any]]] = {}
+_inserts: dict[tuple[str, str, str, tuple[str, ...]], tuple[str, list[Any]]] = {}
 
 
 def driver_insert(conn: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]) -> None:
@@ -521,7 +521,7 @@ def driver_insert(conn: Connection, table: Table, columns: tuple[str, ...], rows
     if not rows:
         return
     dialect = conn.dialect
-    key = (dialect.name, table.name, columns)
+    key = (dialect.name, dialect.driver, table.name, columns)
     got = _inserts.get(key)
     if got is None:
         prep = dialect.identifier_preparer
@@ -543,7 +543,9 @@ def driver_insert(conn: Connection, table: Table, columns: tuple[str, ...], rows
             out.append(tuple(v))
         rows = out
     if sql.startswith("COPY"):
-        with conn.connection.driver_connection.cursor() as cur, cur.copy(sql) as copy:
+        driver = conn.connection.driver_connection  # the psycopg connection of this very transaction
+        assert driver is not None
+        with driver.cursor() as cur, cur.copy(sql) as copy:
             for r in rows:
                 copy.write_row(r)
     else:
