@@ -259,3 +259,41 @@ async def test_unpriced_service_outlasts_the_cycles_own_auto_release(env: Workfl
     async with build_worker(env.client, engine, task_queue):
         h, _, _ = await held_for_unpriced(env, engine, "unp4", task_queue, auto_release_after_s=600)
         await h.terminate("done")
+
+
+async def test_approving_a_draft_of_nothing_but_an_unpriced_item_closes_it_without_a_number(
+        env: WorkflowEnvironment, engine: Engine, task_queue: str) -> None:
+    from datetime import date
+
+    from sqlalchemy import insert
+
+    from tests.workflows.test_billing_cycle import wait_state
+    from workflows.billing.types import ApproveInput
+
+    tenant = "unp5"
+    s = seed_tenant(engine, tenant, 1, ruleset=AUTO)
+    acc = s.account_ids[0]
+    with engine.begin() as conn:  # no sessions, no product fee, one item the version in force lacks
+        from store.models import Contract
+
+        ct = Contract.__table__  # type: ignore[attr-defined]
+        conn.execute(ct.update().where(ct.c.account_id == acc).values(product="no_such_product"))
+        conn.execute(insert(B.service_item).values(
+            id="svc_only", tenant_id=tenant, account_id=acc, product="supervision.dc_charger", description="",
+            quantity=D(1), unit_price=None, tax_rate=None, unit="", valid_from=date(2026, 10, 1), valid_to=None))
+    add_version(engine, s, 2, WITHOUT_DC, datetime(2026, 6, 1, tzinfo=UTC))
+    async with build_worker(env.client, engine, task_queue):
+        h = await env.client.start_workflow(BillingCycleWorkflow.run,
+                                            BillingCycleInput(tenant, acc, as_of="2026-12-01T00:05:00+01:00"),
+                                            id=f"wf-{uuid.uuid4().hex}", task_queue=task_queue)
+        await wait_state(h, "held")
+        assert [r["kind"] for r in (await h.query(BillingCycleWorkflow.status)).reasons] == ["unpriced_service"]
+        await h.execute_update(BillingCycleWorkflow.approve, ApproveInput("ap1", "approver"))
+        res = await h.result()
+    assert (res.status, res.number, res.decided_by) == ("empty", "", "ap1")
+    with engine.connect() as conn:
+        inv = conn.execute(select(B.invoice).where(B.invoice.c.tenant_id == tenant)).one()
+        series = conn.execute(select(B.number_series.c.next_value).where(B.number_series.c.tenant_id == tenant)).all()
+    # no number drawn: a series, if any, still starts at 1
+    assert (inv.status, inv.number, inv.gross_total) == ("empty", None, D("0"))
+    assert all(r.next_value == 1 for r in series)

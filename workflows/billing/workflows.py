@@ -139,6 +139,11 @@ class BillingCycleWorkflow:
         fin = await workflow.execute_activity(
             "billing.finalize_invoice", FinalizeInput(inp.tenant_id, draft.invoice_id, decided_by),
             result_type=FinalizeOutput, start_to_close_timeout=_SHORT, retry_policy=_RETRY)
+        if not fin.number and workflow.patched("nothing-to-number"):
+            # approved without a single line (only an unpriced service item held it): the activity
+            # closed the draft as empty, so there is no number and nothing to hand over
+            self._state = "empty"
+            return BillingCycleResult(draft.invoice_id, "empty", "", fin.kind, fin.gross, decided_by)
         self._number = fin.number
         self._state = "finalized"
         if self._local or workflow.patched("explicit-hand-over"):
