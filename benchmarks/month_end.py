@@ -32,7 +32,8 @@ Both meet the 5-minute target. What changed since session 2 (317.8 s / 428.6 s):
     PostgreSQL: PostgreSQL's CPU per account 18.4 -> 6.6-11.3 ms), the assembly's statements are
     built once (-> 6.9 ms);
   - the worker keeps a workflow-task poll open per slot: with the SDK's five polls it waited for
-    tasks while its CPU idled (3,000 accounts: 57-62 s -> 38-44 s).
+    tasks while its CPU idled (3,000 accounts, 6 to 24 slots: 49.5-63.6 s with five polls,
+    38.2-44.3 s with as many polls as slots).
 Session 2: SQLite 317.8 s, PostgreSQL 428.6 s; session 1: SQLite 510.8 s.
 """
 

@@ -68,8 +68,8 @@ def build_worker(client: Client, engine: Engine, task_queue: str = TASK_QUEUE, *
     # timeout (10 s) would have the server time tasks out and the worker redo finished steps
     # (200 slots did). Tasks the worker does not take wait on the server's task queue, where
     # waiting costs nothing. Every free slot keeps a poll open: with the SDK's default of five
-    # polls a worker waited for tasks while its CPU idled (3,000 accounts: 4x threads slots with
-    # 5 polls 57-62 s, with as many polls as slots 38-40 s)
+    # polls a worker waited for tasks while its CPU idled (3,000 accounts, 6/12/24 slots with five
+    # polls: 49.5-63.6 s; 12 to 24 slots with as many polls: 38.2-44.3 s)
     slots = 4 * threads
     kw.setdefault("max_concurrent_workflow_tasks", slots)
     kw.setdefault("max_concurrent_workflow_task_polls", slots)

@@ -113,10 +113,7 @@ class BillingCycleWorkflow:
         decided_by = ""
         if draft.reasons:
             self._state = "held"
-            self._task_id = await workflow.execute_activity(
-                "billing.open_task", OpenTaskInput(inp.tenant_id, draft.invoice_id, inp.account_id,
-                                                   workflow.info().workflow_id, draft.reasons, draft.comparison),
-                result_type=str, start_to_close_timeout=_SHORT, retry_policy=_RETRY)
+            self._task_id = await self._open_task(draft)
             decision = await self._wait_for_decision(draft)
             if decision.kind == "reject":
                 await workflow.execute_activity(
@@ -162,6 +159,14 @@ class BillingCycleWorkflow:
         return await workflow.execute_activity(
             "billing.assemble_draft", arg, result_type=DraftSummary, start_to_close_timeout=_ASSEMBLE,
             retry_policy=_RETRY)
+
+    async def _open_task(self, draft: DraftSummary) -> str:
+        """The held draft's finance task (the activity opens it once and refreshes it after)."""
+        assert self._inp is not None
+        return await workflow.execute_activity(
+            "billing.open_task", OpenTaskInput(self._inp.tenant_id, draft.invoice_id, self._inp.account_id,
+                                               workflow.info().workflow_id, draft.reasons, draft.comparison),
+            result_type=str, start_to_close_timeout=_SHORT, retry_policy=_RETRY)
 
     async def _wait_for_decision(self, draft: DraftSummary) -> _Decision:
         assert self._inp is not None
@@ -297,10 +302,7 @@ class BillingCycleWorkflow:
         self._adjusting += 1
         try:
             self._draft = draft = await self._assemble(self._as_of)
-            await workflow.execute_activity(
-                "billing.open_task", OpenTaskInput(self._inp.tenant_id, draft.invoice_id, self._inp.account_id,
-                                                   workflow.info().workflow_id, draft.reasons, draft.comparison),
-                result_type=str, start_to_close_timeout=_SHORT, retry_policy=_RETRY)
+            await self._open_task(draft)  # the existing task takes the new reasons
             return draft
         finally:
             self._adjusting -= 1
