@@ -68,6 +68,7 @@ __all__ = [
     "allocate_number",
     "billed_session",
     "billing_hold",
+    "close_if_empty",
     "close_task",
     "count_by_status",
     "driver_insert",
@@ -387,6 +388,22 @@ def finalize_invoice(conn: Connection, tenant_id: str, invoice_id: str, decided_
                                 invoice_line.c.rating_id != "")).all()
     _record_billed(conn, tenant_id, invoice_id, pairs)
     return FinalizeResult(invoice_id, number, row.kind, row.gross_total, False)
+
+
+def close_if_empty(conn: Connection, tenant_id: str, invoice_id: str, decided_by: str) -> str | None:
+    """Close an approved draft without a single line as ``empty`` (only a service item no ruleset
+    prices held it, and finance approved without it): no number is drawn, no document is made.
+    Returns the invoice's kind when it is (or already was) closed so, else None. Idempotent."""
+    row = conn.execute(select(invoice.c.status, invoice.c.kind, invoice.c.number).where(
+        invoice.c.id == invoice_id, invoice.c.tenant_id == tenant_id)).first()
+    if row is None or row.number or row.status not in ("draft", "held", "empty"):
+        return None
+    if row.status != "empty":
+        if conn.execute(select(invoice_line.c.id).where(invoice_line.c.invoice_id == invoice_id)
+                        .limit(1)).first() is not None:
+            return None
+        conn.execute(update(invoice).where(invoice.c.id == invoice_id).values(status="empty", decided_by=decided_by))
+    return str(row.kind)
 
 
 def finalize_new_draft(conn: Connection, tenant_id: str, invoice_id: str, kind: str, gross_total: Decimal,

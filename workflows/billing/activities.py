@@ -423,20 +423,9 @@ class BillingActivities:
 
     @staticmethod
     def _nothing_to_number(conn: Connection, inp: FinalizeInput) -> FinalizeOutput | None:
-        """An approved draft without a single line (only a service item no ruleset prices held
-        it, and finance approved without it) is closed as empty: no number is drawn, no document
-        is made. A retry finds it empty and answers the same."""
-        row = conn.execute(select(B.invoice.c.status, B.invoice.c.kind, B.invoice.c.number).where(
-            B.invoice.c.id == inp.invoice_id, B.invoice.c.tenant_id == inp.tenant_id)).first()
-        if row is None or row.number or row.status not in ("draft", "held", "empty"):
-            return None
-        if row.status != "empty":
-            if conn.execute(select(B.invoice_line.c.id).where(B.invoice_line.c.invoice_id == inp.invoice_id)
-                            .limit(1)).first() is not None:
-                return None
-            conn.execute(update(B.invoice).where(B.invoice.c.id == inp.invoice_id)
-                         .values(status="empty", decided_by=inp.decided_by))
-        return FinalizeOutput(inp.invoice_id, "", row.kind, "0", False)
+        """An approved draft without a single line is closed as empty (``store.billing.close_if_empty``)."""
+        kind = B.close_if_empty(conn, inp.tenant_id, inp.invoice_id, inp.decided_by)
+        return None if kind is None else FinalizeOutput(inp.invoice_id, "", kind, "0", False)
 
     def _finalize_new(self, conn: Connection, tenant_id: str, draft: DraftSummary,
                       billed: list[tuple[str, str]]) -> FinalizeOutput:
