@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test check bench clean
+.PHONY: install demo test lint check bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -17,8 +17,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/evbill demo
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# Static checks `make test` runs first: mypy strict on dsl/ and runtime/ (pyproject.toml) and the
+# layer contract of ../shared/DESIGN.md (.importlinter).
+lint: $(STAMP)
+	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 check: $(STAMP)
 	$(BIN)/evbill check rulesets/*/*.evb
