@@ -25,6 +25,7 @@ from api.areas import (
     billing,
     customers,
     documents,
+    invoices,
     ocpp,
     partners,
     pricing,
@@ -104,7 +105,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app = Litestar(
         route_handlers=[health, tenancy.router, tokens.router, customers.router, sites.router, partners.router,
                         rulesets.router, pricing.router, sessions.router, audit.router, ocpp.router, documents.router,
-                        billing.router],
+                        billing.router, invoices.router],
         middleware=[auth],
         exception_handlers=exception_handlers,
         openapi_config=openapi,

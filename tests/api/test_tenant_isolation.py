@@ -16,7 +16,7 @@ from tests.api.routes import bodies, call, operations, unseeded
 LISTS = {"list_api_keys", "list_users", "list_customer_groups", "list_customers", "list_billing_accounts",
          "list_contracts", "list_tokens", "list_locations", "list_charge_points", "list_evses", "list_partners",
          "list_agreements", "list_rulesets", "list_price_series_list", "list_sessions", "list_audit_entries",
-         "list_access_rules", "list_ocpp_transactions", "list_documents", "list_finance_tasks",
+         "list_access_rules", "list_ocpp_transactions", "list_documents", "list_finance_tasks", "list_invoices",
          "list_partner_statements"}
 REFERENCING_CREATES = {"create_api_key", "create_billing_account", "create_contract", "create_token",
                        "create_location", "create_charge_point", "create_evse", "create_agreement",
