@@ -270,7 +270,7 @@ async def approve_finance_task(request: Request[Any, Any, Any], task_id: str, da
 
     actor = actor_of(request)
     task, res = await _update(request, task_id, "approve", ApproveInput(actor.user_id, actor.role, data.note))
-    return Decision(task_id=task.id, result=str(res))
+    return _decided(request, task, str(res))
 
 
 @route("POST", "/billing/tasks/{task_id:str}/reject", operation_id="reject_finance_task",
@@ -280,7 +280,17 @@ async def reject_finance_task(request: Request[Any, Any, Any], task_id: str, dat
 
     actor = actor_of(request)
     task, res = await _update(request, task_id, "reject", RejectInput(actor.user_id, actor.role, data.reason))
-    return Decision(task_id=task.id, result=str(res))
+    return _decided(request, task, str(res))
+
+
+def _decided(request: Request[Any, Any, Any], task: Any, result: str) -> Decision:
+    """The decision with the totals of the invoice it decided (as the draft stood when decided)."""
+    with _sessions(request) as db:
+        inv = db.execute(select(B.invoice.c.net_total, B.invoice.c.gross_total)
+                         .where(B.invoice.c.id == task.invoice_id)).first()
+    if inv is None:
+        return Decision(task_id=task.id, result=result)
+    return Decision(task_id=task.id, result=result, net_total=str(inv.net_total), gross_total=str(inv.gross_total))
 
 
 @route("POST", "/billing/tasks/{task_id:str}/adjust", operation_id="adjust_finance_task",

@@ -78,6 +78,9 @@ async def test_finance_task_through_the_api(env: WorkflowEnvironment, engine: En
         assert r.status_code in (400, 422)
         r = await c.post(f"/billing/tasks/{tid_}/approve", json={"note": "ok"}, headers=h(k["approver2"]))
         assert r.status_code == 201, r.text
+        # the answer carries the totals it approved (the adjusted draft's), not null
+        assert D(r.json()["net_total"]) == D(task["net_total"]) - 20, r.text
+        assert D(r.json()["gross_total"]) > D(r.json()["net_total"]), r.text
         res = await handle.result()
         assert res.status == "finalized"
         r = await c.get(f"/billing/invoices/{res.invoice_id}", headers=h(k["auditor1"]))
