@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from store.billing import invoice
 from store.errors import InvalidInput
 
-__all__ = ["InvoiceFilter", "list_invoices", "INVOICE_STATUSES", "INVOICE_KINDS"]
+__all__ = ["InvoiceFilter", "cycle_invoices", "list_invoices", "INVOICE_STATUSES", "INVOICE_KINDS"]
 
 INVOICE_STATUSES = ("draft", "held", "finalized", "rejected", "empty")
 INVOICE_KINDS = ("invoice", "credit_note")
@@ -70,3 +70,10 @@ def list_invoices(db: Session | Connection, tenant_id: str, f: InvoiceFilter, *,
     if after_id is not None:
         stmt = stmt.where(i.c.id > after_id)
     return list(db.execute(stmt.order_by(i.c.id).limit(limit + 1)).all())
+
+
+def cycle_invoices(db: Session | Connection, tenant_id: str, workflow_id: str) -> list[Any]:
+    """The invoices one billing cycle (its workflow) wrote, oldest first."""
+    i = invoice
+    return list(db.execute(select(i).where(i.c.tenant_id == tenant_id, i.c.workflow_id == workflow_id)
+                           .order_by(i.c.created_at, i.c.id)).all())

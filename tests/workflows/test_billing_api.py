@@ -64,6 +64,16 @@ async def test_finance_task_through_the_api(env: WorkflowEnvironment, engine: En
                 break
             await asyncio.sleep(0.05)
         [task] = r.json()["items"]
+        r = await c.get(f"/billing/cycles/{handle.id}", headers=h(k["auditor1"]))
+        assert r.status_code == 200, r.text
+        cyc = r.json()
+        assert cyc["workflow_status"] == "running" and cyc["state"] == "held", cyc
+        assert cyc["task_id"] == task["id"] and cyc["hold_reasons"][0]["kind"] == "total", cyc
+        assert cyc["invoice"]["status"] == "held" and cyc["invoice"]["number"] is None, cyc
+        # another tenant's cycle id, or none at all, is not found
+        other = handle.id.replace(f"billing:{tid}:", "billing:ten_other:")
+        for wid in (other, "nope", f"billing:{tid}:{acc}:never"):
+            assert (await c.get(f"/billing/cycles/{wid}", headers=h(k["auditor1"]))).status_code == 404
         assert task["reasons"][0]["kind"] == "total" and task["comparison"]["previous_net"] is None
         tid_ = task["id"]
         # an auditor may read but not decide; an operator may adjust but not approve
@@ -83,6 +93,9 @@ async def test_finance_task_through_the_api(env: WorkflowEnvironment, engine: En
         assert D(r.json()["gross_total"]) > D(r.json()["net_total"]), r.text
         res = await handle.result()
         assert res.status == "finalized"
+        cyc = (await c.get(f"/billing/cycles/{handle.id}", headers=h(k["auditor1"]))).json()
+        assert cyc["workflow_status"] == "completed" and cyc["state"] == "finalized", cyc
+        assert cyc["invoice"]["number"] == res.number, cyc
         r = await c.get(f"/billing/invoices/{res.invoice_id}", headers=h(k["auditor1"]))
         inv = r.json()
         assert inv["number"] == res.number and inv["lines"][-1]["kind"] == "manual"
@@ -106,5 +119,7 @@ async def test_finance_task_through_the_api(env: WorkflowEnvironment, engine: En
         assert r.status_code == 201 and r.json()["released_by"], r.text
         adhoc = await wf.result()
         assert adhoc.status in ("finalized", "empty")
+        cyc = (await c.get(f"/billing/cycles/{wf.id}", headers=h(k["auditor1"]))).json()
+        assert cyc["state"] == adhoc.status and cyc["workflow_status"] == "completed", cyc
         assert (await c.get("/billing/invoices/nope", headers=h(k["auditor1"]))).status_code == 404
 
