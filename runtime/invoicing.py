@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from runtime.money import ZERO, minor_unit, quantize
+from runtime.money import ZERO, minor_unit, quantize, tax_groups
 from runtime.rated import RatedLine
 
 __all__ = [
@@ -443,11 +443,7 @@ class InvoiceDraft:
 
 
 def _tax_groups(lines: Iterable[InvoiceLine], currency: str, mode: str) -> tuple[TaxGroup, ...]:
-    nets: dict[Decimal, Decimal] = {}
-    for ln in lines:
-        nets[ln.tax_rate] = nets.get(ln.tax_rate, ZERO) + ln.net
-    places = minor_unit(currency)
-    return tuple(TaxGroup(r, n, quantize(n * r / 100, places, mode)) for r, n in sorted(nets.items()))
+    return tuple(TaxGroup(r, n, t) for r, n, t in tax_groups(((ln.tax_rate, ln.net) for ln in lines), currency, mode))
 
 
 _SESSION_KINDS = {"base_fee": "fee", "included": "fee", "tier": "fee", "goodwill": "discount"}

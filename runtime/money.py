@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, ROUND_DOWN, ROUND_UP, Decimal, InvalidOperation
+from collections.abc import Iterable
 from typing import Final
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "ROUNDING_MODES",
     "minor_unit",
     "quantize",
+    "tax_groups",
     "to_decimal",
     "ZERO",
 ]
@@ -53,6 +55,18 @@ def minor_unit(currency: str) -> int:
 def quantize(amount: Decimal, places: int, mode: str = "half_up") -> Decimal:
     """Round ``amount`` to ``places`` decimals with a named mode (see ``ROUNDING_MODES``)."""
     return amount.quantize(_QUANTS[places], rounding=ROUNDING_MODES[mode])
+
+
+def tax_groups(nets: Iterable[tuple[Decimal, Decimal]], currency: str,
+               mode: str = "half_up") -> tuple[tuple[Decimal, Decimal, Decimal], ...]:
+    """VAT per rate group, the one rule rating, invoices and documents share: ``nets`` are
+    (rate, rounded net) pairs; each group's VAT is its summed net x rate, rounded once to the
+    currency's minor unit with ``mode``. Returns (rate, net, tax) sorted by rate."""
+    groups: dict[Decimal, Decimal] = {}
+    for rate, net in nets:
+        groups[rate] = groups.get(rate, ZERO) + net
+    places = minor_unit(currency)
+    return tuple((r, n, quantize(n * r / 100, places, mode)) for r, n in sorted(groups.items()))
 
 
 def to_decimal(value: object) -> Decimal:

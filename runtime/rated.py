@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from runtime.money import ZERO, Money, minor_unit, quantize
+from runtime.money import ZERO, Money, minor_unit, quantize, tax_groups
 
 __all__ = ["RatedLine", "TraceEntry", "RatingResult", "Component"]
 
@@ -143,13 +143,10 @@ class RatingResult:
         """Invoice net: the sum of lines each rounded to the minor unit."""
         return sum((ln.net_rounded() for ln in self.lines), ZERO)
 
-    def tax_groups(self) -> dict[Decimal, tuple[Decimal, Decimal]]:
+    def tax_groups(self, mode: str = "half_up") -> dict[Decimal, tuple[Decimal, Decimal]]:
         """Per VAT rate: (net of rounded lines, tax rounded once for the group)."""
-        groups: dict[Decimal, Decimal] = {}
-        for ln in self.lines:
-            groups[ln.tax_rate] = groups.get(ln.tax_rate, ZERO) + ln.net_rounded()
-        places = minor_unit(self.currency)
-        return {rate: (net, quantize(net * rate / 100, places)) for rate, net in groups.items()}
+        pairs = ((ln.tax_rate, ln.net_rounded(mode)) for ln in self.lines)
+        return {rate: (net, tax) for rate, net, tax in tax_groups(pairs, self.currency, mode)}
 
     @property
     def tax_total(self) -> Decimal:

@@ -702,7 +702,21 @@ def load_invoice_input(conn: Connection, tenant_id: str, invoice_id: str) -> Any
                                ln.net, ln.tax_rate, ln.session_id) for ln in lines),
         tenant=TenantProfile(seller, _branding(t.branding)), customer=customer, payment=payment,
         sessions=tuple(sessions), corrects=corrects, corrects_issue_date=corrects_date,
+        rounding=_ruleset_rounding(conn, inv.ruleset_version_id),
     )
+
+
+def _ruleset_rounding(conn: Connection, ruleset_version_id: str | None) -> str:
+    """The rounding mode the invoice was assembled with: its ruleset version's ``rounding``
+    header (the invoice row keeps the version, not the mode); half-up without a version."""
+    from dsl.parser import parse
+
+    if not ruleset_version_id:
+        return "half_up"
+    rv = metadata.tables["ruleset_version"]
+    source = conn.execute(select(rv.c.source).where(rv.c.id == ruleset_version_id)).scalar()
+    ruleset = parse(source).ruleset if source else None
+    return ruleset.rounding if ruleset is not None else "half_up"
 
 
 def issue_for_invoice(engine: Engine, tenant_id: str, invoice_id: str) -> list[StoredDocument]:

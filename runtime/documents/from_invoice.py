@@ -40,7 +40,7 @@ from runtime.documents.model import (
     StatementRow,
     VatCategory,
 )
-from runtime.money import ZERO, minor_unit, quantize
+from runtime.money import ZERO, minor_unit, quantize, tax_groups
 
 __all__ = [
     "BilledLine",
@@ -146,6 +146,8 @@ class InvoiceInput:
     corrects: tuple[str, ...] = ()  # invoice numbers this invoice's lines correct
     corrects_issue_date: date | None = None
     prepaid: Decimal = ZERO
+    # the mode the invoice's VAT was rounded with (its ruleset's ``rounding``): the document must agree
+    rounding: str = "half_up"
 
 
 _LABELS: dict[str, dict[str, str]] = {
@@ -317,7 +319,6 @@ def _net(line: Line, places: int) -> Decimal:
 
 def _statement(inp: InvoiceInput, sign: Decimal) -> tuple[StatementRow, ...]:
     lang = inp.customer.language
-    places = minor_unit(inp.currency)
     by_session: dict[str, list[BilledLine]] = {}
     for ln in inp.lines:
         if ln.session_id and ln.kind in _STATEMENT_KINDS:
@@ -336,7 +337,7 @@ def _statement(inp: InvoiceInput, sign: Decimal) -> tuple[StatementRow, ...]:
             label = component_label(ln.component, lang)
             (comps if net >= 0 else discounts).append(StatementAmount(label, abs(net)))
         # the session's VAT is informative (the invoice computes VAT once per rate group)
-        tax = sum((quantize(n * r / 100, places) for r, n in per_rate.items()), ZERO)
+        tax = sum((t for _, _, t in tax_groups(per_rate.items(), inp.currency, inp.rounding)), ZERO)
         rows.append(StatementRow(
             session_id=s.session_id,
             started_at=s.started_at.astimezone(ZoneInfo(s.timezone)).replace(tzinfo=None),
@@ -417,6 +418,7 @@ def document_from_invoice(inp: InvoiceInput) -> Document:
         preceding=preceding,
         statement=_statement(inp, sign),
         branding=inp.tenant.branding,
+        rounding=inp.rounding,
     )
     t = doc.totals
     if (t.net, t.tax) != (inp.net_total * sign, inp.tax_total * sign):

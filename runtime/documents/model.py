@@ -3,7 +3,8 @@
 Amounts are ``Decimal`` in the document's currency; the currency travels on the ``Document``
 and on ``Totals``. Totals are computed in exactly one place (``compute_totals``) so the PDF,
 UBL and CII can never disagree: lines are rounded once to the minor unit, VAT is computed once
-per (category, rate) group on the group's taxable amount and rounded half-up, gross = net + VAT,
+per (category, rate) group on the group's taxable amount and rounded with the document's
+``rounding`` mode (the invoice's, from its ruleset; half-up by default), gross = net + VAT,
 payable = gross - prepaid. Dates arrive as data; nothing here reads the clock.
 """
 
@@ -16,7 +17,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from functools import cached_property
 
-from runtime.money import ZERO, Money, minor_unit, quantize, to_decimal
+from runtime.money import ROUNDING_MODES, ZERO, Money, minor_unit, quantize, tax_groups, to_decimal
 
 __all__ = [
     "Address",
@@ -370,9 +371,13 @@ class Document:
     note: str | None = None
     # per-category exemption text overrides, e.g. {VatCategory.EXEMPT: ("VATEX-EU-132", "...")}
     exemptions: tuple[tuple[VatCategory, str | None, str], ...] = ()
+    # the rounding mode VAT was computed with on the invoice (the ruleset's ``rounding``)
+    rounding: str = "half_up"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "prepaid", _dec(self.prepaid))
+        if self.rounding not in ROUNDING_MODES:
+            raise ValueError(f"unknown rounding mode {self.rounding!r}, expected one of {', '.join(ROUNDING_MODES)}")
         if self.language not in ("de", "en"):
             raise ValueError(f"unsupported language {self.language!r}, expected 'de' or 'en'")
         if not self.lines:
@@ -418,12 +423,11 @@ def compute_totals(doc: Document) -> Totals:
         taxable[key] = taxable.get(key, ZERO) + quantize(ac.signed, places)
 
     groups = []
-    for (category, rate), basis in sorted(
-        taxable.items(), key=lambda kv: (kv[0][0].value, -kv[0][1])
-    ):
-        tax = quantize(basis * rate / Decimal(100), places)
+    for category in sorted({cat for cat, _ in taxable}, key=lambda c: c.value):
+        pairs = ((rate, basis) for (cat, rate), basis in taxable.items() if cat is category)
         code, reason = doc.exemption(category)
-        groups.append(VatGroup(category, rate, basis, tax, code, reason))
+        for rate, basis, tax in reversed(tax_groups(pairs, cur, doc.rounding)):
+            groups.append(VatGroup(category, rate, basis, tax, code, reason))
     tax_total = sum((g.tax for g in groups), ZERO)
     gross = net + tax_total
     prepaid = quantize(doc.prepaid, places)

@@ -121,3 +121,23 @@ def test_contract_choice_of_formats_leitweg_and_debtor_iban(engine: Engine, vali
     assert "<cbc:BuyerReference>04011000-1234512345-06</cbc:BuyerReference>" in text
     assert "DE89370400440532013000" in text and "MANDATE-77" in text and "DE98ZZZ09999999999" in text
     assert "<cbc:PaymentMeansCode>59</cbc:PaymentMeansCode>" in text
+
+
+def test_the_document_takes_the_rounding_mode_of_the_invoice_s_ruleset(engine: Engine) -> None:
+    # the invoice row keeps its ruleset version, not the mode: the loader reads the version's header
+    from sqlalchemy import select
+
+    from store import billing as B
+    from store.models import metadata
+
+    invoice_id, _ = _finalized_invoice(engine)
+    rv = metadata.tables["ruleset_version"]
+    with engine.begin() as conn:
+        version_id = conn.execute(select(B.invoice.c.ruleset_version_id).where(B.invoice.c.id == invoice_id)).scalar()
+        source = conn.execute(select(rv.c.source).where(rv.c.id == version_id)).scalar()
+        assert source is not None
+        conn.execute(update(rv).where(rv.c.id == version_id).values(source=source.replace(
+            "ruleset billing_test currency EUR timezone Europe/Berlin",
+            "ruleset billing_test currency EUR timezone Europe/Berlin rounding half_even", 1)))
+    with engine.connect() as conn:
+        assert A.load_invoice_input(conn, "tdoc", invoice_id).rounding == "half_even"
