@@ -180,6 +180,14 @@ def compile_ruleset(source: str, filename: str = "<ruleset>") -> CompileResult:
         res = CompileResult(None, outcome.diagnostics, source, filename)
     else:
         diags = check(outcome.ruleset, filename)
+        if outcome.diagnostics:
+            # Recovered from a syntax or value error: keep the checker's findings, except names
+            # that only look unknown because their block did not parse.
+            lost = {f"'{n}'" for n in outcome.lost_names}
+            diags = outcome.diagnostics + [
+                d for d in diags
+                if d.is_error and not (d.code.startswith("E2") and any(n in d.message for n in lost))
+            ]
         diags.sort(key=lambda d: (d.span.line, d.span.col, d.code))
         if any(d.is_error for d in diags):
             res = CompileResult(None, diags, source, filename)

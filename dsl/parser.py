@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses as _dc
+import re
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -11,7 +13,7 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import VisitError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from dsl import ast as A
-from dsl.diagnostics import Diagnostic
+from dsl.diagnostics import Diagnostic, suggest
 
 __all__ = ["parse", "ParseOutcome"]
 
@@ -64,11 +66,16 @@ _EXAMPLES: dict[str, list[str]] = {
 
 
 class ParseOutcome:
-    __slots__ = ("ruleset", "diagnostics")
+    """A ruleset and the syntax diagnostics; after recovery both: the blocks that parsed, and the
+    names declared by blocks that did not (the checker must not call those unknown)."""
 
-    def __init__(self, ruleset: A.Ruleset | None, diagnostics: list[Diagnostic]):
+    __slots__ = ("ruleset", "diagnostics", "lost_names")
+
+    def __init__(self, ruleset: A.Ruleset | None, diagnostics: list[Diagnostic],
+                 lost_names: frozenset[str] = frozenset()):
         self.ruleset = ruleset
         self.diagnostics = diagnostics
+        self.lost_names = lost_names
 
 
 def _readable(term: str) -> str:
@@ -120,6 +127,8 @@ def _syntax_diag(exc: UnexpectedInput, text: str, filename: str) -> Diagnostic:
         span = A.Span(tok.line or 1, tok.column or 1, tok.end_line or tok.line or 1, end_col)
         expected = exc.accepts or exc.expected
         msg = f"unexpected {_token_text(tok)}, expected {_expected(expected)}"
+        if hint is None and expected & _UNIT_TERMINALS.keys():
+            hint = _unit_hint(str(tok), [u for t in expected & _UNIT_TERMINALS.keys() for u in _UNIT_TERMINALS[t]])
         return Diagnostic("E101", "error", msg, span, hint, filename)
     if isinstance(exc, UnexpectedCharacters):
         pos = exc.pos_in_stream if exc.pos_in_stream is not None else -1
@@ -134,28 +143,135 @@ def _syntax_diag(exc: UnexpectedInput, text: str, filename: str) -> Diagnostic:
     return Diagnostic("E101", "error", str(exc).splitlines()[0].lower(), A.Span.unknown(), hint, filename)
 
 
+_ENERGY_UNITS = ("kWh", "Wh", "MWh")
+_TIME_UNITS = ("min", "h", "s", "hour", "hours", "minutes", "minute", "seconds", "second", "sec", "days", "day")
+_UNIT_TERMINALS: dict[str, tuple[str, ...]] = {
+    "ENERGY_UNIT": _ENERGY_UNITS, "TIME_UNIT": _TIME_UNITS, "ANY_UNIT": _ENERGY_UNITS + _TIME_UNITS,
+}
+
+
+def _unit_hint(found: str, units: list[str]) -> str | None:
+    """Units are case-sensitive (kWh, not kwh): match case-blind first, then by difflib."""
+    for u in units:
+        if u.lower() == found.lower():
+            return f"units are case-sensitive: did you mean '{u}'?"
+    return suggest(found, units)
+
+
 def _eof_hint(text: str) -> str | None:
     if text.count("{") > text.count("}"):
         return "a block is not closed: add '}'"
     return None
 
 
-def parse(text: str, filename: str = "<ruleset>") -> ParseOutcome:
+def _parse_one(text: str, filename: str) -> tuple[A.Ruleset | None, list[Diagnostic]]:
     try:
         tree = _parser().parse(text)
     except UnexpectedInput as exc:
-        return ParseOutcome(None, [_syntax_diag(exc, text, filename)])
+        return None, [_syntax_diag(exc, text, filename)]
     except RecursionError:
-        return ParseOutcome(None, [Diagnostic("E101", "error", "expression nested too deeply",
-                                              A.Span.unknown(), None, filename)])
+        return None, [Diagnostic("E101", "error", "expression nested too deeply", A.Span.unknown(), None, filename)]
     try:
-        rs = _ToAst().transform(tree)
+        return _ToAst().transform(tree), []
     except VisitError as wrapped:
         bad = wrapped.orig_exc
         if not isinstance(bad, _Invalid):
             raise
-        return ParseOutcome(None, [Diagnostic(bad.code, "error", bad.message, bad.span, bad.hint, filename)])
-    return ParseOutcome(rs, [])
+        return None, [Diagnostic(bad.code, "error", bad.message, bad.span, bad.hint, filename)]
+
+
+# Keywords that open a top-level block; a block runs to the next such keyword at brace depth 0.
+_BLOCK_START = re.compile(
+    r"^[ \t]*(tariff|discount|product|groups|group|partners|series|default|tax|billing|hold|dunning"
+    r"|revenue_share|commission|service|reimbursement)\b(?:[ \t]+(?:tariff[ \t]+)?([A-Za-z_][A-Za-z0-9_]*))?",
+    re.MULTILINE)
+
+
+def _blocks(text: str) -> list[tuple[int, int, list[str]]]:
+    """(start, end, names) of each top-level block, found by braces outside strings and comments."""
+    depth = 0
+    starts: list[tuple[int, list[str]]] = []
+    i, n = 0, len(text)
+    candidates = {m.start(): m for m in _BLOCK_START.finditer(text)}
+    line_start = True
+    while i < n:
+        ch = text[i]
+        if line_start and depth == 0:
+            m = candidates.get(i)
+            if m is not None:
+                names = [m.group(2)] if m.group(2) else []
+                if m.group(1) in ("groups", "group", "partners"):
+                    eol = text.find("\n", i)
+                    names = re.findall(r"[A-Za-z_][A-Za-z0-9_*?\-]*", text[m.end(1):eol if eol >= 0 else n])
+                starts.append((i, names))
+        line_start = ch == "\n"
+        if ch == "#":
+            eol = text.find("\n", i)
+            i = n if eol < 0 else eol
+            continue
+        if ch == '"':
+            j = i + 1
+            while j < n and text[j] not in '"\n':
+                j += 2 if text[j] == "\\" else 1
+            i = j + 1
+            continue
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth = max(0, depth - 1)
+        i += 1
+    out: list[tuple[int, int, list[str]]] = []
+    for k, (start, names) in enumerate(starts):
+        end = starts[k + 1][0] if k + 1 < len(starts) else n
+        out.append((start, end, names))
+    return out
+
+
+def _blank(text: str) -> str:
+    """The same text with every character but newlines made a space, so positions stay put."""
+    return re.sub(r"[^\n]", " ", text)
+
+
+def parse(text: str, filename: str = "<ruleset>") -> ParseOutcome:
+    rs, diags = _parse_one(text, filename)
+    if rs is not None:
+        return ParseOutcome(rs, [])
+    # Recover: parse the header alone, then each top-level block with the rest blanked out (so
+    # line:col stay those of the file), and keep what parsed for the checker.
+    blocks = _blocks(text)
+    if not blocks:
+        return ParseOutcome(None, diags)
+    head_end = blocks[0][0]
+    header_text = text[:head_end]
+    head, head_diags = _parse_one(header_text + _blank(text[head_end:]), filename)
+    found: list[Diagnostic] = list(head_diags)
+    if head is None:
+        # Without a header no block can be read on its own; report what the whole parse found.
+        return ParseOutcome(None, diags)
+    parts: list[A.Ruleset] = []
+    lost: set[str] = set()
+    for start, end, names in blocks:
+        piece = header_text + _blank(text[head_end:start]) + text[start:end] + _blank(text[end:])
+        part, part_diags = _parse_one(piece, filename)
+        if part is None:
+            found.extend(part_diags)
+            lost.update(names)
+        else:
+            parts.append(part)
+    if not found:  # the blocks parse alone but not together: keep the whole-file diagnostic
+        return ParseOutcome(None, diags)
+    merged = _dc.replace(
+        head,
+        groups=head.groups + tuple(x for p in parts for x in p.groups),
+        partners=head.partners + tuple(x for p in parts for x in p.partners),
+        series=head.series + tuple(x for p in parts for x in p.series),
+        default_tariff=next((p.default_tariff for p in parts if p.default_tariff is not None), None),
+        tariffs=tuple(x for p in parts for x in p.tariffs),
+        discounts=tuple(x for p in parts for x in p.discounts),
+        products=tuple(x for p in parts for x in p.products),
+        policies=tuple(x for p in parts for x in p.policies),
+    )
+    return ParseOutcome(merged, found, frozenset(lost))
 
 
 class _Invalid(Exception):

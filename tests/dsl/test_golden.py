@@ -16,6 +16,8 @@ from dsl.diagnostics import CODES
 
 GOLDEN = Path(__file__).with_name("golden")
 CASES = sorted(GOLDEN.glob("*.evb"))
+# Files with several errors at once: every one must be reported (recovery after a syntax error).
+MULTI = sorted((GOLDEN / "multi").glob("*.evb"))
 
 
 def test_every_code_has_a_golden_file() -> None:
@@ -32,8 +34,21 @@ def test_golden(path: Path) -> None:
         assert not res.ok, "an error code must stop compilation"
     else:
         assert res.ok, "a warning must not stop compilation"
-    rendered = res.render() + "\n"
+    _compare(path, res.render() + "\n")
+
+
+@pytest.mark.parametrize("path", MULTI, ids=[p.stem for p in MULTI])
+def test_golden_multi(path: Path) -> None:
+    res = compile_ruleset(path.read_text(encoding="utf-8"), f"golden/multi/{path.name}")
+    assert not res.ok
+    assert len(res.errors) >= 2, "each multi-error case must report more than one error"
+    _compare(path, res.render() + "\n")
+
+
+def _compare(path: Path, rendered: str) -> None:
     expected = path.with_suffix(".expected")
-    if os.environ.get("EVBILL_UPDATE_GOLDEN") or not expected.exists():
+    if os.environ.get("EVBILL_UPDATE_GOLDEN") == "1":
         expected.write_text(rendered, encoding="utf-8")
+    elif not expected.exists():
+        pytest.fail(f"{expected.name} is missing: write it with EVBILL_UPDATE_GOLDEN=1 and review it")
     assert rendered == expected.read_text(encoding="utf-8")
