@@ -20,8 +20,18 @@ def _lazy(module: str, func: str = "main") -> Callable[[argparse.Namespace], int
     return run
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("evbill")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="evbill", description="Open billing server for EV charging")
+    p.add_argument("--version", action="version", version=f"evbill {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("serve", help="API on :8000, OCPP on :9000, worker, embedded Temporal and SQLite")
