@@ -70,6 +70,7 @@ __all__ = [
     "billing_hold",
     "close_if_empty",
     "close_task",
+    "consume_holds",
     "count_by_status",
     "driver_insert",
     "ensure_series",
