@@ -7,8 +7,9 @@ for Litestar or Temporal imports.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 
 def _lazy(module: str, func: str = "main") -> Callable[[argparse.Namespace], int]:
@@ -35,8 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("serve", help="API on :8000, OCPP on :9000, worker, embedded Temporal and SQLite")
-    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--host", default=os.environ.get("EVBILL_HOST") or "127.0.0.1",
+                   help="API interface (default: EVBILL_HOST or 127.0.0.1)")
     s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--ocpp-host", default=None,
+                   help="OCPP gateway interface (default: EVBILL_OCPP_HOST or 127.0.0.1; 0.0.0.0 for all)")
     s.add_argument("--ocpp-port", type=int, default=9000)
     s.add_argument("--no-temporal", action="store_true", help="do not start Temporal or the worker")
     s.add_argument("--workers", type=int, default=None, metavar="N",

@@ -69,7 +69,8 @@ def start_ocpp_gateway(args: argparse.Namespace, engine: Any) -> Any:
     from api.ocpp import GatewaySettings, start_gateway_thread
 
     cert = os.environ.get("EVBILL_OCPP_CERT") or None
-    settings = GatewaySettings(host=os.environ.get("EVBILL_OCPP_HOST", "0.0.0.0"), port=args.ocpp_port,
+    host = getattr(args, "ocpp_host", None) or os.environ.get("EVBILL_OCPP_HOST") or "127.0.0.1"
+    settings = GatewaySettings(host=host, port=args.ocpp_port,
                                certfile=cert, keyfile=os.environ.get("EVBILL_OCPP_KEY") or None)
     gw, _ = start_gateway_thread(engine, settings)
     scheme = "wss" if cert else "ws"

@@ -70,6 +70,7 @@ __all__ = [
     "billing_hold",
     "close_if_empty",
     "close_task",
+    "consume_holds",
     "count_by_status",
     "driver_insert",
     "ensure_series",
@@ -217,6 +218,9 @@ billing_hold = Table(
     Column("placed_at", UTCDateTime(), nullable=False),
     Column("released_by", _s(40), nullable=True),
     Column("released_at", UTCDateTime(), nullable=True),
+    # a manual hold holds the account's next invoice only: the draft it held, once it held one
+    Column("consumed_by_invoice", _s(40), nullable=True),
+    Column("consumed_at", UTCDateTime(), nullable=True),
     Index("ix_billing_hold_account", "tenant_id", "account_id"),
 )
 
@@ -298,7 +302,8 @@ _Q_PREVIOUS_NET = (select(invoice.c.net_total).where(
     invoice.c.tenant_id == bindparam("t"), invoice.c.account_id == bindparam("a"), invoice.c.status == "finalized",
     invoice.c.kind == "invoice", invoice.c.period_end <= bindparam("before"))
     .order_by(invoice.c.period_end.desc()).limit(1))
-_Q_HOLDS = select(billing_hold.c.kind, billing_hold.c.name, billing_hold.c.reason).where(
+_Q_HOLDS = select(billing_hold.c.kind, billing_hold.c.name, billing_hold.c.reason,
+                  billing_hold.c.consumed_by_invoice).where(
     billing_hold.c.tenant_id == bindparam("t"), billing_hold.c.account_id == bindparam("a"),
     billing_hold.c.released_at.is_(None))
 _Q_POSTINGS = select(posting).where(posting.c.invoice_id == bindparam("i")).order_by(posting.c.created_at, posting.c.id)
@@ -429,11 +434,23 @@ def previous_net(conn: Connection, tenant_id: str, account_id: str, before: date
     return None if row is None else row[0]
 
 
-def active_holds(conn: Connection, tenant_id: str, account_id: str) -> tuple[frozenset[str], list[str]]:
-    """(flags, reasons of manual holds) currently on the account."""
+def active_holds(conn: Connection, tenant_id: str, account_id: str,
+                 invoice_id: str | None = None) -> tuple[frozenset[str], list[str]]:
+    """(flags, reasons of manual holds) currently on the account, for the draft ``invoice_id``: a
+    manual hold holds the next invoice only, so one already consumed by another draft is left out
+    (one consumed by this draft still holds it when the draft is rebuilt)."""
     rows = conn.execute(_Q_HOLDS, {"t": tenant_id, "a": account_id}).all()
     return (frozenset(r.name for r in rows if r.kind == "flag"),
-            [r.reason or r.name for r in rows if r.kind == "hold"])
+            [r.reason or r.name for r in rows if r.kind == "hold"
+             and r.consumed_by_invoice in (None, invoice_id)])
+
+
+def consume_holds(conn: Connection, tenant_id: str, account_id: str, invoice_id: str) -> None:
+    """The account's open manual holds have held the draft ``invoice_id``: later drafts are not theirs."""
+    conn.execute(update(billing_hold).where(
+        billing_hold.c.tenant_id == tenant_id, billing_hold.c.account_id == account_id,
+        billing_hold.c.kind == "hold", billing_hold.c.released_at.is_(None),
+        billing_hold.c.consumed_by_invoice.is_(None)).values(consumed_by_invoice=invoice_id, consumed_at=utcnow()))
 
 
 def place_hold(conn: Connection, tenant_id: str, account_id: str, kind: str, name: str, reason: str,

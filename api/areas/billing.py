@@ -141,6 +141,9 @@ class HoldRead(ReadModel):
     placed_at: datetime
     released_by: str | None
     released_at: datetime | None
+    # a hold holds the next invoice only: the draft it held, once it has held one
+    consumed_by_invoice: str | None = None
+    consumed_at: datetime | None = None
 
 
 class AdHocCycle(WriteModel):

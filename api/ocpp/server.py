@@ -3,8 +3,9 @@
 The handshake decides everything a connection may do: the path names a registered charger, HTTP
 Basic credentials (OCPP security profile 1; profile 2 when a certificate is configured and the
 listener speaks TLS) must match its hashed password, and the subprotocol picks the OCPP version.
-Anything else is refused before a WebSocket exists (404 unknown charger, 401 bad credentials,
-400 no OCPP subprotocol).
+Anything else is refused before a WebSocket exists: an unknown or inactive charger and bad
+credentials answer alike (401, same body, a password hash computed either way), so identities
+cannot be enumerated; 400 no OCPP subprotocol.
 
 The gateway runs its own event loop (in ``evbill serve`` a thread of its own), so slow API requests
 never delay a charger's answer; the API reaches connected chargers through ``Gateway.command``.
@@ -65,13 +66,17 @@ def hash_password(password: str) -> str:
     return hashlib.sha256(password.encode()).hexdigest()
 
 
+# compared against when there is no charger (or no password) to compare with: the same work either way
+_DUMMY_SHA256 = hash_password("evbill: no charge point has this password")
+
+
 class NotConnected(Exception):
     pass
 
 
 @dataclass
 class GatewaySettings:
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"  # loopback unless told otherwise (evbill serve --ocpp-host, EVBILL_OCPP_HOST)
     port: int = 9000
     certfile: str | None = None  # PEM; with it the listener speaks TLS (security profile 2)
     keyfile: str | None = None
@@ -213,33 +218,42 @@ class Gateway:
             return self._refuse(HTTPStatus.NOT_FOUND, "unknown path: use /ocpp/{charge_point_id}")
         identity = unquote(path[len(PATH_PREFIX):]).strip("/")
         if "/" in identity or len(identity) > 64:
-            return self._refuse(HTTPStatus.NOT_FOUND, "unknown charge point")
+            self._credentials_ok(request, None)  # the same work as for a known charger
+            return self._refuse_credentials()
         try:
             cp = await self.db.read(lambda db: service.load_charge_point(db, identity))
         except Exception:
             log.exception("charge point lookup failed")
             return self._refuse(HTTPStatus.SERVICE_UNAVAILABLE, "try again later")
-        if cp is None or cp.status != "active":
-            return self._refuse(HTTPStatus.NOT_FOUND, "unknown charge point")
-        if not self._credentials_ok(request, cp):
-            return self._refuse(HTTPStatus.UNAUTHORIZED, "charge point credentials required", challenge=True)
+        known = cp is not None and cp.status == "active"
+        if not self._credentials_ok(request, cp if known else None) or cp is None or not known:
+            return self._refuse_credentials()
         self._pending[connection.id.hex] = cp
         return None
 
+    def _refuse_credentials(self) -> Response:
+        """One answer for an unknown charger and wrong credentials (the caller has done the same
+        work for both: ``_credentials_ok`` compares against a dummy hash when there is no charger)."""
+        return self._refuse(HTTPStatus.UNAUTHORIZED, "charge point credentials required", challenge=True)
+
     @staticmethod
-    def _credentials_ok(request: Request, cp: service.CpInfo) -> bool:
+    def _credentials_ok(request: Request, cp: service.CpInfo | None) -> bool:
+        """``cp`` None (unknown charger): the password is still hashed and compared, against a
+        dummy, so the answer takes as long as for a known charger; the result is always False."""
         header = request.headers.get("Authorization", "")
         scheme, _, value = header.partition(" ")
-        if scheme.lower() != "basic" or not value or not cp.password_sha256:
+        if scheme.lower() != "basic" or not value:
             return False
         try:
             user, sep, password = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
         except (binascii.Error, UnicodeDecodeError, ValueError):
             return False
         # the user name is the charge point identity (OCPP security whitepaper, profile 1 and 2)
-        ok_user = hmac.compare_digest(user.encode(), cp.identity.encode())
-        ok_pass = hmac.compare_digest(hash_password(password), cp.password_sha256)
-        return bool(sep) and ok_user and ok_pass
+        identity = cp.identity if cp is not None else ""
+        stored = cp.password_sha256 if cp is not None and cp.password_sha256 else _DUMMY_SHA256
+        ok_user = hmac.compare_digest(user.encode(), identity.encode())
+        ok_pass = hmac.compare_digest(hash_password(password), stored)
+        return bool(sep) and ok_user and ok_pass and cp is not None and bool(cp.password_sha256)
 
     # --- connections ------------------------------------------------------------------------------
 

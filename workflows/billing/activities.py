@@ -233,7 +233,7 @@ class BillingActivities:
         draft, rating_of, n_postings = self._draft(conn, t, acct, inv_id, period, as_of, policy, ruleset)
         prev = B.previous_net(conn, t, acct.id, period.start)
         comparison = compare_periods(draft.net_total, prev)
-        flags, manual = B.active_holds(conn, t, acct.id)
+        flags, manual = B.active_holds(conn, t, acct.id, inv_id)
         held = evaluate_holds(draft, hold, comparison, flags, manual, rv_id or "")
         reasons = [r.to_dict() for r in held]
         if any(r.kind in APPROVAL_REQUIRED for r in held):
@@ -273,6 +273,8 @@ class BillingActivities:
             conn.execute(delete(B.invoice_line).where(B.invoice_line.c.invoice_id == inv_id))
             conn.execute(update(B.invoice).where(B.invoice.c.id == inv_id).values(**values))
         billed = B.insert_lines(conn, t, inv_id, plan["lines"], plan["rating_of"])
+        if values["status"] != "empty" and any(r.get("kind") == "manual" for r in values["hold_reasons"]):
+            B.consume_holds(conn, t, acct.id, inv_id)  # the hold is for the next invoice: this one
         # the summary comes from what was just written (the number is drawn later, if at all)
         row = SimpleNamespace(id=inv_id, cycle_key=key, number="", **values)
         return self._summary(row, **plan["extra"]), billed

@@ -33,7 +33,7 @@ def test_handshake_refusals(ocpp_env: OcppEnv) -> None:
     oe = ocpp_env
     oe.add_charger("CP-HS")
     assert _status(oe, "CP-HS", oe.auth("CP-HS")) == 101
-    assert _status(oe, "CP-UNKNOWN", oe.auth("CP-HS")) == 404
+    assert _status(oe, "CP-UNKNOWN", oe.auth("CP-HS")) == 401  # like a wrong password: no enumeration
     assert _status(oe, "CP-HS", oe.auth("CP-HS", "wrong-password-123456")) == 401
     assert _status(oe, "CP-HS", {}) == 401
     # the user name must be the charger's own identity
