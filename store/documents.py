@@ -39,7 +39,6 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     and_,
-    func,
     insert,
     select,
     update,
@@ -257,12 +256,14 @@ def _check_credit(conn: Connection, tenant_id: str, number: str, corrects: str |
         .limit(1)).first()
     if inv is None:
         raise NotFound("corrected_invoice_not_found", f"invoice {corrects} is not in the archive")
-    # one amount per credit note number, however many formats it was archived in
-    per_note = select(document.c.number, func.max(document.c.gross_total).label("gross")).where(
-        document.c.tenant_id == tenant_id, document.c.corrects_number == corrects,
-        document.c.kind == "credit_note").group_by(document.c.number).subquery()
-    credited = conn.execute(select(func.coalesce(func.sum(per_note.c.gross), 0))).scalar_one()
-    remaining = inv.gross_total - Decimal(str(credited))
+    # one amount per credit note number, however many formats it was archived in; summed as
+    # Decimal here, since SQL SUM/MAX over the exact-decimal text columns adds floats on SQLite
+    per_note: dict[str, Decimal] = {}
+    for num, gross in conn.execute(select(document.c.number, document.c.gross_total).where(
+            document.c.tenant_id == tenant_id, document.c.corrects_number == corrects,
+            document.c.kind == "credit_note")).all():
+        per_note[num] = max(per_note.get(num, gross), gross)
+    remaining = inv.gross_total - sum(per_note.values(), Decimal(0))
     if amount > remaining:
         raise CreditExceedsInvoice(number, corrects, remaining)
 
@@ -680,8 +681,11 @@ def load_invoice_input(conn: Connection, tenant_id: str, invoice_id: str) -> Any
                                    cs.c.token_uid, loc.c.name, loc.c.timezone)
                             .select_from(cs.outerjoin(loc, loc.c.id == cs.c.location_id))
                             .where(cs.c.tenant_id == tenant_id, cs.c.id.in_(session_ids))).all()
-        parked = dict(conn.execute(select(cp.c.session_id, func.sum(cp.c.parking_h)).where(
-            cp.c.session_id.in_(session_ids)).group_by(cp.c.session_id)).all())
+        # summed as Decimal here: SQL SUM over the exact-decimal text column adds floats on SQLite
+        parked: dict[str, Decimal] = {}
+        for sid, hours in conn.execute(select(cp.c.session_id, cp.c.parking_h).where(
+                cp.c.session_id.in_(session_ids))).all():
+            parked[sid] = parked.get(sid, Decimal(0)) + hours
         for r in rows:
             parking_min = (Decimal(str(parked.get(r.id) or 0)) * 60).quantize(Decimal(1))
             total_min = Decimal(int((r.end - r.start).total_seconds()) // 60)
