@@ -7,9 +7,9 @@ a ruleset asks for another mode.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, ROUND_DOWN, ROUND_UP, Decimal, InvalidOperation
-from collections.abc import Iterable
 from typing import Final
 
 __all__ = [

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     JSON,
@@ -59,6 +59,7 @@ from store.writelock import sqlite_write_lock
 
 __all__ = [
     "INVOICE_SERIES",
+    "ActiveHolds",
     "AllocationError",
     "FinalizeResult",
     "account_discount",
@@ -302,7 +303,7 @@ _Q_PREVIOUS_NET = (select(invoice.c.net_total).where(
     invoice.c.tenant_id == bindparam("t"), invoice.c.account_id == bindparam("a"), invoice.c.status == "finalized",
     invoice.c.kind == "invoice", invoice.c.period_end <= bindparam("before"))
     .order_by(invoice.c.period_end.desc()).limit(1))
-_Q_HOLDS = select(billing_hold.c.kind, billing_hold.c.name, billing_hold.c.reason,
+_Q_HOLDS = select(billing_hold.c.id, billing_hold.c.kind, billing_hold.c.name, billing_hold.c.reason,
                   billing_hold.c.consumed_by_invoice).where(
     billing_hold.c.tenant_id == bindparam("t"), billing_hold.c.account_id == bindparam("a"),
     billing_hold.c.released_at.is_(None))
@@ -434,23 +435,29 @@ def previous_net(conn: Connection, tenant_id: str, account_id: str, before: date
     return None if row is None else row[0]
 
 
-def active_holds(conn: Connection, tenant_id: str, account_id: str,
-                 invoice_id: str | None = None) -> tuple[frozenset[str], list[str]]:
-    """(flags, reasons of manual holds) currently on the account, for the draft ``invoice_id``: a
-    manual hold holds the next invoice only, so one already consumed by another draft is left out
-    (one consumed by this draft still holds it when the draft is rebuilt)."""
+class ActiveHolds(NamedTuple):
+    flags: frozenset[str]
+    reasons: list[str]  # of the manual holds that hold the draft
+    hold_ids: tuple[str, ...]  # those manual holds, for ``consume_holds`` once the draft is written
+
+
+def active_holds(conn: Connection, tenant_id: str, account_id: str, invoice_id: str | None = None) -> ActiveHolds:
+    """What currently holds the account's draft ``invoice_id``: a manual hold holds the next invoice
+    only, so one already consumed by another draft is left out (one consumed by this draft still
+    holds it when the draft is rebuilt)."""
     rows = conn.execute(_Q_HOLDS, {"t": tenant_id, "a": account_id}).all()
-    return (frozenset(r.name for r in rows if r.kind == "flag"),
-            [r.reason or r.name for r in rows if r.kind == "hold"
-             and r.consumed_by_invoice in (None, invoice_id)])
+    manual = [r for r in rows if r.kind == "hold" and r.consumed_by_invoice in (None, invoice_id)]
+    return ActiveHolds(frozenset(r.name for r in rows if r.kind == "flag"),
+                       [r.reason or r.name for r in manual], tuple(r.id for r in manual))
 
 
-def consume_holds(conn: Connection, tenant_id: str, account_id: str, invoice_id: str) -> None:
-    """The account's open manual holds have held the draft ``invoice_id``: later drafts are not theirs."""
-    conn.execute(update(billing_hold).where(
-        billing_hold.c.tenant_id == tenant_id, billing_hold.c.account_id == account_id,
-        billing_hold.c.kind == "hold", billing_hold.c.released_at.is_(None),
-        billing_hold.c.consumed_by_invoice.is_(None)).values(consumed_by_invoice=invoice_id, consumed_at=utcnow()))
+def consume_holds(conn: Connection, tenant_id: str, hold_ids: Sequence[str], invoice_id: str) -> None:
+    """The manual holds ``hold_ids`` have held the draft ``invoice_id``: later drafts are not theirs
+    (a hold placed after the draft was assembled is left for the next one)."""
+    if hold_ids:
+        conn.execute(update(billing_hold).where(
+            billing_hold.c.tenant_id == tenant_id, billing_hold.c.id.in_(hold_ids),
+            billing_hold.c.consumed_by_invoice.is_(None)).values(consumed_by_invoice=invoice_id, consumed_at=utcnow()))
 
 
 def place_hold(conn: Connection, tenant_id: str, account_id: str, kind: str, name: str, reason: str,

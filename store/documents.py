@@ -687,7 +687,7 @@ def load_invoice_input(conn: Connection, tenant_id: str, invoice_id: str) -> Any
                 cp.c.session_id.in_(session_ids))).all():
             parked[sid] = parked.get(sid, Decimal(0)) + hours
         for r in rows:
-            parking_min = (Decimal(str(parked.get(r.id) or 0)) * 60).quantize(Decimal(1))
+            parking_min = (parked.get(r.id, Decimal(0)) * 60).quantize(Decimal(1))
             total_min = Decimal(int((r.end - r.start).total_seconds()) // 60)
             sessions.append(SessionFacts(
                 session_id=r.id, started_at=r.start, timezone=r.timezone or acct.timezone or "Europe/Berlin",
@@ -713,14 +713,15 @@ def load_invoice_input(conn: Connection, tenant_id: str, invoice_id: str) -> Any
 def _ruleset_rounding(conn: Connection, ruleset_version_id: str | None) -> str:
     """The rounding mode the invoice was assembled with: its ruleset version's ``rounding``
     header (the invoice row keeps the version, not the mode); half-up without a version."""
-    from dsl.parser import parse
+    from dsl.compiler import compile_ruleset
 
     if not ruleset_version_id:
         return "half_up"
     rv = metadata.tables["ruleset_version"]
-    source = conn.execute(select(rv.c.source).where(rv.c.id == ruleset_version_id)).scalar()
-    ruleset = parse(source).ruleset if source else None
-    return ruleset.rounding if ruleset is not None else "half_up"
+    row = conn.execute(select(rv.c.source, rv.c.dsl_name).where(rv.c.id == ruleset_version_id)).first()
+    # the same compile (and cache entry) the billing activity assembled the invoice with
+    compiled = compile_ruleset(row.source, f"{row.dsl_name or ruleset_version_id}.evb").ruleset if row else None
+    return compiled.rounding if compiled is not None else "half_up"
 
 
 def issue_for_invoice(engine: Engine, tenant_id: str, invoice_id: str) -> list[StoredDocument]:

@@ -225,8 +225,10 @@ class Gateway:
         except Exception:
             log.exception("charge point lookup failed")
             return self._refuse(HTTPStatus.SERVICE_UNAVAILABLE, "try again later")
-        known = cp is not None and cp.status == "active"
-        if not self._credentials_ok(request, cp if known else None) or cp is None or not known:
+        if cp is not None and cp.status != "active":
+            cp = None  # an inactive charger is refused like an unknown one
+        # with no charger the password is still hashed and compared, against a dummy: the same work
+        if not self._credentials_ok(request, cp):
             return self._refuse_credentials()
         self._pending[connection.id.hex] = cp
         return None

@@ -40,6 +40,16 @@ def h(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+def api_client(env: WorkflowEnvironment, engine: Engine, task_queue: str) -> httpx.AsyncClient:
+    """The API on ``engine`` talking to the test's Temporal and task queue. httpx's ASGI transport
+    runs the app on this event loop, where the Temporal client lives (Litestar's test clients run
+    the app on a thread of their own)."""
+    app = create_app(Settings(engine=engine, migrate=False))
+    app.state.temporal = env.client
+    app.state.billing_task_queue = task_queue
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+
+
 async def test_finance_task_through_the_api(env: WorkflowEnvironment, engine: Engine, task_queue: str) -> None:
     with Session(engine) as db:
         tenant, _ = bootstrap_tenant(db, "api-billing")
@@ -48,14 +58,7 @@ async def test_finance_task_through_the_api(env: WorkflowEnvironment, engine: En
     s = seed_accounts(engine, tid, 1)
     acc = s.account_ids[0]
     insert_sessions(engine, s, [(acc, "api_big", datetime(2026, 11, 10, tzinfo=UTC), D(5000))])
-    app = create_app(Settings(engine=engine, migrate=False))
-    app.state.temporal = env.client
-    app.state.billing_task_queue = task_queue
-    # httpx's ASGI transport runs the app on this event loop, where the Temporal client lives
-    # (Litestar's test clients run the app on a thread of their own)
-    transport = httpx.ASGITransport(app=app)
-    async with build_worker(env.client, engine, task_queue), \
-            httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+    async with build_worker(env.client, engine, task_queue), api_client(env, engine, task_queue) as c:
         handle = await start_cycle(env.client, BillingCycleInput(tid, acc, as_of="2026-12-01T00:05:00+01:00"),
                                    "api-nov", task_queue)
         for _ in range(200):

@@ -7,17 +7,15 @@ import asyncio
 from datetime import UTC, datetime
 from decimal import Decimal as D
 
-import httpx
 import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from temporalio.testing import WorkflowEnvironment
 
 import store.billing as B
-from api.app import Settings, create_app
 from store.tenants import bootstrap_tenant
 from tests.workflows.seed import insert_sessions, seed_accounts
-from tests.workflows.test_billing_api import h, keys
+from tests.workflows.test_billing_api import api_client, h, keys
 from workflows.billing.types import BillingCycleInput
 from workflows.billing.worker import build_worker, start_cycle
 
@@ -34,12 +32,7 @@ async def test_manual_hold_holds_the_next_invoice_only(env: WorkflowEnvironment,
     acc = s.account_ids[0]
     insert_sessions(engine, s, [(acc, "hn_nov", datetime(2026, 11, 10, tzinfo=UTC), D(20)),
                                 (acc, "hn_dec", datetime(2026, 12, 10, tzinfo=UTC), D(20))])
-    app = create_app(Settings(engine=engine, migrate=False))
-    app.state.temporal = env.client
-    app.state.billing_task_queue = task_queue
-    transport = httpx.ASGITransport(app=app)
-    async with build_worker(env.client, engine, task_queue), \
-            httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+    async with build_worker(env.client, engine, task_queue), api_client(env, engine, task_queue) as c:
         r = await c.post(f"/billing/accounts/{acc}/holds", json={"kind": "hold", "reason": "dispute"},
                          headers=h(k["operator1"]))
         assert r.status_code == 201, r.text

@@ -233,8 +233,8 @@ class BillingActivities:
         draft, rating_of, n_postings = self._draft(conn, t, acct, inv_id, period, as_of, policy, ruleset)
         prev = B.previous_net(conn, t, acct.id, period.start)
         comparison = compare_periods(draft.net_total, prev)
-        flags, manual = B.active_holds(conn, t, acct.id, inv_id)
-        held = evaluate_holds(draft, hold, comparison, flags, manual, rv_id or "")
+        holds = B.active_holds(conn, t, acct.id, inv_id)
+        held = evaluate_holds(draft, hold, comparison, holds.flags, holds.reasons, rv_id or "")
         reasons = [r.to_dict() for r in held]
         if any(r.kind in APPROVAL_REQUIRED for r in held):
             # an unpriced service item waits for a person whatever the policy would auto-release
@@ -253,7 +253,7 @@ class BillingActivities:
             ruleset_version_id=rv_id)
         return dict(t=t, acct=acct, key=key, inv_id=inv_id, existed=existing is not None,
                     seen_status=existing.status if existing is not None else None, values=values,
-                    lines=draft.lines, rating_of=rating_of,
+                    lines=draft.lines, rating_of=rating_of, holds=() if draft.empty else holds.hold_ids,
                     extra=summary_extra, postings=n_postings)
 
     def _write_draft(self, conn: Connection, plan: dict[str, Any]) -> tuple[DraftSummary, list[tuple[str, str]]] | None:
@@ -273,8 +273,7 @@ class BillingActivities:
             conn.execute(delete(B.invoice_line).where(B.invoice_line.c.invoice_id == inv_id))
             conn.execute(update(B.invoice).where(B.invoice.c.id == inv_id).values(**values))
         billed = B.insert_lines(conn, t, inv_id, plan["lines"], plan["rating_of"])
-        if values["status"] != "empty" and any(r.get("kind") == "manual" for r in values["hold_reasons"]):
-            B.consume_holds(conn, t, acct.id, inv_id)  # the hold is for the next invoice: this one
+        B.consume_holds(conn, t, plan["holds"], inv_id)  # a manual hold is for the next invoice: this one
         # the summary comes from what was just written (the number is drawn later, if at all)
         row = SimpleNamespace(id=inv_id, cycle_key=key, number="", **values)
         return self._summary(row, **plan["extra"]), billed

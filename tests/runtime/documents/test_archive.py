@@ -70,6 +70,21 @@ def test_real_rendering_is_deterministic_so_a_retry_stores_nothing_new(engine: E
     assert {d.format for d in listed} == set(formats) and all(d.delivery_status == "pending" for d in listed)
 
 
+def test_the_credit_limit_is_exact(engine: Engine) -> None:
+    """Issue 11 defect 2: what is left to credit is summed as decimals (SQLite's SUM over the text
+    columns gave 0.60 - (0.10 + 0.20) = 0.29999999999999996 and refused a credit of 0.30)."""
+    tid = _tenant(engine)
+    _store(engine, tid, b"inv", number="RE-60", gross=D("0.60"))
+    _store(engine, tid, b"gs1", number="GS-61", kind="credit_note", gross=D("0.10"), corrects="RE-60")
+    _store(engine, tid, b"gs1x", number="GS-61", fmt="xrechnung-cii", kind="credit_note", gross=D("0.10"),
+           corrects="RE-60")  # one note in two formats counts once
+    _store(engine, tid, b"gs2", number="GS-62", kind="credit_note", gross=D("0.20"), corrects="RE-60")
+    _store(engine, tid, b"gs3", number="GS-63", kind="credit_note", gross=D("0.30"), corrects="RE-60")
+    with pytest.raises(A.CreditExceedsInvoice) as too_much:
+        _store(engine, tid, b"gs4", number="GS-64", kind="credit_note", gross=D("0.01"), corrects="RE-60")
+    assert too_much.value.code == "credit_exceeds_invoice" and "the 0.00 left" in str(too_much.value), too_much.value
+
+
 def test_credit_notes_reference_an_archived_invoice_and_never_credit_more(engine: Engine) -> None:
     tid = _tenant(engine)
     invoice = document_from_invoice(demo_invoice_input("b2b", sessions=2, number="RE-10"))
