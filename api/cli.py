@@ -82,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--reservation-expired", action="store_true",
                    help="price the reservation as expired (RESERVATION_EXPIRES elements)")
     s.set_defaults(func=_lazy("api.commands", "ocpi_price"))
+
+    from api.admin_cli import add_parsers
+
+    add_parsers(sub, _lazy)
     return p
 
 
