@@ -74,7 +74,7 @@ def start_ocpp_gateway(args: argparse.Namespace, engine: Any) -> Any:
                                certfile=cert, keyfile=os.environ.get("EVBILL_OCPP_KEY") or None)
     gw, _ = start_gateway_thread(engine, settings)
     scheme = "wss" if cert else "ws"
-    print(f"evbill OCPP gateway on {scheme}://{settings.host}:{gw.port}/ocpp/{{charge_point_id}} "
+    print(f"evbill OCPP gateway on {scheme}://{settings.host}:{gw.port}/ocpp/{{identity}} "
           f"(OCPP 1.6J and 2.0.1)", flush=True)
     return gw
 

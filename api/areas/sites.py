@@ -107,7 +107,8 @@ class ChargePointCredential(ReadModel):
 
 
 @route("POST", "/charge-points/{charge_point_id:str}/password", operation_id="rotate_charge_point_password",
-       roles="write", status_code=201, summary="Issue a new OCPP password for a charge point (shown once)")
+       roles="write", status_code=201, deprecated=True,
+       summary="Issue a new OCPP password (shown once); PUT /charge-points/{id}/ocpp-password does the same and more")
 def rotate_charge_point_password(request: Request[Any, Any, Any], charge_point_id: IdPath) -> ChargePointCredential:
     with open_scope(request) as scope:
         repo = scope.repo(ChargePoint, "charge_point", "cp")
