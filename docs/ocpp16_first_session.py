@@ -1,11 +1,11 @@
 """A charger's first session over OCPP 1.6J: boot, authorize, start, meter values, stop.
 
-Run against `evbill serve --ocpp-port 9100` after docs/getting-started.md steps 4 and 5 (the
+Run against `evbill serve` (`python docs/ocpp16_first_session.py [ws://HOST:PORT]`) after docs/getting-started.md steps 4 and 5 (the
 identity CP-MARKT-1 with its password, and the token 04A1B2C3D4)."""
 import asyncio, base64, json, sys
 import websockets
 
-URL = "ws://127.0.0.1:9100/ocpp/CP-MARKT-1"
+URL = (sys.argv[1] if len(sys.argv) > 1 else "ws://127.0.0.1:9000") + "/ocpp/CP-MARKT-1"
 AUTH = base64.b64encode(b"CP-MARKT-1:a-long-charger-secret-1").decode()
 
 async def main() -> None:
