@@ -10,7 +10,7 @@ from typing import Any
 
 from litestar import Request, Router
 
-from api.areas.billing import InvoiceRead, _temporal_configured, temporal_client
+from api.areas.billing import InvoiceRead, temporal_client, temporal_configured
 from api.auth import actor_of
 from api.crud import CursorParam, LimitParam, ReadModel, open_scope, route
 from store.errors import NotFound
@@ -71,7 +71,7 @@ async def get_billing_cycle(request: Request[Any, Any, Any], cycle_id: str) -> C
         last = dict(rows[-1]._mapping)
         out.invoice = InvoiceRead.model_validate(last)
         out.state, out.hold_reasons = last["status"], list(last["hold_reasons"] or [])
-    if _temporal_configured(request.app):
+    if temporal_configured(request.app):
         await _from_workflow(request, out)
     if out.state is None:
         raise NotFound("cycle_not_found", f"billing cycle {cycle_id!r} not found")

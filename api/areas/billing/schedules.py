@@ -1,0 +1,156 @@
+"""The Temporal Schedules that start each account's cycles: the manual sync, the resync after a
+ruleset publication, and the middleware that makes an account's schedule follow its writes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from litestar import Request
+
+from api.areas.billing.common import app_client, task_queue, temporal_client, temporal_configured
+from api.auth import actor_of
+from api.crud import ReadModel, route
+
+__all__ = ["ScheduleResync", "ScheduleSync", "follow_schedules", "handlers", "resync_after_publish"]
+
+log = logging.getLogger("evbill.billing.api")
+
+
+class ScheduleSync(ReadModel):
+    """How many accounts' schedules were created, updated, left as they were, paused (closed
+    accounts), deleted (ad-hoc or deleted accounts), had none to touch, or failed."""
+
+    created: int
+    updated: int
+    unchanged: int
+    paused: int
+    deleted: int
+    absent: int
+    failed: int
+
+
+@route("POST", "/billing/schedules/sync", operation_id="sync_billing_schedules", roles="admin", status_code=200,
+       summary="Reconcile the Temporal Schedules of all billing accounts (idempotent)")
+async def sync_billing_schedules(request: Request[Any, Any, Any]) -> ScheduleSync:
+    from workflows.billing.schedules import sync_schedules
+
+    actor = actor_of(request)
+    client = await temporal_client(request)
+    counts = await sync_schedules(client, request.app.state.engine, actor.tenant_id, task_queue(request.app))
+    return ScheduleSync(**counts)
+
+
+class ScheduleResync(ReadModel):
+    """What publishing a ruleset version did to the tenant's billing Schedules: ``not_configured``
+    (no Temporal server: nothing), ``not_needed`` (its billing policies' cycle, cut-off day and time
+    zone are those of the version it follows), ``synced`` (in force now: resynced at once, with the
+    counts of ``POST /billing/schedules/sync``), ``deferred`` (in force from ``effective_from``: a
+    durable workflow resyncs then), ``failed`` (Temporal could not be reached: the version is
+    published all the same; ``POST /billing/schedules/sync`` repairs)."""
+
+    status: Literal["not_configured", "not_needed", "synced", "deferred", "failed"]
+    detail: str
+    effective_from: datetime | None = None
+    counts: ScheduleSync | None = None
+
+
+# a publication waits this long for an immediate resync before it answers with a warning
+RESYNC_TIMEOUT_S = 60.0
+
+
+async def resync_after_publish(app: Any, tenant_id: str, version_id: str) -> ScheduleResync:
+    """Resync the tenant's schedules after ``version_id`` was published (and committed), when it
+    changes a billing policy: now if it is in force now, else when it takes effect. Never raises:
+    the publication stands whatever Temporal says."""
+    from workflows.billing.schedules import billing_policy_change, sync_schedules
+
+    if not temporal_configured(app):
+        return ScheduleResync(status="not_configured", detail="no Temporal server is configured: schedules unchanged")
+    change = await asyncio.to_thread(billing_policy_change, app.state.engine, tenant_id, version_id)
+    if change is None:
+        return ScheduleResync(status="not_needed",
+                              detail="the billing policies' cycle, cut-off day and time zone are unchanged")
+    queue = task_queue(app)
+    try:
+        client = await app_client(app)
+        if change.effective_from <= datetime.now(UTC):
+            counts = await asyncio.wait_for(sync_schedules(client, app.state.engine, tenant_id, queue),
+                                            RESYNC_TIMEOUT_S)
+            return ScheduleResync(status="synced", detail="the tenant's billing schedules follow the new policy",
+                                  effective_from=change.effective_from, counts=ScheduleSync(**counts))
+        await _start_deferred_sync(client, tenant_id, version_id, change.effective_from, queue)
+    except Exception as exc:  # noqa: BLE001 - the version is published; the manual sync repairs
+        log.warning("ruleset version %s changes billing policies; schedules not resynced: %r", version_id, exc)
+        return ScheduleResync(status="failed", effective_from=change.effective_from,
+                              detail=f"billing schedules not resynced ({type(exc).__name__}: {exc}); "
+                                     "run POST /billing/schedules/sync once Temporal is reachable"
+                                     + ("" if change.effective_from <= datetime.now(UTC)
+                                        else " and again after the version takes effect"))
+    return ScheduleResync(status="deferred", effective_from=change.effective_from,
+                          detail="the billing schedules are resynced when the version takes effect")
+
+
+async def _start_deferred_sync(client: Any, tenant_id: str, version_id: str, at: datetime, queue: str) -> None:
+    from temporalio.exceptions import WorkflowAlreadyStartedError
+
+    from workflows.billing.schedule_sync import ScheduleSyncWorkflow, schedule_sync_workflow_id
+    from workflows.billing.types import ScheduleSyncInput
+
+    try:
+        await client.start_workflow(ScheduleSyncWorkflow.run, ScheduleSyncInput(tenant_id, at.isoformat(), queue,
+                                                                                 version_id),
+                                    id=schedule_sync_workflow_id(tenant_id, version_id), task_queue=queue)
+    except WorkflowAlreadyStartedError:
+        pass  # a retried publication: the version's sync is already waiting
+
+
+def follow_schedules(app: Any) -> Any:
+    """ASGI middleware for the billing-account routes: after a successful write, the account's
+    Temporal Schedule follows it (created or updated for an active account, paused when it is
+    closed, deleted with it). Without a Temporal server configured it does nothing at all; a
+    schedule that cannot be written is logged (``POST /billing/schedules/sync`` repairs it) and never
+    fails the account write, which is committed by then."""
+
+    async def middleware(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("method") == "GET" or not temporal_configured(scope["app"]):
+            await app(scope, receive, send)
+            return
+        sent: list[Any] = []
+
+        async def keep(message: Any) -> None:
+            sent.append(message)
+
+        await app(scope, receive, keep)
+        try:
+            await _follow_written(scope, sent)
+        except Exception as exc:  # noqa: BLE001 - see above: the write stands, sync repairs the schedule
+            log.warning("billing account schedule not updated: %s", exc)
+        for message in sent:
+            await send(message)
+
+    return middleware
+
+
+async def _follow_written(scope: Any, sent: list[Any]) -> None:
+    import json
+
+    from workflows.billing.schedules import follow_account, plan_schedules
+
+    start = next((m for m in sent if m["type"] == "http.response.start"), None)
+    if start is None or not 200 <= start["status"] < 300:
+        return
+    account_id = scope.get("path_params", {}).get("billing_account_id")
+    if account_id is None:  # a create: the new id is in the response
+        body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+        account_id = json.loads(body)["id"]
+    app, tenant_id = scope["app"], scope["user"].tenant_id
+    [plan] = await asyncio.to_thread(plan_schedules, app.state.engine, tenant_id, [account_id])
+    client = await app_client(app)
+    outcome = await follow_account(client, tenant_id, plan, task_queue(app))
+    log.info("billing account %s: schedule %s", account_id, outcome)
+
+
+handlers = [sync_billing_schedules]
