@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -55,13 +55,17 @@ __all__ = [
     "PriorRecord",
     "issue_statement",
     "lines_of",
+    "list_statements",
     "lock_issuer",
     "overlapping",
     "period_sessions",
     "prior_sessions",
+    "revenue_share_agreements",
+    "ruleset_version_for",
     "stated_session",
     "statement",
     "statement_line",
+    "statement_row",
 ]
 
 NUMBER_PREFIX = "PS-"
@@ -295,3 +299,61 @@ def issue_statement(db: Session, actor: Actor, req: IssueRequest, draft: Stateme
 def lines_of(db: Session, statement_id: str) -> Sequence[Any]:
     return db.execute(select(statement_line).where(statement_line.c.statement_id == statement_id)
                       .order_by(statement_line.c.seq)).all()
+
+
+def revenue_share_agreements(db: Session, tenant_id: str, partner_id: str, local_start: date,
+                             local_end: date) -> list[Any]:
+    """The partner's revenue-share agreements valid on some day of [local_start, local_end), by start."""
+    from store.models import Agreement
+
+    return list(db.execute(select(Agreement).where(
+        Agreement.tenant_id == tenant_id, Agreement.partner_id == partner_id,
+        Agreement.kind == "revenue_share", Agreement.valid_from < local_end,
+        (Agreement.valid_to.is_(None)) | (Agreement.valid_to >= local_start))  # type: ignore[union-attr,operator]
+        .order_by(Agreement.valid_from, Agreement.id)).scalars())
+
+
+def ruleset_version_for(db: Session, tenant_id: str, ruleset_name: str, start: datetime,
+                        end: datetime) -> tuple[Any, Any]:
+    """The tenant's ruleset named ``ruleset_name`` (None if there is none) and its version in force at
+    ``start``, else the first that takes effect before ``end`` (None if neither)."""
+    from store.models import Ruleset
+    from store.models import RulesetVersion as rv
+
+    rs = db.execute(select(Ruleset).where(Ruleset.tenant_id == tenant_id,
+                                          Ruleset.name == ruleset_name)).scalar_one_or_none()
+    if rs is None:
+        return None, None
+    base = select(rv).where(rv.tenant_id == tenant_id, rv.ruleset_id == rs.id)
+    version = db.execute(base.where(rv.effective_from <= start)  # type: ignore[arg-type]
+                         .order_by(rv.effective_from.desc(), rv.version.desc()).limit(1)).scalar_one_or_none()  # type: ignore[attr-defined]
+    if version is None:
+        version = db.execute(base.where(rv.effective_from < end)  # type: ignore[arg-type]
+                             .order_by(rv.effective_from, rv.version).limit(1)).scalar_one_or_none()
+    return rs, version
+
+
+def _visible(tenant_id: str, only_partner: str | None) -> list[Any]:
+    """A partner key (``only_partner``: its partner id, or "" for a partner user without one, who
+    sees nothing) sees its own partner's statements only."""
+    where: list[Any] = [statement.c.tenant_id == tenant_id]
+    if only_partner is not None:
+        where.append(statement.c.partner_id == only_partner if only_partner else false())
+    return where
+
+
+def list_statements(db: Session, tenant_id: str, *, only_partner: str | None, partner_id: str | None,
+                    after_seq: int | None, limit: int) -> list[dict[str, Any]]:
+    """A page of issued statements in number order."""
+    stmt = select(statement).where(*_visible(tenant_id, only_partner))
+    if partner_id:
+        stmt = stmt.where(statement.c.partner_id == partner_id)
+    if after_seq is not None:
+        stmt = stmt.where(statement.c.number_seq > after_seq)
+    return [dict(r) for r in db.execute(stmt.order_by(statement.c.number_seq).limit(limit)).mappings().all()]
+
+
+def statement_row(db: Session, tenant_id: str, statement_id: str, *, only_partner: str | None) -> dict[str, Any] | None:
+    row = db.execute(select(statement).where(statement.c.id == statement_id,
+                                             *_visible(tenant_id, only_partner))).mappings().first()
+    return None if row is None else dict(row)

@@ -38,7 +38,6 @@ from typing import Any
 from litestar import Request, Response
 from litestar.openapi.datastructures import ResponseSpec
 from pydantic import Field
-from sqlalchemy import false, select
 
 from api.auth import ROLE_SETS
 from api.crud import (
@@ -65,7 +64,7 @@ from runtime.statements import (
 )
 from store import statements as S
 from store.errors import Conflict, InvalidInput, NotFound
-from store.models import Agreement, Partner, Ruleset, RulesetVersion, Tenant
+from store.models import Agreement, Partner, Tenant
 from store.repo import Scope, decode_cursor, encode_cursor
 
 __all__ = ["TERM_KEYS", "check_share_terms", "handlers"]
@@ -161,13 +160,9 @@ class PartnerStatementRead(PartnerStatementSummary):
 PartnerStatementPage = page_of(PartnerStatementSummary)
 
 
-def _partner_filter(scope: Scope) -> list[Any]:
-    """A partner key sees its own partner only (a partner user without one sees nothing)."""
-    if scope.actor.role != "partner":
-        return []
-    if not scope.actor.partner_id:
-        return [false()]
-    return [S.statement.c.partner_id == scope.actor.partner_id]
+def _only_partner(scope: Scope) -> str | None:
+    """A partner key sees its own partner only (a partner user without one sees nothing: "")."""
+    return (scope.actor.partner_id or "") if scope.actor.role == "partner" else None
 
 
 def _own_partner(scope: Scope, partner_id: str) -> Partner:
@@ -210,11 +205,7 @@ def _agreements(scope: Scope, partner: Partner, period: Period, agreement_id: st
         if ag.kind != "revenue_share":
             raise InvalidInput("not_a_revenue_share_agreement", f"agreement {ag.id!r} is a {ag.kind} agreement")
         return [ag]
-    found = list(scope.db.execute(select(Agreement).where(
-        Agreement.tenant_id == scope.tenant_id, Agreement.partner_id == partner.id,
-        Agreement.kind == "revenue_share", Agreement.valid_from < period.local_end,
-        (Agreement.valid_to.is_(None)) | (Agreement.valid_to >= period.local_start))  # type: ignore[union-attr,operator]
-        .order_by(Agreement.valid_from, Agreement.id)).scalars())
+    found = S.revenue_share_agreements(scope.db, scope.tenant_id, partner.id, period.local_start, period.local_end)
     for before, after in pairwise(found):
         if before.valid_to is None or before.valid_to >= after.valid_from:
             raise InvalidInput("agreement_ambiguous", f"{len(found)} revenue-share agreements of the partner are "
@@ -224,18 +215,10 @@ def _agreements(scope: Scope, partner: Partner, period: Period, agreement_id: st
 
 
 def _ruleset_terms(scope: Scope, ag: Agreement, period: Period) -> tuple[ShareTerms, str]:
-    rs = scope.db.execute(select(Ruleset).where(Ruleset.tenant_id == scope.tenant_id,
-                                                Ruleset.name == ag.ruleset_name)).scalar_one_or_none()
+    rs, version = S.ruleset_version_for(scope.db, scope.tenant_id, ag.ruleset_name, period.start, period.end)
     if rs is None:
         raise InvalidInput("agreement_ruleset_not_found", f"the agreement names ruleset {ag.ruleset_name!r}, "
                                                           "which does not exist")
-    rv = RulesetVersion
-    base = select(rv).where(rv.tenant_id == scope.tenant_id, rv.ruleset_id == rs.id)
-    version = scope.db.execute(base.where(rv.effective_from <= period.start)  # type: ignore[arg-type]
-                               .order_by(rv.effective_from.desc(), rv.version.desc()).limit(1)).scalar_one_or_none()  # type: ignore[attr-defined]
-    if version is None:
-        version = scope.db.execute(base.where(rv.effective_from < period.end)  # type: ignore[arg-type]
-                                   .order_by(rv.effective_from, rv.version).limit(1)).scalar_one_or_none()
     if version is None:
         raise InvalidInput("no_ruleset_version_in_force", f"ruleset {rs.name!r} has no version in force in the period")
     label = f"ruleset {rs.name} v{version.version}, revenue_share {ag.rule_name}"
@@ -379,16 +362,14 @@ def issue_partner_statement(request: Request[Any, Any, Any], data: PartnerStatem
 def list_partner_statements(request: Request[Any, Any, Any], limit: LimitParam = 50, cursor: CursorParam = None,
                             partner_id: str | None = None) -> PartnerStatementPage:  # type: ignore[valid-type]
     with open_scope(request) as scope:
-        s = S.statement.c
-        stmt = select(S.statement).where(s.tenant_id == scope.tenant_id, *_partner_filter(scope))
-        if partner_id:
-            stmt = stmt.where(s.partner_id == partner_id)
+        after = None
         if cursor:
             raw = decode_cursor(cursor)
             if not raw.isdigit() or len(raw) > 12:
                 raise InvalidInput("invalid_cursor", "the cursor is not one this API returned")
-            stmt = stmt.where(s.number_seq > int(raw))
-        rows = scope.db.execute(stmt.order_by(s.number_seq).limit(limit + 1)).mappings().all()
+            after = int(raw)
+        rows = S.list_statements(scope.db, scope.tenant_id, only_partner=_only_partner(scope), partner_id=partner_id,
+                                 after_seq=after, limit=limit + 1)
         nxt = encode_cursor(str(rows[limit - 1]["number_seq"])) if len(rows) > limit else None
         return PartnerStatementPage(items=[PartnerStatementSummary.model_validate({**r, "agreements": r["agreements"] or []})
                                            for r in rows[:limit]],
@@ -396,12 +377,10 @@ def list_partner_statements(request: Request[Any, Any, Any], limit: LimitParam =
 
 
 def _get(scope: Scope, statement_id: str) -> dict[str, Any]:
-    s = S.statement.c
-    row = scope.db.execute(select(S.statement).where(s.tenant_id == scope.tenant_id, s.id == statement_id,
-                                                     *_partner_filter(scope))).mappings().first()
+    row = S.statement_row(scope.db, scope.tenant_id, statement_id, only_partner=_only_partner(scope))
     if row is None:
         raise NotFound("partner_statement_not_found", f"partner statement {statement_id!r} not found")
-    return dict(row)
+    return row
 
 
 @route("GET", "/partner-statements/{partner_statement_id:str}", operation_id="get_partner_statement",
