@@ -1,0 +1,311 @@
+"""The receivables subledger in the database: open items and their appended entries.
+
+Every finalized invoice opens an item; credit notes, payments, returns, charges, refunds,
+write-offs and goodwill only ever append entries (``receivable_entry`` is append-only: the
+database refuses UPDATE and DELETE, as it does for the audit chain). What is open on an item is
+the signed sum of its entries, added up in Python from the exact decimal text (never by an SQL
+aggregate: SQLite sums text as floats). The rules live in ``runtime.receivables``; this module
+stores what they decide, each event once: an event carries a key (the invoice id, a bank entry's
+reference, a caller's idempotency key), and booking the same key again returns the first booking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Connection,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    UniqueConstraint,
+    insert,
+    select,
+)
+
+from runtime.money import ZERO
+from runtime.receivables import Allocation, Entry, ItemView, aging, allocate, open_amount
+from store.models import metadata
+from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
+
+__all__ = [
+    "BookedEvent",
+    "ItemState",
+    "aged_receivables",
+    "apply_credit_balances",
+    "book_payment",
+    "entries_of",
+    "event",
+    "item_states",
+    "open_invoice_item",
+    "receivable_entry",
+    "receivable_event",
+    "receivable_item",
+]
+
+_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+receivable_item = Table(
+    "receivable_item", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(40), ForeignKey("tenant.id"), nullable=False),
+    Column("customer_id", String(40), nullable=False),
+    Column("account_id", String(40), nullable=False),
+    Column("kind", String(20), nullable=False),  # invoice | credit_balance
+    Column("invoice_id", String(40), nullable=True),  # the invoice an invoice item is for
+    Column("number", String(40), nullable=False),  # the invoice number, or the credit's reference
+    Column("currency", String(3), nullable=False),
+    Column("amount", ExactDecimal(), nullable=False),  # what it opened with (a magnitude)
+    Column("issue_date", Date(), nullable=False),
+    Column("due_date", Date(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("tenant_id", "invoice_id", name="uq_receivable_item_invoice"),
+    Index("ix_receivable_item_account", "tenant_id", "account_id", "currency"),
+    Index("ix_receivable_item_customer", "tenant_id", "customer_id"),
+)
+
+receivable_event = Table(
+    "receivable_event", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(40), ForeignKey("tenant.id"), nullable=False),
+    Column("key", String(200), nullable=False),  # what makes a booking happen once
+    Column("kind", String(30), nullable=False),
+    Column("account_id", String(40), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount", ExactDecimal(), nullable=False),
+    Column("booked_on", Date(), nullable=False),
+    Column("reference", String(300), nullable=False),
+    Column("detail", JSON(), nullable=False),
+    Column("created_by", String(40), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("tenant_id", "key", name="uq_receivable_event_key"),
+)
+
+receivable_entry = Table(
+    "receivable_entry", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(40), ForeignKey("tenant.id"), nullable=False),
+    Column("item_id", String(40), ForeignKey("receivable_item.id"), nullable=False),
+    Column("event_id", String(40), ForeignKey("receivable_event.id"), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("amount", ExactDecimal(), nullable=False),  # a magnitude; the kind gives the sign
+    Column("currency", String(3), nullable=False),
+    Column("booked_on", Date(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_receivable_entry_item", "item_id"),
+    Index("ix_receivable_entry_event", "event_id"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemState:
+    id: str
+    customer_id: str
+    account_id: str
+    kind: str
+    invoice_id: str | None
+    number: str
+    currency: str
+    amount: Decimal
+    open: Decimal
+    issue_date: date
+    due_date: date
+
+    def view(self) -> ItemView:
+        return ItemView(self.id, self.open, self.currency, self.due_date)
+
+    def to_dict(self, as_of: date | None = None) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
+        d["status"] = "settled" if self.open == 0 else ("credit" if self.open < 0 else (
+            "overdue" if as_of is not None and self.due_date < as_of else "open"))
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class BookedEvent:
+    event_id: str
+    kind: str
+    amount: Decimal
+    currency: str
+    entries: tuple[tuple[str, str, Decimal], ...]  # (item id, kind, amount)
+    credit_item_id: str | None  # the credit balance what was left over went to
+    left: Decimal
+    duplicate: bool  # the key was booked before: this is that first booking
+
+
+def event(conn: Connection, tenant_id: str, key: str) -> BookedEvent | None:
+    """The booking made under ``key``, if there is one."""
+    ev = conn.execute(select(receivable_event).where(receivable_event.c.tenant_id == tenant_id,
+                                                     receivable_event.c.key == key)).first()
+    if ev is None:
+        return None
+    rows = conn.execute(select(receivable_entry).where(receivable_entry.c.event_id == ev.id)
+                        .order_by(receivable_entry.c.id)).all()
+    credit = next((r.item_id for r in rows if r.kind == "overpayment"), None)
+    left = next((r.amount for r in rows if r.kind == "overpayment"), ZERO)
+    return BookedEvent(ev.id, ev.kind, ev.amount, ev.currency,
+                       tuple((r.item_id, r.kind, r.amount) for r in rows), credit, left, True)
+
+
+def entries_of(conn: Connection, item_ids: Sequence[str]) -> dict[str, list[Entry]]:
+    out: dict[str, list[Entry]] = {i: [] for i in item_ids}
+    if not item_ids:
+        return out
+    for r in conn.execute(select(receivable_entry.c.item_id, receivable_entry.c.kind, receivable_entry.c.amount,
+                                 receivable_entry.c.currency)
+                          .where(receivable_entry.c.item_id.in_(list(item_ids)))
+                          .order_by(receivable_entry.c.id)).all():
+        out[r.item_id].append(Entry(r.item_id, r.kind, r.amount, r.currency))
+    return out
+
+
+def item_states(conn: Connection, tenant_id: str, *, customer_id: str | None = None, account_id: str | None = None,
+                currency: str | None = None, item_ids: Sequence[str] | None = None) -> list[ItemState]:
+    """Items with what is open on each, by due date then id."""
+    stmt = select(receivable_item).where(receivable_item.c.tenant_id == tenant_id)
+    if customer_id:
+        stmt = stmt.where(receivable_item.c.customer_id == customer_id)
+    if account_id:
+        stmt = stmt.where(receivable_item.c.account_id == account_id)
+    if currency:
+        stmt = stmt.where(receivable_item.c.currency == currency)
+    if item_ids is not None:
+        stmt = stmt.where(receivable_item.c.id.in_(list(item_ids)))
+    rows = conn.execute(stmt.order_by(receivable_item.c.due_date, receivable_item.c.id)).all()
+    entries = entries_of(conn, [r.id for r in rows])
+    return [ItemState(r.id, r.customer_id, r.account_id, r.kind, r.invoice_id, r.number, r.currency, r.amount,
+                      open_amount(entries[r.id], r.currency), r.issue_date, r.due_date) for r in rows]
+
+
+def _new_event(conn: Connection, tenant_id: str, key: str, kind: str, account_id: str, currency: str,
+               amount: Decimal, booked_on: date, reference: str, detail: dict[str, Any], created_by: str) -> str:
+    eid = new_id("rcv")
+    conn.execute(insert(receivable_event).values(
+        id=eid, tenant_id=tenant_id, key=key, kind=kind, account_id=account_id, currency=currency, amount=amount,
+        booked_on=booked_on, reference=reference, detail=detail, created_by=created_by, created_at=utcnow()))
+    return eid
+
+
+def _append(conn: Connection, tenant_id: str, event_id: str, booked_on: date, entries: Iterable[Entry]) -> None:
+    rows = [dict(tenant_id=tenant_id, item_id=e.item_id, event_id=event_id, kind=e.kind, amount=e.amount,
+                 currency=e.currency, booked_on=booked_on, created_at=utcnow()) for e in entries]
+    if rows:
+        conn.execute(insert(receivable_entry), rows)
+
+
+def _credit_item(conn: Connection, tenant_id: str, customer_id: str, account_id: str, currency: str,
+                 reference: str, on: date) -> str:
+    iid = new_id("itm")
+    conn.execute(insert(receivable_item).values(
+        id=iid, tenant_id=tenant_id, customer_id=customer_id, account_id=account_id, kind="credit_balance",
+        invoice_id=None, number=reference[:40], currency=currency, amount=ZERO, issue_date=on, due_date=on,
+        created_at=utcnow()))
+    return iid
+
+
+def _booked(eid: str, kind: str, alloc: Allocation, credit_item: str | None) -> BookedEvent:
+    return BookedEvent(eid, kind, alloc.amount, alloc.currency,
+                       tuple((e.item_id, e.kind, e.amount) for e in alloc.entries), credit_item, alloc.left, False)
+
+
+def open_invoice_item(conn: Connection, tenant_id: str, inv: Any, created_by: str = "system") -> BookedEvent:
+    """The open item of a finalized invoice (``inv``: its row), once. A credit note instead takes
+    off the items of the invoices it corrects (what is left becomes a credit balance). Either way
+    the account's credit balances are then used against what is open."""
+    key = f"invoice:{inv.id}"
+    done = event(conn, tenant_id, key)
+    if done is not None:
+        return done
+    gross = Decimal(inv.gross_total)
+    on = inv.issue_date
+    if inv.kind == "credit_note":
+        corrected = [str(c) for c in (inv.corrects or [])]
+        rows = conn.execute(select(receivable_item.c.id).where(
+            receivable_item.c.tenant_id == tenant_id, receivable_item.c.currency == inv.currency,
+            receivable_item.c.account_id == inv.account_id,
+            receivable_item.c.number.in_(corrected) | receivable_item.c.invoice_id.in_(corrected))).all()
+        targets = [r.id for r in rows]
+        states = item_states(conn, tenant_id, item_ids=targets) if targets else []
+        alloc = allocate(abs(gross), inv.currency, [s.view() for s in states], kind="credit_note")
+        eid = _new_event(conn, tenant_id, key, "credit_note", inv.account_id, inv.currency, abs(gross), on,
+                         inv.number or inv.id, {"invoice_id": inv.id, "corrects": corrected}, created_by)
+        _append(conn, tenant_id, eid, on, alloc.entries)
+        credit = None
+        if alloc.left > 0:
+            credit = _credit_item(conn, tenant_id, inv.customer_id, inv.account_id, inv.currency,
+                                  inv.number or inv.id, on)
+            _append(conn, tenant_id, eid, on, [Entry(credit, "overpayment", alloc.left, inv.currency)])
+        booked = _booked(eid, "credit_note", alloc, credit)
+    else:
+        iid = new_id("itm")
+        conn.execute(insert(receivable_item).values(
+            id=iid, tenant_id=tenant_id, customer_id=inv.customer_id, account_id=inv.account_id, kind="invoice",
+            invoice_id=inv.id, number=inv.number or "", currency=inv.currency, amount=gross, issue_date=on,
+            due_date=inv.due_date, created_at=utcnow()))
+        eid = _new_event(conn, tenant_id, key, "invoice", inv.account_id, inv.currency, gross, on,
+                         inv.number or "", {"invoice_id": inv.id}, created_by)
+        _append(conn, tenant_id, eid, on, [Entry(iid, "invoice", gross, inv.currency)])
+        booked = BookedEvent(eid, "invoice", gross, inv.currency, ((iid, "invoice", gross),), None, ZERO, False)
+    apply_credit_balances(conn, tenant_id, inv.account_id, inv.currency, on, created_by)
+    return booked
+
+
+def apply_credit_balances(conn: Connection, tenant_id: str, account_id: str, currency: str, on: date,
+                          created_by: str = "system") -> list[BookedEvent]:
+    """Use the account's credit balances (oldest first) against its open items (oldest due first)."""
+    states = item_states(conn, tenant_id, account_id=account_id, currency=currency)
+    credits = [s for s in states if s.open < 0]
+    booked: list[BookedEvent] = []
+    for c in credits:
+        debts = [s.view() for s in item_states(conn, tenant_id, account_id=account_id, currency=currency)
+                 if s.open > 0]
+        if not debts:
+            break
+        alloc = allocate(-c.open, currency, debts, kind="credit_applied")
+        if not alloc.entries:
+            continue
+        used = alloc.allocated
+        key = f"credit:{c.id}:{'+'.join(e.item_id for e in alloc.entries)}:{used}"
+        eid = _new_event(conn, tenant_id, key, "credit_applied", account_id, currency, used, on, c.number,
+                         {"credit_item_id": c.id}, created_by)
+        _append(conn, tenant_id, eid, on, [*alloc.entries, Entry(c.id, "credit_used", used, currency)])
+        booked.append(_booked(eid, "credit_applied", Allocation(used, currency, alloc.entries, ZERO), None))
+    return booked
+
+
+def book_payment(conn: Connection, tenant_id: str, *, key: str, customer_id: str, account_id: str, amount: Decimal,
+                 currency: str, booked_on: date, reference: str, targets: Sequence[str] = (),
+                 detail: dict[str, Any] | None = None, created_by: str = "system") -> BookedEvent:
+    """A payment received for the account: spread over ``targets`` (item ids) first, then its open
+    items by due date; an overpayment opens a credit balance. Booked once per ``key``."""
+    done = event(conn, tenant_id, key)
+    if done is not None:
+        return done
+    states = item_states(conn, tenant_id, account_id=account_id, currency=currency)
+    alloc = allocate(amount, currency, [s.view() for s in states], kind="payment", targets=targets)
+    eid = _new_event(conn, tenant_id, key, "payment", account_id, currency, amount, booked_on, reference,
+                     detail or {}, created_by)
+    _append(conn, tenant_id, eid, booked_on, alloc.entries)
+    credit = None
+    if alloc.left > 0:
+        credit = _credit_item(conn, tenant_id, customer_id, account_id, currency, reference or key, booked_on)
+        _append(conn, tenant_id, eid, booked_on, [Entry(credit, "overpayment", alloc.left, currency)])
+    return _booked(eid, "payment", alloc, credit)
+
+
+def aged_receivables(conn: Connection, tenant_id: str, as_of: date) -> dict[str, dict[str, Decimal]]:
+    """Aged receivables per currency (buckets of ``runtime.receivables.aging``)."""
+    by_currency: dict[str, list[ItemView]] = {}
+    for s in item_states(conn, tenant_id):
+        by_currency.setdefault(s.currency, []).append(s.view())
+    return {cur: aging(views, as_of) for cur, views in sorted(by_currency.items())}
