@@ -155,7 +155,7 @@ def aging(items: Iterable[ItemView], as_of: date) -> dict[str, Decimal]:
     ``not_due`` (due today or later), ``0_30`` (1 to 30 days overdue), ``31_60``, ``61_90``,
     ``over_90``. Credit balances (negative open amounts) are not receivables and are left out.
     One currency per call."""
-    out = {b: ZERO for b in AGING_BUCKETS}
+    out = dict.fromkeys(AGING_BUCKETS, ZERO)
     currency = None
     for it in items:
         if currency is None:

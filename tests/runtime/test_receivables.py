@@ -74,7 +74,7 @@ def test_open_amounts_follow_the_events_and_every_event_balances(h: tuple[list[D
     ids = [f"inv{i}" for i in range(len(invoices))]
     due = {iid: date(2026, 1, 1) + timedelta(days=i) for i, iid in enumerate(ids)}
     ledger: list[Entry] = [Entry(iid, "invoice", amt, "EUR") for iid, amt in zip(ids, invoices)]
-    expect = {iid: amt for iid, amt in zip(ids, invoices)}
+    expect = dict(zip(ids, invoices))
     credit = D(0)  # what the customer has to its good
     payments: list[list[Entry]] = []
 
