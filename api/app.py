@@ -28,6 +28,7 @@ from api.areas import (
     invoices,
     ocpp,
     partners,
+    receivables,
     pricing,
     rulesets,
     sessions,
@@ -105,7 +106,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app = Litestar(
         route_handlers=[health, tenancy.router, tokens.router, customers.router, sites.router, partners.router,
                         rulesets.router, pricing.router, sessions.router, audit.router, ocpp.router, documents.router,
-                        billing.router, invoices.router],
+                        billing.router, invoices.router, receivables.router],
         middleware=[auth],
         exception_handlers=exception_handlers,
         openapi_config=openapi,

@@ -393,6 +393,7 @@ def finalize_invoice(conn: Connection, tenant_id: str, invoice_id: str, decided_
                          .where(invoice_line.c.invoice_id == invoice_id, invoice_line.c.session_id != "",
                                 invoice_line.c.rating_id != "")).all()
     _record_billed(conn, tenant_id, invoice_id, pairs)
+    _open_item(conn, tenant_id, invoice_id)
     return FinalizeResult(invoice_id, number, row.kind, row.gross_total, False)
 
 
@@ -422,7 +423,17 @@ def finalize_new_draft(conn: Connection, tenant_id: str, invoice_id: str, kind: 
     conn.execute(_Q_FINALIZE_NEW, {"i": invoice_id, "series": series, "number": number, "seq": seq,
                                    "at": utcnow()})
     _record_billed(conn, tenant_id, invoice_id, billed)
+    _open_item(conn, tenant_id, invoice_id)
     return FinalizeResult(invoice_id, number, kind, gross_total, False)
+
+
+def _open_item(conn: Connection, tenant_id: str, invoice_id: str) -> None:
+    """A finalized invoice is a receivable from the same transaction on (a credit note takes off
+    what it corrects): ``store.receivables``."""
+    from store.receivables import open_invoice_item
+
+    row = conn.execute(select(invoice).where(invoice.c.id == invoice_id)).one()
+    open_invoice_item(conn, tenant_id, row)
 
 
 def _record_billed(conn: Connection, tenant_id: str, invoice_id: str, pairs: Iterable[tuple[str, str]]) -> None:

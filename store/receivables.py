@@ -51,6 +51,7 @@ __all__ = [
     "receivable_entry",
     "receivable_event",
     "receivable_item",
+    "statement_lines",
 ]
 
 _ID = BigInteger().with_variant(Integer(), "sqlite")
@@ -309,3 +310,37 @@ def aged_receivables(conn: Connection, tenant_id: str, as_of: date) -> dict[str,
     for s in item_states(conn, tenant_id):
         by_currency.setdefault(s.currency, []).append(s.view())
     return {cur: aging(views, as_of) for cur, views in sorted(by_currency.items())}
+
+
+def statement_lines(conn: Connection, tenant_id: str, customer_id: str, currency: str, start: date | None,
+                    end: date | None) -> tuple[Decimal, list[dict[str, Any]], Decimal]:
+    """A customer's account statement in one currency: the balance before ``start``, each entry of
+    [start, end) in booking order with the balance after it, and the closing balance."""
+    items = {r.id: r for r in conn.execute(select(receivable_item).where(
+        receivable_item.c.tenant_id == tenant_id, receivable_item.c.customer_id == customer_id,
+        receivable_item.c.currency == currency)).all()}
+    if not items:
+        return ZERO, [], ZERO
+    rows = conn.execute(select(receivable_entry, receivable_event.c.reference, receivable_event.c.kind.label("event_kind"))
+                        .join(receivable_event, receivable_event.c.id == receivable_entry.c.event_id)
+                        .where(receivable_entry.c.item_id.in_(list(items)))
+                        .order_by(receivable_entry.c.booked_on, receivable_entry.c.id)).all()
+    opening, lines = ZERO, []
+    balance = ZERO
+    for r in rows:
+        if r.event_kind == "credit_applied":
+            continue  # a credit balance used against an invoice: its two entries cancel out here
+        effect = Entry(r.item_id, r.kind, r.amount, r.currency).effect
+        if start is not None and r.booked_on < start:
+            opening += effect
+            balance = opening
+            continue
+        if end is not None and r.booked_on >= end:
+            break
+        balance += effect
+        item = items[r.item_id]
+        lines.append({"booked_on": r.booked_on, "kind": r.kind, "event": r.event_kind, "item_id": r.item_id,
+                      "item_kind": item.kind, "number": item.number, "reference": r.reference,
+                      "debit": effect if effect > 0 else ZERO, "credit": -effect if effect < 0 else ZERO,
+                      "balance": balance})
+    return opening, lines, balance

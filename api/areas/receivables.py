@@ -1,0 +1,198 @@
+"""Receivables: open items per customer or account (open, overdue, settled, credit balances),
+aged receivables, a customer's account statement, and payments booked by hand (a transfer an
+operator sees on the account before the bank statement arrives, cash at the counter).
+
+What is open is always derived from the appended entries (``store.receivables``); a payment is
+booked once per idempotency key, and each booking is in the audit chain.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from litestar import Request, Response, Router
+from litestar.params import Parameter
+from pydantic import Field
+
+from api.auth import ROLE_SETS
+from api.crud import ReadModel, WriteModel, open_scope, route
+from api.schemas import Currency, DecimalOut
+from store import receivables as R
+from store.errors import InvalidInput, NotFound
+from store.models import BillingAccount, Customer
+
+__all__ = ["router"]
+
+ROLE_SETS.setdefault("receivables_read", ("admin", "operator", "approver", "auditor"))
+ROLE_SETS.setdefault("receivables_write", ("admin", "operator", "approver"))
+
+
+class ItemRead(ReadModel):
+    id: str
+    customer_id: str
+    account_id: str
+    kind: Literal["invoice", "credit_balance"]
+    invoice_id: str | None
+    number: str
+    currency: str
+    amount: DecimalOut
+    open: DecimalOut
+    issue_date: date
+    due_date: date
+    status: Literal["open", "overdue", "settled", "credit"]
+
+
+class ItemList(ReadModel):
+    items: list[ItemRead]
+    totals: dict[str, DecimalOut] = Field(description="what is open per currency (credit balances count negative)")
+
+
+class AgingRead(ReadModel):
+    as_of: date
+    currencies: dict[str, dict[str, DecimalOut]] = Field(
+        description="per currency: not_due, 0_30, 31_60, 61_90 and over_90 days past due")
+
+
+class StatementLine(ReadModel):
+    booked_on: date
+    kind: str
+    event: str
+    item_id: str
+    item_kind: str
+    number: str
+    reference: str
+    debit: DecimalOut
+    credit: DecimalOut
+    balance: DecimalOut
+
+
+class AccountStatement(ReadModel):
+    customer_id: str
+    currency: str
+    start: date | None
+    end: date | None
+    opening_balance: DecimalOut
+    lines: list[StatementLine]
+    closing_balance: DecimalOut
+
+
+Amount = Annotated[str, Field(pattern=r"^[0-9]{1,12}(\.[0-9]{1,6})?$", examples=["12.83"])]
+
+
+class PaymentCreate(WriteModel):
+    account_id: str = Field(min_length=1, max_length=64)
+    amount: Amount = Field(description="received, a positive decimal in the account's currency")
+    currency: Currency
+    booked_on: date
+    reference: str = Field("", max_length=300, description="the payer's text or the bank reference")
+    invoice_numbers: list[Annotated[str, Field(max_length=40)]] = Field(
+        default_factory=list, max_length=100, description="invoices it pays first (else oldest due first)")
+    idempotency_key: str = Field(min_length=1, max_length=150,
+                                 description="booking the same key again answers the first booking, 200")
+
+
+class PaymentBooked(ReadModel):
+    event_id: str
+    amount: DecimalOut
+    currency: str
+    allocations: list[dict[str, str]]
+    credit_item_id: str | None
+    credit_balance: DecimalOut = Field(description="what was left over and became a credit balance")
+    duplicate: bool
+
+
+Status = Literal["open", "overdue", "settled", "credit", "unsettled", "all"]
+
+
+@route("GET", "/receivables/items", operation_id="list_receivable_items", roles="receivables_read",
+       summary="Open items with what is open on each, by due date; filter by customer, account, currency, "
+               "status (open, overdue, settled, credit, unsettled = not settled, all) and due date")
+def list_receivable_items(request: Request[Any, Any, Any], customer_id: str | None = None,
+                          account_id: str | None = None, currency: str | None = None, status: Status = "unsettled",
+                          due_before: date | None = None,
+                          as_of: Annotated[date | None, Parameter(description="overdue relative to this day "
+                                                                              "(default today, UTC)")] = None,
+                          limit: Annotated[int, Parameter(ge=1, le=1000)] = 200) -> ItemList:
+    day = as_of or date.today()
+    with open_scope(request) as scope:
+        states = R.item_states(scope.db.connection(), scope.tenant_id, customer_id=customer_id,
+                               account_id=account_id, currency=currency)
+    rows = []
+    totals: dict[str, Decimal] = {}
+    for s in states:
+        d = s.to_dict(day)
+        if status == "unsettled" and d["status"] == "settled":
+            continue
+        if status not in ("all", "unsettled") and d["status"] != status:
+            continue
+        if due_before is not None and s.due_date >= due_before:
+            continue
+        totals[s.currency] = totals.get(s.currency, Decimal(0)) + s.open
+        rows.append(ItemRead.model_validate(d))
+    return ItemList(items=rows[:limit], totals=totals)
+
+
+@route("GET", "/receivables/aging", operation_id="get_aged_receivables", roles="receivables_read",
+       summary="Aged receivables per currency: what is open by days past due")
+def get_aged_receivables(request: Request[Any, Any, Any], as_of: date | None = None) -> AgingRead:
+    day = as_of or date.today()
+    with open_scope(request) as scope:
+        return AgingRead(as_of=day, currencies=R.aged_receivables(scope.db.connection(), scope.tenant_id, day))
+
+
+@route("GET", "/customers/{customer_id:str}/account-statement", operation_id="get_account_statement",
+       roles="receivables_read",
+       summary="A customer's account statement in one currency: opening balance, each booking with the "
+               "balance after it, closing balance ([start, end) by booking day)")
+def get_account_statement(request: Request[Any, Any, Any], customer_id: str, currency: str = "EUR",
+                          start: date | None = None, end: date | None = None) -> AccountStatement:
+    if start is not None and end is not None and end <= start:
+        raise InvalidInput("end_before_start", "end must be after start (the period is [start, end))")
+    with open_scope(request) as scope:
+        scope.repo(Customer, "customer", "cus").get(customer_id)
+        opening, lines, closing = R.statement_lines(scope.db.connection(), scope.tenant_id, customer_id, currency,
+                                                    start, end)
+    return AccountStatement(customer_id=customer_id, currency=currency, start=start, end=end,
+                            opening_balance=opening, lines=[StatementLine.model_validate(ln) for ln in lines],
+                            closing_balance=closing)
+
+
+@route("POST", "/receivables/payments", operation_id="book_payment", roles="receivables_write", status_code=201,
+       summary="Book a payment received for a billing account: it settles the named invoices first, then "
+               "the oldest due; an overpayment becomes a credit balance. Once per idempotency_key")
+def book_payment(request: Request[Any, Any, Any], data: PaymentCreate) -> Response[PaymentBooked]:
+    amount = Decimal(data.amount)
+    if amount <= 0:
+        raise InvalidInput("invalid_amount", "amount must be positive", errors=[{"key": "amount",
+                                                                              "message": "must be positive"}])
+    with open_scope(request) as scope:
+        acct = scope.repo(BillingAccount, "billing_account", "acc").get(data.account_id)
+        if data.currency != acct.currency:
+            raise InvalidInput("currency_mismatch", f"the billing account is billed in {acct.currency}, "
+                                                    f"not {data.currency}")
+        conn = scope.db.connection()
+        key = f"manual:{data.idempotency_key}"
+        done = R.event(conn, scope.tenant_id, key)
+        if done is None:
+            by_number = {s.number: s.id for s in R.item_states(conn, scope.tenant_id, account_id=acct.id,
+                                                               currency=acct.currency) if s.kind == "invoice"}
+            missing = [n for n in data.invoice_numbers if n not in by_number]
+            if missing:
+                raise NotFound("invoice_not_found", f"the account has no open item for {', '.join(missing)}")
+            done = R.book_payment(conn, scope.tenant_id, key=key, customer_id=acct.customer_id,
+                                  account_id=acct.id, amount=amount, currency=acct.currency,
+                                  booked_on=data.booked_on, reference=data.reference,
+                                  targets=[by_number[n] for n in data.invoice_numbers],
+                                  detail={"source": "manual"}, created_by=scope.actor.user_id)
+            scope.audit("receivable.payment", "receivable_event", done.event_id, None, data.model_dump())
+            scope.commit()
+    out = PaymentBooked(event_id=done.event_id, amount=done.amount, currency=done.currency,
+                        allocations=[{"item_id": i, "kind": k, "amount": format(a, "f")} for i, k, a in done.entries],
+                        credit_item_id=done.credit_item_id, credit_balance=done.left, duplicate=done.duplicate)
+    return Response(out, status_code=200 if done.duplicate else 201)
+
+
+router = Router(path="/", route_handlers=[list_receivable_items, get_aged_receivables, get_account_statement,
+                                          book_payment], tags=["receivables"])
