@@ -1,0 +1,1 @@
+"""Bank files: camt statements read, pain files built (see camt.py)."""
