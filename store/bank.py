@@ -1,0 +1,332 @@
+"""Bank statements in the database: the tenant's bank accounts, imported statements and their
+entries (one row per transaction: a batch booking is split), and the payers learned from manual
+matches. Importing books each matched credit as a payment in ``store.receivables`` under the
+entry's identity, so a statement imported twice, or re-delivered under a new message id, or an
+entry that a camt.054 reported before the camt.053, is booked once.
+
+An entry's identity is its account's IBAN with the bank's own reference (AcctSvcrRef, else
+NtryRef) and the transaction's EndToEndId or position; an entry without any reference is known by
+its booking date, amount, direction and text. A statement's identity is its account with its
+statement id and sequence number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Connection,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    UniqueConstraint,
+    insert,
+    select,
+    update,
+)
+
+from runtime.bank.camt import BankEntry, BankStatement, BankTransaction
+from runtime.bank.matching import Match, MatchIndex, OpenItemRef, match_transaction, normalise_name
+from store import receivables as R
+from store.models import BillingAccount, metadata
+from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
+
+__all__ = [
+    "ImportResult",
+    "bank_account",
+    "bank_entry",
+    "bank_statement",
+    "import_statement",
+    "list_entries",
+    "match_entry_by_hand",
+    "payer_link",
+]
+
+bank_account = Table(
+    "bank_account", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(40), ForeignKey("tenant.id"), nullable=False),
+    Column("iban", String(34), nullable=False),  # or the bank's other account id
+    Column("currency", String(3), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("confirmed", Boolean(), nullable=False),  # registered by an operator, or only seen in a statement
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("tenant_id", "iban", name="uq_bank_account_iban"),
+)
+
+bank_statement = Table(
+    "bank_statement", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(40), ForeignKey("tenant.id"), nullable=False),
+    Column("bank_account_id", String(40), ForeignKey("bank_account.id"), nullable=False),
+    Column("identity", String(64), nullable=False),
+    Column("format", String(20), nullable=False),
+    Column("message_id", String(100), nullable=False),
+    Column("statement_id", String(100), nullable=False),
+    Column("sequence", String(40), nullable=False),
+    Column("file_sha256", String(64), nullable=False),
+    Column("opening", ExactDecimal(), nullable=True),
+    Column("closing", ExactDecimal(), nullable=True),
+    Column("entries", Integer(), nullable=False),
+    Column("counts", JSON(), nullable=False),
+    Column("warnings", JSON(), nullable=False),
+    Column("review", String(200), nullable=False),  # why finance must look at it ("" when nothing)
+    Column("created_by", String(40), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("tenant_id", "identity", name="uq_bank_statement_identity"),
+)
+
+bank_entry = Table(
+    "bank_entry", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(40), ForeignKey("tenant.id"), nullable=False),
+    Column("statement_id", String(40), ForeignKey("bank_statement.id"), nullable=False),
+    Column("key", String(64), nullable=False),
+    Column("seq", Integer(), nullable=False),
+    Column("credit", Boolean(), nullable=False),
+    Column("amount", ExactDecimal(), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("booking_date", Date(), nullable=True),
+    Column("value_date", Date(), nullable=True),
+    Column("bank_ref", String(100), nullable=False),
+    Column("end_to_end_id", String(100), nullable=False),
+    Column("bank_tx_code", String(40), nullable=False),
+    Column("debtor_name", String(200), nullable=False),
+    Column("debtor_iban", String(34), nullable=False),
+    Column("remittance", String(1000), nullable=False),
+    Column("return_reason", String(10), nullable=False),
+    Column("status", String(20), nullable=False),  # matched | partially_matched | unmatched | return | other | not_ours
+    Column("rule", String(20), nullable=False),
+    Column("reason", String(300), nullable=False),
+    Column("account_id", String(40), nullable=True),
+    Column("event_id", String(40), nullable=True),  # the receivable event it booked
+    Column("decided_by", String(40), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("tenant_id", "key", name="uq_bank_entry_key"),
+    Index("ix_bank_entry_status", "tenant_id", "status"),
+    Index("ix_bank_entry_statement", "statement_id"),
+)
+
+payer_link = Table(
+    "bank_payer_link", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(40), ForeignKey("tenant.id"), nullable=False),
+    Column("kind", String(10), nullable=False),  # iban | name
+    Column("value", String(200), nullable=False),
+    Column("account_id", String(40), nullable=False),
+    Column("learned_from", String(40), nullable=False),  # the bank entry matched by hand
+    Column("created_by", String(40), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("tenant_id", "kind", "value", name="uq_bank_payer_link"),
+)
+
+_account = BillingAccount.__table__  # type: ignore[attr-defined]
+
+
+@dataclass
+class ImportResult:
+    statement_id: str
+    format: str
+    entries: int = 0
+    matched: int = 0
+    partially_matched: int = 0
+    unmatched: int = 0
+    returns: int = 0
+    duplicates: int = 0
+    rules: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, Any]:
+        return {"entries": self.entries, "matched": self.matched, "partially_matched": self.partially_matched,
+                "unmatched": self.unmatched, "returns": self.returns, "duplicates": self.duplicates,
+                "rules": dict(self.rules)}
+
+
+def _sha(*parts: object) -> str:
+    return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
+
+
+def _account_key(st: BankStatement) -> str:
+    return (st.account_iban or st.account_other_id).replace(" ", "").upper()
+
+
+def entry_key(st: BankStatement, e: BankEntry, tx: BankTransaction, pos: int) -> str:
+    """The identity of one transaction of one entry (see the module docstring)."""
+    bank_ref = e.account_servicer_ref or e.entry_ref or tx.account_servicer_ref
+    if bank_ref:
+        return _sha(_account_key(st), bank_ref, tx.end_to_end_id or pos, e.credit)
+    return _sha(_account_key(st), e.booking_date, e.amount, e.credit, tx.end_to_end_id, tx.amount,
+                "|".join(tx.remittance), tx.debtor_iban, pos)
+
+
+def _index(conn: Connection, tenant_id: str, currency: str) -> MatchIndex:
+    states = [s for s in R.item_states(conn, tenant_id, currency=currency) if s.open > 0 and s.kind == "invoice"]
+    items = [OpenItemRef(s.id, s.account_id, s.customer_id, s.number, s.open, s.currency) for s in states]
+    ibans: dict[str, str] = {}
+    names: dict[str, str] = {}
+    for r in conn.execute(select(payer_link).where(payer_link.c.tenant_id == tenant_id)).all():
+        (ibans if r.kind == "iban" else names)[r.value] = r.account_id
+    return MatchIndex(items, payer_iban=ibans, payer_name=names)
+
+
+def _book_credit(conn: Connection, tenant_id: str, key: str, m: Match, amount: Decimal, currency: str,
+                 on: date, reference: str, created_by: str) -> tuple[str, str]:
+    """Book a matched credit as a payment; returns (status, event id)."""
+    acct = conn.execute(select(_account.c.id, _account.c.customer_id, _account.c.currency)
+                        .where(_account.c.tenant_id == tenant_id, _account.c.id == m.account_id)).first()
+    if acct is None or acct.currency != currency:
+        return "unmatched", ""
+    open_before = {s.id: s.open for s in R.item_states(conn, tenant_id, account_id=acct.id, currency=currency)}
+    booked = R.book_payment(conn, tenant_id, key=f"bank:{key}", customer_id=acct.customer_id, account_id=acct.id,
+                            amount=amount, currency=currency, booked_on=on, reference=reference[:300],
+                            targets=[i for i in m.item_ids if i in open_before], detail={"rule": m.rule},
+                            created_by=created_by)
+    # matched: nothing left over and every item it touched is settled; else a partial or an over payment
+    exact = booked.left == 0 and all(amt == open_before.get(item) for item, _kind, amt in booked.entries)
+    return ("matched" if exact else "partially_matched"), booked.event_id
+
+
+def import_statement(conn: Connection, tenant_id: str, st: BankStatement, file_sha256: str,
+                     created_by: str = "system") -> ImportResult:
+    """Import one statement (in the caller's transaction): register its account if unknown, store
+    each transaction once, book matched credits. A statement already imported answers with every
+    entry counted as a duplicate and changes nothing."""
+    identity = _sha(_account_key(st), st.statement_id, st.sequence, st.message_type)
+    res = ImportResult("", st.format)
+    seen = conn.execute(select(bank_statement.c.id, bank_statement.c.entries).where(
+        bank_statement.c.tenant_id == tenant_id, bank_statement.c.identity == identity)).first()
+    if seen is not None:
+        res.statement_id, res.entries, res.duplicates = seen.id, seen.entries, seen.entries
+        return res
+    acct_key = _account_key(st)
+    acct = conn.execute(select(bank_account).where(bank_account.c.tenant_id == tenant_id,
+                                                   bank_account.c.iban == acct_key)).first()
+    if acct is None:
+        acct_id = new_id("bka")
+        conn.execute(insert(bank_account).values(id=acct_id, tenant_id=tenant_id, iban=acct_key,
+                                                 currency=st.currency or "EUR", name="", confirmed=False,
+                                                 created_at=utcnow()))
+        res.warnings.append(f"bank account {acct_key} is not registered: imported, and listed for an operator to "
+                            "confirm (GET /bank-accounts)")
+    else:
+        acct_id = acct.id
+        if not acct.confirmed:
+            res.warnings.append(f"bank account {acct_key} is still waiting for an operator to confirm it")
+    diff = st.balance_difference()
+    review = ""
+    if diff is not None and diff != 0:
+        review = f"balances do not add up: opening {st.opening} + entries != closing {st.closing} (off by {diff})"
+        res.warnings.append(review)
+    sid = new_id("bst")
+    res.statement_id = sid
+    conn.execute(insert(bank_statement).values(
+        id=sid, tenant_id=tenant_id, bank_account_id=acct_id, identity=identity, format=st.format,
+        message_id=st.message_id[:100], statement_id=st.statement_id[:100], sequence=st.sequence[:40],
+        file_sha256=file_sha256, opening=st.opening, closing=st.closing, entries=0, counts={}, warnings=[],
+        review=review, created_by=created_by, created_at=utcnow()))
+    indexes: dict[str, MatchIndex] = {}
+    seq = 0
+    for e in st.entries:
+        if e.status not in ("BOOK", ""):
+            continue  # pending or information only: the booked statement brings them
+        for pos, tx in enumerate(e.transactions):
+            seq += 1
+            res.entries += 1
+            key = entry_key(st, e, tx, pos)
+            if conn.execute(select(bank_entry.c.id).where(bank_entry.c.tenant_id == tenant_id,
+                                                          bank_entry.c.key == key)).first() is not None:
+                res.duplicates += 1
+                continue
+            amount = tx.amount if tx.amount is not None and len(e.transactions) > 1 else e.amount
+            currency = tx.currency if len(e.transactions) > 1 else e.currency
+            status, rule, reason, account_id, event_id = "other", "", "", None, None
+            if e.is_return:
+                res.returns += 1
+                status, reason = "return", (f"returned: {tx.return_reason} {tx.return_reason_text}".strip()
+                                            if tx.return_reason else "returned")
+            elif e.credit:
+                if currency not in indexes:
+                    indexes[currency] = _index(conn, tenant_id, currency)
+                m = match_transaction(e, tx, amount, indexes[currency])
+                rule, reason = m.rule, m.reason
+                if m.account_id is not None:
+                    status, event_id = _book_credit(conn, tenant_id, key, m, amount, currency,
+                                                    e.booking_date or e.value_date or date.today(),
+                                                    " ".join(tx.remittance) or e.additional_info, created_by)
+                    account_id = m.account_id if status != "unmatched" else None
+                    if event_id:
+                        indexes.pop(currency, None)  # open amounts changed: build again when next needed
+                else:
+                    status = "unmatched"
+                if status == "matched":
+                    res.matched += 1
+                elif status == "partially_matched":
+                    res.partially_matched += 1
+                else:
+                    res.unmatched += 1
+                res.rules[rule] = res.rules.get(rule, 0) + (status != "unmatched")
+            conn.execute(insert(bank_entry).values(
+                id=new_id("bke"), tenant_id=tenant_id, statement_id=sid, key=key, seq=seq, credit=e.credit,
+                amount=amount, currency=currency, booking_date=e.booking_date, value_date=e.value_date,
+                bank_ref=(e.account_servicer_ref or e.entry_ref)[:100], end_to_end_id=tx.end_to_end_id[:100],
+                bank_tx_code=e.bank_tx_code[:40], debtor_name=tx.debtor_name[:200],
+                debtor_iban=tx.debtor_iban.replace(" ", "")[:34],
+                remittance=" ".join([*tx.creditor_refs, *tx.remittance])[:1000],
+                return_reason=tx.return_reason[:10], status=status, rule=rule if status != "unmatched" else "",
+                reason=reason[:300], account_id=account_id, event_id=event_id or None, decided_by="",
+                created_at=utcnow()))
+    res.rules = {k: v for k, v in res.rules.items() if v}
+    conn.execute(update(bank_statement).where(bank_statement.c.id == sid).values(
+        entries=res.entries, counts=res.counts(), warnings=res.warnings))
+    return res
+
+
+def list_entries(conn: Connection, tenant_id: str, *, status: str | None = None, statement_id: str | None = None,
+                 after_id: str | None = None, limit: int = 100) -> list[Any]:
+    stmt = select(bank_entry).where(bank_entry.c.tenant_id == tenant_id)
+    if status:
+        stmt = stmt.where(bank_entry.c.status == status)
+    if statement_id:
+        stmt = stmt.where(bank_entry.c.statement_id == statement_id)
+    if after_id:
+        stmt = stmt.where(bank_entry.c.id > after_id)
+    return list(conn.execute(stmt.order_by(bank_entry.c.id).limit(limit)).all())
+
+
+def match_entry_by_hand(conn: Connection, tenant_id: str, entry_id: str, account_id: str,
+                        item_ids: Sequence[str], user_id: str, learn: bool = True) -> tuple[Any, Any]:
+    """Book an unmatched credit entry to the account (paying ``item_ids`` first) and, with
+    ``learn``, remember its payer's IBAN (else name) for that account, so the payer's next
+    transfer matches by itself. Returns (the entry before, its booking)."""
+    row = conn.execute(select(bank_entry).where(bank_entry.c.tenant_id == tenant_id,
+                                                bank_entry.c.id == entry_id)).first()
+    if row is None:
+        raise LookupError(entry_id)
+    m = Match("manual", account_id, tuple(item_ids), "matched by hand")
+    status, event_id = _book_credit(conn, tenant_id, row.key, m, row.amount, row.currency,
+                                    row.booking_date or row.value_date or date.today(), row.remittance, user_id)
+    if not event_id:
+        raise ValueError("the account is billed in another currency than the entry")
+    conn.execute(update(bank_entry).where(bank_entry.c.id == entry_id).values(
+        status=status, rule="manual", reason="matched by hand", account_id=account_id, event_id=event_id,
+        decided_by=user_id))
+    if learn:
+        kind, value = ("iban", row.debtor_iban) if row.debtor_iban else ("name", normalise_name(row.debtor_name))
+        if value and conn.execute(select(payer_link.c.id).where(
+                payer_link.c.tenant_id == tenant_id, payer_link.c.kind == kind,
+                payer_link.c.value == value)).first() is None:
+            conn.execute(insert(payer_link).values(id=new_id("pyl"), tenant_id=tenant_id, kind=kind, value=value,
+                                                   account_id=account_id, learned_from=entry_id, created_by=user_id,
+                                                   created_at=utcnow()))
+    return row, R.event(conn, tenant_id, f"bank:{row.key}")
