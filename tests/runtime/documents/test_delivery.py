@@ -4,17 +4,12 @@ delivery is retried and no document is ever sent twice. SQLite and PostgreSQL.""
 
 from __future__ import annotations
 
-import email
-import email.policy
-import socket
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -23,45 +18,16 @@ from runtime.documents.from_invoice import document_from_invoice
 from store import documents as A
 from store.tenants import bootstrap_tenant
 from store.types import utcnow
+from tests.mailbox import Mailbox, attachments, smtp_server
 
 from .conftest import explain
 from .helpers import pdf_totals, xml_totals
 
 
-class Mailbox:
-    """An aiosmtpd handler that keeps what it accepted and can refuse the next N messages."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-        self.envelopes: list[tuple[str, list[str]]] = []
-        self.refuse_next = 0
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        with self.lock:
-            if self.refuse_next > 0:
-                self.refuse_next -= 1
-                return "451 4.3.0 mailbox temporarily unavailable"
-            msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
-            assert isinstance(msg, EmailMessage)
-            self.messages.append(msg)
-            self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
-        return "250 OK"
-
-
 @pytest.fixture
 def smtp() -> Iterator[tuple[Mailbox, A.SmtpSettings]]:
-    box = Mailbox()
-    # aiosmtpd's start() connects to the port it was given, so it needs a real one, not 0
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    with smtp_server() as (box, port):
         yield box, A.SmtpSettings(host="127.0.0.1", port=port, timeout_s=5)
-    finally:
-        controller.stop()
 
 
 def _tenant(engine: Engine) -> str:
@@ -71,13 +37,7 @@ def _tenant(engine: Engine) -> str:
         return tenant.id
 
 
-def _attachments(msg: EmailMessage) -> dict[str, tuple[str, bytes]]:
-    out = {}
-    for part in msg.iter_attachments():
-        payload = part.get_payload(decode=True)
-        assert isinstance(payload, bytes)
-        out[str(part.get_filename())] = (part.get_content_type(), payload)
-    return out
+_attachments = attachments
 
 
 def test_invoice_e_mail_read_back_from_a_real_smtp_server(engine: Engine, smtp: Any, validate: Any) -> None:
