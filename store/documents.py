@@ -405,7 +405,8 @@ Sender = Callable[[Any], None]
 
 def smtp_sender(settings: SmtpSettings) -> Sender:
     def send(message: Any) -> None:
-        with smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout_s) as smtp:
+        smtp = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout_s)
+        try:
             if settings.starttls:
                 # a verifying context: smtplib's default accepts any certificate, which would hand
                 # the invoices and the SMTP password to whoever sits in between
@@ -413,6 +414,13 @@ def smtp_sender(settings: SmtpSettings) -> Sender:
             if settings.username:
                 smtp.login(settings.username, settings.password)
             smtp.send_message(message)
+        finally:
+            # once the server took the message, a failing QUIT must not count as a failed attempt
+            # (the message would be sent again); ``with SMTP(...)`` raises from QUIT
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                smtp.close()
 
     return send
 

@@ -96,6 +96,23 @@ def test_failed_delivery_is_retried_and_sent_once(engine: Engine, smtp: Any) -> 
     assert len(box.messages) == 1 and box.messages[0]["Subject"] == "Your invoice RE-2026-000101"
 
 
+def test_a_message_the_server_took_is_sent_even_when_its_quit_fails(engine: Engine, smtp: Any) -> None:
+    """The server accepted the message, then answered QUIT oddly: the delivery is sent, not
+    failed (a failed one would be sent a second time)."""
+    box, settings = smtp
+
+    async def odd_quit(server: Any, session: Any, envelope: Any) -> str:
+        return "250 OK"  # what smtplib's ``with SMTP()`` raised SMTPResponseException on
+
+    box.handle_QUIT = odd_quit  # type: ignore[attr-defined]
+    tid = _tenant(engine)
+    doc = document_from_invoice(demo_invoice_input("b2c", sessions=1, number="RE-2026-000107"))
+    A.issue_documents(engine, tid, doc, ("pdf",), email="jonas@example.org")
+    done = A.deliver_due(engine, A.message_builder(engine), A.smtp_sender(settings))
+    assert [(d.status, d.attempts, d.last_error) for d in done] == [("sent", 1, "")]
+    assert len(box.messages) == 1
+
+
 def test_unreachable_server_then_retries_exhausted(engine: Engine) -> None:
     tid = _tenant(engine)
     doc = document_from_invoice(demo_invoice_input("b2c", sessions=1, number="RE-2026-000102"))
