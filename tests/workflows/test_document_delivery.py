@@ -192,3 +192,41 @@ async def test_the_sweep_sends_what_else_was_queued_and_leaves_a_dead_send_to_a_
         by_id = {d.id: d for d in A.deliveries_of(conn, "mail5", res.number)}
     assert {by_id[resend.id].status, by_id[dead.id].status} == {"sent", "unknown"}
     assert sorted(rcpt for _, [rcpt] in box.envelopes) == ["buchhaltung@flotten.example", "rechnung@flotten.example"]
+
+
+async def test_the_sweep_schedule_sends_what_is_due_and_follows_the_smtp_setting(
+        dev: WorkflowEnvironment, engine: Engine, task_queue: str, smtp: Any) -> None:
+    """What ``evbill serve`` keeps at start, on a real dev server (the test server has no
+    schedules): with SMTP the schedule exists and its sweeps send a queued delivery; a start
+    without SMTP pauses it, the next start with SMTP resumes it."""
+    import asyncio
+
+    from sqlalchemy.orm import Session
+
+    from runtime.documents.demo import demo_invoice_input
+    from runtime.documents.from_invoice import document_from_invoice
+    from store.tenants import bootstrap_tenant
+    from workflows.documents.schedules import ensure_sweep_schedule, pause_sweep_schedule
+    from workflows.documents.types import SWEEP_SCHEDULE_ID
+
+    box, settings = smtp
+    with Session(engine) as db:
+        tenant, _ = bootstrap_tenant(db, "sweep", email="rechnung@stadtwerke.example")
+    doc = document_from_invoice(demo_invoice_input("b2c", sessions=1, number="RE-2026-000900"))
+    A.issue_documents(engine, tenant.id, doc, ("pdf",), email="jonas@example.org")  # a credit note would do too
+    client = dev.client
+    async with build_worker(client, engine, task_queue, smtp=settings):
+        assert await ensure_sweep_schedule(client, task_queue, timedelta(seconds=1)) == SWEEP_SCHEDULE_ID
+        for _ in range(300):
+            if box.messages:
+                break
+            await asyncio.sleep(0.1)
+    assert [rcpt for _, [rcpt] in box.envelopes] == ["jonas@example.org"]
+    handle = client.get_schedule_handle(SWEEP_SCHEDULE_ID)
+    assert await pause_sweep_schedule(client, "EVBILL_SMTP_HOST not set")
+    assert (await handle.describe()).schedule.state.paused
+    await ensure_sweep_schedule(client, task_queue, timedelta(minutes=1))  # idempotent, and resumes
+    desc = await handle.describe()
+    assert not desc.schedule.state.paused and desc.schedule.spec.intervals[0].every == timedelta(minutes=1)
+    await handle.delete()
+    assert not await pause_sweep_schedule(client, "none left")
