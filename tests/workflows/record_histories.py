@@ -12,9 +12,8 @@ from datetime import UTC, datetime
 from decimal import Decimal as D
 from pathlib import Path
 
-from temporalio.testing import WorkflowEnvironment
-
 from sqlalchemy import update
+from temporalio.testing import WorkflowEnvironment
 
 from store.db import make_engine, migrate
 from store.documents import SmtpSettings

@@ -29,7 +29,11 @@ from workflows.billing.types import BillingCycleInput, BillingCycleResult
 from workflows.billing.worker import build_worker
 from workflows.billing.workflows import BillingCycleWorkflow
 from workflows.documents.types import DeliverDocumentInput, DeliverySweepInput, delivery_workflow_id
-from workflows.documents.workflows import DELIVERY_RETRY, DocumentDeliverySweepWorkflow, DocumentDeliveryWorkflow
+from workflows.documents.workflows import (
+    DELIVERY_RETRY,
+    DocumentDeliverySweepWorkflow,
+    DocumentDeliveryWorkflow,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 DEC_1 = "2026-12-01T00:05:00+01:00"

@@ -113,7 +113,7 @@ def start_worker_thread(address: str, engine: Any, task_queue: str = TASK_QUEUE)
                 await ensure_sweep_schedule(client, task_queue, every)
             else:
                 await pause_sweep_schedule(client, "EVBILL_SMTP_HOST not set")
-        except Exception:  # noqa: BLE001 - billing must run even when the sweep's schedule cannot be kept
+        except Exception:  # billing must run even when the sweep's schedule cannot be kept
             log.exception("the delivery sweep's schedule could not be %s", "kept" if smtp else "paused")
         await build_worker(client, engine, task_queue, smtp=smtp).run()
 

@@ -23,7 +23,12 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.documents.types import DeliverDocumentInput, DeliveryOutcome, DeliverySweepInput, SweepResult
+    from workflows.documents.types import (
+        DeliverDocumentInput,
+        DeliveryOutcome,
+        DeliverySweepInput,
+        SweepResult,
+    )
 
 __all__ = ["DELIVERY_RETRY", "DocumentDeliverySweepWorkflow", "DocumentDeliveryWorkflow"]
 
