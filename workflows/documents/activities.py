@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import Engine
@@ -22,17 +24,29 @@ class DeliveryActivities:
     """Bound to the worker's database and SMTP settings; ``smtp`` None: e-mail delivery is off
     (nothing is sent, deliveries stay ``pending`` where an operator sees them)."""
 
-    def __init__(self, engine: Engine, smtp: A.SmtpSettings | None, *, sender: A.Sender | None = None) -> None:
+    def __init__(self, engine: Engine, smtp: A.SmtpSettings | None, *, sender: A.Sender | None = None,
+                 connections: int = 4) -> None:
         self.engine = engine
         self.smtp = smtp
         self._build = A.message_builder(engine, sender=smtp.sender) if smtp is not None else None
         self._send = sender or (A.smtp_sender(smtp) if smtp is not None else None)
+        # SMTP waits run on threads of their own, not the worker's activity threads: a mail server
+        # that hangs (each step may wait timeout_s) must not hold up the month-end's local
+        # activities, which share those threads under a 10 s workflow-task timeout
+        self._pool = ThreadPoolExecutor(max_workers=connections, thread_name_prefix="evbill-smtp")
 
     def all(self) -> list[Any]:
         return [self.deliver, self.deliver_due]
 
     @activity.defn(name="documents.deliver")
-    def deliver(self, inp: DeliverDocumentInput) -> DeliveryOutcome:
+    async def deliver(self, inp: DeliverDocumentInput) -> DeliveryOutcome:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self.deliver_one, inp)
+
+    @activity.defn(name="documents.deliver_due")
+    async def deliver_due(self, inp: DeliverySweepInput) -> SweepResult:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self.sweep, inp)
+
+    def deliver_one(self, inp: DeliverDocumentInput) -> DeliveryOutcome:
         """One attempt at one delivery. A failure the server may recover from (refused for now,
         unreachable) is raised, so the workflow's retry policy tries again later; the row counts
         the attempts and gives up (``abandoned``) after ``max_attempts``."""
@@ -61,8 +75,7 @@ class DeliveryActivities:
                       d.attempts, d.last_error)
         return DeliveryOutcome(d.status, d.attempts, d.last_error)
 
-    @activity.defn(name="documents.deliver_due")
-    def deliver_due(self, inp: DeliverySweepInput) -> SweepResult:
+    def sweep(self, inp: DeliverySweepInput) -> SweepResult:
         """The sweep: stuck deliveries become ``unknown``, then every due one is attempted once
         (the round ends at the first the server does not take: it is down)."""
         s = self.smtp
