@@ -210,3 +210,35 @@ def test_delivery_loop_sends_until_stopped(engine: Engine, smtp: Any) -> None:
     parsed = A.smtp_settings_from_env({"EVBILL_SMTP_HOST": "mail.example", "EVBILL_SMTP_PORT": "587",
                                        "EVBILL_SMTP_STARTTLS": "1"})
     assert parsed is not None and (parsed.host, parsed.port, parsed.starttls) == ("mail.example", 587, True)
+
+
+def test_what_the_delivery_workflow_and_the_sweep_rely_on(engine: Engine, smtp: Any) -> None:
+    """``when_due=False`` claims a failed delivery before its back-off has passed (Temporal's retry
+    policy keeps the time); ``stop_on_failure`` ends a round at the first delivery the server did
+    not take; ``mark_stuck_unknown(delivery_id=...)`` touches that delivery only."""
+    box, settings = smtp
+    tid = _tenant(engine)
+    for n in ("RE-2026-000110", "RE-2026-000111"):
+        doc = document_from_invoice(demo_invoice_input("b2c", sessions=1, number=n))
+        A.issue_documents(engine, tid, doc, ("pdf",), email="jonas@example.org")
+    build, send = A.message_builder(engine), A.smtp_sender(settings)
+    box.refuse_next = 1
+    first = A.deliver_due(engine, build, send, stop_on_failure=True)
+    assert [(d.status, d.attempts) for d in first] == [("failed", 1)]  # the second was not tried
+    with engine.connect() as conn:
+        [second] = A.deliveries_of(conn, tid, "RE-2026-000111" if first[0].number == "RE-2026-000110"
+                                   else "RE-2026-000110")
+    assert (second.status, second.attempts) == ("pending", 0)
+    assert A.deliver(engine, tid, first[0].id, build, send).status == "failed"  # not due yet: untouched
+    again = A.deliver(engine, tid, first[0].id, build, send, when_due=False)
+    assert (again.status, again.attempts) == ("sent", 2)
+    with engine.begin() as conn:
+        for d in (first[0], second):
+            conn.execute(A.document_delivery.update().where(A.document_delivery.c.id == d.id).values(
+                status="sending", claimed_at=utcnow() - timedelta(hours=1)))
+    assert A.mark_stuck_unknown(engine, timedelta(minutes=10), delivery_id=second.id) == 1
+    with engine.connect() as conn:
+        statuses = {d.id: d.status for n in ("RE-2026-000110", "RE-2026-000111")
+                    for d in A.deliveries_of(conn, tid, n)}
+    assert statuses == {first[0].id: "sending", second.id: "unknown"}
+    assert len(box.messages) == 1
