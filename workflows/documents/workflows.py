@@ -46,8 +46,10 @@ class DocumentDeliveryWorkflow:
     @workflow.run
     async def run(self, inp: DeliverDocumentInput) -> DeliveryOutcome:
         try:
-            return await workflow.execute_activity("documents.deliver", inp, result_type=DeliveryOutcome,
-                                                   start_to_close_timeout=_SEND, retry_policy=DELIVERY_RETRY)
+            out: DeliveryOutcome = await workflow.execute_activity(
+                "documents.deliver", inp, result_type=DeliveryOutcome, start_to_close_timeout=_SEND,
+                retry_policy=DELIVERY_RETRY)
+            return out
         except ActivityError as exc:
             # the row stays pending/failed: the sweep goes on while its own attempts last
             cause = exc.cause if exc.cause is not None else exc
@@ -59,7 +61,8 @@ class DocumentDeliverySweepWorkflow:
     @workflow.run
     async def run(self, inp: DeliverySweepInput) -> SweepResult:
         # one attempt: the next sweep is the retry
-        return await workflow.execute_activity(
+        res: SweepResult = await workflow.execute_activity(
             "documents.deliver_due", inp, result_type=SweepResult,
             start_to_close_timeout=timedelta(seconds=inp.budget_s) + _SEND,
             retry_policy=RetryPolicy(maximum_attempts=1))
+        return res
