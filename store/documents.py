@@ -60,6 +60,7 @@ __all__ = [
     "DocumentImmutable",
     "SmtpSettings",
     "StoredDocument",
+    "defer_delivery",
     "deliver",
     "deliver_due",
     "deliveries_of",
@@ -391,6 +392,14 @@ def request_delivery(conn: Connection, tenant_id: str, number: str, recipient: s
     return Delivery.of(conn.execute(select(document_delivery).where(document_delivery.c.id == did)).one())
 
 
+def defer_delivery(conn: Connection, tenant_id: str, delivery_id: str, until: datetime) -> bool:
+    """Keep a queued delivery from the sweep until ``until``: a workflow of its own is about to
+    send it (the sweep picks it up only if that never happens). False if it is no longer pending."""
+    dd = document_delivery.c
+    return bool(conn.execute(update(document_delivery).where(
+        dd.id == delivery_id, dd.tenant_id == tenant_id, dd.status == "pending").values(next_attempt_at=until)).rowcount)
+
+
 def deliveries_of(conn: Connection, tenant_id: str, number: str) -> list[Delivery]:
     rows = conn.execute(select(document_delivery).where(
         document_delivery.c.tenant_id == tenant_id, document_delivery.c.number == number)
@@ -518,16 +527,24 @@ def mark_stuck_unknown(engine: Engine, older_than: timedelta, *, now: datetime |
     ``delivery_id``: only that one."""
     now = now or utcnow()
     dd = document_delivery.c
-    with engine.begin() as conn:
-        q = select(dd.id, dd.tenant_id, dd.number).where(dd.status == "sending", dd.claimed_at < now - older_than)
-        if delivery_id is not None:
-            q = q.where(dd.id == delivery_id)
+    q = select(dd.id, dd.tenant_id, dd.number).where(dd.status == "sending", dd.claimed_at < now - older_than)
+    if delivery_id is not None:
+        q = q.where(dd.id == delivery_id)
+    # looked for outside a write transaction: the sweep asks every minute and almost never finds one
+    with engine.connect() as conn:
         stuck = conn.execute(q).all()
+    if not stuck:
+        return 0
+    marked = 0
+    with engine.begin() as conn:
         for row in stuck:
-            conn.execute(update(document_delivery).where(dd.id == row.id, dd.status == "sending")
-                         .values(status="unknown", last_error="the worker stopped while sending"))
-            _set_delivery_status(conn, row.tenant_id, row.number, "unknown")
-        return len(stuck)
+            # still stuck: the claim's holder may have recorded its outcome meanwhile
+            if conn.execute(update(document_delivery).where(
+                    dd.id == row.id, dd.status == "sending", dd.claimed_at < now - older_than)
+                    .values(status="unknown", last_error="the worker stopped while sending")).rowcount:
+                _set_delivery_status(conn, row.tenant_id, row.number, "unknown")
+                marked += 1
+    return marked
 
 
 # ---------------------------------------------------------------------------------- issuing

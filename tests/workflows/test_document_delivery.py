@@ -234,3 +234,28 @@ async def test_the_sweep_schedule_sends_what_is_due_and_follows_the_smtp_setting
     assert not desc.schedule.state.paused and desc.schedule.spec.intervals[0].every == timedelta(minutes=1)
     await handle.delete()
     assert not await pause_sweep_schedule(client, "none left")
+
+
+async def test_a_delivery_handed_to_its_workflow_is_left_to_it_by_the_sweep(engine: Engine, smtp: Any) -> None:
+    """At month-end thousands of cycles start their delivery workflows: the sweep running beside
+    them must not race each for its message. The hand-over defers the queued e-mail a few minutes;
+    one whose workflow never ran is the sweep's after that."""
+
+    from workflows.billing.activities import BillingActivities
+    from workflows.billing.types import AssembleInput, FinalizeInput, RenderDocumentsInput
+
+    box, settings = smtp
+    acc = seed(engine, "mail6")
+    acts = BillingActivities(engine, delivers_email=True)
+    draft = acts.assemble_draft(AssembleInput("mail6", acc, DEC_1, "wf-mail6"))
+    fin = acts.finalize_invoice(FinalizeInput("mail6", draft.invoice_id))
+    handed = acts.render_documents(RenderDocumentsInput("mail6", fin.invoice_id, fin.number))
+    d = delivery_of(engine, "mail6", fin.number)
+    assert handed.status == "issued" and handed.delivery_id == d.id
+    build, send = A.message_builder(engine), A.smtp_sender(settings)
+    assert A.deliver_due(engine, build, send) == [] and box.messages == []
+    later = A.deliver_due(engine, build, send, now=utcnow() + timedelta(minutes=6))
+    assert [(x.id, x.status, x.attempts) for x in later] == [(d.id, "sent", 1)]
+    # a hand-over retried after the e-mail left names no delivery: nothing is sent twice
+    again = acts.render_documents(RenderDocumentsInput("mail6", fin.invoice_id, fin.number))
+    assert (again.status, again.delivery_id) == ("issued", "") and len(box.messages) == 1

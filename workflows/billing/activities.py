@@ -69,6 +69,9 @@ log = logging.getLogger("evbill.billing")
 # how far back a cycle looks for late sessions and re-rated ones (older corrections need an
 # ad-hoc cycle with an explicit period)
 LOOKBACK_DAYS = 400
+# how long a delivery handed to its cycle's DocumentDeliveryWorkflow is left to it before the sweep
+# takes it (the workflow starts within seconds; its first retry comes after a minute)
+_DELIVERY_GRACE = timedelta(minutes=5)
 
 _acct = BillingAccount.__table__  # type: ignore[attr-defined]
 _contract = Contract.__table__  # type: ignore[attr-defined]
@@ -468,15 +471,19 @@ class BillingActivities:
         EVBILL_RENDER_DOCUMENTS=0 keeps the old stub (billing-only benchmarks)."""
         if os.environ.get("EVBILL_RENDER_DOCUMENTS", "1") == "0":
             return HandOverResult("pending", f"documents for {inp.number} not rendered yet")
-        from store.documents import deliveries_of, hand_over
+        from store.documents import defer_delivery, deliveries_of, hand_over
 
         status, detail = hand_over(self.engine, inp.tenant_id, inp.invoice_id)
         delivery_id = ""
         if status == "issued" and self.delivers_email:
-            with self.engine.connect() as conn:
+            with B.write_transaction(self.engine) as conn:
                 # the delivery at issue (seq 0), unless it already left (a retried hand-over)
                 delivery_id = next((d.id for d in deliveries_of(conn, inp.tenant_id, inp.number)
                                     if d.seq == 0 and d.status in ("pending", "failed")), "")
+                if delivery_id:
+                    # the cycle's delivery workflow sends it: at month-end the sweep would
+                    # otherwise race thousands of them; it still sends one whose workflow never ran
+                    defer_delivery(conn, inp.tenant_id, delivery_id, utcnow() + _DELIVERY_GRACE)
         return HandOverResult(status, detail, delivery_id)
 
     @activity.defn(name="payments.collect_invoice")

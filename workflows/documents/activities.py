@@ -66,7 +66,9 @@ class DeliveryActivities:
                 log.warning("delivery %s of %s: the worker stopped while sending; left for an operator",
                             d.id, d.number)
                 return DeliveryOutcome("unknown", d.attempts, "the worker stopped while sending")
-            raise ApplicationError(f"delivery {d.id} is being sent by another worker", type="delivery_in_progress")
+            # whoever holds the claim records the outcome (a failure is the sweep's to retry), or,
+            # if it stopped, the sweep marks the delivery unknown once the claim is stuck_after old
+            return DeliveryOutcome("sending", d.attempts, "claimed by another worker")
         if d.status == "failed":
             raise ApplicationError(f"delivery {d.id} of {d.number}, attempt {d.attempts}: {d.last_error}",
                                    type="delivery_failed")

@@ -28,8 +28,9 @@ class DeliverDocumentInput:
 @dataclass
 class DeliveryOutcome:
     # sent | abandoned (retries exhausted or refused for good) | unknown (a worker died mid-send:
-    # an operator decides) | off (this worker has no SMTP server) | failed (the workflow's
-    # attempts ran out first: the sweep keeps trying while the delivery's own attempts last)
+    # an operator decides) | sending (another worker holds the claim and records the outcome) |
+    # off (this worker has no SMTP server) | failed (the workflow's attempts ran out first: the
+    # sweep keeps trying while the delivery's own attempts last)
     status: str
     attempts: int = 0
     detail: str = ""
