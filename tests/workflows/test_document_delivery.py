@@ -240,7 +240,6 @@ async def test_a_delivery_handed_to_its_workflow_is_left_to_it_by_the_sweep(engi
     """At month-end thousands of cycles start their delivery workflows: the sweep running beside
     them must not race each for its message. The hand-over defers the queued e-mail a few minutes;
     one whose workflow never ran is the sweep's after that."""
-
     from workflows.billing.activities import BillingActivities
     from workflows.billing.types import AssembleInput, FinalizeInput, RenderDocumentsInput
 
