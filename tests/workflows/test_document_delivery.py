@@ -258,3 +258,33 @@ async def test_a_delivery_handed_to_its_workflow_is_left_to_it_by_the_sweep(engi
     # a hand-over retried after the e-mail left names no delivery: nothing is sent twice
     again = acts.render_documents(RenderDocumentsInput("mail6", fin.invoice_id, fin.number))
     assert (again.status, again.delivery_id) == ("issued", "") and len(box.messages) == 1
+
+
+async def test_a_re_send_through_the_api_leaves_at_once(env: WorkflowEnvironment, engine: Engine, task_queue: str,
+                                                       smtp: Any) -> None:
+    """``POST /documents/{id}/deliveries`` with Temporal: the re-send gets its own delivery
+    workflow, not the next sweep."""
+    from tests.workflows.test_billing_api import api_client, h, keys
+
+    box, settings = smtp
+    acc = seed(engine, "mail7")
+    k = keys(engine, "mail7")
+    async with build_worker(env.client, engine, task_queue, smtp=settings), \
+            api_client(env, engine, task_queue) as c:
+        res, _ = await run_cycle(env, "mail7", acc, task_queue)
+        first = delivery_of(engine, "mail7", res.number)
+        await env.client.get_workflow_handle_for(DocumentDeliveryWorkflow.run,
+                                                 delivery_workflow_id("mail7", first.id)).result()
+        docs = (await c.get("/documents", params={"invoice_id": res.invoice_id}, headers=h(k["auditor1"]))).json()
+        pdf = next(d for d in docs["items"] if d["format"] == "pdf")
+        r = await c.post(f"/documents/{pdf['id']}/deliveries", json={"recipient": "buchhaltung@flotten.example"},
+                         headers=h(k["operator1"]))
+        assert r.status_code == 202, r.text
+        out = await env.client.get_workflow_handle_for(
+            DocumentDeliveryWorkflow.run, delivery_workflow_id("mail7", r.json()["id"])).result()
+        detail = (await c.get(f"/documents/{pdf['id']}", headers=h(k["auditor1"]))).json()
+    assert (out.status, out.attempts) == ("sent", 1)
+    assert [(d["seq"], d["status"], d["recipient"]) for d in detail["deliveries"]] == [
+        (0, "sent", "rechnung@flotten.example"), (1, "sent", "buchhaltung@flotten.example")]
+    assert [rcpt for _, [rcpt] in box.envelopes] == ["rechnung@flotten.example", "buchhaltung@flotten.example"]
+    assert list(attachments(box.messages[1])) == [f"{res.number}.pdf"]

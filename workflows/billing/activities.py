@@ -69,9 +69,6 @@ log = logging.getLogger("evbill.billing")
 # how far back a cycle looks for late sessions and re-rated ones (older corrections need an
 # ad-hoc cycle with an explicit period)
 LOOKBACK_DAYS = 400
-# how long a delivery handed to its cycle's DocumentDeliveryWorkflow is left to it before the sweep
-# takes it (the workflow starts within seconds; its first retry comes after a minute)
-_DELIVERY_GRACE = timedelta(minutes=5)
 
 _acct = BillingAccount.__table__  # type: ignore[attr-defined]
 _contract = Contract.__table__  # type: ignore[attr-defined]
@@ -472,6 +469,7 @@ class BillingActivities:
         if os.environ.get("EVBILL_RENDER_DOCUMENTS", "1") == "0":
             return HandOverResult("pending", f"documents for {inp.number} not rendered yet")
         from store.documents import defer_delivery, deliveries_of, hand_over
+        from workflows.documents.types import HANDED_OVER_GRACE
 
         status, detail = hand_over(self.engine, inp.tenant_id, inp.invoice_id)
         delivery_id = ""
@@ -480,10 +478,8 @@ class BillingActivities:
                 # the delivery at issue (seq 0), unless it already left (a retried hand-over)
                 delivery_id = next((d.id for d in deliveries_of(conn, inp.tenant_id, inp.number)
                                     if d.seq == 0 and d.status in ("pending", "failed")), "")
-                if delivery_id:
-                    # the cycle's delivery workflow sends it: at month-end the sweep would
-                    # otherwise race thousands of them; it still sends one whose workflow never ran
-                    defer_delivery(conn, inp.tenant_id, delivery_id, utcnow() + _DELIVERY_GRACE)
+                if delivery_id:  # the cycle's delivery workflow sends it, not the sweep
+                    defer_delivery(conn, inp.tenant_id, delivery_id, utcnow() + HANDED_OVER_GRACE)
         return HandOverResult(status, detail, delivery_id)
 
     @activity.defn(name="payments.collect_invoice")

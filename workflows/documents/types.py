@@ -4,12 +4,19 @@ be added with defaults without breaking running histories."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
-__all__ = ["SWEEP_SCHEDULE_ID", "DeliverDocumentInput", "DeliveryOutcome", "DeliverySweepInput", "SweepResult",
+__all__ = ["HANDED_OVER_GRACE", "SWEEP_SCHEDULE_ID", "DeliverDocumentInput", "DeliveryOutcome", "DeliverySweepInput", "SweepResult",
            "delivery_workflow_id"]
 
 # the one Schedule that starts a sweep every interval (all tenants: deliveries carry their tenant)
 SWEEP_SCHEDULE_ID = "evbill-document-delivery-sweep"
+
+
+# how long a delivery handed to a DocumentDeliveryWorkflow of its own is kept from the sweep (the
+# workflow starts within seconds; its first retry comes after a minute): at month-end the sweep
+# would otherwise race thousands of them, and it still sends one whose workflow never ran
+HANDED_OVER_GRACE = timedelta(minutes=5)
 
 
 def delivery_workflow_id(tenant_id: str, delivery_id: str) -> str:
