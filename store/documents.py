@@ -20,8 +20,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import smtplib
+import ssl
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -58,6 +60,7 @@ __all__ = [
     "DocumentImmutable",
     "SmtpSettings",
     "StoredDocument",
+    "defer_delivery",
     "deliver",
     "deliver_due",
     "deliveries_of",
@@ -74,6 +77,7 @@ __all__ = [
     "message_builder",
     "request_delivery",
     "smtp_sender",
+    "smtp_settings_from_env",
     "store_document",
 ]
 
@@ -341,9 +345,12 @@ class SmtpSettings:
     starttls: bool = False
     timeout_s: float = 20.0
     max_attempts: int = 5
-    # waits before the 2nd, 3rd, ... attempt
+    # waits before the 2nd, 3rd, ... attempt (the delivery workflow's retry policy follows them)
     backoff: tuple[timedelta, ...] = field(default=(timedelta(minutes=1), timedelta(minutes=5),
                                                     timedelta(minutes=30), timedelta(hours=2)))
+    # a delivery claimed longer ago than this without an outcome was left by a worker that died
+    # mid-send: far beyond a live attempt (one SMTP exchange, each step bounded by timeout_s)
+    stuck_after: timedelta = timedelta(minutes=10)
 
 
 def _set_delivery_status(conn: Connection, tenant_id: str, number: str, status: str) -> None:
@@ -385,6 +392,14 @@ def request_delivery(conn: Connection, tenant_id: str, number: str, recipient: s
     return Delivery.of(conn.execute(select(document_delivery).where(document_delivery.c.id == did)).one())
 
 
+def defer_delivery(conn: Connection, tenant_id: str, delivery_id: str, until: datetime) -> bool:
+    """Keep a queued delivery from the sweep until ``until``: a workflow of its own is about to
+    send it (the sweep picks it up only if that never happens). False if it is no longer pending."""
+    dd = document_delivery.c
+    return bool(conn.execute(update(document_delivery).where(
+        dd.id == delivery_id, dd.tenant_id == tenant_id, dd.status == "pending").values(next_attempt_at=until)).rowcount)
+
+
 def deliveries_of(conn: Connection, tenant_id: str, number: str) -> list[Delivery]:
     rows = conn.execute(select(document_delivery).where(
         document_delivery.c.tenant_id == tenant_id, document_delivery.c.number == number)
@@ -399,30 +414,42 @@ Sender = Callable[[Any], None]
 
 def smtp_sender(settings: SmtpSettings) -> Sender:
     def send(message: Any) -> None:
-        with smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout_s) as smtp:
+        smtp = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout_s)
+        try:
             if settings.starttls:
-                smtp.starttls()
+                # a verifying context: smtplib's default accepts any certificate, which would hand
+                # the invoices and the SMTP password to whoever sits in between
+                smtp.starttls(context=ssl.create_default_context())
             if settings.username:
                 smtp.login(settings.username, settings.password)
             smtp.send_message(message)
+        finally:
+            # once the server took the message, a failing QUIT must not count as a failed attempt
+            # (the message would be sent again); ``with SMTP(...)`` raises from QUIT
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                smtp.close()
 
     return send
 
 
 def deliver(engine: Engine, tenant_id: str, delivery_id: str, build: MessageBuilder, send: Sender,
             *, max_attempts: int = 5, backoff: Sequence[timedelta] = SmtpSettings().backoff,
-            now: datetime | None = None) -> Delivery:
+            now: datetime | None = None, when_due: bool = True) -> Delivery:
     """One attempt at one delivery: claim it, send it, record the outcome (three transactions).
 
-    Only a delivery in ``pending`` or ``failed`` (and due) can be claimed; the claim is a
-    conditional UPDATE, so concurrent callers cannot both send. Returns the delivery as it stands."""
+    Only a delivery in ``pending`` or ``failed`` can be claimed, and only once due unless
+    ``when_due`` is False (the delivery workflow's retry policy keeps the time then); the claim is
+    a conditional UPDATE, so concurrent callers cannot both send. Returns the delivery as it stands."""
     now = now or utcnow()
     dd = document_delivery.c
+    claimable = [dd.id == delivery_id, dd.tenant_id == tenant_id, dd.status.in_(("pending", "failed"))]
+    if when_due:
+        claimable.append((dd.next_attempt_at.is_(None)) | (dd.next_attempt_at <= now))
     with engine.begin() as conn:
-        claimed = conn.execute(update(document_delivery).where(
-            dd.id == delivery_id, dd.tenant_id == tenant_id, dd.status.in_(("pending", "failed")),
-            (dd.next_attempt_at.is_(None)) | (dd.next_attempt_at <= now))
-            .values(status="sending", attempts=dd.attempts + 1, claimed_at=utcnow())).rowcount
+        claimed = conn.execute(update(document_delivery).where(*claimable)
+                               .values(status="sending", attempts=dd.attempts + 1, claimed_at=utcnow())).rowcount
         row = conn.execute(select(document_delivery).where(dd.id == delivery_id, dd.tenant_id == tenant_id)).first()
         if row is None:
             raise NotFound("delivery_not_found", f"delivery {delivery_id} not found")
@@ -469,31 +496,55 @@ def _failed(engine: Engine, d: Delivery, error: str, now: datetime, *, final: bo
 
 def deliver_due(engine: Engine, build: MessageBuilder, send: Sender, *, now: datetime | None = None,
                 limit: int = 100, max_attempts: int = 5,
-                backoff: Sequence[timedelta] = SmtpSettings().backoff) -> list[Delivery]:
-    """Attempt every pending or failed delivery that is due (the retry loop a worker runs)."""
+                backoff: Sequence[timedelta] = SmtpSettings().backoff, stop_on_failure: bool = False,
+                budget_s: float | None = None) -> list[Delivery]:
+    """Attempt every pending or failed delivery that is due (the sweep a worker runs), at most
+    ``limit``. ``stop_on_failure``: end the round at the first attempt the server did not take
+    (it is down: the others would only wait for the same timeout); ``budget_s``: start no attempt
+    after that many seconds."""
     now = now or utcnow()
+    started = time.monotonic()
     dd = document_delivery.c
     with engine.connect() as conn:
         due = conn.execute(select(dd.id, dd.tenant_id).where(
             dd.status.in_(("pending", "failed")), (dd.next_attempt_at.is_(None)) | (dd.next_attempt_at <= now))
             .order_by(dd.next_attempt_at).limit(limit)).all()
-    return [deliver(engine, t, i, build, send, now=now, max_attempts=max_attempts, backoff=backoff)
-            for i, t in due]
+    out = []
+    for i, t in due:
+        if budget_s is not None and time.monotonic() - started > budget_s:
+            break
+        d = deliver(engine, t, i, build, send, now=now, max_attempts=max_attempts, backoff=backoff)
+        out.append(d)
+        if stop_on_failure and d.status == "failed":
+            break
+    return out
 
 
-def mark_stuck_unknown(engine: Engine, older_than: timedelta, *, now: datetime | None = None) -> int:
+def mark_stuck_unknown(engine: Engine, older_than: timedelta, *, now: datetime | None = None,
+                       delivery_id: str | None = None) -> int:
     """Deliveries left in ``sending`` by a worker that died: the server may or may not have taken
-    the message, so they become ``unknown`` for an operator to re-send, never re-sent blindly."""
+    the message, so they become ``unknown`` for an operator to re-send, never re-sent blindly.
+    ``delivery_id``: only that one."""
     now = now or utcnow()
     dd = document_delivery.c
+    q = select(dd.id, dd.tenant_id, dd.number).where(dd.status == "sending", dd.claimed_at < now - older_than)
+    if delivery_id is not None:
+        q = q.where(dd.id == delivery_id)
+    # looked for outside a write transaction: the sweep asks every minute and almost never finds one
+    with engine.connect() as conn:
+        stuck = conn.execute(q).all()
+    if not stuck:
+        return 0
+    marked = 0
     with engine.begin() as conn:
-        stuck = conn.execute(select(dd.id, dd.tenant_id, dd.number).where(
-            dd.status == "sending", dd.claimed_at < now - older_than)).all()
         for row in stuck:
-            conn.execute(update(document_delivery).where(dd.id == row.id, dd.status == "sending")
-                         .values(status="unknown", last_error="the worker stopped while sending"))
-            _set_delivery_status(conn, row.tenant_id, row.number, "unknown")
-        return len(stuck)
+            # still stuck: the claim's holder may have recorded its outcome meanwhile
+            if conn.execute(update(document_delivery).where(
+                    dd.id == row.id, dd.status == "sending", dd.claimed_at < now - older_than)
+                    .values(status="unknown", last_error="the worker stopped while sending")).rowcount:
+                _set_delivery_status(conn, row.tenant_id, row.number, "unknown")
+                marked += 1
+    return marked
 
 
 # ---------------------------------------------------------------------------------- issuing
@@ -757,29 +808,37 @@ def hand_over(engine: Engine, tenant_id: str, invoice_id: str) -> tuple[str, str
     return "issued", ", ".join(f"{d.number} {d.format} sha256:{d.sha256[:16]}" for d in stored)
 
 
-def smtp_settings_from_env(environ: dict[str, str] | None = None) -> SmtpSettings | None:
-    """``EVBILL_SMTP_HOST`` (unset: no e-mail delivery), ``EVBILL_SMTP_PORT``, ``EVBILL_SMTP_USER``,
-    ``EVBILL_SMTP_PASSWORD``, ``EVBILL_SMTP_STARTTLS=1``, ``EVBILL_SMTP_SENDER``."""
+def smtp_settings_from_env(environ: Mapping[str, str] | None = None) -> SmtpSettings | None:
+    """The SMTP server invoices leave through, from the environment; None (no e-mail delivery:
+    deliveries stay ``pending``) without ``EVBILL_SMTP_HOST``.
+
+    ``EVBILL_SMTP_PORT`` (25), ``EVBILL_SMTP_USER`` and ``EVBILL_SMTP_PASSWORD`` (log in when a
+    user is given), ``EVBILL_SMTP_STARTTLS=1`` (upgrade with a verified certificate),
+    ``EVBILL_SMTP_SENDER`` (the From: address; default: the tenant's e-mail address)."""
     import os
 
     env = os.environ if environ is None else environ
     host = env.get("EVBILL_SMTP_HOST", "").strip()
     if not host:
         return None
-    return SmtpSettings(host=host, port=int(env.get("EVBILL_SMTP_PORT", "25")),
-                        sender=env.get("EVBILL_SMTP_SENDER", ""), username=env.get("EVBILL_SMTP_USER", ""),
+    port = env.get("EVBILL_SMTP_PORT", "25").strip() or "25"
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"EVBILL_SMTP_PORT must be a port number (1-65535), not {port!r}")
+    return SmtpSettings(host=host, port=int(port),
+                        sender=env.get("EVBILL_SMTP_SENDER", "").strip(), username=env.get("EVBILL_SMTP_USER", ""),
                         password=env.get("EVBILL_SMTP_PASSWORD", ""),
-                        starttls=env.get("EVBILL_SMTP_STARTTLS", "") in ("1", "true", "yes"))
+                        starttls=env.get("EVBILL_SMTP_STARTTLS", "").strip().lower() in ("1", "true", "yes"))
 
 
 def delivery_loop(engine: Engine, settings: SmtpSettings, stop: threading.Event, *, interval_s: float = 15.0,
-                  stuck_after: timedelta = timedelta(minutes=15)) -> None:
-    """The retry loop a server runs in a thread: send what is due, every ``interval_s`` seconds,
-    until ``stop`` is set. A failing round is logged and tried again next round."""
+                  stuck_after: timedelta | None = None) -> None:
+    """A retry loop in a thread, for a process without Temporal: send what is due, every
+    ``interval_s`` seconds, until ``stop`` is set. A failing round is logged and tried again next
+    round. (``evbill serve`` delivers through Temporal instead: ``workflows.documents``.)"""
     build, send = message_builder(engine, sender=settings.sender), smtp_sender(settings)
     while not stop.is_set():
         try:
-            mark_stuck_unknown(engine, stuck_after)
+            mark_stuck_unknown(engine, stuck_after or settings.stuck_after)
             deliver_due(engine, build, send, max_attempts=settings.max_attempts, backoff=settings.backoff)
         except Exception:  # noqa: BLE001  (a database hiccup must not end the loop)
             _log.exception("document delivery round failed")

@@ -5,6 +5,7 @@ through this API: a finalized document is immutable."""
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime
 from typing import Any, Literal
 
@@ -27,8 +28,11 @@ from api.schemas import DecimalOut
 from store import documents as A
 from store.errors import InvalidInput
 from store.repo import decode_cursor, encode_cursor
+from store.types import utcnow
 
 __all__ = ["router"]
+
+log = logging.getLogger("evbill.documents")
 
 Kind = Literal["invoice", "credit_note", "self_billing_credit_note"]
 Format = Literal["pdf", "statement-pdf", "facturx-pdf", "xrechnung-ubl", "xrechnung-cii", "peppol-ubl"]
@@ -150,8 +154,15 @@ def download_document(request: Request[Any, Any, Any], document_id: IdPath) -> R
 @route("POST", "/documents/{document_id:str}/deliveries", operation_id="create_document_delivery",
        roles="write", status_code=202,
        summary="E-mail the document again (queued; the delivery worker sends it once)")
-def create_document_delivery(request: Request[Any, Any, Any], document_id: IdPath,
-                             data: DeliveryCreate) -> DeliveryRead:
+async def create_document_delivery(request: Request[Any, Any, Any], document_id: IdPath,
+                                   data: DeliveryCreate) -> DeliveryRead:
+    """With Temporal the re-send gets a delivery workflow of its own at once (retried like an
+    invoice's); without, or if starting it fails, the sweep sends it."""
+    from api.areas.billing import _task_queue, _temporal_configured, temporal_client
+    from workflows.documents import start_delivery
+    from workflows.documents.types import HANDED_OVER_GRACE
+
+    with_workflow = _temporal_configured(request.app)
     with open_scope(request) as scope:
         conn = scope.db.connection()
         meta, _ = A.get_document(conn, scope.tenant_id, document_id, content=False)
@@ -166,7 +177,16 @@ def create_document_delivery(request: Request[Any, Any, Any], document_id: IdPat
                                       requested_by=scope.actor.user_id, resend=True)
         scope.audit("document.resend", "document", meta.id, None,
                     {"number": meta.number, "recipient": recipient, "formats": formats, "delivery_id": delivery.id})
+        if with_workflow:
+            A.defer_delivery(conn, scope.tenant_id, delivery.id, utcnow() + HANDED_OVER_GRACE)
         scope.commit()
+    if with_workflow:
+        try:
+            await start_delivery(await temporal_client(request), scope.tenant_id, delivery.id, meta.number,
+                                 _task_queue(request.app))
+        except Exception:  # the delivery is queued all the same: the sweep sends it after the grace
+            log.warning("delivery %s of %s queued for the sweep: its workflow did not start", delivery.id,
+                        meta.number, exc_info=True)
     return _delivery(delivery)
 
 

@@ -12,9 +12,13 @@ from datetime import UTC, datetime
 from decimal import Decimal as D
 from pathlib import Path
 
+from sqlalchemy import update
 from temporalio.testing import WorkflowEnvironment
 
 from store.db import make_engine, migrate
+from store.documents import SmtpSettings
+from store.models import Customer
+from tests.mailbox import smtp_server
 from tests.workflows.conftest import TEST_SERVER
 from tests.workflows.seed import insert_sessions, seed_tenant
 from workflows.billing.types import AdjustInput, ApproveInput, BillingCycleInput, RejectInput, RepriceInput
@@ -30,10 +34,15 @@ async def main(suffix: str = "", only: set[str] | None = None) -> None:
     engine = make_engine(f"sqlite:///{tmp / 'rec.db'}")
     migrate(engine)
     tq = "record"
+    # a real mail server, so the delivered path starts its DocumentDeliveryWorkflow (the other
+    # paths' customers have no e-mail address: nothing is queued, their histories are unchanged)
+    smtp_cm = smtp_server()
+    _box, smtp_port = smtp_cm.__enter__()
     try:
-        async with build_worker(env.client, engine, tq):
+        async with build_worker(env.client, engine, tq, smtp=SmtpSettings(host="127.0.0.1", port=smtp_port)):
             for name, kwh, steps in [
                 ("plain", D(12), []),
+                ("plain_delivered", D(12), []),
                 ("held_adjust_approve", D(5000), ["adjust", "approve"]),
                 ("held_reject", D(5000), ["reject"]),
                 ("held_escalate_approve", D(5000), ["sleep", "approve"]),
@@ -44,6 +53,11 @@ async def main(suffix: str = "", only: set[str] | None = None) -> None:
                 s = seed_tenant(engine, f"rec_{name}", 1)
                 acc = s.account_ids[0]
                 insert_sessions(engine, s, [(acc, f"{name}_s", datetime(2026, 11, 10, tzinfo=UTC), kwh)])
+                if name == "plain_delivered":
+                    with engine.begin() as conn:
+                        conn.execute(update(Customer.__table__).where(  # type: ignore[attr-defined]
+                            Customer.__table__.c.id == s.customer_of[acc]).values(  # type: ignore[attr-defined]
+                            email="kunde@example.org"))
                 wid = f"replay-{name}-{uuid.uuid4().hex[:6]}"
                 h = await env.client.start_workflow(
                     BillingCycleWorkflow.run,
@@ -70,11 +84,13 @@ async def main(suffix: str = "", only: set[str] | None = None) -> None:
     finally:
         engine.dispose()
         await env.shutdown()
+        smtp_cm.__exit__(None, None, None)
 
 
 if __name__ == "__main__":
     import sys
 
     # a suffix keeps the older recordings: each generation of the code adds its own; names after
-    # it record only those paths (a path new in a generation: held_reprice_approve _v5)
+    # it record only those paths (a path new in a generation: held_reprice_approve _v5,
+    # plain_delivered _v6)
     asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else "", set(sys.argv[2:]) or None))

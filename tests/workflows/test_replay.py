@@ -32,6 +32,17 @@ def test_all_paths_are_recorded() -> None:
     assert names <= stems and {f"{n}_{v}" for n in names for v in ("v2", "v3", "v4")} <= stems
     # v5: the reprice Update (a handler without a patch: this history guards it)
     assert "held_reprice_approve_v5" in stems
+    # v6: "deliver-documents", a worker with SMTP starts the invoice's DocumentDeliveryWorkflow
+    assert "plain_delivered_v6" in stems
+
+
+def test_a_delivering_cycle_starts_its_e_mail_and_ends() -> None:
+    """With SMTP, the cycle hands the queued e-mail to a child workflow it does not wait for."""
+    history = WorkflowHistory.from_json("v6", (Path(__file__).resolve().parent / "histories"
+                                               / "plain_delivered_v6.json").read_text())
+    kinds = [e.WhichOneof("attributes") for e in history.events]
+    assert kinds.count("start_child_workflow_execution_initiated_event_attributes") == 1
+    assert kinds[-1] == "workflow_execution_completed_event_attributes"
 
 
 def test_newest_generation_runs_short_steps_locally() -> None:

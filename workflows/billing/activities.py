@@ -122,8 +122,11 @@ class BillingActivities:
     ``stats`` accumulates (calls, seconds, CPU seconds of the thread) per activity so the month-end benchmark can say where
     the time goes; ``EVBILL_BILLING_STATS=path`` makes a worker process write them to a JSON file."""
 
-    def __init__(self, engine: Engine, stats_path: str | None = None) -> None:
+    def __init__(self, engine: Engine, stats_path: str | None = None, *, delivers_email: bool = False) -> None:
         self.engine = engine
+        # this worker sends e-mail (SMTP configured): the hand-over names the queued delivery, and
+        # the cycle starts its DocumentDeliveryWorkflow
+        self.delivers_email = delivers_email
         self.stats: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
         self._stats_lock = threading.Lock()
         self._stats_path = stats_path or os.environ.get("EVBILL_BILLING_STATS") or None
@@ -456,17 +459,28 @@ class BillingActivities:
             _audit(conn, inp.tenant_id, inp.user_id, inp.role, "invoice.reject", "billing_invoice", inp.invoice_id,
                    {"reason": inp.reason[:1000], "task_id": inp.task_id})
 
-    # ------------------------------------------------------------------ the hand-over (stubs)
+    # ------------------------------------------------------------------ the hand-over
     @activity.defn(name="documents.render_invoice")
     def render_documents(self, inp: RenderDocumentsInput) -> HandOverResult:
-        """Issue 6 renders the PDF and e-invoice here (``runtime.documents.render``); until then the
-        finalized invoice simply waits, marked by this explicit, named step in every history."""
-        # --- issue 6 hook (documents): render, archive with sha256, queue the e-mail; idempotent.
-        # EVBILL_RENDER_DOCUMENTS=0 keeps the old stub (billing-only benchmarks). See store.documents.hand_over.
-        if os.environ.get("EVBILL_RENDER_DOCUMENTS", "1") != "0":
-            from store.documents import hand_over
-            return HandOverResult(*hand_over(self.engine, inp.tenant_id, inp.invoice_id))
-        return HandOverResult("pending", f"documents for {inp.number} not rendered yet")
+        """Render the PDF and e-invoice, archive them with their sha256 and queue the e-mail
+        (``store.documents.hand_over``; idempotent). When this worker delivers e-mail, the result
+        names the queued delivery still to be sent, for the cycle to start its delivery workflow.
+        EVBILL_RENDER_DOCUMENTS=0 keeps the old stub (billing-only benchmarks)."""
+        if os.environ.get("EVBILL_RENDER_DOCUMENTS", "1") == "0":
+            return HandOverResult("pending", f"documents for {inp.number} not rendered yet")
+        from store.documents import defer_delivery, deliveries_of, hand_over
+        from workflows.documents.types import HANDED_OVER_GRACE
+
+        status, detail = hand_over(self.engine, inp.tenant_id, inp.invoice_id)
+        delivery_id = ""
+        if status == "issued" and self.delivers_email:
+            with B.write_transaction(self.engine) as conn:
+                # the delivery at issue (seq 0), unless it already left (a retried hand-over)
+                delivery_id = next((d.id for d in deliveries_of(conn, inp.tenant_id, inp.number)
+                                    if d.seq == 0 and d.status in ("pending", "failed")), "")
+                if delivery_id:  # the cycle's delivery workflow sends it, not the sweep
+                    defer_delivery(conn, inp.tenant_id, delivery_id, utcnow() + HANDED_OVER_GRACE)
+        return HandOverResult(status, detail, delivery_id)
 
     @activity.defn(name="payments.collect_invoice")
     def collect_payment(self, inp: CollectPaymentInput) -> HandOverResult:

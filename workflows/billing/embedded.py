@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -80,14 +81,54 @@ def start_dev_server(port: int = 7233, db_filename: str | Path = Path("var") / "
     return proc
 
 
-def start_worker_thread(address: str, engine: Any, task_queue: str = TASK_QUEUE) -> threading.Thread:
+def delivery_sweep_interval() -> timedelta:
+    """``EVBILL_DELIVERY_SWEEP_SECONDS`` (default 60): how often the sweep retries due deliveries."""
+    raw = os.environ.get("EVBILL_DELIVERY_SWEEP_SECONDS", "").strip() or "60"
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = 0
+    if not 1 <= seconds <= 86400:
+        raise ValueError(f"EVBILL_DELIVERY_SWEEP_SECONDS must be a number of seconds (1-86400), not {raw!r}")
+    return timedelta(seconds=seconds)
+
+
+def start_worker_thread(address: str, engine: Any, task_queue: str = TASK_QUEUE, *,
+                        email: bool = True) -> threading.Thread:
+    """The billing worker on a thread of its own. It delivers the documents' e-mail when
+    ``EVBILL_SMTP_HOST`` is set, and keeps the delivery sweep's Schedule: created (or resumed) with
+    SMTP, paused without it (one line on the console says e-mail delivery is off). ``email=False``
+    (the demo, whose customers are invented) sends none and leaves the schedule alone."""
     from temporalio.client import Client
 
+    from store.documents import smtp_settings_from_env
     from workflows.billing.worker import build_worker
+    from workflows.documents.schedules import ensure_sweep_schedule, pause_sweep_schedule
+
+    smtp = smtp_settings_from_env() if email else None  # a bad EVBILL_SMTP_PORT stops the start
+    every = delivery_sweep_interval() if email else timedelta(minutes=1)
+
+    async def keep_sweep_schedule(client: Client) -> None:
+        try:
+            if smtp is not None:
+                await ensure_sweep_schedule(client, task_queue, every)
+            else:
+                await pause_sweep_schedule(client, "EVBILL_SMTP_HOST not set")
+        except Exception:  # billing must run even when the sweep's schedule cannot be kept
+            log.exception("the delivery sweep's schedule could not be %s", "kept" if smtp else "paused")
 
     async def run() -> None:
         client = await Client.connect(address)
-        await build_worker(client, engine, task_queue).run()
+        if email:
+            await keep_sweep_schedule(client)
+        await build_worker(client, engine, task_queue, smtp=smtp).run()
+
+    if email and smtp is not None:
+        print(f"evbill e-mail delivery through {smtp.host}:{smtp.port}{' (STARTTLS)' if smtp.starttls else ''}, "
+              f"due deliveries retried every {every.total_seconds():g} s", flush=True)
+    elif email:
+        print("evbill e-mail delivery is off (EVBILL_SMTP_HOST not set): invoices are archived and their "
+              "deliveries stay pending", flush=True)
 
     t = threading.Thread(target=lambda: asyncio.run(run()), name="billing-worker", daemon=True)
     t.start()

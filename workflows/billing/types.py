@@ -158,6 +158,9 @@ class CollectPaymentInput:
 class HandOverResult:
     status: str  # pending: nobody has taken it over yet
     detail: str = ""
+    # documents: the e-mail queued for the invoice, when this worker delivers e-mail (else empty:
+    # the delivery stays pending for the sweep of a worker that does)
+    delivery_id: str = ""
 
 
 # --- updates (finance decisions) ---------------------------------------------------------------

@@ -32,6 +32,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
+from store.documents import SmtpSettings, smtp_settings_from_env
 from workflows.billing.activities import BillingActivities
 from workflows.billing.types import TASK_QUEUE, BillingCycleInput
 from workflows.billing.workflows import BillingCycleWorkflow
@@ -50,8 +51,10 @@ log = logging.getLogger("evbill.billing.worker")
 
 
 def build_worker(client: Client, engine: Engine, task_queue: str = TASK_QUEUE, *, threads: int = 8,
-                 max_concurrent_activities: int | None = None, sandboxed: bool | None = None, **kw: Any) -> Worker:
-    """The billing worker. Workflows run outside the SDK's sandbox unless ``sandboxed`` (or
+                 max_concurrent_activities: int | None = None, sandboxed: bool | None = None,
+                 smtp: SmtpSettings | None = None, **kw: Any) -> Worker:
+    """The billing worker, which also delivers the documents' e-mail through ``smtp`` (None: it
+    sends none, deliveries stay pending). Workflows run outside the SDK's sandbox unless ``sandboxed`` (or
     ``EVBILL_WORKFLOW_SANDBOX=1``): the sandbox re-imports the workflow module for every workflow
     instance, which was a fifth of a worker's CPU at month-end. The workflow module imports nothing
     but temporalio and its dataclasses, and tests/workflows/test_replay.py replays every recorded
@@ -60,8 +63,10 @@ def build_worker(client: Client, engine: Engine, task_queue: str = TASK_QUEUE, *
         sandboxed = os.environ.get("EVBILL_WORKFLOW_SANDBOX", "0") == "1"
     from workflows.billing.schedule_sync import ScheduleSyncWorkflow
     from workflows.billing.schedules import ScheduleActivities  # it imports this module
+    from workflows.documents.activities import DeliveryActivities
+    from workflows.documents.workflows import DocumentDeliverySweepWorkflow, DocumentDeliveryWorkflow
 
-    acts = BillingActivities(engine)
+    acts = BillingActivities(engine, delivers_email=smtp is not None)
     runner: WorkflowRunner = SandboxedWorkflowRunner() if sandboxed else UnsandboxedWorkflowRunner()
     # a clean cycle's workflow task stays open while its local activities run, and they share the
     # activity threads: taking more tasks than the threads can serve within the workflow task
@@ -73,8 +78,10 @@ def build_worker(client: Client, engine: Engine, task_queue: str = TASK_QUEUE, *
     slots = 4 * threads
     kw.setdefault("max_concurrent_workflow_tasks", slots)
     kw.setdefault("max_concurrent_workflow_task_polls", slots)
-    return Worker(client, task_queue=task_queue, workflows=[BillingCycleWorkflow, ScheduleSyncWorkflow],
-                  activities=acts.all() + ScheduleActivities(engine).all(),
+    return Worker(client, task_queue=task_queue,
+                  workflows=[BillingCycleWorkflow, ScheduleSyncWorkflow, DocumentDeliveryWorkflow,
+                             DocumentDeliverySweepWorkflow],
+                  activities=acts.all() + ScheduleActivities(engine).all() + DeliveryActivities(engine, smtp).all(),
                   activity_executor=ThreadPoolExecutor(max_workers=threads),
                   max_concurrent_activities=max_concurrent_activities or threads,
                   max_concurrent_local_activities=slots, workflow_runner=runner, **kw)
@@ -149,8 +156,15 @@ async def run_worker(address: str, task_queue: str, database_url: str | None, th
 
     engine = make_engine(database_url, schema=schema)
     client = await Client.connect(address, namespace=namespace)
-    worker = build_worker(client, engine, task_queue, threads=threads)
-    log.info("billing worker on %s, task queue %s", address, task_queue)
+    smtp = smtp_settings_from_env()
+    if smtp is not None:
+        from workflows.billing.embedded import delivery_sweep_interval
+        from workflows.documents.schedules import ensure_sweep_schedule
+
+        await ensure_sweep_schedule(client, task_queue, delivery_sweep_interval())
+    worker = build_worker(client, engine, task_queue, threads=threads, smtp=smtp)
+    log.info("billing worker on %s, task queue %s, e-mail %s", address, task_queue,
+             f"through {smtp.host}:{smtp.port}" if smtp else "off (EVBILL_SMTP_HOST not set)")
     await worker.run()
 
 

@@ -21,7 +21,7 @@ from decimal import Decimal, InvalidOperation
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.billing.types import (
@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         RenderDocumentsInput,
         RepriceInput,
     )
+    from workflows.documents.types import DeliverDocumentInput, delivery_workflow_id
 
 __all__ = ["ADJUSTER_ROLES", "APPROVER_ROLES", "BillingCycleWorkflow"]
 
@@ -204,8 +205,8 @@ class BillingCycleWorkflow:
                 next_escalation = (now + timedelta(seconds=esc_s)) if self._level < inp.max_escalations else None
 
     async def _hand_over(self, fin: FinalizeOutput) -> None:
-        """The explicit hand-over to documents (issue 6) and payment collection (later issue).
-        Both are activities by name today; either may become a child workflow behind a patch."""
+        """The explicit hand-over to documents and payment collection (a later issue): activities
+        by name; the documents' e-mail then leaves in a child workflow (``deliver-documents``)."""
         assert self._inp is not None
         t = self._inp.tenant_id
         run = workflow.execute_local_activity if self._local else workflow.execute_activity
@@ -217,10 +218,24 @@ class BillingCycleWorkflow:
         if self._local or workflow.patched("parallel-hand-over"):
             # both hand-overs are independent: scheduling them together saves a workflow task per
             # invoice at month-end; histories recorded before this change replay the sequential path
-            await asyncio.gather(render, collect)
+            rendered, _ = await asyncio.gather(render, collect)
         else:
-            await render
+            rendered = await render
             await collect
+        # the e-mail leaves in a workflow of its own, retried for as long as the mail server may
+        # need, while the cycle ends now (a worker without SMTP names no delivery: it stays pending)
+        if rendered.delivery_id and workflow.patched("deliver-documents"):
+            await self._start_delivery(rendered.delivery_id, fin.number)
+
+    async def _start_delivery(self, delivery_id: str, number: str) -> None:
+        assert self._inp is not None
+        t = self._inp.tenant_id
+        try:
+            await workflow.start_child_workflow(
+                "DocumentDeliveryWorkflow", DeliverDocumentInput(t, delivery_id, number),
+                id=delivery_workflow_id(t, delivery_id), parent_close_policy=workflow.ParentClosePolicy.ABANDON)
+        except WorkflowAlreadyStartedError:
+            pass  # this delivery is already on its way
 
     # ------------------------------------------------------------------ finance decisions
     def _require_held(self) -> None:

@@ -4,17 +4,12 @@ delivery is retried and no document is ever sent twice. SQLite and PostgreSQL.""
 
 from __future__ import annotations
 
-import email
-import email.policy
-import socket
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -23,45 +18,16 @@ from runtime.documents.from_invoice import document_from_invoice
 from store import documents as A
 from store.tenants import bootstrap_tenant
 from store.types import utcnow
+from tests.mailbox import Mailbox, attachments, smtp_server
 
 from .conftest import explain
 from .helpers import pdf_totals, xml_totals
 
 
-class Mailbox:
-    """An aiosmtpd handler that keeps what it accepted and can refuse the next N messages."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-        self.envelopes: list[tuple[str, list[str]]] = []
-        self.refuse_next = 0
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        with self.lock:
-            if self.refuse_next > 0:
-                self.refuse_next -= 1
-                return "451 4.3.0 mailbox temporarily unavailable"
-            msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
-            assert isinstance(msg, EmailMessage)
-            self.messages.append(msg)
-            self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
-        return "250 OK"
-
-
 @pytest.fixture
 def smtp() -> Iterator[tuple[Mailbox, A.SmtpSettings]]:
-    box = Mailbox()
-    # aiosmtpd's start() connects to the port it was given, so it needs a real one, not 0
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    with smtp_server() as (box, port):
         yield box, A.SmtpSettings(host="127.0.0.1", port=port, timeout_s=5)
-    finally:
-        controller.stop()
 
 
 def _tenant(engine: Engine) -> str:
@@ -71,13 +37,7 @@ def _tenant(engine: Engine) -> str:
         return tenant.id
 
 
-def _attachments(msg: EmailMessage) -> dict[str, tuple[str, bytes]]:
-    out = {}
-    for part in msg.iter_attachments():
-        payload = part.get_payload(decode=True)
-        assert isinstance(payload, bytes)
-        out[str(part.get_filename())] = (part.get_content_type(), payload)
-    return out
+_attachments = attachments
 
 
 def test_invoice_e_mail_read_back_from_a_real_smtp_server(engine: Engine, smtp: Any, validate: Any) -> None:
@@ -134,6 +94,23 @@ def test_failed_delivery_is_retried_and_sent_once(engine: Engine, smtp: Any) -> 
     assert [(d.status, d.attempts) for d in second] == [("sent", 2)]
     assert A.deliver_due(engine, build, send, now=later + timedelta(days=1)) == []
     assert len(box.messages) == 1 and box.messages[0]["Subject"] == "Your invoice RE-2026-000101"
+
+
+def test_a_message_the_server_took_is_sent_even_when_its_quit_fails(engine: Engine, smtp: Any) -> None:
+    """The server accepted the message, then answered QUIT oddly: the delivery is sent, not
+    failed (a failed one would be sent a second time)."""
+    box, settings = smtp
+
+    async def odd_quit(server: Any, session: Any, envelope: Any) -> str:
+        return "250 OK"  # what smtplib's ``with SMTP()`` raised SMTPResponseException on
+
+    box.handle_QUIT = odd_quit  # type: ignore[attr-defined]
+    tid = _tenant(engine)
+    doc = document_from_invoice(demo_invoice_input("b2c", sessions=1, number="RE-2026-000107"))
+    A.issue_documents(engine, tid, doc, ("pdf",), email="jonas@example.org")
+    done = A.deliver_due(engine, A.message_builder(engine), A.smtp_sender(settings))
+    assert [(d.status, d.attempts, d.last_error) for d in done] == [("sent", 1, "")]
+    assert len(box.messages) == 1
 
 
 def test_unreachable_server_then_retries_exhausted(engine: Engine) -> None:
@@ -233,3 +210,35 @@ def test_delivery_loop_sends_until_stopped(engine: Engine, smtp: Any) -> None:
     parsed = A.smtp_settings_from_env({"EVBILL_SMTP_HOST": "mail.example", "EVBILL_SMTP_PORT": "587",
                                        "EVBILL_SMTP_STARTTLS": "1"})
     assert parsed is not None and (parsed.host, parsed.port, parsed.starttls) == ("mail.example", 587, True)
+
+
+def test_what_the_delivery_workflow_and_the_sweep_rely_on(engine: Engine, smtp: Any) -> None:
+    """``when_due=False`` claims a failed delivery before its back-off has passed (Temporal's retry
+    policy keeps the time); ``stop_on_failure`` ends a round at the first delivery the server did
+    not take; ``mark_stuck_unknown(delivery_id=...)`` touches that delivery only."""
+    box, settings = smtp
+    tid = _tenant(engine)
+    for n in ("RE-2026-000110", "RE-2026-000111"):
+        doc = document_from_invoice(demo_invoice_input("b2c", sessions=1, number=n))
+        A.issue_documents(engine, tid, doc, ("pdf",), email="jonas@example.org")
+    build, send = A.message_builder(engine), A.smtp_sender(settings)
+    box.refuse_next = 1
+    first = A.deliver_due(engine, build, send, stop_on_failure=True)
+    assert [(d.status, d.attempts) for d in first] == [("failed", 1)]  # the second was not tried
+    with engine.connect() as conn:
+        [second] = A.deliveries_of(conn, tid, "RE-2026-000111" if first[0].number == "RE-2026-000110"
+                                   else "RE-2026-000110")
+    assert (second.status, second.attempts) == ("pending", 0)
+    assert A.deliver(engine, tid, first[0].id, build, send).status == "failed"  # not due yet: untouched
+    again = A.deliver(engine, tid, first[0].id, build, send, when_due=False)
+    assert (again.status, again.attempts) == ("sent", 2)
+    with engine.begin() as conn:
+        for d in (first[0], second):
+            conn.execute(A.document_delivery.update().where(A.document_delivery.c.id == d.id).values(
+                status="sending", claimed_at=utcnow() - timedelta(hours=1)))
+    assert A.mark_stuck_unknown(engine, timedelta(minutes=10), delivery_id=second.id) == 1
+    with engine.connect() as conn:
+        statuses = {d.id: d.status for n in ("RE-2026-000110", "RE-2026-000111")
+                    for d in A.deliveries_of(conn, tid, n)}
+    assert statuses == {first[0].id: "sending", second.id: "unknown"}
+    assert len(box.messages) == 1
