@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 
 from api.areas import (
     audit,
+    bank,
     billing,
     customers,
     documents,
@@ -106,7 +107,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app = Litestar(
         route_handlers=[health, tenancy.router, tokens.router, customers.router, sites.router, partners.router,
                         rulesets.router, pricing.router, sessions.router, audit.router, ocpp.router, documents.router,
-                        billing.router, invoices.router, receivables.router],
+                        billing.router, invoices.router, receivables.router,
+                        bank.router],
         middleware=[auth],
         exception_handlers=exception_handlers,
         openapi_config=openapi,

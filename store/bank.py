@@ -44,13 +44,18 @@ from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
 
 __all__ = [
     "ImportResult",
+    "accounts",
     "bank_account",
     "bank_entry",
     "bank_statement",
+    "dismiss_entry",
+    "entry",
+    "import_file",
     "import_statement",
     "list_entries",
     "match_entry_by_hand",
     "payer_link",
+    "register_account",
 ]
 
 bank_account = Table(
@@ -330,3 +335,56 @@ def match_entry_by_hand(conn: Connection, tenant_id: str, entry_id: str, account
                                                    account_id=account_id, learned_from=entry_id, created_by=user_id,
                                                    created_at=utcnow()))
     return row, R.event(conn, tenant_id, f"bank:{row.key}")
+
+
+def import_file(conn: Connection, tenant_id: str, data: bytes, created_by: str = "system") -> dict[str, Any]:
+    """Read and import one camt file (every statement in it) in the caller's transaction; the answer
+    of DESIGN.md's contract (``statement_id`` is the first statement's; ``statements`` lists all).
+    Raises ``runtime.bank.camt.CamtError`` for a file that cannot be imported, before anything is."""
+    from runtime.bank.camt import parse_camt
+
+    statements = parse_camt(data)
+    digest = hashlib.sha256(data).hexdigest()
+    results = [import_statement(conn, tenant_id, st, digest, created_by) for st in statements]
+    out: dict[str, Any] = {"statement_id": results[0].statement_id if results else None,
+                           "format": results[0].format if results else statements[0].format if statements else "",
+                           "statements": [r.statement_id for r in results]}
+    for k in ("entries", "matched", "partially_matched", "unmatched", "returns", "duplicates"):
+        out[k] = sum(getattr(r, k) for r in results)
+    rules: dict[str, int] = {}
+    for r in results:
+        for k, v in r.rules.items():
+            rules[k] = rules.get(k, 0) + v
+    out["rules"] = rules
+    out["warnings"] = [w for r in results for w in r.warnings]
+    return out
+
+
+def entry(conn: Connection, tenant_id: str, entry_id: str) -> list[Any]:
+    """The tenant's entry ``entry_id`` as a one-element list (empty when there is none)."""
+    return list(conn.execute(select(bank_entry).where(bank_entry.c.tenant_id == tenant_id,
+                                                      bank_entry.c.id == entry_id)).all())
+
+
+def dismiss_entry(conn: Connection, tenant_id: str, entry_id: str, reason: str, user_id: str) -> None:
+    conn.execute(update(bank_entry).where(bank_entry.c.tenant_id == tenant_id, bank_entry.c.id == entry_id)
+                 .values(status="not_ours", reason=reason[:300], decided_by=user_id))
+
+
+def accounts(conn: Connection, tenant_id: str) -> list[Any]:
+    return list(conn.execute(select(bank_account).where(bank_account.c.tenant_id == tenant_id)
+                             .order_by(bank_account.c.created_at, bank_account.c.id)).all())
+
+
+def register_account(conn: Connection, tenant_id: str, iban: str, currency: str, name: str) -> Any:
+    """Register the account, or confirm one first seen in a statement."""
+    row = conn.execute(select(bank_account).where(bank_account.c.tenant_id == tenant_id,
+                                                  bank_account.c.iban == iban)).first()
+    if row is None:
+        conn.execute(insert(bank_account).values(id=new_id("bka"), tenant_id=tenant_id, iban=iban, currency=currency,
+                                                 name=name, confirmed=True, created_at=utcnow()))
+    else:
+        conn.execute(update(bank_account).where(bank_account.c.id == row.id).values(
+            confirmed=True, currency=currency, name=name or row.name))
+    return conn.execute(select(bank_account).where(bank_account.c.tenant_id == tenant_id,
+                                                   bank_account.c.iban == iban)).one()
