@@ -124,7 +124,7 @@ def _sessions(n: int, account: str, rate: D) -> tuple[list[RatedLine], list[Sess
                 lines.append(RatedLine("cap", "Parking time: capped at 12.00", D(1), "each", -excess, -excess,
                                        rate, "EUR", rule, sid, "parking"))
         if i % 5 == 0:
-            lines.append(RatedLine("discount", "winter promotion", D(1), "each", D("-0.50"), D("-0.50"), rate,
+            lines.append(RatedLine("discount", "Winteraktion", D(1), "each", D("-0.50"), D("-0.50"), rate,
                                    "EUR", "discount winter_promo", sid))
         location, evse = _LOCATIONS[i % len(_LOCATIONS)]
         facts.append(SessionFacts(sid, begin, "Europe/Berlin", location, evse, f"DE-SWM-C{4000 + i % 3}", kwh,
