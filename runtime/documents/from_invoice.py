@@ -204,6 +204,8 @@ _LABELS: dict[str, dict[str, str]] = {
 # what a cap line says (the rated text is the ruleset's English: "Parking time: capped at 12.00")
 _CAP_TEXT = {"de": "höchstens {cap} je Ladevorgang", "en": "at most {cap} per session",
              "fr": "au plus {cap} par recharge", "nl": "maximaal {cap} per laadsessie"}
+_CAP_NAME = {"de": "Deckelung {component}", "en": "{component} cap", "fr": "Plafonnement {component}",
+             "nl": "Maximering {component}"}
 _CAPPED_AT = re.compile(r"capped at (-?\d+(?:\.\d+)?)$")
 
 # billing/rating units -> UN/ECE Recommendation 20 (BT-130)
@@ -321,7 +323,7 @@ def _document_lines(inp: InvoiceInput, sign: Decimal) -> tuple[Line, ...]:
         # one line per capped component and cap (the statement still shows each session's cap):
         # the exact sum of the sessions' cap amounts, said in the document's language
         net = sum((m.net for m in members), ZERO) * sign
-        name = f"{labels['cap']} {component_label(capped, lang)}" if capped else labels["cap"]
+        name = _CAP_NAME[lang].format(component=component_label(capped, lang)) if capped else labels["cap"]
         parts = [_CAP_TEXT[lang].format(cap=money_text(cap, inp.currency, lang))] if cap is not None else []
         parts.append(sessions_text(len({m.session_id for m in members}), lang))
         vat = _vat(rate, inp.customer)

@@ -577,7 +577,9 @@ def _info_rows(doc: Document, labels: dict[str, str]) -> list[tuple[str, str]]:
     lang = doc.language
     rows = [(labels["number"], doc.number), (labels["date"], date_text(doc.issue_date, lang))]
     if doc.period:
-        period = f"{date_text(doc.period.start, lang)} – {date_text(doc.period.end, lang)}"
+        # a date never breaks inside ("1 Oct 2026"); the period may wrap after its dash
+        start, end = (date_text(d, lang).replace(" ", "\u00a0") for d in (doc.period.start, doc.period.end))
+        period = f"{start} – {end}"
         rows.append((labels["period"], period))
     if doc.due_date and doc.kind is not DocumentKind.CREDIT_NOTE:
         rows.append((labels["due"], date_text(doc.due_date, lang)))
