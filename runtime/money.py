@@ -7,14 +7,15 @@ a ruleset asks for another mode.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, ROUND_DOWN, ROUND_UP, Decimal, InvalidOperation
+from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, ROUND_HALF_UP, ROUND_DOWN, ROUND_UP, Decimal, InvalidOperation
 from typing import Final
 
 __all__ = [
     "Money",
     "CurrencyMismatch",
+    "allocate",
     "MINOR_UNITS",
     "ROUNDING_MODES",
     "minor_unit",
@@ -67,6 +68,26 @@ def tax_groups(nets: Iterable[tuple[Decimal, Decimal]], currency: str,
         groups[rate] = groups.get(rate, ZERO) + net
     places = minor_unit(currency)
     return tuple((r, n, quantize(n * r / 100, places, mode)) for r, n in sorted(groups.items()))
+
+
+def allocate(total: Decimal, weights: Sequence[Decimal], places: int) -> tuple[Decimal, ...]:
+    """Split ``total`` (already in ``places``) over ``weights`` pro rata, in units of ``places``,
+    so that the parts add up to ``total`` exactly (largest remainder: every part is its exact share
+    rounded down, and the units left over go to the largest fractions, earlier ones first on ties).
+    With weights summing to zero the exact shares are undefined: all parts but the first are zero."""
+    if not weights:
+        return ()
+    unit = Decimal(1).scaleb(-places)
+    whole = sum(weights, ZERO)
+    if whole == 0:
+        return (total,) + (ZERO,) * (len(weights) - 1)
+    exact = [total * w / whole / unit for w in weights]
+    floors = [e.to_integral_value(rounding=ROUND_FLOOR) for e in exact]
+    left = int((total / unit) - sum(floors, ZERO))
+    order = sorted(range(len(weights)), key=lambda i: (-(exact[i] - floors[i]), i))
+    for i in order[:left]:
+        floors[i] += 1
+    return tuple((f * unit).quantize(unit) for f in floors)
 
 
 def to_decimal(value: object) -> Decimal:

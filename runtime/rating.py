@@ -30,12 +30,12 @@ from zoneinfo import ZoneInfo
 
 from runtime.money import ZERO
 from runtime.rated import Component, RatedLine, RatingResult, TraceEntry
-from runtime.sessions import SessionFacts
+from runtime.sessions import SessionFacts, SessionInputError
 
 __all__ = [
     "finish_session", "CutSpec", "PriceSeries", "RatingContext", "PricedRule", "TariffProgram", "DiscountProgram", "ProductProgram",
     "RulesetMeta", "Env", "RatingError", "MissingPrice", "rate_session", "rate_period", "PeriodResult",
-    "zone",
+    "facts_minutes", "session_minutes", "zone",
 ]
 
 ONE = Decimal(1)
@@ -257,6 +257,28 @@ def _ms(dt: datetime) -> int:
 
 def _sec(ms: int) -> Decimal:
     return Decimal(ms) / _MS_PER_S
+
+
+def session_minutes(s: SessionFacts) -> tuple[Decimal, Decimal]:
+    """(charging, parking) minutes of a session as rating measures them: from its periods, its
+    meter values, or its ``charging_end`` (the rest of the session is parking), whichever it has.
+    Statements print these, so what they show is what the blocking fee was priced on."""
+    segs = base_segments(s)
+    charging = sum((g.time_s for g in segs), Decimal(0)) / 60
+    parking = sum((g.park_s for g in segs), Decimal(0)) / 60
+    return charging, parking
+
+
+def facts_minutes(facts: Mapping[str, Any] | None) -> tuple[Decimal, Decimal] | None:
+    """``session_minutes`` of a session stored as its facts (the ``evbill rate`` JSON shape),
+    rounded to whole minutes; None when there are no facts or they do not parse."""
+    if not facts:
+        return None
+    try:
+        charging, parking = session_minutes(SessionFacts.from_dict(facts))
+    except (SessionInputError, KeyError, TypeError, ValueError):
+        return None
+    return charging.quantize(ONE), parking.quantize(ONE)
 
 
 def base_segments(s: SessionFacts) -> list[_Seg]:

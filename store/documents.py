@@ -665,6 +665,7 @@ def load_invoice_input(conn: Connection, tenant_id: str, invoice_id: str) -> Any
         TenantProfile,
     )
     from runtime.documents.model import Address, Contact, ElectronicAddress, Seller
+    from runtime.rating import facts_minutes
     from store import billing as B
     from store.models import (
         BillingAccount,
@@ -729,7 +730,7 @@ def load_invoice_input(conn: Connection, tenant_id: str, invoice_id: str) -> Any
     if session_ids:
         cs, loc, cp = ChargingSession.__table__, Location.__table__, ChargingPeriodRow.__table__  # type: ignore[attr-defined]
         rows = conn.execute(select(cs.c.id, cs.c.start, cs.c.end, cs.c.energy_kwh, cs.c.location_ref, cs.c.evse_ref,
-                                   cs.c.token_uid, loc.c.name, loc.c.timezone)
+                                   cs.c.token_uid, loc.c.name, loc.c.timezone, cs.c.facts)
                             .select_from(cs.outerjoin(loc, loc.c.id == cs.c.location_id))
                             .where(cs.c.tenant_id == tenant_id, cs.c.id.in_(session_ids))).all()
         # summed as Decimal here: SQL SUM over the exact-decimal text column adds floats on SQLite
@@ -740,6 +741,11 @@ def load_invoice_input(conn: Connection, tenant_id: str, invoice_id: str) -> Any
         for r in rows:
             parking_min = (parked.get(r.id, Decimal(0)) * 60).quantize(Decimal(1))
             total_min = Decimal(int((r.end - r.start).total_seconds()) // 60)
+            # the minutes rating priced: a session without stored periods (OCPP, JSON with a
+            # charging end, meter values) has its parking time in its facts, not in period rows
+            measured = facts_minutes(r.facts)
+            if measured is not None:
+                total_min, parking_min = measured[0] + measured[1], measured[1]
             sessions.append(SessionFacts(
                 session_id=r.id, started_at=r.start, timezone=r.timezone or acct.timezone or "Europe/Berlin",
                 location=r.name or r.location_ref, evse=r.evse_ref, token=r.token_uid, energy_kwh=r.energy_kwh,
@@ -754,7 +760,7 @@ def load_invoice_input(conn: Connection, tenant_id: str, invoice_id: str) -> Any
         currency=inv.currency, period_start=inv.local_start, period_end=inv.local_end,
         payment_terms=inv.payment_terms, net_total=inv.net_total, tax_total=inv.tax_total,
         lines=tuple(BilledLine(ln.seq, ln.kind, ln.component, ln.description, ln.quantity, ln.unit, ln.unit_price,
-                               ln.net, ln.tax_rate, ln.session_id) for ln in lines),
+                               ln.net, ln.tax_rate, ln.session_id, ln.rule) for ln in lines),
         tenant=TenantProfile(seller, _branding(t.branding)), customer=customer, payment=payment,
         sessions=tuple(sessions), corrects=corrects, corrects_issue_date=corrects_date,
         rounding=_ruleset_rounding(conn, inv.ruleset_version_id),

@@ -98,7 +98,7 @@ _LOCATIONS = (("Berlin Kreuzberg, Oranienstr. 5", "DE*SWM*E101*1"), ("Hamburg Ha
 
 def _sessions(n: int, account: str, rate: D) -> tuple[list[RatedLine], list[SessionFacts]]:
     """``n`` rated sessions as rating produces them: start fee, energy, sometimes a blocking fee
-    (capped, so its net is not quantity x price) and a promotion."""
+    (per minute, capped per session by a cap line) and a promotion."""
     lines: list[RatedLine] = []
     facts: list[SessionFacts] = []
     start = datetime(2026, 10, 1, 5, 30, tzinfo=UTC)
@@ -112,11 +112,19 @@ def _sessions(n: int, account: str, rate: D) -> tuple[list[RatedLine], list[Sess
                                "tariff ac_public: energy", sid))
         parking = D(0)
         if i % 4 == 0:
-            parking = D(130 + i)
-            lines.append(RatedLine("parking", "blocking fee after 240 min, at most 12.00", parking, "min",
-                                   D("0.10"), D("12.00"), rate, "EUR", "tariff ac_public: parking cap", sid))
+            # a blocking fee per minute after the free time, capped per session as the rating
+            # engine does it: the priced minutes, then a negative cap line for what exceeds 12.00
+            parking = D(130 + 37 * i)
+            rule = "tariff ac_public: parking, line 14"
+            fee = parking * D("0.10")
+            lines.append(RatedLine("parking", "Parking time", parking, "min", D("0.10"), fee, rate, "EUR",
+                                   rule, sid))
+            if fee > D("12.00"):
+                excess = fee - D("12.00")
+                lines.append(RatedLine("cap", "Parking time: capped at 12.00", D(1), "each", -excess, -excess,
+                                       rate, "EUR", rule, sid, "parking"))
         if i % 5 == 0:
-            lines.append(RatedLine("discount", "winter promotion", D(1), "each", D("-0.50"), D("-0.50"), rate,
+            lines.append(RatedLine("discount", "Winteraktion", D(1), "each", D("-0.50"), D("-0.50"), rate,
                                    "EUR", "discount winter_promo", sid))
         location, evse = _LOCATIONS[i % len(_LOCATIONS)]
         facts.append(SessionFacts(sid, begin, "Europe/Berlin", location, evse, f"DE-SWM-C{4000 + i % 3}", kwh,
@@ -137,7 +145,7 @@ def demo_invoice_input(case: str = "b2c", sessions: int = 20, number: str = "RE-
         terms=PaymentTerms("net", 14), period_lines=period_lines, sessions=sessions,
         energy_kwh=sum((f.energy_kwh for f in facts), D(0)), services=services, discounts=discounts)
     lines = tuple(BilledLine(ln.seq, ln.kind, ln.component, ln.description, ln.quantity, ln.unit, ln.unit_price,
-                             ln.net, ln.tax_rate, ln.session_id) for ln in draft.lines)
+                             ln.net, ln.tax_rate, ln.session_id, ln.rule) for ln in draft.lines)
     return InvoiceInput(
         invoice_id=f"inv_demo_{case}", kind=draft.kind, number=number, issue_date=draft.issue_date,
         due_date=draft.due_date, currency="EUR", period_start=period.local_start, period_end=period.local_end,

@@ -15,6 +15,7 @@ facts for the statement); the loader that fills it from the database lives with 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -22,6 +23,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from runtime.documents import FORMATS
+from runtime.documents.i18n import LANGUAGES, money_text, sessions_text
 from runtime.documents.model import (
     Address,
     AllowanceCharge,
@@ -40,7 +42,7 @@ from runtime.documents.model import (
     StatementRow,
     VatCategory,
 )
-from runtime.money import ZERO, minor_unit, quantize, tax_groups
+from runtime.money import ZERO, allocate, minor_unit, quantize, tax_groups
 
 __all__ = [
     "BilledLine",
@@ -108,6 +110,8 @@ class BilledLine:
     net: Decimal
     tax_rate: Decimal
     session_id: str = ""
+    # the rated rule the line comes from: a cap line names the rule whose lines it caps
+    rule: str = ""
 
 
 @dataclass(frozen=True)
@@ -157,7 +161,7 @@ _LABELS: dict[str, dict[str, str]] = {
         "min_price": "Mindestpreis", "max_price": "Höchstpreis", "discount": "Rabatt",
         "base_fee": "Grundgebühr", "included": "Inklusivleistung", "tier": "Staffelpreis",
         "goodwill": "Kulanzgutschrift", "service": "Service", "manual": "Korrektur",
-        "rerating": "Neubewertung", "sessions": "Ladevorgänge", "rounding": "Rundung je Ladevorgang",
+        "rerating": "Neubewertung", "rounding": "Rundung je Ladevorgang",
         "late": "nachträglich", "terms_net": "Zahlbar innerhalb von {days} Tagen ohne Abzug",
         "terms_eom": "Zahlbar {days} Tage nach Monatsende ohne Abzug",
         "reversal": "Storno", "credit_terms": "Der Betrag wird Ihrem Konto gutgeschrieben",
@@ -167,13 +171,42 @@ _LABELS: dict[str, dict[str, str]] = {
         "parking": "Parking fee", "reservation": "Reservation", "cap": "Cap", "min_price": "Minimum price",
         "max_price": "Maximum price", "discount": "Discount", "base_fee": "Base fee",
         "included": "Included", "tier": "Tier price", "goodwill": "Goodwill credit", "service": "Service",
-        "manual": "Adjustment", "rerating": "Re-rating", "sessions": "sessions",
+        "manual": "Adjustment", "rerating": "Re-rating",
         "rounding": "Rounding per session", "late": "late",
         "terms_net": "Payable within {days} days without deduction",
         "terms_eom": "Payable {days} days after the end of the month without deduction",
         "reversal": "Reversal", "credit_terms": "The amount will be credited to your account",
     },
+    "fr": {
+        "start_fee": "Frais de démarrage", "flat": "Forfait", "energy": "Énergie", "time": "Temps de charge",
+        "parking": "Frais d'occupation", "reservation": "Réservation", "cap": "Plafonnement",
+        "min_price": "Prix minimum", "max_price": "Prix maximum", "discount": "Remise",
+        "base_fee": "Abonnement", "included": "Prestation incluse", "tier": "Prix par palier",
+        "goodwill": "Geste commercial", "service": "Service", "manual": "Correction",
+        "rerating": "Nouvelle tarification", "rounding": "Arrondi par recharge", "late": "tardive",
+        "terms_net": "Payable sous {days} jours sans escompte",
+        "terms_eom": "Payable {days} jours fin de mois sans escompte",
+        "reversal": "Annulation", "credit_terms": "Le montant sera crédité sur votre compte",
+    },
+    "nl": {
+        "start_fee": "Starttarief", "flat": "Vast bedrag", "energy": "Energie", "time": "Laadtijd",
+        "parking": "Blokkeertarief", "reservation": "Reservering", "cap": "Maximering",
+        "min_price": "Minimumprijs", "max_price": "Maximumprijs", "discount": "Korting",
+        "base_fee": "Vast abonnement", "included": "Inbegrepen", "tier": "Staffelprijs",
+        "goodwill": "Coulancecreditering", "service": "Service", "manual": "Correctie",
+        "rerating": "Herberekening", "rounding": "Afronding per laadsessie", "late": "nagekomen",
+        "terms_net": "Te betalen binnen {days} dagen zonder aftrek",
+        "terms_eom": "Te betalen {days} dagen na het einde van de maand zonder aftrek",
+        "reversal": "Storno", "credit_terms": "Het bedrag wordt op uw rekening gecrediteerd",
+    },
 }
+
+# what a cap line says (the rated text is the ruleset's English: "Parking time: capped at 12.00")
+_CAP_TEXT = {"de": "höchstens {cap} je Ladevorgang", "en": "at most {cap} per session",
+             "fr": "au plus {cap} par recharge", "nl": "maximaal {cap} per laadsessie"}
+_CAP_NAME = {"de": "Deckelung {component}", "en": "{component} cap", "fr": "Plafonnement {component}",
+             "nl": "Maximering {component}"}
+_CAPPED_AT = re.compile(r"capped at (-?\d+(?:\.\d+)?)$")
 
 # billing/rating units -> UN/ECE Recommendation 20 (BT-130)
 _UNITS = {"kWh": "KWH", "Wh": "WHR", "MWh": "MWH", "min": "MIN", "h": "HUR", "s": "SEC", "days": "DAY",
@@ -239,15 +272,24 @@ def _vat(rate: Decimal, customer: CustomerProfile) -> tuple[VatCategory, Decimal
 
 
 def _document_lines(inp: InvoiceInput, sign: Decimal) -> tuple[Line, ...]:
-    """Session lines grouped per (component, unit, price, rate); everything else line by line."""
+    """Session lines grouped per (component, unit, price, rate); cap lines per (capped component,
+    cap, rate); everything else line by line."""
     lang = inp.customer.language
     places = minor_unit(inp.currency)
     labels = _LABELS.get(lang, _LABELS["en"])
     out: list[Line] = []
     groups: dict[tuple[str, str, Decimal, Decimal], list[BilledLine]] = {}
+    caps: dict[tuple[str, Decimal | None, Decimal], list[BilledLine]] = {}
     singles: list[BilledLine] = []
+    # a cap line names the rule whose lines it caps; those lines name the capped component
+    capped_by_rule = {(ln.session_id, ln.rule): ln.component for ln in inp.lines
+                      if ln.rule and ln.component != "cap"}
     for ln in sorted(inp.lines, key=lambda x: x.seq):
-        if ln.kind == "session" and ln.unit_price >= 0 and ln.net * sign >= 0:
+        if ln.kind == "session" and ln.component == "cap":
+            match = _CAPPED_AT.search(ln.description)
+            cap = Decimal(match.group(1)) if match else None
+            caps.setdefault((capped_by_rule.get((ln.session_id, ln.rule), ""), cap, ln.tax_rate), []).append(ln)
+        elif ln.kind == "session" and ln.unit_price >= 0 and ln.net * sign >= 0:
             groups.setdefault((ln.component, ln.unit, ln.unit_price, ln.tax_rate), []).append(ln)
         else:
             singles.append(ln)
@@ -257,18 +299,18 @@ def _document_lines(inp: InvoiceInput, sign: Decimal) -> tuple[Line, ...]:
         net = sum((m.net for m in members), ZERO) * sign
         sessions = len({m.session_id for m in members if m.session_id})
         name = component_label(component, lang)
-        desc = f"{sessions} {labels['sessions']}" if sessions else None
+        desc = sessions_text(sessions, lang) if sessions else None
         vat = _vat(rate, inp.customer)
         straight = quantize(quantity * price, places)
         diff = net - straight
-        # per-session rounding moves a group by at most half a cent per line; show that as what it
-        # is (a line charge/allowance) and keep quantity x price readable; anything larger (caps,
-        # steps, minimum prices) is not rounding, so those lines are listed one by one instead
+        # per-session rounding moves a group by at most half a cent per line; the XML carries that
+        # as a line charge/allowance so that quantity x price stays readable, the page as a note;
+        # anything larger (steps, minimum prices) is not rounding, so those lines are listed one by one
         if price > 0 and quantity > 0 and abs(diff) <= Decimal("0.005") * (len(members) + 1):
             acs: tuple[AllowanceCharge, ...] = ()
             if diff:
                 acs = (AllowanceCharge(diff > 0, abs(diff), labels["rounding"], vat[0], vat[1],
-                                       reason_code="ZZZ" if diff > 0 else "95"),)
+                                       reason_code="ZZZ" if diff > 0 else "95", is_rounding=True),)
             out.append(dataclasses.replace(
                 Line(str(len(out) + 1), name, quantity, _unit(unit), price, vat[0], vat[1], desc),
                 allowances_charges=acs))
@@ -277,6 +319,19 @@ def _document_lines(inp: InvoiceInput, sign: Decimal) -> tuple[Line, ...]:
             for m in members:
                 out.append(_exact_line(str(len(out) + 1), name, m.description or desc, m.quantity * sign,
                                        m.unit, m.unit_price, m.net * sign, vat, places, detail=False))
+    for (capped, cap, rate), members in caps.items():
+        # one line per capped component and cap (the statement still shows each session's cap):
+        # the exact sum of the sessions' cap amounts, said in the document's language
+        net = sum((m.net for m in members), ZERO) * sign
+        name = _CAP_NAME[lang].format(component=component_label(capped, lang)) if capped else labels["cap"]
+        parts = [_CAP_TEXT[lang].format(cap=money_text(cap, inp.currency, lang))] if cap is not None else []
+        parts.append(sessions_text(len({m.session_id for m in members}), lang))
+        vat = _vat(rate, inp.customer)
+        line = Line("0", name, Decimal(1) if net >= 0 else Decimal(-1), "C62", abs(net), vat[0], vat[1],
+                    ", ".join(parts))
+        # right after the line of the component it caps, where there is one
+        after = [i for i, ln in enumerate(out) if capped and ln.name == component_label(capped, lang)]
+        out.insert(after[-1] + 1 if after else len(out), line)
     for m in singles:
         itemized = m.kind == "session" and bool(m.session_id)
         if m.kind in ("session", "late", "fee", "discount"):
@@ -318,26 +373,39 @@ def _net(line: Line, places: int) -> Decimal:
 
 
 def _statement(inp: InvoiceInput, sign: Decimal) -> tuple[StatementRow, ...]:
+    """One row per session: its billed (rounded) lines, and its part of the invoice's VAT.
+
+    VAT is computed once per rate group on the sum of the statement's lines, as the invoice does
+    (``tax_groups``), and each group's VAT is split over the sessions pro rata to the cent
+    (``allocate``): the rows add up to the invoice's VAT instead of a sum of per-session roundings
+    that can be cents away from it."""
     lang = inp.customer.language
+    places = minor_unit(inp.currency)
     by_session: dict[str, list[BilledLine]] = {}
     for ln in inp.lines:
         if ln.session_id and ln.kind in _STATEMENT_KINDS:
             by_session.setdefault(ln.session_id, []).append(ln)
+    billed = [s for s in sorted(inp.sessions, key=lambda x: (x.started_at, x.session_id))
+              if by_session.get(s.session_id)]
+    per_rate: list[dict[Decimal, Decimal]] = []
+    for s in billed:
+        nets: dict[Decimal, Decimal] = {}
+        for ln in by_session[s.session_id]:
+            nets[ln.tax_rate] = nets.get(ln.tax_rate, ZERO) + ln.net * sign
+        per_rate.append(nets)
+    taxes = [ZERO] * len(billed)
+    for rate, _, group_tax in tax_groups(((r, n) for nets in per_rate for r, n in nets.items()),
+                                         inp.currency, inp.rounding):
+        shares = allocate(group_tax, [nets.get(rate, ZERO) for nets in per_rate], places)
+        taxes = [t + share for t, share in zip(taxes, shares)]
     rows = []
-    for s in sorted(inp.sessions, key=lambda x: (x.started_at, x.session_id)):
-        lines = by_session.get(s.session_id, [])
-        if not lines:
-            continue
+    for s, tax in zip(billed, taxes):
         comps: list[StatementAmount] = []
         discounts: list[StatementAmount] = []
-        per_rate: dict[Decimal, Decimal] = {}
-        for ln in sorted(lines, key=lambda x: x.seq):
+        for ln in sorted(by_session[s.session_id], key=lambda x: x.seq):
             net = ln.net * sign
-            per_rate[ln.tax_rate] = per_rate.get(ln.tax_rate, ZERO) + net
             label = component_label(ln.component, lang)
             (comps if net >= 0 else discounts).append(StatementAmount(label, abs(net)))
-        # the session's VAT is informative (the invoice computes VAT once per rate group)
-        tax = sum((t for _, _, t in tax_groups(per_rate.items(), inp.currency, inp.rounding)), ZERO)
         rows.append(StatementRow(
             session_id=s.session_id,
             started_at=s.started_at.astimezone(ZoneInfo(s.timezone)).replace(tzinfo=None),
@@ -380,7 +448,7 @@ def document_from_invoice(inp: InvoiceInput) -> Document:
     credit = inp.kind == "credit_note"
     # a credit note states what is credited as positive amounts (UBL CreditNote semantics)
     sign = Decimal(-1) if credit else Decimal(1)
-    lang = inp.customer.language if inp.customer.language in ("de", "en") else "en"
+    lang = inp.customer.language if inp.customer.language in LANGUAGES else "en"
     customer = dataclasses.replace(inp.customer, language=lang)
     inp = dataclasses.replace(inp, customer=customer)
     seller = inp.tenant.seller

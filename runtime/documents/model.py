@@ -17,6 +17,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from functools import cached_property
 
+from runtime.documents.i18n import LANGUAGES
 from runtime.money import ROUNDING_MODES, ZERO, Money, minor_unit, quantize, tax_groups, to_decimal
 
 __all__ = [
@@ -100,19 +101,24 @@ _EXEMPTIONS: dict[VatCategory, tuple[str | None, dict[str, str]]] = {
         {
             "de": "Steuerschuldnerschaft des Leistungsempfängers (Reverse Charge)",
             "en": "Reverse charge: VAT is due by the recipient",
+            "fr": "Autoliquidation : TVA due par le preneur",
+            "nl": "Btw verlegd: de btw is verschuldigd door de afnemer",
         },
     ),
     VatCategory.INTRA_COMMUNITY: (
         "VATEX-EU-IC",
-        {"de": "Steuerfreie innergemeinschaftliche Lieferung", "en": "Intra-community supply"},
+        {"de": "Steuerfreie innergemeinschaftliche Lieferung", "en": "Intra-community supply",
+         "fr": "Livraison intracommunautaire exonérée", "nl": "Vrijgestelde intracommunautaire levering"},
     ),
     VatCategory.NOT_SUBJECT: (
         "VATEX-EU-O",
-        {"de": "Nicht der Umsatzsteuer unterliegend", "en": "Not subject to VAT"},
+        {"de": "Nicht der Umsatzsteuer unterliegend", "en": "Not subject to VAT",
+         "fr": "Non soumis à la TVA", "nl": "Niet onderworpen aan btw"},
     ),
     VatCategory.EXEMPT: (
         None,
-        {"de": "Steuerbefreiter Umsatz", "en": "Exempt from VAT"},
+        {"de": "Steuerbefreiter Umsatz", "en": "Exempt from VAT", "fr": "Exonéré de TVA",
+         "nl": "Vrijgesteld van btw"},
     ),
 }
 
@@ -196,6 +202,9 @@ class AllowanceCharge:
     reason_code: str | None = None  # UNTDID 5189 (allowances) / 7161 (charges)
     base_amount: Decimal | None = None
     percent: Decimal | None = None
+    # the difference between a grouped line's quantity x price and the sum of its per-session
+    # rounded amounts: the XML carries it as a line allowance/charge, the page as a note
+    is_rounding: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "amount", _dec(self.amount))
@@ -378,8 +387,8 @@ class Document:
         object.__setattr__(self, "prepaid", _dec(self.prepaid))
         if self.rounding not in ROUNDING_MODES:
             raise ValueError(f"unknown rounding mode {self.rounding!r}, expected one of {', '.join(ROUNDING_MODES)}")
-        if self.language not in ("de", "en"):
-            raise ValueError(f"unsupported language {self.language!r}, expected 'de' or 'en'")
+        if self.language not in LANGUAGES:
+            raise ValueError(f"unsupported language {self.language!r}, expected one of {', '.join(LANGUAGES)}")
         if not self.lines:
             raise ValueError("a document needs at least one line")
         ids = [line.id for line in self.lines]

@@ -11,7 +11,6 @@ import logging
 import os
 import warnings
 from dataclasses import dataclass
-from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -19,10 +18,19 @@ from typing import Any
 
 import jinja2
 
+from runtime.documents.i18n import (
+    date_text,
+    datetime_text,
+    money_text,
+    number_text,
+    price_text,
+    quantity_text,
+    rate_text,
+    sessions_text,
+)
 from runtime.documents.model import Document, DocumentKind, Line, VatCategory, VatGroup
-from runtime.money import minor_unit, quantize
 
-__all__ = ["LABELS", "date_text", "money_text", "render_html", "render_pdf"]
+__all__ = ["LABELS", "UNITS", "date_text", "money_text", "render_html", "render_pdf"]
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -55,7 +63,6 @@ LABELS: dict[str, dict[str, str]] = {
         "charge": "Zuschlag",
         "net": "Nettobetrag",
         "vat_on": "USt. {rate} auf {basis}",
-        "vat_free": "USt. {category} auf {basis}",
         "gross": "Gesamtbetrag",
         "prepaid": "Bereits bezahlt",
         "payable": "Zahlbetrag",
@@ -96,6 +103,15 @@ LABELS: dict[str, dict[str, str]] = {
         "powered_by": "Erstellt mit evbill",
         "issuer": "Aussteller",
         "recipient": "Empfänger",
+        "vat_rate_reverse_charge": "{rate} (Steuerschuldnerschaft des Leistungsempfängers)",
+        "vat_rate_intra_community": "{rate} (innergemeinschaftliche Lieferung)",
+        "vat_rate_exempt": "steuerfrei",
+        "vat_rate_not_subject": "nicht steuerbar",
+        "rounded_per_session": "je Ladevorgang gerundet: {amount}",
+        "cap_sessions": "höchstens {cap} je Ladevorgang",
+        "st_invoice_other": "Weitere Positionen der Rechnung",
+        "st_invoice_total": "Rechnungsbetrag",
+        "st_tax_note": "Die USt. wird je Steuersatz auf die Summe berechnet und auf die Ladevorgänge verteilt.",
     },
     "en": {
         "invoice": "Invoice",
@@ -125,7 +141,6 @@ LABELS: dict[str, dict[str, str]] = {
         "charge": "Charge",
         "net": "Net amount",
         "vat_on": "VAT {rate} on {basis}",
-        "vat_free": "VAT {category} on {basis}",
         "gross": "Total",
         "prepaid": "Already paid",
         "payable": "Amount due",
@@ -164,6 +179,165 @@ LABELS: dict[str, dict[str, str]] = {
         "powered_by": "Created with evbill",
         "issuer": "Issuer",
         "recipient": "Recipient",
+        "vat_rate_reverse_charge": "{rate} (reverse charge)",
+        "vat_rate_intra_community": "{rate} (intra-community supply)",
+        "vat_rate_exempt": "exempt",
+        "vat_rate_not_subject": "not subject to VAT",
+        "rounded_per_session": "rounded per session: {amount}",
+        "cap_sessions": "at most {cap} per session",
+        "st_invoice_other": "Other invoice lines",
+        "st_invoice_total": "Invoice total",
+        "st_tax_note": "VAT is computed per rate on the total and allocated to the sessions.",
+    },
+    "fr": {
+        "invoice": "Facture",
+        "credit_note": "Avoir",
+        "self_billing_credit_note": "Autofacturation",
+        "number": "N° de document",
+        "date": "Date",
+        "period": "Période de prestation",
+        "due": "Échéance",
+        "customer_number": "N° client",
+        "buyer_reference": "Votre référence",
+        "corrects": "Rectifie la facture",
+        "corrects_from": "du",
+        "vat_id": "N° TVA",
+        "tax_number": "N° fiscal",
+        "buyer_vat_id": "Votre n° TVA",
+        "pos": "N°",
+        "item": "Désignation",
+        "qty": "Quantité",
+        "unit_price": "Prix unitaire",
+        "vat": "TVA",
+        "amount": "Montant",
+        "line_allowance": "Remise",
+        "line_charge": "Supplément",
+        "line_total": "Total des lignes",
+        "allowance": "Remise",
+        "charge": "Supplément",
+        "net": "Montant HT",
+        "vat_on": "TVA {rate} sur {basis}",
+        "gross": "Montant TTC",
+        "prepaid": "Déjà payé",
+        "payable": "Net à payer",
+        "payable_credit": "Montant crédité",
+        "transfer": "Veuillez virer {amount} avant le {due} en indiquant {ref} sur le compte IBAN {iban}{bic}.",
+        "transfer_nodue": "Veuillez virer {amount} en indiquant {ref} sur le compte IBAN {iban}{bic}.",
+        "refund": "Nous virerons {amount} sur votre compte IBAN {iban}.",
+        "refund_noiban": "Nous vous rembourserons {amount}.",
+        "self_billing_pay": "Nous virerons {amount} sur votre compte IBAN {iban}.",
+        "debit": "Nous prélèverons {amount} le {when} par prélèvement SEPA sur votre compte IBAN {iban}. "
+        "Référence du mandat : {mandate}, identifiant créancier : {creditor}. Merci de veiller à ce que "
+        "votre compte soit suffisamment approvisionné.",
+        "debit_soon": "dans les prochains jours",
+        "nothing_due": "Ce montant est déjà réglé.",
+        "self_billing_note": "Autofacturation : facture émise par le destinataire de la prestation au nom "
+        "et pour le compte du fournisseur.",
+        "statement": "Relevé détaillé des recharges",
+        "statement_for": "pour le document",
+        "st_start": "Début",
+        "st_location": "Site / point de charge",
+        "st_token": "Badge",
+        "st_kwh": "kWh",
+        "st_charge_min": "Charge",
+        "st_park_min": "Stationnement",
+        "st_components": "Éléments de prix",
+        "st_net": "HT",
+        "st_tax": "TVA",
+        "st_gross": "TTC",
+        "st_total": "Total",
+        "st_sessions": "recharges",
+        "min": "min",
+        "page": "Page",
+        "of": "sur",
+        "bank": "Coordonnées bancaires",
+        "contact": "Contact",
+        "powered_by": "Créé avec evbill",
+        "issuer": "Émetteur",
+        "recipient": "Destinataire",
+        "vat_rate_reverse_charge": "{rate} (autoliquidation)",
+        "vat_rate_intra_community": "{rate} (livraison intracommunautaire)",
+        "vat_rate_exempt": "exonéré",
+        "vat_rate_not_subject": "hors champ de la TVA",
+        "rounded_per_session": "arrondi par recharge : {amount}",
+        "cap_sessions": "au plus {cap} par recharge",
+        "st_invoice_other": "Autres lignes de la facture",
+        "st_invoice_total": "Montant de la facture",
+        "st_tax_note": "La TVA est calculée par taux sur le total puis répartie sur les recharges.",
+    },
+    "nl": {
+        "invoice": "Factuur",
+        "credit_note": "Creditnota",
+        "self_billing_credit_note": "Self-billingfactuur",
+        "number": "Documentnr.",
+        "date": "Datum",
+        "period": "Leveringsperiode",
+        "due": "Vervaldatum",
+        "customer_number": "Klantnr.",
+        "buyer_reference": "Uw referentie",
+        "corrects": "Correctie op factuur",
+        "corrects_from": "van",
+        "vat_id": "Btw-nr.",
+        "tax_number": "Fiscaal nr.",
+        "buyer_vat_id": "Uw btw-nr.",
+        "pos": "Nr.",
+        "item": "Omschrijving",
+        "qty": "Aantal",
+        "unit_price": "Prijs per eenheid",
+        "vat": "Btw",
+        "amount": "Bedrag",
+        "line_allowance": "Korting",
+        "line_charge": "Toeslag",
+        "line_total": "Totaal regels",
+        "allowance": "Korting",
+        "charge": "Toeslag",
+        "net": "Nettobedrag",
+        "vat_on": "Btw {rate} over {basis}",
+        "gross": "Totaalbedrag",
+        "prepaid": "Reeds betaald",
+        "payable": "Te betalen",
+        "payable_credit": "Gecrediteerd bedrag",
+        "transfer": "Gelieve {amount} vóór {due} over te maken onder vermelding van {ref} naar IBAN {iban}{bic}.",
+        "transfer_nodue": "Gelieve {amount} over te maken onder vermelding van {ref} naar IBAN {iban}{bic}.",
+        "refund": "Wij maken {amount} over naar uw rekening IBAN {iban}.",
+        "refund_noiban": "Wij betalen u {amount} terug.",
+        "self_billing_pay": "Wij maken {amount} over naar uw rekening IBAN {iban}.",
+        "debit": "Wij incasseren {amount} op {when} via SEPA-incasso van uw rekening IBAN {iban}. "
+        "Machtigingskenmerk: {mandate}, incassant-ID: {creditor}. Zorg voor voldoende saldo.",
+        "debit_soon": "in de komende dagen",
+        "nothing_due": "Dit bedrag is al voldaan.",
+        "self_billing_note": "Self-billing: deze factuur is uitgereikt door de afnemer namens de leverancier.",
+        "statement": "Gespecificeerd overzicht van laadsessies",
+        "statement_for": "bij document",
+        "st_start": "Begin",
+        "st_location": "Locatie / laadpunt",
+        "st_token": "Pas",
+        "st_kwh": "kWh",
+        "st_charge_min": "Laden",
+        "st_park_min": "Parkeren",
+        "st_components": "Prijscomponenten",
+        "st_net": "Netto",
+        "st_tax": "Btw",
+        "st_gross": "Bruto",
+        "st_total": "Totaal",
+        "st_sessions": "laadsessies",
+        "min": "min",
+        "page": "Pagina",
+        "of": "van",
+        "bank": "Bankgegevens",
+        "contact": "Contact",
+        "powered_by": "Gemaakt met evbill",
+        "issuer": "Uitgever",
+        "recipient": "Ontvanger",
+        "vat_rate_reverse_charge": "{rate} (btw verlegd)",
+        "vat_rate_intra_community": "{rate} (intracommunautaire levering)",
+        "vat_rate_exempt": "vrijgesteld",
+        "vat_rate_not_subject": "niet onderworpen aan btw",
+        "rounded_per_session": "afgerond per laadsessie: {amount}",
+        "cap_sessions": "maximaal {cap} per laadsessie",
+        "st_invoice_other": "Overige factuurregels",
+        "st_invoice_total": "Factuurbedrag",
+        "st_tax_note": "De btw wordt per tarief over het totaal berekend en over de laadsessies verdeeld.",
     },
 }
 
@@ -172,72 +346,11 @@ UNITS: dict[str, dict[str, str]] = {
            "DAY": "Tag", "ANN": "Jahr", "H87": "Stk."},
     "en": {"KWH": "kWh", "MIN": "min", "HUR": "h", "C62": "pcs", "MON": "month",
            "DAY": "day", "ANN": "year", "H87": "pcs"},
+    "fr": {"KWH": "kWh", "MIN": "min", "HUR": "h", "C62": "pce", "MON": "mois",
+           "DAY": "jour", "ANN": "an", "H87": "pce"},
+    "nl": {"KWH": "kWh", "MIN": "min", "HUR": "uur", "C62": "st.", "MON": "maand",
+           "DAY": "dag", "ANN": "jaar", "H87": "st."},
 }
-_MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_SYMBOLS = {"EUR": "€", "GBP": "£", "USD": "$", "CHF": "CHF"}
-
-
-def _group(digits: str, sep: str) -> str:
-    out: list[str] = []
-    while len(digits) > 3:
-        out.insert(0, digits[-3:])
-        digits = digits[:-3]
-    out.insert(0, digits)
-    return sep.join(out)
-
-
-def number_text(value: Decimal, places: int, language: str) -> str:
-    """Locale-style fixed-point text; German uses ``1.234,56``, English ``1,234.56``."""
-    q = quantize(value, places) if places >= 0 else value
-    sign = "-" if q < 0 else ""
-    whole, _, frac = f"{abs(q):.{places}f}".partition(".")
-    thousands, decimal_mark = (".", ",") if language == "de" else (",", ".")
-    text = _group(whole, thousands)
-    if frac:
-        text += decimal_mark + frac
-    return sign + text
-
-
-def money_text(value: Decimal, currency: str, language: str) -> str:
-    """How an amount is written on the page (the PDF tests search for exactly this text)."""
-    text = number_text(value, minor_unit(currency), language)
-    symbol = _SYMBOLS.get(currency, currency)
-    if language == "de":
-        return f"{text}\u00a0{symbol}"
-    if len(symbol) == 1:
-        return f"{text[0]}{symbol}{text[1:]}" if text.startswith("-") else f"{symbol}{text}"
-    return f"{symbol}\u00a0{text}"
-
-
-def price_text(value: Decimal, currency: str, language: str) -> str:
-    """Unit prices keep up to 4 places because rated prices are often sub-cent."""
-    places = max(minor_unit(currency), min(4, -value.normalize().as_tuple().exponent))  # type: ignore[operator]
-    text = number_text(value, places, language)
-    symbol = _SYMBOLS.get(currency, currency)
-    return f"{text}\u00a0{symbol}" if language == "de" else f"{symbol}{text}"
-
-
-def quantity_text(value: Decimal, language: str) -> str:
-    exponent = value.normalize().as_tuple().exponent
-    places = max(0, -exponent) if isinstance(exponent, int) else 0
-    return number_text(value, min(places, 4), language)
-
-
-def date_text(value: date, language: str) -> str:
-    if language == "de":
-        return value.strftime("%d.%m.%Y")
-    return f"{value.day} {_MONTHS_EN[value.month - 1]} {value.year}"
-
-
-def datetime_text(value: datetime, language: str) -> str:
-    return f"{date_text(value.date(), language)} {value:%H:%M}"
-
-
-def rate_text(rate: Decimal, language: str) -> str:
-    exponent = rate.normalize().as_tuple().exponent
-    places = max(0, -exponent) if isinstance(exponent, int) else 0
-    return f"{number_text(rate, places, language)}\u00a0%"
-
 
 def mask_iban(iban: str) -> str:
     # a pre-notification shows enough of the debtor's IBAN to recognise it, not all of it
@@ -280,9 +393,27 @@ def _logo_uri(doc: Document) -> str | None:
 
 
 def _vat_label(line_category: VatCategory, rate: Decimal, language: str) -> str:
-    if line_category is VatCategory.STANDARD:
-        return rate_text(rate, language)
-    return str(line_category.value)
+    """The line's VAT column: the rate (0 % for every zero-rated category: the category's meaning
+    is spelled out in the VAT breakdown and the notes), a dash where no VAT applies at all."""
+    if line_category is VatCategory.NOT_SUBJECT:
+        return "–"
+    return rate_text(rate if line_category is VatCategory.STANDARD else Decimal(0), language)
+
+
+_CATEGORY_RATE_LABELS = {
+    VatCategory.REVERSE_CHARGE: "vat_rate_reverse_charge",
+    VatCategory.INTRA_COMMUNITY: "vat_rate_intra_community",
+    VatCategory.EXEMPT: "vat_rate_exempt",
+    VatCategory.NOT_SUBJECT: "vat_rate_not_subject",
+}
+
+
+def vat_rate_text(category: VatCategory, rate: Decimal, language: str) -> str:
+    """A VAT group's rate in words: ``19 %``, ``0 % (Steuerschuldnerschaft des
+    Leistungsempfängers)``, ``steuerfrei``; never the bare category code."""
+    key = _CATEGORY_RATE_LABELS.get(category)
+    text = rate_text(rate if category is VatCategory.STANDARD else Decimal(0), language)
+    return LABELS[language][key].format(rate=text) if key else text
 
 
 def _context(doc: Document, include_statement: bool, statement_only: bool) -> dict[str, Any]:
@@ -316,7 +447,7 @@ def _context(doc: Document, include_statement: bool, statement_only: bool) -> di
     recipient_contact = None if self_billing else doc.buyer.contact_name
 
     statement: list[dict[str, str]] = []
-    st_totals: dict[str, str] = {}
+    st_totals: dict[str, Any] = {}
     if include_statement or statement_only:
         statement, st_totals = _statement_rows(doc, labels, m)
 
@@ -361,19 +492,25 @@ def _aligned(columns: list[list[str]]) -> list[str]:
             for i in range(len(columns[0]))]
 
 
-def _statement_rows(doc: Document, labels: dict[str, str], m: Any) -> tuple[list[dict[str, str]], dict[str, str]]:
+def _statement_rows(doc: Document, labels: dict[str, str], m: Any) -> tuple[list[dict[str, str]], dict[str, Any]]:
     """The session statement as four text runs per session (when and where, token and usage, price
-    components, amounts): one row per session, one cell per run."""
+    components, amounts): one row per session, one cell per run. Its totals reconcile to the
+    document: the sessions' sum, then (when the invoice has lines no session carries: services,
+    period discounts, fees) those lines, then the document's own net, VAT and gross."""
     lang = doc.language
     rows = doc.statement
-    nets = [m(r.net) for r in rows]
-    taxes = [m(r.tax) for r in rows]
-    grosses = [m(r.gross) for r in rows]
-    total_net = m(sum((r.net for r in rows), Decimal(0)))
-    total_tax = m(sum((r.tax for r in rows), Decimal(0)))
-    total_gross = m(sum((r.gross for r in rows), Decimal(0)))
-    amounts = _aligned([[labels["st_net"]] + nets + [total_net], [labels["st_tax"]] + taxes + [total_tax],
-                        [labels["st_gross"]] + grosses + [total_gross]])
+    t = doc.totals
+    total_net = sum((r.net for r in rows), Decimal(0))
+    total_tax = sum((r.tax for r in rows), Decimal(0))
+    other = (t.net - total_net, t.tax - total_tax, t.gross - (total_net + total_tax))
+    reconcile = any(other)
+    amounts_rows = [[m(r.net), m(r.tax), m(r.gross)] for r in rows]
+    amounts_rows.append([m(total_net), m(total_tax), m(total_net + total_tax)])
+    if reconcile:
+        amounts_rows.append([m(other[0]), m(other[1]), m(other[2])])
+        amounts_rows.append([m(t.net), m(t.tax), m(t.gross)])
+    head = [labels["st_net"], labels["st_tax"], labels["st_gross"]]
+    amounts = _aligned([[head[c]] + [row[c] for row in amounts_rows] for c in range(3)])
     out = []
     for i, r in enumerate(rows):
         out.append({
@@ -388,51 +525,61 @@ def _statement_rows(doc: Document, labels: dict[str, str], m: Any) -> tuple[list
             ),
             "amounts": amounts[i + 1],
         })
-    totals = {
-        "count": str(len(rows)),
+    n = len(rows)
+    totals: dict[str, Any] = {
+        "count": sessions_text(n, lang),
         "kwh": number_text(sum((r.energy_kwh for r in rows), Decimal(0)), 3, lang),
-        "net": total_net,
-        "tax": total_tax,
-        "gross": total_gross,
+        "net": m(total_net),
+        "tax": m(total_tax),
+        "gross": m(total_net + total_tax),
         "amounts_head": amounts[0],
-        "amounts": amounts[-1],
+        "amounts": amounts[n + 1],
+        # (label, amounts) rows after the sessions' sum that lead to the document's totals
+        "reconcile": [(labels["st_invoice_other"], amounts[n + 2]),
+                      (f"{labels['st_invoice_total']} {doc.number}", amounts[n + 3])] if reconcile else [],
     }
     return out, totals
 
 
 def _row(line: Line, doc: Document, labels: dict[str, str]) -> _Row:
     lang, cur = doc.language, doc.currency
-    adjustments = tuple(
-        f"{labels['line_charge'] if ac.is_charge else labels['line_allowance']}: {ac.reason} "
-        f"{money_text(ac.signed, cur, lang)}"
-        for ac in line.allowances_charges
-    )
+    description = line.description
+    adjustments = []
+    for ac in line.allowances_charges:
+        if ac.is_rounding:
+            # why the amount is not quantity x price to the cent: said once, next to the session
+            # count it comes from, not as a charge or allowance of its own
+            note = labels["rounded_per_session"].format(amount=money_text(ac.signed, cur, lang))
+            description = f"{description}, {note}" if description else note
+            continue
+        label = labels["line_charge"] if ac.is_charge else labels["line_allowance"]
+        adjustments.append(f"{label}: {ac.reason} {money_text(ac.signed, cur, lang)}")
     return _Row(
         pos=line.id,
         name=line.name,
-        description=line.description,
+        description=description,
         quantity=quantity_text(line.quantity, lang),
         unit=UNITS[lang].get(line.unit_code, line.unit_code),
         unit_price=price_text(line.unit_price, cur, lang),
         vat=_vat_label(line.vat_category, line.vat_rate, lang),
         amount=money_text(line.net(cur), cur, lang),
-        adjustments=adjustments,
+        adjustments=tuple(adjustments),
     )
 
 
 def _vat_group_label(g: VatGroup, doc: Document) -> str:
     labels = LABELS[doc.language]
     basis = money_text(g.taxable, doc.currency, doc.language)
-    if g.category is VatCategory.STANDARD:
-        return labels["vat_on"].format(rate=rate_text(g.rate, doc.language), basis=basis)
-    return labels["vat_free"].format(category=g.category.value, basis=basis)
+    return labels["vat_on"].format(rate=vat_rate_text(g.category, g.rate, doc.language), basis=basis)
 
 
 def _info_rows(doc: Document, labels: dict[str, str]) -> list[tuple[str, str]]:
     lang = doc.language
     rows = [(labels["number"], doc.number), (labels["date"], date_text(doc.issue_date, lang))]
     if doc.period:
-        period = f"{date_text(doc.period.start, lang)} – {date_text(doc.period.end, lang)}"
+        # a date never breaks inside ("1 Oct 2026"); the period may wrap after its dash
+        start, end = (date_text(d, lang).replace(" ", "\u00a0") for d in (doc.period.start, doc.period.end))
+        period = f"{start} – {end}"
         rows.append((labels["period"], period))
     if doc.due_date and doc.kind is not DocumentKind.CREDIT_NOTE:
         rows.append((labels["due"], date_text(doc.due_date, lang)))
