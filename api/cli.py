@@ -83,9 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="price the reservation as expired (RESERVATION_EXPIRES elements)")
     s.set_defaults(func=_lazy("api.commands", "ocpi_price"))
 
-    from api.admin_cli import add_parsers
+    from api import admin_cli, bank_cli
 
-    add_parsers(sub, _lazy)
+    admin_cli.add_parsers(sub, _lazy)
+    bank_cli.add_parsers(sub, _lazy)
     return p
 
 

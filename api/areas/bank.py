@@ -138,7 +138,7 @@ class ManualMatch(WriteModel):
     learn: bool = Field(True, description="remember the payer's IBAN (else name) for this account")
 
 
-@route("POST", "/bank-entries/{entry_id:str}/match", operation_id="match_bank_entry", roles="bank_write",
+@route("POST", "/bank-entries/{entry_id:str}/match", operation_id="match_bank_entry", roles="bank_write", status_code=200,
        summary="Match an unmatched credit by hand to a billing account (and invoices): it is booked as a "
                "payment, and the payer is learned so that its next transfer matches by itself")
 def match_bank_entry(request: Request[Any, Any, Any], entry_id: str, data: ManualMatch) -> BankEntryRead:
@@ -162,7 +162,7 @@ def match_bank_entry(request: Request[Any, Any, Any], entry_id: str, data: Manua
                                scope.actor.user_id, learn=data.learn)
         scope.audit("bank_entry.match", "bank_entry", entry_id, {"status": row.status}, data.model_dump())
         scope.commit()
-        [after] = _entry(conn, scope.tenant_id, entry_id)
+        [after] = _entry(scope.db.connection(), scope.tenant_id, entry_id)
         return BankEntryRead.model_validate(dict(after._mapping))
 
 
@@ -171,6 +171,7 @@ class NotOurs(WriteModel):
 
 
 @route("POST", "/bank-entries/{entry_id:str}/not-ours", operation_id="dismiss_bank_entry", roles="bank_write",
+       status_code=200,
        summary="Mark an unmatched entry as not a payment of ours (it leaves the worklist; nothing is booked)")
 def dismiss_bank_entry(request: Request[Any, Any, Any], entry_id: str, data: NotOurs) -> BankEntryRead:
     with open_scope(request) as scope:
@@ -183,7 +184,7 @@ def dismiss_bank_entry(request: Request[Any, Any, Any], entry_id: str, data: Not
         BK.dismiss_entry(conn, scope.tenant_id, entry_id, data.reason, scope.actor.user_id)
         scope.audit("bank_entry.not_ours", "bank_entry", entry_id, {"status": row.status}, data.model_dump())
         scope.commit()
-        [after] = _entry(conn, scope.tenant_id, entry_id)
+        [after] = _entry(scope.db.connection(), scope.tenant_id, entry_id)
         return BankEntryRead.model_validate(dict(after._mapping))
 
 
