@@ -46,14 +46,16 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 
 from runtime.invoicing import (
+    PaymentTerms,
     Period,
     PeriodDiscount,
     ServiceBill,
     ServicePrice,
     ServiceSubscription,
     bill_services,
+    document_dates,
 )
-from store.models import metadata
+from store.models import Tenant, metadata
 from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
 from store.writelock import sqlite_write_lock
 
@@ -79,6 +81,7 @@ __all__ = [
     "finalize_invoice",
     "finalize_new_draft",
     "finance_task",
+    "issue_dates",
     "ids_on_open_invoices",
     "insert_lines",
     "invoice",
@@ -94,6 +97,7 @@ __all__ = [
     "release_hold",
     "service_item",
     "tenant_row",
+    "tenant_zone",
     "write_transaction",
 ]
 
@@ -299,6 +303,7 @@ _Q_DRAW = (update(number_series)
 _Q_FINALIZE_NEW = (update(invoice).where(invoice.c.id == bindparam("i"), invoice.c.status == "draft")
                    .values(series=bindparam("series"), number=bindparam("number"), number_seq=bindparam("seq"),
                            status="finalized", finalized_at=bindparam("at"), decided_by=""))
+_Q_TENANT_ZONE = select(Tenant.__table__.c.timezone).where(Tenant.__table__.c.id == bindparam("t"))  # type: ignore[attr-defined]
 _Q_PREVIOUS_NET = (select(invoice.c.net_total).where(
     invoice.c.tenant_id == bindparam("t"), invoice.c.account_id == bindparam("a"), invoice.c.status == "finalized",
     invoice.c.kind == "invoice", invoice.c.period_end <= bindparam("before"))
@@ -377,8 +382,36 @@ class FinalizeResult:
     already: bool
 
 
-def finalize_invoice(conn: Connection, tenant_id: str, invoice_id: str, decided_by: str = "") -> FinalizeResult:
-    """Number the invoice, mark it finalized and record which session ratings it billed."""
+def tenant_zone(conn: Connection, tenant_id: str, fallback: str = "Europe/Berlin") -> str:
+    """The tenant's IANA zone: documents are dated in the issuer's zone."""
+    from zoneinfo import ZoneInfo
+
+    zone = conn.execute(_Q_TENANT_ZONE, {"t": tenant_id}).scalar() or fallback
+    try:
+        ZoneInfo(zone)
+    except (KeyError, ValueError):  # ZoneInfoNotFoundError is a KeyError: a zone stored before validation
+        return fallback
+    return str(zone)
+
+
+def issue_dates(conn: Connection, tenant_id: str, kind: str, payment_terms: str, at: datetime,
+                fallback_zone: str = "Europe/Berlin") -> tuple[date, date]:
+    """(issue, due) of a document finalized at ``at``: the day in the tenant's zone and the
+    invoice's payment terms (``runtime.invoicing.document_dates``)."""
+    try:
+        terms = PaymentTerms.parse(payment_terms)
+    except ValueError:
+        terms = PaymentTerms()
+    return document_dates(kind, terms, at, tenant_zone(conn, tenant_id, fallback_zone))
+
+
+def finalize_invoice(conn: Connection, tenant_id: str, invoice_id: str, decided_by: str = "",
+                     at: datetime | None = None) -> FinalizeResult:
+    """Number the invoice, mark it finalized and record which session ratings it billed.
+
+    ``at`` is the moment of finalization (the workflow's time, so a replayed or retried step dates
+    the same day; default: now): the invoice is dated that day in the tenant's zone and falls due
+    after its payment terms from there."""
     row = _lock_invoice(conn, tenant_id, invoice_id)
     if row is None:
         raise AllocationError(f"invoice {invoice_id!r} not found")
@@ -387,8 +420,11 @@ def finalize_invoice(conn: Connection, tenant_id: str, invoice_id: str, decided_
     if row.status not in ("draft", "held"):
         raise AllocationError(f"invoice {invoice_id!r} is {row.status}")
     number, _ = allocate_number(conn, tenant_id, invoice_id, row.kind)
+    at = at or utcnow()
+    issued, due = issue_dates(conn, tenant_id, row.kind, row.payment_terms, at, row.timezone)
     conn.execute(update(invoice).where(invoice.c.id == invoice_id)
-                 .values(status="finalized", finalized_at=utcnow(), decided_by=decided_by))
+                 .values(status="finalized", finalized_at=at, decided_by=decided_by, issue_date=issued,
+                         due_date=due))
     pairs = conn.execute(select(invoice_line.c.session_id, invoice_line.c.rating_id).distinct()
                          .where(invoice_line.c.invoice_id == invoice_id, invoice_line.c.session_id != "",
                                 invoice_line.c.rating_id != "")).all()
@@ -413,14 +449,15 @@ def close_if_empty(conn: Connection, tenant_id: str, invoice_id: str, decided_by
 
 
 def finalize_new_draft(conn: Connection, tenant_id: str, invoice_id: str, kind: str, gross_total: Decimal,
-                       billed: Iterable[tuple[str, str]]) -> FinalizeResult:
+                       billed: Iterable[tuple[str, str]], at: datetime | None = None) -> FinalizeResult:
     """Finalize a draft that this very transaction inserted, with the (session, rating) pairs its
     lines bill (``insert_lines`` returns them). Nobody else can see the row before commit, so
-    there is nothing to lock or re-read: month-end's clean path saves the round trips."""
+    there is nothing to lock or re-read: month-end's clean path saves the round trips. The caller
+    wrote the draft with the issue and due dates of ``at`` (``issue_dates``)."""
     series, _prefix = INVOICE_SERIES[kind]
     number, seq = _draw_number(conn, tenant_id, series)
     conn.execute(_Q_FINALIZE_NEW, {"i": invoice_id, "series": series, "number": number, "seq": seq,
-                                   "at": utcnow()})
+                                   "at": at or utcnow()})
     _record_billed(conn, tenant_id, invoice_id, billed)
     return FinalizeResult(invoice_id, number, kind, gross_total, False)
 
