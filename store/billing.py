@@ -75,6 +75,7 @@ __all__ = [
     "close_task",
     "consume_holds",
     "count_by_status",
+    "draw_numbers",
     "driver_insert",
     "ensure_series",
     "escalate_task",
@@ -300,6 +301,10 @@ _Q_DRAW = (update(number_series)
            .where(number_series.c.tenant_id == bindparam("t"), number_series.c.series == bindparam("s"))
            .values(next_value=number_series.c.next_value + 1)
            .returning(number_series.c.next_value, number_series.c.prefix))
+_Q_DRAW_MANY = (update(number_series)
+                .where(number_series.c.tenant_id == bindparam("t"), number_series.c.series == bindparam("s"))
+                .values(next_value=number_series.c.next_value + bindparam("n"))
+                .returning(number_series.c.next_value, number_series.c.prefix))
 _Q_FINALIZE_NEW = (update(invoice).where(invoice.c.id == bindparam("i"), invoice.c.status == "draft")
                    .values(series=bindparam("series"), number=bindparam("number"), number_seq=bindparam("seq"),
                            status="finalized", finalized_at=bindparam("at"), decided_by=""))
@@ -323,7 +328,7 @@ _Q_OPEN_LINES = select(invoice_line.c.session_id).where(
     invoice_line.c.session_id.in_(bindparam("ids", expanding=True)))
 
 
-def ensure_series(conn: Connection, tenant_id: str, series: str, prefix: str) -> None:
+def ensure_series(conn: Connection, tenant_id: str, series: str, prefix: str, start: int = 1) -> None:
     """Create the series row once (a race between two creators is settled by the primary key)."""
     if conn.execute(_Q_SERIES, {"t": tenant_id, "s": series}).first():
         return
@@ -331,10 +336,22 @@ def ensure_series(conn: Connection, tenant_id: str, series: str, prefix: str) ->
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
         conn.execute(pg_insert(number_series).values(tenant_id=tenant_id, series=series, prefix=prefix,
-                                                     next_value=1).on_conflict_do_nothing())
+                                                     next_value=start).on_conflict_do_nothing())
     else:
         conn.execute(insert(number_series).prefix_with("OR IGNORE").values(
-            tenant_id=tenant_id, series=series, prefix=prefix, next_value=1))
+            tenant_id=tenant_id, series=series, prefix=prefix, next_value=start))
+
+
+def draw_numbers(conn: Connection, tenant_id: str, series: str, count: int = 1, width: int = 6) -> list[str]:
+    """``count`` consecutive numbers of an existing series (``ensure_series``), gapless: the series
+    row stays locked until the caller's transaction ends, so a rollback returns them all."""
+    if count < 1:
+        return []
+    n = conn.execute(_Q_DRAW_MANY, {"t": tenant_id, "s": series, "n": count}).first()
+    if n is None:
+        raise AllocationError(f"number series {series!r} of tenant {tenant_id!r} does not exist")
+    first = n.next_value - count
+    return [f"{n.prefix}{seq:0{width}d}" for seq in range(first, first + count)]
 
 
 def _lock_invoice(conn: Connection, tenant_id: str, invoice_id: str) -> Any:

@@ -40,6 +40,8 @@ from runtime.documents.model import (
     StatementRow,
     VatCategory,
 )
+from babel.dates import format_date, format_time
+
 from runtime.money import ZERO, minor_unit, quantize, tax_groups
 
 __all__ = [
@@ -108,6 +110,7 @@ class BilledLine:
     net: Decimal
     tax_rate: Decimal
     session_id: str = ""
+    corrects: str = ""  # a re-rating correction: "<invoice number>/<session id>" it corrects
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,8 @@ class InvoiceInput:
     sessions: tuple[SessionFacts, ...] = ()
     corrects: tuple[str, ...] = ()  # invoice numbers this invoice's lines correct
     corrects_issue_date: date | None = None
+    # the service periods of the corrected invoices: (number, first day, end day exclusive)
+    corrected_periods: tuple[tuple[str, date, date], ...] = ()
     prepaid: Decimal = ZERO
     # the mode the invoice's VAT was rounded with (its ruleset's ``rounding``): the document must agree
     rounding: str = "half_up"
@@ -161,6 +166,8 @@ _LABELS: dict[str, dict[str, str]] = {
         "late": "nachträglich", "terms_net": "Zahlbar innerhalb von {days} Tagen ohne Abzug",
         "terms_eom": "Zahlbar {days} Tage nach Monatsende ohne Abzug",
         "reversal": "Storno", "credit_terms": "Der Betrag wird Ihrem Konto gutgeschrieben",
+        "correction": "Korrektur Ladevorgang", "correction_site": "Standort {location}",
+        "correction_of": "zu Rechnung {invoice}",
     },
     "en": {
         "start_fee": "Start fee", "flat": "Flat fee", "energy": "Energy", "time": "Charging time",
@@ -172,6 +179,8 @@ _LABELS: dict[str, dict[str, str]] = {
         "terms_net": "Payable within {days} days without deduction",
         "terms_eom": "Payable {days} days after the end of the month without deduction",
         "reversal": "Reversal", "credit_terms": "The amount will be credited to your account",
+        "correction": "Correction of charging session", "correction_site": "site {location}",
+        "correction_of": "invoice {invoice}",
     },
 }
 
@@ -277,7 +286,12 @@ def _document_lines(inp: InvoiceInput, sign: Decimal) -> tuple[Line, ...]:
             for m in members:
                 out.append(_exact_line(str(len(out) + 1), name, m.description or desc, m.quantity * sign,
                                        m.unit, m.unit_price, m.net * sign, vat, places, detail=False))
+    facts = {f.session_id: f for f in inp.sessions}
+    corrected = {number: (start, end) for number, start, end in inp.corrected_periods}
     for m in singles:
+        if m.kind == "adjustment" and m.component == "rerating":
+            out.append(_correction_line(str(len(out) + 1), m, sign, inp, facts, corrected, labels, places))
+            continue
         itemized = m.kind == "session" and bool(m.session_id)
         if m.kind in ("session", "late", "fee", "discount"):
             name = component_label(m.component, lang)
@@ -289,6 +303,51 @@ def _document_lines(inp: InvoiceInput, sign: Decimal) -> tuple[Line, ...]:
         out.append(_exact_line(str(len(out) + 1), name, desc, m.quantity * sign, m.unit, m.unit_price,
                                m.net * sign, _vat(m.tax_rate, inp.customer), places, detail=not itemized))
     return _merge(out, places)
+
+
+def _local_text(when: datetime, zone: str, language: str) -> str:
+    local = when.astimezone(ZoneInfo(zone))
+    text = f"{format_date(local.date(), 'medium', locale=language)} {format_time(local.time(), 'short', locale=language)}"
+    return text.replace("\u202f", "\u00a0")  # CLDR's narrow no-break space: not in every PDF font
+
+
+def _correction_line(line_id: str, m: BilledLine, sign: Decimal, inp: InvoiceInput, facts: dict[str, SessionFacts],
+                     corrected: dict[str, tuple[date, date]], labels: dict[str, str], places: int) -> Line:
+    """A re-rating correction as the customer reads it: which charging session (local start,
+    site) on which invoice, in the document's language, dated in the service period it corrects
+    (the session's day; the corrected invoice's period when the session is unknown). The billing
+    line's own text is for operators and names internal ids, so it is not printed."""
+    lang = inp.customer.language
+    number = m.corrects.partition("/")[0] or (inp.corrects[0] if inp.corrects else "")
+    f = facts.get(m.session_id)
+    parts = []
+    period = None
+    if f is not None:
+        parts.append(_local_text(f.started_at, f.timezone, lang))
+        if f.location:
+            parts.append(labels["correction_site"].format(location=f.location))
+        day = f.started_at.astimezone(ZoneInfo(f.timezone)).date()
+        period = Period(day, day)
+    elif number in corrected:
+        start, end = corrected[number]
+        period = Period(start, end - timedelta(days=1) if end > start else end)
+    if number:
+        parts.append(labels["correction_of"].format(invoice=number))
+    line = _exact_line(line_id, labels["correction"], ", ".join(parts) or None, m.quantity * sign, m.unit,
+                       m.unit_price, m.net * sign, _vat(m.tax_rate, inp.customer), places, detail=False)
+    return dataclasses.replace(line, period=period)
+
+
+def _service_period(inp: InvoiceInput) -> Period:
+    """The document's service period (BT-73/74), shown with its last day (billing stores periods
+    half-open). It is the billing period, widened by the periods of the invoices that correction
+    lines correct; a document of corrections only (a credit note from re-rating) covers just the
+    periods it corrects, never the day it was made."""
+    spans = [(start, end) for _number, start, end in inp.corrected_periods]
+    if not spans or not all(ln.kind == "adjustment" and ln.component == "rerating" for ln in inp.lines):
+        spans.append((inp.period_start, inp.period_end))
+    start, end = min(s for s, _ in spans), max(e for _, e in spans)
+    return Period(start, end - timedelta(days=1) if end > start else end)
 
 
 def _merge(lines: list[Line], places: int) -> tuple[Line, ...]:
@@ -398,7 +457,6 @@ def document_from_invoice(inp: InvoiceInput) -> Document:
             raise DocumentError("credit_note_without_invoice",
                                 f"credit note {inp.number} does not say which invoice it corrects")
         preceding = PrecedingInvoice(inp.corrects[0], inp.corrects_issue_date)
-    last_day = inp.period_end - timedelta(days=1) if inp.period_end > inp.period_start else inp.period_end
     lines = _document_lines(inp, sign)
     labels = _LABELS[lang]
     doc = Document(
@@ -411,7 +469,7 @@ def document_from_invoice(inp: InvoiceInput) -> Document:
         buyer=_buyer(customer),
         lines=lines,
         payment=payment,
-        period=Period(inp.period_start, last_day),
+        period=_service_period(inp),
         language=lang,
         prepaid=inp.prepaid,
         payment_terms=labels["credit_terms"] if credit else _terms_text(inp.payment_terms, lang),
