@@ -21,6 +21,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_date, format_time
+
 from runtime.documents import FORMATS
 from runtime.documents.model import (
     Address,
@@ -40,8 +42,6 @@ from runtime.documents.model import (
     StatementRow,
     VatCategory,
 )
-from babel.dates import format_date, format_time
-
 from runtime.money import ZERO, minor_unit, quantize, tax_groups
 
 __all__ = [

@@ -63,8 +63,8 @@ def test_the_migration_numbers_existing_customers_in_creation_order(backend: str
         old = sa.table("customer", *(sa.column(c) for c in (
             "id", "tenant_id", "kind", "name", "company_name", "email", "phone", "language", "vat_id", "street",
             "postal_code", "city", "country", "groups", "external_ref", "created_at", "updated_at")))
-        blank = dict(kind="private", company_name="", email="", phone="", language="de", vat_id="", street="",
-                     postal_code="", city="", country="DE", groups="[]", external_ref="")
+        blank = {"kind": "private", "company_name": "", "email": "", "phone": "", "language": "de", "vat_id": "",
+                 "street": "", "postal_code": "", "city": "", "country": "DE", "groups": "[]", "external_ref": ""}
         # ids do not follow creation order here: the creation time decides
         rows = [("cus_c", tenants[0], "third", 3), ("cus_a", tenants[0], "second", 2), ("cus_b", tenants[0], "first", 1),
                 ("cus_d", tenants[1], "only", 5)]

@@ -15,7 +15,6 @@ import pytest
 from lxml import etree
 from sqlalchemy import Engine, select, update
 
-from runtime.documents import render
 from runtime.documents.from_invoice import document_from_invoice
 from runtime.documents.model import Period
 from store import billing as B
@@ -48,7 +47,7 @@ def _seed(engine: Engine, product: str = "flex") -> tuple[Any, str]:
         conn.execute(update(Contract.__table__).where(Contract.__table__.c.id == s.contract_of[acc]).values(  # type: ignore[attr-defined]
             mandate_reference="MANDATE-77", mandate_signed_on=date(2025, 1, 2), debtor_iban=IBAN,
             document_formats="pdf,xrechnung-ubl,xrechnung-cii"))
-    insert_sessions(engine, s, [(acc, "ses_01nov18", datetime(2026, 11, 18, 13, 2, tzinfo=UTC), D("200"))])
+    insert_sessions(engine, s, [(acc, "ses_01nov18", datetime(2026, 11, 18, 13, 2, tzinfo=UTC), D(200))])
     with engine.begin() as conn:
         conn.execute(update(ChargingSession.__table__).where(  # type: ignore[attr-defined]
             ChargingSession.__table__.c.id == "ses_01nov18").values(location_ref="Berlin Mitte"))  # type: ignore[attr-defined]
@@ -95,7 +94,7 @@ def test_invoice_and_credit_note_as_finance_reads_them(engine: Engine, validate:
 
     # a corrected ruleset lowers the session's price; on Dec 3 an ad-hoc run for "today" (what
     # the API starts: the period's end as cut-off) issues the credit note
-    rerate_session(engine, s, acc, "ses_01nov18", datetime(2026, 11, 18, 13, 2, tzinfo=UTC), D("200"), D("0.30"))
+    rerate_session(engine, s, acc, "ses_01nov18", datetime(2026, 11, 18, 13, 2, tzinfo=UTC), D(200), D("0.30"))
     from runtime.invoicing import ad_hoc_period
 
     period = ad_hoc_period(date(2026, 12, 3), date(2026, 12, 4), "Europe/Berlin")
@@ -141,7 +140,7 @@ def test_english_credit_note_line(engine: Engine) -> None:
     nov = acts.assemble_draft(AssembleInput("tfacts", acc, "2026-12-01T00:05:00+01:00", "wf-nov",
                                             finalize_if_clean=True, now="2026-12-02T08:00:00+01:00"))
     _issue(engine, nov.invoice_id)
-    rerate_session(engine, s, acc, "ses_01nov18", datetime(2026, 11, 18, 13, 2, tzinfo=UTC), D("200"), D("0.30"))
+    rerate_session(engine, s, acc, "ses_01nov18", datetime(2026, 11, 18, 13, 2, tzinfo=UTC), D(200), D("0.30"))
     cn = acts.assemble_draft(AssembleInput("tfacts", acc, "2027-01-01T00:05:00+01:00", "wf-dec",
                                            finalize_if_clean=True, now="2027-01-01T00:05:00+01:00"))
     assert cn.kind == "credit_note"
