@@ -298,10 +298,16 @@ def _document_lines(inp: InvoiceInput, sign: Decimal) -> tuple[Line, ...]:
         else:  # service, manual, adjustment: the description is the name
             name = m.description or component_label(m.kind, lang)
         desc = m.description if m.description and m.description != name else None
+        period = None
         if m.kind == "late":
+            # billing's text names the period key in English: the customer reads which session it was
             name = f"{name} ({labels['late']})"
-        out.append(_exact_line(str(len(out) + 1), name, desc, m.quantity * sign, m.unit, m.unit_price,
-                               m.net * sign, _vat(m.tax_rate, inp.customer), places, detail=not itemized))
+            f = facts.get(m.session_id)
+            desc = _session_text(f, labels, lang) if f is not None else None
+            period = _session_day(f) if f is not None else None
+        line = _exact_line(str(len(out) + 1), name, desc, m.quantity * sign, m.unit, m.unit_price,
+                           m.net * sign, _vat(m.tax_rate, inp.customer), places, detail=not itemized)
+        out.append(dataclasses.replace(line, period=period) if period is not None else line)
     return _merge(out, places)
 
 
@@ -309,6 +315,17 @@ def _local_text(when: datetime, zone: str, language: str) -> str:
     local = when.astimezone(ZoneInfo(zone))
     text = f"{format_date(local.date(), 'medium', locale=language)} {format_time(local.time(), 'short', locale=language)}"
     return text.replace("\u202f", "\u00a0")  # CLDR's narrow no-break space: not in every PDF font
+
+
+def _session_text(f: SessionFacts, labels: dict[str, str], language: str) -> str:
+    """A charging session as the customer knows it: local start and site, no internal id."""
+    text = _local_text(f.started_at, f.timezone, language)
+    return f"{text}, {labels['correction_site'].format(location=f.location)}" if f.location else text
+
+
+def _session_day(f: SessionFacts) -> Period:
+    day = f.started_at.astimezone(ZoneInfo(f.timezone)).date()
+    return Period(day, day)
 
 
 def _correction_line(line_id: str, m: BilledLine, sign: Decimal, inp: InvoiceInput, facts: dict[str, SessionFacts],
@@ -323,11 +340,8 @@ def _correction_line(line_id: str, m: BilledLine, sign: Decimal, inp: InvoiceInp
     parts = []
     period = None
     if f is not None:
-        parts.append(_local_text(f.started_at, f.timezone, lang))
-        if f.location:
-            parts.append(labels["correction_site"].format(location=f.location))
-        day = f.started_at.astimezone(ZoneInfo(f.timezone)).date()
-        period = Period(day, day)
+        parts.append(_session_text(f, labels, lang))
+        period = _session_day(f)
     elif number in corrected:
         start, end = corrected[number]
         period = Period(start, end - timedelta(days=1) if end > start else end)

@@ -141,6 +141,9 @@ def test_english_credit_note_line(engine: Engine) -> None:
                                             finalize_if_clean=True, now="2026-12-02T08:00:00+01:00"))
     _issue(engine, nov.invoice_id)
     rerate_session(engine, s, acc, "ses_01nov18", datetime(2026, 11, 18, 13, 2, tzinfo=UTC), D(200), D("0.30"))
+    from tests.workflows.seed import insert_sessions
+
+    insert_sessions(engine, s, [(acc, "ses_late", datetime(2026, 11, 20, 8, 30, tzinfo=UTC), D(10))])
     cn = acts.assemble_draft(AssembleInput("tfacts", acc, "2027-01-01T00:05:00+01:00", "wf-dec",
                                            finalize_if_clean=True, now="2027-01-01T00:05:00+01:00"))
     assert cn.kind == "credit_note"
@@ -149,5 +152,10 @@ def test_english_credit_note_line(engine: Engine) -> None:
     assert [ln.description for ln in corrections] == ["Nov 18, 2026 2:02\u00a0PM, site Berlin Mitte, invoice INV-000001"]
     # December's fee and November's correction: the service period covers both
     assert doc.period == Period(date(2026, 11, 1), date(2026, 12, 31))
+    # a November session that arrived after November's invoice: named by its start, not billing's text
+    late = [ln for ln in doc.lines if ln.name.endswith("(late)")]
+    assert {ln.description for ln in late} == {"Nov 20, 2026 9:30\u00a0AM"}
+    assert {ln.period for ln in late} == {Period(date(2026, 11, 20), date(2026, 11, 20))}
     text = pdf_text(docs["pdf"])
     assert "ses_" not in text and "Korrektur" not in text and "DE89 **** **** 3000" in text
+    assert "late session" not in text
