@@ -54,6 +54,7 @@ __all__ = [
     "assemble_invoice",
     "bill_services",
     "compare_periods",
+    "document_dates",
     "draft_to_dict",
     "evaluate_holds",
     "period_after",
@@ -93,6 +94,17 @@ class PaymentTerms:
         if len(parts) == 1 and parts[0] in ("end_of_month", "eom"):
             return PaymentTerms("end_of_month", 0)
         raise ValueError(f"unknown payment terms '{text}': expected 'net N' or 'end_of_month + N'")
+
+
+def document_dates(kind: str, terms: PaymentTerms, at: datetime, timezone: str) -> tuple[date, date]:
+    """(issue date, due date) of an invoice or credit note finalized at ``at`` (aware).
+
+    The issue date is the day of finalization in the issuer's (tenant's) zone, never the end of the
+    billing period: the service period is a separate fact of the document. An invoice is due after
+    its payment terms; a credit note is refunded, not collected, so nothing falls due after the
+    issue day (the document shows no due date; the row keeps the issue day for the open items)."""
+    issued = at.astimezone(ZoneInfo(timezone)).date()
+    return issued, (terms.due_date(issued) if kind == "invoice" else issued)
 
 
 @dataclass(frozen=True, slots=True)
@@ -518,7 +530,7 @@ def assemble_invoice(
     tax_groups = _tax_groups(out, currency, rounding)
     net = sum((il.net for il in out), ZERO)
     kind = "credit_note" if net < 0 else "invoice"
-    # a credit note is paid out, not collected: its "due date" is the issue date
+    # a credit note is paid out, not collected: its "due date" is the issue date (``document_dates``)
     due = terms.due_date(issue_date) if kind == "invoice" else issue_date
     return InvoiceDraft(account_id, currency, period, kind, issue_date, due, tuple(out), tax_groups, sessions,
                         energy_kwh, tuple(corrected), tuple(unpriced))

@@ -46,14 +46,16 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 
 from runtime.invoicing import (
+    PaymentTerms,
     Period,
     PeriodDiscount,
     ServiceBill,
     ServicePrice,
     ServiceSubscription,
     bill_services,
+    document_dates,
 )
-from store.models import metadata
+from store.models import Tenant, metadata
 from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
 from store.writelock import sqlite_write_lock
 
@@ -73,6 +75,7 @@ __all__ = [
     "close_task",
     "consume_holds",
     "count_by_status",
+    "draw_numbers",
     "driver_insert",
     "ensure_series",
     "escalate_task",
@@ -83,6 +86,7 @@ __all__ = [
     "insert_lines",
     "invoice",
     "invoice_line",
+    "issue_dates",
     "number_series",
     "open_task",
     "period_discounts",
@@ -94,6 +98,7 @@ __all__ = [
     "release_hold",
     "service_item",
     "tenant_row",
+    "tenant_zone",
     "write_transaction",
 ]
 
@@ -296,9 +301,14 @@ _Q_DRAW = (update(number_series)
            .where(number_series.c.tenant_id == bindparam("t"), number_series.c.series == bindparam("s"))
            .values(next_value=number_series.c.next_value + 1)
            .returning(number_series.c.next_value, number_series.c.prefix))
+_Q_DRAW_MANY = (update(number_series)
+                .where(number_series.c.tenant_id == bindparam("t"), number_series.c.series == bindparam("s"))
+                .values(next_value=number_series.c.next_value + bindparam("n"))
+                .returning(number_series.c.next_value, number_series.c.prefix))
 _Q_FINALIZE_NEW = (update(invoice).where(invoice.c.id == bindparam("i"), invoice.c.status == "draft")
                    .values(series=bindparam("series"), number=bindparam("number"), number_seq=bindparam("seq"),
                            status="finalized", finalized_at=bindparam("at"), decided_by=""))
+_Q_TENANT_ZONE = select(Tenant.__table__.c.timezone).where(Tenant.__table__.c.id == bindparam("t"))  # type: ignore[attr-defined]
 _Q_PREVIOUS_NET = (select(invoice.c.net_total).where(
     invoice.c.tenant_id == bindparam("t"), invoice.c.account_id == bindparam("a"), invoice.c.status == "finalized",
     invoice.c.kind == "invoice", invoice.c.period_end <= bindparam("before"))
@@ -318,7 +328,7 @@ _Q_OPEN_LINES = select(invoice_line.c.session_id).where(
     invoice_line.c.session_id.in_(bindparam("ids", expanding=True)))
 
 
-def ensure_series(conn: Connection, tenant_id: str, series: str, prefix: str) -> None:
+def ensure_series(conn: Connection, tenant_id: str, series: str, prefix: str, start: int = 1) -> None:
     """Create the series row once (a race between two creators is settled by the primary key)."""
     if conn.execute(_Q_SERIES, {"t": tenant_id, "s": series}).first():
         return
@@ -326,10 +336,22 @@ def ensure_series(conn: Connection, tenant_id: str, series: str, prefix: str) ->
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
         conn.execute(pg_insert(number_series).values(tenant_id=tenant_id, series=series, prefix=prefix,
-                                                     next_value=1).on_conflict_do_nothing())
+                                                     next_value=start).on_conflict_do_nothing())
     else:
         conn.execute(insert(number_series).prefix_with("OR IGNORE").values(
-            tenant_id=tenant_id, series=series, prefix=prefix, next_value=1))
+            tenant_id=tenant_id, series=series, prefix=prefix, next_value=start))
+
+
+def draw_numbers(conn: Connection, tenant_id: str, series: str, count: int = 1, width: int = 6) -> list[str]:
+    """``count`` consecutive numbers of an existing series (``ensure_series``), gapless: the series
+    row stays locked until the caller's transaction ends, so a rollback returns them all."""
+    if count < 1:
+        return []
+    n = conn.execute(_Q_DRAW_MANY, {"t": tenant_id, "s": series, "n": count}).first()
+    if n is None:
+        raise AllocationError(f"number series {series!r} of tenant {tenant_id!r} does not exist")
+    first = n.next_value - count
+    return [f"{n.prefix}{seq:0{width}d}" for seq in range(first, first + count)]
 
 
 def _lock_invoice(conn: Connection, tenant_id: str, invoice_id: str) -> Any:
@@ -377,8 +399,36 @@ class FinalizeResult:
     already: bool
 
 
-def finalize_invoice(conn: Connection, tenant_id: str, invoice_id: str, decided_by: str = "") -> FinalizeResult:
-    """Number the invoice, mark it finalized and record which session ratings it billed."""
+def tenant_zone(conn: Connection, tenant_id: str, fallback: str = "Europe/Berlin") -> str:
+    """The tenant's IANA zone: documents are dated in the issuer's zone."""
+    from zoneinfo import ZoneInfo
+
+    zone = conn.execute(_Q_TENANT_ZONE, {"t": tenant_id}).scalar() or fallback
+    try:
+        ZoneInfo(zone)
+    except (KeyError, ValueError):  # ZoneInfoNotFoundError is a KeyError: a zone stored before validation
+        return fallback
+    return str(zone)
+
+
+def issue_dates(conn: Connection, tenant_id: str, kind: str, payment_terms: str, at: datetime,
+                fallback_zone: str = "Europe/Berlin") -> tuple[date, date]:
+    """(issue, due) of a document finalized at ``at``: the day in the tenant's zone and the
+    invoice's payment terms (``runtime.invoicing.document_dates``)."""
+    try:
+        terms = PaymentTerms.parse(payment_terms)
+    except ValueError:
+        terms = PaymentTerms()
+    return document_dates(kind, terms, at, tenant_zone(conn, tenant_id, fallback_zone))
+
+
+def finalize_invoice(conn: Connection, tenant_id: str, invoice_id: str, decided_by: str = "",
+                     at: datetime | None = None) -> FinalizeResult:
+    """Number the invoice, mark it finalized and record which session ratings it billed.
+
+    ``at`` is the moment of finalization (the workflow's time, so a replayed or retried step dates
+    the same day; default: now): the invoice is dated that day in the tenant's zone and falls due
+    after its payment terms from there."""
     row = _lock_invoice(conn, tenant_id, invoice_id)
     if row is None:
         raise AllocationError(f"invoice {invoice_id!r} not found")
@@ -387,8 +437,11 @@ def finalize_invoice(conn: Connection, tenant_id: str, invoice_id: str, decided_
     if row.status not in ("draft", "held"):
         raise AllocationError(f"invoice {invoice_id!r} is {row.status}")
     number, _ = allocate_number(conn, tenant_id, invoice_id, row.kind)
+    at = at or utcnow()
+    issued, due = issue_dates(conn, tenant_id, row.kind, row.payment_terms, at, row.timezone)
     conn.execute(update(invoice).where(invoice.c.id == invoice_id)
-                 .values(status="finalized", finalized_at=utcnow(), decided_by=decided_by))
+                 .values(status="finalized", finalized_at=at, decided_by=decided_by, issue_date=issued,
+                         due_date=due))
     pairs = conn.execute(select(invoice_line.c.session_id, invoice_line.c.rating_id).distinct()
                          .where(invoice_line.c.invoice_id == invoice_id, invoice_line.c.session_id != "",
                                 invoice_line.c.rating_id != "")).all()
@@ -414,14 +467,15 @@ def close_if_empty(conn: Connection, tenant_id: str, invoice_id: str, decided_by
 
 
 def finalize_new_draft(conn: Connection, tenant_id: str, invoice_id: str, kind: str, gross_total: Decimal,
-                       billed: Iterable[tuple[str, str]]) -> FinalizeResult:
+                       billed: Iterable[tuple[str, str]], at: datetime | None = None) -> FinalizeResult:
     """Finalize a draft that this very transaction inserted, with the (session, rating) pairs its
     lines bill (``insert_lines`` returns them). Nobody else can see the row before commit, so
-    there is nothing to lock or re-read: month-end's clean path saves the round trips."""
+    there is nothing to lock or re-read: month-end's clean path saves the round trips. The caller
+    wrote the draft with the issue and due dates of ``at`` (``issue_dates``)."""
     series, _prefix = INVOICE_SERIES[kind]
     number, seq = _draw_number(conn, tenant_id, series)
     conn.execute(_Q_FINALIZE_NEW, {"i": invoice_id, "series": series, "number": number, "seq": seq,
-                                   "at": utcnow()})
+                                   "at": at or utcnow()})
     _record_billed(conn, tenant_id, invoice_id, billed)
     _open_item(conn, tenant_id, invoice_id)
     return FinalizeResult(invoice_id, number, kind, gross_total, False)

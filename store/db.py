@@ -18,6 +18,8 @@ from sqlalchemy import Engine, Select, create_engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+import store.customers  # noqa: F401  (numbers every customer a session inserts, whoever opens it)
+
 __all__ = [
     "DEFAULT_SQLITE_PATH",
     "ReadBatcher",

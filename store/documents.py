@@ -714,7 +714,9 @@ def load_invoice_input(conn: Connection, tenant_id: str, invoice_id: str) -> Any
         name=(cust.company_name or cust.name) if business else cust.name,
         address=Address(street, city, postal, country),
         email=acct.invoice_email or cust.email, is_business=business, vat_id=cust.vat_id or None,
-        customer_number=cust.external_ref or cust.id, language=(cust.language or "de")[:2],
+        # the human number (``store.customers``), never the internal id; a customer stored before
+        # numbers existed and missed by the migration shows the operator's own reference, if any
+        customer_number=cust.number or cust.external_ref or None, language=(cust.language or "de")[:2],
         contact_name=cust.name if business and cust.company_name else None,
         reverse_charge=bool(business and cust.vat_id and country != (t.country or "DE")),
         leitweg_id=(contract.leitweg_id or None) if contract is not None else None,
@@ -752,17 +754,22 @@ def load_invoice_input(conn: Connection, tenant_id: str, invoice_id: str) -> Any
                 charging_minutes=max(total_min - parking_min, Decimal(0)), parking_minutes=parking_min))
     corrects = tuple(inv.corrects or ())
     corrects_date = None
+    corrected_periods: tuple[tuple[str, Any, Any], ...] = ()
     if corrects:
         corrects_date = conn.execute(select(B.invoice.c.issue_date).where(
             B.invoice.c.tenant_id == tenant_id, B.invoice.c.number == corrects[0])).scalar()
+        corrected_periods = tuple((r.number, r.local_start, r.local_end) for r in conn.execute(
+            select(B.invoice.c.number, B.invoice.c.local_start, B.invoice.c.local_end).where(
+                B.invoice.c.tenant_id == tenant_id, B.invoice.c.number.in_(corrects))))
     return InvoiceInput(
         invoice_id=inv.id, kind=inv.kind, number=inv.number, issue_date=inv.issue_date, due_date=inv.due_date,
         currency=inv.currency, period_start=inv.local_start, period_end=inv.local_end,
         payment_terms=inv.payment_terms, net_total=inv.net_total, tax_total=inv.tax_total,
         lines=tuple(BilledLine(ln.seq, ln.kind, ln.component, ln.description, ln.quantity, ln.unit, ln.unit_price,
-                               ln.net, ln.tax_rate, ln.session_id, ln.rule) for ln in lines),
+                               ln.net, ln.tax_rate, ln.session_id, ln.rule, ln.corrects) for ln in lines),
         tenant=TenantProfile(seller, _branding(t.branding)), customer=customer, payment=payment,
         sessions=tuple(sessions), corrects=corrects, corrects_issue_date=corrects_date,
+        corrected_periods=corrected_periods,
         rounding=_ruleset_rounding(conn, inv.ruleset_version_id),
     )
 

@@ -135,9 +135,13 @@ class CustomerGroup(SQLModel, table=True):
 
 class Customer(SQLModel, table=True):
     __tablename__ = "customer"
-    __table_args__ = (Index("ix_customer_tenant_name", "tenant_id", "name"),)
+    __table_args__ = (Index("ix_customer_tenant_name", "tenant_id", "name"),
+                      Index("ux_customer_tenant_number", "tenant_id", "number", unique=True))
     id: str = Field(primary_key=True, max_length=40)
     tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=40)
+    # the customer number documents print (``K-10001``): drawn from the tenant's ``CUS`` number
+    # series when the customer is created (``store.customers``), never changed
+    number: str | None = Field(default=None, max_length=40)
     kind: str = Field(default="private", max_length=20)  # private | business
     name: str = Field(max_length=200)
     company_name: str = Field(default="", max_length=200)

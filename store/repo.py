@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import SQLModel
 
+import store.customers  # noqa: F401  (numbers every customer a session inserts)
 from store.audit import Actor, append_audit, jsonable
 from store.errors import Conflict, InvalidInput, NotFound
 from store.models import RatedLineRow, RulesetVersion, SessionRating

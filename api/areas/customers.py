@@ -50,7 +50,9 @@ class CustomerCreate(WriteModel):
 
 
 CustomerUpdate = update_of(CustomerCreate, "CustomerUpdate")
-CustomerRead = read_of(CustomerCreate, "CustomerRead", updated_at=datetime)
+# ``number``: the customer number documents print, drawn at creation from the tenant's series
+# (``store.customers``); read-only, so it is not in CustomerCreate/CustomerUpdate
+CustomerRead = read_of(CustomerCreate, "CustomerRead", number=str | None, updated_at=datetime)
 
 
 class BillingAccountCreate(WriteModel):
@@ -141,9 +143,9 @@ router = Router(path="/", route_handlers=[
                 read=CustomerGroupRead, search_cols=("name", "description")),
     crud_router(path="/customers", tag="customers", entity="customer", plural="customers", prefix="cus",
                 model=Customer, create=CustomerCreate, update=CustomerUpdate, read=CustomerRead,
-                filters={"kind": str, "country": str, "language": str, "external_ref": str},
+                filters={"number": str, "kind": str, "country": str, "language": str, "external_ref": str},
                 json_filters={"group": "groups"},
-                search_cols=("name", "company_name", "email", "city", "vat_id", "external_ref"),
+                search_cols=("number", "name", "company_name", "email", "city", "vat_id", "external_ref"),
                 validate=_check_customer),
     # the account's Temporal Schedule follows its writes (a no-op without Temporal)
     Router(path="/", middleware=[follow_schedules], route_handlers=[

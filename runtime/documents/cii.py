@@ -180,6 +180,8 @@ class _Builder:
 
         b = doc.buyer
         buyer = self.ram(agreement, "BuyerTradeParty")
+        if b.customer_number:
+            self.ram(buyer, "ID", b.customer_number)  # BT-46: the seller's customer number
         self.ram(buyer, "Name", b.name)
         if b.contact_name:
             self.ram(self.ram(buyer, "DefinedTradeContact"), "PersonName", b.contact_name)

@@ -22,6 +22,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_date, format_time
+
 from runtime.documents import FORMATS
 from runtime.documents.i18n import LANGUAGES, money_text, sessions_text
 from runtime.documents.model import (
@@ -112,6 +114,7 @@ class BilledLine:
     session_id: str = ""
     # the rated rule the line comes from: a cap line names the rule whose lines it caps
     rule: str = ""
+    corrects: str = ""  # a re-rating correction: "<invoice number>/<session id>" it corrects
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,8 @@ class InvoiceInput:
     sessions: tuple[SessionFacts, ...] = ()
     corrects: tuple[str, ...] = ()  # invoice numbers this invoice's lines correct
     corrects_issue_date: date | None = None
+    # the service periods of the corrected invoices: (number, first day, end day exclusive)
+    corrected_periods: tuple[tuple[str, date, date], ...] = ()
     prepaid: Decimal = ZERO
     # the mode the invoice's VAT was rounded with (its ruleset's ``rounding``): the document must agree
     rounding: str = "half_up"
@@ -165,6 +170,8 @@ _LABELS: dict[str, dict[str, str]] = {
         "late": "nachträglich", "terms_net": "Zahlbar innerhalb von {days} Tagen ohne Abzug",
         "terms_eom": "Zahlbar {days} Tage nach Monatsende ohne Abzug",
         "reversal": "Storno", "credit_terms": "Der Betrag wird Ihrem Konto gutgeschrieben",
+        "correction": "Korrektur Ladevorgang", "correction_site": "Standort {location}",
+        "correction_of": "zu Rechnung {invoice}",
     },
     "en": {
         "start_fee": "Start fee", "flat": "Flat fee", "energy": "Energy", "time": "Charging time",
@@ -176,6 +183,8 @@ _LABELS: dict[str, dict[str, str]] = {
         "terms_net": "Payable within {days} days without deduction",
         "terms_eom": "Payable {days} days after the end of the month without deduction",
         "reversal": "Reversal", "credit_terms": "The amount will be credited to your account",
+        "correction": "Correction of charging session", "correction_site": "site {location}",
+        "correction_of": "invoice {invoice}",
     },
     "fr": {
         "start_fee": "Frais de démarrage", "flat": "Forfait", "energy": "Énergie", "time": "Temps de charge",
@@ -187,6 +196,8 @@ _LABELS: dict[str, dict[str, str]] = {
         "terms_net": "Payable sous {days} jours sans escompte",
         "terms_eom": "Payable {days} jours fin de mois sans escompte",
         "reversal": "Annulation", "credit_terms": "Le montant sera crédité sur votre compte",
+        "correction": "Correction de la recharge", "correction_site": "site {location}",
+        "correction_of": "facture {invoice}",
     },
     "nl": {
         "start_fee": "Starttarief", "flat": "Vast bedrag", "energy": "Energie", "time": "Laadtijd",
@@ -198,6 +209,8 @@ _LABELS: dict[str, dict[str, str]] = {
         "terms_net": "Te betalen binnen {days} dagen zonder aftrek",
         "terms_eom": "Te betalen {days} dagen na het einde van de maand zonder aftrek",
         "reversal": "Storno", "credit_terms": "Het bedrag wordt op uw rekening gecrediteerd",
+        "correction": "Correctie laadsessie", "correction_site": "locatie {location}",
+        "correction_of": "factuur {invoice}",
     },
 }
 
@@ -332,18 +345,82 @@ def _document_lines(inp: InvoiceInput, sign: Decimal) -> tuple[Line, ...]:
         # right after the line of the component it caps, where there is one
         after = [i for i, ln in enumerate(out) if capped and ln.name == component_label(capped, lang)]
         out.insert(after[-1] + 1 if after else len(out), line)
+    facts = {f.session_id: f for f in inp.sessions}
+    corrected = {number: (start, end) for number, start, end in inp.corrected_periods}
     for m in singles:
+        if m.kind == "adjustment" and m.component == "rerating":
+            out.append(_correction_line(str(len(out) + 1), m, sign, inp, facts, corrected, labels, places))
+            continue
         itemized = m.kind == "session" and bool(m.session_id)
         if m.kind in ("session", "late", "fee", "discount"):
             name = component_label(m.component, lang)
         else:  # service, manual, adjustment: the description is the name
             name = m.description or component_label(m.kind, lang)
         desc = m.description if m.description and m.description != name else None
+        period = None
         if m.kind == "late":
+            # billing's text names the period key in English: the customer reads which session it was
             name = f"{name} ({labels['late']})"
-        out.append(_exact_line(str(len(out) + 1), name, desc, m.quantity * sign, m.unit, m.unit_price,
-                               m.net * sign, _vat(m.tax_rate, inp.customer), places, detail=not itemized))
+            f = facts.get(m.session_id)
+            desc = _session_text(f, labels, lang) if f is not None else None
+            period = _session_day(f) if f is not None else None
+        line = _exact_line(str(len(out) + 1), name, desc, m.quantity * sign, m.unit, m.unit_price,
+                           m.net * sign, _vat(m.tax_rate, inp.customer), places, detail=not itemized)
+        out.append(dataclasses.replace(line, period=period) if period is not None else line)
     return _merge(out, places)
+
+
+def _local_text(when: datetime, zone: str, language: str) -> str:
+    local = when.astimezone(ZoneInfo(zone))
+    text = f"{format_date(local.date(), 'medium', locale=language)} {format_time(local.time(), 'short', locale=language)}"
+    return text.replace("\u202f", "\u00a0")  # CLDR's narrow no-break space: not in every PDF font
+
+
+def _session_text(f: SessionFacts, labels: dict[str, str], language: str) -> str:
+    """A charging session as the customer knows it: local start and site, no internal id."""
+    text = _local_text(f.started_at, f.timezone, language)
+    return f"{text}, {labels['correction_site'].format(location=f.location)}" if f.location else text
+
+
+def _session_day(f: SessionFacts) -> Period:
+    day = f.started_at.astimezone(ZoneInfo(f.timezone)).date()
+    return Period(day, day)
+
+
+def _correction_line(line_id: str, m: BilledLine, sign: Decimal, inp: InvoiceInput, facts: dict[str, SessionFacts],
+                     corrected: dict[str, tuple[date, date]], labels: dict[str, str], places: int) -> Line:
+    """A re-rating correction as the customer reads it: which charging session (local start,
+    site) on which invoice, in the document's language, dated in the service period it corrects
+    (the session's day; the corrected invoice's period when the session is unknown). The billing
+    line's own text is for operators and names internal ids, so it is not printed."""
+    lang = inp.customer.language
+    number = m.corrects.partition("/")[0] or (inp.corrects[0] if inp.corrects else "")
+    f = facts.get(m.session_id)
+    parts = []
+    period = None
+    if f is not None:
+        parts.append(_session_text(f, labels, lang))
+        period = _session_day(f)
+    elif number in corrected:
+        start, end = corrected[number]
+        period = Period(start, end - timedelta(days=1) if end > start else end)
+    if number:
+        parts.append(labels["correction_of"].format(invoice=number))
+    line = _exact_line(line_id, labels["correction"], ", ".join(parts) or None, m.quantity * sign, m.unit,
+                       m.unit_price, m.net * sign, _vat(m.tax_rate, inp.customer), places, detail=False)
+    return dataclasses.replace(line, period=period)
+
+
+def _service_period(inp: InvoiceInput) -> Period:
+    """The document's service period (BT-73/74), shown with its last day (billing stores periods
+    half-open). It is the billing period, widened by the periods of the invoices that correction
+    lines correct; a document of corrections only (a credit note from re-rating) covers just the
+    periods it corrects, never the day it was made."""
+    spans = [(start, end) for _number, start, end in inp.corrected_periods]
+    if not spans or not all(ln.kind == "adjustment" and ln.component == "rerating" for ln in inp.lines):
+        spans.append((inp.period_start, inp.period_end))
+    start, end = min(s for s, _ in spans), max(e for _, e in spans)
+    return Period(start, end - timedelta(days=1) if end > start else end)
 
 
 def _merge(lines: list[Line], places: int) -> tuple[Line, ...]:
@@ -466,7 +543,6 @@ def document_from_invoice(inp: InvoiceInput) -> Document:
             raise DocumentError("credit_note_without_invoice",
                                 f"credit note {inp.number} does not say which invoice it corrects")
         preceding = PrecedingInvoice(inp.corrects[0], inp.corrects_issue_date)
-    last_day = inp.period_end - timedelta(days=1) if inp.period_end > inp.period_start else inp.period_end
     lines = _document_lines(inp, sign)
     labels = _LABELS[lang]
     doc = Document(
@@ -479,7 +555,7 @@ def document_from_invoice(inp: InvoiceInput) -> Document:
         buyer=_buyer(customer),
         lines=lines,
         payment=payment,
-        period=Period(inp.period_start, last_day),
+        period=_service_period(inp),
         language=lang,
         prepaid=inp.prepaid,
         payment_terms=labels["credit_terms"] if credit else _terms_text(inp.payment_terms, lang),

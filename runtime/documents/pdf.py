@@ -624,7 +624,8 @@ def _payment_text(doc: Document, labels: dict[str, str], m: Any) -> str:
     if t.payable <= 0:
         return labels["nothing_due"]
     if doc.kind is DocumentKind.CREDIT_NOTE:
-        iban = p.iban or p.debtor_iban
+        # the customer's own account: masked as on every other document (``mask_iban``)
+        iban = mask_iban(p.iban or p.debtor_iban or "")
         return (labels["refund"].format(amount=amount, iban=iban) if iban
                 else labels["refund_noiban"].format(amount=amount))
     if doc.kind is DocumentKind.SELF_BILLING_CREDIT_NOTE:

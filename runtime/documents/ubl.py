@@ -132,6 +132,9 @@ class _Builder:
         b = self.doc.buyer
         party = self.cac(parent, "Party")
         self.cbc(party, "EndpointID", b.electronic_address.value, schemeID=b.electronic_address.scheme)
+        if b.customer_number:
+            # BT-46, the buyer identifier: the seller's customer number (no scheme: the seller's own)
+            self.cbc(self.cac(party, "PartyIdentification"), "ID", b.customer_number)
         self.address(party, b.address)
         if b.vat_id:
             self.tax_scheme(party, b.vat_id, "VAT")

@@ -132,3 +132,18 @@ def test_totals_are_sums_of_rounded_lines(items: list[tuple[D, str]]) -> None:
     assert all(ln.net == ln.net.quantize(D("0.01")) for ln in d.lines)
     assert sum((g.net for g in d.tax_groups), D(0)) == d.net_total
     assert d.gross_total == d.net_total + sum((g.tax for g in d.tax_groups), D(0))
+
+
+def test_document_dates_are_the_finalization_day_in_the_issuer_zone() -> None:
+    from runtime.invoicing import document_dates
+
+    # 23:30 UTC on Dec 1 is already Dec 2 in Berlin: the period's end (Dec 1) is not the issue date
+    at = datetime(2026, 12, 1, 23, 30, tzinfo=UTC)
+    assert document_dates("invoice", PaymentTerms("net", 14), at, "Europe/Berlin") == (date(2026, 12, 2),
+                                                                                       date(2026, 12, 16))
+    assert document_dates("invoice", PaymentTerms("end_of_month", 60), at, "Europe/Berlin") == (
+        date(2026, 12, 2), date(2027, 3, 1))
+    assert document_dates("invoice", PaymentTerms("net", 14), at, "America/New_York")[0] == date(2026, 12, 1)
+    # a credit note is refunded: nothing falls due after its issue day
+    assert document_dates("credit_note", PaymentTerms("net", 14), at, "Europe/Berlin") == (date(2026, 12, 2),
+                                                                                           date(2026, 12, 2))

@@ -117,6 +117,11 @@ def seed_tenant(engine: Engine, tenant_id: str, n_accounts: int, *, timezone_nam
             id=rv_id, tenant_id=tenant_id, ruleset_id=rs_id, version=1, draft_id=dr_id, source=ruleset, sha256=sha,
             dsl_name="billing_test", currency="EUR", timezone="Europe/Berlin", tariff_names=["ac"],
             effective_from=now, author_id="seed", publisher_id="seed2", published_at=now, note=""))
+        # rows inserted directly draw their customer numbers as one block of the tenant's series
+        from store.customers import assign_customer_numbers
+
+        for c, number in zip(customers, assign_customer_numbers(conn, tenant_id, len(customers)), strict=True):
+            c["number"] = number
         for chunk in _chunks(customers, 2000):
             conn.execute(insert(_t(Customer)), chunk)
         for chunk in _chunks(accounts, 2000):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, select
@@ -60,7 +61,10 @@ async def test_one_month_is_finalized_with_the_first_number(env: WorkflowEnviron
     assert res.status == "finalized" and res.number == "INV-000001"
     [inv] = invoices(engine, "t1")
     assert inv.net_total == expected_net(kwhs) and inv.sessions == 3
-    assert str(inv.local_start) == "2026-11-01" and str(inv.due_date) == "2026-12-15"
+    # dated the day it was finalized (workflow time, in the tenant's zone), due 14 days later
+    issued = inv.finalized_at.astimezone(ZoneInfo("Europe/Berlin")).date()
+    assert str(inv.local_start) == "2026-11-01" and inv.issue_date == issued
+    assert inv.due_date == issued + timedelta(days=14)
     assert inv.tax_total == (inv.net_total * D("0.19")).quantize(D("0.01"))
     assert [ln.kind for ln in lines(engine, inv.id)][-1] == "fee"
 

@@ -16,7 +16,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
@@ -201,9 +201,9 @@ class BillingActivities:
                     # no hold rule stops it: number it in the same transaction (one write lock per
                     # account at month-end, and a crash leaves either nothing or a numbered invoice)
                     if plan["existed"]:
-                        fin = self._finalize(conn, inp.tenant_id, out.invoice_id, "")
+                        fin = self._finalize(conn, inp.tenant_id, out.invoice_id, "", plan["now"])
                     else:
-                        fin = self._finalize_new(conn, inp.tenant_id, out, billed)
+                        fin = self._finalize_new(conn, inp.tenant_id, out, billed, plan["now"])
                     out.status, out.number, out.finalized_now = "finalized", fin.number, True
             self._took("assemble_draft", t0, c0)
             return out
@@ -233,7 +233,11 @@ class BillingActivities:
         if existing is not None and existing.status in ("finalized", "rejected", "empty"):
             return self._summary(existing, **summary_extra)
         inv_id = existing.id if existing is not None else new_id("inv")
-        draft, rating_of, n_postings = self._draft(conn, t, acct, inv_id, period, as_of, policy, ruleset)
+        # the draft is dated the day it is assembled, in the tenant's zone (a clean draft is
+        # finalized in this very step; a held one is dated again when finance decides)
+        now = datetime.fromisoformat(inp.now) if inp.now else utcnow()
+        issue = now.astimezone(_zone(B.tenant_zone(conn, t, period.timezone))).date()
+        draft, rating_of, n_postings = self._draft(conn, t, acct, inv_id, period, issue, policy, ruleset)
         prev = B.previous_net(conn, t, acct.id, period.start)
         comparison = compare_periods(draft.net_total, prev)
         holds = B.active_holds(conn, t, acct.id, inv_id)
@@ -254,7 +258,7 @@ class BillingActivities:
             sessions=draft.sessions, energy_kwh=draft.energy_kwh, hold_reasons=reasons,
             comparison=comparison.to_dict(), corrects=list(draft.corrects), workflow_id=inp.workflow_id,
             ruleset_version_id=rv_id)
-        return dict(t=t, acct=acct, key=key, inv_id=inv_id, existed=existing is not None,
+        return dict(t=t, acct=acct, key=key, inv_id=inv_id, existed=existing is not None, now=now,
                     seen_status=existing.status if existing is not None else None, values=values,
                     lines=draft.lines, rating_of=rating_of, holds=() if draft.empty else holds.hold_ids,
                     extra=summary_extra, postings=n_postings)
@@ -293,7 +297,7 @@ class BillingActivities:
             reasons=list(row.hold_reasons or []), comparison=dict(row.comparison or {}), number=row.number or "",
             **extra)
 
-    def _draft(self, conn: Connection, t: str, acct: Any, inv_id: str, period: Period, as_of: datetime,
+    def _draft(self, conn: Connection, t: str, acct: Any, inv_id: str, period: Period, issue: date,
                policy: BillingPolicy, ruleset: Any) -> tuple[InvoiceDraft, dict[str, str], int]:
         contracts = conn.execute(_Q_CONTRACTS, {"t": t, "a": acct.id}).all()
         contract_ids = {c.id for c in contracts}
@@ -353,8 +357,6 @@ class BillingActivities:
         discounts: list[PeriodDiscount] = B.period_discounts(conn, t, acct.id, period)
         postings = [ManualPosting(p.id, p.description, p.amount, p.tax_rate, p.author_id)
                     for p in B.postings_of(conn, inv_id)]
-        issue = as_of.astimezone(_zone(period.timezone)).date()
-        issue = max(issue, period.local_end) if period.cycle != "ad_hoc" else issue
         draft = assemble_invoice(
             account_id=acct.id, currency=acct.currency, period=period, issue_date=issue,
             terms=policy.payment_terms, period_lines=period_lines, sessions=len(results), energy_kwh=energy,
@@ -420,8 +422,9 @@ class BillingActivities:
     def finalize_invoice(self, inp: FinalizeInput) -> FinalizeOutput:
         t0, c0 = time.perf_counter(), time.thread_time()
         with B.write_transaction(self.engine) as conn:
+            at = datetime.fromisoformat(inp.now) if inp.now else utcnow()
             out = self._nothing_to_number(conn, inp) or self._finalize(conn, inp.tenant_id, inp.invoice_id,
-                                                                       inp.decided_by)
+                                                                       inp.decided_by, at)
         self._took("finalize_invoice", t0, c0)
         return out
 
@@ -432,17 +435,18 @@ class BillingActivities:
         return None if kind is None else FinalizeOutput(inp.invoice_id, "", kind, "0", False)
 
     def _finalize_new(self, conn: Connection, tenant_id: str, draft: DraftSummary,
-                      billed: list[tuple[str, str]]) -> FinalizeOutput:
+                      billed: list[tuple[str, str]], at: datetime) -> FinalizeOutput:
         """Number a draft this transaction inserted (see ``store.billing.finalize_new_draft``)."""
         B.ensure_series(conn, tenant_id, *B.INVOICE_SERIES[draft.kind])
-        res = B.finalize_new_draft(conn, tenant_id, draft.invoice_id, draft.kind, Decimal(draft.gross), billed)
+        res = B.finalize_new_draft(conn, tenant_id, draft.invoice_id, draft.kind, Decimal(draft.gross), billed, at)
         return FinalizeOutput(res.invoice_id, res.number, res.kind, _d(res.gross_total), res.already)
 
-    def _finalize(self, conn: Connection, tenant_id: str, invoice_id: str, decided_by: str) -> FinalizeOutput:
+    def _finalize(self, conn: Connection, tenant_id: str, invoice_id: str, decided_by: str,
+                  at: datetime) -> FinalizeOutput:
         kind = conn.execute(select(B.invoice.c.kind).where(B.invoice.c.id == invoice_id)).scalar_one()
         B.ensure_series(conn, tenant_id, *B.INVOICE_SERIES[kind])
         try:
-            res = B.finalize_invoice(conn, tenant_id, invoice_id, decided_by)
+            res = B.finalize_invoice(conn, tenant_id, invoice_id, decided_by, at)
         except B.AllocationError as exc:
             raise ApplicationError(str(exc), type="invoice_not_finalizable", non_retryable=True) from None
         return FinalizeOutput(res.invoice_id, res.number, res.kind, _d(res.gross_total), res.already)

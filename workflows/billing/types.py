@@ -56,6 +56,10 @@ class AssembleInput:
     cycle_key: str | None = None
     # finalize in the same activity when no hold rule fires (one activity less per invoice)
     finalize_if_clean: bool = False
+    # the workflow's time at this step (ISO, aware): the draft is dated that day in the tenant's
+    # zone, and a clean draft finalized here is issued that day; "" (histories from before): the
+    # activity's clock
+    now: str = ""
 
 
 @dataclass
@@ -125,6 +129,9 @@ class FinalizeInput:
     tenant_id: str
     invoice_id: str
     decided_by: str = ""
+    # the workflow's time of the decision (ISO, aware): the issue date is that day in the tenant's
+    # zone; "" (histories from before): the activity's clock
+    now: str = ""
 
 
 @dataclass

@@ -135,7 +135,10 @@ class BillingCycleWorkflow:
         # the number is allocated inside this activity's transaction, once per invoice: a retry
         # after a crash returns the number the first attempt committed
         fin = await workflow.execute_activity(
-            "billing.finalize_invoice", FinalizeInput(inp.tenant_id, draft.invoice_id, decided_by),
+            "billing.finalize_invoice",
+            # the document is dated the day finance decided, in workflow time (the same on replay);
+            # only the input changes, not the commands, so no patch marker is needed
+            FinalizeInput(inp.tenant_id, draft.invoice_id, decided_by, workflow.now().isoformat()),
             result_type=FinalizeOutput, start_to_close_timeout=_SHORT, retry_policy=_RETRY)
         if not fin.number and workflow.patched("nothing-to-number"):
             # approved without a single line (only an unpriced service item held it): the activity
@@ -152,7 +155,8 @@ class BillingCycleWorkflow:
         assert self._inp is not None
         inp = self._inp
         arg = AssembleInput(inp.tenant_id, inp.account_id, as_of, workflow.info().workflow_id, inp.period,
-                            inp.cycle_key, finalize_if_clean=self._finalize_clean and self._state == "assembling")
+                            inp.cycle_key, finalize_if_clean=self._finalize_clean and self._state == "assembling",
+                            now=workflow.now().isoformat())
         if self._local:
             return await workflow.execute_local_activity(
                 "billing.assemble_draft", arg, result_type=DraftSummary, start_to_close_timeout=_ASSEMBLE,

@@ -1,0 +1,38 @@
+"""Customer numbers: the human number a customer is known by on every document (``K-10001``),
+never the internal id.
+
+Numbers come from the tenant's ``CUS`` series in ``billing_number_series``, the mechanism that
+numbers invoices: the series row is locked by the drawing ``UPDATE ... RETURNING`` until the
+creating transaction ends, so numbers are unique per tenant and without gaps from rolled-back
+creations. A customer is numbered when it is inserted (an ORM ``before_insert`` hook, so every
+creation path through a session gets one); bulk loaders that insert rows directly draw a block
+with ``assign_customer_numbers``. The number is never changed afterwards (the API has it read-only).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+
+from store.billing import draw_numbers, ensure_series
+from store.models import Customer
+
+__all__ = ["CUSTOMER_PREFIX", "CUSTOMER_SERIES", "CUSTOMER_START", "assign_customer_numbers"]
+
+CUSTOMER_SERIES = "CUS"
+CUSTOMER_PREFIX = "K-"  # the series row's prefix: a tenant may set its own before its first customer
+CUSTOMER_START = 10001  # five digits from the start: numbers sort and read alike
+
+
+def assign_customer_numbers(conn: Connection, tenant_id: str, count: int = 1) -> list[str]:
+    """The next ``count`` customer numbers of the tenant, in order (inside the creating transaction)."""
+    ensure_series(conn, tenant_id, CUSTOMER_SERIES, CUSTOMER_PREFIX, CUSTOMER_START)
+    return draw_numbers(conn, tenant_id, CUSTOMER_SERIES, count, width=0)
+
+
+@event.listens_for(Customer, "before_insert")
+def _number_new_customer(_mapper: Any, connection: Connection, target: Customer) -> None:
+    if target.number is None:
+        target.number = assign_customer_numbers(connection, target.tenant_id)[0]
