@@ -1,0 +1,91 @@
+"""The one logging set-up of the long-running commands (``evbill serve``, ``evbill demo``, the worker).
+
+Our own loggers (``evbill.*``) write one line per request, job or decision they handle, at INFO;
+third-party libraries stay at WARNING, because at INFO they narrate their internals: fontTools
+and WeasyPrint write about 95 lines for every rendered invoice, Alembic prints each migration's
+docstring at start, temporalio and the HTTP clients report every connection.
+
+``EVBILL_LOG_FORMAT=json`` writes one JSON object per line (``time``, ``level``, ``logger``,
+``message``, the ``extra`` fields of the call and ``exception`` when there is one) for a log
+collector; anything else gives plain text. ``EVBILL_LOG_LEVEL`` (DEBUG, INFO, WARNING, ERROR;
+default INFO) sets the level of our own loggers; third-party loggers follow it only when it is
+stricter than WARNING, so DEBUG for evbill does not flood the log with fontTools again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from datetime import datetime, timezone
+from typing import IO, Any
+
+__all__ = ["OWN", "THIRD_PARTY", "JsonFormatter", "setup_logging"]
+
+OWN = "evbill"
+# named explicitly because some of them set their own level or handlers when imported or started
+# (uvicorn's dictConfig, alembic's fileConfig); the root logger's WARNING covers everything else
+THIRD_PARTY = ("fontTools", "weasyprint", "alembic", "temporalio", "uvicorn", "uvicorn.error", "uvicorn.access",
+               "uvicorn.asgi", "httpx", "httpcore", "websockets", "ocpp", "litestar", "asyncio", "sqlalchemy",
+               "PIL", "pydyf", "multipart", "urllib3", "aiosqlite")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_HANDLER_NAME = "evbill"
+# the attributes every LogRecord has: anything else on a record came in through ``extra=``
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time (UTC, ISO 8601), level, logger, message, extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                out[key] = value
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            out["exception"] = record.exc_text
+        if record.stack_info:
+            out["stack"] = self.formatStack(record.stack_info)
+        # default=str: a Decimal, datetime or id object in ``extra`` becomes its text, never a crash
+        return json.dumps(out, ensure_ascii=False, default=str)
+
+
+def _level(name: str | None) -> int:
+    if not name:
+        return logging.INFO
+    value = logging.getLevelName(name.strip().upper())
+    if not isinstance(value, int):
+        raise ValueError(f"EVBILL_LOG_LEVEL={name!r}: use DEBUG, INFO, WARNING or ERROR")
+    return value
+
+
+def setup_logging(*, level: str | None = None, fmt: str | None = None, stream: IO[str] | None = None) -> None:
+    """Configure the root logger once per process (calling it again replaces our handler, so
+    tests and re-entrant commands do not double every line). ``level``/``fmt`` default to
+    ``EVBILL_LOG_LEVEL``/``EVBILL_LOG_FORMAT``."""
+    own = _level(level if level is not None else os.environ.get("EVBILL_LOG_LEVEL"))
+    fmt = (fmt if fmt is not None else os.environ.get("EVBILL_LOG_FORMAT", "")).strip().lower()
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        if old.get_name() == _HANDLER_NAME:
+            root.removeHandler(old)
+    root.addHandler(handler)
+    third = max(logging.WARNING, own)
+    root.setLevel(third)
+    logging.getLogger(OWN).setLevel(own)
+    for name in THIRD_PARTY:
+        lg = logging.getLogger(name)
+        lg.setLevel(third)
+        # their own handlers (uvicorn's) would print a second, differently formatted copy
+        for h in list(lg.handlers):
+            lg.removeHandler(h)
+        lg.propagate = True
+    logging.captureWarnings(True)
