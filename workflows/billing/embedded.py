@@ -81,16 +81,34 @@ def start_dev_server(port: int = 7233, db_filename: str | Path = Path("var") / "
 
 
 def start_worker_thread(address: str, engine: Any, task_queue: str = TASK_QUEUE) -> threading.Thread:
+    """A billing worker on a thread with its own event loop. The returned thread has ``stop()``:
+    shut the worker down (running activities are cancelled) and wait for the thread, so the
+    caller can close the database after it (the demo does)."""
     from temporalio.client import Client
 
     from workflows.billing.worker import build_worker
 
+    running: dict[str, Any] = {}
+
     async def run() -> None:
         client = await Client.connect(address)
-        await build_worker(client, engine, task_queue).run()
+        worker = build_worker(client, engine, task_queue)
+        running["loop"], running["worker"] = asyncio.get_running_loop(), worker
+        await worker.run()
 
     t = threading.Thread(target=lambda: asyncio.run(run()), name="billing-worker", daemon=True)
     t.start()
+
+    def stop(timeout: float = 30) -> None:
+        loop, worker = running.get("loop"), running.get("worker")
+        if loop is not None and worker is not None and loop.is_running():
+            try:
+                asyncio.run_coroutine_threadsafe(worker.shutdown(), loop).result(timeout)
+            except Exception:  # noqa: BLE001 - a worker that already failed has nothing to stop
+                log.debug("billing worker shutdown", exc_info=True)
+        t.join(timeout)
+
+    t.stop = stop  # type: ignore[attr-defined]
     return t
 
 
