@@ -364,7 +364,7 @@ def month_end(run: SystemRun, out: Path, cut_off: datetime, flag_account: int = 
             inv = by_invoice.get(d.get("source_invoice_id") or "", {})
             result.documents.append({"filename": d["filename"], "kind": d["kind"], "format": d["format"],
                                      "number": d["number"], "customer": inv.get("customer", ""),
-                                     "gross": d["gross_total"], "sha256": d["sha256"]})
+                                     "gross": d["gross_total"]})
             result.formats[d["format"]] = result.formats.get(d["format"], 0) + 1
     return result
 

@@ -99,7 +99,7 @@ def check_harfbuzz() -> Check:
         return Check("PDF rendering", FAIL, f"WeasyPrint does not load ({exc})",
                      "apt-get install libpango-1.0-0 libharfbuzz-subset0 fontconfig (make system)")
     if harfbuzz_subset is None:
-        return Check("font subsetting", WARN, "fontTools fallback: documents render at half speed",
+        return Check("font subsetting", WARN, "fontTools fallback, documents render at half speed",
                      "install libharfbuzz-subset0 (make system, or apt-get install libharfbuzz-subset0)")
     return Check("font subsetting", OK, "HarfBuzz (libharfbuzz-subset0)")
 
@@ -274,7 +274,7 @@ def warn_at_start(logger: Any, *, temporal: bool = True, smtp: bool = True) -> l
             c = Check(getattr(run, "__name__", "check"), WARN, f"could not check ({exc})")
         if c is not None and c.status != OK:
             bad.append(c)
-            logger.warning("%s: %s%s", c.name, c.detail, f" ({c.fix})" if c.fix else "",
+            logger.warning("%s: %s%s", c.name, c.detail, f": {c.fix}" if c.fix else "",
                            extra={"check": c.name, "status": c.status})
     return bad
 
