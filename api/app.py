@@ -115,6 +115,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         request_max_body_size=25_000_000,
         debug=settings.debug,
         on_startup=[limit_threads],
+        # the process's logging belongs to the command that runs the app (api/logs.py): Litestar's
+        # default would replace the root handlers with its own format and put the root at INFO
+        logging_config=None,
         on_shutdown=[row_reader.close, *([engine.dispose] if settings.engine is None else [])],
     )
     align_component_schemas(app)

@@ -117,3 +117,24 @@ def test_setting_up_twice_does_not_double_lines(clean_logging: None) -> None:
 def test_bad_level_is_refused() -> None:
     with pytest.raises(ValueError, match="EVBILL_LOG_LEVEL"):
         setup_logging(level="LOUD")
+
+
+def test_the_app_leaves_logging_to_the_command(tmp_path: Path, clean_logging: None) -> None:
+    # Litestar's default logging config replaced the root handlers (another format) and set the
+    # root logger to INFO, so every library's INFO came back once the app was built
+    from litestar.testing import TestClient
+
+    from api.app import Settings, create_app
+    from store.db import make_engine
+
+    buf = io.StringIO()
+    setup_logging(level="INFO", fmt="text", stream=buf)
+    engine = make_engine(f"sqlite:///{tmp_path / 'app.db'}")
+    with TestClient(create_app(Settings(engine=engine))) as client:
+        assert client.get("/health").status_code == 200
+    engine.dispose()
+    logging.getLogger("some.library").info("chatter")
+    logging.getLogger("evbill.api").info("after the app")
+    assert logging.getLogger().level == logging.WARNING
+    assert buf.getvalue().splitlines() == [buf.getvalue().splitlines()[-1]]
+    assert buf.getvalue().rstrip().endswith("INFO evbill.api: after the app")
