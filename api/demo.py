@@ -240,6 +240,9 @@ def _system_month(out: Path, rnd: random.Random, summary: dict[str, Any]) -> int
         system["invoices"] = [{k: v for k, v in inv.items() if k != "decided_by"}
                               | {"approved": bool(inv["decided_by"])} for inv in me.invoices]
         system["documents"] = me.documents
+        # the counts DESIGN.md names for summary.json ("What evbill demo leaves under ./out/")
+        summary["invoices_finalized"] = len(me.invoices)
+        summary["documents"] = len(me.documents)
         _say(f"  {_documents_line(me.documents, len(me.invoices))}; exported to {out}/documents/")
         from runtime.documents.demo import write_demo_documents
 

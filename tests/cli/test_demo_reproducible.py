@@ -38,7 +38,7 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Path, subpr
 def test_same_seed_same_numbers_and_amounts(two_runs: list[Any]) -> None:
     (_, _, a), (_, _, b) = two_runs
     invoices = a["system"]["invoices"]
-    assert len(invoices) == 7
+    assert len(invoices) == 7 == a["invoices_finalized"]
     assert invoices == b["system"]["invoices"]  # number, customer, gross, kind, approved
     assert [i["number"] for i in invoices] == sorted(i["number"] for i in invoices)
     assert len({i["number"] for i in invoices}) == len(invoices)
@@ -62,7 +62,7 @@ def test_summary_says_what_each_document_is(two_runs: list[Any]) -> None:
     xml = [d for d in docs if d["format"] == "xrechnung-ubl"]
     assert xml and f"XRechnung UBL for {xml[0]['customer']} ({xml[0]['number']})" in line
     pdfs = sum(d["format"] in ("pdf", "facturx-pdf") for d in docs)
-    assert pdfs == 7 and len(docs) == 7 + len(xml)
+    assert pdfs == 7 and len(docs) == 7 + len(xml) == summary["documents"]
     # the invoices are listed by number, one a line
     listed = [x.split()[0] for x in r.stdout.splitlines() if x.startswith("    INV-")]
     assert listed == [i["number"] for i in summary["system"]["invoices"]]
