@@ -308,11 +308,13 @@ def month_end(run: SystemRun, out: Path, cut_off: datetime, flag_account: int = 
     tenant_id, accounts = run.ids["tenant_id"], run.ids["accounts"]
     wid_of = {acc: cycle_workflow_id(tenant_id, acc, cut_off.isoformat()) for acc in accounts}
 
-    async def settled(client: Client, wid: str, timeout: float = 120) -> str:
+    async def settled(client: Client, wid: str, states: tuple[str, ...] = _SETTLED, timeout: float = 120) -> str:
+        # the state turns "finalized" once the number is drawn, before the documents are
+        # rendered: the next cycle need not wait for those
         deadline = time.monotonic() + timeout
         while True:
             state = (await client.get_workflow_handle(wid).query(BillingCycleWorkflow.status)).state
-            if state in _SETTLED or time.monotonic() > deadline:
+            if state in states or time.monotonic() > deadline:
                 return str(state)
             await asyncio.sleep(0.1)
 
@@ -333,7 +335,7 @@ def month_end(run: SystemRun, out: Path, cut_off: datetime, flag_account: int = 
             _ok(run.client.post(f"/billing/tasks/{task['id']}/approve",
                                 json={"note": "checked against the meter data"}, headers=run.h("approver")))
             if task["account_id"] in wid_of:  # numbered before the next approval
-                await client.get_workflow_handle(wid_of[task["account_id"]]).result()
+                await settled(client, wid_of[task["account_id"]], ("finalized", "rejected", "empty"))
 
     asyncio.run(approve_in_order())
 
