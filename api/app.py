@@ -101,12 +101,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     auth = DefineMiddleware(ApiKeyMiddleware, exclude=["^/schema", "^/health"])
     from api.health import health
+    from api.logs import AccessLogMiddleware, access_log_enabled
 
     app = Litestar(
         route_handlers=[health, tenancy.router, tokens.router, customers.router, sites.router, partners.router,
                         rulesets.router, pricing.router, sessions.router, audit.router, ocpp.router, documents.router,
                         billing.router, invoices.router],
-        middleware=[auth],
+        # the access line is outermost, so it sees the status of refused requests (401, 429) too
+        middleware=[*([AccessLogMiddleware] if access_log_enabled() else []), auth],
         exception_handlers=exception_handlers,
         openapi_config=openapi,
         state=state,

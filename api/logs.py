@@ -10,6 +10,7 @@ docstring at start, temporalio and the HTTP clients report every connection.
 collector; anything else gives plain text. ``EVBILL_LOG_LEVEL`` (DEBUG, INFO, WARNING, ERROR;
 default INFO) sets the level of our own loggers; third-party loggers follow it only when it is
 stricter than WARNING, so DEBUG for evbill does not flood the log with fontTools again.
+``EVBILL_ACCESS_LOG=0`` leaves out the per-request line of the API (``AccessLogMiddleware``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import sys
 from datetime import datetime, timezone
 from typing import IO, Any
 
-__all__ = ["OWN", "THIRD_PARTY", "JsonFormatter", "setup_logging"]
+__all__ = ["OWN", "THIRD_PARTY", "AccessLogMiddleware", "JsonFormatter", "access_log_enabled", "setup_logging"]
 
 OWN = "evbill"
 # named explicitly because some of them set their own level or handlers when imported or started
@@ -89,3 +90,46 @@ def setup_logging(*, level: str | None = None, fmt: str | None = None, stream: I
             lg.removeHandler(h)
         lg.propagate = True
     logging.captureWarnings(True)
+
+
+class AccessLogMiddleware:
+    """One INFO line per API request of our own (``evbill.api.access``): method, path, status,
+    milliseconds. ``/health`` (load balancer probes) is left out. Costs one logger-level check
+    per request when INFO is off; ``EVBILL_ACCESS_LOG=0`` leaves the middleware out entirely."""
+
+    log = logging.getLogger("evbill.api.access")
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] == "/health" or not self.log.isEnabledFor(logging.INFO):
+            await self.app(scope, receive, send)
+            return
+        import time
+
+        started = time.perf_counter()
+        status = 500  # what the client gets if the handler dies before answering
+
+        async def send_and_note(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        except Exception as exc:
+            # refused before a handler answered (the auth middleware's 401, a 429): Litestar's
+            # exception handling further out turns it into the response with this status
+            status = int(getattr(exc, "status_code", 500))
+            raise
+        finally:
+            ms = (time.perf_counter() - started) * 1000
+            self.log.info("%s %s %d %.1f ms", scope["method"], scope["path"], status, ms,
+                          extra={"method": scope["method"], "path": scope["path"], "status": status,
+                                 "duration_ms": round(ms, 1)})
+
+
+def access_log_enabled() -> bool:
+    return os.environ.get("EVBILL_ACCESS_LOG", "1").strip().lower() not in ("0", "false", "no", "off")

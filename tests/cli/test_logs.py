@@ -138,3 +138,29 @@ def test_the_app_leaves_logging_to_the_command(tmp_path: Path, clean_logging: No
     assert logging.getLogger().level == logging.WARNING
     assert buf.getvalue().splitlines() == [buf.getvalue().splitlines()[-1]]
     assert buf.getvalue().rstrip().endswith("INFO evbill.api: after the app")
+
+
+@pytest.mark.parametrize("enabled", ["1", "0"])
+def test_one_access_line_per_request(tmp_path: Path, clean_logging: None, monkeypatch: pytest.MonkeyPatch,
+                                     enabled: str) -> None:
+    from litestar.testing import TestClient
+
+    from api.app import Settings, create_app
+    from store.db import make_engine
+
+    monkeypatch.setenv("EVBILL_ACCESS_LOG", enabled)
+    buf = io.StringIO()
+    setup_logging(level="INFO", fmt="json", stream=buf)
+    engine = make_engine(f"sqlite:///{tmp_path / 'app.db'}")
+    with TestClient(create_app(Settings(engine=engine))) as client:
+        assert client.get("/health").status_code == 200  # probes are left out
+        assert client.get("/customers").status_code == 401
+    engine.dispose()
+    lines = [json.loads(x) for x in buf.getvalue().splitlines()]
+    if enabled == "0":
+        assert lines == []
+        return
+    [line] = lines
+    assert {k: line[k] for k in ("logger", "level", "method", "path", "status")} == {
+        "logger": "evbill.api.access", "level": "INFO", "method": "GET", "path": "/customers", "status": 401}
+    assert line["message"].startswith("GET /customers 401 ") and line["duration_ms"] >= 0
