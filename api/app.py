@@ -103,13 +103,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     auth = DefineMiddleware(ApiKeyMiddleware, exclude=["^/schema", "^/health"])
     from api.health import health
+    from api.logs import AccessLogMiddleware, access_log_enabled
 
     app = Litestar(
         route_handlers=[health, tenancy.router, tokens.router, customers.router, sites.router, partners.router,
                         rulesets.router, pricing.router, sessions.router, audit.router, ocpp.router, documents.router,
                         billing.router, invoices.router, receivables.router,
                         bank.router],
-        middleware=[auth],
+        # the access line is outermost, so it sees the status of refused requests (401, 429) too
+        middleware=[*([AccessLogMiddleware] if access_log_enabled() else []), auth],
         exception_handlers=exception_handlers,
         openapi_config=openapi,
         state=state,
@@ -118,6 +120,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         request_max_body_size=25_000_000,
         debug=settings.debug,
         on_startup=[limit_threads],
+        # the process's logging belongs to the command that runs the app (api/logs.py): Litestar's
+        # default would replace the root handlers with its own format and put the root at INFO
+        logging_config=None,
         on_shutdown=[row_reader.close, *([engine.dispose] if settings.engine is None else [])],
     )
     align_component_schemas(app)

@@ -53,6 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=7)
     s.set_defaults(func=_lazy("api.demo"))
 
+    s = sub.add_parser("doctor", help="check what a running evbill depends on; each with ok or the fix")
+    s.add_argument("--host", default=None, help="API interface to check (default: EVBILL_HOST or 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8000, help="API port to check (default 8000)")
+    s.add_argument("--ocpp-host", default=None, help="OCPP interface (default: EVBILL_OCPP_HOST or 127.0.0.1)")
+    s.add_argument("--ocpp-port", type=int, default=9000, help="OCPP port to check (default 9000)")
+    s.add_argument("--json", action="store_true", help="the checks as one JSON object")
+    s.set_defaults(func=_lazy("api.doctor"))
+
     s = sub.add_parser("check", help="compile rulesets and print diagnostics; exit 1 on errors")
     s.add_argument("files", nargs="+", metavar="FILE")
     s.add_argument("--json", action="store_true", help="diagnostics as JSON lines")

@@ -114,7 +114,20 @@ def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
+FORMAT_LABELS = {"pdf": "PDF", "facturx-pdf": "Factur-X PDF (CII embedded)", "xrechnung-ubl": "XRechnung UBL",
+                 "xrechnung-cii": "XRechnung CII", "peppol-ubl": "Peppol BIS UBL", "facturx-cii": "Factur-X CII"}
+
+
 def main(args: argparse.Namespace) -> int:
+    import logging
+    import os
+
+    from api.doctor import warn_at_start
+    from api.logs import setup_logging
+
+    # the demo narrates on stdout; its own loggers speak up only for what goes wrong
+    setup_logging(level=os.environ.get("EVBILL_LOG_LEVEL") or "WARNING")
+    warn_at_start(logging.getLogger("evbill.demo"), smtp=False)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rnd = random.Random(args.seed)
@@ -124,6 +137,7 @@ def main(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     _say(f"evbill demo: simulating {DAYS} days of charging (seed {args.seed}), artefacts in {out}/")
     summary_rows: list[dict[str, Any]] = []
+    summary: dict[str, Any] = {"seed": args.seed, "sessions": args.sessions, "month_start": MONTH_START.isoformat()}
     grand = Decimal(0)
     rated_total = 0
     for sc in SCENARIOS:
@@ -165,19 +179,36 @@ def main(args: argparse.Namespace) -> int:
         w.writerows(summary_rows)
     _say(f"  {rated_total} sessions rated through the DSL, {len(SCENARIOS)} rulesets, month net {grand} EUR; "
          f"see {out}/summary.csv")
-    code = _system_month(out, rnd)
-    _say(f"done in {time.perf_counter() - t0:.1f} s")
+    # summary.json: what the seed determines (no timings), so two runs can be compared as a whole
+    summary["scenarios"] = [{k: v for k, v in row.items() if k != "rated_per_s"} for row in summary_rows]
+    summary["dsl_net_eur"] = str(grand)
+    code = _system_month(out, rnd, summary)
+    with open(out / "summary.json", "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+    _say(f"done in {time.perf_counter() - t0:.1f} s; summary in {out}/summary.json")
     return code
 
 
-def _system_month(out: Path, rnd: random.Random) -> int:
-    """The real parts end to end: database, operator API, OCPP gateway with simulated chargers."""
-    import logging
+def _documents_line(docs: list[dict[str, Any]], invoices: int) -> str:
+    """What each document is: counted by kind and format, and who gets the e-invoices."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for d in docs:
+        groups[(d["kind"], d["format"])].append(d)
+    parts = []
+    for (kind, fmt), items in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        what = f"{len(items)} {kind.replace('_', ' ')} {FORMAT_LABELS.get(fmt, fmt)}"
+        if fmt not in ("pdf", "facturx-pdf"):
+            what += " for " + ", ".join(sorted({f"{d['customer'] or '?'} ({d['number']})" for d in items}))
+        parts.append(what)
+    return (f"{len(docs)} documents for {invoices} invoices rendered and archived, in each customer's formats: "
+            + "; ".join(parts))
 
+
+def _system_month(out: Path, rnd: random.Random, summary: dict[str, Any]) -> int:
+    """The real parts end to end: database, operator API, OCPP gateway with simulated chargers."""
     from api import demo_system as sysdemo
 
-    for noisy in ("httpx", "websockets", "ocpp", "evbill", "litestar", "temporalio", "weasyprint", "fontTools"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     _say("system month: SQLite database, operator API, OCPP gateway")
     run = sysdemo.setup_tenant(out)
     try:
@@ -187,21 +218,32 @@ def _system_month(out: Path, rnd: random.Random) -> int:
         _say(f"  {len(run.chargers)} chargers (OCPP 1.6J and 2.0.1 over WebSocket) reported {run.transactions} "
              f"transactions; {run.sessions_rated} sessions stored and rated, net {run.net_total} EUR "
              f"(database {out}/evbill-demo.db)")
+        system: dict[str, Any] = {"transactions": run.transactions, "sessions_rated": run.sessions_rated,
+                                  "sessions_net_eur": run.net_total}
+        summary["system"] = system
         if run.sessions_rated != run.transactions:
             _say("  ERROR: not every transaction became exactly one rated session")
             return 1
         cut_off = datetime(2026, 12, 1, tzinfo=ZoneInfo("Europe/Berlin"))
         me = sysdemo.month_end(run, out, cut_off)
+        system["held"] = []
         for task in me.held:
             why = "; ".join(r.get("message") or r.get("kind", "") for r in task["reasons"])
             who = run.ids["account_names"].get(task["account_id"], task["account_id"])
+            system["held"].append({"customer": who, "gross": task["gross_total"], "reasons": why})
             _say(f"  held for finance: {who}, gross {task['gross_total']} EUR ({why}); approved through the API")
-        numbers = ", ".join(f"{i['number']} ({i['gross']} EUR)" for i in me.invoices)
         _say(f"  month-end on Temporal (embedded dev server, history {out}/temporal.db): "
-             f"{len(me.invoices)} invoices finalized: {numbers}")
-        kinds = ", ".join(f"{n} {fmt}" for fmt, n in sorted(me.formats.items()))
-        _say(f"  {len(me.documents)} documents rendered and archived ({kinds}; each customer's format), exported to "
-             f"{out}/documents/")
+             f"{len(me.invoices)} invoices finalized:")
+        for inv in me.invoices:
+            _say(f"    {inv['number']}  {inv['gross']:>9} EUR  {inv['customer']}"
+                 f"{'  (approved by finance)' if inv['decided_by'] else ''}")
+        system["invoices"] = [{k: v for k, v in inv.items() if k != "decided_by"}
+                              | {"approved": bool(inv["decided_by"])} for inv in me.invoices]
+        system["documents"] = me.documents
+        # the counts DESIGN.md names for summary.json ("What evbill demo leaves under ./out/")
+        summary["invoices_finalized"] = len(me.invoices)
+        summary["documents"] = len(me.documents)
+        _say(f"  {_documents_line(me.documents, len(me.invoices))}; exported to {out}/documents/")
         from runtime.documents.demo import write_demo_documents
 
         samples = write_demo_documents(out / "documents" / "e-invoice-samples")

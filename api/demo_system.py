@@ -67,7 +67,7 @@ def setup_tenant(out: Path) -> SystemRun:
     from store.tenants import bootstrap_tenant, create_user, issue_key
 
     db_path = out / "evbill-demo.db"
-    for suffix in ("", "-wal", "-shm"):
+    for suffix in ("", "-wal", "-shm", ".writelock"):
         Path(f"{db_path}{suffix}").unlink(missing_ok=True)
     engine = make_engine(f"sqlite:///{db_path}")
     migrate(engine)
@@ -263,16 +263,24 @@ def drive_chargers(run: SystemRun, month_start: datetime, per_charger: int, rnd:
 
 @dataclass
 class MonthEnd:
-    invoices: list[dict[str, Any]] = field(default_factory=list)
+    invoices: list[dict[str, Any]] = field(default_factory=list)  # sorted by number
     held: list[dict[str, Any]] = field(default_factory=list)
-    documents: list[str] = field(default_factory=list)
+    documents: list[dict[str, Any]] = field(default_factory=list)  # sorted by number, then format
     formats: dict[str, int] = field(default_factory=dict)
+
+
+_SETTLED = ("held", "finalized", "rejected", "empty")
 
 
 def month_end(run: SystemRun, out: Path, cut_off: datetime, flag_account: int = 4) -> MonthEnd:
     """Temporal drives the month-end: one BillingCycleWorkflow per account; held invoices wait for
     finance, who approve them through the API; finalized invoices are numbered, rendered and
-    archived, and the archive is exported to ``out/documents/``."""
+    archived, and the archive is exported to ``out/documents/``.
+
+    Numbers are gapless and drawn when an invoice is finalized, so cycles running side by side
+    number their invoices in whatever order they happen to finish. The demo runs the accounts'
+    cycles one after the other, in the order the accounts were created, and finance approves
+    the held ones in that order too: the same seed gives every customer the same number."""
     import os
     import time
 
@@ -280,47 +288,70 @@ def month_end(run: SystemRun, out: Path, cut_off: datetime, flag_account: int = 
 
     from workflows.billing.embedded import free_port, start_dev_server, start_worker_thread
     from workflows.billing.types import BillingCycleResult
-    from workflows.billing.worker import start_cycles
+    from workflows.billing.worker import cycle_workflow_id, start_cycles
     from workflows.billing.workflows import BillingCycleWorkflow
 
     port = free_port()
-    (out / "temporal.db").unlink(missing_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{out / 'temporal.db'}{suffix}").unlink(missing_ok=True)
     proc = start_dev_server(port=port, db_filename=out / "temporal.db")
-    run.ids["temporal"] = proc
+    run.ids["temporal"], run.ids["temporal_db"] = proc, out / "temporal.db"
     address = f"127.0.0.1:{port}"
     os.environ["TEMPORAL_ADDRESS"] = address  # the API's finance routes signal workflows here
-    start_worker_thread(address, run.engine, email=False)  # invented customers get no e-mail
+    run.ids["worker"] = start_worker_thread(address, run.engine, email=False)  # invented customers get no e-mail
     # finance flagged one business customer for review before the cut-off
     flagged = run.ids["accounts"][flag_account]
     _ok(run.client.post(f"/billing/accounts/{flagged}/holds", json={"kind": "flag", "name": "manual_review",
                                                                      "reason": "new business customer"},
                         headers=run.h("approver")))
     result = MonthEnd()
+    tenant_id, accounts = run.ids["tenant_id"], run.ids["accounts"]
+    wid_of = {acc: cycle_workflow_id(tenant_id, acc, cut_off.isoformat()) for acc in accounts}
 
-    async def cycles() -> list[str]:
+    async def settled(client: Client, wid: str, states: tuple[str, ...] = _SETTLED, timeout: float = 120) -> str:
+        # the state turns "finalized" once the number is drawn, before the documents are
+        # rendered: the next cycle need not wait for those
+        deadline = time.monotonic() + timeout
+        while True:
+            state = (await client.get_workflow_handle(wid).query(BillingCycleWorkflow.status)).state
+            if state in states or time.monotonic() > deadline:
+                return str(state)
+            await asyncio.sleep(0.1)
+
+    async def cycles() -> None:
         client = await Client.connect(address)
-        wids = await start_cycles(client, run.ids["tenant_id"], run.ids["accounts"], cut_off)
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            states = [(await client.get_workflow_handle(w).query(BillingCycleWorkflow.status)).state for w in wids]
-            if all(st in ("held", "finalized", "rejected", "empty") for st in states):
-                break
-            await asyncio.sleep(0.5)
-        return wids
+        for acc in accounts:
+            await start_cycles(client, tenant_id, [acc], cut_off)
+            await settled(client, wid_of[acc])
 
-    wids = asyncio.run(cycles())
-    for task in list_all(run, "/billing/tasks"):
-        result.held.append(task)
-        _ok(run.client.post(f"/billing/tasks/{task['id']}/approve", json={"note": "checked against the meter data"},
-                            headers=run.h("approver")))
+    asyncio.run(cycles())
+    order = {acc: i for i, acc in enumerate(accounts)}
+    tasks = sorted(list_all(run, "/billing/tasks"), key=lambda t: order.get(t["account_id"], len(order)))
+
+    async def approve_in_order() -> None:
+        client = await Client.connect(address)
+        for task in tasks:
+            result.held.append(task)
+            _ok(run.client.post(f"/billing/tasks/{task['id']}/approve",
+                                json={"note": "checked against the meter data"}, headers=run.h("approver")))
+            if task["account_id"] in wid_of:  # numbered before the next approval
+                await settled(client, wid_of[task["account_id"]], ("finalized", "rejected", "empty"))
+
+    asyncio.run(approve_in_order())
 
     async def results() -> list[BillingCycleResult]:
         client = await Client.connect(address)
-        return [await client.get_workflow_handle(w, result_type=BillingCycleResult).result() for w in wids]
+        return [await client.get_workflow_handle(wid_of[acc], result_type=BillingCycleResult).result()
+                for acc in accounts]
 
-    for res in asyncio.run(results()):
+    by_invoice: dict[str, dict[str, Any]] = {}
+    for acc, res in zip(accounts, asyncio.run(results())):
         if res.status == "finalized":
-            result.invoices.append({"number": res.number, "gross": res.gross, "decided_by": res.decided_by})
+            inv = {"number": res.number, "kind": res.kind, "customer": run.ids["account_names"].get(acc, acc),
+                   "gross": res.gross, "decided_by": res.decided_by}
+            result.invoices.append(inv)
+            by_invoice[res.invoice_id] = inv
+    result.invoices.sort(key=lambda i: i["number"])
     docs_dir = out / "documents"
     docs_dir.mkdir(exist_ok=True)
     deadline = time.monotonic() + 120
@@ -328,11 +359,14 @@ def month_end(run: SystemRun, out: Path, cut_off: datetime, flag_account: int = 
     while len({d["source_invoice_id"] for d in docs}) < len(result.invoices) and time.monotonic() < deadline:
         time.sleep(0.5)
         docs = list_all(run, "/documents")
-    for d in docs:
+    for d in sorted(docs, key=lambda d: (d["number"], d["format"])):
         body = run.client.get(f"/documents/{d['id']}/content", headers=run.h())
         if body.status_code == 200:
             (docs_dir / d["filename"]).write_bytes(body.content)
-            result.documents.append(d["filename"])
+            inv = by_invoice.get(d.get("source_invoice_id") or "", {})
+            result.documents.append({"filename": d["filename"], "kind": d["kind"], "format": d["format"],
+                                     "number": d["number"], "customer": inv.get("customer", ""),
+                                     "gross": d["gross_total"]})
             result.formats[d["format"]] = result.formats.get(d["format"], 0) + 1
     return result
 
@@ -351,15 +385,33 @@ def list_all(run: SystemRun, path: str, **params: Any) -> list[dict[str, Any]]:
 
 
 def close(run: SystemRun) -> None:
+    """Stop what the demo started, in the order that lets each part finish its writes: the
+    billing worker, then Temporal (its history file folded into one file), the OCPP gateway and
+    the API client; then the database: every connection closed, the write-ahead log folded in,
+    the write-lock file removed. What stays in ``out/`` is the demo's artefacts, nothing else."""
+    from store.db import close_database, fold_sqlite_wal
+
+    worker = run.ids.get("worker")
+    if worker is not None:
+        with contextlib.suppress(Exception):
+            worker.stop()
     proc = run.ids.get("temporal")
     if proc is not None:
         with contextlib.suppress(Exception):
             proc.terminate()
-            proc.wait(10)
+            try:
+                proc.wait(15)
+            except Exception:  # noqa: BLE001 - it did not stop on SIGTERM
+                proc.kill()
+                proc.wait(5)
+        history = run.ids.get("temporal_db")
+        if history is not None:
+            with contextlib.suppress(Exception):
+                fold_sqlite_wal(history)
     gw = run.ids.get("gateway")
     if gw is not None:
         with contextlib.suppress(Exception):
             gw.shutdown()
     with contextlib.suppress(Exception):
         run.client.__exit__(None, None, None)
-
+    close_database(run.engine)

@@ -102,16 +102,17 @@ def api_process(host: str, port: int) -> None:
     import uvicorn
 
     from api.app import Settings, create_app
+    from api.logs import setup_logging
     from store.db import make_engine
     from workflows.billing.embedded import _die_with_parent
 
     _die_with_parent()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     engine = make_engine()
     app = create_app(Settings(engine=engine, migrate=False))
     sock = reuseport_socket(host, port)
     _settle_heap()
-    uvicorn.Server(uvicorn.Config(app, log_level="info", access_log=False)).run(sockets=[sock])
+    uvicorn.Server(uvicorn.Config(app, log_config=None, log_level=None, access_log=False)).run(sockets=[sock])
     engine.dispose()
 
 
@@ -162,6 +163,8 @@ def main(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.app import Settings, create_app
+    from api.doctor import warn_at_start
+    from api.logs import setup_logging
     from api.shared import ENV_VAR as SHARED_ENV
     from api.shared import SharedState, listen_for_auth_changes, new_file_path, remove_stale_files
     from store.db import database_url, make_engine, migrate
@@ -171,7 +174,9 @@ def main(args: argparse.Namespace) -> int:
         print("evbill serve: --workers needs a number >= 1 (and a fixed --port when above 1)", flush=True)
         return 2
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
+    # what degrades this server, one line each (the database and ports fail loudly by themselves)
+    warn_at_start(log, temporal=not getattr(args, "no_temporal", False))
     url = database_url()
     engine = make_engine(url)
     migrate(engine)
@@ -189,7 +194,8 @@ def main(args: argparse.Namespace) -> int:
         listen_for_auth_changes(engine, shared)
         app = create_app(Settings(engine=engine, migrate=False, shared=shared))
         _settle_heap()
-        uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
+        # log_config=None: uvicorn keeps to the set-up above (api.logs) instead of installing its own
+        uvicorn.run(app, host=args.host, port=args.port, log_config=None, log_level=None, access_log=False)
         engine.dispose()
         return 0
     shared_dir = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()

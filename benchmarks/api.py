@@ -321,7 +321,9 @@ def run(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     be = Backend(kind, args.postgres_url)
     engine = be.setup()
     port = _free_port()
-    env = dict(os.environ, EVBILL_DATABASE_URL=be.url(), PYTHONPATH=str(ROOT))
+    # without the per-request access line (api/logs.py): figures stay comparable with earlier
+    # runs, and the server's standard error does not carry one line per benchmark request
+    env = dict(os.environ, EVBILL_DATABASE_URL=be.url(), PYTHONPATH=str(ROOT), EVBILL_ACCESS_LOG="0")
     workers = args.workers
     # the real `evbill serve` (API only: no OCPP gateway, no Temporal), run in the temp directory
     # so its var/ (first tenant's admin key) stays out of the checkout

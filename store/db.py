@@ -25,7 +25,9 @@ __all__ = [
     "ReadBatcher",
     "RowReader",
     "alembic_config",
+    "close_database",
     "database_url",
+    "fold_sqlite_wal",
     "make_engine",
     "migrate",
     "session_factory",
@@ -228,3 +230,32 @@ def migrate(engine: Engine, revision: str = "heads") -> None:
         cfg = alembic_config(engine)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
+
+
+def fold_sqlite_wal(path: str | Path) -> None:
+    """Copy a SQLite file's write-ahead log into the database and let SQLite delete the ``-wal``
+    and ``-shm`` files, which it does when the last connection to the file closes. Call it when
+    every other connection is gone (a stopped server's history file, a disposed engine's)."""
+    import sqlite3
+
+    if not Path(path).exists():
+        return
+    con = sqlite3.connect(str(path), timeout=10)
+    try:
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        con.close()
+
+
+def close_database(engine: Engine, *, remove_lock_file: bool = True) -> None:
+    """Close every pooled connection of ``engine``; on a SQLite file also fold the WAL into the
+    database and release the write-lock file, so the database is one self-contained file again.
+    Connections held outside the pool (a RowReader's, a gateway's own engine) must be closed
+    first, or SQLite keeps the log for them."""
+    from store.writelock import release_write_lock
+
+    engine.dispose()
+    db = engine.url.database if engine.dialect.name == "sqlite" else None
+    if db and db != ":memory:" and not db.startswith("file:"):
+        fold_sqlite_wal(db)
+        release_write_lock(engine, remove=remove_lock_file)

@@ -818,7 +818,9 @@ def hand_over(engine: Engine, tenant_id: str, invoice_id: str) -> tuple[str, str
     except (DocumentError, DomainError) as exc:
         _log.error("documents for invoice %s of tenant %s not issued: %s", invoice_id, tenant_id, exc)
         return "failed", f"{getattr(exc, 'code', type(exc).__name__)}: {exc}"
-    return "issued", ", ".join(f"{d.number} {d.format} sha256:{d.sha256[:16]}" for d in stored)
+    detail = ", ".join(f"{d.number} {d.format} sha256:{d.sha256[:16]}" for d in stored)
+    _log.info("documents issued: %s", detail, extra={"invoice_id": invoice_id})
+    return "issued", detail
 
 
 def smtp_settings_from_env(environ: Mapping[str, str] | None = None) -> SmtpSettings | None:

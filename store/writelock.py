@@ -22,7 +22,7 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: the busy handler alone serializes writers
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["sqlite_write_lock"]
+__all__ = ["release_write_lock", "sqlite_write_lock"]
 
 _guard = threading.Lock()
 _locks: dict[str, tuple[threading.RLock, int]] = {}
@@ -58,3 +58,24 @@ def sqlite_write_lock(engine: Engine) -> Iterator[None]:
             setattr(_depth, path, depth)
             if depth == 0:
                 fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def release_write_lock(engine: Engine, *, remove: bool = True) -> None:
+    """Close this process's handle on the database's lock file and, with ``remove``, delete the
+    file: for a process that owns the database and is done with it (the demo), so only the
+    database itself remains. Another process still using the file would go on locking the
+    deleted one; SQLite's own locking keeps its writes correct, only the queueing is lost."""
+    db = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not db or db == ":memory:" or db.startswith("file:"):
+        return
+    path = os.path.abspath(db) + ".writelock"
+    with _guard:
+        got = _locks.pop(path, None)
+    if got is not None:
+        with got[0]:  # a thread of ours still writing finishes first
+            os.close(got[1])
+    if remove:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass

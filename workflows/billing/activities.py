@@ -206,6 +206,7 @@ class BillingActivities:
                         fin = self._finalize_new(conn, inp.tenant_id, out, billed, plan["now"])
                     out.status, out.number, out.finalized_now = "finalized", fin.number, True
             self._took("assemble_draft", t0, c0)
+            _log_draft(inp.account_id, out)
             return out
         raise ApplicationError("the draft changed under three attempts in a row", type="draft_contended")
 
@@ -402,6 +403,9 @@ class BillingActivities:
                 B.close_task(conn, inp.task_id, inp.status, inp.user_id, inp.reason)
                 _audit(conn, inp.tenant_id, inp.user_id, inp.role, f"finance_task.{inp.status}", "finance_task",
                        inp.task_id, {"invoice_id": inp.invoice_id, "reason": inp.reason})
+        if inp.task_id:
+            log.info("finance task %s %s by %s", inp.task_id, inp.status, inp.user_id or "the hold policy",
+                     extra={"task_id": inp.task_id, "invoice_id": inp.invoice_id, "decision": inp.status})
 
     @activity.defn(name="billing.add_posting")
     def add_posting(self, inp: PostingInput) -> None:
@@ -426,6 +430,10 @@ class BillingActivities:
             out = self._nothing_to_number(conn, inp) or self._finalize(conn, inp.tenant_id, inp.invoice_id,
                                                                        inp.decided_by, at)
         self._took("finalize_invoice", t0, c0)
+        if out.number and not out.already:
+            log.info("invoice %s finalized: %s %s gross, decided by %s", out.number, out.kind, out.gross,
+                     inp.decided_by or "the hold policy",
+                     extra={"invoice_id": out.invoice_id, "number": out.number, "gross": out.gross})
         return out
 
     @staticmethod
@@ -462,6 +470,8 @@ class BillingActivities:
                 B.close_task(conn, inp.task_id, "rejected", inp.user_id, inp.reason[:1000])
             _audit(conn, inp.tenant_id, inp.user_id, inp.role, "invoice.reject", "billing_invoice", inp.invoice_id,
                    {"reason": inp.reason[:1000], "task_id": inp.task_id})
+        log.info("invoice draft %s rejected by %s", inp.invoice_id, inp.user_id,
+                 extra={"invoice_id": inp.invoice_id, "decision": "rejected"})
 
     # ------------------------------------------------------------------ the hand-over
     @activity.defn(name="documents.render_invoice")
@@ -490,6 +500,19 @@ class BillingActivities:
     def collect_payment(self, inp: CollectPaymentInput) -> HandOverResult:
         """Payment collection (SEPA direct debit, payment provider) plugs in here in a later issue."""
         return HandOverResult("pending", f"collection of {inp.number} not started yet")
+
+
+def _log_draft(account_id: str, out: DraftSummary) -> None:
+    """One line per assembled draft: numbered at once, held for finance, or nothing to bill."""
+    extra = {"account_id": account_id, "invoice_id": out.invoice_id, "status": out.status}
+    if out.finalized_now:
+        log.info("invoice %s finalized: account %s, %s %s gross, %d sessions", out.number, account_id, out.kind,
+                 out.gross, out.sessions, extra=extra)
+    elif out.reasons:
+        log.info("draft %s of account %s held for finance: %s", out.invoice_id, account_id,
+                 "; ".join(r.get("message") or r.get("kind", "") for r in out.reasons), extra=extra)
+    elif out.status == "empty":
+        log.info("account %s: nothing to bill", account_id, extra=extra)
 
 
 def _audit(conn: Connection, tenant_id: str, user_id: str, role: str, action: str, entity: str, entity_id: str,

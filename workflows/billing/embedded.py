@@ -98,7 +98,10 @@ def start_worker_thread(address: str, engine: Any, task_queue: str = TASK_QUEUE,
     """The billing worker on a thread of its own. It delivers the documents' e-mail when
     ``EVBILL_SMTP_HOST`` is set, and keeps the delivery sweep's Schedule: created (or resumed) with
     SMTP, paused without it (one line on the console says e-mail delivery is off). ``email=False``
-    (the demo, whose customers are invented) sends none and leaves the schedule alone."""
+    (the demo, whose customers are invented) sends none and leaves the schedule alone.
+
+    The returned thread has ``stop()``: shut the worker down (running activities are cancelled) and
+    wait for the thread, so the caller can close the database after it (the demo does)."""
     from temporalio.client import Client
 
     from store.documents import smtp_settings_from_env
@@ -117,11 +120,15 @@ def start_worker_thread(address: str, engine: Any, task_queue: str = TASK_QUEUE,
         except Exception:  # billing must run even when the sweep's schedule cannot be kept
             log.exception("the delivery sweep's schedule could not be %s", "kept" if smtp else "paused")
 
+    running: dict[str, Any] = {}
+
     async def run() -> None:
         client = await Client.connect(address)
         if email:
             await keep_sweep_schedule(client)
-        await build_worker(client, engine, task_queue, smtp=smtp).run()
+        worker = build_worker(client, engine, task_queue, smtp=smtp)
+        running["loop"], running["worker"] = asyncio.get_running_loop(), worker
+        await worker.run()
 
     if email and smtp is not None:
         print(f"evbill e-mail delivery through {smtp.host}:{smtp.port}{' (STARTTLS)' if smtp.starttls else ''}, "
@@ -132,6 +139,17 @@ def start_worker_thread(address: str, engine: Any, task_queue: str = TASK_QUEUE,
 
     t = threading.Thread(target=lambda: asyncio.run(run()), name="billing-worker", daemon=True)
     t.start()
+
+    def stop(timeout: float = 30) -> None:
+        loop, worker = running.get("loop"), running.get("worker")
+        if loop is not None and worker is not None and loop.is_running():
+            try:
+                asyncio.run_coroutine_threadsafe(worker.shutdown(), loop).result(timeout)
+            except Exception:  # noqa: BLE001 - a worker that already failed has nothing to stop
+                log.debug("billing worker shutdown", exc_info=True)
+        t.join(timeout)
+
+    t.stop = stop  # type: ignore[attr-defined]
     return t
 
 

@@ -177,7 +177,10 @@ def main(argv: Iterable[str] | None = None) -> int:
     ap.add_argument("--schema", default=None, help="PostgreSQL schema (tests and benchmarks)")
     ap.add_argument("--threads", type=int, default=8)
     args = ap.parse_args(list(argv) if argv is not None else None)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # as api/logs.py sets up serve and demo (this layer may not import api): our own lines at
+    # INFO, the libraries' (fontTools narrates every rendered invoice) from WARNING up
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("evbill").setLevel(os.environ.get("EVBILL_LOG_LEVEL", "INFO").upper())
     asyncio.run(run_worker(args.address, args.task_queue, args.database_url, args.threads, args.namespace,
                            args.schema))
     return 0

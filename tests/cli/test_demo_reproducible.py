@@ -1,0 +1,74 @@
+"""``evbill demo`` twice with the same seed: the same invoice numbers for the same customers, the
+same amounts, and only the demo's artefacts left behind (no -wal, -shm or .writelock files)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTEFACTS = {"documents", "evbill-demo.db", "temporal.db", "summary.csv", "summary.json",
+             *(f"{kind}_{key}.{ext}" for kind, ext in (("rated", "jsonl"), ("periods", "json"))
+               for key in ("public_cpo", "emp", "fleet", "depot", "dynamic"))}
+
+
+def _demo(out: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    r = subprocess.run([sys.executable, "-m", "api.cli", "demo", "--out", str(out), "--sessions", "50", "--seed", "11"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300,
+                       env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return r, json.loads((out / "summary.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Path, subprocess.CompletedProcess[str],
+                                                                     dict[str, Any]]]:
+    runs = []
+    for name in ("first", "second"):
+        out = tmp_path_factory.mktemp(name) / "out"
+        runs.append((out, *_demo(out)))
+    return runs
+
+
+def test_same_seed_same_numbers_and_amounts(two_runs: list[Any]) -> None:
+    (_, _, a), (_, _, b) = two_runs
+    invoices = a["system"]["invoices"]
+    assert len(invoices) == 7 == a["invoices_finalized"]
+    assert invoices == b["system"]["invoices"]  # number, customer, gross, kind, approved
+    assert [i["number"] for i in invoices] == sorted(i["number"] for i in invoices)
+    assert len({i["number"] for i in invoices}) == len(invoices)
+    assert a == b  # everything the seed determines: scenarios, sessions, holds, documents
+
+
+def test_only_artefacts_remain(two_runs: list[Any]) -> None:
+    for out, _, _ in two_runs:
+        names = {p.name for p in out.iterdir()}
+        assert names == ARTEFACTS, names ^ ARTEFACTS
+        leftovers = [p for p in out.rglob("*") if p.name.endswith(("-wal", "-shm", ".writelock"))]
+        assert leftovers == []
+
+
+def test_summary_says_what_each_document_is(two_runs: list[Any]) -> None:
+    out, r, summary = two_runs[0]
+    docs = summary["system"]["documents"]
+    assert {d["number"] for d in docs} == {i["number"] for i in summary["system"]["invoices"]}
+    assert all(d["kind"] and d["format"] and (out / "documents" / d["filename"]).is_file() for d in docs)
+    line = next(x for x in r.stdout.splitlines() if "documents for 7 invoices" in x)
+    xml = [d for d in docs if d["format"] == "xrechnung-ubl"]
+    assert xml and f"XRechnung UBL for {xml[0]['customer']} ({xml[0]['number']})" in line
+    pdfs = sum(d["format"] in ("pdf", "facturx-pdf") for d in docs)
+    assert pdfs == 7 and len(docs) == 7 + len(xml) == summary["documents"]
+    # the invoices are listed by number, one a line
+    listed = [x.split()[0] for x in r.stdout.splitlines() if x.startswith("    INV-")]
+    assert listed == [i["number"] for i in summary["system"]["invoices"]]
+
+
+def test_quiet_stderr(two_runs: list[Any]) -> None:
+    # no third-party chatter and no INFO lines (a machine lacking something gets WARNING lines)
+    for _, r, _ in two_runs:
+        assert " INFO " not in r.stderr and " DEBUG " not in r.stderr and "alembic" not in r.stderr, r.stderr[-2000:]
