@@ -481,7 +481,6 @@ def _check_validity(valid_from: date, valid_to: date | None) -> None:
 def _ruleset_services(db: Any, tenant_id: str, on: date) -> dict[str, Any]:
     """The services of the tenant's ruleset version in force on ``on`` and of every later one."""
     from dsl.compiler import compile_ruleset
-    from dsl.policies import interpret_policies
     from store.models import RulesetVersion
 
     rv = RulesetVersion.__table__  # type: ignore[attr-defined]
@@ -493,7 +492,7 @@ def _ruleset_services(db: Any, tenant_id: str, on: date) -> dict[str, Any]:
     for r in rows[first:]:
         res = compile_ruleset(r.source, f"{r.dsl_name or r.id}.evb")
         if res.ruleset is not None:
-            out.update(interpret_policies(res.ruleset.ast)[0].services)
+            out.update(res.ruleset.policies.services)
     return out
 
 
