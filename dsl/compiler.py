@@ -210,7 +210,7 @@ def _compile(source: str, filename: str, sha: str) -> CompileResult:
     outcome = parse(source, filename)
     if outcome.ruleset is None:
         return CompileResult(None, outcome.diagnostics, source, filename)
-    diags = check(outcome.ruleset, filename)
+    diags = check(outcome.ruleset, filename, outcome.partial)
     if outcome.diagnostics:
         # Recovered from a syntax or value error: keep the checker's findings, except names
         # that only look unknown because their block did not parse.

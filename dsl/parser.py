@@ -116,11 +116,16 @@ _EXAMPLES: dict[str, list[str]] = {
         "ruleset r currency EUR timezone UTC discount d { 10 off energy }",
         "ruleset r currency EUR timezone UTC hold h { hold when jump > 50 }",
         "ruleset r currency EUR timezone UTC service s { vat 19 }",
+        "ruleset r currency EUR timezone UTC tax t { country DE vat 19 }",
         "ruleset r currency EUR timezone UTC service s { sim 2 per month vat 19 }",
     ],
     "use a decimal point, not a comma: 0.49": [
         "ruleset r currency EUR timezone UTC tariff t { energy 0,49 per kWh }",
         "ruleset r currency EUR timezone UTC tariff t { start_fee 0,35 }",
+        "ruleset r currency EUR timezone UTC tariff t { parking 0,10 per min }",
+        "ruleset r currency EUR timezone UTC tariff t { time 0,10 per min }",
+        "ruleset r currency EUR timezone UTC dunning d { stage 1 after 7 days fee 5,00 }",
+        "ruleset r currency EUR timezone UTC hold h { hold when total > 5,00 }",
     ],
     "a ruleset starts with: ruleset NAME currency EUR timezone Europe/Berlin": [
         "tariff t { }",
@@ -133,13 +138,16 @@ class ParseOutcome:
     """A ruleset and the syntax diagnostics; after recovery both: the blocks that parsed, and the
     names declared by blocks that did not (the checker must not call those unknown)."""
 
-    __slots__ = ("ruleset", "diagnostics", "lost_names")
+    __slots__ = ("ruleset", "diagnostics", "lost_names", "partial")
 
     def __init__(self, ruleset: A.Ruleset | None, diagnostics: list[Diagnostic],
-                 lost_names: frozenset[str] = frozenset()):
+                 lost_names: frozenset[str] = frozenset(), partial: frozenset[str] = frozenset()):
         self.ruleset = ruleset
         self.diagnostics = diagnostics
         self.lost_names = lost_names
+        # blocks kept without the statements that did not parse ("tariff:a", "dunning:standard"):
+        # the checker must not judge them as a whole (a discount "without an amount", ...)
+        self.partial = partial
 
 
 def _readable(term: str) -> str:
@@ -220,7 +228,8 @@ def _syntax_diag(exc: UnexpectedInput, text: str, filename: str) -> Diagnostic:
         lines = text.rstrip().splitlines() or [""]
         line = len(lines)
         col = len(lines[-1]) + 1
-        expected = getattr(exc, "expected", None) or getattr(exc, "accepts", None) or set()
+        # what the parser accepts here (LALR's merged states would list other blocks' keywords too)
+        expected = getattr(exc, "accepts", None) or getattr(exc, "expected", None) or set()
         msg = "unexpected end of input"
         if expected:
             msg += f", expected {_expected(expected)}"
@@ -447,7 +456,10 @@ class _Recovery:
             # an error at the brace added to close the piece: the statement ended too early
             line = text.count("\n", 0, at) + 1
             col = at - (text.rfind("\n", 0, at) + 1) + len(closer) - len(closer.lstrip()) + 1
-            diags = [dataclasses.replace(d, message=d.message.replace("unexpected '}'", "unexpected end of statement"))
+            end = max(b for _, b in ranges)
+            rest = self.text[end:self.text.find("\n", end) % (len(self.text) + 1)].split("#")[0]
+            what = "end of line" if not rest.strip() else "end of statement"
+            diags = [dataclasses.replace(d, message=d.message.replace("unexpected '}'", f"unexpected {what}"))
                      if (d.span.line, d.span.col) == (line, col) else d for d in diags]
         return rs, diags
 
@@ -503,6 +515,8 @@ class _Recovery:
                 if nested:
                     errors.extend(nested)
                     continue
+                if closed is None and all(d.code == "E103" for d in diags):
+                    continue  # the enclosing block is unclosed too: it reports the missing brace
             errors.extend(diags)
         return good, errors
 
@@ -538,6 +552,7 @@ def parse(text: str, filename: str = "<ruleset>") -> ParseOutcome:
     recovery = _Recovery(text, header_text, head_end, filename)
     parts: list[A.Ruleset] = []
     lost: set[str] = set()
+    partial: set[str] = set()
     for start, end, names in blocks:
         part, part_diags = recovery.block(start, end)
         found.extend(part_diags)
@@ -545,6 +560,11 @@ def parse(text: str, filename: str = "<ruleset>") -> ParseOutcome:
             lost.update(names)
         else:
             parts.append(part)
+            if part_diags:
+                partial.update(f"tariff:{x.name}" for x in part.tariffs)
+                partial.update(f"discount:{x.name}" for x in part.discounts)
+                partial.update(f"product:{x.name}" for x in part.products)
+                partial.update(f"{x.kind}:{x.name}" for x in part.policies)
     if not found:  # the blocks parse alone but not together: keep the whole-file diagnostic
         return ParseOutcome(None, diags)
     seen: set[tuple[str, int, int]] = set()
@@ -564,7 +584,7 @@ def parse(text: str, filename: str = "<ruleset>") -> ParseOutcome:
         products=tuple(x for p in parts for x in p.products),
         policies=tuple(x for p in parts for x in p.policies),
     )
-    return ParseOutcome(merged, unique, frozenset(lost))
+    return ParseOutcome(merged, unique, frozenset(lost), frozenset(partial))
 
 
 class _Invalid(Exception):
