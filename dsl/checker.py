@@ -409,7 +409,7 @@ class _Checker:
                 self.err("E303", f"a jump threshold must be positive, found '{st.percent.value}%'", st.percent.span)
             elif isinstance(st, (A.AutoRelease, A.Escalate)):
                 self._duration(st.after)
-        if pol.of(A.Approval) and pol.of(A.AutoRelease):
+        if bool(pol.of(A.Approval)) and bool(pol.of(A.AutoRelease)):
             self.err("E212", "a hold policy cannot both require approval and release on its own", pol.span,
                      "keep either 'approval required' or 'auto_release after N days'")
 

@@ -197,7 +197,7 @@ def _statement_starts() -> dict[frozenset[str], tuple[str, tuple[str, ...]]]:
     for kind in _POLICY_KINDS:
         ip = _parser().parse_interactive(f"ruleset r currency EUR timezone UTC\n{kind} x {{")
         ip.exhaust_lexer()
-        accepts = frozenset(ip.accepts())
+        accepts = frozenset(ip.accepts())  # type: ignore[no-untyped-call]  # lark leaves it untyped
         words = tuple(sorted({w for t in accepts for w in _terminal_words(t)}))
         out[accepts] = (kind, words)
     return out
@@ -450,17 +450,22 @@ class _Recovery:
         return "".join(out), at
 
     def parse(self, ranges: list[tuple[int, int]], closer: str = "") -> tuple[A.Ruleset | None, list[Diagnostic]]:
-        text, at = self.piece(ranges, closer)
+        """Parse a piece. A ``closer`` (closing braces) goes on a line of its own after the last
+        range, so that a policy statement still ends at its line break; an error at the closer means
+        the statement ended too early, and is reported where it ends."""
+        text, at = self.piece(ranges, "\n " + closer if closer else "")
         rs, diags = _parse_one(text, self.filename)
         if closer and diags:
-            # an error at the brace added to close the piece: the statement ended too early
             line = text.count("\n", 0, at) + 1
-            col = at - (text.rfind("\n", 0, at) + 1) + len(closer) - len(closer.lstrip()) + 1
+            col = at - (text.rfind("\n", 0, at) + 1) + 1
             end = max(b for _, b in ranges)
-            rest = self.text[end:self.text.find("\n", end) % (len(self.text) + 1)].split("#")[0]
+            eol = self.text.find("\n", end)
+            rest = self.text[end:eol if eol >= 0 else len(self.text)].split("#")[0]
             what = "end of line" if not rest.strip() else "end of statement"
-            diags = [dataclasses.replace(d, message=d.message.replace("unexpected '}'", f"unexpected {what}"))
-                     if (d.span.line, d.span.col) == (line, col) else d for d in diags]
+            diags = [dataclasses.replace(d, message=d.message.replace("unexpected '}'", f"unexpected {what}")
+                                         .replace("unexpected end of line", f"unexpected {what}"),
+                                         span=A.Span(line, col, line, col + 1))
+                     if (d.span.line, d.span.col) == (line, col) or d.span.line == line + 1 else d for d in diags]
         return rs, diags
 
     def block(self, start: int, end: int) -> tuple[A.Ruleset | None, list[Diagnostic]]:
@@ -479,7 +484,7 @@ class _Recovery:
                                              not any((e.span.line, e.span.col) == at for e in errors)):
             errors = diags + errors  # an unclosed brace, or an error in the block's head
         tail = [(closed, end)] if closed is not None else []
-        kept, _ = self.parse([(start, opened + 1)] + good + tail, "" if closed is not None else " }")
+        kept, _ = self.parse([(start, opened + 1)] + good + tail, "" if closed is not None else "}")
         return kept, errors
 
     def body(self, prefix: list[tuple[int, int]], stmts: list[tuple[int, int]],
@@ -487,7 +492,7 @@ class _Recovery:
         """The statements that parse, and the diagnostics of those that do not."""
         good: list[tuple[int, int]] = []
         errors: list[Diagnostic] = []
-        closer = " " + "}" * depth
+        closer = "}" * depth
         prev_ok = False
         for a, b in stmts:
             rs, diags = self.parse(prefix + [(a, b)], closer)
@@ -1207,10 +1212,12 @@ class _ToAst(Transformer[Token, Any]):
         return A.EnergyPrice(c[0], str(c[1]), _span(meta), c[2] if len(c) > 2 else None)
 
     def rs_reimburse(self, meta: Any, c: list[Any]) -> A.EnergyPrice:
-        return _dc.replace(c[0], span=_span(meta))
+        price: A.EnergyPrice = c[0]
+        return _dc.replace(price, span=_span(meta))  # the statement's span, 'reimburse' included
 
     def rb_energy(self, meta: Any, c: list[Any]) -> A.EnergyPrice:
-        return _dc.replace(c[0], span=_span(meta))
+        price: A.EnergyPrice = c[0]
+        return _dc.replace(price, span=_span(meta))
 
     def rs_partner(self, meta: Any, c: list[Token]) -> A.PartnerRef:
         return A.PartnerRef(_named(c[0]), _span(meta))
