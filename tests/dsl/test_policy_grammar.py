@@ -145,3 +145,16 @@ def test_a_statement_split_over_lines_needs_a_trailing_operator_or_comma() -> No
     res = compile_ruleset(HEAD + "reimbursement r {\n  energy at index(spot_de)\n    + 0.02 per kWh\n}\n", "k.evb")
     assert [(d.code, d.span.line, d.message) for d in res.errors][:1] == [
         ("E101", 7, "unexpected end of line, expected '*', '+', '-', '/', 'per'")]
+
+
+def test_the_readme_policy_examples_compile() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    start = readme.index("billing monthly { cycle monthly; cut_off")
+    end = readme.index("```", start)
+    src = HEAD.replace("groups fleet, staff", "groups fleet, staff, x") + readme[start:end]
+    res = compile_ruleset(src, "README.md")
+    assert res.ruleset is not None, res.render()
+    assert sorted({p.kind for p in res.ruleset.ast.policies}) == sorted(
+        ["billing", "hold", "service", "revenue_share", "dunning", "tax", "commission", "reimbursement"])
