@@ -436,17 +436,23 @@ class _Recovery:
         self.text, self.header, self.head_end, self.filename = text, header, head_end, filename
 
     def piece(self, ranges: list[tuple[int, int]], closer: str = "") -> tuple[str, int]:
-        """The header, the given ranges of the text, the rest blanked; ``closer`` goes right after
-        the last range. Returns the text and the position of the closer."""
+        """The header, then the given ranges of the text at their own line and column (only line
+        breaks and indentation in between, nothing after), then ``closer``. Returns the text and
+        the position of the closer. Pieces stay about as small as what they hold, so reading a
+        large file block by block is not quadratic."""
         out = [self.header]
         pos = self.head_end
         for a, b in sorted(ranges):
-            out.append(_blank(self.text[pos:a]))
+            breaks = self.text.count("\n", pos, a)
+            line_start = self.text.rfind("\n", 0, a) + 1
+            if breaks:
+                out.append("\n" * breaks + " " * (a - line_start))
+            else:
+                out.append(" " * (a - pos))
             out.append(self.text[a:b])
             pos = b
         at = sum(len(x) for x in out)
         out.append(closer)
-        out.append(_blank(self.text[pos:]))
         return "".join(out), at
 
     def parse(self, ranges: list[tuple[int, int]], closer: str = "") -> tuple[A.Ruleset | None, list[Diagnostic]]:
@@ -543,7 +549,7 @@ def parse(text: str, filename: str = "<ruleset>") -> ParseOutcome:
         return ParseOutcome(None, diags)
     head_end = blocks[0][0]
     header_text = text[:head_end]
-    head, found = _parse_one(header_text + _blank(text[head_end:]), filename)
+    head, found = _parse_one(header_text, filename)
     if head is None:
         # A broken header: report it and read the blocks under a stand-in header of the same
         # number of lines (its own diagnostics are not the file's).
@@ -551,7 +557,7 @@ def parse(text: str, filename: str = "<ruleset>") -> ParseOutcome:
             found = diags[:1]  # no header at all: the whole parse said what was expected first
         nl = header_text.find("\n")
         header_text = _RECOVERY_HEADER + (_blank(header_text[nl:]) if nl >= 0 else " ")
-        head, _ = _parse_one(header_text + _blank(text[head_end:]), filename)
+        head, _ = _parse_one(header_text, filename)
         if head is None:
             return ParseOutcome(None, diags)
     recovery = _Recovery(text, header_text, head_end, filename)
