@@ -98,7 +98,7 @@ _READABLE = {
     "INCLUDED_UNIT": "kWh or sessions", "PERIOD_UNIT": "month, quarter or year",
     "IDLE": "'idle'", "USES": "'uses'", "_SEP": "';'", "$END": "end of input", "_NL": "end of line",
     "EACH": "'each'", "RATE_KIND": "vat, standard, reduced or zero",
-    "SERVICE_ITEM": "a service item (ac_charger, dc_charger, sim, rfid_card, ...) or 'item'",
+    "SERVICE_ITEM": "a service item (ac_charger, dc_charger, sim, rfid_card, ...)",
 }
 
 # Common slips mapped to a hint (Lark's match_examples finds the one with the same parser state).
@@ -209,8 +209,9 @@ def _unknown_statement(tok: Token, expected: set[str] | frozenset[str]) -> tuple
     if found is None or not _WORDLIKE.fullmatch(str(tok)):
         return None
     kind, words = found
-    hint = suggest(str(tok), words) or f"statements start with: {', '.join(words[:10])}"
-    return f"unknown {kind} statement '{tok}'", hint
+    starts = ", ".join(sorted({_readable(t) for t in expected} - {_readable(t) for t in ("_NL", "_SEP", "RBRACE")}))
+    hint = suggest(str(tok), words) or f"a {kind} statement starts with {', '.join(words[:10])}"
+    return f"unknown {kind} statement '{tok}', expected {starts}", hint
 
 
 def _hint_for(text: str, exc: UnexpectedInput) -> str | None:
