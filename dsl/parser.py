@@ -23,6 +23,7 @@ _GRAMMAR = Path(__file__).with_name("evbill.lark")
 
 
 _POLICY_KINDS = ("tax", "billing", "hold", "dunning", "revenue_share", "commission", "service", "reimbursement")
+_BLOCK_KEYWORDS = frozenset(_POLICY_KINDS + ("tariff", "discount", "product"))
 _CONTINUES = frozenset({"{", ";", ",", "+", "-", "*", "/"})
 
 
@@ -47,8 +48,8 @@ class _PolicyLines:
                     yield tok
                 continue
             value = str(tok)
-            if depth == 0 and value in _POLICY_KINDS and tok.type not in ("NAME", "WORD", "STRING", "ZONE"):
-                policy_pending = True
+            if depth == 0 and tok.type not in ("NAME", "WORD", "STRING", "ZONE") and value in _BLOCK_KEYWORDS:
+                policy_pending = value in _POLICY_KINDS  # the next '{' opens a policy block or not
             elif value == "{":
                 if depth == 0:
                     in_policy, policy_pending = policy_pending, False
@@ -124,6 +125,9 @@ _EXAMPLES: dict[str, list[str]] = {
         "ruleset r currency EUR timezone UTC tariff t { start_fee 0,35 }",
         "ruleset r currency EUR timezone UTC tariff t { parking 0,10 per min }",
         "ruleset r currency EUR timezone UTC tariff t { time 0,10 per min }",
+        "ruleset r currency EUR timezone UTC tariff t { when dc { energy 0,49 per kWh } }",
+        "ruleset r currency EUR timezone UTC tariff t { when dc { parking 0,10 per min } }",
+        "ruleset r currency EUR timezone UTC tariff t { when dc { time 0,10 per min } }",
         "ruleset r currency EUR timezone UTC dunning d { stage 1 after 7 days fee 5,00 }",
         "ruleset r currency EUR timezone UTC hold h { hold when total > 5,00 }",
     ],
