@@ -21,7 +21,7 @@ from dsl import ast as A
 from dsl.checker import check, walk_atoms
 from dsl.codegen import generate_plain
 from dsl.diagnostics import Diagnostic, render_all
-from dsl.parser import parse
+from dsl.parser import parse, shift_lines
 from dsl.policies import Policies, read_policies
 from dsl.printer import cond_text
 from runtime.rating import (
@@ -210,7 +210,7 @@ def _compile(source: str, filename: str, sha: str) -> CompileResult:
     outcome = parse(source, filename)
     if outcome.ruleset is None:
         return CompileResult(None, outcome.diagnostics, source, filename)
-    diags = check(outcome.ruleset, filename, outcome.partial)
+    diags = shift_lines(check(outcome.ruleset, filename, outcome.partial), -outcome.line_shift)
     if outcome.diagnostics:
         # Recovered from a syntax or value error: keep the checker's findings, except names
         # that only look unknown because their block did not parse.

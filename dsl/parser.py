@@ -142,16 +142,20 @@ class ParseOutcome:
     """A ruleset and the syntax diagnostics; after recovery both: the blocks that parsed, and the
     names declared by blocks that did not (the checker must not call those unknown)."""
 
-    __slots__ = ("ruleset", "diagnostics", "lost_names", "partial")
+    __slots__ = ("ruleset", "diagnostics", "lost_names", "partial", "line_shift")
 
     def __init__(self, ruleset: A.Ruleset | None, diagnostics: list[Diagnostic],
-                 lost_names: frozenset[str] = frozenset(), partial: frozenset[str] = frozenset()):
+                 lost_names: frozenset[str] = frozenset(), partial: frozenset[str] = frozenset(),
+                 line_shift: int = 0):
         self.ruleset = ruleset
         self.diagnostics = diagnostics
         self.lost_names = lost_names
         # blocks kept without the statements that did not parse ("tariff:a", "dunning:standard"):
         # the checker must not judge them as a whole (a discount "without an amount", ...)
         self.partial = partial
+        # lines the recovered ruleset's spans lie below the file's (a stand-in header on a line of
+        # its own when the file has none); diagnostics of it are shifted back (``shift_lines``)
+        self.line_shift = line_shift
 
 
 def _readable(term: str) -> str:
@@ -555,17 +559,22 @@ def parse(text: str, filename: str = "<ruleset>") -> ParseOutcome:
     head_end = blocks[0][0]
     header_text = text[:head_end]
     head, found = _parse_one(header_text, filename)
+    shift = 0
     if head is None:
         # A broken header: report it and read the blocks under a stand-in header of the same
         # number of lines (its own diagnostics are not the file's).
         if not header_text.strip():
             found = diags[:1]  # no header at all: the whole parse said what was expected first
         nl = header_text.find("\n")
-        header_text = _RECOVERY_HEADER + (_blank(header_text[nl:]) if nl >= 0 else " ")
+        if nl >= 0:
+            header_text = _RECOVERY_HEADER + _blank(header_text[nl:])
+        else:  # the file starts with a block: the stand-in header takes a line of its own
+            header_text, shift = _RECOVERY_HEADER + "\n", 1
         head, _ = _parse_one(header_text, filename)
         if head is None:
             return ParseOutcome(None, diags)
     recovery = _Recovery(text, header_text, head_end, filename)
+    n_head = len(found)  # the header's diagnostics are the file's own positions
     parts: list[A.Ruleset] = []
     lost: set[str] = set()
     partial: set[str] = set()
@@ -600,7 +609,16 @@ def parse(text: str, filename: str = "<ruleset>") -> ParseOutcome:
         products=tuple(x for p in parts for x in p.products),
         policies=tuple(x for p in parts for x in p.policies),
     )
-    return ParseOutcome(merged, unique, frozenset(lost), frozenset(partial))
+    unique = unique[:n_head] + shift_lines(unique[n_head:], -shift)
+    return ParseOutcome(merged, unique, frozenset(lost), frozenset(partial), shift)
+
+
+def shift_lines(diags: list[Diagnostic], by: int) -> list[Diagnostic]:
+    """Diagnostics moved ``by`` lines (see ``ParseOutcome.line_shift``)."""
+    if not by:
+        return diags
+    return [dataclasses.replace(d, span=A.Span(d.span.line + by, d.span.col, d.span.end_line + by, d.span.end_col))
+            for d in diags]
 
 
 class _Invalid(Exception):
