@@ -158,3 +158,12 @@ def test_the_readme_policy_examples_compile() -> None:
     assert res.ruleset is not None, res.render()
     assert sorted({p.kind for p in res.ruleset.ast.policies}) == sorted(
         ["billing", "hold", "service", "revenue_share", "dunning", "tax", "commission", "reimbursement"])
+
+
+def test_a_comma_at_the_end_of_a_line_continues_the_statement() -> None:
+    res = compile_ruleset(HEAD + "service s {\n  vat 19%\n  item app 1.00 per month,\n    vat 7%\n  prorate none\n"
+                                 "  sim 2 per month\n}\n", "k.evb")
+    assert res.ruleset is not None, res.render()
+    got = res.ruleset.policies.services
+    assert (got["s.app"].tax_rate, got["s.app"].prorate) == (D(7), "daily")  # 'vat 7%' belongs to the item
+    assert (got["s.sim"].tax_rate, got["s.sim"].prorate) == (D(19), "none")  # 'prorate none' to the block
