@@ -437,8 +437,8 @@ def _statements(text: str, start: int, end: int) -> list[tuple[int, int]]:
 
 class _Recovery:
     """Parses what it can of a ruleset with errors: the header, each top-level block, and within a
-    block that does not parse each statement (nested blocks too), every piece in the file's own
-    positions (the rest blanked). Each statement that does not parse gives its own diagnostic; the
+    block that does not parse each statement (nested blocks too), every piece at the file's own
+    lines and columns. Each statement that does not parse gives its own diagnostic; the
     block is kept without it, so the checker still sees its names."""
 
     def __init__(self, text: str, header: str, head_end: int, filename: str):
@@ -551,8 +551,8 @@ def parse(text: str, filename: str = "<ruleset>") -> ParseOutcome:
     rs, diags = _parse_one(text, filename)
     if rs is not None:
         return ParseOutcome(rs, [])
-    # Recover: parse the header alone, then each top-level block with the rest blanked out (so
-    # line:col stay those of the file), and keep what parsed for the checker.
+    # Recover: parse the header alone, then each top-level block at its own lines and columns
+    # under the header (``_Recovery``), and keep what parsed for the checker.
     blocks = _blocks(text)
     if not blocks:
         return ParseOutcome(None, diags)
