@@ -1,7 +1,8 @@
 """Compiling stored rulesets and rating sessions with them.
 
-Compiled rulesets are cached by content hash (the DSL contract: a compiled ruleset is a pure
-function of its source), so a batch of thousands of sessions compiles each version once.
+Compiled rulesets come from the DSL's one cache, keyed by content hash (the DSL contract: a
+compiled ruleset is a pure function of its source), so a batch of thousands of sessions compiles
+each version once.
 Which version rates a session: the one in force at the session start, i.e. the latest
 ``effective_from <= start`` (ties: the higher version), taken from the location's ruleset when it
 has one, else from all of the tenant's rulesets.
@@ -10,8 +11,6 @@ has one, else from all of the tenant's rulesets.
 from __future__ import annotations
 
 import bisect
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,11 +24,6 @@ from store.repo import Scope
 
 __all__ = ["VersionIndex", "compile_source", "compiled", "dsl_available", "rating_context"]
 
-_CACHE_MAX = 128
-_cache: OrderedDict[str, Any] = OrderedDict()
-_lock = threading.Lock()
-
-
 def dsl_available() -> bool:
     try:
         from dsl import compile_ruleset  # noqa: F401
@@ -39,7 +33,7 @@ def dsl_available() -> bool:
 
 
 def compile_source(source: str, filename: str = "<ruleset>") -> Any:
-    """Compile ``source`` (uncached: drafts are compiled once when uploaded)."""
+    """Compile ``source`` (through the DSL's compile cache)."""
     try:
         from dsl import compile_ruleset
     except ImportError:
@@ -48,19 +42,11 @@ def compile_source(source: str, filename: str = "<ruleset>") -> Any:
 
 
 def compiled(sha256: str, source: str, filename: str = "<ruleset>") -> Any:
-    """The compiled ruleset for a stored source, from the cache when possible."""
-    with _lock:
-        hit = _cache.get(sha256)
-        if hit is not None:
-            _cache.move_to_end(sha256)
-            return hit
+    """The compiled ruleset for a stored source (``sha256`` is the stored hash of ``source``; the
+    compile cache hashes the source itself, so a row whose hash is stale cannot get another's)."""
     res = compile_source(source, filename)
     if not res.ok or res.ruleset is None:
         raise InvalidInput("ruleset_does_not_compile", f"stored ruleset {filename} no longer compiles")
-    with _lock:
-        _cache[sha256] = res.ruleset
-        while len(_cache) > _CACHE_MAX:
-            _cache.popitem(last=False)
     return res.ruleset
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Union
+from typing import TypeVar, Union
 
 __all__ = [
     "Span", "Num", "Index", "BinOp", "Neg", "PriceExpr", "Atom", "And", "Or", "Not", "Cond",
-    "ComponentDef", "Rule", "Tariff", "Discount", "Tier", "Product", "PolicyWord", "PolicyStmt",
-    "Policy", "Ruleset", "Named",
+    "ComponentDef", "Rule", "Tariff", "Discount", "Tier", "Product", "PolicyStmt", "Policy", "Ruleset",
+    "Named", "Duration", "BillingCycle", "CutOff", "BillingZone", "Terms", "HoldWhen", "Approval", "AutoRelease",
+    "Escalate", "Stage", "MinimumAmount", "Grace", "Interest", "FlatFee", "ForGroups", "PauseOnDispute", "VatRate",
+    "ReverseCharge", "TaxExempt", "Sites", "HostShare", "EnergyPrice", "PartnerRef", "Commission", "Party",
+    "Validity", "ServiceVat", "Prorate", "ServiceItem",
 ]
 
 
@@ -183,20 +186,266 @@ class Product:
 
 
 # ---------------------------------------------------------------- policies
-@dataclass(frozen=True, slots=True)
-class PolicyWord:
-    kind: str  # word, number, percent, date, time, string, cmp, op, index
-    value: str
-    span: Span
+# Each policy kind has its own statements (``evbill.lark``); a block keeps them in source order.
+# Values with a closed set of spellings (a cycle, a time unit, an action) are kept as ``Named`` so
+# the checker can point at them and suggest the right one.
+class _Stmt:
+    """Base of policy statements: ``text()`` is the statement in canonical form (``dsl.printer``)."""
 
-
-@dataclass(frozen=True, slots=True)
-class PolicyStmt:
-    words: tuple[PolicyWord, ...]
-    span: Span
+    __slots__ = ()
 
     def text(self) -> str:
-        return " ".join(w.value if w.kind != "index" else f"index({w.value})" for w in self.words)
+        from dsl.printer import policy_stmt_text
+
+        return policy_stmt_text(self)  # type: ignore[arg-type]  # every subclass is a PolicyStmt
+
+
+_S = TypeVar("_S")
+
+
+@dataclass(frozen=True, slots=True)
+class Duration:
+    amount: Num
+    unit: Named  # minutes, hours, days, ... as written
+    span: Span
+
+
+# billing
+@dataclass(frozen=True, slots=True)
+class BillingCycle(_Stmt):
+    cycle: Named  # monthly | quarterly | ad_hoc
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class CutOff(_Stmt):
+    day: Num  # 1..28
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class BillingZone(_Stmt):
+    zone: Named
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Terms(_Stmt):
+    kind: str  # net | end_of_month
+    days: Num | None  # None: end_of_month + 0
+    span: Span
+
+
+# hold
+@dataclass(frozen=True, slots=True)
+class HoldWhen(_Stmt):
+    kind: str  # total | jump | flag
+    span: Span
+    op: str = ""  # total, jump: the comparison as written
+    amount: Num | None = None  # total: gross amount
+    percent: Num | None = None  # jump: against the previous period
+    flag: Named | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Approval(_Stmt):
+    """``approval required`` (hold blocks; dunning stages carry their own flag)."""
+
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class AutoRelease(_Stmt):
+    after: Duration
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Escalate(_Stmt):
+    after: Duration
+    span: Span
+
+
+# dunning
+@dataclass(frozen=True, slots=True)
+class Stage(_Stmt):
+    number: Num
+    after: Duration  # waiting time
+    span: Span
+    anchor: Named | None = None  # due_date | previous_stage; None: stage 1 from the due date, later ones from the previous stage
+    reminder: bool = False  # a friendly reminder letter rather than a dunning notice
+    fee: Num | None = None
+    fee_vat: Num | None = None  # the fee's VAT rate (None: see fee_untaxed)
+    fee_untaxed: bool = False  # said explicitly: the fee is damages, outside the scope of VAT
+    approval: bool = False
+    actions: tuple[Named, ...] = ()  # block_tokens | suspend_contract | hand_over
+    opt_spans: tuple[tuple[str, Span], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MinimumAmount(_Stmt):
+    """``ignore below 5.00`` / ``minimum amount 5.00``: no dunning below this overdue amount."""
+
+    amount: Num
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Grace(_Stmt):
+    after: Duration
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Interest(_Stmt):
+    """Default interest: ``interest 9 points over base rate for businesses``."""
+
+    points: Num
+    span: Span
+    debtors: Named | None = None  # consumers | businesses; None: every debtor
+
+
+@dataclass(frozen=True, slots=True)
+class FlatFee(_Stmt):
+    """``flat fee 40 for businesses`` (the lump sum for late payment by business debtors)."""
+
+    amount: Num
+    span: Span
+    debtors: Named | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ForGroups(_Stmt):
+    """The customer groups a dunning policy or a reimbursement applies to."""
+
+    groups: tuple[Named, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class PauseOnDispute(_Stmt):
+    span: Span
+
+
+# tax
+@dataclass(frozen=True, slots=True)
+class VatRate(_Stmt):
+    country: Named
+    category: str  # standard (written vat or standard) | reduced | zero
+    rate: Num
+    span: Span
+    valid_from: str | None = None  # ISO date, inclusive
+    valid_until: str | None = None  # ISO date, exclusive
+
+
+@dataclass(frozen=True, slots=True)
+class ReverseCharge(_Stmt):
+    """B2B customers abroad (with a VAT id) are invoiced without VAT; restricted to groups if named."""
+
+    span: Span
+    groups: tuple[Named, ...] = ()
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TaxExempt(_Stmt):
+    span: Span
+    groups: tuple[Named, ...] = ()
+    note: str = ""
+
+
+# revenue share, reimbursement, commission
+@dataclass(frozen=True, slots=True)
+class Sites(_Stmt):
+    patterns: tuple[Named, ...]  # location codes (globs)
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class HostShare(_Stmt):
+    """``host gets 30% of net revenue`` or ``host gets 0.05 per kWh`` (session, month)."""
+
+    span: Span
+    percent: Num | None = None
+    amount: Num | None = None
+    per: Named | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyPrice(_Stmt):
+    """``energy at index(spot_de) + 0.02 per kWh [when COND]``: a reimbursement price."""
+
+    price: PriceExpr
+    unit: str  # kWh, Wh, MWh
+    span: Span
+    condition: Cond | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerRef(_Stmt):
+    partner: Named
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Commission(_Stmt):
+    """``0.30 per session [for COND]`` (transaction, kWh, month) or ``5% of net revenue [for COND]``."""
+
+    span: Span
+    amount: Num | None = None
+    per: Named | None = None
+    percent: Num | None = None
+    condition: Cond | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Party(_Stmt):
+    """Who pays whom: ``charge host`` / ``charge emsp DE-ABC`` / ``pay partner acme``."""
+
+    direction: str  # charge | pay
+    party: Named  # host | emsp | partner
+    span: Span
+    id: Named | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Validity(_Stmt):
+    valid_from: str
+    valid_until: str | None  # exclusive
+    span: Span
+
+
+# service
+@dataclass(frozen=True, slots=True)
+class ServiceVat(_Stmt):
+    rate: Num
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Prorate(_Stmt):
+    mode: Named  # daily | none
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceItem(_Stmt):
+    name: Named
+    price: Num  # may be negative as written; the checker refuses that
+    per: Named  # each | month | quarter | year (as written)
+    span: Span
+    description: str = ""
+    vat: Num | None = None
+    prorate: Named | None = None
+    named_item: bool = False  # written 'item NAME ...'
+    opt_spans: tuple[tuple[str, Span], ...] = ()
+
+
+PolicyStmt = Union[
+    BillingCycle, CutOff, BillingZone, Terms, HoldWhen, Approval, AutoRelease, Escalate, Stage, MinimumAmount,
+    Grace, Interest, FlatFee, ForGroups, PauseOnDispute, VatRate, ReverseCharge, TaxExempt, Sites, HostShare,
+    EnergyPrice, PartnerRef, Commission, Party, Validity, ServiceVat, Prorate, ServiceItem,
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +455,11 @@ class Policy:
     title: str
     statements: tuple[PolicyStmt, ...]
     span: Span
+    name_span: Span = field(default_factory=Span.unknown)
+
+    def of(self, kind: type[_S]) -> tuple[_S, ...]:
+        """The statements of one type, in source order."""
+        return tuple(s for s in self.statements if isinstance(s, kind))
 
 
 # ---------------------------------------------------------------- ruleset

@@ -9,7 +9,7 @@ from dsl import ast as A
 from dsl.diagnostics import Diagnostic, suggest
 from runtime.money import MINOR_UNITS, ROUNDING_MODES
 
-__all__ = ["check", "TOKEN_TYPES", "walk_atoms"]
+__all__ = ["check", "check_policies", "TOKEN_TYPES", "walk_atoms"]
 
 TOKEN_TYPES = ("rfid", "app", "emaid", "adhoc", "adhoc_user", "app_user", "ad_hoc", "other", "card", "plug_and_charge",
                "credit_card", "qr")
@@ -18,21 +18,17 @@ _TIME_UNITS = ("min", "h", "s", "days")
 _VOLUME_UNITS = {"energy": _ENERGY_UNITS, "time": _TIME_UNITS, "parking": _TIME_UNITS,
                  "reservation": _TIME_UNITS}
 
-# policy kinds and the words a statement may start with (their full structure is checked by the
-# issues that give them meaning; unknown leading words are reported now so typos surface early)
-POLICY_STARTS: dict[str, tuple[str, ...]] = {
-    "tax": ("country", "vat", "reduced", "reverse_charge", "exempt", "zero", "from", "rate"),
-    "billing": ("cycle", "cut_off", "payment_terms", "terms", "timezone", "day", "series", "currency",
-                "invoice", "hold", "format", "group", "net", "end_of_month", "auto_release", "approval"),
-    "hold": ("when", "hold", "auto_release", "approval", "escalate", "release", "threshold", "jump", "flag"),
-    "dunning": ("stage", "ignore", "minimum", "fee", "interest", "escalate", "pause", "approval"),
-    "revenue_share": ("sites", "site", "locations", "location", "host", "reimburse", "payout", "partner",
-                      "statement", "commission", "minimum", "fee", "net", "of"),
-    "commission": ("per", "monthly", "partner", "profile", "site", "sites", "badge", "rate", "flat", "for"),
-    "service": ("dc_charger", "ac_charger", "sim", "rfid_card", "maintenance", "installation", "charger",
-                "fee", "product", "per", "item", "vat", "prorate"),
-    "reimbursement": ("sites", "site", "host", "energy", "rate", "reimburse", "for", "per", "index"),
-}
+# closed sets of spellings in policy statements (the grammar reads them as names, so that a typo
+# gets a suggestion here rather than a bare syntax error)
+TIME_UNITS: dict[str, int] = {"minute": 60, "minutes": 60, "min": 60, "hour": 3600, "hours": 3600, "h": 3600,
+                              "day": 86400, "days": 86400, "d": 86400}
+DUNNING_ANCHORS = ("due_date", "previous_stage")
+DUNNING_ACTIONS = ("block_tokens", "suspend_contract", "hand_over")
+DEBTORS = ("consumers", "businesses")
+SHARE_PER = {"kWh": "per_kwh", "kwh": "per_kwh", "session": "per_session", "sessions": "per_session",
+             "month": "monthly_fee"}
+COMMISSION_PER = ("session", "transaction", "kWh", "month")
+PARTIES = {"charge": ("host", "emsp"), "pay": ("partner", "host")}
 
 
 def walk_atoms(c: A.Cond | None) -> Iterator[A.Atom]:
@@ -58,8 +54,9 @@ def _index_refs(e: A.PriceExpr) -> Iterator[A.Index]:
 
 
 class _Checker:
-    def __init__(self, rs: A.Ruleset, filename: str):
+    def __init__(self, rs: A.Ruleset, filename: str, partial: frozenset[str] = frozenset()):
         self.rs = rs
+        self.partial = partial
         self.file = filename
         self.out: list[Diagnostic] = []
         self.groups = {g.value for g in rs.groups}
@@ -113,9 +110,9 @@ class _Checker:
         for pol in rs.policies:
             self._policy(pol)
         if any(p.kind == "service" for p in rs.policies):
-            from dsl.policies import service_diagnostics  # the billing cycle reads service blocks
+            from dsl.policies import service_warnings  # the VAT a service inherits is billing's rule
 
-            self.out.extend(service_diagnostics(rs, self.file))
+            self.out.extend(service_warnings(rs, self.file))
         for g in rs.groups:
             if g.value not in self.used_groups:
                 self.warn("W005", f"customer group '{g.value}' is declared but never used", g.span)
@@ -156,7 +153,7 @@ class _Checker:
         items += [("tariff", t.name, t.name_span) for t in self.rs.tariffs]
         items += [("discount", d.name, d.name_span) for d in self.rs.discounts]
         items += [("product", p.name, p.name_span) for p in self.rs.products]
-        items += [(p.kind, p.name, p.span) for p in self.rs.policies]
+        items += [(p.kind, p.name, p.name_span) for p in self.rs.policies]
         for kind, name, span in items:
             key = f"{kind}:{name}"
             if key in seen:
@@ -296,7 +293,7 @@ class _Checker:
     # ------------------------------------------------------------ discounts
     def _discount(self, d: A.Discount) -> None:
         spans = dict(d.clause_spans)
-        if d.percent is None and d.fixed is None:
+        if d.percent is None and d.fixed is None and f"discount:{d.name}" not in self.partial:
             self.err("E309", f"discount '{d.name}' has no amount", d.name_span,
                      "add e.g. '10% off energy' or '2.00 off session'")
         if d.percent is not None:
@@ -336,21 +333,243 @@ class _Checker:
 
     # ------------------------------------------------------------ policies
     def _policy(self, pol: A.Policy) -> None:
-        starts = POLICY_STARTS.get(pol.kind, ())
+        getattr(self, f"_policy_{pol.kind}")(pol)
+
+    def _once(self, pol: A.Policy, what: str, stmts: Iterable[A.PolicyStmt]) -> None:
+        """A statement that sets one thing of the block may be written once."""
+        items = list(stmts)
+        for extra in items[1:]:
+            self.err("E212", f"{pol.kind} '{pol.name}' states its {what} twice", extra.span,
+                     f"the first is on line {items[0].span.line}; keep one")
+
+    def _choice(self, n: A.Named, allowed: Iterable[str], what: str) -> bool:
+        options = tuple(allowed)
+        if n.value in options:
+            return True
+        self.err("E310", f"unknown {what} '{n.value}'", n.span,
+                 suggest(n.value, options) or f"use one of: {', '.join(options)}")
+        return False
+
+    def _whole(self, n: A.Num, lo: int, hi: int, what: str) -> None:
+        if n.value != n.value.to_integral_value():
+            self.err("E310", f"{what} must be a whole number, found '{n.value}'", n.span)
+        elif not lo <= n.value <= hi:
+            self.err("E310", f"{what} {n.value} is out of range", n.span, f"use {lo}..{hi}")
+
+    def _duration(self, d: A.Duration) -> None:
+        if self._choice(d.unit, TIME_UNITS, "time unit") and d.amount.value <= 0:
+            self.err("E310", f"a waiting time must be positive, found '{d.amount.value}'", d.amount.span)
+
+    def _groups(self, names: Iterable[A.Named]) -> None:
+        for n in names:
+            self.used_groups.add(n.value)
+            if n.value not in self.groups:
+                self.err("E201", f"unknown customer group '{n.value}'", n.span,
+                         suggest(n.value, self.groups) or f"declare it: 'groups {n.value}'")
+
+    def _price(self, e: A.PriceExpr) -> None:
+        for ix in _index_refs(e):
+            self.used_series.add(ix.series)
+            if ix.series not in self.series:
+                self.err("E203", f"unknown price series '{ix.series}'", ix.span,
+                         suggest(ix.series, self.series) or f"declare it: 'series {ix.series}'")
+
+    def _valid(self, start: str | None, end: str | None, span: A.Span) -> None:
+        if start and end and end <= start:
+            self.err("E306", f"validity {start}..{end} is empty", span, "the end date is exclusive")
+
+    def _policy_billing(self, pol: A.Policy) -> None:
+        from runtime.invoicing import CYCLES
+
+        self._once(pol, "cycle", pol.of(A.BillingCycle))
+        self._once(pol, "cut-off day", pol.of(A.CutOff))
+        self._once(pol, "time zone", pol.of(A.BillingZone))
+        self._once(pol, "payment terms", pol.of(A.Terms))
         for st in pol.statements:
-            first = st.words[0]
-            if first.kind == "word" and starts and first.value not in starts:
-                self.err("E212", f"unknown {pol.kind} statement '{first.value}'", first.span,
-                         suggest(first.value, starts) or f"statements start with: {', '.join(starts[:8])}")
-            for w in st.words:
-                if w.kind == "index":
-                    self.used_series.add(w.value)
-                    if w.value not in self.series:
-                        self.err("E203", f"unknown price series '{w.value}'", w.span,
-                                 suggest(w.value, self.series) or f"declare it: 'series {w.value}'")
-                elif w.kind == "percent" and not (pol.kind == "hold" and first.value in ("hold", "when")):
-                    # a hold rule's jump against the previous period may well exceed 100%
-                    self._percent(Decimal(w.value.rstrip("%")), w.span)
+            if isinstance(st, A.BillingCycle):
+                if st.cycle.value not in CYCLES:
+                    self.err("E310", f"unknown billing cycle '{st.cycle.value}'", st.cycle.span,
+                             suggest(st.cycle.value, CYCLES) or f"use one of: {', '.join(CYCLES)}")
+            elif isinstance(st, A.CutOff):
+                self._whole(st.day, 1, 28, "cut-off day")
+            elif isinstance(st, A.BillingZone):
+                self._zone(st.zone.value, st.zone.span)
+            elif isinstance(st, A.Terms) and st.days is not None:
+                self._whole(st.days, 0, 365, "payment terms of")
+
+    def _policy_hold(self, pol: A.Policy) -> None:
+        self._once(pol, "auto-release", pol.of(A.AutoRelease))
+        self._once(pol, "escalation", pol.of(A.Escalate))
+        for st in pol.statements:
+            if isinstance(st, A.HoldWhen) and st.kind in ("total", "jump") and st.op not in (">", ">="):
+                self.err("E310", f"a hold rule holds above a threshold: use '>' or '>=', not '{st.op}'", st.span)
+            elif isinstance(st, A.HoldWhen) and st.kind == "jump" and st.percent is not None \
+                    and st.percent.value <= 0:
+                # a jump against the previous period may well exceed 100%: no upper bound
+                self.err("E303", f"a jump threshold must be positive, found '{st.percent.value}%'", st.percent.span)
+            elif isinstance(st, (A.AutoRelease, A.Escalate)):
+                self._duration(st.after)
+        if bool(pol.of(A.Approval)) and bool(pol.of(A.AutoRelease)):
+            self.err("E212", "a hold policy cannot both require approval and release on its own", pol.span,
+                     "keep either 'approval required' or 'auto_release after N days'")
+
+    def _policy_dunning(self, pol: A.Policy) -> None:
+        stages = pol.of(A.Stage)
+        whole = f"dunning:{pol.name}" not in self.partial
+        if not stages and whole:
+            self.err("E212", f"dunning '{pol.name}' has no stage", pol.name_span,
+                     "add e.g. 'stage 1 after 7 days reminder'")
+        for i, st in enumerate(stages, start=1):
+            if st.number.value != i and whole:
+                self.err("E310", f"stage {st.number.value} should be stage {i}", st.number.span,
+                         "number the stages 1, 2, 3, ... in the order they run")
+            self._duration(st.after)
+            if st.anchor is not None:
+                self._choice(st.anchor, DUNNING_ANCHORS, "waiting start")
+            if st.fee is not None and st.fee.value < 0:
+                self.err("E310", "a dunning fee cannot be negative", st.fee.span)
+            if st.fee_vat is not None:
+                self._percent(st.fee_vat.value, st.fee_vat.span)
+            for a in st.actions:
+                self._choice(a, DUNNING_ACTIONS, "dunning action")
+            self._options_once(f"stage {st.number.value}", st.opt_spans)
+        self._once(pol, "minimum amount", pol.of(A.MinimumAmount))
+        self._once(pol, "grace period", pol.of(A.Grace))
+        self._once(pol, "customer groups", pol.of(A.ForGroups))
+        for st2 in pol.statements:
+            if isinstance(st2, A.MinimumAmount) and st2.amount.value < 0:
+                self.err("E310", "a minimum amount cannot be negative", st2.amount.span)
+            elif isinstance(st2, (A.Grace, A.Escalate)):
+                self._duration(st2.after)
+            elif isinstance(st2, (A.Interest, A.FlatFee)) and st2.debtors is not None:
+                self._choice(st2.debtors, DEBTORS, "kind of debtor")
+            elif isinstance(st2, A.Interest) and st2.points.value > 100:
+                self.err("E310", f"{st2.points.value} points over the base rate is out of range", st2.points.span,
+                         "German law sets 5 (consumers) or 9 (businesses)")
+            elif isinstance(st2, A.ForGroups):
+                self._groups(st2.groups)
+
+    def _policy_tax(self, pol: A.Policy) -> None:
+        seen: dict[tuple[str, str], list[A.VatRate]] = {}
+        for st in pol.statements:
+            if isinstance(st, A.VatRate):
+                if len(st.country.value) != 2 or not st.country.value.isupper():
+                    self.err("E310", f"'{st.country.value}' is not a country code", st.country.span,
+                             "use a two-letter ISO 3166 code such as DE")
+                self._percent(st.rate.value, st.rate.span)
+                self._valid(st.valid_from, st.valid_until, st.span)
+                for other in seen.get((st.country.value, st.category), []):
+                    if _dates_overlap(other.valid_from, other.valid_until, st.valid_from, st.valid_until):
+                        self.err("E310", f"two {st.category} rates for {st.country.value} apply at the same time",
+                                 st.span, f"the other is on line {other.span.line}; give each a 'valid FROM..UNTIL'")
+                        break
+                seen.setdefault((st.country.value, st.category), []).append(st)
+            elif isinstance(st, (A.ReverseCharge, A.TaxExempt)):
+                self._groups(st.groups)
+
+    def _policy_revenue_share(self, pol: A.Policy) -> None:
+        terms: dict[str, A.PolicyStmt] = {}
+
+        def term(key: str, st: A.PolicyStmt) -> None:
+            if key in terms:
+                self.err("E212", f"'{st.text()}' repeats a term of this block", st.span,
+                         f"the first is on line {terms[key].span.line}; state each term once")
+            else:
+                terms[key] = st
+
+        for st in pol.statements:
+            if isinstance(st, A.HostShare) and st.percent is not None:
+                if st.percent.value > 100:
+                    self.err("E310", f"a share of {st.percent.value}% is out of range", st.percent.span,
+                             "use 0%..100%")
+                term("percent", st)
+            elif isinstance(st, A.HostShare) and st.per is not None:
+                if self._choice(st.per, SHARE_PER, "share unit"):
+                    term(SHARE_PER[st.per.value], st)
+            elif isinstance(st, A.EnergyPrice):
+                self._energy_price(st)
+                term("reimburse", st)
+
+    def _energy_price(self, st: A.EnergyPrice) -> None:
+        self._price(st.price)
+        if st.condition is not None:
+            self._cond(st.condition)
+
+    def _policy_reimbursement(self, pol: A.Policy) -> None:
+        for st in pol.statements:
+            if isinstance(st, A.EnergyPrice):
+                self._energy_price(st)
+            elif isinstance(st, A.ForGroups):
+                self._groups(st.groups)
+            elif isinstance(st, A.Validity):
+                self._valid(st.valid_from, st.valid_until, st.span)
+        if not pol.of(A.EnergyPrice) and f"reimbursement:{pol.name}" not in self.partial:
+            self.err("E212", f"reimbursement '{pol.name}' has no price", pol.name_span,
+                     "add e.g. 'energy at 0.30 per kWh'")
+
+    def _policy_commission(self, pol: A.Policy) -> None:
+        self._once(pol, "validity", pol.of(A.Validity))
+        for st in pol.statements:
+            if isinstance(st, A.Commission):
+                if st.per is not None:
+                    self._choice(st.per, COMMISSION_PER, "commission unit")
+                if st.percent is not None:
+                    self._percent(st.percent.value, st.percent.span)
+                if st.condition is not None:
+                    self._cond(st.condition)
+            elif isinstance(st, A.Party):
+                self._choice(st.party, PARTIES[st.direction], f"party to {st.direction}")
+            elif isinstance(st, A.Validity):
+                self._valid(st.valid_from, st.valid_until, st.span)
+
+    def _policy_service(self, pol: A.Policy) -> None:
+        from runtime.invoicing import PRICE_PERIODS, PRORATIONS
+
+        seen: dict[str, A.Span] = {}
+        for st in pol.statements:
+            if isinstance(st, A.ServiceVat):
+                self._percent(st.rate.value, st.rate.span)
+            elif isinstance(st, A.Prorate):
+                self._proration(st.mode, PRORATIONS)
+            elif isinstance(st, A.ServiceItem):
+                if st.name.value in seen:
+                    self.err("E204", f"service item '{st.name.value}' is defined twice in service '{pol.name}'",
+                             st.name.span, f"the first definition is on line {seen[st.name.value].line}")
+                    continue
+                seen[st.name.value] = st.name.span
+                if st.price.value < 0:
+                    self.err("E310", f"a service price cannot be negative, found '{st.price.value}'", st.price.span,
+                             "give credits as a period discount on the billing account")
+                if st.per.value not in PRICE_PERIODS:
+                    periods = [p for p in PRICE_PERIODS if p != "each"]
+                    self.err("E310", f"unknown price period '{st.per.value}'", st.per.span,
+                             suggest(st.per.value, periods) or "use per month, per quarter, per year or each")
+                if st.vat is not None:
+                    self._percent(st.vat.value, st.vat.span)
+                if st.prorate is not None:
+                    self._proration(st.prorate, PRORATIONS)
+                self._options_once(f"service item '{st.name.value}'", st.opt_spans)
+
+    def _options_once(self, what: str, opt_spans: tuple[tuple[str, A.Span], ...]) -> None:
+        first: dict[str, A.Span] = {}
+        for key, span in opt_spans:
+            if key in first:
+                self.err("E212", f"{what} states '{key}' twice", span,
+                         f"the first is at column {first[key].col}; keep one")
+            else:
+                first[key] = span
+
+    def _proration(self, mode: A.Named, allowed: Iterable[str]) -> None:
+        options = tuple(allowed)
+        if mode.value not in options:
+            self.err("E310", f"unknown proration '{mode.value}'", mode.span,
+                     suggest(mode.value, options) or "use prorate daily (by days of the period) or prorate none")
+
+
+def _dates_overlap(a0: str | None, a1: str | None, b0: str | None, b1: str | None) -> bool:
+    lo = max(a0 or "", b0 or "")
+    hi = min(a1 or "9999-12-31", b1 or "9999-12-31")
+    return lo < hi
 
 
 def _is_always(c: A.Cond) -> bool:
@@ -389,5 +608,15 @@ def _minutes(a: A.Atom) -> set[int]:
     return set(range(s, 1440)) | set(range(0, e))
 
 
-def check(rs: A.Ruleset, filename: str = "<ruleset>") -> list[Diagnostic]:
-    return _Checker(rs, filename).run()
+def check(rs: A.Ruleset, filename: str = "<ruleset>", partial: frozenset[str] = frozenset()) -> list[Diagnostic]:
+    """``partial``: blocks ("discount:d") that lost statements to syntax errors; what they lack
+    as a whole is not reported."""
+    return _Checker(rs, filename, partial).run()
+
+
+def check_policies(rs: A.Ruleset, filename: str = "<ruleset>") -> list[Diagnostic]:
+    """The checker's findings on policy blocks alone."""
+    c = _Checker(rs, filename)
+    for pol in rs.policies:
+        c._policy(pol)
+    return c.out

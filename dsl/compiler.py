@@ -7,6 +7,7 @@ A ``CompiledRuleset`` keeps its source and sha256: only ``(name, version, sha)``
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import threading
@@ -20,7 +21,8 @@ from dsl import ast as A
 from dsl.checker import check, walk_atoms
 from dsl.codegen import generate_plain
 from dsl.diagnostics import Diagnostic, render_all
-from dsl.parser import parse
+from dsl.parser import parse, shift_lines
+from dsl.policies import Policies, read_policies
 from dsl.printer import cond_text
 from runtime.rating import (
     UNIT_SIZE, CutSpec, DiscountProgram, Env, PeriodResult, PriceSeries, PricedRule, ProductProgram, RatingContext,
@@ -29,7 +31,7 @@ from runtime.rating import (
 from runtime.rated import RatingResult
 from runtime.sessions import SessionFacts
 
-__all__ = ["compile_ruleset", "CompileResult", "CompiledRuleset", "RulesetError"]
+__all__ = ["compile_ruleset", "cache_info", "CompileResult", "CompiledRuleset", "RulesetError"]
 
 _DYNAMIC_ATOMS = {"time", "days", "date", "holiday", "power", "current", "energy", "duration"}
 
@@ -80,6 +82,14 @@ class CompiledRuleset:
         self.meta = RulesetMeta(ast.name, ast.version, sha256, ast.currency, ast.timezone, ast.rounding)
         # per tariff: the generated fast path for plain sessions (see dsl/codegen.py)
         self.plain: dict[str, Callable[[SessionFacts, RatingContext | None], RatingResult | None]] = {}
+        self._policies: Policies | None = None
+
+    @property
+    def policies(self) -> Policies:
+        """Billing, hold and service policies, read once (the ruleset lives in the compile cache)."""
+        if self._policies is None:
+            self._policies = read_policies(self.ast)
+        return self._policies
 
     @property
     def tariff_names(self) -> tuple[str, ...]:
@@ -161,43 +171,58 @@ class CompiledRuleset:
 
 
 # ---------------------------------------------------------------- cache
-_CACHE: OrderedDict[tuple[str, str], CompileResult] = OrderedDict()
+# The one compiled-ruleset cache of the process (the API, the workflows' activities, partner
+# statements and policy readers all compile through ``compile_ruleset``): keyed by the content's
+# sha256 alone, least recently used out first. A file name only labels diagnostics, so a hit under
+# another name gets its diagnostics relabelled rather than a second compilation.
+_CACHE: OrderedDict[str, CompileResult] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
-_CACHE_SIZE = 128
+CACHE_SIZE = 128
 
 
 def compile_ruleset(source: str, filename: str = "<ruleset>") -> CompileResult:
     """Parse, check and compile. Never raises for bad input: errors come back as diagnostics."""
     sha = hashlib.sha256(source.encode("utf-8")).hexdigest()
-    key = (sha, filename)
     with _CACHE_LOCK:
-        hit = _CACHE.get(key)
+        hit = _CACHE.get(sha)
         if hit is not None:
-            _CACHE.move_to_end(key)
+            _CACHE.move_to_end(sha)
+    if hit is not None:
+        if hit.filename == filename:
             return hit
-    outcome = parse(source, filename)
-    if outcome.ruleset is None:
-        res = CompileResult(None, outcome.diagnostics, source, filename)
-    else:
-        diags = check(outcome.ruleset, filename)
-        if outcome.diagnostics:
-            # Recovered from a syntax or value error: keep the checker's findings, except names
-            # that only look unknown because their block did not parse.
-            lost = {f"'{n}'" for n in outcome.lost_names}
-            diags = outcome.diagnostics + [
-                d for d in diags
-                if d.is_error and not (d.code.startswith("E2") and any(n in d.message for n in lost))
-            ]
-        diags.sort(key=lambda d: (d.span.line, d.span.col, d.code))
-        if any(d.is_error for d in diags):
-            res = CompileResult(None, diags, source, filename)
-        else:
-            res = CompileResult(_Compiler(outcome.ruleset, source, sha).build(), diags, source, filename)
+        return CompileResult(hit.ruleset, [dataclasses.replace(d, file=filename) for d in hit.diagnostics],
+                             source, filename)
+    res = _compile(source, filename, sha)
     with _CACHE_LOCK:
-        _CACHE[key] = res
-        if len(_CACHE) > _CACHE_SIZE:
+        _CACHE[sha] = res
+        while len(_CACHE) > CACHE_SIZE:
             _CACHE.popitem(last=False)
     return res
+
+
+def cache_info() -> tuple[int, int]:
+    """(entries, bound) of the compiled-ruleset cache."""
+    with _CACHE_LOCK:
+        return len(_CACHE), CACHE_SIZE
+
+
+def _compile(source: str, filename: str, sha: str) -> CompileResult:
+    outcome = parse(source, filename)
+    if outcome.ruleset is None:
+        return CompileResult(None, outcome.diagnostics, source, filename)
+    diags = shift_lines(check(outcome.ruleset, filename, outcome.partial), -outcome.line_shift)
+    if outcome.diagnostics:
+        # Recovered from a syntax or value error: keep the checker's findings, except names
+        # that only look unknown because their block did not parse.
+        lost = {f"'{n}'" for n in outcome.lost_names}
+        diags = outcome.diagnostics + [
+            d for d in diags
+            if d.is_error and not (d.code.startswith("E2") and any(n in d.message for n in lost))
+        ]
+    diags.sort(key=lambda d: (d.span.line, d.span.col, d.code))
+    if any(d.is_error for d in diags):
+        return CompileResult(None, diags, source, filename)
+    return CompileResult(_Compiler(outcome.ruleset, source, sha).build(), diags, source, filename)
 
 
 # ---------------------------------------------------------------- code generation

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from dsl import ast as A
 
-__all__ = ["print_ruleset", "cond_text", "price_text", "num"]
+__all__ = ["print_ruleset", "cond_text", "price_text", "num", "policy_stmt_text"]
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -170,18 +170,132 @@ def _product_text(p: A.Product) -> list[str]:
 
 def _policy_text(p: A.Policy) -> list[str]:
     out = [f"{p.kind} {p.name} {_quote(p.title)} {{"]
-    for s in p.statements:
-        words = []
-        for w in s.words:
-            if w.kind == "string":
-                words.append(_quote(w.value))
-            elif w.kind == "index":
-                words.append(f"index({w.value})")
-            else:
-                words.append(w.value)
-        out.append("  " + " ".join(words))
+    out += ["  " + policy_stmt_text(st) for st in p.statements]
     out.append("}")
     return out
+
+
+def _n(d: Decimal) -> str:
+    """A policy number as written (10.00 stays 10.00: amounts keep their decimals)."""
+    text = str(d)
+    return text if "E" not in text else num(d)
+
+
+def _dur(d: A.Duration) -> str:
+    return f"{_n(d.amount.value)} {d.unit.value}"
+
+
+def _names(ns: tuple[A.Named, ...], sep: str = " ") -> str:
+    return sep.join(_word(n.value) for n in ns)
+
+
+def _validity(start: str | None, end: str | None) -> str:
+    return f"valid {start}..{end or ''}" if start else ""
+
+
+def policy_stmt_text(st: A.PolicyStmt) -> str:
+    """One policy statement in canonical form (also ``st.text()``)."""
+    parts: list[str]
+    if isinstance(st, A.BillingCycle):
+        return f"cycle {st.cycle.value}"
+    if isinstance(st, A.CutOff):
+        return f"cut_off day {_n(st.day.value)}"
+    if isinstance(st, A.BillingZone):
+        return f"timezone {st.zone.value}"
+    if isinstance(st, A.Terms):
+        if st.kind == "net":
+            return f"payment_terms net {_n(st.days.value) if st.days else 0}"
+        return "payment_terms end_of_month" + (f" + {_n(st.days.value)}" if st.days else "")
+    if isinstance(st, A.HoldWhen):
+        if st.kind == "total" and st.amount is not None:
+            return f"hold when total {st.op} {_n(st.amount.value)}"
+        if st.kind == "jump" and st.percent is not None:
+            return f"hold when jump {st.op} {_n(st.percent.value)}% against previous"
+        return f"hold when flag {st.flag.value if st.flag else ''}"
+    if isinstance(st, A.Approval):
+        return "approval required"
+    if isinstance(st, A.AutoRelease):
+        return f"auto_release after {_dur(st.after)}"
+    if isinstance(st, A.Escalate):
+        return f"escalate after {_dur(st.after)}"
+    if isinstance(st, A.Stage):
+        parts = [f"stage {_n(st.number.value)} after {_dur(st.after)}"]
+        if st.anchor is not None:
+            parts.append(f"from {st.anchor.value}")
+        if st.reminder:
+            parts.append("reminder")
+        if st.fee is not None:
+            parts.append(f"fee {_n(st.fee.value)}")
+            if st.fee_vat is not None:
+                parts.append(f"vat {_n(st.fee_vat.value)}%")
+            elif st.fee_untaxed:
+                parts.append("untaxed")
+        if st.approval:
+            parts.append("approval required")
+        if st.actions:
+            parts.append("then " + _names(st.actions, " and "))
+        return " ".join(parts)
+    if isinstance(st, A.MinimumAmount):
+        return f"ignore below {_n(st.amount.value)}"
+    if isinstance(st, A.Grace):
+        return f"grace {_dur(st.after)}"
+    if isinstance(st, A.Interest):
+        return f"interest {_n(st.points.value)} points over base rate" + (
+            f" for {st.debtors.value}" if st.debtors else "")
+    if isinstance(st, A.FlatFee):
+        return f"flat fee {_n(st.amount.value)}" + (f" for {st.debtors.value}" if st.debtors else "")
+    if isinstance(st, A.ForGroups):
+        return "for groups " + _names(st.groups, ", ")
+    if isinstance(st, A.PauseOnDispute):
+        return "pause on dispute"
+    if isinstance(st, A.VatRate):
+        kind = "vat" if st.category == "standard" else st.category
+        return " ".join(x for x in (f"country {st.country.value} {kind} {_n(st.rate.value)}%",
+                                    _validity(st.valid_from, st.valid_until)) if x)
+    if isinstance(st, (A.ReverseCharge, A.TaxExempt)):
+        parts = ["reverse_charge" if isinstance(st, A.ReverseCharge) else "exempt"]
+        if st.groups:
+            parts.append("for groups " + _names(st.groups, ", "))
+        if st.note:
+            parts.append(_quote(st.note))
+        return " ".join(parts)
+    if isinstance(st, A.Sites):
+        return "sites " + _names(st.patterns)
+    if isinstance(st, A.HostShare):
+        if st.percent is not None:
+            return f"host gets {_n(st.percent.value)}% of net revenue"
+        return f"host gets {_n(st.amount.value) if st.amount else 0} per {st.per.value if st.per else ''}"
+    if isinstance(st, A.EnergyPrice):
+        text = f"energy at {price_text(st.price)} per {st.unit}"
+        return text + (f" when {cond_text(st.condition)}" if st.condition is not None else "")
+    if isinstance(st, A.PartnerRef):
+        return f"partner {_word(st.partner.value)}"
+    if isinstance(st, A.Commission):
+        if st.percent is not None:
+            text = f"{_n(st.percent.value)}% of net revenue"
+        else:
+            text = f"{_n(st.amount.value) if st.amount else 0} per {st.per.value if st.per else ''}"
+        return text + (f" for {cond_text(st.condition)}" if st.condition is not None else "")
+    if isinstance(st, A.Party):
+        return f"{st.direction} {st.party.value}" + (f" {_word(st.id.value)}" if st.id else "")
+    if isinstance(st, A.Validity):
+        return _validity(st.valid_from, st.valid_until)
+    if isinstance(st, A.ServiceVat):
+        return f"vat {_n(st.rate.value)}%"
+    if isinstance(st, A.Prorate):
+        return f"prorate {st.mode.value}"
+    if isinstance(st, A.ServiceItem):
+        price = _n(st.price.value)
+        parts = [f"item {st.name.value}" if st.named_item else st.name.value, price,
+                 "each" if st.per.value == "each" else f"per {st.per.value}"]
+        if st.description:
+            parts.append(_quote(st.description))
+        if st.vat is not None:
+            parts.append(f"vat {_n(st.vat.value)}%")
+        if st.prorate is not None:
+            parts.append(f"prorate {st.prorate.value}")
+        return " ".join(parts)
+    raise TypeError(f"not a policy statement: {st!r}")
 
 
 def print_ruleset(rs: A.Ruleset) -> str:

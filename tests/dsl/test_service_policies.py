@@ -83,20 +83,20 @@ def test_without_any_vat_rate_a_warning() -> None:
 
 @pytest.mark.parametrize("body, code, fragment", [
     ("service s {\n  sim 2 per moth\n}\n", "E310", "unknown price period 'moth'"),
-    ("service s {\n  sim 2\n}\n", "E212", "has no price period"),
-    ("service s {\n  sim two per month\n}\n", "E310", "a service price must be an amount"),
+    ("service s {\n  sim 2\n}\n", "E101", "unexpected end of line, expected 'each', 'per'"),
+    ("service s {\n  sim two per month\n}\n", "E101", "unexpected 'two', expected"),
     ("service s {\n  sim -2 per month\n}\n", "E310", "cannot be negative"),
-    ("service s {\n  sim 2 per month vat 19\n}\n", "E310", "a VAT rate must be a percentage"),
-    ("service s {\n  sim 2 per month extra\n}\n", "E212", "cannot read 'sim 2 per month extra'"),
+    ("service s {\n  sim 2 per month vat 19\n}\n", "E101", "expected a percentage"),
+    ("service s {\n  sim 2 per month extra\n}\n", "E101", "unexpected 'extra'"),
     ("service s {\n  sim 2 per month\n  sim 3 per month\n}\n", "E204", "service item 'sim' is defined twice"),
-    ("service s {\n  item\n}\n", "E212", "cannot read 'item'"),
+    ("service s {\n  item\n}\n", "E101", "unexpected end of line, expected a name"),
     ("service s {\n  simm 2 per month\n}\n", "E212", "unknown service statement 'simm'"),
     ("service s {\n  sim 2 per month vat 120%\n}\n", "E303", ""),
     ("service s {\n  sim 2 per month, prorate weekly\n}\n", "E310", "unknown proration 'weekly'"),
     ("service s {\n  prorate dayly\n  sim 2 per month\n}\n", "E310", "unknown proration 'dayly'"),
-    ("service s {\n  prorate\n}\n", "E212", "cannot read 'prorate'"),
-    ("service s {\n  sim 2 per month prorate\n}\n", "E212", "cannot read 'sim 2 per month prorate'"),
-    ("service s {\n  sim 2 per month prorate none prorate none\n}\n", "E212", "cannot read"),
+    ("service s {\n  prorate\n}\n", "E101", "unexpected end of line, expected a name"),
+    ("service s {\n  sim 2 per month prorate\n}\n", "E101", "unexpected end of line, expected a name"),
+    ("service s {\n  sim 2 per month prorate none prorate none\n}\n", "E212", "states 'prorate' twice"),
 ])
 def test_checker_reports_malformed_blocks(body: str, code: str, fragment: str) -> None:
     res = compile_ruleset(HEAD + body, "s.evb")

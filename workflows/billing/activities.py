@@ -27,7 +27,6 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from dsl.compiler import compile_ruleset
-from dsl.policies import interpret_policies
 from runtime.invoicing import (
     APPROVAL_REQUIRED,
     BillingPolicy,
@@ -166,7 +165,7 @@ class BillingActivities:
     def _policies(self, ruleset: Any, acct: Any) -> tuple[BillingPolicy, HoldPolicy]:
         billing, hold = BillingPolicy(cycle=acct.billing_cycle or "monthly"), HoldPolicy()
         if ruleset is not None:
-            pols, _diags = interpret_policies(ruleset.ast)
+            pols = ruleset.policies  # read once per ruleset content (the compile cache)
             # the account's cycle names the policy (``billing monthly { ... }``); else the first
             billing = pols.billing_named(acct.billing_cycle) or pols.billing_named(None) or billing
             hold = pols.hold_named("default") or pols.hold_named(None) or hold
@@ -354,7 +353,7 @@ class BillingActivities:
                 for r in sorted(late_rows, key=lambda x: (x.start, x.id))]
         corrections = self._corrections(conn, t, corr_rows, billed, lines_of)
         services = B.period_services(
-            conn, t, acct.id, period, interpret_policies(ruleset.ast)[0].services if ruleset is not None else None)
+            conn, t, acct.id, period, ruleset.policies.services if ruleset is not None else None)
         discounts: list[PeriodDiscount] = B.period_discounts(conn, t, acct.id, period)
         postings = [ManualPosting(p.id, p.description, p.amount, p.tax_rate, p.author_id)
                     for p in B.postings_of(conn, inv_id)]

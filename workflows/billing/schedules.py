@@ -64,12 +64,11 @@ def _version_in_force(conn: Connection, tenant_id: str, at: datetime, but: str |
 
 def _read_policies(row: Any) -> Any:
     from dsl.compiler import compile_ruleset
-    from dsl.policies import interpret_policies
 
     if row is None:
         return None
     res = compile_ruleset(row.source, f"{row.dsl_name or row.id}.evb")
-    return interpret_policies(res.ruleset.ast)[0] if res.ruleset is not None else None
+    return res.ruleset.policies if res.ruleset is not None else None
 
 
 def _policies(engine: Engine, tenant_id: str, at: datetime) -> Any:

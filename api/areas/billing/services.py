@@ -118,7 +118,6 @@ def _check_validity(valid_from: date, valid_to: date | None) -> None:
 def _ruleset_services(db: Any, tenant_id: str, on: date) -> dict[str, Any]:
     """The services of the tenant's ruleset version in force on ``on`` and of every later one."""
     from dsl.compiler import compile_ruleset
-    from dsl.policies import interpret_policies
 
     rows = F.ruleset_versions(db.connection(), tenant_id)
     cut = datetime.combine(min(on, date(9999, 12, 30)), datetime.min.time(), tzinfo=UTC)
@@ -127,7 +126,7 @@ def _ruleset_services(db: Any, tenant_id: str, on: date) -> dict[str, Any]:
     for r in rows[first:]:
         res = compile_ruleset(r.source, f"{r.dsl_name or r.id}.evb")
         if res.ruleset is not None:
-            out.update(interpret_policies(res.ruleset.ast)[0].services)
+            out.update(res.ruleset.policies.services)
     return out
 
 
