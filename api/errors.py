@@ -62,7 +62,40 @@ def _clean_errors(extra: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _pydantic_errors(exc: BaseException) -> list[dict[str, Any]] | None:
+    """The pydantic errors behind a Litestar ``ValidationException`` (it keeps only their messages;
+    the error types are on the exception it was raised from)."""
+    from pydantic import ValidationError
+
+    seen = exc.__cause__ or exc.__context__
+    for _ in range(5):  # Litestar wraps it once or twice; a short walk, never a cycle
+        if seen is None or isinstance(seen, ValidationError):
+            break
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(seen, ValidationError):
+        return list(seen.errors(include_url=False, include_input=False))
+    return None
+
+
+def _master_data(exc: ValidationException) -> Response[Any] | None:
+    """422 when the body had the right shape and only master-data checks failed (an unknown time
+    zone, an IBAN with bad check digits: ``api.validation``), each field named with its reason."""
+    from api.validation import MASTER_DATA_CODES
+
+    found = _pydantic_errors(exc)
+    if not found or any(e.get("type") not in MASTER_DATA_CODES for e in found):
+        return None
+    errors = [{"key": ".".join(str(p) for p in e.get("loc", ())), "message": str(e.get("msg", "")),
+               "source": "body", "code": str(e["type"])} for e in found]
+    codes = {e["code"] for e in errors}
+    code = codes.pop() if len(codes) == 1 else "invalid_master_data"
+    return problem(422, code, "; ".join(f"{e['key']}: {e['message']}" for e in errors), errors)
+
+
 def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    semantic = _master_data(exc)
+    if semantic is not None:
+        return semantic
     detail = exc.detail or "the request is not valid"
     code = "malformed_body" if "decode" in detail.lower() or "json" in detail.lower() else "validation_failed"
     return problem(400, code, detail, _clean_errors(exc.extra))

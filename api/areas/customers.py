@@ -11,6 +11,7 @@ from pydantic import Field
 from api.areas.billing import follow_schedules
 from api.crud import Ref, WriteModel, crud_router
 from api.schemas import Country, Currency, Id, RefId, read_of, update_of
+from api.validation import Email, Iban, Timezone, VatId
 from store.errors import InvalidInput
 from store.models import BillingAccount, Contract, Customer, CustomerGroup, Partner, Token
 from store.repo import Scope
@@ -36,10 +37,10 @@ class CustomerCreate(WriteModel):
     kind: Literal["private", "business"] = "private"
     name: str = Name
     company_name: str = Field("", max_length=200)
-    email: str = Field("", max_length=200)
+    email: Email = ""
     phone: str = Field("", max_length=50)
     language: str = Field("de", pattern=r"^[a-z]{2}(-[A-Z]{2})?$", max_length=5)
-    vat_id: str = Field("", max_length=30, pattern=r"^([A-Z]{2}[0-9A-Za-z+*.]{2,13})?$")
+    vat_id: VatId = ""
     street: str = Field("", max_length=200)
     postal_code: str = Field("", max_length=20)
     city: str = Field("", max_length=100)
@@ -57,10 +58,10 @@ class BillingAccountCreate(WriteModel):
     customer_id: Id
     name: str = Field("", max_length=200)
     currency: Currency = "EUR"
-    timezone: str = Field("Europe/Berlin", min_length=1, max_length=64)
+    timezone: Timezone = "Europe/Berlin"
     billing_cycle: Literal["monthly", "quarterly", "annual", "ad_hoc"] = "monthly"
     payment_terms: str = Field("net 14", max_length=50)
-    invoice_email: str = Field("", max_length=200)
+    invoice_email: Email = ""
     street: str = Field("", max_length=200)
     postal_code: str = Field("", max_length=20)
     city: str = Field("", max_length=100)
@@ -93,8 +94,7 @@ class ContractCreate(WriteModel):
         description="the invoice formats the customer chose, comma-separated; empty: by customer kind")
     leitweg_id: str = Field("", max_length=46, pattern=r"^([0-9]{2,12}(-[0-9A-Za-z]{1,30})?-[0-9]{2})?$",
                             description="Leitweg-ID of a German public buyer (XRechnung buyer reference)")
-    debtor_iban: str = Field("", max_length=34, pattern=r"^([A-Z]{2}[0-9]{2}[A-Z0-9]{1,30})?$",
-                             description="the IBAN the SEPA mandate debits")
+    debtor_iban: Iban = Field("", description="the IBAN the SEPA mandate debits (stored compact)")
 
 
 ContractUpdate = update_of(ContractCreate, "ContractUpdate")

@@ -1,0 +1,135 @@
+"""Master data is checked where it enters (issue 11, defect 4): time zones, currencies, countries,
+IBANs, BICs, VAT IDs and creditor ids by the libraries that know them; a value of the right shape
+that they refuse is a 422 problem naming the field and the library's reason, on create and on
+update alike. Before, each of these answered 201 and failed later (the cycle with a 500)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.api.conftest import Env
+
+
+def _problem(r: Any, status: int, code: str, *keys: str) -> dict[str, Any]:
+    assert r.status_code == status, (r.status_code, r.text)
+    assert r.headers["content-type"].startswith("application/problem+json"), r.headers
+    body = r.json()
+    assert body["code"] == code, body
+    if keys:
+        assert sorted(e["key"] for e in body["errors"]) == sorted(keys), body
+        for e in body["errors"]:
+            assert e["message"] and e["key"] in body["detail"], body
+    return dict(body)
+
+
+def _customer(env: Env) -> str:
+    r = env.client.post("/customers", json={"name": "Data Check"}, headers=env.a.h())
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def test_billing_account_zone_and_currency(env: Env) -> None:
+    c, h = env.client, env.a.h()
+    cus = _customer(env)
+    body = _problem(c.post("/billing-accounts", json={"customer_id": cus, "timezone": "Mars/Olympus",
+                                                      "currency": "XYZ"}, headers=h),
+                    422, "invalid_master_data", "timezone", "currency")
+    assert {e["code"] for e in body["errors"]} == {"unknown_timezone", "unknown_currency"}
+    assert "'Mars/Olympus'" in body["detail"] and "ISO 4217" in body["detail"]
+    _problem(c.post("/billing-accounts", json={"customer_id": cus, "timezone": "Mars/Olympus"}, headers=h),
+             422, "unknown_timezone", "timezone")
+    # ISO 4217's test and "no currency" codes are not money an invoice can be in
+    for code in ("XYZ", "XTS", "XXX", "XAU"):
+        _problem(c.post("/billing-accounts", json={"customer_id": cus, "currency": code}, headers=h),
+                 422, "unknown_currency", "currency")
+    hint = _problem(c.post("/billing-accounts", json={"customer_id": cus, "timezone": "europe/berlin"}, headers=h),
+                    422, "unknown_timezone", "timezone")
+    assert "did you mean 'Europe/Berlin'" in hint["detail"]
+    # the wrong shape stays a 400 (not a currency code at all)
+    _problem(c.post("/billing-accounts", json={"customer_id": cus, "currency": "euro"}, headers=h),
+             400, "validation_failed")
+    r = c.post("/billing-accounts", json={"customer_id": cus, "timezone": "Europe/Vienna", "currency": "EUR",
+                                          "country": "AT", "invoice_email": "ap@example.at"}, headers=h)
+    assert r.status_code == 201, r.text
+    acc = r.json()["id"]
+    _problem(c.patch(f"/billing-accounts/{acc}", json={"timezone": "Mars/Olympus"}, headers=h),
+             422, "unknown_timezone", "timezone")
+    _problem(c.patch(f"/billing-accounts/{acc}", json={"currency": "XYZ"}, headers=h),
+             422, "unknown_currency", "currency")
+    _problem(c.patch(f"/billing-accounts/{acc}", json={"country": "ZZ"}, headers=h), 422, "unknown_country", "country")
+    _problem(c.patch(f"/billing-accounts/{acc}", json={"invoice_email": "not an address"}, headers=h),
+             422, "invalid_email", "invoice_email")
+    assert c.get(f"/billing-accounts/{acc}", headers=h).json()["timezone"] == "Europe/Vienna"
+    r = c.patch(f"/billing-accounts/{acc}", json={"timezone": "Europe/Berlin"}, headers=h)
+    assert r.status_code == 200 and r.json()["timezone"] == "Europe/Berlin", r.text
+
+
+def test_customer_vat_id_and_country(env: Env) -> None:
+    c, h = env.client, env.a.h()
+    base = {"name": "Krause GmbH", "kind": "business", "company_name": "Krause GmbH"}
+    body = _problem(c.post("/customers", json={**base, "vat_id": "DE000000000"}, headers=h),
+                    422, "invalid_vat_id", "vat_id")
+    assert "invalid format" in body["detail"]
+    body = _problem(c.post("/customers", json={**base, "vat_id": "DE123456789"}, headers=h),
+                    422, "invalid_vat_id", "vat_id")
+    assert "checksum" in body["detail"]  # python-stdnum's reason, passed on
+    _problem(c.post("/customers", json={**base, "country": "ZZ"}, headers=h), 422, "unknown_country", "country")
+    r = c.post("/customers", json={**base, "vat_id": "de 136 695 976", "country": "DE"}, headers=h)
+    assert r.status_code == 201, r.text
+    assert r.json()["vat_id"] == "DE136695976"  # stored compact
+    cus = r.json()["id"]
+    # outside the EU: the country's own python-stdnum module
+    for vat, stored in (("CHE-116.281.710 MWST", "CHE116281710MWST"), ("GB980780684", "GB980780684"),
+                        ("NO 995 525 828 MVA", "NO995525828MVA"), ("EL094259216", "EL094259216")):
+        r = c.patch(f"/customers/{cus}", json={"vat_id": vat}, headers=h)
+        assert r.status_code == 200 and r.json()["vat_id"] == stored, r.text
+    _problem(c.patch(f"/customers/{cus}", json={"vat_id": "CHE-116.281.711 MWST"}, headers=h),
+             422, "invalid_vat_id", "vat_id")
+    _problem(c.patch(f"/customers/{cus}", json={"vat_id": "DE000000000"}, headers=h), 422, "invalid_vat_id", "vat_id")
+    _problem(c.patch(f"/customers/{cus}", json={"email": "a@b@"}, headers=h), 422, "invalid_email", "email")
+
+
+def test_partner_bank_details(env: Env) -> None:
+    c, h = env.client, env.a.h()
+    base = {"kind": "site_host", "name": "Hotel Check"}
+    body = _problem(c.post("/partners", json={**base, "iban": "DE00123456780000000000"}, headers=h),
+                    422, "invalid_iban", "iban")
+    assert "checksum" in body["detail"]
+    _problem(c.post("/partners", json={**base, "vat_id": "DE000000000", "iban": "DE00123456780000000000"},
+                    headers=h), 422, "invalid_master_data", "iban", "vat_id")
+    r = c.post("/partners", json={**base, "iban": "de89 3704 0044 0532 0130 00", "vat_id": "DE136695976"},
+               headers=h)
+    assert r.status_code == 201, r.text
+    assert r.json()["iban"] == "DE89370400440532013000"
+    _problem(c.patch(f"/partners/{r.json()['id']}", json={"iban": "XX89370400440532013000"}, headers=h),
+             422, "invalid_iban", "iban")
+
+
+def test_tenant_profile(env: Env) -> None:
+    c, h = env.client, env.b.h()
+    for field, value, code in (("iban", "DE00123456780000000000", "invalid_iban"),
+                               ("bic", "COBAZZFF", "invalid_bic"),
+                               ("vat_id", "DE000000000", "invalid_vat_id"),
+                               ("creditor_id", "DE00ZZZ09999999999", "invalid_creditor_id"),
+                               ("timezone", "Mars/Olympus", "unknown_timezone"),
+                               ("currency", "XYZ", "unknown_currency"),
+                               ("country", "ZZ", "unknown_country")):
+        _problem(c.patch("/tenant", json={field: value}, headers=h), 422, code, field)
+    r = c.patch("/tenant", json={"iban": "DE89370400440532013000", "creditor_id": "DE98ZZZ09999999999",
+                                 "vat_id": "DE136695976", "timezone": "Europe/Berlin"}, headers=h)
+    assert r.status_code == 200, r.text
+    # the BIC of the new bank account's bank, where schwifty's registry knows it
+    assert r.json()["bic"] == "COBADEFFXXX"
+    r = c.patch("/tenant", json={"iban": "NL91ABNA0417164300", "bic": "ABNANL2A"}, headers=h)
+    assert r.status_code == 200 and r.json()["bic"] == "ABNANL2A", r.text
+
+
+@pytest.mark.parametrize("tz", ["Mars/Olympus", "Factory", "localtime", "", "../etc/passwd"])
+def test_location_zone(env: Env, tz: str) -> None:
+    c, h = env.client, env.a.h()
+    r = c.post("/locations", json={"name": "x", "country": "DE", "timezone": tz}, headers=h)
+    assert r.status_code in (400, 422) and r.status_code != 201, r.text
+    r = c.patch(f"/locations/{env.a.ids['location_id']}", json={"timezone": tz}, headers=h)
+    assert r.status_code in (400, 422), r.text
