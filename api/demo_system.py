@@ -128,7 +128,7 @@ def setup_tenant(out: Path) -> SystemRun:
         cust = _ok(c.post("/customers", json=body, headers=h))["id"]
         acc = _ok(c.post("/billing-accounts", json={"customer_id": cust}, headers=h))["id"]
         contract = _ok(c.post("/contracts", json={
-            "account_id": acc, "customer_id": cust, "product": "public", "start_date": "2026-01-01",
+            "account_id": acc, "customer_id": cust, "start_date": "2026-01-01",
             "mandate_reference": f"SWM-{n + 1:04d}", "mandate_signed_on": "2025-12-01",
             "mandate_sequence": "RCUR", "debtor_iban": iban,
             **({"leitweg_id": PUBLIC_BUYER[name], "document_formats": "xrechnung-ubl,pdf"}

@@ -133,3 +133,117 @@ def test_location_zone(env: Env, tz: str) -> None:
     assert r.status_code in (400, 422) and r.status_code != 201, r.text
     r = c.patch(f"/locations/{env.a.ids['location_id']}", json={"timezone": tz}, headers=h)
     assert r.status_code in (400, 422), r.text
+
+
+def _account(env: Env, **extra: Any) -> tuple[str, str]:
+    cus = _customer(env)
+    r = env.client.post("/billing-accounts", json={"customer_id": cus, **extra}, headers=env.a.h())
+    assert r.status_code == 201, r.text
+    return cus, str(r.json()["id"])
+
+
+MANDATE = {"mandate_reference": "M-77", "mandate_signed_on": "2026-01-10", "debtor_iban": "DE89370400440532013000"}
+
+
+def test_direct_debit_needs_a_mandate(env: Env) -> None:
+    c, h = env.client, env.a.h()
+    cus, acc = _account(env)
+    base = {"account_id": acc, "customer_id": cus, "start_date": "2026-02-01"}
+    # the default payment method is direct debit: without a mandate it cannot be collected
+    body = _problem(c.post("/contracts", json=base, headers=h), 422, "sepa_mandate_missing",
+                    "mandate_reference", "mandate_signed_on", "debtor_iban")
+    assert "sepa_direct_debit" in body["detail"]
+    _problem(c.post("/contracts", json={**base, "payment_method": "sepa_direct_debit", "mandate_reference": "M-1",
+                                        "mandate_signed_on": "2026-01-10"}, headers=h),
+             422, "sepa_mandate_missing", "debtor_iban")
+    _problem(c.post("/contracts", json={**base, **MANDATE, "debtor_iban": "DE00123456780000000000"}, headers=h),
+             422, "invalid_iban", "debtor_iban")
+    r = c.post("/contracts", json={**base, "payment_method": "invoice"}, headers=h)
+    assert r.status_code == 201, r.text
+    by_invoice = r.json()["id"]
+    # switching to direct debit by PATCH: checked as the merged contract
+    _problem(c.patch(f"/contracts/{by_invoice}", json={"payment_method": "sepa_direct_debit"}, headers=h),
+             422, "sepa_mandate_missing", "mandate_reference", "mandate_signed_on", "debtor_iban")
+    r = c.patch(f"/contracts/{by_invoice}", json={"payment_method": "sepa_direct_debit", **MANDATE}, headers=h)
+    assert r.status_code == 200, r.text
+    _problem(c.patch(f"/contracts/{by_invoice}", json={"mandate_signed_on": None}, headers=h),
+             422, "sepa_mandate_missing", "mandate_signed_on")
+    r = c.post("/contracts", json={**base, **MANDATE, "debtor_iban": "DE89 3704 0044 0532 0130 00"}, headers=h)
+    assert r.status_code == 201 and r.json()["debtor_iban"] == "DE89370400440532013000", r.text
+    # an ended contract is not debited: terminating one needs no mandate
+    r = c.patch(f"/contracts/{r.json()['id']}", json={"status": "terminated", "terminated_on": "2026-03-01",
+                                                      "payment_method": "invoice"}, headers=h)
+    assert r.status_code == 200, r.text
+
+
+SUBSCRIPTIONS = """ruleset subs currency EUR timezone Europe/Berlin
+default tariff ad_hoc
+tariff ad_hoc "Pay as you go" {
+  vat 19%
+  energy 0.59 per kWh
+}
+tariff members "Members" {
+  vat 19%
+  energy 0.39 per kWh
+}
+product flex "Flex" {
+  tariff members
+  fee 5.99 per month
+}
+"""
+
+
+def _publish(env: Env, source: str, name: str, effective_from: str = "2020-01-01T00:00:00Z",
+             tenant: Any = None) -> dict[str, Any]:
+    t = tenant or env.b
+    c = env.client
+    r = c.post("/rulesets", json={"name": name}, headers=t.h())
+    assert r.status_code == 201, r.text
+    rs = r.json()["id"]
+    d = c.post(f"/rulesets/{rs}/drafts", json={"source": source}, headers=t.h("analyst")).json()
+    assert d["ok"], d
+    r = c.post(f"/rulesets/{rs}/versions", json={"draft_id": d["id"], "effective_from": effective_from},
+               headers=t.h("approver"))
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+def test_contract_product_must_be_sold_by_a_ruleset(env: Env) -> None:
+    """Tenant B: before any product is published an unknown product is refused with that reason;
+    once ``subs`` sells ``flex``, a typo is refused with a suggestion, ``flex`` and no product pass."""
+    c, b = env.client, env.b
+    h = b.h()
+    cus = c.post("/customers", json={"name": "Sub"}, headers=h).json()["id"]
+    acc = c.post("/billing-accounts", json={"customer_id": cus}, headers=h).json()["id"]
+    base = {"account_id": acc, "customer_id": cus, "start_date": "2026-02-01", "payment_method": "invoice"}
+    body = _problem(c.post("/contracts", json={**base, "product": "flex"}, headers=h), 422, "unknown_product",
+                    "product")
+    assert "no published ruleset defines products" in body["detail"]
+    _publish(env, SUBSCRIPTIONS, "subs")
+    body = _problem(c.post("/contracts", json={**base, "product": "flexx"}, headers=h), 422, "unknown_product",
+                    "product")
+    assert "did you mean 'flex'" in body["detail"] and "'flex'" in body["errors"][0]["message"]
+    r = c.post("/contracts", json={**base, "product": "flex"}, headers=h)
+    assert r.status_code == 201, r.text
+    con = r.json()["id"]
+    _problem(c.patch(f"/contracts/{con}", json={"product": "pro"}, headers=h), 422, "unknown_product", "product")
+    # no product: the sessions are priced by the tariffs alone
+    r = c.post("/contracts", json=base, headers=h)
+    assert r.status_code == 201 and r.json()["product"] == "", r.text
+    # an unchanged product is not re-checked: a discontinued product's contract can still end
+    r = c.patch(f"/contracts/{con}", json={"status": "terminated", "terminated_on": "2026-03-01"}, headers=h)
+    assert r.status_code == 200, r.text
+
+
+def test_account_currency_is_its_rulesets(env: Env) -> None:
+    """Tenant A bills with ``demo`` (EUR): a CHF account would be priced in EUR."""
+    c, h = env.client, env.a.h()
+    cus = _customer(env)
+    body = _problem(c.post("/billing-accounts", json={"customer_id": cus, "currency": "CHF"}, headers=h),
+                    422, "currency_mismatch", "currency")
+    assert "'CHF'" in body["detail"] and "'EUR'" in body["detail"] and "'demo'" in body["detail"]
+    _, acc = _account(env, currency="EUR")
+    _problem(c.patch(f"/billing-accounts/{acc}", json={"currency": "CHF"}, headers=h),
+             422, "currency_mismatch", "currency")
+    r = c.patch(f"/billing-accounts/{acc}", json={"name": "main"}, headers=h)
+    assert r.status_code == 200, r.text
