@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import hashlib
+import re
 from datetime import datetime
 from typing import Any, Literal
 
@@ -157,8 +158,29 @@ def _diagnostics(res: Any) -> list[dict[str, Any]]:
     return [d.to_dict() for d in res.diagnostics]
 
 
+# the grammar's first rule (``start: header item*``, ``header: "ruleset" NAME ...``), after the
+# blank lines and ``#`` comments it ignores: read even when the rest of a draft does not parse
+_HEADER = re.compile(r"\A(?:\s|#[^\n]*+)*+ruleset\s+([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _header_name(res: Any, source: str) -> str | None:
+    """The name in the source's ``ruleset NAME`` header; None where the source has no header."""
+    if res.ruleset is not None:
+        return str(res.ruleset.name)
+    m = _HEADER.match(source)
+    return m.group(1) if m else None
+
+
 def create_draft(scope: Scope, ruleset: Ruleset, source: str) -> RulesetDraft:
     res = compile_source(source, f"{ruleset.name}.evb")
+    named = _header_name(res, source)
+    if named is not None and named != ruleset.name:
+        # versions carry the header's name into traces, invoices and partner statements: a draft
+        # of one ruleset that calls itself another would publish under a name that is not its own
+        message = (f"the header names ruleset {named!r}, but this is a draft of ruleset {ruleset.name!r}: "
+                   f"write 'ruleset {ruleset.name} ...' or upload it to ruleset {named!r}")
+        raise InvalidInput("ruleset_name_mismatch", f"source: {message}", errors=[
+            {"key": "source", "message": message, "source": "body", "code": "ruleset_name_mismatch"}])
     draft = RulesetDraft(id=new_id("rsd"), tenant_id=scope.tenant_id, ruleset_id=ruleset.id, source=source,
                          sha256=hashlib.sha256(source.encode()).hexdigest(), ok=bool(res.ok),
                          diagnostics=_diagnostics(res), author_id=scope.actor.user_id)

@@ -4,6 +4,8 @@ simulation. Needs the DSL compiler (``dsl.compile_ruleset``)."""
 from __future__ import annotations
 
 from tests.api.conftest import DEMO_RULESET, DEMO_RULESET_V2, Env, requires_dsl
+from tests.api.conftest import DEMO_RULESET as DEMO_RULESET_V1
+from tests.api.conftest import DEMO_RULESET_V2 as DEMO_RULESET_V2_
 
 pytestmark = requires_dsl
 
@@ -14,7 +16,7 @@ def test_draft_diagnostics_are_structured(env: Env) -> None:
     c, a = env.client, env.a
     rs = c.post("/rulesets", json={"name": "broken"}, headers=a.h("analyst")).json()
     bad = DEMO_RULESET.replace("energy 0.49 per kWh", "energy 0.49 per kWh\n  when group employes { energy 0.25 per kWh }")
-    bad = bad.replace("tariff standard", "tarif standard")
+    bad = bad.replace("tariff standard", "tarif standard").replace("ruleset demo", "ruleset broken")
     r = c.post(f"/rulesets/{rs['id']}/drafts", json={"source": bad}, headers=a.h("analyst"))
     assert r.status_code == 201, r.text
     d = r.json()
@@ -28,9 +30,31 @@ def test_draft_diagnostics_are_structured(env: Env) -> None:
     assert r.status_code == 422 and r.json()["code"] == "draft_has_errors"
 
 
+def test_a_draft_is_named_as_its_ruleset(env: Env) -> None:
+    """A draft whose ``ruleset NAME`` header names another ruleset was stored (and publishable)
+    under a name not its own: 422 naming the field and both names (issue 11, defect 4)."""
+    c, a = env.client, env.a
+    rs = c.post("/rulesets", json={"name": "named_right"}, headers=a.h()).json()
+    for source in (DEMO_RULESET, DEMO_RULESET.replace("tariff standard", "tarif standard")):  # clean, and broken
+        r = c.post(f"/rulesets/{rs['id']}/drafts", json={"source": source}, headers=a.h("analyst"))
+        assert r.status_code == 422, r.text
+        body = r.json()
+        assert body["code"] == "ruleset_name_mismatch" and body["errors"][0]["key"] == "source", body
+        assert "'demo'" in body["detail"] and "'named_right'" in body["detail"], body
+    assert c.get(f"/rulesets/{rs['id']}/drafts", headers=a.h()).json()["items"] == []
+    r = c.post(f"/rulesets/{rs['id']}/drafts", json={"source": DEMO_RULESET.replace("ruleset demo", "ruleset named_right")},
+               headers=a.h("analyst"))
+    assert r.status_code == 201 and r.json()["ok"], r.text
+    # not even a header: stored with its diagnostics, as before
+    r = c.post(f"/rulesets/{rs['id']}/drafts", json={"source": "rulset x"}, headers=a.h("analyst"))
+    assert r.status_code == 201 and r.json()["ok"] is False, r.text
+
+
 def test_publication_needs_a_second_person_with_the_right_role(env: Env) -> None:
     c, a = env.client, env.a
     rs = c.post("/rulesets", json={"name": "four_eyes"}, headers=a.h()).json()
+    DEMO_RULESET = DEMO_RULESET_V1.replace("ruleset demo", "ruleset four_eyes")  # noqa: N806
+    DEMO_RULESET_V2 = DEMO_RULESET_V2_.replace("ruleset demo", "ruleset four_eyes")  # noqa: N806
     own = c.post(f"/rulesets/{rs['id']}/drafts", json={"source": DEMO_RULESET}, headers=a.h()).json()
     body = {"draft_id": own["id"], "effective_from": "2026-01-01T00:00:00Z"}
     r = c.post(f"/rulesets/{rs['id']}/versions", json=body, headers=a.h())
