@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from zoneinfo import ZoneInfoNotFoundError
 
 from litestar import Request, Response
 from litestar.exceptions import (
@@ -136,6 +137,13 @@ def _out_of_range(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     return problem(400, "value_out_of_range", "a value is out of the range the database can store")
 
 
+def _stored_zone(_: Request[Any, Any, Any], exc: ZoneInfoNotFoundError) -> Response[Any]:
+    # request bodies are checked (api.validation); a zone that reaches zoneinfo unknown was stored
+    # before they were: the data needs correcting, the server did not fail
+    return problem(422, "unknown_timezone", f"a stored time zone is not in the IANA database ({exc}); "
+                                            f"correct the billing account, location or tenant that names it")
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem(500, "internal_error", "an unexpected error occurred")
@@ -153,5 +161,6 @@ exception_handlers: dict[Any, Any] = {
     OperationalError: _busy,
     DataError: _out_of_range,
     OverflowError: _out_of_range,
+    ZoneInfoNotFoundError: _stored_zone,
     Exception: _unexpected,
 }

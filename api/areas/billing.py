@@ -375,6 +375,7 @@ async def start_ad_hoc_cycle(request: Request[Any, Any, Any], account_id: str, d
     actor = actor_of(request)
     with _sessions(request) as db:
         acct = _account(db, actor.tenant_id, account_id)
+    usable_timezone(acct)
     try:
         period = ad_hoc_period(data.start, data.end, acct.timezone)
     except ValueError as exc:
@@ -864,6 +865,21 @@ async def _follow_written(scope: Any, sent: list[Any]) -> None:
     client = await _app_client(app)
     outcome = await follow_account(client, tenant_id, plan, _task_queue(app))
     log.info("billing account %s: schedule %s", account_id, outcome)
+
+
+def usable_timezone(acct: Any) -> None:
+    """A cycle runs in its account's zone: one stored before zones were checked (``Mars/Olympus``)
+    is the account's data to correct, answered as such, never a 500 from ``zoneinfo``."""
+    from api.validation import check_timezone
+
+    try:
+        check_timezone(acct.timezone)
+    except ValueError as exc:
+        reason = str(exc).splitlines()[0]
+        raise InvalidInput("account_timezone_invalid", f"billing account {acct.id!r} cannot be billed: {reason}; "
+                                                       f"set its timezone (PATCH /billing-accounts/{acct.id})",
+                           errors=[{"key": "timezone", "message": reason, "source": "billing_account",
+                                    "code": "unknown_timezone"}]) from None
 
 
 def _account(db: Any, tenant_id: str, account_id: str) -> Any:

@@ -247,3 +247,32 @@ def test_account_currency_is_its_rulesets(env: Env) -> None:
              422, "currency_mismatch", "currency")
     r = c.patch(f"/billing-accounts/{acc}", json={"name": "main"}, headers=h)
     assert r.status_code == 200, r.text
+
+
+def test_a_zone_stored_before_the_checks_is_a_422_never_a_500(env: Env) -> None:
+    """Accounts and tenants written before zones were checked may hold ``Mars/Olympus``: the cycle
+    start answered 500 (``ZoneInfoNotFoundError``); now a 422 that says which field to correct."""
+    from sqlalchemy import update
+
+    from store.models import BillingAccount, Tenant
+
+    c, a = env.client, env.a
+    _, acc = _account(env)
+    with env.engine.begin() as conn:
+        conn.execute(update(BillingAccount).where(BillingAccount.id == acc).values(timezone="Mars/Olympus"))
+    body = _problem(c.post(f"/billing/accounts/{acc}/cycles", json={"start": "2026-03-01", "end": "2026-04-01"},
+                           headers=a.h()), 422, "account_timezone_invalid", "timezone")
+    assert "'Mars/Olympus'" in body["detail"] and f"/billing-accounts/{acc}" in body["detail"]
+    # correcting it is a PATCH like any other
+    r = c.patch(f"/billing-accounts/{acc}", json={"timezone": "Europe/Berlin"}, headers=a.h())
+    assert r.status_code == 200, r.text
+    # wherever else a stored zone reaches zoneinfo: the one error mapping answers 422
+    with env.engine.begin() as conn:
+        conn.execute(update(Tenant).where(Tenant.id == a.tenant_id).values(timezone="Mars/Olympus"))
+    try:
+        r = c.post("/partner-statements", json={"partner_id": a.ids["partner_id"], "month": "2025-11"},
+                   headers=a.h())
+        _problem(r, 422, "unknown_timezone")
+    finally:
+        with env.engine.begin() as conn:
+            conn.execute(update(Tenant).where(Tenant.id == a.tenant_id).values(timezone="Europe/Berlin"))
