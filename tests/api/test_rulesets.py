@@ -4,8 +4,6 @@ simulation. Needs the DSL compiler (``dsl.compile_ruleset``)."""
 from __future__ import annotations
 
 from tests.api.conftest import DEMO_RULESET, DEMO_RULESET_V2, Env, requires_dsl
-from tests.api.conftest import DEMO_RULESET as DEMO_RULESET_V1
-from tests.api.conftest import DEMO_RULESET_V2 as DEMO_RULESET_V2_
 
 pytestmark = requires_dsl
 
@@ -42,7 +40,8 @@ def test_a_draft_is_named_as_its_ruleset(env: Env) -> None:
         assert body["code"] == "ruleset_name_mismatch" and body["errors"][0]["key"] == "source", body
         assert "'demo'" in body["detail"] and "'named_right'" in body["detail"], body
     assert c.get(f"/rulesets/{rs['id']}/drafts", headers=a.h()).json()["items"] == []
-    r = c.post(f"/rulesets/{rs['id']}/drafts", json={"source": DEMO_RULESET.replace("ruleset demo", "ruleset named_right")},
+    named_right = DEMO_RULESET.replace("ruleset demo", "ruleset named_right")
+    r = c.post(f"/rulesets/{rs['id']}/drafts", json={"source": named_right},
                headers=a.h("analyst"))
     assert r.status_code == 201 and r.json()["ok"], r.text
     # not even a header: stored with its diagnostics, as before
@@ -53,14 +52,14 @@ def test_a_draft_is_named_as_its_ruleset(env: Env) -> None:
 def test_publication_needs_a_second_person_with_the_right_role(env: Env) -> None:
     c, a = env.client, env.a
     rs = c.post("/rulesets", json={"name": "four_eyes"}, headers=a.h()).json()
-    DEMO_RULESET = DEMO_RULESET_V1.replace("ruleset demo", "ruleset four_eyes")  # noqa: N806
-    DEMO_RULESET_V2 = DEMO_RULESET_V2_.replace("ruleset demo", "ruleset four_eyes")  # noqa: N806
-    own = c.post(f"/rulesets/{rs['id']}/drafts", json={"source": DEMO_RULESET}, headers=a.h()).json()
+    # a draft is named as its ruleset
+    src, src_v2 = (s.replace("ruleset demo", "ruleset four_eyes") for s in (DEMO_RULESET, DEMO_RULESET_V2))
+    own = c.post(f"/rulesets/{rs['id']}/drafts", json={"source": src}, headers=a.h()).json()
     body = {"draft_id": own["id"], "effective_from": "2026-01-01T00:00:00Z"}
     r = c.post(f"/rulesets/{rs['id']}/versions", json=body, headers=a.h())
     assert r.status_code == 403 and r.json()["code"] == "publisher_is_author"
     # the analyst who wrote a draft may not publish at all (role), the approver may
-    d = c.post(f"/rulesets/{rs['id']}/drafts", json={"source": DEMO_RULESET}, headers=a.h("analyst")).json()
+    d = c.post(f"/rulesets/{rs['id']}/drafts", json={"source": src}, headers=a.h("analyst")).json()
     body["draft_id"] = d["id"]
     assert c.post(f"/rulesets/{rs['id']}/versions", json=body, headers=a.h("analyst")).status_code == 403
     assert c.post(f"/rulesets/{rs['id']}/versions", json=body, headers=a.h("operator")).status_code == 403
@@ -71,14 +70,14 @@ def test_publication_needs_a_second_person_with_the_right_role(env: Env) -> None
     assert v1["tariff_names"] == ["standard"] and v1["currency"] == "EUR"
     r = c.post(f"/rulesets/{rs['id']}/versions", json=body, headers=a.h("approver"))
     assert r.status_code == 409 and r.json()["code"] == "version_already_published"
-    d2 = c.post(f"/rulesets/{rs['id']}/drafts", json={"source": DEMO_RULESET_V2}, headers=a.h("analyst")).json()
+    d2 = c.post(f"/rulesets/{rs['id']}/drafts", json={"source": src_v2}, headers=a.h("analyst")).json()
     v2 = c.post(f"/rulesets/{rs['id']}/versions", json={"draft_id": d2["id"], "effective_from": "2026-07-01T00:00:00Z",
                                                         "note": "energy price up"}, headers=a.h()).json()
     assert v2["version"] == 2
     listed = c.get(f"/rulesets/{rs['id']}/versions", headers=a.h("auditor")).json()["items"]
     assert [v["version"] for v in listed] == [1, 2]
     detail = c.get(f"/ruleset-versions/{v2['id']}", headers=a.h("auditor")).json()
-    assert detail["source"] == DEMO_RULESET_V2
+    assert detail["source"] == src_v2
     diff = c.get(f"/rulesets/{rs['id']}/diff", params={"from_version": 1, "to_version": 2}, headers=a.h()).json()["diff"]
     assert "-  energy 0.49 per kWh" in diff and "+  energy 0.59 per kWh" in diff and "four_eyes@v1" in diff
     r = c.get(f"/rulesets/{rs['id']}/diff", params={"from_version": 1, "to_version": 9}, headers=a.h())
