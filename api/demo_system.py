@@ -51,7 +51,7 @@ CUSTOMERS = [
     ("Lena Fischer", False, None, "employees", "DE02500105170137075030"),
     ("Bäckerei Krause GmbH", True, "DE123456788", "", "DE12500105170648489890"),
     ("Nordlicht Logistik AG", True, "DE811907980", "", "DE02100500000054540402"),
-    ("Holland Fleet B.V.", True, "NL859340486B01", "", "NL91ABNA0417164300"),
+    ("Holland Fleet B.V.", True, "NL004495445B01", "", "NL91ABNA0417164300"),
     ("Stadt Musterstadt, Fuhrpark", True, "DE811218292", "", "DE27100777770209299700"),
 ]
 # a public buyer receives XRechnung, routed by its Leitweg-ID
