@@ -35,7 +35,7 @@ from api.rating import compile_source, compiled
 from api.schemas import Id, read_of, update_of
 from api.session_io import SessionIn, rate_facts
 from store.errors import Conflict, Forbidden, InvalidInput, NotFound
-from store.models import Ruleset, RulesetDraft, RulesetVersion
+from store.models import BillingAccount, Ruleset, RulesetDraft, RulesetVersion
 from store.repo import Scope, snapshot
 from store.types import new_id
 
@@ -191,6 +191,22 @@ def create_draft(scope: Scope, ruleset: Ruleset, source: str) -> RulesetDraft:
     return draft
 
 
+def _check_account_currencies(scope: Scope, name: str, currency: str) -> None:
+    """A version prices the invoices of every active account of the tenant (billing takes the
+    version in force, whatever its ruleset): one in another currency than theirs would bill them
+    wrongly. The account side is checked where accounts are written (``api.areas.customers``)."""
+    acct = BillingAccount.__table__.c  # type: ignore[attr-defined]
+    others = scope.db.execute(
+        select(acct.id, acct.currency).where(acct.tenant_id == scope.tenant_id, acct.status == "active",
+                                             acct.currency != currency).order_by(acct.id).limit(6)).all()
+    if others:
+        shown = ", ".join(f"{a.id} ({a.currency})" for a in others[:5]) + (", ..." if len(others) > 5 else "")
+        message = (f"ruleset {name!r} prices in {currency!r}, but active billing accounts bill in another "
+                   f"currency: {shown}")
+        raise InvalidInput("currency_mismatch", f"draft_id: {message}", errors=[
+            {"key": "draft_id", "message": message, "source": "body", "code": "currency_mismatch"}])
+
+
 def publish(scope: Scope, ruleset: Ruleset, data: PublishIn) -> RulesetVersion:
     draft = scope.repo(RulesetDraft, "ruleset_draft", "rsd").get(data.draft_id)
     if draft.ruleset_id != ruleset.id:
@@ -201,6 +217,7 @@ def publish(scope: Scope, ruleset: Ruleset, data: PublishIn) -> RulesetVersion:
     if not draft.ok:
         raise InvalidInput("draft_has_errors", "the draft has errors; fix them and upload a new draft")
     rs = compiled(draft.sha256, draft.source, f"{ruleset.name}.evb")
+    _check_account_currencies(scope, str(rs.name), str(rs.currency))
     latest = scope.db.execute(select(func.max(RulesetVersion.version))
                               .where(RulesetVersion.ruleset_id == ruleset.id)).scalar() or 0
     if scope.db.execute(select(RulesetVersion.id).where(RulesetVersion.ruleset_id == ruleset.id,

@@ -107,3 +107,19 @@ def test_simulate_against_source_draft_and_version(env: Env) -> None:
     assert broken["ok"] is False and broken["diagnostics"]
     r = c.post("/rulesets/simulate", json={"sessions": [SESSION]}, headers=h)
     assert r.status_code == 422 and r.json()["code"] == "simulate_needs_one_source"
+
+
+def test_a_version_in_another_currency_than_the_accounts_is_refused(env: Env) -> None:
+    """Billing prices every active account with the tenant's version in force: a CHF version for
+    EUR accounts would bill them in the wrong currency (issue 11, defect 3/4: refused at creation)."""
+    c, a = env.client, env.a
+    rs = c.post("/rulesets", json={"name": "swiss"}, headers=a.h()).json()
+    src = DEMO_RULESET.replace("ruleset demo currency EUR", "ruleset swiss currency CHF")
+    d = c.post(f"/rulesets/{rs['id']}/drafts", json={"source": src}, headers=a.h("analyst")).json()
+    assert d["ok"], d
+    r = c.post(f"/rulesets/{rs['id']}/versions", json={"draft_id": d["id"], "effective_from": "2030-01-01T00:00:00Z"},
+               headers=a.h("approver"))
+    assert r.status_code == 422, r.text
+    body = r.json()
+    assert body["code"] == "currency_mismatch" and body["errors"][0]["key"] == "draft_id", body
+    assert "'CHF'" in body["detail"] and a.ids["billing_account_id"] in body["detail"], body
