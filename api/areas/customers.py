@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from litestar import Router
@@ -142,6 +142,8 @@ def _check_contract(scope: Scope, values: dict[str, Any], existing: Any) -> None
 def _check_mandate(values: dict[str, Any]) -> None:
     """An active direct-debit contract can be debited: it names its mandate, the day the debtor
     signed it and an IBAN with valid check digits (a PATCH is checked as the merged contract)."""
+    from schwifty import IBAN
+
     from api.validation import check_iban
 
     missing = [k for k in ("mandate_reference", "mandate_signed_on", "debtor_iban") if not values.get(k)]
@@ -151,9 +153,16 @@ def _check_mandate(values: dict[str, Any]) -> None:
             {"key": k, "message": "required for payment_method sepa_direct_debit", "source": "body",
              "code": "sepa_mandate_missing"} for k in missing])
     try:
-        check_iban(values["debtor_iban"])  # stored before IBANs were checked
+        iban = check_iban(values["debtor_iban"])  # stored before IBANs were checked
     except ValueError as exc:
         raise _field_error("invalid_iban", "debtor_iban", str(exc).splitlines()[0]) from None
+    if not IBAN(iban).in_sepa_zone:
+        raise _field_error("iban_outside_sepa", "debtor_iban",
+                           f"{iban[:2]!r} accounts are outside the SEPA zone: they cannot be debited by SEPA direct debit")
+    signed = values["mandate_signed_on"]
+    if signed > utcnow().date() + timedelta(days=1):  # a day's grace: the debtor may be a zone ahead
+        raise _field_error("mandate_signed_in_future", "mandate_signed_on",
+                           f"a mandate is signed before it is used; {signed.isoformat()} is in the future")
 
 
 def _check_product(scope: Scope, product: str) -> None:

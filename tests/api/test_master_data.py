@@ -158,6 +158,10 @@ def test_direct_debit_needs_a_mandate(env: Env) -> None:
              422, "sepa_mandate_missing", "debtor_iban")
     _problem(c.post("/contracts", json={**base, **MANDATE, "debtor_iban": "DE00123456780000000000"}, headers=h),
              422, "invalid_iban", "debtor_iban")
+    _problem(c.post("/contracts", json={**base, **MANDATE, "debtor_iban": "BR1800360305000010009795493C1"},
+                    headers=h), 422, "iban_outside_sepa", "debtor_iban")
+    _problem(c.post("/contracts", json={**base, **MANDATE, "mandate_signed_on": "2099-01-01"}, headers=h),
+             422, "mandate_signed_in_future", "mandate_signed_on")
     r = c.post("/contracts", json={**base, "payment_method": "invoice"}, headers=h)
     assert r.status_code == 201, r.text
     by_invoice = r.json()["id"]
