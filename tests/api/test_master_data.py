@@ -107,6 +107,16 @@ def test_partner_bank_details(env: Env) -> None:
              422, "invalid_iban", "iban")
 
 
+def test_agreement_terms_currency(env: Env) -> None:
+    """The revenue-share terms' currency was checked for three capital letters only."""
+    c, a = env.client, env.a
+    r = c.post("/agreements", json={"partner_id": a.ids["partner_id"], "kind": "revenue_share",
+                                    "valid_from": "2026-03-01", "terms": {"share_percent": "30", "currency": "XYZ"}},
+               headers=a.h())
+    body = _problem(r, 422, "agreement_terms_invalid")
+    assert "'XYZ' is not an ISO 4217 currency" in body["detail"]
+
+
 def test_tenant_profile(env: Env) -> None:
     c, h = env.client, env.b.h()
     for field, value, code in (("iban", "DE00123456780000000000", "invalid_iban"),
