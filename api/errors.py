@@ -74,7 +74,7 @@ def _pydantic_errors(exc: BaseException) -> list[dict[str, Any]] | None:
             break
         seen = seen.__cause__ or seen.__context__
     if isinstance(seen, ValidationError):
-        return list(seen.errors(include_url=False, include_input=False))
+        return [dict(e) for e in seen.errors(include_url=False, include_input=False)]
     return None
 
 
