@@ -49,10 +49,10 @@ CUSTOMERS = [
     ("Erika Mustermann", False, None, "", "DE89370400440532013000"),
     ("Max Schmidt", False, None, "", "DE02120300000000202051"),
     ("Lena Fischer", False, None, "employees", "DE02500105170137075030"),
-    ("Bäckerei Krause GmbH", True, "DE123456789", "", "DE12500105170648489890"),
+    ("Bäckerei Krause GmbH", True, "DE123456788", "", "DE12500105170648489890"),
     ("Nordlicht Logistik AG", True, "DE811907980", "", "DE02100500000054540402"),
-    ("Holland Fleet B.V.", True, "NL859340486B01", "", "NL91ABNA0417164300"),
-    ("Stadt Musterstadt, Fuhrpark", True, "DE811218290", "", "DE27100777770209299700"),
+    ("Holland Fleet B.V.", True, "NL004495445B01", "", "NL91ABNA0417164300"),
+    ("Stadt Musterstadt, Fuhrpark", True, "DE811218292", "", "DE27100777770209299700"),
 ]
 # a public buyer receives XRechnung, routed by its Leitweg-ID
 PUBLIC_BUYER = {"Stadt Musterstadt, Fuhrpark": "04011000-1234512345-06"}
@@ -128,7 +128,7 @@ def setup_tenant(out: Path) -> SystemRun:
         cust = _ok(c.post("/customers", json=body, headers=h))["id"]
         acc = _ok(c.post("/billing-accounts", json={"customer_id": cust}, headers=h))["id"]
         contract = _ok(c.post("/contracts", json={
-            "account_id": acc, "customer_id": cust, "product": "public", "start_date": "2026-01-01",
+            "account_id": acc, "customer_id": cust, "start_date": "2026-01-01",
             "mandate_reference": f"SWM-{n + 1:04d}", "mandate_signed_on": "2025-12-01",
             "mandate_sequence": "RCUR", "debtor_iban": iban,
             **({"leitweg_id": PUBLIC_BUYER[name], "document_formats": "xrechnung-ubl,pdf"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from zoneinfo import ZoneInfoNotFoundError
 
 from litestar import Request, Response
 from litestar.exceptions import (
@@ -62,7 +63,40 @@ def _clean_errors(extra: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _pydantic_errors(exc: BaseException) -> list[dict[str, Any]] | None:
+    """The pydantic errors behind a Litestar ``ValidationException`` (it keeps only their messages;
+    the error types are on the exception it was raised from)."""
+    from pydantic import ValidationError
+
+    seen = exc.__cause__ or exc.__context__
+    for _ in range(5):  # Litestar wraps it once or twice; a short walk, never a cycle
+        if seen is None or isinstance(seen, ValidationError):
+            break
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(seen, ValidationError):
+        return [dict(e) for e in seen.errors(include_url=False, include_input=False)]
+    return None
+
+
+def _master_data(exc: ValidationException) -> Response[Any] | None:
+    """422 when the body had the right shape and only master-data checks failed (an unknown time
+    zone, an IBAN with bad check digits: ``api.validation``), each field named with its reason."""
+    from api.validation import MASTER_DATA_CODES
+
+    found = _pydantic_errors(exc)
+    if not found or any(e.get("type") not in MASTER_DATA_CODES for e in found):
+        return None
+    errors = [{"key": ".".join(str(p) for p in e.get("loc", ())), "message": str(e.get("msg", "")),
+               "source": "body", "code": str(e["type"])} for e in found]
+    codes = {e["code"] for e in errors}
+    code = codes.pop() if len(codes) == 1 else "invalid_master_data"
+    return problem(422, code, "; ".join(f"{e['key']}: {e['message']}" for e in errors), errors)
+
+
 def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    semantic = _master_data(exc)
+    if semantic is not None:
+        return semantic
     detail = exc.detail or "the request is not valid"
     code = "malformed_body" if "decode" in detail.lower() or "json" in detail.lower() else "validation_failed"
     return problem(400, code, detail, _clean_errors(exc.extra))
@@ -103,6 +137,13 @@ def _out_of_range(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     return problem(400, "value_out_of_range", "a value is out of the range the database can store")
 
 
+def _stored_zone(_: Request[Any, Any, Any], exc: ZoneInfoNotFoundError) -> Response[Any]:
+    # request bodies are checked (api.validation); a zone that reaches zoneinfo unknown was stored
+    # before they were: the data needs correcting, the server did not fail
+    return problem(422, "unknown_timezone", f"a stored time zone is not in the IANA database ({exc}); "
+                                            f"correct the billing account, location or tenant that names it")
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem(500, "internal_error", "an unexpected error occurred")
@@ -120,5 +161,6 @@ exception_handlers: dict[Any, Any] = {
     OperationalError: _busy,
     DataError: _out_of_range,
     OverflowError: _out_of_range,
+    ZoneInfoNotFoundError: _stored_zone,
     Exception: _unexpected,
 }

@@ -22,7 +22,8 @@ from store.errors import InvalidInput
 from store.models import RulesetVersion
 from store.repo import Scope
 
-__all__ = ["VersionIndex", "compile_source", "compiled", "dsl_available", "rating_context"]
+__all__ = ["VersionIndex", "compile_source", "compiled", "dsl_available", "products_known", "rating_context",
+           "versions_billing_uses"]
 
 def dsl_available() -> bool:
     try:
@@ -104,3 +105,27 @@ def _load_series(scope: Scope, start: datetime, end: datetime) -> dict[str, Any]
     for name, at, value in rows:
         points.setdefault(name, []).append((at, value))
     return {name: RuntimeSeries.from_points(name, pts) for name, pts in points.items()}
+
+
+def versions_billing_uses(scope: Scope, at: datetime) -> list[RulesetVersion]:
+    """The versions a billing cycle from ``at`` on can price with: the tenant's version in force at
+    ``at`` (the one ``billing.assemble_draft`` takes, whatever its ruleset) and those published to
+    take effect later."""
+    index = VersionIndex.load(scope)
+    now = index.in_force(at)
+    return ([now] if now is not None else []) + [v for v in index.everything if v.effective_from > at]
+
+
+def products_known(scope: Scope, at: datetime) -> dict[str, list[str]]:
+    """Product name -> the rulesets (by their DSL name) that sell it, over each of the tenant's
+    rulesets' version in force at ``at`` and its versions to come: what a contract may name."""
+    index = VersionIndex.load(scope)
+    known: dict[str, list[str]] = {}
+    for ruleset_id, versions in index.by_ruleset.items():
+        now = index.in_force(at, ruleset_id)
+        for v in ([now] if now is not None else []) + [v for v in versions if v.effective_from > at]:
+            rs = compiled(v.sha256, v.source, f"{v.dsl_name or v.id}.evb")
+            for name in rs.products:
+                if v.dsl_name not in known.setdefault(name, []):
+                    known[name].append(v.dsl_name)
+    return known

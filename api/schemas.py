@@ -14,13 +14,12 @@ from pydantic import BeforeValidator, Field, create_model
 from pydantic.fields import FieldInfo
 
 from api.crud import ReadModel, WriteModel
+from api.validation import Country, Currency  # checked by ISO 3166 and ISO 4217 data (api.validation)
 
 __all__ = ["Country", "Currency", "DecimalOut", "DecimalStr", "Id", "RefId", "read_of", "update_of"]
 
 DecimalStr = Annotated[str, Field(pattern=r"^-?[0-9]{1,12}(\.[0-9]{1,12})?$", max_length=26,
                                   examples=["0.49"])]
-Country = Annotated[str, Field(pattern=r"^([A-Z]{2})?$", max_length=2, description="ISO 3166-1 alpha-2")]
-Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", min_length=3, max_length=3)]
 Id = Annotated[str, Field(min_length=1, max_length=40)]
 RefId = Optional[Id]
 

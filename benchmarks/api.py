@@ -157,8 +157,8 @@ def seed(engine: Any, base: str, customers: int) -> tuple[dict[str, str], list[s
                                              "groups": ["employees"] if i % 10 == 0 else []}).json()
             ids.append(cus["id"])
         acc = c.post("/billing-accounts", json={"customer_id": ids[0]}).json()
-        con = c.post("/contracts", json={"account_id": acc["id"], "customer_id": ids[0], "product": "flex",
-                                         "start_date": "2026-01-01"}).json()
+        con = c.post("/contracts", json={"account_id": acc["id"], "customer_id": ids[0],
+                                         "start_date": "2026-01-01", "payment_method": "invoice"}).json()
         for i in range(50):
             c.post("/tokens", json={"uid": f"TOK{i:04d}", "contract_id": con["id"]}).raise_for_status()
         rs = c.post("/rulesets", json={"name": "bench"}).json()

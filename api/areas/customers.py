@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from litestar import Router
@@ -11,9 +11,11 @@ from pydantic import Field
 from api.areas.billing import follow_schedules
 from api.crud import Ref, WriteModel, crud_router
 from api.schemas import Country, Currency, Id, RefId, read_of, update_of
+from api.validation import Email, Iban, Timezone, VatId
 from store.errors import InvalidInput
 from store.models import BillingAccount, Contract, Customer, CustomerGroup, Partner, Token
 from store.repo import Scope
+from store.types import utcnow
 
 __all__ = ["router"]
 
@@ -36,10 +38,10 @@ class CustomerCreate(WriteModel):
     kind: Literal["private", "business"] = "private"
     name: str = Name
     company_name: str = Field("", max_length=200)
-    email: str = Field("", max_length=200)
+    email: Email = ""
     phone: str = Field("", max_length=50)
     language: str = Field("de", pattern=r"^[a-z]{2}(-[A-Z]{2})?$", max_length=5)
-    vat_id: str = Field("", max_length=30, pattern=r"^([A-Z]{2}[0-9A-Za-z+*.]{2,13})?$")
+    vat_id: VatId = ""
     street: str = Field("", max_length=200)
     postal_code: str = Field("", max_length=20)
     city: str = Field("", max_length=100)
@@ -59,10 +61,10 @@ class BillingAccountCreate(WriteModel):
     customer_id: Id
     name: str = Field("", max_length=200)
     currency: Currency = "EUR"
-    timezone: str = Field("Europe/Berlin", min_length=1, max_length=64)
+    timezone: Timezone = "Europe/Berlin"
     billing_cycle: Literal["monthly", "quarterly", "annual", "ad_hoc"] = "monthly"
     payment_terms: str = Field("net 14", max_length=50)
-    invoice_email: str = Field("", max_length=200)
+    invoice_email: Email = ""
     street: str = Field("", max_length=200)
     postal_code: str = Field("", max_length=20)
     city: str = Field("", max_length=100)
@@ -77,7 +79,8 @@ BillingAccountRead = read_of(BillingAccountCreate, "BillingAccountRead")
 class ContractCreate(WriteModel):
     account_id: Id
     customer_id: Id
-    product: str = Field(min_length=1, max_length=100)
+    product: str = Field("", max_length=100, description="a product of a published ruleset (its `product` "
+                                                         "block); empty: sessions priced by the tariffs alone")
     billing_period: Literal["monthly", "quarterly", "annual"] = "monthly"
     payment_method: Literal["sepa_direct_debit", "card", "bank_transfer", "invoice"] = "sepa_direct_debit"
     mandate_reference: str = Field("", max_length=35)
@@ -95,8 +98,7 @@ class ContractCreate(WriteModel):
         description="the invoice formats the customer chose, comma-separated; empty: by customer kind")
     leitweg_id: str = Field("", max_length=46, pattern=r"^([0-9]{2,12}(-[0-9A-Za-z]{1,30})?-[0-9]{2})?$",
                             description="Leitweg-ID of a German public buyer (XRechnung buyer reference)")
-    debtor_iban: str = Field("", max_length=34, pattern=r"^([A-Z]{2}[0-9]{2}[A-Z0-9]{1,30})?$",
-                             description="the IBAN the SEPA mandate debits")
+    debtor_iban: Iban = Field("", description="the IBAN the SEPA mandate debits (stored compact)")
 
 
 ContractUpdate = update_of(ContractCreate, "ContractUpdate")
@@ -119,15 +121,88 @@ TokenRead = read_of(TokenCreate, "TokenRead")
 
 # --- services -----------------------------------------------------------------------------------
 
-def _check_contract(scope: Scope, values: dict[str, Any], _existing: Any) -> None:
+def _field_error(code: str, key: str, message: str) -> InvalidInput:
+    """A 422 naming the field it is about, in the shape of the master-data checks' problems."""
+    return InvalidInput(code, f"{key}: {message}", errors=[{"key": key, "message": message, "source": "body",
+                                                           "code": code}])
+
+
+def _check_contract(scope: Scope, values: dict[str, Any], existing: Any) -> None:
     if values.get("end_date") and values["end_date"] < values["start_date"]:
         raise InvalidInput("contract_end_before_start", "end_date is before start_date")
-    if values.get("payment_method") == "sepa_direct_debit" and values.get("mandate_reference") \
-            and not values.get("mandate_signed_on"):
-        raise InvalidInput("mandate_date_missing", "a SEPA mandate reference needs mandate_signed_on")
+    if values.get("payment_method") == "sepa_direct_debit" and values.get("status") == "active":
+        _check_mandate(values)
     acc = scope.repo(BillingAccount, "billing_account", "acc").get(values["account_id"])
     if acc.customer_id != values["customer_id"]:
         raise InvalidInput("account_customer_mismatch", "the billing account belongs to another customer")
+    # the product is checked when it is set: a product a later ruleset version no longer sells
+    # must not stop its old contracts from being terminated or suspended
+    if values.get("product") and (existing is None or values["product"] != existing.product):
+        _check_product(scope, values["product"])
+
+
+def _check_mandate(values: dict[str, Any]) -> None:
+    """An active direct-debit contract can be debited: it names its mandate, the day the debtor
+    signed it and an IBAN with valid check digits (a PATCH is checked as the merged contract)."""
+    from schwifty import IBAN
+
+    from api.validation import check_iban
+
+    missing = [k for k in ("mandate_reference", "mandate_signed_on", "debtor_iban") if not values.get(k)]
+    if missing:
+        message = "sepa_direct_debit needs a SEPA mandate: set " + ", ".join(missing)
+        raise InvalidInput("sepa_mandate_missing", message, errors=[
+            {"key": k, "message": "required for payment_method sepa_direct_debit", "source": "body",
+             "code": "sepa_mandate_missing"} for k in missing])
+    try:
+        iban = check_iban(values["debtor_iban"])  # stored before IBANs were checked
+    except ValueError as exc:
+        raise _field_error("invalid_iban", "debtor_iban", str(exc).splitlines()[0]) from None
+    if not IBAN(iban).in_sepa_zone:
+        raise _field_error("iban_outside_sepa", "debtor_iban",
+                           f"{iban[:2]!r} accounts are outside the SEPA zone: they cannot be debited by SEPA direct debit")
+    signed = values["mandate_signed_on"]
+    if signed > utcnow().date() + timedelta(days=1):  # a day's grace: the debtor may be a zone ahead
+        raise _field_error("mandate_signed_in_future", "mandate_signed_on",
+                           f"a mandate is signed before it is used; {signed.isoformat()} is in the future")
+
+
+def _check_product(scope: Scope, product: str) -> None:
+    """A contract's product is one a published ruleset sells (a ``product`` block of a version in
+    force now or to come): an unknown name would silently bill the default tariff."""
+    import difflib
+
+    from api.rating import dsl_available, products_known
+
+    if not dsl_available():
+        return
+    known = products_known(scope, utcnow())
+    if product in known:
+        return
+    if not known:
+        raise _field_error("unknown_product", "product",
+                           f"unknown product {product!r}: no published ruleset defines products "
+                           f"(publish one with a product block, or leave product empty)")
+    near = difflib.get_close_matches(product, list(known), n=1)
+    hint = f"did you mean {near[0]!r}? " if near else ""
+    raise _field_error("unknown_product", "product",
+                       f"unknown product {product!r}: {hint}the published rulesets sell "
+                       f"{', '.join(repr(p) for p in sorted(known))}")
+
+
+def _check_account(scope: Scope, values: dict[str, Any], existing: Any) -> None:
+    """An account bills in its ruleset's currency: billing prices with the tenant's version in
+    force (and the versions to come), so each of them must be in the account's currency."""
+    if existing is not None and values.get("currency") == existing.currency:
+        return
+    from api.rating import versions_billing_uses
+
+    other = [v for v in versions_billing_uses(scope, utcnow()) if v.currency and v.currency != values["currency"]]
+    if other:
+        v = other[0]
+        raise _field_error("currency_mismatch", "currency",
+                           f"the account's currency {values['currency']!r} is not the currency of ruleset "
+                           f"{v.dsl_name!r} (version {v.version}, {v.currency!r}), which prices its invoices")
 
 
 def _check_customer(scope: Scope, values: dict[str, Any], _existing: Any) -> None:
@@ -152,7 +227,8 @@ router = Router(path="/", route_handlers=[
         crud_router(path="/billing-accounts", tag="customers", entity="billing_account", plural="billing_accounts",
                     prefix="acc", model=BillingAccount, create=BillingAccountCreate, update=BillingAccountUpdate,
                     read=BillingAccountRead, filters={"customer_id": str, "status": str},
-                    search_cols=("name", "invoice_email"), refs={"customer_id": Ref(Customer, "customer")})]),
+                    search_cols=("name", "invoice_email"), refs={"customer_id": Ref(Customer, "customer")},
+                    validate=_check_account)]),
     crud_router(path="/contracts", tag="customers", entity="contract", plural="contracts", prefix="con",
                 model=Contract, create=ContractCreate, update=ContractUpdate, read=ContractRead,
                 filters={"customer_id": str, "account_id": str, "product": str, "status": str},

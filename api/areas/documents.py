@@ -158,11 +158,11 @@ async def create_document_delivery(request: Request[Any, Any, Any], document_id:
                                    data: DeliveryCreate) -> DeliveryRead:
     """With Temporal the re-send gets a delivery workflow of its own at once (retried like an
     invoice's); without, or if starting it fails, the sweep sends it."""
-    from api.areas.billing import _task_queue, _temporal_configured, temporal_client
+    from api.areas.billing.common import task_queue, temporal_client, temporal_configured
     from workflows.documents import start_delivery
     from workflows.documents.types import HANDED_OVER_GRACE
 
-    with_workflow = _temporal_configured(request.app)
+    with_workflow = temporal_configured(request.app)
     with open_scope(request) as scope:
         conn = scope.db.connection()
         meta, _ = A.get_document(conn, scope.tenant_id, document_id, content=False)
@@ -183,7 +183,7 @@ async def create_document_delivery(request: Request[Any, Any, Any], document_id:
     if with_workflow:
         try:
             await start_delivery(await temporal_client(request), scope.tenant_id, delivery.id, meta.number,
-                                 _task_queue(request.app))
+                                 task_queue(request.app))
         except Exception:  # the delivery is queued all the same: the sweep sends it after the grace
             log.warning("delivery %s of %s queued for the sweep: its workflow did not start", delivery.id,
                         meta.number, exc_info=True)

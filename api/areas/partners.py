@@ -13,6 +13,7 @@ from api.areas.statements import TERM_KEYS, check_share_terms
 from api.areas.statements import handlers as statement_handlers
 from api.crud import Ref, WriteModel, crud_router
 from api.schemas import Country, Id, read_of, update_of
+from api.validation import Email, Iban, VatId
 from store.errors import InvalidInput
 from store.models import Agreement, Partner
 from store.repo import Scope
@@ -25,9 +26,9 @@ class PartnerCreate(WriteModel):
     name: str = Field(min_length=1, max_length=200)
     country_code: Country = ""
     party_id: str = Field("", pattern=r"^([A-Z0-9]{3})?$", description="OCPI party id")
-    vat_id: str = Field("", max_length=30)
-    iban: str = Field("", max_length=34, pattern=r"^([A-Z]{2}[0-9]{2}[A-Z0-9]{1,30})?$")
-    email: str = Field("", max_length=200)
+    vat_id: VatId = ""
+    iban: Iban = ""
+    email: Email = ""
 
 
 PartnerUpdate = update_of(PartnerCreate, "PartnerUpdate")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import hashlib
+import re
 from datetime import datetime
 from typing import Any, Literal
 
@@ -34,7 +35,7 @@ from api.rating import compile_source, compiled
 from api.schemas import Id, read_of, update_of
 from api.session_io import SessionIn, rate_facts
 from store.errors import Conflict, Forbidden, InvalidInput, NotFound
-from store.models import Ruleset, RulesetDraft, RulesetVersion
+from store.models import BillingAccount, Ruleset, RulesetDraft, RulesetVersion
 from store.repo import Scope, snapshot
 from store.types import new_id
 
@@ -157,8 +158,29 @@ def _diagnostics(res: Any) -> list[dict[str, Any]]:
     return [d.to_dict() for d in res.diagnostics]
 
 
+# the grammar's first rule (``start: header item*``, ``header: "ruleset" NAME ...``), after the
+# blank lines and ``#`` comments it ignores: read even when the rest of a draft does not parse
+_HEADER = re.compile(r"\A(?:\s|#[^\n]*+)*+ruleset\s+([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _header_name(res: Any, source: str) -> str | None:
+    """The name in the source's ``ruleset NAME`` header; None where the source has no header."""
+    if res.ruleset is not None:
+        return str(res.ruleset.name)
+    m = _HEADER.match(source)
+    return m.group(1) if m else None
+
+
 def create_draft(scope: Scope, ruleset: Ruleset, source: str) -> RulesetDraft:
     res = compile_source(source, f"{ruleset.name}.evb")
+    named = _header_name(res, source)
+    if named is not None and named != ruleset.name:
+        # versions carry the header's name into traces, invoices and partner statements: a draft
+        # of one ruleset that calls itself another would publish under a name that is not its own
+        message = (f"the header names ruleset {named!r}, but this is a draft of ruleset {ruleset.name!r}: "
+                   f"write 'ruleset {ruleset.name} ...' or upload it to ruleset {named!r}")
+        raise InvalidInput("ruleset_name_mismatch", f"source: {message}", errors=[
+            {"key": "source", "message": message, "source": "body", "code": "ruleset_name_mismatch"}])
     draft = RulesetDraft(id=new_id("rsd"), tenant_id=scope.tenant_id, ruleset_id=ruleset.id, source=source,
                          sha256=hashlib.sha256(source.encode()).hexdigest(), ok=bool(res.ok),
                          diagnostics=_diagnostics(res), author_id=scope.actor.user_id)
@@ -167,6 +189,22 @@ def create_draft(scope: Scope, ruleset: Ruleset, source: str) -> RulesetDraft:
     scope.audit("ruleset_draft.create", "ruleset_draft", draft.id, None,
                 {"ruleset_id": ruleset.id, "sha256": draft.sha256, "ok": draft.ok})
     return draft
+
+
+def _check_account_currencies(scope: Scope, name: str, currency: str) -> None:
+    """A version prices the invoices of every active account of the tenant (billing takes the
+    version in force, whatever its ruleset): one in another currency than theirs would bill them
+    wrongly. The account side is checked where accounts are written (``api.areas.customers``)."""
+    acct = BillingAccount.__table__.c  # type: ignore[attr-defined]
+    others = scope.db.execute(
+        select(acct.id, acct.currency).where(acct.tenant_id == scope.tenant_id, acct.status == "active",
+                                             acct.currency != currency).order_by(acct.id).limit(6)).all()
+    if others:
+        shown = ", ".join(f"{a.id} ({a.currency})" for a in others[:5]) + (", ..." if len(others) > 5 else "")
+        message = (f"ruleset {name!r} prices in {currency!r}, but active billing accounts bill in another "
+                   f"currency: {shown}")
+        raise InvalidInput("currency_mismatch", f"draft_id: {message}", errors=[
+            {"key": "draft_id", "message": message, "source": "body", "code": "currency_mismatch"}])
 
 
 def publish(scope: Scope, ruleset: Ruleset, data: PublishIn) -> RulesetVersion:
@@ -179,6 +217,7 @@ def publish(scope: Scope, ruleset: Ruleset, data: PublishIn) -> RulesetVersion:
     if not draft.ok:
         raise InvalidInput("draft_has_errors", "the draft has errors; fix them and upload a new draft")
     rs = compiled(draft.sha256, draft.source, f"{ruleset.name}.evb")
+    _check_account_currencies(scope, str(rs.name), str(rs.currency))
     latest = scope.db.execute(select(func.max(RulesetVersion.version))
                               .where(RulesetVersion.ruleset_id == ruleset.id)).scalar() or 0
     if scope.db.execute(select(RulesetVersion.id).where(RulesetVersion.ruleset_id == ruleset.id,

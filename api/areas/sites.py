@@ -5,28 +5,18 @@ from __future__ import annotations
 import hashlib
 import secrets
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from litestar import Request, Router
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from api.crud import IdPath, ReadModel, Ref, WriteModel, crud_router, open_scope, route
 from api.schemas import Country, DecimalStr, Id, RefId, read_of, update_of
+from api.validation import Timezone
 from store.errors import InvalidInput
 from store.models import ChargePoint, Evse, Location, Partner, Ruleset
 from store.repo import Scope
 
-__all__ = ["router", "valid_timezone"]
-
-
-def valid_timezone(v: str | None) -> str | None:
-    if v is None:
-        return v
-    try:
-        ZoneInfo(v)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise ValueError(f"unknown IANA time zone {v!r}") from None
-    return v
+__all__ = ["router"]
 
 
 class LocationCreate(WriteModel):
@@ -36,13 +26,11 @@ class LocationCreate(WriteModel):
     postal_code: str = Field("", max_length=20)
     city: str = Field("", max_length=100)
     country: Country = Field(min_length=2)
-    timezone: str = Field(min_length=1, max_length=64, examples=["Europe/Berlin"])
+    timezone: Timezone
     latitude: DecimalStr | None = None
     longitude: DecimalStr | None = None
     site_host_id: RefId = None
     ruleset_id: RefId = Field(None, description="ruleset that rates this site's sessions")
-
-    _tz = field_validator("timezone")(valid_timezone)
 
 
 LocationUpdate = update_of(LocationCreate, "LocationUpdate")
@@ -79,10 +67,6 @@ EvseRead = read_of(EvseCreate, "EvseRead")
 
 
 def _check_location(_scope: Scope, values: dict[str, Any], _existing: Any) -> None:
-    try:
-        valid_timezone(values.get("timezone"))
-    except ValueError as exc:
-        raise InvalidInput("unknown_timezone", str(exc)) from None
     if values.get("site_host_id"):
         host = _scope.repo(Partner, "partner", "par").get(values["site_host_id"])
         if host.kind != "site_host":

@@ -185,9 +185,13 @@ def _decimal_term(terms: dict[str, Any], key: str) -> Decimal | None:
 
 
 def check_share_terms(terms: dict[str, Any], currency: str) -> ShareTerms:
+    from api.validation import check_currency
+
     cur = str(terms.get("currency") or currency)
-    if len(cur) != 3 or not cur.isalpha() or not cur.isupper():
-        raise InvalidInput("agreement_terms_invalid", f"term 'currency' is not an ISO 4217 code: {cur!r}")
+    try:
+        check_currency(cur)
+    except ValueError as exc:
+        raise InvalidInput("agreement_terms_invalid", f"term 'currency': {exc}") from None
     v = {k: _decimal_term(terms, k) for k in TERM_KEYS}
     return ShareTerms(cur, v["share_percent"], v["per_kwh"], v["per_session"], v["monthly_fee"],
                       v["reimburse_per_kwh"], "agreement terms", tuple(str(terms.get("sites") or "").split()))

@@ -22,6 +22,7 @@ from api.crud import (
     route,
 )
 from api.schemas import Country, Currency, Id, RefId, read_of, update_of
+from api.validation import Bic, CreditorId, Email, Iban, Timezone, VatId, bic_of_iban
 from store.errors import InvalidInput
 from store.models import ApiKey, Partner, Tenant, User
 from store.repo import Scope, snapshot
@@ -40,14 +41,14 @@ class TenantUpdate(WriteModel):
     postal_code: str | None = Field(None, max_length=20)
     city: str | None = Field(None, max_length=100)
     country: Country | None = None
-    vat_id: str | None = Field(None, max_length=30)
+    vat_id: VatId | None = None
     tax_number: str | None = Field(None, max_length=30)
-    creditor_id: str | None = Field(None, max_length=35, description="SEPA creditor identifier")
-    iban: str | None = Field(None, max_length=34, pattern=r"^([A-Z]{2}[0-9]{2}[A-Z0-9]{1,30})?$")
-    bic: str | None = Field(None, max_length=11)
-    email: str | None = Field(None, max_length=200)
+    creditor_id: CreditorId | None = None
+    iban: Iban | None = None
+    bic: Bic | None = Field(None, description="default: the BIC of the IBAN's bank where it is known")
+    email: Email | None = None
     currency: Currency | None = None
-    timezone: str | None = Field(None, min_length=1, max_length=64)
+    timezone: Timezone | None = None
     branding: dict[str, str] | None = Field(None, max_length=30,
                                                description="logo_url, primary_color, footer ... for documents")
 
@@ -84,13 +85,9 @@ def update_tenant(request: Request[Any, Any, Any], data: TenantUpdate) -> Tenant
         tenant = scope.db.get(Tenant, scope.tenant_id)
         assert tenant is not None
         changes = {k: v for k, v in data.model_dump(exclude_unset=True).items() if v is not None}
-        if "timezone" in changes:
-            from api.areas.sites import valid_timezone
-
-            try:
-                valid_timezone(changes["timezone"])
-            except ValueError as exc:
-                raise InvalidInput("unknown_timezone", str(exc)) from None
+        if changes.get("iban") and changes["iban"] != tenant.iban and "bic" not in changes:
+            # a new bank account: the old BIC would name the old bank; take the new one's where known
+            changes["bic"] = bic_of_iban(changes["iban"])
         before = snapshot(tenant, _HIDDEN)
         for k, v in changes.items():
             setattr(tenant, k, v)

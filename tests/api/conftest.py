@@ -89,9 +89,9 @@ def make_tenant(client: TestClient[Any], engine: Engine, name: str) -> Tenantry:
                                              headers=h))["id"]
     t.ids["account_id"] = t.ids["billing_account_id"]  # the billing area's name for it
     t.ids["contract_id"] = _ok(c.post("/contracts", json={
-        "account_id": t.ids["billing_account_id"], "customer_id": t.ids["customer_id"], "product": "flex",
+        "account_id": t.ids["billing_account_id"], "customer_id": t.ids["customer_id"],
         "start_date": "2026-01-01", "mandate_reference": "M-1", "mandate_signed_on": "2025-12-20",
-        "mandate_sequence": "FRST"}, headers=h))["id"]
+        "mandate_sequence": "FRST", "debtor_iban": "DE89370400440532013000"}, headers=h))["id"]
     t.ids["token_id"] = _ok(c.post("/tokens", json={"uid": f"TOK-{name}", "contract_id": t.ids["contract_id"],
                                                     "issuing_partner_id": emsp}, headers=h))["id"]
     t.ids["location_id"] = _ok(c.post("/locations", json={
