@@ -153,6 +153,9 @@ def test_the_operator_resolves_after_fixing_master_data(env: Env) -> None:
     assert res["assigned"] == 0 and res["checked"] == res["still_unassigned"] and res["more"] is False
     assert {x["session_id"] for x in res["items"]} >= {x["id"] for x in _unassigned(env)}
     assert c.post("/sessions/unassigned/resolve", headers=a.h("auditor")).status_code == 403
+    # another tenant's resolution neither sees nor touches these
+    theirs = _ok(c.post("/sessions/unassigned/resolve", headers=env.b.h("operator")))
+    assert not {x["session_id"] for x in theirs["items"]} & {x["id"] for x in _unassigned(env)}
 
 
 def test_ocpp_session_with_an_unknown_token_is_unassigned(env: Env) -> None:
