@@ -310,7 +310,7 @@ def assignment_of(uid: str, hit: tuple[Token, Contract | None, Customer | None, 
         return None
     if hit is None:
         return Unassigned("unknown_token", f"token '{uid}' is not registered")
-    tok, con, cus, par, acc = hit
+    _tok, con, cus, par, acc = hit
     if con is None or cus is None:
         if par is not None and par.kind == "emsp":
             return None

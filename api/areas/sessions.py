@@ -8,8 +8,8 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from litestar import Request, Router
-from litestar.params import Parameter
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
+from litestar.params import Parameter
 from pydantic import Field
 from sqlalchemy import false, select
 
