@@ -22,14 +22,16 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, func, select, update
 
 from api.crud import ReadModel
+from api.rating import VersionIndex
 from api.schemas import DecimalOut
-from api.session_io import Incoming, _enrich, append_rating
+from api.session_io import Incoming, _enrich, bulk_insert, rate_stored, rating_rows
 from store.errors import InvalidInput
-from store.models import ChargingSession, Contract, Token
+from store.models import ChargingSession, Contract, RatedLineRow, SessionRating, Token
 from store.repo import Scope
+from store.types import utcnow
 
 __all__ = ["RESOLVE_MAX", "AssignOutcome", "ResolveResult", "on_account_write", "on_contract_write",
            "on_token_write", "resolve"]
@@ -59,80 +61,139 @@ class ResolveResult(ReadModel):
     items: list[AssignOutcome]
 
 
+_cs = ChargingSession.__table__  # type: ignore[attr-defined]
+# Core, not ORM objects: a token that brings in thousands of sessions must not pay for an identity
+# map the ORM re-evaluates on every statement
+_COLS = (_cs.c.id, _cs.c.source, _cs.c.start, _cs.c["end"], _cs.c.tariff, _cs.c.facts, _cs.c.status,
+         _cs.c.location_id, _cs.c.site_host_id, _cs.c.token_id, _cs.c.customer_id, _cs.c.contract_id,
+         _cs.c.unassigned_reason, _cs.c.unassigned_message, _cs.c.current_rating_id, _cs.c.currency,
+         _cs.c.net_total, _cs.c.tax_total, _cs.c.gross_total)
+
+
 def resolve(scope: Scope, *, session_ids: Sequence[str] | None = None, token_uids: Sequence[str] | None = None,
             trigger: str = "", limit: int = RESOLVE_MAX) -> ResolveResult:
     """Resolve the tenant's unassigned sessions (those of ``session_ids`` / ``token_uids`` when
     given) against its data as it is now, in the caller's transaction (the caller commits).
-    Every change is audited: ``session.assign`` when a session is brought in, ``session.unassigned``
-    when it stays out for another reason than before."""
-    cs = ChargingSession
-    stmt = select(cs).where(cs.tenant_id == scope.tenant_id, cs.status == "unassigned")
+
+    The sessions are locked as they are read (PostgreSQL; SQLite has one writer anyway), so of two
+    resolutions at once the second finds them no longer unassigned. The changes are audited in one
+    entry per call, as an import is: ``session.assign`` (each session brought in, before and after)
+    and ``session.unassigned`` (each that stays out for another reason than before); the entity id
+    is the session's when there is one."""
+    stmt = select(*_COLS).where(_cs.c.tenant_id == scope.tenant_id, _cs.c.status == "unassigned")
     if session_ids is not None:
-        stmt = stmt.where(cs.id.in_(list(session_ids)))  # type: ignore[attr-defined]
+        stmt = stmt.where(_cs.c.id.in_(list(session_ids)))
     if token_uids is not None:
-        stmt = stmt.where(cs.token_uid.in_(list(token_uids)))  # type: ignore[attr-defined]
-    rows = list(scope.db.execute(stmt.order_by(cs.id).limit(limit + 1)).scalars())
+        stmt = stmt.where(_cs.c.token_uid.in_(list(token_uids)))
+    rows = list(scope.db.execute(stmt.order_by(_cs.c.id).limit(limit + 1).with_for_update()).all())
     more, rows = len(rows) > limit, rows[:limit]
     # the stored facts are enriched afresh (the session id keys them: external ids are per source)
     incoming = [Incoming(r.id, r.source, copy.deepcopy(dict(r.facts or {}))) for r in rows]
     links = _enrich(scope, incoming)
-    items = [_apply(scope, r, inc.facts or {}, links[r.id], trigger) for r, inc in zip(rows, incoming)]
+    batch = _Batch(scope, rows)
+    items = [batch.apply(r, inc.facts or {}, links[r.id]) for r, inc in zip(rows, incoming)]
+    batch.write(trigger)
     assigned = sum(i.status != "unassigned" and i.changed for i in items)
     return ResolveResult(checked=len(items), assigned=assigned,
                          still_unassigned=sum(i.status == "unassigned" for i in items), more=more, items=items)
 
 
-def _apply(scope: Scope, s: ChargingSession, facts: dict[str, Any], link: dict[str, Any],
-           trigger: str) -> AssignOutcome:
-    cs = ChargingSession
-    why, message = link["unassigned_reason"], link["unassigned_message"]
-    linked = {k: link[k] for k in ("location_id", "site_host_id", "token_id")}
-    if why:
-        changes = {k: v for k, v in {**linked, "unassigned_reason": why, "unassigned_message": message}.items()
-                   if getattr(s, k) != v}
-        if changes:
-            before = {k: getattr(s, k) for k in changes}
-            scope.db.execute(update(cs).where(cs.id == s.id, cs.status == "unassigned").values(**changes))
-            scope.audit("session.unassigned", "charging_session", s.id, before, {**changes, "trigger": trigger})
-        return AssignOutcome(session_id=s.id, status="unassigned", changed=bool(changes), unassigned_reason=why,
-                             unassigned_message=message, gross_total=s.gross_total)
-    before = {"status": s.status, "unassigned_reason": s.unassigned_reason, "customer_id": s.customer_id,
-              "contract_id": s.contract_id, "current_rating_id": s.current_rating_id,
-              "gross_total": s.gross_total}
-    old_facts, rating_id, gross = dict(s.facts or {}), s.current_rating_id, s.gross_total
-    # claim it first: of two resolutions at once only one brings it in (the other finds nothing)
-    claimed = scope.db.execute(update(cs).where(cs.id == s.id, cs.status == "unassigned").values(
-        status="rated", unassigned_reason="", unassigned_message="", customer_id=link["customer_id"],
-        contract_id=link["contract_id"], facts=facts, **linked))
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
-        return AssignOutcome(session_id=s.id, status=before["status"], changed=False)
-    after: dict[str, Any] = {"status": "rated", "customer_id": link["customer_id"],
-                             "contract_id": link["contract_id"], "current_rating_id": rating_id,
-                             "gross_total": gross, "trigger": trigger}
-    rerated, error = False, ""
-    totals: dict[str, Any] = {}
-    # the contract fills the facts rating reads (product, customer groups): the session is priced
-    # again with them; a session whose facts did not change keeps its rating
-    if facts != old_facts or rating_id is None:
-        try:
-            rating, result, version = append_rating(scope, s, facts, "assignment", location_id=link["location_id"])
-        except InvalidInput as exc:
-            error = f"{exc.code}: {exc.message}"[:1000]
-            status = "unrated" if exc.code == "no_ruleset_in_force" else "rating_failed"
-            scope.db.execute(update(cs).where(cs.id == s.id).values(status=status, rating_error=error))
-            after.update(status=status, rating_error=error)
-        else:
-            rerated = True
-            totals = {"currency": result.currency, "net_total": result.net_total, "tax_total": result.tax_total,
-                      "gross_total": result.gross_total}
-            scope.db.execute(update(cs).where(cs.id == s.id).values(current_rating_id=rating["id"], rating_error="",
-                                                                     **totals))
-            after.update(current_rating_id=rating["id"], gross_total=result.gross_total,
-                         ruleset_version_id=version.id)
-    scope.audit("session.assign", "charging_session", s.id, before, after)
-    return AssignOutcome(session_id=s.id, status=after["status"], changed=True, customer_id=link["customer_id"],
-                         contract_id=link["contract_id"], rerated=rerated, rating_error=error or None,
-                         gross_total=totals.get("gross_total", gross))
+_LINKS = ("location_id", "site_host_id", "token_id")
+_Q_ASSIGN = (update(_cs).where(_cs.c.id == bindparam("sid"), _cs.c.status == "unassigned").values(
+    status=bindparam("st"), unassigned_reason="", unassigned_message="", customer_id=bindparam("cus"),
+    contract_id=bindparam("con"), facts=bindparam("facts", type_=_cs.c.facts.type),
+    location_id=bindparam("loc"), site_host_id=bindparam("host"), token_id=bindparam("tok"),
+    rating_error=bindparam("err"), current_rating_id=bindparam("rat"), currency=bindparam("cur"),
+    net_total=bindparam("net", type_=_cs.c.net_total.type), tax_total=bindparam("tax", type_=_cs.c.tax_total.type),
+    gross_total=bindparam("gross", type_=_cs.c.gross_total.type)))
+_Q_STILL_OUT = (update(_cs).where(_cs.c.id == bindparam("sid"), _cs.c.status == "unassigned").values(
+    unassigned_reason=bindparam("why"), unassigned_message=bindparam("msg"), location_id=bindparam("loc"),
+    site_host_id=bindparam("host"), token_id=bindparam("tok")))
+
+
+class _Batch:
+    """One resolution: what rating loads once (versions, contexts over the sessions' window), the
+    next rating number of each session, and the rows written together at the end."""
+
+    def __init__(self, scope: Scope, rows: list[Any]) -> None:
+        self.scope = scope
+        self.versions = VersionIndex.load(scope) if rows else None
+        self.contexts: dict[str, Any] = {}
+        self.window = (min((r.start for r in rows), default=utcnow()), max((r.end for r in rows), default=utcnow()))
+        self.seq: dict[str, int] = {}
+        ids = [r.id for r in rows]
+        for i in range(0, len(ids), 900):
+            for sid, seq in scope.db.execute(
+                    select(SessionRating.session_id, func.max(SessionRating.seq))
+                    .where(SessionRating.session_id.in_(ids[i:i + 900]))  # type: ignore[attr-defined]
+                    .group_by(SessionRating.session_id)):
+                self.seq[sid] = int(seq)
+        self.ratings: list[dict[str, Any]] = []
+        self.lines: list[dict[str, Any]] = []
+        self.assigned: list[dict[str, Any]] = []
+        self.still_out: list[dict[str, Any]] = []
+        self.audit_in: list[dict[str, Any]] = []
+        self.audit_out: list[dict[str, Any]] = []
+
+    def apply(self, s: Any, facts: dict[str, Any], link: dict[str, Any]) -> AssignOutcome:
+        why, message = link["unassigned_reason"], link["unassigned_message"]
+        links = {k: link[k] for k in _LINKS}
+        if why:
+            changes = {k: v for k, v in {**links, "unassigned_reason": why, "unassigned_message": message}.items()
+                       if getattr(s, k) != v}
+            if changes:
+                self.still_out.append({"sid": s.id, "why": why, "msg": message, "loc": links["location_id"],
+                                       "host": links["site_host_id"], "tok": links["token_id"]})
+                self.audit_out.append({"id": s.id, "before": {k: getattr(s, k) for k in changes}, "after": changes})
+            return AssignOutcome(session_id=s.id, status="unassigned", changed=bool(changes),
+                                 unassigned_reason=why, unassigned_message=message, gross_total=s.gross_total)
+        values = {"sid": s.id, "st": "rated", "cus": link["customer_id"], "con": link["contract_id"], "facts": facts,
+                  "loc": links["location_id"], "host": links["site_host_id"], "tok": links["token_id"], "err": "",
+                  "rat": s.current_rating_id, "cur": s.currency, "net": s.net_total, "tax": s.tax_total,
+                  "gross": s.gross_total}
+        before = {"status": s.status, "unassigned_reason": s.unassigned_reason, "customer_id": s.customer_id,
+                  "contract_id": s.contract_id, "current_rating_id": s.current_rating_id,
+                  "gross_total": s.gross_total}
+        after: dict[str, Any] = {"status": "rated", "customer_id": link["customer_id"],
+                                 "contract_id": link["contract_id"]}
+        rerated = False
+        # the contract fills the facts rating reads (product, customer groups): the session is
+        # priced again with them; a session whose facts did not change keeps its rating
+        if facts != (s.facts or {}) or s.current_rating_id is None:
+            try:
+                version, result = rate_stored(self.scope, s, facts, location_id=links["location_id"],
+                                              versions=self.versions, contexts=self.contexts, window=self.window)
+            except InvalidInput as exc:
+                values["err"] = f"{exc.code}: {exc.message}"[:1000]
+                values["st"] = "unrated" if exc.code == "no_ruleset_in_force" else "rating_failed"
+                after.update(status=values["st"], rating_error=values["err"])
+            else:
+                seq = self.seq[s.id] = self.seq.get(s.id, 0) + 1
+                rating, lines = rating_rows(self.scope, s.id, seq, version, result, "assignment")
+                self.ratings.append(rating)
+                self.lines.extend(lines)
+                rerated = True
+                values.update(rat=rating["id"], cur=result.currency, net=result.net_total, tax=result.tax_total,
+                              gross=result.gross_total)
+                after.update(current_rating_id=rating["id"], gross_total=result.gross_total,
+                             ruleset_version_id=version.id)
+        self.assigned.append(values)
+        self.audit_in.append({"id": s.id, "before": before, "after": after})
+        return AssignOutcome(session_id=s.id, status=values["st"], changed=True, customer_id=link["customer_id"],
+                             contract_id=link["contract_id"], rerated=rerated, rating_error=values["err"] or None,
+                             gross_total=values["gross"])
+
+    def write(self, trigger: str) -> None:
+        bulk_insert(self.scope, SessionRating, self.ratings)
+        bulk_insert(self.scope, RatedLineRow, self.lines)
+        if self.assigned:
+            self.scope.db.execute(_Q_ASSIGN, self.assigned)
+        if self.still_out:
+            self.scope.db.execute(_Q_STILL_OUT, self.still_out)
+        for action, entries in (("session.assign", self.audit_in), ("session.unassigned", self.audit_out)):
+            if entries:
+                one = entries[0]["id"] if len(entries) == 1 else ""
+                self.scope.audit(action, "charging_session", one, None, {"trigger": trigger, "sessions": entries})
 
 
 # --- what the CRM's writes bring in -------------------------------------------------------------

@@ -48,13 +48,15 @@ __all__ = [
     "ImportResult",
     "SessionIn",
     "Unassigned",
-    "append_rating",
     "assignment_of",
+    "bulk_insert",
     "cdr_to_facts",
     "contract_covers",
     "import_sessions",
     "parse_csv",
     "rate_facts",
+    "rate_stored",
+    "rating_rows",
     "rerate",
 ]
 
@@ -579,21 +581,26 @@ def _location_ruleset(scope: Scope, location_id: str) -> str | None:
     return scope.db.execute(select(Location.ruleset_id).where(Location.id == location_id)).scalar()
 
 
-def append_rating(scope: Scope, session: ChargingSession, facts_dict: dict[str, Any], reason: str,
-                  version_id: str | None = None, location_id: str | None = None) -> tuple[dict[str, Any], Any,
-                                                                                        RulesetVersion]:
-    """Rate ``facts_dict`` with the version in force at the session start (taken from the ruleset
-    of ``location_id``, default the session's location, when it has one) or with ``version_id``,
-    and append the rating and its lines (nothing else is written). -> (rating row, result,
-    version). Raises ``InvalidInput`` (``no_ruleset_in_force``, ``invalid_session``,
-    ``rating_failed``) when there is no rating."""
+def rate_stored(scope: Scope, session: Any, facts_dict: dict[str, Any], version_id: str | None = None,
+                location_id: str | None = None, *, versions: VersionIndex | None = None,
+                contexts: dict[str, Any] | None = None,
+                window: tuple[datetime, datetime] | None = None) -> tuple[RulesetVersion, Any]:
+    """Rate ``facts_dict`` of the stored ``session`` (a row will do: its start, location and
+    tariff are read) with the version in force at the session start (taken from the ruleset of
+    ``location_id``, default the session's location, when it has one) or with ``version_id``;
+    nothing is written. -> (version, result). Raises ``InvalidInput`` (``no_ruleset_in_force``,
+    ``invalid_session``, ``rating_failed``) when there is no rating.
+
+    Rating many sessions, pass ``versions`` (loaded once), ``contexts`` (an empty dict the
+    contexts are kept in, per version) and ``window`` (the earliest start and the latest end of
+    them all: the price series the contexts load), as the import does."""
     if version_id:
         version = scope.repo(RulesetVersion, "ruleset_version", "rsv").get(version_id)
     else:
         start = session.start
         loc = location_id or session.location_id
         loc_rs = _location_ruleset(scope, loc) if loc else None
-        found = VersionIndex.load(scope).in_force(start, loc_rs)
+        found = (versions or VersionIndex.load(scope)).in_force(start, loc_rs)
         if found is None:
             raise InvalidInput("no_ruleset_in_force", f"no published ruleset version in force at {start.isoformat()}")
         version = found
@@ -603,23 +610,38 @@ def append_rating(scope: Scope, session: ChargingSession, facts_dict: dict[str, 
         raise InvalidInput("invalid_session", str(exc)) from None
     rs = compiled(version.sha256, version.source)
     try:
-        result = rs.rate(facts, rating_context(scope, rs, facts.start, facts.end, _label(version)),
-                         tariff=session.tariff or None)
+        if contexts is not None and window is not None:
+            ctx = contexts.get(version.id)
+            if ctx is None:
+                ctx = contexts[version.id] = rating_context(scope, rs, window[0], window[1], _label(version))
+        else:
+            ctx = rating_context(scope, rs, facts.start, facts.end, _label(version))
+        result = rs.rate(facts, ctx, tariff=session.tariff or None)
     except Exception as exc:  # noqa: BLE001
         raise InvalidInput("rating_failed", str(exc) or type(exc).__name__) from None
+    return version, result
+
+
+def rating_rows(scope: Scope, session_id: str, seq: int, version: RulesetVersion, result: Any,
+                reason: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The rating row and rated line rows of ``result`` (``bulk_insert`` writes many at once)."""
+    return _rating_rows(scope, session_id, seq, version, result, reason)
+
+
+def bulk_insert(scope: Scope, model: Any, rows: list[dict[str, Any]]) -> None:
+    _bulk_insert(scope, model, rows)
+
+
+def rerate(scope: Scope, session: ChargingSession, reason: str, version_id: str | None = None) -> SessionRating:
+    """Rate again and append the result; earlier ratings stay as history. An unassigned session
+    stays unassigned (re-rating prices it; assigning it is ``api.session_assignment``'s)."""
+    version, result = rate_stored(scope, session, session.facts, version_id)
     seq = (scope.db.execute(select(SessionRating.seq).where(SessionRating.session_id == session.id)
                             .order_by(SessionRating.seq.desc()).limit(1)).scalar() or 0) + 1  # type: ignore[attr-defined]
     rating, lines = _rating_rows(scope, session.id, seq, version, result, reason)
     scope.db.execute(insert(SessionRating), [rating])
     if lines:
         scope.db.execute(insert(RatedLineRow), lines)
-    return rating, result, version
-
-
-def rerate(scope: Scope, session: ChargingSession, reason: str, version_id: str | None = None) -> SessionRating:
-    """Rate again and append the result; earlier ratings stay as history. An unassigned session
-    stays unassigned (re-rating prices it; assigning it is ``api.session_assignment``'s)."""
-    rating, result, version = append_rating(scope, session, session.facts, reason, version_id)
     status = "unassigned" if session.status == "unassigned" else "rated"
     before = {"current_rating_id": session.current_rating_id, "gross_total": session.gross_total,
               "status": session.status}

@@ -104,10 +104,12 @@ def test_assignment_brings_it_in_and_a_second_resolution_changes_nothing(env: En
     assert sid not in {x["id"] for x in _unassigned(env)}
     audit = _ok(c.get("/audit", params={"action": "session.assign"}, headers=a.h("auditor")))["items"]
     mine = [e for e in audit if e["entity_id"] == sid]
-    assert len(mine) == 1 and mine[0]["after"]["customer_id"] == cus and mine[0]["before"]["status"] == "unassigned"
-    assert mine[0]["after"]["trigger"] == f"token {tok}"
+    assert len(mine) == 1 and mine[0]["after"]["trigger"] == f"token {tok}"
+    [change] = mine[0]["after"]["sessions"]
+    assert change["id"] == sid and change["after"]["customer_id"] == cus and change["before"]["status"] == "unassigned"
     moved = _ok(c.get("/audit", params={"action": "session.unassigned"}, headers=a.h("auditor")))["items"]
-    assert [e["after"]["unassigned_reason"] for e in moved if e["entity_id"] == sid] == ["token_without_customer"]
+    assert [e["after"]["sessions"][0]["after"]["unassigned_reason"] for e in moved if e["entity_id"] == sid] == [
+        "token_without_customer"]
     # a duplicate resolution changes nothing: no rating, no audit entry, same answer
     again = _ok(c.post(f"/sessions/{sid}/assign", headers=op))
     assert (again["status"], again["changed"], again["customer_id"]) == ("rated", False, cus)
@@ -148,6 +150,10 @@ def test_the_operator_resolves_after_fixing_master_data(env: Env) -> None:
     _ok(c.patch(f"/billing-accounts/{acc}", json={"status": "active"}, headers=h))
     for i in items:
         assert _ok(c.get(f"/sessions/{i['session_id']}", headers=h))["status"] == "rated"
+    # one audit entry for the two, naming each with its before and after
+    audit = _ok(c.get("/audit", params={"action": "session.assign"}, headers=a.h("auditor")))["items"]
+    [entry] = [e for e in audit if e["after"]["trigger"] == f"billing account {acc}"]
+    assert sorted(x["id"] for x in entry["after"]["sessions"]) == sorted(i["session_id"] for i in items)
     # and the operator's bulk retry sees only what is still unassigned
     res = _ok(c.post("/sessions/unassigned/resolve", headers=op))
     assert res["assigned"] == 0 and res["checked"] == res["still_unassigned"] and res["more"] is False
