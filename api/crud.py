@@ -211,6 +211,7 @@ def crud_router(
     refs: dict[str, Ref] | None = None, hide: Sequence[str] = (), clearable: Sequence[str] = (),
     validate: Callable[[Scope, dict[str, Any], Any], None] | None = None,
     deletable: bool = True, on_change: Callable[[Request[Any, Any, Any], Scope, Any], None] | None = None,
+    on_write: Callable[[Scope, Any], None] | None = None,
 ) -> Router:
     """List/create/get/update/delete for one tenant-scoped table.
 
@@ -218,7 +219,9 @@ def crud_router(
     ``json_filters`` maps a query parameter to a JSON-list column it must contain;
     ``validate(scope, values, existing)`` checks cross-field rules before writing;
     ``on_change(request, scope, obj)`` runs in the transaction of an update or delete, just before
-    it commits (e.g. to have caches dropped once it has: ``api.auth.auth_changed``).
+    it commits (e.g. to have caches dropped once it has: ``api.auth.auth_changed``);
+    ``on_write(scope, obj)`` runs in the transaction of a create or an update, before it commits
+    (what the new data changes elsewhere: ``api.session_assignment``).
     """
     filters = filters or {}
     json_filters = json_filters or {}
@@ -273,6 +276,8 @@ def crud_router(
             if validate:
                 validate(scope, values, None)
             obj = _repo(scope).create(values, hide=hide)
+            if on_write:
+                on_write(scope, obj)
             scope.commit()
             return _to_read(obj)
 
@@ -304,6 +309,8 @@ def crud_router(
             if validate:
                 validate(scope, {**obj.model_dump(), **changes}, obj)
             repo.update(obj, changes, hide=hide)
+            if on_write:
+                on_write(scope, obj)
             if on_change:
                 on_change(request, scope, obj)
             scope.commit()

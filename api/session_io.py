@@ -12,9 +12,10 @@ import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import JSON, insert, or_, select, update
@@ -22,9 +23,10 @@ from sqlalchemy import JSON, insert, or_, select, update
 from api.crud import ReadModel, WriteModel
 from api.rating import VersionIndex, compiled, rating_context
 from api.schemas import DecimalStr
-from runtime.sessions import SessionFacts, SessionInputError
+from runtime.sessions import SessionFacts, SessionInputError, parse_datetime
 from store.errors import InvalidInput
 from store.models import (
+    BillingAccount,
     ChargingPeriodRow,
     ChargingSession,
     Contract,
@@ -41,13 +43,20 @@ from store.types import new_id, utcnow
 
 __all__ = [
     "MAX_BATCH",
+    "UNASSIGNED_REASONS",
     "CdrIn",
     "ImportResult",
     "SessionIn",
+    "Unassigned",
+    "assignment_of",
+    "bulk_insert",
     "cdr_to_facts",
+    "contract_covers",
     "import_sessions",
     "parse_csv",
     "rate_facts",
+    "rate_stored",
+    "rating_rows",
     "rerate",
 ]
 
@@ -244,6 +253,9 @@ class ImportItem(ReadModel):
     rating_status: str | None = None
     code: str | None = None
     message: str | None = None
+    # status ``unassigned``: why no billing account takes the session (see GET /sessions?status=unassigned)
+    unassigned_reason: str | None = None
+    unassigned_message: str | None = None
 
 
 class ImportResult(ReadModel):
@@ -266,9 +278,77 @@ def _payload_sha(facts: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(facts, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+# Why no billing account takes a session (``ChargingSession.unassigned_reason``), in the order the
+# chain token -> contract -> billing account is walked. A session without any token is not one of
+# them: it is an ad-hoc session (paid at the charger, or free), billed by nobody here, as is a
+# session of a roaming partner's token (the partner is billed through clearing, not a customer).
+# An unknown location does not stop billing either: the tenant's rulesets in force price it (an
+# eMSP's customers charge at other operators' locations all the time).
+UNASSIGNED_REASONS = ("unknown_token", "token_without_customer", "no_billing_account", "no_active_contract",
+                      "not_checked")
+
+
+@dataclass(frozen=True, slots=True)
+class Unassigned:
+    reason: str
+    message: str
+
+
+def contract_covers(con: Contract, day: date) -> bool:
+    """The contract was in force on ``day`` (its local start date): between its start and end
+    dates, before its termination. Its status is not asked: it says what the contract is today,
+    and a contract terminated since still owes the sessions of its time (a suspended one too)."""
+    if con.start_date > day or (con.end_date is not None and con.end_date < day):
+        return False
+    return not (con.terminated_on is not None and con.terminated_on <= day)
+
+
+def assignment_of(uid: str, hit: tuple[Token, Contract | None, Customer | None, Partner | None,
+                                         BillingAccount | None] | None,
+                  start: datetime | None, location_tz: str | None) -> Unassigned | None:
+    """None when the session can be billed (or is billed by nobody here: no token, a roaming
+    partner's token); else the reason no billing account takes it."""
+    if not uid:
+        return None
+    if hit is None:
+        return Unassigned("unknown_token", f"token '{uid}' is not registered")
+    _tok, con, cus, par, acc = hit
+    if con is None or cus is None:
+        if par is not None and par.kind == "emsp":
+            return None
+        return Unassigned("token_without_customer", f"token '{uid}' belongs to no contract, so to no customer")
+    if acc is None or acc.status != "active":
+        state = "does not exist" if acc is None else f"is {acc.status}"
+        return Unassigned("no_billing_account", f"the billing account {con.account_id} of contract {con.id} {state}")
+    if start is not None:
+        try:
+            day = start.astimezone(ZoneInfo(location_tz or acc.timezone or "UTC")).date()
+        except (ZoneInfoNotFoundError, ValueError):
+            day = start.date()
+        if not contract_covers(con, day):
+            until = con.terminated_on or con.end_date
+            span = f"{con.start_date.isoformat()}..{until.isoformat() if until else ''}"
+            return Unassigned("no_active_contract",
+                              f"contract {con.id} of token '{uid}' ({span}) was not in force on {day.isoformat()}")
+    return None
+
+
+def _start_of(f: dict[str, Any]) -> datetime | None:
+    try:
+        return parse_datetime(f.get("start"), "start")
+    except SessionInputError:
+        return None  # the session itself is refused by SessionFacts.from_dict
+
+
 def _enrich(scope: Scope, batch: Sequence[Incoming]) -> dict[str, dict[str, Any]]:
     """Look up locations and tokens of the whole batch in a few queries; returns per external id
-    the columns that link the session to the tenant's objects."""
+    the columns that link the session to the tenant's objects, and why no billing account takes
+    it (``unassigned_reason``, ``unassigned_message``; empty when one does).
+
+    Fills the facts rating reads from the tenant's data where the session did not say them
+    itself. The customer's facts (product, groups) only for a session that is assigned: the
+    facts of an unassigned session hold only what it brought and its location's, so assigning it
+    later fills them from whatever contract then resolves it (``api.session_assignment``)."""
     refs = {i.facts.get("location_id", "") for i in batch if i.facts} - {""}
     uids = {i.facts.get("token_uid", "") for i in batch if i.facts} - {""}
     locs: dict[str, Location] = {}
@@ -279,23 +359,25 @@ def _enrich(scope: Scope, batch: Sequence[Incoming]) -> dict[str, dict[str, Any]
             locs[loc.id] = loc
             if loc.code:
                 locs[loc.code] = loc
-    toks: dict[str, tuple[Token, Contract | None, Customer | None, Partner | None]] = {}
+    toks: dict[str, tuple[Token, Contract | None, Customer | None, Partner | None, BillingAccount | None]] = {}
     if uids:
         rows = scope.db.execute(
-            select(Token, Contract, Customer, Partner)
+            select(Token, Contract, Customer, Partner, BillingAccount)
             .outerjoin(Contract, Contract.id == Token.contract_id)
             .outerjoin(Customer, Customer.id == Contract.customer_id)
+            .outerjoin(BillingAccount, BillingAccount.id == Contract.account_id)
             .outerjoin(Partner, Partner.id == Token.issuing_partner_id)
             .where(Token.tenant_id == scope.tenant_id, Token.uid.in_(uids))).all()  # type: ignore[attr-defined]
-        for tok, con, cus, par in rows:
-            toks[tok.uid] = (tok, con, cus, par)
+        for tok, con, cus, par, acc in rows:
+            toks[tok.uid] = (tok, con, cus, par, acc)
     links: dict[str, dict[str, Any]] = {}
     for item in batch:
         f = item.facts
         if f is None:
             continue
         link: dict[str, Any] = {"location_id": None, "site_host_id": None, "token_id": None,
-                                "customer_id": None, "contract_id": None, "ruleset_id": None}
+                                "customer_id": None, "contract_id": None, "ruleset_id": None,
+                                "unassigned_reason": "", "unassigned_message": ""}
         loc = locs.get(f.get("location_id", ""))
         if loc is not None:
             link["location_id"], link["site_host_id"] = loc.id, loc.site_host_id
@@ -307,19 +389,23 @@ def _enrich(scope: Scope, batch: Sequence[Incoming]) -> dict[str, dict[str, Any]
             if not f.get("country"):
                 f["country"] = loc.country
             f.setdefault("site_id", loc.code or loc.id)
-        hit = toks.get(f.get("token_uid", ""))
+        uid = f.get("token_uid", "") or ""
+        hit = toks.get(uid)
+        why = assignment_of(uid, hit, _start_of(f), loc.timezone if loc is not None else f.get("timezone"))
+        if why is not None:
+            link["unassigned_reason"], link["unassigned_message"] = why.reason, why.message
         if hit is not None:
-            tok, con, cus, par = hit
+            tok, con, cus, par, _acc = hit
             link["token_id"] = tok.id
             if not f.get("token_type"):
                 f["token_type"] = tok.kind
             if par is not None and not f.get("partner"):
                 f["partner"] = par.party_id or par.id
-            if con is not None:
+            if why is None and con is not None:
                 link["contract_id"] = con.id
                 if not f.get("product"):
                     f["product"] = con.product
-            if cus is not None:
+            if why is None and cus is not None:
                 link["customer_id"] = cus.id
                 f["customer_id"] = cus.id
                 if not f.get("customer_groups"):
@@ -427,6 +513,10 @@ def import_sessions(scope: Scope, batch: Sequence[Incoming]) -> ImportResult:
                 line_rows.extend(lines)
                 status, rating_id = "rated", rating["id"]
                 totals = (result.net_total, result.tax_total, result.gross_total, result.currency)
+        why = link.get("unassigned_reason") or ""
+        if why:
+            # priced where a tariff could (so the amount is known), but no invoice takes it
+            status = "unassigned"
         session_rows.append({
             "id": sid, "tenant_id": scope.tenant_id, "external_id": inc.external_id, "source": inc.source,
             "payload_sha256": shas[inc.external_id], "start": facts.start, "end": facts.end, "energy_kwh": energy,
@@ -435,6 +525,7 @@ def import_sessions(scope: Scope, batch: Sequence[Incoming]) -> ImportResult:
             "token_id": link.get("token_id"), "customer_id": link.get("customer_id"),
             "contract_id": link.get("contract_id"), "tariff": inc.tariff or "", "facts": inc.facts,
             "status": status, "rating_error": error, "current_rating_id": rating_id, "currency": totals[3],
+            "unassigned_reason": why, "unassigned_message": link.get("unassigned_message") or "",
             "net_total": totals[0], "tax_total": totals[1], "gross_total": totals[2], "created_at": now,
         })
         for i, p in enumerate(facts.periods or (), 1):
@@ -443,7 +534,8 @@ def import_sessions(scope: Scope, batch: Sequence[Incoming]) -> ImportResult:
                                 "parking_h": p.parking_h, "max_power_kw": p.max_power_kw})
         items.append(ImportItem(index=idx, external_id=inc.external_id, status="created", session_id=sid,
                                 rating_status=status, code=error.split(":")[0] if error else None,
-                                message=error or None))
+                                message=error or None, unassigned_reason=why or None,
+                                unassigned_message=link.get("unassigned_message") or None))
     if session_rows:
         for model, rows in ((ChargingSession, session_rows), (SessionRating, rating_rows),
                             (RatedLineRow, line_rows), (ChargingPeriodRow, period_rows)):
@@ -451,7 +543,9 @@ def import_sessions(scope: Scope, batch: Sequence[Incoming]) -> ImportResult:
         scope.audit("session.import", "charging_session", "", None, {
             "count": len(session_rows), "source": batch[0].source if batch else "",
             "sessions": [{"id": r["id"], "external_id": r["external_id"], "payload_sha256": r["payload_sha256"],
-                          "status": r["status"]} for r in session_rows]})
+                          "status": r["status"], **({"unassigned_reason": r["unassigned_reason"]}
+                                                    if r["unassigned_reason"] else {})}
+                         for r in session_rows]})
     scope.commit()
     items.sort(key=lambda i: i.index)
     return ImportResult(created=sum(i.status == "created" for i in items),
@@ -487,39 +581,75 @@ def _location_ruleset(scope: Scope, location_id: str) -> str | None:
     return scope.db.execute(select(Location.ruleset_id).where(Location.id == location_id)).scalar()
 
 
-def rerate(scope: Scope, session: ChargingSession, reason: str, version_id: str | None = None) -> SessionRating:
-    """Rate again and append the result; earlier ratings stay as history."""
+def rate_stored(scope: Scope, session: Any, facts_dict: dict[str, Any], version_id: str | None = None,
+                location_id: str | None = None, *, versions: VersionIndex | None = None,
+                contexts: dict[str, Any] | None = None,
+                window: tuple[datetime, datetime] | None = None) -> tuple[RulesetVersion, Any]:
+    """Rate ``facts_dict`` of the stored ``session`` (a row will do: its start, location and
+    tariff are read) with the version in force at the session start (taken from the ruleset of
+    ``location_id``, default the session's location, when it has one) or with ``version_id``;
+    nothing is written. -> (version, result). Raises ``InvalidInput`` (``no_ruleset_in_force``,
+    ``invalid_session``, ``rating_failed``) when there is no rating.
+
+    Rating many sessions, pass ``versions`` (loaded once), ``contexts`` (an empty dict the
+    contexts are kept in, per version) and ``window`` (the earliest start and the latest end of
+    them all: the price series the contexts load), as the import does."""
     if version_id:
         version = scope.repo(RulesetVersion, "ruleset_version", "rsv").get(version_id)
     else:
         start = session.start
-        loc_rs = _location_ruleset(scope, session.location_id) if session.location_id else None
-        version = VersionIndex.load(scope).in_force(start, loc_rs)
-        if version is None:
+        loc = location_id or session.location_id
+        loc_rs = _location_ruleset(scope, loc) if loc else None
+        found = (versions or VersionIndex.load(scope)).in_force(start, loc_rs)
+        if found is None:
             raise InvalidInput("no_ruleset_in_force", f"no published ruleset version in force at {start.isoformat()}")
+        version = found
     try:
-        facts = SessionFacts.from_dict(session.facts)
+        facts = SessionFacts.from_dict(facts_dict)
     except (SessionInputError, TypeError, ValueError) as exc:
         raise InvalidInput("invalid_session", str(exc)) from None
     rs = compiled(version.sha256, version.source)
     try:
-        result = rs.rate(facts, rating_context(scope, rs, facts.start, facts.end, _label(version)),
-                         tariff=session.tariff or None)
+        if contexts is not None and window is not None:
+            ctx = contexts.get(version.id)
+            if ctx is None:
+                ctx = contexts[version.id] = rating_context(scope, rs, window[0], window[1], _label(version))
+        else:
+            ctx = rating_context(scope, rs, facts.start, facts.end, _label(version))
+        result = rs.rate(facts, ctx, tariff=session.tariff or None)
     except Exception as exc:  # noqa: BLE001
         raise InvalidInput("rating_failed", str(exc) or type(exc).__name__) from None
+    return version, result
+
+
+def rating_rows(scope: Scope, session_id: str, seq: int, version: RulesetVersion, result: Any,
+                reason: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The rating row and rated line rows of ``result`` (``bulk_insert`` writes many at once)."""
+    return _rating_rows(scope, session_id, seq, version, result, reason)
+
+
+def bulk_insert(scope: Scope, model: Any, rows: list[dict[str, Any]]) -> None:
+    _bulk_insert(scope, model, rows)
+
+
+def rerate(scope: Scope, session: ChargingSession, reason: str, version_id: str | None = None) -> SessionRating:
+    """Rate again and append the result; earlier ratings stay as history. An unassigned session
+    stays unassigned (re-rating prices it; assigning it is ``api.session_assignment``'s)."""
+    version, result = rate_stored(scope, session, session.facts, version_id)
     seq = (scope.db.execute(select(SessionRating.seq).where(SessionRating.session_id == session.id)
                             .order_by(SessionRating.seq.desc()).limit(1)).scalar() or 0) + 1  # type: ignore[attr-defined]
     rating, lines = _rating_rows(scope, session.id, seq, version, result, reason)
     scope.db.execute(insert(SessionRating), [rating])
     if lines:
         scope.db.execute(insert(RatedLineRow), lines)
+    status = "unassigned" if session.status == "unassigned" else "rated"
     before = {"current_rating_id": session.current_rating_id, "gross_total": session.gross_total,
               "status": session.status}
     scope.db.execute(update(ChargingSession).where(ChargingSession.id == session.id).values(
-        current_rating_id=rating["id"], status="rated", rating_error="", currency=result.currency,
+        current_rating_id=rating["id"], status=status, rating_error="", currency=result.currency,
         net_total=result.net_total, tax_total=result.tax_total, gross_total=result.gross_total))
     scope.audit("session.rerate", "charging_session", session.id, before,
-                {"current_rating_id": rating["id"], "gross_total": result.gross_total, "status": "rated",
+                {"current_rating_id": rating["id"], "gross_total": result.gross_total, "status": status,
                  "ruleset_version_id": version.id, "reason": reason})
     scope.commit()
     got = scope.db.get(SessionRating, rating["id"])

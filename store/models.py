@@ -386,7 +386,10 @@ class PricePoint(SQLModel, table=True):
 class ChargingSession(SQLModel, table=True):
     __tablename__ = "charging_session"
     __table_args__ = (UniqueConstraint("tenant_id", "external_id"),
-                      Index("ix_session_tenant_start", "tenant_id", "start"))
+                      Index("ix_session_tenant_start", "tenant_id", "start"),
+                      # the review list (status ``unassigned``) and the sessions a new or changed
+                      # token brings in (by uid), without walking the tenant's rated sessions
+                      Index("ix_session_tenant_status_token", "tenant_id", "status", "token_uid"))
     id: str = Field(primary_key=True, max_length=40)
     tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=40)
     external_id: str = Field(max_length=100)
@@ -406,8 +409,14 @@ class ChargingSession(SQLModel, table=True):
     tariff: str = Field(default="", max_length=100)
     # the facts rating saw, in the `evbill rate` JSON shape, so re-rating needs nothing else
     facts: dict[str, Any] = _json({})
-    status: str = Field(default="unrated", max_length=20)  # rated | unrated | rating_failed
+    # rated | unrated | rating_failed | unassigned (no billing account to bill it to; see
+    # ``unassigned_reason``: no invoice takes it until token/contract data resolve it)
+    status: str = Field(default="unrated", max_length=20)
     rating_error: str = Field(default="", max_length=1000)
+    # why no billing account takes the session (stable code, e.g. ``unknown_token``) and the same
+    # for a person; both empty once it is assigned
+    unassigned_reason: str = Field(default="", max_length=40, sa_column_kwargs={"server_default": ""})
+    unassigned_message: str = Field(default="", max_length=300, sa_column_kwargs={"server_default": ""})
     current_rating_id: str | None = Field(default=None, max_length=40)
     currency: str = Field(default="", max_length=3)
     net_total: Decimal | None = _dec()

@@ -1,4 +1,7 @@
-"""Customers, customer groups, billing accounts, contracts and tokens (the CRM)."""
+"""Customers, customer groups, billing accounts, contracts and tokens (the CRM).
+
+Writes to tokens, contracts and billing accounts bring in the unassigned sessions they resolve
+(``api.session_assignment``), in the same transaction."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from api.areas.billing import follow_schedules
 from api.crud import Ref, WriteModel, crud_router
 from api.schemas import Country, Currency, Id, RefId, read_of, update_of
 from api.validation import Email, Iban, Timezone, VatId
+from api.session_assignment import on_account_write, on_contract_write, on_token_write
 from store.errors import InvalidInput
 from store.models import BillingAccount, Contract, Customer, CustomerGroup, Partner, Token
 from store.repo import Scope
@@ -228,17 +232,18 @@ router = Router(path="/", route_handlers=[
                     prefix="acc", model=BillingAccount, create=BillingAccountCreate, update=BillingAccountUpdate,
                     read=BillingAccountRead, filters={"customer_id": str, "status": str},
                     search_cols=("name", "invoice_email"), refs={"customer_id": Ref(Customer, "customer")},
-                    validate=_check_account)]),
+                    validate=_check_account, on_write=on_account_write)]),
     crud_router(path="/contracts", tag="customers", entity="contract", plural="contracts", prefix="con",
                 model=Contract, create=ContractCreate, update=ContractUpdate, read=ContractRead,
                 filters={"customer_id": str, "account_id": str, "product": str, "status": str},
                 search_cols=("product", "mandate_reference"),
                 refs={"account_id": Ref(BillingAccount, "billing_account"), "customer_id": Ref(Customer, "customer")},
-                clearable=("mandate_signed_on", "end_date", "terminated_on"), validate=_check_contract),
+                clearable=("mandate_signed_on", "end_date", "terminated_on"), validate=_check_contract,
+                on_write=on_contract_write),
     crud_router(path="/tokens", tag="customers", entity="token", plural="tokens", prefix="tok", model=Token,
                 create=TokenCreate, update=TokenUpdate, read=TokenRead,
                 filters={"status": str, "kind": str, "contract_id": str, "uid": str},
                 search_cols=("uid", "emaid", "visual_number"),
                 refs={"contract_id": Ref(Contract, "contract"), "issuing_partner_id": Ref(Partner, "partner")},
-                clearable=("contract_id", "issuing_partner_id")),
+                clearable=("contract_id", "issuing_partner_id"), on_write=on_token_write),
 ])

@@ -1,13 +1,15 @@
 """Charging sessions: import (JSON batch, OCPI CDRs, CSV), list/search, detail with periods and
-rated lines, rating history and re-rating. Partner users see only their own sites' sessions."""
+rated lines, rating history and re-rating, unassigned sessions (``status=unassigned``) and their
+resolution. Partner users see only their own sites' sessions."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from litestar import Request, Router
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
+from litestar.params import Parameter
 from pydantic import Field
 from sqlalchemy import false, select
 
@@ -23,6 +25,7 @@ from api.crud import (
     route,
 )
 from api.schemas import DecimalOut
+from api.session_assignment import AssignOutcome, ResolveResult, resolve
 from api.session_io import (
     MAX_BATCH,
     CdrIn,
@@ -59,6 +62,10 @@ class SessionRead(ReadModel):
     tariff: str
     status: str
     rating_error: str
+    unassigned_reason: str = Field("", description="status unassigned: why no billing account takes the session "
+                                                   "(unknown_token, token_without_customer, no_billing_account, "
+                                                   "no_active_contract, not_checked)")
+    unassigned_message: str = ""
     current_rating_id: str | None
     currency: str
     net_total: DecimalOut | None
@@ -208,9 +215,12 @@ async def import_sessions_csv(request: Request[Any, Any, Any]) -> ImportResult:
     return await anyio.to_thread.run_sync(run)
 
 
-@route("GET", "/sessions", operation_id="list_sessions", roles="sessions_read", summary="List sessions")
+@route("GET", "/sessions", operation_id="list_sessions", roles="sessions_read",
+       summary="List sessions; status=unassigned lists those no billing account takes, with the reason")
 def list_sessions(request: Request[Any, Any, Any], limit: LimitParam = 50, cursor: CursorParam = None,
-                  q: SearchParam = None, status: Literal["rated", "unrated", "rating_failed"] | None = None,
+                  q: SearchParam = None,
+                  status: Literal["rated", "unrated", "rating_failed", "unassigned"] | None = None,
+                  unassigned_reason: Annotated[str | None, Parameter(max_length=40)] = None,
                   location_id: str | None = None, customer_id: str | None = None,
                   site_host_id: str | None = None, token_uid: str | None = None,
                   started_from: datetime | None = None,
@@ -225,7 +235,8 @@ def list_sessions(request: Request[Any, Any, Any], limit: LimitParam = 50, curso
         if started_before:
             extra.append(ChargingSession.start < started_before)
         rows, nxt = scope.repo(ChargingSession, "session", "ses").page(
-            filters={"status": status, "location_id": location_id, "customer_id": customer_id,
+            filters={"status": status, "unassigned_reason": unassigned_reason, "location_id": location_id,
+                     "customer_id": customer_id,
                      "site_host_id": site_host_id, "token_uid": token_uid},
             search=q, search_cols=("external_id", "location_ref", "evse_ref", "token_uid"),
             cursor=cursor, limit=limit, extra=extra)
@@ -264,7 +275,34 @@ def rerate_session(request: Request[Any, Any, Any], session_id: IdPath, data: Re
         return _rating(scope, rerate(scope, s, data.reason, data.ruleset_version_id))
 
 
+@route("POST", "/sessions/{session_id:str}/assign", operation_id="assign_session", roles="sessions_write",
+       status_code=200, summary="Resolve an unassigned session against the tenant's tokens and contracts as "
+                                "they are now; a session that is not unassigned is left as it is")
+def assign_session(request: Request[Any, Any, Any], session_id: IdPath) -> AssignOutcome:
+    with open_scope(request) as scope:
+        s = _get(scope, session_id)
+        res = resolve(scope, session_ids=[s.id], trigger="operator")
+        scope.commit()
+        if res.items:
+            return res.items[0]
+        return AssignOutcome(session_id=s.id, status=s.status, changed=False, customer_id=s.customer_id,
+                             contract_id=s.contract_id, gross_total=s.gross_total)
+
+
+@route("POST", "/sessions/unassigned/resolve", operation_id="resolve_unassigned_sessions", roles="sessions_write",
+       status_code=200, summary="Resolve the unassigned sessions (of one token uid) after fixing master data; "
+                                "'more' says another call has more to do")
+def resolve_unassigned_sessions(
+        request: Request[Any, Any, Any],
+        token_uid: Annotated[str | None, Parameter(max_length=64, description="only this token's sessions")] = None,
+) -> ResolveResult:
+    with open_scope(request) as scope:
+        res = resolve(scope, token_uids=[token_uid] if token_uid is not None else None, trigger="operator")
+        scope.commit()
+        return res
+
+
 router = Router(path="/", route_handlers=[
     import_sessions_batch, import_ocpi_cdrs, import_sessions_csv, list_sessions, get_session,
-    list_session_ratings, rerate_session,
+    list_session_ratings, rerate_session, assign_session, resolve_unassigned_sessions,
 ], tags=["sessions"])

@@ -25,7 +25,8 @@ def expected_roles(op_id: str) -> set[str]:
         return set(ROLES)
     if op_id in ("list_sessions", "get_session", "list_session_ratings"):
         return READ | {"partner"}
-    if op_id in ("import_sessions_batch", "import_ocpi_cdrs", "import_sessions_csv", "rerate_session"):
+    if op_id in ("import_sessions_batch", "import_ocpi_cdrs", "import_sessions_csv", "rerate_session",
+                 "assign_session", "resolve_unassigned_sessions"):
         return WRITE
     if op_id in ("update_tenant", "create_api_key", "list_api_keys", "revoke_api_key") or op_id.endswith("_user") \
             or op_id == "list_users":
