@@ -20,6 +20,20 @@ CDR = {
 }
 
 
+def camt_sample(name: str) -> bytes:
+    """A small camt.053 (one unmatched credit) for the routes that import bank statements."""
+    from datetime import UTC, date, datetime
+    from decimal import Decimal
+
+    from runtime.bank.simulate import SimEntry, SimTransaction, statement_xml
+
+    return statement_xml(message_id=f"walk-{name}", statement_id=f"walk-{name}", sequence=1,
+                         created=datetime(2026, 3, 5, tzinfo=UTC), account_iban="DE89370400440532013000",
+                         currency="EUR", opening=Decimal(0),
+                         entries=[SimEntry(Decimal("3.00"), True, date(2026, 3, 4), f"walk-{name}",
+                                           [SimTransaction(Decimal("3.00"), remittance="walk")])])
+
+
 def bodies(t: Tenantry) -> dict[str, Any]:
     """A valid body per operation id, referencing ``t``'s objects."""
     ids = t.ids
@@ -83,6 +97,11 @@ def bodies(t: Tenantry) -> dict[str, Any]:
         "end_discount": {"valid_to": "2026-12-01"},
         "preview_partner_statement": {"partner_id": ids["partner_id"], "month": "2026-03"},
         "issue_partner_statement": {"partner_id": ids["partner_id"], "month": "2026-03"},
+        "book_payment": {"account_id": ids["billing_account_id"], "amount": "1.00", "currency": "EUR",
+                         "booked_on": "2026-03-05", "idempotency_key": f"walk-{t.name}"},
+        "match_bank_entry": {"account_id": ids["billing_account_id"]},
+        "dismiss_bank_entry": {"reason": "not ours"},
+        "register_bank_account": {"iban": "DE89370400440532013000", "name": "Hausbank"},
     }
 
 
@@ -129,6 +148,9 @@ def call(client: Any, method: str, path: str, op_id: str, ids: dict[str, str], b
     if op_id == "import_sessions_csv":
         kw["content"] = "id,start,end,energy_kwh\nCSV-1,2026-03-01T10:00:00Z,2026-03-01T11:00:00Z,3\n"
         kw["headers"] = {**headers, "Content-Type": "text/csv"}
+    elif op_id == "import_bank_statement":
+        kw["content"] = camt_sample(body_owner.name)
+        kw["headers"] = {**headers, "Content-Type": "application/xml"}
     elif method in ("POST", "PUT", "PATCH"):
         kw["json"] = bodies(body_owner).get(op_id, {})
     return client.request(method, url, **kw)

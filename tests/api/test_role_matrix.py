@@ -52,6 +52,13 @@ def expected_roles(op_id: str) -> set[str]:
         return {"admin", "operator", "approver", "auditor", "partner"}
     if op_id == "issue_partner_statement":
         return WRITE
+    # receivables and bank statements: finance's; analysts price, they do not see money come in
+    if op_id in ("list_receivable_items", "get_aged_receivables", "get_account_statement", "list_bank_entries",
+                 "list_bank_accounts"):
+        return {"admin", "operator", "approver", "auditor"}
+    if op_id in ("book_payment", "import_bank_statement", "match_bank_entry", "dismiss_bank_entry",
+                 "register_bank_account"):
+        return {"admin", "operator", "approver"}
     if op_id.startswith(("list_", "get_", "diff_")):
         return READ
     if op_id.startswith(("create_", "update_", "delete_")):

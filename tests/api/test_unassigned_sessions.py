@@ -53,13 +53,13 @@ def test_each_broken_link_has_its_reason(env: Env) -> None:
     h = a.h()
     cus = _ok(c.post("/customers", json={"name": "Reasons"}, headers=h))["id"]
     acc = _ok(c.post("/billing-accounts", json={"customer_id": cus}, headers=h))["id"]
-    late = _ok(c.post("/contracts", json={"account_id": acc, "customer_id": cus, "product": "flex",
+    late = _ok(c.post("/contracts", json={"account_id": acc, "customer_id": cus,
                                           "start_date": "2026-04-01", "payment_method": "invoice"}, headers=h))["id"]
     _ok(c.post("/tokens", json={"uid": "LOOSE-1"}, headers=h))
     _ok(c.post("/tokens", json={"uid": "EARLY-1", "contract_id": late}, headers=h))
     closed_cus = _ok(c.post("/customers", json={"name": "Closed"}, headers=h))["id"]
     closed = _ok(c.post("/billing-accounts", json={"customer_id": closed_cus, "status": "closed"}, headers=h))["id"]
-    con = _ok(c.post("/contracts", json={"account_id": closed, "customer_id": closed_cus, "product": "flex",
+    con = _ok(c.post("/contracts", json={"account_id": closed, "customer_id": closed_cus,
                                          "start_date": "2026-01-01", "payment_method": "invoice"}, headers=h))["id"]
     _ok(c.post("/tokens", json={"uid": "CLOSED-1", "contract_id": con}, headers=h))
     items = _import(env, _s("R-1", "04", "LOOSE-1"), _s("R-2", "04", "EARLY-1"), _s("R-3", "04", "CLOSED-1"),
@@ -90,14 +90,15 @@ def test_assignment_brings_it_in_and_a_second_resolution_changes_nothing(env: En
     assert (s["status"], s["unassigned_reason"], s["token_id"]) == ("unassigned", "token_without_customer", tok)
     cus = _ok(c.post("/customers", json={"name": "Latecomer", "groups": ["employees"]}, headers=h))["id"]
     acc = _ok(c.post("/billing-accounts", json={"customer_id": cus}, headers=h))["id"]
-    con = _ok(c.post("/contracts", json={"account_id": acc, "customer_id": cus, "product": "flex",
+    con = _ok(c.post("/contracts", json={"account_id": acc, "customer_id": cus,
                                          "start_date": "2026-03-01", "payment_method": "invoice"}, headers=h))["id"]
     ratings_before = _ok(c.get(f"/sessions/{sid}/ratings", headers=h))
     # giving the token its contract resolves the session in the same request
     _ok(c.patch(f"/tokens/{tok}", json={"contract_id": con}, headers=h))
     s = _ok(c.get(f"/sessions/{sid}", headers=h))
     assert (s["status"], s["customer_id"], s["contract_id"], s["unassigned_reason"]) == ("rated", cus, con, "")
-    assert s["facts"]["product"] == "flex" and s["facts"]["customer_groups"] == ["employees"]
+    # the customer's groups come with the assignment (contracts without a product: tariffs alone price)
+    assert s["facts"]["customer_groups"] == ["employees"]
     ratings = _ok(c.get(f"/sessions/{sid}/ratings", headers=h))
     assert len(ratings) == len(ratings_before) + 1 and ratings[-1]["reason"] == "assignment"
     assert ratings[:-1] == ratings_before and s["current_rating_id"] == ratings[-1]["id"]
@@ -126,7 +127,7 @@ def test_fixing_the_contract_dates_resolves_through_the_contract(env: Env) -> No
     h = a.h()
     cus = _ok(c.post("/customers", json={"name": "Backdated"}, headers=h))["id"]
     acc = _ok(c.post("/billing-accounts", json={"customer_id": cus}, headers=h))["id"]
-    con = _ok(c.post("/contracts", json={"account_id": acc, "customer_id": cus, "product": "flex",
+    con = _ok(c.post("/contracts", json={"account_id": acc, "customer_id": cus,
                                          "start_date": "2026-03-20", "payment_method": "invoice"}, headers=h))["id"]
     _ok(c.post("/tokens", json={"uid": "BACKDATED-1", "contract_id": con}, headers=h))
     [item] = _import(env, _s("B-1", "06", "BACKDATED-1"))
@@ -141,7 +142,7 @@ def test_the_operator_resolves_after_fixing_master_data(env: Env) -> None:
     h, op = a.h(), a.h("operator")
     cus = _ok(c.post("/customers", json={"name": "Reopened"}, headers=h))["id"]
     acc = _ok(c.post("/billing-accounts", json={"customer_id": cus, "status": "closed"}, headers=h))["id"]
-    con = _ok(c.post("/contracts", json={"account_id": acc, "customer_id": cus, "product": "flex",
+    con = _ok(c.post("/contracts", json={"account_id": acc, "customer_id": cus,
                                          "start_date": "2026-01-01", "payment_method": "invoice"}, headers=h))["id"]
     _ok(c.post("/tokens", json={"uid": "REOPEN-1", "contract_id": con}, headers=h))
     items = _import(env, _s("O-1", "07", "REOPEN-1"), _s("O-2", "08", "REOPEN-1"))
