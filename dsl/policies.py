@@ -42,7 +42,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
@@ -388,7 +388,8 @@ def _services(ruleset: A.Ruleset, r: _Reader) -> Mapping[str, ServicePrice]:
     blocks = [p for p in ruleset.policies if p.kind == "service" and p.statements]
     inherited = _ruleset_vat(ruleset) if blocks else None
     for pol in blocks:
-        services.update((p.name, p) for p in service_policy(pol, r, inherited))
+        # a service price is in its ruleset's currency: billing refuses to add it to an invoice in another
+        services.update((p.name, replace(p, currency=ruleset.currency)) for p in service_policy(pol, r, inherited))
     return MappingProxyType(services)
 
 
