@@ -91,7 +91,7 @@ def test_assemble_invoice_refuses_eur_and_jpy_lines() -> None:
     assert "session S2" in str(err.value)
 
 
-eur = st.decimals(min_value=D("-50"), max_value=D("500"), places=4).filter(lambda d: d != 0)
+eur = st.decimals(min_value=D(-50), max_value=D(500), places=4).filter(lambda d: d != 0)
 others = st.sampled_from(sorted(set(MINOR_UNITS) - {"EUR"}))
 
 
@@ -125,7 +125,7 @@ def test_any_amount_in_another_currency_is_refused_never_added(nets: list[D], fo
 
 
 def test_a_correction_of_an_invoice_in_another_currency_is_set_aside() -> None:
-    c = Correction("S1", "rat2", "rat1", "inv0", "INV-1", {D(19): D("100")}, (line("1.10"),), billed_currency="CHF")
+    c = Correction("S1", "rat2", "rat1", "inv0", "INV-1", {D(19): D(100)}, (line("1.10"),), billed_currency="CHF")
     with pytest.raises(CurrencyMismatch, match="INV-1"):
         draft(corrections=[c])
     split = split_currencies("EUR", corrections=[c])
@@ -147,7 +147,7 @@ def test_ruleset_services_carry_the_ruleset_currency() -> None:
 
 
 def test_the_hold_reason_names_both_currencies_and_the_source() -> None:
-    foreign = (ForeignAmount("session", "S7", "CHF", D("12.3456")), ForeignAmount("session", "S8", "CHF", D("1")),
+    foreign = (ForeignAmount("session", "S7", "CHF", D("12.3456")), ForeignAmount("session", "S8", "CHF", D(1)),
                ForeignAmount("ruleset_version", "rv_2", "CHF", None, "flex"))
     d = draft(period_lines=[line("5.00")], foreign=foreign)
     reasons = evaluate_holds(d, HoldPolicy(approval_required=False), Comparison(d.net_total, None, None, None))
