@@ -233,7 +233,7 @@ class BillingActivities:
             return self._summary(existing, **summary_extra)
         inv_id = existing.id if existing is not None else new_id("inv")
         draft, rating_of, n_postings = self._draft(conn, t, acct, inv_id, period, as_of, policy, ruleset, rv_id)
-        prev = B.previous_net(conn, t, acct.id, period.start)
+        prev = B.previous_net(conn, t, acct.id, period.start, acct.currency)
         comparison = compare_periods(draft.net_total, prev)
         holds = B.active_holds(conn, t, acct.id, inv_id)
         held = evaluate_holds(draft, hold, comparison, holds.flags, holds.reasons, rv_id or "")
@@ -313,7 +313,9 @@ class BillingActivities:
         elsewhere = set()
         for ch in _chunks(ids):
             elsewhere |= B.ids_on_open_invoices(conn, t, acct.id, inv_id, ch)
-        current, late_rows, corr_rows = [], [], []
+        current: list[Any] = []
+        late_rows: list[Any] = []
+        corr_rows: list[Any] = []
         for r in rows:
             if r.id in elsewhere:
                 continue
