@@ -25,7 +25,7 @@ from tests.workflows.seed import RULESET, insert_sessions, seed_tenant
 from tests.workflows.test_billing_cycle import wait_state
 from tests.workflows.test_services_cycle import add_version
 from workflows.billing import workflows as W
-from workflows.billing.types import ApproveInput, BillingCycleInput, ReleaseHoldInput
+from workflows.billing.types import ApproveInput, BillingCycleInput, RejectInput, ReleaseHoldInput
 from workflows.billing.worker import build_worker
 from workflows.billing.workflows import BillingCycleWorkflow
 
@@ -119,6 +119,9 @@ async def test_sessions_rated_in_another_currency_hold_the_draft(env: WorkflowEn
         [again] = (await h2.query(BillingCycleWorkflow.status)).reasons
         assert (again["source"], again["refs"], again["currency"]) == ("late_session", f"{t}-chf", "CHF")
         assert invoices(db, t)[1].net_total == D("4.99")
+        # leave nothing running on the shared time-skipping server
+        await h2.execute_update(BillingCycleWorkflow.reject, RejectInput("ap1", "approver", "wait for the re-rating"))
+        assert (await h2.result()).status == "rejected"
 
 
 async def test_a_ruleset_version_in_another_currency_holds_the_draft(env: WorkflowEnvironment, db: Engine,
