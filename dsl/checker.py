@@ -9,6 +9,11 @@ from dsl import ast as A
 from dsl.diagnostics import Diagnostic, suggest
 from runtime.money import MINOR_UNITS, ROUNDING_MODES
 
+# a typo is most likely one of the currencies charging businesses bill in: among all ISO 4217 codes
+# a three-letter typo is as close to many exotic ones ('EUX' to 'UGX' as to 'EUR')
+_COMMON_CURRENCIES = ("EUR", "CHF", "GBP", "USD", "SEK", "NOK", "DKK", "PLN", "CZK", "HUF", "RON", "BGN",
+                      "ISK", "JPY", "CAD", "AUD", "NZD", "TRY", "RSD", "UAH", "CNY", "INR", "BRL", "MXN", "ZAR")
+
 __all__ = ["check", "check_policies", "TOKEN_TYPES", "walk_atoms"]
 
 TOKEN_TYPES = ("rfid", "app", "emaid", "adhoc", "adhoc_user", "app_user", "ad_hoc", "other", "card", "plug_and_charge",
@@ -87,7 +92,8 @@ class _Checker:
                      "add 'currency EUR' after the ruleset name")
         elif rs.currency not in MINOR_UNITS:
             self.err("E304", f"unknown currency '{rs.currency}'", self.header_span("currency"),
-                     suggest(rs.currency, MINOR_UNITS) or "use an ISO 4217 code such as EUR")
+                     suggest(rs.currency, _COMMON_CURRENCIES) or suggest(rs.currency, MINOR_UNITS)
+                     or "use an ISO 4217 code such as EUR")
         if not rs.timezone:
             self.err("E206", "the ruleset names no time zone", self.header_span("name"),
                      "add 'timezone Europe/Berlin' (an IANA zone) after the ruleset name")

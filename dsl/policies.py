@@ -40,7 +40,7 @@ Its VAT rate is the item's own, else the block's, else the ruleset's if its tari
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from decimal import Decimal
 from types import MappingProxyType
@@ -180,7 +180,8 @@ def read_policies(ruleset: A.Ruleset) -> Policies:
     blocks = [p for p in ruleset.policies if p.kind == "service"]
     inherited = _ruleset_vat(ruleset) if blocks else None
     for pol in blocks:
-        services.update((sp.name, sp) for sp in service_policy(pol, inherited))
+        # a service price is in its ruleset's currency: billing refuses to add it to an invoice in another
+        services.update((sp.name, replace(sp, currency=ruleset.currency)) for sp in service_policy(pol, inherited))
     return Policies(tuple(billing_policy(p) for p in ruleset.policies if p.kind == "billing"),
                     tuple(hold_policy(p) for p in ruleset.policies if p.kind == "hold"),
                     MappingProxyType(services))

@@ -8,7 +8,10 @@ Rules it keeps (DESIGN.md "Money, tax and time"):
 - every invoice line is rounded once, to the currency's minor unit; totals are sums of rounded lines;
 - VAT is computed once per rate group, on the sum of that group's rounded lines;
 - corrections (re-rating deltas, late sessions) are new lines referencing what they correct; a
-  finalized invoice is never edited. A draft whose total is negative becomes a credit note.
+  finalized invoice is never edited. A draft whose total is negative becomes a credit note;
+- an invoice is in one currency: every amount put on it is checked against it (``Money``,
+  ``CurrencyMismatch``). The caller sets aside what was priced in another currency
+  (``split_currencies``) and the draft is held for it (``currency_mismatch``), never converted.
 
 Billing and hold policies are plain values here; ``dsl.policies`` builds them from rulesets.
 """
@@ -23,8 +26,8 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from runtime.money import ZERO, minor_unit, quantize, tax_groups
-from runtime.rated import RatedLine
+from runtime.money import ZERO, Money, minor_unit, quantize, require_currency, tax_groups
+from runtime.rated import RatedLine, RatingResult
 
 __all__ = [
     "APPROVAL_REQUIRED",
@@ -34,6 +37,8 @@ __all__ = [
     "BillingPolicy",
     "Comparison",
     "Correction",
+    "CurrencySplit",
+    "ForeignAmount",
     "HoldPolicy",
     "HoldReason",
     "HoldRule",
@@ -59,6 +64,7 @@ __all__ = [
     "evaluate_holds",
     "period_after",
     "period_ending",
+    "split_currencies",
 ]
 
 CYCLES = ("monthly", "quarterly", "ad_hoc")
@@ -232,6 +238,10 @@ class ServiceItem:
     tax_rate: Decimal
     unit: str = "each"
     product: str = ""
+    # the price's currency: a ruleset service's is its ruleset's; "" is an explicit price, given
+    # in the account's (the invoice's) currency
+    currency: str = ""
+    item_id: str = ""  # the account's service item it bills ("" for items made by hand)
 
 
 # how many months a service price covers; "each" is a one-off charge
@@ -252,6 +262,7 @@ class ServicePrice:
     tax_rate: Decimal
     rule: str = ""  # where the price is written ("service supervision, line 23"), for the audit trail
     prorate: str = "daily"  # daily | none (PRORATIONS)
+    currency: str = ""  # the ruleset's (``dsl.policies`` sets it); "" = the invoice's
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,14 +327,14 @@ def bill_services(subscriptions: Iterable[ServiceSubscription], period: Period,
     for s in subscriptions:
         if s.valid_from >= period.local_end or (s.valid_to is not None and s.valid_to <= period.local_start):
             continue
-        prorate = "daily"
+        prorate, cur = "daily", ""
         if s.service:
             p = (catalogue or {}).get(s.service)
             if p is None:
                 unpriced.append(UnpricedService(s.id, s.service, s.description))
                 continue
-            price, per, rate, description, rule, prorate = p.price, p.per, p.tax_rate, \
-                s.description or p.description, p.rule or f"service {p.name}", p.prorate
+            price, per, rate, description, rule, prorate, cur = p.price, p.per, p.tax_rate, \
+                s.description or p.description, p.rule or f"service {p.name}", p.prorate, p.currency
         else:
             if s.unit_price is None or s.tax_rate is None:
                 raise ValueError(f"service item {s.id} has neither a ruleset service nor a price")
@@ -332,17 +343,18 @@ def bill_services(subscriptions: Iterable[ServiceSubscription], period: Period,
             raise ValueError(f"service item {s.id}: unknown price period '{per}'")
         if per == "each":
             if period.local_start <= s.valid_from:
-                out.append(ServiceItem(description, s.quantity, price, rate, "each", rule))
+                out.append(ServiceItem(description, s.quantity, price, rate, "each", rule, cur, s.id))
             continue
         first, end = _covered(s, period)
         covered = (end - first).days
         if prorate == "none" or covered >= days:
-            out.append(ServiceItem(description, s.quantity, price * months / PRICE_PERIODS[per], rate, unit, rule))
+            out.append(ServiceItem(description, s.quantity, price * months / PRICE_PERIODS[per], rate, unit, rule,
+                                   cur, s.id))
             continue
         last = end - timedelta(days=1)
         out.append(ServiceItem(
             f"{description} ({first.isoformat()} to {last.isoformat()}, {covered} of {days} days)", s.quantity,
-            price * months * covered / (PRICE_PERIODS[per] * days), rate, unit, rule))
+            price * months * covered / (PRICE_PERIODS[per] * days), rate, unit, rule, cur, s.id))
     return ServiceBill(tuple(out), tuple(unpriced))
 
 
@@ -378,6 +390,7 @@ class Correction:
     invoice_number: str
     billed_net: Mapping[Decimal, Decimal]  # per VAT rate, rounded as billed
     lines: tuple[RatedLine, ...]  # the current rating's lines
+    billed_currency: str = ""  # the corrected invoice's currency ("" = this invoice's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,6 +401,74 @@ class LateSession:
     rating_id: str
     period_key: str
     lines: tuple[RatedLine, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ForeignAmount:
+    """Something of an account's period priced in a currency other than the account's: left off
+    the draft, which is held for it (``currency_mismatch``) instead of adding it into a total of
+    another currency or converting it at a rate nobody agreed to."""
+
+    source: str  # session | late_session | correction | service_item | ruleset_version
+    ref: str  # the session, service item or ruleset version
+    currency: str
+    net: Decimal | None = None  # its exact net in its own currency (None: no amount of its own)
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CurrencySplit:
+    """The inputs of a draft in the invoice's currency, and what was set aside (``foreign``)."""
+
+    results: tuple[RatingResult, ...] = ()
+    late: tuple[LateSession, ...] = ()
+    corrections: tuple[Correction, ...] = ()
+    services: tuple[ServiceItem, ...] = ()
+    foreign: tuple[ForeignAmount, ...] = ()
+
+
+def _foreign_lines(currency: str, lines: Iterable[RatedLine]) -> str:
+    """The currency of the first line not in ``currency`` ("" when all are in it)."""
+    return next((ln.currency for ln in lines if ln.currency != currency), "")
+
+
+def split_currencies(currency: str, *, results: Iterable[RatingResult] = (), late: Iterable[LateSession] = (),
+                     corrections: Iterable[Correction] = (),
+                     services: Iterable[ServiceItem] = ()) -> CurrencySplit:
+    """Set aside what an account's period holds in another currency than ``currency`` (the
+    account's): sessions rated by a ruleset in another currency, late sessions and re-ratings of
+    them, corrections of invoices written in another currency, service items priced by a ruleset
+    in another currency. Everything else is returned as given, in order; ``assemble_invoice``
+    refuses (``CurrencyMismatch``) whatever is still foreign."""
+    kept_r, kept_l, kept_c, kept_s, foreign = [], [], [], [], []
+    for r in results:
+        other = r.currency if r.currency != currency else _foreign_lines(currency, r.lines)
+        if other:
+            foreign.append(ForeignAmount("session", r.session_id, other, sum((ln.net for ln in r.lines), ZERO)))
+        else:
+            kept_r.append(r)
+    for ls in late:
+        other = _foreign_lines(currency, ls.lines)
+        if other:
+            foreign.append(ForeignAmount("late_session", ls.session_id, other, sum((ln.net for ln in ls.lines), ZERO),
+                                         ls.period_key))
+        else:
+            kept_l.append(ls)
+    for c in corrections:
+        other = _foreign_lines(currency, c.lines) or (c.billed_currency if c.billed_currency not in ("", currency)
+                                                      else "")
+        if other:
+            foreign.append(ForeignAmount("correction", c.session_id, other,
+                                         sum((ln.net for ln in c.lines), ZERO), f"billed on {c.invoice_number}"))
+        else:
+            kept_c.append(c)
+    for sv in services:
+        if sv.currency not in ("", currency):
+            foreign.append(ForeignAmount("service_item", sv.item_id or sv.product, sv.currency,
+                                         sv.quantity * sv.unit_price, sv.description))
+        else:
+            kept_s.append(sv)
+    return CurrencySplit(tuple(kept_r), tuple(kept_l), tuple(kept_c), tuple(kept_s), tuple(foreign))
 
 
 # ---------------------------------------------------------------- output
@@ -435,6 +516,8 @@ class InvoiceDraft:
     corrects: tuple[str, ...] = ()  # invoice numbers corrected by lines of this draft
     # service items left off because the ruleset does not price them: they hold the draft
     unpriced: tuple[UnpricedService, ...] = ()
+    # what was priced in another currency and left off: it holds the draft (currency_mismatch)
+    foreign: tuple[ForeignAmount, ...] = ()
 
     @property
     def net_total(self) -> Decimal:
@@ -451,7 +534,7 @@ class InvoiceDraft:
     @property
     def empty(self) -> bool:
         """Nothing to bill and nothing for finance to look at."""
-        return not self.lines and not self.unpriced
+        return not self.lines and not self.unpriced and not self.foreign
 
 
 def _tax_groups(lines: Iterable[InvoiceLine], currency: str, mode: str) -> tuple[TaxGroup, ...]:
@@ -468,47 +551,59 @@ def assemble_invoice(
     postings: Sequence[ManualPosting] = (), late: Sequence[LateSession] = (),
     corrections: Sequence[Correction] = (), rounding: str = "half_up",
     unpriced: Sequence[UnpricedService] = (),
+    foreign: Sequence[ForeignAmount] = (),
 ) -> InvoiceDraft:
     """The draft invoice of one account and period.
 
     ``period_lines`` are what ``CompiledRuleset.rate_period`` returned for the period's sessions
     (session lines, base fees, allowances, tiers, goodwill). Everything else is added after them in
-    a fixed order, so the same inputs always give the same lines (replays compare equal)."""
+    a fixed order, so the same inputs always give the same lines (replays compare equal).
+
+    Every amount must be in ``currency``: one in another raises ``CurrencyMismatch`` (naming what
+    carried it) instead of being added into the total. Set such inputs aside first with
+    ``split_currencies`` and pass them as ``foreign``: the draft carries them and is held."""
     places = minor_unit(currency)
     out: list[InvoiceLine] = []
 
     def add(kind: str, component: str, description: str, quantity: Decimal, unit: str, unit_price: Decimal,
-            net: Decimal, rate: Decimal, session_id: str = "", rating_id: str = "", rule: str = "",
+            net: Money, rate: Decimal, session_id: str = "", rating_id: str = "", rule: str = "",
             corrects: str = "") -> None:
+        require_currency(currency, net.currency, f"{kind} line '{description}'"
+                                                 + (f" of session {session_id}" if session_id else ""))
         out.append(InvoiceLine(len(out) + 1, kind, component, description, quantity, unit, unit_price,
-                               quantize(net, places, rounding), net, rate, session_id, rating_id, rule, corrects))
+                               quantize(net.amount, places, rounding), net.amount, rate, session_id, rating_id,
+                               rule, corrects))
 
     for ln in period_lines:
         add(_SESSION_KINDS.get(ln.component, "session"), ln.component, ln.description, ln.quantity, ln.unit,
-            ln.unit_price, ln.net, ln.tax_rate, ln.session_id, "", ln.rule)
+            ln.unit_price, ln.money(), ln.tax_rate, ln.session_id, "", ln.rule)
     for s in services:
-        add("service", "service", s.description, s.quantity, s.unit, s.unit_price, s.quantity * s.unit_price,
-            s.tax_rate, rule=s.product)
+        add("service", "service", s.description, s.quantity, s.unit, s.unit_price,
+            Money(s.quantity * s.unit_price, s.currency or currency), s.tax_rate, rule=s.product)
     for ls in late:
         for ln in ls.lines:
             add("late", ln.component, f"{ln.description} (late session, {ls.period_key})", ln.quantity, ln.unit,
-                ln.unit_price, ln.net, ln.tax_rate, ls.session_id, ls.rating_id, ln.rule)
+                ln.unit_price, ln.money(), ln.tax_rate, ls.session_id, ls.rating_id, ln.rule)
     corrected: list[str] = []
     for c in corrections:
         # the delta per VAT rate between what was billed (rounded) and the current rating (rounded
-        # line by line, as it would have been billed): the customer pays or gets back the difference
-        now: dict[Decimal, Decimal] = {}
+        # line by line, as it would have been billed): the customer pays or gets back the difference;
+        # both sides must be in this invoice's currency (a delta across currencies is no amount)
+        require_currency(currency, c.billed_currency or currency, f"invoice {c.invoice_number}")
+        now: dict[Decimal, Money] = {}
         for ln in c.lines:
-            now[ln.tax_rate] = now.get(ln.tax_rate, ZERO) + quantize(ln.net, places, rounding)
+            require_currency(currency, ln.currency, f"re-rating of session {c.session_id}")
+            now[ln.tax_rate] = now.get(ln.tax_rate, Money.zero(currency)) + ln.money().rounded(rounding)
         for rate in sorted(set(now) | set(c.billed_net)):
-            delta = now.get(rate, ZERO) - c.billed_net.get(rate, ZERO)
+            delta = now.get(rate, Money.zero(currency)) - Money(c.billed_net.get(rate, ZERO), currency)
             if delta:
                 add("adjustment", "rerating", f"re-rating of session {c.session_id} billed on {c.invoice_number}",
-                    Decimal(1), "each", delta, delta, rate, c.session_id, c.rating_id, "",
+                    Decimal(1), "each", delta.amount, delta, rate, c.session_id, c.rating_id, "",
                     f"{c.invoice_number}/{c.session_id}")
         if c.invoice_number not in corrected:
             corrected.append(c.invoice_number)
-    # period discounts reduce what came before them, group by group
+    # period discounts reduce what came before them, group by group; a fixed discount is set on the
+    # account (in its currency), a posting on this invoice: both are in the invoice's currency
     for d in discounts:
         groups: dict[Decimal, Decimal] = {}
         for il in out:
@@ -518,22 +613,23 @@ def assemble_invoice(
             for rate, base in sorted(groups.items()):
                 if base > 0:
                     amt = base * d.percent / 100
-                    add("discount", "discount", d.description, Decimal(1), "each", -amt, -amt, rate)
+                    add("discount", "discount", d.description, Decimal(1), "each", -amt, Money(-amt, currency),
+                        rate)
         elif d.amount is not None:
             rate = d.tax_rate if d.tax_rate is not None else (max(groups, key=lambda r: groups[r]) if groups else ZERO)
             amt = min(d.amount, max(groups.get(rate, ZERO), ZERO))
             if amt > 0:
-                add("discount", "discount", d.description, Decimal(1), "each", -amt, -amt, rate)
+                add("discount", "discount", d.description, Decimal(1), "each", -amt, Money(-amt, currency), rate)
     for p in postings:
-        add("manual", "manual", p.description, Decimal(1), "each", p.amount, p.amount, p.tax_rate, rule=p.author,
-            corrects=p.id)
+        add("manual", "manual", p.description, Decimal(1), "each", p.amount, Money(p.amount, currency), p.tax_rate,
+            rule=p.author, corrects=p.id)
     tax_groups = _tax_groups(out, currency, rounding)
     net = sum((il.net for il in out), ZERO)
     kind = "credit_note" if net < 0 else "invoice"
     # a credit note is paid out, not collected: its "due date" is the issue date (``document_dates``)
     due = terms.due_date(issue_date) if kind == "invoice" else issue_date
     return InvoiceDraft(account_id, currency, period, kind, issue_date, due, tuple(out), tax_groups, sessions,
-                        energy_kwh, tuple(corrected), tuple(unpriced))
+                        energy_kwh, tuple(corrected), tuple(unpriced), tuple(foreign))
 
 
 # ---------------------------------------------------------------- holds
@@ -563,7 +659,7 @@ def compare_periods(current_net: Decimal, previous_net: Decimal | None) -> Compa
 
 @dataclass(frozen=True, slots=True)
 class HoldReason:
-    kind: str  # total | jump | flag | manual | unpriced_service
+    kind: str  # total | jump | flag | manual | unpriced_service | currency_mismatch
     message: str
     details: tuple[tuple[str, str], ...] = ()  # more keys for the task (unpriced_service: item_id, ...)
 
@@ -572,7 +668,57 @@ class HoldReason:
 
 
 # hold reasons no policy may release on its own: a person must approve or reject
-APPROVAL_REQUIRED = frozenset({"unpriced_service"})
+APPROVAL_REQUIRED = frozenset({"unpriced_service", "currency_mismatch"})
+
+# what a ``currency_mismatch`` reason says was left off, and what fixes it, per source
+_FOREIGN_TEXT = {
+    "session": ("session{s} {refs} rated in {cur}", "re-rate {them} in {acur} or correct the account's currency",
+                "{they} come{s1} back as late sessions on the next invoice until billable in {acur}"),
+    "late_session": ("late session{s} {refs} rated in {cur}", "re-rate {them} in {acur}",
+                     "{they} come{s1} back on the next invoice until billable in {acur}"),
+    "correction": ("re-rating{s} of session{s} {refs} in {cur}", "re-rate {them} in {acur}",
+                   "{they} come{s1} back on the next invoice until billable in {acur}"),
+    "service_item": ("service item{s} {refs} priced in {cur}",
+                     ("give {them} a price of {its} own, end {them} before this period, or publish a ruleset "
+                      "version in {acur}"), "{they} {are} not billed for this period later"),
+}
+
+
+def _foreign_reasons(draft: InvoiceDraft) -> list[HoldReason]:
+    """One ``currency_mismatch`` reason per source and currency of what ``draft`` left off."""
+    groups: dict[tuple[str, str], list[ForeignAmount]] = {}
+    for f in draft.foreign:
+        groups.setdefault((f.source, f.currency), []).append(f)
+    out = []
+    acur = draft.currency
+    for (source, cur), items in groups.items():
+        refs = [f.ref for f in items]
+        details: list[tuple[str, str]] = [("source", source), ("currency", cur), ("account_currency", acur),
+                                          ("refs", ",".join(refs))]
+        nets = [f.net for f in items if f.net is not None]
+        if nets:
+            details.append(("net", format(sum(nets, ZERO), "f")))
+        if source == "ruleset_version":
+            what = f"the base fee, allowances and tiers of product '{items[0].description}'" \
+                if items[0].description else "no product fee of it"
+            message = (f"ruleset version {refs[0]} prices in {cur}, but the account bills in {acur}: {what} "
+                       f"{'are' if items[0].description else 'is'} left off this draft (publish a version in "
+                       f"{acur} or correct the account's currency, then re-assemble; approving bills the period "
+                       f"without them)")
+            details.append(("ruleset_version", refs[0]))
+        else:
+            many = len(refs) > 1
+            shown = ", ".join(refs[:10]) + (f" and {len(refs) - 10} more" if len(refs) > 10 else "")
+            words = {"s": "s" if many else "", "s1": "" if many else "s", "them": "them" if many else "it",
+                     "they": "they" if many else "it", "its": "their" if many else "its",
+                     "are": "are" if many else "is", "refs": shown, "cur": cur, "acur": acur}
+            left, fix, later = (t.format(**words) for t in _FOREIGN_TEXT[source])
+            amount = f" (net {format(sum(nets, ZERO), 'f')} {cur})" if nets else ""
+            message = (f"{left}{amount}, but the account bills in {acur}: left off this draft, not converted "
+                       f"({fix}, then re-assemble; approving bills the period without {words['them']}, and "
+                       f"{later})")
+        out.append(HoldReason("currency_mismatch", message, tuple(details)))
+    return out
 
 
 def evaluate_holds(draft: InvoiceDraft, policy: HoldPolicy, comparison: Comparison,
@@ -580,9 +726,10 @@ def evaluate_holds(draft: InvoiceDraft, policy: HoldPolicy, comparison: Comparis
                    ruleset_version: str = "") -> tuple[HoldReason, ...]:
     """Why this draft must wait for finance (empty: it may be finalized at once).
 
-    Every service item the ruleset version (``ruleset_version``, for the message) does not price
-    holds the draft whatever the policy says, and ``APPROVAL_REQUIRED`` keeps an auto-releasing
-    policy from letting it go unseen."""
+    Every service item the ruleset version (``ruleset_version``, for the message) does not price,
+    and everything priced in another currency than the account's (``InvoiceDraft.foreign``, one
+    ``currency_mismatch`` reason per source and currency), holds the draft whatever the policy
+    says, and ``APPROVAL_REQUIRED`` keeps an auto-releasing policy from letting it go unseen."""
     out: list[HoldReason] = []
     version = ruleset_version or "(none)"
     for u in draft.unpriced:
@@ -592,6 +739,7 @@ def evaluate_holds(draft: InvoiceDraft, policy: HoldPolicy, comparison: Comparis
             f"price: it is left off this draft (give the item a price of its own, end it before this period, or "
             f"publish a version with the service, then re-assemble; approving bills the period without it)",
             (("item_id", u.item_id), ("service", u.service), ("ruleset_version", version))))
+    out.extend(_foreign_reasons(draft))
     for r in policy.rules:
         if r.kind == "total" and r.amount is not None and draft.gross_total > r.amount:
             out.append(HoldReason("total", f"gross total {draft.gross_total} {draft.currency} is above {r.amount}"))

@@ -2,7 +2,8 @@
 
 ``net`` keeps full precision (quantity × unit price); rounding happens once per line, to the
 currency's minor unit, when a line is put on an invoice (``RatedLine.net_rounded``). Totals are
-sums of rounded lines; VAT is computed per rate group (see ``RatingResult.tax_groups``).
+sums of rounded lines; VAT is computed per rate group (see ``RatingResult.tax_groups``). A
+result's lines are all in its currency (``CurrencyMismatch`` otherwise).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from runtime.money import ZERO, Money, minor_unit, quantize, tax_groups
+from runtime.money import ZERO, Money, minor_unit, quantize, require_currency, tax_groups
 
 __all__ = ["RatedLine", "TraceEntry", "RatingResult", "Component"]
 
@@ -133,6 +134,13 @@ class RatingResult:
     parking_h: Decimal = ZERO
     # state the caller must persist (discount uses, promotion budgets), keyed by discount name
     consumed: tuple[tuple[str, Decimal], ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        # every total below adds the lines' amounts: a line in another currency is refused here,
+        # where the result is made, rather than added into a wrong total later
+        for ln in self.lines:
+            if ln.currency != self.currency:
+                require_currency(self.currency, ln.currency, f"{ln.component} line of session {self.session_id}")
 
     @property
     def net_unrounded(self) -> Decimal:

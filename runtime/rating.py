@@ -28,7 +28,7 @@ from functools import lru_cache
 from typing import Any, Callable, Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
-from runtime.money import ZERO
+from runtime.money import ZERO, require_currency
 from runtime.rated import Component, RatedLine, RatingResult, TraceEntry
 from runtime.sessions import SessionFacts, SessionInputError
 
@@ -829,6 +829,10 @@ def rate_period(results: Sequence[RatingResult], product: ProductProgram | None,
     """Rate a billing period: the sessions' lines, the product's base fee for ``months``, included
     kWh or sessions credited in session order, energy repriced by graduated or volume tiers, and a
     goodwill balance used up to the period's total (it is never paid out)."""
+    for r in results:
+        # base fees, allowances and tiers are in the product's (the ruleset's) currency and meet
+        # the sessions' amounts below: a session rated in another currency cannot be netted here
+        require_currency(currency, r.currency, f"session {r.session_id}")
     ordered = sorted(results, key=lambda r: r.trace[0].start_ms if r.trace else 0)
     lines: list[RatedLine] = []
     energy_total = sum((r.energy_kwh for r in ordered), ZERO)

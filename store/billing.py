@@ -309,7 +309,7 @@ _Q_FINALIZE_NEW = (update(invoice).where(invoice.c.id == bindparam("i"), invoice
                    .values(series=bindparam("series"), number=bindparam("number"), number_seq=bindparam("seq"),
                            status="finalized", finalized_at=bindparam("at"), decided_by=""))
 _Q_TENANT_ZONE = select(Tenant.__table__.c.timezone).where(Tenant.__table__.c.id == bindparam("t"))  # type: ignore[attr-defined]
-_Q_PREVIOUS_NET = (select(invoice.c.net_total).where(
+_Q_PREVIOUS_NET = (select(invoice.c.net_total, invoice.c.currency).where(
     invoice.c.tenant_id == bindparam("t"), invoice.c.account_id == bindparam("a"), invoice.c.status == "finalized",
     invoice.c.kind == "invoice", invoice.c.period_end <= bindparam("before"))
     .order_by(invoice.c.period_end.desc()).limit(1))
@@ -495,9 +495,15 @@ def _record_billed(conn: Connection, tenant_id: str, invoice_id: str, pairs: Ite
                   [(tenant_id, s, r, invoice_id) for s, r in pairs])
 
 
-def previous_net(conn: Connection, tenant_id: str, account_id: str, before: datetime) -> Decimal | None:
+def previous_net(conn: Connection, tenant_id: str, account_id: str, before: datetime,
+                 currency: str | None = None) -> Decimal | None:
+    """The net of the account's last finalized invoice before ``before``; None when there is none,
+    or when it was written in another currency than ``currency`` (no jump across currencies)."""
     row = conn.execute(_Q_PREVIOUS_NET, {"t": tenant_id, "a": account_id, "before": before}).first()
-    return None if row is None else row[0]
+    if row is None or (currency is not None and row.currency != currency):
+        return None
+    net: Decimal = row.net_total
+    return net
 
 
 class ActiveHolds(NamedTuple):

@@ -31,6 +31,7 @@ from runtime.invoicing import (
     APPROVAL_REQUIRED,
     BillingPolicy,
     Correction,
+    ForeignAmount,
     HoldPolicy,
     InvoiceDraft,
     LateSession,
@@ -42,6 +43,7 @@ from runtime.invoicing import (
     compare_periods,
     evaluate_holds,
     period_ending,
+    split_currencies,
 )
 from runtime.rated import RatedLine, RatingResult, TraceEntry
 from store import billing as B
@@ -237,14 +239,15 @@ class BillingActivities:
         # finalized in this very step; a held one is dated again when finance decides)
         now = datetime.fromisoformat(inp.now) if inp.now else utcnow()
         issue = now.astimezone(_zone(B.tenant_zone(conn, t, period.timezone))).date()
-        draft, rating_of, n_postings = self._draft(conn, t, acct, inv_id, period, issue, policy, ruleset)
-        prev = B.previous_net(conn, t, acct.id, period.start)
+        draft, rating_of, n_postings = self._draft(conn, t, acct, inv_id, period, issue, policy, ruleset, rv_id)
+        prev = B.previous_net(conn, t, acct.id, period.start, acct.currency)
         comparison = compare_periods(draft.net_total, prev)
         holds = B.active_holds(conn, t, acct.id, inv_id)
         held = evaluate_holds(draft, hold, comparison, holds.flags, holds.reasons, rv_id or "")
         reasons = [r.to_dict() for r in held]
         if any(r.kind in APPROVAL_REQUIRED for r in held):
-            # an unpriced service item waits for a person whatever the policy would auto-release
+            # an unpriced service item, or an amount in another currency, waits for a person whatever
+            # the policy would auto-release
             summary_extra.update(approval_required=True, auto_release_after_s=None)
         status = "empty" if draft.empty else ("held" if reasons and existing is not None
                                               and existing.status == "held" else "draft")
@@ -298,7 +301,8 @@ class BillingActivities:
             **extra)
 
     def _draft(self, conn: Connection, t: str, acct: Any, inv_id: str, period: Period, issue: date,
-               policy: BillingPolicy, ruleset: Any) -> tuple[InvoiceDraft, dict[str, str], int]:
+               policy: BillingPolicy, ruleset: Any, rv_id: str | None = None
+               ) -> tuple[InvoiceDraft, dict[str, str], int]:
         contracts = conn.execute(_Q_CONTRACTS, {"t": t, "a": acct.id}).all()
         contract_ids = {c.id for c in contracts}
         n_accounts = conn.execute(_Q_CUSTOMER_ACCOUNTS, {"t": t, "c": acct.customer_id}).all()
@@ -316,7 +320,9 @@ class BillingActivities:
         elsewhere = set()
         for ch in _chunks(ids):
             elsewhere |= B.ids_on_open_invoices(conn, t, acct.id, inv_id, ch)
-        current, late_rows, corr_rows = [], [], []
+        current: list[Any] = []
+        late_rows: list[Any] = []
+        corr_rows: list[Any] = []
         for r in rows:
             if r.id in elsewhere:
                 continue
@@ -332,36 +338,47 @@ class BillingActivities:
                 lines_of[ln.rating_id].append(RatedLine(
                     ln.component, ln.description, ln.quantity, ln.unit, ln.unit_price, ln.net, ln.tax_rate,
                     ln.currency, ln.rule, ln.session_id, ln.cost_group or ""))
-        results = []
+        all_results = []
         for r in sorted(current, key=lambda x: (x.start, x.id)):
             ms = int(r.start.timestamp() * 1000)
-            results.append(RatingResult(r.id, "", "", "", "", acct.currency, tuple(lines_of[r.current_rating_id]),
-                                        (TraceEntry("", "", ms, ms, Decimal(0), Decimal(0)),),
-                                        energy_kwh=r.energy_kwh))
+            rated = tuple(lines_of[r.current_rating_id])
+            # a rating is in the currency of the ruleset that made it, which need not be the account's
+            all_results.append(RatingResult(r.id, "", "", "", "", rated[0].currency if rated else acct.currency, rated,
+                                            (TraceEntry("", "", ms, ms, Decimal(0), Decimal(0)),),
+                                            energy_kwh=r.energy_kwh))
         product = None
         for c in contracts:
             if ruleset is not None and c.product in ruleset.products and c.status == "active":
                 product = c.product
                 break
-        if ruleset is not None:
+        late_all = [LateSession(r.id, r.current_rating_id, "earlier period", tuple(lines_of[r.current_rating_id]))
+                    for r in sorted(late_rows, key=lambda x: (x.start, x.id))]
+        services = B.period_services(
+            conn, t, acct.id, period, ruleset.policies.services if ruleset is not None else None)
+        # what was priced in another currency than the account's is set aside: the draft is held
+        # for it (currency_mismatch), never added into the account's total
+        split = split_currencies(acct.currency, results=all_results, late=late_all,
+                                 corrections=self._corrections(conn, t, corr_rows, billed, lines_of),
+                                 services=services.items)
+        results, late, corrections, foreign = list(split.results), split.late, split.corrections, list(split.foreign)
+        if ruleset is not None and ruleset.currency != acct.currency:
+            # the version's base fees, allowances and tiers would be in its currency: not applied
+            foreign.insert(0, ForeignAmount("ruleset_version", rv_id or "", ruleset.currency, None, product or ""))
+        if ruleset is not None and ruleset.currency == acct.currency:
             pr = ruleset.rate_period(results, product, period.months)
             period_lines, energy = pr.lines, pr.energy_kwh
         else:
             period_lines = tuple(ln for res in results for ln in res.lines)
             energy = sum((res.energy_kwh for res in results), Decimal(0))
-        late = [LateSession(r.id, r.current_rating_id, "earlier period", tuple(lines_of[r.current_rating_id]))
-                for r in sorted(late_rows, key=lambda x: (x.start, x.id))]
-        corrections = self._corrections(conn, t, corr_rows, billed, lines_of)
-        services = B.period_services(
-            conn, t, acct.id, period, ruleset.policies.services if ruleset is not None else None)
         discounts: list[PeriodDiscount] = B.period_discounts(conn, t, acct.id, period)
         postings = [ManualPosting(p.id, p.description, p.amount, p.tax_rate, p.author_id)
                     for p in B.postings_of(conn, inv_id)]
         draft = assemble_invoice(
             account_id=acct.id, currency=acct.currency, period=period, issue_date=issue,
             terms=policy.payment_terms, period_lines=period_lines, sessions=len(results), energy_kwh=energy,
-            services=services.items, discounts=discounts, postings=postings, late=late, corrections=corrections,
-            rounding=ruleset.rounding if ruleset is not None else "half_up", unpriced=services.unpriced)
+            services=split.services, discounts=discounts, postings=postings, late=late, corrections=corrections,
+            rounding=ruleset.rounding if ruleset is not None else "half_up", unpriced=services.unpriced,
+            foreign=foreign)
         rating_of = {r.id: r.current_rating_id for r in rows}
         return draft, rating_of, len(postings)
 
@@ -377,9 +394,10 @@ class BillingActivities:
                                           B.invoice_line.c.kind.in_(_BILLED_KINDS))):
                 billed_net[ln.tax_rate] += ln.net
             last_rating, last_invoice = billed[r.id][-1]
-            number = conn.execute(select(B.invoice.c.number).where(B.invoice.c.id == last_invoice)).scalar_one()
-            out.append(Correction(r.id, r.current_rating_id, last_rating, last_invoice, number or "",
-                                  dict(billed_net), tuple(lines_of[r.current_rating_id])))
+            inv = conn.execute(select(B.invoice.c.number, B.invoice.c.currency)
+                               .where(B.invoice.c.id == last_invoice)).one()
+            out.append(Correction(r.id, r.current_rating_id, last_rating, last_invoice, inv.number or "",
+                                  dict(billed_net), tuple(lines_of[r.current_rating_id]), inv.currency))
         return out
 
     # ------------------------------------------------------------------ finance tasks

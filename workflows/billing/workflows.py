@@ -50,6 +50,9 @@ with workflow.unsafe.imports_passed_through():
 __all__ = ["ADJUSTER_ROLES", "APPROVER_ROLES", "BillingCycleWorkflow"]
 
 APPROVER_ROLES = ("approver",)
+# hold reasons only a person may decide (runtime.invoicing.APPROVAL_REQUIRED; spelled out here so
+# the workflow module imports nothing but its types)
+_APPROVAL_ONLY = ("unpriced_service", "currency_mismatch")
 ADJUSTER_ROLES = ("approver", "operator", "admin")
 
 _RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
@@ -141,7 +144,8 @@ class BillingCycleWorkflow:
             FinalizeInput(inp.tenant_id, draft.invoice_id, decided_by, workflow.now().isoformat()),
             result_type=FinalizeOutput, start_to_close_timeout=_SHORT, retry_policy=_RETRY)
         if not fin.number and workflow.patched("nothing-to-number"):
-            # approved without a single line (only an unpriced service item held it): the activity
+            # approved without a single line (only an unpriced service item or amounts in another
+            # currency held it): the activity
             # closed the draft as empty, so there is no number and nothing to hand over
             self._state = "empty"
             return BillingCycleResult(draft.invoice_id, "empty", "", fin.kind, fin.gross, decided_by)
@@ -179,9 +183,11 @@ class BillingCycleWorkflow:
         esc_s = inp.escalate_after_s if inp.escalate_after_s is not None else draft.escalate_after_s
         auto_s = inp.auto_release_after_s if inp.auto_release_after_s is not None else (
             None if draft.approval_required else draft.auto_release_after_s)
-        if auto_s is not None and any(r.get("kind") == "unpriced_service" for r in draft.reasons) \
+        if auto_s is not None and any(r.get("kind") in _APPROVAL_ONLY for r in draft.reasons) \
                 and workflow.patched("unpriced-never-auto-releases"):
-            # not even a cycle's own auto-release override lets an unpriced item go out unseen
+            # not even a cycle's own auto-release override lets an unpriced item, or an amount in
+            # another currency, go out unseen (the same patch: no history before it held for a
+            # currency, so its command sequence is unchanged for every recorded one)
             auto_s = None
         started = workflow.now()
         next_escalation = started + timedelta(seconds=esc_s) if esc_s else None
