@@ -126,6 +126,8 @@ def route(method: str, path: str, *, operation_id: str, roles: str, summary: str
     }
     if status_code is not None:
         opts["status_code"] = status_code
+    # responses a route documents besides its problems (another success code) join them
+    opts["responses"] = {**opts["responses"], **kw.pop("responses", {})}
     opts.update(kw)
 
     def decorate(fn: Callable[..., Any]) -> Any:

@@ -57,7 +57,7 @@ def test_responses_for_real_objects_match_the_schema() -> None:
     import re
 
     from tests.api.conftest import seed_other_areas
-    from tests.api.routes import QUERIES, UNSEEDED, bodies
+    from tests.api.routes import QUERIES, UNSEEDED, bodies, camt_sample
 
     seed_other_areas(_env)
     a = _env.a
@@ -76,6 +76,9 @@ def test_responses_for_real_objects_match_the_schema() -> None:
         if op_id == "import_sessions_csv":
             kw["body"] = "id,start,end,energy_kwh\nCSV-9,2026-03-01T10:00:00Z,2026-03-01T11:00:00Z,3\n"
             kw["media_type"] = "text/csv"
+        elif op_id == "import_bank_statement":
+            kw["body"] = camt_sample("schemathesis")
+            kw["media_type"] = "application/xml"
         elif op.method.upper() in ("POST", "PUT", "PATCH"):
             kw["body"] = bodies(a).get(op_id, {})
             kw["media_type"] = "application/json"

@@ -46,5 +46,9 @@ def downgrade() -> None:
     op.drop_index("ux_customer_tenant_number", table_name="customer")
     conn = op.get_bind()
     conn.execute(sa.text("DELETE FROM billing_number_series WHERE series = :s"), {"s": SERIES})
-    with op.batch_alter_table("customer") as batch:
-        batch.drop_column("number")
+    if conn.dialect.name == "sqlite":
+        # SQLite drops the column in place (3.35+): a batch copy would DROP TABLE customer, which the
+        # foreign keys of every table referring to customers refuse
+        op.execute("ALTER TABLE customer DROP COLUMN number")
+    else:
+        op.drop_column("customer", "number")
