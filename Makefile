@@ -35,9 +35,10 @@ demo: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-# Static checks `make test` runs first: mypy strict on dsl/ and runtime/ (pyproject.toml) and the
-# layer contract of ../shared/DESIGN.md (.importlinter).
+# Static checks `make test` runs first: ruff (the rules chosen in pyproject.toml), mypy strict on dsl/
+# and runtime/ (pyproject.toml) and the layer contract of ../shared/DESIGN.md (.importlinter).
 lint: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 

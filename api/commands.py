@@ -6,9 +6,10 @@ import argparse
 import csv
 import json
 import sys
+from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 from dsl import CompiledRuleset, PriceSeries, RatingContext, compile_ruleset
 from runtime.rating import RatingError
@@ -118,7 +119,7 @@ def rate(args: argparse.Namespace) -> int:
         return 1
     ctx = RatingContext(series=series)
     try:
-        stream: IO[str] = sys.stdin if args.sessions == "-" else open(args.sessions, encoding="utf-8")
+        stream: IO[str] = sys.stdin if args.sessions == "-" else open(args.sessions, encoding="utf-8")  # noqa: SIM115 - closed below, stdin is not
     except OSError as exc:
         _err(f"{args.sessions}: {exc.strerror}")
         return 1

@@ -255,7 +255,7 @@ def crud_router(
     if search_cols:
         params.append(inspect.Parameter("q", inspect.Parameter.KEYWORD_ONLY, default=None))
         ann["q"] = SearchParam
-    for name, typ in {**filters, **{p: str for p in json_filters}}.items():
+    for name, typ in {**filters, **dict.fromkeys(json_filters, str)}.items():
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None))
         ann[name] = Annotated[typ | None, Parameter(description=f"only {plural} with this {name}")]
 

@@ -13,19 +13,20 @@ import json
 import random
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
-from typing import Any, Callable
 
 from dsl import CompiledRuleset, PriceSeries, RatingContext, compile_ruleset
 from runtime.money import quantize
 from runtime.sessions import SessionFacts
 
 RULESETS = Path(__file__).resolve().parents[1] / "rulesets"
-MONTH_START = datetime(2026, 11, 1, tzinfo=timezone.utc)
+MONTH_START = datetime(2026, 11, 1, tzinfo=UTC)
 DAYS = 30
 
 
@@ -153,8 +154,7 @@ def main(args: argparse.Namespace) -> int:
         dt = time.perf_counter() - t
         rated_total += len(results)
         with open(out / f"rated_{sc.key}.jsonl", "w", encoding="utf-8") as f:
-            for r in results:
-                f.write(json.dumps(r.to_dict()) + "\n")
+            f.writelines(json.dumps(r.to_dict()) + "\n" for r in results)
         # each account's month as a billing period
         by_acc: dict[tuple[str, str], list[Any]] = defaultdict(list)
         for s, r in zip(sorted(sessions, key=lambda x: x.start), results):

@@ -198,14 +198,16 @@ async def _charger_month(url: str, identity: str, password: str, version: str, p
                     tx_id = f"{identity}-{done + 1}"
                     seq = 0
 
+                    # called within this iteration only, so the loop's tx_id and kw are the ones meant
                     def event(kind: str, at: datetime, trigger: str, wh: int, **kw2: Any) -> Any:
                         nonlocal seq
                         seq += 1
                         return call201.TransactionEvent(
                             event_type=kind, timestamp=at.isoformat().replace("+00:00", "Z"),
                             trigger_reason=trigger, seq_no=seq,
-                            transaction_info={"transaction_id": tx_id, **kw2.pop("info", {})},
-                            meter_value=[_mv201(at, wh, int(kw * 1000) if kind != "Ended" else 0)], **kw2)
+                            transaction_info={"transaction_id": tx_id, **kw2.pop("info", {})},  # noqa: B023
+                            meter_value=[_mv201(at, wh, int(kw * 1000) if kind != "Ended" else 0)],  # noqa: B023
+                            **kw2)
 
                     await cp.call(event("Started", start, "Authorized", meter,
                                         id_token={"id_token": token, "type": "ISO14443"}, evse={"id": 1}))

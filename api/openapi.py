@@ -25,7 +25,7 @@ def _models() -> dict[str, type[BaseModel]]:
         cls = stack.pop()
         stack.extend(cls.__subclasses__())
         module = getattr(cls, "__module__", "") or ""
-        if module.startswith("api.") or module == "pydantic.main" and cls.__name__.endswith("Page"):
+        if module.startswith("api.") or (module == "pydantic.main" and cls.__name__.endswith("Page")):
             found.setdefault(cls.__name__, cls)
     return found
 

@@ -82,7 +82,7 @@ def sessions_for(seeded: Seeded, per_account: int, seed: int = 7) -> Iterator[tu
     span = int((timedelta(days=30) - timedelta(hours=2)).total_seconds())
     k = 0
     for acc in seeded.account_ids:
-        for j in range(per_account):
+        for _ in range(per_account):
             k += 1
             yield acc, f"s{k:08d}", MONTH_START + timedelta(seconds=rnd.randrange(span)), pool[k % 997]
 
@@ -143,8 +143,8 @@ def start_workers(address: str, tq: str, url: str, schema: str | None, workers: 
                "--database-url", url, "--threads", str(threads)]
         if schema:
             cmd += ["--schema", schema]
-        procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                                      stderr=open(stats_dir / f"worker{i}.log", "wb")))
+        with open(stats_dir / f"worker{i}.log", "wb") as log_file:  # the child keeps its own descriptor
+            procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log_file))
     return procs
 
 

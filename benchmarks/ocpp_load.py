@@ -152,7 +152,7 @@ async def charger(port: int, ident: str, pw: str, args: argparse.Namespace, load
                                               additional_headers={"Authorization": auth}, open_timeout=60,
                                               ping_interval=None, compression=None, max_queue=4)
                 break
-            except Exception:  # noqa: BLE001
+            except Exception:
                 await asyncio.sleep(0.5 * (attempt + 1))
         else:
             load.failed_connect += 1
@@ -214,7 +214,7 @@ async def charger(port: int, ident: str, pw: str, args: argparse.Namespace, load
                 load.unconfirmed_stops += 1
             else:
                 load.stopped.add(tx)
-    except Exception:  # noqa: BLE001
+    except Exception:
         load.errors += 1
     finally:
         load.connected -= 1

@@ -21,18 +21,19 @@ import os
 import random
 import sys
 import time
-from datetime import datetime, timedelta, timezone
-from decimal import ROUND_CEILING, Decimal
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
-from typing import Callable, Sequence
 from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dsl import CompiledRuleset, PriceSeries, RatingContext  # noqa: E402
-from runtime.rated import RatedLine, RatingResult, TraceEntry  # noqa: E402
-from runtime.rating import PeriodResult  # noqa: E402
-from runtime.sessions import SessionFacts  # noqa: E402
+from dsl import CompiledRuleset, PriceSeries, RatingContext
+from runtime.rated import RatedLine, RatingResult, TraceEntry
+from runtime.rating import PeriodResult
+from runtime.sessions import SessionFacts
 
 SOURCE = """ruleset bench currency EUR timezone Europe/Berlin
 groups employees, new_customers
@@ -62,7 +63,7 @@ product fleet "Fleet" {
 D = Decimal
 ZERO, ONE = D(0), D(1)
 BERLIN = ZoneInfo("Europe/Berlin")
-T0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def make_sessions(n: int, seed: int = 1) -> list[SessionFacts]:
@@ -195,7 +196,7 @@ def make_hand_indexed(series: PriceSeries) -> Callable[[SessionFacts], RatingRes
         by_price: dict[Decimal, Decimal] = {}
         trace = []
         rest = kwh
-        for i, (a, b) in enumerate(zip(bounds, bounds[1:])):
+        for i, (a, b) in enumerate(pairwise(bounds)):
             part = rest if i == len(bounds) - 2 else kwh * D(b - a) / D(ce - start)
             rest -= part
             p = series.at(a) * D("1.10") + D("0.12")

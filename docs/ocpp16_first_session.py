@@ -2,7 +2,11 @@
 
 Run against `evbill serve` (`python docs/ocpp16_first_session.py [ws://HOST:PORT]`) after docs/getting-started.md steps 4 and 5 (the
 identity CP-MARKT-1 with its password, and the token 04A1B2C3D4)."""
-import asyncio, base64, json, sys
+import asyncio
+import base64
+import json
+import sys
+
 import websockets
 
 URL = (sys.argv[1] if len(sys.argv) > 1 else "ws://127.0.0.1:9000") + "/ocpp/CP-MARKT-1"

@@ -11,5 +11,14 @@ from dsl.compiler import CompiledRuleset, CompileResult, RulesetError, compile_r
 from dsl.diagnostics import Diagnostic, render, render_all
 from runtime.rating import PriceSeries, RatingContext
 
-__all__ = ["compile_ruleset", "CompileResult", "CompiledRuleset", "RulesetError", "Diagnostic", "render",
-           "render_all", "RatingContext", "PriceSeries"]
+__all__ = [
+           "CompileResult",
+           "CompiledRuleset",
+           "Diagnostic",
+           "PriceSeries",
+           "RatingContext",
+           "RulesetError",
+           "compile_ruleset",
+           "render",
+           "render_all",
+]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
-from typing import Iterable, Iterator
 
 from dsl import ast as A
 from dsl.diagnostics import Diagnostic, suggest
@@ -14,7 +14,7 @@ from runtime.money import MINOR_UNITS, ROUNDING_MODES
 _COMMON_CURRENCIES = ("EUR", "CHF", "GBP", "USD", "SEK", "NOK", "DKK", "PLN", "CZK", "HUF", "RON", "BGN",
                       "ISK", "JPY", "CAD", "AUD", "NZD", "TRY", "RSD", "UAH", "CNY", "INR", "BRL", "MXN", "ZAR")
 
-__all__ = ["check", "check_policies", "TOKEN_TYPES", "walk_atoms"]
+__all__ = ["TOKEN_TYPES", "check", "check_policies", "walk_atoms"]
 
 TOKEN_TYPES = ("rfid", "app", "emaid", "adhoc", "adhoc_user", "app_user", "ad_hoc", "other", "card", "plug_and_charge",
                "credit_card", "qr")
@@ -611,7 +611,7 @@ def _minutes(a: A.Atom) -> set[int]:
         return set(range(1440))
     if s < e:
         return set(range(s, e))
-    return set(range(s, 1440)) | set(range(0, e))
+    return set(range(s, 1440)) | set(range(e))
 
 
 def check(rs: A.Ruleset, filename: str = "<ruleset>", partial: frozenset[str] = frozenset()) -> list[Diagnostic]:

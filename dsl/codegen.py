@@ -11,14 +11,20 @@ generic algorithm step by step, so both give identical results; a property test 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from dsl import ast as A
 from runtime.rated import RatingResult
 from runtime.rating import (
-    UNIT_SIZE, DiscountProgram, PricedRule, RatingContext, RulesetMeta, TariffProgram,
+    UNIT_SIZE,
+    DiscountProgram,
+    PricedRule,
+    RatingContext,
+    RulesetMeta,
+    TariffProgram,
 )
 from runtime.sessions import SessionFacts
 
@@ -475,7 +481,7 @@ def generate_plain(prog: TariffProgram, conds: dict[str, list[A.Cond | None]], c
     ser_lines = [f"    SER{i} = ctx.series.get({name!r})" for i, name in enumerate(series_used)]
     body = [x for line in src.lines for x in (ser_lines if line.strip() == "#SERIES#" else [line])]
     code = "def rate_plain(s, ctx):\n" + "\n".join(body) + "\n"
-    exec(compile(code, f"<tariff {prog.name}>", "exec"), ns)  # noqa: S102 - generated from the checked AST
+    exec(compile(code, f"<tariff {prog.name}>", "exec"), ns)
     fn: PlainFn = ns["rate_plain"]
     fn.__doc__ = code  # the generated source, for anyone debugging a price
     return fn

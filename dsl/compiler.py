@@ -12,10 +12,11 @@ import hashlib
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 from fnmatch import translate
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from dsl import ast as A
 from dsl.checker import check, walk_atoms
@@ -24,14 +25,25 @@ from dsl.diagnostics import Diagnostic, render_all
 from dsl.parser import parse, shift_lines
 from dsl.policies import Policies, read_policies
 from dsl.printer import cond_text
-from runtime.rating import (
-    UNIT_SIZE, CutSpec, DiscountProgram, Env, PeriodResult, PriceSeries, PricedRule, ProductProgram, RatingContext,
-    RulesetMeta, TariffProgram, rate_period, rate_session,
-)
 from runtime.rated import RatingResult
+from runtime.rating import (
+    UNIT_SIZE,
+    CutSpec,
+    DiscountProgram,
+    Env,
+    PeriodResult,
+    PricedRule,
+    PriceSeries,
+    ProductProgram,
+    RatingContext,
+    RulesetMeta,
+    TariffProgram,
+    rate_period,
+    rate_session,
+)
 from runtime.sessions import SessionFacts
 
-__all__ = ["compile_ruleset", "cache_info", "CompileResult", "CompiledRuleset", "RulesetError"]
+__all__ = ["CompileResult", "CompiledRuleset", "RulesetError", "cache_info", "compile_ruleset"]
 
 _DYNAMIC_ATOMS = {"time", "days", "date", "holiday", "power", "current", "energy", "duration"}
 
@@ -41,7 +53,7 @@ class RulesetError(ValueError):
 
 
 class CompileResult:
-    __slots__ = ("ruleset", "diagnostics", "source", "filename")
+    __slots__ = ("diagnostics", "filename", "ruleset", "source")
 
     def __init__(self, ruleset: CompiledRuleset | None, diagnostics: list[Diagnostic], source: str, filename: str):
         self.ruleset = ruleset
@@ -314,7 +326,7 @@ class _Codegen:
         params = "".join(f", {n}={n}" for n in self.consts)
         src = f"def pred(e{params}):\n    return bool({body})\n"
         ns: dict[str, Any] = dict(self.consts)
-        exec(compile(src, f"<condition {cond_text(c)}>", "exec"), ns)  # noqa: S102 - generated from the AST
+        exec(compile(src, f"<condition {cond_text(c)}>", "exec"), ns)
         fn: Callable[[Env], bool] = ns["pred"]
         fn.__doc__ = cond_text(c)
         return fn

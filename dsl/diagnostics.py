@@ -8,12 +8,13 @@ caret under the span and an optional ``= help:`` hint.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from dsl.ast import Span
 
-__all__ = ["Diagnostic", "render", "render_all", "suggest", "CODES"]
+__all__ = ["CODES", "Diagnostic", "render", "render_all", "suggest"]
 
 # Every code the compiler can emit, with a one-line description (the golden tests cover each).
 CODES: dict[str, str] = {

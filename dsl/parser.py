@@ -5,19 +5,20 @@ from __future__ import annotations
 import dataclasses
 import dataclasses as _dc
 import re
+from collections.abc import Iterator
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 from lark.lexer import PatternRE, PatternStr, TerminalDef
-from lark.exceptions import VisitError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from dsl import ast as A
 from dsl.diagnostics import Diagnostic, suggest
 
-__all__ = ["parse", "ParseOutcome"]
+__all__ = ["ParseOutcome", "parse"]
 
 _GRAMMAR = Path(__file__).with_name("evbill.lark")
 
@@ -142,7 +143,7 @@ class ParseOutcome:
     """A ruleset and the syntax diagnostics; after recovery both: the blocks that parsed, and the
     names declared by blocks that did not (the checker must not call those unknown)."""
 
-    __slots__ = ("ruleset", "diagnostics", "lost_names", "partial", "line_shift")
+    __slots__ = ("diagnostics", "line_shift", "lost_names", "partial", "ruleset")
 
     def __init__(self, ruleset: A.Ruleset | None, diagnostics: list[Diagnostic],
                  lost_names: frozenset[str] = frozenset(), partial: frozenset[str] = frozenset(),
@@ -884,7 +885,7 @@ class _ToAst(Transformer[Token, Any]):
         a = _DAYS.index(str(c[0]))
         b = _DAYS.index(str(c[1])) if len(c) > 1 else a
         if b < a:  # fri..mon wraps over the weekend
-            return tuple(range(a, 7)) + tuple(range(0, b + 1))
+            return tuple(range(a, 7)) + tuple(range(b + 1))
         return tuple(range(a, b + 1))
 
     def a_days(self, meta: Any, c: list[tuple[int, ...]]) -> A.Atom:

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from dsl import ast as A
 
-__all__ = ["print_ruleset", "cond_text", "price_text", "num", "policy_stmt_text"]
+__all__ = ["cond_text", "num", "policy_stmt_text", "price_text", "print_ruleset"]
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 

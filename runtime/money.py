@@ -9,23 +9,31 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, ROUND_HALF_UP, ROUND_DOWN, ROUND_UP, Decimal, InvalidOperation
+from decimal import (
+    ROUND_DOWN,
+    ROUND_FLOOR,
+    ROUND_HALF_EVEN,
+    ROUND_HALF_UP,
+    ROUND_UP,
+    Decimal,
+    InvalidOperation,
+)
 from typing import Final
 
 from iso4217 import Currency
 
 __all__ = [
-    "Money",
-    "CurrencyMismatch",
-    "allocate",
     "MINOR_UNITS",
     "ROUNDING_MODES",
+    "ZERO",
+    "CurrencyMismatch",
+    "Money",
+    "allocate",
     "minor_unit",
     "quantize",
     "require_currency",
     "tax_groups",
     "to_decimal",
-    "ZERO",
 ]
 
 ZERO: Final = Decimal(0)
@@ -44,7 +52,7 @@ ROUNDING_MODES: Final[dict[str, str]] = {
     "down": ROUND_DOWN,
 }
 
-_QUANTS: Final[dict[int, Decimal]] = {p: Decimal(1).scaleb(-p) for p in range(0, 9)}
+_QUANTS: Final[dict[int, Decimal]] = {p: Decimal(1).scaleb(-p) for p in range(9)}
 
 
 class CurrencyMismatch(ValueError):
@@ -116,7 +124,7 @@ def to_decimal(value: object) -> Decimal:
     """Convert user input to ``Decimal``; floats are refused because they are not exact."""
     if isinstance(value, Decimal):
         return value
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise TypeError(f"refusing {type(value).__name__} {value!r}: use a decimal string")
     if isinstance(value, (int, str)):
         try:

@@ -9,13 +9,13 @@ result's lines are all in its currency (``CurrencyMismatch`` otherwise).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 from runtime.money import ZERO, Money, minor_unit, quantize, require_currency, tax_groups
 
-__all__ = ["RatedLine", "TraceEntry", "RatingResult", "Component"]
+__all__ = ["Component", "RatedLine", "RatingResult", "TraceEntry"]
 
 
 class Component:
@@ -37,7 +37,7 @@ class Component:
     GOODWILL = "goodwill"
 
     # OCPI CDR cost groups each component reports into
-    OCPI_GROUP = {
+    OCPI_GROUP: ClassVar[dict[str, str]] = {
         START_FEE: "fixed", FLAT: "fixed", ENERGY: "energy", TIME: "time", PARKING: "parking",
         RESERVATION: "reservation", "reservation_fee": "reservation",
     }
@@ -198,7 +198,7 @@ class RatingResult:
 
 
 def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _s(d: Decimal) -> str:

@@ -21,11 +21,13 @@ Times are integer epoch milliseconds inside the engine (exact, fast); volumes ar
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 from functools import lru_cache
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from itertools import pairwise
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from runtime.money import ZERO, require_currency
@@ -33,15 +35,30 @@ from runtime.rated import Component, RatedLine, RatingResult, TraceEntry
 from runtime.sessions import SessionFacts, SessionInputError
 
 __all__ = [
-    "finish_session", "CutSpec", "PriceSeries", "RatingContext", "PricedRule", "TariffProgram", "DiscountProgram", "ProductProgram",
-    "RulesetMeta", "Env", "RatingError", "MissingPrice", "rate_session", "rate_period", "PeriodResult",
-    "facts_minutes", "session_minutes", "zone",
+    "CutSpec",
+    "DiscountProgram",
+    "Env",
+    "MissingPrice",
+    "PeriodResult",
+    "PriceSeries",
+    "PricedRule",
+    "ProductProgram",
+    "RatingContext",
+    "RatingError",
+    "RulesetMeta",
+    "TariffProgram",
+    "facts_minutes",
+    "finish_session",
+    "rate_period",
+    "rate_session",
+    "session_minutes",
+    "zone",
 ]
 
 ONE = Decimal(1)
 HUNDRED = Decimal(100)
 _MS_PER_S = Decimal(1000)
-_UTC = timezone.utc
+_UTC = UTC
 
 # seconds (for time units) or kWh (for energy units) that one price unit stands for
 UNIT_SIZE: dict[str, Decimal] = {
@@ -209,7 +226,7 @@ class RulesetMeta:
 
 # ---------------------------------------------------------------- segments and environment
 class _Seg:
-    __slots__ = ("a", "b", "energy", "time_s", "park_s", "resv_s", "pmin", "pmax", "imin", "imax")
+    __slots__ = ("a", "b", "energy", "imax", "imin", "park_s", "pmax", "pmin", "resv_s", "time_s")
 
     def __init__(self, a: int, b: int, energy: Decimal, time_s: Decimal, park_s: Decimal, resv_s: Decimal,
                  pmin: Decimal | None = None, pmax: Decimal | None = None,
@@ -234,7 +251,7 @@ class _Seg:
 class Env:
     """What a condition sees at a segment start. Session-level facts are on ``s``."""
 
-    __slots__ = ("s", "sod", "wd", "day", "date", "kwh", "el", "pw", "cur", "resv", "fees")
+    __slots__ = ("cur", "date", "day", "el", "fees", "kwh", "pw", "resv", "s", "sod", "wd")
 
     def __init__(self, s: SessionFacts, resv: str | None):
         self.s = s
@@ -320,10 +337,10 @@ def _meter_segments(s: SessionFacts, start: int, end: int, charge_end: int | Non
     # charging end); pauses before that are charging time, everything after it is parking
     if charge_end is None:
         charge_end = start
-        for (a, ea), (b, eb) in zip(points, points[1:]):
+        for (_, ea), (b, eb) in pairwise(points):
             if eb > ea:
                 charge_end = b
-    for (a, ea), (b, eb) in zip(points, points[1:]):
+    for (a, ea), (b, eb) in pairwise(points):
         if b <= a:
             continue
         kwh = max(ZERO, (eb - ea) / 1000)
@@ -465,7 +482,7 @@ def rate_session(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta
     tzname = ctx.tz or s.timezone or prog.timezone
     try:
         tz = zone(tzname)
-    except Exception:
+    except (KeyError, ValueError, OSError):  # ZoneInfoNotFoundError is a KeyError
         raise RatingError(f"session {s.id!r}: unknown time zone {tzname!r}") from None
     resv = ctx.reservation or s.reservation
     env = Env(s, resv)

@@ -7,10 +7,11 @@ times are hours (as in OCPI CDR dimensions), power kW, current A.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any
 
 from runtime.money import ZERO, to_decimal
 
@@ -27,7 +28,7 @@ def parse_datetime(value: object, field_name: str = "timestamp") -> datetime:
         dt = value
     elif isinstance(value, str):
         text = value.strip()
-        if text.endswith("Z") or text.endswith("z"):
+        if text.endswith(("Z", "z")):
             text = text[:-1] + "+00:00"
         try:
             dt = datetime.fromisoformat(text)
@@ -37,7 +38,7 @@ def parse_datetime(value: object, field_name: str = "timestamp") -> datetime:
         raise SessionInputError(f"{field_name}: expected an ISO 8601 string, found {type(value).__name__}")
     if dt.tzinfo is None:
         raise SessionInputError(f"{field_name}: timestamp {value!r} has no UTC offset")
-    return dt.astimezone(timezone.utc)
+    return dt.astimezone(UTC)
 
 
 def _dec(d: Mapping[str, Any], key: str, default: Decimal | None = ZERO) -> Decimal | None:

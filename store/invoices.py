@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from store.billing import invoice
 from store.errors import InvalidInput
 
-__all__ = ["InvoiceFilter", "cycle_invoices", "list_invoices", "INVOICE_STATUSES", "INVOICE_KINDS"]
+__all__ = ["INVOICE_KINDS", "INVOICE_STATUSES", "InvoiceFilter", "cycle_invoices", "list_invoices"]
 
 INVOICE_STATUSES = ("draft", "held", "finalized", "rejected", "empty")
 INVOICE_KINDS = ("invoice", "credit_note")

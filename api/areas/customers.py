@@ -14,8 +14,8 @@ from pydantic import Field
 from api.areas.billing import follow_schedules
 from api.crud import Ref, WriteModel, crud_router
 from api.schemas import Country, Currency, Id, RefId, read_of, update_of
-from api.validation import Email, Iban, Timezone, VatId
 from api.session_assignment import on_account_write, on_contract_write, on_token_write
+from api.validation import Email, Iban, Timezone, VatId
 from store.errors import InvalidInput
 from store.models import BillingAccount, Contract, Customer, CustomerGroup, Partner, Token
 from store.repo import Scope

@@ -9,6 +9,7 @@ from datetime import date
 from typing import Any
 
 from litestar import Request, Router
+from pydantic import Field
 
 from api.areas.billing import InvoiceRead, temporal_client, temporal_configured
 from api.auth import actor_of
@@ -52,7 +53,7 @@ class CycleRead(ReadModel):
     workflow_status: str | None = None  # running, completed, failed, ... (null: Temporal not configured)
     state: str | None = None
     task_id: str = ""
-    hold_reasons: list[dict[str, str]] = []
+    hold_reasons: list[dict[str, str]] = Field(default_factory=list)
     invoice: InvoiceRead | None = None
 
 

@@ -113,7 +113,7 @@ class RatingRead(ReadModel):
     trace: list[dict[str, Any]]
     rated_by: str
     rated_at: datetime
-    lines: list[RatedLineRead] = []
+    lines: list[RatedLineRead] = Field(default_factory=list)
 
 
 class SessionDetail(SessionRead):

@@ -502,8 +502,8 @@ def finalize_many(db: Session, tx_ids: list[int]) -> dict[int, str | None]:
     second run 'unchanged'. -> session id per transaction (None: not stored, see its status)."""
     from api.session_io import Incoming, import_sessions
 
-    txs = [tx for tx in db.execute(select(OcppTransaction).where(
-        OcppTransaction.id.in_(tx_ids))).scalars()]  # type: ignore[union-attr]
+    txs = list(db.execute(select(OcppTransaction).where(
+        OcppTransaction.id.in_(tx_ids))).scalars())  # type: ignore[union-attr]
     out: dict[int, str | None] = {}
     by_tenant: dict[str, list[tuple[OcppTransaction, dict[str, Any]]]] = {}
     cache: dict[Any, Any] = {}

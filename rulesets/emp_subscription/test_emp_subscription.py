@@ -27,7 +27,7 @@ def test_flex_month_with_included_energy_and_welcome_discount() -> None:
     sessions = [s(0, "10", "flex"), s(1, "15", "flex"), s(2, "12", "flex")]
     results = RS.rate_many(sessions)
     # first session: 10 x 0.39 = 3.90, welcome 5.00 off is capped at the session's 3.90
-    assert [r.net_unrounded for r in results] == [D("0"), D("5.85"), D("4.68")]
+    assert [r.net_unrounded for r in results] == [D(0), D("5.85"), D("4.68")]
     period = RS.rate_period(results, "flex")
     # sessions 0 + 5.85 + 4.68 = 10.53; fee 5.99; 20 included kWh credited at 0.39 = -7.80
     assert period.net_total == D("8.72")

@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session
 
-from api.shared import SharedState, listen_for_auth_changes, new_file_path, notify_auth_change, remove_stale_files
+from api.shared import (
+    SharedState,
+    listen_for_auth_changes,
+    new_file_path,
+    notify_auth_change,
+    remove_stale_files,
+)
 from tests.store.conftest import PG_URL, fresh_engine
 
 

@@ -36,7 +36,7 @@ def test_check_reports_file_line_col_and_exits_one(tmp_path: Path) -> None:
     assert "did you mean 'employees'?" in r.stderr
     js = run("check", "--json", str(bad))
     diags = [json.loads(x) for x in js.stdout.splitlines()]
-    assert {"code": "E201", "line": 4, "col": 14} == {k: diags[-1][k] for k in ("code", "line", "col")}
+    assert {k: diags[-1][k] for k in ("code", "line", "col")} == {"code": "E201", "line": 4, "col": 14}
 
 
 def test_check_missing_file() -> None:
@@ -111,7 +111,7 @@ def test_demo_einvoices_pass_the_official_rules(demo: tuple[subprocess.Completed
     sys.path.insert(0, str(KIT))
     from validate import Validator  # type: ignore[import-not-found]
 
-    r, out = demo
+    _r, out = demo
     xmls = sorted((out / "documents").rglob("*.xml"))
     assert any("INV-" in x.name for x in xmls), "the public buyer's invoice is issued as XRechnung"
     v = Validator()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
 from hypothesis import given, settings
@@ -36,7 +36,7 @@ discount night { 0.50 off session; for time 23:00..05:00; priority 2 }
 discount xmas { 5% off session; valid 2026-12-20..2027-01-07; exclusive; priority 1 }
 ''', "codegen.evb")
 
-T0 = datetime(2026, 10, 20, tzinfo=timezone.utc)
+T0 = datetime(2026, 10, 20, tzinfo=UTC)
 SPOT = PriceSeries.from_points("spot", [(T0 + timedelta(minutes=15 * i), D(i % 37) / 100 - D("0.05"))
                                         for i in range(4 * 24 * 90)])
 CTX = RatingContext(series={"spot": SPOT})

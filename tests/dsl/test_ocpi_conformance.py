@@ -405,7 +405,7 @@ WORKED = [
 @pytest.mark.parametrize("w", WORKED, ids=[w.id for w in WORKED])
 def test_spec_worked_example(w: Worked, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     f = tmp_path / "cdr.json"
-    f.write_text(json.dumps(w.cdr, default=lambda d: float(d)))  # short reprs: exactly the decimals above
+    f.write_text(json.dumps(w.cdr, default=float))  # short reprs: exactly the decimals above
     rc, out = run_cli(capsys, "--tariff", str(SPEC / w.tariff), "--cdr", str(f))
     assert rc == 0, out
     got = out[0]

@@ -76,7 +76,7 @@ def test_every_kind_parses_into_typed_statements_and_compiles() -> None:
         ("DE", "reduced", 7, None, None)]
     assert _policy(rs, "tax").of(A.ReverseCharge)[0].note.startswith("Steuerschuldnerschaft")
 
-    c1, c2, c3 = _policy(rs, "commission").of(A.Commission)
+    c1, _c2, c3 = _policy(rs, "commission").of(A.Commission)
     assert c1.per is not None and c1.per.value == "session" and isinstance(c1.condition, A.Atom)
     assert c3.percent is not None and c3.percent.value == 5
     assert _policy(rs, "commission").of(A.Party)[0].direction == "pay"

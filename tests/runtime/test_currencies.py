@@ -57,7 +57,7 @@ def test_minor_units_are_iso_4217() -> None:
     # where CLDR's display digits (babel) differ from ISO 4217, ISO wins: invoices are ISO amounts
     assert (minor_unit("HUF"), minor_unit("IQD"), minor_unit("ISK")) == (2, 3, 0)
     # every ISO currency with a minor unit is known; metals and "no currency" are not money to bill in
-    assert MINOR_UNITS == {c.code: c.exponent for c in Currency if c.exponent is not None}
+    assert {c.code: c.exponent for c in Currency if c.exponent is not None} == MINOR_UNITS
     assert "XXX" not in MINOR_UNITS and "XAU" not in MINOR_UNITS and len(MINOR_UNITS) > 150
 
 

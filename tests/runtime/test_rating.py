@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from typing import Any
 
@@ -47,7 +47,7 @@ def test_start_fee_and_energy() -> None:
 def test_energy_per_wh_and_mwh_units() -> None:
     r = rs('tariff a { vat 0%; energy 0.0005 per Wh }')
     line = r.rate(sess(kwh="2")).lines[0]
-    assert (line.quantity, line.unit, line.net) == (D("2000"), "Wh", D("1.0000"))
+    assert (line.quantity, line.unit, line.net) == (D(2000), "Wh", D("1.0000"))
     r2 = rs('tariff a { vat 0%; energy 300 per MWh }')
     assert net(r2, sess(kwh="2")) == D("0.6")
 
@@ -74,9 +74,9 @@ def test_blocking_fee_after_grace_and_capped() -> None:
     # plugged in 10:00-20:00, charging until 12:00: parking 12:00-20:00, billable from 14:00 = 360 min
     s = sess(end="2026-11-18T20:00:00+01:00", charging_end="2026-11-18T12:00:00+01:00")
     res = r.rate(s)
-    parking = [ln for ln in res.lines if ln.component == "parking"][0]
-    assert parking.quantity == D("360") and parking.net == D("36.00")
-    cap = [ln for ln in res.lines if ln.component == "cap"][0]
+    parking = next(ln for ln in res.lines if ln.component == "parking")
+    assert parking.quantity == D(360) and parking.net == D("36.00")
+    cap = next(ln for ln in res.lines if ln.component == "cap")
     assert cap.net == D("-24.00")
     assert res.net_unrounded == D("4.90") + D("12.00")
 
@@ -96,7 +96,7 @@ def test_idle_grace_counts_parking_minutes() -> None:
 def test_step_sizes_round_up_once_per_session() -> None:
     r = rs('tariff a { vat 19%; energy 1.00 per kWh step 1 kWh; time 0.60 per h step 15 min }')
     s = sess(kwh="10.2", end="2026-11-18T11:05:00+01:00")
-    res = r.rate(s)
+    r.rate(s)
     assert comp(r, s, "energy") == D("11.00")
     # 65 min -> 75 min = 1.25 h x 0.60
     assert comp(r, s, "time") == D("0.75")
@@ -232,7 +232,7 @@ def test_first_matching_rule_wins_per_component() -> None:
 
 def test_indexed_price_follows_hourly_series() -> None:
     r = rs('series spot_de\ntariff dyn { vat 19%; energy index(spot_de) * 1.10 + 0.12 per kWh }')
-    t0 = datetime(2026, 11, 18, 9, tzinfo=timezone.utc)
+    t0 = datetime(2026, 11, 18, 9, tzinfo=UTC)
     series = PriceSeries.from_points("spot_de", [(t0 + timedelta(hours=i), D("0.10") + D(i) / 100)
                                                  for i in range(4)])
     s = sess(start="2026-11-18T09:30:00Z", end="2026-11-18T11:30:00Z", kwh="20")
@@ -356,7 +356,7 @@ def test_included_sessions() -> None:
 def test_goodwill_credit_never_goes_below_zero() -> None:
     r = rs(PRODUCT)
     results = r.rate_many([sess(product="flex")])
-    p = r.rate_period(results, "flex", goodwill=D("100"))
+    p = r.rate_period(results, "flex", goodwill=D(100))
     assert p.net_total == 0
 
 

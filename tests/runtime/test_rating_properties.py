@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
 from hypothesis import example, given, settings
@@ -30,7 +30,7 @@ discount ten { 10% off energy; for group employees }
 discount two { 2.00 off session; priority 1 }
 ''', "props.evb")
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 sessions = st.builds(
     lambda start_min, dur_min, charge_frac, kwh, emp, weekend: SessionFacts(
@@ -50,9 +50,9 @@ sessions = st.builds(
 
 # found by hypothesis: "2.00 off session" took all that was left, then "10% off energy" took the
 # 3E-30 residue of the proportional split and the session ended at -3E-30
-_RESIDUE = SessionFacts(id="p", start=datetime(2026, 1, 1, 3, 15, tzinfo=timezone.utc),
-                        end=datetime(2026, 1, 1, 7, 13, tzinfo=timezone.utc),
-                        charging_end=datetime(2026, 1, 1, 5, 54, tzinfo=timezone.utc),
+_RESIDUE = SessionFacts(id="p", start=datetime(2026, 1, 1, 3, 15, tzinfo=UTC),
+                        end=datetime(2026, 1, 1, 7, 13, tzinfo=UTC),
+                        charging_end=datetime(2026, 1, 1, 5, 54, tzinfo=UTC),
                         energy_kwh=D("0.074"), customer_groups=frozenset({"employees"}))
 
 
@@ -85,7 +85,7 @@ def test_meter_value_chunking_does_not_change_the_price(minutes: int, cuts: list
 
     Power is a multiple of 3.6 kW so every reading is an exact number of Wh (chargers report
     registers, not fractions of a repeating decimal)."""
-    start = datetime(2026, 3, 4, 10, tzinfo=timezone.utc)  # a Wednesday, inside one tariff window
+    start = datetime(2026, 3, 4, 10, tzinfo=UTC)  # a Wednesday, inside one tariff window
     total_ms = minutes * 60_000
     wh_per_ms = D(kw36) / D(1000)
     points = sorted({0, total_ms} | {c * total_ms // 10_000 for c in cuts})

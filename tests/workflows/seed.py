@@ -26,7 +26,6 @@ from store.models import (
     Tenant,
 )
 
-
 RULESET = """\
 ruleset billing_test currency EUR timezone Europe/Berlin
 

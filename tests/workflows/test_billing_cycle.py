@@ -95,7 +95,7 @@ async def test_cycles_across_months_dst_and_a_leap_day(env: WorkflowEnvironment,
     assert got["2028-03-01"] == (2, "INV-000002", timedelta(days=31, hours=-1))
     assert got["2028-04-01"] == (1, "INV-000003", timedelta(days=30))
     assert got["2028-10-01"] == (1, "INV-000004", timedelta(days=31, hours=1))
-    oct_ = [i for i in invoices(engine, "t2") if str(i.local_start) == "2028-10-01"][0]
+    oct_ = next(i for i in invoices(engine, "t2") if str(i.local_start) == "2028-10-01")
     # the Nov 1 00:30 local session belongs to November, not October
     assert {ln.session_id for ln in lines(engine, oct_.id) if ln.session_id} == {"s5"}
 
@@ -124,7 +124,7 @@ async def wait_state(h: object, state: str) -> None:
 
 async def test_hold_then_approve(env: WorkflowEnvironment, engine: Engine, task_queue: str) -> None:
     async with build_worker(env.client, engine, task_queue):
-        h, acc = await start_held(env, engine, task_queue, "t3", D(5000))
+        h, _acc = await start_held(env, engine, task_queue, "t3", D(5000))
         await wait_state(h, "held")
         st = await h.query(BillingCycleWorkflow.status)  # type: ignore[attr-defined]
         assert st.reasons[0]["kind"] == "total"
@@ -144,7 +144,7 @@ async def test_hold_then_approve(env: WorkflowEnvironment, engine: Engine, task_
 
 async def test_hold_then_reject(env: WorkflowEnvironment, engine: Engine, task_queue: str) -> None:
     async with build_worker(env.client, engine, task_queue):
-        h, acc = await start_held(env, engine, task_queue, "t4", D(5000))
+        h, _acc = await start_held(env, engine, task_queue, "t4", D(5000))
         await wait_state(h, "held")
         with pytest.raises(WorkflowUpdateFailedError):
             await h.execute_update(BillingCycleWorkflow.reject, RejectInput("ap1", "approver", " "))  # type: ignore[attr-defined]
@@ -158,7 +158,7 @@ async def test_hold_then_reject(env: WorkflowEnvironment, engine: Engine, task_q
 
 async def test_adjust_then_four_eyes(env: WorkflowEnvironment, engine: Engine, task_queue: str) -> None:
     async with build_worker(env.client, engine, task_queue):
-        h, acc = await start_held(env, engine, task_queue, "t5", D(5000))
+        h, _acc = await start_held(env, engine, task_queue, "t5", D(5000))
         await wait_state(h, "held")
         before = invoices(engine, "t5")[0].net_total
         d = await h.execute_update(BillingCycleWorkflow.adjust,  # type: ignore[attr-defined]
@@ -192,7 +192,7 @@ async def test_adjust_then_four_eyes(env: WorkflowEnvironment, engine: Engine, t
 
 async def test_unanswered_task_escalates(env: WorkflowEnvironment, engine: Engine, task_queue: str) -> None:
     async with build_worker(env.client, engine, task_queue):
-        h, acc = await start_held(env, engine, task_queue, "t6", D(5000), escalate_after_s=3600)
+        h, _acc = await start_held(env, engine, task_queue, "t6", D(5000), escalate_after_s=3600)
         await wait_state(h, "held")
         await env.sleep(timedelta(hours=2, minutes=30))  # time-skipping: two escalations pass
         st = await h.query(BillingCycleWorkflow.status)  # type: ignore[attr-defined]
@@ -206,7 +206,7 @@ async def test_unanswered_task_escalates(env: WorkflowEnvironment, engine: Engin
 
 async def test_auto_release(env: WorkflowEnvironment, engine: Engine, task_queue: str) -> None:
     async with build_worker(env.client, engine, task_queue):
-        h, acc = await start_held(env, engine, task_queue, "t7", D(5000), auto_release_after_s=3 * 86400,
+        h, _acc = await start_held(env, engine, task_queue, "t7", D(5000), auto_release_after_s=3 * 86400,
                                   escalate_after_s=0)
         res = await h.result()  # type: ignore[attr-defined]
     assert res.status == "finalized" and res.decided_by == "system"

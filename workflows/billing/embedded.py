@@ -43,7 +43,7 @@ def _die_with_parent() -> None:
         import signal
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:  # noqa: BLE001 - not Linux: atexit still covers a normal exit
+    except Exception:  # noqa: BLE001, S110 - not Linux: atexit still covers a normal exit
         pass
 
 
@@ -75,7 +75,7 @@ def start_dev_server(port: int = 7233, db_filename: str | Path = Path("var") / "
            "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
            "--ip", host, "--port", str(port), "--log-level", "warn",
            "--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)  # noqa: PLW1509 - one prctl call, before any thread runs in the child
     atexit.register(lambda: proc.poll() is None and proc.terminate())
     _wait_port(host, port, timeout)
     return proc
@@ -145,7 +145,7 @@ def start_worker_thread(address: str, engine: Any, task_queue: str = TASK_QUEUE,
         if loop is not None and worker is not None and loop.is_running():
             try:
                 asyncio.run_coroutine_threadsafe(worker.shutdown(), loop).result(timeout)
-            except Exception:  # noqa: BLE001 - a worker that already failed has nothing to stop
+            except Exception:
                 log.debug("billing worker shutdown", exc_info=True)
         t.join(timeout)
 

@@ -1,7 +1,7 @@
 """initial schema: tenants, CRM, sites, rulesets, sessions, audit
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-21 14:39:47.337111
 """
 
@@ -12,7 +12,6 @@ import sqlmodel
 from alembic import op
 
 import store.types
-
 
 revision = '0001'
 down_revision = None

@@ -95,7 +95,9 @@ def test_remote_commands(ocpp_env: OcppEnv) -> None:
                                                           timestamp="2026-03-10T09:00:00Z"))
             await ch201.call(full_session("TX-REMOTE")[0])
             tx201 = oe.transactions("CP-REMOTE201")[0].id
-            post = lambda path, body: asyncio.to_thread(c.post, path, json=body, headers=h)
+            def post(path: str, body: Any) -> Any:
+                return asyncio.to_thread(c.post, path, json=body, headers=h)
+
             replies = [
                 await post(f"/charge-points/{cp16}/commands/remote-start", {"id_tag": "TOK-alpha", "connector_id": 1}),
                 await post(f"/charge-points/{cp16}/commands/remote-stop", {"transaction_id": start.transaction_id}),
