@@ -21,7 +21,7 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, delete, insert, select, update
+from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -47,7 +47,7 @@ from runtime.invoicing import (
 )
 from runtime.rated import RatedLine, RatingResult, TraceEntry
 from store import billing as B
-from store.models import BillingAccount, ChargingSession, Contract, RatedLineRow, RulesetVersion
+from store import cycle as C
 from store.types import new_id, utcnow
 from workflows.billing.types import (
     AssembleInput,
@@ -70,44 +70,6 @@ log = logging.getLogger("evbill.billing")
 # how far back a cycle looks for late sessions and re-rated ones (older corrections need an
 # ad-hoc cycle with an explicit period)
 LOOKBACK_DAYS = 400
-
-_acct = BillingAccount.__table__  # type: ignore[attr-defined]
-_contract = Contract.__table__  # type: ignore[attr-defined]
-_cs = ChargingSession.__table__  # type: ignore[attr-defined]
-_rl = RatedLineRow.__table__  # type: ignore[attr-defined]
-_rv = RulesetVersion.__table__  # type: ignore[attr-defined]
-_BILLED_KINDS = ("session", "late", "adjustment")
-
-# the statements of every account's assembly, built once (building one costs more than SQLite
-# running it); values are bound per call
-_Q_ACCOUNT = select(_acct).where(_acct.c.id == bindparam("a"), _acct.c.tenant_id == bindparam("t"))
-_Q_RULESET = (select(_rv.c.id, _rv.c.source, _rv.c.dsl_name)
-              .where(_rv.c.tenant_id == bindparam("t"), _rv.c.effective_from <= bindparam("at"))
-              .order_by(_rv.c.effective_from.desc(), _rv.c.published_at.desc()).limit(1))
-_Q_INVOICE = select(B.invoice).where(B.invoice.c.tenant_id == bindparam("t"), B.invoice.c.account_id == bindparam("a"),
-                                     B.invoice.c.cycle_key == bindparam("k"))
-_Q_INVOICE_STATUS = select(B.invoice.c.id, B.invoice.c.status).where(
-    B.invoice.c.tenant_id == bindparam("t"), B.invoice.c.account_id == bindparam("a"),
-    B.invoice.c.cycle_key == bindparam("k"))
-_Q_CONTRACTS = (select(_contract.c.id, _contract.c.product, _contract.c.start_date, _contract.c.end_date,
-                       _contract.c.status)
-                .where(_contract.c.tenant_id == bindparam("t"), _contract.c.account_id == bindparam("a")))
-_Q_CUSTOMER_ACCOUNTS = select(_acct.c.id).where(_acct.c.tenant_id == bindparam("t"),
-                                                _acct.c.customer_id == bindparam("c")).limit(2)
-# only the customer index: with the period's bounds in the WHERE clause SQLite's planner takes the
-# (tenant, start) index and walks every customer's month; the bounds and the tenant are checked in
-# Python instead (a customer has hundreds of sessions, not millions)
-_Q_CUSTOMER_SESSIONS = select(_cs.c.id, _cs.c.tenant_id, _cs.c.current_rating_id, _cs.c.start, _cs.c.energy_kwh,
-                              _cs.c.contract_id, _cs.c.status).where(_cs.c.customer_id == bindparam("c"))
-_Q_BILLED = (select(B.billed_session.c.session_id, B.billed_session.c.rating_id, B.billed_session.c.invoice_id)
-             .where(B.billed_session.c.tenant_id == bindparam("t"),
-                    B.billed_session.c.session_id.in_(bindparam("ids", expanding=True)))
-             .order_by(B.billed_session.c.id))
-_Q_RATED_LINES = (select(_rl.c.rating_id, _rl.c.component, _rl.c.description, _rl.c.quantity, _rl.c.unit,
-                         _rl.c.unit_price, _rl.c.net, _rl.c.tax_rate, _rl.c.currency, _rl.c.rule, _rl.c.session_id,
-                         _rl.c.cost_group)
-                  .where(_rl.c.rating_id.in_(bindparam("ids", expanding=True))).order_by(_rl.c.rating_id, _rl.c.seq))
-
 
 def _d(v: Decimal) -> str:
     return format(v, "f")
@@ -154,7 +116,7 @@ class BillingActivities:
 
     # ------------------------------------------------------------------ policies
     def _ruleset(self, conn: Connection, tenant_id: str, at: datetime) -> Any:
-        row = conn.execute(_Q_RULESET, {"t": tenant_id, "at": at}).first()
+        row = C.ruleset_in_force(conn, tenant_id, at)
         if row is None:
             return None, None
         res = compile_ruleset(row.source, f"{row.dsl_name or row.id}.evb")
@@ -213,7 +175,7 @@ class BillingActivities:
 
     def _assemble(self, conn: Connection, inp: AssembleInput, as_of: datetime) -> DraftSummary | dict[str, Any]:
         t = inp.tenant_id
-        acct = conn.execute(_Q_ACCOUNT, {"a": inp.account_id, "t": t}).first()
+        acct = C.account(conn, t, inp.account_id)
         if acct is None:
             raise ApplicationError(f"billing account {inp.account_id!r} not found", type="account_not_found",
                                    non_retryable=True)
@@ -227,7 +189,7 @@ class BillingActivities:
         else:
             period = period_ending(policy.cycle, policy.cut_off_day, policy.timezone or acct.timezone, as_of)
         key = inp.cycle_key or period.key
-        existing = conn.execute(_Q_INVOICE, {"t": t, "a": acct.id, "k": key}).first()
+        existing = C.cycle_invoice(conn, t, acct.id, key)
         summary_extra = dict(approval_required=hold.approval_required,
                              auto_release_after_s=int(hold.auto_release_after.total_seconds())
                              if hold.auto_release_after else None,
@@ -269,19 +231,18 @@ class BillingActivities:
     def _write_draft(self, conn: Connection, plan: dict[str, Any]) -> tuple[DraftSummary, list[tuple[str, str]]] | None:
         """Write the planned draft; returns its summary and the (session, rating) pairs it bills."""
         t, acct, key, inv_id, values = plan["t"], plan["acct"], plan["key"], plan["inv_id"], plan["values"]
-        existing = conn.execute(_Q_INVOICE_STATUS, {"t": t, "a": acct.id, "k": key}).first()
+        existing = C.cycle_invoice_status(conn, t, acct.id, key)
         now_status = existing.status if existing is not None else None
         if now_status != plan["seen_status"] or (existing is not None
                                                  and len(B.postings_of(conn, inv_id)) != plan["postings"]):
             return None  # another attempt or an adjustment got there first: read again
         if existing is None:
-            conn.execute(insert(B.invoice).values(
+            C.insert_draft(conn, dict(
                 id=inv_id, tenant_id=t, account_id=acct.id, customer_id=acct.customer_id, cycle_key=key,
                 rejected_reason="", decided_by="", created_at=utcnow(), **values))
         else:
             # a draft is still ours to rebuild (after an adjustment, or on a retried activity)
-            conn.execute(delete(B.invoice_line).where(B.invoice_line.c.invoice_id == inv_id))
-            conn.execute(update(B.invoice).where(B.invoice.c.id == inv_id).values(**values))
+            C.rebuild_draft(conn, inv_id, values)
         billed = B.insert_lines(conn, t, inv_id, plan["lines"], plan["rating_of"])
         B.consume_holds(conn, t, plan["holds"], inv_id)  # a manual hold is for the next invoice: this one
         # the summary comes from what was just written (the number is drawn later, if at all)
@@ -303,19 +264,19 @@ class BillingActivities:
     def _draft(self, conn: Connection, t: str, acct: Any, inv_id: str, period: Period, issue: date,
                policy: BillingPolicy, ruleset: Any, rv_id: str | None = None
                ) -> tuple[InvoiceDraft, dict[str, str], int]:
-        contracts = conn.execute(_Q_CONTRACTS, {"t": t, "a": acct.id}).all()
+        contracts = C.account_contracts(conn, t, acct.id)
         contract_ids = {c.id for c in contracts}
-        n_accounts = conn.execute(_Q_CUSTOMER_ACCOUNTS, {"t": t, "c": acct.customer_id}).all()
+        n_accounts = C.customer_account_ids(conn, t, acct.customer_id)
         lookback = period.start - timedelta(days=LOOKBACK_DAYS)
         # the customer's sessions; contracts tell accounts of one customer apart
-        rows = [r for r in conn.execute(_Q_CUSTOMER_SESSIONS, {"c": acct.customer_id}).all()
+        rows = [r for r in C.customer_sessions(conn, acct.customer_id)
             if r.tenant_id == t and r.status == "rated" and lookback <= r.start < period.end
             and r.current_rating_id and (r.contract_id in contract_ids
                                          or (r.contract_id is None and len(n_accounts) == 1))]
         ids = [r.id for r in rows]
         billed: dict[str, list[tuple[str, str]]] = defaultdict(list)
         for ch in _chunks(ids):
-            for b in conn.execute(_Q_BILLED, {"t": t, "ids": list(ch)}):
+            for b in C.billed_of(conn, t, ch):
                 billed[b.session_id].append((b.rating_id, b.invoice_id))
         elsewhere = set()
         for ch in _chunks(ids):
@@ -334,7 +295,7 @@ class BillingActivities:
         rating_ids = [r.current_rating_id for r in current + late_rows + corr_rows]
         lines_of: dict[str, list[RatedLine]] = defaultdict(list)
         for ch in _chunks(rating_ids):
-            for ln in conn.execute(_Q_RATED_LINES, {"ids": list(ch)}).all():
+            for ln in C.rated_lines_of(conn, ch):
                 lines_of[ln.rating_id].append(RatedLine(
                     ln.component, ln.description, ln.quantity, ln.unit, ln.unit_price, ln.net, ln.tax_rate,
                     ln.currency, ln.rule, ln.session_id, ln.cost_group or ""))
@@ -386,16 +347,9 @@ class BillingActivities:
                      lines_of: dict[str, list[RatedLine]]) -> list[Correction]:
         out = []
         for r in sorted(rows, key=lambda x: (x.start, x.id)):
-            billed_net: dict[Decimal, Decimal] = defaultdict(Decimal)
-            for ln in conn.execute(select(B.invoice_line.c.net, B.invoice_line.c.tax_rate)
-                                   .join(B.invoice, B.invoice.c.id == B.invoice_line.c.invoice_id)
-                                   .where(B.invoice_line.c.tenant_id == t, B.invoice_line.c.session_id == r.id,
-                                          B.invoice.c.status == "finalized",
-                                          B.invoice_line.c.kind.in_(_BILLED_KINDS))):
-                billed_net[ln.tax_rate] += ln.net
+            billed_net = C.billed_net_of_session(conn, t, r.id)
             last_rating, last_invoice = billed[r.id][-1]
-            inv = conn.execute(select(B.invoice.c.number, B.invoice.c.currency)
-                               .where(B.invoice.c.id == last_invoice)).one()
+            inv = C.invoice_currency_number(conn, last_invoice)
             out.append(Correction(r.id, r.current_rating_id, last_rating, last_invoice, inv.number or "",
                                   dict(billed_net), tuple(lines_of[r.current_rating_id]), inv.currency))
         return out
@@ -427,9 +381,7 @@ class BillingActivities:
     @activity.defn(name="billing.add_posting")
     def add_posting(self, inp: PostingInput) -> None:
         with B.write_transaction(self.engine) as conn:
-            row = conn.execute(select(B.invoice.c.status).where(B.invoice.c.id == inp.invoice_id,
-                                                                B.invoice.c.tenant_id == inp.tenant_id)).first()
-            if row is None or row.status not in ("draft", "held"):
+            if C.invoice_status(conn, inp.tenant_id, inp.invoice_id) not in ("draft", "held"):
                 raise ApplicationError("only a draft or held invoice can be adjusted", type="invoice_not_open",
                                        non_retryable=True)
             B.add_posting(conn, inp.tenant_id, inp.invoice_id, inp.posting_id, inp.description,
@@ -468,7 +420,7 @@ class BillingActivities:
 
     def _finalize(self, conn: Connection, tenant_id: str, invoice_id: str, decided_by: str,
                   at: datetime) -> FinalizeOutput:
-        kind = conn.execute(select(B.invoice.c.kind).where(B.invoice.c.id == invoice_id)).scalar_one()
+        kind = C.invoice_kind(conn, invoice_id)
         B.ensure_series(conn, tenant_id, *B.INVOICE_SERIES[kind])
         try:
             res = B.finalize_invoice(conn, tenant_id, invoice_id, decided_by, at)
@@ -479,10 +431,7 @@ class BillingActivities:
     @activity.defn(name="billing.reject_invoice")
     def reject_invoice(self, inp: CloseTaskInput) -> None:
         with B.write_transaction(self.engine) as conn:
-            conn.execute(update(B.invoice).where(B.invoice.c.id == inp.invoice_id,
-                                                 B.invoice.c.tenant_id == inp.tenant_id,
-                                                 B.invoice.c.status.in_(("draft", "held")))
-                         .values(status="rejected", rejected_reason=inp.reason[:1000], decided_by=inp.user_id))
+            C.reject_draft(conn, inp.tenant_id, inp.invoice_id, inp.reason[:1000], inp.user_id)
             if inp.task_id:
                 B.close_task(conn, inp.task_id, "rejected", inp.user_id, inp.reason[:1000])
             _audit(conn, inp.tenant_id, inp.user_id, inp.role, "invoice.reject", "billing_invoice", inp.invoice_id,
@@ -540,12 +489,8 @@ def _audit(conn: Connection, tenant_id: str, user_id: str, role: str, action: st
     from sqlalchemy.orm import Session
 
     from store.audit import Actor, append_audit
-    from store.models import AuditEntry
 
-    ae = AuditEntry.__table__  # type: ignore[attr-defined]
-    if conn.execute(select(ae.c.id).where(ae.c.tenant_id == tenant_id, ae.c.action == action,
-                                          ae.c.entity_id == entity_id, ae.c.actor_id == user_id)
-                    .limit(1)).first() and action != "invoice.adjust":
+    if C.audit_entry_exists(conn, tenant_id, action, entity_id, user_id) and action != "invoice.adjust":
         return
     db = Session(bind=conn)
     append_audit(db, Actor(tenant_id, user_id, role or "system"), action, entity, entity_id, None, after)

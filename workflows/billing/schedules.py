@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
-from sqlalchemy.engine import Connection
+from sqlalchemy import Engine
 from temporalio import activity
 from temporalio.client import Client, ScheduleDescription, ScheduleHandle, ScheduleSpec
 from temporalio.service import RPCError, RPCStatusCode
 
+from store import cycle as C
 from workflows.billing.types import TASK_QUEUE, ScheduleSyncInput
 from workflows.billing.worker import _spec, ensure_schedule, schedule_id
 
@@ -50,18 +50,6 @@ class SchedulePlan:
     active: bool = True
 
 
-def _version_in_force(conn: Connection, tenant_id: str, at: datetime, but: str | None = None) -> Any:
-    """The tenant's ruleset version in force at ``at`` (the cycle's own choice), leaving out ``but``."""
-    from store.models import RulesetVersion
-
-    rv = RulesetVersion.__table__  # type: ignore[attr-defined]
-    stmt = select(rv.c.id, rv.c.source, rv.c.dsl_name, rv.c.effective_from).where(
-        rv.c.tenant_id == tenant_id, rv.c.effective_from <= at)
-    if but is not None:
-        stmt = stmt.where(rv.c.id != but)
-    return conn.execute(stmt.order_by(rv.c.effective_from.desc(), rv.c.published_at.desc()).limit(1)).first()
-
-
 def _read_policies(row: Any) -> Any:
     from dsl.compiler import compile_ruleset
 
@@ -74,7 +62,7 @@ def _read_policies(row: Any) -> Any:
 def _policies(engine: Engine, tenant_id: str, at: datetime) -> Any:
     """The billing policies of the tenant's ruleset version in force at ``at`` (None without one)."""
     with engine.connect() as conn:
-        return _read_policies(_version_in_force(conn, tenant_id, at))
+        return _read_policies(C.version_in_force(conn, tenant_id, at))
 
 
 def _calendars(pols: Any) -> tuple[tuple[str, str, int, str], ...]:
@@ -96,15 +84,11 @@ def billing_policy_change(engine: Engine, tenant_id: str, version_id: str) -> Po
     """How ``version_id`` changes the billing policies the schedules follow (cycle, cut-off day, time
     zone of each ``billing`` block) against the version in force just before its effective date;
     None when it changes none of them (or is not the tenant's)."""
-    from store.models import RulesetVersion
-
-    rv = RulesetVersion.__table__  # type: ignore[attr-defined]
     with engine.connect() as conn:
-        new = conn.execute(select(rv.c.id, rv.c.source, rv.c.dsl_name, rv.c.effective_from).where(
-            rv.c.tenant_id == tenant_id, rv.c.id == version_id)).first()
+        new = C.version(conn, tenant_id, version_id)
         if new is None:
             return None
-        before = _version_in_force(conn, tenant_id, new.effective_from, but=new.id)
+        before = C.version_in_force(conn, tenant_id, new.effective_from, but=new.id)
     old_cal, new_cal = _calendars(_read_policies(before)), _calendars(_read_policies(new))
     if old_cal == new_cal:
         return None
@@ -115,14 +99,8 @@ def billing_policy_change(engine: Engine, tenant_id: str, version_id: str) -> Po
 def plan_schedules(engine: Engine, tenant_id: str, account_ids: list[str] | None = None) -> list[SchedulePlan]:
     """The wanted schedule of the given accounts of the tenant (all of them when None); an id that
     names no account of the tenant plans none."""
-    from store.models import BillingAccount
-
-    acct = BillingAccount.__table__  # type: ignore[attr-defined]
-    stmt = select(acct.c.id, acct.c.billing_cycle, acct.c.timezone, acct.c.status).where(acct.c.tenant_id == tenant_id)
-    if account_ids is not None:
-        stmt = stmt.where(acct.c.id.in_(account_ids))
     with engine.connect() as conn:
-        rows = conn.execute(stmt.order_by(acct.c.id)).all()
+        rows = C.schedule_accounts(conn, tenant_id, account_ids)
     pols = _policies(engine, tenant_id, datetime.now(UTC)) if rows else None
     out = []
     for r in rows:
