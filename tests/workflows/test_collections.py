@@ -111,7 +111,7 @@ async def test_collect_settle_return(env: WorkflowEnvironment, engine: Engine, t
         assert bad_iban.status_code == 422
 
         as_of = (due - timedelta(days=3)).isoformat()
-        r = await c.post("/collections/runs", headers=op, json={"creditor_account_id": cred["id"], "as_of": as_of})
+        r = await c.post("/collections/runs", headers=ap2, json={"creditor_account_id": cred["id"], "as_of": as_of})
         assert r.status_code == 202, r.text
         wid = r.json()["workflow_id"]
         run_id = await _awaiting(env, wid)
@@ -119,6 +119,8 @@ async def test_collect_settle_return(env: WorkflowEnvironment, engine: Engine, t
         assert run["status"] == "awaiting_approval" and run["items"] == 2, run
         # four eyes: not an operator, not the person who started it
         assert (await c.post(f"/collections/runs/{run_id}/approve", headers=op2, json={})).status_code == 403
+        r = await c.post(f"/collections/runs/{run_id}/approve", headers=ap2, json={})
+        assert r.status_code == 403 and r.json()["code"] == "four_eyes", r.text
         r = await c.post(f"/collections/runs/{run_id}/reject", headers=ap, json={"reason": " "})
         assert r.status_code == 422 and r.json()["code"] == "reason_required", r.text
         again = await c.post("/collections/runs", headers=ap, json={"creditor_account_id": cred["id"],
