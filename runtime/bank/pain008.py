@@ -13,6 +13,7 @@ against the official XSD shipped in ``xsd/`` before anyone sees it.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -89,7 +90,10 @@ def end_to_end_id(number: str, attempt: int) -> str:
 
 
 def _clean(text: str) -> str:
-    return " ".join(_SEPA_TEXT.sub(" ", text).split())
+    """Text in the SEPA character set: letters with accents lose them (``ö`` -> ``o``, ``ß`` ->
+    ``ss``, as the EPC conversion table does), anything else outside the set becomes a space."""
+    ascii_ = unicodedata.normalize("NFKD", text.replace("ß", "ss")).encode("ascii", "ignore").decode()
+    return " ".join(_SEPA_TEXT.sub(" ", ascii_).split())
 
 
 def _add_months(d: date, months: int) -> date:
