@@ -273,8 +273,9 @@ def import_statement(conn: Connection, tenant_id: str, st: BankStatement, file_s
                         reason=tx.return_reason, on=e.booking_date or e.value_date or date.today(),
                         created_by=created_by)
                     account_id, rule = ci.account_id, "end_to_end_id"
-                    reason = f"{reason}; our direct debit {ci.end_to_end_id} ({ci.number}) reopened" + (
-                        f", fee {fee} charged" if fee else "")
+                    reason = (f"{reason}; our direct debit {ci.end_to_end_id} ({ci.number}) reopened" + (
+                        f", fee {fee} charged" if fee else "")) if event_id else (
+                        f"{reason}; our direct debit {ci.end_to_end_id} was returned before: nothing booked")
                     indexes.clear()
             elif e.credit:
                 if currency not in indexes:

@@ -479,6 +479,8 @@ def record_return(conn: Connection, tenant_id: str, ci: Any, *, key: str, booked
     the bank's fee when the creditor account passes fees on. The fee is what the bank reports, else
     what was debited beyond the original amount. The mandate's sequence and status follow the
     rulebook. Returns (the receivable event id, the fee charged)."""
+    if ci.status == "returned":
+        return "", ZERO  # returned before (a second report of the same return): nothing owed twice
     cred = conn.execute(select(creditor_account).join(mandate, mandate.c.creditor_account_id == creditor_account.c.id)
                         .where(mandate.c.id == ci.mandate_id)).one()
     fee = charges if charges is not None else max(booked - ci.amount, ZERO)
@@ -488,14 +490,13 @@ def record_return(conn: Connection, tenant_id: str, ci: Any, *, key: str, booked
                          booked_on=on, reference=f"{ci.end_to_end_id} {reason}".strip(),
                          detail={"end_to_end_id": ci.end_to_end_id, "reason": reason, "fee": format(fee, "f")},
                          created_by=created_by)
-    if ci.status != "returned":
-        conn.execute(update(collection_item).where(collection_item.c.id == ci.id).values(
-            status="returned", return_reason=reason[:10]))
-        m = conn.execute(select(mandate).where(mandate.c.id == ci.mandate_id)).one()
-        values: dict[str, Any] = {"sequence": sequence_after_return(ci.sequence, m.sequence), "updated_at": _now()}
-        if ci.sequence in ("OOFF", "FNAL") and m.status == "revoked":
-            values["status"] = "active"  # the one-off or final collection did not happen
-        if reason in ATTENTION_REASONS:
-            values.update(status="needs_attention", attention_reason=f"{reason}: return of {ci.end_to_end_id}")
-        conn.execute(update(mandate).where(mandate.c.id == m.id).values(**values))
+    conn.execute(update(collection_item).where(collection_item.c.id == ci.id).values(
+        status="returned", return_reason=reason[:10]))
+    m = conn.execute(select(mandate).where(mandate.c.id == ci.mandate_id)).one()
+    values: dict[str, Any] = {"sequence": sequence_after_return(ci.sequence, m.sequence), "updated_at": _now()}
+    if ci.sequence in ("OOFF", "FNAL") and m.status == "revoked":
+        values["status"] = "active"  # the one-off or final collection did not happen
+    if reason in ATTENTION_REASONS:
+        values.update(status="needs_attention", attention_reason=f"{reason}: return of {ci.end_to_end_id}")
+    conn.execute(update(mandate).where(mandate.c.id == m.id).values(**values))
     return done.event_id, charge

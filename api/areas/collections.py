@@ -417,7 +417,12 @@ async def _decide(request: Request[Any, Any, Any], run_id: str, name: str, reaso
         if isinstance(cause, ApplicationError):
             raise _REFUSALS.get(cause.type or "", Conflict)(cause.type or "refused", cause.message) from None
         raise
-    await handle.result()  # the decision's activity has run: answer with the run as it now stands
+    from temporalio.client import WorkflowFailureError
+
+    try:
+        await handle.result()  # the decision's activity has run: answer with the run as it now stands
+    except WorkflowFailureError as exc:
+        raise Conflict("collection_failed", f"the collection run failed: {exc.cause}") from None
     with request.app.state.read_sessions() as db:
         return RunRead.model_validate(dict(_run(db.connection(), actor.tenant_id, run_id)._mapping))
 

@@ -128,6 +128,10 @@ def test_run_once_per_item_submit_credit_and_return(engine: Engine) -> None:
         again = B.import_statement(conn, tid, parse_camt(ret)[0], "y")
         assert again.duplicates == again.entries == 1
         assert [s.open for s in R.item_states(conn, tid, item_ids=[items["INV-000001"]])] == [D("15.33")]
+        # ... and the same return reported again under another bank reference owes nothing twice
+        ret2 = ret.replace(b"RT-1", b"RT-1-AGAIN").replace(b"S-2", b"S-3").replace(b"B-2", b"B-3")
+        B.import_statement(conn, tid, parse_camt(ret2)[0], "w")
+        assert [s.open for s in R.item_states(conn, tid, item_ids=[items["INV-000001"]])] == [D("15.33")]
 
         # a new IBAN fixes AC04 and is reported as an amendment in the next collection, which is FRST again
         C.amend_mandate(conn, m1, iban="DE12500105170648489890")
