@@ -113,6 +113,58 @@ def create_creditor_account(request: Request[Any, Any, Any], data: CreditorAccou
     return CreditorAccountRead.model_validate(dict(row._mapping))
 
 
+class ScheduleIn(WriteModel):
+    enabled: bool = True
+    hour: int = Field(6, ge=0, le=23, description="local hour, Monday to Friday")
+    timezone: str = Field("Europe/Berlin", max_length=64)
+
+
+class ScheduleRead(ReadModel):
+    schedule_id: str
+    enabled: bool
+
+
+@route("PUT", "/collections/creditor-accounts/{creditor_account_id:str}/schedule",
+       operation_id="set_collection_schedule", roles="collections_write",
+       summary="Start the creditor account's collection run every working day at an hour (a Temporal Schedule); "
+               "each run still waits for approval")
+async def set_collection_schedule(request: Request[Any, Any, Any], creditor_account_id: str,
+                                  data: ScheduleIn) -> ScheduleRead:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from workflows.collections.schedules import (
+        collection_schedule_id,
+        drop_collection_schedule,
+        ensure_collection_schedule,
+    )
+
+    try:
+        ZoneInfo(data.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput("invalid_timezone", f"unknown time zone {data.timezone!r}",
+                           errors=[{"key": "timezone", "message": "unknown time zone"}]) from None
+    actor = actor_of(request)
+    with request.app.state.read_sessions() as db:
+        if db.connection().execute(select(C.creditor_account.c.id).where(
+                C.creditor_account.c.tenant_id == actor.tenant_id,
+                C.creditor_account.c.id == creditor_account_id)).first() is None:
+            raise NotFound("creditor_account_not_found", f"creditor account {creditor_account_id!r} not found")
+    client = await temporal_client(request)
+    if data.enabled:
+        sid = await ensure_collection_schedule(client, actor.tenant_id, creditor_account_id, data.hour, data.timezone,
+                                               task_queue(request.app))
+    else:
+        await drop_collection_schedule(client, actor.tenant_id, creditor_account_id)
+        sid = collection_schedule_id(actor.tenant_id, creditor_account_id)
+    with request.app.state.sessions() as db:
+        from store.audit import append_audit
+
+        append_audit(db, actor, "collection_schedule.set", "sepa_creditor_account", creditor_account_id, None,
+                     data.model_dump())
+        db.commit()
+    return ScheduleRead(schedule_id=sid, enabled=data.enabled)
+
+
 # ------------------------------------------------------------------ mandates
 class MandateIn(WriteModel):
     creditor_account_id: str = Field(min_length=1, max_length=40)
@@ -459,7 +511,8 @@ def download_collection_file(request: Request[Any, Any, Any], file_id: str) -> R
                              "Cache-Control": "private, max-age=31536000, immutable"})
 
 
-router = Router(path="/", route_handlers=[list_creditor_accounts, create_creditor_account, list_mandates,
+router = Router(path="/", route_handlers=[list_creditor_accounts, create_creditor_account, set_collection_schedule,
+                                          list_mandates,
                                           create_mandate, get_mandate, change_mandate, revoke_mandate,
                                           start_collection_run, list_collection_runs, get_collection_run,
                                           approve_collection_run, reject_collection_run, download_collection_file],

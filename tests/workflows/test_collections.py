@@ -28,7 +28,7 @@ from tests.workflows.seed import insert_sessions, seed_accounts
 from tests.workflows.test_billing_api import api_client, h, keys
 from workflows.billing.types import BillingCycleInput
 from workflows.billing.worker import build_worker, start_cycle
-from workflows.collections.types import CollectionRunResult
+from workflows.collections.types import CollectionRunInput, CollectionRunResult
 from workflows.collections.workflows import CollectionRunWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -195,6 +195,11 @@ async def test_collect_settle_return(env: WorkflowEnvironment, engine: Engine, t
         assert res3.status == "empty"
         runs = (await c.get("/collections/runs", headers=op, params={"workflow_id": r.json()["workflow_id"]})).json()
         assert any(sk["account_id"] == a1 and "needs_attention" in sk["reason"] for sk in runs[0]["skipped"])
+        # as a schedule starts it: no as_of (the run's own day), started by the system
+        res4 = await env.client.execute_workflow(
+            CollectionRunWorkflow.run, CollectionRunInput(tid, cred["id"], "", "system"), id=f"sched-{tid}",
+            task_queue=task_queue, result_type=CollectionRunResult)
+        assert res4.status == "empty"
     # every item is in exactly one file
     with engine.connect() as conn:
         rows = conn.execute(select(C.collection_item.c.item_id, C.collection_item.c.status)).all()

@@ -18,7 +18,7 @@ def collection_workflow_id(tenant_id: str, creditor_account_id: str, key: str) -
 class CollectionRunInput:
     tenant_id: str
     creditor_account_id: str
-    as_of: str  # ISO date: items due up to as_of + the creditor's lead time
+    as_of: str  # ISO date: items due up to as_of + the creditor's lead time (empty: the day the run starts)
     started_by: str = "system"
 
 

@@ -50,9 +50,11 @@ class CollectionRunWorkflow:
     @workflow.run
     async def run(self, inp: CollectionRunInput) -> CollectionRunResult:
         self._started_by = inp.started_by
+        # a scheduled run collects as of the day it starts (workflow time: the same on replay)
+        as_of = inp.as_of or workflow.now().date().isoformat()
         g = await workflow.execute_activity(
             "collections.gather", GatherInput(inp.tenant_id, inp.creditor_account_id, workflow.info().workflow_id,
-                                              inp.as_of, inp.started_by),
+                                              as_of, inp.started_by),
             result_type=GatherOutput, start_to_close_timeout=_SHORT, retry_policy=_RETRY)
         self._run_id = g.run_id
         if g.status != "awaiting_approval":
