@@ -83,6 +83,17 @@ def bodies(t: Tenantry) -> dict[str, Any]:
         "end_discount": {"valid_to": "2026-12-01"},
         "preview_partner_statement": {"partner_id": ids["partner_id"], "month": "2026-03"},
         "issue_partner_statement": {"partner_id": ids["partner_id"], "month": "2026-03"},
+        "create_creditor_account": {"name": "Second creditor", "iban": "DE12500105170648489890",
+                                    "creditor_id": "DE98ZZZ09999999999"},
+        "set_collection_schedule": {"hour": 6},
+        "create_mandate": {"creditor_account_id": ids.get("creditor_account_id", "cra_missing"),
+                           "reference": "M-NEW-" + t.name, "signed_on": "2026-01-05",
+                           "iban": "DE89370400440532013000"},
+        "change_mandate": {"debtor_name": "Renamed"},
+        "revoke_mandate": {},
+        "start_collection_run": {"creditor_account_id": ids.get("creditor_account_id", "cra_missing")},
+        "approve_collection_run": {},
+        "reject_collection_run": {"reason": "not now"},
     }
 
 
