@@ -24,7 +24,7 @@ from api.crud import ReadModel, WriteModel, _problems, open_scope, route
 from api.schemas import DecimalOut
 from runtime.bank.pain008 import PAIN_VERSIONS, check_bic, check_creditor_id, check_iban
 from store import collections as C
-from store.errors import Conflict, Forbidden, InvalidInput, NotFound
+from store.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from store.models import BillingAccount, Customer
 from store.types import new_id, utcnow
 
@@ -444,12 +444,18 @@ def get_collection_run(request: Request[Any, Any, Any], run_id: str) -> RunDetai
                      collection_items=[RunItemRead.model_validate(dict(i._mapping)) for i in items])
 
 
+class WorkerUnavailable(DomainError):
+    """No worker took the decision in time (all stopped, or busy): nothing was decided; retry."""
+
+    status = 503
+
+
 _REFUSALS = {"forbidden": Forbidden, "four_eyes": Forbidden, "not_waiting": Conflict,
              "reason_required": InvalidInput}
 
 
 async def _decide(request: Request[Any, Any, Any], run_id: str, name: str, reason: str) -> RunRead:
-    from temporalio.client import WorkflowUpdateFailedError
+    from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
     from temporalio.exceptions import ApplicationError
 
     from workflows.collections.types import RunDecision
@@ -469,6 +475,9 @@ async def _decide(request: Request[Any, Any, Any], run_id: str, name: str, reaso
         if isinstance(cause, ApplicationError):
             raise _REFUSALS.get(cause.type or "", Conflict)(cause.type or "refused", cause.message) from None
         raise
+    except WorkflowUpdateRPCTimeoutOrCancelledError:
+        raise WorkerUnavailable("worker_unavailable", "no collection worker answered in time; nothing was "
+                                                      "decided, try again") from None
     from temporalio.client import WorkflowFailureError
 
     try:

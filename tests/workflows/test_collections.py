@@ -83,8 +83,13 @@ async def test_collect_settle_return(env: WorkflowEnvironment, engine: Engine, t
             assert res.status == "finalized", res
             numbers[acc] = res.number
         op, op2, ap, ap2 = h(k["operator1"]), h(k["operator2"]), h(k["approver1"]), h(k["approver2"])
-        items = {i["account_id"]: i for i in (await c.get("/receivables/items", headers=op)).json()["items"]}
-        due = date.fromisoformat(items[a1]["due_date"])
+        # invoices are dated when they are finalized, in workflow time, which the shared test server
+        # moves on while other tests' timers are pending: give both items one due date
+        from store.receivables import receivable_item
+
+        due = date(2026, 12, 15)
+        with engine.begin() as conn:
+            conn.execute(update(receivable_item).where(receivable_item.c.tenant_id == tid).values(due_date=due))
 
         bad = await c.post("/collections/creditor-accounts", headers=op, json={
             "name": "Ladestrom GmbH", "iban": CREDITOR_IBAN, "creditor_id": "DE00ZZZ09999999999"})
@@ -204,3 +209,60 @@ async def test_collect_settle_return(env: WorkflowEnvironment, engine: Engine, t
     with engine.connect() as conn:
         rows = conn.execute(select(C.collection_item.c.item_id, C.collection_item.c.status)).all()
     assert sorted(r.status for r in rows) == ["collected", "returned"] and len({r.item_id for r in rows}) == 2
+
+
+async def test_run_survives_a_worker_restart_and_never_doubles(env: WorkflowEnvironment, engine: Engine,
+                                                               task_queue: str) -> None:
+    """The worker stops while the run waits for approval; a new worker picks the run up, the
+    approval submits the same items once, and starting the run again changes nothing."""
+    with Session(engine) as db:
+        tenant, _ = bootstrap_tenant(db, "collections-restart")
+    tid = tenant.id
+    k = keys(engine, tid)
+    s = seed_accounts(engine, tid, 3)
+    insert_sessions(engine, s, [(acc, f"rs_{n}", datetime(2026, 11, 10, tzinfo=UTC), D(10 + n))
+                                for n, acc in enumerate(s.account_ids)])
+    # no workflow cache on the first worker: the test server does not move a stopped worker's
+    # sticky tasks back to the shared queue, as a real server does after its sticky timeout
+    async with build_worker(env.client, engine, task_queue, max_cached_workflows=0), \
+            api_client(env, engine, task_queue) as c:
+        for acc in s.account_ids:
+            res = await (await start_cycle(env.client, BillingCycleInput(tid, acc, as_of="2026-12-01T00:05:00+01:00"),
+                                           "rs-nov", task_queue)).result()
+            assert res.status == "finalized"
+        op, ap = h(k["operator1"]), h(k["approver1"])
+        cred = (await c.post("/collections/creditor-accounts", headers=op, json={
+            "name": "Ladestrom GmbH", "iban": CREDITOR_IBAN, "creditor_id": "DE98ZZZ09999999999",
+            "lead_time_days": 30, "pain_version": "pain.008.001.02"})).json()
+        for n, acc in enumerate(s.account_ids):
+            r = await c.post(f"/billing/accounts/{acc}/mandates", headers=op, json={
+                "creditor_account_id": cred["id"], "reference": f"M-R-{n}", "signed_on": "2026-10-01",
+                "iban": "DE89370400440532013000", "scheme": "B2B" if n == 2 else "CORE"})
+            assert r.status_code == 201, r.text
+        # one due date (see above)
+        from store.receivables import receivable_item
+
+        with engine.begin() as conn:
+            conn.execute(update(receivable_item).where(receivable_item.c.tenant_id == tid)
+                         .values(due_date=date(2026, 12, 15)))
+        as_of = "2026-12-12"
+        r = await c.post("/collections/runs", headers=op, json={"creditor_account_id": cred["id"], "as_of": as_of})
+        wid = r.json()["workflow_id"]
+        run_id = await _awaiting(env, wid)
+    # the first worker is gone; the run waits durably for its decision
+    async with build_worker(env.client, engine, task_queue), api_client(env, engine, task_queue) as c:
+        again = await c.post("/collections/runs", headers=op, json={"creditor_account_id": cred["id"],
+                                                                    "as_of": as_of})
+        assert again.json()["workflow_id"] == wid
+        r = await c.post(f"/collections/runs/{run_id}/approve", headers=ap, json={})
+        assert r.status_code == 201 and r.json()["status"] == "submitted" and r.json()["items"] == 3, (
+            r.text, (await c.get(f"/collections/runs/{run_id}", headers=op)).json(),
+            (await c.get("/receivables/items", headers=op)).json())
+        pain = (await c.get(f"/collections/files/{r.json()['file_id']}", headers=op)).content
+        assert b"pain.008.001.02" in pain and b"<Cd>B2B</Cd>" in pain and b"<Cd>CORE</Cd>" in pain
+        assert (await c.post(f"/collections/runs/{run_id}/approve", headers=ap, json={})).status_code == 409
+    with engine.connect() as conn:
+        rows = conn.execute(select(C.collection_item.c.item_id, C.collection_item.c.status)).all()
+        files = conn.execute(select(C.collection_file.c.id)).all()
+    assert len(rows) == 3 and len({r.item_id for r in rows}) == 3 and {r.status for r in rows} == {"submitted"}
+    assert len(files) == 1

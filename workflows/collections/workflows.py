@@ -77,17 +77,27 @@ class CollectionRunWorkflow:
         return res
 
     def _require_waiting(self, role: str) -> None:
-        if self._state != "awaiting_approval" or self._decision is not None:
+        # "gathering" is allowed here: a worker that replays the run (a new worker, an evicted
+        # cache) applies the Update before the gathering activity's result, so the handler waits
+        # for the state it decides on rather than the validator refusing what is about to be true
+        if self._state not in ("gathering", "awaiting_approval") or self._decision is not None:
             raise ApplicationError(f"the collection run is not waiting for a decision (state: {self._state})",
                                    type="not_waiting")
         if role not in APPROVER_ROLES:
             raise ApplicationError(f"deciding a collection run needs the approver role, not '{role}'",
                                    type="forbidden")
 
+    async def _decide(self, kind: str, d: RunDecision) -> str:
+        await workflow.wait_condition(lambda: self._state != "gathering")
+        if self._state != "awaiting_approval" or self._decision is not None:
+            raise ApplicationError(f"the collection run is not waiting for a decision (state: {self._state})",
+                                   type="not_waiting")
+        self._decision = (kind, d)
+        return "approved" if kind == "approve" else "rejected"
+
     @workflow.update
     async def approve(self, d: RunDecision) -> str:
-        self._decision = ("approve", d)
-        return "approved"
+        return await self._decide("approve", d)
 
     @approve.validator
     def _validate_approve(self, d: RunDecision) -> None:
@@ -98,8 +108,7 @@ class CollectionRunWorkflow:
 
     @workflow.update
     async def reject(self, d: RunDecision) -> str:
-        self._decision = ("reject", d)
-        return "rejected"
+        return await self._decide("reject", d)
 
     @reject.validator
     def _validate_reject(self, d: RunDecision) -> None:
