@@ -166,3 +166,22 @@ def test_return_fee_absorbed_and_mandate_expiry(engine: Engine) -> None:
         assert state.open == D("12.83")  # the tenant absorbs the fee
         m1 = conn.execute(select(C.mandate).where(C.mandate.c.tenant_id == tid, C.mandate.c.reference == "M-1")).one()
         assert m1.status == "active"  # MS02 does not flag the mandate
+
+
+def test_final_and_one_off_mandates_collect_once(engine: Engine) -> None:
+    tid, cred, items = _setup(engine)
+    with engine.begin() as conn:
+        # account 1 revoked with a last collection (FNAL), account 2 a one-off mandate
+        conn.execute(update(C.mandate).where(C.mandate.c.tenant_id == tid, C.mandate.c.reference == "M-1")
+                     .values(sequence="FNAL"))
+        conn.execute(update(C.mandate).where(C.mandate.c.tenant_id == tid, C.mandate.c.reference == "M-2")
+                     .values(sequence="OOFF"))
+        g = C.gather(conn, tid, cred, "wf-1", date(2027, 1, 28), "usr_a")
+        assert g.items == 2  # one each, although account 1 has two items due
+        C.submit_run(conn, tid, g.run_id, "usr_b", NOW)
+        pain = _file(conn, g.run_id)
+        assert b"<SeqTp>FNAL</SeqTp>" in pain and b"<SeqTp>OOFF</SeqTp>" in pain
+        assert {m.status for m in conn.execute(select(C.mandate).where(C.mandate.c.tenant_id == tid)).all()} == {
+            "revoked"}
+        g2 = C.gather(conn, tid, cred, "wf-2", date(2027, 1, 28), "usr_a")
+        assert g2.items == 0 and sorted(s["reason"] for s in g2.skipped) == ["mandate revoked", "mandate revoked"]
