@@ -404,7 +404,8 @@ def submit_run(conn: Connection, tenant_id: str, run_id: str, decided_by: str, c
         return run
     proposed = run_items(conn, run_id, ("proposed",))
     states = {s.id: s for s in R.item_states(conn, tenant_id, item_ids=[r.item_id for r in proposed])}
-    keep, drop = [], []
+    keep: list[Any] = []
+    drop: list[Any] = []
     for r in proposed:
         s = states.get(r.item_id)
         (keep if s is not None and s.open == r.amount else drop).append(r)

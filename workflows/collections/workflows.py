@@ -71,8 +71,9 @@ class CollectionRunWorkflow:
             self._state = "rejected"
             return CollectionRunResult(g.run_id, "rejected", decided_by=d.user_id)
         self._state = "submitting"
-        res = await workflow.execute_activity("collections.submit", arg, result_type=CollectionRunResult,
-                                              start_to_close_timeout=_SHORT, retry_policy=_RETRY)
+        res: CollectionRunResult = await workflow.execute_activity(
+            "collections.submit", arg, result_type=CollectionRunResult, start_to_close_timeout=_SHORT,
+            retry_policy=_RETRY)
         self._state = res.status
         return res
 
