@@ -24,6 +24,7 @@ from api.areas import (
     audit,
     bank,
     billing,
+    collections,
     customers,
     documents,
     invoices,
@@ -109,7 +110,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[health, tenancy.router, tokens.router, customers.router, sites.router, partners.router,
                         rulesets.router, pricing.router, sessions.router, audit.router, ocpp.router, documents.router,
                         billing.router, invoices.router, receivables.router,
-                        bank.router],
+                        bank.router, collections.router],
         # the access line is outermost, so it sees the status of refused requests (401, 429) too
         middleware=[*([AccessLogMiddleware] if access_log_enabled() else []), auth],
         exception_handlers=exception_handlers,

@@ -38,6 +38,7 @@ from sqlalchemy import (
 
 from runtime.bank.camt import BankEntry, BankStatement, BankTransaction
 from runtime.bank.matching import Match, MatchIndex, OpenItemRef, match_transaction, normalise_name
+from store import collections as C
 from store import receivables as R
 from store.models import BillingAccount, metadata
 from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
@@ -182,7 +183,10 @@ def _index(conn: Connection, tenant_id: str, currency: str) -> MatchIndex:
     names: dict[str, str] = {}
     for r in conn.execute(select(payer_link).where(payer_link.c.tenant_id == tenant_id)).all():
         (ibans if r.kind == "iban" else names)[r.value] = r.account_id
-    return MatchIndex(items, payer_iban=ibans, payer_name=names)
+    # our submitted direct debits: their credit (usually one batch entry with a TxDtls per
+    # collection) matches each item by its EndToEndId before any other rule is tried
+    return MatchIndex(items, collections=C.submitted_collections(conn, tenant_id), payer_iban=ibans,
+                      payer_name=names)
 
 
 def _book_credit(conn: Connection, tenant_id: str, key: str, m: Match, amount: Decimal, currency: str,
@@ -260,6 +264,19 @@ def import_statement(conn: Connection, tenant_id: str, st: BankStatement, file_s
                 res.returns += 1
                 status, reason = "return", (f"returned: {tx.return_reason} {tx.return_reason_text}".strip()
                                             if tx.return_reason else "returned")
+                # one of our collections coming back: found by its EndToEndId whatever the amount
+                # (a bank that charges a fee debits the original plus the fee)
+                ci = C.collection_for_end_to_end(conn, tenant_id, tx.end_to_end_id)
+                if ci is not None:
+                    event_id, fee = C.record_return(
+                        conn, tenant_id, ci, key=f"bank:{key}", booked=amount, charges=tx.charges,
+                        reason=tx.return_reason, on=e.booking_date or e.value_date or date.today(),
+                        created_by=created_by)
+                    account_id, rule = ci.account_id, "end_to_end_id"
+                    reason = (f"{reason}; our direct debit {ci.end_to_end_id} ({ci.number}) reopened" + (
+                        f", fee {fee} charged" if fee else "")) if event_id else (
+                        f"{reason}; our direct debit {ci.end_to_end_id} was returned before: nothing booked")
+                    indexes.clear()
             elif e.credit:
                 if currency not in indexes:
                     indexes[currency] = _index(conn, tenant_id, currency)
@@ -270,6 +287,8 @@ def import_statement(conn: Connection, tenant_id: str, st: BankStatement, file_s
                                                     e.booking_date or e.value_date or date.today(),
                                                     " ".join(tx.remittance) or e.additional_info, created_by)
                     account_id = m.account_id if status != "unmatched" else None
+                    if m.rule == "end_to_end_id" and event_id:
+                        C.mark_collected(conn, tenant_id, tx.end_to_end_id)
                     if event_id:
                         indexes.pop(currency, None)  # open amounts changed: build again when next needed
                 else:

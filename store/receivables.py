@@ -44,6 +44,7 @@ __all__ = [
     "aged_receivables",
     "apply_credit_balances",
     "book_payment",
+    "book_return",
     "entries_of",
     "event",
     "item_states",
@@ -344,3 +345,23 @@ def statement_lines(conn: Connection, tenant_id: str, customer_id: str, currency
                       "debit": effect if effect > 0 else ZERO, "credit": -effect if effect < 0 else ZERO,
                       "balance": balance})
     return opening, lines, balance
+
+
+def book_return(conn: Connection, tenant_id: str, *, key: str, item_id: str, amount: Decimal, charge: Decimal,
+                booked_on: date, reference: str, detail: dict[str, Any] | None = None,
+                created_by: str = "system") -> BookedEvent:
+    """A collected payment taken back (an R-transaction): ``amount`` is owed again on the item, and
+    ``charge`` (the bank's fee, when passed on) on top. Booked once per ``key``."""
+    done = event(conn, tenant_id, key)
+    if done is not None:
+        return done
+    item = conn.execute(select(receivable_item).where(receivable_item.c.tenant_id == tenant_id,
+                                                      receivable_item.c.id == item_id)).one()
+    entries = [Entry(item_id, "return", amount, item.currency)] if amount > 0 else []
+    if charge > 0:
+        entries.append(Entry(item_id, "return_charge", charge, item.currency))
+    eid = _new_event(conn, tenant_id, key, "return", item.account_id, item.currency, amount + charge, booked_on,
+                     reference, detail or {}, created_by)
+    _append(conn, tenant_id, eid, booked_on, entries)
+    return BookedEvent(eid, "return", amount + charge, item.currency,
+                       tuple((e.item_id, e.kind, e.amount) for e in entries), None, ZERO, False)

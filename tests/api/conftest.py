@@ -163,6 +163,14 @@ def seed_other_areas(env: Env) -> None:
                 "valid_from": "2026-03-01"}, headers=t.h()))["id"]
             t.ids["discount_id"] = _ok(env.client.post(f"/billing/accounts/{acc}/discounts", json={
                 "description": "5% off", "percent": "5", "valid_from": "2026-03-01"}, headers=t.h()))["id"]
+        if "creditor_account_id" not in t.ids:
+            t.ids["creditor_account_id"] = _ok(env.client.post("/collections/creditor-accounts", json={
+                "name": "Ladestrom GmbH", "iban": "DE02120300000000202051", "creditor_id": "DE98ZZZ09999999999"},
+                headers=t.h()))["id"]
+            t.ids["mandate_id"] = _ok(env.client.post(
+                f"/billing/accounts/{t.ids['billing_account_id']}/mandates", json={
+                    "creditor_account_id": t.ids["creditor_account_id"], "reference": f"M-{t.name}",
+                    "signed_on": "2026-01-05", "iban": "DE89370400440532013000"}, headers=t.h()))["id"]
         if "partner_statement_id" not in t.ids:
             # February: the walks issue March (routes.bodies) and must not meet an overlap
             r = env.client.post("/partner-statements", json={"partner_id": t.ids["partner_id"], "month": "2026-02"},

@@ -102,6 +102,17 @@ def bodies(t: Tenantry) -> dict[str, Any]:
         "match_bank_entry": {"account_id": ids["billing_account_id"]},
         "dismiss_bank_entry": {"reason": "not ours"},
         "register_bank_account": {"iban": "DE89370400440532013000", "name": "Hausbank"},
+        "create_creditor_account": {"name": "Second creditor", "iban": "DE12500105170648489890",
+                                    "creditor_id": "DE98ZZZ09999999999"},
+        "set_collection_schedule": {"hour": 6},
+        "create_mandate": {"creditor_account_id": ids.get("creditor_account_id", "cra_missing"),
+                           "reference": "M-NEW-" + t.name, "signed_on": "2026-01-05",
+                           "iban": "DE89370400440532013000"},
+        "change_mandate": {"debtor_name": "Renamed"},
+        "revoke_mandate": {},
+        "start_collection_run": {"creditor_account_id": ids.get("creditor_account_id", "cra_missing")},
+        "approve_collection_run": {},
+        "reject_collection_run": {"reason": "not now"},
     }
 
 

@@ -63,6 +63,8 @@ def build_worker(client: Client, engine: Engine, task_queue: str = TASK_QUEUE, *
         sandboxed = os.environ.get("EVBILL_WORKFLOW_SANDBOX", "0") == "1"
     from workflows.billing.schedule_sync import ScheduleSyncWorkflow
     from workflows.billing.schedules import ScheduleActivities  # it imports this module
+    from workflows.collections.activities import CollectionActivities
+    from workflows.collections.workflows import CollectionRunWorkflow
     from workflows.documents.activities import DeliveryActivities
     from workflows.documents.workflows import DocumentDeliverySweepWorkflow, DocumentDeliveryWorkflow
 
@@ -80,8 +82,9 @@ def build_worker(client: Client, engine: Engine, task_queue: str = TASK_QUEUE, *
     kw.setdefault("max_concurrent_workflow_task_polls", slots)
     return Worker(client, task_queue=task_queue,
                   workflows=[BillingCycleWorkflow, ScheduleSyncWorkflow, DocumentDeliveryWorkflow,
-                             DocumentDeliverySweepWorkflow],
-                  activities=acts.all() + ScheduleActivities(engine).all() + DeliveryActivities(engine, smtp).all(),
+                             DocumentDeliverySweepWorkflow, CollectionRunWorkflow],
+                  activities=acts.all() + ScheduleActivities(engine).all() + DeliveryActivities(engine, smtp).all()
+                  + CollectionActivities(engine).all(),
                   activity_executor=ThreadPoolExecutor(max_workers=threads),
                   max_concurrent_activities=max_concurrent_activities or threads,
                   max_concurrent_local_activities=slots, workflow_runner=runner, **kw)

@@ -1,0 +1,528 @@
+"""SEPA direct debit: the tenant's creditor accounts, the mandates of billing accounts, collection
+runs (started on demand; a ``CollectionRunWorkflow`` each) with their four-eyes approval, and the
+archived pain.008 files.
+
+IBANs are checked with schwifty (the BIC is derived from the bank code where schwifty knows it),
+creditor identifiers with python-stdnum (``stdnum.eu.at_02``). Approving and rejecting go through
+the run's workflow Updates, whose validators decide (approver role, not the person who started the
+run); their refusals come back as problems with the validator's code.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from litestar import Request, Response, Router
+from litestar.openapi.datastructures import ResponseSpec
+from pydantic import Field
+from sqlalchemy import select
+
+from api.areas.billing.common import task_queue, temporal_client
+from api.auth import ROLE_SETS, actor_of
+from api.crud import ReadModel, WriteModel, _problems, open_scope, route
+from api.schemas import DecimalOut
+from runtime.bank.pain008 import PAIN_VERSIONS, check_bic, check_creditor_id, check_iban
+from store import collections as C
+from store.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from store.models import BillingAccount, Customer
+from store.types import new_id, utcnow
+
+__all__ = ["router"]
+
+ROLE_SETS.setdefault("collections_read", ("admin", "operator", "approver", "auditor"))
+ROLE_SETS.setdefault("collections_write", ("admin", "operator", "approver"))
+ROLE_SETS.setdefault("collections_decide", ("approver",))
+
+Scheme = Literal["CORE", "B2B"]
+
+
+def _bad(key: str, code: str, exc: Exception) -> InvalidInput:
+    return InvalidInput(code, str(exc), errors=[{"key": key, "message": str(exc)}])
+
+
+# ------------------------------------------------------------------ creditor accounts
+class CreditorAccountIn(WriteModel):
+    name: str = Field(min_length=1, max_length=70)
+    iban: str = Field(min_length=5, max_length=42)
+    bic: str = Field("", max_length=11, description="empty: derived from the IBAN where possible")
+    creditor_id: str = Field(min_length=5, max_length=40, description="the SEPA creditor identifier (AT-02)")
+    currency: str = Field("EUR", pattern=r"^EUR$")
+    lead_time_days: int = Field(5, ge=1, le=60, description="collect items due within this many days")
+    pain_version: Literal["pain.008.001.08", "pain.008.001.02"] = "pain.008.001.08"
+    pass_return_charges: bool = Field(True, description="a return's bank fee is charged to the customer")
+
+
+class CreditorAccountRead(ReadModel):
+    id: str
+    name: str
+    iban: str
+    bic: str
+    creditor_id: str
+    currency: str
+    lead_time_days: int
+    pain_version: str
+    pass_return_charges: bool
+    created_at: datetime
+
+
+def _checked_creditor(data: CreditorAccountIn) -> dict[str, Any]:
+    try:
+        iban, bic = check_iban(data.iban)
+    except ValueError as exc:
+        raise _bad("iban", "invalid_iban", exc) from None
+    try:
+        cid = check_creditor_id(data.creditor_id)
+    except ValueError as exc:
+        raise _bad("creditor_id", "invalid_creditor_id", exc) from None
+    if data.bic:
+        try:
+            bic = check_bic(data.bic)
+        except ValueError as exc:
+            raise _bad("bic", "invalid_bic", exc) from None
+    assert data.pain_version in PAIN_VERSIONS
+    return {**data.model_dump(), "iban": iban, "bic": bic, "creditor_id": cid}
+
+
+@route("GET", "/collections/creditor-accounts", operation_id="list_creditor_accounts", roles="collections_read",
+       summary="The tenant's SEPA creditor accounts")
+def list_creditor_accounts(request: Request[Any, Any, Any]) -> list[CreditorAccountRead]:
+    with open_scope(request) as scope:
+        rows = scope.db.connection().execute(select(C.creditor_account).where(
+            C.creditor_account.c.tenant_id == scope.tenant_id).order_by(C.creditor_account.c.created_at)).all()
+    return [CreditorAccountRead.model_validate(dict(r._mapping)) for r in rows]
+
+
+@route("POST", "/collections/creditor-accounts", operation_id="create_creditor_account", roles="collections_write",
+       status_code=201, summary="Add a SEPA creditor account (IBAN, BIC, creditor identifier, lead time)")
+def create_creditor_account(request: Request[Any, Any, Any], data: CreditorAccountIn) -> CreditorAccountRead:
+    values = _checked_creditor(data)
+    from sqlalchemy import insert
+
+    with open_scope(request) as scope:
+        conn = scope.db.connection()
+        if conn.execute(select(C.creditor_account.c.id).where(C.creditor_account.c.tenant_id == scope.tenant_id,
+                                                              C.creditor_account.c.iban == values["iban"])).first():
+            raise Conflict("creditor_account_exists", f"a creditor account with IBAN {values['iban']} exists")
+        cid = new_id("cra")
+        conn.execute(insert(C.creditor_account).values(id=cid, tenant_id=scope.tenant_id, created_at=utcnow(),
+                                                       **values))
+        scope.audit("creditor_account.create", "sepa_creditor_account", cid, None, values)
+        scope.commit()
+        row = scope.db.connection().execute(select(C.creditor_account).where(C.creditor_account.c.id == cid)).one()
+    return CreditorAccountRead.model_validate(dict(row._mapping))
+
+
+class ScheduleIn(WriteModel):
+    enabled: bool = True
+    hour: int = Field(6, ge=0, le=23, description="local hour, Monday to Friday")
+    timezone: str = Field("Europe/Berlin", max_length=64)
+
+
+class ScheduleRead(ReadModel):
+    schedule_id: str
+    enabled: bool
+
+
+@route("PUT", "/collections/creditor-accounts/{creditor_account_id:str}/schedule",
+       operation_id="set_collection_schedule", roles="collections_write",
+       summary="Start the creditor account's collection run every working day at an hour (a Temporal Schedule); "
+               "each run still waits for approval")
+async def set_collection_schedule(request: Request[Any, Any, Any], creditor_account_id: str,
+                                  data: ScheduleIn) -> ScheduleRead:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from workflows.collections.schedules import (
+        collection_schedule_id,
+        drop_collection_schedule,
+        ensure_collection_schedule,
+    )
+
+    try:
+        ZoneInfo(data.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput("invalid_timezone", f"unknown time zone {data.timezone!r}",
+                           errors=[{"key": "timezone", "message": "unknown time zone"}]) from None
+    actor = actor_of(request)
+    with request.app.state.read_sessions() as db:
+        if db.connection().execute(select(C.creditor_account.c.id).where(
+                C.creditor_account.c.tenant_id == actor.tenant_id,
+                C.creditor_account.c.id == creditor_account_id)).first() is None:
+            raise NotFound("creditor_account_not_found", f"creditor account {creditor_account_id!r} not found")
+    client = await temporal_client(request)
+    if data.enabled:
+        sid = await ensure_collection_schedule(client, actor.tenant_id, creditor_account_id, data.hour, data.timezone,
+                                               task_queue(request.app))
+    else:
+        await drop_collection_schedule(client, actor.tenant_id, creditor_account_id)
+        sid = collection_schedule_id(actor.tenant_id, creditor_account_id)
+    with request.app.state.sessions() as db:
+        from store.audit import append_audit
+
+        append_audit(db, actor, "collection_schedule.set", "sepa_creditor_account", creditor_account_id, None,
+                     data.model_dump())
+        db.commit()
+    return ScheduleRead(schedule_id=sid, enabled=data.enabled)
+
+
+# ------------------------------------------------------------------ mandates
+class MandateIn(WriteModel):
+    creditor_account_id: str = Field(min_length=1, max_length=40)
+    reference: str = Field(min_length=1, max_length=35, pattern=r"^[A-Za-z0-9+?/\-:().,' ]+$")
+    signed_on: date
+    debtor_name: str = Field("", max_length=70, description="empty: the customer's name")
+    iban: str = Field(min_length=5, max_length=42)
+    bic: str = Field("", max_length=11)
+    scheme: Scheme = "CORE"
+    one_off: bool = Field(False, description="a one-off mandate (OOFF): collected once")
+
+
+class MandateChange(WriteModel):
+    reference: str | None = Field(None, min_length=1, max_length=35, pattern=r"^[A-Za-z0-9+?/\-:().,' ]+$")
+    iban: str | None = Field(None, min_length=5, max_length=42)
+    bic: str | None = Field(None, max_length=11)
+    debtor_name: str | None = Field(None, min_length=1, max_length=70)
+    scheme: Scheme | None = None
+    resolve_attention: bool = Field(False, description="the cause of needs_attention was fixed: collect again")
+
+
+class MandateRevoke(WriteModel):
+    final_collection: bool = Field(False, description="collect once more (FNAL), then revoked")
+
+
+class MandateRead(ReadModel):
+    id: str
+    creditor_account_id: str
+    account_id: str
+    reference: str
+    signed_on: date
+    debtor_name: str
+    iban: str
+    bic: str
+    scheme: str
+    status: str
+    sequence: str
+    original_reference: str
+    original_iban: str
+    last_collection_on: date | None
+    attention_reason: str
+    source: str
+    created_at: datetime
+    updated_at: datetime
+
+
+def _mandate(conn: Any, tenant_id: str, mandate_id: str) -> Any:
+    row = conn.execute(select(C.mandate).where(C.mandate.c.tenant_id == tenant_id,
+                                               C.mandate.c.id == mandate_id)).first()
+    if row is None:
+        raise NotFound("mandate_not_found", f"mandate {mandate_id!r} not found")
+    return row
+
+
+@route("GET", "/billing/accounts/{account_id:str}/mandates", operation_id="list_mandates", roles="collections_read",
+       summary="The SEPA mandates of a billing account, newest first")
+def list_mandates(request: Request[Any, Any, Any], account_id: str) -> list[MandateRead]:
+    with open_scope(request) as scope:
+        scope.repo(BillingAccount, "billing_account", "acc").get(account_id)
+        rows = scope.db.connection().execute(select(C.mandate).where(
+            C.mandate.c.tenant_id == scope.tenant_id, C.mandate.c.account_id == account_id)
+            .order_by(C.mandate.c.created_at.desc())).all()
+    return [MandateRead.model_validate(dict(r._mapping)) for r in rows]
+
+
+@route("POST", "/billing/accounts/{account_id:str}/mandates", operation_id="create_mandate",
+       roles="collections_write", status_code=201,
+       summary="Record a signed SEPA mandate for a billing account (reference unique per creditor)")
+def create_mandate(request: Request[Any, Any, Any], account_id: str, data: MandateIn) -> MandateRead:
+    try:
+        iban, bic = check_iban(data.iban)
+    except ValueError as exc:
+        raise _bad("iban", "invalid_iban", exc) from None
+    if data.bic:
+        try:
+            bic = check_bic(data.bic)
+        except ValueError as exc:
+            raise _bad("bic", "invalid_bic", exc) from None
+    if data.signed_on > date.today():
+        raise InvalidInput("signed_in_future", "a mandate cannot be signed in the future",
+                           errors=[{"key": "signed_on", "message": "in the future"}])
+    with open_scope(request) as scope:
+        acct = scope.repo(BillingAccount, "billing_account", "acc").get(account_id)
+        conn = scope.db.connection()
+        if conn.execute(select(C.creditor_account.c.id).where(
+                C.creditor_account.c.tenant_id == scope.tenant_id,
+                C.creditor_account.c.id == data.creditor_account_id)).first() is None:
+            raise NotFound("creditor_account_not_found", f"creditor account {data.creditor_account_id!r} not found")
+        if conn.execute(select(C.mandate.c.id).where(
+                C.mandate.c.tenant_id == scope.tenant_id, C.mandate.c.creditor_account_id == data.creditor_account_id,
+                C.mandate.c.reference == data.reference)).first() is not None:
+            raise Conflict("mandate_reference_taken", f"mandate reference {data.reference!r} is already used "
+                                                      "with this creditor account")
+        name = data.debtor_name or scope.repo(Customer, "customer", "cus").get(acct.customer_id).name
+        mid = C.insert_mandate(conn, scope.tenant_id, data.creditor_account_id, account_id, data.reference,
+                               data.signed_on, name, iban, bic, data.scheme, "OOFF" if data.one_off else "FRST")
+        scope.audit("mandate.create", "sepa_mandate", mid, None, {**data.model_dump(mode="json"), "iban": iban})
+        scope.commit()
+        return MandateRead.model_validate(dict(_mandate(scope.db.connection(), scope.tenant_id, mid)._mapping))
+
+
+@route("GET", "/mandates/{mandate_id:str}", operation_id="get_mandate", roles="collections_read",
+       summary="A SEPA mandate with its status and the sequence type its next collection uses")
+def get_mandate(request: Request[Any, Any, Any], mandate_id: str) -> MandateRead:
+    with open_scope(request) as scope:
+        return MandateRead.model_validate(dict(_mandate(scope.db.connection(), scope.tenant_id, mandate_id)._mapping))
+
+
+@route("PATCH", "/mandates/{mandate_id:str}", operation_id="change_mandate", roles="collections_write",
+       summary="Change a mandate: a new IBAN or reference is reported as an amendment in the next collection; "
+               "resolve_attention lets a mandate flagged by a return (MD01, MD06, AC04) be collected again")
+def change_mandate(request: Request[Any, Any, Any], mandate_id: str, data: MandateChange) -> MandateRead:
+    iban = bic = None
+    if data.iban is not None:
+        try:
+            iban, bic = check_iban(data.iban)
+        except ValueError as exc:
+            raise _bad("iban", "invalid_iban", exc) from None
+    if data.bic:
+        try:
+            bic = check_bic(data.bic)
+        except ValueError as exc:
+            raise _bad("bic", "invalid_bic", exc) from None
+    from sqlalchemy import update
+
+    with open_scope(request) as scope:
+        conn = scope.db.connection()
+        row = _mandate(conn, scope.tenant_id, mandate_id)
+        if row.status in ("revoked", "expired"):
+            raise Conflict("mandate_closed", f"the mandate is {row.status}: record a new one")
+        if data.reference is not None and data.reference != row.reference and conn.execute(
+                select(C.mandate.c.id).where(C.mandate.c.tenant_id == scope.tenant_id,
+                                             C.mandate.c.creditor_account_id == row.creditor_account_id,
+                                             C.mandate.c.reference == data.reference)).first() is not None:
+            raise Conflict("mandate_reference_taken", f"mandate reference {data.reference!r} is already used")
+        C.amend_mandate(conn, row, reference=data.reference, iban=iban, bic=bic, debtor_name=data.debtor_name,
+                        scheme=data.scheme)
+        if data.resolve_attention:
+            conn.execute(update(C.mandate).where(C.mandate.c.id == row.id, C.mandate.c.status == "needs_attention")
+                         .values(status="active", attention_reason=""))
+        scope.audit("mandate.change", "sepa_mandate", mandate_id, None, data.model_dump(mode="json"))
+        scope.commit()
+        return MandateRead.model_validate(dict(_mandate(scope.db.connection(), scope.tenant_id, mandate_id)._mapping))
+
+
+@route("POST", "/mandates/{mandate_id:str}/revoke", operation_id="revoke_mandate", roles="collections_write",
+       summary="Revoke a mandate now, or after one last collection (final_collection: FNAL)")
+def revoke_mandate(request: Request[Any, Any, Any], mandate_id: str, data: MandateRevoke) -> MandateRead:
+    from sqlalchemy import update
+
+    with open_scope(request) as scope:
+        conn = scope.db.connection()
+        row = _mandate(conn, scope.tenant_id, mandate_id)
+        if row.status == "revoked":
+            raise Conflict("mandate_closed", "the mandate is already revoked")
+        if data.final_collection and row.sequence == "RCUR" and row.status == "active":
+            values: dict[str, Any] = {"sequence": "FNAL"}
+        else:
+            values = {"status": "revoked"}
+        conn.execute(update(C.mandate).where(C.mandate.c.id == row.id).values(updated_at=utcnow(), **values))
+        scope.audit("mandate.revoke", "sepa_mandate", mandate_id, None, data.model_dump())
+        scope.commit()
+        return MandateRead.model_validate(dict(_mandate(scope.db.connection(), scope.tenant_id, mandate_id)._mapping))
+
+
+# ------------------------------------------------------------------ runs and files
+class RunStart(WriteModel):
+    creditor_account_id: str = Field(min_length=1, max_length=40)
+    as_of: date | None = Field(None, description="collect items due up to as_of + the lead time (default today)")
+    key: str = Field("", max_length=60, description="names the run (default: the as_of day); the same key "
+                                                    "again answers the same run")
+
+
+class RunRead(ReadModel):
+    id: str
+    creditor_account_id: str
+    workflow_id: str
+    status: str
+    as_of: date
+    pain_version: str
+    message_id: str
+    items: int
+    total: DecimalOut
+    currency: str
+    skipped: list[dict[str, str]]
+    file_id: str | None
+    started_by: str
+    decided_by: str
+    decision_reason: str
+    created_at: datetime
+    decided_at: datetime | None
+
+
+class RunStarted(ReadModel):
+    workflow_id: str
+
+
+class RunItemRead(ReadModel):
+    item_id: str
+    account_id: str
+    mandate_id: str
+    number: str
+    end_to_end_id: str
+    amount: DecimalOut
+    currency: str
+    sequence: str
+    collection_date: date
+    status: str
+    return_reason: str
+
+
+class RunDetail(RunRead):
+    collection_items: list[RunItemRead]
+
+
+class RunDecisionIn(WriteModel):
+    reason: str = Field("", max_length=1000)
+
+
+@route("POST", "/collections/runs", operation_id="start_collection_run", roles="collections_write",
+       status_code=202, summary="Start a collection run for a creditor account (someone else approves it)")
+async def start_collection_run(request: Request[Any, Any, Any], data: RunStart) -> RunStarted:
+    from temporalio.common import WorkflowIDReusePolicy
+    from temporalio.exceptions import WorkflowAlreadyStartedError
+
+    from workflows.collections.types import CollectionRunInput, collection_workflow_id
+    from workflows.collections.workflows import CollectionRunWorkflow
+
+    actor = actor_of(request)
+    with request.app.state.read_sessions() as db:
+        if db.connection().execute(select(C.creditor_account.c.id).where(
+                C.creditor_account.c.tenant_id == actor.tenant_id,
+                C.creditor_account.c.id == data.creditor_account_id)).first() is None:
+            raise NotFound("creditor_account_not_found", f"creditor account {data.creditor_account_id!r} not found")
+    as_of = data.as_of or date.today()
+    wid = collection_workflow_id(actor.tenant_id, data.creditor_account_id, data.key or as_of.isoformat())
+    client = await temporal_client(request)
+    try:
+        await client.start_workflow(CollectionRunWorkflow.run, CollectionRunInput(
+            actor.tenant_id, data.creditor_account_id, as_of.isoformat(), actor.user_id), id=wid,
+            task_queue=task_queue(request.app), id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
+    except WorkflowAlreadyStartedError:
+        pass  # the same run again: its workflow answers
+    return RunStarted(workflow_id=wid)
+
+
+@route("GET", "/collections/runs", operation_id="list_collection_runs", roles="collections_read",
+       summary="Collection runs, newest first; status=awaiting_approval lists finance's open tasks")
+def list_collection_runs(request: Request[Any, Any, Any], status: str | None = None,
+                         workflow_id: str | None = None) -> list[RunRead]:
+    with open_scope(request) as scope:
+        stmt = select(C.collection_run).where(C.collection_run.c.tenant_id == scope.tenant_id)
+        if status:
+            stmt = stmt.where(C.collection_run.c.status == status)
+        if workflow_id:
+            stmt = stmt.where(C.collection_run.c.workflow_id == workflow_id)
+        rows = scope.db.connection().execute(stmt.order_by(C.collection_run.c.created_at.desc()).limit(200)).all()
+    return [RunRead.model_validate(dict(r._mapping)) for r in rows]
+
+
+def _run(conn: Any, tenant_id: str, run_id: str) -> Any:
+    row = conn.execute(select(C.collection_run).where(C.collection_run.c.tenant_id == tenant_id,
+                                                      C.collection_run.c.id == run_id)).first()
+    if row is None:
+        raise NotFound("collection_run_not_found", f"collection run {run_id!r} not found")
+    return row
+
+
+@route("GET", "/collections/runs/{run_id:str}", operation_id="get_collection_run", roles="collections_read",
+       summary="A collection run with its items (proposed, submitted, collected, returned, dropped)")
+def get_collection_run(request: Request[Any, Any, Any], run_id: str) -> RunDetail:
+    with open_scope(request) as scope:
+        conn = scope.db.connection()
+        row = _run(conn, scope.tenant_id, run_id)
+        items = C.run_items(conn, run_id)
+    return RunDetail(**RunRead.model_validate(dict(row._mapping)).model_dump(),
+                     collection_items=[RunItemRead.model_validate(dict(i._mapping)) for i in items])
+
+
+class WorkerUnavailable(DomainError):
+    """No worker took the decision in time (all stopped, or busy): nothing was decided; retry."""
+
+    status = 503
+
+
+_REFUSALS = {"forbidden": Forbidden, "four_eyes": Forbidden, "not_waiting": Conflict,
+             "reason_required": InvalidInput}
+
+
+async def _decide(request: Request[Any, Any, Any], run_id: str, name: str, reason: str) -> RunRead:
+    from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
+    from temporalio.exceptions import ApplicationError
+
+    from workflows.collections.types import RunDecision
+    from workflows.collections.workflows import CollectionRunWorkflow
+
+    actor = actor_of(request)
+    with request.app.state.read_sessions() as db:
+        run = _run(db.connection(), actor.tenant_id, run_id)
+    if run.status != "awaiting_approval":
+        raise Conflict("not_waiting", f"the collection run is {run.status}")
+    handle = (await temporal_client(request)).get_workflow_handle(run.workflow_id)
+    try:
+        await handle.execute_update(getattr(CollectionRunWorkflow, name),
+                                           RunDecision(actor.user_id, actor.role, reason))
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        if isinstance(cause, ApplicationError):
+            raise _REFUSALS.get(cause.type or "", Conflict)(cause.type or "refused", cause.message) from None
+        raise
+    except WorkflowUpdateRPCTimeoutOrCancelledError:
+        raise WorkerUnavailable("worker_unavailable", "no collection worker answered in time; nothing was "
+                                                      "decided, try again") from None
+    from temporalio.client import WorkflowFailureError
+
+    try:
+        await handle.result()  # the decision's activity has run: answer with the run as it now stands
+    except WorkflowFailureError as exc:
+        raise Conflict("collection_failed", f"the collection run failed: {exc.cause}") from None
+    with request.app.state.read_sessions() as db:
+        return RunRead.model_validate(dict(_run(db.connection(), actor.tenant_id, run_id)._mapping))
+
+
+@route("POST", "/collections/runs/{run_id:str}/approve", operation_id="approve_collection_run",
+       roles="collections_decide",
+       summary="Approve a collection run (approver role; not the person who started it): the file is built "
+               "from the items still open, archived, and the items are marked submitted")
+async def approve_collection_run(request: Request[Any, Any, Any], run_id: str, data: RunDecisionIn) -> RunRead:
+    return await _decide(request, run_id, "approve", data.reason)
+
+
+@route("POST", "/collections/runs/{run_id:str}/reject", operation_id="reject_collection_run",
+       roles="collections_decide", summary="Reject a collection run with a reason: its items are free again")
+async def reject_collection_run(request: Request[Any, Any, Any], run_id: str, data: RunDecisionIn) -> RunRead:
+    return await _decide(request, run_id, "reject", data.reason)
+
+
+_DOWNLOAD = {200: ResponseSpec(data_container=bytes, media_type="application/xml",
+                               description="the archived pain.008 file; ETag is its SHA-256")}
+
+
+@route("GET", "/collections/files/{file_id:str}", operation_id="download_collection_file",
+       roles="collections_read", summary="Download an archived pain.008 file (immutable; ETag = sha256)",
+       responses={**_problems(400, 401, 403, 404, 409, 422), **_DOWNLOAD})
+def download_collection_file(request: Request[Any, Any, Any], file_id: str) -> Response[bytes]:
+    with open_scope(request) as scope:
+        row = scope.db.connection().execute(select(C.collection_file).where(
+            C.collection_file.c.tenant_id == scope.tenant_id, C.collection_file.c.id == file_id)).first()
+    if row is None:
+        raise NotFound("collection_file_not_found", f"collection file {file_id!r} not found")
+    return Response(bytes(row.content), media_type="application/xml",
+                    headers={"ETag": f'"{row.sha256}"', "Content-Disposition": f'attachment; filename="{row.name}"',
+                             "Cache-Control": "private, max-age=31536000, immutable"})
+
+
+router = Router(path="/", route_handlers=[list_creditor_accounts, create_creditor_account, set_collection_schedule,
+                                          list_mandates,
+                                          create_mandate, get_mandate, change_mandate, revoke_mandate,
+                                          start_collection_run, list_collection_runs, get_collection_run,
+                                          approve_collection_run, reject_collection_run, download_collection_file],
+                tags=["collections"])

@@ -1,0 +1,503 @@
+"""SEPA direct debit in the database: the tenant's creditor accounts, the mandates of billing
+accounts, collection runs, the items each run collects and the archived pain.008 files.
+
+Mandates and contracts: the mandate row is what collections use. A contract that carries mandate
+fields (``mandate_reference``, ``mandate_signed_on``, ``debtor_iban``) creates its account's
+mandate under the creditor account a run collects for, and keeps it in sync: a contract whose IBAN
+or reference changed amends the mandate (the next collection carries the amendment fields). A
+mandate made through the API needs no contract.
+
+A run never puts an item into two files: ``collection_item`` has a unique index on the open item
+among rows that are still live (proposed, submitted, collected), so a second run, a retried
+activity or a crashed worker that starts over cannot claim an item another run holds. The file is
+built again at approval from the items still open at their proposed amount; an item paid, credited
+or changed in the meantime is dropped (its pre-notified amount is no longer true).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Connection,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    UniqueConstraint,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+
+from runtime.bank.pain008 import (
+    ATTENTION_REASONS,
+    CollectionTx,
+    Creditor,
+    build_pain008,
+    check_iban,
+    end_to_end_id,
+    mandate_expired,
+    sequence_after_return,
+    sequence_after_submission,
+)
+from runtime.money import ZERO
+from store import receivables as R
+from store.models import BillingAccount, Contract, Customer, metadata
+from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
+
+__all__ = [
+    "LIVE_STATUSES",
+    "collection_file",
+    "collection_for_end_to_end",
+    "collection_item",
+    "collection_run",
+    "creditor_account",
+    "gather",
+    "mandate",
+    "record_return",
+    "reject_run",
+    "submit_run",
+    "submitted_collections",
+    "sync_mandates_from_contracts",
+]
+
+LIVE_STATUSES = ("proposed", "submitted", "collected")
+_live = "status IN ('proposed', 'submitted', 'collected')"
+
+creditor_account = Table(
+    "sepa_creditor_account", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(40), ForeignKey("tenant.id"), nullable=False),
+    Column("name", String(70), nullable=False),
+    Column("iban", String(34), nullable=False),
+    Column("bic", String(11), nullable=False),
+    Column("creditor_id", String(35), nullable=False),  # SEPA creditor identifier (AT-02)
+    Column("currency", String(3), nullable=False),
+    Column("lead_time_days", Integer(), nullable=False),  # collect items due within this many days
+    Column("pain_version", String(20), nullable=False),  # pain.008.001.08 | pain.008.001.02
+    # the tenant's policy for the bank's fee on a return: passed on to the customer (a
+    # ``return_charge`` entry on the item) or absorbed; a per-creditor setting until the DSL has a
+    # typed ``payments`` block
+    Column("pass_return_charges", Boolean(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("tenant_id", "iban", name="uq_sepa_creditor_iban"),
+)
+
+mandate = Table(
+    "sepa_mandate", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(40), ForeignKey("tenant.id"), nullable=False),
+    Column("creditor_account_id", String(40), ForeignKey("sepa_creditor_account.id"), nullable=False),
+    Column("account_id", String(40), nullable=False),  # the billing account it debits for
+    Column("reference", String(35), nullable=False),
+    Column("signed_on", Date(), nullable=False),
+    Column("debtor_name", String(70), nullable=False),
+    Column("iban", String(34), nullable=False),
+    Column("bic", String(11), nullable=False),
+    Column("scheme", String(4), nullable=False),  # CORE | B2B
+    Column("status", String(20), nullable=False),  # active | revoked | expired | needs_attention
+    Column("sequence", String(4), nullable=False),  # the next collection's: FRST | RCUR | OOFF | FNAL
+    Column("original_reference", String(35), nullable=False),  # pending amendment ("" when none)
+    Column("original_iban", String(34), nullable=False),
+    Column("last_collection_on", Date(), nullable=True),
+    Column("attention_reason", String(200), nullable=False),
+    Column("source", String(20), nullable=False),  # api | contract
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("tenant_id", "creditor_account_id", "reference", name="uq_sepa_mandate_reference"),
+    Index("ix_sepa_mandate_account", "tenant_id", "account_id"),
+)
+
+collection_run = Table(
+    "collection_run", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(40), ForeignKey("tenant.id"), nullable=False),
+    Column("creditor_account_id", String(40), ForeignKey("sepa_creditor_account.id"), nullable=False),
+    Column("workflow_id", String(200), nullable=False),
+    # building | awaiting_approval | submitted | rejected | empty
+    Column("status", String(20), nullable=False),
+    Column("as_of", Date(), nullable=False),
+    Column("pain_version", String(20), nullable=False),
+    Column("message_id", String(35), nullable=False),
+    Column("items", Integer(), nullable=False),
+    Column("total", ExactDecimal(), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("skipped", JSON(), nullable=False),  # accounts left out, with why
+    Column("file_id", String(40), nullable=True),
+    Column("started_by", String(40), nullable=False),
+    Column("decided_by", String(40), nullable=False),
+    Column("decision_reason", String(1000), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("decided_at", UTCDateTime(), nullable=True),
+    UniqueConstraint("tenant_id", "workflow_id", name="uq_collection_run_workflow"),
+    Index("ix_collection_run_status", "tenant_id", "status"),
+)
+
+collection_item = Table(
+    "collection_item", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(40), ForeignKey("tenant.id"), nullable=False),
+    Column("run_id", String(40), ForeignKey("collection_run.id"), nullable=False),
+    Column("item_id", String(40), ForeignKey("receivable_item.id"), nullable=False),
+    Column("account_id", String(40), nullable=False),
+    Column("mandate_id", String(40), ForeignKey("sepa_mandate.id"), nullable=False),
+    Column("number", String(40), nullable=False),
+    Column("end_to_end_id", String(35), nullable=False),
+    Column("amount", ExactDecimal(), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("sequence", String(4), nullable=False),
+    Column("collection_date", Date(), nullable=False),
+    Column("original_reference", String(35), nullable=False),
+    Column("original_iban", String(34), nullable=False),
+    # proposed | submitted | collected | returned | dropped | rejected
+    Column("status", String(20), nullable=False),
+    Column("return_reason", String(10), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("tenant_id", "end_to_end_id", name="uq_collection_item_e2e"),
+    Index("uq_collection_item_live", "tenant_id", "item_id", unique=True,
+          sqlite_where=text(_live), postgresql_where=text(_live)),
+    Index("ix_collection_item_run", "run_id"),
+)
+
+collection_file = Table(
+    "collection_file", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(40), ForeignKey("tenant.id"), nullable=False),
+    Column("run_id", String(40), ForeignKey("collection_run.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("media_type", String(60), nullable=False),
+    Column("pain_version", String(20), nullable=False),
+    Column("content", LargeBinary(), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", Integer(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("run_id", name="uq_collection_file_run"),
+)
+
+_account = BillingAccount.__table__  # type: ignore[attr-defined]
+_contract = Contract.__table__  # type: ignore[attr-defined]
+_customer = Customer.__table__  # type: ignore[attr-defined]
+
+
+def _now() -> datetime:
+    return utcnow()
+
+
+# ------------------------------------------------------------------ mandates
+def sync_mandates_from_contracts(conn: Connection, tenant_id: str, creditor_account_id: str) -> int:
+    """Create or amend the mandates the tenant's active direct-debit contracts describe (see the
+    module docstring); returns how many rows it created or changed."""
+    rows = conn.execute(
+        select(_contract.c.account_id, _contract.c.mandate_reference, _contract.c.mandate_signed_on,
+               _contract.c.mandate_sequence, _contract.c.debtor_iban, _customer.c.name)
+        .join(_customer, _customer.c.id == _contract.c.customer_id)
+        .where(_contract.c.tenant_id == tenant_id, _contract.c.status == "active",
+               _contract.c.payment_method == "sepa_direct_debit", _contract.c.mandate_reference != "",
+               _contract.c.debtor_iban != "", _contract.c.mandate_signed_on.is_not(None))
+        .order_by(_contract.c.created_at, _contract.c.id)).all()
+    changed = 0
+    for r in rows:
+        try:
+            iban, bic = check_iban(r.debtor_iban)
+        except ValueError:
+            continue  # the contract API validates IBANs; an old row with a bad one is not collected
+        existing = conn.execute(select(mandate).where(
+            mandate.c.tenant_id == tenant_id, mandate.c.creditor_account_id == creditor_account_id,
+            mandate.c.account_id == r.account_id, mandate.c.source == "contract")
+            .order_by(mandate.c.created_at.desc())).first()
+        if existing is None:
+            if conn.execute(select(mandate.c.id).where(
+                    mandate.c.tenant_id == tenant_id, mandate.c.creditor_account_id == creditor_account_id,
+                    mandate.c.reference == r.mandate_reference)).first() is not None:
+                continue  # made through the API already
+            seq = r.mandate_sequence if r.mandate_sequence in ("RCUR", "OOFF") else "FRST"
+            insert_mandate(conn, tenant_id, creditor_account_id, r.account_id, r.mandate_reference,
+                           r.mandate_signed_on, r.name, iban, bic, "CORE", seq, source="contract")
+            changed += 1
+        elif existing.reference != r.mandate_reference or existing.iban != iban:
+            amend_mandate(conn, existing, reference=r.mandate_reference, iban=iban, bic=bic)
+            changed += 1
+    return changed
+
+
+def insert_mandate(conn: Connection, tenant_id: str, creditor_account_id: str, account_id: str, reference: str,
+                   signed_on: date, debtor_name: str, iban: str, bic: str, scheme: str, sequence: str = "FRST",
+                   source: str = "api") -> str:
+    mid = new_id("mdt")
+    now = _now()
+    conn.execute(insert(mandate).values(
+        id=mid, tenant_id=tenant_id, creditor_account_id=creditor_account_id, account_id=account_id,
+        reference=reference, signed_on=signed_on, debtor_name=debtor_name[:70], iban=iban, bic=bic, scheme=scheme,
+        status="active", sequence=sequence, original_reference="", original_iban="", last_collection_on=None,
+        attention_reason="", source=source, created_at=now, updated_at=now))
+    return mid
+
+
+def amend_mandate(conn: Connection, row: Any, *, reference: str | None = None, iban: str | None = None,
+                  bic: str | None = None, debtor_name: str | None = None, scheme: str | None = None) -> None:
+    """Change a mandate; a new reference or IBAN is an amendment the next collection reports
+    (the first values since the last submitted collection are kept as the originals)."""
+    values: dict[str, Any] = {"updated_at": _now()}
+    if reference is not None and reference != row.reference:
+        values["reference"] = reference
+        if not row.original_reference:
+            values["original_reference"] = row.reference
+    if iban is not None and iban != row.iban:
+        values["iban"] = iban
+        if not row.original_iban:
+            values["original_iban"] = row.iban
+        values["bic"] = bic or ""
+        if row.status == "needs_attention" and row.attention_reason.startswith("AC04"):
+            values.update(status="active", attention_reason="")  # a new account fixes "account closed"
+    elif bic is not None:
+        values["bic"] = bic
+    if debtor_name is not None:
+        values["debtor_name"] = debtor_name[:70]
+    if scheme is not None:
+        values["scheme"] = scheme
+    conn.execute(update(mandate).where(mandate.c.id == row.id).values(**values))
+
+
+# ------------------------------------------------------------------ runs
+@dataclass(frozen=True, slots=True)
+class Gathered:
+    run_id: str
+    status: str
+    items: int
+    total: Decimal
+    currency: str
+    skipped: list[dict[str, str]]
+
+
+def _run_by_workflow(conn: Connection, tenant_id: str, workflow_id: str) -> Any:
+    return conn.execute(select(collection_run).where(collection_run.c.tenant_id == tenant_id,
+                                                     collection_run.c.workflow_id == workflow_id)).first()
+
+
+def _gathered(run: Any) -> Gathered:
+    return Gathered(run.id, run.status, run.items, run.total, run.currency, list(run.skipped or []))
+
+
+def _attempts(conn: Connection, tenant_id: str, item_id: str) -> int:
+    return int(conn.execute(select(func.count()).select_from(collection_item).where(
+        collection_item.c.tenant_id == tenant_id, collection_item.c.item_id == item_id)).scalar_one())
+
+
+def gather(conn: Connection, tenant_id: str, creditor_account_id: str, workflow_id: str, as_of: date,
+           started_by: str) -> Gathered:
+    """The run of ``workflow_id`` (created once): its proposed items are the direct-debit items
+    of accounts with a usable mandate, open, due within the creditor's lead time and not live in
+    another collection. Each is proposed at what is open on it, collected on the later of its due
+    date and ``as_of`` + 1 day (the pre-notified date). A retried call returns the first answer."""
+    run = _run_by_workflow(conn, tenant_id, workflow_id)
+    if run is not None:
+        return _gathered(run)
+    cred = conn.execute(select(creditor_account).where(creditor_account.c.tenant_id == tenant_id,
+                                                       creditor_account.c.id == creditor_account_id)).one()
+    sync_mandates_from_contracts(conn, tenant_id, creditor_account_id)
+    run_id = new_id("col")
+    conn.execute(insert(collection_run).values(
+        id=run_id, tenant_id=tenant_id, creditor_account_id=creditor_account_id, workflow_id=workflow_id,
+        status="building", as_of=as_of, pain_version=cred.pain_version, message_id=run_id[:35], items=0,
+        total=ZERO, currency=cred.currency, skipped=[], file_id=None, started_by=started_by, decided_by="",
+        decision_reason="", created_at=_now(), decided_at=None))
+    horizon = as_of + timedelta(days=cred.lead_time_days)
+    skipped: list[dict[str, str]] = []
+    mandates = conn.execute(select(mandate).where(mandate.c.tenant_id == tenant_id,
+                                                  mandate.c.creditor_account_id == creditor_account_id)
+                            .order_by(mandate.c.account_id, mandate.c.created_at.desc())).all()
+    by_account: dict[str, Any] = {}
+    for m in mandates:
+        by_account.setdefault(m.account_id, m)  # the newest mandate of each account
+    count, total = 0, ZERO
+    for account_id, m in sorted(by_account.items()):
+        if m.status == "active" and mandate_expired(m.signed_on, m.last_collection_on, as_of):
+            conn.execute(update(mandate).where(mandate.c.id == m.id).values(status="expired", updated_at=_now()))
+            skipped.append({"account_id": account_id, "mandate_id": m.id, "reason": "mandate expired (36 months "
+                            "without a collection)"})
+            continue
+        if m.status != "active":
+            skipped.append({"account_id": account_id, "mandate_id": m.id, "reason": f"mandate {m.status}"
+                            + (f": {m.attention_reason}" if m.attention_reason else "")})
+            continue
+        states = [s for s in R.item_states(conn, tenant_id, account_id=account_id, currency=cred.currency)
+                  if s.kind == "invoice" and s.open > 0 and s.due_date <= horizon]
+        for s in states:
+            live = conn.execute(select(collection_item.c.id).where(
+                collection_item.c.tenant_id == tenant_id, collection_item.c.item_id == s.id,
+                collection_item.c.status.in_(LIVE_STATUSES))).first()
+            if live is not None:
+                continue  # in another collection: never in two files
+            seq = m.sequence
+            conn.execute(insert(collection_item).values(
+                id=new_id("cli"), tenant_id=tenant_id, run_id=run_id, item_id=s.id, account_id=account_id,
+                mandate_id=m.id, number=s.number, end_to_end_id=end_to_end_id(s.number or s.id,
+                                                                              _attempts(conn, tenant_id, s.id) + 1),
+                amount=s.open, currency=s.currency, sequence=seq, collection_date=max(s.due_date,
+                                                                                       as_of + timedelta(days=1)),
+                original_reference=m.original_reference, original_iban=m.original_iban, status="proposed",
+                return_reason="", created_at=_now()))
+            count += 1
+            total += s.open
+            if seq in ("OOFF", "FNAL"):
+                break  # a one-off or final mandate collects one item
+    status = "awaiting_approval" if count else "empty"
+    conn.execute(update(collection_run).where(collection_run.c.id == run_id).values(
+        status=status, items=count, total=total, skipped=skipped))
+    return Gathered(run_id, status, count, total, cred.currency, skipped)
+
+
+def _creditor(cred: Any) -> Creditor:
+    return Creditor(cred.name, cred.iban, cred.bic, cred.creditor_id)
+
+
+def _txs(conn: Connection, rows: Sequence[Any]) -> list[CollectionTx]:
+    mids = {r.mandate_id for r in rows}
+    ms = {m.id: m for m in conn.execute(select(mandate).where(mandate.c.id.in_(list(mids)))).all()} if mids else {}
+    out = []
+    for r in rows:
+        m = ms[r.mandate_id]
+        out.append(CollectionTx(r.end_to_end_id, r.amount, r.currency, r.collection_date, r.sequence, m.scheme,
+                                m.reference, m.signed_on, m.debtor_name, m.iban, m.bic, r.number,
+                                r.original_reference, r.original_iban))
+    return out
+
+
+def run_items(conn: Connection, run_id: str, statuses: Sequence[str] | None = None) -> list[Any]:
+    stmt = select(collection_item).where(collection_item.c.run_id == run_id)
+    if statuses is not None:
+        stmt = stmt.where(collection_item.c.status.in_(list(statuses)))
+    return list(conn.execute(stmt.order_by(collection_item.c.collection_date, collection_item.c.number,
+                                           collection_item.c.id)).all())
+
+
+def preview(conn: Connection, tenant_id: str, run_id: str, created: datetime) -> bytes:
+    """The file as it would be submitted now (built and XSD-checked; nothing stored)."""
+    run = conn.execute(select(collection_run).where(collection_run.c.id == run_id)).one()
+    cred = conn.execute(select(creditor_account).where(creditor_account.c.id == run.creditor_account_id)).one()
+    return build_pain008(message_id=run.message_id, created=created, creditor=_creditor(cred),
+                         txs=_txs(conn, run_items(conn, run_id, ("proposed",))), version=run.pain_version)
+
+
+def submit_run(conn: Connection, tenant_id: str, run_id: str, decided_by: str, created: datetime,
+               reason: str = "") -> Any:
+    """Approve: drop the items no longer open at their proposed amount, build the file from the
+    rest, archive it and mark the items submitted, move each mandate's sequence on. Once: a
+    retried call returns the run as the first call left it."""
+    run = conn.execute(select(collection_run).where(collection_run.c.id == run_id,
+                                                    collection_run.c.tenant_id == tenant_id)).one()
+    if run.status != "awaiting_approval":
+        return run
+    proposed = run_items(conn, run_id, ("proposed",))
+    states = {s.id: s for s in R.item_states(conn, tenant_id, item_ids=[r.item_id for r in proposed])}
+    keep: list[Any] = []
+    drop: list[Any] = []
+    for r in proposed:
+        s = states.get(r.item_id)
+        (keep if s is not None and s.open == r.amount else drop).append(r)
+    if drop:
+        conn.execute(update(collection_item).where(collection_item.c.id.in_([r.id for r in drop]))
+                     .values(status="dropped"))
+    values: dict[str, Any] = {"decided_by": decided_by, "decision_reason": reason, "decided_at": _now(),
+                              "items": len(keep), "total": sum((r.amount for r in keep), ZERO)}
+    if not keep:
+        conn.execute(update(collection_run).where(collection_run.c.id == run_id).values(status="empty", **values))
+        return conn.execute(select(collection_run).where(collection_run.c.id == run_id)).one()
+    cred = conn.execute(select(creditor_account).where(creditor_account.c.id == run.creditor_account_id)).one()
+    data = build_pain008(message_id=run.message_id, created=created, creditor=_creditor(cred),
+                         txs=_txs(conn, keep), version=run.pain_version)
+    fid = new_id("cfl")
+    conn.execute(insert(collection_file).values(
+        id=fid, tenant_id=tenant_id, run_id=run_id, name=f"{run.message_id}.{run.pain_version}.xml",
+        media_type="application/xml", pain_version=run.pain_version, content=data,
+        sha256=hashlib.sha256(data).hexdigest(), size=len(data), created_at=_now()))
+    conn.execute(update(collection_item).where(collection_item.c.id.in_([r.id for r in keep]))
+                 .values(status="submitted"))
+    for mid in {r.mandate_id for r in keep}:
+        m = conn.execute(select(mandate).where(mandate.c.id == mid)).one()
+        used = [r for r in keep if r.mandate_id == mid]
+        nxt, done = sequence_after_submission(used[0].sequence)
+        conn.execute(update(mandate).where(mandate.c.id == mid).values(
+            sequence=nxt, status="revoked" if done else m.status, original_reference="", original_iban="",
+            last_collection_on=max(r.collection_date for r in used), updated_at=_now()))
+    conn.execute(update(collection_run).where(collection_run.c.id == run_id).values(
+        status="submitted", file_id=fid, **values))
+    return conn.execute(select(collection_run).where(collection_run.c.id == run_id)).one()
+
+
+def reject_run(conn: Connection, tenant_id: str, run_id: str, decided_by: str, reason: str) -> Any:
+    run = conn.execute(select(collection_run).where(collection_run.c.id == run_id,
+                                                    collection_run.c.tenant_id == tenant_id)).one()
+    if run.status == "awaiting_approval":
+        conn.execute(update(collection_item).where(collection_item.c.run_id == run_id,
+                                                   collection_item.c.status == "proposed").values(status="rejected"))
+        conn.execute(update(collection_run).where(collection_run.c.id == run_id).values(
+            status="rejected", decided_by=decided_by, decision_reason=reason, decided_at=_now()))
+    return conn.execute(select(collection_run).where(collection_run.c.id == run_id)).one()
+
+
+# ------------------------------------------------------------------ the bank's answer
+def submitted_collections(conn: Connection, tenant_id: str) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """EndToEndId -> (billing account, (item id,)) of our submitted collections, for matching."""
+    rows = conn.execute(select(collection_item.c.end_to_end_id, collection_item.c.account_id,
+                               collection_item.c.item_id)
+                        .where(collection_item.c.tenant_id == tenant_id,
+                               collection_item.c.status.in_(("submitted", "collected")))).all()
+    return {r.end_to_end_id: (r.account_id, (r.item_id,)) for r in rows}
+
+
+def collection_for_end_to_end(conn: Connection, tenant_id: str, e2e: str) -> Any:
+    if not e2e or e2e == "NOTPROVIDED":
+        return None
+    return conn.execute(select(collection_item).where(collection_item.c.tenant_id == tenant_id,
+                                                      collection_item.c.end_to_end_id == e2e)).first()
+
+
+def mark_collected(conn: Connection, tenant_id: str, e2e: str) -> None:
+    conn.execute(update(collection_item).where(collection_item.c.tenant_id == tenant_id,
+                                               collection_item.c.end_to_end_id == e2e,
+                                               collection_item.c.status == "submitted").values(status="collected"))
+
+
+def record_return(conn: Connection, tenant_id: str, ci: Any, *, key: str, booked: Decimal, charges: Decimal | None,
+                  reason: str, on: date, created_by: str = "system") -> tuple[str, Decimal]:
+    """A return of our collection ``ci``: the item owes the collected amount again (when its credit
+    was booked; a return of a collection whose credit never arrived only records the return), plus
+    the bank's fee when the creditor account passes fees on. The fee is what the bank reports, else
+    what was debited beyond the original amount. The mandate's sequence and status follow the
+    rulebook. Returns (the receivable event id, the fee charged)."""
+    if ci.status == "returned":
+        return "", ZERO  # returned before (a second report of the same return): nothing owed twice
+    cred = conn.execute(select(creditor_account).join(mandate, mandate.c.creditor_account_id == creditor_account.c.id)
+                        .where(mandate.c.id == ci.mandate_id)).one()
+    fee = charges if charges is not None else max(booked - ci.amount, ZERO)
+    charge = fee if cred.pass_return_charges else ZERO
+    returned = ci.amount if ci.status == "collected" else ZERO
+    done = R.book_return(conn, tenant_id, key=key, item_id=ci.item_id, amount=returned, charge=charge,
+                         booked_on=on, reference=f"{ci.end_to_end_id} {reason}".strip(),
+                         detail={"end_to_end_id": ci.end_to_end_id, "reason": reason, "fee": format(fee, "f")},
+                         created_by=created_by)
+    conn.execute(update(collection_item).where(collection_item.c.id == ci.id).values(
+        status="returned", return_reason=reason[:10]))
+    m = conn.execute(select(mandate).where(mandate.c.id == ci.mandate_id)).one()
+    values: dict[str, Any] = {"sequence": sequence_after_return(ci.sequence, m.sequence), "updated_at": _now()}
+    if ci.sequence in ("OOFF", "FNAL") and m.status == "revoked":
+        values["status"] = "active"  # the one-off or final collection did not happen
+    if reason in ATTENTION_REASONS:
+        values.update(status="needs_attention", attention_reason=f"{reason}: return of {ci.end_to_end_id}")
+    conn.execute(update(mandate).where(mandate.c.id == m.id).values(**values))
+    return done.event_id, charge
