@@ -66,6 +66,8 @@ __all__ = [
     "collection_item",
     "collection_run",
     "creditor_account",
+    "creditor_account_exists",
+    "file_sha256",
     "gather",
     "mandate",
     "record_return",
@@ -501,3 +503,12 @@ def record_return(conn: Connection, tenant_id: str, ci: Any, *, key: str, booked
         values.update(status="needs_attention", attention_reason=f"{reason}: return of {ci.end_to_end_id}")
     conn.execute(update(mandate).where(mandate.c.id == m.id).values(**values))
     return done.event_id, charge
+
+
+def creditor_account_exists(conn: Connection, tenant_id: str, creditor_account_id: str) -> bool:
+    return conn.execute(select(creditor_account.c.id).where(
+        creditor_account.c.tenant_id == tenant_id, creditor_account.c.id == creditor_account_id)).first() is not None
+
+
+def file_sha256(conn: Connection, file_id: str) -> str:
+    return str(conn.execute(select(collection_file.c.sha256).where(collection_file.c.id == file_id)).scalar_one())

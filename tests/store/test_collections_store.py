@@ -169,7 +169,7 @@ def test_return_fee_absorbed_and_mandate_expiry(engine: Engine) -> None:
 
 
 def test_final_and_one_off_mandates_collect_once(engine: Engine) -> None:
-    tid, cred, items = _setup(engine)
+    tid, cred, _items = _setup(engine)
     with engine.begin() as conn:
         # account 1 revoked with a last collection (FNAL), account 2 a one-off mandate
         conn.execute(update(C.mandate).where(C.mandate.c.tenant_id == tid, C.mandate.c.reference == "M-1")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -26,9 +26,7 @@ class CollectionActivities:
     @activity.defn(name="collections.gather")
     def gather(self, inp: GatherInput) -> GatherOutput:
         with self.engine.begin() as conn:
-            if conn.execute(select(C.creditor_account.c.id).where(
-                    C.creditor_account.c.tenant_id == inp.tenant_id,
-                    C.creditor_account.c.id == inp.creditor_account_id)).first() is None:
+            if not C.creditor_account_exists(conn, inp.tenant_id, inp.creditor_account_id):
                 raise ApplicationError(f"creditor account {inp.creditor_account_id} not found",
                                        type="creditor_account_not_found")
             g = C.gather(conn, inp.tenant_id, inp.creditor_account_id, inp.workflow_id,
@@ -51,8 +49,7 @@ class CollectionActivities:
                 raise ApplicationError(str(exc), type="pain_invalid") from None
             sha = ""
             if run.file_id:
-                sha = conn.execute(select(C.collection_file.c.sha256).where(
-                    C.collection_file.c.id == run.file_id)).scalar_one()
+                sha = C.file_sha256(conn, run.file_id)
             _audit(conn, inp.tenant_id, inp.user_id, "collection_run.approve", run.id,
                    {"status": run.status, "items": run.items, "total": format(run.total, "f"), "sha256": sha})
         return CollectionRunResult(run.id, run.status, run.items, format(run.total, "f"), run.file_id or "", sha,
