@@ -252,6 +252,29 @@ def _system_month(out: Path, rnd: random.Random, summary: dict[str, Any]) -> int
         if not me.invoices or not me.held:
             _say("  ERROR: the month-end should finalize invoices and hold at least one for finance")
             return 1
+        col = sysdemo.collect_and_reconcile(run, out, me.invoices)
+        _say(f"  SEPA direct debit: operator started a collection run, finance approved it: {col.run['items']} items, "
+             f"{col.run['total']} EUR, {col.run['pain_version']} in {out}/sepa/{col.files[0]}")
+        st = col.statement
+        _say(f"  bank statement {out}/bank/{col.statement_file} imported: {st['entries']} entries, {st['matched']} "
+             f"matched ({', '.join(f'{k} {v}' for k, v in sorted(st['rules'].items()))}), "
+             f"{st['partially_matched']} partially, {st['unmatched']} unmatched, {st['returns']} returned")
+        _say(f"    returned: {col.returned['number']} ({col.returned['customer']}), {col.returned['reason']}, "
+             f"bank fee {col.returned['fee']} EUR passed on; its item is open again")
+        if col.transfer:
+            _say(f"    transfer naming {col.transfer['number']} from {col.transfer['customer']}: settled by reference")
+        _say(f"    a transfer from an unknown IBAN waits for finance (GET /bank-entries?status=unmatched); "
+             f"open receivables now {', '.join(f'{v} {k}' for k, v in col.open_after.items()) or 'none'}")
+        system["collection"] = {"run": col.run, "items": col.items, "files": col.files, "returned": col.returned,
+                                "transfer": col.transfer}
+        system["bank"] = {"file": col.statement_file, **{k: v for k, v in st.items()
+                                                          if k not in ("statement_id", "statements")},
+                          "open_after": col.open_after}
+        summary["collections"] = {"items": col.run["items"], "files": len(col.files)}
+        summary["bank"] = {k: st[k] for k in ("entries", "matched", "unmatched", "returns")}
+        if st["matched"] < col.run["items"] or st["returns"] != 1 or st["unmatched"] != 1:
+            _say("  ERROR: the bank statement should match every collected item, one return and leave one unmatched")
+            return 1
     finally:
         sysdemo.close(run)
     return 0

@@ -39,7 +39,7 @@ class SystemRun:
 
 
 def _ok(r: Any) -> dict[str, Any]:
-    if r.status_code not in (200, 201):
+    if r.status_code not in (200, 201, 202):
         raise RuntimeError(f"{r.request.method} {r.request.url}: {r.status_code} {r.text}")
     return r.json() if r.content else {}
 
@@ -54,8 +54,9 @@ CUSTOMERS = [
     ("Holland Fleet B.V.", True, "NL004495445B01", "", "NL91ABNA0417164300"),
     ("Stadt Musterstadt, Fuhrpark", True, "DE811218292", "", "DE27100777770209299700"),
 ]
-# a public buyer receives XRechnung, routed by its Leitweg-ID
+# a public buyer receives XRechnung, routed by its Leitweg-ID, and pays by transfer (no mandate)
 PUBLIC_BUYER = {"Stadt Musterstadt, Fuhrpark": "04011000-1234512345-06"}
+TRANSFER_PAYERS = {"Stadt Musterstadt, Fuhrpark"}
 
 
 def setup_tenant(out: Path) -> SystemRun:
@@ -127,10 +128,11 @@ def setup_tenant(out: Path) -> SystemRun:
             body["vat_id"] = vat_id
         cust = _ok(c.post("/customers", json=body, headers=h))["id"]
         acc = _ok(c.post("/billing-accounts", json={"customer_id": cust}, headers=h))["id"]
+        payment = ({"payment_method": "bank_transfer"} if name in TRANSFER_PAYERS else {
+            "mandate_reference": f"SWM-{n + 1:04d}", "mandate_signed_on": "2025-12-01", "debtor_iban": iban})
+        run.ids.setdefault("ibans", {})[acc] = iban
         contract = _ok(c.post("/contracts", json={
-            "account_id": acc, "customer_id": cust, "start_date": "2026-01-01",
-            "mandate_reference": f"SWM-{n + 1:04d}", "mandate_signed_on": "2025-12-01",
-            "mandate_sequence": "RCUR", "debtor_iban": iban,
+            "account_id": acc, "customer_id": cust, "start_date": "2026-01-01", **payment,
             **({"leitweg_id": PUBLIC_BUYER[name], "document_formats": "xrechnung-ubl,pdf"}
                if name in PUBLIC_BUYER else {})}, headers=h))["id"]
         tok = f"04A1B2C3D4E5{n:02d}"
@@ -371,6 +373,117 @@ def month_end(run: SystemRun, out: Path, cut_off: datetime, flag_account: int = 
                                      "gross": d["gross_total"]})
             result.formats[d["format"]] = result.formats.get(d["format"], 0) + 1
     return result
+
+
+@dataclass
+class Collected:
+    """What the collection and the bank's answer did, for the summary."""
+
+    run: dict[str, Any] = field(default_factory=dict)
+    items: list[dict[str, Any]] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    statement: dict[str, Any] = field(default_factory=dict)
+    statement_file: str = ""
+    returned: dict[str, Any] = field(default_factory=dict)
+    transfer: dict[str, Any] = field(default_factory=dict)
+    open_after: dict[str, str] = field(default_factory=dict)
+
+
+RETURN_FEE = "3.00"
+BERLIN = __import__("zoneinfo").ZoneInfo("Europe/Berlin")
+UNKNOWN_PAYER = ("Unbekannt Handels GmbH", "DE75512108001245126199")
+
+
+def collect_and_reconcile(run: SystemRun, out: Path, invoices: list[dict[str, Any]]) -> Collected:
+    """The money after the invoices: a SEPA direct-debit run over the month's open items, started
+    by an operator and approved by finance, its pain.008 archived and written to ``out/sepa/``;
+    then the bank's camt.053 as a bank would send it back (the collection credited as one batch,
+    one debit returned with reason MD06 and a fee, the public buyer's transfer naming its invoice,
+    a transfer from an unknown IBAN) in ``out/bank/``, imported and matched through the API."""
+    import time
+    from datetime import date
+    from decimal import Decimal
+
+    from runtime.bank.simulate import SimEntry, SimTransaction, statement_xml
+
+    c, res = run.client, Collected()
+    tenant_iban = "DE02120300000000202051"
+    cred = _ok(c.post("/collections/creditor-accounts", json={
+        "name": "Stadtwerke Musterstadt GmbH", "iban": tenant_iban, "creditor_id": "DE98ZZZ09999999999",
+        "lead_time_days": 5}, headers=run.h("admin")))
+    items = list_all(run, "/receivables/items")
+    due = max(date.fromisoformat(i["due_date"]) for i in items)
+    as_of = due - timedelta(days=4)  # every item of the month falls due within the lead time
+    started = _ok(c.post("/collections/runs", json={"creditor_account_id": cred["id"], "as_of": as_of.isoformat()},
+                         headers=run.h("operator")))
+    deadline = time.monotonic() + 60
+    runs: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        runs = [r for r in _ok(c.get("/collections/runs", headers=run.h()))
+                if r["workflow_id"] == started["workflow_id"]]
+        if runs and runs[0]["status"] != "gathering":
+            break
+        time.sleep(0.2)
+    if not runs or runs[0]["status"] != "awaiting_approval":
+        raise RuntimeError(f"the collection run did not wait for approval: {runs}")
+    run_id = runs[0]["id"]
+    _ok(c.post(f"/collections/runs/{run_id}/approve", json={}, headers=run.h("approver")))
+    detail = _ok(c.get(f"/collections/runs/{run_id}", headers=run.h()))
+    res.run = {k: detail[k] for k in ("status", "items", "total", "currency", "pain_version")}
+    res.items = [{"number": i["number"], "amount": i["amount"], "end_to_end_id": i["end_to_end_id"],
+                  "sequence": i["sequence"], "collection_date": i["collection_date"]}
+                 for i in sorted(detail["collection_items"], key=lambda i: i["number"])]
+    sepa = out / "sepa"
+    sepa.mkdir(exist_ok=True)
+    body = c.get(f"/collections/files/{detail['file_id']}", headers=run.h())
+    if body.status_code != 200:
+        raise RuntimeError(f"the collection file could not be downloaded: {body.status_code} {body.text}")
+    name = f"pain.008-{as_of:%Y%m%d}.xml"
+    (sepa / name).write_bytes(body.content)
+    res.files.append(name)
+
+    # the bank's statement: the batch credit on the collection day, a return two days later
+    submitted = sorted(detail["collection_items"], key=lambda i: i["number"])
+    day = max(date.fromisoformat(i["collection_date"]) for i in submitted)
+    names = run.ids["account_names"]
+    batch = SimEntry(sum((Decimal(i["amount"]) for i in submitted), Decimal(0)), True, day, "SWM-DD-BATCH-1",
+                     [SimTransaction(Decimal(i["amount"]), end_to_end_id=i["end_to_end_id"],
+                                     debtor_name=names.get(i["account_id"], ""),
+                                     debtor_iban=run.ids["ibans"].get(i["account_id"], ""), remittance=i["number"])
+                      for i in submitted])
+    back = submitted[0]
+    fee = Decimal(RETURN_FEE)
+    ret = SimEntry(Decimal(back["amount"]) + fee, False, day + timedelta(days=2), "SWM-RTN-1",
+                   [SimTransaction(Decimal(back["amount"]), end_to_end_id=back["end_to_end_id"],
+                                   debtor_name=names.get(back["account_id"], ""), return_reason="MD06",
+                                   charges=fee)])
+    res.returned = {"number": back["number"], "customer": names.get(back["account_id"], ""), "reason": "MD06",
+                    "fee": RETURN_FEE}
+    entries = [batch, ret]
+    payer = next((inv for inv in invoices if inv["customer"] in TRANSFER_PAYERS), None)
+    if payer is not None:
+        acc = next(a for a, n in names.items() if n == payer["customer"])
+        entries.append(SimEntry(Decimal(payer["gross"]), True, day + timedelta(days=1), "SWM-TRF-1", [
+            SimTransaction(Decimal(payer["gross"]), debtor_name=payer["customer"], debtor_iban=run.ids["ibans"][acc],
+                           remittance=f"Rechnung {payer['number']} Fuhrpark Ladestrom November")]))
+        res.transfer = {"number": payer["number"], "customer": payer["customer"], "amount": payer["gross"]}
+    entries.append(SimEntry(Decimal("25.00"), True, day + timedelta(days=1), "SWM-TRF-2", [
+        SimTransaction(Decimal("25.00"), debtor_name=UNKNOWN_PAYER[0], debtor_iban=UNKNOWN_PAYER[1],
+                       remittance="Ladekarte")]))
+    xml = statement_xml(message_id=f"SWMBANK-{day:%Y%m%d}", statement_id=f"SWM-{day:%Y%m%d}", sequence=1,
+                        created=datetime(day.year, day.month, day.day, 18, tzinfo=BERLIN),
+                        account_iban=tenant_iban, currency="EUR", opening=Decimal("10000.00"), entries=entries,
+                        owner="Stadtwerke Musterstadt GmbH")
+    bank = out / "bank"
+    bank.mkdir(exist_ok=True)
+    res.statement_file = f"camt.053-{day:%Y%m%d}.xml"
+    (bank / res.statement_file).write_bytes(xml)
+    _ok(c.put("/bank-accounts", json={"iban": tenant_iban, "name": "Hausbank"}, headers=run.h("admin")))
+    imported = c.post("/bank-statements", content=xml, headers={**run.h("operator"), "Content-Type": "application/xml"})
+    res.statement = _ok(imported)
+    open_items = _ok(c.get("/receivables/items", headers=run.h()))
+    res.open_after = {k: str(v) for k, v in open_items["totals"].items()}
+    return res
 
 
 def list_all(run: SystemRun, path: str, **params: Any) -> list[dict[str, Any]]:
