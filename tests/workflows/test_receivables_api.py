@@ -49,7 +49,7 @@ async def test_invoice_to_open_item_to_payment(env: WorkflowEnvironment, engine:
         bucket = "61_90" if (date(2027, 3, 1) - due).days > 60 else "31_60"
         assert D(aging["currencies"]["EUR"][bucket]) == gross
 
-        body = {"account_id": acc, "amount": str(gross + D("5.00")), "currency": "EUR", "booked_on": "2026-12-05",
+        body = {"account_id": acc, "amount": str(gross + D("5.00")), "currency": "EUR", "booked_on": item["issue_date"],
                 "reference": f"payment {res.number}", "invoice_numbers": [res.number], "idempotency_key": "tx-1"}
         first = await c.post("/receivables/payments", json=body, headers=op)
         assert first.status_code == 201, first.text
