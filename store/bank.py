@@ -211,8 +211,7 @@ class _Books:
         """Book a matched credit as ``_book_credit`` does; returns (status, event id)."""
         if account is None or account.currency != self.batch.currency:
             return "unmatched", ""
-        before = dict(self.batch.open)
-        booked = self.batch.book(key=f"bank:{key}", customer_id=account.customer_id, account_id=account.id,
+        booked, before = self.batch.book(key=f"bank:{key}", customer_id=account.customer_id, account_id=account.id,
                                  amount=amount, booked_on=on, reference=reference[:300], targets=m.item_ids,
                                  detail={"rule": m.rule}, created_by=created_by)
         for item, _kind, _amt in booked.entries:

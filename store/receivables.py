@@ -382,7 +382,9 @@ class PaymentBatch:
 
     def book(self, *, key: str, customer_id: str, account_id: str, amount: Decimal, booked_on: date, reference: str,
              targets: Sequence[str] = (), detail: dict[str, Any] | None = None,
-             created_by: str = "system") -> BookedEvent:
+             created_by: str = "system") -> tuple[BookedEvent, dict[str, Decimal]]:
+        """Book one payment; returns its booking and what was open before on the items it could
+        pay (the account's items with something open)."""
         owed = [i for i in self._owed.get(account_id, ()) if self.open[i] > 0]
         self._owed[account_id] = owed
         views = [ItemView(i, self.open[i], self.currency, self.states[i].due_date) for i in owed]
@@ -396,7 +398,7 @@ class PaymentBatch:
             self.open[rows.credit_item["id"]] = ZERO
         for r in rows.entries:
             self.open[r["item_id"]] += ENTRY_SIGNS[r["kind"]] * r["amount"]
-        return rows.booked
+        return rows.booked, {v.id: v.open for v in views}
 
     def flush(self, conn: Connection) -> None:
         """Write what was booked since the last flush (items before the entries that refer to them)."""
