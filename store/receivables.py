@@ -353,8 +353,9 @@ def open_items(conn: Connection, tenant_id: str, currency: str) -> list[ItemStat
     rows = conn.execute(select(i.id, i.customer_id, i.account_id, i.kind, i.invoice_id, i.number, i.currency, i.amount,
                                i.issue_date, i.due_date)
                         .where(i.tenant_id == tenant_id, i.currency == currency)).all()
-    out = [ItemState(r.id, r.customer_id, r.account_id, r.kind, r.invoice_id, r.number, r.currency, r.amount,
-                     effect.get(r.id, ZERO), r.issue_date, r.due_date) for r in rows]
+    # by position: a row's attributes by name cost more than the rest of this function
+    out = [ItemState(iid, cus, acc, kind, inv, num, cur, amt, effect.get(iid, ZERO), issued, due)
+           for iid, cus, acc, kind, inv, num, cur, amt, issued, due in rows]
     out.sort(key=lambda s: (s.due_date, s.id))
     return out
 

@@ -141,7 +141,7 @@ def _local(el: Any) -> str:
 # children by local name in any namespace, found by lxml itself: a statement of 50,000 entries
 # asks a few million times, and comparing each child's QName in Python took most of its import
 def _kids(el: Any, name: str) -> list[Any]:
-    return el.findall("{*}" + name)  # type: ignore[no-any-return]
+    return list(el.iterchildren("{*}" + name))
 
 
 def _kid(el: Any, *path: str) -> Any:
@@ -149,7 +149,7 @@ def _kid(el: Any, *path: str) -> Any:
     for name in path:
         if cur is None:
             return None
-        cur = cur.find("{*}" + name)
+        cur = next(cur.iterchildren("{*}" + name), None)
     return cur
 
 
@@ -206,7 +206,9 @@ def _tx_code(ntry: Any) -> str:
 
 
 def _transaction(tx: Any, currency: str) -> BankTransaction:
-    amt_el = _kid(tx, "Amt") if _kid(tx, "Amt") is not None else _kid(tx, "AmtDtls", "TxAmt", "Amt")
+    amt_el = _kid(tx, "Amt")
+    if amt_el is None:
+        amt_el = _kid(tx, "AmtDtls", "TxAmt", "Amt")
     amount = _dec(amt_el, "TxDtls/Amt") if amt_el is not None else None
     ccy = amt_el.get("Ccy", currency) if amt_el is not None else currency
     rmt = _kid(tx, "RmtInf")
@@ -233,10 +235,11 @@ def _transaction(tx: Any, currency: str) -> BankTransaction:
             parts = [_kid(r, "Amt") for r in _kids(chrgs, "Rcrd")] + ([_kid(chrgs, "Amt")] if _kid(chrgs, "Amt") is not None else [])
             if any(p is not None for p in parts):
                 charges = sum((_dec(p, "Chrgs/Amt") for p in parts if p is not None), Decimal(0))
+    ids = _kid(tx, "Refs")
     return BankTransaction(
         amount=amount, currency=ccy,
-        end_to_end_id=_text(tx, "Refs", "EndToEndId"), instruction_id=_text(tx, "Refs", "InstrId"),
-        mandate_id=_text(tx, "Refs", "MndtId"), account_servicer_ref=_text(tx, "Refs", "AcctSvcrRef"),
+        end_to_end_id=_text(ids, "EndToEndId"), instruction_id=_text(ids, "InstrId"),
+        mandate_id=_text(ids, "MndtId"), account_servicer_ref=_text(ids, "AcctSvcrRef"),
         debtor_name=_party_name(_kid(parties, "Dbtr")) if parties is not None else "",
         debtor_iban=_iban(_kid(parties, "DbtrAcct")) if parties is not None else "",
         creditor_name=_party_name(_kid(parties, "Cdtr")) if parties is not None else "",

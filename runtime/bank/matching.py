@@ -87,6 +87,7 @@ class MatchIndex:
     number_prefixes: Sequence[str] = ("INV-", "CN-")
     by_amount: dict[tuple[str, Decimal], list[OpenItemRef]] = field(init=False)
     _refs: dict[str, OpenItemRef] = field(init=False)
+    _keys: dict[str, tuple[str, str]] = field(init=False)  # item id -> (squashed number, RF body)
     _by_number: dict[str, list[OpenItemRef]] = field(init=False)
     # by the RF reference's body (the number's letters and digits): the check digits are computed
     # only for a body a text names, not for every open item up front
@@ -94,7 +95,7 @@ class MatchIndex:
     _pattern: re.Pattern[str] = field(init=False)
 
     def __post_init__(self) -> None:
-        self._refs, self._by_number, self._by_rf_body, self.by_amount = {}, {}, {}, {}
+        self._refs, self._keys, self._by_number, self._by_rf_body, self.by_amount = {}, {}, {}, {}, {}
         for i in self.items:
             self._add(i)
         # a prefix, then digits where OCR may have read O for 0 and I or l for 1, spaces anywhere
@@ -105,8 +106,8 @@ class MatchIndex:
     def _add(self, i: OpenItemRef) -> None:
         self._refs[i.item_id] = i
         if i.number:
-            self._by_number.setdefault(_squash(i.number), []).append(i)
-            body = _rf_body(i.number)
+            number, body = self._keys[i.item_id] = (_squash(i.number), _rf_body(i.number))
+            self._by_number.setdefault(number, []).append(i)
             if body:
                 self._by_rf_body.setdefault(body, []).append(i)
         if i.open > 0:
@@ -119,17 +120,18 @@ class MatchIndex:
         if old is None or old.open == open_now:
             return
         _drop(self.by_amount, (old.currency, old.open), old)
+        number, body = self._keys.get(item_id, ("", ""))
         if open_now <= 0:
             del self._refs[item_id]
-            if old.number:
-                _drop(self._by_number, _squash(old.number), old)
-                _drop(self._by_rf_body, _rf_body(old.number), old)
+            self._keys.pop(item_id, None)
+            _drop(self._by_number, number, old)
+            _drop(self._by_rf_body, body, old)
             return
         new = replace(old, open=open_now)
         self._refs[item_id] = new
         self.by_amount.setdefault((new.currency, new.open), []).append(new)
-        for table, key in ((self._by_number, _squash(old.number)), (self._by_rf_body, _rf_body(old.number))):
-            refs = table.get(key) if old.number else None
+        for table, key in ((self._by_number, number), (self._by_rf_body, body)):
+            refs = table.get(key)
             if refs:
                 refs[:] = [new if r is old else r for r in refs]
 
@@ -162,7 +164,7 @@ class MatchIndex:
 
 def _rf_body(number: str) -> str:
     """What follows ``RF`` and the check digits in the number's creditor reference."""
-    return re.sub(r"[^0-9A-Za-z]", "", number).upper()[:21]
+    return _NOT_ALNUM.sub("", number).upper()[:21]
 
 
 def _drop(table: dict[_K, list[OpenItemRef]], key: _K, ref: OpenItemRef) -> None:
@@ -184,8 +186,12 @@ def _digit_readings(raw: str) -> list[str]:
     return out
 
 
+_NOT_UPPER_ALNUM: Final = re.compile(r"[^0-9A-Z]")
+_NOT_ALNUM: Final = re.compile(r"[^0-9A-Za-z]")
+
+
 def _squash(s: str) -> str:
-    return re.sub(r"[^0-9A-Z]", "", s.upper())
+    return _NOT_UPPER_ALNUM.sub("", s.upper())
 
 
 Rule = Callable[[BankEntry, BankTransaction, Decimal, MatchIndex], Match | None]
