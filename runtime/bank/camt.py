@@ -153,6 +153,17 @@ def _kid(el: Any, *path: str) -> Any:
     return cur
 
 
+def _first_kids(el: Any) -> dict[str, Any]:
+    """Each child's local name -> the first child of that name: one pass over the children where
+    an entry or a transaction asks for many of them."""
+    out: dict[str, Any] = {}
+    for c in el:
+        tag = c.tag
+        if isinstance(tag, str):
+            out.setdefault(tag[tag.rfind("}") + 1:], c)
+    return out
+
+
 def _text(el: Any, *path: str) -> str:
     node = _kid(el, *path) if path else el
     return (node.text or "").strip() if node is not None else ""
@@ -206,12 +217,13 @@ def _tx_code(ntry: Any) -> str:
 
 
 def _transaction(tx: Any, currency: str) -> BankTransaction:
-    amt_el = _kid(tx, "Amt")
+    k = _first_kids(tx)
+    amt_el = k.get("Amt")
     if amt_el is None:
-        amt_el = _kid(tx, "AmtDtls", "TxAmt", "Amt")
+        amt_el = _kid(k.get("AmtDtls"), "TxAmt", "Amt")
     amount = _dec(amt_el, "TxDtls/Amt") if amt_el is not None else None
     ccy = amt_el.get("Ccy", currency) if amt_el is not None else currency
-    rmt = _kid(tx, "RmtInf")
+    rmt = k.get("RmtInf")
     ustrd = tuple(_text(u) for u in _kids(rmt, "Ustrd")) if rmt is not None else ()
     refs: list[str] = []
     if rmt is not None:
@@ -221,12 +233,13 @@ def _transaction(tx: Any, currency: str) -> BankTransaction:
                 refs.append(ref)
             refs.extend(_text(r, "Nb") for r in _kids(strd, "RfrdDocInf") if _text(r, "Nb"))
             refs.extend(_text(a) for a in _kids(strd, "AddtlRmtInf") if _text(a))
-    parties = _kid(tx, "RltdPties")
-    rtr = _kid(tx, "RtrInf")
+    parties = k.get("RltdPties")
+    party = _first_kids(parties) if parties is not None else {}
+    rtr = k.get("RtrInf")
     reason = (_text(rtr, "Rsn", "Cd") or _text(rtr, "Rsn", "Prtry")) if rtr is not None else ""
     reason_text = " ".join(_text(a) for a in _kids(rtr, "AddtlInf")) if rtr is not None else ""
     charges = None
-    chrgs = _kid(tx, "Chrgs")
+    chrgs = k.get("Chrgs")
     if chrgs is not None:
         total = _kid(chrgs, "TtlChrgsAndTaxAmt")
         if total is not None:
@@ -235,25 +248,26 @@ def _transaction(tx: Any, currency: str) -> BankTransaction:
             parts = [_kid(r, "Amt") for r in _kids(chrgs, "Rcrd")] + ([_kid(chrgs, "Amt")] if _kid(chrgs, "Amt") is not None else [])
             if any(p is not None for p in parts):
                 charges = sum((_dec(p, "Chrgs/Amt") for p in parts if p is not None), Decimal(0))
-    ids = _kid(tx, "Refs")
+    ids = k.get("Refs")
+    refs_of = _first_kids(ids) if ids is not None else {}
     return BankTransaction(
         amount=amount, currency=ccy,
-        end_to_end_id=_text(ids, "EndToEndId"), instruction_id=_text(ids, "InstrId"),
-        mandate_id=_text(ids, "MndtId"), account_servicer_ref=_text(ids, "AcctSvcrRef"),
-        debtor_name=_party_name(_kid(parties, "Dbtr")) if parties is not None else "",
-        debtor_iban=_iban(_kid(parties, "DbtrAcct")) if parties is not None else "",
-        creditor_name=_party_name(_kid(parties, "Cdtr")) if parties is not None else "",
-        creditor_iban=_iban(_kid(parties, "CdtrAcct")) if parties is not None else "",
+        end_to_end_id=_text(refs_of.get("EndToEndId")), instruction_id=_text(refs_of.get("InstrId")),
+        mandate_id=_text(refs_of.get("MndtId")), account_servicer_ref=_text(refs_of.get("AcctSvcrRef")),
+        debtor_name=_party_name(party.get("Dbtr")), debtor_iban=_iban(party.get("DbtrAcct")),
+        creditor_name=_party_name(party.get("Cdtr")), creditor_iban=_iban(party.get("CdtrAcct")),
         remittance=tuple(u for u in ustrd if u), creditor_refs=tuple(refs), return_reason=reason,
         return_reason_text=reason_text, charges=charges)
 
 
 def _entry(ntry: Any) -> BankEntry:
-    amt_el = _kid(ntry, "Amt")
+    k = _first_kids(ntry)
+    amt_el = k.get("Amt")
     if amt_el is None:
         raise CamtError("an entry without an amount", element="Ntry", line=ntry.sourceline)
     currency = amt_el.get("Ccy", "")
-    status = _text(ntry, "Sts", "Cd") or _text(ntry, "Sts")
+    sts = k.get("Sts")
+    status = _text(sts, "Cd") or _text(sts)
     txs: list[BankTransaction] = []
     for dtls in _kids(ntry, "NtryDtls"):
         for tx in _kids(dtls, "TxDtls"):
@@ -261,11 +275,11 @@ def _entry(ntry: Any) -> BankEntry:
     if not txs:
         txs.append(BankTransaction(amount=None, currency=currency))
     return BankEntry(
-        amount=_dec(amt_el, "Ntry/Amt"), currency=currency, credit=_text(ntry, "CdtDbtInd") == "CRDT",
-        status=status, booking_date=_date(_kid(ntry, "BookgDt")), value_date=_date(_kid(ntry, "ValDt")),
-        entry_ref=_text(ntry, "NtryRef"), account_servicer_ref=_text(ntry, "AcctSvcrRef"),
-        reversal=_text(ntry, "RvslInd").lower() == "true", bank_tx_code=_tx_code(ntry),
-        additional_info=_text(ntry, "AddtlNtryInf"), transactions=tuple(txs), line=ntry.sourceline or 0)
+        amount=_dec(amt_el, "Ntry/Amt"), currency=currency, credit=_text(k.get("CdtDbtInd")) == "CRDT",
+        status=status, booking_date=_date(k.get("BookgDt")), value_date=_date(k.get("ValDt")),
+        entry_ref=_text(k.get("NtryRef")), account_servicer_ref=_text(k.get("AcctSvcrRef")),
+        reversal=_text(k.get("RvslInd")).lower() == "true", bank_tx_code=_tx_code(ntry),
+        additional_info=_text(k.get("AddtlNtryInf")), transactions=tuple(txs), line=ntry.sourceline or 0)
 
 
 def parse_camt(data: bytes) -> list[BankStatement]:

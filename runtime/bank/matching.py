@@ -106,7 +106,10 @@ class MatchIndex:
     def _add(self, i: OpenItemRef) -> None:
         self._refs[i.item_id] = i
         if i.number:
-            number, body = self._keys[i.item_id] = (_squash(i.number), _rf_body(i.number))
+            number = _squash(i.number)
+            # for an ASCII number the RF body is the squashed number (cut to 21): no second regex
+            body = number[:21] if i.number.isascii() else _rf_body(i.number)
+            self._keys[i.item_id] = (number, body)
             self._by_number.setdefault(number, []).append(i)
             if body:
                 self._by_rf_body.setdefault(body, []).append(i)
