@@ -711,7 +711,7 @@ def load_invoice_input(conn: Connection, tenant_id: str, invoice_id: str) -> Any
         SessionFacts,
         TenantProfile,
     )
-    from runtime.documents.model import Address, Contact, ElectronicAddress, Seller
+    from runtime.documents.model import Address
     from runtime.rating import facts_minutes
     from store import billing as B
     from store.models import (

@@ -209,11 +209,14 @@ def _balance(stmt: Any, *codes: str) -> Decimal | None:
     return None
 
 
-def _tx_code(ntry: Any) -> str:
-    domn = _kid(ntry, "BkTxCd", "Domn")
+def _tx_code(code: Any) -> str:
+    """The entry's bank transaction code (its ``BkTxCd``) as Domain/Family/SubFamily, else the
+    proprietary code."""
+    domn = _kid(code, "Domn")
     if domn is not None:
-        return "/".join(x for x in (_text(domn, "Cd"), _text(domn, "Fmly", "Cd"), _text(domn, "Fmly", "SubFmlyCd")) if x)
-    return _text(ntry, "BkTxCd", "Prtry", "Cd")
+        fmly = _kid(domn, "Fmly")
+        return "/".join(x for x in (_text(domn, "Cd"), _text(fmly, "Cd"), _text(fmly, "SubFmlyCd")) if x)
+    return _text(code, "Prtry", "Cd")
 
 
 def _transaction(tx: Any, currency: str) -> BankTransaction:
@@ -278,7 +281,7 @@ def _entry(ntry: Any) -> BankEntry:
         amount=_dec(amt_el, "Ntry/Amt"), currency=currency, credit=_text(k.get("CdtDbtInd")) == "CRDT",
         status=status, booking_date=_date(k.get("BookgDt")), value_date=_date(k.get("ValDt")),
         entry_ref=_text(k.get("NtryRef")), account_servicer_ref=_text(k.get("AcctSvcrRef")),
-        reversal=_text(k.get("RvslInd")).lower() == "true", bank_tx_code=_tx_code(ntry),
+        reversal=_text(k.get("RvslInd")).lower() == "true", bank_tx_code=_tx_code(k.get("BkTxCd")),
         additional_info=_text(k.get("AddtlNtryInf")), transactions=tuple(txs), line=ntry.sourceline or 0)
 
 

@@ -168,7 +168,15 @@ def render_account_statement(doc: AccountStatementDoc) -> bytes:
     """The statement as PDF bytes (the same statement renders the same bytes)."""
     from weasyprint import CSS, HTML  # type: ignore[import-untyped, unused-ignore]
 
-    from runtime.documents.pdf import LABELS, TEMPLATES, _environment, font_config, page_css, seller_footer, stylesheet
+    from runtime.documents.pdf import (
+        LABELS,
+        TEMPLATES,
+        _environment,
+        font_config,
+        page_css,
+        seller_footer,
+        stylesheet,
+    )
 
     if doc.language not in ACCOUNT_LABELS:
         raise ValueError(f"unsupported language {doc.language!r}")

@@ -653,7 +653,6 @@ def _payment_text(doc: Document, labels: dict[str, str], m: Any) -> str:
 
 def _footer(doc: Document, labels: dict[str, str]) -> list[list[str]]:
     """Up to three footer columns (company, registration and contact, bank)."""
-    s = doc.seller
     if doc.kind is DocumentKind.SELF_BILLING_CREDIT_NOTE:
         # the issuer is the tenant (buyer); the host's bank account is in the payment text
         b = doc.buyer
