@@ -8,6 +8,10 @@ An entry's identity is its account's IBAN with the bank's own reference (AcctSvc
 NtryRef) and the transaction's EndToEndId or position; an entry without any reference is known by
 its booking date, amount, direction and text. A statement's identity is its account with its
 statement id and sequence number.
+
+An import reads the open items once, keeps them and the match index up to date in memory as it
+books (``store.receivables.PaymentBatch``), and writes the bookings and entries in bulk at the end
+(``benchmarks/payments.py``: 50,000 entries against 100,000 open items).
 """
 
 from __future__ import annotations
@@ -211,9 +215,10 @@ class _Books:
         """Book a matched credit as ``_book_credit`` does; returns (status, event id)."""
         if account is None or account.currency != self.batch.currency:
             return "unmatched", ""
-        booked, before = self.batch.book(key=f"bank:{key}", customer_id=account.customer_id, account_id=account.id,
-                                 amount=amount, booked_on=on, reference=reference[:300], targets=m.item_ids,
-                                 detail={"rule": m.rule}, created_by=created_by)
+        booked, before = self.batch.book(key=f"bank:{key}", customer_id=account.customer_id,
+                                         account_id=account.id, amount=amount, booked_on=on,
+                                         reference=reference[:300], targets=m.item_ids, detail={"rule": m.rule},
+                                         created_by=created_by)
         for item, _kind, _amt in booked.entries:
             self.index.update_open(item, self.batch.open[item])
         exact = booked.left == 0 and all(amt == before.get(item) for item, _kind, amt in booked.entries)
