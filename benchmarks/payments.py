@@ -21,9 +21,11 @@ Measured 2026-12-06 on the shared 2-core machine (other sessions' work running, 
 items over 40,000 accounts, 50,000 entries: 65.0 % reference (30 % invoice number in the text,
 10 % with spaces or OCR slips, 20 % RF reference; 5 % of the entries partial payments), 15.0 %
 known payer, 10.0 % amount, 10.0 % unmatched (the mix's expected counts, checked by the run):
-  SQLite      19.4 s (2,573 entries/s), this process's CPU 16.9 s; other runs 19.2 s (CPU 17.8 s)
+  SQLite      18.8 s (2,656 entries/s), this process's CPU 17.0 s (load 4.1); other runs 19.4 s
+              (CPU 16.9 s), 19.2 s (CPU 17.8 s)
               and, under heavier load, 28.1-29.5 s (CPU 16.7-19.9 s)
-  PostgreSQL  22.5 s (2,222 entries/s), this process's CPU 17.9 s; another run 20.9 s (CPU 17.8 s)
+  PostgreSQL  20.6 s (2,424 entries/s), this process's CPU 14.4 s (load 4.1); other runs 22.5 s
+              (CPU 17.9 s), 20.9 s (CPU 17.8 s)
               and 26.8 s (CPU 15.3 s) under heavier load
 Where the CPU goes (SQLite, one run, 17.6 s): reading and checking the camt file 4.8 s (XML parse
 and XSD 1.3 s, the rest turning elements into entries), loading the open items and building the
