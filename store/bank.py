@@ -8,6 +8,10 @@ An entry's identity is its account's IBAN with the bank's own reference (AcctSvc
 NtryRef) and the transaction's EndToEndId or position; an entry without any reference is known by
 its booking date, amount, direction and text. A statement's identity is its account with its
 statement id and sequence number.
+
+An import reads the open items once, keeps them and the match index up to date in memory as it
+books (``store.receivables.PaymentBatch``), and writes the bookings and entries in bulk at the end
+(``benchmarks/payments.py``: 50,000 entries against 100,000 open items).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from runtime.bank.camt import BankEntry, BankStatement, BankTransaction
 from runtime.bank.matching import Match, MatchIndex, OpenItemRef, match_transaction, normalise_name
 from store import collections as C
 from store import receivables as R
+from store.billing import driver_insert
 from store.models import BillingAccount, metadata
 from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
 
@@ -138,6 +143,9 @@ payer_link = Table(
 )
 
 _account = BillingAccount.__table__  # type: ignore[attr-defined]
+_ENTRY_COLUMNS = ("id", "tenant_id", "statement_id", "key", "seq", "credit", "amount", "currency", "booking_date",
+                  "value_date", "bank_ref", "end_to_end_id", "bank_tx_code", "debtor_name", "debtor_iban", "remittance",
+                  "return_reason", "status", "rule", "reason", "account_id", "event_id", "decided_by", "created_at")
 
 
 @dataclass
@@ -176,17 +184,58 @@ def entry_key(st: BankStatement, e: BankEntry, tx: BankTransaction, pos: int) ->
                 "|".join(tx.remittance), tx.debtor_iban, pos)
 
 
-def _index(conn: Connection, tenant_id: str, currency: str) -> MatchIndex:
-    states = [s for s in R.item_states(conn, tenant_id, currency=currency) if s.open > 0 and s.kind == "invoice"]
-    items = [OpenItemRef(s.id, s.account_id, s.customer_id, s.number, s.open, s.currency) for s in states]
+def _links(conn: Connection, tenant_id: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The payers learned from manual matches: (IBAN -> account, normalised name -> account)."""
     ibans: dict[str, str] = {}
     names: dict[str, str] = {}
-    for r in conn.execute(select(payer_link).where(payer_link.c.tenant_id == tenant_id)).all():
+    for r in conn.execute(select(payer_link.c.kind, payer_link.c.value, payer_link.c.account_id)
+                          .where(payer_link.c.tenant_id == tenant_id)).all():
         (ibans if r.kind == "iban" else names)[r.value] = r.account_id
-    # our submitted direct debits: their credit (usually one batch entry with a TxDtls per
-    # collection) matches each item by its EndToEndId before any other rule is tried
-    return MatchIndex(items, collections=C.submitted_collections(conn, tenant_id), payer_iban=ibans,
-                      payer_name=names)
+    return ibans, names
+
+
+@dataclass
+class _Books:
+    """One currency's open items as a statement import sees them: the payments booked so far (in
+    memory until the import flushes them) and the match index, kept up to date after each booking
+    instead of being built again."""
+
+    batch: R.PaymentBatch
+    index: MatchIndex
+
+    @classmethod
+    def load(cls, conn: Connection, tenant_id: str, currency: str,
+             links: tuple[dict[str, str], dict[str, str]]) -> _Books:
+        batch = R.PaymentBatch(conn, tenant_id, currency)
+        items = [OpenItemRef(s.id, s.account_id, s.customer_id, s.number, s.open, s.currency)
+                 for s in batch.states.values() if s.open > 0 and s.kind == "invoice"]
+        # our submitted direct debits: their credit (usually one batch entry with a TxDtls per
+        # collection) matches each item by its EndToEndId before any other rule is tried
+        return cls(batch, MatchIndex(items, collections=C.submitted_collections(conn, tenant_id),
+                                     payer_iban=links[0], payer_name=links[1]))
+
+    def book(self, key: str, m: Match, account: Any, amount: Decimal, on: date, reference: str,
+             created_by: str) -> tuple[str, str]:
+        """Book a matched credit as ``_book_credit`` does; returns (status, event id)."""
+        if account is None or account.currency != self.batch.currency:
+            return "unmatched", ""
+        booked, before = self.batch.book(key=f"bank:{key}", customer_id=account.customer_id,
+                                         account_id=account.id, amount=amount, booked_on=on,
+                                         reference=reference[:300], targets=m.item_ids, detail={"rule": m.rule},
+                                         created_by=created_by)
+        for item, _kind, _amt in booked.entries:
+            self.index.update_open(item, self.batch.open[item])
+        exact = booked.left == 0 and all(amt == before.get(item) for item, _kind, amt in booked.entries)
+        return ("matched" if exact else "partially_matched"), booked.event_id
+
+
+def _existing(conn: Connection, column: Any, tenant_column: Any, tenant_id: str, keys: Sequence[str]) -> set[str]:
+    """Which of ``keys`` are in ``column`` already (asked in chunks: databases cap the parameters)."""
+    out: set[str] = set()
+    for i in range(0, len(keys), 900):
+        chunk = list(keys[i:i + 900])
+        out.update(r[0] for r in conn.execute(select(column).where(tenant_column == tenant_id, column.in_(chunk))))
+    return out
 
 
 def _book_credit(conn: Connection, tenant_id: str, key: str, m: Match, amount: Decimal, currency: str,
@@ -244,72 +293,87 @@ def import_statement(conn: Connection, tenant_id: str, st: BankStatement, file_s
         message_id=st.message_id[:100], statement_id=st.statement_id[:100], sequence=st.sequence[:40],
         file_sha256=file_sha256, opening=st.opening, closing=st.closing, entries=0, counts={}, warnings=[],
         review=review, created_by=created_by, created_at=utcnow()))
-    indexes: dict[str, MatchIndex] = {}
-    seq = 0
-    for e in st.entries:
-        if e.status not in ("BOOK", ""):
-            continue  # pending or information only: the booked statement brings them
-        for pos, tx in enumerate(e.transactions):
-            seq += 1
-            res.entries += 1
-            key = entry_key(st, e, tx, pos)
-            if conn.execute(select(bank_entry.c.id).where(bank_entry.c.tenant_id == tenant_id,
-                                                          bank_entry.c.key == key)).first() is not None:
-                res.duplicates += 1
-                continue
-            amount = tx.amount if tx.amount is not None and len(e.transactions) > 1 else e.amount
-            currency = tx.currency if len(e.transactions) > 1 else e.currency
-            status, rule, reason, account_id, event_id = "other", "", "", None, None
-            if e.is_return:
-                res.returns += 1
-                status, reason = "return", (f"returned: {tx.return_reason} {tx.return_reason_text}".strip()
-                                            if tx.return_reason else "returned")
-                # one of our collections coming back: found by its EndToEndId whatever the amount
-                # (a bank that charges a fee debits the original plus the fee)
-                ci = C.collection_for_end_to_end(conn, tenant_id, tx.end_to_end_id)
-                if ci is not None:
-                    event_id, fee = C.record_return(
-                        conn, tenant_id, ci, key=f"bank:{key}", booked=amount, charges=tx.charges,
-                        reason=tx.return_reason, on=e.booking_date or e.value_date or date.today(),
-                        created_by=created_by)
-                    account_id, rule = ci.account_id, "end_to_end_id"
-                    reason = (f"{reason}; our direct debit {ci.end_to_end_id} ({ci.number}) reopened" + (
-                        f", fee {fee} charged" if fee else "")) if event_id else (
-                        f"{reason}; our direct debit {ci.end_to_end_id} was returned before: nothing booked")
-                    indexes.clear()
-            elif e.credit:
-                if currency not in indexes:
-                    indexes[currency] = _index(conn, tenant_id, currency)
-                m = match_transaction(e, tx, amount, indexes[currency])
-                rule, reason = m.rule, m.reason
-                if m.account_id is not None:
-                    status, event_id = _book_credit(conn, tenant_id, key, m, amount, currency,
-                                                    e.booking_date or e.value_date or date.today(),
-                                                    " ".join(tx.remittance) or e.additional_info, created_by)
-                    account_id = m.account_id if status != "unmatched" else None
-                    if m.rule == "end_to_end_id" and event_id:
-                        C.mark_collected(conn, tenant_id, tx.end_to_end_id)
-                    if event_id:
-                        indexes.pop(currency, None)  # open amounts changed: build again when next needed
+    # the statement's transactions with their identities; which of them are known already is
+    # asked once for all of them, not once each
+    txs = [(e, pos, tx, entry_key(st, e, tx, pos)) for e in st.entries if e.status in ("BOOK", "")
+           for pos, tx in enumerate(e.transactions)]  # pending or information only: the booked statement brings them
+    keys = [k for *_, k in txs]
+    known = _existing(conn, bank_entry.c.key, bank_entry.c.tenant_id, tenant_id, keys)
+    booked_before = {k.removeprefix("bank:") for k in _existing(
+        conn, R.receivable_event.c.key, R.receivable_event.c.tenant_id, tenant_id, [f"bank:{k}" for k in keys])}
+    books: dict[str, _Books] = {}
+    links: tuple[dict[str, str], dict[str, str]] | None = None
+    accounts: dict[str, Any] | None = None
+    rows: list[tuple[Any, ...]] = []
+    for seq, (e, _pos, tx, key) in enumerate(txs, start=1):
+        res.entries += 1
+        if key in known:
+            res.duplicates += 1
+            continue
+        known.add(key)
+        amount = tx.amount if tx.amount is not None and len(e.transactions) > 1 else e.amount
+        currency = tx.currency if len(e.transactions) > 1 else e.currency
+        status, rule, reason, account_id, event_id = "other", "", "", None, None
+        if e.is_return:
+            res.returns += 1
+            status, reason = "return", (f"returned: {tx.return_reason} {tx.return_reason_text}".strip()
+                                        if tx.return_reason else "returned")
+            # one of our collections coming back: found by its EndToEndId whatever the amount
+            # (a bank that charges a fee debits the original plus the fee)
+            ci = C.collection_for_end_to_end(conn, tenant_id, tx.end_to_end_id)
+            if ci is not None:
+                for b in books.values():  # what was booked so far goes first: the return reopens it
+                    b.batch.flush(conn)
+                books.clear()  # open amounts change: read again when next needed
+                event_id, fee = C.record_return(
+                    conn, tenant_id, ci, key=f"bank:{key}", booked=amount, charges=tx.charges,
+                    reason=tx.return_reason, on=e.booking_date or e.value_date or date.today(),
+                    created_by=created_by)
+                account_id, rule = ci.account_id, "end_to_end_id"
+                reason = (f"{reason}; our direct debit {ci.end_to_end_id} ({ci.number}) reopened" + (
+                    f", fee {fee} charged" if fee else "")) if event_id else (
+                    f"{reason}; our direct debit {ci.end_to_end_id} was returned before: nothing booked")
+        elif e.credit:
+            if currency not in books:
+                links = links or _links(conn, tenant_id)
+                books[currency] = _Books.load(conn, tenant_id, currency, links)
+            m = match_transaction(e, tx, amount, books[currency].index)
+            rule, reason = m.rule, m.reason
+            if m.account_id is not None:
+                on = e.booking_date or e.value_date or date.today()
+                text = " ".join(tx.remittance) or e.additional_info
+                if key in booked_before:
+                    # booked under this entry's identity before (not through an import): that booking stands
+                    books[currency].batch.flush(conn)
+                    status, event_id = _book_credit(conn, tenant_id, key, m, amount, currency, on, text, created_by)
                 else:
-                    status = "unmatched"
-                if status == "matched":
-                    res.matched += 1
-                elif status == "partially_matched":
-                    res.partially_matched += 1
-                else:
-                    res.unmatched += 1
-                res.rules[rule] = res.rules.get(rule, 0) + (status != "unmatched")
-            conn.execute(insert(bank_entry).values(
-                id=new_id("bke"), tenant_id=tenant_id, statement_id=sid, key=key, seq=seq, credit=e.credit,
-                amount=amount, currency=currency, booking_date=e.booking_date, value_date=e.value_date,
-                bank_ref=(e.account_servicer_ref or e.entry_ref)[:100], end_to_end_id=tx.end_to_end_id[:100],
-                bank_tx_code=e.bank_tx_code[:40], debtor_name=tx.debtor_name[:200],
-                debtor_iban=tx.debtor_iban.replace(" ", "")[:34],
-                remittance=" ".join([*tx.creditor_refs, *tx.remittance])[:1000],
-                return_reason=tx.return_reason[:10], status=status, rule=rule if status != "unmatched" else "",
-                reason=reason[:300], account_id=account_id, event_id=event_id or None, decided_by="",
-                created_at=utcnow()))
+                    if accounts is None:
+                        accounts = {a.id: a for a in conn.execute(
+                            select(_account.c.id, _account.c.customer_id, _account.c.currency)
+                            .where(_account.c.tenant_id == tenant_id)).all()}
+                    status, event_id = books[currency].book(key, m, accounts.get(m.account_id), amount, on, text,
+                                                            created_by)
+                account_id = m.account_id if status != "unmatched" else None
+                if m.rule == "end_to_end_id" and event_id:
+                    C.mark_collected(conn, tenant_id, tx.end_to_end_id)
+            else:
+                status = "unmatched"
+            if status == "matched":
+                res.matched += 1
+            elif status == "partially_matched":
+                res.partially_matched += 1
+            else:
+                res.unmatched += 1
+            res.rules[rule] = res.rules.get(rule, 0) + (status != "unmatched")
+        rows.append((
+            new_id("bke"), tenant_id, sid, key, seq, e.credit, amount, currency, e.booking_date, e.value_date,
+            (e.account_servicer_ref or e.entry_ref)[:100], tx.end_to_end_id[:100], e.bank_tx_code[:40],
+            tx.debtor_name[:200], tx.debtor_iban.replace(" ", "")[:34],
+            " ".join([*tx.creditor_refs, *tx.remittance])[:1000], tx.return_reason[:10], status,
+            rule if status != "unmatched" else "", reason[:300], account_id, event_id or None, "", utcnow()))
+    for b in books.values():
+        b.batch.flush(conn)
+    driver_insert(conn, bank_entry, _ENTRY_COLUMNS, rows)
     res.rules = {k: v for k, v in res.rules.items() if v}
     conn.execute(update(bank_statement).where(bank_statement.c.id == sid).values(
         entries=res.entries, counts=res.counts(), warnings=res.warnings))

@@ -643,7 +643,8 @@ def driver_insert(conn: Connection, table: Table, columns: tuple[str, ...], rows
         else:
             mark = "?" if dialect.paramstyle == "qmark" else "%s"
             sql = f"INSERT INTO {prep.format_table(table)} ({cols}) VALUES ({', '.join([mark] * len(columns))})"
-        got = _inserts[key] = (sql, [table.c[c].type.bind_processor(dialect) for c in columns])
+        # the dialect's own type, as SQLAlchemy binds it (a JSON column on psycopg wraps its value)
+        got = _inserts[key] = (sql, [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns])
     sql, procs = got
     if any(procs):
         conv = [(i, p) for i, p in enumerate(procs) if p is not None]

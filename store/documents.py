@@ -649,6 +649,53 @@ def _branding(raw: dict[str, Any] | None) -> Any:
     return Branding(**kw)
 
 
+def tenant_seller(t: Any) -> Any:
+    """The tenant (its row) as the documents' seller."""
+    from runtime.documents.model import Address, Contact, ElectronicAddress, Seller
+
+    seller_vat = t.vat_id or None
+    return Seller(
+        legal_name=t.legal_name or t.name,
+        address=Address(t.street, t.city, t.postal_code, t.country or "DE"),
+        electronic_address=ElectronicAddress(t.vat_id, "9930") if t.vat_id.startswith("DE")
+        else ElectronicAddress(t.email or "billing@invalid", "EM"),
+        # XRechnung needs a seller contact with a phone number (BR-DE-6); the tenant table has no
+        # column for it yet, so it is read from the branding settings
+        contact=Contact(str((t.branding or {}).get("contact_name") or t.legal_name or t.name),
+                        str((t.branding or {}).get("phone") or ""), t.email),
+        vat_id=seller_vat, tax_number=t.tax_number or None, iban=t.iban or None, bic=t.bic or None,
+        creditor_id=t.creditor_id or None,
+    )
+
+
+def load_account_statement(conn: Connection, tenant_id: str, customer_id: str, currency: str, start: date | None,
+                           end: date | None, as_of: date) -> Any:
+    """A customer's account statement (the JSON statement's numbers and the items still open) as
+    ``runtime.documents.account_statement.AccountStatementDoc``, in the customer's language."""
+    from runtime.documents.account_statement import AccountStatementDoc, Booking, OpenItemLine
+    from runtime.documents.i18n import LANGUAGES
+    from runtime.documents.model import Address
+    from store import receivables as R
+    from store.models import Customer, Tenant
+
+    t = conn.execute(select(Tenant.__table__).where(Tenant.__table__.c.id == tenant_id)).one()  # type: ignore[attr-defined]
+    ct = Customer.__table__  # type: ignore[attr-defined]
+    cust = conn.execute(select(ct).where(ct.c.id == customer_id, ct.c.tenant_id == tenant_id)).one()
+    opening, lines, closing = R.statement_lines(conn, tenant_id, customer_id, currency, start, end)
+    items = [s for s in R.item_states(conn, tenant_id, customer_id=customer_id, currency=currency) if s.open > 0]
+    language = cust.language if cust.language in LANGUAGES else "de"
+    address = (Address(cust.street, cust.city, cust.postal_code, cust.country or t.country or "DE")
+               if cust.street or cust.city else None)
+    return AccountStatementDoc(
+        language=language, currency=currency, as_of=as_of, seller=tenant_seller(t),
+        customer_name=cust.company_name or cust.name, customer_number=cust.number or "", address=address,
+        opening=opening, closing=closing,
+        bookings=tuple(Booking(ln["booked_on"], ln["kind"], ln["number"], ln["reference"], ln["debit"], ln["credit"],
+                               ln["balance"]) for ln in lines),
+        open_items=tuple(OpenItemLine(s.number, s.issue_date, s.due_date, s.amount, s.open) for s in items),
+        start=start, end=end, branding=_branding(t.branding))
+
+
 def load_invoice_input(conn: Connection, tenant_id: str, invoice_id: str) -> Any:
     """A finalized billing invoice with everything its documents show, as
     ``runtime.documents.from_invoice.InvoiceInput``.
@@ -664,7 +711,7 @@ def load_invoice_input(conn: Connection, tenant_id: str, invoice_id: str) -> Any
         SessionFacts,
         TenantProfile,
     )
-    from runtime.documents.model import Address, Contact, ElectronicAddress, Seller
+    from runtime.documents.model import Address
     from runtime.rating import facts_minutes
     from store import billing as B
     from store.models import (
@@ -693,19 +740,7 @@ def load_invoice_input(conn: Connection, tenant_id: str, invoice_id: str) -> Any
     contract = conn.execute(select(ct).where(ct.c.account_id == inv.account_id, ct.c.tenant_id == tenant_id)
                             .order_by((ct.c.status == "active").desc(), ct.c.start_date.desc()).limit(1)).first()
 
-    seller_vat = t.vat_id or None
-    seller = Seller(
-        legal_name=t.legal_name or t.name,
-        address=Address(t.street, t.city, t.postal_code, t.country or "DE"),
-        electronic_address=ElectronicAddress(t.vat_id, "9930") if t.vat_id.startswith("DE")
-        else ElectronicAddress(t.email or "billing@invalid", "EM"),
-        # XRechnung needs a seller contact with a phone number (BR-DE-6); the tenant table has no
-        # column for it yet, so it is read from the branding settings
-        contact=Contact(str((t.branding or {}).get("contact_name") or t.legal_name or t.name),
-                        str((t.branding or {}).get("phone") or ""), t.email),
-        vat_id=seller_vat, tax_number=t.tax_number or None, iban=t.iban or None, bic=t.bic or None,
-        creditor_id=t.creditor_id or None,
-    )
+    seller = tenant_seller(t)
     business = cust.kind == "business"
     street, city, postal, country = ((acct.street, acct.city, acct.postal_code, acct.country) if acct.street
                                      else (cust.street, cust.city, cust.postal_code, cust.country))

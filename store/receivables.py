@@ -34,13 +34,15 @@ from sqlalchemy import (
 )
 
 from runtime.money import ZERO
-from runtime.receivables import Allocation, Entry, ItemView, aging, allocate, open_amount
+from runtime.receivables import ENTRY_SIGNS, Allocation, Entry, ItemView, aging, allocate, open_amount
+from store.billing import driver_insert
 from store.models import metadata
 from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
 
 __all__ = [
     "BookedEvent",
     "ItemState",
+    "PaymentBatch",
     "aged_receivables",
     "apply_credit_balances",
     "book_payment",
@@ -49,6 +51,7 @@ __all__ = [
     "event",
     "item_states",
     "open_invoice_item",
+    "open_items",
     "receivable_entry",
     "receivable_event",
     "receivable_item",
@@ -285,6 +288,41 @@ def apply_credit_balances(conn: Connection, tenant_id: str, account_id: str, cur
     return booked
 
 
+@dataclass(slots=True)
+class _PaymentRows:
+    """What booking one payment writes: its event, its entries (in booking order) and the credit
+    balance item an overpayment opens."""
+
+    event: dict[str, Any]
+    entries: list[dict[str, Any]]
+    credit_item: dict[str, Any] | None
+    booked: BookedEvent
+
+
+def _payment_rows(tenant_id: str, key: str, customer_id: str, account_id: str, amount: Decimal, currency: str,
+                  booked_on: date, reference: str, items: Sequence[ItemView], targets: Sequence[str],
+                  detail: dict[str, Any], created_by: str) -> _PaymentRows:
+    """The one place that decides a payment's booking (``book_payment`` writes it at once,
+    ``PaymentBatch`` in bulk)."""
+    alloc = allocate(amount, currency, items, kind="payment", targets=targets)
+    eid, now = new_id("rcv"), utcnow()
+    ev = dict(id=eid, tenant_id=tenant_id, key=key, kind="payment", account_id=account_id, currency=currency,
+              amount=amount, booked_on=booked_on, reference=reference, detail=detail, created_by=created_by,
+              created_at=now)
+    entries = list(alloc.entries)
+    credit_row, credit = None, ""
+    if alloc.left > 0:
+        credit = new_id("itm")
+        credit_row = dict(id=credit, tenant_id=tenant_id, customer_id=customer_id, account_id=account_id,
+                          kind="credit_balance", invoice_id=None, number=(reference or key)[:40], currency=currency,
+                          amount=ZERO, issue_date=booked_on, due_date=booked_on, created_at=now)
+        entries.append(Entry(credit, "overpayment", alloc.left, currency))
+    rows = [dict(tenant_id=tenant_id, item_id=e.item_id, event_id=eid, kind=e.kind, amount=e.amount,
+                 currency=e.currency, booked_on=booked_on, created_at=now) for e in entries]
+    return _PaymentRows(ev, rows, credit_row,
+                        _booked(eid, "payment", alloc, credit if credit_row else None))
+
+
 def book_payment(conn: Connection, tenant_id: str, *, key: str, customer_id: str, account_id: str, amount: Decimal,
                  currency: str, booked_on: date, reference: str, targets: Sequence[str] = (),
                  detail: dict[str, Any] | None = None, created_by: str = "system") -> BookedEvent:
@@ -294,15 +332,84 @@ def book_payment(conn: Connection, tenant_id: str, *, key: str, customer_id: str
     if done is not None:
         return done
     states = item_states(conn, tenant_id, account_id=account_id, currency=currency)
-    alloc = allocate(amount, currency, [s.view() for s in states], kind="payment", targets=targets)
-    eid = _new_event(conn, tenant_id, key, "payment", account_id, currency, amount, booked_on, reference,
-                     detail or {}, created_by)
-    _append(conn, tenant_id, eid, booked_on, alloc.entries)
-    credit = None
-    if alloc.left > 0:
-        credit = _credit_item(conn, tenant_id, customer_id, account_id, currency, reference or key, booked_on)
-        _append(conn, tenant_id, eid, booked_on, [Entry(credit, "overpayment", alloc.left, currency)])
-    return _booked(eid, "payment", alloc, credit)
+    rows = _payment_rows(tenant_id, key, customer_id, account_id, amount, currency, booked_on, reference,
+                         [s.view() for s in states], targets, detail or {}, created_by)
+    conn.execute(insert(receivable_event).values(**rows.event))
+    if rows.credit_item is not None:
+        conn.execute(insert(receivable_item).values(**rows.credit_item))
+    if rows.entries:
+        conn.execute(insert(receivable_entry), rows.entries)
+    return rows.booked
+
+
+def open_items(conn: Connection, tenant_id: str, currency: str) -> list[ItemState]:
+    """Every item of the tenant in ``currency`` with what is open on it, by due date then id: the
+    same as ``item_states(currency=...)`` in two scans instead of a list of every item's id (a
+    statement import looks at all of them at once)."""
+    i, e = receivable_item.c, receivable_entry.c
+    effect: dict[str, Decimal] = {}
+    for item_id, kind, amount in conn.execute(select(e.item_id, e.kind, e.amount).where(
+            e.tenant_id == tenant_id, e.currency == currency)):
+        effect[item_id] = effect.get(item_id, ZERO) + ENTRY_SIGNS[kind] * amount
+    rows = conn.execute(select(i.id, i.customer_id, i.account_id, i.kind, i.invoice_id, i.number, i.currency, i.amount,
+                               i.issue_date, i.due_date)
+                        .where(i.tenant_id == tenant_id, i.currency == currency)).all()
+    # by position: a row's attributes by name cost more than the rest of this function
+    out = [ItemState(iid, cus, acc, kind, inv, num, cur, amt, effect.get(iid, ZERO), issued, due)
+           for iid, cus, acc, kind, inv, num, cur, amt, issued, due in rows]
+    out.sort(key=lambda s: (s.due_date, s.id))
+    return out
+
+
+class PaymentBatch:
+    """Many payments in one currency booked against an in-memory copy of what is open, written in
+    bulk by ``flush`` (a statement import: one read of the open items instead of one per payment,
+    one insert per table instead of one per row). Each booking is decided exactly as
+    ``book_payment`` decides it, seeing every booking made before it in the batch. The caller
+    keeps the keys unique (it knows which were booked before) and flushes before anything else
+    reads the receivables in its transaction."""
+
+    def __init__(self, conn: Connection, tenant_id: str, currency: str) -> None:
+        self.tenant_id, self.currency = tenant_id, currency
+        self.states = {s.id: s for s in open_items(conn, tenant_id, currency)}
+        self.open = {s.id: s.open for s in self.states.values()}
+        # per account, the items with something open (allocation skips the rest)
+        self._owed: dict[str, list[str]] = {}
+        for s in self.states.values():
+            if s.open > 0:
+                self._owed.setdefault(s.account_id, []).append(s.id)
+        self._events: list[dict[str, Any]] = []
+        self._entries: list[dict[str, Any]] = []
+        self._items: list[dict[str, Any]] = []
+
+    def book(self, *, key: str, customer_id: str, account_id: str, amount: Decimal, booked_on: date, reference: str,
+             targets: Sequence[str] = (), detail: dict[str, Any] | None = None,
+             created_by: str = "system") -> tuple[BookedEvent, dict[str, Decimal]]:
+        """Book one payment; returns its booking and what was open before on the items it could
+        pay (the account's items with something open)."""
+        owed = [i for i in self._owed.get(account_id, ()) if self.open[i] > 0]
+        self._owed[account_id] = owed
+        views = [ItemView(i, self.open[i], self.currency, self.states[i].due_date) for i in owed]
+        known = set(owed)
+        rows = _payment_rows(self.tenant_id, key, customer_id, account_id, amount, self.currency, booked_on,
+                             reference, views, [t for t in targets if t in known], detail or {}, created_by)
+        self._events.append(rows.event)
+        self._entries += rows.entries
+        if rows.credit_item is not None:
+            self._items.append(rows.credit_item)
+            self.open[rows.credit_item["id"]] = ZERO
+        for r in rows.entries:
+            self.open[r["item_id"]] += ENTRY_SIGNS[r["kind"]] * r["amount"]
+        return rows.booked, {v.id: v.open for v in views}
+
+    def flush(self, conn: Connection) -> None:
+        """Write what was booked since the last flush (items before the entries that refer to them)."""
+        for table, rows in ((receivable_item, self._items), (receivable_event, self._events),
+                            (receivable_entry, self._entries)):
+            if rows:
+                cols = tuple(rows[0])
+                driver_insert(conn, table, cols, [tuple(r[c] for c in cols) for r in rows])
+            rows.clear()
 
 
 def aged_receivables(conn: Connection, tenant_id: str, as_of: date) -> dict[str, dict[str, Decimal]]:

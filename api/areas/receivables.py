@@ -8,6 +8,7 @@ booked once per idempotency key, and each booking is in the audit chain.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -143,20 +144,41 @@ def get_aged_receivables(request: Request[Any, Any, Any], as_of: date | None = N
 
 
 @route("GET", "/customers/{customer_id:str}/account-statement", operation_id="get_account_statement",
-       roles="receivables_read",
+       roles="receivables_read", sync_to_thread=True,  # the PDF takes a WeasyPrint render: not on the event loop
        summary="A customer's account statement in one currency: opening balance, each booking with the "
-               "balance after it, closing balance ([start, end) by booking day)")
+               "balance after it, closing balance ([start, end) by booking day). As JSON, or as the branded "
+               "PDF in the customer's language (format=pdf or Accept: application/pdf), which also lists "
+               "the items still open with their due dates and days overdue as of as_of")
 def get_account_statement(request: Request[Any, Any, Any], customer_id: str, currency: str = "EUR",
-                          start: date | None = None, end: date | None = None) -> AccountStatement:
+                          start: date | None = None, end: date | None = None,
+                          format: Annotated[Literal["json", "pdf"] | None, Parameter(
+                              description="json (default) or pdf; without it the Accept header decides")] = None,
+                          as_of: Annotated[date | None, Parameter(
+                              description="the PDF's date; days overdue count to it (default today, UTC)")] = None,
+                          ) -> Response[AccountStatement]:
     if start is not None and end is not None and end <= start:
         raise InvalidInput("end_before_start", "end must be after start (the period is [start, end))")
+    if format is None:
+        format = "pdf" if request.accept.best_match(["application/json", "application/pdf"],
+                                                    default="application/json") == "application/pdf" else "json"
     with open_scope(request) as scope:
         scope.repo(Customer, "customer", "cus").get(customer_id)
-        opening, lines, closing = R.statement_lines(scope.db.connection(), scope.tenant_id, customer_id, currency,
-                                                    start, end)
-    return AccountStatement(customer_id=customer_id, currency=currency, start=start, end=end,
-                            opening_balance=opening, lines=[StatementLine.model_validate(ln) for ln in lines],
-                            closing_balance=closing)
+        conn = scope.db.connection()
+        if format == "pdf":
+            from runtime.documents.account_statement import render_account_statement
+            from store.documents import load_account_statement
+
+            doc = load_account_statement(conn, scope.tenant_id, customer_id, currency, start, end,
+                                         as_of or date.today())
+        else:
+            opening, lines, closing = R.statement_lines(conn, scope.tenant_id, customer_id, currency, start, end)
+    if format == "pdf":
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", f"account-statement-{doc.customer_number or customer_id}-{doc.as_of}.pdf")
+        return Response(render_account_statement(doc), media_type="application/pdf",  # type: ignore[arg-type]
+                        headers={"Content-Disposition": f'inline; filename="{name}"'})
+    return Response(AccountStatement(customer_id=customer_id, currency=currency, start=start, end=end,
+                                     opening_balance=opening, lines=[StatementLine.model_validate(ln) for ln in lines],
+                                     closing_balance=closing))
 
 
 @route("POST", "/receivables/payments", operation_id="book_payment", roles="receivables_write", status_code=201,

@@ -138,8 +138,10 @@ def _local(el: Any) -> str:
     return etree.QName(el).localname if isinstance(el.tag, str) else ""
 
 
+# children by local name in any namespace, found by lxml itself: a statement of 50,000 entries
+# asks a few million times, and comparing each child's QName in Python took most of its import
 def _kids(el: Any, name: str) -> list[Any]:
-    return [c for c in el if _local(c) == name]
+    return list(el.iterchildren("{*}" + name))
 
 
 def _kid(el: Any, *path: str) -> Any:
@@ -147,8 +149,19 @@ def _kid(el: Any, *path: str) -> Any:
     for name in path:
         if cur is None:
             return None
-        cur = next((c for c in cur if _local(c) == name), None)
+        cur = next(cur.iterchildren("{*}" + name), None)
     return cur
+
+
+def _first_kids(el: Any) -> dict[str, Any]:
+    """Each child's local name -> the first child of that name: one pass over the children where
+    an entry or a transaction asks for many of them."""
+    out: dict[str, Any] = {}
+    for c in el:
+        tag = c.tag
+        if isinstance(tag, str):
+            out.setdefault(tag[tag.rfind("}") + 1:], c)
+    return out
 
 
 def _text(el: Any, *path: str) -> str:
@@ -196,18 +209,24 @@ def _balance(stmt: Any, *codes: str) -> Decimal | None:
     return None
 
 
-def _tx_code(ntry: Any) -> str:
-    domn = _kid(ntry, "BkTxCd", "Domn")
+def _tx_code(code: Any) -> str:
+    """The entry's bank transaction code (its ``BkTxCd``) as Domain/Family/SubFamily, else the
+    proprietary code."""
+    domn = _kid(code, "Domn")
     if domn is not None:
-        return "/".join(x for x in (_text(domn, "Cd"), _text(domn, "Fmly", "Cd"), _text(domn, "Fmly", "SubFmlyCd")) if x)
-    return _text(ntry, "BkTxCd", "Prtry", "Cd")
+        fmly = _kid(domn, "Fmly")
+        return "/".join(x for x in (_text(domn, "Cd"), _text(fmly, "Cd"), _text(fmly, "SubFmlyCd")) if x)
+    return _text(code, "Prtry", "Cd")
 
 
 def _transaction(tx: Any, currency: str) -> BankTransaction:
-    amt_el = _kid(tx, "Amt") if _kid(tx, "Amt") is not None else _kid(tx, "AmtDtls", "TxAmt", "Amt")
+    k = _first_kids(tx)
+    amt_el = k.get("Amt")
+    if amt_el is None:
+        amt_el = _kid(k.get("AmtDtls"), "TxAmt", "Amt")
     amount = _dec(amt_el, "TxDtls/Amt") if amt_el is not None else None
     ccy = amt_el.get("Ccy", currency) if amt_el is not None else currency
-    rmt = _kid(tx, "RmtInf")
+    rmt = k.get("RmtInf")
     ustrd = tuple(_text(u) for u in _kids(rmt, "Ustrd")) if rmt is not None else ()
     refs: list[str] = []
     if rmt is not None:
@@ -217,12 +236,13 @@ def _transaction(tx: Any, currency: str) -> BankTransaction:
                 refs.append(ref)
             refs.extend(_text(r, "Nb") for r in _kids(strd, "RfrdDocInf") if _text(r, "Nb"))
             refs.extend(_text(a) for a in _kids(strd, "AddtlRmtInf") if _text(a))
-    parties = _kid(tx, "RltdPties")
-    rtr = _kid(tx, "RtrInf")
+    parties = k.get("RltdPties")
+    party = _first_kids(parties) if parties is not None else {}
+    rtr = k.get("RtrInf")
     reason = (_text(rtr, "Rsn", "Cd") or _text(rtr, "Rsn", "Prtry")) if rtr is not None else ""
     reason_text = " ".join(_text(a) for a in _kids(rtr, "AddtlInf")) if rtr is not None else ""
     charges = None
-    chrgs = _kid(tx, "Chrgs")
+    chrgs = k.get("Chrgs")
     if chrgs is not None:
         total = _kid(chrgs, "TtlChrgsAndTaxAmt")
         if total is not None:
@@ -231,24 +251,26 @@ def _transaction(tx: Any, currency: str) -> BankTransaction:
             parts = [_kid(r, "Amt") for r in _kids(chrgs, "Rcrd")] + ([_kid(chrgs, "Amt")] if _kid(chrgs, "Amt") is not None else [])
             if any(p is not None for p in parts):
                 charges = sum((_dec(p, "Chrgs/Amt") for p in parts if p is not None), Decimal(0))
+    ids = k.get("Refs")
+    refs_of = _first_kids(ids) if ids is not None else {}
     return BankTransaction(
         amount=amount, currency=ccy,
-        end_to_end_id=_text(tx, "Refs", "EndToEndId"), instruction_id=_text(tx, "Refs", "InstrId"),
-        mandate_id=_text(tx, "Refs", "MndtId"), account_servicer_ref=_text(tx, "Refs", "AcctSvcrRef"),
-        debtor_name=_party_name(_kid(parties, "Dbtr")) if parties is not None else "",
-        debtor_iban=_iban(_kid(parties, "DbtrAcct")) if parties is not None else "",
-        creditor_name=_party_name(_kid(parties, "Cdtr")) if parties is not None else "",
-        creditor_iban=_iban(_kid(parties, "CdtrAcct")) if parties is not None else "",
+        end_to_end_id=_text(refs_of.get("EndToEndId")), instruction_id=_text(refs_of.get("InstrId")),
+        mandate_id=_text(refs_of.get("MndtId")), account_servicer_ref=_text(refs_of.get("AcctSvcrRef")),
+        debtor_name=_party_name(party.get("Dbtr")), debtor_iban=_iban(party.get("DbtrAcct")),
+        creditor_name=_party_name(party.get("Cdtr")), creditor_iban=_iban(party.get("CdtrAcct")),
         remittance=tuple(u for u in ustrd if u), creditor_refs=tuple(refs), return_reason=reason,
         return_reason_text=reason_text, charges=charges)
 
 
 def _entry(ntry: Any) -> BankEntry:
-    amt_el = _kid(ntry, "Amt")
+    k = _first_kids(ntry)
+    amt_el = k.get("Amt")
     if amt_el is None:
         raise CamtError("an entry without an amount", element="Ntry", line=ntry.sourceline)
     currency = amt_el.get("Ccy", "")
-    status = _text(ntry, "Sts", "Cd") or _text(ntry, "Sts")
+    sts = k.get("Sts")
+    status = _text(sts, "Cd") or _text(sts)
     txs: list[BankTransaction] = []
     for dtls in _kids(ntry, "NtryDtls"):
         for tx in _kids(dtls, "TxDtls"):
@@ -256,11 +278,11 @@ def _entry(ntry: Any) -> BankEntry:
     if not txs:
         txs.append(BankTransaction(amount=None, currency=currency))
     return BankEntry(
-        amount=_dec(amt_el, "Ntry/Amt"), currency=currency, credit=_text(ntry, "CdtDbtInd") == "CRDT",
-        status=status, booking_date=_date(_kid(ntry, "BookgDt")), value_date=_date(_kid(ntry, "ValDt")),
-        entry_ref=_text(ntry, "NtryRef"), account_servicer_ref=_text(ntry, "AcctSvcrRef"),
-        reversal=_text(ntry, "RvslInd").lower() == "true", bank_tx_code=_tx_code(ntry),
-        additional_info=_text(ntry, "AddtlNtryInf"), transactions=tuple(txs), line=ntry.sourceline or 0)
+        amount=_dec(amt_el, "Ntry/Amt"), currency=currency, credit=_text(k.get("CdtDbtInd")) == "CRDT",
+        status=status, booking_date=_date(k.get("BookgDt")), value_date=_date(k.get("ValDt")),
+        entry_ref=_text(k.get("NtryRef")), account_servicer_ref=_text(k.get("AcctSvcrRef")),
+        reversal=_text(k.get("RvslInd")).lower() == "true", bank_tx_code=_tx_code(k.get("BkTxCd")),
+        additional_info=_text(k.get("AddtlNtryInf")), transactions=tuple(txs), line=ntry.sourceline or 0)
 
 
 def parse_camt(data: bytes) -> list[BankStatement]:

@@ -15,14 +15,16 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Final
+from typing import Final, TypeVar
 
 from stdnum import iso11649  # type: ignore[import-untyped, unused-ignore]
 from stdnum.iso7064 import mod_97_10  # type: ignore[import-untyped, unused-ignore]
 
 from runtime.bank.camt import BankEntry, BankTransaction
+
+_K = TypeVar("_K")
 
 __all__ = [
     "RULES",
@@ -38,7 +40,7 @@ __all__ = [
 def creditor_reference(number: str) -> str:
     """The RF creditor reference (ISO 11649) of an invoice number: ``RF`` + check digits + the
     number's letters and digits (``INV-000001`` -> ``RF69INV000001``)."""
-    ref = re.sub(r"[^0-9A-Za-z]", "", number).upper()[:21]
+    ref = _rf_body(number)
     rf = f"RF{mod_97_10.calc_check_digits(ref + 'RF')}{ref}"
     assert iso11649.is_valid(rf), rf
     return rf
@@ -71,29 +73,76 @@ class Match:
 @dataclass
 class MatchIndex:
     """What the rules look things up in: open items by number and RF reference, our collections
-    by EndToEndId, and the payers learned from manual matches (IBAN and normalised name)."""
+    by EndToEndId, and the payers learned from manual matches (IBAN and normalised name).
+
+    A statement import builds it once and tells it, after each booking, what is open now
+    (``update_open``): a settled item leaves it, a partly paid one is found by its new amount.
+    Where two items share a number or RF reference, the one given last is found (as a dict built
+    from the items would)."""
 
     items: Sequence[OpenItemRef]
     collections: Mapping[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)  # e2e -> (account, items)
     payer_iban: Mapping[str, str] = field(default_factory=dict)  # IBAN -> account
     payer_name: Mapping[str, str] = field(default_factory=dict)  # normalised name -> account
     number_prefixes: Sequence[str] = ("INV-", "CN-")
-    by_number: dict[str, OpenItemRef] = field(init=False)
-    by_rf: dict[str, OpenItemRef] = field(init=False)
     by_amount: dict[tuple[str, Decimal], list[OpenItemRef]] = field(init=False)
+    _refs: dict[str, OpenItemRef] = field(init=False)
+    _keys: dict[str, tuple[str, str]] = field(init=False)  # item id -> (squashed number, RF body)
+    _by_number: dict[str, list[OpenItemRef]] = field(init=False)
+    # by the RF reference's body (the number's letters and digits): the check digits are computed
+    # only for a body a text names, not for every open item up front
+    _by_rf_body: dict[str, list[OpenItemRef]] = field(init=False)
     _pattern: re.Pattern[str] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.by_number = {_squash(i.number): i for i in self.items if i.number}
-        self.by_rf = {creditor_reference(i.number): i for i in self.items if i.number}
-        self.by_amount = {}
+        self._refs, self._keys, self._by_number, self._by_rf_body, self.by_amount = {}, {}, {}, {}, {}
         for i in self.items:
-            if i.open > 0:
-                self.by_amount.setdefault((i.currency, i.open), []).append(i)
+            self._add(i)
         # a prefix, then digits where OCR may have read O for 0 and I or l for 1, spaces anywhere
         alts = "|".join(r"\s*".join(map(re.escape, _squash(p))) for p in self.number_prefixes if _squash(p))
         # a lookahead, so a number's OCR-tolerant digits cannot swallow the next number's prefix
         self._pattern = re.compile(rf"(?=({alts})[\s\-_/.:]*([0-9OIl][0-9OIl\s]{{0,14}}))", re.IGNORECASE)
+
+    def _add(self, i: OpenItemRef) -> None:
+        self._refs[i.item_id] = i
+        if i.number:
+            number = _squash(i.number)
+            # for an ASCII number the RF body is the squashed number (cut to 21): no second regex
+            body = number[:21] if i.number.isascii() else _rf_body(i.number)
+            self._keys[i.item_id] = (number, body)
+            self._by_number.setdefault(number, []).append(i)
+            if body:
+                self._by_rf_body.setdefault(body, []).append(i)
+        if i.open > 0:
+            self.by_amount.setdefault((i.currency, i.open), []).append(i)
+
+    def update_open(self, item_id: str, open_now: Decimal) -> None:
+        """What is open on an indexed item now (after a booking): settled (nothing or less than
+        nothing open), it leaves the index; else it is found by its new open amount."""
+        old = self._refs.get(item_id)
+        if old is None or old.open == open_now:
+            return
+        _drop(self.by_amount, (old.currency, old.open), old)
+        number, body = self._keys.get(item_id, ("", ""))
+        if open_now <= 0:
+            del self._refs[item_id]
+            self._keys.pop(item_id, None)
+            _drop(self._by_number, number, old)
+            _drop(self._by_rf_body, body, old)
+            return
+        new = replace(old, open=open_now)
+        self._refs[item_id] = new
+        self.by_amount.setdefault((new.currency, new.open), []).append(new)
+        for table, key in ((self._by_number, number), (self._by_rf_body, body)):
+            refs = table.get(key)
+            if refs:
+                refs[:] = [new if r is old else r for r in refs]
+
+    def _by_rf(self, ref: str) -> OpenItemRef | None:
+        refs = self._by_rf_body.get(ref[4:])
+        if not refs or ref[2:4] != mod_97_10.calc_check_digits(ref[4:] + "RF"):
+            return None
+        return refs[-1]
 
     def numbers_in(self, texts: Iterable[str]) -> list[OpenItemRef]:
         """Open items whose invoice number or RF reference a text names, in the order named."""
@@ -102,18 +151,32 @@ class MatchIndex:
             squashed = re.sub(r"\s", "", text).upper()
             for m in re.finditer(r"RF\d\d[0-9A-Z]{1,21}", squashed):
                 for end in range(len(m.group(0)), 4, -1):  # the reference may run into the next word
-                    hit = self.by_rf.get(m.group(0)[:end])
+                    hit = self._by_rf(m.group(0)[:end])
                     if hit is not None:
                         found.setdefault(hit.item_id, hit)
                         break
             for m in self._pattern.finditer(text):
                 prefix = _squash(m.group(1))
                 for digits in _digit_readings(m.group(2)):
-                    hit = self.by_number.get(prefix + digits)
-                    if hit is not None:
-                        found.setdefault(hit.item_id, hit)
+                    refs = self._by_number.get(prefix + digits)
+                    if refs:
+                        found.setdefault(refs[-1].item_id, refs[-1])
                         break
         return list(found.values())
+
+
+def _rf_body(number: str) -> str:
+    """What follows ``RF`` and the check digits in the number's creditor reference."""
+    return _NOT_ALNUM.sub("", number).upper()[:21]
+
+
+def _drop(table: dict[_K, list[OpenItemRef]], key: _K, ref: OpenItemRef) -> None:
+    refs = table.get(key)
+    if refs is None:
+        return
+    refs[:] = [r for r in refs if r is not ref]
+    if not refs:
+        del table[key]
 
 
 def _digit_readings(raw: str) -> list[str]:
@@ -126,8 +189,12 @@ def _digit_readings(raw: str) -> list[str]:
     return out
 
 
+_NOT_UPPER_ALNUM: Final = re.compile(r"[^0-9A-Z]")
+_NOT_ALNUM: Final = re.compile(r"[^0-9A-Za-z]")
+
+
 def _squash(s: str) -> str:
-    return re.sub(r"[^0-9A-Z]", "", s.upper())
+    return _NOT_UPPER_ALNUM.sub("", s.upper())
 
 
 Rule = Callable[[BankEntry, BankTransaction, Decimal, MatchIndex], Match | None]

@@ -28,7 +28,7 @@ from runtime.documents.i18n import (
     rate_text,
     sessions_text,
 )
-from runtime.documents.model import Document, DocumentKind, Line, VatCategory, VatGroup
+from runtime.documents.model import Branding, Document, DocumentKind, Line, Seller, VatCategory, VatGroup
 
 __all__ = ["LABELS", "UNITS", "date_text", "money_text", "render_html", "render_pdf"]
 
@@ -384,7 +384,11 @@ class _Row:
 
 
 def _logo_uri(doc: Document) -> str | None:
-    b = doc.branding
+    return logo_uri(doc.branding)
+
+
+def logo_uri(b: Branding) -> str | None:
+    """The tenant's logo as the letterhead's image source."""
     if b.logo is not None:
         return f"data:{b.logo_mime};base64,{base64.b64encode(b.logo).decode('ascii')}"
     if b.logo_path:
@@ -649,12 +653,16 @@ def _payment_text(doc: Document, labels: dict[str, str], m: Any) -> str:
 
 def _footer(doc: Document, labels: dict[str, str]) -> list[list[str]]:
     """Up to three footer columns (company, registration and contact, bank)."""
-    s = doc.seller
     if doc.kind is DocumentKind.SELF_BILLING_CREDIT_NOTE:
         # the issuer is the tenant (buyer); the host's bank account is in the payment text
         b = doc.buyer
         return [[b.name, b.address.street, f"{b.address.postal_code} {b.address.city}"]
                 + ([f"{labels['vat_id']} {b.vat_id}"] if b.vat_id else [])]
+    return seller_footer(doc.seller, labels)
+
+
+def seller_footer(s: Seller, labels: dict[str, str]) -> list[list[str]]:
+    """The issuing tenant's footer columns (company, registration and contact, bank)."""
     company = [s.legal_name, s.address.street, f"{s.address.postal_code} {s.address.city}"]
     if s.vat_id:
         company.append(f"{labels['vat_id']} {s.vat_id}")
@@ -678,15 +686,19 @@ def _css_string(text: str) -> str:
 
 
 def _page_css(doc: Document) -> str:
-    columns = _footer(doc, LABELS[doc.language])
+    return page_css(_footer(doc, LABELS[doc.language]), doc.branding)
+
+
+def page_css(columns: list[list[str]], branding: Branding) -> str:
+    """The per-document page rules: footer columns and the tenant's colours."""
     boxes = ("bottom-left", "bottom-center", "bottom-right")
     rules = []
     for box, column in zip(boxes, columns):
         rules.append(f"@{box} {{ content: {_css_string(chr(10).join(column))}; "
-                     f"border-top-color: {doc.branding.primary_color}; }}")
+                     f"border-top-color: {branding.primary_color}; }}")
     for box in boxes[len(columns):]:
         rules.append(f"@{box} {{ content: \"\"; border-top-style: none; }}")
-    primary, secondary = doc.branding.primary_color, doc.branding.secondary_color
+    primary, secondary = branding.primary_color, branding.secondary_color
     colours = (
         f".brandname, h1 {{ color: {primary}; }} "
         f".lh, .sh, .grand {{ background: {primary}; }} "
@@ -716,7 +728,7 @@ warnings.filterwarnings("ignore", message="HarfBuzz-Subset will be required", ca
 
 
 @lru_cache(maxsize=1)
-def _font_config() -> Any:
+def font_config() -> Any:
     """One font configuration per process, so font lookups stay cached between documents."""
     from weasyprint.text.fonts import FontConfiguration  # type: ignore[import-untyped, unused-ignore]
 
@@ -724,7 +736,7 @@ def _font_config() -> Any:
 
 
 @lru_cache(maxsize=4)
-def _stylesheet(language: str) -> Any:
+def stylesheet(language: str) -> Any:
     """The static CSS, parsed once per process and language (parsing costs ~40 ms a document)."""
     from weasyprint import CSS  # type: ignore[import-untyped, unused-ignore]
 
@@ -747,8 +759,8 @@ def layout_pdf(doc: Document, *, include_statement: bool = True, statement_only:
 
     html = render_html(doc, include_statement=include_statement, statement_only=statement_only)
     return HTML(string=html, base_url=str(TEMPLATES)).render(
-        stylesheets=[_stylesheet(doc.language), CSS(string=_page_css(doc))],
-        font_config=_font_config(),
+        stylesheets=[stylesheet(doc.language), CSS(string=_page_css(doc))],
+        font_config=font_config(),
     )
 
 

@@ -38,8 +38,8 @@ def warm_up(*, tune_gc: bool = True) -> None:
     )
 
     for language in ("de", "en"):
-        pdf._stylesheet(language)
-    pdf._font_config()
+        pdf.stylesheet(language)
+    pdf.font_config()
     address = Address("Street 1", "City", "12345", "DE")
     seller = Seller("Seller", address, ElectronicAddress("s@example.org"), Contact("S", "0", "s@example.org"),
                     vat_id="DE123456789", iban="DE02120300000000202051")

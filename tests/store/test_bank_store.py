@@ -124,3 +124,61 @@ def test_balances_that_do_not_add_up_are_flagged(engine: Engine) -> None:
         res = B.import_statement(conn, t, st, "sha")
         review = conn.execute(select(B.bank_statement.c.review)).scalar_one()
     assert any("do not add up" in w for w in res.warnings) and "off by 1.00" in review
+
+
+def test_many_entries_for_one_account_book_each_once_with_the_right_open_amounts(engine: Engine) -> None:
+    """One statement, many transfers for the same account (the import books them in memory and
+    writes them at the end): each entry is booked once, against what the entries before it left
+    open; a reference to an invoice an earlier entry settled no longer matches; the same
+    statement again changes nothing."""
+    t = _setup(engine)
+    day = date(2026, 12, 9)
+    with engine.begin() as conn:
+        for n in range(10, 30):  # 20 more invoices of account 3, 10.00 each, due one day apart
+            R.open_invoice_item(conn, t, SimpleNamespace(
+                id=f"inv_{n}", kind="invoice", number=f"INV-{n:06d}", customer_id="cus_3", account_id="acc_3",
+                currency="EUR", gross_total=D("10.00"), issue_date=date(2026, 12, 1),
+                due_date=date(2026, 12, n - 9), corrects=[]))
+        B.register_account(conn, t, IBAN, "EUR", "main")
+        conn.execute(insert(B.payer_link).values(id="pyl_1", tenant_id=t, kind="iban", value="DE75512108001245126199",
+                                                 account_id="acc_3", learned_from="x", created_by="u",
+                                                 created_at=NOW))
+    payer = "DE75512108001245126199"
+    entries = [SimEntry(D("10.00"), True, day, f"N{n}", [SimTransaction(D("10.00"), remittance=f"INV-{n:06d}")])
+               for n in range(10, 20)]  # ten invoices by number
+    entries += [SimEntry(D("4.00"), True, day, "P1", [SimTransaction(D("4.00"), remittance="INV-000020")]),
+                SimEntry(D("6.00"), True, day, "P2", [SimTransaction(D("6.00"), remittance="INV-000020")]),
+                # INV-000020 is settled now: naming it again does not match by reference; the payer does
+                SimEntry(D("7.77"), True, day, "P3", [SimTransaction(D("7.77"), debtor_iban=payer,
+                                                                     remittance="INV-000020")])]
+    # the known payer, no reference, four times: oldest due first, each after the one before
+    entries += [SimEntry(D("25.00"), True, day, f"K{k}", [SimTransaction(D("25.00"), debtor_iban=payer)])
+                for k in range(4)]
+    xml = _file("MSG-M", "STMT-M", 1, entries)
+    [st] = parse_camt(xml)
+    with engine.begin() as conn:
+        before = {s.number: s for s in R.item_states(conn, t, account_id="acc_3")}
+        res = B.import_statement(conn, t, st, "sha-m")
+    assert (res.entries, res.duplicates, res.unmatched) == (17, 0, 0)
+    assert res.rules == {"reference": 12, "known_payer": 5}
+    with engine.begin() as conn:
+        opens = {s.number: s.open for s in R.item_states(conn, t, account_id="acc_3")}
+        keys = [r.key for r in conn.execute(select(R.receivable_event.c.key).where(
+            R.receivable_event.c.tenant_id == t, R.receivable_event.c.kind == "payment")).all()]
+        assert len(B.list_entries(conn, t, limit=1000)) == 17
+    assert len(keys) == len(set(keys)) == 17  # every entry booked, once
+    by_number = {f"INV-{n:06d}" for n in range(10, 21)}
+    assert all(opens[n] == 0 for n in by_number)
+    # the payer's 7.77 + 4 x 25.00 went to the account's other items, oldest due first
+    left = D("107.77")
+    for s in sorted((s for n, s in before.items() if n not in by_number), key=lambda s: (s.due_date, s.id)):
+        take = min(s.open, left)
+        left -= take
+        assert opens[s.number] == s.open - take, s.number
+    assert left == 0 and len(opens) == len(before)  # nothing over: no credit balance
+    # the same statement again: nothing booked twice
+    [again] = parse_camt(xml)
+    with engine.begin() as conn:
+        dup = B.import_statement(conn, t, again, "sha-m2")
+        assert (dup.duplicates, dup.matched) == (17, 0)
+        assert {s.number: s.open for s in R.item_states(conn, t, account_id="acc_3")} == opens
