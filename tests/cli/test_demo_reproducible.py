@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-ARTEFACTS = {"documents", "evbill-demo.db", "temporal.db", "summary.csv", "summary.json",
+ARTEFACTS = {"documents", "sepa", "bank", "evbill-demo.db", "temporal.db", "summary.csv", "summary.json",
              *(f"{kind}_{key}.{ext}" for kind, ext in (("rated", "jsonl"), ("periods", "json"))
                for key in ("public_cpo", "emp", "fleet", "depot", "dynamic"))}
 
@@ -72,3 +72,29 @@ def test_quiet_stderr(two_runs: list[Any]) -> None:
     # no third-party chatter and no INFO lines (a machine lacking something gets WARNING lines)
     for _, r, _ in two_runs:
         assert " INFO " not in r.stderr and " DEBUG " not in r.stderr and "alembic" not in r.stderr, r.stderr[-2000:]
+
+
+def test_the_month_is_collected_and_reconciled(two_runs: list[Any]) -> None:
+    """The demo's money after the invoices (issue 12): every direct-debit customer's invoice in one
+    approved pain.008, the bank's camt.053 matching each collected item, one MD06 return with its
+    fee, the public buyer's transfer by its invoice number, one unknown payer left for finance."""
+    from decimal import Decimal
+
+    from lxml import etree
+
+    out, _, summary = two_runs[0]
+    invoices = summary["system"]["invoices"]
+    col, bank = summary["collections"], summary["bank"]
+    assert col == {"items": len(invoices) - 1, "files": 1}  # the public buyer pays by transfer
+    assert bank == {"entries": col["items"] + 3, "matched": col["items"] + 1, "unmatched": 1, "returns": 1}
+    detail = summary["system"]["bank"]
+    assert detail["rules"] == {"end_to_end_id": col["items"], "reference": 1}
+    returned = summary["system"]["collection"]["returned"]
+    assert returned["reason"] == "MD06" and returned["fee"] == "3.00"
+    gross = {i["number"]: i["gross"] for i in invoices}
+    assert detail["open_after"] == {"EUR": str(Decimal(gross[returned["number"]]) + Decimal(returned["fee"]))}
+    [pain] = (out / "sepa").iterdir()
+    [camt] = (out / "bank").iterdir()
+    xsd = ROOT / "runtime" / "bank" / "xsd"
+    for f, schema in ((pain, "pain.008.001.08.xsd"), (camt, "camt.053.001.08.xsd")):
+        etree.XMLSchema(etree.parse(str(xsd / schema))).assertValid(etree.parse(str(f)))
