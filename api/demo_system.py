@@ -419,8 +419,8 @@ def collect_and_reconcile(run: SystemRun, out: Path, invoices: list[dict[str, An
     deadline = time.monotonic() + 60
     runs: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
-        runs = [r for r in _ok(c.get("/collections/runs", headers=run.h()))
-                if r["workflow_id"] == started["workflow_id"]]
+        runs = _ok(c.get("/collections/runs", params={"workflow_id": started["workflow_id"]},
+                         headers=run.h()))["items"]
         if runs and runs[0]["status"] != "gathering":
             break
         time.sleep(0.2)

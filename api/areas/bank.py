@@ -200,6 +200,11 @@ class BankAccountRead(ReadModel):
     confirmed: bool
 
 
+class BankAccountPage(ReadModel):
+    items: list[BankAccountRead]
+    next_cursor: str | None = None
+
+
 class BankAccountIn(WriteModel):
     iban: str = Field(min_length=5, max_length=42)
     currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")
@@ -208,10 +213,10 @@ class BankAccountIn(WriteModel):
 
 @route("GET", "/bank-accounts", operation_id="list_bank_accounts", roles="bank_read",
        summary="The tenant's bank accounts; those first seen in a statement wait with confirmed=false")
-def list_bank_accounts(request: Request[Any, Any, Any]) -> list[BankAccountRead]:
+def list_bank_accounts(request: Request[Any, Any, Any]) -> BankAccountPage:
     with open_scope(request) as scope:
-        return [BankAccountRead.model_validate(dict(r._mapping)) for r in BK.accounts(scope.db.connection(),
-                                                                                        scope.tenant_id)]
+        return BankAccountPage(items=[BankAccountRead.model_validate(dict(r._mapping))
+                                      for r in BK.accounts(scope.db.connection(), scope.tenant_id)])
 
 
 @route("PUT", "/bank-accounts", operation_id="register_bank_account", roles="bank_write",

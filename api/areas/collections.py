@@ -32,7 +32,7 @@ __all__ = ["router"]
 
 ROLE_SETS.setdefault("collections_read", ("admin", "operator", "approver", "auditor"))
 ROLE_SETS.setdefault("collections_write", ("admin", "operator", "approver"))
-ROLE_SETS.setdefault("collections_decide", ("approver",))
+ROLE_SETS.setdefault("collections_decide", ("approver", "admin"))  # never the run's starter (four eyes)
 
 Scheme = Literal["CORE", "B2B"]
 
@@ -84,13 +84,18 @@ def _checked_creditor(data: CreditorAccountIn) -> dict[str, Any]:
     return {**data.model_dump(), "iban": iban, "bic": bic, "creditor_id": cid}
 
 
+class CreditorAccountPage(ReadModel):
+    items: list[CreditorAccountRead]
+    next_cursor: str | None = None
+
+
 @route("GET", "/collections/creditor-accounts", operation_id="list_creditor_accounts", roles="collections_read",
        summary="The tenant's SEPA creditor accounts")
-def list_creditor_accounts(request: Request[Any, Any, Any]) -> list[CreditorAccountRead]:
+def list_creditor_accounts(request: Request[Any, Any, Any]) -> CreditorAccountPage:
     with open_scope(request) as scope:
         rows = scope.db.connection().execute(select(C.creditor_account).where(
             C.creditor_account.c.tenant_id == scope.tenant_id).order_by(C.creditor_account.c.created_at)).all()
-    return [CreditorAccountRead.model_validate(dict(r._mapping)) for r in rows]
+    return CreditorAccountPage(items=[CreditorAccountRead.model_validate(dict(r._mapping)) for r in rows])
 
 
 @route("POST", "/collections/creditor-accounts", operation_id="create_creditor_account", roles="collections_write",
@@ -219,15 +224,20 @@ def _mandate(conn: Any, tenant_id: str, mandate_id: str) -> Any:
     return row
 
 
+class MandatePage(ReadModel):
+    items: list[MandateRead]
+    next_cursor: str | None = None
+
+
 @route("GET", "/billing/accounts/{account_id:str}/mandates", operation_id="list_mandates", roles="collections_read",
        summary="The SEPA mandates of a billing account, newest first")
-def list_mandates(request: Request[Any, Any, Any], account_id: str) -> list[MandateRead]:
+def list_mandates(request: Request[Any, Any, Any], account_id: str) -> MandatePage:
     with open_scope(request) as scope:
         scope.repo(BillingAccount, "billing_account", "acc").get(account_id)
         rows = scope.db.connection().execute(select(C.mandate).where(
             C.mandate.c.tenant_id == scope.tenant_id, C.mandate.c.account_id == account_id)
             .order_by(C.mandate.c.created_at.desc())).all()
-    return [MandateRead.model_validate(dict(r._mapping)) for r in rows]
+    return MandatePage(items=[MandateRead.model_validate(dict(r._mapping)) for r in rows])
 
 
 @route("POST", "/billing/accounts/{account_id:str}/mandates", operation_id="create_mandate",
@@ -358,6 +368,13 @@ class RunRead(ReadModel):
     decided_at: datetime | None
 
 
+class RunPage(ReadModel):
+    """The newest 200 runs (no further pages yet: ``next_cursor`` stays null)."""
+
+    items: list[RunRead]
+    next_cursor: str | None = None
+
+
 class RunStarted(ReadModel):
     workflow_id: str
 
@@ -414,7 +431,7 @@ async def start_collection_run(request: Request[Any, Any, Any], data: RunStart) 
 @route("GET", "/collections/runs", operation_id="list_collection_runs", roles="collections_read",
        summary="Collection runs, newest first; status=awaiting_approval lists finance's open tasks")
 def list_collection_runs(request: Request[Any, Any, Any], status: str | None = None,
-                         workflow_id: str | None = None) -> list[RunRead]:
+                         workflow_id: str | None = None) -> RunPage:
     with open_scope(request) as scope:
         stmt = select(C.collection_run).where(C.collection_run.c.tenant_id == scope.tenant_id)
         if status:
@@ -422,7 +439,7 @@ def list_collection_runs(request: Request[Any, Any, Any], status: str | None = N
         if workflow_id:
             stmt = stmt.where(C.collection_run.c.workflow_id == workflow_id)
         rows = scope.db.connection().execute(stmt.order_by(C.collection_run.c.created_at.desc()).limit(200)).all()
-    return [RunRead.model_validate(dict(r._mapping)) for r in rows]
+    return RunPage(items=[RunRead.model_validate(dict(r._mapping)) for r in rows])
 
 
 def _run(conn: Any, tenant_id: str, run_id: str) -> Any:

@@ -89,7 +89,7 @@ def test_bank_statement_contract(env: Env) -> None:
         SimTransaction(D("3.00"), debtor_name="Max Payer", debtor_iban="DE75512108001245126199")])])
     r = c.post("/bank-statements", content=nxt, headers={**a.h("operator"), **XML})
     assert r.status_code == 201 and r.json()["rules"] == {"known_payer": 1}, r.text
-    accounts = c.get("/bank-accounts", headers=a.h("operator")).json()
+    accounts = c.get("/bank-accounts", headers=a.h("operator")).json()["items"]
     assert [(x["iban"], x["confirmed"]) for x in accounts] == [(IBAN, False)]
     r = c.put("/bank-accounts", json={"iban": "DE89 3704 0044 0532 0130 00", "name": "Hausbank"}, headers=a.h("admin"))
     assert r.status_code == 200 and r.json()["confirmed"] is True

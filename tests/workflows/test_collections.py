@@ -198,7 +198,7 @@ async def test_collect_settle_return(env: WorkflowEnvironment, engine: Engine, t
                                                                 "as_of": as_of, "key": "third"})
         res3 = await env.client.get_workflow_handle(r.json()["workflow_id"], result_type=CollectionRunResult).result()
         assert res3.status == "empty"
-        runs = (await c.get("/collections/runs", headers=op, params={"workflow_id": r.json()["workflow_id"]})).json()
+        runs = (await c.get("/collections/runs", headers=op, params={"workflow_id": r.json()["workflow_id"]})).json()["items"]
         assert any(sk["account_id"] == a1 and "needs_attention" in sk["reason"] for sk in runs[0]["skipped"])
         # as a schedule starts it: no as_of (the run's own day), started by the system
         res4 = await env.client.execute_workflow(
