@@ -135,17 +135,19 @@ def tenants_list(args: argparse.Namespace) -> int:
 
 def tenants_create(args: argparse.Namespace) -> int:
     def run(args: argparse.Namespace) -> None:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        from pydantic_core import PydanticCustomError
 
-        from babel.numbers import list_currencies
-
-        if args.currency not in list_currencies():
-            raise CliError(f"unknown currency {args.currency!r}: an ISO 4217 code such as EUR")
-        try:
-            ZoneInfo(args.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise CliError(f"unknown time zone {args.timezone!r}: an IANA zone such as Europe/Berlin") from None
+        from api.validation import check_currency, check_timezone
         from store.tenants import bootstrap_tenant
+
+        # the API's own master-data checks decide, so a tenant made here meets the same rules
+        for check, value, what in ((check_currency, args.currency, "currency: an ISO 4217 code such as EUR"),
+                                   (check_timezone, args.timezone, "time zone: an IANA zone such as Europe/Berlin")):
+            try:
+                check(value)
+            except PydanticCustomError:
+                label, example = what.split(": ")
+                raise CliError(f"unknown {label} {value!r}: {example}") from None
 
         with _db() as db:
             tenant, cred = bootstrap_tenant(db, args.name, admin_email=args.admin_email,

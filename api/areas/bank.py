@@ -222,14 +222,14 @@ def list_bank_accounts(request: Request[Any, Any, Any]) -> BankAccountPage:
 @route("PUT", "/bank-accounts", operation_id="register_bank_account", roles="bank_write",
        summary="Register (or confirm) one of the tenant's bank accounts by its IBAN")
 def register_bank_account(request: Request[Any, Any, Any], data: BankAccountIn) -> BankAccountRead:
-    from schwifty import IBAN
-    from schwifty.exceptions import SchwiftyException
+    from pydantic_core import PydanticCustomError
+
+    from api.validation import check_iban
 
     try:
-        iban = IBAN(data.iban).compact
-    except SchwiftyException as exc:
-        raise InvalidInput("invalid_iban", f"not a valid IBAN: {exc}",
-                           errors=[{"key": "iban", "message": str(exc)}]) from None
+        iban = check_iban(data.iban)
+    except PydanticCustomError as exc:
+        raise InvalidInput("invalid_iban", exc.message(), errors=[{"key": "iban", "message": exc.message()}]) from None
     with open_scope(request) as scope:
         row = BK.register_account(scope.db.connection(), scope.tenant_id, iban, data.currency, data.name)
         scope.audit("bank_account.register", "bank_account", row.id, None, data.model_dump())
