@@ -56,11 +56,15 @@ def start_side_services(args: argparse.Namespace, engine: Any = None) -> None:
     server and worker (``workflows``; skipped with ``--no-temporal``). Later issues fill it in;
     the API does not depend on either."""
     if engine is not None and getattr(args, "ocpp_port", 0):
-        start_ocpp_gateway(args, engine)
+        _stoppers.append(start_ocpp_gateway(args, engine).shutdown)
     if engine is not None and not getattr(args, "no_temporal", False):
         from workflows.billing.embedded import start_embedded
 
         start_embedded(engine)
+
+
+# what ``start_side_services`` started that must stop before the database closes (the gateway)
+_stoppers: list[Any] = []
 
 
 def start_ocpp_gateway(args: argparse.Namespace, engine: Any) -> Any:
@@ -194,9 +198,16 @@ def main(args: argparse.Namespace) -> int:
         listen_for_auth_changes(engine, shared)
         app = create_app(Settings(engine=engine, migrate=False, shared=shared))
         _settle_heap()
-        # log_config=None: uvicorn keeps to the set-up above (api.logs) instead of installing its own
-        uvicorn.run(app, host=args.host, port=args.port, log_config=None, log_level=None, access_log=False)
-        engine.dispose()
+        # uvicorn stops on SIGTERM/SIGINT, then restores the handlers it found and raises the signal
+        # again: with this one the process ends through the ``finally`` below instead of dying at once
+        signal.signal(signal.SIGTERM, _exit_on_signal)
+        try:
+            # log_config=None: uvicorn keeps to the set-up above (api.logs) instead of installing its own
+            uvicorn.run(app, host=args.host, port=args.port, log_config=None, log_level=None, access_log=False)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            _stop_everything(engine)
         return 0
     shared_dir = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
     for stale in remove_stale_files(shared_dir):
@@ -212,4 +223,22 @@ def main(args: argparse.Namespace) -> int:
         stop_listening()
         shared.close()
         os.unlink(shared_path)
-        engine.dispose()
+        _stop_everything(engine)
+
+
+def _exit_on_signal(signum: int, _frame: Any) -> None:
+    raise SystemExit(0)
+
+
+def _stop_everything(engine: Any) -> None:
+    """A stopped server leaves ``var/`` as one file per database: the billing worker and the
+    embedded Temporal server stop first, then the API's pool closes and SQLite folds its log."""
+    from store.db import close_database
+    from workflows.billing.embedded import stop_embedded
+
+    try:
+        while _stoppers:
+            _stoppers.pop()()
+        stop_embedded()
+    finally:
+        close_database(engine)

@@ -20,9 +20,13 @@ from typing import Any
 
 from workflows.billing.types import TASK_QUEUE
 
-__all__ = ["free_port", "start_dev_server", "start_embedded", "start_worker_thread", "temporal_binary"]
+__all__ = ["free_port", "start_dev_server", "start_embedded", "start_worker_thread", "stop_embedded",
+           "temporal_binary"]
 
 log = logging.getLogger("evbill.temporal")
+
+# what ``start_embedded`` started, stopped in reverse order by ``stop_embedded``
+_started: list[Any] = []
 
 
 def temporal_binary() -> str:
@@ -158,10 +162,37 @@ def start_embedded(engine: Any) -> str:
     address = os.environ.get("TEMPORAL_ADDRESS", "").strip()
     if not address:
         port = int(os.environ.get("EVBILL_TEMPORAL_PORT", "7233"))
-        start_dev_server(port)
+        history = Path("var") / "temporal.db"
+        _started.append((start_dev_server(port, history), history))
         address = f"127.0.0.1:{port}"
         os.environ["TEMPORAL_ADDRESS"] = address  # the API's billing routes connect here
         print(f"evbill embedded Temporal on {address} (history in var/temporal.db)", flush=True)
-    start_worker_thread(address, engine)
+    _started.append(start_worker_thread(address, engine))
     print(f"evbill billing worker on task queue {TASK_QUEUE}", flush=True)
     return address
+
+
+def stop_embedded(timeout: float = 20) -> None:
+    """Stop what ``start_embedded`` started, newest first: the billing worker (its running
+    activities are cancelled and retried later), then the embedded Temporal server, whose history
+    file is folded into one file again (the server leaves its ``-wal``/``-shm`` behind even on a
+    clean stop). ``evbill serve`` calls it when SIGTERM or Ctrl-C stops it."""
+    from store.db import fold_sqlite_wal
+
+    while _started:
+        item = _started.pop()
+        if isinstance(item, threading.Thread):
+            item.stop(timeout)  # type: ignore[attr-defined]
+            continue
+        proc, history = item
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        try:
+            fold_sqlite_wal(history)
+        except Exception:  # a stopped server's file stays usable with its log
+            log.warning("could not fold the history file %s", history, exc_info=True)
