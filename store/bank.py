@@ -41,7 +41,14 @@ from sqlalchemy import (
 )
 
 from runtime.bank.camt import BankEntry, BankStatement, BankTransaction
-from runtime.bank.matching import Match, MatchIndex, OpenItemRef, match_debit, match_transaction, normalise_name
+from runtime.bank.matching import (
+    Match,
+    MatchIndex,
+    OpenItemRef,
+    match_debit,
+    match_transaction,
+    normalise_name,
+)
 from store import collections as C
 from store import payables as P
 from store import receivables as R

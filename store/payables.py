@@ -54,7 +54,7 @@ from runtime.money import ZERO, CurrencyMismatch
 from runtime.receivables import InsufficientCredit, available_credit
 from store import receivables as R
 from store.billing import invoice
-from store.collections import creditor_account
+from store.collections import creditor_account, mandate
 from store.models import BillingAccount, Customer, metadata
 from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
 
@@ -64,8 +64,12 @@ __all__ = [
     "Gathered",
     "InsufficientCredit",
     "PayableNotFound",
+    "creditor_account_exists",
+    "default_payee_account",
     "gather",
+    "get_file",
     "get_payable",
+    "get_run",
     "list_payables",
     "list_runs",
     "payable",
@@ -208,6 +212,15 @@ def list_payables(conn: Connection, tenant_id: str, *, status: str | None = None
     if after_id:
         stmt = stmt.where(payable.c.id > after_id)
     return list(conn.execute(stmt.order_by(payable.c.id).limit(limit)).all())
+
+
+def default_payee_account(conn: Connection, tenant_id: str, account_id: str) -> tuple[str, str, str] | None:
+    """(IBAN, BIC, name) of the account's newest SEPA mandate: where a refund goes when the
+    request names no account (the customer's money came from there). None without a mandate."""
+    row = conn.execute(select(mandate.c.iban, mandate.c.bic, mandate.c.debtor_name).where(
+        mandate.c.tenant_id == tenant_id, mandate.c.account_id == account_id)
+        .order_by(mandate.c.created_at.desc(), mandate.c.id.desc())).first()
+    return (str(row.iban), str(row.bic), str(row.debtor_name)) if row is not None else None
 
 
 def _credit_note_item(conn: Connection, tenant_id: str, account_id: str, credit_note: str) -> tuple[str, str | None]:

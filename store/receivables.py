@@ -34,7 +34,16 @@ from sqlalchemy import (
 )
 
 from runtime.money import ZERO
-from runtime.receivables import ENTRY_SIGNS, Allocation, Entry, ItemView, aging, allocate, open_amount, take_credit
+from runtime.receivables import (
+    ENTRY_SIGNS,
+    Allocation,
+    Entry,
+    ItemView,
+    aging,
+    allocate,
+    open_amount,
+    take_credit,
+)
 from store.billing import driver_insert
 from store.models import metadata
 from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
