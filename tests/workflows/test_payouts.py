@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import subprocess
 import sys
 from datetime import UTC, date, datetime
 from decimal import Decimal as D
@@ -169,6 +170,15 @@ async def test_refund_run_paid_and_returned(env: WorkflowEnvironment, engine: En
         kinds = [ln["kind"] for ln in st["lines"]]
         assert kinds.count("refund") == 1 and kinds.count("refund_return") == 1
         assert D(st["closing_balance"]) == D("-30.00")
+        # the customer's PDF statement (German) names both bookings
+        pdf = await c.get(f"/customers/{s.customer_of[a2]}/account-statement", headers=op,
+                          params={"format": "pdf", "as_of": "2026-12-10"})
+        assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+        text = subprocess.run(["pdftotext", "-layout", "-", "-"], input=pdf.content, capture_output=True,
+                              check=True).stdout.decode()
+        # "Erstattung" twice: the refund, and the returned refund (its label wraps onto a second line)
+        assert text.count("Erstattung") == 2 and "zurückgekommen" in text, text
+        assert "Ihr Guthaben: 30,00" in text, text
     with engine.connect() as conn:
         items = conn.execute(select(P.payout_item.c.payable_id, P.payout_item.c.status)
                              .where(P.payout_item.c.tenant_id == tid)).all()
