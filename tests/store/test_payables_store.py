@@ -7,11 +7,15 @@ opens the credit again, once."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal as D
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -27,11 +31,19 @@ from store import payables as P
 from store import receivables as R
 from store.models import BillingAccount, Customer, Tenant
 from store.types import new_id
+from tests.store.conftest import fresh_engine
 
 TENANT_IBAN = "DE02120300000000202051"
 PAYEE_IBAN = "DE89370400440532013000"
 NOW = datetime(2026, 12, 10, 8, tzinfo=UTC)
 ON = date(2026, 12, 10)
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
+    eng, cleanup = fresh_engine("sqlite", tmp_path)
+    yield eng
+    cleanup()  # type: ignore[operator]
 
 
 def _setup(engine: Engine) -> SimpleNamespace:
@@ -208,3 +220,64 @@ def test_a_run_pays_each_payable_once_and_the_bank_closes_the_loop(engine: Engin
         # the credit is refundable again (to a corrected IBAN)
         p4, _ = _refund(conn, s, "r4", s.acc2, "10.00", credit_note=s.cn)
         assert p4.amount == D("10.00")
+
+
+_money = st.decimals(min_value=D("0.01"), max_value=D(200), places=2)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(events=st.lists(st.one_of(
+    st.tuples(st.just("invoice"), _money), st.tuples(st.just("payment"), _money),
+    st.tuples(st.just("refund"), st.one_of(st.none(), _money)), st.tuples(st.just("refund_return"), st.integers(0, 9)),
+), min_size=1, max_size=12))
+def test_refunds_keep_the_subledger_balanced(sqlite_engine: Engine, events: list[tuple[str, object]]) -> None:
+    """Through the store, for any sequence of invoices, payments, refund requests (all or part of
+    the credit) and refunds sent back: what is open over the account = invoiced - paid + refunded -
+    refunds returned; no credit item goes past zero; a refund is refused exactly when it asks for
+    more than the credit there is; every booking's entries add up to its amount."""
+    s = _setup(sqlite_engine)
+    acc = s.acc1
+    invoiced, paid = D("12.83"), D("20.00")  # what _setup booked on account 1
+    refunded = returned = D(0)
+    refunds: list[str] = []
+    keys: list[str] = []
+    with sqlite_engine.begin() as conn:
+        for n, (kind, arg) in enumerate(events):
+            if kind == "invoice":
+                assert isinstance(arg, D)
+                R.open_invoice_item(conn, s.tid, SimpleNamespace(
+                    id=f"inv_p{n}_{s.tid}", kind="invoice", number=f"INV-P{n}", customer_id="c", account_id=acc,
+                    currency="EUR", gross_total=arg, issue_date=ON, due_date=ON, corrects=[]))
+                invoiced += arg
+            elif kind == "payment":
+                assert isinstance(arg, D)
+                R.book_payment(conn, s.tid, key=f"p{n}", customer_id="c", account_id=acc, amount=arg, currency="EUR",
+                               booked_on=ON, reference="p")
+                paid += arg
+                keys.append(f"p{n}")
+            elif kind == "refund":
+                available = _credit(conn, s, acc)
+                want = available if arg is None else arg
+                if want <= 0 or want > available:
+                    with pytest.raises(P.InsufficientCredit):
+                        _refund(conn, s, f"r{n}", acc, None if arg is None else str(arg))
+                    continue
+                p, _ = _refund(conn, s, f"r{n}", acc, None if arg is None else str(arg))
+                assert p.amount == want and _credit(conn, s, acc) == available - want
+                refunded += want
+                refunds.append(p.receivable_key)
+                keys.append(p.receivable_key)
+            elif kind == "refund_return" and refunds:
+                assert isinstance(arg, int)
+                rkey = refunds.pop(arg % len(refunds))
+                back = R.book_refund_return(conn, s.tid, key=f"back:{rkey}", refund_key=rkey, booked_on=ON,
+                                            reference="AC04")
+                returned += back.amount
+                keys.append(f"back:{rkey}")
+            states = R.item_states(conn, s.tid, account_id=acc)
+            assert all(x.open <= 0 for x in states if x.kind == "credit_balance")
+            assert all(x.open >= 0 for x in states if x.kind == "invoice")
+            assert sum((x.open for x in states), D(0)) == invoiced - paid + refunded - returned
+        for key in keys:
+            ev = R.event(conn, s.tid, key)
+            assert ev is not None and sum((a for _, _, a in ev.entries), D(0)) == ev.amount
