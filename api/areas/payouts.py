@@ -34,7 +34,8 @@ __all__ = ["router"]
 
 ROLE_SETS.setdefault("payouts_read", ("admin", "operator", "approver", "auditor"))
 ROLE_SETS.setdefault("payouts_write", ("admin", "operator", "approver"))
-ROLE_SETS.setdefault("payouts_decide", ("approver",))  # never the starter, nor who requested a payment in it
+ROLE_SETS.setdefault("payouts_decide", ("approver", "admin"))  # the workflow decides: approvers only, never
+# the starter nor anyone who requested a payment in the run (as collections)
 
 Amount = Annotated[str, Field(pattern=r"^[0-9]{1,12}(\.[0-9]{1,2})?$", examples=["12.50"])]
 
