@@ -283,6 +283,11 @@ def request_refund(conn: Connection, tenant_id: str, *, key: str, account_id: st
 
 
 # ------------------------------------------------------------------ runs
+def _chunks(ids: Sequence[str], size: int = 900) -> list[list[str]]:
+    """``ids`` in slices a statement's parameter limit takes (SQLite's, PostgreSQL's)."""
+    return [list(ids[i:i + size]) for i in range(0, len(ids), size)]
+
+
 @dataclass(frozen=True, slots=True)
 class Gathered:
     run_id: str
@@ -321,22 +326,27 @@ def gather(conn: Connection, tenant_id: str, creditor_account_id: str, workflow_
     rows = conn.execute(select(payable).where(payable.c.tenant_id == tenant_id, payable.c.status == "requested",
                                               payable.c.currency == cred.currency)
                         .order_by(payable.c.created_at, payable.c.id)).all()
-    count, total, requesters = 0, ZERO, []
+    # earlier attempts of each (a rejected run, a returned transfer): the next EndToEndId counts on
+    attempts: dict[str, int] = {}
+    for chunk in _chunks([p.id for p in rows]):
+        for (pid,) in conn.execute(select(payout_item.c.payable_id).where(
+                payout_item.c.tenant_id == tenant_id, payout_item.c.payable_id.in_(chunk))):
+            attempts[pid] = attempts.get(pid, 0) + 1
+    count, total, requesters, items = 0, ZERO, [], []
     for p in rows:
-        attempts = len(conn.execute(select(payout_item.c.id).where(payout_item.c.tenant_id == tenant_id,
-                                                                   payout_item.c.payable_id == p.id)).all())
-        e2e = transfer_end_to_end_id(p.id, attempts + 1)
+        e2e = transfer_end_to_end_id(p.id, attempts.get(p.id, 0) + 1)
         claimed = conn.execute(update(payable).where(payable.c.id == p.id, payable.c.status == "requested")
                                .values(status="in_run", end_to_end_id=e2e, updated_at=now))
         if claimed.rowcount != 1:
             continue  # another run took it between the read and here
-        conn.execute(insert(payout_item).values(
-            id=new_id("poi"), tenant_id=tenant_id, run_id=run_id, payable_id=p.id, end_to_end_id=e2e,
-            amount=p.amount, currency=p.currency, status="proposed", created_at=now))
+        items.append(dict(id=new_id("poi"), tenant_id=tenant_id, run_id=run_id, payable_id=p.id, end_to_end_id=e2e,
+                          amount=p.amount, currency=p.currency, status="proposed", created_at=now))
         count += 1
         total += p.amount
         if p.requested_by not in requesters:
             requesters.append(p.requested_by)
+    if items:
+        conn.execute(insert(payout_item), items)
     status = "awaiting_approval" if count else "empty"
     conn.execute(update(payout_run).where(payout_run.c.id == run_id).values(
         status=status, items=count, total=total, requested_by=requesters))
@@ -383,14 +393,15 @@ def submit_run(conn: Connection, tenant_id: str, run_id: str, decided_by: str, c
     if run.status != "awaiting_approval":
         return run
     proposed = run_items(conn, run_id, ("proposed",))
-    states = {p.id: p for p in conn.execute(select(payable.c.id, payable.c.status, payable.c.end_to_end_id).where(
-        payable.c.id.in_([r.payable_id for r in proposed]))).all()} if proposed else {}
+    states = {p.id: p for chunk in _chunks([r.payable_id for r in proposed]) for p in conn.execute(
+        select(payable.c.id, payable.c.status, payable.c.end_to_end_id).where(payable.c.id.in_(chunk))).all()}
     keep = [r for r in proposed if states[r.payable_id].status == "in_run"
             and states[r.payable_id].end_to_end_id == r.end_to_end_id]
-    drop = [r for r in proposed if r not in keep]
+    kept = {r.id for r in keep}
+    drop = [r for r in proposed if r.id not in kept]
     now = utcnow()
-    if drop:
-        conn.execute(update(payout_item).where(payout_item.c.id.in_([r.id for r in drop])).values(status="dropped"))
+    for chunk in _chunks([r.id for r in drop]):
+        conn.execute(update(payout_item).where(payout_item.c.id.in_(chunk)).values(status="dropped"))
     values: dict[str, Any] = {"decided_by": decided_by, "decision_reason": reason, "decided_at": now,
                               "items": len(keep), "total": sum((r.amount for r in keep), ZERO)}
     if not keep:
@@ -403,9 +414,10 @@ def submit_run(conn: Connection, tenant_id: str, run_id: str, decided_by: str, c
         id=fid, tenant_id=tenant_id, run_id=run_id, name=f"{run.message_id}.{run.pain_version}.xml",
         media_type="application/xml", pain_version=run.pain_version, content=data,
         sha256=hashlib.sha256(data).hexdigest(), size=len(data), created_at=now))
-    conn.execute(update(payout_item).where(payout_item.c.id.in_([r.id for r in keep])).values(status="submitted"))
-    conn.execute(update(payable).where(payable.c.id.in_([r.payable_id for r in keep]))
-                 .values(status="submitted", updated_at=now))
+    for chunk in _chunks([r.id for r in keep]):
+        conn.execute(update(payout_item).where(payout_item.c.id.in_(chunk)).values(status="submitted"))
+    for chunk in _chunks([r.payable_id for r in keep]):
+        conn.execute(update(payable).where(payable.c.id.in_(chunk)).values(status="submitted", updated_at=now))
     conn.execute(update(payout_run).where(payout_run.c.id == run_id).values(status="submitted", file_id=fid,
                                                                             **values))
     return _run(conn, tenant_id, run_id)
