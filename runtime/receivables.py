@@ -8,7 +8,8 @@ of one event always add up to the event's amount (nothing is lost or made up on 
 
 Signs: positive is owed to the tenant. An invoice opens with ``+gross``; a payment, a credit note,
 a write-off or goodwill takes off; a returned payment, the bank's return charge and a refund of a
-credit balance put back on.
+credit balance put back on. A refund that the payee's bank sends back (a returned credit transfer)
+takes off again: the credit it consumed is the customer's once more.
 """
 
 from __future__ import annotations
@@ -26,15 +27,18 @@ __all__ = [
     "ENTRY_SIGNS",
     "Allocation",
     "Entry",
+    "InsufficientCredit",
     "ItemView",
     "aging",
     "allocate",
+    "available_credit",
     "open_amount",
     "signed",
+    "take_credit",
 ]
 
 EntryKind = Literal["invoice", "credit_note", "payment", "return", "return_charge", "refund", "write_off",
-                    "goodwill", "credit_applied", "credit_used", "overpayment"]
+                    "goodwill", "credit_applied", "credit_used", "overpayment", "refund_return"]
 
 # the sign each kind of entry carries on the item it is booked to (amounts are given as magnitudes)
 ENTRY_SIGNS: Final[dict[str, int]] = {
@@ -49,6 +53,7 @@ ENTRY_SIGNS: Final[dict[str, int]] = {
     "credit_applied": -1,   # a credit balance used against this item
     "credit_used": +1,      # ... and taken from the credit balance item (its open amount is negative)
     "overpayment": -1,      # what a payment left over: opens (or adds to) a credit balance item
+    "refund_return": -1,    # a refund's transfer came back: the credit it consumed is open again
 }
 
 AGING_BUCKETS: Final = ("not_due", "0_30", "31_60", "61_90", "over_90")
@@ -146,6 +151,47 @@ def allocate(amount: Decimal, currency: str, items: Sequence[ItemView], kind: st
             continue
         take = min(it.open, left)
         entries.append(Entry(it.id, kind, take, currency))
+        left -= take
+    return Allocation(amount, currency, tuple(entries), left)
+
+
+class InsufficientCredit(ValueError):
+    """A refund of more than the credit there is to refund."""
+
+    def __init__(self, wanted: Decimal, available: Decimal, currency: str) -> None:
+        super().__init__(f"a refund of {wanted} {currency} exceeds the available credit of {available} {currency}")
+        self.wanted, self.available, self.currency = wanted, available, currency
+
+
+def available_credit(credits: Iterable[ItemView], currency: str) -> Decimal:
+    """What can be refunded from ``credits``: the sum of what the customer has to its good on each
+    (items with a negative open amount; others count nothing)."""
+    total = ZERO
+    for c in credits:
+        if c.currency != currency:
+            raise CurrencyMismatch(f"a refund in {currency} cannot use a credit in {c.currency}")
+        if c.open < 0:
+            total -= c.open
+    return total
+
+
+def take_credit(amount: Decimal, currency: str, credits: Sequence[ItemView]) -> Allocation:
+    """A refund of ``amount`` spread over credit balance items (open amount below zero), oldest
+    first (by date, then id): one ``refund`` entry per item, each at most that item's credit. The
+    credit is consumed in full or not at all: more than ``available_credit`` raises
+    ``InsufficientCredit``, so ``left`` is always zero and the entries add up to ``amount``."""
+    if amount <= 0:
+        raise ValueError("a refund is a positive amount")
+    available = available_credit(credits, currency)
+    if amount > available:
+        raise InsufficientCredit(amount, available, currency)
+    left = amount
+    entries: list[Entry] = []
+    for c in sorted((c for c in credits if c.open < 0), key=lambda c: (c.due_date, c.id)):
+        if left <= 0:
+            break
+        take = min(-c.open, left)
+        entries.append(Entry(c.id, "refund", take, currency))
         left -= take
     return Allocation(amount, currency, tuple(entries), left)
 

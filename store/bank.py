@@ -41,8 +41,16 @@ from sqlalchemy import (
 )
 
 from runtime.bank.camt import BankEntry, BankStatement, BankTransaction
-from runtime.bank.matching import Match, MatchIndex, OpenItemRef, match_transaction, normalise_name
+from runtime.bank.matching import (
+    Match,
+    MatchIndex,
+    OpenItemRef,
+    match_debit,
+    match_transaction,
+    normalise_name,
+)
 from store import collections as C
+from store import payables as P
 from store import receivables as R
 from store.billing import driver_insert
 from store.models import BillingAccount, metadata
@@ -158,6 +166,8 @@ class ImportResult:
     unmatched: int = 0
     returns: int = 0
     duplicates: int = 0
+    payouts_paid: int = 0  # our credit transfers whose debit this statement shows
+    payouts_returned: int = 0  # ... and those sent back
     rules: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -304,6 +314,7 @@ def import_statement(conn: Connection, tenant_id: str, st: BankStatement, file_s
     books: dict[str, _Books] = {}
     links: tuple[dict[str, str], dict[str, str]] | None = None
     accounts: dict[str, Any] | None = None
+    transfers: dict[str, str] | None = None
     rows: list[tuple[Any, ...]] = []
     for seq, (e, _pos, tx, key) in enumerate(txs, start=1):
         res.entries += 1
@@ -333,6 +344,20 @@ def import_statement(conn: Connection, tenant_id: str, st: BankStatement, file_s
                 reason = (f"{reason}; our direct debit {ci.end_to_end_id} ({ci.number}) reopened" + (
                     f", fee {fee} charged" if fee else "")) if event_id else (
                     f"{reason}; our direct debit {ci.end_to_end_id} was returned before: nothing booked")
+            elif (tr := P.transfer_for_end_to_end(conn, tenant_id, tx.end_to_end_id)) is not None:
+                # one of our credit transfers sent back by the payee's bank: what it paid out is
+                # open again (a refund's credit)
+                for b in books.values():
+                    b.batch.flush(conn)
+                books.clear()
+                event_id = P.record_transfer_return(conn, tenant_id, tr, reason=tx.return_reason,
+                                                    on=e.booking_date or e.value_date or date.today(),
+                                                    created_by=created_by) or None
+                rule = "end_to_end_id"
+                res.payouts_returned += bool(event_id)
+                reason = (f"{reason}; our credit transfer {tr.end_to_end_id} ({tr.remittance}) came back, "
+                          "its credit is open again") if event_id else (
+                    f"{reason}; our credit transfer {tr.end_to_end_id} was returned before: nothing booked")
         elif e.credit:
             if currency not in books:
                 links = links or _links(conn, tenant_id)
@@ -365,6 +390,20 @@ def import_statement(conn: Connection, tenant_id: str, st: BankStatement, file_s
             else:
                 res.unmatched += 1
             res.rules[rule] = res.rules.get(rule, 0) + (status != "unmatched")
+        else:
+            # outgoing: one of our credit transfers (refunds, payouts) is paid when its debit shows
+            if transfers is None:
+                transfers = P.submitted_transfers(conn, tenant_id)
+            m = match_debit(e, tx, amount, transfers)
+            if m.rule != "none":
+                tr = P.transfer_for_end_to_end(conn, tenant_id, tx.end_to_end_id)
+                if tr is not None:
+                    changed = P.record_paid(conn, tenant_id, tr, e.booking_date or e.value_date or date.today())
+                    status, rule = "matched", m.rule
+                    reason = m.reason + (f" ({tr.remittance}) paid" if changed else " was marked paid before")
+                    res.matched += 1
+                    res.payouts_paid += changed
+                    res.rules[rule] = res.rules.get(rule, 0) + 1
         rows.append((
             new_id("bke"), tenant_id, sid, key, seq, e.credit, amount, currency, e.booking_date, e.value_date,
             (e.account_servicer_ref or e.entry_ref)[:100], tx.end_to_end_id[:100], e.bank_tx_code[:40],
@@ -439,6 +478,9 @@ def import_file(conn: Connection, tenant_id: str, data: bytes, created_by: str =
         for k, v in r.rules.items():
             rules[k] = rules.get(k, 0) + v
     out["rules"] = rules
+    payouts = {k: sum(getattr(r, f"payouts_{k}") for r in results) for k in ("paid", "returned")}
+    if any(payouts.values()):
+        out["payouts"] = payouts  # only when the statement touched our transfers
     out["warnings"] = [w for r in results for w in r.warnings]
     return out
 

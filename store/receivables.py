@@ -34,7 +34,16 @@ from sqlalchemy import (
 )
 
 from runtime.money import ZERO
-from runtime.receivables import ENTRY_SIGNS, Allocation, Entry, ItemView, aging, allocate, open_amount
+from runtime.receivables import (
+    ENTRY_SIGNS,
+    Allocation,
+    Entry,
+    ItemView,
+    aging,
+    allocate,
+    open_amount,
+    take_credit,
+)
 from store.billing import driver_insert
 from store.models import metadata
 from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
@@ -46,6 +55,8 @@ __all__ = [
     "aged_receivables",
     "apply_credit_balances",
     "book_payment",
+    "book_refund",
+    "book_refund_return",
     "book_return",
     "entries_of",
     "event",
@@ -471,4 +482,41 @@ def book_return(conn: Connection, tenant_id: str, *, key: str, item_id: str, amo
                      reference, detail or {}, created_by)
     _append(conn, tenant_id, eid, booked_on, entries)
     return BookedEvent(eid, "return", amount + charge, item.currency,
+                       tuple((e.item_id, e.kind, e.amount) for e in entries), None, ZERO, False)
+
+
+def book_refund(conn: Connection, tenant_id: str, *, key: str, account_id: str, currency: str, amount: Decimal,
+                credits: Sequence[ItemView], booked_on: date, reference: str, detail: dict[str, Any] | None = None,
+                created_by: str = "system") -> BookedEvent:
+    """A credit balance paid out: ``amount`` taken from ``credits`` (credit balance items, oldest
+    first) by ``refund`` entries, never more than they hold (``runtime.receivables.take_credit``
+    raises ``InsufficientCredit`` and nothing is written). Booked once per ``key``."""
+    done = event(conn, tenant_id, key)
+    if done is not None:
+        return done
+    alloc = take_credit(amount, currency, credits)
+    eid = _new_event(conn, tenant_id, key, "refund", account_id, currency, amount, booked_on, reference,
+                     detail or {}, created_by)
+    _append(conn, tenant_id, eid, booked_on, alloc.entries)
+    return _booked(eid, "refund", alloc, None)
+
+
+def book_refund_return(conn: Connection, tenant_id: str, *, key: str, refund_key: str, booked_on: date,
+                       reference: str, detail: dict[str, Any] | None = None, created_by: str = "system") -> BookedEvent:
+    """The transfer of the refund booked under ``refund_key`` came back: each credit item it took
+    from gets back what it gave (``refund_return`` entries). Booked once per ``key``."""
+    done = event(conn, tenant_id, key)
+    if done is not None:
+        return done
+    refund = event(conn, tenant_id, refund_key)
+    if refund is None:
+        raise LookupError(f"no refund booked under {refund_key!r}")
+    entries = [Entry(item, "refund_return", amt, refund.currency) for item, kind, amt in refund.entries
+               if kind == "refund"]
+    account_id = conn.execute(select(receivable_event.c.account_id).where(
+        receivable_event.c.id == refund.event_id)).scalar_one()
+    eid = _new_event(conn, tenant_id, key, "refund_return", account_id, refund.currency, refund.amount, booked_on,
+                     reference, detail or {}, created_by)
+    _append(conn, tenant_id, eid, booked_on, entries)
+    return BookedEvent(eid, "refund_return", refund.amount, refund.currency,
                        tuple((e.item_id, e.kind, e.amount) for e in entries), None, ZERO, False)

@@ -46,6 +46,8 @@ class StatementImported(ReadModel):
     duplicates: int
     statements: list[str] = Field(default_factory=list, description="every statement of the file")
     rules: dict[str, int] = Field(default_factory=dict, description="how many entries each matching rule matched")
+    payouts: dict[str, int] = Field(default_factory=dict, description="our credit transfers (refunds) the "
+                                                                      "statement shows: paid, returned")
     warnings: list[str] = Field(default_factory=list)
 
 

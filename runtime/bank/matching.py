@@ -6,6 +6,9 @@ reference (ISO 11649) in the remittance information, structured or free text, to
 and OCR slips; a debtor IBAN or name already linked to an account (learned from manual matches);
 the one open item of exactly the amount among the payer's or, failing that, all open items.
 
+Outgoing (debit) transactions have rules of their own (``DEBIT_RULES``): a debit whose EndToEndId
+is one of our credit transfers (a refund, later a host payout) is that transfer, paid.
+
 Everything here is pure: the store hands in an index of open items and what it has learned, and
 books what the rules decide.
 """
@@ -27,11 +30,13 @@ from runtime.bank.camt import BankEntry, BankTransaction
 _K = TypeVar("_K")
 
 __all__ = [
+    "DEBIT_RULES",
     "RULES",
     "Match",
     "MatchIndex",
     "OpenItemRef",
     "creditor_reference",
+    "match_debit",
     "match_transaction",
     "normalise_name",
 ]
@@ -249,6 +254,33 @@ def match_transaction(entry: BankEntry, tx: BankTransaction, amount: Decimal, ix
     """The first rule that matches this credit transaction, or ``Match("none", None)``."""
     for _name, rule in RULES:
         m = rule(entry, tx, amount, ix)
+        if m is not None:
+            return m
+    return Match("none", None, (), "no rule matched")
+
+
+DebitRule = Callable[[BankEntry, BankTransaction, Decimal, Mapping[str, str]], Match | None]
+
+
+def _by_our_transfer(entry: BankEntry, tx: BankTransaction, amount: Decimal,
+                     transfers: Mapping[str, str]) -> Match | None:
+    e2e = tx.end_to_end_id
+    payable_id = transfers.get(e2e) if e2e not in ("", "NOTPROVIDED") else None
+    if payable_id is None:
+        return None
+    return Match("end_to_end_id", None, (payable_id,), f"our credit transfer {e2e}")
+
+
+DEBIT_RULES: Final[tuple[tuple[str, DebitRule], ...]] = (
+    ("end_to_end_id", _by_our_transfer),
+)
+
+
+def match_debit(entry: BankEntry, tx: BankTransaction, amount: Decimal, transfers: Mapping[str, str]) -> Match:
+    """The first rule that matches this debit transaction to one of our transfers (``transfers``:
+    EndToEndId -> payable id; ``item_ids`` of the answer holds the payable), or ``Match("none", None)``."""
+    for _name, rule in DEBIT_RULES:
+        m = rule(entry, tx, amount, transfers)
         if m is not None:
             return m
     return Match("none", None, (), "no rule matched")

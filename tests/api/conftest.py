@@ -171,6 +171,14 @@ def seed_other_areas(env: Env) -> None:
                 f"/billing/accounts/{t.ids['billing_account_id']}/mandates", json={
                     "creditor_account_id": t.ids["creditor_account_id"], "reference": f"M-{t.name}",
                     "signed_on": "2026-01-05", "iban": "DE89370400440532013000"}, headers=t.h()))["id"]
+        if "payable_id" not in t.ids:
+            # a refund of a credit balance: a payment with nothing open to pay becomes the credit
+            _ok(env.client.post("/receivables/payments", json={
+                "account_id": t.ids["billing_account_id"], "amount": "5.00", "currency": "EUR",
+                "booked_on": "2026-03-05", "idempotency_key": f"seed-credit-{t.name}"}, headers=t.h()))
+            t.ids["payable_id"] = _ok(env.client.post("/payouts/refunds", json={
+                "account_id": t.ids["billing_account_id"], "amount": "5.00", "idempotency_key": f"seed-{t.name}"},
+                headers=t.h()))["id"]
         if "partner_statement_id" not in t.ids:
             # February: the walks issue March (routes.bodies) and must not meet an overlap
             r = env.client.post("/partner-statements", json={"partner_id": t.ids["partner_id"], "month": "2026-02"},

@@ -113,6 +113,11 @@ def bodies(t: Tenantry) -> dict[str, Any]:
         "start_collection_run": {"creditor_account_id": ids.get("creditor_account_id", "cra_missing")},
         "approve_collection_run": {},
         "reject_collection_run": {"reason": "not now"},
+        "request_refund": {"account_id": ids["billing_account_id"], "amount": "1.00",
+                           "iban": "DE89370400440532013000", "idempotency_key": f"walk-refund-{t.name}"},
+        "start_payout_run": {"creditor_account_id": ids.get("creditor_account_id", "cra_missing")},
+        "approve_payout_run": {},
+        "reject_payout_run": {"reason": "not now"},
     }
 
 

@@ -59,6 +59,14 @@ def expected_roles(op_id: str) -> set[str]:
     if op_id in ("book_payment", "import_bank_statement", "match_bank_entry", "dismiss_bank_entry",
                  "register_bank_account"):
         return {"admin", "operator", "approver"}
+    # refunds and payouts: finance's; approvers (and admins, as for collections) reach the decision,
+    # whose workflow admits approvers only, never the starter nor a requester (four eyes)
+    if op_id in ("list_payables", "get_payable", "list_payout_runs", "get_payout_run", "download_payout_file"):
+        return {"admin", "operator", "approver", "auditor"}
+    if op_id in ("request_refund", "start_payout_run"):
+        return {"admin", "operator", "approver"}
+    if op_id in ("approve_payout_run", "reject_payout_run"):
+        return {"approver", "admin"}
     if op_id.startswith(("list_", "get_", "diff_")):
         return READ
     if op_id.startswith(("create_", "update_", "delete_")):

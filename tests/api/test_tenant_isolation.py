@@ -18,11 +18,12 @@ LISTS = {"list_api_keys", "list_users", "list_customer_groups", "list_customers"
          "list_agreements", "list_rulesets", "list_price_series_list", "list_sessions", "list_audit_entries",
          "list_access_rules", "list_ocpp_transactions", "list_documents", "list_finance_tasks", "list_invoices",
          "list_partner_statements", "list_receivable_items", "list_bank_entries", "list_bank_accounts",
-         "list_creditor_accounts", "list_collection_runs"}
+         "list_creditor_accounts", "list_collection_runs", "list_payables", "list_payout_runs"}
 REFERENCING_CREATES = {"create_api_key", "create_billing_account", "create_contract", "create_token",
                        "create_location", "create_charge_point", "create_evse", "create_agreement",
                        "simulate_ruleset", "create_access_rule", "preview_partner_statement",
-                       "issue_partner_statement", "book_payment", "start_collection_run"}
+                       "issue_partner_statement", "book_payment", "start_collection_run", "request_refund",
+                       "start_payout_run"}
 OWN_TENANT_ONLY = {"get_tenant", "update_tenant", "get_me", "verify_audit_chain", "issue_access_token",
                    "get_aged_receivables", "register_bank_account"}
 FREE_CREATES = {"create_user", "create_customer_group", "create_customer", "create_partner", "create_ruleset",

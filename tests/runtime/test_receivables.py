@@ -11,7 +11,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runtime.money import CurrencyMismatch
-from runtime.receivables import AGING_BUCKETS, Entry, ItemView, aging, allocate, open_amount
+from runtime.receivables import (
+    AGING_BUCKETS,
+    Entry,
+    InsufficientCredit,
+    ItemView,
+    aging,
+    allocate,
+    available_credit,
+    open_amount,
+    take_credit,
+)
 
 D = Decimal
 
@@ -47,6 +57,26 @@ def test_aging_buckets_by_days_past_due() -> None:
     assert aging(items, as_of) == {"not_due": D(0), "0_30": D(31), "31_60": D(91), "61_90": D(151), "over_90": D(91)}
 
 
+def test_a_refund_takes_credit_oldest_first_and_never_more_than_there_is() -> None:
+    credits = [ItemView("cr2", D("-3.00"), "EUR", date(2026, 12, 5)), ItemView("cr1", D("-2.50"), "EUR", date(2026, 12, 1)),
+               ItemView("inv", D("9.00"), "EUR", date(2026, 11, 1))]  # an invoice is no credit
+    assert available_credit(credits, "EUR") == D("5.50")
+    a = take_credit(D("4.00"), "EUR", credits)
+    assert [(e.item_id, e.kind, e.amount) for e in a.entries] == [("cr1", "refund", D("2.50")), ("cr2", "refund", D("1.50"))]
+    assert a.allocated == D("4.00") and a.left == 0
+    with pytest.raises(InsufficientCredit) as exc:
+        take_credit(D("5.51"), "EUR", credits)
+    assert exc.value.available == D("5.50")
+    with pytest.raises(CurrencyMismatch):
+        take_credit(D("1.00"), "CHF", credits)
+    with pytest.raises(ValueError):
+        take_credit(D("0"), "EUR", credits)
+    # a refund puts the credit item back towards zero; its return takes it off again
+    item = [Entry("cr1", "overpayment", D("2.50"), "EUR"), Entry("cr1", "refund", D("2.50"), "EUR")]
+    assert open_amount(item, "EUR") == 0
+    assert open_amount([*item, Entry("cr1", "refund_return", D("2.50"), "EUR")], "EUR") == D("-2.50")
+
+
 money = st.decimals(min_value=D("0.01"), max_value=D("500"), places=2)
 
 
@@ -58,7 +88,8 @@ def histories(draw: st.DrawFn) -> tuple[list[Decimal], list[tuple[str, object]]]
         st.tuples(st.just("credit_note"), st.tuples(st.integers(0, 4), money)),
         st.tuples(st.just("return"), st.integers(0, 20)),
         st.tuples(st.just("return_charge"), st.tuples(st.integers(0, 4), money)),
-        st.tuples(st.just("refund"), st.just(None)),
+        st.tuples(st.just("refund"), money),
+        st.tuples(st.just("refund_return"), st.integers(0, 20)),
     ), max_size=25))
     return invoices, events
 
@@ -66,21 +97,36 @@ def histories(draw: st.DrawFn) -> tuple[list[Decimal], list[tuple[str, object]]]
 @settings(max_examples=200, deadline=None)
 @given(histories())
 def test_open_amounts_follow_the_events_and_every_event_balances(h: tuple[list[Decimal], list[tuple[str, object]]]) -> None:
-    """For any sequence of payments (partial or over), credit notes, returns, return charges and
-    refunds: each invoice's open amount = invoiced - credited - paid + returned + charges, the
-    credit balance holds what was overpaid less what was refunded, and each event's entries add up
-    to the event's amount."""
+    """For any sequence of payments (partial or over), credit notes, returns, return charges,
+    refunds of credit balances and refunds whose transfer came back: each invoice's open amount =
+    invoiced - credited - paid + returned + charges; what was left over sits on credit balance
+    items, which a refund takes back towards zero and never past it (never more than the credit
+    there is) and a returned refund opens again; over all items, open = invoiced - credited - paid
+    + returned + charges + refunded - refunds returned; each event's entries add up to the event's
+    amount."""
     invoices, events = h
     ids = [f"inv{i}" for i in range(len(invoices))]
     due = {iid: date(2026, 1, 1) + timedelta(days=i) for i, iid in enumerate(ids)}
     ledger: list[Entry] = [Entry(iid, "invoice", amt, "EUR") for iid, amt in zip(ids, invoices)]
     expect = dict(zip(ids, invoices))
-    credit = D(0)  # what the customer has to its good
+    credits: list[str] = []  # the credit balance items, in the order they opened
+    paid = credited = returned = charges = refunded = refund_returned = D(0)
     payments: list[list[Entry]] = []
+    refunds: list[list[Entry]] = []
+
+    def open_of(iid: str) -> Decimal:
+        return open_amount([e for e in ledger if e.item_id == iid], "EUR")
 
     def views() -> list[ItemView]:
-        return [ItemView(iid, open_amount([e for e in ledger if e.item_id == iid], "EUR"), "EUR", due[iid])
-                for iid in ids]
+        return [ItemView(iid, open_of(iid), "EUR", due[iid]) for iid in ids]
+
+    def credit_views() -> list[ItemView]:
+        return [ItemView(c, open_of(c), "EUR", date(2026, 1, 1) + timedelta(days=n)) for n, c in enumerate(credits)]
+
+    def leftover(amount: Decimal) -> None:
+        if amount > 0:
+            credits.append(f"cr{len(credits)}")
+            ledger.append(Entry(credits[-1], "overpayment", amount, "EUR"))
 
     for kind, arg in events:
         if kind == "payment":
@@ -92,36 +138,59 @@ def test_open_amounts_follow_the_events_and_every_event_balances(h: tuple[list[D
                 expect[e.item_id] -= e.amount
             ledger.extend(a.entries)
             payments.append(list(a.entries))
-            credit += a.left
+            leftover(a.left)
+            paid += arg
         elif kind == "credit_note":
             assert isinstance(arg, tuple)
             idx, amt = arg
             target = ids[idx % len(ids)]
-            open_now = next(v.open for v in views() if v.id == target)
+            open_now = open_of(target)
             a = allocate(amt, "EUR", [v for v in views() if v.id == target], kind="credit_note")
             assert a.allocated == min(amt, max(open_now, D(0))) and a.allocated + a.left == amt
             for e in a.entries:
                 expect[e.item_id] -= e.amount
             ledger.extend(a.entries)
-            credit += a.left
+            leftover(a.left)
+            credited += amt
         elif kind == "return" and payments:
             assert isinstance(arg, int)
-            returned = payments.pop(arg % len(payments))
-            for e in returned:
+            for e in payments.pop(arg % len(payments)):
                 ledger.append(Entry(e.item_id, "return", e.amount, "EUR"))
                 expect[e.item_id] += e.amount
+                returned += e.amount
         elif kind == "return_charge":
             assert isinstance(arg, tuple)
             idx, amt = arg
             ledger.append(Entry(ids[idx % len(ids)], "return_charge", amt, "EUR"))
             expect[ids[idx % len(ids)]] += amt
+            charges += amt
         elif kind == "refund":
-            credit = D(0)  # the whole credit balance is paid out
+            assert isinstance(arg, Decimal)
+            available = available_credit(credit_views(), "EUR")
+            if arg > available:
+                with pytest.raises(InsufficientCredit):
+                    take_credit(arg, "EUR", credit_views())
+                continue  # refused: nothing booked
+            a = take_credit(arg, "EUR", credit_views())
+            assert a.allocated == arg and a.left == 0  # balanced
+            assert {e.kind for e in a.entries} == {"refund"}
+            ledger.extend(a.entries)
+            refunds.append(list(a.entries))
+            refunded += arg
+            assert available_credit(credit_views(), "EUR") == available - arg
+        elif kind == "refund_return" and refunds:
+            assert isinstance(arg, int)
+            back = [Entry(e.item_id, "refund_return", e.amount, "EUR") for e in refunds.pop(arg % len(refunds))]
+            ledger.extend(back)
+            refund_returned += sum((e.amount for e in back), D(0))
         for v in views():
             assert v.open == expect[v.id]
             assert v.open >= 0  # allocation never takes an invoice below zero
-        assert credit >= 0
+        assert all(c.open <= 0 for c in credit_views())  # a refund never takes more than the credit
     total_invoiced = sum(invoices, D(0))
+    everything = [*views(), *credit_views()]
+    assert sum((v.open for v in everything), D(0)) == (
+        total_invoiced - credited - paid + returned + charges + refunded - refund_returned)
     assert sum((v.open for v in views()), D(0)) == total_invoiced - sum(
         (e.amount for e in ledger if e.kind in ("payment", "credit_note")), D(0)) + sum(
         (e.amount for e in ledger if e.kind in ("return", "return_charge")), D(0))

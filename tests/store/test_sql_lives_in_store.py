@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PLACES = [*sorted((ROOT / "api" / "areas" / "billing").glob("*.py")),
           ROOT / "api" / "areas" / "statements.py", ROOT / "api" / "areas" / "receivables.py",
-          ROOT / "api" / "areas" / "bank.py", *sorted((ROOT / "workflows").rglob("*.py"))]
+          ROOT / "api" / "areas" / "bank.py", ROOT / "api" / "areas" / "payouts.py", *sorted((ROOT / "workflows").rglob("*.py"))]
 STATEMENT = re.compile(r"(?<![\w.])(select|insert|update|delete|text|bindparam)\(|\b(conn|db)\.execute\(")
 
 

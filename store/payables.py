@@ -1,0 +1,529 @@
+"""Money the tenant owes and pays out by SEPA credit transfer: payables, payout runs, the items each
+run pays and the archived pain.001 files.
+
+A payable is one amount owed to one payee (a customer now, a partner with issue 15's host credits)
+in one currency, with the account it is paid to and where it comes from. Its ``kind`` says what it
+is (``refund`` now; ``host_credit`` and the like later) and its source says what it consumed
+(``credit_balance`` of a billing account, or one ``credit_note``'s credit). Its status moves
+``requested`` -> ``in_run`` (proposed in a payout run awaiting approval; a rejected run gives it
+back) -> ``submitted`` (in an approved, archived file) -> ``paid`` (the statement shows the debit)
+or ``returned`` (the payee's bank sent it back).
+
+A refund is booked on the receivables subledger when it is requested, in the same transaction:
+the credit it pays out is consumed at once (``refund`` entries on the credit balance items), so
+the next invoice cannot use it as well and a second request cannot refund it twice; it is never
+more than the credit there is, in the account's currency, and once per idempotency key. A returned
+transfer puts the credit back (``refund_return`` entries).
+
+A run never puts a payable into two files: ``payout_item`` has a unique index on the payable among
+rows that are still live (proposed, submitted, paid), and a payable is claimed by a conditional
+update from ``requested``; gathering, submitting and rejecting are each one transaction found
+again by the run's workflow id, so a retried activity or a crashed worker that starts over
+answers what the first call did.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Connection,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    UniqueConstraint,
+    insert,
+    select,
+    text,
+    update,
+)
+
+from runtime.bank.pain001 import PAIN001_VERSION, Debtor, Transfer, build_pain001, transfer_end_to_end_id
+from runtime.money import ZERO, CurrencyMismatch
+from runtime.receivables import InsufficientCredit, available_credit
+from store import receivables as R
+from store.billing import invoice
+from store.collections import creditor_account, mandate
+from store.models import BillingAccount, Customer, metadata
+from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
+
+__all__ = [
+    "KINDS",
+    "LIVE_STATUSES",
+    "Gathered",
+    "InsufficientCredit",
+    "PayableNotFound",
+    "creditor_account_exists",
+    "default_payee_account",
+    "gather",
+    "get_file",
+    "get_payable",
+    "get_run",
+    "list_payables",
+    "list_runs",
+    "payable",
+    "payout_file",
+    "payout_item",
+    "payout_run",
+    "record_paid",
+    "record_transfer_return",
+    "reject_run",
+    "request_refund",
+    "run_items",
+    "submit_run",
+    "submitted_transfers",
+    "transfer_for_end_to_end",
+]
+
+# what a payable can be; issue 15 adds "host_credit" (and reopens what its return puts back in
+# ``_REOPEN``)
+KINDS = ("refund",)
+LIVE_STATUSES = ("proposed", "submitted", "paid")
+_live = "status IN ('proposed', 'submitted', 'paid')"
+
+payable = Table(
+    "payable", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(40), ForeignKey("tenant.id"), nullable=False),
+    Column("key", String(200), nullable=False),  # the caller's idempotency key
+    Column("kind", String(20), nullable=False),  # refund (| host_credit ... with issue 15)
+    Column("payee_kind", String(20), nullable=False),  # customer | partner
+    Column("payee_id", String(40), nullable=False),
+    Column("account_id", String(40), nullable=True),  # the billing account a refund pays out of
+    Column("payee_name", String(70), nullable=False),
+    Column("iban", String(34), nullable=False),
+    Column("bic", String(11), nullable=False),  # empty: IBAN-only
+    Column("amount", ExactDecimal(), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("remittance", String(140), nullable=False),  # what the payee reads
+    Column("source_kind", String(20), nullable=False),  # credit_balance | credit_note (| partner_statement ...)
+    Column("source_id", String(40), nullable=False),  # the billing account, or the credit note's invoice id
+    Column("receivable_key", String(200), nullable=False),  # the subledger event it booked ("" when none)
+    # requested | in_run | submitted | paid | returned
+    Column("status", String(20), nullable=False),
+    Column("end_to_end_id", String(35), nullable=False),  # the live transfer's ("" before a run)
+    Column("paid_on", Date(), nullable=True),
+    Column("return_reason", String(10), nullable=False),
+    Column("requested_by", String(40), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("tenant_id", "key", name="uq_payable_key"),
+    Index("ix_payable_status", "tenant_id", "status"),
+    Index("ix_payable_payee", "tenant_id", "payee_id"),
+)
+
+payout_run = Table(
+    "payout_run", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(40), ForeignKey("tenant.id"), nullable=False),
+    Column("creditor_account_id", String(40), ForeignKey("sepa_creditor_account.id"), nullable=False),
+    Column("workflow_id", String(200), nullable=False),
+    Column("status", String(20), nullable=False),  # building | awaiting_approval | submitted | rejected | empty
+    Column("as_of", Date(), nullable=False),
+    Column("pain_version", String(20), nullable=False),
+    Column("message_id", String(35), nullable=False),
+    Column("items", Integer(), nullable=False),
+    Column("total", ExactDecimal(), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("requested_by", JSON(), nullable=False),  # who asked for the payables in it (four eyes)
+    Column("file_id", String(40), nullable=True),
+    Column("started_by", String(40), nullable=False),
+    Column("decided_by", String(40), nullable=False),
+    Column("decision_reason", String(1000), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("decided_at", UTCDateTime(), nullable=True),
+    UniqueConstraint("tenant_id", "workflow_id", name="uq_payout_run_workflow"),
+    Index("ix_payout_run_status", "tenant_id", "status"),
+)
+
+payout_item = Table(
+    "payout_item", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(40), ForeignKey("tenant.id"), nullable=False),
+    Column("run_id", String(40), ForeignKey("payout_run.id"), nullable=False),
+    Column("payable_id", String(40), ForeignKey("payable.id"), nullable=False),
+    Column("end_to_end_id", String(35), nullable=False),
+    Column("amount", ExactDecimal(), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(20), nullable=False),  # proposed | submitted | paid | returned | dropped | rejected
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("tenant_id", "end_to_end_id", name="uq_payout_item_e2e"),
+    Index("uq_payout_item_live", "tenant_id", "payable_id", unique=True,
+          sqlite_where=text(_live), postgresql_where=text(_live)),
+    Index("ix_payout_item_run", "run_id"),
+)
+
+payout_file = Table(
+    "payout_file", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(40), ForeignKey("tenant.id"), nullable=False),
+    Column("run_id", String(40), ForeignKey("payout_run.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("media_type", String(60), nullable=False),
+    Column("pain_version", String(20), nullable=False),
+    Column("content", LargeBinary(), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", Integer(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("run_id", name="uq_payout_file_run"),
+)
+
+_account = BillingAccount.__table__  # type: ignore[attr-defined]
+_customer = Customer.__table__  # type: ignore[attr-defined]
+
+
+class PayableNotFound(LookupError):
+    """What a request names does not exist in the tenant (an account, a credit note)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+# ------------------------------------------------------------------ payables
+def get_payable(conn: Connection, tenant_id: str, payable_id: str) -> Any:
+    return conn.execute(select(payable).where(payable.c.tenant_id == tenant_id, payable.c.id == payable_id)).first()
+
+
+def list_payables(conn: Connection, tenant_id: str, *, status: str | None = None, kind: str | None = None,
+                  payee_id: str | None = None, account_id: str | None = None, after_id: str | None = None,
+                  limit: int = 100) -> list[Any]:
+    """Payables by id (creation order), after ``after_id`` (the page cursor)."""
+    stmt = select(payable).where(payable.c.tenant_id == tenant_id)
+    if status:
+        stmt = stmt.where(payable.c.status == status)
+    if kind:
+        stmt = stmt.where(payable.c.kind == kind)
+    if payee_id:
+        stmt = stmt.where(payable.c.payee_id == payee_id)
+    if account_id:
+        stmt = stmt.where(payable.c.account_id == account_id)
+    if after_id:
+        stmt = stmt.where(payable.c.id > after_id)
+    return list(conn.execute(stmt.order_by(payable.c.id).limit(limit)).all())
+
+
+def default_payee_account(conn: Connection, tenant_id: str, account_id: str) -> tuple[str, str, str] | None:
+    """(IBAN, BIC, name) of the account's newest SEPA mandate: where a refund goes when the
+    request names no account (the customer's money came from there). None without a mandate."""
+    row = conn.execute(select(mandate.c.iban, mandate.c.bic, mandate.c.debtor_name).where(
+        mandate.c.tenant_id == tenant_id, mandate.c.account_id == account_id)
+        .order_by(mandate.c.created_at.desc(), mandate.c.id.desc())).first()
+    return (str(row.iban), str(row.bic), str(row.debtor_name)) if row is not None else None
+
+
+def _credit_note_item(conn: Connection, tenant_id: str, account_id: str, credit_note: str) -> tuple[str, str | None]:
+    """(the credit note's invoice id, the credit balance item its booking left over, if any)."""
+    row = conn.execute(select(invoice.c.id).where(
+        invoice.c.tenant_id == tenant_id, invoice.c.account_id == account_id, invoice.c.kind == "credit_note",
+        (invoice.c.id == credit_note) | (invoice.c.number == credit_note))).first()
+    if row is None:
+        raise PayableNotFound("credit_note_not_found", f"the account has no credit note {credit_note!r}")
+    booked = R.event(conn, tenant_id, f"invoice:{row.id}")
+    return str(row.id), booked.credit_item_id if booked is not None else None
+
+
+def request_refund(conn: Connection, tenant_id: str, *, key: str, account_id: str, currency: str | None,
+                   amount: Decimal | None, credit_note: str | None, iban: str, bic: str, payee_name: str,
+                   remittance: str, on: date, requested_by: str) -> tuple[Any, bool]:
+    """A refund of the account's credit balance (``credit_note`` None) or of what one credit note
+    left to the customer's good: books the ``refund`` on the subledger and records the payable,
+    once per ``key`` (the same key again answers the first payable, ``True``). ``amount`` None
+    refunds all there is. Raises ``PayableNotFound``, ``CurrencyMismatch``, ``InsufficientCredit``."""
+    done = conn.execute(select(payable).where(payable.c.tenant_id == tenant_id, payable.c.key == key)).first()
+    if done is not None:
+        return done, True
+    # one refund at a time per account: on PostgreSQL the row lock makes a second request wait and
+    # then see the credit the first consumed (SQLite serialises writers anyway)
+    acct = conn.execute(select(_account.c.id, _account.c.customer_id, _account.c.currency).where(
+        _account.c.tenant_id == tenant_id, _account.c.id == account_id).with_for_update()).first()
+    if acct is None:
+        raise PayableNotFound("billing_account_not_found", f"billing account {account_id!r} not found")
+    if currency is not None and currency != acct.currency:
+        raise CurrencyMismatch(f"the billing account is billed in {acct.currency}, not {currency}")
+    cur = str(acct.currency)
+    if credit_note:
+        source_kind, (source_id, credit_item) = "credit_note", _credit_note_item(conn, tenant_id, account_id,
+                                                                                 credit_note)
+        credits = [s.view() for s in R.item_states(conn, tenant_id, item_ids=[credit_item])] if credit_item else []
+    else:
+        source_kind, source_id = "credit_balance", account_id
+        credits = [s.view() for s in R.item_states(conn, tenant_id, account_id=account_id, currency=cur)
+                   if s.kind == "credit_balance" and s.open < 0]
+    available = available_credit(credits, cur)
+    want = available if amount is None else amount
+    if want <= 0 or want > available:
+        raise InsufficientCredit(want, available, cur)
+    name = payee_name or str(conn.execute(select(_customer.c.name).where(
+        _customer.c.id == acct.customer_id)).scalar_one())
+    pid = new_id("pbl")
+    rkey = f"refund:{pid}"
+    R.book_refund(conn, tenant_id, key=rkey, account_id=account_id, currency=cur, amount=want, credits=credits,
+                  booked_on=on, reference=remittance[:300],
+                  detail={"payable_id": pid, "source": source_kind, "source_id": source_id}, created_by=requested_by)
+    now = utcnow()
+    conn.execute(insert(payable).values(
+        id=pid, tenant_id=tenant_id, key=key, kind="refund", payee_kind="customer", payee_id=acct.customer_id,
+        account_id=account_id, payee_name=name[:70], iban=iban, bic=bic, amount=want, currency=cur,
+        remittance=remittance[:140], source_kind=source_kind, source_id=source_id, receivable_key=rkey,
+        status="requested", end_to_end_id="", paid_on=None, return_reason="", requested_by=requested_by,
+        created_at=now, updated_at=now))
+    return get_payable(conn, tenant_id, pid), False
+
+
+# ------------------------------------------------------------------ runs
+def _chunks(ids: Sequence[str], size: int = 900) -> list[list[str]]:
+    """``ids`` in slices a statement's parameter limit takes (SQLite's, PostgreSQL's)."""
+    return [list(ids[i:i + size]) for i in range(0, len(ids), size)]
+
+
+@dataclass(frozen=True, slots=True)
+class Gathered:
+    run_id: str
+    status: str
+    items: int
+    total: Decimal
+    currency: str
+    requested_by: list[str]
+
+
+def _run_by_workflow(conn: Connection, tenant_id: str, workflow_id: str) -> Any:
+    return conn.execute(select(payout_run).where(payout_run.c.tenant_id == tenant_id,
+                                                 payout_run.c.workflow_id == workflow_id)).first()
+
+
+def _gathered(run: Any) -> Gathered:
+    return Gathered(run.id, run.status, run.items, run.total, run.currency, list(run.requested_by or []))
+
+
+def gather(conn: Connection, tenant_id: str, creditor_account_id: str, workflow_id: str, as_of: date,
+           started_by: str) -> Gathered:
+    """The run of ``workflow_id`` (created once): every payable ``requested`` in the account's
+    currency, oldest first, claimed for this run. A retried call returns the first answer."""
+    run = _run_by_workflow(conn, tenant_id, workflow_id)
+    if run is not None:
+        return _gathered(run)
+    cred = conn.execute(select(creditor_account).where(creditor_account.c.tenant_id == tenant_id,
+                                                       creditor_account.c.id == creditor_account_id)).one()
+    run_id = new_id("pyr")
+    now = utcnow()
+    conn.execute(insert(payout_run).values(
+        id=run_id, tenant_id=tenant_id, creditor_account_id=creditor_account_id, workflow_id=workflow_id,
+        status="building", as_of=as_of, pain_version=PAIN001_VERSION, message_id=run_id[:35], items=0, total=ZERO,
+        currency=cred.currency, requested_by=[], file_id=None, started_by=started_by, decided_by="",
+        decision_reason="", created_at=now, decided_at=None))
+    rows = conn.execute(select(payable).where(payable.c.tenant_id == tenant_id, payable.c.status == "requested",
+                                              payable.c.currency == cred.currency)
+                        .order_by(payable.c.created_at, payable.c.id)).all()
+    # earlier attempts of each (a rejected run, a returned transfer): the next EndToEndId counts on
+    attempts: dict[str, int] = {}
+    for chunk in _chunks([p.id for p in rows]):
+        for (pid,) in conn.execute(select(payout_item.c.payable_id).where(
+                payout_item.c.tenant_id == tenant_id, payout_item.c.payable_id.in_(chunk))):
+            attempts[pid] = attempts.get(pid, 0) + 1
+    count, total, requesters, items = 0, ZERO, [], []
+    for p in rows:
+        e2e = transfer_end_to_end_id(p.id, attempts.get(p.id, 0) + 1)
+        claimed = conn.execute(update(payable).where(payable.c.id == p.id, payable.c.status == "requested")
+                               .values(status="in_run", end_to_end_id=e2e, updated_at=now))
+        if claimed.rowcount != 1:
+            continue  # another run took it between the read and here
+        items.append(dict(id=new_id("poi"), tenant_id=tenant_id, run_id=run_id, payable_id=p.id, end_to_end_id=e2e,
+                          amount=p.amount, currency=p.currency, status="proposed", created_at=now))
+        count += 1
+        total += p.amount
+        if p.requested_by not in requesters:
+            requesters.append(p.requested_by)
+    if items:
+        conn.execute(insert(payout_item), items)
+    status = "awaiting_approval" if count else "empty"
+    conn.execute(update(payout_run).where(payout_run.c.id == run_id).values(
+        status=status, items=count, total=total, requested_by=requesters))
+    return Gathered(run_id, status, count, total, cred.currency, requesters)
+
+
+def run_items(conn: Connection, run_id: str, statuses: Sequence[str] | None = None) -> list[Any]:
+    """A run's items with their payables' payee, IBAN and reference, in file order."""
+    stmt = (select(payout_item, payable.c.kind, payable.c.payee_name, payable.c.iban, payable.c.bic,
+                   payable.c.remittance, payable.c.payee_id, payable.c.account_id)
+            .join(payable, payable.c.id == payout_item.c.payable_id).where(payout_item.c.run_id == run_id))
+    if statuses is not None:
+        stmt = stmt.where(payout_item.c.status.in_(list(statuses)))
+    return list(conn.execute(stmt.order_by(payout_item.c.created_at, payout_item.c.id)).all())
+
+
+def _transfers(rows: Sequence[Any], day: date) -> list[Transfer]:
+    return [Transfer(r.end_to_end_id, r.amount, r.currency, day, r.payee_name, r.iban, r.bic, r.remittance)
+            for r in rows]
+
+
+def _debtor(conn: Connection, run: Any) -> Debtor:
+    cred = conn.execute(select(creditor_account).where(creditor_account.c.id == run.creditor_account_id)).one()
+    return Debtor(cred.name, cred.iban, cred.bic)
+
+
+def preview(conn: Connection, tenant_id: str, run_id: str, created: datetime) -> bytes:
+    """The file as it would be submitted now (built and XSD-checked; nothing stored)."""
+    run = conn.execute(select(payout_run).where(payout_run.c.tenant_id == tenant_id, payout_run.c.id == run_id)).one()
+    return build_pain001(message_id=run.message_id, created=created, debtor=_debtor(conn, run),
+                         txs=_transfers(run_items(conn, run_id, ("proposed",)), created.date()))
+
+
+def _run(conn: Connection, tenant_id: str, run_id: str) -> Any:
+    return conn.execute(select(payout_run).where(payout_run.c.id == run_id, payout_run.c.tenant_id == tenant_id)).one()
+
+
+def submit_run(conn: Connection, tenant_id: str, run_id: str, decided_by: str, created: datetime,
+               reason: str = "") -> Any:
+    """Approve: build the file from the items whose payables are still in this run (executed on
+    the approval's day), archive it and mark items and payables submitted. Once: a retried call
+    returns the run as the first call left it."""
+    run = _run(conn, tenant_id, run_id)
+    if run.status != "awaiting_approval":
+        return run
+    proposed = run_items(conn, run_id, ("proposed",))
+    states = {p.id: p for chunk in _chunks([r.payable_id for r in proposed]) for p in conn.execute(
+        select(payable.c.id, payable.c.status, payable.c.end_to_end_id).where(payable.c.id.in_(chunk))).all()}
+    keep = [r for r in proposed if states[r.payable_id].status == "in_run"
+            and states[r.payable_id].end_to_end_id == r.end_to_end_id]
+    kept = {r.id for r in keep}
+    drop = [r for r in proposed if r.id not in kept]
+    now = utcnow()
+    for chunk in _chunks([r.id for r in drop]):
+        conn.execute(update(payout_item).where(payout_item.c.id.in_(chunk)).values(status="dropped"))
+    values: dict[str, Any] = {"decided_by": decided_by, "decision_reason": reason, "decided_at": now,
+                              "items": len(keep), "total": sum((r.amount for r in keep), ZERO)}
+    if not keep:
+        conn.execute(update(payout_run).where(payout_run.c.id == run_id).values(status="empty", **values))
+        return _run(conn, tenant_id, run_id)
+    data = build_pain001(message_id=run.message_id, created=created, debtor=_debtor(conn, run),
+                         txs=_transfers(keep, created.date()))
+    fid = new_id("pfl")
+    conn.execute(insert(payout_file).values(
+        id=fid, tenant_id=tenant_id, run_id=run_id, name=f"{run.message_id}.{run.pain_version}.xml",
+        media_type="application/xml", pain_version=run.pain_version, content=data,
+        sha256=hashlib.sha256(data).hexdigest(), size=len(data), created_at=now))
+    for chunk in _chunks([r.id for r in keep]):
+        conn.execute(update(payout_item).where(payout_item.c.id.in_(chunk)).values(status="submitted"))
+    for chunk in _chunks([r.payable_id for r in keep]):
+        conn.execute(update(payable).where(payable.c.id.in_(chunk)).values(status="submitted", updated_at=now))
+    conn.execute(update(payout_run).where(payout_run.c.id == run_id).values(status="submitted", file_id=fid,
+                                                                            **values))
+    return _run(conn, tenant_id, run_id)
+
+
+def reject_run(conn: Connection, tenant_id: str, run_id: str, decided_by: str, reason: str) -> Any:
+    """Reject: the run's payables are ``requested`` again (the next run may take them)."""
+    run = _run(conn, tenant_id, run_id)
+    if run.status == "awaiting_approval":
+        proposed = run_items(conn, run_id, ("proposed",))
+        now = utcnow()
+        conn.execute(update(payout_item).where(payout_item.c.run_id == run_id, payout_item.c.status == "proposed")
+                     .values(status="rejected"))
+        for r in proposed:
+            conn.execute(update(payable).where(payable.c.id == r.payable_id, payable.c.status == "in_run",
+                                               payable.c.end_to_end_id == r.end_to_end_id)
+                         .values(status="requested", end_to_end_id="", updated_at=now))
+        conn.execute(update(payout_run).where(payout_run.c.id == run_id).values(
+            status="rejected", decided_by=decided_by, decision_reason=reason, decided_at=now))
+    return _run(conn, tenant_id, run_id)
+
+
+def list_runs(conn: Connection, tenant_id: str, *, status: str | None = None, workflow_id: str | None = None,
+              before_id: str | None = None, limit: int = 100) -> list[Any]:
+    """Runs newest first, before ``before_id`` (the page cursor)."""
+    stmt = select(payout_run).where(payout_run.c.tenant_id == tenant_id)
+    if status:
+        stmt = stmt.where(payout_run.c.status == status)
+    if workflow_id:
+        stmt = stmt.where(payout_run.c.workflow_id == workflow_id)
+    if before_id:
+        stmt = stmt.where(payout_run.c.id < before_id)
+    return list(conn.execute(stmt.order_by(payout_run.c.id.desc()).limit(limit)).all())
+
+
+def get_run(conn: Connection, tenant_id: str, run_id: str) -> Any:
+    return conn.execute(select(payout_run).where(payout_run.c.tenant_id == tenant_id,
+                                                 payout_run.c.id == run_id)).first()
+
+
+def get_file(conn: Connection, tenant_id: str, file_id: str) -> Any:
+    return conn.execute(select(payout_file).where(payout_file.c.tenant_id == tenant_id,
+                                                  payout_file.c.id == file_id)).first()
+
+
+def file_sha256(conn: Connection, file_id: str) -> str:
+    return str(conn.execute(select(payout_file.c.sha256).where(payout_file.c.id == file_id)).scalar_one())
+
+
+def creditor_account_exists(conn: Connection, tenant_id: str, creditor_account_id: str) -> bool:
+    return conn.execute(select(creditor_account.c.id).where(
+        creditor_account.c.tenant_id == tenant_id, creditor_account.c.id == creditor_account_id)).first() is not None
+
+
+# ------------------------------------------------------------------ the bank's answer
+def submitted_transfers(conn: Connection, tenant_id: str) -> dict[str, str]:
+    """EndToEndId -> payable id of our transfers in an approved file, for matching debits."""
+    rows = conn.execute(select(payout_item.c.end_to_end_id, payout_item.c.payable_id).where(
+        payout_item.c.tenant_id == tenant_id, payout_item.c.status.in_(("submitted", "paid")))).all()
+    return {r.end_to_end_id: r.payable_id for r in rows}
+
+
+def transfer_for_end_to_end(conn: Connection, tenant_id: str, e2e: str) -> Any:
+    """Our transfer (a submitted, paid or returned payout item with its payable's kind and
+    reference) by its EndToEndId, or None."""
+    if not e2e or e2e == "NOTPROVIDED":
+        return None
+    return conn.execute(select(payout_item, payable.c.kind, payable.c.receivable_key, payable.c.remittance)
+                        .join(payable, payable.c.id == payout_item.c.payable_id)
+                        .where(payout_item.c.tenant_id == tenant_id, payout_item.c.end_to_end_id == e2e,
+                               payout_item.c.status.in_(("submitted", "paid", "returned")))).first()
+
+
+def record_paid(conn: Connection, tenant_id: str, item: Any, on: date) -> bool:
+    """The statement shows our transfer's debit: item and payable are paid (once; a transfer
+    returned before stays returned). Whether this call changed anything."""
+    if item.status != "submitted":
+        return False
+    conn.execute(update(payout_item).where(payout_item.c.id == item.id).values(status="paid"))
+    conn.execute(update(payable).where(payable.c.id == item.payable_id, payable.c.status == "submitted")
+                 .values(status="paid", paid_on=on, updated_at=utcnow()))
+    return True
+
+
+def _reopen_refund(conn: Connection, tenant_id: str, item: Any, reason: str, on: date, created_by: str) -> str:
+    booked = R.book_refund_return(conn, tenant_id, key=f"refund_return:{item.payable_id}",
+                                  refund_key=item.receivable_key, booked_on=on,
+                                  reference=f"{item.end_to_end_id} {reason}".strip(),
+                                  detail={"payable_id": item.payable_id, "end_to_end_id": item.end_to_end_id,
+                                          "reason": reason}, created_by=created_by)
+    return booked.event_id
+
+
+# what a returned transfer gives back, per kind of payable (a refund: the credit it consumed)
+_REOPEN = {"refund": _reopen_refund}
+
+
+def record_transfer_return(conn: Connection, tenant_id: str, item: Any, *, reason: str, on: date,
+                           created_by: str = "system") -> str:
+    """Our transfer came back: item and payable are returned and what the payable consumed is open
+    again (a refund's credit). Once: a second report of the same return books nothing. Returns
+    the receivable event id ("" when nothing was booked)."""
+    if item.status == "returned":
+        return ""
+    event_id = _REOPEN[item.kind](conn, tenant_id, item, reason, on, created_by)
+    conn.execute(update(payout_item).where(payout_item.c.id == item.id).values(status="returned"))
+    conn.execute(update(payable).where(payable.c.id == item.payable_id).values(
+        status="returned", return_reason=reason[:10], updated_at=utcnow()))
+    return event_id

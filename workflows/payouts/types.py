@@ -1,0 +1,76 @@
+"""The payout run's inputs and results (plain dataclasses: Temporal's JSON converter)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["DecideInput", "GatherInput", "GatherOutput", "PayoutDecision", "PayoutRunInput", "PayoutRunResult",
+           "PayoutRunStatus", "payout_workflow_id"]
+
+
+def payout_workflow_id(tenant_id: str, creditor_account_id: str, key: str) -> str:
+    """One run per tenant, paying account and key (the day, or a caller's key): starting the same
+    run again finds the first one."""
+    return f"payout:{tenant_id}:{creditor_account_id}:{key}"
+
+
+@dataclass
+class PayoutRunInput:
+    tenant_id: str
+    creditor_account_id: str  # the tenant's account the transfers leave from
+    as_of: str  # ISO date (empty: the day the run starts)
+    started_by: str = "system"
+
+
+@dataclass
+class GatherInput:
+    tenant_id: str
+    creditor_account_id: str
+    workflow_id: str
+    as_of: str
+    started_by: str
+
+
+@dataclass
+class GatherOutput:
+    run_id: str
+    status: str  # awaiting_approval | empty | submitted | rejected (a run that already ended)
+    items: int
+    total: str
+    currency: str
+    started_by: str = ""
+    requested_by: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PayoutDecision:
+    user_id: str
+    role: str
+    reason: str = ""
+
+
+@dataclass
+class DecideInput:
+    tenant_id: str
+    run_id: str
+    user_id: str
+    reason: str
+    now: str  # the file's creation time (workflow time, the same on replay)
+
+
+@dataclass
+class PayoutRunResult:
+    run_id: str
+    status: str  # submitted | rejected | empty
+    items: int = 0
+    total: str = "0"
+    file_id: str = ""
+    sha256: str = ""
+    decided_by: str = ""
+
+
+@dataclass
+class PayoutRunStatus:
+    state: str
+    run_id: str
+    started_by: str
