@@ -45,7 +45,7 @@ from runtime.receivables import (
     take_credit,
 )
 from store.billing import driver_insert
-from store.models import metadata
+from store.models import BillingAccount, metadata
 from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
 
 __all__ = [
@@ -278,7 +278,12 @@ def open_invoice_item(conn: Connection, tenant_id: str, inv: Any, created_by: st
 
 def apply_credit_balances(conn: Connection, tenant_id: str, account_id: str, currency: str, on: date,
                           created_by: str = "system") -> list[BookedEvent]:
-    """Use the account's credit balances (oldest first) against its open items (oldest due first)."""
+    """Use the account's credit balances (oldest first) against its open items (oldest due first).
+    The account's row is locked first, as a refund request locks it (``store.payables``): on
+    PostgreSQL an invoice finalized while a refund is requested waits for it and then sees the
+    credit the refund took, so one credit is never both used and paid out (SQLite has one writer)."""
+    acct = BillingAccount.__table__  # type: ignore[attr-defined]
+    conn.execute(select(acct.c.id).where(acct.c.tenant_id == tenant_id, acct.c.id == account_id).with_for_update())
     states = item_states(conn, tenant_id, account_id=account_id, currency=currency)
     credits = [s for s in states if s.open < 0]
     booked: list[BookedEvent] = []
