@@ -28,7 +28,7 @@ module turns the kinds the billing cycle needs into the runtime's frozen values
       sim 2.50 per month, prorate none   # billed in full for any day of a period
     }
     payments sepa "Direct debit" {
-      method sepa_direct_debit           # an account without a contract pays so (or: transfer)
+      method sepa_direct_debit           # an account without a contract pays so (bank_transfer, card, invoice)
       pre_notification 5 days            # the invoice's debit date is at least 5 days after it
       lead_time 5 days                   # a collection run takes items due within 5 days
       minimum amount 1.00                # smaller open items are not debited

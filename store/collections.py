@@ -374,8 +374,8 @@ def schedule_invoice(conn: Connection, tenant_id: str, invoice_id: str) -> tuple
 
     ``scheduled``: the account pays by direct debit with an active mandate; its open item is
     marked for the run that collects on the pre-notified date (written once: a retry reads it
-    back). ``awaiting_transfer``: it pays by transfer (or has no usable mandate); ``nothing_due``:
-    a credit note, or nothing open."""
+    back). ``awaiting_transfer``: it pays by bank transfer or on invoice (or has no usable
+    mandate); ``awaiting_payment``: by card; ``nothing_due``: a credit note, or nothing open."""
     from store.billing import invoice
 
     inv = conn.execute(select(invoice).where(invoice.c.tenant_id == tenant_id, invoice.c.id == invoice_id)).first()
@@ -395,9 +395,11 @@ def schedule_invoice(conn: Connection, tenant_id: str, invoice_id: str) -> tuple
     method = _payment_method(conn, tenant_id, inv)
     m = active_mandate(conn, tenant_id, inv.account_id, inv.currency) if method == "sepa_direct_debit" else None
     if m is None:
+        owed = f"{format(state.open, 'f')} {inv.currency}, due {inv.due_date.isoformat()}"
+        if method == "card":  # a payment provider takes it (the console issue adds one)
+            return "awaiting_payment", f"{inv.number}: awaiting card payment of {owed}"
         why = "" if method != "sepa_direct_debit" else " (direct debit without an active mandate)"
-        return "awaiting_transfer", (f"{inv.number}: awaiting transfer of {format(state.open, 'f')} {inv.currency}, "
-                                     f"due {inv.due_date.isoformat()}{why}")
+        return "awaiting_transfer", f"{inv.number}: awaiting transfer of {owed}{why}"
     pre = prenotification(conn, tenant_id, inv)
     amount = min(pre.amount, state.open)  # a credit used against it lowers what is debited, never raises it
     conn.execute(insert(collection_schedule).values(
@@ -413,14 +415,14 @@ def _scheduled_text(number: str, amount: Decimal, currency: str, on: date) -> st
 
 def _payment_method(conn: Connection, tenant_id: str, inv: Any) -> str:
     """The account's contract says how it pays (the one the invoice document reads); without a
-    contract the payments policy's ``method``, else transfer."""
+    contract the payments policy's ``method``, else bank transfer."""
     ct = conn.execute(select(_contract.c.payment_method).where(
         _contract.c.account_id == inv.account_id, _contract.c.tenant_id == tenant_id)
         .order_by((_contract.c.status == "active").desc(), _contract.c.start_date.desc()).limit(1)).first()
     if ct is not None:
         return str(ct.payment_method)
     policy = payments_policy(conn, tenant_id, version_id=inv.ruleset_version_id) if inv.ruleset_version_id else None
-    return (policy.method if policy is not None else None) or "transfer"
+    return (policy.method if policy is not None else None) or "bank_transfer"
 
 
 # ------------------------------------------------------------------ runs

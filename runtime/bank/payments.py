@@ -24,7 +24,8 @@ __all__ = [
     "prenotified_date",
 ]
 
-PAYMENT_METHODS: Final = ("sepa_direct_debit", "transfer")
+# the contract's spellings (``api.areas.customers``)
+PAYMENT_METHODS: Final = ("sepa_direct_debit", "bank_transfer", "card", "invoice")
 # the EPC SDD rulebook's reason codes for R-transactions (returns, refusals, rejects, refunds)
 RETURN_REASONS: Final = ("AC01", "AC04", "AC06", "AC13", "AG01", "AG02", "AM04", "AM05", "BE05", "CNOR", "DNOR",
                          "FF01", "MD01", "MD02", "MD06", "MD07", "MS02", "MS03", "RC01", "RR01", "RR02", "RR03",

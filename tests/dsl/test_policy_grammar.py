@@ -166,7 +166,7 @@ def test_printed_policies_parse_back_to_the_same_statements() -> None:
      "states the return charge for any return twice"),
     ("payments p {\n  return charge 3.00 for MD06\n  return charge none for MD06, MD01\n}\n", "E212",
      "states the return charge for MD06 twice"),
-    ("payments p {\n  method transfer\n  method sepa_direct_debit\n}\n", "E212", "states its payment method twice"),
+    ("payments p {\n  method bank_transfer\n  method sepa_direct_debit\n}\n", "E212", "states its payment method twice"),
     ("payments p {\n  retrun charge 3.00\n}\n", "E212", "unknown payments statement 'retrun'"),
 ])
 def test_checker_and_grammar_diagnostics(body: str, code: str, fragment: str) -> None:

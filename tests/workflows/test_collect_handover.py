@@ -48,7 +48,7 @@ async def test_hand_over_schedules_the_prenotified_debit(env: WorkflowEnvironmen
     cred = new_id("cra")
     with engine.begin() as conn:
         ct = Contract.__table__  # type: ignore[attr-defined]
-        conn.execute(update(ct).where(ct.c.account_id == transfer).values(payment_method="transfer"))
+        conn.execute(update(ct).where(ct.c.account_id == transfer).values(payment_method="bank_transfer"))
         conn.execute(insert(C.creditor_account).values(
             id=cred, tenant_id=tid, name="Ladestrom GmbH", iban="DE02120300000000202051", bic="",
             creditor_id="DE98ZZZ09999999999", currency="EUR", lead_time_days=2, pain_version="pain.008.001.08",
