@@ -50,18 +50,18 @@ from sqlalchemy import (
     update,
 )
 
-from runtime.bank.payments import PaymentsPolicy, prenotified_date
+from runtime.bank.identifiers import iban_and_bic
 from runtime.bank.pain008 import (
     ATTENTION_REASONS,
     CollectionTx,
     Creditor,
     build_pain008,
-    check_iban,
     end_to_end_id,
     mandate_expired,
     sequence_after_return,
     sequence_after_submission,
 )
+from runtime.bank.payments import PaymentsPolicy, prenotified_date
 from runtime.money import ZERO
 from store import receivables as R
 from store.models import BillingAccount, Contract, Customer, metadata
@@ -70,21 +70,32 @@ from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
 __all__ = [
     "LIVE_STATUSES",
     "Prenotification",
-    "collection_schedule",
+    "account_mandates",
+    "active_mandate",
     "collection_file",
     "collection_for_end_to_end",
     "collection_item",
     "collection_run",
+    "collection_schedule",
     "creditor_account",
     "creditor_account_exists",
+    "creditor_accounts",
+    "file_row",
     "file_sha256",
     "gather",
+    "insert_creditor_account",
     "mandate",
+    "mandate_reference_taken",
+    "mandate_row",
     "payments_policy",
     "prenotification",
     "record_return",
-    "schedule_invoice",
     "reject_run",
+    "resolve_attention",
+    "revoke_mandate",
+    "run_row",
+    "runs",
+    "schedule_invoice",
     "submit_run",
     "submitted_collections",
     "sync_mandates_from_contracts",
@@ -245,7 +256,7 @@ def sync_mandates_from_contracts(conn: Connection, tenant_id: str, creditor_acco
     changed = 0
     for r in rows:
         try:
-            iban, bic = check_iban(r.debtor_iban)
+            iban, bic = iban_and_bic(r.debtor_iban)
         except ValueError:
             continue  # the contract API validates IBANs; an old row with a bad one is not collected
         existing = conn.execute(select(mandate).where(
@@ -681,6 +692,77 @@ def record_return(conn: Connection, tenant_id: str, ci: Any, *, key: str, booked
         values.update(status="needs_attention", attention_reason=f"{reason}: return of {ci.end_to_end_id}")
     conn.execute(update(mandate).where(mandate.c.id == m.id).values(**values))
     return done.event_id, charge
+
+
+# ------------------------------------------------------------------ what the API reads and writes
+def creditor_accounts(conn: Connection, tenant_id: str) -> list[Any]:
+    return list(conn.execute(select(creditor_account).where(creditor_account.c.tenant_id == tenant_id)
+                             .order_by(creditor_account.c.created_at, creditor_account.c.id)).all())
+
+
+def insert_creditor_account(conn: Connection, tenant_id: str, values: dict[str, Any]) -> Any:
+    """A new creditor account (``values``: its checked fields), or None when the tenant has one
+    with that IBAN already."""
+    if conn.execute(select(creditor_account.c.id).where(creditor_account.c.tenant_id == tenant_id,
+                                                        creditor_account.c.iban == values["iban"])).first():
+        return None
+    cid = new_id("cra")
+    conn.execute(insert(creditor_account).values(id=cid, tenant_id=tenant_id, created_at=_now(), **values))
+    return conn.execute(select(creditor_account).where(creditor_account.c.id == cid)).one()
+
+
+def mandate_row(conn: Connection, tenant_id: str, mandate_id: str) -> Any:
+    return conn.execute(select(mandate).where(mandate.c.tenant_id == tenant_id, mandate.c.id == mandate_id)).first()
+
+
+def account_mandates(conn: Connection, tenant_id: str, account_id: str) -> list[Any]:
+    """A billing account's mandates, newest first."""
+    return list(conn.execute(select(mandate).where(mandate.c.tenant_id == tenant_id, mandate.c.account_id == account_id)
+                             .order_by(mandate.c.created_at.desc(), mandate.c.id)).all())
+
+
+def mandate_reference_taken(conn: Connection, tenant_id: str, creditor_account_id: str, reference: str) -> bool:
+    """A mandate reference is unique per creditor account."""
+    return conn.execute(select(mandate.c.id).where(
+        mandate.c.tenant_id == tenant_id, mandate.c.creditor_account_id == creditor_account_id,
+        mandate.c.reference == reference)).first() is not None
+
+
+def resolve_attention(conn: Connection, mandate_id: str) -> None:
+    """A mandate flagged by a return (MD01, MD06, AC04) is collected again."""
+    conn.execute(update(mandate).where(mandate.c.id == mandate_id, mandate.c.status == "needs_attention")
+                 .values(status="active", attention_reason="", updated_at=_now()))
+
+
+def revoke_mandate(conn: Connection, row: Any, final_collection: bool) -> None:
+    """Revoke now, or after one last collection (FNAL) when the mandate collects recurrently."""
+    if final_collection and row.sequence == "RCUR" and row.status == "active":
+        values: dict[str, Any] = {"sequence": "FNAL"}
+    else:
+        values = {"status": "revoked"}
+    conn.execute(update(mandate).where(mandate.c.id == row.id).values(updated_at=_now(), **values))
+
+
+def runs(conn: Connection, tenant_id: str, *, status: str | None = None, workflow_id: str | None = None,
+         limit: int = 200) -> list[Any]:
+    """Collection runs, newest first."""
+    stmt = select(collection_run).where(collection_run.c.tenant_id == tenant_id)
+    if status:
+        stmt = stmt.where(collection_run.c.status == status)
+    if workflow_id:
+        stmt = stmt.where(collection_run.c.workflow_id == workflow_id)
+    return list(conn.execute(stmt.order_by(collection_run.c.created_at.desc(), collection_run.c.id.desc())
+                             .limit(limit)).all())
+
+
+def run_row(conn: Connection, tenant_id: str, run_id: str) -> Any:
+    return conn.execute(select(collection_run).where(collection_run.c.tenant_id == tenant_id,
+                                                     collection_run.c.id == run_id)).first()
+
+
+def file_row(conn: Connection, tenant_id: str, file_id: str) -> Any:
+    return conn.execute(select(collection_file).where(collection_file.c.tenant_id == tenant_id,
+                                                      collection_file.c.id == file_id)).first()
 
 
 def creditor_account_exists(conn: Connection, tenant_id: str, creditor_account_id: str) -> bool:

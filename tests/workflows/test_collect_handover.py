@@ -88,8 +88,11 @@ async def test_hand_over_schedules_the_prenotified_debit(env: WorkflowEnvironmen
             C.collection_schedule.c.tenant_id == tid)).all()) == 1
 
     # the next run collects it on the notified day: the policy's 10-day lead time reaches it where
-    # the creditor account's 2 days would not
+    # the creditor account's 2 days would not (the invoice is dated in the shared test server's
+    # time, which other tests move on: the mandate is signed shortly before, so it has not expired)
     with engine.begin() as conn:
+        conn.execute(update(C.mandate).where(C.mandate.c.tenant_id == tid).values(
+            signed_on=inv.issue_date - timedelta(days=30)))
         g = C.gather(conn, tid, cred, "run-1", notified - timedelta(days=9), "usr_a")
         assert g.items == 1, g
         [item] = C.run_items(conn, g.run_id)

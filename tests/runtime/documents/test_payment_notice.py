@@ -65,7 +65,7 @@ def _boxes(doc: Document) -> dict[str, list[tuple[int, float, float]]]:
     return found
 
 
-@pytest.mark.parametrize("n_lines", range(0, 24))
+@pytest.mark.parametrize("n_lines", range(24))
 def test_the_debit_notice_stays_with_the_totals_when_it_fits(n_lines: int, tmp_path: Path) -> None:
     doc = _invoice(n_lines)
     pages = _pages(render(doc, "pdf"), tmp_path)
@@ -85,7 +85,7 @@ def test_the_debit_notice_stays_with_the_totals_when_it_fits(n_lines: int, tmp_p
 
 def test_the_demo_case_keeps_its_notice_on_page_one(tmp_path: Path) -> None:
     """INV-000004 of ``evbill demo``: the totals end about 33 mm above the footer."""
-    for n_lines in range(0, 24):
+    for n_lines in range(24):
         doc = _invoice(n_lines)
         [(t_page, _, t_bottom)] = _boxes(doc)["totals-block"]
         if t_page == 0 and 225 <= t_bottom <= 232:
