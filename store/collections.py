@@ -509,8 +509,12 @@ def gather(conn: Connection, tenant_id: str, creditor_account_id: str, workflow_
         states = [s for s in R.item_states(conn, tenant_id, account_id=account_id, currency=cred.currency)
                   if s.kind == "invoice" and s.open > 0]
         for s in states:
+            sched = schedules.get(s.id)
+            if s.due_date > horizon and (sched is None or sched.collection_date > horizon):
+                continue
             attempts = _attempts(conn, tenant_id, s.id)
-            sched = schedules.get(s.id) if attempts == 0 else None  # the notice is for the first debit
+            if attempts:
+                sched = None  # the notice was for the first debit; a later one goes by the due date
             if (sched.collection_date if sched is not None else s.due_date) > horizon:
                 continue
             live = conn.execute(select(collection_item.c.id).where(
