@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 # Debian packages the product needs: HarfBuzz subsetting (WeasyPrint falls back to fontTools at
 # half speed without it) and the fonts the document templates use.
-SYSTEM_PACKAGES := libharfbuzz-subset0 fonts-dejavu-core fontconfig
+SYSTEM_PACKAGES := libharfbuzz-subset0 fonts-dejavu-core fontconfig poppler-utils
 
 system:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

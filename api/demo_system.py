@@ -114,6 +114,11 @@ def setup_tenant(out: Path) -> SystemRun:
         _ok(c.post("/evses", json={"location_id": loc, "charge_point_id": cp, "evse_uid": f"DE*SWM*E{i + 1}*1",
                                    "connector_id": 1, "power_type": power_type, "max_power_kw": kw}, headers=h))
         run.chargers[identity] = _ok(c.put(f"/charge-points/{cp}/ocpp-password", json={}, headers=h))["password"]
+    # the creditor account exists before the month-end, so billing hands each direct-debit invoice
+    # over to collection (scheduled for the day its debit notice names)
+    run.ids["creditor_account_id"] = _ok(c.post("/collections/creditor-accounts", json={
+        "name": "Stadtwerke Musterstadt GmbH", "iban": "DE02120300000000202051", "creditor_id": "DE98ZZZ09999999999",
+        "lead_time_days": 5}, headers=h))["id"]
     run.ids["tokens"] = []
     run.ids["accounts"] = []
     run.ids["account_names"] = {}
@@ -408,9 +413,7 @@ def collect_and_reconcile(run: SystemRun, out: Path, invoices: list[dict[str, An
 
     c, res = run.client, Collected()
     tenant_iban = "DE02120300000000202051"
-    cred = _ok(c.post("/collections/creditor-accounts", json={
-        "name": "Stadtwerke Musterstadt GmbH", "iban": tenant_iban, "creditor_id": "DE98ZZZ09999999999",
-        "lead_time_days": 5}, headers=run.h("admin")))
+    cred = {"id": run.ids["creditor_account_id"]}
     items = list_all(run, "/receivables/items")
     due = max(date.fromisoformat(i["due_date"]) for i in items)
     as_of = due - timedelta(days=4)  # every item of the month falls due within the lead time

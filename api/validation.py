@@ -2,9 +2,10 @@
 
 Time zones by the IANA database (``zoneinfo``), currencies by ISO 4217 and countries by ISO 3166
 (``pycountry``), IBANs and BICs by schwifty, VAT IDs and SEPA creditor identifiers by
-python-stdnum. A value of the right shape that the library refuses (``Mars/Olympus``, ``XYZ``, an
-IBAN whose check digits do not add up) fails with one of ``MASTER_DATA_CODES`` as its pydantic
-error type and the library's reason as its message; ``api.errors`` answers such a request 422
+python-stdnum (bank identifiers through ``runtime.bank.identifiers``, the one check mandates and
+creditor accounts use too). A value of the right shape that the library refuses (``Mars/Olympus``,
+``XYZ``, an IBAN whose check digits do not add up) fails with one of ``MASTER_DATA_CODES`` as its
+pydantic error type and the library's reason as its message; ``api.errors`` answers such a request 422
 naming each field, while a body of the wrong shape stays a 400 ``validation_failed``.
 
 Each check has the python-stdnum shape (``check_x(value) -> compact value`` or an error) so the
@@ -19,6 +20,8 @@ from typing import Annotated, Any, NoReturn
 
 from pydantic import AfterValidator, Field
 from pydantic_core import PydanticCustomError
+
+from runtime.bank import identifiers as bank_ids
 
 __all__ = [
     "MASTER_DATA_CODES",
@@ -121,51 +124,36 @@ def check_iban(value: str) -> str:
     case (``de89 3704 …`` becomes ``DE8937040044…``); ``""`` stays ``""``."""
     if not value:
         return value
-    from schwifty import IBAN
-    from schwifty.exceptions import SchwiftyException
-
     try:
-        return str(IBAN(value).compact)
-    except SchwiftyException as exc:
-        _fail("invalid_iban", f"invalid IBAN {value!r}: {_lower_first(str(exc))}")
+        return bank_ids.check_iban(value)
+    except bank_ids.InvalidIdentifier as exc:
+        _fail("invalid_iban", f"invalid IBAN {value!r}: {_lower_first(exc.reason)}")
 
 
 def bic_of_iban(iban: str) -> str:
     """The BIC schwifty's bank registry knows for ``iban``; ``""`` where it knows none."""
-    from schwifty import IBAN
-    from schwifty.exceptions import SchwiftyException
-
-    try:
-        bic = IBAN(iban).bic
-    except SchwiftyException:
-        return ""
-    return str(bic.compact) if bic is not None else ""
+    return bank_ids.bic_of_iban(iban)
 
 
 def check_bic(value: str) -> str:
     """A BIC (8 or 11 characters, a known country), compact upper case; ``""`` stays ``""``."""
     if not value:
         return value
-    from schwifty import BIC
-    from schwifty.exceptions import SchwiftyException
-
     try:
-        return str(BIC(value).compact)
-    except SchwiftyException as exc:
-        _fail("invalid_bic", f"invalid BIC {value!r}: {_lower_first(str(exc))}")
+        return bank_ids.check_bic(value)
+    except bank_ids.InvalidIdentifier as exc:
+        _fail("invalid_bic", f"invalid BIC {value!r}: {_lower_first(exc.reason)}")
 
 
 def check_creditor_id(value: str) -> str:
     """A SEPA creditor identifier (``DE98ZZZ09999999999``), checked by python-stdnum."""
     if not value:
         return value
-    from stdnum.eu import at_02
-    from stdnum.exceptions import ValidationError
-
     try:
-        return str(at_02.validate(value))
-    except ValidationError as exc:
-        _fail("invalid_creditor_id", f"invalid SEPA creditor identifier {value!r}: {_reason(exc)}")
+        return bank_ids.check_creditor_id(value)
+    except bank_ids.InvalidIdentifier as exc:
+        _fail("invalid_creditor_id", f"invalid SEPA creditor identifier {value!r}: "
+                                     f"{_lower_first(exc.reason.rstrip('.'))}")
 
 
 # ------------------------------------------------------------------------------------ VAT ID

@@ -14,6 +14,7 @@ __all__ = [
     "BillingCycle",
     "BillingZone",
     "BinOp",
+    "CollectionMinimum",
     "Commission",
     "ComponentDef",
     "Cond",
@@ -38,11 +39,14 @@ __all__ = [
     "PartnerRef",
     "Party",
     "PauseOnDispute",
+    "PaymentMethod",
+    "PaymentWindow",
     "Policy",
     "PolicyStmt",
     "PriceExpr",
     "Product",
     "Prorate",
+    "ReturnCharge",
     "ReverseCharge",
     "Rule",
     "Ruleset",
@@ -485,16 +489,55 @@ class ServiceItem(_Stmt):
     opt_spans: tuple[tuple[str, Span], ...] = ()
 
 
+# payments
+@dataclass(frozen=True, slots=True)
+class PaymentMethod(_Stmt):
+    """``method sepa_direct_debit``: how an account pays when its contract does not say."""
+
+    method: Named  # sepa_direct_debit | transfer
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentWindow(_Stmt):
+    """``pre_notification 5 days`` (the debit notice comes at least this long before the debit)
+    or ``lead_time 5 days`` (a collection run takes items due within this long)."""
+
+    kind: str  # pre_notification | lead_time
+    after: Duration
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionMinimum(_Stmt):
+    """``minimum amount 1.00``: an open item below this is not collected by direct debit."""
+
+    amount: Num
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnCharge(_Stmt):
+    """``return charge 3.00`` / ``return charge bank_fee`` / ``return charge none for MD06``: what a
+    returned direct debit costs the customer, for the EPC reason codes named (none: any reason)."""
+
+    span: Span
+    amount: Num | None = None  # a flat charge
+    named: Named | None = None  # bank_fee (the fee the bank took) | none
+    reasons: tuple[Named, ...] = ()
+
+
 PolicyStmt = Union[
     BillingCycle, CutOff, BillingZone, Terms, HoldWhen, Approval, AutoRelease, Escalate, Stage, MinimumAmount,
     Grace, Interest, FlatFee, ForGroups, PauseOnDispute, VatRate, ReverseCharge, TaxExempt, Sites, HostShare,
-    EnergyPrice, PartnerRef, Commission, Party, Validity, ServiceVat, Prorate, ServiceItem,
+    EnergyPrice, PartnerRef, Commission, Party, Validity, ServiceVat, Prorate, ServiceItem, PaymentMethod,
+    PaymentWindow, CollectionMinimum, ReturnCharge,
 ]
 
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    kind: str  # tax, billing, hold, dunning, revenue_share, commission, service, reimbursement
+    kind: str  # tax, billing, hold, dunning, revenue_share, commission, service, reimbursement, payments
     name: str
     title: str
     statements: tuple[PolicyStmt, ...]

@@ -556,6 +556,47 @@ class _Checker:
                     self._proration(st.prorate, PRORATIONS)
                 self._options_once(f"service item '{st.name.value}'", st.opt_spans)
 
+    def _policy_payments(self, pol: A.Policy) -> None:
+        from runtime.bank.payments import PAYMENT_METHODS, RETURN_CHARGE_WORDS, RETURN_REASONS
+
+        self._once(pol, "payment method", pol.of(A.PaymentMethod))
+        self._once(pol, "pre-notification", [w for w in pol.of(A.PaymentWindow) if w.kind == "pre_notification"])
+        self._once(pol, "lead time", [w for w in pol.of(A.PaymentWindow) if w.kind == "lead_time"])
+        self._once(pol, "minimum amount", pol.of(A.CollectionMinimum))
+        charged: dict[str, A.ReturnCharge] = {}  # reason code ("" for any return) -> first statement
+        for st in pol.statements:
+            if isinstance(st, A.PaymentMethod):
+                self._choice(st.method, PAYMENT_METHODS, "payment method")
+            elif isinstance(st, A.PaymentWindow):
+                self._days(st.after, 1 if st.kind == "lead_time" else 0, 60,
+                           "a lead time" if st.kind == "lead_time" else "a pre-notification")
+            elif isinstance(st, A.CollectionMinimum) and st.amount.value < 0:
+                self.err("E310", "a minimum amount cannot be negative", st.amount.span)
+            elif isinstance(st, A.ReturnCharge):
+                if st.named is not None:
+                    self._choice(st.named, RETURN_CHARGE_WORDS, "return charge")
+                for n in st.reasons:
+                    if n.value not in RETURN_REASONS:
+                        self.err("E310", f"unknown return reason code '{n.value}'", n.span,
+                                 suggest(n.value.upper(), RETURN_REASONS)
+                                 or "use an EPC reason code such as AM04, MD06 or MS02")
+                for key in [n.value for n in st.reasons] or [""]:
+                    if key in charged:
+                        what = f"for {key}" if key else "for any return"
+                        self.err("E212", f"payments '{pol.name}' states the return charge {what} twice", st.span,
+                                 f"the first is on line {charged[key].span.line}; keep one")
+                    else:
+                        charged[key] = st
+
+    def _days(self, d: A.Duration, lo: int, hi: int, what: str) -> None:
+        """A period counted in whole calendar days."""
+        if d.unit.value not in ("day", "days", "d"):
+            close = suggest(d.unit.value, ("days",)) if d.unit.value not in TIME_UNITS else None
+            self.err("E310", f"{what} is counted in days, found '{d.unit.value}'", d.unit.span,
+                     close or f"write e.g. '{_n(d.amount.value)} days'")
+            return
+        self._whole(d.amount, lo, hi, f"{what} of")
+
     def _options_once(self, what: str, opt_spans: tuple[tuple[str, A.Span], ...]) -> None:
         first: dict[str, A.Span] = {}
         for key, span in opt_spans:
@@ -570,6 +611,12 @@ class _Checker:
         if mode.value not in options:
             self.err("E310", f"unknown proration '{mode.value}'", mode.span,
                      suggest(mode.value, options) or "use prorate daily (by days of the period) or prorate none")
+
+
+def _n(d: Decimal) -> str:
+    from dsl.printer import num
+
+    return num(d)
 
 
 def _dates_overlap(a0: str | None, a1: str | None, b0: str | None, b1: str | None) -> bool:

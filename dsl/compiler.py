@@ -98,7 +98,7 @@ class CompiledRuleset:
 
     @property
     def policies(self) -> Policies:
-        """Billing, hold and service policies, read once (the ruleset lives in the compile cache)."""
+        """Billing, hold, service and payments policies, read once (the ruleset lives in the compile cache)."""
         if self._policies is None:
             self._policies = read_policies(self.ast)
         return self._policies

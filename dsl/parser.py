@@ -23,7 +23,8 @@ __all__ = ["ParseOutcome", "parse"]
 _GRAMMAR = Path(__file__).with_name("evbill.lark")
 
 
-_POLICY_KINDS = ("tax", "billing", "hold", "dunning", "revenue_share", "commission", "service", "reimbursement")
+_POLICY_KINDS = ("tax", "billing", "hold", "dunning", "revenue_share", "commission", "service", "reimbursement",
+                 "payments")
 _BLOCK_KEYWORDS = frozenset(_POLICY_KINDS + ("tariff", "discount", "product"))
 _CONTINUES = frozenset({"{", ";", ",", "+", "-", "*", "/"})
 
@@ -131,6 +132,8 @@ _EXAMPLES: dict[str, list[str]] = {
         "ruleset r currency EUR timezone UTC tariff t { when dc { time 0,10 per min } }",
         "ruleset r currency EUR timezone UTC dunning d { stage 1 after 7 days fee 5,00 }",
         "ruleset r currency EUR timezone UTC hold h { hold when total > 5,00 }",
+        "ruleset r currency EUR timezone UTC payments p { return charge 3,00 }",
+        "ruleset r currency EUR timezone UTC payments p { minimum amount 1,00 }",
     ],
     "a ruleset starts with: ruleset NAME currency EUR timezone Europe/Berlin": [
         "tariff t { }",
@@ -314,12 +317,13 @@ def _parse_one(text: str, filename: str) -> tuple[A.Ruleset | None, list[Diagnos
 # Keywords that open a top-level block; a block runs to the next such keyword at brace depth 0.
 _BLOCK_START = re.compile(
     r"^[ \t]*(tariff|discount|product|groups|group|partners|series|default|tax|billing|hold|dunning"
-    r"|revenue_share|commission|service|reimbursement)\b(?:[ \t]+(?:tariff[ \t]+)?([A-Za-z_][A-Za-z0-9_]*))?",
+    r"|revenue_share|commission|service|reimbursement|payments)\b(?:[ \t]+(?:tariff[ \t]+)?([A-Za-z_][A-Za-z0-9_]*))?",
     re.MULTILINE)
 # Inside a block whose brace is never closed, a line starting in column 1 with a block head (or a
 # declaration) starts the next block: an unclosed brace then hides nothing after it.
 _HEAD_AT_COLUMN_1 = re.compile(
-    r"(?:(?:tariff|discount|product|tax|billing|hold|dunning|revenue_share|commission|service|reimbursement)"
+    r"(?:(?:tariff|discount|product|tax|billing|hold|dunning|revenue_share|commission|service|reimbursement"
+    r"|payments)"
     r"[ \t]+[A-Za-z_][A-Za-z0-9_]*[^\n{]*\{|(?:groups|group|partners|series)[ \t]+[A-Za-z_]|default[ \t]+tariff\b)")
 
 
@@ -1102,6 +1106,9 @@ class _ToAst(Transformer[Token, Any]):
     def reimbursement(self, meta: Any, c: list[Any]) -> A.Policy:
         return self._policy("reimbursement", meta, c)
 
+    def payments(self, meta: Any, c: list[Any]) -> A.Policy:
+        return self._policy("payments", meta, c)
+
     # billing
     def b_cycle(self, meta: Any, c: list[Token]) -> A.BillingCycle:
         return A.BillingCycle(_named(c[0]), _span(meta))
@@ -1224,6 +1231,28 @@ class _ToAst(Transformer[Token, Any]):
 
     def tx_exempt(self, meta: Any, c: list[Any]) -> A.TaxExempt:
         return A.TaxExempt(_span(meta), **self._tax_scoped(c))
+
+    # payments
+    def pm_method(self, meta: Any, c: list[Token]) -> A.PaymentMethod:
+        return A.PaymentMethod(_named(c[0]), _span(meta))
+
+    def pm_pre_notification(self, meta: Any, c: list[Any]) -> A.PaymentWindow:
+        return A.PaymentWindow("pre_notification", c[0], _span(meta))
+
+    def pm_lead_time(self, meta: Any, c: list[Any]) -> A.PaymentWindow:
+        return A.PaymentWindow("lead_time", c[0], _span(meta))
+
+    def pm_minimum(self, meta: Any, c: list[Token]) -> A.CollectionMinimum:
+        return A.CollectionMinimum(_num(c[0]), _span(meta))
+
+    def rc_amount(self, meta: Any, c: list[Token]) -> dict[str, Any]:
+        return {"amount": _num(c[0])}
+
+    def rc_named(self, meta: Any, c: list[Token]) -> dict[str, Any]:
+        return {"named": _named(c[0])}
+
+    def pm_return_charge(self, meta: Any, c: list[Any]) -> A.ReturnCharge:
+        return A.ReturnCharge(_span(meta), reasons=tuple(_named(t) for t in c[1:]), **c[0])
 
     # revenue share, reimbursement, commission
     def sites(self, meta: Any, c: list[Token]) -> A.Sites:

@@ -1,4 +1,4 @@
-"""Meaning for ``billing`` and ``hold`` policy blocks.
+"""Meaning for ``billing``, ``hold``, ``service`` and ``payments`` policy blocks.
 
 The grammar gives each policy kind its own statements (typed nodes in ``dsl.ast``) and the checker
 reports what does not fit (E212 statement, E206 time zone, E303 percentage, E310 value); this
@@ -27,6 +27,15 @@ module turns the kinds the billing cycle needs into the runtime's frozen values
       item app_support 120.00 per year, vat 7%   # 'item NAME' for names of your own
       sim 2.50 per month, prorate none   # billed in full for any day of a period
     }
+    payments sepa "Direct debit" {
+      method sepa_direct_debit           # an account without a contract pays so (bank_transfer, card, invoice)
+      pre_notification 5 days            # the invoice's debit date is at least 5 days after it
+      lead_time 5 days                   # a collection run takes items due within 5 days
+      minimum amount 1.00                # smaller open items are not debited
+      return charge bank_fee             # a return costs the customer the bank's fee
+      return charge 3.00 for AM04, MS02  # ... a flat 3.00 for these EPC reason codes
+      return charge none for MD06        # ... nothing for these
+    }
 
 A recurring service item that starts or ends inside a period is billed pro rata by its local days
 in the period (``prorate daily``, the default); ``prorate none`` bills it in full for any day. It
@@ -48,6 +57,7 @@ from types import MappingProxyType
 from dsl import ast as A
 from dsl.checker import TIME_UNITS, check_policies
 from dsl.diagnostics import Diagnostic
+from runtime.bank.payments import PAYMENT_METHODS, PaymentsPolicy, ReturnChargeRule
 from runtime.invoicing import (
     CYCLES,
     PRICE_PERIODS,
@@ -59,8 +69,8 @@ from runtime.invoicing import (
     ServicePrice,
 )
 
-__all__ = ["Policies", "billing_policy", "hold_policy", "interpret_policies", "read_policies", "service_policy",
-           "service_warnings"]
+__all__ = ["Policies", "billing_policy", "hold_policy", "interpret_policies", "payments_policy", "read_policies",
+           "service_policy", "service_warnings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +79,7 @@ class Policies:
     holds: tuple[HoldPolicy, ...]
     # "<block>.<item>" -> price, in source order
     services: Mapping[str, ServicePrice] = field(default_factory=lambda: MappingProxyType({}))
+    payments: tuple[PaymentsPolicy, ...] = ()
 
     def billing_named(self, name: str | None) -> BillingPolicy | None:
         for b in self.billing:
@@ -80,6 +91,13 @@ class Policies:
         for h in self.holds:
             if name is None or h.name == name:
                 return h
+        return None
+
+    def payments_named(self, name: str | None = None) -> PaymentsPolicy | None:
+        """The payments policy (the first block, or the one named)."""
+        for p in self.payments:
+            if name is None or p.name == name:
+                return p
         return None
 
 
@@ -125,6 +143,45 @@ def hold_policy(pol: A.Policy) -> HoldPolicy:
     approval = bool(pol.of(A.Approval))
     # without auto-release there is no way out but a person: approval is then implied
     return HoldPolicy(pol.name, tuple(rules), approval or auto is None, auto, escalate)
+
+
+def _whole_days(d: A.Duration, lo: int) -> int | None:
+    if d.unit.value not in ("day", "days", "d") or d.amount.value != d.amount.value.to_integral_value():
+        return None  # reported by the checker
+    days = int(d.amount.value)
+    return days if lo <= days <= 60 else None
+
+
+def payments_policy(pol: A.Policy) -> PaymentsPolicy:
+    """A ``payments`` block; a statement the checker refuses is left out (the value stays None)."""
+    from runtime.bank.payments import RETURN_CHARGE_WORDS, RETURN_REASONS
+
+    method: str | None = None
+    pre: int | None = None
+    lead: int | None = None
+    minimum: Decimal | None = None
+    charges: list[ReturnChargeRule] = []
+    for st in pol.statements:
+        if isinstance(st, A.PaymentMethod) and method is None and st.method.value in PAYMENT_METHODS:
+            method = st.method.value
+        elif isinstance(st, A.PaymentWindow) and st.kind == "pre_notification" and pre is None:
+            pre = _whole_days(st.after, 0)
+        elif isinstance(st, A.PaymentWindow) and st.kind == "lead_time" and lead is None:
+            lead = _whole_days(st.after, 1)
+        elif isinstance(st, A.CollectionMinimum) and minimum is None and st.amount.value >= 0:
+            minimum = st.amount.value
+        elif isinstance(st, A.ReturnCharge):
+            if st.named is not None and st.named.value not in RETURN_CHARGE_WORDS:
+                continue
+            if st.amount is not None and st.amount.value < 0:
+                continue
+            reasons = tuple(n.value for n in st.reasons if n.value in RETURN_REASONS)
+            if st.reasons and not reasons:
+                continue
+            charges.append(ReturnChargeRule(st.amount.value if st.amount is not None else None,
+                                            st.named is not None and st.named.value == "bank_fee", reasons,
+                                            f"payments {pol.name}, line {st.span.line}"))
+    return PaymentsPolicy(pol.name, method, pre, lead, minimum, tuple(charges))
 
 
 def _ruleset_vat(rs: A.Ruleset) -> Decimal | None:
@@ -175,7 +232,7 @@ def service_warnings(ruleset: A.Ruleset, filename: str = "<ruleset>") -> list[Di
 
 
 def read_policies(ruleset: A.Ruleset) -> Policies:
-    """Billing, hold and service policies of a checked ruleset."""
+    """Billing, hold, service and payments policies of a checked ruleset."""
     services: dict[str, ServicePrice] = {}
     blocks = [p for p in ruleset.policies if p.kind == "service"]
     inherited = _ruleset_vat(ruleset) if blocks else None
@@ -184,7 +241,8 @@ def read_policies(ruleset: A.Ruleset) -> Policies:
         services.update((sp.name, replace(sp, currency=ruleset.currency)) for sp in service_policy(pol, inherited))
     return Policies(tuple(billing_policy(p) for p in ruleset.policies if p.kind == "billing"),
                     tuple(hold_policy(p) for p in ruleset.policies if p.kind == "hold"),
-                    MappingProxyType(services))
+                    MappingProxyType(services),
+                    tuple(payments_policy(p) for p in ruleset.policies if p.kind == "payments"))
 
 
 def interpret_policies(ruleset: A.Ruleset, filename: str = "<ruleset>") -> tuple[Policies, list[Diagnostic]]:

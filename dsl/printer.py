@@ -295,6 +295,15 @@ def policy_stmt_text(st: A.PolicyStmt) -> str:
         if st.prorate is not None:
             parts.append(f"prorate {st.prorate.value}")
         return " ".join(parts)
+    if isinstance(st, A.PaymentMethod):
+        return f"method {st.method.value}"
+    if isinstance(st, A.PaymentWindow):
+        return f"{st.kind} {_dur(st.after)}"
+    if isinstance(st, A.CollectionMinimum):
+        return f"minimum amount {_n(st.amount.value)}"
+    if isinstance(st, A.ReturnCharge):
+        what = _n(st.amount.value) if st.amount is not None else st.named.value if st.named else "none"
+        return f"return charge {what}" + (" for " + _names(st.reasons, ", ") if st.reasons else "")
     raise TypeError(f"not a policy statement: {st!r}")
 
 

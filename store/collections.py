@@ -7,6 +7,13 @@ mandate under the creditor account a run collects for, and keeps it in sync: a c
 or reference changed amends the mandate (the next collection carries the amendment fields). A
 mandate made through the API needs no contract.
 
+The billing hand-over (``schedule_invoice``) marks a direct-debit invoice's open item as scheduled
+(``collection_schedule``): collected on the date and at most at the amount its invoice notified
+the customer of (``prenotification``; the documents print the same), which the next run honours.
+Which items a run takes (lead time, minimum amount) and what a returned debit costs the customer
+come from the ``payments`` block of the tenant's ruleset version in force (``payments_policy``),
+else from the creditor account's settings.
+
 A run never puts an item into two files: ``collection_item`` has a unique index on the open item
 among rows that are still live (proposed, submitted, collected), so a second run, a retried
 activity or a crashed worker that starts over cannot claim an item another run holds. The file is
@@ -19,7 +26,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -43,17 +50,18 @@ from sqlalchemy import (
     update,
 )
 
+from runtime.bank.identifiers import iban_and_bic
 from runtime.bank.pain008 import (
     ATTENTION_REASONS,
     CollectionTx,
     Creditor,
     build_pain008,
-    check_iban,
     end_to_end_id,
     mandate_expired,
     sequence_after_return,
     sequence_after_submission,
 )
+from runtime.bank.payments import PaymentsPolicy, prenotified_date
 from runtime.money import ZERO
 from store import receivables as R
 from store.models import BillingAccount, Contract, Customer, metadata
@@ -61,17 +69,33 @@ from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
 
 __all__ = [
     "LIVE_STATUSES",
+    "Prenotification",
+    "account_mandates",
+    "active_mandate",
     "collection_file",
     "collection_for_end_to_end",
     "collection_item",
     "collection_run",
+    "collection_schedule",
     "creditor_account",
     "creditor_account_exists",
+    "creditor_accounts",
+    "file_row",
     "file_sha256",
     "gather",
+    "insert_creditor_account",
     "mandate",
+    "mandate_reference_taken",
+    "mandate_row",
+    "payments_policy",
+    "prenotification",
     "record_return",
     "reject_run",
+    "resolve_attention",
+    "revoke_mandate",
+    "run_row",
+    "runs",
+    "schedule_invoice",
     "submit_run",
     "submitted_collections",
     "sync_mandates_from_contracts",
@@ -91,10 +115,9 @@ creditor_account = Table(
     Column("currency", String(3), nullable=False),
     Column("lead_time_days", Integer(), nullable=False),  # collect items due within this many days
     Column("pain_version", String(20), nullable=False),  # pain.008.001.08 | pain.008.001.02
-    # the tenant's policy for the bank's fee on a return: passed on to the customer (a
-    # ``return_charge`` entry on the item) or absorbed; a per-creditor setting until the DSL has a
-    # typed ``payments`` block
-    Column("pass_return_charges", Boolean(), nullable=False),
+    # the bank's fee on a return passed on to the customer (a ``return_charge`` entry on the item)
+    # or absorbed, where the ruleset's ``payments`` block has no ``return charge`` for the reason
+    Column("pass_return_charges", Boolean(), nullable=False),  # when the payments policy does not say
     Column("created_at", UTCDateTime(), nullable=False),
     UniqueConstraint("tenant_id", "iban", name="uq_sepa_creditor_iban"),
 )
@@ -190,6 +213,23 @@ collection_file = Table(
     UniqueConstraint("run_id", name="uq_collection_file_run"),
 )
 
+# the billing hand-over's mark on a direct-debit invoice's open item: collect it on the date the
+# invoice notified, never more than it notified (one row per item, written once)
+collection_schedule = Table(
+    "collection_schedule", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(40), ForeignKey("tenant.id"), nullable=False),
+    Column("item_id", String(40), ForeignKey("receivable_item.id"), nullable=False),
+    Column("invoice_id", String(40), nullable=False),
+    Column("account_id", String(40), nullable=False),
+    Column("mandate_id", String(40), ForeignKey("sepa_mandate.id"), nullable=False),
+    Column("collection_date", Date(), nullable=False),
+    Column("amount", ExactDecimal(), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("tenant_id", "item_id", name="uq_collection_schedule_item"),
+)
+
 _account = BillingAccount.__table__  # type: ignore[attr-defined]
 _contract = Contract.__table__  # type: ignore[attr-defined]
 _customer = Customer.__table__  # type: ignore[attr-defined]
@@ -200,21 +240,23 @@ def _now() -> datetime:
 
 
 # ------------------------------------------------------------------ mandates
-def sync_mandates_from_contracts(conn: Connection, tenant_id: str, creditor_account_id: str) -> int:
+def sync_mandates_from_contracts(conn: Connection, tenant_id: str, creditor_account_id: str,
+                                 account_id: str | None = None) -> int:
     """Create or amend the mandates the tenant's active direct-debit contracts describe (see the
-    module docstring); returns how many rows it created or changed."""
-    rows = conn.execute(
-        select(_contract.c.account_id, _contract.c.mandate_reference, _contract.c.mandate_signed_on,
-               _contract.c.mandate_sequence, _contract.c.debtor_iban, _customer.c.name)
-        .join(_customer, _customer.c.id == _contract.c.customer_id)
-        .where(_contract.c.tenant_id == tenant_id, _contract.c.status == "active",
-               _contract.c.payment_method == "sepa_direct_debit", _contract.c.mandate_reference != "",
-               _contract.c.debtor_iban != "", _contract.c.mandate_signed_on.is_not(None))
-        .order_by(_contract.c.created_at, _contract.c.id)).all()
+    module docstring), of one billing account if given; returns how many rows it created or changed."""
+    stmt = (select(_contract.c.account_id, _contract.c.mandate_reference, _contract.c.mandate_signed_on,
+                   _contract.c.mandate_sequence, _contract.c.debtor_iban, _customer.c.name)
+            .join(_customer, _customer.c.id == _contract.c.customer_id)
+            .where(_contract.c.tenant_id == tenant_id, _contract.c.status == "active",
+                   _contract.c.payment_method == "sepa_direct_debit", _contract.c.mandate_reference != "",
+                   _contract.c.debtor_iban != "", _contract.c.mandate_signed_on.is_not(None)))
+    if account_id is not None:
+        stmt = stmt.where(_contract.c.account_id == account_id)
+    rows = conn.execute(stmt.order_by(_contract.c.created_at, _contract.c.id)).all()
     changed = 0
     for r in rows:
         try:
-            iban, bic = check_iban(r.debtor_iban)
+            iban, bic = iban_and_bic(r.debtor_iban)
         except ValueError:
             continue  # the contract API validates IBANs; an old row with a bad one is not collected
         existing = conn.execute(select(mandate).where(
@@ -274,6 +316,126 @@ def amend_mandate(conn: Connection, row: Any, *, reference: str | None = None, i
     conn.execute(update(mandate).where(mandate.c.id == row.id).values(**values))
 
 
+# ------------------------------------------------------------------ the payments policy
+def payments_policy(conn: Connection, tenant_id: str, at: datetime | date | None = None, *,
+                    version_id: str | None = None) -> PaymentsPolicy | None:
+    """The ``payments`` block of the ruleset version ``version_id``, else of the tenant's version
+    in force at ``at`` (a day: its end); None when there is none (callers fall back to the
+    creditor account's settings). Compiled through the one compile cache."""
+    from dsl.compiler import compile_ruleset
+    from store.cycle import ruleset_in_force
+
+    rv = metadata.tables["ruleset_version"]
+    if version_id:
+        row = conn.execute(select(rv.c.id, rv.c.source, rv.c.dsl_name).where(rv.c.id == version_id)).first()
+    else:
+        when = at if isinstance(at, datetime) else (
+            datetime.combine(at, time.max, UTC) if at is not None else _now())
+        row = ruleset_in_force(conn, tenant_id, when)
+    if row is None:
+        return None
+    compiled = compile_ruleset(row.source, f"{row.dsl_name or row.id}.evb").ruleset
+    return compiled.policies.payments_named() if compiled is not None else None
+
+
+def active_mandate(conn: Connection, tenant_id: str, account_id: str, currency: str, *, sync: bool = True) -> Any:
+    """The account's newest active mandate under a creditor account in ``currency`` (a contract
+    that describes one is synced first unless ``sync`` is False), or None."""
+    creds = conn.execute(select(creditor_account.c.id).where(
+        creditor_account.c.tenant_id == tenant_id, creditor_account.c.currency == currency)
+        .order_by(creditor_account.c.created_at, creditor_account.c.id)).all()
+    for c in creds if sync else ():
+        sync_mandates_from_contracts(conn, tenant_id, c.id, account_id)
+    if not creds:
+        return None
+    newest: dict[str, Any] = {}
+    for m in conn.execute(select(mandate).where(
+            mandate.c.tenant_id == tenant_id, mandate.c.account_id == account_id,
+            mandate.c.creditor_account_id.in_([c.id for c in creds]))
+            .order_by(mandate.c.created_at.desc(), mandate.c.id)).all():
+        newest.setdefault(m.creditor_account_id, m)  # what a run of that creditor account would use
+    for c in creds:
+        m = newest.get(c.id)
+        if m is not None and m.status == "active":
+            return m
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Prenotification:
+    """What a direct-debit invoice tells the customer: the debit's day and amount."""
+
+    collection_date: date
+    amount: Decimal
+    currency: str
+
+
+def prenotification(conn: Connection, tenant_id: str, inv: Any) -> Prenotification:
+    """The debit notice of invoice ``inv`` (its row): its gross amount, on its due date but no
+    sooner after its issue than the payments policy of its ruleset version allows. The invoice
+    document prints this; the hand-over schedules the collection by it."""
+    policy = payments_policy(conn, tenant_id, version_id=inv.ruleset_version_id) if inv.ruleset_version_id else None
+    days = policy.pre_notification_days if policy is not None else None
+    return Prenotification(prenotified_date(inv.due_date, inv.issue_date, days), Decimal(inv.gross_total),
+                           inv.currency)
+
+
+def schedule_invoice(conn: Connection, tenant_id: str, invoice_id: str) -> tuple[str, str]:
+    """The billing hand-over of a finalized invoice to collection: (status, detail).
+
+    ``scheduled``: the account pays by direct debit with an active mandate; its open item is
+    marked for the run that collects on the pre-notified date (written once: a retry reads it
+    back). ``awaiting_transfer``: it pays by bank transfer or on invoice (or has no usable
+    mandate); ``awaiting_payment``: by card; ``nothing_due``: a credit note, or nothing open."""
+    from store.billing import invoice
+
+    inv = conn.execute(select(invoice).where(invoice.c.tenant_id == tenant_id, invoice.c.id == invoice_id)).first()
+    if inv is None or inv.status != "finalized":
+        return "failed", f"invoice {invoice_id} is not finalized"
+    if inv.kind != "invoice":
+        return "nothing_due", f"{inv.number} is a {inv.kind.replace('_', ' ')}: nothing to collect"
+    item = conn.execute(select(R.receivable_item.c.id).where(
+        R.receivable_item.c.tenant_id == tenant_id, R.receivable_item.c.invoice_id == invoice_id)).first()
+    done = conn.execute(select(collection_schedule).where(
+        collection_schedule.c.tenant_id == tenant_id, collection_schedule.c.invoice_id == invoice_id)).first()
+    if done is not None:
+        return "scheduled", _scheduled_text(inv.number, done.amount, done.currency, done.collection_date)
+    [state] = R.item_states(conn, tenant_id, item_ids=[item.id]) if item is not None else [None]
+    if state is None or state.open <= 0:
+        return "nothing_due", f"{inv.number}: nothing open"
+    method = _payment_method(conn, tenant_id, inv)
+    m = active_mandate(conn, tenant_id, inv.account_id, inv.currency) if method == "sepa_direct_debit" else None
+    if m is None:
+        owed = f"{format(state.open, 'f')} {inv.currency}, due {inv.due_date.isoformat()}"
+        if method == "card":  # a payment provider takes it (the console issue adds one)
+            return "awaiting_payment", f"{inv.number}: awaiting card payment of {owed}"
+        why = "" if method != "sepa_direct_debit" else " (direct debit without an active mandate)"
+        return "awaiting_transfer", f"{inv.number}: awaiting transfer of {owed}{why}"
+    pre = prenotification(conn, tenant_id, inv)
+    amount = min(pre.amount, state.open)  # a credit used against it lowers what is debited, never raises it
+    conn.execute(insert(collection_schedule).values(
+        id=new_id("csc"), tenant_id=tenant_id, item_id=item.id, invoice_id=invoice_id, account_id=inv.account_id,
+        mandate_id=m.id, collection_date=pre.collection_date, amount=amount, currency=inv.currency,
+        created_at=_now()))
+    return "scheduled", _scheduled_text(inv.number, amount, inv.currency, pre.collection_date)
+
+
+def _scheduled_text(number: str, amount: Decimal, currency: str, on: date) -> str:
+    return f"{number}: direct debit of {format(amount, 'f')} {currency} scheduled for {on.isoformat()}"
+
+
+def _payment_method(conn: Connection, tenant_id: str, inv: Any) -> str:
+    """The account's contract says how it pays (the one the invoice document reads); without a
+    contract the payments policy's ``method``, else bank transfer."""
+    ct = conn.execute(select(_contract.c.payment_method).where(
+        _contract.c.account_id == inv.account_id, _contract.c.tenant_id == tenant_id)
+        .order_by((_contract.c.status == "active").desc(), _contract.c.start_date.desc()).limit(1)).first()
+    if ct is not None:
+        return str(ct.payment_method)
+    policy = payments_policy(conn, tenant_id, version_id=inv.ruleset_version_id) if inv.ruleset_version_id else None
+    return (policy.method if policy is not None else None) or "bank_transfer"
+
+
 # ------------------------------------------------------------------ runs
 @dataclass(frozen=True, slots=True)
 class Gathered:
@@ -302,9 +464,12 @@ def _attempts(conn: Connection, tenant_id: str, item_id: str) -> int:
 def gather(conn: Connection, tenant_id: str, creditor_account_id: str, workflow_id: str, as_of: date,
            started_by: str) -> Gathered:
     """The run of ``workflow_id`` (created once): its proposed items are the direct-debit items
-    of accounts with a usable mandate, open, due within the creditor's lead time and not live in
-    another collection. Each is proposed at what is open on it, collected on the later of its due
-    date and ``as_of`` + 1 day (the pre-notified date). A retried call returns the first answer."""
+    of accounts with a usable mandate, open, due within the lead time (the payments policy's, else
+    the creditor account's), at least the policy's minimum amount, and not live in another
+    collection. Each is proposed at what is open on it, collected on the later of its pre-notified
+    date (the hand-over's schedule, else its due date) and ``as_of`` + 1 day; a scheduled item
+    whose open amount grew beyond what was notified waits (it needs a new notice). A retried call
+    returns the first answer."""
     run = _run_by_workflow(conn, tenant_id, workflow_id)
     if run is not None:
         return _gathered(run)
@@ -317,8 +482,13 @@ def gather(conn: Connection, tenant_id: str, creditor_account_id: str, workflow_
         status="building", as_of=as_of, pain_version=cred.pain_version, message_id=run_id[:35], items=0,
         total=ZERO, currency=cred.currency, skipped=[], file_id=None, started_by=started_by, decided_by="",
         decision_reason="", created_at=_now(), decided_at=None))
-    horizon = as_of + timedelta(days=cred.lead_time_days)
+    policy = payments_policy(conn, tenant_id, as_of)
+    lead = policy.lead_time_days if policy is not None and policy.lead_time_days is not None else cred.lead_time_days
+    minimum = policy.minimum if policy is not None and policy.minimum is not None else ZERO
+    horizon = as_of + timedelta(days=lead)
     skipped: list[dict[str, str]] = []
+    schedules = {r.item_id: r for r in conn.execute(select(collection_schedule).where(
+        collection_schedule.c.tenant_id == tenant_id, collection_schedule.c.currency == cred.currency)).all()}
     mandates = conn.execute(select(mandate).where(mandate.c.tenant_id == tenant_id,
                                                   mandate.c.creditor_account_id == creditor_account_id)
                             .order_by(mandate.c.account_id, mandate.c.created_at.desc())).all()
@@ -337,20 +507,35 @@ def gather(conn: Connection, tenant_id: str, creditor_account_id: str, workflow_
                             + (f": {m.attention_reason}" if m.attention_reason else "")})
             continue
         states = [s for s in R.item_states(conn, tenant_id, account_id=account_id, currency=cred.currency)
-                  if s.kind == "invoice" and s.open > 0 and s.due_date <= horizon]
+                  if s.kind == "invoice" and s.open > 0]
         for s in states:
+            sched = schedules.get(s.id)
+            if s.due_date > horizon and (sched is None or sched.collection_date > horizon):
+                continue
+            attempts = _attempts(conn, tenant_id, s.id)
+            if attempts:
+                sched = None  # the notice was for the first debit; a later one goes by the due date
+            if (sched.collection_date if sched is not None else s.due_date) > horizon:
+                continue
             live = conn.execute(select(collection_item.c.id).where(
                 collection_item.c.tenant_id == tenant_id, collection_item.c.item_id == s.id,
                 collection_item.c.status.in_(LIVE_STATUSES))).first()
             if live is not None:
                 continue  # in another collection: never in two files
+            if s.open < minimum:
+                skipped.append({"account_id": account_id, "mandate_id": m.id, "reason": f"{s.number}: "
+                                f"{format(s.open, 'f')} open, below the payments policy's minimum {minimum}"})
+                continue
+            if sched is not None and s.open > sched.amount:
+                skipped.append({"account_id": account_id, "mandate_id": m.id, "reason": f"{s.number}: "
+                                f"{format(s.open, 'f')} open, more than the {format(sched.amount, 'f')} notified"})
+                continue
             seq = m.sequence
+            on = sched.collection_date if sched is not None else s.due_date
             conn.execute(insert(collection_item).values(
                 id=new_id("cli"), tenant_id=tenant_id, run_id=run_id, item_id=s.id, account_id=account_id,
-                mandate_id=m.id, number=s.number, end_to_end_id=end_to_end_id(s.number or s.id,
-                                                                              _attempts(conn, tenant_id, s.id) + 1),
-                amount=s.open, currency=s.currency, sequence=seq, collection_date=max(s.due_date,
-                                                                                       as_of + timedelta(days=1)),
+                mandate_id=m.id, number=s.number, end_to_end_id=end_to_end_id(s.number or s.id, attempts + 1),
+                amount=s.open, currency=s.currency, sequence=seq, collection_date=max(on, as_of + timedelta(days=1)),
                 original_reference=m.original_reference, original_iban=m.original_iban, status="proposed",
                 return_reason="", created_at=_now()))
             count += 1
@@ -479,19 +664,27 @@ def record_return(conn: Connection, tenant_id: str, ci: Any, *, key: str, booked
                   reason: str, on: date, created_by: str = "system") -> tuple[str, Decimal]:
     """A return of our collection ``ci``: the item owes the collected amount again (when its credit
     was booked; a return of a collection whose credit never arrived only records the return), plus
-    the bank's fee when the creditor account passes fees on. The fee is what the bank reports, else
-    what was debited beyond the original amount. The mandate's sequence and status follow the
-    rulebook. Returns (the receivable event id, the fee charged)."""
+    the return charge: what the ``payments`` policy of the ruleset version in force on ``on`` says
+    for the reason (a flat amount, the bank's fee or none), else the bank's fee when the creditor
+    account passes fees on. The bank's fee is what the bank reports, else what was debited beyond
+    the original amount. The mandate's sequence and status follow the rulebook. Returns (the
+    receivable event id, the charge)."""
     if ci.status == "returned":
         return "", ZERO  # returned before (a second report of the same return): nothing owed twice
     cred = conn.execute(select(creditor_account).join(mandate, mandate.c.creditor_account_id == creditor_account.c.id)
                         .where(mandate.c.id == ci.mandate_id)).one()
     fee = charges if charges is not None else max(booked - ci.amount, ZERO)
-    charge = fee if cred.pass_return_charges else ZERO
+    policy = payments_policy(conn, tenant_id, on)
+    rule = policy.return_charge_rule(reason) if policy is not None else None
+    if rule is not None:
+        charge, source = rule.charge(fee), rule.source
+    else:
+        charge, source = (fee if cred.pass_return_charges else ZERO), f"creditor account {cred.id}"
     returned = ci.amount if ci.status == "collected" else ZERO
     done = R.book_return(conn, tenant_id, key=key, item_id=ci.item_id, amount=returned, charge=charge,
                          booked_on=on, reference=f"{ci.end_to_end_id} {reason}".strip(),
-                         detail={"end_to_end_id": ci.end_to_end_id, "reason": reason, "fee": format(fee, "f")},
+                         detail={"end_to_end_id": ci.end_to_end_id, "reason": reason, "fee": format(fee, "f"),
+                                 "charge": format(charge, "f"), "charge_by": source},
                          created_by=created_by)
     conn.execute(update(collection_item).where(collection_item.c.id == ci.id).values(
         status="returned", return_reason=reason[:10]))
@@ -503,6 +696,77 @@ def record_return(conn: Connection, tenant_id: str, ci: Any, *, key: str, booked
         values.update(status="needs_attention", attention_reason=f"{reason}: return of {ci.end_to_end_id}")
     conn.execute(update(mandate).where(mandate.c.id == m.id).values(**values))
     return done.event_id, charge
+
+
+# ------------------------------------------------------------------ what the API reads and writes
+def creditor_accounts(conn: Connection, tenant_id: str) -> list[Any]:
+    return list(conn.execute(select(creditor_account).where(creditor_account.c.tenant_id == tenant_id)
+                             .order_by(creditor_account.c.created_at, creditor_account.c.id)).all())
+
+
+def insert_creditor_account(conn: Connection, tenant_id: str, values: dict[str, Any]) -> Any:
+    """A new creditor account (``values``: its checked fields), or None when the tenant has one
+    with that IBAN already."""
+    if conn.execute(select(creditor_account.c.id).where(creditor_account.c.tenant_id == tenant_id,
+                                                        creditor_account.c.iban == values["iban"])).first():
+        return None
+    cid = new_id("cra")
+    conn.execute(insert(creditor_account).values(id=cid, tenant_id=tenant_id, created_at=_now(), **values))
+    return conn.execute(select(creditor_account).where(creditor_account.c.id == cid)).one()
+
+
+def mandate_row(conn: Connection, tenant_id: str, mandate_id: str) -> Any:
+    return conn.execute(select(mandate).where(mandate.c.tenant_id == tenant_id, mandate.c.id == mandate_id)).first()
+
+
+def account_mandates(conn: Connection, tenant_id: str, account_id: str) -> list[Any]:
+    """A billing account's mandates, newest first."""
+    return list(conn.execute(select(mandate).where(mandate.c.tenant_id == tenant_id, mandate.c.account_id == account_id)
+                             .order_by(mandate.c.created_at.desc(), mandate.c.id)).all())
+
+
+def mandate_reference_taken(conn: Connection, tenant_id: str, creditor_account_id: str, reference: str) -> bool:
+    """A mandate reference is unique per creditor account."""
+    return conn.execute(select(mandate.c.id).where(
+        mandate.c.tenant_id == tenant_id, mandate.c.creditor_account_id == creditor_account_id,
+        mandate.c.reference == reference)).first() is not None
+
+
+def resolve_attention(conn: Connection, mandate_id: str) -> None:
+    """A mandate flagged by a return (MD01, MD06, AC04) is collected again."""
+    conn.execute(update(mandate).where(mandate.c.id == mandate_id, mandate.c.status == "needs_attention")
+                 .values(status="active", attention_reason="", updated_at=_now()))
+
+
+def revoke_mandate(conn: Connection, row: Any, final_collection: bool) -> None:
+    """Revoke now, or after one last collection (FNAL) when the mandate collects recurrently."""
+    if final_collection and row.sequence == "RCUR" and row.status == "active":
+        values: dict[str, Any] = {"sequence": "FNAL"}
+    else:
+        values = {"status": "revoked"}
+    conn.execute(update(mandate).where(mandate.c.id == row.id).values(updated_at=_now(), **values))
+
+
+def runs(conn: Connection, tenant_id: str, *, status: str | None = None, workflow_id: str | None = None,
+         limit: int = 200) -> list[Any]:
+    """Collection runs, newest first."""
+    stmt = select(collection_run).where(collection_run.c.tenant_id == tenant_id)
+    if status:
+        stmt = stmt.where(collection_run.c.status == status)
+    if workflow_id:
+        stmt = stmt.where(collection_run.c.workflow_id == workflow_id)
+    return list(conn.execute(stmt.order_by(collection_run.c.created_at.desc(), collection_run.c.id.desc())
+                             .limit(limit)).all())
+
+
+def run_row(conn: Connection, tenant_id: str, run_id: str) -> Any:
+    return conn.execute(select(collection_run).where(collection_run.c.tenant_id == tenant_id,
+                                                     collection_run.c.id == run_id)).first()
+
+
+def file_row(conn: Connection, tenant_id: str, file_id: str) -> Any:
+    return conn.execute(select(collection_file).where(collection_file.c.tenant_id == tenant_id,
+                                                      collection_file.c.id == file_id)).first()
 
 
 def creditor_account_exists(conn: Connection, tenant_id: str, creditor_account_id: str) -> bool:

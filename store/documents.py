@@ -758,8 +758,18 @@ def load_invoice_input(conn: Connection, tenant_id: str, invoice_id: str) -> Any
         formats=tuple(f for f in (contract.document_formats or "").split(",") if f) if contract is not None else (),
     )
     payment = PaymentProfile("transfer")
-    if contract is not None and contract.payment_method == "sepa_direct_debit" and contract.mandate_reference:
+    if contract is not None and contract.payment_method == "sepa_direct_debit" and inv.kind == "invoice":
+        from store import collections as PC
+
+        # the notice names the mandate a collection run will use (one made through the API, else
+        # the contract's) and the day and amount the billing hand-over schedules (``prenotification``);
         # without the debtor's IBAN there is no debit notice: the invoice asks for a transfer instead
+        m = PC.active_mandate(conn, tenant_id, inv.account_id, inv.currency, sync=False)
+        ref, iban = (m.reference, m.iban) if m is not None else (contract.mandate_reference, contract.debtor_iban)
+        if ref:
+            payment = PaymentProfile("sepa_direct_debit", ref, iban or None,
+                                     PC.prenotification(conn, tenant_id, inv).collection_date)
+    elif contract is not None and contract.payment_method == "sepa_direct_debit" and contract.mandate_reference:
         payment = PaymentProfile("sepa_direct_debit", contract.mandate_reference, contract.debtor_iban or None)
 
     session_ids = sorted({ln.session_id for ln in lines if ln.session_id})

@@ -16,17 +16,16 @@ from typing import Any, Literal
 from litestar import Request, Response, Router
 from litestar.openapi.datastructures import ResponseSpec
 from pydantic import Field
-from sqlalchemy import select
 
 from api.areas.billing.common import task_queue, temporal_client
 from api.auth import ROLE_SETS, actor_of
 from api.crud import ReadModel, WriteModel, _problems, open_scope, route
 from api.schemas import DecimalOut
-from runtime.bank.pain008 import PAIN_VERSIONS, check_bic, check_creditor_id, check_iban
+from runtime.bank.identifiers import check_bic, check_creditor_id, iban_and_bic
+from runtime.bank.pain008 import PAIN_VERSIONS
 from store import collections as C
 from store.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from store.models import BillingAccount, Customer
-from store.types import new_id, utcnow
 
 __all__ = ["router"]
 
@@ -43,7 +42,7 @@ def _iban_bic(iban: str | None, bic: str) -> tuple[Any, Any]:
     out_iban = out_bic = None
     if iban is not None:
         try:
-            out_iban, out_bic = check_iban(iban)
+            out_iban, out_bic = iban_and_bic(iban)
         except ValueError as exc:
             raise _bad("iban", "invalid_iban", exc) from None
     if bic:
@@ -85,7 +84,7 @@ class CreditorAccountRead(ReadModel):
 
 def _checked_creditor(data: CreditorAccountIn) -> dict[str, Any]:
     try:
-        iban, bic = check_iban(data.iban)
+        iban, bic = iban_and_bic(data.iban)
     except ValueError as exc:
         raise _bad("iban", "invalid_iban", exc) from None
     try:
@@ -110,8 +109,7 @@ class CreditorAccountPage(ReadModel):
        summary="The tenant's SEPA creditor accounts")
 def list_creditor_accounts(request: Request[Any, Any, Any]) -> CreditorAccountPage:
     with open_scope(request) as scope:
-        rows = scope.db.connection().execute(select(C.creditor_account).where(
-            C.creditor_account.c.tenant_id == scope.tenant_id).order_by(C.creditor_account.c.created_at)).all()
+        rows = C.creditor_accounts(scope.db.connection(), scope.tenant_id)
     return CreditorAccountPage(items=[CreditorAccountRead.model_validate(dict(r._mapping)) for r in rows])
 
 
@@ -119,19 +117,12 @@ def list_creditor_accounts(request: Request[Any, Any, Any]) -> CreditorAccountPa
        status_code=201, summary="Add a SEPA creditor account (IBAN, BIC, creditor identifier, lead time)")
 def create_creditor_account(request: Request[Any, Any, Any], data: CreditorAccountIn) -> CreditorAccountRead:
     values = _checked_creditor(data)
-    from sqlalchemy import insert
-
     with open_scope(request) as scope:
-        conn = scope.db.connection()
-        if conn.execute(select(C.creditor_account.c.id).where(C.creditor_account.c.tenant_id == scope.tenant_id,
-                                                              C.creditor_account.c.iban == values["iban"])).first():
+        row = C.insert_creditor_account(scope.db.connection(), scope.tenant_id, values)
+        if row is None:
             raise Conflict("creditor_account_exists", f"a creditor account with IBAN {values['iban']} exists")
-        cid = new_id("cra")
-        conn.execute(insert(C.creditor_account).values(id=cid, tenant_id=scope.tenant_id, created_at=utcnow(),
-                                                       **values))
-        scope.audit("creditor_account.create", "sepa_creditor_account", cid, None, values)
+        scope.audit("creditor_account.create", "sepa_creditor_account", row.id, None, values)
         scope.commit()
-        row = scope.db.connection().execute(select(C.creditor_account).where(C.creditor_account.c.id == cid)).one()
     return CreditorAccountRead.model_validate(dict(row._mapping))
 
 
@@ -167,9 +158,7 @@ async def set_collection_schedule(request: Request[Any, Any, Any], creditor_acco
                            errors=[{"key": "timezone", "message": "unknown time zone"}]) from None
     actor = actor_of(request)
     with request.app.state.read_sessions() as db:
-        if db.connection().execute(select(C.creditor_account.c.id).where(
-                C.creditor_account.c.tenant_id == actor.tenant_id,
-                C.creditor_account.c.id == creditor_account_id)).first() is None:
+        if not C.creditor_account_exists(db.connection(), actor.tenant_id, creditor_account_id):
             raise NotFound("creditor_account_not_found", f"creditor account {creditor_account_id!r} not found")
     client = await temporal_client(request)
     if data.enabled:
@@ -234,8 +223,7 @@ class MandateRead(ReadModel):
 
 
 def _mandate(conn: Any, tenant_id: str, mandate_id: str) -> Any:
-    row = conn.execute(select(C.mandate).where(C.mandate.c.tenant_id == tenant_id,
-                                               C.mandate.c.id == mandate_id)).first()
+    row = C.mandate_row(conn, tenant_id, mandate_id)
     if row is None:
         raise NotFound("mandate_not_found", f"mandate {mandate_id!r} not found")
     return row
@@ -251,9 +239,7 @@ class MandatePage(ReadModel):
 def list_mandates(request: Request[Any, Any, Any], account_id: str) -> MandatePage:
     with open_scope(request) as scope:
         scope.repo(BillingAccount, "billing_account", "acc").get(account_id)
-        rows = scope.db.connection().execute(select(C.mandate).where(
-            C.mandate.c.tenant_id == scope.tenant_id, C.mandate.c.account_id == account_id)
-            .order_by(C.mandate.c.created_at.desc())).all()
+        rows = C.account_mandates(scope.db.connection(), scope.tenant_id, account_id)
     return MandatePage(items=[MandateRead.model_validate(dict(r._mapping)) for r in rows])
 
 
@@ -270,9 +256,7 @@ def create_mandate(request: Request[Any, Any, Any], account_id: str, data: Manda
         conn = scope.db.connection()
         if not C.creditor_account_exists(conn, scope.tenant_id, data.creditor_account_id):
             raise NotFound("creditor_account_not_found", f"creditor account {data.creditor_account_id!r} not found")
-        if conn.execute(select(C.mandate.c.id).where(
-                C.mandate.c.tenant_id == scope.tenant_id, C.mandate.c.creditor_account_id == data.creditor_account_id,
-                C.mandate.c.reference == data.reference)).first() is not None:
+        if C.mandate_reference_taken(conn, scope.tenant_id, data.creditor_account_id, data.reference):
             raise Conflict("mandate_reference_taken", f"mandate reference {data.reference!r} is already used "
                                                       "with this creditor account")
         name = data.debtor_name or scope.repo(Customer, "customer", "cus").get(acct.customer_id).name
@@ -295,23 +279,18 @@ def get_mandate(request: Request[Any, Any, Any], mandate_id: str) -> MandateRead
                "resolve_attention lets a mandate flagged by a return (MD01, MD06, AC04) be collected again")
 def change_mandate(request: Request[Any, Any, Any], mandate_id: str, data: MandateChange) -> MandateRead:
     iban, bic = _iban_bic(data.iban, data.bic or "")
-    from sqlalchemy import update
-
     with open_scope(request) as scope:
         conn = scope.db.connection()
         row = _mandate(conn, scope.tenant_id, mandate_id)
         if row.status in ("revoked", "expired"):
             raise Conflict("mandate_closed", f"the mandate is {row.status}: record a new one")
-        if data.reference is not None and data.reference != row.reference and conn.execute(
-                select(C.mandate.c.id).where(C.mandate.c.tenant_id == scope.tenant_id,
-                                             C.mandate.c.creditor_account_id == row.creditor_account_id,
-                                             C.mandate.c.reference == data.reference)).first() is not None:
+        if data.reference is not None and data.reference != row.reference and C.mandate_reference_taken(
+                conn, scope.tenant_id, row.creditor_account_id, data.reference):
             raise Conflict("mandate_reference_taken", f"mandate reference {data.reference!r} is already used")
         C.amend_mandate(conn, row, reference=data.reference, iban=iban, bic=bic, debtor_name=data.debtor_name,
                         scheme=data.scheme)
         if data.resolve_attention:
-            conn.execute(update(C.mandate).where(C.mandate.c.id == row.id, C.mandate.c.status == "needs_attention")
-                         .values(status="active", attention_reason=""))
+            C.resolve_attention(conn, row.id)
         scope.audit("mandate.change", "sepa_mandate", mandate_id, None, data.model_dump(mode="json"))
         scope.commit()
         return MandateRead.model_validate(dict(_mandate(scope.db.connection(), scope.tenant_id, mandate_id)._mapping))
@@ -320,18 +299,12 @@ def change_mandate(request: Request[Any, Any, Any], mandate_id: str, data: Manda
 @route("POST", "/mandates/{mandate_id:str}/revoke", operation_id="revoke_mandate", roles="collections_write",
        summary="Revoke a mandate now, or after one last collection (final_collection: FNAL)")
 def revoke_mandate(request: Request[Any, Any, Any], mandate_id: str, data: MandateRevoke) -> MandateRead:
-    from sqlalchemy import update
-
     with open_scope(request) as scope:
         conn = scope.db.connection()
         row = _mandate(conn, scope.tenant_id, mandate_id)
         if row.status == "revoked":
             raise Conflict("mandate_closed", "the mandate is already revoked")
-        if data.final_collection and row.sequence == "RCUR" and row.status == "active":
-            values: dict[str, Any] = {"sequence": "FNAL"}
-        else:
-            values = {"status": "revoked"}
-        conn.execute(update(C.mandate).where(C.mandate.c.id == row.id).values(updated_at=utcnow(), **values))
+        C.revoke_mandate(conn, row, data.final_collection)
         scope.audit("mandate.revoke", "sepa_mandate", mandate_id, None, data.model_dump())
         scope.commit()
         return MandateRead.model_validate(dict(_mandate(scope.db.connection(), scope.tenant_id, mandate_id)._mapping))
@@ -409,9 +382,7 @@ async def start_collection_run(request: Request[Any, Any, Any], data: RunStart) 
 
     actor = actor_of(request)
     with request.app.state.read_sessions() as db:
-        if db.connection().execute(select(C.creditor_account.c.id).where(
-                C.creditor_account.c.tenant_id == actor.tenant_id,
-                C.creditor_account.c.id == data.creditor_account_id)).first() is None:
+        if not C.creditor_account_exists(db.connection(), actor.tenant_id, data.creditor_account_id):
             raise NotFound("creditor_account_not_found", f"creditor account {data.creditor_account_id!r} not found")
     as_of = data.as_of or date.today()
     wid = collection_workflow_id(actor.tenant_id, data.creditor_account_id, data.key or as_of.isoformat())
@@ -430,18 +401,12 @@ async def start_collection_run(request: Request[Any, Any, Any], data: RunStart) 
 def list_collection_runs(request: Request[Any, Any, Any], status: str | None = None,
                          workflow_id: str | None = None) -> RunPage:
     with open_scope(request) as scope:
-        stmt = select(C.collection_run).where(C.collection_run.c.tenant_id == scope.tenant_id)
-        if status:
-            stmt = stmt.where(C.collection_run.c.status == status)
-        if workflow_id:
-            stmt = stmt.where(C.collection_run.c.workflow_id == workflow_id)
-        rows = scope.db.connection().execute(stmt.order_by(C.collection_run.c.created_at.desc()).limit(200)).all()
+        rows = C.runs(scope.db.connection(), scope.tenant_id, status=status, workflow_id=workflow_id)
     return RunPage(items=[RunRead.model_validate(dict(r._mapping)) for r in rows])
 
 
 def _run(conn: Any, tenant_id: str, run_id: str) -> Any:
-    row = conn.execute(select(C.collection_run).where(C.collection_run.c.tenant_id == tenant_id,
-                                                      C.collection_run.c.id == run_id)).first()
+    row = C.run_row(conn, tenant_id, run_id)
     if row is None:
         raise NotFound("collection_run_not_found", f"collection run {run_id!r} not found")
     return row
@@ -525,8 +490,7 @@ _DOWNLOAD = {200: ResponseSpec(data_container=bytes, media_type="application/xml
        responses={**_problems(400, 401, 403, 404, 409, 422), **_DOWNLOAD})
 def download_collection_file(request: Request[Any, Any, Any], file_id: str) -> Response[bytes]:
     with open_scope(request) as scope:
-        row = scope.db.connection().execute(select(C.collection_file).where(
-            C.collection_file.c.tenant_id == scope.tenant_id, C.collection_file.c.id == file_id)).first()
+        row = C.file_row(scope.db.connection(), scope.tenant_id, file_id)
     if row is None:
         raise NotFound("collection_file_not_found", f"collection file {file_id!r} not found")
     return Response(bytes(row.content), media_type="application/xml",

@@ -148,9 +148,8 @@ def _check_contract(scope: Scope, values: dict[str, Any], existing: Any) -> None
 def _check_mandate(values: dict[str, Any]) -> None:
     """An active direct-debit contract can be debited: it names its mandate, the day the debtor
     signed it and an IBAN with valid check digits (a PATCH is checked as the merged contract)."""
-    from schwifty import IBAN
-
     from api.validation import check_iban
+    from runtime.bank.identifiers import iban_in_sepa_zone
 
     missing = [k for k in ("mandate_reference", "mandate_signed_on", "debtor_iban") if not values.get(k)]
     if missing:
@@ -162,7 +161,7 @@ def _check_mandate(values: dict[str, Any]) -> None:
         iban = check_iban(values["debtor_iban"])  # stored before IBANs were checked
     except ValueError as exc:
         raise _field_error("invalid_iban", "debtor_iban", str(exc).splitlines()[0]) from None
-    if not IBAN(iban).in_sepa_zone:
+    if not iban_in_sepa_zone(iban):
         raise _field_error("iban_outside_sepa", "debtor_iban",
                            f"{iban[:2]!r} accounts are outside the SEPA zone: they cannot be debited by SEPA direct debit")
     signed = values["mandate_signed_on"]

@@ -40,3 +40,16 @@ def test_pro_month_graduated() -> None:
     # 200 x 0.35 + 50 x 0.29 = 84.50; fee 11.99; the welcome discount (-5.00 on the first session)
     # stays: it is a session discount, not an energy line
     assert period.net_total == D("91.49")
+
+
+def test_members_pay_by_direct_debit_notified_two_days_ahead() -> None:
+    from datetime import date
+
+    from runtime.bank.payments import prenotified_date
+
+    payments = RS.policies.payments_named()
+    assert payments is not None and (payments.method, payments.pre_notification_days, payments.minimum) == (
+        "sepa_direct_debit", 2, D("0.50"))
+    assert payments.return_charge("AC04", D("4.10")) == D("4.10")
+    # invoiced on the 2nd, due the next day: the debit waits for the agreed two days
+    assert prenotified_date(date(2026, 12, 3), date(2026, 12, 2), payments.pre_notification_days) == date(2026, 12, 4)

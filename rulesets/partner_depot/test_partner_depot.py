@@ -42,3 +42,8 @@ def test_idle_truck_pays_after_45_minutes() -> None:
     s = truck("DE-BUS", "2026-11-18T10:00:00+01:00", "2026-11-18T13:30:00+01:00", "200",
               charging_end="2026-11-18T12:00:00+01:00")
     assert RS.rate(s).net_unrounded == D("62.00") + D("22.50")
+
+
+def test_partners_pay_by_transfer() -> None:
+    payments = RS.policies.payments_named()
+    assert payments is not None and payments.method == "bank_transfer" and payments.return_charges == ()

@@ -54,5 +54,14 @@ def test_invoice_rounding_and_vat() -> None:
 
 def test_policies_parse_for_later_issues() -> None:
     kinds = [p.kind for p in RS.ast.policies]
-    assert kinds == ["billing", "hold", "dunning"]
+    assert kinds == ["billing", "hold", "dunning", "payments"]
     assert RS.ast.policies[2].statements[2].text() == "stage 3 after 14 days fee 10.00 approval required then block_tokens"
+
+
+def test_the_payments_policy() -> None:
+    payments = RS.policies.payments_named()
+    assert payments is not None
+    assert (payments.method, payments.pre_notification_days, payments.lead_time_days, payments.minimum) == (
+        "sepa_direct_debit", 5, 5, D("1.00"))
+    assert payments.return_charge("MD06", D("3.00")) == D("3.00")  # the bank's fee, passed on
+    assert payments.return_charge("AM04", D("7.50")) == D("3.00")  # a flat 3.00 for lack of funds

@@ -31,9 +31,6 @@ __all__ = [
     "Creditor",
     "Pain008Error",
     "build_pain008",
-    "check_bic",
-    "check_creditor_id",
-    "check_iban",
     "end_to_end_id",
     "mandate_expired",
     "sequence_after_return",
@@ -231,41 +228,3 @@ def validate_pain008(data: bytes, version: str) -> None:
     if not schema.validate(doc):
         err = schema.error_log.last_error
         raise Pain008Error(f"{version} invalid at line {err.line}: {err.message}")
-
-
-def check_iban(iban: str) -> tuple[str, str]:
-    """The IBAN in electronic form and the BIC its bank code gives (empty when schwifty's bank
-    registry does not know it); ``ValueError`` for an IBAN whose checksum or length is wrong."""
-    from schwifty import IBAN  # type: ignore[import-untyped, unused-ignore]
-    from schwifty.exceptions import SchwiftyException  # type: ignore[import-untyped, unused-ignore]
-
-    try:
-        parsed = IBAN(iban)
-    except SchwiftyException as exc:
-        raise ValueError(f"not a valid IBAN: {exc}") from None
-    try:
-        found = parsed.bic
-    except SchwiftyException:
-        found = None  # a bank code the registry knows with a BIC that does not parse: IBAN-only
-    return str(parsed.compact), str(found) if found else ""
-
-
-def check_creditor_id(value: str) -> str:
-    """The SEPA creditor identifier (AT-02) in compact form; ``ValueError`` when it is not one."""
-    from stdnum.eu import at_02  # type: ignore[import-untyped, unused-ignore]
-    from stdnum.exceptions import ValidationError  # type: ignore[import-untyped, unused-ignore]
-
-    try:
-        return str(at_02.validate(value))
-    except ValidationError as exc:
-        raise ValueError(f"not a valid SEPA creditor identifier: {exc}") from None
-
-
-def check_bic(value: str) -> str:
-    from schwifty import BIC  # type: ignore[import-untyped, unused-ignore]
-    from schwifty.exceptions import SchwiftyException  # type: ignore[import-untyped, unused-ignore]
-
-    try:
-        return str(BIC(value).compact)
-    except SchwiftyException as exc:
-        raise ValueError(f"not a valid BIC: {exc}") from None

@@ -47,6 +47,14 @@ reimbursement home {
   energy at 0.30 per kWh when time 22:00..06:00
   for group staff
 }
+payments sepa "Direct debit" {
+  method sepa_direct_debit
+  pre_notification 5 days; lead_time 3 days
+  minimum amount 1.00
+  return charge bank_fee
+  return charge 3.00 for AM04, MS02
+  return charge none for MD06
+}
 """
 
 
@@ -85,6 +93,22 @@ def test_every_kind_parses_into_typed_statements_and_compiles() -> None:
     assert isinstance(indexed.price, A.BinOp) and isinstance(indexed.price.left, A.Index)
     assert (indexed.span.line, indexed.span.end_line) == (33, 34)  # a trailing '+' continues the line
     assert isinstance(windowed.condition, A.Atom) and windowed.condition.kind == "time"
+
+    payments = _policy(rs, "payments")
+    [method] = payments.of(A.PaymentMethod)
+    assert method.method.value == "sepa_direct_debit" and (method.span.line, method.span.col) == (39, 3)
+    assert [(w.kind, w.after.amount.value) for w in payments.of(A.PaymentWindow)] == [
+        ("pre_notification", 5), ("lead_time", 3)]
+    flat = payments.of(A.ReturnCharge)[1]
+    assert flat.amount is not None and flat.amount.value == D("3.00") and [r.value for r in flat.reasons] == [
+        "AM04", "MS02"] and (flat.reasons[1].span.line, flat.reasons[1].span.col) == (43, 32)
+    policy = res.ruleset.policies.payments_named()
+    assert policy is not None and (policy.method, policy.pre_notification_days, policy.lead_time_days,
+                                   policy.minimum) == ("sepa_direct_debit", 5, 3, D("1.00"))
+    # the rule naming the reason wins over the general one written before it
+    assert policy.return_charge("AM04", D("7.50")) == D("3.00")
+    assert policy.return_charge("MD06", D("7.50")) == 0
+    assert policy.return_charge("AC01", D("7.50")) == D("7.50")  # bank_fee: what the bank took
 
 
 def test_the_design_documents_dunning_block_reads_as_written() -> None:
@@ -132,6 +156,18 @@ def test_printed_policies_parse_back_to_the_same_statements() -> None:
     ("reimbursement r {\n  for group staff\n}\n", "E212", "reimbursement 'r' has no price"),
     ("reimbursement r {\n  energy at 0.30 per kwh\n}\n", "E101", "unexpected 'kwh'"),
     ("revenue_share s {\n  host gets 0.05 per kilowatt\n}\n", "E310", "unknown share unit 'kilowatt'"),
+    ("payments p {\n  method direct_debit\n}\n", "E310", "unknown payment method 'direct_debit'"),
+    ("payments p {\n  pre_notification 2 weeks\n}\n", "E310", "a pre-notification is counted in days"),
+    ("payments p {\n  lead_time 90 days\n}\n", "E310", "a lead time of 90 is out of range"),
+    ("payments p {\n  minimum amount 1,00\n}\n", "E101", "unexpected ','"),
+    ("payments p {\n  return charge bank_fees\n}\n", "E310", "unknown return charge 'bank_fees'"),
+    ("payments p {\n  return charge 3.00 for AM4\n}\n", "E310", "unknown return reason code 'AM4'"),
+    ("payments p {\n  return charge 3.00\n  return charge bank_fee\n}\n", "E212",
+     "states the return charge for any return twice"),
+    ("payments p {\n  return charge 3.00 for MD06\n  return charge none for MD06, MD01\n}\n", "E212",
+     "states the return charge for MD06 twice"),
+    ("payments p {\n  method bank_transfer\n  method sepa_direct_debit\n}\n", "E212", "states its payment method twice"),
+    ("payments p {\n  retrun charge 3.00\n}\n", "E212", "unknown payments statement 'retrun'"),
 ])
 def test_checker_and_grammar_diagnostics(body: str, code: str, fragment: str) -> None:
     res = compile_ruleset(HEAD + body, "k.evb")
@@ -157,7 +193,7 @@ def test_the_readme_policy_examples_compile() -> None:
     res = compile_ruleset(src, "README.md")
     assert res.ruleset is not None, res.render()
     assert sorted({p.kind for p in res.ruleset.ast.policies}) == sorted(
-        ["billing", "hold", "service", "revenue_share", "dunning", "tax", "commission", "reimbursement"])
+        ["billing", "hold", "service", "revenue_share", "dunning", "tax", "commission", "reimbursement", "payments"])
 
 
 def test_a_comma_at_the_end_of_a_line_continues_the_statement() -> None:

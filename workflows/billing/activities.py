@@ -464,8 +464,17 @@ class BillingActivities:
 
     @activity.defn(name="payments.collect_invoice")
     def collect_payment(self, inp: CollectPaymentInput) -> HandOverResult:
-        """Payment collection (SEPA direct debit, payment provider) plugs in here in a later issue."""
-        return HandOverResult("pending", f"collection of {inp.number} not started yet")
+        """The hand-over to collection: a direct-debit invoice's open item is scheduled for the
+        run that collects on the date the invoice notified (``scheduled``); an invoice paid by
+        transfer waits for the bank statement (``awaiting_transfer``, with its due date). One
+        transaction, written once per invoice: a retry answers what the first attempt did."""
+        from store import collections as PC
+
+        t0, c0 = time.perf_counter(), time.thread_time()
+        with self.engine.begin() as conn:
+            status, detail = PC.schedule_invoice(conn, inp.tenant_id, inp.invoice_id)
+        self._took("collect_invoice", t0, c0)
+        return HandOverResult(status, detail)
 
 
 def _log_draft(account_id: str, out: DraftSummary) -> None:

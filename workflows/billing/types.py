@@ -163,7 +163,9 @@ class CollectPaymentInput:
 
 @dataclass
 class HandOverResult:
-    status: str  # pending: nobody has taken it over yet
+    # documents: issued | failed | pending; payments: scheduled | awaiting_transfer | awaiting_payment |
+    # nothing_due | failed
+    status: str
     detail: str = ""
     # documents: the e-mail queued for the invoice, when this worker delivers e-mail (else empty:
     # the delivery stays pending for the sweep of a worker that does)

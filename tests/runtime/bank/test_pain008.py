@@ -15,13 +15,12 @@ from typing import Any
 import pytest
 from lxml import etree
 
+from runtime.bank.identifiers import check_creditor_id, iban_and_bic
 from runtime.bank.pain008 import (
     CollectionTx,
     Creditor,
     Pain008Error,
     build_pain008,
-    check_creditor_id,
-    check_iban,
     end_to_end_id,
     mandate_expired,
     sequence_after_return,
@@ -88,10 +87,10 @@ def test_invalid_values_are_refused() -> None:
     with pytest.raises(ValueError, match="at least one"):
         build_pain008(message_id="x", created=datetime(2026, 12, 10, tzinfo=UTC), creditor=CRED, txs=[])
     with pytest.raises(ValueError):
-        check_iban("DE89370400440532013001")
+        iban_and_bic("DE89370400440532013001")
     with pytest.raises(ValueError):
         check_creditor_id("DE00ZZZ09999999999")
-    assert check_iban("de89 3704 0044 0532 0130 00") == ("DE89370400440532013000", "COBADEFFXXX")
+    assert iban_and_bic("de89 3704 0044 0532 0130 00") == ("DE89370400440532013000", "COBADEFFXXX")
 
 
 def test_mandate_rules() -> None:
