@@ -12,11 +12,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import logging
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger("evbill.demo")
 
 RULESETS = Path(__file__).resolve().parents[1] / "rulesets"
 
@@ -320,9 +323,18 @@ def month_end(run: SystemRun, out: Path, cut_off: datetime, flag_account: int = 
     async def settled(client: Client, wid: str, states: tuple[str, ...] = _SETTLED, timeout: float = 120) -> str:
         # the state turns "finalized" once the number is drawn, before the documents are
         # rendered: the next cycle need not wait for those
+        from temporalio.service import RPCError
+
         deadline = time.monotonic() + timeout
         while True:
-            state = (await client.get_workflow_handle(wid).query(BillingCycleWorkflow.status)).state
+            try:
+                state = (await client.get_workflow_handle(wid).query(BillingCycleWorkflow.status)).state
+            except RPCError as exc:  # a worker busy on a loaded machine answers a query late: ask again
+                if time.monotonic() > deadline:
+                    raise
+                log.debug("status query of %s: %s; asking again", wid, exc)
+                await asyncio.sleep(0.5)
+                continue
             if state in states or time.monotonic() > deadline:
                 return str(state)
             await asyncio.sleep(0.1)
@@ -392,9 +404,12 @@ class Collected:
     returned: dict[str, Any] = field(default_factory=dict)
     transfer: dict[str, Any] = field(default_factory=dict)
     open_after: dict[str, str] = field(default_factory=dict)
+    refund: dict[str, Any] = field(default_factory=dict)
+    payout_files: list[str] = field(default_factory=list)
 
 
 RETURN_FEE = "3.00"
+OVERPAID = "10.00"  # what the transfer payer pays beyond its invoice (refunded)
 BERLIN = __import__("zoneinfo").ZoneInfo("Europe/Berlin")
 UNKNOWN_PAYER = ("Unbekannt Handels GmbH", "DE75512108001245126199")
 
@@ -464,12 +479,17 @@ def collect_and_reconcile(run: SystemRun, out: Path, invoices: list[dict[str, An
                     "fee": RETURN_FEE}
     entries = [batch, ret]
     payer = next((inv for inv in invoices if inv["customer"] in TRANSFER_PAYERS), None)
+    payer_account = ""
     if payer is not None:
-        acc = next(a for a, n in names.items() if n == payer["customer"])
-        entries.append(SimEntry(Decimal(payer["gross"]), True, day + timedelta(days=1), "SWM-TRF-1", [
-            SimTransaction(Decimal(payer["gross"]), debtor_name=payer["customer"], debtor_iban=run.ids["ibans"][acc],
+        # the public buyer pays its invoice by transfer and rounds up: the rest becomes a credit
+        # balance, which finance refunds below
+        payer_account = next(a for a, n in names.items() if n == payer["customer"])
+        paid = Decimal(payer["gross"]) + Decimal(OVERPAID)
+        entries.append(SimEntry(paid, True, day + timedelta(days=1), "SWM-TRF-1", [
+            SimTransaction(paid, debtor_name=payer["customer"], debtor_iban=run.ids["ibans"][payer_account],
                            remittance=f"Rechnung {payer['number']} Fuhrpark Ladestrom November")]))
-        res.transfer = {"number": payer["number"], "customer": payer["customer"], "amount": payer["gross"]}
+        res.transfer = {"number": payer["number"], "customer": payer["customer"], "amount": format(paid, "f"),
+                        "invoiced": payer["gross"], "overpaid": OVERPAID}
     entries.append(SimEntry(Decimal("25.00"), True, day + timedelta(days=1), "SWM-TRF-2", [
         SimTransaction(Decimal("25.00"), debtor_name=UNKNOWN_PAYER[0], debtor_iban=UNKNOWN_PAYER[1],
                        remittance="Ladekarte")]))
@@ -484,9 +504,43 @@ def collect_and_reconcile(run: SystemRun, out: Path, invoices: list[dict[str, An
     _ok(c.put("/bank-accounts", json={"iban": tenant_iban, "name": "Hausbank"}, headers=run.h("admin")))
     imported = c.post("/bank-statements", content=xml, headers={**run.h("operator"), "Content-Type": "application/xml"})
     res.statement = _ok(imported)
+    if payer_account:
+        refund_credit(run, out, res, payer_account, day + timedelta(days=2))
     open_items = _ok(c.get("/receivables/items", headers=run.h()))
     res.open_after = {k: str(v) for k, v in open_items["totals"].items()}
     return res
+
+
+def refund_credit(run: SystemRun, out: Path, res: Collected, account_id: str, on: Any) -> None:
+    """The overpayment's credit balance goes back to the payer: an operator requests the refund (to
+    the IBAN the money came from), starts a payout run, finance approves it, and its pain.001 is
+    written to ``out/sepa/``."""
+    import time
+
+    c = run.client
+    payable = _ok(c.post("/payouts/refunds", json={
+        "account_id": account_id, "iban": run.ids["ibans"][account_id], "booked_on": on.isoformat(),
+        "remittance": f"Erstattung Ueberzahlung {res.transfer['number']}", "idempotency_key": "demo-overpayment"},
+        headers=run.h("operator")))
+    started = _ok(c.post("/payouts/runs", json={"creditor_account_id": run.ids["creditor_account_id"],
+                                                "as_of": on.isoformat()}, headers=run.h("operator")))
+    deadline, runs = time.monotonic() + 60, []
+    while time.monotonic() < deadline:
+        runs = _ok(c.get("/payouts/runs", params={"workflow_id": started["workflow_id"]}, headers=run.h()))["items"]
+        if runs and runs[0]["status"] != "gathering":
+            break
+        time.sleep(0.2)
+    if not runs or runs[0]["status"] != "awaiting_approval":
+        raise RuntimeError(f"the payout run did not wait for approval: {runs}")
+    decided = _ok(c.post(f"/payouts/runs/{runs[0]['id']}/approve", json={}, headers=run.h("approver")))
+    body = c.get(f"/payouts/files/{decided['file_id']}", headers=run.h())
+    if body.status_code != 200:
+        raise RuntimeError(f"the payout file could not be downloaded: {body.status_code} {body.text}")
+    name = f"pain.001-{on:%Y%m%d}.xml"
+    (out / "sepa" / name).write_bytes(body.content)
+    res.payout_files.append(name)
+    res.refund = {"customer": res.transfer["customer"], "amount": payable["amount"], "currency": payable["currency"],
+                  "status": decided["status"], "file": name}
 
 
 def list_all(run: SystemRun, path: str, **params: Any) -> list[dict[str, Any]]:

@@ -86,15 +86,23 @@ def test_the_month_is_collected_and_reconciled(two_runs: list[Any]) -> None:
     invoices = summary["system"]["invoices"]
     col, bank = summary["collections"], summary["bank"]
     assert col == {"items": len(invoices) - 1, "files": 1}  # the public buyer pays by transfer
-    assert bank == {"entries": col["items"] + 3, "matched": col["items"] + 1, "unmatched": 1, "returns": 1}
+    # every collected item matched; the public buyer's transfer, 10.00 too much, settles its invoice
+    assert bank == {"entries": col["items"] + 3, "matched": col["items"], "unmatched": 1, "returns": 1}
     detail = summary["system"]["bank"]
     assert detail["rules"] == {"end_to_end_id": col["items"], "reference": 1}
+    assert detail["partially_matched"] == 1
+    transfer, refund = summary["system"]["collection"]["transfer"], summary["system"]["collection"]["refund"]
+    assert Decimal(transfer["amount"]) - Decimal(transfer["invoiced"]) == Decimal(refund["amount"]) == Decimal("10.00")
+    assert refund["status"] == "submitted" and summary["payouts"] == {"files": 1, "refunds": 1}
     returned = summary["system"]["collection"]["returned"]
     assert returned["reason"] == "MD06" and returned["fee"] == "3.00"
     gross = {i["number"]: i["gross"] for i in invoices}
     assert detail["open_after"] == {"EUR": str(Decimal(gross[returned["number"]]) + Decimal(returned["fee"]))}
-    [pain] = (out / "sepa").iterdir()
+    [pain] = (out / "sepa").glob("pain.008-*.xml")
+    [refund_file] = (out / "sepa").glob("pain.001-*.xml")
+    assert refund_file.name == refund["file"] and len(list((out / "sepa").iterdir())) == 2
     [camt] = (out / "bank").iterdir()
     xsd = ROOT / "runtime" / "bank" / "xsd"
-    for f, schema in ((pain, "pain.008.001.08.xsd"), (camt, "camt.053.001.08.xsd")):
+    for f, schema in ((pain, "pain.008.001.08.xsd"), (refund_file, "pain.001.001.09.xsd"),
+                      (camt, "camt.053.001.08.xsd")):
         etree.XMLSchema(etree.parse(str(xsd / schema))).assertValid(etree.parse(str(f)))
