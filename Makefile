@@ -7,8 +7,10 @@ STAMP := $(VENV)/.installed
 .PHONY: install system demo test lint check bench clean
 
 # Debian packages the product needs: HarfBuzz subsetting (WeasyPrint falls back to fontTools at
-# half speed without it) and the fonts the document templates use.
-SYSTEM_PACKAGES := libharfbuzz-subset0 fonts-dejavu-core fontconfig
+# half speed without it) and the fonts the document templates use; Chromium drives the console's
+# browser tests headless (Playwright for Python with executable_path=/usr/bin/chromium: Playwright's
+# own browser download cannot work offline).
+SYSTEM_PACKAGES := libharfbuzz-subset0 fonts-dejavu-core fontconfig chromium
 
 system:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

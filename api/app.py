@@ -16,10 +16,10 @@ from litestar.config.app import AppConfig  # noqa: F401  (kept for typed extensi
 from litestar.datastructures import State
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from sqlalchemy import Engine
 
+from api import apidocs
 from api.areas import (
     audit,
     bank,
@@ -86,7 +86,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         title="evbill operator API", version="0.1.0",
         description="Back office of evbill: customers, contracts, tokens, sites, partners, rulesets, "
                     "price series, sessions and the audit log. Money is always a decimal string.",
-        path="/schema", render_plugins=[JsonRenderPlugin()],
+        path="/schema", render_plugins=apidocs.render_plugins(),
         components=Components(security_schemes={
             "bearer": SecurityScheme(type="http", scheme="bearer",
                                      description="an API key, or a signed token from POST /auth/token"),
@@ -107,7 +107,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     from api.logs import AccessLogMiddleware, access_log_enabled
 
     app = Litestar(
-        route_handlers=[health, tenancy.router, tokens.router, customers.router, sites.router, partners.router,
+        route_handlers=[health, apidocs.static_router(), tenancy.router, tokens.router, customers.router, sites.router, partners.router,
                         rulesets.router, pricing.router, sessions.router, audit.router, ocpp.router, documents.router,
                         billing.router, invoices.router, receivables.router,
                         bank.router, collections.router],
