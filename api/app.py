@@ -19,7 +19,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from sqlalchemy import Engine
 
-from api import apidocs
+from api import apidocs, console
 from api.areas import (
     audit,
     bank,
@@ -102,7 +102,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
 
-    auth = DefineMiddleware(ApiKeyMiddleware, exclude=["^/schema", "^/health"])
+    # the console has its own sign-in (a session cookie, api.console.session), not API keys
+    auth = DefineMiddleware(ApiKeyMiddleware, exclude=["^/schema", "^/health", "^/console"])
     from api.health import health
     from api.logs import AccessLogMiddleware, access_log_enabled
 
@@ -110,7 +111,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[health, apidocs.static_router(), tenancy.router, tokens.router, customers.router, sites.router, partners.router,
                         rulesets.router, pricing.router, sessions.router, audit.router, ocpp.router, documents.router,
                         billing.router, invoices.router, receivables.router,
-                        bank.router, collections.router],
+                        bank.router, collections.router, *console.routers()],
+        template_config=console.template_config(),
         # the access line is outermost, so it sees the status of refused requests (401, 429) too
         middleware=[*([AccessLogMiddleware] if access_log_enabled() else []), auth],
         exception_handlers=exception_handlers,
