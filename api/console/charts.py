@@ -26,10 +26,11 @@ def _nice_max(value: Decimal) -> Decimal:
 
 
 def bar_chart(values: Sequence[Decimal], labels: Sequence[str], titles: Sequence[str], *, label: str,
-              axis: tuple[str, str], width: int = 640, height: int = 180) -> Markup:
+              axis: tuple[str, str], width: int = 420, height: int = 190) -> Markup:
     """Bars for ``values`` (one per label), ``titles`` as each bar's tooltip, ``axis`` the texts of
     zero and of the top of the scale."""
-    pad_l, pad_b, pad_t = 64, 22, 8
+    # room on the left for the longer axis text (about 7 units a character at font size 12)
+    pad_l, pad_b, pad_t = max(36, 7 * max(len(axis[0]), len(axis[1])) + 10), 22, 10
     n = max(1, len(values))
     top = _nice_max(max(values, default=Decimal(0)))
     inner_w, inner_h = width - pad_l - 4, height - pad_b - pad_t
@@ -41,11 +42,11 @@ def bar_chart(values: Sequence[Decimal], labels: Sequence[str], titles: Sequence
              'stroke="#555" stroke-width="1"/>',
              f'<line x1="{pad_l}" y1="{pad_t}" x2="{width - 4}" y2="{pad_t}" stroke="#ccc" stroke-width="1" '
              'stroke-dasharray="3 3"/>',
-             f'<text x="{pad_l - 6}" y="{pad_t + inner_h}" text-anchor="end" font-size="11" fill="#333">'
+             f'<text x="{pad_l - 6}" y="{pad_t + inner_h}" text-anchor="end" font-size="12" fill="#333">'
              f'{escape(axis[0])}</text>',
-             f'<text x="{pad_l - 6}" y="{pad_t + 10}" text-anchor="end" font-size="11" fill="#333">'
+             f'<text x="{pad_l - 6}" y="{pad_t + 4}" text-anchor="end" font-size="12" fill="#333">'
              f'{escape(axis[1])}</text>']
-    every = max(1, round(n / 10))
+    every = max(1, round(n / 8))
     for i, (v, lab, title) in enumerate(zip(values, labels, titles)):
         h = float(v / top) * inner_h if top else 0.0
         x = pad_l + i * slot + (slot - bar_w) / 2
@@ -53,7 +54,7 @@ def bar_chart(values: Sequence[Decimal], labels: Sequence[str], titles: Sequence
         parts.append(f'<rect class="bar" x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}">'
                      f'<title>{escape(title)}</title></rect>')
         if i % every == 0:
-            parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{height - 6}" text-anchor="middle" font-size="11" '
+            parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{height - 6}" text-anchor="middle" font-size="12" '
                          f'fill="#333">{escape(lab)}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))

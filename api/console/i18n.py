@@ -77,6 +77,7 @@ _T: dict[str, tuple[str, str]] = {
     "unmatched_entries": ("Nicht zugeordnete Bankbuchungen", "Unmatched bank entries"),
     "unrated": ("nicht bewertete Ladevorgänge", "unrated sessions"),
     "to_inbox": ("Zum Finanz-Eingang", "Go to the finance inbox"),
+    "to_bank": ("Zu den Bankbuchungen", "Go to the bank entries"),
     "no_sessions": ("Keine bewerteten Ladevorgänge in diesem Zeitraum.", "No rated sessions in this period."),
     "total": ("Summe", "Total"),
     "chart_of": ("Diagramm: {what} pro Tag, {start} bis {end}", "Chart: {what} per day, {start} to {end}"),
