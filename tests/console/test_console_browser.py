@@ -163,6 +163,27 @@ def _sign_in(page: Any, srv: Server, email: str) -> None:
     page.wait_for_url(f"{srv.base}/console/dashboard")
 
 
+# every form control has a name a screen reader reads out, every image a text, one h1 per page
+A11Y = """() => {
+  const out = [];
+  for (const el of document.querySelectorAll('input:not([type=hidden]), select, textarea, button')) {
+    const named = (el.labels && el.labels.length) || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby')
+      || (el.tagName === 'BUTTON' && el.textContent.trim());
+    if (!named) out.push('unnamed ' + el.outerHTML.slice(0, 80));
+  }
+  for (const img of document.querySelectorAll('img')) if (!img.hasAttribute('alt')) out.push('no alt ' + img.src);
+  for (const svg of document.querySelectorAll('svg')) if (!svg.getAttribute('aria-label')) out.push('svg without label');
+  if (document.querySelectorAll('h1').length !== 1) out.push('h1 count ' + document.querySelectorAll('h1').length);
+  if (!document.documentElement.lang) out.push('no lang');
+  return out;
+}"""
+
+
+def _accessible(page: Any) -> None:
+    problems = page.evaluate(A11Y)
+    assert not problems, (page.url, problems)
+
+
 def _local_only(page: Any, srv: Server) -> list[str]:
     seen: list[str] = []
     page.on("request", lambda req: seen.append(req.url))
@@ -185,6 +206,7 @@ def test_sign_in_and_approve_a_held_invoice(server: Server, browser: Any) -> Non
     page.get_by_label("Passwort").fill("wrong password, sorry")
     page.get_by_role("button", name="Anmelden").click()
     assert page.get_by_role("alert").inner_text() == "E-Mail-Adresse oder Passwort ist falsch."
+    _accessible(page)
     page.screenshot(path=str(srv.shots / "sign-in.png"), full_page=True)
     errors.clear()  # the refused sign-in's 401, which the browser reports
 
@@ -198,12 +220,14 @@ def test_sign_in_and_approve_a_held_invoice(server: Server, browser: Any) -> Non
     assert page.locator(".tile").count() == 4
     assert page.locator("svg.chart rect.bar").count() == 3 * 30
     assert "61 Ladevorgänge" in page.locator(".tile").first.inner_text()
+    _accessible(page)
     page.screenshot(path=str(srv.shots / "dashboard.png"), full_page=True)
 
     page.get_by_role("navigation", name="Hauptnavigation").get_by_role("link", name="Finanz-Eingang").click()
     page.wait_for_url("**/console/inbox")
     task = page.locator("article.task").first
     assert "total" in task.inner_text()
+    _accessible(page)
     page.screenshot(path=str(srv.shots / "inbox.png"), full_page=True)
     task.get_by_label("Notiz (optional)").fill("geprüft, Großkunde")
     task.get_by_role("button", name="Freigeben").click()
@@ -220,6 +244,7 @@ def test_sign_in_and_approve_a_held_invoice(server: Server, browser: Any) -> Non
 
     page.get_by_role("link", name="Rechnungen").first.click()
     page.wait_for_url("**/console/invoices")
+    _accessible(page)
     page.screenshot(path=str(srv.shots / "invoices.png"), full_page=True)
     page.get_by_role("link", name=number).click()
     page.wait_for_url(f"**/console/invoices/{cyc['invoice']['id']}")
@@ -233,13 +258,18 @@ def test_sign_in_and_approve_a_held_invoice(server: Server, browser: Any) -> Non
     r = ctx.request.get(srv.base + pdf)
     assert r.status == 200 and r.body().startswith(b"%PDF")
     page.wait_for_timeout(1500)  # the PDF viewer draws the first page
+    _accessible(page)
     page.screenshot(path=str(srv.shots / "invoice.png"), full_page=True)
 
     page.get_by_role("link", name="Kunden").first.click()
     page.wait_for_url("**/console/customers")
     assert page.locator("tbody tr").count() == 2
+    _accessible(page)
     page.screenshot(path=str(srv.shots / "customers.png"), full_page=True)
 
+    # the keyboard reaches the skip link first, and it leads to the page's content
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "skip"
     # English, from the language switch
     page.get_by_label("Sprache").select_option("en")
     page.get_by_role("button", name="Wechseln").click()
@@ -267,6 +297,7 @@ def test_match_a_bank_entry(server: Server, browser: Any) -> None:
     page.wait_for_url("**/console/inbox?msg=matched")
     assert page.get_by_role("status").inner_text() == "The bank entry is matched and booked as a payment."
     assert "No bank entry to match." in page.content()
+    _accessible(page)
     page.screenshot(path=str(srv.shots / "inbox-matched.png"), full_page=True)
     entries = srv.api("GET", "/bank-entries", params={"limit": 10}).json()["items"]
     [e] = [x for x in entries if x["remittance"] == "walk"]
