@@ -31,7 +31,7 @@ SECURITY_HEADERS = {
 
 def template_config() -> Any:
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-    from litestar.contrib.jinja import JinjaTemplateEngine
+    from litestar.plugins.jinja import JinjaTemplateEngine
     from litestar.template.config import TemplateConfig
 
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
