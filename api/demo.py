@@ -275,6 +275,16 @@ def _system_month(out: Path, rnd: random.Random, summary: dict[str, Any]) -> int
         if st["matched"] < col.run["items"] or st["returns"] != 1 or st["unmatched"] != 1:
             _say("  ERROR: the bank statement should match every collected item, one return and leave one unmatched")
             return 1
+        from api import demo_console
+
+        why = demo_console.unavailable()
+        if why:
+            _say(f"  console screenshots skipped: {why}")
+        else:
+            shots = demo_console.screenshots(run.engine, run.ids["tenant_id"], out / "console")
+            summary["console"] = {"screenshots": len(shots)}
+            _say(f"  console: an approver signed in at /console with headless Chromium; {len(shots)} pages "
+                 f"({', '.join(s.removesuffix('.png') for s in shots)}) in {out}/console/")
     finally:
         sysdemo.close(run)
     return 0

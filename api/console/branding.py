@@ -1,7 +1,8 @@
 """White-label: the console wears the tenant's name, logo and colours, as its invoices do (the
 same ``branding`` settings, read by ``store.documents.tenant_branding``). Colours are adjusted
 only as far as needed for WCAG AA contrast (4.5:1 for text): a light brand colour becomes the
-accent behind dark text, a brand colour too light for links on white is darkened for them."""
+accent behind dark text, a brand colour too light for links on white is darkened for them, and
+panels wear a light tint of the secondary colour."""
 
 from __future__ import annotations
 
@@ -36,6 +37,12 @@ def _darker(hex_colour: str, step: float = 0.9) -> str:
     return "#" + "".join(f"{round(c * step * 255):02x}" for c in (r, g, b))
 
 
+def _tint(hex_colour: str, amount: float) -> str:
+    """``amount`` of the colour on white: the brand's hue for panels, light enough for any text."""
+    r, g, b = _rgb(hex_colour)
+    return "#" + "".join(f"{round((c * amount + (1 - amount)) * 255):02x}" for c in (r, g, b))
+
+
 def _readable_on_white(hex_colour: str) -> str:
     colour = hex_colour
     for _ in range(40):
@@ -62,7 +69,9 @@ def theme_of(tenant: object | None) -> Theme:
         return Theme("evbill", "#1f3a5f", "#ffffff", "#e8eef5", "#1f3a5f", False)
     b = tenant_branding(getattr(tenant, "branding", None))
     on = "#ffffff" if contrast(b.primary_color, "#ffffff") >= 4.5 else "#111111"
-    secondary = b.secondary_color if contrast(b.secondary_color, "#111111") >= 7 else "#eef1f5"
+    # panels (navigation, table heads) carry a tint of the secondary colour: the invoices use it
+    # for small boxes, a whole bar of it would shout; dark text stays readable on any tint
+    secondary = _tint(b.secondary_color, 0.3)
     return Theme(getattr(tenant, "name", "") or "evbill", b.primary_color, on, secondary,
                  _readable_on_white(b.primary_color), b.logo is not None)
 

@@ -216,6 +216,12 @@ class Texts:
 
         return format_date(value, "LLLL y", locale=locale_of(self.language))
 
+    @staticmethod
+    def iban(value: str) -> str:
+        """In groups of four, as it is printed and read aloud."""
+        compact = "".join(value.split())
+        return " ".join(compact[i:i + 4] for i in range(0, len(compact), 4))
+
     def status(self, value: str) -> str:
         return self(f"status_{value}") if f"status_{value}" in _T else value
 

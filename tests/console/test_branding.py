@@ -24,8 +24,10 @@ def test_a_light_brand_colour_gets_dark_text_and_darker_links() -> None:
     assert th.primary == "#ffd700" and th.on_primary == "#111111"
     assert contrast(th.on_primary, th.primary) >= 4.5
     assert th.link != "#ffd700" and contrast(th.link, "#ffffff") >= 4.5
-    # a panel colour that black text cannot be read on is replaced
-    assert contrast(th.secondary, "#111111") >= 7
+    # panels get a light tint of the secondary colour, black text reads on it
+    assert th.secondary == "#b2b2b2" and contrast(th.secondary, "#111111") >= 7
+    orange = theme_of(SimpleNamespace(name="SW", branding={"primary_color": "#0b5394", "secondary_color": "#e69138"}))
+    assert orange.secondary == "#f7dec3" and contrast(orange.secondary, "#111111") >= 7
 
 
 def test_unusable_branding_falls_back_to_the_default() -> None:
