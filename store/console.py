@@ -277,10 +277,10 @@ def _unmatched(conn: Connection, tenant_id: str) -> Sequence[Any]:
 
 def latest_session_day(conn: Connection, tenant_id: str) -> datetime | None:
     """When the tenant's newest session started (the dashboard opens on its month)."""
-    from sqlalchemy import func
-
     cs = ChargingSession
-    return conn.execute(select(func.max(cs.start)).where(cs.tenant_id == tenant_id)).scalar()  # type: ignore[arg-type]
+    # ordered rather than MAX(): the guard keeps SQL aggregates to integer columns
+    return conn.execute(select(cs.start).where(cs.tenant_id == tenant_id)  # type: ignore[arg-type]
+                        .order_by(cs.start.desc()).limit(1)).scalar()  # type: ignore[union-attr,attr-defined]
 
 
 def account_labels(conn: Connection, tenant_id: str, account_ids: Sequence[str]) -> dict[str, str]:
