@@ -80,8 +80,12 @@ def _page(request: Request[Any, Any, Any], name: str, status_code: int = 200, **
     ctx.update(t=Texts(lang), lang=lang, languages=LANGUAGES, theme=theme_of(tenant),
                tenant_id=getattr(tenant, "id", ""), me=sess, nav=nav, here=request.url.path,
                csrf=getattr(sess, "csrf", ""))
-    return Template(template_name=name, context=ctx, status_code=status_code,
-                    headers={"Cache-Control": "no-store"})
+    headers = {"Cache-Control": "no-store"}
+    if request.method == "POST" and status_code >= 400 and ctx.get("page_url"):
+        # a refused form shows its page again: htmx puts that page's address in the location bar
+        # (not the form's, which a reload would GET)
+        headers["HX-Replace-Url"] = ctx["page_url"]
+    return Template(template_name=name, context=ctx, status_code=status_code, headers=headers)
 
 
 def _may(request: Request[Any, Any, Any], role_set: str) -> bool:
@@ -305,7 +309,7 @@ def _inbox(request: Request[Any, Any, Any], *, msg: str | None = None, error: st
         entries = BK.list_entries(conn, actor.tenant_id, status="unmatched", limit=200)
         labels = account_labels(conn, actor.tenant_id, [x.account_id for x in tasks])
         choices = {cur: billing_accounts(conn, actor.tenant_id, cur) for cur in {e.currency for e in entries}}
-    return _page(request, "inbox.html", status_code=status_code, tasks=tasks, entries=entries, labels=labels,
+    return _page(request, "inbox.html", status_code=status_code, page_url="/console/inbox", tasks=tasks, entries=entries, labels=labels,
                  choices=choices, msg=msg, error=error, error_for=error_for,
                  may_decide=_may(request, "billing_decide"), may_match=_may(request, "bank_write"))
 

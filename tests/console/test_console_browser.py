@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from store.console import set_password
 from store.db import make_engine, migrate
 from store.models import ChargingSession
-from store.tenants import bootstrap_tenant, create_user
+from store.tenants import bootstrap_tenant, create_user, issue_key
 from tests.api.routes import camt_sample
 from tests.console.browser import chromium, require
 from tests.mailbox import free_port
@@ -62,9 +62,11 @@ class Server:
     account_id: str
     workflow_id: str
     shots: Path
+    keys: dict[str, str]
 
-    def api(self, method: str, path: str, **kw: Any) -> httpx.Response:
-        return httpx.request(method, self.base + path, headers={"Authorization": f"Bearer {self.key}",
+    def api(self, method: str, path: str, *, as_: str = "", **kw: Any) -> httpx.Response:
+        key = self.keys[as_] if as_ else self.key
+        return httpx.request(method, self.base + path, headers={"Authorization": f"Bearer {key}",
                                                                 **kw.pop("headers", {})}, timeout=30, **kw)
 
 
@@ -89,10 +91,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         tenant, cred = bootstrap_tenant(db, "Stadtwerke Musterstadt", legal_name="Stadtwerke Musterstadt GmbH",
                                         branding={"primary_color": "#0b5d3b", "secondary_color": "#e3f1ea",
                                                   "logo": LOGO, "logo_mime": "image/png"})
-        for email, role in (("finance@sw.example", "approver"), ("ops@sw.example", "operator")):
+        keys = {}
+        for email, role in (("finance@sw.example", "approver"), ("controller@sw.example", "approver"),
+                            ("ops@sw.example", "operator")):
             user = create_user(db, tenant.id, email, role)
             db.flush()
             set_password(db, tenant.id, user.id, PASSWORD)
+            keys[email] = issue_key(db, tenant.id, user.id, "browser test")[1]
         tenant_id = tenant.id
         db.commit()
     s = seed_accounts(engine, tenant_id, 2)
@@ -128,7 +133,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 return False
 
         _wait("the server", up, 120, log)
-        srv = Server(base, cred.key, tenant_id, acc, "", shots)
+        srv = Server(base, cred.key, tenant_id, acc, "", shots, keys)
         r = srv.api("POST", f"/billing/accounts/{acc}/cycles", json={"start": "2026-11-01", "end": "2026-12-01"})
         assert r.status_code == 202, r.text
         srv.workflow_id = r.json()["workflow_id"]
@@ -229,10 +234,33 @@ def test_sign_in_and_approve_a_held_invoice(server: Server, browser: Any) -> Non
     assert "total" in task.inner_text()
     _accessible(page)
     page.screenshot(path=str(srv.shots / "inbox.png"), full_page=True)
-    task.get_by_label("Notiz (optional)").fill("geprüft, Großkunde")
+    # four eyes, as in the API: finance adjusted the draft (through the API), so finance may not approve it
+    [open_task] = srv.api("GET", "/billing/tasks").json()["items"]
+    r = srv.api("POST", f"/billing/tasks/{open_task['id']}/adjust", as_="finance@sw.example",
+                json={"description": "Kulanz", "amount": "-10.00", "tax_rate": "19"})
+    assert r.status_code == 201, r.text
     task.get_by_role("button", name="Freigeben").click()
-    page.wait_for_url("**/console/inbox?msg=approved")
-    assert page.get_by_role("status").inner_text() == "Die Rechnung ist freigegeben."
+    alert = page.locator("article.task [role=alert]")
+    alert.wait_for()
+    assert alert.inner_text().startswith("Vier-Augen-Prinzip"), alert.inner_text()
+    assert page.locator("[aria-labelledby=held] article.task").count() == 1  # still held
+    assert urlparse(page.url).path == "/console/inbox"
+    _accessible(page)
+    page.screenshot(path=str(srv.shots / "inbox-four-eyes.png"), full_page=True)
+
+    # someone else approves it
+    other = browser.new_context(viewport={"width": 1280, "height": 900}, locale="de-DE")
+    second = other.new_page()
+    _sign_in(second, srv, "controller@sw.example")
+    second.goto(f"{srv.base}/console/inbox")
+    task2 = second.locator("article.task").first
+    assert "2.274,49\xa0€" in task2.inner_text()  # the adjusted net (10.00 less)
+    task2.get_by_label("Notiz (optional)").fill("geprüft, Großkunde")
+    task2.get_by_role("button", name="Freigeben").click()
+    second.wait_for_url("**/console/inbox?msg=approved")
+    assert second.get_by_role("status").inner_text() == "Die Rechnung ist freigegeben."
+    other.close()
+    errors.clear()  # the refused approval answered 403, which the browser reports
 
     def finalized() -> Any:
         cyc = srv.api("GET", f"/billing/cycles/{srv.workflow_id}").json()
