@@ -36,6 +36,8 @@ _T: dict[str, tuple[str, str]] = {
     "choose_tenant": ("Die Adresse gehört zu mehreren Mandanten: bitte wählen.",
                       "This address belongs to several tenants: please choose one."),
     "bad_credentials": ("E-Mail-Adresse oder Passwort ist falsch.", "The e-mail address or password is wrong."),
+    "too_many_attempts": ("Zu viele Fehlversuche. Bitte später erneut versuchen.",
+                          "Too many failed attempts. Please try again later."),
     "expired_form": ("Das Formular ist abgelaufen. Bitte erneut senden.", "The form has expired. Please send it again."),
     "signed_out": ("Sie sind abgemeldet.", "You are signed out."),
     "language": ("Sprache", "Language"),

@@ -36,6 +36,7 @@ from api.console.session import (
     session_of,
     signin_cookie,
     signin_cookie_name,
+    throttle_of,
 )
 from store.errors import DomainError
 
@@ -135,6 +136,13 @@ async def sign_in(request: Request[Any, Any, Any], data: Form) -> Response[Any]:
         return again("expired_form", 403)
     if not email or not password or len(email) > 200 or len(password) > 1000:
         return again("bad_credentials", 401)
+    throttle = throttle_of(request)
+    who_where = (email.lower(), request.client.host if request.client else "")
+    wait = throttle.wait_s(who_where)
+    if wait > 0:
+        page = again("too_many_attempts", 429)
+        page.headers["Retry-After"] = str(int(wait) + 1)
+        return page
 
     def run() -> Any:
         with request.app.state.sessions() as db:
@@ -153,8 +161,10 @@ async def sign_in(request: Request[Any, Any, Any], data: Form) -> Response[Any]:
     out = await anyio.to_thread.run_sync(run)
     if isinstance(out, list):
         if not out:
+            throttle.failed(who_where)
             return again("bad_credentials", 401)
         return again("choose_tenant", 409, choices=[(c.tenant_id, c.tenant_name) for c in out])
+    throttle.succeeded(who_where)
     resp = Redirect(nxt, status_code=303)
     resp.cookies.append(session_cookie(request, out))
     resp.cookies.append(Cookie(key=signin_cookie_name(request), value="", path="/", max_age=0, httponly=True,

@@ -16,6 +16,8 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -96,6 +98,53 @@ class ConsoleAuthMiddleware(AbstractAuthenticationMiddleware):
 def _lookup(sessions: Any, token: str) -> ConsoleSession | None:
     with sessions() as db:
         return session_by_token(db.connection(), token)
+
+
+class SignInThrottle:
+    """Failed sign-ins per (e-mail, client address) in this API process: after ``limit`` within
+    ``window_s`` the pair is refused until the oldest failure leaves the window, so guessing a
+    password from one place stays slow while the person elsewhere can still sign in."""
+
+    def __init__(self, limit: int = 5, window_s: float = 900.0) -> None:
+        self.limit, self.window_s = limit, window_s
+        self._failures: dict[tuple[str, str], list[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: tuple[str, str], now: float) -> list[float]:
+        kept = [t for t in self._failures.get(key, ()) if now - t < self.window_s]
+        if kept:
+            self._failures[key] = kept
+        else:
+            self._failures.pop(key, None)
+        return kept
+
+    def wait_s(self, key: tuple[str, str], now: float | None = None) -> float:
+        """0 when the pair may try, else the seconds until it may."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            recent = self._recent(key, now)
+            return 0.0 if len(recent) < self.limit else self.window_s - (now - recent[0])
+
+    def failed(self, key: tuple[str, str], now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._recent(key, now)
+            self._failures.setdefault(key, []).append(now)
+            if len(self._failures) > 100_000:  # bounded: the oldest pairs go first
+                for old in list(self._failures)[:10_000]:
+                    del self._failures[old]
+
+    def succeeded(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._failures.pop(key, None)
+
+
+def throttle_of(connection: ASGIConnection[Any, Any, Any, Any]) -> SignInThrottle:
+    state = connection.app.state
+    found = getattr(state, "console_throttle", None)
+    if found is None:
+        found = state.console_throttle = SignInThrottle()
+    return found
 
 
 def check_csrf(connection: ASGIConnection[Any, Any, Any, Any], expected: str, presented: str | None) -> None:

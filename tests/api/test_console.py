@@ -111,6 +111,33 @@ def test_sign_in_sets_a_safe_cookie_and_refuses_wrong_passwords(console: Env) ->
     c.cookies.clear()
 
 
+def test_guessing_passwords_is_throttled(console: Env) -> None:
+    b = console.b
+    for _ in range(5):
+        assert Person(console, _email(b, "auditor"), "guess guess guess").response.status_code == 401
+    # the sixth try is refused before the password is looked at, even the right one
+    p = Person(console, _email(b, "auditor"))
+    assert p.response.status_code == 429 and not p.cookie
+    assert int(p.response.headers["retry-after"]) > 0 and "Zu viele Fehlversuche" in p.response.text
+    # other people sign in as before
+    assert Person(console, _email(b, "operator")).cookie
+
+
+def test_https_cookie_is_secure_with_the_host_prefix(console: Env) -> None:
+    from litestar.testing import TestClient
+
+    with TestClient(console.client.app, base_url="https://console.example") as c:
+        r = c.get("/console/sign-in")
+        token = re.search(r'name="form_token" value="([^"]+)"', r.text)
+        assert token and "__Host-evbill_signin=" in r.headers["set-cookie"]
+        r = c.post("/console/sign-in", data={"email": _email(console.a, "auditor"), "password": PASSWORD,
+                                             "form_token": token.group(1)}, follow_redirects=False)
+        assert r.status_code == 303, r.text[:300]
+        cookie = next(v for v in r.headers.get_list("set-cookie") if v.startswith("__Host-evbill_console="))
+        assert "Secure" in cookie and "HttpOnly" in cookie and "Path=/" in cookie and "Domain" not in cookie
+        assert c.get("/console/customers").status_code == 200
+
+
 def test_navigation_follows_the_role(console: Env) -> None:
     a = console.a
     nav = {"/console/dashboard", "/console/inbox", "/console/invoices", "/console/customers"}
