@@ -324,11 +324,13 @@ def customers(conn: Connection, tenant_id: str, *, q: str = "", after_id: str | 
     stmt = select(c.id, c.number, c.name, c.company_name, c.email, c.city, c.country, c.kind,
                   c.created_at).where(c.tenant_id == tenant_id)
     if q:
-        like = f"%{q.strip().lower()}%"
         from sqlalchemy import func
 
-        stmt = stmt.where(or_(func.lower(c.name).like(like), func.lower(c.number).like(like),  # type: ignore[arg-type]
-                              func.lower(c.email).like(like), func.lower(c.company_name).like(like)))  # type: ignore[arg-type]
+        # the search text is matched literally: % and _ are no wildcards here
+        text = q.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        like = f"%{text}%"
+        stmt = stmt.where(or_(*(func.lower(col).like(like, escape="\\")
+                                for col in (c.name, c.number, c.email, c.company_name))))
     if after_id:
         stmt = stmt.where(c.id > after_id)  # type: ignore[arg-type,operator]
     return list(conn.execute(stmt.order_by(c.id).limit(limit + 1)).all())

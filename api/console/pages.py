@@ -259,7 +259,7 @@ def _dashboard(request: Request[Any, Any, Any], month: str | None) -> Template:
         if month:
             try:
                 y, m = (int(x) for x in month.split("-"))
-                first = date(y, m, 1)
+                first = date(y, m, 1) if 1970 <= y <= 2200 else None
             except ValueError:
                 first = None
         if first is None:

@@ -285,3 +285,18 @@ def test_match_a_bank_entry_and_sign_out(console: Env) -> None:
     # sign out ends the session for good
     assert p.post("/console/sign-out").status_code == 303
     assert p.get("/console/inbox").status_code == 303
+
+
+def test_customer_search_and_odd_input(console: Env) -> None:
+    a = console.a
+    p = Person(console, _email(a, "analyst"))
+    assert "Erika alpha" in p.get("/console/customers", params={"q": "ERIKA"}).text
+    assert "Erika alpha" in p.get("/console/customers", params={"q": "K-1000"}).text
+    # % and _ are searched for literally, not as wildcards
+    assert "Erika alpha" not in p.get("/console/customers", params={"q": "%"}).text
+    assert "Erika alpha" not in p.get("/console/customers", params={"q": "_"}).text
+    # input a form would never send is answered, never with a 5xx
+    for path, params in (("/console/dashboard", {"month": "9999-12"}), ("/console/dashboard", {"month": "x"}),
+                         ("/console/invoices", {"cursor": "%%%", "status": "nope"}),
+                         ("/console/customers", {"cursor": "!!", "q": "x" * 5000})):
+        assert p.get(path, params=params).status_code == 200, (path, params)
