@@ -300,3 +300,18 @@ def test_customer_search_and_odd_input(console: Env) -> None:
                          ("/console/invoices", {"cursor": "%%%", "status": "nope"}),
                          ("/console/customers", {"cursor": "!!", "q": "x" * 5000})):
         assert p.get(path, params=params).status_code == 200, (path, params)
+
+
+def test_decisions_refused_before_the_workflow_are_explained(console: Env) -> None:
+    """Without a reason nothing is rejected; without Temporal (this suite starts none) the approval
+    is refused with the API's own problem, shown on the inbox page (the browser test approves
+    against a real server)."""
+    a = console.a
+    p = Person(console, _email(a, "approver"))
+    task = a.ids["task_id"]
+    r = p.post(f"/console/inbox/tasks/{task}/reject", {"reason": "   "})
+    assert r.status_code == 422 and "Bitte einen Grund angeben." in r.text
+    assert r.headers.get("hx-replace-url") == "/console/inbox"
+    r = p.post(f"/console/inbox/tasks/{task}/approve", {"note": "ok"})
+    assert r.status_code == 400 and "no Temporal server is configured" in r.text, r.text[-500:]
+    assert f'id="task-{task}"' in r.text  # the task is still there to decide
