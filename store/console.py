@@ -209,11 +209,13 @@ class Dashboard:
     unmatched_amounts: dict[str, Decimal]
 
 
-def dashboard(db: Session, tenant_id: str, tzname: str, start: date, end: date, today: date) -> Dashboard:
+def dashboard(db: Session, tenant_id: str, tzname: str, start: date, end: date, today: date,
+              site: str | None = None) -> Dashboard:
     """Sessions, energy and net revenue per local day and site over ``[start, end)`` (the tenant's
     zone) from the rated sessions (``store.statements``' reading of them), the open receivables
     (``store.receivables``), held invoices (``store.finance``) and unmatched bank entries
-    (``store.bank``). Money is summed here, in Python, per currency."""
+    (``store.bank``). Money is summed here, in Python, per currency. With ``site`` the days count
+    only that site's sessions (the per-site figures always cover every site)."""
     from zoneinfo import ZoneInfo
 
     from store import finance as F
@@ -231,8 +233,11 @@ def dashboard(db: Session, tenant_id: str, tzname: str, start: date, end: date, 
     by_site: dict[str, SiteDay] = {}
     for rev, _row in found:
         net = sum((n for _rate, n in rev.lines), Decimal(0))
-        site = rev.site or "—"
-        for agg in (by_day.setdefault(rev.local_date, SiteDay()), by_site.setdefault(site, SiteDay())):
+        at = rev.site or "—"
+        aggs = [by_site.setdefault(at, SiteDay())]
+        if site is None or at == site:
+            aggs.append(by_day.setdefault(rev.local_date, SiteDay()))
+        for agg in aggs:
             agg.sessions += 1
             agg.energy_kwh += rev.energy_kwh
             agg.revenue[rev.currency] += net

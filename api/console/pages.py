@@ -236,13 +236,13 @@ async def logo(request: Request[Any, Any, Any], t: str) -> Response[bytes]:
 # ------------------------------------------------------------------------------ dashboard
 
 @get("/console/dashboard", guards=[console_allow("read")], include_in_schema=False)
-async def dashboard(request: Request[Any, Any, Any], month: str | None = None) -> Template:
+async def dashboard(request: Request[Any, Any, Any], month: str | None = None, site: str | None = None) -> Template:
     import anyio
 
-    return await anyio.to_thread.run_sync(_dashboard, request, month)
+    return await anyio.to_thread.run_sync(_dashboard, request, month, (site or "")[:100] or None)
 
 
-def _dashboard(request: Request[Any, Any, Any], month: str | None) -> Template:
+def _dashboard(request: Request[Any, Any, Any], month: str | None, site: str | None) -> Template:
     from zoneinfo import ZoneInfo
 
     from store.console import dashboard as figures
@@ -267,7 +267,10 @@ def _dashboard(request: Request[Any, Any, Any], month: str | None) -> Template:
             at = newest.astimezone(tz).date() if newest else today
             first = at.replace(day=1)
         end = (first + timedelta(days=32)).replace(day=1)
-        d = figures(db, actor.tenant_id, tenant.timezone, first, end, today)
+        d = figures(db, actor.tenant_id, tenant.timezone, first, end, today, site)
+        if site is not None and site not in d.by_site:
+            site = None  # a site without sessions this month: every site's days
+            d = figures(db, actor.tenant_id, tenant.timezone, first, end, today)
     t = Texts(session_of(request).language)
     cur = tenant.currency
     days = d.days
@@ -275,7 +278,7 @@ def _dashboard(request: Request[Any, Any, Any], month: str | None) -> Template:
     kwh = [d.by_day[x].energy_kwh for x in days]
     ses = [Decimal(d.by_day[x].sessions) for x in days]
     labels = [str(x.day) for x in days]
-    span = {"start": t.date(first), "end": t.date(end - timedelta(days=1))}
+    span = {"start": t.date(first), "end": t.date(end - timedelta(days=1)) + (f", {site}" if site else "")}
     charts = [
         ("revenue", bar_chart(rev, labels, [f"{t.date(x)}: {t.money(v, cur)}" for x, v in zip(days, rev)],
                               label=t("chart_of", what=t("revenue"), **span),
@@ -289,7 +292,7 @@ def _dashboard(request: Request[Any, Any, Any], month: str | None) -> Template:
     ]
     prev_month = (first - timedelta(days=1)).replace(day=1)
     return _page(request, "dashboard.html", tenant=tenant, d=d, currency=cur, charts=charts, first=first,
-                 month_value=f"{first:%Y-%m}", prev_month=f"{prev_month:%Y-%m}", next_month=f"{end:%Y-%m}",
+                 month_value=f"{first:%Y-%m}", prev_month=f"{prev_month:%Y-%m}", next_month=f"{end:%Y-%m}", site=site,
                  totals=_totals(d, cur), finance=_may(request, "console_finance"))
 
 

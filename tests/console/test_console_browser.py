@@ -227,6 +227,12 @@ def test_sign_in_and_approve_a_held_invoice(server: Server, browser: Any) -> Non
     assert "61 Ladevorgänge" in page.locator(".tile").first.inner_text()
     _accessible(page)
     page.screenshot(path=str(srv.shots / "dashboard.png"), full_page=True)
+    # one site's days
+    page.get_by_role("link", name="hotel_adler").click()
+    page.get_by_role("heading", name="Ladevorgänge pro Tag · hotel_adler").wait_for()
+    per_day = page.locator("details tbody tr td:nth-child(2)").all_text_contents()
+    assert sum(int(x) for x in per_day) == 6 and len(per_day) == 30
+    _accessible(page)
 
     page.get_by_role("navigation", name="Hauptnavigation").get_by_role("link", name="Finanz-Eingang").click()
     page.wait_for_url("**/console/inbox")
