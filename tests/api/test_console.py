@@ -188,6 +188,15 @@ def test_every_console_route_is_classified(console: Env) -> None:
     assert found == set(HTML_ROUTES), (found ^ set(HTML_ROUTES))
     spec = console.client.get("/schema/openapi.json").json()
     assert not [p for p in spec["paths"] if p.startswith("/console")]
+    # every route of the app is walked somewhere: the API's by the OpenAPI document (test_role_matrix,
+    # test_tenant_isolation), the console's by HTML_ROUTES, the API reference's by test_apidocs
+    unwalked = []
+    for route in app.routes:
+        plain = re.sub(r":\w+\}", "}", route.path)
+        if plain.startswith(("/console", "/schema")) or plain in spec["paths"]:
+            continue
+        unwalked.append(route.path)
+    assert not unwalked, unwalked
 
 
 def test_console_routes_need_a_session(console: Env) -> None:
