@@ -160,12 +160,16 @@ def browser() -> Iterator[Any]:
 def _sign_in(page: Any, srv: Server, email: str) -> None:
     page.goto(f"{srv.base}/console")
     assert urlparse(page.url).path == "/console/sign-in"
-    # by keyboard: the e-mail field has the focus, Tab to the password, Enter sends the form
+    # by keyboard: the e-mail field has the focus (autofocus), Tab to the password, Enter sends the form
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'email'")
     page.keyboard.type(email)
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
     page.keyboard.press("Enter")
-    page.wait_for_url(f"{srv.base}/console/dashboard")
+    try:
+        page.wait_for_url(f"{srv.base}/console/dashboard")
+    except Exception as exc:  # say what the page showed instead
+        raise AssertionError(f"{page.url}: {page.locator('main').inner_text()[:300]}") from exc
 
 
 # every form control has a name a screen reader reads out, every image a text, one h1 per page
