@@ -54,7 +54,8 @@ def routers() -> list[Any]:
                    response_headers=headers)
     static = create_static_files_router(path="/console/static", directories=[STATIC], include_in_schema=False,
                                         name="console_static")
-    return [pages, Router(path="/", route_handlers=[static], response_headers=headers, include_in_schema=False)]
+    # static files (htmx, the stylesheet) go out with Litestar's content types and no page headers
+    return [pages, static]
 
 
 # the console's routes by who may call them (the route-walk tests classify them with this)
