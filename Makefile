@@ -7,8 +7,11 @@ STAMP := $(VENV)/.installed
 .PHONY: install system demo test lint check bench clean
 
 # Debian packages the product needs: HarfBuzz subsetting (WeasyPrint falls back to fontTools at
-# half speed without it) and the fonts the document templates use.
-SYSTEM_PACKAGES := libharfbuzz-subset0 fonts-dejavu-core fontconfig poppler-utils
+# half speed without it), the fonts the document templates use, poppler-utils (pdftotext/pdftoppm: the
+# tests read rendered PDFs back) and Chromium, which drives the console's browser tests headless
+# (Playwright for Python with executable_path=/usr/bin/chromium: Playwright's own browser download
+# cannot work offline).
+SYSTEM_PACKAGES := libharfbuzz-subset0 fonts-dejavu-core fontconfig poppler-utils chromium
 
 system:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

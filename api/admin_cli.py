@@ -51,8 +51,16 @@ def add_parsers(sub: Any, lazy: Any) -> None:
                    help="admin, analyst, operator, approver (finance tasks), auditor or partner")
     s.add_argument("--name", default="")
     s.add_argument("--partner", help="partner id (role partner: sees only its own sites)")
+    s.add_argument("--password-stdin", action="store_true",
+                   help="also set a console password, read from standard input (first line)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=lazy("api.admin_cli", "users_add"))
+    s = usub.add_parser("passwd", help="set a user's password for the web console (ends its console sessions)")
+    s.add_argument("--tenant", help="tenant id or name (needed when there are several)")
+    s.add_argument("--email", required=True)
+    s.add_argument("--password-stdin", action="store_true",
+                   help="read the password from standard input (first line) instead of asking twice")
+    s.set_defaults(func=lazy("api.admin_cli", "users_passwd"))
 
     k = sub.add_parser("keys", help="issue a new API key for an existing user (a lost admin key)")
     ksub = k.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
@@ -195,8 +203,11 @@ def users_add(args: argparse.Namespace) -> int:
             if args.partner and db.execute(select(Partner.id).where(Partner.tenant_id == tenant.id,
                                                                      Partner.id == args.partner)).first() is None:
                 raise CliError(f"tenant {tenant.id} has no partner {args.partner!r}")
+            password = _read_password(args) if args.password_stdin else None
             user = create_user(db, tenant.id, args.email, args.role, name=args.name, partner_id=args.partner)
             db.flush()
+            if password is not None:
+                _set_password(db, tenant.id, user.id, password)
             key, plain = issue_key(db, tenant.id, user.id, "issued by evbill users add")
             db.flush()
             actor = _actor(tenant.id)
@@ -205,6 +216,45 @@ def users_add(args: argparse.Namespace) -> int:
             db.commit()
             _out(args, {"tenant_id": tenant.id, "user_id": user.id, "role": user.role, "key": plain},
                  f"user {user.id} ({args.email}, {args.role}) in tenant {tenant.id}\nkey (shown once):\n{plain}")
+    return _run(run, args)
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    import getpass
+
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("new console password: ")
+    if getpass.getpass("again: ") != first:
+        raise CliError("the two passwords differ")
+    return first
+
+
+def _set_password(db: Session, tenant_id: str, user_id: str, password: str) -> None:
+    from store.audit import append_audit
+    from store.console import PasswordTooShort, set_password
+
+    try:
+        set_password(db, tenant_id, user_id, password)
+    except PasswordTooShort as exc:
+        raise CliError(str(exc)) from None
+    # the audit says that it changed, never what to
+    append_audit(db, _actor(tenant_id), "user.password_set", "app_user", user_id, None, {"console": True})
+
+
+def users_passwd(args: argparse.Namespace) -> int:
+    def run(args: argparse.Namespace) -> None:
+        from store.models import User
+
+        with _db() as db:
+            tenant = _tenant(db, args.tenant)
+            user = db.execute(select(User).where(User.tenant_id == tenant.id, User.email == args.email)).scalar()
+            if user is None:
+                raise CliError(f"tenant {tenant.id} has no user {args.email!r} (evbill users list shows them)")
+            _set_password(db, tenant.id, user.id, _read_password(args))
+            db.commit()
+            print(f"console password set for {args.email} ({user.role}) in tenant {tenant.id}"
+                  + ("" if user.active else " (the user is inactive: it cannot sign in)"))
     return _run(run, args)
 
 

@@ -16,10 +16,10 @@ from litestar.config.app import AppConfig  # noqa: F401  (kept for typed extensi
 from litestar.datastructures import State
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from sqlalchemy import Engine
 
+from api import apidocs, console
 from api.areas import (
     audit,
     bank,
@@ -87,7 +87,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         title="evbill operator API", version="0.1.0",
         description="Back office of evbill: customers, contracts, tokens, sites, partners, rulesets, "
                     "price series, sessions and the audit log. Money is always a decimal string.",
-        path="/schema", render_plugins=[JsonRenderPlugin()],
+        path="/schema", render_plugins=apidocs.render_plugins(),
         components=Components(security_schemes={
             "bearer": SecurityScheme(type="http", scheme="bearer",
                                      description="an API key, or a signed token from POST /auth/token"),
@@ -103,15 +103,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
 
-    auth = DefineMiddleware(ApiKeyMiddleware, exclude=["^/schema", "^/health"])
+    # the console has its own sign-in (a session cookie, api.console.session), not API keys
+    auth = DefineMiddleware(ApiKeyMiddleware, exclude=["^/schema", "^/health", "^/console"])
     from api.health import health
     from api.logs import AccessLogMiddleware, access_log_enabled
 
     app = Litestar(
-        route_handlers=[health, tenancy.router, tokens.router, customers.router, sites.router, partners.router,
-                        rulesets.router, pricing.router, sessions.router, audit.router, ocpp.router, documents.router,
+        route_handlers=[health, apidocs.static_router(), tenancy.router, tokens.router, customers.router, sites.router,
+                        partners.router, rulesets.router, pricing.router, sessions.router, audit.router, ocpp.router, documents.router,
                         billing.router, invoices.router, receivables.router,
-                        bank.router, collections.router, payouts.router],
+                        bank.router, collections.router, payouts.router, *console.routers()],
+        template_config=console.template_config(),
         # the access line is outermost, so it sees the status of refused requests (401, 429) too
         middleware=[*([AccessLogMiddleware] if access_log_enabled() else []), auth],
         exception_handlers=exception_handlers,

@@ -51,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="out")
     s.add_argument("--sessions", type=int, default=3000, help="sessions to simulate")
     s.add_argument("--seed", type=int, default=7)
+    s.add_argument("--serve", action="store_true",
+                   help="afterwards keep serving the demo's database (API, console, Temporal) until Ctrl-C; "
+                        "prints the console's address and a sign-in")
+    s.add_argument("--port", type=int, default=8000, help="API and console port with --serve (default 8000)")
+    s.add_argument("--ocpp-port", type=int, default=9000, help="OCPP port with --serve (0: none)")
     s.set_defaults(func=_lazy("api.demo"))
 
     s = sub.add_parser("doctor", help="check what a running evbill depends on; each with ok or the fix")

@@ -187,7 +187,40 @@ def main(args: argparse.Namespace) -> int:
         json.dump(summary, f, indent=1, ensure_ascii=False)
         f.write("\n")
     _say(f"done in {time.perf_counter() - t0:.1f} s; summary in {out}/summary.json")
+    if code == 0 and getattr(args, "serve", False):
+        return _serve(out, args)
     return code
+
+
+def _serve(out: Path, args: argparse.Namespace, email: str = "approver@stadtwerke.example") -> int:
+    """``evbill demo --serve``: ``evbill serve`` on the demo's database, with a fresh console
+    password for the demo's approver (printed here, once: a demo's sign-in, nothing else's)."""
+    import os
+    import secrets
+
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from api import serve
+    from store.console import set_password
+    from store.db import make_engine
+    from store.models import User
+
+    url = f"sqlite:///{(out / 'evbill-demo.db').resolve()}"
+    engine = make_engine(url)
+    password = secrets.token_urlsafe(12)
+    try:
+        with Session(engine) as db:
+            user = db.execute(select(User).where(User.email == email)).scalar_one()
+            set_password(db, user.tenant_id, user.id, password)
+            db.commit()
+    finally:
+        engine.dispose()
+    os.environ["EVBILL_DATABASE_URL"] = url
+    _say(f"console: http://127.0.0.1:{args.port}/console  sign in as {email} with password {password}  "
+         f"(API reference at /schema/; Ctrl-C stops the server)")
+    return serve.main(argparse.Namespace(host="127.0.0.1", port=args.port, ocpp_host=None,
+                                         ocpp_port=args.ocpp_port, no_temporal=False, workers=1))
 
 
 def _documents_line(docs: list[dict[str, Any]], invoices: int) -> str:
@@ -282,6 +315,16 @@ def _system_month(out: Path, rnd: random.Random, summary: dict[str, Any]) -> int
         if st["matched"] < col.run["items"] or st["returns"] != 1 or st["unmatched"] != 1:
             _say("  ERROR: the bank statement should match every collected item, one return and leave one unmatched")
             return 1
+        from api import demo_console
+
+        why = demo_console.unavailable()
+        if why:
+            _say(f"  console screenshots skipped: {why}")
+        else:
+            shots = demo_console.screenshots(run.engine, run.ids["tenant_id"], out / "console")
+            summary["console"] = {"screenshots": len(shots)}
+            _say(f"  console: an approver signed in at /console with headless Chromium; {len(shots)} pages "
+                 f"({', '.join(s.removesuffix('.png') for s in shots)}) in {out}/console/")
     finally:
         sysdemo.close(run)
     return 0

@@ -79,6 +79,7 @@ __all__ = [
     "smtp_sender",
     "smtp_settings_from_env",
     "store_document",
+    "tenant_branding",
 ]
 
 _log = logging.getLogger("evbill.documents")
@@ -610,6 +611,11 @@ def message_builder(engine: Engine, *, sender: str = "") -> MessageBuilder:
 
 
 # ------------------------------------------------------------------------- from billing
+
+def tenant_branding(raw: dict[str, Any] | None) -> Any:
+    """The tenant's branding as documents (and the console) wear it."""
+    return _branding(raw)
+
 
 def _branding(raw: dict[str, Any] | None) -> Any:
     """The tenant's ``branding`` JSON (primary_color, secondary_color, legal_lines or footer,

@@ -27,7 +27,7 @@ from store.errors import Conflict, InvalidInput, NotFound
 from store.models import BillingAccount
 from store.repo import decode_cursor, encode_cursor
 
-__all__ = ["router"]
+__all__ = ["BankEntryRead", "ManualMatch", "match_entry", "router"]
 
 ROLE_SETS.setdefault("bank_read", ("admin", "operator", "approver", "auditor"))
 ROLE_SETS.setdefault("bank_write", ("admin", "operator", "approver"))
@@ -144,6 +144,12 @@ class ManualMatch(WriteModel):
        summary="Match an unmatched credit by hand to a billing account (and invoices): it is booked as a "
                "payment, and the payer is learned so that its next transfer matches by itself")
 def match_bank_entry(request: Request[Any, Any, Any], entry_id: str, data: ManualMatch) -> BankEntryRead:
+    return match_entry(request, entry_id, data)
+
+
+def match_entry(request: Request[Any, Any, Any], entry_id: str, data: ManualMatch) -> BankEntryRead:
+    """Book an unmatched credit to an account (and invoices) by hand: the API's route and the
+    console's form both come here."""
     with open_scope(request) as scope:
         conn = scope.db.connection()
         row = next((r for r in _entry(conn, scope.tenant_id, entry_id)), None)

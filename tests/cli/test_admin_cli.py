@@ -66,3 +66,48 @@ def test_tenant_user_and_recovered_key_work_against_the_api(tmp_path: Path) -> N
             assert actions.count("api_key.create") == 2 and "user.create" in actions
     finally:
         engine.dispose()
+
+
+def test_console_passwords_from_the_command_line(tmp_path: Path) -> None:
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from store.console import sign_in, user_password
+
+    url = f"sqlite:///{tmp_path / 'evbill.db'}"
+    assert run(url, "tenants", "create", "Stadtwerke Test", "--admin-email", "admin@sw.example").returncode == 0
+
+    def run_in(stdin: str, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "EVBILL_DATABASE_URL": url,
+               "HOME": os.environ.get("HOME", "/tmp")}
+        return subprocess.run([sys.executable, "-m", "api.cli", *args], input=stdin, capture_output=True,
+                              text=True, cwd=ROOT, timeout=120, env=env)
+
+    added = run_in("finance password 1\n", "users", "add", "--email", "finance@sw.example", "--role", "approver",
+                   "--password-stdin")
+    assert added.returncode == 0, added.stderr
+    short = run_in("short\n", "users", "passwd", "--email", "admin@sw.example", "--password-stdin")
+    assert short.returncode == 1 and "at least 12 characters" in short.stderr
+    unknown = run_in("long enough password\n", "users", "passwd", "--email", "nobody@sw.example", "--password-stdin")
+    assert unknown.returncode == 1 and "no user 'nobody@sw.example'" in unknown.stderr
+    done = run_in("the admin's password\n", "users", "passwd", "--email", "admin@sw.example", "--password-stdin")
+    assert done.returncode == 0 and "console password set for admin@sw.example" in done.stdout
+    assert "the admin's password" not in done.stdout + done.stderr
+    engine = make_engine(url)
+    try:
+        with Session(engine) as db:
+            [who] = sign_in(db, "admin@sw.example", "the admin's password")
+            assert who.role == "admin"
+            assert [c.role for c in sign_in(db, "finance@sw.example", "finance password 1")] == ["approver"]
+            assert sign_in(db, "admin@sw.example", "finance password 1") == []
+            hashes = db.execute(select(user_password.c.hash)).scalars().all()
+            assert len(hashes) == 2 and all(h.startswith("$argon2id$") for h in hashes)
+        with TestClient(create_app(Settings(engine=engine)), raise_server_exceptions=False) as client:
+            admin_key = json.loads(run(url, "keys", "issue", "--email", "admin@sw.example", "--json").stdout)["key"]
+            audit = client.get("/audit", params={"limit": 200},
+                               headers={"Authorization": f"Bearer {admin_key}"}).json()["items"]
+            sets = [a for a in audit if a["action"] == "user.password_set"]
+            assert len(sets) == 2 and all("password" not in json.dumps(a["after"]).replace("password_set", "")
+                                          for a in sets)
+    finally:
+        engine.dispose()

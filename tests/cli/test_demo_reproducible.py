@@ -11,10 +11,15 @@ from typing import Any
 
 import pytest
 
+from api import demo_console
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTEFACTS = {"documents", "sepa", "bank", "evbill-demo.db", "temporal.db", "summary.csv", "summary.json",
              *(f"{kind}_{key}.{ext}" for kind, ext in (("rated", "jsonl"), ("periods", "json"))
                for key in ("public_cpo", "emp", "fleet", "depot", "dynamic"))}
+# screenshots of the console's pages, where Chromium is installed (make system)
+if demo_console.unavailable() is None:
+    ARTEFACTS.add("console")
 
 
 def _demo(out: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
@@ -66,6 +71,17 @@ def test_summary_says_what_each_document_is(two_runs: list[Any]) -> None:
     # the invoices are listed by number, one a line
     listed = [x.split()[0] for x in r.stdout.splitlines() if x.startswith("    INV-")]
     assert listed == [i["number"] for i in summary["system"]["invoices"]]
+
+
+def test_console_screenshots(two_runs: list[Any]) -> None:
+    out, r, summary = two_runs[0]
+    if demo_console.unavailable() is not None:
+        assert "console screenshots skipped" in r.stdout and "console" not in summary
+        return
+    shots = sorted(p.name for p in (out / "console").iterdir())
+    assert shots == sorted(f"{name}.png" for name, _path, _what in demo_console.PAGES)
+    assert summary["console"] == {"screenshots": len(shots)}
+    assert all((out / "console" / s).read_bytes().startswith(b"\x89PNG") for s in shots)
 
 
 def test_quiet_stderr(two_runs: list[Any]) -> None:

@@ -23,7 +23,7 @@ from store import billing as B
 from store import finance as F
 from store.errors import Conflict, Forbidden, InvalidInput, NotFound
 
-__all__ = ["InvoiceRead", "handlers"]
+__all__ = ["Decision", "InvoiceRead", "approve_task", "handlers", "reject_task"]
 
 
 class FinanceTaskRead(ReadModel):
@@ -206,20 +206,31 @@ def get_invoice(request: Request[Any, Any, Any], invoice_id: str) -> InvoiceRead
 @route("POST", "/billing/tasks/{task_id:str}/approve", operation_id="approve_finance_task",
        roles="billing_decide", summary="Approve a held invoice (approver role; not the person who adjusted it)")
 async def approve_finance_task(request: Request[Any, Any, Any], task_id: str, data: Approve) -> Decision:
+    return await approve_task(request, task_id, data.note)
+
+
+async def approve_task(request: Request[Any, Any, Any], task_id: str, note: str) -> Decision:
+    """Approve through the cycle workflow's Update (its validator checks role and four eyes); the
+    API's route and the console's form both come here."""
     from workflows.billing.types import ApproveInput
 
     actor = actor_of(request)
-    task, res = await _update(request, task_id, "approve", ApproveInput(actor.user_id, actor.role, data.note))
+    task, res = await _update(request, task_id, "approve", ApproveInput(actor.user_id, actor.role, note))
     return _decided(request, task, str(res))
 
 
 @route("POST", "/billing/tasks/{task_id:str}/reject", operation_id="reject_finance_task",
        roles="billing_decide", summary="Reject a held invoice with a reason (its sessions stay unbilled)")
 async def reject_finance_task(request: Request[Any, Any, Any], task_id: str, data: Reject) -> Decision:
+    return await reject_task(request, task_id, data.reason)
+
+
+async def reject_task(request: Request[Any, Any, Any], task_id: str, reason: str) -> Decision:
+    """Reject with a reason through the cycle workflow's Update (the API's route and the console)."""
     from workflows.billing.types import RejectInput
 
     actor = actor_of(request)
-    task, res = await _update(request, task_id, "reject", RejectInput(actor.user_id, actor.role, data.reason))
+    task, res = await _update(request, task_id, "reject", RejectInput(actor.user_id, actor.role, reason))
     return _decided(request, task, str(res))
 
 

@@ -1,0 +1,237 @@
+"""The console's words in German and English, and its numbers, money and dates by CLDR rules
+(babel, through the same helpers the documents use: ``runtime.documents.i18n``)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from babel import Locale, UnknownLocaleError
+
+from runtime.documents.i18n import (
+    date_text,
+    datetime_text,
+    locale_of,
+    money_text,
+    number_text,
+    price_text,
+    quantity_text,
+    rate_text,
+)
+
+__all__ = ["LANGUAGES", "Texts", "negotiate"]
+
+LANGUAGES = ("de", "en")
+
+_T: dict[str, tuple[str, str]] = {
+    # (German, English)
+    "console": ("Konsole", "Console"),
+    "skip": ("Zum Inhalt springen", "Skip to content"),
+    "sign_in": ("Anmelden", "Sign in"),
+    "sign_out": ("Abmelden", "Sign out"),
+    "email": ("E-Mail-Adresse", "E-mail address"),
+    "password": ("Passwort", "Password"),
+    "tenant": ("Mandant", "Tenant"),
+    "choose_tenant": ("Die Adresse gehört zu mehreren Mandanten: bitte wählen.",
+                      "This address belongs to several tenants: please choose one."),
+    "bad_credentials": ("E-Mail-Adresse oder Passwort ist falsch.", "The e-mail address or password is wrong."),
+    "too_many_attempts": ("Zu viele Fehlversuche. Bitte später erneut versuchen.",
+                          "Too many failed attempts. Please try again later."),
+    "expired_form": ("Das Formular ist abgelaufen. Bitte erneut senden.", "The form has expired. Please send it again."),
+    "signed_out": ("Sie sind abgemeldet.", "You are signed out."),
+    "language": ("Sprache", "Language"),
+    "switch": ("Wechseln", "Switch"),
+    "main_nav": ("Hauptnavigation", "Main navigation"),
+    "dashboard": ("Übersicht", "Dashboard"),
+    "inbox": ("Finanz-Eingang", "Finance inbox"),
+    "invoices": ("Rechnungen", "Invoices"),
+    "customers": ("Kunden", "Customers"),
+    "api_docs": ("API-Referenz", "API reference"),
+    "signed_in_as": ("Angemeldet als", "Signed in as"),
+    "role": ("Rolle", "Role"),
+    "role_admin": ("Administration", "Administrator"),
+    "role_operator": ("Betrieb", "Operator"),
+    "role_analyst": ("Preisanalyse", "Pricing analyst"),
+    "role_approver": ("Freigabe", "Approver"),
+    "role_auditor": ("Prüfung", "Auditor"),
+    "role_partner": ("Partner", "Partner"),
+    "nothing_for_role": ("Für Ihre Rolle gibt es in der Konsole noch keine Seiten.",
+                         "The console has no pages for your role yet."),
+    "forbidden": ("Diese Seite oder Aktion ist Ihrer Rolle nicht erlaubt.", "Your role may not see this page or do this."),
+    "not_found": ("Nicht gefunden.", "Not found."),
+    "error": ("Fehler", "Error"),
+    # dashboard
+    "period": ("Zeitraum", "Period"),
+    "month": ("Monat", "Month"),
+    "show": ("Anzeigen", "Show"),
+    "revenue": ("Umsatz (netto)", "Revenue (net)"),
+    "energy": ("Energie", "Energy"),
+    "sessions": ("Ladevorgänge", "Sessions"),
+    "per_day": ("pro Tag", "per day"),
+    "per_site": ("pro Standort", "per site"),
+    "pick_site": ("Ein Standort zeigt seine Tage in den Diagrammen.", "Pick a site to see its days in the charts."),
+    "days_of_site": ("Die Diagramme zeigen die Tage von {site}.", "The charts show the days of {site}."),
+    "all_sites": ("Alle Standorte", "All sites"),
+    "site": ("Standort", "Site"),
+    "day": ("Tag", "Day"),
+    "open_receivables": ("Offene Forderungen", "Open receivables"),
+    "overdue": ("davon überfällig", "of which overdue"),
+    "open_items": ("offene Posten", "open items"),
+    "held_invoices": ("Angehaltene Rechnungen", "Held invoices"),
+    "unmatched_entries": ("Nicht zugeordnete Bankbuchungen", "Unmatched bank entries"),
+    "unrated": ("nicht bewertete Ladevorgänge", "unrated sessions"),
+    "to_inbox": ("Zum Finanz-Eingang", "Go to the finance inbox"),
+    "to_bank": ("Zu den Bankbuchungen", "Go to the bank entries"),
+    "no_sessions": ("Keine bewerteten Ladevorgänge in diesem Zeitraum.", "No rated sessions in this period."),
+    "total": ("Summe", "Total"),
+    "chart_of": ("Diagramm: {what} pro Tag, {start} bis {end}", "Chart: {what} per day, {start} to {end}"),
+    # inbox
+    "held_title": ("Angehaltene Rechnungen zur Freigabe", "Held invoices to approve"),
+    "bank_title": ("Bankbuchungen zum Zuordnen", "Bank entries to match"),
+    "nothing_held": ("Keine angehaltene Rechnung.", "No held invoice."),
+    "nothing_unmatched": ("Keine offene Bankbuchung.", "No bank entry to match."),
+    "reasons": ("Gründe", "Reasons"),
+    "previous_period": ("Vorperiode", "Previous period"),
+    "none": ("keine", "none"),
+    "account": ("Abrechnungskonto", "Billing account"),
+    "customer": ("Kunde", "Customer"),
+    "net": ("Netto", "Net"),
+    "gross": ("Brutto", "Gross"),
+    "note": ("Notiz (optional)", "Note (optional)"),
+    "approve": ("Freigeben", "Approve"),
+    "reject": ("Ablehnen", "Reject"),
+    "reject_reason": ("Grund der Ablehnung", "Reason for rejecting"),
+    "view_invoice": ("Rechnungsentwurf ansehen", "View the draft invoice"),
+    "read_only": ("Nur lesen: Ihre Rolle darf hier nicht entscheiden.", "Read only: your role may not decide here."),
+    "four_eyes_hint": ("Vier Augen: wer eine Rechnung angepasst hat, gibt sie nicht selbst frei.",
+                       "Four eyes: whoever adjusted an invoice does not approve it."),
+    "booked_on": ("Buchungstag", "Booking date"),
+    "payer": ("Zahler", "Payer"),
+    "remittance": ("Verwendungszweck", "Remittance information"),
+    "amount": ("Betrag", "Amount"),
+    "match": ("Zuordnen", "Match"),
+    "match_to": ("Abrechnungskonto für diese Zahlung", "Billing account this payment belongs to"),
+    "invoice_numbers": ("Rechnungsnummern (optional, durch Komma getrennt)",
+                        "Invoice numbers (optional, separated by commas)"),
+    "learn_payer": ("Zahler für künftige Zahlungen merken", "Remember the payer for future payments"),
+    "choose": ("– bitte wählen –", "– please choose –"),
+    "msg_approved": ("Die Rechnung ist freigegeben.", "The invoice is approved."),
+    "msg_rejected": ("Die Rechnung ist abgelehnt.", "The invoice is rejected."),
+    "msg_matched": ("Die Bankbuchung ist zugeordnet und als Zahlung gebucht.",
+                    "The bank entry is matched and booked as a payment."),
+    "err_four_eyes": ("Vier-Augen-Prinzip: Sie haben diese Rechnung angepasst, jemand anderes muss sie freigeben.",
+                      "Four eyes: you adjusted this invoice, someone else must approve it."),
+    "err_task_closed": ("Diese Aufgabe ist bereits entschieden.", "This task has already been decided."),
+    "err_reason_required": ("Bitte einen Grund angeben.", "Please give a reason."),
+    "err_account_required": ("Bitte ein Abrechnungskonto wählen.", "Please choose a billing account."),
+    # invoices
+    "number": ("Nummer", "Number"),
+    "status": ("Status", "Status"),
+    "kind": ("Art", "Kind"),
+    "issue_date": ("Rechnungsdatum", "Issue date"),
+    "due_date": ("Fällig am", "Due date"),
+    "service_period": ("Leistungszeitraum", "Service period"),
+    "no_invoices": ("Noch keine Rechnungen.", "No invoices yet."),
+    "next_page": ("Nächste Seite", "Next page"),
+    "all": ("alle", "all"),
+    "filter": ("Filtern", "Filter"),
+    "lines": ("Positionen", "Lines"),
+    "description": ("Beschreibung", "Description"),
+    "quantity": ("Menge", "Quantity"),
+    "unit_price": ("Einzelpreis", "Unit price"),
+    "tax_rate": ("USt.", "VAT"),
+    "pdf_preview": ("PDF-Vorschau", "PDF preview"),
+    "download_pdf": ("PDF herunterladen", "Download the PDF"),
+    "no_pdf": ("Zu dieser Rechnung gibt es noch kein PDF.", "This invoice has no PDF yet."),
+    "back": ("Zurück", "Back"),
+    "status_draft": ("Entwurf", "draft"),
+    "status_held": ("angehalten", "held"),
+    "status_finalized": ("festgeschrieben", "finalized"),
+    "status_rejected": ("abgelehnt", "rejected"),
+    "kind_invoice": ("Rechnung", "invoice"),
+    "kind_credit_note": ("Gutschrift", "credit note"),
+    # customers
+    "name": ("Name", "Name"),
+    "city": ("Ort", "City"),
+    "country": ("Land", "Country"),
+    "search": ("Suche", "Search"),
+    "search_customers": ("Kunden suchen (Name, Nummer, E-Mail)", "Search customers (name, number, e-mail)"),
+    "no_customers": ("Keine Kunden gefunden.", "No customers found."),
+    "customer_since": ("Kunde seit", "Customer since"),
+}
+
+
+def negotiate(accept_language: str | None) -> str:
+    """The console language for a browser's Accept-Language header (German unless it prefers English)."""
+    prefs = []
+    for part in (accept_language or "").split(","):
+        tag, _, q = part.strip().partition(";q=")
+        if tag:
+            try:
+                prefs.append((float(q or 1), tag.replace("-", "_")))
+            except ValueError:
+                continue
+    ordered = [tag for _q, tag in sorted(prefs, key=lambda p: -p[0])]
+    try:
+        found = Locale.negotiate(ordered, list(LANGUAGES), sep="_")
+    except (UnknownLocaleError, ValueError):
+        found = None
+    return found.language if found else "de"
+
+
+class Texts:
+    """What a template calls ``t``: ``t('inbox')``, ``t.money(amount, 'EUR')``, ``t.date(d)``."""
+
+    def __init__(self, language: str) -> None:
+        self.language = language if language in LANGUAGES else "de"
+        self._i = LANGUAGES.index(self.language)
+
+    def __call__(self, key: str, **kw: Any) -> str:
+        pair = _T.get(key)
+        text = pair[self._i] if pair else key
+        return text.format(**kw) if kw else text
+
+    def money(self, value: Decimal | str | int, currency: str) -> str:
+        return money_text(Decimal(str(value)), currency, self.language)
+
+    def number(self, value: Decimal | int, places: int = 0) -> str:
+        return number_text(Decimal(value), places, self.language)
+
+    def kwh(self, value: Decimal) -> str:
+        return f"{number_text(value, 1, self.language)} kWh"
+
+    def date(self, value: date | None) -> str:
+        return date_text(value, self.language) if value else ""
+
+    def datetime(self, value: datetime | None) -> str:
+        return datetime_text(value, self.language) if value else ""
+
+    def price(self, value: Decimal, currency: str) -> str:
+        return price_text(Decimal(str(value)), currency, self.language)
+
+    def quantity(self, value: Decimal) -> str:
+        return quantity_text(value, self.language)
+
+    def rate(self, value: Decimal) -> str:
+        return rate_text(value, self.language)
+
+    def month(self, value: date) -> str:
+        from babel.dates import format_date
+
+        return format_date(value, "LLLL y", locale=locale_of(self.language))
+
+    @staticmethod
+    def iban(value: str) -> str:
+        """In groups of four, as it is printed and read aloud."""
+        compact = "".join(value.split())
+        return " ".join(compact[i:i + 4] for i in range(0, len(compact), 4))
+
+    def status(self, value: str) -> str:
+        return self(f"status_{value}") if f"status_{value}" in _T else value
+
+    def kind(self, value: str) -> str:
+        return self(f"kind_{value}") if f"kind_{value}" in _T else value
+
+    def role(self, value: str) -> str:
+        return self(f"role_{value}") if f"role_{value}" in _T else value

@@ -1,0 +1,120 @@
+"""The console part of ``evbill demo``: the demo's database served over HTTP on 127.0.0.1 for a
+moment, an approver signs in with headless Chromium (Debian's ``/usr/bin/chromium``, driven by
+Playwright for Python) and a screenshot of each console page lands in ``out/console/``. Without
+Chromium or the playwright package (``make system``, ``make install``) the step says so and
+leaves the folder out; it stops the server and the browser before it returns either way.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+CHROMIUM = os.environ.get("EVBILL_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+# (file name, path, what the page shows)
+PAGES = (("sign-in", "/console/sign-in", "sign-in"),
+         ("dashboard", "/console/dashboard?month=2026-11", "dashboard"),
+         ("inbox", "/console/inbox", "finance inbox"),
+         ("invoices", "/console/invoices", "invoices"),
+         ("invoice", None, "an invoice with its PDF"),
+         ("customers", "/console/customers", "customers"))
+
+
+def unavailable() -> str | None:
+    if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
+        return f"no Chromium at {CHROMIUM} (make system installs it)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is missing (make install)"
+    return None
+
+
+@contextmanager
+def _served(engine: Any) -> Iterator[str]:
+    import httpx
+    import uvicorn
+
+    from api.app import Settings, create_app
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    app = create_app(Settings(engine=engine, migrate=False, rate_limit=None))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, log_level=None,
+                                           access_log=False))
+    thread = threading.Thread(target=server.run, name="demo-console", daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the console's server did not start")
+            time.sleep(0.1)
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+
+
+def screenshots(engine: Any, tenant_id: str, out: Path, email: str = "approver@stadtwerke.example") -> list[str]:
+    """Screenshots of the console's pages as ``email`` sees them, in ``out``; the files' names."""
+    from playwright.sync_api import sync_playwright
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from store.console import set_password
+    from store.models import User
+
+    password = secrets.token_urlsafe(18)  # this run's only: the demo prints no sign-in
+    with Session(engine) as db:
+        uid = db.execute(select(User.id).where(User.tenant_id == tenant_id, User.email == email)).scalar_one()
+        set_password(db, tenant_id, uid, password)
+        db.commit()
+    out.mkdir(parents=True, exist_ok=True)
+    made: list[str] = []
+    with _served(engine) as base, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="de-DE")
+            page.goto(f"{base}/console/sign-in")
+            page.screenshot(path=str(out / "sign-in.png"), full_page=True)
+            made.append("sign-in.png")
+            page.get_by_label("E-Mail-Adresse").fill(email)
+            page.get_by_label("Passwort").fill(password)
+            page.get_by_role("button", name="Anmelden").click()
+            page.wait_for_url(f"{base}/console/dashboard")
+            for name, path, _what in PAGES[1:]:
+                if path is None:
+                    page.goto(f"{base}/console/invoices")
+                    link = page.locator("tbody a").first
+                    if not link.count():
+                        continue
+                    link.click()
+                    page.wait_for_load_state("networkidle")
+                    page.wait_for_timeout(1500)  # the PDF viewer draws its first page
+                else:
+                    page.goto(base + path)
+                    page.wait_for_load_state("networkidle")
+                page.screenshot(path=str(out / f"{name}.png"), full_page=name != "invoice")
+                made.append(f"{name}.png")
+            page.close()
+        finally:
+            browser.close()
+    return made

@@ -1,0 +1,326 @@
+"""The web console over HTTP (no browser): sign-in, its cookie and CSRF, every console route by
+role and by tenant, and a bank entry matched by hand through the console's form.
+
+The console's routes are HTML and stay out of the OpenAPI document, so the API's route walks
+(test_role_matrix, test_tenant_isolation) do not see them: ``api.console.HTML_ROUTES`` classifies
+each, and these tests walk that table (and check that it names every console route the app has)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.auth import ROLE_SETS
+from api.console import HTML_ROUTES
+from store.console import set_password
+from tests.api.conftest import Env, Tenantry, seed_other_areas
+from tests.api.routes import camt_sample
+
+PASSWORD = "correct horse battery staple"
+ROLES = ("admin", "analyst", "operator", "approver", "auditor", "partner")
+
+
+@pytest.fixture(scope="module")
+def console(env: Env) -> Env:
+    seed_other_areas(env)
+    for t in (env.a, env.b):
+        if "bank_entry_id" not in t.ids:
+            r = env.client.post("/bank-statements", content=camt_sample(f"console-{t.name}"),
+                                headers={**t.h(), "Content-Type": "application/xml"})
+            assert r.status_code == 201, r.text
+            entries = env.client.get("/bank-entries", params={"status": "unmatched"}, headers=t.h()).json()["items"]
+            t.ids["bank_entry_id"] = entries[-1]["id"]
+        with Session(env.engine) as db:
+            for uid in t.users.values():
+                set_password(db, t.tenant_id, uid, PASSWORD)
+            db.commit()
+    return env
+
+
+class Person:
+    """One signed-in browser: its own session cookie, sent by hand (the test client's jar is shared)."""
+
+    def __init__(self, env: Env, email: str, password: str = PASSWORD) -> None:
+        self.c = env.client
+        self.c.cookies.clear()
+        r = self.c.get("/console/sign-in")
+        token = re.search(r'name="form_token" value="([^"]+)"', r.text)
+        assert r.status_code == 200 and token, r.text[:500]
+        r = self.c.post("/console/sign-in", data={"email": email, "password": password, "form_token": token.group(1),
+                                                  "next": "/console"}, follow_redirects=False)
+        self.response = r
+        self.cookie = self.c.cookies.get("evbill_console", "")
+        self.c.cookies.clear()
+        self.csrf = ""
+        if self.cookie:
+            page = self.get("/console/customers")
+            found = re.search(r'name="_csrf" value="([^"]+)"', page.text)
+            self.csrf = found.group(1) if found else ""
+
+    def _h(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        return {"Cookie": f"evbill_console={self.cookie}", **(extra or {})}
+
+    def get(self, path: str, **kw: Any) -> Any:
+        r = self.c.get(path, headers=self._h(kw.pop("headers", None)), follow_redirects=False, **kw)
+        self.c.cookies.clear()
+        return r
+
+    def post(self, path: str, data: dict[str, str] | None = None, csrf: bool = True, **kw: Any) -> Any:
+        body = {**({"_csrf": self.csrf} if csrf else {}), **(data or {})}
+        r = self.c.post(path, data=body, headers=self._h(kw.pop("headers", None)), follow_redirects=False, **kw)
+        self.c.cookies.clear()
+        return r
+
+
+def _email(t: Tenantry, role: str) -> str:
+    return f"admin@{t.name}.test" if role == "admin" else f"{role}@{t.name}.test"
+
+
+def test_sign_in_sets_a_safe_cookie_and_refuses_wrong_passwords(console: Env) -> None:
+    a = console.a
+    wrong = Person(console, _email(a, "approver"), "not the password at all")
+    assert wrong.response.status_code == 401 and not wrong.cookie
+    assert "E-Mail-Adresse oder Passwort ist falsch" in wrong.response.text
+    unknown = Person(console, "nobody@alpha.test")
+    assert unknown.response.status_code == 401 and not unknown.cookie
+    # a sign-in without the form's token (a forged cross-site form) is refused
+    c = console.client
+    c.cookies.clear()
+    r = c.post("/console/sign-in", data={"email": _email(a, "approver"), "password": PASSWORD, "form_token": "x"},
+               follow_redirects=False)
+    assert r.status_code == 403 and "evbill_console" not in r.headers.get("set-cookie", "")
+    p = Person(console, _email(a, "approver"))
+    assert p.response.status_code == 303 and p.response.headers["location"] == "/console"
+    cookie = next(v for v in p.response.headers.get_list("set-cookie") if v.startswith("evbill_console="))
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie
+    with Session(console.engine) as db:
+        from store.console import console_session, user_password
+
+        # only hashes are stored: argon2id for the password, sha256 for the cookie's token
+        assert db.execute(select(user_password.c.hash).where(user_password.c.user_id == a.users["approver"])
+                          ).scalar().startswith("$argon2id$")
+        assert db.execute(select(console_session.c.id).where(console_session.c.id == p.cookie)).first() is None
+    # next= only ever leads to a console page
+    c.cookies.clear()
+    page = c.get("/console/sign-in", params={"next": "https://evil.example/x"})
+    assert 'name="next" value="/console"' in page.text
+    c.cookies.clear()
+
+
+def test_guessing_passwords_is_throttled(console: Env) -> None:
+    b = console.b
+    for _ in range(5):
+        assert Person(console, _email(b, "auditor"), "guess guess guess").response.status_code == 401
+    # the sixth try is refused before the password is looked at, even the right one
+    p = Person(console, _email(b, "auditor"))
+    assert p.response.status_code == 429 and not p.cookie
+    assert int(p.response.headers["retry-after"]) > 0 and "Zu viele Fehlversuche" in p.response.text
+    # other people sign in as before
+    assert Person(console, _email(b, "operator")).cookie
+
+
+def test_https_cookie_is_secure_with_the_host_prefix(console: Env) -> None:
+    from litestar.testing import TestClient
+
+    with TestClient(console.client.app, base_url="https://console.example") as c:
+        r = c.get("/console/sign-in")
+        token = re.search(r'name="form_token" value="([^"]+)"', r.text)
+        assert token and "__Host-evbill_signin=" in r.headers["set-cookie"]
+        r = c.post("/console/sign-in", data={"email": _email(console.a, "auditor"), "password": PASSWORD,
+                                             "form_token": token.group(1)}, follow_redirects=False)
+        assert r.status_code == 303, r.text[:300]
+        cookie = next(v for v in r.headers.get_list("set-cookie") if v.startswith("__Host-evbill_console="))
+        assert "Secure" in cookie and "HttpOnly" in cookie and "Path=/" in cookie and "Domain" not in cookie
+        assert c.get("/console/customers").status_code == 200
+
+
+def test_navigation_follows_the_role(console: Env) -> None:
+    a = console.a
+    nav = {"/console/dashboard", "/console/inbox", "/console/invoices", "/console/customers"}
+    seen = {}
+    for role in ROLES:
+        p = Person(console, _email(a, role))
+        home = p.get("/console")
+        if role == "partner":
+            assert home.status_code == 200 and "noch keine Seiten" in home.text
+            seen[role] = set()
+            continue
+        assert home.status_code == 303 and home.headers["location"] == "/console/dashboard", (role, home.text[:300])
+        page = p.get("/console/dashboard")
+        assert page.status_code == 200, (role, page.text[:500])
+        seen[role] = set(re.findall(r'<li><a href="(/console/[a-z]+)"', page.text)) & nav
+    assert seen["approver"] == nav and seen["admin"] == nav and seen["auditor"] == nav
+    assert seen["analyst"] == nav - {"/console/inbox"}
+    # the auditor reads the inbox but gets no decision forms
+    auditor = Person(console, _email(a, "auditor"))
+    inbox = auditor.get("/console/inbox")
+    assert inbox.status_code == 200 and "/approve" not in inbox.text and "/match" not in inbox.text
+    approver = Person(console, _email(a, "approver"))
+    inbox = approver.get("/console/inbox")
+    assert f"/console/inbox/tasks/{a.ids['task_id']}/approve" in inbox.text
+    assert f"/console/inbox/bank-entries/{a.ids['bank_entry_id']}/match" in inbox.text
+
+
+def _paths(t: Tenantry) -> dict[str, str]:
+    ids = {"task_id": t.ids["task_id"], "entry_id": t.ids["bank_entry_id"], "invoice_id": t.ids["invoice_id"],
+           "document_id": t.ids["document_id"], "file_path": "htmx.min.js"}
+    out = {}
+    for key in HTML_ROUTES:
+        _method, path = key.split(" ", 1)
+        out[key] = re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: ids[m.group(1)], path)
+    return out
+
+
+def test_every_console_route_is_classified(console: Env) -> None:
+    app = console.client.app
+    found = set()
+    for route in app.routes:
+        if not route.path.startswith("/console"):
+            continue
+        for method in getattr(route, "methods", ()):
+            if method in ("HEAD", "OPTIONS"):
+                continue
+            found.add(f"{method} {route.path}")
+    assert found == set(HTML_ROUTES), (found ^ set(HTML_ROUTES))
+    spec = console.client.get("/schema/openapi.json").json()
+    assert not [p for p in spec["paths"] if p.startswith("/console")]
+    # every route of the app is walked somewhere: the API's by the OpenAPI document (test_role_matrix,
+    # test_tenant_isolation), the console's by HTML_ROUTES, the API reference's by test_apidocs
+    unwalked = []
+    for route in app.routes:
+        plain = re.sub(r":\w+\}", "}", route.path)
+        if plain.startswith(("/console", "/schema")) or plain in spec["paths"]:
+            continue
+        unwalked.append(route.path)
+    assert not unwalked, unwalked
+
+
+def test_console_routes_need_a_session(console: Env) -> None:
+    c = console.client
+    for key, path in _paths(console.a).items():
+        method = key.split(" ", 1)[0]
+        c.cookies.clear()
+        r = c.request(method, path, follow_redirects=False, params={"t": console.a.tenant_id})
+        if HTML_ROUTES[key] == "public":
+            assert r.status_code in (200, 401, 403, 404), (key, r.status_code)  # sign-in without a form: 403
+            assert r.status_code != 303, key
+            continue
+        assert r.status_code == 303 and r.headers["location"].startswith("/console/sign-in"), (key, r.status_code)
+        # an API key is no console session
+        r = c.request(method, path, headers=console.a.h(), follow_redirects=False)
+        assert r.status_code == 303, key
+    c.cookies.clear()
+
+
+def test_console_role_matrix(console: Env) -> None:
+    """Every guarded console route × every role: 403 exactly for the roles its set excludes."""
+    wrong = []
+    people = {role: Person(console, _email(console.a, role)) for role in ROLES}
+    for key, path in _paths(console.a).items():
+        kind = HTML_ROUTES[key]
+        if kind in ("public", "session"):
+            continue
+        method = key.split(" ", 1)[0]
+        for role, p in people.items():
+            # POSTs with an empty form: the guard answers before the form is looked at
+            r = p.get(path) if method == "GET" else p.post(path, {})
+            allowed = role in ROLE_SETS[kind]
+            if allowed and ((r.status_code == 403 and "Ihrer Rolle nicht erlaubt" in r.text) or r.status_code >= 500):
+                wrong.append(f"{role} {key}: expected access, got {r.status_code}")
+            if not allowed and r.status_code != 403:
+                wrong.append(f"{role} {key}: expected 403, got {r.status_code}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_console_keeps_tenants_apart(console: Env) -> None:
+    a, b = console.a, console.b
+    p = Person(console, _email(a, "admin"))
+    for key, path in _paths(b).items():
+        if "{" not in key or HTML_ROUTES[key] == "public":
+            continue
+        method = key.split(" ", 1)[0]
+        if method == "GET":
+            r = p.get(path)
+        elif key.endswith("/match"):
+            r = p.post(path, {"account_id": a.ids["billing_account_id"]})
+        else:
+            r = p.post(path, {"reason": "x"})
+        assert r.status_code == 404, (key, r.status_code, r.text[:300])
+    # lists show only the own tenant's objects
+    for path in ("/console/customers", "/console/invoices", "/console/inbox", "/console/dashboard?month=2026-03"):
+        text = p.get(path).text
+        assert "Erika beta" not in text and b.ids["task_id"] not in text and b.ids["bank_entry_id"] not in text, path
+    # B's entry is untouched
+    r = console.client.get("/bank-entries", params={"status": "unmatched"}, headers=b.h())
+    assert b.ids["bank_entry_id"] in {e["id"] for e in r.json()["items"]}
+
+
+def test_posts_need_the_session_csrf_token_and_our_origin(console: Env) -> None:
+    a = console.a
+    p = Person(console, _email(a, "approver"))
+    path = f"/console/inbox/bank-entries/{a.ids['bank_entry_id']}/match"
+    form = {"account_id": a.ids["billing_account_id"]}
+    assert p.post(path, form, csrf=False).status_code == 403
+    assert p.post(path, {**form, "_csrf": "forged"}, csrf=False).status_code == 403
+    assert p.post(path, form, headers={"Origin": "https://evil.example"}).status_code == 403
+    r = console.client.get("/bank-entries?status=unmatched", headers=a.h())
+    assert a.ids["bank_entry_id"] in {e["id"] for e in r.json()["items"]}
+
+
+def test_match_a_bank_entry_and_sign_out(console: Env) -> None:
+    a = console.a
+    p = Person(console, _email(a, "operator"))
+    path = f"/console/inbox/bank-entries/{a.ids['bank_entry_id']}/match"
+    r = p.post(path, {"account_id": ""})
+    assert r.status_code == 422 and "Abrechnungskonto" in r.text
+    # htmx sends the token as a header
+    r = p.post(path, {"account_id": a.ids["billing_account_id"], "learn": "on"}, csrf=False,
+               headers={"X-CSRF-Token": p.csrf, "Origin": "http://testserver.local"})
+    assert r.status_code == 303 and r.headers["location"] == "/console/inbox?msg=matched", r.text[:500]
+    entries = console.client.get("/bank-entries", params={"limit": 500}, headers=a.h()).json()["items"]
+    [mine] = [e for e in entries if e["id"] == a.ids["bank_entry_id"]]
+    # booked as a payment of the account (no open invoice of that amount: it stays a credit on it)
+    assert mine["status"] != "unmatched" and mine["event_id"], mine
+    assert mine["account_id"] == a.ids["billing_account_id"] and mine["rule"] == "manual", mine
+    audit = console.client.get("/audit", params={"limit": 200}, headers=a.h("auditor")).json()["items"]
+    assert any(x["action"] == "bank_entry.match" and x["actor_id"] == a.users["operator"] for x in audit)
+    # the same entry again: not open any more
+    r = p.post(path, {"account_id": a.ids["billing_account_id"]})
+    assert r.status_code == 409
+    # sign out ends the session for good
+    assert p.post("/console/sign-out").status_code == 303
+    assert p.get("/console/inbox").status_code == 303
+
+
+def test_customer_search_and_odd_input(console: Env) -> None:
+    a = console.a
+    p = Person(console, _email(a, "analyst"))
+    assert "Erika alpha" in p.get("/console/customers", params={"q": "ERIKA"}).text
+    assert "Erika alpha" in p.get("/console/customers", params={"q": "K-1000"}).text
+    # % and _ are searched for literally, not as wildcards
+    assert "Erika alpha" not in p.get("/console/customers", params={"q": "%"}).text
+    assert "Erika alpha" not in p.get("/console/customers", params={"q": "_"}).text
+    # input a form would never send is answered, never with a 5xx
+    for path, params in (("/console/dashboard", {"month": "9999-12"}), ("/console/dashboard", {"month": "x"}),
+                         ("/console/invoices", {"cursor": "%%%", "status": "nope"}),
+                         ("/console/customers", {"cursor": "!!", "q": "x" * 5000})):
+        assert p.get(path, params=params).status_code == 200, (path, params)
+
+
+def test_decisions_refused_before_the_workflow_are_explained(console: Env) -> None:
+    """Without a reason nothing is rejected; without Temporal (this suite starts none) the approval
+    is refused with the API's own problem, shown on the inbox page (the browser test approves
+    against a real server)."""
+    a = console.a
+    p = Person(console, _email(a, "approver"))
+    task = a.ids["task_id"]
+    r = p.post(f"/console/inbox/tasks/{task}/reject", {"reason": "   "})
+    assert r.status_code == 422 and "Bitte einen Grund angeben." in r.text
+    assert r.headers.get("hx-replace-url") == "/console/inbox"
+    r = p.post(f"/console/inbox/tasks/{task}/approve", {"note": "ok"})
+    assert r.status_code == 400 and "no Temporal server is configured" in r.text, r.text[-500:]
+    assert f'id="task-{task}"' in r.text  # the task is still there to decide

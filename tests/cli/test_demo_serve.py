@@ -1,0 +1,65 @@
+"""``evbill demo --serve``: after the month, the demo's database stays served (API, console and
+embedded Temporal) with a sign-in printed for the console; SIGTERM stops it all."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.mailbox import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_demo_serve_prints_a_sign_in_that_works(tmp_path: Path) -> None:
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(ROOT), EVBILL_TEMPORAL_PORT=str(free_port()))
+    for name in ("TEMPORAL_ADDRESS", "EVBILL_DATABASE_URL", "EVBILL_SMTP_HOST", "EVBILL_RATE_LIMIT"):
+        env.pop(name, None)
+    log = tmp_path / "demo.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "api.cli", "demo", "--out", str(tmp_path / "out"),
+                                 "--sessions", "50", "--seed", "11", "--serve", "--port", str(port),
+                                 "--ocpp-port", "0"], cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 400
+        found = None
+        while found is None:
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            found = re.search(r"console: (http://\S+/console)  sign in as (\S+) with password (\S+)", log.read_text())
+            time.sleep(0.5)
+        url, email, password = found.groups()
+        assert url == f"{base}/console"
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+        with httpx.Client(base_url=base, timeout=30) as c:
+            form = c.get("/console/sign-in")
+            token = re.search(r'name="form_token" value="([^"]+)"', form.text)
+            assert token, form.text[:500]
+            r = c.post("/console/sign-in", data={"email": email, "password": password, "form_token": token.group(1)})
+            assert r.status_code == 303 and r.headers["location"] == "/console", r.text[:500]
+            inbox = c.get("/console/inbox")
+            # the demo's month: its unknown payer waits in the inbox
+            assert inbox.status_code == 200 and "Unbekannt Handels GmbH" in inbox.text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+            raise

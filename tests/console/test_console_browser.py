@@ -1,0 +1,343 @@
+"""The console in a real browser against the real server: ``evbill serve`` as a subprocess
+(embedded Temporal, the billing worker, the API and the console on one port) and Debian's headless
+Chromium. A person signs in with the keyboard, approves a held invoice (the billing cycle's workflow
+finalizes it), finds it among the invoices with its PDF, and matches a bank entry by hand.
+
+A screenshot of each page is saved (``EVBILL_CONSOLE_SCREENSHOTS``, default the test's tmp dir)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal as D
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+import pytest
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from store.console import set_password
+from store.db import make_engine, migrate
+from store.models import ChargingSession
+from store.tenants import bootstrap_tenant, create_user, issue_key
+from tests.api.routes import camt_sample
+from tests.console.browser import chromium, require
+from tests.mailbox import free_port
+from tests.workflows.seed import insert_sessions, seed_accounts
+
+ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "a long console password"
+
+
+def _png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A plain PNG in one colour: the logo the console and the invoices show."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    raw = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+LOGO = base64.b64encode(_png(96, 32, (11, 93, 59))).decode()
+
+
+@dataclass
+class Server:
+    base: str
+    key: str
+    tenant_id: str
+    account_id: str
+    workflow_id: str
+    shots: Path
+    keys: dict[str, str]
+
+    def api(self, method: str, path: str, *, as_: str = "", **kw: Any) -> httpx.Response:
+        key = self.keys[as_] if as_ else self.key
+        return httpx.request(method, self.base + path, headers={"Authorization": f"Bearer {key}",
+                                                                **kw.pop("headers", {})}, timeout=30, **kw)
+
+
+def _wait(what: str, check: Any, seconds: float, log: Path) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.25)
+    raise AssertionError(f"{what}: not within {seconds}s\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    require()
+    tmp = tmp_path_factory.mktemp("console")
+    db_url = f"sqlite:///{tmp / 'evbill.db'}"
+    engine = make_engine(db_url)
+    migrate(engine)
+    with Session(engine) as db:
+        tenant, cred = bootstrap_tenant(db, "Stadtwerke Musterstadt", legal_name="Stadtwerke Musterstadt GmbH",
+                                        branding={"primary_color": "#0b5d3b", "secondary_color": "#e3f1ea",
+                                                  "logo": LOGO, "logo_mime": "image/png"})
+        keys = {}
+        for email, role in (("finance@sw.example", "approver"), ("controller@sw.example", "approver"),
+                            ("ops@sw.example", "operator")):
+            user = create_user(db, tenant.id, email, role)
+            db.flush()
+            set_password(db, tenant.id, user.id, PASSWORD)
+            keys[email] = issue_key(db, tenant.id, user.id, "browser test")[1]
+        tenant_id = tenant.id
+        db.commit()
+    s = seed_accounts(engine, tenant_id, 2)
+    acc = s.account_ids[0]
+    start = datetime(2026, 11, 2, 8, tzinfo=UTC)
+    rows = [(acc, "big", datetime(2026, 11, 10, 9, tzinfo=UTC), D(5000))]  # over the hold's 1,000.00
+    rows += [(s.account_ids[i % 2], f"s{i}", start + timedelta(days=i % 27, hours=i % 9), D(8 + i % 30))
+             for i in range(60)]
+    insert_sessions(engine, s, rows)
+    with engine.begin() as conn:
+        for i, site in enumerate(("berlin_mitte", "hotel_adler", "depot_nord")):
+            conn.execute(update(ChargingSession).where(ChargingSession.tenant_id == tenant_id,  # type: ignore[arg-type]
+                                                       ChargingSession.id.like(f"s%{i}")).values(location_ref=site))  # type: ignore[attr-defined]
+    engine.dispose()
+
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(ROOT), EVBILL_DATABASE_URL=db_url, EVBILL_TEMPORAL_PORT=str(free_port()))
+    for name in ("TEMPORAL_ADDRESS", "EVBILL_SMTP_HOST", "EVBILL_RATE_LIMIT", "EVBILL_RENDER_DOCUMENTS"):
+        env.pop(name, None)
+    log = tmp / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--ocpp-port", "0", "--port", str(port)],
+                                cwd=tmp, env=env, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    shots = Path(os.environ.get("EVBILL_CONSOLE_SCREENSHOTS") or tmp / "shots")
+    shots.mkdir(parents=True, exist_ok=True)
+    try:
+        def up() -> bool:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            try:
+                return httpx.get(f"{base}/health", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        _wait("the server", up, 120, log)
+        srv = Server(base, cred.key, tenant_id, acc, "", shots, keys)
+        r = srv.api("POST", f"/billing/accounts/{acc}/cycles", json={"start": "2026-11-01", "end": "2026-12-01"})
+        assert r.status_code == 202, r.text
+        srv.workflow_id = r.json()["workflow_id"]
+        _wait("the held invoice", lambda: srv.api("GET", "/billing/tasks").json()["items"], 90, log)
+        r = srv.api("POST", "/bank-statements", content=camt_sample("browser"),
+                    headers={"Content-Type": "application/xml"})
+        assert r.status_code == 201 and r.json()["unmatched"] == 1, r.text
+        yield srv
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with chromium() as b:
+        yield b
+
+
+def _sign_in(page: Any, srv: Server, email: str) -> None:
+    page.goto(f"{srv.base}/console")
+    assert urlparse(page.url).path == "/console/sign-in"
+    # by keyboard: the e-mail field has the focus (autofocus), Tab to the password, Enter sends the form
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'email'")
+    page.keyboard.type(email)
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    try:
+        page.wait_for_url(f"{srv.base}/console/dashboard")
+    except Exception as exc:  # say what the page showed instead
+        raise AssertionError(f"{page.url}: {page.locator('main').inner_text()[:300]}") from exc
+
+
+# every form control has a name a screen reader reads out, every image a text, one h1 per page
+A11Y = """() => {
+  const out = [];
+  for (const el of document.querySelectorAll('input:not([type=hidden]), select, textarea, button')) {
+    const named = (el.labels && el.labels.length) || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby')
+      || (el.tagName === 'BUTTON' && el.textContent.trim());
+    if (!named) out.push('unnamed ' + el.outerHTML.slice(0, 80));
+  }
+  for (const img of document.querySelectorAll('img')) if (!img.hasAttribute('alt')) out.push('no alt ' + img.src);
+  for (const svg of document.querySelectorAll('svg')) if (!svg.getAttribute('aria-label')) out.push('svg without label');
+  if (document.querySelectorAll('h1').length !== 1) out.push('h1 count ' + document.querySelectorAll('h1').length);
+  if (!document.documentElement.lang) out.push('no lang');
+  return out;
+}"""
+
+
+def _accessible(page: Any) -> None:
+    problems = page.evaluate(A11Y)
+    assert not problems, (page.url, problems)
+
+
+def _local_only(page: Any, srv: Server) -> list[str]:
+    seen: list[str] = []
+    page.on("request", lambda req: seen.append(req.url))
+    return seen
+
+
+def test_sign_in_and_approve_a_held_invoice(server: Server, browser: Any) -> None:
+    srv = server
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900}, locale="de-DE")
+    page = ctx.new_page()
+    requests = _local_only(page, srv)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(f"{m.text} {m.location}") if m.type == "error" else None)
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+
+    # a wrong password first
+    page.goto(f"{srv.base}/console/sign-in")
+    page.get_by_label("E-Mail-Adresse").fill("finance@sw.example")
+    page.get_by_label("Passwort").fill("wrong password, sorry")
+    page.get_by_role("button", name="Anmelden").click()
+    assert page.get_by_role("alert").inner_text() == "E-Mail-Adresse oder Passwort ist falsch."
+    _accessible(page)
+    page.screenshot(path=str(srv.shots / "sign-in.png"), full_page=True)
+    errors.clear()  # the refused sign-in's 401, which the browser reports
+
+    _sign_in(page, srv, "finance@sw.example")
+    # white-label: the tenant's name and logo
+    assert page.locator("header .brand-name").inner_text().strip() == "Stadtwerke Musterstadt"
+    assert page.locator("header img.logo").evaluate("img => img.naturalWidth") == 96
+    page.get_by_label("Monat").fill("2026-11")
+    page.get_by_role("button", name="Anzeigen").click()
+    page.wait_for_url("**/console/dashboard?month=2026-11")
+    assert page.locator(".tile").count() == 4
+    assert page.locator("svg.chart rect.bar").count() == 3 * 30
+    assert "61 Ladevorgänge" in page.locator(".tile").first.inner_text()
+    _accessible(page)
+    page.screenshot(path=str(srv.shots / "dashboard.png"), full_page=True)
+    # one site's days
+    page.get_by_role("link", name="hotel_adler").click()
+    page.get_by_role("heading", name="Ladevorgänge pro Tag · hotel_adler").wait_for()
+    per_day = page.locator("details tbody tr td:nth-child(2)").all_text_contents()
+    assert sum(int(x) for x in per_day) == 6 and len(per_day) == 30
+    _accessible(page)
+
+    page.get_by_role("navigation", name="Hauptnavigation").get_by_role("link", name="Finanz-Eingang").click()
+    page.wait_for_url("**/console/inbox")
+    task = page.locator("article.task").first
+    assert "total" in task.inner_text()
+    _accessible(page)
+    page.screenshot(path=str(srv.shots / "inbox.png"), full_page=True)
+    # four eyes, as in the API: finance adjusted the draft (through the API), so finance may not approve it
+    [open_task] = srv.api("GET", "/billing/tasks").json()["items"]
+    r = srv.api("POST", f"/billing/tasks/{open_task['id']}/adjust", as_="finance@sw.example",
+                json={"description": "Kulanz", "amount": "-10.00", "tax_rate": "19"})
+    assert r.status_code == 201, r.text
+    task.get_by_role("button", name="Freigeben").click()
+    alert = page.locator("article.task [role=alert]")
+    alert.wait_for()
+    assert alert.inner_text().startswith("Vier-Augen-Prinzip"), alert.inner_text()
+    assert page.locator("[aria-labelledby=held] article.task").count() == 1  # still held
+    assert urlparse(page.url).path == "/console/inbox"
+    _accessible(page)
+    page.screenshot(path=str(srv.shots / "inbox-four-eyes.png"), full_page=True)
+
+    # someone else approves it
+    other = browser.new_context(viewport={"width": 1280, "height": 900}, locale="de-DE")
+    second = other.new_page()
+    _sign_in(second, srv, "controller@sw.example")
+    second.goto(f"{srv.base}/console/inbox")
+    task2 = second.locator("article.task").first
+    assert "2.274,49\xa0€" in task2.inner_text()  # the adjusted net (10.00 less)
+    task2.get_by_label("Notiz (optional)").fill("geprüft, Großkunde")
+    task2.get_by_role("button", name="Freigeben").click()
+    second.wait_for_url("**/console/inbox?msg=approved")
+    assert second.get_by_role("status").inner_text() == "Die Rechnung ist freigegeben."
+    other.close()
+    errors.clear()  # the refused approval answered 403, which the browser reports
+
+    def finalized() -> Any:
+        cyc = srv.api("GET", f"/billing/cycles/{srv.workflow_id}").json()
+        return cyc if cyc.get("state") == "finalized" else None
+
+    cyc = _wait("the approved invoice to be finalized", finalized, 60, Path("/dev/null"))
+    number = cyc["invoice"]["number"]
+    assert number
+
+    page.get_by_role("link", name="Rechnungen").first.click()
+    page.wait_for_url("**/console/invoices")
+    _accessible(page)
+    page.screenshot(path=str(srv.shots / "invoices.png"), full_page=True)
+    page.get_by_role("link", name=number).click()
+    page.wait_for_url(f"**/console/invoices/{cyc['invoice']['id']}")
+
+    def has_pdf() -> bool:
+        page.reload()
+        return page.locator(".pdf iframe").count() == 1
+
+    _wait("the invoice's PDF", has_pdf, 60, Path("/dev/null"))
+    pdf = page.locator(".pdf iframe").get_attribute("src")
+    r = ctx.request.get(srv.base + pdf)
+    assert r.status == 200 and r.body().startswith(b"%PDF")
+    page.wait_for_timeout(1500)  # the PDF viewer draws the first page
+    _accessible(page)
+    page.screenshot(path=str(srv.shots / "invoice.png"), full_page=True)
+
+    page.get_by_role("link", name="Kunden").first.click()
+    page.wait_for_url("**/console/customers")
+    assert page.locator("tbody tr").count() == 2
+    _accessible(page)
+    page.screenshot(path=str(srv.shots / "customers.png"), full_page=True)
+
+    # the keyboard reaches the skip link first, and it leads to the page's content
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "skip"
+    # English, from the language switch
+    page.get_by_label("Sprache").select_option("en")
+    page.get_by_role("button", name="Wechseln").click()
+    page.get_by_role("heading", level=1, name="Customers").wait_for()
+    assert page.locator("html").get_attribute("lang") == "en" and urlparse(page.url).path == "/console/customers"
+    origin = urlparse(srv.base).netloc
+    foreign = [u for u in requests if urlparse(u).scheme in ("http", "https") and urlparse(u).netloc != origin]
+    assert not foreign, foreign
+    assert not errors, "\n".join(errors)
+    ctx.close()
+
+
+def test_match_a_bank_entry(server: Server, browser: Any) -> None:
+    srv = server
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-GB")
+    page = ctx.new_page()
+    _sign_in(page, srv, "ops@sw.example")
+    # an operator matches money but does not decide invoices
+    page.get_by_role("navigation").get_by_role("link", name="Finance inbox").click()
+    page.wait_for_url("**/console/inbox")
+    assert page.get_by_role("button", name="Approve").count() == 0
+    entry = page.locator("article.task", has_text="walk")
+    entry.get_by_label("Billing account this payment belongs to").select_option(index=1)
+    entry.get_by_role("button", name="Match").click()
+    page.wait_for_url("**/console/inbox?msg=matched")
+    assert page.get_by_role("status").inner_text() == "The bank entry is matched and booked as a payment."
+    assert "No bank entry to match." in page.content()
+    _accessible(page)
+    page.screenshot(path=str(srv.shots / "inbox-matched.png"), full_page=True)
+    entries = srv.api("GET", "/bank-entries", params={"limit": 10}).json()["items"]
+    [e] = [x for x in entries if x["remittance"] == "walk"]
+    assert e["status"] != "unmatched" and e["rule"] == "manual" and e["account_id"], e
+    ctx.close()
