@@ -123,6 +123,8 @@ statement_line = Table(
     Column("agreement_id", String(40), nullable=True),
     Column("session_id", String(40), nullable=True),
     Column("refers_to", String(40), nullable=True),
+    # reimbursement and commission lines: the rule and the intervals behind the amount (migration 0027)
+    Column("trace", JSON(), nullable=True),
     UniqueConstraint("statement_id", "seq", name="uq_partner_statement_line_seq"),
 )
 
