@@ -270,6 +270,8 @@ def policy_stmt_text(st: A.PolicyStmt) -> str:
         return text + (f" when {cond_text(st.condition)}" if st.condition is not None else "")
     if isinstance(st, A.PartnerRef):
         return f"partner {_word(st.partner.value)}"
+    if isinstance(st, A.CommissionRef):
+        return "commission " + _names(st.names, ", ")
     if isinstance(st, A.Commission):
         if st.percent is not None:
             text = f"{_n(st.percent.value)}% of net revenue"

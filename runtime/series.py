@@ -195,7 +195,8 @@ class BoundedSeries(PriceSeries):
     def at(self, ms: int) -> Decimal:
         i = bisect.bisect_right(self.starts_ms, ms) - 1
         if i < 0:
-            first = f" (its first interval starts {iso_ms(self.starts_ms[0])})" if self.starts_ms else " (it is empty)"
+            first = (f" (its first interval starts {iso_ms(self.starts_ms[0])})" if self.starts_ms
+                     else ": nothing is imported around that time")
             raise MissingPrice(f"price series '{self.name}' has no value at {iso_ms(ms)}{first}")
         end = self.ends_ms[i] if i < len(self.ends_ms) else None
         if end is not None and ms >= end:

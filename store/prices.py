@@ -116,4 +116,8 @@ def load_series(db: Session, tenant_id: str, start: datetime, end: datetime,
     points: dict[str, list[tuple[datetime, datetime | None, Decimal]]] = {}
     for name, unit, at, ends, value in rows:
         points.setdefault(name, []).append((at, ends, to_per_kwh(unit, value)))
-    return {name: BoundedSeries.of(name, pts) for name, pts in points.items()}
+    out = {name: BoundedSeries.of(name, pts) for name, pts in points.items()}
+    # a series asked for by name with nothing in the window is there, empty: a price read from it
+    # names the moment it has no value for
+    out.update({n: BoundedSeries(n, (), (), ()) for n in names or () if n not in out})
+    return out

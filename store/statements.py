@@ -43,6 +43,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from runtime.sessions import SessionFacts, SessionInputError
 from runtime.statements import SessionRevenue, StatementDraft
 from store.audit import Actor, append_audit
 from store.errors import Conflict
@@ -69,6 +70,9 @@ __all__ = [
 ]
 
 NUMBER_PREFIX = "PS-"
+# agreements a partner statement settles: a revenue share, or energy reimbursement alone (a
+# ``reimbursement`` block: an employee's company car charged at home)
+SHARE_AGREEMENT_KINDS = ("revenue_share", "reimbursement")
 
 _ID = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -144,11 +148,22 @@ stated_session = Table(
 )
 
 
-def _revenues(db: Session, where: Any, tzname: str, *extra: Any) -> tuple[list[tuple[SessionRevenue, Any]], int]:
+def _facts(raw: Any) -> SessionFacts | None:
+    try:
+        return SessionFacts.from_dict(raw) if raw else None
+    except (SessionInputError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _revenues(db: Session, where: Any, tzname: str, *extra: Any,
+              with_facts: bool = False) -> tuple[list[tuple[SessionRevenue, Any]], int]:
     """The sessions ``where`` selects (hosted sessions joined to their location), each rated one
     with its current rating's lines at full precision and its row (for ``extra`` columns); and how
-    many were not rated."""
+    many were not rated. ``with_facts``: each with the facts rating saw (per-session reimbursement
+    and commissions read them)."""
     cs = ChargingSession
+    if with_facts:
+        extra = (*extra, cs.facts)
     # the site is the location's code as it is now, else the reference the session came with
     stmt = (select(cs.id, cs.start, cs.currency, cs.energy_kwh, cs.current_rating_id, cs.status,
                    func.coalesce(func.nullif(Location.code, ""), cs.location_ref).label("site"), *extra)
@@ -165,18 +180,18 @@ def _revenues(db: Session, where: Any, tzname: str, *extra: Any) -> tuple[list[t
             lines[ln.rating_id].append((ln.tax_rate, ln.net))
     tz = ZoneInfo(tzname)
     out = [(SessionRevenue(r.id, r.start.astimezone(tz).date(), r.currency, r.energy_kwh, tuple(lines[rid]),
-                           r.site or "", rid), r) for rid, r in rated.items()]
+                           r.site or "", rid, _facts(r.facts) if with_facts else None), r) for rid, r in rated.items()]
     return out, len(rows) - len(out)
 
 
 def period_sessions(db: Session, tenant_id: str, partner_id: str, start: Any, end: Any,
-                    tzname: str) -> tuple[list[SessionRevenue], int]:
+                    tzname: str, with_facts: bool = False) -> tuple[list[SessionRevenue], int]:
     """The rated sessions hosted by ``partner_id`` that started in ``[start, end)`` (UTC), with
     their current rating's lines at full precision; and how many unrated ones there were."""
     cs = ChargingSession
     where = and_(cs.tenant_id == tenant_id, cs.site_host_id == partner_id,  # type: ignore[arg-type]
                  cs.start >= start, cs.start < end)  # type: ignore[arg-type,operator]
-    found, unrated = _revenues(db, where, tzname)
+    found, unrated = _revenues(db, where, tzname, with_facts=with_facts)
     return [r for r, _ in found], unrated
 
 
@@ -206,7 +221,7 @@ def prior_sessions(db: Session, tenant_id: str, partner_id: str, tzname: str) ->
                  cs.status == "rated", cs.current_rating_id.is_not(None),  # type: ignore[union-attr,arg-type]
                  ~exists().where(st.tenant_id == tenant_id, st.session_id == cs.id,
                                  st.rating_id == cs.current_rating_id))
-    found, _ = _revenues(db, and_(where, exists().where(covering)), tzname)
+    found, _ = _revenues(db, and_(where, exists().where(covering)), tzname, with_facts=True)
     if not found:
         return []
     heads = {r.id: r for r in db.execute(
@@ -288,7 +303,7 @@ def issue_statement(db: Session, actor: Actor, req: IssueRequest, draft: Stateme
              "sessions": ln.sessions, "energy_kwh": ln.energy_kwh, "quantity": ln.quantity, "unit": ln.unit,
              "unit_price": ln.unit_price, "net": ln.net, "tax": ln.tax, "gross": ln.gross,
              "net_unrounded": ln.net_unrounded, "agreement_id": ln.agreement_id, "session_id": ln.session_id,
-             "refers_to": ln.refers_to} for ln in draft.lines])
+             "refers_to": ln.refers_to, "trace": list(ln.trace) or None} for ln in draft.lines])
     if draft.stated:
         db.execute(insert(stated_session), [
             {"tenant_id": actor.tenant_id, "statement_id": row["id"], **x.to_dict(), "share": x.share}
@@ -305,12 +320,13 @@ def lines_of(db: Session, statement_id: str) -> Sequence[Any]:
 
 def revenue_share_agreements(db: Session, tenant_id: str, partner_id: str, local_start: date,
                              local_end: date) -> list[Any]:
-    """The partner's revenue-share agreements valid on some day of [local_start, local_end), by start."""
+    """The partner's revenue-share (and energy reimbursement) agreements valid on some day of
+    [local_start, local_end), by start."""
     from store.models import Agreement
 
     return list(db.execute(select(Agreement).where(
         Agreement.tenant_id == tenant_id, Agreement.partner_id == partner_id,
-        Agreement.kind == "revenue_share", Agreement.valid_from < local_end,
+        Agreement.kind.in_(SHARE_AGREEMENT_KINDS), Agreement.valid_from < local_end,  # type: ignore[attr-defined]
         (Agreement.valid_to.is_(None)) | (Agreement.valid_to >= local_start))  # type: ignore[union-attr,operator]
         .order_by(Agreement.valid_from, Agreement.id)).scalars())
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -54,6 +55,7 @@ from api.crud import (
 from api.schemas import DecimalOut, Id, RefId
 from dsl.revenue_share import revenue_share_terms
 from runtime.invoicing import Period, ad_hoc_period
+from runtime.settlements import SettlementError
 from runtime.statements import (
     PriorSession,
     ShareSegment,
@@ -128,6 +130,9 @@ class PartnerStatementLineRead(ReadModel):
     session_id: str | None = Field(None, description="corrections and late sessions: the session")
     refers_to: str | None = Field(None, description="corrections and late sessions: the number of the issued "
                                                     "statement whose period they belong to")
+    trace: list[dict[str, Any]] | None = Field(None, description="reimbursement and commission lines: the rule "
+                                                                 "(first entry), then the stretches or sessions "
+                                                                 "behind the amount")
 
 
 class PartnerStatementSummary(ReadModel):
@@ -206,7 +211,7 @@ def _agreements(scope: Scope, partner: Partner, period: Period, agreement_id: st
             if scope.actor.role == "partner":  # another partner's agreement does not exist for a partner key
                 raise NotFound("agreement_not_found", f"agreement {ag.id!r} not found")
             raise InvalidInput("agreement_of_another_partner", f"agreement {ag.id!r} is not {partner.id!r}'s")
-        if ag.kind != "revenue_share":
+        if ag.kind not in S.SHARE_AGREEMENT_KINDS:
             raise InvalidInput("not_a_revenue_share_agreement", f"agreement {ag.id!r} is a {ag.kind} agreement")
         return [ag]
     found = S.revenue_share_agreements(scope.db, scope.tenant_id, partner.id, period.local_start, period.local_end)
@@ -225,15 +230,15 @@ def _ruleset_terms(scope: Scope, ag: Agreement, period: Period) -> tuple[ShareTe
                                                           "which does not exist")
     if version is None:
         raise InvalidInput("no_ruleset_version_in_force", f"ruleset {rs.name!r} has no version in force in the period")
-    label = f"ruleset {rs.name} v{version.version}, revenue_share {ag.rule_name}"
+    label = f"ruleset {rs.name} v{version.version}, {'reimbursement' if ag.kind == 'reimbursement' else 'revenue_share'} {ag.rule_name}"
     terms, diags = revenue_share_terms(version.source, ag.rule_name, f"{rs.name} v{version.version}", label)
     errors = [d for d in diags if d.is_error]
     if errors:
         raise InvalidInput("revenue_share_unreadable", f"the revenue_share block {ag.rule_name!r} cannot be read: "
                            f"{errors[0].message}", errors=[d.to_dict() for d in errors])
     if terms is None:
-        raise InvalidInput("revenue_share_not_found", f"{rs.name} v{version.version} has no revenue_share block "
-                                                      f"named {ag.rule_name!r}")
+        raise InvalidInput("revenue_share_not_found", f"{rs.name} v{version.version} has no revenue_share (or "
+                                                      f"reimbursement) block named {ag.rule_name!r}")
     return terms, version.id
 
 
@@ -297,6 +302,29 @@ def _prior(scope: Scope, tenant: Tenant, partner: Partner, period: Period) -> li
     return out
 
 
+def _per_session(segments: Sequence[ShareSegment | None]) -> bool:
+    """Whether terms price sessions by their facts (indexed or time-of-use reimbursement, commissions)."""
+    return any(g is not None and g.terms is not None and (g.terms.reimburse is not None or g.terms.commissions)
+               for g in segments)
+
+
+def _series(scope: Scope, period: Period, segments: Sequence[ShareSegment],
+            prior: Sequence[PriorSession]) -> dict[str, Any]:
+    """The price series the terms read (per kWh), over the period and the days of the prior
+    sessions settled with it."""
+    from store.prices import load_series
+
+    names = {n for g in [*segments, *(p.segment for p in prior)] if g is not None and g.terms is not None
+             and g.terms.reimburse is not None for n in g.terms.reimburse.series}
+    if not names:
+        return {}
+    start = period.start
+    if prior:
+        first = min(p.session.local_date for p in prior)
+        start = min(start, ad_hoc_period(first, first + timedelta(days=1), period.timezone).start)
+    return dict(load_series(scope.db, scope.tenant_id, start, period.end, sorted(names)))
+
+
 def _compute(scope: Scope, data: PartnerStatementCreate) -> tuple[StatementDraft, S.IssueRequest]:
     partner = _own_partner(scope, data.partner_id)
     tenant = scope.db.get(Tenant, scope.tenant_id)
@@ -307,9 +335,16 @@ def _compute(scope: Scope, data: PartnerStatementCreate) -> tuple[StatementDraft
         raise InvalidInput("invalid_period", str(exc)) from None
     shares = _Shares(scope, tenant, partner, period, data.agreement_id)
     sessions, unrated = S.period_sessions(scope.db, scope.tenant_id, partner.id, period.start, period.end,
-                                          period.timezone)
-    draft = build_statement(period=period, sessions=sessions, unrated_sessions=unrated, segments=shares.segments,
-                            prior=_prior(scope, tenant, partner, period))
+                                          period.timezone, with_facts=_per_session(shares.segments))
+    prior = _prior(scope, tenant, partner, period)
+    series = _series(scope, period, shares.segments, prior)
+    try:
+        draft = build_statement(period=period, sessions=sessions, unrated_sessions=unrated,
+                                segments=shares.segments, prior=prior, series=series)
+    except SettlementError as exc:
+        # never a zero for a missing price: the statement waits for the prices
+        raise InvalidInput("reimbursement_price_missing", str(exc), errors=[
+            {"key": "session_id", "message": str(exc), "source": exc.session_id}]) from None
     if shares.notes:
         draft = replace(draft, notes=(*shares.notes, *draft.notes))
     one = shares.agreements[0].id if len(shares.agreements) == 1 else None
