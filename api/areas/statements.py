@@ -12,6 +12,12 @@ published during the period if none was in force yet); any other agreement reads
 strings), ``currency`` for the fixed amounts (default: the tenant's) and ``sites`` (location codes or
 globs, space-separated: the share is limited to sessions there).
 
+Per-session terms (``runtime.settlements``): indexed or time-of-use ``reimburse energy at`` prices
+and commission blocks price each session from the facts rating saw, at the tenant's price series
+(per kWh); a session priced at a moment no imported interval covers refuses the statement (422
+``reimbursement_price_missing`` naming the session, the stretch and the gap). Agreements of kind
+``reimbursement`` (an employee's company car charged at home) read a ``reimbursement`` block.
+
 Several agreements in one period: without ``agreement_id``, every revenue-share agreement of the
 partner valid in the period applies on its own days (their validities must not overlap); each
 covers the sessions whose local start day lies in its validity, its monthly fee is pro rata by
