@@ -10,13 +10,14 @@ price a ruleset reads through ``index(NAME)`` is per kWh.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, insert, or_, select
 from sqlalchemy.orm import Session
 
 from runtime.series import MWH_PER_KWH, BoundedSeries, SeriesPoint
@@ -64,10 +65,9 @@ def import_points(db: Session, tenant_id: str, series: PriceSeries, points: Sequ
         pp.start < end, pp.start >= first - timedelta(days=1))  # type: ignore[arg-type,operator]
         .order_by(pp.start)).scalars().all()  # type: ignore[arg-type]
     by_start = {p.start: p for p in stored}
-    new: list[PricePoint] = []
+    starts = [p.start for p in stored]  # sorted: the query orders by start
+    new: list[dict[str, Any]] = []
     unchanged = 0
-    # stored intervals that may overlap the file's, by start (points without an end last an hour at most here:
-    # they only overlap a new interval if they start inside it)
     for pt in points:
         old = by_start.get(pt.start)
         if old is not None:
@@ -82,18 +82,21 @@ def import_points(db: Session, tenant_id: str, series: PriceSeries, points: Sequ
                                line=pt.line, start=pt.start.isoformat())
             unchanged += 1
             continue
-        clash = next((o for o in stored if o.start != pt.start and
-                      ((pt.start < o.start < pt.end) or
-                       (o.start < pt.start and o.ends_at is not None and o.ends_at > pt.start))), None)
+        # a stored interval starting inside this one, or the one before it reaching into it (points
+        # without an end, written before intervals were stored, overlap nothing)
+        i = bisect.bisect_left(starts, pt.start)
+        clash = stored[i] if i < len(stored) and stored[i].start < pt.end else None
+        if clash is None and i > 0 and stored[i - 1].ends_at is not None and stored[i - 1].ends_at > pt.start:
+            clash = stored[i - 1]
         if clash is not None:
             span = f"{_utc(clash.start)}..{_utc(clash.ends_at)}" if clash.ends_at else f"from {_utc(clash.start)}"
             raise InvalidInput("price_interval_conflict", f"line {pt.line}: {_utc(pt.start)}..{_utc(pt.end)} overlaps "
                            f"the stored interval {span} (another resolution)", line=pt.line,
                            start=pt.start.isoformat())
-        new.append(PricePoint(tenant_id=tenant_id, series_id=series.id, start=pt.start, value=pt.value,
-                              ends_at=pt.end))
-    db.add_all(new)
-    db.flush()
+        new.append({"tenant_id": tenant_id, "series_id": series.id, "start": pt.start, "value": pt.value,
+                    "ends_at": pt.end})
+    for i in range(0, len(new), 5000):
+        db.execute(insert(PricePoint), new[i:i + 5000])
     return ImportResult(series.id, series.name, series.unit, len(points), len(new), unchanged, first, end)
 
 
