@@ -192,9 +192,10 @@ def read_revenue_share(pol: A.Policy, currency: str, filename: str = "<ruleset>"
                 continue  # unknown: the checker reported it (E202)
             assert ruleset is not None
             ct = commission_terms(block, ruleset, f"{src}, commission {n.value}")
-            if ct.party == "emsp":
-                diags.append(Diagnostic("E212", "error", f"commission '{n.value}' charges the eMSP: it belongs on "
-                                        "eMSP clearing, not on a host's statement", n.span,
+            if ct.party != "host":
+                where = "eMSP clearing" if ct.party == "emsp" else "the sales partner's statement (a commission agreement)"
+                diags.append(Diagnostic("E212", "error", f"commission '{n.value}' is {ct.direction}d to the "
+                                        f"{ct.party}: it belongs on {where}, not on a host's statement", n.span,
                                         f"write 'charge host' or 'pay host' in commission '{n.value}', or remove "
                                         "it here", filename))
                 continue
@@ -221,8 +222,9 @@ def read_reimbursement(pol: A.Policy, rs: A.Ruleset, currency: str, source: str 
 def revenue_share_terms(text: str, block: str, filename: str = "<ruleset>",
                         source: str = "") -> tuple[ShareTerms | None, list[Diagnostic]]:
     """The terms of the ``revenue_share`` block named ``block`` in ruleset source ``text`` (else of
-    the ``reimbursement`` block of that name) (None and no diagnostics: the ruleset has no such
-    block; None and its errors: the ruleset does not compile)."""
+    the ``reimbursement``, else the ``commission`` block of that name: a sales partner's commission
+    agreement) (None and no diagnostics: the ruleset has no such block; None and its errors: the
+    ruleset does not compile)."""
     from dsl.compiler import compile_ruleset
 
     res = compile_ruleset(text, filename)
@@ -235,4 +237,11 @@ def revenue_share_terms(text: str, block: str, filename: str = "<ruleset>",
     for pol in ast.policies:
         if pol.kind == "reimbursement" and pol.name == block:
             return read_reimbursement(pol, ast, res.ruleset.currency, source), []
+    for pol in ast.policies:
+        if pol.kind == "commission" and pol.name == block:
+            ct = commission_terms(pol, ast, source or f"commission {pol.name}")
+            if ct.party == "emsp":
+                return None, [Diagnostic("E212", "error", f"commission '{pol.name}' charges the eMSP: it belongs on "
+                                         "eMSP clearing, not on a partner statement", pol.name_span, None, filename)]
+            return ShareTerms(res.ruleset.currency, source=ct.source, commissions=(ct,)), []
     return None, []

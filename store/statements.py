@@ -67,12 +67,13 @@ __all__ = [
     "statement",
     "statement_line",
     "statement_row",
+    "tenant_sessions",
 ]
 
 NUMBER_PREFIX = "PS-"
 # agreements a partner statement settles: a revenue share, or energy reimbursement alone (a
 # ``reimbursement`` block: an employee's company car charged at home)
-SHARE_AGREEMENT_KINDS = ("revenue_share", "reimbursement")
+SHARE_AGREEMENT_KINDS = ("revenue_share", "reimbursement", "commission")
 
 _ID = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -192,6 +193,15 @@ def period_sessions(db: Session, tenant_id: str, partner_id: str, start: Any, en
     where = and_(cs.tenant_id == tenant_id, cs.site_host_id == partner_id,  # type: ignore[arg-type]
                  cs.start >= start, cs.start < end)  # type: ignore[arg-type,operator]
     found, unrated = _revenues(db, where, tzname, with_facts=with_facts)
+    return [r for r, _ in found], unrated
+
+
+def tenant_sessions(db: Session, tenant_id: str, start: Any, end: Any, tzname: str) -> tuple[list[SessionRevenue], int]:
+    """Every rated session of the tenant that started in ``[start, end)`` (UTC), with its facts: a
+    sales partner's commission is earned on sessions it does not host (its rules select them)."""
+    cs = ChargingSession
+    where = and_(cs.tenant_id == tenant_id, cs.start >= start, cs.start < end)  # type: ignore[arg-type,operator]
+    found, unrated = _revenues(db, where, tzname, with_facts=True)
     return [r for r, _ in found], unrated
 
 

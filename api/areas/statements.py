@@ -64,6 +64,7 @@ from runtime.invoicing import Period, ad_hoc_period
 from runtime.settlements import SettlementError
 from runtime.statements import (
     PriorSession,
+    SessionRevenue,
     ShareSegment,
     ShareTerms,
     StatementDraft,
@@ -236,7 +237,8 @@ def _ruleset_terms(scope: Scope, ag: Agreement, period: Period) -> tuple[ShareTe
                                                           "which does not exist")
     if version is None:
         raise InvalidInput("no_ruleset_version_in_force", f"ruleset {rs.name!r} has no version in force in the period")
-    label = f"ruleset {rs.name} v{version.version}, {'reimbursement' if ag.kind == 'reimbursement' else 'revenue_share'} {ag.rule_name}"
+    block = ag.kind if ag.kind in ("reimbursement", "commission") else "revenue_share"
+    label = f"ruleset {rs.name} v{version.version}, {block} {ag.rule_name}"
     terms, diags = revenue_share_terms(version.source, ag.rule_name, f"{rs.name} v{version.version}", label)
     errors = [d for d in diags if d.is_error]
     if errors:
@@ -314,6 +316,24 @@ def _per_session(segments: Sequence[ShareSegment | None]) -> bool:
                for g in segments)
 
 
+def _selected(scope: Scope, period: Period, segments: Sequence[ShareSegment]) -> tuple[list[SessionRevenue], int]:
+    """The tenant's sessions of the period that a commission rule of the segments selects (on its
+    own days); the statement shows their revenue, the basis of the commission, and nothing else."""
+    found, unrated = S.tenant_sessions(scope.db, scope.tenant_id, period.start, period.end, period.timezone)
+    out = []
+    for s in found:
+        seg = next((g for g in segments if g.holds(s.local_date)), None)
+        if seg is None or seg.terms is None:
+            continue
+        try:
+            if any(ct.session_amounts(s.session_id, s.local_date, s.energy_kwh, s.net, s.facts)
+                   for ct in seg.terms.commissions):
+                out.append(s)
+        except SettlementError as exc:
+            raise InvalidInput("commission_session_unreadable", str(exc)) from None
+    return out, unrated
+
+
 def _series(scope: Scope, period: Period, segments: Sequence[ShareSegment],
             prior: Sequence[PriorSession]) -> dict[str, Any]:
     """The price series the terms read (per kWh), over the period and the days of the prior
@@ -340,9 +360,14 @@ def _compute(scope: Scope, data: PartnerStatementCreate) -> tuple[StatementDraft
     except (ValueError, OverflowError) as exc:
         raise InvalidInput("invalid_period", str(exc)) from None
     shares = _Shares(scope, tenant, partner, period, data.agreement_id)
-    sessions, unrated = S.period_sessions(scope.db, scope.tenant_id, partner.id, period.start, period.end,
-                                          period.timezone, with_facts=_per_session(shares.segments))
-    prior = _prior(scope, tenant, partner, period)
+    if shares.agreements and all(ag.kind == "commission" for ag in shares.agreements):
+        # a sales partner: its commission rules select the tenant's sessions, wherever they were
+        sessions, unrated = _selected(scope, period, shares.segments)
+        prior: list[PriorSession] = []
+    else:
+        sessions, unrated = S.period_sessions(scope.db, scope.tenant_id, partner.id, period.start, period.end,
+                                              period.timezone, with_facts=_per_session(shares.segments))
+        prior = _prior(scope, tenant, partner, period)
     series = _series(scope, period, shares.segments, prior)
     try:
         draft = build_statement(period=period, sessions=sessions, unrated_sessions=unrated,

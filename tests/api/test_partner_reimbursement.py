@@ -11,6 +11,7 @@ Figures by hand (prices EUR/MWh, series day_ahead_hotel: 00:00Z 85.20, 01:00Z 80
   commission booking (charge host): 0.30 × 2 = -0.60; 0.01/kWh for group fleet: -0.10; 20.00 per month: -20.00
   commission bonus (pay host): 1% of 7.50 = 0.075 -> 0.08
   payable 1.11 + 0.75 - 0.60 - 0.10 - 20.00 + 0.08 = -18.76
+  sales partner (commission sales_acme, fleet only): R-1: 0.10 + 1% of 5.00 = 0.15
   home charger E-1 03:30Z..04:30Z (05:30..06:30 local), 4 kWh: 2 kWh at night 0.40 = 0.80,
       2 kWh at 0.0600 + 0.05 = 0.22: 1.02
 """
@@ -42,6 +43,11 @@ commission booking {
   charge host
 }
 commission bonus { 1% of net revenue; pay host }
+commission sales_acme {
+  0.10 per session for group fleet
+  1% of net revenue for group fleet
+  pay partner acme
+}
 reimbursement company_car "Company car charged at home" {
   energy at 0.40 per kWh when time 22:00..06:00
   energy at index(day_ahead_hotel) + 0.05 per kWh
@@ -84,6 +90,9 @@ def setup(env: Env) -> dict[str, str]:
     assert r.status_code == 422 and r.json()["code"] == "agreement_rule_required"
     _ok(c.post("/agreements", json={"partner_id": employee, "kind": "reimbursement", "valid_from": "2026-01-01",
                                     "ruleset_name": "spotshare", "rule_name": "company_car"}, headers=h), 201)
+    sales = _ok(c.post("/partners", json={"kind": "sales_partner", "name": "Acme Sales"}, headers=h), 201)["id"]
+    _ok(c.post("/agreements", json={"partner_id": sales, "kind": "commission", "valid_from": "2026-01-01",
+                                    "ruleset_name": "spotshare", "rule_name": "sales_acme"}, headers=h), 201)
 
     def s(ext: str, start: str, end: str, kwh: str, site: str = "spot_hotel", **kw: Any) -> dict[str, Any]:
         return {"id": ext, "start": start, "end": end, "energy_kwh": kwh, "location_id": site, "tariff": "std", **kw}
@@ -97,7 +106,7 @@ def setup(env: Env) -> dict[str, str]:
         s("E-1", "2026-04-01T03:30:00Z", "2026-04-01T04:30:00Z", "4", site="home_erika"),
     ]}, headers=h))
     assert res["created"] == 4, res
-    return {"host": host, "employee": employee}
+    return {"host": host, "employee": employee, "sales": sales}
 
 
 def _external(env: Env) -> dict[str, str]:
@@ -156,6 +165,20 @@ def test_company_car_charged_at_home_is_reimbursed_to_the_employee(env: Env, set
     rbs = _lines(st, "reimbursement")
     assert [(ln["quantity"], ln["net_unrounded"], ln["net"]) for ln in rbs] == [("2", "0.80", "0.80"),
                                                                                 ("2", "0.22", "0.22")]
-    assert rbs[0]["trace"][0]["rule"].startswith("reimbursement company_car, line 1")
+    assert rbs[0]["trace"][0]["rule"] == ("reimbursement company_car, line 24: reimburse energy at 0.4 per kWh when time 22:00..06:00")
     assert st["share_source"] == "ruleset spotshare v1, reimbursement company_car"
     assert st["totals"][0]["payable"] == "1.02"
+
+
+def test_a_sales_partner_is_paid_its_commission_on_the_sessions_its_rules_select(env: Env,
+                                                                                setup: dict[str, str]) -> None:
+    st = _ok(env.client.post("/partner-statements/preview", json={"partner_id": setup["sales"], "month": "2026-04"},
+                             headers=env.a.h()))
+    # only R-1 is a fleet customer's session: its revenue is the basis, shown alone
+    (rev,) = _lines(st, "revenue")
+    assert (rev["sessions"], rev["net"]) == (1, "5.00")
+    comms = [(ln["description"], ln["net"]) for ln in _lines(st, "commission")]
+    assert comms == [("commission sales_acme: 0.10 per session for group fleet, paid to the partner", "0.10"),
+                     ("commission sales_acme: 1% of net revenue for group fleet, paid to the partner", "0.05")]
+    assert st["totals"][0]["payable"] == "0.15"
+    assert st["share_source"] == "ruleset spotshare v1, commission sales_acme"

@@ -100,6 +100,10 @@ commission bonus { 0.05 per session; pay host }
         ("E202", "unknown commission 'bookng'", "did you mean 'booking'?")]
     _, diags = revenue_share_terms(text.replace("charge host", "charge emsp"), "h")
     assert [d.code for d in diags] == ["E212"] and "eMSP clearing" in diags[0].message
+    _, diags = revenue_share_terms(text.replace("charge host", "pay partner acme"), "h")
+    assert [d.code for d in diags] == ["E212"] and "sales partner's statement" in diags[0].message
+    sales, diags = revenue_share_terms(text.replace("charge host", "pay partner acme"), "booking")
+    assert diags == [] and sales is not None and sales.commissions[0].party == "partner"
 
 
 def test_missing_block_and_broken_source() -> None:
