@@ -170,7 +170,9 @@ def _product_text(p: A.Product) -> list[str]:
 
 def _policy_text(p: A.Policy) -> list[str]:
     out = [f"{p.kind} {p.name} {_quote(p.title)} {{"]
-    out += ["  " + policy_stmt_text(st) for st in p.statements]
+    # in a revenue share an energy price reads 'reimburse energy at ...' (its text() is the price alone)
+    out += ["  " + ("reimburse " if p.kind == "revenue_share" and isinstance(st, A.EnergyPrice) else "")
+            + policy_stmt_text(st) for st in p.statements]
     out.append("}")
     return out
 

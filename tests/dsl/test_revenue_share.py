@@ -110,3 +110,18 @@ def test_missing_block_and_broken_source() -> None:
     assert revenue_share_terms(HEAD, "h") == (None, [])
     terms, diags = revenue_share_terms("ruleset {", "h")
     assert terms is None and diags and diags[0].code.startswith("E1")
+
+
+def test_commission_references_print_and_parse_back() -> None:
+    from dsl.parser import parse
+    from dsl.printer import print_ruleset
+
+    text = HEAD + ("revenue_share h {\n  commission a, b\n  reimburse energy at 0.2 per kWh when time 22:00..06:00\n}\n"
+                   "commission a { 0.30 per session; charge host }\ncommission b { 0.01 per kWh; pay host }\n")
+    first = parse(text).ruleset
+    assert first is not None
+    again = parse(print_ruleset(first)).ruleset
+    assert again is not None
+    texts = [[s.text() for s in p.statements] for p in again.policies]
+    assert texts == [[s.text() for s in p.statements] for p in first.policies]
+    assert texts[0] == ["commission a, b", "energy at 0.2 per kWh when time 22:00..06:00"]
