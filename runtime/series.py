@@ -117,6 +117,8 @@ def read_prices(text: str, *, resolution: timedelta | None = None) -> tuple[list
         if len(cells) < 2:
             raise SeriesFileError(f"expected 'timestamp{delim}price', found {row.strip()!r}", line)
         start, end = _when(cells[0], line, utc_header)
+        if not (1970 <= start.year <= 2200 and (end is None or end.year <= 2200)):
+            raise SeriesFileError(f"{_iso(start)} lies outside 1970..2200", line)
         cell = cells[1].strip()
         if cell.lower() in _MISSING:
             raise SeriesFileError(f"no price for {_iso(start)} (found {cell!r}): the file has a gap", line)

@@ -43,6 +43,8 @@ def test_entsoe_quarter_hours_with_decimal_commas() -> None:
     ("2026-03-01T00:00Z,1\n2026-03-01T00:15Z,n/e\n", 2, "no price for 2026-03-01T00:15Z"),
     ("2026-03-01T00:00,1\n2026-03-01T01:00,2\n", 1, "has no UTC offset"),
     ("2026-03-01T00:00Z,abc\n", 1, "not a price"),
+    ("9999-12-31T23:30:00Z,1\n9999-12-31T23:45:00Z,1\n", 1, "outside 1970..2200"),
+    ("2026-03-01T00:00Z,NaN\n", 1, "price out of range"),
     ('"MTU (CET/CEST)";"Price"\n"01.03.2026 00:00 - 01.03.2026 01:00";"1"\n', 2, "(UTC)"),
     ('"MTU (UTC)";"Price"\n"01.03.2026 00:00 - 01.03.2026 01:00";"1"\n"01.03.2026 01:15 - 01.03.2026 02:15";"1"\n',
      2, "nothing priced from 2026-03-01T01:00Z to 2026-03-01T01:15Z"),

@@ -206,3 +206,33 @@ def test_share_reimbursement_commissions_and_remainder_make_up_the_net_revenue(
         assert total.payable == sum((ln.net for ln in parts), ZERO)
         cpo = total.net - total.payable
         assert abs(cpo - remainder) <= D("0.005") * len(draft.lines)
+
+
+def test_a_re_rated_session_corrects_its_reimbursement_and_commissions_later() -> None:
+    """The stated share of a session includes its reimbursement and commissions; when its facts
+    change (meter values corrected, re-rated), the next statement settles the difference."""
+    from runtime.statements import PriorSession
+
+    terms = _terms("revenue_share h {\n reimburse energy at index(spot) + 0.02 per kWh\n commission c\n}\n"
+                   "commission c { 0.01 per kWh; charge host }\n")
+    ser = _series(["0.10", "0.20", "0.30"])
+    seg = ShareSegment("ag", terms, APRIL.local_start, APRIL.local_end)
+
+    def rev(kwh_first_hour: str) -> SessionRevenue:
+        facts = SessionFacts("x", T0 + timedelta(minutes=30), T0 + timedelta(hours=1, minutes=30), D(10),
+                             meter_values=(MeterValue(T0 + timedelta(minutes=30), D(0)),
+                                           MeterValue(T0 + timedelta(hours=1), D(kwh_first_hour) * 1000),
+                                           MeterValue(T0 + timedelta(hours=1, minutes=30), D(10000))))
+        return SessionRevenue("x", date(2026, 4, 1), "EUR", D(10), ((D(19), D(5)),), "", "r", facts)
+
+    first = build_statement(period=APRIL, sessions=[rev("4")], segments=[seg], series={"spot": ser})
+    # 4 × 0.12 + 6 × 0.22 = 1.80 reimbursed, 0.10 commission charged
+    assert [x.share for x in first.stated] == [D("1.70")]
+    may = statement_period(BERLIN, month="2026-05")
+    later = build_statement(period=may, sessions=[], segments=[ShareSegment("ag", terms, may.local_start,
+                                                                            may.local_end)],
+                            prior=[PriorSession(rev("8"), "PS-000001", seg, (("EUR", D("1.70")),))],
+                            series={"spot": ser})
+    # 8 × 0.12 + 2 × 0.22 = 1.40, minus 0.10: the share falls by 0.40
+    (corr,) = [ln for ln in later.lines if ln.kind == "share_correction"]
+    assert (corr.net_unrounded, corr.refers_to) == (D("-0.40"), "PS-000001")
