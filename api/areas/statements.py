@@ -464,12 +464,13 @@ def get_partner_statement(request: Request[Any, Any, Any], partner_statement_id:
 
 CSV_COLUMNS = ("number", "partner_id", "local_start", "local_end", "seq", "kind", "description", "currency",
                "tax_rate", "sessions", "energy_kwh", "quantity", "unit", "unit_price", "net", "tax", "gross",
-               "agreement_id", "session_id", "refers_to")
+               "agreement_id", "session_id", "refers_to", "rule")
 
 
 @route("GET", "/partner-statements/{partner_statement_id:str}/csv", operation_id="export_partner_statement_csv",
-       roles="statements_read", summary="The statement's lines as CSV (one row per line, decimals as written), "
-                                        "then one agreement_subtotal row per agreement and currency",
+       roles="statements_read", summary="The statement's lines as CSV (one row per line, decimals as written, "
+                                        "the rule behind reimbursement and commission lines), then one "
+                                        "agreement_subtotal row per agreement and currency",
        responses={**_problems(400, 401, 403, 404, 409, 422),
                   200: ResponseSpec(data_container=str, media_type="text/csv", description="the lines as CSV")})
 def export_partner_statement_csv(request: Request[Any, Any, Any], partner_statement_id: IdPath) -> Response[str]:
@@ -488,6 +489,9 @@ def export_partner_statement_csv(request: Request[Any, Any, Any], partner_statem
     w.writerow(CSV_COLUMNS)
     for ln in [*lines, *subtotals]:
         m = {**row, **ln}
+        # reimbursement and commission lines: the rule behind the amount (the JSON has the whole trace)
+        trace = ln.get("trace") or []
+        m["rule"] = trace[0].get("rule") if trace and isinstance(trace[0], dict) else None
         w.writerow(["" if m.get(c) is None else format(m[c], "f") if isinstance(m[c], Decimal) else str(m[c])
                     for c in CSV_COLUMNS])
     return Response(out.getvalue(), media_type="text/csv",

@@ -145,6 +145,13 @@ def test_indexed_reimbursement_and_commissions_on_the_hosts_statement(env: Env, 
     again = _ok(env.client.get(f"/partner-statements/{issued['id']}", headers=env.a.h()))
     (stored,) = _lines(again, "reimbursement")
     assert stored["trace"] == rb["trace"] and again["totals"][0]["payable"] == "-18.76"
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(env.client.get(f"/partner-statements/{issued['id']}/csv",
+                                                          headers=env.a.h()).text)))
+    assert {r["kind"]: r["rule"] for r in rows if r["kind"] in ("reimbursement", "revenue")} == {
+        "revenue": "", "reimbursement": rule["rule"]}
 
 
 def test_a_missing_interval_is_an_error_naming_it_never_a_zero(env: Env, setup: dict[str, str]) -> None:
