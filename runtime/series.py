@@ -24,7 +24,7 @@ import bisect
 import csv
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
@@ -187,6 +187,14 @@ class BoundedSeries(PriceSeries):
     ``starts_ms[i]`` (None: it lasts until the next start)."""
 
     ends_ms: tuple[int | None, ...] = ()
+    # the ends that are not also the next start (the gaps' starts), sorted: where ``boundaries``
+    # cuts besides the starts (derived, not passed)
+    gap_starts: tuple[int, ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        starts = set(self.starts_ms)
+        object.__setattr__(self, "gap_starts", tuple(sorted(e for e in self.ends_ms if e is not None
+                                                            and e not in starts)))
 
     @classmethod
     def of(cls, name: str, points: Sequence[tuple[datetime, datetime | None, Decimal]]) -> BoundedSeries:
@@ -209,6 +217,8 @@ class BoundedSeries(PriceSeries):
         return self.values[i]
 
     def boundaries(self, a: int, b: int) -> list[int]:
-        cuts = set(PriceSeries.boundaries(self, a, b))
-        cuts.update(e for e in self.ends_ms if e is not None and a < e < b)
-        return sorted(cuts)
+        cuts = PriceSeries.boundaries(self, a, b)
+        g = self.gap_starts
+        lo = bisect.bisect_right(g, a)
+        hi = bisect.bisect_left(g, b)
+        return sorted(cuts + list(g[lo:hi])) if hi > lo else cuts

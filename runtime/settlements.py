@@ -153,11 +153,15 @@ class EnergyReimbursement:
         start = int(facts.start.timestamp() * 1000)
         out: list[Stretch] = []
         cum = ZERO
+        conditional = any(r.predicate is not None for r in self.rules)
         for a, b, kwh in energy_stretches(facts, self.cuts, tz, RatingContext(series=series)):
-            env = env_at(facts, a, start, tz, cum)
+            if conditional:
+                env = env_at(facts, a, start, tz, cum)
+                k, rule = next(((k, r) for k, r in enumerate(self.rules) if r.predicate is None or r.predicate(env)),
+                               (-1, None))
+            else:
+                k, rule = 0, self.rules[0]
             cum += kwh
-            k, rule = next(((k, r) for k, r in enumerate(self.rules) if r.predicate is None or r.predicate(env)),
-                           (-1, None))
             if rule is None:
                 continue  # no price for this time: not reimbursed (the checker asks for a fallback)
             try:
