@@ -123,7 +123,7 @@ PER = st.sampled_from(["0.30 per session", "0.01 per kWh", "2% of net revenue", 
 
 
 @st.composite
-def _case(draw: st.DrawFn) -> tuple[ShareTerms, list[SessionRevenue], BoundedSeries]:
+def _agreement(draw: st.DrawFn) -> ShareTerms:
     share = []
     if draw(st.booleans()):
         share.append(f"host gets {draw(st.sampled_from(['0', '12.5', '30', '33.3']))}% of net revenue")
@@ -143,7 +143,20 @@ def _case(draw: st.DrawFn) -> tuple[ShareTerms, list[SessionRevenue], BoundedSer
         blocks.append(f"commission c{i} {{\n" + "\n".join(rules) + f"\n{party}\n}}\n")
         refs.append(f"c{i}")
     body = "\n".join(share + ([reimb] if reimb else []) + ([f"commission {', '.join(refs)}"] if refs else []))
-    terms = _terms(f"revenue_share h {{\n{body}\n}}\n" + "".join(blocks))
+    return _terms(f"revenue_share h {{\n{body}\n}}\n" + "".join(blocks))
+
+
+@st.composite
+def _case(draw: st.DrawFn) -> tuple[list[ShareSegment], list[SessionRevenue], BoundedSeries]:
+    """One agreement for the month, or two: the second from a drawn day on."""
+    first = draw(_agreement())
+    split = draw(st.one_of(st.none(), st.integers(2, 30)))
+    if split is None:
+        segments = [ShareSegment("ag", first, APRIL.local_start, APRIL.local_end)]
+    else:
+        cut = date(2026, 4, split)
+        segments = [ShareSegment("ag1", first, APRIL.local_start, cut),
+                    ShareSegment("ag2", draw(_agreement()), cut, APRIL.local_end)]
     day = draw(st.lists(st.decimals(min_value=D("-0.5"), max_value=D("0.9"), places=5), min_size=24, max_size=24))
     ser = _series([str(day[i % 24]) for i in range(HOURS)])
     sessions = []
@@ -158,7 +171,7 @@ def _case(draw: st.DrawFn) -> tuple[ShareTerms, list[SessionRevenue], BoundedSer
         facts = SessionFacts(f"s{k}", start, start + timedelta(minutes=minutes), kwh, site_id=site,
                              customer_groups=groups)
         sessions.append(SessionRevenue(f"s{k}", _local(start), "EUR", kwh, lines, site, f"r{k}", facts))
-    return terms, sessions, ser
+    return segments, sessions, ser
 
 
 def _local(t: datetime) -> date:
@@ -170,11 +183,9 @@ def _local(t: datetime) -> date:
 @settings(max_examples=80, deadline=None)
 @given(_case())
 def test_share_reimbursement_commissions_and_remainder_make_up_the_net_revenue(
-        case: tuple[ShareTerms, list[SessionRevenue], BoundedSeries]) -> None:
-    terms, sessions, ser = case
-    draft = build_statement(period=APRIL, sessions=sessions, segments=[ShareSegment("ag", terms, APRIL.local_start,
-                                                                                    APRIL.local_end)],
-                            series={"spot": ser})
+        case: tuple[list[ShareSegment], list[SessionRevenue], BoundedSeries]) -> None:
+    segments, sessions, ser = case
+    draft = build_statement(period=APRIL, sessions=sessions, segments=segments, series={"spot": ser})
     revenue = [ln for ln in draft.lines if ln.kind == "revenue"]
     parts = [ln for ln in draft.lines if ln.kind != "revenue"]
     net_exact = sum((s.net for s in sessions), ZERO)
@@ -190,13 +201,14 @@ def test_share_reimbursement_commissions_and_remainder_make_up_the_net_revenue(
     # the 28th digit of the decimal context when a stretch's energy was divided pro rata by time
     monthly = sum((ln.net_unrounded for ln in parts if ln.unit.startswith("days of")), ZERO)
     stated = sum((x.share for x in draft.stated), ZERO)
-    exact = terms.reimburse is None or (not terms.reimburse.series and not terms.reimburse.cuts.any)
+    exact = all(g.terms is None or g.terms.reimburse is None or not g.terms.reimburse.cuts.any for g in segments)
     assert stated + monthly == host + reimb + comm if exact else abs(stated + monthly - host - reimb - comm) < D("1e-20")
-    # reimbursed energy: every kWh of every session, once (the last price has no condition)
-    if terms.reimburse is not None or terms.reimburse_per_kwh is not None:
-        # (to the 28 digits of the decimal context: pro-rata stretches are divided by time)
-        assert abs(sum((ln.quantity for ln in parts if ln.kind == "reimbursement"), ZERO) - sum(
-            (s.energy_kwh for s in sessions), ZERO)) < D("1e-20")
+    # reimbursed energy: every kWh of every session its agreement reimburses, once (the last price
+    # has no condition; to the 28 digits of the decimal context: pro-rata stretches are divided by time)
+    reimbursed = [s for s in sessions for g in segments if g.holds(s.local_date) and g.terms is not None
+                  and (g.terms.reimburse is not None or g.terms.reimburse_per_kwh is not None)]
+    assert abs(sum((ln.quantity for ln in parts if ln.kind == "reimbursement"), ZERO) - sum(
+        (s.energy_kwh for s in reimbursed), ZERO)) < D("1e-20")
     # after rounding: each line within half a cent of its exact amount, totals are sums of lines
     for ln in draft.lines:
         assert abs(ln.net - ln.net_unrounded) <= D("0.005")
