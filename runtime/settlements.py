@@ -163,7 +163,7 @@ class EnergyReimbursement:
                 k, rule = 0, self.rules[0]
             cum += kwh
             if rule is None:
-                continue  # no price for this time: not reimbursed (the checker asks for a fallback)
+                continue  # no price holds at this time (no price without a condition): not reimbursed
             try:
                 price = rule.per_kwh(a, series)
                 inputs = tuple((n, series[n].at(a)) for n in rule.series if n in series)

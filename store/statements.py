@@ -227,10 +227,13 @@ def prior_sessions(db: Session, tenant_id: str, partner_id: str, tzname: str) ->
     covering = and_(ps.tenant_id == cs.tenant_id, ps.partner_id == cs.site_host_id,
                     cs.start >= ps.period_start, cs.start < ps.period_end,
                     ps.states_sessions.is_(True))
+    # what this partner's statements stated: a session can be stated for its host and for a sales
+    # partner's commission as well, and each settles only its own
+    mine = select(statement.c.id).where(statement.c.tenant_id == tenant_id, statement.c.partner_id == partner_id)
     where = and_(cs.tenant_id == tenant_id, cs.site_host_id == partner_id,  # type: ignore[arg-type]
                  cs.status == "rated", cs.current_rating_id.is_not(None),  # type: ignore[union-attr,arg-type]
                  ~exists().where(st.tenant_id == tenant_id, st.session_id == cs.id,
-                                 st.rating_id == cs.current_rating_id))
+                                 st.rating_id == cs.current_rating_id, st.statement_id.in_(mine)))
     found, _ = _revenues(db, and_(where, exists().where(covering)), tzname, with_facts=True)
     if not found:
         return []
@@ -242,7 +245,8 @@ def prior_sessions(db: Session, tenant_id: str, partner_id: str, tzname: str) ->
     ids = [s.session_id for s, _ in found]
     for i in range(0, len(ids), 500):
         for r in db.execute(select(st.session_id, st.currency, st.share, st.agreement_id)
-                            .where(st.tenant_id == tenant_id, st.session_id.in_(ids[i:i + 500]))
+                            .where(st.tenant_id == tenant_id, st.session_id.in_(ids[i:i + 500]),
+                                   st.statement_id.in_(mine))
                             .order_by(st.id)):
             per = sums.setdefault(r.session_id, {})
             per[r.currency] = per.get(r.currency, Decimal(0)) + r.share

@@ -189,3 +189,20 @@ def test_a_sales_partner_is_paid_its_commission_on_the_sessions_its_rules_select
                      ("commission sales_acme: 1% of net revenue for group fleet, paid to the partner", "0.05")]
     assert st["totals"][0]["payable"] == "0.15"
     assert st["share_source"] == "ruleset spotshare v1, commission sales_acme"
+
+
+def test_host_and_sales_partner_each_settle_only_what_they_stated(env: Env, setup: dict[str, str]) -> None:
+    """R-1 is stated on the host's April statement and on the sales partner's: re-rated with the same
+    prices, neither owes a correction (the host's is not mixed with the sales partner's 0.15)."""
+    c, h = env.client, env.a.h()
+    issued = c.get("/partner-statements", params={"partner_id": setup["host"]}, headers=h).json()["items"]
+    if not any(s["local_start"] == "2026-04-01" for s in issued):
+        _ok(c.post("/partner-statements", json={"partner_id": setup["host"], "month": "2026-04"}, headers=h), 201)
+    sales = _ok(c.post("/partner-statements", json={"partner_id": setup["sales"], "month": "2026-04",
+                                                    "accept_unrated": True}, headers=h), 201)
+    assert sales["totals"][0]["payable"] == "0.15"
+    r1 = {v: k for k, v in _external(env).items()}["R-1"]
+    _ok(c.post(f"/sessions/{r1}/rerate", json={"reason": "meter check"}, headers=h), 201)
+    june = _ok(c.post("/partner-statements/preview", json={"partner_id": setup["host"], "month": "2026-06"},
+                      headers=h))
+    assert [ln for ln in june["lines"] if ln["kind"] == "share_correction"] == [], june["lines"]
