@@ -37,6 +37,7 @@ from sqlalchemy import (
     exists,
     false,
     func,
+    true,
     insert,
     select,
     update,
@@ -219,18 +220,23 @@ class PriorRecord:
     stated: tuple[tuple[str, Decimal], ...]
 
 
-def prior_sessions(db: Session, tenant_id: str, partner_id: str, tzname: str) -> list[PriorRecord]:
+def prior_sessions(db: Session, tenant_id: str, partner_id: str, tzname: str,
+                   hosted: bool = True) -> list[PriorRecord]:
     """Rated sessions hosted by ``partner_id`` in the period of one of its issued statements
-    (those that record their sessions) whose current rating no statement stated: re-rated since
-    they were stated, or never stated (late)."""
+    (those that record their sessions) whose current rating no statement of the partner stated:
+    re-rated since they were stated, or never stated (late). ``hosted=False`` (a sales partner):
+    the tenant's sessions in those periods, wherever they were; the caller keeps those its rules
+    select."""
     cs, ps, st = ChargingSession, statement.c, stated_session.c
-    covering = and_(ps.tenant_id == cs.tenant_id, ps.partner_id == cs.site_host_id,
+    covering = and_(ps.tenant_id == cs.tenant_id,
+                    ps.partner_id == (cs.site_host_id if hosted else partner_id),  # type: ignore[arg-type]
                     cs.start >= ps.period_start, cs.start < ps.period_end,
                     ps.states_sessions.is_(True))
     # what this partner's statements stated: a session can be stated for its host and for a sales
     # partner's commission as well, and each settles only its own
     mine = select(statement.c.id).where(statement.c.tenant_id == tenant_id, statement.c.partner_id == partner_id)
-    where = and_(cs.tenant_id == tenant_id, cs.site_host_id == partner_id,  # type: ignore[arg-type]
+    where = and_(cs.tenant_id == tenant_id,
+                 cs.site_host_id == partner_id if hosted else true(),  # type: ignore[arg-type]
                  cs.status == "rated", cs.current_rating_id.is_not(None),  # type: ignore[union-attr,arg-type]
                  ~exists().where(st.tenant_id == tenant_id, st.session_id == cs.id,
                                  st.rating_id == cs.current_rating_id, st.statement_id.in_(mine)))
@@ -240,6 +246,7 @@ def prior_sessions(db: Session, tenant_id: str, partner_id: str, tzname: str) ->
     heads = {r.id: r for r in db.execute(
         select(cs.id, ps.number, ps.local_start, ps.local_end, ps.agreement_id)
         .join(statement, covering).where(cs.id.in_([s.session_id for s, _ in found])))}  # type: ignore[attr-defined]
+    # (a session in the periods of several statements of the partner cannot happen: periods do not overlap)
     sums: dict[str, dict[str, Decimal]] = {}
     first_agreement: dict[str, str | None] = {}
     ids = [s.session_id for s, _ in found]

@@ -280,7 +280,7 @@ class _Shares:
         return "; ".join(g.terms.source if g.terms is not None else "agreement without terms" for g in self.segments)
 
 
-def _prior(scope: Scope, tenant: Tenant, partner: Partner, period: Period) -> list[PriorSession]:
+def _prior(scope: Scope, tenant: Tenant, partner: Partner, period: Period, hosted: bool = True) -> list[PriorSession]:
     """The partner's sessions of issued periods to settle now, each with the agreement (and its
     terms for that period) it is settled under: the one it was stated under, else (late) the one
     of its day. Sessions of ``period`` itself are left out: a preview of an issued period shows
@@ -296,7 +296,7 @@ def _prior(scope: Scope, tenant: Tenant, partner: Partner, period: Period) -> li
         return shares[key]
 
     out = []
-    for rec in S.prior_sessions(scope.db, scope.tenant_id, partner.id, tzname):
+    for rec in S.prior_sessions(scope.db, scope.tenant_id, partner.id, tzname, hosted):
         if period.local_start <= rec.session.local_date < period.local_end:
             continue
         seg: ShareSegment | None = None
@@ -306,8 +306,21 @@ def _prior(scope: Scope, tenant: Tenant, partner: Partner, period: Period) -> li
         else:
             seg = next((g for g in of(rec, rec.statement_agreement_id).segments
                         if g.holds(rec.session.local_date)), None)
+        if not hosted and not rec.stated and not _selects(seg, rec.session):
+            continue  # a sales partner's late sessions: only those its rules select
         out.append(PriorSession(rec.session, rec.statement_number, seg, rec.stated))
     return out
+
+
+def _selects(seg: ShareSegment | None, s: SessionRevenue) -> bool:
+    """Whether a commission rule of the segment selects the session (on its days)."""
+    if seg is None or seg.terms is None or not seg.holds(s.local_date):
+        return False
+    try:
+        return any(ct.session_amounts(s.session_id, s.local_date, s.energy_kwh, s.net, s.facts)
+                   for ct in seg.terms.commissions)
+    except SettlementError as exc:
+        raise InvalidInput("commission_session_unreadable", str(exc)) from None
 
 
 def _per_session(segments: Sequence[ShareSegment | None]) -> bool:
@@ -320,17 +333,7 @@ def _selected(scope: Scope, period: Period, segments: Sequence[ShareSegment]) ->
     """The tenant's sessions of the period that a commission rule of the segments selects (on its
     own days); the statement shows their revenue, the basis of the commission, and nothing else."""
     found, unrated = S.tenant_sessions(scope.db, scope.tenant_id, period.start, period.end, period.timezone)
-    out = []
-    for s in found:
-        seg = next((g for g in segments if g.holds(s.local_date)), None)
-        if seg is None or seg.terms is None:
-            continue
-        try:
-            if any(ct.session_amounts(s.session_id, s.local_date, s.energy_kwh, s.net, s.facts)
-                   for ct in seg.terms.commissions):
-                out.append(s)
-        except SettlementError as exc:
-            raise InvalidInput("commission_session_unreadable", str(exc)) from None
+    out = [s for s in found if _selects(next((g for g in segments if g.holds(s.local_date)), None), s)]
     return out, unrated
 
 
@@ -363,7 +366,7 @@ def _compute(scope: Scope, data: PartnerStatementCreate) -> tuple[StatementDraft
     if shares.agreements and all(ag.kind == "commission" for ag in shares.agreements):
         # a sales partner: its commission rules select the tenant's sessions, wherever they were
         sessions, unrated = _selected(scope, period, shares.segments)
-        prior: list[PriorSession] = []
+        prior = _prior(scope, tenant, partner, period, hosted=False)
     else:
         sessions, unrated = S.period_sessions(scope.db, scope.tenant_id, partner.id, period.start, period.end,
                                               period.timezone, with_facts=_per_session(shares.segments))

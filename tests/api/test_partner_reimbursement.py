@@ -206,3 +206,25 @@ def test_host_and_sales_partner_each_settle_only_what_they_stated(env: Env, setu
     june = _ok(c.post("/partner-statements/preview", json={"partner_id": setup["host"], "month": "2026-06"},
                       headers=h))
     assert [ln for ln in june["lines"] if ln["kind"] == "share_correction"] == [], june["lines"]
+
+
+def test_a_late_session_its_rules_select_reaches_the_sales_partner(env: Env, setup: dict[str, str]) -> None:
+    """After April was issued to the sales partner, two April sessions arrive: the fleet one is
+    settled on its next statement as late (0.10 + 1% of 2.00), the other is none of its business."""
+    c, h = env.client, env.a.h()
+    _ok(c.post("/sessions/batch", json={"sessions": [
+        {"id": "R-10", "start": "2026-04-02T10:00:00Z", "end": "2026-04-02T11:00:00Z", "energy_kwh": "4",
+         "location_id": "spot_hotel", "tariff": "std", "customer_groups": ["fleet"]},
+        {"id": "R-11", "start": "2026-04-02T12:00:00Z", "end": "2026-04-02T13:00:00Z", "energy_kwh": "4",
+         "location_id": "spot_hotel", "tariff": "std"}]}, headers=h))
+    june = _ok(c.post("/partner-statements/preview", json={"partner_id": setup["sales"], "month": "2026-06"},
+                      headers=h))
+    late = [ln for ln in june["lines"] if ln["kind"] == "share_late_session"]
+    ext = _external(env)
+    assert [(ext[ln["session_id"]], ln["net_unrounded"], ln["refers_to"]) for ln in late] == [
+        ("R-10", "0.12", june_ref(env, setup["sales"]))], june["lines"]
+
+
+def june_ref(env: Env, partner_id: str) -> str:
+    items = _ok(env.client.get("/partner-statements", params={"partner_id": partner_id}, headers=env.a.h()))["items"]
+    return str(next(s["number"] for s in items if s["local_start"] == "2026-04-01"))
