@@ -37,9 +37,9 @@ from sqlalchemy import (
     exists,
     false,
     func,
-    true,
     insert,
     select,
+    true,
     update,
 )
 from sqlalchemy.orm import Session
