@@ -89,22 +89,11 @@ def rating_context(scope: Scope, ruleset: Any, start: datetime, end: datetime, v
 
 
 def _load_series(scope: Scope, start: datetime, end: datetime) -> dict[str, Any]:
-    from datetime import timedelta
+    """The tenant's series over ``start..end``, per kWh (``per MWh`` series divided by 1000), with
+    their intervals' ends: a moment in a gap between two imports has no price."""
+    from store.prices import load_series
 
-    from runtime.rating import PriceSeries as RuntimeSeries
-    from store.models import PricePoint, PriceSeries
-
-    # a day of look-back: the point in force at the start may have begun before it
-    rows = scope.db.execute(
-        select(PriceSeries.name, PricePoint.start, PricePoint.value)
-        .join(PricePoint, PricePoint.series_id == PriceSeries.id)
-        .where(PriceSeries.tenant_id == scope.tenant_id,
-               PricePoint.start >= start - timedelta(days=1), PricePoint.start <= end)
-        .order_by(PriceSeries.name, PricePoint.start)).all()
-    points: dict[str, list[tuple[datetime, Any]]] = {}
-    for name, at, value in rows:
-        points.setdefault(name, []).append((at, value))
-    return {name: RuntimeSeries.from_points(name, pts) for name, pts in points.items()}
+    return dict(load_series(scope.db, scope.tenant_id, start, end))
 
 
 def versions_billing_uses(scope: Scope, at: datetime) -> list[RulesetVersion]:

@@ -16,6 +16,7 @@ __all__ = [
     "BinOp",
     "CollectionMinimum",
     "Commission",
+    "CommissionRef",
     "ComponentDef",
     "Cond",
     "CutOff",
@@ -436,6 +437,15 @@ class PartnerRef(_Stmt):
 
 
 @dataclass(frozen=True, slots=True)
+class CommissionRef(_Stmt):
+    """``commission booking_fee, sales_acme`` in a revenue share: those commission blocks apply to
+    the partner's statements under it."""
+
+    names: tuple[Named, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class Commission(_Stmt):
     """``0.30 per session [for COND]`` (transaction, kWh, month) or ``5% of net revenue [for COND]``."""
 
@@ -530,8 +540,8 @@ class ReturnCharge(_Stmt):
 PolicyStmt = Union[
     BillingCycle, CutOff, BillingZone, Terms, HoldWhen, Approval, AutoRelease, Escalate, Stage, MinimumAmount,
     Grace, Interest, FlatFee, ForGroups, PauseOnDispute, VatRate, ReverseCharge, TaxExempt, Sites, HostShare,
-    EnergyPrice, PartnerRef, Commission, Party, Validity, ServiceVat, Prorate, ServiceItem, PaymentMethod,
-    PaymentWindow, CollectionMinimum, ReturnCharge,
+    EnergyPrice, PartnerRef, CommissionRef, Commission, Party, Validity, ServiceVat, Prorate, ServiceItem,
+    PaymentMethod, PaymentWindow, CollectionMinimum, ReturnCharge,
 ]
 
 

@@ -494,7 +494,13 @@ class _Checker:
                     term(SHARE_PER[st.per.value], st)
             elif isinstance(st, A.EnergyPrice):
                 self._energy_price(st)
-                term("reimburse", st)
+                if st.condition is None:
+                    term("reimburse", st)
+            elif isinstance(st, A.CommissionRef):
+                blocks = {p.name for p in self.rs.policies if p.kind == "commission"}
+                for n in st.names:
+                    if n.value not in blocks:
+                        self._unknown("E202", "commission", n, blocks)
 
     def _energy_price(self, st: A.EnergyPrice) -> None:
         self._price(st.price)
@@ -509,11 +515,14 @@ class _Checker:
                 self._groups(st.groups)
             elif isinstance(st, A.Validity):
                 self._valid(st.valid_from, st.valid_until, st.span)
+        self._once(pol, "validity", pol.of(A.Validity))
+        self._once(pol, "price without a condition", [st for st in pol.of(A.EnergyPrice) if st.condition is None])
         if not pol.of(A.EnergyPrice) and f"reimbursement:{pol.name}" not in self.partial:
             self.err("E212", f"reimbursement '{pol.name}' has no price", pol.name_span,
                      "add e.g. 'energy at 0.30 per kWh'")
 
     def _policy_commission(self, pol: A.Policy) -> None:
+        before = len(self.out)
         self._once(pol, "validity", pol.of(A.Validity))
         for st in pol.statements:
             if isinstance(st, A.Commission):
@@ -523,10 +532,22 @@ class _Checker:
                     self._percent(st.percent.value, st.percent.span)
                 if st.condition is not None:
                     self._cond(st.condition)
+                if st.per is not None and st.per.value == "month" and st.condition is not None:
+                    self.err("E212", f"'{st.text()}' is a monthly flat fee, which no session condition can select",
+                             st.condition.span, "drop the 'for ...' part, or charge per session or per kWh")
             elif isinstance(st, A.Party):
                 self._choice(st.party, PARTIES[st.direction], f"party to {st.direction}")
             elif isinstance(st, A.Validity):
                 self._valid(st.valid_from, st.valid_until, st.span)
+        self._once(pol, "party", pol.of(A.Party))
+        # what the block lacks as a whole, once what it holds is in order
+        if f"commission:{pol.name}" not in self.partial and len(self.out) == before:
+            if not pol.of(A.Commission):
+                self.err("E212", f"commission '{pol.name}' has no amount", pol.name_span,
+                         "add e.g. '0.30 per session', '0.02 per kWh', '50.00 per month' or '5% of net revenue'")
+            if not pol.of(A.Party):
+                self.err("E212", f"commission '{pol.name}' does not say who pays whom", pol.name_span,
+                         "add 'charge host' (the host pays it) or 'pay host' / 'pay partner NAME' (it is paid)")
 
     def _policy_service(self, pol: A.Policy) -> None:
         from runtime.invoicing import PRICE_PERIODS, PRORATIONS

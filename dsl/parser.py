@@ -1281,6 +1281,9 @@ class _ToAst(Transformer[Token, Any]):
     def rs_partner(self, meta: Any, c: list[Token]) -> A.PartnerRef:
         return A.PartnerRef(_named(c[0]), _span(meta))
 
+    def rs_commission(self, meta: Any, c: list[Token]) -> A.CommissionRef:
+        return A.CommissionRef(tuple(_named(t) for t in c), _span(meta))
+
     def cm_amount(self, meta: Any, c: list[Any]) -> A.Commission:
         return A.Commission(_span(meta), amount=_num(c[0]), per=_named(c[1]), condition=c[2] if len(c) > 2 else None)
 

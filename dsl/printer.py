@@ -170,7 +170,9 @@ def _product_text(p: A.Product) -> list[str]:
 
 def _policy_text(p: A.Policy) -> list[str]:
     out = [f"{p.kind} {p.name} {_quote(p.title)} {{"]
-    out += ["  " + policy_stmt_text(st) for st in p.statements]
+    # in a revenue share an energy price reads 'reimburse energy at ...' (its text() is the price alone)
+    out += ["  " + ("reimburse " if p.kind == "revenue_share" and isinstance(st, A.EnergyPrice) else "")
+            + policy_stmt_text(st) for st in p.statements]
     out.append("}")
     return out
 
@@ -270,6 +272,8 @@ def policy_stmt_text(st: A.PolicyStmt) -> str:
         return text + (f" when {cond_text(st.condition)}" if st.condition is not None else "")
     if isinstance(st, A.PartnerRef):
         return f"partner {_word(st.partner.value)}"
+    if isinstance(st, A.CommissionRef):
+        return "commission " + _names(st.names, ", ")
     if isinstance(st, A.Commission):
         if st.percent is not None:
             text = f"{_n(st.percent.value)}% of net revenue"

@@ -47,6 +47,8 @@ __all__ = [
     "RatingError",
     "RulesetMeta",
     "TariffProgram",
+    "energy_stretches",
+    "env_at",
     "facts_minutes",
     "finish_session",
     "rate_period",
@@ -924,3 +926,24 @@ def _tier_lines(p: ProductProgram, kwh: Decimal, currency: str) -> list[RatedLin
             out.append(RatedLine(Component.TIER, f"energy {rng}", q, "kWh", price, q * price, p.vat, currency,
                                  p.label))
     return out
+
+
+def energy_stretches(s: SessionFacts, cuts: CutSpec, tz: ZoneInfo,
+                     ctx: RatingContext | None = None) -> list[tuple[int, int, Decimal]]:
+    """(start ms, end ms, kWh) of each stretch of ``s`` that charged energy, cut as rating cuts it:
+    by periods, else meter values, else pro rata, then at every boundary ``cuts`` names. Partner
+    statements price energy reimbursement on these, so the energy split is the one rating saw."""
+    segs = base_segments(s)
+    if segs and cuts.any:
+        segs = _split(segs, _boundaries(cuts, segs[0].a, segs[-1].b, tz, ctx or _DEFAULT_CTX))
+    return [(g.a, g.b, g.energy) for g in segs if g.energy]
+
+
+def env_at(s: SessionFacts, ms: int, start_ms: int, tz: ZoneInfo, kwh: Decimal = ZERO) -> Env:
+    """What a condition sees at ``ms`` of session ``s`` (local time, elapsed time, energy so far)."""
+    env = Env(s, s.reservation)
+    _set_env_time(env, ms, tz)
+    env.el = ms - start_ms
+    env.kwh = kwh
+    env.pw = s.max_power_kw
+    return env

@@ -12,8 +12,12 @@ Lines, in this order:
   (and, when the terms name sites, at one of those sites):
   ``share_percent`` (per currency, of the exact net revenue), ``share_per_kwh``,
   ``share_per_session``, ``share_monthly_fee`` (one line per calendar month, pro rata by days when
-  the period or the agreement covers part of the month) and ``reimbursement`` (energy at a static
-  price per kWh). Share lines are net amounts; VAT on a payout belongs to the credit note.
+  the period or the agreement covers part of the month), ``reimbursement`` (energy at a static
+  price per kWh; or, with ``ShareTerms.reimburse``, one line per price of the block, each session's
+  energy priced per stretch at the series' value then, the stretches in the line's ``trace``) and
+  ``commission`` (one line per commission rule, negative when the partner is charged; each names its
+  rule in ``trace``; see ``runtime.settlements``). Share lines are net amounts; VAT on a payout
+  belongs to the credit note.
   With several agreements in the period (``ShareSegment``s: one ends on the 15th, the next starts
   on the 16th), each segment's terms apply to the sessions whose local start day lies in it, and
   its monthly fee is pro rata by the segment's days; every share line names its agreement and
@@ -34,7 +38,7 @@ from __future__ import annotations
 
 import calendar
 import fnmatch
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -43,6 +47,9 @@ from typing import Any
 
 from runtime.invoicing import Period, ad_hoc_period
 from runtime.money import ZERO, minor_unit, quantize
+from runtime.rating import PriceSeries
+from runtime.sessions import SessionFacts
+from runtime.settlements import CommissionTerms, EnergyReimbursement, Stretch, commission_days
 
 __all__ = [
     "SHARE_KINDS",
@@ -61,7 +68,7 @@ __all__ = [
 ]
 
 SHARE_KINDS = ("share_percent", "share_per_kwh", "share_per_session", "share_monthly_fee", "reimbursement",
-               "share_correction", "share_late_session")
+               "commission", "share_correction", "share_late_session")
 MAX_PERIOD_DAYS = 366
 
 
@@ -84,6 +91,9 @@ class ShareTerms:
     reimburse_per_kwh: Decimal | None = None
     source: str = "terms"
     sites: tuple[str, ...] = ()  # location codes (globs) the share is limited to; empty: every site
+    # energy reimbursement priced per session (time-of-use or indexed; replaces reimburse_per_kwh)
+    reimburse: EnergyReimbursement | None = None
+    commissions: tuple[CommissionTerms, ...] = ()
 
     def covers(self, site: str) -> bool:
         return not self.sites or any(fnmatch.fnmatchcase(site, p) for p in self.sites)
@@ -91,7 +101,7 @@ class ShareTerms:
     @property
     def empty(self) -> bool:
         return all(v is None for v in (self.percent, self.per_kwh, self.per_session, self.monthly_fee,
-                                       self.reimburse_per_kwh))
+                                       self.reimburse_per_kwh, self.reimburse)) and not self.commissions
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +116,11 @@ class SessionRevenue:
     lines: tuple[tuple[Decimal, Decimal], ...]
     site: str = ""  # the location's code
     rating_id: str = ""  # the rating whose lines these are
+    facts: SessionFacts | None = None  # what rating saw (times, meter values, groups): per-session prices read it
+
+    @property
+    def net(self) -> Decimal:
+        return sum((net for _, net in self.lines), ZERO)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,15 +136,39 @@ class ShareSegment:
         return self.first <= day < self.end
 
 
-def session_share(terms: ShareTerms | None, s: SessionRevenue) -> dict[str, Decimal]:
+_NO_SERIES: Mapping[str, PriceSeries] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class SessionParts:
+    """What one session earns under one agreement's terms, before summing: its reimbursed
+    stretches and its commission amounts ((block, rule, quantity, signed exact amount))."""
+
+    stretches: tuple[Stretch, ...] = ()
+    commissions: tuple[tuple[int, int, Decimal, Decimal], ...] = ()
+
+
+def session_parts(terms: ShareTerms, s: SessionRevenue,
+                  series: Mapping[str, PriceSeries] = _NO_SERIES) -> SessionParts:
+    """Raises ``runtime.settlements.SettlementError`` naming the session and interval."""
+    stretches: tuple[Stretch, ...] = ()
+    if terms.reimburse is not None:
+        stretches = tuple(terms.reimburse.price(s.session_id, s.local_date, s.energy_kwh, s.facts, series))
+    comms = tuple((b, k, qty, amount) for b, ct in enumerate(terms.commissions)
+                  for k, qty, amount in ct.session_amounts(s.session_id, s.local_date, s.energy_kwh, s.net, s.facts))
+    return SessionParts(stretches, comms)
+
+
+def session_share(terms: ShareTerms | None, s: SessionRevenue, series: Mapping[str, PriceSeries] = _NO_SERIES,
+                  parts: SessionParts | None = None) -> dict[str, Decimal]:
     """The exact (unrounded) share one session earns under ``terms``, per currency: the session's
-    part of the share lines (the monthly fee belongs to no session). Summed over a segment's
-    sessions, it is exactly what the share lines hold before rounding."""
+    part of the share lines (the monthly fee and monthly commissions belong to no session). Summed
+    over a segment's sessions, it is exactly what the share lines hold before rounding."""
     out: dict[str, Decimal] = {}
     if terms is None or not terms.covers(s.site):
         return out
     if terms.percent is not None:
-        out[s.currency] = sum((net for _, net in s.lines), ZERO) * terms.percent / 100
+        out[s.currency] = s.net * terms.percent / 100
     fixed = ZERO
     for rate in (terms.per_kwh, terms.reimburse_per_kwh):
         if rate is not None:
@@ -138,6 +177,14 @@ def session_share(terms: ShareTerms | None, s: SessionRevenue) -> dict[str, Deci
         fixed += terms.per_session
     if any(v is not None for v in (terms.per_kwh, terms.reimburse_per_kwh, terms.per_session)):
         out[terms.currency] = out.get(terms.currency, ZERO) + fixed
+    if terms.reimburse is not None or terms.commissions:
+        p = parts if parts is not None else session_parts(terms, s, series)
+        if p.stretches:
+            out[terms.currency] = out.get(terms.currency, ZERO) + sum((x.amount for x in p.stretches), ZERO)
+        for b, k, _qty, amount in p.commissions:
+            # a percentage is of the session's revenue, in its currency; fixed amounts in the terms'
+            cur = s.currency if terms.commissions[b].rules[k].kind == "percent" else terms.currency
+            out[cur] = out.get(cur, ZERO) + amount
     return out
 
 
@@ -210,9 +257,13 @@ class StatementLine:
     agreement_id: str | None = None  # share lines: the agreement they are earned under
     session_id: str | None = None  # corrections and late sessions: the session
     refers_to: str | None = None  # corrections and late sessions: the statement number they settle for
+    # reimbursement and commission lines: the rule (first entry) and what the amount is made of
+    trace: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain(self)
+        d = _plain(self)
+        d["trace"] = list(self.trace) or None
+        return d
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,24 +339,40 @@ def build_statement(*, period: Period, sessions: Sequence[SessionRevenue], unrat
                     terms: ShareTerms | None = None, valid_from: date | None = None,
                     valid_to: date | None = None, rounding: str = "half_up",
                     segments: Sequence[ShareSegment] | None = None,
-                    prior: Sequence[PriorSession] = ()) -> StatementDraft:
+                    prior: Sequence[PriorSession] = (),
+                    series: Mapping[str, PriceSeries] = _NO_SERIES) -> StatementDraft:
     """The statement of one partner and period. Either ``segments`` (agreements in date order, not
     overlapping) or one agreement's ``terms`` with ``valid_from``/``valid_to`` (inclusive), the
     days on which it earns the partner a share; no terms: revenue only. ``prior``: sessions of
-    issued periods to settle (re-rated or late)."""
+    issued periods to settle (re-rated or late). ``series``: price series (per kWh) for indexed
+    reimbursement; a session priced at a moment they do not cover raises
+    ``runtime.settlements.SettlementError``."""
     lines: list[StatementLine] = []
     notes: list[str] = []
+    cache: dict[tuple[int, str, str], SessionParts] = {}
+
+    def parts_of(terms: ShareTerms, s: SessionRevenue) -> SessionParts:
+        key = (id(terms), s.session_id, s.rating_id)
+        found = cache.get(key)
+        if found is None:
+            found = cache[key] = session_parts(terms, s, series)
+        return found
+
+    def share_of(terms: ShareTerms | None, s: SessionRevenue) -> dict[str, Decimal]:
+        if terms is None or not terms.covers(s.site):
+            return {}
+        return session_share(terms, s, series, parts_of(terms, s))
 
     def add(kind: str, description: str, currency: str, tax_rate: Decimal | None, n_sessions: int,
             kwh: Decimal, quantity: Decimal, unit: str, unit_price: Decimal, exact_net: Decimal,
             exact_tax: Decimal = ZERO, agreement_id: str | None = None, session_id: str | None = None,
-            refers_to: str | None = None) -> None:
+            refers_to: str | None = None, trace: tuple[dict[str, Any], ...] = ()) -> None:
         places = minor_unit(currency)
         net = quantize(exact_net, places, rounding)
         tax = quantize(exact_tax, places, rounding)
         lines.append(StatementLine(len(lines) + 1, kind, description, currency, tax_rate, n_sessions, kwh,
                                    quantity, unit, unit_price, net, tax, net + tax, exact_net, agreement_id,
-                                   session_id, refers_to))
+                                   session_id, refers_to, trace))
 
     # revenue per currency and VAT rate
     groups: dict[tuple[str, Decimal], tuple[set[str], Decimal, Decimal]] = {}
@@ -353,15 +420,15 @@ def build_statement(*, period: Period, sessions: Sequence[SessionRevenue], unrat
         if elsewhere:
             notes.append(f"{elsewhere} session(s) at sites the share does not name ({', '.join(g.terms.sites)}) "
                          f"earn no share")
-        _share_lines(add, g.terms, covered, g.first, g.end, g.agreement_id)
+        _share_lines(add, g.terms, covered, g.first, g.end, g.agreement_id, parts_of)
     for s in sessions:
         seg = next((g for g in segments if g.holds(s.local_date)), None)
-        stated.extend(_stated(s, seg, session_share(seg.terms if seg else None, s)))
+        stated.extend(_stated(s, seg, share_of(seg.terms if seg else None, s)))
 
     settled = 0
     for ps in prior:
         s, seg = ps.session, ps.segment
-        now = session_share(seg.terms if seg else None, s)
+        now = share_of(seg.terms if seg else None, s)
         before = dict(ps.stated)
         diff = {cur: now.get(cur, ZERO) - before.get(cur, ZERO) for cur in sorted(set(now) | set(before))}
         settled += 1
@@ -420,7 +487,7 @@ def _stated(s: SessionRevenue, seg: ShareSegment | None, shares: dict[str, Decim
 
 
 def _share_lines(add: Any, terms: ShareTerms, covered: Sequence[SessionRevenue], first: date, end: date,
-                 agreement_id: str | None) -> None:
+                 agreement_id: str | None, parts_of: Any = None) -> None:
     add = partial(add, agreement_id=agreement_id)
     kwh = sum((s.energy_kwh for s in covered), ZERO)
     if terms.percent is not None:
@@ -445,4 +512,69 @@ def _share_lines(add: Any, terms: ShareTerms, covered: Sequence[SessionRevenue],
     if terms.reimburse_per_kwh is not None:
         add("reimbursement", f"energy reimbursement at {format(terms.reimburse_per_kwh, 'f')} {terms.currency} per kWh",
             terms.currency, None, len(covered), kwh, kwh, "kWh", terms.reimburse_per_kwh,
-            kwh * terms.reimburse_per_kwh)
+            kwh * terms.reimburse_per_kwh, trace=({"rule": terms.source},))
+    if terms.reimburse is None and not terms.commissions:
+        return
+    parts = [(s, parts_of(terms, s) if parts_of is not None else session_parts(terms, s)) for s in covered]
+    if terms.reimburse is not None:
+        _reimbursement_lines(add, terms, terms.reimburse, parts)
+    for b, ct in enumerate(terms.commissions):
+        _commission_lines(add, terms, b, ct, parts, first, end)
+
+
+def _reimbursement_lines(add: Any, terms: ShareTerms, rb: EnergyReimbursement,
+                         parts: Sequence[tuple[SessionRevenue, SessionParts]]) -> None:
+    """One line per energy price of the block that priced any energy, the stretches in its trace."""
+    for k, rule in enumerate(rb.rules):
+        mine = [x for _, p in parts for x in p.stretches if x.rule == k]
+        if not mine:
+            continue
+        kwh = sum((x.kwh for x in mine), ZERO)
+        exact = sum((x.amount for x in mine), ZERO)
+        n = len({x.session_id for x in mine})
+        if rule.constant is not None:
+            unit_price, how = rule.constant, f"at {format(rule.constant, 'f')} {terms.currency} per kWh"
+        else:
+            # a different price per stretch: the line states the average (the trace has each)
+            unit_price = (exact / kwh).quantize(Decimal("0.000001")) if kwh else ZERO
+            how = f"at {rule.text.removeprefix('energy at ')} (average {format(unit_price, 'f')} per kWh)"
+        trace = ({"rule": f"{rule.label}: reimburse {rule.text}"}, *(x.trace() for x in mine))
+        add("reimbursement", f"energy reimbursement {how}", terms.currency, None, n, kwh, kwh, "kWh",
+            unit_price, exact, trace=trace)
+
+
+_COMMISSION_UNITS = {"per_session": "sessions", "per_kwh": "kWh"}
+
+
+def _commission_lines(add: Any, terms: ShareTerms, b: int, ct: CommissionTerms,
+                      parts: Sequence[tuple[SessionRevenue, SessionParts]], first: date, end: date) -> None:
+    """One line per rule of a commission block (per currency for a percentage), signed: negative
+    when the partner is charged."""
+    who = "charged to the partner" if ct.direction == "charge" else "paid to the partner"
+    for k, rule in enumerate(ct.rules):
+        head = {"rule": f"{rule.label}: {rule.text}", "commission": ct.name, "direction": ct.direction,
+                "party": ct.party}
+        if rule.kind == "monthly":
+            days = commission_days(ct, first, end)
+            if days is None:
+                continue
+            for month, n_days, dim in _months(*days):
+                part = "" if n_days == dim else f" ({n_days} of {dim} days)"
+                add("commission", f"commission {ct.name}: {rule.text} {month:%Y-%m}{part}, {who}", terms.currency,
+                    None, 0, ZERO, Decimal(n_days), f"days of {dim}", ct.sign * rule.amount,
+                    ct.sign * rule.amount * n_days / dim, trace=(head,))
+            continue
+        hits = [(s, qty, amount) for s, p in parts for bb, kk, qty, amount in p.commissions if bb == b and kk == k]
+        if not hits:
+            continue
+        currencies = sorted({s.currency for s, _, _ in hits}) if rule.kind == "percent" else [terms.currency]
+        for cur in currencies:
+            mine = [h for h in hits if rule.kind != "percent" or h[0].currency == cur]
+            qty = sum((q for _, q, _ in mine), ZERO)
+            exact = sum((a for _, _, a in mine), ZERO)
+            kwh = sum((s.energy_kwh for s, _, _ in mine), ZERO)
+            unit = f"{cur} net" if rule.kind == "percent" else _COMMISSION_UNITS[rule.kind]
+            price = ct.sign * (rule.amount / 100 if rule.kind == "percent" else rule.amount)
+            trace = (head | {"sessions": [s.session_id for s, _, _ in mine]},)
+            add("commission", f"commission {ct.name}: {rule.text}, {who}", cur, None, len(mine), kwh, qty, unit,
+                price, exact, trace=trace)

@@ -379,6 +379,9 @@ class PricePoint(SQLModel, table=True):
     series_id: str = Field(foreign_key="price_series.id", index=True, max_length=40)
     start: datetime = Field(sa_type=UTCDateTime, nullable=False)
     value: Decimal = _dec(nullable=False)
+    # the end of the interval (exclusive; migration 0027): imported day-ahead files say it, and a
+    # moment between one interval's end and the next start has no price. None: until the next start
+    ends_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
 
 
 # --- sessions and ratings -----------------------------------------------------------------------

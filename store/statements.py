@@ -39,10 +39,12 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    true,
     update,
 )
 from sqlalchemy.orm import Session
 
+from runtime.sessions import SessionFacts, SessionInputError
 from runtime.statements import SessionRevenue, StatementDraft
 from store.audit import Actor, append_audit
 from store.errors import Conflict
@@ -66,9 +68,13 @@ __all__ = [
     "statement",
     "statement_line",
     "statement_row",
+    "tenant_sessions",
 ]
 
 NUMBER_PREFIX = "PS-"
+# agreements a partner statement settles: a revenue share, or energy reimbursement alone (a
+# ``reimbursement`` block: an employee's company car charged at home)
+SHARE_AGREEMENT_KINDS = ("revenue_share", "reimbursement", "commission")
 
 _ID = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -123,6 +129,8 @@ statement_line = Table(
     Column("agreement_id", String(40), nullable=True),
     Column("session_id", String(40), nullable=True),
     Column("refers_to", String(40), nullable=True),
+    # reimbursement and commission lines: the rule and the intervals behind the amount (migration 0027)
+    Column("trace", JSON(), nullable=True),
     UniqueConstraint("statement_id", "seq", name="uq_partner_statement_line_seq"),
 )
 
@@ -142,11 +150,22 @@ stated_session = Table(
 )
 
 
-def _revenues(db: Session, where: Any, tzname: str, *extra: Any) -> tuple[list[tuple[SessionRevenue, Any]], int]:
+def _facts(raw: Any) -> SessionFacts | None:
+    try:
+        return SessionFacts.from_dict(raw) if raw else None
+    except (SessionInputError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _revenues(db: Session, where: Any, tzname: str, *extra: Any,
+              with_facts: bool = False) -> tuple[list[tuple[SessionRevenue, Any]], int]:
     """The sessions ``where`` selects (hosted sessions joined to their location), each rated one
     with its current rating's lines at full precision and its row (for ``extra`` columns); and how
-    many were not rated."""
+    many were not rated. ``with_facts``: each with the facts rating saw (per-session reimbursement
+    and commissions read them)."""
     cs = ChargingSession
+    if with_facts:
+        extra = (*extra, cs.facts)
     # the site is the location's code as it is now, else the reference the session came with
     stmt = (select(cs.id, cs.start, cs.currency, cs.energy_kwh, cs.current_rating_id, cs.status,
                    func.coalesce(func.nullif(Location.code, ""), cs.location_ref).label("site"), *extra)
@@ -163,18 +182,27 @@ def _revenues(db: Session, where: Any, tzname: str, *extra: Any) -> tuple[list[t
             lines[ln.rating_id].append((ln.tax_rate, ln.net))
     tz = ZoneInfo(tzname)
     out = [(SessionRevenue(r.id, r.start.astimezone(tz).date(), r.currency, r.energy_kwh, tuple(lines[rid]),
-                           r.site or "", rid), r) for rid, r in rated.items()]
+                           r.site or "", rid, _facts(r.facts) if with_facts else None), r) for rid, r in rated.items()]
     return out, len(rows) - len(out)
 
 
 def period_sessions(db: Session, tenant_id: str, partner_id: str, start: Any, end: Any,
-                    tzname: str) -> tuple[list[SessionRevenue], int]:
+                    tzname: str, with_facts: bool = False) -> tuple[list[SessionRevenue], int]:
     """The rated sessions hosted by ``partner_id`` that started in ``[start, end)`` (UTC), with
     their current rating's lines at full precision; and how many unrated ones there were."""
     cs = ChargingSession
     where = and_(cs.tenant_id == tenant_id, cs.site_host_id == partner_id,  # type: ignore[arg-type]
                  cs.start >= start, cs.start < end)  # type: ignore[arg-type,operator]
-    found, unrated = _revenues(db, where, tzname)
+    found, unrated = _revenues(db, where, tzname, with_facts=with_facts)
+    return [r for r, _ in found], unrated
+
+
+def tenant_sessions(db: Session, tenant_id: str, start: Any, end: Any, tzname: str) -> tuple[list[SessionRevenue], int]:
+    """Every rated session of the tenant that started in ``[start, end)`` (UTC), with its facts: a
+    sales partner's commission is earned on sessions it does not host (its rules select them)."""
+    cs = ChargingSession
+    where = and_(cs.tenant_id == tenant_id, cs.start >= start, cs.start < end)  # type: ignore[arg-type,operator]
+    found, unrated = _revenues(db, where, tzname, with_facts=True)
     return [r for r, _ in found], unrated
 
 
@@ -192,30 +220,40 @@ class PriorRecord:
     stated: tuple[tuple[str, Decimal], ...]
 
 
-def prior_sessions(db: Session, tenant_id: str, partner_id: str, tzname: str) -> list[PriorRecord]:
+def prior_sessions(db: Session, tenant_id: str, partner_id: str, tzname: str,
+                   hosted: bool = True) -> list[PriorRecord]:
     """Rated sessions hosted by ``partner_id`` in the period of one of its issued statements
-    (those that record their sessions) whose current rating no statement stated: re-rated since
-    they were stated, or never stated (late)."""
+    (those that record their sessions) whose current rating no statement of the partner stated:
+    re-rated since they were stated, or never stated (late). ``hosted=False`` (a sales partner):
+    the tenant's sessions in those periods, wherever they were; the caller keeps those its rules
+    select."""
     cs, ps, st = ChargingSession, statement.c, stated_session.c
-    covering = and_(ps.tenant_id == cs.tenant_id, ps.partner_id == cs.site_host_id,
+    covering = and_(ps.tenant_id == cs.tenant_id,
+                    ps.partner_id == (cs.site_host_id if hosted else partner_id),  # type: ignore[arg-type]
                     cs.start >= ps.period_start, cs.start < ps.period_end,
                     ps.states_sessions.is_(True))
-    where = and_(cs.tenant_id == tenant_id, cs.site_host_id == partner_id,  # type: ignore[arg-type]
+    # what this partner's statements stated: a session can be stated for its host and for a sales
+    # partner's commission as well, and each settles only its own
+    mine = select(statement.c.id).where(statement.c.tenant_id == tenant_id, statement.c.partner_id == partner_id)
+    where = and_(cs.tenant_id == tenant_id,
+                 cs.site_host_id == partner_id if hosted else true(),  # type: ignore[arg-type]
                  cs.status == "rated", cs.current_rating_id.is_not(None),  # type: ignore[union-attr,arg-type]
                  ~exists().where(st.tenant_id == tenant_id, st.session_id == cs.id,
-                                 st.rating_id == cs.current_rating_id))
-    found, _ = _revenues(db, and_(where, exists().where(covering)), tzname)
+                                 st.rating_id == cs.current_rating_id, st.statement_id.in_(mine)))
+    found, _ = _revenues(db, and_(where, exists().where(covering)), tzname, with_facts=True)
     if not found:
         return []
     heads = {r.id: r for r in db.execute(
         select(cs.id, ps.number, ps.local_start, ps.local_end, ps.agreement_id)
         .join(statement, covering).where(cs.id.in_([s.session_id for s, _ in found])))}  # type: ignore[attr-defined]
+    # (a session in the periods of several statements of the partner cannot happen: periods do not overlap)
     sums: dict[str, dict[str, Decimal]] = {}
     first_agreement: dict[str, str | None] = {}
     ids = [s.session_id for s, _ in found]
     for i in range(0, len(ids), 500):
         for r in db.execute(select(st.session_id, st.currency, st.share, st.agreement_id)
-                            .where(st.tenant_id == tenant_id, st.session_id.in_(ids[i:i + 500]))
+                            .where(st.tenant_id == tenant_id, st.session_id.in_(ids[i:i + 500]),
+                                   st.statement_id.in_(mine))
                             .order_by(st.id)):
             per = sums.setdefault(r.session_id, {})
             per[r.currency] = per.get(r.currency, Decimal(0)) + r.share
@@ -286,7 +324,7 @@ def issue_statement(db: Session, actor: Actor, req: IssueRequest, draft: Stateme
              "sessions": ln.sessions, "energy_kwh": ln.energy_kwh, "quantity": ln.quantity, "unit": ln.unit,
              "unit_price": ln.unit_price, "net": ln.net, "tax": ln.tax, "gross": ln.gross,
              "net_unrounded": ln.net_unrounded, "agreement_id": ln.agreement_id, "session_id": ln.session_id,
-             "refers_to": ln.refers_to} for ln in draft.lines])
+             "refers_to": ln.refers_to, "trace": list(ln.trace) or None} for ln in draft.lines])
     if draft.stated:
         db.execute(insert(stated_session), [
             {"tenant_id": actor.tenant_id, "statement_id": row["id"], **x.to_dict(), "share": x.share}
@@ -303,12 +341,13 @@ def lines_of(db: Session, statement_id: str) -> Sequence[Any]:
 
 def revenue_share_agreements(db: Session, tenant_id: str, partner_id: str, local_start: date,
                              local_end: date) -> list[Any]:
-    """The partner's revenue-share agreements valid on some day of [local_start, local_end), by start."""
+    """The partner's revenue-share (and energy reimbursement) agreements valid on some day of
+    [local_start, local_end), by start."""
     from store.models import Agreement
 
     return list(db.execute(select(Agreement).where(
         Agreement.tenant_id == tenant_id, Agreement.partner_id == partner_id,
-        Agreement.kind == "revenue_share", Agreement.valid_from < local_end,
+        Agreement.kind.in_(SHARE_AGREEMENT_KINDS), Agreement.valid_from < local_end,  # type: ignore[attr-defined]
         (Agreement.valid_to.is_(None)) | (Agreement.valid_to >= local_start))  # type: ignore[union-attr,operator]
         .order_by(Agreement.valid_from, Agreement.id)).scalars())
 

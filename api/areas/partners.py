@@ -22,7 +22,7 @@ __all__ = ["router"]
 
 
 class PartnerCreate(WriteModel):
-    kind: Literal["site_host", "emsp", "fleet", "subcontractor"]
+    kind: Literal["site_host", "emsp", "fleet", "subcontractor", "employee", "sales_partner"]
     name: str = Field(min_length=1, max_length=200)
     country_code: Country = ""
     party_id: str = Field("", pattern=r"^([A-Z0-9]{3})?$", description="OCPI party id")
@@ -37,7 +37,7 @@ PartnerRead = read_of(PartnerCreate, "PartnerRead")
 
 class AgreementCreate(WriteModel):
     partner_id: Id
-    kind: Literal["revenue_share", "roaming", "fleet", "service", "subcontract"]
+    kind: Literal["revenue_share", "roaming", "fleet", "service", "subcontract", "reimbursement", "commission"]
     reference: str = Field("", max_length=100)
     ruleset_name: str = Field("", max_length=100)
     rule_name: str = Field("", max_length=100, description="e.g. the revenue_share block in the ruleset")
@@ -56,6 +56,10 @@ AgreementRead = read_of(AgreementCreate, "AgreementRead")
 def _check_agreement(_scope: Scope, values: dict[str, Any], _existing: Any) -> None:
     if values.get("valid_to") and values["valid_to"] < values["valid_from"]:
         raise InvalidInput("agreement_ends_before_start", "valid_to is before valid_from")
+    if values.get("kind") in ("reimbursement", "commission") and not (values.get("ruleset_name")
+                                                                       and values.get("rule_name")):
+        raise InvalidInput("agreement_rule_required", f"a {values['kind']} agreement names its ruleset (ruleset_name) "
+                                                      f"and the {values['kind']} block that prices it (rule_name)")
     if values.get("kind") == "revenue_share":
         # statements read these terms: a typo must fail here, not at month-end
         terms = values.get("terms") or {}

@@ -69,8 +69,10 @@ EvseRead = read_of(EvseCreate, "EvseRead")
 def _check_location(_scope: Scope, values: dict[str, Any], _existing: Any) -> None:
     if values.get("site_host_id"):
         host = _scope.repo(Partner, "partner", "par").get(values["site_host_id"])
-        if host.kind != "site_host":
-            raise InvalidInput("not_a_site_host", f"partner {host.id!r} is a {host.kind}, not a site_host")
+        # an employee hosts the home charger of a company car (its energy is reimbursed to them)
+        if host.kind not in ("site_host", "employee"):
+            raise InvalidInput("not_a_site_host", f"partner {host.id!r} is a {host.kind}, not a site_host "
+                                                  "(or an employee with a home charger)")
 
 
 def _check_evse(scope: Scope, values: dict[str, Any], _existing: Any) -> None:

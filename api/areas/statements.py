@@ -12,6 +12,12 @@ published during the period if none was in force yet); any other agreement reads
 strings), ``currency`` for the fixed amounts (default: the tenant's) and ``sites`` (location codes or
 globs, space-separated: the share is limited to sessions there).
 
+Per-session terms (``runtime.settlements``): indexed or time-of-use ``reimburse energy at`` prices
+and commission blocks price each session from the facts rating saw, at the tenant's price series
+(per kWh); a session priced at a moment no imported interval covers refuses the statement (422
+``reimbursement_price_missing`` naming the session, the stretch and the gap). Agreements of kind
+``reimbursement`` (an employee's company car charged at home) read a ``reimbursement`` block.
+
 Several agreements in one period: without ``agreement_id``, every revenue-share agreement of the
 partner valid in the period applies on its own days (their validities must not overlap); each
 covers the sessions whose local start day lies in its validity, its monthly fee is pro rata by
@@ -29,6 +35,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -54,8 +61,10 @@ from api.crud import (
 from api.schemas import DecimalOut, Id, RefId
 from dsl.revenue_share import revenue_share_terms
 from runtime.invoicing import Period, ad_hoc_period
+from runtime.settlements import SettlementError
 from runtime.statements import (
     PriorSession,
+    SessionRevenue,
     ShareSegment,
     ShareTerms,
     StatementDraft,
@@ -128,6 +137,9 @@ class PartnerStatementLineRead(ReadModel):
     session_id: str | None = Field(None, description="corrections and late sessions: the session")
     refers_to: str | None = Field(None, description="corrections and late sessions: the number of the issued "
                                                     "statement whose period they belong to")
+    trace: list[dict[str, Any]] | None = Field(None, description="reimbursement and commission lines: the rule "
+                                                                 "(first entry), then the stretches or sessions "
+                                                                 "behind the amount")
 
 
 class PartnerStatementSummary(ReadModel):
@@ -206,7 +218,7 @@ def _agreements(scope: Scope, partner: Partner, period: Period, agreement_id: st
             if scope.actor.role == "partner":  # another partner's agreement does not exist for a partner key
                 raise NotFound("agreement_not_found", f"agreement {ag.id!r} not found")
             raise InvalidInput("agreement_of_another_partner", f"agreement {ag.id!r} is not {partner.id!r}'s")
-        if ag.kind != "revenue_share":
+        if ag.kind not in S.SHARE_AGREEMENT_KINDS:
             raise InvalidInput("not_a_revenue_share_agreement", f"agreement {ag.id!r} is a {ag.kind} agreement")
         return [ag]
     found = S.revenue_share_agreements(scope.db, scope.tenant_id, partner.id, period.local_start, period.local_end)
@@ -225,15 +237,16 @@ def _ruleset_terms(scope: Scope, ag: Agreement, period: Period) -> tuple[ShareTe
                                                           "which does not exist")
     if version is None:
         raise InvalidInput("no_ruleset_version_in_force", f"ruleset {rs.name!r} has no version in force in the period")
-    label = f"ruleset {rs.name} v{version.version}, revenue_share {ag.rule_name}"
+    block = ag.kind if ag.kind in ("reimbursement", "commission") else "revenue_share"
+    label = f"ruleset {rs.name} v{version.version}, {block} {ag.rule_name}"
     terms, diags = revenue_share_terms(version.source, ag.rule_name, f"{rs.name} v{version.version}", label)
     errors = [d for d in diags if d.is_error]
     if errors:
         raise InvalidInput("revenue_share_unreadable", f"the revenue_share block {ag.rule_name!r} cannot be read: "
                            f"{errors[0].message}", errors=[d.to_dict() for d in errors])
     if terms is None:
-        raise InvalidInput("revenue_share_not_found", f"{rs.name} v{version.version} has no revenue_share block "
-                                                      f"named {ag.rule_name!r}")
+        raise InvalidInput("revenue_share_not_found", f"{rs.name} v{version.version} has no revenue_share (or "
+                                                      f"reimbursement) block named {ag.rule_name!r}")
     return terms, version.id
 
 
@@ -267,7 +280,7 @@ class _Shares:
         return "; ".join(g.terms.source if g.terms is not None else "agreement without terms" for g in self.segments)
 
 
-def _prior(scope: Scope, tenant: Tenant, partner: Partner, period: Period) -> list[PriorSession]:
+def _prior(scope: Scope, tenant: Tenant, partner: Partner, period: Period, hosted: bool = True) -> list[PriorSession]:
     """The partner's sessions of issued periods to settle now, each with the agreement (and its
     terms for that period) it is settled under: the one it was stated under, else (late) the one
     of its day. Sessions of ``period`` itself are left out: a preview of an issued period shows
@@ -283,7 +296,7 @@ def _prior(scope: Scope, tenant: Tenant, partner: Partner, period: Period) -> li
         return shares[key]
 
     out = []
-    for rec in S.prior_sessions(scope.db, scope.tenant_id, partner.id, tzname):
+    for rec in S.prior_sessions(scope.db, scope.tenant_id, partner.id, tzname, hosted):
         if period.local_start <= rec.session.local_date < period.local_end:
             continue
         seg: ShareSegment | None = None
@@ -293,8 +306,52 @@ def _prior(scope: Scope, tenant: Tenant, partner: Partner, period: Period) -> li
         else:
             seg = next((g for g in of(rec, rec.statement_agreement_id).segments
                         if g.holds(rec.session.local_date)), None)
+        if not hosted and not rec.stated and not _selects(seg, rec.session):
+            continue  # a sales partner's late sessions: only those its rules select
         out.append(PriorSession(rec.session, rec.statement_number, seg, rec.stated))
     return out
+
+
+def _selects(seg: ShareSegment | None, s: SessionRevenue) -> bool:
+    """Whether a commission rule of the segment selects the session (on its days)."""
+    if seg is None or seg.terms is None or not seg.holds(s.local_date):
+        return False
+    try:
+        return any(ct.session_amounts(s.session_id, s.local_date, s.energy_kwh, s.net, s.facts)
+                   for ct in seg.terms.commissions)
+    except SettlementError as exc:
+        raise InvalidInput("commission_session_unreadable", str(exc)) from None
+
+
+def _per_session(segments: Sequence[ShareSegment | None]) -> bool:
+    """Whether terms price sessions by their facts (indexed or time-of-use reimbursement, commissions)."""
+    return any(g is not None and g.terms is not None and (g.terms.reimburse is not None or g.terms.commissions)
+               for g in segments)
+
+
+def _selected(scope: Scope, period: Period, segments: Sequence[ShareSegment]) -> tuple[list[SessionRevenue], int]:
+    """The tenant's sessions of the period that a commission rule of the segments selects (on its
+    own days); the statement shows their revenue, the basis of the commission, and nothing else."""
+    found, unrated = S.tenant_sessions(scope.db, scope.tenant_id, period.start, period.end, period.timezone)
+    out = [s for s in found if _selects(next((g for g in segments if g.holds(s.local_date)), None), s)]
+    return out, unrated
+
+
+def _series(scope: Scope, period: Period, segments: Sequence[ShareSegment],
+            prior: Sequence[PriorSession]) -> dict[str, Any]:
+    """The price series the terms read (per kWh), over the period and the days of the prior
+    sessions settled with it."""
+    from store.prices import load_series
+
+    names = {n for g in [*segments, *(p.segment for p in prior)] if g is not None and g.terms is not None
+             and g.terms.reimburse is not None for n in g.terms.reimburse.series}
+    if not names:
+        return {}
+    start = period.start
+    if prior:
+        first = min(p.session.local_date for p in prior)
+        start = min(start, ad_hoc_period(first, first + timedelta(days=1), period.timezone).start)
+    return dict(load_series(scope.db, scope.tenant_id, start, period.end, sorted(names)))
 
 
 def _compute(scope: Scope, data: PartnerStatementCreate) -> tuple[StatementDraft, S.IssueRequest]:
@@ -306,10 +363,22 @@ def _compute(scope: Scope, data: PartnerStatementCreate) -> tuple[StatementDraft
     except (ValueError, OverflowError) as exc:
         raise InvalidInput("invalid_period", str(exc)) from None
     shares = _Shares(scope, tenant, partner, period, data.agreement_id)
-    sessions, unrated = S.period_sessions(scope.db, scope.tenant_id, partner.id, period.start, period.end,
-                                          period.timezone)
-    draft = build_statement(period=period, sessions=sessions, unrated_sessions=unrated, segments=shares.segments,
-                            prior=_prior(scope, tenant, partner, period))
+    if shares.agreements and all(ag.kind == "commission" for ag in shares.agreements):
+        # a sales partner: its commission rules select the tenant's sessions, wherever they were
+        sessions, unrated = _selected(scope, period, shares.segments)
+        prior = _prior(scope, tenant, partner, period, hosted=False)
+    else:
+        sessions, unrated = S.period_sessions(scope.db, scope.tenant_id, partner.id, period.start, period.end,
+                                              period.timezone, with_facts=_per_session(shares.segments))
+        prior = _prior(scope, tenant, partner, period)
+    series = _series(scope, period, shares.segments, prior)
+    try:
+        draft = build_statement(period=period, sessions=sessions, unrated_sessions=unrated,
+                                segments=shares.segments, prior=prior, series=series)
+    except SettlementError as exc:
+        # never a zero for a missing price: the statement waits for the prices
+        raise InvalidInput("reimbursement_price_missing", str(exc), errors=[
+            {"key": "session_id", "message": str(exc), "source": exc.session_id}]) from None
     if shares.notes:
         draft = replace(draft, notes=(*shares.notes, *draft.notes))
     one = shares.agreements[0].id if len(shares.agreements) == 1 else None
@@ -398,12 +467,13 @@ def get_partner_statement(request: Request[Any, Any, Any], partner_statement_id:
 
 CSV_COLUMNS = ("number", "partner_id", "local_start", "local_end", "seq", "kind", "description", "currency",
                "tax_rate", "sessions", "energy_kwh", "quantity", "unit", "unit_price", "net", "tax", "gross",
-               "agreement_id", "session_id", "refers_to")
+               "agreement_id", "session_id", "refers_to", "rule")
 
 
 @route("GET", "/partner-statements/{partner_statement_id:str}/csv", operation_id="export_partner_statement_csv",
-       roles="statements_read", summary="The statement's lines as CSV (one row per line, decimals as written), "
-                                        "then one agreement_subtotal row per agreement and currency",
+       roles="statements_read", summary="The statement's lines as CSV (one row per line, decimals as written, "
+                                        "the rule behind reimbursement and commission lines), then one "
+                                        "agreement_subtotal row per agreement and currency",
        responses={**_problems(400, 401, 403, 404, 409, 422),
                   200: ResponseSpec(data_container=str, media_type="text/csv", description="the lines as CSV")})
 def export_partner_statement_csv(request: Request[Any, Any, Any], partner_statement_id: IdPath) -> Response[str]:
@@ -422,6 +492,9 @@ def export_partner_statement_csv(request: Request[Any, Any, Any], partner_statem
     w.writerow(CSV_COLUMNS)
     for ln in [*lines, *subtotals]:
         m = {**row, **ln}
+        # reimbursement and commission lines: the rule behind the amount (the JSON has the whole trace)
+        trace = ln.get("trace") or []
+        m["rule"] = trace[0].get("rule") if trace and isinstance(trace[0], dict) else None
         w.writerow(["" if m.get(c) is None else format(m[c], "f") if isinstance(m[c], Decimal) else str(m[c])
                     for c in CSV_COLUMNS])
     return Response(out.getvalue(), media_type="text/csv",

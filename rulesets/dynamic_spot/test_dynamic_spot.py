@@ -35,3 +35,26 @@ def test_dc_margin_and_minimum_price() -> None:
     tiny = SessionFacts.from_dict({"id": "f", "start": "2026-11-18T13:00:00Z", "end": "2026-11-18T13:10:00Z",
                                    "energy_kwh": "1"})
     assert RS.rate(tiny, CTX).net_unrounded == D("1.00")
+
+
+def test_hotel_statement_reimburses_each_hour_at_its_spot_price() -> None:
+    from datetime import date
+
+    from dsl.revenue_share import revenue_share_terms
+    from runtime.statements import SessionRevenue, build_statement, statement_period
+
+    terms, diags = revenue_share_terms((HERE / "dynamic_spot.evb").read_text(), "hotel_spot")
+    assert diags == [] and terms is not None
+    s = SessionFacts.from_dict({"id": "d", "start": "2026-11-18T12:30:00Z", "end": "2026-11-18T14:30:00Z",
+                                "energy_kwh": "20", "site_id": "hotel_adler"})
+    rated = RS.rate(s, CTX)
+    rev = SessionRevenue("d", date(2026, 11, 18), "EUR", D(20), tuple((ln.tax_rate, ln.net) for ln in rated.lines),
+                         "hotel_adler", "r1", s)
+    st = build_statement(period=statement_period("Europe/Berlin", month="2026-11"), sessions=[rev], terms=terms,
+                         series={"spot_de": SPOT})
+    # 5 kWh × (0.032 + 0.02) + 10 × (-0.005 + 0.02) + 5 × (0.018 + 0.02) = 0.26 + 0.15 + 0.19 = 0.60;
+    # 10% of 2.87 = 0.287 -> 0.29; booking fee -0.15; payable 0.74
+    assert [(ln.kind, ln.net) for ln in st.lines if ln.kind != "revenue"] == [
+        ("share_percent", D("0.29")), ("reimbursement", D("0.60")), ("commission", D("-0.15"))]
+    assert [x["unit_price"] for x in st.lines[2].trace[1:]] == ["0.052", "0.015", "0.038"]
+    assert st.totals[0].payable == D("0.74")

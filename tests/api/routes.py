@@ -164,6 +164,10 @@ def call(client: Any, method: str, path: str, op_id: str, ids: dict[str, str], b
     if op_id == "import_sessions_csv":
         kw["content"] = "id,start,end,energy_kwh\nCSV-1,2026-03-01T10:00:00Z,2026-03-01T11:00:00Z,3\n"
         kw["headers"] = {**headers, "Content-Type": "text/csv"}
+    elif op_id == "import_price_series_csv":
+        # after the seeded points (2026-03-01 00:00 and 01:00): a new day, so the first walk imports it
+        kw["content"] = "timestamp,price\n2026-03-05T00:00:00Z,0.101\n2026-03-05T01:00:00Z,0.099\n"
+        kw["headers"] = {**headers, "Content-Type": "text/csv"}
     elif op_id == "import_bank_statement":
         kw["content"] = camt_sample(body_owner.name)
         kw["headers"] = {**headers, "Content-Type": "application/xml"}

@@ -37,7 +37,7 @@ def expected_roles(op_id: str) -> set[str]:
         return {"admin", "analyst"}
     if op_id == "publish_ruleset_version":
         return {"admin", "approver"}
-    if op_id in ("create_price_series", "update_price_series", "put_price_points"):
+    if op_id in ("create_price_series", "update_price_series", "put_price_points", "import_price_series_csv"):
         return {"admin", "analyst", "operator"}
     if op_id in ("rotate_charge_point_password", "set_charge_point_password", "remote_start", "remote_stop",
                  "change_availability"):

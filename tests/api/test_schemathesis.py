@@ -76,6 +76,9 @@ def test_responses_for_real_objects_match_the_schema() -> None:
         if op_id == "import_sessions_csv":
             kw["body"] = "id,start,end,energy_kwh\nCSV-9,2026-03-01T10:00:00Z,2026-03-01T11:00:00Z,3\n"
             kw["media_type"] = "text/csv"
+        elif op_id == "import_price_series_csv":
+            kw["body"] = "timestamp,price\n2026-03-09T00:00:00Z,0.101\n2026-03-09T01:00:00Z,0.099\n"
+            kw["media_type"] = "text/csv"
         elif op_id == "import_bank_statement":
             kw["body"] = camt_sample("schemathesis")
             kw["media_type"] = "application/xml"
