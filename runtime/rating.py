@@ -43,6 +43,7 @@ __all__ = [
     "PriceSeries",
     "PricedRule",
     "ProductProgram",
+    "RateFn",
     "RatingContext",
     "RatingError",
     "RulesetMeta",
@@ -52,6 +53,7 @@ __all__ = [
     "rate_period",
     "rate_session",
     "session_minutes",
+    "specialise",
     "zone",
 ]
 
@@ -452,7 +454,7 @@ def _seg_power(seg: _Seg, s: SessionFacts) -> Decimal | None:
     return s.max_power_kw
 
 
-def _first(rules: tuple[PricedRule, ...], env: Env) -> PricedRule | None:
+def _first(rules: Sequence[PricedRule], env: Env) -> PricedRule | None:
     for r in rules:
         if r.predicate is None or r.predicate(env):
             return r
@@ -472,62 +474,266 @@ def _price_of(r: PricedRule, ms: int, ctx: RatingContext) -> Decimal:
 _DEFAULT_CTX = RatingContext()
 
 
+RateFn = Callable[[SessionFacts, "RatingContext | None"], RatingResult]
+
+
 def rate_session(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: RulesetMeta,
                  s: SessionFacts, ctx: RatingContext | None = None) -> RatingResult:
-    """Rate one session. Pure: the same inputs give the same lines, always.
+    """Rate one session with ``prog``. Pure: the same inputs give the same lines, always.
 
-    This is the reference algorithm for every session shape; the compiler also generates a
-    specialised function per tariff for plain sessions that must agree with it exactly."""
-    ctx = ctx or _DEFAULT_CTX
-    tzname = ctx.tz or s.timezone or prog.timezone
-    try:
-        tz = zone(tzname)
-    except (KeyError, ValueError, OSError):  # ZoneInfoNotFoundError is a KeyError
-        raise RatingError(f"session {s.id!r}: unknown time zone {tzname!r}") from None
-    resv = ctx.reservation or s.reservation
-    env = Env(s, resv)
-    start = _ms(s.start)
-    end = _ms(s.end)
-    acc, trace, totals, first_ms, start = _accumulate(prog, s, env, start, end, tz, ctx, resv)
-    cur = prog.currency
-    sid = s.id
-    lines: list[RatedLine] = []
-    for r, price, vol in acc:
-        qty = _in_unit(vol, r.unit)
-        lines.append(RatedLine(r.kind, r.title, qty, _UNIT_LABEL[r.unit], price, qty * price, r.vat, cur,
-                               r.label, sid, _GROUP[r.kind]))
+    A one-off convenience: it specialises the engine for ``prog`` on every call. Callers that rate
+    many sessions keep ``specialise(prog, discounts, meta)`` (``CompiledRuleset`` does)."""
+    return specialise(prog, discounts, meta)(s, ctx)
 
-    # once-per-session fees: start and flat fees when the session charged or parked at all;
-    # reservation fees when there was a reservation
+
+def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: RulesetMeta) -> RateFn:
+    """The rating algorithm, specialised for one tariff: the one implementation of rating.
+
+    Everything that depends only on the tariff is decided here, once: which components are priced
+    and by which rules (with their predicates, unit sizes, labels and groups), whether a session
+    can be cut at all and where the cuts of each volume group come from, whether local time,
+    power or step sizes matter, which discounts can apply. The returned function then rates any
+    session shape (CDR periods, meter values, or start/charging end/end) by the algorithm of the
+    module docstring:
+
+    1. the session's base segments (``base_segments``), cut at energy thresholds and at the
+       boundaries of the tariff's conditions and price series, volumes pro rata;
+    2. per piece and volume, the first rule whose condition holds at the piece's start;
+    3. step sizes once per session per component, then once-per-session fees, then
+       ``finish_session`` (caps, minimum/maximum price, discounts).
+    """
     rules = prog.rules
-    if first_ms is not None:
-        env.pw, env.cur = env.fees.get("active", (s.max_power_kw, None))
-        if prog.needs_local_time:
-            _set_env_time(env, first_ms, tz)
-        env.el = first_ms - start
-        env.kwh = ZERO
-        for kind in _FLAT_KINDS:
-            krules = rules.get(kind)
-            if krules:
-                fee = _first(krules, env)
-                if fee is not None:
-                    price = _price_of(fee, first_ms, ctx)
-                    lines.append(RatedLine(kind, fee.title, ONE, "session", price, price, fee.vat, cur, fee.label,
-                                           sid, "fixed"))
-                    trace.append(TraceEntry(kind, fee.label, first_ms, first_ms, ONE, price))
-    if resv is not None and rules.get("reservation_fee"):
-        if prog.needs_local_time:
-            _set_env_time(env, start, tz)
-        env.el = 0
-        env.pw, env.cur = env.fees.get("resv", env.fees.get("active", (s.max_power_kw, None)))
-        rfee = _first(rules["reservation_fee"], env)
-        if rfee is not None:
-            price = _price_of(rfee, start, ctx)
-            lines.append(RatedLine("reservation_fee", rfee.title, ONE, "session", price, price, rfee.vat, cur,
-                                   rfee.label, sid, "reservation"))
-            trace.append(TraceEntry("reservation_fee", rfee.label, start, start, ONE, price))
-    mine = [d for d in discounts if not d.tariffs or prog.name in d.tariffs]
-    return finish_session(prog, mine, meta, s, ctx, tz, start, end, lines, trace, totals, [a[0] for a in acc])
+    cur = prog.currency
+    default_tz = prog.timezone
+    # per component kind: (rule, predicate) in first-match order; () when nothing prices it
+    def table(kind: str) -> tuple[tuple[PricedRule, Callable[[Env], bool] | None], ...]:
+        return tuple((r, r.predicate) for r in rules.get(kind, ()))
+
+    e_rules, t_rules, p_rules, r_rules = table("energy"), table("time"), table("parking"), table("reservation")
+    fee_tables = tuple((kind, table(kind)) for kind in _FLAT_KINDS if rules.get(kind))
+    rfee_rules = table("reservation_fee")
+    mine = tuple(d for d in discounts if not d.tariffs or prog.name in d.tariffs)
+    every = [r for rs in rules.values() for r in rs]
+    # per rule: the unit's size (None when 1: volumes are already in the unit), label and group
+    size_of: dict[int, Decimal | None] = {id(r): (None if UNIT_SIZE[r.unit] == ONE else UNIT_SIZE[r.unit])
+                                          for r in every}
+    any_step = any(r.step for r in every)
+    any_grace = any(r.grace_ms is not None or r.grace_idle is not None for r in every)
+    any_cap = any(r.cap is not None for r in every)
+    bounded = prog.min_price is not None or prog.max_price is not None
+    finish = any_cap or bounded or bool(mine)
+    thresholds = prog.energy_kwh if prog.dynamic else ()
+    spec_c = prog.charge_cuts if prog.dynamic and prog.charge_cuts.any else None
+    spec_p = prog.park_cuts if prog.dynamic and prog.park_cuts.any else None
+    time_c = prog.charge_cuts.needs_local_time
+    time_p = prog.park_cuts.needs_local_time
+    fee_time = prog.needs_local_time
+    need_power = prog.needs_power
+    no_cuts: list[int] = []
+    ms_of = _ms
+
+    def rate(s: SessionFacts, ctx: RatingContext | None = None) -> RatingResult:
+        ctx = ctx or _DEFAULT_CTX
+        tzname = ctx.tz or s.timezone or default_tz
+        try:
+            tz = zone(tzname)
+        except (KeyError, ValueError, OSError):  # ZoneInfoNotFoundError is a KeyError
+            raise RatingError(f"session {s.id!r}: unknown time zone {tzname!r}") from None
+        resv = ctx.reservation or s.reservation
+        env = Env(s, resv)
+        start = ms_of(s.start)
+        end = ms_of(s.end)
+        series = ctx.series
+        sid = s.id
+
+        segs = base_segments(s)
+        if segs:
+            start = min(start, segs[0].a)
+            end = max(end, segs[-1].b)
+        if thresholds:
+            segs = _split_energy(segs, thresholds)
+        cuts_c = _boundaries(spec_c, start, end, tz, ctx) if spec_c is not None else no_cuts
+        cuts_p = _boundaries(spec_p, start, end, tz, ctx) if spec_p is not None else no_cuts
+        # per (rule, unit price): [rule, price, volume], in first-seen order for the lines
+        acc: dict[tuple[int, Decimal], list[Any]] = {}
+        trace: list[TraceEntry] = []
+        last_rule: dict[str, PricedRule] = {}
+        kind_total: dict[str, Decimal] = {}
+        idle_used: dict[int, Decimal] = {}
+
+        def price_volume(kind: str, table: tuple[tuple[PricedRule, Callable[[Env], bool] | None], ...],
+                         vol: Decimal, a: int, b: int) -> None:
+            for r, pred in table:  # noqa: B007 - the rule found is used after the loop
+                if pred is None or pred(env):
+                    break
+            else:
+                return
+            size = size_of[id(r)]
+            if any_grace:
+                free = ZERO
+                if r.grace_ms is not None and env.el < r.grace_ms:
+                    free = vol  # boundaries were cut at the grace end, so the whole piece is inside
+                elif r.grace_idle is not None:
+                    used = idle_used.get(id(r), ZERO)
+                    free = min(vol, max(ZERO, r.grace_idle - used))
+                    idle_used[id(r)] = used + vol
+                if free:
+                    trace.append(TraceEntry(kind, r.label, a, b, free if size is None else free / size, ZERO,
+                                            "free (grace)"))
+                    vol = vol - free
+                    if not vol:
+                        return
+            price = r.price if r.price is not None else r.price_fn(a, series)  # type: ignore[misc]
+            key = (id(r), price)
+            slot = acc.get(key)
+            if slot is None:
+                acc[key] = [r, price, vol]
+            else:
+                slot[2] += vol
+            if any_step:
+                last_rule[kind] = r
+                kind_total[kind] = kind_total.get(kind, ZERO) + vol
+            trace.append(TraceEntry(kind, r.label, a, b, vol if size is None else vol / size, price))
+
+        tot_e = tot_t = tot_p = ZERO
+        cum_kwh = ZERO
+        first_active: int | None = None
+        fees = env.fees
+        for seg in segs:
+            a0, b0 = seg.a, seg.b
+            se, st, sp, sr = seg.energy, seg.time_s, seg.park_s, seg.resv_s
+            if first_active is None and not sr:
+                first_active = a0
+                # once-per-session fees are judged by the first charging period (its power and current)
+                fees["active"] = (_seg_power(seg, s), seg.imax if seg.imax is not None else seg.imin)
+            if sr and "resv" not in fees:
+                fees["resv"] = (_seg_power(seg, s), seg.imax if seg.imax is not None else seg.imin)
+            if need_power:
+                # a piece keeps its segment's power and current
+                env.pw = _seg_power(seg, s)
+                env.cur = seg.imax if seg.imax is not None else seg.imin
+            cum0 = cum_kwh
+            # totals are the measured volumes, not sums of the pieces they were cut into
+            tot_e += se
+            tot_t += st
+            tot_p += sp
+            if se or st or sr:
+                # the charging volumes, cut at cuts_c exactly as _Seg.split cuts (multiply first)
+                a = a0
+                j = bisect.bisect_right(cuts_c, a0) if cuts_c else 0
+                n = len(cuts_c)
+                while True:
+                    if j < n and cuts_c[j] < b0:
+                        b = cuts_c[j]
+                        num, den = Decimal(b - a), Decimal(b0 - a)
+                        e = se * num / den if se else ZERO
+                        t = st * num / den if st else ZERO
+                        r = sr * num / den if sr else ZERO
+                        se, st, sr = se - e, st - t, sr - r
+                        j += 1
+                        last = False
+                    else:
+                        b, e, t, r = b0, se, st, sr
+                        last = True
+                    env.kwh = cum_kwh
+                    env.el = a - start
+                    if time_c:
+                        _set_env_time(env, a, tz)
+                    if e and e_rules:
+                        price_volume("energy", e_rules, e, a, b)
+                    if t and t_rules:
+                        price_volume("time", t_rules, t, a, b)
+                    if r and r_rules:
+                        price_volume("reservation", r_rules, r, a, b)
+                    cum_kwh += e
+                    if last:
+                        break
+                    a = b
+            if sp and p_rules:
+                # parking is priced as of the period's start (what was charged before it), as in OCPI
+                env.kwh = cum0
+                a = a0
+                j = bisect.bisect_right(cuts_p, a0) if cuts_p else 0
+                n = len(cuts_p)
+                while True:
+                    if j < n and cuts_p[j] < b0:
+                        b = cuts_p[j]
+                        p = sp * Decimal(b - a) / Decimal(b0 - a) if sp else ZERO
+                        sp = sp - p
+                        j += 1
+                        last = False
+                    else:
+                        b, p = b0, sp
+                        last = True
+                    env.el = a - start
+                    if time_p:
+                        _set_env_time(env, a, tz)
+                    price_volume("parking", p_rules, p, a, b)
+                    if last:
+                        break
+                    a = b
+        if not segs:
+            first_active = start
+
+        # step sizes: once per session per component, at the last pricing rule's step and price.
+        # When parking was priced, the charging-time step is not applied (OCPI 2.2.1 mod_tariffs).
+        if any_step:
+            for kind, rr in last_rule.items():
+                if not rr.step or (kind == "time" and kind_total.get("parking")):
+                    continue
+                total = kind_total[kind]
+                rounded = (total / rr.step).to_integral_value(rounding=ROUND_CEILING) * rr.step
+                if rounded > total:
+                    for key in reversed(list(acc)):
+                        if key[0] == id(rr):
+                            acc[key][2] += rounded - total
+                            trace.append(TraceEntry(kind, rr.label, end, end, _in_unit(rounded - total, rr.unit),
+                                                    key[1], f"step {_in_unit(rr.step, rr.unit)} {rr.unit}"))
+                            break
+        lines: list[RatedLine] = []
+        for rr, price, vol in acc.values():
+            size = size_of[id(rr)]
+            qty = vol if size is None else vol / size
+            lines.append(RatedLine(rr.kind, rr.title, qty, _UNIT_LABEL[rr.unit], price, qty * price, rr.vat, cur,
+                                   rr.label, sid, _GROUP[rr.kind]))
+
+        # once-per-session fees: start and flat fees when the session charged or parked at all;
+        # reservation fees when there was a reservation
+        if first_active is not None and (fee_tables or rfee_rules):
+            env.pw, env.cur = fees.get("active", (s.max_power_kw, None))
+            if fee_time:
+                _set_env_time(env, first_active, tz)
+            env.el = first_active - start
+            env.kwh = ZERO
+            for kind, ftable in fee_tables:
+                for fee, pred in ftable:
+                    if pred is None or pred(env):
+                        price = fee.price if fee.price is not None else fee.price_fn(first_active, series)  # type: ignore[misc]
+                        lines.append(RatedLine(kind, fee.title, ONE, "session", price, price, fee.vat, cur, fee.label,
+                                               sid, "fixed"))
+                        trace.append(TraceEntry(kind, fee.label, first_active, first_active, ONE, price))
+                        break
+        if resv is not None and rfee_rules:
+            if fee_time:
+                _set_env_time(env, start, tz)
+            env.el = 0
+            env.pw, env.cur = fees.get("resv", fees.get("active", (s.max_power_kw, None)))
+            for rfee, pred in rfee_rules:
+                if pred is None or pred(env):
+                    price = rfee.price if rfee.price is not None else rfee.price_fn(start, series)  # type: ignore[misc]
+                    lines.append(RatedLine("reservation_fee", rfee.title, ONE, "session", price, price, rfee.vat, cur,
+                                           rfee.label, sid, "reservation"))
+                    trace.append(TraceEntry("reservation_fee", rfee.label, start, start, ONE, price))
+                    break
+        totals = (tot_e, tot_t, tot_p)
+        if finish:
+            return finish_session(prog, mine, meta, s, ctx, tz, start, end, lines, trace, totals,
+                                  [a[0] for a in acc.values()])
+        return RatingResult(sid, meta.name, ctx.version or meta.version, meta.sha256, prog.name, cur, tuple(lines),
+                            tuple(trace), tot_e, tot_t / 3600, tot_p / 3600)
+
+    rate.__doc__ = f"Rate a session with tariff '{prog.name}' of ruleset '{meta.name}' (see specialise)."
+    return rate
 
 
 def finish_session(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: RulesetMeta, s: SessionFacts,
@@ -557,134 +763,6 @@ def finish_session(prog: TariffProgram, discounts: Sequence[DiscountProgram], me
 
 
 _GROUP = Component.OCPI_GROUP  # the cost group each priced component reports into
-
-_Acc = list[tuple[PricedRule, Decimal, Decimal]]
-
-
-def _accumulate(prog: TariffProgram, s: SessionFacts, env: Env, start: int, end: int, tz: ZoneInfo,
-                ctx: RatingContext, resv: str | None
-                ) -> tuple[_Acc, list[TraceEntry], tuple[Decimal, Decimal, Decimal], int | None, int]:
-    """The general path: segments, boundary splits, first match per segment and component."""
-    segs = base_segments(s)
-    if segs:
-        start = min(start, segs[0].a)
-        end = max(end, segs[-1].b)
-    cuts_c: list[int] = []
-    cuts_p: list[int] = []
-    if prog.dynamic:
-        if prog.energy_kwh:
-            segs = _split_energy(segs, prog.energy_kwh)
-        cuts_c = _boundaries(prog.charge_cuts, start, end, tz, ctx)
-        cuts_p = _boundaries(prog.park_cuts, start, end, tz, ctx)
-    rules = prog.rules
-    e_rules = rules.get("energy")
-    t_rules = rules.get("time")
-    p_rules = rules.get("parking")
-    r_rules = rules.get("reservation")
-    # per (rule, unit price): accumulated volume, in first-seen order for the lines
-    acc: dict[tuple[int, Decimal], list[Any]] = {}
-    trace: list[TraceEntry] = []
-    last_rule: dict[str, PricedRule] = {}
-    kind_total: dict[str, Decimal] = {}
-    idle_used: dict[int, Decimal] = {}
-    tot_e = tot_t = tot_p = ZERO
-    cum_kwh = ZERO
-    need_power = prog.needs_power
-    first_active: int | None = None
-    fee_env: dict[str, tuple[Decimal | None, Decimal | None]] = env.fees
-
-    def price_volume(kind: str, krules: tuple[PricedRule, ...] | None, vol: Decimal, seg: _Seg) -> None:
-        if not krules:
-            return
-        r = _first(krules, env)
-        if r is None:
-            return
-        free = ZERO
-        if r.grace_ms is not None and env.el < r.grace_ms:
-            free = vol  # boundaries were cut at the grace end, so the whole segment is inside
-        elif r.grace_idle is not None:
-            used = idle_used.get(id(r), ZERO)
-            free = min(vol, max(ZERO, r.grace_idle - used))
-            idle_used[id(r)] = used + vol
-        billable = vol - free
-        if free:
-            trace.append(TraceEntry(kind, r.label, seg.a, seg.b, _in_unit(free, r.unit), ZERO, "free (grace)"))
-        if not billable:
-            return
-        price = _price_of(r, seg.a, ctx)
-        key = (id(r), price)
-        slot = acc.get(key)
-        if slot is None:
-            acc[key] = [r, price, billable]
-        else:
-            slot[2] += billable
-        last_rule[kind] = r
-        kind_total[kind] = kind_total.get(kind, ZERO) + billable
-        trace.append(TraceEntry(kind, r.label, seg.a, seg.b, _in_unit(billable, r.unit), price))
-
-    time_c = prog.charge_cuts.needs_local_time
-    time_p = prog.park_cuts.needs_local_time
-    for seg in segs:
-        if first_active is None and not seg.resv_s:
-            first_active = seg.a
-            # once-per-session fees are judged by the first charging period (its power and current)
-            fee_env["active"] = (_seg_power(seg, s), seg.imax if seg.imax is not None else seg.imin)
-        if seg.resv_s and "resv" not in fee_env:
-            fee_env["resv"] = (_seg_power(seg, s), seg.imax if seg.imax is not None else seg.imin)
-        cum0 = cum_kwh
-        # totals are the measured volumes, not sums of the pieces they were cut into
-        tot_e += seg.energy
-        tot_t += seg.time_s
-        tot_p += seg.park_s
-        if seg.energy or seg.time_s or seg.resv_s:
-            part = seg if not seg.park_s else _Seg(seg.a, seg.b, seg.energy, seg.time_s, ZERO, seg.resv_s,
-                                                    seg.pmin, seg.pmax, seg.imin, seg.imax)
-            for piece in _split([part], cuts_c) if cuts_c else (part,):
-                env.kwh = cum_kwh
-                env.el = piece.a - start
-                if time_c:
-                    _set_env_time(env, piece.a, tz)
-                if need_power:
-                    env.pw = _seg_power(piece, s)
-                    env.cur = piece.imax if piece.imax is not None else piece.imin
-                if piece.energy:
-                    price_volume("energy", e_rules, piece.energy, piece)
-                if piece.time_s:
-                    price_volume("time", t_rules, piece.time_s, piece)
-                if piece.resv_s:
-                    price_volume("reservation", r_rules, piece.resv_s, piece)
-                cum_kwh += piece.energy
-        if seg.park_s:
-            # parking is priced as of the period's start (what was charged before it), as in OCPI
-            part = _Seg(seg.a, seg.b, ZERO, ZERO, seg.park_s, ZERO, seg.pmin, seg.pmax, seg.imin, seg.imax)
-            for piece in _split([part], cuts_p) if cuts_p else (part,):
-                env.kwh = cum0
-                env.el = piece.a - start
-                if time_p:
-                    _set_env_time(env, piece.a, tz)
-                if need_power:
-                    env.pw = _seg_power(piece, s)
-                    env.cur = piece.imax if piece.imax is not None else piece.imin
-                price_volume("parking", p_rules, piece.park_s, piece)
-    if not segs:
-        first_active = start
-
-    # step sizes: once per session per component, at the last pricing rule's step and price.
-    # When parking was priced, the charging-time step is not applied (OCPI 2.2.1 mod_tariffs).
-    for kind, r in last_rule.items():
-        if not r.step or (kind == "time" and kind_total.get("parking")):
-            continue
-        total = kind_total[kind]
-        rounded = (total / r.step).to_integral_value(rounding=ROUND_CEILING) * r.step
-        if rounded > total:
-            for key in reversed(list(acc)):
-                if key[0] == id(r):
-                    acc[key][2] += rounded - total
-                    trace.append(TraceEntry(kind, r.label, end, end, _in_unit(rounded - total, r.unit), key[1],
-                                            f"step {_in_unit(r.step, r.unit)} {r.unit}"))
-                    break
-    out: _Acc = [(r, price, vol) for r, price, vol in acc.values()]
-    return out, trace, (tot_e, tot_t, tot_p), first_active, start
 
 
 def _in_unit(vol: Decimal, unit: str) -> Decimal:
