@@ -40,6 +40,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from dsl import ast as A
 from dsl.compiler import CompiledRuleset, compile_ruleset
 from dsl.printer import print_ruleset
@@ -102,6 +104,8 @@ def _int(value: object, where: str) -> int:
 
 
 def _obj(value: object, where: str) -> Mapping[str, Any]:
+    if type(value) is dict:
+        return value
     if not isinstance(value, Mapping):
         raise OcpiError(f"{where}: expected an object, found {_kind(value)}")
     return value
@@ -451,6 +455,11 @@ def price_cdr(ruleset: CompiledRuleset, cdr: Mapping[str, Any], *, tz: str = "UT
     group from ``RatingResult.group_totals``, rounded half-up to 4 places only for printing)."""
     session = cdr_to_session(cdr, default_id)
     ctx = RatingContext(tz=tz, reservation="RESERVATION_EXPIRES" if reservation_expired else None)
+    return _totals(ruleset, session, ctx, cdr)
+
+
+def _totals(ruleset: CompiledRuleset, session: SessionFacts, ctx: RatingContext,
+            cdr: Mapping[str, Any]) -> dict[str, Any]:
     result = ruleset.rate(session, ctx)
     groups = result.group_totals()
     out: dict[str, Any] = {}
@@ -464,6 +473,212 @@ def price_cdr(ruleset: CompiledRuleset, cdr: Mapping[str, Any], *, tz: str = "UT
     out["total_time"] = _fmt(_total_time(session))
     out["total_parking_time"] = _fmt(result.parking_h)
     return out
+
+
+# ---------------------------------------------------------------- the fast path for CDR files
+# `evbill ocpi price --cdrs` on many CDRs: orjson decodes a line when every number in it is one a
+# double holds exactly as written (at most 15 significant digits, no exponent), so that
+# ``Decimal(repr(float))`` has the value the JSON wrote; ``_fast_session`` builds the session for
+# well-formed CDRs without composing a field path per value; the totals are printed without
+# json.dumps. Anything else -- a number a double may not hold, a value of an unexpected type, any
+# error at all -- sends the line down the exact path (``load_json``, ``cdr_to_session``,
+# ``price_cdr``), so both print the same bytes and every error reads the same.
+_RISKY_NUMBER = re.compile(r"[0-9][eE]|(?:[0-9]\.?){16}")
+_DUMP_STR = json.encoder.encode_basestring_ascii  # what json.dumps uses for str (ensure_ascii)
+
+
+class _Slow(Exception):
+    """The fast path does not take this CDR; the exact path will (and says what is wrong)."""
+
+
+def _fast_time(value: object) -> datetime:
+    if type(value) is not str:
+        raise _Slow
+    try:
+        return parse_datetime(value)
+    except SessionInputError:
+        raise _Slow from None
+
+
+def _fast_session(c: Any, default_id: str) -> SessionFacts:
+    """``cdr_to_session`` for a CDR whose every field is as expected (else ``_Slow``)."""
+    if type(c) is not dict:
+        raise _Slow
+    cid = c.get("id")
+    if cid is not None and type(cid) is not str:
+        raise _Slow
+    start = _fast_time(c.get("start_date_time"))
+    end = _fast_time(c.get("end_date_time"))
+    raw = c.get("charging_periods")
+    if end < start or type(raw) is not list or not raw:
+        raise _Slow
+    starts: list[datetime] = []
+    volumes: list[dict[str, Decimal]] = []
+    reserved = False
+    dims_of = _DIMENSIONS
+    for p in raw:
+        if type(p) is not dict:
+            raise _Slow
+        ps = _fast_time(p.get("start_date_time"))
+        if starts and ps < starts[-1]:
+            raise _Slow
+        dims = p.get("dimensions")
+        if type(dims) is not list:
+            raise _Slow
+        vals: dict[str, Decimal] = {}
+        for d in dims:
+            if type(d) is not dict:
+                raise _Slow
+            typ = d.get("type")
+            if type(typ) is not str or typ not in dims_of:
+                raise _Slow
+            v = d.get("volume")
+            tv = type(v)
+            if tv is float:
+                v = Decimal(repr(v))
+            elif tv is int:
+                v = Decimal(v)
+            elif tv is not Decimal:
+                raise _Slow
+            if not v.is_finite() or v < _ZERO:
+                raise _Slow
+            field = dims_of[typ]
+            if field is None:
+                continue
+            if field in vals:
+                raise _Slow
+            vals[field] = v
+        if "reservation_h" in vals:
+            reserved = True
+        starts.append(ps)
+        volumes.append(vals)
+    if starts[-1] > end:
+        raise _Slow
+    ends = starts[1:] + [end]
+    periods = tuple(ChargingPeriod(start=a, end=b, **vals) for a, b, vals in zip(starts, ends, volumes))
+    loc = c.get("cdr_location")
+    country = evse = ""
+    power_type = "AC"
+    if loc is not None:
+        if type(loc) is not dict:
+            raise _Slow
+        country, cpt, evse = loc.get("country"), loc.get("connector_power_type"), loc.get("evse_id")
+        if any(x is not None and type(x) is not str for x in (country, cpt, evse)):
+            raise _Slow
+        country, evse = country or "", evse or ""
+        if (cpt or "").upper() == "DC":
+            power_type = "DC"
+    try:
+        return SessionFacts(id=cid or default_id, start=start, end=end, periods=periods, country=country,
+                            power_type=power_type, evse_id=evse, reservation="RESERVATION" if reserved else None)
+    except SessionInputError:
+        raise _Slow from None
+
+
+def _dump_totals(out: dict[str, Any]) -> str:
+    """``json.dumps(out)`` for what ``_totals`` returns, byte for byte (the amounts are ASCII)."""
+    head = f'{{"id": {_DUMP_STR(out["id"])}, ' if "id" in out else "{"
+    money = "".join(f'"{key}": {{"excl_vat": "{out[key]["excl_vat"]}", "incl_vat": "{out[key]["incl_vat"]}"}}, '
+                    for key, _group in COST_FIELDS)
+    return (f'{head}"currency": {_DUMP_STR(out["currency"])}, {money}"total_energy": "{out["total_energy"]}", '
+            f'"total_time": "{out["total_time"]}", "total_parking_time": "{out["total_parking_time"]}"}}')
+
+
+def _price_line(ruleset: CompiledRuleset, ctx: RatingContext, line: str, label: str, default_id: str,
+                tz: str, expired: bool) -> tuple[str, bool]:
+    """One line of a CDR file as the command prints it, and whether it failed."""
+    if not _RISKY_NUMBER.search(line):
+        try:
+            cdr = orjson.loads(line)
+            return _dump_totals(_totals(ruleset, _fast_session(cdr, default_id), ctx, cdr)), False
+        except (_Slow, orjson.JSONDecodeError, OcpiError, RatingError, SessionInputError):
+            pass  # the exact path below prices it or says why not, in its own words
+    cdr: Any
+    try:
+        cdr = load_json(line)
+    except json.JSONDecodeError as exc:
+        cdr = OcpiError(f"not valid JSON: {exc.msg} (column {exc.colno})")
+    return _price_one(ruleset, label, cdr, default_id, tz, expired)
+
+
+def _price_one(ruleset: CompiledRuleset, label: str, cdr: Any, default_id: str, tz: str,
+               expired: bool) -> tuple[str, bool]:
+    try:
+        if isinstance(cdr, OcpiError):
+            raise cdr
+        out = price_cdr(ruleset, _obj(cdr, "cdr"), tz=tz, reservation_expired=expired, default_id=default_id)
+    except (OcpiError, RatingError) as exc:
+        err: dict[str, Any] = {"cdr": label}
+        if isinstance(cdr, Mapping) and cdr.get("id"):
+            err["id"] = str(cdr["id"])
+        err["error"] = str(exc)
+        return json.dumps(err), True
+    return json.dumps(out), False
+
+
+# the state a worker process prices with (inherited through fork, so nothing is pickled but lines)
+_WORKER: tuple[CompiledRuleset, RatingContext, str, str, bool] | None = None
+PARALLEL_MIN = 4000  # CDRs below which one process is quicker than starting workers
+_CHUNK = 1000
+
+
+def _price_chunk(chunk: list[tuple[int, int, str]]) -> tuple[str, bool]:
+    assert _WORKER is not None
+    ruleset, ctx, path, tz, expired = _WORKER
+    out: list[str] = []
+    failed = False
+    for i, n, line in chunk:
+        text, bad = _price_line(ruleset, ctx, line, f"{path}:{n}", f"cdr-{i + 1}", tz, expired)
+        out.append(text)
+        failed = failed or bad
+    return "\n".join(out) + "\n", failed
+
+
+def _workers(count: int) -> int:
+    """Worker processes for ``count`` CDRs: the usable cores (``EVBILL_OCPI_WORKERS`` overrides),
+    one (no workers) for small files or where fork is unavailable."""
+    import multiprocessing
+    import os
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    env = os.environ.get("EVBILL_OCPI_WORKERS", "").strip()
+    if env:
+        return max(1, int(env)) if env.isdigit() else 1
+    if count < PARALLEL_MIN:
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, count // (PARALLEL_MIN // 2)))
+
+
+def _price_file(ruleset: CompiledRuleset, path: str, text: str, tz: str, expired: bool) -> bool:
+    """Price every line of a CDR file, printing in input order; True when one failed."""
+    global _WORKER
+    ctx = RatingContext(tz=tz, reservation="RESERVATION_EXPIRES" if expired else None)
+    items = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    jobs = [(i, n, line) for i, (n, line) in enumerate(items)]
+    chunks = [jobs[k:k + _CHUNK] for k in range(0, len(jobs), _CHUNK)]
+    workers = _workers(len(jobs))
+    write = sys.stdout.write
+    failed = False
+    _WORKER = (ruleset, ctx, path, tz, expired)
+    try:
+        if workers <= 1:
+            for chunk in chunks:
+                text_out, bad = _price_chunk(chunk)
+                write(text_out)
+                failed = failed or bad
+            return failed
+        import multiprocessing
+
+        sys.stdout.flush()
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            for text_out, bad in pool.imap(_price_chunk, chunks):
+                write(text_out)
+                failed = failed or bad
+        return failed
+    finally:
+        _WORKER = None
 
 
 # ---------------------------------------------------------------- the command
@@ -494,28 +709,17 @@ def _tariff_of(doc: Any, path: str) -> Mapping[str, Any]:
 
 
 def _cdr_inputs(args: argparse.Namespace) -> Iterator[tuple[str, Any]]:
-    """(label, parsed CDR or OcpiError) for every CDR the command was given."""
-    if args.cdr is not None:
-        text = _read(args.cdr)
-        try:
-            doc = load_json(text)
-        except json.JSONDecodeError as exc:
-            raise OcpiError(f"{args.cdr}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
-        if isinstance(doc, list):  # an OCPI GET answer is a list of CDRs
-            for i, item in enumerate(doc):
-                yield f"{args.cdr}[{i}]", item
-        else:
-            yield args.cdr, doc
-        return
-    text = _read(args.cdrs)
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        label = f"{args.cdrs}:{n}"
-        try:
-            yield label, load_json(line)
-        except json.JSONDecodeError as exc:
-            yield label, OcpiError(f"not valid JSON: {exc.msg} (column {exc.colno})")
+    """(label, parsed CDR) for every CDR in the ``--cdr`` file (a CDR or a list of CDRs)."""
+    text = _read(args.cdr)
+    try:
+        doc = load_json(text)
+    except json.JSONDecodeError as exc:
+        raise OcpiError(f"{args.cdr}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+    if isinstance(doc, list):  # an OCPI GET answer is a list of CDRs
+        for i, item in enumerate(doc):
+            yield f"{args.cdr}[{i}]", item
+    else:
+        yield args.cdr, doc
 
 
 def price_cdrs_cli(args: argparse.Namespace) -> int:
@@ -554,6 +758,13 @@ def price_cdrs_cli(args: argparse.Namespace) -> int:
         return 1
     ruleset = res.ruleset
     expired = bool(getattr(args, "reservation_expired", False))
+    if args.cdr is None:
+        try:
+            text = _read(args.cdrs)
+        except OcpiError as exc:
+            _err(str(exc))
+            return 1
+        return 1 if _price_file(ruleset, args.cdrs, text, tz, expired) else 0
     failed = False
     try:
         inputs = list(_cdr_inputs(args))
@@ -561,18 +772,7 @@ def price_cdrs_cli(args: argparse.Namespace) -> int:
         _err(str(exc))
         return 1
     for i, (label, cdr) in enumerate(inputs):
-        try:
-            if isinstance(cdr, OcpiError):
-                raise cdr
-            out = price_cdr(ruleset, _obj(cdr, "cdr"), tz=tz, reservation_expired=expired, default_id=f"cdr-{i + 1}")
-        except (OcpiError, RatingError) as exc:
-            failed = True
-            err: dict[str, Any] = {"cdr": label}
-            if isinstance(cdr, Mapping) and cdr.get("id"):
-                err["id"] = str(cdr["id"])
-            err["error"] = str(exc)
-            print(json.dumps(err))
-            continue
-        print(json.dumps(out))
+        out, bad = _price_one(ruleset, label, cdr, f"cdr-{i + 1}", tz, expired)
+        failed = failed or bad
+        print(out)
     return 1 if failed else 0
-

@@ -474,6 +474,38 @@ def _price_of(r: PricedRule, ms: int, ctx: RatingContext) -> Decimal:
 _DEFAULT_CTX = RatingContext()
 
 
+# a base segment as the engine walks it: (start ms, end ms, kWh, charging s, parking s, reservation s,
+# power kW and current A that conditions see there)
+_Piece = tuple[int, int, Decimal, Decimal, Decimal, Decimal, Decimal | None, Decimal | None]
+
+
+def _segments(s: SessionFacts, start: int, end: int, thresholds: tuple[Decimal, ...]) -> list[_Piece]:
+    """``base_segments`` (then ``_split_energy`` at ``thresholds``) as tuples, built directly for
+    the two common shapes: CDR periods, and a plain session (charging, then parking)."""
+    if s.periods and not thresholds:
+        out: list[_Piece] = []
+        mp = s.max_power_kw
+        for p in s.periods:
+            a, b = _ms(p.start), _ms(p.end)
+            pw = p.max_power_kw if p.max_power_kw is not None else (
+                p.min_power_kw if p.min_power_kw is not None else mp)
+            out.append((a, max(a, b), p.energy_kwh, p.time_h * 3600, p.parking_h * 3600,
+                        p.reservation_h * 3600, pw, p.max_current_a if p.max_current_a is not None else p.min_current_a))
+        return out
+    if not s.periods and not s.meter_values and not thresholds:
+        ce = end if s.charging_end is None else max(start, min(_ms(s.charging_end), end))
+        mp = s.max_power_kw
+        if ce < end:
+            return [(start, ce, s.energy_kwh, _sec(ce - start), ZERO, ZERO, mp, None),
+                    (ce, end, ZERO, ZERO, _sec(end - ce), ZERO, mp, None)]
+        return [(start, ce, s.energy_kwh, _sec(ce - start), ZERO, ZERO, mp, None)]
+    segs = base_segments(s)
+    if thresholds:
+        segs = _split_energy(segs, thresholds)
+    return [(g.a, g.b, g.energy, g.time_s, g.park_s, g.resv_s, _seg_power(g, s),
+             g.imax if g.imax is not None else g.imin) for g in segs]
+
+
 RateFn = Callable[[SessionFacts, "RatingContext | None"], RatingResult]
 
 
@@ -492,9 +524,9 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
     Everything that depends only on the tariff is decided here, once: which components are priced
     and by which rules (with their predicates, unit sizes, labels and groups), whether a session
     can be cut at all and where the cuts of each volume group come from, whether local time,
-    power or step sizes matter, which discounts can apply. The returned function then rates any
-    session shape (CDR periods, meter values, or start/charging end/end) by the algorithm of the
-    module docstring:
+    power, grace periods or step sizes matter, which discounts can apply. The returned function
+    rates any session shape (CDR periods, meter values, or start/charging end/end) by the
+    algorithm of the module docstring:
 
     1. the session's base segments (``base_segments``), cut at energy thresholds and at the
        boundaries of the tariff's conditions and price series, volumes pro rata;
@@ -505,6 +537,7 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
     rules = prog.rules
     cur = prog.currency
     default_tz = prog.timezone
+
     # per component kind: (rule, predicate) in first-match order; () when nothing prices it
     def table(kind: str) -> tuple[tuple[PricedRule, Callable[[Env], bool] | None], ...]:
         return tuple((r, r.predicate) for r in rules.get(kind, ()))
@@ -514,14 +547,16 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
     rfee_rules = table("reservation_fee")
     mine = tuple(d for d in discounts if not d.tariffs or prog.name in d.tariffs)
     every = [r for rs in rules.values() for r in rs]
-    # per rule: the unit's size (None when 1: volumes are already in the unit), label and group
+    # per rule: the unit's size (None when 1: volumes are already in the unit)
     size_of: dict[int, Decimal | None] = {id(r): (None if UNIT_SIZE[r.unit] == ONE else UNIT_SIZE[r.unit])
                                           for r in every}
     any_step = any(r.step for r in every)
     any_grace = any(r.grace_ms is not None or r.grace_idle is not None for r in every)
-    any_cap = any(r.cap is not None for r in every)
-    bounded = prog.min_price is not None or prog.max_price is not None
-    finish = any_cap or bounded or bool(mine)
+    any_idle = any(r.grace_idle is not None for r in every)
+    # conditions (and grace periods by time) read the environment; without them it is not kept
+    uses_env = any(r.predicate is not None or r.grace_ms is not None for r in every)
+    finish = any(r.cap is not None for r in every) or prog.min_price is not None or prog.max_price is not None \
+        or bool(mine)
     thresholds = prog.energy_kwh if prog.dynamic else ()
     spec_c = prog.charge_cuts if prog.dynamic and prog.charge_cuts.any else None
     spec_p = prog.park_cuts if prog.dynamic and prog.park_cuts.any else None
@@ -529,49 +564,57 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
     time_p = prog.park_cuts.needs_local_time
     fee_time = prog.needs_local_time
     need_power = prog.needs_power
+    charged = bool(e_rules or t_rules or r_rules)
+    # the zone is looked up only when something reads local time (an unknown zone is refused always)
+    needs_zone = bool(fee_time or time_c or time_p or spec_c or spec_p or mine)
     no_cuts: list[int] = []
     ms_of = _ms
 
     def rate(s: SessionFacts, ctx: RatingContext | None = None) -> RatingResult:
         ctx = ctx or _DEFAULT_CTX
-        tzname = ctx.tz or s.timezone or default_tz
-        try:
-            tz = zone(tzname)
-        except (KeyError, ValueError, OSError):  # ZoneInfoNotFoundError is a KeyError
-            raise RatingError(f"session {s.id!r}: unknown time zone {tzname!r}") from None
+        tz: ZoneInfo | None = None
+        tzname = ctx.tz or s.timezone
+        if tzname or needs_zone:
+            tzname = tzname or default_tz
+            try:
+                tz = zone(tzname)
+            except (KeyError, ValueError, OSError):  # ZoneInfoNotFoundError is a KeyError
+                raise RatingError(f"session {s.id!r}: unknown time zone {tzname!r}") from None
         resv = ctx.reservation or s.reservation
-        env = Env(s, resv)
+        env = Env(s, resv) if uses_env else None
         start = ms_of(s.start)
         end = ms_of(s.end)
         series = ctx.series
         sid = s.id
-
-        segs = base_segments(s)
-        if segs:
-            start = min(start, segs[0].a)
-            end = max(end, segs[-1].b)
-        if thresholds:
-            segs = _split_energy(segs, thresholds)
-        cuts_c = _boundaries(spec_c, start, end, tz, ctx) if spec_c is not None else no_cuts
-        cuts_p = _boundaries(spec_p, start, end, tz, ctx) if spec_p is not None else no_cuts
+        plain = not s.periods and not s.meter_values and not thresholds
+        segs: list[_Piece] = []
+        if not plain:
+            segs = _segments(s, start, end, thresholds)
+            if segs:
+                start = min(start, segs[0][0])
+                end = max(end, segs[-1][1])
+        cuts_c = _boundaries(spec_c, start, end, tz, ctx) if spec_c is not None else no_cuts  # type: ignore[arg-type]
+        cuts_p = _boundaries(spec_p, start, end, tz, ctx) if spec_p is not None else no_cuts  # type: ignore[arg-type]
         # per (rule, unit price): [rule, price, volume], in first-seen order for the lines
         acc: dict[tuple[int, Decimal], list[Any]] = {}
         trace: list[TraceEntry] = []
-        last_rule: dict[str, PricedRule] = {}
-        kind_total: dict[str, Decimal] = {}
-        idle_used: dict[int, Decimal] = {}
+        if any_step:
+            last_rule: dict[str, PricedRule] = {}
+            kind_total: dict[str, Decimal] = {}
+        if any_idle:
+            idle_used: dict[int, Decimal] = {}
 
         def price_volume(kind: str, table: tuple[tuple[PricedRule, Callable[[Env], bool] | None], ...],
                          vol: Decimal, a: int, b: int) -> None:
             for r, pred in table:  # noqa: B007 - the rule found is used after the loop
-                if pred is None or pred(env):
+                if pred is None or pred(env):  # type: ignore[arg-type]
                     break
             else:
                 return
             size = size_of[id(r)]
             if any_grace:
                 free = ZERO
-                if r.grace_ms is not None and env.el < r.grace_ms:
+                if r.grace_ms is not None and env.el < r.grace_ms:  # type: ignore[union-attr]
                     free = vol  # boundaries were cut at the grace end, so the whole piece is inside
                 elif r.grace_idle is not None:
                     used = idle_used.get(id(r), ZERO)
@@ -595,85 +638,115 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                 kind_total[kind] = kind_total.get(kind, ZERO) + vol
             trace.append(TraceEntry(kind, r.label, a, b, vol if size is None else vol / size, price))
 
-        tot_e = tot_t = tot_p = ZERO
-        cum_kwh = ZERO
-        first_active: int | None = None
-        fees = env.fees
-        for seg in segs:
-            a0, b0 = seg.a, seg.b
-            se, st, sp, sr = seg.energy, seg.time_s, seg.park_s, seg.resv_s
-            if first_active is None and not sr:
-                first_active = a0
-                # once-per-session fees are judged by the first charging period (its power and current)
-                fees["active"] = (_seg_power(seg, s), seg.imax if seg.imax is not None else seg.imin)
-            if sr and "resv" not in fees:
-                fees["resv"] = (_seg_power(seg, s), seg.imax if seg.imax is not None else seg.imin)
-            if need_power:
-                # a piece keeps its segment's power and current
-                env.pw = _seg_power(seg, s)
-                env.cur = seg.imax if seg.imax is not None else seg.imin
-            cum0 = cum_kwh
-            # totals are the measured volumes, not sums of the pieces they were cut into
-            tot_e += se
-            tot_t += st
-            tot_p += sp
-            if se or st or sr:
-                # the charging volumes, cut at cuts_c exactly as _Seg.split cuts (multiply first)
-                a = a0
-                j = bisect.bisect_right(cuts_c, a0) if cuts_c else 0
-                n = len(cuts_c)
-                while True:
-                    if j < n and cuts_c[j] < b0:
-                        b = cuts_c[j]
-                        num, den = Decimal(b - a), Decimal(b0 - a)
-                        e = se * num / den if se else ZERO
-                        t = st * num / den if st else ZERO
-                        r = sr * num / den if sr else ZERO
-                        se, st, sr = se - e, st - t, sr - r
-                        j += 1
-                        last = False
-                    else:
-                        b, e, t, r = b0, se, st, sr
-                        last = True
-                    env.kwh = cum_kwh
+        def charge(a: int, b0: int, se: Decimal, st: Decimal, sr: Decimal, kwh: Decimal) -> Decimal:
+            """Price a segment's charging volumes, cut at cuts_c exactly as _Seg.split cuts
+            (multiply first); returns the energy charged so far, ``kwh`` before it."""
+            if cuts_c:
+                j, n = bisect.bisect_right(cuts_c, a), len(cuts_c)
+            else:
+                j = n = 0
+            while True:
+                if j < n and cuts_c[j] < b0:
+                    b = cuts_c[j]
+                    num, den = Decimal(b - a), Decimal(b0 - a)
+                    e = se * num / den if se else ZERO
+                    t = st * num / den if st else ZERO
+                    r = sr * num / den if sr else ZERO
+                    se, st, sr = se - e, st - t, sr - r
+                    j += 1
+                else:
+                    b, e, t, r = b0, se, st, sr
+                if env is not None:
+                    env.kwh = kwh
                     env.el = a - start
                     if time_c:
-                        _set_env_time(env, a, tz)
-                    if e and e_rules:
-                        price_volume("energy", e_rules, e, a, b)
-                    if t and t_rules:
-                        price_volume("time", t_rules, t, a, b)
-                    if r and r_rules:
-                        price_volume("reservation", r_rules, r, a, b)
-                    cum_kwh += e
-                    if last:
-                        break
-                    a = b
-            if sp and p_rules:
-                # parking is priced as of the period's start (what was charged before it), as in OCPI
-                env.kwh = cum0
-                a = a0
-                j = bisect.bisect_right(cuts_p, a0) if cuts_p else 0
-                n = len(cuts_p)
-                while True:
-                    if j < n and cuts_p[j] < b0:
-                        b = cuts_p[j]
-                        p = sp * Decimal(b - a) / Decimal(b0 - a) if sp else ZERO
-                        sp = sp - p
-                        j += 1
-                        last = False
-                    else:
-                        b, p = b0, sp
-                        last = True
+                        _set_env_time(env, a, tz)  # type: ignore[arg-type]
+                if e and e_rules:
+                    price_volume("energy", e_rules, e, a, b)
+                if t and t_rules:
+                    price_volume("time", t_rules, t, a, b)
+                if r and r_rules:
+                    price_volume("reservation", r_rules, r, a, b)
+                if e:  # a Decimal addition costs as much as a dozen plain steps: zeros are not added
+                    kwh = e if kwh is ZERO else kwh + e
+                if b == b0:
+                    return kwh
+                a = b
+
+        def park(a: int, b0: int, sp: Decimal, kwh: Decimal) -> None:
+            """Price a segment's parking, as of the segment's start (what was charged before it),
+            as in OCPI; cut at cuts_p."""
+            if env is not None:
+                env.kwh = kwh
+            if cuts_p:
+                j, n = bisect.bisect_right(cuts_p, a), len(cuts_p)
+            else:
+                j = n = 0
+            while True:
+                if j < n and cuts_p[j] < b0:
+                    b = cuts_p[j]
+                    p = sp * Decimal(b - a) / Decimal(b0 - a) if sp else ZERO
+                    sp = sp - p
+                    j += 1
+                else:
+                    b, p = b0, sp
+                if env is not None:
                     env.el = a - start
                     if time_p:
-                        _set_env_time(env, a, tz)
+                        _set_env_time(env, a, tz)  # type: ignore[arg-type]
+                if p:
                     price_volume("parking", p_rules, p, a, b)
-                    if last:
-                        break
-                    a = b
-        if not segs:
+                if b == b0:
+                    return
+                a = b
+
+        fees: dict[str, tuple[Decimal | None, Decimal | None]] = env.fees if env is not None else {}
+        first_active: int | None
+        if plain:
+            # one charging stretch start..charging end, then parking (base_segments' plain shape)
+            ce = end if s.charging_end is None else max(start, min(ms_of(s.charging_end), end))
+            tot_e, tot_t = s.energy_kwh, _sec(ce - start)
+            tot_p = _sec(end - ce) if ce < end else ZERO
             first_active = start
+            fees["active"] = (s.max_power_kw, None)
+            if need_power:
+                env.pw, env.cur = s.max_power_kw, None  # type: ignore[union-attr]
+            kwh = ZERO
+            if tot_e or tot_t:
+                kwh = charge(start, ce, tot_e, tot_t, ZERO, ZERO) if charged else tot_e
+            if tot_p and p_rules:
+                park(ce, end, tot_p, kwh)
+        else:
+            tot_e = tot_t = tot_p = kwh = ZERO
+            first_active = None
+            for a0, b0, se, st, sp, sr, pw, cu in segs:
+                if first_active is None and not sr:
+                    first_active = a0
+                    # once-per-session fees are judged by the first charging period (its power and current)
+                    fees["active"] = (pw, cu)
+                if sr and "resv" not in fees:
+                    fees["resv"] = (pw, cu)
+                if need_power:
+                    # a piece keeps its segment's power and current
+                    env.pw = pw  # type: ignore[union-attr]
+                    env.cur = cu  # type: ignore[union-attr]
+                # totals are the measured volumes, not sums of the pieces they were cut into
+                if se:
+                    tot_e = se if tot_e is ZERO else tot_e + se
+                if st:
+                    tot_t = st if tot_t is ZERO else tot_t + st
+                if sp:
+                    tot_p = sp if tot_p is ZERO else tot_p + sp
+                before = kwh
+                if se or st or sr:
+                    if charged:
+                        kwh = charge(a0, b0, se, st, sr, kwh)
+                    elif se:
+                        kwh = se if kwh is ZERO else kwh + se
+                if sp and p_rules:
+                    park(a0, b0, sp, before)
+            if not segs:
+                first_active = start
 
         # step sizes: once per session per component, at the last pricing rule's step and price.
         # When parking was priced, the charging-time step is not applied (OCPI 2.2.1 mod_tariffs).
@@ -700,35 +773,36 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
         # once-per-session fees: start and flat fees when the session charged or parked at all;
         # reservation fees when there was a reservation
         if first_active is not None and (fee_tables or rfee_rules):
-            env.pw, env.cur = fees.get("active", (s.max_power_kw, None))
-            if fee_time:
-                _set_env_time(env, first_active, tz)
-            env.el = first_active - start
-            env.kwh = ZERO
+            if env is not None:
+                env.pw, env.cur = fees.get("active", (s.max_power_kw, None))
+                if fee_time:
+                    _set_env_time(env, first_active, tz)  # type: ignore[arg-type]
+                env.el = first_active - start
+                env.kwh = ZERO
             for kind, ftable in fee_tables:
                 for fee, pred in ftable:
-                    if pred is None or pred(env):
+                    if pred is None or pred(env):  # type: ignore[arg-type]
                         price = fee.price if fee.price is not None else fee.price_fn(first_active, series)  # type: ignore[misc]
                         lines.append(RatedLine(kind, fee.title, ONE, "session", price, price, fee.vat, cur, fee.label,
                                                sid, "fixed"))
                         trace.append(TraceEntry(kind, fee.label, first_active, first_active, ONE, price))
                         break
         if resv is not None and rfee_rules:
-            if fee_time:
-                _set_env_time(env, start, tz)
-            env.el = 0
-            env.pw, env.cur = fees.get("resv", fees.get("active", (s.max_power_kw, None)))
+            if env is not None:
+                if fee_time:
+                    _set_env_time(env, start, tz)  # type: ignore[arg-type]
+                env.el = 0
+                env.pw, env.cur = fees.get("resv", fees.get("active", (s.max_power_kw, None)))
             for rfee, pred in rfee_rules:
-                if pred is None or pred(env):
+                if pred is None or pred(env):  # type: ignore[arg-type]
                     price = rfee.price if rfee.price is not None else rfee.price_fn(start, series)  # type: ignore[misc]
                     lines.append(RatedLine("reservation_fee", rfee.title, ONE, "session", price, price, rfee.vat, cur,
                                            rfee.label, sid, "reservation"))
                     trace.append(TraceEntry("reservation_fee", rfee.label, start, start, ONE, price))
                     break
-        totals = (tot_e, tot_t, tot_p)
         if finish:
-            return finish_session(prog, mine, meta, s, ctx, tz, start, end, lines, trace, totals,
-                                  [a[0] for a in acc.values()])
+            return finish_session(prog, mine, meta, s, ctx, tz or zone(tzname or default_tz), start, end, lines,
+                                  trace, (tot_e, tot_t, tot_p), [a[0] for a in acc.values()])
         return RatingResult(sid, meta.name, ctx.version or meta.version, meta.sha256, prog.name, cur, tuple(lines),
                             tuple(trace), tot_e, tot_t / 3600, tot_p / 3600)
 
