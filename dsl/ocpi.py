@@ -40,7 +40,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
-import orjson
+import msgspec
 
 from dsl import ast as A
 from dsl.compiler import CompiledRuleset, compile_ruleset
@@ -446,6 +446,8 @@ def _total_time(session: SessionFacts) -> Decimal:
 
 
 def _fmt(d: Decimal) -> str:
+    if d is _ZERO:  # the common absent cost group
+        return "0.0000"
     return str(d.quantize(_FOUR, rounding=ROUND_HALF_UP))
 
 
@@ -476,72 +478,92 @@ def _totals(ruleset: CompiledRuleset, session: SessionFacts, ctx: RatingContext,
 
 
 # ---------------------------------------------------------------- the fast path for CDR files
-# `evbill ocpi price --cdrs` on many CDRs: orjson decodes a line when every number in it is one a
-# double holds exactly as written (at most 15 significant digits, no exponent), so that
-# ``Decimal(repr(float))`` has the value the JSON wrote; ``_fast_session`` builds the session for
-# well-formed CDRs without composing a field path per value; the totals are printed without
-# json.dumps. Anything else -- a number a double may not hold, a value of an unexpected type, any
-# error at all -- sends the line down the exact path (``load_json``, ``cdr_to_session``,
-# ``price_cdr``), so both print the same bytes and every error reads the same.
-_RISKY_NUMBER = re.compile(r"[0-9][eE]|(?:[0-9]\.?){16}")
-_DUMP_STR = json.encoder.encode_basestring_ascii  # what json.dumps uses for str (ensure_ascii)
+# `evbill ocpi price --cdrs` on many CDRs: msgspec decodes a line straight into the few fields
+# pricing reads (typed structs, in C), every volume as its raw JSON text, which becomes a Decimal
+# exactly as ``load_json`` makes it (``Decimal(text)``, or ``Decimal(int)`` for a whole number), so
+# no number ever passes through a float. ``_fast_session`` builds the session without composing a
+# field path per value, and the totals are printed without json.dumps. Anything else -- a field
+# of an unexpected type, JSON that msgspec refuses, any error at all -- sends the line down the
+# exact path (``load_json``, ``cdr_to_session``, ``price_cdr``), so both print the same bytes and
+# every error reads the same.
+class _Dim(msgspec.Struct):
+    type: str
+    volume: msgspec.Raw
+
+
+class _Period(msgspec.Struct):
+    start_date_time: str
+    dimensions: list[_Dim]
+
+
+class _Location(msgspec.Struct):
+    country: str | None = None
+    evse_id: str | None = None
+    connector_power_type: str | None = None
+
+
+class _Cdr(msgspec.Struct):
+    start_date_time: str
+    end_date_time: str
+    charging_periods: list[_Period]
+    id: str | None = None
+    cdr_location: _Location | None = None
+
+
+_DECODE_CDR = msgspec.json.Decoder(_Cdr).decode
+_DUMP_STR = json.encoder.encode_basestring_ascii  # what json.dumps uses for str
+_ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+_fromisoformat = datetime.fromisoformat
 
 
 class _Slow(Exception):
     """The fast path does not take this CDR; the exact path will (and says what is wrong)."""
 
 
-def _fast_time(value: object) -> datetime:
-    if type(value) is not str:
-        raise _Slow
+def _fast_time(value: str) -> datetime:
+    # the common shape (2026-07-22T17:14:33Z): fromisoformat reads the Z as UTC itself, which is
+    # what parse_datetime makes of it; anything else goes through parse_datetime
     try:
+        if len(value) == 20 and _ISO_UTC.fullmatch(value):
+            return _fromisoformat(value)
         return parse_datetime(value)
-    except SessionInputError:
+    except (SessionInputError, ValueError):
         raise _Slow from None
 
 
-def _fast_session(c: Any, default_id: str) -> SessionFacts:
+def _volume(raw: msgspec.Raw) -> Decimal:
+    # a JSON number's text as Decimal is what load_json makes of it (parse_float=Decimal for a
+    # fraction or exponent; int then Decimal(int) for a whole number: the same but for "-0")
+    try:
+        v = Decimal(str(raw, "ascii"))
+    except (ArithmeticError, UnicodeDecodeError):  # a string, true, null, an object: not a number
+        raise _Slow from None
+    if v.is_signed() or not v.is_finite():  # negative (or -0): the exact path says what it makes of it
+        raise _Slow
+    return v
+
+
+def _fast_session(c: _Cdr, default_id: str) -> SessionFacts:
     """``cdr_to_session`` for a CDR whose every field is as expected (else ``_Slow``)."""
-    if type(c) is not dict:
-        raise _Slow
-    cid = c.get("id")
-    if cid is not None and type(cid) is not str:
-        raise _Slow
-    start = _fast_time(c.get("start_date_time"))
-    end = _fast_time(c.get("end_date_time"))
-    raw = c.get("charging_periods")
-    if end < start or type(raw) is not list or not raw:
+    start = _fast_time(c.start_date_time)
+    end = _fast_time(c.end_date_time)
+    raw = c.charging_periods
+    if end < start or not raw:
         raise _Slow
     starts: list[datetime] = []
     volumes: list[dict[str, Decimal]] = []
     reserved = False
     dims_of = _DIMENSIONS
     for p in raw:
-        if type(p) is not dict:
-            raise _Slow
-        ps = _fast_time(p.get("start_date_time"))
+        ps = _fast_time(p.start_date_time)
         if starts and ps < starts[-1]:
             raise _Slow
-        dims = p.get("dimensions")
-        if type(dims) is not list:
-            raise _Slow
         vals: dict[str, Decimal] = {}
-        for d in dims:
-            if type(d) is not dict:
+        for d in p.dimensions:
+            typ = d.type
+            if typ not in dims_of:
                 raise _Slow
-            typ = d.get("type")
-            if type(typ) is not str or typ not in dims_of:
-                raise _Slow
-            v = d.get("volume")
-            tv = type(v)
-            if tv is float:
-                v = Decimal(repr(v))
-            elif tv is int:
-                v = Decimal(v)
-            elif tv is not Decimal:
-                raise _Slow
-            if not v.is_finite() or v < _ZERO:
-                raise _Slow
+            v = _volume(d.volume)
             field = dims_of[typ]
             if field is None:
                 continue
@@ -554,22 +576,18 @@ def _fast_session(c: Any, default_id: str) -> SessionFacts:
         volumes.append(vals)
     if starts[-1] > end:
         raise _Slow
-    ends = starts[1:] + [end]
+    ends = starts[1:]
+    ends.append(end)
     periods = tuple(ChargingPeriod(start=a, end=b, **vals) for a, b, vals in zip(starts, ends, volumes))
-    loc = c.get("cdr_location")
+    loc = c.cdr_location
     country = evse = ""
     power_type = "AC"
     if loc is not None:
-        if type(loc) is not dict:
-            raise _Slow
-        country, cpt, evse = loc.get("country"), loc.get("connector_power_type"), loc.get("evse_id")
-        if any(x is not None and type(x) is not str for x in (country, cpt, evse)):
-            raise _Slow
-        country, evse = country or "", evse or ""
-        if (cpt or "").upper() == "DC":
+        country, evse = loc.country or "", loc.evse_id or ""
+        if (loc.connector_power_type or "").upper() == "DC":
             power_type = "DC"
     try:
-        return SessionFacts(id=cid or default_id, start=start, end=end, periods=periods, country=country,
+        return SessionFacts(id=c.id or default_id, start=start, end=end, periods=periods, country=country,
                             power_type=power_type, evse_id=evse, reservation="RESERVATION" if reserved else None)
     except SessionInputError:
         raise _Slow from None
@@ -587,12 +605,11 @@ def _dump_totals(out: dict[str, Any]) -> str:
 def _price_line(ruleset: CompiledRuleset, ctx: RatingContext, line: str, label: str, default_id: str,
                 tz: str, expired: bool) -> tuple[str, bool]:
     """One line of a CDR file as the command prints it, and whether it failed."""
-    if not _RISKY_NUMBER.search(line):
-        try:
-            cdr = orjson.loads(line)
-            return _dump_totals(_totals(ruleset, _fast_session(cdr, default_id), ctx, cdr)), False
-        except (_Slow, orjson.JSONDecodeError, OcpiError, RatingError, SessionInputError):
-            pass  # the exact path below prices it or says why not, in its own words
+    try:
+        c = _DECODE_CDR(line)
+        return _dump_totals(_totals(ruleset, _fast_session(c, default_id), ctx, {"id": c.id})), False
+    except (_Slow, msgspec.DecodeError, OcpiError, RatingError, SessionInputError):
+        pass  # the exact path below prices it or says why not, in its own words
     cdr: Any
     try:
         cdr = load_json(line)

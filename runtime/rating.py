@@ -507,6 +507,80 @@ def _segments(s: SessionFacts, start: int, end: int, thresholds: tuple[Decimal, 
 
 
 RateFn = Callable[[SessionFacts, "RatingContext | None"], RatingResult]
+_UTC_ZONE = zone("UTC")
+_DAY_MS = 86_400_000
+_Cuts = Callable[[int, int, ZoneInfo, RatingContext], list[int]]
+
+
+def _cutter(spec: CutSpec) -> _Cuts:
+    """``_boundaries`` for one cut spec, by its cheapest means: offsets from the start alone (grace
+    ends, duration rules) or one price series' own interval starts need no calendar."""
+    if not spec.day_seconds and not spec.series:
+        offsets = spec.duration_ms  # sorted, so the cuts come out sorted
+
+        def offsets_only(start: int, end: int, tz: ZoneInfo, ctx: RatingContext) -> list[int]:
+            return [t for t in (start + d for d in offsets) if start < t < end]
+        return offsets_only
+    if not spec.day_seconds and not spec.duration_ms and len(spec.series) == 1:
+        name = spec.series[0]
+
+        def one_series(start: int, end: int, tz: ZoneInfo, ctx: RatingContext) -> list[int]:
+            ser = ctx.series.get(name)
+            return ser.boundaries(start, end) if ser is not None else []
+        return one_series
+    if spec.series:
+        return lambda start, end, tz, ctx: _boundaries(spec, start, end, tz, ctx)
+    day_ms = tuple(sod * 1000 for sod in spec.day_seconds)
+    durations = spec.duration_ms
+
+    def calendar(start: int, end: int, tz: ZoneInfo, ctx: RatingContext) -> list[int]:
+        if tz is not _UTC_ZONE or start < 0:
+            return _boundaries(spec, start, end, tz, ctx)
+        # in UTC a local day is 86,400,000 ms long from the epoch on: the cuts are arithmetic
+        # (_day_cuts' days, from the day before the start's to the day after the end's)
+        cuts = {t for d in range(start // _DAY_MS - 1, end // _DAY_MS + 2) for t in
+                (d * _DAY_MS + x for x in day_ms) if start < t < end}
+        cuts.update(t for t in (start + off for off in durations) if start < t < end)
+        return sorted(cuts)
+    return calendar
+
+
+def _time_setter(rules: Sequence[PricedRule]) -> Callable[[Env, int, ZoneInfo], None]:
+    """``_set_env_time`` computing only the local-time fields the rules' conditions read (the
+    names their compiled code loads)."""
+    names: set[str] = set()
+    for r in rules:
+        if r.predicate is not None:
+            code = getattr(r.predicate, "__code__", None)
+            names.update(code.co_names if code is not None else ("sod", "wd", "date", "day"))
+    sod, wd, day = "sod" in names, "wd" in names, "day" in names or "date" in names
+    fromts = datetime.fromtimestamp
+    from_ordinal = date.fromordinal
+
+    def set_time(env: Env, ms: int, tz: ZoneInfo) -> None:
+        if tz is _UTC_ZONE and ms >= 0:
+            # UTC has no offsets to look up: the fields are arithmetic on the epoch second
+            # (1970-01-01, ordinal 719163, was a Thursday)
+            sec = ms // 1000
+            days = sec // 86400
+            if sod:
+                env.sod = sec % 86400
+            if wd:
+                env.wd = (days + 3) % 7
+            if day:
+                env.day = days + 719163
+                env.date = from_ordinal(days + 719163)
+            return
+        dt = fromts(ms / 1000, tz)
+        if sod:
+            env.sod = dt.hour * 3600 + dt.minute * 60 + dt.second
+        if wd:
+            env.wd = dt.weekday()
+        if day:
+            d = dt.date()
+            env.date = d
+            env.day = d.toordinal()
+    return set_time
 
 
 def rate_session(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: RulesetMeta,
@@ -555,11 +629,16 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
     any_idle = any(r.grace_idle is not None for r in every)
     # conditions (and grace periods by time) read the environment; without them it is not kept
     uses_env = any(r.predicate is not None or r.grace_ms is not None for r in every)
-    finish = any(r.cap is not None for r in every) or prog.min_price is not None or prog.max_price is not None \
-        or bool(mine)
+    any_cap = any(r.cap is not None for r in every)
+    bounded = prog.min_price is not None or prog.max_price is not None
+    # a discount whose condition reads no clock is tested on the session before the discount
+    # step runs at all (as _apply_discounts would test it): most sessions have none that applies
+    quick = tuple((d.code, d.predicate if not d.needs_time and d.valid_from is None
+                   and d.valid_until is None else None) for d in mine)
+    set_time = _time_setter(every)
     thresholds = prog.energy_kwh if prog.dynamic else ()
-    spec_c = prog.charge_cuts if prog.dynamic and prog.charge_cuts.any else None
-    spec_p = prog.park_cuts if prog.dynamic and prog.park_cuts.any else None
+    spec_c = _cutter(prog.charge_cuts) if prog.dynamic and prog.charge_cuts.any else None
+    spec_p = _cutter(prog.park_cuts) if prog.dynamic and prog.park_cuts.any else None
     time_c = prog.charge_cuts.needs_local_time
     time_p = prog.park_cuts.needs_local_time
     fee_time = prog.needs_local_time
@@ -593,8 +672,8 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
             if segs:
                 start = min(start, segs[0][0])
                 end = max(end, segs[-1][1])
-        cuts_c = _boundaries(spec_c, start, end, tz, ctx) if spec_c is not None else no_cuts  # type: ignore[arg-type]
-        cuts_p = _boundaries(spec_p, start, end, tz, ctx) if spec_p is not None else no_cuts  # type: ignore[arg-type]
+        cuts_c = spec_c(start, end, tz, ctx) if spec_c is not None else no_cuts  # type: ignore[arg-type]
+        cuts_p = spec_p(start, end, tz, ctx) if spec_p is not None else no_cuts  # type: ignore[arg-type]
         # per (rule, unit price): [rule, price, volume], in first-seen order for the lines
         acc: dict[tuple[int, Decimal], list[Any]] = {}
         trace: list[TraceEntry] = []
@@ -660,7 +739,7 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                     env.kwh = kwh
                     env.el = a - start
                     if time_c:
-                        _set_env_time(env, a, tz)  # type: ignore[arg-type]
+                        set_time(env, a, tz)  # type: ignore[arg-type]
                 if e and e_rules:
                     price_volume("energy", e_rules, e, a, b)
                 if t and t_rules:
@@ -693,7 +772,7 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                 if env is not None:
                     env.el = a - start
                     if time_p:
-                        _set_env_time(env, a, tz)  # type: ignore[arg-type]
+                        set_time(env, a, tz)  # type: ignore[arg-type]
                 if p:
                     price_volume("parking", p_rules, p, a, b)
                 if b == b0:
@@ -776,7 +855,7 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
             if env is not None:
                 env.pw, env.cur = fees.get("active", (s.max_power_kw, None))
                 if fee_time:
-                    _set_env_time(env, first_active, tz)  # type: ignore[arg-type]
+                    set_time(env, first_active, tz)  # type: ignore[arg-type]
                 env.el = first_active - start
                 env.kwh = ZERO
             for kind, ftable in fee_tables:
@@ -790,7 +869,7 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
         if resv is not None and rfee_rules:
             if env is not None:
                 if fee_time:
-                    _set_env_time(env, start, tz)  # type: ignore[arg-type]
+                    set_time(env, start, tz)  # type: ignore[arg-type]
                 env.el = 0
                 env.pw, env.cur = fees.get("resv", fees.get("active", (s.max_power_kw, None)))
             for rfee, pred in rfee_rules:
@@ -800,11 +879,31 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                                            rfee.label, sid, "reservation"))
                     trace.append(TraceEntry("reservation_fee", rfee.label, start, start, ONE, price))
                     break
-        if finish:
-            return finish_session(prog, mine, meta, s, ctx, tz or zone(tzname or default_tz), start, end, lines,
-                                  trace, (tot_e, tot_t, tot_p), [a[0] for a in acc.values()])
+        # finish_session's steps: caps per rule, the minimum/maximum session price, discounts
+        if any_cap:
+            apply_caps(lines, trace, [a[0] for a in acc.values()], cur, sid, end)
+        if bounded:
+            _clamp(prog, lines, trace, cur, sid, end)
+        consumed: list[tuple[str, Decimal]] = []
+        if quick:
+            denv: Env | None = None
+            for code, pred in quick:
+                if code is not None and code not in s.promo_codes:
+                    continue
+                if pred is not None:
+                    if denv is None:
+                        denv = Env(s, resv)
+                        denv.pw = s.max_power_kw
+                    if not pred(denv):
+                        continue
+                if denv is None:
+                    denv = Env(s, resv)
+                    denv.pw = s.max_power_kw
+                _apply_discounts(prog, mine, s, denv, start, tz or zone(tzname or default_tz), ctx, lines, trace,
+                                 consumed, cur, end)
+                break
         return RatingResult(sid, meta.name, ctx.version or meta.version, meta.sha256, prog.name, cur, tuple(lines),
-                            tuple(trace), tot_e, tot_t / 3600, tot_p / 3600)
+                            tuple(trace), tot_e, tot_t / 3600, tot_p / 3600, tuple(consumed))
 
     rate.__doc__ = f"Rate a session with tariff '{prog.name}' of ruleset '{meta.name}' (see specialise)."
     return rate
