@@ -508,6 +508,12 @@ def _segments(s: SessionFacts, start: int, end: int, thresholds: tuple[Decimal, 
 
 RateFn = Callable[[SessionFacts, "RatingContext | None"], RatingResult]
 _UTC_ZONE = zone("UTC")
+_Entry = tuple[PricedRule, "Callable[[Env], bool] | None", "Decimal | None", str, str]
+# a session's rating state: (start ms, zone, environment, accumulated volumes, trace, price series,
+# step state (last rule and total per component) or None, idle grace used per rule or None)
+_Run = tuple[int, "ZoneInfo | None", "Env | None", "dict[tuple[int, Decimal], list[Any]]", "list[TraceEntry]",
+             "Mapping[str, PriceSeries]", "tuple[dict[str, PricedRule], dict[str, Decimal]] | None",
+             "dict[int, Decimal] | None"]
 _DAY_MS = 86_400_000
 _Cuts = Callable[[int, int, ZoneInfo, RatingContext], list[int]]
 
@@ -536,12 +542,13 @@ def _cutter(spec: CutSpec) -> _Cuts:
     def calendar(start: int, end: int, tz: ZoneInfo, ctx: RatingContext) -> list[int]:
         if tz is not _UTC_ZONE or start < 0:
             return _boundaries(spec, start, end, tz, ctx)
-        # in UTC a local day is 86,400,000 ms long from the epoch on: the cuts are arithmetic
-        # (_day_cuts' days, from the day before the start's to the day after the end's)
-        cuts = {t for d in range(start // _DAY_MS - 1, end // _DAY_MS + 2) for t in
-                (d * _DAY_MS + x for x in day_ms) if start < t < end}
-        cuts.update(t for t in (start + off for off in durations) if start < t < end)
-        return sorted(cuts)
+        # in UTC a local day is 86,400,000 ms long from the epoch on: the cuts are arithmetic,
+        # in order (days ascending, seconds of the day ascending)
+        cuts = [t for d in range(start // _DAY_MS, end // _DAY_MS + 1) for t in
+                (d * _DAY_MS + x for x in day_ms) if start < t < end]
+        if durations:
+            cuts = sorted(set(cuts).union(t for t in (start + off for off in durations) if start < t < end))
+        return cuts
     return calendar
 
 
@@ -612,18 +619,17 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
     cur = prog.currency
     default_tz = prog.timezone
 
-    # per component kind: (rule, predicate) in first-match order; () when nothing prices it
-    def table(kind: str) -> tuple[tuple[PricedRule, Callable[[Env], bool] | None], ...]:
-        return tuple((r, r.predicate) for r in rules.get(kind, ()))
+    # per component kind, in first-match order: (rule, predicate, the unit's size or None when
+    # volumes are already in the unit, the unit's label, the cost group); () when nothing prices it
+    def table(kind: str) -> tuple[_Entry, ...]:
+        return tuple((r, r.predicate, None if UNIT_SIZE[r.unit] == ONE else UNIT_SIZE[r.unit], _UNIT_LABEL[r.unit],
+                      _GROUP[r.kind]) for r in rules.get(kind, ()))
 
     e_rules, t_rules, p_rules, r_rules = table("energy"), table("time"), table("parking"), table("reservation")
     fee_tables = tuple((kind, table(kind)) for kind in _FLAT_KINDS if rules.get(kind))
     rfee_rules = table("reservation_fee")
     mine = tuple(d for d in discounts if not d.tariffs or prog.name in d.tariffs)
     every = [r for rs in rules.values() for r in rs]
-    # per rule: the unit's size (None when 1: volumes are already in the unit)
-    size_of: dict[int, Decimal | None] = {id(r): (None if UNIT_SIZE[r.unit] == ONE else UNIT_SIZE[r.unit])
-                                          for r in every}
     any_step = any(r.step for r in every)
     any_grace = any(r.grace_ms is not None or r.grace_idle is not None for r in every)
     any_idle = any(r.grace_idle is not None for r in every)
@@ -648,6 +654,117 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
     needs_zone = bool(fee_time or time_c or time_p or spec_c or spec_p or mine)
     no_cuts: list[int] = []
     ms_of = _ms
+
+    def price_volume(kind: str, table: tuple[_Entry, ...], vol: Decimal, a: int, b: int, run: _Run) -> None:
+        """The first rule of ``table`` whose condition holds prices ``vol`` (its grace first)."""
+        env = run[2]
+        for entry in table:  # the entry found is used after the loop
+            if entry[1] is None or entry[1](env):  # type: ignore[arg-type]
+                break
+        else:
+            return
+        r = entry[0]
+        size = entry[2]
+        trace = run[4]
+        if any_grace:
+            free = ZERO
+            if r.grace_ms is not None and env.el < r.grace_ms:  # type: ignore[union-attr]
+                free = vol  # boundaries were cut at the grace end, so the whole piece is inside
+            elif r.grace_idle is not None:
+                idle_used = run[7]
+                used = idle_used.get(id(r), ZERO)  # type: ignore[union-attr]
+                free = min(vol, max(ZERO, r.grace_idle - used))
+                idle_used[id(r)] = used + vol  # type: ignore[index]
+            if free:
+                trace.append(TraceEntry(kind, r.label, a, b, free if size is None else free / size, ZERO,
+                                        "free (grace)"))
+                vol = vol - free
+                if not vol:
+                    return
+        price = r.price if r.price is not None else r.price_fn(a, run[5])  # type: ignore[misc]
+        acc = run[3]
+        key = (id(r), price)
+        slot = acc.get(key)
+        if slot is None:
+            acc[key] = [r, price, vol, entry]
+        else:
+            slot[2] += vol
+        if any_step:
+            last_rule, kind_total = run[6]  # type: ignore[misc]
+            last_rule[kind] = r
+            kind_total[kind] = kind_total.get(kind, ZERO) + vol
+        trace.append(TraceEntry(kind, r.label, a, b, vol if size is None else vol / size, price))
+
+    def charge(a: int, b0: int, se: Decimal, st: Decimal, sr: Decimal, kwh: Decimal, cuts: list[int],
+               run: _Run) -> Decimal:
+        """Price a segment's charging volumes, cut at ``cuts`` exactly as _Seg.split cuts
+        (multiply first); returns the energy charged so far, ``kwh`` before it."""
+        env = run[2]
+        if cuts:
+            j, n = bisect.bisect_right(cuts, a), len(cuts)
+        else:
+            j = n = 0
+        while True:
+            if j < n and cuts[j] < b0:
+                b = cuts[j]
+                num, den = Decimal(b - a), Decimal(b0 - a)
+                # only volumes some rule prices are cut (energy always: conditions read it)
+                e = se * num / den if se else ZERO
+                se = se - e
+                t = r = ZERO
+                if st and t_rules:
+                    t = st * num / den
+                    st = st - t
+                if sr and r_rules:
+                    r = sr * num / den
+                    sr = sr - r
+                j += 1
+            else:
+                b, e, t, r = b0, se, st, sr
+            if env is not None:
+                env.kwh = kwh
+                env.el = a - run[0]
+                if time_c:
+                    set_time(env, a, run[1])  # type: ignore[arg-type]
+            if e and e_rules:
+                price_volume("energy", e_rules, e, a, b, run)
+            if t and t_rules:
+                price_volume("time", t_rules, t, a, b, run)
+            if r and r_rules:
+                price_volume("reservation", r_rules, r, a, b, run)
+            if e:  # a Decimal addition costs as much as a dozen plain steps: zeros are not added
+                kwh = e if kwh is ZERO else kwh + e
+            if b == b0:
+                return kwh
+            a = b
+
+    def park(a: int, b0: int, sp: Decimal, kwh: Decimal, cuts: list[int], run: _Run) -> None:
+        """Price a segment's parking, as of the segment's start (what was charged before it),
+        as in OCPI; cut at ``cuts``."""
+        env = run[2]
+        if env is not None:
+            env.kwh = kwh
+        if cuts:
+            j, n = bisect.bisect_right(cuts, a), len(cuts)
+        else:
+            j = n = 0
+        while True:
+            if j < n and cuts[j] < b0:
+                b = cuts[j]
+                p = sp * Decimal(b - a) / Decimal(b0 - a) if sp else ZERO
+                sp = sp - p
+                j += 1
+            else:
+                b, p = b0, sp
+            if env is not None:
+                env.el = a - run[0]
+                if time_p:
+                    set_time(env, a, run[1])  # type: ignore[arg-type]
+            if p:
+                price_volume("parking", p_rules, p, a, b, run)
+            if b == b0:
+                return
+            a = b
 
     def rate(s: SessionFacts, ctx: RatingContext | None = None) -> RatingResult:
         ctx = ctx or _DEFAULT_CTX
@@ -674,110 +791,12 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                 end = max(end, segs[-1][1])
         cuts_c = spec_c(start, end, tz, ctx) if spec_c is not None else no_cuts  # type: ignore[arg-type]
         cuts_p = spec_p(start, end, tz, ctx) if spec_p is not None else no_cuts  # type: ignore[arg-type]
-        # per (rule, unit price): [rule, price, volume], in first-seen order for the lines
+        # per (rule, unit price): [rule, price, volume, entry], in first-seen order for the lines
         acc: dict[tuple[int, Decimal], list[Any]] = {}
         trace: list[TraceEntry] = []
-        if any_step:
-            last_rule: dict[str, PricedRule] = {}
-            kind_total: dict[str, Decimal] = {}
-        if any_idle:
-            idle_used: dict[int, Decimal] = {}
-
-        def price_volume(kind: str, table: tuple[tuple[PricedRule, Callable[[Env], bool] | None], ...],
-                         vol: Decimal, a: int, b: int) -> None:
-            for r, pred in table:  # noqa: B007 - the rule found is used after the loop
-                if pred is None or pred(env):  # type: ignore[arg-type]
-                    break
-            else:
-                return
-            size = size_of[id(r)]
-            if any_grace:
-                free = ZERO
-                if r.grace_ms is not None and env.el < r.grace_ms:  # type: ignore[union-attr]
-                    free = vol  # boundaries were cut at the grace end, so the whole piece is inside
-                elif r.grace_idle is not None:
-                    used = idle_used.get(id(r), ZERO)
-                    free = min(vol, max(ZERO, r.grace_idle - used))
-                    idle_used[id(r)] = used + vol
-                if free:
-                    trace.append(TraceEntry(kind, r.label, a, b, free if size is None else free / size, ZERO,
-                                            "free (grace)"))
-                    vol = vol - free
-                    if not vol:
-                        return
-            price = r.price if r.price is not None else r.price_fn(a, series)  # type: ignore[misc]
-            key = (id(r), price)
-            slot = acc.get(key)
-            if slot is None:
-                acc[key] = [r, price, vol]
-            else:
-                slot[2] += vol
-            if any_step:
-                last_rule[kind] = r
-                kind_total[kind] = kind_total.get(kind, ZERO) + vol
-            trace.append(TraceEntry(kind, r.label, a, b, vol if size is None else vol / size, price))
-
-        def charge(a: int, b0: int, se: Decimal, st: Decimal, sr: Decimal, kwh: Decimal) -> Decimal:
-            """Price a segment's charging volumes, cut at cuts_c exactly as _Seg.split cuts
-            (multiply first); returns the energy charged so far, ``kwh`` before it."""
-            if cuts_c:
-                j, n = bisect.bisect_right(cuts_c, a), len(cuts_c)
-            else:
-                j = n = 0
-            while True:
-                if j < n and cuts_c[j] < b0:
-                    b = cuts_c[j]
-                    num, den = Decimal(b - a), Decimal(b0 - a)
-                    e = se * num / den if se else ZERO
-                    t = st * num / den if st else ZERO
-                    r = sr * num / den if sr else ZERO
-                    se, st, sr = se - e, st - t, sr - r
-                    j += 1
-                else:
-                    b, e, t, r = b0, se, st, sr
-                if env is not None:
-                    env.kwh = kwh
-                    env.el = a - start
-                    if time_c:
-                        set_time(env, a, tz)  # type: ignore[arg-type]
-                if e and e_rules:
-                    price_volume("energy", e_rules, e, a, b)
-                if t and t_rules:
-                    price_volume("time", t_rules, t, a, b)
-                if r and r_rules:
-                    price_volume("reservation", r_rules, r, a, b)
-                if e:  # a Decimal addition costs as much as a dozen plain steps: zeros are not added
-                    kwh = e if kwh is ZERO else kwh + e
-                if b == b0:
-                    return kwh
-                a = b
-
-        def park(a: int, b0: int, sp: Decimal, kwh: Decimal) -> None:
-            """Price a segment's parking, as of the segment's start (what was charged before it),
-            as in OCPI; cut at cuts_p."""
-            if env is not None:
-                env.kwh = kwh
-            if cuts_p:
-                j, n = bisect.bisect_right(cuts_p, a), len(cuts_p)
-            else:
-                j = n = 0
-            while True:
-                if j < n and cuts_p[j] < b0:
-                    b = cuts_p[j]
-                    p = sp * Decimal(b - a) / Decimal(b0 - a) if sp else ZERO
-                    sp = sp - p
-                    j += 1
-                else:
-                    b, p = b0, sp
-                if env is not None:
-                    env.el = a - start
-                    if time_p:
-                        set_time(env, a, tz)  # type: ignore[arg-type]
-                if p:
-                    price_volume("parking", p_rules, p, a, b)
-                if b == b0:
-                    return
-                a = b
+        steps: tuple[dict[str, PricedRule], dict[str, Decimal]] | None = ({}, {}) if any_step else None
+        idle: dict[int, Decimal] | None = {} if any_idle else None
+        run = (start, tz, env, acc, trace, series, steps, idle)
 
         fees: dict[str, tuple[Decimal | None, Decimal | None]] = env.fees if env is not None else {}
         first_active: int | None
@@ -787,14 +806,28 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
             tot_e, tot_t = s.energy_kwh, _sec(ce - start)
             tot_p = _sec(end - ce) if ce < end else ZERO
             first_active = start
-            fees["active"] = (s.max_power_kw, None)
+            if env is not None:
+                fees["active"] = (s.max_power_kw, None)
             if need_power:
                 env.pw, env.cur = s.max_power_kw, None  # type: ignore[union-attr]
             kwh = ZERO
             if tot_e or tot_t:
-                kwh = charge(start, ce, tot_e, tot_t, ZERO, ZERO) if charged else tot_e
+                if not charged:
+                    kwh = tot_e
+                elif cuts_c:
+                    kwh = charge(start, ce, tot_e, tot_t, ZERO, ZERO, cuts_c, run)
+                else:  # charge() of one piece
+                    if env is not None:
+                        env.kwh, env.el = ZERO, 0
+                        if time_c:
+                            set_time(env, start, tz)  # type: ignore[arg-type]
+                    if tot_e and e_rules:
+                        price_volume("energy", e_rules, tot_e, start, ce, run)
+                    if tot_t and t_rules:
+                        price_volume("time", t_rules, tot_t, start, ce, run)
+                    kwh = tot_e
             if tot_p and p_rules:
-                park(ce, end, tot_p, kwh)
+                park(ce, end, tot_p, kwh, cuts_p, run)
         else:
             tot_e = tot_t = tot_p = kwh = ZERO
             first_active = None
@@ -819,17 +852,18 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                 before = kwh
                 if se or st or sr:
                     if charged:
-                        kwh = charge(a0, b0, se, st, sr, kwh)
+                        kwh = charge(a0, b0, se, st, sr, kwh, cuts_c, run)
                     elif se:
                         kwh = se if kwh is ZERO else kwh + se
                 if sp and p_rules:
-                    park(a0, b0, sp, before)
+                    park(a0, b0, sp, before, cuts_p, run)
             if not segs:
                 first_active = start
 
         # step sizes: once per session per component, at the last pricing rule's step and price.
         # When parking was priced, the charging-time step is not applied (OCPI 2.2.1 mod_tariffs).
-        if any_step:
+        if steps is not None:
+            last_rule, kind_total = steps
             for kind, rr in last_rule.items():
                 if not rr.step or (kind == "time" and kind_total.get("parking")):
                     continue
@@ -843,11 +877,9 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                                                     key[1], f"step {_in_unit(rr.step, rr.unit)} {rr.unit}"))
                             break
         lines: list[RatedLine] = []
-        for rr, price, vol in acc.values():
-            size = size_of[id(rr)]
+        for rr, price, vol, (_r, _p, size, unit, group) in acc.values():
             qty = vol if size is None else vol / size
-            lines.append(RatedLine(rr.kind, rr.title, qty, _UNIT_LABEL[rr.unit], price, qty * price, rr.vat, cur,
-                                   rr.label, sid, _GROUP[rr.kind]))
+            lines.append(RatedLine(rr.kind, rr.title, qty, unit, price, qty * price, rr.vat, cur, rr.label, sid, group))
 
         # once-per-session fees: start and flat fees when the session charged or parked at all;
         # reservation fees when there was a reservation
@@ -859,7 +891,8 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                 env.el = first_active - start
                 env.kwh = ZERO
             for kind, ftable in fee_tables:
-                for fee, pred in ftable:
+                for entry in ftable:
+                    fee, pred = entry[0], entry[1]
                     if pred is None or pred(env):  # type: ignore[arg-type]
                         price = fee.price if fee.price is not None else fee.price_fn(first_active, series)  # type: ignore[misc]
                         lines.append(RatedLine(kind, fee.title, ONE, "session", price, price, fee.vat, cur, fee.label,
@@ -872,7 +905,8 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                     set_time(env, start, tz)  # type: ignore[arg-type]
                 env.el = 0
                 env.pw, env.cur = fees.get("resv", fees.get("active", (s.max_power_kw, None)))
-            for rfee, pred in rfee_rules:
+            for entry in rfee_rules:
+                rfee, pred = entry[0], entry[1]
                 if pred is None or pred(env):  # type: ignore[arg-type]
                     price = rfee.price if rfee.price is not None else rfee.price_fn(start, series)  # type: ignore[misc]
                     lines.append(RatedLine("reservation_fee", rfee.title, ONE, "session", price, price, rfee.vat, cur,
@@ -885,7 +919,7 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
         if bounded:
             _clamp(prog, lines, trace, cur, sid, end)
         consumed: list[tuple[str, Decimal]] = []
-        if quick:
+        if quick and lines:
             denv: Env | None = None
             for code, pred in quick:
                 if code is not None and code not in s.promo_codes:
@@ -903,7 +937,7 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                                  consumed, cur, end)
                 break
         return RatingResult(sid, meta.name, ctx.version or meta.version, meta.sha256, prog.name, cur, tuple(lines),
-                            tuple(trace), tot_e, tot_t / 3600, tot_p / 3600, tuple(consumed))
+                            tuple(trace), tot_e, tot_t / 3600, tot_p / 3600, tuple(consumed) if consumed else ())
 
     rate.__doc__ = f"Rate a session with tariff '{prog.name}' of ruleset '{meta.name}' (see specialise)."
     return rate
