@@ -2,7 +2,11 @@
 
 The DSL compiler (``dsl/compiler.py``) turns a tariff into a ``TariffProgram``: per component kind
 an ordered list of ``PricedRule`` (a predicate over the segment environment, a price, a unit, and
-options). Rating then
+options), and ``specialise`` turns a program into its rating function once, deciding at that
+point everything that depends only on the tariff. The algorithm is written once, in
+``specialise``; every session shape (CDR periods, meter values, start/charging end/end) goes
+through it. (The algorithm as it stood before, unspecialised, is kept only as a test oracle:
+``tests/runtime/rating_oracle.py``.) Rating
 
 1. cuts the session into segments: its charging periods (OCPI CDR), or meter-value intervals, or
    one charging and one parking stretch; then splits them at every boundary a condition or an
