@@ -512,6 +512,8 @@ def _segments(s: SessionFacts, start: int, end: int, thresholds: tuple[Decimal, 
 
 RateFn = Callable[[SessionFacts, "RatingContext | None"], RatingResult]
 _UTC_ZONE = zone("UTC")
+_NO_FEES: dict[str, tuple[Decimal | None, Decimal | None]] = {}  # never written: only env's fees are
+_NO_USES: list[tuple[str, Decimal]] = []  # never written: a discount gets a list of its own
 _Entry = tuple[PricedRule, "Callable[[Env], bool] | None", "Decimal | None", str, str]
 # a session's rating state: (start ms, zone, environment, accumulated volumes, trace, price series,
 # step state (last rule and total per component) or None, idle grace used per rule or None)
@@ -802,7 +804,8 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
         idle: dict[int, Decimal] | None = {} if any_idle else None
         run = (start, tz, env, acc, trace, series, steps, idle)
 
-        fees: dict[str, tuple[Decimal | None, Decimal | None]] = env.fees if env is not None else {}
+        # the power and current once-per-session fees are judged by (read only through env)
+        fees: dict[str, tuple[Decimal | None, Decimal | None]] = env.fees if env is not None else _NO_FEES
         first_active: int | None
         if plain:
             # one charging stretch start..charging end, then parking (base_segments' plain shape)
@@ -839,8 +842,9 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                 if first_active is None and not sr:
                     first_active = a0
                     # once-per-session fees are judged by the first charging period (its power and current)
-                    fees["active"] = (pw, cu)
-                if sr and "resv" not in fees:
+                    if env is not None:
+                        fees["active"] = (pw, cu)
+                if sr and env is not None and "resv" not in fees:
                     fees["resv"] = (pw, cu)
                 if need_power:
                     # a piece keeps its segment's power and current
@@ -922,7 +926,7 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
             apply_caps(lines, trace, [a[0] for a in acc.values()], cur, sid, end)
         if bounded:
             _clamp(prog, lines, trace, cur, sid, end)
-        consumed: list[tuple[str, Decimal]] = []
+        consumed: list[tuple[str, Decimal]] = _NO_USES
         if quick and lines:
             denv: Env | None = None
             for code, pred in quick:
@@ -937,6 +941,7 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                 if denv is None:
                     denv = Env(s, resv)
                     denv.pw = s.max_power_kw
+                consumed = []
                 _apply_discounts(prog, mine, s, denv, start, tz or zone(tzname or default_tz), ctx, lines, trace,
                                  consumed, cur, end)
                 break
