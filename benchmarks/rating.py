@@ -12,6 +12,12 @@ are compared, so the two really compute the same prices):
 
 Targets (issue 2): simple >= 100,000 sessions/s, complex >= 25,000 sessions/s, compiled no slower
 than hand-written.  Usage: python benchmarks/rating.py [N]
+
+Issue 17 floor (today's figures then): simple 221k, complex 58k, indexed 83k sessions/s. On
+2026-12-06 the machine was shared (load average 7-10) and these wall-clock figures swung by 2x
+between runs (main: simple 46k-71k); CPU time, best of 5, main and the one-algorithm engine
+interleaved over this file's sessions: main simple 144k-152k, complex 49k-52k, indexed 53k-55k;
+the engine simple 122k-126k, complex 42k-44k, indexed 48k (84-88 %, below the floor).
 """
 
 from __future__ import annotations

@@ -20,7 +20,6 @@ from typing import Any
 
 from dsl import ast as A
 from dsl.checker import check, walk_atoms
-from dsl.codegen import generate_plain
 from dsl.diagnostics import Diagnostic, render_all
 from dsl.parser import parse, shift_lines
 from dsl.policies import Policies, read_policies
@@ -35,11 +34,12 @@ from runtime.rating import (
     PricedRule,
     PriceSeries,
     ProductProgram,
+    RateFn,
     RatingContext,
     RulesetMeta,
     TariffProgram,
     rate_period,
-    rate_session,
+    specialise,
 )
 from runtime.sessions import SessionFacts
 
@@ -92,8 +92,9 @@ class CompiledRuleset:
         self.products = dict(products)
         self.default_tariff = default_tariff
         self.meta = RulesetMeta(ast.name, ast.version, sha256, ast.currency, ast.timezone, ast.rounding)
-        # per tariff: the generated fast path for plain sessions (see dsl/codegen.py)
-        self.plain: dict[str, Callable[[SessionFacts, RatingContext | None], RatingResult | None]] = {}
+        # per tariff: the rating engine specialised for it (runtime.rating.specialise), built once
+        self.engines: dict[str, RateFn] = {name: specialise(prog, self.discounts, self.meta)
+                                           for name, prog in self.tariffs.items()}
         self._policies: Policies | None = None
 
     @property
@@ -135,24 +136,10 @@ class CompiledRuleset:
         return next(iter(self.tariffs.values()))
 
     def rate(self, session: SessionFacts, ctx: RatingContext | None = None, tariff: str | None = None) -> RatingResult:
-        fast = self.plain.get(tariff) if tariff is not None else None
-        if fast is not None and session.periods is None and session.meter_values is None:
-            res = fast(session, ctx)  # the generated path declines (None) what it does not cover
-            if res is not None:
-                return res
-        prog = self.tariff_for(session, tariff)
-        if fast is None and session.periods is None and session.meter_values is None:
-            fast = self.plain.get(prog.name)
-            if fast is not None:
-                res = fast(session, ctx)
-                if res is not None:
-                    return res
-        return rate_session(prog, self.discounts, self.meta, session, ctx)
-
-    def rate_generic(self, session: SessionFacts, ctx: RatingContext | None = None,
-                     tariff: str | None = None) -> RatingResult:
-        """The reference algorithm only (the generated fast path must agree with it)."""
-        return rate_session(self.tariff_for(session, tariff), self.discounts, self.meta, session, ctx)
+        engine = self.engines.get(tariff) if tariff is not None else None
+        if engine is None:
+            engine = self.engines[self.tariff_for(session, tariff).name]
+        return engine(session, ctx)
 
     def rate_many(self, sessions: Sequence[SessionFacts], ctx: RatingContext | None = None,
                   tariff: str | None = None) -> list[RatingResult]:
@@ -440,28 +427,17 @@ class _Compiler:
 
     def build(self) -> CompiledRuleset:
         rs = self.rs
-        self.conds: dict[str, dict[str, list[A.Cond | None]]] = {}
-        self.prices: dict[str, dict[str, list[A.PriceExpr]]] = {}
         tariffs = {t.name: self.tariff(t) for t in rs.tariffs}
         discounts = [self.discount(d, i) for i, d in enumerate(rs.discounts)]
         products = {p.name: self.product(p) for p in rs.products}
         compiled = CompiledRuleset(rs, self.source, self.sha, tariffs, discounts, products,
                                    rs.default_tariff.value if rs.default_tariff else None)
-        for name, prog in tariffs.items():
-            if not prog.energy_kwh:  # energy thresholds split by energy: the generic path handles those
-                compiled.plain[name] = generate_plain(prog, self.conds[name], lambda: _Codegen(rs), discounts,
-                                                      compiled.meta, {d.name: d.condition for d in rs.discounts},
-                                                      self.prices[name])
         return compiled
 
     def tariff(self, t: A.Tariff) -> TariffProgram:
         rs = self.rs
         vat = t.vat if t.vat is not None else Decimal(0)
         by_kind: dict[str, list[PricedRule]] = {}
-        conds: dict[str, list[A.Cond | None]] = {}
-        self.conds[t.name] = conds
-        prices: dict[str, list[A.PriceExpr]] = {}
-        self.prices[t.name] = prices
         energies: set[Decimal] = set()
         needs_time = needs_power = False
         # where a price can change, per volume group: charging volumes (energy, time, reservation)
@@ -518,8 +494,6 @@ class _Compiler:
                 label = f"tariff {t.name}, line {cd.span.line}: " + (
                     rule.label if rule.condition is not None else "base")
                 title = cd.title or _default_title(cd, rule)
-                conds.setdefault(cd.kind, []).append(rule.condition)
-                prices.setdefault(cd.kind, []).append(cd.price)
                 by_kind.setdefault(cd.kind, []).append(PricedRule(
                     kind=cd.kind, label=label, title=title, predicate=pred, price=const, price_fn=fn,
                     unit=cd.unit, vat=cd.vat if cd.vat is not None else vat, step=step,

@@ -40,6 +40,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from dsl import ast as A
 from dsl.compiler import CompiledRuleset, compile_ruleset
 from dsl.printer import print_ruleset
@@ -102,6 +104,8 @@ def _int(value: object, where: str) -> int:
 
 
 def _obj(value: object, where: str) -> Mapping[str, Any]:
+    if type(value) is dict:
+        return value
     if not isinstance(value, Mapping):
         raise OcpiError(f"{where}: expected an object, found {_kind(value)}")
     return value
@@ -442,6 +446,8 @@ def _total_time(session: SessionFacts) -> Decimal:
 
 
 def _fmt(d: Decimal) -> str:
+    if d is _ZERO:  # the common absent cost group
+        return "0.0000"
     return str(d.quantize(_FOUR, rounding=ROUND_HALF_UP))
 
 
@@ -451,6 +457,11 @@ def price_cdr(ruleset: CompiledRuleset, cdr: Mapping[str, Any], *, tz: str = "UT
     group from ``RatingResult.group_totals``, rounded half-up to 4 places only for printing)."""
     session = cdr_to_session(cdr, default_id)
     ctx = RatingContext(tz=tz, reservation="RESERVATION_EXPIRES" if reservation_expired else None)
+    return _totals(ruleset, session, ctx, cdr)
+
+
+def _totals(ruleset: CompiledRuleset, session: SessionFacts, ctx: RatingContext,
+            cdr: Mapping[str, Any]) -> dict[str, Any]:
     result = ruleset.rate(session, ctx)
     groups = result.group_totals()
     out: dict[str, Any] = {}
@@ -464,6 +475,226 @@ def price_cdr(ruleset: CompiledRuleset, cdr: Mapping[str, Any], *, tz: str = "UT
     out["total_time"] = _fmt(_total_time(session))
     out["total_parking_time"] = _fmt(result.parking_h)
     return out
+
+
+# ---------------------------------------------------------------- the fast path for CDR files
+# `evbill ocpi price --cdrs` on many CDRs: msgspec decodes a line straight into the few fields
+# pricing reads (typed structs, in C), every volume as its raw JSON text, which becomes a Decimal
+# exactly as ``load_json`` makes it (``Decimal(text)``, or ``Decimal(int)`` for a whole number), so
+# no number ever passes through a float. ``_fast_session`` builds the session without composing a
+# field path per value, and the totals are printed without json.dumps. Anything else -- a field
+# of an unexpected type, JSON that msgspec refuses, any error at all -- sends the line down the
+# exact path (``load_json``, ``cdr_to_session``, ``price_cdr``), so both print the same bytes and
+# every error reads the same.
+class _Dim(msgspec.Struct):
+    type: str
+    volume: msgspec.Raw
+
+
+class _Period(msgspec.Struct):
+    start_date_time: str
+    dimensions: list[_Dim]
+
+
+class _Location(msgspec.Struct):
+    country: str | None = None
+    evse_id: str | None = None
+    connector_power_type: str | None = None
+
+
+class _Cdr(msgspec.Struct):
+    start_date_time: str
+    end_date_time: str
+    charging_periods: list[_Period]
+    id: str | None = None
+    cdr_location: _Location | None = None
+
+
+_DECODE_CDR = msgspec.json.Decoder(_Cdr).decode
+_DUMP_STR = json.encoder.encode_basestring_ascii  # what json.dumps uses for str
+_fromisoformat = datetime.fromisoformat
+
+
+class _Slow(Exception):
+    """The fast path does not take this CDR; the exact path will (and says what is wrong)."""
+
+
+def _fast_time(value: str) -> datetime:
+    # the common shape (2026-07-22T17:14:33Z): fromisoformat reads the Z as UTC itself, which is
+    # what parse_datetime makes of it; anything else goes through parse_datetime
+    try:
+        if len(value) == 20 and value[19] == "Z" and value[10] == "T":
+            return _fromisoformat(value)  # the same as parse_datetime's reading of "...+00:00"
+        return parse_datetime(value)
+    except (SessionInputError, ValueError):
+        raise _Slow from None
+
+
+def _volume(raw: msgspec.Raw) -> Decimal:
+    # a JSON number's text as Decimal is what load_json makes of it (parse_float=Decimal for a
+    # fraction or exponent; int then Decimal(int) for a whole number: the same but for "-0")
+    try:
+        v = Decimal(str(raw, "ascii"))
+    except (ArithmeticError, UnicodeDecodeError):  # a string, true, null, an object: not a number
+        raise _Slow from None
+    if v.is_signed() or not v.is_finite():  # negative (or -0): the exact path says what it makes of it
+        raise _Slow
+    return v
+
+
+def _fast_session(c: _Cdr, default_id: str) -> SessionFacts:
+    """``cdr_to_session`` for a CDR whose every field is as expected (else ``_Slow``)."""
+    start = _fast_time(c.start_date_time)
+    end = _fast_time(c.end_date_time)
+    raw = c.charging_periods
+    if end < start or not raw:
+        raise _Slow
+    starts: list[datetime] = []
+    volumes: list[dict[str, Decimal]] = []
+    reserved = False
+    dims_of = _DIMENSIONS
+    for p in raw:
+        ps = _fast_time(p.start_date_time)
+        if starts and ps < starts[-1]:
+            raise _Slow
+        vals: dict[str, Decimal] = {}
+        for d in p.dimensions:
+            typ = d.type
+            if typ not in dims_of:
+                raise _Slow
+            v = _volume(d.volume)
+            field = dims_of[typ]
+            if field is None:
+                continue
+            if field in vals:
+                raise _Slow
+            vals[field] = v
+        if "reservation_h" in vals:
+            reserved = True
+        starts.append(ps)
+        volumes.append(vals)
+    if starts[-1] > end:
+        raise _Slow
+    ends = starts[1:]
+    ends.append(end)
+    periods = tuple(ChargingPeriod(start=a, end=b, **vals) for a, b, vals in zip(starts, ends, volumes))
+    loc = c.cdr_location
+    country = evse = ""
+    power_type = "AC"
+    if loc is not None:
+        country, evse = loc.country or "", loc.evse_id or ""
+        if (loc.connector_power_type or "").upper() == "DC":
+            power_type = "DC"
+    try:
+        return SessionFacts(id=c.id or default_id, start=start, end=end, periods=periods, country=country,
+                            power_type=power_type, evse_id=evse, reservation="RESERVATION" if reserved else None)
+    except SessionInputError:
+        raise _Slow from None
+
+
+def _dump_totals(out: dict[str, Any]) -> str:
+    """``json.dumps(out)`` for what ``_totals`` returns, byte for byte (the amounts are ASCII)."""
+    head = f'{{"id": {_DUMP_STR(out["id"])}, ' if "id" in out else "{"
+    money = "".join(f'"{key}": {{"excl_vat": "{out[key]["excl_vat"]}", "incl_vat": "{out[key]["incl_vat"]}"}}, '
+                    for key, _group in COST_FIELDS)
+    return (f'{head}"currency": {_DUMP_STR(out["currency"])}, {money}"total_energy": "{out["total_energy"]}", '
+            f'"total_time": "{out["total_time"]}", "total_parking_time": "{out["total_parking_time"]}"}}')
+
+
+def _price_line(ruleset: CompiledRuleset, ctx: RatingContext, line: str, label: str, default_id: str,
+                tz: str, expired: bool) -> tuple[str, bool]:
+    """One line of a CDR file as the command prints it, and whether it failed."""
+    try:
+        c = _DECODE_CDR(line)
+        return _dump_totals(_totals(ruleset, _fast_session(c, default_id), ctx, {"id": c.id})), False
+    except (_Slow, msgspec.DecodeError, OcpiError, RatingError, SessionInputError):
+        pass  # the exact path below prices it or says why not, in its own words
+    cdr: Any
+    try:
+        cdr = load_json(line)
+    except json.JSONDecodeError as exc:
+        cdr = OcpiError(f"not valid JSON: {exc.msg} (column {exc.colno})")
+    return _price_one(ruleset, label, cdr, default_id, tz, expired)
+
+
+def _price_one(ruleset: CompiledRuleset, label: str, cdr: Any, default_id: str, tz: str,
+               expired: bool) -> tuple[str, bool]:
+    try:
+        if isinstance(cdr, OcpiError):
+            raise cdr
+        out = price_cdr(ruleset, _obj(cdr, "cdr"), tz=tz, reservation_expired=expired, default_id=default_id)
+    except (OcpiError, RatingError) as exc:
+        err: dict[str, Any] = {"cdr": label}
+        if isinstance(cdr, Mapping) and cdr.get("id"):
+            err["id"] = str(cdr["id"])
+        err["error"] = str(exc)
+        return json.dumps(err), True
+    return json.dumps(out), False
+
+
+# the state a worker process prices with (inherited through fork, so nothing is pickled but lines)
+_WORKER: tuple[CompiledRuleset, RatingContext, str, str, bool] | None = None
+PARALLEL_MIN = 4000  # CDRs below which one process is quicker than starting workers
+_CHUNK = 1000
+
+
+def _price_chunk(chunk: list[tuple[int, int, str]]) -> tuple[str, bool]:
+    assert _WORKER is not None
+    ruleset, ctx, path, tz, expired = _WORKER
+    out: list[str] = []
+    failed = False
+    for i, n, line in chunk:
+        text, bad = _price_line(ruleset, ctx, line, f"{path}:{n}", f"cdr-{i + 1}", tz, expired)
+        out.append(text)
+        failed = failed or bad
+    return "\n".join(out) + "\n", failed
+
+
+def _workers(count: int) -> int:
+    """Worker processes for ``count`` CDRs: the usable cores (``EVBILL_OCPI_WORKERS`` overrides),
+    one (no workers) for small files or where fork is unavailable."""
+    import multiprocessing
+    import os
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    env = os.environ.get("EVBILL_OCPI_WORKERS", "").strip()
+    if env:
+        return max(1, int(env)) if env.isdigit() else 1
+    if count < PARALLEL_MIN:
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, count // (PARALLEL_MIN // 2)))
+
+
+def _price_file(ruleset: CompiledRuleset, path: str, text: str, tz: str, expired: bool) -> bool:
+    """Price every line of a CDR file, printing in input order; True when one failed."""
+    global _WORKER
+    ctx = RatingContext(tz=tz, reservation="RESERVATION_EXPIRES" if expired else None)
+    items = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    jobs = [(i, n, line) for i, (n, line) in enumerate(items)]
+    chunks = [jobs[k:k + _CHUNK] for k in range(0, len(jobs), _CHUNK)]
+    workers = _workers(len(jobs))
+    write = sys.stdout.write
+    failed = False
+    _WORKER = (ruleset, ctx, path, tz, expired)
+    try:
+        if workers <= 1:
+            for chunk in chunks:
+                text_out, bad = _price_chunk(chunk)
+                write(text_out)
+                failed = failed or bad
+            return failed
+        import multiprocessing
+
+        sys.stdout.flush()
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            for text_out, bad in pool.imap(_price_chunk, chunks):
+                write(text_out)
+                failed = failed or bad
+        return failed
+    finally:
+        _WORKER = None
 
 
 # ---------------------------------------------------------------- the command
@@ -494,28 +725,17 @@ def _tariff_of(doc: Any, path: str) -> Mapping[str, Any]:
 
 
 def _cdr_inputs(args: argparse.Namespace) -> Iterator[tuple[str, Any]]:
-    """(label, parsed CDR or OcpiError) for every CDR the command was given."""
-    if args.cdr is not None:
-        text = _read(args.cdr)
-        try:
-            doc = load_json(text)
-        except json.JSONDecodeError as exc:
-            raise OcpiError(f"{args.cdr}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
-        if isinstance(doc, list):  # an OCPI GET answer is a list of CDRs
-            for i, item in enumerate(doc):
-                yield f"{args.cdr}[{i}]", item
-        else:
-            yield args.cdr, doc
-        return
-    text = _read(args.cdrs)
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        label = f"{args.cdrs}:{n}"
-        try:
-            yield label, load_json(line)
-        except json.JSONDecodeError as exc:
-            yield label, OcpiError(f"not valid JSON: {exc.msg} (column {exc.colno})")
+    """(label, parsed CDR) for every CDR in the ``--cdr`` file (a CDR or a list of CDRs)."""
+    text = _read(args.cdr)
+    try:
+        doc = load_json(text)
+    except json.JSONDecodeError as exc:
+        raise OcpiError(f"{args.cdr}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+    if isinstance(doc, list):  # an OCPI GET answer is a list of CDRs
+        for i, item in enumerate(doc):
+            yield f"{args.cdr}[{i}]", item
+    else:
+        yield args.cdr, doc
 
 
 def price_cdrs_cli(args: argparse.Namespace) -> int:
@@ -554,6 +774,13 @@ def price_cdrs_cli(args: argparse.Namespace) -> int:
         return 1
     ruleset = res.ruleset
     expired = bool(getattr(args, "reservation_expired", False))
+    if args.cdr is None:
+        try:
+            text = _read(args.cdrs)
+        except OcpiError as exc:
+            _err(str(exc))
+            return 1
+        return 1 if _price_file(ruleset, args.cdrs, text, tz, expired) else 0
     failed = False
     try:
         inputs = list(_cdr_inputs(args))
@@ -561,18 +788,7 @@ def price_cdrs_cli(args: argparse.Namespace) -> int:
         _err(str(exc))
         return 1
     for i, (label, cdr) in enumerate(inputs):
-        try:
-            if isinstance(cdr, OcpiError):
-                raise cdr
-            out = price_cdr(ruleset, _obj(cdr, "cdr"), tz=tz, reservation_expired=expired, default_id=f"cdr-{i + 1}")
-        except (OcpiError, RatingError) as exc:
-            failed = True
-            err: dict[str, Any] = {"cdr": label}
-            if isinstance(cdr, Mapping) and cdr.get("id"):
-                err["id"] = str(cdr["id"])
-            err["error"] = str(exc)
-            print(json.dumps(err))
-            continue
-        print(json.dumps(out))
+        out, bad = _price_one(ruleset, label, cdr, f"cdr-{i + 1}", tz, expired)
+        failed = failed or bad
+        print(out)
     return 1 if failed else 0
-

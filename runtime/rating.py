@@ -2,7 +2,11 @@
 
 The DSL compiler (``dsl/compiler.py``) turns a tariff into a ``TariffProgram``: per component kind
 an ordered list of ``PricedRule`` (a predicate over the segment environment, a price, a unit, and
-options). Rating then
+options), and ``specialise`` turns a program into its rating function once, deciding at that
+point everything that depends only on the tariff. The algorithm is written once, in
+``specialise``; every session shape (CDR periods, meter values, start/charging end/end) goes
+through it. (The algorithm as it stood before, unspecialised, is kept only as a test oracle:
+``tests/runtime/rating_oracle.py``.) Rating
 
 1. cuts the session into segments: its charging periods (OCPI CDR), or meter-value intervals, or
    one charging and one parking stretch; then splits them at every boundary a condition or an
@@ -43,6 +47,7 @@ __all__ = [
     "PriceSeries",
     "PricedRule",
     "ProductProgram",
+    "RateFn",
     "RatingContext",
     "RatingError",
     "RulesetMeta",
@@ -54,6 +59,7 @@ __all__ = [
     "rate_period",
     "rate_session",
     "session_minutes",
+    "specialise",
     "zone",
 ]
 
@@ -454,7 +460,7 @@ def _seg_power(seg: _Seg, s: SessionFacts) -> Decimal | None:
     return s.max_power_kw
 
 
-def _first(rules: tuple[PricedRule, ...], env: Env) -> PricedRule | None:
+def _first(rules: Sequence[PricedRule], env: Env) -> PricedRule | None:
     for r in rules:
         if r.predicate is None or r.predicate(env):
             return r
@@ -474,62 +480,478 @@ def _price_of(r: PricedRule, ms: int, ctx: RatingContext) -> Decimal:
 _DEFAULT_CTX = RatingContext()
 
 
+# a base segment as the engine walks it: (start ms, end ms, kWh, charging s, parking s, reservation s,
+# power kW and current A that conditions see there)
+_Piece = tuple[int, int, Decimal, Decimal, Decimal, Decimal, Decimal | None, Decimal | None]
+
+
+def _segments(s: SessionFacts, start: int, end: int, thresholds: tuple[Decimal, ...]) -> list[_Piece]:
+    """``base_segments`` (then ``_split_energy`` at ``thresholds``) as tuples, built directly for
+    the two common shapes: CDR periods, and a plain session (charging, then parking)."""
+    if s.periods and not thresholds:
+        out: list[_Piece] = []
+        mp = s.max_power_kw
+        for p in s.periods:
+            a, b = _ms(p.start), _ms(p.end)
+            pw = p.max_power_kw if p.max_power_kw is not None else (
+                p.min_power_kw if p.min_power_kw is not None else mp)
+            out.append((a, max(a, b), p.energy_kwh, p.time_h * 3600, p.parking_h * 3600,
+                        p.reservation_h * 3600, pw, p.max_current_a if p.max_current_a is not None else p.min_current_a))
+        return out
+    if not s.periods and not s.meter_values and not thresholds:
+        ce = end if s.charging_end is None else max(start, min(_ms(s.charging_end), end))
+        mp = s.max_power_kw
+        if ce < end:
+            return [(start, ce, s.energy_kwh, _sec(ce - start), ZERO, ZERO, mp, None),
+                    (ce, end, ZERO, ZERO, _sec(end - ce), ZERO, mp, None)]
+        return [(start, ce, s.energy_kwh, _sec(ce - start), ZERO, ZERO, mp, None)]
+    segs = base_segments(s)
+    if thresholds:
+        segs = _split_energy(segs, thresholds)
+    return [(g.a, g.b, g.energy, g.time_s, g.park_s, g.resv_s, _seg_power(g, s),
+             g.imax if g.imax is not None else g.imin) for g in segs]
+
+
+RateFn = Callable[[SessionFacts, "RatingContext | None"], RatingResult]
+_UTC_ZONE = zone("UTC")
+_NO_FEES: dict[str, tuple[Decimal | None, Decimal | None]] = {}  # never written: only env's fees are
+_NO_USES: list[tuple[str, Decimal]] = []  # never written: a discount gets a list of its own
+_Entry = tuple[PricedRule, "Callable[[Env], bool] | None", "Decimal | None", str, str]
+# a session's rating state: (start ms, zone, environment, accumulated volumes, trace, price series,
+# step state (last rule and total per component) or None, idle grace used per rule or None)
+_Run = tuple[int, "ZoneInfo | None", "Env | None", "dict[tuple[int, Decimal], list[Any]]", "list[TraceEntry]",
+             "Mapping[str, PriceSeries]", "tuple[dict[str, PricedRule], dict[str, Decimal]] | None",
+             "dict[int, Decimal] | None"]
+_DAY_MS = 86_400_000
+_Cuts = Callable[[int, int, ZoneInfo, RatingContext], list[int]]
+
+
+def _cutter(spec: CutSpec) -> _Cuts:
+    """``_boundaries`` for one cut spec, by its cheapest means: offsets from the start alone (grace
+    ends, duration rules) or one price series' own interval starts need no calendar."""
+    if not spec.day_seconds and not spec.series:
+        offsets = spec.duration_ms  # sorted, so the cuts come out sorted
+
+        def offsets_only(start: int, end: int, tz: ZoneInfo, ctx: RatingContext) -> list[int]:
+            return [t for t in (start + d for d in offsets) if start < t < end]
+        return offsets_only
+    if not spec.day_seconds and not spec.duration_ms and len(spec.series) == 1:
+        name = spec.series[0]
+
+        def one_series(start: int, end: int, tz: ZoneInfo, ctx: RatingContext) -> list[int]:
+            ser = ctx.series.get(name)
+            return ser.boundaries(start, end) if ser is not None else []
+        return one_series
+    if spec.series:
+        return lambda start, end, tz, ctx: _boundaries(spec, start, end, tz, ctx)
+    day_ms = tuple(sod * 1000 for sod in spec.day_seconds)
+    durations = spec.duration_ms
+
+    def calendar(start: int, end: int, tz: ZoneInfo, ctx: RatingContext) -> list[int]:
+        if tz is not _UTC_ZONE or start < 0:
+            return _boundaries(spec, start, end, tz, ctx)
+        # in UTC a local day is 86,400,000 ms long from the epoch on: the cuts are arithmetic,
+        # in order (days ascending, seconds of the day ascending)
+        cuts = [t for d in range(start // _DAY_MS, end // _DAY_MS + 1) for t in
+                (d * _DAY_MS + x for x in day_ms) if start < t < end]
+        if durations:
+            cuts = sorted(set(cuts).union(t for t in (start + off for off in durations) if start < t < end))
+        return cuts
+    return calendar
+
+
+def _time_setter(rules: Sequence[PricedRule]) -> Callable[[Env, int, ZoneInfo], None]:
+    """``_set_env_time`` computing only the local-time fields the rules' conditions read (the
+    names their compiled code loads)."""
+    names: set[str] = set()
+    for r in rules:
+        if r.predicate is not None:
+            code = getattr(r.predicate, "__code__", None)
+            names.update(code.co_names if code is not None else ("sod", "wd", "date", "day"))
+    sod, wd, day = "sod" in names, "wd" in names, "day" in names or "date" in names
+    fromts = datetime.fromtimestamp
+    from_ordinal = date.fromordinal
+
+    def set_time(env: Env, ms: int, tz: ZoneInfo) -> None:
+        if tz is _UTC_ZONE and ms >= 0:
+            # UTC has no offsets to look up: the fields are arithmetic on the epoch second
+            # (1970-01-01, ordinal 719163, was a Thursday)
+            sec = ms // 1000
+            days = sec // 86400
+            if sod:
+                env.sod = sec % 86400
+            if wd:
+                env.wd = (days + 3) % 7
+            if day:
+                env.day = days + 719163
+                env.date = from_ordinal(days + 719163)
+            return
+        dt = fromts(ms / 1000, tz)
+        if sod:
+            env.sod = dt.hour * 3600 + dt.minute * 60 + dt.second
+        if wd:
+            env.wd = dt.weekday()
+        if day:
+            d = dt.date()
+            env.date = d
+            env.day = d.toordinal()
+    return set_time
+
+
 def rate_session(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: RulesetMeta,
                  s: SessionFacts, ctx: RatingContext | None = None) -> RatingResult:
-    """Rate one session. Pure: the same inputs give the same lines, always.
+    """Rate one session with ``prog``. Pure: the same inputs give the same lines, always.
 
-    This is the reference algorithm for every session shape; the compiler also generates a
-    specialised function per tariff for plain sessions that must agree with it exactly."""
-    ctx = ctx or _DEFAULT_CTX
-    tzname = ctx.tz or s.timezone or prog.timezone
-    try:
-        tz = zone(tzname)
-    except (KeyError, ValueError, OSError):  # ZoneInfoNotFoundError is a KeyError
-        raise RatingError(f"session {s.id!r}: unknown time zone {tzname!r}") from None
-    resv = ctx.reservation or s.reservation
-    env = Env(s, resv)
-    start = _ms(s.start)
-    end = _ms(s.end)
-    acc, trace, totals, first_ms, start = _accumulate(prog, s, env, start, end, tz, ctx, resv)
-    cur = prog.currency
-    sid = s.id
-    lines: list[RatedLine] = []
-    for r, price, vol in acc:
-        qty = _in_unit(vol, r.unit)
-        lines.append(RatedLine(r.kind, r.title, qty, _UNIT_LABEL[r.unit], price, qty * price, r.vat, cur,
-                               r.label, sid, _GROUP[r.kind]))
+    A one-off convenience: it specialises the engine for ``prog`` on every call. Callers that rate
+    many sessions keep ``specialise(prog, discounts, meta)`` (``CompiledRuleset`` does)."""
+    return specialise(prog, discounts, meta)(s, ctx)
 
-    # once-per-session fees: start and flat fees when the session charged or parked at all;
-    # reservation fees when there was a reservation
+
+def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: RulesetMeta) -> RateFn:
+    """The rating algorithm, specialised for one tariff: the one implementation of rating.
+
+    Everything that depends only on the tariff is decided here, once: which components are priced
+    and by which rules (with their predicates, unit sizes, labels and groups), whether a session
+    can be cut at all and where the cuts of each volume group come from, whether local time,
+    power, grace periods or step sizes matter, which discounts can apply. The returned function
+    rates any session shape (CDR periods, meter values, or start/charging end/end) by the
+    algorithm of the module docstring:
+
+    1. the session's base segments (``base_segments``), cut at energy thresholds and at the
+       boundaries of the tariff's conditions and price series, volumes pro rata;
+    2. per piece and volume, the first rule whose condition holds at the piece's start;
+    3. step sizes once per session per component, then once-per-session fees, then
+       ``finish_session`` (caps, minimum/maximum price, discounts).
+    """
     rules = prog.rules
-    if first_ms is not None:
-        env.pw, env.cur = env.fees.get("active", (s.max_power_kw, None))
-        if prog.needs_local_time:
-            _set_env_time(env, first_ms, tz)
-        env.el = first_ms - start
-        env.kwh = ZERO
-        for kind in _FLAT_KINDS:
-            krules = rules.get(kind)
-            if krules:
-                fee = _first(krules, env)
-                if fee is not None:
-                    price = _price_of(fee, first_ms, ctx)
-                    lines.append(RatedLine(kind, fee.title, ONE, "session", price, price, fee.vat, cur, fee.label,
-                                           sid, "fixed"))
-                    trace.append(TraceEntry(kind, fee.label, first_ms, first_ms, ONE, price))
-    if resv is not None and rules.get("reservation_fee"):
-        if prog.needs_local_time:
-            _set_env_time(env, start, tz)
-        env.el = 0
-        env.pw, env.cur = env.fees.get("resv", env.fees.get("active", (s.max_power_kw, None)))
-        rfee = _first(rules["reservation_fee"], env)
-        if rfee is not None:
-            price = _price_of(rfee, start, ctx)
-            lines.append(RatedLine("reservation_fee", rfee.title, ONE, "session", price, price, rfee.vat, cur,
-                                   rfee.label, sid, "reservation"))
-            trace.append(TraceEntry("reservation_fee", rfee.label, start, start, ONE, price))
-    mine = [d for d in discounts if not d.tariffs or prog.name in d.tariffs]
-    return finish_session(prog, mine, meta, s, ctx, tz, start, end, lines, trace, totals, [a[0] for a in acc])
+    cur = prog.currency
+    default_tz = prog.timezone
+
+    # per component kind, in first-match order: (rule, predicate, the unit's size or None when
+    # volumes are already in the unit, the unit's label, the cost group); () when nothing prices it
+    def table(kind: str) -> tuple[_Entry, ...]:
+        return tuple((r, r.predicate, None if UNIT_SIZE[r.unit] == ONE else UNIT_SIZE[r.unit], _UNIT_LABEL[r.unit],
+                      _GROUP[r.kind]) for r in rules.get(kind, ()))
+
+    e_rules, t_rules, p_rules, r_rules = table("energy"), table("time"), table("parking"), table("reservation")
+    fee_tables = tuple((kind, table(kind)) for kind in _FLAT_KINDS if rules.get(kind))
+    rfee_rules = table("reservation_fee")
+    mine = tuple(d for d in discounts if not d.tariffs or prog.name in d.tariffs)
+    every = [r for rs in rules.values() for r in rs]
+    any_step = any(r.step for r in every)
+    any_grace = any(r.grace_ms is not None or r.grace_idle is not None for r in every)
+    any_idle = any(r.grace_idle is not None for r in every)
+    # conditions (and grace periods by time) read the environment; without them it is not kept
+    uses_env = any(r.predicate is not None or r.grace_ms is not None for r in every)
+    any_cap = any(r.cap is not None for r in every)
+    bounded = prog.min_price is not None or prog.max_price is not None
+    # a discount whose condition reads no clock is tested on the session before the discount
+    # step runs at all (as _apply_discounts would test it): most sessions have none that applies
+    quick = tuple((d.code, d.predicate if not d.needs_time and d.valid_from is None
+                   and d.valid_until is None else None) for d in mine)
+    set_time = _time_setter(every)
+    thresholds = prog.energy_kwh if prog.dynamic else ()
+    spec_c = _cutter(prog.charge_cuts) if prog.dynamic and prog.charge_cuts.any else None
+    spec_p = _cutter(prog.park_cuts) if prog.dynamic and prog.park_cuts.any else None
+    time_c = prog.charge_cuts.needs_local_time
+    time_p = prog.park_cuts.needs_local_time
+    fee_time = prog.needs_local_time
+    need_power = prog.needs_power
+    charged = bool(e_rules or t_rules or r_rules)
+    # the zone is looked up only when something reads local time (an unknown zone is refused always)
+    needs_zone = bool(fee_time or time_c or time_p or spec_c or spec_p or mine)
+    no_cuts: list[int] = []
+    ms_of = _ms
+
+    def price_volume(kind: str, table: tuple[_Entry, ...], vol: Decimal, a: int, b: int, run: _Run) -> None:
+        """The first rule of ``table`` whose condition holds prices ``vol`` (its grace first)."""
+        env = run[2]
+        for entry in table:  # the entry found is used after the loop
+            if entry[1] is None or entry[1](env):  # type: ignore[arg-type]
+                break
+        else:
+            return
+        r = entry[0]
+        size = entry[2]
+        trace = run[4]
+        if any_grace:
+            free = ZERO
+            if r.grace_ms is not None and env.el < r.grace_ms:  # type: ignore[union-attr]
+                free = vol  # boundaries were cut at the grace end, so the whole piece is inside
+            elif r.grace_idle is not None:
+                idle_used = run[7]
+                used = idle_used.get(id(r), ZERO)  # type: ignore[union-attr]
+                free = min(vol, max(ZERO, r.grace_idle - used))
+                idle_used[id(r)] = used + vol  # type: ignore[index]
+            if free:
+                trace.append(TraceEntry(kind, r.label, a, b, free if size is None else free / size, ZERO,
+                                        "free (grace)"))
+                vol = vol - free
+                if not vol:
+                    return
+        price = r.price if r.price is not None else r.price_fn(a, run[5])  # type: ignore[misc]
+        acc = run[3]
+        key = (id(r), price)
+        slot = acc.get(key)
+        if slot is None:
+            acc[key] = [r, price, vol, entry]
+        else:
+            slot[2] += vol
+        if any_step:
+            last_rule, kind_total = run[6]  # type: ignore[misc]
+            last_rule[kind] = r
+            kind_total[kind] = kind_total.get(kind, ZERO) + vol
+        trace.append(TraceEntry(kind, r.label, a, b, vol if size is None else vol / size, price))
+
+    def charge(a: int, b0: int, se: Decimal, st: Decimal, sr: Decimal, kwh: Decimal, cuts: list[int],
+               run: _Run) -> Decimal:
+        """Price a segment's charging volumes, cut at ``cuts`` exactly as _Seg.split cuts
+        (multiply first); returns the energy charged so far, ``kwh`` before it."""
+        env = run[2]
+        if cuts:
+            j, n = bisect.bisect_right(cuts, a), len(cuts)
+        else:
+            j = n = 0
+        while True:
+            if j < n and cuts[j] < b0:
+                b = cuts[j]
+                num, den = Decimal(b - a), Decimal(b0 - a)
+                # only volumes some rule prices are cut (energy always: conditions read it)
+                e = se * num / den if se else ZERO
+                se = se - e
+                t = r = ZERO
+                if st and t_rules:
+                    t = st * num / den
+                    st = st - t
+                if sr and r_rules:
+                    r = sr * num / den
+                    sr = sr - r
+                j += 1
+            else:
+                b, e, t, r = b0, se, st, sr
+            if env is not None:
+                env.kwh = kwh
+                env.el = a - run[0]
+                if time_c:
+                    set_time(env, a, run[1])  # type: ignore[arg-type]
+            if e and e_rules:
+                price_volume("energy", e_rules, e, a, b, run)
+            if t and t_rules:
+                price_volume("time", t_rules, t, a, b, run)
+            if r and r_rules:
+                price_volume("reservation", r_rules, r, a, b, run)
+            if e:  # a Decimal addition costs as much as a dozen plain steps: zeros are not added
+                kwh = e if kwh is ZERO else kwh + e
+            if b == b0:
+                return kwh
+            a = b
+
+    def park(a: int, b0: int, sp: Decimal, kwh: Decimal, cuts: list[int], run: _Run) -> None:
+        """Price a segment's parking, as of the segment's start (what was charged before it),
+        as in OCPI; cut at ``cuts``."""
+        env = run[2]
+        if env is not None:
+            env.kwh = kwh
+        if cuts:
+            j, n = bisect.bisect_right(cuts, a), len(cuts)
+        else:
+            j = n = 0
+        while True:
+            if j < n and cuts[j] < b0:
+                b = cuts[j]
+                p = sp * Decimal(b - a) / Decimal(b0 - a) if sp else ZERO
+                sp = sp - p
+                j += 1
+            else:
+                b, p = b0, sp
+            if env is not None:
+                env.el = a - run[0]
+                if time_p:
+                    set_time(env, a, run[1])  # type: ignore[arg-type]
+            if p:
+                price_volume("parking", p_rules, p, a, b, run)
+            if b == b0:
+                return
+            a = b
+
+    def rate(s: SessionFacts, ctx: RatingContext | None = None) -> RatingResult:
+        ctx = ctx or _DEFAULT_CTX
+        tz: ZoneInfo | None = None
+        tzname = ctx.tz or s.timezone
+        if tzname or needs_zone:
+            tzname = tzname or default_tz
+            try:
+                tz = zone(tzname)
+            except (KeyError, ValueError, OSError):  # ZoneInfoNotFoundError is a KeyError
+                raise RatingError(f"session {s.id!r}: unknown time zone {tzname!r}") from None
+        resv = ctx.reservation or s.reservation
+        env = Env(s, resv) if uses_env else None
+        start = ms_of(s.start)
+        end = ms_of(s.end)
+        series = ctx.series
+        sid = s.id
+        plain = not s.periods and not s.meter_values and not thresholds
+        segs: list[_Piece] = []
+        if not plain:
+            segs = _segments(s, start, end, thresholds)
+            if segs:
+                start = min(start, segs[0][0])
+                end = max(end, segs[-1][1])
+        cuts_c = spec_c(start, end, tz, ctx) if spec_c is not None else no_cuts  # type: ignore[arg-type]
+        cuts_p = spec_p(start, end, tz, ctx) if spec_p is not None else no_cuts  # type: ignore[arg-type]
+        # per (rule, unit price): [rule, price, volume, entry], in first-seen order for the lines
+        acc: dict[tuple[int, Decimal], list[Any]] = {}
+        trace: list[TraceEntry] = []
+        steps: tuple[dict[str, PricedRule], dict[str, Decimal]] | None = ({}, {}) if any_step else None
+        idle: dict[int, Decimal] | None = {} if any_idle else None
+        run = (start, tz, env, acc, trace, series, steps, idle)
+
+        # the power and current once-per-session fees are judged by (read only through env)
+        fees: dict[str, tuple[Decimal | None, Decimal | None]] = env.fees if env is not None else _NO_FEES
+        first_active: int | None
+        if plain:
+            # one charging stretch start..charging end, then parking (base_segments' plain shape)
+            ce = end if s.charging_end is None else max(start, min(ms_of(s.charging_end), end))
+            tot_e, tot_t = s.energy_kwh, _sec(ce - start)
+            tot_p = _sec(end - ce) if ce < end else ZERO
+            first_active = start
+            if env is not None:
+                fees["active"] = (s.max_power_kw, None)
+            if need_power:
+                env.pw, env.cur = s.max_power_kw, None  # type: ignore[union-attr]
+            kwh = ZERO
+            if tot_e or tot_t:
+                if not charged:
+                    kwh = tot_e
+                elif cuts_c:
+                    kwh = charge(start, ce, tot_e, tot_t, ZERO, ZERO, cuts_c, run)
+                else:  # charge() of one piece
+                    if env is not None:
+                        env.kwh, env.el = ZERO, 0
+                        if time_c:
+                            set_time(env, start, tz)  # type: ignore[arg-type]
+                    if tot_e and e_rules:
+                        price_volume("energy", e_rules, tot_e, start, ce, run)
+                    if tot_t and t_rules:
+                        price_volume("time", t_rules, tot_t, start, ce, run)
+                    kwh = tot_e
+            if tot_p and p_rules:
+                park(ce, end, tot_p, kwh, cuts_p, run)
+        else:
+            tot_e = tot_t = tot_p = kwh = ZERO
+            first_active = None
+            for a0, b0, se, st, sp, sr, pw, cu in segs:
+                if first_active is None and not sr:
+                    first_active = a0
+                    # once-per-session fees are judged by the first charging period (its power and current)
+                    if env is not None:
+                        fees["active"] = (pw, cu)
+                if sr and env is not None and "resv" not in fees:
+                    fees["resv"] = (pw, cu)
+                if need_power:
+                    # a piece keeps its segment's power and current
+                    env.pw = pw  # type: ignore[union-attr]
+                    env.cur = cu  # type: ignore[union-attr]
+                # totals are the measured volumes, not sums of the pieces they were cut into
+                if se:
+                    tot_e = se if tot_e is ZERO else tot_e + se
+                if st:
+                    tot_t = st if tot_t is ZERO else tot_t + st
+                if sp:
+                    tot_p = sp if tot_p is ZERO else tot_p + sp
+                before = kwh
+                if se or st or sr:
+                    if charged:
+                        kwh = charge(a0, b0, se, st, sr, kwh, cuts_c, run)
+                    elif se:
+                        kwh = se if kwh is ZERO else kwh + se
+                if sp and p_rules:
+                    park(a0, b0, sp, before, cuts_p, run)
+            if not segs:
+                first_active = start
+
+        # step sizes: once per session per component, at the last pricing rule's step and price.
+        # When parking was priced, the charging-time step is not applied (OCPI 2.2.1 mod_tariffs).
+        if steps is not None:
+            last_rule, kind_total = steps
+            for kind, rr in last_rule.items():
+                if not rr.step or (kind == "time" and kind_total.get("parking")):
+                    continue
+                total = kind_total[kind]
+                rounded = (total / rr.step).to_integral_value(rounding=ROUND_CEILING) * rr.step
+                if rounded > total:
+                    for key in reversed(list(acc)):
+                        if key[0] == id(rr):
+                            acc[key][2] += rounded - total
+                            trace.append(TraceEntry(kind, rr.label, end, end, _in_unit(rounded - total, rr.unit),
+                                                    key[1], f"step {_in_unit(rr.step, rr.unit)} {rr.unit}"))
+                            break
+        lines: list[RatedLine] = []
+        for rr, price, vol, (_r, _p, size, unit, group) in acc.values():
+            qty = vol if size is None else vol / size
+            lines.append(RatedLine(rr.kind, rr.title, qty, unit, price, qty * price, rr.vat, cur, rr.label, sid, group))
+
+        # once-per-session fees: start and flat fees when the session charged or parked at all;
+        # reservation fees when there was a reservation
+        if first_active is not None and (fee_tables or rfee_rules):
+            if env is not None:
+                env.pw, env.cur = fees.get("active", (s.max_power_kw, None))
+                if fee_time:
+                    set_time(env, first_active, tz)  # type: ignore[arg-type]
+                env.el = first_active - start
+                env.kwh = ZERO
+            for kind, ftable in fee_tables:
+                for entry in ftable:
+                    fee, pred = entry[0], entry[1]
+                    if pred is None or pred(env):  # type: ignore[arg-type]
+                        price = fee.price if fee.price is not None else fee.price_fn(first_active, series)  # type: ignore[misc]
+                        lines.append(RatedLine(kind, fee.title, ONE, "session", price, price, fee.vat, cur, fee.label,
+                                               sid, "fixed"))
+                        trace.append(TraceEntry(kind, fee.label, first_active, first_active, ONE, price))
+                        break
+        if resv is not None and rfee_rules:
+            if env is not None:
+                if fee_time:
+                    set_time(env, start, tz)  # type: ignore[arg-type]
+                env.el = 0
+                env.pw, env.cur = fees.get("resv", fees.get("active", (s.max_power_kw, None)))
+            for entry in rfee_rules:
+                rfee, pred = entry[0], entry[1]
+                if pred is None or pred(env):  # type: ignore[arg-type]
+                    price = rfee.price if rfee.price is not None else rfee.price_fn(start, series)  # type: ignore[misc]
+                    lines.append(RatedLine("reservation_fee", rfee.title, ONE, "session", price, price, rfee.vat, cur,
+                                           rfee.label, sid, "reservation"))
+                    trace.append(TraceEntry("reservation_fee", rfee.label, start, start, ONE, price))
+                    break
+        # finish_session's steps: caps per rule, the minimum/maximum session price, discounts
+        if any_cap:
+            apply_caps(lines, trace, [a[0] for a in acc.values()], cur, sid, end)
+        if bounded:
+            _clamp(prog, lines, trace, cur, sid, end)
+        consumed: list[tuple[str, Decimal]] = _NO_USES
+        if quick and lines:
+            denv: Env | None = None
+            for code, pred in quick:
+                if code is not None and code not in s.promo_codes:
+                    continue
+                if pred is not None:
+                    if denv is None:
+                        denv = Env(s, resv)
+                        denv.pw = s.max_power_kw
+                    if not pred(denv):
+                        continue
+                if denv is None:
+                    denv = Env(s, resv)
+                    denv.pw = s.max_power_kw
+                consumed = []
+                _apply_discounts(prog, mine, s, denv, start, tz or zone(tzname or default_tz), ctx, lines, trace,
+                                 consumed, cur, end)
+                break
+        return RatingResult(sid, meta.name, ctx.version or meta.version, meta.sha256, prog.name, cur, tuple(lines),
+                            tuple(trace), tot_e, tot_t / 3600, tot_p / 3600, tuple(consumed) if consumed else ())
+
+    rate.__doc__ = f"Rate a session with tariff '{prog.name}' of ruleset '{meta.name}' (see specialise)."
+    return rate
 
 
 def finish_session(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: RulesetMeta, s: SessionFacts,
@@ -559,134 +981,6 @@ def finish_session(prog: TariffProgram, discounts: Sequence[DiscountProgram], me
 
 
 _GROUP = Component.OCPI_GROUP  # the cost group each priced component reports into
-
-_Acc = list[tuple[PricedRule, Decimal, Decimal]]
-
-
-def _accumulate(prog: TariffProgram, s: SessionFacts, env: Env, start: int, end: int, tz: ZoneInfo,
-                ctx: RatingContext, resv: str | None
-                ) -> tuple[_Acc, list[TraceEntry], tuple[Decimal, Decimal, Decimal], int | None, int]:
-    """The general path: segments, boundary splits, first match per segment and component."""
-    segs = base_segments(s)
-    if segs:
-        start = min(start, segs[0].a)
-        end = max(end, segs[-1].b)
-    cuts_c: list[int] = []
-    cuts_p: list[int] = []
-    if prog.dynamic:
-        if prog.energy_kwh:
-            segs = _split_energy(segs, prog.energy_kwh)
-        cuts_c = _boundaries(prog.charge_cuts, start, end, tz, ctx)
-        cuts_p = _boundaries(prog.park_cuts, start, end, tz, ctx)
-    rules = prog.rules
-    e_rules = rules.get("energy")
-    t_rules = rules.get("time")
-    p_rules = rules.get("parking")
-    r_rules = rules.get("reservation")
-    # per (rule, unit price): accumulated volume, in first-seen order for the lines
-    acc: dict[tuple[int, Decimal], list[Any]] = {}
-    trace: list[TraceEntry] = []
-    last_rule: dict[str, PricedRule] = {}
-    kind_total: dict[str, Decimal] = {}
-    idle_used: dict[int, Decimal] = {}
-    tot_e = tot_t = tot_p = ZERO
-    cum_kwh = ZERO
-    need_power = prog.needs_power
-    first_active: int | None = None
-    fee_env: dict[str, tuple[Decimal | None, Decimal | None]] = env.fees
-
-    def price_volume(kind: str, krules: tuple[PricedRule, ...] | None, vol: Decimal, seg: _Seg) -> None:
-        if not krules:
-            return
-        r = _first(krules, env)
-        if r is None:
-            return
-        free = ZERO
-        if r.grace_ms is not None and env.el < r.grace_ms:
-            free = vol  # boundaries were cut at the grace end, so the whole segment is inside
-        elif r.grace_idle is not None:
-            used = idle_used.get(id(r), ZERO)
-            free = min(vol, max(ZERO, r.grace_idle - used))
-            idle_used[id(r)] = used + vol
-        billable = vol - free
-        if free:
-            trace.append(TraceEntry(kind, r.label, seg.a, seg.b, _in_unit(free, r.unit), ZERO, "free (grace)"))
-        if not billable:
-            return
-        price = _price_of(r, seg.a, ctx)
-        key = (id(r), price)
-        slot = acc.get(key)
-        if slot is None:
-            acc[key] = [r, price, billable]
-        else:
-            slot[2] += billable
-        last_rule[kind] = r
-        kind_total[kind] = kind_total.get(kind, ZERO) + billable
-        trace.append(TraceEntry(kind, r.label, seg.a, seg.b, _in_unit(billable, r.unit), price))
-
-    time_c = prog.charge_cuts.needs_local_time
-    time_p = prog.park_cuts.needs_local_time
-    for seg in segs:
-        if first_active is None and not seg.resv_s:
-            first_active = seg.a
-            # once-per-session fees are judged by the first charging period (its power and current)
-            fee_env["active"] = (_seg_power(seg, s), seg.imax if seg.imax is not None else seg.imin)
-        if seg.resv_s and "resv" not in fee_env:
-            fee_env["resv"] = (_seg_power(seg, s), seg.imax if seg.imax is not None else seg.imin)
-        cum0 = cum_kwh
-        # totals are the measured volumes, not sums of the pieces they were cut into
-        tot_e += seg.energy
-        tot_t += seg.time_s
-        tot_p += seg.park_s
-        if seg.energy or seg.time_s or seg.resv_s:
-            part = seg if not seg.park_s else _Seg(seg.a, seg.b, seg.energy, seg.time_s, ZERO, seg.resv_s,
-                                                    seg.pmin, seg.pmax, seg.imin, seg.imax)
-            for piece in _split([part], cuts_c) if cuts_c else (part,):
-                env.kwh = cum_kwh
-                env.el = piece.a - start
-                if time_c:
-                    _set_env_time(env, piece.a, tz)
-                if need_power:
-                    env.pw = _seg_power(piece, s)
-                    env.cur = piece.imax if piece.imax is not None else piece.imin
-                if piece.energy:
-                    price_volume("energy", e_rules, piece.energy, piece)
-                if piece.time_s:
-                    price_volume("time", t_rules, piece.time_s, piece)
-                if piece.resv_s:
-                    price_volume("reservation", r_rules, piece.resv_s, piece)
-                cum_kwh += piece.energy
-        if seg.park_s:
-            # parking is priced as of the period's start (what was charged before it), as in OCPI
-            part = _Seg(seg.a, seg.b, ZERO, ZERO, seg.park_s, ZERO, seg.pmin, seg.pmax, seg.imin, seg.imax)
-            for piece in _split([part], cuts_p) if cuts_p else (part,):
-                env.kwh = cum0
-                env.el = piece.a - start
-                if time_p:
-                    _set_env_time(env, piece.a, tz)
-                if need_power:
-                    env.pw = _seg_power(piece, s)
-                    env.cur = piece.imax if piece.imax is not None else piece.imin
-                price_volume("parking", p_rules, piece.park_s, piece)
-    if not segs:
-        first_active = start
-
-    # step sizes: once per session per component, at the last pricing rule's step and price.
-    # When parking was priced, the charging-time step is not applied (OCPI 2.2.1 mod_tariffs).
-    for kind, r in last_rule.items():
-        if not r.step or (kind == "time" and kind_total.get("parking")):
-            continue
-        total = kind_total[kind]
-        rounded = (total / r.step).to_integral_value(rounding=ROUND_CEILING) * r.step
-        if rounded > total:
-            for key in reversed(list(acc)):
-                if key[0] == id(r):
-                    acc[key][2] += rounded - total
-                    trace.append(TraceEntry(kind, r.label, end, end, _in_unit(rounded - total, r.unit), key[1],
-                                            f"step {_in_unit(r.step, r.unit)} {r.unit}"))
-                    break
-    out: _Acc = [(r, price, vol) for r, price, vol in acc.values()]
-    return out, trace, (tot_e, tot_t, tot_p), first_active, start
 
 
 def _in_unit(vol: Decimal, unit: str) -> Decimal:

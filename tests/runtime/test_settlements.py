@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal as D
+from decimal import localcontext
 
 import pytest
 from hypothesis import given, settings
@@ -195,8 +196,13 @@ def test_share_reimbursement_commissions_and_remainder_make_up_the_net_revenue(
     comm = sum((ln.net_unrounded for ln in parts if ln.kind == "commission"), ZERO)
     assert {ln.kind for ln in parts} <= {"share_percent", "share_per_kwh", "share_monthly_fee", "reimbursement",
                                          "commission"}
-    remainder = net_exact - host - reimb - comm
-    assert host + reimb + comm + remainder == net_exact
+    # the parts are exact to the decimal context's 28 digits; their sums are taken with room to
+    # spare, so the identity is not cut short by the context's own rounding
+    with localcontext() as wide:
+        wide.prec = 80
+        remainder = net_exact - host - reimb - comm
+        assert host + reimb + comm + remainder == net_exact
+        assert remainder == net_exact - (host + reimb + comm)
     # per session, what the lines hold (the monthly parts belong to no session): exactly, but for
     # the 28th digit of the decimal context when a stretch's energy was divided pro rata by time
     monthly = sum((ln.net_unrounded for ln in parts if ln.unit.startswith("days of")), ZERO)

@@ -1,0 +1,235 @@
+"""OCPI CDR pricing, side by side with a public Python pricer (issue 17, part 1).
+
+Generates N CDRs (default 200,000, seeded) against the OCPI 2.2.1 specification's complex tariff
+(``../shared/conformance/ocpi/spec-2.2.1/examples/tariff_4_complex.json``): each CDR has 3 to 6
+charging periods, charging ones with ENERGY, TIME, MAX_CURRENT and MAX_POWER dimensions, parking
+ones with PARKING_TIME. Then it runs, as whole processes and alternately (so load from other
+processes on the machine falls on both alike),
+
+- ``evbill ocpi price --tariff T --cdrs F`` (all the OCPI CDR totals per CDR), and
+- the peer: ocpi-tariffs (github Hamza-nabil/ocpi-tariffs-py @ e0ed4df, MIT), which computes only
+  ``total_cost``, through a small driver (``PEER_DRIVER``: pydantic models, ``calculate_cdr_cost``,
+  one JSON line per CDR),
+
+checks that evbill's output is byte for byte the output the code printed before issue 17 changed
+anything (sha256 per seed and size in ``REFERENCE``), and prints both rates and the ratio.
+
+The peer: PyPI's ``ocpi-tariffs`` 0.1.0 has the same ``pyproject.toml`` as that commit, but its
+wheel holds no code (``[tool.hatch.build] include`` names only ``py.typed``, so the wheel ships
+``ocpi_tariffs/py.typed`` and nothing else). The benchmark therefore runs the peer from a source
+checkout: ``--peer-src DIR`` (the checkout's ``src/``) or ``OCPI_TARIFFS_SRC``; a working installed
+``ocpi_tariffs`` is used when there is one. Install its runtime dependency (pydantic, already an
+evbill dependency) and nothing else; ``pip install ocpi-tariffs`` is not needed and does not help.
+
+Usage: python benchmarks/ocpi_price.py [N] [--seed S] [--rounds R] [--peer-src DIR]
+       python benchmarks/ocpi_price.py N --seed S --write-reference   (prints the sha256 to keep)
+
+Figures (2026-12-06, the 2-core VM shared with ~8 other sessions, load average 7-10, Python 3.11;
+200,000 CDRs, best of 2 alternating rounds):
+                            CDRs/s    CPU s  CDRs/CPU s
+    evbill ocpi price        3,864    24.23       8,253  (51.76 s wall, identical to the reference)
+    ocpi-tariffs (peer)      2,041    41.77       4,788  (98.00 s wall, total_cost only)
+    ratio                    1.89x                1.72x  (target >= 10x: not met)
+and main before issue 17, run right after: evbill 1,339/s (3,424 per CPU-second), the peer 2,336/s,
+0.57x wall, 0.75x CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TARIFF = ROOT.parent / "shared" / "conformance" / "ocpi" / "spec-2.2.1" / "examples" / "tariff_4_complex.json"
+
+# sha256 of `evbill ocpi price` stdout for (seed, n), written with the code as it was before
+# issue 17 (main @ 5212446): every later change must print exactly these bytes
+REFERENCE: dict[tuple[int, int], str] = {
+    (17, 2000): "ff9e51aa2321b80a25b10b6ab766a78b6d27390b0bb4b4c74e5c7bd81a4f6adf",
+    (17, 20000): "97aaca713d7fb75ab8fba41c45908d2ea98190b0dc1fc659002f3633f9f960e9",
+    (17, 200000): "7368d03752af13d2ca7042db1c312beea08855f8cf7446c43b48b6a486c0fdd0",
+}
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _iso(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def make_cdr(rnd: random.Random, i: int) -> dict[str, object]:
+    start = T0 + timedelta(seconds=rnd.randrange(0, 365 * 86400))
+    k = rnd.randint(3, 6)
+    parked = rnd.choice((0, 0, 1, 1, 2))  # trailing parking periods
+    periods = []
+    t = start
+    energy = charge_h = park_h = 0.0
+    for j in range(k):
+        secs = rnd.randrange(60, 5400)
+        hours = round(secs / 3600, 6)
+        if j >= k - parked:
+            dims = [{"type": "PARKING_TIME", "volume": hours}]
+            park_h += hours
+        else:
+            current = rnd.choice((10.0, 16.0, 16.0, 32.0, 32.0, 63.0))
+            power = round(current * 230 * 3 / 1000, 2)
+            kwh = round(power * hours * rnd.uniform(0.2, 1.0), 3)
+            dims = [{"type": "ENERGY", "volume": kwh}, {"type": "TIME", "volume": hours},
+                    {"type": "MAX_CURRENT", "volume": current}, {"type": "MAX_POWER", "volume": power}]
+            energy += kwh
+            charge_h += hours
+        periods.append({"start_date_time": _iso(t), "dimensions": dims})
+        t += timedelta(seconds=secs)
+    return {
+        "id": f"CDR{i:07d}", "start_date_time": _iso(start), "end_date_time": _iso(t), "currency": "EUR",
+        "cdr_location": {"id": f"LOC{i % 97}", "country": "DE", "evse_id": f"DE*ALL*E{i % 13}",
+                         "connector_power_type": "AC_3_PHASE"},
+        "charging_periods": periods, "total_energy": round(energy, 3), "total_time": round(charge_h + park_h, 6),
+        "total_parking_time": round(park_h, 6), "last_updated": _iso(t),
+    }
+
+
+def write_cdrs(path: Path, n: int, seed: int) -> None:
+    rnd = random.Random(seed)
+    with path.open("w", encoding="utf-8") as f:
+        for i in range(n):
+            f.write(json.dumps(make_cdr(rnd, i), separators=(",", ":")) + "\n")
+
+
+# The peer as a whole process: parse the tariff and each CDR with its pydantic models, price with
+# calculate_cdr_cost, print the total_cost per CDR (what the peer computes).
+PEER_DRIVER = r"""
+import sys, json
+from ocpi_tariffs.v2_2_1.models import Cdr, Tariff
+from ocpi_tariffs.v2_2_1.tariff_calculator import calculate_cdr_cost
+tariff = Tariff.model_validate_json(open(sys.argv[1], encoding="utf-8").read())
+out = sys.stdout
+with open(sys.argv[2], encoding="utf-8") as f:
+    for line in f:
+        if line.strip():
+            cdr = Cdr.model_validate_json(line)
+            p = calculate_cdr_cost(cdr, tariff)
+            out.write(json.dumps({"id": cdr.id, "total_cost": {"excl_vat": str(p.excl_vat),
+                                                                "incl_vat": str(p.incl_vat)}}) + "\n")
+"""
+
+EVBILL = "import sys; from api.cli import main; sys.exit(main())"
+
+
+def _peer_env(src: str | None) -> dict[str, str]:
+    env = dict(os.environ)
+    if src:
+        env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _check_peer(env: dict[str, str]) -> None:
+    probe = subprocess.run([sys.executable, "-c", "import ocpi_tariffs.v2_2_1.tariff_calculator"], env=env,
+                           capture_output=True, text=True)
+    if probe.returncode:
+        raise SystemExit("the peer ocpi-tariffs is not importable: PyPI's 0.1.0 wheel ships no code; pass "
+                         "--peer-src with the src/ folder of a github.com/Hamza-nabil/ocpi-tariffs-py checkout "
+                         f"(or set OCPI_TARIFFS_SRC)\n{probe.stderr.strip().splitlines()[-1:]}")
+
+
+def _cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _run(cmd: list[str], env: dict[str, str], out: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the process and its workers)."""
+    with out.open("wb") as f:
+        c = _cpu()
+        t = time.perf_counter()
+        proc = subprocess.run(cmd, env=env, stdout=f, stderr=subprocess.PIPE, cwd=ROOT)
+        elapsed = time.perf_counter() - t
+        cpu = _cpu() - c
+    if proc.returncode:
+        raise SystemExit(f"{cmd[:4]} failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}")
+    return elapsed, cpu
+
+
+def _sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("n", nargs="?", type=int, default=200_000)
+    ap.add_argument("--seed", type=int, default=17)
+    ap.add_argument("--rounds", type=int, default=2, help="alternating runs of each (best is reported)")
+    ap.add_argument("--peer-src", default=os.environ.get("OCPI_TARIFFS_SRC"))
+    ap.add_argument("--no-peer", action="store_true", help="evbill only (still checked against the reference)")
+    ap.add_argument("--write-reference", action="store_true", help="run evbill once and print its sha256")
+    ap.add_argument("--keep", type=Path, help="also copy evbill's output here")
+    args = ap.parse_args()
+    if not TARIFF.exists():
+        raise SystemExit(f"{TARIFF}: missing (the shared conformance data)")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    peer_env = _peer_env(args.peer_src)
+    with tempfile.TemporaryDirectory(prefix="ocpi_price_") as tmp:
+        cdrs = Path(tmp) / "cdrs.jsonl"
+        write_cdrs(cdrs, args.n, args.seed)
+        ev_cmd = [sys.executable, "-c", EVBILL, "ocpi", "price", "--tariff", str(TARIFF), "--cdrs", str(cdrs)]
+        ev_out, peer_out = Path(tmp) / "evbill.jsonl", Path(tmp) / "peer.jsonl"
+        if args.write_reference:
+            _run(ev_cmd, env, ev_out)
+            print(f"    ({args.seed}, {args.n}): \"{_sha(ev_out)}\",")
+            if args.keep:
+                args.keep.write_bytes(ev_out.read_bytes())
+            return
+        expected = REFERENCE.get((args.seed, args.n))
+        run_peer = not args.no_peer
+        if run_peer:
+            _check_peer(peer_env)
+        print(f"pricing {args.n:,} CDRs (seed {args.seed}) of {TARIFF.name} as whole processes, "
+              f"{args.rounds} alternating rounds, {os.cpu_count()} cores (Python {sys.version.split()[0]})")
+        best_e = best_p = cpu_e = cpu_p = float("inf")
+        for _ in range(args.rounds):
+            wall, cpu = _run(ev_cmd, env, ev_out)
+            best_e, cpu_e = min(best_e, wall), min(cpu_e, cpu)
+            sha = _sha(ev_out)
+            if expected is None:
+                print(f"  no reference for seed {args.seed}, n {args.n}: output sha256 {sha} (not checked)")
+            elif sha != expected:
+                raise SystemExit(f"evbill's output differs from the reference for seed {args.seed}, n {args.n}: "
+                                 f"{sha} != {expected}")
+            if run_peer:
+                wall, cpu = _run([sys.executable, "-c", PEER_DRIVER, str(TARIFF), str(cdrs)], peer_env, peer_out)
+                best_p, cpu_p = min(best_p, wall), min(cpu_p, cpu)
+        if args.keep:
+            args.keep.write_bytes(ev_out.read_bytes())
+        lines = sum(1 for _ in ev_out.open("rb"))
+        if lines != args.n:
+            raise SystemExit(f"evbill printed {lines} lines for {args.n} CDRs")
+        # wall time is what the target is about; CPU time (the process and its workers) says how
+        # much of it was the machine being shared with other work
+        rate_e = args.n / best_e
+        print(f"{'':<22}{'CDRs/s':>12}{'CPU s':>9}{'CDRs/CPU s':>12}")
+        print(f"{'evbill ocpi price':<22}{rate_e:>12,.0f}{cpu_e:>9.2f}{args.n / cpu_e:>12,.0f}  ({best_e:.2f} s wall, "
+              f"all OCPI totals{', identical to the reference' if expected else ''})")
+        if run_peer:
+            rate_p = args.n / best_p
+            print(f"{'ocpi-tariffs (peer)':<22}{rate_p:>12,.0f}{cpu_p:>9.2f}{args.n / cpu_p:>12,.0f}  ({best_p:.2f} s wall, "
+                  "total_cost only)")
+            print(f"{'ratio':<22}{rate_e / rate_p:>11.2f}x{'':>9}{cpu_p / cpu_e:>11.2f}x  (target >= 10x)")
+
+
+if __name__ == "__main__":
+    main()

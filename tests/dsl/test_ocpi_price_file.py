@@ -1,0 +1,206 @@
+"""`evbill ocpi price --cdrs`: the fast path for CDR files prints exactly what the exact path prints.
+
+Each line of a CDR file is decoded by msgspec into typed structs and priced by ``_fast_session``;
+anything unusual goes down the exact path (``load_json``, ``cdr_to_session``, ``price_cdr``). These
+tests hold the two to the same bytes, line by line, for ordinary CDRs and for the odd ones (numbers
+as strings, negative zero, exponents, ids that are numbers, broken JSON, invalid fields), and check
+that worker processes print the same file in the same order.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from api.cli import main as cli_main
+from dsl import ocpi as O
+from dsl.compiler import compile_ruleset
+from runtime.rating import RatingContext
+
+ROOT = Path(__file__).resolve().parents[2]
+TARIFF = ROOT.parent / "shared" / "conformance" / "ocpi" / "spec-2.2.1" / "examples" / "tariff_4_complex.json"
+# the spec's complex tariff, inline so these tests run without the shared data
+COMPLEX = {
+    "country_code": "DE", "party_id": "ALL", "id": "14", "currency": "EUR", "elements": [
+        {"price_components": [{"type": "FLAT", "price": 2.50, "vat": 15.0, "step_size": 1}]},
+        {"price_components": [{"type": "TIME", "price": 1.00, "vat": 20.0, "step_size": 900}],
+         "restrictions": {"max_current": 32.00}},
+        {"price_components": [{"type": "TIME", "price": 2.00, "vat": 20.0, "step_size": 600}],
+         "restrictions": {"min_current": 32.00, "day_of_week": ["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY",
+                                                                  "FRIDAY"]}},
+        {"price_components": [{"type": "ENERGY", "price": 0.25, "vat": 10.0, "step_size": 100}],
+         "restrictions": {"max_power": 22}},
+        {"price_components": [{"type": "PARKING_TIME", "price": 5.00, "vat": 10.0, "step_size": 300}],
+         "restrictions": {"start_time": "09:00", "end_time": "18:00"}},
+    ], "last_updated": "2015-06-29T20:39:09Z"}
+RULESET = compile_ruleset(O.import_tariff(O.load_json(json.dumps(COMPLEX))), "complex").ruleset
+assert RULESET is not None
+
+
+def exact(line: str, i: int = 0, tz: str = "UTC", expired: bool = False) -> tuple[str, bool]:
+    """What the command printed for a line before the fast path existed."""
+    try:
+        cdr: Any = O.load_json(line)
+    except json.JSONDecodeError as exc:
+        cdr = O.OcpiError(f"not valid JSON: {exc.msg} (column {exc.colno})")
+    return O._price_one(RULESET, f"f:{i + 1}", cdr, f"cdr-{i + 1}", tz, expired)
+
+
+def fast(line: str, i: int = 0, tz: str = "UTC", expired: bool = False) -> tuple[str, bool]:
+    ctx = RatingContext(tz=tz, reservation="RESERVATION_EXPIRES" if expired else None)
+    return O._price_line(RULESET, ctx, line, f"f:{i + 1}", f"cdr-{i + 1}", tz, expired)
+
+
+def cdr(**over: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "id": "C1", "start_date_time": "2026-03-02T08:30:00Z", "end_date_time": "2026-03-02T12:00:00Z",
+        "currency": "EUR", "cdr_location": {"country": "DE", "evse_id": "DE*ALL*E1", "connector_power_type": "AC"},
+        "charging_periods": [
+            {"start_date_time": "2026-03-02T08:30:00Z", "dimensions": [
+                {"type": "ENERGY", "volume": 10.5}, {"type": "TIME", "volume": 1.5},
+                {"type": "MAX_CURRENT", "volume": 32}, {"type": "MAX_POWER", "volume": 22.08}]},
+            {"start_date_time": "2026-03-02T10:00:00Z", "dimensions": [{"type": "PARKING_TIME", "volume": 2}]},
+        ]}
+    doc.update(over)
+    return doc
+
+
+ODD = [
+    json.dumps(cdr()),
+    json.dumps(cdr(id=17)),  # a number as id: str() of what load_json made of it
+    json.dumps(cdr(id=1.50)),
+    json.dumps(cdr(id="")),
+    json.dumps(cdr(cdr_location="DE")),
+    json.dumps(cdr(cdr_location={"country": 49})),
+    json.dumps(cdr(cdr_location={"country": "DE", "connector_power_type": "DC"})),
+    json.dumps(cdr()).replace("10.5", '"10.5"'),  # a volume as a string: refused
+    json.dumps(cdr()).replace("10.5", "-0").replace("22.08", "-0.0"),
+    json.dumps(cdr()).replace("10.5", "1.05E1").replace('"volume": 2}', '"volume": 2e0}'),
+    json.dumps(cdr()).replace("10.5", "10.500000000000000000000000001"),
+    json.dumps(cdr()).replace("10.5", "-1"),
+    json.dumps(cdr()).replace("10.5", "NaN"),
+    json.dumps(cdr()).replace("10.5", "null"),
+    json.dumps(cdr()).replace('"ENERGY"', '"ENERGIE"'),
+    json.dumps(cdr()).replace('"MAX_POWER"', '"ENERGY"'),  # ENERGY twice in one period
+    json.dumps(cdr()).replace('"MAX_POWER"', '"STATE_OF_CHARGE"'),
+    json.dumps(cdr(start_date_time="2026-03-02T13:00:00Z")),  # ends before it starts
+    json.dumps(cdr(start_date_time="2026-03-02T09:30:00+01:00")),
+    json.dumps(cdr(start_date_time="2026-03-02t08:30:00z")),
+    json.dumps(cdr(start_date_time="2026-02-30T08:30:00Z")),
+    json.dumps(cdr(end_date_time="2026-03-02T12:00:00")),  # no offset
+    json.dumps(cdr(charging_periods=[])),
+    json.dumps(cdr(charging_periods=list(reversed(cdr()["charging_periods"])))),
+    json.dumps(cdr(charging_periods=[{"start_date_time": "2026-03-02T08:30:00Z", "dimensions": [
+        {"type": "RESERVATION_TIME", "volume": 0.5}]}])),
+    '{"id": "X", "start_date_time": "2026-03-02T08:30:00Z"',  # broken JSON
+    '["not", "a", "cdr"]',
+    '{"id": "\\ud800", "start_date_time": "2026-03-02T08:30:00Z", "end_date_time": "2026-03-02T09:00:00Z", '
+    '"charging_periods": [{"start_date_time": "2026-03-02T08:30:00Z", "dimensions": []}]}',
+    json.dumps(cdr(id="Zoë \u2603")),  # escaped on output as json.dumps does
+    json.dumps(cdr(), indent=1).replace("\n", " "),
+]
+
+
+@pytest.mark.parametrize("i", range(len(ODD)))
+def test_fast_path_prints_what_the_exact_path_prints(i: int) -> None:
+    line = ODD[i]
+    for tz, expired in (("UTC", False), ("Europe/Berlin", True)):
+        assert fast(line, i, tz, expired) == exact(line, i, tz, expired)
+
+
+def test_the_odd_lines_do_reach_both_outcomes() -> None:
+    outcomes = [fast(line, i)[1] for i, line in enumerate(ODD)]
+    assert any(outcomes) and not all(outcomes)  # some price, some fail
+
+
+volumes = st.one_of(st.integers(0, 10**6), st.decimals(min_value=0, max_value=10**4, places=6),
+                    st.floats(min_value=0, max_value=1e4, allow_nan=False))
+
+
+def _number(v: Any) -> str:
+    """A volume as JSON text: Decimals and ints as written, floats by repr, strings quoted."""
+    return json.dumps(v) if isinstance(v, str) else repr(v) if isinstance(v, float) else str(v)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 7200), st.sampled_from(["charge", "park"]), volumes, volumes,
+                          st.sampled_from([10, 16, 32, 63, 32.0, "32"])), min_size=1, max_size=6),
+       st.integers(0, 400 * 86400))
+def test_generated_cdrs_fast_equals_exact(periods: list[tuple[int, str, Any, Any, Any]], offset: int) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    t = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=offset)
+    raw = []
+    start = t
+    for secs, kind, v1, v2, amps in periods:
+        dims = ([("ENERGY", v1), ("TIME", v2), ("MAX_CURRENT", amps)] if kind == "charge" else [("PARKING_TIME", v1)])
+        text = ", ".join(f'{{"type": "{k}", "volume": {_number(v)}}}' for k, v in dims)
+        raw.append(f'{{"start_date_time": "{t.strftime("%Y-%m-%dT%H:%M:%SZ")}", "dimensions": [{text}]}}')
+        t += timedelta(seconds=secs)
+    doc = cdr(start_date_time=start.strftime("%Y-%m-%dT%H:%M:%SZ"), end_date_time=t.strftime("%Y-%m-%dT%H:%M:%SZ"),
+              charging_periods="PERIODS")
+    line = json.dumps(doc).replace('"PERIODS"', "[" + ", ".join(raw) + "]")
+    assert fast(line) == exact(line)
+
+
+def test_workers_print_the_file_in_input_order(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    tariff = tmp_path / "tariff.json"
+    tariff.write_text(json.dumps(COMPLEX))
+    lines = []
+    for n in range(2500):  # several chunks per worker
+        lines.append(json.dumps(cdr(id=f"C{n}", start_date_time=f"2026-03-{1 + n % 28:02d}T08:30:00Z",
+                                    end_date_time=f"2026-03-{1 + n % 28:02d}T12:00:00Z")).replace(
+            '"2026-03-02T08:30:00Z"', f'"2026-03-{1 + n % 28:02d}T08:30:00Z"').replace(
+            '"2026-03-02T10:00:00Z"', f'"2026-03-{1 + n % 28:02d}T10:00:00Z"'))
+        if n % 500 == 7:
+            lines += ["", "{broken", json.dumps(cdr(id=f"bad{n}", charging_periods=[]))]
+    cdrs = tmp_path / "cdrs.jsonl"
+    cdrs.write_text("\n".join(lines) + "\n")
+    outs = {}
+    for workers in ("1", "2", "3"):
+        monkeypatch.setenv("EVBILL_OCPI_WORKERS", workers)
+        rc = cli_main(["ocpi", "price", "--tariff", str(tariff), "--cdrs", str(cdrs)])
+        outs[workers] = (rc, capsys.readouterr().out)
+    assert outs["1"] == outs["2"] == outs["3"]
+    rc, text = outs["1"]
+    assert rc == 1  # the broken lines fail, the others are priced
+    printed = text.splitlines()
+    assert len(printed) == len([x for x in lines if x.strip()])
+    assert [json.loads(x).get("id") for x in printed[:3]] == ["C0", "C1", "C2"]
+    assert json.loads(printed[8])["cdr"] == f"{cdrs}:10" and "not valid JSON" in json.loads(printed[8])["error"]
+
+
+@pytest.mark.skipif(not TARIFF.exists(), reason="the shared OCPI examples are absent")
+def test_benchmark_cdrs_fast_equals_exact() -> None:
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import random
+
+    import ocpi_price
+
+    rs = compile_ruleset(O.import_tariff(O.load_json(TARIFF.read_text())), "t").ruleset
+    assert rs is not None
+    rnd = random.Random(5)
+    ctx = RatingContext(tz="UTC")
+    for i in range(300):
+        line = json.dumps(ocpi_price.make_cdr(rnd, i), separators=(",", ":"))
+        assert O._price_line(rs, ctx, line, "l", "d", "UTC", False) == \
+            O._price_one(rs, "l", O.load_json(line), "d", "UTC", False)
+
+
+def test_ordinary_cdrs_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_exact_path(text: str) -> Any:
+        raise AssertionError("the exact path was taken")
+
+    monkeypatch.setattr(O, "load_json", no_exact_path)
+    for line in (ODD[0], ODD[3], ODD[6], ODD[9]):
+        assert fast(line)[1] is False
+    with pytest.raises(AssertionError, match="exact path"):
+        fast(ODD[7])  # a volume given as a string is the exact path's to refuse
