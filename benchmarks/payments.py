@@ -50,6 +50,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -194,7 +196,25 @@ def statement(items: list[Item], n_entries: int, rnd: random.Random, engine: Eng
 DD_TENANT = "bench_dd"
 
 
-def collection_run(engine: Engine, n_items: int, n_accounts: int, kind: str) -> None:
+@contextmanager
+def profiled(directory: str | None, name: str) -> Iterator[None]:
+    """cProfile the block into ``directory/name.prof`` when asked to (``--profile``)."""
+    if not directory:
+        yield
+        return
+    import cProfile
+
+    prof = cProfile.Profile()
+    prof.enable()
+    try:
+        yield
+    finally:
+        prof.disable()
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        prof.dump_stats(str(Path(directory) / f"{name}.prof"))
+
+
+def collection_run(engine: Engine, n_items: int, n_accounts: int, kind: str, profile: str | None = None) -> None:
     """A collection run of ``n_items`` direct-debit items (every account with an active mandate,
     every item due) into one pain.008, as ``CollectionRunWorkflow``'s activities do it: gather the
     due items (``store.collections.gather``), then approve (``submit_run``: build the file, check
@@ -223,10 +243,10 @@ def collection_run(engine: Engine, n_items: int, n_accounts: int, kind: str) -> 
         if engine.dialect.name == "postgresql":
             conn.execute(text("ANALYZE"))
     start, cpu = time.perf_counter(), time.process_time()
-    with engine.begin() as conn:
+    with profiled(profile, f"{kind}-gather"), engine.begin() as conn:
         g = C.gather(conn, DD_TENANT, cred, "bench-collection", DUE, "bench-operator")
     gathered = time.perf_counter() - start
-    with engine.begin() as conn:
+    with profiled(profile, f"{kind}-submit"), engine.begin() as conn:
         run = C.submit_run(conn, DD_TENANT, g.run_id, "bench-approver", NOW)
         size = len(conn.execute(text("SELECT content FROM collection_file WHERE id = :i"),
                                 {"i": run.file_id}).scalar_one())
@@ -257,34 +277,36 @@ def run(kind: str, args: argparse.Namespace, tmp: Path) -> None:
     engine, cleanup = engine_for(kind, tmp, args.postgres)
     try:
         migrate(engine)
-        rnd = random.Random(args.seed)
-        t0 = time.perf_counter()
-        items = seed(engine, args.items, min(args.accounts, args.items), rnd)
-        xml, counts = statement(items, args.entries, rnd, engine)
-        print(f"[{kind}] seeded {len(items)} open items over {min(args.accounts, args.items)} accounts, "
-              f"statement of {args.entries} entries ({len(xml) / 1e6:.1f} MB) in {time.perf_counter() - t0:.1f}s",
-              flush=True)
-        start, cpu = time.perf_counter(), time.process_time()
-        with engine.begin() as conn:
-            out = BK.import_file(conn, TENANT, xml, "bench")
-        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-        n = out["entries"]
-        print(f"[{kind}] imported and matched {n} entries in {wall:.2f}s ({n / wall:,.0f} entries/s; "
-              f"this process's CPU {cpu:.2f}s)")
-        for rule in ("end_to_end_id", "reference", "known_payer", "amount"):
-            got = out["rules"].get(rule, 0)
-            print(f"    {rule:<14} {got:>7}  {100 * got / n:5.1f} %")
-        print(f"    {'unmatched':<14} {out['unmatched']:>7}  {100 * out['unmatched'] / n:5.1f} %   "
-              f"(matched {out['matched']}, partially {out['partially_matched']})")
-        want = {rule: sum(c for k, c in counts.items() if EXPECTED_RULE[k] == rule)
-                for rule in ("reference", "known_payer", "amount")}
-        problems = [f"{r}: {out['rules'].get(r, 0)} != {w}" for r, w in want.items() if out["rules"].get(r, 0) != w]
-        if out["unmatched"] != counts["unknown"] or out["partially_matched"] != counts["partial"]:
-            problems.append(f"unmatched {out['unmatched']} != {counts['unknown']} or partial "
-                            f"{out['partially_matched']} != {counts['partial']}")
-        if problems:
-            print(f"[{kind}] UNEXPECTED COUNTS: {'; '.join(problems)}")
-        collection_run(engine, args.items, min(args.accounts, args.items), kind)
+        if args.part in ("both", "import"):
+            rnd = random.Random(args.seed)
+            t0 = time.perf_counter()
+            items = seed(engine, args.items, min(args.accounts, args.items), rnd)
+            xml, counts = statement(items, args.entries, rnd, engine)
+            print(f"[{kind}] seeded {len(items)} open items over {min(args.accounts, args.items)} accounts, "
+                  f"statement of {args.entries} entries ({len(xml) / 1e6:.1f} MB) in {time.perf_counter() - t0:.1f}s",
+                  flush=True)
+            start, cpu = time.perf_counter(), time.process_time()
+            with profiled(args.profile, f"{kind}-import"), engine.begin() as conn:
+                out = BK.import_file(conn, TENANT, xml, "bench")
+            wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+            n = out["entries"]
+            print(f"[{kind}] imported and matched {n} entries in {wall:.2f}s ({n / wall:,.0f} entries/s; "
+                  f"this process's CPU {cpu:.2f}s)")
+            for rule in ("end_to_end_id", "reference", "known_payer", "amount"):
+                got = out["rules"].get(rule, 0)
+                print(f"    {rule:<14} {got:>7}  {100 * got / n:5.1f} %")
+            print(f"    {'unmatched':<14} {out['unmatched']:>7}  {100 * out['unmatched'] / n:5.1f} %   "
+                  f"(matched {out['matched']}, partially {out['partially_matched']})")
+            want = {rule: sum(c for k, c in counts.items() if EXPECTED_RULE[k] == rule)
+                    for rule in ("reference", "known_payer", "amount")}
+            problems = [f"{r}: {out['rules'].get(r, 0)} != {w}" for r, w in want.items() if out["rules"].get(r, 0) != w]
+            if out["unmatched"] != counts["unknown"] or out["partially_matched"] != counts["partial"]:
+                problems.append(f"unmatched {out['unmatched']} != {counts['unknown']} or partial "
+                                f"{out['partially_matched']} != {counts['partial']}")
+            if problems:
+                print(f"[{kind}] UNEXPECTED COUNTS: {'; '.join(problems)}")
+        if args.part in ("both", "collection"):
+            collection_run(engine, args.items, min(args.accounts, args.items), kind, args.profile)
     finally:
         engine.dispose()
         if cleanup:
@@ -300,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--postgres", default=os.environ.get("EVBILL_BENCH_POSTGRES_URL")
                     or os.environ.get("EVBILL_TEST_POSTGRES_URL"))
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--part", choices=["both", "import", "collection"], default="both",
+                    help="the statement import, the collection run, or both (the default)")
+    ap.add_argument("--profile", metavar="DIR", help="write a cProfile of each measured part into DIR")
     args = ap.parse_args(argv)
     if args.entries > args.items:
         ap.error("every entry pays a different item: --entries must not exceed --items")

@@ -36,7 +36,6 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
-    func,
     insert,
     select,
     text,
@@ -56,6 +55,7 @@ from runtime.bank.pain008 import (
 )
 from runtime.money import ZERO
 from store import receivables as R
+from store.billing import driver_insert
 from store.models import BillingAccount, Contract, Customer, metadata
 from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
 
@@ -173,6 +173,7 @@ collection_item = Table(
     Index("uq_collection_item_live", "tenant_id", "item_id", unique=True,
           sqlite_where=text(_live), postgresql_where=text(_live)),
     Index("ix_collection_item_run", "run_id"),
+    Index("ix_collection_item_item", "tenant_id", "item_id"),
 )
 
 collection_file = Table(
@@ -211,28 +212,45 @@ def sync_mandates_from_contracts(conn: Connection, tenant_id: str, creditor_acco
                _contract.c.payment_method == "sepa_direct_debit", _contract.c.mandate_reference != "",
                _contract.c.debtor_iban != "", _contract.c.mandate_signed_on.is_not(None))
         .order_by(_contract.c.created_at, _contract.c.id)).all()
+    if not rows:
+        return 0
+    # what the loop below asks of each contract, read once: the newest contract mandate of each
+    # account and the references in use under this creditor account
+    newest: dict[str, Any] = {}
+    references: set[str] = set()
+    for m in conn.execute(select(mandate).where(mandate.c.tenant_id == tenant_id,
+                                                mandate.c.creditor_account_id == creditor_account_id)
+                          .order_by(mandate.c.created_at.desc())):
+        references.add(m.reference)
+        if m.source == "contract":
+            newest.setdefault(m.account_id, m)
     changed = 0
     for r in rows:
+        existing = newest.get(r.account_id)
+        if existing is not None and existing.reference == r.mandate_reference and existing.iban == "".join(
+                r.debtor_iban.split()).upper():
+            continue  # in sync (the mandate's IBAN was checked when it was written)
         try:
             iban, bic = check_iban(r.debtor_iban)
         except ValueError:
             continue  # the contract API validates IBANs; an old row with a bad one is not collected
-        existing = conn.execute(select(mandate).where(
-            mandate.c.tenant_id == tenant_id, mandate.c.creditor_account_id == creditor_account_id,
-            mandate.c.account_id == r.account_id, mandate.c.source == "contract")
-            .order_by(mandate.c.created_at.desc())).first()
         if existing is None:
-            if conn.execute(select(mandate.c.id).where(
-                    mandate.c.tenant_id == tenant_id, mandate.c.creditor_account_id == creditor_account_id,
-                    mandate.c.reference == r.mandate_reference)).first() is not None:
+            if r.mandate_reference in references:
                 continue  # made through the API already
             seq = r.mandate_sequence if r.mandate_sequence in ("RCUR", "OOFF") else "FRST"
-            insert_mandate(conn, tenant_id, creditor_account_id, r.account_id, r.mandate_reference,
-                           r.mandate_signed_on, r.name, iban, bic, "CORE", seq, source="contract")
+            mid = insert_mandate(conn, tenant_id, creditor_account_id, r.account_id, r.mandate_reference,
+                                 r.mandate_signed_on, r.name, iban, bic, "CORE", seq, source="contract")
             changed += 1
         elif existing.reference != r.mandate_reference or existing.iban != iban:
             amend_mandate(conn, existing, reference=r.mandate_reference, iban=iban, bic=bic)
+            references.discard(existing.reference)  # unique per creditor account: no other mandate has it
+            mid = existing.id
             changed += 1
+        else:
+            continue
+        # another contract of the same account sees this row as it is now (rare: read it back)
+        newest[r.account_id] = conn.execute(select(mandate).where(mandate.c.id == mid)).one()
+        references.add(r.mandate_reference)
     return changed
 
 
@@ -294,9 +312,29 @@ def _gathered(run: Any) -> Gathered:
     return Gathered(run.id, run.status, run.items, run.total, run.currency, list(run.skipped or []))
 
 
-def _attempts(conn: Connection, tenant_id: str, item_id: str) -> int:
-    return int(conn.execute(select(func.count()).select_from(collection_item).where(
-        collection_item.c.tenant_id == tenant_id, collection_item.c.item_id == item_id)).scalar_one())
+def _chunks(values: Sequence[str], size: int = 900) -> list[list[str]]:
+    """``values`` in lists short enough for one ``IN (...)`` (databases cap the parameters)."""
+    return [list(values[i:i + size]) for i in range(0, len(values), size)]
+
+
+def _history(conn: Connection, tenant_id: str, item_ids: Sequence[str]) -> tuple[set[str], dict[str, int]]:
+    """For ``item_ids``: which are live in a collection, and how many collection rows each has (its
+    attempts so far), asked in chunks of ids."""
+    live: set[str] = set()
+    attempts: dict[str, int] = {}
+    ci = collection_item.c
+    for chunk in _chunks(item_ids):
+        for item_id, status in conn.execute(select(ci.item_id, ci.status).where(ci.tenant_id == tenant_id,
+                                                                                ci.item_id.in_(chunk))):
+            attempts[item_id] = attempts.get(item_id, 0) + 1
+            if status in LIVE_STATUSES:
+                live.add(item_id)
+    return live, attempts
+
+
+_ITEM_COLUMNS = ("id", "tenant_id", "run_id", "item_id", "account_id", "mandate_id", "number", "end_to_end_id",
+                 "amount", "currency", "sequence", "collection_date", "original_reference", "original_iban", "status",
+                 "return_reason", "created_at")
 
 
 def gather(conn: Connection, tenant_id: str, creditor_account_id: str, workflow_id: str, as_of: date,
@@ -304,7 +342,10 @@ def gather(conn: Connection, tenant_id: str, creditor_account_id: str, workflow_
     """The run of ``workflow_id`` (created once): its proposed items are the direct-debit items
     of accounts with a usable mandate, open, due within the creditor's lead time and not live in
     another collection. Each is proposed at what is open on it, collected on the later of its due
-    date and ``as_of`` + 1 day (the pre-notified date). A retried call returns the first answer."""
+    date and ``as_of`` + 1 day (the pre-notified date). A retried call returns the first answer.
+
+    Set-based: one read of the mandates, one of the due items with their entries, the items'
+    collection history in chunks of ids, one bulk insert of the run's items."""
     run = _run_by_workflow(conn, tenant_id, workflow_id)
     if run is not None:
         return _gathered(run)
@@ -312,11 +353,12 @@ def gather(conn: Connection, tenant_id: str, creditor_account_id: str, workflow_
                                                        creditor_account.c.id == creditor_account_id)).one()
     sync_mandates_from_contracts(conn, tenant_id, creditor_account_id)
     run_id = new_id("col")
+    now = _now()
     conn.execute(insert(collection_run).values(
         id=run_id, tenant_id=tenant_id, creditor_account_id=creditor_account_id, workflow_id=workflow_id,
         status="building", as_of=as_of, pain_version=cred.pain_version, message_id=run_id[:35], items=0,
         total=ZERO, currency=cred.currency, skipped=[], file_id=None, started_by=started_by, decided_by="",
-        decision_reason="", created_at=_now(), decided_at=None))
+        decision_reason="", created_at=now, decided_at=None))
     horizon = as_of + timedelta(days=cred.lead_time_days)
     skipped: list[dict[str, str]] = []
     mandates = conn.execute(select(mandate).where(mandate.c.tenant_id == tenant_id,
@@ -325,66 +367,73 @@ def gather(conn: Connection, tenant_id: str, creditor_account_id: str, workflow_
     by_account: dict[str, Any] = {}
     for m in mandates:
         by_account.setdefault(m.account_id, m)  # the newest mandate of each account
-    count, total = 0, ZERO
+    usable: dict[str, Any] = {}
+    expired: list[str] = []
     for account_id, m in sorted(by_account.items()):
         if m.status == "active" and mandate_expired(m.signed_on, m.last_collection_on, as_of):
-            conn.execute(update(mandate).where(mandate.c.id == m.id).values(status="expired", updated_at=_now()))
+            expired.append(m.id)
             skipped.append({"account_id": account_id, "mandate_id": m.id, "reason": "mandate expired (36 months "
                             "without a collection)"})
-            continue
-        if m.status != "active":
+        elif m.status != "active":
             skipped.append({"account_id": account_id, "mandate_id": m.id, "reason": f"mandate {m.status}"
                             + (f": {m.attention_reason}" if m.attention_reason else "")})
-            continue
-        states = [s for s in R.item_states(conn, tenant_id, account_id=account_id, currency=cred.currency)
-                  if s.kind == "invoice" and s.open > 0 and s.due_date <= horizon]
-        for s in states:
-            live = conn.execute(select(collection_item.c.id).where(
-                collection_item.c.tenant_id == tenant_id, collection_item.c.item_id == s.id,
-                collection_item.c.status.in_(LIVE_STATUSES))).first()
-            if live is not None:
+        else:
+            usable[account_id] = m
+    for chunk in _chunks(expired):
+        conn.execute(update(mandate).where(mandate.c.id.in_(chunk)).values(status="expired", updated_at=now))
+    due: dict[str, list[R.ItemState]] = {}
+    for st in R.open_invoice_items_due(conn, tenant_id, cred.currency, horizon):
+        if st.account_id in usable:
+            due.setdefault(st.account_id, []).append(st)  # by due date, then id
+    live, attempts = _history(conn, tenant_id, [st.id for states in due.values() for st in states])
+    rows: list[tuple[Any, ...]] = []
+    total = ZERO
+    first_day = as_of + timedelta(days=1)
+    for account_id in sorted(due):
+        m = usable[account_id]
+        for st in due[account_id]:
+            if st.id in live:
                 continue  # in another collection: never in two files
-            seq = m.sequence
-            conn.execute(insert(collection_item).values(
-                id=new_id("cli"), tenant_id=tenant_id, run_id=run_id, item_id=s.id, account_id=account_id,
-                mandate_id=m.id, number=s.number, end_to_end_id=end_to_end_id(s.number or s.id,
-                                                                              _attempts(conn, tenant_id, s.id) + 1),
-                amount=s.open, currency=s.currency, sequence=seq, collection_date=max(s.due_date,
-                                                                                       as_of + timedelta(days=1)),
-                original_reference=m.original_reference, original_iban=m.original_iban, status="proposed",
-                return_reason="", created_at=_now()))
-            count += 1
-            total += s.open
-            if seq in ("OOFF", "FNAL"):
+            rows.append((new_id("cli"), tenant_id, run_id, st.id, account_id, m.id, st.number,
+                         end_to_end_id(st.number or st.id, attempts.get(st.id, 0) + 1), st.open, st.currency,
+                         m.sequence, max(st.due_date, first_day), m.original_reference, m.original_iban, "proposed",
+                         "", now))
+            total += st.open
+            if m.sequence in ("OOFF", "FNAL"):
                 break  # a one-off or final mandate collects one item
-    status = "awaiting_approval" if count else "empty"
+    driver_insert(conn, collection_item, _ITEM_COLUMNS, rows)
+    status = "awaiting_approval" if rows else "empty"
     conn.execute(update(collection_run).where(collection_run.c.id == run_id).values(
-        status=status, items=count, total=total, skipped=skipped))
-    return Gathered(run_id, status, count, total, cred.currency, skipped)
+        status=status, items=len(rows), total=total, skipped=skipped))
+    return Gathered(run_id, status, len(rows), total, cred.currency, skipped)
 
 
 def _creditor(cred: Any) -> Creditor:
     return Creditor(cred.name, cred.iban, cred.bic, cred.creditor_id)
 
 
-def _txs(conn: Connection, rows: Sequence[Any]) -> list[CollectionTx]:
-    mids = {r.mandate_id for r in rows}
-    ms = {m.id: m for m in conn.execute(select(mandate).where(mandate.c.id.in_(list(mids)))).all()} if mids else {}
-    out = []
-    for r in rows:
-        m = ms[r.mandate_id]
-        out.append(CollectionTx(r.end_to_end_id, r.amount, r.currency, r.collection_date, r.sequence, m.scheme,
-                                m.reference, m.signed_on, m.debtor_name, m.iban, m.bic, r.number,
-                                r.original_reference, r.original_iban))
-    return out
+_ORDER = (collection_item.c.collection_date, collection_item.c.number, collection_item.c.id)
+
+
+def _proposed_txs(conn: Connection, run_id: str) -> list[tuple[Any, CollectionTx]]:
+    """The run's proposed items in file order, each with its transaction (one read with their
+    mandates)."""
+    ci, m = collection_item.c, mandate.c
+    rows = conn.execute(select(ci.id, ci.item_id, ci.mandate_id, ci.end_to_end_id, ci.amount, ci.currency,
+                               ci.collection_date, ci.sequence, ci.number, ci.original_reference,
+                               ci.original_iban, m.scheme, m.reference, m.signed_on, m.debtor_name, m.iban, m.bic)
+                        .join(mandate, m.id == ci.mandate_id)
+                        .where(ci.run_id == run_id, ci.status == "proposed").order_by(*_ORDER)).all()
+    return [(r, CollectionTx(r.end_to_end_id, r.amount, r.currency, r.collection_date, r.sequence, r.scheme,
+                             r.reference, r.signed_on, r.debtor_name, r.iban, r.bic, r.number,
+                             r.original_reference, r.original_iban)) for r in rows]
 
 
 def run_items(conn: Connection, run_id: str, statuses: Sequence[str] | None = None) -> list[Any]:
     stmt = select(collection_item).where(collection_item.c.run_id == run_id)
     if statuses is not None:
         stmt = stmt.where(collection_item.c.status.in_(list(statuses)))
-    return list(conn.execute(stmt.order_by(collection_item.c.collection_date, collection_item.c.number,
-                                           collection_item.c.id)).all())
+    return list(conn.execute(stmt.order_by(*_ORDER)).all())
 
 
 def preview(conn: Connection, tenant_id: str, run_id: str, created: datetime) -> bytes:
@@ -392,50 +441,65 @@ def preview(conn: Connection, tenant_id: str, run_id: str, created: datetime) ->
     run = conn.execute(select(collection_run).where(collection_run.c.id == run_id)).one()
     cred = conn.execute(select(creditor_account).where(creditor_account.c.id == run.creditor_account_id)).one()
     return build_pain008(message_id=run.message_id, created=created, creditor=_creditor(cred),
-                         txs=_txs(conn, run_items(conn, run_id, ("proposed",))), version=run.pain_version)
+                         txs=[tx for _r, tx in _proposed_txs(conn, run_id)], version=run.pain_version)
 
 
 def submit_run(conn: Connection, tenant_id: str, run_id: str, decided_by: str, created: datetime,
                reason: str = "") -> Any:
     """Approve: drop the items no longer open at their proposed amount, build the file from the
     rest, archive it and mark the items submitted, move each mandate's sequence on. Once: a
-    retried call returns the run as the first call left it."""
+    retried call returns the run as the first call left it. Set-based: one read of the proposed
+    items with their mandates, one of their entries, an update per status and mandate change."""
     run = conn.execute(select(collection_run).where(collection_run.c.id == run_id,
                                                     collection_run.c.tenant_id == tenant_id)).one()
     if run.status != "awaiting_approval":
         return run
-    proposed = run_items(conn, run_id, ("proposed",))
-    states = {s.id: s for s in R.item_states(conn, tenant_id, item_ids=[r.item_id for r in proposed])}
-    keep: list[Any] = []
-    drop: list[Any] = []
-    for r in proposed:
-        s = states.get(r.item_id)
-        (keep if s is not None and s.open == r.amount else drop).append(r)
-    if drop:
-        conn.execute(update(collection_item).where(collection_item.c.id.in_([r.id for r in drop]))
-                     .values(status="dropped"))
+    proposed = _proposed_txs(conn, run_id)
+    ci, e, i = collection_item.c, R.receivable_entry.c, R.receivable_item.c
+    currency_of = {r.id: r.currency for r in conn.execute(
+        select(i.id, i.currency).join(collection_item, ci.item_id == i.id)
+        .where(ci.run_id == run_id, ci.status == "proposed"))}
+    open_now = R.open_of(conn, select(e.item_id, e.kind, e.amount, e.currency)
+                         .join(collection_item, ci.item_id == e.item_id)
+                         .where(ci.run_id == run_id, ci.status == "proposed"), currency_of)
+    keep = [(r, tx) for r, tx in proposed if r.item_id in currency_of and open_now.get(r.item_id, ZERO) == r.amount]
+    kept = {r.id for r, _tx in keep}
+    for chunk in _chunks([r.id for r, _tx in proposed if r.id not in kept]):
+        conn.execute(update(collection_item).where(ci.id.in_(chunk)).values(status="dropped"))
     values: dict[str, Any] = {"decided_by": decided_by, "decision_reason": reason, "decided_at": _now(),
-                              "items": len(keep), "total": sum((r.amount for r in keep), ZERO)}
+                              "items": len(keep), "total": sum((r.amount for r, _tx in keep), ZERO)}
     if not keep:
         conn.execute(update(collection_run).where(collection_run.c.id == run_id).values(status="empty", **values))
         return conn.execute(select(collection_run).where(collection_run.c.id == run_id)).one()
     cred = conn.execute(select(creditor_account).where(creditor_account.c.id == run.creditor_account_id)).one()
     data = build_pain008(message_id=run.message_id, created=created, creditor=_creditor(cred),
-                         txs=_txs(conn, keep), version=run.pain_version)
+                         txs=[tx for _r, tx in keep], version=run.pain_version)
     fid = new_id("cfl")
+    now = _now()
     conn.execute(insert(collection_file).values(
         id=fid, tenant_id=tenant_id, run_id=run_id, name=f"{run.message_id}.{run.pain_version}.xml",
         media_type="application/xml", pain_version=run.pain_version, content=data,
-        sha256=hashlib.sha256(data).hexdigest(), size=len(data), created_at=_now()))
-    conn.execute(update(collection_item).where(collection_item.c.id.in_([r.id for r in keep]))
+        sha256=hashlib.sha256(data).hexdigest(), size=len(data), created_at=now))
+    # what was not dropped above is what the file holds
+    conn.execute(update(collection_item).where(ci.run_id == run_id, ci.status == "proposed")
                  .values(status="submitted"))
-    for mid in {r.mandate_id for r in keep}:
-        m = conn.execute(select(mandate).where(mandate.c.id == mid)).one()
-        used = [r for r in keep if r.mandate_id == mid]
-        nxt, done = sequence_after_submission(used[0].sequence)
-        conn.execute(update(mandate).where(mandate.c.id == mid).values(
-            sequence=nxt, status="revoked" if done else m.status, original_reference="", original_iban="",
-            last_collection_on=max(r.collection_date for r in used), updated_at=_now()))
+    # each mandate moves on from its first collection in the file (file order), to the last date;
+    # mandates with the same outcome change in one statement
+    used: dict[str, tuple[str, date]] = {}
+    for r, _tx in keep:
+        seq, last = used.get(r.mandate_id, (r.sequence, r.collection_date))
+        used[r.mandate_id] = (seq, max(last, r.collection_date))
+    outcome: dict[tuple[str, bool, date], list[str]] = {}
+    for mid, (seq, last) in used.items():
+        nxt, done = sequence_after_submission(seq)
+        outcome.setdefault((nxt, done, last), []).append(mid)
+    for (nxt, done, last), mids in outcome.items():
+        changes: dict[str, Any] = {"sequence": nxt, "original_reference": "", "original_iban": "",
+                                   "last_collection_on": last, "updated_at": now}
+        if done:
+            changes["status"] = "revoked"
+        for chunk in _chunks(mids):
+            conn.execute(update(mandate).where(mandate.c.id.in_(chunk)).values(**changes))
     conn.execute(update(collection_run).where(collection_run.c.id == run_id).values(
         status="submitted", file_id=fid, **values))
     return conn.execute(select(collection_run).where(collection_run.c.id == run_id)).one()
