@@ -244,12 +244,11 @@ def collection_run(engine: Engine, n_items: int, n_accounts: int, kind: str, pro
             conn.execute(text("ANALYZE"))
     start, cpu = time.perf_counter(), time.process_time()
     with profiled(profile, f"{kind}-gather"), engine.begin() as conn:
-        g = C.gather(conn, DD_TENANT, cred, "bench-collection", DUE, "bench-operator")
+        g = C.gather(conn, DD_TENANT, cred, "bench-collection", DUE, "bench-operator", check_at=NOW)
     gathered = time.perf_counter() - start
     with profiled(profile, f"{kind}-submit"), engine.begin() as conn:
         run = C.submit_run(conn, DD_TENANT, g.run_id, "bench-approver", NOW)
-        size = len(conn.execute(text("SELECT content FROM collection_file WHERE id = :i"),
-                                {"i": run.file_id}).scalar_one())
+        size = conn.execute(text("SELECT size FROM collection_file WHERE id = :i"), {"i": run.file_id}).scalar_one()
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     print(f"[{kind}] collection run of {g.items} items ({g.total} EUR) into one {run.pain_version}"
           f" of {size / 1e6:.1f} MB: {wall:.2f}s ({g.items / wall:,.0f} items/s; gather {gathered:.2f}s, build, "

@@ -44,7 +44,7 @@ from runtime.bank.camt import BankEntry, BankStatement, BankTransaction
 from runtime.bank.matching import Match, MatchIndex, OpenItemRef, match_transaction, normalise_name
 from store import collections as C
 from store import receivables as R
-from store.billing import driver_insert
+from store.billing import driver_insert, in_values
 from store.models import BillingAccount, metadata
 from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
 
@@ -230,11 +230,11 @@ class _Books:
 
 
 def _existing(conn: Connection, column: Any, tenant_column: Any, tenant_id: str, keys: Sequence[str]) -> set[str]:
-    """Which of ``keys`` are in ``column`` already (asked in chunks: databases cap the parameters)."""
+    """Which of ``keys`` are in ``column`` already (one statement on PostgreSQL, chunks on SQLite:
+    ``in_values``)."""
     out: set[str] = set()
-    for i in range(0, len(keys), 900):
-        chunk = list(keys[i:i + 900])
-        out.update(r[0] for r in conn.execute(select(column).where(tenant_column == tenant_id, column.in_(chunk))))
+    for among in in_values(conn, column, keys):
+        out.update(r[0] for r in conn.execute(select(column).where(tenant_column == tenant_id, among)).all())
     return out
 
 

@@ -55,7 +55,7 @@ from runtime.bank.pain008 import (
 )
 from runtime.money import ZERO
 from store import receivables as R
-from store.billing import driver_insert
+from store.billing import driver_insert, in_values
 from store.models import BillingAccount, Contract, Customer, metadata
 from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
 
@@ -312,20 +312,15 @@ def _gathered(run: Any) -> Gathered:
     return Gathered(run.id, run.status, run.items, run.total, run.currency, list(run.skipped or []))
 
 
-def _chunks(values: Sequence[str], size: int = 900) -> list[list[str]]:
-    """``values`` in lists short enough for one ``IN (...)`` (databases cap the parameters)."""
-    return [list(values[i:i + size]) for i in range(0, len(values), size)]
-
-
 def _history(conn: Connection, tenant_id: str, item_ids: Sequence[str]) -> tuple[set[str], dict[str, int]]:
     """For ``item_ids``: which are live in a collection, and how many collection rows each has (its
-    attempts so far), asked in chunks of ids."""
+    attempts so far), asked in one statement (PostgreSQL) or chunks of ids (SQLite)."""
     live: set[str] = set()
     attempts: dict[str, int] = {}
     ci = collection_item.c
-    for chunk in _chunks(item_ids):
+    for among in in_values(conn, ci.item_id, item_ids):
         for item_id, status in conn.execute(select(ci.item_id, ci.status).where(ci.tenant_id == tenant_id,
-                                                                                ci.item_id.in_(chunk))):
+                                                                                among)).all():
             attempts[item_id] = attempts.get(item_id, 0) + 1
             if status in LIVE_STATUSES:
                 live.add(item_id)
@@ -338,16 +333,21 @@ _ITEM_COLUMNS = ("id", "tenant_id", "run_id", "item_id", "account_id", "mandate_
 
 
 def gather(conn: Connection, tenant_id: str, creditor_account_id: str, workflow_id: str, as_of: date,
-           started_by: str) -> Gathered:
+           started_by: str, check_at: datetime | None = None) -> Gathered:
     """The run of ``workflow_id`` (created once): its proposed items are the direct-debit items
     of accounts with a usable mandate, open, due within the creditor's lead time and not live in
     another collection. Each is proposed at what is open on it, collected on the later of its due
     date and ``as_of`` + 1 day (the pre-notified date). A retried call returns the first answer.
 
+    With ``check_at``, the file as it would go out (created then) is built and checked against
+    the XSD before anything is written: a value the XSD refuses raises ``Pain008Error``.
+
     Set-based: one read of the mandates, one of the due items with their entries, the items'
     collection history in chunks of ids, one bulk insert of the run's items."""
     run = _run_by_workflow(conn, tenant_id, workflow_id)
     if run is not None:
+        if check_at is not None and run.status == "awaiting_approval":
+            preview(conn, tenant_id, run.id, check_at)
         return _gathered(run)
     cred = conn.execute(select(creditor_account).where(creditor_account.c.tenant_id == tenant_id,
                                                        creditor_account.c.id == creditor_account_id)).one()
@@ -379,8 +379,8 @@ def gather(conn: Connection, tenant_id: str, creditor_account_id: str, workflow_
                             + (f": {m.attention_reason}" if m.attention_reason else "")})
         else:
             usable[account_id] = m
-    for chunk in _chunks(expired):
-        conn.execute(update(mandate).where(mandate.c.id.in_(chunk)).values(status="expired", updated_at=now))
+    for among in in_values(conn, mandate.c.id, expired):
+        conn.execute(update(mandate).where(among).values(status="expired", updated_at=now))
     due: dict[str, list[R.ItemState]] = {}
     for st in R.open_invoice_items_due(conn, tenant_id, cred.currency, horizon):
         if st.account_id in usable:
@@ -401,6 +401,11 @@ def gather(conn: Connection, tenant_id: str, creditor_account_id: str, workflow_
             total += st.open
             if m.sequence in ("OOFF", "FNAL"):
                 break  # a one-off or final mandate collects one item
+    if check_at is not None and rows:
+        # the preview from what is about to be written (the same transactions ``preview`` reads back)
+        ordered = sorted(rows, key=lambda r: (r[11], r[6], r[0]))
+        build_pain008(message_id=run_id[:35], created=check_at, creditor=_creditor(cred), version=cred.pain_version,
+                      txs=[_tx(r, usable[r[4]]) for r in ordered])
     driver_insert(conn, collection_item, _ITEM_COLUMNS, rows)
     status = "awaiting_approval" if rows else "empty"
     conn.execute(update(collection_run).where(collection_run.c.id == run_id).values(
@@ -412,21 +417,26 @@ def _creditor(cred: Any) -> Creditor:
     return Creditor(cred.name, cred.iban, cred.bic, cred.creditor_id)
 
 
+def _tx(row: tuple[Any, ...], m: Any) -> CollectionTx:
+    """The transaction of a ``collection_item`` row (in ``_ITEM_COLUMNS`` order) under mandate ``m``."""
+    return CollectionTx(row[7], row[8], row[9], row[11], row[10], m.scheme, m.reference, m.signed_on, m.debtor_name,
+                        m.iban, m.bic, row[6], row[12], row[13])
+
+
 _ORDER = (collection_item.c.collection_date, collection_item.c.number, collection_item.c.id)
 
 
-def _proposed_txs(conn: Connection, run_id: str) -> list[tuple[Any, CollectionTx]]:
-    """The run's proposed items in file order, each with its transaction (one read with their
-    mandates)."""
+def _proposed_txs(conn: Connection, run_id: str) -> list[tuple[str, str, str, CollectionTx]]:
+    """The run's proposed items in file order: (row id, item id, mandate id, its transaction), in
+    one read with their mandates."""
     ci, m = collection_item.c, mandate.c
     rows = conn.execute(select(ci.id, ci.item_id, ci.mandate_id, ci.end_to_end_id, ci.amount, ci.currency,
-                               ci.collection_date, ci.sequence, ci.number, ci.original_reference,
-                               ci.original_iban, m.scheme, m.reference, m.signed_on, m.debtor_name, m.iban, m.bic)
+                               ci.collection_date, ci.sequence, m.scheme, m.reference, m.signed_on, m.debtor_name,
+                               m.iban, m.bic, ci.number, ci.original_reference, ci.original_iban)
                         .join(mandate, m.id == ci.mandate_id)
                         .where(ci.run_id == run_id, ci.status == "proposed").order_by(*_ORDER)).all()
-    return [(r, CollectionTx(r.end_to_end_id, r.amount, r.currency, r.collection_date, r.sequence, r.scheme,
-                             r.reference, r.signed_on, r.debtor_name, r.iban, r.bic, r.number,
-                             r.original_reference, r.original_iban)) for r in rows]
+    # by position: a row's attributes by name cost more than building the file
+    return [(rid, item_id, mid, CollectionTx(*tx)) for rid, item_id, mid, *tx in rows]
 
 
 def run_items(conn: Connection, run_id: str, statuses: Sequence[str] | None = None) -> list[Any]:
@@ -441,7 +451,7 @@ def preview(conn: Connection, tenant_id: str, run_id: str, created: datetime) ->
     run = conn.execute(select(collection_run).where(collection_run.c.id == run_id)).one()
     cred = conn.execute(select(creditor_account).where(creditor_account.c.id == run.creditor_account_id)).one()
     return build_pain008(message_id=run.message_id, created=created, creditor=_creditor(cred),
-                         txs=[tx for _r, tx in _proposed_txs(conn, run_id)], version=run.pain_version)
+                         txs=[tx for *_ids, tx in _proposed_txs(conn, run_id)], version=run.pain_version)
 
 
 def submit_run(conn: Connection, tenant_id: str, run_id: str, decided_by: str, created: datetime,
@@ -458,22 +468,22 @@ def submit_run(conn: Connection, tenant_id: str, run_id: str, decided_by: str, c
     ci, e, i = collection_item.c, R.receivable_entry.c, R.receivable_item.c
     currency_of = {r.id: r.currency for r in conn.execute(
         select(i.id, i.currency).join(collection_item, ci.item_id == i.id)
-        .where(ci.run_id == run_id, ci.status == "proposed"))}
+        .where(ci.run_id == run_id, ci.status == "proposed")).all()}
     open_now = R.open_of(conn, select(e.item_id, e.kind, e.amount, e.currency)
                          .join(collection_item, ci.item_id == e.item_id)
                          .where(ci.run_id == run_id, ci.status == "proposed"), currency_of)
-    keep = [(r, tx) for r, tx in proposed if r.item_id in currency_of and open_now.get(r.item_id, ZERO) == r.amount]
-    kept = {r.id for r, _tx in keep}
-    for chunk in _chunks([r.id for r, _tx in proposed if r.id not in kept]):
-        conn.execute(update(collection_item).where(ci.id.in_(chunk)).values(status="dropped"))
+    keep = [p for p in proposed if p[1] in currency_of and open_now.get(p[1], ZERO) == p[3].amount]
+    kept = {p[0] for p in keep}
+    for among in in_values(conn, ci.id, [p[0] for p in proposed if p[0] not in kept]):
+        conn.execute(update(collection_item).where(among).values(status="dropped"))
     values: dict[str, Any] = {"decided_by": decided_by, "decision_reason": reason, "decided_at": _now(),
-                              "items": len(keep), "total": sum((r.amount for r, _tx in keep), ZERO)}
+                              "items": len(keep), "total": sum((p[3].amount for p in keep), ZERO)}
     if not keep:
         conn.execute(update(collection_run).where(collection_run.c.id == run_id).values(status="empty", **values))
         return conn.execute(select(collection_run).where(collection_run.c.id == run_id)).one()
     cred = conn.execute(select(creditor_account).where(creditor_account.c.id == run.creditor_account_id)).one()
     data = build_pain008(message_id=run.message_id, created=created, creditor=_creditor(cred),
-                         txs=[tx for _r, tx in keep], version=run.pain_version)
+                         txs=[tx for *_ids, tx in keep], version=run.pain_version)
     fid = new_id("cfl")
     now = _now()
     conn.execute(insert(collection_file).values(
@@ -486,9 +496,9 @@ def submit_run(conn: Connection, tenant_id: str, run_id: str, decided_by: str, c
     # each mandate moves on from its first collection in the file (file order), to the last date;
     # mandates with the same outcome change in one statement
     used: dict[str, tuple[str, date]] = {}
-    for r, _tx in keep:
-        seq, last = used.get(r.mandate_id, (r.sequence, r.collection_date))
-        used[r.mandate_id] = (seq, max(last, r.collection_date))
+    for _rid, _item, mid, tx in keep:
+        seq, last = used.get(mid, (tx.sequence, tx.collection_date))
+        used[mid] = (seq, max(last, tx.collection_date))
     outcome: dict[tuple[str, bool, date], list[str]] = {}
     for mid, (seq, last) in used.items():
         nxt, done = sequence_after_submission(seq)
@@ -498,8 +508,8 @@ def submit_run(conn: Connection, tenant_id: str, run_id: str, decided_by: str, c
                                    "last_collection_on": last, "updated_at": now}
         if done:
             changes["status"] = "revoked"
-        for chunk in _chunks(mids):
-            conn.execute(update(mandate).where(mandate.c.id.in_(chunk)).values(**changes))
+        for among in in_values(conn, mandate.c.id, mids):
+            conn.execute(update(mandate).where(among).values(**changes))
     conn.execute(update(collection_run).where(collection_run.c.id == run_id).values(
         status="submitted", file_id=fid, **values))
     return conn.execute(select(collection_run).where(collection_run.c.id == run_id)).one()

@@ -359,7 +359,7 @@ def open_items(conn: Connection, tenant_id: str, currency: str) -> list[ItemStat
     i, e = receivable_item.c, receivable_entry.c
     effect: dict[str, Decimal] = {}
     for item_id, kind, amount in conn.execute(select(e.item_id, e.kind, e.amount).where(
-            e.tenant_id == tenant_id, e.currency == currency)):
+            e.tenant_id == tenant_id, e.currency == currency)).all():
         effect[item_id] = effect.get(item_id, ZERO) + ENTRY_SIGNS[kind] * amount
     rows = conn.execute(select(i.id, i.customer_id, i.account_id, i.kind, i.invoice_id, i.number, i.currency, i.amount,
                                i.issue_date, i.due_date)
@@ -379,14 +379,14 @@ def open_invoice_items_due(conn: Connection, tenant_id: str, currency: str, due_
     due = (i.tenant_id == tenant_id, i.currency == currency, i.kind == "invoice", i.due_date <= due_by)
     effect: dict[str, Decimal] = {}
     for item_id, kind, amount, cur in conn.execute(
-            select(e.item_id, e.kind, e.amount, e.currency).join(receivable_item, i.id == e.item_id).where(*due)):
+            select(e.item_id, e.kind, e.amount, e.currency).join(receivable_item, i.id == e.item_id).where(*due)).all():
         if cur != currency:
             raise CurrencyMismatch(f"an item in {currency} has an entry in {cur}")
         effect[item_id] = effect.get(item_id, ZERO) + ENTRY_SIGNS[kind] * amount
     out = [ItemState(iid, cus, acc, kind, inv, num, cur, amt, effect.get(iid, ZERO), issued, due_date)
            for iid, cus, acc, kind, inv, num, cur, amt, issued, due_date in conn.execute(
                select(i.id, i.customer_id, i.account_id, i.kind, i.invoice_id, i.number, i.currency, i.amount,
-                      i.issue_date, i.due_date).where(*due))
+                      i.issue_date, i.due_date).where(*due)).all()
            if effect.get(iid, ZERO) > 0]
     out.sort(key=lambda s: (s.due_date, s.id))
     return out
@@ -396,7 +396,7 @@ def open_of(conn: Connection, entries: Any, currency_of: dict[str, str] | None =
     """What is open on each item whose entries the select ``entries`` gives (rows of item id, kind,
     amount, currency), checked against the item's currency when ``currency_of`` is given."""
     out: dict[str, Decimal] = {}
-    for item_id, kind, amount, cur in conn.execute(entries):
+    for item_id, kind, amount, cur in conn.execute(entries).all():
         if currency_of is not None and currency_of.get(item_id, cur) != cur:
             raise CurrencyMismatch(f"an item in {currency_of[item_id]} has an entry in {cur}")
         out[item_id] = out.get(item_id, ZERO) + ENTRY_SIGNS[kind] * amount
