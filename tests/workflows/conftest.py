@@ -4,6 +4,7 @@ task queue (and a fresh database) per test, a worker running the real activities
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,8 +17,11 @@ from temporalio.testing import WorkflowEnvironment
 from store.db import make_engine, migrate
 
 ROOT = Path(__file__).resolve().parents[2]
-TEST_SERVER = str(ROOT / ".venv" / "bin" / "temporal-test-server")
-DEV_SERVER = str(ROOT / ".venv" / "bin" / "temporal")
+# the checkout's venv, else the venv running the tests (a git worktree shares the main checkout's)
+_BIN = ROOT / ".venv" / "bin" if (ROOT / ".venv" / "bin" / "temporal-test-server").exists() \
+    else Path(sys.executable).parent
+TEST_SERVER = str(_BIN / "temporal-test-server")
+DEV_SERVER = str(_BIN / "temporal")
 PG_URL = os.environ.get("EVBILL_TEST_POSTGRES_URL", "").strip()
 
 
