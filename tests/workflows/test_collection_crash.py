@@ -46,12 +46,11 @@ from temporalio.client import Client, WorkflowHandle
 
 from runtime.bank.pain008 import validate_pain008
 from store import collections as C
-from store import receivables as R
 from store.billing import driver_insert
 from store.db import make_engine, migrate
 from store.types import utcnow
 from tests.workflows.conftest import PG_URL, ROOT
-from tests.workflows.seed import seed_tenant
+from tests.workflows.seed import seed_open_items, seed_tenant
 from workflows.billing.embedded import free_port, start_dev_server
 from workflows.collections.types import (
     CollectionRunInput,
@@ -80,9 +79,8 @@ def seed(engine: Engine, tenant: str) -> list[str]:
     """A tenant with a creditor account, 250 accounts with an active mandate (a first collection
     for every fifth) and 500 open items due within the lead time; returns the item ids."""
     s = seed_tenant(engine, tenant, N_ACCOUNTS)
+    items = seed_open_items(engine, s, N_ITEMS, due=DUE, step=Decimal("0.01"))
     now = utcnow()
-    items = [(f"itm_{tenant}_{i:04d}", s.account_ids[i % N_ACCOUNTS], Decimal("10.01") + Decimal(i) / 100)
-             for i in range(N_ITEMS)]
     with engine.begin() as conn:
         driver_insert(conn, C.creditor_account, (
             "id", "tenant_id", "name", "iban", "bic", "creditor_id", "currency", "lead_time_days", "pain_version",
@@ -96,20 +94,7 @@ def seed(engine: Engine, tenant: str) -> list[str]:
             [(f"mdt_{tenant}_{k:04d}", tenant, f"cra_{tenant}", acc, f"M-{k:04d}", date(2026, 1, 5), f"Kundin {k}",
               _iban(k), "", "CORE", "active", "FRST" if k % 5 == 0 else "RCUR", "", "", None, "", "api", now, now)
              for k, acc in enumerate(s.account_ids)])
-        driver_insert(conn, R.receivable_item, (
-            "id", "tenant_id", "customer_id", "account_id", "kind", "invoice_id", "number", "currency", "amount",
-            "issue_date", "due_date", "created_at"),
-            [(iid, tenant, s.customer_of[acc], acc, "invoice", f"inv_{iid}", f"INV-{k + 1:06d}", "EUR", amt,
-              date(2026, 11, 30), DUE, now) for k, (iid, acc, amt) in enumerate(items)])
-        driver_insert(conn, R.receivable_event, (
-            "id", "tenant_id", "key", "kind", "account_id", "currency", "amount", "booked_on", "reference", "detail",
-            "created_by", "created_at"),
-            [(f"rcv_{iid}", tenant, f"invoice:inv_{iid}", "invoice", acc, "EUR", amt, date(2026, 11, 30),
-              f"INV-{k + 1:06d}", {}, "test", now) for k, (iid, acc, amt) in enumerate(items)])
-        driver_insert(conn, R.receivable_entry, (
-            "tenant_id", "item_id", "event_id", "kind", "amount", "currency", "booked_on", "created_at"),
-            [(tenant, iid, f"rcv_{iid}", "invoice", amt, "EUR", date(2026, 11, 30), now) for iid, _acc, amt in items])
-    return [iid for iid, _acc, _amt in items]
+    return [it.id for it in items]
 
 
 @dataclass
