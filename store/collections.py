@@ -466,13 +466,11 @@ def submit_run(conn: Connection, tenant_id: str, run_id: str, decided_by: str, c
         return run
     proposed = _proposed_txs(conn, run_id)
     ci, e, i = collection_item.c, R.receivable_entry.c, R.receivable_item.c
-    currency_of = {r.id: r.currency for r in conn.execute(
-        select(i.id, i.currency).join(collection_item, ci.item_id == i.id)
-        .where(ci.run_id == run_id, ci.status == "proposed")).all()}
-    open_now = R.open_of(conn, select(e.item_id, e.kind, e.amount, e.currency)
-                         .join(collection_item, ci.item_id == e.item_id)
-                         .where(ci.run_id == run_id, ci.status == "proposed"), currency_of)
-    keep = [p for p in proposed if p[1] in currency_of and open_now.get(p[1], ZERO) == p[3].amount]
+    # what is open on each proposed item now: its entries, read with the item's currency (one read)
+    open_now = R.open_of(conn, select(e.item_id, e.kind, e.amount, e.currency, i.currency)
+                         .join(collection_item, ci.item_id == e.item_id).join(R.receivable_item, i.id == e.item_id)
+                         .where(ci.run_id == run_id, ci.status == "proposed"))
+    keep = [p for p in proposed if open_now.get(p[1], ZERO) == p[3].amount]
     kept = {p[0] for p in keep}
     for among in in_values(conn, ci.id, [p[0] for p in proposed if p[0] not in kept]):
         conn.execute(update(collection_item).where(among).values(status="dropped"))

@@ -392,13 +392,13 @@ def open_invoice_items_due(conn: Connection, tenant_id: str, currency: str, due_
     return out
 
 
-def open_of(conn: Connection, entries: Any, currency_of: dict[str, str] | None = None) -> dict[str, Decimal]:
-    """What is open on each item whose entries the select ``entries`` gives (rows of item id, kind,
-    amount, currency), checked against the item's currency when ``currency_of`` is given."""
+def open_of(conn: Connection, entries: Any) -> dict[str, Decimal]:
+    """What is open on each item whose entries the select ``entries`` gives (rows of item id,
+    kind, amount, the entry's currency and the item's), as ``item_states`` adds them up."""
     out: dict[str, Decimal] = {}
-    for item_id, kind, amount, cur in conn.execute(entries).all():
-        if currency_of is not None and currency_of.get(item_id, cur) != cur:
-            raise CurrencyMismatch(f"an item in {currency_of[item_id]} has an entry in {cur}")
+    for item_id, kind, amount, cur, item_currency in conn.execute(entries).all():
+        if cur != item_currency:
+            raise CurrencyMismatch(f"an item in {item_currency} has an entry in {cur}")
         out[item_id] = out.get(item_id, ZERO) + ENTRY_SIGNS[kind] * amount
     return out
 
