@@ -45,6 +45,7 @@ from runtime.bank.matching import Match, MatchIndex, OpenItemRef, match_transact
 from store import collections as C
 from store import receivables as R
 from store.billing import driver_insert, in_values
+from store.gcpause import paused_gc
 from store.models import BillingAccount, metadata
 from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
 
@@ -426,9 +427,10 @@ def import_file(conn: Connection, tenant_id: str, data: bytes, created_by: str =
     Raises ``runtime.bank.camt.CamtError`` for a file that cannot be imported, before anything is."""
     from runtime.bank.camt import parse_camt
 
-    statements = parse_camt(data)
-    digest = hashlib.sha256(data).hexdigest()
-    results = [import_statement(conn, tenant_id, st, digest, created_by) for st in statements]
+    with paused_gc():  # millions of short-lived objects: see store.gcpause
+        statements = parse_camt(data)
+        digest = hashlib.sha256(data).hexdigest()
+        results = [import_statement(conn, tenant_id, st, digest, created_by) for st in statements]
     out: dict[str, Any] = {"statement_id": results[0].statement_id if results else None,
                            "format": results[0].format if results else statements[0].format if statements else "",
                            "statements": [r.statement_id for r in results]}

@@ -56,6 +56,7 @@ from runtime.bank.pain008 import (
 from runtime.money import ZERO
 from store import receivables as R
 from store.billing import driver_insert, in_values
+from store.gcpause import paused_gc
 from store.models import BillingAccount, Contract, Customer, metadata
 from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
 
@@ -342,8 +343,14 @@ def gather(conn: Connection, tenant_id: str, creditor_account_id: str, workflow_
     With ``check_at``, the file as it would go out (created then) is built and checked against
     the XSD before anything is written: a value the XSD refuses raises ``Pain008Error``.
 
-    Set-based: one read of the mandates, one of the due items with their entries, the items'
-    collection history in chunks of ids, one bulk insert of the run's items."""
+    Set-based: one read of the mandates, one of the due items with their entries, one of the
+    items' collection history (``in_values``: chunks of ids on SQLite), one bulk insert."""
+    with paused_gc():  # a big run builds millions of short-lived objects: see store.gcpause
+        return _gather(conn, tenant_id, creditor_account_id, workflow_id, as_of, started_by, check_at)
+
+
+def _gather(conn: Connection, tenant_id: str, creditor_account_id: str, workflow_id: str, as_of: date,
+            started_by: str, check_at: datetime | None) -> Gathered:
     run = _run_by_workflow(conn, tenant_id, workflow_id)
     if run is not None:
         if check_at is not None and run.status == "awaiting_approval":
@@ -460,6 +467,12 @@ def submit_run(conn: Connection, tenant_id: str, run_id: str, decided_by: str, c
     rest, archive it and mark the items submitted, move each mandate's sequence on. Once: a
     retried call returns the run as the first call left it. Set-based: one read of the proposed
     items with their mandates, one of their entries, an update per status and mandate change."""
+    with paused_gc():  # see gather
+        return _submit_run(conn, tenant_id, run_id, decided_by, created, reason)
+
+
+def _submit_run(conn: Connection, tenant_id: str, run_id: str, decided_by: str, created: datetime,
+                reason: str) -> Any:
     run = conn.execute(select(collection_run).where(collection_run.c.id == run_id,
                                                     collection_run.c.tenant_id == tenant_id)).one()
     if run.status != "awaiting_approval":

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -450,7 +451,7 @@ class PaymentBatch:
                             (receivable_entry, self._entries)):
             if rows:
                 cols = tuple(rows[0])
-                driver_insert(conn, table, cols, [tuple(r[c] for c in cols) for r in rows])
+                driver_insert(conn, table, cols, list(map(itemgetter(*cols), rows)))
             rows.clear()
 
 
