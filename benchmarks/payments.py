@@ -33,9 +33,11 @@ Collection run, 100,000 items over 40,000 accounts into one pain.008.001.08 of 7
   SQLite      19.2 s (5,213 items/s; gather with preview 9.2 s, build, check and archive 10.0 s),
               CPU 12.4 s, load 3.6; 22.2 s (CPU 13.4 s) without the preview in the gather;
               38.6 s (CPU 13.6 s) at load 9, 52.3 s (CPU 18.7 s) at load 7-8; with the collector
-              paused (``store.gcpause``) 47.4 s (CPU 13.9 s) at load 8-10
+              paused (``store.gcpause``) 47.4 s (CPU 13.9 s) at load 8-10, 24.5 s (4,088 items/s;
+              gather 17.2 s, build, check and archive 7.3 s; CPU 12.6 s) at load 4
   PostgreSQL  35.0 s (CPU 11.4 s) at load 8-9, 39.0 s (CPU 11.9 s) at load 8; with the collector
-              paused 43.8 s (CPU 8.6 s) at load 8-10. On PostgreSQL about
+              paused 43.8 s (CPU 8.6 s) at load 8-10, 24.6 s (4,073 items/s; gather 14.5 s,
+              build, check and archive 10.1 s; CPU 10.5 s) at load 2-4. On PostgreSQL about
               half of the wall time is the server's: the foreign-key checks and five indexes of
               100,000 new ``collection_item`` rows (a COPY), then updating them all to submitted
   Where the CPU goes (SQLite): gather 7 s (the due items with their entries 2 s, the bulk insert
@@ -67,8 +69,10 @@ checked by the run):
   with Python's cyclic garbage collector paused during the import (``store.gcpause``; full
   collections over the parse's millions of objects took about a fifth of the CPU: the same
   SQLite import 16.3-16.8 s CPU with it, 12.7-13.3 s without), load 8-10:
-  SQLite      48.5 s (CPU 15.3 s)
-  PostgreSQL  48.8 s (CPU 12.0 s)
+  SQLite      48.5 s (CPU 15.3 s); at load 4: 21.1 s (2,375 entries/s; CPU 15.1 s)
+  PostgreSQL  48.8 s (CPU 12.0 s); at load 2-4: 28.8 s (1,738 entries/s; CPU 9.2 s): the client's
+              CPU is well under 20 s, the rest is the server's work (COPY of ~150,000 rows with
+              their foreign-key checks, the key look-ups) and the wait for a core
 Where the CPU goes (SQLite, one run, 17.6 s): reading and checking the camt file 4.8 s (XML parse
 and XSD 1.3 s, the rest turning elements into entries), loading the open items and building the
 match index 3.9 s, writing the receivables rows 1.9 s and the bank entries 1.1 s, booking 1.8 s,

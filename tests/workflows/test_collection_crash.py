@@ -34,7 +34,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from sqlalchemy import Engine, func, select, text
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
+from temporalio.service import RPCError
 
 from runtime.bank.pain008 import validate_pain008
 from store import collections as C
@@ -56,6 +57,7 @@ from workflows.collections.types import (
     CollectionRunInput,
     CollectionRunResult,
     RunDecision,
+    RunStatus,
     collection_workflow_id,
 )
 from workflows.collections.workflows import CollectionRunWorkflow
@@ -207,6 +209,24 @@ async def started(handle: WorkflowHandle[Any, Any], activity: str, timeout: floa
     raise AssertionError(f"{activity} never started")
 
 
+async def awaiting_approval(handle: WorkflowHandle[Any, Any], timeout: float = 180) -> RunStatus:
+    """The run's state once it waits for approval (the gather retried on the new worker after the
+    heartbeat timeout). A query can fail while the new worker is still starting (the dead
+    worker's sticky queue, no poller yet): asked again."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            st: RunStatus = await handle.query(CollectionRunWorkflow.status,
+                                               rpc_timeout=timedelta(seconds=10))
+            if st.state == "awaiting_approval":
+                return st
+        except (RPCError, WorkflowQueryFailedError):
+            pass  # not answerable yet: the new worker is still starting
+        if time.monotonic() > deadline:
+            raise AssertionError("the run never came to wait for approval")
+        await asyncio.sleep(0.2)
+
+
 def wait_until(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -276,12 +296,7 @@ async def test_worker_sigkilled_in_a_collection_run_of_500_items(db: Db, rig: Ri
 
     await crash(rig, handle, "collections.gather", start, gather_kill,
                 lambda: run_status(db, tenant, wid) == "awaiting_approval")
-    for _ in range(1200):  # the retry after the heartbeat timeout, on the new worker
-        st = await handle.query(CollectionRunWorkflow.status)
-        if st.state == "awaiting_approval":
-            break
-        await asyncio.sleep(0.1)
-    assert st.state == "awaiting_approval", st
+    st = await awaiting_approval(handle)
     with db.engine.connect() as conn:
         proposed = C.run_items(conn, st.run_id, ("proposed",))
     assert sorted(r.item_id for r in proposed) == sorted(items)  # each item proposed once
