@@ -11,32 +11,73 @@ payers without a reference, payments naming nothing with the one open item's exa
 partial payments, and unknown payers with amounts no item has. Prints entries/s and the share each
 rule matched, and checks the counts against what the mix must give.
 
+The collection half (``collection_run``): a tenant of its own with 100,000 direct-debit items over
+40,000 accounts, every account with an active mandate, collected in one run as the workflow's two
+activities do it: gather (``store.collections.gather`` with the XSD preview the gather activity
+builds) and approve (``submit_run``: build the file again from the items still open, check it,
+archive it, mark the items submitted, move the mandates on).
+
 Usage: python benchmarks/payments.py [--items 100000] [--entries 50000] [--accounts 40000]
-       [--db sqlite|postgresql|both] [--postgres URL] [--seed 7]
+       [--db sqlite|postgresql|both] [--postgres URL] [--seed 7] [--part both|import|collection]
+       [--profile DIR]   (a cProfile of each measured part, DIR/<db>-<part>.prof)
        (PostgreSQL: --postgres or EVBILL_BENCH_POSTGRES_URL or EVBILL_TEST_POSTGRES_URL)
 Target (issue 12): 50,000 entries against 100,000 open items in <= 20 s; a collection run of
-100,000 items into pain.008 in <= 30 s (``collection_run``: far from it, see below).
+100,000 items into pain.008 in <= 30 s.
 
-Measured 2026-12-06 on the shared 2-core machine (other sessions' work running, load 3-5), 100,000
-items over 40,000 accounts, 50,000 entries: 65.0 % reference (30 % invoice number in the text,
-10 % with spaces or OCR slips, 20 % RF reference; 5 % of the entries partial payments), 15.0 %
-known payer, 10.0 % amount, 10.0 % unmatched (the mix's expected counts, checked by the run):
+All figures from the shared 2-core machine, where other sessions' tests and benchmarks run at the
+same time: wall times are pessimistic, by as much as three times under a load of 8-9, so each is
+given with this process's CPU time and the load average it ran under.
+
+Collection run, 100,000 items over 40,000 accounts into one pain.008.001.08 of 75.8 MB
+(2026-12-06, after the set-based gather and submit):
+  SQLite      19.2 s (5,213 items/s; gather with preview 9.2 s, build, check and archive 10.0 s),
+              CPU 12.4 s, load 3.6; 22.2 s (CPU 13.4 s) without the preview in the gather;
+              38.6 s (CPU 13.6 s) at load 9, 52.3 s (CPU 18.7 s) at load 7-8; with the collector
+              paused (``store.gcpause``) 47.4 s (CPU 13.9 s) at load 8-10, 24.5 s (4,088 items/s;
+              gather 17.2 s, build, check and archive 7.3 s; CPU 12.6 s) at load 4
+  PostgreSQL  35.0 s (CPU 11.4 s) at load 8-9, 39.0 s (CPU 11.9 s) at load 8; with the collector
+              paused 43.8 s (CPU 8.6 s) at load 8-10, 24.6 s (4,073 items/s; gather 14.5 s,
+              build, check and archive 10.1 s; CPU 10.5 s) at load 2-4. On PostgreSQL about
+              half of the wall time is the server's: the foreign-key checks and five indexes of
+              100,000 new ``collection_item`` rows (a COPY), then updating them all to submitted
+  Where the CPU goes (SQLite): gather 7 s (the due items with their entries 2 s, the bulk insert
+  3.7 s, the preview's build and XSD check 2.3 s), submit 6 s (the proposed items with their
+  mandates 2 s, what is open on them 1.4 s, build and XSD check 2.4-2.8 s: writing the 75 MB as
+  text 0.8 s, parsing it back for the XSD 1-1.5 s).
+  Before: ``gather`` asked the database per account and per item (items, whether one is live
+  elsewhere, its attempts) and ``submit_run`` per mandate; the file was an lxml tree (10.4 s to
+  build 100,000 transactions, 2.1 s to check). 2,000 items over 800 accounts took 5.44 s (367
+  items/s); 100,000 did not finish the gather in 10 minutes.
+
+Statement import, 100,000 items over 40,000 accounts, 50,000 entries: 65.0 % reference (30 %
+invoice number in the text, 10 % with spaces or OCR slips, 20 % RF reference; 5 % of the entries
+partial payments), 15.0 % known payer, 10.0 % amount, 10.0 % unmatched (the mix's expected counts,
+checked by the run):
+  earlier (load 3-5)
   SQLite      18.8 s (2,656 entries/s), this process's CPU 17.0 s (load 4.1); other runs 19.4 s
-              (CPU 16.9 s), 19.2 s (CPU 17.8 s)
+              (CPU 16.9 s), 19.2 s (CPU 17.8 s), 17.3 s (CPU 17.2 s)
               and, under heavier load, 28.1-29.5 s (CPU 16.7-19.9 s)
   PostgreSQL  20.6 s (2,424 entries/s), this process's CPU 14.4 s (load 4.1); other runs 22.5 s
               (CPU 17.9 s), 20.9 s (CPU 17.8 s)
               and 26.8 s (CPU 15.3 s) under heavier load
+  2026-12-06 afternoon, load 8-9 throughout (no quiet moment to measure in)
+  SQLite      56.0 s (CPU 16.2 s)
+  PostgreSQL  41.5 s (CPU 12.0 s) and 52.3 s (CPU 14.4 s); main's code in between, the same
+              load: 61.0 s (CPU 13.8 s) and 56.8 s (CPU 14.7 s). The round trips it cut: the known
+              entry keys and booked-before keys asked in one ``= ANY(array)`` each instead of 56 IN
+              lists of 900 each, the open items and entries fetched at once instead of row by row
+  with Python's cyclic garbage collector paused during the import (``store.gcpause``; full
+  collections over the parse's millions of objects took about a fifth of the CPU: the same
+  SQLite import 16.3-16.8 s CPU with it, 12.7-13.3 s without), load 8-10:
+  SQLite      48.5 s (CPU 15.3 s); at load 4: 21.1 s (2,375 entries/s; CPU 15.1 s)
+  PostgreSQL  48.8 s (CPU 12.0 s); at load 2-4: 28.8 s (1,738 entries/s; CPU 9.2 s): the client's
+              CPU is well under 20 s, the rest is the server's work (COPY of ~150,000 rows with
+              their foreign-key checks, the key look-ups) and the wait for a core
 Where the CPU goes (SQLite, one run, 17.6 s): reading and checking the camt file 4.8 s (XML parse
 and XSD 1.3 s, the rest turning elements into entries), loading the open items and building the
 match index 3.9 s, writing the receivables rows 1.9 s and the bank entries 1.1 s, booking 1.8 s,
-matching 1.3 s.
-Collection run (SQLite, 2026-12-06, load about 2): 2,000 items over 800 accounts 5.44 s (367 items/s:
-gather 3.98 s, build, XSD check and archive 1.47 s). With 100,000 items over 40,000 accounts the
-gather alone ran for more than 10 minutes before it was stopped: ``store.collections.gather`` asks
-the database per account and per item (items, whether one is live elsewhere, its attempts). The
-target needs a bulk gather (one read of the open items, the live collections and the attempts).
-A later run of the import at 100,000 items / 50,000 entries: 17.34 s (2,884 entries/s, CPU 17.23 s).
+matching 1.3 s. On PostgreSQL (py-spy, load 8) the server's share is about 15 %: the COPY of the
+bookings and entries (foreign-key checks) and the two key look-ups.
 Before (one MatchIndex rebuilt from every item after each booking, an account's items read twice
 per booking, rows inserted one by one): 2,000 entries against 4,000 items took 713 s (3 entries/s).
 """
@@ -50,6 +91,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -194,7 +237,25 @@ def statement(items: list[Item], n_entries: int, rnd: random.Random, engine: Eng
 DD_TENANT = "bench_dd"
 
 
-def collection_run(engine: Engine, n_items: int, n_accounts: int, kind: str) -> None:
+@contextmanager
+def profiled(directory: str | None, name: str) -> Iterator[None]:
+    """cProfile the block into ``directory/name.prof`` when asked to (``--profile``)."""
+    if not directory:
+        yield
+        return
+    import cProfile
+
+    prof = cProfile.Profile()
+    prof.enable()
+    try:
+        yield
+    finally:
+        prof.disable()
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        prof.dump_stats(str(Path(directory) / f"{name}.prof"))
+
+
+def collection_run(engine: Engine, n_items: int, n_accounts: int, kind: str, profile: str | None = None) -> None:
     """A collection run of ``n_items`` direct-debit items (every account with an active mandate,
     every item due) into one pain.008, as ``CollectionRunWorkflow``'s activities do it: gather the
     due items (``store.collections.gather``), then approve (``submit_run``: build the file, check
@@ -223,13 +284,12 @@ def collection_run(engine: Engine, n_items: int, n_accounts: int, kind: str) -> 
         if engine.dialect.name == "postgresql":
             conn.execute(text("ANALYZE"))
     start, cpu = time.perf_counter(), time.process_time()
-    with engine.begin() as conn:
-        g = C.gather(conn, DD_TENANT, cred, "bench-collection", DUE, "bench-operator")
+    with profiled(profile, f"{kind}-gather"), engine.begin() as conn:
+        g = C.gather(conn, DD_TENANT, cred, "bench-collection", DUE, "bench-operator", check_at=NOW)
     gathered = time.perf_counter() - start
-    with engine.begin() as conn:
+    with profiled(profile, f"{kind}-submit"), engine.begin() as conn:
         run = C.submit_run(conn, DD_TENANT, g.run_id, "bench-approver", NOW)
-        size = len(conn.execute(text("SELECT content FROM collection_file WHERE id = :i"),
-                                {"i": run.file_id}).scalar_one())
+        size = conn.execute(text("SELECT size FROM collection_file WHERE id = :i"), {"i": run.file_id}).scalar_one()
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     print(f"[{kind}] collection run of {g.items} items ({g.total} EUR) into one {run.pain_version}"
           f" of {size / 1e6:.1f} MB: {wall:.2f}s ({g.items / wall:,.0f} items/s; gather {gathered:.2f}s, build, "
@@ -257,34 +317,36 @@ def run(kind: str, args: argparse.Namespace, tmp: Path) -> None:
     engine, cleanup = engine_for(kind, tmp, args.postgres)
     try:
         migrate(engine)
-        rnd = random.Random(args.seed)
-        t0 = time.perf_counter()
-        items = seed(engine, args.items, min(args.accounts, args.items), rnd)
-        xml, counts = statement(items, args.entries, rnd, engine)
-        print(f"[{kind}] seeded {len(items)} open items over {min(args.accounts, args.items)} accounts, "
-              f"statement of {args.entries} entries ({len(xml) / 1e6:.1f} MB) in {time.perf_counter() - t0:.1f}s",
-              flush=True)
-        start, cpu = time.perf_counter(), time.process_time()
-        with engine.begin() as conn:
-            out = BK.import_file(conn, TENANT, xml, "bench")
-        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-        n = out["entries"]
-        print(f"[{kind}] imported and matched {n} entries in {wall:.2f}s ({n / wall:,.0f} entries/s; "
-              f"this process's CPU {cpu:.2f}s)")
-        for rule in ("end_to_end_id", "reference", "known_payer", "amount"):
-            got = out["rules"].get(rule, 0)
-            print(f"    {rule:<14} {got:>7}  {100 * got / n:5.1f} %")
-        print(f"    {'unmatched':<14} {out['unmatched']:>7}  {100 * out['unmatched'] / n:5.1f} %   "
-              f"(matched {out['matched']}, partially {out['partially_matched']})")
-        want = {rule: sum(c for k, c in counts.items() if EXPECTED_RULE[k] == rule)
-                for rule in ("reference", "known_payer", "amount")}
-        problems = [f"{r}: {out['rules'].get(r, 0)} != {w}" for r, w in want.items() if out["rules"].get(r, 0) != w]
-        if out["unmatched"] != counts["unknown"] or out["partially_matched"] != counts["partial"]:
-            problems.append(f"unmatched {out['unmatched']} != {counts['unknown']} or partial "
-                            f"{out['partially_matched']} != {counts['partial']}")
-        if problems:
-            print(f"[{kind}] UNEXPECTED COUNTS: {'; '.join(problems)}")
-        collection_run(engine, args.items, min(args.accounts, args.items), kind)
+        if args.part in ("both", "import"):
+            rnd = random.Random(args.seed)
+            t0 = time.perf_counter()
+            items = seed(engine, args.items, min(args.accounts, args.items), rnd)
+            xml, counts = statement(items, args.entries, rnd, engine)
+            print(f"[{kind}] seeded {len(items)} open items over {min(args.accounts, args.items)} accounts, "
+                  f"statement of {args.entries} entries ({len(xml) / 1e6:.1f} MB) in {time.perf_counter() - t0:.1f}s",
+                  flush=True)
+            start, cpu = time.perf_counter(), time.process_time()
+            with profiled(args.profile, f"{kind}-import"), engine.begin() as conn:
+                out = BK.import_file(conn, TENANT, xml, "bench")
+            wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+            n = out["entries"]
+            print(f"[{kind}] imported and matched {n} entries in {wall:.2f}s ({n / wall:,.0f} entries/s; "
+                  f"this process's CPU {cpu:.2f}s)")
+            for rule in ("end_to_end_id", "reference", "known_payer", "amount"):
+                got = out["rules"].get(rule, 0)
+                print(f"    {rule:<14} {got:>7}  {100 * got / n:5.1f} %")
+            print(f"    {'unmatched':<14} {out['unmatched']:>7}  {100 * out['unmatched'] / n:5.1f} %   "
+                  f"(matched {out['matched']}, partially {out['partially_matched']})")
+            want = {rule: sum(c for k, c in counts.items() if EXPECTED_RULE[k] == rule)
+                    for rule in ("reference", "known_payer", "amount")}
+            problems = [f"{r}: {out['rules'].get(r, 0)} != {w}" for r, w in want.items() if out["rules"].get(r, 0) != w]
+            if out["unmatched"] != counts["unknown"] or out["partially_matched"] != counts["partial"]:
+                problems.append(f"unmatched {out['unmatched']} != {counts['unknown']} or partial "
+                                f"{out['partially_matched']} != {counts['partial']}")
+            if problems:
+                print(f"[{kind}] UNEXPECTED COUNTS: {'; '.join(problems)}")
+        if args.part in ("both", "collection"):
+            collection_run(engine, args.items, min(args.accounts, args.items), kind, args.profile)
     finally:
         engine.dispose()
         if cleanup:
@@ -300,6 +362,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--postgres", default=os.environ.get("EVBILL_BENCH_POSTGRES_URL")
                     or os.environ.get("EVBILL_TEST_POSTGRES_URL"))
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--part", choices=["both", "import", "collection"], default="both",
+                    help="the statement import, the collection run, or both (the default)")
+    ap.add_argument("--profile", metavar="DIR", help="write a cProfile of each measured part into DIR")
     args = ap.parse_args(argv)
     if args.entries > args.items:
         ap.error("every entry pays a different item: --entries must not exceed --items")

@@ -52,7 +52,8 @@ from runtime.bank.matching import (
 from store import collections as C
 from store import payables as P
 from store import receivables as R
-from store.billing import driver_insert
+from store.billing import driver_insert, in_values
+from store.gcpause import paused_gc
 from store.models import BillingAccount, metadata
 from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
 
@@ -240,11 +241,11 @@ class _Books:
 
 
 def _existing(conn: Connection, column: Any, tenant_column: Any, tenant_id: str, keys: Sequence[str]) -> set[str]:
-    """Which of ``keys`` are in ``column`` already (asked in chunks: databases cap the parameters)."""
+    """Which of ``keys`` are in ``column`` already (one statement on PostgreSQL, chunks on SQLite:
+    ``in_values``)."""
     out: set[str] = set()
-    for i in range(0, len(keys), 900):
-        chunk = list(keys[i:i + 900])
-        out.update(r[0] for r in conn.execute(select(column).where(tenant_column == tenant_id, column.in_(chunk))))
+    for among in in_values(conn, column, keys):
+        out.update(r[0] for r in conn.execute(select(column).where(tenant_column == tenant_id, among)).all())
     return out
 
 
@@ -465,9 +466,10 @@ def import_file(conn: Connection, tenant_id: str, data: bytes, created_by: str =
     Raises ``runtime.bank.camt.CamtError`` for a file that cannot be imported, before anything is."""
     from runtime.bank.camt import parse_camt
 
-    statements = parse_camt(data)
-    digest = hashlib.sha256(data).hexdigest()
-    results = [import_statement(conn, tenant_id, st, digest, created_by) for st in statements]
+    with paused_gc():  # millions of short-lived objects: see store.gcpause
+        statements = parse_camt(data)
+        digest = hashlib.sha256(data).hexdigest()
+        results = [import_statement(conn, tenant_id, st, digest, created_by) for st in statements]
     out: dict[str, Any] = {"statement_id": results[0].statement_id if results else None,
                            "format": results[0].format if results else statements[0].format if statements else "",
                            "statements": [r.statement_id for r in results]}

@@ -83,6 +83,7 @@ __all__ = [
     "finalize_new_draft",
     "finance_task",
     "ids_on_open_invoices",
+    "in_values",
     "insert_lines",
     "invoice",
     "invoice_line",
@@ -718,3 +719,18 @@ def account_rows(conn: Connection, table: Table, tenant_id: str, account_id: str
 def tenant_row(conn: Connection, table: Table, tenant_id: str, row_id: str) -> Any:
     """One row of ``table`` if it is the tenant's (None otherwise: another tenant's row does not exist)."""
     return conn.execute(select(table).where(table.c.id == row_id, table.c.tenant_id == tenant_id)).first()
+
+
+def in_values(conn: Connection, column: Any, values: Sequence[Any]) -> list[Any]:
+    """Conditions "``column`` is one of ``values``" for a set-based read or update of many rows:
+    one ``= ANY(array)`` on PostgreSQL (one statement, one parameter), ``IN`` lists of 900 on
+    SQLite (it caps the parameters of a statement); the caller runs its statement once per
+    condition. No values, no conditions."""
+    if not values:
+        return []
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy import any_, bindparam
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return [column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))]
+    return [column.in_(list(values[i:i + 900])) for i in range(0, len(values), 900)]

@@ -43,7 +43,6 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
-    func,
     insert,
     select,
     text,
@@ -64,6 +63,8 @@ from runtime.bank.pain008 import (
 from runtime.bank.payments import PaymentsPolicy, prenotified_date
 from runtime.money import ZERO
 from store import receivables as R
+from store.billing import driver_insert, in_values
+from store.gcpause import paused_gc
 from store.models import BillingAccount, Contract, Customer, metadata
 from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
 
@@ -196,6 +197,7 @@ collection_item = Table(
     Index("uq_collection_item_live", "tenant_id", "item_id", unique=True,
           sqlite_where=text(_live), postgresql_where=text(_live)),
     Index("ix_collection_item_run", "run_id"),
+    Index("ix_collection_item_item", "tenant_id", "item_id"),
 )
 
 collection_file = Table(
@@ -253,28 +255,45 @@ def sync_mandates_from_contracts(conn: Connection, tenant_id: str, creditor_acco
     if account_id is not None:
         stmt = stmt.where(_contract.c.account_id == account_id)
     rows = conn.execute(stmt.order_by(_contract.c.created_at, _contract.c.id)).all()
+    if not rows:
+        return 0
+    # what the loop below asks of each contract, read once: the newest contract mandate of each
+    # account and the references in use under this creditor account
+    newest: dict[str, Any] = {}
+    references: set[str] = set()
+    for m in conn.execute(select(mandate).where(mandate.c.tenant_id == tenant_id,
+                                                mandate.c.creditor_account_id == creditor_account_id)
+                          .order_by(mandate.c.created_at.desc())):
+        references.add(m.reference)
+        if m.source == "contract":
+            newest.setdefault(m.account_id, m)
     changed = 0
     for r in rows:
+        existing = newest.get(r.account_id)
+        if existing is not None and existing.reference == r.mandate_reference and existing.iban == "".join(
+                r.debtor_iban.split()).upper():
+            continue  # in sync (the mandate's IBAN was checked when it was written)
         try:
             iban, bic = iban_and_bic(r.debtor_iban)
         except ValueError:
             continue  # the contract API validates IBANs; an old row with a bad one is not collected
-        existing = conn.execute(select(mandate).where(
-            mandate.c.tenant_id == tenant_id, mandate.c.creditor_account_id == creditor_account_id,
-            mandate.c.account_id == r.account_id, mandate.c.source == "contract")
-            .order_by(mandate.c.created_at.desc())).first()
         if existing is None:
-            if conn.execute(select(mandate.c.id).where(
-                    mandate.c.tenant_id == tenant_id, mandate.c.creditor_account_id == creditor_account_id,
-                    mandate.c.reference == r.mandate_reference)).first() is not None:
+            if r.mandate_reference in references:
                 continue  # made through the API already
             seq = r.mandate_sequence if r.mandate_sequence in ("RCUR", "OOFF") else "FRST"
-            insert_mandate(conn, tenant_id, creditor_account_id, r.account_id, r.mandate_reference,
-                           r.mandate_signed_on, r.name, iban, bic, "CORE", seq, source="contract")
+            mid = insert_mandate(conn, tenant_id, creditor_account_id, r.account_id, r.mandate_reference,
+                                 r.mandate_signed_on, r.name, iban, bic, "CORE", seq, source="contract")
             changed += 1
         elif existing.reference != r.mandate_reference or existing.iban != iban:
             amend_mandate(conn, existing, reference=r.mandate_reference, iban=iban, bic=bic)
+            references.discard(existing.reference)  # unique per creditor account: no other mandate has it
+            mid = existing.id
             changed += 1
+        else:
+            continue
+        # another contract of the same account sees this row as it is now (rare: read it back)
+        newest[r.account_id] = conn.execute(select(mandate).where(mandate.c.id == mid)).one()
+        references.add(r.mandate_reference)
     return changed
 
 
@@ -456,32 +475,62 @@ def _gathered(run: Any) -> Gathered:
     return Gathered(run.id, run.status, run.items, run.total, run.currency, list(run.skipped or []))
 
 
-def _attempts(conn: Connection, tenant_id: str, item_id: str) -> int:
-    return int(conn.execute(select(func.count()).select_from(collection_item).where(
-        collection_item.c.tenant_id == tenant_id, collection_item.c.item_id == item_id)).scalar_one())
+def _history(conn: Connection, tenant_id: str, item_ids: Sequence[str]) -> tuple[set[str], dict[str, int]]:
+    """For ``item_ids``: which are live in a collection, and how many collection rows each has (its
+    attempts so far), asked in one statement (PostgreSQL) or chunks of ids (SQLite)."""
+    live: set[str] = set()
+    attempts: dict[str, int] = {}
+    ci = collection_item.c
+    for among in in_values(conn, ci.item_id, item_ids):
+        for item_id, status in conn.execute(select(ci.item_id, ci.status).where(ci.tenant_id == tenant_id,
+                                                                                among)).all():
+            attempts[item_id] = attempts.get(item_id, 0) + 1
+            if status in LIVE_STATUSES:
+                live.add(item_id)
+    return live, attempts
+
+
+_ITEM_COLUMNS = ("id", "tenant_id", "run_id", "item_id", "account_id", "mandate_id", "number", "end_to_end_id",
+                 "amount", "currency", "sequence", "collection_date", "original_reference", "original_iban", "status",
+                 "return_reason", "created_at")
 
 
 def gather(conn: Connection, tenant_id: str, creditor_account_id: str, workflow_id: str, as_of: date,
-           started_by: str) -> Gathered:
+           started_by: str, check_at: datetime | None = None) -> Gathered:
     """The run of ``workflow_id`` (created once): its proposed items are the direct-debit items
     of accounts with a usable mandate, open, due within the lead time (the payments policy's, else
     the creditor account's), at least the policy's minimum amount, and not live in another
     collection. Each is proposed at what is open on it, collected on the later of its pre-notified
     date (the hand-over's schedule, else its due date) and ``as_of`` + 1 day; a scheduled item
     whose open amount grew beyond what was notified waits (it needs a new notice). A retried call
-    returns the first answer."""
+    returns the first answer.
+
+    With ``check_at``, the file as it would go out (created then) is built and checked against
+    the XSD before anything is written: a value the XSD refuses raises ``Pain008Error``.
+
+    Set-based: one read of the mandates, one of the due items with their entries, one of the
+    items' collection history (``in_values``: chunks of ids on SQLite), one bulk insert."""
+    with paused_gc():  # a big run builds millions of short-lived objects: see store.gcpause
+        return _gather(conn, tenant_id, creditor_account_id, workflow_id, as_of, started_by, check_at)
+
+
+def _gather(conn: Connection, tenant_id: str, creditor_account_id: str, workflow_id: str, as_of: date,
+            started_by: str, check_at: datetime | None) -> Gathered:
     run = _run_by_workflow(conn, tenant_id, workflow_id)
     if run is not None:
+        if check_at is not None and run.status == "awaiting_approval":
+            preview(conn, tenant_id, run.id, check_at)
         return _gathered(run)
     cred = conn.execute(select(creditor_account).where(creditor_account.c.tenant_id == tenant_id,
                                                        creditor_account.c.id == creditor_account_id)).one()
     sync_mandates_from_contracts(conn, tenant_id, creditor_account_id)
     run_id = new_id("col")
+    now = _now()
     conn.execute(insert(collection_run).values(
         id=run_id, tenant_id=tenant_id, creditor_account_id=creditor_account_id, workflow_id=workflow_id,
         status="building", as_of=as_of, pain_version=cred.pain_version, message_id=run_id[:35], items=0,
         total=ZERO, currency=cred.currency, skipped=[], file_id=None, started_by=started_by, decided_by="",
-        decision_reason="", created_at=_now(), decided_at=None))
+        decision_reason="", created_at=now, decided_at=None))
     policy = payments_policy(conn, tenant_id, as_of)
     lead = policy.lead_time_days if policy is not None and policy.lead_time_days is not None else cred.lead_time_days
     minimum = policy.minimum if policy is not None and policy.minimum is not None else ZERO
@@ -495,81 +544,97 @@ def gather(conn: Connection, tenant_id: str, creditor_account_id: str, workflow_
     by_account: dict[str, Any] = {}
     for m in mandates:
         by_account.setdefault(m.account_id, m)  # the newest mandate of each account
-    count, total = 0, ZERO
+    usable: dict[str, Any] = {}
+    expired: list[str] = []
     for account_id, m in sorted(by_account.items()):
         if m.status == "active" and mandate_expired(m.signed_on, m.last_collection_on, as_of):
-            conn.execute(update(mandate).where(mandate.c.id == m.id).values(status="expired", updated_at=_now()))
+            expired.append(m.id)
             skipped.append({"account_id": account_id, "mandate_id": m.id, "reason": "mandate expired (36 months "
                             "without a collection)"})
-            continue
-        if m.status != "active":
+        elif m.status != "active":
             skipped.append({"account_id": account_id, "mandate_id": m.id, "reason": f"mandate {m.status}"
                             + (f": {m.attention_reason}" if m.attention_reason else "")})
-            continue
-        states = [s for s in R.item_states(conn, tenant_id, account_id=account_id, currency=cred.currency)
-                  if s.kind == "invoice" and s.open > 0]
-        for s in states:
-            sched = schedules.get(s.id)
-            if s.due_date > horizon and (sched is None or sched.collection_date > horizon):
+        else:
+            usable[account_id] = m
+    for among in in_values(conn, mandate.c.id, expired):
+        conn.execute(update(mandate).where(among).values(status="expired", updated_at=now))
+    # a scheduled item's pre-notified date is never before its due date: the items due within the
+    # horizon are all the candidates
+    due: dict[str, list[R.ItemState]] = {}
+    for st in R.open_invoice_items_due(conn, tenant_id, cred.currency, horizon):
+        if st.account_id in usable:
+            due.setdefault(st.account_id, []).append(st)  # by due date, then id
+    live, attempts = _history(conn, tenant_id, [st.id for states in due.values() for st in states])
+    rows: list[tuple[Any, ...]] = []
+    total = ZERO
+    first_day = as_of + timedelta(days=1)
+    for account_id in sorted(due):
+        m = usable[account_id]
+        for st in due[account_id]:
+            tried = attempts.get(st.id, 0)
+            # the notice was for the first debit; a later one goes by the due date
+            sched = schedules.get(st.id) if not tried else None
+            on = sched.collection_date if sched is not None else st.due_date
+            if on > horizon or st.id in live:
+                continue  # not yet due for collection, or in another collection: never in two files
+            if st.open < minimum:
+                skipped.append({"account_id": account_id, "mandate_id": m.id, "reason": f"{st.number}: "
+                                f"{format(st.open, 'f')} open, below the payments policy's minimum {minimum}"})
                 continue
-            attempts = _attempts(conn, tenant_id, s.id)
-            if attempts:
-                sched = None  # the notice was for the first debit; a later one goes by the due date
-            if (sched.collection_date if sched is not None else s.due_date) > horizon:
+            if sched is not None and st.open > sched.amount:
+                skipped.append({"account_id": account_id, "mandate_id": m.id, "reason": f"{st.number}: "
+                                f"{format(st.open, 'f')} open, more than the {format(sched.amount, 'f')} notified"})
                 continue
-            live = conn.execute(select(collection_item.c.id).where(
-                collection_item.c.tenant_id == tenant_id, collection_item.c.item_id == s.id,
-                collection_item.c.status.in_(LIVE_STATUSES))).first()
-            if live is not None:
-                continue  # in another collection: never in two files
-            if s.open < minimum:
-                skipped.append({"account_id": account_id, "mandate_id": m.id, "reason": f"{s.number}: "
-                                f"{format(s.open, 'f')} open, below the payments policy's minimum {minimum}"})
-                continue
-            if sched is not None and s.open > sched.amount:
-                skipped.append({"account_id": account_id, "mandate_id": m.id, "reason": f"{s.number}: "
-                                f"{format(s.open, 'f')} open, more than the {format(sched.amount, 'f')} notified"})
-                continue
-            seq = m.sequence
-            on = sched.collection_date if sched is not None else s.due_date
-            conn.execute(insert(collection_item).values(
-                id=new_id("cli"), tenant_id=tenant_id, run_id=run_id, item_id=s.id, account_id=account_id,
-                mandate_id=m.id, number=s.number, end_to_end_id=end_to_end_id(s.number or s.id, attempts + 1),
-                amount=s.open, currency=s.currency, sequence=seq, collection_date=max(on, as_of + timedelta(days=1)),
-                original_reference=m.original_reference, original_iban=m.original_iban, status="proposed",
-                return_reason="", created_at=_now()))
-            count += 1
-            total += s.open
-            if seq in ("OOFF", "FNAL"):
+            rows.append((new_id("cli"), tenant_id, run_id, st.id, account_id, m.id, st.number,
+                         end_to_end_id(st.number or st.id, tried + 1), st.open, st.currency,
+                         m.sequence, max(on, first_day), m.original_reference, m.original_iban, "proposed",
+                         "", now))
+            total += st.open
+            if m.sequence in ("OOFF", "FNAL"):
                 break  # a one-off or final mandate collects one item
-    status = "awaiting_approval" if count else "empty"
+    if check_at is not None and rows:
+        # the preview from what is about to be written (the same transactions ``preview`` reads back)
+        ordered = sorted(rows, key=lambda r: (r[11], r[6], r[0]))
+        build_pain008(message_id=run_id[:35], created=check_at, creditor=_creditor(cred), version=cred.pain_version,
+                      txs=[_tx(r, usable[r[4]]) for r in ordered])
+    driver_insert(conn, collection_item, _ITEM_COLUMNS, rows)
+    status = "awaiting_approval" if rows else "empty"
     conn.execute(update(collection_run).where(collection_run.c.id == run_id).values(
-        status=status, items=count, total=total, skipped=skipped))
-    return Gathered(run_id, status, count, total, cred.currency, skipped)
+        status=status, items=len(rows), total=total, skipped=skipped))
+    return Gathered(run_id, status, len(rows), total, cred.currency, skipped)
 
 
 def _creditor(cred: Any) -> Creditor:
     return Creditor(cred.name, cred.iban, cred.bic, cred.creditor_id)
 
 
-def _txs(conn: Connection, rows: Sequence[Any]) -> list[CollectionTx]:
-    mids = {r.mandate_id for r in rows}
-    ms = {m.id: m for m in conn.execute(select(mandate).where(mandate.c.id.in_(list(mids)))).all()} if mids else {}
-    out = []
-    for r in rows:
-        m = ms[r.mandate_id]
-        out.append(CollectionTx(r.end_to_end_id, r.amount, r.currency, r.collection_date, r.sequence, m.scheme,
-                                m.reference, m.signed_on, m.debtor_name, m.iban, m.bic, r.number,
-                                r.original_reference, r.original_iban))
-    return out
+def _tx(row: tuple[Any, ...], m: Any) -> CollectionTx:
+    """The transaction of a ``collection_item`` row (in ``_ITEM_COLUMNS`` order) under mandate ``m``."""
+    return CollectionTx(row[7], row[8], row[9], row[11], row[10], m.scheme, m.reference, m.signed_on, m.debtor_name,
+                        m.iban, m.bic, row[6], row[12], row[13])
+
+
+_ORDER = (collection_item.c.collection_date, collection_item.c.number, collection_item.c.id)
+
+
+def _proposed_txs(conn: Connection, run_id: str) -> list[tuple[str, str, str, CollectionTx]]:
+    """The run's proposed items in file order: (row id, item id, mandate id, its transaction), in
+    one read with their mandates."""
+    ci, m = collection_item.c, mandate.c
+    rows = conn.execute(select(ci.id, ci.item_id, ci.mandate_id, ci.end_to_end_id, ci.amount, ci.currency,
+                               ci.collection_date, ci.sequence, m.scheme, m.reference, m.signed_on, m.debtor_name,
+                               m.iban, m.bic, ci.number, ci.original_reference, ci.original_iban)
+                        .join(mandate, m.id == ci.mandate_id)
+                        .where(ci.run_id == run_id, ci.status == "proposed").order_by(*_ORDER)).all()
+    # by position: a row's attributes by name cost more than building the file
+    return [(rid, item_id, mid, CollectionTx(*tx)) for rid, item_id, mid, *tx in rows]
 
 
 def run_items(conn: Connection, run_id: str, statuses: Sequence[str] | None = None) -> list[Any]:
     stmt = select(collection_item).where(collection_item.c.run_id == run_id)
     if statuses is not None:
         stmt = stmt.where(collection_item.c.status.in_(list(statuses)))
-    return list(conn.execute(stmt.order_by(collection_item.c.collection_date, collection_item.c.number,
-                                           collection_item.c.id)).all())
+    return list(conn.execute(stmt.order_by(*_ORDER)).all())
 
 
 def preview(conn: Connection, tenant_id: str, run_id: str, created: datetime) -> bytes:
@@ -577,50 +642,69 @@ def preview(conn: Connection, tenant_id: str, run_id: str, created: datetime) ->
     run = conn.execute(select(collection_run).where(collection_run.c.id == run_id)).one()
     cred = conn.execute(select(creditor_account).where(creditor_account.c.id == run.creditor_account_id)).one()
     return build_pain008(message_id=run.message_id, created=created, creditor=_creditor(cred),
-                         txs=_txs(conn, run_items(conn, run_id, ("proposed",))), version=run.pain_version)
+                         txs=[tx for *_ids, tx in _proposed_txs(conn, run_id)], version=run.pain_version)
 
 
 def submit_run(conn: Connection, tenant_id: str, run_id: str, decided_by: str, created: datetime,
                reason: str = "") -> Any:
     """Approve: drop the items no longer open at their proposed amount, build the file from the
     rest, archive it and mark the items submitted, move each mandate's sequence on. Once: a
-    retried call returns the run as the first call left it."""
+    retried call returns the run as the first call left it. Set-based: one read of the proposed
+    items with their mandates, one of their entries, an update per status and mandate change."""
+    with paused_gc():  # see gather
+        return _submit_run(conn, tenant_id, run_id, decided_by, created, reason)
+
+
+def _submit_run(conn: Connection, tenant_id: str, run_id: str, decided_by: str, created: datetime,
+                reason: str) -> Any:
     run = conn.execute(select(collection_run).where(collection_run.c.id == run_id,
                                                     collection_run.c.tenant_id == tenant_id)).one()
     if run.status != "awaiting_approval":
         return run
-    proposed = run_items(conn, run_id, ("proposed",))
-    states = {s.id: s for s in R.item_states(conn, tenant_id, item_ids=[r.item_id for r in proposed])}
-    keep: list[Any] = []
-    drop: list[Any] = []
-    for r in proposed:
-        s = states.get(r.item_id)
-        (keep if s is not None and s.open == r.amount else drop).append(r)
-    if drop:
-        conn.execute(update(collection_item).where(collection_item.c.id.in_([r.id for r in drop]))
-                     .values(status="dropped"))
+    proposed = _proposed_txs(conn, run_id)
+    ci, e, i = collection_item.c, R.receivable_entry.c, R.receivable_item.c
+    # what is open on each proposed item now: its entries, read with the item's currency (one read)
+    open_now = R.open_of(conn, select(e.item_id, e.kind, e.amount, e.currency, i.currency)
+                         .join(collection_item, ci.item_id == e.item_id).join(R.receivable_item, i.id == e.item_id)
+                         .where(ci.run_id == run_id, ci.status == "proposed"))
+    keep = [p for p in proposed if open_now.get(p[1], ZERO) == p[3].amount]
+    kept = {p[0] for p in keep}
+    for among in in_values(conn, ci.id, [p[0] for p in proposed if p[0] not in kept]):
+        conn.execute(update(collection_item).where(among).values(status="dropped"))
     values: dict[str, Any] = {"decided_by": decided_by, "decision_reason": reason, "decided_at": _now(),
-                              "items": len(keep), "total": sum((r.amount for r in keep), ZERO)}
+                              "items": len(keep), "total": sum((p[3].amount for p in keep), ZERO)}
     if not keep:
         conn.execute(update(collection_run).where(collection_run.c.id == run_id).values(status="empty", **values))
         return conn.execute(select(collection_run).where(collection_run.c.id == run_id)).one()
     cred = conn.execute(select(creditor_account).where(creditor_account.c.id == run.creditor_account_id)).one()
     data = build_pain008(message_id=run.message_id, created=created, creditor=_creditor(cred),
-                         txs=_txs(conn, keep), version=run.pain_version)
+                         txs=[tx for *_ids, tx in keep], version=run.pain_version)
     fid = new_id("cfl")
+    now = _now()
     conn.execute(insert(collection_file).values(
         id=fid, tenant_id=tenant_id, run_id=run_id, name=f"{run.message_id}.{run.pain_version}.xml",
         media_type="application/xml", pain_version=run.pain_version, content=data,
-        sha256=hashlib.sha256(data).hexdigest(), size=len(data), created_at=_now()))
-    conn.execute(update(collection_item).where(collection_item.c.id.in_([r.id for r in keep]))
+        sha256=hashlib.sha256(data).hexdigest(), size=len(data), created_at=now))
+    # what was not dropped above is what the file holds
+    conn.execute(update(collection_item).where(ci.run_id == run_id, ci.status == "proposed")
                  .values(status="submitted"))
-    for mid in {r.mandate_id for r in keep}:
-        m = conn.execute(select(mandate).where(mandate.c.id == mid)).one()
-        used = [r for r in keep if r.mandate_id == mid]
-        nxt, done = sequence_after_submission(used[0].sequence)
-        conn.execute(update(mandate).where(mandate.c.id == mid).values(
-            sequence=nxt, status="revoked" if done else m.status, original_reference="", original_iban="",
-            last_collection_on=max(r.collection_date for r in used), updated_at=_now()))
+    # each mandate moves on from its first collection in the file (file order), to the last date;
+    # mandates with the same outcome change in one statement
+    used: dict[str, tuple[str, date]] = {}
+    for _rid, _item, mid, tx in keep:
+        seq, last = used.get(mid, (tx.sequence, tx.collection_date))
+        used[mid] = (seq, max(last, tx.collection_date))
+    outcome: dict[tuple[str, bool, date], list[str]] = {}
+    for mid, (seq, last) in used.items():
+        nxt, done = sequence_after_submission(seq)
+        outcome.setdefault((nxt, done, last), []).append(mid)
+    for (nxt, done, last), mids in outcome.items():
+        changes: dict[str, Any] = {"sequence": nxt, "original_reference": "", "original_iban": "",
+                                   "last_collection_on": last, "updated_at": now}
+        if done:
+            changes["status"] = "revoked"
+        for among in in_values(conn, mandate.c.id, mids):
+            conn.execute(update(mandate).where(among).values(**changes))
     conn.execute(update(collection_run).where(collection_run.c.id == run_id).values(
         status="submitted", file_id=fid, **values))
     return conn.execute(select(collection_run).where(collection_run.c.id == run_id)).one()

@@ -215,3 +215,43 @@ def rerate_session(engine: Engine, seeded: Seeded, account_id: str, sid: str, st
 def expected_net(kwhs: Sequence[Decimal], fee: Decimal = Decimal("4.99")) -> Decimal:
     q = Decimal("0.01")
     return sum(((START_FEE.quantize(q) + (k * ENERGY).quantize(q)) for k in kwhs), Decimal(0)) + fee
+
+
+@dataclass(frozen=True)
+class OpenItem:
+    id: str
+    account_id: str
+    customer_id: str
+    number: str
+    amount: Decimal
+
+
+def seed_open_items(engine: Engine, seeded: Seeded, n_items: int, *, due: date, issued: date = date(2026, 11, 30),
+                    first_amount: Decimal = Decimal("10.01"), step: Decimal = Decimal("0.02")) -> list[OpenItem]:
+    """``n_items`` finalized-invoice open items spread over the accounts (item ``i`` on account
+    ``i mod n``), numbered INV-000001..., each amount different (``first_amount + i * step``): the
+    rows ``store.receivables.open_invoice_item`` writes per invoice (item, event, opening entry),
+    inserted in bulk."""
+    from store import receivables as R
+    from store.billing import driver_insert
+
+    t = seeded.tenant_id
+    n_acc = len(seeded.account_ids)
+    items = [OpenItem(f"itm_{t}_{i:07d}", seeded.account_ids[i % n_acc], seeded.customer_of[seeded.account_ids[i % n_acc]],
+                      f"INV-{i + 1:06d}", first_amount + i * step) for i in range(n_items)]
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        driver_insert(conn, R.receivable_item, (
+            "id", "tenant_id", "customer_id", "account_id", "kind", "invoice_id", "number", "currency", "amount",
+            "issue_date", "due_date", "created_at"),
+            [(it.id, t, it.customer_id, it.account_id, "invoice", f"inv_{it.id}", it.number, "EUR", it.amount, issued,
+              due, now) for it in items])
+        driver_insert(conn, R.receivable_event, (
+            "id", "tenant_id", "key", "kind", "account_id", "currency", "amount", "booked_on", "reference", "detail",
+            "created_by", "created_at"),
+            [(f"rcv_{it.id}", t, f"invoice:inv_{it.id}", "invoice", it.account_id, "EUR", it.amount, issued, it.number,
+              {"invoice_id": f"inv_{it.id}"}, "seed", now) for it in items])
+        driver_insert(conn, R.receivable_entry, (
+            "tenant_id", "item_id", "event_id", "kind", "amount", "currency", "booked_on", "created_at"),
+            [(t, it.id, f"rcv_{it.id}", "invoice", it.amount, "EUR", issued, now) for it in items])
+    return items

@@ -39,7 +39,10 @@ class GatherOutput:
     total: str
     currency: str
     started_by: str = ""
+    # the first accounts left out (a result stays far below Temporal's payload limit however many
+    # there are); ``skipped_count`` counts them all, the run's row lists them all
     skipped: list[dict[str, str]] = field(default_factory=list)
+    skipped_count: int = 0
 
 
 @dataclass

@@ -37,6 +37,10 @@ _RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=
                      maximum_interval=timedelta(seconds=30), maximum_attempts=0,
                      non_retryable_error_types=["creditor_account_not_found", "pain_invalid"])
 _SHORT = timedelta(seconds=60)
+# gathering and submitting a big run takes a while: a long start-to-close timeout, and heartbeats
+# (every few seconds, see ``activities``) so that a dead worker's attempt is retried soon
+_LONG = timedelta(minutes=15)
+_HEARTBEAT = timedelta(seconds=10)
 
 
 @workflow.defn
@@ -55,7 +59,8 @@ class CollectionRunWorkflow:
         g = await workflow.execute_activity(
             "collections.gather", GatherInput(inp.tenant_id, inp.creditor_account_id, workflow.info().workflow_id,
                                               as_of, inp.started_by),
-            result_type=GatherOutput, start_to_close_timeout=_SHORT, retry_policy=_RETRY)
+            result_type=GatherOutput, start_to_close_timeout=_LONG, heartbeat_timeout=_HEARTBEAT,
+            retry_policy=_RETRY)
         self._run_id = g.run_id
         if g.status != "awaiting_approval":
             self._state = g.status
@@ -72,8 +77,8 @@ class CollectionRunWorkflow:
             return CollectionRunResult(g.run_id, "rejected", decided_by=d.user_id)
         self._state = "submitting"
         res: CollectionRunResult = await workflow.execute_activity(
-            "collections.submit", arg, result_type=CollectionRunResult, start_to_close_timeout=_SHORT,
-            retry_policy=_RETRY)
+            "collections.submit", arg, result_type=CollectionRunResult, start_to_close_timeout=_LONG,
+            heartbeat_timeout=_HEARTBEAT, retry_policy=_RETRY)
         self._state = res.status
         return res
 
