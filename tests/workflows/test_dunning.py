@@ -1,0 +1,240 @@
+"""The dunning workflow on a time-skipping Temporal server of its own (it moves the clock by weeks):
+stages reached on their days with fees as items of their own and one letter each, a payment
+between stages 1 and 2 (no stage 2), a partial payment leaving less than the minimum (the case
+closes), a new overdue item joining an open case, a dispute pausing it, an approval refused (no
+escalation) and one approved (tokens blocked, released when the customer pays)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import uuid
+from collections.abc import AsyncIterator
+from datetime import date, timedelta
+from decimal import Decimal as D
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import Engine
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.testing import WorkflowEnvironment
+
+from store import dunning as DN
+from store import receivables as R
+from tests.workflows.conftest import TEST_SERVER
+from tests.workflows.seed import RULESET, Seeded, seed_tenant
+from workflows.billing.worker import build_worker
+from workflows.dunning.types import DunningInput, DunningResult, StageDecision, dunning_workflow_id
+from workflows.dunning.workflows import DunningWorkflow
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+POLICY = """
+dunning standard "Standard" {
+  stage 1 after 7 days reminder
+  stage 2 after 14 days fee 5.00
+  stage 3 after 14 days fee 10.00 vat 19%, approval required then block_tokens
+  ignore below 5.00
+  pause on dispute
+}
+"""
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def denv() -> AsyncIterator[WorkflowEnvironment]:
+    e = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=TEST_SERVER)
+    try:
+        yield e
+    finally:
+        await e.shutdown()
+
+
+def _seed(engine: Engine) -> Seeded:
+    return seed_tenant(engine, f"t{uuid.uuid4().hex[:8]}", 1, ruleset=RULESET + POLICY)
+
+
+async def _today(env: WorkflowEnvironment) -> date:
+    return (await env.get_current_time()).date()
+
+
+def _invoice(engine: Engine, s: Seeded, n: int, gross: str, due: date) -> str:
+    acc = s.account_ids[0]
+    inv = SimpleNamespace(id=f"inv_{s.tenant_id}_{n}", kind="invoice", number=f"INV-{n:06d}",
+                          customer_id=s.customer_of[acc], account_id=acc, currency="EUR", gross_total=D(gross),
+                          issue_date=due - timedelta(days=14), due_date=due, corrects=[])
+    with engine.begin() as conn:
+        return R.open_invoice_item(conn, s.tenant_id, inv).entries[0][0]
+
+
+def _pay(engine: Engine, s: Seeded, amount: D, on: date, key: str) -> None:
+    acc = s.account_ids[0]
+    with engine.begin() as conn:
+        R.book_payment(conn, s.tenant_id, key=key, customer_id=s.customer_of[acc], account_id=acc, amount=amount,
+                       currency="EUR", booked_on=on, reference=key)
+
+
+def _owed(engine: Engine, s: Seeded) -> D:
+    with engine.connect() as conn:
+        return sum((i.open for i in R.item_states(conn, s.tenant_id) if i.open > 0), D(0))
+
+
+async def _start(env: WorkflowEnvironment, s: Seeded, task_queue: str) -> WorkflowHandle[Any, Any]:
+    cust = s.customer_of[s.account_ids[0]]
+    return await env.client.start_workflow(DunningWorkflow.run, DunningInput(s.tenant_id, cust, "EUR"),
+                                           id=dunning_workflow_id(s.tenant_id, cust, "EUR"), task_queue=task_queue)
+
+
+async def _until(handle: WorkflowHandle[Any, Any], state: str, stage: int | None = None) -> Any:
+    for _ in range(600):
+        st = await handle.query(DunningWorkflow.status)
+        if st.state == state and (stage is None or st.stage == stage or st.awaiting_stage == stage):
+            return st
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the workflow never got to {state} (stage {stage}): {st}")
+
+
+def _stages(engine: Engine, s: Seeded, case_id: str) -> list[tuple[int, str]]:
+    with engine.connect() as conn:
+        return [(x["stage"], x["status"]) for x in DN.stages_of(conn, s.tenant_id, case_id)]
+
+
+def _charges(engine: Engine, s: Seeded) -> list[tuple[str, D]]:
+    with engine.connect() as conn:
+        return sorted((i.kind, i.amount) for i in R.item_states(conn, s.tenant_id) if i.kind != "invoice"
+                      and i.kind != "credit_balance")
+
+
+async def test_payment_between_stage_1_and_2_means_no_stage_2(denv: WorkflowEnvironment, engine: Engine,
+                                                              task_queue: str, tmp_path: Path) -> None:
+    s = _seed(engine)
+    today = await _today(denv)
+    _invoice(engine, s, 1, "119.00", today - timedelta(days=8))  # stage 1 (7 days) is due at once
+    async with build_worker(denv.client, engine, task_queue):
+        h = await _start(denv, s, task_queue)
+        st = await _until(h, "waiting", 1)
+        assert st.next_on == (today + timedelta(days=14)).isoformat()
+        with engine.connect() as conn:
+            [case] = DN.cases(conn, s.tenant_id)
+            letters = DN.letters_of(conn, s.tenant_id, case.id)
+            pdf = DN.letter(conn, s.tenant_id, case.id, 1)
+        assert (case.status, case.stage, case.next_stage, case.ruleset_version_id) == (
+            "waiting", 1, 2, s.ruleset_version_id)
+        assert [lt["stage"] for lt in letters] == [1] and pdf is not None
+        text = _pdftotext(tmp_path, pdf["content"])
+        assert "Zahlungserinnerung" in text and "INV-000001" in text and "119,00" in text
+        _pay(engine, s, D("119.00"), today + timedelta(days=3), "pay-1")  # no signal: read again on waking
+        await denv.sleep(timedelta(days=15))
+        res: DunningResult = await h.result()
+    assert (res.status, res.stage, res.reason) == ("closed", 1, "nothing_overdue")
+    assert _stages(engine, s, res.case_id) == [(1, "reached")] and _charges(engine, s) == []
+    with engine.connect() as conn:
+        assert DN.case(conn, s.tenant_id, res.case_id).status == "closed"
+
+
+async def test_partial_payment_below_minimum_stops_and_a_new_item_joins(denv: WorkflowEnvironment, engine: Engine,
+                                                                        task_queue: str, tmp_path: Path) -> None:
+    s = _seed(engine)
+    today = await _today(denv)
+    _invoice(engine, s, 1, "100.00", today - timedelta(days=8))
+    async with build_worker(denv.client, engine, task_queue):
+        h = await _start(denv, s, task_queue)
+        await _until(h, "waiting", 1)
+        # a second invoice falls due while the case is open: it joins the next letter
+        _invoice(engine, s, 2, "50.00", today + timedelta(days=2))
+        await denv.sleep(timedelta(days=15))
+        await _until(h, "waiting", 2)
+        case_id = (await h.query(DunningWorkflow.status)).case_id
+        with engine.connect() as conn:
+            [_, st2] = DN.stages_of(conn, s.tenant_id, case_id)
+            pdf = DN.letter(conn, s.tenant_id, case_id, 2)
+        assert [i["number"] for i in st2["detail"]["items"]] == ["INV-000001", "INV-000002"]
+        assert (st2["overdue"], st2["charged"], st2["total"]) == (D("150.00"), D("5.00"), D("155.00"))
+        assert pdf is not None
+        text = _pdftotext(tmp_path, pdf["content"])
+        assert "1. Mahnung" in text and "INV-000002" in text and "Mahngebühr" in text and "155,00" in text
+        assert _charges(engine, s) == [("dunning_fee", D("5.00"))]
+        # everything but 3.00 is paid: below the minimum of 5.00, the case ends at its next wake-up
+        _pay(engine, s, _owed(engine, s) - D("3.00"), today + timedelta(days=16), "pay-2")
+        await h.signal(DunningWorkflow.changed, "payment")
+        res: DunningResult = await h.result()
+    assert (res.status, res.stage, res.reason) == ("closed", 2, "below_minimum")
+    assert _stages(engine, s, res.case_id) == [(1, "reached"), (2, "reached")]
+
+
+async def test_dispute_pauses_and_refused_approval_does_not_escalate(denv: WorkflowEnvironment, engine: Engine,
+                                                                     task_queue: str) -> None:
+    s = _seed(engine)
+    today = await _today(denv)
+    item = _invoice(engine, s, 1, "80.00", today - timedelta(days=8))
+    async with build_worker(denv.client, engine, task_queue):
+        h = await _start(denv, s, task_queue)
+        await _until(h, "waiting", 1)
+        with engine.begin() as conn:
+            DN.dispute_item(conn, s.tenant_id, item, "the session was never mine", "usr_x")
+        await h.signal(DunningWorkflow.changed, "dispute")
+        await _until(h, "paused")
+        await denv.sleep(timedelta(days=30))  # paused: no stage 2 however long it waits
+        assert (await h.query(DunningWorkflow.status)).stage == 1
+        with engine.begin() as conn:
+            assert DN.case(conn, s.tenant_id, (await h.query(DunningWorkflow.status)).case_id).status == "paused"
+            DN.resolve_dispute(conn, s.tenant_id, item, "session confirmed", "usr_x")
+        await h.signal(DunningWorkflow.changed, "dispute resolved")
+        await _until(h, "waiting", 2)  # stage 2's day passed while paused: reached at once
+        await denv.sleep(timedelta(days=15))
+        st = await _until(h, "awaiting_approval", 3)
+        with pytest.raises(WorkflowUpdateFailedError):
+            await h.execute_update(DunningWorkflow.reject, StageDecision("usr_op", "operator", "no"))
+        with pytest.raises(WorkflowUpdateFailedError):
+            await h.execute_update(DunningWorkflow.reject, StageDecision("usr_ap", "approver", "  "))
+        assert await h.execute_update(DunningWorkflow.reject, StageDecision(
+            "usr_ap", "approver", "customer promised to pay")) == "stage 3 rejected"
+        await _until(h, "done")
+        assert _stages(engine, s, st.case_id) == [(1, "reached"), (2, "reached"), (3, "refused")]
+        with engine.connect() as conn:
+            assert DN.customer_block(conn, s.tenant_id, s.customer_of[s.account_ids[0]]) is None
+            assert DN.letter(conn, s.tenant_id, st.case_id, 3) is None
+        assert _charges(engine, s) == [("dunning_fee", D("5.00"))]
+        _pay(engine, s, _owed(engine, s), today + timedelta(days=60), "pay-3")
+        await h.signal(DunningWorkflow.changed, "payment")
+        res: DunningResult = await h.result()
+    assert (res.status, res.reason) == ("closed", "nothing_overdue")
+
+
+async def test_approved_stage_blocks_tokens_until_paid(denv: WorkflowEnvironment, engine: Engine,
+                                                       task_queue: str) -> None:
+    s = _seed(engine)
+    today = await _today(denv)
+    _invoice(engine, s, 1, "80.00", today - timedelta(days=40))  # stages 1 and 2 are long due
+    cust = s.customer_of[s.account_ids[0]]
+    async with build_worker(denv.client, engine, task_queue):
+        h = await _start(denv, s, task_queue)
+        await _until(h, "waiting", 1)
+        await denv.sleep(timedelta(days=15))
+        await denv.sleep(timedelta(days=15))
+        st = await _until(h, "awaiting_approval", 3)
+        with engine.connect() as conn:
+            assert DN.case(conn, s.tenant_id, st.case_id).status == "awaiting_approval"
+        assert await h.execute_update(DunningWorkflow.approve, StageDecision("usr_ap", "approver", "ok")) == \
+            "stage 3 approved"
+        await _until(h, "done")
+        with engine.connect() as conn:
+            assert DN.customer_block(conn, s.tenant_id, cust) == st.case_id
+            assert [lt["stage"] for lt in DN.letters_of(conn, s.tenant_id, st.case_id)] == [1, 2, 3]
+            [_, _, st3] = DN.stages_of(conn, s.tenant_id, st.case_id)
+            assert (st3["status"], st3["decided_by"]) == ("reached", "usr_ap")
+        assert _charges(engine, s) == [("dunning_fee", D("5.00")), ("dunning_fee", D("11.90"))]
+        _pay(engine, s, _owed(engine, s), today + timedelta(days=40), "pay-4")
+        await h.signal(DunningWorkflow.changed, "payment")
+        res: DunningResult = await h.result()
+    assert (res.status, res.stage, res.released) == ("closed", 3, ["block_tokens"])
+    with engine.connect() as conn:
+        assert DN.customer_block(conn, s.tenant_id, cust) is None
+
+
+def _pdftotext(tmp_path: Path, pdf: bytes) -> str:
+    p = tmp_path / f"{uuid.uuid4().hex}.pdf"
+    p.write_bytes(pdf)
+    return subprocess.run(["pdftotext", "-layout", str(p), "-"], check=True, capture_output=True, text=True).stdout
