@@ -57,8 +57,13 @@ def expected_roles(op_id: str) -> set[str]:
                  "list_bank_accounts"):
         return {"admin", "operator", "approver", "auditor"}
     if op_id in ("book_payment", "import_bank_statement", "match_bank_entry", "dismiss_bank_entry",
-                 "register_bank_account"):
+                 "register_bank_account", "dispute_receivable_item", "undispute_receivable_item"):
         return {"admin", "operator", "approver"}
+    # dunning: finance reads cases and letters; only approvers decide a stage that needs approval
+    if op_id in ("list_dunning_cases", "get_dunning_case", "download_dunning_letter"):
+        return {"admin", "operator", "approver", "auditor"}
+    if op_id in ("approve_dunning_stage", "reject_dunning_stage"):
+        return {"admin", "approver"}
     if op_id.startswith(("list_", "get_", "diff_")):
         return READ
     if op_id.startswith(("create_", "update_", "delete_")):

@@ -238,3 +238,73 @@ def _pdftotext(tmp_path: Path, pdf: bytes) -> str:
     p = tmp_path / f"{uuid.uuid4().hex}.pdf"
     p.write_bytes(pdf)
     return subprocess.run(["pdftotext", "-layout", str(p), "-"], check=True, capture_output=True, text=True).stdout
+
+
+async def test_sweep_and_the_api(denv: WorkflowEnvironment, engine: Engine, task_queue: str) -> None:
+    from sqlalchemy.orm import Session
+
+    from store.tenants import bootstrap_tenant
+    from tests.workflows.seed import seed_accounts
+    from tests.workflows.test_billing_api import api_client, h, keys
+    from workflows.dunning.types import SweepInput
+    from workflows.dunning.workflows import DunningSweepWorkflow
+
+    with Session(engine) as db:
+        tenant, _ = bootstrap_tenant(db, "dunning-api")
+    k = keys(engine, tenant.id)
+    s = seed_accounts(engine, tenant.id, 1, ruleset=RULESET + POLICY)
+    today = await _today(denv)
+    item = _invoice(engine, s, 1, "80.00", today - timedelta(days=40))
+    async with build_worker(denv.client, engine, task_queue), api_client(denv, engine, task_queue) as c:
+        sweep = SweepInput(today.isoformat(), tenant.id)
+        assert await denv.client.execute_workflow(DunningSweepWorkflow.run, sweep, id=f"sweep-{uuid.uuid4().hex}",
+                                                  task_queue=task_queue) == 1
+        cust = s.customer_of[s.account_ids[0]]
+        handle = denv.client.get_workflow_handle(dunning_workflow_id(tenant.id, cust, "EUR"))
+        await _until(handle, "waiting", 1)
+        # the case is open now: a second round starts nothing
+        assert await denv.client.execute_workflow(DunningSweepWorkflow.run, sweep, id=f"sweep-{uuid.uuid4().hex}",
+                                                  task_queue=task_queue) == 0
+        op, ap, au = h(k["operator1"]), h(k["approver1"]), h(k["auditor1"])
+        page = (await c.get("/dunning/cases", params={"status": "open"}, headers=au)).json()
+        [case] = page["items"]
+        assert (case["customer_id"], case["stage"], case["next_stage"], page["next_cursor"]) == (cust, 1, 2, None)
+        r = await c.post(f"/receivables/items/{item}/dispute", headers=op, json={"reason": "not my session"})
+        assert r.status_code == 201 and r.json()["cases_told"] == [case["id"]], r.text
+        assert (await c.post(f"/receivables/items/{item}/dispute", headers=op, json={"reason": "x"})).status_code == 200
+        await _until(handle, "paused")
+        detail = (await c.get(f"/dunning/cases/{case['id']}", headers=au)).json()
+        assert detail["status"] == "paused" and [i["disputed"] for i in detail["open_items"]] == [True]
+        r = await c.post(f"/receivables/items/{item}/undispute", headers=op, json={"resolution": "confirmed"})
+        assert r.status_code == 201 and r.json()["disputed"] is False, r.text
+        assert (await c.post(f"/receivables/items/{item}/undispute", headers=op, json={})).status_code == 404
+        assert (await c.post("/receivables/items/itm_nobody/dispute", headers=op,
+                             json={"reason": "x"})).status_code == 404
+        await _until(handle, "waiting", 1)
+        await denv.sleep(timedelta(days=15))
+        await _until(handle, "waiting", 2)
+        await denv.sleep(timedelta(days=15))
+        await _until(handle, "awaiting_approval", 3)
+        assert (await c.post(f"/dunning/cases/{case['id']}/approve", headers=op, json={})).status_code == 403
+        r = await c.post(f"/dunning/cases/{case['id']}/reject", headers=ap, json={"reason": " "})
+        assert r.status_code == 422 and r.json()["code"] == "reason_required", r.text
+        r = await c.post(f"/dunning/cases/{case['id']}/approve", headers=ap, json={"reason": "no answer"})
+        assert r.status_code == 201, r.text
+        done = r.json()
+        assert done["stage"] == 3 and [b["action"] for b in done["blocks"]] == ["block_tokens"]
+        assert [(x["stage"], x["status"]) for x in done["stages"]] == [(1, "reached"), (2, "reached"), (3, "reached")]
+        assert done["stages"][2]["decided_by"] and done["stages"][2]["detail"]["fee"]["treatment"] == "taxable"
+        again = await c.post(f"/dunning/cases/{case['id']}/approve", headers=ap, json={})
+        assert again.status_code == 409
+        [_, _, third] = done["letters"]
+        pdf = await c.get(f"/dunning/cases/{case['id']}/letters/{third['id']}", headers=au)
+        assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF") and pdf.headers["etag"] == \
+            f'"{third["sha256"]}"'
+        assert (await c.get(f"/dunning/cases/{case['id']}/letters/dlt_nobody", headers=au)).status_code == 404
+        assert (await c.get("/dunning/cases/dun_nobody", headers=au)).status_code == 404
+        _pay(engine, s, _owed(engine, s), today + timedelta(days=40), "pay-api")
+        await handle.signal(DunningWorkflow.changed, "payment")
+        res = await handle.result()
+        assert res["released"] == ["block_tokens"] and res["status"] == "closed"
+        closed = (await c.get(f"/dunning/cases/{case['id']}", headers=au)).json()
+        assert closed["status"] == "closed" and closed["blocks"][0]["released_at"]
