@@ -308,3 +308,49 @@ async def test_sweep_and_the_api(denv: WorkflowEnvironment, engine: Engine, task
         assert res["released"] == ["block_tokens"] and res["status"] == "closed"
         closed = (await c.get(f"/dunning/cases/{case['id']}", headers=au)).json()
         assert closed["status"] == "closed" and closed["blocks"][0]["released_at"]
+
+
+async def test_a_new_ruleset_version_mid_case_does_not_change_the_case(denv: WorkflowEnvironment, engine: Engine,
+                                                                        task_queue: str) -> None:
+    import hashlib
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert
+
+    from store.models import RulesetVersion
+
+    s = _seed(engine)
+    today = await _today(denv)
+    _invoice(engine, s, 1, "100.00", today - timedelta(days=8))
+    async with build_worker(denv.client, engine, task_queue):
+        h = await _start(denv, s, task_queue)
+        st = await _until(h, "waiting", 1)
+        # version 2 (in force from now on) asks 50.00 at stage 2; the open case keeps version 1
+        src = RULESET + POLICY.replace("fee 5.00", "fee 50.00")
+        with engine.begin() as conn:
+            conn.execute(insert(RulesetVersion.__table__).values(  # type: ignore[attr-defined]
+                id=f"rv2_{s.tenant_id}", tenant_id=s.tenant_id, ruleset_id=f"rs_{s.tenant_id}", version=2,
+                draft_id=f"rd_{s.tenant_id}", source=src, sha256=hashlib.sha256(src.encode()).hexdigest(),
+                dsl_name="billing_test", currency="EUR", timezone="Europe/Berlin", tariff_names=["ac"],
+                effective_from=datetime.now(UTC) - timedelta(days=1), author_id="seed", publisher_id="seed2",
+                published_at=datetime.now(UTC), note="dearer dunning"))
+        await denv.sleep(timedelta(days=15))
+        await _until(h, "waiting", 2)
+        with engine.connect() as conn:
+            case = DN.case(conn, s.tenant_id, st.case_id)
+            [_, st2] = DN.stages_of(conn, s.tenant_id, st.case_id)
+        assert case.ruleset_version_id == s.ruleset_version_id and case.policy == "standard"
+        assert st2["detail"]["fee"]["gross"] == "5.00" and _charges(engine, s) == [("dunning_fee", D("5.00"))]
+        _pay(engine, s, _owed(engine, s), today + timedelta(days=16), "pay-v")
+        await h.signal(DunningWorkflow.changed, "payment")
+        assert (await h.result()).status == "closed"
+    # a case that starts now is under version 2
+    _invoice(engine, s, 2, "100.00", today)
+    async with build_worker(denv.client, engine, task_queue):
+        h = await _start(denv, s, task_queue)
+        st = await _until(h, "waiting", 1)
+        with engine.connect() as conn:
+            assert DN.case(conn, s.tenant_id, st.case_id).ruleset_version_id == f"rv2_{s.tenant_id}"
+        _pay(engine, s, _owed(engine, s), today + timedelta(days=30), "pay-v2")
+        await h.signal(DunningWorkflow.changed, "payment")
+        await h.result()
