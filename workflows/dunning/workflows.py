@@ -46,7 +46,8 @@ RECHECK = timedelta(days=1)
 _RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                      maximum_interval=timedelta(seconds=60), maximum_attempts=0,
                      non_retryable_error_types=["ruleset_invalid", "stage_refused"])
-_SHORT = timedelta(seconds=120)
+# an activity of a killed worker is retried after this: one case's reads and writes and one letter
+_SHORT = timedelta(seconds=45)
 # a long case continues as new before its history grows large
 _MAX_HISTORY = 2000
 
