@@ -72,6 +72,7 @@ __all__ = [
     "letter_doc",
     "letters_of",
     "open_case",
+    "open_cases_paid_since",
     "open_disputes",
     "overdue_pairs",
     "reach_stage",
@@ -544,6 +545,26 @@ def cases_with_item(conn: Connection, tenant_id: str, item_id: str) -> list[Case
     c = dunning_case.c
     return [_case_row(r) for r in conn.execute(select(dunning_case).where(
         c.tenant_id == tenant_id, c.open_key == _open_key(it.customer_id, it.currency))).all()]
+
+
+def open_cases_paid_since(conn: Connection, tenant_id: str, since: Any) -> list[CaseRow]:
+    """Open cases of customers whose accounts had a payment, credit note or credit booked at or after
+    ``since`` (a bank import, a manual payment): the cases to tell at once. Scans the tenant's
+    receivable events from ``since`` on (no index on their time yet)."""
+    ev = R.receivable_event.c
+    accounts = [r.account_id for r in conn.execute(
+        select(ev.account_id).where(ev.tenant_id == tenant_id, ev.created_at >= since,
+                                    ev.kind.in_(("payment", "credit_note", "credit_applied"))).distinct())]
+    if not accounts:
+        return []
+    i = R.receivable_item.c
+    customers = [r.customer_id for r in conn.execute(
+        select(i.customer_id).where(i.tenant_id == tenant_id, i.account_id.in_(accounts)).distinct())]
+    if not customers:
+        return []
+    c = dunning_case.c
+    return [_case_row(r) for r in conn.execute(select(dunning_case).where(
+        c.tenant_id == tenant_id, c.open_key.is_not(None), c.customer_id.in_(customers)).order_by(c.id)).all()]
 
 
 # ------------------------------------------------------------------ letters

@@ -172,6 +172,18 @@ def download_dunning_letter(request: Request[Any, Any, Any], case_id: str, lette
                              "Cache-Control": "private, max-age=31536000, immutable"})
 
 
+async def tell_paid_cases(app: Any, tenant_id: str, since: datetime, why: str = "payment") -> list[str]:
+    """After payments were booked (a bank import, a manual payment or match): tell the open cases of
+    the customers they paid, so a paid case closes and its tokens are unblocked at once."""
+    try:
+        with app.state.read_sessions() as db:
+            cases = DN.open_cases_paid_since(db.connection(), tenant_id, since)
+    except Exception as exc:  # noqa: BLE001 - the payment is booked; the cases see it at their next wake-up
+        log.warning("open dunning cases not looked up after %s: %s", why, exc)
+        return []
+    return await tell_cases(app, cases, why)
+
+
 # ------------------------------------------------------------------ disputes
 class DisputeIn(WriteModel):
     reason: str = Field(min_length=1, max_length=1000)
@@ -189,12 +201,20 @@ class DisputeRead(ReadModel):
 
 
 async def _tell(request: Request[Any, Any, Any], cases: list[DN.CaseRow], why: str) -> list[str]:
+    return await tell_cases(request.app, cases, why)
+
+
+async def tell_cases(app: Any, cases: list[DN.CaseRow], why: str) -> list[str]:
     """Signal the cases' workflows to re-read now (best effort: without it they re-read at their next
     wake-up, at the latest a day later)."""
+    from api.areas.billing.common import app_client, temporal_configured
+
+    if not cases or not temporal_configured(app):
+        return []
     told = []
     for c in cases:
         try:
-            client = await temporal_client(request)
+            client = await app_client(app)
             from workflows.dunning.workflows import DunningWorkflow
 
             await client.get_workflow_handle(c.workflow_id).signal(DunningWorkflow.changed, why)
