@@ -61,6 +61,7 @@ __all__ = [
     "cases_with_item",
     "close_case",
     "customer_block",
+    "customer_blocks",
     "customer_facts",
     "dispute_item",
     "dunning_block",
@@ -508,6 +509,16 @@ def customer_block(conn: Any, tenant_id: str, customer_id: str, action: str = "b
     row = conn.execute(select(b.case_id).where(b.tenant_id == tenant_id, b.customer_id == customer_id,
                                                b.action == action, b.released_at.is_(None)).limit(1)).first()
     return None if row is None else str(row[0])
+
+
+def customer_blocks(conn: Any, tenant_id: str, customer_id: str) -> dict[str, str]:
+    """The customer's live blocking actions (``block_tokens``, ``suspend_contract``) and the case of
+    each: one query, what the OCPP gateway asks at every start."""
+    b = dunning_block.c
+    rows = conn.execute(select(b.action, b.case_id).where(
+        b.tenant_id == tenant_id, b.customer_id == customer_id, b.released_at.is_(None),
+        b.action.in_(BLOCKING_ACTIONS))).all()
+    return {str(r[0]): str(r[1]) for r in rows}
 
 
 # ------------------------------------------------------------------ disputes

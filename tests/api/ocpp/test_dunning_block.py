@@ -48,3 +48,18 @@ def test_dunning_block_at_the_charger(ocpp_env: OcppEnv) -> None:
     with oe.env.engine.begin() as conn:
         assert DN.close_case(conn, tenant, case.id, date(2026, 3, 20), "paid") == ["block_tokens"]
     assert run(answers("2026-03-21T09:00:00Z")) == ("Accepted", "Accepted", "Accepted")
+    # a suspended contract (another case's stage) refuses the same way, with its own reason
+    with oe.env.engine.begin() as conn:
+        case2 = DN.open_case(conn, tenant, customer_id=customer, account_id=oe.ids["account_id"], currency="EUR",
+                             workflow_id="dunning:test2", ruleset_version_id=None, policy="standard",
+                             debtor="consumers", today=date(2026, 4, 1))
+        conn.execute(insert(DN.dunning_block).values(id=new_id("blk"), tenant_id=tenant, customer_id=customer,
+                                                     case_id=case2.id, action="suspend_contract", stage=3,
+                                                     started_at=utcnow(), released_at=None, release_reason=None))
+    assert run(answers("2026-04-11T09:00:00Z")) == ("Blocked", "Blocked", "Blocked")
+    log = _ok(oe.client.get(f"/locations/{oe.ids['location_id']}/authorizations", params={"status": "Blocked"},
+                            headers=oe.h()))["items"]
+    assert sorted({i["reason"] for i in log}) == ["dunning_blocked", "dunning_contract_suspended"]
+    with oe.env.engine.begin() as conn:
+        assert DN.close_case(conn, tenant, case2.id, date(2026, 4, 20), "paid") == ["suspend_contract"]
+    assert run(answers("2026-04-21T09:00:00Z")) == ("Accepted", "Accepted", "Accepted")
