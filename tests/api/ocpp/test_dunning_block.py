@@ -1,6 +1,7 @@
 """A customer whose dunning case blocked its tokens gets ``Blocked`` at a real WebSocket charger on
-Authorize and StartTransaction (1.6J) and on Authorize (2.0.1), the reason ``dunning_blocked``
-in the decision log; once the case closes (paid) the same token is accepted again."""
+Authorize and StartTransaction (1.6J) and on Authorize and TransactionEvent (2.0.1), the reason
+``dunning_blocked`` in the decision log; once the case closes (paid) the same token is accepted
+again. A suspended contract is refused the same way (``dunning_contract_suspended``)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ def test_dunning_block_at_the_charger(ocpp_env: OcppEnv) -> None:
     oe.add_charger("CP-DUN-201")
     tenant, customer = oe.env.a.tenant_id, oe.ids["customer_id"]
 
-    async def answers(at: str) -> tuple[str, str, str]:
+    async def answers(at: str) -> tuple[str, str, str, str]:
         async with connect(oe, "CP-DUN-16") as cp:
             a16 = (await cp.call(call16.Authorize(id_tag="TOK-alpha"))).id_tag_info["status"]
             s16 = (await cp.call(call16.StartTransaction(connector_id=1, id_tag="TOK-alpha", meter_start=0,
@@ -30,7 +31,11 @@ def test_dunning_block_at_the_charger(ocpp_env: OcppEnv) -> None:
         async with connect(oe, "CP-DUN-201", "2.0.1") as cp:
             a201 = (await cp.call(call201.Authorize(id_token={"idToken": "TOK-alpha", "type": "ISO14443"})
                                   )).id_token_info["status"]
-        return str(a16), str(s16), str(a201)
+            ev = await cp.call(call201.TransactionEvent(
+                event_type="Started", timestamp=at, trigger_reason="Authorized", seq_no=0,
+                transaction_info={"transactionId": f"TX-DUN-{at}"}, evse={"id": 1, "connectorId": 1},
+                id_token={"idToken": "TOK-alpha", "type": "ISO14443"}))
+        return str(a16), str(s16), str(a201), str(ev.id_token_info["status"])
 
     assert run(answers("2026-03-10T09:00:00Z"))[0] == "Accepted"
     with oe.env.engine.begin() as conn:
@@ -41,13 +46,13 @@ def test_dunning_block_at_the_charger(ocpp_env: OcppEnv) -> None:
                                                      case_id=case.id, action="block_tokens", stage=3,
                                                      started_at=utcnow(), released_at=None, release_reason=None))
     # each start its own time: a start repeated with the same facts gets its first answer (exactly once)
-    assert run(answers("2026-03-11T09:00:00Z")) == ("Blocked", "Blocked", "Blocked")
+    assert run(answers("2026-03-11T09:00:00Z")) == ("Blocked", "Blocked", "Blocked", "Blocked")
     log = _ok(oe.client.get(f"/locations/{oe.ids['location_id']}/authorizations", params={"status": "Blocked"},
                             headers=oe.h()))["items"]
-    assert {(i["id_tag"], i["reason"]) for i in log} == {("TOK-alpha", "dunning_blocked")} and len(log) == 3
+    assert {(i["id_tag"], i["reason"]) for i in log} == {("TOK-alpha", "dunning_blocked")} and len(log) == 4
     with oe.env.engine.begin() as conn:
         assert DN.close_case(conn, tenant, case.id, date(2026, 3, 20), "paid") == ["block_tokens"]
-    assert run(answers("2026-03-21T09:00:00Z")) == ("Accepted", "Accepted", "Accepted")
+    assert run(answers("2026-03-21T09:00:00Z")) == ("Accepted", "Accepted", "Accepted", "Accepted")
     # a suspended contract (another case's stage) refuses the same way, with its own reason
     with oe.env.engine.begin() as conn:
         case2 = DN.open_case(conn, tenant, customer_id=customer, account_id=oe.ids["account_id"], currency="EUR",
@@ -56,10 +61,10 @@ def test_dunning_block_at_the_charger(ocpp_env: OcppEnv) -> None:
         conn.execute(insert(DN.dunning_block).values(id=new_id("blk"), tenant_id=tenant, customer_id=customer,
                                                      case_id=case2.id, action="suspend_contract", stage=3,
                                                      started_at=utcnow(), released_at=None, release_reason=None))
-    assert run(answers("2026-04-11T09:00:00Z")) == ("Blocked", "Blocked", "Blocked")
+    assert run(answers("2026-04-11T09:00:00Z")) == ("Blocked", "Blocked", "Blocked", "Blocked")
     log = _ok(oe.client.get(f"/locations/{oe.ids['location_id']}/authorizations", params={"status": "Blocked"},
                             headers=oe.h()))["items"]
     assert sorted({i["reason"] for i in log}) == ["dunning_blocked", "dunning_contract_suspended"]
     with oe.env.engine.begin() as conn:
         assert DN.close_case(conn, tenant, case2.id, date(2026, 4, 20), "paid") == ["suspend_contract"]
-    assert run(answers("2026-04-21T09:00:00Z")) == ("Accepted", "Accepted", "Accepted")
+    assert run(answers("2026-04-21T09:00:00Z")) == ("Accepted", "Accepted", "Accepted", "Accepted")
