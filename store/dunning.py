@@ -228,24 +228,29 @@ def _open_key(customer_id: str, currency: str) -> str:
 
 
 # ------------------------------------------------------------------ facts the workflow reads
-def overdue_pairs(conn: Connection, tenant_id: str | None, as_of: date) -> list[tuple[str, str, str]]:
+def overdue_pairs(conn: Connection, tenant_id: str | None, as_of: date, *,
+                  after: tuple[str, str, str] | None = None, limit: int | None = None) -> list[tuple[str, str, str]]:
     """(tenant, customer, currency) of every customer with an item overdue on ``as_of`` and no open
-    case in that currency: what the sweep starts cases for (it is also safe to start one twice)."""
+    case in that currency, sorted: what the sweep starts cases for (starting one twice is safe).
+    ``after`` and ``limit`` page through them. What is open is added up per tenant and currency in
+    two scans (``receivables.open_items``), not per item."""
     i = R.receivable_item.c
-    stmt = select(i.id, i.tenant_id, i.customer_id, i.currency).where(
-        i.due_date < as_of, i.kind != "credit_balance")
+    stmt = select(i.tenant_id, i.currency).where(i.due_date < as_of, i.kind != "credit_balance").distinct()
     if tenant_id is not None:
         stmt = stmt.where(i.tenant_id == tenant_id)
-    rows = conn.execute(stmt).all()
-    if not rows:
+    owing: set[tuple[str, str, str]] = set()
+    for t, cur in conn.execute(stmt).all():
+        owing |= {(t, s.customer_id, cur) for s in R.open_items(conn, t, cur)
+                  if s.open > 0 and s.due_date < as_of and s.kind != "credit_balance"}
+    if not owing:
         return []
-    entries = R.entries_of(conn, [r.id for r in rows])
-    owing = {(r.tenant_id, r.customer_id, r.currency) for r in rows
-             if sum((e.effect for e in entries[r.id]), ZERO) > 0}
     c = dunning_case.c
-    busy = {(r.tenant_id, r.customer_id, r.currency) for r in conn.execute(
-        select(c.tenant_id, c.customer_id, c.currency).where(c.open_key.is_not(None)))}
-    return sorted(owing - busy)
+    busy_q = select(c.tenant_id, c.customer_id, c.currency).where(c.open_key.is_not(None))
+    if tenant_id is not None:
+        busy_q = busy_q.where(c.tenant_id == tenant_id)
+    busy = {(r.tenant_id, r.customer_id, r.currency) for r in conn.execute(busy_q)}
+    out = sorted(p for p in owing - busy if after is None or p > after)
+    return out[:limit] if limit is not None else out
 
 
 def open_disputes(conn: Connection, tenant_id: str, item_ids: Sequence[str]) -> dict[str, dict[str, Any]]:

@@ -55,6 +55,8 @@ def test_a_stage_is_reached_once_and_its_charges_are_items(engine: Engine) -> No
         R.open_invoice_item(conn, t, _inv(3, "70.00", DUE, customer="cus_2"))
         assert DN.overdue_pairs(conn, t, DUE + timedelta(days=1)) == [(t, "cus_1", "EUR"), (t, "cus_2", "EUR")]
         assert DN.overdue_pairs(conn, t, DUE) == []
+        assert DN.overdue_pairs(conn, t, DUE + timedelta(days=1), limit=1) == [(t, "cus_1", "EUR")]
+        assert DN.overdue_pairs(conn, t, DUE + timedelta(days=1), after=(t, "cus_1", "EUR")) == [(t, "cus_2", "EUR")]
         case = _open(conn, t)
         assert _open(conn, t).id == case.id  # one open case per customer and currency
         assert DN.overdue_pairs(conn, t, DUE + timedelta(days=1)) == [(t, "cus_2", "EUR")]

@@ -168,7 +168,9 @@ class DunningActivities:
     @activity.defn(name="dunning.pending")
     def pending(self, inp: SweepInput) -> list[list[str]]:
         with self.engine.begin() as conn:
-            return [list(p) for p in DN.overdue_pairs(conn, inp.tenant_id or None, date.fromisoformat(inp.as_of))]
+            after = (inp.after[0], inp.after[1], inp.after[2]) if len(inp.after) == 3 else None
+            return [list(p) for p in DN.overdue_pairs(conn, inp.tenant_id or None, date.fromisoformat(inp.as_of),
+                                                      after=after, limit=inp.page or None)]
 
 
 def _audit(conn: Any, tenant_id: str, user_id: str, action: str, entity_id: str, data: dict[str, Any]) -> None:

@@ -104,3 +104,6 @@ class SweepInput:
     as_of: str = ""  # ISO date; empty: the workflow's day
     tenant_id: str = ""  # empty: every tenant
     task_queue: str = ""  # where the started workflows run (empty: the sweep's own queue)
+    after: list[str] = field(default_factory=list)  # the last pair a previous page started (continue-as-new)
+    page: int = 500  # pairs started per page: children start side by side, the history stays small
+    started: int = 0  # started by the pages before this one

@@ -17,6 +17,7 @@ The case keeps the ruleset version in force when it started.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, time, timedelta
 
 from temporalio import workflow
@@ -189,19 +190,24 @@ class DunningSweepWorkflow:
     @workflow.run
     async def run(self, inp: SweepInput) -> int:
         as_of = inp.as_of or workflow.now().date().isoformat()
-        pairs: list[list[str]] = await workflow.execute_activity(
-            "dunning.pending", SweepInput(as_of, inp.tenant_id), result_type=list[list[str]],
-            start_to_close_timeout=timedelta(minutes=10), retry_policy=_RETRY)
-        started = 0
         queue = inp.task_queue or workflow.info().task_queue
-        for tenant_id, customer_id, currency in pairs:
+        pairs: list[list[str]] = await workflow.execute_activity(
+            "dunning.pending", SweepInput(as_of, inp.tenant_id, queue, inp.after, inp.page),
+            result_type=list[list[str]], start_to_close_timeout=timedelta(minutes=10), retry_policy=_RETRY)
+
+        async def start(tenant_id: str, customer_id: str, currency: str) -> int:
             try:
                 await workflow.start_child_workflow(
                     DunningWorkflow.run, DunningInput(tenant_id, customer_id, currency),
                     id=dunning_workflow_id(tenant_id, customer_id, currency), task_queue=queue,
                     id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
                     parent_close_policy=workflow.ParentClosePolicy.ABANDON)
-                started += 1
             except WorkflowAlreadyStartedError:
-                continue
+                return 0
+            return 1
+
+        # the page's children start side by side (one workflow task for all of them)
+        started = inp.started + sum(await asyncio.gather(*(start(*p) for p in pairs)))
+        if inp.page and len(pairs) == inp.page:
+            workflow.continue_as_new(SweepInput(as_of, inp.tenant_id, queue, pairs[-1], inp.page, started))
         return started
