@@ -87,7 +87,7 @@ def build_worker(client: Client, engine: Engine, task_queue: str = TASK_QUEUE, *
                              DocumentDeliverySweepWorkflow, CollectionRunWorkflow, DunningWorkflow,
                              DunningSweepWorkflow],
                   activities=acts.all() + ScheduleActivities(engine).all() + DeliveryActivities(engine, smtp).all()
-                  + CollectionActivities(engine).all() + DunningActivities(engine).all(),
+                  + CollectionActivities(engine).all() + DunningActivities(engine, client=client).all(),
                   activity_executor=ThreadPoolExecutor(max_workers=threads),
                   max_concurrent_activities=max_concurrent_activities or threads,
                   max_concurrent_local_activities=slots, workflow_runner=runner, **kw)

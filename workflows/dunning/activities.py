@@ -9,6 +9,7 @@ archives the stage's letter once.
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from datetime import UTC, date, datetime, time
 from typing import Any
@@ -28,6 +29,7 @@ from runtime.dunning import (
     select_policy,
 )
 from store import dunning as DN
+from store.billing import write_transaction
 from store.cycle import ruleset_in_force
 from workflows.dunning.types import CheckInput, CloseInput, StageInput, StageOutput, StepOutput, SweepInput
 
@@ -35,12 +37,15 @@ __all__ = ["DunningActivities"]
 
 
 class DunningActivities:
-    def __init__(self, engine: Engine, letters: bool = True) -> None:
+    def __init__(self, engine: Engine, letters: bool | None = None, client: Any = None) -> None:
         self.engine = engine
-        self.letters = letters
+        self.client = client  # the worker's Temporal client: the sweep starts the cases' workflows with it
+        # EVBILL_RENDER_DOCUMENTS=0 (benchmarks) reaches stages without rendering their letters
+        self.letters = letters if letters is not None else os.environ.get("EVBILL_RENDER_DOCUMENTS", "1") != "0"
 
     def all(self) -> list[Any]:
-        return [self.check, self.request_approval, self.reach, self.refuse, self.close, self.pending]
+        return [self.check, self.request_approval, self.reach, self.refuse, self.close, self.pending,
+                self.start_pending]
 
     # ------------------------------------------------------------------ policy
     def _policy(self, conn: Connection, tenant_id: str, version_id: str | None, name: str | None,
@@ -64,7 +69,7 @@ class DunningActivities:
     @activity.defn(name="dunning.check")
     def check(self, inp: CheckInput) -> StepOutput:
         today = date.fromisoformat(inp.today)
-        with self.engine.begin() as conn:
+        with write_transaction(self.engine) as conn:
             cust = DN.customer_facts(conn, inp.tenant_id, inp.customer_id)
             if cust is None:
                 return StepOutput("close", inp.case_id, reason="customer_not_found")
@@ -127,14 +132,14 @@ class DunningActivities:
 
     @activity.defn(name="dunning.request_approval")
     def request_approval(self, inp: StageInput) -> StageOutput:
-        with self.engine.begin() as conn:
+        with write_transaction(self.engine) as conn:
             _, plan = self._plan(conn, inp)
             status = DN.request_approval(conn, inp.tenant_id, inp.case_id, plan)
         return StageOutput(inp.stage, status)
 
     @activity.defn(name="dunning.reach")
     def reach(self, inp: StageInput) -> StageOutput:
-        with self.engine.begin() as conn:
+        with write_transaction(self.engine) as conn:
             _, plan = self._plan(conn, inp)
             try:
                 res = DN.reach_stage(conn, inp.tenant_id, inp.case_id, plan, inp.decided_by, inp.reason)
@@ -155,22 +160,55 @@ class DunningActivities:
 
     @activity.defn(name="dunning.refuse")
     def refuse(self, inp: StageInput) -> None:
-        with self.engine.begin() as conn:
+        with write_transaction(self.engine) as conn:
             DN.refuse_stage(conn, inp.tenant_id, inp.case_id, inp.stage, inp.decided_by, inp.reason)
             _audit(conn, inp.tenant_id, inp.decided_by, "dunning_stage.reject", f"{inp.case_id}:{inp.stage}",
                    {"stage": inp.stage, "reason": inp.reason})
 
     @activity.defn(name="dunning.close")
     def close(self, inp: CloseInput) -> list[str]:
-        with self.engine.begin() as conn:
+        with write_transaction(self.engine) as conn:
             return DN.close_case(conn, inp.tenant_id, inp.case_id, date.fromisoformat(inp.today), inp.reason)
 
     @activity.defn(name="dunning.pending")
     def pending(self, inp: SweepInput) -> list[list[str]]:
-        with self.engine.begin() as conn:
+        with self.engine.connect() as conn:
             after = (inp.after[0], inp.after[1], inp.after[2]) if len(inp.after) == 3 else None
             return [list(p) for p in DN.overdue_pairs(conn, inp.tenant_id or None, date.fromisoformat(inp.as_of),
                                                       after=after, limit=inp.page or None)]
+
+    @activity.defn(name="dunning.start_pending")
+    async def start_pending(self, inp: SweepInput) -> list[Any]:
+        """Start a page of missing cases' workflows from here, side by side (child workflows of one
+        sweep started a few per second: the server records each start in the parent's history).
+        Returns [started, last pair of the page (empty: the page was not full)]."""
+        import asyncio
+
+        from temporalio.common import WorkflowIDReusePolicy
+        from temporalio.exceptions import WorkflowAlreadyStartedError
+
+        from workflows.dunning.types import DunningInput, dunning_workflow_id
+
+        if self.client is None:
+            raise ApplicationError("the dunning activities were built without a Temporal client",
+                                   type="no_client", non_retryable=True)
+        pairs = await asyncio.to_thread(self.pending, inp)
+        queue = inp.task_queue or activity.info().task_queue
+        sem = asyncio.Semaphore(64)
+
+        async def one(tenant_id: str, customer_id: str, currency: str) -> int:
+            async with sem:
+                try:
+                    await self.client.start_workflow(
+                        "DunningWorkflow", DunningInput(tenant_id, customer_id, currency),
+                        id=dunning_workflow_id(tenant_id, customer_id, currency), task_queue=queue,
+                        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE)
+                except WorkflowAlreadyStartedError:
+                    return 0
+                return 1
+
+        started = sum(await asyncio.gather(*(one(*p) for p in pairs)))
+        return [started, pairs[-1] if inp.page and len(pairs) == inp.page else []]
 
 
 def _audit(conn: Any, tenant_id: str, user_id: str, action: str, entity_id: str, data: dict[str, Any]) -> None:

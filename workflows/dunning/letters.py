@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 
 from runtime.documents.dunning_letter import render_dunning_letter
 from store import dunning as DN
+from store.billing import write_transaction
 
 __all__ = ["archive_letter"]
 
@@ -22,5 +23,5 @@ def archive_letter(engine: Engine, tenant_id: str, case_id: str, stage: int) -> 
     pdf = render_dunning_letter(doc)  # outside any transaction: rendering takes a while
     name = re.sub(r"[^A-Za-z0-9._-]", "_", f"{'reminder' if doc.letter == 'reminder' else 'dunning'}-"
                   f"{doc.number}.pdf")
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         return str(DN.save_letter(conn, tenant_id, case_id, stage, doc.language, name, pdf)["id"])

@@ -17,12 +17,11 @@ The case keeps the ruleset version in force when it started.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, time, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.dunning.types import (
@@ -36,7 +35,6 @@ with workflow.unsafe.imports_passed_through():
         StageOutput,
         StepOutput,
         SweepInput,
-        dunning_workflow_id,
     )
 
 __all__ = ["APPROVER_ROLES", "RECHECK", "DunningSweepWorkflow", "DunningWorkflow"]
@@ -184,30 +182,20 @@ class DunningWorkflow:
 @workflow.defn
 class DunningSweepWorkflow:
     """One round: start a ``DunningWorkflow`` for every customer and currency with an overdue item
-    and no open case. Started by a Temporal Schedule; starting a workflow that runs already is
-    refused by its id, so a round started twice starts nothing twice."""
+    and no open case, a page at a time (continuing as new after a full page). Started by a
+    Temporal Schedule; starting a workflow that runs already is refused by its id, so a round
+    started twice starts nothing twice."""
 
     @workflow.run
     async def run(self, inp: SweepInput) -> int:
         as_of = inp.as_of or workflow.now().date().isoformat()
         queue = inp.task_queue or workflow.info().task_queue
-        pairs: list[list[str]] = await workflow.execute_activity(
-            "dunning.pending", SweepInput(as_of, inp.tenant_id, queue, inp.after, inp.page),
-            result_type=list[list[str]], start_to_close_timeout=timedelta(minutes=10), retry_policy=_RETRY)
-
-        async def start(tenant_id: str, customer_id: str, currency: str) -> int:
-            try:
-                await workflow.start_child_workflow(
-                    DunningWorkflow.run, DunningInput(tenant_id, customer_id, currency),
-                    id=dunning_workflow_id(tenant_id, customer_id, currency), task_queue=queue,
-                    id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                    parent_close_policy=workflow.ParentClosePolicy.ABANDON)
-            except WorkflowAlreadyStartedError:
-                return 0
-            return 1
-
-        # the page's children start side by side (one workflow task for all of them)
-        started = inp.started + sum(await asyncio.gather(*(start(*p) for p in pairs)))
-        if inp.page and len(pairs) == inp.page:
-            workflow.continue_as_new(SweepInput(as_of, inp.tenant_id, queue, pairs[-1], inp.page, started))
-        return started
+        # the activity starts the page's workflows with the worker's client, side by side: as child
+        # workflows of this one they started a few per second (each start is recorded in its history)
+        started, last = await workflow.execute_activity(
+            "dunning.start_pending", SweepInput(as_of, inp.tenant_id, queue, inp.after, inp.page),
+            result_type=list, start_to_close_timeout=timedelta(minutes=10), retry_policy=_RETRY)
+        total = inp.started + int(started)
+        if last:
+            workflow.continue_as_new(SweepInput(as_of, inp.tenant_id, queue, list(last), inp.page, total))
+        return total
