@@ -44,6 +44,7 @@ class StepOutput:
     reason: str = ""
     policy: str = ""
     ruleset_version_id: str = ""
+    case_stage: int = 0  # the last stage the case reached (dunning.advance may have reached some)
 
 
 @dataclass

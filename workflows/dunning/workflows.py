@@ -72,9 +72,18 @@ class DunningWorkflow:
                 workflow.continue_as_new(DunningInput(inp.tenant_id, inp.customer_id, inp.currency, self._case_id))
             today = workflow.now().date().isoformat()
             self._changed = False
-            step: StepOutput = await workflow.execute_activity(
-                "dunning.check", CheckInput(inp.tenant_id, inp.customer_id, inp.currency, wid, self._case_id, today),
-                result_type=StepOutput, start_to_close_timeout=_SHORT, retry_policy=_RETRY)
+            check = CheckInput(inp.tenant_id, inp.customer_id, inp.currency, wid, self._case_id, today)
+            if workflow.patched("advance"):
+                # one activity per wake-up: it reaches the stages due that need no approval itself
+                # (each once, letters included) and answers what comes next
+                step: StepOutput = await workflow.execute_activity(
+                    "dunning.advance", check, result_type=StepOutput, start_to_close_timeout=_SHORT,
+                    retry_policy=_RETRY)
+                self._stage = max(self._stage, step.case_stage)
+            else:
+                step = await workflow.execute_activity(
+                    "dunning.check", check, result_type=StepOutput, start_to_close_timeout=_SHORT,
+                    retry_policy=_RETRY)
             self._case_id = step.case_id or self._case_id
             self._reason = step.reason
             if step.kind == "close":
@@ -194,7 +203,8 @@ class DunningSweepWorkflow:
         # workflows of this one they started a few per second (each start is recorded in its history)
         started, last = await workflow.execute_activity(
             "dunning.start_pending", SweepInput(as_of, inp.tenant_id, queue, inp.after, inp.page),
-            result_type=list, start_to_close_timeout=timedelta(minutes=10), retry_policy=_RETRY)
+            result_type=list, start_to_close_timeout=timedelta(minutes=10), heartbeat_timeout=timedelta(seconds=30),
+            retry_policy=_RETRY)
         total = inp.started + int(started)
         if last:
             workflow.continue_as_new(SweepInput(as_of, inp.tenant_id, queue, list(last), inp.page, total))
