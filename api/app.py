@@ -27,6 +27,7 @@ from api.areas import (
     collections,
     customers,
     documents,
+    dunning,
     invoices,
     ocpp,
     partners,
@@ -112,7 +113,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[health, apidocs.static_router(), tenancy.router, tokens.router, customers.router, sites.router,
                         partners.router, rulesets.router, pricing.router, sessions.router, audit.router, ocpp.router, documents.router,
                         billing.router, invoices.router, receivables.router,
-                        bank.router, collections.router, payouts.router, *console.routers()],
+                        bank.router, collections.router, payouts.router, dunning.router, *console.routers()],
         template_config=console.template_config(),
         # the access line is outermost, so it sees the status of refused requests (401, 429) too
         middleware=[*([AccessLogMiddleware] if access_log_enabled() else []), auth],

@@ -11,6 +11,7 @@ __all__ = [
     "Approval",
     "Atom",
     "AutoRelease",
+    "BaseRate",
     "BillingCycle",
     "BillingZone",
     "BinOp",
@@ -364,6 +365,17 @@ class FlatFee(_Stmt):
 
 
 @dataclass(frozen=True, slots=True)
+class BaseRate(_Stmt):
+    """``base rate 1.27% valid 2025-07-01..2026-01-01``: the base rate default interest is added
+    to, as data with its validity (dates ISO, the end exclusive; added to the shipped table)."""
+
+    rate: Num  # percent per year; may be negative
+    span: Span
+    valid_from: str = ""
+    valid_until: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ForGroups(_Stmt):
     """The customer groups a dunning policy or a reimbursement applies to."""
 
@@ -539,8 +551,8 @@ class ReturnCharge(_Stmt):
 
 PolicyStmt = Union[
     BillingCycle, CutOff, BillingZone, Terms, HoldWhen, Approval, AutoRelease, Escalate, Stage, MinimumAmount,
-    Grace, Interest, FlatFee, ForGroups, PauseOnDispute, VatRate, ReverseCharge, TaxExempt, Sites, HostShare,
-    EnergyPrice, PartnerRef, CommissionRef, Commission, Party, Validity, ServiceVat, Prorate, ServiceItem,
+    Grace, Interest, FlatFee, BaseRate, ForGroups, PauseOnDispute, VatRate, ReverseCharge, TaxExempt, Sites,
+    HostShare, EnergyPrice, PartnerRef, CommissionRef, Commission, Party, Validity, ServiceVat, Prorate, ServiceItem,
     PaymentMethod, PaymentWindow, CollectionMinimum, ReturnCharge,
 ]
 

@@ -454,6 +454,13 @@ class _Checker:
                          "German law sets 5 (consumers) or 9 (businesses)")
             elif isinstance(st2, A.ForGroups):
                 self._groups(st2.groups)
+            elif isinstance(st2, A.BaseRate):
+                if not -20 <= st2.rate.value <= 50:
+                    self.err("E310", f"a base rate of {st2.rate.value}% is out of range", st2.rate.span,
+                             "the base rate is a percentage per year, e.g. 'base rate 1.27% valid 2025-07-01..'")
+                if st2.valid_until is not None and st2.valid_until <= st2.valid_from:
+                    self.err("E310", f"the base rate's validity ends before it starts ({st2.valid_from}.."
+                             f"{st2.valid_until})", st2.span)
 
     def _policy_tax(self, pol: A.Policy) -> None:
         seen: dict[tuple[str, str], list[A.VatRate]] = {}

@@ -1199,6 +1199,17 @@ class _ToAst(Transformer[Token, Any]):
     def d_flat_fee(self, meta: Any, c: list[Token]) -> A.FlatFee:
         return A.FlatFee(_num(c[0]), _span(meta), _named(c[1]) if len(c) > 1 else None)
 
+    def d_base_rate(self, meta: Any, c: list[Any]) -> A.BaseRate:
+        start, end = c[1]
+        return A.BaseRate(c[0], _span(meta), start, end)
+
+    def pct_positive(self, meta: Any, c: list[Token]) -> A.Num:
+        return _num(c[0])
+
+    def pct_negative(self, meta: Any, c: list[Token]) -> A.Num:
+        n = _num(c[0])
+        return A.Num(-n.value, _span(meta))
+
     def for_groups(self, meta: Any, c: list[Token]) -> A.ForGroups:
         return A.ForGroups(tuple(_named(t) for t in c), _span(meta))
 

@@ -1,4 +1,4 @@
-"""Meaning for ``billing``, ``hold``, ``service`` and ``payments`` policy blocks.
+"""Meaning for ``billing``, ``hold``, ``service``, ``payments`` and ``dunning`` policy blocks.
 
 The grammar gives each policy kind its own statements (typed nodes in ``dsl.ast``) and the checker
 reports what does not fit (E212 statement, E206 time zone, E303 percentage, E310 value); this
@@ -41,6 +41,22 @@ A recurring service item that starts or ends inside a period is billed pro rata 
 in the period (``prorate daily``, the default); ``prorate none`` bills it in full for any day. It
 is written per block (a ``prorate none`` statement applies to every item below it) or per item.
 
+    dunning standard "Standard dunning" {
+      stage 1 after 7 days reminder      # from the oldest overdue item's due date (+ grace)
+      stage 2 after 14 days fee 5.00     # from the previous stage; 'from due_date' to count from the due date
+      stage 3 after 14 days fee 10.00 vat 19%, approval required then block_tokens and hand_over
+      ignore below 5.00                  # a case runs while at least this is overdue
+      grace 3 days
+      interest 9 points over base rate for businesses   # 'for consumers'; without: everyone
+      base rate 1.27% valid 2025-07-01..2026-01-01       # added to runtime.dunning.GERMAN_BASE_RATES
+      flat fee 40 for businesses         # § 288 (5) BGB, once per overdue invoice
+      for group fleet                    # customers of these groups; a block without: everyone else
+      pause on dispute
+      escalate after 2 days              # a stage approval task left this long is escalated
+    }
+
+A stage fee without a tax word (or with ``untaxed``) is outside the scope of VAT (damages).
+
 A service item is known to billing accounts as ``<block>.<item>`` (``supervision.ac_charger``).
 Its VAT rate is the item's own, else the block's, else the ruleset's if its tariffs agree on one
 (the default tariff's when there is one); failing all of those it is 0% with warning W003.
@@ -48,9 +64,10 @@ Its VAT rate is the item's own, else the block's, else the ruleset's if its tari
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from types import MappingProxyType
 
@@ -58,6 +75,14 @@ from dsl import ast as A
 from dsl.checker import TIME_UNITS, check_policies
 from dsl.diagnostics import Diagnostic
 from runtime.bank.payments import PAYMENT_METHODS, PaymentsPolicy, ReturnChargeRule
+from runtime.dunning import (
+    GERMAN_BASE_RATES,
+    BaseRate,
+    DunningPolicy,
+    DunningStage,
+    FlatFeeRule,
+    InterestRule,
+)
 from runtime.invoicing import (
     CYCLES,
     PRICE_PERIODS,
@@ -69,8 +94,8 @@ from runtime.invoicing import (
     ServicePrice,
 )
 
-__all__ = ["Policies", "billing_policy", "hold_policy", "interpret_policies", "payments_policy", "read_policies",
-           "service_policy", "service_warnings"]
+__all__ = ["Policies", "billing_policy", "dunning_policy", "hold_policy", "interpret_policies", "payments_policy",
+           "read_policies", "service_policy", "service_warnings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +105,7 @@ class Policies:
     # "<block>.<item>" -> price, in source order
     services: Mapping[str, ServicePrice] = field(default_factory=lambda: MappingProxyType({}))
     payments: tuple[PaymentsPolicy, ...] = ()
+    dunning: tuple[DunningPolicy, ...] = ()
 
     def billing_named(self, name: str | None) -> BillingPolicy | None:
         for b in self.billing:
@@ -184,6 +210,35 @@ def payments_policy(pol: A.Policy) -> PaymentsPolicy:
     return PaymentsPolicy(pol.name, method, pre, lead, minimum, tuple(charges))
 
 
+def _days(d: A.Duration) -> int:
+    """A dunning wait in whole days (a wait given in hours counts the days it touches)."""
+    td = _duration(d)
+    return math.ceil(td.total_seconds() / 86400) if td is not None else 0
+
+
+def dunning_policy(pol: A.Policy, currency: str = "EUR") -> DunningPolicy:
+    """A ``dunning`` block as the runtime applies it (``runtime.dunning``)."""
+    stages = tuple(DunningStage(
+        int(st.number.value), _days(st.after), st.anchor.value if st.anchor is not None else "previous_stage",
+        st.reminder, st.fee.value if st.fee is not None else None,
+        st.fee_vat.value if st.fee_vat is not None and not st.fee_untaxed else None, st.approval,
+        tuple(a.value for a in st.actions)) for st in pol.of(A.Stage))
+    minimum = pol.of(A.MinimumAmount)
+    grace = pol.of(A.Grace)
+    groups = pol.of(A.ForGroups)
+    escalate = pol.of(A.Escalate)
+    rates = tuple(BaseRate(st.rate.value, date.fromisoformat(st.valid_from),
+                           date.fromisoformat(st.valid_until) if st.valid_until else None)
+                  for st in pol.of(A.BaseRate))
+    return DunningPolicy(
+        pol.name, stages, currency, pol.title, minimum[0].amount.value if minimum else Decimal(0),
+        _days(grace[0].after) if grace else 0,
+        tuple(InterestRule(st.points.value, st.debtors.value if st.debtors else None) for st in pol.of(A.Interest)),
+        tuple(FlatFeeRule(st.amount.value, st.debtors.value if st.debtors else None) for st in pol.of(A.FlatFee)),
+        tuple(g.value for g in groups[0].groups) if groups else (), bool(pol.of(A.PauseOnDispute)),
+        _days(escalate[0].after) if escalate else None, GERMAN_BASE_RATES + rates)
+
+
 def _ruleset_vat(rs: A.Ruleset) -> Decimal | None:
     """The VAT rate a service inherits when neither it nor its block names one."""
     if rs.default_tariff is not None:
@@ -232,7 +287,7 @@ def service_warnings(ruleset: A.Ruleset, filename: str = "<ruleset>") -> list[Di
 
 
 def read_policies(ruleset: A.Ruleset) -> Policies:
-    """Billing, hold, service and payments policies of a checked ruleset."""
+    """Billing, hold, service, payments and dunning policies of a checked ruleset."""
     services: dict[str, ServicePrice] = {}
     blocks = [p for p in ruleset.policies if p.kind == "service"]
     inherited = _ruleset_vat(ruleset) if blocks else None
@@ -242,7 +297,8 @@ def read_policies(ruleset: A.Ruleset) -> Policies:
     return Policies(tuple(billing_policy(p) for p in ruleset.policies if p.kind == "billing"),
                     tuple(hold_policy(p) for p in ruleset.policies if p.kind == "hold"),
                     MappingProxyType(services),
-                    tuple(payments_policy(p) for p in ruleset.policies if p.kind == "payments"))
+                    tuple(payments_policy(p) for p in ruleset.policies if p.kind == "payments"),
+                    tuple(dunning_policy(p, ruleset.currency) for p in ruleset.policies if p.kind == "dunning"))
 
 
 def interpret_policies(ruleset: A.Ruleset, filename: str = "<ruleset>") -> tuple[Policies, list[Diagnostic]]:

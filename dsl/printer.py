@@ -246,6 +246,8 @@ def policy_stmt_text(st: A.PolicyStmt) -> str:
             f" for {st.debtors.value}" if st.debtors else "")
     if isinstance(st, A.FlatFee):
         return f"flat fee {_n(st.amount.value)}" + (f" for {st.debtors.value}" if st.debtors else "")
+    if isinstance(st, A.BaseRate):
+        return f"base rate {_n(st.rate.value)}% {_validity(st.valid_from, st.valid_until)}"
     if isinstance(st, A.ForGroups):
         return "for groups " + _names(st.groups, ", ")
     if isinstance(st, A.PauseOnDispute):

@@ -38,7 +38,8 @@ __all__ = [
 ]
 
 EntryKind = Literal["invoice", "credit_note", "payment", "return", "return_charge", "refund", "write_off",
-                    "goodwill", "credit_applied", "credit_used", "overpayment", "refund_return"]
+                    "goodwill", "credit_applied", "credit_used", "overpayment", "refund_return", "dunning_fee",
+                    "interest", "flat_fee"]
 
 # the sign each kind of entry carries on the item it is booked to (amounts are given as magnitudes)
 ENTRY_SIGNS: Final[dict[str, int]] = {
@@ -54,6 +55,9 @@ ENTRY_SIGNS: Final[dict[str, int]] = {
     "credit_used": +1,      # ... and taken from the credit balance item (its open amount is negative)
     "overpayment": -1,      # what a payment left over: opens (or adds to) a credit balance item
     "refund_return": -1,    # a refund's transfer came back: the credit it consumed is open again
+    "dunning_fee": +1,      # a dunning stage's fee opens an item of its own (runtime.dunning)
+    "interest": +1,         # default interest charged by a dunning stage, an item of its own
+    "flat_fee": +1,         # the flat fee for late payment (business debtors), an item of its own
 }
 
 AGING_BUCKETS: Final = ("not_due", "0_30", "31_60", "61_90", "over_90")

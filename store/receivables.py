@@ -62,6 +62,7 @@ __all__ = [
     "entries_of",
     "event",
     "item_states",
+    "open_charge_item",
     "open_invoice_item",
     "open_invoice_items_due",
     "open_items",
@@ -277,6 +278,28 @@ def open_invoice_item(conn: Connection, tenant_id: str, inv: Any, created_by: st
         booked = BookedEvent(eid, "invoice", gross, inv.currency, ((iid, "invoice", gross),), None, ZERO, False)
     apply_credit_balances(conn, tenant_id, inv.account_id, inv.currency, on, created_by)
     return booked
+
+
+def open_charge_item(conn: Connection, tenant_id: str, *, key: str, kind: str, customer_id: str, account_id: str,
+                     currency: str, amount: Decimal, issue_date: date, due_date: date, number: str,
+                     detail: dict[str, Any] | None = None, created_by: str = "system") -> str:
+    """An item of its own for a charge dunning makes (``dunning_fee``, ``interest``, ``flat_fee``),
+    collected and matched like an invoice; booked once per ``key`` (returns the item's id)."""
+    if ENTRY_SIGNS.get(kind) != +1 or kind in ("invoice", "return", "return_charge", "refund", "credit_used"):
+        raise ValueError(f"{kind!r} is not a charge of its own")
+    done = event(conn, tenant_id, key)
+    if done is not None:
+        return done.entries[0][0]
+    iid = new_id("itm")
+    conn.execute(insert(receivable_item).values(
+        id=iid, tenant_id=tenant_id, customer_id=customer_id, account_id=account_id, kind=kind, invoice_id=None,
+        number=number[:40], currency=currency, amount=amount, issue_date=issue_date, due_date=due_date,
+        created_at=utcnow()))
+    eid = _new_event(conn, tenant_id, key, kind, account_id, currency, amount, issue_date, number[:300],
+                     detail or {}, created_by)
+    _append(conn, tenant_id, eid, issue_date, [Entry(iid, kind, amount, currency)])
+    apply_credit_balances(conn, tenant_id, account_id, currency, issue_date, created_by)
+    return iid
 
 
 def apply_credit_balances(conn: Connection, tenant_id: str, account_id: str, currency: str, on: date,

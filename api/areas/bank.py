@@ -17,7 +17,7 @@ from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Sche
 from litestar.params import Parameter
 from pydantic import Field
 
-from api.auth import ROLE_SETS
+from api.auth import ROLE_SETS, actor_of
 from api.crud import CursorParam, ReadModel, WriteModel, open_scope, route
 from api.schemas import DecimalOut
 from runtime.bank.camt import CamtError
@@ -84,8 +84,14 @@ async def import_bank_statement(request: Request[Any, Any, Any]) -> Response[Sta
             scope.commit()
             return out
 
+    from api.areas.dunning import tell_paid_cases
+    from store.types import utcnow
+
+    since = utcnow()
     out = await asyncio.to_thread(run)
     fresh = not (out["entries"] and out["duplicates"] == out["entries"])
+    if fresh and (out["matched"] or out["partially_matched"]):
+        await tell_paid_cases(request.app, actor_of(request).tenant_id, since, "bank statement")
     return Response(StatementImported(**out), status_code=201 if fresh else 200)
 
 

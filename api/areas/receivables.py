@@ -17,7 +17,7 @@ from litestar import Request, Response, Router
 from litestar.params import Parameter
 from pydantic import Field
 
-from api.auth import ROLE_SETS
+from api.auth import ROLE_SETS, actor_of
 from api.crud import ReadModel, WriteModel, open_scope, route
 from api.schemas import Currency, DecimalOut
 from store import receivables as R
@@ -185,6 +185,12 @@ def get_account_statement(request: Request[Any, Any, Any], customer_id: str, cur
        summary="Book a payment received for a billing account: it settles the named invoices first, then "
                "the oldest due; an overpayment becomes a credit balance. Once per idempotency_key")
 def book_payment(request: Request[Any, Any, Any], data: PaymentCreate) -> Response[PaymentBooked]:
+    from litestar.background_tasks import BackgroundTask
+
+    from api.areas.dunning import tell_paid_cases
+    from store.types import utcnow
+
+    since = utcnow()
     amount = Decimal(data.amount)
     if amount <= 0:
         raise InvalidInput("invalid_amount", "amount must be positive", errors=[{"key": "amount",
@@ -213,7 +219,10 @@ def book_payment(request: Request[Any, Any, Any], data: PaymentCreate) -> Respon
     out = PaymentBooked(event_id=done.event_id, amount=done.amount, currency=done.currency,
                         allocations=[{"item_id": i, "kind": k, "amount": format(a, "f")} for i, k, a in done.entries],
                         credit_item_id=done.credit_item_id, credit_balance=done.left, duplicate=done.duplicate)
-    return Response(out, status_code=200 if done.duplicate else 201)
+    # the customer's open dunning case re-reads at once (after the answer is sent)
+    return Response(out, status_code=200 if done.duplicate else 201,
+                    background=None if done.duplicate else BackgroundTask(
+                        tell_paid_cases, request.app, actor_of(request).tenant_id, since))
 
 
 router = Router(path="/", route_handlers=[list_receivable_items, get_aged_receivables, get_account_statement,

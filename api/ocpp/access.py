@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from store.dunning import customer_blocks
 from store.models import Contract, Customer, Partner, Token
 from store.ocpp import AccessRule, AuthorizationDecision
 
@@ -159,6 +160,12 @@ def decide(db: Session, tenant_id: str, location_id: str | None, evse_uid: str, 
         return Decision("Expired", "token_expired", **ids)
     if h.token_status != "active":
         return Decision("Invalid", f"token_{h.token_status}"[:60], **ids)
+    blocks = customer_blocks(db, tenant_id, h.customer_id) if h.customer_id is not None else {}
+    if blocks:
+        # a dunning stage blocked the customer's tokens or suspended the contract; released as soon
+        # as the case closes (paid)
+        return Decision("Blocked", "dunning_blocked" if "block_tokens" in blocks else "dunning_contract_suspended",
+                        **ids)
     local = at.astimezone(ZoneInfo(tz or "UTC"))
     active = h.contract_id is not None and _contract_active(h, local.date())
     if h.contract_id is not None and not active:

@@ -32,6 +32,7 @@ ACCOUNT_LABELS: Final[dict[str, dict[str, str]]] = {
         "invoice": "Rechnung", "credit_note": "Rechnungskorrektur", "payment": "Zahlung",
         "return": "Rücklastschrift", "return_charge": "Rücklastschriftgebühr", "refund": "Erstattung", "refund_return": "Erstattung zurückgekommen",
         "write_off": "Ausbuchung", "goodwill": "Kulanzgutschrift", "overpayment": "Überzahlung (Guthaben)",
+        "dunning_fee": "Mahngebühr", "interest": "Verzugszinsen", "flat_fee": "Verzugspauschale",
         "credit_applied": "Guthaben verrechnet", "credit_used": "Guthaben verrechnet",
     },
     "en": {
@@ -46,6 +47,7 @@ ACCOUNT_LABELS: Final[dict[str, dict[str, str]]] = {
         "invoice": "Invoice", "credit_note": "Credit note", "payment": "Payment",
         "return": "Returned direct debit", "return_charge": "Return fee", "refund": "Refund", "refund_return": "Refund returned",
         "write_off": "Write-off", "goodwill": "Goodwill credit", "overpayment": "Overpayment (credit)",
+        "dunning_fee": "Dunning fee", "interest": "Default interest", "flat_fee": "Late payment flat fee",
         "credit_applied": "Credit applied", "credit_used": "Credit applied",
     },
     "fr": {
@@ -62,6 +64,7 @@ ACCOUNT_LABELS: Final[dict[str, dict[str, str]]] = {
         "invoice": "Facture", "credit_note": "Avoir", "payment": "Paiement",
         "return": "Prélèvement rejeté", "return_charge": "Frais de rejet", "refund": "Remboursement", "refund_return": "Remboursement rejeté",
         "write_off": "Passage en perte", "goodwill": "Geste commercial", "overpayment": "Trop-perçu (avoir)",
+        "dunning_fee": "Frais de relance", "interest": "Intérêts de retard", "flat_fee": "Indemnité forfaitaire",
         "credit_applied": "Avoir imputé", "credit_used": "Avoir imputé",
     },
     "nl": {
@@ -76,6 +79,7 @@ ACCOUNT_LABELS: Final[dict[str, dict[str, str]]] = {
         "invoice": "Factuur", "credit_note": "Creditnota", "payment": "Betaling",
         "return": "Gestorneerde incasso", "return_charge": "Stornokosten", "refund": "Terugbetaling", "refund_return": "Terugbetaling teruggekomen",
         "write_off": "Afboeking", "goodwill": "Coulancecredit", "overpayment": "Te veel betaald (tegoed)",
+        "dunning_fee": "Aanmaningskosten", "interest": "Vertragingsrente", "flat_fee": "Forfaitaire vergoeding",
         "credit_applied": "Tegoed verrekend", "credit_used": "Tegoed verrekend",
     },
 }

@@ -118,6 +118,10 @@ def bodies(t: Tenantry) -> dict[str, Any]:
         "start_payout_run": {"creditor_account_id": ids.get("creditor_account_id", "cra_missing")},
         "approve_payout_run": {},
         "reject_payout_run": {"reason": "not now"},
+        "dispute_receivable_item": {"reason": "the session was not mine"},
+        "undispute_receivable_item": {"resolution": "confirmed"},
+        "approve_dunning_stage": {},
+        "reject_dunning_stage": {"reason": "customer called"},
     }
 
 

@@ -18,7 +18,8 @@ LISTS = {"list_api_keys", "list_users", "list_customer_groups", "list_customers"
          "list_agreements", "list_rulesets", "list_price_series_list", "list_sessions", "list_audit_entries",
          "list_access_rules", "list_ocpp_transactions", "list_documents", "list_finance_tasks", "list_invoices",
          "list_partner_statements", "list_receivable_items", "list_bank_entries", "list_bank_accounts",
-         "list_creditor_accounts", "list_collection_runs", "list_payables", "list_payout_runs"}
+         "list_creditor_accounts", "list_collection_runs", "list_payables", "list_payout_runs",
+         "list_dunning_cases"}
 REFERENCING_CREATES = {"create_api_key", "create_billing_account", "create_contract", "create_token",
                        "create_location", "create_charge_point", "create_evse", "create_agreement",
                        "simulate_ruleset", "create_access_rule", "preview_partner_statement",

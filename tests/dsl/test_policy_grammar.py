@@ -22,7 +22,7 @@ dunning standard {
   ignore below 5.00
   grace 3 days
   interest 9 points over base rate for businesses
-  flat fee 40 for businesses
+  flat fee 40 for businesses; base rate -0.88% valid 2016-07-01..2023-01-01
   for group fleet
   pause on dispute
   escalate after 2 days
@@ -77,6 +77,8 @@ def test_every_kind_parses_into_typed_statements_and_compiles() -> None:
     assert interest.points.value == 9 and interest.debtors is not None and interest.debtors.value == "businesses"
     assert dunning.of(A.MinimumAmount)[0].amount.value == D("5.00") and dunning.of(A.PauseOnDispute)
     assert [g.value for g in dunning.of(A.ForGroups)[0].groups] == ["fleet"]
+    [base] = dunning.of(A.BaseRate)
+    assert (base.rate.value, base.valid_from, base.valid_until) == (D("-0.88"), "2016-07-01", "2023-01-01")
 
     rates = _policy(rs, "tax").of(A.VatRate)
     assert [(r.country.value, r.category, r.rate.value, r.valid_from, r.valid_until) for r in rates] == [

@@ -14,7 +14,9 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from workflows.billing.workflows import BillingCycleWorkflow
 
-HISTORIES = sorted((Path(__file__).resolve().parent / "histories").glob("*.json"))
+# the billing cycle's histories (the dunning workflow's, dunning_*.json, replay in test_dunning_replay.py)
+HISTORIES = sorted(p for p in (Path(__file__).resolve().parent / "histories").glob("*.json")
+                   if not p.name.startswith("dunning_"))
 
 
 @pytest.mark.parametrize("runner", ["sandboxed", "unsandboxed"])

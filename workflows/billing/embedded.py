@@ -98,11 +98,13 @@ def delivery_sweep_interval() -> timedelta:
 
 
 def start_worker_thread(address: str, engine: Any, task_queue: str = TASK_QUEUE, *,
-                        email: bool = True) -> threading.Thread:
+                        email: bool = True, dunning_sweep: bool | None = None) -> threading.Thread:
     """The billing worker on a thread of its own. It delivers the documents' e-mail when
     ``EVBILL_SMTP_HOST`` is set, and keeps the delivery sweep's Schedule: created (or resumed) with
     SMTP, paused without it (one line on the console says e-mail delivery is off). ``email=False``
-    (the demo, whose customers are invented) sends none and leaves the schedule alone.
+    (the demo, whose customers are invented) sends none and leaves the schedule alone. The dunning
+    sweep's Schedule (``workflows.dunning.schedules``) is kept likewise unless ``dunning_sweep`` is
+    False (default: as ``email``; the demo drives its dunning case itself).
 
     The returned thread has ``stop()``: shut the worker down (running activities are cancelled) and
     wait for the thread, so the caller can close the database after it (the demo does)."""
@@ -130,6 +132,13 @@ def start_worker_thread(address: str, engine: Any, task_queue: str = TASK_QUEUE,
         client = await Client.connect(address)
         if email:
             await keep_sweep_schedule(client)
+        if dunning_sweep if dunning_sweep is not None else email:
+            try:
+                from workflows.dunning.schedules import ensure_dunning_sweep_schedule
+
+                await ensure_dunning_sweep_schedule(client, task_queue)
+            except Exception:  # billing must run even when the dunning sweep's schedule cannot be kept
+                log.exception("the dunning sweep's schedule could not be kept")
         worker = build_worker(client, engine, task_queue, smtp=smtp)
         running["loop"], running["worker"] = asyncio.get_running_loop(), worker
         await worker.run()

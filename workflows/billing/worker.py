@@ -67,6 +67,8 @@ def build_worker(client: Client, engine: Engine, task_queue: str = TASK_QUEUE, *
     from workflows.collections.workflows import CollectionRunWorkflow
     from workflows.documents.activities import DeliveryActivities
     from workflows.documents.workflows import DocumentDeliverySweepWorkflow, DocumentDeliveryWorkflow
+    from workflows.dunning.activities import DunningActivities
+    from workflows.dunning.workflows import DunningSweepWorkflow, DunningWorkflow
     from workflows.payouts.activities import PayoutActivities
     from workflows.payouts.workflows import PayoutRunWorkflow
 
@@ -84,9 +86,11 @@ def build_worker(client: Client, engine: Engine, task_queue: str = TASK_QUEUE, *
     kw.setdefault("max_concurrent_workflow_task_polls", slots)
     return Worker(client, task_queue=task_queue,
                   workflows=[BillingCycleWorkflow, ScheduleSyncWorkflow, DocumentDeliveryWorkflow,
-                             DocumentDeliverySweepWorkflow, CollectionRunWorkflow, PayoutRunWorkflow],
+                             DocumentDeliverySweepWorkflow, CollectionRunWorkflow, PayoutRunWorkflow, DunningWorkflow,
+                             DunningSweepWorkflow],
                   activities=acts.all() + ScheduleActivities(engine).all() + DeliveryActivities(engine, smtp).all()
-                  + CollectionActivities(engine).all() + PayoutActivities(engine).all(),
+                  + CollectionActivities(engine).all() + PayoutActivities(engine).all()
+                  + DunningActivities(engine, client=client).all(),
                   activity_executor=ThreadPoolExecutor(max_workers=threads),
                   max_concurrent_activities=max_concurrent_activities or threads,
                   max_concurrent_local_activities=slots, workflow_runner=runner, **kw)

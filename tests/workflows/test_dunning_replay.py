@@ -1,0 +1,41 @@
+"""Recorded dunning histories (``EVBILL_RECORD_HISTORIES=1 pytest tests/workflows/test_dunning.py``)
+must replay on today's ``DunningWorkflow``, in the SDK's sandbox and without it: a change that
+would break running cases fails here (such changes go behind ``workflow.patched``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+
+from workflows.dunning.workflows import DunningWorkflow
+
+HISTORIES = sorted((Path(__file__).resolve().parent / "histories").glob("dunning_*.json"))
+
+
+@pytest.mark.parametrize("runner", ["sandboxed", "unsandboxed"])
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_recorded_dunning_history_replays(path: Path, runner: str) -> None:
+    history = WorkflowHistory.from_json(f"replay-{path.stem}", path.read_text())
+    wr = SandboxedWorkflowRunner() if runner == "sandboxed" else UnsandboxedWorkflowRunner()
+    await Replayer(workflows=[DunningWorkflow], workflow_runner=wr).replay_workflow(history)
+
+
+def test_the_paths_are_recorded() -> None:
+    names = {"dunning_paid_after_stage_1", "dunning_dispute_refused", "dunning_approved_blocked_paid"}
+    # v2: the "advance" patch (one activity per wake-up reaches the stages that need no approval)
+    assert {p.stem for p in HISTORIES} >= names | {f"{n}_v2" for n in names}
+    v2 = WorkflowHistory.from_json("v2", (Path(__file__).resolve().parent / "histories"
+                                          / "dunning_paid_after_stage_1_v2.json").read_text())
+    kinds = [e.WhichOneof("attributes") for e in v2.events]
+    assert kinds.count("activity_task_scheduled_event_attributes") == 3  # advance, advance, close
+    assert "marker_recorded_event_attributes" in kinds
+    # the refused path: an Update rejected by the validator never reaches history, the accepted one does
+    h = WorkflowHistory.from_json("r", (Path(__file__).resolve().parent / "histories"
+                                        / "dunning_dispute_refused.json").read_text())
+    kinds = [e.WhichOneof("attributes") for e in h.events]
+    assert kinds.count("workflow_execution_update_accepted_event_attributes") == 1
+    assert kinds[-1] == "workflow_execution_completed_event_attributes"

@@ -1,0 +1,249 @@
+"""Dunning activities: each one transaction, each idempotent (see ``store.dunning``).
+
+``dunning.check`` re-reads the customer's items and asks ``runtime.dunning.next_step``; it opens
+the case the first time something is overdue, with the ruleset version in force that day, and
+the case keeps that version (and its policy) to the end. ``dunning.reach`` plans the stage with
+``runtime.dunning.plan_stage`` and stores it once (fees and interest as items of their own), then
+archives the stage's letter once.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from dsl.compiler import compile_ruleset
+from runtime.dunning import (
+    BaseRateUnknown,
+    CaseState,
+    DunningPolicy,
+    debtor_kind,
+    next_step,
+    plan_stage,
+    select_policy,
+)
+from store import dunning as DN
+from store.billing import write_transaction
+from store.cycle import ruleset_in_force
+from workflows.dunning.types import CheckInput, CloseInput, StageInput, StageOutput, StepOutput, SweepInput
+
+__all__ = ["DunningActivities"]
+
+
+class DunningActivities:
+    def __init__(self, engine: Engine, letters: bool | None = None, client: Any = None) -> None:
+        self.engine = engine
+        self.client = client  # the worker's Temporal client: the sweep starts the cases' workflows with it
+        # EVBILL_RENDER_DOCUMENTS=0 (benchmarks) reaches stages without rendering their letters
+        self.letters = letters if letters is not None else os.environ.get("EVBILL_RENDER_DOCUMENTS", "1") != "0"
+
+    def all(self) -> list[Any]:
+        return [self.check, self.advance, self.request_approval, self.reach, self.refuse, self.close, self.pending,
+                self.start_pending]
+
+    # ------------------------------------------------------------------ policy
+    def _policy(self, conn: Connection, tenant_id: str, version_id: str | None, name: str | None,
+                groups: list[str], on: date) -> tuple[str | None, DunningPolicy | None]:
+        if version_id:
+            row = DN.ruleset_source(conn, tenant_id, version_id)
+        else:
+            row = ruleset_in_force(conn, tenant_id, datetime.combine(on, time(23, 59), tzinfo=UTC))
+        if row is None:
+            return None, None
+        res = compile_ruleset(row.source, f"{row.dsl_name or row.id}.evb")
+        if res.ruleset is None:
+            raise ApplicationError(f"ruleset version {row.id} no longer compiles:\n{res.render()}",
+                                   type="ruleset_invalid", non_retryable=True)
+        policies = res.ruleset.policies.dunning
+        if name:
+            return row.id, next((p for p in policies if p.name == name), None)
+        return row.id, select_policy(policies, groups)
+
+    # ------------------------------------------------------------------ activities
+    @activity.defn(name="dunning.check")
+    def check(self, inp: CheckInput) -> StepOutput:
+        today = date.fromisoformat(inp.today)
+        with write_transaction(self.engine) as conn:
+            cust = DN.customer_facts(conn, inp.tenant_id, inp.customer_id)
+            if cust is None:
+                return StepOutput("close", inp.case_id, reason="customer_not_found")
+            case = DN.case(conn, inp.tenant_id, inp.case_id) if inp.case_id else None
+            if case is not None and case.status == "closed":
+                return StepOutput("close", case.id, reason=case.reason or "closed")
+            version, policy = self._policy(conn, inp.tenant_id, case.ruleset_version_id if case else None,
+                                           case.policy if case else None, list(cust.groups or []), today)
+            if policy is None:
+                return StepOutput("close", inp.case_id, reason="no_dunning_policy")
+            items = DN.case_items(conn, inp.tenant_id, inp.customer_id, inp.currency)
+            state = DN.case_state(conn, inp.tenant_id, case.id) if case else CaseState()
+            if policy.currency != inp.currency:
+                # the ruleset's policy is written in its currency; a case in another applies its rules as such
+                    policy = replace(policy, currency=inp.currency)
+            step = next_step(policy, items, today, state)
+            overdue_now = step.kind in ("stage", "paused", "done") or (step.kind == "wait" and step.stage > 0)
+            if case is None and overdue_now:
+                oldest = min((i for i in items if i.open > 0 and i.kind != "credit_balance"),
+                             key=lambda i: (i.due_date, i.id))
+                case = DN.open_case(conn, inp.tenant_id, customer_id=inp.customer_id,
+                                    account_id=DN.item_account(conn, inp.tenant_id, oldest.id), currency=inp.currency,
+                                    workflow_id=inp.workflow_id, ruleset_version_id=version, policy=policy.name,
+                                    debtor=debtor_kind(cust.kind), today=today)
+            cid = case.id if case else ""
+            approval = False
+            if case is not None:
+                if step.kind == "wait":
+                    DN.set_status(conn, inp.tenant_id, cid, "waiting", next_stage=step.stage or None, next_on=step.on,
+                                  reason=step.reason)
+                elif step.kind in ("paused", "done"):
+                    DN.set_status(conn, inp.tenant_id, cid, step.kind, reason=step.reason)
+                elif step.kind == "stage":
+                    st = policy.stage(step.stage)
+                    approval = bool(st and st.approval)
+        return StepOutput(step.kind, cid, step.on.isoformat() if step.on else "", step.stage, approval,
+                          format(step.overdue, "f"), step.currency, step.reason, policy.name, version or "",
+                          state.stage)
+
+    @activity.defn(name="dunning.advance")
+    def advance(self, inp: CheckInput) -> StepOutput:
+        """``check``, and while a stage that needs no approval is due, ``reach`` it and check again:
+        what a wake-up does in one activity instead of three. Each step is its own transaction and
+        idempotent; a stage reached before a crash without its letter gets it here."""
+        step = self.check(inp)
+        for _ in range(20):  # a policy's stages, at most
+            if step.kind != "stage" or step.approval:
+                break
+            self._reach_stage(StageInput(inp.tenant_id, step.case_id, step.stage, inp.today))
+            step = self.check(replace(inp, case_id=step.case_id))
+        if self.letters and step.case_id:
+            self._missing_letters(inp.tenant_id, step.case_id)
+        return step
+
+    def _reach_stage(self, inp: StageInput) -> dict[str, Any]:
+        with write_transaction(self.engine) as conn:
+            _, plan = self._plan(conn, inp)
+            try:
+                res: dict[str, Any] = DN.reach_stage(conn, inp.tenant_id, inp.case_id, plan, inp.decided_by,
+                                                     inp.reason)
+            except ValueError as exc:
+                raise ApplicationError(str(exc), type="stage_refused", non_retryable=True) from None
+            if inp.decided_by != "system" and not res["duplicate"]:
+                _audit(conn, inp.tenant_id, inp.decided_by, "dunning_stage.approve", f"{inp.case_id}:{inp.stage}",
+                       {"stage": inp.stage, "total": format(plan.total, "f"), "reason": inp.reason})
+        return res
+
+    def _missing_letters(self, tenant_id: str, case_id: str) -> None:
+        with self.engine.connect() as conn:
+            reached = [x["stage"] for x in DN.stages_of(conn, tenant_id, case_id) if x["status"] == "reached"]
+            have = {lt["stage"] for lt in DN.letters_of(conn, tenant_id, case_id)}
+        for stage in reached:
+            if stage not in have:
+                self._letter(tenant_id, case_id, stage)
+
+    def _plan(self, conn: Connection, inp: StageInput) -> Any:
+        case = DN.case(conn, inp.tenant_id, inp.case_id)
+        cust = DN.customer_facts(conn, inp.tenant_id, case.customer_id)
+        # the day the stage became due: an approval task keeps the day it was opened
+        planned = DN.stage_planned_on(conn, inp.case_id, inp.stage) or date.fromisoformat(inp.today)
+        _, policy = self._policy(conn, inp.tenant_id, case.ruleset_version_id, case.policy,
+                                 list(cust.groups or []) if cust else [], planned)
+        if policy is None:
+            raise ApplicationError(f"the case's policy '{case.policy}' is gone from its ruleset version",
+                                   type="ruleset_invalid", non_retryable=True)
+        if policy.currency != case.currency:
+            policy = replace(policy, currency=case.currency)
+        items = DN.case_items(conn, inp.tenant_id, case.customer_id, case.currency)
+        state = DN.case_state(conn, inp.tenant_id, case.id)
+        try:
+            return case, plan_stage(policy, inp.stage, items, planned, state, case.debtor)
+        except BaseRateUnknown as exc:
+            # the case's ruleset version has no base rate for these days and never will: the stage
+            # goes out without interest rather than never (said in the worker's log)
+            activity.logger.warning("dunning case %s stage %s without interest: %s", case.id, inp.stage, exc)
+            return case, plan_stage(replace(policy, interest=()), inp.stage, items, planned, state, case.debtor)
+
+    @activity.defn(name="dunning.request_approval")
+    def request_approval(self, inp: StageInput) -> StageOutput:
+        with write_transaction(self.engine) as conn:
+            _, plan = self._plan(conn, inp)
+            status = DN.request_approval(conn, inp.tenant_id, inp.case_id, plan)
+        return StageOutput(inp.stage, status)
+
+    @activity.defn(name="dunning.reach")
+    def reach(self, inp: StageInput) -> StageOutput:
+        res = self._reach_stage(inp)
+        letter_id = ""
+        if self.letters:
+            letter_id = self._letter(inp.tenant_id, inp.case_id, inp.stage)
+        return StageOutput(inp.stage, "reached", list(res["charge_items"]), letter_id, bool(res["duplicate"]))
+
+    def _letter(self, tenant_id: str, case_id: str, stage: int) -> str:
+        from workflows.dunning.letters import archive_letter
+
+        return archive_letter(self.engine, tenant_id, case_id, stage)
+
+    @activity.defn(name="dunning.refuse")
+    def refuse(self, inp: StageInput) -> None:
+        with write_transaction(self.engine) as conn:
+            DN.refuse_stage(conn, inp.tenant_id, inp.case_id, inp.stage, inp.decided_by, inp.reason)
+            _audit(conn, inp.tenant_id, inp.decided_by, "dunning_stage.reject", f"{inp.case_id}:{inp.stage}",
+                   {"stage": inp.stage, "reason": inp.reason})
+
+    @activity.defn(name="dunning.close")
+    def close(self, inp: CloseInput) -> list[str]:
+        with write_transaction(self.engine) as conn:
+            return DN.close_case(conn, inp.tenant_id, inp.case_id, date.fromisoformat(inp.today), inp.reason)
+
+    @activity.defn(name="dunning.pending")
+    def pending(self, inp: SweepInput) -> list[list[str]]:
+        with self.engine.connect() as conn:
+            after = (inp.after[0], inp.after[1], inp.after[2]) if len(inp.after) == 3 else None
+            return [list(p) for p in DN.overdue_pairs(conn, inp.tenant_id or None, date.fromisoformat(inp.as_of),
+                                                      after=after, limit=inp.page or None)]
+
+    @activity.defn(name="dunning.start_pending")
+    async def start_pending(self, inp: SweepInput) -> list[Any]:
+        """Start a page of missing cases' workflows from here, side by side (child workflows of one
+        sweep started a few per second: the server records each start in the parent's history).
+        Returns [started, last pair of the page (empty: the page was not full)]."""
+        import asyncio
+
+        from temporalio.common import WorkflowIDReusePolicy
+        from temporalio.exceptions import WorkflowAlreadyStartedError
+
+        from workflows.dunning.types import DunningInput, dunning_workflow_id
+
+        if self.client is None:
+            raise ApplicationError("the dunning activities were built without a Temporal client",
+                                   type="no_client", non_retryable=True)
+        pairs = await asyncio.to_thread(self.pending, inp)
+        queue = inp.task_queue or activity.info().task_queue
+        sem = asyncio.Semaphore(64)
+
+        async def one(tenant_id: str, customer_id: str, currency: str) -> int:
+            async with sem:
+                try:
+                    await self.client.start_workflow(
+                        "DunningWorkflow", DunningInput(tenant_id, customer_id, currency),
+                        id=dunning_workflow_id(tenant_id, customer_id, currency), task_queue=queue,
+                        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE)
+                except WorkflowAlreadyStartedError:
+                    return 0
+                finally:
+                    activity.heartbeat()  # a sweep whose worker died is retried within the heartbeat timeout
+                return 1
+
+        activity.heartbeat()
+        started = sum(await asyncio.gather(*(one(*p) for p in pairs)))
+        return [started, pairs[-1] if inp.page and len(pairs) == inp.page else []]
+
+
+def _audit(conn: Any, tenant_id: str, user_id: str, action: str, entity_id: str, data: dict[str, Any]) -> None:
+    from workflows.billing.activities import _audit as billing_audit
+
+    billing_audit(conn, tenant_id, user_id, "approver", action, "dunning_stage", entity_id, data)

@@ -1,0 +1,27 @@
+"""The stage's letter: rendered from what the stage stored, archived once (``store.dunning``)."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import Engine
+
+from runtime.documents.dunning_letter import render_dunning_letter
+from store import dunning as DN
+from store.billing import write_transaction
+
+__all__ = ["archive_letter"]
+
+
+def archive_letter(engine: Engine, tenant_id: str, case_id: str, stage: int) -> str:
+    """The letter's id; rendered only when the stage has none yet (a retry keeps the first bytes)."""
+    with engine.connect() as conn:
+        got = DN.letter(conn, tenant_id, case_id, stage, with_content=False)
+        if got is not None:
+            return str(got["id"])
+        doc = DN.letter_doc(conn, tenant_id, case_id, stage)
+    pdf = render_dunning_letter(doc)  # outside any transaction: rendering takes a while
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", f"{'reminder' if doc.letter == 'reminder' else 'dunning'}-"
+                  f"{doc.number}.pdf")
+    with write_transaction(engine) as conn:
+        return str(DN.save_letter(conn, tenant_id, case_id, stage, doc.language, name, pdf)["id"])

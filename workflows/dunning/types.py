@@ -1,0 +1,110 @@
+"""The dunning workflow's inputs and results (plain dataclasses: Temporal's JSON converter)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["CaseStatus", "CheckInput", "CloseInput", "DunningInput", "DunningResult", "StageDecision",
+           "StageInput", "StageOutput", "StepOutput", "SweepInput", "dunning_workflow_id"]
+
+
+def dunning_workflow_id(tenant_id: str, customer_id: str, currency: str) -> str:
+    """One workflow per customer and currency at a time: starting it again while it runs finds the
+    running one; after it ended (the case closed) the id may be used again for the next case."""
+    return f"dunning:{tenant_id}:{customer_id}:{currency}"
+
+
+@dataclass
+class DunningInput:
+    tenant_id: str
+    customer_id: str
+    currency: str
+    case_id: str = ""  # set when the workflow continues as new with a case open
+
+
+@dataclass
+class CheckInput:
+    tenant_id: str
+    customer_id: str
+    currency: str
+    workflow_id: str
+    case_id: str
+    today: str  # ISO date, the workflow's (the same on replay)
+
+
+@dataclass
+class StepOutput:
+    kind: str  # close | wait | paused | stage | done
+    case_id: str = ""
+    on: str = ""  # wait: the day to wake up
+    stage: int = 0
+    approval: bool = False
+    overdue: str = "0"
+    currency: str = ""
+    reason: str = ""
+    policy: str = ""
+    ruleset_version_id: str = ""
+    case_stage: int = 0  # the last stage the case reached (dunning.advance may have reached some)
+
+
+@dataclass
+class StageInput:
+    tenant_id: str
+    case_id: str
+    stage: int
+    today: str  # the day the stage became due (its letter's date)
+    decided_by: str = "system"
+    reason: str = ""
+
+
+@dataclass
+class StageOutput:
+    stage: int
+    status: str  # reached | awaiting_approval | refused
+    charge_items: list[str] = field(default_factory=list)
+    letter_id: str = ""
+    duplicate: bool = False
+
+
+@dataclass
+class CloseInput:
+    tenant_id: str
+    case_id: str
+    today: str
+    reason: str
+
+
+@dataclass
+class StageDecision:
+    user_id: str
+    role: str
+    reason: str = ""
+
+
+@dataclass
+class CaseStatus:
+    state: str  # starting | waiting | paused | awaiting_approval | reaching | done | closed
+    case_id: str
+    stage: int
+    next_on: str
+    awaiting_stage: int
+    reason: str
+
+
+@dataclass
+class DunningResult:
+    case_id: str
+    status: str  # closed | no_case
+    stage: int
+    reason: str
+    released: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SweepInput:
+    as_of: str = ""  # ISO date; empty: the workflow's day
+    tenant_id: str = ""  # empty: every tenant
+    task_queue: str = ""  # where the started workflows run (empty: the sweep's own queue)
+    after: list[str] = field(default_factory=list)  # the last pair a previous page started (continue-as-new)
+    page: int = 500  # pairs started per page: children start side by side, the history stays small
+    started: int = 0  # started by the pages before this one

@@ -1,0 +1,211 @@
+"""``DunningWorkflow``: one customer's overdue items in one currency, taken through the policy's stages.
+
+    check (activity: re-read the items, decide with runtime.dunning) ─┬─ close: nothing overdue at or
+        ▲                                                              │  above the minimum: the case
+        │                                                              │  closes, blocks are released
+        ├── wait: a durable timer until the next stage's day ──────────┤
+        ├── paused (an item disputed) / done (last stage, or refused) ─┤  wake on a signal or daily
+        └── stage: approval? ─ awaiting_approval ─ approve ─ reach ─────┘  (fees, interest, letter:
+                                               └─ reject ── refused        once per case and stage)
+
+Every database touch is an activity called by name; each is one transaction and idempotent (a stage
+is reached once per case, whatever retries or replays), so a worker killed at a stage boundary
+never makes a second fee or letter. The signal ``changed`` (a payment matched, a credit note, a
+dispute raised or resolved) makes the workflow re-read at once instead of at its next wake-up.
+The case keeps the ruleset version in force when it started.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.dunning.types import (
+        CaseStatus,
+        CheckInput,
+        CloseInput,
+        DunningInput,
+        DunningResult,
+        StageDecision,
+        StageInput,
+        StageOutput,
+        StepOutput,
+        SweepInput,
+    )
+
+__all__ = ["APPROVER_ROLES", "RECHECK", "DunningSweepWorkflow", "DunningWorkflow"]
+
+APPROVER_ROLES = ("approver",)
+# how often a paused or finished case re-reads its items without a signal
+RECHECK = timedelta(days=1)
+_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                     maximum_interval=timedelta(seconds=60), maximum_attempts=0,
+                     non_retryable_error_types=["ruleset_invalid", "stage_refused"])
+# an activity of a killed worker is retried after this: one case's reads and writes and one letter
+_SHORT = timedelta(seconds=45)
+# a long case continues as new before its history grows large
+_MAX_HISTORY = 2000
+
+
+@workflow.defn
+class DunningWorkflow:
+    def __init__(self) -> None:
+        self._state = "starting"
+        self._case_id = ""
+        self._stage = 0
+        self._next_on = ""
+        self._awaiting = 0
+        self._reason = ""
+        self._changed = False
+        self._decision: tuple[str, StageDecision] | None = None
+
+    @workflow.run
+    async def run(self, inp: DunningInput) -> DunningResult:
+        wid = workflow.info().workflow_id
+        self._case_id = inp.case_id
+        while True:
+            if workflow.info().get_current_history_length() > _MAX_HISTORY:
+                workflow.continue_as_new(DunningInput(inp.tenant_id, inp.customer_id, inp.currency, self._case_id))
+            today = workflow.now().date().isoformat()
+            self._changed = False
+            check = CheckInput(inp.tenant_id, inp.customer_id, inp.currency, wid, self._case_id, today)
+            if workflow.patched("advance"):
+                # one activity per wake-up: it reaches the stages due that need no approval itself
+                # (each once, letters included) and answers what comes next
+                step: StepOutput = await workflow.execute_activity(
+                    "dunning.advance", check, result_type=StepOutput, start_to_close_timeout=_SHORT,
+                    retry_policy=_RETRY)
+                self._stage = max(self._stage, step.case_stage)
+            else:
+                step = await workflow.execute_activity(
+                    "dunning.check", check, result_type=StepOutput, start_to_close_timeout=_SHORT,
+                    retry_policy=_RETRY)
+            self._case_id = step.case_id or self._case_id
+            self._reason = step.reason
+            if step.kind == "close":
+                released: list[str] = []
+                if self._case_id:
+                    released = await workflow.execute_activity(
+                        "dunning.close", CloseInput(inp.tenant_id, self._case_id, today, step.reason or "paid"),
+                        result_type=list[str], start_to_close_timeout=_SHORT, retry_policy=_RETRY)
+                self._state = "closed"
+                return DunningResult(self._case_id, "closed" if self._case_id else "no_case", self._stage,
+                                     step.reason, released)
+            if step.kind == "stage":
+                await self._reach(inp, step, today)
+                continue
+            if step.kind == "wait":
+                self._state, self._next_on = "waiting", step.on
+                await self._sleep_until(step.on)
+                continue
+            # paused (disputed) or done (every stage reached, or escalation refused): wait for news
+            self._state, self._next_on = step.kind, ""
+            try:
+                await workflow.wait_condition(lambda: self._changed, timeout=RECHECK)
+            except TimeoutError:
+                pass
+
+    async def _reach(self, inp: DunningInput, step: StepOutput, today: str) -> None:
+        arg = StageInput(inp.tenant_id, self._case_id, step.stage, today)
+        if step.approval:
+            out: StageOutput = await workflow.execute_activity(
+                "dunning.request_approval", arg, result_type=StageOutput, start_to_close_timeout=_SHORT,
+                retry_policy=_RETRY)
+            if out.status == "awaiting_approval":
+                self._state, self._awaiting = "awaiting_approval", step.stage
+                # a payment while the task waits is news too: re-read, the task stays open if still due
+                await workflow.wait_condition(lambda: self._decision is not None or self._changed)
+                if self._decision is None:
+                    self._state = "waiting"
+                    return
+                kind, d = self._decision
+                self._decision, self._awaiting = None, 0
+                arg = StageInput(inp.tenant_id, self._case_id, step.stage, today, d.user_id, d.reason)
+                if kind == "reject":
+                    await workflow.execute_activity("dunning.refuse", arg, start_to_close_timeout=_SHORT,
+                                                    retry_policy=_RETRY)
+                    return
+            elif out.status == "refused":
+                return
+        self._state = "reaching"
+        res: StageOutput = await workflow.execute_activity(
+            "dunning.reach", arg, result_type=StageOutput, start_to_close_timeout=_SHORT, retry_policy=_RETRY)
+        self._stage = res.stage
+
+    async def _sleep_until(self, day: str) -> None:
+        wake = datetime.combine(datetime.fromisoformat(day).date(), time(0, 0), tzinfo=UTC)
+        delay = wake - workflow.now()
+        if delay <= timedelta(0):
+            return
+        try:
+            await workflow.wait_condition(lambda: self._changed, timeout=delay)
+        except TimeoutError:
+            pass
+
+    @workflow.signal
+    def changed(self, reason: str) -> None:
+        """Something about the customer's items changed (payment, credit note, dispute): re-read now."""
+        self._changed = True
+
+    def _require_waiting(self, d: StageDecision) -> None:
+        if self._state != "awaiting_approval" or self._decision is not None:
+            raise ApplicationError(f"the dunning case is not waiting for a decision (state: {self._state})",
+                                   type="not_waiting")
+        if d.role not in APPROVER_ROLES:
+            raise ApplicationError(f"deciding a dunning stage needs the approver role, not '{d.role}'",
+                                   type="forbidden")
+
+    async def _decide(self, kind: str, d: StageDecision) -> str:
+        self._decision = (kind, d)
+        stage = self._awaiting
+        await workflow.wait_condition(lambda: self._decision is None)
+        return f"stage {stage} {'approved' if kind == 'approve' else 'rejected'}"
+
+    @workflow.update
+    async def approve(self, d: StageDecision) -> str:
+        return await self._decide("approve", d)
+
+    @approve.validator
+    def _validate_approve(self, d: StageDecision) -> None:
+        self._require_waiting(d)
+
+    @workflow.update
+    async def reject(self, d: StageDecision) -> str:
+        return await self._decide("reject", d)
+
+    @reject.validator
+    def _validate_reject(self, d: StageDecision) -> None:
+        self._require_waiting(d)
+        if not d.reason.strip():
+            raise ApplicationError("a rejection needs a reason", type="reason_required")
+
+    @workflow.query
+    def status(self) -> CaseStatus:
+        return CaseStatus(self._state, self._case_id, self._stage, self._next_on, self._awaiting, self._reason)
+
+
+@workflow.defn
+class DunningSweepWorkflow:
+    """One round: start a ``DunningWorkflow`` for every customer and currency with an overdue item
+    and no open case, a page at a time (continuing as new after a full page). Started by a
+    Temporal Schedule; starting a workflow that runs already is refused by its id, so a round
+    started twice starts nothing twice."""
+
+    @workflow.run
+    async def run(self, inp: SweepInput) -> int:
+        as_of = inp.as_of or workflow.now().date().isoformat()
+        queue = inp.task_queue or workflow.info().task_queue
+        # the activity starts the page's workflows with the worker's client, side by side: as child
+        # workflows of this one they started a few per second (each start is recorded in its history)
+        started, last = await workflow.execute_activity(
+            "dunning.start_pending", SweepInput(as_of, inp.tenant_id, queue, inp.after, inp.page),
+            result_type=list, start_to_close_timeout=timedelta(minutes=10), heartbeat_timeout=timedelta(seconds=30),
+            retry_policy=_RETRY)
+        total = inp.started + int(started)
+        if last:
+            workflow.continue_as_new(SweepInput(as_of, inp.tenant_id, queue, list(last), inp.page, total))
+        return total
