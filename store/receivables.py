@@ -208,6 +208,20 @@ def _append(conn: Connection, tenant_id: str, event_id: str, booked_on: date, en
         conn.execute(insert(receivable_entry), rows)
 
 
+def _post(conn: Connection, tenant_id: str, event_ids: Sequence[str], invoices: dict[str, Any] | None = None) -> None:
+    """Post the journal entries of events written in this transaction (``store.accounting``: the
+    one place every receivable event reaches the journal, in the same transaction)."""
+    from store.accounting import post_events
+
+    if not event_ids:
+        return
+    evs = [dict(r._mapping) for r in conn.execute(select(receivable_event).where(
+        receivable_event.c.id.in_(list(event_ids))).order_by(receivable_event.c.id))]
+    ens = [dict(r._mapping) for r in conn.execute(select(receivable_entry).where(
+        receivable_entry.c.event_id.in_(list(event_ids))).order_by(receivable_entry.c.id))]
+    post_events(conn, tenant_id, evs, ens, invoices)
+
+
 def _credit_item(conn: Connection, tenant_id: str, customer_id: str, account_id: str, currency: str,
                  reference: str, on: date) -> str:
     iid = new_id("itm")
@@ -261,6 +275,7 @@ def open_invoice_item(conn: Connection, tenant_id: str, inv: Any, created_by: st
                          inv.number or "", {"invoice_id": inv.id}, created_by)
         _append(conn, tenant_id, eid, on, [Entry(iid, "invoice", gross, inv.currency)])
         booked = BookedEvent(eid, "invoice", gross, inv.currency, ((iid, "invoice", gross),), None, ZERO, False)
+    _post(conn, tenant_id, [eid], {inv.id: inv})
     apply_credit_balances(conn, tenant_id, inv.account_id, inv.currency, on, created_by)
     return booked
 
@@ -285,6 +300,7 @@ def apply_credit_balances(conn: Connection, tenant_id: str, account_id: str, cur
                          {"credit_item_id": c.id}, created_by)
         _append(conn, tenant_id, eid, on, [*alloc.entries, Entry(c.id, "credit_used", used, currency)])
         booked.append(_booked(eid, "credit_applied", Allocation(used, currency, alloc.entries, ZERO), None))
+    _post(conn, tenant_id, [b.event_id for b in booked])
     return booked
 
 
@@ -339,6 +355,9 @@ def book_payment(conn: Connection, tenant_id: str, *, key: str, customer_id: str
         conn.execute(insert(receivable_item).values(**rows.credit_item))
     if rows.entries:
         conn.execute(insert(receivable_entry), rows.entries)
+    from store.accounting import post_events
+
+    post_events(conn, tenant_id, [rows.event], rows.entries)
     return rows.booked
 
 
@@ -403,13 +422,18 @@ class PaymentBatch:
         return rows.booked, {v.id: v.open for v in views}
 
     def flush(self, conn: Connection) -> None:
-        """Write what was booked since the last flush (items before the entries that refer to them)."""
+        """Write what was booked since the last flush (items before the entries that refer to them)
+        and post its journal entries."""
+        from store.accounting import post_events
+
+        events, entries = list(self._events), list(self._entries)
         for table, rows in ((receivable_item, self._items), (receivable_event, self._events),
                             (receivable_entry, self._entries)):
             if rows:
                 cols = tuple(rows[0])
                 driver_insert(conn, table, cols, [tuple(r[c] for c in cols) for r in rows])
             rows.clear()
+        post_events(conn, self.tenant_id, events, entries)
 
 
 def aged_receivables(conn: Connection, tenant_id: str, as_of: date) -> dict[str, dict[str, Decimal]]:
@@ -470,5 +494,6 @@ def book_return(conn: Connection, tenant_id: str, *, key: str, item_id: str, amo
     eid = _new_event(conn, tenant_id, key, "return", item.account_id, item.currency, amount + charge, booked_on,
                      reference, detail or {}, created_by)
     _append(conn, tenant_id, eid, booked_on, entries)
+    _post(conn, tenant_id, [eid])
     return BookedEvent(eid, "return", amount + charge, item.currency,
                        tuple((e.item_id, e.kind, e.amount) for e in entries), None, ZERO, False)

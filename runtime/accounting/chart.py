@@ -85,6 +85,9 @@ class Chart:
     datev_vat: str = "separate"
     skr: str = ""  # "03" | "04" | "" for the DATEV header
     names: Mapping[str, str] = field(default_factory=dict)  # account -> label (documentation, exports)
+    consultant: int = 1001  # DATEV Beraternummer
+    client: int = 1  # DATEV Mandantennummer
+    fiscal_year_start: int = 1  # the month the fiscal year starts in
 
     def __post_init__(self) -> None:
         if self.debtors not in ("personal", "control"):
@@ -93,6 +96,10 @@ class Chart:
             raise ChartError(f"the account length is 4 to 8 digits, not {self.account_length}")
         if self.datev_vat not in ("separate", "automatic"):
             raise ChartError(f"datev_vat is 'separate' or 'automatic', not {self.datev_vat!r}")
+        if not (1001 <= self.consultant <= 9999999 and 1 <= self.client <= 99999):
+            raise ChartError("DATEV consultant numbers run 1001–9999999, client numbers 1–99999")
+        if not 1 <= self.fiscal_year_start <= 12:
+            raise ChartError(f"the fiscal year starts in a month 1–12, not {self.fiscal_year_start}")
         for r in self.rules:
             if r.event != ANY and r.event not in EVENT_ROLES:
                 raise ChartError(f"unknown event {r.event!r} (known: {', '.join(EVENT_ROLES)})")
@@ -142,6 +149,7 @@ class Chart:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "debtors": self.debtors, "account_length": self.account_length,
                 "datev_vat": self.datev_vat, "skr": self.skr, "names": dict(self.names),
+                "consultant": self.consultant, "client": self.client, "fiscal_year_start": self.fiscal_year_start,
                 "rules": [r.to_dict() for r in self.rules]}
 
     @classmethod
@@ -150,9 +158,15 @@ class Chart:
             rules = tuple(Rule(**{k: str(v) for k, v in r.items()}) for r in d.get("rules", ()))
         except TypeError as e:
             raise ChartError(f"a rule has an unknown field: {e}") from None
-        return cls(str(d.get("name", "custom")), rules, str(d.get("debtors", "control")),
-                   int(d.get("account_length", 4)), str(d.get("datev_vat", "separate")), str(d.get("skr", "")),
-                   {str(k): str(v) for k, v in dict(d.get("names", {})).items()})
+        try:
+            return cls(str(d.get("name", "custom")), rules, str(d.get("debtors", "control")),
+                       int(d.get("account_length", 4)), str(d.get("datev_vat", "separate")), str(d.get("skr", "")),
+                       {str(k): str(v) for k, v in dict(d.get("names", {})).items()},
+                       int(d.get("consultant", 1001)), int(d.get("client", 1)), int(d.get("fiscal_year_start", 1)))
+        except (TypeError, ValueError) as e:
+            if isinstance(e, ChartError):
+                raise
+            raise ChartError(f"a chart field has the wrong type: {e}") from None
 
 
 def _what(event: str, role: str, revenue_kind: str, vat: str, country: str) -> str:
