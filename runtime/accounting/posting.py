@@ -19,7 +19,9 @@ def book(chart: Chart, facts: EventFacts, *, source_id: str, document: str, docu
     """The entry of one event. ``debtor_account`` is the customer's account (personal or the
     control account, ``store`` decides which). Raises ``MappingMissing`` for a line no rule maps
     and ``Unbalanced`` for facts that do not add up."""
-    merged: dict[tuple[str, str], list[object]] = {}
+    # lines on one account are merged only where nothing but the role tells them apart (a credit
+    # balance kept on the debtor account); revenue kinds and VAT rates stay lines of their own
+    merged: dict[tuple[str, str, str, str], list[object]] = {}
     for lg in legs(facts):
         if lg.role == "debtor" and chart.debtors == "personal":
             account, bu = debtor_account, ""
@@ -30,13 +32,13 @@ def book(chart: Chart, facts: EventFacts, *, source_id: str, document: str, docu
                 account = debtor_account or account
             if account == "debtor":
                 account = debtor_account
-        k = (account, bu)
+        k = (account, bu, lg.revenue_kind, lg.vat)
         if k in merged:
             merged[k][0] = merged[k][0] + lg.amount  # type: ignore[operator]
         else:
             merged[k] = [lg.amount, lg.role, lg.revenue_kind, lg.vat]
     lines = []
-    for (account, bu), (amount, role, kind, vat) in merged.items():
+    for (account, bu, _k, _v), (amount, role, kind, vat) in merged.items():
         assert isinstance(amount, Decimal)
         if amount == ZERO:
             continue
