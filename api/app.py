@@ -21,6 +21,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from sqlalchemy import Engine
 
 from api.areas import (
+    accounting,
     audit,
     bank,
     billing,
@@ -110,7 +111,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[health, tenancy.router, tokens.router, customers.router, sites.router, partners.router,
                         rulesets.router, pricing.router, sessions.router, audit.router, ocpp.router, documents.router,
                         billing.router, invoices.router, receivables.router,
-                        bank.router, collections.router],
+                        bank.router, collections.router, accounting.router],
         # the access line is outermost, so it sees the status of refused requests (401, 429) too
         middleware=[*([AccessLogMiddleware] if access_log_enabled() else []), auth],
         exception_handlers=exception_handlers,

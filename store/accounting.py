@@ -56,6 +56,7 @@ from runtime.accounting.posting import book
 from runtime.money import ZERO
 from runtime.receivables import ENTRY_SIGNS
 from store.billing import driver_insert
+from store.errors import DomainError
 from store.models import metadata
 from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
 
@@ -176,12 +177,16 @@ APPEND_ONLY = ("journal_entry", "journal_line", "accounting_period", "posting_ba
                "posting_batch_file")
 
 
-class AccountingError(ValueError):
-    """A refused accounting request, with a stable code for the API."""
+_STATUS = {"not_found": 404, "nothing_to_export": 409, "period_closed": 409, "bad_period": 422,
+           "debtor_range_full": 409, "invoice_inconsistent": 409}
+
+
+class AccountingError(DomainError):
+    """A refused accounting request, with a stable code (and the API's status for it)."""
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+        super().__init__(code, message)
+        self.status = _STATUS.get(code, 409)
 
 
 # ---------------------------------------------------------------- chart
@@ -374,7 +379,7 @@ def post_events(conn: Connection, tenant_id: str, events: Sequence[Mapping[str, 
         debtor_of = {acc: debtors[cus] for acc, cus in customers.items()}
     else:
         control = chart.resolve("invoice", "debtor", country=country).account
-        debtor_of = {acc: control for acc in customers}
+        debtor_of = dict.fromkeys(customers, control)
     entry_rows: list[tuple[Any, ...]] = []
     line_rows: list[tuple[Any, ...]] = []
     now = utcnow()
@@ -623,5 +628,14 @@ def batch_file(conn: Connection, tenant_id: str, batch_id: str, fmt: str) -> Bat
     return BatchFile(row.format, row.filename, row.media_type, bytes(row.content), row.sha256)
 
 
-__all__ += ["account_balances", "batch", "batch_file", "batches", "check_chart_covers", "correct_entry",
-            "role_balances", "tenant_country", "ChartError"]
+__all__ += [
+    "ChartError",
+    "account_balances",
+    "batch",
+    "batch_file",
+    "batches",
+    "check_chart_covers",
+    "correct_entry",
+    "role_balances",
+    "tenant_country",
+]

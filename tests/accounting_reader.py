@@ -63,7 +63,7 @@ def read_extf(data: bytes) -> Extf:
         row = dict(zip(columns, rec, strict=True))
         if header["Datenkategorie"] == "21":
             _booking(row, n, length, header)
-        elif not re.fullmatch(r"[1-9]\d{%d}" % length, row["Konto"]):
+        elif not re.fullmatch(rf"[1-9]\d{{{length}}}", row["Konto"]):
             raise NotExtf(f"record {n}: a debtor account has {length + 1} digits")
         rows.append(row)
     return Extf(header, columns, rows)
@@ -72,12 +72,12 @@ def read_extf(data: bytes) -> Extf:
 def _booking(row: dict[str, str], n: int, length: int, header: dict[str, str]) -> None:
     if not re.fullmatch(r"\d{1,10},\d{2}", row["Umsatz (ohne Soll/Haben-Kz)"]):
         raise NotExtf(f"record {n}: Umsatz is positive with a decimal comma")
-    if row["Umsatz (ohne Soll/Haben-Kz)"] in ("0,00",):
+    if row["Umsatz (ohne Soll/Haben-Kz)"] == "0,00":
         raise NotExtf(f"record {n}: an Umsatz of zero")
     if row["Soll/Haben-Kennzeichen"] not in ("S", "H"):
         raise NotExtf(f"record {n}: S or H")
     for f in ("Konto", "Gegenkonto (ohne BU-Schlüssel)"):
-        if not re.fullmatch(r"\d{1,%d}" % (length + 1), row[f]):
+        if not re.fullmatch(rf"\d{{1,{length + 1}}}", row[f]):
             raise NotExtf(f"record {n}: {f} {row[f]!r} is at most {length + 1} digits")
     if row["Konto"] == row["Gegenkonto (ohne BU-Schlüssel)"]:
         raise NotExtf(f"record {n}: account and contra account are the same")

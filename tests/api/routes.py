@@ -113,6 +113,9 @@ def bodies(t: Tenantry) -> dict[str, Any]:
         "start_collection_run": {"creditor_account_id": ids.get("creditor_account_id", "cra_missing")},
         "approve_collection_run": {},
         "reject_collection_run": {"reason": "not now"},
+        "set_chart_of_accounts": {"template": "plain"},
+        "close_period": {"period": "2026-01"},
+        "create_posting_batch": {"period": "2026-03"},
     }
 
 
