@@ -14,8 +14,8 @@ import base64
 import contextlib
 import random
 from dataclasses import dataclass, field
-from decimal import Decimal
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
