@@ -36,6 +36,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    bindparam,
     func,
     insert,
     select,
@@ -209,6 +210,7 @@ def set_chart(conn: Connection, tenant_id: str, chart: Chart, vat_treatments: It
     given VAT treatments (those of its rulesets): an incomplete chart is refused here, with
     every gap named, rather than found missing when an invoice is finalized."""
     chart.check_complete(vat_treatments, tenant_country(conn, tenant_id))
+    _forget(conn)
     now = utcnow()
     values = {"chart": chart.to_dict(), "updated_by": by, "updated_at": now}
     if conn.execute(select(accounting_chart.c.tenant_id).where(accounting_chart.c.tenant_id == tenant_id)
@@ -239,6 +241,7 @@ def close_period(conn: Connection, tenant_id: str, period: str, by: str) -> dict
     _check_month(period)
     if period in closed_periods(conn, tenant_id):
         raise AccountingError("period_closed", f"period {period} is already closed")
+    _forget(conn)
     now = utcnow()
     conn.execute(insert(accounting_period).values(tenant_id=tenant_id, period=period, closed_by=by, closed_at=now))
     return {"period": period, "closed_by": by, "closed_at": now}
@@ -265,38 +268,91 @@ def _posting_date(document_date: date, closed: set[str]) -> date:
 
 
 # ---------------------------------------------------------------- debtors
-def _debtor_accounts(conn: Connection, tenant_id: str, chart: Chart, customer_ids: set[str]) -> dict[str, str]:
-    """Each customer's personal debtor account, assigned once: the digits of its customer number
-    when they fall in the debtor range and are free, else the next free number of the range."""
+def _debtor_queries() -> tuple[Any, Any, Any, Any]:
     from store.models import Customer
 
-    d = accounting_debtor.c
-    have = {r.customer_id: r.account for r in conn.execute(
-        select(d.customer_id, d.account).where(d.tenant_id == tenant_id, d.customer_id.in_(sorted(customer_ids))))}
+    d, c = accounting_debtor.c, Customer.__table__.c  # type: ignore[attr-defined]
+    have = select(d.customer_id, d.account).where(d.tenant_id == bindparam("t"),
+                                                  d.customer_id.in_(bindparam("ids", expanding=True)))
+    taken = select(d.account).where(d.tenant_id == bindparam("t"), d.account == bindparam("a"))
+    # accounts of one range have one length, so the greatest text is the greatest number
+    top = select(func.max(d.account)).where(d.tenant_id == bindparam("t"), d.account >= bindparam("lo"),
+                                            d.account <= bindparam("hi"))
+    numbers = select(c.id, c.number).where(c.id.in_(bindparam("ids", expanding=True)))
+    return have, taken, top, numbers
+
+
+_Q_DEBTOR_HAVE, _Q_DEBTOR_TAKEN, _Q_DEBTOR_TOP, _Q_CUSTOMER_NUMBERS = _debtor_queries()
+
+
+def _debtor_accounts(conn: Connection, tenant_id: str, chart: Chart, customer_ids: set[str]) -> dict[str, str]:
+    """Each customer's personal debtor account, assigned once: the digits of its customer number
+    when they fall in the debtor range and are free, else the next number after the range's
+    highest one in use."""
+    have: dict[str, str] = dict(conn.execute(_Q_DEBTOR_HAVE, {"t": tenant_id, "ids": sorted(customer_ids)}).all())
     todo = sorted(customer_ids - set(have))
     if not todo:
         return have
     lo, hi = debtor_range(chart.account_length)
-    used = {int(r.account) for r in conn.execute(select(d.account).where(d.tenant_id == tenant_id))}
-    c = Customer.__table__  # type: ignore[attr-defined]
-    numbers = {r.id: r.number or "" for r in conn.execute(select(c.c.id, c.c.number).where(c.c.id.in_(todo)))}
-    rows = []
+    numbers = dict(conn.execute(_Q_CUSTOMER_NUMBERS, {"ids": todo}).all())
+    top: int | None = None
     for cid in todo:
-        digits = "".join(ch for ch in numbers.get(cid, "") if ch.isdigit())
+        digits = "".join(ch for ch in (numbers.get(cid) or "") if ch.isdigit())
         n = int(digits) if digits else 0
-        if not (lo <= n <= hi) or n in used:
-            n = max([u for u in used if lo <= u <= hi], default=lo - 1) + 1
+        if not (lo <= n <= hi) or conn.execute(_Q_DEBTOR_TAKEN, {"t": tenant_id, "a": str(n)}).first() is not None:
+            if top is None:
+                got = conn.execute(_Q_DEBTOR_TOP, {"t": tenant_id, "lo": str(lo), "hi": str(hi)}).scalar()
+                top = int(got) if got else lo - 1
+            n = top + 1
             if n > hi:
                 raise AccountingError("debtor_range_full", f"no free debtor account left in {lo}–{hi}")
-        used.add(n)
+        top = max(top, n) if top is not None else None
         have[cid] = str(n)
-        rows.append((tenant_id, cid, str(n), utcnow()))
-    driver_insert(conn, accounting_debtor, ("tenant_id", "customer_id", "account", "created_at"), rows)
+        # assigned now, so the next customer of this call sees it taken
+        driver_insert(conn, accounting_debtor, ("tenant_id", "customer_id", "account", "created_at"),
+                      [(tenant_id, cid, str(n), utcnow())])
     return have
 
 
 # ---------------------------------------------------------------- posting
 _CREDIT_ITEM_KINDS = frozenset({"overpayment", "credit_used"})
+_CACHE = "evbill.accounting"
+
+
+@dataclass(slots=True)
+class _Context:
+    """What posting reads once per transaction and tenant (month-end posts an entry per invoice)."""
+
+    chart: Chart
+    country: str
+    closed: set[str]
+    debtors: dict[str, str]  # customer -> debtor account, as assigned so far
+
+
+def _context(conn: Connection, tenant_id: str) -> _Context:
+    tx = conn.get_transaction()
+    got = conn.info.get(_CACHE)
+    if got is not None and got[0] is tx and got[1] == tenant_id:
+        ctx: _Context = got[2]
+        return ctx
+    ctx = _Context(chart_of(conn, tenant_id), tenant_country(conn, tenant_id), closed_periods(conn, tenant_id), {})
+    conn.info[_CACHE] = (tx, tenant_id, ctx)
+    return ctx
+
+
+def _forget(conn: Connection) -> None:
+    """The chart or the periods changed in this transaction: read them again when posting."""
+    conn.info.pop(_CACHE, None)
+
+
+def _lines_query() -> Any:
+    from store.billing import invoice_line as il
+
+    return select(il.c.invoice_id, il.c.kind, il.c.tax_rate, il.c.net).where(
+        il.c.invoice_id.in_(bindparam("ids", expanding=True)))
+
+
+_Q_LINES = _lines_query()
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,14 +364,13 @@ class _Invoice:
 
 def _invoice_facts(conn: Connection, invoice_ids: Sequence[str],
                    given: Mapping[str, Any]) -> dict[str, _Invoice]:
-    from store.billing import invoice, invoice_line
+    from store.billing import invoice
 
     out: dict[str, _Invoice] = {}
     lines: dict[str, list[tuple[str, Decimal, Decimal]]] = {i: [] for i in invoice_ids}
     if invoice_ids:
-        for r in conn.execute(select(invoice_line.c.invoice_id, invoice_line.c.kind, invoice_line.c.tax_rate,
-                                     invoice_line.c.net).where(invoice_line.c.invoice_id.in_(list(invoice_ids)))):
-            lines[r.invoice_id].append((r.kind, Decimal(r.tax_rate), Decimal(r.net)))
+        for iid, kind, rate, net in conn.execute(_Q_LINES, {"ids": list(invoice_ids)}):
+            lines[iid].append((kind, Decimal(rate), Decimal(net)))
     missing = [i for i in invoice_ids if i not in given]
     rows = {r.id: r for r in conn.execute(select(invoice.c.id, invoice.c.number, invoice.c.tax_groups, invoice.c.gross_total)
                                           .where(invoice.c.id.in_(missing)))} if missing else {}
@@ -357,26 +412,32 @@ def _revenue(inv: _Invoice) -> tuple[tuple[str, Decimal, Decimal], ...]:
 
 
 def post_events(conn: Connection, tenant_id: str, events: Sequence[Mapping[str, Any]],
-                entries: Sequence[Mapping[str, Any]], invoices: Mapping[str, Any] | None = None) -> int:
+                entries: Sequence[Mapping[str, Any]], invoices: Mapping[str, Any] | None = None,
+                customers: Mapping[str, str] | None = None) -> int:
     """Post the journal entries of receivable events just written in this transaction: ``events``
     as their ``receivable_event`` rows, ``entries`` their ``receivable_entry`` rows, ``invoices``
     the invoice rows an invoice or credit note event books (read from the database when not
-    given). Returns how many entries were written. Raises ``MappingMissing`` (the chart has no
-    account for a line) or ``Unbalanced``: the caller's transaction, and the event, fail."""
+    given), ``customers`` the customer of each billing account (read when not given). Returns how
+    many entries were written. Raises ``MappingMissing`` (the chart has no account for a line) or
+    ``Unbalanced``: the caller's transaction, and the event, fail."""
     if not events:
         return 0
-    chart = chart_of(conn, tenant_id)
-    country = tenant_country(conn, tenant_id)
-    closed = closed_periods(conn, tenant_id)
+    ctx = _context(conn, tenant_id)
+    chart, country, closed = ctx.chart, ctx.country, ctx.closed
     by_event: dict[str, list[Mapping[str, Any]]] = {}
     for e in entries:
         by_event.setdefault(e["event_id"], []).append(e)
     inv_ids = [str(ev["detail"]["invoice_id"]) for ev in events if ev["kind"] in ("invoice", "credit_note")]
     invs = _invoice_facts(conn, inv_ids, invoices or {})
-    customers = _customers_of(conn, {ev["account_id"] for ev in events})
+    accounts = {ev["account_id"] for ev in events}
+    customers = {a: c for a, c in (customers or {}).items() if a in accounts}
+    if len(customers) < len(accounts):
+        customers.update(_customers_of(conn, accounts - set(customers)))
     if chart.debtors == "personal":
-        debtors = _debtor_accounts(conn, tenant_id, chart, set(customers.values()))
-        debtor_of = {acc: debtors[cus] for acc, cus in customers.items()}
+        todo = set(customers.values()) - set(ctx.debtors)
+        if todo:
+            ctx.debtors.update(_debtor_accounts(conn, tenant_id, chart, todo))
+        debtor_of = {acc: ctx.debtors[cus] for acc, cus in customers.items()}
     else:
         control = chart.resolve("invoice", "debtor", country=country).account
         debtor_of = dict.fromkeys(customers, control)

@@ -192,34 +192,45 @@ def item_states(conn: Connection, tenant_id: str, *, customer_id: str | None = N
                       open_amount(entries[r.id], r.currency), r.issue_date, r.due_date) for r in rows]
 
 
+class _Written:
+    """The events and entries one booking wrote, as rows: what its journal entries are posted from
+    (``_post``), without reading them back."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.entries: list[dict[str, Any]] = []
+        self.customers: dict[str, str] = {}  # billing account -> customer
+
+
 def _new_event(conn: Connection, tenant_id: str, key: str, kind: str, account_id: str, currency: str,
-               amount: Decimal, booked_on: date, reference: str, detail: dict[str, Any], created_by: str) -> str:
+               amount: Decimal, booked_on: date, reference: str, detail: dict[str, Any], created_by: str,
+               written: _Written | None = None) -> str:
     eid = new_id("rcv")
-    conn.execute(insert(receivable_event).values(
-        id=eid, tenant_id=tenant_id, key=key, kind=kind, account_id=account_id, currency=currency, amount=amount,
-        booked_on=booked_on, reference=reference, detail=detail, created_by=created_by, created_at=utcnow()))
+    row = dict(id=eid, tenant_id=tenant_id, key=key, kind=kind, account_id=account_id, currency=currency,
+               amount=amount, booked_on=booked_on, reference=reference, detail=detail, created_by=created_by,
+               created_at=utcnow())
+    conn.execute(insert(receivable_event).values(**row))
+    if written is not None:
+        written.events.append(row)
     return eid
 
 
-def _append(conn: Connection, tenant_id: str, event_id: str, booked_on: date, entries: Iterable[Entry]) -> None:
+def _append(conn: Connection, tenant_id: str, event_id: str, booked_on: date, entries: Iterable[Entry],
+            written: _Written | None = None) -> None:
     rows = [dict(tenant_id=tenant_id, item_id=e.item_id, event_id=event_id, kind=e.kind, amount=e.amount,
                  currency=e.currency, booked_on=booked_on, created_at=utcnow()) for e in entries]
     if rows:
         conn.execute(insert(receivable_entry), rows)
+        if written is not None:
+            written.entries += rows
 
 
-def _post(conn: Connection, tenant_id: str, event_ids: Sequence[str], invoices: dict[str, Any] | None = None) -> None:
-    """Post the journal entries of events written in this transaction (``store.accounting``: the
-    one place every receivable event reaches the journal, in the same transaction)."""
+def _post(conn: Connection, tenant_id: str, written: _Written, invoices: dict[str, Any] | None = None) -> None:
+    """Post the journal entries of the events this booking wrote (``store.accounting``: the one
+    place every receivable event reaches the journal, in the same transaction)."""
     from store.accounting import post_events
 
-    if not event_ids:
-        return
-    evs = [dict(r._mapping) for r in conn.execute(select(receivable_event).where(
-        receivable_event.c.id.in_(list(event_ids))).order_by(receivable_event.c.id))]
-    ens = [dict(r._mapping) for r in conn.execute(select(receivable_entry).where(
-        receivable_entry.c.event_id.in_(list(event_ids))).order_by(receivable_entry.c.id))]
-    post_events(conn, tenant_id, evs, ens, invoices)
+    post_events(conn, tenant_id, written.events, written.entries, invoices, written.customers)
 
 
 def _credit_item(conn: Connection, tenant_id: str, customer_id: str, account_id: str, currency: str,
@@ -247,6 +258,8 @@ def open_invoice_item(conn: Connection, tenant_id: str, inv: Any, created_by: st
         return done
     gross = Decimal(inv.gross_total)
     on = inv.issue_date
+    written = _Written()
+    written.customers[inv.account_id] = inv.customer_id
     if inv.kind == "credit_note":
         corrected = [str(c) for c in (inv.corrects or [])]
         rows = conn.execute(select(receivable_item.c.id).where(
@@ -257,13 +270,13 @@ def open_invoice_item(conn: Connection, tenant_id: str, inv: Any, created_by: st
         states = item_states(conn, tenant_id, item_ids=targets) if targets else []
         alloc = allocate(abs(gross), inv.currency, [s.view() for s in states], kind="credit_note")
         eid = _new_event(conn, tenant_id, key, "credit_note", inv.account_id, inv.currency, abs(gross), on,
-                         inv.number or inv.id, {"invoice_id": inv.id, "corrects": corrected}, created_by)
-        _append(conn, tenant_id, eid, on, alloc.entries)
+                         inv.number or inv.id, {"invoice_id": inv.id, "corrects": corrected}, created_by, written)
+        _append(conn, tenant_id, eid, on, alloc.entries, written)
         credit = None
         if alloc.left > 0:
             credit = _credit_item(conn, tenant_id, inv.customer_id, inv.account_id, inv.currency,
                                   inv.number or inv.id, on)
-            _append(conn, tenant_id, eid, on, [Entry(credit, "overpayment", alloc.left, inv.currency)])
+            _append(conn, tenant_id, eid, on, [Entry(credit, "overpayment", alloc.left, inv.currency)], written)
         booked = _booked(eid, "credit_note", alloc, credit)
     else:
         iid = new_id("itm")
@@ -272,10 +285,10 @@ def open_invoice_item(conn: Connection, tenant_id: str, inv: Any, created_by: st
             invoice_id=inv.id, number=inv.number or "", currency=inv.currency, amount=gross, issue_date=on,
             due_date=inv.due_date, created_at=utcnow()))
         eid = _new_event(conn, tenant_id, key, "invoice", inv.account_id, inv.currency, gross, on,
-                         inv.number or "", {"invoice_id": inv.id}, created_by)
-        _append(conn, tenant_id, eid, on, [Entry(iid, "invoice", gross, inv.currency)])
+                         inv.number or "", {"invoice_id": inv.id}, created_by, written)
+        _append(conn, tenant_id, eid, on, [Entry(iid, "invoice", gross, inv.currency)], written)
         booked = BookedEvent(eid, "invoice", gross, inv.currency, ((iid, "invoice", gross),), None, ZERO, False)
-    _post(conn, tenant_id, [eid], {inv.id: inv})
+    _post(conn, tenant_id, written, {inv.id: inv})
     apply_credit_balances(conn, tenant_id, inv.account_id, inv.currency, on, created_by)
     return booked
 
@@ -286,6 +299,9 @@ def apply_credit_balances(conn: Connection, tenant_id: str, account_id: str, cur
     states = item_states(conn, tenant_id, account_id=account_id, currency=currency)
     credits = [s for s in states if s.open < 0]
     booked: list[BookedEvent] = []
+    written = _Written()
+    if credits:
+        written.customers[account_id] = credits[0].customer_id
     for c in credits:
         debts = [s.view() for s in item_states(conn, tenant_id, account_id=account_id, currency=currency)
                  if s.open > 0]
@@ -297,10 +313,10 @@ def apply_credit_balances(conn: Connection, tenant_id: str, account_id: str, cur
         used = alloc.allocated
         key = f"credit:{c.id}:{'+'.join(e.item_id for e in alloc.entries)}:{used}"
         eid = _new_event(conn, tenant_id, key, "credit_applied", account_id, currency, used, on, c.number,
-                         {"credit_item_id": c.id}, created_by)
-        _append(conn, tenant_id, eid, on, [*alloc.entries, Entry(c.id, "credit_used", used, currency)])
+                         {"credit_item_id": c.id}, created_by, written)
+        _append(conn, tenant_id, eid, on, [*alloc.entries, Entry(c.id, "credit_used", used, currency)], written)
         booked.append(_booked(eid, "credit_applied", Allocation(used, currency, alloc.entries, ZERO), None))
-    _post(conn, tenant_id, [b.event_id for b in booked])
+    _post(conn, tenant_id, written)
     return booked
 
 
@@ -357,7 +373,7 @@ def book_payment(conn: Connection, tenant_id: str, *, key: str, customer_id: str
         conn.execute(insert(receivable_entry), rows.entries)
     from store.accounting import post_events
 
-    post_events(conn, tenant_id, [rows.event], rows.entries)
+    post_events(conn, tenant_id, [rows.event], rows.entries, customers={account_id: customer_id})
     return rows.booked
 
 
@@ -400,6 +416,7 @@ class PaymentBatch:
         self._events: list[dict[str, Any]] = []
         self._entries: list[dict[str, Any]] = []
         self._items: list[dict[str, Any]] = []
+        self._customers: dict[str, str] = {}
 
     def book(self, *, key: str, customer_id: str, account_id: str, amount: Decimal, booked_on: date, reference: str,
              targets: Sequence[str] = (), detail: dict[str, Any] | None = None,
@@ -414,6 +431,7 @@ class PaymentBatch:
                              reference, views, [t for t in targets if t in known], detail or {}, created_by)
         self._events.append(rows.event)
         self._entries += rows.entries
+        self._customers[account_id] = customer_id
         if rows.credit_item is not None:
             self._items.append(rows.credit_item)
             self.open[rows.credit_item["id"]] = ZERO
@@ -433,7 +451,7 @@ class PaymentBatch:
                 cols = tuple(rows[0])
                 driver_insert(conn, table, cols, [tuple(r[c] for c in cols) for r in rows])
             rows.clear()
-        post_events(conn, self.tenant_id, events, entries)
+        post_events(conn, self.tenant_id, events, entries, customers=self._customers)
 
 
 def aged_receivables(conn: Connection, tenant_id: str, as_of: date) -> dict[str, dict[str, Decimal]]:
@@ -491,9 +509,11 @@ def book_return(conn: Connection, tenant_id: str, *, key: str, item_id: str, amo
     entries = [Entry(item_id, "return", amount, item.currency)] if amount > 0 else []
     if charge > 0:
         entries.append(Entry(item_id, "return_charge", charge, item.currency))
+    written = _Written()
+    written.customers[item.account_id] = item.customer_id
     eid = _new_event(conn, tenant_id, key, "return", item.account_id, item.currency, amount + charge, booked_on,
-                     reference, detail or {}, created_by)
-    _append(conn, tenant_id, eid, booked_on, entries)
-    _post(conn, tenant_id, [eid])
+                     reference, detail or {}, created_by, written)
+    _append(conn, tenant_id, eid, booked_on, entries, written)
+    _post(conn, tenant_id, written)
     return BookedEvent(eid, "return", amount + charge, item.currency,
                        tuple((e.item_id, e.kind, e.amount) for e in entries), None, ZERO, False)
