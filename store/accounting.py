@@ -315,7 +315,8 @@ def _debtor_accounts(conn: Connection, tenant_id: str, chart: Chart, customer_id
 
 
 # ---------------------------------------------------------------- posting
-_CREDIT_ITEM_KINDS = frozenset({"overpayment", "credit_used"})
+# entry kinds that sit on credit balance items (the rest sit on invoice items)
+_CREDIT_ITEM_KINDS = frozenset({"overpayment", "credit_used", "refund", "refund_return"})
 _CACHE = "evbill.accounting"
 
 
@@ -469,6 +470,10 @@ def post_events(conn: Connection, tenant_id: str, events: Sequence[Mapping[str, 
         elif kind == "credit_applied":
             facts = EventFacts(kind, ev["currency"], effects)
             text = f"Credit balance used {document}"
+        elif kind in ("refund", "refund_return"):
+            # the refund's transfer is owed until the payout pays it (a clearing account)
+            facts = EventFacts(kind, ev["currency"], effects, payout=-sum((e for _k, e in effects), ZERO))
+            text = f"{'Refund' if kind == 'refund' else 'Refund returned'} {document}"
         else:
             raise AccountingError("no_journal_rule", f"no journal rule for receivable events of kind {kind!r}")
         doc_date: date = ev["booked_on"]

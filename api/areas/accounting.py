@@ -36,7 +36,7 @@ ROLE_SETS.setdefault("accounting_write", ("admin", "approver"))
 
 class RuleIO(ReadModel):
     event: str = Field(default="*", description="invoice, credit_note, payment, return, credit_applied or *")
-    role: str = Field(description="debtor, customer_credit, revenue, vat, bank or return_charge")
+    role: str = Field(description="debtor, customer_credit, revenue, vat, bank, return_charge or payout")
     account: str = Field(description="the account number; 'debtor' (customer credit only): the customer's own")
     revenue_kind: str = Field(default="*", description="charging, subscription, service, discount, other or *")
     vat: str = Field(default="*", description="the VAT rate as the chart names it ('19', '7', '0') or *")

@@ -17,6 +17,7 @@ from typing import Any, Final
 from runtime.accounting.journal import EVENT_ROLES, REVENUE_KINDS
 
 __all__ = [
+    "ANY",
     "TEMPLATES",
     "Chart",
     "ChartError",
@@ -196,6 +197,7 @@ _PLAIN = Chart("plain", _rules(
     (ANY, "customer_credit", "2300"),
     (ANY, "bank", "1000"),
     (ANY, "return_charge", "4950"),
+    (ANY, "payout", "2400"),
     (ANY, "vat", "2200"),
     (ANY, "revenue", "4000", "charging"),
     (ANY, "revenue", "4100", "subscription"),
@@ -205,14 +207,15 @@ _PLAIN = Chart("plain", _rules(
 ), debtors="control", names={
     "1000": "Bank", "1200": "Accounts receivable", "2200": "VAT payable", "2300": "Customer credit balances",
     "4000": "Charging revenue", "4100": "Subscription revenue", "4200": "Service revenue",
-    "4800": "Other revenue", "4900": "Discounts granted", "4950": "Return charges recovered"})
+    "4800": "Other revenue", "4900": "Discounts granted", "4950": "Return charges recovered",
+    "2400": "Refunds payable"})
 
 
-def _skr(name: str, skr: str, control: str, bank: str, charge: str, revenue: Mapping[str, str],
+def _skr(name: str, skr: str, control: str, bank: str, charge: str, transit: str, revenue: Mapping[str, str],
          discount: Mapping[str, str], vat: Mapping[str, str], names: Mapping[str, str]) -> Chart:
     rows: list[tuple[str, ...]] = [
         (ANY, "debtor", control), (ANY, "customer_credit", "debtor"), (ANY, "bank", bank),
-        (ANY, "return_charge", charge)]
+        (ANY, "return_charge", charge), (ANY, "payout", transit)]
     for rate, account in vat.items():
         rows.append((ANY, "vat", account, ANY, rate))
     for rate, account in revenue.items():
@@ -227,19 +230,20 @@ def _skr(name: str, skr: str, control: str, bank: str, charge: str, revenue: Map
 # second half of 2020. The revenue accounts are DATEV automatic accounts (8400, 8300; 4400, 4300):
 # the batch gives them the gross and DATEV computes the VAT. A tenant with other treatments (0 %,
 # reverse charge) adds rules for them; the chart is refused until it does.
-_SKR03 = _skr("skr03", "03", "1400", "1200", "2700",
+_SKR03 = _skr("skr03", "03", "1400", "1200", "2700", "1360",
               {"19": "8400", "16": "8400", "7": "8300", "5": "8300"},
               {"19": "8720", "16": "8720", "7": "8710", "5": "8710"},
               {"19": "1776", "16": "1775", "7": "1771", "5": "1773"},
               {"1200": "Bank", "1400": "Forderungen aus Lieferungen und Leistungen", "2700": "Sonstige Erträge",
+               "1360": "Geldtransit",
                "8400": "Erlöse 19 % USt", "8300": "Erlöse 7 % USt", "8720": "Erlösschmälerungen 19 % USt",
                "8710": "Erlösschmälerungen 7 % USt", "1776": "Umsatzsteuer 19 %", "1771": "Umsatzsteuer 7 %",
                "1775": "Umsatzsteuer 16 %", "1773": "Umsatzsteuer 5 %"})
-_SKR04 = _skr("skr04", "04", "1200", "1800", "4830",
+_SKR04 = _skr("skr04", "04", "1200", "1800", "4830", "1460",
               {"19": "4400", "16": "4400", "7": "4300", "5": "4300"},
               {"19": "4720", "16": "4720", "7": "4710", "5": "4710"},
               {"19": "3806", "16": "3805", "7": "3801", "5": "3803"},
-              {"1800": "Bank", "1200": "Forderungen aus Lieferungen und Leistungen",
+              {"1800": "Bank", "1200": "Forderungen aus Lieferungen und Leistungen", "1460": "Geldtransit",
                "4830": "Sonstige betriebliche Erträge", "4400": "Erlöse 19 % USt", "4300": "Erlöse 7 % USt",
                "4720": "Erlösschmälerungen 19 % USt", "4710": "Erlösschmälerungen 7 % USt",
                "3806": "Umsatzsteuer 19 %", "3801": "Umsatzsteuer 7 %", "3805": "Umsatzsteuer 16 %",

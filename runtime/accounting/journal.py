@@ -46,6 +46,10 @@ EVENT_ROLES: Final[dict[str, tuple[str, ...]]] = {
     "payment": ("debtor", "customer_credit", "bank"),
     "return": ("debtor", "bank", "return_charge"),
     "credit_applied": ("debtor", "customer_credit"),
+    # a credit balance paid out (issue 12's refunds): owed to the customer until the transfer leaves,
+    # then cleared by the payout; a returned transfer puts the credit back
+    "refund": ("customer_credit", "payout"),
+    "refund_return": ("customer_credit", "payout"),
 }
 
 # an invoice line's kind -> the revenue kind its net is booked as
@@ -94,6 +98,7 @@ class EventFacts:
     vat: tuple[tuple[Decimal, Decimal], ...] = ()
     bank: Decimal = ZERO
     return_charge: Decimal = ZERO
+    payout: Decimal = ZERO  # a refund's transfer owed (negative) or come back (positive)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +125,8 @@ def legs(f: EventFacts) -> tuple[Leg, ...]:
         raw.append(Leg("bank", f.bank))
     if f.return_charge:
         raw.append(Leg("return_charge", -f.return_charge))
+    if f.payout:
+        raw.append(Leg("payout", f.payout))
     merged: dict[tuple[str, str, str], Decimal] = {}
     for lg in raw:
         if lg.role not in EVENT_ROLES[f.kind]:
