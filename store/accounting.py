@@ -276,7 +276,7 @@ def _debtor_queries() -> tuple[Any, Any, Any, Any]:
                                                   d.customer_id.in_(bindparam("ids", expanding=True)))
     taken = select(d.account).where(d.tenant_id == bindparam("t"), d.account == bindparam("a"))
     # accounts of one range have one length, so the greatest text is the greatest number
-    top = select(func.max(d.account)).where(d.tenant_id == bindparam("t"), d.account >= bindparam("lo"),
+    top = select(func.max(accounting_debtor.c.account)).where(d.tenant_id == bindparam("t"), d.account >= bindparam("lo"),
                                             d.account <= bindparam("hi"))
     numbers = select(c.id, c.number).where(c.id.in_(bindparam("ids", expanding=True)))
     return have, taken, top, numbers
@@ -620,7 +620,7 @@ def create_batch(conn: Connection, tenant_id: str, period: str, by: str,
     chart = chart_of(conn, tenant_id)
     at = at or utcnow()
     b = posting_batch.c
-    last = conn.execute(select(func.max(b.number)).where(b.tenant_id == tenant_id)).scalar()
+    last = conn.execute(select(func.max(posting_batch.c.number)).where(b.tenant_id == tenant_id)).scalar()
     number = int(last or 0) + 1
     numbered = [NumberedEntry(i, e) for i, (_id, e) in enumerate(todo, 1)]
     fy = date(start.year if start.month >= chart.fiscal_year_start else start.year - 1, chart.fiscal_year_start, 1)
