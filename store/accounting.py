@@ -174,6 +174,32 @@ posting_batch_file = Table(
     Column("sha256", String(64), nullable=False),
 )
 
+accounting_sftp_target = Table(
+    "accounting_sftp_target", metadata,
+    Column("tenant_id", String(40), ForeignKey("tenant.id"), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("port", Integer(), nullable=False),
+    Column("username", String(100), nullable=False),
+    # one of the two secrets; never shown by the API
+    Column("password", String(200), nullable=False),
+    Column("private_key", String(10000), nullable=False),  # OpenSSH private key text
+    Column("directory", String(500), nullable=False),
+    Column("host_key", String(2000), nullable=False),  # the pinned public host key ("ssh-ed25519 AAAA...")
+    Column("updated_by", String(40), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+posting_batch_delivery = Table(
+    "posting_batch_delivery", metadata,
+    Column("batch_id", String(40), ForeignKey("posting_batch.id"), primary_key=True),
+    Column("tenant_id", String(40), ForeignKey("tenant.id"), nullable=False),
+    Column("status", String(20), nullable=False),  # delivered | failed
+    Column("target", String(800), nullable=False),  # user@host:port/directory
+    Column("files", JSON(), nullable=False),  # [{name, sha256}]
+    Column("error", String(1000), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
 APPEND_ONLY = ("journal_entry", "journal_line", "accounting_period", "posting_batch", "posting_batch_entry",
                "posting_batch_file")
 
@@ -705,3 +731,72 @@ __all__ += [
     "role_balances",
     "tenant_country",
 ]
+
+
+# ---------------------------------------------------------------- delivery
+@dataclass(frozen=True, slots=True)
+class SftpTarget:
+    host: str
+    port: int
+    username: str
+    password: str
+    private_key: str
+    directory: str
+    host_key: str
+
+    @property
+    def where(self) -> str:
+        return f"{self.username}@{self.host}:{self.port}{'/' if not self.directory.startswith('/') else ''}" \
+               f"{self.directory}"
+
+
+def set_sftp_target(conn: Connection, tenant_id: str, target: SftpTarget, by: str) -> None:
+    if not (target.password or target.private_key):
+        raise AccountingError("sftp_credentials_missing", "an SFTP target needs a password or a private key")
+    if not target.host_key.strip():
+        raise AccountingError("sftp_host_key_missing", "an SFTP target pins the server's host key")
+    values = dict(host=target.host, port=target.port, username=target.username, password=target.password,
+                  private_key=target.private_key, directory=target.directory, host_key=target.host_key.strip(),
+                  updated_by=by, updated_at=utcnow())
+    t = accounting_sftp_target
+    if conn.execute(select(t.c.tenant_id).where(t.c.tenant_id == tenant_id)).first() is None:
+        conn.execute(insert(t).values(tenant_id=tenant_id, **values))
+    else:
+        conn.execute(t.update().where(t.c.tenant_id == tenant_id).values(**values))
+
+
+def sftp_target(conn: Connection, tenant_id: str) -> SftpTarget | None:
+    t = accounting_sftp_target
+    r = conn.execute(select(t).where(t.c.tenant_id == tenant_id)).first()
+    if r is None:
+        return None
+    return SftpTarget(r.host, r.port, r.username, r.password, r.private_key, r.directory, r.host_key)
+
+
+def batch_files(conn: Connection, tenant_id: str, batch_id: str) -> list[BatchFile]:
+    f = posting_batch_file.c
+    rows = conn.execute(select(posting_batch_file).where(f.tenant_id == tenant_id, f.batch_id == batch_id)
+                        .order_by(f.format)).all()
+    return [BatchFile(r.format, r.filename, r.media_type, bytes(r.content), r.sha256) for r in rows]
+
+
+def record_delivery(conn: Connection, tenant_id: str, batch_id: str, status: str, target: str,
+                    files: Sequence[Mapping[str, str]], error: str = "") -> None:
+    """What became of a batch's delivery: ``delivered`` (the files, under their final names) or
+    ``failed`` (the last error, for finance to look at). A later delivery replaces a failure."""
+    d = posting_batch_delivery
+    values = dict(status=status, target=target[:800], files=list(files), error=error[:1000], updated_at=utcnow())
+    if conn.execute(select(d.c.batch_id).where(d.c.batch_id == batch_id)).first() is None:
+        conn.execute(insert(d).values(batch_id=batch_id, tenant_id=tenant_id, **values))
+    else:
+        conn.execute(d.update().where(d.c.batch_id == batch_id, d.c.tenant_id == tenant_id).values(**values))
+
+
+def delivery(conn: Connection, tenant_id: str, batch_id: str) -> dict[str, Any] | None:
+    d = posting_batch_delivery
+    r = conn.execute(select(d).where(d.c.batch_id == batch_id, d.c.tenant_id == tenant_id)).first()
+    return None if r is None else {k: getattr(r, k) for k in ("status", "target", "files", "error", "updated_at")}
+
+
+__all__ += ["SftpTarget", "accounting_sftp_target", "batch_files", "delivery", "posting_batch_delivery",
+            "record_delivery", "set_sftp_target", "sftp_target"]

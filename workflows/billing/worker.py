@@ -61,6 +61,8 @@ def build_worker(client: Client, engine: Engine, task_queue: str = TASK_QUEUE, *
     history in the sandbox too, so code that the sandbox would refuse still fails the suite."""
     if sandboxed is None:
         sandboxed = os.environ.get("EVBILL_WORKFLOW_SANDBOX", "0") == "1"
+    from workflows.accounting.activities import AccountingActivities
+    from workflows.accounting.workflows import BatchDeliveryWorkflow
     from workflows.billing.schedule_sync import ScheduleSyncWorkflow
     from workflows.billing.schedules import ScheduleActivities  # it imports this module
     from workflows.collections.activities import CollectionActivities
@@ -82,9 +84,9 @@ def build_worker(client: Client, engine: Engine, task_queue: str = TASK_QUEUE, *
     kw.setdefault("max_concurrent_workflow_task_polls", slots)
     return Worker(client, task_queue=task_queue,
                   workflows=[BillingCycleWorkflow, ScheduleSyncWorkflow, DocumentDeliveryWorkflow,
-                             DocumentDeliverySweepWorkflow, CollectionRunWorkflow],
+                             DocumentDeliverySweepWorkflow, CollectionRunWorkflow, BatchDeliveryWorkflow],
                   activities=acts.all() + ScheduleActivities(engine).all() + DeliveryActivities(engine, smtp).all()
-                  + CollectionActivities(engine).all(),
+                  + CollectionActivities(engine).all() + AccountingActivities(engine).all(),
                   activity_executor=ThreadPoolExecutor(max_workers=threads),
                   max_concurrent_activities=max_concurrent_activities or threads,
                   max_concurrent_local_activities=slots, workflow_runner=runner, **kw)

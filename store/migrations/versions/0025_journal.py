@@ -1,6 +1,6 @@
 """The journal: the chart of accounts per tenant, personal debtor accounts, journal entries and
 their lines (append-only), closed posting periods, posting batches with the entries they took
-(each entry once) and their archived files
+(each entry once) and their archived files, the tenant's SFTP target and each batch's delivery
 
 Revision ID: 0025_journal
 Revises: 0020_sepa_collections
@@ -83,6 +83,16 @@ def upgrade() -> None:
         sa.Column("content", sa.LargeBinary(), nullable=False), _s("sha256", 64),
         _tenant(), sa.ForeignKeyConstraint(["batch_id"], ["posting_batch.id"]),
         sa.PrimaryKeyConstraint("batch_id", "format"))
+    op.create_table(
+        "accounting_sftp_target",
+        _s("tenant_id", 40), _s("host", 255), sa.Column("port", sa.Integer(), nullable=False), _s("username", 100),
+        _s("password", 200), _s("private_key", 10000), _s("directory", 500), _s("host_key", 2000),
+        _s("updated_by", 40), _ts("updated_at"), _tenant(), sa.PrimaryKeyConstraint("tenant_id"))
+    op.create_table(
+        "posting_batch_delivery",
+        _s("batch_id", 40), _s("tenant_id", 40), _s("status", 20), _s("target", 800),
+        sa.Column("files", sa.JSON(), nullable=False), _s("error", 1000), _ts("updated_at"),
+        _tenant(), sa.ForeignKeyConstraint(["batch_id"], ["posting_batch.id"]), sa.PrimaryKeyConstraint("batch_id"))
     dialect = op.get_bind().dialect.name
     for table in _APPEND_ONLY:
         for ddl in append_only_ddl(dialect, table):
@@ -94,6 +104,6 @@ def downgrade() -> None:
     for table in _APPEND_ONLY:
         for ddl in drop_append_only_ddl(dialect, table):
             op.execute(ddl)
-    for table in ("posting_batch_file", "posting_batch_entry", "posting_batch", "journal_line", "journal_entry",
+    for table in ("posting_batch_delivery", "accounting_sftp_target", "posting_batch_file", "posting_batch_entry", "posting_batch", "journal_line", "journal_entry",
                   "accounting_period", "accounting_debtor", "accounting_chart"):
         op.drop_table(table)
