@@ -125,6 +125,14 @@ class BatchFileRead(ReadModel):
     sha256: str
 
 
+class DeliveryRead(ReadModel):
+    status: Literal["delivered", "failed"]
+    target: str
+    files: list[dict[str, str]]
+    error: str
+    updated_at: datetime
+
+
 class BatchRead(ReadModel):
     id: str
     number: int
@@ -134,6 +142,33 @@ class BatchRead(ReadModel):
     created_by: str
     created_at: datetime
     files: list[BatchFileRead]
+    delivery: DeliveryRead | None = Field(default=None, description="the SFTP delivery, once one was tried")
+
+
+class SftpTargetIn(WriteModel):
+    host: str = Field(min_length=1, max_length=255)
+    port: int = Field(default=22, ge=1, le=65535)
+    username: str = Field(min_length=1, max_length=100)
+    password: str = Field(default="", max_length=200, description="write-only")
+    private_key: str = Field(default="", max_length=10000, description="OpenSSH private key text; write-only")
+    directory: str = Field(default="", max_length=500)
+    host_key: str = Field(min_length=1, max_length=2000,
+                          description="the server's public host key, pinned (e.g. 'ssh-ed25519 AAAA...')")
+
+
+class SftpTargetRead(ReadModel):
+    configured: bool
+    host: str = ""
+    port: int = 22
+    username: str = ""
+    directory: str = ""
+    host_key: str = ""
+    has_password: bool = False
+    has_private_key: bool = False
+
+
+class DeliveryStarted(ReadModel):
+    workflow_id: str
 
 
 class BatchPage(ReadModel):
@@ -348,7 +383,84 @@ def list_batches(request: Request[Any, Any, Any]) -> BatchPage:
        summary="A posting batch with its files")
 def get_batch(request: Request[Any, Any, Any], batch_id: str) -> BatchRead:
     with open_scope(request) as scope:
-        return BatchRead.model_validate(A.batch(scope.db.connection(), scope.tenant_id, batch_id))
+        conn = scope.db.connection()
+        out = A.batch(conn, scope.tenant_id, batch_id)
+        out["delivery"] = A.delivery(conn, scope.tenant_id, batch_id)
+        return BatchRead.model_validate(out)
+
+
+def _sftp_read(t: A.SftpTarget | None) -> SftpTargetRead:
+    if t is None:
+        return SftpTargetRead(configured=False)
+    return SftpTargetRead(configured=True, host=t.host, port=t.port, username=t.username, directory=t.directory,
+                          host_key=t.host_key, has_password=bool(t.password), has_private_key=bool(t.private_key))
+
+
+@route("GET", "/accounting/sftp-target", operation_id="get_sftp_target", roles="accounting_read",
+       summary="Where posting batches are delivered over SFTP (without its secrets)")
+def get_sftp_target(request: Request[Any, Any, Any]) -> SftpTargetRead:
+    with open_scope(request) as scope:
+        return _sftp_read(A.sftp_target(scope.db.connection(), scope.tenant_id))
+
+
+@route("PUT", "/accounting/sftp-target", operation_id="set_sftp_target", roles="admin",
+       summary="Set the SFTP target for posting batches: host, port, user, a password or a private key, the "
+               "directory, and the server's host key, pinned")
+def set_sftp_target(request: Request[Any, Any, Any], data: SftpTargetIn) -> SftpTargetRead:
+    import asyncssh
+
+    errors = []
+    try:
+        asyncssh.import_public_key(data.host_key.strip())
+    except (asyncssh.KeyImportError, ValueError) as e:
+        errors.append({"key": "host_key", "message": f"not an SSH public key: {e}"})
+    if data.private_key:
+        try:
+            asyncssh.import_private_key(data.private_key)
+        except (asyncssh.KeyImportError, ValueError) as e:
+            errors.append({"key": "private_key", "message": f"not an unencrypted SSH private key: {e}"})
+    if not (data.password or data.private_key):
+        errors.append({"key": "password", "message": "give a password or a private key"})
+    if errors:
+        raise InvalidInput("invalid_sftp_target", errors[0]["message"], errors=errors)
+    target = A.SftpTarget(data.host, data.port, data.username, data.password, data.private_key, data.directory,
+                          data.host_key.strip())
+    with open_scope(request) as scope:
+        A.set_sftp_target(scope.db.connection(), scope.tenant_id, target, scope.actor.user_id)
+        scope.audit("accounting.sftp_target", "accounting_sftp_target", scope.tenant_id, None,
+                    _sftp_read(target).model_dump())
+        scope.commit()
+    return _sftp_read(target)
+
+
+@route("POST", "/accounting/batches/{batch_id:str}/deliver", operation_id="deliver_posting_batch",
+       roles="accounting_write", status_code=202,
+       summary="Deliver a batch's files to the SFTP target (a workflow: retries with backoff, a lasting failure "
+               "recorded on the batch)")
+async def deliver_batch(request: Request[Any, Any, Any], batch_id: str) -> DeliveryStarted:
+    from temporalio.common import WorkflowIDReusePolicy
+    from temporalio.exceptions import WorkflowAlreadyStartedError
+
+    from api.areas.billing.common import task_queue, temporal_client
+    from api.auth import actor_of
+    from workflows.accounting.types import DeliverBatchInput, delivery_workflow_id
+    from workflows.accounting.workflows import BatchDeliveryWorkflow
+
+    actor = actor_of(request)
+    with request.app.state.read_sessions() as db:
+        conn = db.connection()
+        A.batch(conn, actor.tenant_id, batch_id)  # 404 for a batch that is not the tenant's
+        if A.sftp_target(conn, actor.tenant_id) is None:
+            raise InvalidInput("sftp_target_missing", "set the SFTP target first (PUT /accounting/sftp-target)")
+    wid = delivery_workflow_id(actor.tenant_id, batch_id)
+    client = await temporal_client(request)
+    try:
+        await client.start_workflow(BatchDeliveryWorkflow.run, DeliverBatchInput(actor.tenant_id, batch_id), id=wid,
+                                    task_queue=task_queue(request.app),
+                                    id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY)
+    except WorkflowAlreadyStartedError:
+        pass  # delivered or under way: its workflow answers
+    return DeliveryStarted(workflow_id=wid)
 
 
 @route("GET", "/accounting/batches/{batch_id:str}/files/{fmt:str}", operation_id="download_posting_batch_file",
@@ -363,4 +475,5 @@ def download_batch_file(request: Request[Any, Any, Any], batch_id: str, fmt: str
 
 router = Router(path="/", route_handlers=[get_chart, list_templates, set_chart, list_periods, close_period,
                                           list_journal, get_reconciliation, create_batch, list_batches, get_batch,
-                                          download_batch_file], tags=["accounting"])
+                                          download_batch_file, get_sftp_target, set_sftp_target, deliver_batch],
+                tags=["accounting"])

@@ -81,5 +81,22 @@ def test_chart_journal_periods_batches(env: Env) -> None:
     assert c.get(f"/accounting/batches/{batch['id']}/files/datev", headers=b.h()).status_code == 404
     assert c.get(f"/accounting/batches/{batch['id']}/files/xls", headers=a.h()).status_code == 404
     assert [x["id"] for x in c.get("/accounting/batches", headers=a.h()).json()["items"]] == [batch["id"]]
+    # delivery over SFTP: the target first (admins only, secrets never shown), then a workflow
+    r = c.post(f"/accounting/batches/{batch['id']}/deliver", headers=a.h("approver"))
+    assert r.status_code == 422 and r.json()["code"] == "sftp_target_missing", r.text
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMURZahOtLfxfKSc+Eh8PdVEenkY0xs+FvMzk0uymhMY"
+    target = {"host": "erp.example.test", "username": "evbill", "password": "pw", "directory": "/in", "host_key": key}
+    assert c.put("/accounting/sftp-target", json=target, headers=a.h("approver")).status_code == 403
+    r = c.put("/accounting/sftp-target", json={**target, "host_key": "ssh-ed25519 nonsense"}, headers=a.h())
+    assert r.status_code == 422 and r.json()["errors"][0]["key"] == "host_key"
+    r = c.put("/accounting/sftp-target", json=target, headers=a.h())
+    assert r.status_code == 200 and r.json()["has_password"] is True and "pw" not in r.text
+    got = c.get("/accounting/sftp-target", headers=a.h("auditor")).json()
+    assert got["configured"] and got["host_key"] == key and "password" not in got
+    assert c.get("/accounting/sftp-target", headers=b.h()).json()["configured"] is False
+    # no Temporal in this suite: the start is refused with a problem, the batch shows no delivery yet
+    r = c.post(f"/accounting/batches/{batch['id']}/deliver", headers=a.h("approver"))
+    assert r.status_code == 400 and r.json()["code"] == "temporal_unavailable", r.text
+    assert c.get(f"/accounting/batches/{batch['id']}", headers=a.h()).json()["delivery"] is None
     rec = c.get("/accounting/reconciliation", headers=a.h("auditor")).json()
     assert rec["balanced"] is True and rec["currencies"]["EUR"]["vat_payable"] == "1.90", rec
