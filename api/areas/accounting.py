@@ -79,18 +79,18 @@ class TemplatePage(ReadModel):
     next_cursor: str | None = None
 
 
-class PeriodRead(ReadModel):
+class ClosedPeriodRead(ReadModel):
     period: str
     closed_by: str
     closed_at: datetime
 
 
-class PeriodPage(ReadModel):
-    items: list[PeriodRead]
+class ClosedPeriodPage(ReadModel):
+    items: list[ClosedPeriodRead]
     next_cursor: str | None = None
 
 
-class LineRead(ReadModel):
+class JournalLineRead(ReadModel):
     account: str
     side: Literal["debit", "credit"]
     amount: DecimalOut
@@ -101,7 +101,7 @@ class LineRead(ReadModel):
     bu_key: str
 
 
-class EntryRead(ReadModel):
+class JournalEntryRead(ReadModel):
     id: str
     source_kind: str
     source_id: str
@@ -110,11 +110,11 @@ class EntryRead(ReadModel):
     posting_date: date
     text: str
     corrects: str
-    lines: list[LineRead]
+    lines: list[JournalLineRead]
 
 
-class EntryPage(ReadModel):
-    items: list[EntryRead]
+class JournalEntryPage(ReadModel):
+    items: list[JournalEntryRead]
     next_cursor: str | None = None
 
 
@@ -125,7 +125,7 @@ class BatchFileRead(ReadModel):
     sha256: str
 
 
-class DeliveryRead(ReadModel):
+class BatchDeliveryRead(ReadModel):
     status: Literal["delivered", "failed"]
     target: str
     files: list[dict[str, str]]
@@ -142,7 +142,7 @@ class BatchRead(ReadModel):
     created_by: str
     created_at: datetime
     files: list[BatchFileRead]
-    delivery: DeliveryRead | None = Field(default=None, description="the SFTP delivery, once one was tried")
+    delivery: BatchDeliveryRead | None = Field(default=None, description="the SFTP delivery, once one was tried")
 
 
 class SftpTargetIn(WriteModel):
@@ -167,7 +167,7 @@ class SftpTargetRead(ReadModel):
     has_private_key: bool = False
 
 
-class DeliveryStarted(ReadModel):
+class BatchDeliveryStarted(ReadModel):
     workflow_id: str
 
 
@@ -286,11 +286,11 @@ def set_chart(request: Request[Any, Any, Any], data: ChartIn) -> ChartRead:
 
 @route("GET", "/accounting/periods", operation_id="list_closed_periods", roles="accounting_read",
        summary="The closed posting periods (months): nothing posts into them")
-def list_periods(request: Request[Any, Any, Any]) -> PeriodPage:
+def list_periods(request: Request[Any, Any, Any]) -> ClosedPeriodPage:
     with open_scope(request) as scope:
         rows = scope.db.connection().execute(select(A.accounting_period).where(
             A.accounting_period.c.tenant_id == scope.tenant_id).order_by(A.accounting_period.c.period)).all()
-    return PeriodPage(items=[PeriodRead.model_validate(dict(r._mapping)) for r in rows])
+    return ClosedPeriodPage(items=[ClosedPeriodRead.model_validate(dict(r._mapping)) for r in rows])
 
 
 class PeriodClose(WriteModel):
@@ -300,20 +300,20 @@ class PeriodClose(WriteModel):
 @route("POST", "/accounting/periods", operation_id="close_period", roles="accounting_write",
        status_code=201, summary="Close a posting period (YYYY-MM) for good: a late event posts into the next open "
                                 "month and keeps its document date; 409 period_closed when it is closed already")
-def close_period(request: Request[Any, Any, Any], data: PeriodClose) -> PeriodRead:
+def close_period(request: Request[Any, Any, Any], data: PeriodClose) -> ClosedPeriodRead:
     period = data.period
     with open_scope(request) as scope:
         out = A.close_period(scope.db.connection(), scope.tenant_id, period, scope.actor.user_id)
         scope.audit("accounting.period_close", "accounting_period", period, None, {"period": period})
         scope.commit()
-    return PeriodRead.model_validate(out)
+    return ClosedPeriodRead.model_validate(out)
 
 
 @route("GET", "/accounting/journal", operation_id="list_journal_entries", roles="accounting_read",
        summary="Journal entries in posting order, with their lines; period=YYYY-MM or YYYY-MM-DD filters by "
                "posting date")
 def list_journal(request: Request[Any, Any, Any], period: str | None = None, cursor: str | None = None,
-                 limit: int = 100) -> EntryPage:
+                 limit: int = 100) -> JournalEntryPage:
     if period is not None and not re.fullmatch(r"\d{4}-\d{2}(-\d{2})?", period):
         raise InvalidInput("bad_period", "period is YYYY-MM or YYYY-MM-DD")
     if not 1 <= limit <= 500:
@@ -327,11 +327,11 @@ def list_journal(request: Request[Any, Any, Any], period: str | None = None, cur
     if cursor:
         keyed = [k for k in keyed if k[0] > cursor]
     page = keyed[:limit]
-    items = [EntryRead(id=eid, source_kind=e.source_kind, source_id=e.source_id, document=e.document,
+    items = [JournalEntryRead(id=eid, source_kind=e.source_kind, source_id=e.source_id, document=e.document,
                        document_date=e.document_date, posting_date=e.posting_date, text=e.text, corrects=e.corrects,
-                       lines=[LineRead(**{f: getattr(ln, f) for f in LineRead.model_fields}) for ln in e.lines])
+                       lines=[JournalLineRead(**{f: getattr(ln, f) for f in JournalLineRead.model_fields}) for ln in e.lines])
              for _k, eid, e in page]
-    return EntryPage(items=items, next_cursor=page[-1][0] if len(keyed) > limit else None)
+    return JournalEntryPage(items=items, next_cursor=page[-1][0] if len(keyed) > limit else None)
 
 
 @route("GET", "/accounting/reconciliation", operation_id="get_reconciliation", roles="accounting_read",
@@ -437,7 +437,7 @@ def set_sftp_target(request: Request[Any, Any, Any], data: SftpTargetIn) -> Sftp
        roles="accounting_write", status_code=202,
        summary="Deliver a batch's files to the SFTP target (a workflow: retries with backoff, a lasting failure "
                "recorded on the batch)")
-async def deliver_batch(request: Request[Any, Any, Any], batch_id: str) -> DeliveryStarted:
+async def deliver_batch(request: Request[Any, Any, Any], batch_id: str) -> BatchDeliveryStarted:
     from temporalio.common import WorkflowIDReusePolicy
     from temporalio.exceptions import WorkflowAlreadyStartedError
 
@@ -460,7 +460,7 @@ async def deliver_batch(request: Request[Any, Any, Any], batch_id: str) -> Deliv
                                     id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY)
     except WorkflowAlreadyStartedError:
         pass  # delivered or under way: its workflow answers
-    return DeliveryStarted(workflow_id=wid)
+    return BatchDeliveryStarted(workflow_id=wid)
 
 
 @route("GET", "/accounting/batches/{batch_id:str}/files/{fmt:str}", operation_id="download_posting_batch_file",
