@@ -64,22 +64,39 @@ from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
 __all__ = [
     "AccountingError",
     "BatchFile",
+    "ChartError",
+    "SftpTarget",
+    "account_balances",
     "accounting_chart",
     "accounting_debtor",
     "accounting_period",
+    "accounting_sftp_target",
+    "batch",
+    "batch_file",
+    "batch_files",
+    "batches",
     "chart_of",
+    "check_chart_covers",
     "close_period",
     "closed_periods",
+    "correct_entry",
     "create_batch",
+    "delivery",
     "entries",
     "journal_entry",
     "journal_line",
     "period_of",
     "post_events",
     "posting_batch",
+    "posting_batch_delivery",
     "posting_batch_entry",
     "posting_batch_file",
+    "record_delivery",
+    "role_balances",
     "set_chart",
+    "set_sftp_target",
+    "sftp_target",
+    "tenant_country",
 ]
 
 accounting_chart = Table(
@@ -720,18 +737,6 @@ def batch_file(conn: Connection, tenant_id: str, batch_id: str, fmt: str) -> Bat
     return BatchFile(row.format, row.filename, row.media_type, bytes(row.content), row.sha256)
 
 
-__all__ += [
-    "ChartError",
-    "account_balances",
-    "batch",
-    "batch_file",
-    "batches",
-    "check_chart_covers",
-    "correct_entry",
-    "role_balances",
-    "tenant_country",
-]
-
 
 # ---------------------------------------------------------------- delivery
 @dataclass(frozen=True, slots=True)
@@ -797,6 +802,3 @@ def delivery(conn: Connection, tenant_id: str, batch_id: str) -> dict[str, Any] 
     r = conn.execute(select(d).where(d.c.batch_id == batch_id, d.c.tenant_id == tenant_id)).first()
     return None if r is None else {k: getattr(r, k) for k in ("status", "target", "files", "error", "updated_at")}
 
-
-__all__ += ["SftpTarget", "accounting_sftp_target", "batch_files", "delivery", "posting_batch_delivery",
-            "record_delivery", "set_sftp_target", "sftp_target"]
