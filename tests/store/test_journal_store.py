@@ -184,8 +184,11 @@ def test_personal_debtors_skr03_and_missing_mappings(engine: Engine) -> None:
 def test_batches_take_each_entry_once_and_archive_their_files(engine: Engine) -> None:
     s = seed_tenant(engine, "jnl5", 1)
     acc, cus = s.account_ids[0], s.customer_of[s.account_ids[0]]
+    c = Customer.__table__  # type: ignore[attr-defined]
     with engine.begin() as conn:
         A.set_chart(conn, "jnl5", template("skr04"), ["19", "7"], "fin")
+        conn.execute(update(c).where(c.c.id == cus).values(kind="business", company_name="Bäckerei Müller GmbH",
+                                                           street="Hauptstraße 1", postal_code="50667", city="Köln"))
     _invoice(engine, "jnl5", acc, cus, 1, [_line(1, "session", "10.00", "19"), _line(2, "service", "4.00", "7")])
     with engine.begin() as conn:
         R.book_payment(conn, "jnl5", key="p1", customer_id=cus, account_id=acc, amount=D("16.18"), currency="EUR",
@@ -227,4 +230,8 @@ def test_batches_take_each_entry_once_and_archive_their_files(engine: Engine) ->
                     ("16,18", "H", "10001", "1800", "0912", "SEPA-1")]
     deb = read_extf(files["datev_debtors"].content)
     assert deb.header["Datenkategorie"] == "16" and deb.header["Formatname"] == "Debitoren/Kreditoren"
-    assert [(r["Konto"], r["Name (Adressatentyp keine Angabe)"]) for r in deb.rows] == [("10001", "Customer 0")]
+    assert [(r["Konto"], r["Name (Adressatentyp Unternehmen)"], r["Adressatentyp"], r["Straße"], r["Ort"])
+            for r in deb.rows] == [("10001", "Bäckerei Müller GmbH", "2", "Hauptstraße 1", "Köln")]
+    # Windows-1252 on the wire: ä, ü and ß are one byte each
+    raw = files["datev_debtors"].content
+    assert "Bäckerei Müller".encode("cp1252") in raw and "Bäckerei".encode() not in raw
