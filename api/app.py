@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 
 from api import apidocs, console
 from api.areas import (
+    accounting,
     audit,
     bank,
     billing,
@@ -113,7 +114,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[health, apidocs.static_router(), tenancy.router, tokens.router, customers.router, sites.router,
                         partners.router, rulesets.router, pricing.router, sessions.router, audit.router, ocpp.router, documents.router,
                         billing.router, invoices.router, receivables.router,
-                        bank.router, collections.router, payouts.router, dunning.router, *console.routers()],
+                        bank.router, collections.router, payouts.router, dunning.router, accounting.router,
+                        *console.routers()],
         template_config=console.template_config(),
         # the access line is outermost, so it sees the status of refused requests (401, 429) too
         middleware=[*([AccessLogMiddleware] if access_log_enabled() else []), auth],

@@ -315,6 +315,20 @@ def _system_month(out: Path, rnd: random.Random, summary: dict[str, Any]) -> int
         if st["matched"] < col.run["items"] or st["returns"] != 1 or st["unmatched"] != 1:
             _say("  ERROR: the bank statement should match every collected item, one return and leave one unmatched")
             return 1
+        booked = sysdemo.book_and_export(run, out, "2026-12")
+        rec = booked.reconciliation["currencies"].get("EUR", {})
+        _say(f"  journal (SKR03, personal debtor accounts): {booked.entries} entries, every one balanced; "
+             f"receivables {rec.get('receivables')} EUR = open items {rec.get('open_items')} EUR, revenue "
+             f"{rec.get('revenue')} EUR, VAT payable {rec.get('vat_payable')} EUR")
+        _say(f"  posting batch {booked.batch['number']} ({booked.batch['entries']} entries, sha256 "
+             f"{booked.batch['sha256'][:12]}…): DATEV Buchungsstapel and Debitoren, CSV and JSON lines in "
+             f"{out}/accounting/")
+        system["accounting"] = {"batch": {k: booked.batch[k] for k in ("number", "period", "entries")},
+                                "files": booked.files, "reconciliation": booked.reconciliation}
+        summary["journal"] = {"entries": booked.entries, "balanced": booked.balanced}
+        if not booked.balanced:
+            _say("  ERROR: the journal does not balance or does not reconcile with the open items")
+            return 1
         from api import demo_console
 
         why = demo_console.unavailable()

@@ -16,6 +16,7 @@ import logging
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,9 @@ def setup_tenant(out: Path) -> SystemRun:
                                                     "effective_from": "2026-01-01T00:00:00Z"},
                headers=run.h("approver")))
     run.ids["ruleset_id"] = rs_id
+    # the tenant books on SKR03 with a personal debtor account per customer (DATEV's standard chart)
+    _ok(c.put("/accounting/chart", json={"template": "skr03", "consultant": 1001, "client": 1},
+              headers=run.h("approver")))
     loc = _ok(c.post("/locations", json={"code": "musterstadt_markt", "name": "Marktplatz", "country": "DE",
                                          "timezone": "Europe/Berlin", "ruleset_id": rs_id}, headers=h))["id"]
     run.ids["location_id"] = loc
@@ -541,6 +545,38 @@ def refund_credit(run: SystemRun, out: Path, res: Collected, account_id: str, on
     res.payout_files.append(name)
     res.refund = {"customer": res.transfer["customer"], "amount": payable["amount"], "currency": payable["currency"],
                   "status": decided["status"], "file": name}
+
+
+@dataclass
+class Booked:
+    entries: int = 0
+    balanced: bool = False
+    batch: dict[str, Any] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+    reconciliation: dict[str, Any] = field(default_factory=dict)
+
+
+def book_and_export(run: SystemRun, out: Path, period: str) -> Booked:
+    """Finance cuts the month's posting batch (every event of the month was posted to the journal
+    as it happened) and writes its files to ``out/accounting/``."""
+    c, res = run.client, Booked()
+    journal = list_all(run, "/accounting/journal")
+    res.entries = len(journal)
+    res.reconciliation = _ok(c.get("/accounting/reconciliation", headers=run.h("auditor")))
+    debit_credit = all(
+        sum(Decimal(ln["amount"]) for ln in e["lines"] if ln["side"] == "debit")
+        == sum(Decimal(ln["amount"]) for ln in e["lines"] if ln["side"] == "credit") for e in journal)
+    res.balanced = debit_credit and bool(res.reconciliation["balanced"])
+    res.batch = _ok(c.post("/accounting/batches", json={"period": period}, headers=run.h("approver")))
+    folder = out / "accounting"
+    folder.mkdir(exist_ok=True)
+    for f in res.batch["files"]:
+        body = c.get(f"/accounting/batches/{res.batch['id']}/files/{f['format']}", headers=run.h())
+        if body.status_code != 200:
+            raise RuntimeError(f"batch file {f['format']}: {body.status_code} {body.text[:200]}")
+        (folder / f["filename"]).write_bytes(body.content)
+        res.files.append(f["filename"])
+    return res
 
 
 def list_all(run: SystemRun, path: str, **params: Any) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from litestar.exceptions import (
 from pydantic import BaseModel
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
+from runtime.accounting.chart import MappingMissing
 from store.errors import DomainError
 
 __all__ = ["PROBLEM_MEDIA_TYPE", "Problem", "exception_handlers", "problem"]
@@ -144,6 +145,12 @@ def _stored_zone(_: Request[Any, Any, Any], exc: ZoneInfoNotFoundError) -> Respo
                                             f"correct the billing account, location or tenant that names it")
 
 
+def _chart_incomplete(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    # an event whose line the tenant's chart of accounts maps to no account: nothing was booked
+    return problem(409, "chart_incomplete", f"the chart of accounts maps no account for {exc}; "
+                                            f"add a rule (PUT /accounting/chart) and retry")
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem(500, "internal_error", "an unexpected error occurred")
@@ -162,5 +169,6 @@ exception_handlers: dict[Any, Any] = {
     DataError: _out_of_range,
     OverflowError: _out_of_range,
     ZoneInfoNotFoundError: _stored_zone,
+    MappingMissing: _chart_incomplete,
     Exception: _unexpected,
 }

@@ -207,20 +207,45 @@ def item_states(conn: Connection, tenant_id: str, *, customer_id: str | None = N
                       open_amount(entries[r.id], r.currency), r.issue_date, r.due_date) for r in rows]
 
 
+class _Written:
+    """The events and entries one booking wrote, as rows: what its journal entries are posted from
+    (``_post``), without reading them back."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.entries: list[dict[str, Any]] = []
+        self.customers: dict[str, str] = {}  # billing account -> customer
+
+
 def _new_event(conn: Connection, tenant_id: str, key: str, kind: str, account_id: str, currency: str,
-               amount: Decimal, booked_on: date, reference: str, detail: dict[str, Any], created_by: str) -> str:
+               amount: Decimal, booked_on: date, reference: str, detail: dict[str, Any], created_by: str,
+               written: _Written | None = None) -> str:
     eid = new_id("rcv")
-    conn.execute(insert(receivable_event).values(
-        id=eid, tenant_id=tenant_id, key=key, kind=kind, account_id=account_id, currency=currency, amount=amount,
-        booked_on=booked_on, reference=reference, detail=detail, created_by=created_by, created_at=utcnow()))
+    row = dict(id=eid, tenant_id=tenant_id, key=key, kind=kind, account_id=account_id, currency=currency,
+               amount=amount, booked_on=booked_on, reference=reference, detail=detail, created_by=created_by,
+               created_at=utcnow())
+    conn.execute(insert(receivable_event).values(**row))
+    if written is not None:
+        written.events.append(row)
     return eid
 
 
-def _append(conn: Connection, tenant_id: str, event_id: str, booked_on: date, entries: Iterable[Entry]) -> None:
+def _append(conn: Connection, tenant_id: str, event_id: str, booked_on: date, entries: Iterable[Entry],
+            written: _Written | None = None) -> None:
     rows = [dict(tenant_id=tenant_id, item_id=e.item_id, event_id=event_id, kind=e.kind, amount=e.amount,
                  currency=e.currency, booked_on=booked_on, created_at=utcnow()) for e in entries]
     if rows:
         conn.execute(insert(receivable_entry), rows)
+        if written is not None:
+            written.entries += rows
+
+
+def _post(conn: Connection, tenant_id: str, written: _Written, invoices: dict[str, Any] | None = None) -> None:
+    """Post the journal entries of the events this booking wrote (``store.accounting``: the one
+    place every receivable event reaches the journal, in the same transaction)."""
+    from store.accounting import post_events
+
+    post_events(conn, tenant_id, written.events, written.entries, invoices, written.customers)
 
 
 def _credit_item(conn: Connection, tenant_id: str, customer_id: str, account_id: str, currency: str,
@@ -248,6 +273,8 @@ def open_invoice_item(conn: Connection, tenant_id: str, inv: Any, created_by: st
         return done
     gross = Decimal(inv.gross_total)
     on = inv.issue_date
+    written = _Written()
+    written.customers[inv.account_id] = inv.customer_id
     if inv.kind == "credit_note":
         corrected = [str(c) for c in (inv.corrects or [])]
         rows = conn.execute(select(receivable_item.c.id).where(
@@ -258,13 +285,13 @@ def open_invoice_item(conn: Connection, tenant_id: str, inv: Any, created_by: st
         states = item_states(conn, tenant_id, item_ids=targets) if targets else []
         alloc = allocate(abs(gross), inv.currency, [s.view() for s in states], kind="credit_note")
         eid = _new_event(conn, tenant_id, key, "credit_note", inv.account_id, inv.currency, abs(gross), on,
-                         inv.number or inv.id, {"invoice_id": inv.id, "corrects": corrected}, created_by)
-        _append(conn, tenant_id, eid, on, alloc.entries)
+                         inv.number or inv.id, {"invoice_id": inv.id, "corrects": corrected}, created_by, written)
+        _append(conn, tenant_id, eid, on, alloc.entries, written)
         credit = None
         if alloc.left > 0:
             credit = _credit_item(conn, tenant_id, inv.customer_id, inv.account_id, inv.currency,
                                   inv.number or inv.id, on)
-            _append(conn, tenant_id, eid, on, [Entry(credit, "overpayment", alloc.left, inv.currency)])
+            _append(conn, tenant_id, eid, on, [Entry(credit, "overpayment", alloc.left, inv.currency)], written)
         booked = _booked(eid, "credit_note", alloc, credit)
     else:
         iid = new_id("itm")
@@ -273,9 +300,10 @@ def open_invoice_item(conn: Connection, tenant_id: str, inv: Any, created_by: st
             invoice_id=inv.id, number=inv.number or "", currency=inv.currency, amount=gross, issue_date=on,
             due_date=inv.due_date, created_at=utcnow()))
         eid = _new_event(conn, tenant_id, key, "invoice", inv.account_id, inv.currency, gross, on,
-                         inv.number or "", {"invoice_id": inv.id}, created_by)
-        _append(conn, tenant_id, eid, on, [Entry(iid, "invoice", gross, inv.currency)])
+                         inv.number or "", {"invoice_id": inv.id}, created_by, written)
+        _append(conn, tenant_id, eid, on, [Entry(iid, "invoice", gross, inv.currency)], written)
         booked = BookedEvent(eid, "invoice", gross, inv.currency, ((iid, "invoice", gross),), None, ZERO, False)
+    _post(conn, tenant_id, written, {inv.id: inv})
     apply_credit_balances(conn, tenant_id, inv.account_id, inv.currency, on, created_by)
     return booked
 
@@ -295,9 +323,12 @@ def open_charge_item(conn: Connection, tenant_id: str, *, key: str, kind: str, c
         id=iid, tenant_id=tenant_id, customer_id=customer_id, account_id=account_id, kind=kind, invoice_id=None,
         number=number[:40], currency=currency, amount=amount, issue_date=issue_date, due_date=due_date,
         created_at=utcnow()))
+    written = _Written()
+    written.customers[account_id] = customer_id
     eid = _new_event(conn, tenant_id, key, kind, account_id, currency, amount, issue_date, number[:300],
-                     detail or {}, created_by)
-    _append(conn, tenant_id, eid, issue_date, [Entry(iid, kind, amount, currency)])
+                     detail or {}, created_by, written)
+    _append(conn, tenant_id, eid, issue_date, [Entry(iid, kind, amount, currency)], written)
+    _post(conn, tenant_id, written)
     apply_credit_balances(conn, tenant_id, account_id, currency, issue_date, created_by)
     return iid
 
@@ -313,6 +344,9 @@ def apply_credit_balances(conn: Connection, tenant_id: str, account_id: str, cur
     states = item_states(conn, tenant_id, account_id=account_id, currency=currency)
     credits = [s for s in states if s.open < 0]
     booked: list[BookedEvent] = []
+    written = _Written()
+    if credits:
+        written.customers[account_id] = credits[0].customer_id
     for c in credits:
         debts = [s.view() for s in item_states(conn, tenant_id, account_id=account_id, currency=currency)
                  if s.open > 0]
@@ -324,9 +358,10 @@ def apply_credit_balances(conn: Connection, tenant_id: str, account_id: str, cur
         used = alloc.allocated
         key = f"credit:{c.id}:{'+'.join(e.item_id for e in alloc.entries)}:{used}"
         eid = _new_event(conn, tenant_id, key, "credit_applied", account_id, currency, used, on, c.number,
-                         {"credit_item_id": c.id}, created_by)
-        _append(conn, tenant_id, eid, on, [*alloc.entries, Entry(c.id, "credit_used", used, currency)])
+                         {"credit_item_id": c.id}, created_by, written)
+        _append(conn, tenant_id, eid, on, [*alloc.entries, Entry(c.id, "credit_used", used, currency)], written)
         booked.append(_booked(eid, "credit_applied", Allocation(used, currency, alloc.entries, ZERO), None))
+    _post(conn, tenant_id, written)
     return booked
 
 
@@ -381,6 +416,9 @@ def book_payment(conn: Connection, tenant_id: str, *, key: str, customer_id: str
         conn.execute(insert(receivable_item).values(**rows.credit_item))
     if rows.entries:
         conn.execute(insert(receivable_entry), rows.entries)
+    from store.accounting import post_events
+
+    post_events(conn, tenant_id, [rows.event], rows.entries, customers={account_id: customer_id})
     return rows.booked
 
 
@@ -455,6 +493,7 @@ class PaymentBatch:
         self._events: list[dict[str, Any]] = []
         self._entries: list[dict[str, Any]] = []
         self._items: list[dict[str, Any]] = []
+        self._customers: dict[str, str] = {}
 
     def book(self, *, key: str, customer_id: str, account_id: str, amount: Decimal, booked_on: date, reference: str,
              targets: Sequence[str] = (), detail: dict[str, Any] | None = None,
@@ -469,6 +508,7 @@ class PaymentBatch:
                              reference, views, [t for t in targets if t in known], detail or {}, created_by)
         self._events.append(rows.event)
         self._entries += rows.entries
+        self._customers[account_id] = customer_id
         if rows.credit_item is not None:
             self._items.append(rows.credit_item)
             self.open[rows.credit_item["id"]] = ZERO
@@ -477,13 +517,18 @@ class PaymentBatch:
         return rows.booked, {v.id: v.open for v in views}
 
     def flush(self, conn: Connection) -> None:
-        """Write what was booked since the last flush (items before the entries that refer to them)."""
+        """Write what was booked since the last flush (items before the entries that refer to them)
+        and post its journal entries."""
+        from store.accounting import post_events
+
+        events, entries = list(self._events), list(self._entries)
         for table, rows in ((receivable_item, self._items), (receivable_event, self._events),
                             (receivable_entry, self._entries)):
             if rows:
                 cols = tuple(rows[0])
                 driver_insert(conn, table, cols, list(map(itemgetter(*cols), rows)))
             rows.clear()
+        post_events(conn, self.tenant_id, events, entries, customers=self._customers)
 
 
 def aged_receivables(conn: Connection, tenant_id: str, as_of: date) -> dict[str, dict[str, Decimal]]:
@@ -541,9 +586,12 @@ def book_return(conn: Connection, tenant_id: str, *, key: str, item_id: str, amo
     entries = [Entry(item_id, "return", amount, item.currency)] if amount > 0 else []
     if charge > 0:
         entries.append(Entry(item_id, "return_charge", charge, item.currency))
+    written = _Written()
+    written.customers[item.account_id] = item.customer_id
     eid = _new_event(conn, tenant_id, key, "return", item.account_id, item.currency, amount + charge, booked_on,
-                     reference, detail or {}, created_by)
-    _append(conn, tenant_id, eid, booked_on, entries)
+                     reference, detail or {}, created_by, written)
+    _append(conn, tenant_id, eid, booked_on, entries, written)
+    _post(conn, tenant_id, written)
     return BookedEvent(eid, "return", amount + charge, item.currency,
                        tuple((e.item_id, e.kind, e.amount) for e in entries), None, ZERO, False)
 
@@ -558,9 +606,11 @@ def book_refund(conn: Connection, tenant_id: str, *, key: str, account_id: str, 
     if done is not None:
         return done
     alloc = take_credit(amount, currency, credits)
+    written = _Written()
     eid = _new_event(conn, tenant_id, key, "refund", account_id, currency, amount, booked_on, reference,
-                     detail or {}, created_by)
-    _append(conn, tenant_id, eid, booked_on, alloc.entries)
+                     detail or {}, created_by, written)
+    _append(conn, tenant_id, eid, booked_on, alloc.entries, written)
+    _post(conn, tenant_id, written)
     return _booked(eid, "refund", alloc, None)
 
 
@@ -578,8 +628,10 @@ def book_refund_return(conn: Connection, tenant_id: str, *, key: str, refund_key
                if kind == "refund"]
     account_id = conn.execute(select(receivable_event.c.account_id).where(
         receivable_event.c.id == refund.event_id)).scalar_one()
+    written = _Written()
     eid = _new_event(conn, tenant_id, key, "refund_return", account_id, refund.currency, refund.amount, booked_on,
-                     reference, detail or {}, created_by)
-    _append(conn, tenant_id, eid, booked_on, entries)
+                     reference, detail or {}, created_by, written)
+    _append(conn, tenant_id, eid, booked_on, entries, written)
+    _post(conn, tenant_id, written)
     return BookedEvent(eid, "refund_return", refund.amount, refund.currency,
                        tuple((e.item_id, e.kind, e.amount) for e in entries), None, ZERO, False)

@@ -207,6 +207,20 @@ def _check_account_currencies(scope: Scope, name: str, currency: str) -> None:
             {"key": "draft_id", "message": message, "source": "body", "code": "currency_mismatch"}])
 
 
+def _check_chart_covers(scope: Scope, rs: Any) -> None:
+    """A ruleset that bills at a VAT rate the chart of accounts maps no account for is refused
+    before it can price a session (``store.accounting``: never a silent suspense account)."""
+    from api.areas.accounting import ruleset_vat_treatments
+    from runtime.accounting.chart import ChartError
+    from store.accounting import check_chart_covers
+
+    try:
+        check_chart_covers(scope.db.connection(), scope.tenant_id, ruleset_vat_treatments(rs.ast))
+    except ChartError as e:
+        raise InvalidInput("chart_incomplete", f"draft_id: {e}", errors=[
+            {"key": "draft_id", "message": m, "source": "body", "code": "chart_incomplete"} for m in e.missing]) from None
+
+
 def publish(scope: Scope, ruleset: Ruleset, data: PublishIn) -> RulesetVersion:
     draft = scope.repo(RulesetDraft, "ruleset_draft", "rsd").get(data.draft_id)
     if draft.ruleset_id != ruleset.id:
@@ -218,6 +232,7 @@ def publish(scope: Scope, ruleset: Ruleset, data: PublishIn) -> RulesetVersion:
         raise InvalidInput("draft_has_errors", "the draft has errors; fix them and upload a new draft")
     rs = compiled(draft.sha256, draft.source, f"{ruleset.name}.evb")
     _check_account_currencies(scope, str(rs.name), str(rs.currency))
+    _check_chart_covers(scope, rs)
     latest = scope.db.execute(select(func.max(RulesetVersion.version))
                               .where(RulesetVersion.ruleset_id == ruleset.id)).scalar() or 0
     if scope.db.execute(select(RulesetVersion.id).where(RulesetVersion.ruleset_id == ruleset.id,

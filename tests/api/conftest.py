@@ -205,7 +205,8 @@ def _held_invoice(env: Env, t: Tenantry) -> None:
             period_start=datetime(2026, 3, 1, tzinfo=UTC), period_end=now, local_start=date(2026, 3, 1),
             local_end=date(2026, 3, 31), timezone="Europe/Berlin", issue_date=date(2026, 4, 1),
             due_date=date(2026, 4, 15), payment_terms="net 14", net_total=Decimal("5.25"),
-            tax_total=Decimal("1.00"), gross_total=Decimal("6.25"), tax_groups=[], sessions=1,
+            tax_total=Decimal("1.00"), gross_total=Decimal("6.25"),
+            tax_groups=[{"rate": "19", "net": "5.25", "tax": "1.00"}], sessions=1,
             energy_kwh=Decimal(10), hold_reasons=[{"kind": "manual", "name": "manual", "detail": "seed"}], comparison={}, corrects=[],
             workflow_id=f"wf-{t.name}", rejected_reason="", decided_by="", created_at=now))
         conn.execute(B.finance_task.insert().values(

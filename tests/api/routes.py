@@ -122,6 +122,11 @@ def bodies(t: Tenantry) -> dict[str, Any]:
         "undispute_receivable_item": {"resolution": "confirmed"},
         "approve_dunning_stage": {},
         "reject_dunning_stage": {"reason": "customer called"},
+        "set_chart_of_accounts": {"template": "plain"},
+        "close_period": {"period": "2026-01"},
+        "create_posting_batch": {"period": "2026-03"},
+        "set_sftp_target": {"host": "127.0.0.1", "username": "erp", "password": "walk", "directory": "/inbox",
+                            "host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMURZahOtLfxfKSc+Eh8PdVEenkY0xs+FvMzk0uymhMY"},
     }
 
 

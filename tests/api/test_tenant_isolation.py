@@ -19,19 +19,23 @@ LISTS = {"list_api_keys", "list_users", "list_customer_groups", "list_customers"
          "list_access_rules", "list_ocpp_transactions", "list_documents", "list_finance_tasks", "list_invoices",
          "list_partner_statements", "list_receivable_items", "list_bank_entries", "list_bank_accounts",
          "list_creditor_accounts", "list_collection_runs", "list_payables", "list_payout_runs",
-         "list_dunning_cases"}
+         "list_dunning_cases", "list_chart_templates", "list_closed_periods", "list_journal_entries",
+         "list_posting_batches"}
 REFERENCING_CREATES = {"create_api_key", "create_billing_account", "create_contract", "create_token",
                        "create_location", "create_charge_point", "create_evse", "create_agreement",
                        "simulate_ruleset", "create_access_rule", "preview_partner_statement",
                        "issue_partner_statement", "book_payment", "start_collection_run", "request_refund",
                        "start_payout_run"}
 OWN_TENANT_ONLY = {"get_tenant", "update_tenant", "get_me", "verify_audit_chain", "issue_access_token",
-                   "get_aged_receivables", "register_bank_account"}
+                   "get_aged_receivables", "register_bank_account", "get_chart_of_accounts", "get_reconciliation",
+                   "get_sftp_target"}
 FREE_CREATES = {"create_user", "create_customer_group", "create_customer", "create_partner", "create_ruleset",
                 "create_price_series", "create_creditor_account"}
 IMPORTS = {"import_sessions_batch", "import_ocpi_cdrs", "import_sessions_csv", "import_bank_statement"}
 # tenant-wide actions: whatever they touch and answer is the caller's tenant's
-ACTIONS = {"resolve_unassigned_sessions"}
+ACTIONS = {"resolve_unassigned_sessions", "set_chart_of_accounts", "close_period", "set_sftp_target"}
+# a batch takes the caller's own journal entries; with none left to export it answers 409
+BATCHES = {"create_posting_batch"}
 # routes that talk to Temporal, which this suite does not start: a problem naming that, never a 5xx
 NEEDS_TEMPORAL = {"sync_billing_schedules"}
 PUBLIC = {"get_health"}
@@ -99,6 +103,11 @@ def test_every_route_keeps_tenants_apart(env: Env) -> None:
             body = r.json()
             if r.status_code not in (200, 201) or _all_ids(body) & b_ids:
                 failures.append(f"{op_id}: {r.status_code} {r.text[:300]}")
+        elif op_id in BATCHES:
+            r = call(env.client, method, path, op_id, {}, a, a.h())
+            if not (r.status_code == 201 or (r.status_code == 409 and r.json()["code"] == "nothing_to_export")) \
+                    or _all_ids(r.json()) & b_ids:
+                failures.append(f"{op_id}: {r.status_code} {r.text[:200]}")
         elif op_id in NEEDS_TEMPORAL:
             r = call(env.client, method, path, op_id, {}, a, a.h())
             if r.status_code >= 500 or r.json().get("code") != "temporal_unavailable":

@@ -14,7 +14,7 @@ import pytest
 from api import demo_console
 
 ROOT = Path(__file__).resolve().parents[2]
-ARTEFACTS = {"documents", "sepa", "bank", "evbill-demo.db", "temporal.db", "summary.csv", "summary.json",
+ARTEFACTS = {"documents", "sepa", "bank", "accounting", "evbill-demo.db", "temporal.db", "summary.csv", "summary.json",
              *(f"{kind}_{key}.{ext}" for kind, ext in (("rated", "jsonl"), ("periods", "json"))
                for key in ("public_cpo", "emp", "fleet", "depot", "dynamic"))}
 # screenshots of the console's pages, where Chromium is installed (make system)
@@ -122,3 +122,32 @@ def test_the_month_is_collected_and_reconciled(two_runs: list[Any]) -> None:
     for f, schema in ((pain, "pain.008.001.08.xsd"), (refund_file, "pain.001.001.09.xsd"),
                       (camt, "camt.053.001.08.xsd")):
         etree.XMLSchema(etree.parse(str(xsd / schema))).assertValid(etree.parse(str(f)))
+
+
+def test_the_month_is_booked_and_its_batch_exported(two_runs: list[Any]) -> None:
+    """Issue 14 in the demo: every event of the month in the journal (SKR03, personal debtor
+    accounts), balanced and equal to the open items, and the month's posting batch in
+    out/accounting/ as DATEV Buchungsstapel and Debitoren (read back by the test's EXTF reader),
+    CSV and JSON lines."""
+    import json
+
+    from tests.accounting_reader import read_extf
+
+    out, _, summary = two_runs[0]
+    invoices = summary["system"]["invoices"]
+    # an entry per invoice, per matched payment and for the return
+    assert summary["journal"]["balanced"] is True
+    assert summary["journal"]["entries"] == len(invoices) + summary["bank"]["matched"] + summary["bank"]["returns"]
+    acct = summary["system"]["accounting"]
+    rec = acct["reconciliation"]["currencies"]["EUR"]
+    assert rec["receivables"] == rec["open_items"] == summary["system"]["bank"]["open_after"]["EUR"]
+    files = {p.name: p.read_bytes() for p in (out / "accounting").iterdir()}
+    assert sorted(files) == sorted(acct["files"]) and len(files) == 4
+    bookings = read_extf(next(v for k, v in files.items() if k.startswith("EXTF_Buchungsstapel")))
+    debtors = read_extf(next(v for k, v in files.items() if k.startswith("EXTF_Debitoren")))
+    assert bookings.header["SKR"] == "03" and debtors.header["Datenkategorie"] == "16"
+    assert {r["Belegfeld 1"] for r in bookings.rows} >= {i["number"] for i in invoices}
+    assert {r["Konto"] for r in bookings.rows if r["Gegenkonto (ohne BU-Schlüssel)"] == "8400"} == \
+        {r["Konto"] for r in debtors.rows}
+    lines = [json.loads(x) for x in next(v for k, v in files.items() if k.endswith(".jsonl")).splitlines()]
+    assert len(lines) == acct["batch"]["entries"] == summary["journal"]["entries"]

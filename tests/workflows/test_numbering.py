@@ -40,7 +40,7 @@ def _drafts(engine: Engine, tenant: str, n: int) -> list[str]:
             status="draft", currency="EUR", period_start=now, period_end=now, local_start=date(2026, 11, 1),
             local_end=date(2026, 12, 1), timezone="Europe/Berlin", issue_date=date(2026, 12, 1),
             due_date=date(2026, 12, 15), payment_terms="net 14", net_total=Decimal(1), tax_total=Decimal(0),
-            gross_total=Decimal(1), tax_groups=[], sessions=0, energy_kwh=Decimal(0), hold_reasons=[], comparison={},
+            gross_total=Decimal(1), tax_groups=[{"rate": "0", "net": "1", "tax": "0"}], sessions=0, energy_kwh=Decimal(0), hold_reasons=[], comparison={},
             corrects=[], workflow_id="w", rejected_reason="", decided_by="", created_at=now)
             for iid, acc in zip(ids, s.account_ids)])
         B.ensure_series(conn, tenant, "INV", "INV-")

@@ -61,6 +61,8 @@ def build_worker(client: Client, engine: Engine, task_queue: str = TASK_QUEUE, *
     history in the sandbox too, so code that the sandbox would refuse still fails the suite."""
     if sandboxed is None:
         sandboxed = os.environ.get("EVBILL_WORKFLOW_SANDBOX", "0") == "1"
+    from workflows.accounting.activities import AccountingActivities
+    from workflows.accounting.workflows import BatchDeliveryWorkflow
     from workflows.billing.schedule_sync import ScheduleSyncWorkflow
     from workflows.billing.schedules import ScheduleActivities  # it imports this module
     from workflows.collections.activities import CollectionActivities
@@ -87,10 +89,10 @@ def build_worker(client: Client, engine: Engine, task_queue: str = TASK_QUEUE, *
     return Worker(client, task_queue=task_queue,
                   workflows=[BillingCycleWorkflow, ScheduleSyncWorkflow, DocumentDeliveryWorkflow,
                              DocumentDeliverySweepWorkflow, CollectionRunWorkflow, PayoutRunWorkflow, DunningWorkflow,
-                             DunningSweepWorkflow],
+                             DunningSweepWorkflow, BatchDeliveryWorkflow],
                   activities=acts.all() + ScheduleActivities(engine).all() + DeliveryActivities(engine, smtp).all()
                   + CollectionActivities(engine).all() + PayoutActivities(engine).all()
-                  + DunningActivities(engine, client=client).all(),
+                  + DunningActivities(engine, client=client).all() + AccountingActivities(engine).all(),
                   activity_executor=ThreadPoolExecutor(max_workers=threads),
                   max_concurrent_activities=max_concurrent_activities or threads,
                   max_concurrent_local_activities=slots, workflow_runner=runner, **kw)

@@ -1,0 +1,130 @@
+"""Accounting benchmark (issue 14): the journal for 10,000 invoices and 10,000 payments and their
+DATEV batch.
+
+Seeds one tenant with accounts (``tests.workflows.seed.seed_tenant``) on SKR03 with personal
+debtor accounts, then: every invoice opens its item through ``store.receivables.open_invoice_item``
+(the path finalization takes: the item, its event and entry, and its journal entry posted in the
+same transaction; 19 % and 7 % VAT groups), in transactions of 500; the payments are booked as a
+statement import books them (``PaymentBatch``: in memory, written and posted in bulk by ``flush``);
+then one posting batch takes every entry of the month (DATEV Buchungsstapel and Debitoren, CSV,
+JSON lines, each with its sha256). Prints each phase's seconds and checks the journal against the
+open items.
+
+Usage: python benchmarks/accounting.py [--invoices 10000] [--payments 10000] [--accounts 2000]
+       [--db sqlite|postgresql] [--postgres URL]
+Target (issue 14): <= 30 s for the whole (invoices, payments, batch).
+
+Measured: see the figures printed by a run (recorded in docs/plan.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+from types import SimpleNamespace
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--invoices", type=int, default=10_000)
+    ap.add_argument("--payments", type=int, default=10_000)
+    ap.add_argument("--accounts", type=int, default=2_000)
+    ap.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    ap.add_argument("--postgres", default=os.environ.get("EVBILL_BENCH_POSTGRES_URL")
+                    or os.environ.get("EVBILL_TEST_POSTGRES_URL", ""))
+    args = ap.parse_args()
+
+    from sqlalchemy import text
+
+    from runtime.accounting.chart import template
+    from runtime.money import tax_groups
+    from store import accounting as A
+    from store import receivables as R
+    from store.db import make_engine, migrate
+    from tests.workflows.seed import seed_tenant
+
+    tmp = tempfile.mkdtemp(prefix="evbill-acct-")
+    schema = None
+    if args.db == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp}/bench.db")
+    else:
+        schema = f"bench_{uuid.uuid4().hex[:10]}"
+        admin = make_engine(args.postgres)
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        engine = make_engine(args.postgres, schema=schema)
+    try:
+        migrate(engine)
+        s = seed_tenant(engine, "acct", args.accounts)
+        with engine.begin() as conn:
+            A.set_chart(conn, "acct", template("skr03"), ["19", "7"], "bench")
+        rnd = random.Random(7)
+        day0 = date(2026, 12, 1)
+        t0 = time.perf_counter()
+        cpu0 = time.process_time()
+        done = 0
+        while done < args.invoices:
+            with engine.begin() as conn:
+                for n in range(done, min(done + 500, args.invoices)):
+                    acc = s.account_ids[n % len(s.account_ids)]
+                    nets = [(Decimal(19), Decimal(rnd.randint(100, 20_000)).scaleb(-2)),
+                            (Decimal(7), Decimal(rnd.randint(0, 2_000)).scaleb(-2))]
+                    groups = tax_groups(nets, "EUR")
+                    R.open_invoice_item(conn, "acct", SimpleNamespace(
+                        id=f"inv_{n}", kind="invoice", number=f"INV-{n + 1:06d}", customer_id=s.customer_of[acc],
+                        account_id=acc, currency="EUR", gross_total=sum((g[1] + g[2] for g in groups), Decimal(0)),
+                        issue_date=day0, due_date=day0 + timedelta(days=14), corrects=[],
+                        tax_groups=[{"rate": str(r), "net": str(x), "tax": str(t)} for r, x, t in groups]))
+            done = min(done + 500, args.invoices)
+        t_inv = time.perf_counter() - t0
+        c_inv = time.process_time() - cpu0
+        print(f"invoices: {t_inv:.2f} s, CPU {c_inv:.2f} s", flush=True)
+        t1 = time.perf_counter()
+        with engine.begin() as conn:
+            batch = R.PaymentBatch(conn, "acct", "EUR")
+            for n in range(args.payments):
+                acc = s.account_ids[rnd.randrange(len(s.account_ids))]
+                batch.book(key=f"bank:{n}", customer_id=s.customer_of[acc], account_id=acc,
+                           amount=Decimal(rnd.randint(500, 30_000)).scaleb(-2), booked_on=day0 + timedelta(days=10),
+                           reference=f"BANK-{n}")
+            batch.flush(conn)
+        t_pay = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        with engine.begin() as conn:
+            out = A.create_batch(conn, "acct", "2026-12", "bench")
+            datev = A.batch_file(conn, "acct", out["id"], "datev")
+        t_batch = time.perf_counter() - t2
+        total = time.perf_counter() - t0
+        cpu = time.process_time() - cpu0
+        with engine.connect() as conn:
+            roles = A.role_balances(conn, "acct")
+            open_total = sum((st.open for st in R.open_items(conn, "acct", "EUR")), Decimal(0))
+        records = datev.content.count(b"\r\n") - 2
+        receivable = sum((v for (role, _v, _c), v in roles.items() if role in ("debtor", "customer_credit")),
+                         Decimal(0))
+        print(f"{args.db}: {args.invoices} invoices posted in {t_inv:.2f} s ({args.invoices / t_inv:,.0f}/s), "
+              f"{args.payments} payments booked and posted in {t_pay:.2f} s, batch of {out['entries']} entries "
+              f"(DATEV {len(datev.content):,} bytes, {records:,} records) in {t_batch:.2f} s; "
+              f"total {total:.2f} s, this process's CPU {cpu:.2f} s, load {os.getloadavg()[0]:.1f}")
+        print(f"journal receivables {receivable} EUR = open items {open_total} EUR: {receivable == open_total}")
+        return 0 if receivable == open_total and total <= 30 else 1
+    finally:
+        engine.dispose()
+        if schema:
+            with admin.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

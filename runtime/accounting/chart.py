@@ -1,0 +1,265 @@
+"""The chart of accounts as data: which account each line of each event posts to.
+
+A chart is a list of rules ``(event, role, revenue kind, VAT treatment, country) -> account`` with
+``*`` for "any"; the most specific rule that matches wins (ties: the first). Customers post to
+personal debtor accounts (DATEV's range: account length + 1 digits, 10000–69999 at length 4) or to
+one control account, the tenant's choice. A chart is checked complete when it is set: every line
+an event can post, for every revenue kind and every VAT treatment the tenant's rulesets use, must
+find a rule. Nothing ever falls through to a suspense account; posting with no rule is an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from runtime.accounting.journal import EVENT_ROLES, REVENUE_KINDS
+
+__all__ = [
+    "ANY",
+    "TEMPLATES",
+    "Chart",
+    "ChartError",
+    "MappingMissing",
+    "Rule",
+    "debtor_range",
+    "template",
+]
+
+ANY: Final = "*"
+# the roles whose lines are split by revenue kind and/or VAT treatment
+_BY_KIND: Final = {"revenue"}
+_BY_VAT: Final = {"revenue", "vat"}
+
+
+class ChartError(ValueError):
+    """A chart that cannot be used: a bad field, or lines no rule maps (``missing``)."""
+
+    def __init__(self, message: str, missing: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.missing = tuple(missing)
+
+
+class MappingMissing(LookupError):
+    """A line to post that no rule maps: the event is refused (configuration is incomplete)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    event: str
+    role: str
+    account: str
+    revenue_kind: str = ANY
+    vat: str = ANY
+    country: str = ANY
+    bu_key: str = ""
+
+    def matches(self, event: str, role: str, revenue_kind: str, vat: str, country: str) -> bool:
+        return (self.role == role and self.event in (ANY, event) and self.revenue_kind in (ANY, revenue_kind)
+                and self.vat in (ANY, vat) and self.country in (ANY, country))
+
+    @property
+    def specificity(self) -> int:
+        return sum(v != ANY for v in (self.event, self.revenue_kind, self.vat, self.country))
+
+    def to_dict(self) -> dict[str, str]:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+def debtor_range(account_length: int) -> tuple[int, int]:
+    """DATEV's debtor accounts: one digit longer than the G/L accounts, 1xxxx to 6xxxx."""
+    return 10 ** account_length, 7 * 10 ** account_length - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    """``debtors``: ``personal`` (one account per customer) or ``control`` (the debtor rule's
+    account for everyone). ``datev_vat``: ``separate`` (VAT lines exported as rows of their own)
+    or ``automatic`` (the revenue accounts are DATEV automatic accounts: a VAT line is folded into
+    the revenue rows of its rate and DATEV computes the VAT from the gross)."""
+
+    name: str
+    rules: tuple[Rule, ...]
+    debtors: str = "control"
+    account_length: int = 4
+    datev_vat: str = "separate"
+    skr: str = ""  # "03" | "04" | "" for the DATEV header
+    names: Mapping[str, str] = field(default_factory=dict)  # account -> label (documentation, exports)
+    consultant: int = 1001  # DATEV Beraternummer
+    client: int = 1  # DATEV Mandantennummer
+    fiscal_year_start: int = 1  # the month the fiscal year starts in
+
+    def __post_init__(self) -> None:
+        if self.debtors not in ("personal", "control"):
+            raise ChartError(f"debtors are 'personal' or 'control', not {self.debtors!r}")
+        if not 4 <= self.account_length <= 8:
+            raise ChartError(f"the account length is 4 to 8 digits, not {self.account_length}")
+        if self.datev_vat not in ("separate", "automatic"):
+            raise ChartError(f"datev_vat is 'separate' or 'automatic', not {self.datev_vat!r}")
+        if not (1001 <= self.consultant <= 9999999 and 1 <= self.client <= 99999):
+            raise ChartError("DATEV consultant numbers run 1001–9999999, client numbers 1–99999")
+        if not 1 <= self.fiscal_year_start <= 12:
+            raise ChartError(f"the fiscal year starts in a month 1–12, not {self.fiscal_year_start}")
+        for r in self.rules:
+            if r.event != ANY and r.event not in EVENT_ROLES:
+                raise ChartError(f"unknown event {r.event!r} (known: {', '.join(EVENT_ROLES)})")
+            if not any(r.role in roles for roles in EVENT_ROLES.values()):
+                raise ChartError(f"unknown role {r.role!r}")
+            if r.revenue_kind != ANY and r.revenue_kind not in REVENUE_KINDS:
+                raise ChartError(f"unknown revenue kind {r.revenue_kind!r} (known: {', '.join(REVENUE_KINDS)})")
+            if r.account != "debtor" and not (r.account.isdigit() and len(r.account) <= self.account_length + 1):
+                raise ChartError(f"account {r.account!r} is not a number of at most "
+                                 f"{self.account_length + 1} digits")
+            if r.account == "debtor" and r.role != "customer_credit":
+                raise ChartError("only customer credit can post to the customer's debtor account ('debtor')")
+
+    def resolve(self, event: str, role: str, revenue_kind: str = "", vat: str = "", country: str = "") -> Rule:
+        best: Rule | None = None
+        for r in self.rules:
+            if r.matches(event, role, revenue_kind or ANY, vat or ANY, country or ANY) and (
+                    best is None or r.specificity > best.specificity):
+                best = r
+        if best is None:
+            raise MappingMissing(_what(event, role, revenue_kind, vat, country))
+        return best
+
+    def missing(self, vat_treatments: Iterable[str], country: str = "") -> list[str]:
+        """The lines no rule maps, for the given VAT treatments (e.g. ``["19", "7"]``) and country."""
+        out: list[str] = []
+        vats = sorted(set(vat_treatments))
+        for event, roles in EVENT_ROLES.items():
+            for role in roles:
+                if role == "debtor" and self.debtors == "personal":
+                    continue
+                kinds = REVENUE_KINDS if role in _BY_KIND else ("",)
+                for kind in kinds:
+                    for vat in (vats if role in _BY_VAT else [""]):
+                        try:
+                            self.resolve(event, role, kind, vat, country)
+                        except MappingMissing as e:
+                            out.append(str(e))
+        return out
+
+    def check_complete(self, vat_treatments: Iterable[str], country: str = "") -> None:
+        gaps = self.missing(vat_treatments, country)
+        if gaps:
+            raise ChartError(f"the chart maps no account for {len(gaps)} line(s): {gaps[0]}"
+                             + (f" (and {len(gaps) - 1} more)" if len(gaps) > 1 else ""), gaps)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "debtors": self.debtors, "account_length": self.account_length,
+                "datev_vat": self.datev_vat, "skr": self.skr, "names": dict(self.names),
+                "consultant": self.consultant, "client": self.client, "fiscal_year_start": self.fiscal_year_start,
+                "rules": [r.to_dict() for r in self.rules]}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Chart:
+        try:
+            rules = tuple(Rule(**{k: str(v) for k, v in r.items()}) for r in d.get("rules", ()))
+        except TypeError as e:
+            raise ChartError(f"a rule has an unknown field: {e}") from None
+        try:
+            return cls(str(d.get("name", "custom")), rules, str(d.get("debtors", "control")),
+                       int(d.get("account_length", 4)), str(d.get("datev_vat", "separate")), str(d.get("skr", "")),
+                       {str(k): str(v) for k, v in dict(d.get("names", {})).items()},
+                       int(d.get("consultant", 1001)), int(d.get("client", 1)), int(d.get("fiscal_year_start", 1)))
+        except (TypeError, ValueError) as e:
+            if isinstance(e, ChartError):
+                raise
+            raise ChartError(f"a chart field has the wrong type: {e}") from None
+
+
+def _what(event: str, role: str, revenue_kind: str, vat: str, country: str) -> str:
+    dims = [f"event '{event}'", f"role '{role}'"]
+    if revenue_kind:
+        dims.append(f"revenue kind '{revenue_kind}'")
+    if vat:
+        dims.append(f"VAT '{vat}'")
+    if country:
+        dims.append(f"country '{country}'")
+    return ", ".join(dims)
+
+
+def _rules(*rows: tuple[str, ...]) -> tuple[Rule, ...]:
+    out = []
+    for row in rows:
+        event, role, account, *rest = row
+        kind, vat = (rest + [ANY, ANY])[:2]
+        out.append(Rule(event, role, account, kind, vat))
+    return tuple(out)
+
+
+# A plain chart for tenants outside Germany (and the default): one account per purpose, every VAT
+# treatment and revenue kind covered, so it is complete for any ruleset.
+_PLAIN = Chart("plain", _rules(
+    (ANY, "debtor", "1200"),
+    (ANY, "customer_credit", "2300"),
+    (ANY, "bank", "1000"),
+    (ANY, "return_charge", "4950"),
+    (ANY, "payout", "2400"),
+    (ANY, "dunning_income", "4850"),
+    (ANY, "interest_income", "4860"),
+    (ANY, "vat", "2200"),
+    (ANY, "revenue", "4000", "charging"),
+    (ANY, "revenue", "4100", "subscription"),
+    (ANY, "revenue", "4200", "service"),
+    (ANY, "revenue", "4900", "discount"),
+    (ANY, "revenue", "4800", "other"),
+), debtors="control", names={
+    "1000": "Bank", "1200": "Accounts receivable", "2200": "VAT payable", "2300": "Customer credit balances",
+    "4000": "Charging revenue", "4100": "Subscription revenue", "4200": "Service revenue",
+    "4800": "Other revenue", "4900": "Discounts granted", "4950": "Return charges recovered",
+    "2400": "Refunds payable", "4850": "Dunning fees", "4860": "Interest income"})
+
+
+def _skr(name: str, skr: str, control: str, bank: str, charge: str, transit: str, interest: str,
+         revenue: Mapping[str, str], discount: Mapping[str, str], vat: Mapping[str, str],
+         names: Mapping[str, str]) -> Chart:
+    # dunning fees and flat fees go to other operating income (the account return charges use),
+    # default interest to interest income
+    rows: list[tuple[str, ...]] = [
+        (ANY, "debtor", control), (ANY, "customer_credit", "debtor"), (ANY, "bank", bank),
+        (ANY, "return_charge", charge), (ANY, "payout", transit), (ANY, "dunning_income", charge),
+        (ANY, "interest_income", interest)]
+    for rate, account in vat.items():
+        rows.append((ANY, "vat", account, ANY, rate))
+    for rate, account in revenue.items():
+        rows.append((ANY, "revenue", account, ANY, rate))
+    for rate, account in discount.items():
+        rows.append((ANY, "revenue", account, "discount", rate))
+    return Chart(name, _rules(*rows), debtors="personal", account_length=4, datev_vat="automatic", skr=skr,
+                 names=names)
+
+
+# SKR03 and SKR04 (DATEV's standard charts) for German VAT: 19 %, 7 % and the 16 % / 5 % of the
+# second half of 2020. The revenue accounts are DATEV automatic accounts (8400, 8300; 4400, 4300):
+# the batch gives them the gross and DATEV computes the VAT. A tenant with other treatments (0 %,
+# reverse charge) adds rules for them; the chart is refused until it does.
+_SKR03 = _skr("skr03", "03", "1400", "1200", "2700", "1360", "2650",
+              {"19": "8400", "16": "8400", "7": "8300", "5": "8300"},
+              {"19": "8720", "16": "8720", "7": "8710", "5": "8710"},
+              {"19": "1776", "16": "1775", "7": "1771", "5": "1773"},
+              {"1200": "Bank", "1400": "Forderungen aus Lieferungen und Leistungen", "2700": "Sonstige Erträge",
+               "1360": "Geldtransit", "2650": "Sonstige Zinsen und ähnliche Erträge",
+               "8400": "Erlöse 19 % USt", "8300": "Erlöse 7 % USt", "8720": "Erlösschmälerungen 19 % USt",
+               "8710": "Erlösschmälerungen 7 % USt", "1776": "Umsatzsteuer 19 %", "1771": "Umsatzsteuer 7 %",
+               "1775": "Umsatzsteuer 16 %", "1773": "Umsatzsteuer 5 %"})
+_SKR04 = _skr("skr04", "04", "1200", "1800", "4830", "1460", "7100",
+              {"19": "4400", "16": "4400", "7": "4300", "5": "4300"},
+              {"19": "4720", "16": "4720", "7": "4710", "5": "4710"},
+              {"19": "3806", "16": "3805", "7": "3801", "5": "3803"},
+              {"1800": "Bank", "1200": "Forderungen aus Lieferungen und Leistungen", "1460": "Geldtransit",
+               "4830": "Sonstige betriebliche Erträge", "7100": "Sonstige Zinsen und ähnliche Erträge", "4400": "Erlöse 19 % USt", "4300": "Erlöse 7 % USt",
+               "4720": "Erlösschmälerungen 19 % USt", "4710": "Erlösschmälerungen 7 % USt",
+               "3806": "Umsatzsteuer 19 %", "3801": "Umsatzsteuer 7 %", "3805": "Umsatzsteuer 16 %",
+               "3803": "Umsatzsteuer 5 %"})
+
+TEMPLATES: Final[dict[str, Chart]] = {c.name: c for c in (_PLAIN, _SKR03, _SKR04)}
+
+
+def template(name: str) -> Chart:
+    try:
+        return TEMPLATES[name]
+    except KeyError:
+        raise ChartError(f"no chart template {name!r} (known: {', '.join(TEMPLATES)})") from None

@@ -1,0 +1,102 @@
+"""The accounting routes end to end (SQLite and PostgreSQL): a chart is set from a template and
+refused while a line has no account for a VAT rate the rulesets use (and a ruleset with a rate the
+chart does not map is refused at publication); events post to the journal; a closed period pushes
+a late payment into the next open one; a batch is cut once, its DATEV file downloads and reads
+back; the reconciliation balances."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from decimal import Decimal as D
+from types import SimpleNamespace
+
+from store import receivables as R
+from tests.accounting_reader import read_extf
+from tests.api.conftest import DEMO_RULESET, Env
+
+
+def test_chart_journal_periods_batches(env: Env) -> None:
+    c, a, b = env.client, env.a, env.b
+    got = c.get("/accounting/chart", headers=a.h("auditor"))
+    assert got.status_code == 200 and got.json()["configured"] is False and got.json()["name"] == "plain"
+    names = [t["name"] for t in c.get("/accounting/chart/templates", headers=a.h()).json()["items"]]
+    assert names == ["plain", "skr03", "skr04"]
+    # SKR03 without its revenue rules: every line the published ruleset's 19 % could post is named
+    r = c.put("/accounting/chart", json={"template": "skr03", "rules": [
+        {"role": "debtor", "account": "1400"}, {"role": "bank", "account": "1200"}]}, headers=a.h())
+    assert r.status_code == 422 and r.json()["code"] == "chart_incomplete", r.text
+    gaps = [e["message"] for e in r.json()["errors"]]
+    assert "event 'invoice', role 'revenue', revenue kind 'charging', VAT '19'" in gaps
+    assert c.put("/accounting/chart", json={"template": "skr03"}, headers=a.h("operator")).status_code == 403
+    r = c.put("/accounting/chart", json={"template": "skr03", "consultant": 4711, "client": 42}, headers=a.h("approver"))
+    assert r.status_code == 200 and r.json()["debtors"] == "personal" and r.json()["consultant"] == 4711, r.text
+    # a ruleset at a rate SKR03 does not map cannot be published while this chart is set
+    rs = c.post("/rulesets", json={"name": "exempt"}, headers=a.h()).json()
+    src = DEMO_RULESET.replace("ruleset demo", "ruleset exempt").replace("vat 19%", "vat 0%")
+    draft = c.post(f"/rulesets/{rs['id']}/drafts", json={"source": src}, headers=a.h("analyst")).json()
+    r = c.post(f"/rulesets/{rs['id']}/versions", json={"draft_id": draft["id"],
+                                                        "effective_from": "2026-01-01T00:00:00Z"},
+               headers=a.h("approver"))
+    assert r.status_code == 422 and r.json()["code"] == "chart_incomplete", r.text
+    # events post: an invoice at 19 % on the customer's personal account, a payment by the API
+    acc = a.ids["billing_account_id"]
+    with env.engine.begin() as conn:
+        R.open_invoice_item(conn, a.tenant_id, SimpleNamespace(
+            id="inv_acct_1", kind="invoice", number="INV-ACCT-1", customer_id=a.ids["customer_id"], account_id=acc,
+            currency="EUR", gross_total=D("11.90"), issue_date=date(2026, 12, 1), due_date=date(2026, 12, 15),
+            corrects=[], tax_groups=[{"rate": "19", "net": "10.00", "tax": "1.90"}]))
+    assert c.post("/accounting/periods", json={"period": "2026-11"}, headers=a.h("approver")).status_code == 201
+    r = c.post("/accounting/periods", json={"period": "2026-11"}, headers=a.h())
+    assert r.status_code == 409 and r.json()["code"] == "period_closed"
+    assert c.post("/accounting/periods", json={"period": "2026-13"}, headers=a.h()).status_code == 422
+    r = c.post("/receivables/payments", json={"account_id": acc, "amount": "11.90", "currency": "EUR",
+                                              "booked_on": "2026-11-28", "reference": "early transfer",
+                                              "idempotency_key": "acct-1"}, headers=a.h("operator"))
+    assert r.status_code == 201, r.text
+    journal = c.get("/accounting/journal", params={"period": "2026-12"}, headers=a.h("auditor")).json()["items"]
+    inv, pay = journal
+    debtor = next(ln["account"] for ln in inv["lines"] if ln["role"] == "debtor")
+    assert len(debtor) == 5 and 10000 <= int(debtor) <= 69999
+    assert {(ln["account"], ln["side"], ln["amount"]) for ln in inv["lines"]} == {
+        (debtor, "debit", "11.90"), ("8400", "credit", "10.00"), ("1776", "credit", "1.90")}
+    # the payment's month was closed: posted on the first of December, its document date kept
+    assert (pay["document_date"], pay["posting_date"]) == ("2026-11-28", "2026-12-01")
+    assert c.get("/accounting/journal", params={"period": "2026-12"}, headers=b.h()).json()["items"] == []
+    # a batch: once; its DATEV file reads back
+    r = c.post("/accounting/batches", json={"period": "2026-12"}, headers=a.h("approver"))
+    assert r.status_code == 201, r.text
+    batch = r.json()
+    assert batch["number"] == 1 and batch["entries"] == 2
+    r = c.post("/accounting/batches", json={"period": "2026-12"}, headers=a.h())
+    assert r.status_code == 409 and r.json()["code"] == "nothing_to_export"
+    f = c.get(f"/accounting/batches/{batch['id']}/files/datev", headers=a.h("auditor"))
+    assert f.status_code == 200 and f.headers["content-type"].startswith("text/csv")
+    assert hashlib.sha256(f.content).hexdigest() == next(x["sha256"] for x in batch["files"] if x["format"] == "datev")
+    extf = read_extf(f.content)
+    assert (extf.header["Berater"], extf.header["Mandant"], extf.header["SKR"]) == ("4711", "42", "03")
+    assert [(r["Umsatz (ohne Soll/Haben-Kz)"], r["Soll/Haben-Kennzeichen"], r["Konto"],
+             r["Gegenkonto (ohne BU-Schlüssel)"], r["Belegdatum"], r["Beleginfo - Inhalt 1"]) for r in extf.rows] == [
+        ("11,90", "S", debtor, "8400", "0112", "1"), ("11,90", "H", debtor, "1200", "0112", "28.11.2026")]
+    assert c.get(f"/accounting/batches/{batch['id']}/files/datev", headers=b.h()).status_code == 404
+    assert c.get(f"/accounting/batches/{batch['id']}/files/xls", headers=a.h()).status_code == 404
+    assert [x["id"] for x in c.get("/accounting/batches", headers=a.h()).json()["items"]] == [batch["id"]]
+    # delivery over SFTP: the target first (admins only, secrets never shown), then a workflow
+    r = c.post(f"/accounting/batches/{batch['id']}/deliver", headers=a.h("approver"))
+    assert r.status_code == 422 and r.json()["code"] == "sftp_target_missing", r.text
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMURZahOtLfxfKSc+Eh8PdVEenkY0xs+FvMzk0uymhMY"
+    target = {"host": "erp.example.test", "username": "evbill", "password": "pw", "directory": "/in", "host_key": key}
+    assert c.put("/accounting/sftp-target", json=target, headers=a.h("approver")).status_code == 403
+    r = c.put("/accounting/sftp-target", json={**target, "host_key": "ssh-ed25519 nonsense"}, headers=a.h())
+    assert r.status_code == 422 and r.json()["errors"][0]["key"] == "host_key"
+    r = c.put("/accounting/sftp-target", json=target, headers=a.h())
+    assert r.status_code == 200 and r.json()["has_password"] is True and "pw" not in r.text
+    got = c.get("/accounting/sftp-target", headers=a.h("auditor")).json()
+    assert got["configured"] and got["host_key"] == key and "password" not in got
+    assert c.get("/accounting/sftp-target", headers=b.h()).json()["configured"] is False
+    # no Temporal in this suite: the start is refused with a problem, the batch shows no delivery yet
+    r = c.post(f"/accounting/batches/{batch['id']}/deliver", headers=a.h("approver"))
+    assert r.status_code == 400 and r.json()["code"] == "temporal_unavailable", r.text
+    assert c.get(f"/accounting/batches/{batch['id']}", headers=a.h()).json()["delivery"] is None
+    rec = c.get("/accounting/reconciliation", headers=a.h("auditor")).json()
+    assert rec["balanced"] is True and rec["currencies"]["EUR"]["vat_payable"] == "1.90", rec
