@@ -188,7 +188,7 @@ def set_language(db: Session, session_id: str, language: str) -> None:
 class SiteDay:
     sessions: int = 0
     energy_kwh: Decimal = Decimal(0)
-    # net revenue per currency at full precision (rounded for display only)
+    # net revenue per currency: the sessions' rated nets, as their invoices bill them
     revenue: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
 
 
@@ -227,12 +227,14 @@ def dashboard(db: Session, tenant_id: str, tzname: str, start: date, end: date, 
     hi = datetime.combine(end, datetime.min.time(), tz)
     cs = ChargingSession
     where = and_(cs.tenant_id == tenant_id, cs.start >= lo, cs.start < hi)  # type: ignore[arg-type,operator]
-    found, unrated = _revenues(db, where, tzname)
+    # each session at its rated net as invoices bill it (rounded per session by its rating), so
+    # the dashboard's revenue is the invoices' revenue, not the lines' unrounded sum
+    found, unrated = _revenues(db, where, tzname, cs.net_total)
     days = [start + timedelta(days=i) for i in range((end - start).days)]
     by_day = {d: SiteDay() for d in days}
     by_site: dict[str, SiteDay] = {}
-    for rev, _row in found:
-        net = sum((n for _rate, n in rev.lines), Decimal(0))
+    for rev, row in found:
+        net = row.net_total if row.net_total is not None else sum((n for _rate, n in rev.lines), Decimal(0))
         at = rev.site or "—"
         aggs = [by_site.setdefault(at, SiteDay())]
         if site is None or at == site:
