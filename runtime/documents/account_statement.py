@@ -180,6 +180,7 @@ def render_account_statement(doc: AccountStatementDoc) -> bytes:
         page_css,
         seller_footer,
         stylesheet,
+        with_legal_lines,
     )
 
     if doc.language not in ACCOUNT_LABELS:
@@ -187,7 +188,7 @@ def render_account_statement(doc: AccountStatementDoc) -> bytes:
     html = _environment().get_template("account_statement.html").render(**_context(doc))
     laid_out = HTML(string=html, base_url=str(TEMPLATES)).render(
         stylesheets=[stylesheet(doc.language),
-                     CSS(string=page_css(seller_footer(doc.seller, LABELS[doc.language]), doc.branding))],
+                     CSS(string=page_css(with_legal_lines(seller_footer(doc.seller, LABELS[doc.language]), doc.branding), doc.branding))],
         font_config=font_config())
     result = laid_out.write_pdf(pdf_identifier=doc.number.encode("utf-8"), uncompressed_pdf=False)
     assert isinstance(result, bytes)

@@ -686,7 +686,23 @@ def _css_string(text: str) -> str:
 
 
 def _page_css(doc: Document) -> str:
-    return page_css(_footer(doc, LABELS[doc.language]), doc.branding)
+    columns = _footer(doc, LABELS[doc.language])
+    if doc.kind is not DocumentKind.SELF_BILLING_CREDIT_NOTE:
+        columns = with_legal_lines(columns, doc.branding)
+    return page_css(columns, doc.branding)
+
+
+def with_legal_lines(columns: list[list[str]], branding: Branding) -> list[list[str]]:
+    """The tenant's legal lines (register court and number, managing directors: what a German
+    business letter must state) go into the footer's company column, on every page, one part per
+    line ("A · B" splits at the dots); a part the footer states already is left out. In the body
+    they would be a line of their own that a page break can strand on an otherwise empty page."""
+    if not branding.legal_lines or not columns:
+        return columns
+    shown = {text for column in columns for text in column}
+    parts = [part.strip() for line in branding.legal_lines for part in line.split(" · ")]
+    extra = [p for p in dict.fromkeys(parts) if p and p not in shown]
+    return [columns[0] + extra, *columns[1:]]
 
 
 def page_css(columns: list[list[str]], branding: Branding) -> str:

@@ -94,3 +94,22 @@ def test_the_demo_case_keeps_its_notice_on_page_one(tmp_path: Path) -> None:
         pytest.fail("no invoice in the sweep ends its totals where the demo's did")
     pages = _pages(render(doc, "pdf"), tmp_path)
     assert "Zahlbetrag" in pages[0] and "Mandatsreferenz: MANDATE-100234" in pages[0], pages
+
+
+def test_the_tenants_legal_lines_are_in_the_footer_of_every_page(tmp_path: Path) -> None:
+    """Register court, register number and managing directors stand in the footer's company
+    column on every page, one part per line and none twice, never as a body line that a page
+    break could leave alone on an empty page."""
+    from runtime.documents.model import Branding
+
+    branding = Branding(legal_lines=("Musterstadt GmbH · Amtsgericht Musterstadt HRB 1234",
+                                     "Geschäftsführung: Dr. A. Beispiel"))
+    doc = dataclasses.replace(_invoice(30), branding=branding)
+    pages = _pages(render(doc, "pdf"), tmp_path)
+    assert len(pages) >= 2
+    for text in pages:
+        assert text.count("Amtsgericht Musterstadt HRB 1234") == 1
+        assert text.count("Geschäftsführung: Dr. A. Beispiel") == 1
+    # after the notice nothing but the footer: the legal lines are not a paragraph of the body
+    last = pages[-1]
+    assert last.index("Amtsgericht Musterstadt HRB 1234") > last.index(doc.seller.address.street)
