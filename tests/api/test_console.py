@@ -7,6 +7,7 @@ each, and these tests walk that table (and check that it names every console rou
 
 from __future__ import annotations
 
+import html
 import re
 from typing import Any
 
@@ -324,3 +325,59 @@ def test_decisions_refused_before_the_workflow_are_explained(console: Env) -> No
     r = p.post(f"/console/inbox/tasks/{task}/approve", {"note": "ok"})
     assert r.status_code == 400 and "no Temporal server is configured" in r.text, r.text[-500:]
     assert f'id="task-{task}"' in r.text  # the task is still there to decide
+
+
+def test_hold_reasons_are_said_in_the_page_language(console: Env) -> None:
+    """The workflow stores each hold reason as its kind, its parameters and an English message; the
+    German inbox says it in German from kind and parameters (money and percent as German writes them),
+    and only a kind the console does not know shows the stored message."""
+    from store import billing as B
+
+    a = console.a
+    english = {"total": "gross total 1234.50 EUR is above 1000", "jump": "net rose 55.25% against the previous period",
+               "flag": "the account is flagged 'vip'", "manual": "manual hold: Kunde hat angerufen",
+               "unpriced_service": "service item svc_9 names service 'parking'",
+               "currency_mismatch": "session s_1, s_2 rated in CHF"}
+    reasons = [
+        {"kind": "total", "message": english["total"], "gross": "1234.50", "currency": "EUR", "limit": "1000"},
+        {"kind": "jump", "message": english["jump"], "percent": "55.25", "previous_net": "100",
+         "current_net": "155.25", "currency": "EUR", "limit_percent": "50"},
+        {"kind": "flag", "message": english["flag"], "flag": "vip"},
+        {"kind": "manual", "message": english["manual"], "reason": "Kunde hat angerufen"},
+        {"kind": "unpriced_service", "message": english["unpriced_service"], "item_id": "svc_9", "service": "parking",
+         "ruleset_version": "rv_7"},
+        {"kind": "currency_mismatch", "message": english["currency_mismatch"], "source": "session", "currency": "CHF",
+         "account_currency": "EUR", "refs": "s_1,s_2", "net": "12.5"},
+        {"kind": "from_a_newer_release", "message": "a reason this console does not know"},
+    ]
+    task = a.ids["task_id"]
+    with console.engine.begin() as conn:
+        before = conn.execute(select(B.finance_task.c.reasons).where(B.finance_task.c.id == task)).scalar_one()
+        conn.execute(B.finance_task.update().where(B.finance_task.c.id == task).values(reasons=reasons))
+    try:
+        p = Person(console, _email(a, "approver"))
+        page = p.get("/console/inbox").text
+        [article] = re.findall(rf'<article class="task" id="task-{task}".*?</article>', page, re.DOTALL)
+        items = [re.sub(r"<[^>]+>", "", li).strip() for li in re.findall(r"<li>(.*?)</li>", article, re.DOTALL)]
+        items = [html.unescape(i) for i in items]
+        assert items == [
+            "Bruttosumme 1.234,50\xa0€ liegt über der Grenze von 1.000,00\xa0€.",
+            "Netto um 55,25\xa0% gegenüber der Vorperiode gestiegen (100,00\xa0€ → 155,25\xa0€), mehr als 50\xa0%.",
+            "Das Abrechnungskonto ist markiert: „vip“.",
+            "Manuell angehalten: Kunde hat angerufen",
+            items[4], items[5],
+            "a reason this console does not know",
+        ], items
+        assert items[4].startswith("Serviceposten svc_9 nennt den Service „parking“, den Tarifversion rv_7 nicht")
+        assert items[5].startswith("Ladevorgänge s_1, s_2 in CHF bewertet (netto 12,50\xa0CHF), das Konto rechnet "
+                                   "aber in EUR ab")
+        for text in english.values():
+            assert text not in page
+        # the same task in English: from the same parameters, not the stored message
+        p.post("/console/language", {"language": "en", "next": "/console/inbox"})
+        page = html.unescape(p.get("/console/inbox").text)
+        assert "Gross total €1,234.50 is above the limit of €1,000.00." in page
+        assert "Net rose by 55.25% against the previous period (€100.00 → €155.25), more than 50%." in page
+    finally:
+        with console.engine.begin() as conn:
+            conn.execute(B.finance_task.update().where(B.finance_task.c.id == task).values(reasons=before))
