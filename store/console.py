@@ -373,6 +373,7 @@ class Approval:
     overdue: Decimal = Decimal(0)
     charged: Decimal = Decimal(0)
     planned_on: date | None = None
+    refs: tuple[str, ...] = ()  # the numbers of the invoices a dunning stage names
 
 
 def approvals(conn: Connection, tenant_id: str, limit: int = 100) -> dict[str, list[Approval]]:
@@ -402,9 +403,10 @@ def approvals(conn: Connection, tenant_id: str, limit: int = 100) -> dict[str, l
         if not waiting:
             continue
         s = waiting[-1]
+        listed = s["detail"].get("items", []) if isinstance(s["detail"], dict) else []
         out["dunning_stage"].append(Approval(
-            "dunning_stage", case.id, "", None, len(s["detail"].get("items", [])) if isinstance(s["detail"], dict)
-            else 0, s["total"], s["currency"], (names.get(case.customer_id, case.customer_id),), "",
-            stage=s["stage"], letter=s["letter"], overdue=s["overdue"], charged=s["charged"],
-            planned_on=s["planned_on"]))
+            "dunning_stage", case.id, "", None, len(listed), s["total"], s["currency"],
+            (names.get(case.customer_id, case.customer_id),), "", stage=s["stage"], letter=s["letter"],
+            overdue=s["overdue"], charged=s["charged"], planned_on=s["planned_on"],
+            refs=tuple(str(i.get("number") or i.get("id", "")) for i in listed)))
     return out

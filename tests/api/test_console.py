@@ -445,6 +445,7 @@ def test_runs_and_dunning_stages_awaiting_approval(console: Env) -> None:
     [stage] = re.findall(rf'<article class="task" id="dunning_stage-{case_id}".*?</article>', page, re.DOTALL)
     assert "Erika alpha" in stage and "Stufe 1" in stage and "Mahnung" in stage
     assert "119,00\xa0€" in stage and "124,00\xa0€" in stage and "20.04.2026" in stage
+    assert "Rechnungen:</strong> INV-1, INV-2" in stage
     assert f'action="/console/inbox/dunning-cases/{case_id}/reject"' in stage
     # every input has its label
     for field in re.findall(r'<input id="([^"]+)"', collect + payout + stage):
