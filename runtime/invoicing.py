@@ -661,7 +661,12 @@ def compare_periods(current_net: Decimal, previous_net: Decimal | None) -> Compa
 class HoldReason:
     kind: str  # total | jump | flag | manual | unpriced_service | currency_mismatch
     message: str
-    details: tuple[tuple[str, str], ...] = ()  # more keys for the task (unpriced_service: item_id, ...)
+    # the reason's parameters, for the task and for texts in other languages (the console renders a
+    # reason from ``kind`` and these; ``message`` is the English text, kept for kinds a reader does not know):
+    # total: gross, currency, limit · jump: percent, previous_net, current_net, currency, limit_percent ·
+    # flag: flag · manual: reason · unpriced_service: item_id, service, ruleset_version ·
+    # currency_mismatch: source, currency, account_currency, refs, net?, ruleset_version?
+    details: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, str]:
         return {"kind": self.kind, "message": self.message, **dict(self.details)}
@@ -742,16 +747,22 @@ def evaluate_holds(draft: InvoiceDraft, policy: HoldPolicy, comparison: Comparis
     out.extend(_foreign_reasons(draft))
     for r in policy.rules:
         if r.kind == "total" and r.amount is not None and draft.gross_total > r.amount:
-            out.append(HoldReason("total", f"gross total {draft.gross_total} {draft.currency} is above {r.amount}"))
+            out.append(HoldReason("total", f"gross total {draft.gross_total} {draft.currency} is above {r.amount}",
+                                  (("gross", format(draft.gross_total, "f")), ("currency", draft.currency),
+                                   ("limit", format(r.amount, "f")))))
         elif (r.kind == "jump" and r.percent is not None and comparison.change_percent is not None
               and comparison.change_percent > r.percent):
             out.append(HoldReason("jump", f"net rose {comparison.change_percent}% against the previous period "
                                           f"({comparison.previous_net} -> {comparison.current_net}), "
-                                          f"more than {r.percent}%"))
+                                          f"more than {r.percent}%",
+                                  (("percent", format(comparison.change_percent, "f")),
+                                   ("previous_net", format(comparison.previous_net, "f")),
+                                   ("current_net", format(comparison.current_net, "f")),
+                                   ("currency", draft.currency), ("limit_percent", format(r.percent, "f")))))
         elif r.kind == "flag" and r.flag in flags:
-            out.append(HoldReason("flag", f"the account is flagged '{r.flag}'"))
+            out.append(HoldReason("flag", f"the account is flagged '{r.flag}'", (("flag", r.flag),)))
     for reason in manual_holds:
-        out.append(HoldReason("manual", f"manual hold: {reason}" if reason else "manual hold"))
+        out.append(HoldReason("manual", f"manual hold: {reason}" if reason else "manual hold", (("reason", reason),)))
     return tuple(out)
 
 

@@ -353,3 +353,60 @@ def customer_names(conn: Connection, tenant_id: str, ids: Sequence[str]) -> dict
                 Customer.tenant_id == tenant_id, Customer.id.in_(wanted[i:i + 500]))):  # type: ignore[attr-defined]
             out[cid] = name
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """A run or a dunning stage waiting for finance: what the inbox shows of it."""
+
+    kind: str  # collection_run | payout_run | dunning_stage
+    id: str  # the run's id, or the dunning case's
+    creditor: str  # the creditor account's name (runs)
+    as_of: date | None
+    items: int
+    total: Decimal
+    currency: str
+    parties: tuple[str, ...]  # the customers collected from, the payees paid, the customer dunned
+    started_by: str  # who started the run (four eyes: not the one to approve it)
+    stage: int = 0
+    letter: str = ""
+    overdue: Decimal = Decimal(0)
+    charged: Decimal = Decimal(0)
+    planned_on: date | None = None
+    refs: tuple[str, ...] = ()  # the numbers of the invoices a dunning stage names
+
+
+def approvals(conn: Connection, tenant_id: str, limit: int = 100) -> dict[str, list[Approval]]:
+    """Collection runs, payout runs and dunning stages awaiting approval, oldest first."""
+    from store import collections as C
+    from store import dunning as DN
+    from store import payables as P
+
+    creditors = {r.id: r.name for r in conn.execute(select(C.creditor_account.c.id, C.creditor_account.c.name)
+                                                    .where(C.creditor_account.c.tenant_id == tenant_id))}
+    out: dict[str, list[Approval]] = {"collection_run": [], "payout_run": [], "dunning_stage": []}
+    for run in reversed(C.runs(conn, tenant_id, status="awaiting_approval", limit=limit)):
+        accounts = list(dict.fromkeys(i.account_id for i in C.run_items(conn, run.id)))
+        labels = account_labels(conn, tenant_id, accounts)
+        out["collection_run"].append(Approval(
+            "collection_run", run.id, creditors.get(run.creditor_account_id, ""), run.as_of, run.items, run.total,
+            run.currency, tuple(labels.get(a, a) for a in accounts), run.started_by))
+    for run in reversed(P.list_runs(conn, tenant_id, status="awaiting_approval", limit=limit)):
+        payees = tuple(dict.fromkeys(i.payee_name for i in P.run_items(conn, run.id)))
+        out["payout_run"].append(Approval(
+            "payout_run", run.id, creditors.get(run.creditor_account_id, ""), run.as_of, run.items, run.total,
+            run.currency, payees, run.started_by))
+    cases = DN.cases(conn, tenant_id, status="awaiting_approval", limit=limit)
+    names = customer_names(conn, tenant_id, [c.customer_id for c in cases])
+    for case in cases:
+        waiting = [s for s in DN.stages_of(conn, tenant_id, case.id) if s["status"] == "awaiting_approval"]
+        if not waiting:
+            continue
+        s = waiting[-1]
+        listed = s["detail"].get("items", []) if isinstance(s["detail"], dict) else []
+        out["dunning_stage"].append(Approval(
+            "dunning_stage", case.id, "", None, len(listed), s["total"], s["currency"],
+            (names.get(case.customer_id, case.customer_id),), "", stage=s["stage"], letter=s["letter"],
+            overdue=s["overdue"], charged=s["charged"], planned_on=s["planned_on"],
+            refs=tuple(str(i.get("number") or i.get("id", "")) for i in listed)))
+    return out

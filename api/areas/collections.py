@@ -433,7 +433,7 @@ _REFUSALS = {"forbidden": Forbidden, "four_eyes": Forbidden, "not_waiting": Conf
              "reason_required": InvalidInput}
 
 
-async def _decide(request: Request[Any, Any, Any], run_id: str, name: str, reason: str) -> RunRead:
+async def decide_collection_run(request: Request[Any, Any, Any], run_id: str, name: str, reason: str) -> RunRead:
     from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
     from temporalio.exceptions import ApplicationError
 
@@ -472,13 +472,13 @@ async def _decide(request: Request[Any, Any, Any], run_id: str, name: str, reaso
        summary="Approve a collection run (approver role; not the person who started it): the file is built "
                "from the items still open, archived, and the items are marked submitted")
 async def approve_collection_run(request: Request[Any, Any, Any], run_id: str, data: RunDecisionIn) -> RunRead:
-    return await _decide(request, run_id, "approve", data.reason)
+    return await decide_collection_run(request, run_id, "approve", data.reason)
 
 
 @route("POST", "/collections/runs/{run_id:str}/reject", operation_id="reject_collection_run",
        roles="collections_decide", summary="Reject a collection run with a reason: its items are free again")
 async def reject_collection_run(request: Request[Any, Any, Any], run_id: str, data: RunDecisionIn) -> RunRead:
-    return await _decide(request, run_id, "reject", data.reason)
+    return await decide_collection_run(request, run_id, "reject", data.reason)
 
 
 _DOWNLOAD = {200: ResponseSpec(data_container=bytes, media_type="application/xml",

@@ -281,7 +281,7 @@ class WorkerUnavailable(DomainError):
 _REFUSALS = {"forbidden": Forbidden, "not_waiting": Conflict, "reason_required": InvalidInput}
 
 
-async def _decide(request: Request[Any, Any, Any], case_id: str, name: str, reason: str) -> CaseDetail:
+async def decide_dunning_stage(request: Request[Any, Any, Any], case_id: str, name: str, reason: str) -> CaseDetail:
     from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
     from temporalio.exceptions import ApplicationError
 
@@ -323,14 +323,14 @@ async def _decide(request: Request[Any, Any, Any], case_id: str, name: str, reas
        roles="dunning_decide",
        summary="Approve the stage the case waits for (approver role): its fees, letter and actions go ahead")
 async def approve_dunning_stage(request: Request[Any, Any, Any], case_id: str, data: StageDecisionIn) -> CaseDetail:
-    return await _decide(request, case_id, "approve", data.reason)
+    return await decide_dunning_stage(request, case_id, "approve", data.reason)
 
 
 @route("POST", "/dunning/cases/{case_id:str}/reject", operation_id="reject_dunning_stage",
        roles="dunning_decide",
        summary="Reject the stage the case waits for, with a reason: nothing is charged or sent, no escalation")
 async def reject_dunning_stage(request: Request[Any, Any, Any], case_id: str, data: StageDecisionIn) -> CaseDetail:
-    return await _decide(request, case_id, "reject", data.reason)
+    return await decide_dunning_stage(request, case_id, "reject", data.reason)
 
 
 router = Router(path="/", route_handlers=[list_dunning_cases, get_dunning_case, download_dunning_letter,

@@ -280,7 +280,7 @@ _REFUSALS = {"forbidden": Forbidden, "four_eyes": Forbidden, "not_waiting": Conf
              "reason_required": InvalidInput}
 
 
-async def _decide(request: Request[Any, Any, Any], run_id: str, name: str, reason: str) -> PayoutRunRead:
+async def decide_payout_run(request: Request[Any, Any, Any], run_id: str, name: str, reason: str) -> PayoutRunRead:
     from temporalio.client import (
         WorkflowFailureError,
         WorkflowUpdateFailedError,
@@ -321,14 +321,14 @@ async def _decide(request: Request[Any, Any, Any], run_id: str, name: str, reaso
                "in it): the pain.001 is built, archived, and its payables are submitted")
 async def approve_payout_run(request: Request[Any, Any, Any], payout_run_id: str,
                              data: PayoutDecisionIn) -> PayoutRunRead:
-    return await _decide(request, payout_run_id, "approve", data.reason)
+    return await decide_payout_run(request, payout_run_id, "approve", data.reason)
 
 
 @route("POST", "/payouts/runs/{payout_run_id:str}/reject", operation_id="reject_payout_run",
        roles="payouts_decide", summary="Reject a payout run with a reason: its payables wait for the next run")
 async def reject_payout_run(request: Request[Any, Any, Any], payout_run_id: str,
                             data: PayoutDecisionIn) -> PayoutRunRead:
-    return await _decide(request, payout_run_id, "reject", data.reason)
+    return await decide_payout_run(request, payout_run_id, "reject", data.reason)
 
 
 _DOWNLOAD = {200: ResponseSpec(data_container=bytes, media_type="application/xml",

@@ -120,11 +120,74 @@ _T: dict[str, tuple[str, str]] = {
     "msg_rejected": ("Die Rechnung ist abgelehnt.", "The invoice is rejected."),
     "msg_matched": ("Die Bankbuchung ist zugeordnet und als Zahlung gebucht.",
                     "The bank entry is matched and booked as a payment."),
+    "runs_title": ("Lastschrift- und Auszahlungsläufe zur Freigabe", "Collection and payout runs to approve"),
+    "nothing_runs": ("Kein Lauf wartet auf Freigabe.", "No run awaits approval."),
+    "four_eyes_runs": ("Vier Augen: wer einen Lauf gestartet oder eine Zahlung darin angefordert hat, gibt ihn nicht "
+                       "selbst frei.", "Four eyes: whoever started a run, or requested a payment in it, does not "
+                       "approve it."),
+    "collection_run": ("Lastschriftlauf (SEPA)", "Direct debit run (SEPA)"),
+    "payout_run": ("Auszahlungslauf (SEPA)", "Payout run (SEPA)"),
+    "creditor_account": ("Gläubigerkonto", "Creditor account"),
+    "as_of": ("Stichtag", "As of"),
+    "run_items": ("Posten", "Items"),
+    "debtors": ("Kunden", "Customers"),
+    "payees": ("Empfänger", "Payees"),
+    "dunning_title": ("Mahnstufen zur Freigabe", "Dunning stages to approve"),
+    "nothing_dunning": ("Keine Mahnstufe wartet auf Freigabe.", "No dunning stage awaits approval."),
+    "stage_n": ("Stufe {n}", "Stage {n}"),
+    "letter": ("Schreiben", "Letter"),
+    "letter_reminder": ("Zahlungserinnerung", "Payment reminder"),
+    "letter_dunning": ("Mahnung", "Dunning letter"),
+    "planned_on": ("Geplant am", "Planned on"),
+    "overdue_amount": ("Überfällig", "Overdue"),
+    "charges": ("Gebühren und Zinsen", "Fees and interest"),
+    "msg_run_approved": ("Der Lauf ist freigegeben.", "The run is approved."),
+    "msg_run_rejected": ("Der Lauf ist abgelehnt.", "The run is rejected."),
+    "msg_stage_approved": ("Die Mahnstufe ist freigegeben.", "The dunning stage is approved."),
+    "msg_stage_rejected": ("Die Mahnstufe ist abgelehnt.", "The dunning stage is rejected."),
+    "err_not_waiting": ("Dies wartet nicht mehr auf eine Entscheidung.", "This no longer awaits a decision."),
     "err_four_eyes": ("Vier-Augen-Prinzip: Sie haben diese Rechnung angepasst, jemand anderes muss sie freigeben.",
                       "Four eyes: you adjusted this invoice, someone else must approve it."),
+    "err_four_eyes_collection_run": ("Vier-Augen-Prinzip: Sie haben diesen Lauf gestartet, jemand anderes muss ihn "
+                                     "freigeben.", "Four eyes: you started this run, someone else must approve it."),
+    "err_four_eyes_payout_run": ("Vier-Augen-Prinzip: Sie haben diesen Lauf gestartet oder eine Zahlung darin "
+                                 "angefordert, jemand anderes muss ihn freigeben.",
+                                 "Four eyes: you started this run or requested a payment in it, someone else must "
+                                 "approve it."),
     "err_task_closed": ("Diese Aufgabe ist bereits entschieden.", "This task has already been decided."),
     "err_reason_required": ("Bitte einen Grund angeben.", "Please give a reason."),
     "err_account_required": ("Bitte ein Abrechnungskonto wählen.", "Please choose a billing account."),
+    # hold reasons, from a reason's kind and its parameters (runtime.invoicing.HoldReason)
+    "hold_total": ("Bruttosumme {gross} liegt über der Grenze von {limit}.", "Gross total {gross} is above the limit of {limit}."),
+    "hold_jump": ("Netto um {percent} gegenüber der Vorperiode gestiegen ({previous} → {current}), mehr als {limit}.",
+                  "Net rose by {percent} against the previous period ({previous} → {current}), more than {limit}."),
+    "hold_flag": ("Das Abrechnungskonto ist markiert: „{flag}“.", "The billing account is flagged '{flag}'."),
+    "hold_manual": ("Manuell angehalten.", "Held by hand."),
+    "hold_manual_reason": ("Manuell angehalten: {reason}", "Held by hand: {reason}"),
+    "hold_unpriced_service": (
+        "Serviceposten {item_id} nennt den Service „{service}“, den Tarifversion {version} nicht bepreist: er fehlt in "
+        "diesem Entwurf (dem Posten einen eigenen Preis geben, ihn vor dieser Periode beenden oder eine Version mit dem "
+        "Service veröffentlichen, dann neu erstellen; eine Freigabe rechnet die Periode ohne ihn ab).",
+        "Service item {item_id} names service '{service}', which ruleset version {version} does not price: it is left "
+        "off this draft (give the item a price of its own, end it before this period, or publish a version with the "
+        "service, then re-assemble; approving bills the period without it)."),
+    "hold_currency_session": ("Ladevorgänge {refs} in {cur} bewertet{amount}", "Sessions {refs} rated in {cur}{amount}"),
+    "hold_currency_late_session": ("Nachgereichte Ladevorgänge {refs} in {cur} bewertet{amount}",
+                                   "Late sessions {refs} rated in {cur}{amount}"),
+    "hold_currency_correction": ("Neubewertungen der Ladevorgänge {refs} in {cur}{amount}",
+                                 "Re-ratings of sessions {refs} in {cur}{amount}"),
+    "hold_currency_service_item": ("Serviceposten {refs} in {cur} bepreist{amount}",
+                                   "Service items {refs} priced in {cur}{amount}"),
+    "hold_currency_ruleset_version": ("Tarifversion {refs} bepreist in {cur}: Grundgebühr, Freikontingente und "
+                                      "Staffeln{amount}", "Ruleset version {refs} prices in {cur}: the base fee, "
+                                      "allowances and tiers{amount}"),
+    "hold_currency_tail": (", das Konto rechnet aber in {acur} ab: nicht umgerechnet und in diesem Entwurf "
+                           "weggelassen (in {acur} neu bewerten bzw. bepreisen oder die Währung des Kontos "
+                           "korrigieren, dann neu erstellen; eine Freigabe rechnet die Periode ohne sie ab).",
+                           ", but the account bills in {acur}: left off this draft, not converted (re-rate or "
+                           "price them in {acur} or correct the account's currency, then re-assemble; approving "
+                           "bills the period without them)."),
+    "hold_net_of": (" (netto {net})", " (net {net})"),
     # invoices
     "number": ("Nummer", "Number"),
     "status": ("Status", "Status"),
@@ -226,6 +289,49 @@ class Texts:
         """In groups of four, as it is printed and read aloud."""
         compact = "".join(value.split())
         return " ".join(compact[i:i + 4] for i in range(0, len(compact), 4))
+
+    def reason(self, r: Any) -> str:
+        """A hold reason in this language, from its kind and parameters; the stored (English)
+        message for a kind, or a reason, this console does not know how to say."""
+        if not isinstance(r, dict):
+            return str(r)
+        kind = str(r.get("kind", ""))
+        fallback = str(r.get("message") or r.get("detail") or r.get("name") or kind)
+        try:
+            return self._reason(kind, r) or fallback
+        except (KeyError, ValueError, ArithmeticError, TypeError):
+            return fallback
+
+    def _reason(self, kind: str, r: dict[str, Any]) -> str | None:
+        if kind == "total":
+            cur = r["currency"]
+            return self("hold_total", gross=self.money(r["gross"], cur), limit=self.money(r["limit"], cur))
+        if kind == "jump":
+            cur = r["currency"]
+            return self("hold_jump", percent=self.rate(Decimal(r["percent"])),
+                        previous=self.money(r["previous_net"], cur), current=self.money(r["current_net"], cur),
+                        limit=self.rate(Decimal(r["limit_percent"])))
+        if kind == "flag":
+            return self("hold_flag", flag=r["flag"])
+        if kind == "manual":
+            reason = r.get("reason")
+            if reason is None:  # reasons stored before they carried their parameters
+                message = str(r.get("message") or "")
+                reason = message.removeprefix("manual hold").removeprefix(": ") if message.startswith(
+                    "manual hold") else str(r.get("detail") or "")
+            return self("hold_manual_reason", reason=reason) if reason else self("hold_manual")
+        if kind == "unpriced_service":
+            return self("hold_unpriced_service", item_id=r["item_id"], service=r["service"],
+                        version=r.get("ruleset_version") or "–")
+        if kind == "currency_mismatch":
+            source, cur = r["source"], r["currency"]
+            if f"hold_currency_{source}" not in _T:
+                return None
+            amount = self("hold_net_of", net=self.money(r["net"], cur)) if r.get("net") else ""
+            refs = ", ".join(x for x in str(r.get("refs", "")).split(",") if x)
+            return (self(f"hold_currency_{source}", refs=refs, cur=cur, amount=amount)
+                    + self("hold_currency_tail", acur=r["account_currency"]))
+        return None
 
     def status(self, value: str) -> str:
         return self(f"status_{value}") if f"status_{value}" in _T else value

@@ -47,6 +47,9 @@ ROLE_SETS.setdefault("billing_read", ("admin", "operator", "approver", "auditor"
 ROLE_SETS.setdefault("billing_decide", ("approver", "admin"))
 ROLE_SETS.setdefault("bank_write", ("admin", "operator", "approver"))
 ROLE_SETS.setdefault("bank_read", ("admin", "operator", "approver", "auditor"))
+ROLE_SETS.setdefault("collections_decide", ("approver", "admin"))
+ROLE_SETS.setdefault("payouts_decide", ("approver", "admin"))
+ROLE_SETS.setdefault("dunning_decide", ("approver", "admin"))
 
 # (path, text key, role set): the navigation shows a person the pages their role may open
 NAV = (("/console/dashboard", "dashboard", "read"), ("/console/inbox", "inbox", "console_finance"),
@@ -306,14 +309,17 @@ def _totals(d: Any, cur: str) -> dict[str, Any]:
 
 @get("/console/inbox", guards=[console_allow("console_finance")], include_in_schema=False)
 async def inbox(request: Request[Any, Any, Any], msg: str | None = None) -> Template:
-    return _inbox(request, msg=msg if msg in ("approved", "rejected", "matched") else None)
+    return _inbox(request, msg=msg if msg in _MESSAGES else None)
+
+
+_MESSAGES = ("approved", "rejected", "matched", "run_approved", "run_rejected", "stage_approved", "stage_rejected")
 
 
 def _inbox(request: Request[Any, Any, Any], *, msg: str | None = None, error: str | None = None,
            error_for: str | None = None, status_code: int = 200) -> Template:
     from store import bank as BK
     from store import finance as F
-    from store.console import account_labels, billing_accounts
+    from store.console import account_labels, approvals, billing_accounts
 
     actor = request.user
     with request.app.state.read_sessions() as db:
@@ -322,9 +328,13 @@ def _inbox(request: Request[Any, Any, Any], *, msg: str | None = None, error: st
         entries = BK.list_entries(conn, actor.tenant_id, status="unmatched", limit=200)
         labels = account_labels(conn, actor.tenant_id, [x.account_id for x in tasks])
         choices = {cur: billing_accounts(conn, actor.tenant_id, cur) for cur in {e.currency for e in entries}}
-    return _page(request, "inbox.html", status_code=status_code, page_url="/console/inbox", tasks=tasks, entries=entries, labels=labels,
-                 choices=choices, msg=msg, error=error, error_for=error_for,
-                 may_decide=_may(request, "billing_decide"), may_match=_may(request, "bank_write"))
+        waiting = approvals(conn, actor.tenant_id)
+    runs = [(kind, a) for kind in ("collection_run", "payout_run") for a in waiting[kind]]
+    return _page(request, "inbox.html", status_code=status_code, page_url="/console/inbox", tasks=tasks,
+                 entries=entries, labels=labels, choices=choices, msg=msg, error=error, error_for=error_for,
+                 runs=runs, stages=waiting["dunning_stage"],
+                 may_decide=_may(request, "billing_decide"), may_match=_may(request, "bank_write"),
+                 may_decide_kind={k: _may(request, f"{area}_decide") for k, area in _DECIDERS.items()})
 
 
 def _problem_text(t: Texts, exc: DomainError) -> str:
@@ -391,6 +401,73 @@ async def match(request: Request[Any, Any, Any], entry_id: str, data: Form) -> R
         return _inbox(request, error=_problem_text(t, exc), error_for=entry_id,
                       status_code=exc.status)
     return Redirect("/console/inbox?msg=matched", status_code=303)
+
+
+# collection runs, payout runs and dunning stages: decided through the same functions as the
+# API's routes (the workflow's Update and its validator: approver role, four eyes)
+_DECIDERS = {"collection_run": "collections", "payout_run": "payouts", "dunning_stage": "dunning"}
+
+
+async def _decide_approval(request: Request[Any, Any, Any], kind: str, object_id: str, name: str,
+                           data: dict[str, str]) -> Response[Any]:
+    sess = session_of(request)
+    check_csrf(request, sess.csrf, data.get("_csrf"))
+    t = Texts(sess.language)
+    reason = data.get("reason" if name == "reject" else "note", "").strip()[:1000]
+    if name == "reject" and not reason:
+        return _inbox(request, error=t("err_reason_required"), error_for=object_id, status_code=422)
+    if kind == "collection_run":
+        from api.areas.collections import decide_collection_run as decide
+    elif kind == "payout_run":
+        from api.areas.payouts import decide_payout_run as decide
+    else:
+        from api.areas.dunning import decide_dunning_stage as decide
+    try:
+        await decide(request, object_id, name, reason)
+    except DomainError as exc:
+        special = t(f"err_{exc.code}_{kind}")
+        text = special if special != f"err_{exc.code}_{kind}" else _problem_text(t, exc)
+        return _inbox(request, error=text, error_for=object_id, status_code=exc.status)
+    done = "stage" if kind == "dunning_stage" else "run"
+    return Redirect(f"/console/inbox?msg={done}_{name}d", status_code=303)
+
+
+@post("/console/inbox/collection-runs/{collection_run_id:str}/approve",
+      guards=[console_allow("collections_decide")],
+      include_in_schema=False, status_code=303)
+async def approve_collection(request: Request[Any, Any, Any], collection_run_id: str, data: Form) -> Response[Any]:
+    return await _decide_approval(request, "collection_run", collection_run_id, "approve", data)
+
+
+@post("/console/inbox/collection-runs/{collection_run_id:str}/reject",
+      guards=[console_allow("collections_decide")],
+      include_in_schema=False, status_code=303)
+async def reject_collection(request: Request[Any, Any, Any], collection_run_id: str, data: Form) -> Response[Any]:
+    return await _decide_approval(request, "collection_run", collection_run_id, "reject", data)
+
+
+@post("/console/inbox/payout-runs/{payout_run_id:str}/approve", guards=[console_allow("payouts_decide")],
+      include_in_schema=False, status_code=303)
+async def approve_payout(request: Request[Any, Any, Any], payout_run_id: str, data: Form) -> Response[Any]:
+    return await _decide_approval(request, "payout_run", payout_run_id, "approve", data)
+
+
+@post("/console/inbox/payout-runs/{payout_run_id:str}/reject", guards=[console_allow("payouts_decide")],
+      include_in_schema=False, status_code=303)
+async def reject_payout(request: Request[Any, Any, Any], payout_run_id: str, data: Form) -> Response[Any]:
+    return await _decide_approval(request, "payout_run", payout_run_id, "reject", data)
+
+
+@post("/console/inbox/dunning-cases/{case_id:str}/approve", guards=[console_allow("dunning_decide")],
+      include_in_schema=False, status_code=303)
+async def approve_dunning(request: Request[Any, Any, Any], case_id: str, data: Form) -> Response[Any]:
+    return await _decide_approval(request, "dunning_stage", case_id, "approve", data)
+
+
+@post("/console/inbox/dunning-cases/{case_id:str}/reject", guards=[console_allow("dunning_decide")],
+      include_in_schema=False, status_code=303)
+async def reject_dunning(request: Request[Any, Any, Any], case_id: str, data: Form) -> Response[Any]:
+    return await _decide_approval(request, "dunning_stage", case_id, "reject", data)
 
 
 # ------------------------------------------------------------------------------ invoices
@@ -514,5 +591,6 @@ def exception_handlers() -> dict[Any, Any]:
 
 
 public_handlers = [sign_in_form, sign_in, theme_css, logo]
-handlers = [sign_out, set_language, home, dashboard, inbox, approve, reject, match, invoices, invoice, document_pdf,
-            customers]
+handlers = [sign_out, set_language, home, dashboard, inbox, approve, reject, match, approve_collection,
+            reject_collection, approve_payout, reject_payout, approve_dunning, reject_dunning, invoices, invoice,
+            document_pdf, customers]

@@ -7,6 +7,7 @@ each, and these tests walk that table (and check that it names every console rou
 
 from __future__ import annotations
 
+import html
 import re
 from typing import Any
 
@@ -34,11 +35,52 @@ def console(env: Env) -> Env:
             assert r.status_code == 201, r.text
             entries = env.client.get("/bank-entries", params={"status": "unmatched"}, headers=t.h()).json()["items"]
             t.ids["bank_entry_id"] = entries[-1]["id"]
+        if "collection_run_id" not in t.ids:
+            _runs_awaiting_approval(env, t)
         with Session(env.engine) as db:
             for uid in t.users.values():
                 set_password(db, t.tenant_id, uid, PASSWORD)
             db.commit()
     return env
+
+
+def _runs_awaiting_approval(env: Env, t: Tenantry) -> None:
+    """A collection run, a payout run (both started by the tenant's operator) and a dunning case
+    whose stage 1 awaits approval, as their workflows leave them (rows only: no Temporal here)."""
+    from datetime import UTC, date, datetime
+    from decimal import Decimal
+
+    from store import collections as C
+    from store import dunning as DN
+    from store import payables as P
+    from store.types import new_id
+
+    now = datetime(2026, 4, 2, tzinfo=UTC)
+    run = {"tenant_id": t.tenant_id, "creditor_account_id": t.ids["creditor_account_id"], "status": "awaiting_approval",
+           "as_of": date(2026, 4, 2), "pain_version": "001.001.08", "items": 1, "currency": "EUR",
+           "file_id": None, "started_by": t.users["operator"], "decided_by": "", "decision_reason": "",
+           "created_at": now, "decided_at": None}
+    t.ids["collection_run_id"], t.ids["payout_run_id"], t.ids["case_id"] = new_id("crun"), new_id("prun"), new_id("dc")
+    with env.engine.begin() as conn:
+        conn.execute(C.collection_run.insert().values(
+            id=t.ids["collection_run_id"], workflow_id=f"collect-{t.name}", message_id=f"M-{t.name}-1",
+            total=Decimal("42.17"), skipped=[], **run))
+        conn.execute(P.payout_run.insert().values(
+            id=t.ids["payout_run_id"], workflow_id=f"payout-{t.name}", message_id=f"P-{t.name}-1",
+            total=Decimal("5.00"), requested_by=[t.users["operator"]], **{**run, "pain_version": "001.001.09"}))
+        conn.execute(DN.dunning_case.insert().values(
+            id=t.ids["case_id"], tenant_id=t.tenant_id, customer_id=t.ids["customer_id"],
+            account_id=t.ids["billing_account_id"], currency="EUR", open_key=f"{t.ids['customer_id']}:EUR",
+            workflow_id=f"dunning-{t.name}", ruleset_version_id=None, policy="standard", debtor="consumers",
+            status="awaiting_approval", stage=0, stage_on=None, next_stage=1, next_on=date(2026, 4, 20),
+            reason="", refused=False, interest_until={}, flat_fee_items=[], started_on=date(2026, 4, 10),
+            closed_on=None, created_at=now, updated_at=now))
+        conn.execute(DN.dunning_stage.insert().values(
+            id=new_id("dst"), tenant_id=t.tenant_id, case_id=t.ids["case_id"], stage=1, status="awaiting_approval",
+            letter="dunning", planned_on=date(2026, 4, 20), reached_on=None, pay_by=None, currency="EUR",
+            overdue=Decimal("119.00"), charged=Decimal("5.00"), total=Decimal("124.00"),
+            detail={"items": [{"id": "x", "number": "INV-1"}, {"id": "y", "number": "INV-2"}]}, charge_items=[],
+            decided_by="", decision_reason="", decided_at=None, created_at=now))
 
 
 class Person:
@@ -167,6 +209,8 @@ def test_navigation_follows_the_role(console: Env) -> None:
 
 def _paths(t: Tenantry) -> dict[str, str]:
     ids = {"task_id": t.ids["task_id"], "entry_id": t.ids["bank_entry_id"], "invoice_id": t.ids["invoice_id"],
+           "collection_run_id": t.ids["collection_run_id"], "payout_run_id": t.ids["payout_run_id"],
+           "case_id": t.ids["case_id"],
            "document_id": t.ids["document_id"], "file_path": "htmx.min.js"}
     out = {}
     for key in HTML_ROUTES:
@@ -324,3 +368,112 @@ def test_decisions_refused_before_the_workflow_are_explained(console: Env) -> No
     r = p.post(f"/console/inbox/tasks/{task}/approve", {"note": "ok"})
     assert r.status_code == 400 and "no Temporal server is configured" in r.text, r.text[-500:]
     assert f'id="task-{task}"' in r.text  # the task is still there to decide
+
+
+def test_hold_reasons_are_said_in_the_page_language(console: Env) -> None:
+    """The workflow stores each hold reason as its kind, its parameters and an English message; the
+    German inbox says it in German from kind and parameters (money and percent as German writes them),
+    and only a kind the console does not know shows the stored message."""
+    from store import billing as B
+
+    a = console.a
+    english = {"total": "gross total 1234.50 EUR is above 1000", "jump": "net rose 55.25% against the previous period",
+               "flag": "the account is flagged 'vip'", "manual": "manual hold: Kunde hat angerufen",
+               "unpriced_service": "service item svc_9 names service 'parking'",
+               "currency_mismatch": "session s_1, s_2 rated in CHF"}
+    reasons = [
+        {"kind": "total", "message": english["total"], "gross": "1234.50", "currency": "EUR", "limit": "1000"},
+        {"kind": "jump", "message": english["jump"], "percent": "55.25", "previous_net": "100",
+         "current_net": "155.25", "currency": "EUR", "limit_percent": "50"},
+        {"kind": "flag", "message": english["flag"], "flag": "vip"},
+        {"kind": "manual", "message": english["manual"], "reason": "Kunde hat angerufen"},
+        {"kind": "unpriced_service", "message": english["unpriced_service"], "item_id": "svc_9", "service": "parking",
+         "ruleset_version": "rv_7"},
+        {"kind": "currency_mismatch", "message": english["currency_mismatch"], "source": "session", "currency": "CHF",
+         "account_currency": "EUR", "refs": "s_1,s_2", "net": "12.5"},
+        {"kind": "from_a_newer_release", "message": "a reason this console does not know"},
+    ]
+    task = a.ids["task_id"]
+    with console.engine.begin() as conn:
+        before = conn.execute(select(B.finance_task.c.reasons).where(B.finance_task.c.id == task)).scalar_one()
+        conn.execute(B.finance_task.update().where(B.finance_task.c.id == task).values(reasons=reasons))
+    try:
+        p = Person(console, _email(a, "approver"))
+        page = p.get("/console/inbox").text
+        [article] = re.findall(rf'<article class="task" id="task-{task}".*?</article>', page, re.DOTALL)
+        items = [re.sub(r"<[^>]+>", "", li).strip() for li in re.findall(r"<li>(.*?)</li>", article, re.DOTALL)]
+        items = [html.unescape(i) for i in items]
+        assert items == [
+            "Bruttosumme 1.234,50\xa0€ liegt über der Grenze von 1.000,00\xa0€.",
+            "Netto um 55,25\xa0% gegenüber der Vorperiode gestiegen (100,00\xa0€ → 155,25\xa0€), mehr als 50\xa0%.",
+            "Das Abrechnungskonto ist markiert: „vip“.",
+            "Manuell angehalten: Kunde hat angerufen",
+            items[4], items[5],
+            "a reason this console does not know",
+        ], items
+        assert items[4].startswith("Serviceposten svc_9 nennt den Service „parking“, den Tarifversion rv_7 nicht")
+        assert items[5].startswith("Ladevorgänge s_1, s_2 in CHF bewertet (netto 12,50\xa0CHF), das Konto rechnet "
+                                   "aber in EUR ab")
+        for text in english.values():
+            assert text not in page
+        # the same task in English: from the same parameters, not the stored message
+        p.post("/console/language", {"language": "en", "next": "/console/inbox"})
+        page = html.unescape(p.get("/console/inbox").text)
+        assert "Gross total €1,234.50 is above the limit of €1,000.00." in page
+        assert "Net rose by 55.25% against the previous period (€100.00 → €155.25), more than 50%." in page
+    finally:
+        with console.engine.begin() as conn:
+            conn.execute(B.finance_task.update().where(B.finance_task.c.id == task).values(reasons=before))
+
+
+def test_runs_and_dunning_stages_awaiting_approval(console: Env) -> None:
+    """Collection runs, payout runs and dunning stages waiting for finance are in the inbox with what
+    they are; the auditor reads them only; a reject needs a reason; a decision goes to the workflow
+    as the API's does (refused here with the API's own problem: this suite starts no Temporal), and
+    the refusal is shown at the object it concerns."""
+    a, b = console.a, console.b
+    approver = Person(console, _email(a, "approver"))
+    page = html.unescape(approver.get("/console/inbox").text)
+    run_id, payout_id, case_id = a.ids["collection_run_id"], a.ids["payout_run_id"], a.ids["case_id"]
+    [collect] = re.findall(rf'<article class="task" id="collection_run-{run_id}".*?</article>', page, re.DOTALL)
+    assert "Lastschriftlauf (SEPA) · 42,17\xa0€" in collect and "Ladestrom GmbH" in collect
+    assert f'action="/console/inbox/collection-runs/{run_id}/approve"' in collect
+    assert f'action="/console/inbox/collection-runs/{run_id}/reject"' in collect
+    [payout] = re.findall(rf'<article class="task" id="payout_run-{payout_id}".*?</article>', page, re.DOTALL)
+    assert "Auszahlungslauf (SEPA) · 5,00\xa0€" in payout
+    assert f'action="/console/inbox/payout-runs/{payout_id}/approve"' in payout
+    [stage] = re.findall(rf'<article class="task" id="dunning_stage-{case_id}".*?</article>', page, re.DOTALL)
+    assert "Erika alpha" in stage and "Stufe 1" in stage and "Mahnung" in stage
+    assert "119,00\xa0€" in stage and "124,00\xa0€" in stage and "20.04.2026" in stage
+    assert "Rechnungen:</strong> INV-1, INV-2" in stage
+    assert f'action="/console/inbox/dunning-cases/{case_id}/reject"' in stage
+    # every input has its label
+    for field in re.findall(r'<input id="([^"]+)"', collect + payout + stage):
+        assert f'<label for="{field}">' in collect + payout + stage, field
+    # the other tenant's runs are not shown
+    assert b.ids["collection_run_id"] not in page and b.ids["case_id"] not in page
+    # the auditor reads, but gets no forms
+    auditor = html.unescape(Person(console, _email(a, "auditor")).get("/console/inbox").text)
+    assert run_id in auditor and case_id in auditor and "/console/inbox/collection-runs/" not in auditor
+    assert "/console/inbox/dunning-cases/" not in auditor
+    for path, anchor in ((f"/console/inbox/collection-runs/{run_id}", f"collection_run-{run_id}"),
+                         (f"/console/inbox/payout-runs/{payout_id}", f"payout_run-{payout_id}"),
+                         (f"/console/inbox/dunning-cases/{case_id}", f"dunning_stage-{case_id}")):
+        r = approver.post(f"{path}/reject", {"reason": "  "})
+        assert r.status_code == 422 and "Bitte einen Grund angeben." in r.text, path
+        assert r.headers.get("hx-replace-url") == "/console/inbox"
+        # shown at the object it concerns
+        [here] = re.findall(rf'<article class="task" id="{anchor}".*?</article>', r.text, re.DOTALL)
+        assert "Bitte einen Grund angeben." in here, path
+        r = approver.post(f"{path}/approve", {"note": "ok"})
+        assert r.status_code == 400 and "no Temporal server is configured" in r.text, (path, r.text[-300:])
+        # an operator may read the inbox but not decide; the guard answers before the workflow
+        assert Person(console, _email(a, "operator")).post(f"{path}/approve", {}).status_code == 403
+    # nothing was decided
+    with console.engine.begin() as conn:
+        from store import collections as C
+        from store import dunning as DN
+        assert conn.execute(select(C.collection_run.c.status).where(
+            C.collection_run.c.id == run_id)).scalar_one() == "awaiting_approval"
+        assert conn.execute(select(DN.dunning_case.c.status).where(
+            DN.dunning_case.c.id == case_id)).scalar_one() == "awaiting_approval"

@@ -241,7 +241,9 @@ def test_sign_in_and_approve_a_held_invoice(server: Server, browser: Any) -> Non
     page.get_by_role("navigation", name="Hauptnavigation").get_by_role("link", name="Finanz-Eingang").click()
     page.wait_for_url("**/console/inbox")
     task = page.locator("article.task").first
-    assert "total" in task.inner_text()
+    # the hold reason in German, from its kind and parameters (the workflow stores it in English too)
+    assert "liegt über der Grenze von 1.000,00\xa0€" in task.inner_text(), task.inner_text()
+    assert "is above" not in task.inner_text()
     _accessible(page)
     page.screenshot(path=str(srv.shots / "inbox.png"), full_page=True)
     # four eyes, as in the API: finance adjusted the draft (through the API), so finance may not approve it
@@ -340,4 +342,55 @@ def test_match_a_bank_entry(server: Server, browser: Any) -> None:
     entries = srv.api("GET", "/bank-entries", params={"limit": 10}).json()["items"]
     [e] = [x for x in entries if x["remittance"] == "walk"]
     assert e["status"] != "unmatched" and e["rule"] == "manual" and e["account_id"], e
+    ctx.close()
+
+
+def test_approve_a_payout_run(server: Server, browser: Any) -> None:
+    """A refund's payout run, started by operations through the API, waits in the inbox; the
+    approver approves it in the browser and the workflow submits it (the pain.001 is archived)."""
+    srv = server
+    ops = "ops@sw.example"
+    other = srv.api("GET", "/billing-accounts", params={"limit": 10}).json()["items"]
+    acc = next(a["id"] for a in other if a["id"] != srv.account_id)  # no invoice: a payment stays a credit
+    cred = srv.api("POST", "/collections/creditor-accounts", json={
+        "name": "Stadtwerke Musterstadt GmbH", "iban": "DE02120300000000202051",
+        "creditor_id": "DE98ZZZ09999999999"})
+    assert cred.status_code == 201, cred.text
+    r = srv.api("POST", "/receivables/payments", json={
+        "account_id": acc, "amount": "12.50", "currency": "EUR", "booked_on": "2026-11-20",
+        "idempotency_key": "browser-credit"})
+    assert r.status_code == 201, r.text
+    r = srv.api("POST", "/payouts/refunds", as_=ops, json={
+        "account_id": acc, "amount": "12.50", "iban": "DE89370400440532013000", "payee_name": "Erika Mustermann",
+        "idempotency_key": "browser-refund"})
+    assert r.status_code == 201, r.text
+    r = srv.api("POST", "/payouts/runs", as_=ops, json={"creditor_account_id": cred.json()["id"]})
+    assert r.status_code == 202, r.text
+    wid = r.json()["workflow_id"]
+
+    def waiting() -> Any:
+        runs = srv.api("GET", "/payouts/runs", params={"workflow_id": wid}).json()["items"]
+        return runs[0] if runs and runs[0]["status"] == "awaiting_approval" else None
+
+    run = _wait("the payout run to await approval", waiting, 60, Path("/dev/null"))
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900}, locale="de-DE")
+    page = ctx.new_page()
+    _sign_in(page, srv, "finance@sw.example")
+    page.goto(f"{srv.base}/console/inbox")
+    article = page.locator(f"#payout_run-{run['id']}")
+    text = article.inner_text()
+    assert "Auszahlungslauf (SEPA) · 12,50\xa0€" in text and "Erika Mustermann" in text, text
+    _accessible(page)
+    page.screenshot(path=str(srv.shots / "inbox-runs.png"), full_page=True)
+    # rejecting needs a reason: the browser itself asks for it (required), nothing is sent
+    article.get_by_role("button", name="Ablehnen").click()
+    assert urlparse(page.url).path == "/console/inbox"
+    article.get_by_label("Notiz (optional)").fill("Erstattung geprüft")
+    article.get_by_role("button", name="Freigeben").click()
+    page.wait_for_url("**/console/inbox?msg=run_approved")
+    assert page.get_by_role("status").inner_text() == "Der Lauf ist freigegeben."
+    assert page.locator(f"#payout_run-{run['id']}").count() == 0
+    done = srv.api("GET", f"/payouts/runs/{run['id']}").json()
+    assert done["status"] == "submitted" and done["file_id"], done
+    assert done["decided_by"] and done["decision_reason"] == "Erstattung geprüft", done
     ctx.close()
