@@ -439,7 +439,7 @@ async def test_a_bank_entry_matched_by_hand_tells_the_case(own_env: WorkflowEnvi
         assert (await c.put("/bank-accounts", json={"iban": iban}, headers=h(cred.key))).status_code == 200
         xml = statement_xml(message_id="M-1", statement_id="S-1", sequence=1,
                             created=datetime(today.year, today.month, today.day, 18, tzinfo=UTC), account_iban=iban,
-                            currency="EUR", opening=D("0"), entries=[SimEntry(D("79.00"), True, today, "TRF-1", [
+                            currency="EUR", opening=D(0), entries=[SimEntry(D("79.00"), True, today, "TRF-1", [
                                 SimTransaction(D("79.00"), debtor_name="Someone Else",
                                                debtor_iban="DE75512108001245126199", remittance="Ladekarte")])])
         r = await c.post("/bank-statements", content=xml, headers={**op, "Content-Type": "application/xml"})
