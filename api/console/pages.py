@@ -371,6 +371,7 @@ async def reject(request: Request[Any, Any, Any], task_id: str, data: Form) -> R
       include_in_schema=False, status_code=303)
 async def match(request: Request[Any, Any, Any], entry_id: str, data: Form) -> Response[Any]:
     import anyio
+    from litestar.background_tasks import BackgroundTask
     from pydantic import ValidationError
 
     from api.areas.bank import ManualMatch, match_entry
@@ -394,9 +395,9 @@ async def match(request: Request[Any, Any, Any], entry_id: str, data: Form) -> R
     except DomainError as exc:
         return _inbox(request, error=_problem_text(t, exc), error_for=entry_id,
                       status_code=exc.status)
-    # the customer's open dunning case re-reads at once
-    await tell_paid_cases(request.app, actor_of(request).tenant_id, since, "bank entry matched")
-    return Redirect("/console/inbox?msg=matched", status_code=303)
+    # the customer's open dunning case re-reads at once (after the answer is sent)
+    return Redirect("/console/inbox?msg=matched", status_code=303, background=BackgroundTask(
+        tell_paid_cases, request.app, actor_of(request).tenant_id, since, "bank entry matched"))
 
 
 # ------------------------------------------------------------------------------ invoices
