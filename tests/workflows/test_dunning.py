@@ -459,3 +459,28 @@ async def test_a_bank_entry_matched_by_hand_tells_the_case(own_env: WorkflowEnvi
         assert await _today(denv) == today
         res = await handle.result()
         assert res.status == "closed" and res.case_id == st.case_id
+
+
+async def test_a_case_on_its_own_clock(own_env: WorkflowEnvironment, engine: Engine, task_queue: str) -> None:
+    """``DunningInput.as_of`` (what ``evbill demo`` uses): the workflow's day is that date at its
+    start and runs on with workflow time; its timers wake on the shifted days."""
+    s = _seed(engine)
+    today = await _today(own_env)
+    as_of = today + timedelta(days=100)
+    _invoice(engine, s, 1, "80.00", as_of - timedelta(days=10))  # not yet due by the server's clock
+    cust = s.customer_of[s.account_ids[0]]
+    async with build_worker(own_env.client, engine, task_queue):
+        handle = await own_env.client.start_workflow(
+            DunningWorkflow.run, DunningInput(s.tenant_id, cust, "EUR", as_of=as_of.isoformat()),
+            id=dunning_workflow_id(s.tenant_id, cust, "EUR"), task_queue=task_queue)
+        st = await _until(handle, "waiting", 1)
+        assert st.next_on == (as_of + timedelta(days=14)).isoformat()
+        with engine.connect() as conn:
+            [one] = DN.stages_of(conn, s.tenant_id, st.case_id)
+        assert (one["stage"], one["reached_on"]) == (1, as_of)
+        await own_env.sleep(timedelta(days=15))
+        await _until(handle, "waiting", 2)
+        with engine.connect() as conn:
+            [_, two] = DN.stages_of(conn, s.tenant_id, st.case_id)
+        assert (two["stage"], two["reached_on"]) == (2, as_of + timedelta(days=14))
+        await handle.terminate("test over")
