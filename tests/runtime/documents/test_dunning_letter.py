@@ -58,10 +58,10 @@ def test_a_reminder_charges_nothing_and_says_so() -> None:
         render_dunning_letter(DunningLetterDoc(**{**doc.__dict__, "language": "xx"}))
 
 
-@pytest.mark.parametrize(("language", "note"), [("de", "einschl. Kosten der Rücklastschrift"),
-                                                ("en", "incl. the returned debit's charges"),
-                                                ("fr", "frais de rejet du prélèvement inclus"),
-                                                ("nl", "incl. kosten van de gestorneerde incasso")])
+@pytest.mark.parametrize(("language", "note"), [("de", "inkl. Rücklastschriftkosten"),
+                                                ("en", "incl. return charges"),
+                                                ("fr", "frais de rejet inclus"),
+                                                ("nl", "incl. stornokosten")])
 def test_an_invoice_open_beyond_its_amount_says_why(language: str, note: str) -> None:
     """A returned direct debit's bank fee is added to the invoice's item (store.receivables): the
     letter says so where the open amount exceeds the invoice's, and only there."""
