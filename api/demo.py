@@ -315,6 +315,16 @@ def _system_month(out: Path, rnd: random.Random, summary: dict[str, Any]) -> int
         if st["matched"] < col.run["items"] or st["returns"] != 1 or st["unmatched"] != 1:
             _say("  ERROR: the bank statement should match every collected item, one return and leave one unmatched")
             return 1
+        dun = sysdemo.dun_unpaid(run, out, col.returned["number"])
+        _say(f"  dunning: {dun.customer} leaves {dun.invoice} unpaid after the return; its DunningWorkflow opened a "
+             f"case on {dun.case['started_on']} ({dun.case['policy']} policy), stage {dun.case['stage']} reminder "
+             f"{', '.join(dun.letters)} in {out}/dunning/; stage {dun.case['next_stage']} waits for "
+             f"{dun.case['next_on']} on a durable timer")
+        system["dunning"] = {"customer": dun.customer, "invoice": dun.invoice, **dun.case, "letters": dun.letters}
+        summary["dunning"] = {"cases": 1, "letters": len(dun.letters), "blocked_tokens": dun.blocked_tokens}
+        if dun.case["stage"] != 1 or len(dun.letters) != 1:
+            _say("  ERROR: the unpaid customer's dunning case should reach stage 1 with one letter")
+            return 1
         booked = sysdemo.book_and_export(run, out, "2026-12")
         rec = booked.reconciliation["currencies"].get("EUR", {})
         _say(f"  journal (SKR03, personal debtor accounts): {booked.entries} entries, every one balanced; "

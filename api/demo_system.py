@@ -548,6 +548,76 @@ def refund_credit(run: SystemRun, out: Path, res: Collected, account_id: str, on
 
 
 @dataclass
+class Dunned:
+    """What the demo's dunning case did, for the summary."""
+
+    customer: str = ""
+    invoice: str = ""
+    case: dict[str, Any] = field(default_factory=dict)
+    letters: list[str] = field(default_factory=list)
+    blocked_tokens: int = 0
+
+
+def dun_unpaid(run: SystemRun, out: Path, returned_number: str, stage_days: int = 7) -> Dunned:
+    """The customer whose direct debit came back (MD06) does not pay: its ``DunningWorkflow`` is
+    started as the sweep would start it, by its id, on the demo's Temporal, with its clock on the
+    day stage 1 falls due (``DunningInput.as_of``: the embedded server keeps real time, the demo's
+    month is simulated). The workflow opens the case, reaches stage 1 (a reminder: no fee) and
+    archives its letter, which is written to ``out/dunning/``; then its timer waits for stage 2."""
+    import os
+    import time
+    from datetime import date
+
+    from temporalio.client import Client
+
+    from workflows.dunning.types import DunningInput, dunning_workflow_id
+    from workflows.dunning.workflows import DunningWorkflow
+
+    c, res = run.client, Dunned(invoice=returned_number)
+    items = list_all(run, "/receivables/items")
+    item = next(i for i in items if i["number"] == returned_number and i["kind"] == "invoice")
+    customer_id, currency = item["customer_id"], item["currency"]
+    res.customer = run.ids["account_names"].get(item["account_id"], item["account_id"])
+    oldest = min(date.fromisoformat(i["due_date"]) for i in items
+                 if i["customer_id"] == customer_id and i["kind"] != "credit_balance" and Decimal(i["open"]) > 0)
+    as_of = oldest + timedelta(days=stage_days)  # the ruleset's 'stage 1 after 7 days reminder'
+    tenant_id = run.ids["tenant_id"]
+
+    async def start() -> None:
+        from workflows.billing.types import TASK_QUEUE
+
+        client = await Client.connect(os.environ["TEMPORAL_ADDRESS"])
+        await client.start_workflow(DunningWorkflow.run, DunningInput(tenant_id, customer_id, currency,
+                                                                      as_of=as_of.isoformat()),
+                                    id=dunning_workflow_id(tenant_id, customer_id, currency), task_queue=TASK_QUEUE)
+
+    asyncio.run(start())
+    deadline, case = time.monotonic() + 60, None
+    while time.monotonic() < deadline:
+        cases = _ok(c.get("/dunning/cases", params={"customer_id": customer_id}, headers=run.h()))["items"]
+        if cases:
+            case = _ok(c.get(f"/dunning/cases/{cases[0]['id']}", headers=run.h()))
+            if case["letters"] and case["status"] == "waiting":
+                break
+        time.sleep(0.2)
+    if case is None or not case["letters"]:
+        raise RuntimeError(f"the dunning case did not reach stage 1 with its letter: {case}")
+    folder = out / "dunning"
+    folder.mkdir(exist_ok=True)
+    for lt in sorted(case["letters"], key=lambda x: x["stage"]):
+        body = c.get(f"/dunning/cases/{case['id']}/letters/{lt['id']}", headers=run.h())
+        if body.status_code != 200:
+            raise RuntimeError(f"dunning letter {lt['id']}: {body.status_code} {body.text[:200]}")
+        (folder / lt["name"]).write_bytes(body.content)
+        res.letters.append(lt["name"])
+    res.blocked_tokens = sum(1 for b in case["blocks"] if b["action"] == "block_tokens" and not b["released_at"])
+    res.case = {"stage": case["stage"], "status": case["status"], "started_on": case["started_on"],
+                "next_stage": case["next_stage"], "next_on": case["next_on"], "policy": case["policy"],
+                "items": sorted(f"{s['number']} {s['open']}" for s in case["open_items"])}
+    return res
+
+
+@dataclass
 class Booked:
     entries: int = 0
     balanced: bool = False

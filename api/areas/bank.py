@@ -149,8 +149,17 @@ class ManualMatch(WriteModel):
 @route("POST", "/bank-entries/{entry_id:str}/match", operation_id="match_bank_entry", roles="bank_write", status_code=200,
        summary="Match an unmatched credit by hand to a billing account (and invoices): it is booked as a "
                "payment, and the payer is learned so that its next transfer matches by itself")
-def match_bank_entry(request: Request[Any, Any, Any], entry_id: str, data: ManualMatch) -> BankEntryRead:
-    return match_entry(request, entry_id, data)
+def match_bank_entry(request: Request[Any, Any, Any], entry_id: str, data: ManualMatch) -> Response[BankEntryRead]:
+    from litestar.background_tasks import BackgroundTask
+
+    from api.areas.dunning import tell_paid_cases
+    from store.types import utcnow
+
+    since = utcnow()
+    out = match_entry(request, entry_id, data)
+    # the customer's open dunning case re-reads at once (after the answer is sent)
+    return Response(out, background=BackgroundTask(tell_paid_cases, request.app, actor_of(request).tenant_id, since,
+                                                   "bank entry matched"))
 
 
 def match_entry(request: Request[Any, Any, Any], entry_id: str, data: ManualMatch) -> BankEntryRead:

@@ -211,15 +211,25 @@ async def tell_cases(app: Any, cases: list[DN.CaseRow], why: str) -> list[str]:
 
     if not cases or not temporal_configured(app):
         return []
+    try:
+        client = await app_client(app)
+    except Exception as exc:  # noqa: BLE001 - what was booked stays booked; the workflows read it later
+        log.warning("dunning cases not signalled (%s): %s", why, exc)
+        return []
+    return await signal_cases(client, cases, why)
+
+
+async def signal_cases(client: Any, cases: list[DN.CaseRow], why: str) -> list[str]:
+    """Send ``changed`` to each case's running ``DunningWorkflow``; a workflow no longer running
+    (not found) or a server not answering is logged and left: it re-reads at its next wake-up."""
+    from workflows.dunning.workflows import DunningWorkflow
+
     told = []
     for c in cases:
         try:
-            client = await app_client(app)
-            from workflows.dunning.workflows import DunningWorkflow
-
             await client.get_workflow_handle(c.workflow_id).signal(DunningWorkflow.changed, why)
             told.append(c.id)
-        except Exception as exc:  # noqa: BLE001 - the dispute is stored; the workflow reads it later
+        except Exception as exc:  # noqa: BLE001 - the change is stored; the workflow reads it later
             log.warning("dunning case %s not signalled (%s): %s", c.id, why, exc)
     return told
 

@@ -381,9 +381,13 @@ async def reject(request: Request[Any, Any, Any], task_id: str, data: Form) -> R
       include_in_schema=False, status_code=303)
 async def match(request: Request[Any, Any, Any], entry_id: str, data: Form) -> Response[Any]:
     import anyio
+    from litestar.background_tasks import BackgroundTask
     from pydantic import ValidationError
 
     from api.areas.bank import ManualMatch, match_entry
+    from api.areas.dunning import tell_paid_cases
+    from api.auth import actor_of
+    from store.types import utcnow
 
     sess = session_of(request)
     check_csrf(request, sess.csrf, data.get("_csrf"))
@@ -394,13 +398,16 @@ async def match(request: Request[Any, Any, Any], entry_id: str, data: Form) -> R
     numbers = [n.strip() for n in data.get("invoice_numbers", "").split(",") if n.strip()]
     try:
         body = ManualMatch(account_id=account_id, invoice_numbers=numbers, learn=data.get("learn") == "on")
+        since = utcnow()
         await anyio.to_thread.run_sync(match_entry, request, entry_id, body)
     except ValidationError as exc:
         return _inbox(request, error=exc.errors()[0]["msg"], error_for=entry_id, status_code=422)
     except DomainError as exc:
         return _inbox(request, error=_problem_text(t, exc), error_for=entry_id,
                       status_code=exc.status)
-    return Redirect("/console/inbox?msg=matched", status_code=303)
+    # the customer's open dunning case re-reads at once (after the answer is sent)
+    return Redirect("/console/inbox?msg=matched", status_code=303, background=BackgroundTask(
+        tell_paid_cases, request.app, actor_of(request).tenant_id, since, "bank entry matched"))
 
 
 # collection runs, payout runs and dunning stages: decided through the same functions as the

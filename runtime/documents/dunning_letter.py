@@ -28,7 +28,8 @@ LETTER_LABELS: Final[dict[str, dict[str, str]]] = {
                           "noch nicht bezahlt.",
         "intro_dunning": "trotz unserer Erinnerung sind die folgenden Posten noch nicht bezahlt.",
         "document": "Beleg", "issue_date": "Belegdatum", "due_date": "Fällig am", "amount": "Betrag",
-        "open": "Offen", "overdue_days": "Tage überfällig", "charges": "Mit diesem Schreiben berechnet",
+        "open": "Offen", "return_charge_note": "inkl. Rücklastschriftkosten",
+        "overdue_days": "Tage überfällig", "charges": "Mit diesem Schreiben berechnet",
         "dunning_fee": "Mahngebühr", "dunning_fee_vat": "Mahngebühr (zzgl. {rate} USt.)",
         "interest": "Verzugszinsen {number}: {start} – {end}, {days} Tage zu {rate} p. a.",
         "flat_fee": "Verzugspauschale (§ 288 Abs. 5 BGB) zu {number}",
@@ -52,7 +53,8 @@ LETTER_LABELS: Final[dict[str, dict[str, str]]] = {
         "intro_reminder": "perhaps this has escaped your attention: the following items are due and still unpaid.",
         "intro_dunning": "despite our reminder, the following items are still unpaid.",
         "document": "Document", "issue_date": "Issued", "due_date": "Due", "amount": "Amount",
-        "open": "Open", "overdue_days": "Days overdue", "charges": "Charged with this letter",
+        "open": "Open", "return_charge_note": "incl. return charges",
+        "overdue_days": "Days overdue", "charges": "Charged with this letter",
         "dunning_fee": "Dunning fee", "dunning_fee_vat": "Dunning fee (plus {rate} VAT)",
         "interest": "Default interest {number}: {start} – {end}, {days} days at {rate} p.a.",
         "flat_fee": "Late payment flat fee (§ 288 (5) BGB) for {number}",
@@ -74,7 +76,8 @@ LETTER_LABELS: Final[dict[str, dict[str, str]]] = {
         "intro_reminder": "sauf erreur de notre part, les pièces suivantes sont échues et restent impayées.",
         "intro_dunning": "malgré notre rappel, les pièces suivantes restent impayées.",
         "document": "Pièce", "issue_date": "Date de pièce", "due_date": "Échéance", "amount": "Montant",
-        "open": "Restant dû", "overdue_days": "Jours de retard", "charges": "Facturé avec ce courrier",
+        "open": "Restant dû", "return_charge_note": "frais de rejet inclus",
+        "overdue_days": "Jours de retard", "charges": "Facturé avec ce courrier",
         "dunning_fee": "Frais de relance", "dunning_fee_vat": "Frais de relance (TVA {rate} en sus)",
         "interest": "Intérêts de retard {number} : {start} – {end}, {days} jours à {rate} par an",
         "flat_fee": "Indemnité forfaitaire pour frais de recouvrement, {number}",
@@ -97,7 +100,8 @@ LETTER_LABELS: Final[dict[str, dict[str, str]]] = {
                           "niet betaald.",
         "intro_dunning": "ondanks onze herinnering zijn de volgende posten nog niet betaald.",
         "document": "Document", "issue_date": "Documentdatum", "due_date": "Vervaldatum", "amount": "Bedrag",
-        "open": "Openstaand", "overdue_days": "Dagen te laat", "charges": "Met deze brief berekend",
+        "open": "Openstaand", "return_charge_note": "incl. stornokosten",
+        "overdue_days": "Dagen te laat", "charges": "Met deze brief berekend",
         "dunning_fee": "Aanmaningskosten", "dunning_fee_vat": "Aanmaningskosten (excl. {rate} btw)",
         "interest": "Vertragingsrente {number}: {start} – {end}, {days} dagen tegen {rate} per jaar",
         "flat_fee": "Forfaitaire vergoeding voor incassokosten, {number}",
@@ -182,7 +186,9 @@ def _context(doc: DunningLetterDoc) -> dict[str, Any]:
     info = [(t["date"], d(doc.dated)), (t["case"], doc.number), (t["currency"], doc.currency)]
     if doc.customer_number:
         info.insert(0, (t["customer_number"], doc.customer_number))
+    # an invoice open beyond its amount carries a returned debit's charges (store.receivables)
     items = [{"number": i.number, "kind": t.get(f"{i.kind}_item", i.kind),
+              "note": t["return_charge_note"] if i.kind == "invoice" and i.open > i.amount else "",
               "issued": d(i.issue_date) if i.issue_date else "", "due": d(i.due_date), "amount": m(i.amount),
               "open": m(i.open), "overdue": str(max(0, (doc.dated - i.due_date).days))} for i in doc.items]
     charges = []

@@ -14,7 +14,7 @@ import pytest
 from api import demo_console
 
 ROOT = Path(__file__).resolve().parents[2]
-ARTEFACTS = {"documents", "sepa", "bank", "accounting", "evbill-demo.db", "temporal.db", "summary.csv", "summary.json",
+ARTEFACTS = {"documents", "sepa", "bank", "accounting", "dunning", "evbill-demo.db", "temporal.db", "summary.csv", "summary.json",
              *(f"{kind}_{key}.{ext}" for kind, ext in (("rated", "jsonl"), ("periods", "json"))
                for key in ("public_cpo", "emp", "fleet", "depot", "dynamic"))}
 # screenshots of the console's pages, where Chromium is installed (make system)
@@ -135,9 +135,12 @@ def test_the_month_is_booked_and_its_batch_exported(two_runs: list[Any]) -> None
 
     out, _, summary = two_runs[0]
     invoices = summary["system"]["invoices"]
-    # an entry per invoice, per matched payment and for the return
+    # an entry per invoice, per payment (matched, and the transfer paying too much), for the return and
+    # for the refund (refunds post since the h14 merge); the dunning reminder charges nothing
     assert summary["journal"]["balanced"] is True
-    assert summary["journal"]["entries"] == len(invoices) + summary["bank"]["matched"] + summary["bank"]["returns"]
+    assert summary["journal"]["entries"] == (len(invoices) + summary["bank"]["matched"]
+                                             + summary["system"]["bank"]["partially_matched"]
+                                             + summary["bank"]["returns"] + summary["payouts"]["refunds"])
     acct = summary["system"]["accounting"]
     rec = acct["reconciliation"]["currencies"]["EUR"]
     assert rec["receivables"] == rec["open_items"] == summary["system"]["bank"]["open_after"]["EUR"]
@@ -151,3 +154,32 @@ def test_the_month_is_booked_and_its_batch_exported(two_runs: list[Any]) -> None
         {r["Konto"] for r in debtors.rows}
     lines = [json.loads(x) for x in next(v for k, v in files.items() if k.endswith(".jsonl")).splitlines()]
     assert len(lines) == acct["batch"]["entries"] == summary["journal"]["entries"]
+
+
+def test_the_unpaid_customer_is_dunned(two_runs: list[Any]) -> None:
+    """Issue 13 in the demo: the customer whose debit came back (MD06) does not pay; its
+    DunningWorkflow opens a case on the day stage 1 falls due (7 days after the due date), reaches
+    stage 1 (a reminder, no fee) and archives its letter, a PDF naming the overdue invoice and what
+    is open on it, written to out/dunning/; stage 2 waits on the workflow's timer."""
+    from datetime import date, timedelta
+    from decimal import Decimal
+
+    out, r, summary = two_runs[0]
+    assert summary["dunning"] == {"cases": 1, "letters": 1, "blocked_tokens": 0}
+    dun = summary["system"]["dunning"]
+    returned = summary["system"]["collection"]["returned"]
+    assert dun["invoice"] == returned["number"] and dun["customer"] == returned["customer"]
+    assert (dun["stage"], dun["status"], dun["next_stage"], dun["policy"]) == (1, "waiting", 2, "standard")
+    assert date.fromisoformat(dun["next_on"]) - date.fromisoformat(dun["started_on"]) == timedelta(days=14)
+    gross = {i["number"]: i["gross"] for i in summary["system"]["invoices"]}
+    open_on_it = Decimal(gross[dun["invoice"]]) + Decimal(returned["fee"])
+    assert dun["items"] == [f"{dun['invoice']} {open_on_it}"]
+    [letter] = (out / "dunning").iterdir()
+    assert dun["letters"] == [letter.name] and letter.read_bytes().startswith(b"%PDF-")
+    text = subprocess.run(["pdftotext", "-layout", str(letter), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    de = format(open_on_it, "f").replace(".", ",")
+    assert "Zahlungserinnerung" in text and dun["invoice"] in text and f"{de} €" in text
+    assert "Rücklastschrift" in text  # what is open beyond the invoice's amount is said
+    assert date.fromisoformat(dun["started_on"]).strftime("%d.%m.%Y") in text
+    assert "dunning: " in r.stdout and letter.name in r.stdout

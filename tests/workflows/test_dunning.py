@@ -407,3 +407,80 @@ async def test_a_new_ruleset_version_mid_case_does_not_change_the_case(denv: Wor
         _pay(engine, s, _owed(engine, s), today + timedelta(days=30), "pay-v2")
         await h.signal(DunningWorkflow.changed, "payment")
         await h.result()
+
+
+async def test_a_bank_entry_matched_by_hand_tells_the_case(own_env: WorkflowEnvironment, engine: Engine,
+                                                           task_queue: str) -> None:
+    """An unmatched transfer (an unknown payer, not the amount owed) that finance matches by hand
+    (``POST /bank-entries/{id}/match``) leaves less than the policy's minimum open: the customer's
+    open case is told at once and closes without the clock moving (it would otherwise see the
+    payment at its stage 2 day)."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy.orm import Session
+
+    from runtime.bank.simulate import SimEntry, SimTransaction, statement_xml
+    from store.tenants import bootstrap_tenant
+    from tests.workflows.seed import seed_accounts
+    from tests.workflows.test_billing_api import api_client, h, keys
+
+    denv = own_env
+    with Session(engine) as db:
+        tenant, cred = bootstrap_tenant(db, f"dunning-match-{uuid.uuid4().hex[:6]}")
+    k = keys(engine, tenant.id)
+    s = seed_accounts(engine, tenant.id, 1, ruleset=RULESET + POLICY)
+    today = await _today(denv)
+    _invoice(engine, s, 1, "80.00", today - timedelta(days=10))
+    async with build_worker(denv.client, engine, task_queue), api_client(denv, engine, task_queue) as c:
+        handle = await _start(denv, s, task_queue)
+        st = await _until(handle, "waiting", 1)
+        op = h(k["operator1"])
+        iban = "DE02120300000000202051"
+        assert (await c.put("/bank-accounts", json={"iban": iban}, headers=h(cred.key))).status_code == 200
+        xml = statement_xml(message_id="M-1", statement_id="S-1", sequence=1,
+                            created=datetime(today.year, today.month, today.day, 18, tzinfo=UTC), account_iban=iban,
+                            currency="EUR", opening=D(0), entries=[SimEntry(D("79.00"), True, today, "TRF-1", [
+                                SimTransaction(D("79.00"), debtor_name="Someone Else",
+                                               debtor_iban="DE75512108001245126199", remittance="Ladekarte")])])
+        r = await c.post("/bank-statements", content=xml, headers={**op, "Content-Type": "application/xml"})
+        assert r.status_code == 201 and r.json()["unmatched"] == 1, r.text
+        with engine.connect() as conn:
+            assert DN.case(conn, tenant.id, st.case_id).status == "waiting"
+        [entry] = (await c.get("/bank-entries", params={"status": "unmatched"}, headers=op)).json()["items"]
+        r = await c.post(f"/bank-entries/{entry['id']}/match", json={"account_id": s.account_ids[0]}, headers=op)
+        assert r.status_code == 200 and r.json()["status"] == "partially_matched", r.text
+        for _ in range(200):  # no clock moved: the signal woke it
+            with engine.connect() as conn:
+                if DN.case(conn, tenant.id, st.case_id).status == "closed":
+                    break
+            await asyncio.sleep(0.05)
+        with engine.connect() as conn:
+            assert DN.case(conn, tenant.id, st.case_id).status == "closed"
+        assert await _today(denv) == today
+        res = await handle.result()
+        assert res.status == "closed" and res.case_id == st.case_id
+
+
+async def test_a_case_on_its_own_clock(own_env: WorkflowEnvironment, engine: Engine, task_queue: str) -> None:
+    """``DunningInput.as_of`` (what ``evbill demo`` uses): the workflow's day is that date at its
+    start and runs on with workflow time; its timers wake on the shifted days."""
+    s = _seed(engine)
+    today = await _today(own_env)
+    as_of = today + timedelta(days=100)
+    _invoice(engine, s, 1, "80.00", as_of - timedelta(days=10))  # not yet due by the server's clock
+    cust = s.customer_of[s.account_ids[0]]
+    async with build_worker(own_env.client, engine, task_queue):
+        handle = await own_env.client.start_workflow(
+            DunningWorkflow.run, DunningInput(s.tenant_id, cust, "EUR", as_of=as_of.isoformat()),
+            id=dunning_workflow_id(s.tenant_id, cust, "EUR"), task_queue=task_queue)
+        st = await _until(handle, "waiting", 1)
+        assert st.next_on == (as_of + timedelta(days=14)).isoformat()
+        with engine.connect() as conn:
+            [one] = DN.stages_of(conn, s.tenant_id, st.case_id)
+        assert (one["stage"], one["reached_on"]) == (1, as_of)
+        await own_env.sleep(timedelta(days=15))
+        await _until(handle, "waiting", 2)
+        with engine.connect() as conn:
+            [_, two] = DN.stages_of(conn, s.tenant_id, st.case_id)
+        assert (two["stage"], two["reached_on"]) == (2, as_of + timedelta(days=14))
+        await handle.terminate("test over")

@@ -20,6 +20,10 @@ class DunningInput:
     customer_id: str
     currency: str
     case_id: str = ""  # set when the workflow continues as new with a case open
+    # ISO date: the day the workflow's clock reads when it starts (empty: the workflow's own day).
+    # Its days then run on from there with workflow time, timers included, shifted by whole days;
+    # ``evbill demo`` runs its case in the demo's simulated month this way
+    as_of: str = ""
 
 
 @dataclass

@@ -13,11 +13,15 @@ is reached once per case, whatever retries or replays), so a worker killed at a 
 never makes a second fee or letter. The signal ``changed`` (a payment matched, a credit note, a
 dispute raised or resolved) makes the workflow re-read at once instead of at its next wake-up.
 The case keeps the ruleset version in force when it started.
+
+The workflow's day is ``workflow.now()``'s, or, when the input names ``as_of``, that day at the start
+and the days after it as workflow time passes (a shift of whole days: ``evbill demo`` opens its case
+in the simulated month, on the embedded server's real clock).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -62,15 +66,22 @@ class DunningWorkflow:
         self._reason = ""
         self._changed = False
         self._decision: tuple[str, StageDecision] | None = None
+        self._shift = timedelta(0)  # DunningInput.as_of: the workflow's days run this far from workflow.now()
+
+    def _today(self) -> date:
+        return (workflow.now() + self._shift).date()
 
     @workflow.run
     async def run(self, inp: DunningInput) -> DunningResult:
         wid = workflow.info().workflow_id
         self._case_id = inp.case_id
+        if inp.as_of:
+            self._shift = timedelta(days=(date.fromisoformat(inp.as_of) - workflow.now().date()).days)
         while True:
             if workflow.info().get_current_history_length() > _MAX_HISTORY:
-                workflow.continue_as_new(DunningInput(inp.tenant_id, inp.customer_id, inp.currency, self._case_id))
-            today = workflow.now().date().isoformat()
+                workflow.continue_as_new(DunningInput(inp.tenant_id, inp.customer_id, inp.currency, self._case_id,
+                                                      self._today().isoformat() if inp.as_of else ""))
+            today = self._today().isoformat()
             self._changed = False
             check = CheckInput(inp.tenant_id, inp.customer_id, inp.currency, wid, self._case_id, today)
             if workflow.patched("advance"):
@@ -137,7 +148,7 @@ class DunningWorkflow:
         self._stage = res.stage
 
     async def _sleep_until(self, day: str) -> None:
-        wake = datetime.combine(datetime.fromisoformat(day).date(), time(0, 0), tzinfo=UTC)
+        wake = datetime.combine(datetime.fromisoformat(day).date(), time(0, 0), tzinfo=UTC) - self._shift
         delay = wake - workflow.now()
         if delay <= timedelta(0):
             return

@@ -56,3 +56,20 @@ def test_a_reminder_charges_nothing_and_says_so() -> None:
     assert "bis zum 22.04.2026" in text and "gegenstandslos" in text
     with pytest.raises(ValueError):
         render_dunning_letter(DunningLetterDoc(**{**doc.__dict__, "language": "xx"}))
+
+
+@pytest.mark.parametrize(("language", "note"), [("de", "inkl. Rücklastschriftkosten"),
+                                                ("en", "incl. return charges"),
+                                                ("fr", "frais de rejet inclus"),
+                                                ("nl", "incl. stornokosten")])
+def test_an_invoice_open_beyond_its_amount_says_why(language: str, note: str) -> None:
+    """A returned direct debit's bank fee is added to the invoice's item (store.receivables): the
+    letter says so where the open amount exceeds the invoice's, and only there."""
+    doc = _doc(language, "reminder", 1)
+    returned = LetterItem("INV-000001", "invoice", date(2026, 2, 15), date(2026, 3, 1), D("1000.00"), D("1003.00"))
+    doc = DunningLetterDoc(**{**doc.__dict__, "items": (returned, doc.items[1]), "charges": (), "charged": D(0),
+                              "overdue": D("1008.00"), "total": D("1008.00"), "actions": (), "notice": 0})
+    text = " ".join(pdf_text(render_dunning_letter(doc)).split())
+    assert note in text and text.count(note) == 1
+    plain = " ".join(pdf_text(render_dunning_letter(_doc(language))).split())
+    assert note not in plain
