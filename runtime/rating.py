@@ -516,7 +516,9 @@ RateFn = Callable[[SessionFacts, "RatingContext | None"], RatingResult]
 _UTC_ZONE = zone("UTC")
 _NO_FEES: dict[str, tuple[Decimal | None, Decimal | None]] = {}  # never written: only env's fees are
 _NO_USES: list[tuple[str, Decimal]] = []  # never written: a discount gets a list of its own
-_Entry = tuple[PricedRule, "Callable[[Env], bool] | None", "Decimal | None", str, str]
+# (rule, predicate, unit size or None, unit label, cost group, accumulator key when the price is constant)
+_Entry = tuple[PricedRule, "Callable[[Env], bool] | None", "Decimal | None", str, str,
+               "tuple[int, Decimal] | None"]
 # a session's rating state: (start ms, zone, environment, accumulated volumes, trace, price series,
 # step state (last rule and total per component) or None, idle grace used per rule or None)
 _Run = tuple[int, "ZoneInfo | None", "Env | None", "dict[tuple[int, Decimal], list[Any]]", "list[TraceEntry]",
@@ -631,7 +633,7 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
     # volumes are already in the unit, the unit's label, the cost group); () when nothing prices it
     def table(kind: str) -> tuple[_Entry, ...]:
         return tuple((r, r.predicate, None if UNIT_SIZE[r.unit] == ONE else UNIT_SIZE[r.unit], _UNIT_LABEL[r.unit],
-                      _GROUP[r.kind]) for r in rules.get(kind, ()))
+                      _GROUP[r.kind], None if r.price is None else (id(r), r.price)) for r in rules.get(kind, ()))
 
     e_rules, t_rules, p_rules, r_rules = table("energy"), table("time"), table("parking"), table("reservation")
     fee_tables = tuple((kind, table(kind)) for kind in _FLAT_KINDS if rules.get(kind))
@@ -639,7 +641,6 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
     mine = tuple(d for d in discounts if not d.tariffs or prog.name in d.tariffs)
     every = [r for rs in rules.values() for r in rs]
     any_step = any(r.step for r in every)
-    any_grace = any(r.grace_ms is not None or r.grace_idle is not None for r in every)
     any_idle = any(r.grace_idle is not None for r in every)
     # conditions (and grace periods by time) read the environment; without them it is not kept
     uses_env = any(r.predicate is not None or r.grace_ms is not None for r in every)
@@ -663,45 +664,63 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
     no_cuts: list[int] = []
     ms_of = _ms
 
-    def price_volume(kind: str, table: tuple[_Entry, ...], vol: Decimal, a: int, b: int, run: _Run) -> None:
-        """The first rule of ``table`` whose condition holds prices ``vol`` (its grace first)."""
-        env = run[2]
-        for entry in table:  # the entry found is used after the loop
-            if entry[1] is None or entry[1](env):  # type: ignore[arg-type]
-                break
-        else:
-            return
-        r = entry[0]
-        size = entry[2]
-        trace = run[4]
-        if any_grace:
-            free = ZERO
-            if r.grace_ms is not None and env.el < r.grace_ms:  # type: ignore[union-attr]
-                free = vol  # boundaries were cut at the grace end, so the whole piece is inside
-            elif r.grace_idle is not None:
-                idle_used = run[7]
-                used = idle_used.get(id(r), ZERO)  # type: ignore[union-attr]
-                free = min(vol, max(ZERO, r.grace_idle - used))
-                idle_used[id(r)] = used + vol  # type: ignore[index]
-            if free:
-                trace.append(TraceEntry(kind, r.label, a, b, free if size is None else free / size, ZERO,
-                                        "free (grace)"))
-                vol = vol - free
-                if not vol:
+    def pricer(kind: str, table: tuple[_Entry, ...]) -> Callable[[Decimal, int, int, _Run], None]:
+        """Step 2 for one volume: the first rule of ``table`` whose condition holds prices ``vol``
+        (its grace first). Built per table: a lone unconditional rule is taken without a search,
+        grace and step bookkeeping only where the tariff has them."""
+        grace = any(e[0].grace_ms is not None or e[0].grace_idle is not None for e in table)
+        lone = table[0] if len(table) == 1 and table[0][1] is None else None
+        step = any_step
+        trace_entry = TraceEntry
+
+        def price_volume(vol: Decimal, a: int, b: int, run: _Run) -> None:
+            if lone is not None:
+                entry = lone
+            else:
+                env = run[2]
+                for entry in table:  # the entry found is used after the loop
+                    if entry[1] is None or entry[1](env):  # type: ignore[arg-type]
+                        break
+                else:
                     return
-        price = r.price if r.price is not None else r.price_fn(a, run[5])  # type: ignore[misc]
-        acc = run[3]
-        key = (id(r), price)
-        slot = acc.get(key)
-        if slot is None:
-            acc[key] = [r, price, vol, entry]
-        else:
-            slot[2] += vol
-        if any_step:
-            last_rule, kind_total = run[6]  # type: ignore[misc]
-            last_rule[kind] = r
-            kind_total[kind] = kind_total.get(kind, ZERO) + vol
-        trace.append(TraceEntry(kind, r.label, a, b, vol if size is None else vol / size, price))
+            r = entry[0]
+            size = entry[2]
+            if grace:
+                free = ZERO
+                if r.grace_ms is not None and run[2].el < r.grace_ms:  # type: ignore[union-attr]
+                    free = vol  # boundaries were cut at the grace end, so the whole piece is inside
+                elif r.grace_idle is not None:
+                    idle_used = run[7]
+                    used = idle_used.get(id(r), ZERO)  # type: ignore[union-attr]
+                    free = min(vol, max(ZERO, r.grace_idle - used))
+                    idle_used[id(r)] = used + vol  # type: ignore[index]
+                if free:
+                    run[4].append(trace_entry(kind, r.label, a, b, free if size is None else free / size, ZERO,
+                                              "free (grace)"))
+                    vol = vol - free
+                    if not vol:
+                        return
+            key = entry[5]
+            if key is None:
+                price = r.price_fn(a, run[5])  # type: ignore[misc]
+                key = (id(r), price)
+            else:
+                price = key[1]
+            acc = run[3]
+            slot = acc.get(key)
+            if slot is None:
+                acc[key] = [r, price, vol, entry]
+            else:
+                slot[2] += vol
+            if step:
+                last_rule, kind_total = run[6]  # type: ignore[misc]
+                last_rule[kind] = r
+                kind_total[kind] = kind_total.get(kind, ZERO) + vol
+            run[4].append(trace_entry(kind, r.label, a, b, vol if size is None else vol / size, price))
+        return price_volume
+
+    price_e, price_t = pricer("energy", e_rules), pricer("time", t_rules)
+    price_p, price_r = pricer("parking", p_rules), pricer("reservation", r_rules)
 
     def charge(a: int, b0: int, se: Decimal, st: Decimal, sr: Decimal, kwh: Decimal, cuts: list[int],
                run: _Run) -> Decimal:
@@ -735,11 +754,11 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                 if time_c:
                     set_time(env, a, run[1])  # type: ignore[arg-type]
             if e and e_rules:
-                price_volume("energy", e_rules, e, a, b, run)
+                price_e(e, a, b, run)
             if t and t_rules:
-                price_volume("time", t_rules, t, a, b, run)
+                price_t(t, a, b, run)
             if r and r_rules:
-                price_volume("reservation", r_rules, r, a, b, run)
+                price_r(r, a, b, run)
             if e:  # a Decimal addition costs as much as a dozen plain steps: zeros are not added
                 kwh = e if kwh is ZERO else kwh + e
             if b == b0:
@@ -769,7 +788,7 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                 if time_p:
                     set_time(env, a, run[1])  # type: ignore[arg-type]
             if p:
-                price_volume("parking", p_rules, p, a, b, run)
+                price_p(p, a, b, run)
             if b == b0:
                 return
             a = b
@@ -831,9 +850,9 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                         if time_c:
                             set_time(env, start, tz)  # type: ignore[arg-type]
                     if tot_e and e_rules:
-                        price_volume("energy", e_rules, tot_e, start, ce, run)
+                        price_e(tot_e, start, ce, run)
                     if tot_t and t_rules:
-                        price_volume("time", t_rules, tot_t, start, ce, run)
+                        price_t(tot_t, start, ce, run)
                     kwh = tot_e
             if tot_p and p_rules:
                 park(ce, end, tot_p, kwh, cuts_p, run)
@@ -887,7 +906,7 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                                                     key[1], f"step {_in_unit(rr.step, rr.unit)} {rr.unit}"))
                             break
         lines: list[RatedLine] = []
-        for rr, price, vol, (_r, _p, size, unit, group) in acc.values():
+        for rr, price, vol, (_r, _p, size, unit, group, _k) in acc.values():
             qty = vol if size is None else vol / size
             lines.append(RatedLine(rr.kind, rr.title, qty, unit, price, qty * price, rr.vat, cur, rr.label, sid, group))
 
@@ -925,7 +944,9 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                     break
         # finish_session's steps: caps per rule, the minimum/maximum session price, discounts
         if any_cap:
-            apply_caps(lines, trace, [a[0] for a in acc.values()], cur, sid, end)
+            capped = [a[0] for a in acc.values() if a[0].cap is not None]
+            if capped:  # apply_caps looks only at the capped rules among those that priced
+                apply_caps(lines, trace, capped, cur, sid, end)
         if bounded:
             _clamp(prog, lines, trace, cur, sid, end)
         consumed: list[tuple[str, Decimal]] = _NO_USES
