@@ -662,7 +662,7 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
     # the zone is looked up only when something reads local time (an unknown zone is refused always)
     needs_zone = bool(fee_time or time_c or time_p or spec_c or spec_p or mine)
     no_cuts: list[int] = []
-    ms_of = _ms
+    ms_per_s = _MS_PER_S
 
     def pricer(kind: str, table: tuple[_Entry, ...]) -> Callable[[Decimal, int, int, _Run], None]:
         """Step 2 for one volume: the first rule of ``table`` whose condition holds prices ``vol``
@@ -805,8 +805,8 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                 raise RatingError(f"session {s.id!r}: unknown time zone {tzname!r}") from None
         resv = ctx.reservation or s.reservation
         env = Env(s, resv) if uses_env else None
-        start = ms_of(s.start)
-        end = ms_of(s.end)
+        start = int(s.start.timestamp() * 1000)  # _ms, inline: rating calls it per session
+        end = int(s.end.timestamp() * 1000)
         series = ctx.series
         sid = s.id
         plain = not s.periods and not s.meter_values and not thresholds
@@ -830,9 +830,9 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
         first_active: int | None
         if plain:
             # one charging stretch start..charging end, then parking (base_segments' plain shape)
-            ce = end if s.charging_end is None else max(start, min(ms_of(s.charging_end), end))
-            tot_e, tot_t = s.energy_kwh, _sec(ce - start)
-            tot_p = _sec(end - ce) if ce < end else ZERO
+            ce = end if s.charging_end is None else max(start, min(int(s.charging_end.timestamp() * 1000), end))
+            tot_e, tot_t = s.energy_kwh, Decimal(ce - start) / ms_per_s
+            tot_p = Decimal(end - ce) / ms_per_s if ce < end else ZERO
             first_active = start
             if env is not None:
                 fees["active"] = (s.max_power_kw, None)
