@@ -316,6 +316,9 @@ class _Codegen:
         exec(compile(src, f"<condition {cond_text(c)}>", "exec"), ns)
         fn: Callable[[Env], bool] = ns["pred"]
         fn.__doc__ = cond_text(c)
+        # the expression and its constants, for the engine to inline a rule table's conditions
+        # into one function (runtime.rating._chooser)
+        fn.expr_source = (body, {n: v for n, v in self.consts.items() if re.search(rf"\b{n}\b", body)})  # type: ignore[attr-defined]
         return fn
 
 

@@ -25,6 +25,7 @@ Times are integer epoch milliseconds inside the engine (exact, fast); volumes ar
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -528,6 +529,41 @@ _DAY_MS = 86_400_000
 _Cuts = Callable[[int, int, ZoneInfo, RatingContext], list[int]]
 
 
+def _chooser(table: tuple[_Entry, ...]) -> Callable[[Env | None], _Entry | None]:
+    """Step 2's search for one rule table as one function: the first entry whose condition holds
+    (None when none does), the conditions' expressions inlined in first-match order. Built from
+    the source the DSL compiler attaches to each predicate (``expr_source``: the expression over
+    ``e``, the environment, and its constants); a plain search when a predicate has none."""
+    params: dict[str, Any] = {}
+    body: list[str] = []
+    for i, entry in enumerate(table):
+        params[f"_e{i}"] = entry
+        pred = entry[1]
+        if pred is None:
+            body.append(f"    return _e{i}")
+            break
+        src = getattr(pred, "expr_source", None)
+        if src is None:
+            def search(env: Env | None) -> _Entry | None:
+                for entry in table:
+                    if entry[1] is None or entry[1](env):  # type: ignore[arg-type]
+                        return entry
+                return None
+            return search
+        expr, consts = src
+        for name, value in consts.items():
+            params[f"_r{i}{name}"] = value
+        expr = re.sub(r"\b(_k\d+)\b", lambda m: f"_r{i}{m.group(1)}", expr)  # noqa: B023
+        body.append(f"    if {expr}:\n        return _e{i}")
+    else:
+        body.append("    return None")
+    code = "def choose(e" + "".join(f", {n}={n}" for n in params) + "):\n" + "\n".join(body) + "\n"
+    ns = dict(params)
+    exec(compile(code, "<rule choice>", "exec"), ns)
+    fn: Callable[[Env | None], _Entry | None] = ns["choose"]
+    return fn
+
+
 def _cutter(spec: CutSpec) -> _Cuts:
     """``_boundaries`` for one cut spec, by its cheapest means: offsets from the start alone (grace
     ends, duration rules) or one price series' own interval starts need no calendar."""
@@ -636,8 +672,9 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                       _GROUP[r.kind], None if r.price is None else (id(r), r.price)) for r in rules.get(kind, ()))
 
     e_rules, t_rules, p_rules, r_rules = table("energy"), table("time"), table("parking"), table("reservation")
-    fee_tables = tuple((kind, table(kind)) for kind in _FLAT_KINDS if rules.get(kind))
+    fee_tables = tuple((kind, _chooser(table(kind))) for kind in _FLAT_KINDS if rules.get(kind))
     rfee_rules = table("reservation_fee")
+    rfee_choose = _chooser(rfee_rules)
     mine = tuple(d for d in discounts if not d.tariffs or prog.name in d.tariffs)
     every = [r for rs in rules.values() for r in rs]
     any_step = any(r.step for r in every)
@@ -670,6 +707,7 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
         grace and step bookkeeping only where the tariff has them."""
         grace = any(e[0].grace_ms is not None or e[0].grace_idle is not None for e in table)
         lone = table[0] if len(table) == 1 and table[0][1] is None else None
+        choose = _chooser(table)
         step = any_step
         trace_entry = TraceEntry
 
@@ -677,12 +715,10 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
             if lone is not None:
                 entry = lone
             else:
-                env = run[2]
-                for entry in table:  # the entry found is used after the loop
-                    if entry[1] is None or entry[1](env):  # type: ignore[arg-type]
-                        break
-                else:
+                found = choose(run[2])
+                if found is None:
                     return
+                entry = found
             r = entry[0]
             size = entry[2]
             if grace:
@@ -919,29 +955,27 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                     set_time(env, first_active, tz)  # type: ignore[arg-type]
                 env.el = first_active - start
                 env.kwh = ZERO
-            for kind, ftable in fee_tables:
-                for entry in ftable:
-                    fee, pred = entry[0], entry[1]
-                    if pred is None or pred(env):  # type: ignore[arg-type]
-                        price = fee.price if fee.price is not None else fee.price_fn(first_active, series)  # type: ignore[misc]
-                        lines.append(RatedLine(kind, fee.title, ONE, "session", price, price, fee.vat, cur, fee.label,
-                                               sid, "fixed"))
-                        trace.append(TraceEntry(kind, fee.label, first_active, first_active, ONE, price))
-                        break
+            for kind, fchoose in fee_tables:
+                fentry = fchoose(env)
+                if fentry is not None:
+                    fee = fentry[0]
+                    price = fee.price if fee.price is not None else fee.price_fn(first_active, series)  # type: ignore[misc]
+                    lines.append(RatedLine(kind, fee.title, ONE, "session", price, price, fee.vat, cur, fee.label,
+                                           sid, "fixed"))
+                    trace.append(TraceEntry(kind, fee.label, first_active, first_active, ONE, price))
         if resv is not None and rfee_rules:
             if env is not None:
                 if fee_time:
                     set_time(env, start, tz)  # type: ignore[arg-type]
                 env.el = 0
                 env.pw, env.cur = fees.get("resv", fees.get("active", (s.max_power_kw, None)))
-            for entry in rfee_rules:
-                rfee, pred = entry[0], entry[1]
-                if pred is None or pred(env):  # type: ignore[arg-type]
-                    price = rfee.price if rfee.price is not None else rfee.price_fn(start, series)  # type: ignore[misc]
-                    lines.append(RatedLine("reservation_fee", rfee.title, ONE, "session", price, price, rfee.vat, cur,
-                                           rfee.label, sid, "reservation"))
-                    trace.append(TraceEntry("reservation_fee", rfee.label, start, start, ONE, price))
-                    break
+            rentry = rfee_choose(env)
+            if rentry is not None:
+                rfee = rentry[0]
+                price = rfee.price if rfee.price is not None else rfee.price_fn(start, series)  # type: ignore[misc]
+                lines.append(RatedLine("reservation_fee", rfee.title, ONE, "session", price, price, rfee.vat, cur,
+                                       rfee.label, sid, "reservation"))
+                trace.append(TraceEntry("reservation_fee", rfee.label, start, start, ONE, price))
         # finish_session's steps: caps per rule, the minimum/maximum session price, discounts
         if any_cap:
             capped = [a[0] for a in acc.values() if a[0].cap is not None]
@@ -1012,14 +1046,15 @@ def _in_unit(vol: Decimal, unit: str) -> Decimal:
 def apply_caps(lines: list[RatedLine], trace: list[TraceEntry], priced: Sequence[PricedRule], cur: str, sid: str,
                end: int) -> None:
     """A rule's 'at most' caps what that rule's lines add up to, by a negative cap line."""
-    seen: list[PricedRule] = []
+    seen: set[int] = set()  # ids: the same rule object is capped once
     for r in priced:
-        if r.cap is None or any(x is r for x in seen):
+        if r.cap is None or id(r) in seen:
             continue
-        seen.append(r)
+        seen.add(id(r))
         got = ZERO
+        label, kind = r.label, r.kind
         for ln in lines:
-            if ln.rule == r.label and ln.component == r.kind:
+            if ln.rule == label and ln.component == kind:
                 got += ln.net
         if got > r.cap:
             excess = got - r.cap
