@@ -67,6 +67,7 @@ __all__ = [
 ONE = Decimal(1)
 HUNDRED = Decimal(100)
 _MS_PER_S = Decimal(1000)
+_S_PER_H = Decimal(3600)
 _UTC = UTC
 
 # seconds (for time units) or kWh (for energy units) that one price unit stands for
@@ -672,7 +673,9 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                       _GROUP[r.kind], None if r.price is None else (id(r), r.price)) for r in rules.get(kind, ()))
 
     e_rules, t_rules, p_rules, r_rules = table("energy"), table("time"), table("parking"), table("reservation")
-    fee_tables = tuple((kind, _chooser(table(kind))) for kind in _FLAT_KINDS if rules.get(kind))
+    # (kind, the lone unconditional entry or None, the table's choice function)
+    fee_tables = tuple((kind, t[0] if len(t) == 1 and t[0][1] is None else None, _chooser(t))
+                       for kind, t in ((kind, table(kind)) for kind in _FLAT_KINDS if rules.get(kind)))
     rfee_rules = table("reservation_fee")
     rfee_choose = _chooser(rfee_rules)
     mine = tuple(d for d in discounts if not d.tariffs or prog.name in d.tariffs)
@@ -700,6 +703,7 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
     needs_zone = bool(fee_time or time_c or time_p or spec_c or spec_p or mine)
     no_cuts: list[int] = []
     ms_per_s = _MS_PER_S
+    s_per_h = _S_PER_H  # a Decimal: dividing by an int would convert it on every call
 
     def pricer(kind: str, table: tuple[_Entry, ...]) -> Callable[[Decimal, int, int, _Run], None]:
         """Step 2 for one volume: the first rule of ``table`` whose condition holds prices ``vol``
@@ -955,8 +959,8 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                     set_time(env, first_active, tz)  # type: ignore[arg-type]
                 env.el = first_active - start
                 env.kwh = ZERO
-            for kind, fchoose in fee_tables:
-                fentry = fchoose(env)
+            for kind, flone, fchoose in fee_tables:
+                fentry = flone if flone is not None else fchoose(env)
                 if fentry is not None:
                     fee = fentry[0]
                     price = fee.price if fee.price is not None else fee.price_fn(first_active, series)  # type: ignore[misc]
@@ -1003,7 +1007,7 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                                  consumed, cur, end)
                 break
         return RatingResult(sid, meta.name, ctx.version or meta.version, meta.sha256, prog.name, cur, tuple(lines),
-                            tuple(trace), tot_e, tot_t / 3600, tot_p / 3600, tuple(consumed) if consumed else ())
+                            tuple(trace), tot_e, tot_t / s_per_h, tot_p / s_per_h, tuple(consumed) if consumed else ())
 
     rate.__doc__ = f"Rate a session with tariff '{prog.name}' of ruleset '{meta.name}' (see specialise)."
     return rate
