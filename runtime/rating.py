@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
-from functools import lru_cache
+from functools import lru_cache, partial
 from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -517,7 +517,11 @@ def _segments(s: SessionFacts, start: int, end: int, thresholds: tuple[Decimal, 
 RateFn = Callable[[SessionFacts, "RatingContext | None"], RatingResult]
 _UTC_ZONE = zone("UTC")
 _NO_FEES: dict[str, tuple[Decimal | None, Decimal | None]] = {}  # never written: only env's fees are
-_NO_USES: list[tuple[str, Decimal]] = []  # never written: a discount gets a list of its own
+_NO_USES: list[tuple[str, Decimal]] = []
+# RatedLine / TraceEntry from a tuple of every field, without the NamedTuple's Python-level __new__
+# (rating builds several per session): the same tuples, made with one C call
+_new_line: Callable[[tuple[Any, ...]], RatedLine] = partial(tuple.__new__, RatedLine)
+_new_trace: Callable[[tuple[Any, ...]], TraceEntry] = partial(tuple.__new__, TraceEntry)  # never written: a discount gets a list of its own
 # (rule, predicate, unit size or None, unit label, cost group, accumulator key when the price is constant)
 _Entry = tuple[PricedRule, "Callable[[Env], bool] | None", "Decimal | None", str, str,
                "tuple[int, Decimal] | None"]
@@ -703,6 +707,7 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
     needs_zone = bool(fee_time or time_c or time_p or spec_c or spec_p or mine)
     no_cuts: list[int] = []
     ms_per_s = _MS_PER_S
+    new_line, new_trace = _new_line, _new_trace
     s_per_h = _S_PER_H  # a Decimal: dividing by an int would convert it on every call
 
     def pricer(kind: str, table: tuple[_Entry, ...]) -> Callable[[Decimal, int, int, _Run], None]:
@@ -713,7 +718,7 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
         lone = table[0] if len(table) == 1 and table[0][1] is None else None
         choose = _chooser(table)
         step = any_step
-        trace_entry = TraceEntry
+        trace_entry = _new_trace
 
         def price_volume(vol: Decimal, a: int, b: int, run: _Run) -> None:
             if lone is not None:
@@ -735,8 +740,8 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                     free = min(vol, max(ZERO, r.grace_idle - used))
                     idle_used[id(r)] = used + vol  # type: ignore[index]
                 if free:
-                    run[4].append(trace_entry(kind, r.label, a, b, free if size is None else free / size, ZERO,
-                                              "free (grace)"))
+                    run[4].append(trace_entry((kind, r.label, a, b, free if size is None else free / size, ZERO,
+                                               "free (grace)")))
                     vol = vol - free
                     if not vol:
                         return
@@ -756,7 +761,7 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                 last_rule, kind_total = run[6]  # type: ignore[misc]
                 last_rule[kind] = r
                 kind_total[kind] = kind_total.get(kind, ZERO) + vol
-            run[4].append(trace_entry(kind, r.label, a, b, vol if size is None else vol / size, price))
+            run[4].append(trace_entry((kind, r.label, a, b, vol if size is None else vol / size, price, "")))
         return price_volume
 
     price_e, price_t = pricer("energy", e_rules), pricer("time", t_rules)
@@ -948,7 +953,8 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
         lines: list[RatedLine] = []
         for rr, price, vol, (_r, _p, size, unit, group, _k) in acc.values():
             qty = vol if size is None else vol / size
-            lines.append(RatedLine(rr.kind, rr.title, qty, unit, price, qty * price, rr.vat, cur, rr.label, sid, group))
+            lines.append(new_line((rr.kind, rr.title, qty, unit, price, qty * price, rr.vat, cur, rr.label, sid, group,
+                                   None)))
 
         # once-per-session fees: start and flat fees when the session charged or parked at all;
         # reservation fees when there was a reservation
@@ -964,9 +970,9 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                 if fentry is not None:
                     fee = fentry[0]
                     price = fee.price if fee.price is not None else fee.price_fn(first_active, series)  # type: ignore[misc]
-                    lines.append(RatedLine(kind, fee.title, ONE, "session", price, price, fee.vat, cur, fee.label,
-                                           sid, "fixed"))
-                    trace.append(TraceEntry(kind, fee.label, first_active, first_active, ONE, price))
+                    lines.append(new_line((kind, fee.title, ONE, "session", price, price, fee.vat, cur, fee.label,
+                                           sid, "fixed", None)))
+                    trace.append(new_trace((kind, fee.label, first_active, first_active, ONE, price, "")))
         if resv is not None and rfee_rules:
             if env is not None:
                 if fee_time:
