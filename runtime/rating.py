@@ -641,6 +641,20 @@ def _time_setter(rules: Sequence[PricedRule]) -> Callable[[Env, int, ZoneInfo], 
     return set_time
 
 
+def _discount_env(s: SessionFacts, resv: str | None, env: Env | None) -> Env:
+    """What discount conditions see: a fresh environment with the session's rated power, or the
+    rating's own environment (rating is done with it) put back into that state."""
+    if env is None:
+        env = Env(s, resv)
+    else:
+        env.sod = env.wd = env.day = env.el = 0
+        env.date = None
+        env.kwh = ZERO
+        env.cur = None
+    env.pw = s.max_power_kw
+    return env
+
+
 def rate_session(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: RulesetMeta,
                  s: SessionFacts, ctx: RatingContext | None = None) -> RatingResult:
     """Rate one session with ``prog``. Pure: the same inputs give the same lines, always.
@@ -1001,13 +1015,11 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                     continue
                 if pred is not None:
                     if denv is None:
-                        denv = Env(s, resv)
-                        denv.pw = s.max_power_kw
+                        denv = _discount_env(s, resv, env)
                     if not pred(denv):
                         continue
                 if denv is None:
-                    denv = Env(s, resv)
-                    denv.pw = s.max_power_kw
+                    denv = _discount_env(s, resv, env)
                 consumed = []
                 _apply_discounts(prog, mine, s, denv, start, tz or zone(tzname or default_tz), ctx, lines, trace,
                                  consumed, cur, end)
