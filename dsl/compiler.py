@@ -316,6 +316,9 @@ class _Codegen:
         exec(compile(src, f"<condition {cond_text(c)}>", "exec"), ns)
         fn: Callable[[Env], bool] = ns["pred"]
         fn.__doc__ = cond_text(c)
+        # the expression and its constants, for the engine to inline a rule table's conditions
+        # into one function (runtime.rating._chooser)
+        fn.expr_source = (body, {n: v for n, v in self.consts.items() if re.search(rf"\b{n}\b", body)})  # type: ignore[attr-defined]
         return fn
 
 
@@ -365,38 +368,43 @@ def _holiday_checker(region: str) -> Callable[[date | None], bool]:
     return is_holiday
 
 
+def _missing_series(name: str) -> Any:
+    from runtime.rating import MissingPrice
+
+    raise MissingPrice(f"price series '{name}' was not supplied")
+
+
 def _price_fn(e: A.PriceExpr) -> tuple[Decimal | None, Callable[[int, Mapping[str, PriceSeries]], Decimal] | None]:
-    """A constant price, or a function of (epoch ms, series) for indexed prices."""
-    def ev(x: A.PriceExpr) -> Callable[[int, Mapping[str, PriceSeries]], Decimal]:
+    """A constant price, or a function of (epoch ms, series) for indexed prices: the expression
+    compiled into one Python function (operands evaluated left to right, as written)."""
+    consts: dict[str, Any] = {"_missing": _missing_series}
+
+    def const(value: Any) -> str:
+        name = f"_k{len(consts)}"
+        consts[name] = value
+        return name
+
+    def src(x: A.PriceExpr) -> str:
         if isinstance(x, A.Num):
-            v = x.value
-            return lambda ms, ser: v
+            return const(x.value)
         if isinstance(x, A.Index):
-            name = x.series
-
-            def lookup(ms: int, ser: Mapping[str, PriceSeries]) -> Decimal:
-                s = ser.get(name)
-                if s is None:
-                    from runtime.rating import MissingPrice
-
-                    raise MissingPrice(f"price series '{name}' was not supplied")
-                return s.at(ms)
-            return lookup
+            name = const(x.series)
+            # a PriceSeries is always true: ``or`` reaches _missing only when the series is absent
+            return f"(ser.get({name}) or _missing({name})).at(ms)"
         if isinstance(x, A.Neg):
-            f = ev(x.operand)
-            return lambda ms, ser: -f(ms, ser)
-        lf, rf = ev(x.left), ev(x.right)
-        if x.op == "+":
-            return lambda ms, ser: lf(ms, ser) + rf(ms, ser)
-        if x.op == "-":
-            return lambda ms, ser: lf(ms, ser) - rf(ms, ser)
-        if x.op == "*":
-            return lambda ms, ser: lf(ms, ser) * rf(ms, ser)
-        return lambda ms, ser: lf(ms, ser) / rf(ms, ser)
+            return f"(-{src(x.operand)})"
+        assert x.op in ("+", "-", "*", "/")
+        return f"({src(x.left)} {x.op} {src(x.right)})"
 
+    body = src(e)
+    params = "".join(f", {n}={n}" for n in consts)
+    code = f"def price(ms, ser{params}):\n    return {body}\n"
+    ns: dict[str, Any] = dict(consts)
+    exec(compile(code, "<price expression>", "exec"), ns)
+    fn: Callable[[int, Mapping[str, PriceSeries]], Decimal] = ns["price"]
     if not _has_index(e):
-        return ev(e)(0, {}), None
-    return None, ev(e)
+        return fn(0, {}), None
+    return None, fn
 
 
 def _has_index(e: A.PriceExpr) -> bool:

@@ -25,11 +25,12 @@ Times are integer epoch milliseconds inside the engine (exact, fast); volumes ar
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
-from functools import lru_cache
+from functools import lru_cache, partial
 from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -66,6 +67,7 @@ __all__ = [
 ONE = Decimal(1)
 HUNDRED = Decimal(100)
 _MS_PER_S = Decimal(1000)
+_S_PER_H = Decimal(3600)
 _UTC = UTC
 
 # seconds (for time units) or kWh (for energy units) that one price unit stands for
@@ -515,8 +517,14 @@ def _segments(s: SessionFacts, start: int, end: int, thresholds: tuple[Decimal, 
 RateFn = Callable[[SessionFacts, "RatingContext | None"], RatingResult]
 _UTC_ZONE = zone("UTC")
 _NO_FEES: dict[str, tuple[Decimal | None, Decimal | None]] = {}  # never written: only env's fees are
-_NO_USES: list[tuple[str, Decimal]] = []  # never written: a discount gets a list of its own
-_Entry = tuple[PricedRule, "Callable[[Env], bool] | None", "Decimal | None", str, str]
+_NO_USES: list[tuple[str, Decimal]] = []
+# RatedLine / TraceEntry from a tuple of every field, without the NamedTuple's Python-level __new__
+# (rating builds several per session): the same tuples, made with one C call
+_new_line: Callable[[tuple[Any, ...]], RatedLine] = partial(tuple.__new__, RatedLine)
+_new_trace: Callable[[tuple[Any, ...]], TraceEntry] = partial(tuple.__new__, TraceEntry)  # never written: a discount gets a list of its own
+# (rule, predicate, unit size or None, unit label, cost group, accumulator key when the price is constant)
+_Entry = tuple[PricedRule, "Callable[[Env], bool] | None", "Decimal | None", str, str,
+               "tuple[int, Decimal] | None"]
 # a session's rating state: (start ms, zone, environment, accumulated volumes, trace, price series,
 # step state (last rule and total per component) or None, idle grace used per rule or None)
 _Run = tuple[int, "ZoneInfo | None", "Env | None", "dict[tuple[int, Decimal], list[Any]]", "list[TraceEntry]",
@@ -524,6 +532,41 @@ _Run = tuple[int, "ZoneInfo | None", "Env | None", "dict[tuple[int, Decimal], li
              "dict[int, Decimal] | None"]
 _DAY_MS = 86_400_000
 _Cuts = Callable[[int, int, ZoneInfo, RatingContext], list[int]]
+
+
+def _chooser(table: tuple[_Entry, ...]) -> Callable[[Env | None], _Entry | None]:
+    """Step 2's search for one rule table as one function: the first entry whose condition holds
+    (None when none does), the conditions' expressions inlined in first-match order. Built from
+    the source the DSL compiler attaches to each predicate (``expr_source``: the expression over
+    ``e``, the environment, and its constants); a plain search when a predicate has none."""
+    params: dict[str, Any] = {}
+    body: list[str] = []
+    for i, entry in enumerate(table):
+        params[f"_e{i}"] = entry
+        pred = entry[1]
+        if pred is None:
+            body.append(f"    return _e{i}")
+            break
+        src = getattr(pred, "expr_source", None)
+        if src is None:
+            def search(env: Env | None) -> _Entry | None:
+                for entry in table:
+                    if entry[1] is None or entry[1](env):  # type: ignore[arg-type]
+                        return entry
+                return None
+            return search
+        expr, consts = src
+        for name, value in consts.items():
+            params[f"_r{i}{name}"] = value
+        expr = re.sub(r"\b(_k\d+)\b", lambda m: f"_r{i}{m.group(1)}", expr)  # noqa: B023
+        body.append(f"    if {expr}:\n        return _e{i}")
+    else:
+        body.append("    return None")
+    code = "def choose(e" + "".join(f", {n}={n}" for n in params) + "):\n" + "\n".join(body) + "\n"
+    ns = dict(params)
+    exec(compile(code, "<rule choice>", "exec"), ns)
+    fn: Callable[[Env | None], _Entry | None] = ns["choose"]
+    return fn
 
 
 def _cutter(spec: CutSpec) -> _Cuts:
@@ -598,6 +641,20 @@ def _time_setter(rules: Sequence[PricedRule]) -> Callable[[Env, int, ZoneInfo], 
     return set_time
 
 
+def _discount_env(s: SessionFacts, resv: str | None, env: Env | None) -> Env:
+    """What discount conditions see: a fresh environment with the session's rated power, or the
+    rating's own environment (rating is done with it) put back into that state."""
+    if env is None:
+        env = Env(s, resv)
+    else:
+        env.sod = env.wd = env.day = env.el = 0
+        env.date = None
+        env.kwh = ZERO
+        env.cur = None
+    env.pw = s.max_power_kw
+    return env
+
+
 def rate_session(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: RulesetMeta,
                  s: SessionFacts, ctx: RatingContext | None = None) -> RatingResult:
     """Rate one session with ``prog``. Pure: the same inputs give the same lines, always.
@@ -631,15 +688,17 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
     # volumes are already in the unit, the unit's label, the cost group); () when nothing prices it
     def table(kind: str) -> tuple[_Entry, ...]:
         return tuple((r, r.predicate, None if UNIT_SIZE[r.unit] == ONE else UNIT_SIZE[r.unit], _UNIT_LABEL[r.unit],
-                      _GROUP[r.kind]) for r in rules.get(kind, ()))
+                      _GROUP[r.kind], None if r.price is None else (id(r), r.price)) for r in rules.get(kind, ()))
 
     e_rules, t_rules, p_rules, r_rules = table("energy"), table("time"), table("parking"), table("reservation")
-    fee_tables = tuple((kind, table(kind)) for kind in _FLAT_KINDS if rules.get(kind))
+    # (kind, the lone unconditional entry or None, the table's choice function)
+    fee_tables = tuple((kind, t[0] if len(t) == 1 and t[0][1] is None else None, _chooser(t))
+                       for kind, t in ((kind, table(kind)) for kind in _FLAT_KINDS if rules.get(kind)))
     rfee_rules = table("reservation_fee")
+    rfee_choose = _chooser(rfee_rules)
     mine = tuple(d for d in discounts if not d.tariffs or prog.name in d.tariffs)
     every = [r for rs in rules.values() for r in rs]
     any_step = any(r.step for r in every)
-    any_grace = any(r.grace_ms is not None or r.grace_idle is not None for r in every)
     any_idle = any(r.grace_idle is not None for r in every)
     # conditions (and grace periods by time) read the environment; without them it is not kept
     uses_env = any(r.predicate is not None or r.grace_ms is not None for r in every)
@@ -661,47 +720,66 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
     # the zone is looked up only when something reads local time (an unknown zone is refused always)
     needs_zone = bool(fee_time or time_c or time_p or spec_c or spec_p or mine)
     no_cuts: list[int] = []
-    ms_of = _ms
+    ms_per_s = _MS_PER_S
+    new_line, new_trace = _new_line, _new_trace
+    s_per_h = _S_PER_H  # a Decimal: dividing by an int would convert it on every call
 
-    def price_volume(kind: str, table: tuple[_Entry, ...], vol: Decimal, a: int, b: int, run: _Run) -> None:
-        """The first rule of ``table`` whose condition holds prices ``vol`` (its grace first)."""
-        env = run[2]
-        for entry in table:  # the entry found is used after the loop
-            if entry[1] is None or entry[1](env):  # type: ignore[arg-type]
-                break
-        else:
-            return
-        r = entry[0]
-        size = entry[2]
-        trace = run[4]
-        if any_grace:
-            free = ZERO
-            if r.grace_ms is not None and env.el < r.grace_ms:  # type: ignore[union-attr]
-                free = vol  # boundaries were cut at the grace end, so the whole piece is inside
-            elif r.grace_idle is not None:
-                idle_used = run[7]
-                used = idle_used.get(id(r), ZERO)  # type: ignore[union-attr]
-                free = min(vol, max(ZERO, r.grace_idle - used))
-                idle_used[id(r)] = used + vol  # type: ignore[index]
-            if free:
-                trace.append(TraceEntry(kind, r.label, a, b, free if size is None else free / size, ZERO,
-                                        "free (grace)"))
-                vol = vol - free
-                if not vol:
+    def pricer(kind: str, table: tuple[_Entry, ...]) -> Callable[[Decimal, int, int, _Run], None]:
+        """Step 2 for one volume: the first rule of ``table`` whose condition holds prices ``vol``
+        (its grace first). Built per table: a lone unconditional rule is taken without a search,
+        grace and step bookkeeping only where the tariff has them."""
+        grace = any(e[0].grace_ms is not None or e[0].grace_idle is not None for e in table)
+        lone = table[0] if len(table) == 1 and table[0][1] is None else None
+        choose = _chooser(table)
+        step = any_step
+        trace_entry = _new_trace
+
+        def price_volume(vol: Decimal, a: int, b: int, run: _Run) -> None:
+            if lone is not None:
+                entry = lone
+            else:
+                found = choose(run[2])
+                if found is None:
                     return
-        price = r.price if r.price is not None else r.price_fn(a, run[5])  # type: ignore[misc]
-        acc = run[3]
-        key = (id(r), price)
-        slot = acc.get(key)
-        if slot is None:
-            acc[key] = [r, price, vol, entry]
-        else:
-            slot[2] += vol
-        if any_step:
-            last_rule, kind_total = run[6]  # type: ignore[misc]
-            last_rule[kind] = r
-            kind_total[kind] = kind_total.get(kind, ZERO) + vol
-        trace.append(TraceEntry(kind, r.label, a, b, vol if size is None else vol / size, price))
+                entry = found
+            r = entry[0]
+            size = entry[2]
+            if grace:
+                free = ZERO
+                if r.grace_ms is not None and run[2].el < r.grace_ms:  # type: ignore[union-attr]
+                    free = vol  # boundaries were cut at the grace end, so the whole piece is inside
+                elif r.grace_idle is not None:
+                    idle_used = run[7]
+                    used = idle_used.get(id(r), ZERO)  # type: ignore[union-attr]
+                    free = min(vol, max(ZERO, r.grace_idle - used))
+                    idle_used[id(r)] = used + vol  # type: ignore[index]
+                if free:
+                    run[4].append(trace_entry((kind, r.label, a, b, free if size is None else free / size, ZERO,
+                                               "free (grace)")))
+                    vol = vol - free
+                    if not vol:
+                        return
+            key = entry[5]
+            if key is None:
+                price = r.price_fn(a, run[5])  # type: ignore[misc]
+                key = (id(r), price)
+            else:
+                price = key[1]
+            acc = run[3]
+            slot = acc.get(key)
+            if slot is None:
+                acc[key] = [r, price, vol, entry]
+            else:
+                slot[2] += vol
+            if step:
+                last_rule, kind_total = run[6]  # type: ignore[misc]
+                last_rule[kind] = r
+                kind_total[kind] = kind_total.get(kind, ZERO) + vol
+            run[4].append(trace_entry((kind, r.label, a, b, vol if size is None else vol / size, price, "")))
+        return price_volume
+
+    price_e, price_t = pricer("energy", e_rules), pricer("time", t_rules)
+    price_p, price_r = pricer("parking", p_rules), pricer("reservation", r_rules)
 
     def charge(a: int, b0: int, se: Decimal, st: Decimal, sr: Decimal, kwh: Decimal, cuts: list[int],
                run: _Run) -> Decimal:
@@ -735,11 +813,11 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                 if time_c:
                     set_time(env, a, run[1])  # type: ignore[arg-type]
             if e and e_rules:
-                price_volume("energy", e_rules, e, a, b, run)
+                price_e(e, a, b, run)
             if t and t_rules:
-                price_volume("time", t_rules, t, a, b, run)
+                price_t(t, a, b, run)
             if r and r_rules:
-                price_volume("reservation", r_rules, r, a, b, run)
+                price_r(r, a, b, run)
             if e:  # a Decimal addition costs as much as a dozen plain steps: zeros are not added
                 kwh = e if kwh is ZERO else kwh + e
             if b == b0:
@@ -769,7 +847,7 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                 if time_p:
                     set_time(env, a, run[1])  # type: ignore[arg-type]
             if p:
-                price_volume("parking", p_rules, p, a, b, run)
+                price_p(p, a, b, run)
             if b == b0:
                 return
             a = b
@@ -786,8 +864,8 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                 raise RatingError(f"session {s.id!r}: unknown time zone {tzname!r}") from None
         resv = ctx.reservation or s.reservation
         env = Env(s, resv) if uses_env else None
-        start = ms_of(s.start)
-        end = ms_of(s.end)
+        start = int(s.start.timestamp() * 1000)  # _ms, inline: rating calls it per session
+        end = int(s.end.timestamp() * 1000)
         series = ctx.series
         sid = s.id
         plain = not s.periods and not s.meter_values and not thresholds
@@ -811,9 +889,9 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
         first_active: int | None
         if plain:
             # one charging stretch start..charging end, then parking (base_segments' plain shape)
-            ce = end if s.charging_end is None else max(start, min(ms_of(s.charging_end), end))
-            tot_e, tot_t = s.energy_kwh, _sec(ce - start)
-            tot_p = _sec(end - ce) if ce < end else ZERO
+            ce = end if s.charging_end is None else max(start, min(int(s.charging_end.timestamp() * 1000), end))
+            tot_e, tot_t = s.energy_kwh, Decimal(ce - start) / ms_per_s
+            tot_p = Decimal(end - ce) / ms_per_s if ce < end else ZERO
             first_active = start
             if env is not None:
                 fees["active"] = (s.max_power_kw, None)
@@ -831,9 +909,9 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                         if time_c:
                             set_time(env, start, tz)  # type: ignore[arg-type]
                     if tot_e and e_rules:
-                        price_volume("energy", e_rules, tot_e, start, ce, run)
+                        price_e(tot_e, start, ce, run)
                     if tot_t and t_rules:
-                        price_volume("time", t_rules, tot_t, start, ce, run)
+                        price_t(tot_t, start, ce, run)
                     kwh = tot_e
             if tot_p and p_rules:
                 park(ce, end, tot_p, kwh, cuts_p, run)
@@ -887,9 +965,10 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                                                     key[1], f"step {_in_unit(rr.step, rr.unit)} {rr.unit}"))
                             break
         lines: list[RatedLine] = []
-        for rr, price, vol, (_r, _p, size, unit, group) in acc.values():
+        for rr, price, vol, (_r, _p, size, unit, group, _k) in acc.values():
             qty = vol if size is None else vol / size
-            lines.append(RatedLine(rr.kind, rr.title, qty, unit, price, qty * price, rr.vat, cur, rr.label, sid, group))
+            lines.append(new_line((rr.kind, rr.title, qty, unit, price, qty * price, rr.vat, cur, rr.label, sid, group,
+                                   None)))
 
         # once-per-session fees: start and flat fees when the session charged or parked at all;
         # reservation fees when there was a reservation
@@ -900,32 +979,32 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                     set_time(env, first_active, tz)  # type: ignore[arg-type]
                 env.el = first_active - start
                 env.kwh = ZERO
-            for kind, ftable in fee_tables:
-                for entry in ftable:
-                    fee, pred = entry[0], entry[1]
-                    if pred is None or pred(env):  # type: ignore[arg-type]
-                        price = fee.price if fee.price is not None else fee.price_fn(first_active, series)  # type: ignore[misc]
-                        lines.append(RatedLine(kind, fee.title, ONE, "session", price, price, fee.vat, cur, fee.label,
-                                               sid, "fixed"))
-                        trace.append(TraceEntry(kind, fee.label, first_active, first_active, ONE, price))
-                        break
+            for kind, flone, fchoose in fee_tables:
+                fentry = flone if flone is not None else fchoose(env)
+                if fentry is not None:
+                    fee = fentry[0]
+                    price = fee.price if fee.price is not None else fee.price_fn(first_active, series)  # type: ignore[misc]
+                    lines.append(new_line((kind, fee.title, ONE, "session", price, price, fee.vat, cur, fee.label,
+                                           sid, "fixed", None)))
+                    trace.append(new_trace((kind, fee.label, first_active, first_active, ONE, price, "")))
         if resv is not None and rfee_rules:
             if env is not None:
                 if fee_time:
                     set_time(env, start, tz)  # type: ignore[arg-type]
                 env.el = 0
                 env.pw, env.cur = fees.get("resv", fees.get("active", (s.max_power_kw, None)))
-            for entry in rfee_rules:
-                rfee, pred = entry[0], entry[1]
-                if pred is None or pred(env):  # type: ignore[arg-type]
-                    price = rfee.price if rfee.price is not None else rfee.price_fn(start, series)  # type: ignore[misc]
-                    lines.append(RatedLine("reservation_fee", rfee.title, ONE, "session", price, price, rfee.vat, cur,
-                                           rfee.label, sid, "reservation"))
-                    trace.append(TraceEntry("reservation_fee", rfee.label, start, start, ONE, price))
-                    break
+            rentry = rfee_choose(env)
+            if rentry is not None:
+                rfee = rentry[0]
+                price = rfee.price if rfee.price is not None else rfee.price_fn(start, series)  # type: ignore[misc]
+                lines.append(RatedLine("reservation_fee", rfee.title, ONE, "session", price, price, rfee.vat, cur,
+                                       rfee.label, sid, "reservation"))
+                trace.append(TraceEntry("reservation_fee", rfee.label, start, start, ONE, price))
         # finish_session's steps: caps per rule, the minimum/maximum session price, discounts
         if any_cap:
-            apply_caps(lines, trace, [a[0] for a in acc.values()], cur, sid, end)
+            capped = [a[0] for a in acc.values() if a[0].cap is not None]
+            if capped:  # apply_caps looks only at the capped rules among those that priced
+                apply_caps(lines, trace, capped, cur, sid, end)
         if bounded:
             _clamp(prog, lines, trace, cur, sid, end)
         consumed: list[tuple[str, Decimal]] = _NO_USES
@@ -936,19 +1015,17 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                     continue
                 if pred is not None:
                     if denv is None:
-                        denv = Env(s, resv)
-                        denv.pw = s.max_power_kw
+                        denv = _discount_env(s, resv, env)
                     if not pred(denv):
                         continue
                 if denv is None:
-                    denv = Env(s, resv)
-                    denv.pw = s.max_power_kw
+                    denv = _discount_env(s, resv, env)
                 consumed = []
                 _apply_discounts(prog, mine, s, denv, start, tz or zone(tzname or default_tz), ctx, lines, trace,
                                  consumed, cur, end)
                 break
         return RatingResult(sid, meta.name, ctx.version or meta.version, meta.sha256, prog.name, cur, tuple(lines),
-                            tuple(trace), tot_e, tot_t / 3600, tot_p / 3600, tuple(consumed) if consumed else ())
+                            tuple(trace), tot_e, tot_t / s_per_h, tot_p / s_per_h, tuple(consumed) if consumed else ())
 
     rate.__doc__ = f"Rate a session with tariff '{prog.name}' of ruleset '{meta.name}' (see specialise)."
     return rate
@@ -991,14 +1068,15 @@ def _in_unit(vol: Decimal, unit: str) -> Decimal:
 def apply_caps(lines: list[RatedLine], trace: list[TraceEntry], priced: Sequence[PricedRule], cur: str, sid: str,
                end: int) -> None:
     """A rule's 'at most' caps what that rule's lines add up to, by a negative cap line."""
-    seen: list[PricedRule] = []
+    seen: set[int] = set()  # ids: the same rule object is capped once
     for r in priced:
-        if r.cap is None or any(x is r for x in seen):
+        if r.cap is None or id(r) in seen:
             continue
-        seen.append(r)
+        seen.add(id(r))
         got = ZERO
+        label, kind = r.label, r.kind
         for ln in lines:
-            if ln.rule == r.label and ln.component == r.kind:
+            if ln.rule == label and ln.component == kind:
                 got += ln.net
         if got > r.cap:
             excess = got - r.cap
