@@ -28,8 +28,15 @@ All figures from the shared 2-core machine, where other sessions' tests and benc
 same time: wall times are pessimistic, by as much as three times under a load of 8-9, so each is
 given with this process's CPU time and the load average it ran under.
 
+On a quiet machine (2026-12-06 13:57-13:59 UTC, load average 0.1-0.9, nothing else running; main
+at e277aa6, the import including issue 14's journal postings):
+  import, 50,000 entries against 100,000 items: SQLite 12.89 s (3,879 entries/s, CPU 12.74 s),
+              PostgreSQL 13.02 s (3,839 entries/s, CPU 9.64 s)
+  collection run, 100,000 items: SQLite 11.96 s (8,361 items/s; gather 7.01 s, build, check and
+              archive 4.95 s), PostgreSQL 13.00 s (7,695 items/s; gather 7.04 s, the rest 5.95 s)
+
 Collection run, 100,000 items over 40,000 accounts into one pain.008.001.08 of 75.8 MB
-(2026-12-06, after the set-based gather and submit):
+(2026-12-06, after the set-based gather and submit, while other sessions shared the machine):
   SQLite      19.2 s (5,213 items/s; gather with preview 9.2 s, build, check and archive 10.0 s),
               CPU 12.4 s, load 3.6; 22.2 s (CPU 13.4 s) without the preview in the gather;
               38.6 s (CPU 13.6 s) at load 9, 52.3 s (CPU 18.7 s) at load 7-8; with the collector
