@@ -185,3 +185,34 @@ def test_final_and_one_off_mandates_collect_once(engine: Engine) -> None:
             "revoked"}
         g2 = C.gather(conn, tid, cred, "wf-2", date(2027, 1, 28), "usr_a")
         assert g2.items == 0 and sorted(s["reason"] for s in g2.skipped) == ["mandate revoked", "mandate revoked"]
+
+
+def test_a_statement_before_its_collection_is_submitted_books_once(engine: Engine) -> None:
+    """The bank's credit for a collection arrives while the run still waits for approval (the
+    item is only proposed): it is booked once, by the EndToEndId the run gave the item or else by
+    the invoice number, and the approval then leaves the paid item out of the file; the same
+    statement again, and again after the approval, changes nothing."""
+    tid, cred, items = _setup(engine)
+    with engine.begin() as conn:
+        g = C.gather(conn, tid, cred, "wf-early", AS_OF, "usr_a")
+        assert g.items == 2
+        e2e = {r.number: r.end_to_end_id for r in C.run_items(conn, g.run_id)}
+    credit = statement_xml(message_id="E-1", statement_id="SE-1", sequence=1, created=NOW, account_iban=CREDITOR_IBAN,
+                           currency="EUR", opening=D(0), entries=[SimEntry(
+                               D("12.83"), True, date(2026, 12, 15), "DD-EARLY-1", bank_tx_code="PMNT/RDDT/ESDD",
+                               transactions=[SimTransaction(D("12.83"), e2e["INV-000001"],
+                                                            remittance="INV-000001")])])
+    with engine.begin() as conn:
+        res = B.import_statement(conn, tid, parse_camt(credit)[0], "x")
+        assert res.matched == 1 and res.unmatched == 0
+        assert [s.open for s in R.item_states(conn, tid, item_ids=[items["INV-000001"]])] == [D(0)]
+        assert B.import_statement(conn, tid, parse_camt(credit)[0], "x").duplicates == 1
+        run = C.submit_run(conn, tid, g.run_id, "usr_b", NOW)
+        # only INV-000002 is still owed: the paid item left the file before it was built
+        assert (run.status, run.items, run.total) == ("submitted", 1, D("40.00"))
+        assert {r.number: r.status for r in C.run_items(conn, g.run_id)} == {"INV-000001": "dropped",
+                                                                              "INV-000002": "submitted"}
+        assert e2e["INV-000001"].encode() not in _file(conn, g.run_id)
+        assert B.import_statement(conn, tid, parse_camt(credit)[0], "x").duplicates == 1
+        [state] = R.item_states(conn, tid, item_ids=[items["INV-000001"]])
+        assert state.open == D(0)
