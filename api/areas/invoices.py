@@ -65,15 +65,20 @@ async def get_billing_cycle(request: Request[Any, Any, Any], cycle_id: str) -> C
     parts = cycle_id.split(":", 3)
     if len(parts) != 4 or parts[0] != "billing" or parts[1] != tenant_id:
         raise NotFound("cycle_not_found", f"billing cycle {cycle_id!r} not found")
+    out = CycleRead(id=cycle_id, cycle_key=parts[3])
+    # the workflow first, the database after: a state the workflow reports ('finalized' once the
+    # number is drawn) is then always matched by the invoice read (its number), never older
+    if temporal_configured(request.app):
+        await _from_workflow(request, out)
     with open_scope(request) as scope:
         rows = cycle_invoices(scope.db, tenant_id, cycle_id)
-    out = CycleRead(id=cycle_id, cycle_key=parts[3])
     if rows:
         last = dict(rows[-1]._mapping)
         out.invoice = InvoiceRead.model_validate(last)
-        out.state, out.hold_reasons = last["status"], list(last["hold_reasons"] or [])
-    if temporal_configured(request.app):
-        await _from_workflow(request, out)
+        if out.state is None:
+            out.state = last["status"]
+        if out.workflow_status != "running":  # a running workflow's query said the reasons already
+            out.hold_reasons = list(last["hold_reasons"] or [])
     if out.state is None:
         raise NotFound("cycle_not_found", f"billing cycle {cycle_id!r} not found")
     return out
