@@ -173,14 +173,11 @@ def render_account_statement(doc: AccountStatementDoc) -> bytes:
     from weasyprint import CSS, HTML  # type: ignore[import-untyped, unused-ignore]
 
     from runtime.documents.pdf import (
-        LABELS,
         TEMPLATES,
         _environment,
         font_config,
-        page_css,
-        seller_footer,
+        seller_page_css,
         stylesheet,
-        with_legal_lines,
     )
 
     if doc.language not in ACCOUNT_LABELS:
@@ -188,7 +185,7 @@ def render_account_statement(doc: AccountStatementDoc) -> bytes:
     html = _environment().get_template("account_statement.html").render(**_context(doc))
     laid_out = HTML(string=html, base_url=str(TEMPLATES)).render(
         stylesheets=[stylesheet(doc.language),
-                     CSS(string=page_css(with_legal_lines(seller_footer(doc.seller, LABELS[doc.language]), doc.branding), doc.branding))],
+                     CSS(string=seller_page_css(doc.seller, doc.language, doc.branding))],
         font_config=font_config())
     result = laid_out.write_pdf(pdf_identifier=doc.number.encode("utf-8"), uncompressed_pdf=False)
     assert isinstance(result, bytes)

@@ -224,14 +224,11 @@ def render_dunning_letter(doc: DunningLetterDoc) -> bytes:
     from weasyprint import CSS, HTML  # type: ignore[import-untyped, unused-ignore]
 
     from runtime.documents.pdf import (
-        LABELS,
         TEMPLATES,
         _environment,
         font_config,
-        page_css,
-        seller_footer,
+        seller_page_css,
         stylesheet,
-        with_legal_lines,
     )
 
     if doc.language not in LETTER_LABELS:
@@ -239,7 +236,7 @@ def render_dunning_letter(doc: DunningLetterDoc) -> bytes:
     html = _environment().get_template("dunning_letter.html").render(**_context(doc))
     laid_out = HTML(string=html, base_url=str(TEMPLATES)).render(
         stylesheets=[stylesheet(doc.language),
-                     CSS(string=page_css(with_legal_lines(seller_footer(doc.seller, LABELS[doc.language]), doc.branding), doc.branding))],
+                     CSS(string=seller_page_css(doc.seller, doc.language, doc.branding))],
         font_config=font_config())
     result = laid_out.write_pdf(pdf_identifier=doc.number.encode("utf-8"), uncompressed_pdf=False)
     assert isinstance(result, bytes)

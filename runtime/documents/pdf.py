@@ -692,6 +692,12 @@ def _page_css(doc: Document) -> str:
     return page_css(columns, doc.branding)
 
 
+def seller_page_css(seller: Seller, language: str, branding: Branding) -> str:
+    """The page rules of a document the tenant issues on its own letterhead (account statements,
+    dunning letters): its footer columns with its legal lines, and its colours."""
+    return page_css(with_legal_lines(seller_footer(seller, LABELS[language]), branding), branding)
+
+
 def with_legal_lines(columns: list[list[str]], branding: Branding) -> list[list[str]]:
     """The tenant's legal lines (register court and number, managing directors: what a German
     business letter must state) go into the footer's company column, on every page, one part per
