@@ -550,9 +550,6 @@ def mark_stuck_unknown(engine: Engine, older_than: timedelta, *, now: datetime |
 
 # ---------------------------------------------------------------------------------- issuing
 
-_RENDER_LOCK = threading.Lock()
-
-
 def issue_documents(engine: Engine, tenant_id: str, doc: Any, formats: Sequence[str], *,
                     source_invoice_id: str | None = None, customer_id: str | None = None,
                     email: str = "", requested_by: str = "") -> list[StoredDocument]:
@@ -564,11 +561,9 @@ def issue_documents(engine: Engine, tenant_id: str, doc: Any, formats: Sequence[
     ``DocumentImmutable`` is raised rather than silently issuing a second version."""
     from runtime.documents import MEDIA_TYPES, render
 
-    # CPU first, outside the transaction; one render at a time per process, because activities run
-    # in threads and WeasyPrint's shared font configuration (Pango/fontconfig) is not made for
-    # concurrent use (rendering holds the GIL anyway, so the lock costs no throughput)
-    with _RENDER_LOCK:
-        rendered = [(fmt, render(doc, fmt)) for fmt in formats]
+    # CPU first, outside the transaction (runtime.documents.pdf.RENDER_LOCK keeps renders in
+    # activity threads one at a time)
+    rendered = [(fmt, render(doc, fmt)) for fmt in formats]
     kind = doc.kind.value
     totals = doc.totals
     out = []

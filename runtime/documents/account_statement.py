@@ -170,23 +170,10 @@ def _context(doc: AccountStatementDoc) -> dict[str, Any]:
 
 def render_account_statement(doc: AccountStatementDoc) -> bytes:
     """The statement as PDF bytes (the same statement renders the same bytes)."""
-    from weasyprint import CSS, HTML  # type: ignore[import-untyped, unused-ignore]
-
-    from runtime.documents.pdf import (
-        TEMPLATES,
-        _environment,
-        font_config,
-        seller_page_css,
-        stylesheet,
-    )
+    from runtime.documents.pdf import _environment, render_letter_pdf
 
     if doc.language not in ACCOUNT_LABELS:
         raise ValueError(f"unsupported language {doc.language!r}")
     html = _environment().get_template("account_statement.html").render(**_context(doc))
-    laid_out = HTML(string=html, base_url=str(TEMPLATES)).render(
-        stylesheets=[stylesheet(doc.language),
-                     CSS(string=seller_page_css(doc.seller, doc.language, doc.branding))],
-        font_config=font_config())
-    result = laid_out.write_pdf(pdf_identifier=doc.number.encode("utf-8"), uncompressed_pdf=False)
-    assert isinstance(result, bytes)
-    return result
+    return render_letter_pdf(html, number=doc.number, language=doc.language, seller=doc.seller,
+                             branding=doc.branding)

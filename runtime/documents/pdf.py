@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import threading
 import warnings
 from dataclasses import dataclass
 from decimal import Decimal
@@ -749,6 +750,14 @@ os.environ.setdefault("SOURCE_DATE_EPOCH", "315532800")
 warnings.filterwarnings("ignore", message="HarfBuzz-Subset will be required", category=DeprecationWarning)
 
 
+# WeasyPrint's shared font configuration (Pango/fontconfig) is not made for concurrent use: two
+# threads laying out at once can abort the whole process inside fontconfig (seen in CI as
+# "FcFontSetMatch: Assertion `p != NULL' failed" in a worker rendering dunning letters from
+# activity threads). Every layout and PDF write in the process takes this lock; rendering holds
+# the GIL anyway, so it costs no throughput. Re-entrant: render_facturx lays out, then writes.
+RENDER_LOCK = threading.RLock()
+
+
 @lru_cache(maxsize=1)
 def font_config() -> Any:
     """One font configuration per process, so font lookups stay cached between documents."""
@@ -780,10 +789,11 @@ def layout_pdf(doc: Document, *, include_statement: bool = True, statement_only:
     from weasyprint import CSS, HTML  # type: ignore[import-untyped, unused-ignore]
 
     html = render_html(doc, include_statement=include_statement, statement_only=statement_only)
-    return HTML(string=html, base_url=str(TEMPLATES)).render(
-        stylesheets=[stylesheet(doc.language), CSS(string=_page_css(doc))],
-        font_config=font_config(),
-    )
+    with RENDER_LOCK:
+        return HTML(string=html, base_url=str(TEMPLATES)).render(
+            stylesheets=[stylesheet(doc.language), CSS(string=_page_css(doc))],
+            font_config=font_config(),
+        )
 
 
 def write_pdf(doc: Document, laid_out: Any, pdf_variant: str | None = None) -> bytes:
@@ -791,7 +801,22 @@ def write_pdf(doc: Document, laid_out: Any, pdf_variant: str | None = None) -> b
     # identifier and metadata come from the document, so the same document renders the same bytes
     options["pdf_identifier"] = doc.number.encode("utf-8")
     options["uncompressed_pdf"] = False
-    result = laid_out.write_pdf(**options)
+    with RENDER_LOCK:
+        result = laid_out.write_pdf(**options)
+    assert isinstance(result, bytes)
+    return result
+
+
+def render_letter_pdf(html: str, *, number: str, language: str, seller: Any, branding: Any) -> bytes:
+    """A letter-like document (dunning letter, account statement) already rendered to HTML, as
+    PDF bytes with the seller's page rules; the same HTML renders the same bytes."""
+    from weasyprint import CSS, HTML  # type: ignore[import-untyped, unused-ignore]
+
+    with RENDER_LOCK:
+        laid_out = HTML(string=html, base_url=str(TEMPLATES)).render(
+            stylesheets=[stylesheet(language), CSS(string=seller_page_css(seller, language, branding))],
+            font_config=font_config())
+        result = laid_out.write_pdf(pdf_identifier=number.encode("utf-8"), uncompressed_pdf=False)
     assert isinstance(result, bytes)
     return result
 

@@ -73,3 +73,17 @@ def test_an_invoice_open_beyond_its_amount_says_why(language: str, note: str) ->
     assert note in text and text.count(note) == 1
     plain = " ".join(pdf_text(render_dunning_letter(_doc(language))).split())
     assert note not in plain
+
+
+def test_letters_rendered_from_many_threads_at_once_come_out_whole_and_identical() -> None:
+    """Activities render letters from worker threads; WeasyPrint's font configuration is shared by
+    the process and not made for concurrent use (CI once saw a worker abort inside fontconfig).
+    Eight threads rendering at once get the bytes one thread gets."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    docs = [_doc(lang) for lang in ("de", "en", "fr", "nl")] * 2
+    alone = [render_dunning_letter(d) for d in docs]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        together = list(pool.map(render_dunning_letter, docs))
+    assert together == alone
+    assert all(b.startswith(b"%PDF-") for b in together)
