@@ -65,6 +65,8 @@ def build_worker(client: Client, engine: Engine, task_queue: str = TASK_QUEUE, *
     from workflows.accounting.workflows import BatchDeliveryWorkflow
     from workflows.billing.schedule_sync import ScheduleSyncWorkflow
     from workflows.billing.schedules import ScheduleActivities  # it imports this module
+    from workflows.clearing.activities import ClearingActivities
+    from workflows.clearing.workflows import ClearingWorkflow
     from workflows.collections.activities import CollectionActivities
     from workflows.collections.workflows import CollectionRunWorkflow
     from workflows.documents.activities import DeliveryActivities
@@ -89,10 +91,11 @@ def build_worker(client: Client, engine: Engine, task_queue: str = TASK_QUEUE, *
     return Worker(client, task_queue=task_queue,
                   workflows=[BillingCycleWorkflow, ScheduleSyncWorkflow, DocumentDeliveryWorkflow,
                              DocumentDeliverySweepWorkflow, CollectionRunWorkflow, PayoutRunWorkflow, DunningWorkflow,
-                             DunningSweepWorkflow, BatchDeliveryWorkflow],
+                             DunningSweepWorkflow, BatchDeliveryWorkflow, ClearingWorkflow],
                   activities=acts.all() + ScheduleActivities(engine).all() + DeliveryActivities(engine, smtp).all()
                   + CollectionActivities(engine).all() + PayoutActivities(engine).all()
-                  + DunningActivities(engine, client=client).all() + AccountingActivities(engine).all(),
+                  + DunningActivities(engine, client=client).all() + AccountingActivities(engine).all()
+                  + ClearingActivities(engine).all(),
                   activity_executor=ThreadPoolExecutor(max_workers=threads),
                   max_concurrent_activities=max_concurrent_activities or threads,
                   max_concurrent_local_activities=slots, workflow_runner=runner, **kw)

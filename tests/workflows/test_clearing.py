@@ -1,0 +1,144 @@
+"""eMSP clearing on Temporal (time-skipping): a month of a partner's roaming sessions (one late
+session of the month before joins as a correction) is priced through the DSL with the agreement's
+tariff, archived as XLSX and OCPI 2.2.1 CDR JSON and sent; a dispute on day 6 of the window is
+taken, one on day 8 refused; finance accepts the partner's amount after the window; the clearing
+invoice (PDF + XRechnung UBL, reverse charge: the partner is Dutch) bills the resolved amounts.
+SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import subprocess
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal as D
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+
+from store import clearing as S
+from store.documents import documents_by_number
+from tests.clearing_seed import add_sessions, add_tokens, roam_net, seed_clearing
+from tests.store.conftest import BACKENDS, fresh_engine
+from workflows.billing.worker import build_worker
+from workflows.clearing.types import ClearingInput, DisputeRequest, ResolveRequest, clearing_workflow_id
+from workflows.clearing.workflows import ClearingWorkflow
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+NOV = datetime(2026, 11, 10, 9, tzinfo=UTC)
+SESSIONS = [("s1", NOV, D("10.000"), "T1"), ("s2", NOV + timedelta(days=3), D("22.500"), "T2"),
+            ("s3", NOV + timedelta(days=12), D("7.250"), "T1"),
+            ("late1", datetime(2026, 10, 30, 12, tzinfo=UTC), D("5.000"), "T2"),  # last month's, late
+            ("dec1", datetime(2026, 12, 1, 12, tzinfo=UTC), D("3.000"), "T1")]  # next month's
+
+
+@pytest.fixture(params=BACKENDS)
+def store_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    eng, cleanup = fresh_engine(str(request.param), tmp_path)
+    yield eng
+    cleanup()  # type: ignore[operator]
+
+
+async def _state(env: WorkflowEnvironment, wid: str, want: str) -> object:
+    handle = env.client.get_workflow_handle(wid)
+    for _ in range(600):
+        st = await handle.query(ClearingWorkflow.status)
+        if st.state == want:
+            return st
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the clearing never reached {want} (last: {st.state})")
+
+
+async def test_dispute_window_day_6_taken_day_8_refused(env: WorkflowEnvironment, store_engine: Engine,
+                                                        task_queue: str, tmp_path: Path) -> None:
+    tid = f"t{uuid.uuid4().hex[:8]}"
+    seed = seed_clearing(store_engine, tid)
+    add_tokens(store_engine, seed, ["T1", "T2"])
+    add_sessions(store_engine, seed, SESSIONS)
+    wid = clearing_workflow_id(tid, seed.partner_id, "2026-11")
+    async with build_worker(env.client, store_engine, task_queue, threads=2):
+        handle = await env.client.start_workflow(ClearingWorkflow.run, ClearingInput(tid, seed.partner_id, "2026-11",
+                                                                                     "ops"),
+                                                 id=wid, task_queue=task_queue)
+        st = await _state(env, wid, "in_review")
+        sid = st.statement_id  # type: ignore[attr-defined]
+        with store_engine.connect() as conn:
+            row = S.get_statement(conn, tid, sid, content=True)
+            cdrs = {c.cdr_id: c for c in S.statement_cdrs(conn, sid)}
+        # the month's three and the late one of October; December's waits for its own month
+        assert set(cdrs) == {"s1", "s2", "s3", "late1"}
+        assert cdrs["late1"].late and not cdrs["s1"].late
+        for sid_, _, kwh, _ in SESSIONS[:4]:
+            assert cdrs[sid_].net == roam_net(kwh), sid_
+        assert row.status == "in_review" and row.cdrs == 4 and row.late == 1
+        assert row.net_total == sum((roam_net(k) for _, _, k, _ in SESSIONS[:4]), D(0))
+        assert row.window_ends_at - row.sent_at == timedelta(days=7)
+
+        await env.sleep(timedelta(days=6))
+        dispute_id = await handle.execute_update(ClearingWorkflow.dispute, DisputeRequest(
+            "u_partner", "partner", seed.partner_id, "s2", "our driver says 20 kWh", "11.30"))
+        assert dispute_id.startswith("dsp")
+        # another partner's key may not dispute it
+        with pytest.raises(WorkflowUpdateFailedError) as other:
+            await handle.execute_update(ClearingWorkflow.dispute, DisputeRequest(
+                "u_x", "partner", "par_other", "s1", "no", "0"))
+        assert isinstance(other.value.cause, ApplicationError) and other.value.cause.type == "forbidden"
+
+        await env.sleep(timedelta(days=2))  # day 8
+        with pytest.raises(WorkflowUpdateFailedError) as late:
+            await handle.execute_update(ClearingWorkflow.dispute, DisputeRequest(
+                "u_fin", "approver", "", "s3", "too late", "1.00"))
+        assert isinstance(late.value.cause, ApplicationError) and late.value.cause.type == "window_closed"
+        await _state(env, wid, "resolving")
+        with pytest.raises(WorkflowUpdateFailedError) as who:
+            await handle.execute_update(ClearingWorkflow.resolve, ResolveRequest("u_p", "partner", dispute_id, "accept"))
+        assert isinstance(who.value.cause, ApplicationError) and who.value.cause.type == "forbidden"
+        await handle.execute_update(ClearingWorkflow.resolve, ResolveRequest("u_fin", "approver", dispute_id, "accept",
+                                                                             note="meter values agree"))
+        result = await handle.result()
+
+    assert result.status == "invoiced" and result.invoice_number == "CLR-000001" and result.disputes == 1
+    expected = roam_net(D("10.000")) + D("11.30") + roam_net(D("7.250")) + roam_net(D("5.000"))
+    assert D(result.net) == expected
+    assert D(result.gross) == expected  # reverse charge: a Dutch business partner, no German VAT
+    with store_engine.connect() as conn:
+        row = S.get_statement(conn, tid, sid, content=True)
+        disputes = S.disputes_of(conn, tid, sid)
+        docs = {d.format: b for d, b in documents_by_number(conn, tid, result.invoice_number)}
+    assert row.status == "invoiced" and row.invoice_number == "CLR-000001" and row.invoice_net == expected
+    assert [(d.cdr_id, d.resolution, d.resolved_net, d.ours) for d in disputes] == \
+        [("s2", "accept", D("11.30"), roam_net(D("22.500")))]
+    assert set(docs) == {"pdf", "xrechnung-ubl"}
+    ubl = docs["xrechnung-ubl"].decode()
+    assert "<cbc:ID>AE</cbc:ID>" in ubl and "<cbc:TaxAmount currencyID=\"EUR\">0.00</cbc:TaxAmount>" in ubl
+    pdf = tmp_path / "clr.pdf"
+    pdf.write_bytes(docs["pdf"])
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert "CLR-000001" in text and "CDR s2" in text and "Reverse" in text
+
+    # the archived files: one XLSX row per CDR with the OCPI fields and a totals sheet; the CDR JSON
+    # reads as OCPI 2.2.1 CDRs in another implementation's types
+    import openpyxl
+    from ocpi_types.v2_2_1 import Cdr
+
+    wb = openpyxl.load_workbook(io.BytesIO(row.xlsx), read_only=True)
+    rows = list(wb["CDRs"].iter_rows(values_only=True))
+    assert rows[0][0] == "cdr_id" and "total_energy" in rows[0] and len(rows) == 5
+    by_id = {r[0]: dict(zip(rows[0], r, strict=True)) for r in rows[1:]}
+    assert D(str(by_id["s2"]["net"])) == roam_net(D("22.500")) and by_id["late1"]["correction"] == "late"
+    totals = dict(wb["Totals"].iter_rows(values_only=True))
+    assert totals["cdrs"] == 4 and D(str(totals["net"])) == row.net_total
+    objs = json.loads(row.cdr_json)
+    parsed = [Cdr.from_dict(o) for o in objs]
+    assert {p.id for p in parsed} == {"s1", "s2", "s3", "late1"}
+    assert all(p.cdr_token.party_id == "ABC" and p.cdr_token.country_code == "NL" for p in parsed)
+    s1 = next(o for o in objs if o["id"] == "s1")
+    assert D(str(s1["total_cost"]["excl_vat"])) == roam_net(D("10.000"))
