@@ -25,6 +25,7 @@ from api.areas import (
     audit,
     bank,
     billing,
+    clearing,
     collections,
     customers,
     documents,
@@ -114,7 +115,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[health, apidocs.static_router(), tenancy.router, tokens.router, customers.router, sites.router,
                         partners.router, rulesets.router, pricing.router, sessions.router, audit.router, ocpp.router, documents.router,
                         billing.router, invoices.router, receivables.router,
-                        bank.router, collections.router, payouts.router, dunning.router, accounting.router,
+                        bank.router, collections.router, payouts.router, clearing.router, dunning.router, accounting.router,
                         *console.routers()],
         template_config=console.template_config(),
         # the access line is outermost, so it sees the status of refused requests (401, 429) too

@@ -67,6 +67,17 @@ def expected_roles(op_id: str) -> set[str]:
         return {"admin", "operator", "approver"}
     if op_id in ("approve_payout_run", "reject_payout_run"):
         return {"approver", "admin"}
+    # eMSP clearing: finance and the partner (its own) read statements; the partner's key or finance
+    # disputes a CDR (the workflow checks the window), approvers resolve
+    if op_id in ("list_clearing_statements", "get_clearing_statement", "download_clearing_xlsx",
+                 "download_clearing_cdrs"):
+        return {"admin", "operator", "approver", "auditor", "partner"}
+    if op_id == "start_clearing":
+        return {"admin", "operator", "approver"}
+    if op_id == "dispute_clearing_cdr":
+        return {"admin", "operator", "approver", "partner"}
+    if op_id == "resolve_clearing_dispute":
+        return {"admin", "approver"}
     # dunning: finance reads cases and letters; only approvers decide a stage that needs approval
     if op_id in ("list_dunning_cases", "get_dunning_case", "download_dunning_letter"):
         return {"admin", "operator", "approver", "auditor"}

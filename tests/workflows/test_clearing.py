@@ -142,3 +142,76 @@ async def test_dispute_window_day_6_taken_day_8_refused(env: WorkflowEnvironment
     assert all(p.cdr_token.party_id == "ABC" and p.cdr_token.country_code == "NL" for p in parsed)
     s1 = next(o for o in objs if o["id"] == "s1")
     assert D(str(s1["total_cost"]["excl_vat"])) == roam_net(D("10.000"))
+
+
+async def test_partner_key_disputes_through_the_api(env: WorkflowEnvironment, engine: Engine, task_queue: str) -> None:
+    """The partner's own API key sees and disputes its statement through the API; finance's
+    dispute after the window is 409 window_closed; finance keeps our amount; another eMSP's key sees
+    nothing of it."""
+    from sqlalchemy.orm import Session
+
+    from store.tenants import create_user, issue_key
+    from tests.workflows.test_billing_api import api_client, h
+
+    tid = f"t{uuid.uuid4().hex[:8]}"
+    seed = seed_clearing(engine, tid, partner_country="DE", partner_vat="DE811907980")
+    add_tokens(engine, seed, ["T1", "T2"])
+    add_sessions(engine, seed, SESSIONS[:3])
+    keys = {}
+    with Session(engine) as db:
+        for role, partner in (("operator", None), ("approver", None), ("partner", seed.partner_id),
+                              ("partner", "par_nobody")):
+            if partner == "par_nobody":
+                from store.models import Partner
+
+                db.add(Partner(id="par_nobody", tenant_id=tid, kind="emsp", name="Other", country_code="DE",
+                               party_id="OTH"))
+                db.flush()
+            u = create_user(db, tid, f"{role}-{partner}@t.test", role, partner_id=partner)
+            db.flush()
+            keys[f"{role}-{partner}"] = issue_key(db, tid, u.id, role)[1]
+        db.commit()
+    ops, fin = h(keys["operator-None"]), h(keys["approver-None"])
+    mine, other = h(keys[f"partner-{seed.partner_id}"]), h(keys["partner-par_nobody"])
+    async with build_worker(env.client, engine, task_queue, threads=2), api_client(env, engine, task_queue) as c:
+        r = await c.post("/clearing/statements", json={"partner_id": seed.partner_id, "month": "2026-11"}, headers=ops)
+        assert r.status_code == 202, r.text
+        wid = r.json()["workflow_id"]
+        assert (await c.post("/clearing/statements", json={"partner_id": "par_nobody_else", "month": "2026-11"},
+                             headers=ops)).status_code == 404
+        st = await _state(env, wid, "in_review")
+        sid = st.statement_id  # type: ignore[attr-defined]
+        listed = (await c.get("/clearing/statements", headers=mine)).json()["items"]
+        assert [s["id"] for s in listed] == [sid] and not (await c.get("/clearing/statements",
+                                                                       headers=other)).json()["items"]
+        assert (await c.get(f"/clearing/statements/{sid}", headers=other)).status_code == 404
+        x = await c.get(f"/clearing/statements/{sid}/xlsx", headers=mine)
+        assert x.status_code == 200 and x.content[:2] == b"PK"
+        assert len((await c.get(f"/clearing/statements/{sid}/cdrs", headers=mine)).json()) == 3
+        r = await c.post(f"/clearing/statements/{sid}/disputes", headers=mine,
+                         json={"cdr_id": "s1", "reason": "blocked charger", "proposed_amount": "0.00"})
+        assert r.status_code == 201, r.text
+        dispute = r.json()
+        assert dispute["ours"] == str(roam_net(D("10.000"))) and dispute["raised_role"] == "partner"
+        r = await c.post(f"/clearing/statements/{sid}/disputes", headers=mine,
+                         json={"cdr_id": "nope", "reason": "x", "proposed_amount": "1"})
+        assert r.status_code == 404 and r.json()["code"] == "cdr_not_found"
+        # resolving before the window closed
+        r = await c.post(f"/clearing/disputes/{dispute['id']}/resolve", headers=fin, json={"resolution": "keep"})
+        assert r.status_code == 409 and r.json()["code"] == "not_resolving"
+        await env.sleep(timedelta(days=8))
+        await _state(env, wid, "resolving")
+        r = await c.post(f"/clearing/statements/{sid}/disputes", headers=fin,
+                         json={"cdr_id": "s2", "reason": "late", "proposed_amount": "1.00"})
+        assert r.status_code == 409 and r.json()["code"] == "window_closed"
+        r = await c.post(f"/clearing/disputes/{dispute['id']}/resolve", headers=fin,
+                         json={"resolution": "keep", "note": "meter values confirm"})
+        assert r.status_code == 200 and r.json()["resolution"] == "keep", r.text
+        result = await env.client.get_workflow_handle(wid).result()
+        detail = (await c.get(f"/clearing/statements/{sid}", headers=fin)).json()
+    # a German partner: no reverse charge, 19 % VAT on the kept amounts
+    net = sum((roam_net(k) for _, _, k, _ in SESSIONS[:3]), D(0))
+    assert detail["status"] == "invoiced" and D(detail["invoice_net"]) == net and not detail["reverse_charge"]
+    assert D(detail["invoice_gross"]) == net + (net * D("0.19")).quantize(D("0.01"))
+    assert result["invoice_number"] == detail["invoice_number"]
+    assert [d["resolution"] for d in detail["disputes"]] == ["keep"]
