@@ -31,6 +31,7 @@ from api.areas import (
     documents,
     dunning,
     invoices,
+    ocpi,
     ocpp,
     partners,
     payouts,
@@ -107,7 +108,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
 
     # the console has its own sign-in (a session cookie, api.console.session), not API keys
-    auth = DefineMiddleware(ApiKeyMiddleware, exclude=["^/schema", "^/health", "^/console"])
+    auth = DefineMiddleware(ApiKeyMiddleware, exclude=["^/schema", "^/health", "^/console", "^/ocpi/"])
     from api.health import health
     from api.logs import AccessLogMiddleware, access_log_enabled
 
@@ -115,7 +116,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[health, apidocs.static_router(), tenancy.router, tokens.router, customers.router, sites.router,
                         partners.router, rulesets.router, pricing.router, sessions.router, audit.router, ocpp.router, documents.router,
                         billing.router, invoices.router, receivables.router,
-                        bank.router, collections.router, payouts.router, clearing.router, dunning.router, accounting.router,
+                        bank.router, collections.router, payouts.router, clearing.router, ocpi.ocpi_router, ocpi.admin_router, dunning.router, accounting.router,
                         *console.routers()],
         template_config=console.template_config(),
         # the access line is outermost, so it sees the status of refused requests (401, 429) too

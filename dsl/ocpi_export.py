@@ -67,7 +67,7 @@ def _restrictions(cond: A.Cond | None, where: str, party: str, out: dict[str, An
     if k == "time":
         start, end = str(args[0]), str(args[1])
         out["start_time"] = start
-        out["end_time"] = "00:00" if end in ("24:00",) else end
+        out["end_time"] = "00:00" if end == "24:00" else end
         return
     if k == "days":
         out["day_of_week"] = [_DAYS[int(str(d))] for d in args]

@@ -37,7 +37,7 @@ tariff roam "Roaming" {
   vat 19%
   start_fee 0.30
   energy 0.55 per kWh
-  parking 0.10 per min after 60 min
+  parking 0.10 per min
 }
 """
 START_FEE = Decimal("0.30")

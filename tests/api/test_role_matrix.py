@@ -78,6 +78,8 @@ def expected_roles(op_id: str) -> set[str]:
         return {"admin", "operator", "approver", "partner"}
     if op_id == "resolve_clearing_dispute":
         return {"admin", "approver"}
+    if op_id == "issue_ocpi_token":
+        return {"admin"}  # it opens the partner's OCPI access
     # dunning: finance reads cases and letters; only approvers decide a stage that needs approval
     if op_id in ("list_dunning_cases", "get_dunning_case", "download_dunning_letter"):
         return {"admin", "operator", "approver", "auditor"}
