@@ -235,6 +235,10 @@ class Partner(SQLModel, table=True):
     country_code: str = Field(default="", max_length=2)
     party_id: str = Field(default="", max_length=3)  # OCPI party id for eMSPs
     vat_id: str = Field(default="", max_length=30)
+    # the billing address (an eMSP's clearing invoice names it; migration 0033)
+    street: str = Field(default="", max_length=200, sa_column_kwargs={"server_default": ""})
+    postal_code: str = Field(default="", max_length=20, sa_column_kwargs={"server_default": ""})
+    city: str = Field(default="", max_length=100, sa_column_kwargs={"server_default": ""})
     iban: str = Field(default="", max_length=34)
     email: str = Field(default="", max_length=200)
     created_at: datetime = _created()

@@ -86,7 +86,8 @@ def seed_clearing(engine: Engine, tenant_id: str, *, create_tenant: bool = True,
             publisher_id="seed2", published_at=now, note=""))
         conn.execute(insert(_t(Partner)).values(
             id=pid, tenant_id=tenant_id, kind="emsp", name="Roam Mobility B.V.", country_code=partner_country,
-            party_id="ABC", vat_id=partner_vat, iban="", email="", created_at=now))
+            party_id="ABC", vat_id=partner_vat, iban="", email="", street="Keizersgracht 1", postal_code="1015 CJ",
+            city="Amsterdam", created_at=now))
         conn.execute(insert(_t(Agreement)).values(
             id=f"agr_{tenant_id}", tenant_id=tenant_id, partner_id=pid, kind="roaming", reference="roaming 2026",
             ruleset_name="clearing_test", rule_name="roam", valid_from=date(2020, 1, 1), valid_to=None, terms={},

@@ -29,6 +29,9 @@ class PartnerCreate(WriteModel):
     vat_id: VatId = ""
     iban: Iban = ""
     email: Email = ""
+    street: str = Field("", max_length=200)
+    postal_code: str = Field("", max_length=20)
+    city: str = Field("", max_length=100, description="the billing address an eMSP's clearing invoice names")
 
 
 PartnerUpdate = update_of(PartnerCreate, "PartnerUpdate")

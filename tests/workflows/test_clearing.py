@@ -118,6 +118,10 @@ async def test_dispute_window_day_6_taken_day_8_refused(env: WorkflowEnvironment
         [("s2", "accept", D("11.30"), roam_net(D("22.500")))]
     assert set(docs) == {"pdf", "xrechnung-ubl"}
     ubl = docs["xrechnung-ubl"].decode()
+    from tests.workflows.test_payouts import kit_validate
+
+    rep = kit_validate(tmp_path, "clearing.xml", docs["xrechnung-ubl"])
+    assert rep.valid, rep.summary()
     assert "<cbc:ID>AE</cbc:ID>" in ubl and "<cbc:TaxAmount currencyID=\"EUR\">0.00</cbc:TaxAmount>" in ubl
     pdf = tmp_path / "clr.pdf"
     pdf.write_bytes(docs["pdf"])

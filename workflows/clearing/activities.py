@@ -249,6 +249,6 @@ class ClearingActivities:
 def _buyer(p: Any) -> Any:
     from runtime.documents.model import Address, Buyer, ElectronicAddress
 
-    return Buyer(name=p.name, address=Address("", "", "", p.country_code or "DE"),
+    return Buyer(name=p.name, address=Address(p.street, p.city, p.postal_code, p.country_code or "DE"),
                  electronic_address=ElectronicAddress(p.email or "billing@invalid", "EM"), is_business=True,
                  vat_id=p.vat_id or None, buyer_reference=f"{p.country_code}*{p.party_id}")

@@ -1,5 +1,6 @@
 """eMSP clearing: statements per eMSP partner and month with their archived XLSX and CDR JSON, the
-CDRs each states (a session once), disputes of the D-7 window, and OCPI credentials (issue 15)
+CDRs each states (a session once), disputes of the D-7 window, OCPI credentials, and the partners'
+billing address (issue 15)
 
 Revision ID: 0033_clearing
 Revises: 0025_journal
@@ -31,6 +32,8 @@ def _s(name: str, n: int, nullable: bool = False) -> sa.Column:
 
 
 def upgrade() -> None:
+    for name, n in (("street", 200), ("postal_code", 20), ("city", 100)):
+        op.add_column("partner", sa.Column(name, sa.String(length=n), nullable=False, server_default=""))
     op.create_table(
         "clearing_statement",
         _s("id", 40), _s("tenant_id", 40), _s("partner_id", 40), _s("month", 7), _ts("period_start"),
@@ -94,3 +97,5 @@ def downgrade() -> None:
     op.drop_table("clearing_cdr")
     op.drop_index("ix_clearing_statement_status", table_name="clearing_statement")
     op.drop_table("clearing_statement")
+    for name in ("city", "postal_code", "street"):
+        op.drop_column("partner", name)
