@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ from workflows.clearing.types import ClearingInput, DisputeRequest, ResolveReque
 from workflows.clearing.workflows import ClearingWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
+HISTORY = Path(__file__).resolve().parent / "histories" / "clearing_dispute_accepted.json"
 
 NOV = datetime(2026, 11, 10, 9, tzinfo=UTC)
 SESSIONS = [("s1", NOV, D("10.000"), "T1"), ("s2", NOV + timedelta(days=3), D("22.500"), "T2"),
@@ -104,6 +106,8 @@ async def test_dispute_window_day_6_taken_day_8_refused(env: WorkflowEnvironment
         await handle.execute_update(ClearingWorkflow.resolve, ResolveRequest("u_fin", "approver", dispute_id, "accept",
                                                                              note="meter values agree"))
         result = await handle.result()
+        if os.environ.get("EVBILL_RECORD_CLEARING_HISTORY") and store_engine.dialect.name == "sqlite":
+            HISTORY.write_text((await handle.fetch_history()).to_json())
 
     assert result.status == "invoiced" and result.invoice_number == "CLR-000001" and result.disputes == 1
     expected = roam_net(D("10.000")) + D("11.30") + roam_net(D("7.250")) + roam_net(D("5.000"))
