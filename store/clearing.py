@@ -316,3 +316,41 @@ def delete_credentials(conn: Connection, cred_id: str) -> None:
     from sqlalchemy import delete
 
     conn.execute(delete(ocpi_credentials).where(ocpi_credentials.c.id == cred_id))
+
+
+# ------------------------------------------------------------------ what clearing prices with
+def tenant_row(conn: Connection, tenant_id: str) -> Any:
+    from store.models import Tenant
+
+    t = Tenant.__table__  # type: ignore[attr-defined]
+    return conn.execute(select(t).where(t.c.id == tenant_id)).one()
+
+
+def partner_row(conn: Connection, tenant_id: str, partner_id: str) -> Any:
+    p = Partner.__table__  # type: ignore[attr-defined]
+    return conn.execute(select(p).where(p.c.tenant_id == tenant_id, p.c.id == partner_id)).one()
+
+
+def roaming_agreement(conn: Connection, tenant_id: str, partner_id: str, before: Any = None) -> Any:
+    """The partner's latest ``roaming`` agreement (valid from a day before ``before``, if given):
+    it names the ruleset and tariff that price its sessions."""
+    from store.models import Agreement
+
+    a = Agreement.__table__  # type: ignore[attr-defined]
+    q = select(a).where(a.c.tenant_id == tenant_id, a.c.partner_id == partner_id, a.c.kind == "roaming")
+    if before is not None:
+        q = q.where(a.c.valid_from < before)
+    return conn.execute(q.order_by(a.c.valid_from.desc()).limit(1)).first()
+
+
+def ruleset_versions(conn: Connection, tenant_id: str, ruleset_name: str) -> list[Any]:
+    """The published versions of the tenant's ruleset ``ruleset_name`` (empty: of all its
+    rulesets), by effective time."""
+    from store.models import Ruleset, RulesetVersion
+
+    v = RulesetVersion.__table__  # type: ignore[attr-defined]
+    r = Ruleset.__table__  # type: ignore[attr-defined]
+    q = select(v.c.id, v.c.source, v.c.dsl_name, v.c.effective_from).where(v.c.tenant_id == tenant_id)
+    if ruleset_name:
+        q = q.join(r, r.c.id == v.c.ruleset_id).where(r.c.name == ruleset_name)
+    return list(conn.execute(q.order_by(v.c.effective_from, v.c.version)))

@@ -29,7 +29,6 @@ from urllib.parse import urlencode
 
 from litestar import Request, Response, Router, delete, get, post, put
 from pydantic import Field
-from sqlalchemy import select
 
 from api.auth import ROLE_SETS
 from api.crud import ReadModel, open_scope, route
@@ -116,11 +115,10 @@ def _base(request: Request[Any, Any, Any]) -> str:
 
 
 def _our_credentials(request: Request[Any, Any, Any], tenant_id: str, token: str) -> dict[str, Any]:
-    from store.models import Tenant
     from workflows.clearing.activities import cpo_identity
 
     with request.app.state.read_sessions() as db:
-        t = db.execute(select(Tenant).where(Tenant.id == tenant_id)).scalar_one()
+        t = S.tenant_row(db.connection(), tenant_id)
     cc, pid = cpo_identity(t)
     return {"token": token, "url": f"{_base(request)}/versions",
             "roles": [{"role": "CPO", "party_id": pid, "country_code": cc,
@@ -286,20 +284,18 @@ def tariffs(request: Request[Any, Any, Any]) -> Response[bytes]:
 
 def _partner_tariffs(request: Request[Any, Any, Any], tenant_id: str, partner_id: str) -> list[tuple[datetime, Any]]:
     from dsl.ocpi_export import export_tariffs
-    from store.models import Agreement, Partner, Tenant
     from workflows.clearing.activities import cpo_identity, version_picker
 
     now = datetime.now(UTC)
     with request.app.state.read_sessions() as db:
-        t = db.execute(select(Tenant).where(Tenant.id == tenant_id)).scalar_one()
-        p = db.execute(select(Partner).where(Partner.id == partner_id)).scalar_one()
-        ag = db.execute(select(Agreement).where(
-            Agreement.tenant_id == tenant_id, Agreement.partner_id == partner_id, Agreement.kind == "roaming")
-            .order_by(Agreement.valid_from.desc()).limit(1)).scalar_one_or_none()  # type: ignore[attr-defined]
+        conn = db.connection()
+        t = S.tenant_row(conn, tenant_id)
+        p = S.partner_row(conn, tenant_id, partner_id)
+        ag = S.roaming_agreement(conn, tenant_id, partner_id)
         if ag is None:
             return []
         try:
-            pick = version_picker(db, tenant_id, ag.ruleset_name, ag.rule_name or None)
+            pick = version_picker(conn, tenant_id, ag.ruleset_name, ag.rule_name or None)
         except Exception:  # noqa: BLE001  (no published ruleset: nothing to offer)
             return []
         rs, tariff = pick(now)

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -20,7 +20,7 @@ from runtime import clearing as C
 from runtime.rating import RatingContext
 from store import clearing as S
 from store.audit import Actor, append_audit
-from store.models import Agreement, Ruleset, RulesetVersion, Tenant
+from store.prices import load_series
 from workflows.clearing.types import (
     BuildInput,
     BuildOutput,
@@ -54,13 +54,10 @@ def cpo_identity(tenant: Any) -> tuple[str, str]:
             str(ocpi.get("party_id") or "EVB")[:3].upper())
 
 
-def version_picker(db: Session, tenant_id: str, ruleset_name: str, tariff: str | None) -> Any:
+def version_picker(conn: Any, tenant_id: str, ruleset_name: str, tariff: str | None) -> Any:
     """``pick(start) -> (compiled ruleset, tariff)``: the version of the named ruleset (empty: any
     of the tenant's) in force at the session start, each version compiled once."""
-    q = select(RulesetVersion).where(RulesetVersion.tenant_id == tenant_id)
-    if ruleset_name:
-        q = q.join(Ruleset, Ruleset.id == RulesetVersion.ruleset_id).where(Ruleset.name == ruleset_name)  # type: ignore[arg-type]
-    versions = list(db.execute(q.order_by(RulesetVersion.effective_from, RulesetVersion.version)).scalars())
+    versions = S.ruleset_versions(conn, tenant_id, ruleset_name)
     if not versions:
         raise ApplicationError(f"no published ruleset {ruleset_name!r} prices the partner's sessions", type="no_ruleset")
     keys = [v.effective_from for v in versions]
@@ -117,20 +114,14 @@ class ClearingActivities:
             partner = S.emsp_partner(conn, inp.tenant_id, inp.partner_id)
             if partner is None:
                 raise ApplicationError(f"eMSP partner {inp.partner_id} not found", type="partner_not_found")
-            tenant = conn.execute(select(Tenant.__table__).where(  # type: ignore[attr-defined]
-                Tenant.__table__.c.id == inp.tenant_id)).one()  # type: ignore[attr-defined]
+            tenant = S.tenant_row(conn, inp.tenant_id)
             start, end = month_bounds(inp.month, tenant.timezone)
+            agreement = S.roaming_agreement(conn, inp.tenant_id, inp.partner_id, end.date())
+            pick = version_picker(conn, inp.tenant_id, agreement.ruleset_name if agreement else "",
+                                  (agreement.rule_name or None) if agreement else None)
+            rows = S.roaming_sessions(conn, inp.tenant_id, inp.partner_id, end)
+            first = min((r.start for r in rows), default=start)
             with Session(bind=conn) as db:
-                agreement = db.execute(select(Agreement).where(
-                    Agreement.tenant_id == inp.tenant_id, Agreement.partner_id == inp.partner_id,
-                    Agreement.kind == "roaming", Agreement.valid_from < end.date())  # type: ignore[arg-type]
-                    .order_by(Agreement.valid_from.desc()).limit(1)).scalar_one_or_none()  # type: ignore[attr-defined]
-                pick = version_picker(db, inp.tenant_id, agreement.ruleset_name if agreement else "",
-                                      (agreement.rule_name or None) if agreement else None)
-                rows = S.roaming_sessions(conn, inp.tenant_id, inp.partner_id, end)
-                from store.prices import load_series
-
-                first = min((r.start for r in rows), default=start)
                 ctx = RatingContext(series=dict(load_series(db, inp.tenant_id, first, end)))
             try:
                 cdrs = C.price_sessions((C.Roaming(r.facts or {}, r.emaid or "", r.start < start) for r in rows),
@@ -216,8 +207,7 @@ class ClearingActivities:
                 ensure_series(conn, inp.tenant_id, INVOICE_SERIES[0], INVOICE_SERIES[1])
                 number = draw_numbers(conn, inp.tenant_id, INVOICE_SERIES[0])[0]
                 S.set_status(conn, inp.tenant_id, inp.statement_id, "invoicing", invoice_number=number)
-            tenant = conn.execute(select(Tenant.__table__).where(  # type: ignore[attr-defined]
-                Tenant.__table__.c.id == inp.tenant_id)).one()  # type: ignore[attr-defined]
+            tenant = S.tenant_row(conn, inp.tenant_id)
             partner = S.emsp_partner(conn, inp.tenant_id, st.partner_id)
             resolved = {d.cdr_id: d for d in S.disputes_of(conn, inp.tenant_id, inp.statement_id)}
             cdrs = []
