@@ -19,7 +19,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from sqlalchemy import Engine
 
-from api import apidocs, console
+from api import adhoc, apidocs, console
 from api.areas import (
     accounting,
     audit,
@@ -105,8 +105,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
 
-    # the console has its own sign-in (a session cookie, api.console.session), not API keys
-    auth = DefineMiddleware(ApiKeyMiddleware, exclude=["^/schema", "^/health", "^/console"])
+    # the console has its own sign-in (a session cookie, api.console.session), not API keys; the
+    # ad-hoc pages are public (a driver scans a QR code), the provider's webhooks are signed
+    auth = DefineMiddleware(ApiKeyMiddleware, exclude=["^/schema", "^/health", "^/console", "^/charge/",
+                                                       "^/adhoc/static/", "^/payments/webhooks/"])
     from api.health import health
     from api.logs import AccessLogMiddleware, access_log_enabled
 
@@ -115,7 +117,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                         partners.router, rulesets.router, pricing.router, sessions.router, audit.router, ocpp.router, documents.router,
                         billing.router, invoices.router, receivables.router,
                         bank.router, collections.router, payouts.router, dunning.router, accounting.router,
-                        *console.routers()],
+                        *console.routers(), *adhoc.routers()],
         template_config=console.template_config(),
         # the access line is outermost, so it sees the status of refused requests (401, 429) too
         middleware=[*([AccessLogMiddleware] if access_log_enabled() else []), auth],

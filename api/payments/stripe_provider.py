@@ -67,6 +67,9 @@ class StripeProvider:
         if api_base:
             options["base_addresses"] = {"api": api_base.rstrip("/")}
         self.client = stripe.StripeClient(api_key, **options)
+        # Stripe's test keys take its test payment methods (``pm_card_visa``...): the ad-hoc page
+        # offers them only then
+        self.test_mode = api_key.startswith(("sk_test_", "rk_test_"))
         self.webhook_secret = webhook_secret
         self.webhook_tolerance_s = webhook_tolerance_s
 
