@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from api.payments.stripe_provider import StripeProvider
 from store import adhoc as store
+from store.accounting import journal_entry, journal_line
 from store.receivables import entries_of, receivable_item
 from tests.api.conftest import _ok
 from tests.api.ocpp.conftest import OcppEnv, connect, run
@@ -185,6 +186,21 @@ def test_qr_page_to_receipt(ocpp_env: OcppEnv, wire: StripeWire, monkeypatch: py
         conn = db.connection()
         kinds = [(e.kind, e.amount) for e in entries_of(conn, [item.id])[item.id]]
         assert kinds[2:] == [("card_refund", Decimal("2.00")), ("return", Decimal("2.00"))]
+        # the journal: the receipt's revenue and VAT, the card payment, the refund taking both back
+        lines: dict[str, list[tuple[str, str, Decimal]]] = {}
+        for kind, role, side, amount in conn.execute(
+                select(journal_entry.c.source_kind, journal_line.c.role, journal_line.c.side, journal_line.c.amount)
+                .join(journal_line, journal_line.c.entry_id == journal_entry.c.id)
+                .where(journal_entry.c.tenant_id == oe.env.a.tenant_id,
+                       journal_entry.c.source_kind.in_(("card_charge", "payment", "card_refund")),
+                       journal_entry.c.document.in_((charge.receipt_number, charge.payment_ref, refund["id"])))):
+            lines.setdefault(kind, []).append((role, side, amount))
+        assert sorted(lines["card_charge"]) == [("debtor", "debit", Decimal("5.36")), ("revenue", "credit", Decimal("4.50")),
+                                                ("vat", "credit", Decimal("0.86"))]
+        assert sorted(lines["payment"]) == [("bank", "debit", Decimal("5.36")), ("debtor", "credit", Decimal("5.36"))]
+        # 2.00 gross at 19 %: 1.68 net, 0.32 VAT
+        assert sorted(lines["card_refund"]) == [("bank", "credit", Decimal("2.00")), ("revenue", "debit", Decimal("1.68")),
+                                                ("vat", "debit", Decimal("0.32"))]
     assert _ok(c.get(f"/adhoc-charges/{charge.id}", headers=oe.h("auditor")))["gross"] == "5.36"
 
     # the printable QR sheet of the site (API key; another tenant sees no such site)
