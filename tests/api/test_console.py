@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.auth import ROLE_SETS
 from api.adhoc import HTML_ROUTES as ADHOC_ROUTES
+from api.auth import ROLE_SETS
 from api.console import HTML_ROUTES
 from store.console import set_password
 from tests.api.conftest import Env, Tenantry, seed_other_areas
