@@ -56,6 +56,7 @@ __all__ = [
     "by_tag",
     "create",
     "draw_receipt_number",
+    "is_adhoc_tag",
     "set_values",
     "tag_decision",
 ]
@@ -205,10 +206,17 @@ def set_values(conn: Connection, charge_id: str, *, expect: tuple[str, ...] | No
     return bool(conn.execute(stmt.values(**values, updated_at=utcnow())).rowcount)
 
 
+def is_adhoc_tag(id_tag: str) -> bool:
+    """The shape of our one-time tags (``AH`` + 18 hex digits): sessions started with one are paid by
+    card, so no billing account takes them (``api.session_io.assignment_of``) and they are rated
+    as ``token adhoc`` (a ruleset can price ad-hoc charging with ``when token adhoc``)."""
+    return len(id_tag) == 20 and id_tag.startswith(ADHOC_TAG_PREFIX) and all(c in "0123456789ABCDEF" for c in id_tag[2:])
+
+
 def tag_decision(conn: Connection, tenant_id: str, evse_uid: str, id_tag: str) -> tuple[str, str] | None:
     """The gateway's answer for an ad-hoc id tag: None when ``id_tag`` is not one of ours, else
     (OCPP status, reason). A paid tag starts only the EVSE it was paid for, only while authorized."""
-    if not id_tag.startswith(ADHOC_TAG_PREFIX) or len(id_tag) != 20:
+    if not is_adhoc_tag(id_tag):
         return None
     row = conn.execute(select(adhoc_charge.c.status, adhoc_charge.c.evse_uid).where(
         adhoc_charge.c.tenant_id == tenant_id, adhoc_charge.c.id_tag == id_tag)).first()

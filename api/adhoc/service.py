@@ -103,7 +103,7 @@ def _facts(place: EvsePlace, start: datetime, end: datetime, kwh: Decimal, tag: 
     facts: dict[str, Any] = {
         "id": f"adhoc-preview:{place.evse.id}", "start": start.isoformat(), "end": end.isoformat(),
         "energy_kwh": format(kwh, "f"), "location_id": place.location.code or place.location.id,
-        "evse_id": place.evse.evse_uid, "token_uid": tag, "power_type": place.evse.power_type}
+        "evse_id": place.evse.evse_uid, "token_uid": tag, "token_type": "adhoc", "power_type": place.evse.power_type}
     if place.evse.max_power_kw is not None:
         facts["max_power_kw"] = format(place.evse.max_power_kw, "f")
     return facts

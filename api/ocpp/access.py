@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from store.adhoc import ADHOC_TAG_PREFIX, tag_decision
+from store.adhoc import is_adhoc_tag, tag_decision
 from store.dunning import customer_blocks
 from store.models import Contract, Customer, Partner, Token
 from store.ocpp import AccessRule, AuthorizationDecision
@@ -151,7 +151,7 @@ def _holder(db: Session, tenant_id: str, id_tag: str) -> _Holder | None:
 
 def decide(db: Session, tenant_id: str, location_id: str | None, evse_uid: str, id_tag: str, at: datetime,
            tz: str) -> Decision:
-    if id_tag.startswith(ADHOC_TAG_PREFIX):
+    if is_adhoc_tag(id_tag):
         # a one-time tag of a card-paid ad-hoc charge (issue 16): it starts the EVSE it was paid
         # for while the payment is reserved, nothing else
         adhoc = tag_decision(db.connection(), tenant_id, evse_uid, id_tag)

@@ -138,6 +138,10 @@ def test_qr_page_to_receipt(ocpp_env: OcppEnv, wire: StripeWire, monkeypatch: py
         assert (charge.status, charge.gross, charge.net, charge.captured, charge.released) == (
             "captured", Decimal("5.36"), Decimal("4.50"), Decimal("5.36"), Decimal("44.64"))
         assert charge.transaction_id == seen["tx"] and charge.session_id is not None
+        # the session is rated as `token adhoc` and billed by its receipt: no account, not unassigned
+        [ses] = oe.sessions(ident)
+        assert (ses.id, ses.status, ses.unassigned_reason, ses.customer_id) == (charge.session_id, "rated", "", None)
+        assert ses.facts["token_type"] == "adhoc" and ses.gross_total == charge.gross
         assert charge.receipt_number.startswith("AH-")
         pi = wire.intents[charge.payment_ref]
         assert (pi["status"], pi["amount"], pi["amount_received"], pi["capture_method"]) == (
@@ -211,6 +215,30 @@ def test_qr_page_to_receipt(ocpp_env: OcppEnv, wire: StripeWire, monkeypatch: py
     text = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True, check=True).stdout
     assert "DE*EVB*EADHOC*1" in text and f"/charge/{evse_id}" in text
     assert c.get(f"/locations/{oe.ids['location_id']}/adhoc-qr-sheet", headers=oe.env.b.h()).status_code == 404
+
+
+ADHOC_PRICED = """ruleset adhocpriced currency EUR timezone Europe/Berlin
+tariff standard "Standard" {
+  vat 19%
+  energy 0.40 per kWh
+  when token adhoc { energy 0.59 per kWh }
+}
+"""
+
+
+def test_a_ruleset_prices_adhoc_charging_apart(ocpp_env: OcppEnv) -> None:
+    """``when token adhoc``: the page shows, and the receipt will charge, the ad-hoc price."""
+    oe, c = ocpp_env, ocpp_env.client
+    rs = _ok(c.post("/rulesets", json={"name": "adhocpriced"}, headers=oe.h()))["id"]
+    draft = _ok(c.post(f"/rulesets/{rs}/drafts", json={"source": ADHOC_PRICED}, headers=oe.h("analyst")))
+    _ok(c.post(f"/rulesets/{rs}/versions", json={"draft_id": draft["id"], "effective_from": "2021-01-01T00:00:00Z"},
+               headers=oe.h("approver")))
+    loc = _ok(c.post("/locations", json={"code": "adhoc_site", "name": "Ad-hoc site", "country": "DE",
+                                         "timezone": "Europe/Berlin", "ruleset_id": rs}, headers=oe.h()))["id"]
+    oe.add_charger("CP-ADHOC-PRICED", location_id=loc, evse_uid="DE*EVB*EPRICED*1")
+    evses = _ok(c.get("/evses", params={"location_id": loc}, headers=oe.h()))["items"]
+    page = c.get(f"/charge/{evses[0]['id']}?lang=en").text
+    assert "€0.70 / kWh" in page and "€0.48" not in page, page  # 0.59 + 19 %
 
 
 def test_declined_3ds_webhook_and_offline_charger(ocpp_env: OcppEnv, wire: StripeWire) -> None:
