@@ -112,6 +112,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     from api.health import health
     from api.logs import AccessLogMiddleware, access_log_enabled
 
+    adhoc_start, adhoc_stop = adhoc.lifespan_hooks()
     app = Litestar(
         route_handlers=[health, apidocs.static_router(), tenancy.router, tokens.router, customers.router, sites.router,
                         partners.router, rulesets.router, pricing.router, sessions.router, audit.router, ocpp.router, documents.router,
@@ -128,11 +129,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         type_encoders={Decimal: lambda d: format(d, "f")},
         request_max_body_size=25_000_000,
         debug=settings.debug,
-        on_startup=[limit_threads],
+        on_startup=[limit_threads, adhoc_start],
         # the process's logging belongs to the command that runs the app (api/logs.py): Litestar's
         # default would replace the root handlers with its own format and put the root at INFO
         logging_config=None,
-        on_shutdown=[row_reader.close, *([engine.dispose] if settings.engine is None else [])],
+        on_shutdown=[adhoc_stop, row_reader.close, *([engine.dispose] if settings.engine is None else [])],
     )
     align_component_schemas(app)
     return app

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["HTML_ROUTES", "routers"]
+__all__ = ["HTML_ROUTES", "lifespan_hooks", "routers"]
 
 STATIC = Path(__file__).resolve().parent.parent / "static" / "adhoc"
 
@@ -42,3 +42,27 @@ def routers() -> list[Any]:
     static = create_static_files_router(path="/adhoc/static", directories=[STATIC], include_in_schema=False,
                                         name="adhoc_static")
     return [router, pages, static]
+
+
+def lifespan_hooks() -> tuple[Any, Any]:
+    """(on_startup, on_shutdown) of the app: with a payment provider configured, a sweeper thread
+    settles open charges every ``EVBILL_ADHOC_SWEEP_S`` seconds (default 30; 0 turns it off), so a
+    charge is captured even when its driver never looks at the page again."""
+    import os
+
+    stoppers: list[Any] = []
+
+    def start(app: Any) -> None:
+        from api.adhoc.pages import provider_of_app
+        from api.adhoc.service import start_sweeper
+
+        interval = float(os.environ.get("EVBILL_ADHOC_SWEEP_S", "30") or 0)
+        provider = provider_of_app(app)
+        if provider is not None and interval > 0:
+            stoppers.append(start_sweeper(app.state.sessions, provider, interval))
+
+    def stop() -> None:
+        while stoppers:
+            stoppers.pop()()
+
+    return start, stop

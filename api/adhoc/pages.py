@@ -28,7 +28,7 @@ from api.errors import problem
 from runtime.payments_provider import PaymentProvider, WebhookRejected
 from store import adhoc as store
 
-__all__ = ["environment", "handlers", "provider_of"]
+__all__ = ["environment", "handlers", "provider_of", "provider_of_app"]
 
 HERE = Path(__file__).resolve().parent
 Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -49,7 +49,11 @@ def environment() -> Any:
 def provider_of(request: Request[Any, Any, Any]) -> PaymentProvider | None:
     """The app's payment provider: set on ``app.state.payment_provider`` (tests), else from the
     environment (``api.payments.provider_from_env``), looked up once per app."""
-    state = request.app.state
+    return provider_of_app(request.app)
+
+
+def provider_of_app(app: Any) -> PaymentProvider | None:
+    state = app.state
     if "payment_provider" not in state:
         from api.payments import provider_from_env
 

@@ -388,3 +388,53 @@ def refund(db: Session, provider: PaymentProvider, charge: AdhocCharge, amount: 
     store.set_values(conn, charge.id, refunded=charge.refunded + r.amount.amount)
     db.commit()
     return _reload(db, charge)
+
+
+# --- the sweep ------------------------------------------------------------------------------------
+
+_OPEN = ("action_required", "starting", "charging", "stopped")
+
+
+def sweep(sessions: Any, provider: PaymentProvider, now: datetime | None = None, limit: int = 200) -> dict[str, int]:
+    """Move on every open charge as a page view would: a driver who walked away after the stop
+    is still captured (a reservation left uncaptured lapses after days and the money with it),
+    a charger that never started gives the reservation back. -> charges per status after the sweep."""
+    with sessions() as db:
+        keys = list(db.execute(select(store.adhoc_charge.c.key).where(store.adhoc_charge.c.status.in_(_OPEN))
+                               .order_by(store.adhoc_charge.c.updated_at).limit(limit)).scalars())
+    out: dict[str, int] = {}
+    for key in keys:
+        with sessions() as db:
+            charge = store.by_key(db.connection(), key)
+            if charge is None:
+                continue
+            try:
+                charge = refresh(db, provider, charge, now)
+            except Exception:
+                log.warning("ad-hoc charge %s could not be moved on", charge.id, exc_info=True)
+                continue
+            out[charge.status] = out.get(charge.status, 0) + 1
+    return out
+
+
+def start_sweeper(sessions: Any, provider: PaymentProvider, interval_s: float) -> Any:
+    """``sweep`` every ``interval_s`` seconds in a daemon thread; returns a function that stops it."""
+    import threading
+
+    stop_event = threading.Event()
+
+    def loop() -> None:
+        while not stop_event.wait(interval_s):
+            try:
+                sweep(sessions, provider)
+            except Exception:
+                log.warning("ad-hoc sweep failed", exc_info=True)
+
+    thread = threading.Thread(target=loop, name="adhoc-sweeper", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        stop_event.set()
+        thread.join(10)
+
+    return stop

@@ -17,6 +17,7 @@ import pytest
 from ocpp.v16 import call
 from sqlalchemy import select
 
+from api.adhoc import service
 from api.payments.stripe_provider import StripeProvider
 from store import adhoc as store
 from store.accounting import journal_entry, journal_line
@@ -127,6 +128,10 @@ def test_qr_page_to_receipt(ocpp_env: OcppEnv, wire: StripeWire, monkeypatch: py
 
         run(scenario())
         key = seen["key"]
+        # the driver walked away: the sweep (a thread of `evbill serve`) captures all the same
+        app = c.app
+        assert service.sweep(app.state.sessions, app.state.payment_provider) == {"captured": 1}
+        assert service.sweep(app.state.sessions, app.state.payment_provider) == {}
         done = c.get(f"/charge/sessions/{key}")
         assert done.status_code == 200
         # 10 kWh x 0.40 + 0.50 = 4.50 net, 0.86 VAT, 5.36 gross: captured; 44.64 of the 50.00 released
