@@ -21,7 +21,7 @@ from api.adhoc import service
 from api.payments.stripe_provider import StripeProvider
 from store import adhoc as store
 from store.accounting import journal_entry, journal_line
-from store.receivables import entries_of, receivable_item
+from store.receivables import entries_of, item_states, receivable_item
 from tests.api.conftest import _ok
 from tests.api.ocpp.conftest import OcppEnv, connect, run
 from tests.api.ocpp.test_sessions_16 import mv
@@ -280,3 +280,63 @@ def test_declined_3ds_webhook_and_offline_charger(ocpp_env: OcppEnv, wire: Strip
     assert wire.intents[charge.payment_ref]["status"] == "canceled"
     assert "Charging could not be started; the reservation is released." in c.get(f"/charge/sessions/{key}").text
     assert c.post("/payments/webhooks/adyen", content=payload).status_code == 404
+
+
+def test_adhoc_charge_on_a_201_station(ocpp_env: OcppEnv, wire: StripeWire, monkeypatch: pytest.MonkeyPatch) -> None:
+    """OCPP 2.0.1: RequestStartTransaction with the one-time tag (type Central), TransactionEvents
+    Started/Updated/Ended naming it, the capture at the end; the session costs more than the
+    reservation, so the card pays the reservation and the rest stays open on the charge's item."""
+    monkeypatch.setenv("EVBILL_ADHOC_PREAUTH", "4.00")
+    from ocpp.v201 import call as c201
+
+    from tests.api.ocpp.test_sessions_201 import event, sv
+
+    oe, c = ocpp_env, ocpp_env.client
+    ident = "CP-ADHOC-201"
+    oe.add_charger(ident, evse_uid="DE*EVB*E201*1")
+    evse_id = _evse_id(oe, ident)
+    seen: dict[str, Any] = {}
+
+    async def scenario() -> None:
+        async with connect(oe, ident, "2.0.1") as cp:
+            r = await asyncio.to_thread(c.post, f"/charge/{evse_id}", data={
+                "payment_method": "pm_card_visa", "accept": "yes", "lang": "de"}, follow_redirects=False)
+            assert r.status_code == 303, r.text
+            seen["key"] = _key(r.headers["location"])
+            [(action, args)] = cp.remote
+            assert action == "RequestStartTransaction" and args["evse_id"] == 1
+            token = args["id_token"]
+            assert token["type"] == "Central" and token["id_token"].startswith("AH")
+            tok = {"idToken": token["id_token"], "type": "Central"}
+            auth = await cp.call(c201.Authorize(id_token=tok))
+            assert auth.id_token_info["status"] == "Accepted"
+            started = await cp.call(event("Started", T0, 0, "TX-AH-1", sv(0, "Transaction.Begin"), trigger="RemoteStart",
+                                          id_token=tok, evse={"id": 1, "connectorId": 1}))
+            assert started.id_token_info["status"] == "Accepted"
+            await cp.call(event("Updated", "2026-03-10T09:20:00Z", 1, "TX-AH-1", sv(4000)))
+            page = await asyncio.to_thread(c.get, f"/charge/sessions/{seen['key']}")
+            # 4 kWh x 0.40 + 0.50 = 2.10 net, 2.50 gross (German page)
+            assert "Ladevorgang läuft" in page.text and "2,50\xa0€" in page.text, page.text
+            await cp.call(event("Ended", T1, 2, "TX-AH-1", sv(8000, "Transaction.End"), trigger="StopAuthorized",
+                                info={"stoppedReason": "Local"}))
+        oe.idle()
+
+    run(scenario())
+    done = c.get(f"/charge/sessions/{seen['key']}")
+    # 8 kWh x 0.40 + 0.50 = 3.70 net, 4.40 gross
+    assert "Ladevorgang abgeschlossen und bezahlt" in done.text and "4,40\xa0€" in done.text, done.text
+    with oe.db() as db:
+        charge = store.by_key(db.connection(), seen["key"])
+    assert charge is not None and (charge.status, charge.gross, charge.captured, charge.released) == (
+        "captured", Decimal("4.40"), Decimal("4.00"), Decimal("0.00"))
+    assert wire.intents[charge.payment_ref]["amount_received"] == 400
+    with oe.db() as db:
+        [state] = [s for s in item_states(db.connection(), oe.env.a.tenant_id, account_id=_account_of(db, charge))
+                   if s.id == charge.item_id]
+    assert (state.kind, state.open) == ("card_charge", Decimal("0.40"))
+    assert "Offen" in subprocess.run(["pdftotext", "-", "-"], input=c.get(f"/charge/sessions/{seen['key']}/receipt.pdf").content,
+                                     capture_output=True, check=True).stdout.decode()
+
+
+def _account_of(db: Any, charge: store.AdhocCharge) -> str:
+    return str(db.execute(select(receivable_item.c.account_id).where(receivable_item.c.id == charge.item_id)).scalar())
