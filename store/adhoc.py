@@ -155,7 +155,7 @@ class AdhocCharge:
 
     @classmethod
     def of(cls, row: Any) -> AdhocCharge:
-        return cls(**{k: getattr(row, k) for k in cls.__slots__})  # type: ignore[attr-defined]
+        return cls(**{k: getattr(row, k) for k in cls.__slots__})
 
 
 def _one(conn: Connection, *cond: Any) -> AdhocCharge | None:

@@ -157,7 +157,8 @@ def _gross(unit_price: Any, rate: Any) -> Any:
 
 @post("/charge/{evse_id:str}", include_in_schema=False, status_code=303)
 async def pay(request: Request[Any, Any, Any], evse_id: str, data: Form) -> Response[Any]:
-    language = data.get("lang") if data.get("lang") in LANGUAGES else _lang(request, None)
+    form_lang = data.get("lang") or ""
+    language = form_lang if form_lang in LANGUAGES else _lang(request, None)
     if request.headers.get("origin") and not _same_origin(request):
         return _refusal(request, service.AdhocError("cross_origin", "the form must come from this site", 403), language)
     provider = provider_of(request)

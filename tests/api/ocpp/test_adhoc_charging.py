@@ -325,6 +325,7 @@ def test_adhoc_charge_on_a_201_station(ocpp_env: OcppEnv, wire: StripeWire, monk
     done = c.get(f"/charge/sessions/{seen['key']}")
     # 8 kWh x 0.40 + 0.50 = 3.70 net, 4.40 gross
     assert "Ladevorgang abgeschlossen und bezahlt" in done.text and "4,40\xa0€" in done.text, done.text
+    assert re.search(r"Offen</td><td class=\"num\">0,40\xa0€", done.text), done.text
     with oe.db() as db:
         charge = store.by_key(db.connection(), seen["key"])
     assert charge is not None and (charge.status, charge.gross, charge.captured, charge.released) == (
