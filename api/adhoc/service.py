@@ -316,8 +316,9 @@ def settle(db: Session, provider: PaymentProvider, charge: AdhocCharge) -> Adhoc
         db.rollback()  # settled by a racing request: its number and bookings stand
         return _reload(db, charge)
     settled = _reload(db, charge)
-    item = store.book_capture(conn, settled, booked_on=utcnow().date())
-    store.set_values(conn, charge.id, item_id=item)
+    if gross > 0:  # a session that cost nothing owes nothing: no item, no payment
+        item = store.book_capture(conn, settled, booked_on=utcnow().date())
+        store.set_values(conn, charge.id, item_id=item)
     db.commit()
     settled = _reload(db, charge)
     from api.adhoc.receipt import deliver_receipt

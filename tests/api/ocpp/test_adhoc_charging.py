@@ -231,8 +231,9 @@ tariff standard "Standard" {
 """
 
 
-def test_a_ruleset_prices_adhoc_charging_apart(ocpp_env: OcppEnv) -> None:
-    """``when token adhoc``: the page shows, and the receipt will charge, the ad-hoc price."""
+def test_a_ruleset_prices_adhoc_charging_apart(ocpp_env: OcppEnv, wire: StripeWire) -> None:
+    """``when token adhoc``: the page shows the ad-hoc price; a session that delivered nothing
+    costs nothing: the reservation is released whole, no item is opened."""
     oe, c = ocpp_env, ocpp_env.client
     rs = _ok(c.post("/rulesets", json={"name": "adhocpriced"}, headers=oe.h()))["id"]
     draft = _ok(c.post(f"/rulesets/{rs}/drafts", json={"source": ADHOC_PRICED}, headers=oe.h("analyst")))
@@ -244,6 +245,26 @@ def test_a_ruleset_prices_adhoc_charging_apart(ocpp_env: OcppEnv) -> None:
     evses = _ok(c.get("/evses", params={"location_id": loc}, headers=oe.h()))["items"]
     page = c.get(f"/charge/{evses[0]['id']}?lang=en").text
     assert "€0.70 / kWh" in page and "€0.48" not in page, page  # 0.59 + 19 %
+    seen: dict[str, str] = {}
+
+    async def scenario() -> None:
+        async with connect(oe, "CP-ADHOC-PRICED") as cp:
+            r = await asyncio.to_thread(c.post, f"/charge/{evses[0]['id']}", data={
+                "payment_method": "pm_card_visa", "accept": "yes", "lang": "en"}, follow_redirects=False)
+            seen["key"] = _key(r.headers["location"])
+            tag = cp.remote[0][1]["id_tag"]
+            start = await cp.call(call.StartTransaction(connector_id=1, id_tag=tag, meter_start=500, timestamp=T0))
+            await cp.call(call.StopTransaction(meter_stop=500, timestamp=T1, transaction_id=start.transaction_id,
+                                               reason="EVDisconnected"))
+
+    run(scenario())
+    page = c.get(f"/charge/sessions/{seen['key']}").text
+    assert "Charging ended at no cost; the reservation is released." in page, page
+    with oe.db() as db:
+        charge = store.by_key(db.connection(), seen["key"])
+    assert charge is not None and (charge.status, charge.gross, charge.captured, charge.released, charge.item_id) == (
+        "released", Decimal("0.00"), Decimal("0.00"), Decimal("50.00"), None)
+    assert wire.intents[charge.payment_ref]["status"] == "canceled"
 
 
 def test_declined_3ds_webhook_and_offline_charger(ocpp_env: OcppEnv, wire: StripeWire) -> None:
