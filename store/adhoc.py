@@ -57,6 +57,7 @@ __all__ = [
     "create",
     "draw_receipt_number",
     "is_adhoc_tag",
+    "move_refunded",
     "set_values",
     "tag_decision",
 ]
@@ -204,6 +205,14 @@ def set_values(conn: Connection, charge_id: str, *, expect: tuple[str, ...] | No
     if expect is not None:
         stmt = stmt.where(adhoc_charge.c.status.in_(expect))
     return bool(conn.execute(stmt.values(**values, updated_at=utcnow())).rowcount)
+
+
+def move_refunded(conn: Connection, charge_id: str, old: Decimal, new: Decimal) -> bool:
+    """Set the refunded total from ``old`` to ``new`` only if nobody moved it in between: a refund
+    claims its amount before asking the provider, so two refunds never pass the same check and a
+    provider's webhook about it finds it already counted."""
+    return bool(conn.execute(update(adhoc_charge).where(adhoc_charge.c.id == charge_id, adhoc_charge.c.refunded == old)
+                             .values(refunded=new, updated_at=utcnow())).rowcount)
 
 
 def is_adhoc_tag(id_tag: str) -> bool:

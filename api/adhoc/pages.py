@@ -312,7 +312,9 @@ async def webhook(request: Request[Any, Any, Any], provider_name: str) -> Respon
             charge = store.by_payment(db.connection(), provider.name, event.payment_reference)
             if charge is None:
                 return Response({"received": True, "matched": False})
-            if event.status == "authorized" and charge.status == "action_required":
+            if event.refunded_total is not None:
+                charge = service.record_refunded_total(db, charge, event.refunded_total, event.event_id)
+            elif event.status == "authorized" and charge.status == "action_required":
                 charge = service.refresh(db, provider, charge)
             elif event.status in ("declined", "canceled") and charge.status in ("action_required", "created"):
                 store.set_values(db.connection(), charge.id, expect=(charge.status,), status=event.status)

@@ -377,16 +377,37 @@ def refund(db: Session, provider: PaymentProvider, charge: AdhocCharge, amount: 
     if amount <= 0 or amount > charge.captured - charge.refunded:
         raise AdhocError("refund_too_large", f"at most {charge.captured - charge.refunded} {charge.currency} "
                                              "can be refunded", 422)
+    # claimed before the provider is asked: a second refund racing this one fails the claim, and
+    # the provider's webhook about this refund finds it counted already
+    if not store.move_refunded(db.connection(), charge.id, charge.refunded, charge.refunded + amount):
+        db.rollback()
+        raise AdhocError("refund_in_progress", "another refund of this charge was just made; look again", 409)
+    db.commit()
     # a retry of the same request (same amount on the same refunded total) is the same refund
     key = f"{charge.id}:refund:{charge.refunded}:{amount}"
     try:
         r = provider.refund(charge.payment_ref, Money(amount, charge.currency), idempotency_key=key, reason=reason)
     except ProviderError as exc:
+        store.move_refunded(db.connection(), charge.id, charge.refunded + amount, charge.refunded)
+        db.commit()
         raise AdhocError(exc.code, exc.message, 502 if exc.retryable else 409) from exc
-    conn = db.connection()
-    store.book_card_refund(conn, charge, amount=r.amount.amount, refund_ref=r.reference, booked_on=utcnow().date(),
-                           created_by=actor)
-    store.set_values(conn, charge.id, refunded=charge.refunded + r.amount.amount)
+    store.book_card_refund(db.connection(), charge, amount=r.amount.amount, refund_ref=r.reference,
+                           booked_on=utcnow().date(), created_by=actor)
+    db.commit()
+    return _reload(db, charge)
+
+
+def record_refunded_total(db: Session, charge: AdhocCharge, total: Money, event_id: str) -> AdhocCharge:
+    """The provider says ``total`` has been refunded on the payment (its webhook): what is more than
+    we booked was refunded outside evbill (the provider's dashboard) and is booked now."""
+    if charge.status != "captured" or charge.item_id is None or total.currency != charge.currency:
+        return charge
+    extra = total.amount - charge.refunded
+    if extra <= 0:
+        return charge
+    store.book_card_refund(db.connection(), charge, amount=extra, refund_ref=f"{event_id}:{total.amount}",
+                           booked_on=utcnow().date(), created_by=f"{charge.provider}-webhook")
+    store.set_values(db.connection(), charge.id, refunded=total.amount)
     db.commit()
     return _reload(db, charge)
 

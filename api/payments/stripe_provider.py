@@ -183,4 +183,8 @@ class StripeProvider:
             ref = str(_get(obj, "id", "")) or None
         elif _get(obj, "payment_intent"):
             ref = str(_get(obj, "payment_intent"))
-        return WebhookEvent("stripe", str(event.id), kind, ref, _EVENTS.get(kind), obj if isinstance(obj, dict) else {})
+        refunded = None
+        if kind == "charge.refunded" and _get(obj, "amount_refunded") is not None:
+            refunded = from_minor(int(_get(obj, "amount_refunded")), str(_get(obj, "currency", "eur")))
+        return WebhookEvent("stripe", str(event.id), kind, ref, _EVENTS.get(kind), obj if isinstance(obj, dict) else {},
+                            refunded_total=refunded)

@@ -89,6 +89,9 @@ class WebhookEvent:
     payment_reference: str | None  # the reservation it is about, if any
     status: AuthorizationStatus | None  # what it tells about the reservation, in our terms
     data: dict[str, Any] = field(default_factory=dict)
+    # a refund event: everything refunded on the payment so far (a refund made in the provider's
+    # own dashboard reaches the books this way; one we made ourselves adds nothing new)
+    refunded_total: Money | None = None
 
 
 class PaymentProvider(Protocol):

@@ -212,6 +212,23 @@ def test_qr_page_to_receipt(ocpp_env: OcppEnv, wire: StripeWire, monkeypatch: py
                                                 ("vat", "debit", Decimal("0.32"))]
     assert _ok(c.get(f"/adhoc-charges/{charge.id}", headers=oe.h("auditor")))["gross"] == "5.36"
 
+    # the provider tells of refunds: ours is counted already; one made in its dashboard is booked, once
+    def refunded_event(total: int) -> Any:
+        payload = wire.event("charge.refunded", {"id": pi["latest_charge"], "object": "charge", "amount_refunded": total,
+                                                 "currency": "eur", "payment_intent": charge.payment_ref})
+        return c.post("/payments/webhooks/stripe", content=payload, headers={"Stripe-Signature": signature(payload)})
+
+    assert refunded_event(200).json()["matched"] is True
+    assert _ok(c.get(f"/adhoc-charges/{charge.id}", headers=oe.h()))["refunded"] == "2.00"
+    for _ in range(2):  # a dashboard refund of 1.00, delivered twice
+        assert refunded_event(300).status_code == 200
+    assert _ok(c.get(f"/adhoc-charges/{charge.id}", headers=oe.h()))["refunded"] == "3.00"
+    with oe.db() as db:
+        kinds = [(e.kind, e.amount) for e in entries_of(db.connection(), [item.id])[item.id]]
+    assert kinds[4:] == [("card_refund", Decimal("1.00")), ("return", Decimal("1.00"))]
+    too_much = c.post(f"/adhoc-charges/{charge.id}/refund", json={"amount": "2.37"}, headers=oe.h())
+    assert too_much.json()["code"] == "refund_too_large" and "2.36" in too_much.json()["detail"]
+
     # the printable QR sheet of the site (API key; another tenant sees no such site)
     sheet = c.get(f"/locations/{oe.ids['location_id']}/adhoc-qr-sheet", params={"lang": "en"}, headers=oe.h())
     assert sheet.status_code == 200 and sheet.content.startswith(b"%PDF")

@@ -114,8 +114,10 @@ def test_webhook_signature(wire: StripeWire, provider: StripeProvider) -> None:
     ev = provider.parse_webhook(payload, {"Stripe-Signature": signature(payload)})
     assert (ev.type, ev.payment_reference, ev.status) == ("payment_intent.amount_capturable_updated", "pi_abc",
                                                          "authorized")
-    refund = wire.event("charge.refunded", {"id": "ch_1", "object": "charge", "payment_intent": "pi_abc"})
-    assert provider.parse_webhook(refund, {"stripe-signature": signature(refund)}).payment_reference == "pi_abc"
+    refund = wire.event("charge.refunded", {"id": "ch_1", "object": "charge", "payment_intent": "pi_abc",
+                                            "amount_refunded": 1250, "currency": "eur"})
+    ev = provider.parse_webhook(refund, {"stripe-signature": signature(refund)})
+    assert (ev.payment_reference, ev.status, ev.refunded_total) == ("pi_abc", None, eur("12.50"))
     bad = [
         {"Stripe-Signature": signature(payload, secret="whsec_someone_else")},  # wrong secret
         {"Stripe-Signature": signature(payload, timestamp=int(time.time()) - 3600)},  # too old: a replay
