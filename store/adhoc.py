@@ -222,16 +222,18 @@ def is_adhoc_tag(id_tag: str) -> bool:
     return len(id_tag) == 20 and id_tag.startswith(ADHOC_TAG_PREFIX) and all(c in "0123456789ABCDEF" for c in id_tag[2:])
 
 
-def tag_decision(conn: Connection, tenant_id: str, evse_uid: str, id_tag: str) -> tuple[str, str] | None:
+def tag_decision(conn: Connection, tenant_id: str, evse_uid: str, id_tag: str,
+                 charge_point_id: str = "") -> tuple[str, str] | None:
     """The gateway's answer for an ad-hoc id tag: None when ``id_tag`` is not one of ours, else
-    (OCPP status, reason). A paid tag starts only the EVSE it was paid for, only while authorized."""
+    (OCPP status, reason). A paid tag starts only the EVSE it was paid for (``evse_uid``; empty
+    where the message names none) at its charger, only while authorized."""
     if not is_adhoc_tag(id_tag):
         return None
-    row = conn.execute(select(adhoc_charge.c.status, adhoc_charge.c.evse_uid).where(
+    row = conn.execute(select(adhoc_charge.c.status, adhoc_charge.c.evse_uid, adhoc_charge.c.charge_point_id).where(
         adhoc_charge.c.tenant_id == tenant_id, adhoc_charge.c.id_tag == id_tag)).first()
     if row is None:
         return None
-    if row.evse_uid != evse_uid and evse_uid:
+    if (evse_uid and row.evse_uid != evse_uid) or (charge_point_id and row.charge_point_id != charge_point_id):
         return "Invalid", "adhoc_other_evse"
     if row.status not in _STARTABLE:
         return "Invalid", f"adhoc_{row.status}"[:60]

@@ -237,8 +237,12 @@ def _release(db: Session, provider: PaymentProvider, charge: AdhocCharge, reason
 # --- follow and settle ----------------------------------------------------------------------------
 
 def _transaction(db: Session, charge: AdhocCharge) -> OcppTransaction | None:
+    """The transaction the paid tag started: at the charger it was paid at, admitted by the gateway
+    (a charger elsewhere that tried the tag is refused, and its transaction kept for review, not
+    billed to this card)."""
     return db.execute(select(OcppTransaction).where(
-        OcppTransaction.tenant_id == charge.tenant_id, OcppTransaction.id_tag == charge.id_tag)
+        OcppTransaction.tenant_id == charge.tenant_id, OcppTransaction.id_tag == charge.id_tag,
+        OcppTransaction.charge_point_id == charge.charge_point_id, OcppTransaction.auth_status == "Accepted")
         .order_by(OcppTransaction.id).limit(1)).scalar()  # type: ignore[arg-type]
 
 

@@ -60,6 +60,7 @@ def test_qr_page_to_receipt(ocpp_env: OcppEnv, wire: StripeWire, monkeypatch: py
     oe, c = ocpp_env, ocpp_env.client
     ident = "CP-ADHOC"
     oe.add_charger(ident, evse_uid="DE*EVB*EADHOC*1")
+    oe.add_charger("CP-ADHOC-NEXT", evse_uid="DE*EVB*EADHOCNEXT*1")
     evse_id = _evse_id(oe, ident)
 
     # the QR page: the price of the ruleset in force, through the rating path, in German and English
@@ -114,6 +115,14 @@ def test_qr_page_to_receipt(ocpp_env: OcppEnv, wire: StripeWire, monkeypatch: py
                 # the charger starts with the one-time tag: accepted for this EVSE only
                 other = await cp.call(call.Authorize(id_tag="AH" + "0" * 18))
                 assert other.id_tag_info["status"] == "Invalid"
+                assert (await cp.call(call.Authorize(id_tag=tag))).id_tag_info["status"] == "Accepted"
+                async with connect(oe, "CP-ADHOC-NEXT") as elsewhere:  # the charger next to it: not paid for
+                    assert (await elsewhere.call(call.Authorize(id_tag=tag))).id_tag_info["status"] == "Invalid"
+                    refused = await elsewhere.call(call.StartTransaction(connector_id=1, id_tag=tag, meter_start=0,
+                                                                         timestamp=T0))
+                    assert refused.id_tag_info["status"] == "Invalid"
+                    await elsewhere.call(call.StopTransaction(meter_stop=0, timestamp=T0,
+                                                              transaction_id=refused.transaction_id))
                 start = await cp.call(call.StartTransaction(connector_id=1, id_tag=tag, meter_start=1000, timestamp=T0))
                 assert start.id_tag_info["status"] == "Accepted"
                 await cp.call(call.MeterValues(connector_id=1, transaction_id=start.transaction_id,
