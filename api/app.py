@@ -19,7 +19,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from sqlalchemy import Engine
 
-from api import apidocs, console
+from api import adhoc, apidocs, console
 from api.areas import (
     accounting,
     audit,
@@ -107,17 +107,20 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
 
-    # the console has its own sign-in (a session cookie, api.console.session), not API keys
-    auth = DefineMiddleware(ApiKeyMiddleware, exclude=["^/schema", "^/health", "^/console", "^/ocpi/"])
+    # the console has its own sign-in (a session cookie, api.console.session), not API keys; the
+    # ad-hoc pages are public (a driver scans a QR code), the provider's webhooks are signed
+    auth = DefineMiddleware(ApiKeyMiddleware, exclude=["^/schema", "^/health", "^/console", "^/charge/",
+                                                       "^/adhoc/static/", "^/payments/webhooks/", "^/ocpi/"])
     from api.health import health
     from api.logs import AccessLogMiddleware, access_log_enabled
 
+    adhoc_start, adhoc_stop = adhoc.lifespan_hooks()
     app = Litestar(
         route_handlers=[health, apidocs.static_router(), tenancy.router, tokens.router, customers.router, sites.router,
                         partners.router, rulesets.router, pricing.router, sessions.router, audit.router, ocpp.router, documents.router,
                         billing.router, invoices.router, receivables.router,
                         bank.router, collections.router, payouts.router, clearing.router, ocpi.ocpi_router, ocpi.admin_router, dunning.router, accounting.router,
-                        *console.routers()],
+                        *console.routers(), *adhoc.routers()],
         template_config=console.template_config(),
         # the access line is outermost, so it sees the status of refused requests (401, 429) too
         middleware=[*([AccessLogMiddleware] if access_log_enabled() else []), auth],
@@ -128,11 +131,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         type_encoders={Decimal: lambda d: format(d, "f")},
         request_max_body_size=25_000_000,
         debug=settings.debug,
-        on_startup=[limit_threads],
+        on_startup=[limit_threads, adhoc_start],
         # the process's logging belongs to the command that runs the app (api/logs.py): Litestar's
         # default would replace the root handlers with its own format and put the root at INFO
         logging_config=None,
-        on_shutdown=[row_reader.close, *([engine.dispose] if settings.engine is None else [])],
+        on_shutdown=[adhoc_stop, row_reader.close, *([engine.dispose] if settings.engine is None else [])],
     )
     align_component_schemas(app)
     return app

@@ -24,6 +24,7 @@ from api.crud import ReadModel, WriteModel
 from api.rating import VersionIndex, compiled, rating_context
 from api.schemas import DecimalStr
 from runtime.sessions import SessionFacts, SessionInputError, parse_datetime
+from store.adhoc import is_adhoc_tag
 from store.errors import InvalidInput
 from store.models import (
     BillingAccount,
@@ -311,6 +312,8 @@ def assignment_of(uid: str, hit: tuple[Token, Contract | None, Customer | None, 
     if not uid:
         return None
     if hit is None:
+        if is_adhoc_tag(uid):
+            return None  # paid by card on the ad-hoc page (issue 16): billed by its receipt, never invoiced
         return Unassigned("unknown_token", f"token '{uid}' is not registered")
     _tok, con, cus, par, acc = hit
     if con is None or cus is None:

@@ -39,7 +39,7 @@ __all__ = [
 
 EntryKind = Literal["invoice", "credit_note", "payment", "return", "return_charge", "refund", "write_off",
                     "goodwill", "credit_applied", "credit_used", "overpayment", "refund_return", "dunning_fee",
-                    "interest", "flat_fee"]
+                    "interest", "flat_fee", "card_charge", "card_refund"]
 
 # the sign each kind of entry carries on the item it is booked to (amounts are given as magnitudes)
 ENTRY_SIGNS: Final[dict[str, int]] = {
@@ -58,6 +58,8 @@ ENTRY_SIGNS: Final[dict[str, int]] = {
     "dunning_fee": +1,      # a dunning stage's fee opens an item of its own (runtime.dunning)
     "interest": +1,         # default interest charged by a dunning stage, an item of its own
     "flat_fee": +1,         # the flat fee for late payment (business debtors), an item of its own
+    "card_charge": +1,      # an ad-hoc charge paid by card (issue 16), an item of its own
+    "card_refund": -1,      # ... given back through the card provider: the charge is less by it
 }
 
 AGING_BUCKETS: Final = ("not_due", "0_30", "31_60", "61_90", "over_90")

@@ -527,6 +527,15 @@ def post_events(conn: Connection, tenant_id: str, events: Sequence[Mapping[str, 
                                income=gross - tax)
             text = {"dunning_fee": "Dunning fee", "interest": "Default interest", "flat_fee": "Flat fee"}[kind] \
                 + f" {document}"
+        elif kind in ("card_charge", "card_refund"):
+            # the receipt's net and VAT (store.adhoc puts them in the event's detail, signed: a
+            # refund's are negative); a refund pays the money back out
+            groups = [(Decimal(str(g["rate"])), Decimal(str(g["net"])), Decimal(str(g["tax"])))
+                      for g in (ev["detail"] or {}).get("tax_groups", ())]
+            facts = EventFacts(kind, ev["currency"], effects, revenue=tuple(("charging", r, n) for r, n, _t in groups),
+                               vat=tuple((r, t) for r, _n, t in groups if t),
+                               bank=-Decimal(ev["amount"]) if kind == "card_refund" else ZERO)
+            text = f"{'Card payment receipt' if kind == 'card_charge' else 'Card refund'} {document}"
         else:
             raise AccountingError("no_journal_rule", f"no journal rule for receivable events of kind {kind!r}")
         doc_date: date = ev["booked_on"]

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from store.adhoc import is_adhoc_tag, tag_decision
 from store.dunning import customer_blocks
 from store.models import Contract, Customer, Partner, Token
 from store.ocpp import AccessRule, AuthorizationDecision
@@ -149,7 +150,15 @@ def _holder(db: Session, tenant_id: str, id_tag: str) -> _Holder | None:
 
 
 def decide(db: Session, tenant_id: str, location_id: str | None, evse_uid: str, id_tag: str, at: datetime,
-           tz: str) -> Decision:
+           tz: str, charge_point_id: str = "", context: str = "") -> Decision:
+    if is_adhoc_tag(id_tag):
+        # a one-time tag of a card-paid ad-hoc charge (issue 16): it starts the EVSE it was paid
+        # for while the payment is reserved, nothing else (an Authorize names no EVSE: there the
+        # charger must be the one it was paid at)
+        adhoc = tag_decision(db.connection(), tenant_id, "" if context == "Authorize" else evse_uid, id_tag,
+                             charge_point_id)
+        if adhoc is not None:
+            return Decision(*adhoc)
     h = _holder(db, tenant_id, id_tag)
     if h is None:
         return Decision("Invalid", "unknown_token")
@@ -193,7 +202,7 @@ def decide(db: Session, tenant_id: str, location_id: str | None, evse_uid: str, 
 def authorize(db: Session, *, tenant_id: str, charge_point_id: str, location_id: str | None, evse_uid: str,
               id_tag: str, at: datetime, tz: str, context: str) -> Decision:
     """Decide and log the decision in the caller's transaction."""
-    d = decide(db, tenant_id, location_id, evse_uid, id_tag, at, tz)
+    d = decide(db, tenant_id, location_id, evse_uid, id_tag, at, tz, charge_point_id, context)
     db.execute(insert(AuthorizationDecision).values(
         tenant_id=tenant_id, at=at, charge_point_id=charge_point_id, location_id=location_id,
         evse_uid=evse_uid[:64], id_tag=id_tag[:64], token_id=d.token_id, contract_id=d.contract_id,

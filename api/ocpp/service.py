@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from api.ocpp.access import Decision, authorize
+from store.adhoc import is_adhoc_tag
 from store.audit import Actor
 from store.models import ChargePoint, Evse, Location
 from store.ocpp import (
@@ -487,6 +488,8 @@ def facts_for(db: Session, tx: OcppTransaction, end: datetime | None = None,
     }
     if evse is not None and evse.max_power_kw is not None:
         facts["max_power_kw"] = format(evse.max_power_kw, "f")
+    if is_adhoc_tag(tx.id_tag):
+        facts["token_type"] = "adhoc"  # paid by card on the ad-hoc page (issue 16)
     return facts
 
 

@@ -55,6 +55,11 @@ EVENT_ROLES: Final[dict[str, tuple[str, ...]]] = {
     "dunning_fee": ("debtor", "customer_credit", "dunning_income", "vat"),
     "interest": ("debtor", "customer_credit", "interest_income"),
     "flat_fee": ("debtor", "customer_credit", "dunning_income"),
+    # ad-hoc charges paid by card (issue 16): the receipt's revenue and VAT on an item of its own
+    # (the card payment is a plain payment); a refund through the card provider takes revenue and
+    # VAT back and pays the money out (the item's charge and its payment both shrink by it)
+    "card_charge": ("debtor", "customer_credit", "revenue", "vat"),
+    "card_refund": ("debtor", "customer_credit", "revenue", "vat", "bank"),
 }
 
 # an invoice line's kind -> the revenue kind its net is booked as

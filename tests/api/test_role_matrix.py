@@ -63,6 +63,14 @@ def expected_roles(op_id: str) -> set[str]:
     # whose workflow admits approvers only, never the starter nor a requester (four eyes)
     if op_id in ("list_payables", "get_payable", "list_payout_runs", "get_payout_run", "download_payout_file"):
         return {"admin", "operator", "approver", "auditor"}
+    # ad-hoc card charges (issue 16): finance reads them and refunds through the provider; the QR
+    # sheet of a site is for everyone who reads the sites
+    if op_id == "get_adhoc_charge":
+        return {"admin", "operator", "approver", "auditor"}
+    if op_id == "refund_adhoc_charge":
+        return {"admin", "operator", "approver"}
+    if op_id == "get_adhoc_qr_sheet":
+        return READ
     if op_id in ("request_refund", "start_payout_run"):
         return {"admin", "operator", "approver"}
     if op_id in ("approve_payout_run", "reject_payout_run"):

@@ -1,0 +1,160 @@
+"""Ad-hoc charging in Debian's headless Chromium: the driver opens the QR page, reads the price,
+pays with a test card (the card reserved through Stripe's SDK against the local Stripe-wire
+server), a simulated OCPP 1.6J charger on a real WebSocket starts on RemoteStartTransaction and
+reports its meter, the driver sees the cost so far, stops from the page (RemoteStopTransaction), and
+gets the receipt. Every request stays on our origin, the page breaks no CSP rule, and the pages
+meet the console's accessibility checks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+import websockets
+from ocpp.routing import after
+from ocpp.v16 import call
+from ocpp.v16.enums import Action
+
+from api.payments.stripe_provider import StripeProvider
+from tests.api.ocpp.conftest import Charger16, OcppEnv
+from tests.api.ocpp.test_adhoc_charging import _evse_id
+from tests.console.browser import chromium, require
+from tests.console.server import served
+from tests.console.test_console_browser import A11Y
+from tests.stripe_wire import API_KEY, WEBHOOK_SECRET, stripe_wire
+
+
+class AutoCharger(Charger16):
+    """Starts a transaction when told to remotely (with the tag it was given), meters 3 kWh, and
+    stops when told to."""
+
+    tx: int | None = None
+    t0: datetime | None = None
+
+    def _iso(self, minutes: int) -> str:
+        assert self.t0 is not None
+        return (self.t0 + timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z")
+
+    @after(Action.remote_start_transaction)
+    async def started(self, id_tag: str, **kw: Any) -> None:
+        self.t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+        res = await self.call(call.StartTransaction(connector_id=1, id_tag=id_tag, meter_start=0,
+                                                    timestamp=self._iso(0)))
+        self.tx = res.transaction_id
+        await self.call(call.MeterValues(connector_id=1, transaction_id=self.tx, meter_value=[
+            {"timestamp": self._iso(15), "sampledValue": [{"value": "3000", "measurand": "Energy.Active.Import.Register",
+                                                           "unit": "Wh"}]}]))
+
+    @after(Action.remote_stop_transaction)
+    async def stopped(self, transaction_id: int, **kw: Any) -> None:
+        await self.call(call.StopTransaction(meter_stop=6000, timestamp=self._iso(29), transaction_id=transaction_id,
+                                             reason="Remote"))
+
+
+@contextlib.contextmanager
+def charger(oe: OcppEnv, identity: str) -> Iterator[AutoCharger]:
+    """The charger on an event loop of its own thread, connected until the block ends."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    holder: list[AutoCharger] = []
+    stop = asyncio.Event()
+
+    async def main() -> None:
+        async with websockets.connect(oe.url(identity), subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+                                      additional_headers=oe.auth(identity)) as ws:
+            cp = AutoCharger(identity, ws, response_timeout=10)
+            holder.append(cp)
+            task = asyncio.create_task(cp.start())
+            ready.set()
+            await stop.wait()
+            task.cancel()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+    thread.start()
+    assert ready.wait(15), "the charger did not connect"
+    try:
+        yield holder[0]
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
+
+
+def _until(page: Any, text: str, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while text not in page.locator("main").inner_text():
+        assert time.monotonic() < deadline, (text, page.locator("main").inner_text()[:500])
+        time.sleep(0.3)
+        page.reload()
+
+
+def test_adhoc_charge_in_a_browser(ocpp_env: OcppEnv, tmp_path: Any) -> None:
+    require()
+    oe = ocpp_env
+    if oe.env.backend != "sqlite":
+        pytest.skip("one backend is enough for the browser; the HTTP tests cover both")
+    ident = "CP-ADHOC-WEB"
+    oe.add_charger(ident, evse_uid="DE*EVB*EWEB*1")
+    evse_id = _evse_id(oe, ident)
+    app = oe.client.app
+    shots = tmp_path
+    with stripe_wire() as wire, served(app) as base, charger(oe, ident) as cp, chromium() as browser:
+        app.state.payment_provider = StripeProvider(API_KEY, webhook_secret=WEBHOOK_SECRET, api_base=wire.base,
+                                                    max_network_retries=0)
+        try:
+            page = browser.new_page(locale="en-GB")
+            seen: list[str] = []
+            errors: list[str] = []
+            page.on("request", lambda r: seen.append(r.url))
+            page.on("console", lambda m: errors.append(m.text) if m.type in ("error", "warning") else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+
+            page.goto(f"{base}/charge/{evse_id}")
+            assert page.locator("html").get_attribute("lang") == "en"
+            assert page.get_by_role("heading", level=1).inner_text() == "Charge without a contract"
+            price = page.locator("table").inner_text()
+            assert "€0.48 / kWh" in price and "€0.60 / session" in price, price
+            assert not page.evaluate(A11Y)
+            page.screenshot(path=str(shots / "adhoc-price.png"), full_page=True)
+            # German on the switch
+            page.get_by_role("link", name="Deutsch").click()
+            page.get_by_role("heading", name="Laden ohne Vertrag").wait_for()
+            page.get_by_role("link", name="English").click()
+
+            # the form by keyboard: the e-mail, the test card, the price accepted, pay
+            page.get_by_label("E-mail address for the receipt").fill("driver@example.com")
+            page.get_by_label("Visa (approved)").check()
+            page.get_by_label("I accept the price shown.").focus()
+            page.keyboard.press("Space")
+            page.get_by_role("button", name="Pay and start charging").press("Enter")
+            page.wait_for_url(f"{base}/charge/sessions/**")
+            _until(page, "Cost so far")
+            assert [a for a, _ in cp.remote] == ["RemoteStartTransaction"]
+            assert "€" in page.locator("dd.big").inner_text()
+            assert not page.evaluate(A11Y)
+            page.screenshot(path=str(shots / "adhoc-charging.png"), full_page=True)
+
+            page.get_by_role("button", name="Stop charging").click()
+            _until(page, "Charging finished and paid")
+            assert [a for a, _ in cp.remote] == ["RemoteStartTransaction", "RemoteStopTransaction"]
+            receipt = page.get_by_role("link", name="Receipt (PDF)")
+            pdf = page.request.get(f"{base}{receipt.get_attribute('href')}")
+            assert pdf.ok and pdf.body().startswith(b"%PDF")
+            # 6 kWh x 0.40 + 0.50 = 2.90 net, 3.45 gross: what the card gave
+            assert "€3.45" in page.locator("main").inner_text()
+            [pi] = wire.intents.values()
+            assert (pi["status"], pi["amount_received"]) == ("succeeded", 345)
+            assert not page.evaluate(A11Y)
+            page.screenshot(path=str(shots / "adhoc-receipt.png"), full_page=True)
+        finally:
+            del app.state["payment_provider"]
+    assert {urlparse(u).netloc for u in seen} == {urlparse(base).netloc}, seen
+    assert not [e for e in errors if "Content Security Policy" in e or "Refused" in e], errors
+    for name in ("adhoc-price", "adhoc-charging", "adhoc-receipt"):
+        assert (shots / f"{name}.png").stat().st_size > 5000

@@ -1,0 +1,234 @@
+"""A local HTTP server that answers Stripe's SDK in Stripe's wire format, for tests without internet.
+
+Requests arrive form-encoded (``amount=5000&currency=eur&payment_method_types[0]=card&metadata[k]=v``)
+with ``Authorization: Bearer sk_test_...`` and an ``Idempotency-Key`` on writes; answers are the
+JSON objects Stripe sends (``{"id": "pi_...", "object": "payment_intent", "status":
+"requires_capture", ...}``) and, for failures, ``{"error": {"type": "card_error", ...}}`` with
+Stripe's status codes (402 for a declined card, 400 for an invalid request, 404 for a missing
+object). Stripe's own test payment methods decide the outcome: ``pm_card_visa`` reserves,
+``pm_card_chargeDeclined`` is declined, ``pm_card_authenticationRequired`` needs 3-D Secure.
+
+``webhook(...)`` signs an event with the SDK's own scheme (``Stripe-Signature: t=...,v1=...``).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl
+
+import stripe
+
+API_KEY = "sk_test_evbill_local"
+WEBHOOK_SECRET = "whsec_evbill_local_test_secret"
+
+
+def _nest(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """Stripe's form encoding back to a dict: ``a[b]=1`` -> {"a": {"b": "1"}}, ``a[0]=x`` -> {"a": ["x"]}."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        parts = key.replace("]", "").split("[")
+        cur: Any = out
+        for i, p in enumerate(parts):
+            last = i == len(parts) - 1
+            nxt_is_index = not last and parts[i + 1].isdigit()
+            if isinstance(cur, list):
+                idx = int(p)
+                while len(cur) <= idx:
+                    cur.append(None)
+                if last:
+                    cur[idx] = value
+                else:
+                    if cur[idx] is None:
+                        cur[idx] = [] if nxt_is_index else {}
+                    cur = cur[idx]
+            else:
+                if last:
+                    cur[p] = value
+                else:
+                    cur = cur.setdefault(p, [] if nxt_is_index else {})
+    return out
+
+
+@dataclass
+class StripeWire:
+    port: int = 0
+    intents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requests: list[tuple[str, str, dict[str, Any], dict[str, str]]] = field(default_factory=list)
+    idempotent: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def calls(self, method: str | None = None, prefix: str = "") -> list[tuple[str, str, dict[str, Any]]]:
+        return [(m, p, b) for m, p, b, _h in self.requests if (method is None or m == method) and p.startswith(prefix)]
+
+    # --- the API ----------------------------------------------------------------------------------
+
+    def handle(self, method: str, path: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        if headers.get("authorization") != f"Bearer {API_KEY}":
+            return 401, {"error": {"type": "invalid_request_error", "message": "Invalid API Key provided"}}
+        key = headers.get("idempotency-key")
+        if method == "POST" and key and key in self.idempotent:
+            return self.idempotent[key]
+        status, out = self._route(method, path, body)
+        if method == "POST" and key:
+            self.idempotent[key] = (status, out)
+        return status, out
+
+    def _route(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        parts = [p for p in path.split("?")[0].split("/") if p]
+        if parts[:2] == ["v1", "payment_intents"]:
+            if len(parts) == 2 and method == "POST":
+                return self._create(body)
+            pi = self.intents.get(parts[2]) if len(parts) > 2 else None
+            if pi is None:
+                return 404, {"error": {"type": "invalid_request_error", "code": "resource_missing",
+                                       "message": f"No such payment_intent: '{parts[2] if len(parts) > 2 else ''}'"}}
+            if len(parts) == 3 and method == "GET":
+                return 200, pi
+            if len(parts) == 4 and parts[3] == "capture" and method == "POST":
+                return self._capture(pi, body)
+            if len(parts) == 4 and parts[3] == "cancel" and method == "POST":
+                if pi["status"] not in ("requires_capture", "requires_payment_method", "requires_action",
+                                        "requires_confirmation"):
+                    return 400, self._state_error(pi, "cancel")
+                pi.update(status="canceled", amount_capturable=0, canceled_at=int(time.time()),
+                          cancellation_reason=body.get("cancellation_reason"))
+                return 200, pi
+        if parts == ["v1", "refunds"] and method == "POST":
+            return self._refund(body)
+        return 404, {"error": {"type": "invalid_request_error", "message": f"Unrecognized request URL ({method}: {path})"}}
+
+    @staticmethod
+    def _state_error(pi: dict[str, Any], action: str) -> dict[str, Any]:
+        return {"error": {"type": "invalid_request_error", "code": "payment_intent_unexpected_state",
+                          "message": f"This PaymentIntent could not be {action}d because it has a status of "
+                                     f"{pi['status']}.", "payment_intent": pi}}
+
+    def _create(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if "amount" not in body or "currency" not in body:
+            return 400, {"error": {"type": "invalid_request_error", "code": "parameter_missing",
+                                   "message": "Missing required param: amount."}}
+        pid = "pi_" + secrets.token_hex(12)
+        pi: dict[str, Any] = {
+            "id": pid, "object": "payment_intent", "amount": int(body["amount"]), "amount_capturable": 0,
+            "amount_received": 0, "currency": body["currency"], "capture_method": body.get("capture_method", "automatic"),
+            "client_secret": f"{pid}_secret_{secrets.token_hex(8)}", "created": int(time.time()),
+            "description": body.get("description"), "livemode": False, "metadata": body.get("metadata", {}),
+            "next_action": None, "last_payment_error": None, "payment_method": body.get("payment_method"),
+            "payment_method_types": body.get("payment_method_types", ["card"]), "status": "requires_payment_method",
+            "latest_charge": None,
+        }
+        self.intents[pid] = pi
+        if body.get("confirm") != "true":
+            return 200, pi
+        pm = body.get("payment_method", "")
+        if pm == "pm_card_chargeDeclined":
+            err = {"type": "card_error", "code": "card_declined", "decline_code": "generic_decline",
+                   "message": "Your card was declined.", "payment_method": {"id": pm}}
+            pi["last_payment_error"] = err
+            return 402, {"error": {**err, "payment_intent": pi}}
+        if pm == "pm_card_authenticationRequired":
+            pi.update(status="requires_action", next_action={"type": "redirect_to_url", "redirect_to_url": {
+                "url": f"{self.base}/3ds/{pid}", "return_url": body.get("return_url")}})
+            return 200, pi
+        if pm != "pm_card_visa":
+            return 400, {"error": {"type": "invalid_request_error", "code": "resource_missing",
+                                   "message": f"No such PaymentMethod: '{pm}'", "param": "payment_method"}}
+        pi.update(status="requires_capture" if pi["capture_method"] == "manual" else "succeeded",
+                  amount_capturable=pi["amount"] if pi["capture_method"] == "manual" else 0,
+                  latest_charge="ch_" + secrets.token_hex(12))
+        return 200, pi
+
+    def _capture(self, pi: dict[str, Any], body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if pi["status"] != "requires_capture":
+            return 400, self._state_error(pi, "capture")
+        amount = int(body.get("amount_to_capture", pi["amount_capturable"]))
+        if amount > pi["amount_capturable"]:
+            return 400, {"error": {"type": "invalid_request_error", "code": "amount_too_large",
+                                   "param": "amount_to_capture",
+                                   "message": "The amount to capture must not exceed the capturable amount."}}
+        pi.update(status="succeeded", amount_received=amount, amount_capturable=0)
+        return 200, pi
+
+    def _refund(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        pi = self.intents.get(body.get("payment_intent", ""))
+        if pi is None or pi["status"] != "succeeded":
+            return 400, {"error": {"type": "invalid_request_error", "code": "charge_not_refundable" if pi else
+                                   "resource_missing", "message": "This PaymentIntent has nothing to refund."}}
+        done = sum(r["amount"] for r in self.refunds.values() if r["payment_intent"] == pi["id"])
+        amount = int(body.get("amount", pi["amount_received"] - done))
+        if amount > pi["amount_received"] - done:
+            return 400, {"error": {"type": "invalid_request_error", "code": "amount_too_large", "param": "amount",
+                                   "message": "Refund amount is greater than unrefunded amount on charge."}}
+        rid = "re_" + secrets.token_hex(12)
+        r = {"id": rid, "object": "refund", "amount": amount, "currency": pi["currency"], "payment_intent": pi["id"],
+             "charge": pi["latest_charge"], "status": "succeeded", "reason": body.get("reason"),
+             "metadata": body.get("metadata", {}), "created": int(time.time())}
+        self.refunds[rid] = r
+        return 200, r
+
+    # --- webhooks ---------------------------------------------------------------------------------
+
+    def event(self, kind: str, obj: dict[str, Any]) -> bytes:
+        return json.dumps({"id": "evt_" + secrets.token_hex(12), "object": "event", "api_version": stripe.api_version,
+                           "created": int(time.time()), "type": kind, "livemode": False,
+                           "data": {"object": obj}, "pending_webhooks": 1, "request": {"id": None}}).encode()
+
+
+def signature(payload: bytes, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> str:
+    """The ``Stripe-Signature`` header the SDK's own scheme computes."""
+    return str(stripe.WebhookSignature.generate_signature_header(payload.decode(), secret, timestamp))
+
+
+@contextmanager
+def stripe_wire() -> Iterator[StripeWire]:
+    wire = StripeWire()
+
+    class Handler(BaseHTTPRequestHandler):
+        def _serve(self, method: str) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length).decode() if length else ""
+            query = self.path.split("?", 1)[1] if "?" in self.path else ""
+            body = _nest(parse_qsl(raw or query, keep_blank_values=True))
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            with wire.lock:
+                wire.requests.append((method, self.path, body, headers))
+                status, out = wire.handle(method, self.path, body, headers)
+            data = json.dumps(out).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Request-Id", "req_" + secrets.token_hex(8))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            self._serve("GET")
+
+        def do_POST(self) -> None:
+            self._serve("POST")
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    wire.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield wire
+    finally:
+        server.shutdown()
+        server.server_close()
