@@ -53,7 +53,8 @@ ROLE_SETS.setdefault("dunning_decide", ("approver", "admin"))
 
 # (path, text key, role set): the navigation shows a person the pages their role may open
 NAV = (("/console/dashboard", "dashboard", "read"), ("/console/inbox", "inbox", "console_finance"),
-       ("/console/invoices", "invoices", "billing_read"), ("/console/customers", "customers", "read"))
+       ("/console/invoices", "invoices", "billing_read"), ("/console/customers", "customers", "read"),
+       ("/console/rulesets", "rulesets", "read"))
 
 PUBLIC = {"exclude_from_auth": True}
 Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]

@@ -182,7 +182,7 @@ def test_https_cookie_is_secure_with_the_host_prefix(console: Env) -> None:
 
 def test_navigation_follows_the_role(console: Env) -> None:
     a = console.a
-    nav = {"/console/dashboard", "/console/inbox", "/console/invoices", "/console/customers"}
+    nav = {"/console/dashboard", "/console/inbox", "/console/invoices", "/console/customers", "/console/rulesets"}
     seen = {}
     for role in ROLES:
         p = Person(console, _email(a, role))
@@ -210,7 +210,7 @@ def test_navigation_follows_the_role(console: Env) -> None:
 def _paths(t: Tenantry) -> dict[str, str]:
     ids = {"task_id": t.ids["task_id"], "entry_id": t.ids["bank_entry_id"], "invoice_id": t.ids["invoice_id"],
            "collection_run_id": t.ids["collection_run_id"], "payout_run_id": t.ids["payout_run_id"],
-           "case_id": t.ids["case_id"],
+           "case_id": t.ids["case_id"], "ruleset_id": t.ids["ruleset_id"], "draft_id": t.ids.get("draft_id", "rsd_x"),
            "document_id": t.ids["document_id"], "file_path": "htmx.min.js"}
     out = {}
     for key in HTML_ROUTES:
