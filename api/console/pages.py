@@ -50,11 +50,15 @@ ROLE_SETS.setdefault("bank_read", ("admin", "operator", "approver", "auditor"))
 ROLE_SETS.setdefault("collections_decide", ("approver", "admin"))
 ROLE_SETS.setdefault("payouts_decide", ("approver", "admin"))
 ROLE_SETS.setdefault("dunning_decide", ("approver", "admin"))
+ROLE_SETS.setdefault("portal", ("partner",))
 
 # (path, text key, role set): the navigation shows a person the pages their role may open
 NAV = (("/console/dashboard", "dashboard", "read"), ("/console/inbox", "inbox", "console_finance"),
        ("/console/invoices", "invoices", "billing_read"), ("/console/customers", "customers", "read"),
-       ("/console/rulesets", "rulesets", "read"))
+       ("/console/rulesets", "rulesets", "read"),
+       # the partner portal (api.console.portal)
+       ("/console/portal", "portal", "portal"), ("/console/portal/sessions", "sessions", "portal"),
+       ("/console/portal/statements", "statements", "portal"), ("/console/portal/payouts", "payouts", "portal"))
 
 PUBLIC = {"exclude_from_auth": True}
 Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -82,8 +86,11 @@ def _page(request: Request[Any, Any, Any], name: str, status_code: int = 200, **
         tenant = _tenant(request, sess.tenant_id)
     role = getattr(sess, "role", None)
     nav = [(path, key) for path, key, roles in NAV if role in ROLE_SETS[roles]]
+    here = request.url.path
+    # the entry the page belongs to: the longest one its address starts with
+    current = max((p for p, _ in nav if here == p or here.startswith(p + "/")), key=len, default=None)
     ctx.update(t=Texts(lang), lang=lang, languages=LANGUAGES, theme=theme_of(tenant),
-               tenant_id=getattr(tenant, "id", ""), me=sess, nav=nav, here=request.url.path,
+               tenant_id=getattr(tenant, "id", ""), me=sess, nav=nav, here=here, current=current,
                csrf=getattr(sess, "csrf", ""))
     headers = {"Cache-Control": "no-store"}
     if request.method == "POST" and status_code >= 400 and ctx.get("page_url"):
