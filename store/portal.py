@@ -13,12 +13,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 
 from store.models import ChargingSession, Location, Partner
 from store.payables import payable, payout_item, payout_run
 
-__all__ = ["SessionSums", "partner_of", "payouts", "session_sums", "sessions"]
+__all__ = ["SessionSums", "latest_start", "partner_of", "payouts", "session_sums", "sessions"]
 
 _s = ChargingSession.__table__.c  # type: ignore[attr-defined]
 _loc = Location.__table__.c  # type: ignore[attr-defined]
@@ -29,6 +29,14 @@ def partner_of(conn: Connection, tenant_id: str, partner_id: str | None) -> Any:
         return None
     p = Partner.__table__.c  # type: ignore[attr-defined]
     return conn.execute(select(p.id, p.name, p.kind).where(p.tenant_id == tenant_id, p.id == partner_id)).first()
+
+
+def latest_start(conn: Connection, tenant_id: str, partner_id: str) -> datetime | None:
+    """When the partner's newest session started (the portal opens on its month)."""
+    found: datetime | None = conn.execute(
+        select(_s.start).where(_s.tenant_id == tenant_id, _s.site_host_id == partner_id)
+        .order_by(_s.start.desc()).limit(1)).scalar()
+    return found
 
 
 def _where(tenant_id: str, partner_id: str, start: datetime, end: datetime) -> list[Any]:
@@ -57,11 +65,12 @@ class SessionSums:
 
 
 def session_sums(conn: Connection, tenant_id: str, partner_id: str, start: datetime, end: datetime) -> SessionSums:
+    """Counted and summed here, not in SQL: SQLite would add the decimals as floats."""
     out = SessionSums()
-    rows = conn.execute(select(_s.currency, func.count(), func.sum(_s.energy_kwh), func.sum(_s.net_total))
-                        .where(*_where(tenant_id, partner_id, start, end)).group_by(_s.currency)).all()
-    for cur, n, kwh, net in rows:
-        out.sessions += n
+    rows = conn.execute(select(_s.currency, _s.energy_kwh, _s.net_total)
+                        .where(*_where(tenant_id, partner_id, start, end)))
+    for cur, kwh, net in rows:
+        out.sessions += 1
         out.energy_kwh += Decimal(kwh or 0)
         if cur and net is not None:
             out.net[cur] = out.net.get(cur, Decimal(0)) + Decimal(net)
@@ -72,8 +81,9 @@ def payouts(conn: Connection, tenant_id: str, partner_id: str, limit: int = 500)
     """Payables to the partner, newest first, with the run that carries each (its approval state)
     and the day the bank showed it paid."""
     p, i, r = payable.c, payout_item.c, payout_run.c
-    live = select(i.payable_id, func.max(i.run_id).label("run_id")).where(
-        i.tenant_id == tenant_id, i.status.in_(("proposed", "submitted", "paid"))).group_by(i.payable_id).subquery()
+    # at most one live item per payable (``uq_payout_item_live``)
+    live = select(i.payable_id, i.run_id).where(
+        i.tenant_id == tenant_id, i.status.in_(("proposed", "submitted", "paid"))).subquery()
     stmt = (select(p.id, p.kind, p.amount, p.currency, p.status, p.remittance, p.paid_on, p.created_at, p.iban,
                    r.status.label("run_status"), r.as_of.label("run_as_of"))
             .select_from(payable.outerjoin(live, live.c.payable_id == p.id).outerjoin(payout_run, r.id == live.c.run_id))

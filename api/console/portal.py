@@ -87,8 +87,10 @@ def _me(request: Request[Any, Any, Any]) -> tuple[str, str]:
     return actor.tenant_id, actor.partner_id or ""
 
 
-def _month(db: Any, tenant_id: str, month: str | None) -> tuple[date, date, ZoneInfo, str]:
+def _month(db: Any, tenant_id: str, month: str | None, partner_id: str = "") -> tuple[date, date, ZoneInfo, str]:
+    """The month asked for, else the month of the partner's newest session, else this month."""
     from store.models import Tenant
+    from store.portal import latest_start
     from store.types import utcnow
 
     tenant = db.get(Tenant, tenant_id)
@@ -101,7 +103,8 @@ def _month(db: Any, tenant_id: str, month: str | None) -> tuple[date, date, Zone
         except ValueError:
             first = None
     if first is None:
-        first = utcnow().astimezone(tz).date().replace(day=1)
+        newest = latest_start(db.connection(), tenant_id, partner_id) if partner_id else None
+        first = (newest or utcnow()).astimezone(tz).date().replace(day=1)
     end = (first + timedelta(days=32)).replace(day=1)
     return first, end, tz, tenant.currency
 
@@ -135,7 +138,7 @@ async def overview(request: Request[Any, Any, Any], month: str | None = None) ->
     with request.app.state.read_sessions() as db:
         conn = db.connection()
         partner = P.partner_of(conn, tenant_id, partner_id)
-        first, end, tz, currency = _month(db, tenant_id, month)
+        first, end, tz, currency = _month(db, tenant_id, month, partner_id)
         if partner is None:
             return _page(request, "portal.html", partner=None, section="overview")
         sums = P.session_sums(conn, tenant_id, partner_id, *_bounds(first, end, tz))
@@ -154,7 +157,7 @@ async def portal_sessions(request: Request[Any, Any, Any], month: str | None = N
     with request.app.state.read_sessions() as db:
         conn = db.connection()
         partner = P.partner_of(conn, tenant_id, partner_id)
-        first, end, tz, currency = _month(db, tenant_id, month)
+        first, end, tz, currency = _month(db, tenant_id, month, partner_id)
         if partner is None:
             return _page(request, "portal.html", partner=None, section="sessions")
         start, stop = _bounds(first, end, tz)
@@ -175,7 +178,7 @@ async def portal_sessions_csv(request: Request[Any, Any, Any], month: str | None
         conn = db.connection()
         if P.partner_of(conn, tenant_id, partner_id) is None:
             raise _NotFound
-        first, end, tz, _cur = _month(db, tenant_id, month)
+        first, end, tz, _cur = _month(db, tenant_id, month, partner_id)
         rows = P.sessions(conn, tenant_id, partner_id, *_bounds(first, end, tz), limit=None)
     return _csv(f"sessions-{first:%Y-%m}.csv",
                 ["session", "start", "end", "location", "evse", "energy_kwh", "status", "currency", "net", "gross"],

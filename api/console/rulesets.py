@@ -17,10 +17,12 @@ import difflib
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from litestar import Request, Response, get, post
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
 from litestar.response import Redirect, Template
 from sqlalchemy import func, select
 
@@ -32,6 +34,8 @@ from store.errors import DomainError
 __all__ = ["HTML_ROUTES", "handlers"]
 
 MAX_SOURCE = 200_000
+# the editor's form: ``session`` comes once per ticked box (a list when there are several)
+EditorForm = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
 PICKABLE = 30  # the latest sessions offered for a simulation
 
 HTML_ROUTES = {
@@ -283,25 +287,25 @@ async def ruleset(request: Request[Any, Any, Any], ruleset_id: str, draft: str |
     return await anyio.to_thread.run_sync(_ruleset_page, request, ruleset_id, ed)
 
 
-def _posted(request: Request[Any, Any, Any], data: dict[str, str]) -> Editor:
+def _posted(request: Request[Any, Any, Any], data: dict[str, Any]) -> Editor:
+    def one(key: str) -> str:
+        v = data.get(key, "")
+        return str(v[0] if isinstance(v, list) and v else v or "")
+
     sess = session_of(request)
-    check_csrf(request, sess.csrf, data.get("_csrf"))
-    source = data.get("source", "").replace("\r\n", "\n")[:MAX_SOURCE]
-    return Editor(source=source, draft_id=data.get("draft_id", "")[:40])
-
-
-async def _multi(request: Request[Any, Any, Any]) -> list[str]:
-    form = await request.form()
-    return [str(x)[:40] for x in form.getall("session", [])][:PICKABLE]
+    check_csrf(request, sess.csrf, one("_csrf"))
+    source = one("source").replace("\r\n", "\n")[:MAX_SOURCE]
+    picked = data.get("session", [])
+    picked = picked if isinstance(picked, list) else [picked]
+    return Editor(source=source, draft_id=one("draft_id")[:40], picked={str(x)[:40] for x in picked[:PICKABLE]})
 
 
 @post("/console/rulesets/{ruleset_id:str}/check", guards=[console_allow("read")], include_in_schema=False,
       status_code=200)
-async def check_form(request: Request[Any, Any, Any], ruleset_id: str, data: Form) -> Template:
+async def check_form(request: Request[Any, Any, Any], ruleset_id: str, data: EditorForm) -> Template:
     import anyio
 
     ed = _posted(request, data)
-    ed.picked = set(await _multi(request))
     ed.checked = True
     _ok, ed.diagnostics = await anyio.to_thread.run_sync(_check, ed.source)
     return await anyio.to_thread.run_sync(_ruleset_page, request, ruleset_id, ed)
@@ -309,11 +313,10 @@ async def check_form(request: Request[Any, Any, Any], ruleset_id: str, data: For
 
 @post("/console/rulesets/{ruleset_id:str}/drafts", guards=[console_allow("ruleset_write")],
       include_in_schema=False, status_code=303)
-async def save_draft(request: Request[Any, Any, Any], ruleset_id: str, data: Form) -> Response[Any]:
+async def save_draft(request: Request[Any, Any, Any], ruleset_id: str, data: EditorForm) -> Response[Any]:
     import anyio
 
     ed = _posted(request, data)
-    ed.picked = set(await _multi(request))
     t = Texts(session_of(request).language)
     if not ed.source.strip():
         ed.error, ed.error_for = t("err_source_required"), "editor"
@@ -342,11 +345,10 @@ async def save_draft(request: Request[Any, Any, Any], ruleset_id: str, data: For
 
 @post("/console/rulesets/{ruleset_id:str}/simulate", guards=[console_allow("ruleset_write")],
       include_in_schema=False, status_code=200)
-async def simulate(request: Request[Any, Any, Any], ruleset_id: str, data: Form) -> Template:
+async def simulate(request: Request[Any, Any, Any], ruleset_id: str, data: EditorForm) -> Template:
     import anyio
 
     ed = _posted(request, data)
-    ed.picked = set(await _multi(request))
     t = Texts(session_of(request).language)
     ok, ed.diagnostics = await anyio.to_thread.run_sync(_check, ed.source)
     ed.checked = True

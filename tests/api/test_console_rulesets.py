@@ -76,14 +76,16 @@ def test_simulate_the_editors_text_against_sessions(console: Env) -> None:  # no
     v2 = DEMO_RULESET.replace("energy 0.49 per kWh", "energy 0.59 per kWh")
     path = f"/console/rulesets/{a.ids['ruleset_id']}/simulate"
     # S-1: 10 kWh, rated 5.25 net by version 1; the draft makes it 6.25
-    r = p.post(path, {"source": v2, "session": a.ids["session_id"]})
+    r = p.post(path, {"source": v2, "session": [a.ids["session_id"], a.ids["other_session_id"]]})  # type: ignore[dict-item]
     assert r.status_code == 200, r.text[-800:]
     text = html.unescape(r.text)
     [row] = re.findall(rf'<tr class="changed" id="sim-{a.ids["session_id"]}">(.*?)</tr>', text, re.DOTALL)
     cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.DOTALL)]
     assert cells[0] == "S-1" and cells[2] == "1"
     assert cells[3:] == ["5,25\xa0€", "6,25\xa0€", "+1,00\xa0€"], cells
-    assert "1 von 1 Ladevorgängen ändern sich." in text
+    assert "2 von 2 Ladevorgängen ändern sich." in text
+    # S-2: 20.5 kWh, 10.40 net before, 12.45 with the draft; the totals row adds both
+    assert re.search(r"Summe EUR</th><td[^>]*>15,65\xa0€</td>\s*<td[^>]*>18,70\xa0€</td><td[^>]*>\+3,05\xa0€", text), text
     # the same text as the version: nothing changes
     r = p.post(path, {"source": DEMO_RULESET, "session": a.ids["session_id"]})
     assert "0 von 1 Ladevorgängen ändern sich." in html.unescape(r.text) and "unverändert" in r.text
