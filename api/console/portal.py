@@ -109,6 +109,12 @@ def _month(db: Any, tenant_id: str, month: str | None, partner_id: str = "") -> 
     return first, end, tz, tenant.currency
 
 
+def _tz(db: Any, tenant_id: str) -> ZoneInfo:
+    from store.models import Tenant
+
+    return ZoneInfo(db.get(Tenant, tenant_id).timezone)
+
+
 def _bounds(first: date, end: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
     return (datetime(first.year, first.month, 1, tzinfo=tz), datetime(end.year, end.month, 1, tzinfo=tz))
 
@@ -166,7 +172,7 @@ async def portal_sessions(request: Request[Any, Any, Any], month: str | None = N
     prev_month = (first - timedelta(days=1)).replace(day=1)
     return _page(request, "portal.html", partner=partner, section="sessions", rows=rows, sums=sums, first=first,
                  month_value=f"{first:%Y-%m}", prev_month=f"{prev_month:%Y-%m}", next_month=f"{end:%Y-%m}",
-                 currency=currency, shown=SHOWN)
+                 currency=currency, shown=SHOWN, tz=tz)
 
 
 @get("/console/portal/sessions.csv", guards=[console_allow("portal")], include_in_schema=False)
@@ -196,7 +202,8 @@ async def portal_statements(request: Request[Any, Any, Any]) -> Template:
         partner = P.partner_of(db.connection(), tenant_id, partner_id)
         rows = _with_last_day(S.list_statements(db, tenant_id, only_partner=partner_id, partner_id=None,
                                                 after_seq=None, limit=1000)[::-1]) if partner is not None else []
-    return _page(request, "portal.html", partner=partner, section="statements", statements=rows)
+        tz = _tz(db, tenant_id)
+    return _page(request, "portal.html", partner=partner, section="statements", statements=rows, tz=tz)
 
 
 @get("/console/portal/statements/{statement_id:str}", guards=[console_allow("portal")], include_in_schema=False)
@@ -211,8 +218,9 @@ async def portal_statement(request: Request[Any, Any, Any], statement_id: str) -
         if row is None:
             raise _NotFound
         lines = [dict(ln._mapping) for ln in S.lines_of(db, row["id"])]
+        tz = _tz(db, tenant_id)
     return _page(request, "portal.html", partner=partner, section="statement", st=_with_last_day([row])[0],
-                 lines=lines)
+                 lines=lines, tz=tz)
 
 
 @get("/console/portal/statements/{statement_id:str}/csv", guards=[console_allow("portal")], include_in_schema=False)

@@ -124,6 +124,7 @@ add_texts({
     "err_draft_has_errors": ("Der Entwurf hat Fehler und kann nicht veröffentlicht werden.",
                              "The draft has errors and cannot be published."),
     "back_to": ("Zurück zu {name}", "Back to {name}"),
+    "published_as": ("Veröffentlicht als Version {version}.", "Published as version {version}."),
     "lines_in_force": ("Positionen in Kraft", "Lines in force"),
     "lines_draft": ("Positionen Entwurf", "Lines of the draft"),
     "session": ("Ladevorgang", "Session"),
@@ -272,10 +273,18 @@ def _ruleset_page(request: Request[Any, Any, Any], ruleset_id: str, ed: Editor, 
     tz = ZoneInfo(tenant.timezone)
     return _page(request, "ruleset.html", status_code=status_code, page_url=f"/console/rulesets/{rs.id}",
                  rs=rs, versions=versions, drafts=drafts, sessions=sessions, emails=emails, ed=ed,
-                 counts=_counts(ed.diagnostics), in_force=in_force, tz=tz,
+                 counts=_counts(ed.diagnostics), in_force=in_force, tz=tz, published=_published(versions),
                  default_effective=now.astimezone(tz).replace(second=0, microsecond=0, tzinfo=None).isoformat(),
                  may_write=_may(request, "ruleset_write"), may_publish=_may(request, "publish"),
                  me_id=actor.user_id)
+
+
+def _published(versions: Any) -> dict[str, list[int]]:
+    """Draft id -> the versions it was published as (one draft can take effect more than once)."""
+    out: dict[str, list[int]] = {}
+    for v in sorted(versions, key=lambda v: v.version):
+        out.setdefault(v.draft_id, []).append(v.version)
+    return out
 
 
 @get("/console/rulesets/{ruleset_id:str}", guards=[console_allow("read")], include_in_schema=False)
