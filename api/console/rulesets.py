@@ -63,7 +63,7 @@ add_texts({
     "source_text": ("Regelwerk-Text (DSL)", "Ruleset text (DSL)"),
     "diagnostics": ("Prüfung", "Diagnostics"),
     "diag_clean": ("Keine Fehler, keine Warnungen.", "No errors, no warnings."),
-    "diag_counts": ("{errors} Fehler, {warnings} Warnungen", "{errors} errors, {warnings} warnings"),
+    "diag_counts": ("Fehler: {errors}, Warnungen: {warnings}", "Errors: {errors}, warnings: {warnings}"),
     "diag_live": ("Wird beim Tippen geprüft.", "Checked as you type."),
     "severity_error": ("Fehler", "error"),
     "severity_warning": ("Warnung", "warning"),

@@ -117,6 +117,14 @@ def test_a_partner_sees_only_its_own_payouts(console: Env, portal: dict[str, Any
     assert [r[0] for r in rows[1:]] == [portal["theirs"]]
 
 
+def test_the_portal_speaks_english_too(console: Env) -> None:  # noqa: F811
+    host = Person(console, _email(console.a, "partner"))
+    host.post("/console/language", {"language": "en", "next": "/console/portal"})
+    page = html.unescape(host.get("/console/portal/statements").text)
+    assert "Statements (credit notes)" in page and "Partner portal" in page and "Abrechnungen" not in page
+    assert "1 Feb 2026 – 28 Feb 2026" in page, page[page.find("<main"):][:1500]
+
+
 def test_the_back_office_has_no_portal_and_the_partner_no_back_office(console: Env) -> None:  # noqa: F811
     a = console.a
     admin = Person(console, _email(a, "admin"))

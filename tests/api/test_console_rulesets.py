@@ -66,8 +66,13 @@ def test_ruleset_pages_list_versions_and_show_the_source(console: Env) -> None: 
     r = p.post(f"/console/rulesets/{a.ids['ruleset_id']}/check",
                {"source": DEMO_RULESET.replace("energy 0.49 per kWh", "energy 0.49 per kWhh")})
     text = html.unescape(r.text)
-    assert r.status_code == 200 and "1 Fehler, 0 Warnungen" in text
+    assert r.status_code == 200 and "Fehler: 1, Warnungen: 0" in text
     assert 'data-line="5" data-col="19"' in r.text and "Hinweis: did you mean 'kWh'?" in text
+    # and in English
+    p.post("/console/language", {"language": "en", "next": "/console/rulesets"})
+    r = p.post(f"/console/rulesets/{a.ids['ruleset_id']}/check", {"source": "ruleset demo currency EUR"})
+    text = html.unescape(r.text)
+    assert "Ruleset text (DSL)" in text and "Errors: 1, warnings: 0" in text and "error[E206]" in text, text[-3000:]
 
 
 def test_simulate_the_editors_text_against_sessions(console: Env) -> None:  # noqa: F811

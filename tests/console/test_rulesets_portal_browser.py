@@ -170,7 +170,7 @@ def test_type_a_mistake_see_its_marker_simulate_and_publish(site: Site, browser:
     page.keyboard.type("h")
     err = page.locator("#diag-list li.diag-error")
     err.wait_for()
-    assert summary.inner_text() == "1 Fehler, 0 Warnungen"
+    assert summary.inner_text() == "Fehler: 1, Warnungen: 0"
     text = err.inner_text()
     assert text.startswith("6:19 Fehler[E101]: unexpected 'kWhh', expected a unit"), text
     assert "Hinweis: did you mean 'kWh'?" in text and "editor.evb:6:19" in text and "^^^^" in text
