@@ -75,6 +75,7 @@ add_texts({
     "days_n": ("{n} Tage", "{n} days"),
     "not_known": ("–", "–"),
     "dunning_by_stage": ("Mahnfälle nach Stufe", "Dunning cases by stage"),
+    "dunning_stage": ("Stufe", "Stage"),
     "dunning_stage_0": ("begonnen, noch keine Stufe", "started, no stage yet"),
     "dunning_stage_n": ("Stufe {n}", "Stage {n}"),
     "cases": ("Fälle", "Cases"),
@@ -308,6 +309,8 @@ def _dashboard(request: Request[Any, Any, Any], month: str | None, site: str | N
         util = utilisation(conn, actor.tenant_id, tenant.timezone, first, end, site)
         finance = _may(request, "console_finance")
         dso = days_sales_outstanding(conn, actor.tenant_id, d.open_receivables, today) if finance else {}
+        if finance and not dso:
+            dso = {tenant.currency: None}  # nothing open, nothing invoiced: said, not left out
         dunning = dunning_by_stage(conn, actor.tenant_id) if finance else []
     t = Texts(session_of(request).language)
     cur = tenant.currency
