@@ -126,6 +126,9 @@ add_texts({
     "back_to": ("Zurück zu {name}", "Back to {name}"),
     "published_as": ("Veröffentlicht als Version {version}.", "Published as version {version}."),
     "lines_in_force": ("Positionen in Kraft", "Lines in force"),
+    "text_changes": ("Text gegenüber Version {version}", "Text against version {version}"),
+    "text_unchanged": ("Der Text ist derselbe wie der von Version {version}.",
+                       "The text is the same as version {version}'s."),
     "lines_draft": ("Positionen Entwurf", "Lines of the draft"),
     "session": ("Ladevorgang", "Session"),
     "start": ("Beginn", "Start"),
@@ -271,7 +274,10 @@ def _ruleset_page(request: Request[Any, Any, Any], ruleset_id: str, ed: Editor, 
     in_force = next((v for v in sorted(versions, key=lambda v: (v.effective_from, v.version), reverse=True)
                      if v.effective_from <= now), None)
     tz = ZoneInfo(tenant.timezone)
-    return _page(request, "ruleset.html", status_code=status_code, page_url=f"/console/rulesets/{rs.id}",
+    # a simulation shows what the editor's text changes against the version in force
+    changes = (_diff_rows(in_force.source, ed.source, f"{rs.name}@v{in_force.version}", f"{rs.name} (editor)")
+               if ed.simulation is not None and in_force is not None else [])
+    return _page(request, "ruleset.html", changes=changes, status_code=status_code, page_url=f"/console/rulesets/{rs.id}",
                  rs=rs, versions=versions, drafts=drafts, sessions=sessions, emails=emails, ed=ed,
                  counts=_counts(ed.diagnostics), in_force=in_force, tz=tz, published=_published(versions),
                  default_effective=now.astimezone(tz).replace(second=0, microsecond=0, tzinfo=None).isoformat(),
@@ -491,6 +497,17 @@ class _BadDate(Exception):
     pass
 
 
+def _diff_rows(old: str, new: str, old_name: str, new_name: str) -> list[tuple[str, str]]:
+    """The unified diff's lines, each with its kind for the page's colours."""
+    rows = []
+    for line in difflib.unified_diff(old.splitlines(), new.splitlines(), fromfile=old_name, tofile=new_name,
+                                     lineterm=""):
+        kind = ("head" if line.startswith(("---", "+++")) else "hunk" if line.startswith("@@")
+                else "add" if line.startswith("+") else "del" if line.startswith("-") else "same")
+        rows.append((kind, line))
+    return rows
+
+
 # ------------------------------------------------------------------------------ history
 
 @get("/console/rulesets/{ruleset_id:str}/diff", guards=[console_allow("read")], include_in_schema=False)
@@ -508,13 +525,7 @@ async def diff(request: Request[Any, Any, Any], ruleset_id: str, a: int | None =
     numbers = sorted(versions)
     if a not in versions or b not in versions:
         a, b = (numbers[-2], numbers[-1]) if len(numbers) >= 2 else (numbers[0], numbers[0]) if numbers else (0, 0)
-    rows: list[tuple[str, str]] = []
-    if a and b:
-        for line in difflib.unified_diff(versions[a].source.splitlines(), versions[b].source.splitlines(),
-                                         fromfile=f"{rs.name}@v{a}", tofile=f"{rs.name}@v{b}", lineterm=""):
-            kind = ("head" if line.startswith(("---", "+++")) else "hunk" if line.startswith("@@")
-                    else "add" if line.startswith("+") else "del" if line.startswith("-") else "same")
-            rows.append((kind, line))
+    rows = _diff_rows(versions[a].source, versions[b].source, f"{rs.name}@v{a}", f"{rs.name}@v{b}") if a and b else []
     return _page(request, "ruleset_diff.html", rs=rs, numbers=numbers, a=a, b=b, rows=rows)
 
 

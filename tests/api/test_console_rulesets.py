@@ -89,11 +89,14 @@ def test_simulate_the_editors_text_against_sessions(console: Env) -> None:  # no
     assert cells[0] == "S-1" and cells[2] == "1"
     assert cells[3:] == ["5,25\xa0€", "6,25\xa0€", "+1,00\xa0€"], cells
     assert "2 von 2 Ladevorgängen ändern sich." in text
+    # and what the text changes against the version in force
+    assert '<span class="d-del">-  energy 0.49 per kWh</span><span class="d-add">+  energy 0.59 per kWh</span>' in text
     # S-2: 20.5 kWh, 10.40 net before, 12.45 with the draft; the totals row adds both
     assert re.search(r"Summe EUR</th><td[^>]*>15,65\xa0€</td>\s*<td[^>]*>18,70\xa0€</td><td[^>]*>\+3,05\xa0€", text), text
     # the same text as the version: nothing changes
     r = p.post(path, {"source": DEMO_RULESET, "session": a.ids["session_id"]})
     assert "0 von 1 Ladevorgängen ändern sich." in html.unescape(r.text) and "unverändert" in r.text
+    assert "Der Text ist derselbe wie der von Version 1." in html.unescape(r.text)
     # a text with errors is not simulated; no session chosen neither
     r = p.post(path, {"source": "ruleset demo currency EUR timezone Nowhere/Else\ntariff x {", "session":
                       a.ids["session_id"]})
