@@ -193,7 +193,7 @@ def _emails(db: Any, tenant_id: str, ids: set[str]) -> dict[str, str]:
 
 @get("/console/rulesets", guards=[console_allow("read")], include_in_schema=False)
 async def rulesets(request: Request[Any, Any, Any]) -> Template:
-    from store.models import Ruleset, RulesetDraft, RulesetVersion
+    from store.models import Ruleset, RulesetDraft, RulesetVersion, Tenant
     from store.types import utcnow
 
     tenant_id = request.user.tenant_id
@@ -205,6 +205,7 @@ async def rulesets(request: Request[Any, Any, Any]) -> Template:
                               .order_by(RulesetVersion.effective_from, RulesetVersion.version)).scalars().all()
         drafts = dict(db.execute(select(RulesetDraft.ruleset_id, func.count()).where(  # type: ignore[call-overload]
             RulesetDraft.tenant_id == tenant_id).group_by(RulesetDraft.ruleset_id)).all())
+        tz = ZoneInfo(db.get(Tenant, tenant_id).timezone)
     by: dict[str, list[Any]] = {}
     for v in versions:
         by.setdefault(v.ruleset_id, []).append(v)
@@ -214,7 +215,7 @@ async def rulesets(request: Request[Any, Any, Any]) -> Template:
         in_force = [v for v in vs if v.effective_from <= now]
         items.append({"ruleset": r, "versions": len(vs), "in_force": in_force[-1] if in_force else None,
                       "drafts": drafts.get(r.id, 0)})
-    return _page(request, "rulesets.html", items=items)
+    return _page(request, "rulesets.html", items=items, tz=tz)
 
 
 @dataclass
