@@ -27,7 +27,11 @@ PAGES = (("sign-in", "/console/sign-in", "sign-in"),
          ("inbox", "/console/inbox", "finance inbox"),
          ("invoices", "/console/invoices", "invoices"),
          ("invoice", None, "an invoice with its PDF"),
-         ("customers", "/console/customers", "customers"))
+         ("customers", "/console/customers", "customers"),
+         ("rulesets", "/console/rulesets", "rulesets"),
+         ("ruleset", None, "a ruleset in the editor, checked as you type"))
+# the pages without a fixed address: the first row's link on this list
+_FIRST_OF = {"invoice": "/console/invoices", "ruleset": "/console/rulesets"}
 
 
 def unavailable() -> str | None:
@@ -102,13 +106,14 @@ def screenshots(engine: Any, tenant_id: str, out: Path, email: str = "approver@s
             page.wait_for_url(f"{base}/console/dashboard")
             for name, path, _what in PAGES[1:]:
                 if path is None:
-                    page.goto(f"{base}/console/invoices")
+                    page.goto(base + _FIRST_OF[name])
                     link = page.locator("tbody a").first
                     if not link.count():
                         continue
                     link.click()
                     page.wait_for_load_state("networkidle")
-                    page.wait_for_timeout(1500)  # the PDF viewer draws its first page
+                    # the PDF viewer draws its first page; the editor's live check answers
+                    page.wait_for_timeout(1500)
                 else:
                     page.goto(base + path)
                     page.wait_for_load_state("networkidle")

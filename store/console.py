@@ -410,3 +410,99 @@ def approvals(conn: Connection, tenant_id: str, limit: int = 100) -> dict[str, l
             overdue=s["overdue"], charged=s["charged"], planned_on=s["planned_on"],
             refs=tuple(str(i.get("number") or i.get("id", "")) for i in listed)))
     return out
+
+
+# ------------------------------------------------------------------------------ more figures
+
+@dataclass
+class Utilisation:
+    """Occupied hours over available hours (the EVSEs registered at a site × the hours of the
+    period). A session counts on its local start day with its whole plug-in time; a site with no
+    EVSE registered has no utilisation (None), only hours."""
+
+    hours_by_site: dict[str, Decimal]
+    evses_by_site: dict[str, int]
+    by_site: dict[str, Decimal | None]  # percent
+    by_day: dict[date, Decimal | None]  # percent, over the sites with EVSEs (or ``site``'s)
+    total: Decimal | None
+
+
+def utilisation(conn: Connection, tenant_id: str, tzname: str, start: date, end: date,
+                site: str | None = None) -> Utilisation:
+    from zoneinfo import ZoneInfo
+
+    from store.models import Evse, Location
+
+    tz = ZoneInfo(tzname)
+    lo = datetime.combine(start, datetime.min.time(), tz)
+    hi = datetime.combine(end, datetime.min.time(), tz)
+    cs = ChargingSession.__table__.c  # type: ignore[attr-defined]
+    loc, ev = Location.__table__.c, Evse.__table__.c  # type: ignore[attr-defined]
+    evses: dict[str, int] = defaultdict(int)
+    for code, _id in conn.execute(select(loc.code, ev.id).join_from(Evse.__table__, Location.__table__,  # type: ignore[arg-type]
+                                                                   loc.id == ev.location_id)
+                                  .where(ev.tenant_id == tenant_id)):
+        evses[code or "—"] += 1
+    hours: dict[str, Decimal] = defaultdict(Decimal)
+    day_hours: dict[date, Decimal] = defaultdict(Decimal)
+    for ref, s_start, s_end in conn.execute(select(cs.location_ref, cs.start, cs.end).where(
+            cs.tenant_id == tenant_id, cs.start >= lo, cs.start < hi)):
+        at = ref or "—"
+        h = Decimal(max(0, int((s_end - s_start).total_seconds()))) / 3600
+        hours[at] += h
+        if at in evses and (site is None or at == site):
+            day_hours[s_start.astimezone(tz).date()] += h
+    days = (end - start).days
+
+    def pct(occupied: Decimal, evse_count: int, n_days: int) -> Decimal | None:
+        if evse_count <= 0 or n_days <= 0:
+            return None
+        return (occupied * 100 / (evse_count * 24 * n_days)).quantize(Decimal("0.1"))
+
+    by_site = {s: pct(h, evses.get(s, 0), days) for s, h in hours.items()}
+    counted = evses.get(site, 0) if site is not None else sum(evses[s] for s in evses)
+    by_day = {start + timedelta(days=i): pct(day_hours.get(start + timedelta(days=i), Decimal(0)), counted, 1)
+              for i in range(days)}
+    total = pct(sum((h for s, h in hours.items() if s in evses), Decimal(0)), sum(evses.values()), days)
+    return Utilisation(dict(hours), dict(evses), by_site, by_day, total)
+
+
+def days_sales_outstanding(conn: Connection, tenant_id: str, open_receivables: dict[str, Decimal], today: date,
+                           window_days: int = 90) -> dict[str, Decimal | None]:
+    """Per currency: the open receivables over what was invoiced (gross, finalized invoices less
+    credit notes issued in the last ``window_days`` days), times the window's days. None where
+    nothing was invoiced in the window."""
+    from store.billing import invoice
+
+    i = invoice.c
+    sold: dict[str, Decimal] = defaultdict(Decimal)
+    for kind, cur, gross in conn.execute(select(i.kind, i.currency, i.gross_total).where(
+            i.tenant_id == tenant_id, i.status == "finalized", i.issue_date > today - timedelta(days=window_days),
+            i.issue_date <= today)):
+        g = Decimal(gross)
+        sold[cur] += -abs(g) if kind == "credit_note" else g
+    out: dict[str, Decimal | None] = {}
+    for cur in sorted(set(sold) | set(open_receivables)):
+        s = sold.get(cur, Decimal(0))
+        out[cur] = ((open_receivables.get(cur, Decimal(0)) / s * window_days).quantize(Decimal("0.1"))
+                    if s > 0 else None)
+    return out
+
+
+def dunning_by_stage(conn: Connection, tenant_id: str) -> list[tuple[int, int, int]]:
+    """Open dunning cases (not done or closed) per stage reached: (stage, cases, of them awaiting
+    approval), stage 0 first (started, no stage reached yet)."""
+    from sqlalchemy import func
+
+    from store.dunning import dunning_case
+
+    c = dunning_case.c
+    counts: dict[int, list[int]] = {}
+    for stage, status, n in conn.execute(select(c.stage, c.status, func.count()).where(
+            c.tenant_id == tenant_id, c.status.in_(("waiting", "paused", "awaiting_approval")))
+            .group_by(c.stage, c.status)):
+        row = counts.setdefault(int(stage), [0, 0])
+        row[0] += int(n)
+        if status == "awaiting_approval":
+            row[1] += int(n)
+    return [(s, v[0], v[1]) for s, v in sorted(counts.items())]

@@ -76,7 +76,7 @@ from store.errors import Conflict, InvalidInput, NotFound
 from store.models import Agreement, Partner, Tenant
 from store.repo import Scope, decode_cursor, encode_cursor
 
-__all__ = ["TERM_KEYS", "check_share_terms", "handlers"]
+__all__ = ["TERM_KEYS", "check_share_terms", "handlers", "statement_csv"]
 
 ROLE_SETS.setdefault("statements_read", ("admin", "operator", "approver", "auditor", "partner"))
 ROLE_SETS.setdefault("statements_write", ("admin", "operator"))
@@ -478,8 +478,14 @@ CSV_COLUMNS = ("number", "partner_id", "local_start", "local_end", "seq", "kind"
                   200: ResponseSpec(data_container=str, media_type="text/csv", description="the lines as CSV")})
 def export_partner_statement_csv(request: Request[Any, Any, Any], partner_statement_id: IdPath) -> Response[str]:
     with open_scope(request) as scope:
-        row = _get(scope, partner_statement_id)
-        lines = [dict(ln._mapping) for ln in S.lines_of(scope.db, row["id"])]
+        filename, text = statement_csv(scope, partner_statement_id)
+    return Response(text, media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def statement_csv(scope: Scope, statement_id: str) -> tuple[str, str]:
+    """(file name, CSV text) of an issued statement the caller may see (a partner: its own)."""
+    row = _get(scope, statement_id)
+    lines = [dict(ln._mapping) for ln in S.lines_of(scope.db, row["id"])]
     # subtotal rows keep the statement's period in local_start/local_end; the agreement's own days
     # are in the description
     subtotals = [{"kind": "agreement_subtotal", "agreement_id": a["agreement_id"], "currency": a["currency"],
@@ -497,8 +503,7 @@ def export_partner_statement_csv(request: Request[Any, Any, Any], partner_statem
         m["rule"] = trace[0].get("rule") if trace and isinstance(trace[0], dict) else None
         w.writerow(["" if m.get(c) is None else format(m[c], "f") if isinstance(m[c], Decimal) else str(m[c])
                     for c in CSV_COLUMNS])
-    return Response(out.getvalue(), media_type="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{row["number"]}.csv"'})
+    return f"{row['number']}.csv", out.getvalue()
 
 
 handlers = [preview_partner_statement, issue_partner_statement, list_partner_statements, get_partner_statement,

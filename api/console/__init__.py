@@ -45,11 +45,12 @@ def routers() -> list[Any]:
     from litestar.middleware.base import DefineMiddleware
     from litestar.static_files import create_static_files_router
 
+    from api.console import portal, rulesets
     from api.console.pages import exception_handlers, handlers, public_handlers
     from api.console.session import ConsoleAuthMiddleware
 
     headers = [ResponseHeader(name=k, value=v) for k, v in SECURITY_HEADERS.items()]
-    pages = Router(path="/", route_handlers=[*public_handlers, *handlers], include_in_schema=False,
+    pages = Router(path="/", route_handlers=[*public_handlers, *handlers, *rulesets.handlers, *portal.handlers], include_in_schema=False,
                    middleware=[DefineMiddleware(ConsoleAuthMiddleware)], exception_handlers=exception_handlers(),
                    response_headers=headers)
     static = create_static_files_router(path="/console/static", directories=[STATIC], include_in_schema=False,
@@ -84,3 +85,14 @@ HTML_ROUTES: dict[str, str] = {
     "GET /console/documents/{document_id:str}/pdf": "billing_read",
     "GET /console/customers": "read",
 }
+
+
+def _more_routes() -> None:
+    from api.console.portal import HTML_ROUTES as PORTAL
+    from api.console.rulesets import HTML_ROUTES as RULESETS
+
+    HTML_ROUTES.update(RULESETS)
+    HTML_ROUTES.update(PORTAL)
+
+
+_more_routes()

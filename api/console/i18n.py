@@ -20,7 +20,7 @@ from runtime.documents.i18n import (
     rate_text,
 )
 
-__all__ = ["LANGUAGES", "Texts", "negotiate"]
+__all__ = ["LANGUAGES", "Texts", "add_texts", "negotiate"]
 
 LANGUAGES = ("de", "en")
 
@@ -223,6 +223,14 @@ _T: dict[str, tuple[str, str]] = {
     "no_customers": ("Keine Kunden gefunden.", "No customers found."),
     "customer_since": ("Kunde seit", "Customer since"),
 }
+
+
+def add_texts(texts: dict[str, tuple[str, str]]) -> None:
+    """More (German, English) words, from a page module of its own; a key is said once only."""
+    twice = {k for k in set(texts) & set(_T) if texts[k] != _T[k]}
+    if twice:
+        raise ValueError(f"console texts defined twice: {sorted(twice)}")
+    _T.update(texts)
 
 
 def negotiate(accept_language: str | None) -> str:

@@ -24,7 +24,7 @@ from litestar.response import Redirect, Template
 
 from api.auth import ROLE_SETS
 from api.console.charts import bar_chart, scale_top
-from api.console.i18n import LANGUAGES, Texts, negotiate
+from api.console.i18n import LANGUAGES, Texts, add_texts, negotiate
 from api.console.session import (
     RoleRefused,
     SignInRequired,
@@ -50,12 +50,38 @@ ROLE_SETS.setdefault("bank_read", ("admin", "operator", "approver", "auditor"))
 ROLE_SETS.setdefault("collections_decide", ("approver", "admin"))
 ROLE_SETS.setdefault("payouts_decide", ("approver", "admin"))
 ROLE_SETS.setdefault("dunning_decide", ("approver", "admin"))
+ROLE_SETS.setdefault("portal", ("partner",))
 
 # (path, text key, role set): the navigation shows a person the pages their role may open
 NAV = (("/console/dashboard", "dashboard", "read"), ("/console/inbox", "inbox", "console_finance"),
-       ("/console/invoices", "invoices", "billing_read"), ("/console/customers", "customers", "read"))
+       ("/console/invoices", "invoices", "billing_read"), ("/console/customers", "customers", "read"),
+       ("/console/rulesets", "rulesets", "read"),
+       # the partner portal (api.console.portal)
+       ("/console/portal", "portal", "portal"), ("/console/portal/sessions", "sessions", "portal"),
+       ("/console/portal/statements", "statements", "portal"), ("/console/portal/payouts", "payouts", "portal"))
 
 PUBLIC = {"exclude_from_auth": True}
+
+add_texts({
+    "kpis": ("Kennzahlen", "Key figures"),
+    "utilisation": ("Auslastung", "Utilisation"),
+    "utilisation_help": ("Belegte Stunden der Ladepunkte durch verfügbare Stunden im Monat (Standorte mit "
+                         "registrierten Ladepunkten).",
+                         "Occupied hours of the EVSEs over the hours available in the month (sites with "
+                         "registered EVSEs)."),
+    "dso": ("Forderungslaufzeit (DSO)", "Days sales outstanding"),
+    "dso_help": ("Offene Forderungen durch den Umsatz der festgeschriebenen Rechnungen der letzten 90 Tage, mal 90.",
+                 "Open receivables over the finalized invoices of the last 90 days, times 90."),
+    "days_n": ("{n} Tage", "{n} days"),
+    "not_known": ("–", "–"),
+    "dunning_by_stage": ("Mahnfälle nach Stufe", "Dunning cases by stage"),
+    "dunning_stage": ("Stufe", "Stage"),
+    "dunning_stage_0": ("begonnen, noch keine Stufe", "started, no stage yet"),
+    "dunning_stage_n": ("Stufe {n}", "Stage {n}"),
+    "cases": ("Fälle", "Cases"),
+    "of_them_awaiting": ("davon warten auf Freigabe", "of them awaiting approval"),
+    "no_dunning_cases": ("Keine offenen Mahnfälle.", "No open dunning cases."),
+})
 Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 
 
@@ -81,8 +107,11 @@ def _page(request: Request[Any, Any, Any], name: str, status_code: int = 200, **
         tenant = _tenant(request, sess.tenant_id)
     role = getattr(sess, "role", None)
     nav = [(path, key) for path, key, roles in NAV if role in ROLE_SETS[roles]]
+    here = request.url.path
+    # the entry the page belongs to: the longest one its address starts with
+    current = max((p for p, _ in nav if here == p or here.startswith(p + "/")), key=len, default=None)
     ctx.update(t=Texts(lang), lang=lang, languages=LANGUAGES, theme=theme_of(tenant),
-               tenant_id=getattr(tenant, "id", ""), me=sess, nav=nav, here=request.url.path,
+               tenant_id=getattr(tenant, "id", ""), me=sess, nav=nav, here=here, current=current,
                csrf=getattr(sess, "csrf", ""))
     headers = {"Cache-Control": "no-store"}
     if request.method == "POST" and status_code >= 400 and ctx.get("page_url"):
@@ -274,12 +303,22 @@ def _dashboard(request: Request[Any, Any, Any], month: str | None, site: str | N
         if site is not None and site not in d.by_site:
             site = None  # a site without sessions this month: every site's days
             d = figures(db, actor.tenant_id, tenant.timezone, first, end, today)
+        from store.console import days_sales_outstanding, dunning_by_stage, utilisation
+
+        conn = db.connection()
+        util = utilisation(conn, actor.tenant_id, tenant.timezone, first, end, site)
+        finance = _may(request, "console_finance")
+        dso = days_sales_outstanding(conn, actor.tenant_id, d.open_receivables, today) if finance else {}
+        if finance and not dso:
+            dso = {tenant.currency: None}  # nothing open, nothing invoiced: said, not left out
+        dunning = dunning_by_stage(conn, actor.tenant_id) if finance else []
     t = Texts(session_of(request).language)
     cur = tenant.currency
     days = d.days
     rev = [d.by_day[x].revenue.get(cur, Decimal(0)) for x in days]
     kwh = [d.by_day[x].energy_kwh for x in days]
     ses = [Decimal(d.by_day[x].sessions) for x in days]
+    use = [util.by_day.get(x) or Decimal(0) for x in days]
     labels = [str(x.day) for x in days]
     span = {"start": t.date(first), "end": t.date(end - timedelta(days=1)) + (f", {site}" if site else "")}
     charts = [
@@ -292,11 +331,14 @@ def _dashboard(request: Request[Any, Any, Any], month: str | None, site: str | N
         ("sessions", bar_chart(ses, labels, [f"{t.date(x)}: {t.number(v)}" for x, v in zip(days, ses)],
                                label=t("chart_of", what=t("sessions"), **span),
                                axis=("0", t.number(scale_top(ses))))),
+        ("utilisation", bar_chart(use, labels, [f"{t.date(x)}: {t.rate(v)}" for x, v in zip(days, use)],
+                                  label=t("chart_of", what=t("utilisation"), **span),
+                                  axis=("0 %", t.rate(scale_top(use))))),
     ]
     prev_month = (first - timedelta(days=1)).replace(day=1)
     return _page(request, "dashboard.html", tenant=tenant, d=d, currency=cur, charts=charts, first=first,
                  month_value=f"{first:%Y-%m}", prev_month=f"{prev_month:%Y-%m}", next_month=f"{end:%Y-%m}", site=site,
-                 totals=_totals(d, cur), finance=_may(request, "console_finance"))
+                 totals=_totals(d, cur), finance=finance, util=util, dso=dso, dunning=dunning)
 
 
 def _totals(d: Any, cur: str) -> dict[str, Any]:

@@ -183,14 +183,16 @@ def test_https_cookie_is_secure_with_the_host_prefix(console: Env) -> None:
 
 def test_navigation_follows_the_role(console: Env) -> None:
     a = console.a
-    nav = {"/console/dashboard", "/console/inbox", "/console/invoices", "/console/customers"}
+    nav = {"/console/dashboard", "/console/inbox", "/console/invoices", "/console/customers", "/console/rulesets"}
     seen = {}
     for role in ROLES:
         p = Person(console, _email(a, role))
         home = p.get("/console")
-        if role == "partner":
-            assert home.status_code == 200 and "noch keine Seiten" in home.text
-            seen[role] = set()
+        if role == "partner":  # the partner portal
+            assert home.status_code == 303 and home.headers["location"] == "/console/portal", home.text[:300]
+            page = p.get("/console/portal")
+            assert page.status_code == 200, page.text[:500]
+            seen[role] = set(re.findall(r'<li><a href="(/console/[a-z/]+)"', page.text))
             continue
         assert home.status_code == 303 and home.headers["location"] == "/console/dashboard", (role, home.text[:300])
         page = p.get("/console/dashboard")
@@ -198,6 +200,8 @@ def test_navigation_follows_the_role(console: Env) -> None:
         seen[role] = set(re.findall(r'<li><a href="(/console/[a-z]+)"', page.text)) & nav
     assert seen["approver"] == nav and seen["admin"] == nav and seen["auditor"] == nav
     assert seen["analyst"] == nav - {"/console/inbox"}
+    assert seen["partner"] == {"/console/portal", "/console/portal/sessions", "/console/portal/statements",
+                               "/console/portal/payouts"}
     # the auditor reads the inbox but gets no decision forms
     auditor = Person(console, _email(a, "auditor"))
     inbox = auditor.get("/console/inbox")
@@ -211,7 +215,8 @@ def test_navigation_follows_the_role(console: Env) -> None:
 def _paths(t: Tenantry) -> dict[str, str]:
     ids = {"task_id": t.ids["task_id"], "entry_id": t.ids["bank_entry_id"], "invoice_id": t.ids["invoice_id"],
            "collection_run_id": t.ids["collection_run_id"], "payout_run_id": t.ids["payout_run_id"],
-           "case_id": t.ids["case_id"],
+           "case_id": t.ids["case_id"], "ruleset_id": t.ids["ruleset_id"], "draft_id": t.ids.get("draft_id", "rsd_x"),
+           "statement_id": t.ids["partner_statement_id"],
            "document_id": t.ids["document_id"], "file_path": "htmx.min.js"}
     out = {}
     for key in HTML_ROUTES:
@@ -285,11 +290,13 @@ def test_console_role_matrix(console: Env) -> None:
 
 def test_console_keeps_tenants_apart(console: Env) -> None:
     a, b = console.a, console.b
-    p = Person(console, _email(a, "admin"))
+    admin, partner = Person(console, _email(a, "admin")), Person(console, _email(a, "partner"))
     for key, path in _paths(b).items():
         if "{" not in key or HTML_ROUTES[key] == "public":
             continue
         method = key.split(" ", 1)[0]
+        # the admin, or the partner for the partner portal's pages
+        p = admin if "admin" in ROLE_SETS.get(HTML_ROUTES[key], ("admin",)) else partner
         if method == "GET":
             r = p.get(path)
         elif key.endswith("/match"):
@@ -297,6 +304,7 @@ def test_console_keeps_tenants_apart(console: Env) -> None:
         else:
             r = p.post(path, {"reason": "x"})
         assert r.status_code == 404, (key, r.status_code, r.text[:300])
+    p = admin
     # lists show only the own tenant's objects
     for path in ("/console/customers", "/console/invoices", "/console/inbox", "/console/dashboard?month=2026-03"):
         text = p.get(path).text

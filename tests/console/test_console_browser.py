@@ -227,7 +227,7 @@ def test_sign_in_and_approve_a_held_invoice(server: Server, browser: Any) -> Non
     page.get_by_role("button", name="Anzeigen").click()
     page.wait_for_url("**/console/dashboard?month=2026-11")
     assert page.locator(".tile").count() == 4
-    assert page.locator("svg.chart rect.bar").count() == 3 * 30
+    assert page.locator("svg.chart rect.bar").count() == 4 * 30  # revenue, energy, sessions, utilisation
     assert "61 Ladevorgänge" in page.locator(".tile").first.inner_text()
     _accessible(page)
     page.screenshot(path=str(srv.shots / "dashboard.png"), full_page=True)
