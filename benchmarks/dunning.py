@@ -111,6 +111,20 @@ def count(engine: Engine, table: Any) -> int:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
 
+def temporal_pids() -> list[int]:
+    """This process's children that are the Temporal dev server."""
+    me, out = os.getpid(), []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == me and b"temporal" in (d / "cmdline").read_bytes():
+                    out.append(int(d.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return out
+
+
 def cpu_seconds(pid: int) -> float:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -134,7 +148,9 @@ async def run(kind: str, customers: int, workers: int, threads: int) -> None:
                                           env=dict(os.environ, EVBILL_RENDER_DOCUMENTS="0", PYTHONPATH=str(ROOT))))
     try:
         await asyncio.sleep(3)  # the workers connect
+        servers = temporal_pids()
         cpu0 = sum(cpu_seconds(p.pid) for p in procs)
+        srv0, own0 = sum(cpu_seconds(p) for p in servers), time.process_time()
         t0 = time.perf_counter()
         await env.client.start_workflow(DunningSweepWorkflow.run, SweepInput(datetime.now(UTC).date().isoformat()),
                                         id=f"sweep-{uuid.uuid4().hex}", task_queue=tq)
@@ -155,6 +171,7 @@ async def run(kind: str, customers: int, workers: int, threads: int) -> None:
             await asyncio.sleep(0.5)
         wall = time.perf_counter() - t0
         cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu0
+        srv, own = sum(cpu_seconds(p) for p in servers) - srv0, time.process_time() - own0
         with engine.connect() as conn:
             fees = conn.execute(select(func.count()).select_from(R.receivable_item).where(
                 R.receivable_item.c.kind == "dunning_fee")).scalar_one()
@@ -162,8 +179,9 @@ async def run(kind: str, customers: int, workers: int, threads: int) -> None:
               f"{wall:.1f}s ({customers / wall:.1f} customers/s); every case open after "
               f"{opened_at or wall:.1f}s; {fees} fee items", flush=True)
         print(f"  workers' CPU {cpu:.1f}s of {wall * os.cpu_count():.0f}s available "  # type: ignore[operator]
-              f"({1000 * cpu / customers:.1f} ms per customer); the rest: Temporal server, database, waiting",
-              flush=True)
+              f"({1000 * cpu / customers:.1f} ms per customer); Temporal server CPU {srv:.1f}s "
+              f"({1000 * srv / customers:.1f} ms per customer); this process (counting) {own:.1f}s; "
+              f"load average {os.getloadavg()[0]:.1f}", flush=True)
     finally:
         for p in procs:
             p.kill()
