@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -141,7 +142,8 @@ async def run(kind: str, customers: int, workers: int, threads: int) -> None:
     tq = f"dunning-bench-{uuid.uuid4().hex[:6]}"
     procs = []
     for i in range(workers):
-        cmd = [sys.executable, "-m", "workflows.billing.worker", "--address", address, "--task-queue", tq,
+        prof = ["-m", "cProfile", "-o", str(tmp / f"worker{i}.prof")] if os.environ.get("EVBILL_BENCH_PROFILE") else []
+        cmd = [sys.executable, *prof, "-m", "workflows.billing.worker", "--address", address, "--task-queue", tq,
                "--database-url", url, "--threads", str(threads)] + (["--schema", schema] if schema else [])
         with open(tmp / f"worker{i}.log", "wb") as log:
             procs.append(subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log,
@@ -149,7 +151,7 @@ async def run(kind: str, customers: int, workers: int, threads: int) -> None:
     try:
         await asyncio.sleep(3)  # the workers connect
         servers = temporal_pids()
-        cpu0 = sum(cpu_seconds(p.pid) for p in procs)
+        each0 = [cpu_seconds(p.pid) for p in procs]
         srv0, own0 = sum(cpu_seconds(p) for p in servers), time.process_time()
         t0 = time.perf_counter()
         await env.client.start_workflow(DunningSweepWorkflow.run, SweepInput(datetime.now(UTC).date().isoformat()),
@@ -170,7 +172,8 @@ async def run(kind: str, customers: int, workers: int, threads: int) -> None:
                 raise RuntimeError(f"stopped after 30 minutes: {cases} cases, {stages} stages")
             await asyncio.sleep(0.5)
         wall = time.perf_counter() - t0
-        cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu0
+        each = [cpu_seconds(p.pid) - c0 for p, c0 in zip(procs, each0, strict=True)]
+        cpu = sum(each)
         srv, own = sum(cpu_seconds(p) for p in servers) - srv0, time.process_time() - own0
         with engine.connect() as conn:
             fees = conn.execute(select(func.count()).select_from(R.receivable_item).where(
@@ -179,13 +182,21 @@ async def run(kind: str, customers: int, workers: int, threads: int) -> None:
               f"{wall:.1f}s ({customers / wall:.1f} customers/s); every case open after "
               f"{opened_at or wall:.1f}s; {fees} fee items", flush=True)
         print(f"  workers' CPU {cpu:.1f}s of {wall * os.cpu_count():.0f}s available "  # type: ignore[operator]
-              f"({1000 * cpu / customers:.1f} ms per customer); Temporal server CPU {srv:.1f}s "
+              f"({1000 * cpu / customers:.1f} ms per customer; {' + '.join(f'{c:.1f}' for c in each)}); Temporal server CPU {srv:.1f}s "
               f"({1000 * srv / customers:.1f} ms per customer); this process (counting) {own:.1f}s; "
               f"load average {os.getloadavg()[0]:.1f}", flush=True)
     finally:
         for p in procs:
+            if os.environ.get("EVBILL_BENCH_PROFILE"):
+                p.send_signal(signal.SIGINT)  # cProfile writes its file on the way out
+                try:
+                    p.wait(30)
+                except subprocess.TimeoutExpired:
+                    pass
             p.kill()
             p.wait()
+        if os.environ.get("EVBILL_BENCH_PROFILE"):
+            print(f"  workers' profiles: {tmp}/worker*.prof", flush=True)
         await env.shutdown()
         engine.dispose()
         if cleanup:

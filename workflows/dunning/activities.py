@@ -270,10 +270,7 @@ class DunningActivities:
                     await self.client.start_workflow(
                         "DunningWorkflow", DunningInput(tenant_id, customer_id, currency),
                         id=dunning_workflow_id(tenant_id, customer_id, currency), task_queue=queue,
-                        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                        # the start's answer carries the first workflow task to this worker when
-                        # it has a free slot (and runs the queue): no dispatch through matching
-                        request_eager_start=queue == activity.info().task_queue)
+                        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE)
                 except WorkflowAlreadyStartedError:
                     return 0
                 finally:
