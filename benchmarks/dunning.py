@@ -18,8 +18,30 @@ Measured 2026-12-06 (session h13), SQLite, 2 workers x 4 threads, on the shared 
 workflows (a few per second: each start is recorded in the sweep's history); it starts them with
 the worker's client now. With one activity per wake-up (the "advance" patch: check, reach and
 check again in one activity) 400 customers took 33.7 s (11.9/s, 39 ms worker CPU per customer).
-Still far from the target (66/s): ~36 statements per customer built each time, ordinary (not
-local) activities, and the shared machine; 20,000 not run yet.
+
+Session h13d (CPU per customer is the figure to compare: the wall clock follows the machine's
+load). Before its changes, 1,000 customers at load 5-6: 41.9-42.9 s (23.3-23.9/s), workers
+24.8-26.6 ms and the Temporal dev server 23.6 ms of CPU per customer. Then:
+- the wake-up's ``dunning.advance`` as a local activity (patch "advance-local"): no activity task
+  and no second workflow task per case; server 23.6 -> 15.5 ms per customer;
+- ``advance`` in one transaction reading customer, case and policy once (45 -> 32 statements);
+  the statements of that path built once (receivables' item_states and entries, the case, stage,
+  disputes, customer and status statements, single-row inserts without ``.values(**row)``):
+  the activity's Python function calls per customer 23,100 -> 10,500, its CPU ~4.5 ms
+  (``dunning.advance`` alone, in process: 6.6 ms per customer with the ruleset's first compile);
+- 1,000 customers at load 11: 39.1 s (25.6/s), workers 13.7 ms, server 12.5 ms per customer.
+- 20,000 customers at load 14-16 (other sessions' test suites running): **1,199.7 s (16.7/s)**,
+  every case opened and at stage 1, 20,000 fee items; workers 17.0 ms (181 + 158 s), server
+  19.3 ms of CPU per customer (it grows with the open workflows and their timers: 153
+  "context canceled" store retries in its log under that load).
+**The target (20,000 in <= 5 minutes, 66/s) is not met**: 36 ms of CPU per customer on two
+cores is at best ~55/s with the machine to itself. What is left: the server's work per workflow
+(start, one workflow task, three markers, a timer; in-memory SQLite), the SDK's activation per
+workflow (with 20,000 cases the sticky cache of 1,000 also evicts one per new case), the
+activity's 32 statements (the fee's open item posts to the journal and applies credit balances).
+Eager workflow start was tried: the billing worker keeps a poll open on every workflow-task slot,
+so the SDK never reserves one for an eager start; with fewer polls it saved no clear CPU at load 16.
+``EVBILL_BENCH_PROFILE=1`` runs the workers under cProfile (their main thread: the workflow side).
 """
 
 from __future__ import annotations
