@@ -674,9 +674,11 @@ def dun_unpaid(run: SystemRun, out: Path, returned_number: str, stage_days: int 
                    "reached_on": st["reached_on"], "charged": st["charged"], "total": st["total"],
                    "decided_by": "approver" if st["decided_by"] else None}
                   for st in sorted(case["stages"], key=lambda x: x["stage"])]
+    # what is open, an invoice by its number, a fee by its kind (a fee's number names the case's id)
+    open_now = sorted(f"{s['number'] if s['kind'] == 'invoice' else s['kind']} {s['open']}"
+                      for s in case["open_items"])
     res.case = {"stage": case["stage"], "status": case["status"], "started_on": case["started_on"],
-                "policy": case["policy"], "items": sorted(f"{s['number'] if s['kind'] == 'invoice' else s['kind']} {s['open']}"
-                              for s in case["open_items"])}  # a fee's number names the case
+                "policy": case["policy"], "items": open_now}
     res.authorize = asyncio.run(_authorize(run, "MARKT-AC-1", token))
     return res
 
