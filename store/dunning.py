@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import (
@@ -39,6 +40,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    bindparam,
     insert,
     select,
     update,
@@ -192,6 +194,27 @@ dunning_block = Table(
 )
 
 
+# the statements every wake-up of every case runs, built once (building one costs more than
+# SQLite running it)
+_Q_CASE = select(dunning_case).where(dunning_case.c.tenant_id == bindparam("t"), dunning_case.c.id == bindparam("i"))
+_Q_STAGE = select(dunning_stage).where(dunning_stage.c.case_id == bindparam("c"),
+                                       dunning_stage.c.stage == bindparam("n"))
+_Q_DISPUTES = select(receivable_dispute).where(receivable_dispute.c.tenant_id == bindparam("t"),
+                                               receivable_dispute.c.item_id.in_(bindparam("ids", expanding=True)),
+                                               receivable_dispute.c.open_key.is_not(None))
+_Q_CUSTOMER = select(Customer.id, Customer.number, Customer.kind, Customer.name,  # type: ignore[call-overload]
+                     Customer.company_name, Customer.language, Customer.groups, Customer.street,
+                     Customer.postal_code, Customer.city, Customer.country, Customer.email
+                     ).where(Customer.tenant_id == bindparam("t"), Customer.id == bindparam("c"))
+_I_CASE, _I_STAGE = insert(dunning_case), insert(dunning_stage)
+_Q_SET_STATUS = (update(dunning_case)
+                 .where(dunning_case.c.tenant_id == bindparam("t"), dunning_case.c.id == bindparam("i"),
+                        dunning_case.c.open_key.is_not(None))
+                 .values(status=bindparam("v_status"), next_stage=bindparam("v_next_stage"),
+                         next_on=bindparam("v_next_on"), reason=bindparam("v_reason"),
+                         updated_at=bindparam("v_updated_at")))
+
+
 @dataclass(frozen=True, slots=True)
 class CaseRow:
     id: str
@@ -256,9 +279,7 @@ def overdue_pairs(conn: Connection, tenant_id: str | None, as_of: date, *,
 def open_disputes(conn: Connection, tenant_id: str, item_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     if not item_ids:
         return {}
-    d = receivable_dispute.c
-    rows = conn.execute(select(receivable_dispute).where(
-        d.tenant_id == tenant_id, d.item_id.in_(list(item_ids)), d.open_key.is_not(None))).all()
+    rows = conn.execute(_Q_DISPUTES, {"t": tenant_id, "ids": list(item_ids)}).all()
     return {r.item_id: {"id": r.id, "reason": r.reason, "opened_by": r.opened_by, "opened_at": r.opened_at}
             for r in rows}
 
@@ -272,10 +293,7 @@ def case_items(conn: Connection, tenant_id: str, customer_id: str, currency: str
 
 
 def customer_facts(conn: Connection, tenant_id: str, customer_id: str) -> Any:
-    return conn.execute(select(Customer.id, Customer.number, Customer.kind, Customer.name,  # type: ignore[call-overload]
-                               Customer.company_name, Customer.language, Customer.groups, Customer.street,
-                               Customer.postal_code, Customer.city, Customer.country, Customer.email)
-                        .where(Customer.tenant_id == tenant_id, Customer.id == customer_id)).first()
+    return conn.execute(_Q_CUSTOMER, {"t": tenant_id, "c": customer_id}).first()
 
 
 def ruleset_source(conn: Connection, tenant_id: str, version_id: str) -> Any:
@@ -295,18 +313,17 @@ def open_case(conn: Connection, tenant_id: str, *, customer_id: str, account_id:
     if row is not None:
         return _case_row(row)
     now = utcnow()
-    cid = new_id("dun")
-    conn.execute(insert(dunning_case).values(
-        id=cid, tenant_id=tenant_id, customer_id=customer_id, account_id=account_id, currency=currency, open_key=key,
-        workflow_id=workflow_id, ruleset_version_id=ruleset_version_id, policy=policy, debtor=debtor,
+    values = dict(
+        id=new_id("dun"), tenant_id=tenant_id, customer_id=customer_id, account_id=account_id, currency=currency,
+        open_key=key, workflow_id=workflow_id, ruleset_version_id=ruleset_version_id, policy=policy, debtor=debtor,
         status="waiting", stage=0, stage_on=None, next_stage=None, next_on=None, reason="", refused=False,
-        interest_until={}, flat_fee_items=[], started_on=today, closed_on=None, created_at=now, updated_at=now))
-    return case(conn, tenant_id, cid)
+        interest_until={}, flat_fee_items=[], started_on=today, closed_on=None, created_at=now, updated_at=now)
+    conn.execute(_I_CASE, values)
+    return _case_row(SimpleNamespace(**values))
 
 
 def case(conn: Connection, tenant_id: str, case_id: str) -> CaseRow:
-    row = conn.execute(select(dunning_case).where(dunning_case.c.tenant_id == tenant_id,
-                                                  dunning_case.c.id == case_id)).first()
+    row = conn.execute(_Q_CASE, {"t": tenant_id, "i": case_id}).first()
     if row is None:
         raise LookupError(f"dunning case {case_id} not found")
     return _case_row(row)
@@ -330,18 +347,15 @@ def cases(conn: Connection, tenant_id: str, *, customer_id: str | None = None, s
 
 def case_state(conn: Connection, tenant_id: str, case_id: str) -> CaseState:
     """What the case reached, as ``runtime.dunning`` reads it."""
-    r = conn.execute(select(dunning_case).where(dunning_case.c.tenant_id == tenant_id,
-                                                dunning_case.c.id == case_id)).one()
+    r = conn.execute(_Q_CASE, {"t": tenant_id, "i": case_id}).one()
     until = tuple(sorted((k, date.fromisoformat(v)) for k, v in (r.interest_until or {}).items()))
     return CaseState(r.stage, r.stage_on, until, tuple(r.flat_fee_items or ()), bool(r.refused))
 
 
 def set_status(conn: Connection, tenant_id: str, case_id: str, status: str, *, next_stage: int | None = None,
                next_on: date | None = None, reason: str = "") -> None:
-    c = dunning_case.c
-    conn.execute(update(dunning_case).where(c.tenant_id == tenant_id, c.id == case_id, c.open_key.is_not(None))
-                 .values(status=status, next_stage=next_stage, next_on=next_on, reason=reason[:200],
-                         updated_at=utcnow()))
+    conn.execute(_Q_SET_STATUS, {"t": tenant_id, "i": case_id, "v_status": status, "v_next_stage": next_stage,
+                                 "v_next_on": next_on, "v_reason": reason[:200], "v_updated_at": utcnow()})
 
 
 def close_case(conn: Connection, tenant_id: str, case_id: str, on: date, reason: str) -> list[str]:
@@ -395,8 +409,7 @@ def stages_of(conn: Connection, tenant_id: str, case_id: str) -> list[dict[str, 
 
 
 def _stage(conn: Connection, case_id: str, stage: int) -> Any:
-    s = dunning_stage.c
-    return conn.execute(select(dunning_stage).where(s.case_id == case_id, s.stage == stage)).first()
+    return conn.execute(_Q_STAGE, {"c": case_id, "n": stage}).first()
 
 
 def stage_planned_on(conn: Connection, case_id: str, stage: int) -> date | None:
@@ -475,7 +488,7 @@ def reach_stage(conn: Connection, tenant_id: str, case_id: str, plan: StagePlan,
                   decided_by=decided_by if row is not None else "", decision_reason=reason[:1000],
                   decided_at=now if row is not None else None)
     if row is None:
-        conn.execute(insert(dunning_stage).values(
+        conn.execute(_I_STAGE, dict(
             id=new_id("dst"), tenant_id=tenant_id, case_id=case_id, stage=plan.stage, letter=plan.letter,
             planned_on=plan.today, currency=plan.currency, created_at=now, **values))
     else:

@@ -30,6 +30,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    bindparam,
     insert,
     select,
 )
@@ -177,31 +178,47 @@ def event(conn: Connection, tenant_id: str, key: str) -> BookedEvent | None:
                        tuple((r.item_id, r.kind, r.amount) for r in rows), credit, left, True)
 
 
+# built once (building a statement costs more than SQLite running it): dunning reads a customer's
+# items at every wake-up of every case
+_Q_ENTRIES = (select(receivable_entry.c.item_id, receivable_entry.c.kind, receivable_entry.c.amount,
+                     receivable_entry.c.currency)
+              .where(receivable_entry.c.item_id.in_(bindparam("ids", expanding=True)))
+              .order_by(receivable_entry.c.id))
+_Q_ITEM_STATES: dict[tuple[bool, bool, bool, bool], Any] = {}
+# a single row's dict through a prebuilt INSERT: ``.values(**row)`` coerces every value anew
+_I_EVENT, _I_ITEM = insert(receivable_event), insert(receivable_item)
+
+
 def entries_of(conn: Connection, item_ids: Sequence[str]) -> dict[str, list[Entry]]:
     out: dict[str, list[Entry]] = {i: [] for i in item_ids}
     if not item_ids:
         return out
-    for r in conn.execute(select(receivable_entry.c.item_id, receivable_entry.c.kind, receivable_entry.c.amount,
-                                 receivable_entry.c.currency)
-                          .where(receivable_entry.c.item_id.in_(list(item_ids)))
-                          .order_by(receivable_entry.c.id)).all():
-        out[r.item_id].append(Entry(r.item_id, r.kind, r.amount, r.currency))
+    for item_id, kind, amount, currency in conn.execute(_Q_ENTRIES, {"ids": list(item_ids)}).all():
+        out[item_id].append(Entry(item_id, kind, amount, currency))
     return out
 
 
 def item_states(conn: Connection, tenant_id: str, *, customer_id: str | None = None, account_id: str | None = None,
                 currency: str | None = None, item_ids: Sequence[str] | None = None) -> list[ItemState]:
     """Items with what is open on each, by due date then id."""
-    stmt = select(receivable_item).where(receivable_item.c.tenant_id == tenant_id)
-    if customer_id:
-        stmt = stmt.where(receivable_item.c.customer_id == customer_id)
-    if account_id:
-        stmt = stmt.where(receivable_item.c.account_id == account_id)
-    if currency:
-        stmt = stmt.where(receivable_item.c.currency == currency)
-    if item_ids is not None:
-        stmt = stmt.where(receivable_item.c.id.in_(list(item_ids)))
-    rows = conn.execute(stmt.order_by(receivable_item.c.due_date, receivable_item.c.id)).all()
+    shape = (bool(customer_id), bool(account_id), bool(currency), item_ids is not None)
+    stmt = _Q_ITEM_STATES.get(shape)
+    if stmt is None:
+        i = receivable_item.c
+        stmt = select(receivable_item).where(i.tenant_id == bindparam("t"))
+        for used, col, name in zip(shape[:3], (i.customer_id, i.account_id, i.currency), ("c", "a", "cur"),
+                                   strict=True):
+            if used:
+                stmt = stmt.where(col == bindparam(name))
+        if item_ids is not None:
+            stmt = stmt.where(i.id.in_(bindparam("ids", expanding=True)))
+        stmt = _Q_ITEM_STATES[shape] = stmt.order_by(i.due_date, i.id)
+    params: dict[str, Any] = {"t": tenant_id}
+    for used, name, value in zip(shape, ("c", "a", "cur", "ids"), (customer_id, account_id, currency, item_ids),
+                                 strict=True):
+        if used:
+            params[name] = list(value) if name == "ids" else value  # type: ignore[arg-type]
+    rows = conn.execute(stmt, params).all()
     entries = entries_of(conn, [r.id for r in rows])
     return [ItemState(r.id, r.customer_id, r.account_id, r.kind, r.invoice_id, r.number, r.currency, r.amount,
                       open_amount(entries[r.id], r.currency), r.issue_date, r.due_date) for r in rows]
@@ -224,7 +241,7 @@ def _new_event(conn: Connection, tenant_id: str, key: str, kind: str, account_id
     row = dict(id=eid, tenant_id=tenant_id, key=key, kind=kind, account_id=account_id, currency=currency,
                amount=amount, booked_on=booked_on, reference=reference, detail=detail, created_by=created_by,
                created_at=utcnow())
-    conn.execute(insert(receivable_event).values(**row))
+    conn.execute(_I_EVENT, row)
     if written is not None:
         written.events.append(row)
     return eid
@@ -319,7 +336,7 @@ def open_charge_item(conn: Connection, tenant_id: str, *, key: str, kind: str, c
     if done is not None:
         return done.entries[0][0]
     iid = new_id("itm")
-    conn.execute(insert(receivable_item).values(
+    conn.execute(_I_ITEM, dict(
         id=iid, tenant_id=tenant_id, customer_id=customer_id, account_id=account_id, kind=kind, invoice_id=None,
         number=number[:40], currency=currency, amount=amount, issue_date=issue_date, due_date=due_date,
         created_at=utcnow()))

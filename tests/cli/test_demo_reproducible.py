@@ -130,20 +130,24 @@ def test_the_month_is_booked_and_its_batch_exported(two_runs: list[Any]) -> None
     out/accounting/ as DATEV Buchungsstapel and Debitoren (read back by the test's EXTF reader),
     CSV and JSON lines."""
     import json
+    from decimal import Decimal
 
     from tests.accounting_reader import read_extf
 
     out, _, summary = two_runs[0]
     invoices = summary["system"]["invoices"]
     # an entry per invoice, per payment (matched, and the transfer paying too much), for the return and
-    # for the refund (refunds post since the h14 merge); the dunning reminder charges nothing
+    # for the refund (refunds post since the h14 merge), and one per dunning fee (stages 2 and 3: the
+    # reminder charges nothing), booked in January, after the December batch
+    fees = [x for x in summary["system"]["dunning"]["stages"] if Decimal(x["charged"]) > 0]
     assert summary["journal"]["balanced"] is True
-    assert summary["journal"]["entries"] == (len(invoices) + summary["bank"]["matched"]
-                                             + summary["system"]["bank"]["partially_matched"]
-                                             + summary["bank"]["returns"] + summary["payouts"]["refunds"])
+    december = (len(invoices) + summary["bank"]["matched"] + summary["system"]["bank"]["partially_matched"]
+                + summary["bank"]["returns"] + summary["payouts"]["refunds"])
+    assert summary["journal"]["entries"] == december + len(fees) == december + 2
     acct = summary["system"]["accounting"]
     rec = acct["reconciliation"]["currencies"]["EUR"]
-    assert rec["receivables"] == rec["open_items"] == summary["system"]["bank"]["open_after"]["EUR"]
+    assert Decimal(rec["receivables"]) == Decimal(rec["open_items"]) == \
+        Decimal(summary["system"]["bank"]["open_after"]["EUR"]) + Decimal(summary["dunning"]["charged"])
     files = {p.name: p.read_bytes() for p in (out / "accounting").iterdir()}
     assert sorted(files) == sorted(acct["files"]) and len(files) == 4
     bookings = read_extf(next(v for k, v in files.items() if k.startswith("EXTF_Buchungsstapel")))
@@ -153,33 +157,52 @@ def test_the_month_is_booked_and_its_batch_exported(two_runs: list[Any]) -> None
     assert {r["Konto"] for r in bookings.rows if r["Gegenkonto (ohne BU-Schlüssel)"] == "8400"} == \
         {r["Konto"] for r in debtors.rows}
     lines = [json.loads(x) for x in next(v for k, v in files.items() if k.endswith(".jsonl")).splitlines()]
-    assert len(lines) == acct["batch"]["entries"] == summary["journal"]["entries"]
+    assert len(lines) == acct["batch"]["entries"] == december
+    assert all(x["reached_on"] > "2026-12-31" for x in fees)
 
 
 def test_the_unpaid_customer_is_dunned(two_runs: list[Any]) -> None:
     """Issue 13 in the demo: the customer whose debit came back (MD06) does not pay; its
-    DunningWorkflow opens a case on the day stage 1 falls due (7 days after the due date), reaches
-    stage 1 (a reminder, no fee) and archives its letter, a PDF naming the overdue invoice and what
-    is open on it, written to out/dunning/; stage 2 waits on the workflow's timer."""
+    DunningWorkflow runs on the time-skipping test server the demo moves on: it opens a case on the
+    day stage 1 falls due (7 days after the due date) and sends the reminder (no fee); 14 days later
+    stage 2 charges 5.00; 14 days after that stage 3 waits for an approver, who approves it through
+    the API; it charges 10.00 and blocks the customer's tokens, and a charger's Authorize over OCPP
+    answers Blocked. Three letters in out/dunning/, each a PDF naming the invoice and what it
+    charges."""
     from datetime import date, timedelta
     from decimal import Decimal
 
     out, r, summary = two_runs[0]
-    assert summary["dunning"] == {"cases": 1, "letters": 1, "blocked_tokens": 0}
+    assert summary["dunning"] == {"cases": 1, "letters": 3, "stages": 3, "approved": 1, "charged": "15.00",
+                                  "blocked_tokens": 1, "authorize_refused": 1}
     dun = summary["system"]["dunning"]
     returned = summary["system"]["collection"]["returned"]
     assert dun["invoice"] == returned["number"] and dun["customer"] == returned["customer"]
-    assert (dun["stage"], dun["status"], dun["next_stage"], dun["policy"]) == (1, "waiting", 2, "standard")
-    assert date.fromisoformat(dun["next_on"]) - date.fromisoformat(dun["started_on"]) == timedelta(days=14)
+    assert (dun["stage"], dun["status"], dun["policy"]) == (3, "done", "standard")
+    stages = dun["stages"]
+    assert [(x["stage"], x["status"], x["letter"], x["charged"], x["decided_by"]) for x in stages] == [
+        (1, "reached", "reminder", "0", None), (2, "reached", "dunning", "5.00", None),
+        (3, "reached", "dunning", "10.00", "approver")]
+    days = [date.fromisoformat(x["reached_on"]) for x in stages]
+    assert days[0] == date.fromisoformat(dun["started_on"])
+    assert days[1] - days[0] == days[2] - days[1] == timedelta(days=14)  # the test server's clock, moved on
     gross = {i["number"]: i["gross"] for i in summary["system"]["invoices"]}
     open_on_it = Decimal(gross[dun["invoice"]]) + Decimal(returned["fee"])
-    assert dun["items"] == [f"{dun['invoice']} {open_on_it}"]
-    [letter] = (out / "dunning").iterdir()
-    assert dun["letters"] == [letter.name] and letter.read_bytes().startswith(b"%PDF-")
-    text = subprocess.run(["pdftotext", "-layout", str(letter), "-"], capture_output=True, text=True,
-                          check=True).stdout
+    assert dun["items"] == sorted([f"{dun['invoice']} {open_on_it}", "dunning_fee 5.00", "dunning_fee 10.00"])
+    assert dun["authorize"]["status"] == "Blocked"
+    letters = sorted((out / "dunning").iterdir())
+    assert sorted(dun["letters"]) == [p.name for p in letters] and len(letters) == 3
+    texts = {}
+    for letter in letters:
+        assert letter.read_bytes().startswith(b"%PDF-")
+        texts[letter.name] = subprocess.run(["pdftotext", "-layout", str(letter), "-"], capture_output=True,
+                                            text=True, check=True).stdout
+    first, second, third = (texts[n] for n in dun["letters"])
     de = format(open_on_it, "f").replace(".", ",")
-    assert "Zahlungserinnerung" in text and dun["invoice"] in text and f"{de} €" in text
-    assert "Rücklastschrift" in text  # what is open beyond the invoice's amount is said
-    assert date.fromisoformat(dun["started_on"]).strftime("%d.%m.%Y") in text
-    assert "dunning: " in r.stdout and letter.name in r.stdout
+    for text in (first, second, third):
+        assert dun["invoice"] in text and f"{de} €" in text
+        assert "Rücklastschrift" in text  # what is open beyond the invoice's amount is said
+    assert "Zahlungserinnerung" in first and days[0].strftime("%d.%m.%Y") in first
+    assert "1. Mahnung" in second and "5,00 €" in second and days[1].strftime("%d.%m.%Y") in second
+    assert "2. Mahnung" in third and "10,00 €" in third and "gesperrt" in third
+    assert "dunning: " in r.stdout and all(n in r.stdout for n in dun["letters"]) and "answered Blocked" in r.stdout

@@ -242,7 +242,8 @@ async def test_approved_stage_blocks_tokens_until_paid(denv: WorkflowEnvironment
 async def _record(h: WorkflowHandle[Any, Any], name: str) -> None:
     """With EVBILL_RECORD_HISTORIES=1, keep the finished workflow's history for the replay test
     (``test_dunning_replay.py``): re-record only on purpose, as ``record_histories.py`` says, and
-    keep the older generations (``dunning_<name>.json`` before the "advance" patch, ``_v2`` after)."""
+    keep the older generations (``dunning_<name>.json`` before the "advance" patch, ``_v2`` after it,
+    ``_v3`` after "advance-local")."""
     if os.environ.get("EVBILL_RECORD_HISTORIES") == "1":
         HISTORIES.joinpath(f"dunning_{name}.json").write_text((await h.fetch_history()).to_json())
 

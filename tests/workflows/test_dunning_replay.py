@@ -26,13 +26,19 @@ async def test_recorded_dunning_history_replays(path: Path, runner: str) -> None
 
 def test_the_paths_are_recorded() -> None:
     names = {"dunning_paid_after_stage_1", "dunning_dispute_refused", "dunning_approved_blocked_paid"}
-    # v2: the "advance" patch (one activity per wake-up reaches the stages that need no approval)
-    assert {p.stem for p in HISTORIES} >= names | {f"{n}_v2" for n in names}
+    # v2: the "advance" patch (one activity per wake-up reaches the stages that need no approval);
+    # v3: "advance-local" (that activity runs as a local activity, recorded as a marker)
+    assert {p.stem for p in HISTORIES} >= names | {f"{n}_{v}" for n in names for v in ("v2", "v3")}
     v2 = WorkflowHistory.from_json("v2", (Path(__file__).resolve().parent / "histories"
                                           / "dunning_paid_after_stage_1_v2.json").read_text())
     kinds = [e.WhichOneof("attributes") for e in v2.events]
     assert kinds.count("activity_task_scheduled_event_attributes") == 3  # advance, advance, close
     assert "marker_recorded_event_attributes" in kinds
+    v3 = WorkflowHistory.from_json("v3", (Path(__file__).resolve().parent / "histories"
+                                          / "dunning_paid_after_stage_1_v3.json").read_text())
+    kinds = [e.WhichOneof("attributes") for e in v3.events]
+    assert kinds.count("activity_task_scheduled_event_attributes") == 1  # close; the advances are markers
+    assert kinds.count("marker_recorded_event_attributes") >= 4  # two patches, two local activities
     # the refused path: an Update rejected by the validator never reaches history, the accepted one does
     h = WorkflowHistory.from_json("r", (Path(__file__).resolve().parent / "histories"
                                         / "dunning_dispute_refused.json").read_text())

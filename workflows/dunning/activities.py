@@ -10,7 +10,7 @@ archives the stage's letter once.
 from __future__ import annotations
 
 import os
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
 from typing import Any
 
@@ -23,6 +23,8 @@ from runtime.dunning import (
     BaseRateUnknown,
     CaseState,
     DunningPolicy,
+    OverdueItem,
+    StagePlan,
     debtor_kind,
     next_step,
     plan_stage,
@@ -34,6 +36,19 @@ from store.cycle import ruleset_in_force
 from workflows.dunning.types import CheckInput, CloseInput, StageInput, StageOutput, StepOutput, SweepInput
 
 __all__ = ["DunningActivities"]
+
+
+@dataclass(slots=True)
+class _Known:
+    """What a check read: the customer, the case (None before one opened), the ruleset version and
+    policy the case keeps, the items and the case's state as they were."""
+
+    cust: Any
+    case: DN.CaseRow | None
+    version: str | None
+    policy: DunningPolicy
+    items: list[OverdueItem]
+    state: CaseState
 
 
 class DunningActivities:
@@ -68,73 +83,86 @@ class DunningActivities:
     # ------------------------------------------------------------------ activities
     @activity.defn(name="dunning.check")
     def check(self, inp: CheckInput) -> StepOutput:
-        today = date.fromisoformat(inp.today)
         with write_transaction(self.engine) as conn:
+            return self._check(conn, inp)[0]
+
+    def _check(self, conn: Connection, inp: CheckInput, known: _Known | None = None) -> tuple[StepOutput, _Known | None]:
+        """What is due (opening the case the first time something is), and what it was read from:
+        ``advance`` reaches a due stage with the same reads and passes them back in (``known``:
+        customer, case, policy; the items and the case's state are read again)."""
+        today = date.fromisoformat(inp.today)
+        if known is None:
             cust = DN.customer_facts(conn, inp.tenant_id, inp.customer_id)
             if cust is None:
-                return StepOutput("close", inp.case_id, reason="customer_not_found")
+                return StepOutput("close", inp.case_id, reason="customer_not_found"), None
             case = DN.case(conn, inp.tenant_id, inp.case_id) if inp.case_id else None
             if case is not None and case.status == "closed":
-                return StepOutput("close", case.id, reason=case.reason or "closed")
+                return StepOutput("close", case.id, reason=case.reason or "closed"), None
             version, policy = self._policy(conn, inp.tenant_id, case.ruleset_version_id if case else None,
                                            case.policy if case else None, list(cust.groups or []), today)
             if policy is None:
-                return StepOutput("close", inp.case_id, reason="no_dunning_policy")
-            items = DN.case_items(conn, inp.tenant_id, inp.customer_id, inp.currency)
-            state = DN.case_state(conn, inp.tenant_id, case.id) if case else CaseState()
+                return StepOutput("close", inp.case_id, reason="no_dunning_policy"), None
             if policy.currency != inp.currency:
                 # the ruleset's policy is written in its currency; a case in another applies its rules as such
-                    policy = replace(policy, currency=inp.currency)
-            step = next_step(policy, items, today, state)
-            overdue_now = step.kind in ("stage", "paused", "done") or (step.kind == "wait" and step.stage > 0)
-            if case is None and overdue_now:
-                oldest = min((i for i in items if i.open > 0 and i.kind != "credit_balance"),
-                             key=lambda i: (i.due_date, i.id))
-                case = DN.open_case(conn, inp.tenant_id, customer_id=inp.customer_id,
-                                    account_id=DN.item_account(conn, inp.tenant_id, oldest.id), currency=inp.currency,
-                                    workflow_id=inp.workflow_id, ruleset_version_id=version, policy=policy.name,
-                                    debtor=debtor_kind(cust.kind), today=today)
-            cid = case.id if case else ""
-            approval = False
-            if case is not None:
-                if step.kind == "wait":
-                    DN.set_status(conn, inp.tenant_id, cid, "waiting", next_stage=step.stage or None, next_on=step.on,
-                                  reason=step.reason)
-                elif step.kind in ("paused", "done"):
-                    DN.set_status(conn, inp.tenant_id, cid, step.kind, reason=step.reason)
-                elif step.kind == "stage":
-                    st = policy.stage(step.stage)
-                    approval = bool(st and st.approval)
-        return StepOutput(step.kind, cid, step.on.isoformat() if step.on else "", step.stage, approval,
-                          format(step.overdue, "f"), step.currency, step.reason, policy.name, version or "",
-                          state.stage)
+                policy = replace(policy, currency=inp.currency)
+        else:
+            cust, case, version, policy = known.cust, known.case, known.version, known.policy
+        items = DN.case_items(conn, inp.tenant_id, inp.customer_id, inp.currency)
+        state = DN.case_state(conn, inp.tenant_id, case.id) if case else CaseState()
+        step = next_step(policy, items, today, state)
+        overdue_now = step.kind in ("stage", "paused", "done") or (step.kind == "wait" and step.stage > 0)
+        if case is None and overdue_now:
+            oldest = min((i for i in items if i.open > 0 and i.kind != "credit_balance"),
+                         key=lambda i: (i.due_date, i.id))
+            case = DN.open_case(conn, inp.tenant_id, customer_id=inp.customer_id,
+                                account_id=DN.item_account(conn, inp.tenant_id, oldest.id), currency=inp.currency,
+                                workflow_id=inp.workflow_id, ruleset_version_id=version, policy=policy.name,
+                                debtor=debtor_kind(cust.kind), today=today)
+        cid = case.id if case else ""
+        approval = False
+        if case is not None:
+            if step.kind == "wait":
+                DN.set_status(conn, inp.tenant_id, cid, "waiting", next_stage=step.stage or None, next_on=step.on,
+                              reason=step.reason)
+            elif step.kind in ("paused", "done"):
+                DN.set_status(conn, inp.tenant_id, cid, step.kind, reason=step.reason)
+            elif step.kind == "stage":
+                st = policy.stage(step.stage)
+                approval = bool(st and st.approval)
+        out = StepOutput(step.kind, cid, step.on.isoformat() if step.on else "", step.stage, approval,
+                         format(step.overdue, "f"), step.currency, step.reason, policy.name, version or "",
+                         state.stage)
+        return out, _Known(cust, case, version, policy, items, state)
 
     @activity.defn(name="dunning.advance")
     def advance(self, inp: CheckInput) -> StepOutput:
         """``check``, and while a stage that needs no approval is due, ``reach`` it and check again:
-        what a wake-up does in one activity instead of three. Each step is its own transaction and
-        idempotent; a stage reached before a crash without its letter gets it here."""
-        step = self.check(inp)
-        for _ in range(20):  # a policy's stages, at most
-            if step.kind != "stage" or step.approval:
-                break
-            self._reach_stage(StageInput(inp.tenant_id, step.case_id, step.stage, inp.today))
-            step = self.check(replace(inp, case_id=step.case_id))
+        what a wake-up does, in one transaction, reading the customer, the case and its policy once.
+        Idempotent as each step is; a stage reached before a crash without its letter gets it here."""
+        with write_transaction(self.engine) as conn:
+            step, known = self._check(conn, inp)
+            for _ in range(20):  # a policy's stages, at most
+                if step.kind != "stage" or step.approval or known is None or known.case is None:
+                    break
+                arg = StageInput(inp.tenant_id, step.case_id, step.stage, inp.today)
+                self._reach_in(conn, arg, self._plan_from(conn, arg, known))
+                step, known = self._check(conn, replace(inp, case_id=step.case_id), known)
         if self.letters and step.case_id:
             self._missing_letters(inp.tenant_id, step.case_id)
         return step
 
     def _reach_stage(self, inp: StageInput) -> dict[str, Any]:
         with write_transaction(self.engine) as conn:
-            _, plan = self._plan(conn, inp)
-            try:
-                res: dict[str, Any] = DN.reach_stage(conn, inp.tenant_id, inp.case_id, plan, inp.decided_by,
-                                                     inp.reason)
-            except ValueError as exc:
-                raise ApplicationError(str(exc), type="stage_refused", non_retryable=True) from None
-            if inp.decided_by != "system" and not res["duplicate"]:
-                _audit(conn, inp.tenant_id, inp.decided_by, "dunning_stage.approve", f"{inp.case_id}:{inp.stage}",
-                       {"stage": inp.stage, "total": format(plan.total, "f"), "reason": inp.reason})
+            return self._reach_in(conn, inp, self._plan(conn, inp)[1])
+
+    def _reach_in(self, conn: Connection, inp: StageInput, plan: StagePlan) -> dict[str, Any]:
+        try:
+            res: dict[str, Any] = DN.reach_stage(conn, inp.tenant_id, inp.case_id, plan, inp.decided_by, inp.reason)
+        except ValueError as exc:
+            raise ApplicationError(str(exc), type="stage_refused", non_retryable=True) from None
+        if inp.decided_by != "system" and not res["duplicate"]:
+            _audit(conn, inp.tenant_id, inp.decided_by, "dunning_stage.approve", f"{inp.case_id}:{inp.stage}",
+                   {"stage": inp.stage, "total": format(plan.total, "f"), "reason": inp.reason})
         return res
 
     def _missing_letters(self, tenant_id: str, case_id: str) -> None:
@@ -159,13 +187,24 @@ class DunningActivities:
             policy = replace(policy, currency=case.currency)
         items = DN.case_items(conn, inp.tenant_id, case.customer_id, case.currency)
         state = DN.case_state(conn, inp.tenant_id, case.id)
+        return case, self._planned(policy, inp.stage, items, planned, state, case)
+
+    def _plan_from(self, conn: Connection, inp: StageInput, known: _Known) -> StagePlan:
+        """``_plan`` from what ``_check`` read just now (the case's policy: the version it keeps)."""
+        assert known.case is not None
+        planned = DN.stage_planned_on(conn, inp.case_id, inp.stage) or date.fromisoformat(inp.today)
+        return self._planned(known.policy, inp.stage, known.items, planned, known.state, known.case)
+
+    @staticmethod
+    def _planned(policy: DunningPolicy, stage: int, items: list[OverdueItem], planned: date, state: CaseState,
+                 case: DN.CaseRow) -> StagePlan:
         try:
-            return case, plan_stage(policy, inp.stage, items, planned, state, case.debtor)
+            return plan_stage(policy, stage, items, planned, state, case.debtor)
         except BaseRateUnknown as exc:
             # the case's ruleset version has no base rate for these days and never will: the stage
             # goes out without interest rather than never (said in the worker's log)
-            activity.logger.warning("dunning case %s stage %s without interest: %s", case.id, inp.stage, exc)
-            return case, plan_stage(replace(policy, interest=()), inp.stage, items, planned, state, case.debtor)
+            activity.logger.warning("dunning case %s stage %s without interest: %s", case.id, stage, exc)
+            return plan_stage(replace(policy, interest=()), stage, items, planned, state, case.debtor)
 
     @activity.defn(name="dunning.request_approval")
     def request_approval(self, inp: StageInput) -> StageOutput:
