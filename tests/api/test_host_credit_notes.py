@@ -170,3 +170,67 @@ def test_missing_details_are_named(env: Env) -> None:
     r = c.post(f"/partner-statements/{st['id']}/credit-note", json={}, headers=a.h())
     assert r.status_code in (409, 422), r.text
     assert r.json()["code"] in ("partner_details_missing", "nothing_to_credit")
+
+
+def test_payout_run_pays_the_notes_and_the_bank_closes_them(env: Env, setup: dict[str, str]) -> None:
+    """The payout run's store steps (the workflow's activities): the host's and the employee's notes
+    in one pain.001 (XSD-valid), the journal moves them from the partner payable to the payout
+    clearing account, the statement's debit marks them paid, a returned transfer owes it again."""
+    from datetime import UTC, date, datetime
+
+    from sqlalchemy import select
+
+    from runtime.bank.camt import parse_camt
+    from runtime.bank.pain001 import validate_pain001
+    from runtime.bank.simulate import SimEntry, SimTransaction, statement_xml
+    from store import accounting as AC
+    from store import bank as B
+    from store import payables as P
+
+    c, a = env.client, env.a
+    cred = _ok(c.post("/collections/creditor-accounts", json={
+        "name": "Stadtwerke A GmbH", "iban": "DE02120300000000202051", "creditor_id": "DE98ZZZ09999999999"},
+        headers=a.h()), 201)["id"]
+    notes = {n["partner_id"]: n for n in _ok(c.get("/host-credit-notes", headers=a.h()))["items"] if n["payable_id"]}
+    assert set(notes) >= {setup["host"], setup["employee"]}
+    now = datetime(2026, 5, 10, 8, tzinfo=UTC)
+    with env.engine.begin() as conn:
+        g = P.gather(conn, a.tenant_id, cred, "wf-host-credits", date(2026, 5, 10), "usr_start")
+        items = {r.payable_id: r for r in P.run_items(conn, g.run_id)}
+        mine = {notes[p]["payable_id"] for p in (setup["host"], setup["employee"])}
+        assert mine <= set(items) and {items[i].kind for i in mine} == {"host_credit"}
+        run = P.submit_run(conn, a.tenant_id, g.run_id, "usr_appr", now)
+        content = bytes(P.get_file(conn, a.tenant_id, run.file_id).content)
+        validate_pain001(content)
+        assert b"Gutschrift GU-" in content and b"DE12500105170648489890" in content
+        je = AC.journal_entry.c
+        paid_out = conn.execute(select(je.id, je.source_id).where(je.tenant_id == a.tenant_id,
+                                                                  je.source_kind == "host_payout")).all()
+        assert {r.source_id for r in paid_out} >= {items[i].id for i in mine}
+        bal = AC.role_balances(conn, a.tenant_id)
+        # both notes are out of the partner payable (the corrected host's -0.29 is still owed back)
+        assert sum((v for (role, _acc, _cur), v in bal.items() if role == "partner_payable"), Decimal(0)) == \
+            Decimal("0.29")
+    host_item, emp_item = items[notes[setup["host"]]["payable_id"]], items[notes[setup["employee"]]["payable_id"]]
+    total = host_item.amount + emp_item.amount
+    debit = statement_xml(message_id="HC-1", statement_id="HC-S-1", sequence=1, created=now,
+                          account_iban="DE02120300000000202051", currency="EUR", opening=Decimal(100), entries=[
+                              SimEntry(total, False, date(2026, 5, 11), "HC-BATCH", bank_tx_code="PMNT/ICDT/ESCT",
+                                       transactions=[SimTransaction(host_item.amount, host_item.end_to_end_id),
+                                                     SimTransaction(emp_item.amount, emp_item.end_to_end_id)])])
+    with env.engine.begin() as conn:
+        res = B.import_statement(conn, a.tenant_id, parse_camt(debit)[0], "camt-hc")
+        assert res.payouts_paid == 2
+        assert {P.get_payable(conn, a.tenant_id, i).status for i in mine} == {"paid"}
+    ret = statement_xml(message_id="HC-2", statement_id="HC-S-2", sequence=2, created=now,
+                        account_iban="DE02120300000000202051", currency="EUR", opening=Decimal(100) - total, entries=[
+                            SimEntry(emp_item.amount, True, date(2026, 5, 13), "HC-RT", bank_tx_code="PMNT/ICDT/RRTN",
+                                     transactions=[SimTransaction(emp_item.amount, emp_item.end_to_end_id,
+                                                                  return_reason="AC04")])])
+    with env.engine.begin() as conn:
+        res = B.import_statement(conn, a.tenant_id, parse_camt(ret)[0], "camt-hc-2")
+        assert res.payouts_returned == 1
+        assert P.get_payable(conn, a.tenant_id, emp_item.payable_id).status == "returned"
+        bal = AC.role_balances(conn, a.tenant_id)
+        assert sum((v for (role, _acc, _cur), v in bal.items() if role == "partner_payable"), Decimal(0)) == \
+            Decimal("0.29") - emp_item.amount  # the employee is owed the 1.20 again
