@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from runtime.documents.from_invoice import _exact_line
+from runtime.documents.from_invoice import _UNITS, _exact_line, _num
 from runtime.documents.model import (
     Branding,
     Buyer,
@@ -167,8 +167,14 @@ def host_credit_document(*, number: str, issue_date: date, host: Seller, tenant:
         if ln.reversal:
             name = f"{names['reversal']}: {name}"
         line_vat = _vat(ln.vat_status, ln.vat_rate if ln.vat_rate is not None else vat_rate) if ln.vat_status else vat
-        doc_lines.append(_exact_line(str(len(doc_lines) + 1), name, ln.description or None, ln.quantity, ln.unit,
-                                     ln.unit_price, ln.net, line_vat, places))
+        quantity, unit, price, desc = ln.quantity, ln.unit, ln.unit_price, ln.description or None
+        if unit not in _UNITS:
+            # a share of revenue ("EUR net" x 10 %): one lump sum, the basis and rate in the text
+            rated = f"{_num(quantity)} {unit} × {_num(price)}"
+            quantity, unit, price, desc = Decimal(1 if ln.net >= 0 else -1), "each", abs(ln.net), (
+                f"{desc} ({rated})" if desc else rated)
+        doc_lines.append(_exact_line(str(len(doc_lines) + 1), name, desc, quantity, unit, price, ln.net, line_vat,
+                                     places))
     if not doc_lines:
         raise DocumentError("nothing_to_credit", "the statement has no share line to credit")
     notes = [_REIMBURSEMENT_NOTE[lang] if vat_status == "not_subject" else _NOTE[lang]]
