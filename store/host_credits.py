@@ -10,6 +10,9 @@ takes, so two issuers never see the same next number.
 What the note pays: a positive amount becomes a ``host_credit`` payable (``store.payables``) to the
 partner's IBAN, which the next payout run takes; a correction that adds up to less than nothing
 (the host was paid too much) leaves no payable and says so (``payable`` negative on the row).
+Where the statement's agreement says so (terms ``netting: true``), what the partner owes from such
+corrections is deducted from its next note's payout (``netted``; the journal needs nothing more:
+the partner payable account nets by itself).
 The journal: ``host_credit_note`` (expense and input VAT against the partner payable) through
 ``store.accounting.post_events``; the payout run posts ``host_payout`` when its file is approved.
 """
@@ -51,6 +54,7 @@ from runtime.documents.model import (
     PrecedingInvoice,
     Seller,
 )
+from runtime.money import ZERO
 from runtime.statements import SHARE_KINDS
 from store import payables as P
 from store.errors import Conflict, InvalidInput, NotFound
@@ -78,6 +82,9 @@ credit_note = Table(
     Column("tax", ExactDecimal(), nullable=False),
     Column("gross", ExactDecimal(), nullable=False),
     Column("payable", ExactDecimal(), nullable=False),  # what this note adds to what the partner is paid
+    # what the partner owed from earlier notes (corrections that took back more than they stated),
+    # deducted from this note's payout where its agreement says so (terms ``netting``)
+    Column("netted", ExactDecimal(), nullable=False),
     Column("vat_status", String(20), nullable=False),
     Column("vat_rate", ExactDecimal(), nullable=False),
     Column("language", String(2), nullable=False),
@@ -232,7 +239,8 @@ def issue_note(conn: Connection, tenant_id: str, statement_id: str, *, issued_by
     payable = totals.payable
     nid = new_id("hcn")
     payable_id = None
-    if payable > 0:
+    netted = min(_owed(conn, tenant_id, p.id), payable) if payable > 0 and _nets(conn, st) else ZERO
+    if payable - netted > 0:
         if not p.iban:
             raise InvalidInput("partner_details_missing", "the credit note needs the partner's iban")
         remittance = f"{'Gutschrift' if language == 'de' else 'Credit note'} {number} {st.number}"
@@ -240,7 +248,7 @@ def issue_note(conn: Connection, tenant_id: str, statement_id: str, *, issued_by
         now = utcnow()
         conn.execute(insert(P.payable).values(
             id=payable_id, tenant_id=tenant_id, key=f"host_credit:{nid}", kind="host_credit", payee_kind="partner",
-            payee_id=p.id, account_id=None, payee_name=p.name[:70], iban=p.iban, bic=p.bic, amount=payable,
+            payee_id=p.id, account_id=None, payee_name=p.name[:70], iban=p.iban, bic=p.bic, amount=payable - netted,
             currency=doc.currency, remittance=remittance[:140], source_kind="host_credit_note", source_id=nid,
             receivable_key="", status="requested", end_to_end_id="", paid_on=None, return_reason="",
             requested_by=issued_by, created_at=now, updated_at=now))
@@ -248,12 +256,34 @@ def issue_note(conn: Connection, tenant_id: str, statement_id: str, *, issued_by
            "partner_id": p.id, "corrects_id": corrected.id if corrected is not None else None,
            "corrects_number": corrected.number if corrected is not None else None, "issue_date": issue_date,
            "currency": doc.currency, "net": totals.net, "tax": totals.tax, "gross": totals.gross,
-           "payable": payable, "vat_status": status, "vat_rate": rate, "language": doc.language,
+           "payable": payable, "netted": netted, "vat_status": status, "vat_rate": rate, "language": doc.language,
            "formats": list(formats), "payable_id": payable_id, "reason": reason[:500], "issued_by": issued_by,
            "issued_at": utcnow()}
     conn.execute(insert(credit_note).values(**row))
     _post(conn, tenant_id, row, doc)
     return IssuedNote(get_note(conn, tenant_id, nid), doc, p.email)
+
+
+def _nets(conn: Connection, st: Any) -> bool:
+    """Whether the statement's agreement says to net what the partner owes (terms ``netting``)."""
+    from store.models import Agreement
+
+    if not st.agreement_id:
+        return False
+    ag = Agreement.__table__  # type: ignore[attr-defined]
+    terms = conn.execute(select(ag.c.terms).where(ag.c.id == st.agreement_id)).scalar_one_or_none() or {}
+    return str(terms.get("netting", "")).lower() == "true"
+
+
+def _owed(conn: Connection, tenant_id: str, partner_id: str) -> Decimal:
+    """What the partner still owes from its notes: corrections that took back more than they
+    stated, less what later notes netted (amounts added up here, never by SQL)."""
+    owed = ZERO
+    for payable, netted in conn.execute(select(credit_note.c.payable, credit_note.c.netted).where(
+            credit_note.c.tenant_id == tenant_id, credit_note.c.partner_id == partner_id)):
+        owed += -payable if payable < 0 else ZERO
+        owed -= netted
+    return max(owed, ZERO)
 
 
 def _post(conn: Connection, tenant_id: str, row: dict[str, Any], doc: Document) -> None:

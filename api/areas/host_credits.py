@@ -59,6 +59,8 @@ class HostCreditNoteRead(ReadModel):
     gross: DecimalOut
     payable: DecimalOut = Field(description="what the note adds to the partner's payout (a correction: the "
                                             "difference; negative: the partner was paid too much)")
+    netted: DecimalOut = Field(description="what the partner owed from earlier corrections, deducted from this "
+                                           "note's payout (the agreement's terms say netting)")
     vat_status: str
     vat_rate: DecimalOut
     language: str

@@ -60,7 +60,9 @@ class AgreementCreate(WriteModel):
     terms: dict[str, str] = Field(default_factory=dict, max_length=50,
                                   description="revenue_share: share_percent, per_kwh, per_session, monthly_fee, "
                                               "reimburse_per_kwh (decimal strings), currency, sites "
-                                              "(location codes, space-separated)")
+                                              "(location codes, space-separated); any kind: netting ('true': "
+                                              "what the partner owes from credit note corrections is deducted "
+                                              "from its next credit notes' payouts)")
 
 
 AgreementUpdate = update_of(AgreementCreate, "AgreementUpdate")
@@ -77,11 +79,14 @@ def _check_agreement(_scope: Scope, values: dict[str, Any], _existing: Any) -> N
     if values.get("kind") == "revenue_share":
         # statements read these terms: a typo must fail here, not at month-end
         terms = values.get("terms") or {}
-        unknown = sorted(set(terms) - {*TERM_KEYS, "currency", "sites"})
+        unknown = sorted(set(terms) - {*TERM_KEYS, "currency", "sites", "netting"})
         if unknown:
             raise InvalidInput("agreement_terms_invalid", f"unknown revenue-share terms {unknown}: "
-                                                          f"use {', '.join(TERM_KEYS)}, currency, sites")
+                                                          f"use {', '.join(TERM_KEYS)}, currency, sites, netting")
         check_share_terms(terms, "EUR")
+    if (values.get("terms") or {}).get("netting", "false") not in ("true", "false"):
+        raise InvalidInput("agreement_terms_invalid", "term 'netting' is 'true' (what the partner owes from earlier "
+                                                      "credit note corrections is deducted from its payouts) or 'false'")
 
 
 router = Router(path="/", route_handlers=[

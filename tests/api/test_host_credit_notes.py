@@ -234,3 +234,30 @@ def test_payout_run_pays_the_notes_and_the_bank_closes_them(env: Env, setup: dic
         bal = AC.role_balances(conn, a.tenant_id)
         assert sum((v for (role, _acc, _cur), v in bal.items() if role == "partner_payable"), Decimal(0)) == \
             Decimal("0.29") - emp_item.amount  # the employee is owed the 1.20 again
+
+
+def test_what_the_host_owes_is_netted_where_the_agreement_says_so(env: Env, setup: dict[str, str]) -> None:
+    """The correction left the host owing 0.29: with ``netting`` in its agreement's terms, its May
+    note pays that much less (the payable), and a later note nets nothing more."""
+    c, a = env.client, env.a
+    h = a.h()
+    [ag] = _ok(c.get("/agreements", params={"partner_id": setup["host"]}, headers=h))["items"]
+    bad = c.patch(f"/agreements/{ag['id']}", json={"terms": {"netting": "yes"}}, headers=h)
+    assert bad.status_code == 422 and bad.json()["code"] == "agreement_terms_invalid"
+    _ok(c.patch(f"/agreements/{ag['id']}", json={"terms": {"netting": "true"}}, headers=h))
+    _ok(c.post("/price-series/day_ahead_cn/prices", content="timestamp,price (EUR/MWh)\n2026-05-04T10:00:00Z,50.00\n",
+               headers={**h, "Content-Type": "text/csv"}), 201)
+    _ok(c.post("/sessions/batch", json={"sessions": [
+        {"id": "C-2", "start": "2026-05-04T10:00:00Z", "end": "2026-05-04T11:00:00Z", "energy_kwh": "10",
+         "location_id": "cn_hotel", "tariff": "std"}]}, headers=h))
+    st = _ok(c.post("/partner-statements", json={"partner_id": setup["host"], "month": "2026-05"}, headers=h), 201)
+    note = _ok(c.post(f"/partner-statements/{st['id']}/credit-note", json={}, headers=h), 201)
+    # 10 % of 5.00 = 0.50 + 10 kWh × (0.05 + 0.02) = 0.70: net 1.20, small business: no VAT
+    assert (Decimal(note["payable"]), Decimal(note["netted"])) == (Decimal("1.20"), Decimal("0.29"))
+    pays = _ok(c.get("/payouts/payables", params={"kind": "host_credit", "payee_id": setup["host"],
+                                                  "status": "requested"}, headers=h))["items"]
+    assert [p["amount"] for p in pays if p["id"] == note["payable_id"]] == ["0.91"]
+    from store import host_credits as H
+
+    with env.engine.connect() as conn:
+        assert H._owed(conn, a.tenant_id, setup["host"]) == 0  # nothing left to net on the next note

@@ -39,7 +39,7 @@ def upgrade() -> None:
         _s("id", 40), _s("tenant_id", 40), _s("number", 40), sa.Column("number_seq", sa.Integer(), nullable=False),
         _s("statement_id", 40), _s("partner_id", 40), _s("corrects_id", 40, nullable=True),
         _s("corrects_number", 40, nullable=True), sa.Column("issue_date", sa.Date(), nullable=False),
-        _s("currency", 3), _dec("net"), _dec("tax"), _dec("gross"), _dec("payable"), _s("vat_status", 20),
+        _s("currency", 3), _dec("net"), _dec("tax"), _dec("gross"), _dec("payable"), _dec("netted"), _s("vat_status", 20),
         sa.Column("vat_rate", store.types.ExactDecimal(length=64), nullable=False),
         _s("language", 2), sa.Column("formats", sa.JSON(), nullable=False), _s("payable_id", 40, nullable=True),
         _s("reason", 500), _s("issued_by", 40),
