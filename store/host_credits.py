@@ -41,7 +41,6 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.orm import Session
 
 from runtime.documents.host_credit import CreditLine, credit_formats, host_credit_document, vat_status_of
 from runtime.documents.model import (
@@ -195,7 +194,7 @@ def issue_note(conn: Connection, tenant_id: str, statement_id: str, *, issued_by
     journal entry, in the caller's transaction. Raises ``NotFound``, ``Conflict`` (already issued,
     nothing to credit) and ``InvalidInput`` (the partner's details do not make a valid note)."""
     # the statements' issuer lock (one issuer per tenant: the next number is read under it)
-    lock_issuer(Session(bind=conn), tenant_id)
+    lock_issuer(conn, tenant_id)
     corrected = None
     if corrects_id is not None:
         corrected = _corrected(conn, tenant_id, corrects_id) if get_note(conn, tenant_id, corrects_id) else None
