@@ -261,3 +261,50 @@ def test_what_the_host_owes_is_netted_where_the_agreement_says_so(env: Env, setu
 
     with env.engine.connect() as conn:
         assert H._owed(conn, a.tenant_id, setup["host"]) == 0  # nothing left to net on the next note
+
+
+def test_two_issuers_at_once_draw_consecutive_numbers(env: Env, setup: dict[str, str]) -> None:
+    """Two notes issued at the same moment on two connections: the issuer lock makes the second wait,
+    so the numbers are consecutive, never the same, never a gap."""
+    import threading
+    from datetime import date
+
+    from store import host_credits as H
+
+    c, a = env.client, env.a
+    h = a.h()
+    statements = []
+    for n in (1, 2):
+        p = _ok(c.post("/partners", json={**HOST, "name": f"Parallel host {n}"}, headers=h), 201)["id"]
+        _ok(c.post("/locations", json={"code": f"cn_par_{n}", "name": f"P{n}", "country": "DE",
+                                       "timezone": "Europe/Berlin", "site_host_id": p}, headers=h), 201)
+        _ok(c.post("/agreements", json={"partner_id": p, "kind": "revenue_share", "valid_from": "2026-01-01",
+                                        "terms": {"per_session": "2.00"}}, headers=h), 201)
+        _ok(c.post("/sessions/batch", json={"sessions": [
+            {"id": f"CP-{n}", "start": "2026-04-03T10:00:00Z", "end": "2026-04-03T11:00:00Z", "energy_kwh": "3",
+             "location_id": f"cn_par_{n}", "tariff": "std"}]}, headers=h))
+        statements.append(_ok(c.post("/partner-statements", json={"partner_id": p, "month": "2026-04",
+                                                                  "accept_unrated": True}, headers=h), 201)["id"])
+    numbers: list[str] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def issue(statement_id: str) -> None:
+        try:
+            start.wait()
+            with env.engine.begin() as conn:
+                numbers.append(H.issue_note(conn, a.tenant_id, statement_id, issued_by="usr_par",
+                                            issue_date=date(2026, 5, 3)).row.number)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=issue, args=(s,)) for s in statements]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    with env.engine.connect() as conn:
+        seqs = sorted(r.number_seq for r in H.list_notes(conn, a.tenant_id, limit=500))
+    assert seqs == list(range(1, len(seqs) + 1))  # gapless over every note of the tenant
+    assert len(set(numbers)) == 2
