@@ -113,6 +113,15 @@ def test_statement_becomes_a_credit_note_with_payable_and_journal(env: Env, setu
             rep = v.validate(str(path))
             assert rep.valid, rep.summary()
             assert b"389" in body and b"Gutschrift" in body
+    # the e-mail to the host as it leaves: built from the archived bytes, all three attached
+    from store.documents import deliveries_of, documents_by_number, message_builder
+
+    with env.engine.connect() as conn:
+        [delivery] = deliveries_of(conn, a.tenant_id, note["number"])
+        docs = documents_by_number(conn, a.tenant_id, note["number"])
+    msg = message_builder(env.engine)(delivery, docs)
+    assert msg["To"] == "host@credit.test" and msg["Subject"] == f"Gutschrift {note['number']}"
+    assert sorted(p.get_filename() for p in msg.iter_attachments()) == sorted(d["filename"] for d in note["documents"])
     # the second note of the same statement is refused; a partner sees its own notes only
     again = c.post(f"/partner-statements/{setup['statement']}/credit-note", json={}, headers=a.h())
     assert again.status_code == 409 and again.json()["code"] == "credit_note_exists"
