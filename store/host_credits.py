@@ -158,8 +158,9 @@ def _statement_lines(conn: Connection, st: Any) -> tuple[str, list[CreditLine], 
 
 
 def note_document(conn: Connection, tenant_id: str, row: Any) -> Document:
-    """The document of an issued note, rebuilt from the immutable statement, the note's own VAT
-    status and rate and the partner's details at issue (the archive keeps the bytes)."""
+    """The document of an issued note rebuilt from the immutable statement and the note's own VAT
+    status and rate, with the partner's details as they are now: the archive keeps the bytes that
+    were issued, this is for comparing with them."""
     return _document(conn, tenant_id, row.statement_id, row.number, row.issue_date, row.vat_status, row.vat_rate,
                      row.language, _corrected(conn, tenant_id, row.corrects_id))
 
