@@ -297,21 +297,31 @@ def _system_month(out: Path, rnd: random.Random, summary: dict[str, Any]) -> int
         if col.transfer:
             _say(f"    transfer naming {col.transfer['number']} from {col.transfer['customer']}: settled by reference, "
                  f"{col.transfer['overpaid']} EUR paid too much")
+        hc = col.host_credit
+        if hc:
+            _say(f"  site host: {hc['host']}'s statement {hc['statement']} ({hc['sessions']} sessions): 10 % share "
+                 f"{hc['share']} EUR, {hc['reimbursed_kwh']} kWh reimbursed at the hour's day-ahead price + 0.02 "
+                 f"= {hc['reimbursement']} EUR; self-billing credit note {hc['number']} ({hc['vat_status']}: net "
+                 f"{hc['net']} + VAT {hc['tax']} = {hc['gross']} EUR) as PDF and XRechnung in {out}/documents/")
         if col.refund:
-            _say(f"  refund: the {col.refund['amount']} {col.refund['currency']} credit balance of "
-                 f"{col.refund['customer']} requested by an operator, its payout run approved by finance: "
+            _say(f"  payout run: the {col.refund['amount']} {col.refund['currency']} credit balance of "
+                 f"{col.refund['customer']} (refund requested by an operator)"
+                 f"{' and the host credit note ' + hc['number'] if hc else ''}, approved by finance: "
                  f"{out}/sepa/{col.refund['file']}")
         _say(f"    a transfer from an unknown IBAN waits for finance (GET /bank-entries?status=unmatched); "
              f"open receivables now {', '.join(f'{v} {k}' for k, v in col.open_after.items()) or 'none'}")
         system["collection"] = {"run": col.run, "items": col.items, "files": col.files, "returned": col.returned,
                                 "transfer": col.transfer, "refund": col.refund}
+        if hc:
+            system["host_credit"] = {**hc, "paid_by": col.refund.get("file", "")}
         system["bank"] = {"file": col.statement_file, **{k: v for k, v in st.items()
                                                           if k not in ("statement_id", "statements")},
                           "open_after": col.open_after}
         summary["collections"] = {"items": col.run["items"], "files": len(col.files)}
         summary["bank"] = {k: st[k] for k in ("entries", "matched", "unmatched", "returns")}
-        if col.payout_files:  # host credit notes (issue 15) are not built yet: their count is absent
-            summary["payouts"] = {"files": len(col.payout_files), "refunds": 1 if col.refund else 0}
+        if col.payout_files:
+            summary["payouts"] = {"files": len(col.payout_files), "refunds": col.payout_items.get("refund", 0),
+                                  "credit_notes": col.payout_items.get("host_credit", 0)}
         if st["matched"] < col.run["items"] or st["returns"] != 1 or st["unmatched"] != 1:
             _say("  ERROR: the bank statement should match every collected item, one return and leave one unmatched")
             return 1

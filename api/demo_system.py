@@ -15,7 +15,7 @@ import contextlib
 import logging
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -112,8 +112,10 @@ def setup_tenant(out: Path) -> SystemRun:
     # the tenant books on SKR03 with a personal debtor account per customer (DATEV's standard chart)
     _ok(c.put("/accounting/chart", json={"template": "skr03", "consultant": 1001, "client": 1},
               headers=run.h("approver")))
+    host = setup_host(run)
     loc = _ok(c.post("/locations", json={"code": "musterstadt_markt", "name": "Marktplatz", "country": "DE",
-                                         "timezone": "Europe/Berlin", "ruleset_id": rs_id}, headers=h))["id"]
+                                         "timezone": "Europe/Berlin", "ruleset_id": rs_id, "site_host_id": host},
+                     headers=h))["id"]
     run.ids["location_id"] = loc
     for i, (identity, power_type, kw) in enumerate([("MARKT-AC-1", "AC", "22"), ("MARKT-AC-2", "AC", "22"),
                                                     ("MARKT-DC-1", "DC", "150"), ("MARKT-DC-2", "DC", "300")]):
@@ -153,6 +155,83 @@ def setup_tenant(out: Path) -> SystemRun:
         run.ids["accounts"].append(acc)
         run.ids["account_names"][acc] = name
     return run
+
+
+# the site host of the market square (issue 15): a tenth of the net revenue and the energy it paid
+# for, at the day-ahead price of each hour the cars charged plus its grid fee
+HOST_RULESET = """ruleset host_adler currency EUR timezone Europe/Berlin
+series spot_de "EPEX day-ahead DE-LU in EUR/MWh" per MWh
+revenue_share hotel_adler {
+  sites musterstadt_*
+  host gets 10% of net revenue
+  reimburse energy at index(spot_de) + 0.02 per kWh
+}
+"""
+HOST = {"kind": "site_host", "name": "Hotel Adler KG", "country_code": "DE", "vat_id": "DE136695976",
+        "iban": "DE89370400440532013000", "bic": "COBADEFFXXX", "email": "hans@hotel-adler.example",
+        "street": "Marktplatz 3", "postal_code": "12345", "city": "Musterstadt", "phone": "+49 30 4711",
+        "language": "de"}
+
+
+def spot_prices(month_start: datetime, days: int = 31) -> str:
+    """A month of hourly day-ahead prices (EUR/MWh) as the exchange publishes them: low at night,
+    a morning and an evening peak, cheaper at weekends; the same every run."""
+    rows = ["timestamp,price (EUR/MWh)"]
+    for h in range(days * 24):
+        at = month_start + timedelta(hours=h)
+        local = (at.hour + 1) % 24
+        peak = 38 if local in (7, 8, 18, 19, 20) else 14 if 9 <= local <= 17 else 0
+        price = Decimal(62) + Decimal(peak) + Decimal((h * 7) % 11) / 4 - (Decimal(12) if at.weekday() >= 5 else 0)
+        rows.append(f"{at.isoformat().replace('+00:00', 'Z')},{price}")
+    return "\n".join(rows) + "\n"
+
+
+def setup_host(run: SystemRun) -> str:
+    """The market square's site host, its revenue-share agreement (a ruleset of its own, published
+    by the approver) and the day-ahead prices its energy is reimbursed at."""
+    c, h = run.client, run.h()
+    rs = _ok(c.post("/rulesets", json={"name": "host_adler"}, headers=h))["id"]
+    draft = _ok(c.post(f"/rulesets/{rs}/drafts", json={"source": HOST_RULESET}, headers=run.h("analyst")))
+    # in force before public_cpo's version: billing reads its policies (holds, terms) from the
+    # tenant's newest version in force (store.cycle.ruleset_in_force), whichever ruleset it is
+    _ok(c.post(f"/rulesets/{rs}/versions", json={"draft_id": draft["id"], "effective_from": "2025-12-01T00:00:00Z"},
+               headers=run.h("approver")))
+    _ok(c.post("/price-series", json={"name": "spot_de", "unit": "per MWh"}, headers=h))
+    _ok(c.post("/price-series/spot_de/prices", content=spot_prices(datetime(2026, 11, 1, tzinfo=UTC)),
+               headers={**h, "Content-Type": "text/csv"}))
+    host = _ok(c.post("/partners", json=HOST, headers=h))["id"]
+    _ok(c.post("/agreements", json={"partner_id": host, "kind": "revenue_share", "valid_from": "2026-01-01",
+                                    "ruleset_name": "host_adler", "rule_name": "hotel_adler"}, headers=h))
+    run.ids["host_id"] = host
+    return str(host)
+
+
+def credit_the_host(run: SystemRun, out: Path, res: Collected, on: Any) -> None:
+    """Month-end for the site host: the operator issues its November statement and the statement's
+    self-billing credit note (PDF and XRechnung, written to ``out/documents/``); its payable joins
+    the month's payout run."""
+    c = run.client
+    st = _ok(c.post("/partner-statements", json={"partner_id": run.ids["host_id"], "month": "2026-11"},
+                    headers=run.h("operator")))
+    note = _ok(c.post(f"/partner-statements/{st['id']}/credit-note", json={"issue_date": on.isoformat()},
+                      headers=run.h("operator")))
+    folder = out / "documents"
+    folder.mkdir(exist_ok=True)
+    files = []
+    for d in note["documents"]:
+        body = c.get(f"/documents/{d['id']}/content", headers=run.h())
+        if body.status_code != 200:
+            raise RuntimeError(f"credit note {note['number']} ({d['format']}): {body.status_code} {body.text[:200]}")
+        (folder / d["filename"]).write_bytes(body.content)
+        files.append(d["filename"])
+    lines = {ln["kind"]: ln for ln in st["lines"]}
+    reimbursed = lines.get("reimbursement", {})
+    res.host_credit = {
+        "host": HOST["name"], "statement": st["number"], "number": note["number"], "sessions": st["sessions"],
+        "share": lines.get("share_percent", {}).get("net"), "reimbursement": reimbursed.get("net"),
+        "reimbursed_kwh": format(Decimal(reimbursed.get("quantity") or 0).normalize(), "f"), "rule": ((reimbursed.get("trace") or [{}])[0]).get("rule"),
+        "net": note["net"], "tax": note["tax"], "gross": note["gross"], "vat_status": note["vat_status"],
+        "files": sorted(files)}
 
 
 def _mv201(at: datetime, wh: int, power_w: int) -> dict[str, Any]:
@@ -410,6 +489,8 @@ class Collected:
     open_after: dict[str, str] = field(default_factory=dict)
     refund: dict[str, Any] = field(default_factory=dict)
     payout_files: list[str] = field(default_factory=list)
+    host_credit: dict[str, Any] = field(default_factory=dict)
+    payout_items: dict[str, int] = field(default_factory=dict)  # payable kind -> transfers paid out
 
 
 RETURN_FEE = "3.00"
@@ -508,6 +589,8 @@ def collect_and_reconcile(run: SystemRun, out: Path, invoices: list[dict[str, An
     _ok(c.put("/bank-accounts", json={"iban": tenant_iban, "name": "Hausbank"}, headers=run.h("admin")))
     imported = c.post("/bank-statements", content=xml, headers={**run.h("operator"), "Content-Type": "application/xml"})
     res.statement = _ok(imported)
+    # the host's credit note first: the month's payout run pays it with the refund
+    credit_the_host(run, out, res, day + timedelta(days=2))
     if payer_account:
         refund_credit(run, out, res, payer_account, day + timedelta(days=2))
     open_items = _ok(c.get("/receivables/items", headers=run.h()))
@@ -537,6 +620,8 @@ def refund_credit(run: SystemRun, out: Path, res: Collected, account_id: str, on
     if not runs or runs[0]["status"] != "awaiting_approval":
         raise RuntimeError(f"the payout run did not wait for approval: {runs}")
     decided = _ok(c.post(f"/payouts/runs/{runs[0]['id']}/approve", json={}, headers=run.h("approver")))
+    for item in _ok(c.get(f"/payouts/runs/{runs[0]['id']}", headers=run.h())).get("payout_items", []):
+        res.payout_items[item["kind"]] = res.payout_items.get(item["kind"], 0) + 1
     body = c.get(f"/payouts/files/{decided['file_id']}", headers=run.h())
     if body.status_code != 200:
         raise RuntimeError(f"the payout file could not be downloaded: {body.status_code} {body.text}")

@@ -473,7 +473,8 @@ def post_events(conn: Connection, tenant_id: str, events: Sequence[Mapping[str, 
         by_event.setdefault(e["event_id"], []).append(e)
     inv_ids = [str(ev["detail"]["invoice_id"]) for ev in events if ev["kind"] in ("invoice", "credit_note")]
     invs = _invoice_facts(conn, inv_ids, invoices or {})
-    accounts = {ev["account_id"] for ev in events}
+    # partner events (host credit notes and their payouts) have no billing account
+    accounts = {ev["account_id"] for ev in events if ev.get("account_id")}
     customers = {a: c for a, c in (customers or {}).items() if a in accounts}
     if len(customers) < len(accounts):
         customers.update(_customers_of(conn, accounts - set(customers)))
@@ -536,12 +537,15 @@ def post_events(conn: Connection, tenant_id: str, events: Sequence[Mapping[str, 
                                vat=tuple((r, t) for r, _n, t in groups if t),
                                bank=-Decimal(ev["amount"]) if kind == "card_refund" else ZERO)
             text = f"{'Card payment receipt' if kind == 'card_charge' else 'Card refund'} {document}"
+        elif kind in _PARTNER_EVENTS:
+            facts = _partner_facts(ev)
+            text = f"{_PARTNER_EVENTS[kind]} {document}"
         else:
             raise AccountingError("no_journal_rule", f"no journal rule for receivable events of kind {kind!r}")
         doc_date: date = ev["booked_on"]
         entry = book(chart, facts, source_id=ev["id"], document=document[:300], document_date=doc_date,
                      posting_date=_posting_date(doc_date, closed), text=text[:300], country=country,
-                     debtor_account=debtor_of[ev["account_id"]])
+                     debtor_account=debtor_of[ev["account_id"]] if ev.get("account_id") else "")
         if entry is None:
             continue
         eid = new_id("jnl")
@@ -555,6 +559,23 @@ def post_events(conn: Connection, tenant_id: str, events: Sequence[Mapping[str, 
     driver_insert(conn, journal_line, ("id", "tenant_id", "entry_id", "line_no", "account", "side", "amount",
                                        "currency", "role", "revenue_kind", "vat", "bu_key"), line_rows)
     return len(entry_rows)
+
+
+_PARTNER_EVENTS = {"host_credit_note": "Host credit note", "host_payout": "Host credit paid out",
+                   "host_payout_return": "Host credit payout returned"}
+
+
+def _partner_facts(ev: Mapping[str, Any]) -> EventFacts:
+    """A partner event's facts from its detail: a credit note's expense, input VAT per rate and
+    payable; a payout's amount (``amount``: what left, positive)."""
+    d = ev["detail"] or {}
+    if ev["kind"] == "host_credit_note":
+        return EventFacts("host_credit_note", ev["currency"], expense=Decimal(str(d["expense"])),
+                          input_vat=tuple((Decimal(str(r)), Decimal(str(t))) for r, t in d.get("input_vat", ())),
+                          partner_payable=Decimal(str(d["partner_payable"])))
+    amount = Decimal(str(d["amount"]))
+    sign = 1 if ev["kind"] == "host_payout" else -1
+    return EventFacts(ev["kind"], ev["currency"], partner_payable=sign * amount, payout=-sign * amount)
 
 
 def _customers_of(conn: Connection, account_ids: set[str]) -> dict[str, str]:

@@ -75,15 +75,15 @@ class Tenant(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=40)
     name: str = Field(max_length=200)
     legal_name: str = Field(default="", max_length=200)
-    street: str = Field(default="", max_length=200)
-    postal_code: str = Field(default="", max_length=20)
-    city: str = Field(default="", max_length=100)
+    street: str = Field(default="", max_length=200, sa_column_kwargs={"server_default": ""})
+    postal_code: str = Field(default="", max_length=20, sa_column_kwargs={"server_default": ""})
+    city: str = Field(default="", max_length=100, sa_column_kwargs={"server_default": ""})
     country: str = Field(default="", max_length=2)
     vat_id: str = Field(default="", max_length=30)
-    tax_number: str = Field(default="", max_length=30)
+    tax_number: str = Field(default="", max_length=30, sa_column_kwargs={"server_default": ""})
     creditor_id: str = Field(default="", max_length=35)  # SEPA creditor identifier
     iban: str = Field(default="", max_length=34)
-    bic: str = Field(default="", max_length=11)
+    bic: str = Field(default="", max_length=11, sa_column_kwargs={"server_default": ""})
     email: str = Field(default="", max_length=200)
     currency: str = Field(default="EUR", max_length=3)
     timezone: str = Field(default="Europe/Berlin", max_length=64)
@@ -146,7 +146,7 @@ class Customer(SQLModel, table=True):
     name: str = Field(max_length=200)
     company_name: str = Field(default="", max_length=200)
     email: str = Field(default="", max_length=200)
-    phone: str = Field(default="", max_length=50)
+    phone: str = Field(default="", max_length=50, sa_column_kwargs={"server_default": ""})
     language: str = Field(default="de", max_length=10)
     vat_id: str = Field(default="", max_length=30)
     street: str = Field(default="", max_length=200)
@@ -235,12 +235,20 @@ class Partner(SQLModel, table=True):
     country_code: str = Field(default="", max_length=2)
     party_id: str = Field(default="", max_length=3)  # OCPI party id for eMSPs
     vat_id: str = Field(default="", max_length=30)
-    # the billing address (an eMSP's clearing invoice names it; migration 0033)
+    # the billing address (clearing invoices and host credit notes name it; migration 0033)
     street: str = Field(default="", max_length=200, sa_column_kwargs={"server_default": ""})
     postal_code: str = Field(default="", max_length=20, sa_column_kwargs={"server_default": ""})
     city: str = Field(default="", max_length=100, sa_column_kwargs={"server_default": ""})
     iban: str = Field(default="", max_length=34)
     email: str = Field(default="", max_length=200)
+    # what a self-billing credit note (issue 15, migration 0032) states of the partner beside its address
+    language: str = Field(default="", max_length=2, sa_column_kwargs={"server_default": ""})  # the credit note's language ("": the tenant's)
+    phone: str = Field(default="", max_length=40, sa_column_kwargs={"server_default": ""})
+    tax_number: str = Field(default="", max_length=30, sa_column_kwargs={"server_default": ""})
+    bic: str = Field(default="", max_length=11, sa_column_kwargs={"server_default": ""})
+    # registered (VAT added) | small_business (§ 19 UStG: none) | reverse_charge (another EU
+    # country) | not_subject (an employee's reimbursement); "": derived from country and VAT id
+    vat_status: str = Field(default="", max_length=20, sa_column_kwargs={"server_default": ""})
     created_at: datetime = _created()
 
 

@@ -86,9 +86,9 @@ __all__ = [
     "transfer_for_end_to_end",
 ]
 
-# what a payable can be; issue 15 adds "host_credit" (and reopens what its return puts back in
-# ``_REOPEN``)
-KINDS = ("refund",)
+# what a payable can be: a refund of a customer's credit, or a host credit note's amount
+# (``store.host_credits``); what a returned transfer puts back is in ``_REOPEN``
+KINDS = ("refund", "host_credit")
 LIVE_STATUSES = ("proposed", "submitted", "paid")
 _live = "status IN ('proposed', 'submitted', 'paid')"
 
@@ -418,9 +418,26 @@ def submit_run(conn: Connection, tenant_id: str, run_id: str, decided_by: str, c
         conn.execute(update(payout_item).where(payout_item.c.id.in_(chunk)).values(status="submitted"))
     for chunk in _chunks([r.payable_id for r in keep]):
         conn.execute(update(payable).where(payable.c.id.in_(chunk)).values(status="submitted", updated_at=now))
+    _post_host_payouts(conn, tenant_id, [r for r in keep if r.kind == "host_credit"], "host_payout",
+                       created.date(), run.message_id)
     conn.execute(update(payout_run).where(payout_run.c.id == run_id).values(status="submitted", file_id=fid,
                                                                             **values))
     return _run(conn, tenant_id, run_id)
+
+
+def _post_host_payouts(conn: Connection, tenant_id: str, items: Sequence[Any], kind: str, on: date,
+                       reference: str) -> None:
+    """The journal of host credits paid out (the approved file) or returned: the partner payable
+    against the payout clearing account, one entry per transfer."""
+    if not items:
+        return
+    from store.accounting import post_events
+
+    suffix = "" if kind == "host_payout" else ":return"
+    post_events(conn, tenant_id, [
+        {"id": f"{r.id}{suffix}", "kind": kind, "currency": r.currency, "reference": f"{reference} {r.end_to_end_id}",
+         "booked_on": on, "account_id": None, "detail": {"amount": str(r.amount), "payable_id": r.payable_id}}
+        for r in items], [])
 
 
 def reject_run(conn: Connection, tenant_id: str, run_id: str, decided_by: str, reason: str) -> Any:
@@ -511,8 +528,16 @@ def _reopen_refund(conn: Connection, tenant_id: str, item: Any, reason: str, on:
     return booked.event_id
 
 
-# what a returned transfer gives back, per kind of payable (a refund: the credit it consumed)
-_REOPEN = {"refund": _reopen_refund}
+def _reopen_host_credit(conn: Connection, tenant_id: str, item: Any, reason: str, on: date, created_by: str) -> str:
+    """The host is owed the amount again: the journal moves it back to the partner payable; an
+    operator pays it with a new payable once the partner's account is right."""
+    _post_host_payouts(conn, tenant_id, [item], "host_payout_return", on, "Return")
+    return f"{item.id}:return"
+
+
+# what a returned transfer gives back, per kind of payable (a refund: the credit it consumed; a
+# host credit: the partner payable)
+_REOPEN = {"refund": _reopen_refund, "host_credit": _reopen_host_credit}
 
 
 def record_transfer_return(conn: Connection, tenant_id: str, item: Any, *, reason: str, on: date,

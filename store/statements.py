@@ -42,6 +42,7 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from runtime.sessions import SessionFacts, SessionInputError
@@ -282,13 +283,14 @@ class IssueRequest:
     share_source: str
 
 
-def lock_issuer(db: Session, tenant_id: str) -> None:
+def lock_issuer(db: Session | Connection, tenant_id: str) -> None:
     """One issuer per tenant at a time, before anything is read (the caller's transaction holds it):
     PostgreSQL locks the tenant row (append_audit takes the same lock later); SQLite has no row
     locks, so a no-op write takes the database's write lock up front (a read first would let two
     issuers see the same number, or settle the same re-rated session twice). Taking it again in
     the same transaction is harmless."""
-    if db.get_bind().dialect.name == "sqlite":
+    dialect = db.get_bind().dialect if isinstance(db, Session) else db.dialect
+    if dialect.name == "sqlite":
         db.execute(update(Tenant).where(Tenant.id == tenant_id).values(audit_seq=Tenant.audit_seq))
     else:
         db.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update(key_share=True))

@@ -129,9 +129,9 @@ def request_refund(request: Request[Any, Any, Any], data: RefundCreate) -> Respo
 
 
 @route("GET", "/payouts/payables", operation_id="list_payables", roles="payouts_read",
-       summary="Payables (refunds), oldest first, filtered by status, kind, payee or account; paged by cursor")
+       summary="Payables (refunds, host credit notes), oldest first, filtered by status, kind, payee or account; paged by cursor")
 def list_payables(request: Request[Any, Any, Any], status: PayableStatus | None = None,
-                  kind: Literal["refund"] | None = None, payee_id: str | None = None, account_id: str | None = None,
+                  kind: Literal["refund", "host_credit"] | None = None, payee_id: str | None = None, account_id: str | None = None,
                   cursor: CursorParam = None, limit: Annotated[int, Parameter(ge=1, le=500)] = 100) -> PayablePage:
     with open_scope(request) as scope:
         rows = P.list_payables(scope.db.connection(), scope.tenant_id, status=status, kind=kind, payee_id=payee_id,

@@ -76,7 +76,7 @@ from store.errors import Conflict, InvalidInput, NotFound
 from store.models import Agreement, Partner, Tenant
 from store.repo import Scope, decode_cursor, encode_cursor
 
-__all__ = ["TERM_KEYS", "check_share_terms", "handlers", "statement_csv"]
+__all__ = ["TERM_KEYS", "check_share_terms", "handlers", "seq_after", "statement_csv"]
 
 ROLE_SETS.setdefault("statements_read", ("admin", "operator", "approver", "auditor", "partner"))
 ROLE_SETS.setdefault("statements_write", ("admin", "operator"))
@@ -430,17 +430,22 @@ def issue_partner_statement(request: Request[Any, Any, Any], data: PartnerStatem
                      [ln.to_dict() for ln in draft.lines])
 
 
+def seq_after(cursor: str | None) -> int | None:
+    """The number sequence a page cursor of numbered documents (statements, credit notes) names."""
+    if not cursor:
+        return None
+    raw = decode_cursor(cursor)
+    if not raw.isdigit() or len(raw) > 12:
+        raise InvalidInput("invalid_cursor", "the cursor is not one this API returned")
+    return int(raw)
+
+
 @route("GET", "/partner-statements", operation_id="list_partner_statements", roles="statements_read",
        summary="Issued partner statements, by number")
 def list_partner_statements(request: Request[Any, Any, Any], limit: LimitParam = 50, cursor: CursorParam = None,
                             partner_id: str | None = None) -> PartnerStatementPage:  # type: ignore[valid-type]
     with open_scope(request) as scope:
-        after = None
-        if cursor:
-            raw = decode_cursor(cursor)
-            if not raw.isdigit() or len(raw) > 12:
-                raise InvalidInput("invalid_cursor", "the cursor is not one this API returned")
-            after = int(raw)
+        after = seq_after(cursor)
         rows = S.list_statements(scope.db, scope.tenant_id, only_partner=_only_partner(scope), partner_id=partner_id,
                                  after_seq=after, limit=limit + 1)
         nxt = encode_cursor(str(rows[limit - 1]["number_seq"])) if len(rows) > limit else None

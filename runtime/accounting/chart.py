@@ -30,7 +30,7 @@ __all__ = [
 ANY: Final = "*"
 # the roles whose lines are split by revenue kind and/or VAT treatment
 _BY_KIND: Final = {"revenue"}
-_BY_VAT: Final = {"revenue", "vat"}
+_BY_VAT: Final = {"revenue", "vat", "input_vat"}
 
 
 class ChartError(ValueError):
@@ -201,6 +201,9 @@ _PLAIN = Chart("plain", _rules(
     (ANY, "dunning_income", "4850"),
     (ANY, "interest_income", "4860"),
     (ANY, "vat", "2200"),
+    (ANY, "expense", "5100"),
+    (ANY, "input_vat", "1500"),
+    (ANY, "partner_payable", "2500"),
     (ANY, "revenue", "4000", "charging"),
     (ANY, "revenue", "4100", "subscription"),
     (ANY, "revenue", "4200", "service"),
@@ -210,12 +213,14 @@ _PLAIN = Chart("plain", _rules(
     "1000": "Bank", "1200": "Accounts receivable", "2200": "VAT payable", "2300": "Customer credit balances",
     "4000": "Charging revenue", "4100": "Subscription revenue", "4200": "Service revenue",
     "4800": "Other revenue", "4900": "Discounts granted", "4950": "Return charges recovered",
-    "2400": "Refunds payable", "4850": "Dunning fees", "4860": "Interest income"})
+    "2400": "Refunds payable", "4850": "Dunning fees", "4860": "Interest income",
+    "5100": "Host credits (revenue share, energy reimbursement)", "1500": "Input VAT",
+    "2500": "Partner credits payable"})
 
 
 def _skr(name: str, skr: str, control: str, bank: str, charge: str, transit: str, interest: str,
          revenue: Mapping[str, str], discount: Mapping[str, str], vat: Mapping[str, str],
-         names: Mapping[str, str]) -> Chart:
+         names: Mapping[str, str], partners: tuple[str, str, Mapping[str, str]] = ("", "", {})) -> Chart:
     # dunning fees and flat fees go to other operating income (the account return charges use),
     # default interest to interest income
     rows: list[tuple[str, ...]] = [
@@ -228,6 +233,11 @@ def _skr(name: str, skr: str, control: str, bank: str, charge: str, transit: str
         rows.append((ANY, "revenue", account, ANY, rate))
     for rate, account in discount.items():
         rows.append((ANY, "revenue", account, "discount", rate))
+    # host credit notes: third-party services (Fremdleistungen), trade payables, input VAT per rate
+    expense, payable, input_vat = partners
+    if expense:
+        rows += [(ANY, "expense", expense), (ANY, "partner_payable", payable)]
+        rows += [(ANY, "input_vat", account, ANY, rate) for rate, account in input_vat.items()]
     return Chart(name, _rules(*rows), debtors="personal", account_length=4, datev_vat="automatic", skr=skr,
                  names=names)
 
@@ -244,7 +254,10 @@ _SKR03 = _skr("skr03", "03", "1400", "1200", "2700", "1360", "2650",
                "1360": "Geldtransit", "2650": "Sonstige Zinsen und ähnliche Erträge",
                "8400": "Erlöse 19 % USt", "8300": "Erlöse 7 % USt", "8720": "Erlösschmälerungen 19 % USt",
                "8710": "Erlösschmälerungen 7 % USt", "1776": "Umsatzsteuer 19 %", "1771": "Umsatzsteuer 7 %",
-               "1775": "Umsatzsteuer 16 %", "1773": "Umsatzsteuer 5 %"})
+               "1775": "Umsatzsteuer 16 %", "1773": "Umsatzsteuer 5 %", "3100": "Fremdleistungen",
+               "1600": "Verbindlichkeiten aus Lieferungen und Leistungen", "1576": "Abziehbare Vorsteuer 19 %",
+               "1571": "Abziehbare Vorsteuer 7 %"},
+              ("3100", "1600", {"19": "1576", "16": "1576", "7": "1571", "5": "1571"}))
 _SKR04 = _skr("skr04", "04", "1200", "1800", "4830", "1460", "7100",
               {"19": "4400", "16": "4400", "7": "4300", "5": "4300"},
               {"19": "4720", "16": "4720", "7": "4710", "5": "4710"},
@@ -253,7 +266,10 @@ _SKR04 = _skr("skr04", "04", "1200", "1800", "4830", "1460", "7100",
                "4830": "Sonstige betriebliche Erträge", "7100": "Sonstige Zinsen und ähnliche Erträge", "4400": "Erlöse 19 % USt", "4300": "Erlöse 7 % USt",
                "4720": "Erlösschmälerungen 19 % USt", "4710": "Erlösschmälerungen 7 % USt",
                "3806": "Umsatzsteuer 19 %", "3801": "Umsatzsteuer 7 %", "3805": "Umsatzsteuer 16 %",
-               "3803": "Umsatzsteuer 5 %"})
+               "3803": "Umsatzsteuer 5 %", "5900": "Fremdleistungen",
+               "3300": "Verbindlichkeiten aus Lieferungen und Leistungen", "1406": "Abziehbare Vorsteuer 19 %",
+               "1401": "Abziehbare Vorsteuer 7 %"},
+              ("5900", "3300", {"19": "1406", "16": "1406", "7": "1401", "5": "1401"}))
 
 TEMPLATES: Final[dict[str, Chart]] = {c.name: c for c in (_PLAIN, _SKR03, _SKR04)}
 

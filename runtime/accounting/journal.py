@@ -60,6 +60,13 @@ EVENT_ROLES: Final[dict[str, tuple[str, ...]]] = {
     # VAT back and pays the money out (the item's charge and its payment both shrink by it)
     "card_charge": ("debtor", "customer_credit", "revenue", "vat"),
     "card_refund": ("debtor", "customer_credit", "revenue", "vat", "bank"),
+    # issue 15: a host's self-billing credit note is the tenant's purchase (revenue share, energy
+    # reimbursement: an expense, with input VAT where the host charges VAT) owed to the partner
+    # until the payout run's file pays it (the payout clearing account, as refunds); a returned
+    # transfer makes it owed again
+    "host_credit_note": ("expense", "input_vat", "partner_payable"),
+    "host_payout": ("partner_payable", "payout"),
+    "host_payout_return": ("partner_payable", "payout"),
 }
 
 # an invoice line's kind -> the revenue kind its net is booked as
@@ -110,6 +117,11 @@ class EventFacts:
     return_charge: Decimal = ZERO
     payout: Decimal = ZERO  # a refund's transfer owed (negative) or come back (positive)
     income: Decimal = ZERO  # a dunning charge's net income (dunning_income or interest_income)
+    # a host credit note: the net expense, the input VAT per rate (both positive on a note, negative
+    # on a correction that takes more back than it states) and the partner payable (negative: owed)
+    expense: Decimal = ZERO
+    input_vat: tuple[tuple[Decimal, Decimal], ...] = ()
+    partner_payable: Decimal = ZERO
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +152,12 @@ def legs(f: EventFacts) -> tuple[Leg, ...]:
         raw.append(Leg("payout", f.payout))
     if f.income:
         raw.append(Leg("interest_income" if f.kind == "interest" else "dunning_income", -f.income))
+    if f.expense:
+        raw.append(Leg("expense", f.expense))
+    for rate, tax in f.input_vat:
+        raw.append(Leg("input_vat", tax, "", vat_treatment(rate)))
+    if f.partner_payable:
+        raw.append(Leg("partner_payable", f.partner_payable))
     merged: dict[tuple[str, str, str], Decimal] = {}
     for lg in raw:
         if lg.role not in EVENT_ROLES[f.kind]:

@@ -158,6 +158,8 @@ class _Builder:
             self.ram(agreement, "BuyerReference", doc.buyer.buyer_reference)
         s = doc.seller
         seller = self.ram(agreement, "SellerTradeParty")
+        if s.identifier:
+            self.ram(seller, "ID", s.identifier)
         self.ram(seller, "Name", s.legal_name)
         if s.registration_id:
             self.ram(seller, "Description", s.registration_id)

@@ -176,6 +176,9 @@ class Seller:
     bic: str | None = None
     bank_name: str | None = None
     creditor_id: str | None = None  # SEPA creditor identifier (BT-90)
+    # BT-29: the seller's identifier, e.g. the partner number a self-billing buyer assigned to a
+    # host without VAT id or register entry (BR-CO-26 needs one of BT-29/30/31)
+    identifier: str | None = None
 
 
 @dataclass(frozen=True)

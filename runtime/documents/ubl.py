@@ -108,6 +108,8 @@ class _Builder:
         s = self.doc.seller
         party = self.cac(parent, "Party")
         self.cbc(party, "EndpointID", s.electronic_address.value, schemeID=s.electronic_address.scheme)
+        if s.identifier:
+            self.cbc(self.cac(party, "PartyIdentification"), "ID", s.identifier)
         creditor_id = self.doc.payment.creditor_id or s.creditor_id
         if self.doc.payment.is_direct_debit and creditor_id:
             # BT-90 lives on the seller as a SEPA-scheme party identification

@@ -131,6 +131,17 @@ def make_tenant(client: TestClient[Any], engine: Engine, name: str) -> Tenantry:
     return t
 
 
+def publish_ruleset(client: TestClient[Any], t: Tenantry, name: str, source: str,
+                    effective_from: str = "2026-01-01T00:00:00Z") -> dict[str, Any]:
+    """Create ruleset ``name``, draft ``source`` (analyst) and publish it (approver); the ruleset."""
+    rs = _ok(client.post("/rulesets", json={"name": name}, headers=t.h()), 201)
+    draft = _ok(client.post(f"/rulesets/{rs['id']}/drafts", json={"source": source}, headers=t.h("analyst")), 201)
+    assert draft["ok"], draft
+    _ok(client.post(f"/rulesets/{rs['id']}/versions", json={"draft_id": draft["id"], "effective_from": effective_from},
+                    headers=t.h("approver")), 201)
+    return rs
+
+
 def _ocpp_transaction(engine: Engine, t: Tenantry) -> int:
     """A gateway transaction row, as the OCPP gateway would have written it."""
     from datetime import datetime

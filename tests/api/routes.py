@@ -97,6 +97,8 @@ def bodies(t: Tenantry) -> dict[str, Any]:
         "end_discount": {"valid_to": "2026-12-01"},
         "preview_partner_statement": {"partner_id": ids["partner_id"], "month": "2026-03"},
         "issue_partner_statement": {"partner_id": ids["partner_id"], "month": "2026-03"},
+        "issue_host_credit_note": {},
+        "correct_host_credit_note": {"reason": "the host's address changed"},
         "book_payment": {"account_id": ids["billing_account_id"], "amount": "1.00", "currency": "EUR",
                          "booked_on": "2026-03-05", "idempotency_key": f"walk-{t.name}"},
         "match_bank_entry": {"account_id": ids["billing_account_id"]},

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import Env, requires_dsl
+from tests.api.conftest import Env, publish_ruleset, requires_dsl
 
 pytestmark = requires_dsl
 
@@ -66,12 +66,7 @@ def _ok(r: Any, status: int = 200) -> Any:
 def setup(env: Env) -> dict[str, str]:
     c, a = env.client, env.a
     h = a.h()
-    rs = _ok(c.post("/rulesets", json={"name": "spotshare"}, headers=h), 201)
-    draft = _ok(c.post(f"/rulesets/{rs['id']}/drafts", json={"source": RULESET}, headers=a.h("analyst")), 201)
-    assert draft["ok"], draft
-    _ok(c.post(f"/rulesets/{rs['id']}/versions", json={"draft_id": draft["id"],
-                                                     "effective_from": "2026-01-01T00:00:00Z"},
-               headers=a.h("approver")), 201)
+    rs = publish_ruleset(c, a, "spotshare", RULESET)
     _ok(c.post("/price-series", json={"name": "day_ahead_hotel", "unit": "per MWh"}, headers=h), 201)
     _ok(c.post("/price-series/day_ahead_hotel/prices", content=PRICES, headers={**h, "Content-Type": "text/csv"}),
         201)

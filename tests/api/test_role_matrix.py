@@ -52,6 +52,11 @@ def expected_roles(op_id: str) -> set[str]:
         return {"admin", "operator", "approver", "auditor", "partner"}
     if op_id == "issue_partner_statement":
         return WRITE
+    # host credit notes (issue 15): read like statements (a partner its own), issued by operations
+    if op_id in ("list_host_credit_notes", "get_host_credit_note"):
+        return {"admin", "operator", "approver", "auditor", "partner"}
+    if op_id in ("issue_host_credit_note", "correct_host_credit_note"):
+        return WRITE
     # receivables and bank statements: finance's; analysts price, they do not see money come in
     if op_id in ("list_receivable_items", "get_aged_receivables", "get_account_statement", "list_bank_entries",
                  "list_bank_accounts"):

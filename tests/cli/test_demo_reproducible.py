@@ -109,7 +109,7 @@ def test_the_month_is_collected_and_reconciled(two_runs: list[Any]) -> None:
     assert detail["partially_matched"] == 1
     transfer, refund = summary["system"]["collection"]["transfer"], summary["system"]["collection"]["refund"]
     assert Decimal(transfer["amount"]) - Decimal(transfer["invoiced"]) == Decimal(refund["amount"]) == Decimal("10.00")
-    assert refund["status"] == "submitted" and summary["payouts"] == {"files": 1, "refunds": 1}
+    assert refund["status"] == "submitted" and summary["payouts"] == {"files": 1, "refunds": 1, "credit_notes": 1}
     returned = summary["system"]["collection"]["returned"]
     assert returned["reason"] == "MD06" and returned["fee"] == "3.00"
     gross = {i["number"]: i["gross"] for i in invoices}
@@ -137,12 +137,13 @@ def test_the_month_is_booked_and_its_batch_exported(two_runs: list[Any]) -> None
     out, _, summary = two_runs[0]
     invoices = summary["system"]["invoices"]
     # an entry per invoice, per payment (matched, and the transfer paying too much), for the return and
-    # for the refund (refunds post since the h14 merge), and one per dunning fee (stages 2 and 3: the
+    # for the refund (refunds post since the h14 merge), two for the host's credit note and its
+    # payout (issue 15), and one per dunning fee (stages 2 and 3: the
     # reminder charges nothing), booked in January, after the December batch
     fees = [x for x in summary["system"]["dunning"]["stages"] if Decimal(x["charged"]) > 0]
     assert summary["journal"]["balanced"] is True
     december = (len(invoices) + summary["bank"]["matched"] + summary["system"]["bank"]["partially_matched"]
-                + summary["bank"]["returns"] + summary["payouts"]["refunds"])
+                + summary["bank"]["returns"] + summary["payouts"]["refunds"] + 2 * summary["payouts"]["credit_notes"])
     assert summary["journal"]["entries"] == december + len(fees) == december + 2
     acct = summary["system"]["accounting"]
     rec = acct["reconciliation"]["currencies"]["EUR"]
@@ -159,6 +160,14 @@ def test_the_month_is_booked_and_its_batch_exported(two_runs: list[Any]) -> None
     lines = [json.loads(x) for x in next(v for k, v in files.items() if k.endswith(".jsonl")).splitlines()]
     assert len(lines) == acct["batch"]["entries"] == december
     assert all(x["reached_on"] > "2026-12-31" for x in fees)
+    # the host's credit note on SKR03: Fremdleistungen and Vorsteuer against the trade payable
+    hc = summary["system"]["host_credit"]
+    [note] = [e for e in lines if e["source_kind"] == "host_credit_note"]
+    assert note["document"] == hc["number"]
+    assert {(ln["account"], ln["side"], ln["amount"]) for ln in note["lines"]} == {
+        ("3100", "debit", hc["net"]), ("1576", "debit", hc["tax"]), ("1600", "credit", hc["gross"])}
+    [paid] = [e for e in lines if e["source_kind"] == "host_payout"]
+    assert {(ln["account"], ln["side"]) for ln in paid["lines"]} == {("1600", "debit"), ("1360", "credit")}
 
 
 def test_the_unpaid_customer_is_dunned(two_runs: list[Any]) -> None:
@@ -206,3 +215,38 @@ def test_the_unpaid_customer_is_dunned(two_runs: list[Any]) -> None:
     assert "1. Mahnung" in second and "5,00 €" in second and days[1].strftime("%d.%m.%Y") in second
     assert "2. Mahnung" in third and "10,00 €" in third and "gesperrt" in third
     assert "dunning: " in r.stdout and all(n in r.stdout for n in dun["letters"]) and "answered Blocked" in r.stdout
+
+
+def test_the_site_host_is_credited_and_paid(two_runs: list[Any]) -> None:
+    """Issue 15: the market square's host gets its November statement (10 % of the net revenue and
+    its energy reimbursed at each hour's day-ahead price + 0.02 per kWh), the statement's
+    self-billing credit note GU-000001 as PDF and XRechnung (valid), and the month's payout run,
+    approved by finance, pays it with the refund in one pain.001."""
+    import subprocess
+    from decimal import Decimal
+
+    from lxml import etree
+
+    out, r, summary = two_runs[0]
+    hc = summary["system"]["host_credit"]
+    assert summary["payouts"]["credit_notes"] == 1
+    assert (hc["number"], hc["statement"], hc["vat_status"]) == ("GU-000001", "PS-000001", "registered")
+    assert hc["sessions"] == summary["system"]["sessions_rated"]
+    assert "index(spot_de) + 0.02 per kWh" in hc["rule"] and Decimal(hc["reimbursed_kwh"]) > 0
+    net, tax = Decimal(hc["net"]), Decimal(hc["tax"])
+    assert Decimal(hc["share"]) + Decimal(hc["reimbursement"]) == net
+    assert tax == (net * Decimal("0.19")).quantize(Decimal("0.01")) and Decimal(hc["gross"]) == net + tax
+    assert sorted(hc["files"]) == ["GU-000001-xrechnung-cii.xml", "GU-000001-xrechnung-ubl.xml", "GU-000001.pdf"]
+    assert all((out / "documents" / f).is_file() for f in hc["files"])
+    text = subprocess.run(["pdftotext", "-layout", str(out / "documents" / "GU-000001.pdf"), "-"],
+                          capture_output=True, text=True, check=True).stdout
+    assert "Gutschrift GU-000001" in text and "Energieerstattung" in text and "Hotel Adler KG" in text
+    ubl = etree.fromstring((out / "documents" / "GU-000001-xrechnung-ubl.xml").read_bytes())
+    assert ubl.findtext("{*}InvoiceTypeCode") == "389"
+    # the payout file: the refund and the host's credit, one transfer each
+    pain = etree.fromstring((out / "sepa" / hc["paid_by"]).read_bytes())
+    txs = {tx.findtext(".//{*}RmtInf/{*}Ustrd"): tx.findtext(".//{*}InstdAmt") for tx in pain.iter("{*}CdtTrfTxInf")}
+    assert len(txs) == 2
+    credit = next(k for k in txs if "GU-000001" in k)
+    assert Decimal(txs[credit]) == Decimal(hc["gross"])
+    assert "site host: Hotel Adler KG" in r.stdout and "GU-000001" in r.stdout
