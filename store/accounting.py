@@ -317,7 +317,7 @@ def _debtor_queries() -> tuple[Any, Any, Any, Any]:
     d, c = accounting_debtor.c, Customer.__table__.c  # type: ignore[attr-defined]
     have = select(d.customer_id, d.account).where(d.tenant_id == bindparam("t"),
                                                   d.customer_id.in_(bindparam("ids", expanding=True)))
-    taken = select(d.account).where(d.tenant_id == bindparam("t"), d.account == bindparam("a"))
+    taken = select(d.account).where(d.tenant_id == bindparam("t"), d.account.in_(bindparam("a", expanding=True)))
     # accounts of one range have one length, so the greatest text is the greatest number
     top = select(func.max(accounting_debtor.c.account)).where(d.tenant_id == bindparam("t"), d.account >= bindparam("lo"),
                                             d.account <= bindparam("hi"))
@@ -331,29 +331,37 @@ _Q_DEBTOR_HAVE, _Q_DEBTOR_TAKEN, _Q_DEBTOR_TOP, _Q_CUSTOMER_NUMBERS = _debtor_qu
 def _debtor_accounts(conn: Connection, tenant_id: str, chart: Chart, customer_ids: set[str]) -> dict[str, str]:
     """Each customer's personal debtor account, assigned once: the digits of its customer number
     when they fall in the debtor range and are free, else the next number after the range's
-    highest one in use."""
+    highest one in use (the customers of one call in three reads and one insert)."""
     have: dict[str, str] = dict(conn.execute(_Q_DEBTOR_HAVE, {"t": tenant_id, "ids": sorted(customer_ids)}).all())
     todo = sorted(customer_ids - set(have))
     if not todo:
         return have
     lo, hi = debtor_range(chart.account_length)
     numbers = dict(conn.execute(_Q_CUSTOMER_NUMBERS, {"ids": todo}).all())
-    top: int | None = None
+    wanted: dict[str, int] = {}
     for cid in todo:
         digits = "".join(ch for ch in (numbers.get(cid) or "") if ch.isdigit())
-        n = int(digits) if digits else 0
-        if not (lo <= n <= hi) or conn.execute(_Q_DEBTOR_TAKEN, {"t": tenant_id, "a": str(n)}).first() is not None:
+        wanted[cid] = int(digits) if digits else 0
+    in_range = sorted({str(n) for n in wanted.values() if lo <= n <= hi})
+    taken = set(conn.execute(_Q_DEBTOR_TAKEN, {"t": tenant_id, "a": in_range}).scalars()) if in_range else set()
+    top: int | None = None
+    rows = []
+    now = utcnow()
+    for cid in todo:
+        n = wanted[cid]
+        if not (lo <= n <= hi) or str(n) in taken:
             if top is None:
                 got = conn.execute(_Q_DEBTOR_TOP, {"t": tenant_id, "lo": str(lo), "hi": str(hi)}).scalar()
-                top = int(got) if got else lo - 1
+                # this call's own assignments are not written yet: they count as in use too
+                top = max([int(got) if got else lo - 1, *(int(a) for a in taken)])
             n = top + 1
             if n > hi:
                 raise AccountingError("debtor_range_full", f"no free debtor account left in {lo}–{hi}")
         top = max(top, n) if top is not None else None
         have[cid] = str(n)
-        # assigned now, so the next customer of this call sees it taken
-        driver_insert(conn, accounting_debtor, ("tenant_id", "customer_id", "account", "created_at"),
-                      [(tenant_id, cid, str(n), utcnow())])
+        taken.add(str(n))  # so the next customer of this call sees it taken
+        rows.append((tenant_id, cid, str(n), now))
+    driver_insert(conn, accounting_debtor, ("tenant_id", "customer_id", "account", "created_at"), rows)
     return have
 
 
