@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from runtime.accounting.journal import EVENT_ROLES, REVENUE_KINDS
+from runtime.accounting.journal import EVENT_ROLES, FX_ROLES, REVENUE_KINDS
 
 __all__ = [
     "ANY",
@@ -104,7 +104,7 @@ class Chart:
         for r in self.rules:
             if r.event != ANY and r.event not in EVENT_ROLES:
                 raise ChartError(f"unknown event {r.event!r} (known: {', '.join(EVENT_ROLES)})")
-            if not any(r.role in roles for roles in EVENT_ROLES.values()):
+            if r.role not in FX_ROLES and not any(r.role in roles for roles in EVENT_ROLES.values()):
                 raise ChartError(f"unknown role {r.role!r}")
             if r.revenue_kind != ANY and r.revenue_kind not in REVENUE_KINDS:
                 raise ChartError(f"unknown revenue kind {r.revenue_kind!r} (known: {', '.join(REVENUE_KINDS)})")
@@ -124,12 +124,14 @@ class Chart:
             raise MappingMissing(_what(event, role, revenue_kind, vat, country))
         return best
 
-    def missing(self, vat_treatments: Iterable[str], country: str = "") -> list[str]:
-        """The lines no rule maps, for the given VAT treatments (e.g. ``["19", "7"]``) and country."""
+    def missing(self, vat_treatments: Iterable[str], country: str = "", foreign: bool = False) -> list[str]:
+        """The lines no rule maps, for the given VAT treatments (e.g. ``["19", "7"]``) and country;
+        with ``foreign`` (a tenant with accounts in other currencies than its functional one) the
+        exchange differences too."""
         out: list[str] = []
         vats = sorted(set(vat_treatments))
         for event, roles in EVENT_ROLES.items():
-            for role in roles:
+            for role in (*roles, *(FX_ROLES if foreign else ())):
                 if role == "debtor" and self.debtors == "personal":
                     continue
                 kinds = REVENUE_KINDS if role in _BY_KIND else ("",)
@@ -141,8 +143,8 @@ class Chart:
                             out.append(str(e))
         return out
 
-    def check_complete(self, vat_treatments: Iterable[str], country: str = "") -> None:
-        gaps = self.missing(vat_treatments, country)
+    def check_complete(self, vat_treatments: Iterable[str], country: str = "", foreign: bool = False) -> None:
+        gaps = self.missing(vat_treatments, country, foreign)
         if gaps:
             raise ChartError(f"the chart maps no account for {len(gaps)} line(s): {gaps[0]}"
                              + (f" (and {len(gaps) - 1} more)" if len(gaps) > 1 else ""), gaps)
@@ -200,6 +202,8 @@ _PLAIN = Chart("plain", _rules(
     (ANY, "payout", "2400"),
     (ANY, "dunning_income", "4850"),
     (ANY, "interest_income", "4860"),
+    (ANY, "fx_gain", "4870"),
+    (ANY, "fx_loss", "6870"),
     (ANY, "vat", "2200"),
     (ANY, "revenue", "4000", "charging"),
     (ANY, "revenue", "4100", "subscription"),
@@ -210,18 +214,19 @@ _PLAIN = Chart("plain", _rules(
     "1000": "Bank", "1200": "Accounts receivable", "2200": "VAT payable", "2300": "Customer credit balances",
     "4000": "Charging revenue", "4100": "Subscription revenue", "4200": "Service revenue",
     "4800": "Other revenue", "4900": "Discounts granted", "4950": "Return charges recovered",
-    "2400": "Refunds payable", "4850": "Dunning fees", "4860": "Interest income"})
+    "2400": "Refunds payable", "4850": "Dunning fees", "4860": "Interest income",
+    "4870": "Exchange gains", "6870": "Exchange losses"})
 
 
 def _skr(name: str, skr: str, control: str, bank: str, charge: str, transit: str, interest: str,
-         revenue: Mapping[str, str], discount: Mapping[str, str], vat: Mapping[str, str],
+         fx: tuple[str, str], revenue: Mapping[str, str], discount: Mapping[str, str], vat: Mapping[str, str],
          names: Mapping[str, str]) -> Chart:
     # dunning fees and flat fees go to other operating income (the account return charges use),
     # default interest to interest income
     rows: list[tuple[str, ...]] = [
         (ANY, "debtor", control), (ANY, "customer_credit", "debtor"), (ANY, "bank", bank),
         (ANY, "return_charge", charge), (ANY, "payout", transit), (ANY, "dunning_income", charge),
-        (ANY, "interest_income", interest)]
+        (ANY, "interest_income", interest), (ANY, "fx_gain", fx[0]), (ANY, "fx_loss", fx[1])]
     for rate, account in vat.items():
         rows.append((ANY, "vat", account, ANY, rate))
     for rate, account in revenue.items():
@@ -236,7 +241,7 @@ def _skr(name: str, skr: str, control: str, bank: str, charge: str, transit: str
 # second half of 2020. The revenue accounts are DATEV automatic accounts (8400, 8300; 4400, 4300):
 # the batch gives them the gross and DATEV computes the VAT. A tenant with other treatments (0 %,
 # reverse charge) adds rules for them; the chart is refused until it does.
-_SKR03 = _skr("skr03", "03", "1400", "1200", "2700", "1360", "2650",
+_SKR03 = _skr("skr03", "03", "1400", "1200", "2700", "1360", "2650", ("2660", "2150"),
               {"19": "8400", "16": "8400", "7": "8300", "5": "8300"},
               {"19": "8720", "16": "8720", "7": "8710", "5": "8710"},
               {"19": "1776", "16": "1775", "7": "1771", "5": "1773"},
@@ -244,8 +249,9 @@ _SKR03 = _skr("skr03", "03", "1400", "1200", "2700", "1360", "2650",
                "1360": "Geldtransit", "2650": "Sonstige Zinsen und ähnliche Erträge",
                "8400": "Erlöse 19 % USt", "8300": "Erlöse 7 % USt", "8720": "Erlösschmälerungen 19 % USt",
                "8710": "Erlösschmälerungen 7 % USt", "1776": "Umsatzsteuer 19 %", "1771": "Umsatzsteuer 7 %",
-               "1775": "Umsatzsteuer 16 %", "1773": "Umsatzsteuer 5 %"})
-_SKR04 = _skr("skr04", "04", "1200", "1800", "4830", "1460", "7100",
+               "1775": "Umsatzsteuer 16 %", "1773": "Umsatzsteuer 5 %", "2660": "Erträge aus Kursdifferenzen",
+               "2150": "Aufwendungen aus Kursdifferenzen"})
+_SKR04 = _skr("skr04", "04", "1200", "1800", "4830", "1460", "7100", ("4840", "6880"),
               {"19": "4400", "16": "4400", "7": "4300", "5": "4300"},
               {"19": "4720", "16": "4720", "7": "4710", "5": "4710"},
               {"19": "3806", "16": "3805", "7": "3801", "5": "3803"},
@@ -253,7 +259,8 @@ _SKR04 = _skr("skr04", "04", "1200", "1800", "4830", "1460", "7100",
                "4830": "Sonstige betriebliche Erträge", "7100": "Sonstige Zinsen und ähnliche Erträge", "4400": "Erlöse 19 % USt", "4300": "Erlöse 7 % USt",
                "4720": "Erlösschmälerungen 19 % USt", "4710": "Erlösschmälerungen 7 % USt",
                "3806": "Umsatzsteuer 19 %", "3801": "Umsatzsteuer 7 %", "3805": "Umsatzsteuer 16 %",
-               "3803": "Umsatzsteuer 5 %"})
+               "3803": "Umsatzsteuer 5 %", "4840": "Erträge aus Kursdifferenzen",
+               "6880": "Aufwendungen aus Kursdifferenzen"})
 
 TEMPLATES: Final[dict[str, Chart]] = {c.name: c for c in (_PLAIN, _SKR03, _SKR04)}
 
