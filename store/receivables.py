@@ -30,6 +30,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    bindparam,
     insert,
     select,
 )
@@ -163,14 +164,20 @@ class BookedEvent:
     duplicate: bool  # the key was booked before: this is that first booking
 
 
+# built once: finalization asks these per invoice, and building a statement costs more than the
+# database's answer
+_Q_EVENT = select(receivable_event).where(receivable_event.c.tenant_id == bindparam("t"),
+                                          receivable_event.c.key == bindparam("k"))
+_Q_EVENT_ENTRIES = select(receivable_entry).where(receivable_entry.c.event_id == bindparam("e")) \
+    .order_by(receivable_entry.c.id)
+
+
 def event(conn: Connection, tenant_id: str, key: str) -> BookedEvent | None:
     """The booking made under ``key``, if there is one."""
-    ev = conn.execute(select(receivable_event).where(receivable_event.c.tenant_id == tenant_id,
-                                                     receivable_event.c.key == key)).first()
+    ev = conn.execute(_Q_EVENT, {"t": tenant_id, "k": key}).first()
     if ev is None:
         return None
-    rows = conn.execute(select(receivable_entry).where(receivable_entry.c.event_id == ev.id)
-                        .order_by(receivable_entry.c.id)).all()
+    rows = conn.execute(_Q_EVENT_ENTRIES, {"e": ev.id}).all()
     credit = next((r.item_id for r in rows if r.kind == "overpayment"), None)
     left = next((r.amount for r in rows if r.kind == "overpayment"), ZERO)
     return BookedEvent(ev.id, ev.kind, ev.amount, ev.currency,
@@ -189,27 +196,40 @@ def entries_of(conn: Connection, item_ids: Sequence[str]) -> dict[str, list[Entr
     return out
 
 
+_STATES: dict[tuple[bool, ...], Any] = {}
+
+
+def _states_query(customer: bool, account: bool, currency: bool, items: bool, accounts: bool) -> Any:
+    i, e = receivable_item.c, receivable_entry.c
+    stmt = select(i.id, i.customer_id, i.account_id, i.kind, i.invoice_id, i.number, i.currency, i.amount,
+                  i.issue_date, i.due_date, e.kind, e.amount, e.currency) \
+        .outerjoin(receivable_entry, e.item_id == i.id).where(i.tenant_id == bindparam("t"))
+    if customer:
+        stmt = stmt.where(i.customer_id == bindparam("cus"))
+    if account:
+        stmt = stmt.where(i.account_id == bindparam("acc"))
+    if currency:
+        stmt = stmt.where(i.currency == bindparam("cur"))
+    if items:
+        stmt = stmt.where(i.id.in_(bindparam("items", expanding=True)))
+    if accounts:
+        stmt = stmt.where(i.account_id.in_(bindparam("accs", expanding=True)))
+    return stmt
+
+
 def item_states(conn: Connection, tenant_id: str, *, customer_id: str | None = None, account_id: str | None = None,
                 currency: str | None = None, item_ids: Sequence[str] | None = None,
                 account_ids: Sequence[str] | None = None) -> list[ItemState]:
     """Items with what is open on each, by due date then id (one read: the items joined with their
     entries)."""
-    i, e = receivable_item.c, receivable_entry.c
-    stmt = select(i.id, i.customer_id, i.account_id, i.kind, i.invoice_id, i.number, i.currency, i.amount,
-                  i.issue_date, i.due_date, e.kind, e.amount, e.currency) \
-        .outerjoin(receivable_entry, e.item_id == i.id).where(i.tenant_id == tenant_id)
-    if customer_id:
-        stmt = stmt.where(i.customer_id == customer_id)
-    if account_id:
-        stmt = stmt.where(i.account_id == account_id)
-    if currency:
-        stmt = stmt.where(i.currency == currency)
-    if item_ids is not None:
-        stmt = stmt.where(i.id.in_(list(item_ids)))
-    if account_ids is not None:
-        stmt = stmt.where(i.account_id.in_(list(account_ids)))
+    filters = (bool(customer_id), bool(account_id), bool(currency), item_ids is not None, account_ids is not None)
+    stmt = _STATES.get(filters)
+    if stmt is None:
+        stmt = _STATES[filters] = _states_query(*filters)
+    params: dict[str, Any] = {"t": tenant_id, "cus": customer_id, "acc": account_id, "cur": currency,
+                              "items": list(item_ids or ()), "accs": list(account_ids or ())}
     rows: dict[str, list[Any]] = {}
-    for iid, cus, acc, kind, inv, num, cur, amt, issued, due, ekind, eamount, ecur in conn.execute(stmt).all():
+    for iid, cus, acc, kind, inv, num, cur, amt, issued, due, ekind, eamount, ecur in conn.execute(stmt, params).all():
         got = rows.get(iid)
         if got is None:
             got = rows[iid] = [cus, acc, kind, inv, num, cur, amt, issued, due, ZERO]
@@ -311,9 +331,8 @@ def open_invoice_item(conn: Connection, tenant_id: str, inv: Any, created_by: st
         booked = _booked(eid, "credit_note", alloc, credit)
     else:
         item, ev, entry, booked = _invoice_rows(tenant_id, inv, created_by, utcnow())
-        conn.execute(insert(receivable_item).values(**item))
-        conn.execute(insert(receivable_event).values(**ev))
-        conn.execute(insert(receivable_entry).values(**entry))
+        for table, row in ((receivable_item, item), (receivable_event, ev), (receivable_entry, entry)):
+            driver_insert(conn, table, tuple(row), [tuple(row.values())])
         written.events.append(ev)
         written.entries.append(entry)
     _post(conn, tenant_id, written, {inv.id: inv})
