@@ -305,10 +305,12 @@ def _line_dicts(ne: NumberedEntry) -> list[dict[str, Any]]:
 def generic_csv(entries: Iterable[NumberedEntry]) -> bytes:
     """UTF-8, comma-separated, a header row naming every field, one row per journal line."""
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=GENERIC_FIELDS, lineterminator="\r\n")
-    w.writeheader()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(GENERIC_FIELDS)
     for ne in entries:
-        w.writerows(_line_dicts(ne))
+        # a line's dict is built in GENERIC_FIELDS' order (a batch writes tens of thousands of rows:
+        # DictWriter's per-field lookup cost more than the rest)
+        w.writerows([d.values() for d in _line_dicts(ne)])
     return buf.getvalue().encode("utf-8")
 
 
