@@ -20,8 +20,9 @@ Target (issue 14): <= 30 s for the whole (invoices, payments, batch).
 Measured 2026-12-06 on the project's 2 cores shared with ~8 sessions (session h14c):
   SQLite,     load 5.9:  invoices 3.0 s + payments 2.3 s + batch 5.0 s = 10.2 s (6.4 s CPU)
   PostgreSQL, load 6.3:  13.0 s + 4.0 s + 9.4 s = 26.4 s (6.3 s CPU)
-  at load 12-16 the same runs took 29.0-34.4 s (SQLite) and 46.8-52.0 s (PostgreSQL) wall with
-  6.3-7.1 s CPU: the wall clock follows the machine's load, the CPU does not.
+  (at commit 0ed6010); the final code at load 15.7 / 14.7: SQLite 12.4 + 9.5 + 16.4 = 38.3 s
+  (7.9 s CPU), PostgreSQL 13.8 + 7.2 + 14.0 = 35.0 s (6.2 s CPU): the wall clock follows the
+  machine's load (8 sessions on 2 cores), the CPU does not.
   Before (session 6, one invoice per call, a dozen statements built per invoice): SQLite 32.5 s at
   load 2.1 (26.1 s CPU), PostgreSQL 246.6 s at load 5.5 (59.3 s CPU).
 """
