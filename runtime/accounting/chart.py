@@ -89,6 +89,10 @@ class Chart:
     consultant: int = 1001  # DATEV Beraternummer
     client: int = 1  # DATEV Mandantennummer
     fiscal_year_start: int = 1  # the month the fiscal year starts in
+    # resolved rules by (event, role, revenue kind, VAT, country): posting asks the same few
+    # questions for every entry of a month
+    _resolved: dict[tuple[str, str, str, str, str], Rule] = field(default_factory=dict, init=False, compare=False,
+                                                                  repr=False)
 
     def __post_init__(self) -> None:
         if self.debtors not in ("personal", "control"):
@@ -115,6 +119,13 @@ class Chart:
                 raise ChartError("only customer credit can post to the customer's debtor account ('debtor')")
 
     def resolve(self, event: str, role: str, revenue_kind: str = "", vat: str = "", country: str = "") -> Rule:
+        key = (event, role, revenue_kind, vat, country)
+        got = self._resolved.get(key)
+        if got is None:
+            got = self._resolved[key] = self._resolve(*key)
+        return got
+
+    def _resolve(self, event: str, role: str, revenue_kind: str, vat: str, country: str) -> Rule:
         best: Rule | None = None
         for r in self.rules:
             if r.matches(event, role, revenue_kind or ANY, vat or ANY, country or ANY) and (
