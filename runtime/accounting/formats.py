@@ -290,15 +290,15 @@ GENERIC_FIELDS: Final = ENTRY_FIELDS + LINE_FIELDS
 
 def _line_dicts(ne: NumberedEntry) -> list[dict[str, Any]]:
     e = ne.entry
-    return [{"entry": ne.number, "source_kind": e.source_kind, "source_id": e.source_id, "document": e.document,
-             "document_date": e.document_date.isoformat(), "posting_date": e.posting_date.isoformat(),
-             "text": e.text, "corrects": e.corrects, "functional_currency": e.functional_currency,
-             "rate": format(e.rate, "f") if e.rate is not None else "",
-             "rate_date": e.rate_date.isoformat() if e.rate_date is not None else "",
-             "line": i, "account": ln.account, "side": ln.side,
-             "amount": format(ln.amount, "f"), "currency": ln.currency, "role": ln.role,
-             "revenue_kind": ln.revenue_kind, "vat": ln.vat, "bu_key": ln.bu_key,
-             "functional_amount": format(ln.functional, "f") if ln.functional is not None else ""}
+    # the entry's fields once, each line's after them (GENERIC_FIELDS' order)
+    head = {"entry": ne.number, "source_kind": e.source_kind, "source_id": e.source_id, "document": e.document,
+            "document_date": e.document_date.isoformat(), "posting_date": e.posting_date.isoformat(),
+            "text": e.text, "corrects": e.corrects, "functional_currency": e.functional_currency,
+            "rate": format(e.rate, "f") if e.rate is not None else "",
+            "rate_date": e.rate_date.isoformat() if e.rate_date is not None else ""}
+    return [{**head, "line": i, "account": ln.account, "side": ln.side, "amount": format(ln.amount, "f"),
+             "currency": ln.currency, "role": ln.role, "revenue_kind": ln.revenue_kind, "vat": ln.vat,
+             "bu_key": ln.bu_key, "functional_amount": format(ln.functional, "f") if ln.functional is not None else ""}
             for i, ln in enumerate(e.lines, 1)]
 
 
