@@ -25,6 +25,9 @@ Measured 2026-12-06 on the project's 2 cores shared with ~8 sessions (session h1
   machine's load (8 sessions on 2 cores), the CPU does not. At load 8 (a685caa): SQLite 7.4 + 4.2 +
   8.7 = 20.4 s (6.4 s CPU), PostgreSQL 14.6 + 3.8 + 8.5 = 26.9 s (5.9 s CPU); with --currency CHF
   (exchange differences on the payments, 37,720 DATEV records) SQLite 18.8 s, PostgreSQL 30.2 s.
+  Final (7ee2397), load 3.9-4.9: SQLite 4.5 + 2.1 + 3.9 = 10.5 s (6.5 s CPU), PostgreSQL 7.6 + 3.4
+  + 5.9 = 16.9 s (5.7 s CPU), PostgreSQL in CHF 19.0 s; --one-by-one: SQLite 14.7 s (9.6 s CPU),
+  PostgreSQL 29.3 s (17.6 s CPU).
   Before (session 6, one invoice per call, a dozen statements built per invoice): SQLite 32.5 s at
   load 2.1 (26.1 s CPU), PostgreSQL 246.6 s at load 5.5 (59.3 s CPU).
 """
