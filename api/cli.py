@@ -96,11 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="price the reservation as expired (RESERVATION_EXPIRES elements)")
     s.set_defaults(func=_lazy("api.commands", "ocpi_price"))
 
-    from api import admin_cli, bank_cli, prices_cli
+    from api import admin_cli, bank_cli, prices_cli, rates_cli
 
     admin_cli.add_parsers(sub, _lazy)
     bank_cli.add_parsers(sub, _lazy)
     prices_cli.add_parsers(sub, _lazy)
+    rates_cli.add_parsers(sub, _lazy)
     return p
 
 

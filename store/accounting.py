@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -83,6 +83,7 @@ __all__ = [
     "create_batch",
     "delivery",
     "entries",
+    "functional_currency",
     "journal_entry",
     "journal_line",
     "period_of",
@@ -137,6 +138,11 @@ journal_entry = Table(
     Column("text", String(300), nullable=False),
     Column("corrects", String(40), nullable=False),  # the entry a correction reverses, else ""
     Column("created_at", UTCDateTime(), nullable=False),
+    # a document in a foreign currency: the tenant's functional currency, the reference rate of the
+    # document date (foreign units per functional unit) and the day it was published for
+    Column("functional_currency", String(3), nullable=True),
+    Column("rate", ExactDecimal(), nullable=True),
+    Column("rate_date", Date(), nullable=True),
     UniqueConstraint("tenant_id", "source_id", "corrects", name="uq_journal_entry_source"),
     Index("ix_journal_entry_period", "tenant_id", "period"),
 )
@@ -155,6 +161,7 @@ journal_line = Table(
     Column("revenue_kind", String(20), nullable=False),
     Column("vat", String(20), nullable=False),
     Column("bu_key", String(4), nullable=False),
+    Column("functional_amount", ExactDecimal(), nullable=True),  # on the line's side; NULL: domestic
     Index("ix_journal_line_entry", "entry_id"),
     Index("ix_journal_line_account", "tenant_id", "account"),
 )
@@ -221,7 +228,7 @@ APPEND_ONLY = ("journal_entry", "journal_line", "accounting_period", "posting_ba
                "posting_batch_file")
 
 
-_STATUS = {"not_found": 404, "nothing_to_export": 409, "period_closed": 409, "bad_period": 422,
+_STATUS = {"not_found": 404, "nothing_to_export": 409, "rate_missing": 409, "period_closed": 409, "bad_period": 422,
            "debtor_range_full": 409, "invoice_inconsistent": 409}
 
 
@@ -248,11 +255,19 @@ def tenant_country(conn: Connection, tenant_id: str) -> str:
     return str(row.country or "") if row is not None else ""
 
 
+def functional_currency(conn: Connection, tenant_id: str) -> str:
+    """The currency the tenant keeps its books in (its own currency; EUR when unset)."""
+    from store.models import Tenant
+
+    t = Tenant.__table__  # type: ignore[attr-defined]
+    return str(conn.execute(select(t.c.currency).where(t.c.id == tenant_id)).scalar() or "EUR")
+
+
 def set_chart(conn: Connection, tenant_id: str, chart: Chart, vat_treatments: Iterable[str], by: str) -> Chart:
     """Set the tenant's chart after checking it maps every line its events can post for the
     given VAT treatments (those of its rulesets): an incomplete chart is refused here, with
     every gap named, rather than found missing when an invoice is finalized."""
-    chart.check_complete(vat_treatments, tenant_country(conn, tenant_id))
+    chart.check_complete(vat_treatments, tenant_country(conn, tenant_id), _books_foreign(conn, tenant_id))
     _forget(conn)
     now = utcnow()
     values = {"chart": chart.to_dict(), "updated_by": by, "updated_at": now}
@@ -267,7 +282,19 @@ def set_chart(conn: Connection, tenant_id: str, chart: Chart, vat_treatments: It
 def check_chart_covers(conn: Connection, tenant_id: str, vat_treatments: Iterable[str]) -> None:
     """Raise ``ChartError`` when the tenant's chart has no account for some line at these VAT
     treatments (a ruleset about to be published with a new rate)."""
-    chart_of(conn, tenant_id).check_complete(vat_treatments, tenant_country(conn, tenant_id))
+    chart_of(conn, tenant_id).check_complete(vat_treatments, tenant_country(conn, tenant_id),
+                                             _books_foreign(conn, tenant_id))
+
+
+def _books_foreign(conn: Connection, tenant_id: str) -> bool:
+    """Whether the tenant bills some account in another currency than its functional one (then the
+    chart must map exchange differences too)."""
+    from store.models import BillingAccount
+
+    a = BillingAccount.__table__  # type: ignore[attr-defined]
+    return conn.execute(select(a.c.id).where(a.c.tenant_id == tenant_id,
+                                             a.c.currency != functional_currency(conn, tenant_id)).limit(1)).first() \
+        is not None
 
 
 # ---------------------------------------------------------------- periods
@@ -317,7 +344,7 @@ def _debtor_queries() -> tuple[Any, Any, Any, Any]:
     d, c = accounting_debtor.c, Customer.__table__.c  # type: ignore[attr-defined]
     have = select(d.customer_id, d.account).where(d.tenant_id == bindparam("t"),
                                                   d.customer_id.in_(bindparam("ids", expanding=True)))
-    taken = select(d.account).where(d.tenant_id == bindparam("t"), d.account == bindparam("a"))
+    taken = select(d.account).where(d.tenant_id == bindparam("t"), d.account.in_(bindparam("a", expanding=True)))
     # accounts of one range have one length, so the greatest text is the greatest number
     top = select(func.max(accounting_debtor.c.account)).where(d.tenant_id == bindparam("t"), d.account >= bindparam("lo"),
                                             d.account <= bindparam("hi"))
@@ -331,35 +358,47 @@ _Q_DEBTOR_HAVE, _Q_DEBTOR_TAKEN, _Q_DEBTOR_TOP, _Q_CUSTOMER_NUMBERS = _debtor_qu
 def _debtor_accounts(conn: Connection, tenant_id: str, chart: Chart, customer_ids: set[str]) -> dict[str, str]:
     """Each customer's personal debtor account, assigned once: the digits of its customer number
     when they fall in the debtor range and are free, else the next number after the range's
-    highest one in use."""
+    highest one in use (the customers of one call in three reads and one insert)."""
     have: dict[str, str] = dict(conn.execute(_Q_DEBTOR_HAVE, {"t": tenant_id, "ids": sorted(customer_ids)}).all())
     todo = sorted(customer_ids - set(have))
     if not todo:
         return have
     lo, hi = debtor_range(chart.account_length)
     numbers = dict(conn.execute(_Q_CUSTOMER_NUMBERS, {"ids": todo}).all())
-    top: int | None = None
+    wanted: dict[str, int] = {}
     for cid in todo:
         digits = "".join(ch for ch in (numbers.get(cid) or "") if ch.isdigit())
-        n = int(digits) if digits else 0
-        if not (lo <= n <= hi) or conn.execute(_Q_DEBTOR_TAKEN, {"t": tenant_id, "a": str(n)}).first() is not None:
+        wanted[cid] = int(digits) if digits else 0
+    in_range = sorted({str(n) for n in wanted.values() if lo <= n <= hi})
+    taken = set(conn.execute(_Q_DEBTOR_TAKEN, {"t": tenant_id, "a": in_range}).scalars()) if in_range else set()
+    top: int | None = None
+    rows = []
+    now = utcnow()
+    for cid in todo:
+        n = wanted[cid]
+        if not (lo <= n <= hi) or str(n) in taken:
             if top is None:
                 got = conn.execute(_Q_DEBTOR_TOP, {"t": tenant_id, "lo": str(lo), "hi": str(hi)}).scalar()
-                top = int(got) if got else lo - 1
+                # this call's own assignments are not written yet: they count as in use too
+                top = max([int(got) if got else lo - 1, *(int(a) for a in taken)])
             n = top + 1
             if n > hi:
                 raise AccountingError("debtor_range_full", f"no free debtor account left in {lo}–{hi}")
         top = max(top, n) if top is not None else None
         have[cid] = str(n)
-        # assigned now, so the next customer of this call sees it taken
-        driver_insert(conn, accounting_debtor, ("tenant_id", "customer_id", "account", "created_at"),
-                      [(tenant_id, cid, str(n), utcnow())])
+        taken.add(str(n))  # so the next customer of this call sees it taken
+        rows.append((tenant_id, cid, str(n), now))
+    driver_insert(conn, accounting_debtor, ("tenant_id", "customer_id", "account", "created_at"), rows)
     return have
 
 
 # ---------------------------------------------------------------- posting
 # entry kinds that sit on credit balance items (the rest sit on invoice items)
 _CREDIT_ITEM_KINDS = frozenset({"overpayment", "credit_used", "refund", "refund_return"})
+_ENTRY_COLUMNS = ("id", "tenant_id", "source_kind", "source_id", "document", "document_date", "posting_date", "period",
+                  "text", "corrects", "created_at", "functional_currency", "rate", "rate_date")
+_LINE_COLUMNS = ("id", "tenant_id", "entry_id", "line_no", "account", "side", "amount", "currency", "role",
+                 "revenue_kind", "vat", "bu_key", "functional_amount")
 _CACHE = "evbill.accounting"
 
 
@@ -371,6 +410,7 @@ class _Context:
     country: str
     closed: set[str]
     debtors: dict[str, str]  # customer -> debtor account, as assigned so far
+    functional: str = "EUR"  # the tenant's currency: what the books are kept in
 
 
 def _context(conn: Connection, tenant_id: str) -> _Context:
@@ -379,7 +419,8 @@ def _context(conn: Connection, tenant_id: str) -> _Context:
     if got is not None and got[0] is tx and got[1] == tenant_id:
         ctx: _Context = got[2]
         return ctx
-    ctx = _Context(chart_of(conn, tenant_id), tenant_country(conn, tenant_id), closed_periods(conn, tenant_id), {})
+    ctx = _Context(chart_of(conn, tenant_id), tenant_country(conn, tenant_id), closed_periods(conn, tenant_id), {},
+                   functional_currency(conn, tenant_id))
     conn.info[_CACHE] = (tx, tenant_id, ctx)
     return ctx
 
@@ -489,6 +530,7 @@ def post_events(conn: Connection, tenant_id: str, events: Sequence[Mapping[str, 
     entry_rows: list[tuple[Any, ...]] = []
     line_rows: list[tuple[Any, ...]] = []
     now = utcnow()
+    fx = _Valuation(conn, ctx.functional, events, by_event)
     for ev in events:
         kind = ev["kind"]
         rows = by_event.get(ev["id"], [])
@@ -543,21 +585,16 @@ def post_events(conn: Connection, tenant_id: str, events: Sequence[Mapping[str, 
         else:
             raise AccountingError("no_journal_rule", f"no journal rule for receivable events of kind {kind!r}")
         doc_date: date = ev["booked_on"]
+        if facts.currency != ctx.functional:
+            facts = fx.value(facts, doc_date, rows)
         entry = book(chart, facts, source_id=ev["id"], document=document[:300], document_date=doc_date,
                      posting_date=_posting_date(doc_date, closed), text=text[:300], country=country,
                      debtor_account=debtor_of[ev["account_id"]] if ev.get("account_id") else "")
         if entry is None:
             continue
-        eid = new_id("jnl")
-        entry_rows.append((eid, tenant_id, entry.source_kind, entry.source_id, entry.document, entry.document_date,
-                           entry.posting_date, period_of(entry.posting_date), entry.text, "", now))
-        for n, ln in enumerate(entry.lines, 1):
-            line_rows.append((new_id("jln"), tenant_id, eid, n, ln.account, ln.side, ln.amount, ln.currency, ln.role,
-                              ln.revenue_kind, ln.vat, ln.bu_key))
-    driver_insert(conn, journal_entry, ("id", "tenant_id", "source_kind", "source_id", "document", "document_date",
-                                        "posting_date", "period", "text", "corrects", "created_at"), entry_rows)
-    driver_insert(conn, journal_line, ("id", "tenant_id", "entry_id", "line_no", "account", "side", "amount",
-                                       "currency", "role", "revenue_kind", "vat", "bu_key"), line_rows)
+        _entry_rows(tenant_id, new_id("jnl"), entry, now, entry_rows, line_rows)
+    driver_insert(conn, journal_entry, _ENTRY_COLUMNS, entry_rows)
+    driver_insert(conn, journal_line, _LINE_COLUMNS, line_rows)
     return len(entry_rows)
 
 
@@ -576,6 +613,54 @@ def _partner_facts(ev: Mapping[str, Any]) -> EventFacts:
     amount = Decimal(str(d["amount"]))
     sign = 1 if ev["kind"] == "host_payout" else -1
     return EventFacts(ev["kind"], ev["currency"], partner_payable=sign * amount, payout=-sign * amount)
+
+
+def _entry_rows(tenant_id: str, eid: str, entry: JournalEntry, now: datetime, entry_rows: list[tuple[Any, ...]],
+                line_rows: list[tuple[Any, ...]]) -> None:
+    entry_rows.append((eid, tenant_id, entry.source_kind, entry.source_id, entry.document, entry.document_date,
+                       entry.posting_date, period_of(entry.posting_date), entry.text, entry.corrects, now,
+                       entry.functional_currency or None, entry.rate, entry.rate_date))
+    for n, ln in enumerate(entry.lines, 1):
+        line_rows.append((new_id("jln"), tenant_id, eid, n, ln.account, ln.side, ln.amount, ln.currency, ln.role,
+                          ln.revenue_kind, ln.vat, ln.bu_key, ln.functional))
+
+
+class _Valuation:
+    """The reference rates a call's foreign-currency events need, read once: each event's document
+    date and the days of the items its entries sit on (a receivable stays valued at the rate it
+    was booked at; what a later rate makes of it is an exchange difference)."""
+
+    def __init__(self, conn: Connection, functional: str, events: Sequence[Mapping[str, Any]],
+                 by_event: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
+        from store.exchange_rates import rate_table
+        from store.receivables import receivable_item as ri
+
+        self.functional = functional
+        foreign = [ev for ev in events if ev["currency"] != functional]
+        self.item_days: dict[str, date] = {}
+        if not foreign:
+            self.table = None
+            return
+        ids = sorted({r["item_id"] for ev in foreign for r in by_event.get(ev["id"], ())})
+        for i in range(0, len(ids), 1000):
+            self.item_days.update((r.id, r.issue_date) for r in conn.execute(
+                select(ri.c.id, ri.c.issue_date).where(ri.c.id.in_(ids[i:i + 1000]))))
+        wanted = {(ev["currency"], ev["booked_on"]) for ev in foreign}
+        wanted |= {(ev["currency"], self.item_days.get(r["item_id"], ev["booked_on"]))
+                   for ev in foreign for r in by_event.get(ev["id"], ())}
+        self.table = rate_table(conn, functional, wanted)
+
+    def value(self, facts: EventFacts, day: date, rows: Sequence[Mapping[str, Any]]) -> EventFacts:
+        from runtime.accounting.fx import RateMissing
+
+        assert self.table is not None
+        try:
+            rate, published = self.table.rate_on(facts.currency, day)
+            item_rates = tuple(self.table.rate_on(facts.currency, self.item_days.get(r["item_id"], day))[0]
+                               for r in rows)
+        except RateMissing as exc:
+            raise AccountingError("rate_missing", str(exc)) from None
+        return replace(facts, functional=self.functional, rate=rate, rate_date=published, item_rates=item_rates)
 
 
 def _customers_of(conn: Connection, account_ids: set[str]) -> dict[str, str]:
@@ -607,15 +692,12 @@ def correct_entry(conn: Connection, tenant_id: str, entry_id: str, text: str, on
     _eid, original = got[0]
     posting = _posting_date(on, closed_periods(conn, tenant_id))
     rev = reversal(original, original.source_id, posting, text)
+    entry_rows: list[tuple[Any, ...]] = []
+    line_rows: list[tuple[Any, ...]] = []
     eid = new_id("jnl")
-    driver_insert(conn, journal_entry, ("id", "tenant_id", "source_kind", "source_id", "document", "document_date",
-                                        "posting_date", "period", "text", "corrects", "created_at"),
-                  [(eid, tenant_id, rev.source_kind, rev.source_id, rev.document, rev.document_date,
-                    rev.posting_date, period_of(rev.posting_date), rev.text, entry_id, utcnow())])
-    driver_insert(conn, journal_line, ("id", "tenant_id", "entry_id", "line_no", "account", "side", "amount",
-                                       "currency", "role", "revenue_kind", "vat", "bu_key"),
-                  [(new_id("jln"), tenant_id, eid, n, ln.account, ln.side, ln.amount, ln.currency, ln.role,
-                    ln.revenue_kind, ln.vat, ln.bu_key) for n, ln in enumerate(rev.lines, 1)])
+    _entry_rows(tenant_id, eid, replace(rev, corrects=entry_id), utcnow(), entry_rows, line_rows)
+    driver_insert(conn, journal_entry, _ENTRY_COLUMNS, entry_rows)
+    driver_insert(conn, journal_line, _LINE_COLUMNS, line_rows)
     return eid
 
 
@@ -641,10 +723,12 @@ def entries(conn: Connection, tenant_id: str, *, period: str | None = None, entr
     for i in range(0, len(ids), 5000):
         for ln in conn.execute(select(journal_line).where(jl.entry_id.in_(ids[i:i + 5000]))
                                .order_by(jl.entry_id, jl.line_no)):
-            lines[ln.entry_id].append(JournalLine(ln.account, ln.side, Decimal(ln.amount), ln.currency, ln.role,
-                                                  ln.revenue_kind, ln.vat, ln.bu_key))
+            lines[ln.entry_id].append(JournalLine(
+                ln.account, ln.side, Decimal(ln.amount), ln.currency, ln.role, ln.revenue_kind, ln.vat, ln.bu_key,
+                Decimal(ln.functional_amount) if ln.functional_amount is not None else None))
     return [(r.id, JournalEntry(r.source_kind, r.source_id, r.document, r.document_date, r.posting_date, r.text,
-                                tuple(lines[r.id]), r.corrects)) for r in rows]
+                                tuple(lines[r.id]), r.corrects, r.functional_currency or "",
+                                Decimal(r.rate) if r.rate is not None else None, r.rate_date)) for r in rows]
 
 
 def account_balances(conn: Connection, tenant_id: str) -> dict[tuple[str, str], Decimal]:

@@ -619,7 +619,10 @@ def insert_lines(conn: Connection, tenant_id: str, invoice_id: str, lines: Itera
 
 _LINE_COLUMNS = ("tenant_id", "invoice_id", "seq", "kind", "component", "description", "quantity", "unit",
                  "unit_price", "net", "net_unrounded", "tax_rate", "session_id", "rating_id", "rule", "corrects")
-_inserts: dict[tuple[str, str, str, tuple[str, ...]], tuple[str, list[Any]]] = {}
+_inserts: dict[tuple[str, str, str, tuple[str, ...], bool], tuple[str, list[Any]]] = {}
+
+
+_FEW_ROWS = 8
 
 
 def driver_insert(conn: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]) -> None:
@@ -634,12 +637,15 @@ def driver_insert(conn: Connection, table: Table, columns: tuple[str, ...], rows
     if not rows:
         return
     dialect = conn.dialect
-    key = (dialect.name, dialect.driver, table.name, columns)
+    # a COPY costs three round trips (start, data, end): a handful of rows (finalization's one
+    # invoice) go as one INSERT, which psycopg pipelines when there are several
+    few = len(rows) < _FEW_ROWS
+    key = (dialect.name, dialect.driver, table.name, columns, few)
     got = _inserts.get(key)
     if got is None:
         prep = dialect.identifier_preparer
         cols = ", ".join(prep.quote(c) for c in columns)
-        if dialect.name == "postgresql" and dialect.driver == "psycopg":
+        if dialect.name == "postgresql" and dialect.driver == "psycopg" and not few:
             sql = f"COPY {prep.format_table(table)} ({cols}) FROM STDIN"
         else:
             mark = "?" if dialect.paramstyle == "qmark" else "%s"

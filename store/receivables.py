@@ -43,7 +43,6 @@ from runtime.receivables import (
     ItemView,
     aging,
     allocate,
-    open_amount,
     take_credit,
 )
 from store.billing import driver_insert
@@ -65,6 +64,7 @@ __all__ = [
     "item_states",
     "open_charge_item",
     "open_invoice_item",
+    "open_invoice_items",
     "open_invoice_items_due",
     "open_items",
     "open_of",
@@ -164,14 +164,20 @@ class BookedEvent:
     duplicate: bool  # the key was booked before: this is that first booking
 
 
+# built once: finalization asks these per invoice, and building a statement costs more than the
+# database's answer
+_Q_EVENT = select(receivable_event).where(receivable_event.c.tenant_id == bindparam("t"),
+                                          receivable_event.c.key == bindparam("k"))
+_Q_EVENT_ENTRIES = select(receivable_entry).where(receivable_entry.c.event_id == bindparam("e")) \
+    .order_by(receivable_entry.c.id)
+
+
 def event(conn: Connection, tenant_id: str, key: str) -> BookedEvent | None:
     """The booking made under ``key``, if there is one."""
-    ev = conn.execute(select(receivable_event).where(receivable_event.c.tenant_id == tenant_id,
-                                                     receivable_event.c.key == key)).first()
+    ev = conn.execute(_Q_EVENT, {"t": tenant_id, "k": key}).first()
     if ev is None:
         return None
-    rows = conn.execute(select(receivable_entry).where(receivable_entry.c.event_id == ev.id)
-                        .order_by(receivable_entry.c.id)).all()
+    rows = conn.execute(_Q_EVENT_ENTRIES, {"e": ev.id}).all()
     credit = next((r.item_id for r in rows if r.kind == "overpayment"), None)
     left = next((r.amount for r in rows if r.kind == "overpayment"), ZERO)
     return BookedEvent(ev.id, ev.kind, ev.amount, ev.currency,
@@ -184,7 +190,6 @@ _Q_ENTRIES = (select(receivable_entry.c.item_id, receivable_entry.c.kind, receiv
                      receivable_entry.c.currency)
               .where(receivable_entry.c.item_id.in_(bindparam("ids", expanding=True)))
               .order_by(receivable_entry.c.id))
-_Q_ITEM_STATES: dict[tuple[bool, bool, bool, bool], Any] = {}
 # a single row's dict through a prebuilt INSERT: ``.values(**row)`` coerces every value anew
 _I_EVENT, _I_ITEM = insert(receivable_event), insert(receivable_item)
 
@@ -198,30 +203,51 @@ def entries_of(conn: Connection, item_ids: Sequence[str]) -> dict[str, list[Entr
     return out
 
 
+_STATES: dict[tuple[bool, ...], Any] = {}
+
+
+def _states_query(customer: bool, account: bool, currency: bool, items: bool, accounts: bool) -> Any:
+    i, e = receivable_item.c, receivable_entry.c
+    stmt = select(i.id, i.customer_id, i.account_id, i.kind, i.invoice_id, i.number, i.currency, i.amount,
+                  i.issue_date, i.due_date, e.kind, e.amount, e.currency) \
+        .outerjoin(receivable_entry, e.item_id == i.id).where(i.tenant_id == bindparam("t"))
+    if customer:
+        stmt = stmt.where(i.customer_id == bindparam("cus"))
+    if account:
+        stmt = stmt.where(i.account_id == bindparam("acc"))
+    if currency:
+        stmt = stmt.where(i.currency == bindparam("cur"))
+    if items:
+        stmt = stmt.where(i.id.in_(bindparam("items", expanding=True)))
+    if accounts:
+        stmt = stmt.where(i.account_id.in_(bindparam("accs", expanding=True)))
+    return stmt
+
+
 def item_states(conn: Connection, tenant_id: str, *, customer_id: str | None = None, account_id: str | None = None,
-                currency: str | None = None, item_ids: Sequence[str] | None = None) -> list[ItemState]:
-    """Items with what is open on each, by due date then id."""
-    shape = (bool(customer_id), bool(account_id), bool(currency), item_ids is not None)
-    stmt = _Q_ITEM_STATES.get(shape)
+                currency: str | None = None, item_ids: Sequence[str] | None = None,
+                account_ids: Sequence[str] | None = None) -> list[ItemState]:
+    """Items with what is open on each, by due date then id (one read: the items joined with their
+    entries)."""
+    filters = (bool(customer_id), bool(account_id), bool(currency), item_ids is not None, account_ids is not None)
+    stmt = _STATES.get(filters)
     if stmt is None:
-        i = receivable_item.c
-        stmt = select(receivable_item).where(i.tenant_id == bindparam("t"))
-        for used, col, name in zip(shape[:3], (i.customer_id, i.account_id, i.currency), ("c", "a", "cur"),
-                                   strict=True):
-            if used:
-                stmt = stmt.where(col == bindparam(name))
-        if item_ids is not None:
-            stmt = stmt.where(i.id.in_(bindparam("ids", expanding=True)))
-        stmt = _Q_ITEM_STATES[shape] = stmt.order_by(i.due_date, i.id)
-    params: dict[str, Any] = {"t": tenant_id}
-    for used, name, value in zip(shape, ("c", "a", "cur", "ids"), (customer_id, account_id, currency, item_ids),
-                                 strict=True):
-        if used:
-            params[name] = list(value) if name == "ids" else value  # type: ignore[arg-type]
-    rows = conn.execute(stmt, params).all()
-    entries = entries_of(conn, [r.id for r in rows])
-    return [ItemState(r.id, r.customer_id, r.account_id, r.kind, r.invoice_id, r.number, r.currency, r.amount,
-                      open_amount(entries[r.id], r.currency), r.issue_date, r.due_date) for r in rows]
+        stmt = _STATES[filters] = _states_query(*filters)
+    params: dict[str, Any] = {"t": tenant_id, "cus": customer_id, "acc": account_id, "cur": currency,
+                              "items": list(item_ids or ()), "accs": list(account_ids or ())}
+    rows: dict[str, list[Any]] = {}
+    for iid, cus, acc, kind, inv, num, cur, amt, issued, due, ekind, eamount, ecur in conn.execute(stmt, params).all():
+        got = rows.get(iid)
+        if got is None:
+            got = rows[iid] = [cus, acc, kind, inv, num, cur, amt, issued, due, ZERO]
+        if ekind is not None:
+            if ecur != cur:
+                raise CurrencyMismatch(f"an item in {cur} has an entry in {ecur}")
+            got[9] += ENTRY_SIGNS[ekind] * eamount
+    out = [ItemState(iid, cus, acc, kind, inv, num, cur, amt, opened, issued, due)
+           for iid, (cus, acc, kind, inv, num, cur, amt, issued, due, opened) in rows.items()]
+    out.sort(key=lambda st: (st.due_date, st.id))
+    return out
 
 
 class _Written:
@@ -311,18 +337,90 @@ def open_invoice_item(conn: Connection, tenant_id: str, inv: Any, created_by: st
             _append(conn, tenant_id, eid, on, [Entry(credit, "overpayment", alloc.left, inv.currency)], written)
         booked = _booked(eid, "credit_note", alloc, credit)
     else:
-        iid = new_id("itm")
-        conn.execute(insert(receivable_item).values(
-            id=iid, tenant_id=tenant_id, customer_id=inv.customer_id, account_id=inv.account_id, kind="invoice",
-            invoice_id=inv.id, number=inv.number or "", currency=inv.currency, amount=gross, issue_date=on,
-            due_date=inv.due_date, created_at=utcnow()))
-        eid = _new_event(conn, tenant_id, key, "invoice", inv.account_id, inv.currency, gross, on,
-                         inv.number or "", {"invoice_id": inv.id}, created_by, written)
-        _append(conn, tenant_id, eid, on, [Entry(iid, "invoice", gross, inv.currency)], written)
-        booked = BookedEvent(eid, "invoice", gross, inv.currency, ((iid, "invoice", gross),), None, ZERO, False)
+        item, ev, entry, booked = _invoice_rows(tenant_id, inv, created_by, utcnow())
+        for table, row in ((receivable_item, item), (receivable_event, ev), (receivable_entry, entry)):
+            driver_insert(conn, table, tuple(row), [tuple(row.values())])
+        written.events.append(ev)
+        written.entries.append(entry)
     _post(conn, tenant_id, written, {inv.id: inv})
     apply_credit_balances(conn, tenant_id, inv.account_id, inv.currency, on, created_by)
     return booked
+
+
+def _invoice_rows(tenant_id: str, inv: Any, created_by: str,
+                  now: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], BookedEvent]:
+    """The item, event and opening entry an invoice writes, as rows, and its booking."""
+    gross, on = Decimal(inv.gross_total), inv.issue_date
+    iid, eid = new_id("itm"), new_id("rcv")
+    item = dict(id=iid, tenant_id=tenant_id, customer_id=inv.customer_id, account_id=inv.account_id, kind="invoice",
+                invoice_id=inv.id, number=inv.number or "", currency=inv.currency, amount=gross, issue_date=on,
+                due_date=inv.due_date, created_at=now)
+    ev = dict(id=eid, tenant_id=tenant_id, key=f"invoice:{inv.id}", kind="invoice", account_id=inv.account_id,
+              currency=inv.currency, amount=gross, booked_on=on, reference=inv.number or "",
+              detail={"invoice_id": inv.id}, created_by=created_by, created_at=now)
+    entry = dict(tenant_id=tenant_id, item_id=iid, event_id=eid, kind="invoice", amount=gross, currency=inv.currency,
+                 booked_on=on, created_at=now)
+    return item, ev, entry, BookedEvent(eid, "invoice", gross, inv.currency, ((iid, "invoice", gross),), None, ZERO,
+                                        False)
+
+
+def open_invoice_items(conn: Connection, tenant_id: str, invs: Sequence[Any],
+                       created_by: str = "system") -> list[BookedEvent]:
+    """``open_invoice_item`` for many invoices in one transaction (a month-end run finalizing a
+    chunk of accounts): the invoices' items, events and entries are written in one insert per
+    table and their journal entries in one ``post_events`` call, then each account's credit
+    balances are used against what it owes (after all of the run's items are open, oldest due
+    first). Credit notes and invoices booked before take the one-by-one path at their place in
+    the order. Returns the bookings in the order of ``invs``."""
+    if not invs:
+        return []
+    keys = [f"invoice:{inv.id}" for inv in invs]
+    e = receivable_event.c
+    booked_before: set[str] = set()
+    for i in range(0, len(keys), 1000):
+        booked_before.update(conn.execute(select(e.key).where(e.tenant_id == tenant_id,
+                                                              e.key.in_(keys[i:i + 1000]))).scalars())
+    out: list[BookedEvent] = []
+    run: list[Any] = []
+    for inv, key in zip(invs, keys, strict=True):
+        if inv.kind == "credit_note" or key in booked_before:
+            out += _open_run(conn, tenant_id, run, created_by)
+            run = []
+            out.append(open_invoice_item(conn, tenant_id, inv, created_by))
+        else:
+            booked_before.add(key)  # the same invoice twice: the second answers the first booking
+            run.append(inv)
+    out += _open_run(conn, tenant_id, run, created_by)
+    return out
+
+
+def _open_run(conn: Connection, tenant_id: str, invs: Sequence[Any], created_by: str) -> list[BookedEvent]:
+    if not invs:
+        return []
+    now = utcnow()
+    items, events, entries, out = [], [], [], []
+    for inv in invs:
+        item, ev, entry, booked = _invoice_rows(tenant_id, inv, created_by, now)
+        items.append(item)
+        events.append(ev)
+        entries.append(entry)
+        out.append(booked)
+    for table, rows in ((receivable_item, items), (receivable_event, events), (receivable_entry, entries)):
+        cols = tuple(rows[0])
+        driver_insert(conn, table, cols, list(map(itemgetter(*cols), rows)))
+    from store.accounting import post_events
+
+    post_events(conn, tenant_id, events, entries, {inv.id: inv for inv in invs},
+                {inv.account_id: inv.customer_id for inv in invs})
+    by_account: dict[tuple[str, str], list[ItemState]] = {(inv.account_id, inv.currency): [] for inv in invs}
+    for st in item_states(conn, tenant_id, account_ids=sorted({a for a, _c in by_account})):
+        got = by_account.get((st.account_id, st.currency))
+        if got is not None:
+            got.append(st)
+    on = {(inv.account_id, inv.currency): inv.issue_date for inv in invs}
+    for (account_id, currency), states in by_account.items():
+        apply_credit_balances(conn, tenant_id, account_id, currency, on[(account_id, currency)], created_by, states)
+    return out
 
 
 def open_charge_item(conn: Connection, tenant_id: str, *, key: str, kind: str, customer_id: str, account_id: str,
@@ -351,28 +449,38 @@ def open_charge_item(conn: Connection, tenant_id: str, *, key: str, kind: str, c
 
 
 def apply_credit_balances(conn: Connection, tenant_id: str, account_id: str, currency: str, on: date,
-                          created_by: str = "system") -> list[BookedEvent]:
+                          created_by: str = "system", states: Sequence[ItemState] | None = None) -> list[BookedEvent]:
     """Use the account's credit balances (oldest first) against its open items (oldest due first).
-    The account's row is locked first, as a refund request locks it (``store.payables``): on
-    PostgreSQL an invoice finalized while a refund is requested waits for it and then sees the
-    credit the refund took, so one credit is never both used and paid out (SQLite has one writer)."""
+    ``states``: the account's items in ``currency`` as the caller just read them (else read here).
+    An account without a credit balance is left at that read. Otherwise its row is locked first,
+    as a refund request locks it (``store.payables``), and its items read again: on PostgreSQL an
+    invoice finalized while a refund is requested waits for it and then sees the credit the refund
+    took, so one credit is never both used and paid out (SQLite has one writer)."""
+    if states is None:
+        states = item_states(conn, tenant_id, account_id=account_id, currency=currency)
+    if not any(s.open < 0 for s in states):
+        return []
     acct = BillingAccount.__table__  # type: ignore[attr-defined]
     conn.execute(select(acct.c.id).where(acct.c.tenant_id == tenant_id, acct.c.id == account_id).with_for_update())
     states = item_states(conn, tenant_id, account_id=account_id, currency=currency)
     credits = [s for s in states if s.open < 0]
+    open_now = {s.id: s.open for s in states}
     booked: list[BookedEvent] = []
     written = _Written()
     if credits:
         written.customers[account_id] = credits[0].customer_id
     for c in credits:
-        debts = [s.view() for s in item_states(conn, tenant_id, account_id=account_id, currency=currency)
-                 if s.open > 0]
+        # what each item owes after the credits used before this one
+        debts = [ItemView(s.id, open_now[s.id], s.currency, s.due_date) for s in states if open_now[s.id] > 0]
         if not debts:
             break
         alloc = allocate(-c.open, currency, debts, kind="credit_applied")
         if not alloc.entries:
             continue
         used = alloc.allocated
+        for e in alloc.entries:
+            open_now[e.item_id] -= e.amount
+        open_now[c.id] += used
         key = f"credit:{c.id}:{'+'.join(e.item_id for e in alloc.entries)}:{used}"
         eid = _new_event(conn, tenant_id, key, "credit_applied", account_id, currency, used, on, c.number,
                          {"credit_item_id": c.id}, created_by, written)

@@ -99,6 +99,8 @@ class JournalLineRead(ReadModel):
     revenue_kind: str
     vat: str
     bu_key: str
+    functional: DecimalOut | None = Field(None, description="the amount in the tenant's currency, on the line's "
+                                          "side (foreign-currency entries; an exchange difference has only this)")
 
 
 class JournalEntryRead(ReadModel):
@@ -110,6 +112,10 @@ class JournalEntryRead(ReadModel):
     posting_date: date
     text: str
     corrects: str
+    functional_currency: str = Field("", description="a foreign-currency entry: the tenant's currency")
+    rate: DecimalOut | None = Field(None, description="the reference rate of the document date: units of the "
+                                    "document's currency per unit of the tenant's")
+    rate_date: date | None = None
     lines: list[JournalLineRead]
 
 
@@ -329,6 +335,7 @@ def list_journal(request: Request[Any, Any, Any], period: str | None = None, cur
     page = keyed[:limit]
     items = [JournalEntryRead(id=eid, source_kind=e.source_kind, source_id=e.source_id, document=e.document,
                        document_date=e.document_date, posting_date=e.posting_date, text=e.text, corrects=e.corrects,
+                       functional_currency=e.functional_currency, rate=e.rate, rate_date=e.rate_date,
                        lines=[JournalLineRead(**{f: getattr(ln, f) for f in JournalLineRead.model_fields}) for ln in e.lines])
              for _k, eid, e in page]
     return JournalEntryPage(items=items, next_cursor=page[-1][0] if len(keyed) > limit else None)

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from runtime.accounting.journal import EVENT_ROLES, REVENUE_KINDS
+from runtime.accounting.journal import EVENT_ROLES, FX_ROLES, REVENUE_KINDS
 
 __all__ = [
     "ANY",
@@ -89,6 +89,10 @@ class Chart:
     consultant: int = 1001  # DATEV Beraternummer
     client: int = 1  # DATEV Mandantennummer
     fiscal_year_start: int = 1  # the month the fiscal year starts in
+    # resolved rules by (event, role, revenue kind, VAT, country): posting asks the same few
+    # questions for every entry of a month
+    _resolved: dict[tuple[str, str, str, str, str], Rule] = field(default_factory=dict, init=False, compare=False,
+                                                                  repr=False)
 
     def __post_init__(self) -> None:
         if self.debtors not in ("personal", "control"):
@@ -104,7 +108,7 @@ class Chart:
         for r in self.rules:
             if r.event != ANY and r.event not in EVENT_ROLES:
                 raise ChartError(f"unknown event {r.event!r} (known: {', '.join(EVENT_ROLES)})")
-            if not any(r.role in roles for roles in EVENT_ROLES.values()):
+            if r.role not in FX_ROLES and not any(r.role in roles for roles in EVENT_ROLES.values()):
                 raise ChartError(f"unknown role {r.role!r}")
             if r.revenue_kind != ANY and r.revenue_kind not in REVENUE_KINDS:
                 raise ChartError(f"unknown revenue kind {r.revenue_kind!r} (known: {', '.join(REVENUE_KINDS)})")
@@ -115,6 +119,13 @@ class Chart:
                 raise ChartError("only customer credit can post to the customer's debtor account ('debtor')")
 
     def resolve(self, event: str, role: str, revenue_kind: str = "", vat: str = "", country: str = "") -> Rule:
+        key = (event, role, revenue_kind, vat, country)
+        got = self._resolved.get(key)
+        if got is None:
+            got = self._resolved[key] = self._resolve(*key)
+        return got
+
+    def _resolve(self, event: str, role: str, revenue_kind: str, vat: str, country: str) -> Rule:
         best: Rule | None = None
         for r in self.rules:
             if r.matches(event, role, revenue_kind or ANY, vat or ANY, country or ANY) and (
@@ -124,12 +135,14 @@ class Chart:
             raise MappingMissing(_what(event, role, revenue_kind, vat, country))
         return best
 
-    def missing(self, vat_treatments: Iterable[str], country: str = "") -> list[str]:
-        """The lines no rule maps, for the given VAT treatments (e.g. ``["19", "7"]``) and country."""
+    def missing(self, vat_treatments: Iterable[str], country: str = "", foreign: bool = False) -> list[str]:
+        """The lines no rule maps, for the given VAT treatments (e.g. ``["19", "7"]``) and country;
+        with ``foreign`` (a tenant with accounts in other currencies than its functional one) the
+        exchange differences too."""
         out: list[str] = []
         vats = sorted(set(vat_treatments))
         for event, roles in EVENT_ROLES.items():
-            for role in roles:
+            for role in (*roles, *(FX_ROLES if foreign else ())):
                 if role == "debtor" and self.debtors == "personal":
                     continue
                 kinds = REVENUE_KINDS if role in _BY_KIND else ("",)
@@ -141,8 +154,8 @@ class Chart:
                             out.append(str(e))
         return out
 
-    def check_complete(self, vat_treatments: Iterable[str], country: str = "") -> None:
-        gaps = self.missing(vat_treatments, country)
+    def check_complete(self, vat_treatments: Iterable[str], country: str = "", foreign: bool = False) -> None:
+        gaps = self.missing(vat_treatments, country, foreign)
         if gaps:
             raise ChartError(f"the chart maps no account for {len(gaps)} line(s): {gaps[0]}"
                              + (f" (and {len(gaps) - 1} more)" if len(gaps) > 1 else ""), gaps)
@@ -200,6 +213,8 @@ _PLAIN = Chart("plain", _rules(
     (ANY, "payout", "2400"),
     (ANY, "dunning_income", "4850"),
     (ANY, "interest_income", "4860"),
+    (ANY, "fx_gain", "4870"),
+    (ANY, "fx_loss", "6870"),
     (ANY, "vat", "2200"),
     (ANY, "expense", "5100"),
     (ANY, "input_vat", "1500"),
@@ -215,18 +230,18 @@ _PLAIN = Chart("plain", _rules(
     "4800": "Other revenue", "4900": "Discounts granted", "4950": "Return charges recovered",
     "2400": "Refunds payable", "4850": "Dunning fees", "4860": "Interest income",
     "5100": "Host credits (revenue share, energy reimbursement)", "1500": "Input VAT",
-    "2500": "Partner credits payable"})
+    "2500": "Partner credits payable", "4870": "Exchange gains", "6870": "Exchange losses"})
 
 
 def _skr(name: str, skr: str, control: str, bank: str, charge: str, transit: str, interest: str,
-         revenue: Mapping[str, str], discount: Mapping[str, str], vat: Mapping[str, str],
+         fx: tuple[str, str], revenue: Mapping[str, str], discount: Mapping[str, str], vat: Mapping[str, str],
          names: Mapping[str, str], partners: tuple[str, str, Mapping[str, str]] = ("", "", {})) -> Chart:
     # dunning fees and flat fees go to other operating income (the account return charges use),
     # default interest to interest income
     rows: list[tuple[str, ...]] = [
         (ANY, "debtor", control), (ANY, "customer_credit", "debtor"), (ANY, "bank", bank),
         (ANY, "return_charge", charge), (ANY, "payout", transit), (ANY, "dunning_income", charge),
-        (ANY, "interest_income", interest)]
+        (ANY, "interest_income", interest), (ANY, "fx_gain", fx[0]), (ANY, "fx_loss", fx[1])]
     for rate, account in vat.items():
         rows.append((ANY, "vat", account, ANY, rate))
     for rate, account in revenue.items():
@@ -246,7 +261,7 @@ def _skr(name: str, skr: str, control: str, bank: str, charge: str, transit: str
 # second half of 2020. The revenue accounts are DATEV automatic accounts (8400, 8300; 4400, 4300):
 # the batch gives them the gross and DATEV computes the VAT. A tenant with other treatments (0 %,
 # reverse charge) adds rules for them; the chart is refused until it does.
-_SKR03 = _skr("skr03", "03", "1400", "1200", "2700", "1360", "2650",
+_SKR03 = _skr("skr03", "03", "1400", "1200", "2700", "1360", "2650", ("2660", "2150"),
               {"19": "8400", "16": "8400", "7": "8300", "5": "8300"},
               {"19": "8720", "16": "8720", "7": "8710", "5": "8710"},
               {"19": "1776", "16": "1775", "7": "1771", "5": "1773"},
@@ -256,9 +271,10 @@ _SKR03 = _skr("skr03", "03", "1400", "1200", "2700", "1360", "2650",
                "8710": "Erlösschmälerungen 7 % USt", "1776": "Umsatzsteuer 19 %", "1771": "Umsatzsteuer 7 %",
                "1775": "Umsatzsteuer 16 %", "1773": "Umsatzsteuer 5 %", "3100": "Fremdleistungen",
                "1600": "Verbindlichkeiten aus Lieferungen und Leistungen", "1576": "Abziehbare Vorsteuer 19 %",
-               "1571": "Abziehbare Vorsteuer 7 %"},
+               "1571": "Abziehbare Vorsteuer 7 %", "2660": "Erträge aus Kursdifferenzen",
+               "2150": "Aufwendungen aus Kursdifferenzen"},
               ("3100", "1600", {"19": "1576", "16": "1576", "7": "1571", "5": "1571"}))
-_SKR04 = _skr("skr04", "04", "1200", "1800", "4830", "1460", "7100",
+_SKR04 = _skr("skr04", "04", "1200", "1800", "4830", "1460", "7100", ("4840", "6880"),
               {"19": "4400", "16": "4400", "7": "4300", "5": "4300"},
               {"19": "4720", "16": "4720", "7": "4710", "5": "4710"},
               {"19": "3806", "16": "3805", "7": "3801", "5": "3803"},
@@ -268,7 +284,8 @@ _SKR04 = _skr("skr04", "04", "1200", "1800", "4830", "1460", "7100",
                "3806": "Umsatzsteuer 19 %", "3801": "Umsatzsteuer 7 %", "3805": "Umsatzsteuer 16 %",
                "3803": "Umsatzsteuer 5 %", "5900": "Fremdleistungen",
                "3300": "Verbindlichkeiten aus Lieferungen und Leistungen", "1406": "Abziehbare Vorsteuer 19 %",
-               "1401": "Abziehbare Vorsteuer 7 %"},
+               "1401": "Abziehbare Vorsteuer 7 %", "4840": "Erträge aus Kursdifferenzen",
+               "6880": "Aufwendungen aus Kursdifferenzen"},
               ("5900", "3300", {"19": "1406", "16": "1406", "7": "1401", "5": "1401"}))
 
 TEMPLATES: Final[dict[str, Chart]] = {c.name: c for c in (_PLAIN, _SKR03, _SKR04)}

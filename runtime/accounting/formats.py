@@ -32,6 +32,9 @@ from runtime.money import allocate, minor_unit
 __all__ = [
     "BOOKING_COLUMNS",
     "DEBTOR_COLUMNS",
+    "ENTRY_FIELDS",
+    "GENERIC_FIELDS",
+    "LINE_FIELDS",
     "DatevHeader",
     "Debtor",
     "NumberedEntry",
@@ -188,12 +191,36 @@ def _folded(entry: JournalEntry, chart: Chart) -> list[JournalLine]:
             out.append(vat)
             continue
         parts = allocate(vat.signed, weights, minor_unit(vat.currency))
-        for i, part in zip(idx, parts, strict=True):
+        fparts = (allocate(vat.signed_functional, weights, minor_unit(entry.functional_currency or vat.currency))
+                  if vat.functional is not None else [None] * len(idx))
+        for i, part, fpart in zip(idx, parts, fparts, strict=True):
             ln = out[i]
             gross = ln.signed + part
-            out[i] = JournalLine(ln.account, "debit" if gross > 0 else "credit", abs(gross), ln.currency, ln.role,
-                                 ln.revenue_kind, ln.vat, ln.bu_key)
+            debit = gross > 0
+            functional = None
+            if fpart is not None:
+                fgross = ln.signed_functional + fpart
+                functional = fgross if debit else -fgross
+            out[i] = JournalLine(ln.account, "debit" if debit else "credit", abs(gross), ln.currency, ln.role,
+                                 ln.revenue_kind, ln.vat, ln.bu_key, functional)
     return out
+
+
+def _currency_fields(e: JournalEntry, ln: JournalLine) -> dict[str, str]:
+    """Umsatz in the document's currency (WKZ Umsatz); for a foreign-currency line also the rate
+    (Kurs: foreign units per unit of the functional currency, as the ECB quotes it) and the amount
+    in the functional currency (Basis-Umsatz, WKZ Basis-Umsatz). An exchange difference has no
+    foreign amount: it is booked in the functional currency alone."""
+    if ln.functional is None or not e.functional_currency:
+        return {"Umsatz (ohne Soll/Haben-Kz)": _amount(ln.amount, ln.currency), "WKZ Umsatz": ln.currency}
+    if ln.amount == 0:
+        return {"Umsatz (ohne Soll/Haben-Kz)": _amount(ln.functional, e.functional_currency),
+                "WKZ Umsatz": e.functional_currency}
+    assert e.rate is not None
+    return {"Umsatz (ohne Soll/Haben-Kz)": _amount(ln.amount, ln.currency), "WKZ Umsatz": ln.currency,
+            "Kurs": format(e.rate.quantize(Decimal("0.000001")), "f").replace(".", ","),
+            "Basis-Umsatz": _amount(ln.functional, e.functional_currency),
+            "WKZ Basis-Umsatz": e.functional_currency}
 
 
 def datev_rows(entries: Iterable[NumberedEntry], chart: Chart) -> list[dict[str, str]]:
@@ -208,9 +235,8 @@ def datev_rows(entries: Iterable[NumberedEntry], chart: Chart) -> list[dict[str,
                 continue
             # the record books ``ln`` on the contra side: the main account takes the other side
             row = {
-                "Umsatz (ohne Soll/Haben-Kz)": _amount(ln.amount, ln.currency),
+                **_currency_fields(e, ln),
                 "Soll/Haben-Kennzeichen": "H" if ln.side == "debit" else "S",
-                "WKZ Umsatz": ln.currency,
                 "Konto": main.account,
                 "Gegenkonto (ohne BU-Schlüssel)": ln.account,
                 "BU-Schlüssel": ln.bu_key,
@@ -253,28 +279,38 @@ def debitoren(debtors: Sequence[Debtor], chart: Chart, header: DatevHeader) -> b
     return ("\r\n".join(lines) + "\r\n").encode("cp1252", errors="replace")
 
 
-GENERIC_FIELDS: Final = ("entry", "source_kind", "source_id", "document", "document_date", "posting_date", "text",
-                         "corrects", "line", "account", "side", "amount", "currency", "role", "revenue_kind", "vat",
-                         "bu_key")
+# the entry's fields, then its lines' (a foreign-currency entry names the functional currency and
+# the rate of its document date; each of its lines the amount in the functional currency)
+ENTRY_FIELDS: Final = ("entry", "source_kind", "source_id", "document", "document_date", "posting_date", "text",
+                       "corrects", "functional_currency", "rate", "rate_date")
+LINE_FIELDS: Final = ("line", "account", "side", "amount", "currency", "role", "revenue_kind", "vat", "bu_key",
+                      "functional_amount")
+GENERIC_FIELDS: Final = ENTRY_FIELDS + LINE_FIELDS
 
 
 def _line_dicts(ne: NumberedEntry) -> list[dict[str, Any]]:
     e = ne.entry
-    return [{"entry": ne.number, "source_kind": e.source_kind, "source_id": e.source_id, "document": e.document,
-             "document_date": e.document_date.isoformat(), "posting_date": e.posting_date.isoformat(),
-             "text": e.text, "corrects": e.corrects, "line": i, "account": ln.account, "side": ln.side,
-             "amount": format(ln.amount, "f"), "currency": ln.currency, "role": ln.role,
-             "revenue_kind": ln.revenue_kind, "vat": ln.vat, "bu_key": ln.bu_key}
+    # the entry's fields once, each line's after them (GENERIC_FIELDS' order)
+    head = {"entry": ne.number, "source_kind": e.source_kind, "source_id": e.source_id, "document": e.document,
+            "document_date": e.document_date.isoformat(), "posting_date": e.posting_date.isoformat(),
+            "text": e.text, "corrects": e.corrects, "functional_currency": e.functional_currency,
+            "rate": format(e.rate, "f") if e.rate is not None else "",
+            "rate_date": e.rate_date.isoformat() if e.rate_date is not None else ""}
+    return [{**head, "line": i, "account": ln.account, "side": ln.side, "amount": format(ln.amount, "f"),
+             "currency": ln.currency, "role": ln.role, "revenue_kind": ln.revenue_kind, "vat": ln.vat,
+             "bu_key": ln.bu_key, "functional_amount": format(ln.functional, "f") if ln.functional is not None else ""}
             for i, ln in enumerate(e.lines, 1)]
 
 
 def generic_csv(entries: Iterable[NumberedEntry]) -> bytes:
     """UTF-8, comma-separated, a header row naming every field, one row per journal line."""
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=GENERIC_FIELDS, lineterminator="\r\n")
-    w.writeheader()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(GENERIC_FIELDS)
     for ne in entries:
-        w.writerows(_line_dicts(ne))
+        # a line's dict is built in GENERIC_FIELDS' order (a batch writes tens of thousands of rows:
+        # DictWriter's per-field lookup cost more than the rest)
+        w.writerows([d.values() for d in _line_dicts(ne)])
     return buf.getvalue().encode("utf-8")
 
 
@@ -283,7 +319,7 @@ def json_lines(entries: Iterable[NumberedEntry]) -> bytes:
     out = []
     for ne in entries:
         lines = _line_dicts(ne)
-        head = {k: lines[0][k] for k in GENERIC_FIELDS[:8]}
-        head["lines"] = [{k: ln[k] for k in GENERIC_FIELDS[8:]} for ln in lines]
+        head = {k: lines[0][k] for k in ENTRY_FIELDS}
+        head["lines"] = [{k: ln[k] for k in LINE_FIELDS} for ln in lines]
         out.append(json.dumps(head, ensure_ascii=False, sort_keys=False))
     return ("\n".join(out) + "\n").encode("utf-8") if out else b""

@@ -24,6 +24,7 @@ from runtime.money import ZERO
 
 __all__ = [
     "EVENT_ROLES",
+    "FX_ROLES",
     "LINE_REVENUE_KINDS",
     "REVENUE_KINDS",
     "EventFacts",
@@ -68,6 +69,12 @@ EVENT_ROLES: Final[dict[str, tuple[str, ...]]] = {
     "host_payout": ("partner_payable", "payout"),
     "host_payout_return": ("partner_payable", "payout"),
 }
+
+# an exchange difference (a foreign-currency item settled at another day's rate than it was booked
+# at) can be part of any event that takes off or pays out items booked before: a line in the
+# functional currency only, its document-currency amount zero
+FX_ROLES: Final[tuple[str, ...]] = ("fx_gain", "fx_loss")
+_RECEIVABLE_ROLES: Final = frozenset({"debtor", "customer_credit"})
 
 # an invoice line's kind -> the revenue kind its net is booked as
 LINE_REVENUE_KINDS: Final[dict[str, str]] = {
@@ -122,6 +129,18 @@ class EventFacts:
     expense: Decimal = ZERO
     input_vat: tuple[tuple[Decimal, Decimal], ...] = ()
     partner_payable: Decimal = ZERO
+    # a document in a currency other than the tenant's functional one: every line is valued in
+    # ``functional`` too, the receivable lines at the rate of their item's day (``item_rates``, one
+    # per ``item_effects``), the rest at ``rate`` (the document date's); what differs is booked as
+    # an exchange difference
+    functional: str = ""
+    rate: Decimal | None = None
+    rate_date: date | None = None
+    item_rates: tuple[Decimal, ...] = ()
+
+    @property
+    def foreign(self) -> bool:
+        return bool(self.functional) and self.functional != self.currency and self.rate is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +151,7 @@ class Leg:
     amount: Decimal
     revenue_kind: str = ""
     vat: str = ""
+    functional: Decimal = ZERO  # signed as ``amount``, in the functional currency (foreign documents)
 
 
 def legs(f: EventFacts) -> tuple[Leg, ...]:
@@ -139,6 +159,9 @@ def legs(f: EventFacts) -> tuple[Leg, ...]:
     dropped), checked balanced. Raises ``Unbalanced`` when the facts do not add up."""
     if f.kind not in EVENT_ROLES:
         raise ValueError(f"no journal rule for events of kind {f.kind!r}")
+    foreign = f.foreign
+    if foreign and f.item_rates and len(f.item_rates) != len(f.item_effects):
+        raise ValueError("one item rate per item effect")
     raw: list[Leg] = [Leg(_ITEM_ROLES[k], eff) for k, eff in f.item_effects]
     for kind, rate, net in f.revenue:
         raw.append(Leg("revenue", -net, kind, vat_treatment(rate)))
@@ -158,17 +181,43 @@ def legs(f: EventFacts) -> tuple[Leg, ...]:
         raw.append(Leg("input_vat", tax, "", vat_treatment(rate)))
     if f.partner_payable:
         raw.append(Leg("partner_payable", f.partner_payable))
-    merged: dict[tuple[str, str, str], Decimal] = {}
+    if foreign:
+        from runtime.accounting.fx import to_functional
+
+        assert f.rate is not None
+        n_items = len(f.item_effects)
+        raw = [Leg(lg.role, lg.amount, lg.revenue_kind, lg.vat,
+                   to_functional(lg.amount, f.item_rates[i] if i < n_items and f.item_rates else f.rate,
+                                 f.functional)) for i, lg in enumerate(raw)]
+    merged: dict[tuple[str, str, str], list[Decimal]] = {}
     for lg in raw:
         if lg.role not in EVENT_ROLES[f.kind]:
             raise ValueError(f"a {f.kind} event has no {lg.role} line")
         k = (lg.role, lg.revenue_kind, lg.vat)
-        merged[k] = merged.get(k, ZERO) + lg.amount
-    out = tuple(Leg(r, a, rk, v) for (r, rk, v), a in merged.items() if a != 0)
+        got = merged.get(k)
+        if got is None:
+            merged[k] = [lg.amount, lg.functional]
+        else:
+            got[0] += lg.amount
+            got[1] += lg.functional
+    out = [Leg(r, a, rk, v, fa) for (r, rk, v), (a, fa) in merged.items() if a != 0 or fa != 0]
     total = sum((lg.amount for lg in out), ZERO)
     if total != 0:
         raise Unbalanced(f"a {f.kind} event's lines add up to {total} {f.currency}, not zero")
-    return out
+    if foreign:
+        off = -sum((lg.functional for lg in out), ZERO)
+        # receivable lines keep the value their items were booked at (each item entry at its
+        # item's rate), so the journal's receivables in the functional currency stay what was booked
+        others = [i for i, lg in enumerate(out) if lg.role not in _RECEIVABLE_ROLES]
+        if off and others and all(r == f.rate for r in f.item_rates):
+            # one rate for every line: only rounding cents, carried by the largest other line
+            i = max(others, key=lambda j: abs(out[j].functional))
+            lg = out[i]
+            out[i] = Leg(lg.role, lg.amount, lg.revenue_kind, lg.vat, lg.functional + off)
+        elif off:
+            # items booked at another day's rate: the difference is an exchange gain or loss
+            out.append(Leg("fx_loss" if off > 0 else "fx_gain", ZERO, functional=off))
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,11 +230,15 @@ class JournalLine:
     revenue_kind: str = ""
     vat: str = ""
     bu_key: str = ""
+    # the amount in the tenant's functional currency, on the line's side (foreign documents only;
+    # an exchange difference has this and a zero ``amount``)
+    functional: Decimal | None = None
 
     def __post_init__(self) -> None:
         if self.side not in ("debit", "credit"):
             raise ValueError(f"a line is debit or credit, not {self.side!r}")
-        if not isinstance(self.amount, Decimal) or self.amount <= 0:
+        if not isinstance(self.amount, Decimal) or self.amount < 0 or (
+                self.amount == 0 and not (self.role in FX_ROLES and self.functional)):
             raise ValueError(f"a line's amount is a positive Decimal, got {self.amount!r}")
         if not self.account:
             raise ValueError("a line names its account")
@@ -193,6 +246,11 @@ class JournalLine:
     @property
     def signed(self) -> Decimal:
         return self.amount if self.side == "debit" else -self.amount
+
+    @property
+    def signed_functional(self) -> Decimal:
+        f = self.functional if self.functional is not None else ZERO
+        return f if self.side == "debit" else -f
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +267,11 @@ class JournalEntry:
     text: str
     lines: tuple[JournalLine, ...] = field(default_factory=tuple)
     corrects: str = ""  # the entry a correction reverses
+    # a foreign-currency document: the tenant's functional currency, and the reference rate of the
+    # document date (foreign units per functional unit) with the day it was published for
+    functional_currency: str = ""
+    rate: Decimal | None = None
+    rate_date: date | None = None
 
     def __post_init__(self) -> None:
         check_balanced(self.lines)
@@ -225,6 +288,10 @@ def check_balanced(lines: Sequence[JournalLine]) -> None:
     off = {c: s for c, s in by_currency.items() if s != 0}
     if off:
         raise Unbalanced("debit and credit differ: " + ", ".join(f"{s} {c}" for c, s in sorted(off.items())))
+    if any(ln.functional is not None for ln in lines):
+        functional = sum((ln.signed_functional for ln in lines), ZERO)
+        if functional != 0:
+            raise Unbalanced(f"debit and credit differ by {functional} in the functional currency")
 
 
 def balances(lines: Iterable[JournalLine]) -> dict[tuple[str, str], Decimal]:
@@ -239,6 +306,7 @@ def balances(lines: Iterable[JournalLine]) -> dict[tuple[str, str], Decimal]:
 def reversal(entry: JournalEntry, source_id: str, posting_date: date, text: str) -> JournalEntry:
     """The correction of ``entry``: the same lines on the other side, naming what it corrects."""
     lines = tuple(JournalLine(ln.account, "credit" if ln.side == "debit" else "debit", ln.amount, ln.currency,
-                              ln.role, ln.revenue_kind, ln.vat, ln.bu_key) for ln in entry.lines)
+                              ln.role, ln.revenue_kind, ln.vat, ln.bu_key, ln.functional) for ln in entry.lines)
     return JournalEntry(entry.source_kind, source_id, entry.document, entry.document_date, posting_date, text,
-                        lines, corrects=entry.source_id)
+                        lines, corrects=entry.source_id, functional_currency=entry.functional_currency,
+                        rate=entry.rate, rate_date=entry.rate_date)

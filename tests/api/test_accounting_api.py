@@ -100,3 +100,24 @@ def test_chart_journal_periods_batches(env: Env) -> None:
     assert c.get(f"/accounting/batches/{batch['id']}", headers=a.h()).json()["delivery"] is None
     rec = c.get("/accounting/reconciliation", headers=a.h("auditor")).json()
     assert rec["balanced"] is True and rec["currencies"]["EUR"]["vat_payable"] == "1.90", rec
+
+
+def test_the_journal_shows_foreign_currency_entries_with_their_rate(env: Env) -> None:
+    from runtime.accounting.fx import Rate
+    from store.exchange_rates import import_rates
+
+    c, b = env.client, env.b
+    acc = b.ids["billing_account_id"]
+    with env.engine.begin() as conn:
+        import_rates(conn, "EUR", [Rate("CHF", date(2026, 12, 1), D("0.95")), Rate("CHF", date(2026, 12, 4), D("0.93"))],
+                     "test")
+        R.open_invoice_item(conn, b.tenant_id, SimpleNamespace(
+            id="inv_chf_1", kind="invoice", number="INV-CHF-1", customer_id=b.ids["customer_id"], account_id=acc,
+            currency="CHF", gross_total=D("119.00"), issue_date=date(2026, 12, 1), due_date=date(2026, 12, 15),
+            corrects=[], tax_groups=[{"rate": "19", "net": "100.00", "tax": "19.00"}]))
+        R.book_payment(conn, b.tenant_id, key="chf-1", customer_id=b.ids["customer_id"], account_id=acc,
+                       amount=D("119.00"), currency="CHF", booked_on=date(2026, 12, 4), reference="bank")
+    inv, pay = c.get("/accounting/journal", params={"period": "2026-12"}, headers=b.h("auditor")).json()["items"]
+    assert (inv["functional_currency"], inv["rate"], inv["rate_date"]) == ("EUR", "0.95", "2026-12-01")
+    assert {(ln["role"], ln["amount"], ln["currency"], ln["functional"]) for ln in pay["lines"]} == {
+        ("debtor", "119.00", "CHF", "125.26"), ("bank", "119.00", "CHF", "127.96"), ("fx_gain", "0", "CHF", "2.70")}

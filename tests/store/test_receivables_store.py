@@ -76,3 +76,44 @@ def test_entries_are_append_only(engine: Engine) -> None:
             conn.execute(stmt)
     with engine.begin() as conn:
         assert [s.open for s in R.item_states(conn, t)] == [D("9.99")]
+
+
+def test_many_invoices_at_once_book_as_one_by_one(engine: Engine) -> None:
+    """``open_invoice_items`` (month-end's run of invoices in one transaction) leaves the same open
+    items and journal balances as ``open_invoice_item`` called for each; a
+    credit note and an invoice booked before take the one-by-one path at their place."""
+    from store import accounting as A
+
+    def run(tenant: str, at_once: bool) -> tuple[dict[str, Decimal], dict[tuple[str, str, str], Decimal]]:
+        def inv(n: int, gross: str, account: str, kind: str = "invoice",
+                corrects: tuple[str, ...] = ()) -> SimpleNamespace:
+            got = _inv(n, gross, date(2026, 12, 15), kind, corrects)
+            got.id, got.account_id, got.customer_id = f"{tenant}_{n}", account, f"cus_{account}"
+            return got
+
+        with engine.begin() as conn:
+            R.open_invoice_item(conn, tenant, inv(1, "10.00", "a"))
+            # account b has a credit balance of 7.50 before the run
+            R.book_payment(conn, tenant, key="pay", customer_id="cus_b", account_id="b", amount=D("7.50"),
+                           currency="EUR", booked_on=date(2026, 12, 1), reference="bank")
+        invs = [inv(1, "10.00", "a"), inv(2, "5.00", "b"), inv(3, "3.00", "b"), inv(4, "8.40", "a"),
+                inv(5, "2.00", "a", "credit_note", ("INV-000004",)), inv(6, "1.00", "c"), inv(6, "1.00", "c")]
+        with engine.begin() as conn:
+            if at_once:
+                booked = R.open_invoice_items(conn, tenant, invs)
+            else:
+                booked = [R.open_invoice_item(conn, tenant, i) for i in invs]
+            assert [b.duplicate for b in booked] == [True, False, False, False, False, False, True]
+            states = {f"{s.account_id} {s.kind} {s.number}": s.open for s in R.item_states(conn, tenant)}
+            roles = A.role_balances(conn, tenant)
+        return states, roles
+
+    t1, t2 = _tenant(engine), _tenant(engine)
+    one_by_one, at_once = run(t1, False), run(t2, True)
+    # (one by one, b's credit is used in two events, one per invoice; at once in one)
+    assert at_once == one_by_one
+    states, roles = at_once
+    # 7.50 of credit: 5.00 on INV-000002 and 2.50 on INV-000003
+    assert states["b invoice INV-000002"] == 0 and states["b invoice INV-000003"] == D("0.50")
+    assert states["a invoice INV-000004"] == D("6.40")
+    assert roles[("debtor", "", "EUR")] == sum((v for k, v in states.items() if " invoice " in k), D(0))

@@ -80,3 +80,24 @@ def test_datev_rows_fold_vat_into_automatic_revenue_accounts() -> None:
     rows = [(r["Umsatz (ohne Soll/Haben-Kz)"], r["Gegenkonto (ohne BU-Schlüssel)"])
             for r in datev_rows([NumberedEntry(1, e)], separate)]
     assert ("17,10", "1776") in rows and ("100,00", "8400") in rows and len(rows) == 5
+
+
+def test_generic_csv_writes_every_field_in_the_header_order() -> None:
+    import csv
+    import io
+    from datetime import date
+    from decimal import Decimal
+
+    from runtime.accounting.formats import GENERIC_FIELDS, NumberedEntry, generic_csv
+    from runtime.accounting.journal import JournalEntry, JournalLine
+
+    e = JournalEntry("payment", "rcv_1", "BANK-1", date(2026, 12, 1), date(2026, 12, 1), "Payment BANK-1", (
+        JournalLine("1200", "debit", Decimal("119.00"), "CHF", "bank", functional=Decimal("127.96")),
+        JournalLine("10000", "credit", Decimal("119.00"), "CHF", "debtor", functional=Decimal("125.26")),
+        JournalLine("2660", "credit", Decimal(0), "CHF", "fx_gain", functional=Decimal("2.70"))),
+        functional_currency="EUR", rate=Decimal("0.93"), rate_date=date(2026, 12, 1))
+    rows = list(csv.DictReader(io.StringIO(generic_csv([NumberedEntry(7, e)]).decode())))
+    assert tuple(rows[0]) == GENERIC_FIELDS
+    assert [(r["entry"], r["account"], r["amount"], r["functional_amount"], r["rate"]) for r in rows] == [
+        ("7", "1200", "119.00", "127.96", "0.93"), ("7", "10000", "119.00", "125.26", "0.93"),
+        ("7", "2660", "0", "2.70", "0.93")]
