@@ -20,7 +20,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Final, Literal
 
-from runtime.money import ZERO, CurrencyMismatch
+from runtime.money import ZERO, CurrencyMismatch, minor_unit, quantize
 
 __all__ = [
     "AGING_BUCKETS",
@@ -35,6 +35,7 @@ __all__ = [
     "open_amount",
     "signed",
     "take_credit",
+    "written_off_vat",
 ]
 
 EntryKind = Literal["invoice", "credit_note", "payment", "return", "return_charge", "refund", "write_off",
@@ -226,3 +227,21 @@ def aging(items: Iterable[ItemView], as_of: date) -> dict[str, Decimal]:
         else:
             out["over_90"] += it.open
     return out
+
+
+def written_off_vat(amount: Decimal, gross: Decimal, vat: Sequence[tuple[Decimal, Decimal]],
+                    currency: str) -> tuple[tuple[Decimal, Decimal], ...]:
+    """The VAT a write-off of ``amount`` (gross) corrects, per rate: each rate group's VAT (``vat``:
+    (rate, tax) per group of a ``gross`` document) in proportion to the share of the gross written
+    off, rounded half-up to the currency's minor unit per rate, as a credit note's VAT is per rate
+    group (German practice, § 17 (2) UStG: an uncollectable receivable reduces the VAT owed on it in
+    proportion; a full write-off of an unpaid document corrects all of its VAT)."""
+    if amount < 0 or gross < 0:
+        raise ValueError("write-off and gross are magnitudes")
+    if amount > gross:
+        raise ValueError(f"a write-off of {amount} {currency} exceeds the document's gross {gross} {currency}")
+    if gross == 0 or amount == 0:
+        return ()
+    places = minor_unit(currency)
+    out = ((rate, tax if amount == gross else quantize(tax * amount / gross, places)) for rate, tax in vat)
+    return tuple((rate, tax) for rate, tax in out if tax != 0)

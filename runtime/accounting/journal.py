@@ -55,6 +55,10 @@ EVENT_ROLES: Final[dict[str, tuple[str, ...]]] = {
     "dunning_fee": ("debtor", "customer_credit", "dunning_income", "vat"),
     "interest": ("debtor", "customer_credit", "interest_income"),
     "flat_fee": ("debtor", "customer_credit", "dunning_income"),
+    # a receivable given up (finance's write-off): the debtor is credited, the net is a bad-debt
+    # expense and the VAT share is corrected (German practice, § 17 (2) UStG: an uncollectable
+    # receivable reduces the VAT owed on it in proportion)
+    "write_off": ("debtor", "bad_debt", "vat"),
 }
 
 # an invoice line's kind -> the revenue kind its net is booked as
@@ -105,6 +109,7 @@ class EventFacts:
     return_charge: Decimal = ZERO
     payout: Decimal = ZERO  # a refund's transfer owed (negative) or come back (positive)
     income: Decimal = ZERO  # a dunning charge's net income (dunning_income or interest_income)
+    expense: Decimal = ZERO  # a write-off's net loss (bad_debt, a debit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +140,8 @@ def legs(f: EventFacts) -> tuple[Leg, ...]:
         raw.append(Leg("payout", f.payout))
     if f.income:
         raw.append(Leg("interest_income" if f.kind == "interest" else "dunning_income", -f.income))
+    if f.expense:
+        raw.append(Leg("bad_debt", f.expense))
     merged: dict[tuple[str, str, str], Decimal] = {}
     for lg in raw:
         if lg.role not in EVENT_ROLES[f.kind]:

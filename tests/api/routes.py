@@ -120,6 +120,7 @@ def bodies(t: Tenantry) -> dict[str, Any]:
         "reject_payout_run": {"reason": "not now"},
         "dispute_receivable_item": {"reason": "the session was not mine"},
         "undispute_receivable_item": {"resolution": "confirmed"},
+        "write_off_receivable_item": {"reason": "insolvent", "idempotency_key": f"walk-wo-{t.name}"},
         "approve_dunning_stage": {},
         "reject_dunning_stage": {"reason": "customer called"},
         "set_chart_of_accounts": {"template": "plain"},
