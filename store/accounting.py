@@ -85,6 +85,8 @@ __all__ = [
     "entries",
     "journal_entry",
     "journal_line",
+    "open_items_csv",
+    "open_items_list",
     "period_of",
     "post_events",
     "posting_batch",
@@ -527,6 +529,14 @@ def post_events(conn: Connection, tenant_id: str, events: Sequence[Mapping[str, 
                                income=gross - tax)
             text = {"dunning_fee": "Dunning fee", "interest": "Default interest", "flat_fee": "Flat fee"}[kind] \
                 + f" {document}"
+        elif kind == "write_off":
+            # the debtor credited with what was given up; its VAT share corrected (a debit on the VAT
+            # account of each rate), the rest a bad-debt expense
+            written_off = -sum((e for _k, e in effects), ZERO)
+            vat = tuple((Decimal(r), Decimal(t)) for r, t in (ev["detail"] or {}).get("vat", ()))
+            facts = EventFacts(kind, ev["currency"], effects, vat=tuple((r, -t) for r, t in vat),
+                               expense=written_off - sum((t for _r, t in vat), ZERO))
+            text = f"Write-off {document}"
         else:
             raise AccountingError("no_journal_rule", f"no journal rule for receivable events of kind {kind!r}")
         doc_date: date = ev["booked_on"]
@@ -812,3 +822,87 @@ def delivery(conn: Connection, tenant_id: str, batch_id: str) -> dict[str, Any] 
     r = conn.execute(select(d).where(d.c.batch_id == batch_id, d.c.tenant_id == tenant_id)).first()
     return None if r is None else {k: getattr(r, k) for k in ("status", "target", "files", "error", "updated_at")}
 
+
+
+# ---------------------------------------------------------------- open items list (OPOS)
+def open_items_list(conn: Connection, tenant_id: str, as_of: date) -> dict[str, Any]:
+    """The open items list (OPOS) as of the end of ``as_of``: every item with something open on
+    that day (entries booked up to it), grouped by debtor (the customer's personal account, or the
+    control account for all), with days overdue; and, per currency, the items' total against the
+    journal's receivable balance (debtor and customer-credit lines of entries dated up to that
+    day): the list reconciles when they are equal."""
+    from store.models import Customer
+    from store.receivables import receivable_entry, receivable_item
+
+    i, e = receivable_item.c, receivable_entry.c
+    open_: dict[str, Decimal] = {}
+    for item_id, kind, amount in conn.execute(select(e.item_id, e.kind, e.amount).where(
+            e.tenant_id == tenant_id, e.booked_on <= as_of)):
+        open_[item_id] = open_.get(item_id, ZERO) + ENTRY_SIGNS[kind] * Decimal(amount)
+    ids = [k for k, v in open_.items() if v != 0]
+    items = []
+    for n in range(0, len(ids), 5000):
+        items += conn.execute(select(receivable_item).where(i.tenant_id == tenant_id, i.id.in_(ids[n:n + 5000]))).all()
+    chart = chart_of(conn, tenant_id)
+    c = Customer.__table__.c  # type: ignore[attr-defined]
+    customers = {r.id: r for r in conn.execute(select(c.id, c.number, c.name, c.company_name).where(
+        c.tenant_id == tenant_id, c.id.in_(sorted({it.customer_id for it in items}))))} if items else {}
+    if chart.debtors == "personal":
+        d = accounting_debtor.c
+        accounts = dict(conn.execute(select(d.customer_id, d.account).where(
+            d.tenant_id == tenant_id, d.customer_id.in_(sorted(customers)))).all()) if customers else {}
+    else:
+        control = chart.resolve("invoice", "debtor", country=tenant_country(conn, tenant_id)).account
+        accounts = dict.fromkeys(customers, control)
+    debtors: dict[tuple[str, str, str], dict[str, Any]] = {}
+    totals: dict[str, Decimal] = {}
+    for it in sorted(items, key=lambda r: (r.due_date, r.id)):
+        cus = customers.get(it.customer_id)
+        account = accounts.get(it.customer_id, "")
+        k = (account, it.customer_id, it.currency)
+        deb = debtors.setdefault(k, {
+            "account": account, "customer_id": it.customer_id, "customer_number": (cus.number or "") if cus else "",
+            "name": ((cus.company_name or cus.name) if cus else ""), "currency": it.currency, "open": ZERO,
+            "overdue": ZERO, "items": []})
+        amount = open_[it.id]
+        overdue = max((as_of - it.due_date).days, 0) if amount > 0 else 0
+        deb["items"].append({"item_id": it.id, "kind": it.kind, "number": it.number, "issue_date": it.issue_date,
+                             "due_date": it.due_date, "amount": Decimal(it.amount), "open": amount,
+                             "days_overdue": overdue})
+        deb["open"] += amount
+        if overdue:
+            deb["overdue"] += amount
+        totals[it.currency] = totals.get(it.currency, ZERO) + amount
+    je, jl = journal_entry.c, journal_line.c
+    journal: dict[str, Decimal] = {}
+    for side, amount, currency in conn.execute(
+            select(jl.side, jl.amount, jl.currency).join(journal_entry, je.id == jl.entry_id).where(
+                jl.tenant_id == tenant_id, jl.role.in_(("debtor", "customer_credit")), je.document_date <= as_of)):
+        journal[currency] = journal.get(currency, ZERO) + (Decimal(amount) if side == "debit" else -Decimal(amount))
+    currencies = {cur: {"open_items": totals.get(cur, ZERO), "receivable_balance": journal.get(cur, ZERO)}
+                  for cur in sorted(set(totals) | set(journal))}
+    return {"as_of": as_of, "debtors": sorted(debtors.values(), key=lambda x: (x["account"], x["customer_number"],
+                                                                             x["customer_id"], x["currency"])),
+            "currencies": currencies,
+            "reconciled": all(v["open_items"] == v["receivable_balance"] for v in currencies.values())}
+
+
+OPOS_COLUMNS = ("debtor_account", "customer_number", "customer_name", "item_id", "kind", "number", "issue_date",
+                "due_date", "currency", "amount", "open", "days_overdue")
+
+
+def open_items_csv(listing: Mapping[str, Any]) -> bytes:
+    """The open items list as CSV, one row per item with every field named (UTF-8, comma, decimal
+    point, ISO dates), debtor by debtor."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(OPOS_COLUMNS)
+    for deb in listing["debtors"]:
+        for it in deb["items"]:
+            w.writerow([deb["account"], deb["customer_number"], deb["name"], it["item_id"], it["kind"], it["number"],
+                        it["issue_date"].isoformat(), it["due_date"].isoformat(), deb["currency"],
+                        format(it["amount"], "f"), format(it["open"], "f"), it["days_overdue"]])
+    return buf.getvalue().encode("utf-8")

@@ -187,6 +187,37 @@ class ReconciliationRead(ReadModel):
     balanced: bool
 
 
+class OposItem(ReadModel):
+    item_id: str
+    kind: str
+    number: str
+    issue_date: date
+    due_date: date
+    amount: DecimalOut
+    open: DecimalOut = Field(description="open at the end of as_of (a credit balance negative)")
+    days_overdue: int
+
+
+class OposDebtor(ReadModel):
+    account: str = Field(description="the personal debtor account, or the control account")
+    customer_id: str
+    customer_number: str
+    name: str
+    currency: str
+    open: DecimalOut
+    overdue: DecimalOut
+    items: list[OposItem]
+
+
+class OposRead(ReadModel):
+    as_of: date
+    debtors: list[OposDebtor]
+    currencies: dict[str, dict[str, DecimalOut]] = Field(
+        description="per currency: open_items (the list's total) and receivable_balance (the journal's debtor and "
+                    "customer-credit accounts for entries dated up to as_of)")
+    reconciled: bool = Field(description="every currency's open items equal its receivable balance")
+
+
 def _chart_read(chart: Chart, configured: bool) -> ChartRead:
     d = chart.to_dict()
     return ChartRead(configured=configured, **{k: v for k, v in d.items() if k != "rules"},
@@ -359,6 +390,20 @@ def get_reconciliation(request: Request[Any, Any, Any]) -> ReconciliationRead:
     return ReconciliationRead(currencies=out, balanced=all(d["receivables"] == d["open_items"] for d in out.values()))
 
 
+@route("GET", "/accounting/opos", operation_id="get_open_items_list", roles="accounting_read",
+       summary="The open items list (OPOS) per debtor as of a day (default today, UTC), reconciled to the "
+               "receivable accounts' balance; format=csv gives one row per item (UTF-8, every column named)")
+def get_open_items_list(request: Request[Any, Any, Any], as_of: date | None = None,
+                        format: Literal["json", "csv"] = "json") -> Response[OposRead]:
+    day = as_of or date.today()
+    with open_scope(request) as scope:
+        listing = A.open_items_list(scope.db.connection(), scope.tenant_id, day)
+    if format == "csv":
+        return Response(A.open_items_csv(listing), media_type="text/csv; charset=utf-8",  # type: ignore[arg-type]
+                        headers={"Content-Disposition": f'attachment; filename="opos-{day.isoformat()}.csv"'})
+    return Response(OposRead.model_validate(listing))
+
+
 @route("POST", "/accounting/batches", operation_id="create_posting_batch", roles="accounting_write", status_code=201,
        summary="A posting batch of the period's entries not exported yet: numbered, its files archived with "
                "their sha256; 409 nothing_to_export when there are none")
@@ -474,6 +519,6 @@ def download_batch_file(request: Request[Any, Any, Any], batch_id: str, fmt: str
 
 
 router = Router(path="/", route_handlers=[get_chart, list_templates, set_chart, list_periods, close_period,
-                                          list_journal, get_reconciliation, create_batch, list_batches, get_batch,
+                                          list_journal, get_reconciliation, get_open_items_list, create_batch, list_batches, get_batch,
                                           download_batch_file, get_sftp_target, set_sftp_target, deliver_batch],
                 tags=["accounting"])

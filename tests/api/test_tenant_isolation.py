@@ -28,6 +28,7 @@ REFERENCING_CREATES = {"create_api_key", "create_billing_account", "create_contr
                        "start_payout_run"}
 OWN_TENANT_ONLY = {"get_tenant", "update_tenant", "get_me", "verify_audit_chain", "issue_access_token",
                    "get_aged_receivables", "register_bank_account", "get_chart_of_accounts", "get_reconciliation",
+                   "get_open_items_list",
                    "get_sftp_target"}
 FREE_CREATES = {"create_user", "create_customer_group", "create_customer", "create_partner", "create_ruleset",
                 "create_price_series", "create_creditor_account"}
