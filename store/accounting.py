@@ -67,11 +67,13 @@ __all__ = [
     "ChartError",
     "SftpTarget",
     "account_balances",
+    "accounting_batch_schedule",
     "accounting_chart",
     "accounting_debtor",
     "accounting_period",
     "accounting_sftp_target",
     "batch",
+    "batch_cadence",
     "batch_file",
     "batch_files",
     "batches",
@@ -81,10 +83,12 @@ __all__ = [
     "closed_periods",
     "correct_entry",
     "create_batch",
+    "cut_due_batches",
     "delivery",
     "entries",
     "journal_entry",
     "journal_line",
+    "open_delivery_task",
     "open_items_csv",
     "open_items_list",
     "period_of",
@@ -95,6 +99,7 @@ __all__ = [
     "posting_batch_file",
     "record_delivery",
     "role_balances",
+    "set_batch_cadence",
     "set_chart",
     "set_sftp_target",
     "sftp_target",
@@ -216,6 +221,14 @@ posting_batch_delivery = Table(
     Column("target", String(800), nullable=False),  # user@host:port/directory
     Column("files", JSON(), nullable=False),  # [{name, sha256}]
     Column("error", String(1000), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+accounting_batch_schedule = Table(
+    "accounting_batch_schedule", metadata,
+    Column("tenant_id", String(40), ForeignKey("tenant.id"), primary_key=True),
+    Column("cadence", String(10), nullable=False),  # off | daily | monthly
+    Column("updated_by", String(40), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
 )
 
@@ -815,6 +828,14 @@ def record_delivery(conn: Connection, tenant_id: str, batch_id: str, status: str
         conn.execute(insert(d).values(batch_id=batch_id, tenant_id=tenant_id, **values))
     else:
         conn.execute(d.update().where(d.c.batch_id == batch_id, d.c.tenant_id == tenant_id).values(**values))
+    if status == "delivered":
+        # finance's task about an earlier failure of this batch is done
+        from store.billing import finance_task as ft
+
+        conn.execute(ft.update().where(ft.c.tenant_id == tenant_id, ft.c.kind == "batch_delivery",
+                                       ft.c.subject_id == batch_id, ft.c.status == "open")
+                     .values(status="resolved", decided_by="system", decision_reason="delivered",
+                             closed_at=utcnow()))
 
 
 def delivery(conn: Connection, tenant_id: str, batch_id: str) -> dict[str, Any] | None:
@@ -906,3 +927,91 @@ def open_items_csv(listing: Mapping[str, Any]) -> bytes:
                         it["issue_date"].isoformat(), it["due_date"].isoformat(), deb["currency"],
                         format(it["amount"], "f"), format(it["open"], "f"), it["days_overdue"]])
     return buf.getvalue().encode("utf-8")
+
+
+# ---------------------------------------------------------------- batches on a schedule
+CADENCES = ("off", "daily", "monthly")
+
+
+def batch_cadence(conn: Connection, tenant_id: str) -> str:
+    """How often the schedule cuts the tenant's posting batches: ``off`` (by hand only), ``daily``
+    (each past day's entries) or ``monthly`` (each past month's)."""
+    t = accounting_batch_schedule.c
+    row = conn.execute(select(t.cadence).where(t.tenant_id == tenant_id)).first()
+    return str(row.cadence) if row is not None else "off"
+
+
+def set_batch_cadence(conn: Connection, tenant_id: str, cadence: str, by: str) -> None:
+    if cadence not in CADENCES:
+        raise AccountingError("bad_cadence", f"a batch cadence is {', '.join(CADENCES)}, not {cadence!r}")
+    t = accounting_batch_schedule
+    values = {"cadence": cadence, "updated_by": by, "updated_at": utcnow()}
+    if conn.execute(select(t.c.tenant_id).where(t.c.tenant_id == tenant_id)).first() is None:
+        conn.execute(insert(t).values(tenant_id=tenant_id, **values))
+    else:
+        conn.execute(t.update().where(t.c.tenant_id == tenant_id).values(**values))
+
+
+def _due_periods(conn: Connection, tenant_id: str, cadence: str, today: date) -> list[str]:
+    """The periods before ``today`` (its day, or its month) with entries no batch took yet."""
+    je = journal_entry.c
+    cutoff = today if cadence == "daily" else today.replace(day=1)
+    days = conn.execute(select(je.posting_date).distinct().where(
+        je.tenant_id == tenant_id, je.posting_date < cutoff,
+        ~je.id.in_(select(posting_batch_entry.c.entry_id).where(posting_batch_entry.c.tenant_id == tenant_id)))
+    ).scalars().all()
+    periods = {d.isoformat() if cadence == "daily" else period_of(d) for d in days}
+    return sorted(periods)
+
+
+def cut_due_batches(conn: Connection, at: datetime) -> list[tuple[str, str]]:
+    """One round of the batch schedule at ``at``: for every tenant with a cadence, a batch per
+    past period (day or month, in the tenant's time zone) with entries not exported yet; then the
+    (tenant, batch) pairs to deliver: every batch of a scheduled tenant with an SFTP target that
+    has no delivery recorded (just cut, or cut before its delivery started). The caller commits
+    per call; cutting again finds nothing left (each entry is exported once)."""
+    from zoneinfo import ZoneInfo
+
+    from store.models import Tenant
+
+    t = Tenant.__table__  # type: ignore[attr-defined]
+    s = accounting_batch_schedule.c
+    tenants = conn.execute(select(s.tenant_id, s.cadence, t.c.timezone).join(t, t.c.id == s.tenant_id)
+                           .where(s.cadence != "off").order_by(s.tenant_id)).all()
+    deliver: list[tuple[str, str]] = []
+    for tenant_id, cadence, tz in tenants:
+        try:
+            today = at.astimezone(ZoneInfo(tz or "UTC")).date()
+        except (KeyError, ValueError):
+            today = at.date()
+        for period in _due_periods(conn, tenant_id, cadence, today):
+            create_batch(conn, tenant_id, period, "schedule", at)
+        if sftp_target(conn, tenant_id) is None:
+            continue
+        b, d = posting_batch.c, posting_batch_delivery.c
+        deliver += [(tenant_id, r.id) for r in conn.execute(
+            select(b.id).where(b.tenant_id == tenant_id, ~b.id.in_(select(d.batch_id).where(d.tenant_id == tenant_id)))
+            .order_by(b.number))]
+    return deliver
+
+
+def open_delivery_task(conn: Connection, tenant_id: str, batch_id: str, workflow_id: str, error: str) -> str:
+    """A finance task (kind ``batch_delivery``, listed with the held invoices) for a batch whose
+    delivery finally failed; one open task per batch (a later failure updates its reason). It
+    closes itself when the batch is delivered (``record_delivery``)."""
+    from store.billing import finance_task as ft
+
+    number = conn.execute(select(posting_batch.c.number).where(posting_batch.c.id == batch_id)).scalar()
+    reasons = [{"kind": "batch_delivery_failed", "batch_id": batch_id, "batch_number": str(number or ""),
+                "message": f"posting batch {number} was not delivered to the ERP: {error}"[:1000]}]
+    row = conn.execute(select(ft.c.id).where(ft.c.tenant_id == tenant_id, ft.c.kind == "batch_delivery",
+                                             ft.c.subject_id == batch_id, ft.c.status == "open")).first()
+    if row is not None:
+        conn.execute(ft.update().where(ft.c.id == row.id).values(reasons=reasons, workflow_id=workflow_id))
+        return str(row.id)
+    tid = new_id("task")
+    conn.execute(insert(ft).values(
+        id=tid, tenant_id=tenant_id, invoice_id=None, subject_id=batch_id, account_id="", workflow_id=workflow_id,
+        kind="batch_delivery", status="open", reasons=reasons, comparison={}, escalation_level=0, decided_by="",
+        decision_reason="", created_at=utcnow()))
+    return tid

@@ -167,6 +167,12 @@ class SftpTargetRead(ReadModel):
     has_private_key: bool = False
 
 
+class BatchScheduleIO(WriteModel):
+    cadence: Literal["off", "daily", "monthly"] = Field(
+        description="off: batches by hand only; daily: each past day's entries (the tenant's time zone); monthly: "
+                    "each past month's. Scheduled batches are delivered when an SFTP target is set")
+
+
 class BatchDeliveryStarted(ReadModel):
     workflow_id: str
 
@@ -497,15 +503,41 @@ async def deliver_batch(request: Request[Any, Any, Any], batch_id: str) -> Batch
         A.batch(conn, actor.tenant_id, batch_id)  # 404 for a batch that is not the tenant's
         if A.sftp_target(conn, actor.tenant_id) is None:
             raise InvalidInput("sftp_target_missing", "set the SFTP target first (PUT /accounting/sftp-target)")
+        done = A.delivery(conn, actor.tenant_id, batch_id)
     wid = delivery_workflow_id(actor.tenant_id, batch_id)
     client = await temporal_client(request)
+    # a delivery that finally failed (recorded, its workflow completed) may be tried again; a
+    # delivered one or one under way is never started twice
+    again = done is not None and done["status"] == "failed"
     try:
         await client.start_workflow(BatchDeliveryWorkflow.run, DeliverBatchInput(actor.tenant_id, batch_id), id=wid,
                                     task_queue=task_queue(request.app),
-                                    id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY)
+                                    id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE if again
+                                    else WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY)
     except WorkflowAlreadyStartedError:
         pass  # delivered or under way: its workflow answers
     return BatchDeliveryStarted(workflow_id=wid)
+
+
+@route("GET", "/accounting/batch-schedule", operation_id="get_batch_schedule", roles="accounting_read",
+       summary="How often the schedule cuts (and, with an SFTP target, delivers) the tenant's posting batches")
+def get_batch_schedule(request: Request[Any, Any, Any]) -> BatchScheduleIO:
+    with open_scope(request) as scope:
+        return BatchScheduleIO(cadence=A.batch_cadence(scope.db.connection(), scope.tenant_id))  # type: ignore[arg-type]
+
+
+@route("PUT", "/accounting/batch-schedule", operation_id="set_batch_schedule", roles="accounting_write",
+       summary="Set the batch cadence: off, daily or monthly (the schedule's round, every "
+               "EVBILL_ACCOUNTING_BATCH_SWEEP_SECONDS, cuts the past periods' batches and delivers them)")
+def set_batch_schedule(request: Request[Any, Any, Any], data: BatchScheduleIO) -> BatchScheduleIO:
+    with open_scope(request) as scope:
+        conn = scope.db.connection()
+        before = A.batch_cadence(conn, scope.tenant_id)
+        A.set_batch_cadence(conn, scope.tenant_id, data.cadence, scope.actor.user_id)
+        scope.audit("accounting.batch_schedule", "accounting_batch_schedule", scope.tenant_id,
+                    {"cadence": before}, {"cadence": data.cadence})
+        scope.commit()
+    return data
 
 
 @route("GET", "/accounting/batches/{batch_id:str}/files/{fmt:str}", operation_id="download_posting_batch_file",
@@ -520,5 +552,6 @@ def download_batch_file(request: Request[Any, Any, Any], batch_id: str, fmt: str
 
 router = Router(path="/", route_handlers=[get_chart, list_templates, set_chart, list_periods, close_period,
                                           list_journal, get_reconciliation, get_open_items_list, create_batch, list_batches, get_batch,
-                                          download_batch_file, get_sftp_target, set_sftp_target, deliver_batch],
+                                          download_batch_file, get_sftp_target, set_sftp_target, deliver_batch,
+                                          get_batch_schedule, set_batch_schedule],
                 tags=["accounting"])

@@ -324,7 +324,8 @@ def _inbox(request: Request[Any, Any, Any], *, msg: str | None = None, error: st
     actor = request.user
     with request.app.state.read_sessions() as db:
         conn = db.connection()
-        tasks = F.finance_tasks(conn, actor.tenant_id, status="open", after_id=None, limit=200)
+        tasks = F.finance_tasks(conn, actor.tenant_id, status="open", after_id=None, limit=200,
+                                kind="invoice_hold")
         entries = BK.list_entries(conn, actor.tenant_id, status="unmatched", limit=200)
         labels = account_labels(conn, actor.tenant_id, [x.account_id for x in tasks])
         choices = {cur: billing_accounts(conn, actor.tenant_id, cur) for cur in {e.currency for e in entries}}

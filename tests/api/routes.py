@@ -126,6 +126,7 @@ def bodies(t: Tenantry) -> dict[str, Any]:
         "set_chart_of_accounts": {"template": "plain"},
         "close_period": {"period": "2026-01"},
         "create_posting_batch": {"period": "2026-03"},
+        "set_batch_schedule": {"cadence": "monthly"},
         "set_sftp_target": {"host": "127.0.0.1", "username": "erp", "password": "walk", "directory": "/inbox",
                             "host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMURZahOtLfxfKSc+Eh8PdVEenkY0xs+FvMzk0uymhMY"},
     }

@@ -179,3 +179,34 @@ def test_open_items_list_per_debtor_reconciles(env: Env) -> None:
     assert c.get("/accounting/opos", params={"as_of": "2025-11-30"}, headers=b.h()).json()["debtors"] == []
     assert c.get("/accounting/opos", params={"as_of": "yesterday"}, headers=a.h()).status_code == 400
     assert c.get("/accounting/opos", params={"format": "xml"}, headers=a.h()).status_code == 400
+
+
+def test_batch_schedule_and_delivery_tasks(env: Env) -> None:
+    c, a, b = env.client, env.a, env.b
+    assert c.get("/accounting/batch-schedule", headers=a.h("auditor")).json() == {"cadence": "off"}
+    assert c.put("/accounting/batch-schedule", json={"cadence": "daily"}, headers=a.h("operator")).status_code == 403
+    assert c.put("/accounting/batch-schedule", json={"cadence": "hourly"}, headers=a.h()).status_code == 400
+    r = c.put("/accounting/batch-schedule", json={"cadence": "monthly"}, headers=a.h("approver"))
+    assert r.status_code == 200 and r.json() == {"cadence": "monthly"}
+    assert c.get("/accounting/batch-schedule", headers=a.h()).json() == {"cadence": "monthly"}
+    assert c.get("/accounting/batch-schedule", headers=b.h()).json() == {"cadence": "off"}
+    # a batch whose delivery finally failed: a finance task beside the held invoices
+    acc = a.ids["billing_account_id"]
+    with env.engine.begin() as conn:
+        R.open_invoice_item(conn, a.tenant_id, SimpleNamespace(
+            id="inv_bt_1", kind="invoice", number="INV-BT-1", customer_id=a.ids["customer_id"], account_id=acc,
+            currency="EUR", gross_total=D("11.90"), issue_date=date(2024, 5, 2), due_date=date(2024, 5, 16),
+            corrects=[], tax_groups=[{"rate": "19", "net": "10.00", "tax": "1.90"}]))
+        from store import accounting as A
+
+        batch = A.create_batch(conn, a.tenant_id, "2024-05", "fin")
+        A.record_delivery(conn, a.tenant_id, batch["id"], "failed", "erp@h:22/in", [], "login refused")
+        tid = A.open_delivery_task(conn, a.tenant_id, batch["id"], "batch-delivery:x", "login refused")
+    tasks = c.get("/billing/tasks", headers=a.h("approver")).json()["items"]
+    task = next(t for t in tasks if t["id"] == tid)
+    assert (task["kind"], task["subject_id"], task["invoice_id"], task["currency"]) == (
+        "batch_delivery", batch["id"], None, None)
+    assert "login refused" in task["reasons"][0]["message"]
+    assert all(t["id"] != tid for t in c.get("/billing/tasks", headers=b.h()).json()["items"])
+    r = c.post(f"/billing/tasks/{tid}/approve", json={"note": "ok"}, headers=a.h("approver"))
+    assert r.status_code == 409 and r.json()["code"] == "not_an_invoice_task", r.text

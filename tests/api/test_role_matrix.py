@@ -78,9 +78,10 @@ def expected_roles(op_id: str) -> set[str]:
     # periods and cut batches
     if op_id in ("get_chart_of_accounts", "list_chart_templates", "list_closed_periods", "list_journal_entries",
                  "get_reconciliation", "get_open_items_list", "list_posting_batches", "get_posting_batch", "download_posting_batch_file",
-                 "get_sftp_target"):
+                 "get_sftp_target", "get_batch_schedule"):
         return {"admin", "operator", "approver", "auditor"}
-    if op_id in ("set_chart_of_accounts", "close_period", "create_posting_batch", "deliver_posting_batch"):
+    if op_id in ("set_chart_of_accounts", "close_period", "create_posting_batch", "deliver_posting_batch",
+                 "set_batch_schedule"):
         return {"admin", "approver"}
     if op_id == "set_sftp_target":
         return {"admin"}  # it holds the ERP's credentials
