@@ -28,7 +28,7 @@ from store import accounting as A
 from store.errors import InvalidInput
 from store.repo import Scope
 
-__all__ = ["router", "vat_treatments"]
+__all__ = ["router", "vat_treatments", "with_class_rates"]
 
 ROLE_SETS.setdefault("accounting_read", ("admin", "operator", "approver", "auditor"))
 ROLE_SETS.setdefault("accounting_write", ("admin", "approver"))
@@ -241,11 +241,30 @@ def vat_treatments(scope: Scope) -> set[str]:
     out: set[str] = set()
     for sha, source in rows:
         out |= ruleset_vat_treatments(compiled(sha, source).ast)
+    return with_class_rates(scope.db.connection(), scope.tenant_id, out)
+
+
+def with_class_rates(conn: Any, tenant_id: str, treatments: set[str]) -> set[str]:
+    """``treatments`` with each rate class (``class:standard``) replaced by its rate in the tenant's
+    country today: a rate class bills at the location country's rate of the day, so the chart is
+    checked for the tenant's own country (another country's rate the chart does not map is refused
+    when an invoice posts it, 409 chart_incomplete)."""
+    from runtime.tax import RateUnknown, vat_rate
+
+    classes = {t for t in treatments if t.startswith("class:")}
+    out = treatments - classes
+    country = A.tenant_country(conn, tenant_id) or "DE" if classes else ""
+    for cls in classes:
+        try:
+            out.add(vat_treatment(vat_rate(country, cls[6:], date.today())))
+        except RateUnknown:
+            pass
     return out
 
 
 def ruleset_vat_treatments(ast: Any) -> set[str]:
-    """Every ``vat`` a ruleset's syntax tree names, as chart treatments; 0 where a tariff has none."""
+    """Every ``vat`` a ruleset's syntax tree names, as chart treatments; 0 where a tariff has none;
+    ``class:standard`` / ``class:reduced`` for a rate class."""
     found: set[str] = set()
     seen: set[int] = set()
 
@@ -261,11 +280,15 @@ def ruleset_vat_treatments(ast: Any) -> set[str]:
             return
         for f in dataclasses.fields(node):
             v = getattr(node, f.name, None)
+            if f.name == "vat_class":
+                if v is not None:
+                    found.add(f"class:{v}")
+                continue
             if f.name == "vat":
                 v = getattr(v, "value", v)
                 if isinstance(v, Decimal):
                     found.add(vat_treatment(v))
-                elif v is None and type(node).__name__ == "Tariff":
+                elif v is None and type(node).__name__ == "Tariff" and getattr(node, "vat_class", None) is None:
                     found.add("0")
                 continue
             walk(v)
