@@ -477,3 +477,28 @@ def test_runs_and_dunning_stages_awaiting_approval(console: Env) -> None:
             C.collection_run.c.id == run_id)).scalar_one() == "awaiting_approval"
         assert conn.execute(select(DN.dunning_case.c.status).where(
             DN.dunning_case.c.id == case_id)).scalar_one() == "awaiting_approval"
+
+
+def test_batches_not_delivered_are_listed_in_the_inbox(console: Env) -> None:
+    from datetime import date
+    from decimal import Decimal
+    from types import SimpleNamespace
+
+    from store import accounting as ACC
+    from store import receivables as RCV
+
+    a, b = console.a, console.b
+    with console.engine.begin() as conn:
+        RCV.open_invoice_item(conn, a.tenant_id, SimpleNamespace(
+            id="inv_console_bt", kind="invoice", number="INV-CBT-1", customer_id=a.ids["customer_id"],
+            account_id=a.ids["billing_account_id"], currency="EUR", gross_total=Decimal("11.90"),
+            issue_date=date(2024, 4, 2), due_date=date(2024, 4, 16), corrects=[],
+            tax_groups=[{"rate": "19", "net": "10.00", "tax": "1.90"}]))
+        batch = ACC.create_batch(conn, a.tenant_id, "2024-04", "fin")
+        ACC.open_delivery_task(conn, a.tenant_id, batch["id"], "batch-delivery:console", "login refused")
+    page = Person(console, _email(a, "auditor")).get("/console/inbox")
+    assert page.status_code == 200
+    assert f"Buchungsstapel {batch['number']}" in page.text and "login refused" in page.text
+    assert f"/accounting/batches/{batch['id']}/deliver" in page.text
+    other = Person(console, _email(b, "auditor")).get("/console/inbox")
+    assert batch["id"] not in other.text and "Jeder Buchungsstapel ist übertragen." in other.text
