@@ -420,6 +420,7 @@ def get_reconciliation(request: Request[Any, Any, Any]) -> ReconciliationRead:
 
 
 @route("GET", "/accounting/opos", operation_id="get_open_items_list", roles="accounting_read",
+       alternative_media={"text/csv": "format=csv: one row per item, UTF-8, every column named"},
        summary="The open items list (OPOS) per debtor as of a day (default today, UTC), reconciled to the "
                "receivable accounts' balance; format=csv gives one row per item (UTF-8, every column named)")
 def get_open_items_list(request: Request[Any, Any, Any], as_of: date | None = None,
@@ -428,7 +429,7 @@ def get_open_items_list(request: Request[Any, Any, Any], as_of: date | None = No
     with open_scope(request) as scope:
         listing = A.open_items_list(scope.db.connection(), scope.tenant_id, day)
     if format == "csv":
-        return Response(A.open_items_csv(listing), media_type="text/csv; charset=utf-8",  # type: ignore[arg-type]
+        return Response(A.open_items_csv(listing), media_type="text/csv",  # type: ignore[arg-type]
                         headers={"Content-Disposition": f'attachment; filename="opos-{day.isoformat()}.csv"'})
     return Response(OposRead.model_validate(listing))
 

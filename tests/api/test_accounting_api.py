@@ -14,6 +14,7 @@ from types import SimpleNamespace
 from store import receivables as R
 from tests.accounting_reader import read_extf
 from tests.api.conftest import DEMO_RULESET, Env
+from tests.stand_ins import open_stand_in
 
 
 def test_chart_journal_periods_batches(env: Env) -> None:
@@ -108,10 +109,8 @@ def test_write_off_through_the_api(env: Env) -> None:
     vat_before = D(c.get("/accounting/reconciliation", headers=a.h()).json()["currencies"].get(
         "EUR", {}).get("vat_payable", "0"))
     with env.engine.begin() as conn:
-        R.open_invoice_item(conn, a.tenant_id, SimpleNamespace(
-            id="inv_wo_1", kind="invoice", number="INV-WO-1", customer_id=a.ids["customer_id"], account_id=acc,
-            currency="EUR", gross_total=D("23.80"), issue_date=date(2026, 10, 1), due_date=date(2026, 10, 15),
-            corrects=[], tax_groups=[{"rate": "19", "net": "20.00", "tax": "3.80"}]))
+        open_stand_in(conn, a.tenant_id, invoice_id="inv_wo_1", number="INV-WO-1", customer_id=a.ids["customer_id"],
+                      account_id=acc, gross="23.80", issued=date(2026, 10, 1), due=date(2026, 10, 15))
         [item] = [s for s in R.item_states(conn, a.tenant_id) if s.number == "INV-WO-1"]
     url = f"/receivables/items/{item.id}/write-off"
     body = {"reason": "insolvency", "amount": "11.90", "booked_on": "2026-12-02", "idempotency_key": "wo-1"}
@@ -152,11 +151,8 @@ def test_open_items_list_per_debtor_reconciles(env: Env) -> None:
     with env.engine.begin() as conn:
         for n, (issued, due, gross) in enumerate([(date(2025, 10, 1), date(2025, 10, 15), "11.90"),
                                                   (date(2025, 11, 1), date(2025, 11, 15), "23.80")], 1):
-            R.open_invoice_item(conn, a.tenant_id, SimpleNamespace(
-                id=f"inv_op_{n}", kind="invoice", number=f"INV-OP-{n}", customer_id=a.ids["customer_id"],
-                account_id=acc, currency="EUR", gross_total=D(gross), issue_date=issued, due_date=due, corrects=[],
-                tax_groups=[{"rate": "19", "net": format(D(gross) / D("1.19"), ".2f"),
-                             "tax": format(D(gross) - D(gross) / D("1.19"), ".2f")}]))
+            open_stand_in(conn, a.tenant_id, invoice_id=f"inv_op_{n}", number=f"INV-OP-{n}",
+                          customer_id=a.ids["customer_id"], account_id=acc, gross=gross, issued=issued, due=due)
     r = c.post("/receivables/payments", json={"account_id": acc, "amount": "20.00", "currency": "EUR",
                                               "booked_on": "2025-11-20", "reference": "part",
                                               "idempotency_key": "op-1"}, headers=a.h())
@@ -193,10 +189,8 @@ def test_batch_schedule_and_delivery_tasks(env: Env) -> None:
     # a batch whose delivery finally failed: a finance task beside the held invoices
     acc = a.ids["billing_account_id"]
     with env.engine.begin() as conn:
-        R.open_invoice_item(conn, a.tenant_id, SimpleNamespace(
-            id="inv_bt_1", kind="invoice", number="INV-BT-1", customer_id=a.ids["customer_id"], account_id=acc,
-            currency="EUR", gross_total=D("11.90"), issue_date=date(2024, 5, 2), due_date=date(2024, 5, 16),
-            corrects=[], tax_groups=[{"rate": "19", "net": "10.00", "tax": "1.90"}]))
+        open_stand_in(conn, a.tenant_id, invoice_id="inv_bt_1", number="INV-BT-1", customer_id=a.ids["customer_id"],
+                      account_id=acc, gross="11.90", issued=date(2024, 5, 2), due=date(2024, 5, 16))
         from store import accounting as A
 
         batch = A.create_batch(conn, a.tenant_id, "2024-05", "fin")

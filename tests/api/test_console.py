@@ -481,24 +481,23 @@ def test_runs_and_dunning_stages_awaiting_approval(console: Env) -> None:
 
 def test_batches_not_delivered_are_listed_in_the_inbox(console: Env) -> None:
     from datetime import date
-    from decimal import Decimal
-    from types import SimpleNamespace
 
     from store import accounting as ACC
-    from store import receivables as RCV
+    from tests.stand_ins import open_stand_in
 
     a, b = console.a, console.b
+    batches = {}
     with console.engine.begin() as conn:
-        RCV.open_invoice_item(conn, a.tenant_id, SimpleNamespace(
-            id="inv_console_bt", kind="invoice", number="INV-CBT-1", customer_id=a.ids["customer_id"],
-            account_id=a.ids["billing_account_id"], currency="EUR", gross_total=Decimal("11.90"),
-            issue_date=date(2024, 4, 2), due_date=date(2024, 4, 16), corrects=[],
-            tax_groups=[{"rate": "19", "net": "10.00", "tax": "1.90"}]))
-        batch = ACC.create_batch(conn, a.tenant_id, "2024-04", "fin")
-        ACC.open_delivery_task(conn, a.tenant_id, batch["id"], "batch-delivery:console", "login refused")
+        for t in (a, b):
+            open_stand_in(conn, t.tenant_id, invoice_id=f"inv_console_bt_{t.name}", number="INV-CBT-1",
+                          customer_id=t.ids["customer_id"], account_id=t.ids["billing_account_id"], gross="11.90",
+                          issued=date(2024, 4, 2), due=date(2024, 4, 16))
+            batches[t.name] = ACC.create_batch(conn, t.tenant_id, "2024-04", "fin")
+            ACC.open_delivery_task(conn, t.tenant_id, batches[t.name]["id"], "batch-delivery:console",
+                                   f"login refused for {t.name}")
     page = Person(console, _email(a, "auditor")).get("/console/inbox")
     assert page.status_code == 200
-    assert f"Buchungsstapel {batch['number']}" in page.text and "login refused" in page.text
-    assert f"/accounting/batches/{batch['id']}/deliver" in page.text
-    other = Person(console, _email(b, "auditor")).get("/console/inbox")
-    assert batch["id"] not in other.text and "Jeder Buchungsstapel ist übertragen." in other.text
+    mine, theirs = batches[a.name], batches[b.name]
+    assert f"Buchungsstapel {mine['number']}" in page.text and f"login refused for {a.name}" in page.text
+    assert f"/accounting/batches/{mine['id']}/deliver" in page.text
+    assert theirs["id"] not in page.text and f"login refused for {b.name}" not in page.text

@@ -8,24 +8,20 @@ delivered; the migration lets a task be about something else than an invoice."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from decimal import Decimal as D
-from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import Engine
 
 from store import accounting as A
 from store import finance as F
-from store import receivables as R
+from tests.stand_ins import open_stand_in
 from tests.workflows.seed import seed_tenant
 
 
 def _invoice(engine: Engine, tenant: str, acc: str, cus: str, n: int, on: date) -> None:
     with engine.begin() as conn:
-        R.open_invoice_item(conn, tenant, SimpleNamespace(
-            id=f"inv_{tenant}_{n}", kind="invoice", number=f"INV-{n}", customer_id=cus, account_id=acc,
-            currency="EUR", gross_total=D("11.90"), issue_date=on, due_date=on, corrects=[],
-            tax_groups=[{"rate": "19", "net": "10.00", "tax": "1.90"}]))
+        open_stand_in(conn, tenant, invoice_id=f"inv_{tenant}_{n}", number=f"INV-{n}", customer_id=cus,
+                      account_id=acc, gross="11.90", issued=on, due=on)
 
 
 def test_rounds_cut_due_periods_once_and_name_deliveries(engine: Engine) -> None:

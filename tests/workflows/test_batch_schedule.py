@@ -6,8 +6,6 @@ the batch is delivered. The Schedule itself: tests/workflows/test_dunning_schedu
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal as D
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,7 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from store import accounting as A
 from store import finance as F
-from store import receivables as R
+from tests.stand_ins import open_stand_in
 from tests.workflows.seed import seed_tenant
 from tests.workflows.test_batch_delivery import PASSWORD, sftp  # noqa: F401 - the SFTP server fixture
 from workflows.accounting.types import BatchSweepInput, DeliveryResult, delivery_workflow_id
@@ -31,10 +29,8 @@ def _tenant(engine: Engine, tenant: str, port: int, host_key: str, password: str
     acc = s.account_ids[0]
     for n, day in enumerate([date(2026, 12, 1), date(2026, 12, 2), date(2026, 12, 3)], 1):
         with engine.begin() as conn:
-            R.open_invoice_item(conn, tenant, SimpleNamespace(
-                id=f"inv_{tenant}_{n}", kind="invoice", number=f"INV-{tenant}-{n}", customer_id=s.customer_of[acc],
-                account_id=acc, currency="EUR", gross_total=D("11.90"), issue_date=day, due_date=day, corrects=[],
-                tax_groups=[{"rate": "19", "net": "10.00", "tax": "1.90"}]))
+            open_stand_in(conn, tenant, invoice_id=f"inv_{tenant}_{n}", number=f"INV-{tenant}-{n}",
+                          customer_id=s.customer_of[acc], account_id=acc, gross="11.90", issued=day, due=day)
     with engine.begin() as conn:
         A.set_batch_cadence(conn, tenant, "daily", "fin")
         A.set_sftp_target(conn, tenant, A.SftpTarget("127.0.0.1", port, "erp", password, "", "/inbox", host_key),
