@@ -14,7 +14,7 @@ takes off again: the credit it consumed is the customer's once more.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -229,19 +229,26 @@ def aging(items: Iterable[ItemView], as_of: date) -> dict[str, Decimal]:
     return out
 
 
-def written_off_vat(amount: Decimal, gross: Decimal, vat: Sequence[tuple[Decimal, Decimal]],
-                    currency: str) -> tuple[tuple[Decimal, Decimal], ...]:
+def written_off_vat(amount: Decimal, gross: Decimal, vat: Sequence[tuple[Decimal, Decimal]], currency: str,
+                    before: Decimal = ZERO, corrected: Mapping[Decimal, Decimal] | None = None,
+                    ) -> tuple[tuple[Decimal, Decimal], ...]:
     """The VAT a write-off of ``amount`` (gross) corrects, per rate: each rate group's VAT (``vat``:
     (rate, tax) per group of a ``gross`` document) in proportion to the share of the gross written
     off, rounded half-up to the currency's minor unit per rate, as a credit note's VAT is per rate
     group (German practice, § 17 (2) UStG: an uncollectable receivable reduces the VAT owed on it in
-    proportion; a full write-off of an unpaid document corrects all of its VAT)."""
-    if amount < 0 or gross < 0:
+    proportion; a full write-off of an unpaid document corrects all of its VAT). Earlier write-offs
+    of the same document (``before`` written off, ``corrected`` per rate) are counted in: each
+    write-off corrects what the total written off so far owes less what was corrected already, so
+    partial write-offs add up to the same VAT as one write-off of their sum."""
+    if amount < 0 or gross < 0 or before < 0:
         raise ValueError("write-off and gross are magnitudes")
-    if amount > gross:
+    total = before + amount
+    if total > gross:
         raise ValueError(f"a write-off of {amount} {currency} exceeds the document's gross {gross} {currency}")
     if gross == 0 or amount == 0:
         return ()
     places = minor_unit(currency)
-    out = ((rate, tax if amount == gross else quantize(tax * amount / gross, places)) for rate, tax in vat)
+    done = corrected or {}
+    out = ((rate, (tax if total == gross else quantize(tax * total / gross, places)) - done.get(rate, ZERO))
+           for rate, tax in vat)
     return tuple((rate, tax) for rate, tax in out if tax != 0)

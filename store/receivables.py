@@ -679,6 +679,18 @@ def _document_vat(conn: Connection, tenant_id: str, item: Any) -> tuple[Decimal,
     return Decimal(item.amount), ()
 
 
+def _written_off_before(conn: Connection, item_id: str) -> tuple[Decimal, dict[Decimal, Decimal]]:
+    """What earlier write-offs of the item gave up, and the VAT they corrected per rate."""
+    e, ev = receivable_entry.c, receivable_event.c
+    total, vat = ZERO, {}
+    for amount, detail in conn.execute(select(e.amount, ev.detail).join(receivable_event, ev.id == e.event_id)
+                                       .where(e.item_id == item_id, e.kind == "write_off")):
+        total += Decimal(amount)
+        for rate, tax in (detail or {}).get("vat", ()):
+            vat[Decimal(rate)] = vat.get(Decimal(rate), ZERO) + Decimal(tax)
+    return total, vat
+
+
 def book_write_off(conn: Connection, tenant_id: str, *, key: str, item_id: str, amount: Decimal | None,
                    booked_on: date, reason: str, created_by: str = "system") -> BookedEvent:
     """Give up ``amount`` (all that is open when ``None``) of an item the customer owes: a
@@ -704,7 +716,8 @@ def book_write_off(conn: Connection, tenant_id: str, *, key: str, item_id: str, 
         raise WriteOffRefused("amount_too_high", f"{amount} {item.currency} is more than the {is_open} "
                                                  f"{item.currency} open on item {item.number or item_id}")
     gross, vat = _document_vat(conn, tenant_id, item)
-    corrected = written_off_vat(amount, max(gross, amount), vat, item.currency)
+    before, done = _written_off_before(conn, item_id)
+    corrected = written_off_vat(amount, max(gross, before + amount), vat, item.currency, before, done)
     written = _Written()
     written.customers[item.account_id] = item.customer_id
     detail = {"item_id": item_id, "reason": reason, "open_before": format(is_open, "f"),

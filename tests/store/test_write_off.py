@@ -34,6 +34,12 @@ def test_vat_share_is_proportional_and_adds_up() -> None:
     assert written_off_vat(D("5"), D("10"), (), "EUR") == ()
     with pytest.raises(ValueError):
         written_off_vat(D("20"), D("18.80"), vat, "EUR")
+    # a second write-off of the same document counts the first in: 4.70 + 4.70 = half, 1.33 + 0.07
+    first = written_off_vat(D("4.70"), D("18.80"), vat, "EUR")
+    second = written_off_vat(D("4.70"), D("18.80"), vat, "EUR", D("4.70"), dict(first))
+    assert second == ((D(19), D("0.66")), (D(7), D("0.03")))
+    with pytest.raises(ValueError):
+        written_off_vat(D("15"), D("18.80"), vat, "EUR", D("4.70"), dict(first))
 
 
 def _open(engine: Engine, tenant: str, item: str) -> Decimal:
@@ -93,8 +99,10 @@ def test_write_offs_correct_vat_and_book_bad_debts(engine: Engine) -> None:
         roles = A.role_balances(conn, "wo1")
         debtor = sum((v for (role, _v, _c), v in roles.items() if role == "debtor"), D(0))
         assert debtor == sum((s_.open for s_ in R.item_states(conn, "wo1")), D(0)) == 0
-    assert totals[("2400", "EUR")] == D("2.99") + D("2.99")  # 3.51 less 0.52, twice
-    assert (totals[("1776", "EUR")], totals[("1771", "EUR")]) == (D("-1.90") + D("0.96"), D("-0.14") + D("0.08"))
+    # the second write-off corrects what half the gross owes (0.95, 0.07) less what the first did:
+    # the two add up to one write-off of 7.02, no cent drifts
+    assert totals[("2400", "EUR")] == D("2.99") + D("3.01")
+    assert (totals[("1776", "EUR")], totals[("1771", "EUR")]) == (D("-1.90") + D("0.95"), D("-0.14") + D("0.07"))
     assert totals[("8400", "EUR")] == D("-10.00") and totals[("8300", "EUR")] == D("-2.00")
 
 
