@@ -45,7 +45,7 @@ from api.areas import (
 )
 from api.auth import ApiKeyMiddleware, KeyCache, RateLimiter
 from api.errors import exception_handlers
-from api.openapi import align_component_schemas
+from api.openapi import align_component_schemas, document_alternative_media
 from api.shared import SharedState
 from api.tokens import signing_secret
 from store.db import ReadBatcher, RowReader, make_engine, migrate, session_factory
@@ -138,4 +138,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
         on_shutdown=[adhoc_stop, row_reader.close, *([engine.dispose] if settings.engine is None else [])],
     )
     align_component_schemas(app)
+    document_alternative_media(app)
     return app

@@ -128,6 +128,11 @@ def route(method: str, path: str, *, operation_id: str, roles: str, summary: str
         opts["status_code"] = status_code
     # responses a route documents besides its problems (another success code) join them
     opts["responses"] = {**opts["responses"], **kw.pop("responses", {})}
+    # other media types its success answers in (``format=csv``): added to the document by
+    # ``api.openapi.document_alternative_media``
+    alternative = kw.pop("alternative_media", None)
+    if alternative:
+        opts["opt"]["alternative_media"] = dict(alternative)
     opts.update(kw)
 
     def decorate(fn: Callable[..., Any]) -> Any:

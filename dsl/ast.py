@@ -163,6 +163,7 @@ class ComponentDef:
     cap: Decimal | None = None
     vat: Decimal | None = None
     opt_spans: tuple[tuple[str, Span], ...] = ()
+    vat_class: str | None = None  # "standard" | "reduced" instead of ``vat``
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +187,7 @@ class Tariff:
     max_price: tuple[Decimal, Decimal | None] | None = None
     name_span: Span = field(default_factory=Span.unknown)
     opt_spans: tuple[tuple[str, Span], ...] = ()
+    vat_class: str | None = None  # "standard" | "reduced": the location country's rate on the day
 
 
 # ---------------------------------------------------------------- discounts

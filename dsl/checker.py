@@ -174,6 +174,15 @@ class _Checker:
         tspans = dict(t.opt_spans)
         if t.vat is not None:
             self._percent(t.vat, tspans.get("vat", t.span))
+        if t.vat is not None and t.vat_class is not None:
+            self.err("E310", f"tariff '{t.name}' states its VAT twice", tspans.get("vat_class", t.span),
+                     f"'vat {t.vat_class}' takes the location country's rate on the day; drop it or "
+                     f"the fixed 'vat {t.vat}%'")
+        for key, bound in (("min_price", t.min_price), ("max_price", t.max_price)):
+            classes = t.vat_class is not None or any(cd.vat_class for r in t.rules for cd in r.components)
+            if bound is not None and bound[1] is not None and classes:
+                self.err("E310", f"'{key} ... incl' needs a fixed VAT rate, not a rate class",
+                         tspans.get(key, t.span), "state the tariff's VAT as a number, e.g. 'vat 19%'")
         seen_unconditional: dict[str, A.Span] = {}
         prev_conds: dict[str, list[tuple[A.Cond, A.Span]]] = {}
         for rule in t.rules:
@@ -208,7 +217,8 @@ class _Checker:
         if not priced_any:
             self.warn("W004", f"tariff '{t.name}' prices nothing", t.name_span,
                       "add a component such as 'energy 0.49 per kWh'")
-        elif t.vat is None and not all(cd.vat is not None for r in t.rules for cd in r.components):
+        elif t.vat is None and t.vat_class is None and not all(
+                cd.vat is not None or cd.vat_class is not None for r in t.rules for cd in r.components):
             self.warn("W003", f"tariff '{t.name}' has no VAT rate; its lines carry 0%", t.name_span,
                       "add 'vat 19%' (or 'vat 0%' to say so explicitly)")
         for key, bound in (("min_price", t.min_price), ("max_price", t.max_price)):
@@ -247,6 +257,9 @@ class _Checker:
                 self.err("E302", f"the grace of '{cd.kind}' must be in {'/'.join(allowed)}", opt_span["after"])
         if cd.vat is not None:
             self._percent(cd.vat, opt_span.get("vat", cd.span))
+            if cd.vat_class is not None:
+                self.err("E310", f"'{cd.kind}' states its VAT twice", opt_span.get("vat_class", cd.span),
+                         "give a rate ('vat 7%') or a class ('vat reduced'), not both")
         if cd.cap is not None and cd.cap < 0:
             self.err("E310", "a cap cannot be negative", opt_span.get("cap", cd.span))
 

@@ -36,12 +36,14 @@ from runtime.rating import (
     ProductProgram,
     RateFn,
     RatingContext,
+    RatingError,
     RulesetMeta,
     TariffProgram,
     rate_period,
     specialise,
 )
 from runtime.sessions import SessionFacts
+from runtime.tax import CLASS_PLACEHOLDERS, RateUnknown, resolve_classes, stated_rates
 
 __all__ = ["CompileResult", "CompiledRuleset", "RulesetError", "cache_info", "compile_ruleset"]
 
@@ -96,6 +98,10 @@ class CompiledRuleset:
         self.engines: dict[str, RateFn] = {name: specialise(prog, self.discounts, self.meta)
                                            for name, prog in self.tariffs.items()}
         self._policies: Policies | None = None
+        # rate classes ('vat standard'): resolved per session from its location's country and day
+        self.vat_classes = any(t.vat_class is not None or any(cd.vat_class is not None for r in t.rules
+                                                              for cd in r.components) for t in ast.tariffs)
+        self.stated_rates = stated_rates(st for p in ast.policies if p.kind == "tax" for st in p.of(A.VatRate))
 
     @property
     def policies(self) -> Policies:
@@ -139,7 +145,22 @@ class CompiledRuleset:
         engine = self.engines.get(tariff) if tariff is not None else None
         if engine is None:
             engine = self.engines[self.tariff_for(session, tariff).name]
-        return engine(session, ctx)
+        res = engine(session, ctx)
+        if self.vat_classes:
+            res = self._resolve_vat_classes(res, session)
+        return res
+
+    def _resolve_vat_classes(self, res: RatingResult, session: SessionFacts) -> RatingResult:
+        """The rate classes' placeholders replaced by the location country's rates on the session's
+        local day; a session whose country has no rate of the class cannot be rated."""
+        from zoneinfo import ZoneInfo
+
+        on = session.start.astimezone(ZoneInfo(session.timezone or self.timezone)).date()
+        try:
+            lines = resolve_classes(res.lines, session.country, on, self.stated_rates)
+        except RateUnknown as e:
+            raise RatingError(f"session {session.id!r}: {e}") from None
+        return dataclasses.replace(res, lines=lines)
 
     def rate_many(self, sessions: Sequence[SessionFacts], ctx: RatingContext | None = None,
                   tariff: str | None = None) -> list[RatingResult]:
@@ -444,7 +465,8 @@ class _Compiler:
 
     def tariff(self, t: A.Tariff) -> TariffProgram:
         rs = self.rs
-        vat = t.vat if t.vat is not None else Decimal(0)
+        vat = t.vat if t.vat is not None else (
+            CLASS_PLACEHOLDERS[t.vat_class] if t.vat_class is not None else Decimal(0))
         by_kind: dict[str, list[PricedRule]] = {}
         energies: set[Decimal] = set()
         needs_time = needs_power = False
@@ -504,7 +526,8 @@ class _Compiler:
                 title = cd.title or _default_title(cd, rule)
                 by_kind.setdefault(cd.kind, []).append(PricedRule(
                     kind=cd.kind, label=label, title=title, predicate=pred, price=const, price_fn=fn,
-                    unit=cd.unit, vat=cd.vat if cd.vat is not None else vat, step=step,
+                    unit=cd.unit, vat=cd.vat if cd.vat is not None else (
+                        CLASS_PLACEHOLDERS[cd.vat_class] if cd.vat_class is not None else vat), step=step,
                     grace_ms=grace_ms, grace_idle=grace_idle, cap=cd.cap, rule_index=idx))
 
         def cut_spec(g: dict[str, set[Any]]) -> CutSpec:

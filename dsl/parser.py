@@ -100,7 +100,7 @@ _READABLE = {
     "ONCE_SCOPE": "customer, period or session", "TIER_MODE": "graduated or volume",
     "INCLUDED_UNIT": "kWh or sessions", "PERIOD_UNIT": "month, quarter or year",
     "IDLE": "'idle'", "USES": "'uses'", "_SEP": "';'", "$END": "end of input", "_NL": "end of line",
-    "EACH": "'each'", "RATE_KIND": "vat, standard, reduced or zero",
+    "EACH": "'each'", "RATE_KIND": "vat, standard, reduced or zero", "VAT_CLASS": "standard or reduced",
     "SERVICE_ITEM": "a service item (ac_charger, dc_charger, sim, rfid_card, ...)",
 }
 
@@ -748,7 +748,7 @@ class _ToAst(Transformer[Token, Any]):
             rest = rest[1:]
         base: list[A.ComponentDef] = []
         rules: list[A.Rule] = []
-        vat = None
+        vat = vat_class = None
         min_p = max_p = None
         spans: list[tuple[str, A.Span]] = []
         for it in rest:
@@ -761,6 +761,8 @@ class _ToAst(Transformer[Token, Any]):
                 spans.append((key, span))
                 if key == "vat":
                     vat = value
+                elif key == "vat_class":
+                    vat_class = value
                 elif key == "min_price":
                     min_p = value
                 elif key == "max_price":
@@ -769,10 +771,13 @@ class _ToAst(Transformer[Token, Any]):
             first, last = base[0].span, base[-1].span
             rules.append(A.Rule(None, tuple(base), A.Span(first.line, first.col, last.end_line, last.end_col), "base"))
         return A.Tariff(str(name_tok), title or str(name_tok), tuple(rules), _span(meta), vat, min_p, max_p,
-                        name_span=_span(name_tok), opt_spans=tuple(spans))
+                        name_span=_span(name_tok), opt_spans=tuple(spans), vat_class=vat_class)
 
     def t_vat(self, meta: Any, c: list[Token]) -> tuple[str, Decimal, A.Span]:
         return ("vat", _dec(c[0]), _span(meta))
+
+    def t_vat_class(self, meta: Any, c: list[Token]) -> tuple[str, str, A.Span]:
+        return ("vat_class", str(c[0]), _span(meta))
 
     def incl(self, meta: Any, c: list[Token]) -> Decimal:
         return _dec(c[0])
@@ -806,7 +811,7 @@ class _ToAst(Transformer[Token, Any]):
                 spans.append((o[0], o[2]))
         return A.ComponentDef(kind=kind, price=price, unit=unit, span=_span(meta), title=title,
                               step=opts.get("step"), after=opts.get("after"), cap=opts.get("cap"),
-                              vat=opts.get("vat"), opt_spans=tuple(spans))
+                              vat=opts.get("vat"), opt_spans=tuple(spans), vat_class=opts.get("vat_class"))
 
     def c_start_fee(self, meta: Any, c: list[Any]) -> A.ComponentDef:
         return self._component("start_fee", meta, c)
@@ -840,6 +845,9 @@ class _ToAst(Transformer[Token, Any]):
 
     def o_vat(self, meta: Any, c: list[Token]) -> tuple[str, Decimal, A.Span]:
         return ("vat", _dec(c[0]), _span(meta))
+
+    def o_vat_class(self, meta: Any, c: list[Token]) -> tuple[str, str, A.Span]:
+        return ("vat_class", str(c[0]), _span(meta))
 
     # ------------------------------------------------------------ price expressions
     def num(self, meta: Any, c: list[Token]) -> A.Num:

@@ -99,6 +99,8 @@ def _component_text(cd: A.ComponentDef) -> str:
         parts += ["after", num(cd.after[0]), cd.after[1]] + (["idle"] if cd.after[2] else [])
     if cd.vat is not None:
         parts += ["vat", f"{num(cd.vat)}%"]
+    if cd.vat_class is not None:
+        parts += ["vat", cd.vat_class]
     text = " ".join(parts)
     if cd.cap is not None:
         text += f", at most {num(cd.cap)}"
@@ -109,6 +111,8 @@ def _tariff_text(t: A.Tariff) -> list[str]:
     out = [f"tariff {t.name} {_quote(t.title)} {{"]
     if t.vat is not None:
         out.append(f"  vat {num(t.vat)}%")
+    if t.vat_class is not None:
+        out.append(f"  vat {t.vat_class}")
     for r in t.rules:
         if r.condition is None:
             out += [f"  {_component_text(cd)}" for cd in r.components]

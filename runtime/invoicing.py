@@ -552,6 +552,7 @@ def assemble_invoice(
     corrections: Sequence[Correction] = (), rounding: str = "half_up",
     unpriced: Sequence[UnpricedService] = (),
     foreign: Sequence[ForeignAmount] = (),
+    reverse_charge: bool = False,
 ) -> InvoiceDraft:
     """The draft invoice of one account and period.
 
@@ -561,7 +562,11 @@ def assemble_invoice(
 
     Every amount must be in ``currency``: one in another raises ``CurrencyMismatch`` (naming what
     carried it) instead of being added into the total. Set such inputs aside first with
-    ``split_currencies`` and pass them as ``foreign``: the draft carries them and is held."""
+    ``split_currencies`` and pass them as ``foreign``: the draft carries them and is held.
+
+    ``reverse_charge``: the customer owes the VAT (a business in another EU member state with a
+    valid VAT ID, where the ruleset's tax policy says ``reverse_charge``): every line at 0 %; its
+    documents state category AE with VATEX-EU-AE."""
     places = minor_unit(currency)
     out: list[InvoiceLine] = []
 
@@ -571,8 +576,8 @@ def assemble_invoice(
         require_currency(currency, net.currency, f"{kind} line '{description}'"
                                                  + (f" of session {session_id}" if session_id else ""))
         out.append(InvoiceLine(len(out) + 1, kind, component, description, quantity, unit, unit_price,
-                               quantize(net.amount, places, rounding), net.amount, rate, session_id, rating_id,
-                               rule, corrects))
+                               quantize(net.amount, places, rounding), net.amount, ZERO if reverse_charge else rate,
+                               session_id, rating_id, rule, corrects))
 
     for ln in period_lines:
         add(_SESSION_KINDS.get(ln.component, "session"), ln.component, ln.description, ln.quantity, ln.unit,

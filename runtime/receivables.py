@@ -14,13 +14,13 @@ takes off again: the credit it consumed is the customer's once more.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Final, Literal
 
-from runtime.money import ZERO, CurrencyMismatch
+from runtime.money import ZERO, CurrencyMismatch, minor_unit, quantize
 
 __all__ = [
     "AGING_BUCKETS",
@@ -35,6 +35,7 @@ __all__ = [
     "open_amount",
     "signed",
     "take_credit",
+    "written_off_vat",
 ]
 
 EntryKind = Literal["invoice", "credit_note", "payment", "return", "return_charge", "refund", "write_off",
@@ -228,3 +229,28 @@ def aging(items: Iterable[ItemView], as_of: date) -> dict[str, Decimal]:
         else:
             out["over_90"] += it.open
     return out
+
+
+def written_off_vat(amount: Decimal, gross: Decimal, vat: Sequence[tuple[Decimal, Decimal]], currency: str,
+                    before: Decimal = ZERO, corrected: Mapping[Decimal, Decimal] | None = None,
+                    ) -> tuple[tuple[Decimal, Decimal], ...]:
+    """The VAT a write-off of ``amount`` (gross) corrects, per rate: each rate group's VAT (``vat``:
+    (rate, tax) per group of a ``gross`` document) in proportion to the share of the gross written
+    off, rounded half-up to the currency's minor unit per rate, as a credit note's VAT is per rate
+    group (German practice, § 17 (2) UStG: an uncollectable receivable reduces the VAT owed on it in
+    proportion; a full write-off of an unpaid document corrects all of its VAT). Earlier write-offs
+    of the same document (``before`` written off, ``corrected`` per rate) are counted in: each
+    write-off corrects what the total written off so far owes less what was corrected already, so
+    partial write-offs add up to the same VAT as one write-off of their sum."""
+    if amount < 0 or gross < 0 or before < 0:
+        raise ValueError("write-off and gross are magnitudes")
+    total = before + amount
+    if total > gross:
+        raise ValueError(f"a write-off of {amount} {currency} exceeds the document's gross {gross} {currency}")
+    if gross == 0 or amount == 0:
+        return ()
+    places = minor_unit(currency)
+    done = corrected or {}
+    out = ((rate, (tax if total == gross else quantize(tax * total / gross, places)) - done.get(rate, ZERO))
+           for rate, tax in vat)
+    return tuple((rate, tax) for rate, tax in out if tax != 0)

@@ -67,11 +67,13 @@ __all__ = [
     "ChartError",
     "SftpTarget",
     "account_balances",
+    "accounting_batch_schedule",
     "accounting_chart",
     "accounting_debtor",
     "accounting_period",
     "accounting_sftp_target",
     "batch",
+    "batch_cadence",
     "batch_file",
     "batch_files",
     "batches",
@@ -81,11 +83,15 @@ __all__ = [
     "closed_periods",
     "correct_entry",
     "create_batch",
+    "cut_due_batches",
     "delivery",
     "entries",
     "functional_currency",
     "journal_entry",
     "journal_line",
+    "open_delivery_task",
+    "open_items_csv",
+    "open_items_list",
     "period_of",
     "post_events",
     "posting_batch",
@@ -94,6 +100,7 @@ __all__ = [
     "posting_batch_file",
     "record_delivery",
     "role_balances",
+    "set_batch_cadence",
     "set_chart",
     "set_sftp_target",
     "sftp_target",
@@ -221,6 +228,14 @@ posting_batch_delivery = Table(
     Column("target", String(800), nullable=False),  # user@host:port/directory
     Column("files", JSON(), nullable=False),  # [{name, sha256}]
     Column("error", String(1000), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+accounting_batch_schedule = Table(
+    "accounting_batch_schedule", metadata,
+    Column("tenant_id", String(40), ForeignKey("tenant.id"), primary_key=True),
+    Column("cadence", String(10), nullable=False),  # off | daily | monthly
+    Column("updated_by", String(40), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
 )
 
@@ -582,6 +597,14 @@ def post_events(conn: Connection, tenant_id: str, events: Sequence[Mapping[str, 
         elif kind in _PARTNER_EVENTS:
             facts = _partner_facts(ev)
             text = f"{_PARTNER_EVENTS[kind]} {document}"
+        elif kind == "write_off":
+            # the debtor credited with what was given up; its VAT share corrected (a debit on the VAT
+            # account of each rate), the rest a bad-debt expense
+            written_off = -sum((e for _k, e in effects), ZERO)
+            vat = tuple((Decimal(r), Decimal(t)) for r, t in (ev["detail"] or {}).get("vat", ()))
+            facts = EventFacts(kind, ev["currency"], effects, vat=tuple((r, -t) for r, t in vat),
+                               expense=written_off - sum((t for _r, t in vat), ZERO))
+            text = f"Write-off {document}"
         else:
             raise AccountingError("no_journal_rule", f"no journal rule for receivable events of kind {kind!r}")
         doc_date: date = ev["booked_on"]
@@ -919,6 +942,14 @@ def record_delivery(conn: Connection, tenant_id: str, batch_id: str, status: str
         conn.execute(insert(d).values(batch_id=batch_id, tenant_id=tenant_id, **values))
     else:
         conn.execute(d.update().where(d.c.batch_id == batch_id, d.c.tenant_id == tenant_id).values(**values))
+    if status == "delivered":
+        # finance's task about an earlier failure of this batch is done
+        from store.billing import finance_task as ft
+
+        conn.execute(ft.update().where(ft.c.tenant_id == tenant_id, ft.c.kind == "batch_delivery",
+                                       ft.c.subject_id == batch_id, ft.c.status == "open")
+                     .values(status="resolved", decided_by="system", decision_reason="delivered",
+                             closed_at=utcnow()))
 
 
 def delivery(conn: Connection, tenant_id: str, batch_id: str) -> dict[str, Any] | None:
@@ -926,3 +957,175 @@ def delivery(conn: Connection, tenant_id: str, batch_id: str) -> dict[str, Any] 
     r = conn.execute(select(d).where(d.c.batch_id == batch_id, d.c.tenant_id == tenant_id)).first()
     return None if r is None else {k: getattr(r, k) for k in ("status", "target", "files", "error", "updated_at")}
 
+
+
+# ---------------------------------------------------------------- open items list (OPOS)
+def open_items_list(conn: Connection, tenant_id: str, as_of: date) -> dict[str, Any]:
+    """The open items list (OPOS) as of the end of ``as_of``: every item with something open on
+    that day (entries booked up to it), grouped by debtor (the customer's personal account, or the
+    control account for all), with days overdue; and, per currency, the items' total against the
+    journal's receivable balance (debtor and customer-credit lines of entries dated up to that
+    day): the list reconciles when they are equal."""
+    from store.models import Customer
+    from store.receivables import receivable_entry, receivable_item
+
+    i, e = receivable_item.c, receivable_entry.c
+    open_: dict[str, Decimal] = {}
+    for item_id, kind, amount in conn.execute(select(e.item_id, e.kind, e.amount).where(
+            e.tenant_id == tenant_id, e.booked_on <= as_of)):
+        open_[item_id] = open_.get(item_id, ZERO) + ENTRY_SIGNS[kind] * Decimal(amount)
+    ids = [k for k, v in open_.items() if v != 0]
+    items = []
+    for n in range(0, len(ids), 5000):
+        items += conn.execute(select(receivable_item).where(i.tenant_id == tenant_id, i.id.in_(ids[n:n + 5000]))).all()
+    chart = chart_of(conn, tenant_id)
+    c = Customer.__table__.c  # type: ignore[attr-defined]
+    customers = {r.id: r for r in conn.execute(select(c.id, c.number, c.name, c.company_name).where(
+        c.tenant_id == tenant_id, c.id.in_(sorted({it.customer_id for it in items}))))} if items else {}
+    if chart.debtors == "personal":
+        d = accounting_debtor.c
+        accounts = dict(conn.execute(select(d.customer_id, d.account).where(
+            d.tenant_id == tenant_id, d.customer_id.in_(sorted(customers)))).all()) if customers else {}
+    else:
+        control = chart.resolve("invoice", "debtor", country=tenant_country(conn, tenant_id)).account
+        accounts = dict.fromkeys(customers, control)
+    debtors: dict[tuple[str, str, str], dict[str, Any]] = {}
+    totals: dict[str, Decimal] = {}
+    for it in sorted(items, key=lambda r: (r.due_date, r.id)):
+        cus = customers.get(it.customer_id)
+        account = accounts.get(it.customer_id, "")
+        k = (account, it.customer_id, it.currency)
+        deb = debtors.setdefault(k, {
+            "account": account, "customer_id": it.customer_id, "customer_number": (cus.number or "") if cus else "",
+            "name": ((cus.company_name or cus.name) if cus else ""), "currency": it.currency, "open": ZERO,
+            "overdue": ZERO, "items": []})
+        amount = open_[it.id]
+        overdue = max((as_of - it.due_date).days, 0) if amount > 0 else 0
+        deb["items"].append({"item_id": it.id, "kind": it.kind, "number": it.number, "issue_date": it.issue_date,
+                             "due_date": it.due_date, "amount": Decimal(it.amount), "open": amount,
+                             "days_overdue": overdue})
+        deb["open"] += amount
+        if overdue:
+            deb["overdue"] += amount
+        totals[it.currency] = totals.get(it.currency, ZERO) + amount
+    je, jl = journal_entry.c, journal_line.c
+    journal: dict[str, Decimal] = {}
+    for side, amount, currency in conn.execute(
+            select(jl.side, jl.amount, jl.currency).join(journal_entry, je.id == jl.entry_id).where(
+                jl.tenant_id == tenant_id, jl.role.in_(("debtor", "customer_credit")), je.document_date <= as_of)):
+        journal[currency] = journal.get(currency, ZERO) + (Decimal(amount) if side == "debit" else -Decimal(amount))
+    currencies = {cur: {"open_items": totals.get(cur, ZERO), "receivable_balance": journal.get(cur, ZERO)}
+                  for cur in sorted(set(totals) | set(journal))}
+    return {"as_of": as_of, "debtors": sorted(debtors.values(), key=lambda x: (x["account"], x["customer_number"],
+                                                                             x["customer_id"], x["currency"])),
+            "currencies": currencies,
+            "reconciled": all(v["open_items"] == v["receivable_balance"] for v in currencies.values())}
+
+
+OPOS_COLUMNS = ("debtor_account", "customer_number", "customer_name", "item_id", "kind", "number", "issue_date",
+                "due_date", "currency", "amount", "open", "days_overdue")
+
+
+def open_items_csv(listing: Mapping[str, Any]) -> bytes:
+    """The open items list as CSV, one row per item with every field named (UTF-8, comma, decimal
+    point, ISO dates), debtor by debtor."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(OPOS_COLUMNS)
+    for deb in listing["debtors"]:
+        for it in deb["items"]:
+            w.writerow([deb["account"], deb["customer_number"], deb["name"], it["item_id"], it["kind"], it["number"],
+                        it["issue_date"].isoformat(), it["due_date"].isoformat(), deb["currency"],
+                        format(it["amount"], "f"), format(it["open"], "f"), it["days_overdue"]])
+    return buf.getvalue().encode("utf-8")
+
+
+# ---------------------------------------------------------------- batches on a schedule
+CADENCES = ("off", "daily", "monthly")
+
+
+def batch_cadence(conn: Connection, tenant_id: str) -> str:
+    """How often the schedule cuts the tenant's posting batches: ``off`` (by hand only), ``daily``
+    (each past day's entries) or ``monthly`` (each past month's)."""
+    t = accounting_batch_schedule.c
+    row = conn.execute(select(t.cadence).where(t.tenant_id == tenant_id)).first()
+    return str(row.cadence) if row is not None else "off"
+
+
+def set_batch_cadence(conn: Connection, tenant_id: str, cadence: str, by: str) -> None:
+    if cadence not in CADENCES:
+        raise AccountingError("bad_cadence", f"a batch cadence is {', '.join(CADENCES)}, not {cadence!r}")
+    t = accounting_batch_schedule
+    values = {"cadence": cadence, "updated_by": by, "updated_at": utcnow()}
+    if conn.execute(select(t.c.tenant_id).where(t.c.tenant_id == tenant_id)).first() is None:
+        conn.execute(insert(t).values(tenant_id=tenant_id, **values))
+    else:
+        conn.execute(t.update().where(t.c.tenant_id == tenant_id).values(**values))
+
+
+def _due_periods(conn: Connection, tenant_id: str, cadence: str, today: date) -> list[str]:
+    """The periods before ``today`` (its day, or its month) with entries no batch took yet."""
+    je = journal_entry.c
+    cutoff = today if cadence == "daily" else today.replace(day=1)
+    days = conn.execute(select(je.posting_date).distinct().where(
+        je.tenant_id == tenant_id, je.posting_date < cutoff,
+        ~je.id.in_(select(posting_batch_entry.c.entry_id).where(posting_batch_entry.c.tenant_id == tenant_id)))
+    ).scalars().all()
+    periods = {d.isoformat() if cadence == "daily" else period_of(d) for d in days}
+    return sorted(periods)
+
+
+def cut_due_batches(conn: Connection, at: datetime) -> list[tuple[str, str]]:
+    """One round of the batch schedule at ``at``: for every tenant with a cadence, a batch per
+    past period (day or month, in the tenant's time zone) with entries not exported yet; then the
+    (tenant, batch) pairs to deliver: every batch of a scheduled tenant with an SFTP target that
+    has no delivery recorded (just cut, or cut before its delivery started). The caller commits
+    per call; cutting again finds nothing left (each entry is exported once)."""
+    from zoneinfo import ZoneInfo
+
+    from store.models import Tenant
+
+    t = Tenant.__table__  # type: ignore[attr-defined]
+    s = accounting_batch_schedule.c
+    tenants = conn.execute(select(s.tenant_id, s.cadence, t.c.timezone).join(t, t.c.id == s.tenant_id)
+                           .where(s.cadence != "off").order_by(s.tenant_id)).all()
+    deliver: list[tuple[str, str]] = []
+    for tenant_id, cadence, tz in tenants:
+        try:
+            today = at.astimezone(ZoneInfo(tz or "UTC")).date()
+        except (KeyError, ValueError):
+            today = at.date()
+        for period in _due_periods(conn, tenant_id, cadence, today):
+            create_batch(conn, tenant_id, period, "schedule", at)
+        if sftp_target(conn, tenant_id) is None:
+            continue
+        b, d = posting_batch.c, posting_batch_delivery.c
+        deliver += [(tenant_id, r.id) for r in conn.execute(
+            select(b.id).where(b.tenant_id == tenant_id, ~b.id.in_(select(d.batch_id).where(d.tenant_id == tenant_id)))
+            .order_by(b.number))]
+    return deliver
+
+
+def open_delivery_task(conn: Connection, tenant_id: str, batch_id: str, workflow_id: str, error: str) -> str:
+    """A finance task (kind ``batch_delivery``, listed with the held invoices) for a batch whose
+    delivery finally failed; one open task per batch (a later failure updates its reason). It
+    closes itself when the batch is delivered (``record_delivery``)."""
+    from store.billing import finance_task as ft
+
+    number = conn.execute(select(posting_batch.c.number).where(posting_batch.c.id == batch_id)).scalar()
+    reasons = [{"kind": "batch_delivery_failed", "batch_id": batch_id, "batch_number": str(number or ""),
+                "message": f"posting batch {number} was not delivered to the ERP: {error}"[:1000]}]
+    row = conn.execute(select(ft.c.id).where(ft.c.tenant_id == tenant_id, ft.c.kind == "batch_delivery",
+                                             ft.c.subject_id == batch_id, ft.c.status == "open")).first()
+    if row is not None:
+        conn.execute(ft.update().where(ft.c.id == row.id).values(reasons=reasons, workflow_id=workflow_id))
+        return str(row.id)
+    tid = new_id("task")
+    conn.execute(insert(ft).values(
+        id=tid, tenant_id=tenant_id, invoice_id=None, subject_id=batch_id, account_id="", workflow_id=workflow_id,
+        kind="batch_delivery", status="open", reasons=reasons, comparison={}, escalation_level=0, decided_by="",
+        decision_reason="", created_at=utcnow()))
+    return tid

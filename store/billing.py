@@ -196,10 +196,12 @@ finance_task = Table(
     "billing_finance_task", metadata,
     Column("id", _s(40), primary_key=True),
     Column("tenant_id", _s(40), ForeignKey("tenant.id"), nullable=False),
-    Column("invoice_id", _s(40), ForeignKey("billing_invoice.id"), nullable=False),
+    # the held invoice (kind invoice_hold); empty for a task about something else (subject_id)
+    Column("invoice_id", _s(40), ForeignKey("billing_invoice.id"), nullable=True),
     Column("account_id", _s(40), nullable=False),
     Column("workflow_id", _s(200), nullable=False),
-    Column("kind", _s(30), nullable=False),  # invoice_hold
+    Column("kind", _s(30), nullable=False),  # invoice_hold | batch_delivery
+    Column("subject_id", _s(40), nullable=True),  # a batch_delivery's posting batch
     Column("status", _s(20), nullable=False),  # open | approved | rejected | released
     Column("reasons", JSON(), nullable=False),
     Column("comparison", JSON(), nullable=False),
@@ -211,6 +213,7 @@ finance_task = Table(
     Column("closed_at", UTCDateTime(), nullable=True),
     UniqueConstraint("invoice_id", "kind", name="uq_billing_task_invoice"),
     Index("ix_billing_task_tenant_status", "tenant_id", "status"),
+    Index("ix_billing_task_subject", "tenant_id", "kind", "subject_id"),
 )
 
 billing_hold = Table(

@@ -258,7 +258,8 @@ def dashboard(db: Session, tenant_id: str, tzname: str, start: date, end: date, 
             open_total[cur] = open_total.get(cur, Decimal(0)) + st.open
             if st.due_date is not None and st.due_date < today:
                 overdue[cur] = overdue.get(cur, Decimal(0)) + st.open
-    held = F.finance_tasks(conn, tenant_id, status="open", after_id=None, limit=10_000)
+    held = F.finance_tasks(conn, tenant_id, status="open", after_id=None, limit=10_000,
+                          kind="invoice_hold")
     unmatched = _unmatched(conn, tenant_id)
     amounts: dict[str, Decimal] = {}
     for e in unmatched:

@@ -80,6 +80,7 @@ __all__ = [
     "smtp_settings_from_env",
     "store_document",
     "tenant_branding",
+    "vat_parties",
 ]
 
 _log = logging.getLogger("evbill.documents")
@@ -697,6 +698,24 @@ def load_account_statement(conn: Connection, tenant_id: str, customer_id: str, c
         start=start, end=end, branding=_branding(t.branding))
 
 
+def _customer_treatment(supply: str, country: str, business: bool, vat_id: str | None) -> Any:
+    from runtime.tax import customer_treatment
+
+    return customer_treatment(supply, country, business, vat_id)
+
+
+def vat_parties(conn: Connection, tenant_id: str, acct: Any) -> tuple[str, str, bool, str | None]:
+    """What VAT treatment reads of a billing account's row: (the tenant's country, the customer's
+    country as its invoices are addressed, whether it is a business, its VAT ID)."""
+    from store.models import Customer, Tenant
+
+    tc, cc = Tenant.__table__.c, Customer.__table__.c  # type: ignore[attr-defined]
+    supply = conn.execute(select(tc.country).where(tc.id == tenant_id)).scalar() or "DE"
+    cust = conn.execute(select(cc.kind, cc.country, cc.vat_id).where(cc.id == acct.customer_id)).one()
+    country = (acct.country if acct.street else cust.country) or supply
+    return supply, country, cust.kind == "business", cust.vat_id or None
+
+
 def load_invoice_input(conn: Connection, tenant_id: str, invoice_id: str) -> Any:
     """A finalized billing invoice with everything its documents show, as
     ``runtime.documents.from_invoice.InvoiceInput``.
@@ -754,7 +773,8 @@ def load_invoice_input(conn: Connection, tenant_id: str, invoice_id: str) -> Any
         # numbers existed and missed by the migration shows the operator's own reference, if any
         customer_number=cust.number or cust.external_ref or None, language=(cust.language or "de")[:2],
         contact_name=cust.name if business and cust.company_name else None,
-        reverse_charge=bool(business and cust.vat_id and country != (t.country or "DE")),
+        # a business in another EU member state with a valid VAT ID (runtime.tax): 0 % lines are AE
+        reverse_charge=_customer_treatment(t.country or "DE", country, business, cust.vat_id).category == "AE",
         leitweg_id=(contract.leitweg_id or None) if contract is not None else None,
         formats=tuple(f for f in (contract.document_formats or "").split(",") if f) if contract is not None else (),
     )

@@ -577,13 +577,13 @@ def cases_with_item(conn: Connection, tenant_id: str, item_id: str) -> list[Case
 
 
 def open_cases_paid_since(conn: Connection, tenant_id: str, since: Any) -> list[CaseRow]:
-    """Open cases of customers whose accounts had a payment, credit note or credit booked at or after
+    """Open cases of customers whose accounts had a payment, credit note, credit or write-off booked at or after
     ``since`` (a bank import, a manual payment): the cases to tell at once. Scans the tenant's
     receivable events from ``since`` on (no index on their time yet)."""
     ev = R.receivable_event.c
     accounts = [r.account_id for r in conn.execute(
         select(ev.account_id).where(ev.tenant_id == tenant_id, ev.created_at >= since,
-                                    ev.kind.in_(("payment", "credit_note", "credit_applied"))).distinct())]
+                                    ev.kind.in_(("payment", "credit_note", "credit_applied", "write_off"))).distinct())]
     if not accounts:
         return []
     i = R.receivable_item.c

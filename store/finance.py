@@ -44,14 +44,17 @@ def account(conn: Connection, tenant_id: str, account_id: str) -> Any:
 
 
 def finance_tasks(conn: Connection, tenant_id: str, *, status: str | None, after_id: str | None,
-                  limit: int) -> list[Any]:
-    """A page of finance tasks in id order, each with its invoice's currency, totals and period."""
+                  limit: int, kind: str | None = None) -> list[Any]:
+    """A page of finance tasks in id order, each with its invoice's currency, totals and period
+    (empty for a task about something else: a posting batch whose delivery failed)."""
     t, i = finance_task, invoice
     stmt = (select(t, i.c.currency, i.c.net_total, i.c.gross_total, i.c.local_start.label("period_start"),
                    i.c.local_end.label("period_end"))
-            .join(i, i.c.id == t.c.invoice_id).where(t.c.tenant_id == tenant_id))
+            .outerjoin(i, i.c.id == t.c.invoice_id).where(t.c.tenant_id == tenant_id))
     if status:
         stmt = stmt.where(t.c.status == status)
+    if kind:
+        stmt = stmt.where(t.c.kind == kind)
     if after_id:
         stmt = stmt.where(t.c.id > after_id)
     return list(conn.execute(stmt.order_by(t.c.id).limit(limit)).all())

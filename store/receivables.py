@@ -43,7 +43,9 @@ from runtime.receivables import (
     ItemView,
     aging,
     allocate,
+    open_amount,
     take_credit,
+    written_off_vat,
 )
 from store.billing import driver_insert
 from store.models import BillingAccount, metadata
@@ -59,6 +61,7 @@ __all__ = [
     "book_refund",
     "book_refund_return",
     "book_return",
+    "book_write_off",
     "entries_of",
     "event",
     "item_states",
@@ -760,3 +763,94 @@ def book_refund_return(conn: Connection, tenant_id: str, *, key: str, refund_key
     _post(conn, tenant_id, written)
     return BookedEvent(eid, "refund_return", refund.amount, refund.currency,
                        tuple((e.item_id, e.kind, e.amount) for e in entries), None, ZERO, False)
+
+
+class WriteOffRefused(ValueError):
+    """A write-off that cannot be booked: ``code`` says why (``not_open``, ``amount_too_high``,
+    ``not_receivable``)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _document_vat(conn: Connection, tenant_id: str, item: Any) -> tuple[Decimal, tuple[tuple[Decimal, Decimal], ...]]:
+    """The gross and the VAT per rate of the document behind an item: the invoice's VAT groups, a
+    dunning fee's VAT as its stage stored it; nothing for interest, flat fees and stand-ins."""
+    if item.kind == "invoice" and item.invoice_id:
+        from store.billing import invoice
+
+        row = conn.execute(select(invoice.c.tax_groups, invoice.c.gross_total).where(
+            invoice.c.tenant_id == tenant_id, invoice.c.id == item.invoice_id)).first()
+        if row is not None and row.tax_groups:
+            return Decimal(str(row.gross_total)), tuple(
+                (Decimal(str(g["rate"])), Decimal(str(g["tax"]))) for g in row.tax_groups)
+        # no invoice row (an item opened from a stand-in): the VAT its journal entry booked
+        from store.accounting import journal_entry, journal_line
+
+        ev, je, jl = receivable_event.c, journal_entry.c, journal_line.c
+        vat: dict[Decimal, Decimal] = {}
+        for rate, side, amount in conn.execute(
+                select(jl.vat, jl.side, jl.amount).join(journal_entry, je.id == jl.entry_id)
+                .join(receivable_event, ev.id == je.source_id)
+                .where(ev.tenant_id == tenant_id, ev.key == f"invoice:{item.invoice_id}", jl.role == "vat")):
+            vat[Decimal(rate)] = vat.get(Decimal(rate), ZERO) + (amount if side == "credit" else -amount)
+        return Decimal(item.amount), tuple(sorted(vat.items()))
+    if item.kind == "dunning_fee":
+        ev = receivable_event.c
+        detail = conn.execute(select(ev.detail).join(receivable_entry, receivable_entry.c.event_id == ev.id).where(
+            receivable_entry.c.item_id == item.id, receivable_entry.c.kind == "dunning_fee")).scalar()
+        if detail and detail.get("vat_rate") is not None and detail.get("vat"):
+            return Decimal(item.amount), ((Decimal(str(detail["vat_rate"])), Decimal(str(detail["vat"]))),)
+    return Decimal(item.amount), ()
+
+
+def _written_off_before(conn: Connection, item_id: str) -> tuple[Decimal, dict[Decimal, Decimal]]:
+    """What earlier write-offs of the item gave up, and the VAT they corrected per rate."""
+    e, ev = receivable_entry.c, receivable_event.c
+    total, vat = ZERO, {}
+    for amount, detail in conn.execute(select(e.amount, ev.detail).join(receivable_event, ev.id == e.event_id)
+                                       .where(e.item_id == item_id, e.kind == "write_off")):
+        total += Decimal(amount)
+        for rate, tax in (detail or {}).get("vat", ()):
+            vat[Decimal(rate)] = vat.get(Decimal(rate), ZERO) + Decimal(tax)
+    return total, vat
+
+
+def book_write_off(conn: Connection, tenant_id: str, *, key: str, item_id: str, amount: Decimal | None,
+                   booked_on: date, reason: str, created_by: str = "system") -> BookedEvent:
+    """Give up ``amount`` (all that is open when ``None``) of an item the customer owes: a
+    ``write_off`` entry on the item, and its journal entry (the debtor credited, the net to bad
+    debts, the VAT share corrected: ``runtime.receivables.written_off_vat``). Booked once per
+    ``key``; raises ``WriteOffRefused`` (nothing written) and ``LookupError`` for an unknown item."""
+    done = event(conn, tenant_id, key)
+    if done is not None:
+        return done
+    item = conn.execute(select(receivable_item).where(receivable_item.c.tenant_id == tenant_id,
+                                                      receivable_item.c.id == item_id).with_for_update()).first()
+    if item is None:
+        raise LookupError(item_id)
+    if item.kind == "credit_balance":
+        raise WriteOffRefused("not_receivable", "a credit balance is owed to the customer: refund it instead")
+    is_open = open_amount(entries_of(conn, [item_id])[item_id], item.currency)
+    if is_open <= 0:
+        raise WriteOffRefused("not_open", f"item {item.number or item_id} has nothing open to write off")
+    amount = is_open if amount is None else amount
+    if amount <= 0:
+        raise WriteOffRefused("amount_too_high", "a write-off is a positive amount")
+    if amount > is_open:
+        raise WriteOffRefused("amount_too_high", f"{amount} {item.currency} is more than the {is_open} "
+                                                 f"{item.currency} open on item {item.number or item_id}")
+    gross, vat = _document_vat(conn, tenant_id, item)
+    before, done = _written_off_before(conn, item_id)
+    corrected = written_off_vat(amount, max(gross, before + amount), vat, item.currency, before, done)
+    written = _Written()
+    written.customers[item.account_id] = item.customer_id
+    detail = {"item_id": item_id, "reason": reason, "open_before": format(is_open, "f"),
+              "vat": [[format(r, "f"), format(t, "f")] for r, t in corrected]}
+    eid = _new_event(conn, tenant_id, key, "write_off", item.account_id, item.currency, amount, booked_on,
+                     (item.number or item_id)[:300], detail, created_by, written)
+    entry = Entry(item_id, "write_off", amount, item.currency)
+    _append(conn, tenant_id, eid, booked_on, [entry], written)
+    _post(conn, tenant_id, written)
+    return BookedEvent(eid, "write_off", amount, item.currency, ((item_id, "write_off", amount),), None, ZERO, False)

@@ -28,7 +28,7 @@ from store import accounting as A
 from store.errors import InvalidInput
 from store.repo import Scope
 
-__all__ = ["router", "vat_treatments"]
+__all__ = ["router", "vat_treatments", "with_class_rates"]
 
 ROLE_SETS.setdefault("accounting_read", ("admin", "operator", "approver", "auditor"))
 ROLE_SETS.setdefault("accounting_write", ("admin", "approver"))
@@ -173,6 +173,12 @@ class SftpTargetRead(ReadModel):
     has_private_key: bool = False
 
 
+class BatchScheduleIO(WriteModel):
+    cadence: Literal["off", "daily", "monthly"] = Field(
+        description="off: batches by hand only; daily: each past day's entries (the tenant's time zone); monthly: "
+                    "each past month's. Scheduled batches are delivered when an SFTP target is set")
+
+
 class BatchDeliveryStarted(ReadModel):
     workflow_id: str
 
@@ -193,6 +199,37 @@ class ReconciliationRead(ReadModel):
     balanced: bool
 
 
+class OposItem(ReadModel):
+    item_id: str
+    kind: str
+    number: str
+    issue_date: date
+    due_date: date
+    amount: DecimalOut
+    open: DecimalOut = Field(description="open at the end of as_of (a credit balance negative)")
+    days_overdue: int
+
+
+class OposDebtor(ReadModel):
+    account: str = Field(description="the personal debtor account, or the control account")
+    customer_id: str
+    customer_number: str
+    name: str
+    currency: str
+    open: DecimalOut
+    overdue: DecimalOut
+    items: list[OposItem]
+
+
+class OposRead(ReadModel):
+    as_of: date
+    debtors: list[OposDebtor]
+    currencies: dict[str, dict[str, DecimalOut]] = Field(
+        description="per currency: open_items (the list's total) and receivable_balance (the journal's debtor and "
+                    "customer-credit accounts for entries dated up to as_of)")
+    reconciled: bool = Field(description="every currency's open items equal its receivable balance")
+
+
 def _chart_read(chart: Chart, configured: bool) -> ChartRead:
     d = chart.to_dict()
     return ChartRead(configured=configured, **{k: v for k, v in d.items() if k != "rules"},
@@ -210,11 +247,30 @@ def vat_treatments(scope: Scope) -> set[str]:
     out: set[str] = set()
     for sha, source in rows:
         out |= ruleset_vat_treatments(compiled(sha, source).ast)
+    return with_class_rates(scope.db.connection(), scope.tenant_id, out)
+
+
+def with_class_rates(conn: Any, tenant_id: str, treatments: set[str]) -> set[str]:
+    """``treatments`` with each rate class (``class:standard``) replaced by its rate in the tenant's
+    country today: a rate class bills at the location country's rate of the day, so the chart is
+    checked for the tenant's own country (another country's rate the chart does not map is refused
+    when an invoice posts it, 409 chart_incomplete)."""
+    from runtime.tax import RateUnknown, vat_rate
+
+    classes = {t for t in treatments if t.startswith("class:")}
+    out = treatments - classes
+    country = A.tenant_country(conn, tenant_id) or "DE" if classes else ""
+    for cls in classes:
+        try:
+            out.add(vat_treatment(vat_rate(country, cls[6:], date.today())))
+        except RateUnknown:
+            pass
     return out
 
 
 def ruleset_vat_treatments(ast: Any) -> set[str]:
-    """Every ``vat`` a ruleset's syntax tree names, as chart treatments; 0 where a tariff has none."""
+    """Every ``vat`` a ruleset's syntax tree names, as chart treatments; 0 where a tariff has none;
+    ``class:standard`` / ``class:reduced`` for a rate class."""
     found: set[str] = set()
     seen: set[int] = set()
 
@@ -230,11 +286,15 @@ def ruleset_vat_treatments(ast: Any) -> set[str]:
             return
         for f in dataclasses.fields(node):
             v = getattr(node, f.name, None)
+            if f.name == "vat_class":
+                if v is not None:
+                    found.add(f"class:{v}")
+                continue
             if f.name == "vat":
                 v = getattr(v, "value", v)
                 if isinstance(v, Decimal):
                     found.add(vat_treatment(v))
-                elif v is None and type(node).__name__ == "Tariff":
+                elif v is None and type(node).__name__ == "Tariff" and getattr(node, "vat_class", None) is None:
                     found.add("0")
                 continue
             walk(v)
@@ -366,6 +426,21 @@ def get_reconciliation(request: Request[Any, Any, Any]) -> ReconciliationRead:
     return ReconciliationRead(currencies=out, balanced=all(d["receivables"] == d["open_items"] for d in out.values()))
 
 
+@route("GET", "/accounting/opos", operation_id="get_open_items_list", roles="accounting_read",
+       alternative_media={"text/csv": "format=csv: one row per item, UTF-8, every column named"},
+       summary="The open items list (OPOS) per debtor as of a day (default today, UTC), reconciled to the "
+               "receivable accounts' balance; format=csv gives one row per item (UTF-8, every column named)")
+def get_open_items_list(request: Request[Any, Any, Any], as_of: date | None = None,
+                        format: Literal["json", "csv"] = "json") -> Response[OposRead]:
+    day = as_of or date.today()
+    with open_scope(request) as scope:
+        listing = A.open_items_list(scope.db.connection(), scope.tenant_id, day)
+    if format == "csv":
+        return Response(A.open_items_csv(listing), media_type="text/csv",  # type: ignore[arg-type]
+                        headers={"Content-Disposition": f'attachment; filename="opos-{day.isoformat()}.csv"'})
+    return Response(OposRead.model_validate(listing))
+
+
 @route("POST", "/accounting/batches", operation_id="create_posting_batch", roles="accounting_write", status_code=201,
        summary="A posting batch of the period's entries not exported yet: numbered, its files archived with "
                "their sha256; 409 nothing_to_export when there are none")
@@ -459,15 +534,41 @@ async def deliver_batch(request: Request[Any, Any, Any], batch_id: str) -> Batch
         A.batch(conn, actor.tenant_id, batch_id)  # 404 for a batch that is not the tenant's
         if A.sftp_target(conn, actor.tenant_id) is None:
             raise InvalidInput("sftp_target_missing", "set the SFTP target first (PUT /accounting/sftp-target)")
+        done = A.delivery(conn, actor.tenant_id, batch_id)
     wid = delivery_workflow_id(actor.tenant_id, batch_id)
     client = await temporal_client(request)
+    # a delivery that finally failed (recorded, its workflow completed) may be tried again; a
+    # delivered one or one under way is never started twice
+    again = done is not None and done["status"] == "failed"
     try:
         await client.start_workflow(BatchDeliveryWorkflow.run, DeliverBatchInput(actor.tenant_id, batch_id), id=wid,
                                     task_queue=task_queue(request.app),
-                                    id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY)
+                                    id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE if again
+                                    else WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY)
     except WorkflowAlreadyStartedError:
         pass  # delivered or under way: its workflow answers
     return BatchDeliveryStarted(workflow_id=wid)
+
+
+@route("GET", "/accounting/batch-schedule", operation_id="get_batch_schedule", roles="accounting_read",
+       summary="How often the schedule cuts (and, with an SFTP target, delivers) the tenant's posting batches")
+def get_batch_schedule(request: Request[Any, Any, Any]) -> BatchScheduleIO:
+    with open_scope(request) as scope:
+        return BatchScheduleIO(cadence=A.batch_cadence(scope.db.connection(), scope.tenant_id))  # type: ignore[arg-type]
+
+
+@route("PUT", "/accounting/batch-schedule", operation_id="set_batch_schedule", roles="accounting_write",
+       summary="Set the batch cadence: off, daily or monthly (the schedule's round, every "
+               "EVBILL_ACCOUNTING_BATCH_SWEEP_SECONDS, cuts the past periods' batches and delivers them)")
+def set_batch_schedule(request: Request[Any, Any, Any], data: BatchScheduleIO) -> BatchScheduleIO:
+    with open_scope(request) as scope:
+        conn = scope.db.connection()
+        before = A.batch_cadence(conn, scope.tenant_id)
+        A.set_batch_cadence(conn, scope.tenant_id, data.cadence, scope.actor.user_id)
+        scope.audit("accounting.batch_schedule", "accounting_batch_schedule", scope.tenant_id,
+                    {"cadence": before}, {"cadence": data.cadence})
+        scope.commit()
+    return data
 
 
 @route("GET", "/accounting/batches/{batch_id:str}/files/{fmt:str}", operation_id="download_posting_batch_file",
@@ -481,6 +582,7 @@ def download_batch_file(request: Request[Any, Any, Any], batch_id: str, fmt: str
 
 
 router = Router(path="/", route_handlers=[get_chart, list_templates, set_chart, list_periods, close_period,
-                                          list_journal, get_reconciliation, create_batch, list_batches, get_batch,
-                                          download_batch_file, get_sftp_target, set_sftp_target, deliver_batch],
+                                          list_journal, get_reconciliation, get_open_items_list, create_batch, list_batches, get_batch,
+                                          download_batch_file, get_sftp_target, set_sftp_target, deliver_batch,
+                                          get_batch_schedule, set_batch_schedule],
                 tags=["accounting"])

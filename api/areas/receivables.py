@@ -28,13 +28,14 @@ __all__ = ["router"]
 
 ROLE_SETS.setdefault("receivables_read", ("admin", "operator", "approver", "auditor"))
 ROLE_SETS.setdefault("receivables_write", ("admin", "operator", "approver"))
+ROLE_SETS.setdefault("receivables_write_off", ("admin", "approver"))  # finance gives a receivable up
 
 
 class ItemRead(ReadModel):
     id: str
     customer_id: str
     account_id: str
-    kind: Literal["invoice", "credit_balance"]
+    kind: Literal["invoice", "credit_balance", "dunning_fee", "interest", "flat_fee"]
     invoice_id: str | None
     number: str
     currency: str
@@ -225,5 +226,71 @@ def book_payment(request: Request[Any, Any, Any], data: PaymentCreate) -> Respon
                         tell_paid_cases, request.app, actor_of(request).tenant_id, since))
 
 
+class WriteOffCreate(WriteModel):
+    reason: str = Field(min_length=1, max_length=1000, description="why it is given up (insolvency, ...)")
+    amount: Amount | None = Field(None, description="what is given up (gross); default all that is open")
+    booked_on: date | None = Field(None, description="the write-off's date (default today, UTC)")
+    idempotency_key: str = Field(min_length=1, max_length=150,
+                                 description="booking the same key again answers the first booking, 200")
+
+
+class VatCorrection(ReadModel):
+    rate: DecimalOut
+    vat: DecimalOut
+
+
+class WriteOffBooked(ReadModel):
+    event_id: str
+    item_id: str
+    amount: DecimalOut
+    currency: str
+    vat_corrected: list[VatCorrection] = Field(description="the VAT payable reduced, per rate (§ 17 UStG)")
+    open: DecimalOut = Field(description="what is open on the item after the write-off")
+    duplicate: bool
+
+
+@route("POST", "/receivables/items/{item_id:str}/write-off", operation_id="write_off_receivable_item",
+       roles="receivables_write_off", status_code=201,
+       summary="Write an open item off, in full or in part (finance): an entry appended to the item, the "
+               "journal's receivable credited, the VAT share corrected and the net booked as a bad debt; "
+               "the customer's dunning case re-reads and closes when nothing overdue remains. Once per "
+               "idempotency_key")
+def write_off_item(request: Request[Any, Any, Any], item_id: str, data: WriteOffCreate) -> Response[WriteOffBooked]:
+    from litestar.background_tasks import BackgroundTask
+
+    from api.areas.dunning import tell_paid_cases
+    from store.types import utcnow
+
+    since = utcnow()
+    amount = Decimal(data.amount) if data.amount is not None else None
+    if amount is not None and amount <= 0:
+        raise InvalidInput("invalid_amount", "amount must be positive", errors=[{"key": "amount",
+                                                                              "message": "must be positive"}])
+    with open_scope(request) as scope:
+        conn = scope.db.connection()
+        key = f"write_off:{item_id}:{data.idempotency_key}"
+        try:
+            done = R.book_write_off(conn, scope.tenant_id, key=key, item_id=item_id, amount=amount,
+                                    booked_on=data.booked_on or date.today(), reason=data.reason.strip(),
+                                    created_by=scope.actor.user_id)
+        except LookupError:
+            raise NotFound("receivable_item_not_found", f"open item {item_id!r} not found") from None
+        except R.WriteOffRefused as e:
+            raise InvalidInput(e.code, str(e), errors=[{"key": "amount" if e.code == "amount_too_high" else "item_id",
+                                                        "message": str(e)}]) from None
+        ev = conn.execute(R.receivable_event.select().where(R.receivable_event.c.id == done.event_id)).one()
+        state = R.item_states(conn, scope.tenant_id, item_ids=[item_id])[0]
+        if not done.duplicate:
+            scope.audit("receivable.write_off", "receivable_item", item_id, None, data.model_dump())
+            scope.commit()
+    out = WriteOffBooked(event_id=done.event_id, item_id=item_id, amount=done.amount, currency=done.currency,
+                         vat_corrected=[VatCorrection(rate=Decimal(r), vat=Decimal(t))
+                                        for r, t in (ev.detail or {}).get("vat", [])],
+                         open=state.open, duplicate=done.duplicate)
+    return Response(out, status_code=200 if done.duplicate else 201,
+                    background=None if done.duplicate else BackgroundTask(
+                        tell_paid_cases, request.app, actor_of(request).tenant_id, since, "write-off"))
+
+
 router = Router(path="/", route_handlers=[list_receivable_items, get_aged_receivables, get_account_statement,
-                                          book_payment], tags=["receivables"])
+                                          book_payment, write_off_item], tags=["receivables"])

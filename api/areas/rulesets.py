@@ -210,12 +210,14 @@ def _check_account_currencies(scope: Scope, name: str, currency: str) -> None:
 def _check_chart_covers(scope: Scope, rs: Any) -> None:
     """A ruleset that bills at a VAT rate the chart of accounts maps no account for is refused
     before it can price a session (``store.accounting``: never a silent suspense account)."""
-    from api.areas.accounting import ruleset_vat_treatments
+    from api.areas.accounting import ruleset_vat_treatments, with_class_rates
     from runtime.accounting.chart import ChartError
     from store.accounting import check_chart_covers
 
+    conn = scope.db.connection()
     try:
-        check_chart_covers(scope.db.connection(), scope.tenant_id, ruleset_vat_treatments(rs.ast))
+        check_chart_covers(conn, scope.tenant_id, with_class_rates(conn, scope.tenant_id,
+                                                                   ruleset_vat_treatments(rs.ast)))
     except ChartError as e:
         raise InvalidInput("chart_incomplete", f"draft_id: {e}", errors=[
             {"key": "draft_id", "message": m, "source": "body", "code": "chart_incomplete"} for m in e.missing]) from None

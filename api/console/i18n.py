@@ -135,6 +135,13 @@ _T: dict[str, tuple[str, str]] = {
     "dunning_title": ("Mahnstufen zur Freigabe", "Dunning stages to approve"),
     "nothing_dunning": ("Keine Mahnstufe wartet auf Freigabe.", "No dunning stage awaits approval."),
     "stage_n": ("Stufe {n}", "Stage {n}"),
+    "batches_title": ("Buchungsstapel nicht an das ERP übertragen", "Posting batches not delivered to the ERP"),
+    "nothing_batches": ("Jeder Buchungsstapel ist übertragen.", "Every posting batch is delivered."),
+    "batch_n": ("Buchungsstapel {n}", "Posting batch {n}"),
+    "batch_hint": ("Nach Korrektur des SFTP-Ziels erneut übertragen (POST /accounting/batches/{id}/deliver); "
+                   "die Aufgabe schließt sich, sobald der Stapel übertragen ist.",
+                   "Deliver it again once the SFTP target is fixed (POST /accounting/batches/{id}/deliver); "
+                   "the task closes itself when the batch is delivered."),
     "letter": ("Schreiben", "Letter"),
     "letter_reminder": ("Zahlungserinnerung", "Payment reminder"),
     "letter_dunning": ("Mahnung", "Dunning letter"),

@@ -366,7 +366,10 @@ def _inbox(request: Request[Any, Any, Any], *, msg: str | None = None, error: st
     actor = request.user
     with request.app.state.read_sessions() as db:
         conn = db.connection()
-        tasks = F.finance_tasks(conn, actor.tenant_id, status="open", after_id=None, limit=200)
+        tasks = F.finance_tasks(conn, actor.tenant_id, status="open", after_id=None, limit=200,
+                                kind="invoice_hold")
+        batch_tasks = F.finance_tasks(conn, actor.tenant_id, status="open", after_id=None, limit=200,
+                                      kind="batch_delivery")
         entries = BK.list_entries(conn, actor.tenant_id, status="unmatched", limit=200)
         labels = account_labels(conn, actor.tenant_id, [x.account_id for x in tasks])
         choices = {cur: billing_accounts(conn, actor.tenant_id, cur) for cur in {e.currency for e in entries}}
@@ -374,7 +377,7 @@ def _inbox(request: Request[Any, Any, Any], *, msg: str | None = None, error: st
     runs = [(kind, a) for kind in ("collection_run", "payout_run") for a in waiting[kind]]
     return _page(request, "inbox.html", status_code=status_code, page_url="/console/inbox", tasks=tasks,
                  entries=entries, labels=labels, choices=choices, msg=msg, error=error, error_for=error_for,
-                 runs=runs, stages=waiting["dunning_stage"],
+                 runs=runs, stages=waiting["dunning_stage"], batch_tasks=batch_tasks,
                  may_decide=_may(request, "billing_decide"), may_match=_may(request, "bank_write"),
                  may_decide_kind={k: _may(request, f"{area}_decide") for k, area in _DECIDERS.items()})
 

@@ -215,6 +215,7 @@ _PLAIN = Chart("plain", _rules(
     (ANY, "interest_income", "4860"),
     (ANY, "fx_gain", "4870"),
     (ANY, "fx_loss", "6870"),
+    (ANY, "bad_debt", "6800"),
     (ANY, "vat", "2200"),
     (ANY, "expense", "5100"),
     (ANY, "input_vat", "1500"),
@@ -228,12 +229,12 @@ _PLAIN = Chart("plain", _rules(
     "1000": "Bank", "1200": "Accounts receivable", "2200": "VAT payable", "2300": "Customer credit balances",
     "4000": "Charging revenue", "4100": "Subscription revenue", "4200": "Service revenue",
     "4800": "Other revenue", "4900": "Discounts granted", "4950": "Return charges recovered",
-    "2400": "Refunds payable", "4850": "Dunning fees", "4860": "Interest income",
+    "2400": "Refunds payable", "4850": "Dunning fees", "4860": "Interest income", "6800": "Bad debts written off",
     "5100": "Host credits (revenue share, energy reimbursement)", "1500": "Input VAT",
     "2500": "Partner credits payable", "4870": "Exchange gains", "6870": "Exchange losses"})
 
 
-def _skr(name: str, skr: str, control: str, bank: str, charge: str, transit: str, interest: str,
+def _skr(name: str, skr: str, control: str, bank: str, charge: str, transit: str, interest: str, bad_debt: str,
          fx: tuple[str, str], revenue: Mapping[str, str], discount: Mapping[str, str], vat: Mapping[str, str],
          names: Mapping[str, str], partners: tuple[str, str, Mapping[str, str]] = ("", "", {})) -> Chart:
     # dunning fees and flat fees go to other operating income (the account return charges use),
@@ -241,7 +242,11 @@ def _skr(name: str, skr: str, control: str, bank: str, charge: str, transit: str
     rows: list[tuple[str, ...]] = [
         (ANY, "debtor", control), (ANY, "customer_credit", "debtor"), (ANY, "bank", bank),
         (ANY, "return_charge", charge), (ANY, "payout", transit), (ANY, "dunning_income", charge),
-        (ANY, "interest_income", interest), (ANY, "fx_gain", fx[0]), (ANY, "fx_loss", fx[1])]
+        (ANY, "interest_income", interest), (ANY, "fx_gain", fx[0]), (ANY, "fx_loss", fx[1]),
+        # write-offs: the net to "Forderungsverluste (übliche Höhe)", a plain expense account; the
+        # VAT correction is a line of its own on the VAT account of the rate (never folded: the
+        # entry has no automatic account to fold it into)
+        (ANY, "bad_debt", bad_debt)]
     for rate, account in vat.items():
         rows.append((ANY, "vat", account, ANY, rate))
     for rate, account in revenue.items():
@@ -261,12 +266,13 @@ def _skr(name: str, skr: str, control: str, bank: str, charge: str, transit: str
 # second half of 2020. The revenue accounts are DATEV automatic accounts (8400, 8300; 4400, 4300):
 # the batch gives them the gross and DATEV computes the VAT. A tenant with other treatments (0 %,
 # reverse charge) adds rules for them; the chart is refused until it does.
-_SKR03 = _skr("skr03", "03", "1400", "1200", "2700", "1360", "2650", ("2660", "2150"),
+_SKR03 = _skr("skr03", "03", "1400", "1200", "2700", "1360", "2650", "2400", ("2660", "2150"),
               {"19": "8400", "16": "8400", "7": "8300", "5": "8300"},
               {"19": "8720", "16": "8720", "7": "8710", "5": "8710"},
               {"19": "1776", "16": "1775", "7": "1771", "5": "1773"},
               {"1200": "Bank", "1400": "Forderungen aus Lieferungen und Leistungen", "2700": "Sonstige Erträge",
                "1360": "Geldtransit", "2650": "Sonstige Zinsen und ähnliche Erträge",
+               "2400": "Forderungsverluste (übliche Höhe)",
                "8400": "Erlöse 19 % USt", "8300": "Erlöse 7 % USt", "8720": "Erlösschmälerungen 19 % USt",
                "8710": "Erlösschmälerungen 7 % USt", "1776": "Umsatzsteuer 19 %", "1771": "Umsatzsteuer 7 %",
                "1775": "Umsatzsteuer 16 %", "1773": "Umsatzsteuer 5 %", "3100": "Fremdleistungen",
@@ -274,12 +280,13 @@ _SKR03 = _skr("skr03", "03", "1400", "1200", "2700", "1360", "2650", ("2660", "2
                "1571": "Abziehbare Vorsteuer 7 %", "2660": "Erträge aus Kursdifferenzen",
                "2150": "Aufwendungen aus Kursdifferenzen"},
               ("3100", "1600", {"19": "1576", "16": "1576", "7": "1571", "5": "1571"}))
-_SKR04 = _skr("skr04", "04", "1200", "1800", "4830", "1460", "7100", ("4840", "6880"),
+_SKR04 = _skr("skr04", "04", "1200", "1800", "4830", "1460", "7100", "6930", ("4840", "6880"),
               {"19": "4400", "16": "4400", "7": "4300", "5": "4300"},
               {"19": "4720", "16": "4720", "7": "4710", "5": "4710"},
               {"19": "3806", "16": "3805", "7": "3801", "5": "3803"},
               {"1800": "Bank", "1200": "Forderungen aus Lieferungen und Leistungen", "1460": "Geldtransit",
-               "4830": "Sonstige betriebliche Erträge", "7100": "Sonstige Zinsen und ähnliche Erträge", "4400": "Erlöse 19 % USt", "4300": "Erlöse 7 % USt",
+               "4830": "Sonstige betriebliche Erträge", "7100": "Sonstige Zinsen und ähnliche Erträge",
+               "6930": "Forderungsverluste (übliche Höhe)", "4400": "Erlöse 19 % USt", "4300": "Erlöse 7 % USt",
                "4720": "Erlösschmälerungen 19 % USt", "4710": "Erlösschmälerungen 7 % USt",
                "3806": "Umsatzsteuer 19 %", "3801": "Umsatzsteuer 7 %", "3805": "Umsatzsteuer 16 %",
                "3803": "Umsatzsteuer 5 %", "5900": "Fremdleistungen",

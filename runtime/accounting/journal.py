@@ -68,6 +68,10 @@ EVENT_ROLES: Final[dict[str, tuple[str, ...]]] = {
     "host_credit_note": ("expense", "input_vat", "partner_payable"),
     "host_payout": ("partner_payable", "payout"),
     "host_payout_return": ("partner_payable", "payout"),
+    # a receivable given up (finance's write-off): the debtor is credited, the net is a bad-debt
+    # expense and the VAT share is corrected (German practice, § 17 (2) UStG: an uncollectable
+    # receivable reduces the VAT owed on it in proportion)
+    "write_off": ("debtor", "bad_debt", "vat"),
 }
 
 # an exchange difference (a foreign-currency item settled at another day's rate than it was booked
@@ -124,7 +128,7 @@ class EventFacts:
     return_charge: Decimal = ZERO
     payout: Decimal = ZERO  # a refund's transfer owed (negative) or come back (positive)
     income: Decimal = ZERO  # a dunning charge's net income (dunning_income or interest_income)
-    # a host credit note: the net expense, the input VAT per rate (both positive on a note, negative
+    # a host credit note: the net expense (a write-off: its net loss, booked as bad_debt), the input VAT per rate (both positive on a note, negative
     # on a correction that takes more back than it states) and the partner payable (negative: owed)
     expense: Decimal = ZERO
     input_vat: tuple[tuple[Decimal, Decimal], ...] = ()
@@ -176,7 +180,7 @@ def legs(f: EventFacts) -> tuple[Leg, ...]:
     if f.income:
         raw.append(Leg("interest_income" if f.kind == "interest" else "dunning_income", -f.income))
     if f.expense:
-        raw.append(Leg("expense", f.expense))
+        raw.append(Leg("bad_debt" if f.kind == "write_off" else "expense", f.expense))
     for rate, tax in f.input_vat:
         raw.append(Leg("input_vat", tax, "", vat_treatment(rate)))
     if f.partner_payable:

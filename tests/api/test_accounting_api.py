@@ -14,6 +14,7 @@ from types import SimpleNamespace
 from store import receivables as R
 from tests.accounting_reader import read_extf
 from tests.api.conftest import DEMO_RULESET, Env
+from tests.stand_ins import open_stand_in
 
 
 def test_chart_journal_periods_batches(env: Env) -> None:
@@ -121,3 +122,106 @@ def test_the_journal_shows_foreign_currency_entries_with_their_rate(env: Env) ->
     assert (inv["functional_currency"], inv["rate"], inv["rate_date"]) == ("EUR", "0.95", "2026-12-01")
     assert {(ln["role"], ln["amount"], ln["currency"], ln["functional"]) for ln in pay["lines"]} == {
         ("debtor", "119.00", "CHF", "125.26"), ("bank", "119.00", "CHF", "127.96"), ("fx_gain", "0", "CHF", "2.70")}
+
+
+def test_write_off_through_the_api(env: Env) -> None:
+    c, a, b = env.client, env.a, env.b
+    acc = a.ids["billing_account_id"]
+    vat_before = D(c.get("/accounting/reconciliation", headers=a.h()).json()["currencies"].get(
+        "EUR", {}).get("vat_payable", "0"))
+    with env.engine.begin() as conn:
+        open_stand_in(conn, a.tenant_id, invoice_id="inv_wo_1", number="INV-WO-1", customer_id=a.ids["customer_id"],
+                      account_id=acc, gross="23.80", issued=date(2026, 10, 1), due=date(2026, 10, 15))
+        [item] = [s for s in R.item_states(conn, a.tenant_id) if s.number == "INV-WO-1"]
+    url = f"/receivables/items/{item.id}/write-off"
+    body = {"reason": "insolvency", "amount": "11.90", "booked_on": "2026-12-02", "idempotency_key": "wo-1"}
+    assert c.post(url, json=body, headers=a.h("operator")).status_code == 403
+    assert c.post(url, json=body, headers=b.h("approver")).status_code == 404
+    r = c.post(url, json=dict(body, amount="30.00", idempotency_key="wo-x"), headers=a.h("approver"))
+    assert r.status_code == 422 and r.json()["code"] == "amount_too_high", r.text
+    r = c.post(url, json={"reason": ""}, headers=a.h("approver"))
+    assert r.status_code in (400, 422)
+    r = c.post(url, json=body, headers=a.h("approver"))
+    assert r.status_code == 201, r.text
+    got = r.json()
+    assert (got["amount"], got["open"], got["vat_corrected"]) == ("11.90", "11.90", [{"rate": "19", "vat": "1.90"}])
+    again = c.post(url, json=body, headers=a.h("approver"))
+    assert again.status_code == 200 and again.json()["duplicate"] is True and again.json()["event_id"] == got["event_id"]
+    # the rest, in full
+    r = c.post(url, json={"reason": "insolvency", "booked_on": "2026-12-03", "idempotency_key": "wo-2"},
+               headers=a.h("admin"))
+    assert r.status_code == 201 and r.json()["open"] == "0.00", r.text
+    journal = c.get("/accounting/journal", params={"period": "2026-12"}, headers=a.h("auditor")).json()["items"]
+    wo = [e for e in journal if e["source_kind"] == "write_off"]
+    assert len(wo) == 2 and {(ln["role"], ln["side"], ln["amount"]) for ln in wo[0]["lines"]} == {
+        ("debtor", "credit", "11.90"), ("vat", "debit", "1.90"), ("bad_debt", "debit", "10.00")}
+    rec = c.get("/accounting/reconciliation", headers=a.h("auditor")).json()
+    # all of the invoice's VAT corrected: VAT payable is what it was before it
+    assert rec["balanced"] is True and D(rec["currencies"]["EUR"]["vat_payable"]) == vat_before, rec
+    items = c.get("/receivables/items", params={"status": "all"}, headers=a.h()).json()["items"]
+    assert next(i for i in items if i["id"] == item.id)["status"] == "settled"
+
+
+def test_open_items_list_per_debtor_reconciles(env: Env) -> None:
+    import csv
+    import io
+
+    c, a, b = env.client, env.a, env.b
+    acc = a.ids["billing_account_id"]
+    assert c.put("/accounting/chart", json={"template": "skr03"}, headers=a.h()).status_code == 200
+    with env.engine.begin() as conn:
+        for n, (issued, due, gross) in enumerate([(date(2025, 10, 1), date(2025, 10, 15), "11.90"),
+                                                  (date(2025, 11, 1), date(2025, 11, 15), "23.80")], 1):
+            open_stand_in(conn, a.tenant_id, invoice_id=f"inv_op_{n}", number=f"INV-OP-{n}",
+                          customer_id=a.ids["customer_id"], account_id=acc, gross=gross, issued=issued, due=due)
+    r = c.post("/receivables/payments", json={"account_id": acc, "amount": "20.00", "currency": "EUR",
+                                              "booked_on": "2025-11-20", "reference": "part",
+                                              "idempotency_key": "op-1"}, headers=a.h())
+    assert r.status_code == 201, r.text
+    before = c.get("/accounting/opos", params={"as_of": "2025-11-10"}, headers=a.h("auditor")).json()
+    [deb] = before["debtors"]
+    assert len(deb["account"]) == 5 and [(i["number"], i["open"], i["days_overdue"]) for i in deb["items"]] == [
+        ("INV-OP-1", "11.90", 26), ("INV-OP-2", "23.80", 0)]
+    assert (deb["open"], deb["overdue"]) == ("35.70", "11.90")
+    assert before["reconciled"] is True and before["currencies"]["EUR"] == {"open_items": "35.70",
+                                                                            "receivable_balance": "35.70"}
+    after = c.get("/accounting/opos", params={"as_of": "2025-11-30"}, headers=a.h()).json()
+    assert [(i["number"], i["open"]) for i in after["debtors"][0]["items"]] == [("INV-OP-2", "15.70")]
+    assert after["reconciled"] is True and after["currencies"]["EUR"]["receivable_balance"] == "15.70"
+    got = c.get("/accounting/opos", params={"as_of": "2025-11-30", "format": "csv"}, headers=a.h())
+    assert got.status_code == 200 and got.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(got.text)))
+    assert [(r_["number"], r_["open"], r_["debtor_account"]) for r_ in rows] == [
+        ("INV-OP-2", "15.70", after["debtors"][0]["account"])]
+    assert c.get("/accounting/opos", params={"as_of": "2025-11-30"}, headers=b.h()).json()["debtors"] == []
+    assert c.get("/accounting/opos", params={"as_of": "yesterday"}, headers=a.h()).status_code == 400
+    assert c.get("/accounting/opos", params={"format": "xml"}, headers=a.h()).status_code == 400
+
+
+def test_batch_schedule_and_delivery_tasks(env: Env) -> None:
+    c, a, b = env.client, env.a, env.b
+    assert c.get("/accounting/batch-schedule", headers=a.h("auditor")).json() == {"cadence": "off"}
+    assert c.put("/accounting/batch-schedule", json={"cadence": "daily"}, headers=a.h("operator")).status_code == 403
+    assert c.put("/accounting/batch-schedule", json={"cadence": "hourly"}, headers=a.h()).status_code == 400
+    r = c.put("/accounting/batch-schedule", json={"cadence": "monthly"}, headers=a.h("approver"))
+    assert r.status_code == 200 and r.json() == {"cadence": "monthly"}
+    assert c.get("/accounting/batch-schedule", headers=a.h()).json() == {"cadence": "monthly"}
+    assert c.get("/accounting/batch-schedule", headers=b.h()).json() == {"cadence": "off"}
+    # a batch whose delivery finally failed: a finance task beside the held invoices
+    acc = a.ids["billing_account_id"]
+    with env.engine.begin() as conn:
+        open_stand_in(conn, a.tenant_id, invoice_id="inv_bt_1", number="INV-BT-1", customer_id=a.ids["customer_id"],
+                      account_id=acc, gross="11.90", issued=date(2024, 5, 2), due=date(2024, 5, 16))
+        from store import accounting as A
+
+        batch = A.create_batch(conn, a.tenant_id, "2024-05", "fin")
+        A.record_delivery(conn, a.tenant_id, batch["id"], "failed", "erp@h:22/in", [], "login refused")
+        tid = A.open_delivery_task(conn, a.tenant_id, batch["id"], "batch-delivery:x", "login refused")
+    tasks = c.get("/billing/tasks", headers=a.h("approver")).json()["items"]
+    task = next(t for t in tasks if t["id"] == tid)
+    assert (task["kind"], task["subject_id"], task["invoice_id"], task["currency"]) == (
+        "batch_delivery", batch["id"], None, None)
+    assert "login refused" in task["reasons"][0]["message"]
+    assert all(t["id"] != tid for t in c.get("/billing/tasks", headers=b.h()).json()["items"])
+    r = c.post(f"/billing/tasks/{tid}/approve", json={"note": "ok"}, headers=a.h("approver"))
+    assert r.status_code == 409 and r.json()["code"] == "not_an_invoice_task", r.text

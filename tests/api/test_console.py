@@ -493,3 +493,27 @@ def test_runs_and_dunning_stages_awaiting_approval(console: Env) -> None:
             C.collection_run.c.id == run_id)).scalar_one() == "awaiting_approval"
         assert conn.execute(select(DN.dunning_case.c.status).where(
             DN.dunning_case.c.id == case_id)).scalar_one() == "awaiting_approval"
+
+
+def test_batches_not_delivered_are_listed_in_the_inbox(console: Env) -> None:
+    from datetime import date
+
+    from store import accounting as ACC
+    from tests.stand_ins import open_stand_in
+
+    a, b = console.a, console.b
+    batches = {}
+    with console.engine.begin() as conn:
+        for t in (a, b):
+            open_stand_in(conn, t.tenant_id, invoice_id=f"inv_console_bt_{t.name}", number="INV-CBT-1",
+                          customer_id=t.ids["customer_id"], account_id=t.ids["billing_account_id"], gross="11.90",
+                          issued=date(2024, 4, 2), due=date(2024, 4, 16))
+            batches[t.name] = ACC.create_batch(conn, t.tenant_id, "2024-04", "fin")
+            ACC.open_delivery_task(conn, t.tenant_id, batches[t.name]["id"], "batch-delivery:console",
+                                   f"login refused for {t.name}")
+    page = Person(console, _email(a, "auditor")).get("/console/inbox")
+    assert page.status_code == 200
+    mine, theirs = batches[a.name], batches[b.name]
+    assert f"Buchungsstapel {mine['number']}" in page.text and f"login refused for {a.name}" in page.text
+    assert f"/accounting/batches/{mine['id']}/deliver" in page.text
+    assert theirs["id"] not in page.text and f"login refused for {b.name}" not in page.text

@@ -98,13 +98,16 @@ def expected_roles(op_id: str) -> set[str]:
         return {"admin", "operator", "approver", "auditor"}
     if op_id in ("approve_dunning_stage", "reject_dunning_stage"):
         return {"admin", "approver"}
+    if op_id == "write_off_receivable_item":
+        return {"admin", "approver"}  # finance gives a receivable up
     # accounting: finance reads the journal and batches; admins and approvers set the chart, close
     # periods and cut batches
     if op_id in ("get_chart_of_accounts", "list_chart_templates", "list_closed_periods", "list_journal_entries",
-                 "get_reconciliation", "list_posting_batches", "get_posting_batch", "download_posting_batch_file",
-                 "get_sftp_target"):
+                 "get_reconciliation", "get_open_items_list", "list_posting_batches", "get_posting_batch", "download_posting_batch_file",
+                 "get_sftp_target", "get_batch_schedule"):
         return {"admin", "operator", "approver", "auditor"}
-    if op_id in ("set_chart_of_accounts", "close_period", "create_posting_batch", "deliver_posting_batch"):
+    if op_id in ("set_chart_of_accounts", "close_period", "create_posting_batch", "deliver_posting_batch",
+                 "set_batch_schedule"):
         return {"admin", "approver"}
     if op_id == "set_sftp_target":
         return {"admin"}  # it holds the ERP's credentials

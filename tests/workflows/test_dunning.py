@@ -2,7 +2,8 @@
 stages reached on their days with fees as items of their own and one letter each, a payment
 between stages 1 and 2 (no stage 2), a partial payment leaving less than the minimum (the case
 closes), a new overdue item joining an open case, a dispute pausing it, an approval refused (no
-escalation) and one approved (tokens blocked, released when the customer pays)."""
+escalation) and one approved (tokens blocked, released when the customer pays); a write-off or
+a bank entry matched by hand closes a case at once."""
 
 from __future__ import annotations
 
@@ -485,3 +486,37 @@ async def test_a_case_on_its_own_clock(own_env: WorkflowEnvironment, engine: Eng
             [_, two] = DN.stages_of(conn, s.tenant_id, st.case_id)
         assert (two["stage"], two["reached_on"]) == (2, as_of + timedelta(days=14))
         await handle.terminate("test over")
+
+
+async def test_a_write_off_closes_the_case(own_env: WorkflowEnvironment, engine: Engine, task_queue: str) -> None:
+    """Finance writes the overdue item off (``POST /receivables/items/{id}/write-off``): the case is
+    told at once and closes with nothing overdue, without the clock moving."""
+    from sqlalchemy.orm import Session
+
+    from store.tenants import bootstrap_tenant
+    from tests.workflows.seed import seed_accounts
+    from tests.workflows.test_billing_api import api_client, h, keys
+
+    denv = own_env
+    with Session(engine) as db:
+        tenant, _cred = bootstrap_tenant(db, f"dunning-wo-{uuid.uuid4().hex[:6]}")
+    k = keys(engine, tenant.id)
+    s = seed_accounts(engine, tenant.id, 1, ruleset=RULESET + POLICY)
+    today = await _today(denv)
+    item = _invoice(engine, s, 1, "80.00", today - timedelta(days=10))
+    async with build_worker(denv.client, engine, task_queue), api_client(denv, engine, task_queue) as c:
+        handle = await _start(denv, s, task_queue)
+        st = await _until(handle, "waiting", 1)
+        r = await c.post(f"/receivables/items/{item}/write-off", headers=h(k["approver1"]),
+                         json={"reason": "insolvent", "booked_on": today.isoformat(), "idempotency_key": "wo-1"})
+        assert r.status_code == 201 and r.json()["open"] == "0.00", r.text
+        for _ in range(200):  # no clock moved: the signal woke it
+            with engine.connect() as conn:
+                if DN.case(conn, tenant.id, st.case_id).status == "closed":
+                    break
+            await asyncio.sleep(0.05)
+        with engine.connect() as conn:
+            assert DN.case(conn, tenant.id, st.case_id).status == "closed"
+        assert await _today(denv) == today
+        res = await handle.result()
+        assert (res.status, res.reason) == ("closed", "nothing_overdue")

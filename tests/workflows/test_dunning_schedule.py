@@ -1,39 +1,48 @@
-"""The dunning sweep's schedule: created once and updated in place (on a real dev server: the
-time-skipping test server has no schedules); its interval from EVBILL_DUNNING_SWEEP_SECONDS."""
+"""The sweeps' schedules (dunning, posting batches): created once and updated in place (on a real
+dev server: the time-skipping test server has no schedules); their intervals from
+EVBILL_DUNNING_SWEEP_SECONDS and EVBILL_ACCOUNTING_BATCH_SWEEP_SECONDS."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from temporalio.client import ScheduleActionStartWorkflow
 from temporalio.testing import WorkflowEnvironment
 
 from tests.workflows.conftest import DEV_SERVER
-from workflows.dunning.schedules import (
-    DUNNING_SWEEP_SCHEDULE_ID,
-    dunning_sweep_interval,
-    ensure_dunning_sweep_schedule,
-)
+from workflows.accounting import schedules as batches
+from workflows.dunning import schedules as dunning
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
+SWEEPS = [
+    ("EVBILL_DUNNING_SWEEP_SECONDS", dunning.dunning_sweep_interval, dunning.ensure_dunning_sweep_schedule,
+     dunning.DUNNING_SWEEP_SCHEDULE_ID, "DunningSweepWorkflow"),
+    ("EVBILL_ACCOUNTING_BATCH_SWEEP_SECONDS", batches.batch_sweep_interval, batches.ensure_batch_sweep_schedule,
+     batches.BATCH_SWEEP_SCHEDULE_ID, "BatchSweepWorkflow"),
+]
 
-async def test_dunning_sweep_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EVBILL_DUNNING_SWEEP_SECONDS", "900")
-    assert dunning_sweep_interval() == timedelta(minutes=15)
-    monkeypatch.setenv("EVBILL_DUNNING_SWEEP_SECONDS", "5")
+
+@pytest.mark.parametrize(("variable", "interval", "ensure", "schedule_id", "workflow"), SWEEPS,
+                         ids=["dunning", "batches"])
+async def test_sweep_schedule(monkeypatch: pytest.MonkeyPatch, variable: str, interval: Any, ensure: Any,
+                              schedule_id: str, workflow: str) -> None:
+    monkeypatch.setenv(variable, "900")
+    assert interval() == timedelta(minutes=15)
+    monkeypatch.setenv(variable, "5")
     with pytest.raises(ValueError):
-        dunning_sweep_interval()
+        interval()
     env = await WorkflowEnvironment.start_local(dev_server_existing_path=DEV_SERVER, dev_server_log_level="error")
     try:
-        sid = await ensure_dunning_sweep_schedule(env.client, "tq", timedelta(hours=1))
-        assert sid == DUNNING_SWEEP_SCHEDULE_ID
+        sid = await ensure(env.client, "tq", timedelta(hours=1))
+        assert sid == schedule_id
         d = await env.client.get_schedule_handle(sid).describe()
         action = d.schedule.action
-        assert isinstance(action, ScheduleActionStartWorkflow) and action.workflow == "DunningSweepWorkflow"
+        assert isinstance(action, ScheduleActionStartWorkflow) and action.workflow == workflow
         assert d.schedule.spec.intervals[0].every == timedelta(hours=1)
-        await ensure_dunning_sweep_schedule(env.client, "tq", timedelta(minutes=30))
+        await ensure(env.client, "tq", timedelta(minutes=30))
         d = await env.client.get_schedule_handle(sid).describe()
         assert d.schedule.spec.intervals[0].every == timedelta(minutes=30)
     finally:

@@ -1,5 +1,6 @@
-"""Batch delivery activities: the upload (retried by the workflow with backoff) and the record
-of a lasting failure for finance."""
+"""Batch delivery activities: the upload (retried by the workflow with backoff), the record of a
+lasting failure for finance (on the batch, and as a finance task), and the schedule's round that
+cuts the due batches."""
 
 from __future__ import annotations
 
@@ -11,7 +12,13 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from store import accounting as A
-from workflows.accounting.types import DeliverBatchInput, DeliveryFailedInput, DeliveryResult
+from workflows.accounting.types import (
+    BatchSweepInput,
+    DeliverBatchInput,
+    DeliveryFailedInput,
+    DeliveryResult,
+    DueBatch,
+)
 
 __all__ = ["AccountingActivities"]
 
@@ -21,7 +28,7 @@ class AccountingActivities:
         self.engine = engine
 
     def all(self) -> list[Any]:
-        return [self.deliver, self.failed]
+        return [self.deliver, self.failed, self.cut_due]
 
     @activity.defn(name="accounting.deliver_batch")
     def deliver(self, inp: DeliverBatchInput) -> DeliveryResult:
@@ -57,3 +64,13 @@ class AccountingActivities:
             target = A.sftp_target(conn, inp.tenant_id)
             A.record_delivery(conn, inp.tenant_id, inp.batch_id, "failed", target.where if target else "", [],
                               inp.error)
+            # finance sees it in its task list (GET /billing/tasks, kind batch_delivery)
+            A.open_delivery_task(conn, inp.tenant_id, inp.batch_id, activity.info().workflow_id or "", inp.error)
+
+    @activity.defn(name="accounting.cut_due_batches")
+    def cut_due(self, inp: BatchSweepInput) -> list[DueBatch]:
+        from datetime import datetime
+
+        with self.engine.begin() as conn:
+            due = A.cut_due_batches(conn, datetime.fromisoformat(inp.at))
+        return [DueBatch(t, b) for t, b in due]

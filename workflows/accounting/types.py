@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["DeliverBatchInput", "DeliveryFailedInput", "DeliveryResult", "delivery_workflow_id"]
+__all__ = ["BatchSweepInput", "DeliverBatchInput", "DeliveryFailedInput", "DeliveryResult", "DueBatch",
+           "delivery_workflow_id"]
 
 
 def delivery_workflow_id(tenant_id: str, batch_id: str) -> str:
@@ -32,3 +33,19 @@ class DeliveryResult:
     target: str = ""
     files: list[str] = field(default_factory=list)
     error: str = ""
+
+
+@dataclass
+class BatchSweepInput:
+    """One round of the batch schedule: ``at`` (ISO, UTC) is the workflow's time, set by the
+    workflow when empty; ``task_queue`` where the deliveries run; ``max_attempts`` per delivery."""
+
+    at: str = ""
+    task_queue: str = ""
+    max_attempts: int = 8
+
+
+@dataclass
+class DueBatch:
+    tenant_id: str
+    batch_id: str

@@ -5,7 +5,12 @@
            ── the failure recorded on the batch for finance ── failed
 
 Every database and network touch is an activity called by name; the upload is idempotent (files
-under a temporary name, renamed when complete; a delivered batch is not sent again)."""
+under a temporary name, renamed when complete; a delivered batch is not sent again).
+
+``BatchSweepWorkflow``: one round of the batch schedule (a Temporal Schedule, see
+``workflows.accounting.schedules``): cut each scheduled tenant's due batches (daily or monthly),
+then start a ``BatchDeliveryWorkflow`` for every batch of a tenant with an SFTP target that has no
+delivery yet; a delivery already running is found by its id and left alone."""
 
 from __future__ import annotations
 
@@ -13,12 +18,19 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.accounting.types import DeliverBatchInput, DeliveryFailedInput, DeliveryResult
+    from workflows.accounting.types import (
+        BatchSweepInput,
+        DeliverBatchInput,
+        DeliveryFailedInput,
+        DeliveryResult,
+        DueBatch,
+        delivery_workflow_id,
+    )
 
-__all__ = ["BatchDeliveryWorkflow"]
+__all__ = ["BatchDeliveryWorkflow", "BatchSweepWorkflow"]
 
 _SHORT = timedelta(seconds=120)
 
@@ -42,3 +54,26 @@ class BatchDeliveryWorkflow:
                 "accounting.delivery_failed", DeliveryFailedInput(inp.tenant_id, inp.batch_id, error),
                 start_to_close_timeout=_SHORT, retry_policy=RetryPolicy(maximum_attempts=20))
             return DeliveryResult("failed", error=error)
+
+
+@workflow.defn
+class BatchSweepWorkflow:
+    @workflow.run
+    async def run(self, inp: BatchSweepInput) -> list[str]:
+        at = inp.at or workflow.now().isoformat()
+        due: list[DueBatch] = await workflow.execute_activity(
+            "accounting.cut_due_batches", BatchSweepInput(at, inp.task_queue, inp.max_attempts),
+            result_type=list[DueBatch], start_to_close_timeout=timedelta(minutes=10),
+            retry_policy=RetryPolicy(maximum_attempts=5))
+        started = []
+        for b in due:
+            try:
+                await workflow.start_child_workflow(
+                    BatchDeliveryWorkflow.run, DeliverBatchInput(b.tenant_id, b.batch_id, inp.max_attempts),
+                    id=delivery_workflow_id(b.tenant_id, b.batch_id),
+                    task_queue=inp.task_queue or workflow.info().task_queue,
+                    parent_close_policy=workflow.ParentClosePolicy.ABANDON)
+                started.append(b.batch_id)
+            except WorkflowAlreadyStartedError:
+                pass  # its delivery runs already (or ran: then it recorded what became of it)
+        return started

@@ -21,7 +21,7 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -339,9 +339,35 @@ class BillingActivities:
             terms=policy.payment_terms, period_lines=period_lines, sessions=len(results), energy_kwh=energy,
             services=split.services, discounts=discounts, postings=postings, late=late, corrections=corrections,
             rounding=ruleset.rounding if ruleset is not None else "half_up", unpriced=services.unpriced,
-            foreign=foreign)
+            foreign=foreign, reverse_charge=self._reverse_charge(conn, t, acct, ruleset))
         rating_of = {r.id: r.current_rating_id for r in rows}
         return draft, rating_of, len(postings)
+
+    def _reverse_charge(self, conn: Connection, t: str, acct: Any, ruleset: Any) -> bool:
+        """Whether the account's invoice is a reverse-charge supply: the ruleset's tax policy says
+        ``reverse_charge`` (for everyone, or for groups the customer is in) and the customer is a
+        business in another EU member state than the tenant with a VAT ID that python-stdnum
+        accepts (``runtime.tax.customer_treatment``). Read only for such rulesets."""
+        if ruleset is None:
+            return False
+        from dsl import ast as DA
+
+        statements = [st for p in ruleset.ast.policies if p.kind == "tax" for st in p.of(DA.ReverseCharge)]
+        if not statements:
+            return False
+        from runtime.tax import customer_treatment
+        from store.documents import vat_parties
+
+        supply, country, business, vat_id = vat_parties(conn, t, acct)
+        if customer_treatment(supply, country, business, vat_id).category != "AE":
+            return False
+        if any(not st.groups for st in statements):
+            return True
+        from store.models import Customer
+
+        c = Customer.__table__  # type: ignore[attr-defined]
+        groups = set(conn.execute(select(c.c.groups).where(c.c.id == acct.customer_id)).scalar() or ())
+        return any(g.value in groups for st in statements for g in st.groups)
 
     def _corrections(self, conn: Connection, t: str, rows: list[Any], billed: dict[str, list[tuple[str, str]]],
                      lines_of: dict[str, list[RatedLine]]) -> list[Correction]:

@@ -103,8 +103,9 @@ def start_worker_thread(address: str, engine: Any, task_queue: str = TASK_QUEUE,
     ``EVBILL_SMTP_HOST`` is set, and keeps the delivery sweep's Schedule: created (or resumed) with
     SMTP, paused without it (one line on the console says e-mail delivery is off). ``email=False``
     (the demo, whose customers are invented) sends none and leaves the schedule alone. The dunning
-    sweep's Schedule (``workflows.dunning.schedules``) is kept likewise unless ``dunning_sweep`` is
-    False (default: as ``email``; the demo drives its dunning case itself).
+    sweep's Schedule (``workflows.dunning.schedules``) and the posting batches' Schedule
+    (``workflows.accounting.schedules``) are kept likewise unless ``dunning_sweep`` is False
+    (default: as ``email``; the demo drives its dunning case and its batch itself).
 
     The returned thread has ``stop()``: shut the worker down (running activities are cancelled) and
     wait for the thread, so the caller can close the database after it (the demo does)."""
@@ -139,6 +140,12 @@ def start_worker_thread(address: str, engine: Any, task_queue: str = TASK_QUEUE,
                 await ensure_dunning_sweep_schedule(client, task_queue)
             except Exception:  # billing must run even when the dunning sweep's schedule cannot be kept
                 log.exception("the dunning sweep's schedule could not be kept")
+            try:
+                from workflows.accounting.schedules import ensure_batch_sweep_schedule
+
+                await ensure_batch_sweep_schedule(client, task_queue)
+            except Exception:  # billing must run even when the batch schedule cannot be kept
+                log.exception("the posting batch schedule could not be kept")
         worker = build_worker(client, engine, task_queue, smtp=smtp)
         running["loop"], running["worker"] = asyncio.get_running_loop(), worker
         await worker.run()

@@ -62,7 +62,7 @@ def build_worker(client: Client, engine: Engine, task_queue: str = TASK_QUEUE, *
     if sandboxed is None:
         sandboxed = os.environ.get("EVBILL_WORKFLOW_SANDBOX", "0") == "1"
     from workflows.accounting.activities import AccountingActivities
-    from workflows.accounting.workflows import BatchDeliveryWorkflow
+    from workflows.accounting.workflows import BatchDeliveryWorkflow, BatchSweepWorkflow
     from workflows.billing.schedule_sync import ScheduleSyncWorkflow
     from workflows.billing.schedules import ScheduleActivities  # it imports this module
     from workflows.clearing.activities import ClearingActivities
@@ -91,7 +91,8 @@ def build_worker(client: Client, engine: Engine, task_queue: str = TASK_QUEUE, *
     return Worker(client, task_queue=task_queue,
                   workflows=[BillingCycleWorkflow, ScheduleSyncWorkflow, DocumentDeliveryWorkflow,
                              DocumentDeliverySweepWorkflow, CollectionRunWorkflow, PayoutRunWorkflow, DunningWorkflow,
-                             DunningSweepWorkflow, BatchDeliveryWorkflow, ClearingWorkflow],
+                             DunningSweepWorkflow, BatchDeliveryWorkflow, ClearingWorkflow,
+                             BatchSweepWorkflow],
                   activities=acts.all() + ScheduleActivities(engine).all() + DeliveryActivities(engine, smtp).all()
                   + CollectionActivities(engine).all() + PayoutActivities(engine).all()
                   + DunningActivities(engine, client=client).all() + AccountingActivities(engine).all()

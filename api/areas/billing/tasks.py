@@ -28,7 +28,11 @@ __all__ = ["Decision", "InvoiceRead", "approve_task", "handlers", "reject_task"]
 
 class FinanceTaskRead(ReadModel):
     id: str
-    invoice_id: str
+    kind: Literal["invoice_hold", "batch_delivery"] = Field(
+        description="invoice_hold: a held invoice to approve, reject or adjust; batch_delivery: a posting batch "
+                    "whose SFTP delivery finally failed (subject_id; closes itself once it is delivered)")
+    invoice_id: str | None
+    subject_id: str | None = None
     account_id: str
     workflow_id: str
     status: str
@@ -37,11 +41,11 @@ class FinanceTaskRead(ReadModel):
     escalation_level: int
     escalated_at: datetime | None
     created_at: datetime
-    currency: str
-    net_total: DecimalOut
-    gross_total: DecimalOut
-    period_start: date
-    period_end: date
+    currency: str | None
+    net_total: DecimalOut | None
+    gross_total: DecimalOut | None
+    period_start: date | None
+    period_end: date | None
 
 
 class FinanceTaskPage(ReadModel):
@@ -160,6 +164,9 @@ async def _update(request: Request[Any, Any, Any], task_id: str, name: str, arg:
     actor = actor_of(request)
     with db_sessions(request) as db:
         task = _task(db, actor.tenant_id, task_id)
+    if task.kind != "invoice_hold":
+        raise Conflict("not_an_invoice_task", f"a {task.kind} task is not decided here: it closes itself once "
+                                              "what it reports is done (a batch delivered)")
     client = await temporal_client(request)
     handle = client.get_workflow_handle(task.workflow_id)
     try:
@@ -173,7 +180,8 @@ async def _update(request: Request[Any, Any, Any], task_id: str, name: str, arg:
 
 
 @route("GET", "/billing/tasks", operation_id="list_finance_tasks", roles="billing_read",
-       summary="Open finance tasks: held invoices with the reasons and the previous period's comparison")
+       summary="Open finance tasks: held invoices with the reasons and the previous period's comparison, and "
+               "posting batches whose delivery to the ERP finally failed (kind batch_delivery)")
 def list_finance_tasks(request: Request[Any, Any, Any], limit: LimitParam = 50, cursor: CursorParam = None,
                        status: str | None = "open") -> FinanceTaskPage:
     from store.repo import decode_cursor, encode_cursor
