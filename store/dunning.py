@@ -73,6 +73,7 @@ __all__ = [
     "letter_doc",
     "letters_of",
     "open_case",
+    "open_case_workflows",
     "open_cases_paid_since",
     "open_disputes",
     "overdue_pairs",
@@ -561,6 +562,13 @@ def cases_with_item(conn: Connection, tenant_id: str, item_id: str) -> list[Case
     c = dunning_case.c
     return [_case_row(r) for r in conn.execute(select(dunning_case).where(
         c.tenant_id == tenant_id, c.open_key == _open_key(it.customer_id, it.currency))).all()]
+
+
+def open_case_workflows(conn: Connection, tenant_id: str, customer_id: str, currency: str) -> list[str]:
+    """The workflow ids of the customer's open cases in ``currency`` (at most one)."""
+    c = dunning_case.c
+    return [str(r[0]) for r in conn.execute(select(c.workflow_id).where(
+        c.tenant_id == tenant_id, c.open_key == _open_key(customer_id, currency)))]
 
 
 def open_cases_paid_since(conn: Connection, tenant_id: str, since: Any) -> list[CaseRow]:
