@@ -122,6 +122,8 @@ def bodies(t: Tenantry) -> dict[str, Any]:
         "undispute_receivable_item": {"resolution": "confirmed"},
         "approve_dunning_stage": {},
         "reject_dunning_stage": {"reason": "customer called"},
+        "pause_dunning_case": {"reason": "customer in hospital"},
+        "resume_dunning_case": {},
         "set_chart_of_accounts": {"template": "plain"},
         "close_period": {"period": "2026-01"},
         "create_posting_batch": {"period": "2026-03"},

@@ -103,3 +103,96 @@ async def test_a_credit_note_from_the_cycle_closes_the_case_at_once(menv: Workfl
         assert [x["stage"] for x in DN.stages_of(conn, tid, st.case_id)] == [1]
     assert case.status == "closed" and case.reason in ("below_minimum", "nothing_overdue")
     assert left < D("15.00")
+
+
+HARD = """
+dunning standard "Standard" {
+  stage 1 after 7 days reminder
+  stage 2 after 14 days fee 5.00 then suspend_contract and hand_over
+  ignore below 5.00
+}
+"""
+
+
+async def test_pause_resume_suspend_and_hand_over_through_the_api(menv: WorkflowEnvironment, engine: Engine,
+                                                                   task_queue: str) -> None:
+    """Paused by hand with a reason, the case reaches no stage however long it waits; resumed, the
+    stage whose day passed is reached at once: it suspends the customer's contract (the case as the
+    reason) and hands the case over (CSV and JSON to download). Paid, the contract is active again."""
+    import csv
+    import io
+
+    from sqlalchemy.orm import Session
+
+    from store.models import Contract
+    from store.tenants import bootstrap_tenant
+    from tests.workflows.seed import seed_accounts
+    from tests.workflows.test_billing_api import api_client, h, keys
+    from tests.workflows.test_dunning import _invoice, _owed
+
+    env = menv
+    with Session(engine) as db:
+        tenant, _ = bootstrap_tenant(db, f"dunning-pause-{uuid.uuid4().hex[:6]}")
+    k = keys(engine, tenant.id)
+    s = seed_accounts(engine, tenant.id, 1, ruleset=RULESET + HARD)
+    acc = s.account_ids[0]
+    cust = s.customer_of[acc]
+    today = (await env.get_current_time()).date()
+    _invoice(engine, s, 1, "80.00", today - timedelta(days=10))
+    ct = Contract.__table__  # type: ignore[attr-defined]
+
+    def contract() -> tuple[str, str]:
+        with engine.connect() as conn:
+            r = conn.execute(select(ct.c.status, ct.c.status_reason).where(ct.c.id == s.contract_of[acc])).one()
+        return r.status, r.status_reason
+
+    async with build_worker(env.client, engine, task_queue), api_client(env, engine, task_queue) as c:
+        handle = await env.client.start_workflow(DunningWorkflow.run, DunningInput(tenant.id, cust, "EUR"),
+                                                 id=dunning_workflow_id(tenant.id, cust, "EUR"), task_queue=task_queue)
+        st = await _until(handle, "waiting", 1)
+        op, au = h(k["operator1"]), h(k["auditor1"])
+        url = f"/dunning/cases/{st.case_id}"
+        assert (await c.post(f"{url}/pause", headers=au, json={"reason": "x"})).status_code == 403
+        assert (await c.post(f"{url}/pause", headers=op, json={"reason": ""})).status_code in (400, 422)
+        r = await c.post(f"{url}/pause", headers=op, json={"reason": "customer in hospital"})
+        assert r.status_code == 201, r.text
+        assert (r.json()["status"], r.json()["hold_reason"], r.json()["reason"]) == (
+            "paused", "customer in hospital", "paused_by_hand")
+        assert (await c.post(f"{url}/pause", headers=op, json={"reason": "again"})).status_code == 409
+        await _until(handle, "paused")
+        await env.sleep(timedelta(days=20))  # stage 2's day passes while paused: nothing happens
+        assert (await handle.query(DunningWorkflow.status)).stage == 1 and contract() == ("active", "")
+        r = await c.post(f"{url}/resume", headers=op, json={"reason": "back home"})
+        assert r.status_code == 201, r.text
+        await _until(handle, "done")
+        assert (await c.post(f"{url}/resume", headers=op, json={})).status_code == 409
+        assert contract() == ("suspended", f"dunning case {st.case_id}")
+        detail = (await c.get(url, headers=au)).json()
+        assert detail["hold_reason"] is None and detail["stage"] == 2
+        [block_s] = [b for b in detail["blocks"] if b["action"] == "suspend_contract"]
+        assert block_s["detail"] == {"contracts": [s.contract_of[acc]]}
+        assert [(x["stage"], x["format"]) for x in detail["hand_overs"]] == [(2, "csv"), (2, "json")]
+        got = await c.get(f"{url}/hand-over", headers=au)
+        assert got.status_code == 200 and got.headers["content-type"].startswith("text/csv"), got.text
+        rows = list(csv.DictReader(io.StringIO(got.content.decode("utf-8-sig")), delimiter=";"))
+        assert sorted(r["claim_kind"] for r in rows) == ["dunning_fee", "invoice"]
+        doc = (await c.get(f"{url}/hand-over", headers=au, params={"format": "json"})).json()
+        assert doc["stage"] == 2 and [lt["stage"] for lt in doc["letters"]] == ["1", "2"]
+        assert doc["total_open"] == "85.00" and doc["debtor"]["number"]
+        assert (await c.get(f"{url}/hand-over", headers=au, params={"stage": 1})).status_code == 404
+        assert (await c.get(f"{url}/hand-over", headers=au, params={"format": "xml"})).status_code == 422
+        from store.models import AuditEntry
+
+        at = AuditEntry.__table__  # type: ignore[attr-defined]
+        with engine.connect() as conn:
+            trail = conn.execute(select(at.c.action, at.c.after).where(
+                at.c.tenant_id == tenant.id, at.c.entity == "dunning_case").order_by(at.c.seq)).all()
+        assert [(a.action, a.after["reason"]) for a in trail] == [
+            ("dunning_case.pause", "customer in hospital"), ("dunning_case.resume", "back home")]
+        r = await c.post("/receivables/payments", headers=op, json={
+            "account_id": acc, "amount": str(_owed(engine, s)), "currency": "EUR",
+            "booked_on": (today + timedelta(days=21)).isoformat(), "idempotency_key": "pay-hard"})
+        assert r.status_code == 201, r.text
+        res = await asyncio.wait_for(handle.result(), 30)
+    assert res.status == "closed" and res.released == ["suspend_contract"]
+    assert contract() == ("active", "")

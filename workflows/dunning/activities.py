@@ -86,6 +86,9 @@ class DunningActivities:
                 # the ruleset's policy is written in its currency; a case in another applies its rules as such
                     policy = replace(policy, currency=inp.currency)
             step = next_step(policy, items, today, state)
+            if case is not None and case.hold_reason is not None and step.kind != "close":
+                # paused by hand (POST /dunning/cases/{id}/pause): no stage until it is resumed
+                step = replace(step, kind="paused", on=None, stage=0, reason="paused_by_hand")
             overdue_now = step.kind in ("stage", "paused", "done") or (step.kind == "wait" and step.stage > 0)
             if case is None and overdue_now:
                 oldest = min((i for i in items if i.open > 0 and i.kind != "credit_balance"),
@@ -122,6 +125,8 @@ class DunningActivities:
             step = self.check(replace(inp, case_id=step.case_id))
         if self.letters and step.case_id:
             self._missing_letters(inp.tenant_id, step.case_id)
+        if step.case_id:
+            self._missing_handovers(inp.tenant_id, step.case_id)
         return step
 
     def _reach_stage(self, inp: StageInput) -> dict[str, Any]:
@@ -144,6 +149,19 @@ class DunningActivities:
         for stage in reached:
             if stage not in have:
                 self._letter(tenant_id, case_id, stage)
+
+    def _missing_handovers(self, tenant_id: str, case_id: str) -> None:
+        """The collection agency's export (CSV and JSON) of every reached stage that hands the
+        case over, archived once per stage and format (after the stage's letter: it lists it)."""
+        from workflows.dunning.letters import archive_handover
+
+        with self.engine.connect() as conn:
+            due = [x["stage"] for x in DN.stages_of(conn, tenant_id, case_id)
+                   if x["status"] == "reached" and "hand_over" in x["detail"].get("actions", [])]
+            have = {(h["stage"], h["format"]) for h in DN.handovers_of(conn, tenant_id, case_id)}
+        for stage in due:
+            if (stage, "csv") not in have or (stage, "json") not in have:
+                archive_handover(self.engine, tenant_id, case_id, stage)
 
     def _plan(self, conn: Connection, inp: StageInput) -> Any:
         case = DN.case(conn, inp.tenant_id, inp.case_id)
@@ -180,6 +198,7 @@ class DunningActivities:
         letter_id = ""
         if self.letters:
             letter_id = self._letter(inp.tenant_id, inp.case_id, inp.stage)
+        self._missing_handovers(inp.tenant_id, inp.case_id)
         return StageOutput(inp.stage, "reached", list(res["charge_items"]), letter_id, bool(res["duplicate"]))
 
     def _letter(self, tenant_id: str, case_id: str, stage: int) -> str:

@@ -10,7 +10,7 @@ from runtime.documents.dunning_letter import render_dunning_letter
 from store import dunning as DN
 from store.billing import write_transaction
 
-__all__ = ["archive_letter"]
+__all__ = ["archive_handover", "archive_letter"]
 
 
 def archive_letter(engine: Engine, tenant_id: str, case_id: str, stage: int) -> str:
@@ -25,3 +25,15 @@ def archive_letter(engine: Engine, tenant_id: str, case_id: str, stage: int) -> 
                   f"{doc.number}.pdf")
     with write_transaction(engine) as conn:
         return str(DN.save_letter(conn, tenant_id, case_id, stage, doc.language, name, pdf)["id"])
+
+
+def archive_handover(engine: Engine, tenant_id: str, case_id: str, stage: int) -> list[str]:
+    """The stage's exports for a collection agency (CSV and JSON), each archived once; their ids."""
+    from runtime.documents.collection_handover import handover_csv, handover_json
+
+    with engine.connect() as conn:
+        doc = DN.handover_doc(conn, tenant_id, case_id, stage)
+    base = re.sub(r"[^A-Za-z0-9._-]", "_", f"handover-{doc.case_number}-{stage}")
+    with write_transaction(engine) as conn:
+        return [str(DN.save_handover(conn, tenant_id, case_id, stage, fmt, f"{base}.{fmt}", build(doc))["id"])
+                for fmt, build in (("csv", handover_csv), ("json", handover_json))]
