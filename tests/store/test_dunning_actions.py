@@ -10,6 +10,7 @@ import io
 import json
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
@@ -47,15 +48,22 @@ def _statuses(conn: object, t: str) -> list[tuple[str, str]]:
         select(CT.c.status, CT.c.status_reason).where(CT.c.tenant_id == t).order_by(CT.c.id))]
 
 
-def test_suspend_contract_and_its_reversal(engine: Engine) -> None:
+def _stage_1(engine: Engine) -> tuple[str, DN.CaseRow, Any]:
+    """A tenant with the customer, an invoice overdue, a case and its stage 1 planned."""
     t = _tenant(engine)
     _customer(engine, t)
     with engine.begin() as conn:
         R.open_invoice_item(conn, t, _inv(1, "100.00", DUE))
         case = DN.open_case(conn, t, customer_id="cus_1", account_id="acc_cus_1", currency="EUR", workflow_id="w",
                             ruleset_version_id=None, policy="hard", debtor="consumers", today=DUE)
-        items = DN.case_items(conn, t, "cus_1", "EUR")
-        p1 = plan_stage(POLICY, 1, items, DUE + timedelta(days=7), CaseState(), "consumers")
+        p1 = plan_stage(POLICY, 1, DN.case_items(conn, t, "cus_1", "EUR"), DUE + timedelta(days=7), CaseState(),
+                        "consumers")
+    return t, case, p1
+
+
+def test_suspend_contract_and_its_reversal(engine: Engine) -> None:
+    t, case, p1 = _stage_1(engine)
+    with engine.begin() as conn:
         DN.reach_stage(conn, t, case.id, p1)
         DN.reach_stage(conn, t, case.id, p1)  # a retry changes nothing more
         why = f"dunning case {case.id}"
@@ -72,14 +80,8 @@ def test_suspend_contract_and_its_reversal(engine: Engine) -> None:
 
 
 def test_hand_over_export_once_per_stage(engine: Engine) -> None:
-    t = _tenant(engine)
-    _customer(engine, t)
+    t, case, p1 = _stage_1(engine)
     with engine.begin() as conn:
-        R.open_invoice_item(conn, t, _inv(1, "100.00", DUE))
-        case = DN.open_case(conn, t, customer_id="cus_1", account_id="acc_cus_1", currency="EUR", workflow_id="w",
-                            ruleset_version_id=None, policy="hard", debtor="consumers", today=DUE)
-        p1 = plan_stage(POLICY, 1, DN.case_items(conn, t, "cus_1", "EUR"), DUE + timedelta(days=7), CaseState(),
-                        "consumers")
         DN.reach_stage(conn, t, case.id, p1)
         DN.save_letter(conn, t, case.id, 1, "de", "dunning-1.pdf", b"%PDF-1")
         p2 = plan_stage(POLICY, 2, DN.case_items(conn, t, "cus_1", "EUR"), DUE + timedelta(days=21),
