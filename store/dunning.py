@@ -69,6 +69,7 @@ __all__ = [
     "dunning_handover",
     "dunning_letter",
     "dunning_stage",
+    "escalate_stage",
     "handover",
     "handover_doc",
     "handovers_of",
@@ -151,6 +152,9 @@ dunning_stage = Table(
     Column("decision_reason", String(1000), nullable=False),
     Column("decided_at", UTCDateTime(), nullable=True),
     Column("created_at", UTCDateTime(), nullable=False),
+    # an approval task left open longer than the policy's ``escalate after``: given to this role
+    Column("escalated_at", UTCDateTime(), nullable=True),
+    Column("assigned_role", String(20), nullable=True),
     UniqueConstraint("case_id", "stage", name="uq_dunning_stage_case"),
 )
 
@@ -434,7 +438,8 @@ def stages_of(conn: Connection, tenant_id: str, case_id: str) -> list[dict[str, 
              "reached_on": r.reached_on, "pay_by": r.pay_by, "currency": r.currency, "overdue": r.overdue,
              "charged": r.charged, "total": r.total, "detail": r.detail, "charge_items": r.charge_items,
              "decided_by": r.decided_by or None, "decision_reason": r.decision_reason or None,
-             "decided_at": r.decided_at} for r in rows]
+             "decided_at": r.decided_at, "escalated_at": r.escalated_at, "assigned_role": r.assigned_role}
+            for r in rows]
 
 
 def _stage(conn: Connection, case_id: str, stage: int) -> Any:
@@ -466,6 +471,21 @@ def request_approval(conn: Connection, tenant_id: str, case_id: str, plan: Stage
     set_status(conn, tenant_id, case_id, "awaiting_approval", next_stage=plan.stage, next_on=plan.today,
                reason="approval_required")
     return "awaiting_approval"
+
+
+def escalate_stage(conn: Connection, tenant_id: str, case_id: str, stage: int, role: str = "admin") -> bool:
+    """The stage's approval task was left open too long: mark it escalated and give it to ``role``
+    (once; the case's reason says so in the case list). False when it is no longer waiting."""
+    s = dunning_stage.c
+    res = conn.execute(update(dunning_stage).where(s.tenant_id == tenant_id, s.case_id == case_id, s.stage == stage,
+                                                   s.status == "awaiting_approval", s.escalated_at.is_(None))
+                       .values(escalated_at=utcnow(), assigned_role=role))
+    if res.rowcount:
+        c = dunning_case.c
+        conn.execute(update(dunning_case).where(c.tenant_id == tenant_id, c.id == case_id,
+                                                c.status == "awaiting_approval")
+                     .values(reason="approval_escalated", updated_at=utcnow()))
+    return bool(res.rowcount)
 
 
 def refuse_stage(conn: Connection, tenant_id: str, case_id: str, stage: int, by: str, reason: str) -> None:

@@ -46,7 +46,8 @@ class CaseRead(ReadModel):
     stage_on: date | None
     next_stage: int | None
     next_on: date | None = Field(description="the day the next stage is due (while waiting)")
-    reason: str
+    reason: str = Field(description="why the case is where it is (approval_escalated: its approval task was left "
+                                    "open too long and went to the admin role)")
     refused: bool
     started_on: date
     closed_on: date | None
@@ -75,6 +76,8 @@ class StageRead(ReadModel):
     decided_by: str | None
     decision_reason: str | None
     decided_at: datetime | None
+    escalated_at: datetime | None = Field(None, description="the approval task was left open past 'escalate after'")
+    assigned_role: str | None = Field(None, description="the role an escalated approval task is given to")
 
 
 class LetterRead(ReadModel):

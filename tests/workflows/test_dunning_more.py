@@ -196,3 +196,50 @@ async def test_pause_resume_suspend_and_hand_over_through_the_api(menv: Workflow
         res = await asyncio.wait_for(handle.result(), 30)
     assert res.status == "closed" and res.released == ["suspend_contract"]
     assert contract() == ("active", "")
+
+
+async def test_an_approval_task_left_open_escalates(menv: WorkflowEnvironment, engine: Engine,
+                                                    task_queue: str) -> None:
+    """``escalate after 3 days``: stage 3's approval task still open after three days goes to the
+    admin role (once), the case list says so, and the task can still be decided."""
+    from tests.workflows.test_dunning import _invoice
+    from workflows.dunning.types import StageDecision
+
+    env = menv
+    tid = f"t{uuid.uuid4().hex[:8]}"
+    s = seed_tenant(engine, tid, 1, ruleset=RULESET + POLICY)
+    cust = s.customer_of[s.account_ids[0]]
+    today = (await env.get_current_time()).date()
+    _invoice(engine, s, 1, "80.00", today - timedelta(days=40))
+    async with build_worker(env.client, engine, task_queue):
+        h = await env.client.start_workflow(DunningWorkflow.run, DunningInput(tid, cust, "EUR"),
+                                            id=dunning_workflow_id(tid, cust, "EUR"), task_queue=task_queue)
+        await _until(h, "waiting", 1)
+        await env.sleep(timedelta(days=15))
+        await _until(h, "waiting", 2)  # reached on day 14 (its timer's day), stage 3 is due on day 28
+        await env.sleep(timedelta(days=13))
+        st = await _until(h, "awaiting_approval", 3)
+        with engine.connect() as conn:
+            assert DN.stages_of(conn, tid, st.case_id)[2]["escalated_at"] is None
+        await env.sleep(timedelta(days=2))  # day 30: two days open
+        with engine.connect() as conn:
+            assert DN.stages_of(conn, tid, st.case_id)[2]["escalated_at"] is None
+        await env.sleep(timedelta(days=1))  # day 31: three days open
+        for _ in range(200):
+            with engine.connect() as conn:
+                third = DN.stages_of(conn, tid, st.case_id)[2]
+            if third["escalated_at"] is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert (third["status"], third["assigned_role"]) == ("awaiting_approval", "admin")
+        with engine.connect() as conn:
+            [case] = DN.cases(conn, tid, status="awaiting_approval")
+        assert case.reason == "approval_escalated"
+        assert await h.execute_update(DunningWorkflow.approve, StageDecision("usr_ap", "approver", "ok")) == \
+            "stage 3 approved"
+        await _until(h, "done")
+        await h.terminate("test over")
+        if os.environ.get("EVBILL_RECORD_HISTORIES") == "1":  # test_dunning_replay.py replays it
+            HISTORIES.joinpath("dunning_escalated_v3.json").write_text((await h.fetch_history()).to_json())
+    with engine.connect() as conn:
+        assert [x["status"] for x in DN.stages_of(conn, tid, st.case_id)] == ["reached"] * 3

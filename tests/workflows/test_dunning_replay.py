@@ -28,6 +28,12 @@ def test_the_paths_are_recorded() -> None:
     names = {"dunning_paid_after_stage_1", "dunning_dispute_refused", "dunning_approved_blocked_paid"}
     # v2: the "advance" patch (one activity per wake-up reaches the stages that need no approval)
     assert {p.stem for p in HISTORIES} >= names | {f"{n}_v2" for n in names}
+    # v3: "escalate-approval", a timer while an approval task is open and one dunning.escalate
+    v3 = WorkflowHistory.from_json("v3", (Path(__file__).resolve().parent / "histories"
+                                          / "dunning_escalated_v3.json").read_text())
+    names3 = [e.activity_task_scheduled_event_attributes.activity_type.name for e in v3.events
+              if e.HasField("activity_task_scheduled_event_attributes")]
+    assert names3.count("dunning.escalate") == 1
     v2 = WorkflowHistory.from_json("v2", (Path(__file__).resolve().parent / "histories"
                                           / "dunning_paid_after_stage_1_v2.json").read_text())
     kinds = [e.WhichOneof("attributes") for e in v2.events]

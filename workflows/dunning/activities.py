@@ -45,7 +45,7 @@ class DunningActivities:
 
     def all(self) -> list[Any]:
         return [self.check, self.advance, self.request_approval, self.reach, self.refuse, self.close, self.pending,
-                self.start_pending]
+                self.start_pending, self.escalate]
 
     # ------------------------------------------------------------------ policy
     def _policy(self, conn: Connection, tenant_id: str, version_id: str | None, name: str | None,
@@ -110,7 +110,7 @@ class DunningActivities:
                     approval = bool(st and st.approval)
         return StepOutput(step.kind, cid, step.on.isoformat() if step.on else "", step.stage, approval,
                           format(step.overdue, "f"), step.currency, step.reason, policy.name, version or "",
-                          state.stage)
+                          state.stage, (policy.escalate_after_days or 0) if approval else 0)
 
     @activity.defn(name="dunning.advance")
     def advance(self, inp: CheckInput) -> StepOutput:
@@ -205,6 +205,17 @@ class DunningActivities:
         from workflows.dunning.letters import archive_letter
 
         return archive_letter(self.engine, tenant_id, case_id, stage)
+
+    @activity.defn(name="dunning.escalate")
+    def escalate(self, inp: StageInput) -> bool:
+        """The stage's approval task was left open past the policy's ``escalate after``: it goes to
+        the admin role (``store.dunning.escalate_stage``, once)."""
+        with write_transaction(self.engine) as conn:
+            done = DN.escalate_stage(conn, inp.tenant_id, inp.case_id, inp.stage, "admin")
+            if done:
+                _audit(conn, inp.tenant_id, "system", "dunning_stage.escalate", f"{inp.case_id}:{inp.stage}",
+                       {"stage": inp.stage, "assigned_role": "admin"})
+        return done
 
     @activity.defn(name="dunning.refuse")
     def refuse(self, inp: StageInput) -> None:

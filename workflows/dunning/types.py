@@ -49,6 +49,7 @@ class StepOutput:
     policy: str = ""
     ruleset_version_id: str = ""
     case_stage: int = 0  # the last stage the case reached (dunning.advance may have reached some)
+    escalate_after_days: int = 0  # a stage needing approval: its task escalates when left open this long
 
 
 @dataclass

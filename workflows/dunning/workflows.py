@@ -66,6 +66,8 @@ class DunningWorkflow:
         self._reason = ""
         self._changed = False
         self._decision: tuple[str, StageDecision] | None = None
+        self._escalate_at: dict[str, datetime] = {}  # "case:stage" -> when its approval task escalates
+        self._escalated: set[str] = set()
         self._shift = timedelta(0)  # DunningInput.as_of: the workflow's days run this far from workflow.now()
 
     def _today(self) -> date:
@@ -129,7 +131,10 @@ class DunningWorkflow:
             if out.status == "awaiting_approval":
                 self._state, self._awaiting = "awaiting_approval", step.stage
                 # a payment while the task waits is news too: re-read, the task stays open if still due
-                await workflow.wait_condition(lambda: self._decision is not None or self._changed)
+                if step.escalate_after_days and workflow.patched("escalate-approval"):
+                    await self._wait_or_escalate(arg, step.escalate_after_days)
+                else:
+                    await workflow.wait_condition(lambda: self._decision is not None or self._changed)
                 if self._decision is None:
                     self._state = "waiting"
                     return
@@ -146,6 +151,24 @@ class DunningWorkflow:
         res: StageOutput = await workflow.execute_activity(
             "dunning.reach", arg, result_type=StageOutput, start_to_close_timeout=_SHORT, retry_policy=_RETRY)
         self._stage = res.stage
+
+    async def _wait_or_escalate(self, arg: StageInput, days: int) -> None:
+        """Wait for a decision or news; the task left open ``days`` (counted from when this workflow
+        first waited for the stage) is escalated once, then the wait goes on without a limit."""
+        key = f"{arg.case_id}:{arg.stage}"
+        if key not in self._escalated:
+            deadline = self._escalate_at.setdefault(key, workflow.now() + timedelta(days=days))
+            left = deadline - workflow.now()
+            if left > timedelta(0):
+                try:
+                    await workflow.wait_condition(lambda: self._decision is not None or self._changed, timeout=left)
+                    return
+                except TimeoutError:
+                    pass
+            await workflow.execute_activity("dunning.escalate", arg, result_type=bool, start_to_close_timeout=_SHORT,
+                                            retry_policy=_RETRY)
+            self._escalated.add(key)
+        await workflow.wait_condition(lambda: self._decision is not None or self._changed)
 
     async def _sleep_until(self, day: str) -> None:
         wake = datetime.combine(datetime.fromisoformat(day).date(), time(0, 0), tzinfo=UTC) - self._shift

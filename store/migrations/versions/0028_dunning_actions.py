@@ -1,5 +1,6 @@
 """Dunning actions that change things: a contract suspended by a dunning case says why
-(``contract.status_reason``), a block records what it changed (``dunning_block.detail``), a case paused by hand says why and by whom, and the
+(``contract.status_reason``), a block records what it changed (``dunning_block.detail``), a case paused by hand says why and by whom, an approval task left open too long is escalated
+(``dunning_stage.escalated_at``, ``assigned_role``), and the
 exports for a collection agency are archived once per case, stage and format (``dunning_handover``)
 
 Revision ID: 0028_dunning_actions
@@ -24,6 +25,8 @@ def upgrade() -> None:
     op.add_column("dunning_block", sa.Column("detail", sa.JSON(), nullable=True))
     op.add_column("dunning_case", sa.Column("hold_reason", sa.String(length=1000), nullable=True))
     op.add_column("dunning_case", sa.Column("held_by", sa.String(length=40), nullable=True))
+    op.add_column("dunning_stage", sa.Column("escalated_at", store.types.UTCDateTime(timezone=True), nullable=True))
+    op.add_column("dunning_stage", sa.Column("assigned_role", sa.String(length=20), nullable=True))
     op.create_table(
         "dunning_handover",
         sa.Column("id", sa.String(length=40), nullable=False),
@@ -45,6 +48,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("dunning_handover")
+    op.drop_column("dunning_stage", "assigned_role")
+    op.drop_column("dunning_stage", "escalated_at")
     op.drop_column("dunning_case", "held_by")
     op.drop_column("dunning_case", "hold_reason")
     op.drop_column("dunning_block", "detail")
