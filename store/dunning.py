@@ -77,6 +77,7 @@ __all__ = [
     "item_account",
     "letter",
     "letter_doc",
+    "letter_recipient",
     "letters_of",
     "open_case",
     "open_case_workflows",
@@ -728,7 +729,20 @@ def letter_doc(conn: Connection, tenant_id: str, case_id: str, stage: int) -> An
         pay_by=row.pay_by, case_number=f"D-{cust.number or cas.customer_id}-{cas.started_on.strftime('%y%m%d')}",
         seller=tenant_seller(t), customer_name=cust.company_name or cust.name, customer_number=cust.number or "",
         address=address, items=items, charges=tuple(charges), overdue=row.overdue, charged=row.charged,
-        total=row.total, actions=tuple(d.get("actions", [])), branding=_branding(t.branding), notice=notice)
+        total=row.total, actions=tuple(d.get("actions", [])), branding=_branding(t.branding), notice=notice,
+        addressee=cust.name.strip() if cust.kind != "business" and not cust.company_name and cust.name else "")
+
+
+def letter_recipient(conn: Connection, tenant_id: str, customer_id: str, account_id: str) -> str:
+    """Where a letter is e-mailed: the billing account's invoice address, else the customer's ("": none)."""
+    from store.models import BillingAccount
+
+    ba = BillingAccount.__table__.c  # type: ignore[attr-defined]
+    acct = conn.execute(select(ba.invoice_email).where(ba.tenant_id == tenant_id, ba.id == account_id)).first()
+    if acct is not None and acct.invoice_email and "@" in acct.invoice_email:
+        return str(acct.invoice_email)
+    cust = customer_facts(conn, tenant_id, customer_id)
+    return str(cust.email) if cust is not None and cust.email and "@" in cust.email else ""
 
 
 def save_letter(conn: Connection, tenant_id: str, case_id: str, stage: int, language: str, name: str,
