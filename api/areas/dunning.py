@@ -346,11 +346,11 @@ async def _hold(request: Request[Any, Any, Any], case_id: str, reason: str | Non
         append_audit(db, actor, "dunning_case.pause" if reason is not None else "dunning_case.resume", "dunning_case",
                      case_id, None, {"reason": note})
         db.commit()
-    await _tell(request, [c], "paused" if reason is not None else "resumed")
+    told = await _tell(request, [c], "paused" if reason is not None else "resumed")
     # the workflow re-reads at once: answer when the case row says so, or after a few seconds as it stands
     import asyncio
 
-    for _ in range(100):
+    for _ in range(100 if told else 0):
         with request.app.state.read_sessions() as db:
             st = DN.case(db.connection(), actor.tenant_id, case_id).status
         if (st == "paused") == (reason is not None) or st == "closed":

@@ -158,6 +158,8 @@ class DunningActivities:
         with self.engine.connect() as conn:
             due = [x["stage"] for x in DN.stages_of(conn, tenant_id, case_id)
                    if x["status"] == "reached" and "hand_over" in x["detail"].get("actions", [])]
+            if not due:
+                return
             have = {(h["stage"], h["format"]) for h in DN.handovers_of(conn, tenant_id, case_id)}
         for stage in due:
             if (stage, "csv") not in have or (stage, "json") not in have:
