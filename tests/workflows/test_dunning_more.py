@@ -243,3 +243,32 @@ async def test_an_approval_task_left_open_escalates(menv: WorkflowEnvironment, e
             HISTORIES.joinpath("dunning_escalated_v3.json").write_text((await h.fetch_history()).to_json())
     with engine.connect() as conn:
         assert [x["status"] for x in DN.stages_of(conn, tid, st.case_id)] == ["reached"] * 3
+
+
+async def test_stage_days_are_the_tenants_days(menv: WorkflowEnvironment, engine: Engine, task_queue: str) -> None:
+    """A tenant whose day is not the UTC day (a zone 14 hours ahead, or 11 behind, whichever makes
+    the difference now): stage 1, due 7 days after the due date, is reached on the tenant's day."""
+    from store.models import Tenant
+    from tests.workflows.test_dunning import _invoice
+
+    env = menv
+    now = await env.get_current_time()
+    zone, local = ("Pacific/Kiritimati", (now + timedelta(hours=14)).date()) if now.hour >= 10 else \
+        ("Pacific/Pago_Pago", (now - timedelta(hours=11)).date())
+    assert local != now.date()
+    tid = f"t{uuid.uuid4().hex[:8]}"
+    s = seed_tenant(engine, tid, 1, ruleset=RULESET + POLICY)
+    tt = Tenant.__table__  # type: ignore[attr-defined]
+    with engine.begin() as conn:
+        conn.execute(tt.update().where(tt.c.id == tid).values(timezone=zone))
+    cust = s.customer_of[s.account_ids[0]]
+    _invoice(engine, s, 1, "80.00", local - timedelta(days=7))  # stage 1 falls due on the tenant's today
+    async with build_worker(env.client, engine, task_queue):
+        h = await env.client.start_workflow(DunningWorkflow.run, DunningInput(tid, cust, "EUR"),
+                                            id=dunning_workflow_id(tid, cust, "EUR"), task_queue=task_queue)
+        st = await _until(h, "waiting", 1)
+        assert st.next_on == (local + timedelta(days=14)).isoformat()
+        with engine.connect() as conn:
+            [one] = DN.stages_of(conn, tid, st.case_id)
+            assert (one["reached_on"], DN.case(conn, tid, st.case_id).started_on) == (local, local)
+        await h.terminate("test over")

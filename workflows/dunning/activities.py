@@ -66,8 +66,24 @@ class DunningActivities:
         return row.id, select_policy(policies, groups)
 
     # ------------------------------------------------------------------ activities
+    def _local(self, inp: CheckInput) -> tuple[CheckInput, Any]:
+        """The input with ``today`` the tenant's day of the workflow's moment, and the zone."""
+        if not inp.now:
+            return inp, None
+        from zoneinfo import ZoneInfo
+
+        from store.billing import tenant_zone
+
+        with self.engine.connect() as conn:
+            zone = ZoneInfo(tenant_zone(conn, inp.tenant_id, "UTC"))
+        return replace(inp, today=datetime.fromisoformat(inp.now).astimezone(zone).date().isoformat()), zone
+
     @activity.defn(name="dunning.check")
     def check(self, inp: CheckInput) -> StepOutput:
+        local, zone = self._local(inp)
+        return _zoned(self._check(local), local, zone)
+
+    def _check(self, inp: CheckInput) -> StepOutput:
         today = date.fromisoformat(inp.today)
         with write_transaction(self.engine) as conn:
             cust = DN.customer_facts(conn, inp.tenant_id, inp.customer_id)
@@ -117,17 +133,18 @@ class DunningActivities:
         """``check``, and while a stage that needs no approval is due, ``reach`` it and check again:
         what a wake-up does in one activity instead of three. Each step is its own transaction and
         idempotent; a stage reached before a crash without its letter gets it here."""
-        step = self.check(inp)
+        local, zone = self._local(inp)
+        step = self._check(local)
         for _ in range(20):  # a policy's stages, at most
             if step.kind != "stage" or step.approval:
                 break
-            self._reach_stage(StageInput(inp.tenant_id, step.case_id, step.stage, inp.today))
-            step = self.check(replace(inp, case_id=step.case_id))
+            self._reach_stage(StageInput(inp.tenant_id, step.case_id, step.stage, local.today))
+            step = self._check(replace(local, case_id=step.case_id))
         if self.letters and step.case_id:
             self._missing_letters(inp.tenant_id, step.case_id)
         if step.case_id:
             self._missing_handovers(inp.tenant_id, step.case_id)
-        return step
+        return _zoned(step, local, zone)
 
     def _reach_stage(self, inp: StageInput) -> dict[str, Any]:
         with write_transaction(self.engine) as conn:
@@ -273,6 +290,15 @@ class DunningActivities:
         activity.heartbeat()
         started = sum(await asyncio.gather(*(one(*p) for p in pairs)))
         return [started, pairs[-1] if inp.page and len(pairs) == inp.page else []]
+
+
+def _zoned(out: StepOutput, local: CheckInput, zone: Any) -> StepOutput:
+    """Tell the workflow the day decided on and when a wait's day begins in the tenant's zone."""
+    if zone is not None:
+        out.today = local.today
+        if out.kind == "wait" and out.on:
+            out.wake_at = datetime.combine(date.fromisoformat(out.on), time(0, 0), tzinfo=zone).isoformat()
+    return out
 
 
 def _audit(conn: Any, tenant_id: str, user_id: str, action: str, entity_id: str, data: dict[str, Any]) -> None:

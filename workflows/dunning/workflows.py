@@ -14,9 +14,10 @@ never makes a second fee or letter. The signal ``changed`` (a payment matched, a
 dispute raised or resolved) makes the workflow re-read at once instead of at its next wake-up.
 The case keeps the ruleset version in force when it started.
 
-The workflow's day is ``workflow.now()``'s, or, when the input names ``as_of``, that day at the start
-and the days after it as workflow time passes (a shift of whole days: ``evbill demo`` opens its case
-in the simulated month, on the embedded server's real clock).
+The workflow's day is ``workflow.now()``'s in the tenant's zone (the activity takes it and says so;
+recorded histories from before took the UTC day), or, when the input names ``as_of``, that day at
+the start and the UTC days after it as workflow time passes (a shift of whole days: ``evbill demo``
+opens its case in the simulated month, on the embedded server's real clock).
 """
 
 from __future__ import annotations
@@ -85,7 +86,10 @@ class DunningWorkflow:
                                                       self._today().isoformat() if inp.as_of else ""))
             today = self._today().isoformat()
             self._changed = False
-            check = CheckInput(inp.tenant_id, inp.customer_id, inp.currency, wid, self._case_id, today)
+            # the activity takes the tenant's day of this moment (and says which day it took); a case
+            # on its own clock (as_of) keeps the days it was given
+            check = CheckInput(inp.tenant_id, inp.customer_id, inp.currency, wid, self._case_id, today,
+                               "" if inp.as_of else workflow.now().isoformat())
             if workflow.patched("advance"):
                 # one activity per wake-up: it reaches the stages due that need no approval itself
                 # (each once, letters included) and answers what comes next
@@ -99,6 +103,7 @@ class DunningWorkflow:
                     retry_policy=_RETRY)
             self._case_id = step.case_id or self._case_id
             self._reason = step.reason
+            today = step.today or today  # histories from before: the UTC day
             if step.kind == "close":
                 released: list[str] = []
                 if self._case_id:
@@ -113,7 +118,7 @@ class DunningWorkflow:
                 continue
             if step.kind == "wait":
                 self._state, self._next_on = "waiting", step.on
-                await self._sleep_until(step.on)
+                await self._sleep_until(step.on, step.wake_at)
                 continue
             # paused (disputed) or done (every stage reached, or escalation refused): wait for news
             self._state, self._next_on = step.kind, ""
@@ -170,8 +175,11 @@ class DunningWorkflow:
             self._escalated.add(key)
         await workflow.wait_condition(lambda: self._decision is not None or self._changed)
 
-    async def _sleep_until(self, day: str) -> None:
-        wake = datetime.combine(datetime.fromisoformat(day).date(), time(0, 0), tzinfo=UTC) - self._shift
+    async def _sleep_until(self, day: str, wake_at: str = "") -> None:
+        # the day begins in the tenant's zone (``wake_at``, from the activity), else at UTC midnight
+        start = datetime.fromisoformat(wake_at) if wake_at else \
+            datetime.combine(datetime.fromisoformat(day).date(), time(0, 0), tzinfo=UTC)
+        wake = start - self._shift
         delay = wake - workflow.now()
         if delay <= timedelta(0):
             return
