@@ -354,6 +354,8 @@ def cases(conn: Connection, tenant_id: str, *, customer_id: str | None = None, s
         stmt = stmt.where(c.customer_id == customer_id)
     if status == "open":
         stmt = stmt.where(c.open_key.is_not(None))
+    elif status == "escalated":  # approval tasks left open past the policy's 'escalate after'
+        stmt = stmt.where(c.status == "awaiting_approval", c.reason == "approval_escalated")
     elif status:
         stmt = stmt.where(c.status == status)
     if after:

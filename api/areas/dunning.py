@@ -130,7 +130,8 @@ class CaseDetail(CaseRead):
 
 
 @route("GET", "/dunning/cases", operation_id="list_dunning_cases", roles="dunning_read",
-       summary="Dunning cases by id; status=open lists the cases still running, awaiting_approval finance's tasks")
+       summary="Dunning cases by id; status=open lists the cases still running, awaiting_approval finance's tasks, "
+               "escalated those left open past the policy's 'escalate after' (given to the admin role)")
 def list_dunning_cases(request: Request[Any, Any, Any], customer_id: str | None = None, status: str | None = None,
                        cursor: str | None = None, limit: int = 50) -> CasePage:
     limit = max(1, min(limit, 200))

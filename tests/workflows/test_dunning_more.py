@@ -234,6 +234,7 @@ async def test_an_approval_task_left_open_escalates(menv: WorkflowEnvironment, e
         assert (third["status"], third["assigned_role"]) == ("awaiting_approval", "admin")
         with engine.connect() as conn:
             [case] = DN.cases(conn, tid, status="awaiting_approval")
+            assert [c.id for c in DN.cases(conn, tid, status="escalated")] == [case.id]
         assert case.reason == "approval_escalated"
         assert await h.execute_update(DunningWorkflow.approve, StageDecision("usr_ap", "approver", "ok")) == \
             "stage 3 approved"
