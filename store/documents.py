@@ -85,7 +85,8 @@ __all__ = [
 
 _log = logging.getLogger("evbill.documents")
 
-KINDS = ("invoice", "credit_note", "self_billing_credit_note")
+# a dunning letter is archived here too when it is e-mailed (the delivery queue sends documents)
+KINDS = ("invoice", "credit_note", "self_billing_credit_note", "dunning_letter")
 # none: nobody asked for delivery; pending: queued; sending: claimed by a worker; sent; failed:
 # the last attempt failed and will be retried; unknown: the worker died mid-send (needs a human);
 # abandoned: retries exhausted

@@ -49,7 +49,7 @@ from sqlalchemy import (
 from runtime.dunning import CaseState, FeeCharge, InterestLine, OverdueItem, StagePlan
 from runtime.money import ZERO
 from store import receivables as R
-from store.models import Customer, RulesetVersion, metadata
+from store.models import Contract, Customer, RulesetVersion, metadata
 from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
 
 __all__ = [
@@ -68,13 +68,21 @@ __all__ = [
     "dispute_item",
     "dunning_block",
     "dunning_case",
+    "dunning_handover",
     "dunning_letter",
     "dunning_stage",
+    "escalate_stage",
+    "handover",
+    "handover_doc",
+    "handovers_of",
+    "hold_case",
     "item_account",
     "letter",
     "letter_doc",
+    "letter_recipient",
     "letters_of",
     "open_case",
+    "open_case_workflows",
     "open_cases_paid_since",
     "open_disputes",
     "overdue_pairs",
@@ -84,6 +92,7 @@ __all__ = [
     "request_approval",
     "resolve_dispute",
     "ruleset_source",
+    "save_handover",
     "save_letter",
     "set_status",
     "stage_planned_on",
@@ -118,6 +127,8 @@ dunning_case = Table(
     Column("closed_on", Date(), nullable=True),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    Column("hold_reason", String(1000), nullable=True),  # paused by hand (the API) while set
+    Column("held_by", String(40), nullable=True),
     UniqueConstraint("tenant_id", "open_key", name="uq_dunning_case_open"),
     Index("ix_dunning_case_customer", "tenant_id", "customer_id"),
     Index("ix_dunning_case_status", "tenant_id", "status"),
@@ -144,6 +155,9 @@ dunning_stage = Table(
     Column("decision_reason", String(1000), nullable=False),
     Column("decided_at", UTCDateTime(), nullable=True),
     Column("created_at", UTCDateTime(), nullable=False),
+    # an approval task left open longer than the policy's ``escalate after``: given to this role
+    Column("escalated_at", UTCDateTime(), nullable=True),
+    Column("assigned_role", String(20), nullable=True),
     UniqueConstraint("case_id", "stage", name="uq_dunning_stage_case"),
 )
 
@@ -189,10 +203,26 @@ dunning_block = Table(
     Column("started_at", UTCDateTime(), nullable=False),
     Column("released_at", UTCDateTime(), nullable=True),
     Column("release_reason", String(200), nullable=True),
+    Column("detail", JSON(), nullable=True),  # what the action changed (the contracts it suspended)
     UniqueConstraint("case_id", "action", name="uq_dunning_block_case_action"),
     Index("ix_dunning_block_customer", "tenant_id", "customer_id"),
 )
 
+
+dunning_handover = Table(
+    "dunning_handover", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(40), ForeignKey("tenant.id"), nullable=False),
+    Column("case_id", String(40), ForeignKey("dunning_case.id"), nullable=False),
+    Column("stage", Integer(), nullable=False),
+    Column("format", String(10), nullable=False),  # csv | json
+    Column("name", String(200), nullable=False),
+    Column("content", LargeBinary(), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", Integer(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("case_id", "stage", "format", name="uq_dunning_handover_stage"),
+)
 
 # the statements every wake-up of every case runs, built once (building one costs more than
 # SQLite running it)
@@ -235,6 +265,8 @@ class CaseRow:
     refused: bool
     started_on: date
     closed_on: date | None
+    hold_reason: str | None = None
+    held_by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__slots__ if k != "tenant_id"}  # type: ignore[attr-defined]
@@ -243,7 +275,7 @@ class CaseRow:
 def _case_row(r: Any) -> CaseRow:
     return CaseRow(r.id, r.tenant_id, r.customer_id, r.account_id, r.currency, r.workflow_id, r.ruleset_version_id,
                    r.policy, r.debtor, r.status, r.stage, r.stage_on, r.next_stage, r.next_on, r.reason,
-                   bool(r.refused), r.started_on, r.closed_on)
+                   bool(r.refused), r.started_on, r.closed_on, r.hold_reason, r.held_by)
 
 
 def _open_key(customer_id: str, currency: str) -> str:
@@ -338,6 +370,8 @@ def cases(conn: Connection, tenant_id: str, *, customer_id: str | None = None, s
         stmt = stmt.where(c.customer_id == customer_id)
     if status == "open":
         stmt = stmt.where(c.open_key.is_not(None))
+    elif status == "escalated":  # approval tasks left open past the policy's 'escalate after'
+        stmt = stmt.where(c.status == "awaiting_approval", c.reason == "approval_escalated")
     elif status:
         stmt = stmt.where(c.status == status)
     if after:
@@ -358,6 +392,18 @@ def set_status(conn: Connection, tenant_id: str, case_id: str, status: str, *, n
                                  "v_next_on": next_on, "v_reason": reason[:200], "v_updated_at": utcnow()})
 
 
+def hold_case(conn: Connection, tenant_id: str, case_id: str, reason: str | None, by: str) -> bool:
+    """Pause an open case by hand (``reason``) or resume it (None); False when the case is closed
+    or already so. The workflow honours it at its next check (the API signals it at once)."""
+    c = dunning_case.c
+    cond = c.hold_reason.is_(None) if reason is not None else c.hold_reason.is_not(None)
+    res = conn.execute(update(dunning_case).where(c.tenant_id == tenant_id, c.id == case_id,
+                                                  c.open_key.is_not(None), cond)
+                       .values(hold_reason=None if reason is None else reason[:1000],
+                               held_by=None if reason is None else by[:40], updated_at=utcnow()))
+    return bool(res.rowcount)
+
+
 def close_case(conn: Connection, tenant_id: str, case_id: str, on: date, reason: str) -> list[str]:
     """Close the case (once) and release its blocks; returns the actions released."""
     c = dunning_case.c
@@ -365,12 +411,15 @@ def close_case(conn: Connection, tenant_id: str, case_id: str, on: date, reason:
                  .values(status="closed", open_key=None, closed_on=on, next_stage=None, next_on=None,
                          reason=reason[:200], updated_at=utcnow()))
     b = dunning_block.c
-    live = conn.execute(select(b.id, b.action).where(b.tenant_id == tenant_id, b.case_id == case_id,
-                                                     b.released_at.is_(None),
-                                                     b.action.in_(BLOCKING_ACTIONS))).all()
+    live = conn.execute(select(b.id, b.action, b.detail).where(b.tenant_id == tenant_id, b.case_id == case_id,
+                                                               b.released_at.is_(None),
+                                                               b.action.in_(BLOCKING_ACTIONS))).all()
     if live:
         conn.execute(update(dunning_block).where(b.id.in_([r.id for r in live]))
                      .values(released_at=utcnow(), release_reason=reason[:200]))
+        for r in live:
+            if r.action == "suspend_contract":
+                _restore_contracts(conn, case_id, (r.detail or {}).get("contracts", []))
     return sorted(r.action for r in live)
 
 
@@ -405,7 +454,8 @@ def stages_of(conn: Connection, tenant_id: str, case_id: str) -> list[dict[str, 
              "reached_on": r.reached_on, "pay_by": r.pay_by, "currency": r.currency, "overdue": r.overdue,
              "charged": r.charged, "total": r.total, "detail": r.detail, "charge_items": r.charge_items,
              "decided_by": r.decided_by or None, "decision_reason": r.decision_reason or None,
-             "decided_at": r.decided_at} for r in rows]
+             "decided_at": r.decided_at, "escalated_at": r.escalated_at, "assigned_role": r.assigned_role}
+            for r in rows]
 
 
 def _stage(conn: Connection, case_id: str, stage: int) -> Any:
@@ -436,6 +486,21 @@ def request_approval(conn: Connection, tenant_id: str, case_id: str, plan: Stage
     set_status(conn, tenant_id, case_id, "awaiting_approval", next_stage=plan.stage, next_on=plan.today,
                reason="approval_required")
     return "awaiting_approval"
+
+
+def escalate_stage(conn: Connection, tenant_id: str, case_id: str, stage: int, role: str = "admin") -> bool:
+    """The stage's approval task was left open too long: mark it escalated and give it to ``role``
+    (once; the case's reason says so in the case list). False when it is no longer waiting."""
+    s = dunning_stage.c
+    res = conn.execute(update(dunning_stage).where(s.tenant_id == tenant_id, s.case_id == case_id, s.stage == stage,
+                                                   s.status == "awaiting_approval", s.escalated_at.is_(None))
+                       .values(escalated_at=utcnow(), assigned_role=role))
+    if res.rowcount:
+        c = dunning_case.c
+        conn.execute(update(dunning_case).where(c.tenant_id == tenant_id, c.id == case_id,
+                                                c.status == "awaiting_approval")
+                     .values(reason="approval_escalated", updated_at=utcnow()))
+    return bool(res.rowcount)
 
 
 def refuse_stage(conn: Connection, tenant_id: str, case_id: str, stage: int, by: str, reason: str) -> None:
@@ -501,10 +566,37 @@ def reach_stage(conn: Connection, tenant_id: str, case_id: str, plan: StagePlan,
     b = dunning_block.c
     for action in plan.actions:
         if conn.execute(select(b.id).where(b.case_id == case_id, b.action == action)).first() is None:
+            detail = ({"contracts": _suspend_contracts(conn, tenant_id, cas.customer_id, case_id)}
+                      if action == "suspend_contract" else None)
             conn.execute(insert(dunning_block).values(
                 id=new_id("blk"), tenant_id=tenant_id, customer_id=cas.customer_id, case_id=case_id, action=action,
-                stage=plan.stage, started_at=now, released_at=None, release_reason=None))
+                stage=plan.stage, started_at=now, released_at=None, release_reason=None, detail=detail))
     return {"stage": plan.stage, "charge_items": items, "duplicate": False}
+
+
+def _suspension(case_id: str) -> str:
+    return f"dunning case {case_id}"
+
+
+def _suspend_contracts(conn: Connection, tenant_id: str, customer_id: str, case_id: str) -> list[str]:
+    """Suspend the customer's active contracts, the case named as the reason; their ids."""
+    ct = Contract.__table__.c  # type: ignore[attr-defined]
+    ids = sorted(str(r[0]) for r in conn.execute(select(ct.id).where(
+        ct.tenant_id == tenant_id, ct.customer_id == customer_id, ct.status == "active")))
+    if ids:
+        conn.execute(update(Contract.__table__).where(ct.id.in_(ids))  # type: ignore[attr-defined]
+                     .values(status="suspended", status_reason=_suspension(case_id)))
+    return ids
+
+
+def _restore_contracts(conn: Connection, case_id: str, ids: Sequence[str]) -> None:
+    """Make the contracts a case suspended active again, unless someone changed them since."""
+    if not ids:
+        return
+    ct = Contract.__table__.c  # type: ignore[attr-defined]
+    conn.execute(update(Contract.__table__).where(  # type: ignore[attr-defined]
+        ct.id.in_(list(ids)), ct.status == "suspended", ct.status_reason == _suspension(case_id))
+        .values(status="active", status_reason=""))
 
 
 def _case_flat(conn: Connection, case_id: str) -> list[str]:
@@ -515,7 +607,7 @@ def _case_flat(conn: Connection, case_id: str) -> list[str]:
 def blocks_of(conn: Connection, tenant_id: str, case_id: str) -> list[dict[str, Any]]:
     b = dunning_block.c
     return [{"action": r.action, "stage": r.stage, "started_at": r.started_at, "released_at": r.released_at,
-             "release_reason": r.release_reason}
+             "release_reason": r.release_reason, "detail": r.detail or {}}
             for r in conn.execute(select(dunning_block).where(b.tenant_id == tenant_id, b.case_id == case_id)
                                   .order_by(b.started_at, b.action)).all()]
 
@@ -574,6 +666,13 @@ def cases_with_item(conn: Connection, tenant_id: str, item_id: str) -> list[Case
     c = dunning_case.c
     return [_case_row(r) for r in conn.execute(select(dunning_case).where(
         c.tenant_id == tenant_id, c.open_key == _open_key(it.customer_id, it.currency))).all()]
+
+
+def open_case_workflows(conn: Connection, tenant_id: str, customer_id: str, currency: str) -> list[str]:
+    """The workflow ids of the customer's open cases in ``currency`` (at most one)."""
+    c = dunning_case.c
+    return [str(r[0]) for r in conn.execute(select(c.workflow_id).where(
+        c.tenant_id == tenant_id, c.open_key == _open_key(customer_id, currency)))]
 
 
 def open_cases_paid_since(conn: Connection, tenant_id: str, since: Any) -> list[CaseRow]:
@@ -644,7 +743,20 @@ def letter_doc(conn: Connection, tenant_id: str, case_id: str, stage: int) -> An
         pay_by=row.pay_by, case_number=f"D-{cust.number or cas.customer_id}-{cas.started_on.strftime('%y%m%d')}",
         seller=tenant_seller(t), customer_name=cust.company_name or cust.name, customer_number=cust.number or "",
         address=address, items=items, charges=tuple(charges), overdue=row.overdue, charged=row.charged,
-        total=row.total, actions=tuple(d.get("actions", [])), branding=_branding(t.branding), notice=notice)
+        total=row.total, actions=tuple(d.get("actions", [])), branding=_branding(t.branding), notice=notice,
+        addressee=cust.name.strip() if cust.kind != "business" and not cust.company_name and cust.name else "")
+
+
+def letter_recipient(conn: Connection, tenant_id: str, customer_id: str, account_id: str) -> str:
+    """Where a letter is e-mailed: the billing account's invoice address, else the customer's ("": none)."""
+    from store.models import BillingAccount
+
+    ba = BillingAccount.__table__.c  # type: ignore[attr-defined]
+    acct = conn.execute(select(ba.invoice_email).where(ba.tenant_id == tenant_id, ba.id == account_id)).first()
+    if acct is not None and acct.invoice_email and "@" in acct.invoice_email:
+        return str(acct.invoice_email)
+    cust = customer_facts(conn, tenant_id, customer_id)
+    return str(cust.email) if cust is not None and cust.email and "@" in cust.email else ""
 
 
 def save_letter(conn: Connection, tenant_id: str, case_id: str, stage: int, language: str, name: str,
@@ -680,3 +792,76 @@ def letters_of(conn: Connection, tenant_id: str, case_id: str) -> list[dict[str,
         select(lt.id, lt.stage, lt.language, lt.name, lt.sha256, lt.size, lt.created_at)
         .where(lt.tenant_id == tenant_id, lt.case_id == case_id).order_by(lt.stage)).all()]
 
+
+
+# ------------------------------------------------------------------ hand-over to a collection agency
+def handover_doc(conn: Connection, tenant_id: str, case_id: str, stage: int) -> Any:
+    """The case as ``runtime.documents.collection_handover.HandOver`` on the day ``stage`` was
+    reached: the debtor's master data, the items still open (invoices, fees, interest), the stages
+    with what they charged, the letters sent so far."""
+    from runtime.documents.collection_handover import Claim, HandOver
+    from store.models import Tenant
+
+    cas = case(conn, tenant_id, case_id)
+    row = _stage(conn, case_id, stage)
+    if row is None or row.status != "reached":
+        raise LookupError(f"stage {stage} of case {case_id} was not reached")
+    cust = customer_facts(conn, tenant_id, cas.customer_id)
+    tt = Tenant.__table__  # type: ignore[attr-defined]
+    t = conn.execute(select(tt).where(tt.c.id == tenant_id)).one()
+    items = [i for i in case_items(conn, tenant_id, cas.customer_id, cas.currency)
+             if i.open > 0 and i.kind != "credit_balance"]
+    claims = tuple(Claim(i.number, i.kind, i.issue_date.isoformat() if i.issue_date else "",
+                         i.due_date.isoformat(), format(i.amount, "f"), format(i.open, "f"), i.currency)
+                   for i in sorted(items, key=lambda i: (i.due_date, i.number)))
+    stages = [x for x in stages_of(conn, tenant_id, case_id) if x["status"] == "reached" and x["stage"] <= stage]
+    fees = tuple({"stage": x["stage"], **x["detail"]["fee"]} for x in stages if x["detail"].get("fee"))
+    interest = tuple({"stage": x["stage"], **ln} for x in stages for ln in x["detail"].get("interest", []))
+    letters = tuple({"stage": str(lt["stage"]), "name": lt["name"], "sent_on": lt["created_at"].date().isoformat(),
+                     "sha256": lt["sha256"]} for lt in letters_of(conn, tenant_id, case_id) if lt["stage"] <= stage)
+    debtor = {"number": cust.number or "", "name": cust.company_name or cust.name or "", "kind": cas.debtor,
+              "street": cust.street or "", "postal_code": cust.postal_code or "", "city": cust.city or "",
+              "country": cust.country or "", "email": cust.email or "", "language": cust.language or ""}
+    return HandOver(
+        case_id=case_id, case_number=f"D-{cust.number or cas.customer_id}-{cas.started_on.strftime('%y%m%d')}",
+        stage=stage, handed_over_on=row.reached_on.isoformat(),
+        creditor={"name": t.legal_name or t.name or "", "country": t.country or ""}, debtor=debtor, currency=cas.currency,
+        claims=claims, total_open=format(sum((i.open for i in items), ZERO), "f"),
+        stages=tuple({"stage": x["stage"], "letter": x["letter"], "reached_on": x["reached_on"].isoformat(),
+                      "charged": format(x["charged"], "f"), "total": format(x["total"], "f")} for x in stages),
+        letters=letters, fees=fees, interest=interest)
+
+
+def save_handover(conn: Connection, tenant_id: str, case_id: str, stage: int, fmt: str, name: str,
+                  content: bytes) -> dict[str, Any]:
+    """Archive one export once per case, stage and format; again: the first one's identity."""
+    got = handover(conn, tenant_id, case_id, stage, fmt, with_content=False)
+    if got is not None:
+        return {**got, "duplicate": True}
+    hid, now, sha = new_id("dho"), utcnow(), hashlib.sha256(content).hexdigest()
+    conn.execute(insert(dunning_handover).values(id=hid, tenant_id=tenant_id, case_id=case_id, stage=stage,
+                                                 format=fmt, name=name, content=content, sha256=sha,
+                                                 size=len(content), created_at=now))
+    return {"id": hid, "stage": stage, "format": fmt, "name": name, "sha256": sha, "size": len(content),
+            "created_at": now, "duplicate": False}
+
+
+def handover(conn: Connection, tenant_id: str, case_id: str, stage: int | None, fmt: str, *,
+             with_content: bool = True) -> dict[str, Any] | None:
+    """The export of ``stage`` (None: the latest) in ``fmt``."""
+    h = dunning_handover.c
+    cols = [h.id, h.stage, h.format, h.name, h.sha256, h.size, h.created_at]
+    if with_content:
+        cols.append(h.content)
+    stmt = select(*cols).where(h.tenant_id == tenant_id, h.case_id == case_id, h.format == fmt)
+    if stage is not None:
+        stmt = stmt.where(h.stage == stage)
+    r = conn.execute(stmt.order_by(h.stage.desc()).limit(1)).first()
+    return None if r is None else dict(r._mapping)
+
+
+def handovers_of(conn: Connection, tenant_id: str, case_id: str) -> list[dict[str, Any]]:
+    h = dunning_handover.c
+    return [dict(r._mapping) for r in conn.execute(
+        select(h.id, h.stage, h.format, h.name, h.sha256, h.size, h.created_at)
+        .where(h.tenant_id == tenant_id, h.case_id == case_id).order_by(h.stage, h.format)).all()]

@@ -201,6 +201,8 @@ class Contract(SQLModel, table=True):
     terminated_on: date | None = Field(default=None)
     termination_reason: str = Field(default="", max_length=200)
     status: str = Field(default="active", max_length=20)
+    # why the status is what it is when the system set it (a dunning case that suspended it)
+    status_reason: str = Field(default="", max_length=200, sa_column_kwargs={"server_default": ""})
     # documents: the e-invoice formats the customer chose (comma-separated, e.g. "xrechnung-ubl,pdf";
     # empty: by customer kind), the Leitweg-ID of a public buyer, the IBAN the mandate debits
     document_formats: str = Field(default="", max_length=120, sa_column_kwargs={"server_default": ""})

@@ -34,7 +34,7 @@ __all__ = ["router"]
 
 log = logging.getLogger("evbill.documents")
 
-Kind = Literal["invoice", "credit_note", "self_billing_credit_note"]
+Kind = Literal["invoice", "credit_note", "self_billing_credit_note", "dunning_letter"]
 Format = Literal["pdf", "statement-pdf", "facturx-pdf", "xrechnung-ubl", "xrechnung-cii", "peppol-ubl"]
 DeliveryStatus = Literal["none", "pending", "sending", "sent", "failed", "unknown", "abandoned"]
 

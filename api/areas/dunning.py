@@ -46,10 +46,13 @@ class CaseRead(ReadModel):
     stage_on: date | None
     next_stage: int | None
     next_on: date | None = Field(description="the day the next stage is due (while waiting)")
-    reason: str
+    reason: str = Field(description="why the case is where it is (approval_escalated: its approval task was left "
+                                    "open too long and went to the admin role)")
     refused: bool
     started_on: date
     closed_on: date | None
+    hold_reason: str | None = Field(None, description="paused by hand: why (resume clears it)")
+    held_by: str | None = None
 
 
 class CasePage(ReadModel):
@@ -73,6 +76,8 @@ class StageRead(ReadModel):
     decided_by: str | None
     decision_reason: str | None
     decided_at: datetime | None
+    escalated_at: datetime | None = Field(None, description="the approval task was left open past 'escalate after'")
+    assigned_role: str | None = Field(None, description="the role an escalated approval task is given to")
 
 
 class LetterRead(ReadModel):
@@ -91,6 +96,17 @@ class BlockRead(ReadModel):
     started_at: datetime
     released_at: datetime | None
     release_reason: str | None
+    detail: dict[str, Any] = Field(default_factory=dict, description="what it changed: the contracts it suspended")
+
+
+class HandOverRead(ReadModel):
+    id: str
+    stage: int
+    format: str = Field(description="csv | json")
+    name: str
+    sha256: str
+    size: int
+    created_at: datetime
 
 
 class CaseItemRead(ReadModel):
@@ -108,11 +124,14 @@ class CaseDetail(CaseRead):
     stages: list[StageRead]
     letters: list[LetterRead]
     blocks: list[BlockRead]
+    hand_overs: list[HandOverRead] = Field(default_factory=list,
+                                           description="exports for a collection agency, once per stage and format")
     open_items: list[CaseItemRead]
 
 
 @route("GET", "/dunning/cases", operation_id="list_dunning_cases", roles="dunning_read",
-       summary="Dunning cases by id; status=open lists the cases still running, awaiting_approval finance's tasks")
+       summary="Dunning cases by id; status=open lists the cases still running, awaiting_approval finance's tasks, "
+               "escalated those left open past the policy's 'escalate after' (given to the admin role)")
 def list_dunning_cases(request: Request[Any, Any, Any], customer_id: str | None = None, status: str | None = None,
                        cursor: str | None = None, limit: int = 50) -> CasePage:
     limit = max(1, min(limit, 200))
@@ -142,11 +161,13 @@ def get_dunning_case(request: Request[Any, Any, Any], case_id: str) -> CaseDetai
         stages = DN.stages_of(conn, scope.tenant_id, case_id)
         letters = DN.letters_of(conn, scope.tenant_id, case_id)
         blocks = DN.blocks_of(conn, scope.tenant_id, case_id)
+        hand_overs = DN.handovers_of(conn, scope.tenant_id, case_id)
         items = [i for i in DN.case_items(conn, scope.tenant_id, c.customer_id, c.currency) if i.open != 0]
     return CaseDetail(**CaseRead.model_validate(c.to_dict()).model_dump(),
                       stages=[StageRead.model_validate(s) for s in stages],
                       letters=[LetterRead.model_validate(lt) for lt in letters],
                       blocks=[BlockRead.model_validate(b) for b in blocks],
+                      hand_overs=[HandOverRead.model_validate(x) for x in hand_overs],
                       open_items=[CaseItemRead(id=i.id, number=i.number, kind=i.kind, currency=i.currency,
                                                amount=str(i.amount), open=str(i.open), due_date=i.due_date,
                                                disputed=i.disputed) for i in items])
@@ -169,6 +190,31 @@ def download_dunning_letter(request: Request[Any, Any, Any], case_id: str, lette
         raise NotFound("dunning_letter_not_found", f"letter {letter_id!r} not found")
     return Response(bytes(full["content"]), media_type="application/pdf",
                     headers={"ETag": f'"{full["sha256"]}"', "Content-Disposition": f'inline; filename="{full["name"]}"',
+                             "Cache-Control": "private, max-age=31536000, immutable"})
+
+
+_EXPORT = {200: ResponseSpec(data_container=bytes, media_type="text/csv",
+                             description="the archived export (CSV; JSON with format=json); ETag is its SHA-256")}
+
+
+@route("GET", "/dunning/cases/{case_id:str}/hand-over", operation_id="download_dunning_hand_over",
+       roles="dunning_read", summary="Download the case's export for a collection agency (the latest stage's, or "
+                                     "stage=N), CSV or format=json",
+       responses={**_problems(400, 401, 403, 404, 409, 422), **_EXPORT})
+def download_dunning_hand_over(request: Request[Any, Any, Any], case_id: str, format: str = "csv",
+                               stage: int | None = None) -> Response[bytes]:
+    if format not in ("csv", "json"):
+        raise InvalidInput("invalid_format", f"format must be csv or json, not {format!r}")
+    with open_scope(request) as scope:
+        conn = scope.db.connection()
+        _case(conn, scope.tenant_id, case_id)
+        got = DN.handover(conn, scope.tenant_id, case_id, stage, format)
+    if got is None:
+        raise NotFound("dunning_hand_over_not_found", f"dunning case {case_id!r} was not handed over"
+                       + (f" at stage {stage}" if stage is not None else ""))
+    media = "text/csv; charset=utf-8" if format == "csv" else "application/json"
+    return Response(bytes(got["content"]), media_type=media,
+                    headers={"ETag": f'"{got["sha256"]}"', "Content-Disposition": f'attachment; filename="{got["name"]}"',
                              "Cache-Control": "private, max-age=31536000, immutable"})
 
 
@@ -277,6 +323,55 @@ async def undispute_receivable_item(request: Request[Any, Any, Any], item_id: st
     return DisputeRead(item_id=item_id, disputed=False, cases_told=told)
 
 
+# ------------------------------------------------------------------ pause and resume by hand
+class PauseIn(WriteModel):
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class ResumeIn(WriteModel):
+    reason: str = Field("", max_length=1000)
+
+
+async def _hold(request: Request[Any, Any, Any], case_id: str, reason: str | None, note: str) -> CaseDetail:
+    actor = actor_of(request)
+    with request.app.state.sessions() as db:
+        conn = db.connection()
+        c = _case(conn, actor.tenant_id, case_id)
+        if c.closed_on is not None or c.status == "closed":
+            raise Conflict("dunning_case_closed", f"dunning case {case_id!r} is closed")
+        if not DN.hold_case(conn, actor.tenant_id, case_id, reason, actor.user_id):
+            raise Conflict("already_paused" if reason is not None else "not_paused",
+                           f"dunning case {case_id!r} is {'already' if reason is not None else 'not'} paused by hand")
+        from store.audit import append_audit
+
+        append_audit(db, actor, "dunning_case.pause" if reason is not None else "dunning_case.resume", "dunning_case",
+                     case_id, None, {"reason": note})
+        db.commit()
+    told = await _tell(request, [c], "paused" if reason is not None else "resumed")
+    # the workflow re-reads at once: answer when the case row says so, or after a few seconds as it stands
+    import asyncio
+
+    for _ in range(100 if told else 0):
+        with request.app.state.read_sessions() as db:
+            st = DN.case(db.connection(), actor.tenant_id, case_id).status
+        if (st == "paused") == (reason is not None) or st == "closed":
+            break
+        await asyncio.sleep(0.05)
+    return get_dunning_case.fn(request, case_id)  # type: ignore[no-any-return]
+
+
+@route("POST", "/dunning/cases/{case_id:str}/pause", operation_id="pause_dunning_case", roles="dunning_write",
+       summary="Pause an open dunning case by hand, with a reason: no stage, fee or letter until it is resumed")
+async def pause_dunning_case(request: Request[Any, Any, Any], case_id: str, data: PauseIn) -> CaseDetail:
+    return await _hold(request, case_id, data.reason.strip() or None, data.reason)
+
+
+@route("POST", "/dunning/cases/{case_id:str}/resume", operation_id="resume_dunning_case", roles="dunning_write",
+       summary="Resume a dunning case paused by hand: a stage whose day passed meanwhile is reached at once")
+async def resume_dunning_case(request: Request[Any, Any, Any], case_id: str, data: ResumeIn) -> CaseDetail:
+    return await _hold(request, case_id, None, data.reason)
+
+
 # ------------------------------------------------------------------ stage approvals
 class StageDecisionIn(WriteModel):
     reason: str = Field("", max_length=1000)
@@ -344,5 +439,6 @@ async def reject_dunning_stage(request: Request[Any, Any, Any], case_id: str, da
 
 
 router = Router(path="/", route_handlers=[list_dunning_cases, get_dunning_case, download_dunning_letter,
+                                          download_dunning_hand_over, pause_dunning_case, resume_dunning_case,
                                           dispute_receivable_item, undispute_receivable_item,
                                           approve_dunning_stage, reject_dunning_stage], tags=["dunning"])

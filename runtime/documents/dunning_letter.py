@@ -23,7 +23,7 @@ LETTER_LABELS: Final[dict[str, dict[str, str]]] = {
     "de": {
         "reminder": "Zahlungserinnerung", "dunning": "{n}. Mahnung", "customer_number": "Kundennummer",
         "date": "Datum", "case": "Vorgang", "currency": "Währung",
-        "salutation": "Sehr geehrte Damen und Herren,",
+        "salutation": "Sehr geehrte Damen und Herren,", "salutation_person": "Guten Tag {name},",
         "intro_reminder": "sicher ist es Ihrer Aufmerksamkeit entgangen: die folgenden Posten sind fällig und "
                           "noch nicht bezahlt.",
         "intro_dunning": "trotz unserer Erinnerung sind die folgenden Posten noch nicht bezahlt.",
@@ -49,7 +49,7 @@ LETTER_LABELS: Final[dict[str, dict[str, str]]] = {
     "en": {
         "reminder": "Payment reminder", "dunning": "Dunning notice {n}", "customer_number": "Customer number",
         "date": "Date", "case": "Case", "currency": "Currency",
-        "salutation": "Dear Sir or Madam,",
+        "salutation": "Dear Sir or Madam,", "salutation_person": "Dear {name},",
         "intro_reminder": "perhaps this has escaped your attention: the following items are due and still unpaid.",
         "intro_dunning": "despite our reminder, the following items are still unpaid.",
         "document": "Document", "issue_date": "Issued", "due_date": "Due", "amount": "Amount",
@@ -72,7 +72,7 @@ LETTER_LABELS: Final[dict[str, dict[str, str]]] = {
     "fr": {
         "reminder": "Rappel de paiement", "dunning": "Relance n° {n}", "customer_number": "Numéro client",
         "date": "Date", "case": "Dossier", "currency": "Devise",
-        "salutation": "Madame, Monsieur,",
+        "salutation": "Madame, Monsieur,", "salutation_person": "Bonjour {name},",
         "intro_reminder": "sauf erreur de notre part, les pièces suivantes sont échues et restent impayées.",
         "intro_dunning": "malgré notre rappel, les pièces suivantes restent impayées.",
         "document": "Pièce", "issue_date": "Date de pièce", "due_date": "Échéance", "amount": "Montant",
@@ -95,7 +95,7 @@ LETTER_LABELS: Final[dict[str, dict[str, str]]] = {
     "nl": {
         "reminder": "Betalingsherinnering", "dunning": "{n}e aanmaning", "customer_number": "Klantnummer",
         "date": "Datum", "case": "Dossier", "currency": "Valuta",
-        "salutation": "Geachte heer, mevrouw,",
+        "salutation": "Geachte heer, mevrouw,", "salutation_person": "Beste {name},",
         "intro_reminder": "mogelijk is het aan uw aandacht ontsnapt: de volgende posten zijn vervallen en nog "
                           "niet betaald.",
         "intro_dunning": "ondanks onze herinnering zijn de volgende posten nog niet betaald.",
@@ -164,6 +164,9 @@ class DunningLetterDoc:
     branding: Branding = field(default_factory=Branding)
     # the dunning notice's count ("2. Mahnung"): reminders before it are not counted; 0: the stage
     notice: int = 0
+    # a private person's name: the letter greets them by it (no gender is known, so the greeting
+    # is the neutral one of each language); empty (a business): "Sehr geehrte Damen und Herren"
+    addressee: str = ""
 
     @property
     def number(self) -> str:  # base.html's title and the PDF identifier
@@ -216,6 +219,7 @@ def _context(doc: DunningLetterDoc) -> dict[str, Any]:
         "closing": t["closing_reminder"] if doc.letter == "reminder" else t["closing_dunning"],
         "untaxed": t["not_taxable"] if untaxed else "",
         "actions": t["actions"].format(actions=actions) if actions else "",
+        "salutation": t["salutation_person"].format(name=doc.addressee) if doc.addressee else t["salutation"],
     }
 
 

@@ -28,7 +28,7 @@ class Attachment:
 
 @dataclass(frozen=True)
 class MailContent:
-    kind: str  # invoice | credit_note | self_billing_credit_note
+    kind: str  # invoice | credit_note | self_billing_credit_note | dunning_letter
     number: str
     issue_date: date
     gross_total: Decimal
@@ -44,9 +44,9 @@ class MailContent:
 
 _SUBJECTS = {
     "de": {"invoice": "Ihre Rechnung {number}", "credit_note": "Ihre Rechnungskorrektur {number}",
-           "self_billing_credit_note": "Gutschrift {number}"},
+           "self_billing_credit_note": "Gutschrift {number}", "dunning_letter": "Offene Posten: unser Schreiben {number}"},
     "en": {"invoice": "Your invoice {number}", "credit_note": "Your credit note {number}",
-           "self_billing_credit_note": "Self-billing invoice {number}"},
+           "self_billing_credit_note": "Self-billing invoice {number}", "dunning_letter": "Overdue items: our letter {number}"},
 }
 
 _BODIES = {
@@ -57,9 +57,9 @@ _BODIES = {
 }
 _WHAT = {
     "de": {"invoice": "Ihre Rechnung", "credit_note": "Ihre Rechnungskorrektur",
-           "self_billing_credit_note": "unsere Gutschrift"},
+           "self_billing_credit_note": "unsere Gutschrift", "dunning_letter": "unser Schreiben"},
     "en": {"invoice": "your invoice", "credit_note": "your credit note",
-           "self_billing_credit_note": "our self-billing invoice"},
+           "self_billing_credit_note": "our self-billing invoice", "dunning_letter": "our letter"},
 }
 _ATTACHED = {
     "de": {"application/pdf": "PDF", "application/xml": "E-Rechnung (XML)"},

@@ -128,6 +128,8 @@ def bodies(t: Tenantry) -> dict[str, Any]:
         "write_off_receivable_item": {"reason": "insolvent", "idempotency_key": f"walk-wo-{t.name}"},
         "approve_dunning_stage": {},
         "reject_dunning_stage": {"reason": "customer called"},
+        "pause_dunning_case": {"reason": "customer in hospital"},
+        "resume_dunning_case": {},
         "set_chart_of_accounts": {"template": "plain"},
         "close_period": {"period": "2026-01"},
         "refund_adhoc_charge": {"amount": "1.00", "reason": "walk"},

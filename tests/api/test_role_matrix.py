@@ -62,7 +62,8 @@ def expected_roles(op_id: str) -> set[str]:
                  "list_bank_accounts"):
         return {"admin", "operator", "approver", "auditor"}
     if op_id in ("book_payment", "import_bank_statement", "match_bank_entry", "dismiss_bank_entry",
-                 "register_bank_account", "dispute_receivable_item", "undispute_receivable_item"):
+                 "register_bank_account", "dispute_receivable_item", "undispute_receivable_item",
+                 "pause_dunning_case", "resume_dunning_case"):
         return {"admin", "operator", "approver"}
     # refunds and payouts: finance's; approvers (and admins, as for collections) reach the decision,
     # whose workflow admits approvers only, never the starter nor a requester (four eyes)
@@ -94,7 +95,7 @@ def expected_roles(op_id: str) -> set[str]:
     if op_id == "issue_ocpi_token":
         return {"admin"}  # it opens the partner's OCPI access
     # dunning: finance reads cases and letters; only approvers decide a stage that needs approval
-    if op_id in ("list_dunning_cases", "get_dunning_case", "download_dunning_letter"):
+    if op_id in ("list_dunning_cases", "get_dunning_case", "download_dunning_letter", "download_dunning_hand_over"):
         return {"admin", "operator", "approver", "auditor"}
     if op_id in ("approve_dunning_stage", "reject_dunning_stage"):
         return {"admin", "approver"}

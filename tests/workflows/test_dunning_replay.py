@@ -29,6 +29,12 @@ def test_the_paths_are_recorded() -> None:
     # v2: the "advance" patch (one activity per wake-up reaches the stages that need no approval);
     # v3: "advance-local" (that activity runs as a local activity, recorded as a marker)
     assert {p.stem for p in HISTORIES} >= names | {f"{n}_{v}" for n in names for v in ("v2", "v3")}
+    # v3: "escalate-approval", a timer while an approval task is open and one dunning.escalate
+    v3 = WorkflowHistory.from_json("v3", (Path(__file__).resolve().parent / "histories"
+                                          / "dunning_escalated_v3.json").read_text())
+    names3 = [e.activity_task_scheduled_event_attributes.activity_type.name for e in v3.events
+              if e.HasField("activity_task_scheduled_event_attributes")]
+    assert names3.count("dunning.escalate") == 1
     v2 = WorkflowHistory.from_json("v2", (Path(__file__).resolve().parent / "histories"
                                           / "dunning_paid_after_stage_1_v2.json").read_text())
     kinds = [e.WhichOneof("attributes") for e in v2.events]

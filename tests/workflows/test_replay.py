@@ -37,6 +37,16 @@ def test_all_paths_are_recorded() -> None:
     assert "held_reprice_approve_v5" in stems
     # v6: "deliver-documents", a worker with SMTP starts the invoice's DocumentDeliveryWorkflow
     assert "plain_delivered_v6" in stems
+    # v7: "credit-note-tells-dunning", a credit note signals the customer's open DunningWorkflow
+    assert "credit_note_tells_dunning_v7" in stems
+
+
+def test_a_credit_note_signals_the_open_dunning_case() -> None:
+    history = WorkflowHistory.from_json("v7", (Path(__file__).resolve().parent / "histories"
+                                               / "credit_note_tells_dunning_v7.json").read_text())
+    kinds = [e.WhichOneof("attributes") for e in history.events]
+    assert kinds.count("signal_external_workflow_execution_initiated_event_attributes") == 1
+    assert kinds.count("external_workflow_execution_signaled_event_attributes") == 1
 
 
 def test_a_delivering_cycle_starts_its_e_mail_and_ends() -> None:

@@ -168,6 +168,7 @@ class BillingActivities:
                     else:
                         fin = self._finalize_new(conn, inp.tenant_id, out, billed, plan["now"])
                     out.status, out.number, out.finalized_now = "finalized", fin.number, True
+                    out.dunning_workflows = fin.dunning_workflows
             self._took("assemble_draft", t0, c0)
             _log_draft(inp.account_id, out)
             return out
@@ -442,7 +443,8 @@ class BillingActivities:
         """Number a draft this transaction inserted (see ``store.billing.finalize_new_draft``)."""
         B.ensure_series(conn, tenant_id, *B.INVOICE_SERIES[draft.kind])
         res = B.finalize_new_draft(conn, tenant_id, draft.invoice_id, draft.kind, Decimal(draft.gross), billed, at)
-        return FinalizeOutput(res.invoice_id, res.number, res.kind, _d(res.gross_total), res.already)
+        return FinalizeOutput(res.invoice_id, res.number, res.kind, _d(res.gross_total), res.already,
+                              _dunning_to_tell(conn, tenant_id, res.invoice_id, res.kind))
 
     def _finalize(self, conn: Connection, tenant_id: str, invoice_id: str, decided_by: str,
                   at: datetime) -> FinalizeOutput:
@@ -452,7 +454,8 @@ class BillingActivities:
             res = B.finalize_invoice(conn, tenant_id, invoice_id, decided_by, at)
         except B.AllocationError as exc:
             raise ApplicationError(str(exc), type="invoice_not_finalizable", non_retryable=True) from None
-        return FinalizeOutput(res.invoice_id, res.number, res.kind, _d(res.gross_total), res.already)
+        return FinalizeOutput(res.invoice_id, res.number, res.kind, _d(res.gross_total), res.already,
+                              _dunning_to_tell(conn, tenant_id, res.invoice_id, res.kind))
 
     @activity.defn(name="billing.reject_invoice")
     def reject_invoice(self, inp: CloseTaskInput) -> None:
@@ -501,6 +504,18 @@ class BillingActivities:
             status, detail = PC.schedule_invoice(conn, inp.tenant_id, inp.invoice_id)
         self._took("collect_invoice", t0, c0)
         return HandOverResult(status, detail)
+
+
+def _dunning_to_tell(conn: Connection, tenant_id: str, invoice_id: str, kind: str) -> list[str]:
+    """A credit note takes off what its customer owes: the workflows of the customer's open dunning
+    cases in its currency, to be told by the cycle (``changed``) rather than at their next wake-up."""
+    if kind != "credit_note":
+        return []
+    from store import dunning as DN
+
+    row = conn.execute(select(B.invoice.c.customer_id, B.invoice.c.currency)
+                       .where(B.invoice.c.id == invoice_id)).first()
+    return [] if row is None else DN.open_case_workflows(conn, tenant_id, row.customer_id, row.currency)
 
 
 def _log_draft(account_id: str, out: DraftSummary) -> None:

@@ -82,6 +82,9 @@ class DraftSummary:
     escalate_after_s: int | None = None
     number: str = ""
     finalized_now: bool = False  # finalized by this very call (finalize_if_clean), not earlier
+    # a credit note finalized by this call: the open dunning cases' workflows of its customer and
+    # currency, for the cycle to tell (empty in histories from before)
+    dunning_workflows: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -141,6 +144,7 @@ class FinalizeOutput:
     kind: str
     gross: str
     already: bool = False
+    dunning_workflows: list[str] = field(default_factory=list)  # as DraftSummary's
 
 
 # --- the hand-over: later issues (documents: issue 6, payment collection) fill these in --------

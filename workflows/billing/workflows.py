@@ -21,7 +21,7 @@ from decimal import Decimal, InvalidOperation
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.billing.types import (
@@ -109,6 +109,7 @@ class BillingCycleWorkflow:
             self._state = "finalized"
             fin = FinalizeOutput(draft.invoice_id, draft.number, draft.kind, draft.gross)
             await self._hand_over(fin)
+            await self._tell_dunning(draft.dunning_workflows)
             return BillingCycleResult(draft.invoice_id, "finalized", fin.number, fin.kind, fin.gross)
         if draft.status in ("finalized", "rejected", "empty"):
             # a re-run of a cycle that already ended: report what happened, change nothing
@@ -153,6 +154,7 @@ class BillingCycleWorkflow:
         self._state = "finalized"
         if self._local or workflow.patched("explicit-hand-over"):
             await self._hand_over(fin)
+        await self._tell_dunning(fin.dunning_workflows)
         return BillingCycleResult(draft.invoice_id, "finalized", fin.number, fin.kind, fin.gross, decided_by)
 
     async def _assemble(self, as_of: str) -> DraftSummary:
@@ -236,6 +238,18 @@ class BillingCycleWorkflow:
         # need, while the cycle ends now (a worker without SMTP names no delivery: it stays pending)
         if rendered.delivery_id and workflow.patched("deliver-documents"):
             await self._start_delivery(rendered.delivery_id, fin.number)
+
+    async def _tell_dunning(self, workflow_ids: list[str]) -> None:
+        """A credit note was finalized: its customer's open dunning case re-reads its items now (it
+        may close) instead of at its next stage day. Histories from before name no workflows (the
+        activities' results had no such field), so the patch is asked only when there are some."""
+        if not workflow_ids or not workflow.patched("credit-note-tells-dunning"):
+            return
+        for wid in workflow_ids:
+            try:
+                await workflow.get_external_workflow_handle(wid).signal("changed", "credit_note")
+            except FailureError:
+                pass  # the case's workflow ended meanwhile (not found): nothing left to tell
 
     async def _start_delivery(self, delivery_id: str, number: str) -> None:
         assert self._inp is not None

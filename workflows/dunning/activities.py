@@ -60,7 +60,7 @@ class DunningActivities:
 
     def all(self) -> list[Any]:
         return [self.check, self.advance, self.request_approval, self.reach, self.refuse, self.close, self.pending,
-                self.start_pending]
+                self.start_pending, self.escalate]
 
     # ------------------------------------------------------------------ policy
     def _policy(self, conn: Connection, tenant_id: str, version_id: str | None, name: str | None,
@@ -83,8 +83,9 @@ class DunningActivities:
     # ------------------------------------------------------------------ activities
     @activity.defn(name="dunning.check")
     def check(self, inp: CheckInput) -> StepOutput:
+        local, zone = self._local(inp)
         with write_transaction(self.engine) as conn:
-            return self._check(conn, inp)[0]
+            return _zoned(self._check(conn, local)[0], local, zone)
 
     def _check(self, conn: Connection, inp: CheckInput, known: _Known | None = None) -> tuple[StepOutput, _Known | None]:
         """What is due (opening the case the first time something is), and what it was read from:
@@ -110,6 +111,9 @@ class DunningActivities:
         items = DN.case_items(conn, inp.tenant_id, inp.customer_id, inp.currency)
         state = DN.case_state(conn, inp.tenant_id, case.id) if case else CaseState()
         step = next_step(policy, items, today, state)
+        if case is not None and case.hold_reason is not None and step.kind != "close":
+            # paused by hand (POST /dunning/cases/{id}/pause): no stage until it is resumed
+            step = replace(step, kind="paused", on=None, stage=0, reason="paused_by_hand")
         overdue_now = step.kind in ("stage", "paused", "done") or (step.kind == "wait" and step.stage > 0)
         if case is None and overdue_now:
             oldest = min((i for i in items if i.open > 0 and i.kind != "credit_balance"),
@@ -131,7 +135,7 @@ class DunningActivities:
                 approval = bool(st and st.approval)
         out = StepOutput(step.kind, cid, step.on.isoformat() if step.on else "", step.stage, approval,
                          format(step.overdue, "f"), step.currency, step.reason, policy.name, version or "",
-                         state.stage)
+                         state.stage, (policy.escalate_after_days or 0) if approval else 0)
         return out, _Known(cust, case, version, policy, items, state)
 
     @activity.defn(name="dunning.advance")
@@ -139,17 +143,20 @@ class DunningActivities:
         """``check``, and while a stage that needs no approval is due, ``reach`` it and check again:
         what a wake-up does, in one transaction, reading the customer, the case and its policy once.
         Idempotent as each step is; a stage reached before a crash without its letter gets it here."""
+        local, zone = self._local(inp)
         with write_transaction(self.engine) as conn:
-            step, known = self._check(conn, inp)
+            step, known = self._check(conn, local)
             for _ in range(20):  # a policy's stages, at most
                 if step.kind != "stage" or step.approval or known is None or known.case is None:
                     break
-                arg = StageInput(inp.tenant_id, step.case_id, step.stage, inp.today)
+                arg = StageInput(inp.tenant_id, step.case_id, step.stage, local.today)
                 self._reach_in(conn, arg, self._plan_from(conn, arg, known))
-                step, known = self._check(conn, replace(inp, case_id=step.case_id), known)
+                step, known = self._check(conn, replace(local, case_id=step.case_id), known)
         if self.letters and step.case_id:
             self._missing_letters(inp.tenant_id, step.case_id)
-        return step
+        if step.case_id:
+            self._missing_handovers(inp.tenant_id, step.case_id)
+        return _zoned(step, local, zone)
 
     def _reach_stage(self, inp: StageInput) -> dict[str, Any]:
         with write_transaction(self.engine) as conn:
@@ -172,6 +179,21 @@ class DunningActivities:
         for stage in reached:
             if stage not in have:
                 self._letter(tenant_id, case_id, stage)
+
+    def _missing_handovers(self, tenant_id: str, case_id: str) -> None:
+        """The collection agency's export (CSV and JSON) of every reached stage that hands the
+        case over, archived once per stage and format (after the stage's letter: it lists it)."""
+        from workflows.dunning.letters import archive_handover
+
+        with self.engine.connect() as conn:
+            due = [x["stage"] for x in DN.stages_of(conn, tenant_id, case_id)
+                   if x["status"] == "reached" and "hand_over" in x["detail"].get("actions", [])]
+            if not due:
+                return
+            have = {(h["stage"], h["format"]) for h in DN.handovers_of(conn, tenant_id, case_id)}
+        for stage in due:
+            if (stage, "csv") not in have or (stage, "json") not in have:
+                archive_handover(self.engine, tenant_id, case_id, stage)
 
     def _plan(self, conn: Connection, inp: StageInput) -> Any:
         case = DN.case(conn, inp.tenant_id, inp.case_id)
@@ -219,6 +241,7 @@ class DunningActivities:
         letter_id = ""
         if self.letters:
             letter_id = self._letter(inp.tenant_id, inp.case_id, inp.stage)
+        self._missing_handovers(inp.tenant_id, inp.case_id)
         return StageOutput(inp.stage, "reached", list(res["charge_items"]), letter_id, bool(res["duplicate"]))
 
     def _letter(self, tenant_id: str, case_id: str, stage: int) -> str:
@@ -237,6 +260,17 @@ class DunningActivities:
     def close(self, inp: CloseInput) -> list[str]:
         with write_transaction(self.engine) as conn:
             return DN.close_case(conn, inp.tenant_id, inp.case_id, date.fromisoformat(inp.today), inp.reason)
+
+    @activity.defn(name="dunning.escalate")
+    def escalate(self, inp: StageInput) -> bool:
+        """The stage's approval task was left open past the policy's ``escalate after``: it goes to
+        the admin role (``store.dunning.escalate_stage``, once)."""
+        with write_transaction(self.engine) as conn:
+            done = DN.escalate_stage(conn, inp.tenant_id, inp.case_id, inp.stage, "admin")
+            if done:
+                _audit(conn, inp.tenant_id, "system", "dunning_stage.escalate", f"{inp.case_id}:{inp.stage}",
+                       {"stage": inp.stage, "assigned_role": "admin"})
+        return done
 
     @activity.defn(name="dunning.pending")
     def pending(self, inp: SweepInput) -> list[list[str]]:
@@ -280,6 +314,21 @@ class DunningActivities:
         activity.heartbeat()
         started = sum(await asyncio.gather(*(one(*p) for p in pairs)))
         return [started, pairs[-1] if inp.page and len(pairs) == inp.page else []]
+
+
+def _audit(conn: Any, tenant_id: str, user_id: str, action: str, entity_id: str, data: dict[str, Any]) -> None:
+    from workflows.billing.activities import _audit as billing_audit
+
+    billing_audit(conn, tenant_id, user_id, "approver", action, "dunning_stage", entity_id, data)
+
+
+def _zoned(out: StepOutput, local: CheckInput, zone: Any) -> StepOutput:
+    """Tell the workflow the day decided on and when a wait's day begins in the tenant's zone."""
+    if zone is not None:
+        out.today = local.today
+        if out.kind == "wait" and out.on:
+            out.wake_at = datetime.combine(date.fromisoformat(out.on), time(0, 0), tzinfo=zone).isoformat()
+    return out
 
 
 def _audit(conn: Any, tenant_id: str, user_id: str, action: str, entity_id: str, data: dict[str, Any]) -> None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
-from runtime.documents.dunning_letter import render_dunning_letter
+from runtime.documents.dunning_letter import DunningLetterDoc, render_dunning_letter
 from store import dunning as DN
 from store.billing import write_transaction
 
-__all__ = ["archive_letter"]
+__all__ = ["archive_handover", "archive_letter"]
 
 
 def archive_letter(engine: Engine, tenant_id: str, case_id: str, stage: int) -> str:
@@ -24,4 +24,36 @@ def archive_letter(engine: Engine, tenant_id: str, case_id: str, stage: int) -> 
     name = re.sub(r"[^A-Za-z0-9._-]", "_", f"{'reminder' if doc.letter == 'reminder' else 'dunning'}-"
                   f"{doc.number}.pdf")
     with write_transaction(engine) as conn:
-        return str(DN.save_letter(conn, tenant_id, case_id, stage, doc.language, name, pdf)["id"])
+        saved = DN.save_letter(conn, tenant_id, case_id, stage, doc.language, name, pdf)
+        if not saved["duplicate"]:
+            _queue_email(conn, tenant_id, case_id, doc, pdf)
+        return str(saved["id"])
+
+
+def _queue_email(conn: Connection, tenant_id: str, case_id: str, doc: DunningLetterDoc, pdf: bytes) -> None:
+    """Send the letter like an invoice: archived as a document and queued for e-mail to the
+    account's invoice address (else the customer's), in the letter's transaction, so it is queued
+    exactly once; the delivery sweep sends it (``store.documents.deliver_due``)."""
+    from store.documents import request_delivery, store_document
+
+    cas = DN.case(conn, tenant_id, case_id)
+    to = DN.letter_recipient(conn, tenant_id, cas.customer_id, cas.account_id)
+    if not to:
+        return  # no e-mail address: the letter goes by post (the archived PDF)
+    number = doc.number[:40]
+    store_document(conn, tenant_id, kind="dunning_letter", number=number, fmt="pdf", media_type="application/pdf",
+                   content=pdf, issue_date=doc.dated, currency=doc.currency, gross_total=doc.total,
+                   language=doc.language[:2], customer_id=cas.customer_id)
+    request_delivery(conn, tenant_id, number, to, ["pdf"], requested_by="dunning")
+
+
+def archive_handover(engine: Engine, tenant_id: str, case_id: str, stage: int) -> list[str]:
+    """The stage's exports for a collection agency (CSV and JSON), each archived once; their ids."""
+    from runtime.documents.collection_handover import handover_csv, handover_json
+
+    with engine.connect() as conn:
+        doc = DN.handover_doc(conn, tenant_id, case_id, stage)
+    base = re.sub(r"[^A-Za-z0-9._-]", "_", f"handover-{doc.case_number}-{stage}")
+    with write_transaction(engine) as conn:
+        return [str(DN.save_handover(conn, tenant_id, case_id, stage, fmt, f"{base}.{fmt}", build(doc))["id"])
+                for fmt, build in (("csv", handover_csv), ("json", handover_json))]

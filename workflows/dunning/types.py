@@ -34,6 +34,9 @@ class CheckInput:
     workflow_id: str
     case_id: str
     today: str  # ISO date, the workflow's (the same on replay)
+    # the workflow's moment (ISO, aware; as_of's shift applied): the activity takes the day in the
+    # tenant's zone from it ("": histories from before, ``today`` is the UTC day)
+    now: str = ""
 
 
 @dataclass
@@ -49,6 +52,9 @@ class StepOutput:
     policy: str = ""
     ruleset_version_id: str = ""
     case_stage: int = 0  # the last stage the case reached (dunning.advance may have reached some)
+    escalate_after_days: int = 0  # a stage needing approval: its task escalates when left open this long
+    today: str = ""  # the day the activity decided on (the tenant's; "": the input's)
+    wake_at: str = ""  # wait: the moment ``on`` begins in the tenant's zone (ISO, aware; "": UTC midnight)
 
 
 @dataclass

@@ -14,9 +14,10 @@ never makes a second fee or letter. The signal ``changed`` (a payment matched, a
 dispute raised or resolved) makes the workflow re-read at once instead of at its next wake-up.
 The case keeps the ruleset version in force when it started.
 
-The workflow's day is ``workflow.now()``'s, or, when the input names ``as_of``, that day at the start
-and the days after it as workflow time passes (a shift of whole days: ``evbill demo`` opens its case
-in the simulated month, on the embedded server's real clock).
+The workflow's day is ``workflow.now()``'s in the tenant's zone (the activity takes it and says so;
+recorded histories from before took the UTC day), or, when the input names ``as_of``, that day at
+the start and the UTC days after it as workflow time passes (a shift of whole days: ``evbill demo``
+opens its case in the simulated month, on the embedded server's real clock).
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ class DunningWorkflow:
         self._reason = ""
         self._changed = False
         self._decision: tuple[str, StageDecision] | None = None
+        self._escalate_at: dict[str, datetime] = {}  # "case:stage" -> when its approval task escalates
+        self._escalated: set[str] = set()
         self._shift = timedelta(0)  # DunningInput.as_of: the workflow's days run this far from workflow.now()
 
     def _today(self) -> date:
@@ -83,7 +86,10 @@ class DunningWorkflow:
                                                       self._today().isoformat() if inp.as_of else ""))
             today = self._today().isoformat()
             self._changed = False
-            check = CheckInput(inp.tenant_id, inp.customer_id, inp.currency, wid, self._case_id, today)
+            # the activity takes the tenant's day of this moment (and says which day it took); a case
+            # on its own clock (as_of) keeps the days it was given
+            check = CheckInput(inp.tenant_id, inp.customer_id, inp.currency, wid, self._case_id, today,
+                               "" if inp.as_of else workflow.now().isoformat())
             if workflow.patched("advance"):
                 # one activity per wake-up: it reaches the stages due that need no approval itself
                 # (each once, letters included) and answers what comes next
@@ -101,6 +107,7 @@ class DunningWorkflow:
                     retry_policy=_RETRY)
             self._case_id = step.case_id or self._case_id
             self._reason = step.reason
+            today = step.today or today  # histories from before: the UTC day
             if step.kind == "close":
                 released: list[str] = []
                 if self._case_id:
@@ -115,7 +122,7 @@ class DunningWorkflow:
                 continue
             if step.kind == "wait":
                 self._state, self._next_on = "waiting", step.on
-                await self._sleep_until(step.on)
+                await self._sleep_until(step.on, step.wake_at)
                 continue
             # paused (disputed) or done (every stage reached, or escalation refused): wait for news
             self._state, self._next_on = step.kind, ""
@@ -133,7 +140,10 @@ class DunningWorkflow:
             if out.status == "awaiting_approval":
                 self._state, self._awaiting = "awaiting_approval", step.stage
                 # a payment while the task waits is news too: re-read, the task stays open if still due
-                await workflow.wait_condition(lambda: self._decision is not None or self._changed)
+                if step.escalate_after_days and workflow.patched("escalate-approval"):
+                    await self._wait_or_escalate(arg, step.escalate_after_days)
+                else:
+                    await workflow.wait_condition(lambda: self._decision is not None or self._changed)
                 if self._decision is None:
                     self._state = "waiting"
                     return
@@ -151,8 +161,29 @@ class DunningWorkflow:
             "dunning.reach", arg, result_type=StageOutput, start_to_close_timeout=_SHORT, retry_policy=_RETRY)
         self._stage = res.stage
 
-    async def _sleep_until(self, day: str) -> None:
-        wake = datetime.combine(datetime.fromisoformat(day).date(), time(0, 0), tzinfo=UTC) - self._shift
+    async def _wait_or_escalate(self, arg: StageInput, days: int) -> None:
+        """Wait for a decision or news; the task left open ``days`` (counted from when this workflow
+        first waited for the stage) is escalated once, then the wait goes on without a limit."""
+        key = f"{arg.case_id}:{arg.stage}"
+        if key not in self._escalated:
+            deadline = self._escalate_at.setdefault(key, workflow.now() + timedelta(days=days))
+            left = deadline - workflow.now()
+            if left > timedelta(0):
+                try:
+                    await workflow.wait_condition(lambda: self._decision is not None or self._changed, timeout=left)
+                    return
+                except TimeoutError:
+                    pass
+            await workflow.execute_activity("dunning.escalate", arg, result_type=bool, start_to_close_timeout=_SHORT,
+                                            retry_policy=_RETRY)
+            self._escalated.add(key)
+        await workflow.wait_condition(lambda: self._decision is not None or self._changed)
+
+    async def _sleep_until(self, day: str, wake_at: str = "") -> None:
+        # the day begins in the tenant's zone (``wake_at``, from the activity), else at UTC midnight
+        start = datetime.fromisoformat(wake_at) if wake_at else \
+            datetime.combine(datetime.fromisoformat(day).date(), time(0, 0), tzinfo=UTC)
+        wake = start - self._shift
         delay = wake - workflow.now()
         if delay <= timedelta(0):
             return

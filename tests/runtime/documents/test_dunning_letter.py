@@ -87,3 +87,18 @@ def test_letters_rendered_from_many_threads_at_once_come_out_whole_and_identical
         together = list(pool.map(render_dunning_letter, docs))
     assert together == alone
     assert all(b.startswith(b"%PDF-") for b in together)
+
+
+@pytest.mark.parametrize(("language", "personal", "impersonal"), [
+    ("de", "Guten Tag Erika Muster,", "Sehr geehrte Damen und Herren,"),
+    ("en", "Dear Erika Muster,", "Dear Sir or Madam,"),
+    ("fr", "Bonjour Erika Muster,", "Madame, Monsieur,"),
+    ("nl", "Beste Erika Muster,", "Geachte heer, mevrouw,"),
+])
+def test_a_private_person_is_greeted_by_name(language: str, personal: str, impersonal: str) -> None:
+    doc = _doc(language)
+    person = " ".join(pdf_text(render_dunning_letter(DunningLetterDoc(
+        **{**doc.__dict__, "customer_name": "Erika Muster", "addressee": "Erika Muster"}))).split())
+    business = " ".join(pdf_text(render_dunning_letter(doc)).split())
+    assert personal in person and impersonal not in person
+    assert impersonal in business and "Erika" not in business
