@@ -349,7 +349,8 @@ def open_case(conn: Connection, tenant_id: str, *, customer_id: str, account_id:
         id=new_id("dun"), tenant_id=tenant_id, customer_id=customer_id, account_id=account_id, currency=currency,
         open_key=key, workflow_id=workflow_id, ruleset_version_id=ruleset_version_id, policy=policy, debtor=debtor,
         status="waiting", stage=0, stage_on=None, next_stage=None, next_on=None, reason="", refused=False,
-        interest_until={}, flat_fee_items=[], started_on=today, closed_on=None, created_at=now, updated_at=now)
+        interest_until={}, flat_fee_items=[], started_on=today, closed_on=None, created_at=now, updated_at=now,
+        hold_reason=None, held_by=None)
     conn.execute(_I_CASE, values)
     return _case_row(SimpleNamespace(**values))
 

@@ -80,6 +80,18 @@ class DunningActivities:
             return row.id, next((p for p in policies if p.name == name), None)
         return row.id, select_policy(policies, groups)
 
+    def _local(self, inp: CheckInput) -> tuple[CheckInput, Any]:
+        """The input with ``today`` the tenant's day of the workflow's moment, and the zone."""
+        if not inp.now:
+            return inp, None
+        from zoneinfo import ZoneInfo
+
+        from store.billing import tenant_zone
+
+        with self.engine.connect() as conn:
+            zone = ZoneInfo(tenant_zone(conn, inp.tenant_id, "UTC"))
+        return replace(inp, today=datetime.fromisoformat(inp.now).astimezone(zone).date().isoformat()), zone
+
     # ------------------------------------------------------------------ activities
     @activity.defn(name="dunning.check")
     def check(self, inp: CheckInput) -> StepOutput:
@@ -329,9 +341,3 @@ def _zoned(out: StepOutput, local: CheckInput, zone: Any) -> StepOutput:
         if out.kind == "wait" and out.on:
             out.wake_at = datetime.combine(date.fromisoformat(out.on), time(0, 0), tzinfo=zone).isoformat()
     return out
-
-
-def _audit(conn: Any, tenant_id: str, user_id: str, action: str, entity_id: str, data: dict[str, Any]) -> None:
-    from workflows.billing.activities import _audit as billing_audit
-
-    billing_audit(conn, tenant_id, user_id, "approver", action, "dunning_stage", entity_id, data)
