@@ -131,6 +131,7 @@ async def test_dispute_window_day_6_taken_day_8_refused(env: WorkflowEnvironment
     pdf.write_bytes(docs["pdf"])
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     assert "CLR-000001" in text and "CDR s2" in text and "Reverse" in text
+    _paid_by_transfer(store_engine, tid, "CLR-000001", expected, vat=D(0))  # reverse charge: no VAT
 
     # the archived files: one XLSX row per CDR with the OCPI fields and a totals sheet; the CDR JSON
     # reads as OCPI 2.2.1 CDRs in another implementation's types
@@ -223,3 +224,51 @@ async def test_partner_key_disputes_through_the_api(env: WorkflowEnvironment, en
     assert D(detail["invoice_gross"]) == net + (net * D("0.19")).quantize(D("0.01"))
     assert result["invoice_number"] == detail["invoice_number"]
     assert [d["resolution"] for d in detail["disputes"]] == ["keep"]
+    # paid by transfer: 19 % VAT in the journal
+    _paid_by_transfer(engine, tid, detail["invoice_number"], D(detail["invoice_gross"]), vat=D(detail["invoice_gross"]) - net)
+
+
+def _paid_by_transfer(engine: Engine, tid: str, number: str, gross: D, *, vat: D) -> None:
+    """The clearing invoice is the partner's open item (its own customer, due in 30 days); the bank
+    statement's credit naming its number settles it; the journal books the invoice's revenue and
+    VAT against the debtor and the payment against the bank, and every entry balances."""
+    from sqlalchemy import select
+
+    from runtime.bank.camt import parse_camt
+    from runtime.bank.simulate import SimEntry, SimTransaction, statement_xml
+    from store import bank as B
+    from store import receivables as R
+    from store.accounting import journal_entry, journal_line
+    from store.models import Customer
+
+    with engine.connect() as conn:
+        [item] = [s for s in R.item_states(conn, tid) if s.kind == "clearing_invoice"]
+        cus = conn.execute(select(Customer.__table__).where(Customer.__table__.c.id == item.customer_id)).one()
+    assert (item.number, item.open, item.currency) == (number, gross, "EUR")
+    assert (item.due_date - item.issue_date).days == 30
+    assert cus.kind == "business" and cus.external_ref.startswith("evbill:partner:")
+    credit = statement_xml(message_id="CLR-PAY", statement_id="CLR-S-1", sequence=1,
+                           created=datetime(2027, 1, 20, 8, tzinfo=UTC), account_iban="DE02120300000000202051",
+                           currency="EUR", opening=D(0), entries=[
+                               SimEntry(gross, True, datetime(2027, 1, 20).date(), "CLR-IN", transactions=[
+                                   SimTransaction(gross, debtor_name="Roaming partner B.V.",
+                                                  debtor_iban="NL91ABNA0417164300",
+                                                  remittance=f"Clearing {number}")])])
+    with engine.begin() as conn:
+        res = B.import_statement(conn, tid, parse_camt(credit)[0], "camt-clr")
+    assert res.matched == 1 and res.unmatched == 0
+    with engine.connect() as conn:
+        [item] = [s for s in R.item_states(conn, tid) if s.kind == "clearing_invoice"]
+        assert item.open == 0
+        je, jl = journal_entry.c, journal_line.c
+        rows = conn.execute(select(je.id, je.source_kind, jl.role, jl.side, jl.amount)
+                            .join(journal_line, jl.entry_id == je.id).where(je.tenant_id == tid)).all()
+    lines: dict[str, list[tuple[str, str, D]]] = {}
+    per_entry: dict[str, D] = {}
+    for eid, kind, role, side, amount in rows:
+        lines.setdefault(kind, []).append((role, side, amount))
+        per_entry[eid] = per_entry.get(eid, D(0)) + (amount if side == "debit" else -amount)
+    assert per_entry and all(v == 0 for v in per_entry.values())
+    want = [("debtor", "debit", gross), ("revenue", "credit", gross - vat)] + ([("vat", "credit", vat)] if vat else [])
+    assert sorted(lines["clearing_invoice"]) == sorted(want)
+    assert sorted(lines["payment"]) == [("bank", "debit", gross), ("debtor", "credit", gross)]
