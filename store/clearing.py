@@ -44,6 +44,7 @@ __all__ = [
     "clearing_cdr",
     "clearing_dispute",
     "clearing_statement",
+    "disputes_to_resolve",
     "ocpi_credentials",
     "partner_account",
 ]
@@ -260,6 +261,18 @@ def disputes_of(conn: Connection, tenant_id: str, statement_id: str) -> list[Any
     return list(conn.execute(select(clearing_dispute).where(
         clearing_dispute.c.tenant_id == tenant_id, clearing_dispute.c.statement_id == statement_id)
         .order_by(clearing_dispute.c.raised_at, clearing_dispute.c.id)))
+
+
+def disputes_to_resolve(conn: Connection, tenant_id: str, limit: int = 200) -> list[Any]:
+    """Unresolved disputes of statements whose window has closed (``resolving``), with the
+    statement's month, currency and partner name: finance's inbox, oldest first."""
+    d, st = clearing_dispute.c, clearing_statement.c
+    p = Partner.__table__  # type: ignore[attr-defined]
+    return list(conn.execute(
+        select(clearing_dispute, st.month, st.currency, st.window_ends_at, p.c.name.label("partner_name"))
+        .join(clearing_statement, st.id == d.statement_id).join(p, p.c.id == st.partner_id)
+        .where(d.tenant_id == tenant_id, st.status == "resolving", d.resolution == "")
+        .order_by(d.raised_at, d.id).limit(limit)))
 
 
 def get_dispute(conn: Connection, tenant_id: str, dispute_id: str) -> Any:
