@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -178,6 +179,10 @@ async def test_partner_key_disputes_through_the_api(env: WorkflowEnvironment, en
                 db.flush()
             u = create_user(db, tid, f"{role}-{partner}@t.test", role, partner_id=partner)
             db.flush()
+            if role == "approver":
+                from store.console import set_password
+
+                set_password(db, tid, u.id, "correct horse battery staple")
             keys[f"{role}-{partner}"] = issue_key(db, tid, u.id, role)[1]
         db.commit()
     ops, fin = h(keys["operator-None"]), h(keys["approver-None"])
@@ -213,9 +218,9 @@ async def test_partner_key_disputes_through_the_api(env: WorkflowEnvironment, en
         r = await c.post(f"/clearing/statements/{sid}/disputes", headers=fin,
                          json={"cdr_id": "s2", "reason": "late", "proposed_amount": "1.00"})
         assert r.status_code == 409 and r.json()["code"] == "window_closed"
-        r = await c.post(f"/clearing/disputes/{dispute['id']}/resolve", headers=fin,
-                         json={"resolution": "keep", "note": "meter values confirm"})
-        assert r.status_code == 200 and r.json()["resolution"] == "keep", r.text
+        # finance keeps our amount from the console's inbox (the API's own resolve function)
+        async with api_client(env, engine, task_queue) as web:
+            await _console_keep(web, "approver-None@t.test", dispute["id"])
         result = await env.client.get_workflow_handle(wid).result()
         detail = (await c.get(f"/clearing/statements/{sid}", headers=fin)).json()
     # a German partner: no reverse charge, 19 % VAT on the kept amounts
@@ -226,6 +231,27 @@ async def test_partner_key_disputes_through_the_api(env: WorkflowEnvironment, en
     assert [d["resolution"] for d in detail["disputes"]] == ["keep"]
     # paid by transfer: 19 % VAT in the journal
     _paid_by_transfer(engine, tid, detail["invoice_number"], D(detail["invoice_gross"]), vat=D(detail["invoice_gross"]) - net)
+
+
+async def _console_keep(web: Any, email: str, dispute_id: str) -> None:
+    """Sign in to the console, find the dispute in the finance inbox and keep our amount."""
+    import re
+
+    page = await web.get("/console/sign-in")
+    token = re.search(r'name="form_token" value="([^"]+)"', page.text)
+    assert token, page.text[:300]
+    r = await web.post("/console/sign-in", data={"email": email, "password": "correct horse battery staple",
+                                                 "form_token": token.group(1), "next": "/console"})
+    assert r.status_code in (302, 303), r.text[:300]
+    inbox = await web.get("/console/inbox")
+    assert f'action="/console/inbox/clearing-disputes/{dispute_id}/resolve"' in inbox.text
+    csrf = re.search(r'name="_csrf" value="([^"]+)"', inbox.text)
+    assert csrf
+    r = await web.post(f"/console/inbox/clearing-disputes/{dispute_id}/resolve",
+                       data={"_csrf": csrf.group(1), "resolution": "keep", "note": "meter values confirm"})
+    assert r.status_code == 303 and r.headers["location"] == "/console/inbox?msg=dispute_resolved", r.text[-500:]
+    after = await web.get("/console/inbox")
+    assert f"dispute-{dispute_id}" not in after.text
 
 
 def _paid_by_transfer(engine: Engine, tid: str, number: str, gross: D, *, vat: D) -> None:
