@@ -361,6 +361,22 @@ def _system_month(out: Path, rnd: random.Random, summary: dict[str, Any]) -> int
         if not booked.balanced:
             _say("  ERROR: the journal does not balance or does not reconcile with the open items")
             return 1
+        clr = sysdemo.clear_roaming(run, out)
+        cs, dsp = clr.statement, clr.dispute
+        _say(f"  eMSP clearing: {sysdemo.EMSP['name']}'s {cs['month']} statement ({cs['cdrs']} CDRs priced by the "
+             f"roaming agreement's tariff, net {cs['net_total']} EUR) as XLSX and OCPI 2.2.1 CDR JSON; its "
+             f"ClearingWorkflow's D-7 window on the time-skipping test server: on day 3 the partner's key disputed "
+             f"{dsp['cdr']} ({dsp['ours']} -> {dsp['proposed']} EUR), on day 8 finance chose {dsp['resolution']}; "
+             f"clearing invoice {cs['invoice_number']} ({'reverse charge, ' if cs['reverse_charge'] else ''}"
+             f"net {cs['invoice_net']}, gross {cs['invoice_gross']} EUR) paid by transfer, matched by its number "
+             f"(open {clr.paid['open_after']}), {len(clr.journal)} journal entries; files in {out}/clearing/")
+        system["clearing"] = {**cs, "dispute": dsp, "files": clr.files, "paid": clr.paid, "journal": clr.journal}
+        summary["clearing"] = {"statements": 1, "cdrs": cs["cdrs"], "disputes": 1, "invoice": cs["invoice_number"],
+                               "files": len(clr.files), "paid": clr.paid["matched"],
+                               "journal_entries": len(clr.journal)}
+        if clr.paid["open_after"] != "0.00" or not all(e["balanced"] for e in clr.journal) or len(clr.journal) != 2:
+            _say("  ERROR: the clearing invoice should be settled by the transfer and booked, balanced")
+            return 1
         from api import demo_console
 
         why = demo_console.unavailable()

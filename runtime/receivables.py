@@ -40,7 +40,7 @@ __all__ = [
 
 EntryKind = Literal["invoice", "credit_note", "payment", "return", "return_charge", "refund", "write_off",
                     "goodwill", "credit_applied", "credit_used", "overpayment", "refund_return", "dunning_fee",
-                    "interest", "flat_fee", "card_charge", "card_refund"]
+                    "interest", "flat_fee", "card_charge", "card_refund", "clearing_invoice"]
 
 # the sign each kind of entry carries on the item it is booked to (amounts are given as magnitudes)
 ENTRY_SIGNS: Final[dict[str, int]] = {
@@ -61,6 +61,7 @@ ENTRY_SIGNS: Final[dict[str, int]] = {
     "flat_fee": +1,         # the flat fee for late payment (business debtors), an item of its own
     "card_charge": +1,      # an ad-hoc charge paid by card (issue 16), an item of its own
     "card_refund": -1,      # ... given back through the card provider: the charge is less by it
+    "clearing_invoice": +1,  # an eMSP partner's clearing invoice (issue 15), an item of its own
 }
 
 AGING_BUCKETS: Final = ("not_due", "0_30", "31_60", "61_90", "over_90")

@@ -585,15 +585,17 @@ def post_events(conn: Connection, tenant_id: str, events: Sequence[Mapping[str, 
                                income=gross - tax)
             text = {"dunning_fee": "Dunning fee", "interest": "Default interest", "flat_fee": "Flat fee"}[kind] \
                 + f" {document}"
-        elif kind in ("card_charge", "card_refund"):
+        elif kind in ("card_charge", "card_refund", "clearing_invoice"):
             # the receipt's net and VAT (store.adhoc puts them in the event's detail, signed: a
-            # refund's are negative); a refund pays the money back out
+            # refund's are negative); a refund pays the money back out. A clearing invoice's the
+            # same way (store.clearing.book_invoice)
             groups = [(Decimal(str(g["rate"])), Decimal(str(g["net"])), Decimal(str(g["tax"])))
                       for g in (ev["detail"] or {}).get("tax_groups", ())]
             facts = EventFacts(kind, ev["currency"], effects, revenue=tuple(("charging", r, n) for r, n, _t in groups),
                                vat=tuple((r, t) for r, _n, t in groups if t),
                                bank=-Decimal(ev["amount"]) if kind == "card_refund" else ZERO)
-            text = f"{'Card payment receipt' if kind == 'card_charge' else 'Card refund'} {document}"
+            text = {"card_charge": "Card payment receipt", "card_refund": "Card refund",
+                    "clearing_invoice": "Clearing invoice"}[kind] + f" {document}"
         elif kind in _PARTNER_EVENTS:
             facts = _partner_facts(ev)
             text = f"{_PARTNER_EVENTS[kind]} {document}"

@@ -40,7 +40,7 @@ from sqlalchemy import (
 
 from runtime.money import ZERO
 from runtime.receivables import Entry
-from store.models import BillingAccount, Customer, metadata
+from store.models import metadata
 from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
 
 __all__ = [
@@ -256,26 +256,10 @@ def adhoc_account(conn: Connection, tenant_id: str, currency: str) -> tuple[str,
     """(customer id, billing account id) of the tenant's ad-hoc card payments: one customer
     ("Ad-hoc card payments", ``external_ref`` ``evbill:adhoc``) with one account per currency,
     made on first use. Its account is never invoiced: each charge is its own receipt."""
-    cus, acc = Customer.__table__, BillingAccount.__table__  # type: ignore[attr-defined]
-    customer_id = conn.execute(select(cus.c.id).where(cus.c.tenant_id == tenant_id,
-                                                      cus.c.external_ref == ADHOC_CUSTOMER_REF)).scalar()
-    now = utcnow()
-    if customer_id is None:
-        customer_id = new_id("cus")
-        conn.execute(insert(cus).values(id=customer_id, tenant_id=tenant_id, number=None, kind="private",
-                                        name="Ad-hoc card payments", company_name="", email="", phone="",
-                                        language="de", vat_id="", street="", postal_code="", city="", country="",
-                                        groups=[], external_ref=ADHOC_CUSTOMER_REF, created_at=now, updated_at=now))
-    account_id = conn.execute(select(acc.c.id).where(acc.c.tenant_id == tenant_id, acc.c.customer_id == customer_id,
-                                                     acc.c.currency == currency)).scalar()
-    if account_id is None:
-        account_id = new_id("acc")
-        conn.execute(insert(acc).values(id=account_id, tenant_id=tenant_id, customer_id=customer_id,
-                                        name=f"Ad-hoc card payments {currency}", currency=currency,
-                                        timezone="Europe/Berlin", billing_cycle="ad_hoc", payment_terms="net 0",
-                                        invoice_email="", street="", postal_code="", city="", country="",
-                                        status="active", created_at=now))
-    return str(customer_id), str(account_id)
+    from store.customers import ref_account
+
+    return ref_account(conn, tenant_id, ADHOC_CUSTOMER_REF, currency, customer={"name": "Ad-hoc card payments"},
+                       account_name="Ad-hoc card payments", payment_terms="net 0")
 
 
 def book_capture(conn: Connection, charge: AdhocCharge, *, booked_on: date) -> str:

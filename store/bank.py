@@ -152,6 +152,10 @@ payer_link = Table(
 )
 
 _account = BillingAccount.__table__  # type: ignore[attr-defined]
+# the open items a credit can match by reference, amount or payer: invoices and eMSP partners'
+# clearing invoices (store.clearing.book_invoice); fees and card charges are paid otherwise
+MATCHED_KINDS = ("invoice", "clearing_invoice")
+
 _ENTRY_COLUMNS = ("id", "tenant_id", "statement_id", "key", "seq", "credit", "amount", "currency", "booking_date",
                   "value_date", "bank_ref", "end_to_end_id", "bank_tx_code", "debtor_name", "debtor_iban", "remittance",
                   "return_reason", "status", "rule", "reason", "account_id", "event_id", "decided_by", "created_at")
@@ -219,7 +223,7 @@ class _Books:
              links: tuple[dict[str, str], dict[str, str]]) -> _Books:
         batch = R.PaymentBatch(conn, tenant_id, currency)
         items = [OpenItemRef(s.id, s.account_id, s.customer_id, s.number, s.open, s.currency)
-                 for s in batch.states.values() if s.open > 0 and s.kind == "invoice"]
+                 for s in batch.states.values() if s.open > 0 and s.kind in MATCHED_KINDS]
         # our submitted direct debits: their credit (usually one batch entry with a TxDtls per
         # collection) matches each item by its EndToEndId before any other rule is tried
         return cls(batch, MatchIndex(items, collections=C.submitted_collections(conn, tenant_id),

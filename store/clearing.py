@@ -40,10 +40,13 @@ from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
 
 __all__ = [
     "STATUSES",
+    "book_invoice",
     "clearing_cdr",
     "clearing_dispute",
     "clearing_statement",
+    "disputes_to_resolve",
     "ocpi_credentials",
+    "partner_account",
 ]
 
 # draft (built, not sent) | in_review (sent: the window is open) | resolving (window closed,
@@ -260,6 +263,18 @@ def disputes_of(conn: Connection, tenant_id: str, statement_id: str) -> list[Any
         .order_by(clearing_dispute.c.raised_at, clearing_dispute.c.id)))
 
 
+def disputes_to_resolve(conn: Connection, tenant_id: str, limit: int = 200) -> list[Any]:
+    """Unresolved disputes of statements whose window has closed (``resolving``), with the
+    statement's month, currency and partner name: finance's inbox, oldest first."""
+    d, st = clearing_dispute.c, clearing_statement.c
+    p = Partner.__table__  # type: ignore[attr-defined]
+    return list(conn.execute(
+        select(clearing_dispute, st.month, st.currency, st.window_ends_at, p.c.name.label("partner_name"))
+        .join(clearing_statement, st.id == d.statement_id).join(p, p.c.id == st.partner_id)
+        .where(d.tenant_id == tenant_id, st.status == "resolving", d.resolution == "")
+        .order_by(d.raised_at, d.id).limit(limit)))
+
+
 def get_dispute(conn: Connection, tenant_id: str, dispute_id: str) -> Any:
     return conn.execute(select(clearing_dispute).where(clearing_dispute.c.tenant_id == tenant_id,
                                                        clearing_dispute.c.id == dispute_id)).first()
@@ -354,3 +369,40 @@ def ruleset_versions(conn: Connection, tenant_id: str, ruleset_name: str) -> lis
     if ruleset_name:
         q = q.join(r, r.c.id == v.c.ruleset_id).where(r.c.name == ruleset_name)
     return list(conn.execute(q.order_by(v.c.effective_from, v.c.version)))
+
+
+# --- the clearing invoice as money ---------------------------------------------------------------
+
+PARTNER_CUSTOMER_REF = "evbill:partner:"
+
+
+def partner_account(conn: Connection, tenant_id: str, partner: Any, currency: str) -> tuple[str, str]:
+    """(customer id, billing account id) the eMSP partner owes its clearing invoices on: a
+    business customer (``external_ref`` ``evbill:partner:<partner id>``, the partner's name,
+    address and VAT id) with one account per currency, made on first use. The account is never
+    invoiced by the billing cycle: each clearing invoice opens its own item."""
+    from store.customers import ref_account
+
+    return ref_account(conn, tenant_id, PARTNER_CUSTOMER_REF + partner.id, currency, customer={
+        "kind": "business", "name": partner.name[:200], "company_name": partner.name[:200],
+        "email": partner.email or "", "vat_id": partner.vat_id or "", "street": partner.street or "",
+        "postal_code": partner.postal_code or "", "city": partner.city or "",
+        "country": (partner.country_code or "")[:2], "language": partner.language or "de"},
+        account_name=f"Clearing {partner.name}"[:150], payment_terms="net 30")
+
+
+def book_invoice(conn: Connection, tenant_id: str, statement_id: str, partner: Any, *, number: str, currency: str,
+                 gross: Decimal, vat_groups: Sequence[tuple[Decimal, Decimal, Decimal]], issue_date: Any,
+                 due_date: Any) -> str:
+    """The clearing invoice as the partner's debt: an item of its own (``clearing_invoice``, its
+    number the reference a transfer names, so the camt import matches it) whose event carries the
+    invoice's net and VAT per rate (``vat_groups``: (rate, net, tax); reverse charge: tax 0) for the
+    journal. Once per statement. -> the item's id."""
+    from store.receivables import open_charge_item
+
+    customer_id, account_id = partner_account(conn, tenant_id, partner, currency)
+    groups = [{"rate": format(r, "f"), "net": format(n, "f"), "tax": format(t, "f")} for r, n, t in vat_groups]
+    return open_charge_item(conn, tenant_id, key=f"clearing:{statement_id}", kind="clearing_invoice",
+                            customer_id=customer_id, account_id=account_id, currency=currency, amount=gross,
+                            issue_date=issue_date, due_date=due_date, number=number,
+                            detail={"clearing_statement_id": statement_id, "tax_groups": groups})

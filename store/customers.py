@@ -36,3 +36,35 @@ def assign_customer_numbers(conn: Connection, tenant_id: str, count: int = 1) ->
 def _number_new_customer(_mapper: Any, connection: Connection, target: Customer) -> None:
     if target.number is None:
         target.number = assign_customer_numbers(connection, target.tenant_id)[0]
+
+
+def ref_account(conn: Connection, tenant_id: str, ref: str, currency: str, *, customer: dict[str, Any],
+                account_name: str, payment_terms: str) -> tuple[str, str]:
+    """(customer id, billing account id) of a customer the system keeps for itself, found by its
+    ``external_ref`` (``evbill:adhoc``, ``evbill:partner:<id>``) with one account per currency,
+    both made on first use from ``customer``'s columns (name, kind, address, ...)."""
+    from sqlalchemy import insert, select
+
+    from store.models import BillingAccount
+    from store.types import new_id, utcnow
+
+    cus, acc = Customer.__table__, BillingAccount.__table__  # type: ignore[attr-defined]
+    customer_id = conn.execute(select(cus.c.id).where(cus.c.tenant_id == tenant_id, cus.c.external_ref == ref)).scalar()
+    now = utcnow()
+    if customer_id is None:
+        customer_id = new_id("cus")
+        values = dict(kind="private", company_name="", email="", phone="", language="de", vat_id="", street="",
+                      postal_code="", city="", country="")
+        values.update(customer)
+        conn.execute(insert(cus).values(id=customer_id, tenant_id=tenant_id, number=None, groups=[], external_ref=ref,
+                                        created_at=now, updated_at=now, **values))
+    account_id = conn.execute(select(acc.c.id).where(acc.c.tenant_id == tenant_id, acc.c.customer_id == customer_id,
+                                                     acc.c.currency == currency)).scalar()
+    if account_id is None:
+        account_id = new_id("acc")
+        conn.execute(insert(acc).values(id=account_id, tenant_id=tenant_id, customer_id=customer_id,
+                                        name=f"{account_name} {currency}", currency=currency,
+                                        timezone="Europe/Berlin", billing_cycle="ad_hoc", payment_terms=payment_terms,
+                                        invoice_email="", street="", postal_code="", city="", country="",
+                                        status="active", created_at=now))
+    return str(customer_id), str(account_id)

@@ -22,7 +22,7 @@ from api.schemas import DecimalOut
 from store import clearing as S
 from store.errors import Conflict, Forbidden, InvalidInput, NotFound
 
-__all__ = ["router"]
+__all__ = ["ResolveCreate", "resolve_dispute", "router"]
 
 ROLE_SETS.setdefault("clearing_read", ("admin", "operator", "approver", "auditor", "partner"))
 ROLE_SETS.setdefault("clearing_write", ("admin", "operator", "approver"))
@@ -253,6 +253,13 @@ async def dispute_clearing_cdr(request: Request[Any, Any, Any], clearing_stateme
        summary="Resolve a dispute after the window (finance): accept the partner's amount, keep ours, or adjust")
 async def resolve_clearing_dispute(request: Request[Any, Any, Any], clearing_dispute_id: str,
                                    data: ResolveCreate) -> ClearingDisputeRead:
+    return await resolve_dispute(request, clearing_dispute_id, data)
+
+
+async def resolve_dispute(request: Request[Any, Any, Any], clearing_dispute_id: str,
+                          data: ResolveCreate) -> ClearingDisputeRead:
+    """The route's work, also called by the console's finance inbox: the workflow's ``resolve``
+    Update (approver or admin, after the window)."""
     from workflows.clearing.types import ResolveRequest
 
     actor = actor_of(request)

@@ -35,7 +35,7 @@ class ItemRead(ReadModel):
     id: str
     customer_id: str
     account_id: str
-    kind: Literal["invoice", "credit_balance", "dunning_fee", "interest", "flat_fee"]
+    kind: Literal["invoice", "credit_balance", "dunning_fee", "interest", "flat_fee", "card_charge", "clearing_invoice"]
     invoice_id: str | None
     number: str
     currency: str

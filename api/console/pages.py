@@ -354,13 +354,15 @@ async def inbox(request: Request[Any, Any, Any], msg: str | None = None) -> Temp
     return _inbox(request, msg=msg if msg in _MESSAGES else None)
 
 
-_MESSAGES = ("approved", "rejected", "matched", "run_approved", "run_rejected", "stage_approved", "stage_rejected")
+_MESSAGES = ("approved", "rejected", "matched", "run_approved", "run_rejected", "stage_approved", "stage_rejected",
+             "dispute_resolved")
 
 
 def _inbox(request: Request[Any, Any, Any], *, msg: str | None = None, error: str | None = None,
            error_for: str | None = None, status_code: int = 200) -> Template:
     from store import bank as BK
     from store import finance as F
+    from store.clearing import disputes_to_resolve
     from store.console import account_labels, approvals, billing_accounts
 
     actor = request.user
@@ -374,11 +376,13 @@ def _inbox(request: Request[Any, Any, Any], *, msg: str | None = None, error: st
         labels = account_labels(conn, actor.tenant_id, [x.account_id for x in tasks])
         choices = {cur: billing_accounts(conn, actor.tenant_id, cur) for cur in {e.currency for e in entries}}
         waiting = approvals(conn, actor.tenant_id)
+        disputes = disputes_to_resolve(conn, actor.tenant_id)
     runs = [(kind, a) for kind in ("collection_run", "payout_run") for a in waiting[kind]]
     return _page(request, "inbox.html", status_code=status_code, page_url="/console/inbox", tasks=tasks,
                  entries=entries, labels=labels, choices=choices, msg=msg, error=error, error_for=error_for,
-                 runs=runs, stages=waiting["dunning_stage"], batch_tasks=batch_tasks,
+                 runs=runs, stages=waiting["dunning_stage"], batch_tasks=batch_tasks, disputes=disputes,
                  may_decide=_may(request, "billing_decide"), may_match=_may(request, "bank_write"),
+                 may_resolve=_may(request, "clearing_resolve"),
                  may_decide_kind={k: _may(request, f"{area}_decide") for k, area in _DECIDERS.items()})
 
 
@@ -522,6 +526,39 @@ async def reject_dunning(request: Request[Any, Any, Any], case_id: str, data: Fo
     return await _decide_approval(request, "dunning_stage", case_id, "reject", data)
 
 
+@post("/console/inbox/clearing-disputes/{dispute_id:str}/resolve", guards=[console_allow("clearing_resolve")],
+      include_in_schema=False, status_code=303)
+async def resolve_dispute(request: Request[Any, Any, Any], dispute_id: str, data: Form) -> Response[Any]:
+    """A disputed CDR after the window: accept the partner's amount, keep ours or adjust, through
+    the API's own ``resolve_dispute`` (the clearing workflow's Update: approver or admin)."""
+    from pydantic import ValidationError
+
+    from api.areas.clearing import ResolveCreate
+    from api.areas.clearing import resolve_dispute as resolve
+    from store.clearing import get_dispute
+    from store.errors import NotFound
+
+    sess = session_of(request)
+    check_csrf(request, sess.csrf, data.get("_csrf"))
+    with request.app.state.read_sessions() as db:
+        if get_dispute(db.connection(), request.user.tenant_id, dispute_id) is None:
+            raise NotFound("clearing_dispute_not_found", f"dispute {dispute_id!r} not found")
+    t = Texts(sess.language)
+    resolution = data.get("resolution", "")
+    amount = data.get("amount", "").strip().replace(",", ".") or None
+    if resolution == "adjust" and amount is None:
+        return _inbox(request, error=t("err_amount_required"), error_for=dispute_id, status_code=422)
+    try:
+        body = ResolveCreate(resolution=resolution, amount=amount if resolution == "adjust" else None,  # type: ignore[arg-type]
+                             note=data.get("note", "").strip()[:1000])
+        await resolve(request, dispute_id, body)
+    except ValidationError as exc:
+        return _inbox(request, error=exc.errors()[0]["msg"], error_for=dispute_id, status_code=422)
+    except DomainError as exc:
+        return _inbox(request, error=_problem_text(t, exc), error_for=dispute_id, status_code=exc.status)
+    return Redirect("/console/inbox?msg=dispute_resolved", status_code=303)
+
+
 # ------------------------------------------------------------------------------ invoices
 
 @get("/console/invoices", guards=[console_allow("billing_read")], include_in_schema=False)
@@ -644,5 +681,5 @@ def exception_handlers() -> dict[Any, Any]:
 
 public_handlers = [sign_in_form, sign_in, theme_css, logo]
 handlers = [sign_out, set_language, home, dashboard, inbox, approve, reject, match, approve_collection,
-            reject_collection, approve_payout, reject_payout, approve_dunning, reject_dunning, invoices, invoice,
+            reject_collection, approve_payout, reject_payout, approve_dunning, reject_dunning, resolve_dispute, invoices, invoice,
             document_pdf, customers]

@@ -61,6 +61,9 @@ EVENT_ROLES: Final[dict[str, tuple[str, ...]]] = {
     # VAT back and pays the money out (the item's charge and its payment both shrink by it)
     "card_charge": ("debtor", "customer_credit", "revenue", "vat"),
     "card_refund": ("debtor", "customer_credit", "revenue", "vat", "bank"),
+    # an eMSP partner's clearing invoice (issue 15): the roaming CDRs' revenue and VAT (none under
+    # reverse charge) on an item of its own, paid by transfer (a plain payment)
+    "clearing_invoice": ("debtor", "customer_credit", "revenue", "vat"),
     # issue 15: a host's self-billing credit note is the tenant's purchase (revenue share, energy
     # reimbursement: an expense, with input VAT where the host charges VAT) owed to the partner
     # until the payout run's file pays it (the payout clearing account, as refunds); a returned

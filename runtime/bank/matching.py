@@ -89,7 +89,7 @@ class MatchIndex:
     collections: Mapping[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)  # e2e -> (account, items)
     payer_iban: Mapping[str, str] = field(default_factory=dict)  # IBAN -> account
     payer_name: Mapping[str, str] = field(default_factory=dict)  # normalised name -> account
-    number_prefixes: Sequence[str] = ("INV-", "CN-")
+    number_prefixes: Sequence[str] = ("INV-", "CN-", "CLR-")
     by_amount: dict[tuple[str, Decimal], list[OpenItemRef]] = field(init=False)
     _refs: dict[str, OpenItemRef] = field(init=False)
     _keys: dict[str, tuple[str, str]] = field(init=False)  # item id -> (squashed number, RF body)

@@ -14,7 +14,7 @@ import pytest
 from api import demo_console
 
 ROOT = Path(__file__).resolve().parents[2]
-ARTEFACTS = {"documents", "sepa", "bank", "accounting", "dunning", "evbill-demo.db", "temporal.db", "summary.csv", "summary.json",
+ARTEFACTS = {"documents", "sepa", "bank", "accounting", "dunning", "clearing", "evbill-demo.db", "temporal.db", "summary.csv", "summary.json",
              *(f"{kind}_{key}.{ext}" for kind, ext in (("rated", "jsonl"), ("periods", "json"))
                for key in ("public_cpo", "emp", "fleet", "depot", "dynamic"))}
 # screenshots of the console's pages, where Chromium is installed (make system)
@@ -250,3 +250,37 @@ def test_the_site_host_is_credited_and_paid(two_runs: list[Any]) -> None:
     credit = next(k for k in txs if "GU-000001" in k)
     assert Decimal(txs[credit]) == Decimal(hc["gross"])
     assert "site host: Hotel Adler KG" in r.stdout and "GU-000001" in r.stdout
+
+
+def test_the_emsp_clearing(two_runs: list[Any]) -> None:
+    """Issue 15's eMSP clearing in the demo: the partner's month as XLSX and OCPI CDR JSON, one CDR
+    disputed by the partner's key in the D-7 window and accepted by finance after it, the clearing
+    invoice (reverse charge: a Dutch partner) as PDF and XRechnung, paid by a transfer naming its
+    number, settled and booked (SKR03: the debtor against 8336, the bank against the debtor)."""
+    import io
+    from decimal import Decimal
+
+    import openpyxl
+
+    out, _, summary = two_runs[0]
+    assert summary["clearing"] == {"statements": 1, "cdrs": 5, "disputes": 1, "invoice": "CLR-000001", "files": 5,
+                                   "paid": 1, "journal_entries": 2}
+    detail = summary["system"]["clearing"]
+    d = detail["dispute"]
+    assert d["resolution"] == "accept" and d["billed"] == d["proposed"] and d["raised_role"] == "partner"
+    assert Decimal(detail["invoice_net"]) == Decimal(detail["net_total"]) - Decimal(d["ours"]) + Decimal(d["proposed"])
+    assert detail["reverse_charge"] and detail["invoice_gross"] == detail["invoice_net"]
+    assert detail["paid"] == {"amount": detail["invoice_gross"], "matched": 1, "rules": {"reference": 1},
+                              "kind": "clearing_invoice", "open_after": "0.00"}
+    gross = detail["invoice_gross"]
+    [inv, pay] = detail["journal"]
+    assert inv["kind"] == "clearing_invoice" and f"credit 8336 {gross}" in inv["lines"] and inv["balanced"]
+    assert pay["kind"] == "payment" and f"debit 1200 {gross}" in pay["lines"] and pay["balanced"]
+    folder = out / "clearing"
+    assert sorted(p.name for p in folder.iterdir()) == detail["files"]
+    wb = openpyxl.load_workbook(io.BytesIO((folder / "clearing-2026-11-RMB.xlsx").read_bytes()), read_only=True)
+    assert len(list(wb["CDRs"].iter_rows(values_only=True))) == 1 + 5
+    cdrs = json.loads((folder / "clearing-2026-11-RMB-cdrs.json").read_text())
+    assert sorted(c["id"] for c in cdrs) == [f"RMB-000{i}" for i in range(1, 6)]
+    assert (folder / "CLR-000001.pdf").read_bytes().startswith(b"%PDF")
+    assert b"<cbc:ID>AE</cbc:ID>" in (folder / "CLR-000001-xrechnung-ubl.xml").read_bytes()

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -131,6 +132,7 @@ async def test_dispute_window_day_6_taken_day_8_refused(env: WorkflowEnvironment
     pdf.write_bytes(docs["pdf"])
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     assert "CLR-000001" in text and "CDR s2" in text and "Reverse" in text
+    _paid_by_transfer(store_engine, tid, "CLR-000001", expected, vat=D(0))  # reverse charge: no VAT
 
     # the archived files: one XLSX row per CDR with the OCPI fields and a totals sheet; the CDR JSON
     # reads as OCPI 2.2.1 CDRs in another implementation's types
@@ -177,6 +179,10 @@ async def test_partner_key_disputes_through_the_api(env: WorkflowEnvironment, en
                 db.flush()
             u = create_user(db, tid, f"{role}-{partner}@t.test", role, partner_id=partner)
             db.flush()
+            if role == "approver":
+                from store.console import set_password
+
+                set_password(db, tid, u.id, "correct horse battery staple")
             keys[f"{role}-{partner}"] = issue_key(db, tid, u.id, role)[1]
         db.commit()
     ops, fin = h(keys["operator-None"]), h(keys["approver-None"])
@@ -212,9 +218,9 @@ async def test_partner_key_disputes_through_the_api(env: WorkflowEnvironment, en
         r = await c.post(f"/clearing/statements/{sid}/disputes", headers=fin,
                          json={"cdr_id": "s2", "reason": "late", "proposed_amount": "1.00"})
         assert r.status_code == 409 and r.json()["code"] == "window_closed"
-        r = await c.post(f"/clearing/disputes/{dispute['id']}/resolve", headers=fin,
-                         json={"resolution": "keep", "note": "meter values confirm"})
-        assert r.status_code == 200 and r.json()["resolution"] == "keep", r.text
+        # finance keeps our amount from the console's inbox (the API's own resolve function)
+        async with api_client(env, engine, task_queue) as web:
+            await _console_keep(web, "approver-None@t.test", dispute["id"])
         result = await env.client.get_workflow_handle(wid).result()
         detail = (await c.get(f"/clearing/statements/{sid}", headers=fin)).json()
     # a German partner: no reverse charge, 19 % VAT on the kept amounts
@@ -223,3 +229,72 @@ async def test_partner_key_disputes_through_the_api(env: WorkflowEnvironment, en
     assert D(detail["invoice_gross"]) == net + (net * D("0.19")).quantize(D("0.01"))
     assert result["invoice_number"] == detail["invoice_number"]
     assert [d["resolution"] for d in detail["disputes"]] == ["keep"]
+    # paid by transfer: 19 % VAT in the journal
+    _paid_by_transfer(engine, tid, detail["invoice_number"], D(detail["invoice_gross"]), vat=D(detail["invoice_gross"]) - net)
+
+
+async def _console_keep(web: Any, email: str, dispute_id: str) -> None:
+    """Sign in to the console, find the dispute in the finance inbox and keep our amount."""
+    import re
+
+    page = await web.get("/console/sign-in")
+    token = re.search(r'name="form_token" value="([^"]+)"', page.text)
+    assert token, page.text[:300]
+    r = await web.post("/console/sign-in", data={"email": email, "password": "correct horse battery staple",
+                                                 "form_token": token.group(1), "next": "/console"})
+    assert r.status_code in (302, 303), r.text[:300]
+    inbox = await web.get("/console/inbox")
+    assert f'action="/console/inbox/clearing-disputes/{dispute_id}/resolve"' in inbox.text
+    csrf = re.search(r'name="_csrf" value="([^"]+)"', inbox.text)
+    assert csrf
+    r = await web.post(f"/console/inbox/clearing-disputes/{dispute_id}/resolve",
+                       data={"_csrf": csrf.group(1), "resolution": "keep", "note": "meter values confirm"})
+    assert r.status_code == 303 and r.headers["location"] == "/console/inbox?msg=dispute_resolved", r.text[-500:]
+    after = await web.get("/console/inbox")
+    assert f"dispute-{dispute_id}" not in after.text
+
+
+def _paid_by_transfer(engine: Engine, tid: str, number: str, gross: D, *, vat: D) -> None:
+    """The clearing invoice is the partner's open item (its own customer, due in 30 days); the bank
+    statement's credit naming its number settles it; the journal books the invoice's revenue and
+    VAT against the debtor and the payment against the bank, and every entry balances."""
+    from sqlalchemy import select
+
+    from runtime.bank.camt import parse_camt
+    from runtime.bank.simulate import SimEntry, SimTransaction, statement_xml
+    from store import bank as B
+    from store import receivables as R
+    from store.accounting import journal_entry, journal_line
+    from store.models import Customer
+
+    with engine.connect() as conn:
+        [item] = [s for s in R.item_states(conn, tid) if s.kind == "clearing_invoice"]
+        cus = conn.execute(select(Customer.__table__).where(Customer.__table__.c.id == item.customer_id)).one()
+    assert (item.number, item.open, item.currency) == (number, gross, "EUR")
+    assert (item.due_date - item.issue_date).days == 30
+    assert cus.kind == "business" and cus.external_ref.startswith("evbill:partner:")
+    credit = statement_xml(message_id="CLR-PAY", statement_id="CLR-S-1", sequence=1,
+                           created=datetime(2027, 1, 20, 8, tzinfo=UTC), account_iban="DE02120300000000202051",
+                           currency="EUR", opening=D(0), entries=[
+                               SimEntry(gross, True, datetime(2027, 1, 20).date(), "CLR-IN", transactions=[
+                                   SimTransaction(gross, debtor_name="Roaming partner B.V.",
+                                                  debtor_iban="NL91ABNA0417164300",
+                                                  remittance=f"Clearing {number}")])])
+    with engine.begin() as conn:
+        res = B.import_statement(conn, tid, parse_camt(credit)[0], "camt-clr")
+    assert res.matched == 1 and res.unmatched == 0
+    with engine.connect() as conn:
+        [item] = [s for s in R.item_states(conn, tid) if s.kind == "clearing_invoice"]
+        assert item.open == 0
+        je, jl = journal_entry.c, journal_line.c
+        rows = conn.execute(select(je.id, je.source_kind, jl.role, jl.side, jl.amount)
+                            .join(journal_line, jl.entry_id == je.id).where(je.tenant_id == tid)).all()
+    lines: dict[str, list[tuple[str, str, D]]] = {}
+    per_entry: dict[str, D] = {}
+    for eid, kind, role, side, amount in rows:
+        lines.setdefault(kind, []).append((role, side, amount))
+        per_entry[eid] = per_entry.get(eid, D(0)) + (amount if side == "debit" else -amount)
+    assert per_entry and all(v == 0 for v in per_entry.values())
+    want = [("debtor", "debit", gross), ("revenue", "credit", gross - vat)] + ([("vat", "credit", vat)] if vat else [])
+    assert sorted(lines["clearing_invoice"]) == sorted(want)
+    assert sorted(lines["payment"]) == [("bank", "debit", gross), ("debtor", "credit", gross)]
