@@ -17,6 +17,7 @@ it adds up to is the difference. Nothing here reads a database or the clock.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -96,6 +97,34 @@ _TERMS = {"de": "Auszahlung per SEPA-Überweisung innerhalb von 14 Tagen",
           "fr": "Versement par virement SEPA sous 14 jours", "nl": "Uitbetaling per SEPA-overschrijving binnen 14 dagen"}
 
 
+# the host reads its line in its language: a revenue share names its basis (shown to the cent; the
+# share was computed on the exact basis), an energy price its formula and the average it came to
+_SHARE_OF = {"de": "{pct} des Nettoumsatzes von {basis}", "en": "{pct} of net revenue of {basis}",
+             "fr": "{pct} du chiffre d'affaires net de {basis}", "nl": "{pct} van de netto-omzet van {basis}"}
+_ENERGY_AT = {"de": "Preis {formula}", "en": "price {formula}", "fr": "prix {formula}", "nl": "prijs {formula}"}
+_AVERAGE = {"de": "im Mittel {price} je kWh", "en": "on average {price} per kWh",
+            "fr": "en moyenne {price} par kWh", "nl": "gemiddeld {price} per kWh"}
+_PER_KWH = {"de": "je kWh", "en": "per kWh", "fr": "par kWh", "nl": "per kWh"}
+_ENERGY_TEXT = re.compile(r"^energy reimbursement at (?P<formula>.+?)(?: \(average (?P<avg>[0-9.]+) per kWh\))?$")
+
+
+def _described(ln: CreditLine, lang: str, currency: str) -> str | None:
+    """The line's text in the host's language where its kind is known, else None (the statement's own)."""
+    from runtime.documents.i18n import money_text, price_text, rate_text
+
+    if ln.kind == "share_percent" and ln.unit.endswith(" net"):
+        basis = money_text(ln.quantity.quantize(Decimal("0.01")), ln.unit.split()[0], lang)
+        return _SHARE_OF[lang].format(pct=rate_text(ln.unit_price * 100, lang), basis=basis)
+    m = _ENERGY_TEXT.match(ln.description) if ln.kind == "reimbursement" else None
+    if m is None:
+        return None
+    formula = m["formula"].replace(" per kWh", " " + _PER_KWH[lang])
+    text = _ENERGY_AT[lang].format(formula=formula)
+    if m["avg"]:
+        text += ", " + _AVERAGE[lang].format(price=price_text(Decimal(m["avg"]), currency, lang))
+    return text
+
+
 @dataclass(frozen=True, slots=True)
 class CreditLine:
     """One share line of an issued statement (``net`` rounded once, by the statement)."""
@@ -168,6 +197,11 @@ def host_credit_document(*, number: str, issue_date: date, host: Seller, tenant:
             name = f"{names['reversal']}: {name}"
         line_vat = _vat(ln.vat_status, ln.vat_rate if ln.vat_rate is not None else vat_rate) if ln.vat_status else vat
         quantity, unit, price, desc = ln.quantity, ln.unit, ln.unit_price, ln.description or None
+        localized = _described(ln, lang, currency)
+        if localized is not None and ln.kind == "share_percent":
+            quantity, unit, price, desc = Decimal(1 if ln.net >= 0 else -1), "each", abs(ln.net), localized
+        elif localized is not None:
+            desc = localized
         if unit not in _UNITS:
             # a share of revenue ("EUR net" x 10 %): one lump sum, the basis and rate in the text
             rated = f"{_num(quantity)} {unit} × {_num(price)}"

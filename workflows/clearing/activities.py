@@ -220,7 +220,7 @@ class ClearingActivities:
         doc = C.clearing_document(
             number=number, issue_date=issue_date, due_date=issue_date + timedelta(days=PAYMENT_DAYS),
             seller=tenant_seller(tenant), buyer=_buyer(partner), cdrs=cdrs, month=st.month,
-            period=(st.period_start.date(), (st.period_end - timedelta(seconds=1)).date()), currency=st.currency,
+            period=_month_days(st.month), currency=st.currency,
             reverse=st.reverse_charge, language="de" if partner.country_code in ("DE", "AT", "CH") else "en",
             branding=tenant_branding(tenant.branding), statement=st.month)
         formats = ["pdf", "xrechnung-ubl"]
@@ -245,3 +245,10 @@ def _buyer(p: Any) -> Any:
     return Buyer(name=p.name, address=Address(p.street, p.city, p.postal_code, p.country_code or "DE"),
                  electronic_address=ElectronicAddress(p.email or "billing@invalid", "EM"), is_business=True,
                  vat_id=p.vat_id or None, buyer_reference=f"{p.country_code}*{p.party_id}")
+
+
+def _month_days(month: str) -> tuple[date, date]:
+    """The statement month's first and last day: the invoice's service period (the statement's
+    bounds are instants, and the month's first instant is the previous day in UTC)."""
+    y, m = (int(x) for x in month.split("-"))
+    return date(y, m, 1), date(y + m // 12, m % 12 + 1, 1) - timedelta(days=1)
