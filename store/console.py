@@ -491,8 +491,9 @@ def days_sales_outstanding(conn: Connection, tenant_id: str, open_receivables: d
 
 
 def dunning_by_stage(conn: Connection, tenant_id: str) -> list[tuple[int, int, int]]:
-    """Open dunning cases (not done or closed) per stage reached: (stage, cases, of them awaiting
-    approval), stage 0 first (started, no stage reached yet)."""
+    """Open dunning cases per stage reached: (stage, cases, of them awaiting approval), stage 0
+    first (started, no stage reached yet). A case past its last stage (``done``) is still open
+    until paid: its customer is blocked or handed over, and finance wants to see it."""
     from sqlalchemy import func
 
     from store.dunning import dunning_case
@@ -500,7 +501,7 @@ def dunning_by_stage(conn: Connection, tenant_id: str) -> list[tuple[int, int, i
     c = dunning_case.c
     counts: dict[int, list[int]] = {}
     for stage, status, n in conn.execute(select(c.stage, c.status, func.count()).where(
-            c.tenant_id == tenant_id, c.status.in_(("waiting", "paused", "awaiting_approval")))
+            c.tenant_id == tenant_id, c.open_key.is_not(None))
             .group_by(c.stage, c.status)):
         row = counts.setdefault(int(stage), [0, 0])
         row[0] += int(n)

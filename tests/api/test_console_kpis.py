@@ -60,3 +60,12 @@ def test_days_sales_outstanding_and_dunning_cases_by_stage(console: Env) -> None
     [table] = re.findall(r'<table id="dunning-by-stage">.*?</table>', page, re.DOTALL)
     cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", table)]
     assert cells[3:] == ["begonnen, noch keine Stufe", "1", "1"], cells
+    # a case past its last stage is still open until paid (its customer blocked): it counts; a closed one does not
+    from store.dunning import dunning_case
+
+    with console.engine.begin() as conn:
+        conn.execute(dunning_case.update().where(dunning_case.c.tenant_id == a.tenant_id).values(status="done", stage=3))
+        assert dunning_by_stage(conn, a.tenant_id) == [(3, 1, 0)]
+        conn.execute(dunning_case.update().where(dunning_case.c.tenant_id == a.tenant_id)
+                     .values(status="closed", open_key=None))
+        assert dunning_by_stage(conn, a.tenant_id) == []
