@@ -189,6 +189,10 @@ async def test_charge_emsp_commission_on_the_clearing_invoice(env: WorkflowEnvir
         assert [(c["kind"], D(c["net"])) for c in row.commissions] == list(zip(
             ("per_session", "percent", "monthly"), fee, strict=True))
         assert row.net_total == cdr_net + sum(fee, D(0))
+        from api.areas.clearing import ClearingCommissionRead  # what GET /clearing/statements/{id} answers
+
+        read = [ClearingCommissionRead.model_validate(c) for c in row.commissions]
+        assert next((c.kind, c.net, c.cdrs) for c in read) == ("per_session", "0.75", ["s1", "s2", "s3"])
         await env.sleep(timedelta(days=8))
         result = await handle.result()
     assert result.status == "invoiced" and D(result.net) == row.net_total
