@@ -259,9 +259,14 @@ class CommissionLine:
 
     def text(self, language: str = "de") -> str:
         de = language == "de"
+
+        def num(d: Decimal) -> str:
+            return format(d, "f").replace(".", ",") if de else format(d, "f")
+
+        cur = self.unit.split(" ")[0]
         what = {"per_session": f"{self.quantity} CDR" if de else f"{self.quantity} CDRs",
-                "per_kwh": f"{_four(self.quantity)} kWh",
-                "percent": (f"von {self.quantity} {self.unit}" if de else f"of {self.quantity} {self.unit}"),
+                "per_kwh": f"{num(self.quantity)} kWh",
+                "percent": (f"von {num(self.quantity)} {cur} netto" if de else f"of {self.quantity} {cur} net"),
                 "monthly": self.month + (f" ({self.quantity} {self.unit})" if self.unit else "")}[self.kind]
         return f"{'Provision' if de else 'Commission'} {self.name}: {what} [{self.rule}]"
 

@@ -148,3 +148,11 @@ def test_charge_emsp_commission_on_a_clearing_statement() -> None:
                               commissions=lines)
     assert doc.totals.net == t.net and doc.totals.tax == t.tax
     assert [ln.name for ln in doc.lines][1:] == [ln.text("de") for ln in lines]
+    # a partner abroad: the commission lines are reverse charge as the CDRs
+    rc = C.clearing_document(number="CLR-2", issue_date=date(2026, 12, 9), due_date=date(2027, 1, 8),
+                             seller=None, buyer=None, cdrs=invoiced, month="2026-11",
+                             period=(date(2026, 11, 1), date(2026, 11, 30)), currency="EUR", reverse=True,
+                             language="en", commissions=lines)
+    assert rc.totals.net == t.net and rc.totals.tax == 0
+    assert {ln.vat_category.value for ln in rc.lines} == {"AE"}
+    assert rc.lines[3].name.startswith("Commission roaming_fee: of ")
