@@ -37,7 +37,7 @@ or ``per Wh`` is turned into a price per kWh exactly.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 
@@ -48,7 +48,7 @@ from runtime.rating import UNIT_SIZE, CutSpec, PriceSeries
 from runtime.settlements import CommissionRule, CommissionTerms, EnergyReimbursement, EnergyRule
 from runtime.statements import ShareTerms
 
-__all__ = ["commission_terms", "energy_reimbursement", "read_reimbursement", "read_revenue_share",
+__all__ = ["commission_terms", "emsp_commissions", "energy_reimbursement", "read_reimbursement", "read_revenue_share",
            "revenue_share_terms", "static_price"]
 
 _PER_KWH = {"kWh": Decimal(1), "Wh": Decimal(1000), "MWh": Decimal("0.001")}
@@ -148,6 +148,32 @@ def commission_terms(pol: A.Policy, rs: A.Ruleset, source: str = "") -> Commissi
     vu = date.fromisoformat(valid[0].valid_until) if valid and valid[0].valid_until else None
     return CommissionTerms(pol.name, source or f"commission {pol.name}", direction, who, tuple(rules),
                            rs.timezone, vf, vu)
+
+
+def emsp_commissions(rs: A.Ruleset, names: Sequence[str], party: str,
+                     source: str = "") -> tuple[list[CommissionTerms], list[str]]:
+    """The ``commission`` blocks a roaming agreement names (``terms.commissions``), as an eMSP
+    clearing applies them, and what is wrong (a block the ruleset lacks, one that is not
+    ``charge emsp``/``pay emsp``, one naming another eMSP than ``party``, "NL*ABC")."""
+    out: list[CommissionTerms] = []
+    errors: list[str] = []
+    want = party.upper().replace("*", "").replace("-", "")
+    for name in names:
+        block = next((p for p in rs.policies if p.kind == "commission" and p.name == name), None)
+        if block is None:
+            errors.append(f"commission '{name}' is not in the ruleset")
+            continue
+        ct = commission_terms(block, rs, f"{source}, commission {name}" if source else "")
+        who = block.of(A.Party)
+        named = who[0].id.value if who and who[0].id is not None else ""
+        if ct.party != "emsp":
+            errors.append(f"commission '{name}' is {ct.direction}d to the {ct.party}, not to the eMSP: "
+                          "write 'charge emsp' in it")
+        elif named and named.upper().replace("*", "").replace("-", "") != want:
+            errors.append(f"commission '{name}' charges the eMSP {named}, not {party}")
+        else:
+            out.append(ct)
+    return out, errors
 
 
 def read_revenue_share(pol: A.Policy, currency: str, filename: str = "<ruleset>",

@@ -24,6 +24,7 @@ from runtime.money import ZERO, minor_unit, quantize
 from runtime.rated import RatingResult
 from runtime.rating import RatingContext
 from runtime.sessions import SessionFacts
+from runtime.settlements import CommissionTerms, commission_days
 
 __all__ = [
     "COST_GROUPS",
@@ -31,13 +32,16 @@ __all__ = [
     "RESOLUTIONS",
     "ClearingCdr",
     "ClearingError",
+    "CommissionLine",
     "Dispute",
     "StatementTotals",
     "cdr_json",
+    "commission_lines",
     "final_net",
     "price_cdr",
     "statement_totals",
     "window_open",
+    "with_commissions",
     "write_xlsx",
 ]
 
@@ -206,11 +210,15 @@ class StatementTotals:
     tax: Decimal
     gross: Decimal
     costs: tuple[Decimal, ...]  # excl VAT per COST_GROUPS entry, unrounded sums
+    commissions: tuple[CommissionLine, ...] = ()  # in net, tax and gross
 
     def to_dict(self) -> dict[str, Any]:
-        return {"currency": self.currency, "cdrs": self.cdrs, "late": self.late,
-                "energy_kwh": format(self.energy_kwh, "f"), "net": format(self.net, "f"),
-                "tax": format(self.tax, "f"), "gross": format(self.gross, "f")}
+        out: dict[str, Any] = {"currency": self.currency, "cdrs": self.cdrs, "late": self.late,
+                               "energy_kwh": format(self.energy_kwh, "f"), "net": format(self.net, "f"),
+                               "tax": format(self.tax, "f"), "gross": format(self.gross, "f")}
+        if self.commissions:
+            out["commissions"] = [c.to_dict() for c in self.commissions]
+        return out
 
 
 def statement_totals(cdrs: Iterable[ClearingCdr], currency: str) -> StatementTotals:
@@ -228,6 +236,114 @@ def statement_totals(cdrs: Iterable[ClearingCdr], currency: str) -> StatementTot
         for i, (excl, _) in enumerate(c.costs):
             costs[i] += excl
     return StatementTotals(currency, n, late, energy, net, tax, net + tax, tuple(costs))
+
+
+# ----------------------------------------------------------------------------- commissions
+@dataclass(frozen=True, slots=True)
+class CommissionLine:
+    """One rule of a ``charge emsp`` commission block on a clearing statement: what the eMSP pays
+    the CPO on top of the CDRs (negative for ``pay emsp``), rounded to the minor unit; ``rule``
+    traces it ("commission booking, line 12: 0.30 per session")."""
+
+    name: str
+    rule: str
+    kind: str  # per_session | per_kwh | percent | monthly
+    quantity: Decimal  # sessions, kWh, the net a percentage is taken of, or days of a month
+    unit: str
+    unit_price: Decimal
+    exact: Decimal
+    net: Decimal
+    tax_rate: Decimal
+    cdrs: tuple[str, ...] = ()
+    month: str = ""  # a monthly fee's month
+
+    def text(self, language: str = "de") -> str:
+        de = language == "de"
+
+        def num(d: Decimal) -> str:
+            return format(d, "f").replace(".", ",") if de else format(d, "f")
+
+        cur = self.unit.split(" ")[0]
+        what = {"per_session": f"{self.quantity} CDR" if de else f"{self.quantity} CDRs",
+                "per_kwh": f"{num(self.quantity)} kWh",
+                "percent": (f"von {num(self.quantity)} {cur} netto" if de else f"of {self.quantity} {cur} net"),
+                "monthly": self.month + (f" ({self.quantity} {self.unit})" if self.unit else "")}[self.kind]
+        return f"{'Provision' if de else 'Commission'} {self.name}: {what} [{self.rule}]"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "rule": self.rule, "kind": self.kind, "quantity": format(self.quantity, "f"),
+                "unit": self.unit, "unit_price": format(self.unit_price, "f"), "exact": format(self.exact, "f"),
+                "net": format(self.net, "f"), "tax_rate": format(self.tax_rate, "f"), "cdrs": list(self.cdrs),
+                "month": self.month}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CommissionLine:
+        return cls(d["name"], d["rule"], d["kind"], Decimal(d["quantity"]), d["unit"], Decimal(d["unit_price"]),
+                   Decimal(d["exact"]), Decimal(d["net"]), Decimal(d["tax_rate"]), tuple(d.get("cdrs") or ()),
+                   d.get("month", ""))
+
+
+def commission_lines(blocks: Sequence[CommissionTerms], cdrs: Sequence[ClearingCdr],
+                     facts: Mapping[str, SessionFacts], first: date, end: date, currency: str) -> list[CommissionLine]:
+    """The commission lines of a clearing statement: each rule of each block over the statement's
+    CDRs (``runtime.settlements``' evaluation, as partner statements apply it: per session, per kWh,
+    % of the CDR's net, monthly pro rata over ``[first, end)`` and the block's validity), one line
+    per rule; the amount the eMSP owes is the partner statement's signed amount turned round
+    (``charge emsp``: positive). Taxed at the CDRs' rate (the largest CDR's; a statement's CDRs
+    share one tariff)."""
+    from runtime.statements import _months
+
+    places = minor_unit(currency)
+    rate = max(cdrs, key=lambda c: abs(c.net)).tax_rate if cdrs else ZERO
+    out: list[CommissionLine] = []
+    for ct in blocks:
+        tz = _zone(ct.timezone)
+        hits: dict[int, list[tuple[str, Decimal, Decimal]]] = {}
+        for c in cdrs:
+            day = c.start.astimezone(tz).date() if tz is not None else c.start.date()
+            for k, qty, amount in ct.session_amounts(c.cdr_id, day, c.energy_kwh, c.net, facts.get(c.cdr_id)):
+                hits.setdefault(k, []).append((c.cdr_id, qty, -amount))
+        for k, rule in enumerate(ct.rules):
+            price = -ct.sign * (rule.amount / 100 if rule.kind == "percent" else rule.amount)
+            trace = f"{rule.label}: {rule.text}"
+            if rule.kind == "monthly":
+                days = commission_days(ct, first, end)
+                for month, n_days, dim in _months(*days) if days else ():
+                    exact = price * n_days / dim
+                    out.append(CommissionLine(ct.name, trace, "monthly", Decimal(n_days),
+                                              "" if n_days == dim else f"days of {dim}", price, exact,
+                                              quantize(exact, places), rate, (), f"{month:%Y-%m}"))
+                continue
+            mine = hits.get(k)
+            if not mine:
+                continue
+            qty = sum((q for _, q, _ in mine), ZERO)
+            exact = sum((a for _, _, a in mine), ZERO)
+            unit = {"per_session": "CDR", "per_kwh": "kWh"}.get(rule.kind, f"{currency} net")
+            out.append(CommissionLine(ct.name, trace, rule.kind, qty, unit, price, exact, quantize(exact, places),
+                                      rate, tuple(i for i, _, _ in mine)))
+    return out
+
+
+def _zone(name: str) -> Any:
+    from zoneinfo import ZoneInfo
+
+    try:
+        return ZoneInfo(name) if name else None
+    except (KeyError, ValueError, OSError):
+        return None
+
+
+def with_commissions(totals: StatementTotals, lines: Sequence[CommissionLine]) -> StatementTotals:
+    """The statement's totals with its commission lines added to net, tax and gross (each line's
+    tax rounded on its own, as a CDR's)."""
+    if not lines:
+        return totals
+    places = minor_unit(totals.currency)
+    net = sum((c.net for c in lines), ZERO)
+    tax = sum((quantize(c.net * c.tax_rate / 100, places) for c in lines), ZERO)
+    return StatementTotals(totals.currency, totals.cdrs, totals.late, totals.energy_kwh, totals.net + net,
+                           totals.tax + tax, totals.gross + net + tax, totals.costs, tuple(lines))
 
 
 # -------------------------------------------------------------------------------- disputes
@@ -307,6 +423,8 @@ def write_xlsx(header: XlsxHeader, cdrs: Iterable[ClearingCdr], totals: Statemen
             ("cdrs", totals.cdrs, 0), ("corrections (late CDRs)", totals.late, 0),
             ("total_energy (kWh)", _four(totals.energy_kwh), 3),
             *((k, _four(v), 3) for (k, _), v in zip(COST_GROUPS, totals.costs, strict=True)),
+            *((f"commission {c.name}{' ' + c.month if c.month else ''} [{c.rule}]", c.net, 2)
+              for c in totals.commissions),
             ("net", totals.net, 2), ("vat", totals.tax, 2), ("gross", totals.gross, 2),
             *((k, v, 0) for k, v in header.extra.items()),
         ]
@@ -466,10 +584,13 @@ def invoice_lines(cdrs: Sequence[InvoicedCdr], month: str, language: str = "de")
 
 def clearing_document(*, number: str, issue_date: date, due_date: date, seller: Any, buyer: Any,
                       cdrs: Sequence[InvoicedCdr], month: str, period: tuple[date, date], currency: str,
-                      reverse: bool, language: str = "de", branding: Any = None, statement: str = "") -> Any:
+                      reverse: bool, language: str = "de", branding: Any = None, statement: str = "",
+                      commissions: Sequence[CommissionLine] = ()) -> Any:
     """The clearing invoice as a ``runtime.documents.Document``: the tenant (CPO) bills the eMSP
     for its customers' roaming sessions, paid by transfer to the tenant's account. ``reverse``:
-    reverse charge (category AE, no VAT, the exemption text on the document)."""
+    reverse charge (category AE, no VAT, the exemption text on the document). ``commissions``: the
+    statement's commission lines, one invoice line each with its rule in the text, taxed as the
+    CDRs."""
     from runtime.documents.model import (
         Branding,
         Document,
@@ -481,7 +602,8 @@ def clearing_document(*, number: str, issue_date: date, due_date: date, seller: 
     )
 
     lines = []
-    for i, (text, net, rate) in enumerate(invoice_lines(cdrs, month, language), 1):
+    billed = [*invoice_lines(cdrs, month, language), *((c.text(language), c.net, c.tax_rate) for c in commissions)]
+    for i, (text, net, rate) in enumerate(billed, 1):
         cat, r = (VatCategory.REVERSE_CHARGE, ZERO) if reverse else (
             (VatCategory.STANDARD, rate) if rate > 0 else (VatCategory.ZERO_RATED, ZERO))
         qty = Decimal(1) if net >= 0 else Decimal(-1)
@@ -509,10 +631,11 @@ class Roaming:
 
 
 def price_sessions(sessions: Iterable[Roaming], pick: Any, ctx: RatingContext | None, *,
-                   party_id: str) -> list[ClearingCdr]:
+                   party_id: str, facts_out: dict[str, SessionFacts] | None = None) -> list[ClearingCdr]:
     """Price each session as a roaming session of the eMSP ``party_id``: ``pick(start)`` answers
     (compiled ruleset, tariff name or None) in force at the session's start. Raises
-    ``ClearingError`` naming the session a ruleset refuses."""
+    ``ClearingError`` naming the session a ruleset refuses. ``facts_out`` collects each session's
+    facts by id (commissions select CDRs by them)."""
     out: list[ClearingCdr] = []
     append = out.append
     for r in sessions:
@@ -524,6 +647,8 @@ def price_sessions(sessions: Iterable[Roaming], pick: Any, ctx: RatingContext | 
             facts = SessionFacts.from_dict(d)
             ruleset, tariff = pick(facts.start)
             append(price_cdr(ruleset, facts, ctx, tariff=tariff, contract_id=r.contract_id, late=r.late))
+            if facts_out is not None:
+                facts_out[facts.id] = facts
         except ClearingError:
             raise
         except Exception as exc:  # noqa: BLE001  (any rating failure names its session)

@@ -79,6 +79,8 @@ clearing_statement = Table(
     Column("invoice_net", ExactDecimal(), nullable=True),
     Column("invoice_gross", ExactDecimal(), nullable=True),
     Column("reverse_charge", Boolean(), nullable=False),
+    # the commission lines of the 'charge emsp' blocks the agreement names (in the totals; migration 0038)
+    Column("commissions", JSON(), nullable=True),
     Column("started_by", String(40), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     UniqueConstraint("tenant_id", "partner_id", "month", name="uq_clearing_statement_month"),
@@ -209,7 +211,8 @@ def create_statement(conn: Connection, tenant_id: str, *, partner_id: str, month
         xlsx_sha256=hashlib.sha256(xlsx).hexdigest(), cdr_json=cdr_json,
         cdr_json_sha256=hashlib.sha256(cdr_json).hexdigest(), sent_at=None, window_ends_at=None,
         invoice_number="", invoice_net=None, invoice_gross=None, reverse_charge=reverse_charge,
-        started_by=started_by, created_at=now))
+        commissions=[c.to_dict() for c in getattr(totals, "commissions", ())], started_by=started_by,
+        created_at=now))
     if cdr_rows:
         conn.execute(insert(clearing_cdr), [{**r, "tenant_id": tenant_id, "statement_id": sid,
                                              "partner_id": partner_id, "last_updated": now} for r in cdr_rows])

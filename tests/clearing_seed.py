@@ -62,9 +62,12 @@ def _t(model: Any) -> Any:
 
 
 def seed_clearing(engine: Engine, tenant_id: str, *, create_tenant: bool = True, partner_country: str = "NL",
-                  partner_vat: str = "NL123456789B01") -> ClearingSeed:
+                  partner_vat: str = "NL123456789B01", ruleset: str = RULESET,
+                  terms: dict[str, Any] | None = None) -> ClearingSeed:
+    """``ruleset``: the source (RULESET and more, e.g. commission blocks); ``terms``: the roaming
+    agreement's (``{"commissions": "a, b"}``)."""
     now = datetime(2020, 1, 1, tzinfo=UTC)
-    sha = hashlib.sha256(RULESET.encode()).hexdigest()
+    sha = hashlib.sha256(ruleset.encode()).hexdigest()
     pid = f"par_{tenant_id}"
     with engine.begin() as conn:
         if create_tenant:
@@ -77,11 +80,11 @@ def seed_clearing(engine: Engine, tenant_id: str, *, create_tenant: bool = True,
         conn.execute(insert(_t(Ruleset)).values(id=f"rs_{tenant_id}", tenant_id=tenant_id, name="clearing_test",
                                                 description="", created_by="seed", created_at=now))
         conn.execute(insert(_t(RulesetDraft)).values(id=f"rd_{tenant_id}", tenant_id=tenant_id,
-                                                     ruleset_id=f"rs_{tenant_id}", source=RULESET, sha256=sha,
+                                                     ruleset_id=f"rs_{tenant_id}", source=ruleset, sha256=sha,
                                                      ok=True, diagnostics=[], author_id="seed", created_at=now))
         conn.execute(insert(_t(RulesetVersion)).values(
             id=f"rv_{tenant_id}", tenant_id=tenant_id, ruleset_id=f"rs_{tenant_id}", version=1,
-            draft_id=f"rd_{tenant_id}", source=RULESET, sha256=sha, dsl_name="clearing_test", currency="EUR",
+            draft_id=f"rd_{tenant_id}", source=ruleset, sha256=sha, dsl_name="clearing_test", currency="EUR",
             timezone="Europe/Berlin", tariff_names=["ac", "roam"], effective_from=now, author_id="seed",
             publisher_id="seed2", published_at=now, note=""))
         conn.execute(insert(_t(Partner)).values(
@@ -90,7 +93,7 @@ def seed_clearing(engine: Engine, tenant_id: str, *, create_tenant: bool = True,
             city="Amsterdam", created_at=now))
         conn.execute(insert(_t(Agreement)).values(
             id=f"agr_{tenant_id}", tenant_id=tenant_id, partner_id=pid, kind="roaming", reference="roaming 2026",
-            ruleset_name="clearing_test", rule_name="roam", valid_from=date(2020, 1, 1), valid_to=None, terms={},
+            ruleset_name="clearing_test", rule_name="roam", valid_from=date(2020, 1, 1), valid_to=None, terms=terms or {},
             created_at=now))
     return ClearingSeed(tenant_id, pid, "ABC")
 

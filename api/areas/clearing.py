@@ -83,8 +83,25 @@ class ClearingDisputeRead(ReadModel):
     note: str
 
 
+class ClearingCommissionRead(ReadModel):
+    """A commission line of the statement (a rule of a ``charge emsp`` block the roaming agreement
+    names): in its totals and a line of its invoice."""
+
+    name: str
+    rule: str = Field(description="the rule it applies: block, line and text")
+    kind: Literal["per_session", "per_kwh", "percent", "monthly"]
+    quantity: DecimalOut = Field(description="CDRs, kWh, the net a percentage is taken of, or days of the month")
+    unit: str
+    unit_price: DecimalOut
+    net: DecimalOut = Field(description="what the eMSP pays, rounded (negative: paid to it)")
+    tax_rate: DecimalOut
+    cdrs: list[str]
+    month: str
+
+
 class ClearingStatementDetail(ClearingStatementRead):
     disputes: list[ClearingDisputeRead]
+    commissions: list[ClearingCommissionRead] = Field(default_factory=list)
 
 
 class ClearingStatementList(ReadModel):
@@ -166,7 +183,8 @@ def get_clearing_statement(request: Request[Any, Any, Any], clearing_statement_i
         row = _statement(conn, scope.actor, clearing_statement_id)
         disputes = S.disputes_of(conn, scope.tenant_id, clearing_statement_id)
     return ClearingStatementDetail(**ClearingStatementRead.model_validate(dict(row._mapping)).model_dump(),
-                                   disputes=[ClearingDisputeRead.model_validate(dict(d._mapping)) for d in disputes])
+                                   disputes=[ClearingDisputeRead.model_validate(dict(d._mapping)) for d in disputes],
+                                   commissions=[ClearingCommissionRead.model_validate(c) for c in row.commissions or ()])
 
 
 _XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

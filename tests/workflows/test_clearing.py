@@ -27,7 +27,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from store import clearing as S
 from store.documents import documents_by_number
-from tests.clearing_seed import add_sessions, add_tokens, roam_net, seed_clearing
+from tests.clearing_seed import RULESET, add_sessions, add_tokens, roam_net, seed_clearing
 from tests.store.conftest import BACKENDS, fresh_engine
 from workflows.billing.worker import build_worker
 from workflows.clearing.types import ClearingInput, DisputeRequest, ResolveRequest, clearing_workflow_id
@@ -152,6 +152,72 @@ async def test_dispute_window_day_6_taken_day_8_refused(env: WorkflowEnvironment
     assert all(p.cdr_token.party_id == "ABC" and p.cdr_token.country_code == "NL" for p in parsed)
     s1 = next(o for o in objs if o["id"] == "s1")
     assert D(str(s1["total_cost"]["excl_vat"])) == roam_net(D("10.000"))
+
+
+COMMISSION_RULESET = RULESET + """
+commission roaming_fee {
+  0.25 per session
+  1% of net revenue
+  30.00 per month
+  charge emsp DE-ABC
+}
+"""
+
+
+async def test_charge_emsp_commission_on_the_clearing_invoice(env: WorkflowEnvironment, store_engine: Engine,
+                                                              task_queue: str, tmp_path: Path) -> None:
+    """The roaming agreement names a ``charge emsp`` block (``terms.commissions``): its rules over
+    the month's CDRs are in the statement's totals (and its XLSX totals sheet, each with its rule)
+    and lines of the clearing invoice, taxed as the CDRs (a German partner: 19 %); the XRechnung
+    is valid."""
+    tid = f"t{uuid.uuid4().hex[:8]}"
+    seed = seed_clearing(store_engine, tid, partner_country="DE", partner_vat="DE811907980",
+                         ruleset=COMMISSION_RULESET, terms={"commissions": "roaming_fee"})
+    add_tokens(store_engine, seed, ["T1", "T2"])
+    add_sessions(store_engine, seed, SESSIONS[:3])
+    wid = clearing_workflow_id(tid, seed.partner_id, "2026-11")
+    cdr_net = sum((roam_net(k) for _, _, k, _ in SESSIONS[:3]), D(0))
+    fee = [D("0.75"), (cdr_net / 100).quantize(D("0.01")), D("30.00")]
+    async with build_worker(env.client, store_engine, task_queue, threads=2):
+        handle = await env.client.start_workflow(ClearingWorkflow.run, ClearingInput(tid, seed.partner_id, "2026-11",
+                                                                                     "ops"),
+                                                 id=wid, task_queue=task_queue)
+        st = await _state(env, wid, "in_review")
+        sid = st.statement_id  # type: ignore[attr-defined]
+        with store_engine.connect() as conn:
+            row = S.get_statement(conn, tid, sid, content=True)
+        assert [(c["kind"], D(c["net"])) for c in row.commissions] == list(zip(
+            ("per_session", "percent", "monthly"), fee, strict=True))
+        assert row.net_total == cdr_net + sum(fee, D(0))
+        from api.areas.clearing import ClearingCommissionRead  # what GET /clearing/statements/{id} answers
+
+        read = [ClearingCommissionRead.model_validate(c) for c in row.commissions]
+        assert next((c.kind, c.net, c.cdrs) for c in read) == ("per_session", "0.75", ["s1", "s2", "s3"])
+        await env.sleep(timedelta(days=8))
+        result = await handle.result()
+    assert result.status == "invoiced" and D(result.net) == row.net_total
+    assert D(result.gross) == row.net_total + (row.net_total * D("0.19")).quantize(D("0.01"))
+
+    import openpyxl
+
+    wb = openpyxl.load_workbook(io.BytesIO(row.xlsx), read_only=True)
+    totals = dict(wb["Totals"].iter_rows(values_only=True))
+    assert D(str(totals["net"])) == row.net_total
+    assert D(str(totals["commission roaming_fee 2026-11 [commission roaming_fee, line 19: 30.00 per month]"])) == 30
+
+    with store_engine.connect() as conn:
+        docs = {d.format: b for d, b in documents_by_number(conn, tid, result.invoice_number)}
+    from tests.workflows.test_payouts import kit_validate
+
+    rep = kit_validate(tmp_path, "clearing.xml", docs["xrechnung-ubl"])
+    assert rep.valid, rep.summary()
+    ubl = docs["xrechnung-ubl"].decode()
+    assert ubl.count("<cac:InvoiceLine>") == 4 and "Provision roaming_fee" in ubl
+    assert "[commission roaming_fee, line 17: 0.25 per session]" in ubl
+    pdf = tmp_path / "clr.pdf"
+    pdf.write_bytes(docs["pdf"])
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert "Provision roaming_fee" in text and "30,00" in text
 
 
 async def test_partner_key_disputes_through_the_api(env: WorkflowEnvironment, engine: Engine, task_queue: str) -> None:

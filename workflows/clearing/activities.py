@@ -123,9 +123,10 @@ class ClearingActivities:
             first = min((r.start for r in rows), default=start)
             with Session(bind=conn) as db:
                 ctx = RatingContext(series=dict(load_series(db, inp.tenant_id, first, end)))
+            facts: dict[str, Any] = {}
             try:
                 cdrs = C.price_sessions((C.Roaming(r.facts or {}, r.emaid or "", r.start < start) for r in rows),
-                                        pick, ctx, party_id=partner.party_id)
+                                        pick, ctx, party_id=partner.party_id, facts_out=facts)
             except C.ClearingError as exc:
                 raise ApplicationError(str(exc), type=exc.code) from None
             currency = cdrs[0].currency if cdrs else tenant.currency
@@ -133,6 +134,12 @@ class ClearingActivities:
                 totals = C.statement_totals(cdrs, currency)
             except C.ClearingError as exc:
                 raise ApplicationError(str(exc), type=exc.code) from None
+            names = commission_names(agreement.terms if agreement else None)
+            if names and cdrs:
+                blocks = emsp_blocks(pick, end, names, f"{partner.country_code}*{partner.party_id}")
+                days = _month_days(inp.month)
+                totals = C.with_commissions(totals, C.commission_lines(
+                    blocks, cdrs, facts, days[0], days[1] + timedelta(days=1), currency))
             cc, pid = cpo_identity(tenant)
             now = datetime.now(UTC).replace(microsecond=0)
             objs = [C.cdr_json(c, cpo_country=cc, cpo_party=pid, emsp_country=partner.country_code,
@@ -210,6 +217,7 @@ class ClearingActivities:
             tenant = S.tenant_row(conn, inp.tenant_id)
             partner = S.emsp_partner(conn, inp.tenant_id, st.partner_id)
             resolved = {d.cdr_id: d for d in S.disputes_of(conn, inp.tenant_id, inp.statement_id)}
+            commissions = [C.CommissionLine.from_dict(c) for c in st.commissions or ()]
             cdrs = []
             for c in S.statement_cdrs(conn, inp.statement_id):
                 d = resolved.get(c.cdr_id)
@@ -222,7 +230,7 @@ class ClearingActivities:
             seller=tenant_seller(tenant), buyer=_buyer(partner), cdrs=cdrs, month=st.month,
             period=_month_days(st.month), currency=st.currency,
             reverse=st.reverse_charge, language="de" if partner.country_code in ("DE", "AT", "CH") else "en",
-            branding=tenant_branding(tenant.branding), statement=st.month)
+            branding=tenant_branding(tenant.branding), statement=st.month, commissions=commissions)
         formats = ["pdf", "xrechnung-ubl"]
         issue_documents(self.engine, inp.tenant_id, doc, formats, email=partner.email or "",
                         requested_by="clearing")
@@ -237,6 +245,26 @@ class ClearingActivities:
                    {"number": number, "net": format(totals.net, "f"), "gross": format(totals.gross, "f")})
         return ClearingResult(inp.statement_id, "invoiced", number, format(totals.net, "f"), format(totals.gross, "f"),
                               len(resolved))
+
+
+def commission_names(terms: Any) -> list[str]:
+    """The commission blocks a roaming agreement names: ``terms.commissions``, "a, b" (as
+    ``commission a, b`` in a revenue share) or a list."""
+    raw = (terms or {}).get("commissions") or ""
+    items = raw.split(",") if isinstance(raw, str) else [str(x) for x in raw]
+    return [n.strip() for n in items if n.strip()]
+
+
+def emsp_blocks(pick: Any, end: datetime, names: list[str], party: str) -> list[Any]:
+    """The named ``charge emsp`` blocks of the ruleset version in force at the month's last instant;
+    a missing block, one not for the eMSP or one naming another eMSP fails the build (no retry)."""
+    from dsl.revenue_share import emsp_commissions
+
+    rs, _ = pick(end - timedelta(microseconds=1))
+    blocks, errors = emsp_commissions(rs.ast, names, party, f"ruleset {rs.name}")
+    if errors:
+        raise ApplicationError("; ".join(errors), type="commission_invalid", non_retryable=True)
+    return blocks
 
 
 def _buyer(p: Any) -> Any:
