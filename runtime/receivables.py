@@ -40,7 +40,7 @@ __all__ = [
 
 EntryKind = Literal["invoice", "credit_note", "payment", "return", "return_charge", "refund", "write_off",
                     "goodwill", "credit_applied", "credit_used", "overpayment", "refund_return", "dunning_fee",
-                    "interest", "flat_fee", "card_charge", "card_refund", "clearing_invoice"]
+                    "interest", "flat_fee", "card_charge", "card_refund", "clearing_invoice", "netting"]
 
 # the sign each kind of entry carries on the item it is booked to (amounts are given as magnitudes)
 ENTRY_SIGNS: Final[dict[str, int]] = {
@@ -62,6 +62,7 @@ ENTRY_SIGNS: Final[dict[str, int]] = {
     "card_charge": +1,      # an ad-hoc charge paid by card (issue 16), an item of its own
     "card_refund": -1,      # ... given back through the card provider: the charge is less by it
     "clearing_invoice": +1,  # an eMSP partner's clearing invoice (issue 15), an item of its own
+    "netting": -1,          # settled against a host credit the customer (a partner) is owed (issue 15)
 }
 
 AGING_BUCKETS: Final = ("not_due", "0_30", "31_60", "61_90", "over_90")

@@ -596,6 +596,9 @@ def post_events(conn: Connection, tenant_id: str, events: Sequence[Mapping[str, 
                                bank=-Decimal(ev["amount"]) if kind == "card_refund" else ZERO)
             text = {"card_charge": "Card payment receipt", "card_refund": "Card refund",
                     "clearing_invoice": "Clearing invoice"}[kind] + f" {document}"
+        elif kind == "partner_netting":
+            facts = EventFacts(kind, ev["currency"], effects, partner_payable=-sum((e for _k, e in effects), ZERO))
+            text = f"Host credit netted {document}"
         elif kind in _PARTNER_EVENTS:
             facts = _partner_facts(ev)
             text = f"{_PARTNER_EVENTS[kind]} {document}"

@@ -84,6 +84,9 @@ credit_note = Table(
     # what the partner owed from earlier notes (corrections that took back more than they stated),
     # deducted from this note's payout where its agreement says so (terms ``netting``)
     Column("netted", ExactDecimal(), nullable=False),
+    # what the partner owed as a customer (open receivable items), settled from this note's payable
+    # where its agreement says so (``store.receivables.book_netting``)
+    Column("netted_receivables", ExactDecimal(), nullable=False, server_default="0"),
     Column("vat_status", String(20), nullable=False),
     Column("vat_rate", ExactDecimal(), nullable=False),
     Column("language", String(2), nullable=False),
@@ -239,8 +242,13 @@ def issue_note(conn: Connection, tenant_id: str, statement_id: str, *, issued_by
     payable = totals.payable
     nid = new_id("hcn")
     payable_id = None
-    netted = min(_owed(conn, tenant_id, p.id), payable) if payable > 0 and _nets(conn, st) else ZERO
-    if payable - netted > 0:
+    nets = payable > 0 and _nets(conn, st)
+    netted = min(_owed(conn, tenant_id, p.id), payable) if nets else ZERO
+    # and what the partner owes as a customer (open items of its customer record, the one clearing
+    # keeps: ``evbill:partner:<id>``): settled from the rest, the payable less by it
+    settled = _net_receivables(conn, tenant_id, p.id, nid, doc.currency, payable - netted, issue_date, number,
+                               issued_by) if nets else ZERO
+    if payable - netted - settled > 0:
         if not p.iban:
             raise InvalidInput("partner_details_missing", "the credit note needs the partner's iban")
         remittance = f"{'Gutschrift' if language == 'de' else 'Credit note'} {number} {st.number}"
@@ -248,7 +256,7 @@ def issue_note(conn: Connection, tenant_id: str, statement_id: str, *, issued_by
         now = utcnow()
         conn.execute(insert(P.payable).values(
             id=payable_id, tenant_id=tenant_id, key=f"host_credit:{nid}", kind="host_credit", payee_kind="partner",
-            payee_id=p.id, account_id=None, payee_name=p.name[:70], iban=p.iban, bic=p.bic, amount=payable - netted,
+            payee_id=p.id, account_id=None, payee_name=p.name[:70], iban=p.iban, bic=p.bic, amount=payable - netted - settled,
             currency=doc.currency, remittance=remittance[:140], source_kind="host_credit_note", source_id=nid,
             receivable_key="", status="requested", end_to_end_id="", paid_on=None, return_reason="",
             requested_by=issued_by, created_at=now, updated_at=now))
@@ -256,7 +264,7 @@ def issue_note(conn: Connection, tenant_id: str, statement_id: str, *, issued_by
            "partner_id": p.id, "corrects_id": corrected.id if corrected is not None else None,
            "corrects_number": corrected.number if corrected is not None else None, "issue_date": issue_date,
            "currency": doc.currency, "net": totals.net, "tax": totals.tax, "gross": totals.gross,
-           "payable": payable, "netted": netted, "vat_status": status, "vat_rate": rate, "language": doc.language,
+           "payable": payable, "netted": netted, "netted_receivables": settled, "vat_status": status, "vat_rate": rate, "language": doc.language,
            "formats": list(formats), "payable_id": payable_id, "reason": reason[:500], "issued_by": issued_by,
            "issued_at": utcnow()}
     conn.execute(insert(credit_note).values(**row))
@@ -273,6 +281,24 @@ def _nets(conn: Connection, st: Any) -> bool:
     ag = Agreement.__table__  # type: ignore[attr-defined]
     terms = conn.execute(select(ag.c.terms).where(ag.c.id == st.agreement_id)).scalar_one_or_none() or {}
     return str(terms.get("netting", "")).lower() == "true"
+
+
+def _net_receivables(conn: Connection, tenant_id: str, partner_id: str, note_id: str, currency: str,
+                     up_to: Decimal, on: date, number: str, by: str) -> Decimal:
+    """Settle the partner's open receivable items as a customer with up to ``up_to`` of the note's
+    payable (``store.receivables.book_netting``: oldest due first, disputed items left alone)."""
+    from store.clearing import PARTNER_CUSTOMER_REF
+    from store.models import Customer
+    from store.receivables import book_netting
+
+    cu = Customer.__table__  # type: ignore[attr-defined]
+    customer_id = conn.execute(select(cu.c.id).where(cu.c.tenant_id == tenant_id,
+                                                     cu.c.external_ref == PARTNER_CUSTOMER_REF + partner_id)
+                               ).scalar_one_or_none()
+    if customer_id is None or up_to <= 0:
+        return ZERO
+    return book_netting(conn, tenant_id, key=f"host_netting:{note_id}", customer_id=customer_id, currency=currency,
+                        up_to=up_to, booked_on=on, reference=number, created_by=by)
 
 
 def _owed(conn: Connection, tenant_id: str, partner_id: str) -> Decimal:

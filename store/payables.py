@@ -61,11 +61,13 @@ from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
 __all__ = [
     "KINDS",
     "LIVE_STATUSES",
+    "DueRun",
     "Gathered",
     "InsufficientCredit",
     "PayableNotFound",
     "creditor_account_exists",
     "default_payee_account",
+    "due_scheduled_runs",
     "gather",
     "get_file",
     "get_payable",
@@ -73,14 +75,18 @@ __all__ = [
     "list_payables",
     "list_runs",
     "payable",
+    "payout_day",
     "payout_file",
     "payout_item",
     "payout_run",
+    "payout_schedule",
     "record_paid",
     "record_transfer_return",
     "reject_run",
     "request_refund",
+    "run_exists",
     "run_items",
+    "set_payout_day",
     "submit_run",
     "submitted_transfers",
     "transfer_for_end_to_end",
@@ -177,6 +183,14 @@ payout_file = Table(
     Column("size", Integer(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     UniqueConstraint("run_id", name="uq_payout_file_run"),
+)
+
+payout_schedule = Table(
+    "payout_schedule", metadata,
+    Column("tenant_id", String(40), ForeignKey("tenant.id"), primary_key=True),
+    Column("day_of_month", Integer(), nullable=True),  # 1-31 (past a short month's end: its last day); NULL: off
+    Column("updated_by", String(40), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
 )
 
 _account = BillingAccount.__table__  # type: ignore[attr-defined]
@@ -552,3 +566,68 @@ def record_transfer_return(conn: Connection, tenant_id: str, item: Any, *, reaso
     conn.execute(update(payable).where(payable.c.id == item.payable_id).values(
         status="returned", return_reason=reason[:10], updated_at=utcnow()))
     return event_id
+
+
+# ------------------------------------------------------------------ monthly payout schedule
+def payout_day(conn: Connection, tenant_id: str) -> int | None:
+    """The day of the month the schedule starts the tenant's payout runs (None: on demand only)."""
+    t = payout_schedule.c
+    row = conn.execute(select(t.day_of_month).where(t.tenant_id == tenant_id)).first()
+    return int(row.day_of_month) if row is not None and row.day_of_month is not None else None
+
+
+def set_payout_day(conn: Connection, tenant_id: str, day_of_month: int | None, by: str) -> None:
+    if day_of_month is not None and not 1 <= day_of_month <= 31:
+        raise ValueError(f"a payout day is 1-31, not {day_of_month}")
+    t = payout_schedule
+    values = {"day_of_month": day_of_month, "updated_by": by, "updated_at": utcnow()}
+    if conn.execute(select(t.c.tenant_id).where(t.c.tenant_id == tenant_id)).first() is None:
+        conn.execute(insert(t).values(tenant_id=tenant_id, **values))
+    else:
+        conn.execute(t.update().where(t.c.tenant_id == tenant_id).values(**values))
+
+
+@dataclass(frozen=True)
+class DueRun:
+    tenant_id: str
+    creditor_account_id: str
+    as_of: date  # the tenant's local day of the round
+    month: str  # YYYY-MM: one scheduled run per account and month
+
+
+def due_scheduled_runs(conn: Connection, at: datetime) -> list[DueRun]:
+    """One round of the payout schedule at ``at``: for every tenant with a payout day that has come
+    this month (in the tenant's time zone; a day past the month's end is its last day), per
+    currency with ``requested`` payables the tenant's oldest creditor account in it. The caller
+    starts one run per account and month (its workflow id names the month), so a later round of
+    the same month finds the run there and a round that missed the day catches up."""
+    import calendar
+    from zoneinfo import ZoneInfo
+
+    from store.models import Tenant
+
+    t = Tenant.__table__  # type: ignore[attr-defined]
+    s = payout_schedule.c
+    tenants = conn.execute(select(s.tenant_id, s.day_of_month, t.c.timezone).join(t, t.c.id == s.tenant_id)
+                           .where(s.day_of_month.is_not(None)).order_by(s.tenant_id)).all()
+    due: list[DueRun] = []
+    for tenant_id, day, tz in tenants:
+        try:
+            today = at.astimezone(ZoneInfo(tz or "UTC")).date()
+        except (KeyError, ValueError):
+            today = at.date()
+        if today.day < min(int(day), calendar.monthrange(today.year, today.month)[1]):
+            continue
+        c, p = creditor_account.c, payable.c
+        waiting = select(p.id).where(p.tenant_id == tenant_id, p.status == "requested", p.currency == c.currency)
+        seen: set[str] = set()  # several accounts in one currency: the oldest pays (one run claims them all)
+        for acct, currency in conn.execute(select(c.id, c.currency).where(c.tenant_id == tenant_id, waiting.exists())
+                                           .order_by(c.created_at, c.id)):
+            if currency not in seen:
+                seen.add(currency)
+                due.append(DueRun(tenant_id, str(acct), today, today.strftime("%Y-%m")))
+    return due
+
+
+def run_exists(conn: Connection, tenant_id: str, workflow_id: str) -> bool:
+    return _run_by_workflow(conn, tenant_id, workflow_id) is not None

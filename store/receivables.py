@@ -57,6 +57,7 @@ __all__ = [
     "PaymentBatch",
     "aged_receivables",
     "apply_credit_balances",
+    "book_netting",
     "book_payment",
     "book_refund",
     "book_refund_return",
@@ -449,6 +450,48 @@ def open_charge_item(conn: Connection, tenant_id: str, *, key: str, kind: str, c
     _post(conn, tenant_id, written)
     apply_credit_balances(conn, tenant_id, account_id, currency, issue_date, created_by)
     return iid
+
+
+def book_netting(conn: Connection, tenant_id: str, *, key: str, customer_id: str, currency: str, up_to: Decimal,
+                 booked_on: date, reference: str, created_by: str = "system") -> Decimal:
+    """Settle the customer's open items in ``currency`` (oldest due first, any of its accounts) with
+    up to ``up_to`` of a credit the tenant owes it elsewhere (a host credit note's payable): one
+    ``partner_netting`` event per account (key ``<key>:<account>``, booked once), entries of kind
+    ``netting``; the journal posts the partner payable against the debtor. Disputed items are left
+    alone. -> what was settled (0 when nothing is open)."""
+    if up_to <= 0:
+        return ZERO
+    from store.dunning import open_disputes
+
+    states = [s for s in item_states(conn, tenant_id, customer_id=customer_id, currency=currency) if s.open > 0]
+    disputed = open_disputes(conn, tenant_id, [s.id for s in states])
+    states = [s for s in states if s.id not in disputed]
+    by_account: dict[str, list[ItemState]] = {}
+    for s in states:
+        by_account.setdefault(s.account_id, []).append(s)
+    left, settled = up_to, ZERO
+    for account_id in sorted(by_account, key=lambda a: (by_account[a][0].due_date, a)):
+        if left <= 0:
+            break
+        akey = f"{key}:{account_id}"
+        done = event(conn, tenant_id, akey)
+        if done is not None:
+            took = sum((amt for _iid, kind, amt in done.entries if kind == "netting"), ZERO)
+        else:
+            alloc = allocate(min(left, sum((s.open for s in by_account[account_id]), ZERO)), currency,
+                             [s.view() for s in by_account[account_id]], kind="netting")
+            took = alloc.allocated
+            if took <= 0:
+                continue
+            written = _Written()
+            written.customers[account_id] = customer_id
+            eid = _new_event(conn, tenant_id, akey, "partner_netting", account_id, currency, took, booked_on,
+                             reference[:300], {}, created_by, written)
+            _append(conn, tenant_id, eid, booked_on, alloc.entries, written)
+            _post(conn, tenant_id, written)
+        left -= took
+        settled += took
+    return settled
 
 
 def apply_credit_balances(conn: Connection, tenant_id: str, account_id: str, currency: str, on: date,

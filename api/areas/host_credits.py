@@ -9,6 +9,7 @@ payable). A correction is a new note naming the one it corrects. SQL lives in
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from litestar import Request
@@ -61,6 +62,9 @@ class HostCreditNoteRead(ReadModel):
                                             "difference; negative: the partner was paid too much)")
     netted: DecimalOut = Field(description="what the partner owed from earlier corrections, deducted from this "
                                            "note's payout (the agreement's terms say netting)")
+    netted_receivables: DecimalOut = Field(
+        Decimal(0), description="what the partner owed as a customer (open receivable items of its customer "
+                                "record), settled from this note's payout (the agreement's terms say netting)")
     vat_status: str
     vat_rate: DecimalOut
     language: str

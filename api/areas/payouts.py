@@ -34,6 +34,7 @@ __all__ = ["router"]
 
 ROLE_SETS.setdefault("payouts_read", ("admin", "operator", "approver", "auditor"))
 ROLE_SETS.setdefault("payouts_write", ("admin", "operator", "approver"))
+ROLE_SETS.setdefault("payouts_schedule", ("admin",))  # when money leaves by itself: the tenant's admin
 ROLE_SETS.setdefault("payouts_decide", ("approver", "admin"))  # the workflow decides: approvers only, never
 # the starter nor anyone who requested a payment in the run (as collections)
 
@@ -331,6 +332,35 @@ async def reject_payout_run(request: Request[Any, Any, Any], payout_run_id: str,
     return await decide_payout_run(request, payout_run_id, "reject", data.reason)
 
 
+class PayoutScheduleIO(WriteModel):
+    day_of_month: int | None = Field(None, ge=1, le=31,
+                                     description="the day of the month the schedule starts a payout run per account "
+                                                 "with requested payables (past a short month's end: its last day); "
+                                                 "null: off, runs start on demand only")
+
+
+@route("GET", "/payouts/schedule", operation_id="get_payout_schedule", roles="payouts_read",
+       summary="The day of the month the tenant's payout runs start by themselves (null: on demand only)")
+def get_payout_schedule(request: Request[Any, Any, Any]) -> PayoutScheduleIO:
+    with open_scope(request) as scope:
+        return PayoutScheduleIO(day_of_month=P.payout_day(scope.db.connection(), scope.tenant_id))
+
+
+@route("PUT", "/payouts/schedule", operation_id="set_payout_schedule", roles="payouts_schedule",
+       summary="Set the monthly payout day (1-31) or null for off: the schedule's round (every "
+               "EVBILL_PAYOUT_SWEEP_SECONDS) starts one run per account and month once the day has come, each "
+               "approved with four eyes as any run")
+def set_payout_schedule(request: Request[Any, Any, Any], data: PayoutScheduleIO) -> PayoutScheduleIO:
+    with open_scope(request) as scope:
+        conn = scope.db.connection()
+        before = P.payout_day(conn, scope.tenant_id)
+        P.set_payout_day(conn, scope.tenant_id, data.day_of_month, scope.actor.user_id)
+        scope.audit("payout.schedule", "payout_schedule", scope.tenant_id, {"day_of_month": before},
+                    {"day_of_month": data.day_of_month})
+        scope.commit()
+    return data
+
+
 _DOWNLOAD = {200: ResponseSpec(data_container=bytes, media_type="application/xml",
                                description="the archived pain.001 file; ETag is its SHA-256")}
 
@@ -350,4 +380,5 @@ def download_payout_file(request: Request[Any, Any, Any], payout_file_id: str) -
 
 router = Router(path="/", route_handlers=[request_refund, list_payables, get_payable, start_payout_run,
                                           list_payout_runs, get_payout_run, approve_payout_run, reject_payout_run,
-                                          download_payout_file], tags=["payouts"])
+                                          download_payout_file, get_payout_schedule, set_payout_schedule],
+                tags=["payouts"])

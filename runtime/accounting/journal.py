@@ -71,6 +71,9 @@ EVENT_ROLES: Final[dict[str, tuple[str, ...]]] = {
     "host_credit_note": ("expense", "input_vat", "partner_payable"),
     "host_payout": ("partner_payable", "payout"),
     "host_payout_return": ("partner_payable", "payout"),
+    # a host credit netted against what the partner owes as a customer (its agreement's terms
+    # ``netting``): the partner payable is settled against the debtor instead of by transfer
+    "partner_netting": ("debtor", "customer_credit", "partner_payable"),
     # a receivable given up (finance's write-off): the debtor is credited, the net is a bad-debt
     # expense and the VAT share is corrected (German practice, § 17 (2) UStG: an uncollectable
     # receivable reduces the VAT owed on it in proportion)

@@ -34,6 +34,7 @@ ACCOUNT_LABELS: Final[dict[str, dict[str, str]]] = {
         "write_off": "Ausbuchung", "goodwill": "Kulanzgutschrift", "overpayment": "Überzahlung (Guthaben)",
         "dunning_fee": "Mahngebühr", "interest": "Verzugszinsen", "flat_fee": "Verzugspauschale",
         "credit_applied": "Guthaben verrechnet", "credit_used": "Guthaben verrechnet",
+        "netting": "Mit Gutschrift verrechnet",
     },
     "en": {
         "title": "Account statement", "customer_number": "Customer number", "date": "Date", "period": "Period",
@@ -49,6 +50,7 @@ ACCOUNT_LABELS: Final[dict[str, dict[str, str]]] = {
         "write_off": "Write-off", "goodwill": "Goodwill credit", "overpayment": "Overpayment (credit)",
         "dunning_fee": "Dunning fee", "interest": "Default interest", "flat_fee": "Late payment flat fee",
         "credit_applied": "Credit applied", "credit_used": "Credit applied",
+        "netting": "Netted against credit note",
     },
     "fr": {
         "title": "Relevé de compte", "customer_number": "Numéro client", "date": "Date", "period": "Période",
@@ -65,7 +67,7 @@ ACCOUNT_LABELS: Final[dict[str, dict[str, str]]] = {
         "return": "Prélèvement rejeté", "return_charge": "Frais de rejet", "refund": "Remboursement", "refund_return": "Remboursement rejeté",
         "write_off": "Passage en perte", "goodwill": "Geste commercial", "overpayment": "Trop-perçu (avoir)",
         "dunning_fee": "Frais de relance", "interest": "Intérêts de retard", "flat_fee": "Indemnité forfaitaire",
-        "credit_applied": "Avoir imputé", "credit_used": "Avoir imputé",
+        "credit_applied": "Avoir imputé", "credit_used": "Avoir imputé", "netting": "Compensé avec avoir",
     },
     "nl": {
         "title": "Rekeningoverzicht", "customer_number": "Klantnummer", "date": "Datum", "period": "Periode",
@@ -81,6 +83,7 @@ ACCOUNT_LABELS: Final[dict[str, dict[str, str]]] = {
         "write_off": "Afboeking", "goodwill": "Coulancecredit", "overpayment": "Te veel betaald (tegoed)",
         "dunning_fee": "Aanmaningskosten", "interest": "Vertragingsrente", "flat_fee": "Forfaitaire vergoeding",
         "credit_applied": "Tegoed verrekend", "credit_used": "Tegoed verrekend",
+        "netting": "Verrekend met creditnota",
     },
 }
 

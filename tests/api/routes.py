@@ -135,6 +135,7 @@ def bodies(t: Tenantry) -> dict[str, Any]:
         "refund_adhoc_charge": {"amount": "1.00", "reason": "walk"},
         "create_posting_batch": {"period": "2026-03"},
         "set_batch_schedule": {"cadence": "monthly"},
+        "set_payout_schedule": {"day_of_month": 28},
         "set_sftp_target": {"host": "127.0.0.1", "username": "erp", "password": "walk", "directory": "/inbox",
                             "host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMURZahOtLfxfKSc+Eh8PdVEenkY0xs+FvMzk0uymhMY"},
     }

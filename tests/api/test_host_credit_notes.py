@@ -317,3 +317,66 @@ def test_two_issuers_at_once_draw_consecutive_numbers(env: Env, setup: dict[str,
         seqs = sorted(r.number_seq for r in H.list_notes(conn, a.tenant_id, limit=500))
     assert seqs == list(range(1, len(seqs) + 1))  # gapless over every note of the tenant
     assert len(set(numbers)) == 2
+
+
+def test_what_the_host_owes_as_a_customer_is_netted(env: Env, setup: dict[str, str]) -> None:
+    """A host whose agreement says ``netting`` and who also owes as a customer (two clearing
+    invoices on its ``evbill:partner:<id>`` record, 0.50 due first, 5.00 later): its note of 2.38
+    settles the 0.50 and 1.88 of the 5.00 (a ``partner_netting`` event, entries ``netting``), no
+    transfer is left to pay; the journal posts the partner payable against the debtor, each entry
+    balanced; issuing is once per statement, so nothing is settled twice."""
+    from datetime import date
+
+    from sqlalchemy import select
+
+    from store import accounting as AC
+    from store import receivables as R
+    from store.clearing import partner_account
+    from store.models import Partner
+
+    c, a = env.client, env.a
+    h = a.h()
+    p = _ok(c.post("/partners", json={**HOST, "name": "Netting host KG"}, headers=h), 201)["id"]
+    _ok(c.post("/locations", json={"code": "cn_net", "name": "Net", "country": "DE", "timezone": "Europe/Berlin",
+                                   "site_host_id": p}, headers=h), 201)
+    _ok(c.post("/agreements", json={"partner_id": p, "kind": "revenue_share", "valid_from": "2026-01-01",
+                                    "terms": {"per_session": "2.00", "netting": "true"}}, headers=h), 201)
+    _ok(c.post("/sessions/batch", json={"sessions": [
+        {"id": "CN-NET-1", "start": "2026-04-05T10:00:00Z", "end": "2026-04-05T11:00:00Z", "energy_kwh": "3",
+         "location_id": "cn_net", "tariff": "std"}]}, headers=h))
+    st = _ok(c.post("/partner-statements", json={"partner_id": p, "month": "2026-04", "accept_unrated": True},
+                    headers=h), 201)
+    with env.engine.begin() as conn:
+        partner = conn.execute(select(Partner.__table__).where(Partner.__table__.c.id == p)).one()  # type: ignore[attr-defined]
+        cus, acc = partner_account(conn, a.tenant_id, partner, "EUR")
+        items = [R.open_charge_item(conn, a.tenant_id, key=f"test-net:{n}", kind="clearing_invoice", customer_id=cus,
+                                    account_id=acc, currency="EUR", amount=Decimal(gross), issue_date=date(2026, 4, 1),
+                                    due_date=due, number=f"CL-NET-{n}",
+                                    detail={"tax_groups": [{"rate": "19", "net": net, "tax": tax}]})
+                 for n, gross, net, tax, due in ((1, "0.50", "0.42", "0.08", date(2026, 4, 10)),
+                                                 (2, "5.00", "4.20", "0.80", date(2026, 4, 30)))]
+        before = AC.role_balances(conn, a.tenant_id)
+    note = _ok(c.post(f"/partner-statements/{st['id']}/credit-note", json={"issue_date": "2026-05-03"}, headers=h),
+               201)
+    assert (Decimal(note["payable"]), Decimal(note["netted"]), Decimal(note["netted_receivables"])) == (
+        Decimal("2.38"), Decimal(0), Decimal("2.38"))
+    assert note["payable_id"] is None  # nothing left to transfer
+    with env.engine.connect() as conn:
+        opened = {s.id: s.open for s in R.item_states(conn, a.tenant_id, customer_id=cus, currency="EUR")}
+        assert [opened[i] for i in items] == [Decimal("0.00"), Decimal("3.12")]
+        ev = R.event(conn, a.tenant_id, f"host_netting:{note['id']}:{acc}")
+        assert ev is not None and ev.kind == "partner_netting" and {k for _i, k, _a in ev.entries} == {"netting"}
+        after = AC.role_balances(conn, a.tenant_id)
+        delta = {k: after.get(k, Decimal(0)) - before.get(k, Decimal(0)) for k in after}
+        assert sum((v for (role, _v, _c), v in delta.items() if role == "partner_payable"), Decimal(0)) == 0
+        assert sum((v for (role, _v, _c), v in delta.items() if role == "debtor"), Decimal(0)) == Decimal("-2.38")
+        jl = AC.journal_line.c
+        # every entry balanced, per currency (amounts added up here, never by SQL)
+        totals: dict[tuple[str, str], Decimal] = {}
+        for eid, side, amount, cur in conn.execute(select(jl.entry_id, jl.side, jl.amount, jl.currency)
+                                                   .where(jl.tenant_id == a.tenant_id)):
+            k = (eid, cur)
+            totals[k] = totals.get(k, Decimal(0)) + (amount if side == "debit" else -amount)
+        assert totals and all(v == 0 for v in totals.values())
+    again = c.post(f"/partner-statements/{st['id']}/credit-note", json={}, headers=h)
+    assert again.status_code == 409

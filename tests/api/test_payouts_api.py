@@ -85,3 +85,20 @@ def test_refund_requests(env: Env) -> None:
     assert c.post("/payouts/runs/pyr_nobody/approve", json={}, headers=a.h("approver")).status_code == 404
     assert c.get("/payouts/files/pfl_nobody", headers=h).status_code == 404
     assert c.get("/payouts/runs", headers=h).json() == {"items": [], "next_cursor": None}
+
+
+def test_payout_schedule(env: Env) -> None:
+    c, a = env.client, env.a
+    assert c.get("/payouts/schedule", headers=a.h("auditor")).json() == {"day_of_month": None}
+    for role in ("operator", "approver"):
+        assert c.put("/payouts/schedule", json={"day_of_month": 5}, headers=a.h(role)).status_code == 403
+    for bad in (0, 32, "soon"):
+        r = c.put("/payouts/schedule", json={"day_of_month": bad}, headers=a.h())
+        assert r.status_code == 400 and r.headers["content-type"].startswith("application/problem+json"), r.text
+    r = c.put("/payouts/schedule", json={"day_of_month": 31}, headers=a.h())
+    assert r.status_code == 200 and r.json() == {"day_of_month": 31}, r.text
+    assert c.get("/payouts/schedule", headers=a.h("operator")).json() == {"day_of_month": 31}
+    # another tenant's schedule is its own
+    assert c.get("/payouts/schedule", headers=env.b.h()).json() == {"day_of_month": None}
+    assert c.put("/payouts/schedule", json={"day_of_month": None}, headers=a.h()).json() == {"day_of_month": None}
+    assert c.get("/payouts/schedule", headers=a.h()).json() == {"day_of_month": None}

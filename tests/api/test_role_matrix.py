@@ -67,7 +67,8 @@ def expected_roles(op_id: str) -> set[str]:
         return {"admin", "operator", "approver"}
     # refunds and payouts: finance's; approvers (and admins, as for collections) reach the decision,
     # whose workflow admits approvers only, never the starter nor a requester (four eyes)
-    if op_id in ("list_payables", "get_payable", "list_payout_runs", "get_payout_run", "download_payout_file"):
+    if op_id in ("list_payables", "get_payable", "list_payout_runs", "get_payout_run", "download_payout_file",
+                 "get_payout_schedule"):
         return {"admin", "operator", "approver", "auditor"}
     # ad-hoc card charges (issue 16): finance reads them and refunds through the provider; the QR
     # sheet of a site is for everyone who reads the sites
@@ -112,6 +113,8 @@ def expected_roles(op_id: str) -> set[str]:
         return {"admin", "approver"}
     if op_id == "set_sftp_target":
         return {"admin"}  # it holds the ERP's credentials
+    if op_id == "set_payout_schedule":
+        return {"admin"}  # when money leaves by itself
     if op_id.startswith(("list_", "get_", "diff_")):
         return READ
     if op_id.startswith(("create_", "update_", "delete_")):

@@ -28,14 +28,14 @@ REFERENCING_CREATES = {"create_api_key", "create_billing_account", "create_contr
                        "start_payout_run", "start_clearing"}
 OWN_TENANT_ONLY = {"get_tenant", "update_tenant", "get_me", "verify_audit_chain", "issue_access_token",
                    "get_aged_receivables", "register_bank_account", "get_chart_of_accounts", "get_reconciliation",
-                   "get_open_items_list", "get_batch_schedule",
+                   "get_open_items_list", "get_batch_schedule", "get_payout_schedule",
                    "get_sftp_target"}
 FREE_CREATES = {"create_user", "create_customer_group", "create_customer", "create_partner", "create_ruleset",
                 "create_price_series", "create_creditor_account"}
 IMPORTS = {"import_sessions_batch", "import_ocpi_cdrs", "import_sessions_csv", "import_bank_statement"}
 # tenant-wide actions: whatever they touch and answer is the caller's tenant's
 ACTIONS = {"resolve_unassigned_sessions", "set_chart_of_accounts", "close_period", "set_sftp_target",
-           "set_batch_schedule"}
+           "set_batch_schedule", "set_payout_schedule"}
 # a batch takes the caller's own journal entries; with none left to export it answers 409
 BATCHES = {"create_posting_batch"}
 # routes that talk to Temporal, which this suite does not start: a problem naming that, never a 5xx

@@ -1,6 +1,6 @@
-"""The sweeps' schedules (dunning, posting batches): created once and updated in place (on a real
-dev server: the time-skipping test server has no schedules); their intervals from
-EVBILL_DUNNING_SWEEP_SECONDS and EVBILL_ACCOUNTING_BATCH_SWEEP_SECONDS."""
+"""The sweeps' schedules (dunning, posting batches, monthly payouts): created once and updated in
+place (on a real dev server: the time-skipping test server has no schedules); their intervals from
+EVBILL_DUNNING_SWEEP_SECONDS, EVBILL_ACCOUNTING_BATCH_SWEEP_SECONDS and EVBILL_PAYOUT_SWEEP_SECONDS."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 from tests.workflows.conftest import DEV_SERVER
 from workflows.accounting import schedules as batches
 from workflows.dunning import schedules as dunning
+from workflows.payouts import schedules as payouts
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -22,11 +23,13 @@ SWEEPS = [
      dunning.DUNNING_SWEEP_SCHEDULE_ID, "DunningSweepWorkflow"),
     ("EVBILL_ACCOUNTING_BATCH_SWEEP_SECONDS", batches.batch_sweep_interval, batches.ensure_batch_sweep_schedule,
      batches.BATCH_SWEEP_SCHEDULE_ID, "BatchSweepWorkflow"),
+    ("EVBILL_PAYOUT_SWEEP_SECONDS", payouts.payout_sweep_interval, payouts.ensure_payout_sweep_schedule,
+     payouts.PAYOUT_SWEEP_SCHEDULE_ID, "PayoutSweepWorkflow"),
 ]
 
 
 @pytest.mark.parametrize(("variable", "interval", "ensure", "schedule_id", "workflow"), SWEEPS,
-                         ids=["dunning", "batches"])
+                         ids=["dunning", "batches", "payouts"])
 async def test_sweep_schedule(monkeypatch: pytest.MonkeyPatch, variable: str, interval: Any, ensure: Any,
                               schedule_id: str, workflow: str) -> None:
     monkeypatch.setenv(variable, "900")

@@ -146,6 +146,12 @@ def start_worker_thread(address: str, engine: Any, task_queue: str = TASK_QUEUE,
                 await ensure_batch_sweep_schedule(client, task_queue)
             except Exception:  # billing must run even when the batch schedule cannot be kept
                 log.exception("the posting batch schedule could not be kept")
+            try:
+                from workflows.payouts.schedules import ensure_payout_sweep_schedule
+
+                await ensure_payout_sweep_schedule(client, task_queue)
+            except Exception:  # billing must run even when the payout schedule cannot be kept
+                log.exception("the monthly payout schedule could not be kept")
         worker = build_worker(client, engine, task_queue, smtp=smtp)
         running["loop"], running["worker"] = asyncio.get_running_loop(), worker
         await worker.run()

@@ -74,7 +74,7 @@ def build_worker(client: Client, engine: Engine, task_queue: str = TASK_QUEUE, *
     from workflows.dunning.activities import DunningActivities
     from workflows.dunning.workflows import DunningSweepWorkflow, DunningWorkflow
     from workflows.payouts.activities import PayoutActivities
-    from workflows.payouts.workflows import PayoutRunWorkflow
+    from workflows.payouts.workflows import PayoutRunWorkflow, PayoutSweepWorkflow
 
     acts = BillingActivities(engine, delivers_email=smtp is not None)
     runner: WorkflowRunner = SandboxedWorkflowRunner() if sandboxed else UnsandboxedWorkflowRunner()
@@ -92,7 +92,7 @@ def build_worker(client: Client, engine: Engine, task_queue: str = TASK_QUEUE, *
                   workflows=[BillingCycleWorkflow, ScheduleSyncWorkflow, DocumentDeliveryWorkflow,
                              DocumentDeliverySweepWorkflow, CollectionRunWorkflow, PayoutRunWorkflow, DunningWorkflow,
                              DunningSweepWorkflow, BatchDeliveryWorkflow, ClearingWorkflow,
-                             BatchSweepWorkflow],
+                             BatchSweepWorkflow, PayoutSweepWorkflow],
                   activities=acts.all() + ScheduleActivities(engine).all() + DeliveryActivities(engine, smtp).all()
                   + CollectionActivities(engine).all() + PayoutActivities(engine).all()
                   + DunningActivities(engine, client=client).all() + AccountingActivities(engine).all()

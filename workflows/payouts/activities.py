@@ -11,7 +11,16 @@ from temporalio.exceptions import ApplicationError
 
 from runtime.bank.pain001 import Pain001Error
 from store import payables as P
-from workflows.payouts.types import DecideInput, GatherInput, GatherOutput, PayoutRunResult
+from workflows.payouts.types import (
+    DecideInput,
+    GatherInput,
+    GatherOutput,
+    PayoutRunResult,
+    PayoutSweepInput,
+    ScheduledRun,
+    payout_workflow_id,
+    scheduled_payout_key,
+)
 
 __all__ = ["PayoutActivities"]
 
@@ -21,7 +30,7 @@ class PayoutActivities:
         self.engine = engine
 
     def all(self) -> list[Any]:
-        return [self.gather, self.submit, self.reject]
+        return [self.gather, self.submit, self.reject, self.due_runs]
 
     @activity.defn(name="payouts.gather")
     def gather(self, inp: GatherInput) -> GatherOutput:
@@ -63,6 +72,18 @@ class PayoutActivities:
             P.reject_run(conn, inp.tenant_id, inp.run_id, inp.user_id, inp.reason)
             _audit(conn, inp.tenant_id, inp.user_id, "approver", "payout_run.reject", inp.run_id,
                    {"reason": inp.reason})
+
+    @activity.defn(name="payouts.due_runs")
+    def due_runs(self, inp: PayoutSweepInput) -> list[ScheduledRun]:
+        """The runs the monthly schedule starts at ``inp.at``: an account's run of the month that
+        is already in the store (started and gathered) is not started again."""
+        with self.engine.begin() as conn:
+            out = []
+            for d in P.due_scheduled_runs(conn, datetime.fromisoformat(inp.at)):
+                wid = payout_workflow_id(d.tenant_id, d.creditor_account_id, scheduled_payout_key(d.month))
+                if not P.run_exists(conn, d.tenant_id, wid):
+                    out.append(ScheduledRun(wid, d.tenant_id, d.creditor_account_id, d.as_of.isoformat()))
+        return out
 
 
 def _audit(conn: Any, tenant_id: str, user_id: str, role: str, action: str, entity_id: str,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 __all__ = ["DecideInput", "GatherInput", "GatherOutput", "PayoutDecision", "PayoutRunInput", "PayoutRunResult",
-           "PayoutRunStatus", "payout_workflow_id"]
+           "PayoutRunStatus", "PayoutSweepInput", "ScheduledRun", "payout_workflow_id",
+           "scheduled_payout_key"]
 
 
 def payout_workflow_id(tenant_id: str, creditor_account_id: str, key: str) -> str:
@@ -74,3 +75,25 @@ class PayoutRunStatus:
     state: str
     run_id: str
     started_by: str
+
+
+def scheduled_payout_key(month: str) -> str:
+    """The key of the schedule's run of ``month`` (YYYY-MM): one per account and month."""
+    return f"monthly-{month}"
+
+
+@dataclass
+class PayoutSweepInput:
+    """One round of the monthly payout schedule: ``at`` (ISO, UTC) is the workflow's time, set by
+    the workflow when empty; ``task_queue`` where the runs go."""
+
+    at: str = ""
+    task_queue: str = ""
+
+
+@dataclass
+class ScheduledRun:
+    workflow_id: str
+    tenant_id: str
+    creditor_account_id: str
+    as_of: str

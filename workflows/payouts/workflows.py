@@ -9,6 +9,11 @@ accounts. It pays refunds now and, with issue 15, host credits and other payable
 
 Every database touch is an activity called by name; each is one transaction and idempotent (the
 run is found by the workflow id), so a retried or crashed run never puts a payable into two files.
+``PayoutSweepWorkflow`` is one round of the monthly schedule (a Temporal Schedule, see
+``workflows.payouts.schedules``): a ``PayoutRunWorkflow`` per tenant and account whose payout day
+(``PUT /payouts/schedule``) has come this month and that has requested payables, started by the
+system, id ``payout:<tenant>:<account>:monthly-<YYYY-MM>`` (once per month; approved as any run).
+
 Decisions arrive as Updates whose validators refuse a wrong role or a fifth eye before anything
 reaches history (the same pattern as ``CollectionRunWorkflow``).
 """
@@ -19,7 +24,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.payouts.types import (
@@ -30,9 +35,11 @@ with workflow.unsafe.imports_passed_through():
         PayoutRunInput,
         PayoutRunResult,
         PayoutRunStatus,
+        PayoutSweepInput,
+        ScheduledRun,
     )
 
-__all__ = ["APPROVER_ROLES", "PayoutRunWorkflow"]
+__all__ = ["APPROVER_ROLES", "PayoutRunWorkflow", "PayoutSweepWorkflow"]
 
 APPROVER_ROLES = ("approver",)
 _RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
@@ -125,3 +132,24 @@ class PayoutRunWorkflow:
     @workflow.query
     def status(self) -> PayoutRunStatus:
         return PayoutRunStatus(self._state, self._run_id, self._started_by)
+
+
+@workflow.defn
+class PayoutSweepWorkflow:
+    @workflow.run
+    async def run(self, inp: PayoutSweepInput) -> list[str]:
+        at = inp.at or workflow.now().isoformat()
+        due: list[ScheduledRun] = await workflow.execute_activity(
+            "payouts.due_runs", PayoutSweepInput(at, inp.task_queue), result_type=list[ScheduledRun],
+            start_to_close_timeout=timedelta(minutes=5), retry_policy=RetryPolicy(maximum_attempts=5))
+        started = []
+        for r in due:
+            try:
+                await workflow.start_child_workflow(
+                    PayoutRunWorkflow.run, PayoutRunInput(r.tenant_id, r.creditor_account_id, r.as_of, "system"),
+                    id=r.workflow_id, task_queue=inp.task_queue or workflow.info().task_queue,
+                    parent_close_policy=workflow.ParentClosePolicy.ABANDON)
+                started.append(r.workflow_id)
+            except WorkflowAlreadyStartedError:
+                pass  # this month's run of the account is there already (waiting for approval, or done)
+        return started
