@@ -13,7 +13,7 @@ from alembic import op
 import store.types
 
 revision = "0037_payout_schedule"
-down_revision = "0028_dunning_actions"
+down_revision = "0038_clearing_commissions"
 branch_labels = None
 depends_on = None
 
