@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from litestar import Request, Response, Router
+from litestar.openapi import ResponseSpec
 from litestar.params import Parameter
 from pydantic import Field
 from sqlalchemy import select
@@ -99,6 +100,8 @@ def refund_adhoc_charge(request: Request[Any, Any, Any], charge_id: str, data: R
 
 
 @route("GET", "/locations/{location_id:str}/adhoc-qr-sheet", operation_id="get_adhoc_qr_sheet", roles="read",
+       responses={200: ResponseSpec(data_container=bytes, media_type="application/pdf",
+                                    description="the sheet, one QR code per EVSE")},
        sync_to_thread=True, summary="A printable PDF of the site's ad-hoc QR codes, one per EVSE (each opens "
                                     "/charge/{evse_id})")
 def get_adhoc_qr_sheet(request: Request[Any, Any, Any], location_id: str,

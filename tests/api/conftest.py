@@ -64,9 +64,14 @@ def make_tenant(client: TestClient[Any], engine: Engine, name: str) -> Tenantry:
     t = Tenantry(name, tenant.id, keys={"admin": cred.key}, users={"admin": cred.user_id})
     t.ids["api_key_id"] = cred.key_id
     c, h = client, t.h()
-    t.ids["partner_id"] = _ok(c.post("/partners", json={"kind": "site_host", "name": f"Hotel {name}"}, headers=h))["id"]
+    # with what a self-billing credit note needs of it (address, e-mail, phone, IBAN)
+    t.ids["partner_id"] = _ok(c.post("/partners", json={
+        "kind": "site_host", "name": f"Hotel {name}", "country_code": "DE", "street": "Marktplatz 3",
+        "postal_code": "88131", "city": "Lindau", "email": f"host@{name}.test", "phone": "+49 8382 4711",
+        "iban": "DE89370400440532013000"}, headers=h))["id"]
     emsp = _ok(c.post("/partners", json={"kind": "emsp", "name": f"eMSP {name}", "party_id": "EMS",
                                          "country_code": "DE"}, headers=h))["id"]
+    t.ids["emsp_partner_id"] = emsp
     t.ids["agreement_id"] = _ok(c.post("/agreements", json={
         "partner_id": t.ids["partner_id"], "kind": "revenue_share", "valid_from": "2026-01-01",
         "rule_name": "hotel"}, headers=h))["id"]

@@ -120,7 +120,7 @@ def bodies(t: Tenantry) -> dict[str, Any]:
         "start_payout_run": {"creditor_account_id": ids.get("creditor_account_id", "cra_missing")},
         "approve_payout_run": {},
         "reject_payout_run": {"reason": "not now"},
-        "start_clearing": {"partner_id": ids["partner_id"], "month": "2026-03"},
+        "start_clearing": {"partner_id": ids["emsp_partner_id"], "month": "2026-03"},
         "dispute_clearing_cdr": {"cdr_id": "CDR-X-1", "reason": "not ours", "proposed_amount": "1.00"},
         "resolve_clearing_dispute": {"resolution": "keep"},
         "dispute_receivable_item": {"reason": "the session was not mine"},

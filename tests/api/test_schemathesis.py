@@ -68,6 +68,8 @@ def test_responses_for_real_objects_match_the_schema() -> None:
     ops = sorted((r.ok() for r in schema.get_all_operations()), key=lambda op: op.method.upper() == "DELETE")
     for op in ops:
         params = {n: ids.get(n, UNSEEDED) for n in re.findall(r"{(\w+)}", op.path)}
+        if op.path.endswith("/ocpi-token"):
+            params["partner_id"] = ids["emsp_partner_id"]  # OCPI credentials are an eMSP's
         kw: dict[str, Any] = {"path_parameters": params, "query": QUERIES.get(op.label and "", None) or None,
                               "headers": {"Authorization": f"Bearer {a.keys['admin']}"}}
         op_id = op.definition.raw.get("operationId")
@@ -94,8 +96,9 @@ def test_responses_for_real_objects_match_the_schema() -> None:
         resp = case.call_and_validate(checks=checks)
         # deleting an object others still refer to is refused with 409 still_referenced
         # and commands to a charger that is not connected are refused with 409 as well
+        # and the seeded partner statement (no sessions) has nothing a credit note could credit
         ok = resp.status_code < 400 or (resp.status_code == 409 and resp.json()["code"] in (
-            "still_referenced", "charge_point_not_connected"))
+            "still_referenced", "charge_point_not_connected", "nothing_to_credit"))
         # the billing area needs a Temporal server, which this suite does not start
         ok = ok or (resp.status_code == 400 and resp.json().get("code") == "temporal_unavailable")
         # objects the fixtures do not seed (areas added later) can only be missing
