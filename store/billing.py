@@ -743,3 +743,11 @@ def in_values(conn: Connection, column: Any, values: Sequence[Any]) -> list[Any]
 
         return [column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))]
     return [column.in_(list(values[i:i + 900])) for i in range(0, len(values), 900)]
+
+
+def customer_groups(conn: Connection, customer_id: str) -> set[str]:
+    """The groups a customer belongs to (a tax policy's ``reverse_charge for group x``)."""
+    from store.models import Customer
+
+    c = Customer.__table__  # type: ignore[attr-defined]
+    return set(conn.execute(select(c.c.groups).where(c.c.id == customer_id)).scalar() or ())

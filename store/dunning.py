@@ -866,3 +866,12 @@ def handovers_of(conn: Connection, tenant_id: str, case_id: str) -> list[dict[st
     return [dict(r._mapping) for r in conn.execute(
         select(h.id, h.stage, h.format, h.name, h.sha256, h.size, h.created_at)
         .where(h.tenant_id == tenant_id, h.case_id == case_id).order_by(h.stage, h.format)).all()]
+
+
+def invoice_case_workflows(conn: Connection, tenant_id: str, invoice_id: str) -> list[str]:
+    """The workflows of the open dunning cases of an invoice's customer in its currency."""
+    from store.billing import invoice
+
+    row = conn.execute(select(invoice.c.customer_id, invoice.c.currency)
+                       .where(invoice.c.tenant_id == tenant_id, invoice.c.id == invoice_id)).first()
+    return [] if row is None else open_case_workflows(conn, tenant_id, row.customer_id, row.currency)

@@ -897,3 +897,9 @@ def book_write_off(conn: Connection, tenant_id: str, *, key: str, item_id: str, 
     _append(conn, tenant_id, eid, booked_on, [entry], written)
     _post(conn, tenant_id, written)
     return BookedEvent(eid, "write_off", amount, item.currency, ((item_id, "write_off", amount),), None, ZERO, False)
+
+
+def event_detail(conn: Connection, event_id: str) -> dict[str, Any]:
+    """A receivable event's detail (a write-off's VAT corrections, ...); {} when it has none."""
+    row = conn.execute(select(receivable_event.c.detail).where(receivable_event.c.id == event_id)).first()
+    return dict(row.detail or {}) if row is not None else {}

@@ -278,14 +278,14 @@ def write_off_item(request: Request[Any, Any, Any], item_id: str, data: WriteOff
         except R.WriteOffRefused as e:
             raise InvalidInput(e.code, str(e), errors=[{"key": "amount" if e.code == "amount_too_high" else "item_id",
                                                         "message": str(e)}]) from None
-        ev = conn.execute(R.receivable_event.select().where(R.receivable_event.c.id == done.event_id)).one()
+        detail = R.event_detail(conn, done.event_id)
         state = R.item_states(conn, scope.tenant_id, item_ids=[item_id])[0]
         if not done.duplicate:
             scope.audit("receivable.write_off", "receivable_item", item_id, None, data.model_dump())
             scope.commit()
     out = WriteOffBooked(event_id=done.event_id, item_id=item_id, amount=done.amount, currency=done.currency,
                          vat_corrected=[VatCorrection(rate=Decimal(r), vat=Decimal(t))
-                                        for r, t in (ev.detail or {}).get("vat", [])],
+                                        for r, t in detail.get("vat", [])],
                          open=state.open, duplicate=done.duplicate)
     return Response(out, status_code=200 if done.duplicate else 201,
                     background=None if done.duplicate else BackgroundTask(

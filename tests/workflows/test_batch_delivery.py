@@ -22,12 +22,24 @@ from temporalio.testing import WorkflowEnvironment
 
 from store import accounting as A
 from store import receivables as R
+from tests.workflows.conftest import TEST_SERVER
 from tests.workflows.seed import seed_tenant
 from workflows.accounting.types import DeliverBatchInput, DeliveryResult, delivery_workflow_id
 from workflows.accounting.workflows import BatchDeliveryWorkflow
 from workflows.billing.worker import build_worker
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of this module's own: after these deliveries (retries with backoff)
+    the shared one stopped answering the next module's sleeps and queries in time."""
+    e = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=TEST_SERVER)
+    try:
+        yield e
+    finally:
+        await e.shutdown()
 
 PASSWORD = "s3cret-erp"
 

@@ -5,16 +5,19 @@ the batch is delivered. The Schedule itself: tests/workflows/test_dunning_schedu
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import date
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from sqlalchemy import Engine
 from temporalio.testing import WorkflowEnvironment
 
 from store import accounting as A
 from store import finance as F
 from tests.stand_ins import open_stand_in
+from tests.workflows.conftest import TEST_SERVER
 from tests.workflows.seed import seed_tenant
 from tests.workflows.test_batch_delivery import PASSWORD, sftp  # noqa: F401 - the SFTP server fixture
 from workflows.accounting.types import BatchSweepInput, DeliveryResult, delivery_workflow_id
@@ -22,6 +25,17 @@ from workflows.accounting.workflows import BatchSweepWorkflow
 from workflows.billing.worker import build_worker
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of this module's own: after these rounds the shared one stopped
+    skipping time for the tests that followed (their sleeps timed out in a whole-suite run)."""
+    e = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=TEST_SERVER)
+    try:
+        yield e
+    finally:
+        await e.shutdown()
 
 
 def _tenant(engine: Engine, tenant: str, port: int, host_key: str, password: str) -> None:

@@ -91,8 +91,16 @@ async def _start(env: WorkflowEnvironment, s: Seeded, task_queue: str) -> Workfl
 
 
 async def _until(handle: WorkflowHandle[Any, Any], state: str, stage: int | None = None) -> Any:
+    from temporalio.service import RPCError
+
     for _ in range(600):
-        st = await handle.query(DunningWorkflow.status)
+        try:
+            st = await handle.query(DunningWorkflow.status)
+        except RPCError:
+            # a query that arrives while the wake-up's local activity (a letter, a hand-over export)
+            # still runs can miss its deadline on the time-skipping server: ask again
+            await asyncio.sleep(0.05)
+            continue
         if st.state == state and (stage is None or st.stage == stage or st.awaiting_stage == stage):
             return st
         await asyncio.sleep(0.05)

@@ -21,7 +21,7 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -364,10 +364,7 @@ class BillingActivities:
             return False
         if any(not st.groups for st in statements):
             return True
-        from store.models import Customer
-
-        c = Customer.__table__  # type: ignore[attr-defined]
-        groups = set(conn.execute(select(c.c.groups).where(c.c.id == acct.customer_id)).scalar() or ())
+        groups = B.customer_groups(conn, acct.customer_id)
         return any(g.value in groups for st in statements for g in st.groups)
 
     def _corrections(self, conn: Connection, t: str, rows: list[Any], billed: dict[str, list[tuple[str, str]]],
@@ -513,9 +510,7 @@ def _dunning_to_tell(conn: Connection, tenant_id: str, invoice_id: str, kind: st
         return []
     from store import dunning as DN
 
-    row = conn.execute(select(B.invoice.c.customer_id, B.invoice.c.currency)
-                       .where(B.invoice.c.id == invoice_id)).first()
-    return [] if row is None else DN.open_case_workflows(conn, tenant_id, row.customer_id, row.currency)
+    return DN.invoice_case_workflows(conn, tenant_id, invoice_id)
 
 
 def _log_draft(account_id: str, out: DraftSummary) -> None:
