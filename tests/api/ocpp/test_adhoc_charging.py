@@ -31,6 +31,23 @@ from tests.stripe_wire import API_KEY, WEBHOOK_SECRET, StripeWire, signature, st
 T0, T1 = "2026-03-10T09:00:00Z", "2026-03-10T09:40:00Z"  # 10:00-10:40 in Berlin: 0.40 per kWh
 
 
+@pytest.fixture(autouse=True)
+def daytime_prices(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The QR page shows the price of a reference session starting now; the tariff's evening window
+    (18:00..22:00 Berlin) would change the figures these tests read, so the preview is asked for
+    11:00 Berlin time (the page's own clock, not the charge's)."""
+    from datetime import UTC, datetime
+
+    from api.adhoc import service as adhoc_service
+
+    real = adhoc_service.price_preview
+
+    def at_daytime(db: Any, place: Any, at: Any = None, **kw: Any) -> Any:
+        return real(db, place, at or datetime(2026, 3, 10, 10, 0, tzinfo=UTC), **kw)
+
+    monkeypatch.setattr(adhoc_service, "price_preview", at_daytime)
+
+
 @pytest.fixture()
 def wire(ocpp_env: OcppEnv) -> Iterator[StripeWire]:
     with stripe_wire() as w:
