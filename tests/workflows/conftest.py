@@ -1,4 +1,4 @@
-"""Billing workflow fixtures: one time-skipping Temporal test server for the whole session, a fresh
+"""Billing workflow fixtures: one time-skipping Temporal test server per module, a fresh
 task queue (and a fresh database) per test, a worker running the real activities."""
 
 from __future__ import annotations
@@ -25,8 +25,12 @@ DEV_SERVER = str(_BIN / "temporal")
 PG_URL = os.environ.get("EVBILL_TEST_POSTGRES_URL", "").strip()
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping test server per test module. One server for the whole session let a module
+    that left activities in flight (deliveries retrying, workers gone mid-activity) stop the server
+    skipping time for every module after it: their sleeps and queries timed out ("Timeout expired")
+    in whole-suite runs only. Starting a server costs about a second."""
     e = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=TEST_SERVER)
     try:
         yield e

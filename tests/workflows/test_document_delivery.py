@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from sqlalchemy import Engine, update
 from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
@@ -39,18 +38,6 @@ from workflows.documents.workflows import (
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    """A time-skipping server of this module's own: deliveries left retrying against a mail server
-    that is gone keep activities in flight, and the shared server would not skip time for the
-    modules after this one while they do."""
-    from tests.workflows.conftest import TEST_SERVER
-
-    e = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=TEST_SERVER)
-    try:
-        yield e
-    finally:
-        await e.shutdown()
 DEC_1 = "2026-12-01T00:05:00+01:00"
 
 

@@ -116,9 +116,6 @@ dunning standard "Standard" {
 """
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "open bug (docs/plan.md, issue 13): after the h13c/h13d merge a case resumed through the API "
-    "sometimes stays paused (the workflow keeps reporting paused_by_hand); it passed alone at times"))
 async def test_pause_resume_suspend_and_hand_over_through_the_api(menv: WorkflowEnvironment, engine: Engine,
                                                                    task_queue: str) -> None:
     """Paused by hand with a reason, the case reaches no stage however long it waits; resumed, the
@@ -165,7 +162,12 @@ async def test_pause_resume_suspend_and_hand_over_through_the_api(menv: Workflow
             "paused", "customer in hospital", "paused_by_hand")
         assert (await c.post(f"{url}/pause", headers=op, json={"reason": "again"})).status_code == 409
         await _until(handle, "paused")
-        await env.sleep(timedelta(days=20))  # stage 2's day passes while paused: nothing happens
+        # stage 2's day passes while paused: nothing happens. Half a day more than whole days: the
+        # paused case re-reads daily on a timer, and a resume that lands within milliseconds of that
+        # timer firing meets a time-skipping test server bug (its CancelTimer for the timer it just
+        # fired is refused, "invalid history builder state for action", and the run gets no further
+        # workflow task: temporalio/sdk-java#2606, #3088); the real server drops the fired timer
+        await env.sleep(timedelta(days=20, hours=12))
         assert (await handle.query(DunningWorkflow.status)).stage == 1 and contract() == ("active", "")
         r = await c.post(f"{url}/resume", headers=op, json={"reason": "back home"})
         assert r.status_code == 201, r.text

@@ -44,7 +44,11 @@ class AutoCharger(Charger16):
 
     @after(Action.remote_start_transaction)
     async def started(self, id_tag: str, **kw: Any) -> None:
-        self.t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+        # The session runs in the tariff's daytime window whatever the hour of the test: it starts at
+        # 09:00 UTC (10:00 or 11:00 in Berlin) of today, or of yesterday before that hour has passed.
+        now = datetime.now(UTC).replace(microsecond=0)
+        day = now.replace(hour=9, minute=0, second=0)
+        self.t0 = day if day + timedelta(minutes=30) <= now else day - timedelta(days=1)
         res = await self.call(call.StartTransaction(connector_id=1, id_tag=id_tag, meter_start=0,
                                                     timestamp=self._iso(0)))
         self.tx = res.transaction_id
