@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Protocol
@@ -39,6 +39,7 @@ __all__ = [
     "commission_lines",
     "final_net",
     "price_cdr",
+    "revise_commissions",
     "statement_totals",
     "window_open",
     "with_commissions",
@@ -256,6 +257,8 @@ class CommissionLine:
     tax_rate: Decimal
     cdrs: tuple[str, ...] = ()
     month: str = ""  # a monthly fee's month
+    # a percentage line a dispute resolution re-took: the net the statement stated (None: as stated)
+    stated: Decimal | None = None
 
     def text(self, language: str = "de") -> str:
         de = language == "de"
@@ -268,19 +271,24 @@ class CommissionLine:
                 "per_kwh": f"{num(self.quantity)} kWh",
                 "percent": (f"von {num(self.quantity)} {cur} netto" if de else f"of {self.quantity} {cur} net"),
                 "monthly": self.month + (f" ({self.quantity} {self.unit})" if self.unit else "")}[self.kind]
-        return f"{'Provision' if de else 'Commission'} {self.name}: {what} [{self.rule}]"
+        text = f"{'Provision' if de else 'Commission'} {self.name}: {what} [{self.rule}]"
+        if self.stated is not None:
+            cur = self.unit.split(" ")[0]
+            text += (f" (nach Klärung der Einwände neu berechnet; in der Aufstellung: {num(self.stated)} {cur})" if de
+                     else f" (recomputed after the disputes were resolved; stated: {self.stated} {cur})")
+        return text
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "rule": self.rule, "kind": self.kind, "quantity": format(self.quantity, "f"),
                 "unit": self.unit, "unit_price": format(self.unit_price, "f"), "exact": format(self.exact, "f"),
                 "net": format(self.net, "f"), "tax_rate": format(self.tax_rate, "f"), "cdrs": list(self.cdrs),
-                "month": self.month}
+                "month": self.month, **({"stated": format(self.stated, "f")} if self.stated is not None else {})}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> CommissionLine:
         return cls(d["name"], d["rule"], d["kind"], Decimal(d["quantity"]), d["unit"], Decimal(d["unit_price"]),
                    Decimal(d["exact"]), Decimal(d["net"]), Decimal(d["tax_rate"]), tuple(d.get("cdrs") or ()),
-                   d.get("month", ""))
+                   d.get("month", ""), Decimal(d["stated"]) if d.get("stated") is not None else None)
 
 
 def commission_lines(blocks: Sequence[CommissionTerms], cdrs: Sequence[ClearingCdr],
@@ -332,6 +340,34 @@ def _zone(name: str) -> Any:
         return ZoneInfo(name) if name else None
     except (KeyError, ValueError, OSError):
         return None
+
+
+def revise_commissions(lines: Sequence[CommissionLine], nets: Mapping[str, Decimal],
+                       currency: str) -> list[CommissionLine]:
+    """The statement's commission lines as the invoice bills them once its disputes are resolved:
+    a percentage line is taken again of the nets its CDRs are invoiced at (``nets``: each CDR's
+    resolved net, or the stated one), exactly (the unit price times the new sum), then rounded; a
+    line whose amount changes keeps the stated net in ``stated`` (the invoice line says so). Per
+    CDR, per kWh and monthly lines do not depend on an amount and stay as stated."""
+    places = minor_unit(currency)
+    out: list[CommissionLine] = []
+    for c in lines:
+        if c.kind != "percent" or not c.cdrs:
+            out.append(c)
+            continue
+        try:
+            qty = sum((nets[i] for i in c.cdrs), ZERO)
+        except KeyError as exc:
+            raise ClearingError("cdr_not_found", f"commission {c.name}: CDR {exc.args[0]} is not on the statement") \
+                from None
+        if qty == c.quantity:
+            out.append(c)
+            continue
+        exact = c.unit_price * qty
+        net = quantize(exact, places)
+        out.append(replace(c, quantity=qty, exact=exact, net=net,
+                           stated=c.net if c.stated is None else c.stated))
+    return out
 
 
 def with_commissions(totals: StatementTotals, lines: Sequence[CommissionLine]) -> StatementTotals:

@@ -232,6 +232,14 @@ def set_status(conn: Connection, tenant_id: str, statement_id: str, status: str,
         .values(status=status, **values))
 
 
+def set_commissions(conn: Connection, tenant_id: str, statement_id: str, lines: list[dict[str, Any]]) -> None:
+    """The commission lines as invoiced (a percentage re-taken after the disputes; each keeps the
+    net the statement stated in ``stated``)."""
+    conn.execute(update(clearing_statement).where(
+        clearing_statement.c.tenant_id == tenant_id, clearing_statement.c.id == statement_id)
+        .values(commissions=lines))
+
+
 def statement_cdrs(conn: Connection, statement_id: str) -> list[Any]:
     return list(conn.execute(select(clearing_cdr.c.cdr_id, clearing_cdr.c.session_id, clearing_cdr.c.net,
                                     clearing_cdr.c.tax, clearing_cdr.c.tax_rate, clearing_cdr.c.late,

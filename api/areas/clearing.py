@@ -97,6 +97,8 @@ class ClearingCommissionRead(ReadModel):
     tax_rate: DecimalOut
     cdrs: list[str]
     month: str
+    stated: DecimalOut | None = Field(None, description="a percentage re-taken of the amounts the disputes' "
+                                                         "resolutions set: the net the statement stated")
 
 
 class ClearingStatementDetail(ClearingStatementRead):

@@ -217,7 +217,7 @@ class ClearingActivities:
             tenant = S.tenant_row(conn, inp.tenant_id)
             partner = S.emsp_partner(conn, inp.tenant_id, st.partner_id)
             resolved = {d.cdr_id: d for d in S.disputes_of(conn, inp.tenant_id, inp.statement_id)}
-            commissions = [C.CommissionLine.from_dict(c) for c in st.commissions or ()]
+            stated = [C.CommissionLine.from_dict(c) for c in st.commissions or ()]
             cdrs = []
             for c in S.statement_cdrs(conn, inp.statement_id):
                 d = resolved.get(c.cdr_id)
@@ -225,6 +225,13 @@ class ClearingActivities:
                     cdrs.append(C.InvoicedCdr(c.cdr_id, d.resolved_net, c.tax_rate, c.late, d.resolution))
                 else:
                     cdrs.append(C.InvoicedCdr(c.cdr_id, c.net, c.tax_rate, c.late))
+            # a percentage commission is taken of the amounts the invoice bills, not those stated
+            try:
+                commissions = C.revise_commissions(stated, {c.cdr_id: c.net for c in cdrs}, st.currency)
+            except C.ClearingError as exc:
+                raise ApplicationError(str(exc), type=exc.code, non_retryable=True) from None
+            if commissions != stated:
+                S.set_commissions(conn, inp.tenant_id, inp.statement_id, [c.to_dict() for c in commissions])
         doc = C.clearing_document(
             number=number, issue_date=issue_date, due_date=issue_date + timedelta(days=PAYMENT_DAYS),
             seller=tenant_seller(tenant), buyer=_buyer(partner), cdrs=cdrs, month=st.month,
