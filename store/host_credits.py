@@ -20,7 +20,7 @@ The journal: ``host_credit_note`` (expense and input VAT against the partner pay
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -52,6 +52,7 @@ from runtime.documents.model import (
     ElectronicAddress,
     PrecedingInvoice,
     Seller,
+    SetOff,
 )
 from runtime.money import ZERO
 from runtime.statements import SHARE_KINDS
@@ -164,8 +165,19 @@ def note_document(conn: Connection, tenant_id: str, row: Any) -> Document:
     """The document of an issued note rebuilt from the immutable statement and the note's own VAT
     status and rate, with the partner's details as they are now: the archive keeps the bytes that
     were issued, this is for comparing with them."""
-    return _document(conn, tenant_id, row.statement_id, row.number, row.issue_date, row.vat_status, row.vat_rate,
-                     row.language, _corrected(conn, tenant_id, row.corrects_id))
+    doc = _document(conn, tenant_id, row.statement_id, row.number, row.issue_date, row.vat_status, row.vat_rate,
+                    row.language, _corrected(conn, tenant_id, row.corrects_id))
+    set_off = _set_off(conn, tenant_id, row.partner_id, row.id, row.number_seq, row.netted) \
+        if row.netted or row.netted_receivables else ()
+    return _with_set_off(doc, set_off)
+
+
+def _with_set_off(doc: Document, set_off: tuple[SetOff, ...]) -> Document:
+    """The note showing its set-off; set off whole, it promises no transfer."""
+    if not set_off:
+        return doc
+    rest = doc.totals.payable - sum((x.amount for x in set_off), ZERO)
+    return replace(doc, set_off=set_off, payment_terms=doc.payment_terms if rest > 0 else None)
 
 
 def _corrected(conn: Connection, tenant_id: str, note_id: str | None) -> Any:
@@ -248,6 +260,8 @@ def issue_note(conn: Connection, tenant_id: str, statement_id: str, *, issued_by
     # keeps: ``evbill:partner:<id>``): settled from the rest, the payable less by it
     settled = _net_receivables(conn, tenant_id, p.id, nid, doc.currency, payable - netted, issue_date, number,
                                issued_by) if nets else ZERO
+    set_off = _set_off(conn, tenant_id, p.id, nid, seq, netted) if netted or settled else ()
+    doc = _with_set_off(doc, set_off)
     if payable - netted - settled > 0:
         if not p.iban:
             raise InvalidInput("partner_details_missing", "the credit note needs the partner's iban")
@@ -270,6 +284,43 @@ def issue_note(conn: Connection, tenant_id: str, statement_id: str, *, issued_by
     conn.execute(insert(credit_note).values(**row))
     _post(conn, tenant_id, row, doc)
     return IssuedNote(get_note(conn, tenant_id, nid), doc, p.email)
+
+
+def _set_off(conn: Connection, tenant_id: str, partner_id: str, note_id: str, seq: int,
+             netted: Decimal) -> tuple[SetOff, ...]:
+    """What note ``note_id``'s payout was set off against, as its PDF shows it: the partner's
+    corrections that took back more than they stated (oldest first, less what earlier notes netted
+    of them), then the receivable items the note settled (``store.receivables.book_netting``'s
+    entries under the note's key), each with its document number and the amount taken."""
+    from store.receivables import receivable_entry, receivable_event, receivable_item
+
+    out: list[SetOff] = []
+    if netted > 0:
+        owed: list[tuple[str, Decimal]] = []
+        taken = ZERO  # what notes before this one netted, taken from the oldest claim first
+        for number, payable, earlier_netted in conn.execute(
+                select(credit_note.c.number, credit_note.c.payable, credit_note.c.netted).where(
+                    credit_note.c.tenant_id == tenant_id, credit_note.c.partner_id == partner_id,
+                    credit_note.c.number_seq < seq).order_by(credit_note.c.number_seq)):
+            if payable < 0:
+                owed.append((number, -payable))
+            taken += earlier_netted
+        left = netted
+        for number, amount in owed:
+            skip = min(taken, amount)
+            taken -= skip
+            use = min(amount - skip, left)
+            if use > 0:
+                out.append(SetOff("credit_note", number, use))
+                left -= use
+    ev, en, it = receivable_event.c, receivable_entry.c, receivable_item.c
+    rows = conn.execute(
+        select(it.number, en.amount).select_from(receivable_entry)
+        .join(receivable_event, ev.id == en.event_id).join(receivable_item, it.id == en.item_id)
+        .where(ev.tenant_id == tenant_id, ev.kind == "partner_netting", ev.key.like(f"host_netting:{note_id}:%"),
+               en.kind == "netting").order_by(en.id))
+    out.extend(SetOff("invoice", number, amount) for number, amount in rows)
+    return tuple(out)
 
 
 def _nets(conn: Connection, st: Any) -> bool:

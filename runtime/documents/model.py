@@ -35,6 +35,7 @@ __all__ = [
     "Period",
     "PrecedingInvoice",
     "Seller",
+    "SetOff",
     "StatementAmount",
     "StatementRow",
     "Totals",
@@ -282,6 +283,18 @@ class PrecedingInvoice:
 
 
 @dataclass(frozen=True)
+class SetOff:
+    """What a payment is set off against (a self-billing note's payout netted with what the
+    supplier owes the issuer): the claim's document number and the amount taken from it. Shown on
+    the PDF below the amount due; the e-invoice states the note's own amounts (a set-off is a
+    declaration beside the note, not part of what it bills)."""
+
+    kind: str  # invoice (an item the supplier owes as a customer) | credit_note (a note that took back more)
+    number: str
+    amount: Decimal
+
+
+@dataclass(frozen=True)
 class StatementAmount:
     label: str
     amount: Decimal  # net; discounts are given as positive amounts in ``StatementRow.discounts``
@@ -385,6 +398,8 @@ class Document:
     exemptions: tuple[tuple[VatCategory, str | None, str], ...] = ()
     # the rounding mode VAT was computed with on the invoice (the ruleset's ``rounding``)
     rounding: str = "half_up"
+    # what the payout is set off against (self-billing notes; PDF only)
+    set_off: tuple[SetOff, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "prepaid", _dec(self.prepaid))

@@ -68,6 +68,11 @@ LABELS: dict[str, dict[str, str]] = {
         "prepaid": "Bereits bezahlt",
         "payable": "Zahlbetrag",
         "payable_credit": "Gutschriftsbetrag",
+        "set_off_invoice": "Verrechnet mit Rechnung {number}",
+        "set_off_credit_note": "Verrechnet mit Rückforderung aus Gutschrift {number}",
+        "transferred": "Auszahlungsbetrag",
+        "set_off_all": "Der Betrag wird vollständig mit unseren Forderungen verrechnet; eine Überweisung erfolgt nicht.",
+        "set_off_note": "Gemäß Vereinbarung verrechnen wir die Gutschrift über {gross} mit unseren Forderungen über {owed}.",
         "transfer": "Bitte überweisen Sie {amount} bis zum {due} unter Angabe der Belegnummer "
         "{ref} auf das Konto IBAN {iban}{bic}.",
         "transfer_nodue": "Bitte überweisen Sie {amount} unter Angabe der Belegnummer {ref} auf "
@@ -146,6 +151,11 @@ LABELS: dict[str, dict[str, str]] = {
         "prepaid": "Already paid",
         "payable": "Amount due",
         "payable_credit": "Amount credited",
+        "set_off_invoice": "Set off against invoice {number}",
+        "set_off_credit_note": "Set off against the amount reclaimed by credit note {number}",
+        "transferred": "Amount transferred",
+        "set_off_all": "The amount is set off in full against what you owe us; nothing is transferred.",
+        "set_off_note": "As agreed, we set off this credit of {gross} against {owed} you owe us.",
         "transfer": "Please transfer {amount} by {due} quoting {ref} to IBAN {iban}{bic}.",
         "transfer_nodue": "Please transfer {amount} quoting {ref} to IBAN {iban}{bic}.",
         "refund": "We will transfer {amount} to your account IBAN {iban}.",
@@ -222,6 +232,11 @@ LABELS: dict[str, dict[str, str]] = {
         "prepaid": "Déjà payé",
         "payable": "Net à payer",
         "payable_credit": "Montant crédité",
+        "set_off_invoice": "Compensé avec la facture {number}",
+        "set_off_credit_note": "Compensé avec le trop-perçu de l'autofacture {number}",
+        "transferred": "Montant viré",
+        "set_off_all": "Le montant est entièrement compensé avec nos créances ; aucun virement n'est effectué.",
+        "set_off_note": "Comme convenu, nous compensons ce crédit de {gross} avec nos créances de {owed}.",
         "transfer": "Veuillez virer {amount} avant le {due} en indiquant {ref} sur le compte IBAN {iban}{bic}.",
         "transfer_nodue": "Veuillez virer {amount} en indiquant {ref} sur le compte IBAN {iban}{bic}.",
         "refund": "Nous virerons {amount} sur votre compte IBAN {iban}.",
@@ -298,6 +313,11 @@ LABELS: dict[str, dict[str, str]] = {
         "prepaid": "Reeds betaald",
         "payable": "Te betalen",
         "payable_credit": "Gecrediteerd bedrag",
+        "set_off_invoice": "Verrekend met factuur {number}",
+        "set_off_credit_note": "Verrekend met terugvordering uit creditnota {number}",
+        "transferred": "Uit te betalen bedrag",
+        "set_off_all": "Het bedrag wordt volledig verrekend met onze vorderingen; er volgt geen overschrijving.",
+        "set_off_note": "Zoals overeengekomen verrekenen wij dit tegoed van {gross} met onze vorderingen van {owed}.",
         "transfer": "Gelieve {amount} vóór {due} over te maken onder vermelding van {ref} naar IBAN {iban}{bic}.",
         "transfer_nodue": "Gelieve {amount} over te maken onder vermelding van {ref} naar IBAN {iban}{bic}.",
         "refund": "Wij maken {amount} over naar uw rekening IBAN {iban}.",
@@ -619,8 +639,20 @@ def _totals_rows(doc: Document, labels: dict[str, str], m: Any) -> list[tuple[st
     if t.prepaid:
         rows.append(("", labels["prepaid"], m(-t.prepaid)))
     due_label = labels["payable_credit"] if doc.kind is DocumentKind.CREDIT_NOTE else labels["payable"]
-    rows.append(("grand", due_label, m(t.payable)))
+    if not doc.set_off:
+        rows.append(("grand", due_label, m(t.payable)))
+        return rows
+    # a payout set off against what the supplier owes: the note's amount, each claim taken, the rest
+    rows.append(("sum", due_label, m(t.payable)))
+    for s in doc.set_off:
+        rows.append(("", labels[f"set_off_{s.kind}"].format(number=s.number), m(-s.amount)))
+    rows.append(("grand", labels["transferred"], m(transferred(doc))))
     return rows
+
+
+def transferred(doc: Document) -> Decimal:
+    """What is paid out: the amount due less what it is set off against."""
+    return doc.totals.payable - sum((s.amount for s in doc.set_off), Decimal(0))
 
 
 def _payment_text(doc: Document, labels: dict[str, str], m: Any) -> str:
@@ -634,7 +666,12 @@ def _payment_text(doc: Document, labels: dict[str, str], m: Any) -> str:
         return (labels["refund"].format(amount=amount, iban=iban) if iban
                 else labels["refund_noiban"].format(amount=amount))
     if doc.kind is DocumentKind.SELF_BILLING_CREDIT_NOTE:
-        return labels["self_billing_pay"].format(amount=amount, iban=p.iban or doc.seller.iban)
+        if not doc.set_off:
+            return labels["self_billing_pay"].format(amount=amount, iban=p.iban or doc.seller.iban)
+        rest = transferred(doc)
+        text = labels["set_off_note"].format(gross=amount, owed=m(t.payable - rest))
+        return text + " " + (labels["self_billing_pay"].format(amount=m(rest), iban=p.iban or doc.seller.iban)
+                             if rest > 0 else labels["set_off_all"])
     if p.is_direct_debit:
         when = date_text(p.debit_date, lang) if p.debit_date else (
             date_text(doc.due_date, lang) if doc.due_date else labels["debit_soon"])

@@ -81,6 +81,25 @@ def setup(env: Env) -> dict[str, str]:
     return {"host": host, "employee": employee, "statement": st["id"], "employee_statement": est["id"]}
 
 
+def _pdf_text(env: Env, note: dict[str, Any]) -> str:
+    """The note's archived PDF as text (pdftotext, reading order, whitespace folded), rendered to
+    PNG beside it (``EVBILL_TEST_PNG_DIR``) for a look."""
+    import os
+    import subprocess
+    import tempfile
+
+    [d] = [d for d in note["documents"] if d["format"] == "pdf"]
+    body = env.client.get(f"/documents/{d['id']}/content", headers=env.a.h()).content
+    with tempfile.TemporaryDirectory() as tmp:
+        pdf = Path(tmp) / "note.pdf"
+        pdf.write_bytes(body)
+        text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+        if os.environ.get("EVBILL_TEST_PNG_DIR"):
+            subprocess.run(["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", str(pdf),
+                            str(Path(os.environ["EVBILL_TEST_PNG_DIR"]) / note["number"])], check=True)
+    return " ".join(text.split())
+
+
 def _validator() -> Any:
     import sys
 
@@ -270,6 +289,12 @@ def test_what_the_host_owes_is_netted_where_the_agreement_says_so(env: Env, setu
 
     with env.engine.connect() as conn:
         assert H._owed(conn, a.tenant_id, setup["host"]) == 0  # nothing left to net on the next note
+    # the note itself shows the set-off: its amount, the correction it is netted with, what is paid
+    text = _pdf_text(env, note)
+    assert "Zahlbetrag 1,20 €" in text
+    assert "Verrechnet mit Rückforderung aus Gutschrift GU-000002 -0,29 €" in text
+    assert "Auszahlungsbetrag 0,91 €" in text
+    assert "Den Betrag von 0,91 € überweisen wir" in text
 
 
 def test_two_issuers_at_once_draw_consecutive_numbers(env: Env, setup: dict[str, str]) -> None:
@@ -361,6 +386,21 @@ def test_what_the_host_owes_as_a_customer_is_netted(env: Env, setup: dict[str, s
     assert (Decimal(note["payable"]), Decimal(note["netted"]), Decimal(note["netted_receivables"])) == (
         Decimal("2.38"), Decimal(0), Decimal("2.38"))
     assert note["payable_id"] is None  # nothing left to transfer
+    # on the note: the gross credit, each invoice set off with its number and amount, nothing paid
+    text = _pdf_text(env, note)
+    assert "Gesamtbetrag 2,38 €" in text and "Zahlbetrag 2,38 €" in text
+    assert "Verrechnet mit Rechnung CL-NET-1 -0,50 €" in text
+    assert "Verrechnet mit Rechnung CL-NET-2 -1,88 €" in text
+    assert "Auszahlungsbetrag 0,00 €" in text
+    assert "eine Überweisung erfolgt nicht" in text
+    assert not {"Set off", "Amount", "transferred", "invoice"} & set(text.replace(".", " ").split())
+    # the note's document rebuilt from the store shows the same set-off
+    from store import host_credits as H
+
+    with env.engine.connect() as conn:
+        rebuilt = H.note_document(conn, a.tenant_id, H.get_note(conn, a.tenant_id, note["id"]))
+    assert [(x.kind, x.number, x.amount) for x in rebuilt.set_off] == [
+        ("invoice", "CL-NET-1", Decimal("0.50")), ("invoice", "CL-NET-2", Decimal("1.88"))]
     with env.engine.connect() as conn:
         opened = {s.id: s.open for s in R.item_states(conn, a.tenant_id, customer_id=cus, currency="EUR")}
         assert [opened[i] for i in items] == [Decimal("0.00"), Decimal("3.12")]

@@ -108,3 +108,38 @@ def test_pdf_in_the_hosts_language(tmp_path: Any, language: str) -> None:
     else:
         assert "Self-billing invoice" in text and "Energy reimbursement" in text
     assert "evbill" not in text.lower()
+
+
+@pytest.mark.parametrize("language", ("de", "en"))
+def test_set_off_on_the_note(tmp_path: Any, language: str, validate: Any) -> None:
+    """A payout netted with what the host owes: the PDF shows the note's amount, each claim set off
+    (document number, amount) and what is transferred, in the host's language; the e-invoice
+    keeps the note's own amounts (the set-off is beside it) and stays valid."""
+    import subprocess
+
+    from runtime.documents.model import SetOff
+
+    doc = replace(_doc("registered", language=language),
+                  set_off=(SetOff("credit_note", "GU-000002", D("0.29")), SetOff("invoice", "CLR-000001", D("0.50"))))
+    assert doc.totals.payable == D("1.50")  # 0.75 + 1.11 - 0.60 = 1.26 net, 19 % VAT 0.24
+    path = tmp_path / "gu.pdf"
+    path.write_bytes(render(doc, "pdf"))
+    text = " ".join(subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True,
+                                   check=True).stdout.split())
+    if language == "de":
+        for want in ("Zahlbetrag 1,50 €", "Verrechnet mit Rückforderung aus Gutschrift GU-000002 -0,29 €",
+                     "Verrechnet mit Rechnung CLR-000001 -0,50 €", "Auszahlungsbetrag 0,71 €",
+                     "verrechnen wir die Gutschrift über 1,50 € mit unseren Forderungen über 0,79 €",
+                     "Den Betrag von 0,71 € überweisen wir"):
+            assert want in text, want
+        assert not {"Set", "off", "transferred", "invoice", "Amount"} & set(text.split())
+    else:
+        for want in ("Amount due €1.50", "Set off against the amount reclaimed by credit note GU-000002 -€0.29",
+                     "Set off against invoice CLR-000001 -€0.50", "Amount transferred €0.71",
+                     "We will transfer €0.71"):
+            assert want in text, want
+    subprocess.run(["pdftoppm", "-png", "-r", "60", str(path), str(tmp_path / "gu")], check=True)
+    xml = render(doc, "xrechnung-ubl")
+    report = validate(xml)
+    assert report.valid, explain(report)
+    assert xml_totals(xml)["payable"] == D("1.50")
