@@ -370,10 +370,17 @@ def _system_month(out: Path, rnd: random.Random, summary: dict[str, Any]) -> int
              f"clearing invoice {cs['invoice_number']} ({'reverse charge, ' if cs['reverse_charge'] else ''}"
              f"net {cs['invoice_net']}, gross {cs['invoice_gross']} EUR) paid by transfer, matched by its number "
              f"(open {clr.paid['open_after']}), {len(clr.journal)} journal entries; files in {out}/clearing/")
-        system["clearing"] = {**cs, "dispute": dsp, "files": clr.files, "paid": clr.paid, "journal": clr.journal}
+        commission_net = sum((Decimal(cm["net"]) for cm in clr.commissions), Decimal(0))
+        _say(f"  its commission lines ({', '.join(cm['rule'] for cm in clr.commissions)}): {commission_net} EUR; "
+             + "; ".join(f"{cm['kind']} re-taken after the dispute: {cm['stated']} -> {cm['net']} EUR"
+                         for cm in clr.commissions if cm.get("stated")))
+        system["clearing"] = {**cs, "dispute": dsp, "files": clr.files, "paid": clr.paid, "journal": clr.journal,
+                              "commissions": clr.commissions}
         summary["clearing"] = {"statements": 1, "cdrs": cs["cdrs"], "disputes": 1, "invoice": cs["invoice_number"],
                                "files": len(clr.files), "paid": clr.paid["matched"],
-                               "journal_entries": len(clr.journal)}
+                               "journal_entries": len(clr.journal), "commissions": len(clr.commissions),
+                               "commission_net": format(commission_net, "f"),
+                               "commissions_recomputed": sum(1 for cm in clr.commissions if cm.get("stated"))}
         if clr.paid["open_after"] != "0.00" or not all(e["balanced"] for e in clr.journal) or len(clr.journal) != 2:
             _say("  ERROR: the clearing invoice should be settled by the transfer and booked, balanced")
             return 1

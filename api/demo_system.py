@@ -853,6 +853,7 @@ class Cleared:
     files: list[str] = field(default_factory=list)
     paid: dict[str, Any] = field(default_factory=dict)  # the bank's credit and the item after it
     journal: list[dict[str, Any]] = field(default_factory=list)  # the clearing's entries: kind, lines
+    commissions: list[dict[str, Any]] = field(default_factory=list)  # the invoiced commission lines
 
 
 def clear_roaming(run: SystemRun, out: Path, month: str = "2026-11") -> Cleared:
@@ -880,8 +881,11 @@ def clear_roaming(run: SystemRun, out: Path, month: str = "2026-11") -> Cleared:
     c, h, res = run.client, run.h(), Cleared()
     tenant_id = run.ids["tenant_id"]
     partner = _ok(c.post("/partners", json=EMSP, headers=h))["id"]
+    # the agreement names public_cpo's commission block: the eMSP pays a fee per CDR and 2 % of the
+    # CDRs' net, lines of the statement and of its invoice (the percentage of the resolved amounts)
     _ok(c.post("/agreements", json={"partner_id": partner, "kind": "roaming", "valid_from": "2026-01-01",
-                                    "ruleset_name": "public_cpo", "rule_name": "public"}, headers=h))
+                                    "ruleset_name": "public_cpo", "rule_name": "public",
+                                    "terms": {"commissions": "roaming_service"}}, headers=h))
     with Session(run.engine) as db:
         user = create_user(db, tenant_id, "clearing@roam-mobility.example", "partner", partner_id=partner)
         db.flush()
@@ -944,6 +948,9 @@ def clear_roaming(run: SystemRun, out: Path, month: str = "2026-11") -> Cleared:
                    "billed": d["resolved_net"], "raised_role": d["raised_role"]}
     res.statement = {k: st[k] for k in ("month", "cdrs", "late", "net_total", "invoice_number", "invoice_net",
                                         "invoice_gross", "reverse_charge", "currency")}
+    # the commission lines as invoiced (a percentage re-taken after the dispute keeps the stated net)
+    res.commissions = [{k: cm.get(k) for k in ("name", "rule", "kind", "quantity", "net", "stated")}
+                       for cm in st.get("commissions") or ()]
     folder = out / "clearing"
     folder.mkdir(exist_ok=True)
     for what, name in (("xlsx", f"clearing-{month}-RMB.xlsx"), ("cdrs", f"clearing-{month}-RMB-cdrs.json")):

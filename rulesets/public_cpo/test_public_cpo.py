@@ -54,7 +54,7 @@ def test_invoice_rounding_and_vat() -> None:
 
 def test_policies_parse_for_later_issues() -> None:
     kinds = [p.kind for p in RS.ast.policies]
-    assert kinds == ["billing", "hold", "dunning", "payments"]
+    assert kinds == ["billing", "hold", "dunning", "payments", "commission"]
     assert RS.ast.policies[2].statements[2].text() == "stage 3 after 14 days fee 10.00 approval required then block_tokens"
 
 

@@ -264,11 +264,23 @@ def test_the_emsp_clearing(two_runs: list[Any]) -> None:
 
     out, _, summary = two_runs[0]
     assert summary["clearing"] == {"statements": 1, "cdrs": 5, "disputes": 1, "invoice": "CLR-000001", "files": 5,
-                                   "paid": 1, "journal_entries": 2}
+                                   "paid": 1, "journal_entries": 2, "commissions": 2, "commission_net": "2.83",
+                                   "commissions_recomputed": 1}
     detail = summary["system"]["clearing"]
     d = detail["dispute"]
     assert d["resolution"] == "accept" and d["billed"] == d["proposed"] and d["raised_role"] == "partner"
-    assert Decimal(detail["invoice_net"]) == Decimal(detail["net_total"]) - Decimal(d["ours"]) + Decimal(d["proposed"])
+    # the agreement's commission block (public_cpo's roaming_service): 0.20 per CDR, 2 % of the CDRs'
+    # net, taken again of the net the accepted dispute left (its stated amount kept beside it)
+    per, pct = detail["commissions"]
+    assert (per["kind"], per["quantity"], per["net"], per["stated"]) == ("per_session", "5", "1.00", None)
+    assert per["rule"] == "commission roaming_service, line 54: 0.20 per session"
+    assert pct["kind"] == "percent" and pct["rule"] == "commission roaming_service, line 55: 2% of net revenue"
+    cdr_net = Decimal(detail["net_total"]) - Decimal("1.00") - Decimal(pct["stated"]) - Decimal(d["ours"]) \
+        + Decimal(d["proposed"])
+    assert Decimal(pct["quantity"]) == cdr_net
+    assert Decimal(pct["net"]) == (cdr_net * Decimal("0.02")).quantize(Decimal("0.01"))
+    assert (pct["stated"], pct["net"]) == ("1.88", "1.83")
+    assert Decimal(detail["invoice_net"]) == cdr_net + Decimal("1.00") + Decimal(pct["net"])
     assert detail["reverse_charge"] and detail["invoice_gross"] == detail["invoice_net"]
     assert detail["paid"] == {"amount": detail["invoice_gross"], "matched": 1, "rules": {"reference": 1},
                               "kind": "clearing_invoice", "open_after": "0.00"}
@@ -283,4 +295,6 @@ def test_the_emsp_clearing(two_runs: list[Any]) -> None:
     cdrs = json.loads((folder / "clearing-2026-11-RMB-cdrs.json").read_text())
     assert sorted(c["id"] for c in cdrs) == [f"RMB-000{i}" for i in range(1, 6)]
     assert (folder / "CLR-000001.pdf").read_bytes().startswith(b"%PDF")
-    assert b"<cbc:ID>AE</cbc:ID>" in (folder / "CLR-000001-xrechnung-ubl.xml").read_bytes()
+    ubl = (folder / "CLR-000001-xrechnung-ubl.xml").read_bytes()
+    assert b"<cbc:ID>AE</cbc:ID>" in ubl and ubl.count(b"<cac:InvoiceLine>") == 4
+    assert b"Commission roaming_service: of 91.32 EUR net" in ubl and b"stated: 1.88 EUR" in ubl
