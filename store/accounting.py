@@ -637,7 +637,8 @@ def _partner_facts(ev: Mapping[str, Any]) -> EventFacts:
     if ev["kind"] == "host_credit_note":
         return EventFacts("host_credit_note", ev["currency"], expense=Decimal(str(d["expense"])),
                           input_vat=tuple((Decimal(str(r)), Decimal(str(t))) for r, t in d.get("input_vat", ())),
-                          partner_payable=Decimal(str(d["partner_payable"])))
+                          partner_payable=Decimal(str(d["partner_payable"])),
+                          self_assessed=tuple((Decimal(str(r)), Decimal(str(t))) for r, t in d.get("self_assessed", ())))
     amount = Decimal(str(d["amount"]))
     sign = 1 if ev["kind"] == "host_payout" else -1
     return EventFacts(ev["kind"], ev["currency"], partner_payable=sign * amount, payout=-sign * amount)

@@ -53,8 +53,9 @@ from runtime.documents.model import (
     PrecedingInvoice,
     Seller,
     SetOff,
+    VatCategory,
 )
-from runtime.money import ZERO
+from runtime.money import ZERO, minor_unit, quantize
 from runtime.statements import SHARE_KINDS
 from store import payables as P
 from store.errors import Conflict, InvalidInput, NotFound
@@ -368,12 +369,17 @@ def _post(conn: Connection, tenant_id: str, row: dict[str, Any], doc: Document) 
 
     t = doc.totals
     groups = [(g.rate, g.taxable, g.tax) for g in t.vat_groups]  # small business, reverse charge: no tax
+    detail: dict[str, Any] = {"expense": str(t.net), "input_vat": [[str(r), str(tax)] for r, _n, tax in groups if tax],
+                              "partner_payable": str(-t.payable)}
+    # reverse charge: the host bills no VAT, the tenant owes it and deducts it (§ 13b UStG), at the
+    # rate the sessions were charged with, on what the note states under reverse charge
+    base = sum((g.taxable for g in t.vat_groups if g.category is VatCategory.REVERSE_CHARGE), ZERO)
+    if base:
+        rate = Decimal(row["vat_rate"])
+        detail["self_assessed"] = [[str(rate), str(quantize(base * rate / 100, minor_unit(row["currency"])))]]
     post_events(conn, tenant_id, [{
         "id": row["id"], "kind": "host_credit_note", "currency": row["currency"], "reference": row["number"],
-        "booked_on": row["issue_date"], "account_id": None,
-        "detail": {"expense": str(t.net),
-                   "input_vat": [[str(r), str(tax)] for r, _n, tax in groups if tax],
-                   "partner_payable": str(-t.payable)}}], [])
+        "booked_on": row["issue_date"], "account_id": None, "detail": detail}], [])
 
 
 def get_note(conn: Connection, tenant_id: str, note_id: str) -> Any:

@@ -30,7 +30,7 @@ __all__ = [
 ANY: Final = "*"
 # the roles whose lines are split by revenue kind and/or VAT treatment
 _BY_KIND: Final = {"revenue"}
-_BY_VAT: Final = {"revenue", "vat", "input_vat"}
+_BY_VAT: Final = {"revenue", "vat", "input_vat", "input_vat_13b", "vat_13b"}
 
 
 class ChartError(ValueError):
@@ -220,6 +220,8 @@ _PLAIN = Chart("plain", _rules(
     (ANY, "expense", "5100"),
     (ANY, "input_vat", "1500"),
     (ANY, "partner_payable", "2500"),
+    (ANY, "input_vat_13b", "1510"),
+    (ANY, "vat_13b", "2210"),
     (ANY, "revenue", "4000", "charging"),
     (ANY, "revenue", "4100", "subscription"),
     (ANY, "revenue", "4200", "service"),
@@ -231,12 +233,14 @@ _PLAIN = Chart("plain", _rules(
     "4800": "Other revenue", "4900": "Discounts granted", "4950": "Return charges recovered",
     "2400": "Refunds payable", "4850": "Dunning fees", "4860": "Interest income", "6800": "Bad debts written off",
     "5100": "Host credits (revenue share, energy reimbursement)", "1500": "Input VAT",
-    "2500": "Partner credits payable", "4870": "Exchange gains", "6870": "Exchange losses"})
+    "2500": "Partner credits payable", "4870": "Exchange gains", "6870": "Exchange losses",
+    "1510": "Input VAT self-assessed (reverse charge)", "2210": "VAT payable self-assessed (reverse charge)"})
 
 
 def _skr(name: str, skr: str, control: str, bank: str, charge: str, transit: str, interest: str, bad_debt: str,
          fx: tuple[str, str], revenue: Mapping[str, str], discount: Mapping[str, str], vat: Mapping[str, str],
-         names: Mapping[str, str], partners: tuple[str, str, Mapping[str, str]] = ("", "", {})) -> Chart:
+         names: Mapping[str, str], partners: tuple[str, str, Mapping[str, str]] = ("", "", {}),
+         self_assessed: tuple[str, str, str, str] = ("", "", "", "")) -> Chart:
     # dunning fees and flat fees go to other operating income (the account return charges use),
     # default interest to interest income
     rows: list[tuple[str, ...]] = [
@@ -258,9 +262,28 @@ def _skr(name: str, skr: str, control: str, bank: str, charge: str, transit: str
     if expense:
         rows += [(ANY, "expense", expense), (ANY, "partner_payable", payable)]
         rows += [(ANY, "input_vat", account, ANY, rate) for rate, account in input_vat.items()]
-    return Chart(name, _rules(*rows), debtors="personal", account_length=4, datev_vat="automatic", skr=skr,
+    out = list(_rules(*rows))
+    # reverse charge (§ 13b UStG): self-assessed input and output VAT (the 19 % accounts for 19 %
+    # and 16 %, the accounts without a rate for the reduced rates), with the DATEV tax key that
+    # makes DATEV post both from the net where the batch hands the key over
+    in19, out19, in_other, out_other = self_assessed
+    for rate, input_account, output_account, bu in (("19", in19, out19, _BU_13B_EU), ("16", in19, out19, _BU_13B_EU),
+                                                    ("7", in_other, out_other, ""), ("5", in_other, out_other, "")):
+        if input_account:
+            out += [Rule(ANY, "input_vat_13b", input_account, ANY, rate, bu_key=bu),
+                    Rule(ANY, "vat_13b", output_account, ANY, rate, bu_key=bu)]
+    names = {**names, in19: "Abziehbare Vorsteuer nach § 13b UStG 19 %", out19: "Umsatzsteuer nach § 13b UStG 19 %",
+             in_other: "Abziehbare Vorsteuer nach § 13b UStG", out_other: "Umsatzsteuer nach § 13b UStG"} \
+        if in19 else names
+    return Chart(name, tuple(out), debtors="personal", account_length=4, datev_vat="automatic", skr=skr,
                  names=names)
 
+
+# DATEV's tax key (BU-Schlüssel) for a service taxable in Germany from a business established in
+# another EU member state (§ 13b (1) UStG), 19 % input VAT and 19 % output VAT: DATEV posts both
+# from the net on the record that carries it (the rate follows the date, so 16 % in the second
+# half of 2020). No key is set for the reduced rate: those lines go to DATEV as they are.
+_BU_13B_EU: Final = "46"
 
 # SKR03 and SKR04 (DATEV's standard charts) for German VAT: 19 %, 7 % and the 16 % / 5 % of the
 # second half of 2020. The revenue accounts are DATEV automatic accounts (8400, 8300; 4400, 4300):
@@ -279,7 +302,7 @@ _SKR03 = _skr("skr03", "03", "1400", "1200", "2700", "1360", "2650", "2400", ("2
                "1600": "Verbindlichkeiten aus Lieferungen und Leistungen", "1576": "Abziehbare Vorsteuer 19 %",
                "1571": "Abziehbare Vorsteuer 7 %", "2660": "Erträge aus Kursdifferenzen",
                "2150": "Aufwendungen aus Kursdifferenzen"},
-              ("3100", "1600", {"19": "1576", "16": "1576", "7": "1571", "5": "1571"}))
+              ("3100", "1600", {"19": "1576", "16": "1576", "7": "1571", "5": "1571"}), ("1577", "1787", "1578", "1785"))
 _SKR04 = _skr("skr04", "04", "1200", "1800", "4830", "1460", "7100", "6930", ("4840", "6880"),
               {"19": "4400", "16": "4400", "7": "4300", "5": "4300"},
               {"19": "4720", "16": "4720", "7": "4710", "5": "4710"},
@@ -293,7 +316,7 @@ _SKR04 = _skr("skr04", "04", "1200", "1800", "4830", "1460", "7100", "6930", ("4
                "3300": "Verbindlichkeiten aus Lieferungen und Leistungen", "1406": "Abziehbare Vorsteuer 19 %",
                "1401": "Abziehbare Vorsteuer 7 %", "4840": "Erträge aus Kursdifferenzen",
                "6880": "Aufwendungen aus Kursdifferenzen"},
-              ("5900", "3300", {"19": "1406", "16": "1406", "7": "1401", "5": "1401"}))
+              ("5900", "3300", {"19": "1406", "16": "1406", "7": "1401", "5": "1401"}), ("1407", "3837", "1408", "3835"))
 
 TEMPLATES: Final[dict[str, Chart]] = {c.name: c for c in (_PLAIN, _SKR03, _SKR04)}
 

@@ -20,7 +20,7 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Final
@@ -177,10 +177,32 @@ def _main(entry: JournalEntry) -> JournalLine:
     return entry.lines[0]
 
 
+_SELF_ASSESSED: Final = ("input_vat_13b", "vat_13b")
+
+
+def _self_assessed(lines: list[JournalLine], automatic: bool, main: JournalLine) -> list[JournalLine]:
+    """Reverse-charge VAT the tenant self-assesses (§ 13b UStG), as DATEV gets it: where the chart
+    gives it a tax key (BU-Schlüssel) and the batch leaves VAT to DATEV, the input and output VAT
+    lines are not sent and the record of the net (the payable against the expense) carries the key,
+    so DATEV posts both and fills the VAT return's boxes for the base; otherwise the lines are sent
+    as they are, without a key (DATEV would post them again)."""
+    sa = [ln for ln in lines if ln.role in _SELF_ASSESSED]
+    if not sa:
+        return lines
+    keys = {ln.bu_key for ln in sa}
+    payables = [ln for ln in lines if ln.role == "partner_payable"]
+    if automatic and len(keys) == 1 and "" not in keys and main.role == "expense" and len(payables) == 1:
+        key = keys.pop()
+        return [replace(ln, bu_key=key) if ln.role == "partner_payable" else ln
+                for ln in lines if ln.role not in _SELF_ASSESSED]
+    return [replace(ln, bu_key="") if ln.role in _SELF_ASSESSED else ln for ln in lines]
+
+
 def _folded(entry: JournalEntry, chart: Chart) -> list[JournalLine]:
     """The lines as DATEV gets them: with automatic revenue accounts, each VAT line is spread over
-    the revenue lines of its rate (pro rata, to the cent) and not sent on its own."""
-    lines = list(entry.lines)
+    the revenue lines of its rate (pro rata, to the cent) and not sent on its own; self-assessed
+    reverse-charge VAT as ``_self_assessed`` says."""
+    lines = _self_assessed(list(entry.lines), chart.datev_vat == "automatic", _main(entry))
     if chart.datev_vat != "automatic":
         return lines
     out = [ln for ln in lines if ln.role != "vat"]

@@ -68,7 +68,9 @@ EVENT_ROLES: Final[dict[str, tuple[str, ...]]] = {
     # reimbursement: an expense, with input VAT where the host charges VAT) owed to the partner
     # until the payout run's file pays it (the payout clearing account, as refunds); a returned
     # transfer makes it owed again
-    "host_credit_note": ("expense", "input_vat", "partner_payable"),
+    # a host in another EU member state on reverse charge bills no VAT: the tenant owes it (§ 13b
+    # UStG) and deducts it at once, self-assessed input VAT against self-assessed output VAT
+    "host_credit_note": ("expense", "input_vat", "partner_payable", "input_vat_13b", "vat_13b"),
     "host_payout": ("partner_payable", "payout"),
     "host_payout_return": ("partner_payable", "payout"),
     # a host credit netted against what the partner owes as a customer (its agreement's terms
@@ -139,6 +141,9 @@ class EventFacts:
     expense: Decimal = ZERO
     input_vat: tuple[tuple[Decimal, Decimal], ...] = ()
     partner_payable: Decimal = ZERO
+    # the VAT a reverse-charge host credit note leaves the tenant to self-assess, per rate
+    # (rate, tax): booked as input VAT and as output VAT alike, so the entry stays net
+    self_assessed: tuple[tuple[Decimal, Decimal], ...] = ()
     # a document in a currency other than the tenant's functional one: every line is valued in
     # ``functional`` too, the receivable lines at the rate of their item's day (``item_rates``, one
     # per ``item_effects``), the rest at ``rate`` (the document date's); what differs is booked as
@@ -191,6 +196,9 @@ def legs(f: EventFacts) -> tuple[Leg, ...]:
         raw.append(Leg("input_vat", tax, "", vat_treatment(rate)))
     if f.partner_payable:
         raw.append(Leg("partner_payable", f.partner_payable))
+    for rate, tax in f.self_assessed:
+        raw.append(Leg("input_vat_13b", tax, "", vat_treatment(rate)))
+        raw.append(Leg("vat_13b", -tax, "", vat_treatment(rate)))
     if foreign:
         from runtime.accounting.fx import to_functional
 

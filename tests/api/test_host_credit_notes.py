@@ -420,3 +420,64 @@ def test_what_the_host_owes_as_a_customer_is_netted(env: Env, setup: dict[str, s
         assert totals and all(v == 0 for v in totals.values())
     again = c.post(f"/partner-statements/{st['id']}/credit-note", json={}, headers=h)
     assert again.status_code == 409
+
+
+def test_reverse_charge_host_self_assessed_in_the_journal(env: Env, setup: dict[str, str]) -> None:
+    """A host in Austria with a VAT id: reverse charge, the note bills no VAT (AE) and the tenant
+    owes it: the journal posts 19 % of the net as self-assessed input VAT and as self-assessed
+    output VAT (§ 13b UStG), the payable is the net, the entry balanced. On SKR04 the accounts are
+    1407 / 3837 and the DATEV batch hands over the net with BU key 46 (DATEV posts both VAT
+    amounts from it)."""
+    from runtime.accounting.chart import template
+    from store import accounting as AC
+    from tests.accounting_reader import read_extf
+
+    c, a = env.client, env.a
+    h = a.h()
+    p = _ok(c.post("/partners", json={**HOST, "name": "Gasthof Bregenz GmbH", "country_code": "AT",
+                                      "vat_id": "ATU13585627", "postal_code": "6900", "city": "Bregenz",
+                                      "iban": "AT611904300234573201", "bic": "BKAUATWWXXX"}, headers=h), 201)["id"]
+    _ok(c.post("/locations", json={"code": "cn_rc", "name": "Bregenz", "country": "DE", "timezone": "Europe/Berlin",
+                                   "site_host_id": p}, headers=h), 201)
+    _ok(c.post("/agreements", json={"partner_id": p, "kind": "revenue_share", "valid_from": "2026-01-01",
+                                    "terms": {"per_session": "50.00"}}, headers=h), 201)
+    _ok(c.post("/sessions/batch", json={"sessions": [
+        {"id": f"CN-RC-{n}", "start": f"2026-04-0{n}T10:00:00Z", "end": f"2026-04-0{n}T11:00:00Z", "energy_kwh": "3",
+         "location_id": "cn_rc", "tariff": "std"} for n in (6, 7)]}, headers=h))
+    st = _ok(c.post("/partner-statements", json={"partner_id": p, "month": "2026-04", "accept_unrated": True},
+                    headers=h), 201)
+    note = _ok(c.post(f"/partner-statements/{st['id']}/credit-note", json={"issue_date": "2026-05-03"}, headers=h),
+               201)
+    assert note["vat_status"] == "reverse_charge"
+    assert (Decimal(note["net"]), Decimal(note["tax"]), Decimal(note["payable"])) == (
+        Decimal("100.00"), Decimal(0), Decimal("100.00"))
+    entries = _ok(c.get("/accounting/journal", headers=a.h()))
+    items = entries["items"] if isinstance(entries, dict) else entries
+    entry = next(e for e in items if e["document"] == note["number"])
+    lines = {(ln["account"], ln["side"]): ln["amount"] for ln in entry["lines"]}
+    # plain chart: expense 5100, self-assessed input VAT 1510, self-assessed VAT 2210, payable 2500
+    assert lines == {("5100", "debit"): "100.00", ("1510", "debit"): "19.00", ("2210", "credit"): "19.00",
+                     ("2500", "credit"): "100.00"}
+    assert sum(Decimal(ln["amount"]) * (1 if ln["side"] == "debit" else -1) for ln in entry["lines"]) == 0
+
+    # the same note's event posted on SKR04 (a tenant of its own), batched for DATEV
+    from datetime import date
+
+    from tests.api.conftest import make_tenant
+
+    tid = make_tenant(c, env.engine, "rcskr").tenant_id
+    with env.engine.begin() as conn:
+        AC.set_chart(conn, tid, template("skr04"), ["19", "7"], "fin")
+        AC.post_events(conn, tid, [{"id": "hcn_rc_skr04", "kind": "host_credit_note", "currency": "EUR",
+                                    "reference": note["number"], "booked_on": date(2026, 5, 3), "account_id": None,
+                                    "detail": {"expense": "100.00", "input_vat": [], "partner_payable": "-100.00",
+                                               "self_assessed": [["19", "19.00"]]}}], [])
+        [(_, posted)] = AC.entries(conn, tid)
+        batch = AC.create_batch(conn, tid, "2026-05", "fin")
+        datev = AC.batch_file(conn, tid, batch["id"], "datev").content
+    assert {(ln.account, ln.side, ln.amount, ln.bu_key) for ln in posted.lines} == {
+        ("5900", "debit", Decimal("100.00"), ""), ("1407", "debit", Decimal("19.00"), "46"),
+        ("3837", "credit", Decimal("19.00"), "46"), ("3300", "credit", Decimal("100.00"), "")}
+    rows = [(r["Umsatz (ohne Soll/Haben-Kz)"], r["Soll/Haben-Kennzeichen"], r["Konto"],
+             r["Gegenkonto (ohne BU-Schlüssel)"], r["BU-Schlüssel"]) for r in read_extf(datev).rows]
+    assert rows == [("100,00", "S", "5900", "3300", "46")]
