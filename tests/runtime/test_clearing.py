@@ -10,6 +10,8 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal as D
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dsl.compiler import compile_ruleset
 from runtime import clearing as C
@@ -156,3 +158,81 @@ def test_charge_emsp_commission_on_a_clearing_statement() -> None:
     assert rc.totals.net == t.net and rc.totals.tax == 0
     assert {ln.vat_category.value for ln in rc.lines} == {"AE"}
     assert rc.lines[3].name.startswith("Commission roaming_fee: of ")
+
+
+_RULES = ("0.25 per session", "0.02 per kWh", "1% of net revenue", "2.5% of net revenue", "30.00 per month",
+          "0.10 per session for location LOC2")
+
+
+@settings(max_examples=40, deadline=None)
+@given(rules=st.lists(st.sampled_from(_RULES), min_size=1, max_size=4, unique=True),
+       sessions=st.lists(st.tuples(st.decimals(min_value=D("0.001"), max_value=D(80), places=3),
+                                   st.sampled_from(["LOC1", "LOC2"]), st.sampled_from(["", "keep", "accept", "adjust"]),
+                                   st.decimals(min_value=D(0), max_value=D(50), places=2)), min_size=1, max_size=8))
+def test_clearing_commissions_add_up_before_and_after_the_disputes(
+        rules: list[str], sessions: list[tuple[D, str, str, D]]) -> None:
+    """The settlement invariant for eMSP clearing: what the eMSP owes = its CDRs' nets + the
+    commission lines, each line exactly its rule over the CDRs it selects before rounding (a
+    percentage of their nets) and within half a cent after; once the disputes are resolved the
+    percentage is taken of the resolved nets (the others stay) and the invoice's net is the sum
+    of the resolved CDRs and the lines. (``charge emsp`` only: the checker knows no ``pay emsp``.)"""
+    from dsl.revenue_share import emsp_commissions
+
+    res = compile_ruleset(RULESET + "commission fee {\n" + "\n".join(rules) + "\ncharge emsp NL-ABC\n}\n", "c.evb")
+    assert res.ok and res.ruleset is not None
+    rs = res.ruleset
+    blocks, errors = emsp_commissions(rs.ast, ["fee"], "NL*ABC")
+    assert errors == []
+    nov = datetime(2026, 11, 3, 9, tzinfo=UTC)
+    rows = [C.Roaming(facts_of(f"c{i}", nov + timedelta(hours=i), kwh, "T1") | {"location_id": loc})
+            for i, (kwh, loc, _r, _p) in enumerate(sessions)]
+    facts: dict[str, object] = {}
+    cdrs = C.price_sessions(rows, lambda _s: (rs, "roam"), RatingContext(), party_id="ABC",
+                            facts_out=facts)  # type: ignore[arg-type]
+    lines = C.commission_lines(blocks, cdrs, facts, date(2026, 11, 1), date(2026, 12, 1), "EUR")  # type: ignore[arg-type]
+    by_id = {c.cdr_id: c for c in cdrs}
+    sign = D(1)  # the eMSP is charged: it owes the lines
+    assert [ln.rule.split(": ", 1)[1] for ln in lines] == [r for r in rules if r != "0.10 per session for location LOC2"
+                                                          or any(loc == "LOC2" for _k, loc, _r, _p in sessions)]
+
+    def exact(ln: C.CommissionLine, nets: dict[str, D]) -> D:
+        price = D(ln.rule.split(": ", 1)[1].split()[0].rstrip("%"))
+        picked = [by_id[i] for i in ln.cdrs]
+        if ln.kind == "monthly":
+            return sign * price
+        if ln.kind == "per_session":
+            return sign * price * len(picked)
+        if ln.kind == "per_kwh":
+            return sign * price * sum((c.energy_kwh for c in picked), D(0))
+        return sign * price / 100 * sum((nets[c.cdr_id] for c in picked), D(0))
+
+    stated = {c.cdr_id: c.net for c in cdrs}
+    for ln in lines:
+        assert ln.exact == exact(ln, stated), ln
+        assert abs(ln.net - ln.exact) <= D("0.005")
+    totals = C.with_commissions(C.statement_totals(cdrs, "EUR"), lines)
+    assert totals.net == sum(stated.values(), D(0)) + sum((ln.net for ln in lines), D(0))
+
+    # the disputes resolved: keep ours, accept theirs, adjust to a third amount
+    resolved = dict(stated)
+    invoiced = []
+    for c, (_k, _l, how, proposed) in zip(cdrs, sessions, strict=True):
+        amount = {"": c.net, "keep": c.net, "accept": proposed, "adjust": proposed + D("0.01")}[how]
+        resolved[c.cdr_id] = amount
+        invoiced.append(C.InvoicedCdr(c.cdr_id, amount, c.tax_rate, False,
+                                      how if how in ("accept", "adjust") and amount != c.net else ""))
+    revised = C.revise_commissions(lines, resolved, "EUR")
+    assert [(r.name, r.rule, r.kind, r.cdrs) for r in revised] == [(ln.name, ln.rule, ln.kind, ln.cdrs) for ln in lines]
+    for ln, r in zip(lines, revised, strict=True):
+        assert r.exact == exact(r, resolved)
+        assert abs(r.net - r.exact) <= D("0.005")
+        if ln.kind != "percent" or r.exact == ln.exact:
+            assert r.net == ln.net
+        # a line the resolutions changed keeps what the statement stated
+        assert (r.stated is not None) == (r.kind == "percent" and r.quantity != ln.quantity)
+        assert r.stated in (None, ln.net)
+    doc = C.clearing_document(number="CLR-1", issue_date=date(2026, 12, 9), due_date=date(2027, 1, 8),
+                              seller=None, buyer=None, cdrs=invoiced, month="2026-11",
+                              period=(date(2026, 11, 1), date(2026, 11, 30)), currency="EUR", reverse=False,
+                              commissions=revised)
+    assert doc.totals.net == sum(resolved.values(), D(0)) + sum((r.net for r in revised), D(0))
