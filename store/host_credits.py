@@ -267,6 +267,11 @@ def issue_note(conn: Connection, tenant_id: str, statement_id: str, *, issued_by
         if not p.iban:
             raise InvalidInput("partner_details_missing", "the credit note needs the partner's iban")
         remittance = f"{'Gutschrift' if language == 'de' else 'Credit note'} {number} {st.number}"
+        if set_off:
+            # the payee reads on its statement why less than the note arrives (the note shows the items)
+            less = format(netted + settled, "f")
+            remittance += (f" abzgl. Verrechnung {less.replace('.', ',')} {doc.currency}" if language == "de"
+                           else f" less {less} {doc.currency} set off")
         payable_id = new_id("pbl")
         now = utcnow()
         conn.execute(insert(P.payable).values(

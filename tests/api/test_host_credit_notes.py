@@ -284,7 +284,8 @@ def test_what_the_host_owes_is_netted_where_the_agreement_says_so(env: Env, setu
     assert (Decimal(note["payable"]), Decimal(note["netted"])) == (Decimal("1.20"), Decimal("0.29"))
     pays = _ok(c.get("/payouts/payables", params={"kind": "host_credit", "payee_id": setup["host"],
                                                   "status": "requested"}, headers=h))["items"]
-    assert [p["amount"] for p in pays if p["id"] == note["payable_id"]] == ["0.91"]
+    assert [(p["amount"], p["remittance"]) for p in pays if p["id"] == note["payable_id"]] == [
+        ("0.91", f"Gutschrift {note['number']} {st['number']} abzgl. Verrechnung 0,29 EUR")]
     from store import host_credits as H
 
     with env.engine.connect() as conn:
