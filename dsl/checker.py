@@ -33,7 +33,7 @@ DEBTORS = ("consumers", "businesses")
 SHARE_PER = {"kWh": "per_kwh", "kwh": "per_kwh", "session": "per_session", "sessions": "per_session",
              "month": "monthly_fee"}
 COMMISSION_PER = ("session", "transaction", "kWh", "month")
-PARTIES = {"charge": ("host", "emsp"), "pay": ("partner", "host")}
+PARTIES = {"charge": ("host", "emsp"), "pay": ("partner", "host", "emsp")}
 
 
 def walk_atoms(c: A.Cond | None) -> Iterator[A.Atom]:
@@ -567,7 +567,8 @@ class _Checker:
                          "add e.g. '0.30 per session', '0.02 per kWh', '50.00 per month' or '5% of net revenue'")
             if not pol.of(A.Party):
                 self.err("E212", f"commission '{pol.name}' does not say who pays whom", pol.name_span,
-                         "add 'charge host' (the host pays it) or 'pay host' / 'pay partner NAME' (it is paid)")
+                         "add 'charge host' (the host pays it) or 'pay host' / 'pay partner NAME' (it is paid), "
+                         "or 'charge emsp' / 'pay emsp' for eMSP clearing")
 
     def _policy_service(self, pol: A.Policy) -> None:
         from runtime.invoicing import PRICE_PERIODS, PRORATIONS

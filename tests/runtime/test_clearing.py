@@ -166,19 +166,21 @@ _RULES = ("0.25 per session", "0.02 per kWh", "1% of net revenue", "2.5% of net 
 
 @settings(max_examples=40, deadline=None)
 @given(rules=st.lists(st.sampled_from(_RULES), min_size=1, max_size=4, unique=True),
+       direction=st.sampled_from(["charge", "pay"]),
        sessions=st.lists(st.tuples(st.decimals(min_value=D("0.001"), max_value=D(80), places=3),
                                    st.sampled_from(["LOC1", "LOC2"]), st.sampled_from(["", "keep", "accept", "adjust"]),
                                    st.decimals(min_value=D(0), max_value=D(50), places=2)), min_size=1, max_size=8))
 def test_clearing_commissions_add_up_before_and_after_the_disputes(
-        rules: list[str], sessions: list[tuple[D, str, str, D]]) -> None:
+        rules: list[str], direction: str, sessions: list[tuple[D, str, str, D]]) -> None:
     """The settlement invariant for eMSP clearing: what the eMSP owes = its CDRs' nets + the
     commission lines, each line exactly its rule over the CDRs it selects before rounding (a
     percentage of their nets) and within half a cent after; once the disputes are resolved the
     percentage is taken of the resolved nets (the others stay) and the invoice's net is the sum
-    of the resolved CDRs and the lines. (``charge emsp`` only: the checker knows no ``pay emsp``.)"""
+    of the resolved CDRs and the lines. ``pay emsp``: the lines are what the CPO pays the eMSP
+    (negative)."""
     from dsl.revenue_share import emsp_commissions
 
-    res = compile_ruleset(RULESET + "commission fee {\n" + "\n".join(rules) + "\ncharge emsp NL-ABC\n}\n", "c.evb")
+    res = compile_ruleset(RULESET + "commission fee {\n" + "\n".join(rules) + f"\n{direction} emsp NL-ABC\n}}\n", "c.evb")
     assert res.ok and res.ruleset is not None
     rs = res.ruleset
     blocks, errors = emsp_commissions(rs.ast, ["fee"], "NL*ABC")
@@ -191,7 +193,7 @@ def test_clearing_commissions_add_up_before_and_after_the_disputes(
                             facts_out=facts)  # type: ignore[arg-type]
     lines = C.commission_lines(blocks, cdrs, facts, date(2026, 11, 1), date(2026, 12, 1), "EUR")  # type: ignore[arg-type]
     by_id = {c.cdr_id: c for c in cdrs}
-    sign = D(1)  # the eMSP is charged: it owes the lines
+    sign = D(1) if direction == "charge" else D(-1)  # charged: the eMSP owes the lines; paid: it is owed them
     assert [ln.rule.split(": ", 1)[1] for ln in lines] == [r for r in rules if r != "0.10 per session for location LOC2"
                                                           or any(loc == "LOC2" for _k, loc, _r, _p in sessions)]
 
