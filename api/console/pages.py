@@ -15,6 +15,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 from urllib.parse import quote, urlparse
+from zoneinfo import ZoneInfo
 
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
@@ -406,11 +407,13 @@ def _inbox(request: Request[Any, Any, Any], *, msg: str | None = None, error: st
         waiting = approvals(conn, actor.tenant_id)
         disputes = disputes_to_resolve(conn, actor.tenant_id)
         adjusted = adjustments(conn, actor.tenant_id, [x.invoice_id for x in tasks])
+        tenant = _tenant(request, actor.tenant_id)
     runs = [(kind, a) for kind in ("collection_run", "payout_run") for a in waiting[kind]]
     return _page(request, "inbox.html", status_code=status_code, page_url="/console/inbox", tasks=tasks,
                  entries=entries, labels=labels, choices=choices, msg=msg, error=error, error_for=error_for,
                  runs=runs, stages=waiting["dunning_stage"], batch_tasks=batch_tasks, disputes=disputes,
-                 adjusted=adjusted, me_id=actor.user_id, adjust_form=adjust_form or {},
+                 adjusted=adjusted, me_id=actor.user_id, adjust_form=adjust_form or {}, tenant=tenant,
+                 tz=ZoneInfo(getattr(tenant, "timezone", None) or "UTC"),
                  may_decide=_may(request, "billing_decide"), may_match=_may(request, "bank_write"),
                  may_adjust=_may(request, "billing_adjust"),
                  may_resolve=_may(request, "clearing_resolve"),

@@ -55,7 +55,8 @@ add_texts({
     "product": ("Produkt", "Product"),
     "payment_method": ("Zahlungsart", "Payment method"),
     "pm_sepa_direct_debit": ("SEPA-Lastschrift", "SEPA direct debit"),
-    "pm_invoice": ("Überweisung", "Bank transfer"),
+    "pm_invoice": ("auf Rechnung", "on invoice"),
+    "pm_bank_transfer": ("Überweisung", "bank transfer"),
     "pm_card": ("Karte", "Card"),
     "valid_from": ("Gültig ab", "Valid from"),
     "valid_to": ("Gültig bis", "Valid to"),
@@ -116,6 +117,7 @@ add_texts({
     "trace_from": ("von", "from"),
     "trace_to": ("bis", "to"),
     "trace_note": ("Hinweis", "Note"),
+    "component": ("Bestandteil", "Component"),
     "rounded": ("gerundet", "rounded"),
     "unrounded": ("ungerundet", "unrounded"),
     "not_rated_yet": ("Noch nicht bewertet.", "Not rated yet."),
@@ -223,8 +225,19 @@ async def session(request: Request[Any, Any, Any], session_id: str) -> Template:
         tz = _zone(db, actor.tenant_id)
     if rec is None:
         raise _NotFound
-    return _page(request, "session.html", rec=rec, s=rec.session, tz=tz, iso=_iso_local(tz),
+    return _page(request, "session.html", rec=rec, s=rec.session, tz=tz, iso=_iso_local(tz), dec=_dec,
                  may_assign=_may_write(request))
+
+
+def _dec(value: Any) -> Any:
+    """A trace's decimal strings as Decimals (the page formats them in its language), else None."""
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        out = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return out if out.is_finite() else None
 
 
 def _iso_local(tz: ZoneInfo) -> Any:

@@ -64,7 +64,6 @@ class Server:
     shots: Path
     keys: dict[str, str]
     db_url: str = ""
-    contracts: dict[str, str] | None = None  # account id -> its contract
 
     def api(self, method: str, path: str, *, as_: str = "", **kw: Any) -> httpx.Response:
         key = self.keys[as_] if as_ else self.key
@@ -135,7 +134,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 return False
 
         _wait("the server", up, 120, log)
-        srv = Server(base, cred.key, tenant_id, acc, "", shots, keys, db_url, dict(s.contract_of))
+        srv = Server(base, cred.key, tenant_id, acc, "", shots, keys, db_url)
         r = srv.api("POST", f"/billing/accounts/{acc}/cycles", json={"start": "2026-11-01", "end": "2026-12-01"})
         assert r.status_code == 202, r.text
         srv.workflow_id = r.json()["workflow_id"]
@@ -420,11 +419,18 @@ def test_customer_sessions_trace_and_unassigned_pages(server: Server, browser: A
     session with its rated lines and the trace of the rules behind them, and the unassigned session
     to review: once its token is in the data, the keyboard sends its assign form and it is rated."""
     srv = server
-    accounts = srv.api("GET", "/billing-accounts", params={"limit": 10}).json()["items"]
-    acc = next(a for a in accounts if a["id"] != srv.account_id)
-    assert srv.contracts
-    r = srv.api("POST", "/tokens", json={"uid": "TOK-BROWSER", "contract_id": srv.contracts[acc["id"]],
-                                         "visual_number": "SW-0001"})
+    r = srv.api("POST", "/customers", json={"name": "Jonas Beispiel", "email": "jonas@example.org", "country": "DE",
+                                            "city": "Musterstadt"})
+    assert r.status_code == 201, r.text
+    cus = r.json()["id"]
+    r = srv.api("POST", "/billing-accounts", json={"customer_id": cus, "name": "Privat"})
+    assert r.status_code == 201, r.text
+    acc = r.json()["id"]
+    r = srv.api("POST", "/contracts", json={"account_id": acc, "customer_id": cus, "product": "flex",
+                                            "start_date": "2026-10-01", "payment_method": "bank_transfer"})
+    assert r.status_code == 201, r.text
+    contract = r.json()["id"]
+    r = srv.api("POST", "/tokens", json={"uid": "TOK-BROWSER", "contract_id": contract, "visual_number": "SW-0001"})
     assert r.status_code == 201, r.text
     r = srv.api("POST", "/sessions/batch", json={"sessions": [
         {"id": "S-B1", "start": "2026-11-12T09:00:00Z", "end": "2026-11-12T10:30:00Z", "energy_kwh": "22.4",
@@ -445,12 +451,12 @@ def test_customer_sessions_trace_and_unassigned_pages(server: Server, browser: A
     nav = page.get_by_role("navigation", name="Hauptnavigation")
     nav.get_by_role("link", name="Kunden").click()
     page.wait_for_url("**/console/customers")
-    page.get_by_role("link", name=acc["name"].replace("Account", "Customer")).click()
+    page.get_by_role("link", name="Jonas Beispiel").click()
     page.wait_for_url("**/console/customers/*")
-    contracts = page.locator("section", has=page.get_by_role("heading", name="Verträge (1)"))
-    assert "flex" in contracts.inner_text() and "aktiv" in contracts.inner_text()
-    tokens = page.locator("section", has=page.get_by_role("heading", name="Ladekarten und Tokens (1)"))
-    assert "TOK-BROWSER" in tokens.inner_text() and "SW-0001" in tokens.inner_text()
+    contracts = page.locator("section[aria-labelledby=contracts-title]").inner_text()
+    assert "Verträge (1)" in contracts and "Überweisung" in contracts and "01.10.2026" in contracts, contracts
+    tokens = page.locator("section[aria-labelledby=tokens-title]").inner_text()
+    assert "TOK-BROWSER" in tokens and "SW-0001" in tokens and "aktiv" in tokens, tokens
     _accessible(page)
     page.screenshot(path=str(srv.shots / "customer.png"), full_page=True)
 
@@ -488,7 +494,7 @@ def test_customer_sessions_trace_and_unassigned_pages(server: Server, browser: A
 
     engine = make_engine(srv.db_url)
     with Session(engine) as db:
-        db.add(Token(id=new_id("tok"), tenant_id=srv.tenant_id, uid="TOK-LATE", contract_id=srv.contracts[acc["id"]],
+        db.add(Token(id=new_id("tok"), tenant_id=srv.tenant_id, uid="TOK-LATE", contract_id=contract,
                      created_at=datetime.now(UTC)))
         db.commit()
     engine.dispose()
@@ -499,6 +505,6 @@ def test_customer_sessions_trace_and_unassigned_pages(server: Server, browser: A
     assert page.get_by_role("status").inner_text() == "Der Ladevorgang ist zugeordnet und bewertet."
     assert page.locator(f"#u-{ids['S-B2']}").count() == 0
     done = srv.api("GET", f"/sessions/{ids['S-B2']}").json()
-    assert done["status"] == "rated" and done["customer_id"] == acc["customer_id"], done
+    assert done["status"] == "rated" and done["customer_id"] == cus, done
     assert not errors, "\n".join(errors)
     ctx.close()
