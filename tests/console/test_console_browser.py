@@ -255,6 +255,8 @@ def test_sign_in_and_approve_a_held_invoice(server: Server, browser: Any) -> Non
     task.get_by_label("Text der Position").fill("Kulanz")
     amount = task.get_by_label("Betrag netto (negativ für eine Gutschrift) (EUR)")
     amount.fill("-10,00")
+    _accessible(page)
+    page.screenshot(path=str(srv.shots / "inbox-adjust.png"), full_page=True)
     amount.press("Enter")  # by keyboard: Enter sends the form
     page.wait_for_url("**/console/inbox?msg=adjusted")
     assert page.get_by_role("status").inner_text().startswith("Die Rechnung ist angepasst")
