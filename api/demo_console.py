@@ -28,10 +28,15 @@ PAGES = (("sign-in", "/console/sign-in", "sign-in"),
          ("invoices", "/console/invoices", "invoices"),
          ("invoice", None, "an invoice with its PDF"),
          ("customers", "/console/customers", "customers"),
+         ("customer", None, "a customer with its accounts, contracts, tokens and SEPA mandates"),
+         ("sessions", "/console/sessions", "the month's sessions"),
+         ("session", None, "a session with its rated lines and rating trace"),
+         ("unassigned", "/console/unassigned", "unassigned sessions to review"),
          ("rulesets", "/console/rulesets", "rulesets"),
          ("ruleset", None, "a ruleset in the editor, checked as you type"))
 # the pages without a fixed address: the first row's link on this list
-_FIRST_OF = {"invoice": "/console/invoices", "ruleset": "/console/rulesets"}
+_FIRST_OF = {"invoice": "/console/invoices", "ruleset": "/console/rulesets", "customer": "/console/customers",
+             "session": "/console/sessions"}
 
 
 def unavailable() -> str | None:
@@ -120,6 +125,27 @@ def screenshots(engine: Any, tenant_id: str, out: Path, email: str = "approver@s
                 page.screenshot(path=str(out / f"{name}.png"), full_page=name != "invoice")
                 made.append(f"{name}.png")
             page.close()
+            # the public ad-hoc page of the first EVSE (a QR code's target): the price before the
+            # start; the demo configures no payment provider, so the page says card payment is not
+            # set up here rather than taking a card
+            made += _adhoc_page(browser, base, engine, tenant_id, out)
         finally:
             browser.close()
     return made
+
+
+def _adhoc_page(browser: Any, base: str, engine: Any, tenant_id: str, out: Path) -> list[str]:
+    from store.records import evse_ids
+
+    with engine.connect() as conn:
+        evses = evse_ids(conn, tenant_id, limit=1)
+    if not evses:
+        return []
+    page = browser.new_page(viewport={"width": 480, "height": 900}, locale="de-DE")  # a phone's width
+    try:
+        page.goto(f"{base}/charge/{evses[0]}")
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=str(out / "charge.png"), full_page=True)
+    finally:
+        page.close()
+    return ["charge.png"]

@@ -375,6 +375,10 @@ class Approval:
     charged: Decimal = Decimal(0)
     planned_on: date | None = None
     refs: tuple[str, ...] = ()  # the numbers of the invoices a dunning stage names
+    # a dunning stage's approval task left open past the policy's 'escalate after': when, and the
+    # role it is given to (``store.dunning.escalate_stage``)
+    escalated_at: datetime | None = None
+    assigned_role: str | None = None
 
 
 def approvals(conn: Connection, tenant_id: str, limit: int = 100) -> dict[str, list[Approval]]:
@@ -409,7 +413,10 @@ def approvals(conn: Connection, tenant_id: str, limit: int = 100) -> dict[str, l
             "dunning_stage", case.id, "", None, len(listed), s["total"], s["currency"],
             (names.get(case.customer_id, case.customer_id),), "", stage=s["stage"], letter=s["letter"],
             overdue=s["overdue"], charged=s["charged"], planned_on=s["planned_on"],
-            refs=tuple(str(i.get("number") or i.get("id", "")) for i in listed)))
+            refs=tuple(str(i.get("number") or i.get("id", "")) for i in listed),
+            escalated_at=s.get("escalated_at"), assigned_role=s.get("assigned_role")))
+    # escalated stages first (longest escalated first), then the others as they came
+    out["dunning_stage"].sort(key=lambda a: (a.escalated_at is None, a.escalated_at or datetime.min))
     return out
 
 

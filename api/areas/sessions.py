@@ -41,7 +41,7 @@ from store.errors import InvalidInput
 from store.models import ChargingPeriodRow, ChargingSession, RatedLineRow, SessionRating
 from store.repo import Scope
 
-__all__ = ["router"]
+__all__ = ["assign", "resolve_all", "router"]
 
 
 class SessionRead(ReadModel):
@@ -280,13 +280,18 @@ def rerate_session(request: Request[Any, Any, Any], session_id: IdPath, data: Re
                                 "they are now; a session that is not unassigned is left as it is")
 def assign_session(request: Request[Any, Any, Any], session_id: IdPath) -> AssignOutcome:
     with open_scope(request) as scope:
-        s = _get(scope, session_id)
-        res = resolve(scope, session_ids=[s.id], trigger="operator")
-        scope.commit()
-        if res.items:
-            return res.items[0]
-        return AssignOutcome(session_id=s.id, status=s.status, changed=False, customer_id=s.customer_id,
-                             contract_id=s.contract_id, gross_total=s.gross_total)
+        return assign(scope, session_id)
+
+
+def assign(scope: Scope, session_id: str) -> AssignOutcome:
+    """Resolve one unassigned session and commit (the API's route and the console's form)."""
+    s = _get(scope, session_id)
+    res = resolve(scope, session_ids=[s.id], trigger="operator")
+    scope.commit()
+    if res.items:
+        return res.items[0]
+    return AssignOutcome(session_id=s.id, status=s.status, changed=False, customer_id=s.customer_id,
+                         contract_id=s.contract_id, gross_total=s.gross_total)
 
 
 @route("POST", "/sessions/unassigned/resolve", operation_id="resolve_unassigned_sessions", roles="sessions_write",
@@ -297,9 +302,14 @@ def resolve_unassigned_sessions(
         token_uid: Annotated[str | None, Parameter(max_length=64, description="only this token's sessions")] = None,
 ) -> ResolveResult:
     with open_scope(request) as scope:
-        res = resolve(scope, token_uids=[token_uid] if token_uid is not None else None, trigger="operator")
-        scope.commit()
-        return res
+        return resolve_all(scope, token_uid)
+
+
+def resolve_all(scope: Scope, token_uid: str | None = None) -> ResolveResult:
+    """Resolve the unassigned sessions (of one token uid) and commit (the API's route and the console)."""
+    res = resolve(scope, token_uids=[token_uid] if token_uid is not None else None, trigger="operator")
+    scope.commit()
+    return res
 
 
 router = Router(path="/", route_handlers=[

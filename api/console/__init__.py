@@ -45,12 +45,13 @@ def routers() -> list[Any]:
     from litestar.middleware.base import DefineMiddleware
     from litestar.static_files import create_static_files_router
 
-    from api.console import portal, rulesets
+    from api.console import portal, records, rulesets
     from api.console.pages import exception_handlers, handlers, public_handlers
     from api.console.session import ConsoleAuthMiddleware
 
     headers = [ResponseHeader(name=k, value=v) for k, v in SECURITY_HEADERS.items()]
-    pages = Router(path="/", route_handlers=[*public_handlers, *handlers, *rulesets.handlers, *portal.handlers], include_in_schema=False,
+    pages = Router(path="/", route_handlers=[*public_handlers, *handlers, *rulesets.handlers, *portal.handlers,
+                                                *records.handlers], include_in_schema=False,
                    middleware=[DefineMiddleware(ConsoleAuthMiddleware)], exception_handlers=exception_handlers(),
                    response_headers=headers)
     static = create_static_files_router(path="/console/static", directories=[STATIC], include_in_schema=False,
@@ -73,6 +74,7 @@ HTML_ROUTES: dict[str, str] = {
     "GET /console/inbox": "console_finance",
     "POST /console/inbox/tasks/{task_id:str}/approve": "billing_decide",
     "POST /console/inbox/tasks/{task_id:str}/reject": "billing_decide",
+    "POST /console/inbox/tasks/{task_id:str}/adjust": "billing_adjust",
     "POST /console/inbox/bank-entries/{entry_id:str}/match": "bank_write",
     "POST /console/inbox/collection-runs/{collection_run_id:str}/approve": "collections_decide",
     "POST /console/inbox/collection-runs/{collection_run_id:str}/reject": "collections_decide",
@@ -90,10 +92,12 @@ HTML_ROUTES: dict[str, str] = {
 
 def _more_routes() -> None:
     from api.console.portal import HTML_ROUTES as PORTAL
+    from api.console.records import HTML_ROUTES as RECORDS
     from api.console.rulesets import HTML_ROUTES as RULESETS
 
     HTML_ROUTES.update(RULESETS)
     HTML_ROUTES.update(PORTAL)
+    HTML_ROUTES.update(RECORDS)
 
 
 _more_routes()

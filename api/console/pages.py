@@ -15,6 +15,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 from urllib.parse import quote, urlparse
+from zoneinfo import ZoneInfo
 
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
@@ -45,6 +46,7 @@ __all__ = ["handlers", "public_handlers"]
 ROLE_SETS.setdefault("console_finance", ("admin", "operator", "approver", "auditor"))
 ROLE_SETS.setdefault("billing_read", ("admin", "operator", "approver", "auditor", "analyst"))
 ROLE_SETS.setdefault("billing_decide", ("approver", "admin"))
+ROLE_SETS.setdefault("billing_adjust", ("approver", "operator", "admin"))  # as api.areas.billing.common
 ROLE_SETS.setdefault("bank_write", ("admin", "operator", "approver"))
 ROLE_SETS.setdefault("bank_read", ("admin", "operator", "approver", "auditor"))
 ROLE_SETS.setdefault("collections_decide", ("approver", "admin"))
@@ -55,6 +57,7 @@ ROLE_SETS.setdefault("portal", ("partner",))
 # (path, text key, role set): the navigation shows a person the pages their role may open
 NAV = (("/console/dashboard", "dashboard", "read"), ("/console/inbox", "inbox", "console_finance"),
        ("/console/invoices", "invoices", "billing_read"), ("/console/customers", "customers", "read"),
+       ("/console/sessions", "sessions", "read"), ("/console/unassigned", "unassigned", "read"),
        ("/console/rulesets", "rulesets", "read"),
        # the partner portal (api.console.portal)
        ("/console/portal", "portal", "portal"), ("/console/portal/sessions", "sessions", "portal"),
@@ -81,6 +84,30 @@ add_texts({
     "cases": ("Fälle", "Cases"),
     "of_them_awaiting": ("davon warten auf Freigabe", "of them awaiting approval"),
     "no_dunning_cases": ("Keine offenen Mahnfälle.", "No open dunning cases."),
+    # adjusting a held invoice (a manual posting through the cycle workflow)
+    "adjust": ("Anpassen", "Adjust"),
+    "adjust_title": ("Rechnung anpassen (manuelle Buchung)", "Adjust the invoice (manual posting)"),
+    "adjust_description": ("Text der Position", "Line text"),
+    "adjust_net": ("Betrag netto (negativ für eine Gutschrift)", "Net amount (negative for a credit)"),
+    "adjust_rate": ("USt.-Satz in %", "VAT rate in %"),
+    "adjust_hint": ("Wer anpasst, gibt die Rechnung danach nicht selbst frei.",
+                    "Whoever adjusts the invoice does not approve it afterwards."),
+    "adjustments": ("Anpassungen", "Adjustments"),
+    "adjusted_by": ("von {who}", "by {who}"),
+    "you_adjusted": ("Sie haben diese Rechnung angepasst: jemand anderes gibt sie frei.",
+                     "You adjusted this invoice: someone else approves it."),
+    "msg_adjusted": ("Die Rechnung ist angepasst; sie wartet auf die Freigabe durch eine andere Person.",
+                     "The invoice is adjusted; it waits for someone else to approve it."),
+    "err_description_required": ("Bitte einen Text für die Position angeben.", "Please give the line a text."),
+    "err_adjust_numbers": ("Betrag (nicht null) und USt.-Satz (0 bis 100) als Zahlen angeben, z. B. -10,00 und 19.",
+                           "Give the amount (not zero) and the VAT rate (0 to 100) as numbers, e.g. -10.00 and 19."),
+    "err_invalid_amount_adjust": ("Der Betrag darf nicht null sein und der USt.-Satz muss zwischen 0 und 100 liegen.",
+                                  "The amount must not be zero and the VAT rate must lie within 0 to 100."),
+    "err_forbidden_adjust": ("Ihre Rolle darf Rechnungen nicht anpassen.", "Your role may not adjust invoices."),
+    # dunning approvals left open too long (store.dunning.escalate_stage)
+    "escalated": ("Eskaliert", "Escalated"),
+    "escalated_to": ("Eskaliert am {date} an: {role}", "Escalated on {date} to: {role}"),
+    "n_escalated": ("davon eskaliert: {n}", "escalated: {n}"),
 })
 Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 
@@ -354,16 +381,18 @@ async def inbox(request: Request[Any, Any, Any], msg: str | None = None) -> Temp
     return _inbox(request, msg=msg if msg in _MESSAGES else None)
 
 
-_MESSAGES = ("approved", "rejected", "matched", "run_approved", "run_rejected", "stage_approved", "stage_rejected",
+_MESSAGES = ("approved", "rejected", "adjusted", "matched", "run_approved", "run_rejected", "stage_approved", "stage_rejected",
              "dispute_resolved")
 
 
 def _inbox(request: Request[Any, Any, Any], *, msg: str | None = None, error: str | None = None,
-           error_for: str | None = None, status_code: int = 200) -> Template:
+           error_for: str | None = None, status_code: int = 200,
+           adjust_form: dict[str, str] | None = None) -> Template:
     from store import bank as BK
     from store import finance as F
     from store.clearing import disputes_to_resolve
     from store.console import account_labels, approvals, billing_accounts
+    from store.records import adjustments
 
     actor = request.user
     with request.app.state.read_sessions() as db:
@@ -377,11 +406,16 @@ def _inbox(request: Request[Any, Any, Any], *, msg: str | None = None, error: st
         choices = {cur: billing_accounts(conn, actor.tenant_id, cur) for cur in {e.currency for e in entries}}
         waiting = approvals(conn, actor.tenant_id)
         disputes = disputes_to_resolve(conn, actor.tenant_id)
+        adjusted = adjustments(conn, actor.tenant_id, [x.invoice_id for x in tasks])
+        tenant = _tenant(request, actor.tenant_id)
     runs = [(kind, a) for kind in ("collection_run", "payout_run") for a in waiting[kind]]
     return _page(request, "inbox.html", status_code=status_code, page_url="/console/inbox", tasks=tasks,
                  entries=entries, labels=labels, choices=choices, msg=msg, error=error, error_for=error_for,
                  runs=runs, stages=waiting["dunning_stage"], batch_tasks=batch_tasks, disputes=disputes,
+                 adjusted=adjusted, me_id=actor.user_id, adjust_form=adjust_form or {}, tenant=tenant,
+                 tz=ZoneInfo(getattr(tenant, "timezone", None) or "UTC"),
                  may_decide=_may(request, "billing_decide"), may_match=_may(request, "bank_write"),
+                 may_adjust=_may(request, "billing_adjust"),
                  may_resolve=_may(request, "clearing_resolve"),
                  may_decide_kind={k: _may(request, f"{area}_decide") for k, area in _DECIDERS.items()})
 
@@ -424,6 +458,68 @@ async def reject(request: Request[Any, Any, Any], task_id: str, data: Form) -> R
         return _inbox(request, error=_problem_text(t, exc), error_for=task_id,
                       status_code=exc.status)
     return Redirect("/console/inbox?msg=rejected", status_code=303)
+
+
+@post("/console/inbox/tasks/{task_id:str}/adjust", guards=[console_allow("billing_adjust")],
+      include_in_schema=False, status_code=303)
+async def adjust(request: Request[Any, Any, Any], task_id: str, data: Form) -> Response[Any]:
+    """A manual posting (net amount, negative for a credit, with its VAT rate) on a held draft
+    through the API's own ``adjust_task`` (the cycle workflow's Update: adjuster roles; whoever
+    adjusted may not approve it afterwards)."""
+    from pydantic import ValidationError
+
+    from api.areas.billing.tasks import Adjust, adjust_task
+
+    sess = session_of(request)
+    check_csrf(request, sess.csrf, data.get("_csrf"))
+    t = Texts(sess.language)
+    form = {k: data.get(k, "").strip()[:300] for k in ("description", "amount", "tax_rate")}
+    from store import finance as F
+    from store.errors import NotFound
+
+    with request.app.state.read_sessions() as db:
+        if F.finance_task_of(db.connection(), request.user.tenant_id, task_id) is None:
+            raise NotFound("finance_task_not_found", f"finance task {task_id!r} not found")
+
+    def again(error: str, status: int) -> Template:
+        return _inbox(request, error=error, error_for=task_id, status_code=status, adjust_form={task_id: form})
+
+    if not form["description"]:
+        return again(t("err_description_required"), 422)
+    amount, rate = (_decimal_text(form[k]) for k in ("amount", "tax_rate"))
+    if amount is None or rate is None or amount == 0:  # zero: the workflow's validator refuses it too
+        return again(t("err_adjust_numbers"), 422)
+    try:
+        body = Adjust(description=form["description"], amount=amount, tax_rate=rate)
+        await adjust_task(request, task_id, body)
+    except ValidationError:
+        return again(t("err_adjust_numbers"), 422)
+    except DomainError as exc:
+        special = t(f"err_{exc.code}_adjust")
+        return again(special if special != f"err_{exc.code}_adjust" else _problem_text(t, exc), exc.status)
+    return Redirect("/console/inbox?msg=adjusted", status_code=303)
+
+
+def _decimal_text(text: str) -> Decimal | None:
+    """A decimal as people type it in either language: ``-10.50``, ``-10,50``, ``−10,50`` (a typographic
+    minus), ``1.234,50`` and ``1,234.50``; None for anything else."""
+    from decimal import InvalidOperation
+
+    s = text.replace("\u2212", "-").replace(" ", "").replace("\xa0", "").replace("€", "")
+    if "," in s and "." in s:
+        # the later separator is the decimal one
+        s = s.replace(".", "").replace(",", ".") if s.rfind(",") > s.rfind(".") else s.replace(",", "")
+    else:
+        s = s.replace(",", ".")
+    import re
+
+    # plain digits only: no exponents, NaN or Infinity, which Decimal would read
+    if len(s) > 20 or not re.fullmatch(r"[+-]?\d+(\.\d+)?", s):
+        return None
+    try:
+        return Decimal(s)
+    except InvalidOperation:
+        return None
 
 
 @post("/console/inbox/bank-entries/{entry_id:str}/match", guards=[console_allow("bank_write")],
@@ -680,6 +776,6 @@ def exception_handlers() -> dict[Any, Any]:
 
 
 public_handlers = [sign_in_form, sign_in, theme_css, logo]
-handlers = [sign_out, set_language, home, dashboard, inbox, approve, reject, match, approve_collection,
+handlers = [sign_out, set_language, home, dashboard, inbox, approve, reject, adjust, match, approve_collection,
             reject_collection, approve_payout, reject_payout, approve_dunning, reject_dunning, resolve_dispute, invoices, invoice,
             document_pdf, customers]

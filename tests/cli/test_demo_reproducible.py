@@ -79,7 +79,8 @@ def test_console_screenshots(two_runs: list[Any]) -> None:
         assert "console screenshots skipped" in r.stdout and "console" not in summary
         return
     shots = sorted(p.name for p in (out / "console").iterdir())
-    assert shots == sorted(f"{name}.png" for name, _path, _what in demo_console.PAGES)
+    # the console's pages and the public ad-hoc page of the first EVSE
+    assert shots == sorted([*(f"{name}.png" for name, _path, _what in demo_console.PAGES), "charge.png"])
     assert summary["console"] == {"screenshots": len(shots)}
     assert all((out / "console" / s).read_bytes().startswith(b"\x89PNG") for s in shots)
 

@@ -63,6 +63,7 @@ class Server:
     workflow_id: str
     shots: Path
     keys: dict[str, str]
+    db_url: str = ""
 
     def api(self, method: str, path: str, *, as_: str = "", **kw: Any) -> httpx.Response:
         key = self.keys[as_] if as_ else self.key
@@ -133,7 +134,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 return False
 
         _wait("the server", up, 120, log)
-        srv = Server(base, cred.key, tenant_id, acc, "", shots, keys)
+        srv = Server(base, cred.key, tenant_id, acc, "", shots, keys, db_url)
         r = srv.api("POST", f"/billing/accounts/{acc}/cycles", json={"start": "2026-11-01", "end": "2026-12-01"})
         assert r.status_code == 202, r.text
         srv.workflow_id = r.json()["workflow_id"]
@@ -246,11 +247,30 @@ def test_sign_in_and_approve_a_held_invoice(server: Server, browser: Any) -> Non
     assert "is above" not in task.inner_text()
     _accessible(page)
     page.screenshot(path=str(srv.shots / "inbox.png"), full_page=True)
-    # four eyes, as in the API: finance adjusted the draft (through the API), so finance may not approve it
+    # finance adjusts the draft in the inbox: a credit of 10.00 net through the cycle workflow's Update
     [open_task] = srv.api("GET", "/billing/tasks").json()["items"]
-    r = srv.api("POST", f"/billing/tasks/{open_task['id']}/adjust", as_="finance@sw.example",
-                json={"description": "Kulanz", "amount": "-10.00", "tax_rate": "19"})
-    assert r.status_code == 201, r.text
+    task.get_by_text("Rechnung anpassen (manuelle Buchung)").click()
+    rate = task.get_by_label("USt.-Satz in %")
+    assert rate.input_value() == "19"  # the rate the invoice's lines carry, offered first
+    task.get_by_label("Text der Position").fill("Kulanz")
+    amount = task.get_by_label("Betrag netto (negativ für eine Gutschrift) (EUR)")
+    amount.fill("-10,00")
+    _accessible(page)
+    page.screenshot(path=str(srv.shots / "inbox-adjust.png"), full_page=True)
+    amount.press("Enter")  # by keyboard: Enter sends the form
+    page.wait_for_url("**/console/inbox?msg=adjusted")
+    assert page.get_by_role("status").inner_text().startswith("Die Rechnung ist angepasst")
+    task = page.locator("article.task").first
+    text = task.inner_text()
+    assert "Kulanz: -10,00\xa0€" in text and "von finance@sw.example" in text, text
+    assert "2.274,49\xa0€" in text, text  # the net, 10.00 less
+    assert "Sie haben diese Rechnung angepasst" in text
+    _accessible(page)
+    page.screenshot(path=str(srv.shots / "inbox-adjusted.png"), full_page=True)
+    after = srv.api("GET", f"/billing/invoices/{open_task['invoice_id']}").json()
+    assert D(after["net_total"]) == D(open_task["net_total"]) - 10, (after["net_total"], open_task["net_total"])
+    assert any(ln["description"] == "Kulanz" and D(ln["net"]) == -10 for ln in after["lines"]), after["lines"]
+    # four eyes, as in the API: finance adjusted the draft, so finance may not approve it
     task.get_by_role("button", name="Freigeben").click()
     alert = page.locator("article.task [role=alert]")
     alert.wait_for()
@@ -393,4 +413,100 @@ def test_approve_a_payout_run(server: Server, browser: Any) -> None:
     done = srv.api("GET", f"/payouts/runs/{run['id']}").json()
     assert done["status"] == "submitted" and done["file_id"], done
     assert done["decided_by"] and done["decision_reason"] == "Erstattung geprüft", done
+    ctx.close()
+
+
+def test_customer_sessions_trace_and_unassigned_pages(server: Server, browser: Any) -> None:
+    """An operator opens a customer (contract, token, status), the month's sessions of one site, a
+    session with its rated lines and the trace of the rules behind them, and the unassigned session
+    to review: once its token is in the data, the keyboard sends its assign form and it is rated."""
+    srv = server
+    r = srv.api("POST", "/customers", json={"name": "Jonas Beispiel", "email": "jonas@example.org", "country": "DE",
+                                            "city": "Musterstadt"})
+    assert r.status_code == 201, r.text
+    cus = r.json()["id"]
+    r = srv.api("POST", "/billing-accounts", json={"customer_id": cus, "name": "Privat"})
+    assert r.status_code == 201, r.text
+    acc = r.json()["id"]
+    r = srv.api("POST", "/contracts", json={"account_id": acc, "customer_id": cus, "product": "flex",
+                                            "start_date": "2026-10-01", "payment_method": "bank_transfer"})
+    assert r.status_code == 201, r.text
+    contract = r.json()["id"]
+    r = srv.api("POST", "/tokens", json={"uid": "TOK-BROWSER", "contract_id": contract, "visual_number": "SW-0001"})
+    assert r.status_code == 201, r.text
+    r = srv.api("POST", "/sessions/batch", json={"sessions": [
+        {"id": "S-B1", "start": "2026-11-12T09:00:00Z", "end": "2026-11-12T10:30:00Z", "energy_kwh": "22.4",
+         "location_id": "berlin_mitte", "token_uid": "TOK-BROWSER"},
+        {"id": "S-B2", "start": "2026-11-13T09:00:00Z", "end": "2026-11-13T10:00:00Z", "energy_kwh": "9",
+         "location_id": "berlin_mitte", "token_uid": "TOK-LATE"}]})
+    assert r.status_code == 200 and r.json()["created"] == 2, r.text
+    ids = {i["external_id"]: i["session_id"] for i in r.json()["items"]}
+    rated = srv.api("GET", f"/sessions/{ids['S-B1']}").json()
+    assert rated["status"] == "rated" and rated["rating"]["trace"], rated
+
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900}, locale="de-DE")
+    page = ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    _sign_in(page, srv, "ops@sw.example")
+    nav = page.get_by_role("navigation", name="Hauptnavigation")
+    nav.get_by_role("link", name="Kunden").click()
+    page.wait_for_url("**/console/customers")
+    page.get_by_role("link", name="Jonas Beispiel").click()
+    page.wait_for_url("**/console/customers/*")
+    contracts = page.locator("section[aria-labelledby=contracts-title]").inner_text()
+    assert "Verträge (1)" in contracts and "Überweisung" in contracts and "01.10.2026" in contracts, contracts
+    tokens = page.locator("section[aria-labelledby=tokens-title]").inner_text()
+    assert "TOK-BROWSER" in tokens and "SW-0001" in tokens and "aktiv" in tokens, tokens
+    _accessible(page)
+    page.screenshot(path=str(srv.shots / "customer.png"), full_page=True)
+
+    nav.get_by_role("link", name="Ladevorgänge").click()
+    page.wait_for_url("**/console/sessions")
+    page.get_by_label("Monat").fill("2026-11")
+    page.get_by_label("Standort").select_option("berlin_mitte")
+    page.get_by_role("button", name="Anzeigen").click()
+    page.wait_for_url("**/console/sessions?month=2026-11&site=berlin_mitte*")
+    sites = page.locator("#sessions tbody tr td:nth-child(3)").all_text_contents()
+    assert sites and all(x.startswith("berlin_mitte") for x in sites), sites
+    _accessible(page)
+    page.screenshot(path=str(srv.shots / "sessions.png"), full_page=True)
+    page.get_by_role("link", name="S-B1").click()
+    page.wait_for_url(f"**/console/sessions/{ids['S-B1']}")
+    page.get_by_role("heading", name="Bewertete Positionen").wait_for()
+    trace = page.locator("table[aria-labelledby=trace-1] tbody tr")
+    assert trace.count() == len(rated["rating"]["trace"])
+    assert rated["rating"]["trace"][0]["rule"] in trace.first.inner_text()
+    lines = page.locator("table[aria-labelledby=lines-1] tbody tr")
+    assert lines.count() == len(rated["rating"]["lines"])
+    _accessible(page)
+    page.screenshot(path=str(srv.shots / "session.png"), full_page=True)
+
+    nav.get_by_role("link", name="Zu prüfen").click()
+    page.wait_for_url("**/console/unassigned")
+    row = page.locator(f"#u-{ids['S-B2']}")
+    assert "unbekanntes Token" in row.inner_text() and "TOK-LATE" in row.inner_text()
+    _accessible(page)
+    page.screenshot(path=str(srv.shots / "unassigned.png"), full_page=True)
+    # the token arrives in the data without the CRM's own resolution (as an import of master data
+    # straight into the database would): the operator assigns the session by hand
+    from store.models import Token
+    from store.types import new_id
+
+    engine = make_engine(srv.db_url)
+    with Session(engine) as db:
+        db.add(Token(id=new_id("tok"), tenant_id=srv.tenant_id, uid="TOK-LATE", contract_id=contract,
+                     created_at=datetime.now(UTC)))
+        db.commit()
+    engine.dispose()
+    button = row.get_by_role("button", name="Ladevorgang S-B2 erneut zuordnen")
+    button.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/console/unassigned?msg=one")
+    assert page.get_by_role("status").inner_text() == "Der Ladevorgang ist zugeordnet und bewertet."
+    assert page.locator(f"#u-{ids['S-B2']}").count() == 0
+    done = srv.api("GET", f"/sessions/{ids['S-B2']}").json()
+    assert done["status"] == "rated" and done["customer_id"] == cus, done
+    assert not errors, "\n".join(errors)
     ctx.close()

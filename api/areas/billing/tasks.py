@@ -23,7 +23,7 @@ from store import billing as B
 from store import finance as F
 from store.errors import Conflict, Forbidden, InvalidInput, NotFound
 
-__all__ = ["Decision", "InvoiceRead", "approve_task", "handlers", "reject_task"]
+__all__ = ["Adjust", "Decision", "InvoiceRead", "adjust_task", "approve_task", "handlers", "reject_task"]
 
 
 class FinanceTaskRead(ReadModel):
@@ -254,6 +254,12 @@ def _decided(request: Request[Any, Any, Any], task: Any, result: str) -> Decisio
 @route("POST", "/billing/tasks/{task_id:str}/adjust", operation_id="adjust_finance_task",
        roles="billing_adjust", summary="Add a manual posting to a held invoice (someone else must approve it)")
 async def adjust_finance_task(request: Request[Any, Any, Any], task_id: str, data: Adjust) -> Decision:
+    return await adjust_task(request, task_id, data)
+
+
+async def adjust_task(request: Request[Any, Any, Any], task_id: str, data: Adjust) -> Decision:
+    """A manual posting on the held draft through the cycle workflow's Update (its validator: the
+    adjuster roles; the adjuster is then barred from approving it); the API's route and the console."""
     from workflows.billing.types import AdjustInput
 
     actor = actor_of(request)
