@@ -58,7 +58,11 @@ class CustomerCreate(WriteModel):
 CustomerUpdate = update_of(CustomerCreate, "CustomerUpdate")
 # ``number``: the customer number documents print, drawn at creation from the tenant's series
 # (``store.customers``); read-only, so it is not in CustomerCreate/CustomerUpdate
-CustomerRead = read_of(CustomerCreate, "CustomerRead", number=str | None, updated_at=datetime)
+# ``vat_check``: the last check of ``vat_id`` (``api.vies``), read-only: the ID checked, ``outcome``
+# valid / invalid / unchecked, ``checked_at``, ``source`` vies / format, VIES's ``consultation``
+# number, ``name`` and ``address``, or the ``reason`` it could not tell
+CustomerRead = read_of(CustomerCreate, "CustomerRead", number=str | None, updated_at=datetime,
+                       vat_check=dict[str, Any] | None)
 
 
 class BillingAccountCreate(WriteModel):
@@ -213,6 +217,28 @@ def _check_customer(scope: Scope, values: dict[str, Any], _existing: Any) -> Non
         raise InvalidInput("company_name_required", "a business customer needs a company_name")
 
 
+def _check_vat_id(scope: Scope, customer: Any) -> None:
+    """A customer's VAT ID set or changed (or last checked while VIES could not tell): checked
+    online where ``EVBILL_VIES_URL`` turns that on (``api.vies``), with the tenant's VAT ID as the
+    requester, and the outcome stored with the customer; a removed VAT ID drops the record. VIES
+    off or unreachable records ``unchecked`` and never refuses the write."""
+    from api.vies import check_vat_id, vies_from_env
+    from store.models import Tenant
+
+    last = customer.vat_check or {}
+    if not customer.vat_id:
+        if last:
+            customer.vat_check = None
+        return
+    client = vies_from_env()
+    if last.get("vat_id") == customer.vat_id and (last.get("outcome") != "unchecked" or client is None):
+        return
+    tenant = scope.db.get(Tenant, scope.tenant_id)
+    customer.vat_check = check_vat_id(customer.vat_id, tenant.vat_id if tenant is not None else "", client).to_dict()
+    scope.db.add(customer)
+    scope.db.flush()
+
+
 # --- controllers --------------------------------------------------------------------------------
 
 router = Router(path="/", route_handlers=[
@@ -224,7 +250,7 @@ router = Router(path="/", route_handlers=[
                 filters={"number": str, "kind": str, "country": str, "language": str, "external_ref": str},
                 json_filters={"group": "groups"},
                 search_cols=("number", "name", "company_name", "email", "city", "vat_id", "external_ref"),
-                validate=_check_customer),
+                validate=_check_customer, on_write=_check_vat_id),
     # the account's Temporal Schedule follows its writes (a no-op without Temporal)
     Router(path="/", middleware=[follow_schedules], route_handlers=[
         crud_router(path="/billing-accounts", tag="customers", entity="billing_account", plural="billing_accounts",

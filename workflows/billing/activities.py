@@ -384,10 +384,14 @@ class BillingActivities:
                 return exemption(st.code, st.note)
         if not any(isinstance(st, DA.ReverseCharge) and applies(st) for st in statements):
             return taxed
+        from store.customers import vat_check_refused
         from store.documents import vat_parties
 
         supply, country, business, vat_id = vat_parties(conn, t, acct)
-        return customer_treatment(supply, country, business, vat_id)
+        # the seam for the online check: VIES's stored answer (api.vies) where it refused the ID;
+        # unchecked (VIES off or unreachable) leaves it to the format
+        refused = bool(vat_id) and vat_check_refused(conn, acct.customer_id, vat_id or "")
+        return customer_treatment(supply, country, business, vat_id, online=(lambda _v: False) if refused else None)
 
     def _corrections(self, conn: Connection, t: str, rows: list[Any], billed: dict[str, list[tuple[str, str]]],
                      lines_of: dict[str, list[RatedLine]]) -> list[Correction]:
