@@ -159,3 +159,15 @@ def test_exempt_with_a_code_that_is_not_an_exemptions_is_refused(code: str) -> N
     res = compile_ruleset(EXEMPT.replace("VATEX-EU-132-1B", code), "bad.evb")
     assert not res.ok
     assert f"bad.evb:9:3: error[E310]: '{code}' is not the VATEX code of an exemption" in res.render()
+
+
+@pytest.mark.parametrize(("country", "rate_class", "day", "rate"), [
+    # rows corrected against published data (see eu_rates.csv's header)
+    ("IE", "standard", date(2020, 12, 31), D(21)), ("IE", "standard", date(2021, 3, 1), D(23)),
+    ("GR", "standard", date(2016, 5, 31), D(23)), ("GR", "standard", date(2016, 6, 1), D(24)),
+    ("RO", "standard", date(2016, 12, 31), D(20)), ("RO", "standard", date(2017, 1, 1), D(19)),
+    ("FI", "reduced", date(2025, 12, 31), D(14)), ("FI", "reduced", date(2026, 1, 1), D("13.5")),
+    ("LT", "reduced", date(2025, 12, 31), D(9)), ("LT", "reduced", date(2026, 1, 1), D(12)),
+])
+def test_corrected_rate_rows(country: str, rate_class: str, day: date, rate: D) -> None:
+    assert vat_rate(country, rate_class, day) == rate
