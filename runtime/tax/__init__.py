@@ -129,14 +129,9 @@ class Treatment:
     def taxed(self) -> bool:
         return self.category == "S"
 
-    @property
-    def chart_key(self) -> str:
-        """The VAT treatment the chart of accounts maps an untaxed line of this kind under
-        (``AE``, ``O``, ``E``); a taxed line's is its rate (``runtime.accounting.journal.vat_treatment``)."""
-        return self.category
 
-
-# the exemption reason codes (CEF VATEX code list) that go with category E
+# the exemption reason codes (CEF VATEX code list) that go with category E; the untaxed
+# categories the chart of accounts maps revenue under instead of a rate (no VAT line)
 _EXEMPT_CODES: Final = re.compile(
     r"VATEX-EU-(79-C|132(-1[A-Q])?|143(-1[A-L])?|148(-[A-G])?|151(-1[A-E])?|309|D|F|I|J)|VATEX-FR-(FRANCHISE|CNWVAT)")
 UNTAXED_CATEGORIES: Final = ("AE", "O", "E")
