@@ -168,6 +168,15 @@ def test_customers_keep_their_vat_check(env: Env, vies_url: str, monkeypatch: py
     assert again["outcome"] == "valid" and again["consultation"] == CONSULTATION
     cleared = c.patch(f"/customers/{dutch}", json={"vat_id": ""}, headers=a.h()).json()
     assert cleared["vat_id"] == "" and cleared["vat_check"] is None
+    # asked again on demand (a VAT ID can be withdrawn): a new check, stored; none to check: 422
+    first = c.get(f"/customers/{dutch}", headers=a.h()).json()
+    assert first["vat_id"] == "" and c.post(f"/customers/{dutch}/vat-check", headers=a.h()).status_code == 422
+    n = len(_Vies.requests)
+    r = c.post(f"/customers/{got['id']}/vat-check", headers=a.h("operator"))
+    assert r.status_code == 200 and r.json()["vat_check"]["outcome"] == "invalid", r.text  # DE811569869 now
+    assert len(_Vies.requests) == n + 1 and r.json()["vat_check"]["checked_at"] > bad.json()["vat_check"]["checked_at"]
+    assert c.post(f"/customers/{got['id']}/vat-check", headers=a.h("auditor")).status_code == 403
+    assert c.post(f"/customers/{got['id']}/vat-check", headers=env.b.h()).status_code == 404
     # month-end: VIES's "invalid" costs the reverse charge the format would have given; "valid"
     # and "unchecked" keep it
     from dsl import compile_ruleset
