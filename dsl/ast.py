@@ -412,9 +412,13 @@ class ReverseCharge(_Stmt):
 
 @dataclass(frozen=True, slots=True)
 class TaxExempt(_Stmt):
+    """Customers (of the groups, if named) are invoiced without VAT: category E with the VATEX
+    ``code`` (VATEX-EU-132 unless stated) and the ``note`` as the reason the documents print."""
+
     span: Span
     groups: tuple[Named, ...] = ()
     note: str = ""
+    code: str = ""
 
 
 # revenue share, reimbursement, commission

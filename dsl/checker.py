@@ -8,6 +8,7 @@ from decimal import Decimal
 from dsl import ast as A
 from dsl.diagnostics import Diagnostic, suggest
 from runtime.money import MINOR_UNITS, ROUNDING_MODES
+from runtime.tax import exemption
 
 # a typo is most likely one of the currencies charging businesses bill in: among all ISO 4217 codes
 # a three-letter typo is as close to many exotic ones ('EUX' to 'UGX' as to 'EUR')
@@ -492,6 +493,13 @@ class _Checker:
                 seen.setdefault((st.country.value, st.category), []).append(st)
             elif isinstance(st, (A.ReverseCharge, A.TaxExempt)):
                 self._groups(st.groups)
+                if isinstance(st, A.TaxExempt) and st.code:
+                    try:
+                        exemption(st.code)
+                    except ValueError:
+                        self.err("E310", f"'{st.code}' is not the VATEX code of an exemption", st.span,
+                                 "e.g. VATEX-EU-132 (Article 132), VATEX-EU-143, VATEX-EU-148; reverse charge "
+                                 "and exports are decided per customer, not stated")
 
     def _policy_revenue_share(self, pol: A.Policy) -> None:
         terms: dict[str, A.PolicyStmt] = {}

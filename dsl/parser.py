@@ -1241,6 +1241,8 @@ class _ToAst(Transformer[Token, Any]):
         for it in c:
             if isinstance(it, tuple):
                 kw["groups"] = it
+            elif isinstance(it, Token) and it.type == "VATEX":
+                kw["code"] = str(it)
             else:
                 kw["note"] = _str(it)
         return kw

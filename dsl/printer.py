@@ -264,6 +264,8 @@ def policy_stmt_text(st: A.PolicyStmt) -> str:
         parts = ["reverse_charge" if isinstance(st, A.ReverseCharge) else "exempt"]
         if st.groups:
             parts.append("for groups " + _names(st.groups, ", "))
+        if isinstance(st, A.TaxExempt) and st.code:
+            parts.append(st.code)
         if st.note:
             parts.append(_quote(st.note))
         return " ".join(parts)

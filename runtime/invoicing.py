@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 from runtime.money import ZERO, Money, minor_unit, quantize, require_currency, tax_groups
 from runtime.rated import RatedLine, RatingResult
+from runtime.tax import Treatment
 
 __all__ = [
     "APPROVAL_REQUIRED",
@@ -499,6 +500,17 @@ class TaxGroup:
     rate: Decimal
     net: Decimal
     tax: Decimal
+    # an untaxed supply's treatment (``runtime.tax.Treatment``): AE, O or E, its VATEX code and the
+    # reason the ruleset states; empty for a taxed (or plain 0 %) group
+    category: str = ""
+    vatex: str = ""
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        d = {"rate": format(self.rate, "f"), "net": format(self.net, "f"), "tax": format(self.tax, "f")}
+        if self.category:
+            d.update(category=self.category, vatex=self.vatex, reason=self.reason)
+        return d
 
 
 @dataclass(frozen=True, slots=True)
@@ -537,8 +549,12 @@ class InvoiceDraft:
         return not self.lines and not self.unpriced and not self.foreign
 
 
-def _tax_groups(lines: Iterable[InvoiceLine], currency: str, mode: str) -> tuple[TaxGroup, ...]:
-    return tuple(TaxGroup(r, n, t) for r, n, t in tax_groups(((ln.tax_rate, ln.net) for ln in lines), currency, mode))
+def _tax_groups(lines: Iterable[InvoiceLine], currency: str, mode: str,
+                treatment: Treatment | None = None) -> tuple[TaxGroup, ...]:
+    untaxed = treatment is not None and not treatment.taxed
+    return tuple(TaxGroup(r, n, t, *((treatment.category, treatment.vatex or "", treatment.reason or "")
+                                     if untaxed and treatment is not None and r == 0 else ()))
+                 for r, n, t in tax_groups(((ln.tax_rate, ln.net) for ln in lines), currency, mode))
 
 
 _SESSION_KINDS = {"base_fee": "fee", "included": "fee", "tier": "fee", "goodwill": "discount"}
@@ -553,6 +569,7 @@ def assemble_invoice(
     unpriced: Sequence[UnpricedService] = (),
     foreign: Sequence[ForeignAmount] = (),
     reverse_charge: bool = False,
+    treatment: Treatment | None = None,
 ) -> InvoiceDraft:
     """The draft invoice of one account and period.
 
@@ -566,7 +583,12 @@ def assemble_invoice(
 
     ``reverse_charge``: the customer owes the VAT (a business in another EU member state with a
     valid VAT ID, where the ruleset's tax policy says ``reverse_charge``): every line at 0 %; its
-    documents state category AE with VATEX-EU-AE."""
+    documents state category AE with VATEX-EU-AE. ``treatment`` (``runtime.tax.Treatment``) says
+    the same for every untaxed treatment: AE, O (a business outside the EU) or E (the ruleset's
+    ``exempt``): every line at 0 %, and the tax group names the category, VATEX code and reason."""
+    if reverse_charge and treatment is None:
+        treatment = Treatment("AE", "VATEX-EU-AE")
+    reverse_charge = treatment is not None and not treatment.taxed
     places = minor_unit(currency)
     out: list[InvoiceLine] = []
 
@@ -628,7 +650,7 @@ def assemble_invoice(
     for p in postings:
         add("manual", "manual", p.description, Decimal(1), "each", p.amount, Money(p.amount, currency), p.tax_rate,
             rule=p.author, corrects=p.id)
-    tax_groups = _tax_groups(out, currency, rounding)
+    tax_groups = _tax_groups(out, currency, rounding, treatment)
     net = sum((il.net for il in out), ZERO)
     kind = "credit_note" if net < 0 else "invoice"
     # a credit note is paid out, not collected: its "due date" is the issue date (``document_dates``)
@@ -775,7 +797,6 @@ def draft_to_dict(d: InvoiceDraft) -> dict[str, Any]:
     return {"account_id": d.account_id, "currency": d.currency, "period": d.period.to_dict(), "kind": d.kind,
             "issue_date": d.issue_date.isoformat(), "due_date": d.due_date.isoformat(),
             "net": format(d.net_total, "f"), "tax": format(d.tax_total, "f"), "gross": format(d.gross_total, "f"),
-            "tax_groups": [{"rate": format(g.rate, "f"), "net": format(g.net, "f"), "tax": format(g.tax, "f")}
-                           for g in d.tax_groups],
+            "tax_groups": [g.to_dict() for g in d.tax_groups],
             "lines": [ln.to_dict() for ln in d.lines], "corrects": list(d.corrects)}
 

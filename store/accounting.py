@@ -460,6 +460,7 @@ class _Invoice:
     number: str
     tax_groups: tuple[tuple[Decimal, Decimal, Decimal], ...]  # (rate, net, tax), signed
     lines: tuple[tuple[str, Decimal, Decimal], ...]  # (line kind, rate, net), signed
+    treatment: str = ""  # AE / O / E: billed without VAT by that treatment (its 0 % group says so)
 
 
 def _invoice_facts(conn: Connection, invoice_ids: Sequence[str],
@@ -487,7 +488,7 @@ def _invoice_facts(conn: Connection, invoice_ids: Sequence[str],
         out[iid] = _Invoice(str(getattr(inv, "number", "") or iid),
                             tuple((Decimal(str(g["rate"])), Decimal(str(g["net"])), Decimal(str(g["tax"])))
                                   for g in groups),
-                            tuple(lines[iid]))
+                            tuple(lines[iid]), next((str(g["category"]) for g in groups if g.get("category")), ""))
     return out
 
 
@@ -557,7 +558,7 @@ def post_events(conn: Connection, tenant_id: str, events: Sequence[Mapping[str, 
         if kind in ("invoice", "credit_note"):
             inv = invs[str(ev["detail"]["invoice_id"])]
             facts = EventFacts(kind, ev["currency"], effects, _revenue(inv),
-                               tuple((rate, tax) for rate, _net, tax in inv.tax_groups))
+                               tuple((rate, tax) for rate, _net, tax in inv.tax_groups), treatment=inv.treatment)
             document = inv.number
             text = f"{'Invoice' if kind == 'invoice' else 'Credit note'} {inv.number}"
         elif kind == "payment":

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.engine import Connection
 
 from store.billing import draw_numbers, ensure_series
 from store.models import Customer
 
-__all__ = ["CUSTOMER_PREFIX", "CUSTOMER_SERIES", "CUSTOMER_START", "assign_customer_numbers"]
+__all__ = ["CUSTOMER_PREFIX", "CUSTOMER_SERIES", "CUSTOMER_START", "assign_customer_numbers", "vat_check_refused"]
 
 CUSTOMER_SERIES = "CUS"
 CUSTOMER_PREFIX = "K-"  # the series row's prefix: a tenant may set its own before its first customer
@@ -68,3 +68,12 @@ def ref_account(conn: Connection, tenant_id: str, ref: str, currency: str, *, cu
                                         invoice_email="", street="", postal_code="", city="", country="",
                                         status="active", created_at=now))
     return str(customer_id), str(account_id)
+
+
+def vat_check_refused(conn: Connection, customer_id: str, vat_id: str) -> bool:
+    """Whether the stored online check of the customer's VAT ID (``customer.vat_check``, api.vies)
+    found ``vat_id`` invalid: then it earns no reverse charge. Never checked, or unchecked (VIES
+    off or unreachable): False, the format decides."""
+    c = Customer.__table__  # type: ignore[attr-defined]
+    check = conn.execute(select(c.c.vat_check).where(c.c.id == customer_id)).scalar()
+    return bool(check) and check.get("vat_id") == vat_id and check.get("outcome") == "invalid"

@@ -705,6 +705,16 @@ def _customer_treatment(supply: str, country: str, business: bool, vat_id: str |
     return customer_treatment(supply, country, business, vat_id)
 
 
+def _untaxed(tax_groups: Any) -> dict[str, str]:
+    """The untaxed treatment billing stored on an invoice's 0 % tax group, as ``CustomerProfile``
+    fields (nothing for a taxed invoice, or one assembled before treatments were stored)."""
+    for g in tax_groups or ():
+        if g.get("category"):
+            return {"vat_category": str(g["category"]), "vat_exemption_code": str(g.get("vatex") or ""),
+                    "vat_exemption_reason": str(g.get("reason") or "")}
+    return {}
+
+
 def vat_parties(conn: Connection, tenant_id: str, acct: Any) -> tuple[str, str, bool, str | None]:
     """What VAT treatment reads of a billing account's row: (the tenant's country, the customer's
     country as its invoices are addressed, whether it is a business, its VAT ID)."""
@@ -774,8 +784,10 @@ def load_invoice_input(conn: Connection, tenant_id: str, invoice_id: str) -> Any
         # numbers existed and missed by the migration shows the operator's own reference, if any
         customer_number=cust.number or cust.external_ref or None, language=(cust.language or "de")[:2],
         contact_name=cust.name if business and cust.company_name else None,
-        # a business in another EU member state with a valid VAT ID (runtime.tax): 0 % lines are AE
+        # a business in another EU member state with a valid VAT ID (runtime.tax): 0 % lines are AE;
+        # an invoice billing assembled untaxed names its treatment on its tax group (AE, O, E)
         reverse_charge=_customer_treatment(t.country or "DE", country, business, cust.vat_id).category == "AE",
+        **_untaxed(inv.tax_groups),
         leitweg_id=(contract.leitweg_id or None) if contract is not None else None,
         formats=tuple(f for f in (contract.document_formats or "").split(",") if f) if contract is not None else (),
     )

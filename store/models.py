@@ -149,6 +149,9 @@ class Customer(SQLModel, table=True):
     phone: str = Field(default="", max_length=50, sa_column_kwargs={"server_default": ""})
     language: str = Field(default="de", max_length=10)
     vat_id: str = Field(default="", max_length=30)
+    # the last check of ``vat_id`` (api.vies.VatCheck.to_dict: the ID checked, valid / invalid /
+    # unchecked, when, VIES's consultation number, name and address, or why it could not tell)
+    vat_check: dict[str, Any] | None = _json()
     street: str = Field(default="", max_length=200)
     postal_code: str = Field(default="", max_length=20)
     city: str = Field(default="", max_length=100)

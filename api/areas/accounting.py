@@ -268,9 +268,15 @@ def with_class_rates(conn: Any, tenant_id: str, treatments: set[str]) -> set[str
     return out
 
 
+# the tax policy statements that bill some customers without VAT, and the treatments they can give
+_UNTAXED = {"ReverseCharge": ("AE", "O"), "TaxExempt": ("E",)}
+
+
 def ruleset_vat_treatments(ast: Any) -> set[str]:
     """Every ``vat`` a ruleset's syntax tree names, as chart treatments; 0 where a tariff has none;
-    ``class:standard`` / ``class:reduced`` for a rate class."""
+    ``class:standard`` / ``class:reduced`` for a rate class; a tax policy's ``reverse_charge`` adds
+    AE (a business in another EU member state) and O (a business outside the EU), its ``exempt``
+    adds E (``runtime.tax``'s treatments, booked on revenue accounts of their own)."""
     found: set[str] = set()
     seen: set[int] = set()
 
@@ -283,6 +289,10 @@ def ruleset_vat_treatments(ast: Any) -> set[str]:
                 walk(x)
             return
         if not dataclasses.is_dataclass(node):
+            return
+        kind = type(node).__name__
+        if kind in _UNTAXED:
+            found.update(_UNTAXED[kind])
             return
         for f in dataclasses.fields(node):
             v = getattr(node, f.name, None)

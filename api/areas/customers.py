@@ -8,17 +8,17 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
-from litestar import Router
+from litestar import Request, Router
 from pydantic import Field
 
 from api.areas.billing import follow_schedules
-from api.crud import Ref, WriteModel, crud_router
+from api.crud import Ref, WriteModel, crud_router, open_scope, route
 from api.schemas import Country, Currency, Id, RefId, read_of, update_of
 from api.session_assignment import on_account_write, on_contract_write, on_token_write
 from api.validation import Email, Iban, Timezone, VatId
 from store.errors import InvalidInput
 from store.models import BillingAccount, Contract, Customer, CustomerGroup, Partner, Token
-from store.repo import Scope
+from store.repo import Repo, Scope
 from store.types import utcnow
 
 __all__ = ["router"]
@@ -58,7 +58,11 @@ class CustomerCreate(WriteModel):
 CustomerUpdate = update_of(CustomerCreate, "CustomerUpdate")
 # ``number``: the customer number documents print, drawn at creation from the tenant's series
 # (``store.customers``); read-only, so it is not in CustomerCreate/CustomerUpdate
-CustomerRead = read_of(CustomerCreate, "CustomerRead", number=str | None, updated_at=datetime)
+# ``vat_check``: the last check of ``vat_id`` (``api.vies``), read-only: the ID checked, ``outcome``
+# valid / invalid / unchecked, ``checked_at``, ``source`` vies / format, VIES's ``consultation``
+# number, ``name`` and ``address``, or the ``reason`` it could not tell
+CustomerRead = read_of(CustomerCreate, "CustomerRead", number=str | None, updated_at=datetime,
+                       vat_check=dict[str, Any] | None)
 
 
 class BillingAccountCreate(WriteModel):
@@ -213,9 +217,51 @@ def _check_customer(scope: Scope, values: dict[str, Any], _existing: Any) -> Non
         raise InvalidInput("company_name_required", "a business customer needs a company_name")
 
 
+def _check_vat_id(scope: Scope, customer: Any, again: bool = False) -> None:
+    """A customer's VAT ID set or changed (or last checked while VIES could not tell; or ``again``,
+    asked for): checked online where ``EVBILL_VIES_URL`` turns that on (``api.vies``), with the
+    tenant's VAT ID as the requester, and the outcome stored with the customer; a removed VAT ID
+    drops the record. VIES off or unreachable records ``unchecked`` and never refuses the write."""
+    from api.vies import check_vat_id, vies_from_env
+    from store.models import Tenant
+
+    last = customer.vat_check or {}
+    if not customer.vat_id:
+        if last:
+            customer.vat_check = None
+        return
+    client = vies_from_env()
+    if not again and last.get("vat_id") == customer.vat_id and (last.get("outcome") != "unchecked" or client is None):
+        return
+    tenant = scope.db.get(Tenant, scope.tenant_id)
+    customer.vat_check = check_vat_id(customer.vat_id, tenant.vat_id if tenant is not None else "", client).to_dict()
+    scope.db.add(customer)
+    scope.db.flush()
+
+
 # --- controllers --------------------------------------------------------------------------------
 
+def recheck_vat_id(request: Request[Any, Any, Any], customer_id: str) -> Any:
+    """A VAT ID can be withdrawn after it was checked: the operator asks again (e.g. before a
+    large reverse-charge invoice). 422 ``no_vat_id`` for a customer without one."""
+    with open_scope(request) as scope:
+        customer = Repo(scope, Customer, "customer", "cus").get(customer_id)
+        if not customer.vat_id:
+            raise InvalidInput("no_vat_id", f"customer {customer_id!r} has no VAT ID to check")
+        _check_vat_id(scope, customer, again=True)
+        scope.commit()
+        return CustomerRead.model_validate(customer, from_attributes=True)
+
+
+recheck_vat_id.__annotations__["return"] = CustomerRead  # the generated model, for the OpenAPI document
+recheck_vat_id = route(
+    "POST", "/customers/{customer_id:str}/vat-check", operation_id="check_customer_vat_id", roles="write",
+    summary="Check the customer's VAT ID again (VIES where EVBILL_VIES_URL is set) and store the outcome",
+    status_code=200)(recheck_vat_id)
+
+
 router = Router(path="/", route_handlers=[
+    recheck_vat_id,
     crud_router(path="/customer-groups", tag="customers", entity="customer_group", plural="customer_groups",
                 prefix="grp", model=CustomerGroup, create=CustomerGroupCreate, update=CustomerGroupUpdate,
                 read=CustomerGroupRead, search_cols=("name", "description")),
@@ -224,7 +270,7 @@ router = Router(path="/", route_handlers=[
                 filters={"number": str, "kind": str, "country": str, "language": str, "external_ref": str},
                 json_filters={"group": "groups"},
                 search_cols=("number", "name", "company_name", "email", "city", "vat_id", "external_ref"),
-                validate=_check_customer),
+                validate=_check_customer, on_write=_check_vat_id),
     # the account's Temporal Schedule follows its writes (a no-op without Temporal)
     Router(path="/", middleware=[follow_schedules], route_handlers=[
         crud_router(path="/billing-accounts", tag="customers", entity="billing_account", plural="billing_accounts",

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from runtime.accounting.journal import EVENT_ROLES, FX_ROLES, REVENUE_KINDS
+from runtime.tax import UNTAXED_CATEGORIES
 
 __all__ = [
     "ANY",
@@ -147,7 +148,9 @@ class Chart:
                     continue
                 kinds = REVENUE_KINDS if role in _BY_KIND else ("",)
                 for kind in kinds:
-                    for vat in (vats if role in _BY_VAT else [""]):
+                    # an untaxed treatment (AE, O, E) posts revenue and no VAT line
+                    for vat in ([v for v in vats if role == "revenue" or v not in UNTAXED_CATEGORIES]
+                                if role in _BY_VAT else [""]):
                         try:
                             self.resolve(event, role, kind, vat, country)
                         except MappingMissing as e:
@@ -239,6 +242,7 @@ _PLAIN = Chart("plain", _rules(
 
 def _skr(name: str, skr: str, control: str, bank: str, charge: str, transit: str, interest: str, bad_debt: str,
          fx: tuple[str, str], revenue: Mapping[str, str], discount: Mapping[str, str], vat: Mapping[str, str],
+         untaxed: Mapping[str, str],
          names: Mapping[str, str], partners: tuple[str, str, Mapping[str, str]] = ("", "", {}),
          self_assessed: tuple[str, str, str, str] = ("", "", "", "")) -> Chart:
     # dunning fees and flat fees go to other operating income (the account return charges use),
@@ -257,6 +261,11 @@ def _skr(name: str, skr: str, control: str, bank: str, charge: str, transit: str
         rows.append((ANY, "revenue", account, ANY, rate))
     for rate, account in discount.items():
         rows.append((ANY, "revenue", account, "discount", rate))
+    # revenue billed without VAT (AE reverse charge, O outside the scope, E exempt): one account per
+    # treatment, discounts included (no VAT line; the account's own function tells DATEV the
+    # VAT return's line, so no BU key)
+    for treatment, account in untaxed.items():
+        rows.append((ANY, "revenue", account, ANY, treatment))
     # host credit notes: third-party services (Fremdleistungen), trade payables, input VAT per rate
     expense, payable, input_vat = partners
     if expense:
@@ -287,12 +296,19 @@ _BU_13B_EU: Final = "46"
 
 # SKR03 and SKR04 (DATEV's standard charts) for German VAT: 19 %, 7 % and the 16 % / 5 % of the
 # second half of 2020. The revenue accounts are DATEV automatic accounts (8400, 8300; 4400, 4300):
-# the batch gives them the gross and DATEV computes the VAT. A tenant with other treatments (0 %,
-# reverse charge) adds rules for them; the chart is refused until it does.
+# the batch gives them the gross and DATEV computes the VAT. Revenue without VAT: reverse charge to
+# a business in another EU member state (AE) on 8336 / 4336 "Erlöse aus im anderen EU-Land
+# steuerpflichtigen sonstigen Leistungen" (VAT return line 21 and the EC sales list), a business
+# outside the EU (O) on 8338 / 4338 "Erlöse aus im Drittland steuerbaren Leistungen, im Inland nicht
+# steuerbare Umsätze" (line 45), a ruleset's ``exempt`` (E) on 8100 / 4100 "Steuerfreie Umsätze
+# § 4 Nr. 8 ff. UStG" (line 48). 8120 / 4120 (§ 4 Nr. 1a, exports of goods) and 8125 / 4125
+# (intra-community supplies of goods) are for goods, which evbill does not bill. A tenant with other
+# treatments (a tariff at 0 %) adds rules for them; the chart is refused until it does.
 _SKR03 = _skr("skr03", "03", "1400", "1200", "2700", "1360", "2650", "2400", ("2660", "2150"),
               {"19": "8400", "16": "8400", "7": "8300", "5": "8300"},
               {"19": "8720", "16": "8720", "7": "8710", "5": "8710"},
               {"19": "1776", "16": "1775", "7": "1771", "5": "1773"},
+              {"AE": "8336", "O": "8338", "E": "8100"},
               {"1200": "Bank", "1400": "Forderungen aus Lieferungen und Leistungen", "2700": "Sonstige Erträge",
                "1360": "Geldtransit", "2650": "Sonstige Zinsen und ähnliche Erträge",
                "2400": "Forderungsverluste (übliche Höhe)",
@@ -301,12 +317,16 @@ _SKR03 = _skr("skr03", "03", "1400", "1200", "2700", "1360", "2650", "2400", ("2
                "1775": "Umsatzsteuer 16 %", "1773": "Umsatzsteuer 5 %", "3100": "Fremdleistungen",
                "1600": "Verbindlichkeiten aus Lieferungen und Leistungen", "1576": "Abziehbare Vorsteuer 19 %",
                "1571": "Abziehbare Vorsteuer 7 %", "2660": "Erträge aus Kursdifferenzen",
-               "2150": "Aufwendungen aus Kursdifferenzen"},
+               "2150": "Aufwendungen aus Kursdifferenzen",
+               "8336": "Erlöse aus im anderen EU-Land steuerpflichtigen sonstigen Leistungen",
+               "8338": "Erlöse aus im Drittland steuerbaren Leistungen, im Inland nicht steuerbare Umsätze",
+               "8100": "Steuerfreie Umsätze § 4 Nr. 8 ff. UStG"},
               ("3100", "1600", {"19": "1576", "16": "1576", "7": "1571", "5": "1571"}), ("1577", "1787", "1578", "1785"))
 _SKR04 = _skr("skr04", "04", "1200", "1800", "4830", "1460", "7100", "6930", ("4840", "6880"),
               {"19": "4400", "16": "4400", "7": "4300", "5": "4300"},
               {"19": "4720", "16": "4720", "7": "4710", "5": "4710"},
               {"19": "3806", "16": "3805", "7": "3801", "5": "3803"},
+              {"AE": "4336", "O": "4338", "E": "4100"},
               {"1800": "Bank", "1200": "Forderungen aus Lieferungen und Leistungen", "1460": "Geldtransit",
                "4830": "Sonstige betriebliche Erträge", "7100": "Sonstige Zinsen und ähnliche Erträge",
                "6930": "Forderungsverluste (übliche Höhe)", "4400": "Erlöse 19 % USt", "4300": "Erlöse 7 % USt",
@@ -315,7 +335,10 @@ _SKR04 = _skr("skr04", "04", "1200", "1800", "4830", "1460", "7100", "6930", ("4
                "3803": "Umsatzsteuer 5 %", "5900": "Fremdleistungen",
                "3300": "Verbindlichkeiten aus Lieferungen und Leistungen", "1406": "Abziehbare Vorsteuer 19 %",
                "1401": "Abziehbare Vorsteuer 7 %", "4840": "Erträge aus Kursdifferenzen",
-               "6880": "Aufwendungen aus Kursdifferenzen"},
+               "6880": "Aufwendungen aus Kursdifferenzen",
+               "4336": "Erlöse aus im anderen EU-Land steuerpflichtigen sonstigen Leistungen",
+               "4338": "Erlöse aus im Drittland steuerbaren Leistungen, im Inland nicht steuerbare Umsätze",
+               "4100": "Steuerfreie Umsätze § 4 Nr. 8 ff. UStG"},
               ("5900", "3300", {"19": "1406", "16": "1406", "7": "1401", "5": "1401"}), ("1407", "3837", "1408", "3835"))
 
 TEMPLATES: Final[dict[str, Chart]] = {c.name: c for c in (_PLAIN, _SKR03, _SKR04)}

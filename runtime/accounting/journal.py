@@ -152,6 +152,9 @@ class EventFacts:
     rate: Decimal | None = None
     rate_date: date | None = None
     item_rates: tuple[Decimal, ...] = ()
+    # an invoice billed without VAT by its treatment (``runtime.tax.Treatment``: AE reverse charge,
+    # O outside the scope, E exempt): its 0 % revenue is mapped under that treatment, not "0"
+    treatment: str = ""
 
     @property
     def foreign(self) -> bool:
@@ -179,7 +182,7 @@ def legs(f: EventFacts) -> tuple[Leg, ...]:
         raise ValueError("one item rate per item effect")
     raw: list[Leg] = [Leg(_ITEM_ROLES[k], eff) for k, eff in f.item_effects]
     for kind, rate, net in f.revenue:
-        raw.append(Leg("revenue", -net, kind, vat_treatment(rate)))
+        raw.append(Leg("revenue", -net, kind, f.treatment if f.treatment and rate == 0 else vat_treatment(rate)))
     for rate, tax in f.vat:
         raw.append(Leg("vat", -tax, "", vat_treatment(rate)))
     if f.bank:

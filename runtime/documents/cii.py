@@ -124,7 +124,9 @@ class _Builder:
         self.ram(tax, "CategoryCode", category.value)
         if code:
             self.ram(tax, "ExemptionReasonCode", code)
-        if category.carries_rate:
+        # the breakdown (it has a basis) states 0 % for O too: XRechnung wants every group's rate
+        # (BR-DE-14); EN 16931 forbids a rate on O lines and allowances only (BR-O-05..07)
+        if category.carries_rate or basis is not None:
             self.ram(tax, "RateApplicablePercent", _num(rate))
 
     def period(self, parent: E, start: date, end: date) -> None:
@@ -158,14 +160,22 @@ class _Builder:
             self.ram(agreement, "BuyerReference", doc.buyer.buyer_reference)
         s = doc.seller
         seller = self.ram(agreement, "SellerTradeParty")
+        # without its VAT ID (category O) the seller still needs an identifier (BR-CO-26): its
+        # legal registration (BT-30), else its tax number as the seller identifier (BT-29)
+        legal_id = s.registration_id if not doc.vat_ids_in_xml else None
         if s.identifier:
             self.ram(seller, "ID", s.identifier)
+        elif not doc.vat_ids_in_xml and not legal_id and s.tax_number:
+            self.ram(seller, "ID", s.tax_number)
         self.ram(seller, "Name", s.legal_name)
         if s.registration_id:
             self.ram(seller, "Description", s.registration_id)
-        if s.trading_name:
-            self.ram(self.ram(seller, "SpecifiedLegalOrganization"), "TradingBusinessName",
-                     s.trading_name)
+        if s.trading_name or legal_id:
+            org = self.ram(seller, "SpecifiedLegalOrganization")
+            if legal_id:
+                self.ram(org, "ID", legal_id)
+            if s.trading_name:
+                self.ram(org, "TradingBusinessName", s.trading_name)
         contact = self.ram(seller, "DefinedTradeContact")
         self.ram(contact, "PersonName", s.contact.name)
         self.ram(self.ram(contact, "TelephoneUniversalCommunication"), "CompleteNumber",
@@ -174,7 +184,7 @@ class _Builder:
         self.address(seller, s.address)
         self.ram(self.ram(seller, "URIUniversalCommunication"), "URIID",
                  s.electronic_address.value, schemeID=s.electronic_address.scheme)
-        if s.vat_id:
+        if s.vat_id and doc.vat_ids_in_xml:
             self.ram(self.ram(seller, "SpecifiedTaxRegistration"), "ID", s.vat_id, schemeID="VA")
         if s.tax_number:
             self.ram(self.ram(seller, "SpecifiedTaxRegistration"), "ID", s.tax_number,
@@ -190,7 +200,7 @@ class _Builder:
         self.address(buyer, b.address)
         self.ram(self.ram(buyer, "URIUniversalCommunication"), "URIID",
                  b.electronic_address.value, schemeID=b.electronic_address.scheme)
-        if b.vat_id:
+        if b.vat_id and doc.vat_ids_in_xml:
             self.ram(self.ram(buyer, "SpecifiedTaxRegistration"), "ID", b.vat_id, schemeID="VA")
 
     def address(self, party: E, a: Address) -> None:

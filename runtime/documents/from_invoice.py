@@ -84,6 +84,12 @@ class CustomerProfile:
     peppol_id: ElectronicAddress | None = None  # e.g. ("0088", GLN) or ("9930", DE VAT ID)
     # B2B supplies to another EU member state: VAT is due by the recipient (0 % lines become AE)
     reverse_charge: bool = False
+    # the invoice's untaxed treatment as billing decided it (``runtime.tax.Treatment``, stored on
+    # its tax group): AE, O (a business outside the EU) or E (the ruleset's ``exempt``), with the
+    # VATEX code and the reason the ruleset states; 0 % lines take that category
+    vat_category: str = ""
+    vat_exemption_code: str = ""
+    vat_exemption_reason: str = ""
     # the formats the customer chose in the contract; empty: ``default_formats``
     formats: tuple[str, ...] = ()
 
@@ -279,9 +285,35 @@ def _num(value: Decimal) -> str:
 def _vat(rate: Decimal, customer: CustomerProfile) -> tuple[VatCategory, Decimal]:
     if rate > 0:
         return VatCategory.STANDARD, rate
+    if customer.vat_category:
+        return VatCategory(customer.vat_category), ZERO
     if customer.reverse_charge:
         return VatCategory.REVERSE_CHARGE, ZERO
     return VatCategory.ZERO_RATED, ZERO
+
+
+# what an invoice without VAT says why, in its language (the e-invoice's BT-120 too)
+_UNTAXED_REASONS: dict[VatCategory, dict[str, str]] = {
+    VatCategory.NOT_SUBJECT: {
+        "de": "Nicht im Inland steuerbare Leistung: der Leistungsempfänger ist außerhalb der EU ansässig",
+        "en": "Not subject to VAT in the EU: the customer is established outside the EU",
+        "fr": "Prestation non soumise à la TVA dans l'UE : le preneur est établi hors de l'UE",
+        "nl": "Niet onderworpen aan btw in de EU: de afnemer is buiten de EU gevestigd",
+    },
+    VatCategory.EXEMPT: {
+        "de": "Steuerfreie Leistung", "en": "Exempt from VAT", "fr": "Exonéré de TVA", "nl": "Vrijgesteld van btw",
+    },
+}
+
+
+def _exemptions(customer: CustomerProfile, lang: str) -> tuple[tuple[VatCategory, str | None, str], ...]:
+    """The exemption (code, reason) the document states for the customer's untaxed category: the
+    ruleset's own reason where it gives one, else the category's text in the document's language."""
+    if customer.vat_category not in ("O", "E"):
+        return ()
+    cat = VatCategory(customer.vat_category)
+    code = customer.vat_exemption_code or ("VATEX-EU-O" if cat is VatCategory.NOT_SUBJECT else "VATEX-EU-132")
+    return ((cat, code, customer.vat_exemption_reason or _UNTAXED_REASONS[cat][lang]),)
 
 
 def _document_lines(inp: InvoiceInput, sign: Decimal) -> tuple[Line, ...]:
@@ -563,6 +595,7 @@ def document_from_invoice(inp: InvoiceInput) -> Document:
         statement=_statement(inp, sign),
         branding=inp.tenant.branding,
         rounding=inp.rounding,
+        exemptions=_exemptions(customer, lang),
     )
     t = doc.totals
     if (t.net, t.tax) != (inp.net_total * sign, inp.tax_total * sign):

@@ -419,6 +419,14 @@ class Document:
     def totals(self) -> Totals:
         return compute_totals(self)
 
+    @property
+    def vat_ids_in_xml(self) -> bool:
+        """Whether the e-invoice may carry the seller's and buyer's VAT identifiers (BT-31, BT-48):
+        not on a document outside the scope of VAT (category O; EN 16931 BR-O-02). The page
+        still shows them."""
+        return not any(x.vat_category is VatCategory.NOT_SUBJECT for x in self.lines) and not any(
+            ac.vat_category is VatCategory.NOT_SUBJECT for ac in self.allowances_charges)
+
     def exemption(self, category: VatCategory) -> tuple[str | None, str | None]:
         for cat, code, text in self.exemptions:
             if cat is category:

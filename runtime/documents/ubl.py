@@ -110,6 +110,9 @@ class _Builder:
         self.cbc(party, "EndpointID", s.electronic_address.value, schemeID=s.electronic_address.scheme)
         if s.identifier:
             self.cbc(self.cac(party, "PartyIdentification"), "ID", s.identifier)
+        elif not self.doc.vat_ids_in_xml and not s.registration_id and s.tax_number:
+            # without its VAT ID the seller still needs an identifier (BR-CO-26): its tax number
+            self.cbc(self.cac(party, "PartyIdentification"), "ID", s.tax_number)
         creditor_id = self.doc.payment.creditor_id or s.creditor_id
         if self.doc.payment.is_direct_debit and creditor_id:
             # BT-90 lives on the seller as a SEPA-scheme party identification
@@ -117,12 +120,15 @@ class _Builder:
         if s.trading_name:
             self.cbc(self.cac(party, "PartyName"), "Name", s.trading_name)
         self.address(party, s.address)
-        if s.vat_id:
+        if s.vat_id and self.doc.vat_ids_in_xml:
             self.tax_scheme(party, s.vat_id, "VAT")
         if s.tax_number:
             self.tax_scheme(party, s.tax_number, "FC")
         legal = self.cac(party, "PartyLegalEntity")
         self.cbc(legal, "RegistrationName", s.legal_name)
+        if s.registration_id and not self.doc.vat_ids_in_xml:
+            # without its VAT ID the seller is identified by its legal registration (BT-30, BR-CO-26)
+            self.cbc(legal, "CompanyID", s.registration_id)
         if s.registration_id:
             self.cbc(legal, "CompanyLegalForm", s.registration_id)
         contact = self.cac(party, "Contact")
@@ -138,7 +144,7 @@ class _Builder:
             # BT-46, the buyer identifier: the seller's customer number (no scheme: the seller's own)
             self.cbc(self.cac(party, "PartyIdentification"), "ID", b.customer_number)
         self.address(party, b.address)
-        if b.vat_id:
+        if b.vat_id and self.doc.vat_ids_in_xml:
             self.tax_scheme(party, b.vat_id, "VAT")
         self.cbc(self.cac(party, "PartyLegalEntity"), "RegistrationName", b.name)
         if b.contact_name:
@@ -187,7 +193,9 @@ class _Builder:
     ) -> None:
         cat = self.cac(parent, tag)
         self.cbc(cat, "ID", category.value)
-        if category.carries_rate:
+        # the breakdown (with its reason) states 0 % for O too: XRechnung wants every group's rate
+        # (BR-DE-14); EN 16931 forbids a rate on O lines and allowances only (BR-O-05..07)
+        if category.carries_rate or reason is not None:
             self.cbc(cat, "Percent", _num(rate))
         if reason:
             code, text = reason

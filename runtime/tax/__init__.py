@@ -10,13 +10,17 @@ win. The table is data: a rate change is a new row with its ``valid_from``, the 
 state them: a business customer in another EU member state than the supply, with a VAT ID whose
 format and checksum python-stdnum accepts (and that the optional online check, a seam for VIES,
 does not refuse), gets reverse charge (category AE, VATEX-EU-AE); a business customer outside the
-EU gets an export outside the scope of EU VAT (category O, VATEX-EU-O); everyone else is taxed at
-the rate of the supply's country.
+EU with a tax ID (python-stdnum's check for its country where it has one, e.g. Switzerland's
+CHE-… MWST, the United Kingdom's GB…) gets a supply outside the scope of EU VAT (category O,
+VATEX-EU-O: the place of a B2B service is where the customer is established); everyone else is
+taxed at the rate of the supply's country. ``exemption`` is a ruleset's ``exempt`` statement as a
+treatment (category E with its VATEX code, VATEX-EU-132 unless the ruleset names one).
 """
 
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -29,12 +33,14 @@ __all__ = [
     "CLASS_PLACEHOLDERS",
     "EU_MEMBERS",
     "RATE_CLASSES",
+    "UNTAXED_CATEGORIES",
     "RateRow",
     "RateUnknown",
     "Treatment",
     "VatIdCheck",
     "customer_treatment",
     "eu_rates",
+    "exemption",
     "resolve_classes",
     "stated_rates",
     "valid_vat_id",
@@ -112,7 +118,8 @@ def valid_vat_id(vat_id: str, country: str | None = None, online: VatIdCheck | N
 @dataclass(frozen=True, slots=True)
 class Treatment:
     """How a customer's supply is taxed: ``category`` (UNTDID 5305: S standard/reduced rate, AE
-    reverse charge, O outside the scope), the VATEX code and reason text for AE/O."""
+    reverse charge, O outside the scope, E exempt), the VATEX code and the reason a ruleset states
+    (empty: the documents say the category's own text in their language)."""
 
     category: str
     vatex: str | None = None
@@ -123,6 +130,33 @@ class Treatment:
         return self.category == "S"
 
 
+# the exemption reason codes (CEF VATEX code list) that go with category E; the untaxed
+# categories the chart of accounts maps revenue under instead of a rate (no VAT line)
+_EXEMPT_CODES: Final = re.compile(
+    r"VATEX-EU-(79-C|132(-1[A-Q])?|143(-1[A-L])?|148(-[A-G])?|151(-1[A-E])?|309|D|F|I|J)|VATEX-FR-(FRANCHISE|CNWVAT)")
+UNTAXED_CATEGORIES: Final = ("AE", "O", "E")
+
+
+def exemption(code: str = "", reason: str = "") -> Treatment:
+    """A ruleset's ``exempt`` as a treatment: category E, ``code`` (default VATEX-EU-132) and the
+    reason it states. Raises ``ValueError`` for a code that is not an exemption's."""
+    code = code or "VATEX-EU-132"
+    if not _EXEMPT_CODES.fullmatch(code):
+        raise ValueError(f"{code!r} is not a VATEX code of an exemption (e.g. VATEX-EU-132, VATEX-EU-132-1B)")
+    return Treatment("E", code, reason or None)
+
+
+def _third_country_tax_id(vat_id: str, country: str) -> bool:
+    """A tax ID of a business outside the EU: python-stdnum's check for that country's VAT number
+    or business ID where it has one (CH: the UID, with or without MWST; GB, NO, …), else any ID given."""
+    from stdnum import get_cc_module  # type: ignore[import-untyped, unused-ignore]
+
+    if not vat_id.strip():
+        return False
+    modules = [m for m in (get_cc_module(country.lower(), kind) for kind in ("vat", "uid")) if m is not None]
+    return not modules or any(m.is_valid(vat_id) for m in modules)
+
+
 def customer_treatment(supply_country: str, customer_country: str, is_business: bool, vat_id: str | None,
                        online: VatIdCheck | None = None) -> Treatment:
     """Reverse charge, export or taxed (see the module's text)."""
@@ -131,9 +165,11 @@ def customer_treatment(supply_country: str, customer_country: str, is_business: 
         return Treatment("S")
     if cust in EU_MEMBERS:
         if supply in EU_MEMBERS and valid_vat_id(vat_id or "", cust, online):
-            return Treatment("AE", "VATEX-EU-AE", "Reverse charge")
+            return Treatment("AE", "VATEX-EU-AE")
         return Treatment("S")
-    return Treatment("O", "VATEX-EU-O", "Not subject to VAT in the EU (customer outside the EU)")
+    if supply in EU_MEMBERS and _third_country_tax_id(vat_id or "", cust):
+        return Treatment("O", "VATEX-EU-O")
+    return Treatment("S")
 
 
 # A rate class travels through rating as a placeholder rate (a negative percent, which no stated

@@ -46,6 +46,7 @@ def bodies(t: Tenantry) -> dict[str, Any]:
         "update_customer_group": {"description": "d"},
         "create_customer": {"name": "New Customer"},
         "update_customer": {"city": "Bonn"},
+        "check_customer_vat_id": {},  # no body: the customer's stored VAT ID is checked again
         "create_billing_account": {"customer_id": ids["customer_id"]},
         "update_billing_account": {"name": "main"},
         "create_contract": {"account_id": ids["billing_account_id"], "customer_id": ids["customer_id"],

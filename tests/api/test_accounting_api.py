@@ -225,3 +225,35 @@ def test_batch_schedule_and_delivery_tasks(env: Env) -> None:
     assert all(t["id"] != tid for t in c.get("/billing/tasks", headers=b.h()).json()["items"])
     r = c.post(f"/billing/tasks/{tid}/approve", json={"note": "ok"}, headers=a.h("approver"))
     assert r.status_code == 409 and r.json()["code"] == "not_an_invoice_task", r.text
+
+
+def test_the_chart_check_names_the_untaxed_treatments_a_ruleset_can_give(env: Env) -> None:
+    """A published ruleset whose tax policy says ``reverse_charge`` (AE for EU businesses, O for
+    businesses outside the EU) and ``exempt`` (E): a chart without revenue accounts for those
+    treatments is refused with each gap listed (no VAT line asked for them); SKR03 maps them."""
+    c, a = env.client, env.a
+    rs = c.post("/rulesets", json={"name": "untaxed"}, headers=a.h()).json()
+    src = (DEMO_RULESET.replace("ruleset demo", "ruleset untaxed")
+           + 'groups clinics\ntariff other "Other" {\n  vat 19%\n  when group clinics { energy 0.30 per kWh }\n}\n'
+           + 'tax b2b "B2B" {\n  exempt for group clinics VATEX-EU-132-1B "Steuerfrei nach § 4 Nr. 14 UStG"\n'
+           + '  reverse_charge\n}\n')
+    draft = c.post(f"/rulesets/{rs['id']}/drafts", json={"source": src}, headers=a.h("analyst"))
+    assert draft.status_code == 201, draft.text
+    r = c.post(f"/rulesets/{rs['id']}/versions", json={"draft_id": draft.json()["id"],
+                                                        "effective_from": "2026-01-01T00:00:00Z"},
+               headers=a.h("approver"))
+    assert r.status_code == 201, r.text
+    skr03 = c.get("/accounting/chart/templates", headers=a.h()).json()["items"][1]
+    assert skr03["name"] == "skr03"
+    bare = [dict(rule) for rule in skr03["rules"] if rule["vat"] not in ("AE", "O", "E")]
+    r = c.put("/accounting/chart", json={"template": "skr03", "rules": bare}, headers=a.h())
+    assert r.status_code == 422 and r.json()["code"] == "chart_incomplete", r.text
+    gaps = [e["message"] for e in r.json()["errors"]]
+    for vat in ("AE", "O", "E"):
+        assert f"event 'invoice', role 'revenue', revenue kind 'charging', VAT '{vat}'" in gaps
+        assert f"event 'credit_note', role 'revenue', revenue kind 'discount', VAT '{vat}'" in gaps
+    assert not any("role 'vat'" in g and ("'AE'" in g or "'O'" in g or "'E'" in g) for g in gaps)
+    r = c.put("/accounting/chart", json={"template": "skr03"}, headers=a.h())
+    assert r.status_code == 200, r.text
+    untaxed = {(rule["vat"], rule["account"]) for rule in r.json()["rules"] if rule["vat"] in ("AE", "O", "E")}
+    assert untaxed == {("AE", "8336"), ("O", "8338"), ("E", "8100")}

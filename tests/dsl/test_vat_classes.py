@@ -115,3 +115,59 @@ def test_rate_table_and_customer_treatment() -> None:
     export = customer_treatment("DE", "CH", True, "CHE-116.281.710")
     assert (export.category, export.vatex) == ("O", "VATEX-EU-O")
     assert customer_treatment("DE", "CH", False, None).category == "S"
+    # a business outside the EU proves it with a tax ID: none, or one with a bad check digit, is taxed
+    assert customer_treatment("DE", "CH", True, "").category == "S"
+    assert customer_treatment("DE", "GB", True, "GB980780685").category == "S"
+
+
+EXEMPT = """ruleset exempt currency EUR timezone Europe/Berlin
+groups clinics, schools
+tariff t { vat 19%
+  energy 0.50 per kWh
+  when group clinics { energy 0.40 per kWh }
+  when group schools { energy 0.45 per kWh }
+}
+tax untaxed "who pays no VAT" {
+  exempt for group clinics VATEX-EU-132-1B "Steuerfrei nach § 4 Nr. 14 UStG"
+  exempt for group schools
+  reverse_charge
+}
+"""
+
+
+def test_exempt_states_its_vatex_code_and_reason_and_prints_back() -> None:
+    from dsl import ast as A
+    from runtime.tax import exemption
+
+    res = compile_ruleset(EXEMPT, "exempt.evb")
+    assert res.ok and not res.diagnostics, res.render()
+    (pol,) = [p for p in res.ruleset.ast.policies if p.kind == "tax"]
+    clinics, schools = pol.of(A.TaxExempt)
+    assert (clinics.code, clinics.note, [g.value for g in clinics.groups]) == (
+        "VATEX-EU-132-1B", "Steuerfrei nach § 4 Nr. 14 UStG", ["clinics"])
+    assert (schools.code, schools.note) == ("", "")
+    assert exemption(schools.code, schools.note).vatex == "VATEX-EU-132"  # the default code
+    printed = print_ruleset(res.ruleset.ast)
+    assert 'exempt for groups clinics VATEX-EU-132-1B "Steuerfrei nach § 4 Nr. 14 UStG"' in printed
+    again = compile_ruleset(printed, "printed.evb")
+    assert again.ok and [(s.code, s.note) for p in again.ruleset.ast.policies if p.kind == "tax"
+                         for s in p.of(A.TaxExempt)] == [(clinics.code, clinics.note), ("", "")]
+
+
+@pytest.mark.parametrize("code", ["VATEX-EU-AE", "VATEX-EU-O", "VATEX-EU-IC", "VATEX-EU-999"])
+def test_exempt_with_a_code_that_is_not_an_exemptions_is_refused(code: str) -> None:
+    res = compile_ruleset(EXEMPT.replace("VATEX-EU-132-1B", code), "bad.evb")
+    assert not res.ok
+    assert f"bad.evb:9:3: error[E310]: '{code}' is not the VATEX code of an exemption" in res.render()
+
+
+@pytest.mark.parametrize(("country", "rate_class", "day", "rate"), [
+    # rows corrected against published data (see eu_rates.csv's header)
+    ("IE", "standard", date(2020, 12, 31), D(21)), ("IE", "standard", date(2021, 3, 1), D(23)),
+    ("GR", "standard", date(2016, 5, 31), D(23)), ("GR", "standard", date(2016, 6, 1), D(24)),
+    ("RO", "standard", date(2016, 12, 31), D(20)), ("RO", "standard", date(2017, 1, 1), D(19)),
+    ("FI", "reduced", date(2025, 12, 31), D(14)), ("FI", "reduced", date(2026, 1, 1), D("13.5")),
+    ("LT", "reduced", date(2025, 12, 31), D(9)), ("LT", "reduced", date(2026, 1, 1), D(12)),
+])
+def test_corrected_rate_rows(country: str, rate_class: str, day: date, rate: D) -> None:
+    assert vat_rate(country, rate_class, day) == rate

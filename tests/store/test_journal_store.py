@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Engine, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from runtime.accounting.chart import ChartError, MappingMissing, template
+from runtime.accounting.chart import Chart, ChartError, MappingMissing, template
 from runtime.accounting.formats import BOOKING_COLUMNS
 from runtime.accounting.journal import JournalEntry
 from runtime.invoicing import InvoiceLine
@@ -35,8 +35,9 @@ def _line(seq: int, kind: str, net: str, rate: str) -> InvoiceLine:
 
 
 def _invoice(engine: Engine, tenant: str, account: str, customer: str, n: int, lines: list[InvoiceLine],
-             kind: str = "invoice", corrects: tuple[str, ...] = ()) -> str:
-    """A draft written as month-end writes it (lines, VAT groups), then finalized."""
+             kind: str = "invoice", corrects: tuple[str, ...] = (), treatment: dict[str, str] | None = None) -> str:
+    """A draft written as month-end writes it (lines, VAT groups; ``treatment`` on the 0 % group of
+    an untaxed invoice), then finalized."""
     from runtime.money import tax_groups
 
     groups = tax_groups(((ln.tax_rate, ln.net) for ln in lines), "EUR")
@@ -49,7 +50,8 @@ def _invoice(engine: Engine, tenant: str, account: str, customer: str, n: int, l
             status="draft", currency="EUR", period_start=AT, period_end=AT, local_start=date(2026, 11, 1),
             local_end=date(2026, 12, 1), timezone="Europe/Berlin", issue_date=date(2026, 12, 1),
             due_date=date(2026, 12, 15), payment_terms="net 14", net_total=net, tax_total=tax, gross_total=net + tax,
-            tax_groups=[{"rate": format(r, "f"), "net": format(n_, "f"), "tax": format(t, "f")} for r, n_, t in groups],
+            tax_groups=[{"rate": format(r, "f"), "net": format(n_, "f"), "tax": format(t, "f"),
+                         **(treatment or {} if r == 0 else {})} for r, n_, t in groups],
             sessions=0, energy_kwh=D(0), hold_reasons=[], comparison={}, corrects=list(corrects), workflow_id="w",
             rejected_reason="", decided_by="", created_at=AT))
         B.insert_lines(conn, tenant, iid, lines)
@@ -279,3 +281,49 @@ def test_batches_take_each_entry_once_and_archive_their_files(engine: Engine) ->
     # Windows-1252 on the wire: ä, ü and ß are one byte each
     raw = files["datev_debtors"].content
     assert "Bäckerei Müller".encode("cp1252") in raw and "Bäckerei".encode() not in raw
+
+
+@pytest.mark.parametrize(("chart", "accounts"), [("skr03", {"AE": "8336", "O": "8338", "E": "8100"}),
+                                                 ("skr04", {"AE": "4336", "O": "4338", "E": "4100"})])
+def test_untaxed_treatments_post_to_their_revenue_accounts_without_vat(engine: Engine, chart: str,
+                                                                        accounts: dict[str, str]) -> None:
+    """An invoice billed without VAT by its treatment (reverse charge AE, a business outside the EU
+    O, a ruleset's exemption E) books its revenue, discounts included, on the treatment's account
+    and no VAT line; DATEV gets the net on that account, no BU key; credit notes reverse it there."""
+    tenant = f"jnl_untaxed_{chart}"
+    s = seed_tenant(engine, tenant, 3)
+    with engine.begin() as conn:
+        # a chart set for the treatments the tenant's rulesets can give
+        A.set_chart(conn, tenant, template(chart), ["19", "AE", "O", "E"], "fin")
+        # the templates map every treatment; a chart without them is refused with each gap named
+        bare = template(chart).to_dict()
+        bare["rules"] = [r for r in bare["rules"] if r["vat"] not in ("AE", "O", "E")]
+        with pytest.raises(ChartError) as err:
+            A.set_chart(conn, tenant, Chart.from_dict(bare), ["19", "O", "E"], "fin")
+        assert err.value.missing and all("role 'revenue'" in m and ("VAT 'O'" in m or "VAT 'E'" in m)
+                                         for m in err.value.missing)
+        assert not any("role 'vat'" in m for m in err.value.missing)  # no VAT line to map for them
+    treatments = {"AE": {"category": "AE", "vatex": "VATEX-EU-AE", "reason": ""},
+                  "O": {"category": "O", "vatex": "VATEX-EU-O", "reason": ""},
+                  "E": {"category": "E", "vatex": "VATEX-EU-132", "reason": "Steuerfrei nach § 4 Nr. 14 UStG"}}
+    for n, (acc, treatment) in enumerate(zip(s.account_ids, treatments.values(), strict=True), 1):
+        _invoice(engine, tenant, acc, s.customer_of[acc], n,
+                 [_line(1, "session", "10.00", "0"), _line(2, "discount", "-1.00", "0")], treatment=treatment)
+    _invoice(engine, tenant, s.account_ids[1], s.customer_of[s.account_ids[1]], 4,
+             [_line(1, "session", "-2.00", "0")], kind="credit_note", treatment=treatments["O"])
+    entries = _entries(engine, tenant)
+    for e, cat in zip(entries, ("AE", "O", "E"), strict=False):
+        assert {(ln.revenue_kind, ln.account, ln.vat, ln.side, ln.amount) for ln in e.lines
+                if ln.role != "debtor"} == {("charging", accounts[cat], cat, "credit", D("10.00")),
+                                            ("discount", accounts[cat], cat, "debit", D("1.00"))}
+        assert not any(ln.role == "vat" for ln in e.lines) and all(not ln.bu_key for ln in e.lines)
+    credit = entries[3]
+    assert {(ln.role, ln.account, ln.side, ln.amount) for ln in credit.lines if ln.role == "revenue"} == {
+        ("revenue", accounts["O"], "debit", D("2.00"))}
+    with engine.begin() as conn:
+        batch = A.create_batch(conn, tenant, "2026-12", "fin", at=datetime(2027, 1, 2, 8, tzinfo=UTC))
+        rows = read_extf(A.batch_file(conn, tenant, batch["id"], "datev").content).rows
+    got = sorted((r["Umsatz (ohne Soll/Haben-Kz)"], r["Soll/Haben-Kennzeichen"], r["Gegenkonto (ohne BU-Schlüssel)"],
+                  r["BU-Schlüssel"]) for r in rows)
+    assert got == sorted([(amount, side, accounts[cat], "") for cat in ("AE", "O", "E")
+                          for amount, side in (("10,00", "S"), ("1,00", "H"))] + [("2,00", "H", accounts["O"], "")])

@@ -67,9 +67,14 @@ async def test_finance_task_through_the_api(env: WorkflowEnvironment, engine: En
                 break
             await asyncio.sleep(0.05)
         [task] = r.json()["items"]
-        r = await c.get(f"/billing/cycles/{handle.id}", headers=h(k["auditor1"]))
-        assert r.status_code == 200, r.text
-        cyc = r.json()
+        # the task row is written by the hold activity; the workflow names it once that activity returned
+        for _ in range(200):
+            r = await c.get(f"/billing/cycles/{handle.id}", headers=h(k["auditor1"]))
+            assert r.status_code == 200, r.text
+            cyc = r.json()
+            if cyc["task_id"]:
+                break
+            await asyncio.sleep(0.05)
         assert cyc["workflow_status"] == "running" and cyc["state"] == "held", cyc
         assert cyc["task_id"] == task["id"] and cyc["hold_reasons"][0]["kind"] == "total", cyc
         assert cyc["invoice"]["status"] == "held" and cyc["invoice"]["number"] is None, cyc

@@ -46,6 +46,7 @@ from runtime.invoicing import (
     split_currencies,
 )
 from runtime.rated import RatedLine, RatingResult, TraceEntry
+from runtime.tax import Treatment, customer_treatment, exemption
 from store import billing as B
 from store import cycle as C
 from store.types import new_id, utcnow
@@ -220,7 +221,7 @@ class BillingActivities:
             timezone=period.timezone, issue_date=draft.issue_date, due_date=draft.due_date,
             payment_terms=policy.payment_terms.text(), net_total=draft.net_total, tax_total=draft.tax_total,
             gross_total=draft.gross_total,
-            tax_groups=[{"rate": _d(g.rate), "net": _d(g.net), "tax": _d(g.tax)} for g in draft.tax_groups],
+            tax_groups=[g.to_dict() for g in draft.tax_groups],
             sessions=draft.sessions, energy_kwh=draft.energy_kwh, hold_reasons=reasons,
             comparison=comparison.to_dict(), corrects=list(draft.corrects), workflow_id=inp.workflow_id,
             ruleset_version_id=rv_id)
@@ -340,32 +341,57 @@ class BillingActivities:
             terms=policy.payment_terms, period_lines=period_lines, sessions=len(results), energy_kwh=energy,
             services=split.services, discounts=discounts, postings=postings, late=late, corrections=corrections,
             rounding=ruleset.rounding if ruleset is not None else "half_up", unpriced=services.unpriced,
-            foreign=foreign, reverse_charge=self._reverse_charge(conn, t, acct, ruleset))
+            foreign=foreign, treatment=self._treatment(conn, t, acct, ruleset))
         rating_of = {r.id: r.current_rating_id for r in rows}
         return draft, rating_of, len(postings)
 
     def _reverse_charge(self, conn: Connection, t: str, acct: Any, ruleset: Any) -> bool:
-        """Whether the account's invoice is a reverse-charge supply: the ruleset's tax policy says
-        ``reverse_charge`` (for everyone, or for groups the customer is in) and the customer is a
-        business in another EU member state than the tenant with a VAT ID that python-stdnum
-        accepts (``runtime.tax.customer_treatment``). Read only for such rulesets."""
+        """Whether the account's invoice is a reverse-charge supply (``_treatment`` says AE)."""
+        return self._treatment(conn, t, acct, ruleset).category == "AE"
+
+    def _treatment(self, conn: Connection, t: str, acct: Any, ruleset: Any) -> Treatment:
+        """How the account's invoice is taxed (``runtime.tax.Treatment``), from the ruleset's tax
+        policy and the customer:
+
+        - ``exempt`` (for everyone, or for groups the customer is in): category E with the VATEX
+          code and reason the statement gives;
+        - ``reverse_charge`` (likewise scoped): the ruleset's supplies follow the B2B rule (the
+          place of supply is where the customer is established), so a business in another EU
+          member state with a VAT ID python-stdnum accepts (and a stored online check did not
+          refuse) is AE, a business outside the EU with a tax ID is O (``customer_treatment``);
+        - everything else is taxed (S). Read only for rulesets with such statements."""
+        taxed = Treatment("S")
         if ruleset is None:
-            return False
+            return taxed
         from dsl import ast as DA
 
-        statements = [st for p in ruleset.ast.policies if p.kind == "tax" for st in p.of(DA.ReverseCharge)]
+        statements = [st for p in ruleset.ast.policies if p.kind == "tax"
+                      for st in p.statements if isinstance(st, (DA.ReverseCharge, DA.TaxExempt))]
         if not statements:
-            return False
-        from runtime.tax import customer_treatment
+            return taxed
+        groups: set[str] | None = None
+
+        def applies(st: Any) -> bool:
+            nonlocal groups
+            if not st.groups:
+                return True
+            if groups is None:
+                groups = set(B.customer_groups(conn, acct.customer_id))
+            return any(g.value in groups for g in st.groups)
+
+        for st in statements:
+            if isinstance(st, DA.TaxExempt) and applies(st):
+                return exemption(st.code, st.note)
+        if not any(isinstance(st, DA.ReverseCharge) and applies(st) for st in statements):
+            return taxed
+        from store.customers import vat_check_refused
         from store.documents import vat_parties
 
         supply, country, business, vat_id = vat_parties(conn, t, acct)
-        if customer_treatment(supply, country, business, vat_id).category != "AE":
-            return False
-        if any(not st.groups for st in statements):
-            return True
-        groups = B.customer_groups(conn, acct.customer_id)
-        return any(g.value in groups for st in statements for g in st.groups)
+        # the seam for the online check: VIES's stored answer (api.vies) where it refused the ID;
+        # unchecked (VIES off or unreachable) leaves it to the format
+        refused = bool(vat_id) and vat_check_refused(conn, acct.customer_id, vat_id or "")
+        return customer_treatment(supply, country, business, vat_id, online=(lambda _v: False) if refused else None)
 
     def _corrections(self, conn: Connection, t: str, rows: list[Any], billed: dict[str, list[tuple[str, str]]],
                      lines_of: dict[str, list[RatedLine]]) -> list[Correction]:

@@ -25,12 +25,14 @@ pytest.importorskip("temporalio")
 
 
 
-def _finalized_invoice(engine: Engine, kind: str = "private") -> tuple[str, str]:
-    from tests.workflows.seed import insert_sessions, seed_tenant
+def _finalized_invoice(engine: Engine, kind: str = "private", abroad: tuple[str, str, str, str] | None = None,
+                       ruleset: str = "") -> tuple[str, str]:
+    """``abroad``: the business customer's (country, city, VAT ID, language) instead of Berlin's."""
+    from tests.workflows.seed import RULESET, insert_sessions, seed_tenant
     from workflows.billing.activities import BillingActivities
     from workflows.billing.types import AssembleInput, FinalizeInput
 
-    seeded = seed_tenant(engine, "tdoc", 1)
+    seeded = seed_tenant(engine, "tdoc", 1, ruleset=ruleset or RULESET)
     account = seeded.account_ids[0]
     with engine.begin() as conn:
         conn.execute(update(Tenant.__table__).where(Tenant.__table__.c.id == "tdoc").values(  # type: ignore[attr-defined]
@@ -43,6 +45,13 @@ def _finalized_invoice(engine: Engine, kind: str = "private") -> tuple[str, str]
             kind=kind, company_name="Flotten Logistik AG" if kind == "business" else "",
             vat_id="DE811569869" if kind == "business" else "", street="Lindenstraße 5", postal_code="10969",
             city="Berlin", email="jonas@example.org"))
+        if abroad is not None:
+            country, city, vat_id, language = abroad
+            conn.execute(update(Customer.__table__).where(  # type: ignore[attr-defined]
+                Customer.__table__.c.id == seeded.customer_of[account]).values(  # type: ignore[attr-defined]
+                country=country, city=city, postal_code="8001", vat_id=vat_id, language=language))
+            conn.execute(update(Tenant.__table__).where(Tenant.__table__.c.id == "tdoc").values(  # type: ignore[attr-defined]
+                tax_number="12/345/67890"))
         conn.execute(update(BillingAccount.__table__).where(  # type: ignore[attr-defined]
             BillingAccount.__table__.c.id == account).values(invoice_email="rechnung@kunde.example"))  # type: ignore[attr-defined]
     insert_sessions(engine, seeded, [
@@ -141,3 +150,40 @@ def test_the_document_takes_the_rounding_mode_of_the_invoice_s_ruleset(engine: E
             "ruleset billing_test currency EUR timezone Europe/Berlin rounding half_even", 1)))
     with engine.connect() as conn:
         assert A.load_invoice_input(conn, "tdoc", invoice_id).rounding == "half_even"
+
+
+@pytest.mark.parametrize(("abroad", "reason"), [
+    (("CH", "Zürich", "CHE-116.281.710 MWST", "de"),
+     "Nicht im Inland steuerbare Leistung: der Leistungsempfänger ist außerhalb der EU ansässig"),
+    (("GB", "London", "GB980780684", "en"), "Not subject to VAT in the EU: the customer is established outside the EU"),
+])
+def test_month_end_bills_a_business_outside_the_eu_without_vat(engine: Engine, validate: Any,
+                                                               abroad: tuple[str, str, str, str], reason: str) -> None:
+    """The whole path on the real tables: a ruleset whose tax policy says ``reverse_charge``, a
+    business customer in Switzerland / the United Kingdom; month-end assembles every line at 0 % with
+    the treatment on the invoice's tax group, finalization books the revenue under O without VAT,
+    and the Factur-X the customer gets states O with the reason in its language, valid."""
+    from store import accounting as J
+    from tests.workflows.seed import RULESET
+
+    invoice_id, number = _finalized_invoice(engine, "business", abroad,
+                                            RULESET + '\ntax b2b "B2B" {\n  reverse_charge\n}\n')
+    with engine.connect() as conn:
+        inp = A.load_invoice_input(conn, "tdoc", invoice_id)
+        entries = [e for _i, e in J.entries(conn, "tdoc")]
+    assert inp.tax_total == 0 and inp.customer.vat_category == "O"
+    assert {ln.tax_rate for ln in inp.lines} == {D(0)}
+    (entry,) = [e for e in entries if e.document == number]
+    assert {ln.vat for ln in entry.lines if ln.role == "revenue"} == {"O"}
+    assert not any(ln.role == "vat" for ln in entry.lines)
+    (stored,) = A.issue_for_invoice(engine, "tdoc", invoice_id)
+    assert stored.format == "facturx-pdf"
+    with engine.connect() as conn:
+        ((_meta, content),) = A.documents_by_number(conn, "tdoc", number)
+    assert reason in " ".join(pdf_text(content).split())
+    from facturx import get_facturx_xml_from_pdf
+
+    xml = get_facturx_xml_from_pdf(content)[1]
+    assert b"<ram:CategoryCode>O</ram:CategoryCode>" in xml and b"VATEX-EU-O" in xml
+    report = validate(xml)
+    assert report.valid, explain(report)
