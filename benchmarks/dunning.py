@@ -1,14 +1,19 @@
 """Dunning benchmark: N customers with one overdue invoice each, started by the dunning sweep and
 taken through stage 1 (fee item and stage row written; letters excluded: EVBILL_RENDER_DOCUMENTS=0).
 
-Runs the real thing: a Temporal dev server (``.venv/bin/temporal`` beside the interpreter),
-worker processes (``python -m workflows.billing.worker``), the ``DunningSweepWorkflow`` starting a
-``DunningWorkflow`` per customer in pages, on SQLite (default) or PostgreSQL
-(``EVBILL_BENCH_POSTGRES_URL`` or ``EVBILL_TEST_POSTGRES_URL``). Prints customers/s and where the
-time goes: until every case is open (sweep + first ``dunning.check``), until every stage 1 is
-reached, the workers' CPU seconds against the wall clock.
+Runs the real thing: a Temporal dev server started as ``evbill serve`` starts it
+(``workflows.billing.embedded.start_dev_server``: history in a SQLite file with WAL; ``--server
+memory`` for the in-memory one the earlier figures used), worker processes (``python -m
+workflows.dunning.worker``, or ``--worker billing`` for ``workflows.billing.worker``), the
+``DunningSweepWorkflow`` starting a ``DunningWorkflow`` per customer in pages, on SQLite (default) or
+PostgreSQL (``EVBILL_BENCH_POSTGRES_URL`` or ``EVBILL_TEST_POSTGRES_URL``). The clock starts when
+every worker polls (their imports are not the benchmark's). Prints customers/s, the workers' and
+the server's CPU per customer (steadier than the wall clock on a shared machine) and the workers'
+CPU by thread: ``python`` the activity threads (the local activity ``dunning.advance``), ``main``
+the event loop and the workflows, ``tokio`` the SDK's core (gRPC, protobuf).
 
 Usage: python benchmarks/dunning.py [--customers 20000] [--db sqlite|postgresql] [--workers 2] [--threads 4]
+                                    [--worker dunning|billing] [--server embedded|memory]
 Target (issue 13): 20,000 customers through stage 1 in <= 5 minutes here.
 
 Measured 2026-12-06 (session h13), SQLite, 2 workers x 4 threads, on the shared 2-core machine
@@ -42,6 +47,32 @@ activity's 32 statements (the fee's open item posts to the journal and applies c
 Eager workflow start was tried: the billing worker keeps a poll open on every workflow-task slot,
 so the SDK never reserves one for an eager start; with fewer polls it saved no clear CPU at load 16.
 ``EVBILL_BENCH_PROFILE=1`` runs the workers under cProfile (their main thread: the workflow side).
+
+Session h13e (the embedded dev server, SQLite file; the machine at load 11-15 throughout):
+- the earlier runs counted the workers' start-up (imports, and the SDK hashing every loaded
+  module for a build id: 3.7 s per worker under cProfile) as benchmark CPU and wall time; the
+  clock now starts when both workers poll;
+- ``workflows.dunning.worker``: more workflow-task slots (512) than polls (2), so the sweep's
+  starts ask for eager start (the first workflow task comes back with the start: no task queue
+  round trip, no RecordWorkflowTaskStarted on the server) and find a slot; the sweep pauses a
+  start that went to the queue instead (its worker is full: starting faster only grows the
+  server's backlog); a small workflow cache (200) without the SDK's safe eviction; a fixed build id;
+- ``dunning.advance`` reads the tenant's zone in its own transaction and looks for hand-over
+  exports only when the case's policy hands over (30 statements per customer at stage 1).
+1,000 customers, same load (12-15), one after the other: billing worker + in-memory server
+(the earlier set-up) workers 17.1 / server 18.8 ms of CPU per customer (51.6 s); billing worker
++ embedded server 16.1 / 19.7 ms (47.3 s); dunning worker + embedded server 15.0 / 14.5 ms
+(37.2 s, 26.9/s): 29.5 instead of 35.9 ms per customer. The workers' CPU by thread: activity
+threads 8.2, main 3.7, core 1.9 ms. 20,000 customers (dunning worker, embedded server, load
+11-15): **1,021.4 s (19.6/s)**, workers 17.0 ms (183.8 + 156.8 s), server 16.3 ms per customer
+(before: 1,199.7 s, 17.0 + 19.3 ms at load 14-16). **The target (66/s) is still not met**: 33 ms
+of CPU per customer needs 2.2 cores at 66/s; this machine gave the benchmark about 0.65 of its 2.
+What is left: ``dunning.advance`` itself, ~6 ms of CPU in process and 8-9.5 ms in a worker
+(GIL hand-offs between four activity threads and the event loop): 30 statements, of which the
+fee's open item with its journal entry (chart, country, periods and currency read per
+transaction, then entry and lines) and the credit-balance read are 11; the first wake-up and the
+second read of items, disputes and case after the stage; the server's 14-16 ms for a start, a
+workflow task with three markers (two patches, the local activity) and a timer.
 """
 
 from __future__ import annotations

@@ -240,9 +240,9 @@ def _held_invoice(env: Env, t: Tenantry) -> None:
 
 
 def _dunning_case(engine: Engine, t: Tenantry) -> None:
-    """An open dunning case at stage 1 with its letter, as ``DunningWorkflow`` leaves them (rows
-    only: no Temporal in this suite, so pause and resume signal nothing and a decision finds the
-    case not waiting for one)."""
+    """An open dunning case waiting for stage 2, with a stage 1 letter archived (rows only: no
+    Temporal in this suite, so pause and resume signal nothing and a decision finds the case not
+    waiting for one)."""
     from datetime import date
 
     from store import dunning as DN
