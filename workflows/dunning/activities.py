@@ -61,6 +61,7 @@ class DunningActivities:
                  delivers_email: bool | None = None) -> None:
         self.engine = engine
         self.client = client  # the worker's Temporal client: the sweep starts the cases' workflows with it
+        self._eager_seen = False  # a start of the sweep got its first workflow task eagerly on this worker
         # EVBILL_RENDER_DOCUMENTS=0 (benchmarks) reaches stages without rendering their letters
         self.letters = letters if letters is not None else os.environ.get("EVBILL_RENDER_DOCUMENTS", "1") != "0"
         # a worker that sends e-mail (default: EVBILL_SMTP_HOST is set, as the workers' SMTP
@@ -361,9 +362,13 @@ class DunningActivities:
                     return 0
                 finally:
                     activity.heartbeat()  # a sweep whose worker died is retried within the heartbeat timeout
-                if eager and not getattr(h, "__temporal_eagerly_started", False):
-                    # this worker is full: the task waits on the queue for a free worker; starting
-                    # faster than the workers take them only grows the server's backlog
+                if eager and getattr(h, "__temporal_eagerly_started", False):
+                    self._eager_seen = True
+                elif eager and self._eager_seen:
+                    # a worker that starts workflows eagerly (workflows.dunning.worker) is full: the
+                    # task waits on the queue for a free worker; starting faster than the workers
+                    # take them only grows the server's backlog (a worker whose polls hold every
+                    # slot, the billing worker, never starts one eagerly and is not slowed down)
                     queued += 1
                     await asyncio.sleep(_QUEUED_PAUSE)
                 return 1
