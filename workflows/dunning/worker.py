@@ -12,9 +12,9 @@ What the settings are for (``benchmarks/dunning.py``, 20,000 customers through s
   timer): the worker keeps few polls open and more workflow-task slots than polls, so the sweep's
   starts can ask for the first task with the start (eager workflow start: no task queue round trip
   on the server) and find a free slot on this worker;
-- a case sleeps for days after that: keeping it cached buys nothing, so the cache is small and an
-  evicted workflow is dropped without the SDK's safe eviction (which runs the workflow's coroutines
-  to their end at every eviction);
+- a case sleeps for days after that: keeping it cached buys nothing, so the cache is small (the
+  SDK's safe eviction stays on: without it the garbage collector ends the coroutines, the SDK says
+  in whatever thread);
 - ``build_id`` is given: otherwise the SDK reads and hashes every loaded module's code at start.
 """
 
@@ -55,7 +55,6 @@ def build_dunning_worker(client: Client, engine: Engine, task_queue: str = DUNNI
     # fewer polls than slots: a slot without a poll is what an eager start takes
     kw.setdefault("max_concurrent_workflow_task_polls", 2)
     kw.setdefault("max_cached_workflows", 200)
-    kw.setdefault("disable_safe_workflow_eviction", True)
     kw.setdefault("build_id", "evbill-dunning")
     return Worker(client, task_queue=task_queue,
                   workflows=[DunningWorkflow, DunningSweepWorkflow, DocumentDeliveryWorkflow],
