@@ -56,7 +56,7 @@ Session h13e (the embedded dev server, SQLite file; the machine at load 11-15 th
   starts ask for eager start (the first workflow task comes back with the start: no task queue
   round trip, no RecordWorkflowTaskStarted on the server) and find a slot; the sweep pauses a
   start that went to the queue instead (its worker is full: starting faster only grows the
-  server's backlog); a small workflow cache (200) without the SDK's safe eviction; a fixed build id;
+  server's backlog); a small workflow cache (200); a fixed build id;
 - ``dunning.advance`` reads the tenant's zone in its own transaction and looks for hand-over
   exports only when the case's policy hands over (30 statements per customer at stage 1).
 1,000 customers, same load (12-15), one after the other: billing worker + in-memory server
