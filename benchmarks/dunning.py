@@ -67,7 +67,8 @@ threads 8.2, main 3.7, core 1.9 ms. 20,000 customers (dunning worker, embedded s
 11-15 **1,021.4 s (19.6/s)**, workers 17.0 ms (183.8 + 156.8 s), server 16.3 ms per customer;
 with the final code (the sweep's pause only on a worker that starts eagerly, safe eviction on) at
 load 9-12 **600.8 s (33.3/s)**, workers 17.7 ms (184.2 + 170.2 s: activity threads 10.1, main
-4.2, core 1.8), server 15.8 ms per customer (before: 1,199.7 s, 17.0 + 19.3 ms at load 14-16).
+4.2, core 1.8), server 15.8 ms per customer; again at load 5-12: 620.8 s (32.2/s), 18.0 + 15.9 ms
+(before: 1,199.7 s, 17.0 + 19.3 ms at load 14-16).
 **The target (66/s) is still not met**: 33.5 ms of CPU per customer needs 2.2 cores at 66/s; the
 benchmark got about 1.1 of the machine's 2 cores in the last run (0.65 in the one before).
 What is left: ``dunning.advance`` itself, ~6 ms of CPU in process and 8-9.5 ms in a worker
