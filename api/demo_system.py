@@ -699,7 +699,8 @@ def dun_unpaid(run: SystemRun, out: Path, returned_number: str, stage_days: int 
 
     async def dun() -> dict[str, Any]:
         async with time_skipping(run, "evbill-demo-dunning", [DunningWorkflow],
-                                 DunningActivities(run.engine).all(), "dunning") as env:
+                                 # the demo's customers are invented: their letters are archived, never mailed
+                                 DunningActivities(run.engine, delivers_email=False).all(), "dunning") as env:
             await env.client.start_workflow(
                 DunningWorkflow.run, DunningInput(tenant_id, customer_id, currency, as_of=as_of.isoformat()),
                 id=dunning_workflow_id(tenant_id, customer_id, currency), task_queue="evbill-demo-dunning")

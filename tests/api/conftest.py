@@ -195,6 +195,8 @@ def seed_other_areas(env: Env) -> None:
             t.ids["payable_id"] = _ok(env.client.post("/payouts/refunds", json={
                 "account_id": t.ids["billing_account_id"], "amount": "5.00", "idempotency_key": f"seed-{t.name}"},
                 headers=t.h()))["id"]
+        if "case_id" not in t.ids:
+            _dunning_case(env.engine, t)
         if "partner_statement_id" not in t.ids:
             # February: the walks issue March (routes.bodies) and must not meet an overlap
             r = env.client.post("/partner-statements", json={"partner_id": t.ids["partner_id"], "month": "2026-02"},
@@ -235,6 +237,24 @@ def _held_invoice(env: Env, t: Tenantry) -> None:
                         headers=t.h())
     assert r.status_code == 201, r.text
     t.ids["hold_id"] = r.json()["id"]
+
+
+def _dunning_case(engine: Engine, t: Tenantry) -> None:
+    """An open dunning case waiting for stage 2, with a stage 1 letter archived (rows only: no
+    Temporal in this suite, so pause and resume signal nothing and a decision finds the case not
+    waiting for one)."""
+    from datetime import date
+
+    from store import dunning as DN
+
+    with engine.begin() as conn:
+        case = DN.open_case(conn, t.tenant_id, customer_id=t.ids["customer_id"], account_id=t.ids["billing_account_id"],
+                            currency="EUR", workflow_id=f"dunning:{t.tenant_id}:{t.ids['customer_id']}:EUR",
+                            ruleset_version_id=None, policy="standard", debtor="consumer", today=date(2026, 3, 10))
+        DN.set_status(conn, t.tenant_id, case.id, "waiting", next_stage=2, next_on=date(2026, 3, 24),
+                      reason="seeded")
+        letter = DN.save_letter(conn, t.tenant_id, case.id, 1, "de", f"reminder-{t.name}.pdf", b"%PDF-1.7 test")
+    t.ids["case_id"], t.ids["letter_id"] = case.id, str(letter["id"])
 
 
 def _document(engine: Engine, t: Tenantry) -> str:

@@ -45,6 +45,12 @@ def test_the_paths_are_recorded() -> None:
     kinds = [e.WhichOneof("attributes") for e in v3.events]
     assert kinds.count("activity_task_scheduled_event_attributes") == 1  # close; the advances are markers
     assert kinds.count("marker_recorded_event_attributes") >= 4  # two patches, two local activities
+    # v4: "letter-delivery", a letter's e-mail leaves in a child DocumentDeliveryWorkflow
+    v4 = WorkflowHistory.from_json("v4", (Path(__file__).resolve().parent / "histories"
+                                          / "dunning_letter_delivery_v4.json").read_text())
+    kinds = [e.WhichOneof("attributes") for e in v4.events]
+    assert kinds.count("start_child_workflow_execution_initiated_event_attributes") == 1
+    assert kinds.count("marker_recorded_event_attributes") >= 4  # advance, advance-local, the LA, letter-delivery
     # the refused path: an Update rejected by the validator never reaches history, the accepted one does
     h = WorkflowHistory.from_json("r", (Path(__file__).resolve().parent / "histories"
                                         / "dunning_dispute_refused.json").read_text())

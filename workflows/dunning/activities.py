@@ -37,6 +37,11 @@ from workflows.dunning.types import CheckInput, CloseInput, StageInput, StageOut
 
 __all__ = ["DunningActivities"]
 
+# the sweep's starts: at most this many at once, each pausing this long when its first workflow
+# task went to the queue rather than eagerly to this worker (which then has no free slot)
+_STARTS_IN_FLIGHT = 16
+_QUEUED_PAUSE = 0.2
+
 
 @dataclass(slots=True)
 class _Known:
@@ -52,11 +57,18 @@ class _Known:
 
 
 class DunningActivities:
-    def __init__(self, engine: Engine, letters: bool | None = None, client: Any = None) -> None:
+    def __init__(self, engine: Engine, letters: bool | None = None, client: Any = None,
+                 delivers_email: bool | None = None) -> None:
         self.engine = engine
         self.client = client  # the worker's Temporal client: the sweep starts the cases' workflows with it
+        self._eager_seen = False  # a start of the sweep got its first workflow task eagerly on this worker
         # EVBILL_RENDER_DOCUMENTS=0 (benchmarks) reaches stages without rendering their letters
         self.letters = letters if letters is not None else os.environ.get("EVBILL_RENDER_DOCUMENTS", "1") != "0"
+        # a worker that sends e-mail (default: EVBILL_SMTP_HOST is set, as the workers' SMTP
+        # settings read it) names a new letter's queued e-mail to the workflow, which starts its
+        # DocumentDeliveryWorkflow; otherwise the delivery sweep sends it
+        self.delivers_email = delivers_email if delivers_email is not None else \
+            bool(os.environ.get("EVBILL_SMTP_HOST", "").strip())
 
     def all(self) -> list[Any]:
         return [self.check, self.advance, self.request_approval, self.reach, self.refuse, self.close, self.pending,
@@ -80,15 +92,19 @@ class DunningActivities:
             return row.id, next((p for p in policies if p.name == name), None)
         return row.id, select_policy(policies, groups)
 
-    def _local(self, inp: CheckInput) -> tuple[CheckInput, Any]:
-        """The input with ``today`` the tenant's day of the workflow's moment, and the zone."""
+    def _local(self, inp: CheckInput, conn: Connection | None = None) -> tuple[CheckInput, Any]:
+        """The input with ``today`` the tenant's day of the workflow's moment, and the zone (read
+        in ``conn``'s transaction when given)."""
         if not inp.now:
             return inp, None
         from zoneinfo import ZoneInfo
 
         from store.billing import tenant_zone
 
-        with self.engine.connect() as conn:
+        if conn is None:
+            with self.engine.connect() as own:
+                zone = ZoneInfo(tenant_zone(own, inp.tenant_id, "UTC"))
+        else:
             zone = ZoneInfo(tenant_zone(conn, inp.tenant_id, "UTC"))
         return replace(inp, today=datetime.fromisoformat(inp.now).astimezone(zone).date().isoformat()), zone
 
@@ -155,8 +171,8 @@ class DunningActivities:
         """``check``, and while a stage that needs no approval is due, ``reach`` it and check again:
         what a wake-up does, in one transaction, reading the customer, the case and its policy once.
         Idempotent as each step is; a stage reached before a crash without its letter gets it here."""
-        local, zone = self._local(inp)
         with write_transaction(self.engine) as conn:
+            local, zone = self._local(inp, conn)
             step, known = self._check(conn, local)
             for _ in range(20):  # a policy's stages, at most
                 if step.kind != "stage" or step.approval or known is None or known.case is None:
@@ -165,8 +181,10 @@ class DunningActivities:
                 self._reach_in(conn, arg, self._plan_from(conn, arg, known))
                 step, known = self._check(conn, replace(local, case_id=step.case_id), known)
         if self.letters and step.case_id:
-            self._missing_letters(inp.tenant_id, step.case_id)
-        if step.case_id:
+            step.deliveries = self._deliveries(inp.tenant_id, step.case_id,
+                                               self._missing_letters(inp.tenant_id, step.case_id))
+        # a case whose policy hands nothing over has no exports to look for
+        if step.case_id and (known is None or any("hand_over" in st.actions for st in known.policy.stages)):
             self._missing_handovers(inp.tenant_id, step.case_id)
         return _zoned(step, local, zone)
 
@@ -184,13 +202,25 @@ class DunningActivities:
                    {"stage": inp.stage, "total": format(plan.total, "f"), "reason": inp.reason})
         return res
 
-    def _missing_letters(self, tenant_id: str, case_id: str) -> None:
+    def _missing_letters(self, tenant_id: str, case_id: str) -> list[int]:
+        """Archive the letter of every reached stage that has none; the stages it archived."""
         with self.engine.connect() as conn:
             reached = [x["stage"] for x in DN.stages_of(conn, tenant_id, case_id) if x["status"] == "reached"]
             have = {lt["stage"] for lt in DN.letters_of(conn, tenant_id, case_id)}
+        done = []
         for stage in reached:
             if stage not in have:
                 self._letter(tenant_id, case_id, stage)
+                done.append(stage)
+        return done
+
+    def _deliveries(self, tenant_id: str, case_id: str, stages: list[int]) -> list[str]:
+        """The queued e-mails of these stages' letters, handed over to the workflow to send."""
+        if not self.delivers_email:
+            return []
+        from workflows.dunning.letters import hand_letter_over
+
+        return [d for d in (hand_letter_over(self.engine, tenant_id, case_id, s) for s in stages) if d]
 
     def _missing_handovers(self, tenant_id: str, case_id: str) -> None:
         """The collection agency's export (CSV and JSON) of every reached stage that hands the
@@ -254,7 +284,11 @@ class DunningActivities:
         if self.letters:
             letter_id = self._letter(inp.tenant_id, inp.case_id, inp.stage)
         self._missing_handovers(inp.tenant_id, inp.case_id)
-        return StageOutput(inp.stage, "reached", list(res["charge_items"]), letter_id, bool(res["duplicate"]))
+        # a retried reach finds its letter archived: its e-mail is named again while still queued
+        # (the workflow's start of its delivery is refused by id if one started it already)
+        deliveries = self._deliveries(inp.tenant_id, inp.case_id, [inp.stage]) if letter_id else []
+        return StageOutput(inp.stage, "reached", list(res["charge_items"]), letter_id, bool(res["duplicate"]),
+                           deliveries)
 
     def _letter(self, tenant_id: str, case_id: str, stage: int) -> str:
         from workflows.dunning.letters import archive_letter
@@ -308,23 +342,41 @@ class DunningActivities:
                                    type="no_client", non_retryable=True)
         pairs = await asyncio.to_thread(self.pending, inp)
         queue = inp.task_queue or activity.info().task_queue
-        sem = asyncio.Semaphore(64)
+        sem = asyncio.Semaphore(_STARTS_IN_FLIGHT)
+        eager = queue == activity.info().task_queue
+        queued = 0
 
         async def one(tenant_id: str, customer_id: str, currency: str) -> int:
+            nonlocal queued
             async with sem:
                 try:
-                    await self.client.start_workflow(
+                    h = await self.client.start_workflow(
                         "DunningWorkflow", DunningInput(tenant_id, customer_id, currency),
                         id=dunning_workflow_id(tenant_id, customer_id, currency), task_queue=queue,
-                        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE)
+                        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                        # the first workflow task comes back with the start when this worker has a
+                        # free slot for it (workflows.dunning.worker keeps some): no task queue
+                        # round trip on the server; otherwise it is queued as usual
+                        request_eager_start=eager)
                 except WorkflowAlreadyStartedError:
                     return 0
                 finally:
                     activity.heartbeat()  # a sweep whose worker died is retried within the heartbeat timeout
+                if eager and getattr(h, "__temporal_eagerly_started", False):
+                    self._eager_seen = True
+                elif eager and self._eager_seen:
+                    # a worker that starts workflows eagerly (workflows.dunning.worker) is full: the
+                    # task waits on the queue for a free worker; starting faster than the workers
+                    # take them only grows the server's backlog (a worker whose polls hold every
+                    # slot, the billing worker, never starts one eagerly and is not slowed down)
+                    queued += 1
+                    await asyncio.sleep(_QUEUED_PAUSE)
                 return 1
 
         activity.heartbeat()
         started = sum(await asyncio.gather(*(one(*p) for p in pairs)))
+        activity.logger.info("dunning sweep: %d workflows started, %d of them queued (no eager start)", started,
+                             queued)
         return [started, pairs[-1] if inp.page and len(pairs) == inp.page else []]
 
 

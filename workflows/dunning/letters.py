@@ -10,7 +10,7 @@ from runtime.documents.dunning_letter import DunningLetterDoc, render_dunning_le
 from store import dunning as DN
 from store.billing import write_transaction
 
-__all__ = ["archive_handover", "archive_letter"]
+__all__ = ["archive_handover", "archive_letter", "hand_letter_over"]
 
 
 def archive_letter(engine: Engine, tenant_id: str, case_id: str, stage: int) -> str:
@@ -28,6 +28,26 @@ def archive_letter(engine: Engine, tenant_id: str, case_id: str, stage: int) -> 
         if not saved["duplicate"]:
             _queue_email(conn, tenant_id, case_id, doc, pdf)
         return str(saved["id"])
+
+
+def hand_letter_over(engine: Engine, tenant_id: str, case_id: str, stage: int) -> str:
+    """The id of the stage letter's queued e-mail still to be sent ("" when there is none: no
+    address, or it left already), kept from the delivery sweep for ``HANDED_OVER_GRACE``: the
+    dunning workflow starts a ``DocumentDeliveryWorkflow`` for it now, and the sweep sends it only
+    if that never happens."""
+    from store.documents import defer_delivery, deliveries_of
+    from store.types import utcnow
+    from workflows.documents.types import HANDED_OVER_GRACE
+
+    with write_transaction(engine) as conn:
+        if DN.letter(conn, tenant_id, case_id, stage, with_content=False) is None:
+            return ""
+        number = DN.letter_doc(conn, tenant_id, case_id, stage).number[:40]
+        delivery_id = next((d.id for d in deliveries_of(conn, tenant_id, number)
+                            if d.seq == 0 and d.status in ("pending", "failed")), "")
+        if delivery_id:
+            defer_delivery(conn, tenant_id, delivery_id, utcnow() + HANDED_OVER_GRACE)
+        return str(delivery_id)
 
 
 def _queue_email(conn: Connection, tenant_id: str, case_id: str, doc: DunningLetterDoc, pdf: bytes) -> None:

@@ -55,6 +55,9 @@ class StepOutput:
     escalate_after_days: int = 0  # a stage needing approval: its task escalates when left open this long
     today: str = ""  # the day the activity decided on (the tenant's; "": the input's)
     wake_at: str = ""  # wait: the moment ``on`` begins in the tenant's zone (ISO, aware; "": UTC midnight)
+    # the e-mails of the letters archived by this call, queued and kept from the delivery sweep for
+    # a while: the workflow starts a DocumentDeliveryWorkflow for each (empty in older histories)
+    deliveries: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -74,6 +77,7 @@ class StageOutput:
     charge_items: list[str] = field(default_factory=list)
     letter_id: str = ""
     duplicate: bool = False
+    deliveries: list[str] = field(default_factory=list)  # as StepOutput's
 
 
 @dataclass

@@ -26,9 +26,10 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.documents.types import DeliverDocumentInput, delivery_workflow_id
     from workflows.dunning.types import (
         CaseStatus,
         CheckInput,
@@ -107,6 +108,7 @@ class DunningWorkflow:
                     retry_policy=_RETRY)
             self._case_id = step.case_id or self._case_id
             self._reason = step.reason
+            await self._deliver(inp.tenant_id, step.deliveries)
             today = step.today or today  # histories from before: the UTC day
             if step.kind == "close":
                 released: list[str] = []
@@ -160,6 +162,23 @@ class DunningWorkflow:
         res: StageOutput = await workflow.execute_activity(
             "dunning.reach", arg, result_type=StageOutput, start_to_close_timeout=_SHORT, retry_policy=_RETRY)
         self._stage = res.stage
+        await self._deliver(inp.tenant_id, res.deliveries)
+
+    async def _deliver(self, tenant_id: str, deliveries: list[str]) -> None:
+        """The letters just archived leave by e-mail in workflows of their own (abandoned children:
+        this case does not wait for the mail server), instead of at the delivery sweep's next round,
+        which stays the fallback. Histories from before name no deliveries (the activities' results
+        had no such field), so the patch is asked only when there are some."""
+        if not deliveries or not workflow.patched("letter-delivery"):
+            return
+        for delivery_id in deliveries:
+            try:
+                await workflow.start_child_workflow(
+                    "DocumentDeliveryWorkflow", DeliverDocumentInput(tenant_id, delivery_id),
+                    id=delivery_workflow_id(tenant_id, delivery_id),
+                    parent_close_policy=workflow.ParentClosePolicy.ABANDON)
+            except WorkflowAlreadyStartedError:
+                pass  # this letter is already on its way
 
     async def _wait_or_escalate(self, arg: StageInput, days: int) -> None:
         """Wait for a decision or news; the task left open ``days`` (counted from when this workflow
