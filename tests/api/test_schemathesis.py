@@ -101,6 +101,9 @@ def test_responses_for_real_objects_match_the_schema() -> None:
             "still_referenced", "charge_point_not_connected", "nothing_to_credit"))
         # the billing area needs a Temporal server, which this suite does not start
         ok = ok or (resp.status_code == 400 and resp.json().get("code") == "temporal_unavailable")
+        # the seeded customer is a private person without a VAT ID: nothing for VIES to check
+        ok = ok or (op_id == "check_customer_vat_id" and resp.status_code == 422
+                    and resp.json().get("code") == "no_vat_id")
         # objects the fixtures do not seed (areas added later) can only be missing
         ok = ok or (UNSEEDED in str(params.values()) and resp.status_code == 404)
         assert ok, (op_id, resp.status_code, resp.text)

@@ -54,7 +54,7 @@ def _serve(tmp_path: Path, database_url: str = "", **env_extra: str) -> Iterator
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # two processes importing everything on a loaded 2-core machine
         while True:
             try:
                 if httpx.get(f"{base}/health", timeout=1).status_code == 200:
