@@ -66,7 +66,7 @@ from store import billing as B
 from store.db import make_engine, migrate
 from tests.workflows.seed import RULESET, Seeded, insert_sessions, seed_tenant
 from workflows.billing.embedded import free_port, start_dev_server
-from workflows.billing.worker import start_cycles
+from workflows.billing.worker import start_cycles, start_run
 
 DEV_SERVER = str(ROOT / ".venv" / "bin" / "temporal")
 CUT_OFF = datetime(2026, 12, 1, 0, 5, tzinfo=UTC)
@@ -181,7 +181,7 @@ def finalized(engine: Engine) -> int:
 
 
 async def run(kind: str, accounts: int, per_account: int, workers: int, threads: int,
-              temporal: str = "file") -> dict[str, Any]:
+              temporal: str = "file", path: str = "run", batch: int = 100) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="evbill-month-end-"))
     engine, url, schema, cleanup = prepare(kind, accounts, per_account, tmp)
     if temporal == "file":
@@ -202,7 +202,10 @@ async def run(kind: str, accounts: int, per_account: int, workers: int, threads:
         await asyncio.sleep(2)  # workers connect
         cpu0, self0 = _children_cpu(kind == "postgresql"), time.process_time()
         t0 = time.perf_counter()
-        await start_cycles(client, "bench", ids, CUT_OFF, task_queue=tq, concurrency=100)
+        if path == "run":
+            await start_run(client, "bench", CUT_OFF, task_queue=tq, batch_size=batch)
+        else:
+            await start_cycles(client, "bench", ids, CUT_OFF, task_queue=tq, concurrency=100)
         t_started = time.perf_counter() - t0
         done = 0
         analyzed = time.perf_counter()
@@ -241,15 +244,22 @@ async def run(kind: str, accounts: int, per_account: int, workers: int, threads:
     engine.dispose()
     if cleanup:
         cleanup()
-    out = {"db": kind, "temporal": temporal, "workers": workers, "threads": threads, "accounts": accounts,
+    statements = stats.pop("sql_statements", [0])[0]
+    per = stats.get("batch_account" if path == "run" else "assemble_draft", [0])[0]
+    out = {"db": kind, "path": path, "batch": batch if path == "run" else None, "temporal": temporal,
+           "workers": workers, "threads": threads, "accounts": accounts,
            "sessions": accounts * per_account, "wall_s": round(wall, 1),
            "start_s": round(t_started, 1), "accounts_per_s": round(accounts / wall, 1), "gross_total": str(total),
-           "cpu_s": {k: round(v, 1) for k, v in cpu.items()}, "load_avg_1m": os.getloadavg()[0],
+           "cpu_s": {k: round(v, 1) for k, v in cpu.items()},
+           "cpu_ms_per_account": {k: round(1000 * v / accounts, 1) for k, v in cpu.items()},
+           "cpu_ms_per_account_total": round(1000 * sum(cpu.values()) / accounts, 1),
+           "statements_per_account": round(statements / per, 1) if per else None, "load_avg_1m": os.getloadavg()[0],
            "activity_s": {k: {"calls": int(v[0]), "seconds": round(v[1], 1), "ms_each": round(1000 * v[1] / v[0], 1),
                               "cpu_ms_each": round(1000 * v[2] / v[0], 1)}
                           for k, v in stats.items() if v[0]}}
     busy = sum(v[1] for v in stats.values())
-    print(f"[{kind}, Temporal history in {temporal}, {workers} workers x {threads} threads] "
+    how = f"BillingRunWorkflow, batches of {batch}" if path == "run" else "a BillingCycleWorkflow per account"
+    print(f"[{kind}, {how}, Temporal history in {temporal}, {workers} workers x {threads} threads] "
           f"{accounts} accounts / {accounts * per_account} sessions: cut-off -> all finalized in "
           f"{wall:.1f}s ({accounts / wall:.1f} accounts/s); starting the workflows took {t_started:.1f}s", flush=True)
     for k, v in out["activity_s"].items():
@@ -259,6 +269,8 @@ async def run(kind: str, accounts: int, per_account: int, workers: int, threads:
                                                       for k, v in cpu.items())
           + f"; {os.cpu_count()} cores x {wall:.0f}s = {(os.cpu_count() or 1) * wall:.0f}s; "
           f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    print(f"   CPU per account, everything: {out['cpu_ms_per_account_total']} ms (target 12 ms); SQL statements per "
+          f"account (the workers'): {out['statements_per_account']}", flush=True)
     cap = workers * threads * wall
     print(f"   activity threads busy {busy:.0f}s of {cap:.0f}s available ({100 * busy / cap:.0f}%); the rest of "
           f"the wall clock is Temporal (dev server, workflow tasks, polling) and the GIL", flush=True)
@@ -274,6 +286,9 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=3)
     ap.add_argument("--temporal", choices=["file", "memory"], default="file",
                     help="dev server history in a SQLite file as evbill serve keeps it (default), or in memory")
+    ap.add_argument("--path", choices=["run", "cycles"], default="run",
+                    help="a BillingRunWorkflow in batches (default), or a BillingCycleWorkflow per account (before)")
+    ap.add_argument("--batch", type=int, default=100, help="accounts per batch activity (--path run)")
     args = ap.parse_args()
     per = max(1, args.sessions // args.accounts)
     kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
@@ -281,7 +296,8 @@ def main() -> int:
                                       or os.environ.get("EVBILL_TEST_POSTGRES_URL")):
         print("no PostgreSQL URL (EVBILL_BENCH_POSTGRES_URL): skipping PostgreSQL")
         kinds.remove("postgresql")
-    results = [asyncio.run(run(k, args.accounts, per, args.workers, args.threads, args.temporal)) for k in kinds]
+    results = [asyncio.run(run(k, args.accounts, per, args.workers, args.threads, args.temporal, args.path,
+                               args.batch)) for k in kinds]
     print(json.dumps(results, indent=1))
     return 0
 

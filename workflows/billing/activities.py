@@ -50,7 +50,11 @@ from store import billing as B
 from store import cycle as C
 from store.types import new_id, utcnow
 from workflows.billing.types import (
+    AccountPage,
+    AccountPageInput,
+    AssembleBatchInput,
     AssembleInput,
+    BatchOutcome,
     CloseTaskInput,
     CollectPaymentInput,
     DraftSummary,
@@ -61,6 +65,7 @@ from workflows.billing.types import (
     OpenTaskInput,
     PostingInput,
     RenderDocumentsInput,
+    cycle_workflow_id,
 )
 
 __all__ = ["LOOKBACK_DAYS", "BillingActivities"]
@@ -94,6 +99,16 @@ class BillingActivities:
         self._stats_lock = threading.Lock()
         self._stats_path = stats_path or os.environ.get("EVBILL_BILLING_STATS") or None
         self._since_dump = 0
+        if self._stats_path:
+            # the benchmark's statements per account: every statement this worker sends (an
+            # executemany counts once, as it is one round trip)
+            from sqlalchemy import event
+
+            def count(*_: Any) -> None:
+                with self._stats_lock:
+                    self.stats["sql_statements"][0] += 1
+
+            event.listen(engine, "after_cursor_execute", count)
 
     def _took(self, name: str, t0: float, c0: float) -> None:
         dt, dc = time.perf_counter() - t0, time.thread_time() - c0
@@ -112,7 +127,8 @@ class BillingActivities:
 
     def all(self) -> list[Any]:
         return [self.assemble_draft, self.open_task, self.escalate_task, self.close_task, self.add_posting,
-                self.finalize_invoice, self.reject_invoice, self.render_documents, self.collect_payment]
+                self.finalize_invoice, self.reject_invoice, self.render_documents, self.collect_payment,
+                self.account_page, self.assemble_batch]
 
     # ------------------------------------------------------------------ policies
     def _ruleset(self, conn: Connection, tenant_id: str, at: datetime) -> Any:
@@ -145,6 +161,13 @@ class BillingActivities:
     @activity.defn(name="billing.assemble_draft")
     def assemble_draft(self, inp: AssembleInput) -> DraftSummary:
         t0, c0 = time.perf_counter(), time.thread_time()
+        out = self._assemble_one(inp)
+        self._took("assemble_draft", t0, c0)
+        return out
+
+    def _assemble_one(self, inp: AssembleInput) -> DraftSummary:
+        """One account's draft, finalized when ``finalize_if_clean`` and no hold rule stops it;
+        idempotent by (account, cycle key): a repeat returns what the first call left."""
         as_of = datetime.fromisoformat(inp.as_of)
         for _ in range(3):
             # read and compute outside the write lock (SQLite has one for the whole database), then
@@ -153,7 +176,6 @@ class BillingActivities:
                 plan = self._assemble(conn, inp, as_of)
                 conn.rollback()
             if isinstance(plan, DraftSummary):
-                self._took("assemble_draft", t0, c0)
                 return plan
             with B.write_transaction(self.engine) as conn:
                 written = self._write_draft(conn, plan)
@@ -169,7 +191,6 @@ class BillingActivities:
                         fin = self._finalize_new(conn, inp.tenant_id, out, billed, plan["now"])
                     out.status, out.number, out.finalized_now = "finalized", fin.number, True
                     out.dunning_workflows = fin.dunning_workflows
-            self._took("assemble_draft", t0, c0)
             _log_draft(inp.account_id, out)
             return out
         raise ApplicationError("the draft changed under three attempts in a row", type="draft_contended")
@@ -472,6 +493,11 @@ class BillingActivities:
         (``store.documents.hand_over``; idempotent). When this worker delivers e-mail, the result
         names the queued delivery still to be sent, for the cycle to start its delivery workflow.
         EVBILL_RENDER_DOCUMENTS=0 keeps the old stub (billing-only benchmarks)."""
+        return self._render(inp, for_cycle=True)
+
+    def _render(self, inp: RenderDocumentsInput, *, for_cycle: bool) -> HandOverResult:
+        """``for_cycle``: the calling cycle starts the e-mail's delivery workflow; else (a billing
+        run's batch) the delivery stays queued for the delivery sweep."""
         if os.environ.get("EVBILL_RENDER_DOCUMENTS", "1") == "0":
             return HandOverResult("pending", f"documents for {inp.number} not rendered yet")
         from store.documents import defer_delivery, deliveries_of, hand_over
@@ -479,7 +505,7 @@ class BillingActivities:
 
         status, detail = hand_over(self.engine, inp.tenant_id, inp.invoice_id)
         delivery_id = ""
-        if status == "issued" and self.delivers_email:
+        if status == "issued" and self.delivers_email and for_cycle:
             with B.write_transaction(self.engine) as conn:
                 # the delivery at issue (seq 0), unless it already left (a retried hand-over)
                 delivery_id = next((d.id for d in deliveries_of(conn, inp.tenant_id, inp.number)
@@ -501,6 +527,67 @@ class BillingActivities:
             status, detail = PC.schedule_invoice(conn, inp.tenant_id, inp.invoice_id)
         self._took("collect_invoice", t0, c0)
         return HandOverResult(status, detail)
+
+    # ------------------------------------------------------------------ the billing run's batches
+    @activity.defn(name="billing.account_page")
+    def account_page(self, inp: AccountPageInput) -> AccountPage:
+        """The next page of the tenant's active accounts billed on ``inp.cycle`` (the account's own
+        cycle, else the ruleset's billing policy, as the cycle and the schedules read it)."""
+        with self.engine.connect() as conn:
+            rows = C.account_page(conn, inp.tenant_id, inp.after, inp.limit)
+            default = None
+            if any(r.billing_cycle not in ("monthly", "quarterly", "ad_hoc") for r in rows):
+                _rv, ruleset = self._ruleset(conn, inp.tenant_id, utcnow())
+                pol = ruleset.policies.billing_named(None) if ruleset is not None else None
+                default = pol.cycle if pol is not None else "monthly"
+        ids = [r.id for r in rows if (r.billing_cycle if r.billing_cycle in ("monthly", "quarterly", "ad_hoc")
+                                      else default) == inp.cycle]
+        return AccountPage(ids, rows[-1].id if rows else "")
+
+    @activity.defn(name="billing.assemble_batch")
+    def assemble_batch(self, inp: AssembleBatchInput) -> BatchOutcome:
+        """Assemble, finalize and hand over a batch of accounts, each on its own and idempotent by
+        (account, cycle key): a retried batch (a worker killed mid-batch) finds the accounts the
+        first attempt finalized and only hands them over again, which is idempotent too. An account
+        whose draft a hold rule stops, or whose assembly fails with a business error, is left to a
+        cycle workflow of its own (``held``): the draft names that workflow already."""
+        info = activity.info()
+        done = int(info.heartbeat_details[0]) if info.heartbeat_details else 0
+        out = BatchOutcome()
+        for i, account_id in enumerate(inp.account_ids):
+            t0, c0 = time.perf_counter(), time.thread_time()
+            wid = cycle_workflow_id(inp.tenant_id, account_id, inp.as_of)
+            try:
+                draft = self._assemble_one(AssembleInput(inp.tenant_id, account_id, inp.as_of, wid,
+                                                         finalize_if_clean=True, now=inp.now))
+            except ApplicationError as exc:
+                out.held.append(account_id)
+                out.failed.append({"account_id": account_id, "type": exc.type or "", "message": str(exc)[:500]})
+                continue
+            if draft.status == "finalized":
+                out.finalized += 1
+                if i >= done:
+                    # a retried batch hands over again what an earlier attempt may not have (both
+                    # hand-overs are idempotent); the heartbeats say which accounts it finished
+                    self._hand_over(inp.tenant_id, draft)
+                if draft.kind == "credit_note":
+                    with self.engine.connect() as conn:
+                        out.dunning_workflows += _dunning_to_tell(conn, inp.tenant_id, draft.invoice_id,
+                                                                  draft.kind)
+            elif draft.status == "empty":
+                out.empty += 1
+            elif draft.status == "rejected":
+                out.rejected += 1
+            else:  # a draft waiting for a person (held) or left over from an interrupted cycle
+                out.held.append(account_id)
+            self._took("batch_account", t0, c0)
+            activity.heartbeat(i + 1)
+        return out
+
+    def _hand_over(self, tenant_id: str, draft: DraftSummary) -> None:
+        self._render(RenderDocumentsInput(tenant_id, draft.invoice_id, draft.number), for_cycle=False)
+        self.collect_payment(CollectPaymentInput(tenant_id, draft.invoice_id, draft.number, draft.gross,
+                                                 draft.kind))
 
 
 def _dunning_to_tell(conn: Connection, tenant_id: str, invoice_id: str, kind: str) -> list[str]:
