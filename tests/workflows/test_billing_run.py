@@ -18,6 +18,7 @@ from store import billing as B
 from store import receivables as R
 from store.models import BillingAccount
 from tests.workflows.seed import expected_net, insert_sessions, seed_tenant
+from workflows.billing import activities as A
 from workflows.billing.activities import BillingActivities
 from workflows.billing.run import BillingRunWorkflow
 from workflows.billing.types import (
@@ -125,30 +126,33 @@ async def test_a_batch_retried_after_a_crash_makes_no_second_invoice(engine: Eng
     calls: list[str] = []
     heartbeats: list[Any] = []
 
-    def dying(tenant_id: str, draft: Any) -> None:
+    def dying(tenant_id: str, draft: Any, **kw: Any) -> None:
         if len(calls) == 3:
-            raise _Crash  # the 4th account is numbered, its hand-over never happens
+            raise _Crash  # the 4th account is numbered, its documents are never handed over
         calls.append(draft.invoice_id)
-        real(tenant_id, draft)
+        real(tenant_id, draft, **kw)
 
-    def counted(tenant_id: str, draft: Any) -> None:
+    def counted(tenant_id: str, draft: Any, **kw: Any) -> None:
         calls.append(draft.invoice_id)
-        real(tenant_id, draft)
+        real(tenant_id, draft, **kw)
+
+    monkeypatch.setattr(A, "_GROUP", 2)  # accounts written per transaction: three groups here
 
     monkeypatch.setattr(acts, "_hand_over", dying)
     first = ActivityEnvironment()
     first.on_heartbeat = lambda *d: heartbeats.append(d[0])
     with pytest.raises(_Crash):
         first.run(acts.assemble_batch, inp)
-    assert heartbeats == [1, 2, 3] and numbers(engine, "r3") == [1, 2, 3, 4]
+    # the second group (the 3rd and 4th accounts) was numbered, the 4th's hand-over died
+    assert heartbeats == [2] and numbers(engine, "r3") == [1, 2, 3, 4]
     monkeypatch.setattr(acts, "_hand_over", counted)
     retry = ActivityEnvironment()
     retry.info = _with_heartbeat(retry.info, heartbeats[-1])
     out = retry.run(acts.assemble_batch, inp)
     assert isinstance(out, BatchOutcome)
     assert (out.finalized, out.held, out.failed) == (5, [ids[4]], [])
-    # the retry handed over what the heartbeats did not report done (the 4th and 5th accounts)
-    assert len(calls) == 5 and len(set(calls)) == 5
+    # the retry handed over what the heartbeats did not report done: the second group again, the 6th
+    assert len(calls) == 6 and len(set(calls)) == 5 and calls[2] == calls[3]
     # once more, as a late duplicate attempt would (its hand-overs are idempotent): nothing changes
     again = ActivityEnvironment().run(acts.assemble_batch, inp)
     assert (again.finalized, again.held) == (5, [ids[4]])

@@ -75,6 +75,8 @@ log = logging.getLogger("evbill.billing")
 # how far back a cycle looks for late sessions and re-rated ones (older corrections need an
 # ad-hoc cycle with an explicit period)
 LOOKBACK_DAYS = 400
+# accounts of a billing run's batch written in one transaction
+_GROUP = 10
 
 def _d(v: Decimal) -> str:
     return format(v, "f")
@@ -110,14 +112,14 @@ class BillingActivities:
 
             event.listen(engine, "after_cursor_execute", count)
 
-    def _took(self, name: str, t0: float, c0: float) -> None:
+    def _took(self, name: str, t0: float, c0: float, n: int = 1) -> None:
         dt, dc = time.perf_counter() - t0, time.thread_time() - c0
         with self._stats_lock:
             st = self.stats[name]
-            st[0] += 1
+            st[0] += n
             st[1] += dt
             st[2] += dc
-            self._since_dump += 1
+            self._since_dump += n
             if self._stats_path and self._since_dump >= 50:
                 self._since_dump = 0
                 tmp = self._stats_path + ".tmp"
@@ -178,22 +180,34 @@ class BillingActivities:
             if isinstance(plan, DraftSummary):
                 return plan
             with B.write_transaction(self.engine) as conn:
-                written = self._write_draft(conn, plan)
-                if written is None:
-                    continue  # another attempt or an adjustment got there first: read again
-                out, billed = written
-                if inp.finalize_if_clean and out.status == "draft" and not out.reasons:
-                    # no hold rule stops it: number it in the same transaction (one write lock per
-                    # account at month-end, and a crash leaves either nothing or a numbered invoice)
-                    if plan["existed"]:
-                        fin = self._finalize(conn, inp.tenant_id, out.invoice_id, "", plan["now"])
-                    else:
-                        fin = self._finalize_new(conn, inp.tenant_id, out, billed, plan["now"])
-                    out.status, out.number, out.finalized_now = "finalized", fin.number, True
-                    out.dunning_workflows = fin.dunning_workflows
+                out = self._write_plan(conn, inp, plan)
+            if out is None:
+                continue  # another attempt or an adjustment got there first: read again
             _log_draft(inp.account_id, out)
             return out
         raise ApplicationError("the draft changed under three attempts in a row", type="draft_contended")
+
+    def _write_plan(self, conn: Connection, inp: AssembleInput, plan: dict[str, Any], *,
+                    collect: bool = False) -> DraftSummary | None:
+        """Write a planned draft and, when clean and ``inp.finalize_if_clean``, number it in the same
+        transaction (a crash leaves either nothing or a numbered invoice); ``collect``: hand the
+        numbered invoice over to collection in it too. None: the draft changed since it was read."""
+        written = self._write_draft(conn, plan)
+        if written is None:
+            return None
+        out, billed = written
+        if inp.finalize_if_clean and out.status == "draft" and not out.reasons:
+            if plan["existed"]:
+                fin = self._finalize(conn, inp.tenant_id, out.invoice_id, "", plan["now"])
+            else:
+                fin = self._finalize_new(conn, inp.tenant_id, out, billed, plan["now"])
+            out.status, out.number, out.finalized_now = "finalized", fin.number, True
+            out.dunning_workflows = fin.dunning_workflows
+            if collect:
+                from store import collections as PC
+
+                PC.schedule_invoice(conn, inp.tenant_id, out.invoice_id)
+        return out
 
     def _assemble(self, conn: Connection, inp: AssembleInput, as_of: datetime) -> DraftSummary | dict[str, Any]:
         t = inp.tenant_id
@@ -550,44 +564,93 @@ class BillingActivities:
         (account, cycle key): a retried batch (a worker killed mid-batch) finds the accounts the
         first attempt finalized and only hands them over again, which is idempotent too. An account
         whose draft a hold rule stops, or whose assembly fails with a business error, is left to a
-        cycle workflow of its own (``held``): the draft names that workflow already."""
+        cycle workflow of its own (``held``): the draft names that workflow already.
+
+        The accounts go through in groups of ``_GROUP``: their drafts are read and computed in one
+        read transaction, then written, numbered and scheduled for collection in one write
+        transaction (one SQLite write lock and one commit per group, not two per account). A group
+        whose writing fails goes through again one account at a time, so one bad account does not
+        hold up the others."""
         info = activity.info()
         done = int(info.heartbeat_details[0]) if info.heartbeat_details else 0
         out = BatchOutcome()
-        for i, account_id in enumerate(inp.account_ids):
+        ids = list(inp.account_ids)
+        for g in range(0, len(ids), _GROUP):
             t0, c0 = time.perf_counter(), time.thread_time()
-            wid = cycle_workflow_id(inp.tenant_id, account_id, inp.as_of)
-            try:
-                draft = self._assemble_one(AssembleInput(inp.tenant_id, account_id, inp.as_of, wid,
-                                                         finalize_if_clean=True, now=inp.now))
-            except ApplicationError as exc:
-                out.held.append(account_id)
-                out.failed.append({"account_id": account_id, "type": exc.type or "", "message": str(exc)[:500]})
-                continue
-            if draft.status == "finalized":
-                out.finalized += 1
-                if i >= done:
-                    # a retried batch hands over again what an earlier attempt may not have (both
-                    # hand-overs are idempotent); the heartbeats say which accounts it finished
-                    self._hand_over(inp.tenant_id, draft)
-                if draft.kind == "credit_note":
-                    with self.engine.connect() as conn:
-                        out.dunning_workflows += _dunning_to_tell(conn, inp.tenant_id, draft.invoice_id,
-                                                                  draft.kind)
-            elif draft.status == "empty":
-                out.empty += 1
-            elif draft.status == "rejected":
-                out.rejected += 1
-            else:  # a draft waiting for a person (held) or left over from an interrupted cycle
-                out.held.append(account_id)
-            self._took("batch_account", t0, c0)
-            activity.heartbeat(i + 1)
+            group = ids[g:g + _GROUP]
+            for i, (account_id, draft) in enumerate(zip(group, self._group(inp, group), strict=True), start=g):
+                self._tally(inp, out, account_id, draft, hand_over=i >= done)
+            self._took("batch_account", t0, c0, len(group))
+            activity.heartbeat(g + len(group))
         return out
 
-    def _hand_over(self, tenant_id: str, draft: DraftSummary) -> None:
+    def _group(self, inp: AssembleBatchInput, ids: list[str]) -> list[DraftSummary | ApplicationError]:
+        as_of = datetime.fromisoformat(inp.as_of)
+        args = {a: AssembleInput(inp.tenant_id, a, inp.as_of, cycle_workflow_id(inp.tenant_id, a, inp.as_of),
+                                 finalize_if_clean=True, now=inp.now) for a in ids}
+        got: dict[str, DraftSummary | ApplicationError] = {}
+        plans: dict[str, dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            for a in ids:
+                try:
+                    plan = self._assemble(conn, args[a], as_of)
+                except ApplicationError as exc:
+                    got[a] = exc
+                    continue
+                if isinstance(plan, DraftSummary):
+                    got[a] = plan  # finalized, rejected or empty already: nothing to write
+                else:
+                    plans[a] = plan
+            conn.rollback()
+        alone = []
+        if plans:
+            try:
+                with B.write_transaction(self.engine) as conn:
+                    written = {a: self._write_plan(conn, args[a], plan, collect=True) for a, plan in plans.items()}
+            except Exception:  # the group is rolled back whole: each account again on its own
+                log.warning("a group of %d drafts failed to write; one account at a time", len(plans), exc_info=True)
+                alone = list(plans)
+            else:
+                for a, w in written.items():
+                    if w is None:
+                        alone.append(a)  # changed since it was read: that account again on its own
+                    else:
+                        got[a] = w
+                        _log_draft(a, w)
+        for a in alone:
+            try:
+                got[a] = self._assemble_one(args[a])
+            except ApplicationError as exc:
+                got[a] = exc
+        return [got[a] for a in ids]
+
+    def _tally(self, inp: AssembleBatchInput, out: BatchOutcome, account_id: str,
+               draft: DraftSummary | ApplicationError, *, hand_over: bool) -> None:
+        if isinstance(draft, ApplicationError):
+            out.held.append(account_id)
+            out.failed.append({"account_id": account_id, "type": draft.type or "", "message": str(draft)[:500]})
+        elif draft.status == "finalized":
+            out.finalized += 1
+            if hand_over:
+                # what this attempt numbered was scheduled for collection in its transaction; the
+                # documents follow, and a retried batch hands over again what an earlier attempt may
+                # not have (idempotent), except the accounts its heartbeats reported done
+                self._hand_over(inp.tenant_id, draft, collect=not draft.finalized_now)
+            if draft.kind == "credit_note":
+                with self.engine.connect() as conn:
+                    out.dunning_workflows += _dunning_to_tell(conn, inp.tenant_id, draft.invoice_id, draft.kind)
+        elif draft.status == "empty":
+            out.empty += 1
+        elif draft.status == "rejected":
+            out.rejected += 1
+        else:  # a draft waiting for a person (held) or left over from an interrupted cycle
+            out.held.append(account_id)
+
+    def _hand_over(self, tenant_id: str, draft: DraftSummary, *, collect: bool = True) -> None:
         self._render(RenderDocumentsInput(tenant_id, draft.invoice_id, draft.number), for_cycle=False)
-        self.collect_payment(CollectPaymentInput(tenant_id, draft.invoice_id, draft.number, draft.gross,
-                                                 draft.kind))
+        if collect:
+            self.collect_payment(CollectPaymentInput(tenant_id, draft.invoice_id, draft.number, draft.gross,
+                                                     draft.kind))
 
 
 def _dunning_to_tell(conn: Connection, tenant_id: str, invoice_id: str, kind: str) -> list[str]:
