@@ -167,9 +167,10 @@ class BillingActivities:
         self._took("assemble_draft", t0, c0)
         return out
 
-    def _assemble_one(self, inp: AssembleInput) -> DraftSummary:
-        """One account's draft, finalized when ``finalize_if_clean`` and no hold rule stops it;
-        idempotent by (account, cycle key): a repeat returns what the first call left."""
+    def _assemble_one(self, inp: AssembleInput, *, collect: bool = False) -> DraftSummary:
+        """One account's draft, finalized when ``finalize_if_clean`` and no hold rule stops it
+        (``collect``: and scheduled for collection in that transaction); idempotent by (account,
+        cycle key): a repeat returns what the first call left."""
         as_of = datetime.fromisoformat(inp.as_of)
         for _ in range(3):
             # read and compute outside the write lock (SQLite has one for the whole database), then
@@ -180,7 +181,7 @@ class BillingActivities:
             if isinstance(plan, DraftSummary):
                 return plan
             with B.write_transaction(self.engine) as conn:
-                out = self._write_plan(conn, inp, plan)
+                out = self._write_plan(conn, inp, plan, collect=collect)
             if out is None:
                 continue  # another attempt or an adjustment got there first: read again
             _log_draft(inp.account_id, out)
@@ -578,13 +579,15 @@ class BillingActivities:
         for g in range(0, len(ids), _GROUP):
             t0, c0 = time.perf_counter(), time.thread_time()
             group = ids[g:g + _GROUP]
-            for i, (account_id, draft) in enumerate(zip(group, self._group(inp, group), strict=True), start=g):
+            for i, (account_id, draft) in enumerate(zip(group, self._group(inp, group, g), strict=True), start=g):
                 self._tally(inp, out, account_id, draft, hand_over=i >= done)
+                activity.heartbeat(i + 1)
             self._took("batch_account", t0, c0, len(group))
-            activity.heartbeat(g + len(group))
         return out
 
-    def _group(self, inp: AssembleBatchInput, ids: list[str]) -> list[DraftSummary | ApplicationError]:
+    def _group(self, inp: AssembleBatchInput, ids: list[str], before: int) -> list[DraftSummary | ApplicationError]:
+        """The group's accounts assembled, and the clean ones numbered and scheduled for collection;
+        ``before``: the batch's accounts handed over already (what the heartbeats report meanwhile)."""
         as_of = datetime.fromisoformat(inp.as_of)
         args = {a: AssembleInput(inp.tenant_id, a, inp.as_of, cycle_workflow_id(inp.tenant_id, a, inp.as_of),
                                  finalize_if_clean=True, now=inp.now) for a in ids}
@@ -592,6 +595,7 @@ class BillingActivities:
         plans: dict[str, dict[str, Any]] = {}
         with self.engine.connect() as conn:
             for a in ids:
+                activity.heartbeat(before)  # alive: a slow group is not taken for a dead worker
                 try:
                     plan = self._assemble(conn, args[a], as_of)
                 except ApplicationError as exc:
@@ -619,7 +623,7 @@ class BillingActivities:
                         _log_draft(a, w)
         for a in alone:
             try:
-                got[a] = self._assemble_one(args[a])
+                got[a] = self._assemble_one(args[a], collect=True)
             except ApplicationError as exc:
                 got[a] = exc
         return [got[a] for a in ids]

@@ -41,8 +41,9 @@ __all__ = ["BillingRunWorkflow"]
 _RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                      maximum_interval=timedelta(seconds=30), maximum_attempts=0)
 # a batch heartbeats after every account: a worker killed mid-batch is noticed after this long,
-# and the retry skips the hand-over of the accounts the heartbeats reported finished
-_HEARTBEAT = timedelta(seconds=20)
+# and the retry skips the hand-over of the accounts the heartbeats reported finished (20 s were
+# too short on a machine at load 12: an attempt alive but starved of CPU was cancelled and redone)
+_HEARTBEAT = timedelta(seconds=30)
 _BATCH = timedelta(minutes=30)
 # accounts read per page: several batches' worth, so the batches of a page run side by side
 _PAGE_BATCHES = 8
