@@ -8,8 +8,31 @@ cut-off, on SQLite (default) and/or PostgreSQL (``EVBILL_BENCH_POSTGRES_URL`` or
 kind, summed over worker threads, against the wall clock).
 
 Usage: python benchmarks/month_end.py [--accounts 10000] [--sessions 1000000] [--db sqlite|postgresql|both]
-       [--workers 2] [--threads 3] [--temporal file|memory]
+       [--workers 2] [--threads 3] [--temporal file|memory] [--path run|cycles] [--batch 100]
 Target (issue 5): 10,000 accounts / 1,000,000 sessions in <= 5 minutes on a 2-core machine.
+Target (issue 17 part 3): <= 60 s on both databases and linear (30,000 accounts in <= 3 min), i.e.
+12 ms of CPU per account for everything (2 cores x 60 s / 10,000).
+
+``--path run`` (default since issue 17 part 3): one ``BillingRunWorkflow`` for the tenant, batch
+activities of ``--batch`` accounts; ``--path cycles``: a ``BillingCycleWorkflow`` per account (the
+path before). Printed: wall, CPU per account of the workers, the Temporal server and (PostgreSQL)
+every server process on the machine, all summed, and the workers' SQL statements per account.
+
+Measured 2026-12-06 (issue 17 part 3), 1,000 accounts / 100,000 sessions, 2 workers x 3 threads,
+the 2-core VM shared with other sessions (load average 10-17 throughout: the wall clock here is
+mostly other people's work, the CPU columns are the comparison), paths run back to back:
+  SQLite      cycles  101.6 s, load 16.6: Temporal 24.9 ms, workers 49.2 ms, benchmark 1.1 ms per
+                      account = 75.3 ms; 42.0 statements per account
+              run      96.4 s, load 14.7: Temporal 1.8 ms, workers 25.3 ms = 27.1 ms; 37.5 statements
+  PostgreSQL  cycles  150.1 s, load 14.1: PostgreSQL 24.4, Temporal 25.4, workers 61.0, benchmark 1.3
+                      = 112.1 ms; 39.0 statements
+              run     133.4 s, load 10.7: PostgreSQL 18.0, Temporal 2.1, workers 36.5 = 56.7 ms; 35.1
+                      statements
+The run takes Temporal out of the per-account cost (25 -> 2 ms) and halves the workers' (no
+workflow task, local activities or markers per account); what is left is the assembly itself:
+reading ~100 sessions and ~200 rated lines, writing the draft and its lines, numbering, the open
+item and its journal entry, the collection hand-over (~17 ms of CPU in one thread on a quiet
+machine, ~21-32 ms at load 10-17). 12 ms per account needs that work set-based per batch.
 
 Two workers (one per core) with three activity threads each: at 2,000 accounts, 2/3/4/6 threads
 took 65/62/77/83 s, because more threads than cores only add GIL hand-offs (the assembly's own
