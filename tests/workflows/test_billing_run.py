@@ -5,18 +5,23 @@ makes no second invoice and no second collection entry."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, select, text, update
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from store import billing as B
 from store import receivables as R
+from store.db import make_engine, migrate
 from store.models import BillingAccount
+from tests.workflows.conftest import PG_URL
 from tests.workflows.seed import expected_net, insert_sessions, seed_tenant
 from workflows.billing import activities as A
 from workflows.billing.activities import BillingActivities
@@ -34,6 +39,32 @@ from workflows.billing.worker import build_worker
 from workflows.billing.workflows import BillingCycleWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """Each test on SQLite and on PostgreSQL (a schema of its own; skipped without a server)."""
+    if request.param == "sqlite":
+        eng = make_engine(f"sqlite:///{tmp_path / 'evbill.db'}")
+        migrate(eng)
+        yield eng
+        eng.dispose()
+        return
+    if not PG_URL:
+        pytest.skip("EVBILL_TEST_POSTGRES_URL is not set")
+    schema = f"run_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(PG_URL, pool_size=1, max_overflow=0)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    eng = make_engine(PG_URL, schema=schema)
+    try:
+        migrate(eng)
+        yield eng
+    finally:
+        eng.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 CUT_OFF = "2026-12-01T00:05:00+01:00"
 NOV = datetime(2026, 11, 3, 10, tzinfo=UTC)
 
@@ -79,6 +110,11 @@ async def test_clean_accounts_in_batches_and_a_held_one_in_its_own_cycle(env: Wo
         # the held account waits in a cycle workflow of its own, which the finance task names
         handle = env.client.get_workflow_handle(held_wid, result_type=BillingCycleResult)
         status = await handle.query(BillingCycleWorkflow.status)
+        for _ in range(100):  # "held" comes before the task is opened: wait for its id
+            if status.task_id:
+                break
+            await asyncio.sleep(0.1)
+            status = await handle.query(BillingCycleWorkflow.status)
         assert status.state == "held" and [r["kind"] for r in status.reasons] == ["total"]
         with engine.connect() as conn:
             task = conn.execute(select(B.finance_task).where(B.finance_task.c.tenant_id == "r1")).one()
