@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select, text, update
+from sqlalchemy import Engine, func, select, update
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from store import billing as B
 from store import receivables as R
-from store.db import make_engine, migrate
 from store.models import BillingAccount
-from tests.workflows.conftest import PG_URL
+from tests.store.conftest import BACKENDS, fresh_engine
 from tests.workflows.seed import expected_net, insert_sessions, seed_tenant
 from workflows.billing import activities as A
 from workflows.billing.activities import BillingActivities
@@ -41,30 +40,14 @@ from workflows.billing.workflows import BillingCycleWorkflow
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """Each test on SQLite and on PostgreSQL (a schema of its own; skipped without a server)."""
-    if request.param == "sqlite":
-        eng = make_engine(f"sqlite:///{tmp_path / 'evbill.db'}")
-        migrate(eng)
-        yield eng
-        eng.dispose()
-        return
-    if not PG_URL:
-        pytest.skip("EVBILL_TEST_POSTGRES_URL is not set")
-    schema = f"run_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(PG_URL, pool_size=1, max_overflow=0)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    eng = make_engine(PG_URL, schema=schema)
+    """Each test on SQLite and, with ``EVBILL_TEST_POSTGRES_URL``, on PostgreSQL (a schema of its own)."""
+    eng, cleanup = fresh_engine(str(request.param), tmp_path)
     try:
-        migrate(eng)
         yield eng
     finally:
-        eng.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+        cleanup()  # type: ignore[operator]
 CUT_OFF = "2026-12-01T00:05:00+01:00"
 NOV = datetime(2026, 11, 3, 10, tzinfo=UTC)
 
