@@ -28,6 +28,10 @@ mostly other people's work, the CPU columns are the comparison), paths run back 
                       = 112.1 ms; 39.0 statements
               run     133.4 s, load 10.7: PostgreSQL 18.0, Temporal 2.1, workers 36.5 = 56.7 ms; 35.1
                       statements
+  SQLite, a second pair (19:12-19:16 UTC)
+              cycles   86.8 s, load 13.0: Temporal 21.4 ms, workers 47.1 ms, benchmark 0.9 ms = 69.3 ms;
+                       starting the 1,000 workflows alone took 23.2 s
+              run      36.2 s, load 8.7: Temporal 1.0 ms, workers 33.4 ms = 34.4 ms
   SQLite      run (2,000 accounts) 172.4 s, load 20.6: Temporal 1.4 ms, workers 23.4 ms = 24.9 ms;
               37.5 statements (CPU per account as at 1,000: the run grows linearly)
 The run takes Temporal out of the per-account cost (25 -> 2 ms) and halves the workers' (no
