@@ -32,6 +32,15 @@ mostly other people's work, the CPU columns are the comparison), paths run back 
               cycles   86.8 s, load 13.0: Temporal 21.4 ms, workers 47.1 ms, benchmark 0.9 ms = 69.3 ms;
                        starting the 1,000 workflows alone took 23.2 s
               run      36.2 s, load 8.7: Temporal 1.0 ms, workers 33.4 ms = 34.4 ms
+  PostgreSQL, a second pair (19:17-19:25 UTC)
+              cycles  150.8 s, load 14.5: PostgreSQL 21.1, Temporal 25.5, workers 53.6, benchmark 1.3
+                      = 101.6 ms; 39.0 statements
+              run     141.8 s, load 12.6: PostgreSQL 16.8, Temporal 2.1, workers 35.4 = 54.5 ms; 35.4
+                      statements. Here the wall clock hardly moved while the CPU per account halved:
+                      the batch threads were busy 86 % of the time, waiting: the first number a
+                      group's write transaction drew locked the series row until its commit, with
+                      the other nine drafts' writing still to come (drafts are now written first,
+                      then numbered; figure below)
   SQLite      run (2,000 accounts) 172.4 s, load 20.6: Temporal 1.4 ms, workers 23.4 ms = 24.9 ms;
               37.5 statements (CPU per account as at 1,000: the run grows linearly)
 The run takes Temporal out of the per-account cost (25 -> 2 ms) and halves the workers' (no

@@ -196,7 +196,11 @@ class BillingActivities:
         written = self._write_draft(conn, plan)
         if written is None:
             return None
-        out, billed = written
+        return self._finalize_written(conn, inp, plan, *written, collect=collect)
+
+    def _finalize_written(self, conn: Connection, inp: AssembleInput, plan: dict[str, Any], out: DraftSummary,
+                          billed: list[tuple[str, str]], *, collect: bool = False) -> DraftSummary:
+        """Number a draft ``_write_draft`` just wrote, when it is clean and ``inp.finalize_if_clean``."""
         if inp.finalize_if_clean and out.status == "draft" and not out.reasons:
             if plan["existed"]:
                 fin = self._finalize(conn, inp.tenant_id, out.invoice_id, "", plan["now"])
@@ -610,7 +614,13 @@ class BillingActivities:
         if plans:
             try:
                 with B.write_transaction(self.engine) as conn:
-                    written = {a: self._write_plan(conn, args[a], plan, collect=True) for a, plan in plans.items()}
+                    # every draft and its lines first, then the numbers: on PostgreSQL the first
+                    # number drawn locks the series row until commit, so the other writers wait
+                    # for the numbering only, not for the drafts too
+                    drafts = {a: self._write_draft(conn, plan) for a, plan in plans.items()}
+                    written = {a: None if d is None else self._finalize_written(conn, args[a], plans[a], *d,
+                                                                                collect=True)
+                               for a, d in drafts.items()}
             except Exception:  # the group is rolled back whole: each account again on its own
                 log.warning("a group of %d drafts failed to write; one account at a time", len(plans), exc_info=True)
                 alone = list(plans)
