@@ -44,6 +44,12 @@ mostly other people's work, the CPU columns are the comparison), paths run back 
               run, drafts written before numbering (19:29 UTC): 64.2 s, load 6.7: PostgreSQL 23.7
                       (every server process on the machine), Temporal 1.3, workers 33.6 = 58.8 ms;
                       35.4 statements; threads busy 88 %, the machine's CPU used 46 % (was 19 %)
+  SQLite, the final code at the quietest hour (19:32-19:35 UTC, back to back)
+              run      27.2 s (36.8 accounts/s), load 3.4-4.4: Temporal 0.7 ms, workers 25.3 ms = 26.0 ms;
+                       37.5 statements
+              cycles   50.8 s (19.7 accounts/s), load 4.5-7.7: Temporal 20.6 ms, workers 43.7 ms,
+                       benchmark 1.0 ms = 65.3 ms; 42.0 statements; starting the workflows 11.6 s
+              At 26 ms per account 10,000 accounts need ~260 CPU-seconds: >= 130 s on 2 cores, not 60.
   SQLite      run (2,000 accounts) 172.4 s, load 20.6: Temporal 1.4 ms, workers 23.4 ms = 24.9 ms;
               37.5 statements (CPU per account as at 1,000: the run grows linearly)
 The run takes Temporal out of the per-account cost (25 -> 2 ms) and halves the workers' (no
