@@ -8,8 +8,55 @@ cut-off, on SQLite (default) and/or PostgreSQL (``EVBILL_BENCH_POSTGRES_URL`` or
 kind, summed over worker threads, against the wall clock).
 
 Usage: python benchmarks/month_end.py [--accounts 10000] [--sessions 1000000] [--db sqlite|postgresql|both]
-       [--workers 2] [--threads 3] [--temporal file|memory]
+       [--workers 2] [--threads 3] [--temporal file|memory] [--path run|cycles] [--batch 100]
 Target (issue 5): 10,000 accounts / 1,000,000 sessions in <= 5 minutes on a 2-core machine.
+Target (issue 17 part 3): <= 60 s on both databases and linear (30,000 accounts in <= 3 min), i.e.
+12 ms of CPU per account for everything (2 cores x 60 s / 10,000).
+
+``--path run`` (default since issue 17 part 3): one ``BillingRunWorkflow`` for the tenant, batch
+activities of ``--batch`` accounts; ``--path cycles``: a ``BillingCycleWorkflow`` per account (the
+path before). Printed: wall, CPU per account of the workers, the Temporal server and (PostgreSQL)
+every server process on the machine, all summed, and the workers' SQL statements per account.
+
+Measured 2026-12-06 (issue 17 part 3), 1,000 accounts / 100,000 sessions, 2 workers x 3 threads,
+the 2-core VM shared with other sessions (load average 10-17 throughout: the wall clock here is
+mostly other people's work, the CPU columns are the comparison), paths run back to back:
+  SQLite      cycles  101.6 s, load 16.6: Temporal 24.9 ms, workers 49.2 ms, benchmark 1.1 ms per
+                      account = 75.3 ms; 42.0 statements per account
+              run      96.4 s, load 14.7: Temporal 1.8 ms, workers 25.3 ms = 27.1 ms; 37.5 statements
+  PostgreSQL  cycles  150.1 s, load 14.1: PostgreSQL 24.4, Temporal 25.4, workers 61.0, benchmark 1.3
+                      = 112.1 ms; 39.0 statements
+              run     133.4 s, load 10.7: PostgreSQL 18.0, Temporal 2.1, workers 36.5 = 56.7 ms; 35.1
+                      statements
+  SQLite, a second pair (19:12-19:16 UTC)
+              cycles   86.8 s, load 13.0: Temporal 21.4 ms, workers 47.1 ms, benchmark 0.9 ms = 69.3 ms;
+                       starting the 1,000 workflows alone took 23.2 s
+              run      36.2 s, load 8.7: Temporal 1.0 ms, workers 33.4 ms = 34.4 ms
+  PostgreSQL, a second pair (19:17-19:25 UTC)
+              cycles  150.8 s, load 14.5: PostgreSQL 21.1, Temporal 25.5, workers 53.6, benchmark 1.3
+                      = 101.6 ms; 39.0 statements
+              run     141.8 s, load 12.6: PostgreSQL 16.8, Temporal 2.1, workers 35.4 = 54.5 ms; 35.4
+                      statements. Here the wall clock hardly moved while the CPU per account halved:
+                      the batch threads were busy 86 % of the time, waiting: the first number a
+                      group's write transaction drew locked the series row until its commit, with
+                      the other nine drafts' writing still to come (drafts are now written first,
+                      then numbered)
+              run, drafts written before numbering (19:29 UTC): 64.2 s, load 6.7: PostgreSQL 23.7
+                      (every server process on the machine), Temporal 1.3, workers 33.6 = 58.8 ms;
+                      35.4 statements; threads busy 88 %, the machine's CPU used 46 % (was 19 %)
+  SQLite, the final code at the quietest hour (19:32-19:35 UTC, back to back)
+              run      27.2 s (36.8 accounts/s), load 3.4-4.4: Temporal 0.7 ms, workers 25.3 ms = 26.0 ms;
+                       37.5 statements
+              cycles   50.8 s (19.7 accounts/s), load 4.5-7.7: Temporal 20.6 ms, workers 43.7 ms,
+                       benchmark 1.0 ms = 65.3 ms; 42.0 statements; starting the workflows 11.6 s
+              At 26 ms per account 10,000 accounts need ~260 CPU-seconds: >= 130 s on 2 cores, not 60.
+  SQLite      run (2,000 accounts) 172.4 s, load 20.6: Temporal 1.4 ms, workers 23.4 ms = 24.9 ms;
+              37.5 statements (CPU per account as at 1,000: the run grows linearly)
+The run takes Temporal out of the per-account cost (25 -> 2 ms) and halves the workers' (no
+workflow task, local activities or markers per account); what is left is the assembly itself:
+reading ~100 sessions and ~200 rated lines, writing the draft and its lines, numbering, the open
+item and its journal entry, the collection hand-over (~17 ms of CPU in one thread on a quiet
+machine, ~21-32 ms at load 10-17). 12 ms per account needs that work set-based per batch.
 
 Two workers (one per core) with three activity threads each: at 2,000 accounts, 2/3/4/6 threads
 took 65/62/77/83 s, because more threads than cores only add GIL hand-offs (the assembly's own
@@ -66,7 +113,7 @@ from store import billing as B
 from store.db import make_engine, migrate
 from tests.workflows.seed import RULESET, Seeded, insert_sessions, seed_tenant
 from workflows.billing.embedded import free_port, start_dev_server
-from workflows.billing.worker import start_cycles
+from workflows.billing.worker import start_cycles, start_run
 
 DEV_SERVER = str(ROOT / ".venv" / "bin" / "temporal")
 CUT_OFF = datetime(2026, 12, 1, 0, 5, tzinfo=UTC)
@@ -181,7 +228,7 @@ def finalized(engine: Engine) -> int:
 
 
 async def run(kind: str, accounts: int, per_account: int, workers: int, threads: int,
-              temporal: str = "file") -> dict[str, Any]:
+              temporal: str = "file", path: str = "run", batch: int = 100) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="evbill-month-end-"))
     engine, url, schema, cleanup = prepare(kind, accounts, per_account, tmp)
     if temporal == "file":
@@ -202,7 +249,10 @@ async def run(kind: str, accounts: int, per_account: int, workers: int, threads:
         await asyncio.sleep(2)  # workers connect
         cpu0, self0 = _children_cpu(kind == "postgresql"), time.process_time()
         t0 = time.perf_counter()
-        await start_cycles(client, "bench", ids, CUT_OFF, task_queue=tq, concurrency=100)
+        if path == "run":
+            await start_run(client, "bench", CUT_OFF, task_queue=tq, batch_size=batch)
+        else:
+            await start_cycles(client, "bench", ids, CUT_OFF, task_queue=tq, concurrency=100)
         t_started = time.perf_counter() - t0
         done = 0
         analyzed = time.perf_counter()
@@ -241,15 +291,22 @@ async def run(kind: str, accounts: int, per_account: int, workers: int, threads:
     engine.dispose()
     if cleanup:
         cleanup()
-    out = {"db": kind, "temporal": temporal, "workers": workers, "threads": threads, "accounts": accounts,
+    statements = stats.pop("sql_statements", [0])[0]
+    per = stats.get("batch_account" if path == "run" else "assemble_draft", [0])[0]
+    out = {"db": kind, "path": path, "batch": batch if path == "run" else None, "temporal": temporal,
+           "workers": workers, "threads": threads, "accounts": accounts,
            "sessions": accounts * per_account, "wall_s": round(wall, 1),
            "start_s": round(t_started, 1), "accounts_per_s": round(accounts / wall, 1), "gross_total": str(total),
-           "cpu_s": {k: round(v, 1) for k, v in cpu.items()}, "load_avg_1m": os.getloadavg()[0],
+           "cpu_s": {k: round(v, 1) for k, v in cpu.items()},
+           "cpu_ms_per_account": {k: round(1000 * v / accounts, 1) for k, v in cpu.items()},
+           "cpu_ms_per_account_total": round(1000 * sum(cpu.values()) / accounts, 1),
+           "statements_per_account": round(statements / per, 1) if per else None, "load_avg_1m": os.getloadavg()[0],
            "activity_s": {k: {"calls": int(v[0]), "seconds": round(v[1], 1), "ms_each": round(1000 * v[1] / v[0], 1),
                               "cpu_ms_each": round(1000 * v[2] / v[0], 1)}
                           for k, v in stats.items() if v[0]}}
     busy = sum(v[1] for v in stats.values())
-    print(f"[{kind}, Temporal history in {temporal}, {workers} workers x {threads} threads] "
+    how = f"BillingRunWorkflow, batches of {batch}" if path == "run" else "a BillingCycleWorkflow per account"
+    print(f"[{kind}, {how}, Temporal history in {temporal}, {workers} workers x {threads} threads] "
           f"{accounts} accounts / {accounts * per_account} sessions: cut-off -> all finalized in "
           f"{wall:.1f}s ({accounts / wall:.1f} accounts/s); starting the workflows took {t_started:.1f}s", flush=True)
     for k, v in out["activity_s"].items():
@@ -259,6 +316,8 @@ async def run(kind: str, accounts: int, per_account: int, workers: int, threads:
                                                       for k, v in cpu.items())
           + f"; {os.cpu_count()} cores x {wall:.0f}s = {(os.cpu_count() or 1) * wall:.0f}s; "
           f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    print(f"   CPU per account, everything: {out['cpu_ms_per_account_total']} ms (target 12 ms); SQL statements per "
+          f"account (the workers'): {out['statements_per_account']}", flush=True)
     cap = workers * threads * wall
     print(f"   activity threads busy {busy:.0f}s of {cap:.0f}s available ({100 * busy / cap:.0f}%); the rest of "
           f"the wall clock is Temporal (dev server, workflow tasks, polling) and the GIL", flush=True)
@@ -274,6 +333,9 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=3)
     ap.add_argument("--temporal", choices=["file", "memory"], default="file",
                     help="dev server history in a SQLite file as evbill serve keeps it (default), or in memory")
+    ap.add_argument("--path", choices=["run", "cycles"], default="run",
+                    help="a BillingRunWorkflow in batches (default), or a BillingCycleWorkflow per account (before)")
+    ap.add_argument("--batch", type=int, default=100, help="accounts per batch activity (--path run)")
     args = ap.parse_args()
     per = max(1, args.sessions // args.accounts)
     kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
@@ -281,7 +343,8 @@ def main() -> int:
                                       or os.environ.get("EVBILL_TEST_POSTGRES_URL")):
         print("no PostgreSQL URL (EVBILL_BENCH_POSTGRES_URL): skipping PostgreSQL")
         kinds.remove("postgresql")
-    results = [asyncio.run(run(k, args.accounts, per, args.workers, args.threads, args.temporal)) for k in kinds]
+    results = [asyncio.run(run(k, args.accounts, per, args.workers, args.threads, args.temporal, args.path,
+                               args.batch)) for k in kinds]
     print(json.dumps(results, indent=1))
     return 0
 

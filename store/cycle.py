@@ -24,6 +24,7 @@ __all__ = [
     "BILLED_KINDS",
     "account",
     "account_contracts",
+    "account_page",
     "audit_entry_exists",
     "billed_net_of_session",
     "billed_of",
@@ -183,6 +184,15 @@ def version_in_force(conn: Connection, tenant_id: str, at: datetime, but: str | 
 def version(conn: Connection, tenant_id: str, version_id: str) -> Any:
     return conn.execute(select(_rv.c.id, _rv.c.source, _rv.c.dsl_name, _rv.c.effective_from).where(
         _rv.c.tenant_id == tenant_id, _rv.c.id == version_id)).first()
+
+
+def account_page(conn: Connection, tenant_id: str, after: str, limit: int) -> list[Any]:
+    """The next ``limit`` of the tenant's active accounts after id ``after`` (id, billing_cycle), by id:
+    a billing run pages through them."""
+    stmt = (select(_acct.c.id, _acct.c.billing_cycle)
+            .where(_acct.c.tenant_id == tenant_id, _acct.c.status == "active", _acct.c.id > after)
+            .order_by(_acct.c.id).limit(limit))
+    return list(conn.execute(stmt).all())
 
 
 def schedule_accounts(conn: Connection, tenant_id: str, account_ids: Sequence[str] | None = None) -> list[Any]:

@@ -1,6 +1,8 @@
 """Month-end of 500 accounts survives crashes: the worker process SIGKILLed mid-run and restarted,
 and the Temporal server process killed mid-run and restarted on its history file. Afterwards:
-exactly one invoice per account, numbers gapless, totals identical to an uninterrupted run.
+exactly one invoice per account, numbers gapless, totals identical to an uninterrupted run. Both
+ways to run month-end: a ``BillingCycleWorkflow`` per account (``start_cycles``) and the batched
+``BillingRunWorkflow`` (``start_run``), against the same reference.
 
 Real servers: the uninterrupted run and the worker crash use ``start_local`` with the venv's
 ``temporal`` binary; the server crash runs the same binary as a process of its own (the test must
@@ -31,7 +33,7 @@ from store import billing as B
 from store.db import make_engine, migrate
 from tests.workflows.conftest import DEV_SERVER, ROOT
 from tests.workflows.seed import RULESET, insert_sessions, seed_tenant
-from workflows.billing.worker import start_cycles
+from workflows.billing.worker import start_cycles, start_run
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 N = 500
@@ -100,7 +102,7 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, Path]
     path = tmp_path_factory.mktemp("crash") / "evbill.db"
     engine = make_engine(f"sqlite:///{path}")
     migrate(engine)
-    for t in ("ref", "kill_worker", "kill_server"):
+    for t in ("ref", "kill_worker", "kill_server", "run_kill_worker", "run_kill_server"):
         seed(engine, t)
     yield engine, path
     engine.dispose()
@@ -136,55 +138,67 @@ def _ids(engine: Engine, tenant: str) -> list[str]:
         return [r[0] for r in conn.execute(select(t.c.id).where(t.c.tenant_id == tenant).order_by(t.c.id))]
 
 
-async def test_worker_sigkilled_mid_run(db: tuple[Engine, Path], reference: dict[str, Any]) -> None:
+async def _month_end(client: Client, engine: Engine, tenant: str, tq: str, batched: bool) -> None:
+    if batched:  # batches of 25: twenty batch activities, several in flight when the kill comes
+        await start_run(client, tenant, CUT_OFF, task_queue=tq, batch_size=25)
+    else:
+        await start_cycles(client, tenant, _ids(engine, tenant), CUT_OFF, task_queue=tq)
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["cycles", "run"])
+async def test_worker_sigkilled_mid_run(db: tuple[Engine, Path], reference: dict[str, Any], batched: bool) -> None:
     engine, path = db
+    tenant = "run_kill_worker" if batched else "kill_worker"
     env = await WorkflowEnvironment.start_local(dev_server_existing_path=DEV_SERVER, dev_server_log_level="error")
     tq = f"kill-{uuid.uuid4().hex[:6]}"
     address = env.client.service_client.config.target_host
-    log = path.with_suffix(".kill_worker.log")
+    log = path.with_suffix(f".{tenant}.log")
     w = worker(address, tq, path, log)
     try:
-        await start_cycles(env.client, "kill_worker", _ids(engine, "kill_worker"), CUT_OFF, task_queue=tq)
-        await wait_finalized(engine, "kill_worker", N // 5)
+        await _month_end(env.client, engine, tenant, tq, batched)
+        await wait_finalized(engine, tenant, N // 5)
         os.kill(w.pid, signal.SIGKILL)  # mid-run: activities in flight, some invoices numbered, most not
         w.wait(10)
-        killed_at = finalized(engine, "kill_worker")
+        killed_at = finalized(engine, tenant)
         assert killed_at < N, "the run finished before the kill: nothing was tested"
         w = worker(address, tq, path, log)
-        await wait_finalized(engine, "kill_worker", N)
+        await wait_finalized(engine, tenant, N)
         await asyncio.sleep(1)  # late retries of killed attempts must not add anything
     finally:
         w.terminate()
         w.wait(30)
         await env.shutdown()
-    check(engine, "kill_worker", reference)
+    check(engine, tenant, reference)
 
 
-async def test_temporal_server_restarted_mid_run(db: tuple[Engine, Path], reference: dict[str, Any]) -> None:
+@pytest.mark.parametrize("batched", [False, True], ids=["cycles", "run"])
+async def test_temporal_server_restarted_mid_run(db: tuple[Engine, Path], reference: dict[str, Any],
+                                                 batched: bool) -> None:
     from workflows.billing.embedded import free_port, start_dev_server
 
     engine, path = db
+    tenant = "run_kill_server" if batched else "kill_server"
     port = free_port()
-    history = path.with_name("temporal-history.db")
+    history = path.with_name(f"temporal-history-{tenant}.db")
     server = start_dev_server(port, history)
     address = f"127.0.0.1:{port}"
     tq = f"srv-{uuid.uuid4().hex[:6]}"
-    log = path.with_suffix(".kill_server.log")
+    log = path.with_suffix(f".{tenant}.log")
     w = worker(address, tq, path, log)
     try:
         client = await Client.connect(address)
-        await start_cycles(client, "kill_server", _ids(engine, "kill_server"), CUT_OFF, task_queue=tq)
-        await wait_finalized(engine, "kill_server", N // 5)
+        await _month_end(client, engine, tenant, tq, batched)
+        await wait_finalized(engine, tenant, N // 5)
         server.kill()  # SIGKILL: no graceful shutdown of the history store
         server.wait(10)
-        assert finalized(engine, "kill_server") < N, "the run finished before the restart: nothing was tested"
+        assert finalized(engine, tenant) < N, "the run finished before the restart: nothing was tested"
         await asyncio.sleep(2)
         server = start_dev_server(port, history)
-        await wait_finalized(engine, "kill_server", N)
+        await wait_finalized(engine, tenant, N)
         await asyncio.sleep(1)
     finally:
         w.terminate()
         w.wait(30)
         server.terminate()
         server.wait(30)
-    check(engine, "kill_server", reference)
+    check(engine, tenant, reference)

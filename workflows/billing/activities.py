@@ -51,7 +51,11 @@ from store import billing as B
 from store import cycle as C
 from store.types import new_id, utcnow
 from workflows.billing.types import (
+    AccountPage,
+    AccountPageInput,
+    AssembleBatchInput,
     AssembleInput,
+    BatchOutcome,
     CloseTaskInput,
     CollectPaymentInput,
     DraftSummary,
@@ -62,6 +66,7 @@ from workflows.billing.types import (
     OpenTaskInput,
     PostingInput,
     RenderDocumentsInput,
+    cycle_workflow_id,
 )
 
 __all__ = ["LOOKBACK_DAYS", "BillingActivities"]
@@ -71,6 +76,8 @@ log = logging.getLogger("evbill.billing")
 # how far back a cycle looks for late sessions and re-rated ones (older corrections need an
 # ad-hoc cycle with an explicit period)
 LOOKBACK_DAYS = 400
+# accounts of a billing run's batch written in one transaction
+_GROUP = 10
 
 def _d(v: Decimal) -> str:
     return format(v, "f")
@@ -95,15 +102,25 @@ class BillingActivities:
         self._stats_lock = threading.Lock()
         self._stats_path = stats_path or os.environ.get("EVBILL_BILLING_STATS") or None
         self._since_dump = 0
+        if self._stats_path:
+            # the benchmark's statements per account: every statement this worker sends (an
+            # executemany counts once, as it is one round trip)
+            from sqlalchemy import event
 
-    def _took(self, name: str, t0: float, c0: float) -> None:
+            def count(*_: Any) -> None:
+                with self._stats_lock:
+                    self.stats["sql_statements"][0] += 1
+
+            event.listen(engine, "after_cursor_execute", count)
+
+    def _took(self, name: str, t0: float, c0: float, n: int = 1) -> None:
         dt, dc = time.perf_counter() - t0, time.thread_time() - c0
         with self._stats_lock:
             st = self.stats[name]
-            st[0] += 1
+            st[0] += n
             st[1] += dt
             st[2] += dc
-            self._since_dump += 1
+            self._since_dump += n
             if self._stats_path and self._since_dump >= 50:
                 self._since_dump = 0
                 tmp = self._stats_path + ".tmp"
@@ -113,7 +130,8 @@ class BillingActivities:
 
     def all(self) -> list[Any]:
         return [self.assemble_draft, self.open_task, self.escalate_task, self.close_task, self.add_posting,
-                self.finalize_invoice, self.reject_invoice, self.render_documents, self.collect_payment]
+                self.finalize_invoice, self.reject_invoice, self.render_documents, self.collect_payment,
+                self.account_page, self.assemble_batch]
 
     # ------------------------------------------------------------------ policies
     def _ruleset(self, conn: Connection, tenant_id: str, at: datetime) -> Any:
@@ -146,6 +164,14 @@ class BillingActivities:
     @activity.defn(name="billing.assemble_draft")
     def assemble_draft(self, inp: AssembleInput) -> DraftSummary:
         t0, c0 = time.perf_counter(), time.thread_time()
+        out = self._assemble_one(inp)
+        self._took("assemble_draft", t0, c0)
+        return out
+
+    def _assemble_one(self, inp: AssembleInput, *, collect: bool = False) -> DraftSummary:
+        """One account's draft, finalized when ``finalize_if_clean`` and no hold rule stops it
+        (``collect``: and scheduled for collection in that transaction); idempotent by (account,
+        cycle key): a repeat returns what the first call left."""
         as_of = datetime.fromisoformat(inp.as_of)
         for _ in range(3):
             # read and compute outside the write lock (SQLite has one for the whole database), then
@@ -154,26 +180,40 @@ class BillingActivities:
                 plan = self._assemble(conn, inp, as_of)
                 conn.rollback()
             if isinstance(plan, DraftSummary):
-                self._took("assemble_draft", t0, c0)
                 return plan
             with B.write_transaction(self.engine) as conn:
-                written = self._write_draft(conn, plan)
-                if written is None:
-                    continue  # another attempt or an adjustment got there first: read again
-                out, billed = written
-                if inp.finalize_if_clean and out.status == "draft" and not out.reasons:
-                    # no hold rule stops it: number it in the same transaction (one write lock per
-                    # account at month-end, and a crash leaves either nothing or a numbered invoice)
-                    if plan["existed"]:
-                        fin = self._finalize(conn, inp.tenant_id, out.invoice_id, "", plan["now"])
-                    else:
-                        fin = self._finalize_new(conn, inp.tenant_id, out, billed, plan["now"])
-                    out.status, out.number, out.finalized_now = "finalized", fin.number, True
-                    out.dunning_workflows = fin.dunning_workflows
-            self._took("assemble_draft", t0, c0)
+                out = self._write_plan(conn, inp, plan, collect=collect)
+            if out is None:
+                continue  # another attempt or an adjustment got there first: read again
             _log_draft(inp.account_id, out)
             return out
         raise ApplicationError("the draft changed under three attempts in a row", type="draft_contended")
+
+    def _write_plan(self, conn: Connection, inp: AssembleInput, plan: dict[str, Any], *,
+                    collect: bool = False) -> DraftSummary | None:
+        """Write a planned draft and, when clean and ``inp.finalize_if_clean``, number it in the same
+        transaction (a crash leaves either nothing or a numbered invoice); ``collect``: hand the
+        numbered invoice over to collection in it too. None: the draft changed since it was read."""
+        written = self._write_draft(conn, plan)
+        if written is None:
+            return None
+        return self._finalize_written(conn, inp, plan, *written, collect=collect)
+
+    def _finalize_written(self, conn: Connection, inp: AssembleInput, plan: dict[str, Any], out: DraftSummary,
+                          billed: list[tuple[str, str]], *, collect: bool = False) -> DraftSummary:
+        """Number a draft ``_write_draft`` just wrote, when it is clean and ``inp.finalize_if_clean``."""
+        if inp.finalize_if_clean and out.status == "draft" and not out.reasons:
+            if plan["existed"]:
+                fin = self._finalize(conn, inp.tenant_id, out.invoice_id, "", plan["now"])
+            else:
+                fin = self._finalize_new(conn, inp.tenant_id, out, billed, plan["now"])
+            out.status, out.number, out.finalized_now = "finalized", fin.number, True
+            out.dunning_workflows = fin.dunning_workflows
+            if collect:
+                from store import collections as PC
+
+                PC.schedule_invoice(conn, inp.tenant_id, out.invoice_id)
+        return out
 
     def _assemble(self, conn: Connection, inp: AssembleInput, as_of: datetime) -> DraftSummary | dict[str, Any]:
         t = inp.tenant_id
@@ -498,6 +538,11 @@ class BillingActivities:
         (``store.documents.hand_over``; idempotent). When this worker delivers e-mail, the result
         names the queued delivery still to be sent, for the cycle to start its delivery workflow.
         EVBILL_RENDER_DOCUMENTS=0 keeps the old stub (billing-only benchmarks)."""
+        return self._render(inp, for_cycle=True)
+
+    def _render(self, inp: RenderDocumentsInput, *, for_cycle: bool) -> HandOverResult:
+        """``for_cycle``: the calling cycle starts the e-mail's delivery workflow; else (a billing
+        run's batch) the delivery stays queued for the delivery sweep."""
         if os.environ.get("EVBILL_RENDER_DOCUMENTS", "1") == "0":
             return HandOverResult("pending", f"documents for {inp.number} not rendered yet")
         from store.documents import defer_delivery, deliveries_of, hand_over
@@ -505,7 +550,7 @@ class BillingActivities:
 
         status, detail = hand_over(self.engine, inp.tenant_id, inp.invoice_id)
         delivery_id = ""
-        if status == "issued" and self.delivers_email:
+        if status == "issued" and self.delivers_email and for_cycle:
             with B.write_transaction(self.engine) as conn:
                 # the delivery at issue (seq 0), unless it already left (a retried hand-over)
                 delivery_id = next((d.id for d in deliveries_of(conn, inp.tenant_id, inp.number)
@@ -527,6 +572,125 @@ class BillingActivities:
             status, detail = PC.schedule_invoice(conn, inp.tenant_id, inp.invoice_id)
         self._took("collect_invoice", t0, c0)
         return HandOverResult(status, detail)
+
+    # ------------------------------------------------------------------ the billing run's batches
+    @activity.defn(name="billing.account_page")
+    def account_page(self, inp: AccountPageInput) -> AccountPage:
+        """The next page of the tenant's active accounts billed on ``inp.cycle`` (the account's own
+        cycle, else the ruleset's billing policy, as the cycle and the schedules read it)."""
+        with self.engine.connect() as conn:
+            rows = C.account_page(conn, inp.tenant_id, inp.after, inp.limit)
+            default = None
+            if any(r.billing_cycle not in ("monthly", "quarterly", "ad_hoc") for r in rows):
+                _rv, ruleset = self._ruleset(conn, inp.tenant_id, utcnow())
+                pol = ruleset.policies.billing_named(None) if ruleset is not None else None
+                default = pol.cycle if pol is not None else "monthly"
+        ids = [r.id for r in rows if (r.billing_cycle if r.billing_cycle in ("monthly", "quarterly", "ad_hoc")
+                                      else default) == inp.cycle]
+        return AccountPage(ids, rows[-1].id if rows else "")
+
+    @activity.defn(name="billing.assemble_batch")
+    def assemble_batch(self, inp: AssembleBatchInput) -> BatchOutcome:
+        """Assemble, finalize and hand over a batch of accounts, each on its own and idempotent by
+        (account, cycle key): a retried batch (a worker killed mid-batch) finds the accounts the
+        first attempt finalized and only hands them over again, which is idempotent too. An account
+        whose draft a hold rule stops, or whose assembly fails with a business error, is left to a
+        cycle workflow of its own (``held``): the draft names that workflow already.
+
+        The accounts go through in groups of ``_GROUP``: their drafts are read and computed in one
+        read transaction, then written, numbered and scheduled for collection in one write
+        transaction (one SQLite write lock and one commit per group, not two per account). A group
+        whose writing fails goes through again one account at a time, so one bad account does not
+        hold up the others."""
+        info = activity.info()
+        done = int(info.heartbeat_details[0]) if info.heartbeat_details else 0
+        out = BatchOutcome()
+        ids = list(inp.account_ids)
+        for g in range(0, len(ids), _GROUP):
+            t0, c0 = time.perf_counter(), time.thread_time()
+            group = ids[g:g + _GROUP]
+            for i, (account_id, draft) in enumerate(zip(group, self._group(inp, group, g), strict=True), start=g):
+                self._tally(inp, out, account_id, draft, hand_over=i >= done)
+                activity.heartbeat(i + 1)
+            self._took("batch_account", t0, c0, len(group))
+        return out
+
+    def _group(self, inp: AssembleBatchInput, ids: list[str], before: int) -> list[DraftSummary | ApplicationError]:
+        """The group's accounts assembled, and the clean ones numbered and scheduled for collection;
+        ``before``: the batch's accounts handed over already (what the heartbeats report meanwhile)."""
+        as_of = datetime.fromisoformat(inp.as_of)
+        args = {a: AssembleInput(inp.tenant_id, a, inp.as_of, cycle_workflow_id(inp.tenant_id, a, inp.as_of),
+                                 finalize_if_clean=True, now=inp.now) for a in ids}
+        got: dict[str, DraftSummary | ApplicationError] = {}
+        plans: dict[str, dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            for a in ids:
+                activity.heartbeat(before)  # alive: a slow group is not taken for a dead worker
+                try:
+                    plan = self._assemble(conn, args[a], as_of)
+                except ApplicationError as exc:
+                    got[a] = exc
+                    continue
+                if isinstance(plan, DraftSummary):
+                    got[a] = plan  # finalized, rejected or empty already: nothing to write
+                else:
+                    plans[a] = plan
+            conn.rollback()
+        alone = []
+        if plans:
+            try:
+                with B.write_transaction(self.engine) as conn:
+                    # every draft and its lines first, then the numbers: on PostgreSQL the first
+                    # number drawn locks the series row until commit, so the other writers wait
+                    # for the numbering only, not for the drafts too
+                    drafts = {a: self._write_draft(conn, plan) for a, plan in plans.items()}
+                    written = {a: None if d is None else self._finalize_written(conn, args[a], plans[a], *d,
+                                                                                collect=True)
+                               for a, d in drafts.items()}
+            except Exception:  # the group is rolled back whole: each account again on its own
+                log.warning("a group of %d drafts failed to write; one account at a time", len(plans), exc_info=True)
+                alone = list(plans)
+            else:
+                for a, w in written.items():
+                    if w is None:
+                        alone.append(a)  # changed since it was read: that account again on its own
+                    else:
+                        got[a] = w
+                        _log_draft(a, w)
+        for a in alone:
+            try:
+                got[a] = self._assemble_one(args[a], collect=True)
+            except ApplicationError as exc:
+                got[a] = exc
+        return [got[a] for a in ids]
+
+    def _tally(self, inp: AssembleBatchInput, out: BatchOutcome, account_id: str,
+               draft: DraftSummary | ApplicationError, *, hand_over: bool) -> None:
+        if isinstance(draft, ApplicationError):
+            out.held.append(account_id)
+            out.failed.append({"account_id": account_id, "type": draft.type or "", "message": str(draft)[:500]})
+        elif draft.status == "finalized":
+            out.finalized += 1
+            if hand_over:
+                # what this attempt numbered was scheduled for collection in its transaction; the
+                # documents follow, and a retried batch hands over again what an earlier attempt may
+                # not have (idempotent), except the accounts its heartbeats reported done
+                self._hand_over(inp.tenant_id, draft, collect=not draft.finalized_now)
+            if draft.kind == "credit_note":
+                with self.engine.connect() as conn:
+                    out.dunning_workflows += _dunning_to_tell(conn, inp.tenant_id, draft.invoice_id, draft.kind)
+        elif draft.status == "empty":
+            out.empty += 1
+        elif draft.status == "rejected":
+            out.rejected += 1
+        else:  # a draft waiting for a person (held) or left over from an interrupted cycle
+            out.held.append(account_id)
+
+    def _hand_over(self, tenant_id: str, draft: DraftSummary, *, collect: bool = True) -> None:
+        self._render(RenderDocumentsInput(tenant_id, draft.invoice_id, draft.number), for_cycle=False)
+        if collect:
+            self.collect_payment(CollectPaymentInput(tenant_id, draft.invoice_id, draft.number, draft.gross,
+                                                     draft.kind))
 
 
 def _dunning_to_tell(conn: Connection, tenant_id: str, invoice_id: str, kind: str) -> list[str]:

@@ -9,6 +9,16 @@ from typing import Any
 TASK_QUEUE = "evbill-billing"
 
 
+def cycle_workflow_id(tenant_id: str, account_id: str, key: str) -> str:
+    """The id of an account's ``BillingCycleWorkflow`` for the cut-off ``key``: one per account and cut-off."""
+    return f"billing:{tenant_id}:{account_id}:{key}"
+
+
+def run_workflow_id(tenant_id: str, key: str) -> str:
+    """The id of a tenant's ``BillingRunWorkflow`` for the cut-off ``key``: one run per tenant and cut-off."""
+    return f"billing-run:{tenant_id}:{key}"
+
+
 @dataclass
 class BillingCycleInput:
     tenant_id: str
@@ -22,6 +32,70 @@ class BillingCycleInput:
     escalate_after_s: int | None = None
     auto_release_after_s: int | None = None
     max_escalations: int = 3
+
+
+@dataclass
+class BillingRunInput:
+    """Month-end of many accounts in one workflow: batches of ``batch_size`` accounts assembled and
+    finalized by activities, an account whose draft waits for a person handed to a
+    ``BillingCycleWorkflow`` of its own (``cycle_workflow_id``)."""
+
+    tenant_id: str
+    # the cut-off moment (ISO, aware); None: the workflow's start time (what a Schedule fires at)
+    as_of: str | None = None
+    # these accounts only; None: every active account of the tenant whose cycle is ``cycle``
+    account_ids: list[str] | None = None
+    cycle: str = "monthly"
+    batch_size: int = 100
+    # passed on to the cycles of held accounts (as BillingCycleInput's)
+    escalate_after_s: int | None = None
+    auto_release_after_s: int | None = None
+    max_escalations: int = 3
+
+
+@dataclass
+class AccountPageInput:
+    tenant_id: str
+    cycle: str
+    after: str
+    limit: int
+
+
+@dataclass
+class AccountPage:
+    account_ids: list[str]
+    last: str  # the last account id looked at ("" when there was none): the next page starts after it
+
+
+@dataclass
+class AssembleBatchInput:
+    tenant_id: str
+    account_ids: list[str]
+    as_of: str
+    now: str  # the run's workflow time: the documents' issue date
+
+
+@dataclass
+class BatchOutcome:
+    """What a batch did: accounts finalized (now or by an earlier attempt) and handed over; those
+    whose draft waits for a person or that failed go to a cycle workflow of their own."""
+
+    finalized: int = 0
+    empty: int = 0
+    rejected: int = 0
+    held: list[str] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)  # account_id, type, message
+    dunning_workflows: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BillingRunResult:
+    accounts: int = 0
+    finalized: int = 0
+    empty: int = 0
+    rejected: int = 0
+    held: list[str] = field(default_factory=list)  # the cycle workflows started for held accounts
+    failed: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass

@@ -34,7 +34,15 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from store.documents import SmtpSettings, smtp_settings_from_env
 from workflows.billing.activities import BillingActivities
-from workflows.billing.types import TASK_QUEUE, BillingCycleInput
+from workflows.billing.run import BillingRunWorkflow
+from workflows.billing.types import (
+    TASK_QUEUE,
+    BillingCycleInput,
+    BillingRunInput,
+    BillingRunResult,
+    cycle_workflow_id,
+    run_workflow_id,
+)
 from workflows.billing.workflows import BillingCycleWorkflow
 
 __all__ = [
@@ -45,6 +53,7 @@ __all__ = [
     "schedule_id",
     "start_cycle",
     "start_cycles",
+    "start_run",
 ]
 
 log = logging.getLogger("evbill.billing.worker")
@@ -89,7 +98,7 @@ def build_worker(client: Client, engine: Engine, task_queue: str = TASK_QUEUE, *
     kw.setdefault("max_concurrent_workflow_tasks", slots)
     kw.setdefault("max_concurrent_workflow_task_polls", slots)
     return Worker(client, task_queue=task_queue,
-                  workflows=[BillingCycleWorkflow, ScheduleSyncWorkflow, DocumentDeliveryWorkflow,
+                  workflows=[BillingCycleWorkflow, BillingRunWorkflow, ScheduleSyncWorkflow, DocumentDeliveryWorkflow,
                              DocumentDeliverySweepWorkflow, CollectionRunWorkflow, PayoutRunWorkflow, DunningWorkflow,
                              DunningSweepWorkflow, BatchDeliveryWorkflow, ClearingWorkflow,
                              BatchSweepWorkflow, PayoutSweepWorkflow],
@@ -100,10 +109,6 @@ def build_worker(client: Client, engine: Engine, task_queue: str = TASK_QUEUE, *
                   activity_executor=ThreadPoolExecutor(max_workers=threads),
                   max_concurrent_activities=max_concurrent_activities or threads,
                   max_concurrent_local_activities=slots, workflow_runner=runner, **kw)
-
-
-def cycle_workflow_id(tenant_id: str, account_id: str, key: str) -> str:
-    return f"billing:{tenant_id}:{account_id}:{key}"
 
 
 async def start_cycle(client: Client, inp: BillingCycleInput, key: str, task_queue: str = TASK_QUEUE,
@@ -132,6 +137,26 @@ async def start_cycles(client: Client, tenant_id: str, account_ids: Sequence[str
             return h.id
 
     return list(await asyncio.gather(*(one(a) for a in account_ids)))
+
+
+async def start_run(client: Client, tenant_id: str, as_of: datetime, account_ids: Sequence[str] | None = None,
+                    task_queue: str = TASK_QUEUE, batch_size: int = 100, **overrides: Any,
+                    ) -> WorkflowHandle[BillingRunWorkflow, BillingRunResult]:
+    """Month-end for the tenant's accounts at one cut-off in batches (``BillingRunWorkflow``): the
+    accounts whose drafts need nobody are finalized by batch activities, the others get their own
+    ``BillingCycleWorkflow`` (the id ``start_cycles`` would give them). ``account_ids`` None: every
+    active monthly account. One run per tenant and cut-off: starting it again returns the first."""
+    from temporalio.exceptions import WorkflowAlreadyStartedError
+
+    key = as_of.isoformat()
+    wid = run_workflow_id(tenant_id, key)
+    inp = BillingRunInput(tenant_id, key, list(account_ids) if account_ids is not None else None,
+                          batch_size=batch_size, **overrides)
+    try:
+        return await client.start_workflow(BillingRunWorkflow.run, inp, id=wid, task_queue=task_queue,
+                                           id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
+    except WorkflowAlreadyStartedError:
+        return client.get_workflow_handle(wid, result_type=BillingRunResult)
 
 
 def schedule_id(tenant_id: str, account_id: str) -> str:
