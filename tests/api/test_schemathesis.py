@@ -104,6 +104,9 @@ def test_responses_for_real_objects_match_the_schema() -> None:
         # the seeded customer is a private person without a VAT ID: nothing for VIES to check
         ok = ok or (op_id == "check_customer_vat_id" and resp.status_code == 422
                     and resp.json().get("code") == "no_vat_id")
+        # the seeded dunning case waits for stage 2: it was not handed over to a collection agency
+        ok = ok or (op_id == "download_dunning_hand_over" and resp.status_code == 404
+                    and resp.json().get("code") == "dunning_hand_over_not_found")
         # objects the fixtures do not seed (areas added later) can only be missing
         ok = ok or (UNSEEDED in str(params.values()) and resp.status_code == 404)
         assert ok, (op_id, resp.status_code, resp.text)
