@@ -109,11 +109,10 @@ def setup_tenant(out: Path) -> SystemRun:
                                                     "effective_from": "2026-01-01T00:00:00Z"},
                headers=run.h("approver")))
     run.ids["ruleset_id"] = rs_id
-    # the tenant books on SKR03 with a personal debtor account per customer (DATEV's standard chart)
-    # (the eMSP's clearing invoice is reverse charge: its revenue to "Erlöse aus im anderen EU-Land
-    # steuerpflichtigen sonstigen Leistungen, für die der Leistungsempfänger die Umsatzsteuer schuldet")
-    _ok(c.put("/accounting/chart", json={"template": "skr03", "consultant": 1001, "client": 1, "extra_rules": [
-        {"event": "clearing_invoice", "role": "revenue", "account": "8336", "vat": "0"}]},
+    # the tenant books on SKR03 with a personal debtor account per customer (DATEV's standard chart;
+    # the eMSP's reverse-charge clearing invoice goes to the template's 8336, "Erlöse aus im anderen
+    # EU-Land steuerpflichtigen sonstigen Leistungen")
+    _ok(c.put("/accounting/chart", json={"template": "skr03", "consultant": 1001, "client": 1},
               headers=run.h("approver")))
     host = setup_host(run)
     loc = _ok(c.post("/locations", json={"code": "musterstadt_markt", "name": "Marktplatz", "country": "DE",

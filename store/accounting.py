@@ -594,7 +594,8 @@ def post_events(conn: Connection, tenant_id: str, events: Sequence[Mapping[str, 
                       for g in (ev["detail"] or {}).get("tax_groups", ())]
             facts = EventFacts(kind, ev["currency"], effects, revenue=tuple(("charging", r, n) for r, n, _t in groups),
                                vat=tuple((r, t) for r, _n, t in groups if t),
-                               bank=-Decimal(ev["amount"]) if kind == "card_refund" else ZERO)
+                               bank=-Decimal(ev["amount"]) if kind == "card_refund" else ZERO,
+                               treatment=str((ev["detail"] or {}).get("treatment") or ""))
             text = {"card_charge": "Card payment receipt", "card_refund": "Card refund",
                     "clearing_invoice": "Clearing invoice"}[kind] + f" {document}"
         elif kind == "partner_netting":

@@ -404,11 +404,12 @@ def partner_account(conn: Connection, tenant_id: str, partner: Any, currency: st
 
 def book_invoice(conn: Connection, tenant_id: str, statement_id: str, partner: Any, *, number: str, currency: str,
                  gross: Decimal, vat_groups: Sequence[tuple[Decimal, Decimal, Decimal]], issue_date: Any,
-                 due_date: Any) -> str:
+                 due_date: Any, treatment: str = "") -> str:
     """The clearing invoice as the partner's debt: an item of its own (``clearing_invoice``, its
     number the reference a transfer names, so the camt import matches it) whose event carries the
     invoice's net and VAT per rate (``vat_groups``: (rate, net, tax); reverse charge: tax 0) for the
-    journal. Once per statement. -> the item's id."""
+    journal; ``treatment`` (``AE`` for a reverse-charge invoice) maps its 0 % revenue as an
+    invoice's, on the chart's account for that treatment. Once per statement. -> the item's id."""
     from store.receivables import open_charge_item
 
     customer_id, account_id = partner_account(conn, tenant_id, partner, currency)
@@ -416,4 +417,5 @@ def book_invoice(conn: Connection, tenant_id: str, statement_id: str, partner: A
     return open_charge_item(conn, tenant_id, key=f"clearing:{statement_id}", kind="clearing_invoice",
                             customer_id=customer_id, account_id=account_id, currency=currency, amount=gross,
                             issue_date=issue_date, due_date=due_date, number=number,
-                            detail={"clearing_statement_id": statement_id, "tax_groups": groups})
+                            detail={"clearing_statement_id": statement_id, "tax_groups": groups,
+                                    **({"treatment": treatment} if treatment else {})})

@@ -245,7 +245,8 @@ class ClearingActivities:
         with self.engine.begin() as conn:
             S.book_invoice(conn, inp.tenant_id, inp.statement_id, partner, number=number, currency=st.currency,
                            gross=totals.gross, vat_groups=[(g.rate, g.taxable, g.tax) for g in totals.vat_groups],
-                           issue_date=doc.issue_date, due_date=issue_date + timedelta(days=PAYMENT_DAYS))
+                           issue_date=doc.issue_date, due_date=issue_date + timedelta(days=PAYMENT_DAYS),
+                           treatment="AE" if st.reverse_charge else "")
             S.set_status(conn, inp.tenant_id, inp.statement_id, "invoiced", invoice_net=totals.net,
                          invoice_gross=totals.gross)
             _audit(conn, inp.tenant_id, "system", "operator", "clearing.invoice", inp.statement_id,
