@@ -312,6 +312,19 @@ def list_documents(conn: Connection, tenant_id: str, *, after_id: str | None = N
     return [StoredDocument.of(r) for r in rows]
 
 
+def list_documents_newest(conn: Connection, tenant_id: str, *, kind: str | None = None, before_id: str | None = None,
+                          limit: int = 50) -> list[StoredDocument]:
+    """The archive newest first (the console's list), ``limit`` rows before ``before_id``."""
+    c = document.c
+    conds = [c.tenant_id == tenant_id]
+    if kind is not None:
+        conds.append(c.kind == kind)
+    if before_id is not None:
+        conds.append(c.id < before_id)
+    rows = conn.execute(select(*_META).where(and_(*conds)).order_by(c.id.desc()).limit(limit)).all()
+    return [StoredDocument.of(r) for r in rows]
+
+
 # ---------------------------------------------------------------------------------- delivery
 
 @dataclass(frozen=True)

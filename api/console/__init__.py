@@ -84,6 +84,7 @@ HTML_ROUTES: dict[str, str] = {
     "POST /console/inbox/dunning-cases/{case_id:str}/reject": "dunning_decide",
     "POST /console/inbox/clearing-disputes/{dispute_id:str}/resolve": "clearing_resolve",
     "GET /console/invoices": "billing_read",
+    "GET /console/documents": "billing_read",
     "GET /console/invoices/{invoice_id:str}": "billing_read",
     "GET /console/documents/{document_id:str}/pdf": "billing_read",
     "GET /console/customers": "read",

@@ -56,7 +56,8 @@ ROLE_SETS.setdefault("portal", ("partner",))
 
 # (path, text key, role set): the navigation shows a person the pages their role may open
 NAV = (("/console/dashboard", "dashboard", "read"), ("/console/inbox", "inbox", "console_finance"),
-       ("/console/invoices", "invoices", "billing_read"), ("/console/customers", "customers", "read"),
+       ("/console/invoices", "invoices", "billing_read"), ("/console/documents", "documents", "billing_read"),
+       ("/console/customers", "customers", "read"),
        ("/console/sessions", "sessions", "read"), ("/console/unassigned", "unassigned", "read"),
        ("/console/rulesets", "rulesets", "read"),
        # the partner portal (api.console.portal)
@@ -698,6 +699,34 @@ async def invoice(request: Request[Any, Any, Any], invoice_id: str) -> Template:
     return _page(request, "invoice.html", inv=row, lines=lines, pdf=pdf, customer=names.get(row.customer_id, ""))
 
 
+# the archive's document kinds, in the order the filter offers them
+DOCUMENT_KINDS = ("invoice", "credit_note", "self_billing_credit_note", "dunning_letter")
+
+
+@get("/console/documents", guards=[console_allow("billing_read")], include_in_schema=False)
+async def documents(request: Request[Any, Any, Any], kind: str | None = None, cursor: str | None = None) -> Template:
+    """The archive: every issued document (invoices and clearing invoices, credit notes, host
+    credit notes, dunning letters) in each format, newest first, a PDF opened inline."""
+    from store.console import customer_names
+    from store.documents import list_documents_newest
+    from store.repo import decode_cursor, encode_cursor
+
+    actor = request.user
+    kind = kind if kind in DOCUMENT_KINDS else None
+    try:
+        before = decode_cursor(cursor) if cursor else None
+    except (ValueError, DomainError):
+        before = None
+    limit = 50
+    with request.app.state.read_sessions() as db:
+        conn = db.connection()
+        rows = list_documents_newest(conn, actor.tenant_id, kind=kind, before_id=before, limit=limit + 1)
+        names = customer_names(conn, actor.tenant_id, [r.customer_id for r in rows if r.customer_id])
+    nxt = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+    return _page(request, "documents.html", rows=rows[:limit], names=names, kind=kind, kinds=DOCUMENT_KINDS,
+                 next_cursor=nxt)
+
+
 @get("/console/documents/{document_id:str}/pdf", guards=[console_allow("billing_read")], include_in_schema=False)
 async def document_pdf(request: Request[Any, Any, Any], document_id: str) -> Response[bytes]:
     from store.documents import get_document
@@ -778,4 +807,4 @@ def exception_handlers() -> dict[Any, Any]:
 public_handlers = [sign_in_form, sign_in, theme_css, logo]
 handlers = [sign_out, set_language, home, dashboard, inbox, approve, reject, adjust, match, approve_collection,
             reject_collection, approve_payout, reject_payout, approve_dunning, reject_dunning, resolve_dispute, invoices, invoice,
-            document_pdf, customers]
+            documents, document_pdf, customers]

@@ -61,8 +61,13 @@ def _runs_awaiting_approval(env: Env, t: Tenantry) -> None:
            "as_of": date(2026, 4, 2), "pain_version": "001.001.08", "items": 1, "currency": "EUR",
            "file_id": None, "started_by": t.users["operator"], "decided_by": "", "decision_reason": "",
            "created_at": now, "decided_at": None}
+    seeded_case = t.ids.get("case_id")  # seed_other_areas' case (waiting for stage 2) of the same customer
     t.ids["collection_run_id"], t.ids["payout_run_id"], t.ids["case_id"] = new_id("crun"), new_id("prun"), new_id("dc")
     with env.engine.begin() as conn:
+        if seeded_case:
+            # one open case per customer and currency: the walks' case is closed, this one awaits approval
+            conn.execute(DN.dunning_case.update().where(DN.dunning_case.c.id == seeded_case).values(
+                status="closed", open_key=None, closed_on=date(2026, 4, 1)))
         conn.execute(C.collection_run.insert().values(
             id=t.ids["collection_run_id"], workflow_id=f"collect-{t.name}", message_id=f"M-{t.name}-1",
             total=Decimal("42.17"), skipped=[], **run))
@@ -211,8 +216,8 @@ def test_https_cookie_is_secure_with_the_host_prefix(console: Env) -> None:
 
 def test_navigation_follows_the_role(console: Env) -> None:
     a = console.a
-    nav = {"/console/dashboard", "/console/inbox", "/console/invoices", "/console/customers", "/console/rulesets",
-           "/console/sessions", "/console/unassigned"}
+    nav = {"/console/dashboard", "/console/inbox", "/console/invoices", "/console/documents", "/console/customers",
+           "/console/rulesets", "/console/sessions", "/console/unassigned"}
     seen = {}
     for role in ROLES:
         p = Person(console, _email(a, role))
@@ -343,7 +348,7 @@ def test_console_keeps_tenants_apart(console: Env) -> None:
         assert r.status_code == 404, (key, r.status_code, r.text[:300])
     p = admin
     # lists show only the own tenant's objects
-    for path in ("/console/customers", "/console/invoices", "/console/inbox", "/console/dashboard?month=2026-03",
+    for path in ("/console/customers", "/console/invoices", "/console/documents", "/console/inbox", "/console/dashboard?month=2026-03",
                  "/console/sessions?month=2026-03", "/console/unassigned", f"/console/customers/{a.ids['customer_id']}"):
         text = p.get(path).text
         assert "Erika beta" not in text and b.ids["task_id"] not in text and b.ids["bank_entry_id"] not in text, path
@@ -786,3 +791,30 @@ def test_unassigned_sessions_to_review_and_assign(console: Env) -> None:
     # another tenant's session is not found; the analyst may not assign
     assert operator.post(f"/console/sessions/{b.ids['session_id']}/assign").status_code == 404
     assert Person(console, _email(a, "analyst")).post(f"/console/sessions/{sid}/assign").status_code == 403
+
+
+def test_documents_list_the_archive_with_a_pdf_preview(console: Env) -> None:
+    """The archive newest first in the page's language: number (a PDF opens inline), kind, format,
+    customer, document date, delivery and gross; filtered by kind; another tenant's are absent, and
+    a partner (the portal's) gets no page."""
+    a, b = console.a, console.b
+    p = Person(console, _email(a, "auditor"))
+    r = p.get("/console/documents")
+    assert r.status_code == 200, r.text[:500]
+    page = html.unescape(r.text)
+    assert "<h1>Dokumente</h1>" in page and "Belegdatum" in page and "Versand" in page
+    row = re.search(r"<tr>\s*<td><a href=\"/console/documents/([^/]+)/pdf\"[^>]*>INV-alpha-1</a></td>(.*?)</tr>",
+                    page, re.DOTALL)
+    assert row and row.group(1) == a.ids["document_id"], page[-2000:]
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(2), re.DOTALL)
+    assert [c.strip() for c in cells] == ["Rechnung", "PDF", "Erika alpha", "31.03.2026", "nicht angefordert",
+                                          "6,25\xa0€"], cells
+    assert "INV-beta-1" not in page and b.ids["document_id"] not in page
+    pdf = p.get(f"/console/documents/{a.ids['document_id']}/pdf")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    assert "INV-alpha-1" not in p.get("/console/documents", params={"kind": "dunning_letter"}).text
+    assert "INV-alpha-1" in p.get("/console/documents", params={"kind": "nonsense"}).text  # unknown: all
+    p.post("/console/language", {"language": "en", "next": "/console/documents"})
+    english = html.unescape(p.get("/console/documents").text)
+    assert "<h1>Documents</h1>" in english and "not requested" in english and "Document date" in english
+    assert Person(console, _email(a, "partner")).get("/console/documents").status_code == 403
