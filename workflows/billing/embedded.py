@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from workflows.billing.types import TASK_QUEUE
+from workflows.dunning.worker import DUNNING_TASK_QUEUE
 
 __all__ = ["free_port", "start_dev_server", "start_embedded", "start_worker_thread", "stop_embedded",
            "temporal_binary"]
@@ -105,7 +106,9 @@ def start_worker_thread(address: str, engine: Any, task_queue: str = TASK_QUEUE,
     (the demo, whose customers are invented) sends none and leaves the schedule alone. The dunning
     sweep's Schedule (``workflows.dunning.schedules``) and the posting batches' Schedule
     (``workflows.accounting.schedules``) are kept likewise unless ``dunning_sweep`` is False
-    (default: as ``email``; the demo drives its dunning case and its batch itself).
+    (default: as ``email``; the demo drives its dunning case and its batch itself); with the dunning
+    sweep a dunning worker (``workflows.dunning.worker``) runs beside the billing worker on its own
+    task queue, where the sweep starts the cases.
 
     The returned thread has ``stop()``: shut the worker down (running activities are cancelled) and
     wait for the thread, so the caller can close the database after it (the demo does)."""
@@ -133,11 +136,15 @@ def start_worker_thread(address: str, engine: Any, task_queue: str = TASK_QUEUE,
         client = await Client.connect(address)
         if email:
             await keep_sweep_schedule(client)
-        if dunning_sweep if dunning_sweep is not None else email:
+        dunning = dunning_sweep if dunning_sweep is not None else email
+        if dunning:
             try:
                 from workflows.dunning.schedules import ensure_dunning_sweep_schedule
 
-                await ensure_dunning_sweep_schedule(client, task_queue)
+                # the sweep and the cases it starts run on the dunning worker's own queue (eager
+                # starts, settings for many long-sleeping cases); cases started before on the billing
+                # queue stay there: the billing worker runs the same workflows
+                await ensure_dunning_sweep_schedule(client, DUNNING_TASK_QUEUE)
             except Exception:  # billing must run even when the dunning sweep's schedule cannot be kept
                 log.exception("the dunning sweep's schedule could not be kept")
             try:
@@ -152,9 +159,13 @@ def start_worker_thread(address: str, engine: Any, task_queue: str = TASK_QUEUE,
                 await ensure_payout_sweep_schedule(client, task_queue)
             except Exception:  # billing must run even when the payout schedule cannot be kept
                 log.exception("the monthly payout schedule could not be kept")
-        worker = build_worker(client, engine, task_queue, smtp=smtp)
-        running["loop"], running["worker"] = asyncio.get_running_loop(), worker
-        await worker.run()
+        workers = [build_worker(client, engine, task_queue, smtp=smtp)]
+        if dunning:
+            from workflows.dunning.worker import build_dunning_worker
+
+            workers.append(build_dunning_worker(client, engine, DUNNING_TASK_QUEUE, smtp=smtp))
+        running["loop"], running["workers"] = asyncio.get_running_loop(), workers
+        await asyncio.gather(*(w.run() for w in workers))
 
     if email and smtp is not None:
         print(f"evbill e-mail delivery through {smtp.host}:{smtp.port}{' (STARTTLS)' if smtp.starttls else ''}, "
@@ -167,10 +178,13 @@ def start_worker_thread(address: str, engine: Any, task_queue: str = TASK_QUEUE,
     t.start()
 
     def stop(timeout: float = 30) -> None:
-        loop, worker = running.get("loop"), running.get("worker")
-        if loop is not None and worker is not None and loop.is_running():
+        loop, workers = running.get("loop"), running.get("workers") or []
+        if loop is not None and workers and loop.is_running():
+            async def shutdown() -> None:
+                await asyncio.gather(*(w.shutdown() for w in workers))
+
             try:
-                asyncio.run_coroutine_threadsafe(worker.shutdown(), loop).result(timeout)
+                asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout)
             except Exception:
                 log.debug("billing worker shutdown", exc_info=True)
         t.join(timeout)
@@ -190,7 +204,7 @@ def start_embedded(engine: Any) -> str:
         os.environ["TEMPORAL_ADDRESS"] = address  # the API's billing routes connect here
         print(f"evbill embedded Temporal on {address} (history in var/temporal.db)", flush=True)
     _started.append(start_worker_thread(address, engine))
-    print(f"evbill billing worker on task queue {TASK_QUEUE}", flush=True)
+    print(f"evbill billing worker on task queue {TASK_QUEUE}, dunning worker on {DUNNING_TASK_QUEUE}", flush=True)
     return address
 
 
