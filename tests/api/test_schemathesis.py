@@ -97,8 +97,9 @@ def test_responses_for_real_objects_match_the_schema() -> None:
         # deleting an object others still refer to is refused with 409 still_referenced
         # and commands to a charger that is not connected are refused with 409 as well
         # and the seeded partner statement (no sessions) has nothing a credit note could credit
+        # and the seeded dunning case waits for its next stage's day: no stage awaits a decision
         ok = resp.status_code < 400 or (resp.status_code == 409 and resp.json()["code"] in (
-            "still_referenced", "charge_point_not_connected", "nothing_to_credit"))
+            "still_referenced", "charge_point_not_connected", "nothing_to_credit", "not_waiting"))
         # the billing area needs a Temporal server, which this suite does not start
         ok = ok or (resp.status_code == 400 and resp.json().get("code") == "temporal_unavailable")
         # the seeded customer is a private person without a VAT ID: nothing for VIES to check
