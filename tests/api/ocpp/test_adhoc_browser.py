@@ -24,7 +24,10 @@ from ocpp.v16.enums import Action
 
 from api.payments.stripe_provider import StripeProvider
 from tests.api.ocpp.conftest import Charger16, OcppEnv
-from tests.api.ocpp.test_adhoc_charging import _evse_id
+from tests.api.ocpp.test_adhoc_charging import (
+    _evse_id,
+    daytime_prices,  # noqa: F401  (autouse: the QR page priced at 11:00 Berlin)
+)
 from tests.console.browser import chromium, require
 from tests.console.server import served
 from tests.console.test_console_browser import A11Y
@@ -60,23 +63,6 @@ class AutoCharger(Charger16):
     async def stopped(self, transaction_id: int, **kw: Any) -> None:
         await self.call(call.StopTransaction(meter_stop=6000, timestamp=self._iso(29), transaction_id=transaction_id,
                                              reason="Remote"))
-
-
-@pytest.fixture(autouse=True)
-def daytime_prices(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The QR page shows the price of a reference session starting now; the tariff's evening window
-    (18:00..22:00 Berlin) would change the figures these tests read, so the preview is asked for
-    11:00 Berlin time (the page's own clock, not the charge's)."""
-    from datetime import UTC, datetime
-
-    from api.adhoc import service as adhoc_service
-
-    real = adhoc_service.price_preview
-
-    def at_daytime(db: Any, place: Any, at: Any = None, **kw: Any) -> Any:
-        return real(db, place, at or datetime(2026, 3, 10, 10, 0, tzinfo=UTC), **kw)
-
-    monkeypatch.setattr(adhoc_service, "price_preview", at_daytime)
 
 
 @contextlib.contextmanager
