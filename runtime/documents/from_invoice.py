@@ -259,6 +259,14 @@ def _unit(unit: str) -> str:
     return _UNITS.get(unit, unit if len(unit) == 3 and unit.isupper() else "C62")
 
 
+def unit_label(unit: str, language: str) -> str:
+    """A billed line's unit (``kWh``, ``min``, ``session``) as the documents print it in
+    ``language`` (``Min.``, ``Stk.``)."""
+    from runtime.documents.pdf import UNITS
+
+    return UNITS.get(language, UNITS["en"]).get(_unit(unit), unit)
+
+
 def _exact_line(line_id: str, name: str, description: str | None, quantity: Decimal, unit: str,
                 unit_price: Decimal, net: Decimal, vat: tuple[VatCategory, Decimal], places: int,
                 detail: bool = True) -> Line:

@@ -31,7 +31,7 @@ from runtime.documents.i18n import (
 )
 from runtime.documents.model import Branding, Document, DocumentKind, Line, Seller, VatCategory, VatGroup
 
-__all__ = ["LABELS", "UNITS", "date_text", "money_text", "render_html", "render_pdf"]
+__all__ = ["LABELS", "UNITS", "date_text", "line_rows", "money_text", "render_html", "render_pdf"]
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -450,9 +450,7 @@ def _context(doc: Document, include_statement: bool, statement_only: bool) -> di
     def m(value: Decimal) -> str:
         return money_text(value, cur, lang)
 
-    rows = []
-    for line in doc.lines:
-        rows.append(_row(line, doc, labels))
+    rows = list(line_rows(doc))
 
     vat_rows = []
     for g in t.vat_groups:
@@ -564,6 +562,14 @@ def _statement_rows(doc: Document, labels: dict[str, str], m: Any) -> tuple[list
                       (f"{labels['st_invoice_total']} {doc.number}", amounts[n + 3])] if reconcile else [],
     }
     return out, totals
+
+
+def line_rows(doc: Document) -> tuple[_Row, ...]:
+    """The document's line table as its PDF prints it (position, name, description, quantity,
+    unit, price, VAT, amount as text in the document's language): for screens that show what
+    the document says."""
+    labels = LABELS[doc.language]
+    return tuple(_row(line, doc, labels) for line in doc.lines)
 
 
 def _row(line: Line, doc: Document, labels: dict[str, str]) -> _Row:
