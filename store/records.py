@@ -135,6 +135,8 @@ class SessionRecord:
     # every rating, newest first: (rating row, the ruleset version's label, its lines)
     ratings: list[tuple[Any, str, list[Any]]] = field(default_factory=list)
     billed_on: list[Any] = field(default_factory=list)  # invoices whose lines bill the session
+    # eMSP clearing statements that state the session as a roaming CDR (month, partner, invoice number, status)
+    cleared_on: list[Any] = field(default_factory=list)
 
 
 def session_record(conn: Connection, tenant_id: str, session_id: str) -> SessionRecord | None:
@@ -178,6 +180,15 @@ def session_record(conn: Connection, tenant_id: str, session_id: str) -> Session
         select(i.id, i.number, i.status, i.kind).distinct()
         .join_from(invoice_line, invoice, i.id == il.invoice_id)
         .where(i.tenant_id == tenant_id, il.session_id == s.id).order_by(i.id)).all())
+    from store.clearing import clearing_cdr, clearing_statement
+    from store.models import Partner
+
+    cs, cc, pt = clearing_statement.c, clearing_cdr.c, Partner.__table__.c  # type: ignore[attr-defined]
+    out.cleared_on = list(conn.execute(
+        select(cs.id, cs.month, cs.status, cs.invoice_number, pt.name.label("partner"), cc.cdr_id)
+        .join_from(clearing_cdr, clearing_statement, cs.id == cc.statement_id)
+        .join(Partner.__table__, pt.id == cs.partner_id)  # type: ignore[attr-defined]
+        .where(cc.tenant_id == tenant_id, cc.session_id == s.id).order_by(cs.month)).all())
     return out
 
 

@@ -322,6 +322,11 @@ class Texts:
 
         return unit_label(unit, self.language)
 
+    def line_names(self, lines: Any, currency: str) -> list[str]:
+        from runtime.documents.from_invoice import rated_line_names
+
+        return rated_line_names(list(lines), currency, self.language)
+
     def period(self, start: date | None, end: date | None) -> str:
         """A billing period as documents print it: first and last day (billing stores the end
         exclusive, the day after the last)."""

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_time
@@ -257,6 +258,28 @@ def default_formats(customer: CustomerProfile) -> tuple[str, ...]:
 
 def _unit(unit: str) -> str:
     return _UNITS.get(unit, unit if len(unit) == 3 and unit.isupper() else "C62")
+
+
+def rated_line_names(lines: Sequence[Any], currency: str, language: str) -> list[str]:
+    """What the documents call each rated line of one session (objects with ``component``,
+    ``description``, ``rule``): the component's name in ``language``, a cap line named after the
+    component whose rule it caps, with its cap ("Deckelung Blockiergebühr – höchstens 12,00 € je
+    Ladevorgang"), never the ruleset's English text."""
+    capped_by_rule = {ln.rule: ln.component for ln in lines if ln.rule and ln.component != "cap"}
+    out = []
+    for ln in lines:
+        if ln.component != "cap":
+            out.append(component_label(ln.component, language))
+            continue
+        lang = language if language in _CAP_NAME else "en"
+        capped = capped_by_rule.get(ln.rule, "")
+        name = (_CAP_NAME[lang].format(component=component_label(capped, lang)) if capped
+                else _LABELS[lang]["cap"])
+        match = _CAPPED_AT.search(ln.description or "")
+        if match:
+            name += " – " + _CAP_TEXT[lang].format(cap=money_text(Decimal(match.group(1)), currency, lang))
+        out.append(name)
+    return out
 
 
 def unit_label(unit: str, language: str) -> str:

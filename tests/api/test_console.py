@@ -736,6 +736,14 @@ def test_sessions_by_month_and_site_and_a_session_with_its_trace(console: Env) -
         assert f"<code>{ln['rule']}</code>" in page, ln
     for e in rating["trace"]:
         assert f"<code>{e['rule']}</code>" in page, e
+    # the lines are named as the invoice names them, in the page's language (not the ruleset's English)
+    from runtime.documents.from_invoice import component_label
+
+    table = page[page.index("Bewertete Positionen"):page.index("Nachweis (welche Regel wann griff)")]
+    for ln in rating["lines"]:
+        if ln["component"] != "cap":
+            assert f"<td>{component_label(ln['component'], 'de')}</td>" in table, (ln, table)
+    assert "Eingang des Ladevorgangs" in page
     assert p.get(f"/console/sessions/{b.ids['session_id']}").status_code == 404
     # English
     p.post("/console/language", {"language": "en", "next": "/console/sessions"})
