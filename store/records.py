@@ -73,7 +73,7 @@ def customer_record(conn: Connection, tenant_id: str, customer_id: str) -> Custo
         return None
     accounts = list(conn.execute(select(BillingAccount.__table__).where(  # type: ignore[attr-defined]
         _a.tenant_id == tenant_id, _a.customer_id == customer_id).order_by(_a.created_at, _a.id)).all())
-    names = {a.id: a.name or a.id for a in accounts}
+    names = {a.id: a.name for a in accounts}
     contracts = list(conn.execute(
         select(Contract.__table__, _a.name.label("account_name"))  # type: ignore[attr-defined]
         .join_from(Contract.__table__, BillingAccount.__table__, _a.id == _k.account_id)  # type: ignore[attr-defined]
@@ -86,7 +86,7 @@ def customer_record(conn: Connection, tenant_id: str, customer_id: str) -> Custo
     creditors = {r.id: r.name for r in conn.execute(select(creditor_account.c.id, creditor_account.c.name)
                                                      .where(creditor_account.c.tenant_id == tenant_id))}
     mandates = [{**dict(m._mapping), "creditor_name": creditors.get(m.creditor_account_id, ""),
-                 "account_name": names.get(m.account_id, m.account_id)}
+                 "account_name": names.get(m.account_id) or ""}
                 for a in accounts for m in account_mandates(conn, tenant_id, a.id)]
     count = conn.execute(select(func.count()).select_from(ChargingSession.__table__)  # type: ignore[attr-defined]
                          .where(_s.tenant_id == tenant_id, _s.customer_id == customer_id)).scalar_one()

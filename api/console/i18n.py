@@ -327,6 +327,12 @@ class Texts:
 
         return rated_line_names(list(lines), currency, self.language)
 
+    def terms(self, terms: str) -> str:
+        """Payment terms as the invoice says them (``net 14``: "Zahlbar innerhalb von 14 Tagen ohne Abzug")."""
+        from runtime.documents.from_invoice import terms_text
+
+        return terms_text(terms, self.language)
+
     def period(self, start: date | None, end: date | None) -> str:
         """A billing period as documents print it: first and last day (billing stores the end
         exclusive, the day after the last)."""

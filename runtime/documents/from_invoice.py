@@ -570,7 +570,7 @@ def _buyer(c: CustomerProfile) -> Buyer:
     )
 
 
-def _terms_text(terms: str, language: str) -> str:
+def terms_text(terms: str, language: str) -> str:
     """Billing stores ``net 14`` / ``end_of_month + 60``; the page says it in words."""
     labels = _LABELS.get(language, _LABELS["en"])
     parts = terms.replace("+", " ").split()
@@ -621,7 +621,7 @@ def document_from_invoice(inp: InvoiceInput) -> Document:
         period=_service_period(inp),
         language=lang,
         prepaid=inp.prepaid,
-        payment_terms=labels["credit_terms"] if credit else _terms_text(inp.payment_terms, lang),
+        payment_terms=labels["credit_terms"] if credit else terms_text(inp.payment_terms, lang),
         preceding=preceding,
         statement=_statement(inp, sign),
         branding=inp.tenant.branding,

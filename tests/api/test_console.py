@@ -700,6 +700,9 @@ def test_customer_page_lists_contracts_tokens_and_mandates(console: Env) -> None
     # the mandate with its IBAN in groups of four, signed on, scheme and next collection
     assert "DE89 3704 0044 0532 0130 00" in page and "05.01.2026" in page and "Ladestrom GmbH" in page
     assert "Erstlastschrift" in page
+    # cycle and terms in words, accounts without a name by their place and currency, never their ids
+    assert "monatlich" in page and "Zahlbar innerhalb von 14 Tagen ohne Abzug" in page, page[-5000:]
+    assert a.ids["billing_account_id"] not in page.replace(f'value="{a.ids["billing_account_id"]}"', "")
     assert f'href="/console/sessions?customer={a.ids["customer_id"]}"' in page
     # the other tenant's customer is not found
     assert p.get(f"/console/customers/{b.ids['customer_id']}").status_code == 404
