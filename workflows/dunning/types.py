@@ -1,6 +1,9 @@
-"""The dunning workflow's inputs and results (plain dataclasses: Temporal's JSON converter)."""
+"""The dunning workflow's inputs and results (plain dataclasses: Temporal's JSON converter).
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: the converter reads each dataclass's field types
+for every payload it decodes (``typing.get_type_hints``), and string annotations are compiled
+again each time (103 -> 31 µs to decode a ``StepOutput``; a case's first wake-up decodes three).
+"""
 
 from dataclasses import dataclass, field
 
