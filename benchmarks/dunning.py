@@ -109,11 +109,14 @@ activity threads' 5.0-5.5 -> 4.1-4.2 ms per customer is steady.
 **20,000 customers with the final code at load 9.5-10.6: 326.1 s (61.3/s)**, workers 8.2 ms (62.0 +
 102.8 s; activity threads 3.8, main 2.3, core 1.2, workflow 0.4), server 9.3 ms of CPU per customer,
 17.5 ms in all; the benchmark got 1.08 of the 2 cores. An earlier run with 16 starts in flight
-(load 10-14): 346.4 s (57.7/s), 7.7 + 8.6 ms. The database is SQLite in the workers' processes:
+(load 10-14): 346.4 s (57.7/s), 7.7 + 8.6 ms. Again with the final code at 22:00-22:07, load 7.8-13
+(the other session's tests heavier): 445.1 s (44.9/s), workers 11.0 (40.4 + 179.5 s) + server 12.5
+= 23.5 ms of CPU per customer, 1.06 cores. The database is SQLite in the workers' processes:
 ``dunning.advance`` in process is 1.2-1.6 ms of CPU, 0.3-0.4 ms of it in the SQLite driver.
-Estimate for the machine to itself: 20,000 x 17.5 ms = 350 CPU seconds over 2 cores is ~175 s
-(~115/s; the starts then need < 0.56 s each at 64 in flight), within the 300 s target by CPU; not
-measured, the machine was never quiet. Where the CPU goes now: the Temporal server ~half (a start
+Estimate for the machine to itself: 20,000 x 17.5-23.5 ms = 350-470 CPU seconds over 2 cores is
+~175-235 s (85-115/s; the starts then need < 0.56-0.75 s each at 64 in flight), within the 300 s
+target by CPU (CPU seconds are cheaper on a quiet machine still); not measured, the machine was
+never quiet. Where the CPU goes now: the Temporal server ~half (a start
 and one workflow task completion with three markers and a timer per case), the SDK's activation and
 core ~3.5 ms, the activity threads ~3.8 ms (``dunning.advance`` is 1.2-1.6 ms in process: the rest
 is the local activity's hand-offs, the sweep's page reads and a loaded machine's slower CPU seconds).
