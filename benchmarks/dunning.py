@@ -77,6 +77,49 @@ fee's open item with its journal entry (chart, country, periods and currency rea
 transaction, then entry and lines) and the credit-balance read are 11; the first wake-up and the
 second read of items, disputes and case after the stage; the server's 14-16 ms for a start, a
 workflow task with three markers (two patches, the local activity) and a timer.
+
+Session h13f (2026-12-06 21:14-21:52 UTC; another session's demo and tests shared the machine, load
+average 5-14). CPU seconds per customer grow with the machine's load (two processes on one core's
+two halves each get less done per CPU second), so the figures below are compared at like loads.
+Before its changes, main's code: 2,000 customers at load 0.6-5.6 in 31.9 s (62.6/s), workers
+10.7 + server 8.0 ms; **20,000 at load 5-10 in 416.1 s (48.1/s), workers 9.9 + server 9.5 ms per
+customer** (h13e's 33.5 ms were measured at load 9-15). The changes:
+- ``dunning.advance`` 30 -> 21 statements: the item states read once for the case's account and the
+  credit-balance check (``open_charge_item(states=...)``), the disputes once, the case's state after
+  the stage from the stage itself (``reach_stage`` returns it), no stage read for a case opened in
+  the same transaction, the case row handed to ``reach_stage``; the journal posting's tenant country
+  and currency in one read and its statements built once (``store.accounting._context``). In
+  process (``dunning.advance`` alone, SQLite, 1,000 customers, main's code and this one in turn at
+  load 8): 2.8-3.3 -> 1.2-1.6 ms of CPU, of it in the SQLite driver 0.5-0.6 -> 0.3-0.4 ms;
+- ``workflows.dunning.types`` without postponed annotations: the converter resolves a dataclass's
+  field types per payload, string annotations compiled each time (103 -> 31 µs to decode a
+  ``StepOutput``);
+- the sweep: 64 starts in flight instead of 16 (its log line says how long a start took: 16 at
+  250 ms capped it at 64/s; 64 take 0.75-1.1 s each under load 10, ~60-85/s), pages of 2,000
+  instead of 500 (each page reads every overdue pair again: ~0.25 s of CPU per page at 20,000),
+  a heartbeat a second instead of one per start.
+Kept as they were: the workflows unsandboxed (``UnsandboxedWorkflowRunner``, since h13e: the
+workflow code reads only ``workflow.now()``/``workflow.info()`` and its inputs, imports passed
+through, no I/O; the sandbox re-imports modules per workflow run) and ``dunning.advance`` as a local
+activity behind the patches ``advance``/``advance-local`` (no workflow change here, so no new history).
+Activity threads (1, 2 or 4 per worker) made no difference beyond the noise at 2,000. At 2,000
+customers the gain is within the noise: main's code and this one in turn at load 9-11: main 66.3
+and 49.2/s (9.0 + 8.0, 10.3 + 9.3 ms), this 50.2 and 52.7/s (9.4 + 9.6, 8.6 + 9.4 ms); only the
+activity threads' 5.0-5.5 -> 4.1-4.2 ms per customer is steady.
+**20,000 customers with the final code at load 9.5-10.6: 326.1 s (61.3/s)**, workers 8.2 ms (62.0 +
+102.8 s; activity threads 3.8, main 2.3, core 1.2, workflow 0.4), server 9.3 ms of CPU per customer,
+17.5 ms in all; the benchmark got 1.08 of the 2 cores. An earlier run with 16 starts in flight
+(load 10-14): 346.4 s (57.7/s), 7.7 + 8.6 ms. Again with the final code at 22:00-22:07, load 7.8-13
+(the other session's tests heavier): 445.1 s (44.9/s), workers 11.0 (40.4 + 179.5 s) + server 12.5
+= 23.5 ms of CPU per customer, 1.06 cores. The database is SQLite in the workers' processes:
+``dunning.advance`` in process is 1.2-1.6 ms of CPU, 0.3-0.4 ms of it in the SQLite driver.
+Estimate for the machine to itself: 20,000 x 17.5-23.5 ms = 350-470 CPU seconds over 2 cores is
+~175-235 s (85-115/s; the starts then need < 0.56-0.75 s each at 64 in flight), within the 300 s
+target by CPU (CPU seconds are cheaper on a quiet machine still); not measured, the machine was
+never quiet. Where the CPU goes now: the Temporal server ~half (a start
+and one workflow task completion with three markers and a timer per case), the SDK's activation and
+core ~3.5 ms, the activity threads ~3.8 ms (``dunning.advance`` is 1.2-1.6 ms in process: the rest
+is the local activity's hand-offs, the sweep's page reads and a loaded machine's slower CPU seconds).
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ from runtime.money import ZERO
 from runtime.receivables import ENTRY_SIGNS
 from store.billing import driver_insert
 from store.errors import DomainError
-from store.models import metadata
+from store.models import Tenant, metadata
 from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
 
 __all__ = [
@@ -258,7 +258,7 @@ class AccountingError(DomainError):
 # ---------------------------------------------------------------- chart
 def chart_of(conn: Connection, tenant_id: str) -> Chart:
     """The tenant's chart; a tenant that never set one books on the plain template."""
-    row = conn.execute(select(accounting_chart.c.chart).where(accounting_chart.c.tenant_id == tenant_id)).first()
+    row = conn.execute(_Q_CHART, {"t": tenant_id}).first()
     return Chart.from_dict(row.chart) if row is not None else template("plain")
 
 
@@ -318,8 +318,7 @@ def period_of(d: date) -> str:
 
 
 def closed_periods(conn: Connection, tenant_id: str) -> set[str]:
-    return {r.period for r in conn.execute(select(accounting_period.c.period)
-                                           .where(accounting_period.c.tenant_id == tenant_id))}
+    return {r.period for r in conn.execute(_Q_CLOSED, {"t": tenant_id})}
 
 
 def close_period(conn: Connection, tenant_id: str, period: str, by: str) -> dict[str, Any]:
@@ -415,6 +414,12 @@ _ENTRY_COLUMNS = ("id", "tenant_id", "source_kind", "source_id", "document", "do
 _LINE_COLUMNS = ("id", "tenant_id", "entry_id", "line_no", "account", "side", "amount", "currency", "role",
                  "revenue_kind", "vat", "bu_key", "functional_amount")
 _CACHE = "evbill.accounting"
+# what posting reads once per transaction, built once (building a statement costs more than SQLite
+# running one: a dunning fee posts in every case's first wake-up)
+_Q_CHART = select(accounting_chart.c.chart).where(accounting_chart.c.tenant_id == bindparam("t"))
+_Q_CLOSED = select(accounting_period.c.period).where(accounting_period.c.tenant_id == bindparam("t"))
+_Q_TENANT_BOOKS = select(Tenant.__table__.c.country, Tenant.__table__.c.currency).where(  # type: ignore[attr-defined]
+    Tenant.__table__.c.id == bindparam("t"))  # type: ignore[attr-defined]
 
 
 @dataclass(slots=True)
@@ -434,8 +439,11 @@ def _context(conn: Connection, tenant_id: str) -> _Context:
     if got is not None and got[0] is tx and got[1] == tenant_id:
         ctx: _Context = got[2]
         return ctx
-    ctx = _Context(chart_of(conn, tenant_id), tenant_country(conn, tenant_id), closed_periods(conn, tenant_id), {},
-                   functional_currency(conn, tenant_id))
+    # the tenant's country and currency in one read (``tenant_country``, ``functional_currency``)
+    books = conn.execute(_Q_TENANT_BOOKS, {"t": tenant_id}).first()
+    ctx = _Context(chart_of(conn, tenant_id), str(books.country or "") if books is not None else "",
+                   closed_periods(conn, tenant_id), {},
+                   str(books.currency or "EUR") if books is not None else "EUR")
     conn.info[_CACHE] = (tx, tenant_id, ctx)
     return ctx
 

@@ -57,6 +57,7 @@ __all__ = [
     "CaseRow",
     "blocks_of",
     "case",
+    "case_item_states",
     "case_items",
     "case_state",
     "cases",
@@ -82,6 +83,7 @@ __all__ = [
     "letter_recipient",
     "letters_of",
     "open_case",
+    "open_case_made",
     "open_case_workflows",
     "open_cases_paid_since",
     "open_disputes",
@@ -96,6 +98,7 @@ __all__ = [
     "save_letter",
     "set_status",
     "stage_planned_on",
+    "stage_row",
     "stages_of",
 ]
 
@@ -244,6 +247,14 @@ _Q_SET_STATUS = (update(dunning_case)
                          next_on=bindparam("v_next_on"), reason=bindparam("v_reason"),
                          updated_at=bindparam("v_updated_at")))
 
+_Q_OPEN_CASE = select(dunning_case).where(dunning_case.c.tenant_id == bindparam("t"),
+                                          dunning_case.c.open_key == bindparam("k"))
+# the case moved on to the stage it reached (``reach_stage``)
+_U_REACHED = (update(dunning_case).where(dunning_case.c.id == bindparam("i"))
+              .values(stage=bindparam("v_stage"), stage_on=bindparam("v_stage_on"), status="waiting", next_stage=None,
+                      next_on=None, reason="", interest_until=bindparam("v_interest_until"),
+                      flat_fee_items=bindparam("v_flat_fee_items"), updated_at=bindparam("v_updated_at")))
+
 
 @dataclass(frozen=True, slots=True)
 class CaseRow:
@@ -318,10 +329,20 @@ def open_disputes(conn: Connection, tenant_id: str, item_ids: Sequence[str]) -> 
 
 def case_items(conn: Connection, tenant_id: str, customer_id: str, currency: str) -> list[OverdueItem]:
     """The customer's items in ``currency`` as dunning sees them (what is open, disputed or not)."""
+    return case_item_states(conn, tenant_id, customer_id, currency)[0]
+
+
+def case_item_states(conn: Connection, tenant_id: str, customer_id: str, currency: str,
+                     disputed: set[str] | None = None) -> tuple[list[OverdueItem], list[R.ItemState], set[str]]:
+    """``case_items``, with the item states it was made from (accounts, credit balances) and the ids
+    of the disputed items; ``disputed``: those of an earlier read in this transaction (no item can
+    be disputed in between: only items read then are asked again)."""
     states = R.item_states(conn, tenant_id, customer_id=customer_id, currency=currency)
-    disputed = open_disputes(conn, tenant_id, [s.id for s in states])
-    return [OverdueItem(s.id, s.number, s.kind, s.currency, s.open, s.due_date, s.id in disputed, s.amount,
-                        s.issue_date) for s in states]
+    if disputed is None:
+        disputed = set(open_disputes(conn, tenant_id, [s.id for s in states]))
+    items = [OverdueItem(s.id, s.number, s.kind, s.currency, s.open, s.due_date, s.id in disputed, s.amount,
+                         s.issue_date) for s in states]
+    return items, states, disputed
 
 
 def customer_facts(conn: Connection, tenant_id: str, customer_id: str) -> Any:
@@ -339,11 +360,19 @@ def ruleset_source(conn: Connection, tenant_id: str, version_id: str) -> Any:
 def open_case(conn: Connection, tenant_id: str, *, customer_id: str, account_id: str, currency: str,
               workflow_id: str, ruleset_version_id: str | None, policy: str, debtor: str, today: date) -> CaseRow:
     """The customer's open case in ``currency``, made if there is none (the workflow's first step)."""
-    c = dunning_case.c
+    return open_case_made(conn, tenant_id, customer_id=customer_id, account_id=account_id, currency=currency,
+                          workflow_id=workflow_id, ruleset_version_id=ruleset_version_id, policy=policy,
+                          debtor=debtor, today=today)[0]
+
+
+def open_case_made(conn: Connection, tenant_id: str, *, customer_id: str, account_id: str, currency: str,
+                   workflow_id: str, ruleset_version_id: str | None, policy: str, debtor: str,
+                   today: date) -> tuple[CaseRow, bool]:
+    """``open_case``, and whether it made the case now (then it has no stages yet)."""
     key = _open_key(customer_id, currency)
-    row = conn.execute(select(dunning_case).where(c.tenant_id == tenant_id, c.open_key == key)).first()
+    row = conn.execute(_Q_OPEN_CASE, {"t": tenant_id, "k": key}).first()
     if row is not None:
-        return _case_row(row)
+        return _case_row(row), False
     now = utcnow()
     values = dict(
         id=new_id("dun"), tenant_id=tenant_id, customer_id=customer_id, account_id=account_id, currency=currency,
@@ -352,7 +381,7 @@ def open_case(conn: Connection, tenant_id: str, *, customer_id: str, account_id:
         interest_until={}, flat_fee_items=[], started_on=today, closed_on=None, created_at=now, updated_at=now,
         hold_reason=None, held_by=None)
     conn.execute(_I_CASE, values)
-    return _case_row(SimpleNamespace(**values))
+    return _case_row(SimpleNamespace(**values)), True
 
 
 def case(conn: Connection, tenant_id: str, case_id: str) -> CaseRow:
@@ -517,37 +546,57 @@ def refuse_stage(conn: Connection, tenant_id: str, case_id: str, stage: int, by:
 
 
 def _charge(conn: Connection, tenant_id: str, cas: CaseRow, stage: int, key: str, kind: str, amount: Decimal,
-            on: date, due: date, suffix: str, detail: dict[str, Any], by: str) -> str:
+            on: date, due: date, suffix: str, detail: dict[str, Any], by: str,
+            states: Sequence[R.ItemState] | None) -> str:
     number = f"{'MG' if kind == 'dunning_fee' else 'VZ' if kind == 'interest' else 'PA'}-{cas.id[-10:]}-{stage}{suffix}"
     return R.open_charge_item(conn, tenant_id, key=key, kind=kind, customer_id=cas.customer_id,
                               account_id=cas.account_id, currency=cas.currency, amount=amount, issue_date=on,
-                              due_date=due, number=number, detail=detail, created_by=by)
+                              due_date=due, number=number, detail=detail, created_by=by, states=states)
+
+
+_UNREAD: Any = object()
+
+
+def stage_row(conn: Connection, case_id: str, stage: int) -> Any:
+    """The stage's row (None before it was asked for approval or reached)."""
+    return _stage(conn, case_id, stage)
 
 
 def reach_stage(conn: Connection, tenant_id: str, case_id: str, plan: StagePlan, decided_by: str = "system",
-                reason: str = "") -> dict[str, Any]:
+                reason: str = "", *, cas: CaseRow | None = None, row: Any = _UNREAD,
+                states: Sequence[R.ItemState] | None = None, state: CaseState | None = None) -> dict[str, Any]:
     """Reach ``plan.stage`` (once): open the fee, interest and flat-fee items, record the stage, take
-    its actions, move the case on. Reaching it again returns what the first time stored."""
-    row = _stage(conn, case_id, plan.stage)
+    its actions, move the case on. Reaching it again returns what the first time stored.
+
+    What the caller read in this transaction is not read again: ``cas`` the case (its customer,
+    account and currency are what is used), ``row`` the stage's row (``stage_row``, None: there is
+    none), ``states`` the customer's items in the case's currency (credit balances to use on the
+    new items), ``state`` the case's ``CaseState`` (``case_state``, or a reach's result). The
+    result's ``state`` is the case's ``CaseState`` after the stage."""
+    if row is _UNREAD:
+        row = _stage(conn, case_id, plan.stage)
     if row is not None and row.status == "reached":
         return {"stage": row.stage, "charge_items": row.charge_items, "duplicate": True}
     if row is not None and row.status == "refused":
         raise ValueError(f"stage {plan.stage} of case {case_id} was refused")
-    cas = case(conn, tenant_id, case_id)
+    if cas is None:
+        cas = case(conn, tenant_id, case_id)
+    if states is not None:
+        states = [s for s in states if s.account_id == cas.account_id]
     base = f"dunning:{case_id}:{plan.stage}"
     items: list[str] = []
     if plan.fee is not None and plan.fee.gross > 0:
         items.append(_charge(conn, tenant_id, cas, plan.stage, f"{base}:fee", "dunning_fee", plan.fee.gross, plan.today,
                              plan.pay_by, "", {"net": str(plan.fee.net), "vat": str(plan.fee.vat),
                                                "vat_rate": None if plan.fee.vat_rate is None else str(plan.fee.vat_rate),
-                                               "treatment": plan.fee.treatment}, decided_by))
+                                               "treatment": plan.fee.treatment}, decided_by, states))
     interest = sum((i.amount for i in plan.interest), ZERO)
     if interest > 0:
         items.append(_charge(conn, tenant_id, cas, plan.stage, f"{base}:interest", "interest", interest, plan.today,
-                             plan.pay_by, "", {"lines": _plan_detail(plan)["interest"]}, decided_by))
+                             plan.pay_by, "", {"lines": _plan_detail(plan)["interest"]}, decided_by, states))
     for n, f in enumerate(plan.flat_fees, start=1):
         items.append(_charge(conn, tenant_id, cas, plan.stage, f"{base}:flat:{f.item_id}", "flat_fee", f.gross,
-                             plan.today, plan.pay_by, f"P{n}", {"for_item": f.item_id}, decided_by))
+                             plan.today, plan.pay_by, f"P{n}", {"for_item": f.item_id}, decided_by, states))
     now = utcnow()
     values = dict(status="reached", reached_on=plan.today, pay_by=plan.pay_by, overdue=plan.overdue,
                   charged=plan.charged, total=plan.total, detail=_plan_detail(plan), charge_items=items,
@@ -559,11 +608,13 @@ def reach_stage(conn: Connection, tenant_id: str, case_id: str, plan: StagePlan,
             planned_on=plan.today, currency=plan.currency, created_at=now, **values))
     else:
         conn.execute(update(dunning_stage).where(dunning_stage.c.id == row.id).values(**values))
-    flat = sorted(set(_case_flat(conn, case_id)) | {f.item_id for f in plan.flat_fees})
-    c = dunning_case.c
-    conn.execute(update(dunning_case).where(c.id == case_id).values(
-        stage=plan.stage, stage_on=plan.today, status="waiting", next_stage=None, next_on=None, reason="",
-        interest_until={k: v.isoformat() for k, v in plan.interest_until}, flat_fee_items=flat, updated_at=now))
+    # the items the flat fee was charged for: the case's and this stage's
+    flat = list(state.flat_fee_items) if state is not None else _case_flat(conn, case_id)
+    if plan.flat_fees:
+        flat = sorted(set(flat) | {f.item_id for f in plan.flat_fees})
+    conn.execute(_U_REACHED, {"i": case_id, "v_stage": plan.stage, "v_stage_on": plan.today,
+                              "v_interest_until": {k: v.isoformat() for k, v in plan.interest_until},
+                              "v_flat_fee_items": flat, "v_updated_at": now})
     b = dunning_block.c
     for action in plan.actions:
         if conn.execute(select(b.id).where(b.case_id == case_id, b.action == action)).first() is None:
@@ -572,7 +623,9 @@ def reach_stage(conn: Connection, tenant_id: str, case_id: str, plan: StagePlan,
             conn.execute(insert(dunning_block).values(
                 id=new_id("blk"), tenant_id=tenant_id, customer_id=cas.customer_id, case_id=case_id, action=action,
                 stage=plan.stage, started_at=now, released_at=None, release_reason=None, detail=detail))
-    return {"stage": plan.stage, "charge_items": items, "duplicate": False}
+    return {"stage": plan.stage, "charge_items": items, "duplicate": False,
+            "state": CaseState(plan.stage, plan.today, tuple(sorted(plan.interest_until)), tuple(flat),
+                                state.refused if state is not None else bool(cas.refused))}
 
 
 def _suspension(case_id: str) -> str:

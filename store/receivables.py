@@ -429,9 +429,12 @@ def _open_run(conn: Connection, tenant_id: str, invs: Sequence[Any], created_by:
 
 def open_charge_item(conn: Connection, tenant_id: str, *, key: str, kind: str, customer_id: str, account_id: str,
                      currency: str, amount: Decimal, issue_date: date, due_date: date, number: str,
-                     detail: dict[str, Any] | None = None, created_by: str = "system") -> str:
+                     detail: dict[str, Any] | None = None, created_by: str = "system",
+                     states: Sequence[ItemState] | None = None) -> str:
     """An item of its own for a charge dunning makes (``dunning_fee``, ``interest``, ``flat_fee``),
-    collected and matched like an invoice; booked once per ``key`` (returns the item's id)."""
+    collected and matched like an invoice; booked once per ``key`` (returns the item's id).
+    ``states``: the account's items in ``currency`` as the caller read them in this transaction
+    (``apply_credit_balances`` then reads them only when one is a credit balance)."""
     if ENTRY_SIGNS.get(kind) != +1 or kind in ("invoice", "return", "return_charge", "refund", "credit_used"):
         raise ValueError(f"{kind!r} is not a charge of its own")
     done = event(conn, tenant_id, key)
@@ -448,7 +451,7 @@ def open_charge_item(conn: Connection, tenant_id: str, *, key: str, kind: str, c
                      detail or {}, created_by, written)
     _append(conn, tenant_id, eid, issue_date, [Entry(iid, kind, amount, currency)], written)
     _post(conn, tenant_id, written)
-    apply_credit_balances(conn, tenant_id, account_id, currency, issue_date, created_by)
+    apply_credit_balances(conn, tenant_id, account_id, currency, issue_date, created_by, states)
     return iid
 
 

@@ -1,6 +1,9 @@
-"""The dunning workflow's inputs and results (plain dataclasses: Temporal's JSON converter)."""
+"""The dunning workflow's inputs and results (plain dataclasses: Temporal's JSON converter).
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: the converter reads each dataclass's field types
+for every payload it decodes (``typing.get_type_hints``), and string annotations are compiled
+again each time (103 -> 31 µs to decode a ``StepOutput``; a case's first wake-up decodes three).
+"""
 
 from dataclasses import dataclass, field
 
@@ -120,5 +123,8 @@ class SweepInput:
     tenant_id: str = ""  # empty: every tenant
     task_queue: str = ""  # where the started workflows run (empty: the sweep's own queue)
     after: list[str] = field(default_factory=list)  # the last pair a previous page started (continue-as-new)
-    page: int = 500  # pairs started per page: children start side by side, the history stays small
+    # pairs started per page (one activity starts them side by side; a full page continues as new,
+    # so the history stays small); each page reads every overdue pair again: 500 cost the sweep's
+    # worker ~0.5 ms of CPU per started case at 20,000 (benchmarks/dunning.py), 2,000 a quarter
+    page: int = 2000
     started: int = 0  # started by the pages before this one
