@@ -545,10 +545,20 @@ def refuse_stage(conn: Connection, tenant_id: str, case_id: str, stage: int, by:
                          reason="approval_refused", updated_at=utcnow()))
 
 
+def case_number(customer_number: str | None, cas: CaseRow) -> str:
+    """The case's reference as its letters print it (``D-K-10002-261227``); a letter is that and its
+    stage, and so are the charges it made (an interest item adds ``-Z``, a flat fee ``-P1``...)."""
+    return f"D-{customer_number or cas.customer_id}-{cas.started_on.strftime('%y%m%d')}"
+
+
+_Q_CUSTOMER_NUMBER = select(Customer.number).where(  # type: ignore[call-overload]
+    Customer.tenant_id == bindparam("t"), Customer.id == bindparam("c"))
+
+
 def _charge(conn: Connection, tenant_id: str, cas: CaseRow, stage: int, key: str, kind: str, amount: Decimal,
             on: date, due: date, suffix: str, detail: dict[str, Any], by: str,
-            states: Sequence[R.ItemState] | None) -> str:
-    number = f"{'MG' if kind == 'dunning_fee' else 'VZ' if kind == 'interest' else 'PA'}-{cas.id[-10:]}-{stage}{suffix}"
+            states: Sequence[R.ItemState] | None, reference: str) -> str:
+    number = f"{reference}-{stage}{suffix}"
     return R.open_charge_item(conn, tenant_id, key=key, kind=kind, customer_id=cas.customer_id,
                               account_id=cas.account_id, currency=cas.currency, amount=amount, issue_date=on,
                               due_date=due, number=number, detail=detail, created_by=by, states=states)
@@ -585,18 +595,25 @@ def reach_stage(conn: Connection, tenant_id: str, case_id: str, plan: StagePlan,
         states = [s for s in states if s.account_id == cas.account_id]
     base = f"dunning:{case_id}:{plan.stage}"
     items: list[str] = []
+    interest = sum((i.amount for i in plan.interest), ZERO)
+    reference = ""
+    if (plan.fee is not None and plan.fee.gross > 0) or interest > 0 or plan.flat_fees:
+        # the charges are numbered as the letter that makes them (read only when there are charges)
+        reference = case_number(conn.execute(_Q_CUSTOMER_NUMBER, {"t": tenant_id, "c": cas.customer_id}).scalar(),
+                                cas)
     if plan.fee is not None and plan.fee.gross > 0:
         items.append(_charge(conn, tenant_id, cas, plan.stage, f"{base}:fee", "dunning_fee", plan.fee.gross, plan.today,
                              plan.pay_by, "", {"net": str(plan.fee.net), "vat": str(plan.fee.vat),
                                                "vat_rate": None if plan.fee.vat_rate is None else str(plan.fee.vat_rate),
-                                               "treatment": plan.fee.treatment}, decided_by, states))
-    interest = sum((i.amount for i in plan.interest), ZERO)
+                                               "treatment": plan.fee.treatment}, decided_by, states, reference))
     if interest > 0:
         items.append(_charge(conn, tenant_id, cas, plan.stage, f"{base}:interest", "interest", interest, plan.today,
-                             plan.pay_by, "", {"lines": _plan_detail(plan)["interest"]}, decided_by, states))
+                             plan.pay_by, "-Z", {"lines": _plan_detail(plan)["interest"]}, decided_by, states,
+                             reference))
     for n, f in enumerate(plan.flat_fees, start=1):
         items.append(_charge(conn, tenant_id, cas, plan.stage, f"{base}:flat:{f.item_id}", "flat_fee", f.gross,
-                             plan.today, plan.pay_by, f"P{n}", {"for_item": f.item_id}, decided_by, states))
+                             plan.today, plan.pay_by, f"-P{n}", {"for_item": f.item_id}, decided_by, states,
+                             reference))
     now = utcnow()
     values = dict(status="reached", reached_on=plan.today, pay_by=plan.pay_by, overdue=plan.overdue,
                   charged=plan.charged, total=plan.total, detail=_plan_detail(plan), charge_items=items,
@@ -794,7 +811,7 @@ def letter_doc(conn: Connection, tenant_id: str, case_id: str, stage: int) -> An
                if cust.street or cust.city else None)
     return DunningLetterDoc(
         language=language, currency=cas.currency, stage=stage, letter=row.letter, dated=row.reached_on,
-        pay_by=row.pay_by, case_number=f"D-{cust.number or cas.customer_id}-{cas.started_on.strftime('%y%m%d')}",
+        pay_by=row.pay_by, case_number=case_number(cust.number, cas),
         seller=tenant_seller(t), customer_name=cust.company_name or cust.name, customer_number=cust.number or "",
         address=address, items=items, charges=tuple(charges), overdue=row.overdue, charged=row.charged,
         total=row.total, actions=tuple(d.get("actions", [])), branding=_branding(t.branding), notice=notice,

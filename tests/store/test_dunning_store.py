@@ -83,6 +83,8 @@ def test_a_stage_is_reached_once_and_its_charges_are_items(engine: Engine) -> No
         assert kinds == ["dunning_fee", "interest"]
         fees = [s for s in R.item_states(conn, t, customer_id="cus_1") if s.kind == "dunning_fee"]
         assert [f.open for f in fees] == [D("5.00")]  # one fee, however often the stage is retried
+        # numbered as the letter that charged them (no customer row here: the id stands in for its number)
+        assert [f.number for f in fees] == ["D-cus_1-260302-2"] and interest.number == "D-cus_1-260302-1-Z"
         # a payment of everything open settles the fee and interest like invoices
         owed = sum((s.open for s in R.item_states(conn, t, customer_id="cus_1") if s.due_date <= day2 + timedelta(
             days=14)), D(0))
