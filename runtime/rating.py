@@ -32,7 +32,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 from functools import lru_cache, partial
 from itertools import pairwise
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from runtime.money import ZERO, require_currency
@@ -45,6 +45,8 @@ __all__ = [
     "Env",
     "MissingPrice",
     "PeriodResult",
+    "Piece",
+    "PiecesFn",
     "PriceSeries",
     "PricedRule",
     "ProductProgram",
@@ -52,6 +54,7 @@ __all__ = [
     "RatingContext",
     "RatingError",
     "RulesetMeta",
+    "Specialised",
     "TariffProgram",
     "energy_stretches",
     "env_at",
@@ -61,6 +64,7 @@ __all__ = [
     "rate_session",
     "session_minutes",
     "specialise",
+    "specialised",
     "zone",
 ]
 
@@ -485,6 +489,7 @@ _DEFAULT_CTX = RatingContext()
 # a base segment as the engine walks it: (start ms, end ms, kWh, charging s, parking s, reservation s,
 # power kW and current A that conditions see there)
 _Piece = tuple[int, int, Decimal, Decimal, Decimal, Decimal, Decimal | None, Decimal | None]
+Piece = _Piece  # what Specialised.pieces takes, one per base segment
 
 
 def _segments(s: SessionFacts, start: int, end: int, thresholds: tuple[Decimal, ...]) -> list[_Piece]:
@@ -515,6 +520,9 @@ def _segments(s: SessionFacts, start: int, end: int, thresholds: tuple[Decimal, 
 
 
 RateFn = Callable[[SessionFacts, "RatingContext | None"], RatingResult]
+# (session facts for conditions, base pieces, start ms, end ms, context) -> (lines, kWh, charging h, parking h)
+PiecesFn = Callable[[SessionFacts, "list[_Piece]", int, int, "RatingContext"],
+                    "tuple[list[RatedLine], Decimal, Decimal, Decimal]"]
 _UTC_ZONE = zone("UTC")
 _NO_FEES: dict[str, tuple[Decimal | None, Decimal | None]] = {}  # never written: only env's fees are
 _NO_USES: list[tuple[str, Decimal]] = []
@@ -527,9 +535,13 @@ _Entry = tuple[PricedRule, "Callable[[Env], bool] | None", "Decimal | None", str
                "tuple[int, Decimal] | None"]
 # a session's rating state: (start ms, zone, environment, accumulated volumes, trace, price series,
 # step state (last rule and total per component) or None, idle grace used per rule or None)
-_Run = tuple[int, "ZoneInfo | None", "Env | None", "dict[tuple[int, Decimal], list[Any]]", "list[TraceEntry]",
+_Run = tuple[int, "ZoneInfo | None", "Env | None", "dict[tuple[int, Decimal], list[Any]]", "list[TraceEntry] | None",
              "Mapping[str, PriceSeries]", "tuple[dict[str, PricedRule], dict[str, Decimal]] | None",
              "dict[int, Decimal] | None"]
+# what walk() leaves for rate(): lines, the accumulator, the environment, start and end ms, and the
+# session's kWh, charging seconds and parking seconds
+_Walked = tuple["list[RatedLine]", "dict[tuple[int, Decimal], list[Any]]", "Env | None", int, int, Decimal, Decimal,
+                Decimal]
 _DAY_MS = 86_400_000
 _Cuts = Callable[[int, int, ZoneInfo, RatingContext], list[int]]
 
@@ -665,6 +677,23 @@ def rate_session(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta
 
 
 def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: RulesetMeta) -> RateFn:
+    """The rating function of one tariff (``specialised(...).rate``)."""
+    return specialised(prog, discounts, meta).rate
+
+
+class Specialised(NamedTuple):
+    """One tariff's rating, specialised (``specialised``): ``rate`` rates a session into a
+    ``RatingResult``; ``pieces``, where the tariff allows it, runs the same steps on a session the
+    caller has already cut into its base pieces (``_Piece``: start ms, end ms, kWh, charging s,
+    parking s, reservation s, power kW, current A) and returns only the lines (after caps and the
+    minimum/maximum price) and the volumes, without a trace or a result object: the OCPI CDR file
+    path (``dsl.ocpi``), where nothing but the totals is printed."""
+
+    rate: RateFn
+    pieces: PiecesFn | None
+
+
+def specialised(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: RulesetMeta) -> Specialised:
     """The rating algorithm, specialised for one tariff: the one implementation of rating.
 
     Everything that depends only on the tariff is decided here, once: which components are priced
@@ -754,7 +783,8 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                     free = min(vol, max(ZERO, r.grace_idle - used))
                     idle_used[id(r)] = used + vol  # type: ignore[index]
                 if free:
-                    run[4].append(trace_entry((kind, r.label, a, b, free if size is None else free / size, ZERO,
+                    if run[4] is not None:
+                        run[4].append(trace_entry((kind, r.label, a, b, free if size is None else free / size, ZERO,
                                                "free (grace)")))
                     vol = vol - free
                     if not vol:
@@ -775,7 +805,8 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                 last_rule, kind_total = run[6]  # type: ignore[misc]
                 last_rule[kind] = r
                 kind_total[kind] = kind_total.get(kind, ZERO) + vol
-            run[4].append(trace_entry((kind, r.label, a, b, vol if size is None else vol / size, price, "")))
+            if run[4] is not None:
+                run[4].append(trace_entry((kind, r.label, a, b, vol if size is None else vol / size, price, "")))
         return price_volume
 
     price_e, price_t = pricer("energy", e_rules), pricer("time", t_rules)
@@ -852,34 +883,32 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                 return
             a = b
 
-    def rate(s: SessionFacts, ctx: RatingContext | None = None) -> RatingResult:
-        ctx = ctx or _DEFAULT_CTX
-        tz: ZoneInfo | None = None
+    def zone_of(s: SessionFacts, ctx: RatingContext) -> ZoneInfo | None:
         tzname = ctx.tz or s.timezone
         if tzname or needs_zone:
             tzname = tzname or default_tz
             try:
-                tz = zone(tzname)
+                return zone(tzname)
             except (KeyError, ValueError, OSError):  # ZoneInfoNotFoundError is a KeyError
                 raise RatingError(f"session {s.id!r}: unknown time zone {tzname!r}") from None
-        resv = ctx.reservation or s.reservation
+        return None
+
+    def walk(s: SessionFacts, segs: list[_Piece] | None, start: int, end: int, tz: ZoneInfo | None,
+             resv: str | None, ctx: RatingContext, trace: list[TraceEntry] | None) -> _Walked:
+        """Steps 1 and 2, step sizes and once-per-session fees over the session's pieces (``None``:
+        the plain shape, start..charging end..end): the lines before caps, bounds and discounts.
+        ``trace`` None: no trace is kept (``price_pieces``)."""
         env = Env(s, resv) if uses_env else None
-        start = int(s.start.timestamp() * 1000)  # _ms, inline: rating calls it per session
-        end = int(s.end.timestamp() * 1000)
         series = ctx.series
         sid = s.id
-        plain = not s.periods and not s.meter_values and not thresholds
-        segs: list[_Piece] = []
-        if not plain:
-            segs = _segments(s, start, end, thresholds)
-            if segs:
-                start = min(start, segs[0][0])
-                end = max(end, segs[-1][1])
+        plain = segs is None
+        if segs:
+            start = min(start, segs[0][0])
+            end = max(end, segs[-1][1])
         cuts_c = spec_c(start, end, tz, ctx) if spec_c is not None else no_cuts  # type: ignore[arg-type]
         cuts_p = spec_p(start, end, tz, ctx) if spec_p is not None else no_cuts  # type: ignore[arg-type]
         # per (rule, unit price): [rule, price, volume, entry], in first-seen order for the lines
         acc: dict[tuple[int, Decimal], list[Any]] = {}
-        trace: list[TraceEntry] = []
         steps: tuple[dict[str, PricedRule], dict[str, Decimal]] | None = ({}, {}) if any_step else None
         idle: dict[int, Decimal] | None = {} if any_idle else None
         run = (start, tz, env, acc, trace, series, steps, idle)
@@ -918,7 +947,7 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
         else:
             tot_e = tot_t = tot_p = kwh = ZERO
             first_active = None
-            for a0, b0, se, st, sp, sr, pw, cu in segs:
+            for a0, b0, se, st, sp, sr, pw, cu in segs:  # type: ignore[union-attr]
                 if first_active is None and not sr:
                     first_active = a0
                     # once-per-session fees are judged by the first charging period (its power and current)
@@ -961,7 +990,8 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                     for key in reversed(list(acc)):
                         if key[0] == id(rr):
                             acc[key][2] += rounded - total
-                            trace.append(TraceEntry(kind, rr.label, end, end, _in_unit(rounded - total, rr.unit),
+                            if trace is not None:
+                                trace.append(TraceEntry(kind, rr.label, end, end, _in_unit(rounded - total, rr.unit),
                                                     key[1], f"step {_in_unit(rr.step, rr.unit)} {rr.unit}"))
                             break
         lines: list[RatedLine] = []
@@ -986,7 +1016,8 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                     price = fee.price if fee.price is not None else fee.price_fn(first_active, series)  # type: ignore[misc]
                     lines.append(new_line((kind, fee.title, ONE, "session", price, price, fee.vat, cur, fee.label,
                                            sid, "fixed", None)))
-                    trace.append(new_trace((kind, fee.label, first_active, first_active, ONE, price, "")))
+                    if trace is not None:
+                        trace.append(new_trace((kind, fee.label, first_active, first_active, ONE, price, "")))
         if resv is not None and rfee_rules:
             if env is not None:
                 if fee_time:
@@ -999,7 +1030,21 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                 price = rfee.price if rfee.price is not None else rfee.price_fn(start, series)  # type: ignore[misc]
                 lines.append(RatedLine("reservation_fee", rfee.title, ONE, "session", price, price, rfee.vat, cur,
                                        rfee.label, sid, "reservation"))
-                trace.append(TraceEntry("reservation_fee", rfee.label, start, start, ONE, price))
+                if trace is not None:
+                    trace.append(TraceEntry("reservation_fee", rfee.label, start, start, ONE, price))
+        return lines, acc, env, start, end, tot_e, tot_t, tot_p
+
+    def rate(s: SessionFacts, ctx: RatingContext | None = None) -> RatingResult:
+        ctx = ctx or _DEFAULT_CTX
+        tz = zone_of(s, ctx)
+        resv = ctx.reservation or s.reservation
+        start = int(s.start.timestamp() * 1000)  # _ms, inline: rating calls it per session
+        end = int(s.end.timestamp() * 1000)
+        segs = None if not s.periods and not s.meter_values and not thresholds else \
+            _segments(s, start, end, thresholds)
+        trace: list[TraceEntry] = []
+        lines, acc, env, start, end, tot_e, tot_t, tot_p = walk(s, segs, start, end, tz, resv, ctx, trace)
+        sid = s.id
         # finish_session's steps: caps per rule, the minimum/maximum session price, discounts
         if any_cap:
             capped = [a[0] for a in acc.values() if a[0].cap is not None]
@@ -1021,14 +1066,37 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                 if denv is None:
                     denv = _discount_env(s, resv, env)
                 consumed = []
-                _apply_discounts(prog, mine, s, denv, start, tz or zone(tzname or default_tz), ctx, lines, trace,
+                _apply_discounts(prog, mine, s, denv, start, tz or zone(ctx.tz or s.timezone or default_tz), ctx, lines, trace,
                                  consumed, cur, end)
                 break
         return RatingResult(sid, meta.name, ctx.version or meta.version, meta.sha256, prog.name, cur, tuple(lines),
                             tuple(trace), tot_e, tot_t / s_per_h, tot_p / s_per_h, tuple(consumed) if consumed else ())
 
+    def price_pieces(s: SessionFacts, segs: list[_Piece], start: int, end: int,
+                     ctx: RatingContext) -> tuple[list[RatedLine], Decimal, Decimal, Decimal]:
+        # rate() without the trace, the result object or discounts, on pieces made by the caller
+        if thresholds:  # cut where the energy so far crosses a threshold, as _segments does
+            mp = s.max_power_kw
+            segs = [(g.a, g.b, g.energy, g.time_s, g.park_s, g.resv_s, mp if g.pmax is None else g.pmax, g.imax)
+                    for g in _split_energy([_Seg(*p[:6], None, p[6], None, p[7]) for p in segs], thresholds)]
+        lines, acc, _env, start, end, tot_e, tot_t, tot_p = walk(s, segs, start, end, zone_of(s, ctx),
+                                                                ctx.reservation or s.reservation, ctx, None)
+        if any_cap or bounded:
+            scratch: list[TraceEntry] = []
+            if any_cap:
+                capped = [a[0] for a in acc.values() if a[0].cap is not None]
+                if capped:
+                    apply_caps(lines, scratch, capped, cur, s.id, end)
+            if bounded:
+                _clamp(prog, lines, scratch, cur, s.id, end)
+        return lines, tot_e, tot_t / s_per_h, tot_p / s_per_h
+
     rate.__doc__ = f"Rate a session with tariff '{prog.name}' of ruleset '{meta.name}' (see specialise)."
-    return rate
+    price_pieces.__doc__ = (f"The lines and volumes (kWh, charging h, parking h) of a session given as pieces, "
+                            f"tariff '{prog.name}' (see specialised).")
+    # discounts read the whole session (codes, uses, budgets): sessions of such tariffs are rated
+    # by rate() alone
+    return Specialised(rate, None if mine else price_pieces)
 
 
 def finish_session(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: RulesetMeta, s: SessionFacts,
