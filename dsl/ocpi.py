@@ -708,8 +708,15 @@ def _price_one(ruleset: CompiledRuleset, label: str, cdr: Any, default_id: str, 
 
 # the state a worker process prices with (inherited through fork, so nothing is pickled but lines)
 _WORKER: tuple[CompiledRuleset, RatingContext, str, str, bool] | None = None
+_CHUNKS: list[list[tuple[int, int, str]]] = []  # the file's lines, inherited by forked workers
 PARALLEL_MIN = 4000  # CDRs below which one process is quicker than starting workers
 _CHUNK = 1000
+
+
+def _price_chunk_at(k: int) -> tuple[str, bool]:
+    """``_price_chunk`` of the k-th chunk, which a forked worker already holds (nothing but the
+    number and the printed text crosses the pipe)."""
+    return _price_chunk(_CHUNKS[k])
 
 
 def _price_chunk(chunk: list[tuple[int, int, str]]) -> tuple[str, bool]:
@@ -752,6 +759,12 @@ def _price_file(ruleset: CompiledRuleset, path: str, text: str, tz: str, expired
     write = sys.stdout.write
     failed = False
     _WORKER = (ruleset, ctx, path, tz, expired)
+    _CHUNKS[:] = chunks
+    import gc
+
+    # the lines (and all else made so far) will never be garbage: out of the collector's sight, a
+    # full collection does not walk them, nor do forked workers copy the pages it would touch
+    gc.freeze()
     try:
         if workers <= 1:
             for chunk in chunks:
@@ -763,12 +776,14 @@ def _price_file(ruleset: CompiledRuleset, path: str, text: str, tz: str, expired
 
         sys.stdout.flush()
         with multiprocessing.get_context("fork").Pool(workers) as pool:
-            for text_out, bad in pool.imap(_price_chunk, chunks):
+            for text_out, bad in pool.imap(_price_chunk_at, range(len(chunks))):
                 write(text_out)
                 failed = failed or bad
         return failed
     finally:
         _WORKER = None
+        _CHUNKS.clear()
+        gc.unfreeze()
 
 
 # ---------------------------------------------------------------- the command

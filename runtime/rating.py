@@ -32,7 +32,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 from functools import lru_cache, partial
 from itertools import pairwise
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 from zoneinfo import ZoneInfo
 
 from runtime.money import ZERO, require_currency
@@ -538,10 +538,6 @@ _Entry = tuple[PricedRule, "Callable[[Env], bool] | None", "Decimal | None", str
 _Run = tuple[int, "ZoneInfo | None", "Env | None", "dict[tuple[int, Decimal], list[Any]]", "list[TraceEntry] | None",
              "Mapping[str, PriceSeries]", "tuple[dict[str, PricedRule], dict[str, Decimal]] | None",
              "dict[int, Decimal] | None"]
-# what walk() leaves for rate(): lines, the accumulator, the environment, start and end ms, and the
-# session's kWh, charging seconds and parking seconds
-_Walked = tuple["list[RatedLine]", "dict[tuple[int, Decimal], list[Any]]", "Env | None", int, int, Decimal, Decimal,
-                Decimal]
 _DAY_MS = 86_400_000
 _Cuts = Callable[[int, int, ZoneInfo, RatingContext], list[int]]
 
@@ -883,21 +879,35 @@ def specialised(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta:
                 return
             a = b
 
-    def zone_of(s: SessionFacts, ctx: RatingContext) -> ZoneInfo | None:
+    def rate(s: SessionFacts, ctx: RatingContext | None = None, pieces: list[_Piece] | None = None,
+             p_start: int = 0, p_end: int = 0) -> Any:
+        """Rate ``s`` into a RatingResult; or, given ``pieces`` (its base segments, made by the
+        caller) with its start and end ms, only (lines, kWh, charging h, parking h) after caps
+        and bounds, without a trace (``Specialised.pieces``)."""
+        ctx = ctx or _DEFAULT_CTX
+        tz: ZoneInfo | None = None
         tzname = ctx.tz or s.timezone
         if tzname or needs_zone:
             tzname = tzname or default_tz
             try:
-                return zone(tzname)
+                tz = zone(tzname)
             except (KeyError, ValueError, OSError):  # ZoneInfoNotFoundError is a KeyError
                 raise RatingError(f"session {s.id!r}: unknown time zone {tzname!r}") from None
-        return None
-
-    def walk(s: SessionFacts, segs: list[_Piece] | None, start: int, end: int, tz: ZoneInfo | None,
-             resv: str | None, ctx: RatingContext, trace: list[TraceEntry] | None) -> _Walked:
-        """Steps 1 and 2, step sizes and once-per-session fees over the session's pieces (``None``:
-        the plain shape, start..charging end..end): the lines before caps, bounds and discounts.
-        ``trace`` None: no trace is kept (``price_pieces``)."""
+        resv = ctx.reservation or s.reservation
+        trace: list[TraceEntry] | None
+        segs: list[_Piece] | None
+        if pieces is None:
+            start = int(s.start.timestamp() * 1000)  # _ms, inline: rating calls it per session
+            end = int(s.end.timestamp() * 1000)
+            segs = None if not s.periods and not s.meter_values and not thresholds else \
+                _segments(s, start, end, thresholds)
+            trace = []
+        else:
+            start, end, segs, trace = p_start, p_end, pieces, None
+            if thresholds:  # cut where the energy so far crosses a threshold, as _segments does
+                mp = s.max_power_kw
+                segs = [(g.a, g.b, g.energy, g.time_s, g.park_s, g.resv_s, mp if g.pmax is None else g.pmax, g.imax)
+                        for g in _split_energy([_Seg(*p[:6], None, p[6], None, p[7]) for p in pieces], thresholds)]
         env = Env(s, resv) if uses_env else None
         series = ctx.series
         sid = s.id
@@ -1032,20 +1042,17 @@ def specialised(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta:
                                        rfee.label, sid, "reservation"))
                 if trace is not None:
                     trace.append(TraceEntry("reservation_fee", rfee.label, start, start, ONE, price))
-        return lines, acc, env, start, end, tot_e, tot_t, tot_p
-
-    def rate(s: SessionFacts, ctx: RatingContext | None = None) -> RatingResult:
-        ctx = ctx or _DEFAULT_CTX
-        tz = zone_of(s, ctx)
-        resv = ctx.reservation or s.reservation
-        start = int(s.start.timestamp() * 1000)  # _ms, inline: rating calls it per session
-        end = int(s.end.timestamp() * 1000)
-        segs = None if not s.periods and not s.meter_values and not thresholds else \
-            _segments(s, start, end, thresholds)
-        trace: list[TraceEntry] = []
-        lines, acc, env, start, end, tot_e, tot_t, tot_p = walk(s, segs, start, end, tz, resv, ctx, trace)
-        sid = s.id
         # finish_session's steps: caps per rule, the minimum/maximum session price, discounts
+        if trace is None:  # pieces: the caller prints totals (a tariff with discounts has no pieces path)
+            if any_cap or bounded:
+                scratch: list[TraceEntry] = []
+                if any_cap:
+                    capped = [a[0] for a in acc.values() if a[0].cap is not None]
+                    if capped:
+                        apply_caps(lines, scratch, capped, cur, sid, end)
+                if bounded:
+                    _clamp(prog, lines, scratch, cur, sid, end)
+            return lines, tot_e, tot_t / s_per_h, tot_p / s_per_h
         if any_cap:
             capped = [a[0] for a in acc.values() if a[0].cap is not None]
             if capped:  # apply_caps looks only at the capped rules among those that priced
@@ -1066,7 +1073,7 @@ def specialised(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta:
                 if denv is None:
                     denv = _discount_env(s, resv, env)
                 consumed = []
-                _apply_discounts(prog, mine, s, denv, start, tz or zone(ctx.tz or s.timezone or default_tz), ctx, lines, trace,
+                _apply_discounts(prog, mine, s, denv, start, tz or zone(tzname or default_tz), ctx, lines, trace,
                                  consumed, cur, end)
                 break
         return RatingResult(sid, meta.name, ctx.version or meta.version, meta.sha256, prog.name, cur, tuple(lines),
@@ -1074,29 +1081,15 @@ def specialised(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta:
 
     def price_pieces(s: SessionFacts, segs: list[_Piece], start: int, end: int,
                      ctx: RatingContext) -> tuple[list[RatedLine], Decimal, Decimal, Decimal]:
-        # rate() without the trace, the result object or discounts, on pieces made by the caller
-        if thresholds:  # cut where the energy so far crosses a threshold, as _segments does
-            mp = s.max_power_kw
-            segs = [(g.a, g.b, g.energy, g.time_s, g.park_s, g.resv_s, mp if g.pmax is None else g.pmax, g.imax)
-                    for g in _split_energy([_Seg(*p[:6], None, p[6], None, p[7]) for p in segs], thresholds)]
-        lines, acc, _env, start, end, tot_e, tot_t, tot_p = walk(s, segs, start, end, zone_of(s, ctx),
-                                                                ctx.reservation or s.reservation, ctx, None)
-        if any_cap or bounded:
-            scratch: list[TraceEntry] = []
-            if any_cap:
-                capped = [a[0] for a in acc.values() if a[0].cap is not None]
-                if capped:
-                    apply_caps(lines, scratch, capped, cur, s.id, end)
-            if bounded:
-                _clamp(prog, lines, scratch, cur, s.id, end)
-        return lines, tot_e, tot_t / s_per_h, tot_p / s_per_h
+        result: tuple[list[RatedLine], Decimal, Decimal, Decimal] = rate(s, ctx, segs, start, end)
+        return result
 
     rate.__doc__ = f"Rate a session with tariff '{prog.name}' of ruleset '{meta.name}' (see specialise)."
     price_pieces.__doc__ = (f"The lines and volumes (kWh, charging h, parking h) of a session given as pieces, "
                             f"tariff '{prog.name}' (see specialised).")
     # discounts read the whole session (codes, uses, budgets): sessions of such tariffs are rated
     # by rate() alone
-    return Specialised(rate, None if mine else price_pieces)
+    return Specialised(cast(RateFn, rate), None if mine else price_pieces)
 
 
 def finish_session(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: RulesetMeta, s: SessionFacts,
