@@ -580,7 +580,7 @@ def _fast_pricer(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str]
     currency = _DUMP_STR(prog.currency)
     facts: dict[tuple[str, str, str, bool], SessionFacts] = {}
     volumes: dict[bytes, Decimal] = {}  # a volume's JSON text -> its Decimal (exact: Decimal(text))
-    decode, ms, dump, fmt, span = _DECODE_CDR, _epoch_ms, _DUMP_STR, _fmt, _span
+    decode, ms, dump, fmt, span, fromiso = _DECODE_CDR, _epoch_ms, _DUMP_STR, _fmt, _span, _fromisoformat
     zero, zero_group, per_h, groups_of = _ZERO, _ZERO_GROUP, _S_PER_H, group_totals
 
     def price(line: str) -> str:
@@ -589,15 +589,18 @@ def _fast_pricer(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str]
         raw = c.charging_periods
         if end < start or not raw:
             raise _Slow
-        starts = [ms(p.start_date_time) for p in raw]
-        last = starts[0]
-        for a in starts:
+        starts: list[int] = []
+        last = -(1 << 62)
+        for p in raw:
+            v = p.start_date_time  # _epoch_ms's common case inline
+            a = int(fromiso(v).timestamp()) * 1000 if len(v) == 20 and v[19] == "Z" and v[10] == "T" else ms(v)
             if a < last:
                 raise _Slow
+            starts.append(a)
             last = a
         if last > end:
             raise _Slow
-        starts.append(end)
+        starts.append(end)  # so each period ends where the next begins (never before: checked above)
         pieces: list[Piece] = []
         reserved = False
         first: int | None = None
@@ -626,7 +629,7 @@ def _fast_pricer(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str]
             if first is None and (e or t or pk or not r):
                 first = i
             a, b = starts[i], starts[i + 1]
-            pieces.append((a, max(a, b), e, t * per_h if t is not zero else zero,
+            pieces.append((a, b, e, t * per_h if t is not zero else zero,
                            pk * per_h if pk is not zero else zero, r * per_h if r is not zero else zero,
                            pmax if pmax is not None else pmin, cmax if cmax is not None else cmin))
         loc = c.cdr_location

@@ -195,9 +195,16 @@ class RatingResult:
 def group_totals(lines: Iterable[RatedLine]) -> dict[str, tuple[Decimal, Decimal]]:
     """Unrounded (excl, incl) VAT per OCPI cost group of ``lines``, plus "total" (lines in order)."""
     out: dict[str, tuple[Decimal, Decimal]] = {}
+    factors = _GROSS
     for ln in lines:
         net = ln.net
-        gross = ln.gross
+        if ln.gross_override is not None:
+            gross = ln.gross_override
+        else:  # RatedLine.gross, its factor made once per rate
+            factor = factors.get(ln.tax_rate)
+            if factor is None:
+                factor = factors[ln.tax_rate] = 1 + ln.tax_rate / 100
+            gross = net * factor
         e, i = out.get("total", _NONE)
         out["total"] = (e + net, i + gross)
         group = ln.group
@@ -208,6 +215,7 @@ def group_totals(lines: Iterable[RatedLine]) -> dict[str, tuple[Decimal, Decimal
 
 
 _NONE = (ZERO, ZERO)
+_GROSS: dict[Decimal, Decimal] = {}  # tax rate -> 1 + rate / 100
 
 
 def _iso(ms: int) -> str:

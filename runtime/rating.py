@@ -603,8 +603,13 @@ def _cutter(spec: CutSpec) -> _Cuts:
             return _boundaries(spec, start, end, tz, ctx)
         # in UTC a local day is 86,400,000 ms long from the epoch on: the cuts are arithmetic,
         # in order (days ascending, seconds of the day ascending)
-        cuts = [t for d in range(start // _DAY_MS, end // _DAY_MS + 1) for t in
-                (d * _DAY_MS + x for x in day_ms) if start < t < end]
+        base = start - start % _DAY_MS
+        if end - base <= _DAY_MS:  # within one day (most sessions): offsets into it
+            lo, hi = start - base, end - base
+            cuts = [base + x for x in day_ms if lo < x < hi]
+        else:
+            cuts = [t for d in range(start // _DAY_MS, end // _DAY_MS + 1) for t in
+                    (d * _DAY_MS + x for x in day_ms) if start < t < end]
         if durations:
             cuts = sorted(set(cuts).union(t for t in (start + off for off in durations) if start < t < end))
         return cuts
