@@ -592,8 +592,9 @@ def _fast_pricer(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str]
         starts: list[int] = []
         last = -(1 << 62)
         for p in raw:
-            v = p.start_date_time  # _epoch_ms's common case inline
-            a = int(fromiso(v).timestamp()) * 1000 if len(v) == 20 and v[19] == "Z" and v[10] == "T" else ms(v)
+            when = p.start_date_time  # _epoch_ms's common case inline
+            a = int(fromiso(when).timestamp()) * 1000 if len(when) == 20 and when[19] == "Z" and when[10] == "T" \
+                else ms(when)
             if a < last:
                 raise _Slow
             starts.append(a)
