@@ -674,19 +674,30 @@ def _volume(text: bytes) -> Decimal:
 
 
 _FAST: list[tuple[CompiledRuleset, RatingContext, Callable[[str], str] | None]] = []
+_FAST_ERRORS = (_Slow, msgspec.DecodeError, OcpiError, RatingError, SessionInputError)
+
+
+def _fast_for(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str], str] | None:
+    """``_fast_pricer(ruleset, ctx)``, made once per process for the pair last asked for."""
+    if not _FAST or _FAST[0][0] is not ruleset or _FAST[0][1] is not ctx:
+        _FAST[:] = [(ruleset, ctx, _fast_pricer(ruleset, ctx))]
+    return _FAST[0][2]
 
 
 def _price_line(ruleset: CompiledRuleset, ctx: RatingContext, line: str, label: str, default_id: str,
                 tz: str, expired: bool) -> tuple[str, bool]:
     """One line of a CDR file as the command prints it, and whether it failed."""
-    if not _FAST or _FAST[0][0] is not ruleset or _FAST[0][1] is not ctx:
-        _FAST[:] = [(ruleset, ctx, _fast_pricer(ruleset, ctx))]
-    fast = _FAST[0][2]
+    fast = _fast_for(ruleset, ctx)
     if fast is not None:
         try:
             return fast(line), False
-        except (_Slow, msgspec.DecodeError, OcpiError, RatingError, SessionInputError):
+        except _FAST_ERRORS:
             pass  # the exact path below prices it or says why not, in its own words
+    return _price_exact(ruleset, line, label, default_id, tz, expired)
+
+
+def _price_exact(ruleset: CompiledRuleset, line: str, label: str, default_id: str, tz: str,
+                 expired: bool) -> tuple[str, bool]:
     cdr: Any
     try:
         cdr = load_json(line)
@@ -710,29 +721,58 @@ def _price_one(ruleset: CompiledRuleset, label: str, cdr: Any, default_id: str, 
     return json.dumps(out), False
 
 
-# the state a worker process prices with (inherited through fork, so nothing is pickled but lines)
-_WORKER: tuple[CompiledRuleset, RatingContext, str, str, bool] | None = None
-_CHUNKS: list[list[tuple[int, int, str]]] = []  # the file's lines, inherited by forked workers
+# the state a worker process prices with (inherited through fork, so nothing is pickled but the
+# bounds of a part of the file and what it prints)
+_WORKER: tuple[CompiledRuleset, RatingContext] | None = None
+_TEXT: list[str] = []  # the file's text
 PARALLEL_MIN = 4000  # CDRs below which one process is quicker than starting workers
-_CHUNK = 1000
+# a part of the file priced: what its lines print, in order (runs of the fast path's text, and as
+# (line offset, CDR offset, line) each line the fast path left to the exact path, which needs the
+# line's number and the CDR's position in the whole file); its lines and its CDRs
+_Part = tuple[list["str | tuple[int, int, str]"], int, int]
 
 
-def _price_chunk_at(k: int) -> tuple[str, bool]:
-    """``_price_chunk`` of the k-th chunk, which a forked worker already holds (nothing but the
-    number and the printed text crosses the pipe)."""
-    return _price_chunk(_CHUNKS[k])
-
-
-def _price_chunk(chunk: list[tuple[int, int, str]]) -> tuple[str, bool]:
+def _price_part(bounds: tuple[int, int]) -> _Part:
+    """The lines of ``_TEXT[0][a:b]`` (a and b at line starts) through the fast path."""
     assert _WORKER is not None
-    ruleset, ctx, path, tz, expired = _WORKER
-    out: list[str] = []
-    failed = False
-    for i, n, line in chunk:
-        text, bad = _price_line(ruleset, ctx, line, f"{path}:{n}", f"cdr-{i + 1}", tz, expired)
-        out.append(text)
-        failed = failed or bad
-    return "\n".join(out) + "\n", failed
+    ruleset, ctx = _WORKER
+    fast = _fast_for(ruleset, ctx)
+    out: list[str | tuple[int, int, str]] = []
+    run: list[str] = []
+    i = 0
+    lines = _TEXT[0][bounds[0]:bounds[1]].splitlines()
+    for n, line in enumerate(lines):
+        if not line.strip():
+            continue
+        if fast is not None:
+            try:
+                run.append(fast(line))
+                i += 1
+                continue
+            except _FAST_ERRORS:
+                pass
+        if run:
+            out.append("\n".join(run) + "\n")
+            run = []
+        out.append((n, i, line))
+        i += 1
+    if run:
+        out.append("\n".join(run) + "\n")
+    return out, len(lines), i
+
+
+def _parts(text: str, workers: int) -> list[tuple[int, int]]:
+    """Bounds of parts of ``text`` that end just after a newline (or at the end), about 16 per
+    worker and at most 1 MB: each part's ``splitlines()`` are the whole text's lines there."""
+    size = min(1 << 20, max(1 << 14, len(text) // (16 * workers)))
+    out = []
+    a = 0
+    while a < len(text):
+        b = text.find("\n", a + size)
+        b = len(text) if b < 0 else b + 1
+        out.append((a, b))
+        a = b
+    return out
 
 
 def _workers(count: int) -> int:
@@ -753,40 +793,55 @@ def _workers(count: int) -> int:
 
 
 def _price_file(ruleset: CompiledRuleset, path: str, text: str, tz: str, expired: bool) -> bool:
-    """Price every line of a CDR file, printing in input order; True when one failed."""
-    global _WORKER
-    ctx = RatingContext(tz=tz, reservation="RESERVATION_EXPIRES" if expired else None)
-    items = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
-    jobs = [(i, n, line) for i, (n, line) in enumerate(items)]
-    chunks = [jobs[k:k + _CHUNK] for k in range(0, len(jobs), _CHUNK)]
-    workers = _workers(len(jobs))
-    write = sys.stdout.write
-    failed = False
-    _WORKER = (ruleset, ctx, path, tz, expired)
-    _CHUNKS[:] = chunks
+    """Price every line of a CDR file, printing in input order; True when one failed.
+
+    The file is cut into parts at line ends; workers (forked: they hold the text already) price a
+    part's lines by the fast path, and this process prints the parts in order, pricing by the
+    exact path the few lines left to it, with their line numbers and positions in the file."""
     import gc
 
-    # the lines (and all else made so far) will never be garbage: out of the collector's sight, a
-    # full collection does not walk them, nor do forked workers copy the pages it would touch
+    global _WORKER
+    ctx = RatingContext(tz=tz, reservation="RESERVATION_EXPIRES" if expired else None)
+    workers = _workers(text.count("\n") + 1)
+    parts = _parts(text, workers)
+    write = sys.stdout.write
+    failed = False
+    _WORKER = (ruleset, ctx)
+    _TEXT[:] = [text]
+    # all made so far is never garbage: out of the collector's sight, a full collection does not
+    # walk it, nor do forked workers copy the pages it would touch
     gc.freeze()
+    lines = cdrs = 0  # before the part being printed
     try:
         if workers <= 1:
-            for chunk in chunks:
-                text_out, bad = _price_chunk(chunk)
-                write(text_out)
-                failed = failed or bad
-            return failed
-        import multiprocessing
+            results: Iterator[_Part] = map(_price_part, parts)
+        else:
+            import multiprocessing
 
-        sys.stdout.flush()
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            for text_out, bad in pool.imap(_price_chunk_at, range(len(chunks))):
-                write(text_out)
+            sys.stdout.flush()
+            pool = multiprocessing.get_context("fork").Pool(workers)
+            results = pool.imap(_price_part, parts)
+        for out, n_lines, n_cdrs in results:
+            for item in out:
+                if isinstance(item, str):
+                    write(item)
+                    continue
+                n, i, line = item
+                printed, bad = _price_exact(ruleset, line, f"{path}:{lines + n + 1}", f"cdr-{cdrs + i + 1}", tz,
+                                            expired)
+                write(printed + "\n")
                 failed = failed or bad
+            lines += n_lines
+            cdrs += n_cdrs
+        if workers > 1:
+            pool.close()
+            pool.join()
         return failed
     finally:
+        if workers > 1:
+            pool.terminate()
         _WORKER = None
-        _CHUNKS.clear()
+        _TEXT.clear()
         gc.unfreeze()
 
 
