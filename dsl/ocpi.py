@@ -560,7 +560,7 @@ def _epoch_ms(value: str) -> int:
 
 
 _NO_VOLUMES = (_ZERO, _ZERO, _ZERO, _ZERO, None, None, None, None)
-_S_PER_H = 3600  # ChargingPeriod hours -> piece seconds, as runtime.rating._segments multiplies
+_S_PER_H = Decimal(3600)  # ChargingPeriod hours -> piece seconds (_segments multiplies by int 3600: the same)
 _ZERO_GROUP = (_ZERO, _ZERO)
 
 
@@ -643,7 +643,7 @@ def _fast_pricer(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str]
                 facts.clear()
             f = facts[key] = SessionFacts(id="", start=epoch, end=epoch, country=key[0], evse_id=key[1],
                                           power_type=key[2], reservation="RESERVATION" if reserved else None)
-        lines, kwh, _charging_h, parking_h = pieces_fn(f, pieces, start, end, ctx)
+        lines, kwh, _charging_h, parking_h = pieces_fn(f, ctx, pieces, start, end)
         groups = groups_of(lines)
         money = []
         for _key, group in COST_FIELDS:

@@ -520,8 +520,8 @@ def _segments(s: SessionFacts, start: int, end: int, thresholds: tuple[Decimal, 
 
 
 RateFn = Callable[[SessionFacts, "RatingContext | None"], RatingResult]
-# (session facts for conditions, base pieces, start ms, end ms, context) -> (lines, kWh, charging h, parking h)
-PiecesFn = Callable[[SessionFacts, "list[_Piece]", int, int, "RatingContext"],
+# (session facts for conditions, context, base pieces, start ms, end ms) -> (lines, kWh, charging h, parking h)
+PiecesFn = Callable[[SessionFacts, "RatingContext", "list[_Piece]", int, int],
                     "tuple[list[RatedLine], Decimal, Decimal, Decimal]"]
 _UTC_ZONE = zone("UTC")
 _NO_FEES: dict[str, tuple[Decimal | None, Decimal | None]] = {}  # never written: only env's fees are
@@ -686,7 +686,8 @@ class Specialised(NamedTuple):
     """One tariff's rating, specialised (``specialised``): ``rate`` rates a session into a
     ``RatingResult``; ``pieces``, where the tariff allows it, runs the same steps on a session the
     caller has already cut into its base pieces (``_Piece``: start ms, end ms, kWh, charging s,
-    parking s, reservation s, power kW, current A) and returns only the lines (after caps and the
+    parking s, reservation s, power kW, current A) -- ``pieces(facts, ctx, pieces, start ms, end
+    ms)``, which is ``rate`` itself given the pieces -- and returns only the lines (after caps and the
     minimum/maximum price) and the volumes, without a trace or a result object: the OCPI CDR file
     path (``dsl.ocpi``), where nothing but the totals is printed."""
 
@@ -1084,17 +1085,11 @@ def specialised(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta:
         return RatingResult(sid, meta.name, ctx.version or meta.version, meta.sha256, prog.name, cur, tuple(lines),
                             tuple(trace), tot_e, tot_t / s_per_h, tot_p / s_per_h, tuple(consumed) if consumed else ())
 
-    def price_pieces(s: SessionFacts, segs: list[_Piece], start: int, end: int,
-                     ctx: RatingContext) -> tuple[list[RatedLine], Decimal, Decimal, Decimal]:
-        result: tuple[list[RatedLine], Decimal, Decimal, Decimal] = rate(s, ctx, segs, start, end)
-        return result
-
-    rate.__doc__ = f"Rate a session with tariff '{prog.name}' of ruleset '{meta.name}' (see specialise)."
-    price_pieces.__doc__ = (f"The lines and volumes (kWh, charging h, parking h) of a session given as pieces, "
-                            f"tariff '{prog.name}' (see specialised).")
+    rate.__doc__ = (f"Rate a session with tariff '{prog.name}' of ruleset '{meta.name}' (see specialise); with "
+                    "pieces, start and end ms: its lines and volumes only (see Specialised).")
     # discounts read the whole session (codes, uses, budgets): sessions of such tariffs are rated
     # by rate() alone
-    return Specialised(cast(RateFn, rate), None if mine else price_pieces)
+    return Specialised(cast(RateFn, rate), None if mine else cast(PiecesFn, rate))
 
 
 def finish_session(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: RulesetMeta, s: SessionFacts,

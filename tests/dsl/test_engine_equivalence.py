@@ -100,7 +100,7 @@ def assert_pieces_same(rs: CompiledRuleset, s: SessionFacts, ctx: RatingContext 
         return
     start, end = int(s.start.timestamp() * 1000), int(s.end.timestamp() * 1000)
     pieces = rating._segments(s, start, end, ())
-    got = outcome(lambda: fn(s, pieces, start, end, ctx or RatingContext()))
+    got = outcome(lambda: fn(s, ctx or RatingContext(), pieces, start, end))
     if isinstance(rated, tuple):  # the same refusal
         assert got == rated
         return
