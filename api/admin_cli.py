@@ -15,10 +15,10 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+if TYPE_CHECKING:  # sqlalchemy is imported when a command runs: every evbill command builds this parser
+    from sqlalchemy.orm import Session
 
 CLI_ACTOR_ID = "cli"
 
@@ -78,6 +78,8 @@ class CliError(Exception):
 
 @contextmanager
 def _db() -> Iterator[Session]:
+    from sqlalchemy.orm import Session
+
     from store.db import database_url, make_engine, migrate
 
     engine = make_engine(database_url())
@@ -90,6 +92,8 @@ def _db() -> Iterator[Session]:
 
 
 def _tenant(db: Session, ref: str | None) -> Any:
+    from sqlalchemy import select
+
     from store.models import Tenant
 
     tenants = list(db.execute(select(Tenant).order_by(Tenant.created_at, Tenant.id)).scalars())
@@ -128,6 +132,8 @@ def _actor(tenant_id: str) -> Any:
 
 def tenants_list(args: argparse.Namespace) -> int:
     def run(args: argparse.Namespace) -> None:
+        from sqlalchemy import select
+
         from store.models import Tenant
 
         with _db() as db:
@@ -167,6 +173,8 @@ def tenants_create(args: argparse.Namespace) -> int:
 
 def users_list(args: argparse.Namespace) -> int:
     def run(args: argparse.Namespace) -> None:
+        from sqlalchemy import select
+
         from store.models import User
 
         with _db() as db:
@@ -184,6 +192,8 @@ def users_list(args: argparse.Namespace) -> int:
 
 def users_add(args: argparse.Namespace) -> int:
     def run(args: argparse.Namespace) -> None:
+        from sqlalchemy import select
+
         from store.audit import append_audit
         from store.models import Partner, User
         from store.repo import snapshot
@@ -244,6 +254,8 @@ def _set_password(db: Session, tenant_id: str, user_id: str, password: str) -> N
 
 def users_passwd(args: argparse.Namespace) -> int:
     def run(args: argparse.Namespace) -> None:
+        from sqlalchemy import select
+
         from store.models import User
 
         with _db() as db:
@@ -260,6 +272,8 @@ def users_passwd(args: argparse.Namespace) -> int:
 
 def keys_issue(args: argparse.Namespace) -> int:
     def run(args: argparse.Namespace) -> None:
+        from sqlalchemy import select
+
         from store.audit import append_audit
         from store.models import User
         from store.repo import snapshot

@@ -24,8 +24,17 @@ evbill dependency) and nothing else; ``pip install ocpi-tariffs`` is not needed 
 Usage: python benchmarks/ocpi_price.py [N] [--seed S] [--rounds R] [--peer-src DIR]
        python benchmarks/ocpi_price.py N --seed S --write-reference   (prints the sha256 to keep)
 
-Figures (2026-12-06, the 2-core VM shared with ~8 other sessions, load average 7-10, Python 3.11;
-200,000 CDRs, best of 2 alternating rounds):
+Figures (2026-12-06 22:04-22:08 UTC, session h17e's final code: the CDRs priced as the engine's
+pieces; the 2-core VM shared with other sessions, load average 8.1-12.6, Python 3.11; 200,000 CDRs,
+best of 2 alternating rounds):
+                            CDRs/s    CPU s  CDRs/CPU s
+    evbill ocpi price       12,641    10.21      19,590  (15.82 s wall, identical to the reference)
+    ocpi-tariffs (peer)      3,574    23.10       8,657  (55.96 s wall, total_cost only)
+    ratio                    3.54x                2.26x  (target >= 10x: not met)
+earlier that evening at load 7-15: 1.78x-2.85x wall, 2.27x-2.31x CPU; main before session h17e, run
+between those: 3,653/s (12,695 per CPU-second) vs 3,212/s (8,758): 1.14x wall, 1.45x CPU.
+
+Earlier (session 6, load average 7-10):
                             CDRs/s    CPU s  CDRs/CPU s
     evbill ocpi price        3,864    24.23       8,253  (51.76 s wall, identical to the reference)
     ocpi-tariffs (peer)      2,041    41.77       4,788  (98.00 s wall, total_cost only)

@@ -31,6 +31,7 @@ from runtime.rating import (
     DiscountProgram,
     Env,
     PeriodResult,
+    PiecesFn,
     PricedRule,
     PriceSeries,
     ProductProgram,
@@ -40,7 +41,7 @@ from runtime.rating import (
     RulesetMeta,
     TariffProgram,
     rate_period,
-    specialise,
+    specialised,
 )
 from runtime.sessions import SessionFacts
 from runtime.tax import CLASS_PLACEHOLDERS, RateUnknown, resolve_classes, stated_rates
@@ -94,14 +95,18 @@ class CompiledRuleset:
         self.products = dict(products)
         self.default_tariff = default_tariff
         self.meta = RulesetMeta(ast.name, ast.version, sha256, ast.currency, ast.timezone, ast.rounding)
-        # per tariff: the rating engine specialised for it (runtime.rating.specialise), built once
-        self.engines: dict[str, RateFn] = {name: specialise(prog, self.discounts, self.meta)
-                                           for name, prog in self.tariffs.items()}
+        # per tariff: the rating engine specialised for it (runtime.rating.specialised), built once;
+        # ``piece_engines`` are the same steps on sessions already cut into pieces (OCPI CDR files),
+        # None for a tariff that does not allow it or whose VAT rates depend on the session
+        built = {name: specialised(prog, self.discounts, self.meta) for name, prog in self.tariffs.items()}
+        self.engines: dict[str, RateFn] = {name: sp.rate for name, sp in built.items()}
         self._policies: Policies | None = None
         # rate classes ('vat standard'): resolved per session from its location's country and day
         self.vat_classes = any(t.vat_class is not None or any(cd.vat_class is not None for r in t.rules
                                                               for cd in r.components) for t in ast.tariffs)
         self.stated_rates = stated_rates(st for p in ast.policies if p.kind == "tax" for st in p.of(A.VatRate))
+        self.piece_engines: dict[str, PiecesFn | None] = {
+            name: None if self.vat_classes else sp.pieces for name, sp in built.items()}
 
     @property
     def policies(self) -> Policies:

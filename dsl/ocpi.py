@@ -33,19 +33,20 @@ import argparse
 import json
 import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Union
 
 import msgspec
 
 from dsl import ast as A
 from dsl.compiler import CompiledRuleset, compile_ruleset
 from dsl.printer import print_ruleset
-from runtime.rating import RatingContext, RatingError, zone
+from runtime.rated import group_totals
+from runtime.rating import Piece, RatingContext, RatingError, zone
 from runtime.sessions import ChargingPeriod, SessionFacts, SessionInputError, parse_datetime
 
 __all__ = ["COST_FIELDS", "OcpiError", "cdr_to_session", "import_tariff", "load_json", "price_cdr",
@@ -431,18 +432,28 @@ def _hours(a: datetime, b: datetime) -> Decimal:
     return Decimal(micro) / Decimal(3_600_000_000)
 
 
+def _hours_ms(a: int, b: int) -> Decimal:
+    return Decimal((b - a) * 1000) / Decimal(3_600_000_000)  # _hours of whole seconds, exactly
+
+
 def _total_time(session: SessionFacts) -> Decimal:
     """OCPI total_time: the whole session (charging and not), from the first period that is not
     only a reservation — a CDR's periods may start before its start_date_time — to the end."""
     periods = list(session.periods or ())
     first = next((i for i, p in enumerate(periods)
                   if p.energy_kwh or p.time_h or p.parking_h or not p.reservation_h), None)
+    return _span(first, [p.start for p in periods], session.start, session.end, _hours)
+
+
+def _span(first: int | None, starts: list[Any], start: Any, end: Any, hours: Callable[[Any, Any], Decimal]) -> Decimal:
+    """total_time from the first period that is not only a reservation (``first``), the periods'
+    starts, the session's start and end, in datetimes or in epoch ms (``hours`` measures them)."""
     if first is None:
         return _ZERO  # only a reservation: there was no charging session
     # after a reservation the session begins with its first period (the CDR's start_date_time is
     # then the reservation's start); otherwise at the earlier of start_date_time and that period
-    begin = periods[first].start if first else min(session.start, periods[0].start)
-    return max(_ZERO, _hours(begin, session.end))
+    begin = starts[first] if first else min(start, starts[0])
+    return max(_ZERO, hours(begin, end))
 
 
 def _fmt(d: Decimal) -> str:
@@ -481,28 +492,42 @@ def _totals(ruleset: CompiledRuleset, session: SessionFacts, ctx: RatingContext,
 # `evbill ocpi price --cdrs` on many CDRs: msgspec decodes a line straight into the few fields
 # pricing reads (typed structs, in C), every volume as its raw JSON text, which becomes a Decimal
 # exactly as ``load_json`` makes it (``Decimal(text)``, or ``Decimal(int)`` for a whole number), so
-# no number ever passes through a float. ``_fast_session`` builds the session without composing a
-# field path per value, and the totals are printed without json.dumps. Anything else -- a field
+# no number ever passes through a float (each distinct text converted once). ``_fast_pricer`` turns
+# the periods into the rating engine's pieces and prices them with the tariff's specialised steps
+# (no SessionFacts, trace or RatingResult per CDR); the totals are printed from one template
+# without json.dumps. Anything else -- a field
 # of an unexpected type, JSON that msgspec refuses, any error at all -- sends the line down the
 # exact path (``load_json``, ``cdr_to_session``, ``price_cdr``), so both print the same bytes and
 # every error reads the same.
-class _Dim(msgspec.Struct):
-    type: str
+# CDR dimension -> index into a period's volumes (energy, time, parking, reservation, min/max power,
+# min/max current, as ``runtime.rating``'s pieces hold them); -1: a known dimension pricing ignores
+_DIM_INDEX = {typ: -1 if field is None else ("energy_kwh", "time_h", "parking_h", "reservation_h", "min_power_kw",
+                                              "max_power_kw", "min_current_a", "max_current_a").index(field)
+              for typ, field in _DIMENSIONS.items()}
+
+
+class _Dim(msgspec.Struct, tag_field="type", gc=False):
     volume: msgspec.Raw
+    k: ClassVar[int]  # the period volume this dimension gives (_DIM_INDEX)
 
 
-class _Period(msgspec.Struct):
+# one struct per known dimension type, told apart by msgspec on "type" (an unknown type: DecodeError)
+_DIMS = tuple(msgspec.defstruct(f"_Dim{typ.title().replace('_', '')}", [], bases=(_Dim,), tag=typ,
+                                namespace={"k": k}) for typ, k in _DIM_INDEX.items())
+
+
+class _Period(msgspec.Struct, gc=False):
     start_date_time: str
-    dimensions: list[_Dim]
+    dimensions: list[Union[_DIMS]]  # type: ignore[valid-type]  # noqa: UP007
 
 
-class _Location(msgspec.Struct):
+class _Location(msgspec.Struct, gc=False):
     country: str | None = None
     evse_id: str | None = None
     connector_power_type: str | None = None
 
 
-class _Cdr(msgspec.Struct):
+class _Cdr(msgspec.Struct, gc=False):
     start_date_time: str
     end_date_time: str
     charging_periods: list[_Period]
@@ -519,22 +544,128 @@ class _Slow(Exception):
     """The fast path does not take this CDR; the exact path will (and says what is wrong)."""
 
 
-def _fast_time(value: str) -> datetime:
+def _epoch_ms(value: str) -> int:
     # the common shape (2026-07-22T17:14:33Z): fromisoformat reads the Z as UTC itself, which is
-    # what parse_datetime makes of it; anything else goes through parse_datetime
+    # what parse_datetime makes of it; anything else goes through parse_datetime. Whole seconds
+    # only: the pieces are in ms, while the exact path measures total_time in microseconds
     try:
         if len(value) == 20 and value[19] == "Z" and value[10] == "T":
-            return _fromisoformat(value)  # the same as parse_datetime's reading of "...+00:00"
-        return parse_datetime(value)
+            return int(_fromisoformat(value).timestamp()) * 1000
+        dt = parse_datetime(value)
     except (SessionInputError, ValueError):
         raise _Slow from None
+    if dt.microsecond:
+        raise _Slow
+    return int(dt.timestamp()) * 1000
 
 
-def _volume(raw: msgspec.Raw) -> Decimal:
+_NO_VOLUMES = (_ZERO, _ZERO, _ZERO, _ZERO, None, None, None, None)
+_S_PER_H = Decimal(3600)  # ChargingPeriod hours -> piece seconds (_segments multiplies by int 3600: the same)
+_ZERO_GROUP = (_ZERO, _ZERO)
+
+
+def _fast_pricer(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str], str] | None:
+    """The fast path for one tariff and context: a CDR line -> its printed totals (``_Slow`` or an
+    error for anything unusual). The CDR's periods become the rating engine's pieces directly
+    (``Specialised.pieces``: the same steps as ``CompiledRuleset.rate``, without a ``SessionFacts``,
+    a trace or a ``RatingResult``); the session-level facts conditions may read (country, EVSE, AC
+    or DC, reserved) come from one ``SessionFacts`` per distinct set of them. None when the tariff
+    has no pieces path (discounts, VAT rate classes): then every CDR takes the exact path."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    probe = SessionFacts(id="", start=epoch, end=epoch)
+    prog = ruleset.tariff_for(probe)  # a CDR names no product: the ruleset's default tariff
+    pieces_fn = ruleset.piece_engines.get(prog.name)
+    if pieces_fn is None:
+        return None
+    currency = _DUMP_STR(prog.currency)
+    facts: dict[tuple[str, str, str, bool], SessionFacts] = {}
+    volumes: dict[bytes, Decimal] = {}  # a volume's JSON text -> its Decimal (exact: Decimal(text))
+    decode, ms, dump, fmt, span, fromiso = _DECODE_CDR, _epoch_ms, _DUMP_STR, _fmt, _span, _fromisoformat
+    zero, zero_group, per_h, groups_of = _ZERO, _ZERO_GROUP, _S_PER_H, group_totals
+
+    def price(line: str) -> str:
+        c = decode(line)
+        start, end = ms(c.start_date_time), ms(c.end_date_time)
+        raw = c.charging_periods
+        if end < start or not raw:
+            raise _Slow
+        starts: list[int] = []
+        last = -(1 << 62)
+        for p in raw:
+            when = p.start_date_time  # _epoch_ms's common case inline
+            a = int(fromiso(when).timestamp()) * 1000 if len(when) == 20 and when[19] == "Z" and when[10] == "T" \
+                else ms(when)
+            if a < last:
+                raise _Slow
+            starts.append(a)
+            last = a
+        if last > end:
+            raise _Slow
+        starts.append(end)  # so each period ends where the next begins (never before: checked above)
+        pieces: list[Piece] = []
+        reserved = False
+        first: int | None = None
+        for i, p in enumerate(raw):
+            vals: list[Any] = list(_NO_VOLUMES)
+            seen = 0
+            d: _Dim
+            for d in p.dimensions:
+                k = d.k
+                text = bytes(d.volume)
+                v = volumes.get(text)
+                if v is None:
+                    v = _volume(text)
+                    if len(volumes) > 200_000:
+                        volumes.clear()
+                    volumes[text] = v
+                if k < 0:
+                    continue
+                if seen >> k & 1:
+                    raise _Slow
+                seen |= 1 << k
+                vals[k] = v
+            e, t, pk, r, pmin, pmax, cmin, cmax = vals
+            if seen & 8:
+                reserved = True
+            if first is None and (e or t or pk or not r):
+                first = i
+            a, b = starts[i], starts[i + 1]
+            pieces.append((a, b, e, t * per_h if t is not zero else zero,
+                           pk * per_h if pk is not zero else zero, r * per_h if r is not zero else zero,
+                           pmax if pmax is not None else pmin, cmax if cmax is not None else cmin))
+        loc = c.cdr_location
+        key = ("", "", "AC", reserved) if loc is None else (
+            loc.country or "", loc.evse_id or "", "DC" if (loc.connector_power_type or "").upper() == "DC" else "AC",
+            reserved)
+        f = facts.get(key)
+        if f is None:
+            if len(facts) > 4096:
+                facts.clear()
+            f = facts[key] = SessionFacts(id="", start=epoch, end=epoch, country=key[0], evse_id=key[1],
+                                          power_type=key[2], reservation="RESERVATION" if reserved else None)
+        lines, kwh, _charging_h, parking_h = pieces_fn(f, ctx, pieces, start, end)
+        groups = groups_of(lines)
+        money = []
+        for _key, group in COST_FIELDS:
+            excl, incl = groups.get(group, zero_group)
+            money.append(fmt(excl))
+            money.append(fmt(incl))
+        head = f'{{"id": {dump(c.id)}, ' if c.id else "{"
+        return head + _TEMPLATE % (currency, *money, fmt(kwh), fmt(span(first, starts, start, end, _hours_ms)),
+                                   fmt(parking_h))
+    return price
+
+
+# json.dumps of what _totals returns, after the id: the currency, the cost groups, the volumes
+_TEMPLATE = ('"currency": %s, ' + "".join(f'"{key}": {{"excl_vat": "%s", "incl_vat": "%s"}}, ' for key, _g in COST_FIELDS)
+             + '"total_energy": "%s", "total_time": "%s", "total_parking_time": "%s"}')
+
+
+def _volume(text: bytes) -> Decimal:
     # a JSON number's text as Decimal is what load_json makes of it (parse_float=Decimal for a
     # fraction or exponent; int then Decimal(int) for a whole number: the same but for "-0")
     try:
-        v = Decimal(str(raw, "ascii"))
+        v = Decimal(text.decode("ascii"))
     except (ArithmeticError, UnicodeDecodeError):  # a string, true, null, an object: not a number
         raise _Slow from None
     if v.is_signed() or not v.is_finite():  # negative (or -0): the exact path says what it makes of it
@@ -542,73 +673,31 @@ def _volume(raw: msgspec.Raw) -> Decimal:
     return v
 
 
-def _fast_session(c: _Cdr, default_id: str) -> SessionFacts:
-    """``cdr_to_session`` for a CDR whose every field is as expected (else ``_Slow``)."""
-    start = _fast_time(c.start_date_time)
-    end = _fast_time(c.end_date_time)
-    raw = c.charging_periods
-    if end < start or not raw:
-        raise _Slow
-    starts: list[datetime] = []
-    volumes: list[dict[str, Decimal]] = []
-    reserved = False
-    dims_of = _DIMENSIONS
-    for p in raw:
-        ps = _fast_time(p.start_date_time)
-        if starts and ps < starts[-1]:
-            raise _Slow
-        vals: dict[str, Decimal] = {}
-        for d in p.dimensions:
-            typ = d.type
-            if typ not in dims_of:
-                raise _Slow
-            v = _volume(d.volume)
-            field = dims_of[typ]
-            if field is None:
-                continue
-            if field in vals:
-                raise _Slow
-            vals[field] = v
-        if "reservation_h" in vals:
-            reserved = True
-        starts.append(ps)
-        volumes.append(vals)
-    if starts[-1] > end:
-        raise _Slow
-    ends = starts[1:]
-    ends.append(end)
-    periods = tuple(ChargingPeriod(start=a, end=b, **vals) for a, b, vals in zip(starts, ends, volumes))
-    loc = c.cdr_location
-    country = evse = ""
-    power_type = "AC"
-    if loc is not None:
-        country, evse = loc.country or "", loc.evse_id or ""
-        if (loc.connector_power_type or "").upper() == "DC":
-            power_type = "DC"
-    try:
-        return SessionFacts(id=c.id or default_id, start=start, end=end, periods=periods, country=country,
-                            power_type=power_type, evse_id=evse, reservation="RESERVATION" if reserved else None)
-    except SessionInputError:
-        raise _Slow from None
+_FAST: list[tuple[CompiledRuleset, RatingContext, Callable[[str], str] | None]] = []
+_FAST_ERRORS = (_Slow, msgspec.DecodeError, OcpiError, RatingError, SessionInputError)
 
 
-def _dump_totals(out: dict[str, Any]) -> str:
-    """``json.dumps(out)`` for what ``_totals`` returns, byte for byte (the amounts are ASCII)."""
-    head = f'{{"id": {_DUMP_STR(out["id"])}, ' if "id" in out else "{"
-    money = "".join(f'"{key}": {{"excl_vat": "{out[key]["excl_vat"]}", "incl_vat": "{out[key]["incl_vat"]}"}}, '
-                    for key, _group in COST_FIELDS)
-    return (f'{head}"currency": {_DUMP_STR(out["currency"])}, {money}"total_energy": "{out["total_energy"]}", '
-            f'"total_time": "{out["total_time"]}", "total_parking_time": "{out["total_parking_time"]}"}}')
+def _fast_for(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str], str] | None:
+    """``_fast_pricer(ruleset, ctx)``, made once per process for the pair last asked for."""
+    if not _FAST or _FAST[0][0] is not ruleset or _FAST[0][1] is not ctx:
+        _FAST[:] = [(ruleset, ctx, _fast_pricer(ruleset, ctx))]
+    return _FAST[0][2]
 
 
 def _price_line(ruleset: CompiledRuleset, ctx: RatingContext, line: str, label: str, default_id: str,
                 tz: str, expired: bool) -> tuple[str, bool]:
     """One line of a CDR file as the command prints it, and whether it failed."""
-    try:
-        c = _DECODE_CDR(line)
-        return _dump_totals(_totals(ruleset, _fast_session(c, default_id), ctx, {"id": c.id})), False
-    except (_Slow, msgspec.DecodeError, OcpiError, RatingError, SessionInputError):
-        pass  # the exact path below prices it or says why not, in its own words
+    fast = _fast_for(ruleset, ctx)
+    if fast is not None:
+        try:
+            return fast(line), False
+        except _FAST_ERRORS:
+            pass  # the exact path below prices it or says why not, in its own words
+    return _price_exact(ruleset, line, label, default_id, tz, expired)
+
+
+def _price_exact(ruleset: CompiledRuleset, line: str, label: str, default_id: str, tz: str,
+                 expired: bool) -> tuple[str, bool]:
     cdr: Any
     try:
         cdr = load_json(line)
@@ -632,22 +721,58 @@ def _price_one(ruleset: CompiledRuleset, label: str, cdr: Any, default_id: str, 
     return json.dumps(out), False
 
 
-# the state a worker process prices with (inherited through fork, so nothing is pickled but lines)
-_WORKER: tuple[CompiledRuleset, RatingContext, str, str, bool] | None = None
+# the state a worker process prices with (inherited through fork, so nothing is pickled but the
+# bounds of a part of the file and what it prints)
+_WORKER: tuple[CompiledRuleset, RatingContext] | None = None
+_TEXT: list[str] = []  # the file's text
 PARALLEL_MIN = 4000  # CDRs below which one process is quicker than starting workers
-_CHUNK = 1000
+# a part of the file priced: what its lines print, in order (runs of the fast path's text, and as
+# (line offset, CDR offset, line) each line the fast path left to the exact path, which needs the
+# line's number and the CDR's position in the whole file); its lines and its CDRs
+_Part = tuple[list["str | tuple[int, int, str]"], int, int]
 
 
-def _price_chunk(chunk: list[tuple[int, int, str]]) -> tuple[str, bool]:
+def _price_part(bounds: tuple[int, int]) -> _Part:
+    """The lines of ``_TEXT[0][a:b]`` (a and b at line starts) through the fast path."""
     assert _WORKER is not None
-    ruleset, ctx, path, tz, expired = _WORKER
-    out: list[str] = []
-    failed = False
-    for i, n, line in chunk:
-        text, bad = _price_line(ruleset, ctx, line, f"{path}:{n}", f"cdr-{i + 1}", tz, expired)
-        out.append(text)
-        failed = failed or bad
-    return "\n".join(out) + "\n", failed
+    ruleset, ctx = _WORKER
+    fast = _fast_for(ruleset, ctx)
+    out: list[str | tuple[int, int, str]] = []
+    run: list[str] = []
+    i = 0
+    lines = _TEXT[0][bounds[0]:bounds[1]].splitlines()
+    for n, line in enumerate(lines):
+        if not line.strip():
+            continue
+        if fast is not None:
+            try:
+                run.append(fast(line))
+                i += 1
+                continue
+            except _FAST_ERRORS:
+                pass
+        if run:
+            out.append("\n".join(run) + "\n")
+            run = []
+        out.append((n, i, line))
+        i += 1
+    if run:
+        out.append("\n".join(run) + "\n")
+    return out, len(lines), i
+
+
+def _parts(text: str, workers: int) -> list[tuple[int, int]]:
+    """Bounds of parts of ``text`` that end just after a newline (or at the end), about 16 per
+    worker and at most 1 MB: each part's ``splitlines()`` are the whole text's lines there."""
+    size = min(1 << 20, max(1 << 14, len(text) // (16 * workers)))
+    out = []
+    a = 0
+    while a < len(text):
+        b = text.find("\n", a + size)
+        b = len(text) if b < 0 else b + 1
+        out.append((a, b))
+        a = b
+    return out
 
 
 def _workers(count: int) -> int:
@@ -668,33 +793,56 @@ def _workers(count: int) -> int:
 
 
 def _price_file(ruleset: CompiledRuleset, path: str, text: str, tz: str, expired: bool) -> bool:
-    """Price every line of a CDR file, printing in input order; True when one failed."""
+    """Price every line of a CDR file, printing in input order; True when one failed.
+
+    The file is cut into parts at line ends; workers (forked: they hold the text already) price a
+    part's lines by the fast path, and this process prints the parts in order, pricing by the
+    exact path the few lines left to it, with their line numbers and positions in the file."""
+    import gc
+
     global _WORKER
     ctx = RatingContext(tz=tz, reservation="RESERVATION_EXPIRES" if expired else None)
-    items = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
-    jobs = [(i, n, line) for i, (n, line) in enumerate(items)]
-    chunks = [jobs[k:k + _CHUNK] for k in range(0, len(jobs), _CHUNK)]
-    workers = _workers(len(jobs))
+    workers = _workers(text.count("\n") + 1)
+    parts = _parts(text, workers)
     write = sys.stdout.write
     failed = False
-    _WORKER = (ruleset, ctx, path, tz, expired)
+    _WORKER = (ruleset, ctx)
+    _TEXT[:] = [text]
+    # all made so far is never garbage: out of the collector's sight, a full collection does not
+    # walk it, nor do forked workers copy the pages it would touch
+    gc.freeze()
+    lines = cdrs = 0  # before the part being printed
     try:
         if workers <= 1:
-            for chunk in chunks:
-                text_out, bad = _price_chunk(chunk)
-                write(text_out)
-                failed = failed or bad
-            return failed
-        import multiprocessing
+            results: Iterator[_Part] = map(_price_part, parts)
+        else:
+            import multiprocessing
 
-        sys.stdout.flush()
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            for text_out, bad in pool.imap(_price_chunk, chunks):
-                write(text_out)
+            sys.stdout.flush()
+            pool = multiprocessing.get_context("fork").Pool(workers)
+            results = pool.imap(_price_part, parts)
+        for out, n_lines, n_cdrs in results:
+            for item in out:
+                if isinstance(item, str):
+                    write(item)
+                    continue
+                n, i, line = item
+                printed, bad = _price_exact(ruleset, line, f"{path}:{lines + n + 1}", f"cdr-{cdrs + i + 1}", tz,
+                                            expired)
+                write(printed + "\n")
                 failed = failed or bad
+            lines += n_lines
+            cdrs += n_cdrs
+        if workers > 1:
+            pool.close()
+            pool.join()
         return failed
     finally:
+        if workers > 1:
+            pool.terminate()
         _WORKER = None
+        _TEXT.clear()
+        gc.unfreeze()
 
 
 # ---------------------------------------------------------------- the command

@@ -84,9 +84,17 @@ def _whole_words(t: TerminalDef) -> None:
 
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
-    return Lark(_GRAMMAR.read_text(encoding="utf-8"), parser="lalr", lexer="contextual",
-                propagate_positions=True, maybe_placeholders=False, postlex=_PolicyLines(),
-                edit_terminals=_whole_words)
+    import hashlib
+    import tempfile
+
+    grammar = _GRAMMAR.read_text(encoding="utf-8")
+    # Lark's grammar analysis, cached on disk (a start-up of every evbill command that compiles a
+    # ruleset took 0.3 s for it): keyed by the grammar and this module's code, which shapes the
+    # terminals (_whole_words) and the post-lexer, so a change to either is never served stale
+    key = hashlib.sha256(grammar.encode() + Path(__file__).read_bytes()).hexdigest()[:24]
+    cache = Path(tempfile.gettempdir()) / f"evbill-lark-{key}.cache"
+    return Lark(grammar, parser="lalr", lexer="contextual", propagate_positions=True, maybe_placeholders=False,
+                postlex=_PolicyLines(), edit_terminals=_whole_words, cache=str(cache))
 
 
 # Readable names for terminals in "expected ..." messages.

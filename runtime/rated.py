@@ -8,6 +8,7 @@ result's lines are all in its currency (``CurrencyMismatch`` otherwise).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -15,7 +16,7 @@ from typing import Any, ClassVar, NamedTuple
 
 from runtime.money import ZERO, Money, minor_unit, quantize, require_currency, tax_groups
 
-__all__ = ["Component", "RatedLine", "RatingResult", "TraceEntry"]
+__all__ = ["Component", "RatedLine", "RatingResult", "TraceEntry", "group_totals"]
 
 
 class Component:
@@ -166,13 +167,7 @@ class RatingResult:
 
     def group_totals(self) -> dict[str, tuple[Decimal, Decimal]]:
         """Unrounded (excl, incl) VAT per OCPI cost group, plus "total"."""
-        out: dict[str, tuple[Decimal, Decimal]] = {}
-        for ln in self.lines:
-            keys = ("total", ln.group) if ln.group else ("total",)
-            for k in keys:
-                e, i = out.get(k, (ZERO, ZERO))
-                out[k] = (e + ln.net, i + ln.gross)
-        return out
+        return group_totals(self.lines)
 
     def to_dict(self) -> dict[str, Any]:
         tg = self.tax_groups()
@@ -195,6 +190,32 @@ class RatingResult:
                         "parking_h": _s(self.parking_h)},
             "trace": [t.to_dict() for t in self.trace],
         }
+
+
+def group_totals(lines: Iterable[RatedLine]) -> dict[str, tuple[Decimal, Decimal]]:
+    """Unrounded (excl, incl) VAT per OCPI cost group of ``lines``, plus "total" (lines in order)."""
+    out: dict[str, tuple[Decimal, Decimal]] = {}
+    factors = _GROSS
+    for ln in lines:
+        net = ln.net
+        if ln.gross_override is not None:
+            gross = ln.gross_override
+        else:  # RatedLine.gross, its factor made once per rate
+            factor = factors.get(ln.tax_rate)
+            if factor is None:
+                factor = factors[ln.tax_rate] = 1 + ln.tax_rate / 100
+            gross = net * factor
+        e, i = out.get("total", _NONE)
+        out["total"] = (e + net, i + gross)
+        group = ln.group
+        if group:
+            e, i = out.get(group, _NONE)
+            out[group] = (e + net, i + gross)
+    return out
+
+
+_NONE = (ZERO, ZERO)
+_GROSS: dict[Decimal, Decimal] = {}  # tax rate -> 1 + rate / 100
 
 
 def _iso(ms: int) -> str:

@@ -32,7 +32,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 from functools import lru_cache, partial
 from itertools import pairwise
-from typing import Any
+from typing import Any, NamedTuple, cast
 from zoneinfo import ZoneInfo
 
 from runtime.money import ZERO, require_currency
@@ -45,6 +45,8 @@ __all__ = [
     "Env",
     "MissingPrice",
     "PeriodResult",
+    "Piece",
+    "PiecesFn",
     "PriceSeries",
     "PricedRule",
     "ProductProgram",
@@ -52,6 +54,7 @@ __all__ = [
     "RatingContext",
     "RatingError",
     "RulesetMeta",
+    "Specialised",
     "TariffProgram",
     "energy_stretches",
     "env_at",
@@ -61,6 +64,7 @@ __all__ = [
     "rate_session",
     "session_minutes",
     "specialise",
+    "specialised",
     "zone",
 ]
 
@@ -485,6 +489,7 @@ _DEFAULT_CTX = RatingContext()
 # a base segment as the engine walks it: (start ms, end ms, kWh, charging s, parking s, reservation s,
 # power kW and current A that conditions see there)
 _Piece = tuple[int, int, Decimal, Decimal, Decimal, Decimal, Decimal | None, Decimal | None]
+Piece = _Piece  # what Specialised.pieces takes, one per base segment
 
 
 def _segments(s: SessionFacts, start: int, end: int, thresholds: tuple[Decimal, ...]) -> list[_Piece]:
@@ -515,6 +520,9 @@ def _segments(s: SessionFacts, start: int, end: int, thresholds: tuple[Decimal, 
 
 
 RateFn = Callable[[SessionFacts, "RatingContext | None"], RatingResult]
+# (session facts for conditions, context, base pieces, start ms, end ms) -> (lines, kWh, charging h, parking h)
+PiecesFn = Callable[[SessionFacts, "RatingContext", "list[_Piece]", int, int],
+                    "tuple[list[RatedLine], Decimal, Decimal, Decimal]"]
 _UTC_ZONE = zone("UTC")
 _NO_FEES: dict[str, tuple[Decimal | None, Decimal | None]] = {}  # never written: only env's fees are
 _NO_USES: list[tuple[str, Decimal]] = []
@@ -527,7 +535,7 @@ _Entry = tuple[PricedRule, "Callable[[Env], bool] | None", "Decimal | None", str
                "tuple[int, Decimal] | None"]
 # a session's rating state: (start ms, zone, environment, accumulated volumes, trace, price series,
 # step state (last rule and total per component) or None, idle grace used per rule or None)
-_Run = tuple[int, "ZoneInfo | None", "Env | None", "dict[tuple[int, Decimal], list[Any]]", "list[TraceEntry]",
+_Run = tuple[int, "ZoneInfo | None", "Env | None", "dict[tuple[int, Decimal], list[Any]]", "list[TraceEntry] | None",
              "Mapping[str, PriceSeries]", "tuple[dict[str, PricedRule], dict[str, Decimal]] | None",
              "dict[int, Decimal] | None"]
 _DAY_MS = 86_400_000
@@ -595,8 +603,13 @@ def _cutter(spec: CutSpec) -> _Cuts:
             return _boundaries(spec, start, end, tz, ctx)
         # in UTC a local day is 86,400,000 ms long from the epoch on: the cuts are arithmetic,
         # in order (days ascending, seconds of the day ascending)
-        cuts = [t for d in range(start // _DAY_MS, end // _DAY_MS + 1) for t in
-                (d * _DAY_MS + x for x in day_ms) if start < t < end]
+        base = start - start % _DAY_MS
+        if end - base <= _DAY_MS:  # within one day (most sessions): offsets into it
+            lo, hi = start - base, end - base
+            cuts = [base + x for x in day_ms if lo < x < hi]
+        else:
+            cuts = [t for d in range(start // _DAY_MS, end // _DAY_MS + 1) for t in
+                    (d * _DAY_MS + x for x in day_ms) if start < t < end]
         if durations:
             cuts = sorted(set(cuts).union(t for t in (start + off for off in durations) if start < t < end))
         return cuts
@@ -665,6 +678,24 @@ def rate_session(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta
 
 
 def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: RulesetMeta) -> RateFn:
+    """The rating function of one tariff (``specialised(...).rate``)."""
+    return specialised(prog, discounts, meta).rate
+
+
+class Specialised(NamedTuple):
+    """One tariff's rating, specialised (``specialised``): ``rate`` rates a session into a
+    ``RatingResult``; ``pieces``, where the tariff allows it, runs the same steps on a session the
+    caller has already cut into its base pieces (``_Piece``: start ms, end ms, kWh, charging s,
+    parking s, reservation s, power kW, current A) -- ``pieces(facts, ctx, pieces, start ms, end
+    ms)``, which is ``rate`` itself given the pieces -- and returns only the lines (after caps and the
+    minimum/maximum price) and the volumes, without a trace or a result object: the OCPI CDR file
+    path (``dsl.ocpi``), where nothing but the totals is printed."""
+
+    rate: RateFn
+    pieces: PiecesFn | None
+
+
+def specialised(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: RulesetMeta) -> Specialised:
     """The rating algorithm, specialised for one tariff: the one implementation of rating.
 
     Everything that depends only on the tariff is decided here, once: which components are priced
@@ -754,7 +785,8 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                     free = min(vol, max(ZERO, r.grace_idle - used))
                     idle_used[id(r)] = used + vol  # type: ignore[index]
                 if free:
-                    run[4].append(trace_entry((kind, r.label, a, b, free if size is None else free / size, ZERO,
+                    if run[4] is not None:
+                        run[4].append(trace_entry((kind, r.label, a, b, free if size is None else free / size, ZERO,
                                                "free (grace)")))
                     vol = vol - free
                     if not vol:
@@ -775,7 +807,8 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                 last_rule, kind_total = run[6]  # type: ignore[misc]
                 last_rule[kind] = r
                 kind_total[kind] = kind_total.get(kind, ZERO) + vol
-            run[4].append(trace_entry((kind, r.label, a, b, vol if size is None else vol / size, price, "")))
+            if run[4] is not None:
+                run[4].append(trace_entry((kind, r.label, a, b, vol if size is None else vol / size, price, "")))
         return price_volume
 
     price_e, price_t = pricer("energy", e_rules), pricer("time", t_rules)
@@ -852,7 +885,11 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                 return
             a = b
 
-    def rate(s: SessionFacts, ctx: RatingContext | None = None) -> RatingResult:
+    def rate(s: SessionFacts, ctx: RatingContext | None = None, pieces: list[_Piece] | None = None,
+             p_start: int = 0, p_end: int = 0) -> Any:
+        """Rate ``s`` into a RatingResult; or, given ``pieces`` (its base segments, made by the
+        caller) with its start and end ms, only (lines, kWh, charging h, parking h) after caps
+        and bounds, without a trace (``Specialised.pieces``)."""
         ctx = ctx or _DEFAULT_CTX
         tz: ZoneInfo | None = None
         tzname = ctx.tz or s.timezone
@@ -863,23 +900,31 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
             except (KeyError, ValueError, OSError):  # ZoneInfoNotFoundError is a KeyError
                 raise RatingError(f"session {s.id!r}: unknown time zone {tzname!r}") from None
         resv = ctx.reservation or s.reservation
+        trace: list[TraceEntry] | None
+        segs: list[_Piece] | None
+        if pieces is None:
+            start = int(s.start.timestamp() * 1000)  # _ms, inline: rating calls it per session
+            end = int(s.end.timestamp() * 1000)
+            segs = None if not s.periods and not s.meter_values and not thresholds else \
+                _segments(s, start, end, thresholds)
+            trace = []
+        else:
+            start, end, segs, trace = p_start, p_end, pieces, None
+            if thresholds:  # cut where the energy so far crosses a threshold, as _segments does
+                mp = s.max_power_kw
+                segs = [(g.a, g.b, g.energy, g.time_s, g.park_s, g.resv_s, mp if g.pmax is None else g.pmax, g.imax)
+                        for g in _split_energy([_Seg(*p[:6], None, p[6], None, p[7]) for p in pieces], thresholds)]
         env = Env(s, resv) if uses_env else None
-        start = int(s.start.timestamp() * 1000)  # _ms, inline: rating calls it per session
-        end = int(s.end.timestamp() * 1000)
         series = ctx.series
         sid = s.id
-        plain = not s.periods and not s.meter_values and not thresholds
-        segs: list[_Piece] = []
-        if not plain:
-            segs = _segments(s, start, end, thresholds)
-            if segs:
-                start = min(start, segs[0][0])
-                end = max(end, segs[-1][1])
+        plain = segs is None
+        if segs:
+            start = min(start, segs[0][0])
+            end = max(end, segs[-1][1])
         cuts_c = spec_c(start, end, tz, ctx) if spec_c is not None else no_cuts  # type: ignore[arg-type]
         cuts_p = spec_p(start, end, tz, ctx) if spec_p is not None else no_cuts  # type: ignore[arg-type]
         # per (rule, unit price): [rule, price, volume, entry], in first-seen order for the lines
         acc: dict[tuple[int, Decimal], list[Any]] = {}
-        trace: list[TraceEntry] = []
         steps: tuple[dict[str, PricedRule], dict[str, Decimal]] | None = ({}, {}) if any_step else None
         idle: dict[int, Decimal] | None = {} if any_idle else None
         run = (start, tz, env, acc, trace, series, steps, idle)
@@ -918,7 +963,7 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
         else:
             tot_e = tot_t = tot_p = kwh = ZERO
             first_active = None
-            for a0, b0, se, st, sp, sr, pw, cu in segs:
+            for a0, b0, se, st, sp, sr, pw, cu in segs:  # type: ignore[union-attr]
                 if first_active is None and not sr:
                     first_active = a0
                     # once-per-session fees are judged by the first charging period (its power and current)
@@ -961,7 +1006,8 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                     for key in reversed(list(acc)):
                         if key[0] == id(rr):
                             acc[key][2] += rounded - total
-                            trace.append(TraceEntry(kind, rr.label, end, end, _in_unit(rounded - total, rr.unit),
+                            if trace is not None:
+                                trace.append(TraceEntry(kind, rr.label, end, end, _in_unit(rounded - total, rr.unit),
                                                     key[1], f"step {_in_unit(rr.step, rr.unit)} {rr.unit}"))
                             break
         lines: list[RatedLine] = []
@@ -986,7 +1032,8 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                     price = fee.price if fee.price is not None else fee.price_fn(first_active, series)  # type: ignore[misc]
                     lines.append(new_line((kind, fee.title, ONE, "session", price, price, fee.vat, cur, fee.label,
                                            sid, "fixed", None)))
-                    trace.append(new_trace((kind, fee.label, first_active, first_active, ONE, price, "")))
+                    if trace is not None:
+                        trace.append(new_trace((kind, fee.label, first_active, first_active, ONE, price, "")))
         if resv is not None and rfee_rules:
             if env is not None:
                 if fee_time:
@@ -999,8 +1046,19 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
                 price = rfee.price if rfee.price is not None else rfee.price_fn(start, series)  # type: ignore[misc]
                 lines.append(RatedLine("reservation_fee", rfee.title, ONE, "session", price, price, rfee.vat, cur,
                                        rfee.label, sid, "reservation"))
-                trace.append(TraceEntry("reservation_fee", rfee.label, start, start, ONE, price))
+                if trace is not None:
+                    trace.append(TraceEntry("reservation_fee", rfee.label, start, start, ONE, price))
         # finish_session's steps: caps per rule, the minimum/maximum session price, discounts
+        if trace is None:  # pieces: the caller prints totals (a tariff with discounts has no pieces path)
+            if any_cap or bounded:
+                scratch: list[TraceEntry] = []
+                if any_cap:
+                    capped = [a[0] for a in acc.values() if a[0].cap is not None]
+                    if capped:
+                        apply_caps(lines, scratch, capped, cur, sid, end)
+                if bounded:
+                    _clamp(prog, lines, scratch, cur, sid, end)
+            return lines, tot_e, tot_t / s_per_h, tot_p / s_per_h
         if any_cap:
             capped = [a[0] for a in acc.values() if a[0].cap is not None]
             if capped:  # apply_caps looks only at the capped rules among those that priced
@@ -1027,8 +1085,11 @@ def specialise(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: 
         return RatingResult(sid, meta.name, ctx.version or meta.version, meta.sha256, prog.name, cur, tuple(lines),
                             tuple(trace), tot_e, tot_t / s_per_h, tot_p / s_per_h, tuple(consumed) if consumed else ())
 
-    rate.__doc__ = f"Rate a session with tariff '{prog.name}' of ruleset '{meta.name}' (see specialise)."
-    return rate
+    rate.__doc__ = (f"Rate a session with tariff '{prog.name}' of ruleset '{meta.name}' (see specialise); with "
+                    "pieces, start and end ms: its lines and volumes only (see Specialised).")
+    # discounts read the whole session (codes, uses, budgets): sessions of such tariffs are rated
+    # by rate() alone
+    return Specialised(cast(RateFn, rate), None if mine else cast(PiecesFn, rate))
 
 
 def finish_session(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta: RulesetMeta, s: SessionFacts,

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from dsl import CompiledRuleset, PriceSeries, RatingContext
 from dsl.ocpi import cdr_to_session, import_tariff, load_json
+from runtime import rating
 from runtime.rating import RatingError
 from runtime.sessions import ChargingPeriod, MeterValue, SessionFacts
 from tests.dsl import test_ocpi_conformance as conf
@@ -87,6 +88,23 @@ def assert_same(rs: CompiledRuleset, s: SessionFacts, ctx: RatingContext | None,
     got = outcome(lambda: rs.rate(s, ctx, tariff))
     want = outcome(lambda: rating_oracle.rate_session(prog, rs.discounts, rs.meta, s, ctx))
     assert got == want
+    assert_pieces_same(rs, s, ctx, prog.name, got)
+
+
+def assert_pieces_same(rs: CompiledRuleset, s: SessionFacts, ctx: RatingContext | None, tariff: str,
+                       rated: Any) -> None:
+    """The pieces path (``Specialised.pieces``, what ``evbill ocpi price`` runs on CDR files) gives
+    a session of CDR periods the lines and volumes the engine gives it, or the same error."""
+    fn = rs.piece_engines[tariff]
+    if fn is None or not s.periods:
+        return
+    start, end = int(s.start.timestamp() * 1000), int(s.end.timestamp() * 1000)
+    pieces = rating._segments(s, start, end, ())
+    got = outcome(lambda: fn(s, ctx or RatingContext(), pieces, start, end))
+    if isinstance(rated, tuple):  # the same refusal
+        assert got == rated
+        return
+    assert got == (list(rated.lines), rated.energy_kwh, rated.time_h, rated.parking_h)
 
 
 # ---------------------------------------------------------------- session shapes
@@ -216,6 +234,38 @@ def test_engine_equals_oracle_on_ocpi_case(case: tuple[str, Path, Path, tuple[st
         pytest.skip(f"OCPI conformance data absent: {tariff}")
     rs = CompiledRuleset.from_source(import_tariff(_tariff_doc(tariff)), f"{tariff.name} (imported)")
     _priced(rs, cdr_to_session(load_json(cdr.read_text(encoding="utf-8"))), args)
+    _printed_alike(rs, cdr.read_text(encoding="utf-8"), args)
+
+
+def _printed_alike(rs: CompiledRuleset, text: str, args: tuple[str, ...]) -> None:
+    """``evbill ocpi price --cdrs``'s pieces path prints for the CDR what the exact path prints."""
+    from dsl import ocpi
+
+    doc = load_json(text)
+    cdrs = doc if isinstance(doc, list) else [doc]
+    tz = args[args.index("--tz") + 1] if "--tz" in args else "UTC"
+    for expired in (False, True):
+        ctx = RatingContext(tz=tz, reservation="RESERVATION_EXPIRES" if expired else None)
+        fast = ocpi._fast_pricer(rs, ctx)
+        assert fast is not None  # an imported OCPI tariff always has the pieces path
+        for c in cdrs:
+            line = ocpi_line(c)
+            want = ocpi._price_one(rs, "f", load_json(line), "cdr-1", tz, expired)
+            assert ocpi._price_line(rs, ctx, line, "f", "cdr-1", tz, expired) == want
+            try:
+                got = fast(line)
+            except ocpi._Slow:  # the fast path leaves it to the exact path (sub-second timestamps)
+                continue
+            assert (got, False) == want
+
+
+def ocpi_line(doc: Any) -> str:
+    """A CDR as one JSON line, every number written as it was read (exact decimals)."""
+    import json
+    import re
+
+    text = json.dumps(doc, default=lambda o: f"@@{o}@@" if isinstance(o, D) else o)
+    return re.sub(r'"@@([^@"]+)@@"', r"\1", text)
 
 
 @conf.needs_conf
@@ -225,3 +275,4 @@ def test_engine_equals_oracle_on_spec_worked_example(w: conf.Worked) -> None:
 
     rs = CompiledRuleset.from_source(import_tariff(_tariff_doc(conf.SPEC / w.tariff)), w.tariff)
     _priced(rs, cdr_to_session(load_json(json.dumps(w.cdr, default=float))), ())
+    _printed_alike(rs, json.dumps(w.cdr, default=float), ())
