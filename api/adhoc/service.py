@@ -460,7 +460,7 @@ def refund(db: Session, provider: PaymentProvider, charge: AdhocCharge, amount: 
         db.commit()
         raise AdhocError(exc.code, exc.message, 502 if exc.retryable else 409) from exc
     store.book_card_refund(db.connection(), charge, amount=r.amount.amount, refund_ref=r.reference,
-                           booked_on=utcnow().date(), created_by=actor)
+                           booked_on=utcnow().date(), created_by=actor, reason=reason)
     db.commit()
     return _reload(db, charge)
 
