@@ -325,6 +325,12 @@ class Texts:
     def rate(self, value: Decimal) -> str:
         return rate_text(value, self.language)
 
+    def unit(self, value: str | None) -> str:
+        """A line's unit as the invoice PDF prints it (``session`` -> ``Stk.``/``pcs``, ``h`` -> ``Std.``)."""
+        from runtime.documents.pdf import unit_label
+
+        return unit_label(value or "", self.language)
+
     def month(self, value: date) -> str:
         from babel.dates import format_date
 

@@ -118,8 +118,6 @@ add_texts({
     "trace_to": ("bis", "to"),
     "trace_note": ("Hinweis", "Note"),
     "component": ("Bestandteil", "Component"),
-    # the rating's units as the DSL writes them (kWh, h, min stay as they are)
-    "unit_session": ("Vorgang", "session"), "unit_sessions": ("Vorgänge", "sessions"),
     "rounded": ("gerundet", "rounded"),
     "unrounded": ("ungerundet", "unrounded"),
     "not_rated_yet": ("Noch nicht bewertet.", "Not rated yet."),

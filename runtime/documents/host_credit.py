@@ -105,12 +105,14 @@ _ENERGY_AT = {"de": "Preis {formula}", "en": "price {formula}", "fr": "prix {for
 _AVERAGE = {"de": "im Mittel {price} je kWh", "en": "on average {price} per kWh",
             "fr": "en moyenne {price} par kWh", "nl": "gemiddeld {price} per kWh"}
 _PER_KWH = {"de": "je kWh", "en": "per kWh", "fr": "par kWh", "nl": "per kWh"}
+# the DSL's decimal numbers in a price formula (``index(spot_de) + 0.02``): written in the host's language
+_LITERAL = re.compile(r"(?<![\w.])\d+\.\d+(?![\w.])")
 _ENERGY_TEXT = re.compile(r"^energy reimbursement at (?P<formula>.+?)(?: \(average (?P<avg>[0-9.]+) per kWh\))?$")
 
 
 def _described(ln: CreditLine, lang: str, currency: str) -> str | None:
     """The line's text in the host's language where its kind is known, else None (the statement's own)."""
-    from runtime.documents.i18n import money_text, price_text, rate_text
+    from runtime.documents.i18n import money_text, number_text, price_text, rate_text
 
     if ln.kind == "share_percent" and ln.unit.endswith(" net"):
         basis = money_text(ln.quantity.quantize(Decimal("0.01")), ln.unit.split()[0], lang)
@@ -118,7 +120,8 @@ def _described(ln: CreditLine, lang: str, currency: str) -> str | None:
     m = _ENERGY_TEXT.match(ln.description) if ln.kind == "reimbursement" else None
     if m is None:
         return None
-    formula = m["formula"].replace(" per kWh", " " + _PER_KWH[lang])
+    formula = _LITERAL.sub(lambda n: number_text(Decimal(n[0]), len(n[0].split(".")[1]), lang),
+                           m["formula"].replace(" per kWh", " " + _PER_KWH[lang]))
     text = _ENERGY_AT[lang].format(formula=formula)
     if m["avg"]:
         text += ", " + _AVERAGE[lang].format(price=price_text(Decimal(m["avg"]), currency, lang))

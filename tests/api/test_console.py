@@ -936,3 +936,46 @@ def test_adhoc_charges_and_a_refund_through_the_provider(console: Env) -> None:
             assert "<h1>Ad-hoc charges paid by card</h1>" in listing and "€5.36" in listing
         finally:
             del app.state["payment_provider"]
+
+
+def test_invoice_lines_show_the_units_the_pdf_prints(console: Env) -> None:
+    """The invoice page labels each line's unit as the invoice PDF does (the documents' own
+    ``unit_label``: ``session`` -> Stk./pcs, ``h`` -> Std./h), in the page's language."""
+    from store import billing as B
+
+    a = console.a
+    inv = a.ids["invoice_id"]
+    lines = [("energy", "Energie", Decimal(10), "kWh", Decimal("0.40")),
+             ("session_fee", "Startgebühr", Decimal(1), "session", Decimal("0.50")),
+             ("parking", "Standzeit", Decimal(2), "h", Decimal("1.00"))]
+    with console.engine.begin() as conn:
+        for seq, (component, description, qty, unit, price) in enumerate(lines, 1):
+            conn.execute(B.invoice_line.insert().values(
+                tenant_id=a.tenant_id, invoice_id=inv, seq=seq, kind="session", component=component,
+                description=description, quantity=qty, unit=unit, unit_price=price, net=qty * price,
+                net_unrounded=qty * price, tax_rate=Decimal(19), session_id="", rating_id="", rule="", corrects=""))
+    try:
+        p = Person(console, _email(a, "auditor"))
+        page = html.unescape(p.get(f"/console/invoices/{inv}").text)
+        cells = re.findall(r'<td class="num">([^<]*)</td>', page)
+        assert "10 kWh" in cells and "1 Stk." in cells and "2 Std." in cells, cells
+        assert not re.search(r">\s*1 session\s*<", page)
+        p.post("/console/language", {"language": "en", "next": "/console/invoices"})
+        cells = re.findall(r'<td class="num">([^<]*)</td>', html.unescape(p.get(f"/console/invoices/{inv}").text))
+        assert "10 kWh" in cells and "1 pcs" in cells and "2 h" in cells, cells
+    finally:
+        with console.engine.begin() as conn:
+            conn.execute(B.invoice_line.delete().where(B.invoice_line.c.invoice_id == inv))
+
+
+def test_unit_labels_are_the_documents_own() -> None:
+    from api.console.i18n import Texts
+    from runtime.documents.pdf import unit_label
+
+    for unit in ("kWh", "Wh", "session", "min", "h", "s", "month", "", "EUR net"):
+        for lang in ("de", "en"):
+            assert Texts(lang).unit(unit) == unit_label(unit, lang)
+    assert [unit_label(u, "de") for u in ("kWh", "Wh", "session", "min", "h", "s", "")] == [
+        "kWh", "Wh", "Stk.", "Min.", "Std.", "Sek.", ""]
+    # a statement's units that no document prints as a unit stay as they are
+    assert (unit_label("EUR net", "de"), unit_label("days of 30", "en")) == ("EUR net", "days of 30")

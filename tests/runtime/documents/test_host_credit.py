@@ -105,9 +105,15 @@ def test_pdf_in_the_hosts_language(tmp_path: Any, language: str) -> None:
     assert "GU-000001" in text and "Hotel Adler KG" in text
     if language == "de":
         assert "Gutschrift" in text and "Energieerstattung" in text and "§ 19 UStG" in text
+        # the formula's number written as the note's language writes numbers
+        assert "Preis index(spot_de) + 0,02 je kWh" in text and "0.02" not in text, text
     else:
         assert "Self-billing invoice" in text and "Energy reimbursement" in text
+        assert "price index(spot_de) + 0.02 per kWh" in text, text
     assert "evbill" not in text.lower()
+    pages = tmp_path / "gu"
+    subprocess.run(["pdftoppm", "-png", "-r", "70", "-singlefile", str(path), str(pages)], check=True)
+    assert (tmp_path / "gu.png").stat().st_size > 2000
 
 
 @pytest.mark.parametrize("language", ("de", "en"))
