@@ -98,12 +98,13 @@ def test_one_session_waits_unassigned(two_runs: list[Any]) -> None:
     try:
         rows = db.execute("SELECT id, external_id, token_uid, unassigned_reason, customer_id FROM "
                           "charging_session WHERE status = 'unassigned'").fetchall()
-        # billed to nobody: never rated, so no rated line can reach an invoice
-        ratings = db.execute("SELECT count(*) FROM session_rating WHERE session_id = ?", (rows[0][0],)).fetchone()
+        # priced (the review shows what it would cost) but billed to nobody: on no invoice
+        billed = db.execute("SELECT (SELECT count(*) FROM billing_invoice_line WHERE session_id = :s) + "
+                            "(SELECT count(*) FROM billing_session WHERE session_id = :s)", {"s": rows[0][0]}).fetchone()
     finally:
         db.close()
     assert [row[1:] for row in rows] == [("SWM-OFFLINE-0001", "DE-XYZ-C12345678-9", "unknown_token", None)]
-    assert ratings == (0,)
+    assert billed == (0,)
 
 
 def test_quiet_stderr(two_runs: list[Any]) -> None:
