@@ -35,6 +35,8 @@ HTML_ROUTES = {
 }
 
 PAGE = 100
+# a charge in these states never had money reserved on the card (its page was left, the card declined)
+NEVER_RESERVED = ("created", "action_required", "declined", "canceled")
 
 add_texts({
     "adhoc": ("Ad-hoc-Laden", "Ad-hoc charging"),
@@ -114,7 +116,8 @@ async def adhoc_list(request: Request[Any, Any, Any], status: str | None = None,
         rows = charges(db.connection(), actor.tenant_id, status=status, start=start, end=end,
                        offset=(page - 1) * PAGE, limit=PAGE + 1)
     query = "".join(f"&amp;{k}={v}" for k, v in (("status", status), ("month", first and f"{first:%Y-%m}")) if v)
-    return _page(request, "adhoc.html", rows=rows[:PAGE], more=len(rows) > PAGE, page=page, tz=tz, statuses=STATUSES,
+    return _page(request, "adhoc.html", never_reserved=NEVER_RESERVED, rows=rows[:PAGE], more=len(rows) > PAGE,
+                 page=page, tz=tz, statuses=STATUSES,
                  status=status or "", month=f"{first:%Y-%m}" if first else "", query=query)
 
 
@@ -123,7 +126,7 @@ def _detail(request: Request[Any, Any, Any], charge_id: str, *, refunded_now: De
     from sqlalchemy import select
 
     from store.adhoc import by_id, refunds_of
-    from store.models import Evse, Location
+    from store.models import Evse, Location, User
     from store.ocpp import OcppTransaction
 
     actor = request.user
@@ -134,12 +137,17 @@ def _detail(request: Request[Any, Any, Any], charge_id: str, *, refunded_now: De
         tz = _zone(db, actor.tenant_id)
         evse = db.get(Evse, charge.evse_id)
         site = db.get(Location, evse.location_id) if evse is not None else None
-        tx = db.execute(select(OcppTransaction.transaction_ref).where(  # type: ignore[call-overload]
-            OcppTransaction.id == charge.transaction_id)).scalar() if charge.transaction_id else None
+        tx = db.get(OcppTransaction, charge.transaction_id) if charge.transaction_id else None
         refunds = refunds_of(db.connection(), charge)
+        # who refunded: a person by e-mail; the provider's webhook (a refund made in its dashboard) as it is
+        people = dict(db.execute(select(User.id, User.email).where(  # type: ignore[call-overload]
+            User.tenant_id == actor.tenant_id, User.id.in_({r.created_by for r in refunds}))).all()) if refunds else {}
     refundable = (charge.captured or Decimal(0)) - charge.refunded if charge.status == "captured" else Decimal(0)
-    return _page(request, "adhoc_charge.html", status_code=status_code, c=charge, site=site, tz=tz, tx=tx,
-                 refunds=refunds, refundable=refundable, may_refund=_may_refund(request) and refundable > 0,
+    return _page(request, "adhoc_charge.html", status_code=status_code, never_reserved=NEVER_RESERVED, c=charge,
+                 site=site, tz=tz, tx=tx.transaction_ref if tx else None,
+                 # the session the charger's transaction became (the charge names it once settled after it)
+                 session_id=charge.session_id or (tx.session_id if tx else None),
+                 refunds=refunds, people=people, refundable=refundable, may_refund=_may_refund(request) and refundable > 0,
                  refunded_now=refunded_now, error=error, amount=amount, reason=reason)
 
 

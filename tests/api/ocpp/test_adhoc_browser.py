@@ -214,7 +214,56 @@ def test_adhoc_charge_through_checkout_in_a_browser(ocpp_env: OcppEnv, tmp_path:
         assert (pi["capture_method"], pi["status"], pi["amount_received"]) == ("manual", "succeeded", 345)
         assert not page.evaluate(A11Y)
         page.screenshot(path=str(shots / "checkout-receipt.png"), full_page=True)
+        console_refund(ocpp_env, d, shots)
     # our origin and the provider's page, nothing else
     assert {urlparse(u).netloc for u in d.seen} == {urlparse(base).netloc, urlparse(wire.base).netloc}, d.seen
-    for name in ("checkout-canceled", "checkout-charging", "checkout-receipt"):
+    for name in ("checkout-canceled", "checkout-charging", "checkout-receipt", "console-adhoc", "console-adhoc-charge"):
         assert (shots / f"{name}.png").stat().st_size > 5000
+
+
+def console_refund(oe: OcppEnv, d: Any, shots: Any) -> None:
+    """The operator signs in to the console (by keyboard), finds the paid charge among the ad-hoc
+    charges and refunds part of it through the provider from the charge's page."""
+    import re
+
+    from sqlalchemy.orm import Session
+
+    from store.console import set_password
+
+    a = oe.env.a
+    with Session(oe.env.engine) as db:
+        set_password(db, a.tenant_id, a.users["operator"], "a long console password")
+        db.commit()
+    page = d.page.context.browser.new_page(locale="de-DE")
+    page.goto(f"{d.base}/console")
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'email'")
+    page.keyboard.type(f"operator@{a.name}.test")
+    page.keyboard.press("Tab")
+    page.keyboard.type("a long console password")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{d.base}/console/dashboard")
+    page.get_by_role("link", name="Ad-hoc-Laden").click()
+    page.wait_for_url(f"{d.base}/console/adhoc")
+    assert page.get_by_role("heading", level=1).inner_text() == "Ad-hoc-Ladevorgänge mit Kartenzahlung"
+    paid = page.locator("#adhoc tbody tr", has_text="bezahlt").filter(has_text="ECHKWEB")
+    assert "3,45\xa0€" in paid.inner_text() and "50,00\xa0€" in paid.inner_text(), paid.inner_text()
+    # the cancelled Checkout: nothing was ever reserved on a card
+    canceled = page.locator("#adhoc tbody tr", has_text="abgebrochen").filter(has_text="ECHKWEB")
+    assert "50,00" not in canceled.inner_text() and "–" in canceled.inner_text(), canceled.inner_text()
+    assert not page.evaluate(A11Y)
+    page.screenshot(path=str(shots / "console-adhoc.png"), full_page=True)
+    paid.get_by_role("link", name="DE*EVB*ECHKWEB*1").click()
+    page.get_by_role("heading", name=re.compile("Ad-hoc-Ladevorgang DE\\*EVB\\*ECHKWEB\\*1")).wait_for()
+    assert not page.evaluate(A11Y)
+    page.get_by_label(re.compile("^Betrag")).fill("1,00")
+    page.get_by_label("Grund").fill("Ladepunkt langsam")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r".*/console/adhoc/adh_[^/?]+\?refunded=1\.00$"))
+    main = page.locator("main").inner_text()
+    assert "Erstattet über den Zahlungsdienst: 1,00\xa0€." in main and "Ladepunkt langsam" in main, main
+    assert f"operator@{a.name}.test" in page.locator("#refunds").inner_text()
+    assert [r["amount"] for r in d.wire.refunds.values()] == [100]
+    page.screenshot(path=str(shots / "console-adhoc-charge.png"), full_page=True)
+    page.get_by_role("link", name=re.compile("^ses_")).click()  # the session the transaction became
+    page.get_by_role("heading", name=re.compile("^Ladevorgang ")).wait_for()
+    page.close()
