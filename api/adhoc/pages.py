@@ -246,7 +246,8 @@ async def charge_status(request: Request[Any, Any, Any], key: str, lang: str | N
             tz = loc.timezone if loc is not None else "UTC"
             cost = service.cost_so_far(db, charge) if charge.status == "charging" else None
             page = service.hosted_url(provider, charge)  # a charge still waiting on the provider's page
-            running = charge.status in ("created", "authorized", "starting", "charging", "stopped")
+            # (a charge waiting on the provider's page refreshes too: its webhook may settle it)
+            running = charge.status in ("created", "authorized", "starting", "charging", "stopped") or bool(page)
             return _page("status.html", w=w, lang=language, theme=theme_of(tenant), tenant_id=charge.tenant_id,
                          charge=charge, evse=evse, location=loc, tz=tz, running=running,
                          cost=w.money(cost.get("gross_total"), charge.currency) if cost and cost.get("gross_total") else "",

@@ -15,6 +15,7 @@ lost answer never reserves, captures or refunds twice.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -61,6 +62,7 @@ _EVENTS: dict[str, AuthorizationStatus] = {
 }
 
 CHECKOUT_ORIGIN = "https://checkout.stripe.com"
+CHECKOUT_TTL_S = 3600  # Stripe accepts 30 minutes to 24 hours
 
 
 def _get(obj: Any, key: str, default: Any = None) -> Any:
@@ -172,6 +174,9 @@ class StripeProvider:
             "success_url": success_url + ("&" if "?" in success_url else "?") + "session_id={CHECKOUT_SESSION_ID}",
             "cancel_url": cancel_url,
             "locale": language if language in ("de", "en", "fr", "nl") else "auto",
+            # a page left unpaid closes after an hour (Stripe's default is a day), and the sweep
+            # that asks about waiting charges stops asking
+            "expires_at": int(time.time()) + CHECKOUT_TTL_S,
         }
         if email:
             params["customer_email"] = email

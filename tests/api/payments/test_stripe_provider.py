@@ -189,6 +189,7 @@ def test_checkout_session_reserves_and_captures(wire: StripeWire) -> None:
     assert body["metadata"]["evbill_reference"] == "adh_c1" and body["client_reference_id"] == "adh_c1"
     assert body["success_url"] == "https://evbill.test/charge/sessions/k1?lang=de&session_id={CHECKOUT_SESSION_ID}"
     assert (body["locale"], body["customer_email"]) == ("de", "d@example.com")
+    assert 3500 < int(body["expires_at"]) - time.time() <= 3600  # an hour, not Stripe's default day
     # the same request again (a lost answer): the same session
     again = provider.hosted_page(eur("50.00"), reference="adh_c1", description="Alpha: DE*EVB*E1",
                                  success_url="https://evbill.test/x", cancel_url="https://evbill.test/y",
