@@ -51,6 +51,7 @@ LABELS: dict[str, dict[str, str]] = {
         "vat_id": "USt-IdNr.",
         "tax_number": "Steuernummer",
         "buyer_vat_id": "Ihre USt-IdNr.",
+        "buyer_tax_number": "Ihre Steuernummer",
         "pos": "Pos.",
         "item": "Bezeichnung",
         "qty": "Menge",
@@ -134,6 +135,7 @@ LABELS: dict[str, dict[str, str]] = {
         "vat_id": "VAT ID",
         "tax_number": "Tax number",
         "buyer_vat_id": "Your VAT ID",
+        "buyer_tax_number": "Your tax number",
         "pos": "No.",
         "item": "Description",
         "qty": "Quantity",
@@ -215,6 +217,7 @@ LABELS: dict[str, dict[str, str]] = {
         "vat_id": "N° TVA",
         "tax_number": "N° fiscal",
         "buyer_vat_id": "Votre n° TVA",
+        "buyer_tax_number": "Votre n° fiscal",
         "pos": "N°",
         "item": "Désignation",
         "qty": "Quantité",
@@ -296,6 +299,7 @@ LABELS: dict[str, dict[str, str]] = {
         "vat_id": "Btw-nr.",
         "tax_number": "Fiscaal nr.",
         "buyer_vat_id": "Uw btw-nr.",
+        "buyer_tax_number": "Uw fiscaal nr.",
         "pos": "Nr.",
         "item": "Omschrijving",
         "qty": "Aantal",
@@ -634,10 +638,12 @@ def _info_rows(doc: Document, labels: dict[str, str]) -> list[tuple[str, str]]:
             text += f" {labels['corrects_from']} {date_text(doc.preceding.issue_date, lang)}"
         rows.append((labels["corrects"], text))
     # the recipient's VAT ID: for self-billing the recipient is the supplier (the site host)
-    recipient_vat = (doc.seller.vat_id or doc.seller.tax_number
-                     if doc.kind is DocumentKind.SELF_BILLING_CREDIT_NOTE else doc.buyer.vat_id)
+    recipient_vat = (doc.seller.vat_id if doc.kind is DocumentKind.SELF_BILLING_CREDIT_NOTE else doc.buyer.vat_id)
     if recipient_vat:
         rows.append((labels["buyer_vat_id"], recipient_vat))
+    elif doc.kind is DocumentKind.SELF_BILLING_CREDIT_NOTE and doc.seller.tax_number:
+        # a host without a VAT id (a small business): its tax number, named as such
+        rows.append((labels["buyer_tax_number"], doc.seller.tax_number))
     return rows
 
 
