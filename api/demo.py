@@ -384,6 +384,10 @@ def _system_month(out: Path, rnd: random.Random, summary: dict[str, Any]) -> int
         if clr.paid["open_after"] != "0.00" or not all(e["balanced"] for e in clr.journal) or len(clr.journal) != 2:
             _say("  ERROR: the clearing invoice should be settled by the transfer and booked, balanced")
             return 1
+        # after the month's statements and invoices: a charger's offline log arrives late
+        system["unassigned"] = sysdemo.unknown_token_session(run, MONTH_START)
+        _say(f"  operator imported a charger's offline log late: one November session with an unknown card "
+             f"({system['unassigned']['token_uid']}) waits unassigned for review, billed to nobody")
         from api import demo_console
 
         why = demo_console.unavailable()

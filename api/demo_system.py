@@ -358,6 +358,28 @@ def drive_chargers(run: SystemRun, month_start: datetime, per_charger: int, rnd:
     run.net_total = str(sum((Decimal(s.get("net_total") or "0") for s in rated), Decimal(0)))
 
 
+UNKNOWN_TOKEN = "DE-XYZ-C12345678-9"
+
+
+def unknown_token_session(run: SystemRun, month_start: datetime) -> dict[str, Any]:
+    """A session the operator imports from a charger's offline log that arrived after the month's
+    invoices and statements (the evbill JSON shape, through the API) whose card nobody knows: it
+    waits unassigned for review (``/console/unassigned``) and is billed to nobody, so the month's
+    invoices and every other figure stay as they are. (Before the host's statement it would stop
+    it: a statement is not issued while a session of its period is unrated.)"""
+    start = month_start + timedelta(days=13, hours=7, minutes=12)
+    out = _ok(run.client.post("/sessions/batch", json={"sessions": [{
+        "id": "SWM-OFFLINE-0001", "start": start.isoformat(), "end": (start + timedelta(minutes=95)).isoformat(),
+        "energy_kwh": "18.420", "location_id": "musterstadt_markt", "evse_id": "DE*SWM*E1*1",
+        "token_uid": UNKNOWN_TOKEN}]}, headers=run.h("operator")))
+    [row] = out["items"]
+    listed = list_all(run, "/sessions", status="unassigned")
+    if [x["id"] for x in listed] != [row["session_id"]]:
+        raise RuntimeError(f"the offline session is not the one unassigned session: {listed}")
+    return {"sessions": len(listed), "external_id": "SWM-OFFLINE-0001", "token_uid": UNKNOWN_TOKEN,
+            "reason": listed[0].get("unassigned_reason", "")}
+
+
 @dataclass
 class MonthEnd:
     invoices: list[dict[str, Any]] = field(default_factory=list)  # sorted by number

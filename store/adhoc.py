@@ -54,10 +54,12 @@ __all__ = [
     "by_key",
     "by_payment",
     "by_tag",
+    "charges",
     "create",
     "draw_receipt_number",
     "is_adhoc_tag",
     "move_refunded",
+    "refunds_of",
     "set_values",
     "tag_decision",
 ]
@@ -301,7 +303,7 @@ def _refund_groups(charge: AdhocCharge, amount: Decimal) -> list[dict[str, str]]
 
 
 def book_card_refund(conn: Connection, charge: AdhocCharge, *, amount: Decimal, refund_ref: str,
-                     booked_on: date, created_by: str = "system") -> None:
+                     booked_on: date, created_by: str = "system", reason: str = "") -> None:
     """A refund through the card provider on the charge's item: the charge is less by ``amount``
     (``card_refund``) and the payment given back (``return``); once per provider refund id."""
     from store.receivables import _append, _new_event, _post, _Written, event
@@ -314,8 +316,52 @@ def book_card_refund(conn: Connection, charge: AdhocCharge, *, amount: Decimal, 
     written = _Written()
     written.customers[account_id] = customer_id
     eid = _new_event(conn, charge.tenant_id, key, "card_refund", account_id, charge.currency, amount, booked_on,
-                     refund_ref, {"adhoc_charge_id": charge.id, "tax_groups": _refund_groups(charge, amount)},
+                     refund_ref, {"adhoc_charge_id": charge.id, "tax_groups": _refund_groups(charge, amount),
+                                  **({"reason": reason[:300]} if reason else {})},
                      created_by, written)
     _append(conn, charge.tenant_id, eid, booked_on, [Entry(charge.item_id, "card_refund", amount, charge.currency),
                                                      Entry(charge.item_id, "return", amount, charge.currency)], written)
     _post(conn, charge.tenant_id, written)
+
+
+# the columns a list of charges shows (not the receipt's bytes)
+_LISTED = [c for c in adhoc_charge.c if c.name not in ("receipt_pdf", "lines", "tax_groups")]
+
+
+def charges(conn: Connection, tenant_id: str, *, status: str | None = None, start: datetime | None = None,
+            end: datetime | None = None, offset: int = 0, limit: int = 100) -> list[Any]:
+    """A tenant's charges newest first, each row with its site's name (``site_name``); ``status``
+    one of ``STATUSES``, ``start``/``end`` bound the moment the charge was made."""
+    from store.models import Evse, Location
+
+    evse, loc = Evse.__table__, Location.__table__  # type: ignore[attr-defined]
+    q = (select(*_LISTED, loc.c.name.label("site_name"))
+         .select_from(adhoc_charge.outerjoin(evse, evse.c.id == adhoc_charge.c.evse_id)
+                      .outerjoin(loc, loc.c.id == evse.c.location_id))
+         .where(adhoc_charge.c.tenant_id == tenant_id))
+    if status:
+        q = q.where(adhoc_charge.c.status == status)
+    if start is not None:
+        q = q.where(adhoc_charge.c.created_at >= start)
+    if end is not None:
+        q = q.where(adhoc_charge.c.created_at < end)
+    q = q.order_by(adhoc_charge.c.created_at.desc(), adhoc_charge.c.id.desc()).offset(offset).limit(limit)
+    return list(conn.execute(q))
+
+
+def refunds_of(conn: Connection, charge: AdhocCharge) -> list[Any]:
+    """The refunds booked on a charge's item, oldest first: amount, booked on, the provider's refund
+    id (``reference``), who made it (``created_by``: a person, or the provider's webhook for a
+    refund made in its dashboard), ``created_at``, and ``detail`` (the reason given: ``detail["reason"]``)."""
+    from store.receivables import receivable_entry, receivable_event
+
+    if charge.item_id is None:
+        return []
+    return list(conn.execute(
+        select(receivable_event.c.id, receivable_event.c.amount, receivable_event.c.currency,
+               receivable_event.c.booked_on, receivable_event.c.reference, receivable_event.c.created_by,
+               receivable_event.c.created_at, receivable_event.c.detail)
+        .join(receivable_entry, receivable_entry.c.event_id == receivable_event.c.id)
+        .where(receivable_event.c.tenant_id == charge.tenant_id, receivable_entry.c.item_id == charge.item_id,
+               receivable_entry.c.kind == "card_refund")
+        .order_by(receivable_event.c.created_at, receivable_event.c.id)))

@@ -8,6 +8,13 @@ Stripe's status codes (402 for a declined card, 400 for an invalid request, 404 
 object). Stripe's own test payment methods decide the outcome: ``pm_card_visa`` reserves,
 ``pm_card_chargeDeclined`` is declined, ``pm_card_authenticationRequired`` needs 3-D Secure.
 
+Stripe Checkout: ``/v1/checkout/sessions`` (create, retrieve with ``expand[]=payment_intent``,
+expire) and the hosted page itself at ``/pay/{session}`` (no API key: a browser's page): a form
+with a test card (Visa reserves, the declined card stays on the page) that completes the session
+(a PaymentIntent in ``requires_capture`` with the session's ``payment_intent_data``) and answers
+303 to the ``success_url`` with ``{CHECKOUT_SESSION_ID}`` filled in, and a cancel link answering
+303 to the ``cancel_url``.
+
 ``webhook(...)`` signs an event with the SDK's own scheme (``Stripe-Signature: t=...,v1=...``).
 """
 
@@ -20,6 +27,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from html import escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
@@ -62,6 +70,7 @@ class StripeWire:
     port: int = 0
     intents: dict[str, dict[str, Any]] = field(default_factory=dict)
     refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[tuple[str, str, dict[str, Any], dict[str, str]]] = field(default_factory=list)
     idempotent: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -108,7 +117,81 @@ class StripeWire:
                 return 200, pi
         if parts == ["v1", "refunds"] and method == "POST":
             return self._refund(body)
+        if parts[:3] == ["v1", "checkout", "sessions"]:
+            if len(parts) == 3 and method == "POST":
+                return self._create_session(body)
+            cs = self.sessions.get(parts[3]) if len(parts) > 3 else None
+            if cs is None:
+                return 404, {"error": {"type": "invalid_request_error", "code": "resource_missing",
+                                       "message": f"No such checkout.session: '{parts[3] if len(parts) > 3 else ''}'"}}
+            if len(parts) == 4 and method == "GET":
+                out = dict(cs)
+                if "payment_intent" in (body.get("expand") or []) and cs["payment_intent"]:
+                    out["payment_intent"] = self.intents[cs["payment_intent"]]
+                return 200, out
+            if len(parts) == 5 and parts[4] == "expire" and method == "POST":
+                if cs["status"] != "open":
+                    return 400, {"error": {"type": "invalid_request_error", "code": "checkout_session_unexpected_state",
+                                           "message": f"Only Checkout Sessions with a status in [\"open\"] can be "
+                                                      f"expired. This session has a status of {cs['status']}."}}
+                cs.update(status="expired", url=None)
+                return 200, cs
         return 404, {"error": {"type": "invalid_request_error", "message": f"Unrecognized request URL ({method}: {path})"}}
+
+    def _create_session(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        items = body.get("line_items") or []
+        if body.get("mode") != "payment" or not items or not body.get("success_url"):
+            return 400, {"error": {"type": "invalid_request_error", "code": "parameter_missing",
+                                   "message": "Missing required param: mode, line_items or success_url."}}
+        price = items[0]["price_data"]
+        sid = "cs_test_" + secrets.token_hex(24)
+        cs: dict[str, Any] = {
+            "id": sid, "object": "checkout.session", "mode": "payment", "status": "open", "payment_status": "unpaid",
+            "amount_total": int(price["unit_amount"]) * int(items[0].get("quantity", 1)),
+            "currency": price["currency"], "client_reference_id": body.get("client_reference_id"),
+            "customer_email": body.get("customer_email"), "locale": body.get("locale"),
+            "metadata": body.get("metadata", {}), "payment_intent": None, "livemode": False,
+            "success_url": body["success_url"], "cancel_url": body.get("cancel_url"),
+            "payment_intent_data": body.get("payment_intent_data", {}),  # kept for the tests; Stripe does not echo it
+            "url": f"{self.base}/pay/{sid}", "created": int(time.time()),
+        }
+        self.sessions[sid] = cs
+        return 200, cs
+
+    def hosted(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        """Checkout's page: GET shows it, POST pays with the chosen card, ``/cancel`` goes back."""
+        parts = [p for p in path.split("?")[0].split("/") if p]
+        cs = self.sessions.get(parts[1]) if len(parts) > 1 else None
+        if cs is None or cs["status"] != "open":
+            return 404, {"Content-Type": "text/plain"}, b"This checkout session is no longer available."
+        if len(parts) == 3 and parts[2] == "cancel":
+            return 303, {"Location": cs["cancel_url"]}, b""
+        error = ""
+        if method == "POST":
+            if body.get("card") == "visa":
+                pid = "pi_" + secrets.token_hex(12)
+                data = cs["payment_intent_data"]
+                self.intents[pid] = {
+                    "id": pid, "object": "payment_intent", "amount": cs["amount_total"],
+                    "amount_capturable": cs["amount_total"] if data.get("capture_method") == "manual" else 0,
+                    "amount_received": 0 if data.get("capture_method") == "manual" else cs["amount_total"],
+                    "currency": cs["currency"], "capture_method": data.get("capture_method", "automatic"),
+                    "client_secret": f"{pid}_secret_{secrets.token_hex(8)}", "created": int(time.time()),
+                    "description": data.get("description"), "livemode": False, "metadata": data.get("metadata", {}),
+                    "next_action": None, "last_payment_error": None, "payment_method": "pm_card_visa",
+                    "payment_method_types": ["card"],
+                    "status": "requires_capture" if data.get("capture_method") == "manual" else "succeeded",
+                    "latest_charge": "ch_" + secrets.token_hex(12)}
+                cs.update(status="complete", payment_intent=pid, url=None)
+                return 303, {"Location": cs["success_url"].replace("{CHECKOUT_SESSION_ID}", cs["id"])}, b""
+            error = "<p role=alert>Your card was declined.</p>"
+        amount = f"{cs['amount_total'] / 100:.2f} {cs['currency'].upper()}"
+        page = (f"<!doctype html><html lang=en><title>Checkout</title><h1>Pay {escape(amount)}</h1>{error}"
+                f"<form method=post action=/pay/{cs['id']}><label><input type=radio name=card value=visa checked>"
+                f" Visa 4242</label><label><input type=radio name=card value=declined> Declined card</label>"
+                f"<button type=submit>Reserve {escape(amount)}</button></form>"
+                f"<p><a href=/pay/{cs['id']}/cancel>Cancel and go back</a></p></html>")
+        return 200, {"Content-Type": "text/html; charset=utf-8"}, page.encode()
 
     @staticmethod
     def _state_error(pi: dict[str, Any], action: str) -> dict[str, Any]:
@@ -203,6 +286,15 @@ def stripe_wire() -> Iterator[StripeWire]:
             query = self.path.split("?", 1)[1] if "?" in self.path else ""
             body = _nest(parse_qsl(raw or query, keep_blank_values=True))
             headers = {k.lower(): v for k, v in self.headers.items()}
+            if self.path.startswith("/pay/"):  # Checkout's page: a browser, no API key
+                with wire.lock:
+                    code, extra, page = wire.hosted(method, self.path, body)
+                self.send_response(code)
+                for k, v in {**extra, "Content-Length": str(len(page))}.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(page)
+                return
             with wire.lock:
                 wire.requests.append((method, self.path, body, headers))
                 status, out = wire.handle(method, self.path, body, headers)

@@ -17,11 +17,12 @@ from api.adhoc import service
 from api.auth import ROLE_SETS
 from api.crud import ReadModel, WriteModel, open_scope, route
 from api.schemas import DecimalOut, DecimalStr
+from runtime.payments_provider import PaymentProvider
 from store import adhoc as store
 from store.errors import Conflict, InvalidInput, NotFound
 from store.models import Evse, Location, Tenant
 
-__all__ = ["router"]
+__all__ = ["refund_charge", "router"]
 
 ROLE_SETS.setdefault("receivables_read", ("admin", "operator", "approver", "auditor"))
 ROLE_SETS.setdefault("receivables_write", ("admin", "operator", "approver"))
@@ -87,16 +88,24 @@ def refund_adhoc_charge(request: Request[Any, Any, Any], charge_id: str, data: R
 
     provider = provider_of(request)
     with open_scope(request) as scope:
-        charge = _charge(scope, charge_id)
-        if provider is None or provider.name != charge.provider:
-            raise Conflict("payments_not_configured", f"the payment provider {charge.provider!r} is not configured")
-        try:
-            out = service.refund(scope.db, provider, charge, Decimal(data.amount), data.reason, scope.actor.user_id)
-        except service.AdhocError as exc:
-            if exc.status == 422:
-                raise InvalidInput(exc.code, exc.message) from None
-            raise Conflict(exc.code, exc.message) from None
-        return _read(out)
+        return _read(refund_charge(scope, provider, charge_id, Decimal(data.amount), data.reason))
+
+
+def refund_charge(scope: Any, provider: PaymentProvider | None, charge_id: str, amount: Decimal | None,
+                  reason: str) -> store.AdhocCharge:
+    """A refund through the provider as ``POST /adhoc-charges/{id}/refund`` makes it (the console's
+    form too): ``amount`` None is all that is left. Refusals are the API's problems."""
+    charge = _charge(scope, charge_id)
+    if provider is None or provider.name != charge.provider:
+        raise Conflict("payments_not_configured", f"the payment provider {charge.provider!r} is not configured")
+    if amount is None:
+        amount = (charge.captured or Decimal(0)) - charge.refunded
+    try:
+        return service.refund(scope.db, provider, charge, amount, reason[:300], scope.actor.user_id)
+    except service.AdhocError as exc:
+        if exc.status == 422:
+            raise InvalidInput(exc.code, exc.message) from None
+        raise Conflict(exc.code, exc.message) from None
 
 
 @route("GET", "/locations/{location_id:str}/adhoc-qr-sheet", operation_id="get_adhoc_qr_sheet", roles="read",

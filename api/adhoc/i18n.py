@@ -29,6 +29,14 @@ _T: dict[str, tuple[str, str]] = {
                 "Before the start we reserve {amount} on your card. Only what you charge is taken; the rest "
                 "is released."),
     "pay": ("Bezahlen und Laden starten", "Pay and start charging"),
+    "pay_hosted": ("Weiter zur Zahlung", "Continue to payment"),
+    "hosted_hint": ("Sie geben Ihre Karte auf der sicheren Zahlungsseite unseres Zahlungsdienstes ein und kommen "
+                    "danach hierher zurück.",
+                    "You enter your card on our payment provider's secure payment page and come back here afterwards."),
+    "checkout_canceled": ("Die Zahlung wurde abgebrochen. Es wurde nichts belastet.",
+                          "The payment was cancelled. Nothing was charged."),
+    "st_hosted": ("Die Zahlung ist noch nicht abgeschlossen.", "The payment is not complete yet."),
+    "continue_payment": ("Weiter zur Zahlungsseite", "Continue to the payment page"),
     "email": ("E-Mail-Adresse für den Beleg", "E-mail address for the receipt"),
     "email_hint": ("optional", "optional"),
     "card": ("Karte", "Card"),

@@ -26,7 +26,7 @@ from litestar.response import Redirect
 from api.adhoc import service
 from api.adhoc.i18n import LANGUAGES, Words, pick_language
 from api.errors import problem
-from runtime.payments_provider import PaymentProvider, WebhookRejected
+from runtime.payments_provider import PaymentProvider, WebhookRejected, hosted_page_of
 from store import adhoc as store
 
 __all__ = ["environment", "handlers", "provider_of", "provider_of_app"]
@@ -63,15 +63,22 @@ def provider_of_app(app: Any) -> PaymentProvider | None:
     return out
 
 
-def _headers() -> dict[str, str]:
+def _headers(form_to: str = "") -> dict[str, str]:
+    """The console's security headers; ``form_to``: an origin besides ours that the page's form may
+    lead to (the provider's hosted payment page: browsers apply ``form-action`` to the redirect
+    that follows the form's post)."""
     from api.console import SECURITY_HEADERS
 
-    return dict(SECURITY_HEADERS)
+    out = dict(SECURITY_HEADERS)
+    if form_to:
+        out["Content-Security-Policy"] = out["Content-Security-Policy"].replace(
+            "form-action 'self'", f"form-action 'self' {form_to}")
+    return out
 
 
-def _page(template: str, status: int = 200, **ctx: Any) -> Response[str]:
+def _page(template: str, status: int = 200, form_to: str = "", **ctx: Any) -> Response[str]:
     html = environment().get_template(template).render(**ctx)
-    return Response(html, status_code=status, media_type="text/html; charset=utf-8", headers=_headers())
+    return Response(html, status_code=status, media_type="text/html; charset=utf-8", headers=_headers(form_to))
 
 
 def _wants_html(request: Request[Any, Any, Any]) -> bool:
@@ -134,16 +141,20 @@ def _charge_form(request: Request[Any, Any, Any], place: service.EvsePlace, prev
 
     w = Words(language)
     provider = provider_of(request)
+    hosted = hosted_page_of(provider)
     preauth = service.preauth_amount(preview.currency)
     comps = [{"description": _component_text(c["component"], c["description"], language), "unit": _UNIT.get(language, _UNIT["en"]).get(c["unit"], c["unit"]),
               "price": w.money(_gross(c["unit_price"], c.get("tax_rate")), preview.currency)
               if c["unit_price"] is not None else ""} for c in preview.components]
-    return _page("charge.html", status, w=w, lang=language, languages=LANGUAGES, theme=theme_of(place.tenant),
+    return _page("charge.html", status, form_to=hosted.hosted_origin if hosted is not None else "",
+                 w=w, lang=language, languages=LANGUAGES, theme=theme_of(place.tenant), hosted=hosted is not None,
+                 canceled=request.query_params.get("checkout") == "canceled",
                  tenant_id=place.tenant.id, place=place, components=comps, currency=preview.currency,
                  example=w("example", kwh=w.number(preview.example["energy_kwh"], 0), hours=preview.example["hours"],
                            gross=w.money(preview.example["gross"], preview.currency)),
                  preauth=w("preauth", amount=w.money(preauth, preview.currency)), provider=provider,
-                 test_cards=TEST_CARDS if getattr(provider, "test_mode", False) else (), error=error,
+                 test_cards=TEST_CARDS if getattr(provider, "test_mode", False) and hosted is None else (),
+                 error=error,
                  here=f"/charge/{place.evse.id}")
 
 
@@ -183,7 +194,8 @@ async def pay(request: Request[Any, Any, Any], evse_id: str, data: Form) -> Resp
         return _refusal(request, service.AdhocError("cross_origin", "the form must come from this site", 403), language)
     provider = provider_of(request)
     email = (data.get("email") or "").strip()
-    method = (data.get("payment_method") or "").strip() or None
+    # with the provider's hosted page the card is taken there: a token posted here is ignored
+    method = None if hosted_page_of(provider) else (data.get("payment_method") or "").strip() or None
 
     def run() -> Response[Any]:
         with request.app.state.sessions() as db:
@@ -209,6 +221,8 @@ async def pay(request: Request[Any, Any, Any], evse_id: str, data: Form) -> Resp
                     return_url=f"{_public_base(request)}/charge/sessions/{{key}}?lang={language}")
             except service.AdhocError as exc:
                 return _refusal(request, exc, language)
+            if isinstance(charge, service.HostedStart):  # to the provider's payment page
+                return Redirect(charge.url, status_code=303)
             return Redirect(f"/charge/sessions/{charge.key}?lang={language}", status_code=303)
 
     return await anyio.to_thread.run_sync(run)
@@ -224,7 +238,11 @@ def _charge_of(db: Any, key: str) -> store.AdhocCharge:
 
 
 @get("/charge/sessions/{key:str}", include_in_schema=False)
-async def charge_status(request: Request[Any, Any, Any], key: str, lang: str | None = None) -> Response[Any]:
+async def charge_status(request: Request[Any, Any, Any], key: str, lang: str | None = None,
+                        checkout: str | None = None) -> Response[Any]:
+    """The driver's charge. The provider's hosted page comes back here: paid (Stripe adds
+    ``session_id``; the reservation is looked up at the provider, not taken from the address) or
+    cancelled (``checkout=canceled``: nothing is charged, back to the charging point's page)."""
     provider = provider_of(request)
 
     def run() -> Response[Any]:
@@ -236,19 +254,26 @@ async def charge_status(request: Request[Any, Any, Any], key: str, lang: str | N
                 charge = _charge_of(db, key)
             except service.AdhocError as exc:
                 return _refusal(request, exc, _lang(request, lang))
-            charge = service.refresh(db, provider, charge)
             language = lang if lang in LANGUAGES else charge.language
+            if checkout == "canceled" and provider is not None:
+                charge = service.cancel_hosted(db, provider, charge)
+                if charge.status == "canceled":
+                    return Redirect(f"/charge/{charge.evse_id}?lang={language}&checkout=canceled", status_code=303)
+            charge = service.refresh(db, provider, charge)
             w = Words(language)
             tenant, evse = db.get(Tenant, charge.tenant_id), db.get(Evse, charge.evse_id)
             loc = db.get(Location, evse.location_id) if evse is not None else None
             tz = loc.timezone if loc is not None else "UTC"
             cost = service.cost_so_far(db, charge) if charge.status == "charging" else None
-            running = charge.status in ("created", "authorized", "starting", "charging", "stopped")
+            page = service.hosted_url(provider, charge)  # a charge still waiting on the provider's page
+            # (a charge waiting on the provider's page refreshes too: its webhook may settle it)
+            running = charge.status in ("created", "authorized", "starting", "charging", "stopped") or bool(page)
             return _page("status.html", w=w, lang=language, theme=theme_of(tenant), tenant_id=charge.tenant_id,
                          charge=charge, evse=evse, location=loc, tz=tz, running=running,
                          cost=w.money(cost.get("gross_total"), charge.currency) if cost and cost.get("gross_total") else "",
                          energy=w.number(cost["energy_kwh"], 3) if cost else "",
-                         redirect_url=charge.message if charge.status == "action_required" else "",
+                         redirect_url=(page or charge.message) if charge.status == "action_required" else "",
+                         hosted=bool(page),
                          here=f"/charge/sessions/{charge.key}")
 
     return await anyio.to_thread.run_sync(run)

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from runtime.money import Money
-from runtime.payments_provider import PaymentProvider, ProviderError
+from runtime.payments_provider import PaymentProvider, ProviderError, hosted_page_of
 from store import adhoc as store
 from store.adhoc import AdhocCharge
 from store.audit import Actor
@@ -33,7 +33,10 @@ from store.types import utcnow
 __all__ = [
     "AdhocError",
     "EvsePlace",
+    "HostedStart",
     "PricePreview",
+    "cancel_hosted",
+    "hosted_url",
     "place_of",
     "preauth_amount",
     "price_preview",
@@ -137,9 +140,21 @@ def price_preview(db: Session, place: EvsePlace, at: datetime | None = None,
 
 # --- pay and start -------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class HostedStart:
+    """A charge waiting on the provider's payment page: send the driver to ``url``."""
+
+    charge: AdhocCharge
+    url: str
+
+
 def start_payment(db: Session, provider: PaymentProvider, place: EvsePlace, *, email: str, language: str,
-                  payment_method: str | None, return_url: str) -> AdhocCharge:
-    """Reserve the pre-authorization on the card; once reserved, start the charger."""
+                  payment_method: str | None, return_url: str) -> AdhocCharge | HostedStart:
+    """Reserve the pre-authorization on the card; once reserved, start the charger. With a
+    provider whose own page takes the card (``HostedPaymentPage``), the charge waits
+    (``action_required``, the page's session as its payment reference) and the driver is sent to
+    the page: its way back (``return_url``) or the provider's webhook, whichever comes first, finds
+    the reservation and starts the charger (``refresh``); cancelling there charges nothing."""
     preview = price_preview(db, place)
     charge = store.create(db.connection(), tenant_id=place.tenant.id, evse_id=place.evse.id,
                           evse_uid=place.evse.evse_uid, charge_point_id=place.charge_point.id,
@@ -148,6 +163,20 @@ def start_payment(db: Session, provider: PaymentProvider, place: EvsePlace, *, e
                           provider=provider.name)
     store.set_values(db.connection(), charge.id, ruleset_version_id=preview.ruleset_version_id)
     db.commit()  # the charge exists before any money is reserved for it
+    hosted = hosted_page_of(provider)
+    if hosted is not None:
+        back = return_url.replace("{key}", charge.key)
+        try:
+            page = hosted.hosted_page(Money(charge.preauth_amount, charge.currency), reference=charge.id,
+                                      description=f"{place.tenant.name}: {place.evse.evse_uid}", success_url=back,
+                                      cancel_url=back + ("&" if "?" in back else "?") + "checkout=canceled",
+                                      idempotency_key=f"{charge.id}:hosted_page", language=language, email=email,
+                                      metadata={"evse": place.evse.evse_uid, "tenant": place.tenant.id})
+        except ProviderError as exc:
+            raise _failed(db, charge, exc) from exc
+        store.set_values(db.connection(), charge.id, status="action_required", payment_ref=page.reference)
+        db.commit()
+        return HostedStart(_reload(db, charge), page.url)
     try:
         auth = provider.authorize(Money(charge.preauth_amount, charge.currency), reference=charge.id,
                                   description=f"{place.tenant.name}: {place.evse.evse_uid}",
@@ -155,10 +184,7 @@ def start_payment(db: Session, provider: PaymentProvider, place: EvsePlace, *, e
                                   idempotency_key=f"{charge.id}:authorize",
                                   metadata={"evse": place.evse.evse_uid, "tenant": place.tenant.id})
     except ProviderError as exc:
-        store.set_values(db.connection(), charge.id, status="failed", message=exc.message[:300],
-                         decline_code=exc.code[:60])
-        db.commit()
-        raise AdhocError(exc.code, exc.message, 502 if exc.retryable else 409) from exc
+        raise _failed(db, charge, exc) from exc
     status = {"authorized": "authorized", "action_required": "action_required", "declined": "declined",
               "canceled": "canceled"}.get(auth.status, "created")
     store.set_values(db.connection(), charge.id, status=status, payment_ref=auth.reference,
@@ -168,6 +194,42 @@ def start_payment(db: Session, provider: PaymentProvider, place: EvsePlace, *, e
     if current.status == "authorized":
         current = remote_start(db, provider, current)
     return current
+
+
+def _failed(db: Session, charge: AdhocCharge, exc: ProviderError) -> AdhocError:
+    """The provider refused or could not be reached: the charge fails, the page says why."""
+    store.set_values(db.connection(), charge.id, status="failed", message=exc.message[:300],
+                     decline_code=exc.code[:60])
+    db.commit()
+    return AdhocError(exc.code, exc.message, 502 if exc.retryable else 409)
+
+
+def hosted_url(provider: PaymentProvider | None, charge: AdhocCharge) -> str:
+    """The provider's page a waiting charge is paid on ('' when it waits on none)."""
+    hosted = hosted_page_of(provider)
+    if hosted is None or charge.status != "action_required" or not hosted.is_hosted_reference(charge.payment_ref):
+        return ""
+    assert provider is not None
+    try:
+        return provider.retrieve(charge.payment_ref).redirect_url or ""
+    except ProviderError:
+        return ""
+
+
+def cancel_hosted(db: Session, provider: PaymentProvider, charge: AdhocCharge) -> AdhocCharge:
+    """The driver cancelled on the provider's page: close the page's session, charge nothing. A
+    session paid in the meantime (another tab) is not cancelled: the charge moves on as paid."""
+    hosted = hosted_page_of(provider)
+    if hosted is None or charge.status != "action_required" or not hosted.is_hosted_reference(charge.payment_ref):
+        return charge
+    try:
+        auth = provider.cancel(charge.payment_ref, idempotency_key=f"{charge.id}:hosted_cancel")
+    except ProviderError:
+        return refresh(db, provider, charge)
+    if auth.status == "canceled" and store.set_values(db.connection(), charge.id, expect=("action_required",),
+                                                      status="canceled", message=""):
+        db.commit()
+    return _reload(db, charge)
 
 
 def _reload(db: Session, charge: AdhocCharge) -> AdhocCharge:
@@ -256,8 +318,10 @@ def refresh(db: Session, provider: PaymentProvider | None, charge: AdhocCharge,
             auth = provider.retrieve(charge.payment_ref)
         except ProviderError:
             return charge
+        # (the reference of a hosted page's session becomes the payment's own: ``auth.reference``)
         if auth.status == "authorized" and store.set_values(db.connection(), charge.id,
-                                                            expect=("action_required",), status="authorized"):
+                                                            expect=("action_required",), status="authorized",
+                                                            payment_ref=auth.reference, message=""):
             db.commit()
             return remote_start(db, provider, _reload(db, charge))
         if auth.status in ("declined", "canceled"):
@@ -396,7 +460,7 @@ def refund(db: Session, provider: PaymentProvider, charge: AdhocCharge, amount: 
         db.commit()
         raise AdhocError(exc.code, exc.message, 502 if exc.retryable else 409) from exc
     store.book_card_refund(db.connection(), charge, amount=r.amount.amount, refund_ref=r.reference,
-                           booked_on=utcnow().date(), created_by=actor)
+                           booked_on=utcnow().date(), created_by=actor, reason=reason)
     db.commit()
     return _reload(db, charge)
 

@@ -317,11 +317,6 @@ class Texts:
     def datetime(self, value: datetime | None) -> str:
         return datetime_text(value, self.language) if value else ""
 
-    def unit(self, unit: str) -> str:
-        from runtime.documents.from_invoice import unit_label
-
-        return unit_label(unit, self.language)
-
     def line_names(self, lines: Any, currency: str) -> list[str]:
         from runtime.documents.from_invoice import rated_line_names
 
@@ -348,6 +343,12 @@ class Texts:
 
     def rate(self, value: Decimal) -> str:
         return rate_text(value, self.language)
+
+    def unit(self, value: str | None) -> str:
+        """A line's unit as the invoice PDF prints it (``session`` -> ``Stk.``/``pcs``, ``h`` -> ``Std.``)."""
+        from runtime.documents.pdf import unit_label
+
+        return unit_label(value or "", self.language)
 
     def month(self, value: date) -> str:
         from babel.dates import format_date

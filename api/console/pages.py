@@ -59,7 +59,7 @@ NAV = (("/console/dashboard", "dashboard", "read"), ("/console/inbox", "inbox", 
        ("/console/invoices", "invoices", "billing_read"), ("/console/documents", "documents", "billing_read"),
        ("/console/customers", "customers", "read"),
        ("/console/sessions", "sessions", "read"), ("/console/unassigned", "unassigned", "read"),
-       ("/console/rulesets", "rulesets", "read"),
+       ("/console/rulesets", "rulesets", "read"), ("/console/adhoc", "adhoc", "receivables_read"),
        # the partner portal (api.console.portal)
        ("/console/portal", "portal", "portal"), ("/console/portal/sessions", "sessions", "portal"),
        ("/console/portal/statements", "statements", "portal"), ("/console/portal/payouts", "payouts", "portal"))

@@ -127,7 +127,6 @@ add_texts({
     "trace_to": ("bis", "to"),
     "trace_note": ("Hinweis", "Note"),
     "component": ("Bestandteil", "Component"),
-    # the rating's units as the DSL writes them (kWh, h, min stay as they are)
     "rounded": ("gerundet", "rounded"),
     "unrounded": ("ungerundet", "unrounded"),
     "not_rated_yet": ("Noch nicht bewertet.", "Not rated yet."),

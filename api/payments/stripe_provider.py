@@ -5,14 +5,19 @@ authorize -> ``PaymentIntent.create(confirm=true, capture_method=manual)`` (stat
 for 3-D Secure); capture -> ``capture(amount_to_capture=...)`` (Stripe releases the rest); a
 capture of nothing -> ``cancel``; refund -> ``Refund.create(payment_intent=...)``; webhooks ->
 ``stripe.Webhook.construct_event`` (the ``Stripe-Signature`` header: ``t=...,v1=HMAC-SHA256``,
-five minutes' tolerance). Every write carries an idempotency key, so a retried request after a
+five minutes' tolerance). Hosted page (Stripe Checkout, ``HostedPaymentPage``) -> a Checkout
+Session in ``mode=payment`` with ``payment_intent_data.capture_method=manual``; its id (``cs_...``)
+is the reference until the driver has paid, then ``retrieve`` answers the PaymentIntent
+(``requires_capture``) and the rest is as above; ``cancel`` of a session expires it. Every write carries an idempotency key, so a retried request after a
 lost answer never reserves, captures or refunds twice.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import stripe
 
@@ -21,6 +26,7 @@ from runtime.payments_provider import (
     Authorization,
     AuthorizationStatus,
     Capture,
+    HostedPayment,
     ProviderError,
     Refund,
     WebhookEvent,
@@ -47,7 +53,16 @@ _EVENTS: dict[str, AuthorizationStatus] = {
     "payment_intent.payment_failed": "declined",
     "payment_intent.canceled": "canceled",
     "payment_intent.succeeded": "captured",
+    # Checkout: the driver paid on the hosted page (with manual capture the session's
+    # payment_status stays "unpaid": the money is reserved, not taken), or left it to expire
+    "checkout.session.completed": "authorized",
+    "checkout.session.async_payment_succeeded": "authorized",
+    "checkout.session.async_payment_failed": "declined",
+    "checkout.session.expired": "canceled",
 }
+
+CHECKOUT_ORIGIN = "https://checkout.stripe.com"
+CHECKOUT_TTL_S = 3600  # Stripe accepts 30 minutes to 24 hours
 
 
 def _get(obj: Any, key: str, default: Any = None) -> Any:
@@ -62,7 +77,8 @@ class StripeProvider:
     name = "stripe"
 
     def __init__(self, api_key: str, *, webhook_secret: str | None = None, api_base: str | None = None,
-                 max_network_retries: int = 2, webhook_tolerance_s: int = 300) -> None:
+                 max_network_retries: int = 2, webhook_tolerance_s: int = 300, hosted_page: bool | None = None,
+                 hosted_origin: str | None = None) -> None:
         options: dict[str, Any] = {"max_network_retries": max_network_retries}
         if api_base:
             options["base_addresses"] = {"api": api_base.rstrip("/")}
@@ -72,6 +88,13 @@ class StripeProvider:
         self.test_mode = api_key.startswith(("sk_test_", "rk_test_"))
         self.webhook_secret = webhook_secret
         self.webhook_tolerance_s = webhook_tolerance_s
+        # a live key never asks the driver for a payment method on our page: Stripe's card form
+        # (its script) cannot come from our origin, so the driver pays on Stripe Checkout
+        live = api_key.startswith(("sk_live_", "rk_live_"))
+        self.uses_hosted_page = live if hosted_page is None else hosted_page
+        if hosted_origin is None:  # Checkout's own origin; a local server in tests serves its page itself
+            hosted_origin = "{0.scheme}://{0.netloc}".format(urlsplit(api_base)) if api_base else CHECKOUT_ORIGIN
+        self.hosted_origin = hosted_origin
 
     # --- helpers ----------------------------------------------------------------------------------
 
@@ -123,9 +146,65 @@ class StripeProvider:
 
     def retrieve(self, payment_reference: str) -> Authorization:
         try:
+            if self.is_hosted_reference(payment_reference):
+                return self._checkout_authorization(self.client.v1.checkout.sessions.retrieve(
+                    payment_reference, params={"expand": ["payment_intent"]}))
             return self._authorization(self.client.v1.payment_intents.retrieve(payment_reference))
         except stripe.StripeError as exc:
             raise self._failure(exc) from exc
+
+    # --- the hosted page (Stripe Checkout) -------------------------------------------------------
+
+    @staticmethod
+    def is_hosted_reference(reference: str) -> bool:
+        return reference.startswith("cs_")
+
+    def hosted_page(self, amount: Money, *, reference: str, description: str, success_url: str, cancel_url: str,
+                    idempotency_key: str, language: str, email: str = "",
+                    metadata: dict[str, str] | None = None) -> HostedPayment:
+        meta = {"evbill_reference": reference, **(metadata or {})}
+        params: dict[str, Any] = {
+            "mode": "payment", "client_reference_id": reference, "metadata": meta,
+            "line_items": [{"quantity": 1, "price_data": {
+                "currency": amount.currency.lower(), "unit_amount": to_minor(amount),
+                "product_data": {"name": description[:250]}}}],
+            "payment_method_types": ["card"],
+            "payment_intent_data": {"capture_method": "manual", "description": description[:1000], "metadata": meta},
+            # Stripe fills in the session's id on the way back
+            "success_url": success_url + ("&" if "?" in success_url else "?") + "session_id={CHECKOUT_SESSION_ID}",
+            "cancel_url": cancel_url,
+            "locale": language if language in ("de", "en", "fr", "nl") else "auto",
+            # a page left unpaid closes after an hour (Stripe's default is a day), and the sweep
+            # that asks about waiting charges stops asking
+            "expires_at": int(time.time()) + CHECKOUT_TTL_S,
+        }
+        if email:
+            params["customer_email"] = email
+        try:
+            session = self.client.v1.checkout.sessions.create(params=params,  # type: ignore[arg-type]
+                                                              options={"idempotency_key": idempotency_key})
+        except stripe.StripeError as exc:
+            raise self._failure(exc) from exc
+        url = str(_get(session, "url", ""))
+        if not url:
+            raise ProviderError("provider_error", "Stripe Checkout gave no page address")
+        return HostedPayment(str(_get(session, "id", "")), url)
+
+    def _checkout_authorization(self, session: Any) -> Authorization:
+        """A Checkout Session as the reservation it stands for: ``pending`` (with its page) while
+        open, the PaymentIntent once complete, ``canceled`` once expired."""
+        sid = str(_get(session, "id", ""))
+        currency = str(_get(session, "currency", "eur")).upper()
+        total = from_minor(int(_get(session, "amount_total", 0)), currency)
+        status = str(_get(session, "status", ""))
+        pi = _get(session, "payment_intent")
+        if status == "complete" and pi:
+            if isinstance(pi, str):
+                pi = self.client.v1.payment_intents.retrieve(pi)
+            return self._authorization(pi)
+        if status == "expired":
+            return Authorization("stripe", sid, "canceled", total, message="the payment page expired")
+        return Authorization("stripe", sid, "pending", total, redirect_url=_get(session, "url"))
 
     def capture(self, payment_reference: str, amount: Money, *, idempotency_key: str) -> Capture:
         try:
@@ -145,6 +224,10 @@ class StripeProvider:
 
     def cancel(self, payment_reference: str, *, idempotency_key: str) -> Authorization:
         try:
+            if self.is_hosted_reference(payment_reference):
+                session = self.client.v1.checkout.sessions.expire(payment_reference,
+                                                                  options={"idempotency_key": idempotency_key})
+                return self._checkout_authorization(session)
             pi = self.client.v1.payment_intents.cancel(payment_reference, options={"idempotency_key": idempotency_key})
         except stripe.StripeError as exc:
             raise self._failure(exc) from exc
@@ -179,7 +262,10 @@ class StripeProvider:
         obj = _get(_get(body, "data", {}), "object", {})
         kind = str(_get(body, "type", ""))
         ref: str | None = None
-        if _get(obj, "object") == "payment_intent":
+        if _get(obj, "object") == "checkout.session":
+            # the charge waits under the session's id until its payment is known
+            ref = str(_get(obj, "id", "")) or None
+        elif _get(obj, "object") == "payment_intent":
             ref = str(_get(obj, "id", "")) or None
         elif _get(obj, "payment_intent"):
             ref = str(_get(obj, "payment_intent"))

@@ -282,14 +282,6 @@ def rated_line_names(lines: Sequence[Any], currency: str, language: str) -> list
     return out
 
 
-def unit_label(unit: str, language: str) -> str:
-    """A billed line's unit (``kWh``, ``min``, ``session``) as the documents print it in
-    ``language`` (``Min.``, ``Stk.``)."""
-    from runtime.documents.pdf import UNITS
-
-    return UNITS.get(language, UNITS["en"]).get(_unit(unit), unit)
-
-
 def _exact_line(line_id: str, name: str, description: str | None, quantity: Decimal, unit: str,
                 unit_price: Decimal, net: Decimal, vat: tuple[VatCategory, Decimal], places: int,
                 detail: bool = True) -> Line:

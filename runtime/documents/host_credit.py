@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from runtime.documents.from_invoice import _UNITS, _exact_line, _num
+from runtime.documents.from_invoice import _UNITS, _exact_line
 from runtime.documents.model import (
     Branding,
     Buyer,
@@ -105,7 +105,69 @@ _ENERGY_AT = {"de": "Preis {formula}", "en": "price {formula}", "fr": "prix {for
 _AVERAGE = {"de": "im Mittel {price} je kWh", "en": "on average {price} per kWh",
             "fr": "en moyenne {price} par kWh", "nl": "gemiddeld {price} per kWh"}
 _PER_KWH = {"de": "je kWh", "en": "per kWh", "fr": "par kWh", "nl": "per kWh"}
+# the DSL's decimal numbers in a price formula (``index(spot_de) + 0.02``): written in the host's language
+_LITERAL = re.compile(r"(?<![\w.])\d+\.\d+(?![\w.])")
 _ENERGY_TEXT = re.compile(r"^energy reimbursement at (?P<formula>.+?)(?: \(average (?P<avg>[0-9.]+) per kWh\))?$")
+
+
+# a commission line as the statement writes it: "commission NAME: RULE[ YYYY-MM[ (N of M days)]][, WHO]"
+_COMMISSION_TEXT = re.compile(r"^commission (?P<name>[^:]+): (?P<rule>.+?)(?: (?P<month>\d{4}-\d{2})"
+                              r"(?: \((?P<days>\d+) of (?P<dim>\d+) days\))?)?(?:, (?P<who>charged to|paid to) the partner)?$")
+_WHO = {"de": {"charged to": "dem Partner berechnet", "paid to": "an den Partner gezahlt"},
+        "en": {"charged to": "charged to the partner", "paid to": "paid to the partner"},
+        "fr": {"charged to": "facturée au partenaire", "paid to": "versée au partenaire"},
+        "nl": {"charged to": "in rekening gebracht bij de partner", "paid to": "betaald aan de partner"}}
+_DAYS_OF = {"de": "({n} von {m} Tagen)", "en": "({n} of {m} days)", "fr": "({n} sur {m} jours)",
+            "nl": "({n} van {m} dagen)"}
+# the statement's words around the DSL's own text (the DSL text itself is quoted as written)
+_RULE_WORDS = {
+    "de": ((" per session", " je Ladevorgang"), (" per kWh", " je kWh"), (" per month", " je Monat"),
+           ("% of net revenue", " % des Nettoumsatzes")),
+    "en": (),
+    "fr": ((" per session", " par session"), (" per kWh", " par kWh"), (" per month", " par mois"),
+           ("% of net revenue", " % du chiffre d'affaires net")),
+    "nl": ((" per session", " per laadsessie"), (" per month", " per maand"), ("% of net revenue", "% van de netto-omzet")),
+}
+# a lump sum's basis: the statement's units in the note's language
+_BASIS_UNITS = {"de": {"sessions": "Ladevorgänge", "net": "netto", "days of": "Tage von"},
+                "en": {}, "fr": {"days of": "jours sur"},
+                "nl": {"sessions": "laadsessies", "net": "netto", "days of": "dagen van"}}
+
+
+def _numbers(text: str, lang: str) -> str:
+    """The decimal numbers in ``text`` (``0.02``) as ``lang`` writes them (``0,02``), places kept."""
+    from runtime.documents.i18n import number_text
+
+    return _LITERAL.sub(lambda n: number_text(Decimal(n[0]), len(n[0].split(".")[1]), lang), text)
+
+
+def _basis(quantity: Decimal, unit: str, price: Decimal, lang: str) -> str:
+    """``7.5 EUR net × 0.1`` of a line credited as one lump sum, in the note's language."""
+    from runtime.documents.i18n import number_text
+
+    words = _BASIS_UNITS[lang]
+    unit = " ".join(words.get(w, w) for w in unit.split(" ")).replace("days of", words.get("days of", "days of"))
+
+    def num(d: Decimal) -> str:
+        d = d.normalize()
+        return number_text(d, max(0, -int(d.as_tuple().exponent)), lang)
+
+    return f"{num(quantity)} {unit} × {num(price)}"
+
+
+def _commission(ln: CreditLine, lang: str) -> str | None:
+    m = _COMMISSION_TEXT.match(ln.description) if ln.kind == "commission" else None
+    if m is None:
+        return None
+    rule = m["rule"]
+    for en, local in _RULE_WORDS[lang]:
+        rule = rule.replace(en, local)
+    text = f"{m['name']}: {_numbers(rule, lang)}"
+    if m["month"]:
+        text += f" {m['month']}"
+    if m["days"]:
+        text += " " + _DAYS_OF[lang].format(n=m["days"], m=m["dim"])
+    return f"{text}, {_WHO[lang][m['who']]}" if m["who"] else text
 
 
 def _described(ln: CreditLine, lang: str, currency: str) -> str | None:
@@ -115,10 +177,12 @@ def _described(ln: CreditLine, lang: str, currency: str) -> str | None:
     if ln.kind == "share_percent" and ln.unit.endswith(" net"):
         basis = money_text(ln.quantity.quantize(Decimal("0.01")), ln.unit.split()[0], lang)
         return _SHARE_OF[lang].format(pct=rate_text(ln.unit_price * 100, lang), basis=basis)
+    if ln.kind == "commission":
+        return _commission(ln, lang)
     m = _ENERGY_TEXT.match(ln.description) if ln.kind == "reimbursement" else None
     if m is None:
         return None
-    formula = m["formula"].replace(" per kWh", " " + _PER_KWH[lang])
+    formula = _numbers(m["formula"].replace(" per kWh", " " + _PER_KWH[lang]), lang)
     text = _ENERGY_AT[lang].format(formula=formula)
     if m["avg"]:
         text += ", " + _AVERAGE[lang].format(price=price_text(Decimal(m["avg"]), currency, lang))
@@ -204,7 +268,7 @@ def host_credit_document(*, number: str, issue_date: date, host: Seller, tenant:
             desc = localized
         if unit not in _UNITS:
             # a share of revenue ("EUR net" x 10 %): one lump sum, the basis and rate in the text
-            rated = f"{_num(quantity)} {unit} × {_num(price)}"
+            rated = _basis(quantity, unit, price, lang)
             quantity, unit, price, desc = Decimal(1 if ln.net >= 0 else -1), "each", abs(ln.net), (
                 f"{desc} ({rated})" if desc else rated)
         doc_lines.append(_exact_line(str(len(doc_lines) + 1), name, desc, quantity, unit, price, ln.net, line_vat,

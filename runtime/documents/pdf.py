@@ -31,7 +31,7 @@ from runtime.documents.i18n import (
 )
 from runtime.documents.model import Branding, Document, DocumentKind, Line, Seller, VatCategory, VatGroup
 
-__all__ = ["LABELS", "UNITS", "date_text", "line_rows", "money_text", "render_html", "render_pdf"]
+__all__ = ["LABELS", "UNITS", "date_text", "line_rows", "money_text", "render_html", "render_pdf", "unit_label"]
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -51,6 +51,7 @@ LABELS: dict[str, dict[str, str]] = {
         "vat_id": "USt-IdNr.",
         "tax_number": "Steuernummer",
         "buyer_vat_id": "Ihre USt-IdNr.",
+        "buyer_tax_number": "Ihre Steuernummer",
         "pos": "Pos.",
         "item": "Bezeichnung",
         "qty": "Menge",
@@ -134,6 +135,7 @@ LABELS: dict[str, dict[str, str]] = {
         "vat_id": "VAT ID",
         "tax_number": "Tax number",
         "buyer_vat_id": "Your VAT ID",
+        "buyer_tax_number": "Your tax number",
         "pos": "No.",
         "item": "Description",
         "qty": "Quantity",
@@ -215,6 +217,7 @@ LABELS: dict[str, dict[str, str]] = {
         "vat_id": "N° TVA",
         "tax_number": "N° fiscal",
         "buyer_vat_id": "Votre n° TVA",
+        "buyer_tax_number": "Votre n° fiscal",
         "pos": "N°",
         "item": "Désignation",
         "qty": "Quantité",
@@ -296,6 +299,7 @@ LABELS: dict[str, dict[str, str]] = {
         "vat_id": "Btw-nr.",
         "tax_number": "Fiscaal nr.",
         "buyer_vat_id": "Uw btw-nr.",
+        "buyer_tax_number": "Uw fiscaal nr.",
         "pos": "Nr.",
         "item": "Omschrijving",
         "qty": "Aantal",
@@ -363,15 +367,31 @@ LABELS: dict[str, dict[str, str]] = {
 }
 
 UNITS: dict[str, dict[str, str]] = {
-    "de": {"KWH": "kWh", "MIN": "Min.", "HUR": "Std.", "C62": "Stk.", "MON": "Monat",
-           "DAY": "Tag", "ANN": "Jahr", "H87": "Stk."},
-    "en": {"KWH": "kWh", "MIN": "min", "HUR": "h", "C62": "pcs", "MON": "month",
-           "DAY": "day", "ANN": "year", "H87": "pcs"},
-    "fr": {"KWH": "kWh", "MIN": "min", "HUR": "h", "C62": "pce", "MON": "mois",
-           "DAY": "jour", "ANN": "an", "H87": "pce"},
-    "nl": {"KWH": "kWh", "MIN": "min", "HUR": "uur", "C62": "st.", "MON": "maand",
-           "DAY": "dag", "ANN": "jaar", "H87": "st."},
+    "de": {"KWH": "kWh", "WHR": "Wh", "MWH": "MWh", "MIN": "Min.", "HUR": "Std.", "SEC": "Sek.", "C62": "Stk.",
+           "MON": "Monat", "DAY": "Tag", "ANN": "Jahr", "H87": "Stk."},
+    "en": {"KWH": "kWh", "WHR": "Wh", "MWH": "MWh", "MIN": "min", "HUR": "h", "SEC": "s", "C62": "pcs",
+           "MON": "month", "DAY": "day", "ANN": "year", "H87": "pcs"},
+    "fr": {"KWH": "kWh", "WHR": "Wh", "MWH": "MWh", "MIN": "min", "HUR": "h", "SEC": "s", "C62": "pce",
+           "MON": "mois", "DAY": "jour", "ANN": "an", "H87": "pce"},
+    "nl": {"KWH": "kWh", "WHR": "Wh", "MWH": "MWh", "MIN": "min", "HUR": "uur", "SEC": "s", "C62": "st.",
+           "MON": "maand", "DAY": "dag", "ANN": "jaar", "H87": "st."},
 }
+
+def unit_code_label(code: str, language: str) -> str:
+    """A line's UN/ECE unit code (BT-130) as a document in ``language`` prints it."""
+    return UNITS.get(language, UNITS["en"]).get(code, code)
+
+
+def unit_label(unit: str, language: str) -> str:
+    """A billing unit as the rated and invoice lines store it (``kWh``, ``min``, ``session``...)
+    as the invoice PDF prints it: through its UN/ECE code (as the e-invoices carry it) to the
+    language's label. A unit no document knows (a statement's ``EUR net`` or ``days of 30``,
+    which the credit note turns into a lump sum) stays as it is, and '' stays ''."""
+    from runtime.documents.from_invoice import _UNITS
+
+    code = _UNITS.get(unit) or (unit if len(unit) == 3 and unit.isupper() else "")
+    return unit_code_label(code, language) if code else unit
+
 
 def mask_iban(iban: str) -> str:
     # a pre-notification shows enough of the debtor's IBAN to recognise it, not all of it
@@ -590,7 +610,7 @@ def _row(line: Line, doc: Document, labels: dict[str, str]) -> _Row:
         name=line.name,
         description=description,
         quantity=quantity_text(line.quantity, lang),
-        unit=UNITS[lang].get(line.unit_code, line.unit_code),
+        unit=unit_code_label(line.unit_code, lang),
         unit_price=price_text(line.unit_price, cur, lang),
         vat=_vat_label(line.vat_category, line.vat_rate, lang),
         amount=money_text(line.net(cur), cur, lang),
@@ -624,10 +644,12 @@ def _info_rows(doc: Document, labels: dict[str, str]) -> list[tuple[str, str]]:
             text += f" {labels['corrects_from']} {date_text(doc.preceding.issue_date, lang)}"
         rows.append((labels["corrects"], text))
     # the recipient's VAT ID: for self-billing the recipient is the supplier (the site host)
-    recipient_vat = (doc.seller.vat_id or doc.seller.tax_number
-                     if doc.kind is DocumentKind.SELF_BILLING_CREDIT_NOTE else doc.buyer.vat_id)
+    recipient_vat = (doc.seller.vat_id if doc.kind is DocumentKind.SELF_BILLING_CREDIT_NOTE else doc.buyer.vat_id)
     if recipient_vat:
         rows.append((labels["buyer_vat_id"], recipient_vat))
+    elif doc.kind is DocumentKind.SELF_BILLING_CREDIT_NOTE and doc.seller.tax_number:
+        # a host without a VAT id (a small business): its tax number, named as such
+        rows.append((labels["buyer_tax_number"], doc.seller.tax_number))
     return rows
 
 

@@ -9,6 +9,13 @@ Adapters live outside the pure core (they talk to the network): ``api.payments``
 adapter on Stripe's official SDK; Unzer, Payone or Adyen adapters implement the same
 ``PaymentProvider`` protocol (their pre-authorization/capture/reversal/refund calls map one to one).
 
+A provider may also offer its own payment page (``HostedPaymentPage``: Stripe Checkout; Unzer's
+Payment Page, Payone's and Adyen's hosted pages are the same idea): the driver is sent there, the
+card details never touch our pages, and the page comes back to ours. Its reference is a reservation
+reference like any other: ``retrieve`` of it answers ``pending`` while the driver is on the page and,
+once paid, the reservation with the payment's own ``reference`` (which replaces it); ``cancel`` of
+it closes the page.
+
 Amounts cross the port as ``Money`` (Decimal and currency); the adapters convert to the provider's
 minor units with ``to_minor``/``from_minor``, which refuse amounts finer than the currency allows.
 """
@@ -25,12 +32,15 @@ __all__ = [
     "Authorization",
     "AuthorizationStatus",
     "Capture",
+    "HostedPayment",
+    "HostedPaymentPage",
     "PaymentProvider",
     "ProviderError",
     "Refund",
     "WebhookEvent",
     "WebhookRejected",
     "from_minor",
+    "hosted_page_of",
     "to_minor",
 ]
 
@@ -64,6 +74,12 @@ class Authorization:
     redirect_url: str | None = None  # where the driver confirms (``action_required``)
     decline_code: str = ""
     message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HostedPayment:
+    reference: str  # the provider's id of the page's session (Stripe: a Checkout Session ``cs_...``)
+    url: str  # where the driver pays (the provider's origin)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +138,34 @@ class PaymentProvider(Protocol):
     def parse_webhook(self, payload: bytes, headers: dict[str, str]) -> WebhookEvent:
         """Verify a webhook (signature and age) and read it; raises ``WebhookRejected``."""
         ...
+
+
+class HostedPaymentPage(Protocol):
+    """The capability of a provider whose own page takes the card (PaymentProvider besides)."""
+
+    # True when ad-hoc charging sends drivers to the provider's page instead of asking for a
+    # payment method on ours (Stripe: always with a live key; by configuration with a test key)
+    uses_hosted_page: bool
+    # the origin the page lives on: our page's Content Security Policy lets its form lead there
+    hosted_origin: str
+
+    def hosted_page(self, amount: Money, *, reference: str, description: str, success_url: str, cancel_url: str,
+                    idempotency_key: str, language: str, email: str = "",
+                    metadata: dict[str, str] | None = None) -> HostedPayment:
+        """Open the provider's page reserving ``amount`` (capture later); ``success_url`` and
+        ``cancel_url`` lead back to our pages."""
+        ...
+
+    def is_hosted_reference(self, reference: str) -> bool:
+        """Whether ``reference`` names a hosted page's session (not yet the payment itself)."""
+        ...
+
+
+def hosted_page_of(provider: object) -> HostedPaymentPage | None:
+    """The provider as a hosted payment page when it has one and ad-hoc charging is to use it."""
+    if getattr(provider, "uses_hosted_page", False) and callable(getattr(provider, "hosted_page", None)):
+        return provider  # type: ignore[return-value]
+    return None
 
 
 def to_minor(amount: Money) -> int:

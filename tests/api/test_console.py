@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -38,11 +39,42 @@ def console(env: Env) -> Env:
             t.ids["bank_entry_id"] = entries[-1]["id"]
         if "collection_run_id" not in t.ids:
             _runs_awaiting_approval(env, t)
+        if "charge_id" not in t.ids:
+            t.ids["charge_id"] = _adhoc_charge(env, t)
         with Session(env.engine) as db:
             for uid in t.users.values():
                 set_password(db, t.tenant_id, uid, PASSWORD)
             db.commit()
     return env
+
+
+def _adhoc_charge(env: Env, t: Tenantry, payment_ref: str = "pi_seed") -> str:
+    """A captured ad-hoc charge as the driver's page leaves it (rows only: no charger here): 5.36
+    of 50.00 taken on 2026-03-10, its receipt number and its item with the card payment."""
+    from datetime import UTC, datetime
+
+    from store import adhoc
+
+    with Session(env.engine) as db:
+        conn = db.connection()
+        charge = adhoc.create(conn, tenant_id=t.tenant_id, evse_id=t.ids["evse_id"], evse_uid=f"DE*EVB*E{t.name}*1",
+                              charge_point_id=t.ids["charge_point_id"], connector_id=1, language="de", email="",
+                              currency="EUR", preauth_amount=Decimal("50.00"), provider="stripe")
+        at = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
+        adhoc.set_values(conn, charge.id, status="captured", payment_ref=payment_ref, created_at=at, started_at=at,
+                         stopped_at=datetime(2026, 3, 10, 9, 40, tzinfo=UTC), energy_kwh=Decimal("10.000"),
+                         net=Decimal("4.50"), tax=Decimal("0.86"), gross=Decimal("5.36"), captured=Decimal("5.36"),
+                         released=Decimal("44.64"), receipt_number=adhoc.draw_receipt_number(conn, t.tenant_id),
+                         lines=[{"description": "Energie", "quantity": "10", "unit": "kWh", "unit_price": "0.40",
+                                 "net": "4.00", "net_rounded": "4.00"},
+                                {"description": "Ladevorgang", "quantity": "1", "unit": "session", "unit_price": "0.50",
+                                 "net": "0.50", "net_rounded": "0.50"}],
+                         tax_groups=[{"rate": "19", "net": "4.50", "tax": "0.86"}])
+        done = adhoc.by_id(conn, t.tenant_id, charge.id)
+        assert done is not None
+        adhoc.set_values(conn, charge.id, item_id=adhoc.book_capture(conn, done, booked_on=at.date()))
+        db.commit()
+    return charge.id
 
 
 def _runs_awaiting_approval(env: Env, t: Tenantry) -> None:
@@ -252,7 +284,7 @@ def _paths(t: Tenantry) -> dict[str, str]:
            "case_id": t.ids["case_id"], "dispute_id": t.ids["dispute_id"], "ruleset_id": t.ids["ruleset_id"], "draft_id": t.ids.get("draft_id", "rsd_x"),
            "statement_id": t.ids["partner_statement_id"],
            "document_id": t.ids["document_id"], "file_path": "htmx.min.js", "customer_id": t.ids["customer_id"],
-           "session_id": t.ids["session_id"]}
+           "session_id": t.ids["session_id"], "charge_id": t.ids["charge_id"]}
     out = {}
     for key in HTML_ROUTES:
         _method, path = key.split(" ", 1)
@@ -882,3 +914,132 @@ def test_invoice_page_shows_the_lines_as_the_document_prints_them(console: Env) 
         with console.engine.begin() as conn:
             conn.execute(B.invoice_line.delete().where(B.invoice_line.c.invoice_id == inv))
             conn.execute(B.invoice.delete().where(B.invoice.c.id == inv))
+
+
+def test_adhoc_charges_and_a_refund_through_the_provider(console: Env) -> None:
+    """Ad-hoc charges newest first with status, amounts and receipt, filtered by status and month;
+    a charge with its provider's ids and refunds; a refund through the API's own function (the
+    provider — Stripe's SDK against the local wire-format server — gives the money back, the item
+    books it), refused with the typed values kept, German and English; the auditor reads only,
+    another tenant's charge is not found."""
+    from api.payments.stripe_provider import StripeProvider
+    from runtime.money import Money
+    from tests.stripe_wire import API_KEY, stripe_wire
+
+    a, b = console.a, console.b
+    auditor = Person(console, _email(a, "auditor"))
+    r = auditor.get("/console/adhoc")
+    assert r.status_code == 200, r.text[:500]
+    page = html.unescape(r.text)
+    assert page.count("<h1>") == 1 and "<h1>Ad-hoc-Ladevorgänge mit Kartenzahlung</h1>" in page
+    assert 'href="/console/adhoc" aria-current="page"' in page  # the navigation's entry
+    row = re.search(rf'<tr id="ah-{a.ids["charge_id"]}">(.*?)</tr>', page, re.DOTALL)
+    assert row, page
+    cells = re.sub(r"<[^>]+>", "|", row.group(1))
+    assert "DE*EVB*Ealpha*1" in cells and "bezahlt" in cells and "10.03.2026" in cells
+    assert "50,00\xa0€" in cells and "5,36\xa0€" in cells and "AH-" in cells
+    assert f'/console/adhoc/{a.ids["charge_id"]}/receipt.pdf' in row.group(1)
+    assert b.ids["charge_id"] not in page
+    assert a.ids["charge_id"] in auditor.get("/console/adhoc?status=captured&month=2026-03").text
+    for query in ("status=declined", "month=2026-02", "month=2026-04"):
+        assert a.ids["charge_id"] not in auditor.get(f"/console/adhoc?{query}").text, query
+    assert auditor.get("/console/adhoc?status=nonsense&month=x&page=-4").status_code == 200
+    detail = html.unescape(auditor.get(f"/console/adhoc/{a.ids['charge_id']}").text)
+    assert "pi_seed" in detail and "Keine Erstattungen." in detail and "44,64\xa0€" in detail
+    assert "/refund" not in detail  # the auditor may not refund
+    pdf = auditor.get(f"/console/adhoc/{a.ids['charge_id']}/receipt.pdf")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    assert auditor.post(f"/console/adhoc/{a.ids['charge_id']}/refund", {"amount": "1"}).status_code == 403
+    assert auditor.get(f"/console/adhoc/{b.ids['charge_id']}").status_code == 404
+    assert auditor.get(f"/console/adhoc/{b.ids['charge_id']}/receipt.pdf").status_code == 404
+
+    app = console.client.app
+    with stripe_wire() as wire:
+        provider = StripeProvider(API_KEY, api_base=wire.base, max_network_retries=0)
+        auth = provider.authorize(Money(Decimal("50.00"), "EUR"), reference="console", description="x",
+                                  payment_method="pm_card_visa", return_url="https://x.test", idempotency_key="c1")
+        provider.capture(auth.reference, Money(Decimal("5.36"), "EUR"), idempotency_key="c2")
+        cid = _adhoc_charge(console, a, payment_ref=auth.reference)
+        operator = Person(console, _email(a, "operator"))
+        page = html.unescape(operator.get(f"/console/adhoc/{cid}").text)
+        assert f'action="/console/adhoc/{cid}/refund"' in page and "alles Erstattbare, 5,36\xa0€" in page
+        assert '<label for="amount">' in page and '<label for="reason">' in page
+        # no provider configured: said at the form, nothing booked
+        r = operator.post(f"/console/adhoc/{cid}/refund", {"amount": "2,00", "reason": "langsam"})
+        assert r.status_code == 409 and "Zahlungsdienst dieses Ladevorgangs ist nicht eingerichtet" in html.unescape(r.text)
+        app.state.payment_provider = provider
+        try:
+            r = operator.post(f"/console/adhoc/{cid}/refund", {"amount": "abc", "reason": "langsam"})
+            assert r.status_code == 422 and "Bitte einen Betrag größer als 0" in html.unescape(r.text)
+            assert 'value="abc"' in r.text and 'value="langsam"' in r.text
+            r = operator.post(f"/console/adhoc/{cid}/refund", {"amount": "9,99", "reason": "langsam"})
+            assert r.status_code == 422 and "höher als das Erstattbare" in html.unescape(r.text)
+            assert not wire.refunds
+            r = operator.post(f"/console/adhoc/{cid}/refund", {"amount": "2,00", "reason": "langsam"})
+            assert r.status_code == 303 and r.headers["location"] == f"/console/adhoc/{cid}?refunded=2.00"
+            page = html.unescape(operator.get(r.headers["location"]).text)
+            assert "Erstattet über den Zahlungsdienst: 2,00\xa0€." in page
+            [refund] = wire.refunds.values()
+            assert (refund["amount"], refund["payment_intent"]) == (200, auth.reference)
+            row = re.search(r'<table id="refunds">.*?<tbody>(.*?)</tbody>', page, re.DOTALL)
+            assert row and refund["id"] in row.group(1) and "langsam" in row.group(1)
+            assert f"operator@{a.name}.test" in row.group(1)  # who refunded, by e-mail
+            # English, and the rest without an amount
+            operator.post("/console/language", {"language": "en", "next": f"/console/adhoc/{cid}"})
+            page = html.unescape(operator.get(f"/console/adhoc/{cid}").text)
+            assert "Amount (empty: all that is refundable, €3.36)" in page and "Refunds" in page
+            r = operator.post(f"/console/adhoc/{cid}/refund", {"amount": "", "reason": ""})
+            assert r.headers["location"] == f"/console/adhoc/{cid}?refunded=3.36"
+            page = html.unescape(operator.get(r.headers["location"]).text)
+            assert "Refunded through the payment provider: €3.36." in page and "/refund" not in page
+            assert sorted(x["amount"] for x in wire.refunds.values()) == [200, 336]
+            out = console.client.get(f"/adhoc-charges/{cid}", headers=a.h()).json()
+            assert out["refunded"] == "5.36"
+            assert operator.post(f"/console/adhoc/{b.ids['charge_id']}/refund", {"amount": "1"}).status_code == 404
+            listing = html.unescape(operator.get("/console/adhoc").text)
+            assert "<h1>Ad-hoc charges paid by card</h1>" in listing and "€5.36" in listing
+        finally:
+            del app.state["payment_provider"]
+
+
+def test_invoice_lines_show_the_units_the_pdf_prints(console: Env) -> None:
+    """The invoice page labels each line's unit as the invoice PDF does (the documents' own
+    ``unit_label``: ``session`` -> Stk./pcs, ``h`` -> Std./h), in the page's language."""
+    from store import billing as B
+
+    a = console.a
+    inv = a.ids["invoice_id"]
+    lines = [("energy", "Energie", Decimal(10), "kWh", Decimal("0.40")),
+             ("session_fee", "Startgebühr", Decimal(1), "session", Decimal("0.50")),
+             ("parking", "Standzeit", Decimal(2), "h", Decimal("1.00"))]
+    with console.engine.begin() as conn:
+        for seq, (component, description, qty, unit, price) in enumerate(lines, 1):
+            conn.execute(B.invoice_line.insert().values(
+                tenant_id=a.tenant_id, invoice_id=inv, seq=seq, kind="session", component=component,
+                description=description, quantity=qty, unit=unit, unit_price=price, net=qty * price,
+                net_unrounded=qty * price, tax_rate=Decimal(19), session_id="", rating_id="", rule="", corrects=""))
+    try:
+        p = Person(console, _email(a, "auditor"))
+        page = html.unescape(p.get(f"/console/invoices/{inv}").text)
+        cells = re.findall(r'<td class="num">([^<]*)</td>', page)
+        assert "10 kWh" in cells and "1 Stk." in cells and "2 Std." in cells, cells
+        assert not re.search(r">\s*1 session\s*<", page)
+        p.post("/console/language", {"language": "en", "next": "/console/invoices"})
+        cells = re.findall(r'<td class="num">([^<]*)</td>', html.unescape(p.get(f"/console/invoices/{inv}").text))
+        assert "10 kWh" in cells and "1 pcs" in cells and "2 h" in cells, cells
+    finally:
+        with console.engine.begin() as conn:
+            conn.execute(B.invoice_line.delete().where(B.invoice_line.c.invoice_id == inv))
+
+
+def test_unit_labels_are_the_documents_own() -> None:
+    from api.console.i18n import Texts
+    from runtime.documents.pdf import unit_label
+
+    for unit in ("kWh", "Wh", "session", "min", "h", "s", "month", "", "EUR net"):
+        for lang in ("de", "en"):
+            assert Texts(lang).unit(unit) == unit_label(unit, lang)
+    assert [unit_label(u, "de") for u in ("kWh", "Wh", "session", "min", "h", "s", "")] == [
+        "kWh", "Wh", "Stk.", "Min.", "Std.", "Sek.", ""]
+    # a statement's units that no document prints as a unit stay as they are
+    assert (unit_label("EUR net", "de"), unit_label("days of 30", "en")) == ("EUR net", "days of 30")

@@ -85,6 +85,28 @@ def test_console_screenshots(two_runs: list[Any]) -> None:
     assert all((out / "console" / s).read_bytes().startswith(b"\x89PNG") for s in shots)
 
 
+def test_one_session_waits_unassigned(two_runs: list[Any]) -> None:
+    """The month has one session of a card nobody knows (imported from a charger's offline log):
+    it waits for review, billed to nobody; every other figure is as before (the other tests)."""
+    import sqlite3
+
+    out, r, summary = two_runs[0]
+    assert summary["system"]["unassigned"] == {"sessions": 1, "external_id": "SWM-OFFLINE-0001",
+                                               "token_uid": "DE-XYZ-C12345678-9", "reason": "unknown_token"}
+    assert "waits unassigned for review" in r.stdout
+    db = sqlite3.connect(out / "evbill-demo.db")
+    try:
+        rows = db.execute("SELECT id, external_id, token_uid, unassigned_reason, customer_id FROM "
+                          "charging_session WHERE status = 'unassigned'").fetchall()
+        # priced (the review shows what it would cost) but billed to nobody: on no invoice
+        billed = db.execute("SELECT (SELECT count(*) FROM billing_invoice_line WHERE session_id = :s) + "
+                            "(SELECT count(*) FROM billing_session WHERE session_id = :s)", {"s": rows[0][0]}).fetchone()
+    finally:
+        db.close()
+    assert [row[1:] for row in rows] == [("SWM-OFFLINE-0001", "DE-XYZ-C12345678-9", "unknown_token", None)]
+    assert billed == (0,)
+
+
 def test_quiet_stderr(two_runs: list[Any]) -> None:
     # no third-party chatter and no INFO lines (a machine lacking something gets WARNING lines)
     for _, r, _ in two_runs:

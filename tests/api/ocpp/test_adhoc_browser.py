@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlparse
 
@@ -101,19 +102,19 @@ def _until(page: Any, text: str, seconds: float = 20) -> None:
         page.reload()
 
 
-def test_adhoc_charge_in_a_browser(ocpp_env: OcppEnv, tmp_path: Any) -> None:
+@contextlib.contextmanager
+def _driver(oe: OcppEnv, ident: str, evse_uid: str, hosted_page: bool = False) -> Iterator[Any]:
+    """The app served with Stripe's SDK against the local wire server (its Checkout page too with
+    ``hosted_page``), a charger on a real WebSocket, and a Chromium page that records every request
+    and every console error; checked on leaving: no CSP refusal."""
     require()
-    oe = ocpp_env
     if oe.env.backend != "sqlite":
         pytest.skip("one backend is enough for the browser; the HTTP tests cover both")
-    ident = "CP-ADHOC-WEB"
-    oe.add_charger(ident, evse_uid="DE*EVB*EWEB*1")
-    evse_id = _evse_id(oe, ident)
+    oe.add_charger(ident, evse_uid=evse_uid)
     app = oe.client.app
-    shots = tmp_path
     with stripe_wire() as wire, served(app) as base, charger(oe, ident) as cp, chromium() as browser:
         app.state.payment_provider = StripeProvider(API_KEY, webhook_secret=WEBHOOK_SECRET, api_base=wire.base,
-                                                    max_network_retries=0)
+                                                    max_network_retries=0, hosted_page=hosted_page)
         try:
             page = browser.new_page(locale="en-GB")
             seen: list[str] = []
@@ -121,47 +122,148 @@ def test_adhoc_charge_in_a_browser(ocpp_env: OcppEnv, tmp_path: Any) -> None:
             page.on("request", lambda r: seen.append(r.url))
             page.on("console", lambda m: errors.append(m.text) if m.type in ("error", "warning") else None)
             page.on("pageerror", lambda e: errors.append(str(e)))
-
-            page.goto(f"{base}/charge/{evse_id}")
-            assert page.locator("html").get_attribute("lang") == "en"
-            assert page.get_by_role("heading", level=1).inner_text() == "Charge without a contract"
-            price = page.locator("table").inner_text()
-            assert "€0.48 / kWh" in price and "€0.60 / session" in price, price
-            assert not page.evaluate(A11Y)
-            page.screenshot(path=str(shots / "adhoc-price.png"), full_page=True)
-            # German on the switch
-            page.get_by_role("link", name="Deutsch").click()
-            page.get_by_role("heading", name="Laden ohne Vertrag").wait_for()
-            page.get_by_role("link", name="English").click()
-
-            # the form by keyboard: the e-mail, the test card, the price accepted, pay
-            page.get_by_label("E-mail address for the receipt").fill("driver@example.com")
-            page.get_by_label("Visa (approved)").check()
-            page.get_by_label("I accept the price shown.").focus()
-            page.keyboard.press("Space")
-            page.get_by_role("button", name="Pay and start charging").press("Enter")
-            page.wait_for_url(f"{base}/charge/sessions/**")
-            _until(page, "Cost so far")
-            assert [a for a, _ in cp.remote] == ["RemoteStartTransaction"]
-            assert "€" in page.locator("dd.big").inner_text()
-            assert not page.evaluate(A11Y)
-            page.screenshot(path=str(shots / "adhoc-charging.png"), full_page=True)
-
-            page.get_by_role("button", name="Stop charging").click()
-            _until(page, "Charging finished and paid")
-            assert [a for a, _ in cp.remote] == ["RemoteStartTransaction", "RemoteStopTransaction"]
-            receipt = page.get_by_role("link", name="Receipt (PDF)")
-            pdf = page.request.get(f"{base}{receipt.get_attribute('href')}")
-            assert pdf.ok and pdf.body().startswith(b"%PDF")
-            # 6 kWh x 0.40 + 0.50 = 2.90 net, 3.45 gross: what the card gave
-            assert "€3.45" in page.locator("main").inner_text()
-            [pi] = wire.intents.values()
-            assert (pi["status"], pi["amount_received"]) == ("succeeded", 345)
-            assert not page.evaluate(A11Y)
-            page.screenshot(path=str(shots / "adhoc-receipt.png"), full_page=True)
+            yield SimpleNamespace(wire=wire, base=base, cp=cp, page=page, seen=seen, evse_id=_evse_id(oe, ident))
         finally:
             del app.state["payment_provider"]
-    assert {urlparse(u).netloc for u in seen} == {urlparse(base).netloc}, seen
     assert not [e for e in errors if "Content Security Policy" in e or "Refused" in e], errors
+
+
+def test_adhoc_charge_in_a_browser(ocpp_env: OcppEnv, tmp_path: Any) -> None:
+    shots = tmp_path
+    with _driver(ocpp_env, "CP-ADHOC-WEB", "DE*EVB*EWEB*1") as d:
+        base, cp, page, wire, evse_id = d.base, d.cp, d.page, d.wire, d.evse_id
+        page.goto(f"{base}/charge/{evse_id}")
+        assert page.locator("html").get_attribute("lang") == "en"
+        assert page.get_by_role("heading", level=1).inner_text() == "Charge without a contract"
+        price = page.locator("table").inner_text()
+        assert "€0.48 / kWh" in price and "€0.60 / session" in price, price
+        assert not page.evaluate(A11Y)
+        page.screenshot(path=str(shots / "adhoc-price.png"), full_page=True)
+        # German on the switch
+        page.get_by_role("link", name="Deutsch").click()
+        page.get_by_role("heading", name="Laden ohne Vertrag").wait_for()
+        page.get_by_role("link", name="English").click()
+
+        # the form by keyboard: the e-mail, the test card, the price accepted, pay
+        page.get_by_label("E-mail address for the receipt").fill("driver@example.com")
+        page.get_by_label("Visa (approved)").check()
+        page.get_by_label("I accept the price shown.").focus()
+        page.keyboard.press("Space")
+        page.get_by_role("button", name="Pay and start charging").press("Enter")
+        page.wait_for_url(f"{base}/charge/sessions/**")
+        _until(page, "Cost so far")
+        assert [a for a, _ in cp.remote] == ["RemoteStartTransaction"]
+        assert "€" in page.locator("dd.big").inner_text()
+        assert not page.evaluate(A11Y)
+        page.screenshot(path=str(shots / "adhoc-charging.png"), full_page=True)
+
+        page.get_by_role("button", name="Stop charging").click()
+        _until(page, "Charging finished and paid")
+        assert [a for a, _ in cp.remote] == ["RemoteStartTransaction", "RemoteStopTransaction"]
+        receipt = page.get_by_role("link", name="Receipt (PDF)")
+        pdf = page.request.get(f"{base}{receipt.get_attribute('href')}")
+        assert pdf.ok and pdf.body().startswith(b"%PDF")
+        # 6 kWh x 0.40 + 0.50 = 2.90 net, 3.45 gross: what the card gave
+        assert "€3.45" in page.locator("main").inner_text()
+        [pi] = wire.intents.values()
+        assert (pi["status"], pi["amount_received"]) == ("succeeded", 345)
+        assert not page.evaluate(A11Y)
+        page.screenshot(path=str(shots / "adhoc-receipt.png"), full_page=True)
+    assert {urlparse(u).netloc for u in d.seen} == {urlparse(base).netloc}, d.seen
     for name in ("adhoc-price", "adhoc-charging", "adhoc-receipt"):
         assert (shots / f"{name}.png").stat().st_size > 5000
+
+
+def test_adhoc_charge_through_checkout_in_a_browser(ocpp_env: OcppEnv, tmp_path: Any) -> None:
+    """With the hosted page (a live key's default): our page takes no card, its form leads to
+    Stripe Checkout (here the local server's page; the page's CSP lets the form's redirect go
+    there and nowhere else), paying there comes back and starts the charger; cancelling there
+    comes back to the charging point's page with nothing charged."""
+    shots = tmp_path
+    with _driver(ocpp_env, "CP-CHECKOUT-WEB", "DE*EVB*ECHKWEB*1", hosted_page=True) as d:
+        base, cp, page, wire, evse_id = d.base, d.cp, d.page, d.wire, d.evse_id
+        # cancelled on Checkout first
+        page.goto(f"{base}/charge/{evse_id}")
+        assert not page.get_by_label("Visa (approved)").count() and not page.locator("#payment_method").count()
+        page.get_by_label("I accept the price shown.").check()
+        page.get_by_role("button", name="Continue to payment").click()
+        page.wait_for_url(f"{wire.base}/pay/**")
+        page.get_by_role("link", name="Cancel and go back").click()
+        page.wait_for_url(f"{base}/charge/{evse_id}?lang=en&checkout=canceled")
+        assert "The payment was cancelled. Nothing was charged." in page.locator("main").inner_text()
+        assert not cp.remote and not wire.intents
+        assert not page.evaluate(A11Y)
+        page.screenshot(path=str(shots / "checkout-canceled.png"), full_page=True)
+
+        # then paid on Checkout: back on our page, the charger starts, the stop captures
+        page.get_by_label("E-mail address for the receipt").fill("driver@example.com")
+        page.get_by_label("I accept the price shown.").focus()
+        page.keyboard.press("Space")
+        page.get_by_role("button", name="Continue to payment").press("Enter")
+        page.wait_for_url(f"{wire.base}/pay/**")
+        page.screenshot(path=str(shots / "checkout-page.png"), full_page=True)
+        page.get_by_role("button", name="Reserve 50.00 EUR").click()
+        page.wait_for_url(f"{base}/charge/sessions/**")
+        assert "session_id=cs_test_" in page.url
+        _until(page, "Cost so far")
+        assert [a for a, _ in cp.remote] == ["RemoteStartTransaction"]
+        page.screenshot(path=str(shots / "checkout-charging.png"), full_page=True)
+        page.get_by_role("button", name="Stop charging").click()
+        _until(page, "Charging finished and paid")
+        [pi] = wire.intents.values()
+        assert (pi["capture_method"], pi["status"], pi["amount_received"]) == ("manual", "succeeded", 345)
+        assert not page.evaluate(A11Y)
+        page.screenshot(path=str(shots / "checkout-receipt.png"), full_page=True)
+        console_refund(ocpp_env, d, shots)
+    # our origin and the provider's page, nothing else
+    assert {urlparse(u).netloc for u in d.seen} == {urlparse(base).netloc, urlparse(wire.base).netloc}, d.seen
+    for name in ("checkout-canceled", "checkout-charging", "checkout-receipt", "console-adhoc", "console-adhoc-charge"):
+        assert (shots / f"{name}.png").stat().st_size > 5000
+
+
+def console_refund(oe: OcppEnv, d: Any, shots: Any) -> None:
+    """The operator signs in to the console (by keyboard), finds the paid charge among the ad-hoc
+    charges and refunds part of it through the provider from the charge's page."""
+    import re
+
+    from sqlalchemy.orm import Session
+
+    from store.console import set_password
+
+    a = oe.env.a
+    with Session(oe.env.engine) as db:
+        set_password(db, a.tenant_id, a.users["operator"], "a long console password")
+        db.commit()
+    page = d.page.context.browser.new_page(locale="de-DE")
+    page.goto(f"{d.base}/console")
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'email'")
+    page.keyboard.type(f"operator@{a.name}.test")
+    page.keyboard.press("Tab")
+    page.keyboard.type("a long console password")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{d.base}/console/dashboard")
+    page.get_by_role("link", name="Ad-hoc-Laden").click()
+    page.wait_for_url(f"{d.base}/console/adhoc")
+    assert page.get_by_role("heading", level=1).inner_text() == "Ad-hoc-Ladevorgänge mit Kartenzahlung"
+    paid = page.locator("#adhoc tbody tr", has_text="bezahlt").filter(has_text="ECHKWEB")
+    assert "3,45\xa0€" in paid.inner_text() and "50,00\xa0€" in paid.inner_text(), paid.inner_text()
+    # the cancelled Checkout: nothing was ever reserved on a card
+    canceled = page.locator("#adhoc tbody tr", has_text="abgebrochen").filter(has_text="ECHKWEB")
+    assert "50,00" not in canceled.inner_text() and "–" in canceled.inner_text(), canceled.inner_text()
+    assert not page.evaluate(A11Y)
+    page.screenshot(path=str(shots / "console-adhoc.png"), full_page=True)
+    paid.get_by_role("link", name="DE*EVB*ECHKWEB*1").click()
+    page.get_by_role("heading", name=re.compile("Ad-hoc-Ladevorgang DE\\*EVB\\*ECHKWEB\\*1")).wait_for()
+    assert not page.evaluate(A11Y)
+    page.get_by_label(re.compile("^Betrag")).fill("1,00")
+    page.get_by_label("Grund").fill("Ladepunkt langsam")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r".*/console/adhoc/adh_[^/?]+\?refunded=1\.00$"))
+    main = page.locator("main").inner_text()
+    assert "Erstattet über den Zahlungsdienst: 1,00\xa0€." in main and "Ladepunkt langsam" in main, main
+    assert f"operator@{a.name}.test" in page.locator("#refunds").inner_text()
+    assert [r["amount"] for r in d.wire.refunds.values()] == [100]
+    page.screenshot(path=str(shots / "console-adhoc-charge.png"), full_page=True)
+    page.get_by_role("link", name=re.compile("^ses_")).click()  # the session the transaction became
+    page.get_by_role("heading", name=re.compile("^Ladevorgang ")).wait_for()
+    page.close()

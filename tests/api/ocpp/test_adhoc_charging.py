@@ -10,6 +10,7 @@ import asyncio
 import re
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -48,16 +49,23 @@ def daytime_prices(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(adhoc_service, "price_preview", at_daytime)
 
 
-@pytest.fixture()
-def wire(ocpp_env: OcppEnv) -> Iterator[StripeWire]:
+@contextmanager
+def _wire_provider(oe: OcppEnv, hosted_page: bool = False) -> Iterator[StripeWire]:
+    """The app's payment provider: Stripe's SDK against the local wire-format server."""
     with stripe_wire() as w:
-        app = ocpp_env.client.app
+        app = oe.client.app
         app.state.payment_provider = StripeProvider(API_KEY, webhook_secret=WEBHOOK_SECRET, api_base=w.base,
-                                                    max_network_retries=0)
+                                                    max_network_retries=0, hosted_page=hosted_page)
         try:
             yield w
         finally:
             del app.state["payment_provider"]
+
+
+@pytest.fixture()
+def wire(ocpp_env: OcppEnv) -> Iterator[StripeWire]:
+    with _wire_provider(ocpp_env) as w:
+        yield w
 
 
 def _evse_id(oe: OcppEnv, identity: str) -> str:
@@ -408,3 +416,155 @@ def test_adhoc_charge_on_a_201_station(ocpp_env: OcppEnv, wire: StripeWire, monk
 
 def _account_of(db: Any, charge: store.AdhocCharge) -> str:
     return str(db.execute(select(receivable_item.c.account_id).where(receivable_item.c.id == charge.item_id)).scalar())
+
+
+@pytest.fixture()
+def checkout_wire(ocpp_env: OcppEnv) -> Iterator[StripeWire]:
+    """The provider as with a live key: Stripe Checkout (``hosted_page=True`` on a test key, as
+    ``EVBILL_PAYMENT_HOSTED_PAGE=1`` sets it), its page served by the local wire-format server."""
+    with _wire_provider(ocpp_env, hosted_page=True) as w:
+        yield w
+
+
+def _on_checkout(url: str, action: str = "pay") -> str:
+    """The driver on Checkout's page: pay with the test Visa card or cancel; -> where it sends them."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.netloc, timeout=10)
+    if action == "pay":
+        conn.request("POST", parts.path, body="card=visa", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    else:
+        conn.request("GET", parts.path + "/cancel")
+    res = conn.getresponse()
+    res.read()
+    assert res.status == 303, res.status
+    back = urlsplit(res.getheader("Location") or "")
+    return back.path + "?" + back.query
+
+
+def test_hosted_checkout_page(ocpp_env: OcppEnv, checkout_wire: StripeWire) -> None:
+    """With the hosted page the card never touches our page: the form sends the driver (303) to
+    Stripe Checkout (a session reserving the pre-authorization, manual capture); the way back or the
+    signed ``checkout.session.completed`` webhook, whichever comes first and only once, takes the
+    PaymentIntent as the reservation and starts the charger; the stop captures and releases the
+    rest. Cancelling on the page returns to the charging point's page and charges nothing."""
+    oe, c, wire = ocpp_env, ocpp_env.client, checkout_wire
+    ident = "CP-CHECKOUT"
+    oe.add_charger(ident, evse_uid="DE*EVB*ECHECKOUT*1")
+    evse_id = _evse_id(oe, ident)
+
+    page = c.get(f"/charge/{evse_id}?lang=en")
+    assert page.status_code == 200 and "Continue to payment" in page.text and "secure payment page" in page.text
+    assert 'name="payment_method"' not in page.text and "pm_card_visa" not in page.text
+    # the form's post leads to Checkout: the page's policy lets it (and nothing else) go there
+    assert f"form-action 'self' {wire.base}" in page.headers["content-security-policy"]
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    de = c.get(f"/charge/{evse_id}", headers={"Accept-Language": "de"}).text
+    assert "Weiter zur Zahlung" in de and "sicheren Zahlungsseite" in de
+    seen: dict[str, Any] = {}
+
+    async def scenario() -> None:
+        async with connect(oe, ident) as cp:
+            # 1. back from the page first, the webhook after
+            r = await asyncio.to_thread(c.post, f"/charge/{evse_id}", data={
+                "email": "driver@example.com", "accept": "yes", "lang": "en", "payment_method": "pm_card_visa"},
+                follow_redirects=False)
+            assert r.status_code == 303, r.text
+            [sid] = list(wire.sessions)
+            assert r.headers["location"] == f"{wire.base}/pay/{sid}"
+            assert not cp.remote and not wire.intents  # nothing reserved, nothing started yet
+            with oe.db() as db:
+                [charge] = [ch for ch in _charges(db) if ch.payment_ref == sid]
+            assert (charge.status, charge.provider) == ("action_required", "stripe")
+            [(_m, _p, body, headers)] = [q for q in wire.requests if q[:2] == ("POST", "/v1/checkout/sessions")]
+            assert headers["idempotency-key"] == f"{charge.id}:hosted_page"
+            assert body["payment_intent_data"]["capture_method"] == "manual" and body["mode"] == "payment"
+            assert body["line_items"][0]["price_data"]["unit_amount"] == "5000"
+            assert body["line_items"][0]["price_data"]["currency"] == "eur"
+            assert body["metadata"]["evbill_reference"] == charge.id and body["customer_email"] == "driver@example.com"
+            assert body["success_url"].endswith(f"/charge/sessions/{charge.key}?lang=en&session_id={{CHECKOUT_SESSION_ID}}")
+            assert body["cancel_url"].endswith(f"/charge/sessions/{charge.key}?lang=en&checkout=canceled")
+            # the status page before paying links back to the payment page
+            waiting = await asyncio.to_thread(c.get, f"/charge/sessions/{charge.key}")
+            assert "The payment is not complete yet." in waiting.text and f"/pay/{sid}" in waiting.text
+            back = await asyncio.to_thread(_on_checkout, f"{wire.base}/pay/{sid}")
+            assert back == f"/charge/sessions/{charge.key}?lang=en&session_id={sid}"
+            status = await asyncio.to_thread(c.get, back)
+            assert "Please plug in the cable" in status.text, status.text
+            [(action, args)] = cp.remote
+            assert action == "RemoteStartTransaction" and args["id_tag"] == charge.id_tag
+            with oe.db() as db:
+                now = store.by_key(db.connection(), charge.key)
+            assert now is not None and now.status == "starting" and now.payment_ref.startswith("pi_")
+            pid = now.payment_ref
+            assert wire.intents[pid]["status"] == "requires_capture" and wire.intents[pid]["amount"] == 5000
+            # Stripe's webhook arrives after the driver: nothing happens twice
+            payload = wire.event("checkout.session.completed", wire.sessions[sid])
+            hook = await asyncio.to_thread(c.post, "/payments/webhooks/stripe", content=payload,
+                                           headers={"Stripe-Signature": signature(payload)})
+            assert hook.status_code == 200 and hook.json()["matched"] is False
+            await asyncio.to_thread(c.get, back)  # the driver reloads the page they came back to
+            assert len(cp.remote) == 1
+            start = await cp.call(call.StartTransaction(connector_id=1, id_tag=charge.id_tag, meter_start=0,
+                                                        timestamp=T0))
+            assert start.id_tag_info["status"] == "Accepted"
+            await cp.call(call.StopTransaction(meter_stop=10000, timestamp=T1, transaction_id=start.transaction_id,
+                                               reason="EVDisconnected"))
+            seen["first"] = charge.key
+
+            # 2. the webhook first (the driver's phone lost its connection), then the way back
+            r = await asyncio.to_thread(c.post, f"/charge/{evse_id}", data={"accept": "yes", "lang": "de"},
+                                        follow_redirects=False)
+            sid2 = r.headers["location"].rsplit("/", 1)[1]
+            back2 = await asyncio.to_thread(_on_checkout, r.headers["location"])
+            payload = wire.event("checkout.session.completed", wire.sessions[sid2])
+            bad = await asyncio.to_thread(c.post, "/payments/webhooks/stripe", content=payload,
+                                          headers={"Stripe-Signature": signature(payload, secret="whsec_wrong")})
+            assert bad.status_code == 400 and len(cp.remote) == 1
+            hook = await asyncio.to_thread(c.post, "/payments/webhooks/stripe", content=payload,
+                                           headers={"Stripe-Signature": signature(payload)})
+            assert hook.json() == {"received": True, "matched": True, "charge_status": "starting"}
+            assert len(cp.remote) == 2
+            status = await asyncio.to_thread(c.get, back2)
+            assert "Bitte stecken Sie das Ladekabel ein" in status.text and len(cp.remote) == 2
+            seen["second"] = back2.split("?")[0].rsplit("/", 1)[1]
+        oe.idle()
+
+    run(scenario())
+    done = c.get(f"/charge/sessions/{seen['first']}")
+    # 10 kWh x 0.40 + 0.50 = 4.50 net, 5.36 gross captured from the Checkout's PaymentIntent
+    assert "Charging finished and paid" in done.text and "€5.36" in done.text and "€44.64" in done.text, done.text
+    with oe.db() as db:
+        first = store.by_key(db.connection(), seen["first"])
+        second = store.by_key(db.connection(), seen["second"])
+    assert first is not None and (first.status, first.captured, first.released) == (
+        "captured", Decimal("5.36"), Decimal("44.64"))
+    assert wire.intents[first.payment_ref]["amount_received"] == 536
+    assert second is not None and second.status == "starting" and second.payment_ref.startswith("pi_")
+
+    # 3. cancelled on the page: back on the charging point's page, nothing reserved or started
+    intents = len(wire.intents)
+    r = c.post(f"/charge/{evse_id}", data={"accept": "yes", "lang": "en"}, follow_redirects=False)
+    sid3 = r.headers["location"].rsplit("/", 1)[1]
+    back3 = _on_checkout(r.headers["location"], "cancel")
+    assert back3.endswith("?lang=en&checkout=canceled")
+    returned = c.get(back3, follow_redirects=False)
+    assert (returned.status_code, returned.headers["location"]) == (303, f"/charge/{evse_id}?lang=en&checkout=canceled")
+    again = c.get(returned.headers["location"])
+    assert "The payment was cancelled. Nothing was charged." in again.text and "Continue to payment" in again.text
+    with oe.db() as db:
+        [third] = [ch for ch in _charges(db) if ch.payment_ref == sid3]
+    assert third.status == "canceled" and wire.sessions[sid3]["status"] == "expired"
+    assert len(wire.intents) == intents
+    # a late look at the cancelled charge, or Stripe's expiry webhook, changes nothing
+    payload = wire.event("checkout.session.expired", wire.sessions[sid3])
+    assert c.post("/payments/webhooks/stripe", content=payload,
+                  headers={"Stripe-Signature": signature(payload)}).json()["charge_status"] == "canceled"
+    assert "The payment was cancelled." in c.get(f"/charge/sessions/{third.key}?lang=en").text
+
+
+def _charges(db: Any) -> list[store.AdhocCharge]:
+    return [c for c in (store.by_key(db.connection(), k) for k in
+                        db.execute(select(store.adhoc_charge.c.key)).scalars()) if c is not None]

@@ -155,3 +155,87 @@ def test_minor_units_and_env() -> None:
     assert p is not None and p.name == "stripe"
     with pytest.raises(ValueError):
         provider_from_env({"EVBILL_PAYMENT_PROVIDER": "paypal"})
+
+
+def _pay_on_page(url: str, card: str = "visa") -> tuple[int, str]:
+    """The driver on Checkout's page (the local server's): (status, Location) without following."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.netloc, timeout=10)
+    conn.request("POST", parts.path, body=f"card={card}", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    res = conn.getresponse()
+    res.read()
+    return res.status, res.getheader("Location") or ""
+
+
+def test_checkout_session_reserves_and_captures(wire: StripeWire) -> None:
+    """Stripe Checkout: the hosted page reserves (manual capture); until paid the session is the
+    reference (pending, with its page), then the PaymentIntent is; expiring charges nothing."""
+    provider = StripeProvider(API_KEY, webhook_secret=WEBHOOK_SECRET, api_base=wire.base, max_network_retries=0,
+                              hosted_page=True)
+    assert provider.hosted_origin == wire.base and provider.uses_hosted_page
+    page = provider.hosted_page(eur("50.00"), reference="adh_c1", description="Alpha: DE*EVB*E1",
+                                success_url="https://evbill.test/charge/sessions/k1?lang=de",
+                                cancel_url="https://evbill.test/charge/sessions/k1?lang=de&checkout=canceled",
+                                idempotency_key="adh_c1:hosted_page", language="de", email="d@example.com")
+    assert page.reference.startswith("cs_test_") and page.url == f"{wire.base}/pay/{page.reference}"
+    [(_m, _p, body, headers)] = [r for r in wire.requests if r[0] == "POST" and r[1] == "/v1/checkout/sessions"]
+    assert headers["idempotency-key"] == "adh_c1:hosted_page"
+    assert body["mode"] == "payment" and body["payment_intent_data"]["capture_method"] == "manual"
+    assert body["line_items"] == [{"quantity": "1", "price_data": {"currency": "eur", "unit_amount": "5000",
+                                                                   "product_data": {"name": "Alpha: DE*EVB*E1"}}}]
+    assert body["metadata"]["evbill_reference"] == "adh_c1" and body["client_reference_id"] == "adh_c1"
+    assert body["success_url"] == "https://evbill.test/charge/sessions/k1?lang=de&session_id={CHECKOUT_SESSION_ID}"
+    assert (body["locale"], body["customer_email"]) == ("de", "d@example.com")
+    assert 3500 < int(body["expires_at"]) - time.time() <= 3600  # an hour, not Stripe's default day
+    # the same request again (a lost answer): the same session
+    again = provider.hosted_page(eur("50.00"), reference="adh_c1", description="Alpha: DE*EVB*E1",
+                                 success_url="https://evbill.test/x", cancel_url="https://evbill.test/y",
+                                 idempotency_key="adh_c1:hosted_page", language="de")
+    assert again.reference == page.reference
+
+    waiting = provider.retrieve(page.reference)
+    assert (waiting.status, waiting.redirect_url, waiting.amount) == ("pending", page.url, eur("50.00"))
+    assert _pay_on_page(page.url, "declined")[0] == 200  # a declined card stays on the page
+    status, location = _pay_on_page(page.url)
+    assert (status, location) == (303, f"https://evbill.test/charge/sessions/k1?lang=de&session_id={page.reference}")
+    auth = provider.retrieve(page.reference)
+    assert auth.status == "authorized" and auth.reference.startswith("pi_") and auth.amount == eur("50.00")
+    assert wire.intents[auth.reference]["metadata"]["evbill_reference"] == "adh_c1"
+    cap = provider.capture(auth.reference, eur("5.36"), idempotency_key="adh_c1:capture")
+    assert (cap.captured, cap.released) == (eur("5.36"), eur("44.64"))
+    with pytest.raises(ProviderError):  # a paid session cannot be expired
+        provider.cancel(page.reference, idempotency_key="adh_c1:hosted_cancel")
+
+    left = provider.hosted_page(eur("50.00"), reference="adh_c2", description="x", success_url="https://evbill.test/s",
+                                cancel_url="https://evbill.test/c", idempotency_key="adh_c2:hosted_page", language="en")
+    gone = provider.cancel(left.reference, idempotency_key="adh_c2:hosted_cancel")
+    assert (gone.status, gone.reference) == ("canceled", left.reference)
+    assert provider.retrieve(left.reference).status == "canceled"
+    assert _pay_on_page(left.url)[0] == 404
+
+    # the webhook of a completed session names the session (the charge waits under its id)
+    completed = wire.event("checkout.session.completed", wire.sessions[page.reference])
+    ev = provider.parse_webhook(completed, {"Stripe-Signature": signature(completed)})
+    assert (ev.payment_reference, ev.status) == (page.reference, "authorized")
+    expired = wire.event("checkout.session.expired", wire.sessions[left.reference])
+    assert provider.parse_webhook(expired, {"Stripe-Signature": signature(expired)}).status == "canceled"
+
+
+def test_hosted_page_by_key_and_setting() -> None:
+    from runtime.payments_provider import hosted_page_of
+
+    base = {"EVBILL_STRIPE_API_BASE": "http://127.0.0.1:1"}
+    live = provider_from_env({**base, "EVBILL_STRIPE_SECRET_KEY": "sk_live_abc"})
+    assert hosted_page_of(live) is live and live.hosted_origin == "http://127.0.0.1:1"  # type: ignore[union-attr]
+    assert hosted_page_of(provider_from_env({"EVBILL_STRIPE_SECRET_KEY": "rk_live_abc"})).hosted_origin == \
+        "https://checkout.stripe.com"  # type: ignore[union-attr]
+    assert hosted_page_of(provider_from_env({**base, "EVBILL_STRIPE_SECRET_KEY": API_KEY})) is None
+    test_hosted = provider_from_env({**base, "EVBILL_STRIPE_SECRET_KEY": API_KEY, "EVBILL_PAYMENT_HOSTED_PAGE": "1"})
+    assert hosted_page_of(test_hosted) is test_hosted
+    assert hosted_page_of(provider_from_env({**base, "EVBILL_STRIPE_SECRET_KEY": "sk_live_abc",
+                                             "EVBILL_PAYMENT_HOSTED_PAGE": "0"})) is None
+    with pytest.raises(ValueError):
+        provider_from_env({**base, "EVBILL_STRIPE_SECRET_KEY": API_KEY, "EVBILL_PAYMENT_HOSTED_PAGE": "maybe"})

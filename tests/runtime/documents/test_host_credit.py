@@ -105,9 +105,18 @@ def test_pdf_in_the_hosts_language(tmp_path: Any, language: str) -> None:
     assert "GU-000001" in text and "Hotel Adler KG" in text
     if language == "de":
         assert "Gutschrift" in text and "Energieerstattung" in text and "§ 19 UStG" in text
+        # the formula's number written as the note's language writes numbers
+        assert "Preis index(spot_de) + 0,02 je kWh" in text and "0.02" not in text, text
+        assert "booking: 0,30 je Ladevorgang" in text and "0.30" not in text, text
+        # a small business host without a VAT id: its tax number, labelled as one
+        assert "Ihre Steuernummer" in text and "Ihre USt-IdNr." not in text, text
     else:
         assert "Self-billing invoice" in text and "Energy reimbursement" in text
+        assert "price index(spot_de) + 0.02 per kWh" in text, text
     assert "evbill" not in text.lower()
+    pages = tmp_path / "gu"
+    subprocess.run(["pdftoppm", "-png", "-r", "70", "-singlefile", str(path), str(pages)], check=True)
+    assert (tmp_path / "gu.png").stat().st_size > 2000
 
 
 @pytest.mark.parametrize("language", ("de", "en"))
@@ -143,3 +152,25 @@ def test_set_off_on_the_note(tmp_path: Any, language: str, validate: Any) -> Non
     report = validate(xml)
     assert report.valid, explain(report)
     assert xml_totals(xml)["payable"] == D("1.50")
+
+
+def test_statement_texts_in_the_hosts_language() -> None:
+    """A commission line's and a lump sum's text as the statement writes them, in the note's
+    language: the numbers with its separators, the statement's own words translated (the DSL's
+    text, such as a condition, is quoted as written)."""
+    from runtime.documents.host_credit import _basis, _described
+
+    def said(text: str, lang: str) -> str | None:
+        return _described(CreditLine("commission", text, D(2), "session", D("-0.30"), D("-0.60")), lang, "EUR")
+
+    assert said("commission c: 0.30 per session, charged to the partner", "de") == \
+        "c: 0,30 je Ladevorgang, dem Partner berechnet"
+    assert said("commission c: 2% of net revenue, paid to the partner", "de") == "c: 2 % des Nettoumsatzes, an den Partner gezahlt"
+    assert said("commission c: 30.00 per month 2026-04 (15 of 30 days), charged to the partner", "de") == \
+        "c: 30,00 je Monat 2026-04 (15 von 30 Tagen), dem Partner berechnet"
+    assert said("commission c: 0.01 per kWh for group fleet, charged to the partner", "en") == \
+        "c: 0.01 per kWh for group fleet, charged to the partner"
+    assert said("something else entirely", "de") is None  # the statement's own text stays
+    assert _basis(D(15), "days of 30", D("50.00"), "de") == "15 Tage von 30 × 50"
+    assert _basis(D(5), "sessions", D("0.30"), "de") == "5 Ladevorgänge × 0,3"
+    assert _basis(D("1306.34"), "EUR net", D("0.1"), "en") == "1,306.34 EUR net × 0.1"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace as L
 
-from runtime.documents.from_invoice import rated_line_names, unit_label
+from runtime.documents.from_invoice import rated_line_names
+from runtime.documents.pdf import unit_label
 
 
 def test_rated_lines_are_named_as_the_invoice_names_them() -> None:
