@@ -74,7 +74,7 @@ def test_check_session_outcomes() -> None:
         "verified", Decimal("1234.567"), Decimal("1256.012"), Decimal("21.445"))
     assert ocmf.check_session([m.record([BEGIN, END])], keys, Decimal("21.445")).check == "verified"
     # the session bills more than the meter signed
-    bad = ocmf.check_session(good, keys, Decimal("22"))
+    bad = ocmf.check_session(good, keys, Decimal(22))
     assert (bad.check, bad.reason, bad.signed_kwh) == ("meter_mismatch", "energy_differs", Decimal("21.445"))
     # a reading changed after signing
     forged = [good[0], tamper(good[1], "1256.012", "1266.012")]
