@@ -50,7 +50,7 @@ CURVES: dict[str, type[ec.EllipticCurve]] = {
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {"SHA256": hashes.SHA256, "SHA384": hashes.SHA384,
                                                    "SHA512": hashes.SHA512}
 # cryptography's curve name -> the OCMF name
-_OCMF_NAME = {c.name: n for n, c in CURVES.items()}
+_OCMF_NAME = {"brainpoolP256r1": "brainpool256r1", "brainpoolP384r1": "brainpool384r1"}
 _KWH = {"kwh": Decimal(1), "wh": Decimal("0.001")}
 
 # what a session's signed data came to: ``verified`` (signature good, readings agree),
