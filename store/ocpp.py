@@ -23,6 +23,7 @@ __all__ = [
     "TX_STATUSES",
     "AccessRule",
     "AuthorizationDecision",
+    "MeterKey",
     "OcppChargePointState",
     "OcppMeterValue",
     "OcppSignedData",
@@ -100,6 +101,34 @@ class OcppSignedData(SQLModel, table=True):
     signing_method: str = Field(default="", max_length=60)
     public_key: str = Field(default="", max_length=2500)
     sha256: str = Field(max_length=64)
+
+
+class MeterKey(SQLModel, table=True):
+    """A legal-for-trade meter's public key (Eichrecht): what its OCMF signatures are checked with.
+
+    Registered by an operator (``source`` ``api``, from the charger's label or the manufacturer) or
+    taken from what a charger sends (``ocpp16_datatransfer``: the OCA ``setMeterConfiguration``
+    DataTransfer; ``ocpp201_signed_meter_value``: ``signedMeterValue.publicKey``), with the time it
+    was first seen. A revoked key is kept: sessions signed with it are held, never silently billed.
+    ``public_key`` is upper-case hex DER SubjectPublicKeyInfo, as the Transparenzsoftware shows it.
+    """
+
+    __tablename__ = "meter_key"
+    __table_args__ = (UniqueConstraint("tenant_id", "meter_serial", "public_key"),)
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=40)
+    meter_serial: str = Field(max_length=64)
+    charge_point_id: str | None = Field(default=None, foreign_key="charge_point.id", index=True, max_length=40)
+    evse_uid: str = Field(default="", max_length=64)
+    public_key: str = Field(max_length=2500)
+    curve: str = Field(default="", max_length=20)
+    source: str = Field(default="api", max_length=40)
+    status: str = Field(default="active", max_length=10)  # active | revoked
+    first_seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    revoked_reason: str = Field(default="", max_length=300)
+    description: str = Field(default="", max_length=300)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
 
 class OcppTransactionEvent(SQLModel, table=True):
