@@ -193,6 +193,23 @@ _T: dict[str, tuple[str, str]] = {
         "Service item {item_id} names service '{service}', which ruleset version {version} does not price: it is left "
         "off this draft (give the item a price of its own, end it before this period, or publish a version with the "
         "service, then re-assemble; approving bills the period without it)."),
+    "hold_meter_signature_invalid": (
+        "Die signierten Messdaten der Ladevorgänge {refs} ließen sich nicht prüfen ({why}): vor dem Versand ansehen "
+        "(eine Freigabe rechnet sie wie bewertet ab).",
+        "The signed meter data of sessions {refs} could not be verified ({why}): review them before the invoice goes "
+        "out (approving bills them as rated)."),
+    "hold_meter_mismatch": (
+        "Die abgerechnete Energie der Ladevorgänge {refs} stimmt nicht mit den signierten Zählerständen überein "
+        "({why}): vor dem Versand ansehen (eine Freigabe rechnet sie wie bewertet ab).",
+        "The billed energy of sessions {refs} does not equal the signed meter readings ({why}): review them before "
+        "the invoice goes out (approving bills them as rated)."),
+    "meter_why_bad_signature": ("Signatur ungültig", "signature invalid"),
+    "meter_why_unknown_key": ("Schlüssel des Zählers unbekannt", "the meter's key is unknown"),
+    "meter_why_revoked_key": ("Schlüssel des Zählers widerrufen", "the meter's key is revoked"),
+    "meter_why_no_signed_data": ("keine signierten Daten für einen eichrechtskonformen Tarif",
+                                 "no signed data for a legal-for-trade tariff"),
+    "meter_why_energy_differs": ("signiert {signed} kWh, abgerechnet {billed} kWh",
+                                 "signed {signed} kWh, billed {billed} kWh"),
     "hold_currency_session": ("Ladevorgänge {refs} in {cur} bewertet{amount}", "Sessions {refs} rated in {cur}{amount}"),
     "hold_currency_late_session": ("Nachgereichte Ladevorgänge {refs} in {cur} bewertet{amount}",
                                    "Late sessions {refs} rated in {cur}{amount}"),
@@ -369,6 +386,15 @@ class Texts:
         if kind == "unpriced_service":
             return self("hold_unpriced_service", item_id=r["item_id"], service=r["service"],
                         version=r.get("ruleset_version") or "–")
+        if kind in ("meter_signature_invalid", "meter_mismatch"):
+            refs = ", ".join(x for x in str(r.get("sessions", "")).split(",") if x)
+            whys = []
+            for code in dict.fromkeys(x for x in str(r.get("reasons", "")).split(",") if x):
+                if code == "energy_differs" and r.get("signed_kwh"):
+                    whys.append(self("meter_why_energy_differs", signed=r["signed_kwh"], billed=r["session_kwh"]))
+                else:
+                    whys.append(self(f"meter_why_{code}") if f"meter_why_{code}" in _T else code)
+            return self(f"hold_{kind}", refs=refs, why=", ".join(whys) or "–")
         if kind == "currency_mismatch":
             source, cur = r["source"], r["currency"]
             if f"hold_currency_{source}" not in _T:

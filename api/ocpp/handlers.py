@@ -276,6 +276,8 @@ class Handler16(GatewayMixin, ChargePoint16):
 
     @on(Action16.boot_notification)
     async def on_boot(self, charge_point_vendor: str, charge_point_model: str, **kw: Any) -> Any:
+        # the meter's serial, for a key the charger sends without one (setMeterConfiguration)
+        self._meter_serial = str(kw.get("meter_serial_number") or "")
         await self.gw.db.write(lambda db: service.record_boot(
             db, self.cp, "1.6", charge_point_vendor, charge_point_model,
             kw.get("charge_point_serial_number") or "", kw.get("firmware_version") or ""))
@@ -341,6 +343,11 @@ class Handler16(GatewayMixin, ChargePoint16):
     async def on_data_transfer(self, vendor_id: str, message_id: str | None = None, data: str | None = None) -> Any:
         log.info("%s: DataTransfer vendor=%r message=%r (%d bytes)", self.cp.identity, vendor_id, message_id,
                  len(data or ""))
+        if vendor_id == "generalConfiguration" and message_id == "setMeterConfiguration":
+            # the OCA application note on signed meter values in 1.6: the meters' public keys
+            serial = getattr(self, "_meter_serial", "")
+            n = await self.gw.db.write(lambda db: service.meter_configuration_16(db, self.cp, data, serial))
+            return result16.DataTransfer(status=DataTransferStatus.accepted if n else DataTransferStatus.rejected)
         return result16.DataTransfer(status=DataTransferStatus.unknown_vendor_id)
 
 
