@@ -195,6 +195,19 @@ class StoredDocument:
 _META = [c for c in document.c if c.name != "content"]
 
 
+def _signed_data(conn: Any, session_ids: list[str]) -> dict[str, list[str]]:
+    """The signed meter records (Eichrecht) of sessions that came from chargers, as sent, in order."""
+    from store.ocpp import OcppSignedData, OcppTransaction
+
+    tx, sd = OcppTransaction.__table__, OcppSignedData.__table__  # type: ignore[attr-defined]
+    out: dict[str, list[str]] = {}
+    q = (select(tx.c.session_id, sd.c.raw).select_from(sd.join(tx, tx.c.id == sd.c.transaction_id))
+         .where(tx.c.session_id.in_(session_ids)).order_by(sd.c.at, sd.c.id))
+    for sid, raw in conn.execute(q).all():
+        out.setdefault(sid, []).append(raw)
+    return out
+
+
 def sha256_of(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
@@ -832,6 +845,7 @@ def load_invoice_input(conn: Connection, tenant_id: str, invoice_id: str) -> Any
         for sid, hours in conn.execute(select(cp.c.session_id, cp.c.parking_h).where(
                 cp.c.session_id.in_(session_ids))).all():
             parked[sid] = parked.get(sid, Decimal(0)) + hours
+        signed = _signed_data(conn, session_ids)
         for r in rows:
             parking_min = (parked.get(r.id, Decimal(0)) * 60).quantize(Decimal(1))
             total_min = Decimal(int((r.end - r.start).total_seconds()) // 60)
@@ -843,7 +857,10 @@ def load_invoice_input(conn: Connection, tenant_id: str, invoice_id: str) -> Any
             sessions.append(SessionFacts(
                 session_id=r.id, started_at=r.start, timezone=r.timezone or acct.timezone or "Europe/Berlin",
                 location=r.name or r.location_ref, evse=r.evse_ref, token=r.token_uid, energy_kwh=r.energy_kwh,
-                charging_minutes=max(total_min - parking_min, Decimal(0)), parking_minutes=parking_min))
+                charging_minutes=max(total_min - parking_min, Decimal(0)), parking_minutes=parking_min,
+                signed_data=tuple(signed.get(r.id, ())),
+                public_key=str(((r.facts or {}).get("signed_meter") or {}).get("public_key") or "")
+                if signed.get(r.id) else ""))
     corrects = tuple(inv.corrects or ())
     corrects_date = None
     corrected_periods: tuple[tuple[str, Any, Any], ...] = ()

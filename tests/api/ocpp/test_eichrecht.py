@@ -92,6 +92,11 @@ def test_16_signed_session_verifies_with_the_key_the_charger_sent(ocpp_env: Ocpp
     [tx] = oe.transactions("CP16-EICH")
     raws = [s["raw"] for s in _ok(oe.client.get(f"/ocpp/transactions/{tx.id}", headers=oe.h()))["signed_data"]]
     assert raws == [begin, end]
+    # what the invoice's session statement prints (store.documents reads them for the PDF)
+    from store.documents import _signed_data
+
+    with oe.env.engine.connect() as conn:
+        assert _signed_data(conn, [ses.id]) == {ses.id: [begin, end]}
 
 
 def test_16_tampered_reading_and_billed_energy_that_differs(ocpp_env: OcppEnv) -> None:
