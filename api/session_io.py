@@ -669,7 +669,10 @@ def rerate(scope: Scope, session: ChargingSession, reason: str, version_id: str 
               "status": session.status}
     scope.db.execute(update(ChargingSession).where(ChargingSession.id == session.id).values(
         current_rating_id=rating["id"], status=status, rating_error="", currency=result.currency,
-        net_total=result.net_total, tax_total=result.tax_total, gross_total=result.gross_total))
+        net_total=result.net_total, tax_total=result.tax_total, gross_total=result.gross_total,
+        # a version whose tariff is now legal for trade demands the signed data, one that is no
+        # longer does not
+        meter_check=meter_check_of(session.facts or {}, result.legal_for_trade)))
     scope.audit("session.rerate", "charging_session", session.id, before,
                 {"current_rating_id": rating["id"], "gross_total": result.gross_total, "status": status,
                  "ruleset_version_id": version.id, "reason": reason})

@@ -156,6 +156,8 @@ class OcppChargePointState(SQLModel, table=True):
     model: str = Field(default="", max_length=100)
     serial_number: str = Field(default="", max_length=100)
     firmware_version: str = Field(default="", max_length=100)
+    # the legal-for-trade meter's serial (1.6J BootNotification ``meterSerialNumber``), Eichrecht
+    meter_serial: str = Field(default="", max_length=64, sa_column_kwargs={"server_default": ""})
     last_boot_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     last_seen_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     # connector/evse id (as string) -> {"status": ..., "error_code": ..., "at": ...}

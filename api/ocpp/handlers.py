@@ -280,7 +280,7 @@ class Handler16(GatewayMixin, ChargePoint16):
         self._meter_serial = str(kw.get("meter_serial_number") or "")
         await self.gw.db.write(lambda db: service.record_boot(
             db, self.cp, "1.6", charge_point_vendor, charge_point_model,
-            kw.get("charge_point_serial_number") or "", kw.get("firmware_version") or ""))
+            kw.get("charge_point_serial_number") or "", kw.get("firmware_version") or "", self._meter_serial))
         return result16.BootNotification(current_time=_iso(_now()), interval=self.gw.settings.heartbeat_interval,
                                          status=RegistrationStatus.accepted)
 

@@ -502,14 +502,15 @@ def _upsert_state(db: Session, cp: CpInfo, values: dict[str, Any]) -> None:
     if not done:
         _insert_ignore(db, tbl, [{"charge_point_id": cp.id, "tenant_id": cp.tenant_id, "ocpp_version": "",
                                   "vendor": "", "model": "", "serial_number": "", "firmware_version": "",
-                                  "connectors": {}, **values}], ["charge_point_id"])
+                                  "meter_serial": "", "connectors": {}, **values}], ["charge_point_id"])
 
 
-def record_boot(db: Session, cp: CpInfo, version: str, vendor: str, model: str, serial: str, firmware: str) -> None:
+def record_boot(db: Session, cp: CpInfo, version: str, vendor: str, model: str, serial: str, firmware: str,
+                meter_serial: str = "") -> None:
     now = utcnow()
     _upsert_state(db, cp, {"ocpp_version": version, "vendor": vendor[:100], "model": model[:100],
                            "serial_number": serial[:100], "firmware_version": firmware[:100],
-                           "last_boot_at": now, "last_seen_at": now})
+                           "meter_serial": meter_serial[:64], "last_boot_at": now, "last_seen_at": now})
 
 
 def record_status(db: Session, cp: CpInfo, connector: int, status: str, error_code: str, at: datetime) -> None:

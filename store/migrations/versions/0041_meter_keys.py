@@ -1,6 +1,6 @@
 """Eichrecht (issue 18): legal-for-trade meters' public keys (registered through the API or taken
 from chargers, with source and first-seen time, revocable) and each session's check of its signed
-meter data (``charging_session.meter_check``)
+meter data (``charging_session.meter_check``); the meter serial a 1.6J charger's BootNotification names
 
 Revision ID: 0041_meter_keys
 Revises: 0040_customer_vat_check
@@ -16,7 +16,7 @@ import store.types
 revision = "0041_meter_keys"
 down_revision = "0040_customer_vat_check"
 branch_labels = None
-depends_on = None
+depends_on = "0002_ocpp"  # alters ocpp_charge_point_state (the ocpp branch)
 
 
 def upgrade() -> None:
@@ -42,9 +42,13 @@ def upgrade() -> None:
     op.create_index("ix_meter_key_charge_point_id", "meter_key", ["charge_point_id"])
     with op.batch_alter_table("charging_session") as b:
         b.add_column(sa.Column("meter_check", sa.String(40), nullable=False, server_default=""))
+    with op.batch_alter_table("ocpp_charge_point_state") as b:
+        b.add_column(sa.Column("meter_serial", sa.String(64), nullable=False, server_default=""))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("ocpp_charge_point_state") as b:
+        b.drop_column("meter_serial")
     with op.batch_alter_table("charging_session") as b:
         b.drop_column("meter_check")
     op.drop_index("ix_meter_key_charge_point_id", "meter_key")

@@ -88,6 +88,8 @@ def test_16_signed_session_verifies_with_the_key_the_charger_sent(ocpp_env: Ocpp
     [k] = keys
     assert (k["public_key"], k["curve"], k["source"], k["status"], k["charge_point_id"]) == (
         m.public_key_hex, "secp256r1", "ocpp16_datatransfer", "active", oe.ids["CP16-EICH"])
+    state = _ok(oe.client.get(f"/charge-points/{oe.ids['CP16-EICH']}/ocpp", headers=oe.h()))
+    assert state["meter_serial"] == "EMH-16-OK"
     # the records themselves are kept byte for byte
     [tx] = oe.transactions("CP16-EICH")
     raws = [s["raw"] for s in _ok(oe.client.get(f"/ocpp/transactions/{tx.id}", headers=oe.h()))["signed_data"]]
@@ -239,3 +241,34 @@ def test_legal_for_trade_tariff_bills_signed_energy_and_holds_unsigned(ocpp_env:
     with oe.db() as db:
         n = len(list(db.execute(select(MeterKey).where(MeterKey.meter_serial == "EMH-LEGAL")).scalars()))
     assert n == 1
+    listed = _ok(c.get("/sessions", params={"meter_check": "meter_signature_invalid"}, headers=a.h()))["items"]
+    assert ses.id in {i["id"] for i in listed}
+
+
+def test_rerating_under_a_legal_for_trade_version_demands_signed_data(ocpp_env: OcppEnv) -> None:
+    oe = ocpp_env
+    c, a = oe.client, oe.env.a
+    oe.add_charger("CP-PLAIN")  # the standard tariff: no signed data needed
+
+    async def unsigned() -> None:
+        async with connect(oe, "CP-PLAIN") as cp:
+            start = await cp.call(call.StartTransaction(connector_id=1, id_tag="TOK-alpha", meter_start=0,
+                                                        timestamp=T_BEGIN))
+            await cp.call(call.StopTransaction(meter_stop=10000, timestamp=T_END,
+                                               transaction_id=start.transaction_id, reason="Local"))
+        oe.idle()
+
+    run(unsigned())
+    ses = one_session(oe, "CP-PLAIN")
+    assert ses.meter_check == ""
+    rs = _ok(c.post("/rulesets", json={"name": "eich_later"}, headers=a.h()))["id"]
+    draft = _ok(c.post(f"/rulesets/{rs}/drafts", json={"source": LEGAL.replace("ruleset eich ", "ruleset eich_later ")},
+                       headers=a.h("analyst")))
+    assert draft["ok"], draft
+    version = _ok(c.post(f"/rulesets/{rs}/versions", json={"draft_id": draft["id"],
+                                                           "effective_from": "2021-01-01T00:00:00Z"},
+                         headers=a.h("approver")))["id"]
+    r = c.post(f"/sessions/{ses.id}/rerate", json={"reason": "legal for trade now", "ruleset_version_id": version},
+               headers=a.h())
+    assert r.status_code in (200, 201), r.text
+    assert _ok(c.get(f"/sessions/{ses.id}", headers=a.h()))["meter_check"] == "meter_signature_invalid"
