@@ -108,7 +108,8 @@ class MeterKey(SQLModel, table=True):
 
     Registered by an operator (``source`` ``api``, from the charger's label or the manufacturer) or
     taken from what a charger sends (``ocpp16_datatransfer``: the OCA ``setMeterConfiguration``
-    DataTransfer; ``ocpp201_signed_meter_value``: ``signedMeterValue.publicKey``), with the time it
+    DataTransfer; ``ocpp16_get_configuration``: ``MeterPublicKey[<connector>]`` read after a
+    BootNotification naming a meter; ``ocpp201_signed_meter_value``: ``signedMeterValue.publicKey``), with the time it
     was first seen. A revoked key is kept: sessions signed with it are held, never silently billed.
     ``public_key`` is upper-case hex DER SubjectPublicKeyInfo, as the Transparenzsoftware shows it.
     """

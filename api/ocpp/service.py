@@ -311,6 +311,23 @@ def meter_configuration_16(db: Session, cp: CpInfo, data: str | None, meter_seri
     return n
 
 
+def meter_keys_from_configuration(db: Session, cp: CpInfo, meter_serial: str, items: list[tuple[str, str]]) -> int:
+    """Keys a 1.6J charger's GetConfiguration gave (``MeterPublicKey[<connector>]``; ``MeterPublicKeys``
+    only when it holds a single key: a list cannot say which meter each key is for). -> keys taken."""
+    import re
+
+    n = 0
+    for name, value in items:
+        hit = re.fullmatch(r"MeterPublicKey\[(\d+)\]", name)
+        if hit is None and not (name == "MeterPublicKeys" and "," not in value.strip(", ")):
+            continue
+        evse = cp.evses.get(int(hit.group(1))) if hit else None
+        if register_meter_key(db, cp.tenant_id, cp.id, evse.uid if evse else "", meter_serial, value.strip(", "),
+                              "ocpp16_get_configuration", utcnow()):
+            n += 1
+    return n
+
+
 def meter_check(db: Session, tx: OcppTransaction, session_kwh: Decimal) -> dict[str, str] | None:
     """The transaction's signed data held against its energy (``runtime.ocmf.check_session``) with
     the tenant's registered keys; None when the charger sent no OCMF data."""

@@ -7,19 +7,23 @@ the signed one leave the session marked for a hold; a legal-for-trade tariff bil
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
+from ocpp.routing import on
 from ocpp.v16 import call
+from ocpp.v16 import call_result as result16
+from ocpp.v16.enums import Action as Action16
 from ocpp.v201 import call as call201
 from sqlalchemy import select
 
 from store.models import ChargingSession
 from store.ocpp import MeterKey
 from tests.api.conftest import _ok
-from tests.api.ocpp.conftest import OcppEnv, connect, run
+from tests.api.ocpp.conftest import Charger16, OcppEnv, connect, run
 from tests.ocmf_signer import Meter, tamper
 
 LEGAL = """ruleset eich currency EUR timezone Europe/Berlin
@@ -40,13 +44,19 @@ def signed16(record: str, context: str) -> dict[str, Any]:
 
 
 def session_16(oe: OcppEnv, ident: str, meter: Meter, *, start_wh: int, stop_wh: int, begin: str | None,
-               end: str | None, send_key: bool = True, tag: str = "TOK-alpha") -> None:
+               end: str | None, send_key: bool = True, tag: str = "TOK-alpha", charger: Any = None) -> None:
     """One 1.6J session: boot (with the meter's serial), the key by DataTransfer, start, the signed
     begin record in MeterValues, stop with the signed end record in transactionData."""
     async def scenario() -> None:
-        async with connect(oe, ident) as cp:
+        async with connect(oe, ident, charger=charger) as cp:
             await cp.call(call.BootNotification(charge_point_vendor="ABL", charge_point_model="eMH3",
                                                 meter_serial_number=meter.serial))
+            if charger is not None:
+                for _ in range(100):  # the gateway asks for the key after its answer to the boot
+                    if cp.asked:
+                        break
+                    await asyncio.sleep(0.05)
+                oe.idle()
             if send_key:
                 # the OCA note's message; this charger leaves the serial out (BootNotification gave it)
                 dt = await cp.call(call.DataTransfer(vendor_id="generalConfiguration",
@@ -272,3 +282,28 @@ def test_rerating_under_a_legal_for_trade_version_demands_signed_data(ocpp_env: 
                headers=a.h())
     assert r.status_code in (200, 201), r.text
     assert _ok(c.get(f"/sessions/{ses.id}", headers=a.h()))["meter_check"] == "meter_signature_invalid"
+
+
+def test_16_key_read_with_get_configuration_after_boot(ocpp_env: OcppEnv) -> None:
+    oe, m = ocpp_env, Meter(serial="EMH-16-CONF")
+
+    class ConfiguredCharger(Charger16):
+        """A charger exposing its meter's key as configuration key MeterPublicKey[1]."""
+
+        asked: ClassVar[list[list[str]]] = []
+
+        @on(Action16.get_configuration)
+        def on_get_configuration(self, key: list[str] | None = None) -> Any:
+            self.asked.append(list(key or []))
+            return result16.GetConfiguration(
+                configuration_key=[{"key": "MeterPublicKey[1]", "readonly": True, "value": m.public_key_hex}],
+                unknown_key=[k for k in key or [] if k != "MeterPublicKey[1]"])
+
+    oe.add_charger("CP16-CONF")
+    session_16(oe, "CP16-CONF", m, start_wh=0, stop_wh=7250, send_key=False, charger=ConfiguredCharger,
+               begin=m.record([(TM_BEGIN, "B", "0")]), end=m.record([(TM_END, "E", "7.250")]))
+    assert ConfiguredCharger.asked == [["MeterPublicKeys", "MeterPublicKey[1]"]]
+    [k] = _ok(oe.client.get("/meter-keys", params={"meter_serial": m.serial}, headers=oe.h()))["items"]
+    assert (k["source"], k["public_key"], k["evse_uid"]) == ("ocpp16_get_configuration", m.public_key_hex,
+                                                            "DE*EVB*CP16-CONF*1")
+    assert one_session(oe, "CP16-CONF").meter_check == "verified"
