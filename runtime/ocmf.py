@@ -53,6 +53,9 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {"SHA256": hashes.SHA256, "SHA3
 _OCMF_NAME = {"brainpoolP256r1": "brainpool256r1", "brainpoolP384r1": "brainpool384r1"}
 _KWH = {"kwh": Decimal(1), "wh": Decimal("0.001")}
 
+# TX of a reading that ends a transaction (OCMF 1.0: E end, L/R/A/P/S/T ends of another kind)
+_END_TYPES = frozenset("ELRAPST")
+
 # what a session's signed data came to: ``verified`` (signature good, readings agree),
 # ``unsigned`` (no OCMF data), and the two hold reasons
 METER_CHECKS = ("verified", "unsigned", "meter_signature_invalid", "meter_mismatch")
@@ -267,11 +270,16 @@ def check_session(records: list[str], keys: dict[str, tuple[str, bool]], session
             return MeterCheck("meter_signature_invalid", why, serial, public_key=key)
     energy = [r for p in parsed for r in p.readings if r.kwh is not None and (not r.obis or "1.8.0" in r.obis)]
     begin = next((r for r in energy if r.type == "B"), energy[0] if energy else None)
-    end = next((r for r in reversed(energy) if r.type.startswith("E")), energy[-1] if energy else None)
+    end = next((r for r in reversed(energy) if r.type in _END_TYPES), energy[-1] if energy else None)
     if begin is None:
         return MeterCheck("meter_mismatch", "no_begin_reading", serial, public_key=key)
     if end is None or end is begin:
         return MeterCheck("meter_mismatch", "no_end_reading", serial, public_key=key)
+    for r in (begin, end):
+        if r.status and r.status != "G":
+            # the meter itself says the reading is not good (T tampered, D dead, R reversed, E error,
+            # M mismatch, ...): signed, but not billable as it stands
+            return MeterCheck("meter_mismatch", f"reading_status_{r.status}", serial, begin.kwh, end.kwh, key)
     out = MeterCheck("verified", "", serial, begin.kwh, end.kwh, key)
     if session_kwh is not None and out.signed_kwh != session_kwh:
         return MeterCheck("meter_mismatch", "energy_differs", serial, begin.kwh, end.kwh, key)

@@ -208,6 +208,8 @@ _T: dict[str, tuple[str, str]] = {
     "meter_why_revoked_key": ("Schlüssel des Zählers widerrufen", "the meter's key is revoked"),
     "meter_why_no_signed_data": ("keine signierten Daten für einen eichrechtskonformen Tarif",
                                  "no signed data for a legal-for-trade tariff"),
+    "meter_why_reading_status": ("der Zähler meldet den Messwert als nicht in Ordnung (Status {status})",
+                                 "the meter marks the reading as not good (status {status})"),
     "meter_why_energy_differs": ("signiert {signed} kWh, abgerechnet {billed} kWh",
                                  "signed {signed} kWh, billed {billed} kWh"),
     "hold_currency_session": ("Ladevorgänge {refs} in {cur} bewertet{amount}", "Sessions {refs} rated in {cur}{amount}"),
@@ -390,7 +392,9 @@ class Texts:
             refs = ", ".join(x for x in str(r.get("sessions", "")).split(",") if x)
             whys = []
             for code in dict.fromkeys(x for x in str(r.get("reasons", "")).split(",") if x):
-                if code == "energy_differs" and r.get("signed_kwh"):
+                if code.startswith("reading_status_"):
+                    whys.append(self("meter_why_reading_status", status=code.removeprefix("reading_status_")))
+                elif code == "energy_differs" and r.get("signed_kwh"):
                     whys.append(self("meter_why_energy_differs", signed=r["signed_kwh"], billed=r["session_kwh"]))
                 else:
                     whys.append(self(f"meter_why_{code}") if f"meter_why_{code}" in _T else code)

@@ -88,6 +88,13 @@ def test_check_session_outcomes() -> None:
     assert ocmf.check_session([good[0]], keys, None).reason == "no_end_reading"
     assert ocmf.check_session(["EDL|opaque"], keys, None).check == "unsigned"
     assert ocmf.check_session(["OCMF|{"], keys, None).reason == "unreadable"
+    # an end of another kind (TX L: loss of power) is an end; a reading the meter marks not good is not billable
+    lost = ocmf.check_session([good[0], m.record([(END[0], "L", END[2])])], keys, Decimal("21.445"))
+    assert (lost.check, lost.end_kwh) == ("verified", Decimal("1256.012"))
+    bad_status = ocmf.check_session([good[0], tamper(m.record([END]), '"ST":"G"', '"ST":"E"')], keys, None)
+    assert bad_status.reason == "bad_signature"  # changed after signing
+    errored = m.sign(m.payload([END]).replace('"ST":"G"', '"ST":"E"'))
+    assert ocmf.check_session([good[0], errored], keys, None).reason == "reading_status_E"
     other = Meter(serial="OTHER-1")
     assert ocmf.check_session([good[0], other.record([END])], {**keys, other.serial: (other.public_key_hex, False)},
                               None).reason == "meter_differs"

@@ -77,6 +77,8 @@ async def test_failed_meter_checks_hold_the_invoice_until_approved(env: Workflow
         assert "signiert 10.0 kWh, abgerechnet 11 kWh" in de, de
         en = Texts("en").reason(sig)
         assert "signature invalid, no signed data for a legal-for-trade tariff" in en, en
+        status = Texts("en").reason({**mis, "reasons": "reading_status_T"})
+        assert "the meter marks the reading as not good (status T)" in status, status
         await h.execute_update(BillingCycleWorkflow.approve, ApproveInput("ap1", "approver", "checked the meters"))
         res = await h.result()
         assert res.status == "finalized"
