@@ -50,6 +50,7 @@ from sqlalchemy.exc import IntegrityError
 
 from store.errors import Conflict, InvalidInput, NotFound
 from store.models import metadata
+from store.ocpp import signed_data_of
 from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
 
 __all__ = [
@@ -193,19 +194,6 @@ class StoredDocument:
 
 
 _META = [c for c in document.c if c.name != "content"]
-
-
-def _signed_data(conn: Any, session_ids: list[str]) -> dict[str, list[str]]:
-    """The signed meter records (Eichrecht) of sessions that came from chargers, as sent, in order."""
-    from store.ocpp import OcppSignedData, OcppTransaction
-
-    tx, sd = OcppTransaction.__table__, OcppSignedData.__table__  # type: ignore[attr-defined]
-    out: dict[str, list[str]] = {}
-    q = (select(tx.c.session_id, sd.c.raw).select_from(sd.join(tx, tx.c.id == sd.c.transaction_id))
-         .where(tx.c.session_id.in_(session_ids)).order_by(sd.c.at, sd.c.id))
-    for sid, raw in conn.execute(q).all():
-        out.setdefault(sid, []).append(raw)
-    return out
 
 
 def sha256_of(content: bytes) -> str:
@@ -845,7 +833,7 @@ def load_invoice_input(conn: Connection, tenant_id: str, invoice_id: str) -> Any
         for sid, hours in conn.execute(select(cp.c.session_id, cp.c.parking_h).where(
                 cp.c.session_id.in_(session_ids))).all():
             parked[sid] = parked.get(sid, Decimal(0)) + hours
-        signed = _signed_data(conn, session_ids)
+        signed = signed_data_of(conn, session_ids)
         for r in rows:
             parking_min = (parked.get(r.id, Decimal(0)) * 60).quantize(Decimal(1))
             total_min = Decimal(int((r.end - r.start).total_seconds()) // 60)

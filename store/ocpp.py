@@ -10,11 +10,12 @@ TransactionEvents by (transaction, seqNo, eventType), signed data by the hash of
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, UniqueConstraint, select
 from sqlmodel import Field, SQLModel
 
 from store.types import ExactDecimal, UTCDateTime, utcnow
@@ -29,6 +30,7 @@ __all__ = [
     "OcppSignedData",
     "OcppTransaction",
     "OcppTransactionEvent",
+    "signed_data_of",
 ]
 
 # open: started, not stopped; completed: stored as a ChargingSession; stop_without_start and
@@ -210,3 +212,15 @@ class AuthorizationDecision(SQLModel, table=True):
     status: str = Field(max_length=20)  # OCPP status: Accepted | Blocked | Expired | Invalid
     reason: str = Field(max_length=60)
     rule_id: str | None = Field(default=None, max_length=40)
+
+
+def signed_data_of(conn: Any, session_ids: Sequence[str]) -> dict[str, list[str]]:
+    """The signed meter records (Eichrecht) of sessions that came from chargers, as sent, in order
+    (the session statement prints them; the console shows them)."""
+    tx, sd = OcppTransaction.__table__, OcppSignedData.__table__  # type: ignore[attr-defined]
+    q = (select(tx.c.session_id, sd.c.raw).select_from(sd.join(tx, tx.c.id == sd.c.transaction_id))
+         .where(tx.c.session_id.in_(list(session_ids))).order_by(sd.c.at, sd.c.id))
+    out: dict[str, list[str]] = {}
+    for sid, raw in conn.execute(q).all():
+        out.setdefault(sid, []).append(raw)
+    return out

@@ -135,6 +135,7 @@ class SessionRecord:
     # every rating, newest first: (rating row, the ruleset version's label, its lines)
     ratings: list[tuple[Any, str, list[Any]]] = field(default_factory=list)
     billed_on: list[Any] = field(default_factory=list)  # invoices whose lines bill the session
+    signed_data: list[str] = field(default_factory=list)  # the meter's signed records (Eichrecht), as sent
 
 
 def session_record(conn: Connection, tenant_id: str, session_id: str) -> SessionRecord | None:
@@ -178,6 +179,10 @@ def session_record(conn: Connection, tenant_id: str, session_id: str) -> Session
         select(i.id, i.number, i.status, i.kind).distinct()
         .join_from(invoice_line, invoice, i.id == il.invoice_id)
         .where(i.tenant_id == tenant_id, il.session_id == s.id).order_by(i.id)).all())
+    if s.source == "ocpp":
+        from store.ocpp import signed_data_of
+
+        out.signed_data = signed_data_of(conn, [s.id]).get(s.id, [])
     return out
 
 

@@ -208,6 +208,16 @@ _T: dict[str, tuple[str, str]] = {
     "meter_why_revoked_key": ("Schlüssel des Zählers widerrufen", "the meter's key is revoked"),
     "meter_why_no_signed_data": ("keine signierten Daten für einen eichrechtskonformen Tarif",
                                  "no signed data for a legal-for-trade tariff"),
+    "meter_title": ("Signierte Messdaten (Eichrecht)", "Signed meter data (Eichrecht)"),
+    "mc_verified": ("geprüft", "verified"),
+    "mc_unsigned": ("nicht signiert", "not signed"),
+    "mc_meter_signature_invalid": ("Signatur nicht prüfbar", "signature not verified"),
+    "mc_meter_mismatch": ("weicht ab", "does not match"),
+    "meter_reason": ("Grund", "Reason"),
+    "meter_serial": ("Zähler", "Meter"),
+    "signed_readings": ("Signierte Zählerstände", "Signed readings"),
+    "public_key": ("Öffentlicher Schlüssel", "Public key"),
+    "signed_records": ("Signierte Datensätze", "Signed records"),
     "meter_why_reading_status": ("der Zähler meldet den Messwert als nicht in Ordnung (Status {status})",
                                  "the meter marks the reading as not good (status {status})"),
     "meter_why_energy_differs": ("signiert {signed} kWh, abgerechnet {billed} kWh",
@@ -355,6 +365,14 @@ class Texts:
         compact = "".join(value.split())
         return " ".join(compact[i:i + 4] for i in range(0, len(compact), 4))
 
+    def meter_why(self, code: str, signed_kwh: Any = None, session_kwh: Any = None) -> str:
+        """Why a session's signed meter data failed its check (``runtime.ocmf.MeterCheck.reason``)."""
+        if code.startswith("reading_status_"):
+            return self("meter_why_reading_status", status=code.removeprefix("reading_status_"))
+        if code == "energy_differs" and signed_kwh:
+            return self("meter_why_energy_differs", signed=signed_kwh, billed=session_kwh)
+        return self(f"meter_why_{code}") if f"meter_why_{code}" in _T else code
+
     def reason(self, r: Any) -> str:
         """A hold reason in this language, from its kind and parameters; the stored (English)
         message for a kind, or a reason, this console does not know how to say."""
@@ -390,14 +408,8 @@ class Texts:
                         version=r.get("ruleset_version") or "–")
         if kind in ("meter_signature_invalid", "meter_mismatch"):
             refs = ", ".join(x for x in str(r.get("sessions", "")).split(",") if x)
-            whys = []
-            for code in dict.fromkeys(x for x in str(r.get("reasons", "")).split(",") if x):
-                if code.startswith("reading_status_"):
-                    whys.append(self("meter_why_reading_status", status=code.removeprefix("reading_status_")))
-                elif code == "energy_differs" and r.get("signed_kwh"):
-                    whys.append(self("meter_why_energy_differs", signed=r["signed_kwh"], billed=r["session_kwh"]))
-                else:
-                    whys.append(self(f"meter_why_{code}") if f"meter_why_{code}" in _T else code)
+            whys = [self.meter_why(code, r.get("signed_kwh"), r.get("session_kwh"))
+                    for code in dict.fromkeys(x for x in str(r.get("reasons", "")).split(",") if x)]
             return self(f"hold_{kind}", refs=refs, why=", ".join(whys) or "–")
         if kind == "currency_mismatch":
             source, cur = r["source"], r["currency"]

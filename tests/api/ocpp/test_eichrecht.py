@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import html
 import json
+import os
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, ClassVar
 
 from ocpp.routing import on
@@ -78,6 +81,24 @@ def session_16(oe: OcppEnv, ident: str, meter: Meter, *, start_wh: int, stop_wh:
     run(scenario())
 
 
+def console_page(oe: OcppEnv, path: str) -> str:
+    """``path`` of the console as tenant alpha's admin (German, the console's default)."""
+    from sqlalchemy.orm import Session
+
+    from store.console import set_password
+    from tests.api.test_console import PASSWORD, Person
+
+    a = oe.env.a
+    with Session(oe.env.engine) as db:
+        set_password(db, a.tenant_id, a.users["admin"], PASSWORD)
+        db.commit()
+    r = Person(oe.env, f"admin@{a.name}.test").get(path)
+    assert r.status_code == 200, r.text[:300]
+    if os.environ.get("EVBILL_KEEP_PAGES"):  # to look at it in a browser
+        Path(os.environ["EVBILL_KEEP_PAGES"]).write_text(r.text, encoding="utf-8")
+    return str(r.text)
+
+
 def one_session(oe: OcppEnv, ident: str) -> ChargingSession:
     [ses] = oe.sessions(ident)
     return ses
@@ -105,10 +126,10 @@ def test_16_signed_session_verifies_with_the_key_the_charger_sent(ocpp_env: Ocpp
     raws = [s["raw"] for s in _ok(oe.client.get(f"/ocpp/transactions/{tx.id}", headers=oe.h()))["signed_data"]]
     assert raws == [begin, end]
     # what the invoice's session statement prints (store.documents reads them for the PDF)
-    from store.documents import _signed_data
+    from store.ocpp import signed_data_of
 
     with oe.env.engine.connect() as conn:
-        assert _signed_data(conn, [ses.id]) == {ses.id: [begin, end]}
+        assert signed_data_of(conn, [ses.id]) == {ses.id: [begin, end]}
 
 
 def test_16_tampered_reading_and_billed_energy_that_differs(ocpp_env: OcppEnv) -> None:
@@ -120,6 +141,11 @@ def test_16_tampered_reading_and_billed_energy_that_differs(ocpp_env: OcppEnv) -
                end=tamper(end, "110.0", "120.0"))
     ses = one_session(oe, "CP16-TAMPER")
     assert (ses.meter_check, ses.facts["signed_meter"]["reason"]) == ("meter_signature_invalid", "bad_signature")
+    # the console's session page says so, and shows the records as the charger sent them
+    page = console_page(oe, f"/console/sessions/{ses.id}")
+    assert "Signierte Messdaten (Eichrecht)" in page and "Signatur nicht prüfbar" in page
+    assert "Signatur ungültig" in page and "EMH-16-BAD" in page and m.public_key_hex in page
+    assert html.escape(begin, quote=True) in page or begin.replace('"', "&#34;") in page
     # correctly signed, but the charger's StopTransaction says more than the meter signed
     oe.add_charger("CP16-MISMATCH")
     m2 = Meter(serial="EMH-16-MIS")
