@@ -427,8 +427,12 @@ def plan_stage(policy: DunningPolicy, stage_no: int, items: Sequence[OverdueItem
                 until[it.id] = today
     nxt = policy.stage(stage_no + 1)
     pay_by = today + timedelta(days=nxt.after_days if nxt is not None and nxt.after_days > 0 else policy.final_days)
-    overdue = sum((i.open for i in due), ZERO)
-    plan = StagePlan(st.number, st.letter, today, cur, tuple(due), fee, tuple(flat), tuple(lines), st.approval,
+    # what earlier letters charged and is still open is owed too, due or not yet (a fee falls due
+    # on the letter's pay-by day, often the very day the next stage is reached): listed and in the total
+    listed = due + [i for i in items if i.kind in CHARGE_KINDS and i.open > 0 and not i.disputed and i not in due]
+    listed.sort(key=lambda i: (i.due_date, i.id))
+    overdue = sum((i.open for i in listed), ZERO)
+    plan = StagePlan(st.number, st.letter, today, cur, tuple(listed), fee, tuple(flat), tuple(lines), st.approval,
                      st.actions, pay_by, policy.name, debtor, overdue, ZERO, tuple(sorted(until.items())))
     return _with_total(plan)
 

@@ -741,9 +741,12 @@ def vat_parties(conn: Connection, tenant_id: str, acct: Any) -> tuple[str, str, 
     return supply, country, cust.kind == "business", cust.vat_id or None
 
 
-def load_invoice_input(conn: Connection, tenant_id: str, invoice_id: str) -> Any:
+def load_invoice_input(conn: Connection, tenant_id: str, invoice_id: str, *, drafts: bool = False) -> Any:
     """A finalized billing invoice with everything its documents show, as
     ``runtime.documents.from_invoice.InvoiceInput``.
+
+    ``drafts``: a draft (held) invoice too, for showing it as its document will read (the
+    console); it has no number yet and announces no debit day.
 
     The contract carries the customer's format choice (empty: ``default_formats`` by customer
     kind), the Leitweg-ID of a public buyer, and the debtor IBAN of a SEPA mandate (without it the
@@ -772,7 +775,8 @@ def load_invoice_input(conn: Connection, tenant_id: str, invoice_id: str) -> Any
     inv = conn.execute(select(B.invoice).where(B.invoice.c.id == invoice_id, B.invoice.c.tenant_id == tenant_id)).first()
     if inv is None:
         raise NotFound("invoice_not_found", f"invoice {invoice_id} not found")
-    if inv.status != "finalized" or not inv.number:
+    finalized = inv.status == "finalized" and bool(inv.number)
+    if not finalized and not (drafts and inv.status in ("draft", "held")):
         raise Conflict("invoice_not_finalized", f"invoice {invoice_id} is {inv.status}; only finalized invoices "
                                                 f"become documents")
     lines = conn.execute(select(B.invoice_line).where(B.invoice_line.c.invoice_id == invoice_id)
@@ -816,7 +820,7 @@ def load_invoice_input(conn: Connection, tenant_id: str, invoice_id: str) -> Any
         ref, iban = (m.reference, m.iban) if m is not None else (contract.mandate_reference, contract.debtor_iban)
         if ref:
             payment = PaymentProfile("sepa_direct_debit", ref, iban or None,
-                                     PC.prenotification(conn, tenant_id, inv).collection_date)
+                                     PC.prenotification(conn, tenant_id, inv).collection_date if finalized else None)
     elif contract is not None and contract.payment_method == "sepa_direct_debit" and contract.mandate_reference:
         payment = PaymentProfile("sepa_direct_debit", contract.mandate_reference, contract.debtor_iban or None)
 
@@ -859,7 +863,7 @@ def load_invoice_input(conn: Connection, tenant_id: str, invoice_id: str) -> Any
             select(B.invoice.c.number, B.invoice.c.local_start, B.invoice.c.local_end).where(
                 B.invoice.c.tenant_id == tenant_id, B.invoice.c.number.in_(corrects))))
     return InvoiceInput(
-        invoice_id=inv.id, kind=inv.kind, number=inv.number, issue_date=inv.issue_date, due_date=inv.due_date,
+        invoice_id=inv.id, kind=inv.kind, number=inv.number or "", issue_date=inv.issue_date, due_date=inv.due_date,
         currency=inv.currency, period_start=inv.local_start, period_end=inv.local_end,
         payment_terms=inv.payment_terms, net_total=inv.net_total, tax_total=inv.tax_total,
         lines=tuple(BilledLine(ln.seq, ln.kind, ln.component, ln.description, ln.quantity, ln.unit, ln.unit_price,

@@ -73,7 +73,7 @@ def customer_record(conn: Connection, tenant_id: str, customer_id: str) -> Custo
         return None
     accounts = list(conn.execute(select(BillingAccount.__table__).where(  # type: ignore[attr-defined]
         _a.tenant_id == tenant_id, _a.customer_id == customer_id).order_by(_a.created_at, _a.id)).all())
-    names = {a.id: a.name or a.id for a in accounts}
+    names = {a.id: a.name for a in accounts}
     contracts = list(conn.execute(
         select(Contract.__table__, _a.name.label("account_name"))  # type: ignore[attr-defined]
         .join_from(Contract.__table__, BillingAccount.__table__, _a.id == _k.account_id)  # type: ignore[attr-defined]
@@ -86,7 +86,7 @@ def customer_record(conn: Connection, tenant_id: str, customer_id: str) -> Custo
     creditors = {r.id: r.name for r in conn.execute(select(creditor_account.c.id, creditor_account.c.name)
                                                      .where(creditor_account.c.tenant_id == tenant_id))}
     mandates = [{**dict(m._mapping), "creditor_name": creditors.get(m.creditor_account_id, ""),
-                 "account_name": names.get(m.account_id, m.account_id)}
+                 "account_name": names.get(m.account_id) or ""}
                 for a in accounts for m in account_mandates(conn, tenant_id, a.id)]
     count = conn.execute(select(func.count()).select_from(ChargingSession.__table__)  # type: ignore[attr-defined]
                          .where(_s.tenant_id == tenant_id, _s.customer_id == customer_id)).scalar_one()
@@ -135,6 +135,8 @@ class SessionRecord:
     # every rating, newest first: (rating row, the ruleset version's label, its lines)
     ratings: list[tuple[Any, str, list[Any]]] = field(default_factory=list)
     billed_on: list[Any] = field(default_factory=list)  # invoices whose lines bill the session
+    # eMSP clearing statements that state the session as a roaming CDR (month, partner, invoice number, status)
+    cleared_on: list[Any] = field(default_factory=list)
     signed_data: list[str] = field(default_factory=list)  # the meter's signed records (Eichrecht), as sent
 
 
@@ -179,6 +181,15 @@ def session_record(conn: Connection, tenant_id: str, session_id: str) -> Session
         select(i.id, i.number, i.status, i.kind).distinct()
         .join_from(invoice_line, invoice, i.id == il.invoice_id)
         .where(i.tenant_id == tenant_id, il.session_id == s.id).order_by(i.id)).all())
+    from store.clearing import clearing_cdr, clearing_statement
+    from store.models import Partner
+
+    cs, cc, pt = clearing_statement.c, clearing_cdr.c, Partner.__table__.c  # type: ignore[attr-defined]
+    out.cleared_on = list(conn.execute(
+        select(cs.id, cs.month, cs.status, cs.invoice_number, pt.name.label("partner"), cc.cdr_id)
+        .join_from(clearing_cdr, clearing_statement, cs.id == cc.statement_id)
+        .join(Partner.__table__, pt.id == cs.partner_id)  # type: ignore[attr-defined]
+        .where(cc.tenant_id == tenant_id, cc.session_id == s.id).order_by(cs.month)).all())
     if s.source == "ocpp":
         from store.ocpp import signed_data_of
 

@@ -11,6 +11,7 @@ everyone else.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -134,7 +135,7 @@ def _charge_form(request: Request[Any, Any, Any], place: service.EvsePlace, prev
     w = Words(language)
     provider = provider_of(request)
     preauth = service.preauth_amount(preview.currency)
-    comps = [{"description": c["description"], "unit": c["unit"],
+    comps = [{"description": _component_text(c["component"], c["description"], language), "unit": _UNIT.get(language, _UNIT["en"]).get(c["unit"], c["unit"]),
               "price": w.money(_gross(c["unit_price"], c.get("tax_rate")), preview.currency)
               if c["unit_price"] is not None else ""} for c in preview.components]
     return _page("charge.html", status, w=w, lang=language, languages=LANGUAGES, theme=theme_of(place.tenant),
@@ -144,6 +145,25 @@ def _charge_form(request: Request[Any, Any, Any], place: service.EvsePlace, prev
                  preauth=w("preauth", amount=w.money(preauth, preview.currency)), provider=provider,
                  test_cards=TEST_CARDS if getattr(provider, "test_mode", False) else (), error=error,
                  here=f"/charge/{place.evse.id}")
+
+
+_WINDOW = re.compile(r"\btime (\d{1,2}:\d{2})\.\.(\d{1,2}:\d{2})")
+_CLOCK = {"de": "{start}–{end} Uhr", "en": "{start}–{end}"}
+# what a price is per, on the driver's page ("0,60 € / Ladevorgang")
+_UNIT = {"de": {"session": "Ladevorgang", "each": "Ladevorgang", "min": "Min.", "h": "Std.", "kWh": "kWh"},
+         "en": {"session": "session", "each": "session", "min": "min", "h": "h", "kWh": "kWh"}}
+
+
+def _component_text(component: str, description: str, language: str) -> str:
+    """A priced component as the invoice names it in the page's language, with the time window
+    its rule applies in ("Energie (22:00–06:00 Uhr)"), not the ruleset's English text."""
+    from runtime.documents.from_invoice import component_label
+
+    name = component_label(component, language)
+    window = _WINDOW.search(description or "")
+    if window:
+        name += f" ({_CLOCK.get(language, _CLOCK['en']).format(start=window.group(1), end=window.group(2))})"
+    return name
 
 
 def _gross(unit_price: Any, rate: Any) -> Any:

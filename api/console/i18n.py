@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -253,6 +253,7 @@ _T: dict[str, tuple[str, str]] = {
     "lines": ("Positionen", "Lines"),
     "description": ("Beschreibung", "Description"),
     "quantity": ("Menge", "Quantity"),
+    "position": ("Pos.", "Item"),
     "unit_price": ("Einzelpreis", "Unit price"),
     "tax_rate": ("USt.", "VAT"),
     "pdf_preview": ("PDF-Vorschau", "PDF preview"),
@@ -344,6 +345,29 @@ class Texts:
 
     def datetime(self, value: datetime | None) -> str:
         return datetime_text(value, self.language) if value else ""
+
+    def unit(self, unit: str) -> str:
+        from runtime.documents.from_invoice import unit_label
+
+        return unit_label(unit, self.language)
+
+    def line_names(self, lines: Any, currency: str) -> list[str]:
+        from runtime.documents.from_invoice import rated_line_names
+
+        return rated_line_names(list(lines), currency, self.language)
+
+    def terms(self, terms: str) -> str:
+        """Payment terms as the invoice says them (``net 14``: "Zahlbar innerhalb von 14 Tagen ohne Abzug")."""
+        from runtime.documents.from_invoice import terms_text
+
+        return terms_text(terms, self.language)
+
+    def period(self, start: date | None, end: date | None) -> str:
+        """A billing period as documents print it: first and last day (billing stores the end
+        exclusive, the day after the last)."""
+        if not start or not end:
+            return ""
+        return f"{self.date(start)} – {self.date(max(start, end - timedelta(days=1)))}"
 
     def price(self, value: Decimal, currency: str) -> str:
         return price_text(Decimal(str(value)), currency, self.language)

@@ -129,7 +129,7 @@ def _page(request: Request[Any, Any, Any], name: str, status_code: int = 200, **
     from api.console.branding import theme_of
 
     sess = request.scope.get("auth")
-    lang = getattr(sess, "language", None) or negotiate(request.headers.get("accept-language"))
+    lang = _language(request)
     tenant = ctx.pop("tenant", None)
     if tenant is None and sess is not None:
         tenant = _tenant(request, sess.tenant_id)
@@ -694,9 +694,35 @@ async def invoice(request: Request[Any, Any, Any], invoice_id: str) -> Template:
         row, lines = found
         docs = [d for d, _ in documents_by_number(conn, actor.tenant_id, row.number)] if row.number else []
         names = customer_names(conn, actor.tenant_id, [row.customer_id])
+        rows = _document_rows(conn, actor.tenant_id, invoice_id, _language(request))
     pdf = next((d for d in docs if d.media_type == "application/pdf" and d.source_invoice_id == invoice_id), None)
     pdf = pdf or next((d for d in docs if d.media_type == "application/pdf"), None)
-    return _page(request, "invoice.html", inv=row, lines=lines, pdf=pdf, customer=names.get(row.customer_id, ""))
+    return _page(request, "invoice.html", inv=row, lines=lines, rows=rows, pdf=pdf,
+                 customer=names.get(row.customer_id, ""))
+
+
+def _document_rows(conn: Any, tenant_id: str, invoice_id: str, language: str) -> tuple[Any, ...] | None:
+    """The invoice's lines as its document prints them (grouped per component and price, unit
+    labels and texts in the page's language), also for a held draft; ``None`` where no document
+    can be made of it (then the page lists the stored lines)."""
+    import dataclasses
+
+    from runtime.documents.from_invoice import document_from_invoice
+    from runtime.documents.model import DocumentError
+    from runtime.documents.pdf import line_rows
+    from store.documents import load_invoice_input
+
+    try:
+        inp = load_invoice_input(conn, tenant_id, invoice_id, drafts=True)
+        inp = dataclasses.replace(inp, customer=dataclasses.replace(inp.customer, language=language))
+        return line_rows(document_from_invoice(inp))
+    except (DomainError, DocumentError, ValueError):
+        return None
+
+
+def _language(request: Request[Any, Any, Any]) -> str:
+    sess = request.scope.get("auth")
+    return getattr(sess, "language", None) or negotiate(request.headers.get("accept-language"))
 
 
 # the archive's document kinds, in the order the filter offers them

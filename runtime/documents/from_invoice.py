@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_time
@@ -259,6 +260,36 @@ def default_formats(customer: CustomerProfile) -> tuple[str, ...]:
 
 def _unit(unit: str) -> str:
     return _UNITS.get(unit, unit if len(unit) == 3 and unit.isupper() else "C62")
+
+
+def rated_line_names(lines: Sequence[Any], currency: str, language: str) -> list[str]:
+    """What the documents call each rated line of one session (objects with ``component``,
+    ``description``, ``rule``): the component's name in ``language``, a cap line named after the
+    component whose rule it caps, with its cap ("Deckelung Blockiergebühr – höchstens 12,00 € je
+    Ladevorgang"), never the ruleset's English text."""
+    capped_by_rule = {ln.rule: ln.component for ln in lines if ln.rule and ln.component != "cap"}
+    out = []
+    for ln in lines:
+        if ln.component != "cap":
+            out.append(component_label(ln.component, language))
+            continue
+        lang = language if language in _CAP_NAME else "en"
+        capped = capped_by_rule.get(ln.rule, "")
+        name = (_CAP_NAME[lang].format(component=component_label(capped, lang)) if capped
+                else _LABELS[lang]["cap"])
+        match = _CAPPED_AT.search(ln.description or "")
+        if match:
+            name += " – " + _CAP_TEXT[lang].format(cap=money_text(Decimal(match.group(1)), currency, lang))
+        out.append(name)
+    return out
+
+
+def unit_label(unit: str, language: str) -> str:
+    """A billed line's unit (``kWh``, ``min``, ``session``) as the documents print it in
+    ``language`` (``Min.``, ``Stk.``)."""
+    from runtime.documents.pdf import UNITS
+
+    return UNITS.get(language, UNITS["en"]).get(_unit(unit), unit)
 
 
 def _exact_line(line_id: str, name: str, description: str | None, quantity: Decimal, unit: str,
@@ -542,7 +573,7 @@ def _buyer(c: CustomerProfile) -> Buyer:
     )
 
 
-def _terms_text(terms: str, language: str) -> str:
+def terms_text(terms: str, language: str) -> str:
     """Billing stores ``net 14`` / ``end_of_month + 60``; the page says it in words."""
     labels = _LABELS.get(language, _LABELS["en"])
     parts = terms.replace("+", " ").split()
@@ -593,7 +624,7 @@ def document_from_invoice(inp: InvoiceInput) -> Document:
         period=_service_period(inp),
         language=lang,
         prepaid=inp.prepaid,
-        payment_terms=labels["credit_terms"] if credit else _terms_text(inp.payment_terms, lang),
+        payment_terms=labels["credit_terms"] if credit else terms_text(inp.payment_terms, lang),
         preceding=preceding,
         statement=_statement(inp, sign),
         branding=inp.tenant.branding,

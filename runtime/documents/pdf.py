@@ -31,7 +31,7 @@ from runtime.documents.i18n import (
 )
 from runtime.documents.model import Branding, Document, DocumentKind, Line, Seller, VatCategory, VatGroup
 
-__all__ = ["LABELS", "UNITS", "date_text", "money_text", "render_html", "render_pdf"]
+__all__ = ["LABELS", "UNITS", "date_text", "line_rows", "money_text", "render_html", "render_pdf"]
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -470,9 +470,7 @@ def _context(doc: Document, include_statement: bool, statement_only: bool) -> di
     def m(value: Decimal) -> str:
         return money_text(value, cur, lang)
 
-    rows = []
-    for line in doc.lines:
-        rows.append(_row(line, doc, labels))
+    rows = list(line_rows(doc))
 
     vat_rows = []
     for g in t.vat_groups:
@@ -600,6 +598,14 @@ def _qr(text: str) -> str:
     import segno
 
     return str(segno.make(text, error="l", micro=False).svg_data_uri(scale=2, border=2))
+
+
+def line_rows(doc: Document) -> tuple[_Row, ...]:
+    """The document's line table as its PDF prints it (position, name, description, quantity,
+    unit, price, VAT, amount as text in the document's language): for screens that show what
+    the document says."""
+    labels = LABELS[doc.language]
+    return tuple(_row(line, doc, labels) for line in doc.lines)
 
 
 def _row(line: Line, doc: Document, labels: dict[str, str]) -> _Row:

@@ -700,6 +700,9 @@ def test_customer_page_lists_contracts_tokens_and_mandates(console: Env) -> None
     # the mandate with its IBAN in groups of four, signed on, scheme and next collection
     assert "DE89 3704 0044 0532 0130 00" in page and "05.01.2026" in page and "Ladestrom GmbH" in page
     assert "Erstlastschrift" in page
+    # cycle and terms in words, accounts without a name by their place and currency, never their ids
+    assert "monatlich" in page and "Zahlbar innerhalb von 14 Tagen ohne Abzug" in page, page[-5000:]
+    assert a.ids["billing_account_id"] not in page.replace(f'value="{a.ids["billing_account_id"]}"', "")
     assert f'href="/console/sessions?customer={a.ids["customer_id"]}"' in page
     # the other tenant's customer is not found
     assert p.get(f"/console/customers/{b.ids['customer_id']}").status_code == 404
@@ -736,6 +739,14 @@ def test_sessions_by_month_and_site_and_a_session_with_its_trace(console: Env) -
         assert f"<code>{ln['rule']}</code>" in page, ln
     for e in rating["trace"]:
         assert f"<code>{e['rule']}</code>" in page, e
+    # the lines are named as the invoice names them, in the page's language (not the ruleset's English)
+    from runtime.documents.from_invoice import component_label
+
+    table = page[page.index("Bewertete Positionen"):page.index("Nachweis (welche Regel wann griff)")]
+    for ln in rating["lines"]:
+        if ln["component"] != "cap":
+            assert f"<td>{component_label(ln['component'], 'de')}</td>" in table, (ln, table)
+    assert "Eingang des Ladevorgangs" in page
     assert p.get(f"/console/sessions/{b.ids['session_id']}").status_code == 404
     # English
     p.post("/console/language", {"language": "en", "next": "/console/sessions"})
@@ -818,3 +829,56 @@ def test_documents_list_the_archive_with_a_pdf_preview(console: Env) -> None:
     english = html.unescape(p.get("/console/documents").text)
     assert "<h1>Documents</h1>" in english and "not requested" in english and "Document date" in english
     assert Person(console, _email(a, "partner")).get("/console/documents").status_code == 403
+
+
+def test_invoice_page_shows_the_lines_as_the_document_prints_them(console: Env) -> None:
+    """A held invoice's page lists its lines as its document will print them — names, unit labels
+    and amounts in the page's language, positions as on the PDF — and the service period with its
+    last day (billing stores the end exclusive), not the stored English texts and unit codes."""
+    from datetime import UTC, date, datetime
+    from decimal import Decimal
+
+    from store import billing as B
+    from store.types import new_id
+
+    a = console.a
+    inv, now = new_id("inv"), datetime(2026, 5, 1, tzinfo=UTC)
+    with console.engine.begin() as conn:
+        conn.execute(B.invoice.insert().values(
+            id=inv, tenant_id=a.tenant_id, account_id=a.ids["billing_account_id"], customer_id=a.ids["customer_id"],
+            cycle_key=f"2026-04-page-{a.name}", kind="invoice", status="held", currency="EUR",
+            period_start=datetime(2026, 4, 1, tzinfo=UTC), period_end=now, local_start=date(2026, 4, 1),
+            local_end=date(2026, 5, 1), timezone="Europe/Berlin", issue_date=date(2026, 5, 1), due_date=date(2026, 5, 15),
+            payment_terms="net 14", net_total=Decimal("5.25"), tax_total=Decimal("1.00"), gross_total=Decimal("6.25"),
+            tax_groups=[{"rate": "19", "net": "5.25", "tax": "1.00"}], sessions=0, energy_kwh=Decimal(0),
+            hold_reasons=[], comparison={}, corrects=[], workflow_id=f"wf-page-{a.name}", rejected_reason="",
+            decided_by="", created_at=now))
+        for seq, (kind, comp, text, qty, unit, price, net) in enumerate([
+                ("fee", "base_fee", "Monthly base fee", "1", "month", "5.00", "5.00"),
+                ("service", "service", "Parking card", "5", "min", "0.05", "0.25")], start=1):
+            conn.execute(B.invoice_line.insert().values(
+                tenant_id=a.tenant_id, invoice_id=inv, seq=seq, kind=kind, component=comp, description=text,
+                quantity=Decimal(qty), unit=unit, unit_price=Decimal(price), net=Decimal(net),
+                net_unrounded=Decimal(net), tax_rate=Decimal(19), session_id="", rating_id="", rule="", corrects=""))
+    try:
+        p = Person(console, _email(a, "approver"))
+        page = html.unescape(p.get(f"/console/invoices/{inv}").text)
+        table = page[page.index('id="lines-title"'):page.index("</table>")]
+        cells = [[re.sub(r"<[^>]+>", " ", c).split() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.DOTALL)]
+                 for row in re.findall(r"<tr><td>(.*?)</tr>", table, re.DOTALL)]
+        texts = [[" ".join(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", "<td>" + row, re.DOTALL)]
+                 for row in re.findall(r"<tr><td>(.*?)</tr>", table, re.DOTALL)]
+        assert len(cells) == 2, texts
+        assert "Monat" in table and "Min." in table and "0,05\xa0€" in table and "5,00\xa0€" in table, table
+        assert "month" not in table and " min<" not in table
+        assert "01.04.2026 – 30.04.2026" in page
+        p.post("/console/language", {"language": "en", "next": f"/console/invoices/{inv}"})
+        page = html.unescape(p.get(f"/console/invoices/{inv}").text)
+        table = page[page.index('id="lines-title"'):page.index("</table>")]
+        assert "month" in table and "€0.05" in table and "Monat" not in table, table
+        assert "04/01/2026 – 04/30/2026" in page or "2026-04-01 – 2026-04-30" in page or "1 Apr 2026 – 30 Apr 2026" in page \
+            or "Apr 1, 2026 – Apr 30, 2026" in page, page[page.index("<dl"):page.index("</dl>")]
+    finally:
+        with console.engine.begin() as conn:
+            conn.execute(B.invoice_line.delete().where(B.invoice_line.c.invoice_id == inv))
+            conn.execute(B.invoice.delete().where(B.invoice.c.id == inv))

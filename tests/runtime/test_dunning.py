@@ -3,6 +3,7 @@ tax treatment, default interest over the base rate (data with validity dates), t
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal as D
 
@@ -162,6 +163,24 @@ def test_stage_plan_fees_interest_and_flat_fee(policies: tuple[DunningPolicy, ..
     assert p3.pay_by == date(2026, 4, 22)
     consumer = plan_stage(std, 2, items, date(2026, 3, 25), case, "consumers")
     assert consumer.flat_fees == () and consumer.interest[0].pieces[0].rate == D("7.00")
+
+
+def test_earlier_charges_still_open_are_listed_and_owed(policies: tuple[DunningPolicy, ...]) -> None:
+    """Stage 2's fee falls due on its letter's pay-by day, the very day stage 3 is reached: not
+    overdue, yet owed. The stage 3 letter lists it and its total includes it; a paid or disputed
+    fee is not listed, and a fee alone never starts a stage (that stays the overdue items' call)."""
+    std = policies[0]
+    day3 = date(2026, 4, 8)
+    invoice = item("a", "100.00", DUE)
+    fee2 = OverdueItem("f2", "D-1-2", "dunning_fee", "EUR", D("5.00"), day3, False, D("5.00"), date(2026, 3, 25))
+    case3 = CaseState(2, date(2026, 3, 25), (), ("a",))
+    p3 = plan_stage(std, 3, [fee2, invoice], day3, case3, "consumers")
+    assert [i.id for i in p3.items] == ["a", "f2"]
+    assert p3.overdue == D("105.00") and p3.total == D("105.00") + p3.charged
+    paid = plan_stage(std, 3, [replace(fee2, open=D(0)), invoice], day3, case3, "consumers")
+    disputed = plan_stage(std, 3, [replace(fee2, disputed=True), invoice], day3, case3, "consumers")
+    assert [i.id for i in paid.items] == [i.id for i in disputed.items] == ["a"]
+    assert next_step(std, [fee2], day3, case3).kind != "stage"
 
 
 def test_interest_splits_where_the_base_rate_changes(policies: tuple[DunningPolicy, ...]) -> None:

@@ -75,7 +75,8 @@ def test_a_stage_is_reached_once_and_its_charges_are_items(engine: Engine) -> No
         day2 = today + timedelta(days=14)
         items = DN.case_items(conn, t, "cus_1", "EUR")
         p2 = plan_stage(POLICY, 2, items, day2, state, "businesses")
-        assert [i.kind for i in p2.items] == ["invoice"]  # the interest item is not overdue yet
+        # the interest item falls due today, not overdue yet, but owed: the letter lists it
+        assert [i.kind for i in p2.items] == ["invoice", "interest"] and p2.overdue == D("100.21")
         second = DN.reach_stage(conn, t, case.id, p2)
         DN.reach_stage(conn, t, case.id, p2)
         kinds = sorted(s.kind for s in R.item_states(conn, t, item_ids=second["charge_items"]))

@@ -86,11 +86,14 @@ def test_qr_page_to_receipt(ocpp_env: OcppEnv, wire: StripeWire, monkeypatch: py
     assert "script-src 'self'" in page.headers["content-security-policy"]
     html = page.text
     assert '<html lang="de">' in html and "DE*EVB*EADHOC*1" in html
-    assert "0,48\xa0€ / kWh" in html and "0,60\xa0€ / session" in html, html  # 0.40 and 0.50 net + 19 % VAT
+    assert "0,48\xa0€ / kWh" in html and "0,60\xa0€ / Ladevorgang" in html, html  # 0.40 and 0.50 net + 19 % VAT
+    # the components named as the invoice names them, in German, never the ruleset's English
+    assert "<td>Energie" in html and "<td>Startgebühr" in html and "Energy" not in html, html
     assert "Vor dem Start reservieren wir 50,00\xa0€" in html
     assert "<script" not in html and "style=" not in html
     en = c.get(f"/charge/{evse_id}?lang=en").text
     assert '<html lang="en">' in en and "€0.48 / kWh" in en and "Pay and start charging" in en
+    assert "€0.60 / session" in en and "<td>Energy" in en
     svg = c.get(f"/charge/{evse_id}/qr.svg")
     assert svg.status_code == 200 and svg.content.startswith(b"<svg") and svg.headers["content-type"].startswith("image/svg")
 
