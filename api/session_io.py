@@ -436,6 +436,22 @@ def _rating_rows(scope: Scope, session_id: str, seq: int, version: RulesetVersio
     return rating, lines
 
 
+# checks of signed meter data that hold the invoice taking the session (runtime.ocmf.METER_CHECKS)
+METER_HOLDS = ("meter_signature_invalid", "meter_mismatch")
+
+
+def meter_check_of(facts: dict[str, Any], legal_for_trade: bool) -> str:
+    """``ChargingSession.meter_check``: the check of the session's signed meter data, and a
+    legal-for-trade tariff's demand for it (without verified data such a session is held)."""
+    sm = facts.get("signed_meter")
+    check = str(sm.get("check") or "") if isinstance(sm, dict) else ""
+    if check in METER_HOLDS:
+        return check
+    if legal_for_trade and check != "verified":
+        return "meter_signature_invalid"
+    return check
+
+
 def import_sessions(scope: Scope, batch: Sequence[Incoming]) -> ImportResult:
     """Store and rate a batch; same external id with the same content is 'unchanged', with other
     content a failure (``external_id_conflict``): a stored session is never overwritten by import."""
@@ -497,6 +513,7 @@ def import_sessions(scope: Scope, batch: Sequence[Incoming]) -> ImportResult:
         sid = new_id("ses")
         version = versions.in_force(facts.start, link.get("ruleset_id"))
         status, error, rating_id, totals = "unrated", "", None, (None, None, None, "")
+        legal = False
         energy = facts.energy_kwh
         if facts.periods:
             energy = sum((p.energy_kwh for p in facts.periods), Decimal(0))
@@ -516,6 +533,7 @@ def import_sessions(scope: Scope, batch: Sequence[Incoming]) -> ImportResult:
                 line_rows.extend(lines)
                 status, rating_id = "rated", rating["id"]
                 totals = (result.net_total, result.tax_total, result.gross_total, result.currency)
+                legal = result.legal_for_trade
         why = link.get("unassigned_reason") or ""
         if why:
             # priced where a tariff could (so the amount is known), but no invoice takes it
@@ -529,6 +547,7 @@ def import_sessions(scope: Scope, batch: Sequence[Incoming]) -> ImportResult:
             "contract_id": link.get("contract_id"), "tariff": inc.tariff or "", "facts": inc.facts,
             "status": status, "rating_error": error, "current_rating_id": rating_id, "currency": totals[3],
             "unassigned_reason": why, "unassigned_message": link.get("unassigned_message") or "",
+            "meter_check": meter_check_of(inc.facts, legal),
             "net_total": totals[0], "tax_total": totals[1], "gross_total": totals[2], "created_at": now,
         })
         for i, p in enumerate(facts.periods or (), 1):
@@ -650,7 +669,10 @@ def rerate(scope: Scope, session: ChargingSession, reason: str, version_id: str 
               "status": session.status}
     scope.db.execute(update(ChargingSession).where(ChargingSession.id == session.id).values(
         current_rating_id=rating["id"], status=status, rating_error="", currency=result.currency,
-        net_total=result.net_total, tax_total=result.tax_total, gross_total=result.gross_total))
+        net_total=result.net_total, tax_total=result.tax_total, gross_total=result.gross_total,
+        # a version whose tariff is now legal for trade demands the signed data, one that is no
+        # longer does not
+        meter_check=meter_check_of(session.facts or {}, result.legal_for_trade)))
     scope.audit("session.rerate", "charging_session", session.id, before,
                 {"current_rating_id": rating["id"], "gross_total": result.gross_total, "status": status,
                  "ruleset_version_id": version.id, "reason": reason})

@@ -188,6 +188,9 @@ class Tariff:
     name_span: Span = field(default_factory=Span.unknown)
     opt_spans: tuple[tuple[str, Span], ...] = ()
     vat_class: str | None = None  # "standard" | "reduced": the location country's rate on the day
+    # Eichrecht: energy is billed from the signed start and end readings only (``runtime.ocmf``);
+    # a session without verified signed data is held for review
+    legal_for_trade: bool = False
 
 
 # ---------------------------------------------------------------- discounts

@@ -222,6 +222,9 @@ class _Checker:
                 cd.vat is not None or cd.vat_class is not None for r in t.rules for cd in r.components):
             self.warn("W003", f"tariff '{t.name}' has no VAT rate; its lines carry 0%", t.name_span,
                       "add 'vat 19%' (or 'vat 0%' to say so explicitly)")
+        if t.legal_for_trade and priced_any and not any(cd.kind == "energy" for r in t.rules for cd in r.components):
+            self.warn("W006", f"tariff '{t.name}' is legal_for_trade but prices no energy", tspans["legal_for_trade"],
+                      "the signed readings change no amount; sessions without valid signed data are held all the same")
         for key, bound in (("min_price", t.min_price), ("max_price", t.max_price)):
             if bound is not None and bound[0] < 0:
                 self.err("E310", f"{key} cannot be negative", tspans.get(key, t.span))

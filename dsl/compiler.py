@@ -147,10 +147,11 @@ class CompiledRuleset:
         return next(iter(self.tariffs.values()))
 
     def rate(self, session: SessionFacts, ctx: RatingContext | None = None, tariff: str | None = None) -> RatingResult:
-        engine = self.engines.get(tariff) if tariff is not None else None
-        if engine is None:
-            engine = self.engines[self.tariff_for(session, tariff).name]
-        res = engine(session, ctx)
+        name = tariff if tariff is not None and tariff in self.engines else self.tariff_for(session, tariff).name
+        legal = self.tariffs[name].legal_for_trade
+        res = self.engines[name](session.signed_only() if legal else session, ctx)
+        if legal:
+            res = dataclasses.replace(res, legal_for_trade=True)
         if self.vat_classes:
             res = self._resolve_vat_classes(res, session)
         return res
@@ -545,7 +546,7 @@ class _Compiler:
             name=t.name, title=t.title, currency=rs.currency, timezone=rs.timezone,
             rules={k: tuple(v) for k, v in by_kind.items()}, vat=vat, min_price=t.min_price, max_price=t.max_price,
             charge_cuts=charge, park_cuts=park, energy_kwh=tuple(sorted(energies)), dynamic=dynamic,
-            needs_local_time=needs_time, needs_power=needs_power)
+            needs_local_time=needs_time, needs_power=needs_power, legal_for_trade=t.legal_for_trade)
 
     def discount(self, d: A.Discount, order: int) -> DiscountProgram:
         pred = _Codegen(self.rs).function(d.condition) if d.condition is not None else None

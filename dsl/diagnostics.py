@@ -48,6 +48,7 @@ CODES: dict[str, str] = {
     "W003": "tariff has no VAT rate",
     "W004": "tariff prices nothing",
     "W005": "declared but never used",
+    "W006": "legal-for-trade tariff prices no energy",
 }
 
 

@@ -758,6 +758,7 @@ class _ToAst(Transformer[Token, Any]):
         rules: list[A.Rule] = []
         vat = vat_class = None
         min_p = max_p = None
+        legal = False
         spans: list[tuple[str, A.Span]] = []
         for it in rest:
             if isinstance(it, A.ComponentDef):
@@ -775,11 +776,14 @@ class _ToAst(Transformer[Token, Any]):
                     min_p = value
                 elif key == "max_price":
                     max_p = value
+                elif key == "legal_for_trade":
+                    legal = True
         if base:
             first, last = base[0].span, base[-1].span
             rules.append(A.Rule(None, tuple(base), A.Span(first.line, first.col, last.end_line, last.end_col), "base"))
         return A.Tariff(str(name_tok), title or str(name_tok), tuple(rules), _span(meta), vat, min_p, max_p,
-                        name_span=_span(name_tok), opt_spans=tuple(spans), vat_class=vat_class)
+                        name_span=_span(name_tok), opt_spans=tuple(spans), vat_class=vat_class,
+                        legal_for_trade=legal)
 
     def t_vat(self, meta: Any, c: list[Token]) -> tuple[str, Decimal, A.Span]:
         return ("vat", _dec(c[0]), _span(meta))
@@ -792,6 +796,9 @@ class _ToAst(Transformer[Token, Any]):
 
     def t_min_price(self, meta: Any, c: list[Any]) -> tuple[str, tuple[Decimal, Decimal | None], A.Span]:
         return ("min_price", (_dec(c[0]), c[1] if len(c) > 1 else None), _span(meta))
+
+    def t_legal_for_trade(self, meta: Any, c: list[Any]) -> tuple[str, bool, A.Span]:
+        return ("legal_for_trade", True, _span(meta))
 
     def t_max_price(self, meta: Any, c: list[Any]) -> tuple[str, tuple[Decimal, Decimal | None], A.Span]:
         return ("max_price", (_dec(c[0]), c[1] if len(c) > 1 else None), _span(meta))

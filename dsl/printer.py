@@ -113,6 +113,8 @@ def _tariff_text(t: A.Tariff) -> list[str]:
         out.append(f"  vat {num(t.vat)}%")
     if t.vat_class is not None:
         out.append(f"  vat {t.vat_class}")
+    if t.legal_for_trade:
+        out.append("  legal_for_trade")
     for r in t.rules:
         if r.condition is None:
             out += [f"  {_component_text(cd)}" for cd in r.components]

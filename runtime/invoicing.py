@@ -47,6 +47,7 @@ __all__ = [
     "InvoiceLine",
     "LateSession",
     "ManualPosting",
+    "MeterFinding",
     "PaymentTerms",
     "Period",
     "PeriodDiscount",
@@ -514,6 +515,18 @@ class TaxGroup:
 
 
 @dataclass(frozen=True, slots=True)
+class MeterFinding:
+    """A session on the draft whose signed meter data failed its check (Eichrecht, ``runtime.ocmf``):
+    ``kind`` ``meter_signature_invalid`` or ``meter_mismatch``, ``reason`` the check's detail."""
+
+    session_id: str
+    kind: str
+    reason: str
+    signed_kwh: Decimal | None = None
+    session_kwh: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class InvoiceDraft:
     account_id: str
     currency: str
@@ -530,6 +543,8 @@ class InvoiceDraft:
     unpriced: tuple[UnpricedService, ...] = ()
     # what was priced in another currency and left off: it holds the draft (currency_mismatch)
     foreign: tuple[ForeignAmount, ...] = ()
+    # sessions whose signed meter data failed its check: they hold the draft for a person
+    meter: tuple[MeterFinding, ...] = ()
 
     @property
     def net_total(self) -> Decimal:
@@ -692,6 +707,7 @@ class HoldReason:
     # reason from ``kind`` and these; ``message`` is the English text, kept for kinds a reader does not know):
     # total: gross, currency, limit · jump: percent, previous_net, current_net, currency, limit_percent ·
     # flag: flag · manual: reason · unpriced_service: item_id, service, ruleset_version ·
+    # meter_signature_invalid / meter_mismatch: sessions, reasons, signed_kwh?, session_kwh? ·
     # currency_mismatch: source, currency, account_currency, refs, net?, ruleset_version?
     details: tuple[tuple[str, str], ...] = ()
 
@@ -700,7 +716,35 @@ class HoldReason:
 
 
 # hold reasons no policy may release on its own: a person must approve or reject
-APPROVAL_REQUIRED = frozenset({"unpriced_service", "currency_mismatch"})
+APPROVAL_REQUIRED = frozenset({"unpriced_service", "currency_mismatch", "meter_signature_invalid", "meter_mismatch"})
+
+_METER_TEXT = {
+    "meter_signature_invalid": "the signed meter data of session{s} {refs} could not be verified ({why})",
+    "meter_mismatch": "the billed energy of session{s} {refs} does not equal the signed meter readings ({why})",
+}
+
+
+def _meter_reasons(draft: InvoiceDraft) -> list[HoldReason]:
+    """One reason per kind of failed meter check (Eichrecht): the sessions are on the draft, but a
+    person looks at them before they are billed (approve bills them as rated; reject, re-rate or
+    adjust otherwise)."""
+    out = []
+    for kind, text in _METER_TEXT.items():
+        items = [m for m in draft.meter if m.kind == kind]
+        if not items:
+            continue
+        refs = [m.session_id for m in items]
+        why = ", ".join(sorted({m.reason for m in items if m.reason})) or "no detail"
+        shown = ", ".join(refs[:10]) + (f" and {len(refs) - 10} more" if len(refs) > 10 else "")
+        details: list[tuple[str, str]] = [("sessions", ",".join(refs)),
+                                          ("reasons", ",".join(m.reason for m in items))]
+        one = items[0]
+        if kind == "meter_mismatch" and one.signed_kwh is not None and one.session_kwh is not None:
+            details += [("signed_kwh", format(one.signed_kwh, "f")), ("session_kwh", format(one.session_kwh, "f"))]
+        message = (text.format(s="s" if len(refs) > 1 else "", refs=shown, why=why)
+                   + ": review them before the invoice goes out (approving bills them as rated)")
+        out.append(HoldReason(kind, message, tuple(details)))
+    return out
 
 # what a ``currency_mismatch`` reason says was left off, and what fixes it, per source
 _FOREIGN_TEXT = {
@@ -772,6 +816,7 @@ def evaluate_holds(draft: InvoiceDraft, policy: HoldPolicy, comparison: Comparis
             f"publish a version with the service, then re-assemble; approving bills the period without it)",
             (("item_id", u.item_id), ("service", u.service), ("ruleset_version", version))))
     out.extend(_foreign_reasons(draft))
+    out.extend(_meter_reasons(draft))
     for r in policy.rules:
         if r.kind == "total" and r.amount is not None and draft.gross_total > r.amount:
             out.append(HoldReason("total", f"gross total {draft.gross_total} {draft.currency} is above {r.amount}",

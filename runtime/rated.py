@@ -135,6 +135,8 @@ class RatingResult:
     parking_h: Decimal = ZERO
     # state the caller must persist (discount uses, promotion budgets), keyed by discount name
     consumed: tuple[tuple[str, Decimal], ...] = field(default=())
+    # the tariff is legal for trade: energy came from the signed readings (``SessionFacts.signed_kwh``)
+    legal_for_trade: bool = False
 
     def __post_init__(self) -> None:
         # every total below adds the lines' amounts: a line in another currency is refused here,
@@ -189,6 +191,7 @@ class RatingResult:
             "volumes": {"energy_kwh": _s(self.energy_kwh), "time_h": _s(self.time_h),
                         "parking_h": _s(self.parking_h)},
             "trace": [t.to_dict() for t in self.trace],
+            **({"legal_for_trade": True} if self.legal_for_trade else {}),
         }
 
 

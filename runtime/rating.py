@@ -190,6 +190,7 @@ class TariffProgram:
     dynamic: bool = False  # any condition or price that varies within a session
     needs_local_time: bool = False
     needs_power: bool = False
+    legal_for_trade: bool = False  # energy from the signed readings only (``SessionFacts.signed_only``)
 
 
 @dataclass(frozen=True, slots=True)

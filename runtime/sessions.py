@@ -8,7 +8,7 @@ times are hours (as in OCPI CDR dimensions), power kW, current A.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -114,6 +114,17 @@ class SessionFacts:
     # OCPI reservation pricing: "RESERVATION" or "RESERVATION_EXPIRES"
     reservation: str | None = None
     promo_codes: frozenset[str] = field(default_factory=frozenset)
+    # Eichrecht: the energy between the signed start and end readings, when the session's signed
+    # meter data verified (``facts["signed_meter"]``, see ``runtime.ocmf.check_session``)
+    signed_kwh: Decimal | None = None
+
+    def signed_only(self) -> SessionFacts:
+        """The session as a legal-for-trade tariff bills it: the signed energy, spread pro rata;
+        unsigned readings in between do not count. Without verified signed data it stays as it
+        is (its invoice is held for review instead)."""
+        if self.signed_kwh is None:
+            return self
+        return replace(self, energy_kwh=self.signed_kwh, meter_values=None)
 
     def __post_init__(self) -> None:
         if self.end < self.start:
@@ -183,6 +194,8 @@ class SessionFacts:
         if isinstance(codes, str):
             codes = (codes,)
         ce = d.get("charging_end")
+        sm = d.get("signed_meter")
+        signed = _dec(sm, "signed_kwh", None) if isinstance(sm, Mapping) and sm.get("check") == "verified" else None
         return cls(
             id=sid, start=start, end=end,
             energy_kwh=_dec(d, "energy_kwh") or ZERO,
@@ -204,4 +217,5 @@ class SessionFacts:
             roaming=bool(d.get("roaming", False)),
             reservation=d.get("reservation"),
             promo_codes=frozenset(str(c) for c in codes),
+            signed_kwh=signed,
         )

@@ -73,7 +73,9 @@ _Q_CUSTOMER_ACCOUNTS = select(_acct.c.id).where(_acct.c.tenant_id == bindparam("
 # (tenant, start) index and walks every customer's month; the caller checks the bounds and the
 # tenant in Python (a customer has hundreds of sessions, not millions)
 _Q_CUSTOMER_SESSIONS = select(_cs.c.id, _cs.c.tenant_id, _cs.c.current_rating_id, _cs.c.start, _cs.c.energy_kwh,
-                              _cs.c.contract_id, _cs.c.status).where(_cs.c.customer_id == bindparam("c"))
+                              _cs.c.contract_id, _cs.c.status, _cs.c.meter_check).where(
+    _cs.c.customer_id == bindparam("c"))
+_Q_SIGNED_METER = select(_cs.c.id, _cs.c.facts).where(_cs.c.id.in_(bindparam("ids", expanding=True)))
 _Q_BILLED = (select(billed_session.c.session_id, billed_session.c.rating_id, billed_session.c.invoice_id)
              .where(billed_session.c.tenant_id == bindparam("t"),
                     billed_session.c.session_id.in_(bindparam("ids", expanding=True)))
@@ -112,6 +114,16 @@ def customer_account_ids(conn: Connection, tenant_id: str, customer_id: str) -> 
 
 def customer_sessions(conn: Connection, customer_id: str) -> list[Any]:
     return list(conn.execute(_Q_CUSTOMER_SESSIONS, {"c": customer_id}).all())
+
+
+def signed_meter_of(conn: Connection, session_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The check of each session's signed meter data (``facts["signed_meter"]``), for the few
+    sessions whose check holds an invoice."""
+    out = {}
+    for sid, facts in conn.execute(_Q_SIGNED_METER, {"ids": list(session_ids)}).all():
+        sm = (facts or {}).get("signed_meter") if isinstance(facts, dict) else None
+        out[sid] = sm if isinstance(sm, dict) else {}
+    return out
 
 
 def billed_of(conn: Connection, tenant_id: str, session_ids: Sequence[str]) -> list[Any]:

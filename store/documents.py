@@ -50,6 +50,7 @@ from sqlalchemy.exc import IntegrityError
 
 from store.errors import Conflict, InvalidInput, NotFound
 from store.models import metadata
+from store.ocpp import signed_data_of
 from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
 
 __all__ = [
@@ -836,6 +837,7 @@ def load_invoice_input(conn: Connection, tenant_id: str, invoice_id: str, *, dra
         for sid, hours in conn.execute(select(cp.c.session_id, cp.c.parking_h).where(
                 cp.c.session_id.in_(session_ids))).all():
             parked[sid] = parked.get(sid, Decimal(0)) + hours
+        signed = signed_data_of(conn, session_ids)
         for r in rows:
             parking_min = (parked.get(r.id, Decimal(0)) * 60).quantize(Decimal(1))
             total_min = Decimal(int((r.end - r.start).total_seconds()) // 60)
@@ -847,7 +849,10 @@ def load_invoice_input(conn: Connection, tenant_id: str, invoice_id: str, *, dra
             sessions.append(SessionFacts(
                 session_id=r.id, started_at=r.start, timezone=r.timezone or acct.timezone or "Europe/Berlin",
                 location=r.name or r.location_ref, evse=r.evse_ref, token=r.token_uid, energy_kwh=r.energy_kwh,
-                charging_minutes=max(total_min - parking_min, Decimal(0)), parking_minutes=parking_min))
+                charging_minutes=max(total_min - parking_min, Decimal(0)), parking_minutes=parking_min,
+                signed_data=tuple(signed.get(r.id, ())),
+                public_key=str(((r.facts or {}).get("signed_meter") or {}).get("public_key") or "")
+                if signed.get(r.id) else ""))
     corrects = tuple(inv.corrects or ())
     corrects_date = None
     corrected_periods: tuple[tuple[str, Any, Any], ...] = ()

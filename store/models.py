@@ -442,6 +442,10 @@ class ChargingSession(SQLModel, table=True):
     net_total: Decimal | None = _dec()
     tax_total: Decimal | None = _dec()
     gross_total: Decimal | None = _dec()
+    # Eichrecht (``runtime.ocmf``): "" (no signed data, none required), ``verified``, or a hold reason,
+    # ``meter_signature_invalid`` / ``meter_mismatch``: the invoice that takes the session is held
+    # for a person; the details are in ``facts["signed_meter"]``
+    meter_check: str = Field(default="", max_length=40, sa_column_kwargs={"server_default": ""})
     created_at: datetime = _created()
 
 

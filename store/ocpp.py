@@ -10,11 +10,12 @@ TransactionEvents by (transaction, seqNo, eventType), signed data by the hash of
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, UniqueConstraint, select
 from sqlmodel import Field, SQLModel
 
 from store.types import ExactDecimal, UTCDateTime, utcnow
@@ -23,11 +24,13 @@ __all__ = [
     "TX_STATUSES",
     "AccessRule",
     "AuthorizationDecision",
+    "MeterKey",
     "OcppChargePointState",
     "OcppMeterValue",
     "OcppSignedData",
     "OcppTransaction",
     "OcppTransactionEvent",
+    "signed_data_of",
 ]
 
 # open: started, not stopped; completed: stored as a ChargingSession; stop_without_start and
@@ -102,6 +105,35 @@ class OcppSignedData(SQLModel, table=True):
     sha256: str = Field(max_length=64)
 
 
+class MeterKey(SQLModel, table=True):
+    """A legal-for-trade meter's public key (Eichrecht): what its OCMF signatures are checked with.
+
+    Registered by an operator (``source`` ``api``, from the charger's label or the manufacturer) or
+    taken from what a charger sends (``ocpp16_datatransfer``: the OCA ``setMeterConfiguration``
+    DataTransfer; ``ocpp16_get_configuration``: ``MeterPublicKey[<connector>]`` read after a
+    BootNotification naming a meter; ``ocpp201_signed_meter_value``: ``signedMeterValue.publicKey``), with the time it
+    was first seen. A revoked key is kept: sessions signed with it are held, never silently billed.
+    ``public_key`` is upper-case hex DER SubjectPublicKeyInfo, as the Transparenzsoftware shows it.
+    """
+
+    __tablename__ = "meter_key"
+    __table_args__ = (UniqueConstraint("tenant_id", "meter_serial", "public_key"),)
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=40)
+    meter_serial: str = Field(max_length=64)
+    charge_point_id: str | None = Field(default=None, foreign_key="charge_point.id", index=True, max_length=40)
+    evse_uid: str = Field(default="", max_length=64)
+    public_key: str = Field(max_length=2500)
+    curve: str = Field(default="", max_length=20)
+    source: str = Field(default="api", max_length=40)
+    status: str = Field(default="active", max_length=10)  # active | revoked
+    first_seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    revoked_reason: str = Field(default="", max_length=300)
+    description: str = Field(default="", max_length=300)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
 class OcppTransactionEvent(SQLModel, table=True):
     """2.0.1 TransactionEvents seen, so a repeated one changes nothing and gaps can be spotted."""
 
@@ -127,6 +159,8 @@ class OcppChargePointState(SQLModel, table=True):
     model: str = Field(default="", max_length=100)
     serial_number: str = Field(default="", max_length=100)
     firmware_version: str = Field(default="", max_length=100)
+    # the legal-for-trade meter's serial (1.6J BootNotification ``meterSerialNumber``), Eichrecht
+    meter_serial: str = Field(default="", max_length=64, sa_column_kwargs={"server_default": ""})
     last_boot_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     last_seen_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     # connector/evse id (as string) -> {"status": ..., "error_code": ..., "at": ...}
@@ -178,3 +212,15 @@ class AuthorizationDecision(SQLModel, table=True):
     status: str = Field(max_length=20)  # OCPP status: Accepted | Blocked | Expired | Invalid
     reason: str = Field(max_length=60)
     rule_id: str | None = Field(default=None, max_length=40)
+
+
+def signed_data_of(conn: Any, session_ids: Sequence[str]) -> dict[str, list[str]]:
+    """The signed meter records (Eichrecht) of sessions that came from chargers, as sent, in order
+    (the session statement prints them; the console shows them)."""
+    tx, sd = OcppTransaction.__table__, OcppSignedData.__table__  # type: ignore[attr-defined]
+    q = (select(tx.c.session_id, sd.c.raw).select_from(sd.join(tx, tx.c.id == sd.c.transaction_id))
+         .where(tx.c.session_id.in_(list(session_ids))).order_by(sd.c.at, sd.c.id))
+    out: dict[str, list[str]] = {}
+    for sid, raw in conn.execute(q).all():
+        out.setdefault(sid, []).append(raw)
+    return out

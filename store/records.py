@@ -137,6 +137,7 @@ class SessionRecord:
     billed_on: list[Any] = field(default_factory=list)  # invoices whose lines bill the session
     # eMSP clearing statements that state the session as a roaming CDR (month, partner, invoice number, status)
     cleared_on: list[Any] = field(default_factory=list)
+    signed_data: list[str] = field(default_factory=list)  # the meter's signed records (Eichrecht), as sent
 
 
 def session_record(conn: Connection, tenant_id: str, session_id: str) -> SessionRecord | None:
@@ -189,6 +190,10 @@ def session_record(conn: Connection, tenant_id: str, session_id: str) -> Session
         .join_from(clearing_cdr, clearing_statement, cs.id == cc.statement_id)
         .join(Partner.__table__, pt.id == cs.partner_id)  # type: ignore[attr-defined]
         .where(cc.tenant_id == tenant_id, cc.session_id == s.id).order_by(cs.month)).all())
+    if s.source == "ocpp":
+        from store.ocpp import signed_data_of
+
+        out.signed_data = signed_data_of(conn, [s.id]).get(s.id, [])
     return out
 
 

@@ -31,6 +31,7 @@ from store.models import ChargePoint, Location
 from store.ocpp import (
     AccessRule,
     AuthorizationDecision,
+    MeterKey,
     OcppChargePointState,
     OcppSignedData,
     OcppTransaction,
@@ -77,6 +78,7 @@ class ChargePointOcppRead(ReadModel):
     vendor: str = ""
     model: str = ""
     firmware_version: str = ""
+    meter_serial: str = Field("", description="the meter's serial as the 1.6J BootNotification named it (Eichrecht)")
     last_boot_at: datetime | None = None
     last_seen_at: datetime | None = None
     connectors: dict[str, Any] = Field(default_factory=dict)
@@ -96,6 +98,7 @@ def get_cp_state(request: Request[Any, Any, Any], charge_point_id: str) -> Charg
             charge_point_id=cp.id, identity=cp.identity, connected=version is not None,
             ocpp_version=version or (st.ocpp_version if st else ""), vendor=st.vendor if st else "",
             model=st.model if st else "", firmware_version=st.firmware_version if st else "",
+            meter_serial=st.meter_serial if st else "",
             last_boot_at=st.last_boot_at if st else None, last_seen_at=st.last_seen_at if st else None,
             connectors=dict(st.connectors or {}) if st else {})
 
@@ -159,6 +162,77 @@ def _check_rule(_scope: Scope, values: dict[str, Any], _existing: Any) -> None:
         raise InvalidInput("incomplete_time_window", "give both time_from and time_to, or neither")
     if values.get("subject") in ("partner", "customer_group", "customer") and not values.get("value"):
         raise InvalidInput("rule_value_missing", f"a {values.get('subject')} rule names its {values.get('subject')}")
+
+
+# --- meter keys (Eichrecht) ---------------------------------------------------------------------
+
+class MeterKeyCreate(WriteModel):
+    meter_serial: str = Field(min_length=1, max_length=64, description="the meter's serial number (OCMF 'MS')")
+    public_key: str = Field(min_length=16, max_length=2500,
+                            description="DER SubjectPublicKeyInfo, hex or base64 (as on the charger's label)")
+    charge_point_id: str | None = Field(None, max_length=40)
+    evse_uid: str = Field("", max_length=64)
+    description: str = Field("", max_length=300)
+
+
+class MeterKeyUpdate(WriteModel):
+    description: str | None = Field(None, max_length=300)
+    evse_uid: str | None = Field(None, max_length=64)
+
+
+class MeterKeyRead(ReadModel):
+    id: str
+    meter_serial: str
+    charge_point_id: str | None
+    evse_uid: str
+    public_key: str
+    curve: str
+    source: str
+    status: str
+    first_seen_at: datetime
+    revoked_at: datetime | None
+    revoked_reason: str
+    description: str
+    created_at: datetime
+
+
+class RevokeIn(WriteModel):
+    reason: str = Field("", max_length=300)
+
+
+def _check_key(scope: Scope, values: dict[str, Any], existing: Any) -> None:
+    from runtime.ocmf import OcmfError, key_curve, load_public_key, normalize_public_key
+
+    if existing is not None:
+        return  # the key itself never changes: revoke it and register another
+    try:
+        values["public_key"] = normalize_public_key(values["public_key"])
+        values["curve"] = key_curve(load_public_key(values["public_key"]))
+    except OcmfError as exc:
+        raise InvalidInput("invalid_public_key", str(exc), field="public_key") from None
+    values.update(source="api", status="active")
+    dup = scope.db.execute(select(MeterKey.id).where(
+        MeterKey.tenant_id == scope.tenant_id, MeterKey.meter_serial == values["meter_serial"],
+        MeterKey.public_key == values["public_key"])).scalar()
+    if dup is not None:
+        raise Conflict("meter_key_exists", f"this key of meter {values['meter_serial']!r} is registered as {dup}")
+
+
+@route("POST", "/meter-keys/{meter_key_id:str}/revoke", operation_id="revoke_meter_key", roles="write",
+       status_code=200, summary="Revoke a meter's public key: sessions it signed are held for review")
+def revoke_meter_key(request: Request[Any, Any, Any], meter_key_id: str, data: RevokeIn) -> MeterKeyRead:
+    from store.types import utcnow
+
+    with open_scope(request) as scope:
+        key = scope.repo(MeterKey, "meter_key", "mk").get(meter_key_id)
+        if key.status != "revoked":
+            before = {"status": key.status}
+            key.status, key.revoked_at, key.revoked_reason = "revoked", utcnow(), data.reason
+            scope.flush()
+            scope.audit("meter_key.revoke", "meter_key", key.id, before,
+                        {"status": "revoked", "reason": data.reason})
+            scope.commit()
+        return MeterKeyRead.model_validate(key, from_attributes=True)
 
 
 # --- authorization log --------------------------------------------------------------------------
@@ -430,7 +504,11 @@ async def change_availability(request: Request[Any, Any, Any], charge_point_id: 
 
 router = Router(path="/", route_handlers=[
     set_password, get_cp_state, list_authorizations, list_transactions, get_transaction, get_cost,
-    remote_start, remote_stop, change_availability,
+    remote_start, remote_stop, change_availability, revoke_meter_key,
+    crud_router(path="/meter-keys", tag="ocpp", entity="meter_key", plural="meter_keys", prefix="mk",
+                model=MeterKey, create=MeterKeyCreate, update=MeterKeyUpdate, read=MeterKeyRead,
+                filters={"meter_serial": str, "charge_point_id": str, "status": str},
+                refs={"charge_point_id": Ref(ChargePoint, "charge_point")}, validate=_check_key, deletable=False),
     crud_router(path="/access-rules", tag="ocpp", entity="access_rule", plural="access_rules", prefix="acr",
                 model=AccessRule, create=AccessRuleCreate, update=AccessRuleUpdate, read=AccessRuleRead,
                 filters={"location_id": str}, refs={"location_id": Ref(Location, "location")},

@@ -66,6 +66,9 @@ class SessionRead(ReadModel):
                                                    "(unknown_token, token_without_customer, no_billing_account, "
                                                    "no_active_contract, not_checked)")
     unassigned_message: str = ""
+    meter_check: str = Field("", description="Eichrecht: the check of the session's signed meter data (verified, "
+                                             "unsigned, meter_signature_invalid, meter_mismatch; empty: none "
+                                             "sent); the last two hold the invoice that takes the session")
     current_rating_id: str | None
     currency: str
     net_total: DecimalOut | None
@@ -221,6 +224,8 @@ def list_sessions(request: Request[Any, Any, Any], limit: LimitParam = 50, curso
                   q: SearchParam = None,
                   status: Literal["rated", "unrated", "rating_failed", "unassigned"] | None = None,
                   unassigned_reason: Annotated[str | None, Parameter(max_length=40)] = None,
+                  meter_check: Literal["verified", "unsigned", "meter_signature_invalid",
+                                       "meter_mismatch"] | None = None,
                   location_id: str | None = None, customer_id: str | None = None,
                   site_host_id: str | None = None, token_uid: str | None = None,
                   started_from: datetime | None = None,
@@ -235,7 +240,8 @@ def list_sessions(request: Request[Any, Any, Any], limit: LimitParam = 50, curso
         if started_before:
             extra.append(ChargingSession.start < started_before)
         rows, nxt = scope.repo(ChargingSession, "session", "ses").page(
-            filters={"status": status, "unassigned_reason": unassigned_reason, "location_id": location_id,
+            filters={"status": status, "unassigned_reason": unassigned_reason, "meter_check": meter_check,
+                     "location_id": location_id,
                      "customer_id": customer_id,
                      "site_host_id": site_host_id, "token_uid": token_uid},
             search=q, search_cols=("external_id", "location_ref", "evse_ref", "token_uid"),

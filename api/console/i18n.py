@@ -193,6 +193,35 @@ _T: dict[str, tuple[str, str]] = {
         "Service item {item_id} names service '{service}', which ruleset version {version} does not price: it is left "
         "off this draft (give the item a price of its own, end it before this period, or publish a version with the "
         "service, then re-assemble; approving bills the period without it)."),
+    "hold_meter_signature_invalid": (
+        "Die signierten Messdaten der Ladevorgänge {refs} ließen sich nicht prüfen ({why}): vor dem Versand ansehen "
+        "(eine Freigabe rechnet sie wie bewertet ab).",
+        "The signed meter data of sessions {refs} could not be verified ({why}): review them before the invoice goes "
+        "out (approving bills them as rated)."),
+    "hold_meter_mismatch": (
+        "Die abgerechnete Energie der Ladevorgänge {refs} stimmt nicht mit den signierten Zählerständen überein "
+        "({why}): vor dem Versand ansehen (eine Freigabe rechnet sie wie bewertet ab).",
+        "The billed energy of sessions {refs} does not equal the signed meter readings ({why}): review them before "
+        "the invoice goes out (approving bills them as rated)."),
+    "meter_why_bad_signature": ("Signatur ungültig", "signature invalid"),
+    "meter_why_unknown_key": ("Schlüssel des Zählers unbekannt", "the meter's key is unknown"),
+    "meter_why_revoked_key": ("Schlüssel des Zählers widerrufen", "the meter's key is revoked"),
+    "meter_why_no_signed_data": ("keine signierten Daten für einen eichrechtskonformen Tarif",
+                                 "no signed data for a legal-for-trade tariff"),
+    "meter_title": ("Signierte Messdaten (Eichrecht)", "Signed meter data (Eichrecht)"),
+    "mc_verified": ("geprüft", "verified"),
+    "mc_unsigned": ("nicht signiert", "not signed"),
+    "mc_meter_signature_invalid": ("Signatur nicht prüfbar", "signature not verified"),
+    "mc_meter_mismatch": ("weicht ab", "does not match"),
+    "meter_reason": ("Grund", "Reason"),
+    "meter_serial": ("Zähler", "Meter"),
+    "signed_readings": ("Signierte Zählerstände", "Signed readings"),
+    "public_key": ("Öffentlicher Schlüssel", "Public key"),
+    "signed_records": ("Signierte Datensätze", "Signed records"),
+    "meter_why_reading_status": ("der Zähler meldet den Messwert als nicht in Ordnung (Status {status})",
+                                 "the meter marks the reading as not good (status {status})"),
+    "meter_why_energy_differs": ("signiert {signed} kWh, abgerechnet {billed} kWh",
+                                 "signed {signed} kWh, billed {billed} kWh"),
     "hold_currency_session": ("Ladevorgänge {refs} in {cur} bewertet{amount}", "Sessions {refs} rated in {cur}{amount}"),
     "hold_currency_late_session": ("Nachgereichte Ladevorgänge {refs} in {cur} bewertet{amount}",
                                    "Late sessions {refs} rated in {cur}{amount}"),
@@ -361,6 +390,14 @@ class Texts:
         compact = "".join(value.split())
         return " ".join(compact[i:i + 4] for i in range(0, len(compact), 4))
 
+    def meter_why(self, code: str, signed_kwh: Any = None, session_kwh: Any = None) -> str:
+        """Why a session's signed meter data failed its check (``runtime.ocmf.MeterCheck.reason``)."""
+        if code.startswith("reading_status_"):
+            return self("meter_why_reading_status", status=code.removeprefix("reading_status_"))
+        if code == "energy_differs" and signed_kwh:
+            return self("meter_why_energy_differs", signed=signed_kwh, billed=session_kwh)
+        return self(f"meter_why_{code}") if f"meter_why_{code}" in _T else code
+
     def reason(self, r: Any) -> str:
         """A hold reason in this language, from its kind and parameters; the stored (English)
         message for a kind, or a reason, this console does not know how to say."""
@@ -394,6 +431,11 @@ class Texts:
         if kind == "unpriced_service":
             return self("hold_unpriced_service", item_id=r["item_id"], service=r["service"],
                         version=r.get("ruleset_version") or "–")
+        if kind in ("meter_signature_invalid", "meter_mismatch"):
+            refs = ", ".join(x for x in str(r.get("sessions", "")).split(",") if x)
+            whys = [self.meter_why(code, r.get("signed_kwh"), r.get("session_kwh"))
+                    for code in dict.fromkeys(x for x in str(r.get("reasons", "")).split(",") if x)]
+            return self(f"hold_{kind}", refs=refs, why=", ".join(whys) or "–")
         if kind == "currency_mismatch":
             source, cur = r["source"], r["currency"]
             if f"hold_currency_{source}" not in _T:

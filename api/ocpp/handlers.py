@@ -29,8 +29,9 @@ from ocpp.exceptions import (
     TypeConstraintViolationError,
 )
 from ocpp.messages import Call, CallError, MessageType, get_validator, unpack, validate_payload
-from ocpp.routing import on
+from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint as ChargePoint16
+from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
 from ocpp.v16.enums import Action as Action16
 from ocpp.v16.enums import DataTransferStatus, RegistrationStatus
@@ -179,6 +180,10 @@ async def validate_request(version: str, msg: Call) -> None:
         raise FormatViolationError(details=cause) from None
 
 
+# the after-hooks a connection has running (see GatewayMixin._handle_call)
+_FOLLOWUPS: set[asyncio.Future[Any]] = set()
+
+
 class GatewayMixin:
     """What both versions share: the connection's charger, the gateway, and error answers."""
 
@@ -261,6 +266,16 @@ class GatewayMixin:
             result.action = msg.action
             await validate_payload(result, self.version)
         await self._send(json.dumps([3, msg.unique_id, body], separators=(",", ":")))
+        after_action = handlers.get("_after_action")
+        if after_action is not None:
+            # what the gateway asks the charger in turn, once its answer is on the wire (a task:
+            # our CALL's answer comes through the loop this receive runs on)
+            followup = after_action(**to_snake(msg.payload))
+            if inspect.isawaitable(followup):
+                task = asyncio.ensure_future(followup)
+                # held until done: the loop keeps only weak references to tasks
+                _FOLLOWUPS.add(task)
+                task.add_done_callback(_FOLLOWUPS.discard)
 
     def _finish(self, tx_id: int) -> None:
         self.gw.schedule_finalize(tx_id)
@@ -276,11 +291,32 @@ class Handler16(GatewayMixin, ChargePoint16):
 
     @on(Action16.boot_notification)
     async def on_boot(self, charge_point_vendor: str, charge_point_model: str, **kw: Any) -> Any:
+        # the meter's serial, for a key the charger sends without one (setMeterConfiguration)
+        self._meter_serial = str(kw.get("meter_serial_number") or "")
         await self.gw.db.write(lambda db: service.record_boot(
             db, self.cp, "1.6", charge_point_vendor, charge_point_model,
-            kw.get("charge_point_serial_number") or "", kw.get("firmware_version") or ""))
+            kw.get("charge_point_serial_number") or "", kw.get("firmware_version") or "", self._meter_serial))
         return result16.BootNotification(current_time=_iso(_now()), interval=self.gw.settings.heartbeat_interval,
                                          status=RegistrationStatus.accepted)
+
+    @after(Action16.boot_notification)
+    async def after_boot(self, **kw: Any) -> None:
+        """A charger that names its legal-for-trade meter is asked for the meter's public keys
+        (the configuration keys ``MeterPublicKey[<connector>]`` and ``MeterPublicKeys`` that
+        chargers following the OCA note on signed meter values in 1.6 expose, EVerest among them)."""
+        serial = getattr(self, "_meter_serial", "")
+        if not serial:
+            return
+        names = ["MeterPublicKeys", *(f"MeterPublicKey[{c}]" for c in sorted(self.cp.evses) if c)]
+        try:
+            res = await self.call(call16.GetConfiguration(key=names))
+        except Exception:  # a charger without these keys, or busy: the DataTransfer may come
+            log.info("%s: GetConfiguration of the meter keys failed", self.cp.identity, exc_info=True)
+            return
+        found = [(str(k.get("key") or ""), str(k.get("value") or "")) for k in (res.configuration_key or [])
+                 if isinstance(k, dict) and k.get("value")]
+        if found:
+            await self.gw.db.write(lambda db: service.meter_keys_from_configuration(db, self.cp, serial, found))
 
     @on(Action16.heartbeat)
     async def on_heartbeat(self) -> Any:
@@ -341,6 +377,11 @@ class Handler16(GatewayMixin, ChargePoint16):
     async def on_data_transfer(self, vendor_id: str, message_id: str | None = None, data: str | None = None) -> Any:
         log.info("%s: DataTransfer vendor=%r message=%r (%d bytes)", self.cp.identity, vendor_id, message_id,
                  len(data or ""))
+        if vendor_id == "generalConfiguration" and message_id == "setMeterConfiguration":
+            # the OCA application note on signed meter values in 1.6: the meters' public keys
+            serial = getattr(self, "_meter_serial", "")
+            n = await self.gw.db.write(lambda db: service.meter_configuration_16(db, self.cp, data, serial))
+            return result16.DataTransfer(status=DataTransferStatus.accepted if n else DataTransferStatus.rejected)
         return result16.DataTransfer(status=DataTransferStatus.unknown_vendor_id)
 
 

@@ -26,6 +26,7 @@ from store.adhoc import is_adhoc_tag
 from store.audit import Actor
 from store.models import ChargePoint, Evse, Location
 from store.ocpp import (
+    MeterKey,
     OcppChargePointState,
     OcppMeterValue,
     OcppSignedData,
@@ -33,7 +34,7 @@ from store.ocpp import (
     OcppTransactionEvent,
 )
 from store.repo import Scope
-from store.types import utcnow
+from store.types import new_id, utcnow
 
 __all__ = [
     "GATEWAY_USER",
@@ -239,12 +240,119 @@ def insert_ignore(db: Session, table: Any, rows: list[dict[str, Any]], keys: lis
     return _insert_ignore(db, table, rows, keys)
 
 
-def add_meter_values(db: Session, tenant_id: str, tx_id: int, readings: list[Reading]) -> int:
-    """Store readings; one already stored (same transaction and time) is left as it is."""
+def add_meter_values(db: Session, tenant_id: str, tx_id: int, readings: list[Reading],
+                     charge_point_id: str | None = None) -> int:
+    """Store readings; one already stored (same transaction and time) is left as it is. A public
+    key sent with signed data (2.0.1 ``signedMeterValue.publicKey``) is registered for its meter."""
     rows, signed = meter_rows(tenant_id, tx_id, readings)
     n = _insert_ignore(db, OcppMeterValue.__table__, rows, METER_KEYS)
     _insert_ignore(db, OcppSignedData.__table__, signed, SIGNED_KEYS)
+    for r in readings:
+        for sv in r.signed:
+            if sv.public_key:
+                serial = _meter_serial(sv.raw)
+                if serial:
+                    register_meter_key(db, tenant_id, charge_point_id, "", serial, sv.public_key,
+                                       "ocpp201_signed_meter_value", r.at)
     return n
+
+
+# --- Eichrecht: meter keys and the check of a transaction's signed data ---------------------------
+
+def _meter_serial(raw: str) -> str:
+    from runtime.ocmf import OcmfError, parse
+
+    try:
+        return parse(raw).meter_serial
+    except OcmfError:
+        return ""
+
+
+def register_meter_key(db: Session, tenant_id: str, charge_point_id: str | None, evse_uid: str, serial: str,
+                       public_key: str, source: str, at: datetime) -> bool:
+    """Record a key a charger sent for its meter, with where it came from and when it was first
+    seen (a key seen again keeps its first time). -> whether it is a usable EC key."""
+    from runtime.ocmf import OcmfError, key_curve, load_public_key, normalize_public_key
+
+    try:
+        key = normalize_public_key(public_key)
+        curve = key_curve(load_public_key(key))
+    except OcmfError as exc:
+        log.warning("meter %s: the charger sent a public key that is not usable: %s", serial, exc)
+        return False
+    _insert_ignore(db, MeterKey.__table__, [{
+        "id": new_id("mk"), "tenant_id": tenant_id, "meter_serial": serial[:64], "charge_point_id": charge_point_id,
+        "evse_uid": evse_uid[:64], "public_key": key, "curve": curve, "source": source, "status": "active",
+        "first_seen_at": at, "revoked_at": None, "revoked_reason": "", "description": "", "created_at": utcnow()}],
+        ["tenant_id", "meter_serial", "public_key"])
+    return True
+
+
+def meter_configuration_16(db: Session, cp: CpInfo, data: str | None, meter_serial: str = "") -> int:
+    """The OCA signed-meter-values DataTransfer (vendorId ``generalConfiguration``, messageId
+    ``setMeterConfiguration``): ``{"meters": [{"connectorId", "meterSerial", "type": "SIGNATURE",
+    "publicKey"}]}``. A meter without a serial takes the one BootNotification gave. -> keys taken."""
+    import json
+
+    try:
+        doc = json.loads(data or "")
+    except ValueError:
+        return 0
+    n = 0
+    for m in (doc.get("meters") or []) if isinstance(doc, dict) else []:
+        if not isinstance(m, dict) or not m.get("publicKey") or str(m.get("type") or "SIGNATURE") != "SIGNATURE":
+            continue
+        serial = str(m.get("meterSerial") or m.get("meterSerialNumber") or meter_serial)
+        conn = int(m.get("connectorId") or 0)
+        evse = cp.evses.get(conn)
+        if serial and register_meter_key(db, cp.tenant_id, cp.id, evse.uid if evse else "", serial,
+                                         str(m["publicKey"]), "ocpp16_datatransfer", utcnow()):
+            n += 1
+    return n
+
+
+def meter_keys_from_configuration(db: Session, cp: CpInfo, meter_serial: str, items: list[tuple[str, str]]) -> int:
+    """Keys a 1.6J charger's GetConfiguration gave (``MeterPublicKey[<connector>]``; ``MeterPublicKeys``
+    only when it holds a single key: a list cannot say which meter each key is for). -> keys taken."""
+    import re
+
+    n = 0
+    for name, value in items:
+        hit = re.fullmatch(r"MeterPublicKey\[(\d+)\]", name)
+        if hit is None and not (name == "MeterPublicKeys" and "," not in value.strip(", ")):
+            continue
+        evse = cp.evses.get(int(hit.group(1))) if hit else None
+        if register_meter_key(db, cp.tenant_id, cp.id, evse.uid if evse else "", meter_serial, value.strip(", "),
+                              "ocpp16_get_configuration", utcnow()):
+            n += 1
+    return n
+
+
+def meter_check(db: Session, tx: OcppTransaction, session_kwh: Decimal) -> dict[str, str] | None:
+    """The transaction's signed data held against its energy (``runtime.ocmf.check_session``) with
+    the tenant's registered keys; None when the charger sent no OCMF data."""
+    from runtime.ocmf import check_session, normalize_public_key
+
+    rows = db.execute(select(OcppSignedData.raw, OcppSignedData.public_key).where(
+        OcppSignedData.transaction_id == tx.id).order_by(OcppSignedData.at, OcppSignedData.id)).all()  # type: ignore[arg-type]
+    records = [r for r, _ in rows]
+    serials = {s for s in (_meter_serial(r) for r in records) if s}
+    if not serials and not any(r.lstrip().startswith("OCMF|") for r in records):
+        return None
+    keys: dict[str, tuple[str, bool]] = {}
+    found = db.execute(select(MeterKey).where(MeterKey.tenant_id == tx.tenant_id,
+                                              MeterKey.meter_serial.in_(serials))).scalars()  # type: ignore[attr-defined]
+    # an operator's key before one a charger sent; an active key before a revoked one
+    for k in sorted(found, key=lambda k: (k.status != "active", k.source != "api", k.first_seen_at)):
+        keys.setdefault(k.meter_serial, (k.public_key, k.status == "revoked"))
+    sent: dict[str, str] = {}
+    for raw, pk in rows:
+        if pk:
+            try:
+                sent.setdefault(_meter_serial(raw), normalize_public_key(pk))
+            except ValueError:
+                pass
+    return check_session(records, keys, session_kwh, sent).to_dict()
 
 
 def _tx_by_ref(db: Session, cp: CpInfo, ref: str) -> OcppTransaction | None:
@@ -390,7 +498,7 @@ def transaction_event_201(db: Session, cp: CpInfo, *, event_type: str, timestamp
         tx.stop_reason = str(transaction_info.get("stopped_reason") or "Local")[:40]
         if energy:
             tx.meter_stop_wh = max(energy, key=lambda r: r.at).energy_wh
-    add_meter_values(db, cp.tenant_id, tx.id, readings)
+    add_meter_values(db, cp.tenant_id, tx.id, readings, cp.id)
     if tx.stop is not None and tx.status in ("open", "stop_without_start"):
         if tx.start is None:
             # an Ended without its Started: kept for review; a late Started completes it
@@ -411,14 +519,15 @@ def _upsert_state(db: Session, cp: CpInfo, values: dict[str, Any]) -> None:
     if not done:
         _insert_ignore(db, tbl, [{"charge_point_id": cp.id, "tenant_id": cp.tenant_id, "ocpp_version": "",
                                   "vendor": "", "model": "", "serial_number": "", "firmware_version": "",
-                                  "connectors": {}, **values}], ["charge_point_id"])
+                                  "meter_serial": "", "connectors": {}, **values}], ["charge_point_id"])
 
 
-def record_boot(db: Session, cp: CpInfo, version: str, vendor: str, model: str, serial: str, firmware: str) -> None:
+def record_boot(db: Session, cp: CpInfo, version: str, vendor: str, model: str, serial: str, firmware: str,
+                meter_serial: str = "") -> None:
     now = utcnow()
     _upsert_state(db, cp, {"ocpp_version": version, "vendor": vendor[:100], "model": model[:100],
                            "serial_number": serial[:100], "firmware_version": firmware[:100],
-                           "last_boot_at": now, "last_seen_at": now})
+                           "meter_serial": meter_serial[:64], "last_boot_at": now, "last_seen_at": now})
 
 
 def record_status(db: Session, cp: CpInfo, connector: int, status: str, error_code: str, at: datetime) -> None:
@@ -515,7 +624,11 @@ def finalize_many(db: Session, tx_ids: list[int]) -> dict[int, str | None]:
         if tx.status != "stopped" or tx.start is None or tx.stop is None:
             out[tx.id] = tx.session_id
             continue
-        by_tenant.setdefault(tx.tenant_id, []).append((tx, facts_for(db, tx, cache=cache)))
+        facts = facts_for(db, tx, cache=cache)
+        check = meter_check(db, tx, Decimal(facts["energy_kwh"]))
+        if check is not None:
+            facts["signed_meter"] = check
+        by_tenant.setdefault(tx.tenant_id, []).append((tx, facts))
     for tenant_id, items in by_tenant.items():
         scope = Scope(db, Actor(tenant_id=tenant_id, user_id=GATEWAY_USER, role="operator"))
         result = import_sessions(scope, [Incoming(external_id=f["id"], source="ocpp", facts=f) for _, f in items])

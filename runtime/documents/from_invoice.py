@@ -137,6 +137,8 @@ class SessionFacts:
     energy_kwh: Decimal
     charging_minutes: Decimal
     parking_minutes: Decimal = ZERO
+    signed_data: tuple[str, ...] = ()  # the meter's signed records (Eichrecht), as sent
+    public_key: str = ""  # the key they are checked with (hex DER)
 
 
 @dataclass(frozen=True)
@@ -544,6 +546,7 @@ def _statement(inp: InvoiceInput, sign: Decimal) -> tuple[StatementRow, ...]:
             location=s.location, evse=s.evse, token=s.token, energy_kwh=s.energy_kwh,
             charging_minutes=s.charging_minutes, parking_minutes=s.parking_minutes,
             components=tuple(comps), tax=tax, discounts=tuple(discounts),
+            signed_data=s.signed_data, public_key=s.public_key,
         ))
     return tuple(rows)
 

@@ -315,6 +315,10 @@ class StatementRow:
     components: tuple[StatementAmount, ...]
     tax: Decimal
     discounts: tuple[StatementAmount, ...] = ()
+    # Eichrecht: the meter's signed data as the charger sent it (OCMF, byte for byte) and the public
+    # key to check it with, printed for the S.A.F.E. Transparenzsoftware
+    signed_data: tuple[str, ...] = ()
+    public_key: str = ""
 
     @property
     def net(self) -> Decimal:

@@ -119,6 +119,11 @@ LABELS: dict[str, dict[str, str]] = {
         "st_invoice_other": "Weitere Positionen der Rechnung",
         "st_invoice_total": "Rechnungsbetrag",
         "st_tax_note": "Die USt. wird je Steuersatz auf die Summe berechnet und auf die Ladevorgänge verteilt.",
+        "signed_title": "Signierte Messdaten (Eichrecht)",
+        "signed_session": "Ladevorgang",
+        "signed_data": "Signierte Daten",
+        "signed_key": "Öffentlicher Schlüssel",
+        "signed_note": "Prüfbar mit der Transparenzsoftware der S.A.F.E. e.V. (safe-ev.de): signierte Daten und öffentlichen Schlüssel einlesen oder die QR-Codes scannen.",
     },
     "en": {
         "invoice": "Invoice",
@@ -201,6 +206,11 @@ LABELS: dict[str, dict[str, str]] = {
         "st_invoice_other": "Other invoice lines",
         "st_invoice_total": "Invoice total",
         "st_tax_note": "VAT is computed per rate on the total and allocated to the sessions.",
+        "signed_title": "Signed meter data (German calibration law)",
+        "signed_session": "Session",
+        "signed_data": "Signed data",
+        "signed_key": "Public key",
+        "signed_note": "Check it with the S.A.F.E. e.V. transparency software (safe-ev.de): paste the signed data and the public key, or scan the QR codes.",
     },
     "fr": {
         "invoice": "Facture",
@@ -283,6 +293,11 @@ LABELS: dict[str, dict[str, str]] = {
         "st_invoice_other": "Autres lignes de la facture",
         "st_invoice_total": "Montant de la facture",
         "st_tax_note": "La TVA est calculée par taux sur le total puis répartie sur les recharges.",
+        "signed_title": "Données de mesure signées (Eichrecht)",
+        "signed_session": "Recharge",
+        "signed_data": "Données signées",
+        "signed_key": "Clé publique",
+        "signed_note": "Vérifiables avec le logiciel de transparence de S.A.F.E. e.V. (safe-ev.de) : saisir les données signées et la clé publique, ou scanner les codes QR.",
     },
     "nl": {
         "invoice": "Factuur",
@@ -363,6 +378,11 @@ LABELS: dict[str, dict[str, str]] = {
         "st_invoice_other": "Overige factuurregels",
         "st_invoice_total": "Factuurbedrag",
         "st_tax_note": "De btw wordt per tarief over het totaal berekend en over de laadsessies verdeeld.",
+        "signed_title": "Ondertekende meetgegevens (Eichrecht)",
+        "signed_session": "Laadsessie",
+        "signed_data": "Ondertekende gegevens",
+        "signed_key": "Publieke sleutel",
+        "signed_note": "Te controleren met de transparantiesoftware van S.A.F.E. e.V. (safe-ev.de): ondertekende gegevens en publieke sleutel invoeren of de QR-codes scannen.",
     },
 }
 
@@ -568,6 +588,14 @@ def _statement_rows(doc: Document, labels: dict[str, str], m: Any) -> tuple[list
             ),
             "amounts": amounts[i + 1],
         })
+    # Eichrecht: per session with signed meter data, the records and the key as text and QR codes
+    signed = []
+    for r in rows:
+        if r.signed_data:
+            signed.append({
+                "session": f"{labels['signed_session']} {r.session_id} · {datetime_text(r.started_at, lang)} · {r.evse}",
+                "records": [(raw, _qr(raw)) for raw in r.signed_data],
+                "key": r.public_key, "key_qr": _qr(r.public_key) if r.public_key else ""})
     n = len(rows)
     totals: dict[str, Any] = {
         "count": sessions_text(n, lang),
@@ -580,8 +608,16 @@ def _statement_rows(doc: Document, labels: dict[str, str], m: Any) -> tuple[list
         # (label, amounts) rows after the sessions' sum that lead to the document's totals
         "reconcile": [(labels["st_invoice_other"], amounts[n + 2]),
                       (f"{labels['st_invoice_total']} {doc.number}", amounts[n + 3])] if reconcile else [],
+        "signed": signed,
     }
     return out, totals
+
+
+def _qr(text: str) -> str:
+    """A QR code of ``text`` as an SVG data URI (segno, offline; error level L: OCMF records are long)."""
+    import segno
+
+    return str(segno.make(text, error="l", micro=False).svg_data_uri(scale=2, border=2))
 
 
 def line_rows(doc: Document) -> tuple[_Row, ...]:

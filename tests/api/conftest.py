@@ -19,6 +19,7 @@ from api.app import Settings, create_app
 from api.rating import dsl_available
 from store.models import ROLES
 from store.tenants import bootstrap_tenant, create_user, issue_key
+from tests.ocmf_signer import Meter
 from tests.store.conftest import BACKENDS, fresh_engine
 
 DEMO_RULESET = """ruleset demo currency EUR timezone Europe/Berlin
@@ -111,6 +112,9 @@ def make_tenant(client: TestClient[Any], engine: Engine, name: str) -> Tenantry:
     t.ids["access_rule_id"] = _ok(c.post("/access-rules", json={
         "location_id": t.ids["location_id"], "subject": "customer_group", "value": "nobody_in_particular",
         "effect": "deny"}, headers=h))["id"]
+    t.ids["meter_key_id"] = _ok(c.post("/meter-keys", json={
+        "meter_serial": f"SEED-{name}", "public_key": Meter().public_key_hex,
+        "charge_point_id": t.ids["charge_point_id"]}, headers=h))["id"]
     t.ids["transaction_id"] = str(_ocpp_transaction(engine, t))
     t.ids["price_series_id"] = _ok(c.post("/price-series", json={"name": "spot_de"}, headers=h))["id"]
     _ok(c.put(f"/price-series/{t.ids['price_series_id']}/points", json={"points": [

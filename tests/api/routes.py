@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from tests.api.conftest import DEMO_RULESET, Tenantry
+from tests.ocmf_signer import Meter
 
 SESSION = {"id": "X-1", "start": "2026-03-01T10:00:00Z", "end": "2026-03-01T11:00:00Z", "energy_kwh": "5"}
 CDR = {
@@ -18,6 +19,10 @@ CDR = {
     "charging_periods": [{"start_date_time": "2026-03-01T10:00:00Z",
                           "dimensions": [{"type": "ENERGY", "volume": 12.5}, {"type": "TIME", "volume": 1.0}]}],
 }
+
+
+# a meter's public key for the walks (Eichrecht): a real P-256 key, made once per test run
+METER_KEY = Meter().public_key_hex
 
 
 def camt_sample(name: str) -> bytes:
@@ -81,6 +86,10 @@ def bodies(t: Tenantry) -> dict[str, Any]:
         "set_charge_point_password": {},
         "create_access_rule": {"location_id": ids["location_id"], "subject": "anyone"},
         "update_access_rule": {"priority": 5},
+        "create_meter_key": {"meter_serial": f"M-{t.name}", "public_key": METER_KEY,
+                             "charge_point_id": ids["charge_point_id"]},
+        "update_meter_key": {"description": "on the charger's label"},
+        "revoke_meter_key": {"reason": "meter replaced"},
         "remote_start": {"id_tag": "TOK"},
         "remote_stop": {"transaction_id": int(ids["transaction_id"])},
         "change_availability": {"type": "Operative"},

@@ -9,6 +9,7 @@ the ruleset's ``billing``/``hold`` blocks are read by ``dsl.policies``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -36,6 +37,7 @@ from runtime.invoicing import (
     InvoiceDraft,
     LateSession,
     ManualPosting,
+    MeterFinding,
     PaymentTerms,
     Period,
     PeriodDiscount,
@@ -382,8 +384,27 @@ class BillingActivities:
             services=split.services, discounts=discounts, postings=postings, late=late, corrections=corrections,
             rounding=ruleset.rounding if ruleset is not None else "half_up", unpriced=services.unpriced,
             foreign=foreign, treatment=self._treatment(conn, t, acct, ruleset))
+        meter = self._meter_findings(conn, current + late_rows)
+        if meter:
+            draft = dataclasses.replace(draft, meter=meter)
         rating_of = {r.id: r.current_rating_id for r in rows}
         return draft, rating_of, len(postings)
+
+    @staticmethod
+    def _meter_findings(conn: Connection, rows: list[Any]) -> tuple[MeterFinding, ...]:
+        """Sessions billed now whose signed meter data failed its check (Eichrecht): they hold the draft."""
+        bad = [r for r in rows if r.meter_check in ("meter_signature_invalid", "meter_mismatch")]
+        if not bad:
+            return ()
+        signed = C.signed_meter_of(conn, [r.id for r in bad])
+        out = []
+        for r in sorted(bad, key=lambda x: (x.start, x.id)):
+            sm = signed.get(r.id, {})
+            # a legal-for-trade tariff without any signed data: the check itself found nothing wrong
+            reason = str(sm.get("reason") or ("" if sm.get("check") == r.meter_check else "no_signed_data"))
+            out.append(MeterFinding(r.id, r.meter_check, reason,
+                                    Decimal(sm["signed_kwh"]) if sm.get("signed_kwh") else None, r.energy_kwh))
+        return tuple(out)
 
     def _reverse_charge(self, conn: Connection, t: str, acct: Any, ruleset: Any) -> bool:
         """Whether the account's invoice is a reverse-charge supply (``_treatment`` says AE)."""

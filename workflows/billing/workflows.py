@@ -52,7 +52,7 @@ __all__ = ["ADJUSTER_ROLES", "APPROVER_ROLES", "BillingCycleWorkflow"]
 APPROVER_ROLES = ("approver",)
 # hold reasons only a person may decide (runtime.invoicing.APPROVAL_REQUIRED; spelled out here so
 # the workflow module imports nothing but its types)
-_APPROVAL_ONLY = ("unpriced_service", "currency_mismatch")
+_APPROVAL_ONLY = ("unpriced_service", "currency_mismatch", "meter_signature_invalid", "meter_mismatch")
 ADJUSTER_ROLES = ("approver", "operator", "admin")
 
 _RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,

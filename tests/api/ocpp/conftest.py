@@ -176,9 +176,9 @@ class Charger201(Cp201):
 
 @contextlib.asynccontextmanager
 async def connect(oe: OcppEnv, identity: str, version: str = "1.6",
-                  password: str | None = None) -> AsyncIterator[Any]:
-    """A connected charger (the package's ChargePoint) with its receive loop running."""
-    cls: Callable[..., Any] = Charger16 if version == "1.6" else Charger201
+                  password: str | None = None, charger: Callable[..., Any] | None = None) -> AsyncIterator[Any]:
+    """A connected charger (the package's ChargePoint, or ``charger``) with its receive loop running."""
+    cls: Callable[..., Any] = charger or (Charger16 if version == "1.6" else Charger201)
     async with websockets.connect(oe.url(identity), subprotocols=[f"ocpp{version}"],  # type: ignore[list-item]
                                   additional_headers=oe.auth(identity, password)) as ws:
         cp = cls(identity, ws, response_timeout=10)
