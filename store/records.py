@@ -96,11 +96,14 @@ def customer_record(conn: Connection, tenant_id: str, customer_id: str) -> Custo
     return CustomerRecord(cust, accounts, contracts, tokens, mandates, int(count), int(unassigned))
 
 
-def session_sites(conn: Connection, tenant_id: str) -> list[str]:
-    """The site codes the tenant's sessions name (the session list's site filter)."""
-    rows = conn.execute(select(_s.location_ref).where(_s.tenant_id == tenant_id, _s.location_ref != "")
-                        .distinct().order_by(_s.location_ref).limit(500))
-    return [r[0] for r in rows]
+def session_sites(conn: Connection, tenant_id: str) -> dict[str, str]:
+    """The site codes the tenant's sessions name, each with its location's name where the site is
+    registered (else the code): the session list's site filter."""
+    codes = [r[0] for r in conn.execute(select(_s.location_ref).where(_s.tenant_id == tenant_id, _s.location_ref != "")
+                                        .distinct().order_by(_s.location_ref).limit(500))]
+    names = {r.code: r.name for r in conn.execute(select(_loc.code, _loc.name).where(
+        _loc.tenant_id == tenant_id, _loc.code.in_(codes)))} if codes else {}
+    return {c: names.get(c) or c for c in codes}
 
 
 def sessions(conn: Connection, tenant_id: str, *, start: datetime | None = None, end: datetime | None = None,
@@ -108,9 +111,10 @@ def sessions(conn: Connection, tenant_id: str, *, start: datetime | None = None,
              offset: int = 0, limit: int = 100) -> list[Any]:
     """A page of the tenant's sessions (``limit + 1`` rows at most, so the caller knows there are
     more) in start order, newest first, with the customer's name."""
-    stmt = (select(*_LIST, _c.name.label("customer_name"))
+    stmt = (select(*_LIST, _c.name.label("customer_name"), _loc.name.label("site_name"))
             .select_from(ChargingSession.__table__.outerjoin(  # type: ignore[attr-defined]
-                Customer.__table__, _c.id == _s.customer_id))  # type: ignore[attr-defined]
+                Customer.__table__, _c.id == _s.customer_id)  # type: ignore[attr-defined]
+                .outerjoin(Location.__table__, _loc.id == _s.location_id))  # type: ignore[attr-defined]
             .where(_s.tenant_id == tenant_id))
     if start is not None:
         stmt = stmt.where(_s.start >= start)
