@@ -81,10 +81,13 @@ __all__ = [
     "escalate_task",
     "finalize_invoice",
     "finalize_new_draft",
+    "finalize_new_drafts",
+    "insert_drafts",
     "finance_task",
     "ids_on_open_invoices",
     "in_values",
     "insert_lines",
+    "insert_many_lines",
     "invoice",
     "invoice_line",
     "issue_dates",
@@ -485,6 +488,43 @@ def finalize_new_draft(conn: Connection, tenant_id: str, invoice_id: str, kind: 
     return FinalizeResult(invoice_id, number, kind, gross_total, False)
 
 
+def finalize_new_drafts(conn: Connection, tenant_id: str, drafts: Sequence[tuple[str, str, Decimal,
+                                                                                 Sequence[tuple[str, str]]]],
+                        at: datetime | None = None) -> tuple[list[FinalizeResult], list[Any]]:
+    """``finalize_new_draft`` for many drafts this transaction inserted, set-based: ``drafts`` are
+    (invoice id, kind, gross total, billed pairs) in the order their numbers are to be given. One
+    block of numbers per series (``UPDATE ... RETURNING`` once: gapless, as the block is drawn in
+    the transaction that writes the invoices), one update of all the invoices, one insert of their
+    billed sessions, one read of their rows, and their open items and journal entries in bulk
+    (``store.receivables.open_invoice_items``). Returns the results in the order of ``drafts`` and
+    the invoices' finalized rows (for the hand-over to collection)."""
+    if not drafts:
+        return [], []
+    from store.receivables import open_invoice_items
+
+    at = at or utcnow()
+    numbers: dict[str, tuple[str, int]] = {}
+    for kind in dict.fromkeys(k for _i, k, _g, _b in drafts):
+        series, prefix = INVOICE_SERIES[kind]
+        ids = [i for i, k, _g, _b in drafts if k == kind]
+        ensure_series(conn, tenant_id, series, prefix)
+        n = conn.execute(_Q_DRAW_MANY, {"t": tenant_id, "s": series, "n": len(ids)}).first()
+        if n is None:
+            raise AllocationError(f"number series {series!r} of tenant {tenant_id!r} does not exist")
+        first = n.next_value - len(ids)
+        numbers.update((i, (f"{n.prefix}{seq:06d}", seq)) for seq, i in enumerate(ids, start=first))
+    conn.execute(_Q_FINALIZE_NEW, [{"i": i, "series": INVOICE_SERIES[k][0], "number": numbers[i][0],
+                                    "seq": numbers[i][1], "at": at} for i, k, _g, _b in drafts])
+    driver_insert(conn, billed_session, ("tenant_id", "session_id", "rating_id", "invoice_id"),
+                  [(tenant_id, s, r, i) for i, _k, _g, billed in drafts for s, r in billed])
+    rows: dict[str, Any] = {}
+    for cond in in_values(conn, invoice.c.id, [i for i, _k, _g, _b in drafts]):
+        rows.update((r.id, r) for r in conn.execute(select(invoice).where(cond)))
+    ordered = [rows[i] for i, _k, _g, _b in drafts]
+    open_invoice_items(conn, tenant_id, ordered)
+    return [FinalizeResult(i, numbers[i][0], k, g, False) for i, k, g, _b in drafts], ordered
+
+
 def _open_item(conn: Connection, tenant_id: str, invoice_id: str) -> None:
     """A finalized invoice is a receivable from the same transaction on (a credit note takes off
     what it corrects): ``store.receivables``."""
@@ -606,18 +646,42 @@ def insert_lines(conn: Connection, tenant_id: str, invoice_id: str, lines: Itera
     """Write an invoice's lines. ``rating_of`` (session id -> rating id) names the rating a
     session line bills where the line itself does not carry one (fees and discounts never do).
     Returns the distinct (session, rating) pairs the lines bill, in line order."""
-    rating_of = rating_of or {}
+    rows = _line_rows(tenant_id, invoice_id, lines, rating_of or {})
+    driver_insert(conn, invoice_line, _LINE_COLUMNS, rows)
+    return list(dict.fromkeys((r[12], r[13]) for r in rows if r[12] and r[13]))
 
+
+def _line_rows(tenant_id: str, invoice_id: str, lines: Iterable[Any], rating_of: Mapping[str, str]
+               ) -> list[tuple[Any, ...]]:
     def rating(ln: Any) -> str:
         if ln.rating_id or not ln.session_id or ln.kind in ("fee", "discount"):
             return str(ln.rating_id)
         return rating_of.get(ln.session_id, "")
 
-    rows = [(tenant_id, invoice_id, ln.seq, ln.kind, ln.component, ln.description[:300], ln.quantity,
+    return [(tenant_id, invoice_id, ln.seq, ln.kind, ln.component, ln.description[:300], ln.quantity,
              ln.unit[:20], ln.unit_price, ln.net, ln.net_unrounded, ln.tax_rate, ln.session_id, rating(ln),
              ln.rule[:500], ln.corrects[:200]) for ln in lines]
+
+
+def insert_drafts(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert new draft invoice rows (all with the same keys) in one statement."""
+    if rows:
+        cols = tuple(rows[0])
+        driver_insert(conn, invoice, cols, [tuple(r[c] for c in cols) for r in rows])
+
+
+def insert_many_lines(conn: Connection, tenant_id: str, drafts: Sequence[tuple[str, Iterable[Any], Mapping[str, str]]]
+                      ) -> list[list[tuple[str, str]]]:
+    """``insert_lines`` for many invoices in one statement: ``drafts`` are (invoice id, lines,
+    rating_of); returns each invoice's billed (session, rating) pairs, in the order of ``drafts``."""
+    rows: list[tuple[Any, ...]] = []
+    billed = []
+    for invoice_id, lines, rating_of in drafts:
+        mine = _line_rows(tenant_id, invoice_id, lines, rating_of)
+        rows += mine
+        billed.append(list(dict.fromkeys((r[12], r[13]) for r in mine if r[12] and r[13])))
     driver_insert(conn, invoice_line, _LINE_COLUMNS, rows)
-    return list(dict.fromkeys((r[12], r[13]) for r in rows if r[12] and r[13]))
+    return billed
 
 
 _LINE_COLUMNS = ("tenant_id", "invoice_id", "seq", "kind", "component", "description", "quantity", "unit",

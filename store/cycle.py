@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
-from store.billing import billed_session, invoice, invoice_line
+from store.billing import billed_session, in_values, invoice, invoice_line
 from store.models import AuditEntry, BillingAccount, ChargingSession, Contract, RatedLineRow, RulesetVersion
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "customer_sessions",
     "cycle_invoice",
     "cycle_invoice_status",
+    "cycle_invoice_statuses",
     "insert_draft",
     "invoice_currency_number",
     "invoice_kind",
@@ -99,6 +100,18 @@ def cycle_invoice(conn: Connection, tenant_id: str, account_id: str, cycle_key: 
 
 def cycle_invoice_status(conn: Connection, tenant_id: str, account_id: str, cycle_key: str) -> Any:
     return conn.execute(_Q_INVOICE_STATUS, {"t": tenant_id, "a": account_id, "k": cycle_key}).first()
+
+
+def cycle_invoice_statuses(conn: Connection, tenant_id: str, keys: Mapping[str, str]) -> dict[str, Any]:
+    """``cycle_invoice_status`` of many accounts at once: ``keys`` maps account id -> cycle key;
+    returns account id -> (id, status) of the invoice each has at its key (accounts without one left out)."""
+    out: dict[str, Any] = {}
+    for cond in in_values(conn, invoice.c.account_id, list(keys)):
+        for r in conn.execute(select(invoice.c.account_id, invoice.c.cycle_key, invoice.c.id, invoice.c.status).where(
+                invoice.c.tenant_id == tenant_id, cond, invoice.c.cycle_key.in_(sorted(set(keys.values()))))):
+            if keys[r.account_id] == r.cycle_key:
+                out[r.account_id] = r
+    return out
 
 
 def account_contracts(conn: Connection, tenant_id: str, account_id: str) -> list[Any]:

@@ -640,13 +640,7 @@ class BillingActivities:
         if plans:
             try:
                 with B.write_transaction(self.engine) as conn:
-                    # every draft and its lines first, then the numbers: on PostgreSQL the first
-                    # number drawn locks the series row until commit, so the other writers wait
-                    # for the numbering only, not for the drafts too
-                    drafts = {a: self._write_draft(conn, plan) for a, plan in plans.items()}
-                    written = {a: None if d is None else self._finalize_written(conn, args[a], plans[a], *d,
-                                                                                collect=True)
-                               for a, d in drafts.items()}
+                    written = self._write_group(conn, args, plans)
             except Exception:  # the group is rolled back whole: each account again on its own
                 log.warning("a group of %d drafts failed to write; one account at a time", len(plans), exc_info=True)
                 alone = list(plans)
@@ -663,6 +657,63 @@ class BillingActivities:
             except ApplicationError as exc:
                 got[a] = exc
         return [got[a] for a in ids]
+
+    def _write_group(self, conn: Connection, args: dict[str, AssembleInput],
+                     plans: dict[str, dict[str, Any]]) -> dict[str, DraftSummary | None]:
+        """Write a group's planned drafts in one transaction, set-based: one read of what the
+        accounts have at their cycle keys now, one insert of the new drafts and one of all their
+        lines, then one block of numbers per series for the clean ones in account order, their
+        billed sessions, open items and journal entries in bulk, and their hand-over to
+        collection (``B.finalize_new_drafts``, ``PC.schedule_invoices``). A draft being rebuilt
+        (it existed before) goes the per-account way. None: that draft changed since it was read.
+
+        Every draft and its lines are written before any number is drawn: on PostgreSQL the
+        series row stays locked from the draw until commit, so other writers wait for the
+        numbering only, not for the drafts too."""
+        from store import collections as PC
+
+        t = next(iter(args.values())).tenant_id
+        now_at = C.cycle_invoice_statuses(conn, t, {a: p["key"] for a, p in plans.items()})
+        out: dict[str, DraftSummary | None] = {}
+        new: list[str] = []
+        for a, p in plans.items():
+            row = now_at.get(a)
+            if p["seen_status"] is None and row is None:
+                new.append(a)
+            elif p["seen_status"] is None or row is None:
+                out[a] = None  # another attempt wrote (or removed) it meanwhile: read again
+            else:  # a draft still ours to rebuild: the per-account way
+                d = self._write_draft(conn, p)
+                out[a] = None if d is None else self._finalize_written(conn, args[a], p, *d, collect=True)
+        if not new:
+            return out
+        created = utcnow()
+        B.insert_drafts(conn, [dict(id=plans[a]["inv_id"], tenant_id=t, account_id=a,
+                                    customer_id=plans[a]["acct"].customer_id, cycle_key=plans[a]["key"],
+                                    rejected_reason="", decided_by="", created_at=created, **plans[a]["values"])
+                               for a in new])
+        billed = dict(zip(new, B.insert_many_lines(conn, t, [(plans[a]["inv_id"], plans[a]["lines"],
+                                                              plans[a]["rating_of"]) for a in new]), strict=True))
+        clean = []
+        for a in new:
+            p = plans[a]
+            B.consume_holds(conn, t, p["holds"], p["inv_id"])  # a manual hold is for the next invoice: this one
+            s = out[a] = self._summary(SimpleNamespace(id=p["inv_id"], cycle_key=p["key"], number="", **p["values"]),
+                                       **p["extra"])
+            if args[a].finalize_if_clean and s.status == "draft" and not s.reasons:
+                clean.append(a)
+        if not clean:
+            return out
+        results, rows = B.finalize_new_drafts(
+            conn, t, [(plans[a]["inv_id"], plans[a]["values"]["kind"], plans[a]["values"]["gross_total"], billed[a])
+                      for a in clean], plans[clean[0]]["now"])
+        for a, res in zip(clean, results, strict=True):
+            s = out[a]
+            assert s is not None
+            s.status, s.number, s.finalized_now = "finalized", res.number, True
+            s.dunning_workflows = _dunning_to_tell(conn, t, res.invoice_id, res.kind)
+        PC.schedule_invoices(conn, t, rows)
+        return out
 
     def _tally(self, inp: AssembleBatchInput, out: BatchOutcome, account_id: str,
                draft: DraftSummary | ApplicationError, *, hand_over: bool) -> None:
