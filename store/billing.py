@@ -82,10 +82,10 @@ __all__ = [
     "finalize_invoice",
     "finalize_new_draft",
     "finalize_new_drafts",
-    "insert_drafts",
     "finance_task",
     "ids_on_open_invoices",
     "in_values",
+    "insert_drafts",
     "insert_lines",
     "insert_many_lines",
     "invoice",
@@ -692,6 +692,12 @@ _inserts: dict[tuple[str, str, str, tuple[str, ...], bool], tuple[str, list[Any]
 _FEW_ROWS = 8
 
 
+def _bind_processor(type_: Any, dialect: Any) -> Any:
+    if isinstance(type_, ExactDecimal):
+        return type_.fast_bind(dialect)
+    return type_.dialect_impl(dialect).bind_processor(dialect)
+
+
 def driver_insert(conn: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]) -> None:
     """Insert many rows straight through the driver, values in ``columns`` order.
 
@@ -718,7 +724,7 @@ def driver_insert(conn: Connection, table: Table, columns: tuple[str, ...], rows
             mark = "?" if dialect.paramstyle == "qmark" else "%s"
             sql = f"INSERT INTO {prep.format_table(table)} ({cols}) VALUES ({', '.join([mark] * len(columns))})"
         # the dialect's own type, as SQLAlchemy binds it (a JSON column on psycopg wraps its value)
-        got = _inserts[key] = (sql, [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns])
+        got = _inserts[key] = (sql, [_bind_processor(table.c[c].type, dialect) for c in columns])
     sql, procs = got
     if any(procs):
         conv = [(i, p) for i, p in enumerate(procs) if p is not None]
@@ -751,11 +757,23 @@ def ids_on_open_invoices(conn: Connection, tenant_id: str, account_id: str, exce
 
 
 # ---------------------------------------------------------------- service items and discounts
-def _in_period(table: Table, tenant_id: str, account_id: str, period: Period) -> Any:
-    # the index finds the account's rows; their validity is compared here (a handful per account)
-    return (select(table).where(table.c.tenant_id == tenant_id, table.c.account_id == account_id,
-                                table.c.valid_from < period.local_end)
+def _in_period_query(table: Table) -> Any:
+    # the index finds the account's rows; their validity is compared here (a handful per account).
+    # Built once per table: month-end asks it twice per account, and building a statement costs
+    # more than SQLite running it
+    return (select(table).where(table.c.tenant_id == bindparam("t"), table.c.account_id == bindparam("a"),
+                                table.c.valid_from < bindparam("end"))
             .order_by(table.c.valid_from, table.c.id))
+
+
+_Q_IN_PERIOD: dict[str, Any] = {}
+
+
+def _in_period(conn: Connection, table: Table, tenant_id: str, account_id: str, period: Period) -> Any:
+    q = _Q_IN_PERIOD.get(table.name)
+    if q is None:
+        q = _Q_IN_PERIOD[table.name] = _in_period_query(table)
+    return conn.execute(q, {"t": tenant_id, "a": account_id, "end": period.local_end})
 
 
 def period_services(conn: Connection, tenant_id: str, account_id: str, period: Period,
@@ -765,14 +783,14 @@ def period_services(conn: Connection, tenant_id: str, account_id: str, period: P
     does not have comes back in ``unpriced`` (the cycle holds the draft for finance)."""
     subs = [ServiceSubscription(r.id, r.product, r.description, r.quantity, r.unit_price, r.tax_rate, r.unit,
                                 r.valid_from, r.valid_to)
-            for r in conn.execute(_in_period(service_item, tenant_id, account_id, period))]
+            for r in _in_period(conn, service_item, tenant_id, account_id, period)]
     return bill_services(subs, period, catalogue) if subs else ServiceBill()
 
 
 def period_discounts(conn: Connection, tenant_id: str, account_id: str, period: Period) -> list[PeriodDiscount]:
     """The account's discounts valid on some day of ``period``, oldest first."""
     return [PeriodDiscount(d.description, d.percent, d.amount, d.tax_rate)
-            for d in conn.execute(_in_period(account_discount, tenant_id, account_id, period))
+            for d in _in_period(conn, account_discount, tenant_id, account_id, period)
             if d.valid_to is None or d.valid_to > period.local_start]
 
 

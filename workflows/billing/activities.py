@@ -215,13 +215,16 @@ class BillingActivities:
                 PC.schedule_invoice(conn, inp.tenant_id, out.invoice_id)
         return out
 
-    def _assemble(self, conn: Connection, inp: AssembleInput, as_of: datetime) -> DraftSummary | dict[str, Any]:
+    def _assemble(self, conn: Connection, inp: AssembleInput, as_of: datetime,
+                  rs: tuple[Any, Any] | None = None) -> DraftSummary | dict[str, Any]:
+        """``rs``: the tenant's ruleset version in force at ``as_of`` (``_ruleset``), when the caller
+        read it already (a billing run's group reads it once)."""
         t = inp.tenant_id
         acct = C.account(conn, t, inp.account_id)
         if acct is None:
             raise ApplicationError(f"billing account {inp.account_id!r} not found", type="account_not_found",
                                    non_retryable=True)
-        rv_id, ruleset = self._ruleset(conn, t, as_of)
+        rv_id, ruleset = rs if rs is not None else self._ruleset(conn, t, as_of)
         policy, hold = self._policies(ruleset, acct)
         if inp.period is not None:
             period = Period.from_dict(inp.period)
@@ -336,11 +339,11 @@ class BillingActivities:
                 corr_rows.append(r)
         rating_ids = [r.current_rating_id for r in current + late_rows + corr_rows]
         lines_of: dict[str, list[RatedLine]] = defaultdict(list)
+        make_line = RatedLine._make  # one tuple.__new__, not the NamedTuple's Python __new__ per line
         for ch in _chunks(rating_ids):
-            for ln in C.rated_lines_of(conn, ch):
-                lines_of[ln.rating_id].append(RatedLine(
-                    ln.component, ln.description, ln.quantity, ln.unit, ln.unit_price, ln.net, ln.tax_rate,
-                    ln.currency, ln.rule, ln.session_id, ln.cost_group or ""))
+            for rid, *ln in C.rated_lines_of(conn, ch):
+                ln[-1] = ln[-1] or ""  # cost_group
+                lines_of[rid].append(make_line((*ln, None)))
         all_results = []
         for r in sorted(current, key=lambda x: (x.start, x.id)):
             ms = int(r.start.timestamp() * 1000)
@@ -624,10 +627,14 @@ class BillingActivities:
         got: dict[str, DraftSummary | ApplicationError] = {}
         plans: dict[str, dict[str, Any]] = {}
         with self.engine.connect() as conn:
+            try:
+                rs = self._ruleset(conn, inp.tenant_id, as_of)
+            except ApplicationError:
+                rs = None  # each account fails on it by itself
             for a in ids:
                 activity.heartbeat(before)  # alive: a slow group is not taken for a dead worker
                 try:
-                    plan = self._assemble(conn, args[a], as_of)
+                    plan = self._assemble(conn, args[a], as_of, rs)
                 except ApplicationError as exc:
                     got[a] = exc
                     continue
