@@ -556,11 +556,13 @@ class ActiveHolds(NamedTuple):
     hold_ids: tuple[str, ...]  # those manual holds, for ``consume_holds`` once the draft is written
 
 
-def active_holds(conn: Connection, tenant_id: str, account_id: str, invoice_id: str | None = None) -> ActiveHolds:
+def active_holds(conn: Connection, tenant_id: str, account_id: str, invoice_id: str | None = None,
+                 rows: Sequence[Any] | None = None) -> ActiveHolds:
     """What currently holds the account's draft ``invoice_id``: a manual hold holds the next invoice
     only, so one already consumed by another draft is left out (one consumed by this draft still
-    holds it when the draft is rebuilt)."""
-    rows = conn.execute(_Q_HOLDS, {"t": tenant_id, "a": account_id}).all()
+    holds it when the draft is rebuilt). ``rows``: the account's unreleased holds, read before."""
+    if rows is None:
+        rows = conn.execute(_Q_HOLDS, {"t": tenant_id, "a": account_id}).all()
     manual = [r for r in rows if r.kind == "hold" and r.consumed_by_invoice in (None, invoice_id)]
     return ActiveHolds(frozenset(r.name for r in rows if r.kind == "flag"),
                        [r.reason or r.name for r in manual], tuple(r.id for r in manual))
@@ -776,21 +778,31 @@ def _in_period(conn: Connection, table: Table, tenant_id: str, account_id: str, 
     return conn.execute(q, {"t": tenant_id, "a": account_id, "end": period.local_end})
 
 
+def _given_in_period(rows: Sequence[Any], period: Period) -> list[Any]:
+    """What ``_in_period`` would read, of the account's rows read before (``store.cycle.GroupReads``)."""
+    return sorted((r for r in rows if r.valid_from < period.local_end), key=lambda r: (r.valid_from, r.id))
+
+
 def period_services(conn: Connection, tenant_id: str, account_id: str, period: Period,
-                    catalogue: Mapping[str, ServicePrice] | None) -> ServiceBill:
+                    catalogue: Mapping[str, ServicePrice] | None, rows: Sequence[Any] | None = None) -> ServiceBill:
     """The account's service lines for ``period``; ``catalogue`` prices the items that name a
     ruleset service (the ruleset version the cycle uses). An item naming a service that version
-    does not have comes back in ``unpriced`` (the cycle holds the draft for finance)."""
+    does not have comes back in ``unpriced`` (the cycle holds the draft for finance). ``rows``:
+    all the account's service items, read before."""
+    got = _in_period(conn, service_item, tenant_id, account_id, period) if rows is None else \
+        _given_in_period(rows, period)
     subs = [ServiceSubscription(r.id, r.product, r.description, r.quantity, r.unit_price, r.tax_rate, r.unit,
-                                r.valid_from, r.valid_to)
-            for r in _in_period(conn, service_item, tenant_id, account_id, period)]
+                                r.valid_from, r.valid_to) for r in got]
     return bill_services(subs, period, catalogue) if subs else ServiceBill()
 
 
-def period_discounts(conn: Connection, tenant_id: str, account_id: str, period: Period) -> list[PeriodDiscount]:
-    """The account's discounts valid on some day of ``period``, oldest first."""
-    return [PeriodDiscount(d.description, d.percent, d.amount, d.tax_rate)
-            for d in _in_period(conn, account_discount, tenant_id, account_id, period)
+def period_discounts(conn: Connection, tenant_id: str, account_id: str, period: Period,
+                     rows: Sequence[Any] | None = None) -> list[PeriodDiscount]:
+    """The account's discounts valid on some day of ``period``, oldest first (``rows``: all the
+    account's discounts, read before)."""
+    got = _in_period(conn, account_discount, tenant_id, account_id, period) if rows is None else \
+        _given_in_period(rows, period)
+    return [PeriodDiscount(d.description, d.percent, d.amount, d.tax_rate) for d in got
             if d.valid_to is None or d.valid_to > period.local_start]
 
 

@@ -23,6 +23,7 @@ from store.types import ExactDecimal
 
 __all__ = [
     "BILLED_KINDS",
+    "GroupReads",
     "account",
     "account_contracts",
     "account_page",
@@ -105,6 +106,53 @@ def cycle_invoice(conn: Connection, tenant_id: str, account_id: str, cycle_key: 
 
 def cycle_invoice_status(conn: Connection, tenant_id: str, account_id: str, cycle_key: str) -> Any:
     return conn.execute(_Q_INVOICE_STATUS, {"t": tenant_id, "a": account_id, "k": cycle_key}).first()
+
+
+class GroupReads:
+    """What a billing run's group of accounts reads per account, read once for the group (one
+    statement per kind instead of one per account): the accounts, their contracts, up to two
+    accounts of each of their customers, the customers' sessions, the accounts' unreleased holds
+    and flags, their service items and discounts (all of them: the period's are picked by the
+    caller, as ``store.billing.period_services``/``period_discounts`` do). An account not read
+    here (it is not the tenant's) is absent from ``accounts``."""
+
+    def __init__(self, conn: Connection, tenant_id: str, account_ids: Sequence[str]) -> None:
+        from store.billing import account_discount, billing_hold, service_item
+
+        self.memo: dict[Any, Any] = {}  # what the caller reads once per group (the tenant's zone)
+        self.accounts: dict[str, Any] = {}
+        for cond in in_values(conn, _acct.c.id, account_ids):
+            self.accounts.update((r.id, r) for r in conn.execute(select(_acct).where(_acct.c.tenant_id == tenant_id,
+                                                                                     cond)))
+        ids = list(self.accounts)
+        customers = sorted({a.customer_id for a in self.accounts.values()})
+        self.contracts: dict[str, list[Any]] = {a: [] for a in ids}
+        for cond in in_values(conn, _contract.c.account_id, ids):
+            for r in conn.execute(select(_contract.c.account_id, *_Q_CONTRACTS.selected_columns).where(
+                    _contract.c.tenant_id == tenant_id, cond)):
+                self.contracts[r.account_id].append(r)
+        self.customer_accounts: dict[str, list[str]] = {c: [] for c in customers}
+        for cond in in_values(conn, _acct.c.customer_id, customers):
+            for r in conn.execute(select(_acct.c.customer_id, _acct.c.id).where(_acct.c.tenant_id == tenant_id, cond)
+                                  .order_by(_acct.c.id)):
+                self.customer_accounts[r.customer_id].append(r.id)
+        self.sessions: dict[str, list[Any]] = {c: [] for c in customers}
+        for cond in in_values(conn, _cs.c.customer_id, customers):
+            for r in conn.execute(select(_cs.c.customer_id, *_Q_CUSTOMER_SESSIONS.selected_columns).where(cond)):
+                self.sessions[r.customer_id].append(r)
+        self.holds = self._by_account(conn, tenant_id, billing_hold, ids, billing_hold.c.released_at.is_(None))
+        self.services = self._by_account(conn, tenant_id, service_item, ids)
+        self.discounts = self._by_account(conn, tenant_id, account_discount, ids)
+
+    @staticmethod
+    def _by_account(conn: Connection, tenant_id: str, table: Any, ids: Sequence[str], *where: Any
+                    ) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {a: [] for a in ids}
+        for cond in in_values(conn, table.c.account_id, ids):
+            for r in conn.execute(select(table).where(table.c.tenant_id == tenant_id, cond, *where)
+                                  .order_by(table.c.id)):
+                out[r.account_id].append(r)
+        return out
 
 
 def cycle_invoice_statuses(conn: Connection, tenant_id: str, keys: Mapping[str, str]) -> dict[str, Any]:

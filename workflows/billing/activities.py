@@ -216,11 +216,11 @@ class BillingActivities:
         return out
 
     def _assemble(self, conn: Connection, inp: AssembleInput, as_of: datetime,
-                  rs: tuple[Any, Any] | None = None) -> DraftSummary | dict[str, Any]:
-        """``rs``: the tenant's ruleset version in force at ``as_of`` (``_ruleset``), when the caller
-        read it already (a billing run's group reads it once)."""
+                  rs: tuple[Any, Any] | None = None, pre: C.GroupReads | None = None) -> DraftSummary | dict[str, Any]:
+        """``rs``: the tenant's ruleset version in force at ``as_of`` (``_ruleset``), and ``pre`` the
+        account's rows, when the caller read them already (a billing run's group reads them once)."""
         t = inp.tenant_id
-        acct = C.account(conn, t, inp.account_id)
+        acct = C.account(conn, t, inp.account_id) if pre is None else pre.accounts.get(inp.account_id)
         if acct is None:
             raise ApplicationError(f"billing account {inp.account_id!r} not found", type="account_not_found",
                                    non_retryable=True)
@@ -245,11 +245,11 @@ class BillingActivities:
         # the draft is dated the day it is assembled, in the tenant's zone (a clean draft is
         # finalized in this very step; a held one is dated again when finance decides)
         now = datetime.fromisoformat(inp.now) if inp.now else utcnow()
-        issue = now.astimezone(_zone(B.tenant_zone(conn, t, period.timezone))).date()
-        draft, rating_of, n_postings = self._draft(conn, t, acct, inv_id, period, issue, policy, ruleset, rv_id)
+        issue = now.astimezone(_zone(self._tenant_zone(conn, t, period.timezone, pre))).date()
+        draft, rating_of, n_postings = self._draft(conn, t, acct, inv_id, period, issue, policy, ruleset, rv_id, pre)
         prev = B.previous_net(conn, t, acct.id, period.start, acct.currency)
         comparison = compare_periods(draft.net_total, prev)
-        holds = B.active_holds(conn, t, acct.id, inv_id)
+        holds = B.active_holds(conn, t, acct.id, inv_id, None if pre is None else pre.holds[acct.id])
         held = evaluate_holds(draft, hold, comparison, holds.flags, holds.reasons, rv_id or "")
         reasons = [r.to_dict() for r in held]
         if any(r.kind in APPROVAL_REQUIRED for r in held):
@@ -307,17 +307,23 @@ class BillingActivities:
             **extra)
 
     def _draft(self, conn: Connection, t: str, acct: Any, inv_id: str, period: Period, issue: date,
-               policy: BillingPolicy, ruleset: Any, rv_id: str | None = None
+               policy: BillingPolicy, ruleset: Any, rv_id: str | None = None, pre: C.GroupReads | None = None
                ) -> tuple[InvoiceDraft, dict[str, str], int]:
-        contracts = C.account_contracts(conn, t, acct.id)
+        if pre is None:
+            contracts = C.account_contracts(conn, t, acct.id)
+            n_accounts = len(C.customer_account_ids(conn, t, acct.customer_id))
+            sessions = C.customer_sessions(conn, acct.customer_id)
+        else:
+            contracts = pre.contracts[acct.id]
+            n_accounts = len(pre.customer_accounts[acct.customer_id])
+            sessions = pre.sessions[acct.customer_id]
         contract_ids = {c.id for c in contracts}
-        n_accounts = C.customer_account_ids(conn, t, acct.customer_id)
         lookback = period.start - timedelta(days=LOOKBACK_DAYS)
         # the customer's sessions; contracts tell accounts of one customer apart
-        rows = [r for r in C.customer_sessions(conn, acct.customer_id)
+        rows = [r for r in sessions
             if r.tenant_id == t and r.status == "rated" and lookback <= r.start < period.end
             and r.current_rating_id and (r.contract_id in contract_ids
-                                         or (r.contract_id is None and len(n_accounts) == 1))]
+                                         or (r.contract_id is None and n_accounts == 1))]
         ids = [r.id for r in rows]
         billed: dict[str, list[tuple[str, str]]] = defaultdict(list)
         for ch in _chunks(ids):
@@ -360,7 +366,8 @@ class BillingActivities:
         late_all = [LateSession(r.id, r.current_rating_id, "earlier period", tuple(lines_of[r.current_rating_id]))
                     for r in sorted(late_rows, key=lambda x: (x.start, x.id))]
         services = B.period_services(
-            conn, t, acct.id, period, ruleset.policies.services if ruleset is not None else None)
+            conn, t, acct.id, period, ruleset.policies.services if ruleset is not None else None,
+            None if pre is None else pre.services[acct.id])
         # what was priced in another currency than the account's is set aside: the draft is held
         # for it (currency_mismatch), never added into the account's total
         split = split_currencies(acct.currency, results=all_results, late=late_all,
@@ -376,7 +383,8 @@ class BillingActivities:
         else:
             period_lines = tuple(ln for res in results for ln in res.lines)
             energy = sum((res.energy_kwh for res in results), Decimal(0))
-        discounts: list[PeriodDiscount] = B.period_discounts(conn, t, acct.id, period)
+        discounts: list[PeriodDiscount] = B.period_discounts(conn, t, acct.id, period,
+                                                             None if pre is None else pre.discounts[acct.id])
         postings = [ManualPosting(p.id, p.description, p.amount, p.tax_rate, p.author_id)
                     for p in B.postings_of(conn, inv_id)]
         draft = assemble_invoice(
@@ -387,6 +395,16 @@ class BillingActivities:
             foreign=foreign, treatment=self._treatment(conn, t, acct, ruleset))
         rating_of = {r.id: r.current_rating_id for r in rows}
         return draft, rating_of, len(postings)
+
+    @staticmethod
+    def _tenant_zone(conn: Connection, t: str, fallback: str, pre: C.GroupReads | None) -> str:
+        """The tenant's zone (``store.billing.tenant_zone``), read once per group."""
+        if pre is None:
+            return B.tenant_zone(conn, t, fallback)
+        key = ("zone", fallback)
+        if key not in pre.memo:
+            pre.memo[key] = B.tenant_zone(conn, t, fallback)
+        return str(pre.memo[key])
 
     def _reverse_charge(self, conn: Connection, t: str, acct: Any, ruleset: Any) -> bool:
         """Whether the account's invoice is a reverse-charge supply (``_treatment`` says AE)."""
@@ -631,10 +649,11 @@ class BillingActivities:
                 rs = self._ruleset(conn, inp.tenant_id, as_of)
             except ApplicationError:
                 rs = None  # each account fails on it by itself
+            pre = C.GroupReads(conn, inp.tenant_id, ids)
             for a in ids:
                 activity.heartbeat(before)  # alive: a slow group is not taken for a dead worker
                 try:
-                    plan = self._assemble(conn, args[a], as_of, rs)
+                    plan = self._assemble(conn, args[a], as_of, rs, pre)
                 except ApplicationError as exc:
                     got[a] = exc
                     continue
