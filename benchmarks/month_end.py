@@ -18,6 +18,21 @@ activities of ``--batch`` accounts; ``--path cycles``: a ``BillingCycleWorkflow`
 path before). Printed: wall, CPU per account of the workers, the Temporal server and (PostgreSQL)
 every server process on the machine, all summed, and the workers' SQL statements per account.
 
+Measured 2026-12-06 by session h17d (issue 17 part 3, set-based batches: a group's drafts, lines,
+numbers, billed sessions, open items, journal and collection schedules written in bulk, its
+per-account reads done once per group; ``benchmarks/month_end_batch.py`` has the single-thread
+steps), --path run, 2 workers x 3 threads, the VM shared with ~5 other sessions:
+  SQLite      1,000 accounts (21:47 UTC, bulk writes + raw rated lines): 36.7 s at load 10.8: Temporal
+              0.3 ms, workers 12.5 ms = 12.9 ms CPU per account; 16.7 statements
+              1,000 accounts (22:07 UTC, final code): 26.6 s at load 9.9: Temporal 0.5, workers 15.9
+              = 16.4 ms; 9.5 statements
+  PostgreSQL  1,000 accounts (22:08 UTC, final code): 30.4 s at load 7.7: PostgreSQL 12.9 (every
+              server process on the machine), Temporal 0.4, workers 15.7 = 29.0 ms; 8.6 statements
+  (3,000 and 10,000 accounts: docs/plan.md, issue 17 part 3)
+Against h17c's run below (26.0 ms SQLite, 58.8 ms PostgreSQL at 1,000 accounts) the CPU per account
+is halved; 12 ms (10,000 accounts in 60 s on 2 cores) is not reached: SQLite's 13-16 ms make
+10,000 accounts >= 65-82 s on 2 cores, PostgreSQL's 29 ms >= 145 s.
+
 Measured 2026-12-06 (issue 17 part 3), 1,000 accounts / 100,000 sessions, 2 workers x 3 threads,
 the 2-core VM shared with other sessions (load average 10-17 throughout: the wall clock here is
 mostly other people's work, the CPU columns are the comparison), paths run back to back:
