@@ -18,6 +18,27 @@ activities of ``--batch`` accounts; ``--path cycles``: a ``BillingCycleWorkflow`
 path before). Printed: wall, CPU per account of the workers, the Temporal server and (PostgreSQL)
 every server process on the machine, all summed, and the workers' SQL statements per account.
 
+Measured 2026-12-06 by session h17d (issue 17 part 3, set-based batches: a group's drafts, lines,
+numbers, billed sessions, open items, journal and collection schedules written in bulk, its
+per-account reads done once per group; ``benchmarks/month_end_batch.py`` has the single-thread
+steps), --path run, 2 workers x 3 threads, the VM shared with ~5 other sessions:
+  SQLite      1,000 accounts (21:47 UTC, bulk writes + raw rated lines): 36.7 s at load 10.8: Temporal
+              0.3 ms, workers 12.5 ms = 12.9 ms CPU per account; 16.7 statements
+              1,000 accounts (22:07 UTC, final code): 26.6 s at load 9.9: Temporal 0.5, workers 15.9
+              = 16.4 ms; 9.5 statements
+  PostgreSQL  1,000 accounts (22:08 UTC, final code): 30.4 s at load 7.7: PostgreSQL 12.9 (every
+              server process on the machine), Temporal 0.4, workers 15.7 = 29.0 ms; 8.6 statements
+  SQLite      3,000 accounts (22:09 UTC): 37.2 s at load 6.3: Temporal 0.3, workers 12.3 = 12.7 ms
+              10,000 accounts / 1,000,000 sessions (22:14 UTC): 102.4 s (97.7 accounts/s) at load 3.9:
+              Temporal 0.3, workers 10.6 = 10.9 ms; 109 of the 205 CPU-seconds the 2 cores had
+  PostgreSQL  3,000 accounts (22:11 UTC): 70.2 s at load 7.2: PostgreSQL 19.7, Temporal 0.6, workers
+              12.6 = 33.0 ms
+              10,000 accounts / 1,000,000 sessions (22:21 UTC): 268.8 s (37.2 accounts/s) at load 11.6:
+              PostgreSQL 12.0, Temporal 0.7, workers 18.0 = 30.8 ms; 8.6 statements
+Against h17c's run below (26.0 ms SQLite, 58.8 ms PostgreSQL at 1,000 accounts) the CPU per account
+is halved or better. SQLite at 10,000 accounts is within the 12 ms budget by CPU, not by the wall
+clock on this shared machine; PostgreSQL's 29-33 ms (two thirds of it the server) is not.
+
 Measured 2026-12-06 (issue 17 part 3), 1,000 accounts / 100,000 sessions, 2 workers x 3 threads,
 the 2-core VM shared with other sessions (load average 10-17 throughout: the wall clock here is
 mostly other people's work, the CPU columns are the comparison), paths run back to back:

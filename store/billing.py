@@ -81,10 +81,13 @@ __all__ = [
     "escalate_task",
     "finalize_invoice",
     "finalize_new_draft",
+    "finalize_new_drafts",
     "finance_task",
     "ids_on_open_invoices",
     "in_values",
+    "insert_drafts",
     "insert_lines",
+    "insert_many_lines",
     "invoice",
     "invoice_line",
     "issue_dates",
@@ -485,6 +488,43 @@ def finalize_new_draft(conn: Connection, tenant_id: str, invoice_id: str, kind: 
     return FinalizeResult(invoice_id, number, kind, gross_total, False)
 
 
+def finalize_new_drafts(conn: Connection, tenant_id: str, drafts: Sequence[tuple[str, str, Decimal,
+                                                                                 Sequence[tuple[str, str]]]],
+                        at: datetime | None = None) -> tuple[list[FinalizeResult], list[Any]]:
+    """``finalize_new_draft`` for many drafts this transaction inserted, set-based: ``drafts`` are
+    (invoice id, kind, gross total, billed pairs) in the order their numbers are to be given. One
+    block of numbers per series (``UPDATE ... RETURNING`` once: gapless, as the block is drawn in
+    the transaction that writes the invoices), one update of all the invoices, one insert of their
+    billed sessions, one read of their rows, and their open items and journal entries in bulk
+    (``store.receivables.open_invoice_items``). Returns the results in the order of ``drafts`` and
+    the invoices' finalized rows (for the hand-over to collection)."""
+    if not drafts:
+        return [], []
+    from store.receivables import open_invoice_items
+
+    at = at or utcnow()
+    numbers: dict[str, tuple[str, int]] = {}
+    for kind in dict.fromkeys(k for _i, k, _g, _b in drafts):
+        series, prefix = INVOICE_SERIES[kind]
+        ids = [i for i, k, _g, _b in drafts if k == kind]
+        ensure_series(conn, tenant_id, series, prefix)
+        n = conn.execute(_Q_DRAW_MANY, {"t": tenant_id, "s": series, "n": len(ids)}).first()
+        if n is None:
+            raise AllocationError(f"number series {series!r} of tenant {tenant_id!r} does not exist")
+        first = n.next_value - len(ids)
+        numbers.update((i, (f"{n.prefix}{seq:06d}", seq)) for seq, i in enumerate(ids, start=first))
+    conn.execute(_Q_FINALIZE_NEW, [{"i": i, "series": INVOICE_SERIES[k][0], "number": numbers[i][0],
+                                    "seq": numbers[i][1], "at": at} for i, k, _g, _b in drafts])
+    driver_insert(conn, billed_session, ("tenant_id", "session_id", "rating_id", "invoice_id"),
+                  [(tenant_id, s, r, i) for i, _k, _g, billed in drafts for s, r in billed])
+    rows: dict[str, Any] = {}
+    for cond in in_values(conn, invoice.c.id, [i for i, _k, _g, _b in drafts]):
+        rows.update((r.id, r) for r in conn.execute(select(invoice).where(cond)))
+    ordered = [rows[i] for i, _k, _g, _b in drafts]
+    open_invoice_items(conn, tenant_id, ordered)
+    return [FinalizeResult(i, numbers[i][0], k, g, False) for i, k, g, _b in drafts], ordered
+
+
 def _open_item(conn: Connection, tenant_id: str, invoice_id: str) -> None:
     """A finalized invoice is a receivable from the same transaction on (a credit note takes off
     what it corrects): ``store.receivables``."""
@@ -516,11 +556,13 @@ class ActiveHolds(NamedTuple):
     hold_ids: tuple[str, ...]  # those manual holds, for ``consume_holds`` once the draft is written
 
 
-def active_holds(conn: Connection, tenant_id: str, account_id: str, invoice_id: str | None = None) -> ActiveHolds:
+def active_holds(conn: Connection, tenant_id: str, account_id: str, invoice_id: str | None = None,
+                 rows: Sequence[Any] | None = None) -> ActiveHolds:
     """What currently holds the account's draft ``invoice_id``: a manual hold holds the next invoice
     only, so one already consumed by another draft is left out (one consumed by this draft still
-    holds it when the draft is rebuilt)."""
-    rows = conn.execute(_Q_HOLDS, {"t": tenant_id, "a": account_id}).all()
+    holds it when the draft is rebuilt). ``rows``: the account's unreleased holds, read before."""
+    if rows is None:
+        rows = conn.execute(_Q_HOLDS, {"t": tenant_id, "a": account_id}).all()
     manual = [r for r in rows if r.kind == "hold" and r.consumed_by_invoice in (None, invoice_id)]
     return ActiveHolds(frozenset(r.name for r in rows if r.kind == "flag"),
                        [r.reason or r.name for r in manual], tuple(r.id for r in manual))
@@ -606,18 +648,42 @@ def insert_lines(conn: Connection, tenant_id: str, invoice_id: str, lines: Itera
     """Write an invoice's lines. ``rating_of`` (session id -> rating id) names the rating a
     session line bills where the line itself does not carry one (fees and discounts never do).
     Returns the distinct (session, rating) pairs the lines bill, in line order."""
-    rating_of = rating_of or {}
+    rows = _line_rows(tenant_id, invoice_id, lines, rating_of or {})
+    driver_insert(conn, invoice_line, _LINE_COLUMNS, rows)
+    return list(dict.fromkeys((r[12], r[13]) for r in rows if r[12] and r[13]))
 
+
+def _line_rows(tenant_id: str, invoice_id: str, lines: Iterable[Any], rating_of: Mapping[str, str]
+               ) -> list[tuple[Any, ...]]:
     def rating(ln: Any) -> str:
         if ln.rating_id or not ln.session_id or ln.kind in ("fee", "discount"):
             return str(ln.rating_id)
         return rating_of.get(ln.session_id, "")
 
-    rows = [(tenant_id, invoice_id, ln.seq, ln.kind, ln.component, ln.description[:300], ln.quantity,
+    return [(tenant_id, invoice_id, ln.seq, ln.kind, ln.component, ln.description[:300], ln.quantity,
              ln.unit[:20], ln.unit_price, ln.net, ln.net_unrounded, ln.tax_rate, ln.session_id, rating(ln),
              ln.rule[:500], ln.corrects[:200]) for ln in lines]
+
+
+def insert_drafts(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert new draft invoice rows (all with the same keys) in one statement."""
+    if rows:
+        cols = tuple(rows[0])
+        driver_insert(conn, invoice, cols, [tuple(r[c] for c in cols) for r in rows])
+
+
+def insert_many_lines(conn: Connection, tenant_id: str, drafts: Sequence[tuple[str, Iterable[Any], Mapping[str, str]]]
+                      ) -> list[list[tuple[str, str]]]:
+    """``insert_lines`` for many invoices in one statement: ``drafts`` are (invoice id, lines,
+    rating_of); returns each invoice's billed (session, rating) pairs, in the order of ``drafts``."""
+    rows: list[tuple[Any, ...]] = []
+    billed = []
+    for invoice_id, lines, rating_of in drafts:
+        mine = _line_rows(tenant_id, invoice_id, lines, rating_of)
+        rows += mine
+        billed.append(list(dict.fromkeys((r[12], r[13]) for r in mine if r[12] and r[13])))
     driver_insert(conn, invoice_line, _LINE_COLUMNS, rows)
-    return list(dict.fromkeys((r[12], r[13]) for r in rows if r[12] and r[13]))
+    return billed
 
 
 _LINE_COLUMNS = ("tenant_id", "invoice_id", "seq", "kind", "component", "description", "quantity", "unit",
@@ -626,6 +692,12 @@ _inserts: dict[tuple[str, str, str, tuple[str, ...], bool], tuple[str, list[Any]
 
 
 _FEW_ROWS = 8
+
+
+def _bind_processor(type_: Any, dialect: Any) -> Any:
+    if isinstance(type_, ExactDecimal):
+        return type_.fast_bind(dialect)
+    return type_.dialect_impl(dialect).bind_processor(dialect)
 
 
 def driver_insert(conn: Connection, table: Table, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]) -> None:
@@ -654,7 +726,7 @@ def driver_insert(conn: Connection, table: Table, columns: tuple[str, ...], rows
             mark = "?" if dialect.paramstyle == "qmark" else "%s"
             sql = f"INSERT INTO {prep.format_table(table)} ({cols}) VALUES ({', '.join([mark] * len(columns))})"
         # the dialect's own type, as SQLAlchemy binds it (a JSON column on psycopg wraps its value)
-        got = _inserts[key] = (sql, [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns])
+        got = _inserts[key] = (sql, [_bind_processor(table.c[c].type, dialect) for c in columns])
     sql, procs = got
     if any(procs):
         conv = [(i, p) for i, p in enumerate(procs) if p is not None]
@@ -687,28 +759,50 @@ def ids_on_open_invoices(conn: Connection, tenant_id: str, account_id: str, exce
 
 
 # ---------------------------------------------------------------- service items and discounts
-def _in_period(table: Table, tenant_id: str, account_id: str, period: Period) -> Any:
-    # the index finds the account's rows; their validity is compared here (a handful per account)
-    return (select(table).where(table.c.tenant_id == tenant_id, table.c.account_id == account_id,
-                                table.c.valid_from < period.local_end)
+def _in_period_query(table: Table) -> Any:
+    # the index finds the account's rows; their validity is compared here (a handful per account).
+    # Built once per table: month-end asks it twice per account, and building a statement costs
+    # more than SQLite running it
+    return (select(table).where(table.c.tenant_id == bindparam("t"), table.c.account_id == bindparam("a"),
+                                table.c.valid_from < bindparam("end"))
             .order_by(table.c.valid_from, table.c.id))
 
 
+_Q_IN_PERIOD: dict[str, Any] = {}
+
+
+def _in_period(conn: Connection, table: Table, tenant_id: str, account_id: str, period: Period) -> Any:
+    q = _Q_IN_PERIOD.get(table.name)
+    if q is None:
+        q = _Q_IN_PERIOD[table.name] = _in_period_query(table)
+    return conn.execute(q, {"t": tenant_id, "a": account_id, "end": period.local_end})
+
+
+def _given_in_period(rows: Sequence[Any], period: Period) -> list[Any]:
+    """What ``_in_period`` would read, of the account's rows read before (``store.cycle.GroupReads``)."""
+    return sorted((r for r in rows if r.valid_from < period.local_end), key=lambda r: (r.valid_from, r.id))
+
+
 def period_services(conn: Connection, tenant_id: str, account_id: str, period: Period,
-                    catalogue: Mapping[str, ServicePrice] | None) -> ServiceBill:
+                    catalogue: Mapping[str, ServicePrice] | None, rows: Sequence[Any] | None = None) -> ServiceBill:
     """The account's service lines for ``period``; ``catalogue`` prices the items that name a
     ruleset service (the ruleset version the cycle uses). An item naming a service that version
-    does not have comes back in ``unpriced`` (the cycle holds the draft for finance)."""
+    does not have comes back in ``unpriced`` (the cycle holds the draft for finance). ``rows``:
+    all the account's service items, read before."""
+    got = _in_period(conn, service_item, tenant_id, account_id, period) if rows is None else \
+        _given_in_period(rows, period)
     subs = [ServiceSubscription(r.id, r.product, r.description, r.quantity, r.unit_price, r.tax_rate, r.unit,
-                                r.valid_from, r.valid_to)
-            for r in conn.execute(_in_period(service_item, tenant_id, account_id, period))]
+                                r.valid_from, r.valid_to) for r in got]
     return bill_services(subs, period, catalogue) if subs else ServiceBill()
 
 
-def period_discounts(conn: Connection, tenant_id: str, account_id: str, period: Period) -> list[PeriodDiscount]:
-    """The account's discounts valid on some day of ``period``, oldest first."""
-    return [PeriodDiscount(d.description, d.percent, d.amount, d.tax_rate)
-            for d in conn.execute(_in_period(account_discount, tenant_id, account_id, period))
+def period_discounts(conn: Connection, tenant_id: str, account_id: str, period: Period,
+                     rows: Sequence[Any] | None = None) -> list[PeriodDiscount]:
+    """The account's discounts valid on some day of ``period``, oldest first (``rows``: all the
+    account's discounts, read before)."""
+    got = _in_period(conn, account_discount, tenant_id, account_id, period) if rows is None else \
+        _given_in_period(rows, period)
+    return [PeriodDiscount(d.description, d.percent, d.amount, d.tax_rate) for d in got
             if d.valid_to is None or d.valid_to > period.local_start]
 
 

@@ -97,6 +97,7 @@ __all__ = [
     "run_row",
     "runs",
     "schedule_invoice",
+    "schedule_invoices",
     "submit_run",
     "submitted_collections",
     "sync_mandates_from_contracts",
@@ -243,18 +244,26 @@ def _now() -> datetime:
 
 # ------------------------------------------------------------------ mandates
 def sync_mandates_from_contracts(conn: Connection, tenant_id: str, creditor_account_id: str,
-                                 account_id: str | None = None) -> int:
+                                 account_id: str | None = None, *, account_ids: Sequence[str] | None = None) -> int:
     """Create or amend the mandates the tenant's active direct-debit contracts describe (see the
-    module docstring), of one billing account if given; returns how many rows it created or changed."""
+    module docstring), of one billing account if given (or of ``account_ids``); returns how many
+    rows it created or changed."""
     stmt = (select(_contract.c.account_id, _contract.c.mandate_reference, _contract.c.mandate_signed_on,
-                   _contract.c.mandate_sequence, _contract.c.debtor_iban, _customer.c.name)
+                   _contract.c.mandate_sequence, _contract.c.debtor_iban, _customer.c.name, _contract.c.created_at,
+                   _contract.c.id)
             .join(_customer, _customer.c.id == _contract.c.customer_id)
             .where(_contract.c.tenant_id == tenant_id, _contract.c.status == "active",
                    _contract.c.payment_method == "sepa_direct_debit", _contract.c.mandate_reference != "",
                    _contract.c.debtor_iban != "", _contract.c.mandate_signed_on.is_not(None)))
     if account_id is not None:
         stmt = stmt.where(_contract.c.account_id == account_id)
-    rows = conn.execute(stmt.order_by(_contract.c.created_at, _contract.c.id)).all()
+    if account_ids is not None:
+        rows = []
+        for cond in in_values(conn, _contract.c.account_id, account_ids):
+            rows += conn.execute(stmt.where(cond)).all()
+        rows.sort(key=lambda r: (r.created_at, r.id))
+    else:
+        rows = conn.execute(stmt.order_by(_contract.c.created_at, _contract.c.id)).all()
     if not rows:
         return 0
     # what the loop below asks of each contract, read once: the newest contract mandate of each
@@ -437,6 +446,93 @@ def schedule_invoice(conn: Connection, tenant_id: str, invoice_id: str) -> tuple
         mandate_id=m.id, collection_date=pre.collection_date, amount=amount, currency=inv.currency,
         created_at=_now()))
     return "scheduled", _scheduled_text(inv.number, amount, inv.currency, pre.collection_date)
+
+
+def schedule_invoices(conn: Connection, tenant_id: str, invs: Sequence[Any]) -> None:
+    """``schedule_invoice`` for many finalized invoices (their rows) in one transaction, set-based:
+    their items, schedules written before, open amounts, contracts' payment methods and the
+    direct-debit accounts' mandates are each read once for all of them, and the schedules written
+    in one insert. The same outcome per invoice as ``schedule_invoice`` (a billing run's batch)."""
+    invs = [i for i in invs if i.status == "finalized" and i.kind == "invoice"]
+    if not invs:
+        return
+    ri, cs = R.receivable_item, collection_schedule
+    ids = [i.id for i in invs]
+    items: dict[str, str] = {}
+    done: set[str] = set()
+    for cond in in_values(conn, ri.c.invoice_id, ids):
+        items.update((r.invoice_id, r.id) for r in conn.execute(select(ri.c.invoice_id, ri.c.id).where(
+            ri.c.tenant_id == tenant_id, cond)))
+    for cond in in_values(conn, cs.c.invoice_id, ids):
+        done.update(conn.execute(select(cs.c.invoice_id).where(cs.c.tenant_id == tenant_id, cond)).scalars())
+    todo = [i for i in invs if i.id not in done and i.id in items]
+    states = {s.id: s for s in R.item_states(conn, tenant_id, item_ids=[items[i.id] for i in todo])} if todo else {}
+    todo = [i for i in todo if items[i.id] in states and states[items[i.id]].open > 0]
+    if not todo:
+        return
+    accounts = sorted({i.account_id for i in todo})
+    methods: dict[str, str] = {}
+    for cond in in_values(conn, _contract.c.account_id, accounts):
+        for r in conn.execute(select(_contract.c.account_id, _contract.c.payment_method).where(
+                _contract.c.tenant_id == tenant_id, cond)
+                .order_by((_contract.c.status == "active").desc(), _contract.c.start_date.desc())):
+            methods.setdefault(r.account_id, str(r.payment_method))
+    policies: dict[str, PaymentsPolicy | None] = {}
+
+    def policy(inv: Any) -> PaymentsPolicy | None:
+        v = inv.ruleset_version_id or ""
+        if v not in policies:
+            policies[v] = payments_policy(conn, tenant_id, version_id=v) if v else None
+        return policies[v]
+
+    debit = []
+    for inv in todo:
+        method = methods.get(inv.account_id)
+        if method is None:
+            pol = policy(inv)
+            method = (pol.method if pol is not None else None) or "bank_transfer"
+        if method == "sepa_direct_debit":
+            debit.append(inv)
+    rows = []
+    for currency in sorted({i.currency for i in debit}):
+        mine = [i for i in debit if i.currency == currency]
+        mandates = _active_mandates(conn, tenant_id, sorted({i.account_id for i in mine}), currency)
+        for inv in mine:
+            m = mandates.get(inv.account_id)
+            if m is None:
+                continue
+            pol = policy(inv)
+            on = prenotified_date(inv.due_date, inv.issue_date, pol.pre_notification_days if pol is not None else None)
+            amount = min(Decimal(inv.gross_total), states[items[inv.id]].open)
+            rows.append((new_id("csc"), tenant_id, items[inv.id], inv.id, inv.account_id, m.id, on, amount,
+                         inv.currency, _now()))
+    driver_insert(conn, cs, ("id", "tenant_id", "item_id", "invoice_id", "account_id", "mandate_id",
+                             "collection_date", "amount", "currency", "created_at"), rows)
+
+
+def _active_mandates(conn: Connection, tenant_id: str, account_ids: Sequence[str], currency: str) -> dict[str, Any]:
+    """``active_mandate`` of many accounts in ``currency`` (contracts' mandates synced first)."""
+    creds = [c.id for c in conn.execute(select(creditor_account.c.id).where(
+        creditor_account.c.tenant_id == tenant_id, creditor_account.c.currency == currency)
+        .order_by(creditor_account.c.created_at, creditor_account.c.id))]
+    if not creds:
+        return {}
+    for c in creds:
+        sync_mandates_from_contracts(conn, tenant_id, c, account_ids=account_ids)
+    newest: dict[tuple[str, str], Any] = {}
+    for cond in in_values(conn, mandate.c.account_id, account_ids):
+        for m in conn.execute(select(mandate).where(mandate.c.tenant_id == tenant_id, cond,
+                                                    mandate.c.creditor_account_id.in_(creds))
+                              .order_by(mandate.c.created_at.desc(), mandate.c.id)):
+            newest.setdefault((m.account_id, m.creditor_account_id), m)
+    out = {}
+    for a in account_ids:
+        for c in creds:
+            m = newest.get((a, c))
+            if m is not None and m.status == "active":
+                out[a] = m
+                break
+    return out
 
 
 def _scheduled_text(number: str, amount: Decimal, currency: str, on: date) -> str:

@@ -103,3 +103,59 @@ async def test_hand_over_schedules_the_prenotified_debit(env: WorkflowEnvironmen
         [item] = C.run_items(conn, g.run_id)
         assert (item.number, item.collection_date, item.amount) == (inv.number, notified, D(inv.gross_total))
 
+
+
+async def test_billing_run_batch_schedules_as_the_hand_over_does(engine: Engine,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A billing run's batch hands its invoices over to collection set-based
+    (``store.collections.schedule_invoices``): the same schedule as the one-by-one hand-over for the
+    direct-debit account with a mandate, none for the account paying by transfer or the one without
+    a mandate, and a retried batch writes nothing twice."""
+    from temporalio.testing import ActivityEnvironment
+
+    from workflows.billing.types import AssembleBatchInput
+
+    monkeypatch.setenv("EVBILL_RENDER_DOCUMENTS", "0")
+    with Session(engine) as db:
+        tenant, _ = bootstrap_tenant(db, "handover-run")
+    tid = tenant.id
+    s = seed_accounts(engine, tid, 3, ruleset=PAYMENTS)
+    debit, transfer, no_mandate = s.account_ids
+    insert_sessions(engine, s, [(a, f"hr_{i}", datetime(2026, 11, 10 + i, tzinfo=UTC), D(20 + i))
+                                for i, a in enumerate(s.account_ids)])
+    cred = new_id("cra")
+    with engine.begin() as conn:
+        ct = Contract.__table__  # type: ignore[attr-defined]
+        conn.execute(update(ct).where(ct.c.account_id == transfer).values(payment_method="bank_transfer"))
+        conn.execute(insert(C.creditor_account).values(
+            id=cred, tenant_id=tid, name="Ladestrom GmbH", iban="DE02120300000000202051", bic="",
+            creditor_id="DE98ZZZ09999999999", currency="EUR", lead_time_days=2, pain_version="pain.008.001.08",
+            pass_return_charges=True, created_at=datetime(2026, 1, 1, tzinfo=UTC)))
+        C.insert_mandate(conn, tid, cred, debit, "M-1", date(2026, 1, 5), "Customer 0", "DE89370400440532013000",
+                         "COBADEFFXXX", "CORE")
+    acts = BillingActivities(engine)
+    inp = AssembleBatchInput(tid, list(s.account_ids), "2026-12-01T00:05:00+01:00", "2026-12-01T00:05:00+00:00")
+    for _ in range(2):  # the second time: a retried batch
+        out = ActivityEnvironment().run(acts.assemble_batch, inp)
+        assert out.finalized == 3 and not out.held, out
+    with engine.connect() as conn:
+        inv = conn.execute(select(B.invoice).where(B.invoice.c.account_id == debit)).one()
+        [sched] = conn.execute(select(C.collection_schedule).where(C.collection_schedule.c.tenant_id == tid)).all()
+        notified = max(inv.due_date, inv.issue_date + timedelta(days=20))
+        assert (sched.invoice_id, sched.collection_date, sched.amount) == (inv.id, notified, D(inv.gross_total))
+        assert sorted(r.number_seq for r in conn.execute(select(B.invoice.c.number_seq).where(
+            B.invoice.c.tenant_id == tid))) == [1, 2, 3]
+    # what the one-by-one hand-over answers for each agrees with what the batch wrote
+    again = acts.collect_payment(CollectPaymentInput(tid, inv.id, inv.number, str(inv.gross_total)))
+    assert (again.status, again.detail) == (
+        "scheduled", f"{inv.number}: direct debit of {inv.gross_total} EUR scheduled for {notified.isoformat()}")
+    with engine.connect() as conn:
+        others = {r.account_id: r for r in conn.execute(select(B.invoice).where(
+            B.invoice.c.account_id.in_([transfer, no_mandate])))}
+    assert acts.collect_payment(CollectPaymentInput(tid, others[transfer].id, others[transfer].number, "0")
+                                ).status == "awaiting_transfer"
+    lacking = acts.collect_payment(CollectPaymentInput(tid, others[no_mandate].id, others[no_mandate].number, "0"))
+    assert lacking.status == "awaiting_transfer" and "without an active mandate" in lacking.detail
+    with engine.connect() as conn:
+        assert len(conn.execute(select(C.collection_schedule).where(
+            C.collection_schedule.c.tenant_id == tid)).all()) == 1

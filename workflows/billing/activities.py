@@ -217,13 +217,16 @@ class BillingActivities:
                 PC.schedule_invoice(conn, inp.tenant_id, out.invoice_id)
         return out
 
-    def _assemble(self, conn: Connection, inp: AssembleInput, as_of: datetime) -> DraftSummary | dict[str, Any]:
+    def _assemble(self, conn: Connection, inp: AssembleInput, as_of: datetime,
+                  rs: tuple[Any, Any] | None = None, pre: C.GroupReads | None = None) -> DraftSummary | dict[str, Any]:
+        """``rs``: the tenant's ruleset version in force at ``as_of`` (``_ruleset``), and ``pre`` the
+        account's rows, when the caller read them already (a billing run's group reads them once)."""
         t = inp.tenant_id
-        acct = C.account(conn, t, inp.account_id)
+        acct = C.account(conn, t, inp.account_id) if pre is None else pre.accounts.get(inp.account_id)
         if acct is None:
             raise ApplicationError(f"billing account {inp.account_id!r} not found", type="account_not_found",
                                    non_retryable=True)
-        rv_id, ruleset = self._ruleset(conn, t, as_of)
+        rv_id, ruleset = rs if rs is not None else self._ruleset(conn, t, as_of)
         policy, hold = self._policies(ruleset, acct)
         if inp.period is not None:
             period = Period.from_dict(inp.period)
@@ -244,11 +247,11 @@ class BillingActivities:
         # the draft is dated the day it is assembled, in the tenant's zone (a clean draft is
         # finalized in this very step; a held one is dated again when finance decides)
         now = datetime.fromisoformat(inp.now) if inp.now else utcnow()
-        issue = now.astimezone(_zone(B.tenant_zone(conn, t, period.timezone))).date()
-        draft, rating_of, n_postings = self._draft(conn, t, acct, inv_id, period, issue, policy, ruleset, rv_id)
+        issue = now.astimezone(_zone(self._tenant_zone(conn, t, period.timezone, pre))).date()
+        draft, rating_of, n_postings = self._draft(conn, t, acct, inv_id, period, issue, policy, ruleset, rv_id, pre)
         prev = B.previous_net(conn, t, acct.id, period.start, acct.currency)
         comparison = compare_periods(draft.net_total, prev)
-        holds = B.active_holds(conn, t, acct.id, inv_id)
+        holds = B.active_holds(conn, t, acct.id, inv_id, None if pre is None else pre.holds[acct.id])
         held = evaluate_holds(draft, hold, comparison, holds.flags, holds.reasons, rv_id or "")
         reasons = [r.to_dict() for r in held]
         if any(r.kind in APPROVAL_REQUIRED for r in held):
@@ -306,17 +309,23 @@ class BillingActivities:
             **extra)
 
     def _draft(self, conn: Connection, t: str, acct: Any, inv_id: str, period: Period, issue: date,
-               policy: BillingPolicy, ruleset: Any, rv_id: str | None = None
+               policy: BillingPolicy, ruleset: Any, rv_id: str | None = None, pre: C.GroupReads | None = None
                ) -> tuple[InvoiceDraft, dict[str, str], int]:
-        contracts = C.account_contracts(conn, t, acct.id)
+        if pre is None:
+            contracts = C.account_contracts(conn, t, acct.id)
+            n_accounts = len(C.customer_account_ids(conn, t, acct.customer_id))
+            sessions = C.customer_sessions(conn, acct.customer_id)
+        else:
+            contracts = pre.contracts[acct.id]
+            n_accounts = len(pre.customer_accounts[acct.customer_id])
+            sessions = pre.sessions[acct.customer_id]
         contract_ids = {c.id for c in contracts}
-        n_accounts = C.customer_account_ids(conn, t, acct.customer_id)
         lookback = period.start - timedelta(days=LOOKBACK_DAYS)
         # the customer's sessions; contracts tell accounts of one customer apart
-        rows = [r for r in C.customer_sessions(conn, acct.customer_id)
+        rows = [r for r in sessions
             if r.tenant_id == t and r.status == "rated" and lookback <= r.start < period.end
             and r.current_rating_id and (r.contract_id in contract_ids
-                                         or (r.contract_id is None and len(n_accounts) == 1))]
+                                         or (r.contract_id is None and n_accounts == 1))]
         ids = [r.id for r in rows]
         billed: dict[str, list[tuple[str, str]]] = defaultdict(list)
         for ch in _chunks(ids):
@@ -338,11 +347,11 @@ class BillingActivities:
                 corr_rows.append(r)
         rating_ids = [r.current_rating_id for r in current + late_rows + corr_rows]
         lines_of: dict[str, list[RatedLine]] = defaultdict(list)
+        make_line = RatedLine._make  # one tuple.__new__, not the NamedTuple's Python __new__ per line
         for ch in _chunks(rating_ids):
-            for ln in C.rated_lines_of(conn, ch):
-                lines_of[ln.rating_id].append(RatedLine(
-                    ln.component, ln.description, ln.quantity, ln.unit, ln.unit_price, ln.net, ln.tax_rate,
-                    ln.currency, ln.rule, ln.session_id, ln.cost_group or ""))
+            for rid, *ln in C.rated_lines_of(conn, ch):
+                ln[-1] = ln[-1] or ""  # cost_group
+                lines_of[rid].append(make_line((*ln, None)))
         all_results = []
         for r in sorted(current, key=lambda x: (x.start, x.id)):
             ms = int(r.start.timestamp() * 1000)
@@ -359,7 +368,8 @@ class BillingActivities:
         late_all = [LateSession(r.id, r.current_rating_id, "earlier period", tuple(lines_of[r.current_rating_id]))
                     for r in sorted(late_rows, key=lambda x: (x.start, x.id))]
         services = B.period_services(
-            conn, t, acct.id, period, ruleset.policies.services if ruleset is not None else None)
+            conn, t, acct.id, period, ruleset.policies.services if ruleset is not None else None,
+            None if pre is None else pre.services[acct.id])
         # what was priced in another currency than the account's is set aside: the draft is held
         # for it (currency_mismatch), never added into the account's total
         split = split_currencies(acct.currency, results=all_results, late=late_all,
@@ -375,7 +385,8 @@ class BillingActivities:
         else:
             period_lines = tuple(ln for res in results for ln in res.lines)
             energy = sum((res.energy_kwh for res in results), Decimal(0))
-        discounts: list[PeriodDiscount] = B.period_discounts(conn, t, acct.id, period)
+        discounts: list[PeriodDiscount] = B.period_discounts(conn, t, acct.id, period,
+                                                             None if pre is None else pre.discounts[acct.id])
         postings = [ManualPosting(p.id, p.description, p.amount, p.tax_rate, p.author_id)
                     for p in B.postings_of(conn, inv_id)]
         draft = assemble_invoice(
@@ -405,6 +416,16 @@ class BillingActivities:
             out.append(MeterFinding(r.id, r.meter_check, reason,
                                     Decimal(sm["signed_kwh"]) if sm.get("signed_kwh") else None, r.energy_kwh))
         return tuple(out)
+
+    @staticmethod
+    def _tenant_zone(conn: Connection, t: str, fallback: str, pre: C.GroupReads | None) -> str:
+        """The tenant's zone (``store.billing.tenant_zone``), read once per group."""
+        if pre is None:
+            return B.tenant_zone(conn, t, fallback)
+        key = ("zone", fallback)
+        if key not in pre.memo:
+            pre.memo[key] = B.tenant_zone(conn, t, fallback)
+        return str(pre.memo[key])
 
     def _reverse_charge(self, conn: Connection, t: str, acct: Any, ruleset: Any) -> bool:
         """Whether the account's invoice is a reverse-charge supply (``_treatment`` says AE)."""
@@ -645,10 +666,15 @@ class BillingActivities:
         got: dict[str, DraftSummary | ApplicationError] = {}
         plans: dict[str, dict[str, Any]] = {}
         with self.engine.connect() as conn:
+            try:
+                rs = self._ruleset(conn, inp.tenant_id, as_of)
+            except ApplicationError:
+                rs = None  # each account fails on it by itself
+            pre = C.GroupReads(conn, inp.tenant_id, ids)
             for a in ids:
                 activity.heartbeat(before)  # alive: a slow group is not taken for a dead worker
                 try:
-                    plan = self._assemble(conn, args[a], as_of)
+                    plan = self._assemble(conn, args[a], as_of, rs, pre)
                 except ApplicationError as exc:
                     got[a] = exc
                     continue
@@ -661,13 +687,7 @@ class BillingActivities:
         if plans:
             try:
                 with B.write_transaction(self.engine) as conn:
-                    # every draft and its lines first, then the numbers: on PostgreSQL the first
-                    # number drawn locks the series row until commit, so the other writers wait
-                    # for the numbering only, not for the drafts too
-                    drafts = {a: self._write_draft(conn, plan) for a, plan in plans.items()}
-                    written = {a: None if d is None else self._finalize_written(conn, args[a], plans[a], *d,
-                                                                                collect=True)
-                               for a, d in drafts.items()}
+                    written = self._write_group(conn, args, plans)
             except Exception:  # the group is rolled back whole: each account again on its own
                 log.warning("a group of %d drafts failed to write; one account at a time", len(plans), exc_info=True)
                 alone = list(plans)
@@ -684,6 +704,63 @@ class BillingActivities:
             except ApplicationError as exc:
                 got[a] = exc
         return [got[a] for a in ids]
+
+    def _write_group(self, conn: Connection, args: dict[str, AssembleInput],
+                     plans: dict[str, dict[str, Any]]) -> dict[str, DraftSummary | None]:
+        """Write a group's planned drafts in one transaction, set-based: one read of what the
+        accounts have at their cycle keys now, one insert of the new drafts and one of all their
+        lines, then one block of numbers per series for the clean ones in account order, their
+        billed sessions, open items and journal entries in bulk, and their hand-over to
+        collection (``B.finalize_new_drafts``, ``PC.schedule_invoices``). A draft being rebuilt
+        (it existed before) goes the per-account way. None: that draft changed since it was read.
+
+        Every draft and its lines are written before any number is drawn: on PostgreSQL the
+        series row stays locked from the draw until commit, so other writers wait for the
+        numbering only, not for the drafts too."""
+        from store import collections as PC
+
+        t = next(iter(args.values())).tenant_id
+        now_at = C.cycle_invoice_statuses(conn, t, {a: p["key"] for a, p in plans.items()})
+        out: dict[str, DraftSummary | None] = {}
+        new: list[str] = []
+        for a, p in plans.items():
+            row = now_at.get(a)
+            if p["seen_status"] is None and row is None:
+                new.append(a)
+            elif p["seen_status"] is None or row is None:
+                out[a] = None  # another attempt wrote (or removed) it meanwhile: read again
+            else:  # a draft still ours to rebuild: the per-account way
+                d = self._write_draft(conn, p)
+                out[a] = None if d is None else self._finalize_written(conn, args[a], p, *d, collect=True)
+        if not new:
+            return out
+        created = utcnow()
+        B.insert_drafts(conn, [dict(id=plans[a]["inv_id"], tenant_id=t, account_id=a,
+                                    customer_id=plans[a]["acct"].customer_id, cycle_key=plans[a]["key"],
+                                    rejected_reason="", decided_by="", created_at=created, **plans[a]["values"])
+                               for a in new])
+        billed = dict(zip(new, B.insert_many_lines(conn, t, [(plans[a]["inv_id"], plans[a]["lines"],
+                                                              plans[a]["rating_of"]) for a in new]), strict=True))
+        clean = []
+        for a in new:
+            p = plans[a]
+            B.consume_holds(conn, t, p["holds"], p["inv_id"])  # a manual hold is for the next invoice: this one
+            s = out[a] = self._summary(SimpleNamespace(id=p["inv_id"], cycle_key=p["key"], number="", **p["values"]),
+                                       **p["extra"])
+            if args[a].finalize_if_clean and s.status == "draft" and not s.reasons:
+                clean.append(a)
+        if not clean:
+            return out
+        results, rows = B.finalize_new_drafts(
+            conn, t, [(plans[a]["inv_id"], plans[a]["values"]["kind"], plans[a]["values"]["gross_total"], billed[a])
+                      for a in clean], plans[clean[0]]["now"])
+        for a, res in zip(clean, results, strict=True):
+            s = out[a]
+            assert s is not None
+            s.status, s.number, s.finalized_now = "finalized", res.number, True
+            s.dunning_workflows = _dunning_to_tell(conn, t, res.invoice_id, res.kind)
+        PC.schedule_invoices(conn, t, rows)
+        return out
 
     def _tally(self, inp: AssembleBatchInput, out: BatchOutcome, account_id: str,
                draft: DraftSummary | ApplicationError, *, hand_over: bool) -> None:
