@@ -13,7 +13,8 @@ import json
 import random
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -120,6 +121,42 @@ FORMAT_LABELS = {"pdf": "PDF", "facturx-pdf": "Factur-X PDF (CII embedded)", "xr
 
 
 def main(args: argparse.Namespace) -> int:
+    with card_sandbox() as card_line:
+        return _run(args, card_line)
+
+
+@contextmanager
+def card_sandbox() -> Iterator[str | None]:
+    """Card payments for the demo's ad-hoc page: when the environment configures no payment
+    provider (``api.payments.provider_from_env``), the local card sandbox
+    (``api.payments.sandbox``: test cards only, nothing leaves the machine) on a free port of
+    127.0.0.1 with the Stripe adapter pointed at it — its Checkout page too — until the demo (or
+    ``--serve``) ends; the line that says so, or None. A provider set by the environment always
+    wins, and ``EVBILL_PAYMENT_PROVIDER=none`` keeps card payments off."""
+    import os
+
+    from api.payments import provider_from_env
+    from api.payments.sandbox import sandbox_environment, stripe_wire
+
+    if os.environ.get("EVBILL_PAYMENT_PROVIDER", "").strip().lower() == "none" or provider_from_env() is not None:
+        yield None
+        return
+    with stripe_wire() as wire:
+        env = sandbox_environment(wire)
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            yield (f"card payments: local sandbox at {wire.base}, test card 4242 4242 4242 4242 (a stand-in "
+                   f"acquirer: test cards only, nothing leaves this machine; EVBILL_STRIPE_SECRET_KEY sets a real one)")
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+def _run(args: argparse.Namespace, card_line: str | None) -> int:
     import logging
     import os
 
@@ -138,7 +175,10 @@ def main(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     _say(f"evbill demo: simulating {DAYS} days of charging (seed {args.seed}), artefacts in {out}/")
     summary_rows: list[dict[str, Any]] = []
-    summary: dict[str, Any] = {"seed": args.seed, "sessions": args.sessions, "month_start": MONTH_START.isoformat()}
+    summary: dict[str, Any] = {"seed": args.seed, "sessions": args.sessions, "month_start": MONTH_START.isoformat(),
+                               "card_payments": "local sandbox" if card_line else "environment"}
+    if card_line:
+        _say(f"  {card_line}")
     grand = Decimal(0)
     rated_total = 0
     for sc in SCENARIOS:
@@ -188,13 +228,15 @@ def main(args: argparse.Namespace) -> int:
         f.write("\n")
     _say(f"done in {time.perf_counter() - t0:.1f} s; summary in {out}/summary.json")
     if code == 0 and getattr(args, "serve", False):
-        return _serve(out, args)
+        return _serve(out, args, card_line)
     return code
 
 
-def _serve(out: Path, args: argparse.Namespace, email: str = "approver@stadtwerke.example") -> int:
+def _serve(out: Path, args: argparse.Namespace, card_line: str | None,
+           email: str = "approver@stadtwerke.example") -> int:
     """``evbill demo --serve``: ``evbill serve`` on the demo's database, with a fresh console
-    password for the demo's approver (printed here, once: a demo's sign-in, nothing else's)."""
+    password for the demo's approver (printed here, once: a demo's sign-in, nothing else's), and
+    the first charging point's ad-hoc page, paid through the card sandbox while it runs."""
     import os
     import secrets
 
@@ -205,6 +247,7 @@ def _serve(out: Path, args: argparse.Namespace, email: str = "approver@stadtwerk
     from store.console import set_password
     from store.db import make_engine
     from store.models import User
+    from store.records import evse_ids
 
     url = f"sqlite:///{(out / 'evbill-demo.db').resolve()}"
     engine = make_engine(url)
@@ -212,13 +255,21 @@ def _serve(out: Path, args: argparse.Namespace, email: str = "approver@stadtwerk
     try:
         with Session(engine) as db:
             user = db.execute(select(User).where(User.email == email)).scalar_one()
-            set_password(db, user.tenant_id, user.id, password)
+            tenant_id = user.tenant_id
+            set_password(db, tenant_id, user.id, password)
             db.commit()
+        with engine.connect() as conn:
+            evse = next(iter(evse_ids(conn, tenant_id, limit=1)), None)
     finally:
         engine.dispose()
     os.environ["EVBILL_DATABASE_URL"] = url
     _say(f"console: http://127.0.0.1:{args.port}/console  sign in as {email} with password {password}  "
          f"(API reference at /schema/; Ctrl-C stops the server)")
+    if evse:
+        _say(f"ad-hoc charging: http://127.0.0.1:{args.port}/charge/{evse} (the QR code's page of the first "
+             f"charging point)")
+    if card_line:
+        _say(card_line)
     return serve.main(argparse.Namespace(host="127.0.0.1", port=args.port, ocpp_host=None,
                                          ocpp_port=args.ocpp_port, no_temporal=False, workers=1))
 

@@ -127,8 +127,7 @@ def screenshots(engine: Any, tenant_id: str, out: Path, email: str = "approver@s
                 made.append(f"{name}.png")
             page.close()
             # the public ad-hoc page of the first EVSE (a QR code's target): the price before the
-            # start; the demo configures no payment provider, so the page says card payment is not
-            # set up here rather than taking a card
+            # start and the card form (the demo's card sandbox, or the provider the environment sets)
             made += _adhoc_page(browser, base, engine, tenant_id, out)
         finally:
             browser.close()
