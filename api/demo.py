@@ -445,10 +445,21 @@ def _system_month(out: Path, rnd: random.Random, summary: dict[str, Any]) -> int
         if why:
             _say(f"  console screenshots skipped: {why}")
         else:
-            shots = demo_console.screenshots(run.engine, run.ids["tenant_id"], out / "console")
+            # one ad-hoc charge end to end, only ever through the local card sandbox (never a real card)
+            sandbox = summary.get("card_payments") == "local sandbox"
+            charger = (f"ws://127.0.0.1:{run.ids['gateway'].port}/ocpp", run.chargers) if sandbox else None
+            shots = demo_console.screenshots(run.engine, run.ids["tenant_id"], out / "console", charger=charger,
+                                             receipts=out / "adhoc")
             summary["console"] = {"screenshots": len(shots)}
             _say(f"  console: an approver signed in at /console with headless Chromium; {len(shots)} pages "
                  f"({', '.join(s.removesuffix('.png') for s in shots)}) in {out}/console/")
+            if "adhoc.png" in shots:
+                summary["adhoc"] = sysdemo.adhoc_summary(run)
+                a = summary["adhoc"]
+                _say(f"  ad-hoc charge at {a['evse']}: QR page, paid on the card sandbox's Checkout page "
+                     f"({a['reserved']} {a['currency']} reserved), RemoteStart to the simulated charger, "
+                     f"{a['energy_kwh']} kWh, stopped from the page, {a['captured']} {a['currency']} captured, "
+                     f"the rest released; receipt {a['receipt']} in {out}/adhoc/")
     finally:
         sysdemo.close(run)
     return 0

@@ -1,5 +1,6 @@
 """``evbill demo --serve``: after the month, the demo's database stays served (API, console and
-embedded Temporal) with a sign-in printed for the console; SIGTERM stops it all."""
+embedded Temporal) with a sign-in printed for the console, and the first charging point's ad-hoc
+page takes cards through the local card sandbox (no provider configured); SIGTERM stops it all."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_demo_serve_prints_a_sign_in_that_works(tmp_path: Path) -> None:
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT), EVBILL_TEMPORAL_PORT=str(free_port()))
-    for name in ("TEMPORAL_ADDRESS", "EVBILL_DATABASE_URL", "EVBILL_SMTP_HOST", "EVBILL_RATE_LIMIT"):
+    for name in ("TEMPORAL_ADDRESS", "EVBILL_DATABASE_URL", "EVBILL_SMTP_HOST", "EVBILL_RATE_LIMIT",
+                 "EVBILL_PAYMENT_PROVIDER", "EVBILL_STRIPE_SECRET_KEY", "EVBILL_STRIPE_API_BASE"):
         env.pop(name, None)
     log = tmp_path / "demo.log"
     with log.open("wb") as out:
@@ -34,10 +36,12 @@ def test_demo_serve_prints_a_sign_in_that_works(tmp_path: Path) -> None:
         found = None
         while found is None:
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-            found = re.search(r"console: (http://\S+/console)  sign in as (\S+) with password (\S+)", log.read_text())
+            found = re.search(r"console: (http://\S+/console)  sign in as (\S+) with password (\S+)\n"
+                              r"ad-hoc charging: (http://\S+/charge/\S+) .*\n"
+                              r"card payments: local sandbox at (http://127\.0\.0\.1:\d+), test card 4242", log.read_text())
             time.sleep(0.5)
-        url, email, password = found.groups()
-        assert url == f"{base}/console"
+        url, email, password, adhoc, sandbox = found.groups()
+        assert url == f"{base}/console" and adhoc.startswith(f"{base}/charge/")
         while True:
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
             try:
@@ -55,6 +59,18 @@ def test_demo_serve_prints_a_sign_in_that_works(tmp_path: Path) -> None:
             inbox = c.get("/console/inbox")
             # the demo's month: its unknown payer waits in the inbox
             assert inbox.status_code == 200 and "Unbekannt Handels GmbH" in inbox.text
+        # the ad-hoc page: the price and the card form, which leads to the sandbox's Checkout page
+        with httpx.Client(timeout=30) as c:
+            page = c.get(adhoc, params={"lang": "en"})
+            assert page.status_code == 200 and "card payment is not set up" not in page.text, page.text[:500]
+            assert 'name="accept"' in page.text and "/ kWh" in page.text
+            assert f"form-action 'self' {sandbox}" in page.headers["content-security-policy"]
+            to = c.post(adhoc, data={"accept": "yes", "lang": "en", "email": "driver@example.com"})
+            assert to.status_code == 303 and to.headers["location"].startswith(f"{sandbox}/pay/cs_test_"), to.text[:500]
+            checkout = c.get(to.headers["location"])
+            assert checkout.status_code == 200 and "evbill card sandbox" in checkout.text and "Pay 50.00 EUR" in checkout.text
+            back = c.get(to.headers["location"] + "/cancel", follow_redirects=True)
+            assert back.status_code == 200 and str(back.url).startswith(adhoc)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
