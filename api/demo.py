@@ -165,6 +165,7 @@ def _run(args: argparse.Namespace, card_line: str | None) -> int:
 
     # the demo narrates on stdout; its own loggers speak up only for what goes wrong
     setup_logging(level=os.environ.get("EVBILL_LOG_LEVEL") or "WARNING")
+    temporal_before = os.environ.get("TEMPORAL_ADDRESS")
     warn_at_start(logging.getLogger("evbill.demo"), smtp=False)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -228,6 +229,12 @@ def _run(args: argparse.Namespace, card_line: str | None) -> int:
         f.write("\n")
     _say(f"done in {time.perf_counter() - t0:.1f} s; summary in {out}/summary.json")
     if code == 0 and getattr(args, "serve", False):
+        # the month's Temporal server has stopped: serve starts its own embedded one unless the
+        # environment named a cluster before the demo began
+        if temporal_before is None:
+            os.environ.pop("TEMPORAL_ADDRESS", None)
+        else:
+            os.environ["TEMPORAL_ADDRESS"] = temporal_before
         return _serve(out, args, card_line)
     return code
 
@@ -243,7 +250,7 @@ def _serve(out: Path, args: argparse.Namespace, card_line: str | None,
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from api import serve
+    from api import demo_adhoc, serve
     from store.console import set_password
     from store.db import make_engine
     from store.models import User
@@ -260,6 +267,8 @@ def _serve(out: Path, args: argparse.Namespace, card_line: str | None,
             db.commit()
         with engine.connect() as conn:
             evse = next(iter(evse_ids(conn, tenant_id, limit=1)), None)
+        # its charger (simulated) connects to the gateway and answers the driver's payment
+        identity = demo_adhoc.keep_connected(engine, tenant_id) if evse and args.ocpp_port else None
     finally:
         engine.dispose()
     os.environ["EVBILL_DATABASE_URL"] = url
@@ -267,7 +276,7 @@ def _serve(out: Path, args: argparse.Namespace, card_line: str | None,
          f"(API reference at /schema/; Ctrl-C stops the server)")
     if evse:
         _say(f"ad-hoc charging: http://127.0.0.1:{args.port}/charge/{evse} (the QR code's page of the first "
-             f"charging point)")
+             f"charging point{f'; its charger {identity} is simulated and stays connected' if identity else ''})")
     if card_line:
         _say(card_line)
     return serve.main(argparse.Namespace(host="127.0.0.1", port=args.port, ocpp_host=None,

@@ -22,7 +22,7 @@ from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import Action
 
-METER_START_WH = 1_000_000  # far beyond the month the charger reported before
+METER_START_WH = 1_000_000  # far beyond the month the charger reported before (``--serve``: 2,000,000)
 
 
 class AdhocCharger(ChargePoint):  # type: ignore[misc]
@@ -30,6 +30,7 @@ class AdhocCharger(ChargePoint):  # type: ignore[misc]
 
     tx: int | None = None
     t0: datetime | None = None
+    meter: int = METER_START_WH  # the register: each transaction goes on from where the last stopped
 
     def _iso(self, minutes: int) -> str:
         assert self.t0 is not None
@@ -49,21 +50,22 @@ class AdhocCharger(ChargePoint):  # type: ignore[misc]
         day = now.replace(hour=9, minute=0, second=0)
         self.t0 = day if day + timedelta(minutes=30) <= now else day - timedelta(days=1)
         res = await self.call(call.StartTransaction(connector_id=kw.get("connector_id") or 1, id_tag=id_tag,
-                                                    meter_start=METER_START_WH, timestamp=self._iso(0)))
+                                                    meter_start=self.meter, timestamp=self._iso(0)))
         self.tx = res.transaction_id
         await self.call(call.MeterValues(connector_id=kw.get("connector_id") or 1, transaction_id=self.tx, meter_value=[
-            {"timestamp": self._iso(15), "sampledValue": [{"value": str(METER_START_WH + 3000),
+            {"timestamp": self._iso(15), "sampledValue": [{"value": str(self.meter + 3000),
                                                            "measurand": "Energy.Active.Import.Register",
                                                            "unit": "Wh"}]}]))
 
     @after(Action.remote_stop_transaction)
     async def stopped(self, transaction_id: int, **kw: Any) -> None:
-        await self.call(call.StopTransaction(meter_stop=METER_START_WH + 6000, timestamp=self._iso(29),
+        self.meter += 6000
+        await self.call(call.StopTransaction(meter_stop=self.meter, timestamp=self._iso(29),
                                              transaction_id=transaction_id, reason="Remote"))
 
 
 @contextmanager
-def connected(url: str, identity: str, password: str) -> Iterator[AdhocCharger]:
+def connected(url: str, identity: str, password: str, meter_wh: int = METER_START_WH) -> Iterator[AdhocCharger]:
     """The charger on an event loop of its own thread, connected to ``url`` until the block ends."""
     import websockets
 
@@ -79,6 +81,7 @@ def connected(url: str, identity: str, password: str) -> Iterator[AdhocCharger]:
             async with websockets.connect(url, subprotocols=["ocpp1.6"],  # type: ignore[list-item]
                                           additional_headers=auth) as ws:
                 cp = AdhocCharger(identity, ws, response_timeout=30)
+                cp.meter = meter_wh
                 holder.append(cp)
                 task = asyncio.create_task(cp.start())
                 await cp.call(call.BootNotification(charge_point_vendor="Demo", charge_point_model="AC22"))
@@ -98,4 +101,41 @@ def connected(url: str, identity: str, password: str) -> Iterator[AdhocCharger]:
     finally:
         loop.call_soon_threadsafe(stop.set)
         thread.join(10)
-        loop.close()
+        if not thread.is_alive():
+            loop.close()
+
+
+def keep_connected(engine: Any, tenant_id: str) -> str | None:
+    """``evbill demo --serve``: the first EVSE's charger (a fresh OCPP password set here) connects
+    to this process's gateway once it listens and stays connected while the server runs, so that a
+    payment on its ad-hoc page starts, meters and stops a session. Its identity, or None."""
+    import secrets
+    import time
+
+    from sqlalchemy import select, update
+
+    from api.ocpp.server import current_gateway, hash_password
+    from store.models import ChargePoint, Evse
+    from store.records import evse_ids
+
+    with engine.begin() as conn:
+        evses = evse_ids(conn, tenant_id, limit=1)
+        if not evses:
+            return None
+        cp_id, identity = conn.execute(select(ChargePoint.id, ChargePoint.identity)
+                                       .join(Evse, Evse.charge_point_id == ChargePoint.id)
+                                       .where(Evse.id == evses[0])).one()
+        password = secrets.token_urlsafe(24)[:32]
+        conn.execute(update(ChargePoint).where(ChargePoint.id == cp_id).values(password_sha256=hash_password(password)))
+
+    def run() -> None:
+        deadline = time.monotonic() + 300
+        while (gw := current_gateway()) is None or not getattr(gw, "port", None):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.5)
+        with connected(f"ws://127.0.0.1:{gw.port}/ocpp/{identity}", identity, password, meter_wh=2 * METER_START_WH):
+            threading.Event().wait()  # until the process ends
+
+    threading.Thread(target=run, name="demo-adhoc-charger-serve", daemon=True).start()
+    return str(identity)

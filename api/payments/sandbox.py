@@ -46,6 +46,16 @@ API_KEY = "sk_test_evbill_local"
 WEBHOOK_SECRET = "whsec_evbill_local_test_secret"
 
 
+# the sandbox's Checkout page: plain, readable on a phone, unmistakably not a real acquirer's
+_STYLE = ("body{font-family:system-ui,sans-serif;margin:0;background:#f4f4f6;color:#1a1a1a}"
+          ".sandbox{margin:0;padding:.75rem 1rem;background:#fff3c4;border-bottom:2px solid #c99a00}"
+          "main{max-width:26rem;margin:1.5rem auto;padding:1.25rem;background:#fff;border-radius:8px;"
+          "box-shadow:0 1px 3px #0002}h1{font-size:1.4rem;margin-top:0}fieldset{border:1px solid #ccc;"
+          "border-radius:6px;margin:0 0 1rem}label{display:block;padding:.4rem 0}"
+          "button{width:100%;padding:.8rem;font-size:1rem;font-weight:600;color:#fff;background:#3a3aa8;"
+          "border:0;border-radius:6px}a{color:#3a3aa8}[role=alert]{color:#a4000f;font-weight:600}")
+
+
 def _nest(pairs: list[tuple[str, str]]) -> dict[str, Any]:
     """Stripe's form encoding back to a dict: ``a[b]=1`` -> {"a": {"b": "1"}}, ``a[0]=x`` -> {"a": ["x"]}."""
     out: dict[str, Any] = {}
@@ -194,13 +204,16 @@ class StripeWire:
                 return 303, {"Location": cs["success_url"].replace("{CHECKOUT_SESSION_ID}", cs["id"])}, b""
             error = "<p role=alert>Your card was declined.</p>"
         amount = f"{cs['amount_total'] / 100:.2f} {cs['currency'].upper()}"
-        page = (f"<!doctype html><html lang=en><title>Checkout</title>"
-                f"<p><strong>evbill card sandbox</strong>: a local stand-in for the card acquirer. Test cards only; "
-                f"no money moves and nothing leaves this machine.</p><h1>Pay {escape(amount)}</h1>{error}"
-                f"<form method=post action=/pay/{cs['id']}><label><input type=radio name=card value=visa checked>"
-                f" Visa 4242</label><label><input type=radio name=card value=declined> Declined card</label>"
+        page = (f"<!doctype html><html lang=en><meta charset=utf-8>"
+                f"<meta name=viewport content='width=device-width, initial-scale=1'><title>Checkout</title>"
+                f"<style>{_STYLE}</style><p class=sandbox><strong>evbill card sandbox</strong>: a local stand-in "
+                f"for the card acquirer. Test cards only; no money moves and nothing leaves this machine.</p>"
+                f"<main><h1>Pay {escape(amount)}</h1>{error}"
+                f"<form method=post action=/pay/{cs['id']}><fieldset><legend>Test card</legend>"
+                f"<label><input type=radio name=card value=visa checked> Visa 4242 4242 4242 4242</label>"
+                f"<label><input type=radio name=card value=declined> Declined card</label></fieldset>"
                 f"<button type=submit>Reserve {escape(amount)}</button></form>"
-                f"<p><a href=/pay/{cs['id']}/cancel>Cancel and go back</a></p></html>")
+                f"<p><a href=/pay/{cs['id']}/cancel>Cancel and go back</a></p></main></html>")
         return 200, {"Content-Type": "text/html; charset=utf-8"}, page.encode()
 
     @staticmethod

@@ -19,6 +19,14 @@ from tests.mailbox import free_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _until(c: httpx.Client, url: str, text: str, log: Path, seconds: float = 60) -> str:
+    deadline = time.monotonic() + seconds
+    while text not in (page := c.get(url).text):
+        assert time.monotonic() < deadline, (text, page[:1500], log.read_text()[-2000:])
+        time.sleep(0.5)
+    return page
+
+
 def test_demo_serve_prints_a_sign_in_that_works(tmp_path: Path) -> None:
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT), EVBILL_TEMPORAL_PORT=str(free_port()))
@@ -29,15 +37,16 @@ def test_demo_serve_prints_a_sign_in_that_works(tmp_path: Path) -> None:
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "api.cli", "demo", "--out", str(tmp_path / "out"),
                                  "--sessions", "50", "--seed", "11", "--serve", "--port", str(port),
-                                 "--ocpp-port", "0"], cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+                                 "--ocpp-port", str(free_port())], cwd=tmp_path, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 400
         found = None
         while found is None:
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-            found = re.search(r"console: (http://\S+/console)  sign in as (\S+) with password (\S+)\n"
-                              r"ad-hoc charging: (http://\S+/charge/\S+) .*\n"
+            found = re.search(r"console: (http://\S+/console)  sign in as (\S+) with password (\S+)  .*\n"
+                              r"ad-hoc charging: (http://\S+/charge/\S+) .*its charger MARKT-AC-1 is simulated.*\n"
                               r"card payments: local sandbox at (http://127\.0\.0\.1:\d+), test card 4242", log.read_text())
             time.sleep(0.5)
         url, email, password, adhoc, sandbox = found.groups()
@@ -71,6 +80,19 @@ def test_demo_serve_prints_a_sign_in_that_works(tmp_path: Path) -> None:
             assert checkout.status_code == 200 and "evbill card sandbox" in checkout.text and "Pay 50.00 EUR" in checkout.text
             back = c.get(to.headers["location"] + "/cancel", follow_redirects=True)
             assert back.status_code == 200 and str(back.url).startswith(adhoc)
+            # paid with the test Visa: the simulated charger starts, meters, and stops from the page
+            to = c.post(adhoc, data={"accept": "yes", "lang": "en"})
+            paid = c.post(to.headers["location"], data={"card": "visa"})
+            assert paid.status_code == 303 and paid.headers["location"].startswith(f"{base}/charge/sessions/")
+            status = _until(c, paid.headers["location"], "Cost so far", log)
+            stop = re.search(r'<form method="post" action="([^"]+/stop)"', status)
+            assert stop, status[:1000]
+            assert c.post(base + stop.group(1)).status_code == 303
+            done = _until(c, paid.headers["location"], "Charging finished and paid", log)
+            receipt = re.search(r'href="([^"]+/receipt\.pdf)"', done)
+            assert receipt and "6.000 kWh" in done, done[:2000]
+            pdf = c.get(base + receipt.group(1))
+            assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
