@@ -13,7 +13,8 @@ import json
 import random
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -120,6 +121,42 @@ FORMAT_LABELS = {"pdf": "PDF", "facturx-pdf": "Factur-X PDF (CII embedded)", "xr
 
 
 def main(args: argparse.Namespace) -> int:
+    with card_sandbox() as card_line:
+        return _run(args, card_line)
+
+
+@contextmanager
+def card_sandbox() -> Iterator[str | None]:
+    """Card payments for the demo's ad-hoc page: when the environment configures no payment
+    provider (``api.payments.provider_from_env``), the local card sandbox
+    (``api.payments.sandbox``: test cards only, nothing leaves the machine) on a free port of
+    127.0.0.1 with the Stripe adapter pointed at it — its Checkout page too — until the demo (or
+    ``--serve``) ends; the line that says so, or None. A provider set by the environment always
+    wins, and ``EVBILL_PAYMENT_PROVIDER=none`` keeps card payments off."""
+    import os
+
+    from api.payments import provider_from_env
+    from api.payments.sandbox import sandbox_environment, stripe_wire
+
+    if os.environ.get("EVBILL_PAYMENT_PROVIDER", "").strip().lower() == "none" or provider_from_env() is not None:
+        yield None
+        return
+    with stripe_wire() as wire:
+        env = sandbox_environment(wire)
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            yield (f"card payments: local sandbox at {wire.base}, test card 4242 4242 4242 4242 (a stand-in "
+                   f"acquirer: test cards only, nothing leaves this machine; EVBILL_STRIPE_SECRET_KEY sets a real one)")
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+def _run(args: argparse.Namespace, card_line: str | None) -> int:
     import logging
     import os
 
@@ -128,6 +165,7 @@ def main(args: argparse.Namespace) -> int:
 
     # the demo narrates on stdout; its own loggers speak up only for what goes wrong
     setup_logging(level=os.environ.get("EVBILL_LOG_LEVEL") or "WARNING")
+    temporal_before = os.environ.get("TEMPORAL_ADDRESS")
     warn_at_start(logging.getLogger("evbill.demo"), smtp=False)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -138,7 +176,10 @@ def main(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     _say(f"evbill demo: simulating {DAYS} days of charging (seed {args.seed}), artefacts in {out}/")
     summary_rows: list[dict[str, Any]] = []
-    summary: dict[str, Any] = {"seed": args.seed, "sessions": args.sessions, "month_start": MONTH_START.isoformat()}
+    summary: dict[str, Any] = {"seed": args.seed, "sessions": args.sessions, "month_start": MONTH_START.isoformat(),
+                               "card_payments": "local sandbox" if card_line else "environment"}
+    if card_line:
+        _say(f"  {card_line}")
     grand = Decimal(0)
     rated_total = 0
     for sc in SCENARIOS:
@@ -188,23 +229,32 @@ def main(args: argparse.Namespace) -> int:
         f.write("\n")
     _say(f"done in {time.perf_counter() - t0:.1f} s; summary in {out}/summary.json")
     if code == 0 and getattr(args, "serve", False):
-        return _serve(out, args)
+        # the month's Temporal server has stopped: serve starts its own embedded one unless the
+        # environment named a cluster before the demo began
+        if temporal_before is None:
+            os.environ.pop("TEMPORAL_ADDRESS", None)
+        else:
+            os.environ["TEMPORAL_ADDRESS"] = temporal_before
+        return _serve(out, args, card_line)
     return code
 
 
-def _serve(out: Path, args: argparse.Namespace, email: str = "approver@stadtwerke.example") -> int:
+def _serve(out: Path, args: argparse.Namespace, card_line: str | None,
+           email: str = "approver@stadtwerke.example") -> int:
     """``evbill demo --serve``: ``evbill serve`` on the demo's database, with a fresh console
-    password for the demo's approver (printed here, once: a demo's sign-in, nothing else's)."""
+    password for the demo's approver (printed here, once: a demo's sign-in, nothing else's), and
+    the first charging point's ad-hoc page, paid through the card sandbox while it runs."""
     import os
     import secrets
 
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from api import serve
+    from api import demo_adhoc, serve
     from store.console import set_password
     from store.db import make_engine
     from store.models import User
+    from store.records import evse_ids
 
     url = f"sqlite:///{(out / 'evbill-demo.db').resolve()}"
     engine = make_engine(url)
@@ -212,13 +262,23 @@ def _serve(out: Path, args: argparse.Namespace, email: str = "approver@stadtwerk
     try:
         with Session(engine) as db:
             user = db.execute(select(User).where(User.email == email)).scalar_one()
-            set_password(db, user.tenant_id, user.id, password)
+            tenant_id = user.tenant_id
+            set_password(db, tenant_id, user.id, password)
             db.commit()
+        with engine.connect() as conn:
+            evse = next(iter(evse_ids(conn, tenant_id, limit=1)), None)
+        # its charger (simulated) connects to the gateway and answers the driver's payment
+        identity = demo_adhoc.keep_connected(engine, tenant_id) if evse and args.ocpp_port else None
     finally:
         engine.dispose()
     os.environ["EVBILL_DATABASE_URL"] = url
     _say(f"console: http://127.0.0.1:{args.port}/console  sign in as {email} with password {password}  "
          f"(API reference at /schema/; Ctrl-C stops the server)")
+    if evse:
+        _say(f"ad-hoc charging: http://127.0.0.1:{args.port}/charge/{evse} (the QR code's page of the first "
+             f"charging point{f'; its charger {identity} is simulated and stays connected' if identity else ''})")
+    if card_line:
+        _say(card_line)
     return serve.main(argparse.Namespace(host="127.0.0.1", port=args.port, ocpp_host=None,
                                          ocpp_port=args.ocpp_port, no_temporal=False, workers=1))
 
@@ -394,10 +454,21 @@ def _system_month(out: Path, rnd: random.Random, summary: dict[str, Any]) -> int
         if why:
             _say(f"  console screenshots skipped: {why}")
         else:
-            shots = demo_console.screenshots(run.engine, run.ids["tenant_id"], out / "console")
+            # one ad-hoc charge end to end, only ever through the local card sandbox (never a real card)
+            sandbox = summary.get("card_payments") == "local sandbox"
+            charger = (f"ws://127.0.0.1:{run.ids['gateway'].port}/ocpp", run.chargers) if sandbox else None
+            shots = demo_console.screenshots(run.engine, run.ids["tenant_id"], out / "console", charger=charger,
+                                             receipts=out / "adhoc")
             summary["console"] = {"screenshots": len(shots)}
             _say(f"  console: an approver signed in at /console with headless Chromium; {len(shots)} pages "
                  f"({', '.join(s.removesuffix('.png') for s in shots)}) in {out}/console/")
+            if "adhoc.png" in shots:
+                summary["adhoc"] = sysdemo.adhoc_summary(run)
+                a = summary["adhoc"]
+                _say(f"  ad-hoc charge at {a['evse']}: QR page, paid on the card sandbox's Checkout page "
+                     f"({a['reserved']} {a['currency']} reserved), RemoteStart to the simulated charger, "
+                     f"{a['energy_kwh']} kWh, stopped from the page, {a['captured']} {a['currency']} captured, "
+                     f"the rest released; receipt {a['receipt']} in {out}/adhoc/")
     finally:
         sysdemo.close(run)
     return 0

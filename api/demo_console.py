@@ -83,8 +83,13 @@ def _served(engine: Any) -> Iterator[str]:
         thread.join(timeout=20)
 
 
-def screenshots(engine: Any, tenant_id: str, out: Path, email: str = "approver@stadtwerke.example") -> list[str]:
-    """Screenshots of the console's pages as ``email`` sees them, in ``out``; the files' names."""
+def screenshots(engine: Any, tenant_id: str, out: Path, email: str = "approver@stadtwerke.example",
+                charger: tuple[str, dict[str, str]] | None = None, receipts: Path | None = None) -> list[str]:
+    """Screenshots of the console's pages as ``email`` sees them, in ``out``; the files' names.
+    With ``charger`` (the gateway's ``ws://`` base and the chargers' OCPP passwords) a driver also
+    pays one ad-hoc charge at the first EVSE through the card sandbox (the simulated charger of
+    ``api.demo_adhoc`` starts and stops it), its receipt PDF lands in ``receipts``, and the
+    console's ad-hoc charges page is shot after it."""
     from playwright.sync_api import sync_playwright
     from sqlalchemy import select
     from sqlalchemy.orm import Session
@@ -125,11 +130,16 @@ def screenshots(engine: Any, tenant_id: str, out: Path, email: str = "approver@s
                     page.wait_for_load_state("networkidle")
                 page.screenshot(path=str(out / f"{name}.png"), full_page=name != "invoice")
                 made.append(f"{name}.png")
-            page.close()
             # the public ad-hoc page of the first EVSE (a QR code's target): the price before the
-            # start; the demo configures no payment provider, so the page says card payment is not
-            # set up here rather than taking a card
+            # start and the card form (the demo's card sandbox, or the provider the environment sets)
             made += _adhoc_page(browser, base, engine, tenant_id, out)
+            if charger is not None and receipts is not None and made[-1:] == ["charge.png"]:
+                made += _adhoc_charge(browser, base, engine, tenant_id, out, charger, receipts)
+                page.goto(f"{base}/console/adhoc")
+                page.wait_for_load_state("networkidle")
+                page.screenshot(path=str(out / "adhoc.png"), full_page=True)
+                made.append("adhoc.png")
+            page.close()
         finally:
             browser.close()
     return made
@@ -150,3 +160,60 @@ def _adhoc_page(browser: Any, base: str, engine: Any, tenant_id: str, out: Path)
     finally:
         page.close()
     return ["charge.png"]
+
+
+def _until(page: Any, text: str, seconds: float = 60) -> None:
+    """Reload the driver's page (it refreshes itself every few seconds) until it says ``text``."""
+    deadline = time.monotonic() + seconds
+    while text not in page.locator("main").inner_text():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the ad-hoc page never said {text!r}: {page.locator('main').inner_text()[:300]}")
+        time.sleep(0.3)
+        page.reload()
+
+
+def _adhoc_charge(browser: Any, base: str, engine: Any, tenant_id: str, out: Path,
+                  charger: tuple[str, dict[str, str]], receipts: Path) -> list[str]:
+    """A driver at the first EVSE: accepts the price, pays on the card sandbox's Checkout page with
+    the test Visa, watches the cost so far, stops, and keeps the receipt PDF."""
+    from sqlalchemy import select
+
+    from api import demo_adhoc
+    from store import adhoc as store
+    from store.models import ChargePoint, Evse
+    from store.records import evse_ids
+
+    ws_base, passwords = charger
+    with engine.connect() as conn:
+        evse = evse_ids(conn, tenant_id, limit=1)[0]
+        identity = conn.execute(select(ChargePoint.identity).join(Evse, Evse.charge_point_id == ChargePoint.id)
+                                .where(Evse.id == evse)).scalar_one()
+    made: list[str] = []
+    with demo_adhoc.connected(f"{ws_base}/{identity}", identity, passwords[identity]):
+        page = browser.new_page(viewport={"width": 480, "height": 900}, locale="de-DE")
+        try:
+            page.goto(f"{base}/charge/{evse}")
+            page.get_by_label("Ich akzeptiere den angezeigten Preis.").check()
+            page.get_by_role("button", name="Weiter zur Zahlung").click()
+            page.wait_for_url("**/pay/**")  # the sandbox's Checkout page
+            page.screenshot(path=str(out / "checkout.png"), full_page=True)
+            made.append("checkout.png")
+            page.locator("button[type=submit]").click()
+            page.wait_for_url(f"{base}/charge/sessions/**")
+            _until(page, "Bisherige Kosten")
+            page.get_by_role("button", name="Laden beenden").click()
+            _until(page, "Ladevorgang abgeschlossen und bezahlt")
+            page.screenshot(path=str(out / "charge-receipt.png"), full_page=True)
+            made.append("charge-receipt.png")
+            link = page.get_by_role("link", name="Beleg als PDF")
+            pdf = page.request.get(f"{base}{link.get_attribute('href')}")
+            if not (pdf.ok and pdf.body().startswith(b"%PDF")):
+                raise RuntimeError(f"the ad-hoc receipt did not come: {pdf.status}")
+            key = page.url.split("/charge/sessions/", 1)[1].split("?", 1)[0]
+            with engine.connect() as conn:
+                charge = store.by_key(conn, key)
+            receipts.mkdir(parents=True, exist_ok=True)
+            (receipts / f"{charge.receipt_number if charge else 'receipt'}.pdf").write_bytes(pdf.body())
+        finally:
+            page.close()
+    return made

@@ -1028,6 +1028,20 @@ def list_all(run: SystemRun, path: str, **params: Any) -> list[dict[str, Any]]:
             return out
 
 
+def adhoc_summary(run: SystemRun) -> dict[str, Any]:
+    """The demo's ad-hoc charges (``api.demo_console``'s driver paid one), for summary.json."""
+    from store import adhoc
+
+    with run.engine.connect() as conn:
+        rows = adhoc.charges(conn, run.ids["tenant_id"])
+        charge = adhoc.by_id(conn, run.ids["tenant_id"], rows[0].id) if rows else None
+    if charge is None:
+        return {"charges": 0}
+    return {"charges": len(rows), "evse": charge.evse_uid, "status": charge.status, "currency": charge.currency,
+            "reserved": str(charge.preauth_amount), "energy_kwh": str(charge.energy_kwh),
+            "captured": str(charge.captured), "receipt": charge.receipt_number}
+
+
 def close(run: SystemRun) -> None:
     """Stop what the demo started, in the order that lets each part finish its writes: the
     billing worker, then Temporal (its history file folded into one file), the OCPP gateway and

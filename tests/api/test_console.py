@@ -922,9 +922,9 @@ def test_adhoc_charges_and_a_refund_through_the_provider(console: Env) -> None:
     provider — Stripe's SDK against the local wire-format server — gives the money back, the item
     books it), refused with the typed values kept, German and English; the auditor reads only,
     another tenant's charge is not found."""
+    from api.payments.sandbox import API_KEY, stripe_wire
     from api.payments.stripe_provider import StripeProvider
     from runtime.money import Money
-    from tests.stripe_wire import API_KEY, stripe_wire
 
     a, b = console.a, console.b
     auditor = Person(console, _email(a, "auditor"))

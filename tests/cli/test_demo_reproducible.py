@@ -18,8 +18,9 @@ ARTEFACTS = {"documents", "sepa", "bank", "accounting", "dunning", "clearing", "
              *(f"{kind}_{key}.{ext}" for kind, ext in (("rated", "jsonl"), ("periods", "json"))
                for key in ("public_cpo", "emp", "fleet", "depot", "dynamic"))}
 # screenshots of the console's pages, where Chromium is installed (make system)
+# and, with them, the ad-hoc charge's receipt (paid through the local card sandbox)
 if demo_console.unavailable() is None:
-    ARTEFACTS.add("console")
+    ARTEFACTS |= {"console", "adhoc"}
 
 
 def _demo(out: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
@@ -79,10 +80,58 @@ def test_console_screenshots(two_runs: list[Any]) -> None:
         assert "console screenshots skipped" in r.stdout and "console" not in summary
         return
     shots = sorted(p.name for p in (out / "console").iterdir())
-    # the console's pages and the public ad-hoc page of the first EVSE
-    assert shots == sorted([*(f"{name}.png" for name, _path, _what in demo_console.PAGES), "charge.png"])
+    # the console's pages, the public ad-hoc page of the first EVSE, the card sandbox's Checkout
+    # page, the driver's receipt page and the console's ad-hoc charges after the charge
+    assert shots == sorted([*(f"{name}.png" for name, _path, _what in demo_console.PAGES), "charge.png",
+                            "checkout.png", "charge-receipt.png", "adhoc.png"])
     assert summary["console"] == {"screenshots": len(shots)}
     assert all((out / "console" / s).read_bytes().startswith(b"\x89PNG") for s in shots)
+
+
+def test_card_payments_through_the_local_sandbox(two_runs: list[Any]) -> None:
+    """No payment provider in the environment: the demo's ad-hoc page takes cards through the
+    local card sandbox (api.payments.sandbox), said on stdout, and nothing of it stays running."""
+    import re
+
+    import httpx
+
+    for _, r, summary in two_runs:
+        assert summary["card_payments"] == "local sandbox"
+        found = re.search(r"card payments: local sandbox at (http://127\.0\.0\.1:\d+), test card 4242 4242 4242 4242",
+                          r.stdout)
+        assert found, r.stdout[:2000]
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(found.group(1) + "/pay/x", timeout=2)
+
+
+def test_one_adhoc_charge_end_to_end(two_runs: list[Any]) -> None:
+    """QR page -> the sandbox's Checkout page -> RemoteStart to the simulated charger -> stop from
+    the page -> captured, the rest released -> the receipt PDF in out/adhoc/, the same on both runs."""
+    import sqlite3
+    from decimal import Decimal
+
+    out, r, summary = two_runs[0]
+    if demo_console.unavailable() is not None:
+        assert "adhoc" not in summary
+        return
+    a = summary["adhoc"]
+    assert a == two_runs[1][2]["adhoc"]
+    assert (a["charges"], a["evse"], a["status"], a["currency"]) == (1, "DE*SWM*E1*1", "captured", "EUR")
+    assert Decimal(a["energy_kwh"]) == 6  # 3 kWh metered, stopped at 6 kWh
+    assert Decimal(0) < Decimal(a["captured"]) < Decimal(a["reserved"]) == Decimal("50.00")
+    assert f"{a['captured']} EUR captured" in r.stdout
+    pdf = out / "adhoc" / f"{a['receipt']}.pdf"
+    assert a["receipt"].startswith("AH-") and pdf.read_bytes().startswith(b"%PDF")
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert a["receipt"] in text and a["captured"].replace(".", ",") in text, text
+    db = sqlite3.connect(out / "evbill-demo.db")
+    try:
+        # the ad-hoc session is stored and rated like every OCPP session, billed by its receipt
+        [(status, token)] = db.execute("SELECT s.status, s.token_uid FROM charging_session s JOIN adhoc_charge a "
+                                       "ON a.session_id = s.id").fetchall()
+    finally:
+        db.close()
+    assert status == "rated" and token.startswith("AH")
 
 
 def test_one_session_waits_unassigned(two_runs: list[Any]) -> None:

@@ -23,6 +23,7 @@ from ocpp.routing import after
 from ocpp.v16 import call
 from ocpp.v16.enums import Action
 
+from api.payments.sandbox import API_KEY, WEBHOOK_SECRET, stripe_wire
 from api.payments.stripe_provider import StripeProvider
 from tests.api.ocpp.conftest import Charger16, OcppEnv
 from tests.api.ocpp.test_adhoc_charging import (
@@ -32,7 +33,6 @@ from tests.api.ocpp.test_adhoc_charging import (
 from tests.console.browser import chromium, require
 from tests.console.server import served
 from tests.console.test_console_browser import A11Y
-from tests.stripe_wire import API_KEY, WEBHOOK_SECRET, stripe_wire
 
 
 class AutoCharger(Charger16):

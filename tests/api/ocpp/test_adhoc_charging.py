@@ -19,6 +19,7 @@ from ocpp.v16 import call
 from sqlalchemy import select
 
 from api.adhoc import service
+from api.payments.sandbox import API_KEY, WEBHOOK_SECRET, StripeWire, signature, stripe_wire
 from api.payments.stripe_provider import StripeProvider
 from store import adhoc as store
 from store.accounting import journal_entry, journal_line
@@ -27,7 +28,6 @@ from tests.api.conftest import _ok
 from tests.api.ocpp.conftest import OcppEnv, connect, run
 from tests.api.ocpp.test_sessions_16 import mv
 from tests.mailbox import attachments, smtp_server
-from tests.stripe_wire import API_KEY, WEBHOOK_SECRET, StripeWire, signature, stripe_wire
 
 T0, T1 = "2026-03-10T09:00:00Z", "2026-03-10T09:40:00Z"  # 10:00-10:40 in Berlin: 0.40 per kWh
 

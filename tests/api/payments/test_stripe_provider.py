@@ -1,4 +1,4 @@
-"""The Stripe adapter against a local server speaking Stripe's wire format (tests/stripe_wire.py):
+"""The Stripe adapter against a local server speaking Stripe's wire format (api/payments/sandbox.py):
 Stripe's SDK builds every request and reads every answer."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from decimal import Decimal
 import pytest
 
 from api.payments import provider_from_env
+from api.payments.sandbox import API_KEY, WEBHOOK_SECRET, StripeWire, signature, stripe_wire
 from api.payments.stripe_provider import StripeProvider
 from runtime.money import Money
 from runtime.payments_provider import ProviderError, WebhookRejected, from_minor, to_minor
-from tests.stripe_wire import API_KEY, WEBHOOK_SECRET, StripeWire, signature, stripe_wire
 
 
 @pytest.fixture(scope="module")

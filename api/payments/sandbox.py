@@ -1,4 +1,12 @@
-"""A local HTTP server that answers Stripe's SDK in Stripe's wire format, for tests without internet.
+"""The card sandbox: a local stand-in acquirer that answers Stripe's SDK in Stripe's wire format,
+for demos and offline trials (``evbill demo`` starts one when no payment provider is configured)
+and for the tests, which have no internet.
+
+Test cards only: no card number is ever asked for or stored, no money moves, and nothing leaves
+the machine — it listens on 127.0.0.1 and keeps everything in memory for as long as it runs.
+Point the Stripe adapter at it with ``sandbox_environment(wire)`` (``EVBILL_STRIPE_SECRET_KEY``,
+``EVBILL_STRIPE_API_BASE``, ``EVBILL_STRIPE_WEBHOOK_SECRET``, ``EVBILL_PAYMENT_HOSTED_PAGE=1``);
+a real provider configured by those variables never goes near it.
 
 Requests arrive form-encoded (``amount=5000&currency=eur&payment_method_types[0]=card&metadata[k]=v``)
 with ``Authorization: Bearer sk_test_...`` and an ``Idempotency-Key`` on writes; answers are the
@@ -10,10 +18,10 @@ object). Stripe's own test payment methods decide the outcome: ``pm_card_visa`` 
 
 Stripe Checkout: ``/v1/checkout/sessions`` (create, retrieve with ``expand[]=payment_intent``,
 expire) and the hosted page itself at ``/pay/{session}`` (no API key: a browser's page): a form
-with a test card (Visa reserves, the declined card stays on the page) that completes the session
-(a PaymentIntent in ``requires_capture`` with the session's ``payment_intent_data``) and answers
-303 to the ``success_url`` with ``{CHECKOUT_SESSION_ID}`` filled in, and a cancel link answering
-303 to the ``cancel_url``.
+with a test card (Visa 4242 reserves, the declined card stays on the page) that completes the
+session (a PaymentIntent in ``requires_capture`` with the session's ``payment_intent_data``) and
+answers 303 to the ``success_url`` with ``{CHECKOUT_SESSION_ID}`` filled in, and a cancel link
+answering 303 to the ``cancel_url``.
 
 ``webhook(...)`` signs an event with the SDK's own scheme (``Stripe-Signature: t=...,v1=...``).
 """
@@ -36,6 +44,16 @@ import stripe
 
 API_KEY = "sk_test_evbill_local"
 WEBHOOK_SECRET = "whsec_evbill_local_test_secret"
+
+
+# the sandbox's Checkout page: plain, readable on a phone, unmistakably not a real acquirer's
+_STYLE = ("body{font-family:system-ui,sans-serif;margin:0;background:#f4f4f6;color:#1a1a1a}"
+          ".sandbox{margin:0;padding:.75rem 1rem;background:#fff3c4;border-bottom:2px solid #c99a00}"
+          "main{max-width:26rem;margin:1.5rem auto;padding:1.25rem;background:#fff;border-radius:8px;"
+          "box-shadow:0 1px 3px #0002}h1{font-size:1.4rem;margin-top:0}fieldset{border:1px solid #ccc;"
+          "border-radius:6px;margin:0 0 1rem}label{display:block;padding:.4rem 0}"
+          "button{width:100%;padding:.8rem;font-size:1rem;font-weight:600;color:#fff;background:#3a3aa8;"
+          "border:0;border-radius:6px}a{color:#3a3aa8}[role=alert]{color:#a4000f;font-weight:600}")
 
 
 def _nest(pairs: list[tuple[str, str]]) -> dict[str, Any]:
@@ -186,11 +204,16 @@ class StripeWire:
                 return 303, {"Location": cs["success_url"].replace("{CHECKOUT_SESSION_ID}", cs["id"])}, b""
             error = "<p role=alert>Your card was declined.</p>"
         amount = f"{cs['amount_total'] / 100:.2f} {cs['currency'].upper()}"
-        page = (f"<!doctype html><html lang=en><title>Checkout</title><h1>Pay {escape(amount)}</h1>{error}"
-                f"<form method=post action=/pay/{cs['id']}><label><input type=radio name=card value=visa checked>"
-                f" Visa 4242</label><label><input type=radio name=card value=declined> Declined card</label>"
+        page = (f"<!doctype html><html lang=en><meta charset=utf-8>"
+                f"<meta name=viewport content='width=device-width, initial-scale=1'><title>Checkout</title>"
+                f"<style>{_STYLE}</style><p class=sandbox><strong>evbill card sandbox</strong>: a local stand-in "
+                f"for the card acquirer. Test cards only; no money moves and nothing leaves this machine.</p>"
+                f"<main><h1>Pay {escape(amount)}</h1>{error}"
+                f"<form method=post action=/pay/{cs['id']}><fieldset><legend>Test card</legend>"
+                f"<label><input type=radio name=card value=visa checked> Visa 4242 4242 4242 4242</label>"
+                f"<label><input type=radio name=card value=declined> Declined card</label></fieldset>"
                 f"<button type=submit>Reserve {escape(amount)}</button></form>"
-                f"<p><a href=/pay/{cs['id']}/cancel>Cancel and go back</a></p></html>")
+                f"<p><a href=/pay/{cs['id']}/cancel>Cancel and go back</a></p></main></html>")
         return 200, {"Content-Type": "text/html; charset=utf-8"}, page.encode()
 
     @staticmethod
@@ -275,8 +298,17 @@ def signature(payload: bytes, secret: str = WEBHOOK_SECRET, timestamp: int | Non
     return str(stripe.WebhookSignature.generate_signature_header(payload.decode(), secret, timestamp))
 
 
+def sandbox_environment(wire: StripeWire) -> dict[str, str]:
+    """The environment that points ``api.payments.provider_from_env`` at this sandbox, its
+    Checkout page included."""
+    return {"EVBILL_PAYMENT_PROVIDER": "stripe", "EVBILL_STRIPE_SECRET_KEY": API_KEY,
+            "EVBILL_STRIPE_API_BASE": wire.base, "EVBILL_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "EVBILL_PAYMENT_HOSTED_PAGE": "1"}
+
+
 @contextmanager
 def stripe_wire() -> Iterator[StripeWire]:
+    """The sandbox on a free port of 127.0.0.1 until the block ends."""
     wire = StripeWire()
 
     class Handler(BaseHTTPRequestHandler):
