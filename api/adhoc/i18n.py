@@ -111,6 +111,21 @@ class Words:
         text = _T[key][self._i]
         return text.format(**kw) if kw else text
 
+    def line_names(self, lines: Any, currency: str) -> list[str]:
+        """A charge's rated lines (dicts as stored) named as the invoice names them, in this language."""
+        from types import SimpleNamespace
+
+        from runtime.documents.from_invoice import rated_line_names
+
+        return rated_line_names([SimpleNamespace(component=ln.get("component") or "", rule=ln.get("rule") or "",
+                                                 description=ln.get("description") or "") for ln in lines or ()],
+                                currency, self.lang)
+
+    def unit(self, unit: str | None) -> str:
+        from runtime.documents.pdf import unit_label
+
+        return unit_label(unit or "", self.lang)
+
     def money(self, amount: Decimal | str | None, currency: str) -> str:
         if amount is None:
             return ""

@@ -32,10 +32,11 @@ def receipt_context(db: Session, charge: AdhocCharge) -> dict[str, Any]:
     w = Words(charge.language)
     b = tenant_branding(getattr(tenant, "branding", None))
     tz = (loc.timezone if loc is not None else "") or (tenant.timezone if tenant is not None else "UTC")
-    lines = [{"description": ln.get("description") or ln.get("component"),
-              "quantity": f"{w.number(ln['quantity'], 3)} {ln.get('unit', '')}",
+    names = w.line_names(charge.lines, charge.currency)
+    lines = [{"description": names[i],
+              "quantity": f"{w.number(ln['quantity'], 3)} {w.unit(ln.get('unit'))}",
               "unit_price": w.money(ln.get("unit_price"), charge.currency) if ln.get("unit_price") else "",
-              "net": w.money(ln.get("net_rounded") or ln.get("net"), charge.currency)} for ln in charge.lines]
+              "net": w.money(ln.get("net_rounded") or ln.get("net"), charge.currency)} for i, ln in enumerate(charge.lines)]
     outstanding = (charge.gross or Decimal(0)) - (charge.captured or Decimal(0))
     return {"w": w, "charge": charge, "tenant": tenant, "evse": evse, "location": loc, "tz": tz, "lines": lines,
             "theme": theme_of(tenant), "logo": _logo_uri(b), "legal_lines": list(b.legal_lines),

@@ -202,6 +202,7 @@ def test_qr_page_to_receipt(ocpp_env: OcppEnv, wire: StripeWire, monkeypatch: py
                               check=True).stdout
         assert f"Receipt {charge.receipt_number}" in text and "DE*EVB*EADHOC*1" in text
         assert "€5.36" in text and "€4.50" in text and "VAT 19%" in text and charge.payment_ref in text, text
+        assert "Start fee" in text and "pcs" in text, text  # the lines named as the invoice names them
         subprocess.run(["pdftoppm", "-png", "-r", "60", "-singlefile", str(path), str(tmp_path / "receipt")],
                        check=True)
         assert (tmp_path / "receipt.png").stat().st_size > 2000
@@ -410,8 +411,9 @@ def test_adhoc_charge_on_a_201_station(ocpp_env: OcppEnv, wire: StripeWire, monk
         [state] = [s for s in item_states(db.connection(), oe.env.a.tenant_id, account_id=_account_of(db, charge))
                    if s.id == charge.item_id]
     assert (state.kind, state.open) == ("card_charge", Decimal("0.40"))
-    assert "Offen" in subprocess.run(["pdftotext", "-", "-"], input=c.get(f"/charge/sessions/{seen['key']}/receipt.pdf").content,
-                                     capture_output=True, check=True).stdout.decode()
+    german = subprocess.run(["pdftotext", "-", "-"], input=c.get(f"/charge/sessions/{seen['key']}/receipt.pdf").content,
+                            capture_output=True, check=True).stdout.decode()
+    assert "Offen" in german and "Energie" in german and "Energy" not in german, german
 
 
 def _account_of(db: Any, charge: store.AdhocCharge) -> str:
