@@ -412,8 +412,14 @@ def _tax_groups(out: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _session_of(db: Session, charge: AdhocCharge) -> str | None:
-    tx = db.get(OcppTransaction, charge.transaction_id) if charge.transaction_id else None
-    return tx.session_id if tx is not None else None
+    """The stored session of the charge's transaction, read from the database (not the session's
+    identity map: the gateway links the session in its own transaction, often just before)."""
+    if charge.session_id:
+        return charge.session_id
+    if not charge.transaction_id:
+        return None
+    return db.execute(select(OcppTransaction.session_id).where(  # type: ignore[call-overload]
+        OcppTransaction.id == charge.transaction_id)).scalar()
 
 
 def stop(db: Session, charge: AdhocCharge) -> tuple[str, str]:
