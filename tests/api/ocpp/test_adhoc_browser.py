@@ -102,14 +102,17 @@ def _until(page: Any, text: str, seconds: float = 20) -> None:
         page.reload()
 
 
+# one backend is enough for the browser (the HTTP tests in test_adhoc_charging cover both): the
+# module's ocpp_env is built on SQLite only, so nothing is skipped
+_SQLITE_ONLY = pytest.mark.parametrize("ocpp_env", ["sqlite"], indirect=True)
+
+
 @contextlib.contextmanager
 def _driver(oe: OcppEnv, ident: str, evse_uid: str, hosted_page: bool = False) -> Iterator[Any]:
     """The app served with Stripe's SDK against the local wire server (its Checkout page too with
     ``hosted_page``), a charger on a real WebSocket, and a Chromium page that records every request
     and every console error; checked on leaving: no CSP refusal."""
     require()
-    if oe.env.backend != "sqlite":
-        pytest.skip("one backend is enough for the browser; the HTTP tests cover both")
     oe.add_charger(ident, evse_uid=evse_uid)
     app = oe.client.app
     with stripe_wire() as wire, served(app) as base, charger(oe, ident) as cp, chromium() as browser:
@@ -128,6 +131,7 @@ def _driver(oe: OcppEnv, ident: str, evse_uid: str, hosted_page: bool = False) -
     assert not [e for e in errors if "Content Security Policy" in e or "Refused" in e], errors
 
 
+@_SQLITE_ONLY
 def test_adhoc_charge_in_a_browser(ocpp_env: OcppEnv, tmp_path: Any) -> None:
     shots = tmp_path
     with _driver(ocpp_env, "CP-ADHOC-WEB", "DE*EVB*EWEB*1") as d:
@@ -174,6 +178,7 @@ def test_adhoc_charge_in_a_browser(ocpp_env: OcppEnv, tmp_path: Any) -> None:
         assert (shots / f"{name}.png").stat().st_size > 5000
 
 
+@_SQLITE_ONLY
 def test_adhoc_charge_through_checkout_in_a_browser(ocpp_env: OcppEnv, tmp_path: Any) -> None:
     """With the hosted page (a live key's default): our page takes no card, its form leads to
     Stripe Checkout (here the local server's page; the page's CSP lets the form's redirect go
