@@ -251,6 +251,7 @@ def _serve(out: Path, args: argparse.Namespace, card_line: str | None,
     from sqlalchemy.orm import Session
 
     from api import demo_adhoc, serve
+    from api.demo_system import HOST_PORTAL_EMAIL
     from store.console import set_password
     from store.db import make_engine
     from store.models import User
@@ -258,12 +259,16 @@ def _serve(out: Path, args: argparse.Namespace, card_line: str | None,
 
     url = f"sqlite:///{(out / 'evbill-demo.db').resolve()}"
     engine = make_engine(url)
-    password = secrets.token_urlsafe(12)
+    password, host_password = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
     try:
         with Session(engine) as db:
             user = db.execute(select(User).where(User.email == email)).scalar_one()
             tenant_id = user.tenant_id
             set_password(db, tenant_id, user.id, password)
+            host = db.execute(select(User).where(User.tenant_id == tenant_id, User.email == HOST_PORTAL_EMAIL)
+                              ).scalar_one_or_none()
+            if host is not None:
+                set_password(db, tenant_id, host.id, host_password)
             db.commit()
         with engine.connect() as conn:
             evse = next(iter(evse_ids(conn, tenant_id, limit=1)), None)
@@ -279,6 +284,8 @@ def _serve(out: Path, args: argparse.Namespace, card_line: str | None,
              f"charging point{f'; its charger {identity} is simulated and stays connected' if identity else ''})")
     if card_line:
         _say(card_line)
+    _say(f"partner portal: the site host signs in at the same address as {HOST_PORTAL_EMAIL} with password "
+         f"{host_password} (its site's sessions, statements, credit notes and payouts)")
     return serve.main(argparse.Namespace(host="127.0.0.1", port=args.port, ocpp_host=None,
                                          ocpp_port=args.ocpp_port, no_temporal=False, workers=1))
 

@@ -140,9 +140,41 @@ def screenshots(engine: Any, tenant_id: str, out: Path, email: str = "approver@s
                 page.screenshot(path=str(out / "adhoc.png"), full_page=True)
                 made.append("adhoc.png")
             page.close()
+            made += _portal(browser, base, engine, tenant_id, out)
         finally:
             browser.close()
     return made
+
+
+def _portal(browser: Any, base: str, engine: Any, tenant_id: str, out: Path) -> list[str]:
+    """The site host's person signs in (a context of its own) and lands on the partner portal."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from api.demo_system import HOST_PORTAL_EMAIL
+    from store.console import set_password
+    from store.models import User
+
+    password = secrets.token_urlsafe(18)
+    with Session(engine) as db:
+        uid = db.execute(select(User.id).where(User.tenant_id == tenant_id,
+                                               User.email == HOST_PORTAL_EMAIL)).scalar()
+        if uid is None:
+            return []
+        set_password(db, tenant_id, uid, password)
+        db.commit()
+    page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="de-DE")
+    try:
+        page.goto(f"{base}/console/sign-in")
+        page.get_by_label("E-Mail-Adresse").fill(HOST_PORTAL_EMAIL)
+        page.get_by_label("Passwort").fill(password)
+        page.get_by_role("button", name="Anmelden").click()
+        page.wait_for_url(f"{base}/console/portal**")
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=str(out / "portal.png"), full_page=True)
+    finally:
+        page.close()
+    return ["portal.png"]
 
 
 def _adhoc_page(browser: Any, base: str, engine: Any, tenant_id: str, out: Path) -> list[str]:

@@ -169,6 +169,7 @@ revenue_share hotel_adler {
   reimburse energy at index(spot_de) + 0.02 per kWh
 }
 """
+HOST_PORTAL_EMAIL = "empfang@hotel-adler.example"
 HOST = {"kind": "site_host", "name": "Hotel Adler KG", "country_code": "DE", "vat_id": "DE136695976",
         "iban": "DE89370400440532013000", "bic": "COBADEFFXXX", "email": "hans@hotel-adler.example",
         "street": "Marktplatz 3", "postal_code": "12345", "city": "Musterstadt", "phone": "+49 30 4711",
@@ -205,6 +206,15 @@ def setup_host(run: SystemRun) -> str:
     _ok(c.post("/agreements", json={"partner_id": host, "kind": "revenue_share", "valid_from": "2026-01-01",
                                     "ruleset_name": "host_adler", "rule_name": "hotel_adler"}, headers=h))
     run.ids["host_id"] = host
+    # the host's person in the partner portal (/console/portal: its site's sessions, statements,
+    # credit notes and payouts); `evbill demo --serve` prints its sign-in
+    from sqlalchemy.orm import Session
+
+    from store.tenants import create_user
+
+    with Session(run.engine) as db:
+        create_user(db, run.ids["tenant_id"], HOST_PORTAL_EMAIL, "partner", partner_id=host)
+        db.commit()
     return str(host)
 
 

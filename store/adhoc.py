@@ -209,6 +209,14 @@ def set_values(conn: Connection, charge_id: str, *, expect: tuple[str, ...] | No
     return bool(conn.execute(stmt.values(**values, updated_at=utcnow())).rowcount)
 
 
+def link_session(conn: Connection, tenant_id: str, *, id_tag: str, session_id: str) -> None:
+    """The charger's transaction was stored as a session (or stored again): the ad-hoc charge of its
+    one-time tag names the same session as the transaction does, whether it was settled before
+    the gateway stored the session or after."""
+    conn.execute(update(adhoc_charge).where(adhoc_charge.c.tenant_id == tenant_id, adhoc_charge.c.id_tag == id_tag)
+                 .values(session_id=session_id, updated_at=utcnow()))
+
+
 def move_refunded(conn: Connection, charge_id: str, old: Decimal, new: Decimal) -> bool:
     """Set the refunded total from ``old`` to ``new`` only if nobody moved it in between: a refund
     claims its amount before asking the provider, so two refunds never pass the same check and a

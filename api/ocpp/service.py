@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from api.ocpp.access import Decision, authorize
 from store.adhoc import is_adhoc_tag
+from store.adhoc import link_session as link_adhoc_session
 from store.audit import Actor
 from store.models import ChargePoint, Evse, Location
 from store.ocpp import (
@@ -641,6 +642,8 @@ def finalize_many(db: Session, tx_ids: list[int]) -> dict[int, str | None]:
             db.execute(update(OcppTransaction).where(OcppTransaction.id == tx.id).values(
                 status=status, session_id=item.session_id, external_id=facts["id"], review_reason=reason,
                 updated_at=utcnow()))
+            if item.session_id and is_adhoc_tag(tx.id_tag):
+                link_adhoc_session(db.connection(), tenant_id, id_tag=tx.id_tag, session_id=item.session_id)
             out[tx.id] = item.session_id
         db.commit()
     return out

@@ -83,7 +83,7 @@ def test_console_screenshots(two_runs: list[Any]) -> None:
     # the console's pages, the public ad-hoc page of the first EVSE, the card sandbox's Checkout
     # page, the driver's receipt page and the console's ad-hoc charges after the charge
     assert shots == sorted([*(f"{name}.png" for name, _path, _what in demo_console.PAGES), "charge.png",
-                            "checkout.png", "charge-receipt.png", "adhoc.png"])
+                            "checkout.png", "charge-receipt.png", "adhoc.png", "portal.png"])
     assert summary["console"] == {"screenshots": len(shots)}
     assert all((out / "console" / s).read_bytes().startswith(b"\x89PNG") for s in shots)
 

@@ -68,6 +68,20 @@ def test_demo_serve_prints_a_sign_in_that_works(tmp_path: Path) -> None:
             inbox = c.get("/console/inbox")
             # the demo's month: its unknown payer waits in the inbox
             assert inbox.status_code == 200 and "Unbekannt Handels GmbH" in inbox.text
+        # the site host's person in the partner portal: its statement and credit note, nothing of the back office
+        host = re.search(r"partner portal: the site host signs in at the same address as (\S+) with password (\S+) ",
+                         log.read_text())
+        assert host, log.read_text()[-2000:]
+        with httpx.Client(base_url=base, timeout=30) as c:
+            form = c.get("/console/sign-in")
+            token = re.search(r'name="form_token" value="([^"]+)"', form.text)
+            assert token, form.text[:500]
+            r = c.post("/console/sign-in", data={"email": host.group(1), "password": host.group(2),
+                                                 "form_token": token.group(1)})
+            assert r.status_code == 303, r.text[:500]
+            portal = c.get("/console/portal")
+            assert portal.status_code == 200 and "PS-000001" in portal.text, portal.text[:2000]
+            assert c.get("/console/inbox").status_code == 403
         # the ad-hoc page: the price and the card form, which leads to the sandbox's Checkout page
         with httpx.Client(timeout=30) as c:
             page = c.get(adhoc, params={"lang": "en"})
