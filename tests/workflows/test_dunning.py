@@ -59,8 +59,12 @@ def _seed(engine: Engine) -> Seeded:
     return seed_tenant(engine, f"t{uuid.uuid4().hex[:8]}", 1, ruleset=RULESET + POLICY)
 
 
-async def _today(env: WorkflowEnvironment) -> date:
-    return (await env.get_current_time()).date()
+async def _today(env: WorkflowEnvironment, zone: str = "Europe/Berlin") -> date:
+    """The test server's day in the tenant's zone (the seeded tenants' is Berlin): the workflow's
+    day, whatever the hour (between 23:00 and 24:00 UTC Berlin is a day ahead)."""
+    from zoneinfo import ZoneInfo
+
+    return (await env.get_current_time()).astimezone(ZoneInfo(zone)).date()
 
 
 def _invoice(engine: Engine, s: Seeded, n: int, gross: str, due: date) -> str:

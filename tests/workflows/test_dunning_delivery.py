@@ -30,6 +30,7 @@ from tests.workflows.test_dunning import (
     HISTORIES,
     POLICY,
     _invoice,
+    _today,
     _until,
 )
 from workflows.documents.types import delivery_workflow_id
@@ -65,7 +66,7 @@ async def test_the_letter_leaves_in_a_delivery_workflow(env: WorkflowEnvironment
                                                         task_queue: str) -> None:
     box, settings = smtp
     s = _seed(engine)
-    today = (await env.get_current_time()).date()
+    today = await _today(env)
     _invoice(engine, s, 1, "40.00", today - timedelta(days=8))  # stage 1 is due at once
     cust = s.customer_of[s.account_ids[0]]
     wid = dunning_workflow_id(s.tenant_id, cust, "EUR")
@@ -110,7 +111,7 @@ async def test_the_next_stage_sends_its_own_letter_once(env: WorkflowEnvironment
     the billing worker (the dunning workflows' default home) starts the delivery as well."""
     box, settings = smtp
     s = _seed(engine)
-    today = (await env.get_current_time()).date()
+    today = await _today(env)
     _invoice(engine, s, 1, "40.00", today - timedelta(days=8))
     cust = s.customer_of[s.account_ids[0]]
     wid = dunning_workflow_id(s.tenant_id, cust, "EUR")

@@ -22,7 +22,7 @@ from store import dunning as DN
 from store import receivables as R
 from tests.workflows.conftest import TEST_SERVER
 from tests.workflows.seed import RULESET, insert_sessions, rerate_session, seed_tenant
-from tests.workflows.test_dunning import _until
+from tests.workflows.test_dunning import _today, _until
 from workflows.billing.types import BillingCycleInput
 from workflows.billing.worker import build_worker
 from workflows.billing.workflows import BillingCycleWorkflow
@@ -139,7 +139,7 @@ async def test_pause_resume_suspend_and_hand_over_through_the_api(menv: Workflow
     s = seed_accounts(engine, tenant.id, 1, ruleset=RULESET + HARD)
     acc = s.account_ids[0]
     cust = s.customer_of[acc]
-    today = (await env.get_current_time()).date()
+    today = await _today(env)
     _invoice(engine, s, 1, "80.00", today - timedelta(days=10))
     ct = Contract.__table__  # type: ignore[attr-defined]
 
@@ -216,7 +216,7 @@ async def test_an_approval_task_left_open_escalates(menv: WorkflowEnvironment, e
     tid = f"t{uuid.uuid4().hex[:8]}"
     s = seed_tenant(engine, tid, 1, ruleset=RULESET + POLICY)
     cust = s.customer_of[s.account_ids[0]]
-    today = (await env.get_current_time()).date()
+    today = await _today(env)
     _invoice(engine, s, 1, "80.00", today - timedelta(days=40))
     async with build_worker(env.client, engine, task_queue):
         h = await env.client.start_workflow(DunningWorkflow.run, DunningInput(tid, cust, "EUR"),
