@@ -91,17 +91,10 @@ def screenshots(engine: Any, tenant_id: str, out: Path, email: str = "approver@s
     ``api.demo_adhoc`` starts and stops it), its receipt PDF lands in ``receipts``, and the
     console's ad-hoc charges page is shot after it."""
     from playwright.sync_api import sync_playwright
-    from sqlalchemy import select
-    from sqlalchemy.orm import Session
 
-    from store.console import set_password
-    from store.models import User
 
-    password = secrets.token_urlsafe(18)  # this run's only: the demo prints no sign-in
-    with Session(engine) as db:
-        uid = db.execute(select(User.id).where(User.tenant_id == tenant_id, User.email == email)).scalar_one()
-        set_password(db, tenant_id, uid, password)
-        db.commit()
+    password = _fresh_password(engine, tenant_id, email)
+    assert password is not None, email
     out.mkdir(parents=True, exist_ok=True)
     made: list[str] = []
     with _served(engine) as base, sync_playwright() as p:
@@ -111,9 +104,7 @@ def screenshots(engine: Any, tenant_id: str, out: Path, email: str = "approver@s
             page.goto(f"{base}/console/sign-in")
             page.screenshot(path=str(out / "sign-in.png"), full_page=True)
             made.append("sign-in.png")
-            page.get_by_label("E-Mail-Adresse").fill(email)
-            page.get_by_label("Passwort").fill(password)
-            page.get_by_role("button", name="Anmelden").click()
+            _sign_in(page, email, password)
             page.wait_for_url(f"{base}/console/dashboard")
             for name, path, _what in PAGES[1:]:
                 if path is None:
@@ -146,29 +137,43 @@ def screenshots(engine: Any, tenant_id: str, out: Path, email: str = "approver@s
     return made
 
 
-def _portal(browser: Any, base: str, engine: Any, tenant_id: str, out: Path) -> list[str]:
-    """The site host's person signs in (a context of its own) and lands on the partner portal."""
+def _fresh_password(engine: Any, tenant_id: str, email: str) -> str | None:
+    """A new console password for the user ``email`` (this run's only: the demo prints no sign-in);
+    None where the tenant has no such user."""
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from api.demo_system import HOST_PORTAL_EMAIL
     from store.console import set_password
     from store.models import User
 
     password = secrets.token_urlsafe(18)
     with Session(engine) as db:
-        uid = db.execute(select(User.id).where(User.tenant_id == tenant_id,
-                                               User.email == HOST_PORTAL_EMAIL)).scalar()
+        uid = db.execute(select(User.id).where(User.tenant_id == tenant_id, User.email == email)).scalar()
         if uid is None:
-            return []
+            return None
         set_password(db, tenant_id, uid, password)
         db.commit()
+    return password
+
+
+def _sign_in(page: Any, email: str, password: str) -> None:
+    """Fill the German sign-in form on ``page`` (already at /console/sign-in) and send it."""
+    page.get_by_label("E-Mail-Adresse").fill(email)
+    page.get_by_label("Passwort").fill(password)
+    page.get_by_role("button", name="Anmelden").click()
+
+
+def _portal(browser: Any, base: str, engine: Any, tenant_id: str, out: Path) -> list[str]:
+    """The site host's person signs in (a context of its own) and lands on the partner portal."""
+    from api.demo_system import HOST_PORTAL_EMAIL
+
+    password = _fresh_password(engine, tenant_id, HOST_PORTAL_EMAIL)
+    if password is None:
+        return []
     page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="de-DE")
     try:
         page.goto(f"{base}/console/sign-in")
-        page.get_by_label("E-Mail-Adresse").fill(HOST_PORTAL_EMAIL)
-        page.get_by_label("Passwort").fill(password)
-        page.get_by_role("button", name="Anmelden").click()
+        _sign_in(page, HOST_PORTAL_EMAIL, password)
         page.wait_for_url(f"{base}/console/portal**")
         page.wait_for_load_state("networkidle")
         page.screenshot(path=str(out / "portal.png"), full_page=True)
