@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -284,3 +285,41 @@ def check_session(records: list[str], keys: dict[str, tuple[str, bool]], session
     if session_kwh is not None and out.signed_kwh != session_kwh:
         return MeterCheck("meter_mismatch", "energy_differs", serial, begin.kwh, end.kwh, key)
     return out
+
+
+_END_TYPES = frozenset("ELRAPST")
+
+
+def _context(raw: str) -> str:
+    """What a record is, as the Transparenzsoftware's tree names it: the transaction's begin, its end,
+    both in one record, or a reading in between."""
+    try:
+        kinds = {r.type for r in parse(raw).readings}
+    except OcmfError:
+        return "Transaction"
+    begin, end = "B" in kinds, bool(kinds & _END_TYPES)
+    if begin and not end:
+        return "Transaction.Begin"
+    if end and not begin:
+        return "Transaction.End"
+    return "Transaction"
+
+
+def transparency_xml(records: Sequence[str], public_key: str = "") -> str:
+    """The session's signed records and the key they verify with, in the XML container that S.A.F.E.'s
+    Transparenzsoftware reads (``<values><value transactionId context><signedData format="OCMF"
+    encoding="plain">…</signedData><publicKey encoding="hex">…</publicKey></value>…</values>``): one
+    ``value`` per record, each with the key; the record text exactly as the meter signed it (decoded
+    from base64 where the charger sent it so), nothing around it, else its signature cannot verify."""
+    from xml.sax.saxutils import escape, quoteattr
+
+    parts = ['<?xml version="1.0" encoding="UTF-8"?>', "<values>"]
+    for n, raw in enumerate(records, start=1):
+        text = decode_signed_data(raw) or raw.strip()
+        parts.append(f'<value transactionId="{n}" context={quoteattr(_context(text))}>'
+                     f'<signedData format="OCMF" encoding="plain">{escape(text)}</signedData>')
+        if public_key:
+            parts.append(f'<publicKey encoding="hex">{escape(public_key.strip())}</publicKey>')
+        parts.append("</value>")
+    parts.append("</values>")
+    return "".join(parts)

@@ -30,6 +30,7 @@ __all__ = [
     "OcppSignedData",
     "OcppTransaction",
     "OcppTransactionEvent",
+    "meter_keys_listing",
     "signed_data_of",
 ]
 
@@ -224,3 +225,16 @@ def signed_data_of(conn: Any, session_ids: Sequence[str]) -> dict[str, list[str]
     for sid, raw in conn.execute(q).all():
         out.setdefault(sid, []).append(raw)
     return out
+
+
+def meter_keys_listing(conn: Any, tenant_id: str, *, limit: int = 500) -> list[dict[str, Any]]:
+    """The tenant's meter keys for the console (Eichrecht): active ones first, then revoked, by meter
+    serial; each with the identity and location of the charge point it came from, if any."""
+    from store.models import ChargePoint, Location
+
+    mk, cp, loc = MeterKey.__table__, ChargePoint.__table__, Location.__table__  # type: ignore[attr-defined]
+    q = (select(mk, cp.c.identity.label("cp_identity"), loc.c.name.label("location_name"))
+         .select_from(mk.outerjoin(cp, cp.c.id == mk.c.charge_point_id).outerjoin(loc, loc.c.id == cp.c.location_id))
+         .where(mk.c.tenant_id == tenant_id)
+         .order_by(mk.c.status, mk.c.meter_serial, mk.c.first_seen_at).limit(limit))
+    return [dict(r._mapping) for r in conn.execute(q)]

@@ -7,7 +7,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from litestar import Request, Router
+from litestar import Request, Response, Router
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
 from litestar.params import Parameter
 from pydantic import Field
@@ -20,6 +21,7 @@ from api.crud import (
     ReadModel,
     SearchParam,
     WriteModel,
+    _problems,
     open_scope,
     page_of,
     route,
@@ -37,8 +39,10 @@ from api.session_io import (
     parse_csv,
     rerate,
 )
-from store.errors import InvalidInput
+from runtime.ocmf import transparency_xml
+from store.errors import InvalidInput, NotFound
 from store.models import ChargingPeriodRow, ChargingSession, RatedLineRow, SessionRating
+from store.ocpp import signed_data_of
 from store.repo import Scope
 
 __all__ = ["assign", "resolve_all", "router"]
@@ -263,6 +267,26 @@ def get_session(request: Request[Any, Any, Any], session_id: IdPath) -> SessionD
                              rating=_rating(scope, rating) if rating else None)
 
 
+_TRANSPARENCY = {200: ResponseSpec(data_container=bytes, media_type="application/xml",
+                                   description="the S.A.F.E. Transparenzsoftware's XML container: each signed "
+                                               "record as the meter sent it, with the meter's public key")}
+
+
+@route("GET", "/sessions/{session_id:str}/signed-data", operation_id="get_session_signed_data",
+       roles="sessions_read", summary="A session's signed meter data and key (Eichrecht), as the file the "
+                                      "S.A.F.E. Transparenzsoftware opens",
+       responses={**_problems(400, 401, 403, 404), **_TRANSPARENCY})
+def get_session_signed_data(request: Request[Any, Any, Any], session_id: IdPath) -> Response[bytes]:
+    with open_scope(request) as scope:
+        s = _get(scope, session_id)
+        records = signed_data_of(scope.db.connection(), [s.id]).get(s.id, [])
+        key = str(((s.facts or {}).get("signed_meter") or {}).get("public_key") or "")
+    if not records:
+        raise NotFound("signed_data_not_found", f"session {session_id!r} has no signed meter data")
+    return Response(transparency_xml(records, key).encode("utf-8"), media_type="application/xml",
+                    headers={"Content-Disposition": f'attachment; filename="{s.id}-signed-data.xml"'})
+
+
 @route("GET", "/sessions/{session_id:str}/ratings", operation_id="list_session_ratings", roles="sessions_read",
        summary="Every rating of a session, oldest first (re-ratings append)")
 def list_session_ratings(request: Request[Any, Any, Any], session_id: IdPath) -> list[RatingRead]:
@@ -320,5 +344,5 @@ def resolve_all(scope: Scope, token_uid: str | None = None) -> ResolveResult:
 
 router = Router(path="/", route_handlers=[
     import_sessions_batch, import_ocpi_cdrs, import_sessions_csv, list_sessions, get_session,
-    list_session_ratings, rerate_session, assign_session, resolve_unassigned_sessions,
+    list_session_ratings, get_session_signed_data, rerate_session, assign_session, resolve_unassigned_sessions,
 ], tags=["sessions"])

@@ -58,7 +58,7 @@ ROLE_SETS.setdefault("portal", ("partner",))
 NAV = (("/console/dashboard", "dashboard", "read"), ("/console/inbox", "inbox", "console_finance"),
        ("/console/invoices", "invoices", "billing_read"), ("/console/documents", "documents", "billing_read"),
        ("/console/customers", "customers", "read"),
-       ("/console/sessions", "sessions", "read"), ("/console/unassigned", "unassigned", "read"),
+       ("/console/sessions", "sessions", "read"), ("/console/unassigned", "unassigned", "read"), ("/console/meter-keys", "meter_keys", "read"),
        ("/console/rulesets", "rulesets", "read"), ("/console/adhoc", "adhoc", "receivables_read"),
        # the partner portal (api.console.portal)
        ("/console/portal", "portal", "portal"), ("/console/portal/sessions", "sessions", "portal"),

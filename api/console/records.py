@@ -32,6 +32,8 @@ HTML_ROUTES = {
     "GET /console/sessions": "read",
     "GET /console/sessions/{session_id:str}": "read",
     "GET /console/unassigned": "read",
+    "GET /console/sessions/{session_id:str}/signed-data.xml": "read",
+    "GET /console/meter-keys": "read",
     "POST /console/sessions/{session_id:str}/assign": "sessions_write",
     "POST /console/unassigned/resolve": "sessions_write",
 }
@@ -40,6 +42,31 @@ STATUSES = ("rated", "unrated", "rating_failed", "unassigned")
 PAGE = 100
 
 add_texts({
+    "meter_keys": ("Zählerschlüssel", "Meter keys"),
+    "meter_keys_help": ("Öffentliche Schlüssel der eichrechtskonformen Zähler: mit ihnen werden die signierten "
+                        "Messdaten (OCMF) jedes Ladevorgangs geprüft. Ein gesperrter Schlüssel bleibt gespeichert; "
+                        "Ladevorgänge, die mit ihm signiert sind, werden zur Prüfung angehalten.",
+                        "Public keys of the legal-for-trade meters: each session's signed meter data (OCMF) is "
+                        "checked with them. A revoked key stays on record; sessions signed with it are held for review."),
+    "meter_serial_col": ("Zählernummer", "Meter serial"),
+    "charge_point": ("Ladestation", "Charge point"),
+    "curve": ("Kurve", "Curve"),
+    "key_source": ("Herkunft", "Source"),
+    "first_seen": ("Zuerst gesehen", "First seen"),
+    "key_status": ("Status", "Status"),
+    "mk_active": ("aktiv", "active"),
+    "mk_revoked": ("gesperrt", "revoked"),
+    "src_api": ("von Hand erfasst", "entered by hand"),
+    "src_ocpp16_datatransfer": ("von der Ladestation (OCPP 1.6 DataTransfer)", "from the charger (OCPP 1.6 DataTransfer)"),
+    "src_ocpp16_get_configuration": ("von der Ladestation (OCPP 1.6 GetConfiguration)",
+                                     "from the charger (OCPP 1.6 GetConfiguration)"),
+    "src_ocpp201_signed_meter_value": ("von der Ladestation (OCPP 2.0.1 signierter Messwert)",
+                                       "from the charger (OCPP 2.0.1 signed meter value)"),
+    "no_meter_keys": ("Noch keine Zählerschlüssel: Ladestationen mit eichrechtskonformen Zählern melden sie selbst, "
+                      "oder sie werden über die API erfasst (POST /meter-keys).",
+                      "No meter keys yet: chargers with legal-for-trade meters report them, or they are entered "
+                      "through the API (POST /meter-keys)."),
+    "signed_data_file": ("Für die Transparenzsoftware herunterladen (XML)", "Download for the transparency software (XML)"),
     "customer_no": ("Kundennummer", "Customer number"),
     "customer_kind": ("Kundenart", "Kind of customer"),
     "customer_kind_private": ("Privatkunde", "private"),
@@ -238,6 +265,33 @@ async def session(request: Request[Any, Any, Any], session_id: str) -> Template:
                  may_assign=_may_write(request))
 
 
+@get("/console/sessions/{session_id:str}/signed-data.xml", guards=[console_allow("read")], include_in_schema=False)
+async def session_signed_data(request: Request[Any, Any, Any], session_id: str) -> Response[bytes]:
+    """The session's signed records with the meter's key as the S.A.F.E. Transparenzsoftware's XML file."""
+    from runtime.ocmf import transparency_xml
+    from store.records import session_record
+
+    actor = request.user
+    with request.app.state.read_sessions() as db:
+        rec = session_record(db.connection(), actor.tenant_id, session_id)
+    if rec is None or not rec.signed_data:
+        raise _NotFound
+    key = str(((rec.session.facts or {}).get("signed_meter") or {}).get("public_key") or "")
+    return Response(transparency_xml(rec.signed_data, key).encode("utf-8"), media_type="application/xml",
+                    headers={"Content-Disposition": f'attachment; filename="{rec.session.id}-signed-data.xml"'})
+
+
+@get("/console/meter-keys", guards=[console_allow("read")], include_in_schema=False)
+async def meter_keys(request: Request[Any, Any, Any]) -> Template:
+    from store.ocpp import meter_keys_listing
+
+    actor = request.user
+    with request.app.state.read_sessions() as db:
+        rows = meter_keys_listing(db.connection(), actor.tenant_id)
+        tz = _zone(db, actor.tenant_id)
+    return _page(request, "meter_keys.html", rows=rows, tz=tz)
+
+
 def _dec(value: Any) -> Any:
     """A trace's decimal strings as Decimals (the page formats them in its language), else None."""
     from decimal import Decimal, InvalidOperation
@@ -353,4 +407,4 @@ async def resolve(request: Request[Any, Any, Any], data: Form) -> Response[Any]:
     return Redirect(f"/console/unassigned?msg={msg}", status_code=303)
 
 
-handlers = [customer, sessions, session, unassigned, assign, resolve]
+handlers = [customer, sessions, session, session_signed_data, meter_keys, unassigned, assign, resolve]

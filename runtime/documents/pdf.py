@@ -123,6 +123,7 @@ LABELS: dict[str, dict[str, str]] = {
         "signed_session": "Ladevorgang",
         "signed_data": "Signierte Daten",
         "signed_key": "Öffentlicher Schlüssel",
+        "signed_container": "Signierte Daten und Schlüssel als XML-Datei für die Transparenzsoftware",
         "signed_note": "Prüfbar mit der Transparenzsoftware der S.A.F.E. e.V. (safe-ev.de): signierte Daten und öffentlichen Schlüssel einlesen oder die QR-Codes scannen.",
     },
     "en": {
@@ -210,6 +211,7 @@ LABELS: dict[str, dict[str, str]] = {
         "signed_session": "Session",
         "signed_data": "Signed data",
         "signed_key": "Public key",
+        "signed_container": "Signed data and key as the transparency software's XML file",
         "signed_note": "Check it with the S.A.F.E. e.V. transparency software (safe-ev.de): paste the signed data and the public key, or scan the QR codes.",
     },
     "fr": {
@@ -297,6 +299,7 @@ LABELS: dict[str, dict[str, str]] = {
         "signed_session": "Recharge",
         "signed_data": "Données signées",
         "signed_key": "Clé publique",
+        "signed_container": "Données signées et clé, fichier XML du logiciel de transparence",
         "signed_note": "Vérifiables avec le logiciel de transparence de S.A.F.E. e.V. (safe-ev.de) : saisir les données signées et la clé publique, ou scanner les codes QR.",
     },
     "nl": {
@@ -382,6 +385,7 @@ LABELS: dict[str, dict[str, str]] = {
         "signed_session": "Laadsessie",
         "signed_data": "Ondertekende gegevens",
         "signed_key": "Publieke sleutel",
+        "signed_container": "Ondertekende gegevens en sleutel als XML-bestand van de transparantiesoftware",
         "signed_note": "Te controleren met de transparantiesoftware van S.A.F.E. e.V. (safe-ev.de): ondertekende gegevens en publieke sleutel invoeren of de QR-codes scannen.",
     },
 }
@@ -594,8 +598,7 @@ def _statement_rows(doc: Document, labels: dict[str, str], m: Any) -> tuple[list
         if r.signed_data:
             signed.append({
                 "session": f"{labels['signed_session']} {r.session_id} · {datetime_text(r.started_at, lang)} · {r.evse}",
-                "records": [(raw, _qr(raw)) for raw in r.signed_data],
-                "key": r.public_key, "key_qr": _qr(r.public_key) if r.public_key else ""})
+                **_signed_codes(r.signed_data, r.public_key)})
     n = len(rows)
     totals: dict[str, Any] = {
         "count": sessions_text(n, lang),
@@ -611,6 +614,25 @@ def _statement_rows(doc: Document, labels: dict[str, str], m: Any) -> tuple[list
         "signed": signed,
     }
     return out, totals
+
+
+def _signed_codes(records: tuple[str, ...], public_key: str) -> dict[str, Any]:
+    """A session's signed records and key for the statement: one QR code of the Transparenzsoftware's
+    XML container with all of them when it fits in a code (a phone hands the file to the software
+    whole), else a code per record and one for the key; the texts are printed either way."""
+    import segno
+
+    from runtime.ocmf import transparency_xml
+
+    try:
+        container = _qr(transparency_xml(records, public_key))
+    except segno.DataOverflowError:
+        container = ""
+    if container:
+        return {"container_qr": container, "records": [(raw, "") for raw in records], "key": public_key,
+                "key_qr": ""}
+    return {"container_qr": "", "records": [(raw, _qr(raw)) for raw in records], "key": public_key,
+            "key_qr": _qr(public_key) if public_key else ""}
 
 
 def _qr(text: str) -> str:

@@ -786,6 +786,43 @@ def test_sessions_by_month_and_site_and_a_session_with_its_trace(console: Env) -
     assert "Rated lines" in page and "Trace (which rule applied when)" in page
 
 
+def _row(page: str, row_id: str) -> str:
+    [found] = re.findall(rf'<tr id="{row_id}">.*?</tr>', page, re.DOTALL)
+    return found
+
+
+def test_meter_keys_page_lists_the_tenants_keys_in_german(console: Env) -> None:
+    a, b = console.a, console.b
+    p = Person(console, _email(a, "auditor"))
+    r = p.get("/console/meter-keys")
+    assert r.status_code == 200, r.text[:300]
+    page = html.unescape(r.text)
+    assert "<h1>Zählerschlüssel</h1>" in page and 'href="/console/meter-keys"' in page
+    key = console.client.get(f"/meter-keys/{a.ids['meter_key_id']}", headers=a.h()).json()
+    row = _row(page, f'mk-{key["id"]}')
+    assert "<code>SEED-alpha</code>" in row and "von Hand erfasst" in row and "aktiv" in row
+    assert key["public_key"][:24] in row and "secp256r1" in row
+    assert "SEED-beta" not in page and b.ids["meter_key_id"] not in page
+    # revoked: said so, with the reason, after the active ones
+    console.client.post(f"/meter-keys/{a.ids['meter_key_id']}/revoke", json={"reason": "Zähler getauscht"},
+                        headers=a.h())
+    try:
+        row = _row(html.unescape(p.get("/console/meter-keys").text), f'mk-{key["id"]}')
+        assert "gesperrt" in row and "Zähler getauscht" in row
+    finally:
+        from sqlmodel import Session as DbSession
+
+        from store.ocpp import MeterKey
+        with DbSession(console.engine) as db:  # the other tests keep an active seeded key
+            k = db.get(MeterKey, key["id"])
+            assert k is not None
+            k.status, k.revoked_at, k.revoked_reason = "active", None, ""
+            db.add(k)
+            db.commit()
+    p.post("/console/language", {"language": "en", "next": "/console/meter-keys"})
+    assert "entered by hand" in p.get("/console/meter-keys").text
+
+
 def test_unassigned_sessions_to_review_and_assign(console: Env) -> None:
     """A session of a token nobody knows waits in the review list with its reason; the auditor reads
     it; once the token is in the data (written here without the CRM's own resolution), the

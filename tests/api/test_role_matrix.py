@@ -23,7 +23,7 @@ def expected_roles(op_id: str) -> set[str]:
         return set(ROLES)
     if op_id in ("get_me", "issue_access_token"):
         return set(ROLES)
-    if op_id in ("list_sessions", "get_session", "list_session_ratings"):
+    if op_id in ("list_sessions", "get_session", "list_session_ratings", "get_session_signed_data"):
         return READ | {"partner"}
     if op_id in ("import_sessions_batch", "import_ocpi_cdrs", "import_sessions_csv", "rerate_session",
                  "assign_session", "resolve_unassigned_sessions"):

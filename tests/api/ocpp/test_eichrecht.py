@@ -130,6 +130,27 @@ def test_16_signed_session_verifies_with_the_key_the_charger_sent(ocpp_env: Ocpp
 
     with oe.env.engine.connect() as conn:
         assert signed_data_of(conn, [ses.id]) == {ses.id: [begin, end]}
+    # the file a customer opens in the S.A.F.E. Transparenzsoftware: both records, each with the key
+    r = oe.client.get(f"/sessions/{ses.id}/signed-data", headers=oe.h())
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/xml")
+    assert "attachment" in r.headers["content-disposition"]
+    from lxml import etree
+
+    from runtime.ocmf import parse, verify
+    values = etree.fromstring(r.content).findall("value")
+    assert [(v.get("context"), v.findtext("signedData"), v.findtext("publicKey")) for v in values] == [
+        ("Transaction.Begin", begin, m.public_key_hex), ("Transaction.End", end, m.public_key_hex)]
+    assert all(verify(parse(v.findtext("signedData") or ""), m.public_key_hex) == "" for v in values)
+
+
+def test_signed_data_of_a_session_without_any_is_404(ocpp_env: OcppEnv) -> None:
+    oe = ocpp_env
+    oe.add_charger("CP16-PLAIN")
+    session_16(oe, "CP16-PLAIN", Meter(serial="EMH-PLAIN"), start_wh=1000, stop_wh=2000, begin=None, end=None)
+    ses = one_session(oe, "CP16-PLAIN")
+    r = oe.client.get(f"/sessions/{ses.id}/signed-data", headers=oe.h())
+    assert r.status_code == 404 and r.json()["code"] == "signed_data_not_found"
+    assert oe.client.get("/sessions/nope/signed-data", headers=oe.h()).status_code == 404
 
 
 def test_16_tampered_reading_and_billed_energy_that_differs(ocpp_env: OcppEnv) -> None:
