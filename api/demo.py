@@ -320,6 +320,14 @@ def _system_month(out: Path, rnd: random.Random, summary: dict[str, Any]) -> int
              f"(database {out}/evbill-demo.db)")
         system: dict[str, Any] = {"transactions": run.transactions, "sessions_rated": run.sessions_rated,
                                   "sessions_net_eur": run.net_total}
+        signed = sum(n for check, n in run.meter_checks.items() if check != "unsigned")
+        _say(f"  Eichrecht: {sysdemo.SIGNING_CHARGER}'s meter {sysdemo.SIGNING_METER_SERIAL} reported its public key "
+             f"(OCPP DataTransfer) and signed {signed} sessions' begin and end readings (OCMF); "
+             f"{run.meter_checks.get('verified', 0)} verified"
+             f"{'' if run.meter_checks.get('verified', 0) == signed else ', the rest held for review'}; each invoice's session "
+             "statement prints them with a QR code for the S.A.F.E. Transparenzsoftware")
+        summary["eichrecht"] = {"signed_sessions": signed, "verified": run.meter_checks.get("verified", 0),
+                                "held": signed - run.meter_checks.get("verified", 0)}
         summary["system"] = system
         if run.sessions_rated != run.transactions:
             _say("  ERROR: not every transaction became exactly one rated session")

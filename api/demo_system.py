@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import logging
 import random
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ class SystemRun:
     transactions: int = 0
     sessions_rated: int = 0
     net_total: str = "0"
+    meter_checks: dict[str, int] = field(default_factory=dict)  # Eichrecht: sessions per meter_check
 
     def h(self, role: str = "admin") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[role]}"}
@@ -258,22 +260,66 @@ def _mv(at: datetime, wh: int, power_w: int) -> dict[str, Any]:
         {"value": str(power_w), "measurand": "Power.Active.Import", "unit": "W"}]}
 
 
+# the market square's first charger has a legal-for-trade meter (Eichrecht): it reports its public key
+# after booting (the OCA DataTransfer) and signs each transaction's begin and end reading (OCMF)
+SIGNING_CHARGER = "MARKT-AC-1"
+SIGNING_METER_SERIAL = "EMH-DEMO-0001"
+SIGNING_EVSE = "DE*SWM*E1*1"
+SIGNING_METER_SEED = 0x5EED_E1C4_2026  # a fixed key: the same meter each run
+
+
+def _ocmf_time(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S,000+0000") + " S"
+
+
+def _signed16(at: datetime, record: str, context: str) -> dict[str, Any]:
+    return {"timestamp": at.isoformat().replace("+00:00", "Z"),
+            "sampledValue": [{"value": record, "format": "SignedData", "context": context}]}
+
+
+def _signing_charger_class() -> Any:
+    """A 1.6J charge point whose firmware publishes its meter's key by the OCA DataTransfer only: it
+    answers the gateway's GetConfiguration of ``MeterPublicKey[…]`` with those keys unknown."""
+    from ocpp.routing import on
+    from ocpp.v16 import ChargePoint as Cp16
+    from ocpp.v16 import call_result
+    from ocpp.v16.enums import Action
+
+    class SigningCharger(Cp16):  # type: ignore[misc]
+        @on(Action.get_configuration)
+        def on_get_configuration(self, key: list[str] | None = None, **_: Any) -> Any:
+            return call_result.GetConfiguration(configuration_key=[], unknown_key=list(key or []))
+
+    return SigningCharger
+
+
 async def _charger_month(url: str, identity: str, password: str, version: str, plan: list[dict[str, Any]]) -> int:
-    """One charger replaying its month: each planned transaction with meter values every 15 min."""
+    """One charger replaying its month: each planned transaction with meter values every 15 min; the
+    signing charger adds its meter's signed begin and end readings."""
     import websockets
     from ocpp.v16 import ChargePoint as Cp16
     from ocpp.v16 import call as call16
     from ocpp.v201 import ChargePoint as Cp201
     from ocpp.v201 import call as call201
 
+    from runtime.ocmf_meter import Meter
+
     auth = {"Authorization": "Basic " + base64.b64encode(f"{identity}:{password}".encode()).decode()}
     done = 0
     async with websockets.connect(url, subprotocols=[f"ocpp{version}"],  # type: ignore[list-item]
                                   additional_headers=auth) as ws:
-        cp: Any = (Cp16 if version == "1.6" else Cp201)(identity, ws, response_timeout=30)
+        cls: Any = _signing_charger_class() if identity == SIGNING_CHARGER else Cp16 if version == "1.6" else Cp201
+        cp: Any = cls(identity, ws, response_timeout=30)
         task = asyncio.create_task(cp.start())
         try:
-            if version == "1.6":
+            meter_16 = Meter(serial=SIGNING_METER_SERIAL, seed=SIGNING_METER_SEED) if identity == SIGNING_CHARGER else None
+            if meter_16 is not None:
+                await cp.call(call16.BootNotification(charge_point_vendor="Demo", charge_point_model="AC22 Eichrecht",
+                                                      meter_serial_number=meter_16.serial))
+                await cp.call(call16.DataTransfer(vendor_id="generalConfiguration", message_id="setMeterConfiguration",
+                                                  data=json.dumps({"meters": [{"connectorId": 1, "type": "SIGNATURE",
+                                                                               "publicKey": meter_16.public_key_hex}]})))
+            elif version == "1.6":
                 await cp.call(call16.BootNotification(charge_point_vendor="Demo", charge_point_model="AC22"))
             else:
                 await cp.call(call201.BootNotification(charging_station={"vendor_name": "Demo", "model": "HPC"},
@@ -291,14 +337,24 @@ async def _charger_month(url: str, identity: str, password: str, version: str, p
                     st = await cp.call(call16.StartTransaction(connector_id=1, id_tag=token, meter_start=meter,
                                                                timestamp=start.isoformat().replace("+00:00", "Z")))
                     tx = st.transaction_id
+                    signed_end = None
+                    if meter_16 is not None:
+                        begin = meter_16.record([(_ocmf_time(start), "B", f"{Decimal(meter) / 1000:.3f}")],
+                                                ID=token, CI=SIGNING_EVSE)
+                        await cp.call(call16.MeterValues(connector_id=1, transaction_id=tx,
+                                                         meter_value=[_signed16(start, begin, "Transaction.Begin")]))
                     last = meter
                     for p in points:
                         last = meter + int((p - start).total_seconds() * wh_per_s)
                         await cp.call(call16.MeterValues(connector_id=1, transaction_id=tx,
                                                          meter_value=[_mv(p, last, int(kw * 1000))]))
+                    if meter_16 is not None:
+                        signed_end = [_signed16(end, meter_16.record([(_ocmf_time(end), "E",
+                                                                       f"{Decimal(last) / 1000:.3f}")],
+                                                                     ID=token, CI=SIGNING_EVSE), "Transaction.End")]
                     await cp.call(call16.StopTransaction(meter_stop=last, transaction_id=tx, id_tag=token,
                                                          timestamp=end.isoformat().replace("+00:00", "Z"),
-                                                         reason="EVDisconnected"))
+                                                         reason="EVDisconnected", transaction_data=signed_end))
                 else:
                     tx_id = f"{identity}-{done + 1}"
                     seq = 0
@@ -363,7 +419,9 @@ def drive_chargers(run: SystemRun, month_start: datetime, per_charger: int, rnd:
     items = list_all(run, "/sessions")
     rated = [s for s in items if s.get("status") == "rated"]
     run.sessions_rated = len(rated)
-    from decimal import Decimal
+    for s in items:
+        if s.get("meter_check"):
+            run.meter_checks[s["meter_check"]] = run.meter_checks.get(s["meter_check"], 0) + 1
 
     run.net_total = str(sum((Decimal(s.get("net_total") or "0") for s in rated), Decimal(0)))
 

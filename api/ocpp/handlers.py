@@ -313,6 +313,9 @@ class Handler16(GatewayMixin, ChargePoint16):
         except Exception:  # a charger without these keys, or busy: the DataTransfer may come
             log.info("%s: GetConfiguration of the meter keys failed", self.cp.identity, exc_info=True)
             return
+        if res is None:  # a CALLERROR (NotImplemented, NotSupported...): the charger has no such keys
+            log.info("%s: the charger answered GetConfiguration of the meter keys with an error", self.cp.identity)
+            return
         found = [(str(k.get("key") or ""), str(k.get("value") or "")) for k in (res.configuration_key or [])
                  if isinstance(k, dict) and k.get("value")]
         if found:

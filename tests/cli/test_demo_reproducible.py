@@ -370,3 +370,38 @@ def test_the_emsp_clearing(two_runs: list[Any]) -> None:
     ubl = (folder / "CLR-000001-xrechnung-ubl.xml").read_bytes()
     assert b"<cbc:ID>AE</cbc:ID>" in ubl and ubl.count(b"<cac:InvoiceLine>") == 4
     assert b"Commission roaming_service: of 91.32 EUR net" in ubl and b"stated: 1.88 EUR" in ubl
+
+
+def test_signed_sessions_verified_and_printed_for_the_transparency_software(two_runs: list[Any], tmp_path: Path) -> None:
+    """The demo's legal-for-trade charger signs its sessions (OCMF); every one is verified, and an
+    invoice's session statement carries a QR code that reads back as the Transparenzsoftware's XML
+    whose records verify with the meter's key."""
+    import zxingcpp
+    from lxml import etree
+    from PIL import Image
+
+    from api.demo_system import SIGNING_METER_SEED, SIGNING_METER_SERIAL
+    from runtime.ocmf import parse, verify
+    from runtime.ocmf_meter import Meter
+
+    out, r, summary = two_runs[0]
+    e = summary["eichrecht"]
+    assert e["signed_sessions"] > 0 and e["verified"] == e["signed_sessions"] and e["held"] == 0, e
+    assert f"meter {SIGNING_METER_SERIAL} reported its public key" in r.stdout
+    key = Meter(serial=SIGNING_METER_SERIAL, seed=SIGNING_METER_SEED).public_key_hex
+    texts = {p.name: subprocess.run(["pdftotext", str(p), "-"], capture_output=True, text=True, check=True).stdout
+             for p in sorted((out / "documents").glob("INV-*.pdf"))}
+    signed_pdfs = [name for name, text in texts.items() if "Signierte Messdaten (Eichrecht)" in text]
+    assert signed_pdfs, "no invoice prints signed meter data"
+    pdf = out / "documents" / signed_pdfs[0]
+    subprocess.run(["pdftoppm", "-r", "300", "-png", str(pdf), str(tmp_path / "p")], check=True)
+    codes = [b.text for page in sorted(tmp_path.glob("p*.png"))
+             for b in zxingcpp.read_barcodes(Image.open(page), formats=zxingcpp.BarcodeFormat.QRCode)]
+    containers = [c for c in codes if c.startswith("<?xml")]
+    assert containers, codes
+    for xml in containers:
+        values = etree.fromstring(xml.encode()).findall("value")
+        assert [v.get("context") for v in values] == ["Transaction.Begin", "Transaction.End"]
+        for v in values:
+            assert v.findtext("publicKey") == key
+            assert verify(parse(v.findtext("signedData") or ""), key) == ""  # "" = the signature holds
