@@ -597,7 +597,9 @@ def _statement_rows(doc: Document, labels: dict[str, str], m: Any) -> tuple[list
     for r in rows:
         if r.signed_data:
             signed.append({
-                "session": f"{labels['signed_session']} {r.session_id} · {datetime_text(r.started_at, lang)} · {r.evse}",
+                # named as its row above names it (start, charge point, energy), not by an internal id
+                "session": f"{labels['signed_session']} {datetime_text(r.started_at, lang)} · {r.evse} · "
+                           f"{number_text(r.energy_kwh, 3, lang)} kWh",
                 **_signed_codes(r.signed_data, r.public_key)})
     n = len(rows)
     totals: dict[str, Any] = {

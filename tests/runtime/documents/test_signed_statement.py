@@ -74,6 +74,13 @@ def test_statement_prints_signed_data_key_and_one_container_code() -> None:
     assert len(re.findall(r'<img class="qr qr-container" src="data:image/svg\+xml', html)) == 1
     assert len(re.findall(r'<img class="qr', html)) == 1
     assert html.count('class="signed-head"') == 1
+    # named as the statement's row names the session (start, charge point, energy), no internal id
+    from runtime.documents.i18n import datetime_text, number_text
+
+    row = doc.statement[0]  # type: ignore[attr-defined]
+    head = f"Ladevorgang {datetime_text(row.started_at, 'de')} · {row.evse} · {number_text(row.energy_kwh, 3, 'de')} kWh"
+    assert f'<div class="signed-head">{head}</div>' in html.replace("&#42;", "*")
+    assert row.session_id not in html
 
 
 def test_the_code_on_the_pdf_reads_back_as_the_container(tmp_path: Path) -> None:
