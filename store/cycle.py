@@ -271,9 +271,9 @@ def version(conn: Connection, tenant_id: str, version_id: str) -> Any:
 
 
 def account_page(conn: Connection, tenant_id: str, after: str, limit: int) -> list[Any]:
-    """The next ``limit`` of the tenant's active accounts after id ``after`` (id, billing_cycle), by id:
-    a billing run pages through them."""
-    stmt = (select(_acct.c.id, _acct.c.billing_cycle)
+    """The next ``limit`` of the tenant's active accounts after id ``after`` (id, billing_cycle,
+    timezone), by id: a billing run pages through them."""
+    stmt = (select(_acct.c.id, _acct.c.billing_cycle, _acct.c.timezone)
             .where(_acct.c.tenant_id == tenant_id, _acct.c.status == "active", _acct.c.id > after)
             .order_by(_acct.c.id).limit(limit))
     return list(conn.execute(stmt).all())

@@ -89,6 +89,21 @@ def _chunks(seq: Sequence[Any], n: int = 500) -> list[Sequence[Any]]:
     return [seq[i:i + n] for i in range(0, len(seq), n)]
 
 
+_CYCLES = ("monthly", "quarterly", "ad_hoc")
+
+
+def account_calendar(pols: Any, billing_cycle: str | None, timezone: str) -> tuple[str, int, str]:
+    """When an account's cut-offs fall: (cycle, cut-off day, zone) from the billing policy its cycle
+    names (else the ruleset's first; day 1 without any) and the account's own cycle and zone where
+    the policy leaves them open; ``pols`` the policies of the ruleset version in force (None: none).
+    What a cycle bills (``BillingActivities._policies``), what the run schedules follow and what a
+    scheduled run picks."""
+    billing = (pols.billing_named(billing_cycle) or pols.billing_named(None)) if pols is not None else None
+    cycle = billing_cycle if billing_cycle in _CYCLES else (billing.cycle if billing is not None else "monthly")
+    return (cycle or "monthly", billing.cut_off_day if billing is not None else 1,
+            (billing.timezone if billing is not None else "") or timezone)
+
+
 class BillingActivities:
     """Activities bound to one database engine (the worker creates one instance).
 
@@ -619,16 +634,19 @@ class BillingActivities:
     @activity.defn(name="billing.account_page")
     def account_page(self, inp: AccountPageInput) -> AccountPage:
         """The next page of the tenant's active accounts billed on ``inp.cycle`` (the account's own
-        cycle, else the ruleset's billing policy, as the cycle and the schedules read it)."""
+        cycle, else the ruleset's billing policy, as the cycle and the schedules read it) and, when
+        ``inp.timezone`` is set, whose cut-offs fall in that zone (``account_calendar``)."""
         with self.engine.connect() as conn:
             rows = C.account_page(conn, inp.tenant_id, inp.after, inp.limit)
-            default = None
-            if any(r.billing_cycle not in ("monthly", "quarterly", "ad_hoc") for r in rows):
+            pols = None
+            if rows and (inp.timezone or any(r.billing_cycle not in _CYCLES for r in rows)):
                 _rv, ruleset = self._ruleset(conn, inp.tenant_id, utcnow())
-                pol = ruleset.policies.billing_named(None) if ruleset is not None else None
-                default = pol.cycle if pol is not None else "monthly"
-        ids = [r.id for r in rows if (r.billing_cycle if r.billing_cycle in ("monthly", "quarterly", "ad_hoc")
-                                      else default) == inp.cycle]
+                pols = ruleset.policies if ruleset is not None else None
+        ids = []
+        for r in rows:
+            cycle, _day, zone = account_calendar(pols, r.billing_cycle, r.timezone)
+            if cycle == inp.cycle and (not inp.timezone or zone == inp.timezone):
+                ids.append(r.id)
         return AccountPage(ids, rows[-1].id if rows else "")
 
     @activity.defn(name="billing.assemble_batch")

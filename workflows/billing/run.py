@@ -71,7 +71,7 @@ class BillingRunWorkflow:
             after = ""
             while True:
                 page = await workflow.execute_activity(
-                    "billing.account_page", AccountPageInput(inp.tenant_id, inp.cycle, after, size * _PAGE_BATCHES),
+                    "billing.account_page", AccountPageInput(inp.tenant_id, inp.cycle, after, size * _PAGE_BATCHES, inp.timezone),
                     result_type=AccountPage, start_to_close_timeout=timedelta(seconds=60), retry_policy=_RETRY)
                 start(page.account_ids)
                 if not page.last:
