@@ -35,7 +35,13 @@ from typing import Any
 
 from sqlalchemy import Engine
 from temporalio import activity
-from temporalio.client import Client, ScheduleActionStartWorkflow, ScheduleDescription, ScheduleHandle, ScheduleSpec
+from temporalio.client import (
+    Client,
+    ScheduleActionStartWorkflow,
+    ScheduleDescription,
+    ScheduleHandle,
+    ScheduleSpec,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from store import cycle as C

@@ -133,9 +133,10 @@ async def _start_deferred_sync(client: Any, tenant_id: str, version_id: str, at:
 def follow_schedules(app: Any) -> Any:
     """ASGI middleware for the billing-account routes: after a successful write, the tenant's run
     schedules follow it (its calendar's created for an active account, a calendar left without
-    accounts deleted, the account's own schedule of before removed). Without a Temporal server configured it does nothing at all; a
-    schedule that cannot be written is logged (``POST /billing/schedules/sync`` repairs it) and never
-    fails the account write, which is committed by then."""
+    accounts deleted, the account's own schedule of before removed). Without a Temporal server
+    configured it does nothing at all; a schedule that cannot be written is logged
+    (``POST /billing/schedules/sync`` repairs it) and never fails the account write, which is
+    committed by then."""
 
     async def middleware(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope.get("method") == "GET" or not temporal_configured(scope["app"]):
