@@ -34,7 +34,6 @@ import shutil
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -142,25 +141,14 @@ def _cpu(pid: int) -> float:
 
 def _postgresql(n: int, per: int) -> tuple[Any, Any]:
     """A fresh schema seeded with ``n`` accounts of ``per`` sessions, and how to drop it."""
-    from benchmarks.month_end import SEEDED_TABLES
+    from benchmarks.month_end import SEEDED_TABLES, postgresql_schema
 
-    url = os.environ.get("EVBILL_BENCH_POSTGRES_URL") or os.environ["EVBILL_TEST_POSTGRES_URL"]
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(url, pool_size=1, max_overflow=0)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = make_engine(url, schema=schema)
+    engine, _url, _schema, cleanup = postgresql_schema()
     migrate(engine)
     seeded = seed_tenant(engine, "bench", n, ruleset=BENCH_RULESET)
     insert_sessions(engine, seeded, sessions_for(seeded, per))
     with engine.begin() as conn:
         conn.execute(text(f"ANALYZE {', '.join(SEEDED_TABLES)}"))
-
-    def cleanup() -> None:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
     return engine, cleanup
 
 
