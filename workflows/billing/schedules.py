@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -176,9 +177,10 @@ _RUN_COUNTS = ("runs_created", "runs_updated", "runs_unchanged", "runs_deleted",
 
 
 async def _sync(client: Client, engine: Engine, tenant_id: str, task_queue: str, concurrency: int,
-                ) -> tuple[dict[str, str], Counter[str]]:
+                also: Sequence[str] = ()) -> tuple[dict[str, str], Counter[str]]:
     """Reconcile the tenant's run schedules with its accounts' calendars and delete the accounts'
-    own schedules of before; what happened per account, and to the run schedules."""
+    own schedules of before; what happened per account, and to the run schedules. ``also``: run
+    schedules that may exist though the listing does not show them yet."""
     plans = await asyncio.to_thread(plan_schedules, engine, tenant_id)
     own_prefix, run_prefix = schedule_id(tenant_id, ""), run_schedule_id(tenant_id, "", "")[:-1]
     own: set[str] = set()
@@ -195,6 +197,7 @@ async def _sync(client: Client, engine: Engine, tenant_id: str, task_queue: str,
     # the listing is eventually consistent: a calendar a closed account was in a moment ago may not
     # be listed yet
     runs |= {run_schedule_id(tenant_id, p.cycle, p.timezone) for p in plans if p.cycle is not None}
+    runs |= {sid for sid in also if sid.startswith(run_prefix)}
     sem = asyncio.Semaphore(concurrency)
     run_counts: Counter[str] = Counter()
     outcome: dict[tuple[str, str], str] = {}
@@ -243,12 +246,13 @@ async def _sync(client: Client, engine: Engine, tenant_id: str, task_queue: str,
 
 
 async def follow_account(client: Client, engine: Engine, tenant_id: str, account_id: str,
-                         task_queue: str = TASK_QUEUE) -> str:
+                         task_queue: str = TASK_QUEUE, also: Sequence[str] = ()) -> str:
     """After an account was written: the tenant's run schedules follow its calendars (one created
     for a new calendar, one left without accounts deleted) and the account's own schedule of
     before is gone; returns what happened to the schedule that bills the account (as counted by
-    ``sync_schedules``): created | updated | unchanged | paused | deleted | absent | failed."""
-    per_account, _runs = await _sync(client, engine, tenant_id, task_queue, 16)
+    ``sync_schedules``): created | updated | unchanged | paused | deleted | absent | failed.
+    ``also``: the run schedule that billed the account before its write (``_sync``)."""
+    per_account, _runs = await _sync(client, engine, tenant_id, task_queue, 16, also)
     return per_account.get(account_id, "absent")
 
 

@@ -147,9 +147,14 @@ def follow_schedules(app: Any) -> Any:
         async def keep(message: Any) -> None:
             sent.append(message)
 
+        try:
+            was = await _calendar_before(scope)
+        except Exception as exc:  # noqa: BLE001 - the write goes on; a sync repairs what is left
+            log.warning("billing account calendar not read before the write: %s", exc)
+            was = None
         await app(scope, receive, keep)
         try:
-            await _follow_written(scope, sent)
+            await _follow_written(scope, sent, was)
         except Exception as exc:  # noqa: BLE001 - see above: the write stands, sync repairs the schedule
             log.warning("billing account schedule not updated: %s", exc)
         for message in sent:
@@ -158,7 +163,22 @@ def follow_schedules(app: Any) -> Any:
     return middleware
 
 
-async def _follow_written(scope: Any, sent: list[Any]) -> None:
+async def _calendar_before(scope: Any) -> str | None:
+    """The id of the run schedule that bills the account before the write (None: a create, or an
+    account in no calendar): should the write move it, that calendar may be left without accounts,
+    and the schedule listing, which lags behind, may not show it yet."""
+    from workflows.billing.schedules import plan_schedules
+    from workflows.billing.types import run_schedule_id
+
+    account_id = scope.get("path_params", {}).get("billing_account_id")
+    user = scope.get("user")
+    if account_id is None or user is None:
+        return None
+    [plan] = await asyncio.to_thread(plan_schedules, scope["app"].state.engine, user.tenant_id, [account_id])
+    return run_schedule_id(user.tenant_id, plan.cycle, plan.timezone) if plan.cycle is not None else None
+
+
+async def _follow_written(scope: Any, sent: list[Any], was: str | None = None) -> None:
     import json
 
     from workflows.billing.schedules import follow_account
@@ -172,7 +192,8 @@ async def _follow_written(scope: Any, sent: list[Any]) -> None:
         account_id = json.loads(body)["id"]
     app, tenant_id = scope["app"], scope["user"].tenant_id
     client = await app_client(app)
-    outcome = await follow_account(client, app.state.engine, tenant_id, account_id, task_queue(app))
+    outcome = await follow_account(client, app.state.engine, tenant_id, account_id, task_queue(app),
+                                   also=[was] if was else [])
     log.info("billing account %s: schedule %s", account_id, outcome)
 
 
