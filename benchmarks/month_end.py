@@ -18,6 +18,16 @@ activities of ``--batch`` accounts; ``--path cycles``: a ``BillingCycleWorkflow`
 path before). Printed: wall, CPU per account of the workers, the Temporal server and (PostgreSQL)
 every server process on the machine, all summed, and the workers' SQL statements per account.
 
+Measured 2026-12-07 by session h17g (a group's per-account reads — invoice at the cycle key,
+previous net, open invoices, billed sessions, rated lines — made once per group), PostgreSQL
+--path run, 1,000 accounts / 100,000 sessions, 2 workers x 3 threads, main (5d7ae11) and this code
+alternately at load 13.5-16.2 (00:51-01:05 UTC):
+  main   122 s: PostgreSQL 9.8 (every server process on the machine), Temporal 1.2, workers 17.7
+         = 28.9 ms per account; 8.5 statements
+  h17g    71 s: 8.6, 0.9, 14.9 = 24.5 ms; 3.0 statements
+  main    66 s: 15.4, 0.7, 15.4 = 31.7 ms; 8.5 statements
+  h17g    62 s: 9.7, 0.7, 14.0 = 24.5 ms; 3.0 statements
+
 Measured 2026-12-06 by session h17d (issue 17 part 3, set-based batches: a group's drafts, lines,
 numbers, billed sessions, open items, journal and collection schedules written in bulk, its
 per-account reads done once per group; ``benchmarks/month_end_batch.py`` has the single-thread
@@ -155,22 +165,29 @@ def sessions_for(seeded: Seeded, per_account: int, seed: int = 7) -> Iterator[tu
             yield acc, f"s{k:08d}", MONTH_START + timedelta(seconds=rnd.randrange(span)), pool[k % 997]
 
 
+def postgresql_schema() -> tuple[Engine, str, str, Any]:
+    """An engine on a fresh schema of the benchmark's PostgreSQL server (``EVBILL_BENCH_POSTGRES_URL``,
+    else ``EVBILL_TEST_POSTGRES_URL``), its URL and name, and how to drop it."""
+    url = os.environ.get("EVBILL_BENCH_POSTGRES_URL") or os.environ["EVBILL_TEST_POSTGRES_URL"]
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(url, pool_size=1, max_overflow=0)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+
+    def cleanup() -> None:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+    return make_engine(url, schema=schema), url, schema, cleanup
+
+
 def prepare(kind: str, accounts: int, per_account: int, tmp: Path) -> tuple[Engine, str, str | None, Any]:
     if kind == "sqlite":
         url = f"sqlite:///{tmp / 'month_end.db'}"
         engine, schema, cleanup = make_engine(url), None, None
     else:
-        url = os.environ.get("EVBILL_BENCH_POSTGRES_URL") or os.environ["EVBILL_TEST_POSTGRES_URL"]
-        schema = f"bench_{uuid.uuid4().hex[:10]}"
-        admin = make_engine(url, pool_size=1, max_overflow=0)
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        engine = make_engine(url, schema=schema)
-
-        def cleanup() -> None:
-            with admin.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
+        engine, url, schema, cleanup = postgresql_schema()
     migrate(engine)
     t0 = time.perf_counter()
     seeded = seed_tenant(engine, "bench", accounts, ruleset=BENCH_RULESET)

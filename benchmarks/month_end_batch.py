@@ -9,6 +9,12 @@ account, the sum of the invoices' gross totals (the same on every code version f
 and checks the numbers are gapless. ``--profile FILE`` writes a cProfile of the batches.
 
 Usage: python benchmarks/month_end_batch.py [--accounts 1000] [--per-account 100] [--batch 100] [--profile out.prof]
+       [--db sqlite|postgresql]
+
+``--db postgresql`` (``EVBILL_BENCH_POSTGRES_URL`` or ``EVBILL_TEST_POSTGRES_URL``) seeds a schema of
+its own each time (ANALYZEd after seeding, as ``month_end.py`` does) and prints beside this process's
+CPU the CPU of the PostgreSQL backends serving its connections (from ``/proc``: the server must run
+on this machine).
 
 Measured 2026-12-06 by session h17d (1,000 accounts / 100,000 sessions, load 6-15, so +-15 %):
   before issue 17 part 3's set-based writing (main @ beeb529): 11.1 ms CPU per account, 37.5 statements
@@ -53,21 +59,34 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--cache", default=tempfile.gettempdir())
     ap.add_argument("--profile", default="")
+    ap.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     args = ap.parse_args()
     os.environ["EVBILL_RENDER_DOCUMENTS"] = "0"
     n, per = args.accounts, args.per_account
-    base = Path(args.cache) / f"evbill-month-end-batch-{n}-{per}.db"
-    if not base.exists():
-        seeding = base.with_suffix(".seeding")
-        eng = make_engine(f"sqlite:///{seeding}")
-        migrate(eng)
-        seeded = seed_tenant(eng, "bench", n, ruleset=BENCH_RULESET)
-        insert_sessions(eng, seeded, sessions_for(seeded, per))
-        eng.dispose()
-        seeding.rename(base)
     work = Path(tempfile.mkdtemp(prefix="evbill-batch-")) / "work.db"
-    shutil.copy(base, work)
-    engine = make_engine(f"sqlite:///{work}")
+    backends: set[int] = set()
+    if args.db == "postgresql":
+        engine, cleanup = _postgresql(n, per)
+
+        @event.listens_for(engine, "connect")
+        def backend(dbapi_conn: Any, _record: Any) -> None:
+            with dbapi_conn.cursor() as cur:
+                cur.execute("select pg_backend_pid()")
+                backends.add(cur.fetchone()[0])
+
+        engine.dispose()  # the seeding's connections: the batches' are counted from here
+    else:
+        base = Path(args.cache) / f"evbill-month-end-batch-{n}-{per}.db"
+        if not base.exists():
+            seeding = base.with_suffix(".seeding")
+            eng = make_engine(f"sqlite:///{seeding}")
+            migrate(eng)
+            seeded = seed_tenant(eng, "bench", n, ruleset=BENCH_RULESET)
+            insert_sessions(eng, seeded, sessions_for(seeded, per))
+            eng.dispose()
+            seeding.rename(base)
+        shutil.copy(base, work)
+        engine, cleanup = make_engine(f"sqlite:///{work}"), None
     acts = BillingActivities(engine)
     count = [0]
 
@@ -91,18 +110,46 @@ def main() -> int:
         prof.disable()
         prof.dump_stats(args.profile)
     cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+    server = sum(_cpu(pid) for pid in backends)
     with engine.connect() as conn:
         nums = [r[0] for r in conn.execute(text(
             "select number_seq from billing_invoice where status = 'finalized' order by number_seq"))]
         gross = [r[0] for r in conn.execute(text("select gross_total from billing_invoice"))]
     engine.dispose()
     shutil.rmtree(work.parent)
+    if cleanup is not None:
+        cleanup()
     assert nums == list(range(1, n + 1)), "numbers are not gapless"
     total = sum((Decimal(g) for g in gross), Decimal(0))
     print(f"{n} accounts x {per} sessions, batches of {args.batch}: {finalized} finalized; CPU "
-          f"{1000 * cpu / n:.2f} ms per account, wall {wall:.1f} s, {count[0] / n:.1f} statements per account, "
+          f"{1000 * cpu / n:.2f} ms per account"
+          + (f" + PostgreSQL backends {1000 * server / n:.2f} ms" if backends else "")
+          + f", wall {wall:.1f} s, {count[0] / n:.1f} statements per account, "
           f"gross total {total}, load average {os.getloadavg()[0]:.1f} ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)")
     return 0
+
+
+def _cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process so far; 0 when it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = raw[raw.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _postgresql(n: int, per: int) -> tuple[Any, Any]:
+    """A fresh schema seeded with ``n`` accounts of ``per`` sessions, and how to drop it."""
+    from benchmarks.month_end import SEEDED_TABLES, postgresql_schema
+
+    engine, _url, _schema, cleanup = postgresql_schema()
+    migrate(engine)
+    seeded = seed_tenant(engine, "bench", n, ruleset=BENCH_RULESET)
+    insert_sessions(engine, seeded, sessions_for(seeded, per))
+    with engine.begin() as conn:
+        conn.execute(text(f"ANALYZE {', '.join(SEEDED_TABLES)}"))
+    return engine, cleanup
 
 
 if __name__ == "__main__":

@@ -748,14 +748,16 @@ def driver_insert(conn: Connection, table: Table, columns: tuple[str, ...], rows
 
 
 def ids_on_open_invoices(conn: Connection, tenant_id: str, account_id: str, except_id: str,
-                         session_ids: Sequence[str]) -> set[str]:
-    """Sessions already on another draft or held invoice of the account (not to be billed twice)."""
+                         session_ids: Sequence[str], open_ids: Sequence[str] | None = None) -> set[str]:
+    """Sessions already on another draft or held invoice of the account (not to be billed twice);
+    ``open_ids``: those invoices' ids when the caller read them already."""
     if not session_ids:
         return set()
-    open_ids = [r[0] for r in conn.execute(_Q_OPEN_INVOICES, {"t": tenant_id, "a": account_id, "i": except_id})]
+    if open_ids is None:
+        open_ids = [r[0] for r in conn.execute(_Q_OPEN_INVOICES, {"t": tenant_id, "a": account_id, "i": except_id})]
     if not open_ids:
         return set()
-    return {r[0] for r in conn.execute(_Q_OPEN_LINES, {"open": open_ids, "ids": list(session_ids)})}
+    return {r[0] for r in conn.execute(_Q_OPEN_LINES, {"open": list(open_ids), "ids": list(session_ids)})}
 
 
 # ---------------------------------------------------------------- service items and discounts

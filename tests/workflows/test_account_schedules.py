@@ -1,15 +1,18 @@
-"""Schedules follow billing accounts through the API, on a real Temporal dev server (the
-time-skipping test server has no schedules): creating an account makes its schedule with the
-cut-off of the ruleset's billing policy, changing the cycle moves it, closing pauses it, ad hoc and
-deleting remove it, and ``POST /billing/schedules/sync`` reconciles idempotently."""
+"""Run schedules follow billing accounts through the API, on a real Temporal dev server (the
+time-skipping test server has no schedules): creating an account makes its calendar's run schedule
+(one per tenant, cycle and zone) with the cut-off of the ruleset's billing policy, changing the
+cycle makes the other calendar's and removes the one left without accounts, ad hoc and deleting
+remove it, an account's own schedule of before is replaced, and ``POST /billing/schedules/sync``
+reconciles idempotently."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, delete, insert
 from sqlalchemy.orm import Session
 from temporalio.client import Client, ScheduleActionStartWorkflow
 from temporalio.service import RPCError
@@ -18,7 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 from api.app import Settings, create_app
 from store.models import BillingAccount
 from store.tenants import bootstrap_tenant, create_user, issue_key
-from workflows.billing.worker import ensure_schedule, schedule_id
+from workflows.billing.worker import ensure_run_schedule, ensure_schedule, run_schedule_id, schedule_id
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -40,10 +43,34 @@ class Api:
 
 
 async def _desc(client: Client, tenant: str, account: str) -> Any:
+    """An account's own schedule (how month-end was started before the run schedules)."""
     try:
         return await client.get_schedule_handle(schedule_id(tenant, account)).describe()
     except RPCError:
         return None
+
+
+async def _run(client: Client, tenant: str, cycle: str, zone: str) -> Any:
+    """The run schedule of the tenant's accounts billed on ``cycle`` in ``zone``."""
+    try:
+        return await client.get_schedule_handle(run_schedule_id(tenant, cycle, zone)).describe()
+    except RPCError:
+        return None
+
+
+async def _runs(client: Client, tenant: str, expect: list[str] | None = None) -> list[str]:
+    """The calendars of the tenant's run schedules (cycle:zone) as the server lists them; the
+    listing lags behind the writes, so it is read again for a while until it is ``expect``."""
+    prefix = run_schedule_id(tenant, "", "")[:-1]
+    for _ in range(100):
+        got = sorted([s.id[len(prefix):] async for s in await client.list_schedules() if s.id.startswith(prefix)])
+        if expect is None or got == expect:
+            break
+        await asyncio.sleep(0.1)
+    return got
+
+
+ZERO_RUNS = {"created": 0, "updated": 0, "unchanged": 0, "deleted": 0, "failed": 0}
 
 
 def _cal(d: Any) -> tuple[Any, ...]:
@@ -76,50 +103,76 @@ async def test_schedules_follow_accounts_and_sync_is_idempotent(dev: WorkflowEnv
         cus = await api("POST", "/customers", {"name": "Fleet GmbH"})
         acc = (await api("POST", "/billing-accounts", {"customer_id": cus["id"], "timezone": "Europe/Berlin"},
                          status=201))["id"]
-        # created with the account: the monthly policy's cut-off day 5, local 00:05 in the account's zone
-        d = await _desc(dev.client, tid, acc)
-        assert d is not None and not d.schedule.state.paused
+        # created with the account: its calendar's run schedule, the monthly policy's cut-off day 5,
+        # local 00:05 in the account's zone; no schedule of the account's own
+        d = await _run(dev.client, tid, "monthly", "Europe/Berlin")
+        assert d is not None and not d.schedule.state.paused and await _desc(dev.client, tid, acc) is None
         assert _cal(d) == ([(5, 5)], [(1, 12, 1)], 0, 5, "Europe/Berlin")
         action = d.schedule.action
-        assert isinstance(action, ScheduleActionStartWorkflow) and action.workflow == "BillingCycleWorkflow"
-        assert action.task_queue == "sched-tq" and action.id == f"billing:{tid}:{acc}:scheduled"
-        # quarterly: the quarterly policy (day 10, its own zone), every third month from January
+        assert isinstance(action, ScheduleActionStartWorkflow) and action.workflow == "BillingRunWorkflow"
+        assert action.task_queue == "sched-tq" and action.id == f"billing-run:{tid}:monthly:Europe/Berlin:scheduled"
+        [run_input] = await dev.client.data_converter.decode(action.args)  # type: ignore[arg-type]
+        assert (run_input["tenant_id"], run_input["as_of"], run_input["account_ids"], run_input["cycle"],
+                run_input["timezone"]) == (tid, None, None, "monthly", "Europe/Berlin")
+        # quarterly: the quarterly policy (day 10, its own zone), every third month from January; the
+        # monthly calendar has no account left
         await api("PATCH", f"/billing-accounts/{acc}", {"billing_cycle": "quarterly"})
-        assert _cal(await _desc(dev.client, tid, acc)) == ([(10, 10)], [(1, 10, 3)], 0, 5, "Europe/Lisbon")
-        # closing pauses, reopening resumes
+        assert await _runs(dev.client, tid, ["quarterly:Europe/Lisbon"]) == ["quarterly:Europe/Lisbon"]
+        assert _cal(await _run(dev.client, tid, "quarterly", "Europe/Lisbon")) == \
+            ([(10, 10)], [(1, 10, 3)], 0, 5, "Europe/Lisbon")
+        # a closed account is skipped by the runs: no calendar left; reopening brings it back
         await api("PATCH", f"/billing-accounts/{acc}", {"status": "closed"})
-        assert (await _desc(dev.client, tid, acc)).schedule.state.paused
+        assert await _runs(dev.client, tid, []) == []
         await api("PATCH", f"/billing-accounts/{acc}", {"status": "active"})
-        assert not (await _desc(dev.client, tid, acc)).schedule.state.paused
-        # an ad-hoc account has no schedule
+        assert await _runs(dev.client, tid, ["quarterly:Europe/Lisbon"]) == ["quarterly:Europe/Lisbon"]
+        # an ad-hoc account is in no calendar
         await api("PATCH", f"/billing-accounts/{acc}", {"billing_cycle": "ad_hoc"})
-        assert await _desc(dev.client, tid, acc) is None
+        assert await _runs(dev.client, tid, []) == []
         await api("PATCH", f"/billing-accounts/{acc}", {"billing_cycle": "monthly"})
-        assert _cal(await _desc(dev.client, tid, acc)) == ([(5, 5)], [(1, 12, 1)], 0, 5, "Europe/Berlin")
+        assert _cal(await _run(dev.client, tid, "monthly", "Europe/Berlin")) == \
+            ([(5, 5)], [(1, 12, 1)], 0, 5, "Europe/Berlin")
 
-        # accounts written behind the API's back, and a schedule whose account is gone: sync repairs
+        # accounts written behind the API's back, an account with its own schedule of before, one
+        # whose account is gone, and a run schedule of a calendar nobody is in: sync repairs
         with engine.begin() as conn:
-            for n, cycle in enumerate(("monthly", "quarterly", "ad_hoc")):
+            for n, cycle in enumerate(("monthly", "quarterly", "ad_hoc", "monthly", "monthly")):
                 conn.execute(insert(BillingAccount.__table__).values(  # type: ignore[attr-defined]
                     id=f"acc_bulk{n}", tenant_id=tid, customer_id=cus["id"], name="", currency="EUR",
-                    timezone="America/New_York", billing_cycle=cycle, payment_terms="net 14", invoice_email="",
-                    street="", postal_code="", city="", country="", status="active"))
-        await ensure_schedule(dev.client, tid, "acc_gone", "monthly", 1, "Europe/Berlin", task_queue="sched-tq")
-        # another tenant's schedule is none of this tenant's sync's business
+                    timezone="America/New_York" if n < 3 else "Europe/Berlin", billing_cycle=cycle,
+                    payment_terms="net 14", invoice_email="", street="", postal_code="", city="", country="",
+                    status="closed" if n == 4 else "active"))
+        for old in ("acc_bulk3", "acc_bulk4", "acc_gone"):
+            await ensure_schedule(dev.client, tid, old, "monthly", 1, "Europe/Berlin", task_queue="sched-tq")
+        await ensure_run_schedule(dev.client, tid, "monthly", 1, "Asia/Tokyo", task_queue="sched-tq")
+        # another tenant's schedules are none of this tenant's sync's business
         await ensure_schedule(dev.client, "ten_other", "acc_x", "monthly", 1, "Europe/Berlin", task_queue="sched-tq")
+        await ensure_run_schedule(dev.client, "ten_other", "monthly", 1, "Europe/Berlin", task_queue="sched-tq")
         first = await api("POST", "/billing/schedules/sync")
-        assert first == {"created": 2, "updated": 0, "unchanged": 1, "paused": 0, "deleted": 1, "absent": 1,
-                         "failed": 0}, first
-        assert _cal(await _desc(dev.client, tid, "acc_bulk1")) == ([(10, 10)], [(1, 10, 3)], 0, 5, "Europe/Lisbon")
-        assert _cal(await _desc(dev.client, tid, "acc_bulk0"))[-1] == "America/New_York"
-        assert await _desc(dev.client, tid, "acc_gone") is None
+        # acc and acc_bulk3 (its own schedule replaced) share Berlin's; New York's and Lisbon's are new;
+        # acc_bulk4 is closed (own schedule removed), acc_bulk2 ad hoc, acc_gone gone; Tokyo's deleted
+        assert first == {"created": 2, "updated": 1, "unchanged": 1, "paused": 1, "deleted": 1, "absent": 1,
+                         "failed": 0, "runs": {"created": 2, "updated": 0, "unchanged": 1, "deleted": 1,
+                                               "failed": 0}}, first
+        calendars = ["monthly:America/New_York", "monthly:Europe/Berlin", "quarterly:Europe/Lisbon"]
+        assert await _runs(dev.client, tid, calendars) == calendars
+        assert _cal(await _run(dev.client, tid, "quarterly", "Europe/Lisbon")) == \
+            ([(10, 10)], [(1, 10, 3)], 0, 5, "Europe/Lisbon")
+        assert _cal(await _run(dev.client, tid, "monthly", "America/New_York"))[-1] == "America/New_York"
+        for old in ("acc_bulk3", "acc_bulk4", "acc_gone"):
+            assert await _desc(dev.client, tid, old) is None
         second = await api("POST", "/billing/schedules/sync")
-        assert second == {"created": 0, "updated": 0, "unchanged": 3, "paused": 0, "deleted": 0, "absent": 1,
-                          "failed": 0}, second
+        assert second == {"created": 0, "updated": 0, "unchanged": 4, "paused": 0, "deleted": 0, "absent": 2,
+                          "failed": 0, "runs": {**ZERO_RUNS, "unchanged": 3}}, second
         assert await _desc(dev.client, "ten_other", "acc_x") is not None
+        assert await _run(dev.client, "ten_other", "monthly", "Europe/Berlin") is not None
 
-        # deleting the account deletes its schedule; only an admin may sync
+        # deleting the last accounts of a calendar deletes its schedule; only an admin may sync
         await api("DELETE", f"/billing-accounts/{acc}", status=204)
-        assert await _desc(dev.client, tid, acc) is None
+        assert await _run(dev.client, tid, "monthly", "Europe/Berlin") is not None  # acc_bulk3's
+        with engine.begin() as conn:
+            conn.execute(delete(BillingAccount.__table__).where(  # type: ignore[attr-defined]
+                BillingAccount.__table__.c.id == "acc_bulk3"))  # type: ignore[attr-defined]
+        assert (await api("POST", "/billing/schedules/sync"))["runs"]["deleted"] == 1
+        assert await _run(dev.client, tid, "monthly", "Europe/Berlin") is None
         r = await c.post("/billing/schedules/sync", headers={"Authorization": f"Bearer {keys['operator']}"})
         assert r.status_code == 403

@@ -198,3 +198,48 @@ def _with_heartbeat(info: Any, done: int) -> Any:
     import dataclasses
 
     return dataclasses.replace(info, heartbeat_details=[done])
+
+
+async def test_the_groups_reads_bill_what_each_accounts_own_reads_bill(engine: Engine) -> None:
+    """A batch reads per group what a cycle reads per account (the invoice at the cycle key, the
+    previous net, open invoices, billed sessions, rated lines): a second month with a re-rated
+    session, a late one and a current one comes out line for line as the per-account path makes it."""
+    from tests.workflows.seed import rerate_session
+
+    def month(tenant: str, as_of: str, batch: bool) -> None:
+        acts = BillingActivities(engine)
+        ids = [f"acc_{tenant}_{i:06d}" for i in range(4)]
+        if batch:
+            alone: list[str] = []
+            acts._assemble_one = lambda inp, **kw: alone.append(inp.account_id)  # type: ignore[method-assign]
+            ActivityEnvironment().run(acts.assemble_batch, AssembleBatchInput(tenant, ids, as_of, as_of))
+            assert alone == []  # the group was written as read, no account went again on its own
+        else:
+            for a in ids:
+                acts._assemble_one(A.AssembleInput(tenant, a, as_of, cycle_workflow_id(tenant, a, as_of),
+                                                   finalize_if_clean=True, now=as_of), collect=True)
+
+    def lines(tenant: str) -> list[tuple[Any, ...]]:
+        with engine.connect() as conn:
+            rows = conn.execute(select(B.invoice.c.account_id, B.invoice.c.cycle_key, B.invoice.c.status,
+                                       B.invoice.c.net_total, B.invoice_line.c.kind, B.invoice_line.c.session_id,
+                                       B.invoice_line.c.net, B.invoice_line.c.corrects)
+                                .join(B.invoice_line, B.invoice_line.c.invoice_id == B.invoice.c.id)
+                                .where(B.invoice.c.tenant_id == tenant)).all()
+        return sorted((r[0].rsplit("_", 1)[1], *r[1:5], (r[5] or "").replace(tenant, "T"), r[6],
+                       str(r[7]).replace(tenant, "T")) for r in rows)
+
+    for tenant, batch in (("g1", True), ("g1ref", False)):
+        s = seed_tenant(engine, tenant, 4)
+        insert_sessions(engine, s, [(a, f"{tenant}_{i}_{j}", NOV + timedelta(days=j, minutes=i), D(i + 1) + D(j))
+                                    for i, a in enumerate(s.account_ids) for j in range(2)])
+        month(tenant, CUT_OFF, batch)
+        acc = s.account_ids
+        rerate_session(engine, s, acc[0], f"{tenant}_0_1", NOV + timedelta(days=1), D(2), D("0.30"))
+        insert_sessions(engine, s, [(acc[1], f"{tenant}_late", datetime(2026, 11, 20, tzinfo=UTC), D(2)),
+                                    (acc[2], f"{tenant}_dec", datetime(2026, 12, 10, tzinfo=UTC), D(5))])
+        month(tenant, "2027-01-01T00:05:00+01:00", batch)
+    got, ref = lines("g1"), lines("g1ref")
+    assert got == ref
+    december = {(r[0], r[4]) for r in got if r[1] != got[0][1]}
+    assert {("000000", "adjustment"), ("000001", "late"), ("000002", "session")} <= december, december

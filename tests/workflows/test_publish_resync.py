@@ -20,7 +20,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from api.app import Settings, create_app
 from store.tenants import bootstrap_tenant, create_user, issue_key
-from tests.workflows.test_account_schedules import Api, _cal, _desc
+from tests.workflows.test_account_schedules import ZERO_RUNS, Api, _cal, _run, _runs
 from workflows.billing.embedded import free_port
 from workflows.billing.schedule_sync import ScheduleSyncWorkflow, schedule_sync_workflow_id
 from workflows.billing.worker import build_worker
@@ -57,11 +57,12 @@ class Tenant:
             "draft_id": draft["id"], "effective_from": effective.isoformat()}, status=201)
 
 
-async def _wait_for_day(dev: WorkflowEnvironment, tid: str, acc: str, day: int, seconds: float = 30) -> Any:
+async def _wait_for_day(dev: WorkflowEnvironment, tid: str, zone: str, day: int, seconds: float = 30) -> Any:
     deadline = asyncio.get_running_loop().time() + seconds
     while True:
-        cal = _cal(await _desc(dev.client, tid, acc))
-        if cal[0] == [(day, day)] or asyncio.get_running_loop().time() > deadline:
+        d = await _run(dev.client, tid, "monthly", zone)
+        cal = _cal(d) if d is not None else None
+        if (cal is not None and cal[0] == [(day, day)]) or asyncio.get_running_loop().time() > deadline:
             return cal
         await asyncio.sleep(0.2)
 
@@ -79,39 +80,42 @@ async def test_publishing_a_billing_policy_change_resyncs_schedules(dev: Workflo
         # the first billing policy: a sync with no account yet
         assert v1["schedules"]["status"] == "synced" and v1["warnings"] == []
         assert v1["schedules"]["counts"] == {"created": 0, "updated": 0, "unchanged": 0, "paused": 0, "deleted": 0,
-                                             "absent": 0, "failed": 0}
+                                             "absent": 0, "failed": 0, "runs": ZERO_RUNS}
         cus = await api("POST", "/customers", {"name": "Fleet GmbH"})
-        acc = (await api("POST", "/billing-accounts", {"customer_id": cus["id"], "timezone": "Europe/Berlin"},
-                         status=201))["id"]
-        assert _cal(await _desc(dev.client, t.id, acc)) == ([(5, 5)], [(1, 12, 1)], 0, 5, "Europe/Berlin")
+        await api("POST", "/billing-accounts", {"customer_id": cus["id"], "timezone": "Europe/Berlin"}, status=201)
+        assert _cal(await _run(dev.client, t.id, "monthly", "Europe/Berlin")) == \
+            ([(5, 5)], [(1, 12, 1)], 0, 5, "Europe/Berlin")
 
         # a new energy price, the same billing policy: the schedules are left alone
         v2 = await t.publish(c, ruleset("cycle monthly; cut_off day 5", "0.45"), datetime(2021, 1, 1, tzinfo=UTC))
         assert v2["schedules"] == {"status": "not_needed", "effective_from": None, "counts": None,
                                    "detail": "the billing policies' cycle, cut-off day and time zone are unchanged"}
 
-        # another cut-off day and zone, in force at once: resynced by the publication itself
-        v3 = await t.publish(c, ruleset("cycle monthly; cut_off day 12; timezone Europe/Lisbon"),
-                             datetime(2022, 1, 1, tzinfo=UTC))
+        # another cut-off day, in force at once: resynced by the publication itself
+        v3 = await t.publish(c, ruleset("cycle monthly; cut_off day 12"), datetime(2022, 1, 1, tzinfo=UTC))
         assert v3["schedules"]["status"] == "synced", v3
         assert v3["schedules"]["counts"]["updated"] == 1 and v3["schedules"]["counts"]["failed"] == 0
-        assert _cal(await _desc(dev.client, t.id, acc)) == ([(12, 12)], [(1, 12, 1)], 0, 5, "Europe/Lisbon")
+        assert v3["schedules"]["counts"]["runs"] == {**ZERO_RUNS, "updated": 1}
+        assert _cal(await _run(dev.client, t.id, "monthly", "Europe/Berlin")) == \
+            ([(12, 12)], [(1, 12, 1)], 0, 5, "Europe/Berlin")
 
-        # a future version: today's cut-offs stay until it takes effect, then the schedules follow it
+        # a future version in another zone: today's cut-offs stay until it takes effect, then the
+        # schedules follow it (the zone's calendar is a new schedule, Berlin's is deleted)
         soon = datetime.now(UTC) + timedelta(seconds=4)
-        v4 = await t.publish(c, ruleset("cycle monthly; cut_off day 20"), soon)
+        v4 = await t.publish(c, ruleset("cycle monthly; cut_off day 20; timezone Europe/Lisbon"), soon)
         assert v4["schedules"]["status"] == "deferred" and v4["warnings"] == []
         assert datetime.fromisoformat(v4["schedules"]["effective_from"]) == soon
-        assert _cal(await _desc(dev.client, t.id, acc))[0] == [(12, 12)]
+        assert _cal(await _run(dev.client, t.id, "monthly", "Europe/Berlin"))[0] == [(12, 12)]
         handle = dev.client.get_workflow_handle(schedule_sync_workflow_id(t.id, v4["id"]))
         counts = await asyncio.wait_for(handle.result(), 60)
-        assert counts["updated"] == 1 and counts["failed"] == 0
+        assert counts["created"] == 1 and counts["failed"] == 0
+        assert (counts["runs_created"], counts["runs_deleted"]) == (1, 1)
         assert datetime.now(UTC) >= soon
         # orchestration only: its history replays in the SDK's sandbox
         await Replayer(workflows=[ScheduleSyncWorkflow], workflow_runner=SandboxedWorkflowRunner()).replay_workflow(
             await handle.fetch_history())
-        # the account's zone again: v4's billing block names none
-        assert await _wait_for_day(dev, t.id, acc, 20) == ([(20, 20)], [(1, 12, 1)], 0, 5, "Europe/Berlin")
+        assert await _wait_for_day(dev, t.id, "Europe/Lisbon", 20) == ([(20, 20)], [(1, 12, 1)], 0, 5, "Europe/Lisbon")
+        assert await _runs(dev.client, t.id, ["monthly:Europe/Lisbon"]) == ["monthly:Europe/Lisbon"]
 
 
 async def test_without_temporal_or_when_it_is_unreachable_the_version_is_published(

@@ -1,5 +1,6 @@
-"""Schedules start the cycles: one per account, created once and updated in place (on a real dev
-server: the time-skipping test server has no schedules)."""
+"""Schedules start month-end: a run schedule per tenant and calendar, created once and updated in
+place, and the accounts' own schedules of before (on a real dev server: the time-skipping test
+server has no schedules)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from temporalio.client import ScheduleActionStartWorkflow
 from temporalio.testing import WorkflowEnvironment
 
 from tests.workflows.conftest import DEV_SERVER
-from workflows.billing.worker import ensure_schedule, schedule_id
+from workflows.billing.worker import ensure_run_schedule, ensure_schedule, run_schedule_id, schedule_id
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -16,6 +17,17 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 async def test_schedule_created_then_updated() -> None:
     env = await WorkflowEnvironment.start_local(dev_server_existing_path=DEV_SERVER, dev_server_log_level="error")
     try:
+        sid = await ensure_run_schedule(env.client, "ten1", "monthly", 1, "Europe/Berlin", task_queue="tq")
+        assert sid == run_schedule_id("ten1", "monthly", "Europe/Berlin")
+        d = await env.client.get_schedule_handle(sid).describe()
+        action = d.schedule.action
+        assert isinstance(action, ScheduleActionStartWorkflow) and action.workflow == "BillingRunWorkflow"
+        assert {(t.minute, t.hour in (22, 23), t.day in (28, 29, 30, 31)) for t in d.info.next_action_times[:3]} \
+            == {(5, True, True)}
+        await ensure_run_schedule(env.client, "ten1", "monthly", 7, "Europe/Berlin", task_queue="tq")
+        cal = (await env.client.get_schedule_handle(sid).describe()).schedule.spec.calendars[0]
+        assert cal.day_of_month[0].start == 7
+        # an account's own schedule, as before the runs
         sid = await ensure_schedule(env.client, "ten1", "acc1", "monthly", 1, "Europe/Berlin", task_queue="tq")
         assert sid == schedule_id("ten1", "acc1")
         d = await env.client.get_schedule_handle(sid).describe()

@@ -89,6 +89,21 @@ def _chunks(seq: Sequence[Any], n: int = 500) -> list[Sequence[Any]]:
     return [seq[i:i + n] for i in range(0, len(seq), n)]
 
 
+_CYCLES = ("monthly", "quarterly", "ad_hoc")
+
+
+def account_calendar(pols: Any, billing_cycle: str | None, timezone: str) -> tuple[str, int, str]:
+    """When an account's cut-offs fall: (cycle, cut-off day, zone) from the billing policy its cycle
+    names (else the ruleset's first; day 1 without any) and the account's own cycle and zone where
+    the policy leaves them open; ``pols`` the policies of the ruleset version in force (None: none).
+    What a cycle bills (``BillingActivities._policies``), what the run schedules follow and what a
+    scheduled run picks."""
+    billing = (pols.billing_named(billing_cycle) or pols.billing_named(None)) if pols is not None else None
+    cycle = billing_cycle if billing_cycle in _CYCLES else (billing.cycle if billing is not None else "monthly")
+    return (cycle or "monthly", billing.cut_off_day if billing is not None else 1,
+            (billing.timezone if billing is not None else "") or timezone)
+
+
 class BillingActivities:
     """Activities bound to one database engine (the worker creates one instance).
 
@@ -236,7 +251,7 @@ class BillingActivities:
         else:
             period = period_ending(policy.cycle, policy.cut_off_day, policy.timezone or acct.timezone, as_of)
         key = inp.cycle_key or period.key
-        existing = C.cycle_invoice(conn, t, acct.id, key)
+        existing = C.cycle_invoice(conn, t, acct.id, key) if pre is None else pre.cycle_invoice(conn, t, acct.id, key)
         summary_extra = dict(approval_required=hold.approval_required,
                              auto_release_after_s=int(hold.auto_release_after.total_seconds())
                              if hold.auto_release_after else None,
@@ -248,8 +263,10 @@ class BillingActivities:
         # finalized in this very step; a held one is dated again when finance decides)
         now = datetime.fromisoformat(inp.now) if inp.now else utcnow()
         issue = now.astimezone(_zone(self._tenant_zone(conn, t, period.timezone, pre))).date()
-        draft, rating_of, n_postings = self._draft(conn, t, acct, inv_id, period, issue, policy, ruleset, rv_id, pre)
-        prev = B.previous_net(conn, t, acct.id, period.start, acct.currency)
+        draft, rating_of, n_postings = self._draft(conn, t, acct, inv_id, period, issue, policy, ruleset, rv_id, pre,
+                                                   fresh=existing is None)
+        prev = B.previous_net(conn, t, acct.id, period.start, acct.currency) if pre is None else \
+            pre.previous_net(conn, t, acct.id, period.start, acct.currency)
         comparison = compare_periods(draft.net_total, prev)
         holds = B.active_holds(conn, t, acct.id, inv_id, None if pre is None else pre.holds[acct.id])
         held = evaluate_holds(draft, hold, comparison, holds.flags, holds.reasons, rv_id or "")
@@ -309,8 +326,9 @@ class BillingActivities:
             **extra)
 
     def _draft(self, conn: Connection, t: str, acct: Any, inv_id: str, period: Period, issue: date,
-               policy: BillingPolicy, ruleset: Any, rv_id: str | None = None, pre: C.GroupReads | None = None
-               ) -> tuple[InvoiceDraft, dict[str, str], int]:
+               policy: BillingPolicy, ruleset: Any, rv_id: str | None = None, pre: C.GroupReads | None = None,
+               *, fresh: bool = False) -> tuple[InvoiceDraft, dict[str, str], int]:
+        """``fresh``: ``inv_id`` is a new id, of no invoice yet (nothing can be posted on it)."""
         if pre is None:
             contracts = C.account_contracts(conn, t, acct.id)
             n_accounts = len(C.customer_account_ids(conn, t, acct.customer_id))
@@ -329,11 +347,13 @@ class BillingActivities:
         ids = [r.id for r in rows]
         billed: dict[str, list[tuple[str, str]]] = defaultdict(list)
         for ch in _chunks(ids):
-            for b in C.billed_of(conn, t, ch):
+            for b in (C.billed_of(conn, t, ch) if pre is None else pre.billed_of(conn, t, ch, lookback, period.end)):
                 billed[b.session_id].append((b.rating_id, b.invoice_id))
         elsewhere = set()
-        for ch in _chunks(ids):
-            elsewhere |= B.ids_on_open_invoices(conn, t, acct.id, inv_id, ch)
+        open_ids = None if pre is None else pre.open_invoices(conn, t, acct.id, inv_id)
+        if open_ids is None or open_ids:
+            for ch in _chunks(ids):
+                elsewhere |= B.ids_on_open_invoices(conn, t, acct.id, inv_id, ch, open_ids)
         current: list[Any] = []
         late_rows: list[Any] = []
         corr_rows: list[Any] = []
@@ -349,7 +369,7 @@ class BillingActivities:
         lines_of: dict[str, list[RatedLine]] = defaultdict(list)
         make_line = RatedLine._make  # one tuple.__new__, not the NamedTuple's Python __new__ per line
         for ch in _chunks(rating_ids):
-            for rid, *ln in C.rated_lines_of(conn, ch):
+            for rid, *ln in (C.rated_lines_of(conn, ch) if pre is None else pre.rated_lines_of(conn, ch)):
                 ln[-1] = ln[-1] or ""  # cost_group
                 lines_of[rid].append(make_line((*ln, None)))
         all_results = []
@@ -387,8 +407,8 @@ class BillingActivities:
             energy = sum((res.energy_kwh for res in results), Decimal(0))
         discounts: list[PeriodDiscount] = B.period_discounts(conn, t, acct.id, period,
                                                              None if pre is None else pre.discounts[acct.id])
-        postings = [ManualPosting(p.id, p.description, p.amount, p.tax_rate, p.author_id)
-                    for p in B.postings_of(conn, inv_id)]
+        postings = [] if fresh else [ManualPosting(p.id, p.description, p.amount, p.tax_rate, p.author_id)
+                                     for p in B.postings_of(conn, inv_id)]
         draft = assemble_invoice(
             account_id=acct.id, currency=acct.currency, period=period, issue_date=issue,
             terms=policy.payment_terms, period_lines=period_lines, sessions=len(results), energy_kwh=energy,
@@ -619,16 +639,19 @@ class BillingActivities:
     @activity.defn(name="billing.account_page")
     def account_page(self, inp: AccountPageInput) -> AccountPage:
         """The next page of the tenant's active accounts billed on ``inp.cycle`` (the account's own
-        cycle, else the ruleset's billing policy, as the cycle and the schedules read it)."""
+        cycle, else the ruleset's billing policy, as the cycle and the schedules read it) and, when
+        ``inp.timezone`` is set, whose cut-offs fall in that zone (``account_calendar``)."""
         with self.engine.connect() as conn:
             rows = C.account_page(conn, inp.tenant_id, inp.after, inp.limit)
-            default = None
-            if any(r.billing_cycle not in ("monthly", "quarterly", "ad_hoc") for r in rows):
+            pols = None
+            if rows and (inp.timezone or any(r.billing_cycle not in _CYCLES for r in rows)):
                 _rv, ruleset = self._ruleset(conn, inp.tenant_id, utcnow())
-                pol = ruleset.policies.billing_named(None) if ruleset is not None else None
-                default = pol.cycle if pol is not None else "monthly"
-        ids = [r.id for r in rows if (r.billing_cycle if r.billing_cycle in ("monthly", "quarterly", "ad_hoc")
-                                      else default) == inp.cycle]
+                pols = ruleset.policies if ruleset is not None else None
+        ids = []
+        for r in rows:
+            cycle, _day, zone = account_calendar(pols, r.billing_cycle, r.timezone)
+            if cycle == inp.cycle and (not inp.timezone or zone == inp.timezone):
+                ids.append(r.id)
         return AccountPage(ids, rows[-1].id if rows else "")
 
     @activity.defn(name="billing.assemble_batch")

@@ -10,6 +10,9 @@ stopped its draft) or that failed with a business error gets its durable per-acc
 ``start_cycles`` gives), which finds the draft the batch wrote and goes on from there (finance
 task, approval, escalation, rejection).
 
+A tenant's run schedule (``worker.ensure_run_schedule``, one per calendar: cycle and zone) starts
+one run at each cut-off, for the accounts of its zone (``BillingRunInput.timezone``).
+
     page of accounts ─► batches ─► assemble_batch (heartbeats; retried whole, each account idempotent)
                                         ├─ finalized, handed over
                                         └─ held / failed ─► BillingCycleWorkflow (its own, durable)
@@ -71,7 +74,8 @@ class BillingRunWorkflow:
             after = ""
             while True:
                 page = await workflow.execute_activity(
-                    "billing.account_page", AccountPageInput(inp.tenant_id, inp.cycle, after, size * _PAGE_BATCHES),
+                    "billing.account_page",
+                    AccountPageInput(inp.tenant_id, inp.cycle, after, size * _PAGE_BATCHES, inp.timezone),
                     result_type=AccountPage, start_to_close_timeout=timedelta(seconds=60), retry_policy=_RETRY)
                 start(page.account_ids)
                 if not page.last:

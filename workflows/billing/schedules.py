@@ -1,8 +1,17 @@
-"""Schedules follow billing accounts: each active monthly or quarterly account has one Temporal
-Schedule (``worker.ensure_schedule``) that starts its cycle at the cut-off; a closed account's
-schedule is paused (reopening resumes it), an ad-hoc or deleted account's schedule is deleted.
+"""Schedules start month-end: one Temporal Schedule per tenant and calendar (cycle, cut-off day,
+zone: ``worker.ensure_run_schedule``) starts one ``BillingRunWorkflow`` at each cut-off, which
+bills every active account of that calendar in batches and gives an account that needs a person
+(a held draft, an approval) its own ``BillingCycleWorkflow``. A closed account is skipped by the
+run (reopening bills it again), an ad-hoc account is in no calendar; a calendar without accounts
+loses its schedule.
 
-The calendar comes from the same policy the cycle itself reads (``BillingActivities._policies``):
+Before the runs, each account had a Schedule of its own (``worker.ensure_schedule``) that started
+a ``BillingCycleWorkflow`` per cut-off; the sync deletes those and bills their accounts by the run
+schedules. ``POST /billing/schedules/sync`` still counts per account what happened to the
+schedule that bills it (created, updated, unchanged, paused, deleted, absent, failed) and adds the
+run schedules' own counts (``runs_*``).
+
+The calendar comes from the same policy the cycle itself reads (``activities.account_calendar``):
 the account's cycle, the cut-off day of the ruleset's ``billing`` block named by that cycle (else
 the first one; day 1 without any), and the block's time zone, else the account's.
 
@@ -20,18 +29,26 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine
 from temporalio import activity
-from temporalio.client import Client, ScheduleDescription, ScheduleHandle, ScheduleSpec
+from temporalio.client import (
+    Client,
+    ScheduleActionStartWorkflow,
+    ScheduleDescription,
+    ScheduleHandle,
+    ScheduleSpec,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from store import cycle as C
-from workflows.billing.types import TASK_QUEUE, ScheduleSyncInput
-from workflows.billing.worker import _spec, ensure_schedule, schedule_id
+from workflows.billing.activities import account_calendar
+from workflows.billing.types import TASK_QUEUE, ScheduleSyncInput, run_schedule_id
+from workflows.billing.worker import _spec, ensure_run_schedule, schedule_id
 
 __all__ = ["PolicyChange", "ScheduleActivities", "SchedulePlan", "billing_policy_change", "follow_account",
            "plan_schedules", "sync_schedules"]
@@ -104,12 +121,8 @@ def plan_schedules(engine: Engine, tenant_id: str, account_ids: list[str] | None
     pols = _policies(engine, tenant_id, datetime.now(UTC)) if rows else None
     out = []
     for r in rows:
-        billing = (pols.billing_named(r.billing_cycle) or pols.billing_named(None)) if pols is not None else None
-        cycle = r.billing_cycle if r.billing_cycle in ("monthly", "quarterly", "ad_hoc") else \
-            (billing.cycle if billing is not None else "monthly")
-        out.append(SchedulePlan(r.id, None if cycle == "ad_hoc" else cycle,
-                                billing.cut_off_day if billing is not None else 1,
-                                (billing.timezone if billing is not None else "") or r.timezone, r.status == "active"))
+        cycle, day, zone = account_calendar(pols, r.billing_cycle, r.timezone)
+        out.append(SchedulePlan(r.id, None if cycle == "ad_hoc" else cycle, day, zone, r.status == "active"))
     found = {p.account_id for p in out}
     out += [SchedulePlan(a, None) for a in account_ids or () if a not in found]
     return out
@@ -134,57 +147,124 @@ async def _describe(handle: ScheduleHandle) -> ScheduleDescription | None:
         raise
 
 
-async def follow_account(client: Client, tenant_id: str, plan: SchedulePlan, task_queue: str = TASK_QUEUE) -> str:
-    """Bring one account's schedule to its plan; returns what happened: created | updated |
-    unchanged | paused | deleted | absent."""
-    handle = client.get_schedule_handle(schedule_id(tenant_id, plan.account_id))
-    desc = await _describe(handle)
-    if plan.cycle is None:
-        if desc is None:
-            return "absent"
-        await handle.delete()
-        return "deleted"
-    if not plan.active:
-        if desc is None:
-            return "absent"  # a closed account gets no new schedule
-        if desc.schedule.state.paused:
-            return "unchanged"
-        await handle.pause(note="billing account closed")
-        return "paused"
+async def _follow_run(client: Client, tenant_id: str, cycle: str, cut_off_day: int, timezone: str,
+                      task_queue: str) -> str:
+    """Bring one calendar's run schedule to its plan: created | updated | unchanged."""
+    desc = await _describe(client.get_schedule_handle(run_schedule_id(tenant_id, cycle, timezone)))
     if desc is not None:
         action = desc.schedule.action
-        same = (_signature(desc.schedule.spec) == _signature(_spec(plan.cycle, plan.cut_off_day, plan.timezone))
-                and getattr(action, "task_queue", None) == task_queue and not desc.schedule.state.paused)
-        if same:
+        if (_signature(desc.schedule.spec) == _signature(_spec(cycle, cut_off_day, timezone))
+                and isinstance(action, ScheduleActionStartWorkflow) and action.workflow == "BillingRunWorkflow"
+                and action.task_queue == task_queue and not desc.schedule.state.paused):
             return "unchanged"
-    await ensure_schedule(client, tenant_id, plan.account_id, plan.cycle, plan.cut_off_day, plan.timezone,
-                          task_queue=task_queue)
+    await ensure_run_schedule(client, tenant_id, cycle, cut_off_day, timezone, task_queue)
     return "created" if desc is None else "updated"
+
+
+async def _delete(client: Client, sid: str) -> bool:
+    """Delete a schedule; False when there was none."""
+    try:
+        await client.get_schedule_handle(sid).delete()
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+        return False
+    return True
+
+
+_COUNTS = ("created", "updated", "unchanged", "paused", "deleted", "absent", "failed")
+_RUN_COUNTS = ("runs_created", "runs_updated", "runs_unchanged", "runs_deleted", "runs_failed")
+
+
+async def _sync(client: Client, engine: Engine, tenant_id: str, task_queue: str, concurrency: int,
+                also: Sequence[str] = ()) -> tuple[dict[str, str], Counter[str]]:
+    """Reconcile the tenant's run schedules with its accounts' calendars and delete the accounts'
+    own schedules of before; what happened per account, and to the run schedules. ``also``: run
+    schedules that may exist though the listing does not show them yet."""
+    plans = await asyncio.to_thread(plan_schedules, engine, tenant_id)
+    own_prefix, run_prefix = schedule_id(tenant_id, ""), run_schedule_id(tenant_id, "", "")[:-1]
+    own: set[str] = set()
+    runs: set[str] = set()
+    async for s in await client.list_schedules():
+        if s.id.startswith(own_prefix):
+            own.add(s.id[len(own_prefix):])
+        elif s.id.startswith(run_prefix):
+            runs.add(s.id)
+    wanted: dict[tuple[str, str], int] = {}
+    for p in plans:
+        if p.cycle is not None and p.active:
+            wanted.setdefault((p.cycle, p.timezone), p.cut_off_day)
+    # the listing is eventually consistent: a calendar a closed account was in a moment ago may not
+    # be listed yet
+    runs |= {run_schedule_id(tenant_id, p.cycle, p.timezone) for p in plans if p.cycle is not None}
+    runs |= {sid for sid in also if sid.startswith(run_prefix)}
+    sem = asyncio.Semaphore(concurrency)
+    run_counts: Counter[str] = Counter()
+    outcome: dict[tuple[str, str], str] = {}
+
+    async def run(cycle: str, zone: str, day: int) -> None:
+        async with sem:
+            try:
+                outcome[cycle, zone] = await _follow_run(client, tenant_id, cycle, day, zone, task_queue)
+            except Exception as exc:  # noqa: BLE001 - one bad calendar (an unusable zone) must not stop the rest
+                log.warning("run schedule of tenant %s, %s in %r, not reconciled: %s", tenant_id, cycle, zone, exc)
+                outcome[cycle, zone] = "failed"
+            run_counts["runs_" + outcome[cycle, zone]] += 1
+
+    async def drop(sid: str) -> None:
+        async with sem:
+            if await _delete(client, sid):
+                run_counts["runs_deleted"] += 1
+
+    await asyncio.gather(*(run(c, z, d) for (c, z), d in wanted.items()),
+                         *(drop(sid) for sid in runs - {run_schedule_id(tenant_id, c, z) for c, z in wanted}))
+
+    known = {p.account_id for p in plans}
+    plans += [SchedulePlan(a, None) for a in sorted(own - known)]  # schedules whose account is gone
+    per_account: dict[str, str] = {}
+
+    async def one(p: SchedulePlan) -> None:
+        async with sem:
+            had_own = p.account_id in own
+            try:
+                if had_own:
+                    had_own = await _delete(client, schedule_id(tenant_id, p.account_id))
+            except Exception as exc:  # noqa: BLE001 - one account's old schedule must not stop the rest
+                log.warning("old schedule of billing account %s not deleted: %s", p.account_id, exc)
+                per_account[p.account_id] = "failed"
+                return
+            if p.cycle is None:
+                per_account[p.account_id] = "deleted" if had_own else "absent"
+            elif not p.active:
+                per_account[p.account_id] = "paused" if had_own else "absent"
+            else:
+                run_outcome = outcome[p.cycle, p.timezone]
+                per_account[p.account_id] = "updated" if had_own and run_outcome == "unchanged" else run_outcome
+
+    await asyncio.gather(*(one(p) for p in plans))
+    return per_account, run_counts
+
+
+async def follow_account(client: Client, engine: Engine, tenant_id: str, account_id: str,
+                         task_queue: str = TASK_QUEUE, also: Sequence[str] = ()) -> str:
+    """After an account was written: the tenant's run schedules follow its calendars (one created
+    for a new calendar, one left without accounts deleted) and the account's own schedule of
+    before is gone; returns what happened to the schedule that bills the account (as counted by
+    ``sync_schedules``): created | updated | unchanged | paused | deleted | absent | failed.
+    ``also``: the run schedule that billed the account before its write (``_sync``)."""
+    per_account, _runs = await _sync(client, engine, tenant_id, task_queue, 16, also)
+    return per_account.get(account_id, "absent")
 
 
 async def sync_schedules(client: Client, engine: Engine, tenant_id: str, task_queue: str = TASK_QUEUE,
                          concurrency: int = 16) -> dict[str, int]:
-    """Reconcile every account's schedule of the tenant, and delete schedules whose account is
-    gone. Idempotent: a second run finds everything ``unchanged`` (or ``absent``)."""
-    plans = await asyncio.to_thread(plan_schedules, engine, tenant_id)
-    prefix = schedule_id(tenant_id, "")
-    known = {p.account_id for p in plans}
-    async for s in await client.list_schedules():
-        if s.id.startswith(prefix) and s.id[len(prefix):] not in known:
-            plans.append(SchedulePlan(s.id[len(prefix):], None))
-    sem = asyncio.Semaphore(concurrency)
-    counts: Counter[str] = Counter()
-
-    async def one(p: SchedulePlan) -> None:
-        async with sem:
-            try:
-                counts[await follow_account(client, tenant_id, p, task_queue)] += 1
-            except Exception as exc:  # noqa: BLE001 - one bad account (an unusable zone) must not stop the rest
-                log.warning("schedule of billing account %s not reconciled: %s", p.account_id, exc)
-                counts["failed"] += 1
-
-    await asyncio.gather(*(one(p) for p in plans))
-    return {k: counts.get(k, 0) for k in ("created", "updated", "unchanged", "paused", "deleted", "absent", "failed")}
+    """Reconcile the tenant's run schedules and delete its accounts' own schedules of before.
+    Idempotent: a second run finds everything ``unchanged`` (or ``absent``). The counts are per
+    account (``_COUNTS``: what happened to the schedule that bills it) and per run schedule
+    (``_RUN_COUNTS``)."""
+    per_account, run_counts = await _sync(client, engine, tenant_id, task_queue, concurrency)
+    counts = Counter(per_account.values())
+    return {k: counts.get(k, 0) for k in _COUNTS} | {k: run_counts.get(k, 0) for k in _RUN_COUNTS}
 
 
 class ScheduleActivities:

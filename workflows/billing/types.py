@@ -19,6 +19,12 @@ def run_workflow_id(tenant_id: str, key: str) -> str:
     return f"billing-run:{tenant_id}:{key}"
 
 
+def run_schedule_id(tenant_id: str, cycle: str, timezone: str) -> str:
+    """The id of the Schedule that starts the tenant's ``BillingRunWorkflow`` at every cut-off of
+    the accounts billed on ``cycle`` in ``timezone`` (one schedule per tenant and calendar)."""
+    return f"billing-run-schedule:{tenant_id}:{cycle}:{timezone}"
+
+
 @dataclass
 class BillingCycleInput:
     tenant_id: str
@@ -51,6 +57,10 @@ class BillingRunInput:
     escalate_after_s: int | None = None
     auto_release_after_s: int | None = None
     max_escalations: int = 3
+    # with ``account_ids`` None: only the accounts whose cut-offs fall in this zone (the billing
+    # policy's zone, else the account's), as a run schedule of the tenant's calendar starts it;
+    # "": every zone
+    timezone: str = ""
 
 
 @dataclass
@@ -59,6 +69,7 @@ class AccountPageInput:
     cycle: str
     after: str
     limit: int
+    timezone: str = ""  # "": accounts of every zone
 
 
 @dataclass

@@ -41,6 +41,7 @@ from workflows.billing.types import (
     BillingRunInput,
     BillingRunResult,
     cycle_workflow_id,
+    run_schedule_id,
     run_workflow_id,
 )
 from workflows.billing.workflows import BillingCycleWorkflow
@@ -48,8 +49,10 @@ from workflows.billing.workflows import BillingCycleWorkflow
 __all__ = [
     "build_worker",
     "cycle_workflow_id",
+    "ensure_run_schedule",
     "ensure_schedule",
     "main",
+    "run_schedule_id",
     "schedule_id",
     "start_cycle",
     "start_cycles",
@@ -171,15 +174,34 @@ def _spec(cycle: str, cut_off_day: int, timezone: str) -> ScheduleSpec:
     return ScheduleSpec(calendars=[cal], time_zone_name=timezone)
 
 
+async def ensure_run_schedule(client: Client, tenant_id: str, cycle: str = "monthly", cut_off_day: int = 1,
+                              timezone: str = "Europe/Berlin", task_queue: str = TASK_QUEUE) -> str:
+    """Create or update the Schedule that starts one ``BillingRunWorkflow`` for the tenant's
+    accounts billed on ``cycle`` in ``timezone`` at each cut-off (the run picks them by
+    ``BillingRunInput.timezone``; Temporal suffixes the workflow id with the moment it fires)."""
+    sid = run_schedule_id(tenant_id, cycle, timezone)
+    action = ScheduleActionStartWorkflow(
+        BillingRunWorkflow.run, BillingRunInput(tenant_id, None, None, cycle, timezone=timezone),
+        id=f"billing-run:{tenant_id}:{cycle}:{timezone}:scheduled", task_queue=task_queue)
+    await _put_schedule(client, sid, Schedule(action=action, spec=_spec(cycle, cut_off_day, timezone)))
+    return sid
+
+
 async def ensure_schedule(client: Client, tenant_id: str, account_id: str, cycle: str = "monthly",
                           cut_off_day: int = 1, timezone: str = "Europe/Berlin", task_queue: str = TASK_QUEUE,
                           escalate_after_s: int | None = None) -> str:
-    """Create or update the schedule that starts the account's cycles (ad-hoc accounts have none)."""
+    """Create or update an account's own schedule, which starts a ``BillingCycleWorkflow`` per
+    cut-off: how month-end was started before the run schedules (``ensure_run_schedule``); the
+    schedule sync deletes such schedules and bills their accounts by the run schedules."""
     sid = schedule_id(tenant_id, account_id)
     action = ScheduleActionStartWorkflow(
         BillingCycleWorkflow.run, BillingCycleInput(tenant_id, account_id, escalate_after_s=escalate_after_s),
         id=f"billing:{tenant_id}:{account_id}:scheduled", task_queue=task_queue)
-    schedule = Schedule(action=action, spec=_spec(cycle, cut_off_day, timezone))
+    await _put_schedule(client, sid, Schedule(action=action, spec=_spec(cycle, cut_off_day, timezone)))
+    return sid
+
+
+async def _put_schedule(client: Client, sid: str, schedule: Schedule) -> None:
     try:
         await client.create_schedule(sid, schedule)
     except ScheduleAlreadyRunningError:
@@ -187,7 +209,6 @@ async def ensure_schedule(client: Client, tenant_id: str, account_id: str, cycle
             return ScheduleUpdate(schedule=schedule)
 
         await client.get_schedule_handle(sid).update(upd)
-    return sid
 
 
 async def run_worker(address: str, task_queue: str, database_url: str | None, threads: int,

@@ -1,5 +1,6 @@
-"""The Temporal Schedules that start each account's cycles: the manual sync, the resync after a
-ruleset publication, and the middleware that makes an account's schedule follow its writes."""
+"""The Temporal Schedules that start the billing runs (one per tenant and calendar): the manual
+sync, the resync after a ruleset publication, and the middleware that makes the schedules follow
+the accounts' writes."""
 
 from __future__ import annotations
 
@@ -19,9 +20,24 @@ __all__ = ["ScheduleResync", "ScheduleSync", "follow_schedules", "handlers", "re
 log = logging.getLogger("evbill.billing.api")
 
 
+class RunScheduleSync(ReadModel):
+    """How many run schedules (one per calendar: cycle and zone) were created, updated, left as
+    they were, deleted (no account left in their calendar), or failed."""
+
+    created: int
+    updated: int
+    unchanged: int
+    deleted: int
+    failed: int
+
+
 class ScheduleSync(ReadModel):
-    """How many accounts' schedules were created, updated, left as they were, paused (closed
-    accounts), deleted (ad-hoc or deleted accounts), had none to touch, or failed."""
+    """Per account, what happened to the schedule that bills it (its calendar's run schedule, which
+    starts one billing run for all of the calendar's accounts at the cut-off): created, updated
+    (also: its own schedule of before replaced by the run schedule), left as it was, paused (a
+    closed account whose own schedule was removed: the runs skip it until it is reopened), deleted
+    (ad-hoc or deleted accounts whose own schedule was removed), had none to touch, or failed; and
+    the run schedules' own counts (``runs``)."""
 
     created: int
     updated: int
@@ -30,17 +46,24 @@ class ScheduleSync(ReadModel):
     deleted: int
     absent: int
     failed: int
+    runs: RunScheduleSync
+
+    @classmethod
+    def of(cls, counts: dict[str, int]) -> ScheduleSync:
+        runs = RunScheduleSync(**{k[5:]: v for k, v in counts.items() if k.startswith("runs_")})
+        return cls(runs=runs, **{k: v for k, v in counts.items() if not k.startswith("runs_")})
 
 
 @route("POST", "/billing/schedules/sync", operation_id="sync_billing_schedules", roles="admin", status_code=200,
-       summary="Reconcile the Temporal Schedules of all billing accounts (idempotent)")
+       summary="Reconcile the Temporal Schedules that start the billing runs of all billing accounts "
+               "(idempotent)")
 async def sync_billing_schedules(request: Request[Any, Any, Any]) -> ScheduleSync:
     from workflows.billing.schedules import sync_schedules
 
     actor = actor_of(request)
     client = await temporal_client(request)
     counts = await sync_schedules(client, request.app.state.engine, actor.tenant_id, task_queue(request.app))
-    return ScheduleSync(**counts)
+    return ScheduleSync.of(counts)
 
 
 class ScheduleResync(ReadModel):
@@ -80,7 +103,7 @@ async def resync_after_publish(app: Any, tenant_id: str, version_id: str) -> Sch
             counts = await asyncio.wait_for(sync_schedules(client, app.state.engine, tenant_id, queue),
                                             RESYNC_TIMEOUT_S)
             return ScheduleResync(status="synced", detail="the tenant's billing schedules follow the new policy",
-                                  effective_from=change.effective_from, counts=ScheduleSync(**counts))
+                                  effective_from=change.effective_from, counts=ScheduleSync.of(counts))
         await _start_deferred_sync(client, tenant_id, version_id, change.effective_from, queue)
     except Exception as exc:  # noqa: BLE001 - the version is published; the manual sync repairs
         log.warning("ruleset version %s changes billing policies; schedules not resynced: %r", version_id, exc)
@@ -108,11 +131,12 @@ async def _start_deferred_sync(client: Any, tenant_id: str, version_id: str, at:
 
 
 def follow_schedules(app: Any) -> Any:
-    """ASGI middleware for the billing-account routes: after a successful write, the account's
-    Temporal Schedule follows it (created or updated for an active account, paused when it is
-    closed, deleted with it). Without a Temporal server configured it does nothing at all; a
-    schedule that cannot be written is logged (``POST /billing/schedules/sync`` repairs it) and never
-    fails the account write, which is committed by then."""
+    """ASGI middleware for the billing-account routes: after a successful write, the tenant's run
+    schedules follow it (its calendar's created for an active account, a calendar left without
+    accounts deleted, the account's own schedule of before removed). Without a Temporal server
+    configured it does nothing at all; a schedule that cannot be written is logged
+    (``POST /billing/schedules/sync`` repairs it) and never fails the account write, which is
+    committed by then."""
 
     async def middleware(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope.get("method") == "GET" or not temporal_configured(scope["app"]):
@@ -123,9 +147,14 @@ def follow_schedules(app: Any) -> Any:
         async def keep(message: Any) -> None:
             sent.append(message)
 
+        try:
+            was = await _calendar_before(scope)
+        except Exception as exc:  # noqa: BLE001 - the write goes on; a sync repairs what is left
+            log.warning("billing account calendar not read before the write: %s", exc)
+            was = None
         await app(scope, receive, keep)
         try:
-            await _follow_written(scope, sent)
+            await _follow_written(scope, sent, was)
         except Exception as exc:  # noqa: BLE001 - see above: the write stands, sync repairs the schedule
             log.warning("billing account schedule not updated: %s", exc)
         for message in sent:
@@ -134,10 +163,25 @@ def follow_schedules(app: Any) -> Any:
     return middleware
 
 
-async def _follow_written(scope: Any, sent: list[Any]) -> None:
+async def _calendar_before(scope: Any) -> str | None:
+    """The id of the run schedule that bills the account before the write (None: a create, or an
+    account in no calendar): should the write move it, that calendar may be left without accounts,
+    and the schedule listing, which lags behind, may not show it yet."""
+    from workflows.billing.schedules import plan_schedules
+    from workflows.billing.types import run_schedule_id
+
+    account_id = scope.get("path_params", {}).get("billing_account_id")
+    user = scope.get("user")
+    if account_id is None or user is None:
+        return None
+    [plan] = await asyncio.to_thread(plan_schedules, scope["app"].state.engine, user.tenant_id, [account_id])
+    return run_schedule_id(user.tenant_id, plan.cycle, plan.timezone) if plan.cycle is not None else None
+
+
+async def _follow_written(scope: Any, sent: list[Any], was: str | None = None) -> None:
     import json
 
-    from workflows.billing.schedules import follow_account, plan_schedules
+    from workflows.billing.schedules import follow_account
 
     start = next((m for m in sent if m["type"] == "http.response.start"), None)
     if start is None or not 200 <= start["status"] < 300:
@@ -147,9 +191,9 @@ async def _follow_written(scope: Any, sent: list[Any]) -> None:
         body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
         account_id = json.loads(body)["id"]
     app, tenant_id = scope["app"], scope["user"].tenant_id
-    [plan] = await asyncio.to_thread(plan_schedules, app.state.engine, tenant_id, [account_id])
     client = await app_client(app)
-    outcome = await follow_account(client, tenant_id, plan, task_queue(app))
+    outcome = await follow_account(client, app.state.engine, tenant_id, account_id, task_queue(app),
+                                   also=[was] if was else [])
     log.info("billing account %s: schedule %s", account_id, outcome)
 
 
