@@ -314,7 +314,21 @@ def facts_minutes(facts: Mapping[str, Any] | None) -> tuple[Decimal, Decimal] | 
 
 
 def base_segments(s: SessionFacts) -> list[_Seg]:
-    """The session's measured stretches before any boundary splitting."""
+    """The session's measured stretches before any boundary splitting; a session started with a
+    reservation (``reserved_from``) begins with the reserved stretch, reservation time only (a
+    reservation that expired unused is a session of no length at its expiry, reserved from its
+    start: only that stretch)."""
+    segs = _measured_segments(s)
+    if s.reserved_from is not None and not s.periods:
+        a, b = _ms(s.reserved_from), _ms(s.start)
+        if s.end == s.start and not s.energy_kwh and not s.meter_values:
+            segs = []  # a reservation that expired unused: nothing but the reserved stretch
+        if a < b:
+            segs.insert(0, _Seg(a, b, ZERO, ZERO, ZERO, _sec(b - a)))
+    return segs
+
+
+def _measured_segments(s: SessionFacts) -> list[_Seg]:
     if s.periods:
         out = []
         for p in s.periods:
@@ -506,7 +520,7 @@ def _segments(s: SessionFacts, start: int, end: int, thresholds: tuple[Decimal, 
             out.append((a, max(a, b), p.energy_kwh, p.time_h * 3600, p.parking_h * 3600,
                         p.reservation_h * 3600, pw, p.max_current_a if p.max_current_a is not None else p.min_current_a))
         return out
-    if not s.periods and not s.meter_values and not thresholds:
+    if not s.periods and not s.meter_values and not thresholds and s.reserved_from is None:
         ce = end if s.charging_end is None else max(start, min(_ms(s.charging_end), end))
         mp = s.max_power_kw
         if ce < end:
@@ -906,7 +920,7 @@ def specialised(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta:
         if pieces is None:
             start = int(s.start.timestamp() * 1000)  # _ms, inline: rating calls it per session
             end = int(s.end.timestamp() * 1000)
-            segs = None if not s.periods and not s.meter_values and not thresholds else \
+            segs = None if not s.periods and not s.meter_values and not thresholds and s.reserved_from is None else \
                 _segments(s, start, end, thresholds)
             trace = []
         else:

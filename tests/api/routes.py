@@ -93,6 +93,9 @@ def bodies(t: Tenantry) -> dict[str, Any]:
         "remote_start": {"id_tag": "TOK"},
         "remote_stop": {"transaction_id": int(ids["transaction_id"])},
         "change_availability": {"type": "Operative"},
+        # a window far ahead: refused (422) after the references are checked (404 for another tenant's)
+        "create_reservation": {"evse_uid": "DE*ABC*E1*1", "id_tag": f"TOK-{t.name}",
+                               "start": "2099-01-01T08:00:00Z", "expiry": "2099-01-01T09:00:00Z"},
         "create_document_delivery": {"recipient": "finance@example.test"},
         "approve_finance_task": {"note": "ok"},
         "reject_finance_task": {"reason": "wrong period"},
