@@ -258,11 +258,12 @@ def bill_expired(db: Session, tenant_id: str | None = None) -> list[str]:
 
 
 def _expired_facts(db: Session, r: Reservation) -> dict[str, Any]:
-    # a session of no length at the expiry, reserved from the start (``SessionFacts.reserved_from``):
-    # rating prices the reserved stretch to the second, and no start or flat fee
+    # the reservation's window, reserved from its own start and without energy
+    # (``SessionFacts.reserved_from``): rating prices all of it as reservation time, to the second,
+    # and no start or flat fee (the session never charged)
     loc = db.get(Location, r.location_id)
     facts: dict[str, Any] = {
-        "id": f"reservation:{r.id}", "start": r.expiry.isoformat(), "end": r.expiry.isoformat(),
+        "id": f"reservation:{r.id}", "start": r.start.isoformat(), "end": r.expiry.isoformat(),
         "reserved_from": r.start.isoformat(), "energy_kwh": "0",
         "reservation": "RESERVATION_EXPIRES", "location_id": (loc.code or loc.id) if loc else "",
         "evse_id": r.evse_uid, "token_uid": "" if r.partner_id else r.id_tag,
