@@ -318,16 +318,16 @@ def base_segments(s: SessionFacts) -> list[_Seg]:
     reservation (``reserved_from``) begins with the reserved stretch, reservation time only; a
     reservation that expired unused is a session reserved from its own start, without energy: all
     of it is reservation time."""
-    if s.reserved_from is not None and not s.periods:
-        a, b = _ms(s.reserved_from), _ms(s.start)
-        if a == b and not s.energy_kwh and not s.meter_values:
-            # a reservation that expired unused: reserved from its start, all of it reservation time
-            e = _ms(s.end)
-            return [_Seg(a, e, ZERO, ZERO, ZERO, _sec(e - a))]
+    if s.reserved_from is None or s.periods:
+        return _measured_segments(s)
+    a, b = _ms(s.reserved_from), _ms(s.start)
+    if a == b and not s.energy_kwh and not s.meter_values:
+        # a reservation that expired unused: reserved from its start, all of it reservation time
+        e = _ms(s.end)
+        return [_Seg(a, e, ZERO, ZERO, ZERO, _sec(e - a))]
     segs = _measured_segments(s)
-    if s.reserved_from is not None and not s.periods:
-        if a < b:
-            segs.insert(0, _Seg(a, b, ZERO, ZERO, ZERO, _sec(b - a)))
+    if a < b:
+        segs.insert(0, _Seg(a, b, ZERO, ZERO, ZERO, _sec(b - a)))
     return segs
 
 
