@@ -281,34 +281,23 @@ def get_reservation(request: Request[Any, Any, Any], reservation_id: str) -> Res
 @route("POST", "/reservations/{reservation_id:str}/cancel", operation_id="cancel_reservation", roles="write",
        status_code=200, summary="Cancel a reservation: CancelReservation to the charger (never billed)")
 async def cancel_reservation(request: Request[Any, Any, Any], reservation_id: str) -> ReservationRead:
+    from api.areas.ocpp import command_to
     from api.ocpp.reservations import cancel_payload
-    from api.ocpp.server import NotConnected, current_gateway
 
-    def load() -> tuple[Reservation, str]:
+    def load() -> Reservation:
         with open_scope(request) as scope:
             r = scope.repo(Reservation, "reservation", "rsv").get(reservation_id)
             if r.status not in ACTIVE:
                 raise Conflict("reservation_not_active", f"the reservation is {r.status}")
-            cp = scope.db.get(ChargePoint, r.charge_point_id)
             scope.db.expunge(r)
-            return r, cp.identity if cp is not None else ""
+            return r
 
-    r, identity = await anyio.to_thread.run_sync(load)
+    r = await anyio.to_thread.run_sync(load)
     answer = ""
     if r.status != "scheduled":  # a scheduled one never reached the charger
-        gw = current_gateway()
-        version = gw.version_of(identity) if gw else None
-        if gw is None or version is None:
-            raise Conflict("charge_point_not_connected", f"charge point {identity!r} is not connected")
-        try:
-            res = await anyio.to_thread.run_sync(gw.command_threadsafe, identity, cancel_payload(version, r))
-        except NotConnected:
-            raise Conflict("charge_point_not_connected", f"charge point {identity!r} is not connected") from None
-        except TimeoutError:
-            raise Conflict("charge_point_timeout", "the charge point did not answer in time") from None
-        except Exception as exc:  # noqa: BLE001  (a CALLERROR from the charger)
-            raise Conflict("charge_point_error", f"the charge point answered with an error: {exc}"[:300]) from None
-        answer = str(res.status)
+        # the remote commands' path: not connected, no answer in time or a CALLERROR are 409s
+        sent = await command_to(request, r.charge_point_id, lambda version: cancel_payload(version, r))
+        answer = str(sent.response.get("status", ""))
 
     def store() -> None:
         with open_scope(request) as scope:

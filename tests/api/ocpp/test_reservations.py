@@ -29,7 +29,7 @@ from api.ocpp.reservations import expire_due, sweep
 from store.models import ChargingSession, RatedLineRow
 from store.reservations import Reservation
 from store.types import utcnow
-from tests.api.conftest import _ok
+from tests.api.conftest import _ok, publish_ruleset
 from tests.api.ocpp.conftest import Charger16, Charger201, OcppEnv, connect, run
 
 RESV_TARIFF = """ruleset resvtest currency EUR timezone Europe/Berlin
@@ -85,11 +85,7 @@ def site(ocpp_env: OcppEnv) -> dict[str, str]:
     one EVSE each (1.6J and 2.0.1) and a second 1.6J EVSE for 'any free EVSE of the location'."""
     oe = ocpp_env
     c, a = oe.client, oe.env.a
-    rs = _ok(c.post("/rulesets", json={"name": "resvtest"}, headers=a.h()))["id"]
-    draft = _ok(c.post(f"/rulesets/{rs}/drafts", json={"source": RESV_TARIFF}, headers=a.h("analyst")))
-    assert draft["ok"], draft
-    _ok(c.post(f"/rulesets/{rs}/versions", json={"draft_id": draft["id"], "effective_from": "2021-01-01T00:00:00Z"},
-               headers=a.h("approver")))
+    rs = publish_ruleset(c, a, "resvtest", RESV_TARIFF, "2021-01-01T00:00:00Z")["id"]
     loc = _ok(c.post("/locations", json={"code": "resv_site", "name": "Depot", "country": "DE",
                                          "timezone": "Europe/Berlin", "ruleset_id": rs}, headers=a.h()))["id"]
     oe.add_charger("RSV16", location_id=loc, evse_uid="DE*EVB*RSV16*1")
