@@ -37,7 +37,7 @@ ACTIVE = ("scheduled", "requested", "accepted")
 class Reservation(SQLModel, table=True):
     __tablename__ = "reservation"
     __table_args__ = (UniqueConstraint("charge_point_id", "ocpp_id"),
-                      Index("ix_reservation_tenant_status", "tenant_id", "status"),
+                      Index("ix_reservation_status_expiry", "status", "expiry"),
                       Index("ix_reservation_evse", "tenant_id", "evse_uid", "expiry"))
     id: str = Field(primary_key=True, max_length=40)
     tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=40)

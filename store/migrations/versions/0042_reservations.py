@@ -53,13 +53,13 @@ def upgrade() -> None:
         sa.UniqueConstraint("charge_point_id", "ocpp_id"),
     )
     op.create_index("ix_reservation_tenant_id", "reservation", ["tenant_id"])
-    op.create_index("ix_reservation_tenant_status", "reservation", ["tenant_id", "status"])
+    op.create_index("ix_reservation_status_expiry", "reservation", ["status", "expiry"])  # the sweep
     op.create_index("ix_reservation_evse", "reservation", ["tenant_id", "evse_uid", "expiry"])
     op.create_index("ix_reservation_transaction_id", "reservation", ["transaction_id"])
 
 
 def downgrade() -> None:
-    for ix in ("ix_reservation_transaction_id", "ix_reservation_evse", "ix_reservation_tenant_status",
+    for ix in ("ix_reservation_transaction_id", "ix_reservation_evse", "ix_reservation_status_expiry",
                "ix_reservation_tenant_id"):
         op.drop_index(ix, "reservation")
     op.drop_table("reservation")
