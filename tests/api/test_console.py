@@ -1053,7 +1053,7 @@ def test_the_reservations_page_lists_the_tenants_reservations_in_german(console:
     assert page.status_code == 200, page.text[:300]
     text = html.unescape(page.text)
     assert "Reservierungen von Ladepunkten" in text and 'href="/console/reservations"' in text
-    row = re.search(rf'<tr id="rsv-{a.ids["reservation_id"]}">(.*?)</tr>', text, re.S)
+    row = re.search(rf'<tr id="rsv-{a.ids["reservation_id"]}">(.*?)</tr>', text, re.DOTALL)
     assert row, text[-2000:]
     assert "DE*ABC*E1*1" in row.group(1) and f"TOK-{a.name}" in row.group(1) and "angenommen" in row.group(1)
     assert f'rsv-{b.ids["reservation_id"]}' not in text

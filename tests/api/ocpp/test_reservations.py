@@ -341,10 +341,20 @@ def test_any_free_evse_of_a_location_and_a_partner(ocpp_env: OcppEnv, site: dict
             r = await _post(oe, "/reservations", {"evse_uid": "DE*EVB*RSV16B*1", "partner_id": oe.ids["emsp_partner_id"],
                                                   "expiry": _iso(now + timedelta(minutes=30))})
             replies.append((r.status_code, r.json()))
+            # the charger does not hold it any more: its Rejected is a 409, the reservation stays
+            b.cancel_answer = "Rejected"
+            r = await _post(oe, f"/reservations/{replies[-1][1]['id']}/cancel")
+            replies.append((r.status_code, r.json()))
+            b.cancel_answer = "Accepted"
+            r = await _post(oe, f"/reservations/{replies[-2][1]['id']}/cancel")
+            replies.append((r.status_code, r.json()))
             replies.append(list(a.remote) + list(b.remote))
             return replies
 
-    first, second, third, fourth, sent, remote = run(scenario())
+    first, second, third, fourth, sent, rejected, cancelled_now, remote = run(scenario())
+    assert rejected[0] == 409 and rejected[1]["code"] == "cancel_rejected", rejected
+    assert cancelled_now[0] == 200 and cancelled_now[1]["status"] == "cancelled", cancelled_now
+    assert cancelled_now[1]["cancel_status"] == "Accepted"
     evses = [x[1]["evse_uid"] for x in (first, second, third)]
     assert [x[0] for x in (first, second, third)] == [201, 201, 201], (first, second, third)
     assert sorted(evses) == ["DE*EVB*RSV16*1", "DE*EVB*RSV16B*1", "DE*EVB*RSV201*1"]
