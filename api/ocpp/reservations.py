@@ -110,6 +110,11 @@ def apply_answer(db: Session, reservation_id: str, answer: str | None, error: st
     assert r is not None
     now = utcnow()
     r.charger_status = (answer or "")[:20]
+    if r.status != "requested":
+        # a transaction already used it (its StartTransaction came before our answer was stored),
+        # or it was cancelled meanwhile: the answer is kept, the status stays
+        r.updated_at = now
+        return r
     if answer == "Accepted":
         r.status = "accepted"
     elif answer:
@@ -129,7 +134,8 @@ async def send(gw: Gateway, reservation_id: str) -> Reservation:
     version = gw.version_of(identity)
     answer, error = None, "the charge point was not connected when the reservation was due"
     if version is not None:
-        await gw.db.write(lambda db: _mark_sent(db, reservation_id, version))
+        if not await gw.db.write(lambda db: _mark_sent(db, reservation_id, version)):
+            return r  # cancelled (or sent by another gateway) since it was read
         try:
             res = await gw.command(identity, reserve_now_payload(version, r))
             answer = str(res.status)
@@ -152,9 +158,13 @@ def _with_identity(db: Session, reservation_id: str) -> tuple[Reservation, str]:
     return r, cp.identity if cp is not None else ""
 
 
-def _mark_sent(db: Session, reservation_id: str, version: str) -> None:
-    db.execute(update(Reservation).where(Reservation.id == reservation_id).values(  # type: ignore[arg-type]
+def _mark_sent(db: Session, reservation_id: str, version: str) -> bool:
+    """-> whether it is ours to send: still scheduled (the sweep), or just stored by the API."""
+    done = db.execute(update(Reservation).where(
+        Reservation.id == reservation_id, Reservation.sent_at.is_(None),  # type: ignore[union-attr]
+        Reservation.status.in_(("scheduled", "requested"))).values(  # type: ignore[attr-defined]
         status="requested", ocpp_version=version, sent_at=utcnow(), updated_at=utcnow()))
+    return bool(done.rowcount)  # type: ignore[attr-defined]
 
 
 # --- what the charger reports -----------------------------------------------------------------
@@ -282,11 +292,18 @@ def _expired_facts(db: Session, r: Reservation) -> dict[str, Any]:
 async def sweep(gw: Gateway, now: datetime | None = None) -> None:
     """What the gateway does every few seconds: send ReserveNow for scheduled reservations whose
     window has started (their charger connected here), then expire the ones past their expiry."""
+    from store.models import ChargePoint
+
     at = now or utcnow()
-    due = await gw.db.read(lambda db: [r.id for r in db.execute(
-        select(Reservation).where(Reservation.status == "scheduled", Reservation.start <= at,  # type: ignore[operator]
-                                  Reservation.expiry > at).limit(200)).scalars()])  # type: ignore[operator]
-    for rid in due:
+    due = await gw.db.read(lambda db: list(db.execute(
+        select(Reservation.id, ChargePoint.identity).join(ChargePoint, ChargePoint.id == Reservation.charge_point_id)
+        .where(Reservation.status == "scheduled", Reservation.start <= at,  # type: ignore[operator]
+               Reservation.expiry > at).limit(200))))  # type: ignore[operator]
+    # only chargers connected here: another gateway process sends to its own; one connected
+    # nowhere until the expiry ends as failed (``expire_due``)
+    for rid, identity in due:
+        if gw.version_of(identity) is None:
+            continue
         try:
             await send(gw, rid)
         except Exception:

@@ -414,3 +414,30 @@ def test_bad_reservation_requests(ocpp_env: OcppEnv, site: dict[str, str]) -> No
     assert c.post("/reservations/rsv_nope/cancel", headers=h).json()["code"] == "reservation_not_found"
     # the other tenant sees none of them
     assert _ok(c.get("/reservations", headers=oe.env.b.h()))["items"] == []
+
+
+def test_an_answer_stored_after_the_start_that_used_it_keeps_it_used(ocpp_env: OcppEnv,
+                                                                    site: dict[str, str]) -> None:
+    """The charger's StartTransaction naming the reservation can be stored before its ReserveNow
+    answer is: the reservation stays used, the answer is kept."""
+    from api.ocpp.reservations import apply_answer, insert, link_start
+    from api.ocpp.service import load_charge_point
+
+    oe = ocpp_env
+    now = utcnow()
+    with oe.db() as db:
+        cp = load_charge_point(db, "RSV16B")
+        assert cp is not None
+        base = {"tenant_id": cp.tenant_id, "location_id": site["location_id"], "charge_point_id": cp.id,
+                "evse_uid": "DE*EVB*RSV16B*1", "connector_id": 1, "id_tag": "TOK-alpha",
+                "start": now + timedelta(days=20), "expiry": now + timedelta(days=20, hours=1)}
+        r = insert(db, {**base, "id": "rsv_race_1", "status": "requested"})
+        db.commit()
+        assert link_start(db, cp, 4242, r.ocpp_id, now + timedelta(days=20, minutes=5)) == r.id
+        apply_answer(db, r.id, "Accepted")
+        db.commit()
+        # a transaction naming a reservation of another charger, or one not accepted, uses nothing
+        assert link_start(db, cp, 4243, r.ocpp_id, now) is None
+        assert link_start(db, cp, 4244, 1, now) is None
+    r = _reservation(oe, "rsv_race_1")
+    assert (r.status, r.charger_status, r.transaction_id) == ("used", "Accepted", 4242)
