@@ -37,6 +37,7 @@ from api.areas import (
     payouts,
     pricing,
     receivables,
+    reservations,
     rulesets,
     sessions,
     sites,
@@ -120,6 +121,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                         partners.router, rulesets.router, pricing.router, sessions.router, audit.router, ocpp.router, documents.router,
                         billing.router, invoices.router, receivables.router,
                         bank.router, collections.router, payouts.router, clearing.router, ocpi.ocpi_router, ocpi.admin_router, dunning.router, accounting.router,
+                        reservations.router,
                         *console.routers(), *adhoc.routers()],
         template_config=console.template_config(),
         # the access line is outermost, so it sees the status of refused requests (401, 429) too

@@ -314,7 +314,24 @@ def facts_minutes(facts: Mapping[str, Any] | None) -> tuple[Decimal, Decimal] | 
 
 
 def base_segments(s: SessionFacts) -> list[_Seg]:
-    """The session's measured stretches before any boundary splitting."""
+    """The session's measured stretches before any boundary splitting; a session started with a
+    reservation (``reserved_from``) begins with the reserved stretch, reservation time only; a
+    reservation that expired unused is a session reserved from its own start, without energy: all
+    of it is reservation time."""
+    if s.reserved_from is None or s.periods:
+        return _measured_segments(s)
+    a, b = _ms(s.reserved_from), _ms(s.start)
+    if a == b and not s.energy_kwh and not s.meter_values:
+        # a reservation that expired unused: reserved from its start, all of it reservation time
+        e = _ms(s.end)
+        return [_Seg(a, e, ZERO, ZERO, ZERO, _sec(e - a))]
+    segs = _measured_segments(s)
+    if a < b:
+        segs.insert(0, _Seg(a, b, ZERO, ZERO, ZERO, _sec(b - a)))
+    return segs
+
+
+def _measured_segments(s: SessionFacts) -> list[_Seg]:
     if s.periods:
         out = []
         for p in s.periods:
@@ -506,7 +523,7 @@ def _segments(s: SessionFacts, start: int, end: int, thresholds: tuple[Decimal, 
             out.append((a, max(a, b), p.energy_kwh, p.time_h * 3600, p.parking_h * 3600,
                         p.reservation_h * 3600, pw, p.max_current_a if p.max_current_a is not None else p.min_current_a))
         return out
-    if not s.periods and not s.meter_values and not thresholds:
+    if not s.periods and not s.meter_values and not thresholds and s.reserved_from is None:
         ce = end if s.charging_end is None else max(start, min(_ms(s.charging_end), end))
         mp = s.max_power_kw
         if ce < end:
@@ -906,7 +923,7 @@ def specialised(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta:
         if pieces is None:
             start = int(s.start.timestamp() * 1000)  # _ms, inline: rating calls it per session
             end = int(s.end.timestamp() * 1000)
-            segs = None if not s.periods and not s.meter_values and not thresholds else \
+            segs = None if not s.periods and not s.meter_values and not thresholds and s.reserved_from is None else \
                 _segments(s, start, end, thresholds)
             trace = []
         else:

@@ -117,6 +117,9 @@ class SessionFacts:
     # Eichrecht: the energy between the signed start and end readings, when the session's signed
     # meter data verified (``facts["signed_meter"]``, see ``runtime.ocmf.check_session``)
     signed_kwh: Decimal | None = None
+    # a reservation this session was started with (issue 18): the EVSE was held for it from this
+    # moment until ``start``; rating prices that stretch with the tariff's reservation components
+    reserved_from: datetime | None = None
 
     def signed_only(self) -> SessionFacts:
         """The session as a legal-for-trade tariff bills it: the signed energy, spread pro rata;
@@ -133,6 +136,9 @@ class SessionFacts:
             raise SessionInputError(f"session {self.id!r}: negative energy {self.energy_kwh}")
         if self.power_type not in ("AC", "DC"):
             raise SessionInputError(f"session {self.id!r}: power_type must be AC or DC, found {self.power_type!r}")
+        if self.reserved_from is not None and self.reserved_from > self.start:
+            raise SessionInputError(f"session {self.id!r}: reserved_from {self.reserved_from.isoformat()} is after "
+                                    "the start")
 
     @property
     def duration_h(self) -> Decimal:
@@ -194,6 +200,7 @@ class SessionFacts:
         if isinstance(codes, str):
             codes = (codes,)
         ce = d.get("charging_end")
+        rf = d.get("reserved_from")
         sm = d.get("signed_meter")
         signed = _dec(sm, "signed_kwh", None) if isinstance(sm, Mapping) and sm.get("check") == "verified" else None
         return cls(
@@ -218,4 +225,5 @@ class SessionFacts:
             reservation=d.get("reservation"),
             promo_codes=frozenset(str(c) for c in codes),
             signed_kwh=signed,
+            reserved_from=parse_datetime(rf, "reserved_from") if rf else None,
         )

@@ -416,6 +416,8 @@ class CommandOut(ReadModel):
 
 
 async def _command(request: Request[Any, Any, Any], charge_point_id: str, build: Any) -> CommandOut:
+    """Send what ``build(ocpp version)`` makes to the connected charger; its answer, or a 409
+    (not connected, no answer in time, a CALLERROR). Reservations (issue 18) send through it too."""
     from dataclasses import asdict
 
     from api.ocpp.server import NotConnected, current_gateway
@@ -500,6 +502,9 @@ async def change_availability(request: Request[Any, Any, Any], charge_point_id: 
         return c201.ChangeAvailability(operational_status=data.type, evse=evse)
 
     return await _command(request, charge_point_id, build)
+
+
+command_to = _command  # for the other areas that command chargers (reservations)
 
 
 router = Router(path="/", route_handlers=[

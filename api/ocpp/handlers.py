@@ -41,7 +41,7 @@ from ocpp.v201 import call_result as result201
 from ocpp.v201.enums import Action as Action201
 from ocpp.v201.enums import RegistrationStatusEnumType
 
-from api.ocpp import service
+from api.ocpp import reservations, service
 from api.ocpp.access import authorize
 from api.ocpp.service import CpInfo
 from store.ocpp import OcppMeterValue, OcppSignedData
@@ -346,6 +346,9 @@ class Handler16(GatewayMixin, ChargePoint16):
         tx_id, status = await self.gw.db.write(lambda db: service.start_transaction_16(
             db, self.cp, connector_id, id_tag, meter_start, timestamp))
         self._own_tx.add(tx_id)
+        if kw.get("reservation_id") is not None:  # issue 18: the reservation this start uses
+            await self.gw.db.write(lambda db: reservations.link_start(
+                db, self.cp, tx_id, kw["reservation_id"], service.parse_time(timestamp)))
         return result16.StartTransaction(transaction_id=tx_id, id_tag_info={"status": status})
 
     @on(Action16.meter_values)
@@ -431,12 +434,25 @@ class Handler201(GatewayMixin, ChargePoint201):
         out = await self.gw.db.write(lambda db: service.transaction_event_201(
             db, self.cp, event_type=event_type, timestamp=timestamp, trigger_reason=trigger_reason, seq_no=seq_no,
             transaction_info=transaction_info, offline=offline, evse=evse, id_token=id_token, readings=readings))
+        if kw.get("reservation_id") is not None and not out.duplicate:  # issue 18
+            await self.gw.db.write(lambda db: reservations.link_start(
+                db, self.cp, out.tx_id, kw["reservation_id"], service.parse_time(timestamp)))
         if out.ready:
             self._finish(out.tx_id)
         elif event_type == "Updated" and not out.duplicate and not offline:
             self._maybe_push_cost(out.tx_id, str(transaction_info["transaction_id"]), service.parse_time(timestamp))
         info = {"status": out.auth_status} if out.auth_status else None
         return result201.TransactionEvent(id_token_info=info)
+
+    @on(Action201.reservation_status_update)
+    async def on_reservation_status_update(self, reservation_id: int, reservation_update_status: str,
+                                           **kw: Any) -> Any:
+        """Issue 18: the charger ended a reservation (Expired: billed as expired; Removed: not billed)."""
+        done = await self.gw.db.write(lambda db: reservations.status_update(
+            db, self.cp, reservation_id, reservation_update_status, _now()))
+        if done and reservation_update_status == "Expired":
+            self.gw._spawn(self.gw.db.solo(lambda db: reservations.bill_expired(db, self.cp.tenant_id)))
+        return result201.ReservationStatusUpdate()
 
     @on(Action201.meter_values)
     async def on_meter_values(self, evse_id: int, meter_value: list[dict[str, Any]], **kw: Any) -> Any:

@@ -301,9 +301,12 @@ class Gateway:
                 log.warning("could not store last-seen times", exc_info=True)
 
     async def _flush_seen_loop(self) -> None:
+        from api.ocpp.reservations import sweep as reservation_sweep
+
         while True:
             await asyncio.sleep(self.settings.seen_flush_s)
             await self._flush_seen()
+            await reservation_sweep(self)  # issue 18: scheduled ReserveNows sent, expired ones billed
 
     def schedule_finalize(self, tx_id: int) -> None:
         """Store the session of a stopped transaction soon. Stops are collected and stored in

@@ -600,6 +600,9 @@ def facts_for(db: Session, tx: OcppTransaction, end: datetime | None = None,
         facts["max_power_kw"] = format(evse.max_power_kw, "f")
     if is_adhoc_tag(tx.id_tag):
         facts["token_type"] = "adhoc"  # paid by card on the ad-hoc page (issue 16)
+    from api.ocpp.reservations import facts_of as reservation_facts
+
+    facts.update(reservation_facts(db, tx))  # issue 18: the reserved time before a reserved start
     return facts
 
 

@@ -171,7 +171,7 @@ class InvoiceInput:
 _LABELS: dict[str, dict[str, str]] = {
     "de": {
         "start_fee": "Startgebühr", "flat": "Pauschale", "energy": "Energie", "time": "Ladezeit",
-        "parking": "Blockiergebühr", "reservation": "Reservierung", "cap": "Deckelung",
+        "parking": "Blockiergebühr", "reservation": "Reservierung", "reservation_fee": "Reservierungsgebühr", "cap": "Deckelung",
         "min_price": "Mindestpreis", "max_price": "Höchstpreis", "discount": "Rabatt",
         "base_fee": "Grundgebühr", "included": "Inklusivleistung", "tier": "Staffelpreis",
         "goodwill": "Kulanzgutschrift", "service": "Service", "manual": "Korrektur",
@@ -184,7 +184,7 @@ _LABELS: dict[str, dict[str, str]] = {
     },
     "en": {
         "start_fee": "Start fee", "flat": "Flat fee", "energy": "Energy", "time": "Charging time",
-        "parking": "Parking fee", "reservation": "Reservation", "cap": "Cap", "min_price": "Minimum price",
+        "parking": "Parking fee", "reservation": "Reservation", "reservation_fee": "Reservation fee", "cap": "Cap", "min_price": "Minimum price",
         "max_price": "Maximum price", "discount": "Discount", "base_fee": "Base fee",
         "included": "Included", "tier": "Tier price", "goodwill": "Goodwill credit", "service": "Service",
         "manual": "Adjustment", "rerating": "Re-rating",
@@ -197,7 +197,7 @@ _LABELS: dict[str, dict[str, str]] = {
     },
     "fr": {
         "start_fee": "Frais de démarrage", "flat": "Forfait", "energy": "Énergie", "time": "Temps de charge",
-        "parking": "Frais d'occupation", "reservation": "Réservation", "cap": "Plafonnement",
+        "parking": "Frais d'occupation", "reservation": "Réservation", "reservation_fee": "Frais de réservation", "cap": "Plafonnement",
         "min_price": "Prix minimum", "max_price": "Prix maximum", "discount": "Remise",
         "base_fee": "Abonnement", "included": "Prestation incluse", "tier": "Prix par palier",
         "goodwill": "Geste commercial", "service": "Service", "manual": "Correction",
@@ -210,7 +210,7 @@ _LABELS: dict[str, dict[str, str]] = {
     },
     "nl": {
         "start_fee": "Starttarief", "flat": "Vast bedrag", "energy": "Energie", "time": "Laadtijd",
-        "parking": "Blokkeertarief", "reservation": "Reservering", "cap": "Maximering",
+        "parking": "Blokkeertarief", "reservation": "Reservering", "reservation_fee": "Reserveringskosten", "cap": "Maximering",
         "min_price": "Minimumprijs", "max_price": "Maximumprijs", "discount": "Korting",
         "base_fee": "Vast abonnement", "included": "Inbegrepen", "tier": "Staffelprijs",
         "goodwill": "Coulancecreditering", "service": "Service", "manual": "Correctie",

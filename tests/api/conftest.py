@@ -168,12 +168,31 @@ def _ocpp_transaction(engine: Engine, t: Tenantry) -> int:
         return int(tx.id or 0)
 
 
+def _reservation(engine: Engine, t: Tenantry) -> str:
+    """A reservation row as the API stores one the charger accepted (issue 18)."""
+    from datetime import datetime
+
+    from store.reservations import Reservation
+
+    with Session(engine) as db:
+        r = Reservation(id=f"rsv_{t.name}", tenant_id=t.tenant_id, ocpp_id=4711, location_id=t.ids["location_id"],
+                        charge_point_id=t.ids["charge_point_id"], evse_uid="DE*ABC*E1*1", connector_id=1,
+                        id_tag=f"TOK-{t.name}", token_id=t.ids["token_id"], start=datetime(2099, 1, 1, 8, tzinfo=UTC),
+                        expiry=datetime(2099, 1, 1, 9, tzinfo=UTC), status="accepted", ocpp_version="1.6",
+                        charger_status="Accepted")
+        db.add(r)
+        db.commit()
+        return r.id
+
+
 def seed_other_areas(env: Env) -> None:
     """Objects of areas whose own tests count them exactly (documents): only the tests that walk
     every route ask for them."""
     for t in (env.a, env.b):
         if "document_id" not in t.ids:
             t.ids["document_id"] = _document(env.engine, t)
+        if "reservation_id" not in t.ids:
+            t.ids["reservation_id"] = _reservation(env.engine, t)
         if "task_id" not in t.ids:
             _held_invoice(env, t)
         if "service_item_id" not in t.ids:

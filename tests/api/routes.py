@@ -39,6 +39,12 @@ def camt_sample(name: str) -> bytes:
                                            [SimTransaction(Decimal("3.00"), remittance="walk")])])
 
 
+def _in_an_hour() -> str:
+    from datetime import UTC, datetime, timedelta
+
+    return (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+
+
 def bodies(t: Tenantry) -> dict[str, Any]:
     """A valid body per operation id, referencing ``t``'s objects."""
     ids = t.ids
@@ -93,6 +99,11 @@ def bodies(t: Tenantry) -> dict[str, Any]:
         "remote_start": {"id_tag": "TOK"},
         "remote_stop": {"transaction_id": int(ids["transaction_id"])},
         "change_availability": {"type": "Operative"},
+        # from now (windows are checked against the clock): no gateway runs here, so 409
+        # charge_point_not_connected after the references are checked (404 for another tenant's)
+        # (for the partner: the walk blocks the token on its way)
+        "create_reservation": {"evse_uid": "DE*ABC*E1*1", "partner_id": ids["emsp_partner_id"],
+                               "expiry": _in_an_hour()},
         "create_document_delivery": {"recipient": "finance@example.test"},
         "approve_finance_task": {"note": "ok"},
         "reject_finance_task": {"reason": "wrong period"},

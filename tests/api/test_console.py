@@ -1080,3 +1080,22 @@ def test_unit_labels_are_the_documents_own() -> None:
         "kWh", "Wh", "Stk.", "Min.", "Std.", "Sek.", ""]
     # a statement's units that no document prints as a unit stay as they are
     assert (unit_label("EUR net", "de"), unit_label("days of 30", "en")) == ("EUR net", "days of 30")
+
+
+def test_the_reservations_page_lists_the_tenants_reservations_in_german(console: Env) -> None:
+    """Issue 18: the console's reservations, the charger's answer in German, another tenant's unseen."""
+    a, b = console.a, console.b
+    auditor = Person(console, _email(a, "auditor"))
+    page = auditor.get("/console/reservations")
+    assert page.status_code == 200, page.text[:300]
+    text = html.unescape(page.text)
+    assert "Reservierungen von Ladepunkten" in text and 'href="/console/reservations"' in text
+    row = re.search(rf'<tr id="rsv-{a.ids["reservation_id"]}">(.*?)</tr>', text, re.DOTALL)
+    assert row, text[-2000:]
+    assert "DE*ABC*E1*1" in row.group(1) and f"TOK-{a.name}" in row.group(1) and "angenommen" in row.group(1)
+    assert f'rsv-{b.ids["reservation_id"]}' not in text
+    assert "accepted" not in re.sub(r"<[^>]+>", " ", row.group(1))  # what a person reads is German
+    # filtered by status: none expired
+    assert "Keine Reservierungen für diese Auswahl." in auditor.get("/console/reservations?status=expired").text
+    # the partner's portal has no such page
+    assert Person(console, _email(a, "partner")).get("/console/reservations").status_code in (302, 303, 403)

@@ -40,7 +40,7 @@ def expected_roles(op_id: str) -> set[str]:
     if op_id in ("create_price_series", "update_price_series", "put_price_points", "import_price_series_csv"):
         return {"admin", "analyst", "operator"}
     if op_id in ("rotate_charge_point_password", "set_charge_point_password", "remote_start", "remote_stop",
-                 "change_availability", "revoke_meter_key"):
+                 "change_availability", "revoke_meter_key", "cancel_reservation"):
         return WRITE
     if op_id in ("list_ocpp_transactions", "get_ocpp_transaction", "get_ocpp_transaction_cost"):
         return WRITE

@@ -21,12 +21,13 @@ LISTS = {"list_api_keys", "list_users", "list_customer_groups", "list_customers"
          "list_creditor_accounts", "list_collection_runs", "list_payables", "list_payout_runs",
          "list_dunning_cases", "list_chart_templates", "list_closed_periods", "list_journal_entries",
          "list_posting_batches", "list_clearing_statements", "list_host_credit_notes",
-         "list_meter_keys"}
+         "list_meter_keys", "list_reservations"}
 REFERENCING_CREATES = {"create_api_key", "create_billing_account", "create_contract", "create_token",
                        "create_location", "create_charge_point", "create_evse", "create_agreement",
                        "simulate_ruleset", "create_access_rule", "preview_partner_statement",
                        "issue_partner_statement", "book_payment", "start_collection_run", "request_refund",
-                       "start_payout_run", "start_clearing", "create_meter_key"}
+                       "start_payout_run", "start_clearing", "create_meter_key",
+                       "create_reservation"}
 OWN_TENANT_ONLY = {"get_tenant", "update_tenant", "get_me", "verify_audit_chain", "issue_access_token",
                    "get_aged_receivables", "register_bank_account", "get_chart_of_accounts", "get_reconciliation",
                    "get_open_items_list", "get_batch_schedule", "get_payout_schedule",
