@@ -343,6 +343,7 @@ class Handler16(GatewayMixin, ChargePoint16):
         tx_id, status = await self.gw.db.write(lambda db: service.start_transaction_16(
             db, self.cp, connector_id, id_tag, meter_start, timestamp))
         self._own_tx.add(tx_id)
+        self.gw.load.started(self.cp.location_id, tx_id)  # recomputed after this answer, off the hot path
         return result16.StartTransaction(transaction_id=tx_id, id_tag_info={"status": status})
 
     @on(Action16.meter_values)
@@ -368,6 +369,7 @@ class Handler16(GatewayMixin, ChargePoint16):
         tx_id, ready = await self.gw.db.write(lambda db: service.stop_transaction_16(
             db, self.cp, transaction_id, meter_stop, timestamp, reason, id_tag, readings))
         self._own_tx.discard(transaction_id)
+        self.gw.load.stopped(self.cp.location_id, tx_id)
         if ready:
             self._finish(tx_id)
         # the stop is accepted whatever the token: the energy was delivered and is billed
@@ -428,6 +430,8 @@ class Handler201(GatewayMixin, ChargePoint201):
         out = await self.gw.db.write(lambda db: service.transaction_event_201(
             db, self.cp, event_type=event_type, timestamp=timestamp, trigger_reason=trigger_reason, seq_no=seq_no,
             transaction_info=transaction_info, offline=offline, evse=evse, id_token=id_token, readings=readings))
+        if not out.duplicate and event_type in ("Started", "Ended"):
+            (self.gw.load.started if event_type == "Started" else self.gw.load.stopped)(self.cp.location_id, out.tx_id)
         if out.ready:
             self._finish(out.tx_id)
         elif event_type == "Updated" and not out.duplicate and not offline:
