@@ -56,7 +56,7 @@ class ChargingLimit(SQLModel, table=True):
     profile_id: int
     priority: int
     limit_w: Decimal = Field(sa_type=ExactDecimal, nullable=False)
-    capacity_w: Decimal = Field(sa_type=ExactDecimal, nullable=False)
+    capacity_w: Decimal | None = Field(default=None, sa_type=ExactDecimal, nullable=True)  # None: limits lifted
     reason: str = Field(default="", max_length=20)  # session_started | session_stopped | recompute
     sent_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     status: str = Field(default="sent", max_length=20)

@@ -34,7 +34,7 @@ class LimitRead(ReadModel):
     connector_id: int
     priority: int
     limit_kw: DecimalOut
-    capacity_kw: DecimalOut
+    capacity_kw: DecimalOut | None  # None: the capacity was removed, the limits lifted
     reason: str
     sent_at: datetime
     status: str

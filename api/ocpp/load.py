@@ -205,7 +205,7 @@ class LoadManager:
         rows = [{"tenant_id": s.tenant_id, "location_id": site.location_id, "transaction_id": s.tx_id,
                  "charge_point_id": s.charge_point_id, "evse_uid": s.evse_uid[:64], "connector_id": s.connector_id,
                  "profile_id": s.tx_id, "priority": s.priority, "limit_w": target,
-                 "capacity_w": cap if cap is not None else Decimal(0), "reason": reason} for s, target in items]
+                 "capacity_w": cap, "reason": reason} for s, target in items]
         ids = await self.gw.db.write(lambda db: record_limits(db, rows))
         for s, target in items:
             s.sent_w = target  # sent once per change, whatever the answer (a refusal is stored, not retried)

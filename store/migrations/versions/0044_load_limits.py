@@ -36,7 +36,7 @@ def upgrade() -> None:
         sa.Column("profile_id", sa.Integer(), nullable=False),
         sa.Column("priority", sa.Integer(), nullable=False),
         sa.Column("limit_w", dec, nullable=False),
-        sa.Column("capacity_w", dec, nullable=False),
+        sa.Column("capacity_w", dec, nullable=True),
         sa.Column("reason", sa.String(20), nullable=False),
         sa.Column("sent_at", utc, nullable=False),
         sa.Column("status", sa.String(20), nullable=False),

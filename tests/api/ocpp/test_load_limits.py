@@ -239,7 +239,9 @@ def test_rejected_answer_stored_and_no_capacity_no_profiles(ocpp_env: OcppEnv, v
     for h in reversed(hist):
         by_cp.setdefault(h["charge_point_id"], []).append(h)
     # (a alone may have been sent 20 kW first, when its start was recomputed before b's)
-    assert [(x["status"], x["limit_kw"]) for x in by_cp[oe.ids[f"REJ{v}-B"]]] == [("Rejected", "10")]
+    # (and b, when a's stop was recomputed before its own, 20 kW alone)
+    assert [(x["status"], x["limit_kw"]) for x in by_cp[oe.ids[f"REJ{v}-B"]]][0] == ("Rejected", "10")
+    assert {x["status"] for x in by_cp[oe.ids[f"REJ{v}-B"]]} == {"Rejected"}
     assert by_cp[oe.ids[f"REJ{v}-A"]][-1]["status"] == "Accepted"
     assert by_cp[oe.ids[f"REJ{v}-A"]][-1]["limit_kw"] == "10"
     assert _ok(oe.client.get(f"/locations/{free}/load/history", headers=oe.h()))["items"] == []
@@ -264,3 +266,37 @@ def test_capacity_validated(ocpp_env: OcppEnv) -> None:
     assert r.status_code == 422
     # another tenant sees nothing of it
     assert c.get(f"/locations/{loc}/load", headers=oe.env.b.h()).status_code == 404
+
+
+def test_capacity_set_and_removed_through_the_api_applies_at_once(ocpp_env: OcppEnv) -> None:
+    oe = ocpp_env
+    tag = _tokens(oe)
+    loc = _site(oe, None)
+    oe.add_charger("CAPCHG-A", location_id=loc)
+    oe.add_charger("CAPCHG-B", location_id=loc)
+
+    async def patch(capacity: str | None) -> None:
+        def go() -> None:
+            _ok(oe.client.patch(f"/locations/{loc}", json={"capacity_kw": capacity}, headers=oe.h()))
+            oe.idle()
+        await asyncio.get_running_loop().run_in_executor(None, go)
+
+    async def scenario() -> list[list[float]]:
+        async with stations(oe, "1.6", [("CAPCHG-A", Load16), ("CAPCHG-B", Load16)]) as (a, b):
+            await a.start(tag["p1"], "2026-03-12T08:00:00Z")
+            await b.start(tag["p2"], "2026-03-12T08:00:05Z")
+            await _idle(oe)
+            assert a.cp.profiles == [] and b.cp.profiles == []  # no capacity: no limits
+            await patch("16")  # the site's connection is 16 kW after all: 8 kW each, at once
+            assert _limits(a.cp) == [8000] and _limits(b.cp) == [8000]
+            await patch(None)  # removed: both get their EVSE's maximum back
+            out = [_limits(a.cp), _limits(b.cp)]
+            await a.stop("2026-03-12T09:00:00Z")
+            await b.stop("2026-03-12T09:00:00Z")
+            await _idle(oe)
+            return out
+
+    assert run(scenario()) == [[8000, 22000], [8000, 22000]]
+    hist = _ok(oe.client.get(f"/locations/{loc}/load/history", headers=oe.h()))["items"]
+    assert [(h["reason"], h["capacity_kw"], h["limit_kw"]) for h in hist] == [
+        ("capacity_changed", None, "22")] * 2 + [("capacity_changed", "16", "8")] * 2
