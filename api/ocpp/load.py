@@ -87,11 +87,12 @@ class _Site:
 
 class LoadManager:
     def __init__(self, gw: Gateway, *, step_w: Decimal = Decimal(100), linger_s: float = 0.05,
-                 min_interval_s: float = 0.5) -> None:
+                 min_interval_s: float = 0.5, chunk: int = 200) -> None:
         self.gw = gw
         self.step_w = step_w
         self.linger_s = linger_s  # a start's answer goes out first; starts meanwhile share the recompute
         self.min_interval_s = min_interval_s  # between recomputes of one location during a burst
+        self.chunk = chunk  # profiles stored and sent together
         self.sites: dict[str, _Site] = {}
         self.stats = LoadStats()
 
@@ -200,8 +201,13 @@ class LoadManager:
 
     async def _send(self, site: _Site, items: list[tuple[_Running, Decimal]], cap: Decimal | None,
                     reason: str) -> None:
-        if not items:
-            return
+        # in chunks: a site-wide change is thousands of rows and calls, and every database job of
+        # the gateway (on SQLite run on its loop) delays chargers' answers while it runs
+        for k in range(0, len(items), self.chunk):
+            await self._send_chunk(site, items[k:k + self.chunk], cap, reason)
+
+    async def _send_chunk(self, site: _Site, items: list[tuple[_Running, Decimal]], cap: Decimal | None,
+                          reason: str) -> None:
         rows = [{"tenant_id": s.tenant_id, "location_id": site.location_id, "transaction_id": s.tx_id,
                  "charge_point_id": s.charge_point_id, "evse_uid": s.evse_uid[:64], "connector_id": s.connector_id,
                  "profile_id": s.tx_id, "priority": s.priority, "limit_w": target,
