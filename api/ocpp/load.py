@@ -106,8 +106,9 @@ class LoadManager:
             self._kick(site, "session_started")
 
     def stopped(self, location_id: str | None, tx_id: int) -> None:
-        if location_id and location_id in self.sites:
-            site = self.sites[location_id]
+        if location_id:
+            # a site not tracked yet (the gateway restarted): its first recompute loads what runs
+            site = self._site(location_id)
             site.gone.add(tx_id)
             site.new.discard(tx_id)
             self._kick(site, "session_stopped")
@@ -156,7 +157,13 @@ class LoadManager:
             rows = running_sessions(db, loc, None if not loaded else sorted(new)) if (new or not loaded) else []
             return cap, [(r, session_priority(db, r.tenant_id, r.id_tag)) for r in rows]
 
-        cap, rows = await self.gw.db.read(read)
+        try:
+            cap, rows = await self.gw.db.read(read)
+        except Exception:
+            # nothing was applied: the next recompute takes these again
+            site.new |= new - site.gone
+            site.gone |= gone
+            raise
         site.capacity_w = cap
         if rows is None:
             return
@@ -208,6 +215,11 @@ class LoadManager:
 
     async def _send_chunk(self, site: _Site, items: list[tuple[_Running, Decimal]], cap: Decimal | None,
                           reason: str) -> None:
+        # sessions that stopped while earlier chunks were out get nothing (the next recompute
+        # hands their share on)
+        items = [(s, t) for s, t in items if s.tx_id not in site.gone and s.tx_id in site.sessions]
+        if not items:
+            return
         rows = [{"tenant_id": s.tenant_id, "location_id": site.location_id, "transaction_id": s.tx_id,
                  "charge_point_id": s.charge_point_id, "evse_uid": s.evse_uid[:64], "connector_id": s.connector_id,
                  "profile_id": s.tx_id, "priority": s.priority, "limit_w": target,

@@ -240,7 +240,8 @@ def test_rejected_answer_stored_and_no_capacity_no_profiles(ocpp_env: OcppEnv, v
         by_cp.setdefault(h["charge_point_id"], []).append(h)
     # (a alone may have been sent 20 kW first, when its start was recomputed before b's)
     # (and b, when a's stop was recomputed before its own, 20 kW alone)
-    assert [(x["status"], x["limit_kw"]) for x in by_cp[oe.ids[f"REJ{v}-B"]]][0] == ("Rejected", "10")
+    first_b = by_cp[oe.ids[f"REJ{v}-B"]][0]
+    assert (first_b["status"], first_b["limit_kw"]) == ("Rejected", "10")
     assert {x["status"] for x in by_cp[oe.ids[f"REJ{v}-B"]]} == {"Rejected"}
     assert by_cp[oe.ids[f"REJ{v}-A"]][-1]["status"] == "Accepted"
     assert by_cp[oe.ids[f"REJ{v}-A"]][-1]["limit_kw"] == "10"
