@@ -22,9 +22,10 @@ fleet token (priority 0), a third with a partner's (10), the rest ad hoc (20). T
 
     .venv/bin/python benchmarks/ocpp_load.py --chargers 2000 --capacity-kw 10000 --duration 60
 
-Measured 2026-12-07 (h18d) with the machine shared (load average 11-15, the gateway got ~13 % of a
-core): start path p99 19.0 s with load management, 16.3 s without it in the run right after;
-numbers for the target (p99 < 100 ms) need a quiet machine. See docs/plan.md, Issue 18.
+Measured 2026-12-07 (h18d) with the machine shared: at load average 6.3-7.8 start path p50 98 ms,
+p99 1.43 s with load management (4,303 profiles); without it, right after at 8.5-8.9, p50 1.16 s,
+p99 2.02 s; the gateway got a quarter of a core. The target (p99 < 100 ms) needs a quiet machine
+to be shown. See docs/plan.md, Issue 18.
 
 Measured 2026-11-21 on the 2-core dev machine, SQLite, when it was quiet (load average < 2.5):
 5,000 chargers held; meter values every 2.5 s (x4 compressed): 2,167 msg/s steady, p50 3.2 ms,
