@@ -31,6 +31,7 @@ from api.areas import (
     documents,
     dunning,
     invoices,
+    load,
     ocpi,
     ocpp,
     partners,
@@ -118,7 +119,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     adhoc_start, adhoc_stop = adhoc.lifespan_hooks()
     app = Litestar(
         route_handlers=[health, apidocs.static_router(), tenancy.router, tokens.router, customers.router, sites.router,
-                        partners.router, rulesets.router, pricing.router, sessions.router, audit.router, ocpp.router, documents.router,
+                        partners.router, rulesets.router, pricing.router, sessions.router, audit.router, ocpp.router, load.router, documents.router,
                         billing.router, invoices.router, receivables.router,
                         bank.router, collections.router, payouts.router, clearing.router, ocpi.ocpi_router, ocpi.admin_router, dunning.router, accounting.router,
                         reservations.router,

@@ -289,6 +289,8 @@ class Location(SQLModel, table=True):
     longitude: Decimal | None = _dec()
     site_host_id: str | None = Field(default=None, foreign_key="partner.id", index=True, max_length=40)
     ruleset_id: str | None = Field(default=None, foreign_key="ruleset.id", max_length=40)
+    # the site's grid connection shared by its running sessions (issue 18, load limits; None: no limit)
+    capacity_kw: Decimal | None = _dec()
     created_at: datetime = _created()
 
 

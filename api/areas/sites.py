@@ -31,6 +31,9 @@ class LocationCreate(WriteModel):
     longitude: DecimalStr | None = None
     site_host_id: RefId = None
     ruleset_id: RefId = Field(None, description="ruleset that rates this site's sessions")
+    capacity_kw: DecimalStr | None = Field(
+        None, description="the site's grid connection in kW, shared by its running sessions by priority with "
+                          "charging profiles (load limits); omit or null: no limit")
 
 
 LocationUpdate = update_of(LocationCreate, "LocationUpdate")
@@ -67,12 +70,25 @@ EvseRead = read_of(EvseCreate, "EvseRead")
 
 
 def _check_location(_scope: Scope, values: dict[str, Any], _existing: Any) -> None:
+    cap = values.get("capacity_kw")
+    if cap is not None:
+        from decimal import Decimal
+
+        if not Decimal(0) < Decimal(str(cap)) <= Decimal(1_000_000):
+            raise InvalidInput("invalid_capacity", "capacity_kw must be more than 0 and at most 1,000,000 kW")
     if values.get("site_host_id"):
         host = _scope.repo(Partner, "partner", "par").get(values["site_host_id"])
         # an employee hosts the home charger of a company car (its energy is reimbursed to them)
         if host.kind not in ("site_host", "employee"):
             raise InvalidInput("not_a_site_host", f"partner {host.id!r} is a {host.kind}, not a site_host "
                                                   "(or an employee with a home charger)")
+
+
+def _location_written(scope: Scope, obj: Any) -> None:
+    # the gateway of this process recomputes the site's limits once the change has committed
+    from api.ocpp.load import notify_capacity_change
+
+    notify_capacity_change(scope.db, obj.id)
 
 
 def _check_evse(scope: Scope, values: dict[str, Any], _existing: Any) -> None:
@@ -114,7 +130,8 @@ router = Router(path="/", route_handlers=[
                 model=Location, create=LocationCreate, update=LocationUpdate, read=LocationRead,
                 filters={"country": str, "site_host_id": str, "code": str}, search_cols=("name", "city", "code"),
                 refs={"site_host_id": Ref(Partner, "partner"), "ruleset_id": Ref(Ruleset, "ruleset")},
-                clearable=("site_host_id", "ruleset_id", "latitude", "longitude"), validate=_check_location),
+                clearable=("site_host_id", "ruleset_id", "latitude", "longitude", "capacity_kw"),
+                validate=_check_location, on_write=_location_written),
     crud_router(path="/charge-points", tag="sites", entity="charge_point", plural="charge_points", prefix="cp",
                 model=ChargePoint, create=ChargePointCreate, update=ChargePointUpdate, read=ChargePointRead,
                 filters={"location_id": str, "status": str}, search_cols=("identity", "vendor", "model"),

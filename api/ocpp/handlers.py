@@ -349,6 +349,7 @@ class Handler16(GatewayMixin, ChargePoint16):
         if kw.get("reservation_id") is not None:  # issue 18: the reservation this start uses
             await self.gw.db.write(lambda db: reservations.link_start(
                 db, self.cp, tx_id, kw["reservation_id"], service.parse_time(timestamp)))
+        self.gw.load.started(self.cp.location_id, tx_id)  # recomputed after this answer, off the hot path
         return result16.StartTransaction(transaction_id=tx_id, id_tag_info={"status": status})
 
     @on(Action16.meter_values)
@@ -374,6 +375,7 @@ class Handler16(GatewayMixin, ChargePoint16):
         tx_id, ready = await self.gw.db.write(lambda db: service.stop_transaction_16(
             db, self.cp, transaction_id, meter_stop, timestamp, reason, id_tag, readings))
         self._own_tx.discard(transaction_id)
+        self.gw.load.stopped(self.cp.location_id, tx_id)
         if ready:
             self._finish(tx_id)
         # the stop is accepted whatever the token: the energy was delivered and is billed
@@ -437,6 +439,8 @@ class Handler201(GatewayMixin, ChargePoint201):
         if kw.get("reservation_id") is not None and not out.duplicate:  # issue 18
             await self.gw.db.write(lambda db: reservations.link_start(
                 db, self.cp, out.tx_id, kw["reservation_id"], service.parse_time(timestamp)))
+        if not out.duplicate and event_type in ("Started", "Ended"):
+            (self.gw.load.started if event_type == "Started" else self.gw.load.stopped)(self.cp.location_id, out.tx_id)
         if out.ready:
             self._finish(out.tx_id)
         elif event_type == "Updated" and not out.duplicate and not offline:

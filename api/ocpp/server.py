@@ -39,6 +39,7 @@ from websockets.http11 import Request, Response
 from api.ocpp import service
 from api.ocpp.dbworker import DbWorker
 from api.ocpp.handlers import HANDLERS, GatewayMixin
+from api.ocpp.load import LoadManager
 
 __all__ = [
     "Gateway",
@@ -125,6 +126,7 @@ class Gateway:
         self._pending: dict[str, service.CpInfo] = {}
         self._ready: list[int] = []
         self._finalizer: asyncio.Task[Any] | None = None
+        self.load = LoadManager(self)  # load limits: capacity shared by charging profiles (issue 18)
 
     # --- lifecycle --------------------------------------------------------------------------------
 

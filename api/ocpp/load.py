@@ -1,0 +1,281 @@
+"""Load limits at the gateway (issue 18): a location's capacity shared among its running sessions
+and enforced with charging profiles (1.6J and 2.0.1 ``SetChargingProfile``, purpose TxProfile).
+
+Off the hot path: a start or stop only marks its location (``started``/``stopped``, no I/O) and
+the charger gets its answer at once; a task per location recomputes a moment later, once for
+whatever arrived meanwhile (a burst of starts is one recompute, not hundreds). The location's
+running sessions are kept in memory after the first recompute, so a recompute reads only the
+sessions that just started (and the capacity; a change through the API recomputes at once,
+``notify_capacity_change``). ``runtime.load.allocate`` gives the limits; a
+profile goes only to a session whose limit changed, decreases first (their answers awaited)
+then increases, so the sum of what chargers were told stays under the capacity while limits
+move. Every profile sent and every answer is stored (``store.load.ChargingLimit``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from ocpp.v16 import call as call16
+from ocpp.v201 import call as call201
+
+from runtime.load import Demand, allocate
+from store.load import (
+    capacity_w,
+    record_answers,
+    record_limits,
+    running_sessions,
+    session_priority,
+)
+
+if TYPE_CHECKING:
+    from api.ocpp.server import Gateway
+
+__all__ = ["MIN_RATE_W", "LoadManager", "LoadStats", "notify_capacity_change", "profile_payload"]
+
+log = logging.getLogger("evbill.ocpp.load")
+
+# below these a car stops charging (IEC 61851: 6 A on one phase for AC); a session that cannot get
+# its minimum is paused (limit 0) rather than given a rate it cannot use
+MIN_RATE_W = {"AC": Decimal(1380), "DC": Decimal(1000)}
+
+
+@dataclass
+class LoadStats:
+    recomputes: int = 0
+    profiles_sent: int = 0
+    allocate_s: float = 0.0
+    max_allocate_s: float = 0.0
+    recompute_s: float = 0.0
+    max_sessions: int = 0
+
+
+@dataclass
+class _Running:
+    tx_id: int
+    tenant_id: str
+    charge_point_id: str
+    identity: str
+    version: str
+    ref: str
+    connector_id: int
+    evse_uid: str
+    priority: int
+    max_w: Decimal
+    min_w: Decimal
+    sent_w: Decimal | None = None  # the last limit sent (None: none, it charges at its maximum)
+
+
+@dataclass
+class _Site:
+    location_id: str
+    loaded: bool = False
+    capacity_w: Decimal | None = None
+    sessions: dict[int, _Running] = field(default_factory=dict)
+    new: set[int] = field(default_factory=set)
+    gone: set[int] = field(default_factory=set)
+    reasons: set[str] = field(default_factory=set)
+    dirty: bool = False
+    task: asyncio.Task[Any] | None = None
+
+
+class LoadManager:
+    def __init__(self, gw: Gateway, *, step_w: Decimal = Decimal(100), linger_s: float = 0.05,
+                 min_interval_s: float = 0.5, chunk: int = 200) -> None:
+        self.gw = gw
+        self.step_w = step_w
+        self.linger_s = linger_s  # a start's answer goes out first; starts meanwhile share the recompute
+        self.min_interval_s = min_interval_s  # between recomputes of one location during a burst
+        self.chunk = chunk  # profiles stored and sent together
+        self.sites: dict[str, _Site] = {}
+        self.stats = LoadStats()
+
+    # --- events (called by the protocol handlers; no I/O here) -----------------------------------
+
+    def started(self, location_id: str | None, tx_id: int) -> None:
+        if location_id:
+            site = self._site(location_id)
+            site.new.add(tx_id)
+            site.gone.discard(tx_id)
+            self._kick(site, "session_started")
+
+    def stopped(self, location_id: str | None, tx_id: int) -> None:
+        if location_id:
+            # a site not tracked yet (the gateway restarted): its first recompute loads what runs
+            site = self._site(location_id)
+            site.gone.add(tx_id)
+            site.new.discard(tx_id)
+            self._kick(site, "session_stopped")
+
+    def capacity_changed(self, location_id: str) -> None:
+        """The location's capacity was set, changed or removed through the API."""
+        self._kick(self._site(location_id), "capacity_changed")
+
+    def _site(self, location_id: str) -> _Site:
+        site = self.sites.get(location_id)
+        if site is None:
+            site = self.sites[location_id] = _Site(location_id)
+        return site
+
+    def _kick(self, site: _Site, reason: str) -> None:
+        site.reasons.add(reason)
+        site.dirty = True
+        if site.task is None or site.task.done():
+            site.task = self.gw._spawn(self._run(site))
+
+    async def _run(self, site: _Site) -> None:
+        await asyncio.sleep(self.linger_s)
+        while site.dirty:
+            site.dirty = False
+            t0 = time.perf_counter()
+            try:
+                await self._recompute(site)
+            except Exception:
+                log.exception("load limits at %s: recompute failed", site.location_id)
+            self.stats.recompute_s += time.perf_counter() - t0
+            if site.dirty:
+                await asyncio.sleep(self.min_interval_s)
+
+    # --- the recompute ---------------------------------------------------------------------------
+
+    async def _recompute(self, site: _Site) -> None:
+        new, gone, reasons = site.new, site.gone, site.reasons
+        site.new, site.gone, site.reasons = set(), set(), set()
+        loaded = site.loaded
+        loc = site.location_id
+
+        def read(db: Any) -> tuple[Decimal | None, list[tuple[Any, int]] | None]:
+            cap = capacity_w(db, loc)
+            if cap is None and not loaded:
+                return None, None  # no capacity here: nothing to track (the common case)
+            rows = running_sessions(db, loc, None if not loaded else sorted(new)) if (new or not loaded) else []
+            return cap, [(r, session_priority(db, r.tenant_id, r.id_tag)) for r in rows]
+
+        try:
+            cap, rows = await self.gw.db.read(read)
+        except Exception:
+            # nothing was applied: the next recompute takes these again
+            site.new |= new - site.gone
+            site.gone |= gone
+            raise
+        site.capacity_w = cap
+        if rows is None:
+            return
+        site.loaded = True
+        for r, prio in rows:
+            if r.tx_id in site.sessions:
+                continue
+            max_w = r.max_power_kw * 1000 if r.max_power_kw is not None else (cap or Decimal(0))
+            site.sessions[r.tx_id] = _Running(r.tx_id, r.tenant_id, r.charge_point_id, r.identity, r.ocpp_version,
+                                              r.transaction_ref, r.connector_id, r.evse_uid, prio, max_w,
+                                              MIN_RATE_W.get(r.power_type, Decimal(0)))
+        for tx_id in gone:
+            site.sessions.pop(tx_id, None)
+        running = list(site.sessions.values())
+        self.stats.recomputes += 1
+        self.stats.max_sessions = max(self.stats.max_sessions, len(running))
+        t0 = time.perf_counter()
+        if cap is None:
+            # the capacity was removed: sessions that were limited get their maximum back
+            targets = {s.tx_id: s.max_w for s in running if s.sent_w is not None}
+        else:
+            targets = allocate(cap, [Demand(s.tx_id, s.priority, s.max_w, s.min_w) for s in running], self.step_w)
+        dt = time.perf_counter() - t0
+        self.stats.allocate_s += dt
+        self.stats.max_allocate_s = max(self.stats.max_allocate_s, dt)
+        down: list[tuple[_Running, Decimal]] = []
+        up: list[tuple[_Running, Decimal]] = []
+        for s in running:
+            target = targets.get(s.tx_id)
+            if target is None:
+                continue
+            now = s.sent_w if s.sent_w is not None else (s.max_w // self.step_w) * self.step_w
+            if target < now:
+                down.append((s, target))
+            elif target > now:
+                up.append((s, target))
+        reason = ("session_started" if "session_started" in reasons else
+                  "session_stopped" if "session_stopped" in reasons else "capacity_changed")
+        # decreases first: what the others gain must be free before they take it
+        await self._send(site, down, cap, reason)
+        await self._send(site, up, cap, reason)
+
+    async def _send(self, site: _Site, items: list[tuple[_Running, Decimal]], cap: Decimal | None,
+                    reason: str) -> None:
+        # in chunks: a site-wide change is thousands of rows and calls, and every database job of
+        # the gateway (on SQLite run on its loop) delays chargers' answers while it runs
+        for k in range(0, len(items), self.chunk):
+            await self._send_chunk(site, items[k:k + self.chunk], cap, reason)
+
+    async def _send_chunk(self, site: _Site, items: list[tuple[_Running, Decimal]], cap: Decimal | None,
+                          reason: str) -> None:
+        # sessions that stopped while earlier chunks were out get nothing (the next recompute
+        # hands their share on)
+        items = [(s, t) for s, t in items if s.tx_id not in site.gone and s.tx_id in site.sessions]
+        if not items:
+            return
+        rows = [{"tenant_id": s.tenant_id, "location_id": site.location_id, "transaction_id": s.tx_id,
+                 "charge_point_id": s.charge_point_id, "evse_uid": s.evse_uid[:64], "connector_id": s.connector_id,
+                 "profile_id": s.tx_id, "priority": s.priority, "limit_w": target,
+                 "capacity_w": cap, "reason": reason} for s, target in items]
+        ids = await self.gw.db.write(lambda db: record_limits(db, rows))
+        for s, target in items:
+            s.sent_w = target  # sent once per change, whatever the answer (a refusal is stored, not retried)
+        answers = await asyncio.gather(*(self._one(s, target) for s, target in items))
+        self.stats.profiles_sent += len(items)
+        at = datetime.now(UTC)
+        done = [(lid, status, detail, at) for lid, (status, detail) in zip(ids, answers)]
+        refused = [(s.identity, st) for (s, _), (st, _) in zip(items, answers) if st != "Accepted"]
+        if refused:
+            log.warning("load limits at %s: %d profiles not accepted (%s)", site.location_id, len(refused),
+                        ", ".join(f"{i}: {st}" for i, st in refused[:5]))
+        await self.gw.db.write(lambda db: record_answers(db, done))
+
+    async def _one(self, s: _Running, target: Decimal) -> tuple[str, str]:
+        handler = self.gw.connections.get(s.identity)
+        if handler is None:
+            return "not_connected", ""
+        payload = profile_payload(s.version, s.tx_id, s.ref, s.connector_id, target)
+        try:
+            res = await handler.call(payload, suppress=False,  # type: ignore[attr-defined]
+                                     skip_schema_validation=not self.gw.settings.validate_responses)
+        except Exception as exc:  # noqa: BLE001  (a CALLERROR, a timeout, a closed socket: stored)
+            return "failed", f"{type(exc).__name__}: {exc}"[:300]
+        return str(getattr(res, "status", "") or "unknown"), ""
+
+
+def profile_payload(version: str, profile_id: int, ref: str, connector_id: int, limit_w: Decimal) -> Any:
+    """SetChargingProfile with a TxProfile for the transaction: one period from its start, in W.
+    Kind Relative: the schedule starts with the transaction, no start time to agree on."""
+    limit = int(limit_w) if limit_w == limit_w.to_integral_value() else float(limit_w)
+    period = [{"start_period": 0, "limit": limit}]
+    if version == "2.0.1":
+        return call201.SetChargingProfile(evse_id=connector_id, charging_profile={  # type: ignore[arg-type]
+            "id": profile_id, "stack_level": 0, "charging_profile_purpose": "TxProfile",
+            "charging_profile_kind": "Relative", "transaction_id": ref,
+            "charging_schedule": [{"id": profile_id, "charging_rate_unit": "W", "charging_schedule_period": period}]})
+    return call16.SetChargingProfile(connector_id=connector_id, cs_charging_profiles={
+        "charging_profile_id": profile_id, "transaction_id": int(ref) if ref.isdigit() else profile_id,
+        "stack_level": 0, "charging_profile_purpose": "TxProfile", "charging_profile_kind": "Relative",
+        "charging_schedule": {"charging_rate_unit": "W", "charging_schedule_period": period}})
+
+
+def notify_capacity_change(db: Any, location_id: str) -> None:
+    """Have the gateway of this process (``evbill serve``) recompute the location once the API's
+    transaction that changed its capacity has committed."""
+    from sqlalchemy import event
+
+    from api.ocpp.server import current_gateway
+
+    def after_commit(_session: Any) -> None:
+        gw = current_gateway()
+        if gw is not None and gw.loop is not None:
+            gw.loop.call_soon_threadsafe(gw.load.capacity_changed, location_id)
+
+    event.listen(db, "after_commit", after_commit, once=True)

@@ -1,0 +1,120 @@
+"""Load limits (issue 18): a location's capacity shared among its running sessions by priority.
+
+``allocate`` is pure: capacity and the sessions' demands in, one limit per session out. The
+gateway (``api.ocpp.load``) turns the limits into charging profiles.
+
+The rules, in this order:
+- priorities are served strictly one after another, lowest number first (the depot owner's fleet
+  0, partners 10, ad-hoc 20): a group gets all it wants before the next gets anything, and when a
+  group cannot be served in full, later groups get nothing (what one group could not use is less
+  than a session's minimum rate; giving it away would let a lower priority charge while a higher
+  one waits);
+- within a group the capacity is shared equally (water-filling: a session that wants less than
+  the equal share keeps what it wants, the rest is shared by the others);
+- a session gets 0 (paused) or at least its minimum rate (below ~6 A a car stops charging anyway):
+  when the group's equal share is below a session's minimum, the newest sessions of the group
+  (last in the order given) are paused until the others reach theirs;
+- limits are whole multiples of ``step_w`` (a charger cannot follow a few watts; fewer changes
+  mean fewer profiles sent), the sum never exceeds the capacity.
+All arithmetic is in integer steps, so the sum is exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+__all__ = ["Demand", "allocate"]
+
+
+@dataclass(frozen=True, slots=True)
+class Demand:
+    """A running session as the allocation sees it (watts)."""
+
+    key: Hashable
+    priority: int
+    max_w: Decimal  # what its EVSE (connector) can deliver
+    min_w: Decimal = Decimal(0)  # below this it cannot charge: 0 or at least this
+
+
+def _units(w: Decimal, step: Decimal, rounding: str) -> int:
+    return int((w / step).to_integral_value(rounding=rounding)) if w > 0 else 0
+
+
+def _waterfill(budget: int, caps: list[int]) -> list[int]:
+    """Share ``budget`` equally among sessions wanting at most ``caps`` units each; the units an
+    equal share leaves over go to the first sessions (the order given), one each."""
+    n = len(caps)
+    out = [0] * n
+    order = sorted(range(n), key=lambda i: caps[i])
+    left, rest = budget, n
+    k = 0
+    while k < n and caps[order[k]] * rest <= left:
+        i = order[k]
+        out[i] = caps[i]
+        left -= caps[i]
+        rest -= 1
+        k += 1
+    if rest:
+        level, extra = divmod(left, rest)
+        # the ones still open, back in the order given (the older sessions get the odd units)
+        for i in sorted(order[k:]):
+            out[i] = level + (1 if extra > 0 else 0)
+            extra -= 1
+    return out
+
+
+def _share_group(budget: int, caps: list[int], mins: list[int]) -> list[int]:
+    """Water-filling with minimum rates: the longest prefix (oldest first) whose equal shares all
+    reach their minimums charges, the others wait (0). Feasibility only grows as sessions leave,
+    so the prefix is found by bisection."""
+
+    def fill(k: int) -> list[int] | None:
+        shares = _waterfill(budget, caps[:k])
+        return shares if all(s >= m for s, m in zip(shares, mins[:k])) else None
+
+    best = fill(len(caps))
+    if best is not None:
+        return best
+    lo, hi = 0, len(caps)  # fill(lo) works (nobody), fill(hi) does not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if fill(mid) is not None:
+            lo = mid
+        else:
+            hi = mid
+    shares = fill(lo) or []
+    return shares + [0] * (len(caps) - lo)
+
+
+def allocate(capacity_w: Decimal, demands: Sequence[Demand], step_w: Decimal = Decimal(1)) -> dict[Hashable, Decimal]:
+    """-> the limit (W, a multiple of ``step_w``) of every session in ``demands``. Within a
+    priority the order given is the seniority (oldest first)."""
+    if step_w <= 0:
+        raise ValueError("step_w must be positive")
+    budget = _units(capacity_w, step_w, ROUND_FLOOR)
+    out: dict[Hashable, Decimal] = {}
+    groups: dict[int, list[Demand]] = {}
+    for d in demands:
+        groups.setdefault(d.priority, []).append(d)
+    starved = False
+    for prio in sorted(groups):
+        group = groups[prio]
+        caps = [_units(d.max_w, step_w, ROUND_FLOOR) for d in group]
+        if starved or budget <= 0:
+            for d in group:
+                out[d.key] = Decimal(0)
+            continue
+        mins = [max(1, _units(d.min_w, step_w, ROUND_CEILING)) for d in group]
+        # a session that cannot reach its own minimum even alone never charges
+        caps = [c if c >= m else 0 for c, m in zip(caps, mins)]
+        if sum(caps) <= budget:
+            shares = caps
+        else:
+            shares = _share_group(budget, caps, [m if c else 0 for c, m in zip(caps, mins)])
+            starved = True
+        for d, s in zip(group, shares):
+            out[d.key] = s * step_w
+        budget -= sum(shares)
+    return out

@@ -1,0 +1,303 @@
+"""Load limits (issue 18) over real WebSockets, 1.6J and 2.0.1: a location's capacity shared by
+priority with SetChargingProfile (TxProfile), recomputed at every start and stop, the profiles
+and the chargers' answers stored and read back through the API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from ocpp.routing import on
+from ocpp.v16 import call as call16
+from ocpp.v16 import call_result as result16
+from ocpp.v16.enums import Action as Action16
+from ocpp.v201 import call as call201
+from ocpp.v201 import call_result as result201
+from ocpp.v201.enums import Action as Action201
+
+from tests.api.conftest import _ok
+from tests.api.ocpp.conftest import Charger16, Charger201, OcppEnv, connect, run
+
+CAPACITY_KW = "30"
+_n = itertools.count()
+
+
+class Load16(Charger16):
+    """A 1.6J charger that records the profiles it is sent and answers with ``answer``."""
+
+    answer = "Accepted"
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.profiles: list[dict[str, Any]] = []
+
+    @on(Action16.set_charging_profile)
+    def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]) -> Any:
+        self.profiles.append({"connector_id": connector_id, **cs_charging_profiles})
+        return result16.SetChargingProfile(status=self.answer)
+
+
+class Rejecting16(Load16):
+    answer = "Rejected"
+
+
+class Load201(Charger201):
+    answer = "Accepted"
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.profiles: list[dict[str, Any]] = []
+
+    @on(Action201.set_charging_profile)
+    def on_set_charging_profile(self, evse_id: int, charging_profile: dict[str, Any], **kw: Any) -> Any:
+        self.profiles.append({"evse_id": evse_id, **charging_profile})
+        return result201.SetChargingProfile(status=self.answer)
+
+
+class Rejecting201(Load201):
+    answer = "Rejected"
+
+
+def _site(oe: OcppEnv, capacity_kw: str | None) -> str:
+    c, h = oe.client, oe.h()
+    n = next(_n)
+    body: dict[str, Any] = {"code": f"load_{n}", "name": f"Depot {n}", "country": "DE", "timezone": "Europe/Berlin",
+                            "ruleset_id": oe.ids["ruleset_id"]}
+    if capacity_kw is not None:
+        body["capacity_kw"] = capacity_kw
+    loc = _ok(c.post("/locations", json=body, headers=h))["id"]
+    _ok(c.post("/access-rules", json={"location_id": loc, "subject": "anyone"}, headers=h))
+    return str(loc)
+
+
+def _tokens(oe: OcppEnv) -> dict[str, str]:
+    """A partner fleet's tokens (priority 10) and one of the tenant's own contract tokens (0)."""
+    c, h = oe.client, oe.h()
+    if "load_partner" not in oe.ids:
+        oe.ids["load_partner"] = _ok(c.post("/partners", json={"kind": "fleet", "name": "Partner fleet"},
+                                            headers=h))["id"]
+        for uid in ("PARTNER-1", "PARTNER-2"):
+            _ok(c.post("/tokens", json={"uid": uid, "issuing_partner_id": oe.ids["load_partner"]}, headers=h))
+        _ok(c.post("/tokens", json={"uid": "FLEET-OWN-1", "contract_id": oe.ids["contract_id"]}, headers=h))
+    return {"p1": "PARTNER-1", "p2": "PARTNER-2", "own": "FLEET-OWN-1"}
+
+
+def _limits(cp: Any) -> list[float]:
+    """The limits (W) a charger was sent, in order."""
+    out = []
+    for p in cp.profiles:
+        sched = p["charging_schedule"]
+        sched = sched[0] if isinstance(sched, list) else sched
+        assert sched["charging_rate_unit"] == "W"
+        assert p["charging_profile_purpose"] == "TxProfile"
+        out.append(float(sched["charging_schedule_period"][0]["limit"]))
+    return out
+
+
+async def _idle(oe: OcppEnv) -> None:
+    # the gateway's loop is another thread; ours must keep running so the chargers answer
+    await asyncio.get_running_loop().run_in_executor(None, oe.idle)
+
+
+class Station:
+    """One charger at the site, driving 1.6J or 2.0.1 transactions."""
+
+    def __init__(self, oe: OcppEnv, ident: str, version: str, cp: Any) -> None:
+        self.oe, self.ident, self.version, self.cp = oe, ident, version, cp
+        self.tx: Any = None
+        self.seq = 0
+
+    async def start(self, tag: str, at: str) -> None:
+        if self.version == "1.6":
+            res = await self.cp.call(call16.StartTransaction(connector_id=1, id_tag=tag, meter_start=0, timestamp=at))
+            self.tx = res.transaction_id
+            return
+        self.tx = f"TX-{self.ident}-{self.seq}"
+        await self.cp.call(call201.TransactionEvent(
+            event_type="Started", timestamp=at, trigger_reason="Authorized", seq_no=self.seq,
+            transaction_info={"transaction_id": self.tx}, id_token={"id_token": tag, "type": "ISO14443"},
+            evse={"id": 1, "connector_id": 1}))
+        self.seq += 1
+
+    async def stop(self, at: str) -> None:
+        if self.version == "1.6":
+            await self.cp.call(call16.StopTransaction(meter_stop=5000, timestamp=at, transaction_id=self.tx))
+            return
+        await self.cp.call(call201.TransactionEvent(
+            event_type="Ended", timestamp=at, trigger_reason="EVCommunicationLost", seq_no=self.seq,
+            transaction_info={"transaction_id": self.tx, "stopped_reason": "EVDisconnected"}))
+        self.seq += 1
+
+
+@contextlib.asynccontextmanager
+async def stations(oe: OcppEnv, version: str, specs: list[tuple[str, type]]) -> AsyncIterator[list[Station]]:
+    async with contextlib.AsyncExitStack() as stack:
+        out = []
+        for ident, cls in specs:
+            cp = await stack.enter_async_context(connect(oe, ident, version, charger=cls))
+            out.append(Station(oe, ident, version, cp))
+        yield out
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_capacity_shared_by_priority(ocpp_env: OcppEnv, version: str) -> None:
+    oe = ocpp_env
+    tag = _tokens(oe)
+    loc = _site(oe, CAPACITY_KW)
+    v = version.replace(".", "")
+    idents = [f"LOAD{v}-A", f"LOAD{v}-B", f"LOAD{v}-C"]
+    for ident in idents:
+        oe.add_charger(ident, location_id=loc)  # each one EVSE of 22 kW
+    load_cls = Load16 if version == "1.6" else Load201
+
+    async def scenario() -> tuple[list[list[float]], Any]:
+        async with stations(oe, version, [(idents[0], load_cls), (idents[1], load_cls),
+                                          (idents[2], load_cls)]) as (a, b, c):
+            # one partner session alone: 22 kW fit in 30 kW, no profile
+            await a.start(tag["p1"], "2026-03-10T08:00:00Z")
+            await _idle(oe)
+            assert _limits(a.cp) == []
+            # a second partner session: the two share 30 kW equally
+            await b.start(tag["p2"], "2026-03-10T08:05:00Z")
+            await _idle(oe)
+            assert _limits(a.cp) == [15000] and _limits(b.cp) == [15000]
+            # the depot owner's fleet (priority 0) takes its 22 kW from them; it needs no profile itself
+            await c.start(tag["own"], "2026-03-10T08:10:00Z")
+            await _idle(oe)
+            assert _limits(a.cp) == [15000, 4000] and _limits(b.cp) == [15000, 4000]
+            assert _limits(c.cp) == []
+            alloc = _ok(oe.client.get(f"/locations/{loc}/load", headers=oe.h()))
+            # the fleet stops: its share goes back
+            await c.stop("2026-03-10T09:00:00Z")
+            await _idle(oe)
+            assert _limits(a.cp) == [15000, 4000, 15000] and _limits(b.cp) == [15000, 4000, 15000]
+            # profiles name the transaction, as the version spells it
+            p = a.cp.profiles[-1]
+            if version == "1.6":
+                assert p["transaction_id"] == a.tx and p["connector_id"] == 1 and p["stack_level"] == 0
+            else:
+                assert p["transaction_id"] == a.tx and p["evse_id"] == 1
+                assert p["charging_schedule"][0]["charging_schedule_period"] == [{"start_period": 0, "limit": 15000}]
+            # a stops: b is alone and gets its EVSE's maximum back
+            await a.stop("2026-03-10T10:00:00Z")
+            await _idle(oe)
+            assert _limits(b.cp) == [15000, 4000, 15000, 22000] and len(_limits(a.cp)) == 3
+            await b.stop("2026-03-10T10:00:00Z")
+            await _idle(oe)
+            return [_limits(s.cp) for s in (a, b, c)], alloc
+
+    limits, alloc = run(scenario())
+    assert limits == [[15000, 4000, 15000], [15000, 4000, 15000, 22000], []]
+    assert alloc["capacity_kw"] == "30"
+    by_cp = {s["charge_point_id"]: s for s in alloc["sessions"]}
+    assert {by_cp[oe.ids[i]]["limit_kw"] for i in idents[:2]} == {"4"}
+    assert by_cp[oe.ids[idents[2]]]["limit_kw"] is None and by_cp[oe.ids[idents[2]]]["max_power_kw"] == "22"
+    assert alloc["allocated_kw"] == "30"
+    hist = _ok(oe.client.get(f"/locations/{loc}/load/history", params={"limit": 200}, headers=oe.h()))["items"]
+    assert all(h["status"] == "Accepted" and h["answered_at"] for h in hist)
+    assert [h["reason"] for h in reversed(hist)] == ["session_started"] * 4 + ["session_stopped"] * 3
+    assert [h["limit_kw"] for h in reversed(hist)][-3:] == ["15", "15", "22"]
+    assert {(h["priority"], h["capacity_kw"]) for h in hist} == {(10, "30")}
+    # nothing runs any more: the allocation is empty
+    assert _ok(oe.client.get(f"/locations/{loc}/load", headers=oe.h()))["sessions"] == []
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_rejected_answer_stored_and_no_capacity_no_profiles(ocpp_env: OcppEnv, version: str) -> None:
+    oe = ocpp_env
+    tag = _tokens(oe)
+    v = version.replace(".", "")
+    limited, free = _site(oe, "20"), _site(oe, None)
+    oe.add_charger(f"REJ{v}-A", location_id=limited)
+    oe.add_charger(f"REJ{v}-B", location_id=limited)
+    oe.add_charger(f"FREE{v}-A", location_id=free)
+    oe.add_charger(f"FREE{v}-B", location_id=free)
+    load_cls, rejecting = (Load16, Rejecting16) if version == "1.6" else (Load201, Rejecting201)
+
+    async def scenario() -> None:
+        async with stations(oe, version, [(f"REJ{v}-A", load_cls), (f"REJ{v}-B", rejecting),
+                                          (f"FREE{v}-A", load_cls), (f"FREE{v}-B", load_cls)]) as (a, b, fa, fb):
+            await a.start(tag["p1"], "2026-03-11T08:00:00Z")
+            await b.start(tag["p2"], "2026-03-11T08:00:05Z")
+            await fa.start(tag["p1"], "2026-03-11T08:00:00Z")
+            await fb.start(tag["p2"], "2026-03-11T08:00:05Z")
+            await _idle(oe)
+            assert _limits(a.cp)[-1] == 10000 and _limits(b.cp)[-1] == 10000
+            # no capacity at the other site: nothing is limited there
+            assert fa.cp.profiles == [] and fb.cp.profiles == []
+            for s in (a, b, fa, fb):
+                await s.stop("2026-03-11T09:00:00Z")
+            await _idle(oe)
+
+    run(scenario())
+    hist = _ok(oe.client.get(f"/locations/{limited}/load/history", headers=oe.h()))["items"]
+    by_cp = {}
+    for h in reversed(hist):
+        by_cp.setdefault(h["charge_point_id"], []).append(h)
+    # (a alone may have been sent 20 kW first, when its start was recomputed before b's)
+    # (and b, when a's stop was recomputed before its own, 20 kW alone)
+    first_b = by_cp[oe.ids[f"REJ{v}-B"]][0]
+    assert (first_b["status"], first_b["limit_kw"]) == ("Rejected", "10")
+    assert {x["status"] for x in by_cp[oe.ids[f"REJ{v}-B"]]} == {"Rejected"}
+    assert by_cp[oe.ids[f"REJ{v}-A"]][-1]["status"] == "Accepted"
+    assert by_cp[oe.ids[f"REJ{v}-A"]][-1]["limit_kw"] == "10"
+    assert _ok(oe.client.get(f"/locations/{free}/load/history", headers=oe.h()))["items"] == []
+    free_alloc = _ok(oe.client.get(f"/locations/{free}/load", headers=oe.h()))
+    assert free_alloc["capacity_kw"] is None and free_alloc["sessions"] == []
+
+
+def test_capacity_validated(ocpp_env: OcppEnv) -> None:
+    oe = ocpp_env
+    c, h = oe.client, oe.h()
+    base = {"name": "Bad", "country": "DE", "timezone": "Europe/Berlin"}
+    for bad in ("0", "-5", "2000000", "abc"):
+        r = c.post("/locations", json={**base, "capacity_kw": bad}, headers=h)
+        assert 400 <= r.status_code < 500, (bad, r.status_code, r.text)
+    loc = _site(oe, "50")
+    assert _ok(c.get(f"/locations/{loc}", headers=h))["capacity_kw"] == "50"
+    r = c.patch(f"/locations/{loc}", json={"capacity_kw": "0"}, headers=h)
+    assert r.status_code == 422 and r.json()["code"] == "invalid_capacity"
+    _ok(c.patch(f"/locations/{loc}", json={"capacity_kw": None}, headers=h))
+    assert _ok(c.get(f"/locations/{loc}", headers=h))["capacity_kw"] is None
+    r = c.get(f"/locations/{loc}/load/history", params={"cursor": "nope"}, headers=h)
+    assert r.status_code == 422
+    # another tenant sees nothing of it
+    assert c.get(f"/locations/{loc}/load", headers=oe.env.b.h()).status_code == 404
+
+
+def test_capacity_set_and_removed_through_the_api_applies_at_once(ocpp_env: OcppEnv) -> None:
+    oe = ocpp_env
+    tag = _tokens(oe)
+    loc = _site(oe, None)
+    oe.add_charger("CAPCHG-A", location_id=loc)
+    oe.add_charger("CAPCHG-B", location_id=loc)
+
+    async def patch(capacity: str | None) -> None:
+        def go() -> None:
+            _ok(oe.client.patch(f"/locations/{loc}", json={"capacity_kw": capacity}, headers=oe.h()))
+            oe.idle()
+        await asyncio.get_running_loop().run_in_executor(None, go)
+
+    async def scenario() -> list[list[float]]:
+        async with stations(oe, "1.6", [("CAPCHG-A", Load16), ("CAPCHG-B", Load16)]) as (a, b):
+            await a.start(tag["p1"], "2026-03-12T08:00:00Z")
+            await b.start(tag["p2"], "2026-03-12T08:00:05Z")
+            await _idle(oe)
+            assert a.cp.profiles == [] and b.cp.profiles == []  # no capacity: no limits
+            await patch("16")  # the site's connection is 16 kW after all: 8 kW each, at once
+            assert _limits(a.cp) == [8000] and _limits(b.cp) == [8000]
+            await patch(None)  # removed: both get their EVSE's maximum back
+            out = [_limits(a.cp), _limits(b.cp)]
+            await a.stop("2026-03-12T09:00:00Z")
+            await b.stop("2026-03-12T09:00:00Z")
+            await _idle(oe)
+            return out
+
+    assert run(scenario()) == [[8000, 22000], [8000, 22000]]
+    hist = _ok(oe.client.get(f"/locations/{loc}/load/history", headers=oe.h()))["items"]
+    assert [(h["reason"], h["capacity_kw"], h["limit_kw"]) for h in hist] == [
+        ("capacity_changed", None, "22")] * 2 + [("capacity_changed", "16", "8")] * 2

@@ -1,0 +1,86 @@
+"""Load limits: the pure allocation of a location's capacity (runtime/load.py)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from runtime.load import Demand, allocate
+
+D = Decimal
+
+
+def test_two_share_a_third_of_higher_priority_takes_from_them() -> None:
+    two = [Demand("a", 20, D(22000), D(1380)), Demand("b", 20, D(22000), D(1380))]
+    assert allocate(D(30000), two) == {"a": D(15000), "b": D(15000)}
+    fleet = [*two, Demand("f", 0, D(22000), D(1380))]
+    assert allocate(D(30000), fleet) == {"f": D(22000), "a": D(4000), "b": D(4000)}
+    # the fleet stops: the capacity goes back
+    assert allocate(D(30000), two) == {"a": D(15000), "b": D(15000)}
+
+
+def test_enough_capacity_everyone_gets_the_evse_maximum() -> None:
+    ds = [Demand(i, 10, D(11000)) for i in range(4)]
+    assert allocate(D(50000), ds) == dict.fromkeys(range(4), D(11000))
+
+
+def test_below_the_minimum_the_newest_waits() -> None:
+    ds = [Demand(i, 20, D(22000), D(4000)) for i in range(3)]
+    # 10 kW: three would get 3.33 kW each, below 4 kW; the newest (last) is paused
+    assert allocate(D(10000), ds) == {0: D(5000), 1: D(5000), 2: D(0)}
+
+
+def test_water_filling_a_small_evse_keeps_what_it_wants() -> None:
+    ds = [Demand("small", 10, D(3700)), Demand("x", 10, D(22000)), Demand("y", 10, D(22000))]
+    assert allocate(D(20000), ds) == {"small": D(3700), "x": D(8150), "y": D(8150)}
+
+
+def test_steps_and_odd_units_go_to_the_oldest() -> None:
+    ds = [Demand(i, 10, D(22000)) for i in range(3)]
+    got = allocate(D(10000), ds, step_w=D(100))
+    assert got == {0: D(3400), 1: D(3300), 2: D(3300)}
+    with pytest.raises(ValueError):
+        allocate(D(10000), ds, step_w=D(0))
+
+
+def test_no_capacity_nobody_charges() -> None:
+    assert allocate(D(0), [Demand("a", 0, D(11000))]) == {"a": D(0)}
+    assert allocate(D(1000), [Demand("a", 0, D(11000), D(1380))]) == {"a": D(0)}
+
+
+demand = st.builds(
+    Demand, key=st.just(None), priority=st.sampled_from([0, 10, 20]),
+    max_w=st.decimals(min_value=0, max_value=350000, places=1),
+    min_w=st.sampled_from([D(0), D(1380), D(4140), D(10000)]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(capacity=st.decimals(min_value=0, max_value=2_000_000, places=3),
+       raw=st.lists(demand, max_size=40), step=st.sampled_from([D(1), D(100), D("0.1")]))
+def test_properties(capacity: Decimal, raw: list[Demand], step: Decimal) -> None:
+    ds = [Demand(i, d.priority, d.max_w, d.min_w) for i, d in enumerate(raw)]
+    got = allocate(capacity, ds, step)
+    assert set(got) == {d.key for d in ds}
+    # the sum never exceeds the capacity
+    assert sum(got.values(), D(0)) <= capacity
+    floor_max = {d.key: (d.max_w // step) * step for d in ds}
+    for d in ds:
+        lim = got[d.key]
+        assert D(0) <= lim <= d.max_w
+        assert lim % step == 0
+        assert lim == 0 or lim >= d.min_w  # paused, or at least the minimum rate
+    wants_more = {d.key for d in ds if got[d.key] < floor_max[d.key] and floor_max[d.key] >= max(d.min_w, step)}
+    for a in ds:
+        for b in ds:
+            if a.key in wants_more and a.priority < b.priority:
+                # a higher priority that wants more: every lower one gets nothing
+                assert got[b.key] == 0
+            if (a.priority == b.priority and a.key in wants_more and b.key in wants_more
+                    and got[a.key] > 0 and got[b.key] > 0):
+                assert abs(got[a.key] - got[b.key]) <= step  # equal shares within a priority
+    # capacity for everyone: everyone gets the maximum (in steps)
+    if sum(floor_max.values(), D(0)) <= capacity:
+        assert all(got[d.key] == floor_max[d.key] or floor_max[d.key] < max(d.min_w, step) for d in ds)
