@@ -108,6 +108,10 @@ def test_responses_for_real_objects_match_the_schema() -> None:
         # the seeded dunning case waits for stage 2: it was not handed over to a collection agency
         ok = ok or (op_id == "download_dunning_hand_over" and resp.status_code == 404
                     and resp.json().get("code") == "dunning_hand_over_not_found")
+        # the seeded session came from a JSON import: it has no signed meter data (Eichrecht; the
+        # XML file itself is checked in tests/api/ocpp/test_eichrecht.py with a charger's session)
+        ok = ok or (op_id == "get_session_signed_data" and resp.status_code == 404
+                    and resp.json().get("code") == "signed_data_not_found")
         # objects the fixtures do not seed (areas added later) can only be missing
         ok = ok or (UNSEEDED in str(params.values()) and resp.status_code == 404)
         assert ok, (op_id, resp.status_code, resp.text)
