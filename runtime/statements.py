@@ -36,8 +36,9 @@ computed from these records, never by editing an issued statement.
 ``breakdown`` (issue 18) reports the revenue per cost centre (the session's, taken from its token
 or contract when it was stored; "" for none) and per site: sessions, kWh, net, VAT and gross per
 currency. Each revenue line's rounded net and VAT are apportioned to the cost centres (and,
-separately, to the sites) by the largest remainder of their exact parts (``runtime.money.allocate``),
-so each column of either table adds up to the statement's revenue totals exactly.
+separately, to the sites) by the largest remainder of their exact parts (``apportion``), so each
+column of either table adds up to the statement's revenue totals exactly and each row stays within
+a cent per revenue line of its sessions' exact revenue.
 """
 
 from __future__ import annotations
@@ -47,12 +48,12 @@ import fnmatch
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from functools import partial
 from typing import Any
 
 from runtime.invoicing import Period, ad_hoc_period
-from runtime.money import ZERO, allocate, minor_unit, quantize
+from runtime.money import ZERO, minor_unit, quantize
 from runtime.rating import PriceSeries
 from runtime.sessions import SessionFacts
 from runtime.settlements import CommissionTerms, EnergyReimbursement, Stretch, commission_days
@@ -314,6 +315,27 @@ class BreakdownRow:
 BREAKDOWN_DIMENSIONS = ("cost_centre", "site")
 
 
+def apportion(total: Decimal, parts: Sequence[Decimal], places: int) -> tuple[Decimal, ...]:
+    """``total`` (the rounding of ``sum(parts)``, in ``places``) as one amount per exact part: each
+    part rounded down to the unit, the units left over to the largest remainders (earlier parts
+    first on ties), or taken from the smallest when the total lies below. Unlike a pro-rata split,
+    each amount stays within a unit of its part whatever the parts' signs (a negative correction
+    beside positive revenue)."""
+    if not parts:
+        return ()
+    unit = Decimal(1).scaleb(-places)
+    floors = [(p / unit).to_integral_value(rounding=ROUND_FLOOR) for p in parts]
+    left = int((total / unit).to_integral_value() - sum(floors, ZERO))
+    order = sorted(range(len(parts)), key=lambda i: (-(parts[i] / unit - floors[i]), i))
+    if left < 0:
+        order, step = order[::-1], -1
+    else:
+        step = 1
+    for n in range(abs(left)):
+        floors[order[n % len(order)]] += step
+    return tuple((f * unit).quantize(unit) for f in floors)
+
+
 def breakdown(sessions: Sequence[SessionRevenue], lines: Sequence[StatementLine]) -> tuple[BreakdownRow, ...]:
     """Energy and revenue per cost centre, then per site, each by currency and key: the revenue
     lines' net and VAT apportioned to the keys by their sessions' exact nets at each line's rate."""
@@ -336,11 +358,11 @@ def breakdown(sessions: Sequence[SessionRevenue], lines: Sequence[StatementLine]
                 for s in mine:
                     exact[key_of(s)] += sum((n for r, n in s.lines if r == ln.tax_rate), ZERO)
                 places = minor_unit(cur)
-                weights = [exact[k] for k in keys]
-                for k, part in zip(keys, allocate(ln.net, weights, places), strict=True):
+                parts = [exact[k] for k in keys]
+                for k, part in zip(keys, apportion(ln.net, parts, places), strict=True):
                     net[k] += part
-                tax_weights = [w * ln.tax_rate / 100 for w in weights]
-                for k, part in zip(keys, allocate(ln.tax, tax_weights, places), strict=True):
+                for k, part in zip(keys, apportion(ln.tax, [p * ln.tax_rate / 100 for p in parts], places),
+                                   strict=True):
                     tax[k] += part
             for k in keys:
                 ks = [s for s in mine if key_of(s) == k]

@@ -83,6 +83,7 @@ add_texts({
     "by_cost_centre": ("Energie und Umsatz je Kostenstelle", "Energy and revenue per cost centre"),
     "by_site": ("Energie und Umsatz je Standort", "Energy and revenue per site"),
     "vat_amount": ("USt", "VAT"),
+    "revenue_vat": ("Ladeumsatz, USt {rate} %", "Charging revenue, VAT {rate}%"),
     "breakdown_reconciles": ("Jede Tabelle ergibt den Ladeumsatz der Abrechnung (gerundete Beträge nach den genauen "
                              "Umsätzen der Ladevorgänge aufgeteilt).",
                              "Each table adds up to the statement's charging revenue (rounded amounts apportioned "
@@ -239,7 +240,8 @@ def _breakdown(row: dict[str, Any]) -> list[dict[str, Any]]:
     from api.areas.statements import breakdown_of
 
     tables = []
-    for dim, rows in breakdown_of(row).items():
+    for name, rows in breakdown_of(row).items():
+        dim = name.removesuffix("s")  # cost_centre | site: the texts' keys
         for cur in sorted({b["currency"] for b in rows}):
             mine = [{**b, **{k: Decimal(str(b[k])) for k in ("energy_kwh", "net", "tax", "gross")}}
                     for b in rows if b["currency"] == cur]

@@ -22,7 +22,7 @@ __all__ = ["PARTNER_STATEMENT_LABELS", "PartnerStatementDoc", "StatementPart", "
 
 PARTNER_STATEMENT_LABELS: Final[dict[str, dict[str, str]]] = {
     "de": {
-        "title": "Partnerabrechnung", "number": "Abrechnungsnummer", "issued": "Ausgestellt am",
+        "title": "Partnerabrechnung", "number": "Nummer", "issued": "Ausgestellt am",
         "period": "Zeitraum", "partner": "Partner", "lines": "Abrechnungspositionen", "item": "Position",
         "sessions": "Ladevorgänge", "energy": "Energie (kWh)", "net": "Netto", "tax": "USt", "gross": "Brutto",
         "revenue": "Ladeumsatz, USt {rate}", "by_cost_centre": "Energie und Umsatz je Kostenstelle",

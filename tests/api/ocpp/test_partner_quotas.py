@@ -91,8 +91,8 @@ def test_quota_refuses_in_its_window_only_and_a_stop_frees_the_slot(ocpp_env: Oc
                    ("QX-3", "Accepted", "allowed_by_rule:partner"), ("QX-1", "Accepted", "allowed_by_rule:partner")]
     refused = _ok(oe.client.get(f"/locations/{ids['quota_a']}/authorizations", params={"status": "Invalid"},
                                 headers=oe.h()))["items"]
-    rule = [r for r in _ok(oe.client.get("/access-rules", params={"location_id": ids["quota_a"]},
-                                         headers=oe.h()))["items"] if r["effect"] == "limit"][0]
+    rule = next(r for r in _ok(oe.client.get("/access-rules", params={"location_id": ids["quota_a"]},
+                                         headers=oe.h()))["items"] if r["effect"] == "limit")
     assert refused[0]["rule_id"] == rule["id"] and rule["max_sessions"] == 2 and rule["session_priority"] == 5
     # the running sessions hold their slots at 10:20 local (QX-2 and QX-3, both in the window)
     _tx, again = run(_start(oe, "CP-QA-2", "QX-1", tue.format("09:20")))
