@@ -46,7 +46,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from runtime.sessions import SessionFacts, SessionInputError
-from runtime.statements import SessionRevenue, StatementDraft
+from runtime.statements import BreakdownRow, SessionRevenue, StatementDraft
 from store.audit import Actor, append_audit
 from store.errors import Conflict
 from store.models import ChargingSession, Location, RatedLineRow, Tenant, metadata
@@ -413,7 +413,6 @@ def statement_document(db: Session, tenant_id: str, row: dict[str, Any]) -> Any:
     from runtime.documents.partner_statement import (
         PARTNER_STATEMENT_LABELS,
         PartnerStatementDoc,
-        StatementPart,
         StatementRow,
     )
     from store.documents import _branding, tenant_seller
@@ -426,7 +425,7 @@ def statement_document(db: Session, tenant_id: str, row: dict[str, Any]) -> Any:
                if p is not None and (p.street or p.city) else None)
     lines = tuple(StatementRow(ln.kind, ln.currency, ln.tax_rate, ln.sessions, ln.energy_kwh, ln.net, ln.tax, ln.gross)
                   for ln in lines_of(db, row["id"]))
-    parts = tuple(StatementPart(b["dimension"], b["key"], b["label"], b["currency"], int(b["sessions"]),
+    parts = tuple(BreakdownRow(b["dimension"], b["key"], b["label"], b["currency"], int(b["sessions"]),
                                 Decimal(b["energy_kwh"]), Decimal(b["net"]), Decimal(b["tax"]), Decimal(b["gross"]))
                   for b in row.get("breakdown") or [])
     payable = tuple((x["currency"], Decimal(x["payable"])) for x in row["totals"] or [] if Decimal(x["payable"]))

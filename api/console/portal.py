@@ -219,19 +219,28 @@ async def portal_statements(request: Request[Any, Any, Any]) -> Template:
 
 @get("/console/portal/statements/{statement_id:str}", guards=[console_allow("portal")], include_in_schema=False)
 async def portal_statement(request: Request[Any, Any, Any], statement_id: str) -> Template:
-    from store import portal as P
     from store import statements as S
 
-    tenant_id, partner_id = _me(request)
+    tenant_id, _partner_id = _me(request)
     with request.app.state.read_sessions() as db:
-        partner = P.partner_of(db.connection(), tenant_id, partner_id)
-        row = S.statement_row(db, tenant_id, statement_id, only_partner=partner_id) if partner else None
-        if row is None:
-            raise _NotFound
+        partner, row = _my_statement(request, db, statement_id)
         lines = [dict(ln._mapping) for ln in S.lines_of(db, row["id"])]
         tz = _tz(db, tenant_id)
     return _page(request, "portal.html", partner=partner, section="statement", st=_with_last_day([row])[0],
                  lines=lines, tz=tz, breakdown=_breakdown(row))
+
+
+def _my_statement(request: Request[Any, Any, Any], db: Any, statement_id: str) -> tuple[Any, dict[str, Any]]:
+    """(partner, statement row) of the signed-in partner's own issued statement, else not found."""
+    from store import portal as P
+    from store import statements as S
+
+    tenant_id, partner_id = _me(request)
+    partner = P.partner_of(db.connection(), tenant_id, partner_id)
+    row = S.statement_row(db, tenant_id, statement_id, only_partner=partner_id) if partner else None
+    if row is None:
+        raise _NotFound
+    return partner, row
 
 
 def _breakdown(row: dict[str, Any]) -> list[dict[str, Any]]:
@@ -254,15 +263,11 @@ def _breakdown(row: dict[str, Any]) -> list[dict[str, Any]]:
 @get("/console/portal/statements/{statement_id:str}/pdf", guards=[console_allow("portal")], include_in_schema=False)
 async def portal_statement_pdf(request: Request[Any, Any, Any], statement_id: str) -> Response[bytes]:
     from runtime.documents.partner_statement import render_partner_statement
-    from store import portal as P
     from store import statements as S
 
-    tenant_id, partner_id = _me(request)
+    tenant_id, _partner_id = _me(request)
     with request.app.state.read_sessions() as db:
-        partner = P.partner_of(db.connection(), tenant_id, partner_id)
-        row = S.statement_row(db, tenant_id, statement_id, only_partner=partner_id) if partner else None
-        if row is None:
-            raise _NotFound
+        _partner, row = _my_statement(request, db, statement_id)
         doc = S.statement_document(db, tenant_id, row)
     return Response(render_partner_statement(doc), media_type="application/pdf", headers={
         "Content-Disposition": f'inline; filename="{row["number"]}.pdf"', "Cache-Control": "private, no-store"})

@@ -16,9 +16,9 @@ from typing import Any, Final
 from runtime.documents.i18n import date_text, money_text, number_text, rate_text
 from runtime.documents.model import Address, Branding, Seller
 from runtime.money import ZERO
+from runtime.statements import BreakdownRow
 
-__all__ = ["PARTNER_STATEMENT_LABELS", "PartnerStatementDoc", "StatementPart", "StatementRow",
-           "render_partner_statement"]
+__all__ = ["PARTNER_STATEMENT_LABELS", "PartnerStatementDoc", "StatementRow", "render_partner_statement"]
 
 PARTNER_STATEMENT_LABELS: Final[dict[str, dict[str, str]]] = {
     "de": {
@@ -78,21 +78,6 @@ class StatementRow:
 
 
 @dataclass(frozen=True)
-class StatementPart:
-    """One cost centre's or site's row (``runtime.statements.BreakdownRow`` as stored)."""
-
-    dimension: str  # cost_centre | site
-    key: str
-    label: str
-    currency: str
-    sessions: int
-    energy_kwh: Decimal
-    net: Decimal
-    tax: Decimal
-    gross: Decimal
-
-
-@dataclass(frozen=True)
 class PartnerStatementDoc:
     language: str
     number: str
@@ -103,7 +88,7 @@ class PartnerStatementDoc:
     partner_name: str
     address: Address | None
     lines: tuple[StatementRow, ...]
-    parts: tuple[StatementPart, ...]
+    parts: tuple[BreakdownRow, ...]  # per cost centre, then per site
     payable: tuple[tuple[str, Decimal], ...] = ()  # per currency
     branding: Branding = field(default_factory=Branding)
 
