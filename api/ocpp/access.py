@@ -14,8 +14,9 @@ for ``CLAIM_S`` seconds, accepted Authorizes not yet followed by a start (an Aut
 two drivers at the last free connector must not both be let in). Counting and deciding are one
 critical section per location: PostgreSQL locks the location row (``FOR NO KEY UPDATE``) and SQLite
 takes the write lock with a no-op write before counting, in the transaction that then logs the
-decision (the claim) or stores the transaction. A token that already holds a slot there (its own
-running session, a fresh claim) is not counted against itself.
+decision (the claim) or stores the transaction. A token's own fresh claim is not counted against
+it; its own running session is not counted on an Authorize (the driver may be ending it), but is
+when it starts another.
 """
 
 from __future__ import annotations
@@ -198,16 +199,19 @@ def lock_location(db: Session, location_id: str) -> None:
 
 
 def _slots_taken(db: Session, tenant_id: str, location_id: str, rule: _Rule, id_tag: str,
-                 today: date) -> int:
-    """How many slots of ``rule``'s subject are taken at the location (its EVSE, when it names one),
-    not counting ``id_tag``'s own: open accepted transactions and fresh accepted Authorizes not yet
-    followed by a transaction of the same token there."""
+                 today: date, starting: bool) -> int:
+    """How many slots of ``rule``'s subject are taken at the location (its EVSE, when it names one):
+    open accepted transactions and fresh accepted Authorizes not yet followed by a transaction of
+    the same token there. ``id_tag``'s own claim is never counted, its own running transactions
+    only when it is ``starting`` another (an Authorize may be the driver ending the session)."""
     tx = OcppTransaction
     running = select(tx.id_tag).where(tx.tenant_id == tenant_id, tx.location_id == location_id,
-                                      tx.status == "open", tx.auth_status == "Accepted", tx.id_tag != id_tag)
+                                      tx.status == "open", tx.auth_status == "Accepted")
+    if not starting:
+        running = running.where(tx.id_tag != id_tag)
     if rule.evse_uid:
         running = running.where(tx.evse_uid == rule.evse_uid)
-    tags = {t for (t,) in db.execute(running) if t}
+    slots = [t for (t,) in db.execute(running) if t]  # one per running transaction
     ad = AuthorizationDecision
     since = utcnow() - timedelta(seconds=CLAIM_S)
     claims_q = (select(ad.id_tag, func.max(ad.at)).where(
@@ -215,22 +219,22 @@ def _slots_taken(db: Session, tenant_id: str, location_id: str, rule: _Rule, id_
         ad.status == "Accepted", ad.at >= since, ad.id_tag != id_tag).group_by(ad.id_tag))  # type: ignore[arg-type,operator]
     if rule.evse_uid:
         claims_q = claims_q.where(ad.evse_uid == rule.evse_uid)
-    claims = {t: at for t, at in db.execute(claims_q) if t not in tags}
+    claims = {t: at for t, at in db.execute(claims_q) if t not in slots}
     if claims:
         # a claim is used up once the token started a transaction there (running: counted above)
         started = dict(db.execute(select(tx.id_tag, func.max(tx.created_at)).where(
             tx.tenant_id == tenant_id, tx.location_id == location_id,
             tx.id_tag.in_(list(claims))).group_by(tx.id_tag)).all())  # type: ignore[attr-defined]
-        tags.update(t for t, at in claims.items() if t not in started or started[t] < at)
-    if not tags:
+        slots.extend(t for t, at in claims.items() if t not in started or started[t] < at)
+    if not slots:
         return 0
-    holders = _holders(db, tenant_id, tags)
-    return sum(1 for t in tags if (h := holders.get(t)) is not None
+    holders = _holders(db, tenant_id, slots)
+    return sum(1 for t in slots if (h := holders.get(t)) is not None
                and _subject_matches(rule, h, _contract_active(h, today)))
 
 
 def _quota(db: Session, tenant_id: str, location_id: str, limits: list[_Rule], h: _Holder, active: bool,
-           id_tag: str, local: datetime) -> _Rule | None:
+           id_tag: str, local: datetime, starting: bool) -> _Rule | None:
     """The first limit rule the holder falls under whose quota is reached, else None."""
     mine = [r for r in limits if r.max_sessions is not None and _subject_matches(r, h, active)
             and _in_window(r, local)]
@@ -239,7 +243,7 @@ def _quota(db: Session, tenant_id: str, location_id: str, limits: list[_Rule], h
     lock_location(db, location_id)
     for rule in mine:
         assert rule.max_sessions is not None
-        if _slots_taken(db, tenant_id, location_id, rule, id_tag, local.date()) >= rule.max_sessions:
+        if _slots_taken(db, tenant_id, location_id, rule, id_tag, local.date(), starting) >= rule.max_sessions:
             return rule
     return None
 
@@ -279,7 +283,7 @@ def decide(db: Session, tenant_id: str, location_id: str | None, evse_uid: str, 
     d = _admit(rules, h, active, local, ids)
     limits = [r for r in every if r.effect == "limit"]
     if d.accepted and limits and location_id:
-        full = _quota(db, tenant_id, location_id, limits, h, active, id_tag, local)
+        full = _quota(db, tenant_id, location_id, limits, h, active, id_tag, local, context != "Authorize")
         if full is not None:
             return Decision("Invalid", f"{full.subject}_quota_exceeded"[:60], rule_id=full.id, **ids)
     return d

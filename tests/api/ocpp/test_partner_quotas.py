@@ -134,8 +134,19 @@ def test_two_authorizes_for_the_last_slot_and_201(ocpp_env: OcppEnv) -> None:
     assert run(station("QY-1", "TX-QB-2")) == ("Accepted", "Accepted")
     run(_stop(oe, "CP-QB-1", tx, "2026-03-12T10:30:00Z"))
     assert run(station(loser, "TX-QB-3")) == ("Accepted", "Accepted")
+    # the same card again: an Authorize may be the driver ending the session (its own slot), a
+    # second start is a second connector and counts
+
+    async def again() -> tuple[str, str]:
+        async with connect(oe, "CP-QB-1") as cp:
+            auth = await cp.call(call16.Authorize(id_tag=loser))
+            start = await cp.call(call16.StartTransaction(connector_id=1, id_tag=loser, meter_start=0,
+                                                          timestamp="2026-03-12T10:40:00Z"))
+            return str(auth.id_tag_info["status"]), str(start.id_tag_info["status"])
+
+    assert run(again()) == ("Accepted", "Invalid")
     reasons = [r for _, s, r in _log(oe, ids["quota_b"]) if s == "Invalid"]
-    assert reasons and set(reasons) == {"partner_quota_exceeded"} and len(reasons) == 4
+    assert reasons and set(reasons) == {"partner_quota_exceeded"} and len(reasons) == 5
 
 
 def test_session_priority_defaults_and_rules(ocpp_env: OcppEnv) -> None:
