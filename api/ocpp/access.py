@@ -28,7 +28,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from store.adhoc import is_adhoc_tag, tag_decision
@@ -205,13 +205,26 @@ def _slots_taken(db: Session, tenant_id: str, location_id: str, rule: _Rule, id_
     the same token there. ``id_tag``'s own claim is never counted, its own running transactions
     only when it is ``starting`` another (an Authorize may be the driver ending the session)."""
     tx = OcppTransaction
-    running = select(tx.id_tag).where(tx.tenant_id == tenant_id, tx.location_id == location_id,
-                                      tx.status == "open", tx.auth_status == "Accepted")
+    cond = [tx.tenant_id == tenant_id, tx.location_id == location_id, tx.status == "open",
+            tx.auth_status == "Accepted"]
     if not starting:
-        running = running.where(tx.id_tag != id_tag)
+        cond.append(tx.id_tag != id_tag)
     if rule.evse_uid:
-        running = running.where(tx.evse_uid == rule.evse_uid)
-    slots = [t for (t,) in db.execute(running) if t]  # one per running transaction
+        cond.append(tx.evse_uid == rule.evse_uid)
+    per_tag = {t: int(n) for t, n in db.execute(select(tx.id_tag, func.count()).where(*cond).group_by(tx.id_tag))
+               if t}
+    where = _subject_sql(rule)
+    pending: list[str] = []  # tokens whose subject is matched here, one per slot
+    counted = 0
+    if where is not None:
+        # the subject's tokens as a semi-join: a hashed set of the partner's (customer's ...) cards
+        # against the location's running transactions, however many of either
+        theirs = (select(Token.uid).outerjoin(Partner, Partner.id == Token.issuing_partner_id)  # type: ignore[arg-type]
+                  .outerjoin(Contract, Contract.id == Token.contract_id)  # type: ignore[arg-type]
+                  .where(Token.tenant_id == tenant_id, *where))
+        counted = db.execute(select(func.count()).where(*cond, tx.id_tag.in_(theirs))).scalar_one()  # type: ignore[union-attr]
+    else:
+        pending = [t for t, n in per_tag.items() for _ in range(n)]
     ad = AuthorizationDecision
     since = utcnow() - timedelta(seconds=CLAIM_S)
     claims_q = (select(ad.id_tag, func.max(ad.at)).where(
@@ -219,18 +232,33 @@ def _slots_taken(db: Session, tenant_id: str, location_id: str, rule: _Rule, id_
         ad.status == "Accepted", ad.at >= since, ad.id_tag != id_tag).group_by(ad.id_tag))  # type: ignore[arg-type,operator]
     if rule.evse_uid:
         claims_q = claims_q.where(ad.evse_uid == rule.evse_uid)
-    claims = {t: at for t, at in db.execute(claims_q) if t not in slots}
+    claims = {t: at for t, at in db.execute(claims_q) if t not in per_tag}
     if claims:
         # a claim is used up once the token started a transaction there (running: counted above)
         started = dict(db.execute(select(tx.id_tag, func.max(tx.created_at)).where(
             tx.tenant_id == tenant_id, tx.location_id == location_id,
-            tx.id_tag.in_(list(claims))).group_by(tx.id_tag)).all())  # type: ignore[attr-defined]
-        slots.extend(t for t, at in claims.items() if t not in started or started[t] < at)
-    if not slots:
-        return 0
-    holders = _holders(db, tenant_id, slots)
-    return sum(1 for t in slots if (h := holders.get(t)) is not None
-               and _subject_matches(rule, h, _contract_active(h, today)))
+            tx.id_tag.in_(list(claims))).group_by(tx.id_tag)).all())  # type: ignore[union-attr]
+        pending.extend(t for t, at in claims.items() if t not in started or started[t] < at)
+    if pending:
+        holders = _holders(db, tenant_id, pending)
+        counted += sum(1 for t in pending if (h := holders.get(t)) is not None
+                       and _subject_matches(rule, h, _contract_active(h, today)))
+    return int(counted)
+
+
+def _subject_sql(rule: _Rule) -> list[Any] | None:
+    """Conditions on the running transactions' tokens (joined with their partner and contract) that
+    select ``rule``'s subject, for the subjects SQL can say; None: matched in Python."""
+    v = rule.value
+    if rule.subject == "anyone":
+        return []
+    if rule.subject == "partner":
+        return [or_(Partner.id == v, Partner.party_id == v, Partner.name == v)]
+    if rule.subject == "roaming":
+        return [Partner.kind == "emsp"]
+    if rule.subject == "customer":
+        return [Contract.customer_id == v]
+    return None
 
 
 def _quota(db: Session, tenant_id: str, location_id: str, limits: list[_Rule], h: _Holder, active: bool,
