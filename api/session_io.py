@@ -380,7 +380,7 @@ def _enrich(scope: Scope, batch: Sequence[Incoming]) -> dict[str, dict[str, Any]
             continue
         link: dict[str, Any] = {"location_id": None, "site_host_id": None, "token_id": None,
                                 "customer_id": None, "contract_id": None, "ruleset_id": None,
-                                "unassigned_reason": "", "unassigned_message": ""}
+                                "unassigned_reason": "", "unassigned_message": "", "cost_centre": ""}
         loc = locs.get(f.get("location_id", ""))
         if loc is not None:
             link["location_id"], link["site_host_id"] = loc.id, loc.site_host_id
@@ -400,6 +400,9 @@ def _enrich(scope: Scope, batch: Sequence[Incoming]) -> dict[str, dict[str, Any]
         if hit is not None:
             tok, con, cus, par, _acc = hit
             link["token_id"] = tok.id
+            # the token's cost centre, else its contract's (a pool card of a department on a fleet
+            # contract), as they are now: the session keeps it (issue 18)
+            link["cost_centre"] = tok.cost_centre or (con.cost_centre if con is not None else "")
             if not f.get("token_type"):
                 f["token_type"] = tok.kind
             if par is not None and not f.get("partner"):
@@ -547,7 +550,7 @@ def import_sessions(scope: Scope, batch: Sequence[Incoming]) -> ImportResult:
             "contract_id": link.get("contract_id"), "tariff": inc.tariff or "", "facts": inc.facts,
             "status": status, "rating_error": error, "current_rating_id": rating_id, "currency": totals[3],
             "unassigned_reason": why, "unassigned_message": link.get("unassigned_message") or "",
-            "meter_check": meter_check_of(inc.facts, legal),
+            "meter_check": meter_check_of(inc.facts, legal), "cost_centre": link.get("cost_centre") or "",
             "net_total": totals[0], "tax_total": totals[1], "gross_total": totals[2], "created_at": now,
         })
         for i, p in enumerate(facts.periods or (), 1):

@@ -32,6 +32,13 @@ Lines, in this order:
 ``stated`` records, per session and currency, the exact share this statement states for it (zero
 for sessions that earn nothing) and the rating it used: the next statement's corrections are
 computed from these records, never by editing an issued statement.
+
+``breakdown`` (issue 18) reports the revenue per cost centre (the session's, taken from its token
+or contract when it was stored; "" for none) and per site: sessions, kWh, net, VAT and gross per
+currency. Each revenue line's rounded net and VAT are apportioned to the cost centres (and,
+separately, to the sites) by the largest remainder of their exact parts (``apportion``), so each
+column of either table adds up to the statement's revenue totals exactly and each row stays within
+a cent per revenue line of its sessions' exact revenue.
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ import fnmatch
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from functools import partial
 from typing import Any
 
@@ -54,6 +61,7 @@ from runtime.settlements import CommissionTerms, EnergyReimbursement, Stretch, c
 __all__ = [
     "SHARE_KINDS",
     "AgreementSubtotal",
+    "BreakdownRow",
     "CurrencyTotal",
     "PriorSession",
     "SessionRevenue",
@@ -62,6 +70,7 @@ __all__ = [
     "StatedShare",
     "StatementDraft",
     "StatementLine",
+    "breakdown",
     "build_statement",
     "session_share",
     "statement_period",
@@ -117,6 +126,8 @@ class SessionRevenue:
     site: str = ""  # the location's code
     rating_id: str = ""  # the rating whose lines these are
     facts: SessionFacts | None = None  # what rating saw (times, meter values, groups): per-session prices read it
+    cost_centre: str = ""  # the session's cost centre (its token's, else its contract's)
+    site_name: str = ""  # the location's name
 
     @property
     def net(self) -> Decimal:
@@ -283,6 +294,84 @@ class CurrencyTotal:
 
 
 @dataclass(frozen=True, slots=True)
+class BreakdownRow:
+    """The revenue of one cost centre (or site) in one currency; amounts apportioned from the
+    statement's rounded revenue lines (see the module's docstring)."""
+
+    dimension: str  # cost_centre | site
+    key: str  # the cost centre ("" none) or the site's code
+    label: str  # the site's name (cost centres: the key)
+    currency: str
+    sessions: int
+    energy_kwh: Decimal
+    net: Decimal
+    tax: Decimal
+    gross: Decimal
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(self)
+
+
+BREAKDOWN_DIMENSIONS = ("cost_centre", "site")
+
+
+def apportion(total: Decimal, parts: Sequence[Decimal], places: int) -> tuple[Decimal, ...]:
+    """``total`` (the rounding of ``sum(parts)``, in ``places``) as one amount per exact part: each
+    part rounded down to the unit, the units left over to the largest remainders (earlier parts
+    first on ties), or taken from the smallest when the total lies below. Unlike a pro-rata split,
+    each amount stays within a unit of its part whatever the parts' signs (a negative correction
+    beside positive revenue)."""
+    if not parts:
+        return ()
+    unit = Decimal(1).scaleb(-places)
+    floors = [(p / unit).to_integral_value(rounding=ROUND_FLOOR) for p in parts]
+    left = int((total / unit).to_integral_value() - sum(floors, ZERO))
+    order = sorted(range(len(parts)), key=lambda i: (-(parts[i] / unit - floors[i]), i))
+    if left < 0:
+        order, step = order[::-1], -1
+    else:
+        step = 1
+    for n in range(abs(left)):
+        floors[order[n % len(order)]] += step
+    return tuple((f * unit).quantize(unit) for f in floors)
+
+
+def breakdown(sessions: Sequence[SessionRevenue], lines: Sequence[StatementLine]) -> tuple[BreakdownRow, ...]:
+    """Energy and revenue per cost centre, then per site, each by currency and key: the revenue
+    lines' net and VAT apportioned to the keys by their sessions' exact nets at each line's rate."""
+    out: list[BreakdownRow] = []
+    for dim in BREAKDOWN_DIMENSIONS:
+        def key_of(s: SessionRevenue, dim: str = dim) -> str:
+            return s.cost_centre if dim == "cost_centre" else s.site
+        labels: dict[str, str] = {}
+        for s in sessions:
+            labels.setdefault(key_of(s), (s.site_name or s.site) if dim == "site" else s.cost_centre)
+        for cur in sorted({s.currency for s in sessions}):
+            mine = [s for s in sessions if s.currency == cur]
+            keys = sorted({key_of(s) for s in mine})
+            net = dict.fromkeys(keys, ZERO)
+            tax = dict.fromkeys(keys, ZERO)
+            for ln in lines:
+                if ln.kind != "revenue" or ln.currency != cur or ln.tax_rate is None:
+                    continue
+                exact = dict.fromkeys(keys, ZERO)
+                for s in mine:
+                    exact[key_of(s)] += sum((n for r, n in s.lines if r == ln.tax_rate), ZERO)
+                places = minor_unit(cur)
+                parts = [exact[k] for k in keys]
+                for k, part in zip(keys, apportion(ln.net, parts, places), strict=True):
+                    net[k] += part
+                for k, part in zip(keys, apportion(ln.tax, [p * ln.tax_rate / 100 for p in parts], places),
+                                   strict=True):
+                    tax[k] += part
+            for k in keys:
+                ks = [s for s in mine if key_of(s) == k]
+                out.append(BreakdownRow(dim, k, labels.get(k, k), cur, len(ks), sum((s.energy_kwh for s in ks), ZERO),
+                                        net[k], tax[k], net[k] + tax[k]))
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
 class StatementDraft:
     period: Period
     lines: tuple[StatementLine, ...]
@@ -295,6 +384,7 @@ class StatementDraft:
     stated: tuple[StatedShare, ...] = ()
     agreements: tuple[AgreementSubtotal, ...] = ()
     corrections: int = 0  # sessions of earlier statements settled here (re-rated or late)
+    breakdown: tuple[BreakdownRow, ...] = ()  # energy and revenue per cost centre and per site
 
 
 def statement_period(tzname: str, *, month: str | None = None, start: date | None = None,
@@ -473,7 +563,7 @@ def build_statement(*, period: Period, sessions: Sequence[SessionRevenue], unrat
         notes.append(f"{unrated_sessions} session(s) in the period are not rated and not included")
     return StatementDraft(period, tuple(lines), tuple(totals), len(sessions), unrated_sessions,
                           sum((s.energy_kwh for s in sessions), ZERO), len(covered_ids), tuple(notes),
-                          tuple(stated), tuple(agreements), settled)
+                          tuple(stated), tuple(agreements), settled, breakdown(sessions, lines))
 
 
 def _stated(s: SessionRevenue, seg: ShareSegment | None, shares: dict[str, Decimal],

@@ -18,15 +18,11 @@ from sqlalchemy import Index, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel
 
-from store.adhoc import is_adhoc_tag
-from store.models import Evse, Location, Token
+from store.models import Evse, Location
 from store.ocpp import OcppTransaction
 from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
 
 __all__ = [
-    "PRIORITY_ADHOC",
-    "PRIORITY_FLEET",
-    "PRIORITY_PARTNER",
     "ChargingLimit",
     "RunningSession",
     "allocation_of",
@@ -35,12 +31,7 @@ __all__ = [
     "record_answers",
     "record_limits",
     "running_sessions",
-    "session_priority",
 ]
-
-PRIORITY_FLEET = 0  # the depot owner's own fleet: tokens on one of the tenant's contracts
-PRIORITY_PARTNER = 10  # tokens a partner issued (fleet partners, roaming eMSPs)
-PRIORITY_ADHOC = 20  # card-paid ad-hoc charges and anything unknown
 
 
 class ChargingLimit(SQLModel, table=True):
@@ -62,22 +53,6 @@ class ChargingLimit(SQLModel, table=True):
     status: str = Field(default="sent", max_length=20)
     answered_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     detail: str = Field(default="", max_length=300)
-
-
-def session_priority(db: Session, tenant_id: str, id_tag: str) -> int:
-    """Own fleet 0 (a token on one of the tenant's own contracts: a customer the depot owner bills),
-    partner 10 (a token a fleet partner or roaming eMSP issued, without a contract of ours), ad hoc
-    20 (a card-paid one-time tag, or a tag we do not know). One function, so a richer rule
-    (per-partner priorities and time windows) can replace it."""
-    if not id_tag or is_adhoc_tag(id_tag):
-        return PRIORITY_ADHOC
-    row = db.execute(select(Token.contract_id, Token.issuing_partner_id)
-                     .where(Token.tenant_id == tenant_id, Token.uid == id_tag)).first()
-    if row is None:
-        return PRIORITY_ADHOC
-    if row[0]:
-        return PRIORITY_FLEET
-    return PRIORITY_PARTNER if row[1] else PRIORITY_ADHOC
 
 
 def capacity_w(db: Session, location_id: str) -> Decimal | None:

@@ -211,6 +211,8 @@ class Contract(SQLModel, table=True):
     document_formats: str = Field(default="", max_length=120, sa_column_kwargs={"server_default": ""})
     leitweg_id: str = Field(default="", max_length=46, sa_column_kwargs={"server_default": ""})
     debtor_iban: str = Field(default="", max_length=34, sa_column_kwargs={"server_default": ""})
+    # the customer's cost centre for sessions charged under the contract (a token's own wins; issue 18)
+    cost_centre: str = Field(default="", max_length=40, sa_column_kwargs={"server_default": ""})
     created_at: datetime = _created()
 
 
@@ -226,6 +228,9 @@ class Token(SQLModel, table=True):
     status: str = Field(default="active", max_length=20)  # active | blocked | expired
     contract_id: str | None = Field(default=None, foreign_key="contract.id", index=True, max_length=40)
     issuing_partner_id: str | None = Field(default=None, foreign_key="partner.id", max_length=40)
+    # the cost centre its sessions are booked to (a depot's fleet vehicle, a department); wins over
+    # the contract's (issue 18)
+    cost_centre: str = Field(default="", max_length=40, sa_column_kwargs={"server_default": ""})
     created_at: datetime = _created()
 
 
@@ -448,6 +453,9 @@ class ChargingSession(SQLModel, table=True):
     # ``meter_signature_invalid`` / ``meter_mismatch``: the invoice that takes the session is held
     # for a person; the details are in ``facts["signed_meter"]``
     meter_check: str = Field(default="", max_length=40, sa_column_kwargs={"server_default": ""})
+    # the cost centre taken when the session was stored: the token's, else its contract's (issue 18);
+    # partner statements and the partner portal sum energy and revenue per cost centre
+    cost_centre: str = Field(default="", max_length=40, sa_column_kwargs={"server_default": ""})
     created_at: datetime = _created()
 
 

@@ -176,6 +176,11 @@ class AccessRule(SQLModel, table=True):
     ``subject``: ``anyone`` (any known, unblocked token), ``contract`` (a token with an active
     contract), ``partner`` (tokens issued by partner ``value``), ``roaming`` (tokens of any eMSP
     partner), ``customer_group`` (customers in group ``value``), ``customer`` (customer ``value``).
+
+    ``effect`` ``limit`` (issue 18) admits no one by itself: it caps the subject's running sessions
+    at ``max_sessions`` within its window ("partner X at most 4 connectors 06:00-18:00"); a
+    location with limit rules only stays public. ``session_priority`` ranks the sessions a rule
+    matches for load management.
     """
 
     __tablename__ = "ocpp_access_rule"
@@ -184,13 +189,19 @@ class AccessRule(SQLModel, table=True):
     location_id: str = Field(foreign_key="location.id", index=True, max_length=40)
     evse_uid: str = Field(default="", max_length=64)  # "" = every EVSE of the location
     priority: int = Field(default=100)
-    effect: str = Field(default="allow", max_length=10)  # allow | deny
+    effect: str = Field(default="allow", max_length=10)  # allow | deny | limit
     subject: str = Field(max_length=20)
     value: str = Field(default="", max_length=100)
     # local time window of the location, "HH:MM"; from > to wraps midnight; "" = all day
     time_from: str = Field(default="", max_length=5)
     time_to: str = Field(default="", max_length=5)
     weekdays: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # 1=Mon..7
+    # ``limit`` rules (issue 18): at most this many running sessions of the subject at the location
+    # (or the rule's EVSE) while the window holds; an Authorize beyond it is refused
+    max_sessions: int | None = Field(default=None, nullable=True)
+    # the load-management class of sessions the rule matches (lower is served first; None: the
+    # default, see ``api.ocpp.priority``)
+    session_priority: int | None = Field(default=None, nullable=True)
     description: str = Field(default="", max_length=300)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 

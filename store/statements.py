@@ -46,7 +46,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from runtime.sessions import SessionFacts, SessionInputError
-from runtime.statements import SessionRevenue, StatementDraft
+from runtime.statements import BreakdownRow, SessionRevenue, StatementDraft
 from store.audit import Actor, append_audit
 from store.errors import Conflict
 from store.models import ChargingSession, Location, RatedLineRow, Tenant, metadata
@@ -109,6 +109,9 @@ statement = Table(
     Column("issued_at", UTCDateTime(), nullable=False),
     Column("agreements", JSON(), nullable=True),  # per-agreement subtotals (null: issued before 0009)
     Column("states_sessions", Boolean(), nullable=False, server_default=false()),  # has session records
+    # energy and revenue per cost centre and per site (``runtime.statements.breakdown``; migration
+    # 0043; null: issued before)
+    Column("breakdown", JSON(), nullable=True),
     UniqueConstraint("tenant_id", "number_seq", name="uq_partner_statement_number"),
     Index("ix_partner_statement_partner", "tenant_id", "partner_id", "local_start"),
 )
@@ -169,7 +172,8 @@ def _revenues(db: Session, where: Any, tzname: str, *extra: Any,
         extra = (*extra, cs.facts)
     # the site is the location's code as it is now, else the reference the session came with
     stmt = (select(cs.id, cs.start, cs.currency, cs.energy_kwh, cs.current_rating_id, cs.status,
-                   func.coalesce(func.nullif(Location.code, ""), cs.location_ref).label("site"), *extra)
+                   func.coalesce(func.nullif(Location.code, ""), cs.location_ref).label("site"),
+                   Location.name.label("site_name"), cs.cost_centre, *extra)  # type: ignore[attr-defined]
             .outerjoin(Location, Location.id == cs.location_id)  # type: ignore[arg-type]
             .where(where).order_by(cs.start, cs.id))
     rows = db.execute(stmt).all()
@@ -183,7 +187,8 @@ def _revenues(db: Session, where: Any, tzname: str, *extra: Any,
             lines[ln.rating_id].append((ln.tax_rate, ln.net))
     tz = ZoneInfo(tzname)
     out = [(SessionRevenue(r.id, r.start.astimezone(tz).date(), r.currency, r.energy_kwh, tuple(lines[rid]),
-                           r.site or "", rid, _facts(r.facts) if with_facts else None), r) for rid, r in rated.items()]
+                           r.site or "", rid, _facts(r.facts) if with_facts else None, r.cost_centre or "",
+                           r.site_name or ""), r) for rid, r in rated.items()]
     return out, len(rows) - len(out)
 
 
@@ -316,7 +321,7 @@ def issue_statement(db: Session, actor: Actor, req: IssueRequest, draft: Stateme
         "covered_sessions": draft.covered_sessions, "unrated_sessions": draft.unrated_sessions,
         "energy_kwh": draft.energy_kwh, "totals": [t.to_dict() for t in draft.totals], "notes": list(draft.notes),
         "issued_by": actor.user_id, "issued_at": utcnow(), "agreements": [a.to_dict() for a in draft.agreements],
-        "states_sessions": True,
+        "states_sessions": True, "breakdown": [b.to_dict() for b in draft.breakdown],
     }
     db.execute(insert(statement).values(**row))
     if draft.lines:
@@ -398,3 +403,33 @@ def statement_row(db: Session, tenant_id: str, statement_id: str, *, only_partne
     row = db.execute(select(statement).where(statement.c.id == statement_id,
                                              *_visible(tenant_id, only_partner))).mappings().first()
     return None if row is None else dict(row)
+
+
+def statement_document(db: Session, tenant_id: str, row: dict[str, Any]) -> Any:
+    """An issued statement (its row, as ``statement_row`` reads it) as
+    ``runtime.documents.partner_statement.PartnerStatementDoc``, in the partner's language (German
+    unless the partner reads English), with the tenant's letterhead."""
+    from runtime.documents.model import Address
+    from runtime.documents.partner_statement import (
+        PARTNER_STATEMENT_LABELS,
+        PartnerStatementDoc,
+        StatementRow,
+    )
+    from store.documents import _branding, tenant_seller
+    from store.models import Partner
+
+    t = db.execute(select(Tenant.__table__).where(Tenant.__table__.c.id == tenant_id)).one()  # type: ignore[attr-defined]
+    p = db.get(Partner, row["partner_id"])
+    language = p.language if p is not None and p.language in PARTNER_STATEMENT_LABELS else "de"
+    address = (Address(p.street, p.city, p.postal_code, p.country_code or t.country or "DE")
+               if p is not None and (p.street or p.city) else None)
+    lines = tuple(StatementRow(ln.kind, ln.currency, ln.tax_rate, ln.sessions, ln.energy_kwh, ln.net, ln.tax, ln.gross)
+                  for ln in lines_of(db, row["id"]))
+    parts = tuple(BreakdownRow(b["dimension"], b["key"], b["label"], b["currency"], int(b["sessions"]),
+                                Decimal(b["energy_kwh"]), Decimal(b["net"]), Decimal(b["tax"]), Decimal(b["gross"]))
+                  for b in row.get("breakdown") or [])
+    payable = tuple((x["currency"], Decimal(x["payable"])) for x in row["totals"] or [] if Decimal(x["payable"]))
+    return PartnerStatementDoc(language=language, number=row["number"], issued_at=row["issued_at"],
+                               local_start=row["local_start"], local_end=row["local_end"], seller=tenant_seller(t),
+                               partner_name=p.name if p is not None else row["partner_id"], address=address,
+                               lines=lines, parts=parts, payable=payable, branding=_branding(t.branding))

@@ -84,6 +84,10 @@ BillingAccountUpdate = update_of(BillingAccountCreate, "BillingAccountUpdate")
 BillingAccountRead = read_of(BillingAccountCreate, "BillingAccountRead")
 
 
+# a cost centre as accounting writes it ("4711", "KST-Fuhrpark/Nord"): printable, no surrounding blanks
+_COST_CENTRE = r"^([^\s\x00-\x1f\x7f]([^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?)?$"
+
+
 class ContractCreate(WriteModel):
     account_id: Id
     customer_id: Id
@@ -107,6 +111,9 @@ class ContractCreate(WriteModel):
     leitweg_id: str = Field("", max_length=46, pattern=r"^([0-9]{2,12}(-[0-9A-Za-z]{1,30})?-[0-9]{2})?$",
                             description="Leitweg-ID of a German public buyer (XRechnung buyer reference)")
     debtor_iban: Iban = Field("", description="the IBAN the SEPA mandate debits (stored compact)")
+    cost_centre: str = Field("", max_length=40, pattern=_COST_CENTRE,
+                             description="the cost centre sessions under the contract are booked to (a token's "
+                                         "own wins); sessions take it when they are stored")
 
 
 ContractUpdate = update_of(ContractCreate, "ContractUpdate")
@@ -121,6 +128,9 @@ class TokenCreate(WriteModel):
     status: Literal["active", "blocked", "expired"] = "active"
     contract_id: RefId = None
     issuing_partner_id: RefId = None
+    cost_centre: str = Field("", max_length=40, pattern=_COST_CENTRE,
+                             description="the cost centre the token's sessions are booked to (wins over the "
+                                         "contract's); sessions take it when they are stored")
 
 
 TokenUpdate = update_of(TokenCreate, "TokenUpdate")

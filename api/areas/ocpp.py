@@ -111,13 +111,20 @@ _HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^$"
 class AccessRuleCreate(WriteModel):
     location_id: str = Field(min_length=1, max_length=40)
     evse_uid: str = Field("", max_length=64, description="empty: every EVSE of the location")
-    priority: int = Field(100, ge=0, le=100000)
-    effect: Literal["allow", "deny"] = "allow"
+    priority: int = Field(100, ge=0, le=100000, description="the order rules are tried in (lower first)")
+    effect: Literal["allow", "deny", "limit"] = Field(
+        "allow", description="limit: admits no one, caps the subject's running sessions at max_sessions "
+                             "within the window (a location with limit rules only stays public)")
     subject: Literal["anyone", "contract", "partner", "roaming", "customer_group", "customer"]
     value: str = Field("", max_length=100, description="partner id / group name / customer id")
     time_from: str = Field("", pattern=_HHMM, description="local time HH:MM; empty = all day")
     time_to: str = Field("", pattern=_HHMM)
     weekdays: list[int] = Field(default_factory=list, max_length=7, description="1 = Monday .. 7 = Sunday")
+    max_sessions: int | None = Field(None, ge=1, le=10000, description="limit rules: at most this many running "
+                                                                      "sessions of the subject here")
+    session_priority: int | None = Field(None, ge=0, le=1000, description="load management: the priority of the "
+                                         "sessions the rule matches, lower first (default: own fleet 0, partners "
+                                         "10, ad hoc 20)")
     description: str = Field("", max_length=300)
 
     @field_validator("weekdays")
@@ -130,12 +137,21 @@ class AccessRuleCreate(WriteModel):
 
 class AccessRuleUpdate(WriteModel):
     priority: int | None = Field(None, ge=0, le=100000)
-    effect: Literal["allow", "deny"] | None = None
+    effect: Literal["allow", "deny", "limit"] | None = None
     value: str | None = Field(None, max_length=100)
     time_from: str | None = Field(None, pattern=_HHMM)
     time_to: str | None = Field(None, pattern=_HHMM)
     weekdays: list[int] | None = Field(None, max_length=7)
+    max_sessions: int | None = Field(None, ge=1, le=10000)
+    session_priority: int | None = Field(None, ge=0, le=1000)
     description: str | None = Field(None, max_length=300)
+
+    @field_validator("weekdays")
+    @classmethod
+    def _days(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and any(d < 1 or d > 7 for d in v):
+            raise ValueError("weekdays are 1 (Monday) to 7 (Sunday)")
+        return None if v is None else sorted(set(v))
 
 
 class AccessRuleRead(ReadModel):
@@ -149,6 +165,8 @@ class AccessRuleRead(ReadModel):
     time_from: str
     time_to: str
     weekdays: list[int]
+    max_sessions: int | None = None
+    session_priority: int | None = None
     description: str
     created_at: datetime
 
@@ -162,6 +180,20 @@ def _check_rule(_scope: Scope, values: dict[str, Any], _existing: Any) -> None:
         raise InvalidInput("incomplete_time_window", "give both time_from and time_to, or neither")
     if values.get("subject") in ("partner", "customer_group", "customer") and not values.get("value"):
         raise InvalidInput("rule_value_missing", f"a {values.get('subject')} rule names its {values.get('subject')}")
+    if values.get("time_from") and values.get("time_from") == values.get("time_to"):
+        raise InvalidInput("empty_time_window", f"the window {values['time_from']}..{values['time_to']} holds no "
+                                                "minute: leave both empty for all day")
+    limit = values.get("effect") == "limit"
+    if limit and values.get("max_sessions") is None:
+        raise InvalidInput("quota_missing", "a limit rule names its quota: max_sessions (1 or more)",
+                           errors=[{"key": "max_sessions", "message": "required for effect limit", "source": "body",
+                                    "code": "quota_missing"}])
+    if not limit and values.get("max_sessions") is not None:
+        raise InvalidInput("quota_needs_limit_rule", "max_sessions belongs to a limit rule (effect limit)",
+                           errors=[{"key": "max_sessions", "message": "only for effect limit", "source": "body",
+                                    "code": "quota_needs_limit_rule"}])
+    if values.get("effect") == "deny" and values.get("session_priority") is not None:
+        raise InvalidInput("priority_on_deny_rule", "a deny rule admits no session to give a priority to")
 
 
 # --- meter keys (Eichrecht) ---------------------------------------------------------------------
@@ -517,5 +549,5 @@ router = Router(path="/", route_handlers=[
     crud_router(path="/access-rules", tag="ocpp", entity="access_rule", plural="access_rules", prefix="acr",
                 model=AccessRule, create=AccessRuleCreate, update=AccessRuleUpdate, read=AccessRuleRead,
                 filters={"location_id": str}, refs={"location_id": Ref(Location, "location")},
-                validate=_check_rule),
+                clearable=("max_sessions", "session_priority"), validate=_check_rule),
 ], tags=["ocpp"])

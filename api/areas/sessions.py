@@ -73,6 +73,8 @@ class SessionRead(ReadModel):
     meter_check: str = Field("", description="Eichrecht: the check of the session's signed meter data (verified, "
                                              "unsigned, meter_signature_invalid, meter_mismatch; empty: none "
                                              "sent); the last two hold the invoice that takes the session")
+    cost_centre: str = Field("", description="the cost centre taken when the session was stored: its token's, "
+                                             "else its contract's")
     current_rating_id: str | None
     currency: str
     net_total: DecimalOut | None
@@ -232,6 +234,7 @@ def list_sessions(request: Request[Any, Any, Any], limit: LimitParam = 50, curso
                                        "meter_mismatch"] | None = None,
                   location_id: str | None = None, customer_id: str | None = None,
                   site_host_id: str | None = None, token_uid: str | None = None,
+                  cost_centre: Annotated[str | None, Parameter(max_length=40)] = None,
                   started_from: datetime | None = None,
                   started_before: datetime | None = None) -> SessionPage:  # type: ignore[valid-type]
     with open_scope(request) as scope:
@@ -247,7 +250,7 @@ def list_sessions(request: Request[Any, Any, Any], limit: LimitParam = 50, curso
             filters={"status": status, "unassigned_reason": unassigned_reason, "meter_check": meter_check,
                      "location_id": location_id,
                      "customer_id": customer_id,
-                     "site_host_id": site_host_id, "token_uid": token_uid},
+                     "site_host_id": site_host_id, "token_uid": token_uid, "cost_centre": cost_centre},
             search=q, search_cols=("external_id", "location_ref", "evse_ref", "token_uid"),
             cursor=cursor, limit=limit, extra=extra)
         return SessionPage(items=[SessionRead.model_validate(r, from_attributes=True) for r in rows], next_cursor=nxt)

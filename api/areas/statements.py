@@ -142,6 +142,18 @@ class PartnerStatementLineRead(ReadModel):
                                                                  "behind the amount")
 
 
+class BreakdownRead(ReadModel):
+    key: str = Field(description="the cost centre (empty: sessions without one) or the site's location code")
+    label: str = Field(description="the site's name; for a cost centre the cost centre")
+    currency: str
+    sessions: int
+    energy_kwh: DecimalOut
+    net: DecimalOut = Field(description="the revenue lines' net apportioned by the sessions' exact nets: the "
+                                        "rows add up to the statement's net total")
+    tax: DecimalOut
+    gross: DecimalOut
+
+
 class PartnerStatementSummary(ReadModel):
     id: str | None = Field(description="null on a preview")
     number: str | None = Field(description="null on a preview")
@@ -160,6 +172,10 @@ class PartnerStatementSummary(ReadModel):
     energy_kwh: DecimalOut
     totals: list[TotalRead]
     agreements: list[AgreementSubtotalRead] = Field(description="share subtotals per agreement and currency")
+    cost_centres: list[BreakdownRead] = Field(default_factory=list, description="energy and revenue per cost "
+                                              "centre (the sessions' token's, else contract's) and currency; "
+                                              "empty on statements issued before cost centres")
+    sites: list[BreakdownRead] = Field(default_factory=list, description="energy and revenue per site and currency")
     notes: list[str]
     issued_by: str | None
     issued_at: datetime | None
@@ -386,9 +402,21 @@ def _compute(scope: Scope, data: PartnerStatementCreate) -> tuple[StatementDraft
     return draft, S.IssueRequest(partner.id, one, versions.pop() if len(versions) == 1 else None, shares.source)
 
 
+def breakdown_of(row: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """A statement row's (or draft header's) ``breakdown`` as the API's two lists."""
+    rows = row.get("breakdown") or []
+    return {"cost_centres": [b for b in rows if b["dimension"] == "cost_centre"],
+            "sites": [b for b in rows if b["dimension"] == "site"]}
+
+
+def _summary(row: dict[str, Any]) -> dict[str, Any]:
+    return {**{k: row[k] for k in PartnerStatementSummary.model_fields if k in row},
+            "agreements": row["agreements"] or [], **breakdown_of(row)}
+
+
 def _read(header: dict[str, Any], lines: list[Any]) -> PartnerStatementRead:
-    return PartnerStatementRead(**{**header, "agreements": header["agreements"] or []}, lines=[PartnerStatementLineRead.model_validate(ln, from_attributes=True)
-                                                 for ln in lines])
+    return PartnerStatementRead(**_summary(header), lines=[PartnerStatementLineRead.model_validate(ln, from_attributes=True)
+                                                           for ln in lines])
 
 
 def _draft_header(draft: StatementDraft, req: S.IssueRequest) -> dict[str, Any]:
@@ -400,7 +428,7 @@ def _draft_header(draft: StatementDraft, req: S.IssueRequest) -> dict[str, Any]:
             "covered_sessions": draft.covered_sessions, "unrated_sessions": draft.unrated_sessions,
             "energy_kwh": draft.energy_kwh, "totals": [t.to_dict() for t in draft.totals],
             "agreements": [a.to_dict() for a in draft.agreements], "notes": list(draft.notes),
-            "issued_by": None, "issued_at": None}
+            "breakdown": [b.to_dict() for b in draft.breakdown], "issued_by": None, "issued_at": None}
 
 
 @route("POST", "/partner-statements/preview", operation_id="preview_partner_statement", roles="statements_read",
@@ -426,8 +454,7 @@ def issue_partner_statement(request: Request[Any, Any, Any], data: PartnerStatem
                            "or issue with accept_unrated")
         row = S.issue_statement(scope.db, scope.actor, req, draft)
         scope.commit()
-        return _read({k: row[k] for k in PartnerStatementSummary.model_fields},
-                     [ln.to_dict() for ln in draft.lines])
+        return _read(row, [ln.to_dict() for ln in draft.lines])
 
 
 def seq_after(cursor: str | None) -> int | None:
@@ -449,8 +476,7 @@ def list_partner_statements(request: Request[Any, Any, Any], limit: LimitParam =
         rows = S.list_statements(scope.db, scope.tenant_id, only_partner=_only_partner(scope), partner_id=partner_id,
                                  after_seq=after, limit=limit + 1)
         nxt = encode_cursor(str(rows[limit - 1]["number_seq"])) if len(rows) > limit else None
-        return PartnerStatementPage(items=[PartnerStatementSummary.model_validate({**r, "agreements": r["agreements"] or []})
-                                           for r in rows[:limit]],
+        return PartnerStatementPage(items=[PartnerStatementSummary.model_validate(_summary(r)) for r in rows[:limit]],
                                     next_cursor=nxt)
 
 
@@ -467,7 +493,7 @@ def get_partner_statement(request: Request[Any, Any, Any], partner_statement_id:
     with open_scope(request) as scope:
         row = _get(scope, partner_statement_id)
         lines = [dict(ln._mapping) for ln in S.lines_of(scope.db, row["id"])]
-        return _read({k: row[k] for k in PartnerStatementSummary.model_fields}, lines)
+        return _read(row, lines)
 
 
 CSV_COLUMNS = ("number", "partner_id", "local_start", "local_end", "seq", "kind", "description", "currency",
@@ -511,5 +537,20 @@ def statement_csv(scope: Scope, statement_id: str) -> tuple[str, str]:
     return f"{row['number']}.csv", out.getvalue()
 
 
+@route("GET", "/partner-statements/{partner_statement_id:str}/pdf", operation_id="render_partner_statement_pdf",
+       roles="statements_read", summary="The issued statement as a PDF in the partner's language: its lines, then "
+                                        "energy and revenue per cost centre and per site",
+       responses={**_problems(400, 401, 403, 404, 409, 422),
+                  200: ResponseSpec(data_container=bytes, media_type="application/pdf", description="the PDF")})
+def render_partner_statement_pdf(request: Request[Any, Any, Any], partner_statement_id: IdPath) -> Response[bytes]:
+    from runtime.documents.partner_statement import render_partner_statement
+
+    with open_scope(request) as scope:
+        row = _get(scope, partner_statement_id)
+        doc = S.statement_document(scope.db, scope.tenant_id, row)
+    return Response(render_partner_statement(doc), media_type="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="{row["number"]}.pdf"'})
+
+
 handlers = [preview_partner_statement, issue_partner_statement, list_partner_statements, get_partner_statement,
-            export_partner_statement_csv]
+            export_partner_statement_csv, render_partner_statement_pdf]

@@ -35,6 +35,7 @@ HTML_ROUTES = {
     "GET /console/portal/statements": "portal",
     "GET /console/portal/statements/{statement_id:str}": "portal",
     "GET /console/portal/statements/{statement_id:str}/csv": "portal",
+    "GET /console/portal/statements/{statement_id:str}/pdf": "portal",
     "GET /console/portal/payouts": "portal",
     "GET /console/portal/payouts.csv": "portal",
 }
@@ -77,6 +78,16 @@ add_texts({
     "all_statements": ("Alle Abrechnungen", "All statements"),
     "all_sessions": ("Alle Ladevorgänge des Monats", "All sessions of the month"),
     "shown_first": ("Die ersten {n} von {m}; die CSV-Datei enthält alle.", "The first {n} of {m}; the CSV file has all."),
+    "cost_centre": ("Kostenstelle", "Cost centre"),
+    "no_cost_centre": ("ohne Kostenstelle", "no cost centre"),
+    "by_cost_centre": ("Energie und Umsatz je Kostenstelle", "Energy and revenue per cost centre"),
+    "by_site": ("Energie und Umsatz je Standort", "Energy and revenue per site"),
+    "vat_amount": ("USt", "VAT"),
+    "revenue_vat": ("Ladeumsatz, USt {rate} %", "Charging revenue, VAT {rate}%"),
+    "breakdown_reconciles": ("Jede Tabelle ergibt den Ladeumsatz der Abrechnung (gerundete Beträge nach den genauen "
+                             "Umsätzen der Ladevorgänge aufgeteilt).",
+                             "Each table adds up to the statement's charging revenue (rounded amounts apportioned "
+                             "by the sessions' exact revenue)."),
 })
 
 SHOWN = 500
@@ -208,19 +219,58 @@ async def portal_statements(request: Request[Any, Any, Any]) -> Template:
 
 @get("/console/portal/statements/{statement_id:str}", guards=[console_allow("portal")], include_in_schema=False)
 async def portal_statement(request: Request[Any, Any, Any], statement_id: str) -> Template:
+    from store import statements as S
+
+    tenant_id, _partner_id = _me(request)
+    with request.app.state.read_sessions() as db:
+        partner, row = _my_statement(request, db, statement_id)
+        lines = [dict(ln._mapping) for ln in S.lines_of(db, row["id"])]
+        tz = _tz(db, tenant_id)
+    return _page(request, "portal.html", partner=partner, section="statement", st=_with_last_day([row])[0],
+                 lines=lines, tz=tz, breakdown=_breakdown(row))
+
+
+def _my_statement(request: Request[Any, Any, Any], db: Any, statement_id: str) -> tuple[Any, dict[str, Any]]:
+    """(partner, statement row) of the signed-in partner's own issued statement, else not found."""
     from store import portal as P
     from store import statements as S
 
     tenant_id, partner_id = _me(request)
+    partner = P.partner_of(db.connection(), tenant_id, partner_id)
+    row = S.statement_row(db, tenant_id, statement_id, only_partner=partner_id) if partner else None
+    if row is None:
+        raise _NotFound
+    return partner, row
+
+
+def _breakdown(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """The statement's energy and revenue per cost centre, then per site: one table per dimension
+    and currency, with its total (the statement's revenue)."""
+    from api.areas.statements import breakdown_of
+
+    tables = []
+    for name, rows in breakdown_of(row).items():
+        dim = name.removesuffix("s")  # cost_centre | site: the texts' keys
+        for cur in sorted({b["currency"] for b in rows}):
+            mine = [{**b, **{k: Decimal(str(b[k])) for k in ("energy_kwh", "net", "tax", "gross")}}
+                    for b in rows if b["currency"] == cur]
+            total = {k: sum((b[k] for b in mine), Decimal(0)) for k in ("energy_kwh", "net", "tax", "gross")}
+            tables.append({"dimension": dim, "currency": cur, "rows": mine,
+                           "total": {**total, "sessions": sum(int(b["sessions"]) for b in mine)}})
+    return tables
+
+
+@get("/console/portal/statements/{statement_id:str}/pdf", guards=[console_allow("portal")], include_in_schema=False)
+async def portal_statement_pdf(request: Request[Any, Any, Any], statement_id: str) -> Response[bytes]:
+    from runtime.documents.partner_statement import render_partner_statement
+    from store import statements as S
+
+    tenant_id, _partner_id = _me(request)
     with request.app.state.read_sessions() as db:
-        partner = P.partner_of(db.connection(), tenant_id, partner_id)
-        row = S.statement_row(db, tenant_id, statement_id, only_partner=partner_id) if partner else None
-        if row is None:
-            raise _NotFound
-        lines = [dict(ln._mapping) for ln in S.lines_of(db, row["id"])]
-        tz = _tz(db, tenant_id)
-    return _page(request, "portal.html", partner=partner, section="statement", st=_with_last_day([row])[0],
-                 lines=lines, tz=tz)
+        _partner, row = _my_statement(request, db, statement_id)
+        doc = S.statement_document(db, tenant_id, row)
+    return Response(render_partner_statement(doc), media_type="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="{row["number"]}.pdf"', "Cache-Control": "private, no-store"})
 
 
 @get("/console/portal/statements/{statement_id:str}/csv", guards=[console_allow("portal")], include_in_schema=False)
@@ -267,4 +317,4 @@ async def portal_payouts_csv(request: Request[Any, Any, Any]) -> Response[str]:
 
 
 handlers = [overview, portal_sessions, portal_sessions_csv, portal_statements, portal_statement, portal_statement_csv,
-            portal_payouts, portal_payouts_csv]
+            portal_statement_pdf, portal_payouts, portal_payouts_csv]

@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING, Any
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
+from api.ocpp.priority import session_priority
 from runtime.load import Demand, allocate
 from store.load import (
     capacity_w,
     record_answers,
     record_limits,
     running_sessions,
-    session_priority,
 )
 
 if TYPE_CHECKING:
@@ -155,7 +155,11 @@ class LoadManager:
             if cap is None and not loaded:
                 return None, None  # no capacity here: nothing to track (the common case)
             rows = running_sessions(db, loc, None if not loaded else sorted(new)) if (new or not loaded) else []
-            return cap, [(r, session_priority(db, r.tenant_id, r.id_tag)) for r in rows]
+            # who is served first: the depot owner's fleet, partners, ad hoc, or an access rule's
+            # session_priority (api.ocpp.priority), with the rules' windows read now
+            now = datetime.now(UTC)
+            return cap, [(r, session_priority(db, r.tenant_id, location_id=loc, id_tag=r.id_tag, at=now,
+                                              evse_uid=r.evse_uid)) for r in rows]
 
         try:
             cap, rows = await self.gw.db.read(read)

@@ -47,7 +47,7 @@ def expected_roles(op_id: str) -> set[str]:
     if op_id == "download_document":
         return READ
     if op_id in ("preview_partner_statement", "list_partner_statements", "get_partner_statement",
-                 "export_partner_statement_csv"):
+                 "export_partner_statement_csv", "render_partner_statement_pdf"):
         # finance reads statements, a partner its own; analysts price, they do not see payouts
         return {"admin", "operator", "approver", "auditor", "partner"}
     if op_id == "issue_partner_statement":

@@ -2,7 +2,7 @@
 profiles sent to share it among running sessions, with the chargers' answers (``charging_limit``)
 
 Revision ID: 0044_load_limits
-Revises: 0042_reservations
+Revises: 0043_partner_quotas
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from alembic import op
 import store.types
 
 revision = "0044_load_limits"
-down_revision = "0042_reservations"
+down_revision = "0043_partner_quotas"
 branch_labels = None
 depends_on = "0002_ocpp"  # references ocpp_transaction (the ocpp branch)
 
