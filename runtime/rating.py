@@ -743,6 +743,9 @@ def specialised(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta:
                        for kind, t in ((kind, table(kind)) for kind in _FLAT_KINDS if rules.get(kind)))
     rfee_rules = table("reservation_fee")
     rfee_choose = _chooser(rfee_rules)
+    # whether the once-per-session fees' rules read the environment at all (not when each fee is
+    # one rule without a condition and there is no reservation fee)
+    fees_read_env = bool(rfee_rules) or any(flone is None for _kind, flone, _choose in fee_tables)
     mine = tuple(d for d in discounts if not d.tariffs or prog.name in d.tariffs)
     every = [r for rs in rules.values() for r in rs]
     any_step = any(r.step for r in every)
@@ -1042,7 +1045,7 @@ def specialised(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta:
         # once-per-session fees: start and flat fees when the session charged or parked at all;
         # reservation fees when there was a reservation
         if first_active is not None and (fee_tables or rfee_rules):
-            if env is not None:
+            if env is not None and fees_read_env:
                 env.pw, env.cur = fees.get("active", (s.max_power_kw, None))
                 if fee_time:
                     set_time(env, first_active, tz)  # type: ignore[arg-type]
