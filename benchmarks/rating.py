@@ -21,6 +21,10 @@ the engine simple 122k-126k, complex 42k-44k, indexed 48k (84-88 %, below the fl
 day (load average 1.1-2.6), 100,000 sessions, CPU time, best of 5, trees back to back, two runs:
 the generated code simple 148k-156k, complex 51k-52k, indexed 59k-60k; the engine after session
 h17b's changes simple 144k-147k, complex 45k-46k, indexed 55k-56k (93-99 %, 87-89 %, 92-94 %).
+Session h17f (2026-12-07, load average 6-16, 10,000 sessions, rate() only, CPU time best of 5, trees back
+to back, twice): the generated code simple 117k-119k, complex 31.8k-32.4k, indexed 33.8k-35.4k; main
+before simple 106k-111k, complex 25.2k-26.8k, indexed 32.1k-33.4k; after simple 123k-125k, complex
+28.0k-29.5k, indexed 33.9k-35.4k (103-106 %, 88-91 %, 100 % of the generated code).
 """
 
 from __future__ import annotations
