@@ -600,16 +600,17 @@ def _fast_pricer(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str]
 
     def price(line: str) -> str:
         c = decode(line)
-        start, end = ms(c.start_date_time), ms(c.end_date_time)
+        begins = c.start_date_time
+        start, end = ms(begins), ms(c.end_date_time)
         raw = c.charging_periods
         if end < start or not raw:
             raise _Slow
         starts: list[int] = []
         last = -(1 << 62)
         for p in raw:
-            when = p.start_date_time  # _epoch_ms's common case inline
-            a = int(fromiso(when).timestamp()) * 1000 if len(when) == 20 and when[19] == "Z" and when[10] == "T" \
-                else ms(when)
+            when = p.start_date_time  # _epoch_ms's common case inline (the first period's is often the CDR's)
+            a = start if when == begins else int(fromiso(when).timestamp()) * 1000 \
+                if len(when) == 20 and when[19] == "Z" and when[10] == "T" else ms(when)
             if a < last:
                 raise _Slow
             starts.append(a)
@@ -642,15 +643,16 @@ def _fast_pricer(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str]
                            pk * per_h if pk is not zero else zero, r * per_h if r is not zero else zero,
                            pmax if pmax is not None else pmin, cmax if cmax is not None else cmin))
         loc = c.cdr_location
-        key = ("", "", "AC", reserved) if loc is None else (
-            loc.country or "", loc.evse_id or "", "DC" if (loc.connector_power_type or "").upper() == "DC" else "AC",
-            reserved)
+        key = (None, None, None, reserved) if loc is None else (loc.country, loc.evse_id, loc.connector_power_type,
+                                                                reserved)
         f = facts.get(key)
         if f is None:
             if len(facts) > 4096:
                 facts.clear()
-            f = facts[key] = SessionFacts(id="", start=epoch, end=epoch, country=key[0], evse_id=key[1],
-                                          power_type=key[2], reservation="RESERVATION" if reserved else None)
+            f = facts[key] = SessionFacts(
+                id="", start=epoch, end=epoch, country=key[0] or "", evse_id=key[1] or "",
+                power_type="DC" if (key[2] or "").upper() == "DC" else "AC",
+                reservation="RESERVATION" if reserved else None)
         lines, kwh, _charging_h, parking_h = pieces_fn(f, ctx, pieces, start, end)
         get = groups_of(lines).get
         money = [zero_text if x is zero else str(quantize(x, four, half_up))
