@@ -32,11 +32,14 @@ git --git-dir MIRROR archive e0ed4df | tar -x -C /tmp/ocpi-tariffs-py``, then th
 Usage: python benchmarks/ocpi_price.py [N] [--seed S] [--rounds R] [--peer-src DIR]
        python benchmarks/ocpi_price.py N --seed S --write-reference   (prints the sha256 to keep)
 
-Figures (2026-12-07 01:10-01:18 UTC, session h17f; load average 7.9-13.4, 200,000 CDRs, best of 2 rounds):
+Figures (2026-12-07 01:35-01:38 UTC, session h17f's final code; load average 6.6-7.9, 200,000 CDRs, best
+of 2 alternating rounds):
                             CDRs/s    CPU s  CDRs/CPU s
-    evbill ocpi price        3,347    13.65      14,647  (59.76 s wall, identical to the reference)
-    ocpi-tariffs (peer)      3,170    32.35       6,183  (63.10 s wall, total_cost only)
-    ratio                    1.06x                2.37x  (target >= 10x: not met; the wall clock was the load's)
+    evbill ocpi price        9,876    14.15      14,133  (20.25 s wall, identical to the reference)
+    ocpi-tariffs (peer)      3,600    32.92       6,075  (55.55 s wall, total_cost only)
+    ratio                    2.74x                2.33x  (target >= 10x: not met)
+an earlier run of nearly the same code at load 7.9-13.4: 1.06x wall (evbill's workers got a quarter of
+a core by the clock), 2.37x CPU.
 
 Figures (2026-12-06 22:04-22:08 UTC, session h17e's final code: the CDRs priced as the engine's
 pieces; the 2-core VM shared with other sessions, load average 8.1-12.6, Python 3.11; 200,000 CDRs,

@@ -581,7 +581,7 @@ def _fast_pricer(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str]
         return None
     # _TEMPLATE with this tariff's currency in place
     template = _TEMPLATE.replace("%s", _DUMP_STR(prog.currency).replace("%", "%%"), 1)
-    facts: dict[tuple[str, str, str, bool], SessionFacts] = {}
+    facts: dict[tuple[str | None, str | None, str | None, bool], SessionFacts] = {}  # by the raw location fields
     volumes: dict[bytes, Decimal] = {}  # a volume's JSON text -> its Decimal (exact: Decimal(text))
 
     def volume(text: bytes) -> Decimal:
