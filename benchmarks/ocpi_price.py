@@ -20,9 +20,26 @@ wheel holds no code (``[tool.hatch.build] include`` names only ``py.typed``, so 
 checkout: ``--peer-src DIR`` (the checkout's ``src/``) or ``OCPI_TARIFFS_SRC``; a working installed
 ``ocpi_tariffs`` is used when there is one. Install its runtime dependency (pydantic, already an
 evbill dependency) and nothing else; ``pip install ocpi-tariffs`` is not needed and does not help.
+Getting the checkout (``PEER_HOWTO``):
+
+    git clone https://github.com/Hamza-nabil/ocpi-tariffs-py /tmp/ocpi-tariffs-py
+    git -C /tmp/ocpi-tariffs-py checkout e0ed4df
+    python benchmarks/ocpi_price.py --peer-src /tmp/ocpi-tariffs-py/src
+
+or, from a bare copy of the repository (a mirror without a work tree), ``mkdir /tmp/ocpi-tariffs-py &&
+git --git-dir MIRROR archive e0ed4df | tar -x -C /tmp/ocpi-tariffs-py``, then the same ``--peer-src``.
 
 Usage: python benchmarks/ocpi_price.py [N] [--seed S] [--rounds R] [--peer-src DIR]
        python benchmarks/ocpi_price.py N --seed S --write-reference   (prints the sha256 to keep)
+
+Figures (2026-12-07 01:35-01:38 UTC, session h17f's final code; load average 6.6-7.9, 200,000 CDRs, best
+of 2 alternating rounds):
+                            CDRs/s    CPU s  CDRs/CPU s
+    evbill ocpi price        9,876    14.15      14,133  (20.25 s wall, identical to the reference)
+    ocpi-tariffs (peer)      3,600    32.92       6,075  (55.55 s wall, total_cost only)
+    ratio                    2.74x                2.33x  (target >= 10x: not met)
+an earlier run of nearly the same code at load 7.9-13.4: 1.06x wall (evbill's workers got a quarter of
+a core by the clock), 2.37x CPU.
 
 Figures (2026-12-06 22:04-22:08 UTC, session h17e's final code: the CDRs priced as the engine's
 pieces; the 2-core VM shared with other sessions, load average 8.1-12.6, Python 3.11; 200,000 CDRs,
@@ -133,6 +150,8 @@ with open(sys.argv[2], encoding="utf-8") as f:
 """
 
 EVBILL = "import sys; from api.cli import main; sys.exit(main())"
+PEER_HOWTO = ("git clone https://github.com/Hamza-nabil/ocpi-tariffs-py /tmp/ocpi-tariffs-py && "
+              "git -C /tmp/ocpi-tariffs-py checkout e0ed4df, then --peer-src /tmp/ocpi-tariffs-py/src")
 
 
 def _peer_env(src: str | None) -> dict[str, str]:
@@ -148,7 +167,7 @@ def _check_peer(env: dict[str, str]) -> None:
     if probe.returncode:
         raise SystemExit("the peer ocpi-tariffs is not importable: PyPI's 0.1.0 wheel ships no code; pass "
                          "--peer-src with the src/ folder of a github.com/Hamza-nabil/ocpi-tariffs-py checkout "
-                         f"(or set OCPI_TARIFFS_SRC)\n{probe.stderr.strip().splitlines()[-1:]}")
+                         f"(or set OCPI_TARIFFS_SRC): {PEER_HOWTO}\n{probe.stderr.strip().splitlines()[-1:]}")
 
 
 def _cpu() -> float:
@@ -182,7 +201,8 @@ def main() -> None:
     ap.add_argument("n", nargs="?", type=int, default=200_000)
     ap.add_argument("--seed", type=int, default=17)
     ap.add_argument("--rounds", type=int, default=2, help="alternating runs of each (best is reported)")
-    ap.add_argument("--peer-src", default=os.environ.get("OCPI_TARIFFS_SRC"))
+    ap.add_argument("--peer-src", default=os.environ.get("OCPI_TARIFFS_SRC"),
+                    help=f"the src/ folder of an ocpi-tariffs-py checkout (default: $OCPI_TARIFFS_SRC); {PEER_HOWTO}")
     ap.add_argument("--no-peer", action="store_true", help="evbill only (still checked against the reference)")
     ap.add_argument("--write-reference", action="store_true", help="run evbill once and print its sha256")
     ap.add_argument("--keep", type=Path, help="also copy evbill's output here")

@@ -21,6 +21,11 @@ the engine simple 122k-126k, complex 42k-44k, indexed 48k (84-88 %, below the fl
 day (load average 1.1-2.6), 100,000 sessions, CPU time, best of 5, trees back to back, two runs:
 the generated code simple 148k-156k, complex 51k-52k, indexed 59k-60k; the engine after session
 h17b's changes simple 144k-147k, complex 45k-46k, indexed 55k-56k (93-99 %, 87-89 %, 92-94 %).
+Session h17f (2026-12-07, load average 6-16, 10,000 sessions, rate() only, CPU time best of 5, trees back
+to back, four rounds): per round against the generated code simple 97-113 %, complex 83-97 %, indexed
+83-100 % (median 104 %, 89 %, 96 %; main before 92 %, 80 %, 91 %). Instructions per session (valgrind,
+load-independent): generated code simple 60.3k, complex 140.4k, indexed 149.8k; main before 61.5k,
+161.3k, 156.3k; after 53.7k, 138.6k, 149.8k.
 """
 
 from __future__ import annotations

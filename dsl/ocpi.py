@@ -500,20 +500,23 @@ def _totals(ruleset: CompiledRuleset, session: SessionFacts, ctx: RatingContext,
 # exact path (``load_json``, ``cdr_to_session``, ``price_cdr``), so both print the same bytes and
 # every error reads the same.
 # CDR dimension -> index into a period's volumes (energy, time, parking, reservation, min/max power,
-# min/max current, as ``runtime.rating``'s pieces hold them); -1: a known dimension pricing ignores
-_DIM_INDEX = {typ: -1 if field is None else ("energy_kwh", "time_h", "parking_h", "reservation_h", "min_power_kw",
-                                              "max_power_kw", "min_current_a", "max_current_a").index(field)
+# min/max current, as ``runtime.rating``'s pieces hold them); 8: a known dimension pricing ignores
+# (its volume is still read, so a bad one is refused as the exact path refuses it, but never used)
+_DIM_INDEX = {typ: 8 if field is None else ("energy_kwh", "time_h", "parking_h", "reservation_h", "min_power_kw",
+                                             "max_power_kw", "min_current_a", "max_current_a").index(field)
               for typ, field in _DIMENSIONS.items()}
 
 
 class _Dim(msgspec.Struct, tag_field="type", gc=False):
     volume: msgspec.Raw
-    k: ClassVar[int]  # the period volume this dimension gives (_DIM_INDEX)
+    # the period volume this dimension gives (_DIM_INDEX) and its bit in the set of volumes seen
+    # (0 for ignored ones: they may repeat)
+    kb: ClassVar[tuple[int, int]]
 
 
 # one struct per known dimension type, told apart by msgspec on "type" (an unknown type: DecodeError)
 _DIMS = tuple(msgspec.defstruct(f"_Dim{typ.title().replace('_', '')}", [], bases=(_Dim,), tag=typ,
-                                namespace={"k": k}) for typ, k in _DIM_INDEX.items())
+                                namespace={"kb": (k, 0 if k == 8 else 1 << k)}) for typ, k in _DIM_INDEX.items())
 
 
 class _Period(msgspec.Struct, gc=False):
@@ -559,7 +562,6 @@ def _epoch_ms(value: str) -> int:
     return int(dt.timestamp()) * 1000
 
 
-_NO_VOLUMES = (_ZERO, _ZERO, _ZERO, _ZERO, None, None, None, None)
 _S_PER_H = Decimal(3600)  # ChargingPeriod hours -> piece seconds (_segments multiplies by int 3600: the same)
 _ZERO_GROUP = (_ZERO, _ZERO)
 
@@ -577,24 +579,38 @@ def _fast_pricer(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str]
     pieces_fn = ruleset.piece_engines.get(prog.name)
     if pieces_fn is None:
         return None
-    currency = _DUMP_STR(prog.currency)
-    facts: dict[tuple[str, str, str, bool], SessionFacts] = {}
+    # _TEMPLATE with this tariff's currency in place
+    template = _TEMPLATE.replace("%s", _DUMP_STR(prog.currency).replace("%", "%%"), 1)
+    facts: dict[tuple[str | None, str | None, str | None, bool], SessionFacts] = {}  # by the raw location fields
     volumes: dict[bytes, Decimal] = {}  # a volume's JSON text -> its Decimal (exact: Decimal(text))
+
+    def volume(text: bytes) -> Decimal:
+        v = _volume(text)
+        if len(volumes) > 200_000:
+            volumes.clear()
+        volumes[text] = v
+        return v
+
+    get_volume = volumes.get
     decode, ms, dump, fmt, span, fromiso = _DECODE_CDR, _epoch_ms, _DUMP_STR, _fmt, _span, _fromisoformat
     zero, zero_group, per_h, groups_of = _ZERO, _ZERO_GROUP, _S_PER_H, group_totals
+    groups_printed = tuple(group for _key, group in COST_FIELDS)
+    # _fmt inline (its common absent group first)
+    quantize, four, half_up, zero_text = Decimal.quantize, _FOUR, ROUND_HALF_UP, _fmt(_ZERO)
 
     def price(line: str) -> str:
         c = decode(line)
-        start, end = ms(c.start_date_time), ms(c.end_date_time)
+        begins = c.start_date_time
+        start, end = ms(begins), ms(c.end_date_time)
         raw = c.charging_periods
         if end < start or not raw:
             raise _Slow
         starts: list[int] = []
         last = -(1 << 62)
         for p in raw:
-            when = p.start_date_time  # _epoch_ms's common case inline
-            a = int(fromiso(when).timestamp()) * 1000 if len(when) == 20 and when[19] == "Z" and when[10] == "T" \
-                else ms(when)
+            when = p.start_date_time  # _epoch_ms's common case inline (the first period's is often the CDR's)
+            a = start if when == begins else int(fromiso(when).timestamp()) * 1000 \
+                if len(when) == 20 and when[19] == "Z" and when[10] == "T" else ms(when)
             if a < last:
                 raise _Slow
             starts.append(a)
@@ -605,54 +621,45 @@ def _fast_pricer(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str]
         pieces: list[Piece] = []
         reserved = False
         first: int | None = None
-        for i, p in enumerate(raw):
-            vals: list[Any] = list(_NO_VOLUMES)
+        for p, a, b in zip(raw, starts, starts[1:]):
+            # energy, time, parking, reservation, min/max power, min/max current, and a slot for
+            # the dimensions pricing ignores
+            vals: list[Any] = [zero, zero, zero, zero, None, None, None, None, None]
             seen = 0
             d: _Dim
             for d in p.dimensions:
-                k = d.k
-                text = bytes(d.volume)
-                v = volumes.get(text)
-                if v is None:
-                    v = _volume(text)
-                    if len(volumes) > 200_000:
-                        volumes.clear()
-                    volumes[text] = v
-                if k < 0:
-                    continue
-                if seen >> k & 1:
+                k, bit = d.kb
+                if seen & bit:
                     raise _Slow
-                seen |= 1 << k
-                vals[k] = v
-            e, t, pk, r, pmin, pmax, cmin, cmax = vals
+                seen |= bit
+                text = bytes(d.volume)
+                vals[k] = get_volume(text) or volume(text)  # (a zero is made again: it is rare)
+            e, t, pk, r, pmin, pmax, cmin, cmax, _ignored = vals
             if seen & 8:
                 reserved = True
             if first is None and (e or t or pk or not r):
-                first = i
-            a, b = starts[i], starts[i + 1]
+                first = len(pieces)
             pieces.append((a, b, e, t * per_h if t is not zero else zero,
                            pk * per_h if pk is not zero else zero, r * per_h if r is not zero else zero,
                            pmax if pmax is not None else pmin, cmax if cmax is not None else cmin))
         loc = c.cdr_location
-        key = ("", "", "AC", reserved) if loc is None else (
-            loc.country or "", loc.evse_id or "", "DC" if (loc.connector_power_type or "").upper() == "DC" else "AC",
-            reserved)
+        key = (None, None, None, reserved) if loc is None else (loc.country, loc.evse_id, loc.connector_power_type,
+                                                                reserved)
         f = facts.get(key)
         if f is None:
             if len(facts) > 4096:
                 facts.clear()
-            f = facts[key] = SessionFacts(id="", start=epoch, end=epoch, country=key[0], evse_id=key[1],
-                                          power_type=key[2], reservation="RESERVATION" if reserved else None)
+            f = facts[key] = SessionFacts(
+                id="", start=epoch, end=epoch, country=key[0] or "", evse_id=key[1] or "",
+                power_type="DC" if (key[2] or "").upper() == "DC" else "AC",
+                reservation="RESERVATION" if reserved else None)
         lines, kwh, _charging_h, parking_h = pieces_fn(f, ctx, pieces, start, end)
-        groups = groups_of(lines)
-        money = []
-        for _key, group in COST_FIELDS:
-            excl, incl = groups.get(group, zero_group)
-            money.append(fmt(excl))
-            money.append(fmt(incl))
+        get = groups_of(lines).get
+        money = [zero_text if x is zero else str(quantize(x, four, half_up))
+                 for group in groups_printed for x in get(group, zero_group)]
+        money += fmt(kwh), fmt(span(first, starts, start, end, _hours_ms)), fmt(parking_h)
         head = f'{{"id": {dump(c.id)}, ' if c.id else "{"
-        return head + _TEMPLATE % (currency, *money, fmt(kwh), fmt(span(first, starts, start, end, _hours_ms)),
-                                   fmt(parking_h))
+        return head + template % tuple(money)
     return price
 
 

@@ -195,6 +195,37 @@ class RatingResult:
         }
 
 
+# RatingResult's slots, in field order: their descriptors' setters
+_RESULT_SET = tuple(RatingResult.__dict__[name].__set__ for name in RatingResult.__dataclass_fields__)
+_new_object = object.__new__
+
+
+def trusted_result(session_id: str, ruleset: str, version: str, sha256: str, tariff: str, currency: str,
+                   lines: tuple[RatedLine, ...], trace: tuple[TraceEntry, ...], energy_kwh: Decimal, time_h: Decimal,
+                   parking_h: Decimal, consumed: tuple[tuple[str, Decimal], ...] = (),
+                   legal_for_trade: bool = False) -> RatingResult:
+    """``RatingResult(...)`` of every field, without ``__post_init__``'s currency check, for the
+    rating engine, which makes every line in the result's currency itself (the frozen
+    dataclass's ``__init__`` and check were a tenth of rating a plain session)."""
+    r = _new_object(RatingResult)
+    (s_id, s_ruleset, s_version, s_sha, s_tariff, s_cur, s_lines, s_trace, s_kwh, s_time, s_park, s_consumed,
+     s_legal) = _RESULT_SET
+    s_id(r, session_id)
+    s_ruleset(r, ruleset)
+    s_version(r, version)
+    s_sha(r, sha256)
+    s_tariff(r, tariff)
+    s_cur(r, currency)
+    s_lines(r, lines)
+    s_trace(r, trace)
+    s_kwh(r, energy_kwh)
+    s_time(r, time_h)
+    s_park(r, parking_h)
+    s_consumed(r, consumed)
+    s_legal(r, legal_for_trade)
+    return r
+
+
 def group_totals(lines: Iterable[RatedLine]) -> dict[str, tuple[Decimal, Decimal]]:
     """Unrounded (excl, incl) VAT per OCPI cost group of ``lines``, plus "total" (lines in order)."""
     out: dict[str, tuple[Decimal, Decimal]] = {}

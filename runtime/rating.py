@@ -36,7 +36,7 @@ from typing import Any, NamedTuple, cast
 from zoneinfo import ZoneInfo
 
 from runtime.money import ZERO, require_currency
-from runtime.rated import Component, RatedLine, RatingResult, TraceEntry
+from runtime.rated import Component, RatedLine, RatingResult, TraceEntry, trusted_result
 from runtime.sessions import SessionFacts, SessionInputError
 
 __all__ = [
@@ -615,19 +615,34 @@ def _cutter(spec: CutSpec) -> _Cuts:
         return lambda start, end, tz, ctx: _boundaries(spec, start, end, tz, ctx)
     day_ms = tuple(sod * 1000 for sod in spec.day_seconds)
     durations = spec.duration_ms
+    # another zone: per (zone, UTC day) every local cut of the local days that can fall within
+    # that UTC day and the next (``_boundaries``' days, one more on each side), sorted
+    windows: dict[tuple[str, int], tuple[int, ...]] = {}
+    days_only = CutSpec(day_seconds=spec.day_seconds)
+
+    def window(tz: ZoneInfo, day: int) -> tuple[int, ...]:
+        if len(windows) > 4096:
+            windows.clear()
+        lo, hi = day * _DAY_MS, (day + 2) * _DAY_MS
+        windows[tz.key, day] = got = tuple(_boundaries(days_only, lo - 1, hi + 1, tz, _DEFAULT_CTX))
+        return got
 
     def calendar(start: int, end: int, tz: ZoneInfo, ctx: RatingContext) -> list[int]:
         if tz is not _UTC_ZONE or start < 0:
-            return _boundaries(spec, start, end, tz, ctx)
+            day = start // _DAY_MS
+            if end > (day + 2) * _DAY_MS or start < 0:
+                return _boundaries(spec, start, end, tz, ctx)
+            cuts = [t for t in windows.get((tz.key, day)) or window(tz, day) if start < t < end]
         # in UTC a local day is 86,400,000 ms long from the epoch on: the cuts are arithmetic,
         # in order (days ascending, seconds of the day ascending)
-        base = start - start % _DAY_MS
-        if end - base <= _DAY_MS:  # within one day (most sessions): offsets into it
-            lo, hi = start - base, end - base
-            cuts = [base + x for x in day_ms if lo < x < hi]
         else:
-            cuts = [t for d in range(start // _DAY_MS, end // _DAY_MS + 1) for t in
-                    (d * _DAY_MS + x for x in day_ms) if start < t < end]
+            base = start - start % _DAY_MS
+            if end - base <= _DAY_MS:  # within one day (most sessions): offsets into it
+                lo, hi = start - base, end - base
+                cuts = [base + x for x in day_ms if lo < x < hi]
+            else:
+                cuts = [t for d in range(start // _DAY_MS, end // _DAY_MS + 1) for t in
+                        (d * _DAY_MS + x for x in day_ms) if start < t < end]
         if durations:
             cuts = sorted(set(cuts).union(t for t in (start + off for off in durations) if start < t < end))
         return cuts
@@ -745,6 +760,9 @@ def specialised(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta:
                        for kind, t in ((kind, table(kind)) for kind in _FLAT_KINDS if rules.get(kind)))
     rfee_rules = table("reservation_fee")
     rfee_choose = _chooser(rfee_rules)
+    # whether the once-per-session fees' rules read the environment at all (not when each fee is
+    # one rule without a condition and there is no reservation fee)
+    fees_read_env = bool(rfee_rules) or any(flone is None for _kind, flone, _choose in fee_tables)
     mine = tuple(d for d in discounts if not d.tariffs or prog.name in d.tariffs)
     every = [r for rs in rules.values() for r in rs]
     any_step = any(r.step for r in every)
@@ -939,8 +957,9 @@ def specialised(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta:
         if segs:
             start = min(start, segs[0][0])
             end = max(end, segs[-1][1])
-        cuts_c = spec_c(start, end, tz, ctx) if spec_c is not None else no_cuts  # type: ignore[arg-type]
-        cuts_p = spec_p(start, end, tz, ctx) if spec_p is not None else no_cuts  # type: ignore[arg-type]
+        # the cuts of each volume group, made when a piece first has such volumes
+        cuts_c: list[int] | None = None if spec_c is not None else no_cuts
+        cuts_p: list[int] | None = None if spec_p is not None else no_cuts
         # per (rule, unit price): [rule, price, volume, entry], in first-seen order for the lines
         acc: dict[tuple[int, Decimal], list[Any]] = {}
         steps: tuple[dict[str, PricedRule], dict[str, Decimal]] | None = ({}, {}) if any_step else None
@@ -964,7 +983,7 @@ def specialised(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta:
             if tot_e or tot_t:
                 if not charged:
                     kwh = tot_e
-                elif cuts_c:
+                elif cuts_c or (cuts_c is None and (cuts_c := spec_c(start, end, tz, ctx))):  # type: ignore[misc, arg-type]
                     kwh = charge(start, ce, tot_e, tot_t, ZERO, ZERO, cuts_c, run)
                 else:  # charge() of one piece
                     if env is not None:
@@ -977,6 +996,8 @@ def specialised(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta:
                         price_t(tot_t, start, ce, run)
                     kwh = tot_e
             if tot_p and p_rules:
+                if cuts_p is None:
+                    cuts_p = spec_p(start, end, tz, ctx)  # type: ignore[misc, arg-type]
                 park(ce, end, tot_p, kwh, cuts_p, run)
         else:
             tot_e = tot_t = tot_p = kwh = ZERO
@@ -1003,10 +1024,14 @@ def specialised(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta:
                 before = kwh
                 if se or st or sr:
                     if charged:
+                        if cuts_c is None:
+                            cuts_c = spec_c(start, end, tz, ctx)  # type: ignore[misc, arg-type]
                         kwh = charge(a0, b0, se, st, sr, kwh, cuts_c, run)
                     elif se:
                         kwh = se if kwh is ZERO else kwh + se
                 if sp and p_rules:
+                    if cuts_p is None:
+                        cuts_p = spec_p(start, end, tz, ctx)  # type: ignore[misc, arg-type]
                     park(a0, b0, sp, before, cuts_p, run)
             if not segs:
                 first_active = start
@@ -1037,7 +1062,7 @@ def specialised(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta:
         # once-per-session fees: start and flat fees when the session charged or parked at all;
         # reservation fees when there was a reservation
         if first_active is not None and (fee_tables or rfee_rules):
-            if env is not None:
+            if env is not None and fees_read_env:
                 env.pw, env.cur = fees.get("active", (s.max_power_kw, None))
                 if fee_time:
                     set_time(env, first_active, tz)  # type: ignore[arg-type]
@@ -1100,8 +1125,8 @@ def specialised(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta:
                 _apply_discounts(prog, mine, s, denv, start, tz or zone(tzname or default_tz), ctx, lines, trace,
                                  consumed, cur, end)
                 break
-        return RatingResult(sid, meta.name, ctx.version or meta.version, meta.sha256, prog.name, cur, tuple(lines),
-                            tuple(trace), tot_e, tot_t / s_per_h, tot_p / s_per_h, tuple(consumed) if consumed else ())
+        return trusted_result(sid, meta.name, ctx.version or meta.version, meta.sha256, prog.name, cur, tuple(lines),
+                              tuple(trace), tot_e, tot_t / s_per_h, tot_p / s_per_h, tuple(consumed) if consumed else ())
 
     rate.__doc__ = (f"Rate a session with tariff '{prog.name}' of ruleset '{meta.name}' (see specialise); with "
                     "pieces, start and end ms: its lines and volumes only (see Specialised).")
