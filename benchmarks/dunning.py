@@ -251,6 +251,27 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
 
 
+def server_metrics(port: int | None) -> dict[tuple[str, str], float]:
+    """The dev server's persistence counters by (metric, operation): requests and latency seconds."""
+    if port is None:
+        return {}
+    import re
+    import urllib.request
+
+    out: dict[tuple[str, str], float] = {}
+    try:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()  # noqa: S310 - our own server
+    except OSError:
+        return {}
+    for line in body.splitlines():
+        m = re.match(r'(?:visibility_)?(persistence_requests|persistence_latency_sum|persistence_latency_count)\{([^}]*)\} ([0-9.e+-]+)$', line)
+        if m:
+            op = re.search(r'operation="([^"]+)"', m.group(2))
+            key = (m.group(1), op.group(1) if op else "?")
+            out[key] = out.get(key, 0.0) + float(m.group(3))
+    return out
+
+
 async def pollers(client: Client, tq: str) -> int:
     """How many workers poll ``tq`` for workflow tasks (the clock starts when all do)."""
     from temporalio.api.enums.v1 import TaskQueueType
@@ -266,7 +287,7 @@ async def pollers(client: Client, tq: str) -> int:
 async def run(kind: str, customers: int, workers: int, threads: int, worker: str, server: str) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="evbill-dunning-bench-"))
     engine, url, schema, cleanup = prepare(kind, customers, tmp)
-    env, dev = None, None
+    env, dev, metrics_port = None, None, None
     if server == "memory":
         env = await WorkflowEnvironment.start_local(dev_server_existing_path=DEV_SERVER, dev_server_log_level="error")
         client = env.client
@@ -275,7 +296,8 @@ async def run(kind: str, customers: int, workers: int, threads: int, worker: str
     else:
         # as ``evbill serve`` starts it (workflows/billing/embedded.py): history in a SQLite file, WAL
         port = free_port()
-        dev = start_dev_server(port, tmp / "temporal.db")
+        metrics_port = free_port()
+        dev = start_dev_server(port, tmp / "temporal.db", metrics_port=metrics_port)
         address = f"127.0.0.1:{port}"
         client = await Client.connect(address)
         servers = [dev.pid]
@@ -303,6 +325,7 @@ async def run(kind: str, customers: int, workers: int, threads: int, worker: str
         each0 = [cpu_seconds(p.pid) for p in procs]
         threads0 = [thread_cpu(p.pid) for p in procs]
         srv0, own0 = sum(cpu_seconds(p) for p in servers), time.process_time()
+        met0 = server_metrics(metrics_port)
         t0 = time.perf_counter()
         await client.start_workflow(DunningSweepWorkflow.run, SweepInput(datetime.now(UTC).date().isoformat()),
                                         id=f"sweep-{uuid.uuid4().hex}", task_queue=tq)
@@ -339,6 +362,16 @@ async def run(kind: str, customers: int, workers: int, threads: int, worker: str
               f"({1000 * cpu / customers:.1f} ms per customer; {' + '.join(f'{c:.1f}' for c in each)}); Temporal server CPU {srv:.1f}s "
               f"({1000 * srv / customers:.1f} ms per customer); this process (counting) {own:.1f}s; "
               f"load average {os.getloadavg()[0]:.1f}", flush=True)
+        met = {k: v - met0.get(k, 0.0) for k, v in server_metrics(metrics_port).items()}
+        if met:
+            ops = sorted({op for _, op in met}, key=lambda op: -met.get(("persistence_latency_sum", op), 0.0))
+            busy = sum(v for (k, _), v in met.items() if k == "persistence_latency_sum")
+            print(f"  Temporal persistence: {busy:.1f} s of latency summed over {wall:.1f} s "
+                  f"({sum(v for (k, _), v in met.items() if k == 'persistence_latency_count') / customers:.1f} "
+                  "operations per customer); by operation (per customer, ms each): " + ", ".join(
+                      f"{op} {met.get(('persistence_latency_count', op), 0.0) / customers:.2f}"
+                      f" x {1000 * met.get(('persistence_latency_sum', op), 0.0) / max(met.get(('persistence_latency_count', op), 0.0), 1):.2f}"
+                      for op in ops[:12]), flush=True)
         print("  workers' CPU by thread (ms per customer): " + ", ".join(
             f"{k} {1000 * v / customers:.1f}" for k, v in sorted(by_thread.items(), key=lambda kv: -kv[1]) if v > 0),
             flush=True)
