@@ -120,6 +120,44 @@ never quiet. Where the CPU goes now: the Temporal server ~half (a start
 and one workflow task completion with three markers and a timer per case), the SDK's activation and
 core ~3.5 ms, the activity threads ~3.8 ms (``dunning.advance`` is 1.2-1.6 ms in process: the rest
 is the local activity's hand-offs, the sweep's page reads and a loaded machine's slower CPU seconds).
+
+Session h13g (2026-12-07 00:27-01:18 UTC; ~6 other helpers shared the machine: load average 0.6-2.6 in
+the first minutes, 9-16 after). The run now also prints the Temporal server's persistence calls per
+customer (its Prometheus ``/metrics``: ``start_dev_server(metrics_port=...)``). What they showed:
+- main's code, 2,000 customers at load 0.6-2.6: 27.2 s (73.6/s), workers 8.3 + server 8.9 ms CPU per
+  customer, the sweep's starts 0.79 s each at 64 in flight, and 13.9 persistence calls per customer,
+  10 of them ``GetCurrentClusterMetadata`` (7.1) and ``GetNamespace`` (3.0): ``start-dev`` turns the
+  search-attribute cache off unless told otherwise, so every start and workflow task reads them again;
+- the pace is the server's: 256 starts in flight instead of 64 made each start take 1.4-2.4 s
+  instead of 0.8 (61.4 against 72.7/s at 3,000, load 4-7); the server's persistence calls queue
+  (~9 waiting at any time: 2,975 s of latency summed over a 325 s run): ``GetWorkflowExecution``
+  70-90 ms (once per case: the server loads a new workflow's state from the database at its first
+  workflow task), the visibility rows 14 ms (started) and 35 ms (the ``BuildIds`` upsert the server
+  adds at every workflow's first workflow task; ``executions_visibility`` has 59 indexes and two
+  full-text tables), ``CreateWorkflowExecution``/``UpdateWorkflowExecution`` 6-7 ms. The server
+  alone, starting workflows no worker runs, did 100-180 starts/s at 64 in flight (load 5-11);
+- kept: ``system.forceSearchAttributesCacheRefreshOnRead=false`` (evbill registers no search
+  attributes) and a 64 MB SQLite page cache (the history file grows ~20 kB per case, ~440 MB at
+  20,000): 13.9 -> 3.7 persistence calls per customer (5.7 with the two visibility writes now
+  counted), server CPU 9.0-9.2 -> 8.1-8.2 ms per customer at 2,000 (main's flags and these in turn,
+  load 12-15: 51.0/53.4 against 63.9/51.9 customers/s); the sweep reads the next page while the
+  last starts of the one before are in flight, up to two minutes of pages per activity (a page of
+  2,000 drained to none in flight before the next was read: the progress lines slowed at each
+  2,000);
+- tried, not kept: ``synchronous=off`` (a power cut could corrupt the history file: not for a
+  billing server), dropping visibility's 35 search-attribute indexes (a change to Temporal's own
+  schema; server CPU 8.0 against 8.5 ms, within the noise), more starts in flight (above); the
+  in-memory server did 91.7/s against 72.7/s at 3,000 (load 2-4) but keeps nothing.
+**20,000 customers: 323.5 s (61.8/s) at load 11.5-12.9**, workers 8.4 + server 8.7 ms CPU per
+customer (the search-attribute cache and page cache only); with the sweep's pages read ahead too
+324.7 s (61.6/s) at load 9-13, 9.1 + 8.9 ms (179.9 s of the workers' CPU on the sweep's worker: its
+eager starts); the first run with the server flags, load 13-14: 364.0 s (54.9/s), 9.0 + 9.1 ms.
+**The target (<= 300 s) is not met on the shared machine**: the benchmark got 1.1 of the 2 cores
+(178 s server + 182 s workers in 325 s) beside load 12; at 73/s, main's pace on the quiet machine at
+2,000-3,000, 20,000 would take ~275 s if it held (not measured: the machine was not quiet again).
+Left: the server's four database writes and one state load per case (start, first workflow task,
+two visibility rows) over its one SQLite file; the sweep's worker carries every eagerly started
+case (~7 ms of GIL-bound CPU per case on one process).
 """
 
 from __future__ import annotations
@@ -260,7 +298,7 @@ def server_metrics(port: int | None) -> dict[tuple[str, str], float]:
 
     out: dict[tuple[str, str], float] = {}
     try:
-        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()  # noqa: S310 - our own server
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
     except OSError:
         return {}
     for line in body.splitlines():
