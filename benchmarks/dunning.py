@@ -154,7 +154,8 @@ customer (the search-attribute cache and page cache only); with the sweep's page
 eager starts); the first run with the server flags, load 13-14: 364.0 s (54.9/s), 9.0 + 9.1 ms.
 **With the final code at 01:31-01:35 UTC, load 6.4-7.3: 20,000 customers through stage 1 in 265.7 s
 (75.3/s): the target (<= 300 s) met in that run**, workers 9.0 (177.6 + 3.3 s) + server 9.3 ms CPU per
-customer, 5.7 persistence calls per customer. At load 11-13 the same code took 323-325 s (the run
+customer, 5.7 persistence calls per customer; main's code (5d7ae11) right after it, load 6.7-7.4:
+317.2 s (63.1/s), workers 8.7 (68.4 + 105.4 s) + server 10.3 ms. At load 11-13 this code took 323-325 s (the run
 gets ~1.1 of the 2 cores beside the other helpers: 178 s server + 182 s workers in 325 s).
 Left: the server's four database writes and one state load per case (start, first workflow task,
 two visibility rows) over its one SQLite file; the sweep's worker carries every eagerly started
