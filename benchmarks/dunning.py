@@ -120,6 +120,46 @@ never quiet. Where the CPU goes now: the Temporal server ~half (a start
 and one workflow task completion with three markers and a timer per case), the SDK's activation and
 core ~3.5 ms, the activity threads ~3.8 ms (``dunning.advance`` is 1.2-1.6 ms in process: the rest
 is the local activity's hand-offs, the sweep's page reads and a loaded machine's slower CPU seconds).
+
+Session h13g (2026-12-07 00:27-01:18 UTC; ~6 other helpers shared the machine: load average 0.6-2.6 in
+the first minutes, 9-16 after). The run now also prints the Temporal server's persistence calls per
+customer (its Prometheus ``/metrics``: ``start_dev_server(metrics_port=...)``). What they showed:
+- main's code, 2,000 customers at load 0.6-2.6: 27.2 s (73.6/s), workers 8.3 + server 8.9 ms CPU per
+  customer, the sweep's starts 0.79 s each at 64 in flight, and 13.9 persistence calls per customer,
+  10 of them ``GetCurrentClusterMetadata`` (7.1) and ``GetNamespace`` (3.0): ``start-dev`` turns the
+  search-attribute cache off unless told otherwise, so every start and workflow task reads them again;
+- the pace is the server's: 256 starts in flight instead of 64 made each start take 1.4-2.4 s
+  instead of 0.8 (61.4 against 72.7/s at 3,000, load 4-7); the server's persistence calls queue
+  (~9 waiting at any time: 2,975 s of latency summed over a 325 s run): ``GetWorkflowExecution``
+  70-90 ms (once per case: the server loads a new workflow's state from the database at its first
+  workflow task), the visibility rows 14 ms (started) and 35 ms (the ``BuildIds`` upsert the server
+  adds at every workflow's first workflow task; ``executions_visibility`` has 59 indexes and two
+  full-text tables), ``CreateWorkflowExecution``/``UpdateWorkflowExecution`` 6-7 ms. The server
+  alone, starting workflows no worker runs, did 100-180 starts/s at 64 in flight (load 5-11);
+- kept: ``system.forceSearchAttributesCacheRefreshOnRead=false`` (evbill registers no search
+  attributes) and a 64 MB SQLite page cache (the history file grows ~20 kB per case, ~440 MB at
+  20,000): 13.9 -> 3.7 persistence calls per customer (5.7 with the two visibility writes now
+  counted), server CPU 9.0-9.2 -> 8.1-8.2 ms per customer at 2,000 (main's flags and these in turn,
+  load 12-15: 51.0/53.4 against 63.9/51.9 customers/s); the sweep reads the next page while the
+  last starts of the one before are in flight, up to two minutes of pages per activity (a page of
+  2,000 drained to none in flight before the next was read: the progress lines slowed at each
+  2,000);
+- tried, not kept: ``synchronous=off`` (a power cut could corrupt the history file: not for a
+  billing server), dropping visibility's 35 search-attribute indexes (a change to Temporal's own
+  schema; server CPU 8.0 against 8.5 ms, within the noise), more starts in flight (above); the
+  in-memory server did 91.7/s against 72.7/s at 3,000 (load 2-4) but keeps nothing.
+**20,000 customers: 323.5 s (61.8/s) at load 11.5-12.9**, workers 8.4 + server 8.7 ms CPU per
+customer (the search-attribute cache and page cache only); with the sweep's pages read ahead too
+324.7 s (61.6/s) at load 9-13, 9.1 + 8.9 ms (179.9 s of the workers' CPU on the sweep's worker: its
+eager starts); the first run with the server flags, load 13-14: 364.0 s (54.9/s), 9.0 + 9.1 ms.
+**With the final code at 01:31-01:35 UTC, load 6.4-7.3: 20,000 customers through stage 1 in 265.7 s
+(75.3/s): the target (<= 300 s) met in that run**, workers 9.0 (177.6 + 3.3 s) + server 9.3 ms CPU per
+customer, 5.7 persistence calls per customer; main's code (5d7ae11) right after it, load 6.7-7.4:
+317.2 s (63.1/s), workers 8.7 (68.4 + 105.4 s) + server 10.3 ms. At load 11-13 this code took 323-325 s (the run
+gets ~1.1 of the 2 cores beside the other helpers: 178 s server + 182 s workers in 325 s).
+Left: the server's four database writes and one state load per case (start, first workflow task,
+two visibility rows) over its one SQLite file; the sweep's worker carries every eagerly started
+case (~7 ms of GIL-bound CPU per case on one process).
 """
 
 from __future__ import annotations
@@ -251,6 +291,27 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
 
 
+def server_metrics(port: int | None) -> dict[tuple[str, str], float]:
+    """The dev server's persistence counters by (metric, operation): requests and latency seconds."""
+    if port is None:
+        return {}
+    import re
+    import urllib.request
+
+    out: dict[tuple[str, str], float] = {}
+    try:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    except OSError:
+        return {}
+    for line in body.splitlines():
+        m = re.match(r'(?:visibility_)?(persistence_requests|persistence_latency_sum|persistence_latency_count)\{([^}]*)\} ([0-9.e+-]+)$', line)
+        if m:
+            op = re.search(r'operation="([^"]+)"', m.group(2))
+            key = (m.group(1), op.group(1) if op else "?")
+            out[key] = out.get(key, 0.0) + float(m.group(3))
+    return out
+
+
 async def pollers(client: Client, tq: str) -> int:
     """How many workers poll ``tq`` for workflow tasks (the clock starts when all do)."""
     from temporalio.api.enums.v1 import TaskQueueType
@@ -266,7 +327,7 @@ async def pollers(client: Client, tq: str) -> int:
 async def run(kind: str, customers: int, workers: int, threads: int, worker: str, server: str) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="evbill-dunning-bench-"))
     engine, url, schema, cleanup = prepare(kind, customers, tmp)
-    env, dev = None, None
+    env, dev, metrics_port = None, None, None
     if server == "memory":
         env = await WorkflowEnvironment.start_local(dev_server_existing_path=DEV_SERVER, dev_server_log_level="error")
         client = env.client
@@ -275,7 +336,8 @@ async def run(kind: str, customers: int, workers: int, threads: int, worker: str
     else:
         # as ``evbill serve`` starts it (workflows/billing/embedded.py): history in a SQLite file, WAL
         port = free_port()
-        dev = start_dev_server(port, tmp / "temporal.db")
+        metrics_port = free_port()
+        dev = start_dev_server(port, tmp / "temporal.db", metrics_port=metrics_port)
         address = f"127.0.0.1:{port}"
         client = await Client.connect(address)
         servers = [dev.pid]
@@ -303,6 +365,7 @@ async def run(kind: str, customers: int, workers: int, threads: int, worker: str
         each0 = [cpu_seconds(p.pid) for p in procs]
         threads0 = [thread_cpu(p.pid) for p in procs]
         srv0, own0 = sum(cpu_seconds(p) for p in servers), time.process_time()
+        met0 = server_metrics(metrics_port)
         t0 = time.perf_counter()
         await client.start_workflow(DunningSweepWorkflow.run, SweepInput(datetime.now(UTC).date().isoformat()),
                                         id=f"sweep-{uuid.uuid4().hex}", task_queue=tq)
@@ -339,6 +402,16 @@ async def run(kind: str, customers: int, workers: int, threads: int, worker: str
               f"({1000 * cpu / customers:.1f} ms per customer; {' + '.join(f'{c:.1f}' for c in each)}); Temporal server CPU {srv:.1f}s "
               f"({1000 * srv / customers:.1f} ms per customer); this process (counting) {own:.1f}s; "
               f"load average {os.getloadavg()[0]:.1f}", flush=True)
+        met = {k: v - met0.get(k, 0.0) for k, v in server_metrics(metrics_port).items()}
+        if met:
+            ops = sorted({op for _, op in met}, key=lambda op: -met.get(("persistence_latency_sum", op), 0.0))
+            busy = sum(v for (k, _), v in met.items() if k == "persistence_latency_sum")
+            print(f"  Temporal persistence: {busy:.1f} s of latency summed over {wall:.1f} s "
+                  f"({sum(v for (k, _), v in met.items() if k == 'persistence_latency_count') / customers:.1f} "
+                  "operations per customer); by operation (per customer, ms each): " + ", ".join(
+                      f"{op} {met.get(('persistence_latency_count', op), 0.0) / customers:.2f}"
+                      f" x {1000 * met.get(('persistence_latency_sum', op), 0.0) / max(met.get(('persistence_latency_count', op), 0.0), 1):.2f}"
+                      for op in ops[:12]), flush=True)
         print("  workers' CPU by thread (ms per customer): " + ", ".join(
             f"{k} {1000 * v / customers:.1f}" for k, v in sorted(by_thread.items(), key=lambda kv: -kv[1]) if v > 0),
             flush=True)

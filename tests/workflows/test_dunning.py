@@ -532,3 +532,53 @@ async def test_a_write_off_closes_the_case(own_env: WorkflowEnvironment, engine:
         assert await _today(denv) == today
         res = await handle.result()
         assert (res.status, res.reason) == ("closed", "nothing_overdue")
+
+
+@pytest.mark.parametrize("pages_for", [0.0, 120.0])
+async def test_the_sweep_reads_page_after_page(own_env: WorkflowEnvironment, engine: Engine, task_queue: str,
+                                               monkeypatch: pytest.MonkeyPatch, pages_for: float) -> None:
+    """Pages of one customer: with time left one sweep activity reads them one after another (the
+    next while the last starts are in flight); with none left after a page the sweep continues as new
+    after each. Either way every customer's case is started once and the rounds' total is counted."""
+    import json
+
+    from temporalio.client import WorkflowExecutionStatus
+
+    import workflows.dunning.activities as activities
+    from workflows.dunning.types import SweepInput
+    from workflows.dunning.workflows import DunningSweepWorkflow
+
+    monkeypatch.setattr(activities, "_PAGES_FOR", pages_for)
+    s = seed_tenant(engine, f"t{uuid.uuid4().hex[:8]}", 3, ruleset=RULESET + POLICY)
+    today = await _today(own_env)
+    with engine.begin() as conn:
+        for n, acc in enumerate(s.account_ids):
+            R.open_invoice_item(conn, s.tenant_id, SimpleNamespace(
+                id=f"inv_{s.tenant_id}_{n}", kind="invoice", number=f"INV-{n:06d}", customer_id=s.customer_of[acc],
+                account_id=acc, currency="EUR", gross_total=D("80.00"), issue_date=today - timedelta(days=54),
+                due_date=today - timedelta(days=40), corrects=[]))
+    async with build_worker(own_env.client, engine, task_queue):
+        first = await own_env.client.start_workflow(
+            DunningSweepWorkflow.run, SweepInput(today.isoformat(), s.tenant_id, page=1),
+            id=f"sweep-{uuid.uuid4().hex}", task_queue=task_queue)
+        latest = own_env.client.get_workflow_handle(first.id)  # the last run, after any continue-as-new
+        for _ in range(600):
+            if (await latest.describe()).status == WorkflowExecutionStatus.COMPLETED:
+                break
+            await asyncio.sleep(0.05)  # not result(): the time-skipping server would move the cases on
+        else:
+            raise AssertionError("the sweep did not complete")
+        last = (await latest.fetch_history()).events[-1]
+        total = int(json.loads(last.workflow_execution_completed_event_attributes.result.payloads[0].data))
+        assert total == 3
+        # pages read ahead: one run; one page per activity: three runs with a full page, one with none
+        run1 = own_env.client.get_workflow_handle(first.id, run_id=first.first_execution_run_id)
+        assert (await run1.describe()).status == (WorkflowExecutionStatus.COMPLETED if pages_for
+                                                  else WorkflowExecutionStatus.CONTINUED_AS_NEW)
+        for _ in range(600):  # the cases open at their workflows' first wake-up
+            with engine.connect() as conn:
+                cases = DN.cases(conn, s.tenant_id, limit=10)
+            if len(cases) >= 3:
+                break
+            await asyncio.sleep(0.05)
+        assert sorted(c.customer_id for c in cases) == sorted(s.customer_of.values())

@@ -74,7 +74,8 @@ async def test_sigkill_at_stage_boundaries(tmp_path: Path) -> None:
     log = tmp_path / "worker.log"
     w = _worker(address, tq, db, log)
     try:
-        # pages of 10: the sweep continues as new twice on the way
+        # pages of 10, read one after another by one sweep activity (it continues as new after two
+        # minutes of pages)
         await env.client.start_workflow(DunningSweepWorkflow.run, SweepInput(today.isoformat(), tenant, page=10),
                                         id=f"sweep-{uuid.uuid4().hex}", task_queue=tq)
         deadline = time.monotonic() + 420

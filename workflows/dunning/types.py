@@ -123,8 +123,9 @@ class SweepInput:
     tenant_id: str = ""  # empty: every tenant
     task_queue: str = ""  # where the started workflows run (empty: the sweep's own queue)
     after: list[str] = field(default_factory=list)  # the last pair a previous page started (continue-as-new)
-    # pairs started per page (one activity starts them side by side; a full page continues as new,
-    # so the history stays small); each page reads every overdue pair again: 500 cost the sweep's
-    # worker ~0.5 ms of CPU per started case at 20,000 (benchmarks/dunning.py), 2,000 a quarter
+    # pairs read per page (one activity starts them side by side, page after page for up to two
+    # minutes; then the sweep continues as new, so the history stays small); each page reads every
+    # overdue pair again: 500 cost the sweep's worker ~0.5 ms of CPU per started case at 20,000
+    # (benchmarks/dunning.py), 2,000 a quarter
     page: int = 2000
     started: int = 0  # started by the pages before this one
