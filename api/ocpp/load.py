@@ -87,7 +87,7 @@ class _Site:
 
 class LoadManager:
     def __init__(self, gw: Gateway, *, step_w: Decimal = Decimal(100), linger_s: float = 0.05,
-                 min_interval_s: float = 0.5, chunk: int = 200) -> None:
+                 min_interval_s: float = 0.5, chunk: int = 50) -> None:
         self.gw = gw
         self.step_w = step_w
         self.linger_s = linger_s  # a start's answer goes out first; starts meanwhile share the recompute
