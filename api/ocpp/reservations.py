@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections import Counter
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -48,6 +50,7 @@ __all__ = [
     "link_start",
     "new_ocpp_id",
     "partner_tag",
+    "partner_token_uid",
     "reserve_now_payload",
     "send",
     "status_update",
@@ -279,12 +282,48 @@ def _expired_facts(db: Session, r: Reservation) -> dict[str, Any]:
         "id": f"reservation:{r.id}", "start": r.start.isoformat(), "end": r.expiry.isoformat(),
         "reserved_from": r.start.isoformat(), "energy_kwh": "0",
         "reservation": "RESERVATION_EXPIRES", "location_id": (loc.code or loc.id) if loc else "",
-        "evse_id": r.evse_uid, "token_uid": "" if r.partner_id else r.id_tag,
+        "evse_id": r.evse_uid, "token_uid": r.id_tag,
     }
     if r.partner_id:
         par = db.get(Partner, r.partner_id)
         facts["partner"] = (par.party_id or par.id) if par else ""
+        facts["token_uid"] = partner_token_uid(db, r, loc.timezone if loc else "Europe/Berlin")
     return facts
+
+
+def partner_token_uid(db: Session, r: Reservation, zone: str) -> str:
+    """Whom an expired reservation for a partner's tokens bills: it names one of the partner's
+    tokens, so the one chain token -> contract -> billing account (``session_io._enrich``) takes it
+    as it takes the partner's sessions. A fleet partner's cards charge on the fleet customer's
+    contract: an active token whose contract was in force on the reservation's day (its account
+    active) -- of the contract most of the partner's tokens are on, then the oldest token -- so the
+    fleet's next billing cycle invoices the fee. An eMSP's tokens have no contract: the session is a
+    roaming session of that partner, stated on its clearing statement and invoiced to the partner as
+    a business customer (``store.clearing.partner_account``). A partner with tokens but no
+    contract in force: its first token, so the session waits in the unassigned list
+    (``token_without_customer`` / ``no_active_contract``) until the chain holds. A partner without
+    any token: the group tag, an unknown token, unassigned -- never billed to nobody silently."""
+    from api.session_io import contract_covers
+    from store.models import BillingAccount, Contract, Token
+
+    rows = db.execute(select(Token, Contract, BillingAccount)
+                      .outerjoin(Contract, Contract.id == Token.contract_id)
+                      .outerjoin(BillingAccount, BillingAccount.id == Contract.account_id)
+                      .where(Token.tenant_id == r.tenant_id, Token.issuing_partner_id == r.partner_id)
+                      .order_by(Token.created_at, Token.id)).all()  # type: ignore[arg-type]
+    if not rows:
+        return r.id_tag
+    try:
+        day = r.start.astimezone(ZoneInfo(zone or "Europe/Berlin")).date()
+    except (ZoneInfoNotFoundError, ValueError):
+        day = r.start.date()
+    billable = [(tok, con) for tok, con, acc in rows if tok.status == "active" and con is not None
+                and acc is not None and acc.status == "active" and contract_covers(con, day)]
+    if billable:
+        counts = Counter(con.id for _tok, con in billable)
+        return min(billable, key=lambda tc: -counts[tc[1].id])[0].uid  # stable: oldest token on ties
+    active = [tok for tok, _con, _acc in rows if tok.status == "active"]
+    return (active or [rows[0][0]])[0].uid
 
 
 # --- the gateway's sweep ----------------------------------------------------------------------
