@@ -48,6 +48,7 @@ __all__ = [
     "facts_of",
     "insert",
     "link_start",
+    "match_start",
     "new_ocpp_id",
     "partner_tag",
     "partner_token_uid",
@@ -137,6 +138,8 @@ async def send(gw: Gateway, reservation_id: str) -> Reservation:
     version = gw.version_of(identity)
     answer, error = None, "the charge point was not connected when the reservation was due"
     if version is not None:
+        if gw.reserved_cps is not None:
+            gw.reserved_cps.add(r.charge_point_id)  # before it is stored as sent (see ``sweep``)
         if not await gw.db.write(lambda db: _mark_sent(db, reservation_id, version)):
             return r  # cancelled (or sent by another gateway) since it was read
         try:
@@ -185,6 +188,32 @@ def link_start(db: Session, cp: CpInfo, tx_id: int, reservation_id: int, at: dat
     r.status, r.transaction_id, r.ended_at, r.updated_at = "used", tx_id, at, utcnow()
     r.end_reason = f"used by transaction {tx_id}"
     return r.id
+
+
+def match_start(db: Session, cp: CpInfo, tx_id: int, connector_id: int, id_tag: str, at: datetime) -> str | None:
+    """A 1.6J StartTransaction that names no reservation (many chargers omit ``reservationId``):
+    an accepted reservation of this charger at that connector (or at connector 0, any), whose
+    window holds the start, for this id tag -- or, reserved for a partner, for one of the partner's
+    tokens -- is the one it used (``link_start``: used, its reserved time priced). The earliest of
+    several. One indexed query when the charger holds no reservation (the start path's cost).
+    -> the reservation's id, or None."""
+    rows = list(db.execute(select(Reservation).where(
+        Reservation.charge_point_id == cp.id, Reservation.status.in_(("accepted", "requested")),  # type: ignore[attr-defined]
+        Reservation.connector_id.in_((connector_id, 0)),  # type: ignore[attr-defined]
+        Reservation.start <= at, Reservation.expiry > at)  # type: ignore[arg-type,operator]
+        .order_by(Reservation.start, Reservation.id)).scalars())  # type: ignore[arg-type]
+    if not rows:
+        return None
+    partner_of_tag: str | None = None
+    if any(r.partner_id for r in rows):
+        from store.models import Token
+
+        partner_of_tag = db.execute(select(Token.issuing_partner_id).where(
+            Token.tenant_id == cp.tenant_id, Token.uid == id_tag)).scalar()
+    for r in rows:
+        if r.id_tag == id_tag or (r.partner_id is not None and r.partner_id == partner_of_tag):
+            return link_start(db, cp, tx_id, r.ocpp_id, at)
+    return None
 
 
 def status_update(db: Session, cp: CpInfo, reservation_id: int, update_status: str, at: datetime) -> str | None:
@@ -351,6 +380,15 @@ async def sweep(gw: Gateway, now: datetime | None = None) -> None:
         await gw.db.solo(lambda db: expire_due(db, at) or bill_expired(db))  # and any left unbilled
     except Exception:
         log.warning("expiring reservations failed", exc_info=True)
+    # which chargers hold a sent reservation now; ones ``send`` added while this read ran are kept
+    before = set(gw.reserved_cps or ())
+    try:
+        held = await gw.db.read(lambda db: set(db.execute(select(Reservation.charge_point_id).where(
+            Reservation.status.in_(("accepted", "requested")))).scalars()))  # type: ignore[attr-defined]
+    except Exception:
+        log.warning("reading reserved chargers failed", exc_info=True)
+        return
+    gw.reserved_cps = held | (set(gw.reserved_cps or ()) - before)
 
 
 def insert(db: Session, values: dict[str, Any]) -> Reservation:

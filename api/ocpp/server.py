@@ -127,6 +127,10 @@ class Gateway:
         self._ready: list[int] = []
         self._finalizer: asyncio.Task[Any] | None = None
         self.load = LoadManager(self)  # load limits: capacity shared by charging profiles (issue 18)
+        # charge points holding a sent reservation (accepted or awaiting the answer): a 1.6J start
+        # that names none looks for one only there (``reservations.match_start``); None until the
+        # first sweep reads them: every start looks (issue 18)
+        self.reserved_cps: set[str] | None = None
 
     # --- lifecycle --------------------------------------------------------------------------------
 
