@@ -46,6 +46,7 @@ __all__ = [
     "cancel_payload",
     "expire_due",
     "facts_of",
+    "held_charge_points",
     "insert",
     "link_start",
     "match_start",
@@ -195,7 +196,8 @@ def match_start(db: Session, cp: CpInfo, tx_id: int, connector_id: int, id_tag: 
     an accepted reservation of this charger at that connector (or at connector 0, any), whose
     window holds the start, for this id tag -- or, reserved for a partner, for one of the partner's
     tokens -- is the one it used (``link_start``: used, its reserved time priced). The earliest of
-    several. One indexed query when the charger holds no reservation (the start path's cost).
+    several. The handler asks only for chargers in ``Gateway.reserved_cps`` (read at the gateway's
+    start, kept by ``send`` and the sweep), so other starts pay nothing for it.
     -> the reservation's id, or None."""
     rows = list(db.execute(select(Reservation).where(
         Reservation.charge_point_id == cp.id, Reservation.status.in_(("accepted", "requested")),  # type: ignore[attr-defined]
@@ -383,12 +385,18 @@ async def sweep(gw: Gateway, now: datetime | None = None) -> None:
     # which chargers hold a sent reservation now; ones ``send`` added while this read ran are kept
     before = set(gw.reserved_cps or ())
     try:
-        held = await gw.db.read(lambda db: set(db.execute(select(Reservation.charge_point_id).where(
-            Reservation.status.in_(("accepted", "requested")))).scalars()))  # type: ignore[attr-defined]
+        held = await gw.db.read(held_charge_points)
     except Exception:
         log.warning("reading reserved chargers failed", exc_info=True)
         return
     gw.reserved_cps = held | (set(gw.reserved_cps or ()) - before)
+
+
+def held_charge_points(db: Session) -> set[str]:
+    """The charge points holding a sent reservation (accepted, or awaiting the answer): the only
+    ones where a 1.6J start that names no reservation is looked up (``match_start``)."""
+    return set(db.execute(select(Reservation.charge_point_id).where(
+        Reservation.status.in_(("accepted", "requested")))).scalars())  # type: ignore[attr-defined]
 
 
 def insert(db: Session, values: dict[str, Any]) -> Reservation:

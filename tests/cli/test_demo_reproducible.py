@@ -380,8 +380,8 @@ def test_the_emsp_clearing(two_runs: list[Any]) -> None:
     # net, taken again of the net the accepted dispute left (its stated amount kept beside it)
     per, pct = detail["commissions"]
     assert (per["kind"], per["quantity"], per["net"], per["stated"]) == ("per_session", "5", "1.00", None)
-    assert per["rule"] == "commission roaming_service, line 54: 0.20 per session"
-    assert pct["kind"] == "percent" and pct["rule"] == "commission roaming_service, line 55: 2% of net revenue"
+    assert per["rule"] == "commission roaming_service, line 55: 0.20 per session"
+    assert pct["kind"] == "percent" and pct["rule"] == "commission roaming_service, line 56: 2% of net revenue"
     cdr_net = Decimal(detail["net_total"]) - Decimal("1.00") - Decimal(pct["stated"]) - Decimal(d["ours"]) \
         + Decimal(d["proposed"])
     assert Decimal(pct["quantity"]) == cdr_net
