@@ -463,6 +463,18 @@ def _system_month(out: Path, rnd: random.Random, summary: dict[str, Any]) -> int
         system["unassigned"] = sysdemo.unknown_token_session(run, MONTH_START)
         _say(f"  operator imported a charger's offline log late: one November session with an unknown card "
              f"({system['unassigned']['token_uid']}) waits unassigned for review, billed to nobody")
+        # issue 18: a charging point reserved for a customer's card, accepted, used and priced
+        from api.demo_reservation import reserve_and_charge
+
+        rsv = reserve_and_charge(run, not_for=dun.customer)
+        summary["reservations"] = rsv
+        _say(f"  reservation: operator reserved {rsv['evse']} for a customer's card through the API, the connected "
+             f"charger accepted (ReserveNow); the customer started with it {rsv['reserved_minutes']} minutes later "
+             f"and charged {rsv['energy_kwh']} kWh: session net {rsv['session_net']} {rsv['currency']}, of it "
+             f"'{rsv['reservation_line']}' {rsv['reservation_net']} {rsv['currency']}")
+        if not (rsv["accepted"] and rsv["used"] and rsv["reservation_line"]) or rsv["start_authorized"] != "Accepted":
+            _say("  ERROR: the reservation should be accepted, used by the session and priced on it")
+            return 1
         from api import demo_console
 
         why = demo_console.unavailable()

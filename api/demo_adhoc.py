@@ -30,6 +30,7 @@ class AdhocCharger(ChargePoint):  # type: ignore[misc]
 
     tx: int | None = None
     t0: datetime | None = None
+    loop: asyncio.AbstractEventLoop | None = None  # the loop it runs on (``connected``'s thread)
     meter: int = METER_START_WH  # the register: each transaction goes on from where the last stopped
 
     def _iso(self, minutes: int) -> str:
@@ -65,8 +66,10 @@ class AdhocCharger(ChargePoint):  # type: ignore[misc]
 
 
 @contextmanager
-def connected(url: str, identity: str, password: str, meter_wh: int = METER_START_WH) -> Iterator[AdhocCharger]:
-    """The charger on an event loop of its own thread, connected to ``url`` until the block ends."""
+def connected(url: str, identity: str, password: str, meter_wh: int = METER_START_WH,
+              charger_class: type[AdhocCharger] = AdhocCharger) -> Iterator[AdhocCharger]:
+    """The charger (``charger_class``) on an event loop of its own thread, connected to ``url``
+    until the block ends."""
     import websockets
 
     loop = asyncio.new_event_loop()
@@ -80,8 +83,8 @@ def connected(url: str, identity: str, password: str, meter_wh: int = METER_STAR
         try:
             async with websockets.connect(url, subprotocols=["ocpp1.6"],  # type: ignore[list-item]
                                           additional_headers=auth) as ws:
-                cp = AdhocCharger(identity, ws, response_timeout=30)
-                cp.meter = meter_wh
+                cp = charger_class(identity, ws, response_timeout=30)
+                cp.meter, cp.loop = meter_wh, loop
                 holder.append(cp)
                 task = asyncio.create_task(cp.start())
                 await cp.call(call.BootNotification(charge_point_vendor="Demo", charge_point_model="AC22"))

@@ -34,6 +34,7 @@ PAGES = (("sign-in", "/console/sign-in", "sign-in"),
          ("session", None, "a session with its rated lines and rating trace"),
          ("unassigned", "/console/unassigned", "unassigned sessions to review"),
          ("meter-keys", "/console/meter-keys", "the legal-for-trade meters' keys (Eichrecht)"),
+         ("reservations", "/console/reservations", "reservations sent to the chargers, and what became of them"),
          ("rulesets", "/console/rulesets", "rulesets"),
          ("ruleset", None, "a ruleset in the editor, checked as you type"))
 # the pages without a fixed address: the first row's link on this list

@@ -343,12 +343,20 @@ class Handler16(GatewayMixin, ChargePoint16):
 
     @on(Action16.start_transaction)
     async def on_start(self, connector_id: int, id_tag: str, meter_start: int, timestamp: str, **kw: Any) -> Any:
-        tx_id, status = await self.gw.db.write(lambda db: service.start_transaction_16(
-            db, self.cp, connector_id, id_tag, meter_start, timestamp))
+        reservation_id = kw.get("reservation_id")
+
+        def start(db: Any) -> tuple[int, str]:
+            tx_id, status = service.start_transaction_16(db, self.cp, connector_id, id_tag, meter_start, timestamp)
+            # issue 18: the reservation this start uses, named or (many chargers omit it) found by
+            # connector, window and id tag; in the start's own transaction
+            if reservation_id is not None:
+                reservations.link_start(db, self.cp, tx_id, reservation_id, service.parse_time(timestamp))
+            elif status == "Accepted" and (self.gw.reserved_cps is None or self.cp.id in self.gw.reserved_cps):
+                reservations.match_start(db, self.cp, tx_id, connector_id, id_tag, service.parse_time(timestamp))
+            return tx_id, status
+
+        tx_id, status = await self.gw.db.write(start)
         self._own_tx.add(tx_id)
-        if kw.get("reservation_id") is not None:  # issue 18: the reservation this start uses
-            await self.gw.db.write(lambda db: reservations.link_start(
-                db, self.cp, tx_id, kw["reservation_id"], service.parse_time(timestamp)))
         self.gw.load.started(self.cp.location_id, tx_id)  # recomputed after this answer, off the hot path
         return result16.StartTransaction(transaction_id=tx_id, id_tag_info={"status": status})
 

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections import Counter
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -44,10 +46,13 @@ __all__ = [
     "cancel_payload",
     "expire_due",
     "facts_of",
+    "held_charge_points",
     "insert",
     "link_start",
+    "match_start",
     "new_ocpp_id",
     "partner_tag",
+    "partner_token_uid",
     "reserve_now_payload",
     "send",
     "status_update",
@@ -134,6 +139,8 @@ async def send(gw: Gateway, reservation_id: str) -> Reservation:
     version = gw.version_of(identity)
     answer, error = None, "the charge point was not connected when the reservation was due"
     if version is not None:
+        if gw.reserved_cps is not None:
+            gw.reserved_cps.add(r.charge_point_id)  # before it is stored as sent (see ``sweep``)
         if not await gw.db.write(lambda db: _mark_sent(db, reservation_id, version)):
             return r  # cancelled (or sent by another gateway) since it was read
         try:
@@ -182,6 +189,33 @@ def link_start(db: Session, cp: CpInfo, tx_id: int, reservation_id: int, at: dat
     r.status, r.transaction_id, r.ended_at, r.updated_at = "used", tx_id, at, utcnow()
     r.end_reason = f"used by transaction {tx_id}"
     return r.id
+
+
+def match_start(db: Session, cp: CpInfo, tx_id: int, connector_id: int, id_tag: str, at: datetime) -> str | None:
+    """A 1.6J StartTransaction that names no reservation (many chargers omit ``reservationId``):
+    an accepted reservation of this charger at that connector (or at connector 0, any), whose
+    window holds the start, for this id tag -- or, reserved for a partner, for one of the partner's
+    tokens -- is the one it used (``link_start``: used, its reserved time priced). The earliest of
+    several. The handler asks only for chargers in ``Gateway.reserved_cps`` (read at the gateway's
+    start, kept by ``send`` and the sweep), so other starts pay nothing for it.
+    -> the reservation's id, or None."""
+    rows = list(db.execute(select(Reservation).where(
+        Reservation.charge_point_id == cp.id, Reservation.status.in_(("accepted", "requested")),  # type: ignore[attr-defined]
+        Reservation.connector_id.in_((connector_id, 0)),  # type: ignore[attr-defined]
+        Reservation.start <= at, Reservation.expiry > at)  # type: ignore[arg-type,operator]
+        .order_by(Reservation.start, Reservation.id)).scalars())  # type: ignore[arg-type]
+    if not rows:
+        return None
+    partner_of_tag: str | None = None
+    if any(r.partner_id for r in rows):
+        from store.models import Token
+
+        partner_of_tag = db.execute(select(Token.issuing_partner_id).where(
+            Token.tenant_id == cp.tenant_id, Token.uid == id_tag)).scalar()
+    for r in rows:
+        if r.id_tag == id_tag or (r.partner_id is not None and r.partner_id == partner_of_tag):
+            return link_start(db, cp, tx_id, r.ocpp_id, at)
+    return None
 
 
 def status_update(db: Session, cp: CpInfo, reservation_id: int, update_status: str, at: datetime) -> str | None:
@@ -279,12 +313,48 @@ def _expired_facts(db: Session, r: Reservation) -> dict[str, Any]:
         "id": f"reservation:{r.id}", "start": r.start.isoformat(), "end": r.expiry.isoformat(),
         "reserved_from": r.start.isoformat(), "energy_kwh": "0",
         "reservation": "RESERVATION_EXPIRES", "location_id": (loc.code or loc.id) if loc else "",
-        "evse_id": r.evse_uid, "token_uid": "" if r.partner_id else r.id_tag,
+        "evse_id": r.evse_uid, "token_uid": r.id_tag,
     }
     if r.partner_id:
         par = db.get(Partner, r.partner_id)
         facts["partner"] = (par.party_id or par.id) if par else ""
+        facts["token_uid"] = partner_token_uid(db, r, loc.timezone if loc else "Europe/Berlin")
     return facts
+
+
+def partner_token_uid(db: Session, r: Reservation, zone: str) -> str:
+    """Whom an expired reservation for a partner's tokens bills: it names one of the partner's
+    tokens, so the one chain token -> contract -> billing account (``session_io._enrich``) takes it
+    as it takes the partner's sessions. A fleet partner's cards charge on the fleet customer's
+    contract: an active token whose contract was in force on the reservation's day (its account
+    active) -- of the contract most of the partner's tokens are on, then the oldest token -- so the
+    fleet's next billing cycle invoices the fee. An eMSP's tokens have no contract: the session is a
+    roaming session of that partner, stated on its clearing statement and invoiced to the partner as
+    a business customer (``store.clearing.partner_account``). A partner with tokens but no
+    contract in force: its first token, so the session waits in the unassigned list
+    (``token_without_customer`` / ``no_active_contract``) until the chain holds. A partner without
+    any token: the group tag, an unknown token, unassigned -- never billed to nobody silently."""
+    from api.session_io import contract_covers
+    from store.models import BillingAccount, Contract, Token
+
+    rows = db.execute(select(Token, Contract, BillingAccount)
+                      .outerjoin(Contract, Contract.id == Token.contract_id)
+                      .outerjoin(BillingAccount, BillingAccount.id == Contract.account_id)
+                      .where(Token.tenant_id == r.tenant_id, Token.issuing_partner_id == r.partner_id)
+                      .order_by(Token.created_at, Token.id)).all()  # type: ignore[arg-type]
+    if not rows:
+        return r.id_tag
+    try:
+        day = r.start.astimezone(ZoneInfo(zone or "Europe/Berlin")).date()
+    except (ZoneInfoNotFoundError, ValueError):
+        day = r.start.date()
+    billable = [(tok, con) for tok, con, acc in rows if tok.status == "active" and con is not None
+                and acc is not None and acc.status == "active" and contract_covers(con, day)]
+    if billable:
+        counts = Counter(con.id for _tok, con in billable)
+        return min(billable, key=lambda tc: -counts[tc[1].id])[0].uid  # stable: oldest token on ties
+    active = [tok for tok, _con, _acc in rows if tok.status == "active"]
+    return (active or [rows[0][0]])[0].uid
 
 
 # --- the gateway's sweep ----------------------------------------------------------------------
@@ -312,6 +382,21 @@ async def sweep(gw: Gateway, now: datetime | None = None) -> None:
         await gw.db.solo(lambda db: expire_due(db, at) or bill_expired(db))  # and any left unbilled
     except Exception:
         log.warning("expiring reservations failed", exc_info=True)
+    # which chargers hold a sent reservation now; ones ``send`` added while this read ran are kept
+    before = set(gw.reserved_cps or ())
+    try:
+        held = await gw.db.read(held_charge_points)
+    except Exception:
+        log.warning("reading reserved chargers failed", exc_info=True)
+        return
+    gw.reserved_cps = held | (set(gw.reserved_cps or ()) - before)
+
+
+def held_charge_points(db: Session) -> set[str]:
+    """The charge points holding a sent reservation (accepted, or awaiting the answer): the only
+    ones where a 1.6J start that names no reservation is looked up (``match_start``)."""
+    return set(db.execute(select(Reservation.charge_point_id).where(
+        Reservation.status.in_(("accepted", "requested")))).scalars())  # type: ignore[attr-defined]
 
 
 def insert(db: Session, values: dict[str, Any]) -> Reservation:

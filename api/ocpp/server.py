@@ -127,6 +127,10 @@ class Gateway:
         self._ready: list[int] = []
         self._finalizer: asyncio.Task[Any] | None = None
         self.load = LoadManager(self)  # load limits: capacity shared by charging profiles (issue 18)
+        # charge points holding a sent reservation (accepted or awaiting the answer): a 1.6J start
+        # that names none looks for one only there (``reservations.match_start``); None until the
+        # gateway's start reads them: every start looks (issue 18)
+        self.reserved_cps: set[str] | None = None
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -153,6 +157,9 @@ class Gateway:
         # stops committed before a restart whose session was not stored yet
         for tx_id in await self.db.read(service.pending_finalization):
             self.schedule_finalize(tx_id)
+        from api.ocpp.reservations import held_charge_points
+
+        self.reserved_cps = await self.db.read(held_charge_points)  # issue 18; kept by the sweep
         ctx = None
         if self.settings.certfile:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -156,6 +156,41 @@ def test_one_session_waits_unassigned(two_runs: list[Any]) -> None:
     assert billed == (0,)
 
 
+def test_a_charging_point_reserved_accepted_used_and_priced(two_runs: list[Any]) -> None:
+    """Issue 18 in the demo: the operator reserves the DC hub for a customer's card through the API
+    while its simulated charger is connected, the charger accepts (ReserveNow), the customer starts
+    with the reservation 15 minutes into the window and the session is rated with the reserved
+    quarter of an hour as a German 'Reservierung' line; the same numbers on both runs."""
+    import sqlite3
+    from decimal import Decimal
+
+    out, r, summary = two_runs[0]
+    rsv = summary["reservations"]
+    assert rsv == two_runs[1][2]["reservations"]
+    assert (rsv["made"], rsv["accepted"], rsv["used"], rsv["start_authorized"], rsv["session_status"]) == (
+        1, 1, 1, "Accepted", "rated")
+    assert (rsv["evse"], rsv["reserved_minutes"], rsv["reservation_line"], rsv["currency"]) == (
+        "DE*SWM*E3*1", 15, "Reservierung", "EUR")
+    # public_cpo's 2.40 per h for the reserved quarter of an hour; 12 kWh at the 150 kW hub's 0.69
+    assert Decimal(rsv["reservation_net"]) == Decimal("0.60") and Decimal(rsv["energy_kwh"]) == 12
+    assert Decimal(rsv["session_net"]) == Decimal("0.60") + Decimal("8.28")
+    assert Decimal(rsv["session_gross"]) == (Decimal(rsv["session_net"]) * Decimal("1.19")).quantize(Decimal("0.01"))
+    assert "'Reservierung' 0.60 EUR" in r.stdout and "the connected charger accepted (ReserveNow)" in r.stdout
+    db = sqlite3.connect(out / "evbill-demo.db")
+    try:
+        [(status, charger_status, token, contract)] = db.execute(
+            "SELECT r.status, r.charger_status, s.token_uid, s.contract_id FROM reservation r "
+            "JOIN ocpp_transaction t ON t.id = r.transaction_id "
+            "JOIN charging_session s ON s.id = t.session_id").fetchall()
+        [(quantity, unit_price)] = db.execute(
+            "SELECT l.quantity, l.unit_price FROM rated_line l JOIN charging_session s "
+            "ON s.current_rating_id = l.rating_id WHERE l.component = 'reservation'").fetchall()
+    finally:
+        db.close()
+    assert (status, charger_status) == ("used", "Accepted") and token.startswith("04A1B2C3D4E5") and contract
+    assert (Decimal(str(quantity)), Decimal(str(unit_price))) == (Decimal("0.25"), Decimal("2.40"))
+
+
 def test_quiet_stderr(two_runs: list[Any]) -> None:
     # no third-party chatter and no INFO lines (a machine lacking something gets WARNING lines)
     for _, r, _ in two_runs:
@@ -345,8 +380,8 @@ def test_the_emsp_clearing(two_runs: list[Any]) -> None:
     # net, taken again of the net the accepted dispute left (its stated amount kept beside it)
     per, pct = detail["commissions"]
     assert (per["kind"], per["quantity"], per["net"], per["stated"]) == ("per_session", "5", "1.00", None)
-    assert per["rule"] == "commission roaming_service, line 54: 0.20 per session"
-    assert pct["kind"] == "percent" and pct["rule"] == "commission roaming_service, line 55: 2% of net revenue"
+    assert per["rule"] == "commission roaming_service, line 55: 0.20 per session"
+    assert pct["kind"] == "percent" and pct["rule"] == "commission roaming_service, line 56: 2% of net revenue"
     cdr_net = Decimal(detail["net_total"]) - Decimal("1.00") - Decimal(pct["stated"]) - Decimal(d["ours"]) \
         + Decimal(d["proposed"])
     assert Decimal(pct["quantity"]) == cdr_net

@@ -441,3 +441,71 @@ def test_an_answer_stored_after_the_start_that_used_it_keeps_it_used(ocpp_env: O
         assert link_start(db, cp, 4244, 1, now) is None
     r = _reservation(oe, "rsv_race_1")
     assert (r.status, r.charger_status, r.transaction_id) == ("used", "Accepted", 4242)
+
+
+def test_a_16_start_without_reservation_id_is_matched_to_its_reservation(ocpp_env: OcppEnv,
+                                                                       site: dict[str, str]) -> None:
+    """Many 1.6J chargers leave ``reservationId`` out of StartTransaction. A start at the reserved
+    connector inside the window by the reserved id tag, or for a partner's reservation by one of the
+    partner's tokens, used it: its reserved time is priced. Another tag leaves it accepted."""
+    oe = ocpp_env
+    now = utcnow().replace(microsecond=0)
+    evse, partner_tok = "DE*EVB*RSV16B*1", f"TOK-{oe.env.a.name}"  # the eMSP partner's token
+    # a card of the customer's own, issued by no partner
+    _ok(oe.client.post("/tokens", json={"uid": "TOK-own", "contract_id": oe.ids["contract_id"]}, headers=oe.h()))
+
+    async def scenario() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        async with connect(oe, "RSV16B", charger=ResCharger16) as cp:
+            r = await _post(oe, "/reservations", {"evse_uid": evse, "id_tag": "TOK-own",
+                                                  "expiry": _iso(now + timedelta(hours=1))})
+            out["tag"] = tag = r.json()
+            t0 = datetime.fromisoformat(tag["start"]) + timedelta(minutes=20)
+            out["tag_start"] = s = await cp.call(call.StartTransaction(connector_id=1, id_tag="TOK-own",
+                                                                       meter_start=0, timestamp=_iso(t0)))
+            await cp.call(call.StopTransaction(meter_stop=5000, timestamp=_iso(t0 + timedelta(minutes=60)),
+                                               transaction_id=s.transaction_id, id_tag="TOK-own"))
+            # for the partner, from 90 minutes on: the gateway's sweep sends it when it starts
+            r = await _post(oe, "/reservations", {"evse_uid": evse, "partner_id": oe.ids["emsp_partner_id"],
+                                                  "start": _iso(now + timedelta(minutes=90)),
+                                                  "expiry": _iso(now + timedelta(minutes=150))})
+            out["partner"] = par = r.json()
+            await sweep_at(oe, now + timedelta(minutes=90))
+            out["reserved_cps"] = set(oe.gw.reserved_cps or ())
+            t1 = now + timedelta(minutes=100)
+            # another tag, not the partner's: the reservation is not its
+            s = await cp.call(call.StartTransaction(connector_id=1, id_tag="TOK-own", meter_start=5000,
+                                                    timestamp=_iso(t1)))
+            out["other_start"] = s
+            await cp.call(call.StopTransaction(meter_stop=6000, timestamp=_iso(t1 + timedelta(minutes=5)),
+                                               transaction_id=s.transaction_id, id_tag="TOK-own"))
+            out["after_other"] = _reservation(oe, par["id"]).status
+            t2 = now + timedelta(minutes=120)
+            s = await cp.call(call.StartTransaction(connector_id=1, id_tag=partner_tok, meter_start=6000,
+                                                    timestamp=_iso(t2)))
+            out["partner_start"] = s
+            await cp.call(call.StopTransaction(meter_stop=8000, timestamp=_iso(t2 + timedelta(minutes=30)),
+                                               transaction_id=s.transaction_id, id_tag=partner_tok))
+        return out
+
+    out = run(scenario())
+    oe.idle()
+    assert out["tag"]["status"] == "accepted" and out["partner"]["status"] == "scheduled", out
+    assert out["tag_start"].id_tag_info["status"] == "Accepted"
+    tag = _reservation(oe, out["tag"]["id"])
+    assert (tag.status, tag.transaction_id) == ("used", out["tag_start"].transaction_id)
+    assert out["after_other"] == "accepted" and out["other_start"].id_tag_info["status"] == "Accepted"
+    par = _reservation(oe, out["partner"]["id"])
+    assert (par.status, par.transaction_id) == ("used", out["partner_start"].transaction_id)
+    assert par.charge_point_id in out["reserved_cps"]
+    by_tx = {tx.id: tx.session_id for tx in oe.transactions("RSV16B")}
+    with oe.db() as db:
+        sessions = {tx_id: db.get(ChargingSession, sid) for tx_id, sid in by_tx.items() if sid}
+    # 20 minutes reserved before the tag's start, 30 before the partner's; none before the other
+    tag_lines = _lines(oe, sessions[out["tag_start"].transaction_id].id)
+    assert tag_lines["reservation"].quantity == Decimal(20) / Decimal(60)
+    assert tag_lines["reservation"].net_rounded == Decimal("0.40") and tag_lines["reservation_fee"].net == Decimal("1.00")
+    par_lines = _lines(oe, sessions[out["partner_start"].transaction_id].id)
+    assert par_lines["reservation"].quantity == Decimal("0.5") and par_lines["reservation"].net == Decimal("0.600")
+    assert "reservation" not in _lines(oe, sessions[out["other_start"].transaction_id].id)
+    assert sessions[out["other_start"].transaction_id].facts.get("reservation") is None
