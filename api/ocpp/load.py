@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
-from api.ocpp.priority import session_priority
+from api.ocpp.priority import session_priorities
 from runtime.load import Demand, allocate
 from store.load import (
     capacity_w,
@@ -156,10 +156,15 @@ class LoadManager:
                 return None, None  # no capacity here: nothing to track (the common case)
             rows = running_sessions(db, loc, None if not loaded else sorted(new)) if (new or not loaded) else []
             # who is served first: the depot owner's fleet, partners, ad hoc, or an access rule's
-            # session_priority (api.ocpp.priority), with the rules' windows read now
+            # session_priority (api.ocpp.priority), with the rules' windows read now; in one pass per
+            # tenant (a location has one), not queries per session: this runs on the gateway's loop
             now = datetime.now(UTC)
-            return cap, [(r, session_priority(db, r.tenant_id, location_id=loc, id_tag=r.id_tag, at=now,
-                                              evse_uid=r.evse_uid)) for r in rows]
+            prio: dict[int, int] = {}
+            for tenant in {r.tenant_id for r in rows}:
+                mine = [r for r in rows if r.tenant_id == tenant]
+                prio.update(zip((r.tx_id for r in mine), session_priorities(
+                    db, tenant, location_id=loc, sessions=[(r.id_tag, r.evse_uid) for r in mine], at=now)))
+            return cap, [(r, prio[r.tx_id]) for r in rows]
 
         try:
             cap, rows = await self.gw.db.read(read)
