@@ -389,7 +389,8 @@ async def serve_and_measure(engine: Any, passwords: dict[str, str], args: argpar
     ls = gw.load.stats
     result["load"] = {"recomputes": ls.recomputes, "profiles_sent": ls.profiles_sent, "max_sessions": ls.max_sessions,
                       "allocate_ms_mean": ls.allocate_s / ls.recomputes * 1000 if ls.recomputes else 0.0,
-                      "allocate_ms_max": ls.max_allocate_s * 1000, "recompute_s_total": ls.recompute_s}
+                      "allocate_ms_max": ls.max_allocate_s * 1000, "recompute_s_total": ls.recompute_s,
+                      "increases_held": ls.increases_held}
     lag_task.cancel()
     gc.callbacks.remove(on_gc)
     result["gc_full_collections"] = len(gc_pauses)
@@ -479,7 +480,8 @@ def main() -> int:
         print(f"load management:     capacity {args.capacity_kw} kW for {args.chargers} EVSEs of 22 kW; "
               f"{ld['recomputes']:,} recomputes (up to {ld['max_sessions']:,} sessions), allocation "
               f"{ld['allocate_ms_mean']:.1f} ms mean / {ld['allocate_ms_max']:.1f} ms max, "
-              f"{ld['profiles_sent']:,} profiles sent ({res['profiles_received']:,} received), "
+              f"{ld['profiles_sent']:,} profiles sent ({res['profiles_received']:,} received, "
+              f"{ld['increases_held']:,} small increases held back), "
               f"{ld['recompute_s_total']:.1f} s in recomputes")
     print(f"machine:             {os.cpu_count()} CPUs; load average {load_before[0]:.1f} before the run, "
           f"{os.getloadavg()[0]:.1f} after (other work on the machine competes with both processes); "

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -301,3 +302,23 @@ def test_capacity_set_and_removed_through_the_api_applies_at_once(ocpp_env: Ocpp
     hist = _ok(oe.client.get(f"/locations/{loc}/load/history", headers=oe.h()))["items"]
     assert [(h["reason"], h["capacity_kw"], h["limit_kw"]) for h in hist] == [
         ("capacity_changed", None, "22")] * 2 + [("capacity_changed", "16", "8")] * 2
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+@pytest.mark.parametrize("limit", ["14900", "7400.5"])
+def test_profile_frame_is_the_packages_and_valid(version: str, limit: str) -> None:
+    """The gateway builds SetChargingProfile's JSON itself (load limits' fast path): it is what the
+    package makes of ``profile_payload`` and passes the version's schema."""
+    from decimal import Decimal
+
+    from ocpp.charge_point import remove_nones, serialize_as_dict, snake_to_camel_case
+    from ocpp.messages import MessageType, get_validator
+
+    from api.ocpp.load import profile_payload, profile_request
+
+    args = (version, 41, "41" if version == "1.6" else "tx-41", 2, Decimal(limit))
+    frame = profile_request(*args)
+    assert frame == remove_nones(snake_to_camel_case(serialize_as_dict(profile_payload(*args))))
+    # as the package validates a frame: JSON numbers with a fraction read as Decimal
+    wire = json.loads(json.dumps([2, "1", "SetChargingProfile", frame]), parse_float=Decimal)
+    get_validator(MessageType.Call, "SetChargingProfile", version).validate(wire[3])
