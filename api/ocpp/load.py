@@ -9,7 +9,9 @@ sessions that just started (and the capacity; a change through the API recompute
 ``notify_capacity_change``). ``runtime.load.allocate`` gives the limits; a
 profile goes only to a session whose limit changed, decreases first (their answers awaited)
 then increases, so the sum of what chargers were told stays under the capacity while limits
-move. Every profile sent and every answer is stored (``store.load.ChargingLimit``).
+move; an increase under ``deadband_w`` waits while those waiting leave at most
+``deadband_share`` of the capacity unused (``runtime.load.plan_changes``). Every profile sent
+and every answer is stored (``store.load.ChargingLimit``).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import itertools
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -87,6 +87,20 @@ def _tokens(oe: OcppEnv) -> dict[str, str]:
     return {"p1": "PARTNER-1", "p2": "PARTNER-2", "own": "FLEET-OWN-1"}
 
 
+@pytest.fixture(params=["package", "direct"])
+def frames(request: pytest.FixtureRequest, ocpp_env: OcppEnv) -> Iterator[str]:
+    """How the gateway sends SetChargingProfile: through the package's ``call`` (request and answer
+    validated, ``validate_responses``) or as frames it builds itself (production's default); -> a
+    suffix for the chargers' identities."""
+    settings = ocpp_env.gw.settings
+    old = settings.validate_responses
+    settings.validate_responses = request.param == "package"
+    try:
+        yield "" if request.param == "package" else "D"
+    finally:
+        settings.validate_responses = old
+
+
 def _limits(cp: Any) -> list[float]:
     """The limits (W) a charger was sent, in order."""
     out = []
@@ -145,11 +159,11 @@ async def stations(oe: OcppEnv, version: str, specs: list[tuple[str, type]]) -> 
 
 
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
-def test_capacity_shared_by_priority(ocpp_env: OcppEnv, version: str) -> None:
+def test_capacity_shared_by_priority(ocpp_env: OcppEnv, version: str, frames: str) -> None:
     oe = ocpp_env
     tag = _tokens(oe)
     loc = _site(oe, CAPACITY_KW)
-    v = version.replace(".", "")
+    v = version.replace(".", "") + frames
     idents = [f"LOAD{v}-A", f"LOAD{v}-B", f"LOAD{v}-C"]
     for ident in idents:
         oe.add_charger(ident, location_id=loc)  # each one EVSE of 22 kW
@@ -208,10 +222,10 @@ def test_capacity_shared_by_priority(ocpp_env: OcppEnv, version: str) -> None:
 
 
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
-def test_rejected_answer_stored_and_no_capacity_no_profiles(ocpp_env: OcppEnv, version: str) -> None:
+def test_rejected_answer_stored_and_no_capacity_no_profiles(ocpp_env: OcppEnv, version: str, frames: str) -> None:
     oe = ocpp_env
     tag = _tokens(oe)
-    v = version.replace(".", "")
+    v = version.replace(".", "") + frames
     limited, free = _site(oe, "20"), _site(oe, None)
     oe.add_charger(f"REJ{v}-A", location_id=limited)
     oe.add_charger(f"REJ{v}-B", location_id=limited)
