@@ -24,8 +24,9 @@ fleet token (priority 0), a third with a partner's (10), the rest ad hoc (20). T
 
 Measured 2026-12-07 (h18d) with the machine shared: at load average 6.3-7.8 start path p50 98 ms,
 p99 1.43 s with load management (4,303 profiles); without it, right after at 8.5-8.9, p50 1.16 s,
-p99 2.02 s; the gateway got a quarter of a core. The target (p99 < 100 ms) needs a quiet machine
-to be shown. See docs/plan.md, Issue 18.
+p99 2.02 s; the gateway got a quarter of a core. After h18e (priorities read once per recompute,
+profile frames built directly, small increases held back), back to back with the code before at
+load average 1-2.8: start path p99 23-39 ms against 102-233 ms before. See docs/plan.md, Issue 18.
 
 Measured 2026-11-21 on the 2-core dev machine, SQLite, when it was quiet (load average < 2.5):
 5,000 chargers held; meter values every 2.5 s (x4 compressed): 2,167 msg/s steady, p50 3.2 ms,
@@ -389,7 +390,8 @@ async def serve_and_measure(engine: Any, passwords: dict[str, str], args: argpar
     ls = gw.load.stats
     result["load"] = {"recomputes": ls.recomputes, "profiles_sent": ls.profiles_sent, "max_sessions": ls.max_sessions,
                       "allocate_ms_mean": ls.allocate_s / ls.recomputes * 1000 if ls.recomputes else 0.0,
-                      "allocate_ms_max": ls.max_allocate_s * 1000, "recompute_s_total": ls.recompute_s}
+                      "allocate_ms_max": ls.max_allocate_s * 1000, "recompute_s_total": ls.recompute_s,
+                      "increases_held": ls.increases_held}
     lag_task.cancel()
     gc.callbacks.remove(on_gc)
     result["gc_full_collections"] = len(gc_pauses)
@@ -440,6 +442,7 @@ def main() -> int:
     from sqlalchemy import func, select
     from sqlalchemy.orm import Session
 
+    from store.load import ChargingLimit
     from store.models import ChargingSession
     from store.ocpp import OcppTransaction
 
@@ -448,6 +451,8 @@ def main() -> int:
         by_status = dict(db.execute(select(OcppTransaction.status, func.count()).group_by(OcppTransaction.status)).all())
         rated = db.execute(select(func.count()).select_from(ChargingSession).where(
             ChargingSession.source == "ocpp", ChargingSession.status == "rated")).scalar()
+        # load management: every profile sent stored, every one with its answer (or why none came)
+        limits_by_status = dict(db.execute(select(ChargingLimit.status, func.count()).group_by(ChargingLimit.status)).all())
     stored_refs = {s.rsplit(":", 1)[1] for s in sessions}
     stopped = {str(t) for t in res["stopped"]}
     lost = stopped - stored_refs
@@ -479,8 +484,9 @@ def main() -> int:
         print(f"load management:     capacity {args.capacity_kw} kW for {args.chargers} EVSEs of 22 kW; "
               f"{ld['recomputes']:,} recomputes (up to {ld['max_sessions']:,} sessions), allocation "
               f"{ld['allocate_ms_mean']:.1f} ms mean / {ld['allocate_ms_max']:.1f} ms max, "
-              f"{ld['profiles_sent']:,} profiles sent ({res['profiles_received']:,} received), "
-              f"{ld['recompute_s_total']:.1f} s in recomputes")
+              f"{ld['profiles_sent']:,} profiles sent ({res['profiles_received']:,} received, "
+              f"{ld['increases_held']:,} small increases held back), "
+              f"{ld['recompute_s_total']:.1f} s in recomputes; profiles stored by answer {limits_by_status}")
     print(f"machine:             {os.cpu_count()} CPUs; load average {load_before[0]:.1f} before the run, "
           f"{os.getloadavg()[0]:.1f} after (other work on the machine competes with both processes); "
           f"client CPU {res['client_cpu_s']:.1f} s")

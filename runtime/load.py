@@ -25,7 +25,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-__all__ = ["Demand", "allocate"]
+__all__ = ["Changes", "Demand", "allocate", "plan_changes"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,3 +118,46 @@ def allocate(capacity_w: Decimal, demands: Sequence[Demand], step_w: Decimal = D
             out[d.key] = s * step_w
         budget -= sum(shares)
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What to send after an allocation: ``down`` first (their answers awaited), then ``up``;
+    ``held`` are increases not sent (the deadband)."""
+
+    down: list[tuple[Hashable, Decimal]]
+    up: list[tuple[Hashable, Decimal]]
+    held: list[tuple[Hashable, Decimal]]
+
+
+def plan_changes(capacity_w: Decimal | None, limits: Sequence[tuple[Hashable, Decimal, Decimal]],
+                 deadband_w: Decimal = Decimal(0), deadband_share: Decimal = Decimal(0)) -> Changes:
+    """``limits``: (key, the limit the charger has now, the new one) of each session -> the
+    profiles to send. Every decrease is sent (what others gain must be free first). An increase
+    smaller than ``deadband_w`` is held back, unless the session is paused (0: it gets going
+    whatever the amount), the capacity was lifted (None: everyone back to the maximum), or the
+    increases held back would leave more than ``deadband_share`` of the capacity unused: then
+    the largest of them are sent until the rest fits. Holding an increase back never raises the
+    sum of the limits chargers have, so it stays under the capacity."""
+    down: list[tuple[Hashable, Decimal]] = []
+    up: list[tuple[Hashable, Decimal]] = []
+    small: list[tuple[Decimal, int, Hashable, Decimal]] = []
+    for i, (key, now, target) in enumerate(limits):
+        if target < now:
+            down.append((key, target))
+        elif target > now:
+            if capacity_w is not None and now > 0 and target - now < deadband_w:
+                small.append((target - now, i, key, target))
+            else:
+                up.append((key, target))
+    held: list[tuple[Hashable, Decimal]] = []
+    if small:
+        allowance = (capacity_w or Decimal(0)) * deadband_share
+        kept = Decimal(0)
+        for gap, _, key, target in sorted(small, key=lambda x: (x[0], x[1])):  # the smallest held first
+            if kept + gap <= allowance:
+                kept += gap
+                held.append((key, target))
+            else:
+                up.append((key, target))
+    return Changes(down, up, held)

@@ -9,12 +9,15 @@ sessions that just started (and the capacity; a change through the API recompute
 ``notify_capacity_change``). ``runtime.load.allocate`` gives the limits; a
 profile goes only to a session whose limit changed, decreases first (their answers awaited)
 then increases, so the sum of what chargers were told stays under the capacity while limits
-move. Every profile sent and every answer is stored (``store.load.ChargingLimit``).
+move; an increase under ``deadband_w`` waits while those waiting leave at most
+``deadband_share`` of the capacity unused (``runtime.load.plan_changes``). Every profile sent
+and every answer is stored (``store.load.ChargingLimit``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -22,11 +25,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from ocpp.messages import MessageType
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
-from api.ocpp.priority import session_priority
-from runtime.load import Demand, allocate
+from api.ocpp.priority import session_priorities
+from runtime.load import Demand, allocate, plan_changes
 from store.load import (
     capacity_w,
     record_answers,
@@ -37,7 +41,7 @@ from store.load import (
 if TYPE_CHECKING:
     from api.ocpp.server import Gateway
 
-__all__ = ["MIN_RATE_W", "LoadManager", "LoadStats", "notify_capacity_change", "profile_payload"]
+__all__ = ["MIN_RATE_W", "LoadManager", "LoadStats", "notify_capacity_change", "profile_payload", "profile_request"]
 
 log = logging.getLogger("evbill.ocpp.load")
 
@@ -54,6 +58,7 @@ class LoadStats:
     max_allocate_s: float = 0.0
     recompute_s: float = 0.0
     max_sessions: int = 0
+    increases_held: int = 0  # small increases not sent (the deadband)
 
 
 @dataclass
@@ -87,12 +92,19 @@ class _Site:
 
 class LoadManager:
     def __init__(self, gw: Gateway, *, step_w: Decimal = Decimal(100), linger_s: float = 0.05,
-                 min_interval_s: float = 0.5, chunk: int = 50) -> None:
+                 min_interval_s: float = 0.5, chunk: int = 50, deadband_w: Decimal = Decimal(1000),
+                 deadband_share: Decimal = Decimal("0.02")) -> None:
         self.gw = gw
         self.step_w = step_w
         self.linger_s = linger_s  # a start's answer goes out first; starts meanwhile share the recompute
         self.min_interval_s = min_interval_s  # between recomputes of one location during a burst
         self.chunk = chunk  # profiles stored and sent together
+        # increases below deadband_w are not sent while all those held back leave at most
+        # deadband_share of the capacity unused (runtime.load.plan_changes): a car cannot follow a
+        # few hundred watts (AC: 1 A per phase is 690 W) and a site-wide burst of +100 W profiles
+        # only delays chargers' answers; decreases are always sent
+        self.deadband_w = deadband_w
+        self.deadband_share = deadband_share
         self.sites: dict[str, _Site] = {}
         self.stats = LoadStats()
 
@@ -156,10 +168,15 @@ class LoadManager:
                 return None, None  # no capacity here: nothing to track (the common case)
             rows = running_sessions(db, loc, None if not loaded else sorted(new)) if (new or not loaded) else []
             # who is served first: the depot owner's fleet, partners, ad hoc, or an access rule's
-            # session_priority (api.ocpp.priority), with the rules' windows read now
+            # session_priority (api.ocpp.priority), with the rules' windows read now; in one pass per
+            # tenant (a location has one), not queries per session: this runs on the gateway's loop
             now = datetime.now(UTC)
-            return cap, [(r, session_priority(db, r.tenant_id, location_id=loc, id_tag=r.id_tag, at=now,
-                                              evse_uid=r.evse_uid)) for r in rows]
+            prio: dict[int, int] = {}
+            for tenant in {r.tenant_id for r in rows}:
+                mine = [r for r in rows if r.tenant_id == tenant]
+                prio.update(zip((r.tx_id for r in mine), session_priorities(
+                    db, tenant, location_id=loc, sessions=[(r.id_tag, r.evse_uid) for r in mine], at=now)))
+            return cap, [(r, prio[r.tx_id]) for r in rows]
 
         try:
             cap, rows = await self.gw.db.read(read)
@@ -193,17 +210,14 @@ class LoadManager:
         dt = time.perf_counter() - t0
         self.stats.allocate_s += dt
         self.stats.max_allocate_s = max(self.stats.max_allocate_s, dt)
-        down: list[tuple[_Running, Decimal]] = []
-        up: list[tuple[_Running, Decimal]] = []
-        for s in running:
-            target = targets.get(s.tx_id)
-            if target is None:
-                continue
-            now = s.sent_w if s.sent_w is not None else (s.max_w // self.step_w) * self.step_w
-            if target < now:
-                down.append((s, target))
-            elif target > now:
-                up.append((s, target))
+        # what each charger has now: the last limit sent, or its maximum (no profile yet)
+        by_id = {s.tx_id: s for s in running}
+        plan = plan_changes(cap, [(s.tx_id, s.sent_w if s.sent_w is not None else (s.max_w // self.step_w) * self.step_w,
+                                   targets[s.tx_id]) for s in running if s.tx_id in targets],
+                            self.deadband_w, self.deadband_share)
+        self.stats.increases_held += len(plan.held)
+        down = [(by_id[k], t) for k, t in plan.down]  # type: ignore[index]
+        up = [(by_id[k], t) for k, t in plan.up]  # type: ignore[index]
         reason = ("session_started" if "session_started" in reasons else
                   "session_stopped" if "session_stopped" in reasons else "capacity_changed")
         # decreases first: what the others gain must be free before they take it
@@ -245,20 +259,55 @@ class LoadManager:
         handler = self.gw.connections.get(s.identity)
         if handler is None:
             return "not_connected", ""
-        payload = profile_payload(s.version, s.tx_id, s.ref, s.connector_id, target)
+        if self.gw.settings.validate_responses:  # the package's path: request and answer validated
+            payload = profile_payload(s.version, s.tx_id, s.ref, s.connector_id, target)
+            try:
+                res = await handler.call(payload, suppress=False)  # type: ignore[attr-defined]
+            except Exception as exc:  # noqa: BLE001  (a CALLERROR, a timeout, a closed socket: stored)
+                return "failed", f"{type(exc).__name__}: {exc}"[:300]
+            return str(getattr(res, "status", "") or "unknown"), ""
+        # the frame built directly (the package's call converts a dataclass key by key with
+        # regexes, thousands of times in a site-wide recompute), sent and answered the package's
+        # way: one CALL at a time per connection, the answer matched by its id
+        h: Any = handler
+        uid = str(h._unique_id_generator())
+        frame = json.dumps([2, uid, "SetChargingProfile", profile_request(s.version, s.tx_id, s.ref, s.connector_id,
+                                                                         target)], separators=(",", ":"))
         try:
-            res = await handler.call(payload, suppress=False,  # type: ignore[attr-defined]
-                                     skip_schema_validation=not self.gw.settings.validate_responses)
-        except Exception as exc:  # noqa: BLE001  (a CALLERROR, a timeout, a closed socket: stored)
+            async with h._call_lock:
+                await h._send(frame)
+                res = await h._get_specific_response(uid, h._response_timeout)
+        except Exception as exc:  # noqa: BLE001  (a timeout, a closed socket: stored)
             return "failed", f"{type(exc).__name__}: {exc}"[:300]
-        return str(getattr(res, "status", "") or "unknown"), ""
+        if res.message_type_id == MessageType.CallError:
+            exc = res.to_exception()
+            return "failed", f"{type(exc).__name__}: {exc}"[:300]
+        status = res.payload.get("status") if isinstance(res.payload, dict) else None
+        return str(status or "unknown")[:20], ""
+
+
+def _limit_number(limit_w: Decimal) -> int | float:
+    return int(limit_w) if limit_w == limit_w.to_integral_value() else float(limit_w)
+
+
+def profile_request(version: str, profile_id: int, ref: str, connector_id: int, limit_w: Decimal) -> dict[str, Any]:
+    """``profile_payload`` as it goes on the wire (camelCase JSON)."""
+    period = [{"startPeriod": 0, "limit": _limit_number(limit_w)}]
+    if version == "2.0.1":
+        return {"evseId": connector_id, "chargingProfile": {
+            "id": profile_id, "stackLevel": 0, "chargingProfilePurpose": "TxProfile",
+            "chargingProfileKind": "Relative", "transactionId": ref,
+            "chargingSchedule": [{"id": profile_id, "chargingRateUnit": "W", "chargingSchedulePeriod": period}]}}
+    return {"connectorId": connector_id, "csChargingProfiles": {
+        "chargingProfileId": profile_id, "transactionId": int(ref) if ref.isdigit() else profile_id,
+        "stackLevel": 0, "chargingProfilePurpose": "TxProfile", "chargingProfileKind": "Relative",
+        "chargingSchedule": {"chargingRateUnit": "W", "chargingSchedulePeriod": period}}}
 
 
 def profile_payload(version: str, profile_id: int, ref: str, connector_id: int, limit_w: Decimal) -> Any:
     """SetChargingProfile with a TxProfile for the transaction: one period from its start, in W.
     Kind Relative: the schedule starts with the transaction, no start time to agree on."""
-    limit = int(limit_w) if limit_w == limit_w.to_integral_value() else float(limit_w)
-    period = [{"start_period": 0, "limit": limit}]
+    period = [{"start_period": 0, "limit": _limit_number(limit_w)}]
     if version == "2.0.1":
         return call201.SetChargingProfile(evse_id=connector_id, charging_profile={  # type: ignore[arg-type]
             "id": profile_id, "stack_level": 0, "charging_profile_purpose": "TxProfile",

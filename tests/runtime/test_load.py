@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runtime.load import Demand, allocate
+from runtime.load import Demand, allocate, plan_changes
 
 D = Decimal
 
@@ -84,3 +84,59 @@ def test_properties(capacity: Decimal, raw: list[Demand], step: Decimal) -> None
     # capacity for everyone: everyone gets the maximum (in steps)
     if sum(floor_max.values(), D(0)) <= capacity:
         assert all(got[d.key] == floor_max[d.key] or floor_max[d.key] < max(d.min_w, step) for d in ds)
+
+
+def test_small_increases_held_back_decreases_and_unpauses_always_sent() -> None:
+    cap = D(100_000)
+    got = plan_changes(cap, [("a", D(15000), D(14900)), ("b", D(15000), D(15100)), ("c", D(0), D(1400)),
+                             ("d", D(15000), D(17000)), ("e", D(15000), D(15000))], D(1000), D("0.02"))
+    assert got.down == [("a", D(14900))]
+    assert got.up == [("c", D(1400)), ("d", D(17000))]  # an unpause, and an increase over the deadband
+    assert got.held == [("b", D(15100))]
+    # limits lifted (no capacity): everyone back to the maximum, however small the step
+    lifted = plan_changes(None, [("b", D(21900), D(22000))], D(1000), D("0.02"))
+    assert lifted.up == [("b", D(22000))] and not lifted.held
+
+
+def test_held_back_increases_leave_at_most_the_share_unused() -> None:
+    # 10 sessions each 500 W short; 2 % of 100 kW = 2 kW may stay unused: four held (equal gaps: the
+    # oldest), six sent
+    got = plan_changes(D(100_000), [(i, D(9000), D(9500)) for i in range(10)], D(1000), D("0.02"))
+    assert [k for k, _ in got.held] == [0, 1, 2, 3]
+    assert sorted(k for k, _ in got.up) == [4, 5, 6, 7, 8, 9]
+    # different sizes: the largest are sent first
+    got = plan_changes(D(100_000), [("big", D(9000), D(9900)), ("mid", D(9000), D(9600)), ("s1", D(9000), D(9100)),
+                                    ("s2", D(9000), D(9100))], D(1000), D("0.005"))
+    assert {k for k, _ in got.held} == {"s1", "s2"} and [k for k, _ in got.up] == ["mid", "big"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(capacity=st.decimals(min_value=1, max_value=2_000_000, places=0),
+       raw=st.lists(demand, max_size=40), step=st.sampled_from([D(1), D(100)]),
+       deadband=st.sampled_from([D(0), D(500), D(1000), D(5000)]), share=st.sampled_from([D(0), D("0.02"), D("0.1")]),
+       data=st.data())
+def test_plan_properties(capacity: Decimal, raw: list[Demand], step: Decimal, deadband: Decimal, share: Decimal,
+                         data: st.DataObject) -> None:
+    ds = [Demand(i, d.priority, d.max_w, d.min_w) for i, d in enumerate(raw)]
+    before = allocate(capacity, ds, step)  # what chargers were told last time
+    # the site changes: another capacity; chargers have the old limits
+    cap2 = data.draw(st.decimals(min_value=1, max_value=2_000_000, places=0))
+    after = allocate(cap2, ds, step)
+    plan = plan_changes(cap2, [(d.key, before[d.key], after[d.key]) for d in ds], deadband, share)
+    have = dict(before)
+    # decreases first: once they are through, and after every increase, the sum of the limits
+    # chargers have is under the new capacity
+    for k, t in plan.down:
+        assert t < have[k]
+        have[k] = t
+    assert sum(have.values(), D(0)) <= cap2
+    for k, t in plan.up:
+        assert t > have[k]
+        have[k] = t
+        assert sum(have.values(), D(0)) <= cap2
+    held = dict(plan.held)
+    gaps = [held[k] - have[k] for k in held]
+    assert all(D(0) < g < deadband for g in gaps) and all(have[k] > 0 for k in held)  # paused ones never wait
+    assert sum(gaps, D(0)) <= cap2 * share  # what the deadband leaves unused is bounded
+    for d in ds:  # every session ends at its new limit or (held) just under it
+        assert have[d.key] == after[d.key] or d.key in held

@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -86,6 +87,20 @@ def _tokens(oe: OcppEnv) -> dict[str, str]:
     return {"p1": "PARTNER-1", "p2": "PARTNER-2", "own": "FLEET-OWN-1"}
 
 
+@pytest.fixture(params=["package", "direct"])
+def frames(request: pytest.FixtureRequest, ocpp_env: OcppEnv) -> Iterator[str]:
+    """How the gateway sends SetChargingProfile: through the package's ``call`` (request and answer
+    validated, ``validate_responses``) or as frames it builds itself (production's default); -> a
+    suffix for the chargers' identities."""
+    settings = ocpp_env.gw.settings
+    old = settings.validate_responses
+    settings.validate_responses = request.param == "package"
+    try:
+        yield "" if request.param == "package" else "D"
+    finally:
+        settings.validate_responses = old
+
+
 def _limits(cp: Any) -> list[float]:
     """The limits (W) a charger was sent, in order."""
     out = []
@@ -144,11 +159,11 @@ async def stations(oe: OcppEnv, version: str, specs: list[tuple[str, type]]) -> 
 
 
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
-def test_capacity_shared_by_priority(ocpp_env: OcppEnv, version: str) -> None:
+def test_capacity_shared_by_priority(ocpp_env: OcppEnv, version: str, frames: str) -> None:
     oe = ocpp_env
     tag = _tokens(oe)
     loc = _site(oe, CAPACITY_KW)
-    v = version.replace(".", "")
+    v = version.replace(".", "") + frames
     idents = [f"LOAD{v}-A", f"LOAD{v}-B", f"LOAD{v}-C"]
     for ident in idents:
         oe.add_charger(ident, location_id=loc)  # each one EVSE of 22 kW
@@ -207,10 +222,10 @@ def test_capacity_shared_by_priority(ocpp_env: OcppEnv, version: str) -> None:
 
 
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
-def test_rejected_answer_stored_and_no_capacity_no_profiles(ocpp_env: OcppEnv, version: str) -> None:
+def test_rejected_answer_stored_and_no_capacity_no_profiles(ocpp_env: OcppEnv, version: str, frames: str) -> None:
     oe = ocpp_env
     tag = _tokens(oe)
-    v = version.replace(".", "")
+    v = version.replace(".", "") + frames
     limited, free = _site(oe, "20"), _site(oe, None)
     oe.add_charger(f"REJ{v}-A", location_id=limited)
     oe.add_charger(f"REJ{v}-B", location_id=limited)
@@ -301,3 +316,23 @@ def test_capacity_set_and_removed_through_the_api_applies_at_once(ocpp_env: Ocpp
     hist = _ok(oe.client.get(f"/locations/{loc}/load/history", headers=oe.h()))["items"]
     assert [(h["reason"], h["capacity_kw"], h["limit_kw"]) for h in hist] == [
         ("capacity_changed", None, "22")] * 2 + [("capacity_changed", "16", "8")] * 2
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+@pytest.mark.parametrize("limit", ["14900", "7400.5"])
+def test_profile_frame_is_the_packages_and_valid(version: str, limit: str) -> None:
+    """The gateway builds SetChargingProfile's JSON itself (load limits' fast path): it is what the
+    package makes of ``profile_payload`` and passes the version's schema."""
+    from decimal import Decimal
+
+    from ocpp.charge_point import remove_nones, serialize_as_dict, snake_to_camel_case
+    from ocpp.messages import MessageType, get_validator
+
+    from api.ocpp.load import profile_payload, profile_request
+
+    args = (version, 41, "41" if version == "1.6" else "tx-41", 2, Decimal(limit))
+    frame = profile_request(*args)
+    assert frame == remove_nones(snake_to_camel_case(serialize_as_dict(profile_payload(*args))))
+    # as the package validates a frame: JSON numbers with a fraction read as Decimal
+    wire = json.loads(json.dumps([2, "1", "SetChargingProfile", frame]), parse_float=Decimal)
+    get_validator(MessageType.Call, "SetChargingProfile", version).validate(wire[3])
