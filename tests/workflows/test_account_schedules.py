@@ -70,6 +70,16 @@ async def _runs(client: Client, tenant: str, expect: list[str] | None = None) ->
     return got
 
 
+async def _listed(client: Client, ids: set[str]) -> None:
+    """Wait until the (lagging) listing shows every schedule of ``ids``: the sync reconciles what
+    the server lists."""
+    for _ in range(100):
+        if ids <= {s.id async for s in await client.list_schedules()}:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"schedules never listed: {ids}")
+
+
 ZERO_RUNS = {"created": 0, "updated": 0, "unchanged": 0, "deleted": 0, "failed": 0}
 
 
@@ -147,6 +157,8 @@ async def test_schedules_follow_accounts_and_sync_is_idempotent(dev: WorkflowEnv
         # another tenant's schedules are none of this tenant's sync's business
         await ensure_schedule(dev.client, "ten_other", "acc_x", "monthly", 1, "Europe/Berlin", task_queue="sched-tq")
         await ensure_run_schedule(dev.client, "ten_other", "monthly", 1, "Europe/Berlin", task_queue="sched-tq")
+        await _listed(dev.client, {schedule_id(tid, a) for a in ("acc_bulk3", "acc_bulk4", "acc_gone")}
+                      | {run_schedule_id(tid, "monthly", "Asia/Tokyo")})
         first = await api("POST", "/billing/schedules/sync")
         # acc and acc_bulk3 (its own schedule replaced) share Berlin's; New York's and Lisbon's are new;
         # acc_bulk4 is closed (own schedule removed), acc_bulk2 ad hoc, acc_gone gone; Tokyo's deleted

@@ -220,7 +220,8 @@ async def _sync(client: Client, engine: Engine, tenant_id: str, task_queue: str,
                          *(drop(sid) for sid in runs - {run_schedule_id(tenant_id, c, z) for c, z in wanted}))
 
     known = {p.account_id for p in plans}
-    plans += [SchedulePlan(a, None) for a in sorted(own - known)]  # schedules whose account is gone
+    gone = own - known  # schedules whose account is gone
+    plans += [SchedulePlan(a, None) for a in sorted(gone)]
     per_account: dict[str, str] = {}
 
     async def one(p: SchedulePlan) -> None:
@@ -234,6 +235,8 @@ async def _sync(client: Client, engine: Engine, tenant_id: str, task_queue: str,
                 per_account[p.account_id] = "failed"
                 return
             if p.cycle is None:
+                if p.account_id in gone and not had_own:
+                    return  # the listing (eventually consistent) still showed a schedule already deleted
                 per_account[p.account_id] = "deleted" if had_own else "absent"
             elif not p.active:
                 per_account[p.account_id] = "paused" if had_own else "absent"
