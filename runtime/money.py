@@ -100,24 +100,39 @@ def tax_groups(nets: Iterable[tuple[Decimal, Decimal | Money]], currency: str,
     return tuple((r, n, quantize(n * r / 100, places, mode)) for r, n in sorted(groups.items()))
 
 
+def apportion(total: Decimal, parts: Sequence[Decimal], places: int) -> tuple[Decimal, ...]:
+    """``total`` (the rounding of ``sum(parts)``, in ``places``) as one amount per exact part: each
+    part rounded down to the unit, the units left over to the largest remainders (earlier parts
+    first on ties), or taken from the smallest when the total lies below. Unlike a pro-rata split,
+    each amount stays within a unit of its part whatever the parts' signs (a negative correction
+    beside positive revenue)."""
+    if not parts:
+        return ()
+    unit = Decimal(1).scaleb(-places)
+    floors = [(p / unit).to_integral_value(rounding=ROUND_FLOOR) for p in parts]
+    left = int((total / unit).to_integral_value() - sum(floors, ZERO))
+    order = sorted(range(len(parts)), key=lambda i: (-(parts[i] / unit - floors[i]), i))
+    if left < 0:
+        order, step = order[::-1], -1
+    else:
+        step = 1
+    for n in range(abs(left)):
+        floors[order[n % len(order)]] += step
+    return tuple((f * unit).quantize(unit) for f in floors)
+
+
 def allocate(total: Decimal, weights: Sequence[Decimal], places: int) -> tuple[Decimal, ...]:
     """Split ``total`` (already in ``places``) over ``weights`` pro rata, in units of ``places``,
     so that the parts add up to ``total`` exactly (largest remainder: every part is its exact share
-    rounded down, and the units left over go to the largest fractions, earlier ones first on ties).
-    With weights summing to zero the exact shares are undefined: all parts but the first are zero."""
+    rounded down, and the units left over go to the largest fractions, earlier ones first on ties:
+    ``apportion`` of the exact shares). With weights summing to zero the exact shares are
+    undefined: all parts but the first are zero."""
     if not weights:
         return ()
-    unit = Decimal(1).scaleb(-places)
     whole = sum(weights, ZERO)
     if whole == 0:
         return (total,) + (ZERO,) * (len(weights) - 1)
-    exact = [total * w / whole / unit for w in weights]
-    floors = [e.to_integral_value(rounding=ROUND_FLOOR) for e in exact]
-    left = int((total / unit) - sum(floors, ZERO))
-    order = sorted(range(len(weights)), key=lambda i: (-(exact[i] - floors[i]), i))
-    for i in order[:left]:
-        floors[i] += 1
-    return tuple((f * unit).quantize(unit) for f in floors)
+    return apportion(total, [total * w / whole for w in weights], places)
 
 
 def to_decimal(value: object) -> Decimal:

@@ -48,12 +48,12 @@ import fnmatch
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
 from runtime.invoicing import Period, ad_hoc_period
-from runtime.money import ZERO, minor_unit, quantize
+from runtime.money import ZERO, apportion, minor_unit, quantize
 from runtime.rating import PriceSeries
 from runtime.sessions import SessionFacts
 from runtime.settlements import CommissionTerms, EnergyReimbursement, Stretch, commission_days
@@ -313,27 +313,6 @@ class BreakdownRow:
 
 
 BREAKDOWN_DIMENSIONS = ("cost_centre", "site")
-
-
-def apportion(total: Decimal, parts: Sequence[Decimal], places: int) -> tuple[Decimal, ...]:
-    """``total`` (the rounding of ``sum(parts)``, in ``places``) as one amount per exact part: each
-    part rounded down to the unit, the units left over to the largest remainders (earlier parts
-    first on ties), or taken from the smallest when the total lies below. Unlike a pro-rata split,
-    each amount stays within a unit of its part whatever the parts' signs (a negative correction
-    beside positive revenue)."""
-    if not parts:
-        return ()
-    unit = Decimal(1).scaleb(-places)
-    floors = [(p / unit).to_integral_value(rounding=ROUND_FLOOR) for p in parts]
-    left = int((total / unit).to_integral_value() - sum(floors, ZERO))
-    order = sorted(range(len(parts)), key=lambda i: (-(parts[i] / unit - floors[i]), i))
-    if left < 0:
-        order, step = order[::-1], -1
-    else:
-        step = 1
-    for n in range(abs(left)):
-        floors[order[n % len(order)]] += step
-    return tuple((f * unit).quantize(unit) for f in floors)
 
 
 def breakdown(sessions: Sequence[SessionRevenue], lines: Sequence[StatementLine]) -> tuple[BreakdownRow, ...]:
