@@ -14,8 +14,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 from pydantic import Field
 
-from api.areas.billing.common import task_queue, temporal_client
-from api.areas.payouts import WorkerUnavailable
+from api.areas.billing.common import send_update, task_queue, temporal_client
 from api.auth import ROLE_SETS, actor_of
 from api.crud import ReadModel, WriteModel, _problems, open_scope, route
 from api.schemas import DecimalOut
@@ -225,24 +224,10 @@ _REFUSALS = {"forbidden": Forbidden, "window_closed": Conflict, "not_resolving":
 
 
 async def _update(request: Request[Any, Any, Any], workflow_id: str, name: str, arg: Any) -> Any:
-    from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
-    from temporalio.exceptions import ActivityError, ApplicationError
-
     from workflows.clearing.workflows import ClearingWorkflow
 
     handle = (await temporal_client(request)).get_workflow_handle(workflow_id)
-    try:
-        return await handle.execute_update(getattr(ClearingWorkflow, name), arg)
-    except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
-        while isinstance(cause, ActivityError) and cause.cause is not None:
-            cause = cause.cause
-        if isinstance(cause, ApplicationError):
-            raise _REFUSALS.get(cause.type or "", Conflict)(cause.type or "refused", cause.message) from None
-        raise
-    except WorkflowUpdateRPCTimeoutOrCancelledError:
-        raise WorkerUnavailable("worker_unavailable", "no clearing worker answered in time; nothing was recorded, "
-                                                      "try again") from None
+    return await send_update(handle, getattr(ClearingWorkflow, name), arg, _REFUSALS, "clearing", "recorded")
 
 
 @route("POST", "/clearing/statements/{clearing_statement_id:str}/disputes", operation_id="dispute_clearing_cdr",

@@ -17,14 +17,14 @@ from litestar import Request, Response, Router
 from litestar.openapi.datastructures import ResponseSpec
 from pydantic import Field
 
-from api.areas.billing.common import task_queue, temporal_client
+from api.areas.billing.common import send_update, task_queue, temporal_client
 from api.auth import ROLE_SETS, actor_of
 from api.crud import ReadModel, WriteModel, _problems, open_scope, route
 from api.schemas import DecimalOut
 from runtime.bank.identifiers import check_bic, check_creditor_id, iban_and_bic
 from runtime.bank.pain008 import PAIN_VERSIONS
 from store import collections as C
-from store.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from store.errors import Conflict, Forbidden, InvalidInput, NotFound
 from store.models import BillingAccount, Customer
 
 __all__ = ["router"]
@@ -423,19 +423,12 @@ def get_collection_run(request: Request[Any, Any, Any], run_id: str) -> RunDetai
                      collection_items=[RunItemRead.model_validate(dict(i._mapping)) for i in items])
 
 
-class WorkerUnavailable(DomainError):
-    """No worker took the decision in time (all stopped, or busy): nothing was decided; retry."""
-
-    status = 503
-
-
 _REFUSALS = {"forbidden": Forbidden, "four_eyes": Forbidden, "not_waiting": Conflict,
              "reason_required": InvalidInput}
 
 
 async def decide_collection_run(request: Request[Any, Any, Any], run_id: str, name: str, reason: str) -> RunRead:
-    from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
-    from temporalio.exceptions import ApplicationError
+    from temporalio.client import WorkflowFailureError
 
     from workflows.collections.types import RunDecision
     from workflows.collections.workflows import CollectionRunWorkflow
@@ -446,19 +439,8 @@ async def decide_collection_run(request: Request[Any, Any, Any], run_id: str, na
     if run.status != "awaiting_approval":
         raise Conflict("not_waiting", f"the collection run is {run.status}")
     handle = (await temporal_client(request)).get_workflow_handle(run.workflow_id)
-    try:
-        await handle.execute_update(getattr(CollectionRunWorkflow, name),
-                                           RunDecision(actor.user_id, actor.role, reason))
-    except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
-        if isinstance(cause, ApplicationError):
-            raise _REFUSALS.get(cause.type or "", Conflict)(cause.type or "refused", cause.message) from None
-        raise
-    except WorkflowUpdateRPCTimeoutOrCancelledError:
-        raise WorkerUnavailable("worker_unavailable", "no collection worker answered in time; nothing was "
-                                                      "decided, try again") from None
-    from temporalio.client import WorkflowFailureError
-
+    await send_update(handle, getattr(CollectionRunWorkflow, name), RunDecision(actor.user_id, actor.role, reason),
+                      _REFUSALS, "collection")
     try:
         await handle.result()  # the decision's activity has run: answer with the run as it now stands
     except WorkflowFailureError as exc:

@@ -16,12 +16,12 @@ from litestar import Request, Response, Router
 from litestar.openapi.datastructures import ResponseSpec
 from pydantic import Field
 
-from api.areas.billing.common import temporal_client
+from api.areas.billing.common import send_update, temporal_client
 from api.auth import ROLE_SETS, actor_of
 from api.crud import ReadModel, WriteModel, _problems, open_scope, route
 from api.schemas import DecimalOut
 from store import dunning as DN
-from store.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from store.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 __all__ = ["router"]
 
@@ -377,19 +377,10 @@ class StageDecisionIn(WriteModel):
     reason: str = Field("", max_length=1000)
 
 
-class WorkerUnavailable(DomainError):
-    """No worker took the decision in time: nothing was decided; retry."""
-
-    status = 503
-
-
 _REFUSALS = {"forbidden": Forbidden, "not_waiting": Conflict, "reason_required": InvalidInput}
 
 
 async def decide_dunning_stage(request: Request[Any, Any, Any], case_id: str, name: str, reason: str) -> CaseDetail:
-    from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
-    from temporalio.exceptions import ApplicationError
-
     from workflows.dunning.types import StageDecision
     from workflows.dunning.workflows import DunningWorkflow
 
@@ -399,16 +390,8 @@ async def decide_dunning_stage(request: Request[Any, Any, Any], case_id: str, na
     if c.status != "awaiting_approval":
         raise Conflict("not_waiting", f"the dunning case is {c.status}, not awaiting approval")
     handle = (await temporal_client(request)).get_workflow_handle(c.workflow_id)
-    try:
-        await handle.execute_update(getattr(DunningWorkflow, name), StageDecision(actor.user_id, actor.role, reason))
-    except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
-        if isinstance(cause, ApplicationError):
-            raise _REFUSALS.get(cause.type or "", Conflict)(cause.type or "refused", cause.message) from None
-        raise
-    except WorkflowUpdateRPCTimeoutOrCancelledError:
-        raise WorkerUnavailable("worker_unavailable", "no dunning worker answered in time; nothing was decided, "
-                                                      "try again") from None
+    await send_update(handle, getattr(DunningWorkflow, name), StageDecision(actor.user_id, actor.role, reason),
+                      _REFUSALS, "dunning")
     # the Update returns once the workflow took the decision; the stage (fees, letter) follows in
     # activities: answer when the workflow has moved on, or after a few seconds with what stands
     import asyncio

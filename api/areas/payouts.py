@@ -20,14 +20,14 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 from pydantic import Field
 
-from api.areas.billing.common import task_queue, temporal_client
+from api.areas.billing.common import send_update, task_queue, temporal_client
 from api.auth import ROLE_SETS, actor_of
 from api.crud import CursorParam, ReadModel, WriteModel, _problems, open_scope, route
 from api.schemas import DecimalOut
 from api.validation import Bic, Currency, Iban
 from runtime.money import CurrencyMismatch
 from store import payables as P
-from store.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from store.errors import Conflict, Forbidden, InvalidInput, NotFound
 from store.repo import decode_cursor, encode_cursor
 
 __all__ = ["router"]
@@ -271,23 +271,12 @@ def get_payout_run(request: Request[Any, Any, Any], payout_run_id: str) -> Payou
                            payout_items=[PayoutItemRead.model_validate(dict(i._mapping)) for i in items])
 
 
-class WorkerUnavailable(DomainError):
-    """No worker took the decision in time: nothing was decided; retry."""
-
-    status = 503
-
-
 _REFUSALS = {"forbidden": Forbidden, "four_eyes": Forbidden, "not_waiting": Conflict,
              "reason_required": InvalidInput}
 
 
 async def decide_payout_run(request: Request[Any, Any, Any], run_id: str, name: str, reason: str) -> PayoutRunRead:
-    from temporalio.client import (
-        WorkflowFailureError,
-        WorkflowUpdateFailedError,
-        WorkflowUpdateRPCTimeoutOrCancelledError,
-    )
-    from temporalio.exceptions import ApplicationError
+    from temporalio.client import WorkflowFailureError
 
     from workflows.payouts.types import PayoutDecision
     from workflows.payouts.workflows import PayoutRunWorkflow
@@ -298,16 +287,8 @@ async def decide_payout_run(request: Request[Any, Any, Any], run_id: str, name: 
     if run.status != "awaiting_approval":
         raise Conflict("not_waiting", f"the payout run is {run.status}")
     handle = (await temporal_client(request)).get_workflow_handle(run.workflow_id)
-    try:
-        await handle.execute_update(getattr(PayoutRunWorkflow, name), PayoutDecision(actor.user_id, actor.role, reason))
-    except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
-        if isinstance(cause, ApplicationError):
-            raise _REFUSALS.get(cause.type or "", Conflict)(cause.type or "refused", cause.message) from None
-        raise
-    except WorkflowUpdateRPCTimeoutOrCancelledError:
-        raise WorkerUnavailable("worker_unavailable", "no payout worker answered in time; nothing was decided, "
-                                                      "try again") from None
+    await send_update(handle, getattr(PayoutRunWorkflow, name), PayoutDecision(actor.user_id, actor.role, reason),
+                      _REFUSALS, "payout")
     try:
         await handle.result()  # the decision's activity has run: answer with the run as it now stands
     except WorkflowFailureError as exc:

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from litestar import Request
 
 from api.auth import ROLE_SETS
 from store import finance as F
-from store.errors import DomainError, NotFound
+from store.errors import Conflict, DomainError, NotFound
 
-__all__ = ["account_of", "app_client", "db_sessions", "task_queue", "temporal_client", "temporal_configured"]
+__all__ = ["WorkerUnavailable", "account_of", "app_client", "db_sessions", "send_update", "task_queue", "temporal_client",
+           "temporal_configured"]
 
 # who may do what in billing (registered next to the others so the role matrix sees them)
 ROLE_SETS.setdefault("billing_read", ("admin", "operator", "approver", "auditor", "analyst"))
@@ -27,6 +29,35 @@ async def temporal_client(request: Request[Any, Any, Any]) -> Any:
     """The app's Temporal client: set by ``evbill serve`` (or a test) on ``app.state.temporal``,
     else connected once to ``TEMPORAL_ADDRESS``."""
     return await app_client(request.app)
+
+
+class WorkerUnavailable(DomainError):
+    """No worker took the decision in time (all stopped, or busy): nothing was decided; retry."""
+
+    status = 503
+
+
+async def send_update(handle: Any, update: Any, arg: Any, refusals: Mapping[str, type[DomainError]], worker: str,
+                      nothing: str = "decided") -> Any:
+    """Send a decision to a running workflow as a Temporal Update and return its result. A refusal
+    by the workflow's validator or handler (an ``ApplicationError``, also behind an activity) becomes
+    the problem ``refusals`` names for its type (409 for any other); no worker answering in time a
+    503 ``worker_unavailable`` (``worker``: whose, for the message)."""
+    from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
+    from temporalio.exceptions import ActivityError, ApplicationError
+
+    try:
+        return await handle.execute_update(update, arg)
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        while isinstance(cause, ActivityError) and cause.cause is not None:
+            cause = cause.cause
+        if isinstance(cause, ApplicationError):
+            raise refusals.get(cause.type or "", Conflict)(cause.type or "refused", cause.message) from None
+        raise
+    except WorkflowUpdateRPCTimeoutOrCancelledError:
+        raise WorkerUnavailable("worker_unavailable", f"no {worker} worker answered in time; nothing was {nothing}, "
+                                                      "try again") from None
 
 
 def temporal_configured(app: Any) -> bool:

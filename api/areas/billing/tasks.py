@@ -15,7 +15,7 @@ from typing import Any, Literal
 from litestar import Request
 from pydantic import Field
 
-from api.areas.billing.common import account_of, db_sessions, temporal_client
+from api.areas.billing.common import account_of, db_sessions, send_update, temporal_client
 from api.auth import actor_of
 from api.crud import CursorParam, LimitParam, ReadModel, WriteModel, route
 from api.schemas import DecimalOut
@@ -156,9 +156,6 @@ _REFUSALS = {"forbidden": Forbidden, "four_eyes": Forbidden, "not_held": Conflic
 
 
 async def _update(request: Request[Any, Any, Any], task_id: str, name: str, arg: Any) -> tuple[Any, Any]:
-    from temporalio.client import WorkflowUpdateFailedError
-    from temporalio.exceptions import ApplicationError
-
     from workflows.billing.workflows import BillingCycleWorkflow
 
     actor = actor_of(request)
@@ -167,16 +164,8 @@ async def _update(request: Request[Any, Any, Any], task_id: str, name: str, arg:
     if task.kind != "invoice_hold":
         raise Conflict("not_an_invoice_task", f"a {task.kind} task is not decided here: it closes itself once "
                                               "what it reports is done (a batch delivered)")
-    client = await temporal_client(request)
-    handle = client.get_workflow_handle(task.workflow_id)
-    try:
-        return task, await handle.execute_update(getattr(BillingCycleWorkflow, name), arg)
-    except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
-        if isinstance(cause, ApplicationError):
-            kind = _REFUSALS.get(cause.type or "", Conflict)
-            raise kind(cause.type or "refused", cause.message) from None
-        raise
+    handle = (await temporal_client(request)).get_workflow_handle(task.workflow_id)
+    return task, await send_update(handle, getattr(BillingCycleWorkflow, name), arg, _REFUSALS, "billing")
 
 
 @route("GET", "/billing/tasks", operation_id="list_finance_tasks", roles="billing_read",
