@@ -25,7 +25,7 @@ if demo_console.unavailable() is None:
 
 def _demo(out: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     r = subprocess.run([sys.executable, "-m", "api.cli", "demo", "--out", str(out), "--sessions", "50", "--seed", "11"],
-                       capture_output=True, text=True, cwd=ROOT, timeout=300,
+                       capture_output=True, text=True, cwd=ROOT, timeout=600,
                        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return r, json.loads((out / "summary.json").read_text())
