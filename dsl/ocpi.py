@@ -46,7 +46,8 @@ from dsl import ast as A
 from dsl.compiler import CompiledRuleset, compile_ruleset
 from dsl.printer import print_ruleset
 from runtime.rated import group_totals
-from runtime.rating import Piece, RatingContext, RatingError, zone
+from runtime.money import ZERO as RZERO
+from runtime.rating import TOTAL_GROUPS, Piece, RatingContext, RatingError, zone
 from runtime.sessions import ChargingPeriod, SessionFacts, SessionInputError, parse_datetime
 
 __all__ = ["COST_FIELDS", "OcpiError", "cdr_to_session", "import_tariff", "load_json", "price_cdr",
@@ -65,6 +66,7 @@ COST_FIELDS = (
     ("total_cost", "total"), ("total_energy_cost", "energy"), ("total_time_cost", "time"),
     ("total_parking_cost", "parking"), ("total_fixed_cost", "fixed"), ("total_reservation_cost", "reservation"),
 )
+assert tuple(group for _key, group in COST_FIELDS) == TOTAL_GROUPS  # fused totals come in this order
 _FOUR = Decimal("0.0001")
 _ZERO = Decimal(0)
 
@@ -579,6 +581,9 @@ def _fast_pricer(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str]
     pieces_fn = ruleset.piece_engines.get(prog.name)
     if pieces_fn is None:
         return None
+    # the same steps and group totals as one generated function, where the tariff has one
+    totals_fn = ruleset.totals_engine(prog.name)
+    rzero = RZERO  # what it reports for an untouched group
     # _TEMPLATE with this tariff's currency in place
     template = _TEMPLATE.replace("%s", _DUMP_STR(prog.currency).replace("%", "%%"), 1)
     facts: dict[tuple[str | None, str | None, str | None, bool], SessionFacts] = {}  # by the raw location fields
@@ -653,10 +658,14 @@ def _fast_pricer(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str]
                 id="", start=epoch, end=epoch, country=key[0] or "", evse_id=key[1] or "",
                 power_type="DC" if (key[2] or "").upper() == "DC" else "AC",
                 reservation="RESERVATION" if reserved else None)
-        lines, kwh, _charging_h, parking_h = pieces_fn(f, ctx, pieces, start, end)
-        get = groups_of(lines).get
-        money = [zero_text if x is zero else str(quantize(x, four, half_up))
-                 for group in groups_printed for x in get(group, zero_group)]
+        if totals_fn is not None:
+            *amounts, kwh, _charging_h, parking_h = totals_fn(f, ctx, pieces, start, end)
+            money = [zero_text if x is rzero else str(quantize(x, four, half_up)) for x in amounts]
+        else:
+            lines, kwh, _charging_h, parking_h = pieces_fn(f, ctx, pieces, start, end)
+            get = groups_of(lines).get
+            money = [zero_text if x is zero else str(quantize(x, four, half_up))
+                     for group in groups_printed for x in get(group, zero_group)]
         money += fmt(kwh), fmt(span(first, starts, start, end, _hours_ms)), fmt(parking_h)
         head = f'{{"id": {dump(c.id)}, ' if c.id else "{"
         return head + template % tuple(money)
