@@ -45,8 +45,8 @@ import msgspec
 from dsl import ast as A
 from dsl.compiler import CompiledRuleset, compile_ruleset
 from dsl.printer import print_ruleset
-from runtime.rated import group_totals
 from runtime.money import ZERO as RZERO
+from runtime.rated import group_totals
 from runtime.rating import TOTAL_GROUPS, Piece, RatingContext, RatingError, zone
 from runtime.sessions import ChargingPeriod, SessionFacts, SessionInputError, parse_datetime
 
@@ -434,8 +434,17 @@ def _hours(a: datetime, b: datetime) -> Decimal:
     return Decimal(micro) / Decimal(3_600_000_000)
 
 
-def _hours_ms(a: int, b: int) -> Decimal:
-    return Decimal((b - a) * 1000) / Decimal(3_600_000_000)  # _hours of whole seconds, exactly
+def _hours_text(ms: int) -> str:
+    """``_fmt(max(ZERO, _hours))`` of a span of ``ms`` milliseconds, in integers: hours to 4 places
+    are ms / 360, rounded half up. The same text: ms / 3,600,000 has the digits of a number over
+    9 times a power of ten, so after its first few decimals one digit repeats, never a 9, and
+    Decimal's rounding to 28 digits cannot carry the quotient across a half."""
+    if ms <= 0:
+        return "0.0000"
+    q, rest = divmod(ms, 360)
+    if rest >= 180:
+        q += 1
+    return f"{q // 10000}.{q % 10000:04d}"
 
 
 def _total_time(session: SessionFacts) -> Decimal:
@@ -511,14 +520,37 @@ _DIM_INDEX = {typ: 8 if field is None else ("energy_kwh", "time_h", "parking_h",
 
 class _Dim(msgspec.Struct, tag_field="type", gc=False):
     volume: msgspec.Raw
-    # the period volume this dimension gives (_DIM_INDEX) and its bit in the set of volumes seen
-    # (0 for ignored ones: they may repeat)
-    kb: ClassVar[tuple[int, int]]
+    # the period volume this dimension gives (_DIM_INDEX), its bit in the set of volumes seen (0
+    # for ignored ones: they may repeat), and its volume's JSON text -> the piece's value: the
+    # cache's get and the function that makes and caches a value it does not have
+    kb: ClassVar[tuple[int, int, Callable[[bytes], Decimal | None], Callable[[bytes], Decimal]]]
 
+
+def _volume_cache(scale: Decimal | None) -> tuple[Callable[[bytes], Decimal | None], Callable[[bytes], Decimal]]:
+    """A volume's JSON text -> ``_volume(text)`` (times ``scale``: hours -> the pieces' seconds),
+    each distinct text converted once (the cache is emptied when it grows past 200,000)."""
+    cache: dict[bytes, Decimal] = {}
+
+    def make(text: bytes) -> Decimal:
+        v = _volume(text)
+        if scale is not None:
+            v = v * scale
+        if len(cache) > 200_000:
+            cache.clear()
+        cache[text] = v
+        return v
+    return cache.get, make
+
+
+_S_PER_H = Decimal(3600)  # ChargingPeriod hours -> piece seconds (_segments multiplies by int 3600: the same)
+# kWh, kW and A as they are; charging, parking and reservation hours as seconds
+_AS_IS, _AS_SECONDS = _volume_cache(None), _volume_cache(_S_PER_H)
 
 # one struct per known dimension type, told apart by msgspec on "type" (an unknown type: DecodeError)
 _DIMS = tuple(msgspec.defstruct(f"_Dim{typ.title().replace('_', '')}", [], bases=(_Dim,), tag=typ,
-                                namespace={"kb": (k, 0 if k == 8 else 1 << k)}) for typ, k in _DIM_INDEX.items())
+                                namespace={"kb": (k, 0 if k == 8 else 1 << k,
+                                                  *(_AS_SECONDS if k in (1, 2, 3) else _AS_IS))})
+              for typ, k in _DIM_INDEX.items())
 
 
 class _Period(msgspec.Struct, gc=False):
@@ -564,7 +596,6 @@ def _epoch_ms(value: str) -> int:
     return int(dt.timestamp()) * 1000
 
 
-_S_PER_H = Decimal(3600)  # ChargingPeriod hours -> piece seconds (_segments multiplies by int 3600: the same)
 _ZERO_GROUP = (_ZERO, _ZERO)
 
 
@@ -587,33 +618,27 @@ def _fast_pricer(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str]
     # _TEMPLATE with this tariff's currency in place
     template = _TEMPLATE.replace("%s", _DUMP_STR(prog.currency).replace("%", "%%"), 1)
     facts: dict[tuple[str | None, str | None, str | None, bool], SessionFacts] = {}  # by the raw location fields
-    volumes: dict[bytes, Decimal] = {}  # a volume's JSON text -> its Decimal (exact: Decimal(text))
-
-    def volume(text: bytes) -> Decimal:
-        v = _volume(text)
-        if len(volumes) > 200_000:
-            volumes.clear()
-        volumes[text] = v
-        return v
-
-    get_volume = volumes.get
-    decode, ms, dump, fmt, span, fromiso = _DECODE_CDR, _epoch_ms, _DUMP_STR, _fmt, _span, _fromisoformat
-    zero, zero_group, per_h, groups_of = _ZERO, _ZERO_GROUP, _S_PER_H, group_totals
+    decode, ms, dump, fmt, fromiso, hours_text = _DECODE_CDR, _epoch_ms, _DUMP_STR, _fmt, _fromisoformat, _hours_text
+    zero, zero_group, groups_of = _ZERO, _ZERO_GROUP, group_totals
     groups_printed = tuple(group for _key, group in COST_FIELDS)
     # _fmt inline (its common absent group first)
     quantize, four, half_up, zero_text = Decimal.quantize, _FOUR, ROUND_HALF_UP, _fmt(_ZERO)
 
     def price(line: str) -> str:
         c = decode(line)
-        begins = c.start_date_time
-        start, end = ms(begins), ms(c.end_date_time)
+        # _epoch_ms's common case inline (the first period's start is often the CDR's)
+        begins, ends = c.start_date_time, c.end_date_time
+        start = int(fromiso(begins).timestamp()) * 1000 if len(begins) == 20 and begins[19] == "Z" and \
+            begins[10] == "T" else ms(begins)
+        end = int(fromiso(ends).timestamp()) * 1000 if len(ends) == 20 and ends[19] == "Z" and ends[10] == "T" \
+            else ms(ends)
         raw = c.charging_periods
         if end < start or not raw:
             raise _Slow
         starts: list[int] = []
         last = -(1 << 62)
         for p in raw:
-            when = p.start_date_time  # _epoch_ms's common case inline (the first period's is often the CDR's)
+            when = p.start_date_time
             a = start if when == begins else int(fromiso(when).timestamp()) * 1000 \
                 if len(when) == 20 and when[19] == "Z" and when[10] == "T" else ms(when)
             if a < last:
@@ -627,26 +652,25 @@ def _fast_pricer(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str]
         reserved = False
         first: int | None = None
         for p, a, b in zip(raw, starts, starts[1:]):
-            # energy, time, parking, reservation, min/max power, min/max current, and a slot for
-            # the dimensions pricing ignores
+            # energy, time s, parking s, reservation s, min/max power, min/max current, and a slot
+            # for the dimensions pricing ignores
             vals: list[Any] = [zero, zero, zero, zero, None, None, None, None, None]
             seen = 0
             d: _Dim
             for d in p.dimensions:
-                k, bit = d.kb
+                k, bit, get, make = d.kb
                 if seen & bit:
                     raise _Slow
                 seen |= bit
                 text = bytes(d.volume)
-                vals[k] = get_volume(text) or volume(text)  # (a zero is made again: it is rare)
+                vals[k] = get(text) or make(text)  # (a zero is made again: it is rare)
             e, t, pk, r, pmin, pmax, cmin, cmax, _ignored = vals
             if seen & 8:
                 reserved = True
             if first is None and (e or t or pk or not r):
                 first = len(pieces)
-            pieces.append((a, b, e, t * per_h if t is not zero else zero,
-                           pk * per_h if pk is not zero else zero, r * per_h if r is not zero else zero,
-                           pmax if pmax is not None else pmin, cmax if cmax is not None else cmin))
+            pieces.append((a, b, e, t, pk, r, pmax if pmax is not None else pmin,
+                           cmax if cmax is not None else cmin))
         loc = c.cdr_location
         key = (None, None, None, reserved) if loc is None else (loc.country, loc.evse_id, loc.connector_power_type,
                                                                 reserved)
@@ -666,7 +690,12 @@ def _fast_pricer(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str]
             get = groups_of(lines).get
             money = [zero_text if x is zero else str(quantize(x, four, half_up))
                      for group in groups_printed for x in get(group, zero_group)]
-        money += fmt(kwh), fmt(span(first, starts, start, end, _hours_ms)), fmt(parking_h)
+        # total_time: _span's begin (the first period that is not only a reservation)
+        if first is None:
+            total_time = zero_text
+        else:
+            total_time = hours_text(end - (starts[first] if first else min(start, starts[0])))
+        money += fmt(kwh), total_time, fmt(parking_h)
         head = f'{{"id": {dump(c.id)}, ' if c.id else "{"
         return head + template % tuple(money)
     return price
@@ -690,7 +719,9 @@ def _volume(text: bytes) -> Decimal:
 
 
 _FAST: list[tuple[CompiledRuleset, RatingContext, Callable[[str], str] | None]] = []
-_FAST_ERRORS = (_Slow, msgspec.DecodeError, OcpiError, RatingError, SessionInputError)
+# (an invalid date in a timestamp is a ValueError of fromisoformat; any error at all is the exact path's)
+_FAST_ERRORS = (_Slow, msgspec.DecodeError, OcpiError, RatingError, SessionInputError, ValueError,
+                ArithmeticError)
 
 
 def _fast_for(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str], str] | None:

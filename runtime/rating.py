@@ -40,6 +40,7 @@ from runtime.rated import Component, RatedLine, RatingResult, TraceEntry, truste
 from runtime.sessions import SessionFacts, SessionInputError
 
 __all__ = [
+    "TOTAL_GROUPS",
     "CutSpec",
     "DiscountProgram",
     "Env",
@@ -55,7 +56,6 @@ __all__ = [
     "RatingError",
     "RulesetMeta",
     "Specialised",
-    "TOTAL_GROUPS",
     "TariffProgram",
     "TotalsFn",
     "energy_stretches",
