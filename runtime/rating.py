@@ -1565,9 +1565,14 @@ def fused_totals(prog: TariffProgram, discounts: Sequence[DiscountProgram]) -> T
             emit(depth, "a, b = a0, b0", *(f"{cut} = {run}" for run, cut, _c in vols))
             body(depth)
             return
-        emit(depth, "a = a0",
-             f"if {cuts}:", f"    j, n = bisect_right({cuts}, a), len({cuts})", "else:", "    j = n = 0",
-             "while True:", f"    if j < n and {cuts}[j] < b0:", f"        b = {cuts}[j]")
+        # most pieces have no cut within them: priced straight, without the loop
+        emit(depth, "a = a0", f"j = bisect_right({cuts}, a) if {cuts} else 0",
+             f"if j == len({cuts}) or {cuts}[j] >= b0:",
+             f"    b, {', '.join(cut for _r, cut, _c in vols)} = b0, {', '.join(run for run, _c, _x in vols)}")
+        body(depth + 1)
+        emit(depth, "else:")
+        depth += 1
+        emit(depth, f"n = len({cuts})", "while True:", f"    if j < n and {cuts}[j] < b0:", f"        b = {cuts}[j]")
         if len(vols) > 1:
             emit(depth + 2, "num, den = Decimal(b - a), Decimal(b0 - a)")
             first_run, first_cut, _c = vols[0]
