@@ -581,6 +581,33 @@ class _Slow(Exception):
     """The fast path does not take this CDR; the exact path will (and says what is wrong)."""
 
 
+# timestamps of the common shape (2026-07-22T17:14:33Z) by parts: the hour from fromisoformat,
+# once per distinct hour, then minutes and seconds from their two digits (00-59 only; anything
+# else, a leap second or a digit fromisoformat would refuse, goes to _epoch_ms)
+_HOURS: dict[str, int] = {}  # "2026-07-22T17" -> epoch ms of that hour, UTC
+_MINUTE_MS = {f"{m:02d}": m * 60_000 for m in range(60)}
+_SECOND_MS = {f"{s:02d}": s * 1000 for s in range(60)}
+
+
+def _hour_ms(prefix: str) -> int:
+    """Epoch ms of ``prefix`` + ":00:00Z" (fromisoformat's ValueError for an invalid one), cached."""
+    ms = int(_fromisoformat(prefix + ":00:00Z").timestamp()) * 1000
+    if len(_HOURS) > 100_000:
+        _HOURS.clear()
+    _HOURS[prefix] = ms
+    return ms
+
+
+def _stamp_ms(value: str) -> int:
+    """``_epoch_ms(value)``, its common shape by parts (``_HOURS``)."""
+    if len(value) == 20 and value[19] == "Z" and value[10] == "T" and value[13] == ":" and value[16] == ":":
+        m, s = _MINUTE_MS.get(value[14:16]), _SECOND_MS.get(value[17:19])
+        if m is not None and s is not None:
+            h = value[:13]
+            return (_HOURS.get(h) or _hour_ms(h)) + m + s
+    return _epoch_ms(value)
+
+
 def _epoch_ms(value: str) -> int:
     # the common shape (2026-07-22T17:14:33Z): fromisoformat reads the Z as UTC itself, which is
     # what parse_datetime makes of it; anything else goes through parse_datetime. Whole seconds
@@ -615,10 +642,10 @@ def _fast_pricer(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str]
     # the same steps and group totals as one generated function, where the tariff has one
     totals_fn = ruleset.totals_engine(prog.name)
     rzero = RZERO  # what it reports for an untouched group
-    # _TEMPLATE with this tariff's currency in place
-    template = _TEMPLATE.replace("%s", _DUMP_STR(prog.currency).replace("%", "%%"), 1)
+    render = _renderer(_DUMP_STR(prog.currency))
     facts: dict[tuple[str | None, str | None, str | None, bool], SessionFacts] = {}  # by the raw location fields
-    decode, ms, dump, fmt, fromiso, hours_text = _DECODE_CDR, _epoch_ms, _DUMP_STR, _fmt, _fromisoformat, _hours_text
+    decode, ms, stamp, dump, fmt, hours_text = _DECODE_CDR, _epoch_ms, _stamp_ms, _DUMP_STR, _fmt, _hours_text
+    hours_get, hour_ms, minute_ms, second_ms = _HOURS.get, _hour_ms, _MINUTE_MS.get, _SECOND_MS.get
     zero, zero_group, groups_of = _ZERO, _ZERO_GROUP, group_totals
     groups_printed = tuple(group for _key, group in COST_FIELDS)
     # _fmt inline (its common absent group first)
@@ -626,21 +653,23 @@ def _fast_pricer(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str]
 
     def price(line: str) -> str:
         c = decode(line)
-        # _epoch_ms's common case inline (the first period's start is often the CDR's)
-        begins, ends = c.start_date_time, c.end_date_time
-        start = int(fromiso(begins).timestamp()) * 1000 if len(begins) == 20 and begins[19] == "Z" and \
-            begins[10] == "T" else ms(begins)
-        end = int(fromiso(ends).timestamp()) * 1000 if len(ends) == 20 and ends[19] == "Z" and ends[10] == "T" \
-            else ms(ends)
+        begins = c.start_date_time
+        start, end = stamp(begins), stamp(c.end_date_time)
         raw = c.charging_periods
         if end < start or not raw:
             raise _Slow
         starts: list[int] = []
         last = -(1 << 62)
         for p in raw:
-            when = p.start_date_time
-            a = start if when == begins else int(fromiso(when).timestamp()) * 1000 \
-                if len(when) == 20 and when[19] == "Z" and when[10] == "T" else ms(when)
+            when = p.start_date_time  # _stamp_ms inline (the first period's start is often the CDR's)
+            if when == begins:
+                a = start
+            elif len(when) == 20 and when[19] == "Z" and when[10] == "T" and when[13] == ":" and when[16] == ":" \
+                    and (mm := minute_ms(when[14:16])) is not None and (ss := second_ms(when[17:19])) is not None:
+                h = when[:13]
+                a = (hours_get(h) or hour_ms(h)) + mm + ss
+            else:
+                a = ms(when)
             if a < last:
                 raise _Slow
             starts.append(a)
@@ -696,14 +725,29 @@ def _fast_pricer(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str]
         else:
             total_time = hours_text(end - (starts[first] if first else min(start, starts[0])))
         money += fmt(kwh), total_time, fmt(parking_h)
-        head = f'{{"id": {dump(c.id)}, ' if c.id else "{"
-        return head + template % tuple(money)
+        return render(f'{{"id": {dump(c.id)}, ' if c.id else "{", *money)
     return price
 
 
 # json.dumps of what _totals returns, after the id: the currency, the cost groups, the volumes
 _TEMPLATE = ('"currency": %s, ' + "".join(f'"{key}": {{"excl_vat": "%s", "incl_vat": "%s"}}, ' for key, _g in COST_FIELDS)
              + '"total_energy": "%s", "total_time": "%s", "total_parking_time": "%s"}')
+
+
+def _renderer(currency_json: str) -> Callable[..., str]:
+    """``head + _TEMPLATE % (currency, *texts)`` as one f-string function of (head, 15 texts): the
+    currency (its JSON text) and the template's literal parts made constants once."""
+    parts = _TEMPLATE.split("%s")
+    parts = [parts[0] + currency_json + parts[1], *parts[2:]]
+    names = [f"m{i}" for i in range(len(parts) - 1)]
+    body = "".join("{" + f"p{i}" + "}" + ("{" + names[i] + "}" if i < len(names) else "") for i in range(len(parts)))
+    consts = {f"p{i}": part for i, part in enumerate(parts)}
+    code = (f"def render(head, {', '.join(names)}, " + ", ".join(f"{k}={k}" for k in consts)
+            + f"):\n    return head + f'{body}'\n")
+    ns = dict(consts)
+    exec(compile(code, "<ocpi totals text>", "exec"), ns)
+    fn: Callable[..., str] = ns["render"]
+    return fn
 
 
 def _volume(text: bytes) -> Decimal:

@@ -10,6 +10,7 @@ that worker processes print the same file in the same order.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,29 @@ def test_total_time_in_integers_is_the_decimal_total_time() -> None:
     spans += [rnd.randrange(0, 10**13) * 1000 for _ in range(20_000)]
     for ms in spans:
         assert O._hours_text(ms) == decimal_text(ms), ms
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1)),
+       st.sampled_from([None, "60", "7Z", "+1", "1_", " 1", "\u0661\u0662"]), st.integers(0, 2))
+def test_timestamps_by_parts_are_fromisoformat(when: Any, odd: str | None, where: int) -> None:
+    text = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if odd is not None:  # two characters of the hour, the minutes or the seconds replaced
+        at = (11, 14, 17)[where]
+        text = text[:at] + odd[:2].ljust(2, "0") + text[at + 2:]
+    try:
+        want: Any = O._epoch_ms(text)
+    except O._Slow:
+        want = "slow"
+    except ValueError:
+        want = "invalid"
+    try:
+        got: Any = O._stamp_ms(text)
+    except O._Slow:
+        got = "slow"
+    except ValueError:
+        got = "invalid"
+    assert got == want or (want == "slow" and got == "invalid")  # both leave the line to the exact path
 
 
 volumes = st.one_of(st.integers(0, 10**6), st.decimals(min_value=0, max_value=10**4, places=6),
