@@ -744,7 +744,7 @@ def _renderer(currency_json: str) -> Callable[..., str]:
     consts = {f"p{i}": part for i, part in enumerate(parts)}
     code = (f"def render(head, {', '.join(names)}, " + ", ".join(f"{k}={k}" for k in consts)
             + f"):\n    return head + f'{body}'\n")
-    ns = dict(consts)
+    ns: dict[str, Any] = dict(consts)
     exec(compile(code, "<ocpi totals text>", "exec"), ns)
     fn: Callable[..., str] = ns["render"]
     return fn

@@ -1681,7 +1681,9 @@ def fused_totals(prog: TariffProgram, discounts: Sequence[DiscountProgram]) -> T
 
     def fee_line(depth: int, rule: PricedRule, n: int) -> None:
         gi = groups.get(_GROUP[rule.kind], -1)
-        p[f"_fee{n}"] = (rule.price, rule.price * (1 + rule.vat / 100))
+        price = rule.price
+        assert price is not None  # every rule's price is constant here (checked above)
+        p[f"_fee{n}"] = (price, price * (1 + rule.vat / 100))
         emit(depth, f"net, gross = _fee{n}", "g[0] += net", "g[1] += gross")
         if gi > 0:
             emit(depth, f"g[{2 * gi}] += net", f"g[{2 * gi + 1}] += gross")
