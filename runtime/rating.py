@@ -1558,21 +1558,25 @@ def fused_totals(prog: TariffProgram, discounts: Sequence[DiscountProgram]) -> T
             if cond is None:
                 break
 
-    def walk(depth: int, cuts: str, spec: Any, vols: list[tuple[str, str, bool]], body: Callable[[int], None]) -> None:
+    def walk(depth: int, cuts: str, spec: Any, full: list[tuple[str, str, str, bool]],
+             body: Callable[[int], None]) -> None:
         """A piece a0..b0 cut at ``cuts`` (when the tariff has any), volumes pro rata (multiply first,
-        as _Seg.split); vols: (running name, cut name, cut it at all)."""
+        as _Seg.split); full: (the piece's volume, its running rest, its cut, cut it at all)."""
         if spec is None:
-            emit(depth, "a, b = a0, b0", *(f"{cut} = {run}" for run, cut, _c in vols))
+            emit(depth, "a, b = a0, b0", *(f"{cut} = {src}" for src, _run, cut, _c in full))
             body(depth)
             return
-        # most pieces have no cut within them: priced straight, without the loop
-        emit(depth, "a = a0", f"j = bisect_right({cuts}, a) if {cuts} else 0",
-             f"if j == len({cuts}) or {cuts}[j] >= b0:",
-             f"    b, {', '.join(cut for _r, cut, _c in vols)} = b0, {', '.join(run for run, _c, _x in vols)}")
+        vols = [(run, cut, cut_it) for _src, run, cut, cut_it in full]
+        # most pieces have no cut within them: priced straight, without the loop (and without
+        # copying the volumes it cuts down)
+        emit(depth, "a = a0",
+             f"if not {cuts} or (j := bisect_right({cuts}, a)) == len({cuts}) or {cuts}[j] >= b0:",
+             f"    b, {', '.join(cut for _s, _r, cut, _c in full)} = b0, {', '.join(src for src, _r, _c, _x in full)}")
         body(depth + 1)
         emit(depth, "else:")
         depth += 1
-        emit(depth, f"n = len({cuts})", "while True:", f"    if j < n and {cuts}[j] < b0:", f"        b = {cuts}[j]")
+        emit(depth, f"{', '.join(run for _s, run, _c, _x in full)} = {', '.join(src for src, _r, _c, _x in full)}",
+             f"n = len({cuts})", "while True:", f"    if j < n and {cuts}[j] < b0:", f"        b = {cuts}[j]")
         if len(vols) > 1:
             emit(depth + 2, "num, den = Decimal(b - a), Decimal(b0 - a)")
             first_run, first_cut, _c = vols[0]
@@ -1636,9 +1640,8 @@ def fused_totals(prog: TariffProgram, discounts: Sequence[DiscountProgram]) -> T
                     price(depth + 1, kind, vol)
             emit(depth, "if e:", "    kwh = e if kwh is ZERO else kwh + e")
 
-        emit(3, "ce, ct, cr = se, st, sr")
-        walk(3, "cuts_c", spec_c, [("ce", "e", True), ("ct", "t", bool(tables["time"])),
-                                   ("cr", "r", bool(tables["reservation"]))], charge_body)
+        walk(3, "cuts_c", spec_c, [("se", "ce", "e", True), ("st", "ct", "t", bool(tables["time"])),
+                                   ("sr", "cr", "r", bool(tables["reservation"]))], charge_body)
     else:
         emit(2, "if se:", "    kwh = se if kwh is ZERO else kwh + se")
     if tables["parking"]:
@@ -1657,8 +1660,7 @@ def fused_totals(prog: TariffProgram, discounts: Sequence[DiscountProgram]) -> T
             emit(depth, "if pk:")
             price(depth + 1, "parking", "pk")
 
-        emit(3, "cp = sp")
-        walk(3, "cuts_p", spec_p, [("cp", "pk", True)], park_body)
+        walk(3, "cuts_p", spec_p, [("sp", "cp", "pk", True)], park_body)
     emit(1, "if not pieces:", "    first_active = start")
     emit(1, f"vols = [{', '.join(f'v{k}' for k in range(len(slots)))}]" if slots else "vols = []")
     if any_step:
