@@ -6,7 +6,9 @@ options), and ``specialise`` turns a program into its rating function once, deci
 point everything that depends only on the tariff. The algorithm is written once, in
 ``specialise``; every session shape (CDR periods, meter values, start/charging end/end) goes
 through it. (The algorithm as it stood before, unspecialised, is kept only as a test oracle:
-``tests/runtime/rating_oracle.py``.) Rating
+``tests/runtime/rating_oracle.py``. For OCPI CDR files, ``fused_totals`` generates a tariff's pieces
+path and its group totals as one function from the same step definitions, for tariffs of the
+common shape; ``tests/dsl/test_engine_equivalence.py`` holds it equal to the engine.) Rating
 
 1. cuts the session into segments: its charging periods (OCPI CDR), or meter-value intervals, or
    one charging and one parking stretch; then splits them at every boundary a condition or an
