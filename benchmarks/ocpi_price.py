@@ -44,7 +44,8 @@ right after (04:22-04:27 UTC, load 5.4-6.2): main 5,623/s wall, 18.64 CPU s; h17
 CPU s; the peer 1,182/s, 70.13 CPU s: main 4.76x wall / 3.76x CPU, h17h 4.55x / 3.53x -- alike
 within the noise (CPU seconds of one tree swing by 1.5x between rounds at this load). By
 instructions (valgrind, 1,000 CDRs after 10,000, load-independent) main prices a CDR in 328.0k
-instructions, h17h (28abb08) in 265.3k (-19 %).
+instructions, h17h (28abb08) in 265.3k (-19 %); the whole command in one process (20,000 CDRs,
+EVBILL_OCPI_WORKERS=1, start-up included) 8,974M -> 7,892M instructions (-12 %).
 
 Figures (2026-12-07 01:35-01:38 UTC, session h17f's final code; load average 6.6-7.9, 200,000 CDRs, best
 of 2 alternating rounds):
