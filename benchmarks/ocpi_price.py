@@ -32,6 +32,21 @@ git --git-dir MIRROR archive e0ed4df | tar -x -C /tmp/ocpi-tariffs-py``, then th
 Usage: python benchmarks/ocpi_price.py [N] [--seed S] [--rounds R] [--peer-src DIR]
        python benchmarks/ocpi_price.py N --seed S --write-reference   (prints the sha256 to keep)
 
+Figures (2026-12-07 04:11-04:20 UTC, session h17h's code @ fb7c544, the fused totals; load average
+14.5 falling to 9.5, the VM shared with other sessions; 200,000 CDRs, best of 2 alternating rounds):
+                            CDRs/s    CPU s  CDRs/CPU s
+    evbill ocpi price        5,441    16.74      11,944  (36.76 s wall, identical to the reference)
+    ocpi-tariffs (peer)      1,355    71.95       2,780  (147.60 s wall, total_cost only)
+    ratio                    4.02x                4.30x  (target >= 10x: not met)
+The ratio's rise over h17f's is the day's machine, not the code: the peer took twice its CPU of
+h17f's runs. Main's code (145e4fe) and this code (28abb08) alternated with the peer in one round
+right after (04:22-04:27 UTC, load 5.4-6.2): main 5,623/s wall, 18.64 CPU s; h17h 5,376/s, 19.85
+CPU s; the peer 1,182/s, 70.13 CPU s: main 4.76x wall / 3.76x CPU, h17h 4.55x / 3.53x -- alike
+within the noise (CPU seconds of one tree swing by 1.5x between rounds at this load). By
+instructions (valgrind, 1,000 CDRs after 10,000, load-independent) main prices a CDR in 328.0k
+instructions, h17h (28abb08) in 265.3k (-19 %); the whole command in one process (20,000 CDRs,
+EVBILL_OCPI_WORKERS=1, start-up included) 8,974M -> 7,892M instructions (-12 %).
+
 Figures (2026-12-07 01:35-01:38 UTC, session h17f's final code; load average 6.6-7.9, 200,000 CDRs, best
 of 2 alternating rounds):
                             CDRs/s    CPU s  CDRs/CPU s

@@ -40,6 +40,8 @@ from runtime.rating import (
     RatingError,
     RulesetMeta,
     TariffProgram,
+    TotalsFn,
+    fused_totals,
     rate_period,
     specialised,
 )
@@ -107,6 +109,17 @@ class CompiledRuleset:
         self.stated_rates = stated_rates(st for p in ast.policies if p.kind == "tax" for st in p.of(A.VatRate))
         self.piece_engines: dict[str, PiecesFn | None] = {
             name: None if self.vat_classes else sp.pieces for name, sp in built.items()}
+        self._totals: dict[str, TotalsFn | None] = {}
+
+    def totals_engine(self, tariff: str) -> TotalsFn | None:
+        """The tariff's pieces path fused with the group totals (``runtime.rating.fused_totals``:
+        one generated function, made at the first call), or None where it has none (then
+        ``piece_engines``)."""
+        if tariff not in self._totals:
+            prog = self.tariffs[tariff]
+            self._totals[tariff] = None if self.vat_classes or self.piece_engines.get(tariff) is None else \
+                fused_totals(prog, self.discounts)
+        return self._totals[tariff]
 
     @property
     def policies(self) -> Policies:

@@ -45,8 +45,9 @@ import msgspec
 from dsl import ast as A
 from dsl.compiler import CompiledRuleset, compile_ruleset
 from dsl.printer import print_ruleset
+from runtime.money import ZERO as RZERO
 from runtime.rated import group_totals
-from runtime.rating import Piece, RatingContext, RatingError, zone
+from runtime.rating import TOTAL_GROUPS, Piece, RatingContext, RatingError, zone
 from runtime.sessions import ChargingPeriod, SessionFacts, SessionInputError, parse_datetime
 
 __all__ = ["COST_FIELDS", "OcpiError", "cdr_to_session", "import_tariff", "load_json", "price_cdr",
@@ -65,6 +66,7 @@ COST_FIELDS = (
     ("total_cost", "total"), ("total_energy_cost", "energy"), ("total_time_cost", "time"),
     ("total_parking_cost", "parking"), ("total_fixed_cost", "fixed"), ("total_reservation_cost", "reservation"),
 )
+assert tuple(group for _key, group in COST_FIELDS) == TOTAL_GROUPS  # fused totals come in this order
 _FOUR = Decimal("0.0001")
 _ZERO = Decimal(0)
 
@@ -432,8 +434,17 @@ def _hours(a: datetime, b: datetime) -> Decimal:
     return Decimal(micro) / Decimal(3_600_000_000)
 
 
-def _hours_ms(a: int, b: int) -> Decimal:
-    return Decimal((b - a) * 1000) / Decimal(3_600_000_000)  # _hours of whole seconds, exactly
+def _hours_text(ms: int) -> str:
+    """``_fmt(max(ZERO, _hours))`` of a span of ``ms`` milliseconds, in integers: hours to 4 places
+    are ms / 360, rounded half up. The same text: ms / 3,600,000 has the digits of a number over
+    9 times a power of ten, so after its first few decimals one digit repeats, never a 9, and
+    Decimal's rounding to 28 digits cannot carry the quotient across a half."""
+    if ms <= 0:
+        return "0.0000"
+    q, rest = divmod(ms, 360)
+    if rest >= 180:
+        q += 1
+    return f"{q // 10000}.{q % 10000:04d}"
 
 
 def _total_time(session: SessionFacts) -> Decimal:
@@ -509,14 +520,37 @@ _DIM_INDEX = {typ: 8 if field is None else ("energy_kwh", "time_h", "parking_h",
 
 class _Dim(msgspec.Struct, tag_field="type", gc=False):
     volume: msgspec.Raw
-    # the period volume this dimension gives (_DIM_INDEX) and its bit in the set of volumes seen
-    # (0 for ignored ones: they may repeat)
-    kb: ClassVar[tuple[int, int]]
+    # the period volume this dimension gives (_DIM_INDEX), its bit in the set of volumes seen (0
+    # for ignored ones: they may repeat), and its volume's JSON text -> the piece's value: the
+    # cache's get and the function that makes and caches a value it does not have
+    kb: ClassVar[tuple[int, int, Callable[[bytes], Decimal | None], Callable[[bytes], Decimal]]]
 
+
+def _volume_cache(scale: Decimal | None) -> tuple[Callable[[bytes], Decimal | None], Callable[[bytes], Decimal]]:
+    """A volume's JSON text -> ``_volume(text)`` (times ``scale``: hours -> the pieces' seconds),
+    each distinct text converted once (the cache is emptied when it grows past 200,000)."""
+    cache: dict[bytes, Decimal] = {}
+
+    def make(text: bytes) -> Decimal:
+        v = _volume(text)
+        if scale is not None:
+            v = v * scale
+        if len(cache) > 200_000:
+            cache.clear()
+        cache[text] = v
+        return v
+    return cache.get, make
+
+
+_S_PER_H = Decimal(3600)  # ChargingPeriod hours -> piece seconds (_segments multiplies by int 3600: the same)
+# kWh, kW and A as they are; charging, parking and reservation hours as seconds
+_AS_IS, _AS_SECONDS = _volume_cache(None), _volume_cache(_S_PER_H)
 
 # one struct per known dimension type, told apart by msgspec on "type" (an unknown type: DecodeError)
 _DIMS = tuple(msgspec.defstruct(f"_Dim{typ.title().replace('_', '')}", [], bases=(_Dim,), tag=typ,
-                                namespace={"kb": (k, 0 if k == 8 else 1 << k)}) for typ, k in _DIM_INDEX.items())
+                                namespace={"kb": (k, 0 if k == 8 else 1 << k,
+                                                  *(_AS_SECONDS if k in (1, 2, 3) else _AS_IS))})
+              for typ, k in _DIM_INDEX.items())
 
 
 class _Period(msgspec.Struct, gc=False):
@@ -547,6 +581,33 @@ class _Slow(Exception):
     """The fast path does not take this CDR; the exact path will (and says what is wrong)."""
 
 
+# timestamps of the common shape (2026-07-22T17:14:33Z) by parts: the hour from fromisoformat,
+# once per distinct hour, then minutes and seconds from their two digits (00-59 only; anything
+# else, a leap second or a digit fromisoformat would refuse, goes to _epoch_ms)
+_HOURS: dict[str, int] = {}  # "2026-07-22T17" -> epoch ms of that hour, UTC
+_MINUTE_MS = {f"{m:02d}": m * 60_000 for m in range(60)}
+_SECOND_MS = {f"{s:02d}": s * 1000 for s in range(60)}
+
+
+def _hour_ms(prefix: str) -> int:
+    """Epoch ms of ``prefix`` + ":00:00Z" (fromisoformat's ValueError for an invalid one), cached."""
+    ms = int(_fromisoformat(prefix + ":00:00Z").timestamp()) * 1000
+    if len(_HOURS) > 100_000:
+        _HOURS.clear()
+    _HOURS[prefix] = ms
+    return ms
+
+
+def _stamp_ms(value: str) -> int:
+    """``_epoch_ms(value)``, its common shape by parts (``_HOURS``)."""
+    if len(value) == 20 and value[19] == "Z" and value[10] == "T" and value[13] == ":" and value[16] == ":":
+        m, s = _MINUTE_MS.get(value[14:16]), _SECOND_MS.get(value[17:19])
+        if m is not None and s is not None:
+            h = value[:13]
+            return (_HOURS.get(h) or _hour_ms(h)) + m + s
+    return _epoch_ms(value)
+
+
 def _epoch_ms(value: str) -> int:
     # the common shape (2026-07-22T17:14:33Z): fromisoformat reads the Z as UTC itself, which is
     # what parse_datetime makes of it; anything else goes through parse_datetime. Whole seconds
@@ -562,7 +623,6 @@ def _epoch_ms(value: str) -> int:
     return int(dt.timestamp()) * 1000
 
 
-_S_PER_H = Decimal(3600)  # ChargingPeriod hours -> piece seconds (_segments multiplies by int 3600: the same)
 _ZERO_GROUP = (_ZERO, _ZERO)
 
 
@@ -579,21 +639,14 @@ def _fast_pricer(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str]
     pieces_fn = ruleset.piece_engines.get(prog.name)
     if pieces_fn is None:
         return None
-    # _TEMPLATE with this tariff's currency in place
-    template = _TEMPLATE.replace("%s", _DUMP_STR(prog.currency).replace("%", "%%"), 1)
+    # the same steps and group totals as one generated function, where the tariff has one
+    totals_fn = ruleset.totals_engine(prog.name)
+    rzero = RZERO  # what it reports for an untouched group
+    render = _renderer(_DUMP_STR(prog.currency))
     facts: dict[tuple[str | None, str | None, str | None, bool], SessionFacts] = {}  # by the raw location fields
-    volumes: dict[bytes, Decimal] = {}  # a volume's JSON text -> its Decimal (exact: Decimal(text))
-
-    def volume(text: bytes) -> Decimal:
-        v = _volume(text)
-        if len(volumes) > 200_000:
-            volumes.clear()
-        volumes[text] = v
-        return v
-
-    get_volume = volumes.get
-    decode, ms, dump, fmt, span, fromiso = _DECODE_CDR, _epoch_ms, _DUMP_STR, _fmt, _span, _fromisoformat
-    zero, zero_group, per_h, groups_of = _ZERO, _ZERO_GROUP, _S_PER_H, group_totals
+    decode, ms, stamp, dump, fmt, hours_text = _DECODE_CDR, _epoch_ms, _stamp_ms, _DUMP_STR, _fmt, _hours_text
+    hours_get, hour_ms, minute_ms, second_ms = _HOURS.get, _hour_ms, _MINUTE_MS.get, _SECOND_MS.get
+    zero, zero_group, groups_of = _ZERO, _ZERO_GROUP, group_totals
     groups_printed = tuple(group for _key, group in COST_FIELDS)
     # _fmt inline (its common absent group first)
     quantize, four, half_up, zero_text = Decimal.quantize, _FOUR, ROUND_HALF_UP, _fmt(_ZERO)
@@ -601,16 +654,22 @@ def _fast_pricer(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str]
     def price(line: str) -> str:
         c = decode(line)
         begins = c.start_date_time
-        start, end = ms(begins), ms(c.end_date_time)
+        start, end = stamp(begins), stamp(c.end_date_time)
         raw = c.charging_periods
         if end < start or not raw:
             raise _Slow
         starts: list[int] = []
         last = -(1 << 62)
         for p in raw:
-            when = p.start_date_time  # _epoch_ms's common case inline (the first period's is often the CDR's)
-            a = start if when == begins else int(fromiso(when).timestamp()) * 1000 \
-                if len(when) == 20 and when[19] == "Z" and when[10] == "T" else ms(when)
+            when = p.start_date_time  # _stamp_ms inline (the first period's start is often the CDR's)
+            if when == begins:
+                a = start
+            elif len(when) == 20 and when[19] == "Z" and when[10] == "T" and when[13] == ":" and when[16] == ":" \
+                    and (mm := minute_ms(when[14:16])) is not None and (ss := second_ms(when[17:19])) is not None:
+                h = when[:13]
+                a = (hours_get(h) or hour_ms(h)) + mm + ss
+            else:
+                a = ms(when)
             if a < last:
                 raise _Slow
             starts.append(a)
@@ -622,26 +681,25 @@ def _fast_pricer(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str]
         reserved = False
         first: int | None = None
         for p, a, b in zip(raw, starts, starts[1:]):
-            # energy, time, parking, reservation, min/max power, min/max current, and a slot for
-            # the dimensions pricing ignores
+            # energy, time s, parking s, reservation s, min/max power, min/max current, and a slot
+            # for the dimensions pricing ignores
             vals: list[Any] = [zero, zero, zero, zero, None, None, None, None, None]
             seen = 0
             d: _Dim
             for d in p.dimensions:
-                k, bit = d.kb
+                k, bit, get, make = d.kb
                 if seen & bit:
                     raise _Slow
                 seen |= bit
                 text = bytes(d.volume)
-                vals[k] = get_volume(text) or volume(text)  # (a zero is made again: it is rare)
+                vals[k] = get(text) or make(text)  # (a zero is made again: it is rare)
             e, t, pk, r, pmin, pmax, cmin, cmax, _ignored = vals
             if seen & 8:
                 reserved = True
             if first is None and (e or t or pk or not r):
                 first = len(pieces)
-            pieces.append((a, b, e, t * per_h if t is not zero else zero,
-                           pk * per_h if pk is not zero else zero, r * per_h if r is not zero else zero,
-                           pmax if pmax is not None else pmin, cmax if cmax is not None else cmin))
+            pieces.append((a, b, e, t, pk, r, pmax if pmax is not None else pmin,
+                           cmax if cmax is not None else cmin))
         loc = c.cdr_location
         key = (None, None, None, reserved) if loc is None else (loc.country, loc.evse_id, loc.connector_power_type,
                                                                 reserved)
@@ -653,19 +711,43 @@ def _fast_pricer(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str]
                 id="", start=epoch, end=epoch, country=key[0] or "", evse_id=key[1] or "",
                 power_type="DC" if (key[2] or "").upper() == "DC" else "AC",
                 reservation="RESERVATION" if reserved else None)
-        lines, kwh, _charging_h, parking_h = pieces_fn(f, ctx, pieces, start, end)
-        get = groups_of(lines).get
-        money = [zero_text if x is zero else str(quantize(x, four, half_up))
-                 for group in groups_printed for x in get(group, zero_group)]
-        money += fmt(kwh), fmt(span(first, starts, start, end, _hours_ms)), fmt(parking_h)
-        head = f'{{"id": {dump(c.id)}, ' if c.id else "{"
-        return head + template % tuple(money)
+        if totals_fn is not None:
+            *amounts, kwh, _charging_h, parking_h = totals_fn(f, ctx, pieces, start, end)
+            money = [zero_text if x is rzero else str(quantize(x, four, half_up)) for x in amounts]
+        else:
+            lines, kwh, _charging_h, parking_h = pieces_fn(f, ctx, pieces, start, end)
+            get = groups_of(lines).get
+            money = [zero_text if x is zero else str(quantize(x, four, half_up))
+                     for group in groups_printed for x in get(group, zero_group)]
+        # total_time: _span's begin (the first period that is not only a reservation)
+        if first is None:
+            total_time = zero_text
+        else:
+            total_time = hours_text(end - (starts[first] if first else min(start, starts[0])))
+        money += fmt(kwh), total_time, fmt(parking_h)
+        return render(f'{{"id": {dump(c.id)}, ' if c.id else "{", *money)
     return price
 
 
 # json.dumps of what _totals returns, after the id: the currency, the cost groups, the volumes
 _TEMPLATE = ('"currency": %s, ' + "".join(f'"{key}": {{"excl_vat": "%s", "incl_vat": "%s"}}, ' for key, _g in COST_FIELDS)
              + '"total_energy": "%s", "total_time": "%s", "total_parking_time": "%s"}')
+
+
+def _renderer(currency_json: str) -> Callable[..., str]:
+    """``head + _TEMPLATE % (currency, *texts)`` as one f-string function of (head, 15 texts): the
+    currency (its JSON text) and the template's literal parts made constants once."""
+    parts = _TEMPLATE.split("%s")
+    parts = [parts[0] + currency_json + parts[1], *parts[2:]]
+    names = [f"m{i}" for i in range(len(parts) - 1)]
+    body = "".join("{" + f"p{i}" + "}" + ("{" + names[i] + "}" if i < len(names) else "") for i in range(len(parts)))
+    consts = {f"p{i}": part for i, part in enumerate(parts)}
+    code = (f"def render(head, {', '.join(names)}, " + ", ".join(f"{k}={k}" for k in consts)
+            + f"):\n    return head + f'{body}'\n")
+    ns: dict[str, Any] = dict(consts)
+    exec(compile(code, "<ocpi totals text>", "exec"), ns)
+    fn: Callable[..., str] = ns["render"]
+    return fn
 
 
 def _volume(text: bytes) -> Decimal:
@@ -681,7 +763,9 @@ def _volume(text: bytes) -> Decimal:
 
 
 _FAST: list[tuple[CompiledRuleset, RatingContext, Callable[[str], str] | None]] = []
-_FAST_ERRORS = (_Slow, msgspec.DecodeError, OcpiError, RatingError, SessionInputError)
+# (an invalid date in a timestamp is a ValueError of fromisoformat; any error at all is the exact path's)
+_FAST_ERRORS = (_Slow, msgspec.DecodeError, OcpiError, RatingError, SessionInputError, ValueError,
+                ArithmeticError)
 
 
 def _fast_for(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str], str] | None:

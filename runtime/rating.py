@@ -6,7 +6,9 @@ options), and ``specialise`` turns a program into its rating function once, deci
 point everything that depends only on the tariff. The algorithm is written once, in
 ``specialise``; every session shape (CDR periods, meter values, start/charging end/end) goes
 through it. (The algorithm as it stood before, unspecialised, is kept only as a test oracle:
-``tests/runtime/rating_oracle.py``.) Rating
+``tests/runtime/rating_oracle.py``. For OCPI CDR files, ``fused_totals`` generates a tariff's pieces
+path and its group totals as one function from the same step definitions, for tariffs of the
+common shape; ``tests/dsl/test_engine_equivalence.py`` holds it equal to the engine.) Rating
 
 1. cuts the session into segments: its charging periods (OCPI CDR), or meter-value intervals, or
    one charging and one parking stretch; then splits them at every boundary a condition or an
@@ -40,6 +42,7 @@ from runtime.rated import Component, RatedLine, RatingResult, TraceEntry, truste
 from runtime.sessions import SessionFacts, SessionInputError
 
 __all__ = [
+    "TOTAL_GROUPS",
     "CutSpec",
     "DiscountProgram",
     "Env",
@@ -56,10 +59,12 @@ __all__ = [
     "RulesetMeta",
     "Specialised",
     "TariffProgram",
+    "TotalsFn",
     "energy_stretches",
     "env_at",
     "facts_minutes",
     "finish_session",
+    "fused_totals",
     "rate_period",
     "rate_session",
     "session_minutes",
@@ -560,6 +565,14 @@ _DAY_MS = 86_400_000
 _Cuts = Callable[[int, int, ZoneInfo, RatingContext], list[int]]
 
 
+def _rule_table(rules: Mapping[str, tuple[PricedRule, ...]], kind: str) -> tuple[_Entry, ...]:
+    """Step 2's table for one component kind, in first-match order: (rule, predicate, the unit's
+    size or None when volumes are already in the unit, the unit's label, the cost group, the
+    accumulator key when the price is constant); () when nothing prices it."""
+    return tuple((r, r.predicate, None if UNIT_SIZE[r.unit] == ONE else UNIT_SIZE[r.unit], _UNIT_LABEL[r.unit],
+                  _GROUP[r.kind], None if r.price is None else (id(r), r.price)) for r in rules.get(kind, ()))
+
+
 def _chooser(table: tuple[_Entry, ...]) -> Callable[[Env | None], _Entry | None]:
     """Step 2's search for one rule table as one function: the first entry whose condition holds
     (None when none does), the conditions' expressions inlined in first-match order. Built from
@@ -748,11 +761,8 @@ def specialised(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta:
     cur = prog.currency
     default_tz = prog.timezone
 
-    # per component kind, in first-match order: (rule, predicate, the unit's size or None when
-    # volumes are already in the unit, the unit's label, the cost group); () when nothing prices it
     def table(kind: str) -> tuple[_Entry, ...]:
-        return tuple((r, r.predicate, None if UNIT_SIZE[r.unit] == ONE else UNIT_SIZE[r.unit], _UNIT_LABEL[r.unit],
-                      _GROUP[r.kind], None if r.price is None else (id(r), r.price)) for r in rules.get(kind, ()))
+        return _rule_table(rules, kind)
 
     e_rules, t_rules, p_rules, r_rules = table("energy"), table("time"), table("parking"), table("reservation")
     # (kind, the lone unconditional entry or None, the table's choice function)
@@ -1423,3 +1433,305 @@ def env_at(s: SessionFacts, ms: int, start_ms: int, tz: ZoneInfo, kwh: Decimal =
     env.kwh = kwh
     env.pw = s.max_power_kw
     return env
+
+
+# ---------------------------------------------------------------- fused totals (generated per tariff)
+# The cost groups ``totals`` reports, in this order: the OCPI CDR's total_cost and its groups
+TOTAL_GROUPS = ("total", "energy", "time", "parking", "fixed", "reservation")
+# (session facts for conditions, context, base pieces, start ms, end ms) -> (excl, incl) per
+# TOTAL_GROUPS, flat, then kWh, charging h, parking h; an untouched group's two amounts are ZERO itself
+TotalsFn = Callable[[SessionFacts, "RatingContext", "list[_Piece]", int, int], "tuple[Decimal, ...]"]
+# the environment fields a generated condition may read (``e.X`` in a predicate's ``expr_source``)
+_ENV_FIELDS = frozenset({"sod", "wd", "day", "date", "kwh", "el", "pw", "cur", "resv", "s"})
+_E_FIELD = re.compile(r"\be\.(\w+)")
+
+
+def fused_totals(prog: TariffProgram, discounts: Sequence[DiscountProgram]) -> TotalsFn | None:
+    """``Specialised.pieces`` followed by ``runtime.rated.group_totals``, generated for one tariff
+    as one function of straight-line Python: the OCPI CDR file path, where only the totals per
+    cost group and the volumes are printed.
+
+    The code is generated from the same step definitions ``specialised`` runs (its rule tables
+    ``_rule_table``, each condition's compiled expression ``expr_source``, the cut functions
+    ``_cutter``, the local-time fields ``_time_setter`` would set, the step sizes, the unit sizes and
+    groups), in the same order of operations, so every amount is the same ``Decimal``; what it
+    leaves out is what only the general function needs: the environment object (its fields are
+    locals), the accumulator dict (a local per rule), lines (each amount goes straight into its
+    group's totals, lines in the same order), the calls per piece. A tariff using anything else --
+    discounts, energy thresholds, caps, a minimum/maximum price, grace, indexed prices, conditions
+    without an expression -- gets None (the caller uses ``pieces``). Held equal to ``pieces`` and
+    ``group_totals`` by ``tests/dsl/test_engine_equivalence.py``."""
+    rules = prog.rules
+    if any(not d.tariffs or prog.name in d.tariffs for d in discounts):
+        return None
+    if (prog.dynamic and prog.energy_kwh) or prog.min_price is not None or prog.max_price is not None:
+        return None
+    every = [r for rs in rules.values() for r in rs]
+    if len({id(r) for r in every}) != len(every):
+        return None
+    for r in every:
+        if r.price is None or r.grace_ms is not None or r.grace_idle is not None or r.cap is not None:
+            return None
+    p: dict[str, Any] = {}  # the generated function's constants (keyword defaults: local loads)
+    exprs: dict[int, str] = {}  # rule id -> its condition over locals e_<field>
+    read: set[str] = set()
+    for k, r in enumerate(every):
+        if r.predicate is None:
+            continue
+        src = getattr(r.predicate, "expr_source", None)
+        if src is None:
+            return None
+        expr, consts = src
+        names = set(_E_FIELD.findall(expr))
+        if not names <= _ENV_FIELDS:
+            return None
+        read |= names
+        for name, value in consts.items():
+            p[f"_c{k}{name}"] = value
+        expr = re.sub(r"\b(_k\d+)\b", lambda m: f"_c{k}{m.group(1)}", expr)  # noqa: B023
+        exprs[id(r)] = _E_FIELD.sub(r"e_\1", expr)
+    # what set_time computes (the fields conditions read; _time_setter's choice)
+    t_sod, t_wd, t_day = "sod" in read, "wd" in read, "day" in read or "date" in read
+
+    tables = {kind: _rule_table(rules, kind) for kind in ("energy", "time", "parking", "reservation")}
+    fee_kinds = [kind for kind in _FLAT_KINDS if rules.get(kind)]
+    rfee = _rule_table(rules, "reservation_fee")
+    # accumulators: one per priced rule of the volume tables, numbered
+    slots: list[_Entry] = [e for kind in ("energy", "time", "parking", "reservation") for e in tables[kind]]
+    slot_of = {id(e[0]): i for i, e in enumerate(slots)}
+    any_step = any(r.step for r in every)
+    groups = {g: i for i, g in enumerate(TOTAL_GROUPS)}
+    p.update(ZERO=ZERO, ONE=ONE, Decimal=Decimal, zone=zone, RatingError=RatingError, bisect_right=bisect.bisect_right,
+             UTC_ZONE=_UTC_ZONE, fromts=datetime.fromtimestamp, from_ordinal=date.fromordinal, s_per_h=_S_PER_H,
+             ROUND_CEILING=ROUND_CEILING, default_tz=prog.timezone)
+    # per slot: (unit size or None, price, gross factor, group index); steps per slot
+    p["SLOT"] = tuple((e[2], e[0].price, 1 + e[0].vat / 100, groups.get(e[4], -1)) for e in slots)
+    p["STEP"] = tuple(e[0].step for e in slots)
+    spec_c = _cutter(prog.charge_cuts) if prog.dynamic and prog.charge_cuts.any else None
+    spec_p = _cutter(prog.park_cuts) if prog.dynamic and prog.park_cuts.any else None
+    p["spec_c"], p["spec_p"] = spec_c, spec_p
+    time_c, time_p, fee_time = prog.charge_cuts.needs_local_time, prog.park_cuts.needs_local_time, prog.needs_local_time
+    needs_zone = bool(fee_time or time_c or time_p or spec_c or spec_p)
+    charged = bool(tables["energy"] or tables["time"] or tables["reservation"])
+    uses_env = any(r.predicate is not None or r.grace_ms is not None for r in every)
+    fees_read_env = bool(rfee) or any(not (len(_rule_table(rules, k)) == 1 and rules[k][0].predicate is None)
+                                      for k in fee_kinds)
+    out: list[str] = []
+
+    def emit(depth: int, *code: str) -> None:
+        out.extend("    " * depth + c for c in code)
+
+    def set_time(depth: int, at: str) -> None:
+        if not (t_sod or t_wd or t_day):
+            return
+        emit(depth, f"if tz is UTC_ZONE and {at} >= 0:", f"    sec = {at} // 1000")
+        if t_wd or t_day:
+            emit(depth, "    days = sec // 86400")
+        if t_sod:
+            emit(depth, "    e_sod = sec % 86400")
+        if t_wd:
+            emit(depth, "    e_wd = (days + 3) % 7")
+        if t_day:
+            emit(depth, "    e_day = days + 719163", "    e_date = from_ordinal(e_day)")
+        emit(depth, "else:", f"    dt = fromts({at} / 1000, tz)")
+        if t_sod:
+            emit(depth, "    e_sod = dt.hour * 3600 + dt.minute * 60 + dt.second")
+        if t_wd:
+            emit(depth, "    e_wd = dt.weekday()")
+        if t_day:
+            emit(depth, "    e_date = dt.date()", "    e_day = e_date.toordinal()")
+
+    def price(depth: int, kind: str, vol: str) -> None:
+        """Step 2 for one volume: the first rule whose condition holds adds ``vol`` to its slot."""
+        first = True
+        for e in tables[kind]:
+            r = e[0]
+            k = slot_of[id(r)]
+            cond = exprs.get(id(r))
+            if cond is None:
+                emit(depth, "if True:" if first else "else:")
+            else:
+                emit(depth, f"{'if' if first else 'elif'} {cond}:")
+            emit(depth + 1, f"if v{k} is None:", f"    v{k} = {vol}", f"    order.append({k})", "else:",
+                 f"    v{k} += {vol}")
+            if any_step:
+                emit(depth + 1, f"last_{kind} = {k}", f"kt_{kind} = {vol} if kt_{kind} is None else kt_{kind} + {vol}")
+            first = False
+            if cond is None:
+                break
+
+    def walk(depth: int, cuts: str, spec: Any, full: list[tuple[str, str, str, bool]],
+             body: Callable[[int], None]) -> None:
+        """A piece a0..b0 cut at ``cuts`` (when the tariff has any), volumes pro rata (multiply first,
+        as _Seg.split); full: (the piece's volume, its running rest, its cut, cut it at all)."""
+        if spec is None:
+            emit(depth, "a, b = a0, b0", *(f"{cut} = {src}" for src, _run, cut, _c in full))
+            body(depth)
+            return
+        vols = [(run, cut, cut_it) for _src, run, cut, cut_it in full]
+        # most pieces have no cut within them: priced straight, without the loop (and without
+        # copying the volumes it cuts down)
+        emit(depth, "a = a0",
+             f"if not {cuts} or (j := bisect_right({cuts}, a)) == len({cuts}) or {cuts}[j] >= b0:",
+             f"    b, {', '.join(cut for _s, _r, cut, _c in full)} = b0, {', '.join(src for src, _r, _c, _x in full)}")
+        body(depth + 1)
+        emit(depth, "else:")
+        depth += 1
+        emit(depth, f"{', '.join(run for _s, run, _c, _x in full)} = {', '.join(src for src, _r, _c, _x in full)}",
+             f"n = len({cuts})", "while True:", f"    if j < n and {cuts}[j] < b0:", f"        b = {cuts}[j]")
+        if len(vols) > 1:
+            emit(depth + 2, "num, den = Decimal(b - a), Decimal(b0 - a)")
+            first_run, first_cut, _c = vols[0]
+            emit(depth + 2, f"{first_cut} = {first_run} * num / den if {first_run} else ZERO",
+                 f"{first_run} = {first_run} - {first_cut}")
+            rest = vols[1:]
+            emit(depth + 2, " = ".join(cut for _r, cut, _c in rest) + " = ZERO")
+            for run, cut, cut_it in rest:
+                if cut_it:
+                    emit(depth + 2, f"if {run}:", f"    {cut} = {run} * num / den", f"    {run} = {run} - {cut}")
+        else:
+            run, cut, _c = vols[0]
+            emit(depth + 2, f"{cut} = {run} * Decimal(b - a) / Decimal(b0 - a) if {run} else ZERO",
+                 f"{run} = {run} - {cut}")
+        emit(depth + 2, "j += 1")
+        emit(depth + 1, "else:", f"    b, {', '.join(cut for _r, cut, _c in vols)} = b0, "
+             f"{', '.join(run for run, _c, _x in vols)}")
+        body(depth + 1)
+        emit(depth + 1, "if b == b0:", "    break", "a = b")
+
+    # ---- the function
+    emit(0, "def totals(s, ctx, pieces, start, end):")
+    emit(1, "tz = None", "tzname = ctx.tz or s.timezone")
+    emit(1, "if tzname" + (" or True:" if needs_zone else ":"),
+         "    tzname = tzname or default_tz", "    try:", "        tz = zone(tzname)",
+         "    except (KeyError, ValueError, OSError):",
+         "        raise RatingError(f'session {s.id!r}: unknown time zone {tzname!r}') from None")
+    emit(1, "e_resv = ctx.reservation or s.reservation", "e_s = s",
+         "e_sod = e_wd = e_day = e_el = 0", "e_date = None", "e_kwh = ZERO", "e_pw = e_cur = None")
+    emit(1, "if pieces:", "    start = min(start, pieces[0][0])", "    end = max(end, pieces[-1][1])")
+    emit(1, "cuts_c = cuts_p = None", "order = []")
+    emit(1, *(f"v{k} = None" for k in range(len(slots))))
+    if any_step:
+        emit(1, *(f"last_{kind} = kt_{kind} = None" for kind in tables))
+    emit(1, "tot_e = tot_t = tot_p = kwh = ZERO", "first_active = fee_active = fee_resv = None")
+    emit(1, "for a0, b0, se, st, sp, sr, pw, cu in pieces:")
+    emit(2, "if first_active is None and not sr:", "    first_active = a0", "    fee_active = (pw, cu)")
+    emit(2, "if sr and fee_resv is None:", "    fee_resv = (pw, cu)")
+    if prog.needs_power:
+        emit(2, "e_pw = pw", "e_cur = cu")
+    emit(2, "if se:", "    tot_e = se if tot_e is ZERO else tot_e + se",
+         "if st:", "    tot_t = st if tot_t is ZERO else tot_t + st",
+         "if sp:", "    tot_p = sp if tot_p is ZERO else tot_p + sp",
+         "before = kwh")
+    if charged:
+        emit(2, "if se or st or sr:")
+        if spec_c is not None:
+            emit(3, "if cuts_c is None:", "    cuts_c = spec_c(start, end, tz, ctx)")
+
+        def charge_body(depth: int) -> None:
+            if uses_env:
+                if "kwh" in read:
+                    emit(depth, "e_kwh = kwh")
+                if "el" in read:
+                    emit(depth, "e_el = a - start")
+                if time_c:
+                    set_time(depth, "a")
+            for kind, vol in (("energy", "e"), ("time", "t"), ("reservation", "r")):
+                if tables[kind]:
+                    emit(depth, f"if {vol}:")
+                    price(depth + 1, kind, vol)
+            emit(depth, "if e:", "    kwh = e if kwh is ZERO else kwh + e")
+
+        walk(3, "cuts_c", spec_c, [("se", "ce", "e", True), ("st", "ct", "t", bool(tables["time"])),
+                                   ("sr", "cr", "r", bool(tables["reservation"]))], charge_body)
+    else:
+        emit(2, "if se:", "    kwh = se if kwh is ZERO else kwh + se")
+    if tables["parking"]:
+        emit(2, "if sp:")
+        if spec_p is not None:
+            emit(3, "if cuts_p is None:", "    cuts_p = spec_p(start, end, tz, ctx)")
+        if uses_env and "kwh" in read:
+            emit(3, "e_kwh = before")
+
+        def park_body(depth: int) -> None:
+            if uses_env:
+                if "el" in read:
+                    emit(depth, "e_el = a - start")
+                if time_p:
+                    set_time(depth, "a")
+            emit(depth, "if pk:")
+            price(depth + 1, "parking", "pk")
+
+        walk(3, "cuts_p", spec_p, [("sp", "cp", "pk", True)], park_body)
+    emit(1, "if not pieces:", "    first_active = start")
+    emit(1, f"vols = [{', '.join(f'v{k}' for k in range(len(slots)))}]" if slots else "vols = []")
+    if any_step:
+        # step sizes once per session per component; not the charging time's when parking was priced
+        for kind in tables:
+            if not any(e[0].step for e in tables[kind]):
+                continue
+            cond = f"last_{kind} is not None" + (" and not kt_parking" if kind == "time" else "")
+            emit(1, f"if {cond}:", f"    step = STEP[last_{kind}]", "    if step:",
+                 f"        total = kt_{kind}",
+                 "        rounded = (total / step).to_integral_value(rounding=ROUND_CEILING) * step",
+                 "        if rounded > total:", f"            vols[last_{kind}] += rounded - total")
+    # the lines in order (accumulators as first priced, then the fees) into the group totals
+    n_groups = len(TOTAL_GROUPS)
+    emit(1, f"g = [ZERO] * {2 * n_groups}")
+    emit(1, "for k in order:", "    size, price, factor, gi = SLOT[k]", "    qty = vols[k]",
+         "    if size is not None:", "        qty = qty / size",
+         "    net = qty * price", "    gross = net * factor",
+         "    g[0] += net", "    g[1] += gross", "    if gi > 0:", "        g[2 * gi] += net", "        g[2 * gi + 1] += gross")
+
+    def fee_line(depth: int, rule: PricedRule, n: int) -> None:
+        gi = groups.get(_GROUP[rule.kind], -1)
+        price = rule.price
+        assert price is not None  # every rule's price is constant here (checked above)
+        p[f"_fee{n}"] = (price, price * (1 + rule.vat / 100))
+        emit(depth, f"net, gross = _fee{n}", "g[0] += net", "g[1] += gross")
+        if gi > 0:
+            emit(depth, f"g[{2 * gi}] += net", f"g[{2 * gi + 1}] += gross")
+
+    def fee_choice(depth: int, table: tuple[_Entry, ...], base: int) -> None:
+        first = True
+        for i, e in enumerate(table):
+            cond = exprs.get(id(e[0]))
+            if cond is None and e[1] is not None:
+                raise AssertionError("a condition without an expression")  # refused above
+            emit(depth, ("if True:" if first else "else:") if cond is None else f"{'if' if first else 'elif'} {cond}:")
+            fee_line(depth + 1, e[0], base + i)
+            first = False
+            if cond is None:
+                break
+
+    if fee_kinds or rfee:
+        emit(1, "if first_active is not None:")
+        if uses_env and fees_read_env:
+            emit(2, "e_pw, e_cur = fee_active if fee_active is not None else (s.max_power_kw, None)")
+            if fee_time:
+                set_time(2, "first_active")
+            emit(2, "e_el = first_active - start", "e_kwh = ZERO")
+        n = 0
+        for kind in fee_kinds:
+            ft = _rule_table(rules, kind)
+            fee_choice(2, ft, n)
+            n += len(ft)
+        emit(2, "pass")
+        if rfee:
+            emit(1, "if e_resv is not None:")
+            if uses_env:
+                if fee_time:
+                    set_time(2, "start")
+                emit(2, "e_el = 0",
+                     "e_pw, e_cur = fee_resv if fee_resv is not None else fee_active if fee_active is not None "
+                     "else (s.max_power_kw, None)")
+            fee_choice(2, rfee, n)
+    emit(1, "return (*g, tot_e, tot_t / s_per_h, tot_p / s_per_h)")
+    code = "\n".join(out) + "\n"
+    code = code.replace("def totals(s, ctx, pieces, start, end):",
+                        "def totals(s, ctx, pieces, start, end, *, " + ", ".join(f"{n}={n}" for n in p) + "):", 1)
+    ns = dict(p)
+    exec(compile(code, f"<totals of tariff {prog.name}>", "exec"), ns)
+    fn: TotalsFn = ns["totals"]
+    fn.source = code  # type: ignore[attr-defined]  # for reading and tests
+    return fn

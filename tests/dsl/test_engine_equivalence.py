@@ -24,6 +24,8 @@ from hypothesis import strategies as st
 from dsl import CompiledRuleset, PriceSeries, RatingContext
 from dsl.ocpi import cdr_to_session, import_tariff, load_json
 from runtime import rating
+from runtime.money import ZERO
+from runtime.rated import group_totals
 from runtime.rating import RatingError
 from runtime.sessions import ChargingPeriod, MeterValue, SessionFacts
 from tests.dsl import test_ocpi_conformance as conf
@@ -105,6 +107,28 @@ def assert_pieces_same(rs: CompiledRuleset, s: SessionFacts, ctx: RatingContext 
         assert got == rated
         return
     assert got == (list(rated.lines), rated.energy_kwh, rated.time_h, rated.parking_h)
+    assert_totals_same(rs, s, ctx, tariff, pieces, start, end, rated)
+
+
+def assert_totals_same(rs: CompiledRuleset, s: SessionFacts, ctx: RatingContext | None, tariff: str,
+                       pieces: list[Any], start: int, end: int, rated: Any) -> bool:
+    """The fused totals (``runtime.rating.fused_totals``, generated per tariff) give the group
+    totals of the engine's lines (``group_totals``) and its volumes, or the same error; False when
+    the tariff has none."""
+    fn = rs.totals_engine(tariff)
+    if fn is None:
+        return False
+    got = outcome(lambda: fn(s, ctx or RatingContext(), pieces, start, end))
+    if isinstance(rated, tuple):
+        assert got == rated
+        return True
+    groups = group_totals(rated.lines)
+    want = (*(x for g in rating.TOTAL_GROUPS for x in groups.get(g, (ZERO, ZERO))),
+            rated.energy_kwh, rated.time_h, rated.parking_h)
+    assert got == want
+    # an untouched group is ZERO itself (printed without quantizing), a touched one never is
+    assert [x is ZERO for x in got[:-3]] == [g not in groups for g in rating.TOTAL_GROUPS for _x in (0, 1)]
+    return True
 
 
 # ---------------------------------------------------------------- session shapes
@@ -112,9 +136,10 @@ _GROUPS = ["employees", "fleet", "new_customers", "pool_cars", "management"]
 
 
 @st.composite
-def sessions(draw: st.DrawFn, products: tuple[str, ...] = ("",)) -> SessionFacts:
+def sessions(draw: st.DrawFn, products: tuple[str, ...] = ("",),
+             shapes: tuple[str, ...] = ("plain", "plain", "periods", "meters")) -> SessionFacts:
     start = T0 + timedelta(seconds=draw(st.integers(0, 60 * 60 * 24 * 100)))
-    shape = draw(st.sampled_from(["plain", "plain", "periods", "meters"]))
+    shape = draw(st.sampled_from(shapes))
     common: dict[str, Any] = dict(
         id="g", customer_groups=frozenset(draw(st.lists(st.sampled_from(_GROUPS), max_size=2))),
         power_type=draw(st.sampled_from(["AC", "DC"])),
@@ -177,6 +202,46 @@ def test_engine_equals_oracle_on_every_feature(s: SessionFacts, tariff: str, ctx
 def test_engine_equals_oracle_without_a_series() -> None:
     s = SessionFacts(id="m", start=T0, end=T0 + timedelta(hours=1), energy_kwh=D(5))
     assert_same(RS, s, None, "indexed")  # both refuse: series 'spot' was not supplied
+
+
+# tariffs whose pieces path is generated as one function (fused_totals): no discounts, caps,
+# grace, minimum/maximum price, energy thresholds or indexed prices
+RS_FUSED = CompiledRuleset.from_source('''ruleset fused currency EUR timezone Europe/Berlin holidays DE-BE
+tariff windows "Windows" {
+  vat 19%
+  when current < 32 A { time 1 per h step 900 s vat 20% }
+  when current >= 32 A and weekdays { time 2 per h step 600 s vat 20% }
+  when time 09:00..18:00 and weekdays { parking 5 per h step 300 s vat 10% }
+  when time 22:00..06:00 and not weekend { energy 0.39 per kWh step 100 Wh }
+  when holiday or days sun { energy 0.35 per kWh }
+  when dc and power >= 150 kW { energy 0.69 per kWh step 1 Wh }
+  when date 2026-12-24..2026-12-27 { flat 1.00 "Christmas surcharge" }
+  when duration >= 120 min { time 0.02 per min step 1 min }
+  start_fee 0.35
+  energy 0.49 per kWh
+  flat 2.5 vat 15%
+}
+tariff plain { vat 7%; energy 0.30 per kWh; parking 0.10 per min step 5 min; time 0.01 per min }
+tariff reserved {
+  vat 19%
+  when reservation_expires { reservation_fee 2.00; reservation 3.00 per h }
+  when reservation { reservation 5.00 per h step 15 min }
+  when power >= 22 kW { start_fee 1.00 }
+  energy 0.30 per kWh
+  flat 0.50
+}
+''', "fused.evb")
+
+
+@pytest.mark.parametrize("tariff", ["windows", "plain", "reserved"])
+def test_fused_tariffs_have_fused_totals(tariff: str) -> None:
+    assert RS_FUSED.totals_engine(tariff) is not None
+
+
+@settings(max_examples=600, deadline=None)
+@given(sessions(shapes=("periods",)), st.sampled_from(["windows", "plain", "reserved"]), CTXS)
+def test_fused_totals_equal_the_engine(s: SessionFacts, tariff: str, ctx: RatingContext) -> None:
+    assert_same(RS_FUSED, s, ctx, tariff)
 
 
 # ---------------------------------------------------------------- the five worked rulesets

@@ -10,6 +10,7 @@ that worker processes print the same file in the same order.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,9 @@ ODD = [
     json.dumps(cdr(start_date_time="2026-02-30T08:30:00Z")),
     json.dumps(cdr(end_date_time="2026-03-02T12:00:00")),  # no offset
     json.dumps(cdr(charging_periods=[])),
+    # an invalid date in a period's start (fromisoformat's ValueError: the exact path says what is wrong)
+    json.dumps(cdr()).replace('"2026-03-02T10:00:00Z"', '"2026-02-30T10:00:00Z"'),
+    json.dumps(cdr(end_date_time="2026-03-02T24:00:00Z")),
     json.dumps(cdr(charging_periods=list(reversed(cdr()["charging_periods"])))),
     json.dumps(cdr(charging_periods=[{"start_date_time": "2026-03-02T08:30:00Z", "dimensions": [
         {"type": "RESERVATION_TIME", "volume": 0.5}]}])),
@@ -116,6 +120,45 @@ def test_fast_path_prints_what_the_exact_path_prints(i: int) -> None:
 def test_the_odd_lines_do_reach_both_outcomes() -> None:
     outcomes = [fast(line, i)[1] for i, line in enumerate(ODD)]
     assert any(outcomes) and not all(outcomes)  # some price, some fail
+
+
+def test_total_time_in_integers_is_the_decimal_total_time() -> None:
+    from decimal import Decimal
+
+    def decimal_text(ms: int) -> str:  # what the exact path prints: _fmt(max(ZERO, _hours))
+        return O._fmt(max(O._ZERO, Decimal(ms * 1000) / Decimal(3_600_000_000)))
+
+    spans = [*range(-3000, 4_000_000, 1000), *(h * 3_600_000 + d for h in (0, 1, 7, 10**6) for d in
+                                             (-1000, 0, 179_000, 180_000, 181_000, 359_000, 360_000, 18_000))]
+    import random
+
+    rnd = random.Random(5)
+    spans += [rnd.randrange(0, 10**13) * 1000 for _ in range(20_000)]
+    for ms in spans:
+        assert O._hours_text(ms) == decimal_text(ms), ms
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1)),
+       st.sampled_from([None, "60", "7Z", "+1", "1_", " 1", "\u0661\u0662"]), st.integers(0, 2))
+def test_timestamps_by_parts_are_fromisoformat(when: Any, odd: str | None, where: int) -> None:
+    text = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if odd is not None:  # two characters of the hour, the minutes or the seconds replaced
+        at = (11, 14, 17)[where]
+        text = text[:at] + odd[:2].ljust(2, "0") + text[at + 2:]
+    try:
+        want: Any = O._epoch_ms(text)
+    except O._Slow:
+        want = "slow"
+    except ValueError:
+        want = "invalid"
+    try:
+        got: Any = O._stamp_ms(text)
+    except O._Slow:
+        got = "slow"
+    except ValueError:
+        got = "invalid"
+    assert got == want or (want == "slow" and got == "invalid")  # both leave the line to the exact path
 
 
 volumes = st.one_of(st.integers(0, 10**6), st.decimals(min_value=0, max_value=10**4, places=6),
