@@ -25,7 +25,8 @@ Figures (2 cores, 200 invoices, 20-session statements):
 - 2026-12-07, session h17j, the shared machine at load average 6-14, main's code (145e4fe) and
   h17j's back to back: 04:08-04:15 UTC (load 8.7 -> 11.9) main median 453.1 ms CPU per invoice
   (PDF 450.0, XML 1.1); 04:15-04:20 (load 11.9 -> 9.8) h17j 362.8 ms (PDF 358.7); 04:24-04:29
-  (load 5.7 -> 10.0) h17j 404.8 ms; 04:28-04:33 (load 10.0 -> 9.0) main 460.1 ms (PDF 456.9): h17j 12-20 % less CPU per invoice in the two pairs. CPU time swells with the load (the quiet
+  (load 5.7 -> 10.0) h17j 404.8 ms; 04:28-04:33 (load 10.0 -> 9.0) main 460.1 ms (PDF 456.9):
+  h17j 12-20 % less CPU per invoice in the two pairs. CPU time swells with the load (the quiet
   figure above is 125 ms); by instruction count (valgrind cachegrind, 4 invoices after the
   warm-up, load-independent) main 1,115.8 M instructions per invoice, h17j 972.2 M (-12.9 %);
   Python calls per invoice (cProfile, steady state) 513.9k -> 438.7k (-14.6 %). The PDFs are
