@@ -5,6 +5,8 @@ every template's output, and anything expat would read differently goes to the H
 from __future__ import annotations
 
 import dataclasses
+from datetime import date, datetime
+from decimal import Decimal as D
 from typing import Any
 from xml.etree import ElementTree
 
@@ -12,10 +14,19 @@ import pytest
 import tinyhtml5
 
 from runtime.documents import pdf, render
+from runtime.documents.account_statement import (
+    AccountStatementDoc,
+    Booking,
+    OpenItemLine,
+    render_account_statement,
+)
 from runtime.documents.demo import demo_documents
 from runtime.documents.dunning_letter import render_dunning_letter
+from runtime.documents.model import Address
+from runtime.documents.partner_statement import PartnerStatementDoc, StatementRow, render_partner_statement
+from runtime.statements import BreakdownRow
 
-from .samples import CASES, make
+from .samples import BRANDING, CASES, SELLER, make
 from .test_dunning_letter import _doc as dunning_doc
 from .test_signed_statement import _doc as signed_doc
 
@@ -55,6 +66,23 @@ def test_every_template_parses_as_the_html5_parser_parses_it(seen: list[str]) ->
     for language in ("de", "en"):
         for letter, stage in (("dunning", 1), ("dunning", 3), ("reminder", 1)):
             render_dunning_letter(dunning_doc(language, letter, stage))
+    address = Address("Hafenstraße 1", "Hamburg", "20457", "DE")
+    for language in ("de", "en"):
+        render_account_statement(AccountStatementDoc(
+            language=language, currency="EUR", as_of=date(2026, 11, 30), seller=SELLER,
+            customer_name="Flotte <GmbH> & Co. \"KG\"", customer_number="K-1", address=address,
+            opening=D(0), closing=D("119.00"),
+            bookings=(Booking(date(2026, 11, 2), "invoice", "RE-1", "", D("119.00"), D(0), D("119.00")),),
+            open_items=(OpenItemLine("RE-1", date(2026, 11, 2), date(2026, 11, 16), D("119.00"), D("119.00")),),
+            start=date(2026, 11, 1), end=date(2026, 12, 1), branding=BRANDING))
+        render_partner_statement(PartnerStatementDoc(
+            language=language, number="PS-1", issued_at=datetime(2026, 12, 1, 8, 0), local_start=date(2026, 11, 1),
+            local_end=date(2026, 12, 1), seller=SELLER, partner_name="Hotel Adler", address=address,
+            lines=(StatementRow("share_percent", "EUR", D(19), 12, D("240.5"), D("50.00"), D("9.50"), D("59.50")),),
+            parts=(BreakdownRow("cost_centre", "", "", "EUR", 12, D("240.5"), D("50.00"), D("9.50"), D("59.50")),
+                   BreakdownRow("site", "S1", "Hotel Adler", "EUR", 12, D("240.5"), D("50.00"), D("9.50"),
+                                D("59.50"))),
+            payable=(("EUR", D("59.50")),), branding=BRANDING))
     assert len(seen) > 30
     for html in seen:
         tree = pdf._tree(html)
