@@ -7,6 +7,7 @@ is pure CPU, so invoices are spread over one process per core; each worker warms
 import, parsed stylesheet, font configuration, a first render) before the clock starts.
 
     .venv/bin/python benchmarks/documents.py [--count 200] [--workers 2] [--sessions 20]
+    .venv/bin/python benchmarks/documents.py --profile 40   # cProfile of 40 renders, one process
 
 Prints which font subsetting WeasyPrint used (HarfBuzz, or the fontTools fallback at about half
 speed when libharfbuzz-subset0 is missing), wall throughput (what the machine delivered,
@@ -21,6 +22,21 @@ Figures (2 cores, 200 invoices, 20-session statements):
   302 ms, XML 0.7 ms), 6.6/s CPU-bound, 0.5/s wall. CPU time is inflated on an oversubscribed
   machine too; it is not comparable with the quiet figures above, and says nothing about the
   10/s target either way.
+- 2026-12-07, session h17j, the shared machine at load average 6-14, main's code (145e4fe) and
+  h17j's back to back: 04:08-04:15 UTC (load 8.7 -> 11.9) main median 453.1 ms CPU per invoice
+  (PDF 450.0, XML 1.1); 04:15-04:20 (load 11.9 -> 9.8) h17j 362.8 ms (PDF 358.7); 04:24-04:29
+  (load 5.7 -> 10.0) h17j 404.8 ms; 04:28-04:33 (load 10.0 -> 9.0) main 460.1 ms (PDF 456.9):
+  h17j 12-20 % less CPU per invoice in the two pairs. CPU time swells with the load (the quiet
+  figure above is 125 ms); by instruction count (valgrind cachegrind, 4 invoices after the
+  warm-up, load-independent) main 1,115.8 M instructions per invoice, h17j 972.2 M (-12.9 %);
+  Python calls per invoice (cProfile, steady state) 513.9k -> 438.7k (-14.6 %). The PDFs are
+  byte for byte those of main. What h17j changed: WeasyPrint's user-agent stylesheet without
+  its ::marker/::footnote-*/::note-* rules (each gave every element five pseudo-element styles
+  to compute), the HTML parsed by expat into the tree the HTML5 parser builds (tinyhtml5 was
+  ~7 %), the page rules parsed once per distinct text. Where the rest goes (calls per invoice,
+  h17j): the session statement table 123k (28 %), the invoice's line table 69k (its cell
+  borders alone 17k), the letterhead block 45k, the totals 26k, the footers 22k, the money and
+  date texts (babel) ~17k, the fixed cost of styles, fonts and PDF objects ~90k.
 """
 
 from __future__ import annotations
@@ -77,12 +93,36 @@ def _load() -> str:
     return f"{one:.2f} (1 min), {five:.2f} (5 min)"
 
 
+def _profile(count: int, sessions: int) -> None:
+    """cProfile of ``count`` complete invoices rendered in this process after the warm-up."""
+    import cProfile
+    import pstats
+
+    _init(sessions)
+    profile = cProfile.Profile()
+    cpu = time.process_time()
+    profile.enable()
+    for i in range(count):
+        _render_one((i, sessions))
+    profile.disable()
+    cpu = time.process_time() - cpu
+    stats = pstats.Stats(profile)
+    print(f"{count} invoices in one process (under the profiler): {1000 * cpu / count:.1f} ms CPU, "
+          f"{stats.total_calls // count} Python calls per invoice; load average {_load()}")
+    stats.sort_stats("cumulative").print_stats(40)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="instead of the run: profile N renders in one process")
     args = parser.parse_args(argv)
+    if args.profile:
+        _profile(args.profile, args.sessions)
+        return 0
 
     ctx = multiprocessing.get_context("fork")
     load_before = _load()
