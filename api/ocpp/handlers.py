@@ -296,6 +296,7 @@ class Handler16(GatewayMixin, ChargePoint16):
         await self.gw.db.write(lambda db: service.record_boot(
             db, self.cp, "1.6", charge_point_vendor, charge_point_model,
             kw.get("charge_point_serial_number") or "", kw.get("firmware_version") or "", self._meter_serial))
+        self.gw.load.booted(self.cp.location_id, self.cp.id)  # issue 18: its TxDefaultProfile, after this answer
         return result16.BootNotification(current_time=_iso(_now()), interval=self.gw.settings.heartbeat_interval,
                                          status=RegistrationStatus.accepted)
 
@@ -411,6 +412,7 @@ class Handler201(GatewayMixin, ChargePoint201):
         await self.gw.db.write(lambda db: service.record_boot(
             db, self.cp, "2.0.1", charging_station.get("vendor_name") or "", charging_station.get("model") or "",
             charging_station.get("serial_number") or "", charging_station.get("firmware_version") or ""))
+        self.gw.load.booted(self.cp.location_id, self.cp.id)  # issue 18: its TxDefaultProfile, after this answer
         return result201.BootNotification(current_time=_iso(_now()), interval=self.gw.settings.heartbeat_interval,
                                           status=RegistrationStatusEnumType.accepted)
 

@@ -101,14 +101,15 @@ def frames(request: pytest.FixtureRequest, ocpp_env: OcppEnv) -> Iterator[str]:
         settings.validate_responses = old
 
 
-def _limits(cp: Any) -> list[float]:
-    """The limits (W) a charger was sent, in order."""
+def _limits(cp: Any, purpose: str = "TxProfile", unit: str = "W") -> list[float]:
+    """The limits a charger was sent as ``purpose`` profiles (W, or ``unit``), in order."""
     out = []
     for p in cp.profiles:
+        if p["charging_profile_purpose"] != purpose:
+            continue
         sched = p["charging_schedule"]
         sched = sched[0] if isinstance(sched, list) else sched
-        assert sched["charging_rate_unit"] == "W"
-        assert p["charging_profile_purpose"] == "TxProfile"
+        assert sched["charging_rate_unit"] == unit
         out.append(float(sched["charging_schedule_period"][0]["limit"]))
     return out
 
@@ -214,6 +215,9 @@ def test_capacity_shared_by_priority(ocpp_env: OcppEnv, version: str, frames: st
     assert alloc["allocated_kw"] == "30"
     hist = _ok(oe.client.get(f"/locations/{loc}/load/history", params={"limit": 200}, headers=oe.h()))["items"]
     assert all(h["status"] == "Accepted" and h["answered_at"] for h in hist)
+    # (the TxDefaultProfiles, sent when the location was created with its capacity to chargers
+    # connected by then, are the next test's)
+    hist = [h for h in hist if h["purpose"] == "TxProfile"]
     assert [h["reason"] for h in reversed(hist)] == ["session_started"] * 4 + ["session_stopped"] * 3
     assert [h["limit_kw"] for h in reversed(hist)][-3:] == ["15", "15", "22"]
     assert {(h["priority"], h["capacity_kw"]) for h in hist} == {(10, "30")}
@@ -251,7 +255,7 @@ def test_rejected_answer_stored_and_no_capacity_no_profiles(ocpp_env: OcppEnv, v
     run(scenario())
     hist = _ok(oe.client.get(f"/locations/{limited}/load/history", headers=oe.h()))["items"]
     by_cp = {}
-    for h in reversed(hist):
+    for h in reversed([h for h in hist if h["purpose"] == "TxProfile"]):
         by_cp.setdefault(h["charge_point_id"], []).append(h)
     # (a alone may have been sent 20 kW first, when its start was recomputed before b's)
     # (and b, when a's stop was recomputed before its own, 20 kW alone)
@@ -307,15 +311,21 @@ def test_capacity_set_and_removed_through_the_api_applies_at_once(ocpp_env: Ocpp
             assert _limits(a.cp) == [8000] and _limits(b.cp) == [8000]
             await patch(None)  # removed: both get their EVSE's maximum back
             out = [_limits(a.cp), _limits(b.cp)]
+            # and a TxDefaultProfile each time: the capacity over the location's two EVSEs, then the maximum
+            out += [_limits(a.cp, "TxDefaultProfile"), _limits(b.cp, "TxDefaultProfile")]
             await a.stop("2026-03-12T09:00:00Z")
             await b.stop("2026-03-12T09:00:00Z")
             await _idle(oe)
             return out
 
-    assert run(scenario()) == [[8000, 22000], [8000, 22000]]
+    assert run(scenario()) == [[8000, 22000]] * 4
     hist = _ok(oe.client.get(f"/locations/{loc}/load/history", headers=oe.h()))["items"]
-    assert [(h["reason"], h["capacity_kw"], h["limit_kw"]) for h in hist] == [
-        ("capacity_changed", None, "22")] * 2 + [("capacity_changed", "16", "8")] * 2
+    assert sorted((h["purpose"], h["reason"], h["capacity_kw"] or "", h["limit_kw"]) for h in hist) == sorted(
+        [("TxProfile", "capacity_changed", "", "22")] * 2 + [("TxProfile", "capacity_changed", "16", "8")] * 2
+        + [("TxDefaultProfile", "capacity_changed", "", "22")] * 2
+        + [("TxDefaultProfile", "capacity_changed", "16", "8")] * 2)
+    assert {(h["transaction_id"], h["priority"], h["connector_id"]) for h in hist
+            if h["purpose"] == "TxDefaultProfile"} == {(None, None, 0)}
 
 
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
@@ -331,8 +341,12 @@ def test_profile_frame_is_the_packages_and_valid(version: str, limit: str) -> No
     from api.ocpp.load import profile_payload, profile_request
 
     args = (version, 41, "41" if version == "1.6" else "tx-41", 2, Decimal(limit))
-    frame = profile_request(*args)
-    assert frame == remove_nones(snake_to_camel_case(serialize_as_dict(profile_payload(*args))))
-    # as the package validates a frame: JSON numbers with a fraction read as Decimal
-    wire = json.loads(json.dumps([2, "1", "SetChargingProfile", frame]), parse_float=Decimal)
-    get_validator(MessageType.Call, "SetChargingProfile", version).validate(wire[3])
+    # in W; in A on three phases; a TxDefaultProfile for every connector, no transaction
+    for kw in ({}, {"unit": "A", "phases": 3}, {"purpose": "TxDefaultProfile"}):
+        frame = profile_request(*args, **kw)  # type: ignore[arg-type]
+        assert frame == remove_nones(snake_to_camel_case(serialize_as_dict(profile_payload(*args, **kw))))
+        # as the package validates a frame: JSON numbers with a fraction read as Decimal
+        wire = json.loads(json.dumps([2, "1", "SetChargingProfile", frame]), parse_float=Decimal)
+        get_validator(MessageType.Call, "SetChargingProfile", version).validate(wire[3])
+        profile = frame.get("chargingProfile") or frame["csChargingProfiles"]
+        assert ("transactionId" in profile) == (kw.get("purpose") is None)
