@@ -129,9 +129,10 @@ def site_chargers(db: Session, location_id: str, cp_ids: list[str] | None = None
                       .join(ChargePoint, ChargePoint.id == Evse.charge_point_id)
                       .outerjoin(OcppChargePointState, OcppChargePointState.charge_point_id == ChargePoint.id)
                       .where(Evse.location_id == location_id)).all()
+    only = set(cp_ids) if cp_ids is not None else None
     by_cp: dict[str, SiteCharger] = {}
     for cp_id, tenant, identity, max_kw, power_type, version, units in rows:
-        if cp_ids is not None and cp_id not in cp_ids:
+        if only is not None and cp_id not in only:
             continue
         old = by_cp.get(cp_id)
         max_w = Decimal(max_kw or 0) * 1000

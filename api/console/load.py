@@ -124,8 +124,10 @@ async def location_load(request: Request[Any, Any, Any], location_id: str) -> Te
                                    sessions=[(s.id_tag, s.evse_uid) for s, _ in alloc], at=datetime.now(UTC))
         history = limit_history(db, actor.tenant_id, loc.id, HISTORY)
         cps = {s.charge_point_id for s, _ in alloc} | {h.charge_point_id for h in history}
-        names = dict(db.execute(select(ChargePoint.id, ChargePoint.identity).where(
-            ChargePoint.id.in_(sorted(cps)))).tuples().all()) if cps else {}  # type: ignore[attr-defined]
+        names: dict[str, str] = {}
+        for cp_id, identity in db.execute(select(ChargePoint.id, ChargePoint.identity).where(
+                ChargePoint.id.in_(sorted(cps)))):  # type: ignore[attr-defined]
+            names[cp_id] = identity
     sessions, allocated = [], Decimal(0)
     for (s, lim), prio in zip(alloc, prios):
         limit_kw = _kw(lim.limit_w) if lim is not None else None

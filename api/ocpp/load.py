@@ -166,7 +166,7 @@ class LoadManager:
     def booted(self, location_id: str | None, charge_point_id: str) -> None:
         """A charger booted (its BootNotification answered): its rate units are asked again at its
         next profile, and at a location with a capacity it gets its TxDefaultProfile."""
-        self.units.pop(charge_point_id, None)
+        self.units[charge_point_id] = ""  # not known since the boot, whatever was stored before
         if location_id:
             site = self._site(location_id)
             site.booted.add(charge_point_id)
@@ -289,15 +289,15 @@ class LoadManager:
         at its default, the sum is the capacity. The capacity removed: the EVSE's maximum."""
         items = []
         for c in chargers:
-            if self.gw.version_of(c.identity) is None:
+            version = self.gw.version_of(c.identity)
+            if version is None:
                 continue  # not connected here: it gets its default when it boots
             if cap is None:
                 limit = c.max_w
             else:
                 share = (cap / max(evses, 1) // self.step_w) * self.step_w
                 limit = min(share, c.max_w) if c.max_w > 0 else share
-            p = _Profile(c.tenant_id, c.charge_point_id, c.identity, c.ocpp_version or self.gw.version_of(c.identity)
-                         or "1.6", 0, "", c.power_type, c.rate_units)
+            p = _Profile(c.tenant_id, c.charge_point_id, c.identity, version, 0, "", c.power_type, c.rate_units)
             items.append((p, limit))
         for k in range(0, len(items), self.chunk):
             await self._send_profiles(site, items[k:k + self.chunk], cap, reason)
@@ -325,12 +325,12 @@ class LoadManager:
     async def _send_profiles(self, site: _Site, items: list[tuple[_Profile, Decimal]], cap: Decimal | None,
                              reason: str) -> None:
         # chargers whose rate unit is not known since they booted are asked first (once each)
-        ask = {p.charge_point_id: p for p, _ in items if not (self.units.get(p.charge_point_id) or p.rate_units)}
+        ask = {p.charge_point_id: p for p, _ in items if not self._known(p)}
         if ask:
             await asyncio.gather(*(self._units_of(p) for p in ask.values()))
         rows, reqs = [], []
         for p, target in items:
-            unit = "A" if (self.units.get(p.charge_point_id) or p.rate_units) == "A" else "W"
+            unit = "A" if self._known(p) == "A" else "W"
             phases, volts = electrical(p.power_type) if unit == "A" else (None, None)
             limit_a = amperes(target, phases, volts) if phases and volts else None
             default = p.tx_id is None
@@ -353,6 +353,11 @@ class LoadManager:
             log.warning("load limits at %s: %d profiles not accepted (%s)", site.location_id, len(refused),
                         ", ".join(f"{i}: {st}" for i, st in refused[:5]))
         await self.gw.db.write(lambda db: record_answers(db, done))
+
+    def _known(self, p: _Profile) -> str:
+        """What the charger said since it booted ("": not asked yet); read from the database when
+        this gateway has not heard it boot."""
+        return self.units.get(p.charge_point_id, p.rate_units)
 
     async def _units_of(self, p: _Profile) -> str:
         """The rate units the charger accepts: asked once per boot (concurrent asks share one)."""
