@@ -124,22 +124,26 @@ class SiteCharger:
 def site_chargers(db: Session, location_id: str, cp_ids: list[str] | None = None) -> tuple[int, list[SiteCharger]]:
     """-> (the number of EVSEs at the location with a charger, its chargers -- only ``cp_ids``
     when given)."""
-    rows = db.execute(select(Evse.charge_point_id, ChargePoint.tenant_id, ChargePoint.identity, Evse.max_power_kw,
-                             Evse.power_type, OcppChargePointState.ocpp_version, OcppChargePointState.rate_units)
-                      .join(ChargePoint, ChargePoint.id == Evse.charge_point_id)
-                      .outerjoin(OcppChargePointState, OcppChargePointState.charge_point_id == ChargePoint.id)
-                      .where(Evse.location_id == location_id)).all()
-    only = set(cp_ids) if cp_ids is not None else None
+    evses = int(db.execute(select(func.count()).select_from(Evse).where(
+        Evse.location_id == location_id, Evse.charge_point_id.is_not(None))).scalar() or 0)  # type: ignore[union-attr]
+    stmt = (select(Evse.charge_point_id, ChargePoint.tenant_id, ChargePoint.identity, Evse.max_power_kw,
+                   Evse.power_type, OcppChargePointState.ocpp_version, OcppChargePointState.rate_units)
+            .join(ChargePoint, ChargePoint.id == Evse.charge_point_id)
+            .outerjoin(OcppChargePointState, OcppChargePointState.charge_point_id == ChargePoint.id)
+            .where(Evse.location_id == location_id))
+    rows: list[Any] = []
+    if cp_ids is None:
+        rows = list(db.execute(stmt).all())
+    for k in range(0, len(cp_ids or ()), 500):
+        rows += db.execute(stmt.where(Evse.charge_point_id.in_((cp_ids or [])[k:k + 500]))).all()  # type: ignore[union-attr]
     by_cp: dict[str, SiteCharger] = {}
     for cp_id, tenant, identity, max_kw, power_type, version, units in rows:
-        if only is not None and cp_id not in only:
-            continue
         old = by_cp.get(cp_id)
         max_w = Decimal(max_kw or 0) * 1000
         dc = power_type == "DC" or (old is not None and old.power_type == "DC")
         by_cp[cp_id] = SiteCharger(cp_id, tenant, identity, version or "", units or "",
                                    max(max_w, old.max_w) if old is not None else max_w, "DC" if dc else "AC")
-    return len(rows), sorted(by_cp.values(), key=lambda c: c.identity)
+    return evses, sorted(by_cp.values(), key=lambda c: c.identity)
 
 
 def default_capacity_w(db: Session, location_id: str) -> tuple[bool, Decimal | None]:
@@ -151,10 +155,14 @@ def default_capacity_w(db: Session, location_id: str) -> tuple[bool, Decimal | N
     return (False, None) if row is None else (True, row[0])
 
 
-def set_rate_units(db: Session, charge_point_id: str, units: str) -> None:
-    """Store the rate units a charger said it accepts (``OcppChargePointState.rate_units``)."""
+def set_rate_units(db: Session, units: list[tuple[str, str]]) -> None:
+    """Store the rate units chargers said they accept ((charge point id, units) each, in one
+    statement; ``OcppChargePointState.rate_units``)."""
+    if not units:
+        return
     tbl = OcppChargePointState.__table__
-    db.execute(update(tbl).where(tbl.c.charge_point_id == charge_point_id).values(rate_units=units[:8]))  # type: ignore[attr-defined]
+    stmt = update(tbl).where(tbl.c.charge_point_id == bindparam("cp")).values(rate_units=bindparam("u"))  # type: ignore[attr-defined]
+    db.execute(stmt, [{"cp": cp, "u": u[:8]} for cp, u in units])
 
 
 def record_limits(db: Session, rows: list[dict[str, Any]]) -> list[str]:

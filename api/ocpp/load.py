@@ -327,7 +327,9 @@ class LoadManager:
         # chargers whose rate unit is not known since they booted are asked first (once each)
         ask = {p.charge_point_id: p for p, _ in items if not self._known(p)}
         if ask:
-            await asyncio.gather(*(self._units_of(p) for p in ask.values()))
+            said = await asyncio.gather(*(self._units_of(p) for p in ask.values()))
+            heard = [(cp, u) for cp, u in zip(ask, said) if u]
+            await self.gw.db.write(lambda db: set_rate_units(db, heard))
         rows, reqs = [], []
         for p, target in items:
             unit = "A" if self._known(p) == "A" else "W"
@@ -374,8 +376,7 @@ class LoadManager:
         if handler is None:
             return ""  # not connected: its profile is stored as not_connected anyway
         units = await ask_rate_units(handler, p.version)
-        self.units[p.charge_point_id] = units
-        await self.gw.db.write(lambda db: set_rate_units(db, p.charge_point_id, units))
+        self.units[p.charge_point_id] = units  # stored by the caller, with the others asked together
         if units != "?":
             log.info("%s accepts charging profiles in %s", p.identity, units)
         return units
@@ -392,22 +393,27 @@ class LoadManager:
                 return "failed", f"{type(exc).__name__}: {exc}"[:300]
             return str(getattr(res, "status", "") or "unknown"), ""
         # the frame built directly (the package's call converts a dataclass key by key with
-        # regexes, thousands of times in a site-wide recompute), sent and answered the package's
-        # way: one CALL at a time per connection, the answer matched by its id
-        h: Any = handler
-        uid = str(h._unique_id_generator())
-        frame = json.dumps([2, uid, "SetChargingProfile", req], separators=(",", ":"))
+        # regexes, thousands of times in a site-wide recompute)
         try:
-            async with h._call_lock:
-                await h._send(frame)
-                res = await h._get_specific_response(uid, h._response_timeout)
-        except Exception as exc:  # noqa: BLE001  (a timeout, a closed socket: stored)
+            res = await direct_call(handler, "SetChargingProfile", req)
+        except Exception as exc:  # noqa: BLE001  (a CALLERROR, a timeout, a closed socket: stored)
             return "failed", f"{type(exc).__name__}: {exc}"[:300]
-        if res.message_type_id == MessageType.CallError:
-            exc = res.to_exception()
-            return "failed", f"{type(exc).__name__}: {exc}"[:300]
-        status = res.payload.get("status") if isinstance(res.payload, dict) else None
+        status = res.get("status")
         return str(status or "unknown")[:20], ""
+
+
+async def direct_call(handler: Any, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """A CALL whose JSON the gateway built itself, sent and answered the ``ocpp`` package's way:
+    one CALL at a time per connection, the answer matched by its id. -> the answer's payload
+    (camelCase); raises the charger's CALLERROR, a timeout or a closed socket."""
+    uid = str(handler._unique_id_generator())
+    frame = json.dumps([2, uid, action, payload], separators=(",", ":"))
+    async with handler._call_lock:
+        await handler._send(frame)
+        res = await handler._get_specific_response(uid, handler._response_timeout)
+    if res.message_type_id == MessageType.CallError:
+        raise res.to_exception()
+    return res.payload if isinstance(res.payload, dict) else {}
 
 
 def parse_rate_units(value: str) -> str:
@@ -430,16 +436,16 @@ async def ask_rate_units(handler: Any, version: str) -> str:
     values: list[str] = []
     try:
         if version == "2.0.1":
-            res = await handler.call(call201.GetVariables(get_variable_data=[{
-                "component": {"name": "SmartChargingCtrlr"}, "variable": {"name": "RateUnit"}}]), suppress=False)
-            values = [str(r.get("attribute_value") or "") for r in (res.get_variable_result or [])
-                      if isinstance(r, dict) and r.get("attribute_status") == "Accepted"]
+            res = await direct_call(handler, "GetVariables", {"getVariableData": [{
+                "component": {"name": "SmartChargingCtrlr"}, "variable": {"name": "RateUnit"}}]})
+            values = [str(r.get("attributeValue") or "") for r in (res.get("getVariableResult") or [])
+                      if isinstance(r, dict) and r.get("attributeStatus") == "Accepted"]
         else:
-            res = await handler.call(call16.GetConfiguration(key=[RATE_UNIT_KEY_16]), suppress=False)
-            values = [str(k.get("value") or "") for k in (res.configuration_key or [])
+            res = await direct_call(handler, "GetConfiguration", {"key": [RATE_UNIT_KEY_16]})
+            values = [str(k.get("value") or "") for k in (res.get("configurationKey") or [])
                       if isinstance(k, dict) and k.get("key") == RATE_UNIT_KEY_16]
-    except Exception:  # NotImplemented, NotSupported, a timeout: profiles go in W
-        log.info("asking the charging rate unit failed", exc_info=True)
+    except Exception as exc:  # noqa: BLE001  (NotImplemented, NotSupported, a timeout: profiles go in W)
+        log.debug("asking the charging rate unit failed: %s", exc)
         return "?"
     return parse_rate_units(",".join(values)) or "?"
 
