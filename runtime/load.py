@@ -25,7 +25,16 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-__all__ = ["Changes", "Demand", "allocate", "plan_changes"]
+__all__ = ["AC_PHASES", "AC_VOLTAGE_V", "DC_VOLTAGE_V", "Changes", "Demand", "allocate", "amperes", "electrical",
+           "plan_changes"]
+
+# For chargers that take charging profiles in amperes only: the watts are converted with the
+# connector's phases and voltage. evbill's EVSE data has neither, so AC is taken as 3 phases of
+# 230 V (a car on fewer phases draws less than the limit, never more) and DC as 1000 V, the top of
+# what DC chargers deliver (a battery at a lower voltage draws less power at that current, never
+# more): a limit in A never lets a session draw more watts than it was allocated.
+AC_PHASES, AC_VOLTAGE_V, DC_VOLTAGE_V = 3, 230, 1000
+_TENTH = Decimal("0.1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,3 +170,16 @@ def plan_changes(capacity_w: Decimal | None, limits: Sequence[tuple[Hashable, De
             else:
                 up.append((key, target))
     return Changes(down, up, held)
+
+
+def electrical(power_type: str) -> tuple[int, int]:
+    """-> (phases, volts per phase) a limit in watts is converted to amperes with (see above)."""
+    return (1, DC_VOLTAGE_V) if power_type == "DC" else (AC_PHASES, AC_VOLTAGE_V)
+
+
+def amperes(limit_w: Decimal, phases: int, voltage_v: int) -> Decimal:
+    """The current per phase (A, one decimal, as OCPP's charging rate limits take it) that draws at
+    most ``limit_w``: rounded down, so ``amperes(w) * phases * voltage_v <= w``."""
+    if limit_w <= 0:
+        return Decimal(0)
+    return (limit_w / (phases * voltage_v)).quantize(_TENTH, rounding=ROUND_FLOOR)

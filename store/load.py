@@ -18,19 +18,23 @@ from sqlalchemy import Index, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel
 
-from store.models import Evse, Location
-from store.ocpp import OcppTransaction
+from store.models import ChargePoint, Evse, Location
+from store.ocpp import OcppChargePointState, OcppTransaction
 from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
 
 __all__ = [
     "ChargingLimit",
     "RunningSession",
+    "SiteCharger",
     "allocation_of",
     "capacity_w",
+    "default_capacity_w",
     "limit_history",
     "record_answers",
     "record_limits",
     "running_sessions",
+    "set_rate_units",
+    "site_chargers",
 ]
 
 
@@ -40,15 +44,24 @@ class ChargingLimit(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=40)
     tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=40)
     location_id: str = Field(foreign_key="location.id", max_length=40)
-    transaction_id: int = Field(foreign_key="ocpp_transaction.id", index=True)
+    # None: a TxDefaultProfile (for sessions before their own profile arrives), no transaction
+    transaction_id: int | None = Field(default=None, foreign_key="ocpp_transaction.id", index=True)
     charge_point_id: str = Field(foreign_key="charge_point.id", max_length=40)
     evse_uid: str = Field(default="", max_length=64)
     connector_id: int = Field(default=0)
     profile_id: int
-    priority: int
+    priority: int | None = Field(default=None)  # None: a TxDefaultProfile
     limit_w: Decimal = Field(sa_type=ExactDecimal, nullable=False)
+    purpose: str = Field(default="TxProfile", max_length=20, sa_column_kwargs={"server_default": "TxProfile"})
+    # what went on the wire: W (limit_w), or A (limit_a, converted from limit_w with the phases and
+    # voltage stored alongside: the EVSE's data has none, so 3 x 230 V for AC and 1 x 1000 V for DC,
+    # ``runtime.load.electrical``) for a charger that accepts only amperes
+    rate_unit: str = Field(default="W", max_length=1, sa_column_kwargs={"server_default": "W"})
+    limit_a: Decimal | None = Field(default=None, sa_type=ExactDecimal, nullable=True)
+    phases: int | None = Field(default=None)
+    voltage_v: int | None = Field(default=None)
     capacity_w: Decimal | None = Field(default=None, sa_type=ExactDecimal, nullable=True)  # None: limits lifted
-    reason: str = Field(default="", max_length=20)  # session_started | session_stopped | recompute
+    reason: str = Field(default="", max_length=20)  # session_started | session_stopped | capacity_changed | charger_booted
     sent_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     status: str = Field(default="sent", max_length=20)
     answered_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
@@ -74,6 +87,7 @@ class RunningSession:
     start: datetime | None
     max_power_kw: Decimal | None
     power_type: str
+    rate_units: str = ""  # what the charger said it accepts (``OcppChargePointState.rate_units``)
 
 
 def running_sessions(db: Session, location_id: str, tx_ids: list[int] | None = None) -> list[RunningSession]:
@@ -81,15 +95,74 @@ def running_sessions(db: Session, location_id: str, tx_ids: list[int] | None = N
     when given (the ones that just started)."""
     tx = OcppTransaction
     stmt = (select(tx.id, tx.tenant_id, tx.charge_point_id, tx.identity, tx.ocpp_version, tx.transaction_ref,
-                   tx.connector_id, tx.evse_uid, tx.id_tag, tx.start, Evse.max_power_kw, Evse.power_type)
+                   tx.connector_id, tx.evse_uid, tx.id_tag, tx.start, Evse.max_power_kw, Evse.power_type,
+                   OcppChargePointState.rate_units)
             .outerjoin(Evse, (Evse.tenant_id == tx.tenant_id) & (Evse.evse_uid == tx.evse_uid))
+            .outerjoin(OcppChargePointState, OcppChargePointState.charge_point_id == tx.charge_point_id)
             .where(tx.location_id == location_id, tx.status == "open", tx.stop.is_(None),  # type: ignore[union-attr]
                    tx.start.is_not(None)))  # type: ignore[union-attr]
     if tx_ids is not None:
         stmt = stmt.where(tx.id.in_(tx_ids))  # type: ignore[union-attr]
     rows = db.execute(stmt.order_by(tx.start, tx.id)).all()  # type: ignore[arg-type]
     return [RunningSession(int(r[0]), r[1], r[2], r[3], r[4], r[5], int(r[6] or 0), r[7], r[8], r[9], r[10],
-                           r[11] or "AC") for r in rows]
+                           r[11] or "AC", r[12] or "") for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class SiteCharger:
+    """A charger at a location as its TxDefaultProfile needs it."""
+
+    charge_point_id: str
+    tenant_id: str
+    identity: str
+    ocpp_version: str
+    rate_units: str
+    max_w: Decimal  # its largest EVSE's maximum
+    power_type: str  # DC when any of its EVSEs is
+
+
+def site_chargers(db: Session, location_id: str, cp_ids: list[str] | None = None) -> tuple[int, list[SiteCharger]]:
+    """-> (the number of EVSEs at the location with a charger, its chargers -- only ``cp_ids``
+    when given)."""
+    evses = int(db.execute(select(func.count()).select_from(Evse).where(
+        Evse.location_id == location_id, Evse.charge_point_id.is_not(None))).scalar() or 0)  # type: ignore[union-attr]
+    stmt = (select(Evse.charge_point_id, ChargePoint.tenant_id, ChargePoint.identity, Evse.max_power_kw,
+                   Evse.power_type, OcppChargePointState.ocpp_version, OcppChargePointState.rate_units)
+            .join(ChargePoint, ChargePoint.id == Evse.charge_point_id)
+            .outerjoin(OcppChargePointState, OcppChargePointState.charge_point_id == ChargePoint.id)
+            .where(Evse.location_id == location_id))
+    rows: list[Any] = []
+    if cp_ids is None:
+        rows = list(db.execute(stmt).all())
+    for k in range(0, len(cp_ids or ()), 500):
+        rows += db.execute(stmt.where(Evse.charge_point_id.in_((cp_ids or [])[k:k + 500]))).all()  # type: ignore[union-attr]
+    by_cp: dict[str, SiteCharger] = {}
+    for cp_id, tenant, identity, max_kw, power_type, version, units in rows:
+        old = by_cp.get(cp_id)
+        max_w = Decimal(max_kw or 0) * 1000
+        dc = power_type == "DC" or (old is not None and old.power_type == "DC")
+        by_cp[cp_id] = SiteCharger(cp_id, tenant, identity, version or "", units or "",
+                                   max(max_w, old.max_w) if old is not None else max_w, "DC" if dc else "AC")
+    return evses, sorted(by_cp.values(), key=lambda c: c.identity)
+
+
+def default_capacity_w(db: Session, location_id: str) -> tuple[bool, Decimal | None]:
+    """-> (whether a TxDefaultProfile was sent at the location, the capacity the newest was
+    computed from)."""
+    row = db.execute(select(ChargingLimit.capacity_w).where(
+        ChargingLimit.location_id == location_id, ChargingLimit.purpose == "TxDefaultProfile")
+        .order_by(ChargingLimit.id.desc()).limit(1)).first()  # type: ignore[attr-defined]
+    return (False, None) if row is None else (True, row[0])
+
+
+def set_rate_units(db: Session, units: list[tuple[str, str]]) -> None:
+    """Store the rate units chargers said they accept ((charge point id, units) each, in one
+    statement; ``OcppChargePointState.rate_units``)."""
+    if not units:
+        return
+    tbl = OcppChargePointState.__table__
+    stmt = update(tbl).where(tbl.c.charge_point_id == bindparam("cp")).values(rate_units=bindparam("u"))  # type: ignore[attr-defined]
+    db.execute(stmt, [{"cp": cp, "u": u[:8]} for cp, u in units])
 
 
 def record_limits(db: Session, rows: list[dict[str, Any]]) -> list[str]:

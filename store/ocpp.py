@@ -162,6 +162,10 @@ class OcppChargePointState(SQLModel, table=True):
     firmware_version: str = Field(default="", max_length=100)
     # the legal-for-trade meter's serial (1.6J BootNotification ``meterSerialNumber``), Eichrecht
     meter_serial: str = Field(default="", max_length=64, sa_column_kwargs={"server_default": ""})
+    # the charging rate units the charger said it accepts in charging profiles (issue 18's load
+    # limits): "A", "W", "A,W"; "?" asked, no usable answer (profiles go in W); "" not asked since
+    # its last boot (1.6J ``ChargingScheduleAllowedChargingRateUnit``, 2.0.1 ``SmartChargingCtrlr.RateUnit``)
+    rate_units: str = Field(default="", max_length=8, sa_column_kwargs={"server_default": ""})
     last_boot_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     last_seen_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     # connector/evse id (as string) -> {"status": ..., "error_code": ..., "at": ...}

@@ -28,11 +28,11 @@ def _kw(w: Decimal | None) -> Decimal | None:
 
 class LimitRead(ReadModel):
     id: str
-    transaction_id: int
+    transaction_id: int | None  # None: a TxDefaultProfile (sessions before their own profile)
     charge_point_id: str
     evse_uid: str
     connector_id: int
-    priority: int
+    priority: int | None  # None: a TxDefaultProfile
     limit_kw: DecimalOut
     capacity_kw: DecimalOut | None  # None: the capacity was removed, the limits lifted
     reason: str
@@ -40,6 +40,12 @@ class LimitRead(ReadModel):
     status: str
     answered_at: datetime | None
     detail: str
+    purpose: str = "TxProfile"  # TxProfile | TxDefaultProfile
+    # W: limit_kw went on the wire; A: limit_a per phase, converted with phases x voltage_v
+    rate_unit: str = "W"
+    limit_a: DecimalOut | None = None
+    phases: int | None = None
+    voltage_v: int | None = None
 
 
 class AllocationItem(ReadModel):
@@ -53,6 +59,8 @@ class AllocationItem(ReadModel):
     limit_kw: DecimalOut | None  # None: no profile sent, the session charges at its EVSE's maximum
     status: str | None
     sent_at: datetime | None
+    rate_unit: str | None = None  # W, or A: limit_a per phase went on the wire
+    limit_a: DecimalOut | None = None
 
 
 class AllocationRead(ReadModel):
@@ -69,7 +77,9 @@ def _limit_read(row: Any) -> LimitRead:
     return LimitRead(id=row.id, transaction_id=row.transaction_id, charge_point_id=row.charge_point_id,
                      evse_uid=row.evse_uid, connector_id=row.connector_id, priority=row.priority,
                      limit_kw=_kw(row.limit_w), capacity_kw=_kw(row.capacity_w), reason=row.reason,  # type: ignore[arg-type]
-                     sent_at=row.sent_at, status=row.status, answered_at=row.answered_at, detail=row.detail)
+                     sent_at=row.sent_at, status=row.status, answered_at=row.answered_at, detail=row.detail,
+                     purpose=row.purpose, rate_unit=row.rate_unit, limit_a=row.limit_a, phases=row.phases,  # type: ignore[arg-type]
+                     voltage_v=row.voltage_v)
 
 
 @route("GET", "/locations/{location_id:str}/load", operation_id="get_location_load", roles="read",
@@ -86,7 +96,9 @@ def get_load(request: Request[Any, Any, Any], location_id: IdPath) -> Allocation
                 transaction_id=s.tx_id, charge_point_id=s.charge_point_id, evse_uid=s.evse_uid,
                 connector_id=s.connector_id, start=s.start, max_power_kw=s.max_power_kw,  # type: ignore[arg-type]
                 priority=lim.priority if lim is not None else None, limit_kw=limit_kw,  # type: ignore[arg-type]
-                status=lim.status if lim is not None else None, sent_at=lim.sent_at if lim is not None else None))
+                status=lim.status if lim is not None else None, sent_at=lim.sent_at if lim is not None else None,
+                rate_unit=lim.rate_unit if lim is not None else None,
+                limit_a=lim.limit_a if lim is not None else None))  # type: ignore[arg-type]
         return AllocationRead(location_id=loc.id, capacity_kw=loc.capacity_kw, allocated_kw=total,  # type: ignore[arg-type]
                               sessions=items)
 

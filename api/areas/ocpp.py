@@ -79,6 +79,8 @@ class ChargePointOcppRead(ReadModel):
     model: str = ""
     firmware_version: str = ""
     meter_serial: str = Field("", description="the meter's serial as the 1.6J BootNotification named it (Eichrecht)")
+    rate_units: str = Field("", description="the charging rate units the charger said its charging profiles take "
+                            "(A, W, A,W; ? no usable answer; empty: not asked since its last boot)")
     last_boot_at: datetime | None = None
     last_seen_at: datetime | None = None
     connectors: dict[str, Any] = Field(default_factory=dict)
@@ -98,7 +100,7 @@ def get_cp_state(request: Request[Any, Any, Any], charge_point_id: str) -> Charg
             charge_point_id=cp.id, identity=cp.identity, connected=version is not None,
             ocpp_version=version or (st.ocpp_version if st else ""), vendor=st.vendor if st else "",
             model=st.model if st else "", firmware_version=st.firmware_version if st else "",
-            meter_serial=st.meter_serial if st else "",
+            meter_serial=st.meter_serial if st else "", rate_units=st.rate_units if st else "",
             last_boot_at=st.last_boot_at if st else None, last_seen_at=st.last_seen_at if st else None,
             connectors=dict(st.connectors or {}) if st else {})
 

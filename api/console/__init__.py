@@ -45,14 +45,14 @@ def routers() -> list[Any]:
     from litestar.middleware.base import DefineMiddleware
     from litestar.static_files import create_static_files_router
 
-    from api.console import adhoc, portal, records, reservations, rulesets
+    from api.console import adhoc, load, portal, records, reservations, rulesets
     from api.console.pages import exception_handlers, handlers, public_handlers
     from api.console.session import ConsoleAuthMiddleware
 
     headers = [ResponseHeader(name=k, value=v) for k, v in SECURITY_HEADERS.items()]
     pages = Router(path="/", route_handlers=[*public_handlers, *handlers, *rulesets.handlers, *portal.handlers,
                                                 *records.handlers, *adhoc.handlers,
-                                                *reservations.handlers], include_in_schema=False,
+                                                *reservations.handlers, *load.handlers], include_in_schema=False,
                    middleware=[DefineMiddleware(ConsoleAuthMiddleware)], exception_handlers=exception_handlers(),
                    response_headers=headers)
     static = create_static_files_router(path="/console/static", directories=[STATIC], include_in_schema=False,
@@ -94,6 +94,7 @@ HTML_ROUTES: dict[str, str] = {
 
 def _more_routes() -> None:
     from api.console.adhoc import HTML_ROUTES as ADHOC
+    from api.console.load import HTML_ROUTES as LOAD
     from api.console.portal import HTML_ROUTES as PORTAL
     from api.console.records import HTML_ROUTES as RECORDS
     from api.console.reservations import HTML_ROUTES as RESERVATIONS
@@ -104,6 +105,7 @@ def _more_routes() -> None:
     HTML_ROUTES.update(RECORDS)
     HTML_ROUTES.update(ADHOC)
     HTML_ROUTES.update(RESERVATIONS)
+    HTML_ROUTES.update(LOAD)
 
 
 _more_routes()

@@ -60,7 +60,7 @@ NAV = (("/console/dashboard", "dashboard", "read"), ("/console/inbox", "inbox", 
        ("/console/customers", "customers", "read"),
        ("/console/sessions", "sessions", "read"), ("/console/unassigned", "unassigned", "read"), ("/console/meter-keys", "meter_keys", "read"),
        ("/console/rulesets", "rulesets", "read"), ("/console/adhoc", "adhoc", "receivables_read"),
-       ("/console/reservations", "reservations", "read"),
+       ("/console/reservations", "reservations", "read"), ("/console/load", "load", "read"),
        # the partner portal (api.console.portal)
        ("/console/portal", "portal", "portal"), ("/console/portal/sessions", "sessions", "portal"),
        ("/console/portal/statements", "statements", "portal"), ("/console/portal/payouts", "payouts", "portal"))

@@ -296,6 +296,7 @@ class Handler16(GatewayMixin, ChargePoint16):
         await self.gw.db.write(lambda db: service.record_boot(
             db, self.cp, "1.6", charge_point_vendor, charge_point_model,
             kw.get("charge_point_serial_number") or "", kw.get("firmware_version") or "", self._meter_serial))
+        self.gw.load.booted(self.cp.location_id, self.cp.id)  # issue 18: its TxDefaultProfile, after this answer
         return result16.BootNotification(current_time=_iso(_now()), interval=self.gw.settings.heartbeat_interval,
                                          status=RegistrationStatus.accepted)
 
@@ -411,6 +412,7 @@ class Handler201(GatewayMixin, ChargePoint201):
         await self.gw.db.write(lambda db: service.record_boot(
             db, self.cp, "2.0.1", charging_station.get("vendor_name") or "", charging_station.get("model") or "",
             charging_station.get("serial_number") or "", charging_station.get("firmware_version") or ""))
+        self.gw.load.booted(self.cp.location_id, self.cp.id)  # issue 18: its TxDefaultProfile, after this answer
         return result201.BootNotification(current_time=_iso(_now()), interval=self.gw.settings.heartbeat_interval,
                                           status=RegistrationStatusEnumType.accepted)
 
@@ -441,12 +443,26 @@ class Handler201(GatewayMixin, ChargePoint201):
                                    offline: bool | None = None, evse: dict[str, Any] | None = None,
                                    id_token: dict[str, Any] | None = None, **kw: Any) -> Any:
         readings = service.parse_meter_values_201(meter_value)
-        out = await self.gw.db.write(lambda db: service.transaction_event_201(
-            db, self.cp, event_type=event_type, timestamp=timestamp, trigger_reason=trigger_reason, seq_no=seq_no,
-            transaction_info=transaction_info, offline=offline, evse=evse, id_token=id_token, readings=readings))
-        if kw.get("reservation_id") is not None and not out.duplicate:  # issue 18
-            await self.gw.db.write(lambda db: reservations.link_start(
-                db, self.cp, out.tx_id, kw["reservation_id"], service.parse_time(timestamp)))
+        reservation_id = kw.get("reservation_id")
+
+        def event(db: Any) -> Any:
+            out = service.transaction_event_201(
+                db, self.cp, event_type=event_type, timestamp=timestamp, trigger_reason=trigger_reason,
+                seq_no=seq_no, transaction_info=transaction_info, offline=offline, evse=evse, id_token=id_token,
+                readings=readings)
+            if out.duplicate:
+                return out
+            # issue 18: the reservation this transaction uses, named or (chargers may leave
+            # ``reservationId`` out) found by EVSE, window and id token once the event that starts it
+            # or carries its token arrives; in the event's own transaction
+            if reservation_id is not None:
+                reservations.link_start(db, self.cp, out.tx_id, reservation_id, service.parse_time(timestamp))
+            elif (event_type == "Started" or id_token) and event_type != "Ended" \
+                    and (self.gw.reserved_cps is None or self.cp.id in self.gw.reserved_cps):
+                reservations.match_transaction(db, self.cp, out.tx_id)
+            return out
+
+        out = await self.gw.db.write(event)
         if not out.duplicate and event_type in ("Started", "Ended"):
             (self.gw.load.started if event_type == "Started" else self.gw.load.stopped)(self.cp.location_id, out.tx_id)
         if out.ready:

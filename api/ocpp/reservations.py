@@ -50,6 +50,7 @@ __all__ = [
     "insert",
     "link_start",
     "match_start",
+    "match_transaction",
     "new_ocpp_id",
     "partner_tag",
     "partner_token_uid",
@@ -216,6 +217,21 @@ def match_start(db: Session, cp: CpInfo, tx_id: int, connector_id: int, id_tag: 
         if r.id_tag == id_tag or (r.partner_id is not None and r.partner_id == partner_of_tag):
             return link_start(db, cp, tx_id, r.ocpp_id, at)
     return None
+
+
+def match_transaction(db: Session, cp: CpInfo, tx_id: int) -> str | None:
+    """``match_start`` for a 2.0.1 transaction whose TransactionEvents name no reservation: once it
+    has started and its id token was accepted (the Started event may carry the token, or, when the
+    cable came first, the Updated event after the driver's Authorize does: 2.0.1 chargers send the
+    authorized token in the transaction's next event), an accepted reservation of its EVSE whose
+    window holds the start, for that token or one of the reserving partner's tokens, is used by it.
+    Not when the transaction already uses one. -> the reservation's id, or None."""
+    tx = db.get(OcppTransaction, tx_id)
+    if tx is None or tx.start is None or not tx.id_tag or tx.auth_status != "Accepted":
+        return None
+    if db.execute(select(Reservation.id).where(Reservation.transaction_id == tx_id)).first() is not None:
+        return None
+    return match_start(db, cp, tx_id, tx.connector_id or 0, tx.id_tag, tx.start)
 
 
 def status_update(db: Session, cp: CpInfo, reservation_id: int, update_status: str, at: datetime) -> str | None:

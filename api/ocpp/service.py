@@ -520,7 +520,8 @@ def _upsert_state(db: Session, cp: CpInfo, values: dict[str, Any]) -> None:
     if not done:
         _insert_ignore(db, tbl, [{"charge_point_id": cp.id, "tenant_id": cp.tenant_id, "ocpp_version": "",
                                   "vendor": "", "model": "", "serial_number": "", "firmware_version": "",
-                                  "meter_serial": "", "connectors": {}, **values}], ["charge_point_id"])
+                                  "meter_serial": "", "rate_units": "", "connectors": {}, **values}],
+                        ["charge_point_id"])
 
 
 def record_boot(db: Session, cp: CpInfo, version: str, vendor: str, model: str, serial: str, firmware: str,
@@ -528,7 +529,8 @@ def record_boot(db: Session, cp: CpInfo, version: str, vendor: str, model: str, 
     now = utcnow()
     _upsert_state(db, cp, {"ocpp_version": version, "vendor": vendor[:100], "model": model[:100],
                            "serial_number": serial[:100], "firmware_version": firmware[:100],
-                           "meter_serial": meter_serial[:64], "last_boot_at": now, "last_seen_at": now})
+                           "meter_serial": meter_serial[:64], "last_boot_at": now, "last_seen_at": now,
+                           "rate_units": ""})  # asked again at its next charging profile (issue 18)
 
 
 def record_status(db: Session, cp: CpInfo, connector: int, status: str, error_code: str, at: datetime) -> None:

@@ -20,7 +20,7 @@ from api.adhoc import HTML_ROUTES as ADHOC_ROUTES
 from api.auth import ROLE_SETS
 from api.console import HTML_ROUTES
 from store.console import set_password
-from tests.api.conftest import Env, Tenantry, seed_other_areas
+from tests.api.conftest import Env, Tenantry, _ok, seed_other_areas
 from tests.api.routes import camt_sample
 
 PASSWORD = "correct horse battery staple"
@@ -284,7 +284,7 @@ def _paths(t: Tenantry) -> dict[str, str]:
            "case_id": t.ids["case_id"], "dispute_id": t.ids["dispute_id"], "ruleset_id": t.ids["ruleset_id"], "draft_id": t.ids.get("draft_id", "rsd_x"),
            "statement_id": t.ids["partner_statement_id"],
            "document_id": t.ids["document_id"], "file_path": "htmx.min.js", "customer_id": t.ids["customer_id"],
-           "session_id": t.ids["session_id"], "charge_id": t.ids["charge_id"]}
+           "session_id": t.ids["session_id"], "charge_id": t.ids["charge_id"], "location_id": t.ids["location_id"]}
     out = {}
     for key in HTML_ROUTES:
         _method, path = key.split(" ", 1)
@@ -1098,3 +1098,74 @@ def test_the_reservations_page_lists_the_tenants_reservations_in_german(console:
     assert "Keine Reservierungen für diese Auswahl." in auditor.get("/console/reservations?status=expired").text
     # the partner's portal has no such page
     assert Person(console, _email(a, "partner")).get("/console/reservations").status_code in (302, 303, 403)
+
+
+def test_the_load_page_shows_a_sites_capacity_sessions_limits_and_history(console: Env) -> None:
+    """Issue 18: a location's load management in the console -- its capacity, each running session
+    with its priority, the limit sent (in A for a charger that takes only A) and the charger's
+    answer, the chargers' default profiles and the history; German, then English; another
+    tenant's location is not found (``test_console_keeps_tenants_apart`` walks it the other way),
+    the partner portal has no such page."""
+    from datetime import UTC, datetime
+
+    from store.load import ChargingLimit
+    from store.ocpp import OcppTransaction
+    from store.types import new_id
+
+    a, b = console.a, console.b
+    c, h = console.client, a.h()
+    loc = _ok(c.post("/locations", json={"code": "depot_load", "name": "Depot Süd", "country": "DE",
+                                         "timezone": "Europe/Berlin", "capacity_kw": "30"}, headers=h))["id"]
+    cp = _ok(c.post("/charge-points", json={"location_id": loc, "identity": "CP-LOAD-1"}, headers=h))["id"]
+    _ok(c.post("/evses", json={"location_id": loc, "charge_point_id": cp, "evse_uid": "DE*ABC*LOAD*1",
+                               "max_power_kw": "22"}, headers=h))
+    start = datetime(2026, 3, 2, 8, tzinfo=UTC)
+    with Session(console.engine) as db:
+        tx = OcppTransaction(tenant_id=a.tenant_id, charge_point_id=cp, identity="CP-LOAD-1", ocpp_version="1.6",
+                             transaction_ref="77", location_id=loc, connector_id=1, evse_uid="DE*ABC*LOAD*1",
+                             id_tag=f"TOK-{a.name}", start=start, meter_start_wh=Decimal(0))
+        db.add(tx)
+        db.flush()
+        common = {"tenant_id": a.tenant_id, "location_id": loc, "charge_point_id": cp, "capacity_w": Decimal(30000),
+                  "sent_at": start, "answered_at": start}
+        default = ChargingLimit(id=new_id("lim"), connector_id=0, profile_id=2_000_000_000, limit_w=Decimal(30000),
+                                reason="charger_booted", purpose="TxDefaultProfile", status="Accepted",
+                                rate_unit="A", limit_a=Decimal("43.4"), phases=3, voltage_v=230, **common)
+        db.add(default)
+        db.flush()
+        lim = ChargingLimit(id=new_id("lim"), transaction_id=tx.id, evse_uid="DE*ABC*LOAD*1", connector_id=1,
+                            profile_id=tx.id, priority=10, limit_w=Decimal(15000), reason="session_started",
+                            status="Rejected", rate_unit="A", limit_a=Decimal("21.7"), phases=3, voltage_v=230,
+                            **common)
+        db.add(lim)
+        db.commit()
+        tx_id, lim_id, default_id = tx.id, lim.id, default.id
+    try:
+        p = Person(console, _email(a, "auditor"))
+        sites = html.unescape(p.get("/console/load").text)
+        assert "Lastmanagement der Standorte" in sites and 'href="/console/load"' in sites
+        assert "Depot Süd" in _row(sites, f"site-{loc}") and "30,0 kW" in _row(sites, f"site-{loc}")
+        r = p.get(f"/console/locations/{loc}/load")
+        assert r.status_code == 200, r.text[:300]
+        page = html.unescape(r.text)
+        assert "Lastmanagement: Depot Süd" in page and "30,0 kW" in page
+        row = _row(page, f"tx-{tx_id}")
+        assert "CP-LOAD-1" in row and "DE*ABC*LOAD*1" in row and "Partner" in row
+        assert "15,0 kW" in row and "21,7 A je Phase (3 × 230 V)" in row and "abgelehnt" in row
+        assert "43,4 A je Phase" in _row(page, f"default-{cp}") and "angenommen" in _row(page, f"default-{cp}")
+        hist = _row(page, f"lim-{lim_id}")
+        assert "Start" in hist and "Ladevorgang" in hist and str(tx_id) in hist
+        assert "Neustart der Station" in _row(page, f"lim-{default_id}")
+        assert "rejected" not in re.sub(r"<[^>]+>", " ", row)  # what a person reads is German
+        p.post("/console/language", {"language": "en", "next": f"/console/locations/{loc}/load"})
+        page = html.unescape(p.get(f"/console/locations/{loc}/load").text)
+        assert "Load management: Depot Süd" in page and "21.7 A per phase" in _row(page, f"tx-{tx_id}")
+        assert "rejected" in _row(page, f"tx-{tx_id}")
+        # another tenant's location: not found
+        assert p.get(f"/console/locations/{b.ids['location_id']}/load").status_code == 404
+        assert Person(console, _email(a, "partner")).get("/console/load").status_code in (302, 303, 403)
+    finally:
+        with console.engine.begin() as conn:
+            conn.execute(ChargingLimit.__table__.delete().where(ChargingLimit.__table__.c.location_id == loc))  # type: ignore[attr-defined]
+            conn.execute(OcppTransaction.__table__.update().where(  # type: ignore[attr-defined]
+                OcppTransaction.__table__.c.id == tx_id).values(status="stopped", stop=start))  # type: ignore[attr-defined]

@@ -510,3 +510,84 @@ def test_customer_sessions_trace_and_unassigned_pages(server: Server, browser: A
     assert done["status"] == "rated" and done["customer_id"] == cus, done
     assert not errors, "\n".join(errors)
     ctx.close()
+
+
+def test_load_management_page_of_a_depot(server: Server, browser: Any) -> None:
+    """An operator opens load management from the navigation, picks the depot and reads its
+    capacity, the running sessions with their priority, the limit each was sent (one charger takes
+    only amperes) and the charger's answer, the default profiles and the history (issue 18). The
+    gateway's rows are written as it writes them: this server's chargers are not connected."""
+    from store.load import ChargingLimit
+    from store.ocpp import OcppTransaction
+    from store.types import new_id
+
+    srv = server
+    r = srv.api("POST", "/locations", json={"code": "depot_nord_load", "name": "Betriebshof Nord", "country": "DE",
+                                            "timezone": "Europe/Berlin", "capacity_kw": "30"})
+    assert r.status_code == 201, r.text
+    loc = r.json()["id"]
+    cps = []
+    for n in (1, 2):
+        r = srv.api("POST", "/charge-points", json={"location_id": loc, "identity": f"BHN-AC-{n}"})
+        assert r.status_code == 201, r.text
+        cps.append(r.json()["id"])
+        r = srv.api("POST", "/evses", json={"location_id": loc, "charge_point_id": cps[-1],
+                                            "evse_uid": f"DE*SWM*BHN{n}*1", "max_power_kw": "22"})
+        assert r.status_code == 201, r.text
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=40)
+    engine = make_engine(srv.db_url)
+    with Session(engine) as db:
+        txs = []
+        for n, cp in enumerate(cps, 1):
+            tx = OcppTransaction(tenant_id=srv.tenant_id, charge_point_id=cp, identity=f"BHN-AC-{n}",
+                                 ocpp_version="1.6", transaction_ref=str(900 + n), location_id=loc, connector_id=1,
+                                 evse_uid=f"DE*SWM*BHN{n}*1", id_tag=f"FLOTTE-{n}", start=start + timedelta(minutes=n),
+                                 meter_start_wh=D(0))
+            db.add(tx)
+            db.flush()
+            txs.append(tx.id)
+        common = {"tenant_id": srv.tenant_id, "location_id": loc, "capacity_w": D(30000)}
+        for n, cp in enumerate(cps, 1):
+            amps = n == 1  # the first charger takes only amperes
+            db.add(ChargingLimit(id=new_id("lim"), charge_point_id=cp, connector_id=0, profile_id=2_000_000_000,
+                                 limit_w=D(15000), reason="charger_booted", purpose="TxDefaultProfile",
+                                 status="Accepted", rate_unit="A" if amps else "W", limit_a=D("21.7") if amps else None,
+                                 phases=3 if amps else None, voltage_v=230 if amps else None,
+                                 sent_at=start - timedelta(hours=2), answered_at=start - timedelta(hours=2), **common))
+            db.flush()
+        for n, (cp, tx_id) in enumerate(zip(cps, txs), 1):
+            amps = n == 1
+            db.add(ChargingLimit(id=new_id("lim"), charge_point_id=cp, transaction_id=tx_id, evse_uid=f"DE*SWM*BHN{n}*1",
+                                 connector_id=1, profile_id=tx_id, priority=20, limit_w=D(15000),
+                                 reason="session_started", status="Accepted" if amps else "Rejected",
+                                 rate_unit="A" if amps else "W", limit_a=D("21.7") if amps else None,
+                                 phases=3 if amps else None, voltage_v=230 if amps else None,
+                                 sent_at=start + timedelta(minutes=2), answered_at=start + timedelta(minutes=2), **common))
+            db.flush()
+        db.commit()
+    engine.dispose()
+
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900}, locale="de-DE")
+    page = ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    _sign_in(page, srv, "ops@sw.example")
+    page.get_by_role("navigation", name="Hauptnavigation").get_by_role("link", name="Lastmanagement").click()
+    page.wait_for_url("**/console/load")
+    assert "30,0 kW" in page.locator(f"#site-{loc}").inner_text()
+    _accessible(page)
+    page.get_by_role("link", name="Betriebshof Nord").click()
+    page.wait_for_url(f"**/console/locations/{loc}/load")
+    page.get_by_role("heading", name="Lastmanagement: Betriebshof Nord").wait_for()
+    summary = page.locator("#load-summary").inner_text()
+    assert "30,0 kW" in summary, summary
+    first, second = (page.locator(f"#tx-{tx_id}").inner_text() for tx_id in txs)
+    assert "BHN-AC-1" in first and "21,7 A je Phase (3 × 230 V)" in first and "angenommen" in first, first
+    assert "Ad-hoc" in first and "15,0 kW" in second and "abgelehnt" in second, second
+    assert page.locator("#load-defaults tbody tr").count() == 2
+    assert page.locator("#load-history tbody tr").count() == 4
+    _accessible(page)
+    page.screenshot(path=str(srv.shots / "load.png"), full_page=True)
+    assert not errors, "\n".join(errors)
+    ctx.close()

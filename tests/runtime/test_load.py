@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runtime.load import Demand, allocate, plan_changes
+from runtime.load import Demand, allocate, amperes, electrical, plan_changes
 
 D = Decimal
 
@@ -140,3 +140,35 @@ def test_plan_properties(capacity: Decimal, raw: list[Demand], step: Decimal, de
     assert sum(gaps, D(0)) <= cap2 * share  # what the deadband leaves unused is bounded
     for d in ds:  # every session ends at its new limit or (held) just under it
         assert have[d.key] == after[d.key] or d.key in held
+
+
+def test_watts_to_amperes_rounds_down_to_a_tenth() -> None:
+    assert electrical("AC") == (3, 230) and electrical("DC") == (1, 1000)
+    assert amperes(D(11040), 3, 230) == D(16)  # 16 A on three phases is 11.04 kW
+    assert amperes(D(11000), 3, 230) == D("15.9")  # 15.94... A: 15.9 A, never more than 11 kW
+    assert amperes(D(4000), 3, 230) == D("5.7") and amperes(D(0), 3, 230) == D(0)
+    assert amperes(D(50000), 1, 1000) == D(50)
+
+
+@settings(max_examples=400, deadline=None)
+@given(capacity=st.decimals(min_value=0, max_value=2_000_000, places=3),
+       raw=st.lists(st.tuples(demand, st.sampled_from(["AC", "DC"]), st.booleans()), max_size=40),
+       step=st.sampled_from([D(1), D(100)]))
+def test_limits_converted_to_amperes_stay_within_the_capacity(capacity: Decimal,
+                                                             raw: list[tuple[Demand, str, bool]],
+                                                             step: Decimal) -> None:
+    """Chargers that take only amperes get each limit converted with their phases and voltage;
+    summed back in watts (A x V x phases), the limits still never exceed the capacity."""
+    ds = [Demand(i, d.priority, d.max_w, d.min_w) for i, (d, _, _) in enumerate(raw)]
+    got = allocate(capacity, ds, step)
+    back = Decimal(0)
+    for i, (_, power_type, in_amperes) in enumerate(raw):
+        if in_amperes:
+            phases, volts = electrical(power_type)
+            a = amperes(got[i], phases, volts)
+            assert a >= 0 and a == a.quantize(D("0.1"))
+            assert got[i] - a * phases * volts < D("0.1") * phases * volts  # at most a tenth of an ampere lost
+            back += a * phases * volts
+        else:
+            back += got[i]
+    assert back <= capacity

@@ -9,6 +9,7 @@ import contextlib
 import itertools
 import json
 from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -101,14 +102,15 @@ def frames(request: pytest.FixtureRequest, ocpp_env: OcppEnv) -> Iterator[str]:
         settings.validate_responses = old
 
 
-def _limits(cp: Any) -> list[float]:
-    """The limits (W) a charger was sent, in order."""
+def _limits(cp: Any, purpose: str = "TxProfile", unit: str = "W") -> list[float]:
+    """The limits a charger was sent as ``purpose`` profiles (W, or ``unit``), in order."""
     out = []
     for p in cp.profiles:
+        if p["charging_profile_purpose"] != purpose:
+            continue
         sched = p["charging_schedule"]
         sched = sched[0] if isinstance(sched, list) else sched
-        assert sched["charging_rate_unit"] == "W"
-        assert p["charging_profile_purpose"] == "TxProfile"
+        assert sched["charging_rate_unit"] == unit
         out.append(float(sched["charging_schedule_period"][0]["limit"]))
     return out
 
@@ -214,6 +216,9 @@ def test_capacity_shared_by_priority(ocpp_env: OcppEnv, version: str, frames: st
     assert alloc["allocated_kw"] == "30"
     hist = _ok(oe.client.get(f"/locations/{loc}/load/history", params={"limit": 200}, headers=oe.h()))["items"]
     assert all(h["status"] == "Accepted" and h["answered_at"] for h in hist)
+    # (the TxDefaultProfiles, sent when the location was created with its capacity to chargers
+    # connected by then, are the next test's)
+    hist = [h for h in hist if h["purpose"] == "TxProfile"]
     assert [h["reason"] for h in reversed(hist)] == ["session_started"] * 4 + ["session_stopped"] * 3
     assert [h["limit_kw"] for h in reversed(hist)][-3:] == ["15", "15", "22"]
     assert {(h["priority"], h["capacity_kw"]) for h in hist} == {(10, "30")}
@@ -251,7 +256,7 @@ def test_rejected_answer_stored_and_no_capacity_no_profiles(ocpp_env: OcppEnv, v
     run(scenario())
     hist = _ok(oe.client.get(f"/locations/{limited}/load/history", headers=oe.h()))["items"]
     by_cp = {}
-    for h in reversed(hist):
+    for h in reversed([h for h in hist if h["purpose"] == "TxProfile"]):
         by_cp.setdefault(h["charge_point_id"], []).append(h)
     # (a alone may have been sent 20 kW first, when its start was recomputed before b's)
     # (and b, when a's stop was recomputed before its own, 20 kW alone)
@@ -307,15 +312,21 @@ def test_capacity_set_and_removed_through_the_api_applies_at_once(ocpp_env: Ocpp
             assert _limits(a.cp) == [8000] and _limits(b.cp) == [8000]
             await patch(None)  # removed: both get their EVSE's maximum back
             out = [_limits(a.cp), _limits(b.cp)]
+            # and a TxDefaultProfile each time: the capacity over the location's two EVSEs, then the maximum
+            out += [_limits(a.cp, "TxDefaultProfile"), _limits(b.cp, "TxDefaultProfile")]
             await a.stop("2026-03-12T09:00:00Z")
             await b.stop("2026-03-12T09:00:00Z")
             await _idle(oe)
             return out
 
-    assert run(scenario()) == [[8000, 22000], [8000, 22000]]
+    assert run(scenario()) == [[8000, 22000]] * 4
     hist = _ok(oe.client.get(f"/locations/{loc}/load/history", headers=oe.h()))["items"]
-    assert [(h["reason"], h["capacity_kw"], h["limit_kw"]) for h in hist] == [
-        ("capacity_changed", None, "22")] * 2 + [("capacity_changed", "16", "8")] * 2
+    assert sorted((h["purpose"], h["reason"], h["capacity_kw"] or "", h["limit_kw"]) for h in hist) == sorted(
+        [("TxProfile", "capacity_changed", "", "22")] * 2 + [("TxProfile", "capacity_changed", "16", "8")] * 2
+        + [("TxDefaultProfile", "capacity_changed", "", "22")] * 2
+        + [("TxDefaultProfile", "capacity_changed", "16", "8")] * 2)
+    assert {(h["transaction_id"], h["priority"], h["connector_id"]) for h in hist
+            if h["purpose"] == "TxDefaultProfile"} == {(None, None, 0)}
 
 
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
@@ -323,16 +334,137 @@ def test_capacity_set_and_removed_through_the_api_applies_at_once(ocpp_env: Ocpp
 def test_profile_frame_is_the_packages_and_valid(version: str, limit: str) -> None:
     """The gateway builds SetChargingProfile's JSON itself (load limits' fast path): it is what the
     package makes of ``profile_payload`` and passes the version's schema."""
-    from decimal import Decimal
-
     from ocpp.charge_point import remove_nones, serialize_as_dict, snake_to_camel_case
     from ocpp.messages import MessageType, get_validator
 
     from api.ocpp.load import profile_payload, profile_request
 
     args = (version, 41, "41" if version == "1.6" else "tx-41", 2, Decimal(limit))
-    frame = profile_request(*args)
-    assert frame == remove_nones(snake_to_camel_case(serialize_as_dict(profile_payload(*args))))
-    # as the package validates a frame: JSON numbers with a fraction read as Decimal
-    wire = json.loads(json.dumps([2, "1", "SetChargingProfile", frame]), parse_float=Decimal)
-    get_validator(MessageType.Call, "SetChargingProfile", version).validate(wire[3])
+    # in W; in A on three phases; a TxDefaultProfile for every connector, no transaction
+    for kw in ({}, {"unit": "A", "phases": 3}, {"purpose": "TxDefaultProfile"}):
+        frame = profile_request(*args, **kw)  # type: ignore[arg-type]
+        assert frame == remove_nones(snake_to_camel_case(serialize_as_dict(profile_payload(*args, **kw))))
+        # as the package validates a frame: JSON numbers with a fraction read as Decimal
+        wire = json.loads(json.dumps([2, "1", "SetChargingProfile", frame]), parse_float=Decimal)
+        get_validator(MessageType.Call, "SetChargingProfile", version).validate(wire[3])
+        profile = frame.get("chargingProfile") or frame["csChargingProfiles"]
+        assert ("transactionId" in profile) == (kw.get("purpose") is None)
+
+
+class Amp16(Load16):
+    """A 1.6J charger whose charging profiles take only amperes: it says so when asked
+    (``ChargingScheduleAllowedChargingRateUnit`` = Current) and rejects a profile in W."""
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.asked = 0
+
+    @on(Action16.get_configuration)
+    def on_get_configuration(self, key: list[str] | None = None) -> Any:
+        self.asked += 1
+        return result16.GetConfiguration(configuration_key=[
+            {"key": "ChargingScheduleAllowedChargingRateUnit", "readonly": True, "value": "Current"}])
+
+    @on(Action16.set_charging_profile)
+    def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]) -> Any:
+        self.profiles.append({"connector_id": connector_id, **cs_charging_profiles})
+        unit = cs_charging_profiles["charging_schedule"]["charging_rate_unit"]
+        return result16.SetChargingProfile(status="Accepted" if unit == "A" else "Rejected")
+
+
+class Amp201(Load201):
+    """The 2.0.1 charger of ``Amp16``: ``SmartChargingCtrlr.RateUnit`` is A."""
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.asked = 0
+
+    @on(Action201.get_variables)
+    def on_get_variables(self, get_variable_data: list[dict[str, Any]], **kw: Any) -> Any:
+        self.asked += 1
+        return result201.GetVariables(get_variable_result=[
+            {"attribute_status": "Accepted", "attribute_value": "A", "component": d["component"],
+             "variable": d["variable"]} for d in get_variable_data])
+
+    @on(Action201.set_charging_profile)
+    def on_set_charging_profile(self, evse_id: int, charging_profile: dict[str, Any], **kw: Any) -> Any:
+        self.profiles.append({"evse_id": evse_id, **charging_profile})
+        unit = charging_profile["charging_schedule"][0]["charging_rate_unit"]
+        return result201.SetChargingProfile(status="Accepted" if unit == "A" else "Rejected")
+
+
+def _phases(cp: Any) -> set[Any]:
+    out = set()
+    for p in cp.profiles:
+        sched = p["charging_schedule"]
+        sched = sched[0] if isinstance(sched, list) else sched
+        out.add(sched["charging_schedule_period"][0].get("number_phases"))
+    return out
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_amperes_for_chargers_that_take_only_amperes_and_defaults_at_boot(ocpp_env: OcppEnv, version: str,
+                                                                         frames: str) -> None:
+    """Chargers that accept only A are asked once after they boot and get their limits in A (the
+    watts over 3 phases x 230 V, a tenth of an ampere rounded down); a W charger at the same site
+    keeps W. At boot each gets a TxDefaultProfile: the capacity over the location's EVSEs. Summed
+    back in watts, what they were sent never exceeds the capacity."""
+    oe = ocpp_env
+    tag = _tokens(oe)
+    loc = _site(oe, CAPACITY_KW)
+    oe.idle()  # the location's first recompute (its capacity) is done before chargers connect
+    v = version.replace(".", "") + frames
+    idents = [f"AMP{v}-A", f"AMP{v}-B", f"AMP{v}-W"]
+    for ident in idents:
+        oe.add_charger(ident, location_id=loc)  # each one EVSE of 22 kW
+    amp, watt = (Amp16, Load16) if version == "1.6" else (Amp201, Load201)
+
+    async def boot(s: Station) -> None:
+        if version == "1.6":
+            await s.cp.call(call16.BootNotification(charge_point_vendor="Test", charge_point_model="Amp"))
+        else:
+            await s.cp.call(call201.BootNotification(charging_station={"vendor_name": "Test", "model": "Amp"},
+                                                     reason="PowerUp"))
+
+    async def scenario() -> dict[str, Any]:
+        async with stations(oe, version, [(idents[0], amp), (idents[1], amp), (idents[2], watt)]) as (a, b, w):
+            for s in (a, b, w):
+                await boot(s)
+            await _idle(oe)
+            out: dict[str, Any] = {"defaults": [_limits(a.cp, "TxDefaultProfile", "A"),
+                                                _limits(b.cp, "TxDefaultProfile", "A"),
+                                                _limits(w.cp, "TxDefaultProfile")]}
+            await a.start(tag["p1"], "2026-03-13T08:00:00Z")
+            await b.start(tag["p2"], "2026-03-13T08:00:05Z")
+            await _idle(oe)
+            out["shared"] = [_limits(a.cp, unit="A"), _limits(b.cp, unit="A")]
+            await w.start(tag["own"], "2026-03-13T08:10:00Z")  # the fleet takes its 22 kW from the partners
+            await _idle(oe)
+            out["fleet"] = [_limits(a.cp, unit="A"), _limits(b.cp, unit="A"), _limits(w.cp)]
+            out["asked"] = [a.cp.asked, b.cp.asked]
+            out["phases"] = _phases(a.cp) | _phases(b.cp)
+            out["state"] = _ok(oe.client.get(f"/charge-points/{oe.ids[idents[0]]}/ocpp", headers=oe.h()))
+            for s in (a, b, w):
+                await s.stop("2026-03-13T09:00:00Z")
+            await _idle(oe)
+            return out
+
+    out = run(scenario())
+    # 30 kW over three EVSEs: 10 kW each by default, 14.4 A on three phases (14.49 A rounded down)
+    assert out["defaults"] == [[14.4], [14.4], [10000]]
+    # two partners share 30 kW: 15 kW, 21.7 A; then 4 kW each, 5.7 A, beside the fleet's 22 kW
+    assert out["shared"] == [[21.7], [21.7]]
+    assert out["fleet"] == [[21.7, 5.7], [21.7, 5.7], []]
+    assert out["asked"] == [1, 1] and out["phases"] == {3}
+    assert out["state"]["rate_units"] == "A"
+    hist = _ok(oe.client.get(f"/locations/{loc}/load/history", params={"limit": 200}, headers=oe.h()))["items"]
+    assert all(h["status"] == "Accepted" for h in hist)
+    amp_rows = [h for h in hist if h["charge_point_id"] != oe.ids[idents[2]]]
+    assert {(h["rate_unit"], h["phases"], h["voltage_v"]) for h in amp_rows} == {("A", 3, 230)}
+    assert {h["rate_unit"] for h in hist if h["charge_point_id"] == oe.ids[idents[2]]} == {"W"}
+    # what the chargers were sent, summed back in watts, at every step: within the capacity
+    assert Decimal("5.7") * 690 * 2 + 22000 <= Decimal(CAPACITY_KW) * 1000
+    assert Decimal("21.7") * 690 * 2 <= Decimal(CAPACITY_KW) * 1000
+    defaults = [h for h in hist if h["purpose"] == "TxDefaultProfile"]
+    assert sorted((h["limit_kw"], h["limit_a"] or "", h["reason"]) for h in defaults) == [
+        ("10", "", "charger_booted"), ("10", "14.4", "charger_booted"), ("10", "14.4", "charger_booted")]

@@ -509,3 +509,75 @@ def test_a_16_start_without_reservation_id_is_matched_to_its_reservation(ocpp_en
     assert par_lines["reservation"].quantity == Decimal("0.5") and par_lines["reservation"].net == Decimal("0.600")
     assert "reservation" not in _lines(oe, sessions[out["other_start"].transaction_id].id)
     assert sessions[out["other_start"].transaction_id].facts.get("reservation") is None
+
+
+def test_a_201_transaction_without_reservation_id_is_matched_by_its_token(ocpp_env: OcppEnv,
+                                                                          site: dict[str, str]) -> None:
+    """A 2.0.1 charger that leaves ``reservationId`` out: a transaction at the reserved EVSE inside
+    the window by the reserved id token used the reservation -- whether the Started event carries
+    the token, or (cable first) the Updated event after the driver's Authorize does. Another token
+    leaves it accepted."""
+    oe = ocpp_env
+    now = utcnow().replace(microsecond=0)
+    oe.add_charger("RSV201B", location_id=site["location_id"], evse_uid="DE*EVB*RSV201B*1")
+    evse = "DE*EVB*RSV201B*1"
+    _ok(oe.client.post("/tokens", json={"uid": "TOK-own201", "contract_id": oe.ids["contract_id"]}, headers=oe.h()))
+    alpha = {"idToken": "TOK-alpha", "type": "ISO14443"}
+
+    def ev(kind: str, ref: str, at: datetime, seq: int, wh: int, token: dict[str, str] | None = None,
+           trigger: str = "Authorized") -> Any:
+        info: dict[str, Any] = {"transactionId": ref}
+        if kind == "Ended":
+            info["stoppedReason"] = "EVDisconnected"
+        ctx = {"Started": "Transaction.Begin", "Ended": "Transaction.End"}.get(kind, "Sample.Periodic")
+        return call201.TransactionEvent(
+            event_type=kind, timestamp=_iso(at), trigger_reason=trigger, seq_no=seq, transaction_info=info,
+            id_token=token, evse={"id": 1, "connectorId": 1} if kind == "Started" else None,
+            meter_value=[{"timestamp": _iso(at), "sampledValue": [{"value": wh, "context": ctx}]}])
+
+    async def scenario() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        async with connect(oe, "RSV201B", "2.0.1", charger=ResCharger201) as cp:
+            # the Started event carries the token, 15 minutes into the window
+            r = await _post(oe, "/reservations", {"evse_uid": evse, "id_tag": "TOK-alpha",
+                                                  "expiry": _iso(now + timedelta(hours=1))})
+            out["first"] = first = r.json()
+            t0 = datetime.fromisoformat(first["start"]) + timedelta(minutes=15)
+            for e in (ev("Started", "TX-M-1", t0, 0, 0, alpha),
+                      ev("Ended", "TX-M-1", t0 + timedelta(minutes=30), 1, 5000, trigger="EVDeparted")):
+                await cp.call(e)
+            # a later window: another token's transaction leaves it; then the cable first, the
+            # reserved token in the Updated event after its Authorize
+            r = await _post(oe, "/reservations", {"evse_uid": evse, "id_tag": "TOK-alpha",
+                                                  "start": _iso(now + timedelta(minutes=90)),
+                                                  "expiry": _iso(now + timedelta(minutes=150))})
+            out["second"] = second = r.json()
+            await sweep_at(oe, now + timedelta(minutes=90))
+            t1 = now + timedelta(minutes=95)
+            for e in (ev("Started", "TX-M-2", t1, 0, 5000, {"idToken": "TOK-own201", "type": "ISO14443"}),
+                      ev("Ended", "TX-M-2", t1 + timedelta(minutes=5), 1, 6000, trigger="EVDeparted")):
+                await cp.call(e)
+            out["after_other"] = _reservation(oe, second["id"]).status
+            t2 = now + timedelta(minutes=100)
+            await cp.call(call201.Authorize(id_token=alpha))
+            for e in (ev("Started", "TX-M-3", t2, 0, 6000, trigger="CablePluggedIn"),
+                      ev("Updated", "TX-M-3", t2 + timedelta(minutes=1), 1, 6000, alpha),
+                      ev("Ended", "TX-M-3", t2 + timedelta(minutes=31), 2, 8000, trigger="EVDeparted")):
+                await cp.call(e)
+        return out
+
+    out = run(scenario())
+    oe.idle()
+    assert out["first"]["status"] == "accepted" and out["second"]["status"] == "scheduled", out
+    assert out["after_other"] == "accepted"
+    by_ref = {tx.transaction_ref: tx for tx in oe.transactions("RSV201B")}
+    first, second = _reservation(oe, out["first"]["id"]), _reservation(oe, out["second"]["id"])
+    assert (first.status, first.transaction_id) == ("used", by_ref["TX-M-1"].id)
+    assert (second.status, second.transaction_id) == ("used", by_ref["TX-M-3"].id)
+    # 15 minutes reserved before the first, 10 before the third, none before the other token's
+    lines = _lines(oe, by_ref["TX-M-1"].session_id or "")
+    assert lines["reservation"].quantity == Decimal("0.25") and lines["reservation"].net == Decimal("0.300")
+    assert lines["reservation_fee"].net == Decimal("1.00") and lines["energy"].quantity == Decimal(5)
+    lines = _lines(oe, by_ref["TX-M-3"].session_id or "")
+    assert lines["reservation"].quantity == Decimal(10) / Decimal(60) and lines["reservation_fee"].net == Decimal("1.00")
+    assert "reservation" not in _lines(oe, by_ref["TX-M-2"].session_id or "")
