@@ -26,7 +26,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from runtime.money import ZERO, Money, minor_unit, quantize, require_currency, tax_groups
+from runtime.money import ZERO, Money, minor_unit, quantize, quantum, require_currency, tax_groups
 from runtime.rated import RatedLine, RatingResult
 from runtime.tax import Treatment
 
@@ -617,6 +617,7 @@ def assemble_invoice(
                                session_id, rating_id, rule, corrects))
 
     kinds = _SESSION_KINDS
+    exp, rounding_mode = quantum(places, rounding)
     checked = False
     for ln in period_lines:
         net_amount = ln.net
@@ -630,7 +631,8 @@ def assemble_invoice(
         # month-end adds ~200 of these per account: the same line as ``add`` makes, without a
         # ``Money`` per line (an amount in the invoice's currency needs no conversion or check)
         out.append(InvoiceLine(len(out) + 1, kinds.get(ln.component, "session"), ln.component, ln.description,
-                               ln.quantity, ln.unit, ln.unit_price, quantize(net_amount, places, rounding), net_amount,
+                               ln.quantity, ln.unit, ln.unit_price, net_amount.quantize(exp, rounding=rounding_mode),
+                               net_amount,
                                ZERO if reverse_charge else ln.tax_rate, ln.session_id, "", ln.rule, ""))
     for s in services:
         add("service", "service", s.description, s.quantity, s.unit, s.unit_price,
