@@ -16,7 +16,31 @@ Target (issue 17 part 3): <= 60 s on both databases and linear (30,000 accounts 
 ``--path run`` (default since issue 17 part 3): one ``BillingRunWorkflow`` for the tenant, batch
 activities of ``--batch`` accounts; ``--path cycles``: a ``BillingCycleWorkflow`` per account (the
 path before). Printed: wall, CPU per account of the workers, the Temporal server and (PostgreSQL)
-every server process on the machine, all summed, and the workers' SQL statements per account.
+the server backends of the workers' connections (found by ``application_name``, which the workers
+get through ``PGAPPNAME``; since session h17i — before, every server process on the machine was
+counted, other sessions' tests included; that figure is still printed beside, not summed), all
+summed, and the workers' SQL statements per account. The CPU counts from the moment every worker
+polls the task queue (since h17i; before, 2 s after the workers were started, so part of their
+start-up counted: ~2-5 ms per account at 1,000 accounts on a loaded machine).
+
+Measured 2026-12-07 by session h17i (period lines added to the draft without a ``Money`` and a
+function call each; the journal given the lines just written instead of reading them back; the
+driver inserts converting values column by column; the rated lines fetched in one call; the
+invoice lines' and billed sessions' foreign keys dropped, migration 0045: on PostgreSQL each was a
+lookup and row lock of the parent per inserted row, 15-20 us of server CPU per row, measured with
+COPY of 100,000 lines: 25-31 us per row with both keys, 10.5-12 us without), the VM shared with
+other sessions at load 7-15 (CPU time per unit of work itself swells by a third or more at that
+load: compare the pairs, run back to back, not the absolute figures with earlier sessions'):
+  --db postgresql, 1,000 accounts / 100,000 sessions, 2 workers x 3 threads:
+    h17i (b843043)  04:01-04:06 UTC, load 6.6-11.6: 78.2 s; the workers' backends 8.1 ms, Temporal
+                    1.0, workers 21.8 (their batch threads 20.6) = 31.2 ms per account; 2.9 statements
+    main (145e4fe)  04:06-04:12 UTC, load 11.6-15.2: 92.0 s; 14.7, 1.5, 28.7 (27.2) = 45.4 ms; 3.0
+  --db sqlite, 1,000 accounts (h17i 03:57-03:59 UTC at load 6.3-9.9 with a test run beside it,
+    main 03:59-04:01 UTC at load 9.9-6.6): h17i 47.5 s, Temporal 1.0, workers 25.2 (threads 24.0) =
+    26.2 ms; main 32.3 s, 0.4, 18.5 (17.5) = 18.9 ms: the CPU clock of this VM swung more than the
+    change. By instruction count (valgrind cachegrind, ``benchmarks/month_end_batch.py --accounts
+    200``, one thread, SQLite, the whole process): main 19.41 G, h17i 18.11 G instructions, the
+    batches' CPU under valgrind 321.4 -> 277.0 ms per account (-13.8 %).
 
 Measured 2026-12-07 by session h17g (a group's per-account reads — invoice at the cycle key,
 previous net, open invoices, billed sessions, rated lines — made once per group), PostgreSQL
