@@ -41,6 +41,11 @@ load: compare the pairs, run back to back, not the absolute figures with earlier
     change. By instruction count (valgrind cachegrind, ``benchmarks/month_end_batch.py --accounts
     200``, one thread, SQLite, the whole process): main 19.41 G, h17i 18.11 G instructions, the
     batches' CPU under valgrind 321.4 -> 277.0 ms per account (-13.8 %).
+  --db sqlite, 10,000 accounts / 1,000,000 sessions (h17i, b843043; seeded in 733.9 s; run 04:25-04:34
+    UTC at load 8.5-10, the PostgreSQL 10,000-account seeding beside it): 556.4 s (18.0 accounts/s):
+    Temporal 1.1, workers 24.4 (threads 23.2) = 25.6 ms per account; 4.0 statements; the batch
+    threads busy 98 % of the time, 326 ms per account of thread time for 23 ms of CPU (waiting for
+    the CPU the other sessions took and for SQLite's write lock). Not met: the wall clock.
 
 Measured 2026-12-07 by session h17g (a group's per-account reads — invoice at the cycle key,
 previous net, open invoices, billed sessions, rated lines — made once per group), PostgreSQL
