@@ -37,8 +37,10 @@ load: compare the pairs, run back to back, not the absolute figures with earlier
     main (145e4fe)  04:06-04:12 UTC, load 11.6-15.2: 92.0 s; 14.7, 1.5, 28.7 (27.2) = 45.4 ms; 3.0
   --db sqlite, 1,000 accounts (h17i 03:57-03:59 UTC at load 6.3-9.9 with a test run beside it,
     main 03:59-04:01 UTC at load 9.9-6.6): h17i 47.5 s, Temporal 1.0, workers 25.2 (threads 24.0) =
-    26.2 ms; main 32.3 s, 0.4, 18.5 (17.5) = 18.9 ms: the CPU clock of this VM swung more than the
-    change. By instruction count (valgrind cachegrind, ``benchmarks/month_end_batch.py --accounts
+    26.2 ms; main 32.3 s, 0.4, 18.5 (17.5) = 18.9 ms; a second pair in the other order (04:37-04:42
+    UTC, load 5.2-6.9, the PostgreSQL seeding beside it): main 51.9 s, 1.0, 25.3 (24.1) = 26.4 ms; h17i
+    31.3 s, 0.4, 19.6 (18.6) = 20.1 ms: in both pairs the second run was the cheaper, the VM's CPU
+    clock swung more than the change. By instruction count (valgrind cachegrind, ``benchmarks/month_end_batch.py --accounts
     200``, one thread, SQLite, the whole process): main 19.41 G, h17i 18.11 G instructions, the
     batches' CPU under valgrind 321.4 -> 277.0 ms per account (-13.8 %).
   --db sqlite, 10,000 accounts / 1,000,000 sessions (h17i, b843043; seeded in 733.9 s; run 04:25-04:34
