@@ -48,6 +48,12 @@ load: compare the pairs, run back to back, not the absolute figures with earlier
     Temporal 1.1, workers 24.4 (threads 23.2) = 25.6 ms per account; 4.0 statements; the batch
     threads busy 98 % of the time, 326 ms per account of thread time for 23 ms of CPU (waiting for
     the CPU the other sessions took and for SQLite's write lock). Not met: the wall clock.
+  --db postgresql, 10,000 accounts / 1,000,000 sessions (h17i, same code; seeded in 1,024.3 s beside
+    the SQLite run; run 04:42-04:46 UTC at load ~6-7, a SQLite 1,000-account run beside it for its
+    first minute): 236.7 s (42.2 accounts/s; h17d's code 268.8 s at load 11.6): the workers' backends
+    8.0, Temporal 0.6, workers 21.2 (threads 20.2) = 29.9 ms per account (every server process on
+    the machine 8.6 ms: h17d's comparable figure was 12.0); 2.9 statements; threads busy 98 %, 139.5 ms
+    of thread time per account for 20.2 ms of CPU. Not met: 12 ms per account, 60 s.
 
 Measured 2026-12-07 by session h17g (a group's per-account reads — invoice at the cycle key,
 previous net, open invoices, billed sessions, rated lines — made once per group), PostgreSQL
