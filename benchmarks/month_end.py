@@ -35,6 +35,9 @@ load: compare the pairs, run back to back, not the absolute figures with earlier
     h17i (b843043)  04:01-04:06 UTC, load 6.6-11.6: 78.2 s; the workers' backends 8.1 ms, Temporal
                     1.0, workers 21.8 (their batch threads 20.6) = 31.2 ms per account; 2.9 statements
     main (145e4fe)  04:06-04:12 UTC, load 11.6-15.2: 92.0 s; 14.7, 1.5, 28.7 (27.2) = 45.4 ms; 3.0
+    and in the other order at a quieter moment:
+    main            04:46-04:48 UTC, load 3.7-3.6: 24.6 s; 12.2, 0.4, 20.7 (19.5) = 33.4 ms; 3.0
+    h17i            04:48-04:49 UTC, load 3.6-4.3: 18.5 s; 6.9, 0.4, 17.9 (17.0) = 25.3 ms; 2.9
   --db sqlite, 1,000 accounts (h17i 03:57-03:59 UTC at load 6.3-9.9 with a test run beside it,
     main 03:59-04:01 UTC at load 9.9-6.6): h17i 47.5 s, Temporal 1.0, workers 25.2 (threads 24.0) =
     26.2 ms; main 32.3 s, 0.4, 18.5 (17.5) = 18.9 ms; a second pair in the other order (04:37-04:42
