@@ -43,7 +43,10 @@ load: compare the pairs, run back to back, not the absolute figures with earlier
     26.2 ms; main 32.3 s, 0.4, 18.5 (17.5) = 18.9 ms; a second pair in the other order (04:37-04:42
     UTC, load 5.2-6.9, the PostgreSQL seeding beside it): main 51.9 s, 1.0, 25.3 (24.1) = 26.4 ms; h17i
     31.3 s, 0.4, 19.6 (18.6) = 20.1 ms: in both pairs the second run was the cheaper, the VM's CPU
-    clock swung more than the change. By instruction count (valgrind cachegrind, ``benchmarks/month_end_batch.py --accounts
+    clock swung more than the change. A third pair on a quiet machine (04:50-04:52 UTC, load 1.9-3.2):
+    h17i 15.1 s, 0.4, 25.2 (24.0) = 25.7 ms; main 17.1 s, 0.5, 26.4 (25.2) = 26.9 ms. (SQLite's own
+    work runs inside the workers: their CPU is PostgreSQL's workers' plus the database's. h17d's 10.6
+    ms of workers' CPU at 10,000 accounts is not reproduced on this day's VM by either code.) By instruction count (valgrind cachegrind, ``benchmarks/month_end_batch.py --accounts
     200``, one thread, SQLite, the whole process): main 19.41 G, h17i 18.11 G instructions, the
     batches' CPU under valgrind 321.4 -> 277.0 ms per account (-13.8 %).
   --db sqlite, 10,000 accounts / 1,000,000 sessions (h17i, b843043; seeded in 733.9 s; run 04:25-04:34
