@@ -445,7 +445,7 @@ async def run(kind: str, accounts: int, per_account: int, workers: int, threads:
         cleanup()
     statements = stats.pop("sql_statements", [0])[0]
     per = stats.get("batch_account" if path == "run" else "assemble_draft", [0])[0]
-    out = {"db": kind, "path": path, "batch": batch if path == "run" else None, "temporal": temporal,
+    out: dict[str, Any] = {"db": kind, "path": path, "batch": batch if path == "run" else None, "temporal": temporal,
            "workers": workers, "threads": threads, "accounts": accounts,
            "sessions": accounts * per_account, "wall_s": round(wall, 1),
            "start_s": round(t_started, 1), "accounts_per_s": round(accounts / wall, 1), "gross_total": str(total),
