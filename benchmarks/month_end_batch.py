@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import event, text
 from temporalio.testing import ActivityEnvironment
 
-from benchmarks.month_end import BENCH_RULESET, CUT_OFF, sessions_for
+from benchmarks.month_end import BENCH_RULESET, CUT_OFF, _pid_cpu, sessions_for
 from store.db import make_engine, migrate
 from tests.workflows.seed import insert_sessions, seed_tenant
 from workflows.billing.activities import BillingActivities
@@ -110,7 +110,7 @@ def main() -> int:
         prof.disable()
         prof.dump_stats(args.profile)
     cpu, wall = time.process_time() - c0, time.perf_counter() - t0
-    server = sum(_cpu(pid) for pid in backends)
+    server = sum(_pid_cpu(pid) for pid in backends)
     with engine.connect() as conn:
         nums = [r[0] for r in conn.execute(text(
             "select number_seq from billing_invoice where status = 'finalized' order by number_seq"))]
@@ -127,16 +127,6 @@ def main() -> int:
           + f", wall {wall:.1f} s, {count[0] / n:.1f} statements per account, "
           f"gross total {total}, load average {os.getloadavg()[0]:.1f} ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)")
     return 0
-
-
-def _cpu(pid: int) -> float:
-    """CPU seconds (user + system) of a process so far; 0 when it is gone."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = raw[raw.rindex(")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _postgresql(n: int, per: int) -> tuple[Any, Any]:

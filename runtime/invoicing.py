@@ -26,7 +26,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from runtime.money import ZERO, Money, minor_unit, quantize, require_currency, tax_groups
+from runtime.money import ZERO, Money, minor_unit, quantize, quantum, require_currency, tax_groups
 from runtime.rated import RatedLine, RatingResult
 from runtime.tax import Treatment
 
@@ -616,9 +616,24 @@ def assemble_invoice(
                                quantize(net.amount, places, rounding), net.amount, ZERO if reverse_charge else rate,
                                session_id, rating_id, rule, corrects))
 
+    kinds = _SESSION_KINDS
+    exp, rounding_mode = quantum(places, rounding)
+    checked = False
     for ln in period_lines:
-        add(_SESSION_KINDS.get(ln.component, "session"), ln.component, ln.description, ln.quantity, ln.unit,
-            ln.unit_price, ln.money(), ln.tax_rate, ln.session_id, "", ln.rule)
+        net_amount = ln.net
+        if not checked or ln.currency != currency or not isinstance(net_amount, Decimal):
+            # the checked way (its error names the line); after the first line in the invoice's
+            # currency, that currency is known to be a valid code
+            add(kinds.get(ln.component, "session"), ln.component, ln.description, ln.quantity, ln.unit,
+                ln.unit_price, ln.money(), ln.tax_rate, ln.session_id, "", ln.rule)
+            checked = ln.currency == currency
+            continue
+        # month-end adds ~200 of these per account: the same line as ``add`` makes, without a
+        # ``Money`` per line (an amount in the invoice's currency needs no conversion or check)
+        out.append(InvoiceLine(len(out) + 1, kinds.get(ln.component, "session"), ln.component, ln.description,
+                               ln.quantity, ln.unit, ln.unit_price, net_amount.quantize(exp, rounding=rounding_mode),
+                               net_amount,
+                               ZERO if reverse_charge else ln.tax_rate, ln.session_id, "", ln.rule, ""))
     for s in services:
         add("service", "service", s.description, s.quantity, s.unit, s.unit_price,
             Money(s.quantity * s.unit_price, s.currency or currency), s.tax_rate, rule=s.product)

@@ -82,6 +82,12 @@ def quantize(amount: Decimal, places: int, mode: str = "half_up") -> Decimal:
     return amount.quantize(_QUANTS[places], rounding=ROUNDING_MODES[mode])
 
 
+def quantum(places: int, mode: str = "half_up") -> tuple[Decimal, str]:
+    """``quantize``'s exponent and rounding for a loop that calls ``Decimal.quantize`` itself:
+    ``amount.quantize(exp, rounding=rounding)`` is ``quantize(amount, places, mode)``."""
+    return _QUANTS[places], ROUNDING_MODES[mode]
+
+
 def tax_groups(nets: Iterable[tuple[Decimal, Decimal | Money]], currency: str,
                mode: str = "half_up") -> tuple[tuple[Decimal, Decimal, Decimal], ...]:
     """VAT per rate group, the one rule rating, invoices and documents share: ``nets`` are

@@ -471,14 +471,22 @@ class _Invoice:
     treatment: str = ""  # AE / O / E: billed without VAT by that treatment (its 0 % group says so)
 
 
-def _invoice_facts(conn: Connection, invoice_ids: Sequence[str],
-                   given: Mapping[str, Any]) -> dict[str, _Invoice]:
+def _invoice_facts(conn: Connection, invoice_ids: Sequence[str], given: Mapping[str, Any],
+                   given_lines: Mapping[str, Sequence[tuple[str, Decimal, Decimal]]] | None = None
+                   ) -> dict[str, _Invoice]:
+    """``given_lines``: (kind, VAT rate, net) of the lines of invoices the caller wrote in this
+    transaction, as stored (not read back)."""
     from store.billing import invoice
 
     out: dict[str, _Invoice] = {}
     lines: dict[str, list[tuple[str, Decimal, Decimal]]] = {i: [] for i in invoice_ids}
-    if invoice_ids:
-        for iid, kind, rate, net in conn.execute(_Q_LINES, {"ids": list(invoice_ids)}):
+    known = given_lines or {}
+    read = [i for i in invoice_ids if i not in known]
+    for iid in invoice_ids:
+        if iid in known:
+            lines[iid] = list(known[iid])
+    if read:
+        for iid, kind, rate, net in conn.execute(_Q_LINES, {"ids": read}):
             lines[iid].append((kind, Decimal(rate), Decimal(net)))
     missing = [i for i in invoice_ids if i not in given]
     rows = {r.id: r for r in conn.execute(select(invoice.c.id, invoice.c.number, invoice.c.tax_groups, invoice.c.gross_total)
@@ -522,12 +530,14 @@ def _revenue(inv: _Invoice) -> tuple[tuple[str, Decimal, Decimal], ...]:
 
 def post_events(conn: Connection, tenant_id: str, events: Sequence[Mapping[str, Any]],
                 entries: Sequence[Mapping[str, Any]], invoices: Mapping[str, Any] | None = None,
-                customers: Mapping[str, str] | None = None) -> int:
+                customers: Mapping[str, str] | None = None,
+                lines: Mapping[str, Sequence[tuple[str, Decimal, Decimal]]] | None = None) -> int:
     """Post the journal entries of receivable events just written in this transaction: ``events``
     as their ``receivable_event`` rows, ``entries`` their ``receivable_entry`` rows, ``invoices``
     the invoice rows an invoice or credit note event books (read from the database when not
-    given), ``customers`` the customer of each billing account (read when not given). Returns how
-    many entries were written. Raises ``MappingMissing`` (the chart has no account for a line) or
+    given), ``customers`` the customer of each billing account (read when not given), ``lines``
+    the (kind, VAT rate, net) of the lines of invoices written in this transaction (read when not
+    given). Returns how many entries were written. Raises ``MappingMissing`` (the chart has no account for a line) or
     ``Unbalanced``: the caller's transaction, and the event, fail."""
     if not events:
         return 0
@@ -537,7 +547,7 @@ def post_events(conn: Connection, tenant_id: str, events: Sequence[Mapping[str, 
     for e in entries:
         by_event.setdefault(e["event_id"], []).append(e)
     inv_ids = [str(ev["detail"]["invoice_id"]) for ev in events if ev["kind"] in ("invoice", "credit_note")]
-    invs = _invoice_facts(conn, inv_ids, invoices or {})
+    invs = _invoice_facts(conn, inv_ids, invoices or {}, lines)
     # partner events (host credit notes and their payouts) have no billing account
     accounts = {ev["account_id"] for ev in events if ev.get("account_id")}
     customers = {a: c for a, c in (customers or {}).items() if a in accounts}

@@ -160,8 +160,10 @@ invoice = Table(
 invoice_line = Table(
     "billing_invoice_line", metadata,
     Column("id", _ID, primary_key=True, autoincrement=True),
-    Column("tenant_id", _s(40), ForeignKey("tenant.id"), nullable=False),
-    Column("invoice_id", _s(40), ForeignKey("billing_invoice.id"), nullable=False),
+    # no foreign keys on month-end's largest insert tables (migration 0045): a line is written
+    # only with its invoice, in its transaction, by this module
+    Column("tenant_id", _s(40), nullable=False),
+    Column("invoice_id", _s(40), nullable=False),
     Column("seq", Integer(), nullable=False),
     Column("kind", _s(20), nullable=False),
     Column("component", _s(30), nullable=False),
@@ -188,10 +190,10 @@ number_series = Table(
 billed_session = Table(
     "billing_session", metadata,
     Column("id", _ID, primary_key=True, autoincrement=True),
-    Column("tenant_id", _s(40), ForeignKey("tenant.id"), nullable=False),
+    Column("tenant_id", _s(40), nullable=False),  # no foreign keys, as the lines (migration 0045)
     Column("session_id", _s(40), nullable=False),
     Column("rating_id", _s(40), nullable=False),
-    Column("invoice_id", _s(40), ForeignKey("billing_invoice.id"), nullable=False),
+    Column("invoice_id", _s(40), nullable=False),
     UniqueConstraint("tenant_id", "session_id", "rating_id", name="uq_billing_session_rating"),
 )
 
@@ -490,14 +492,17 @@ def finalize_new_draft(conn: Connection, tenant_id: str, invoice_id: str, kind: 
 
 def finalize_new_drafts(conn: Connection, tenant_id: str, drafts: Sequence[tuple[str, str, Decimal,
                                                                                  Sequence[tuple[str, str]]]],
-                        at: datetime | None = None) -> tuple[list[FinalizeResult], list[Any]]:
+                        at: datetime | None = None,
+                        lines: Mapping[str, Sequence[tuple[str, Decimal, Decimal]]] | None = None
+                        ) -> tuple[list[FinalizeResult], list[Any]]:
     """``finalize_new_draft`` for many drafts this transaction inserted, set-based: ``drafts`` are
     (invoice id, kind, gross total, billed pairs) in the order their numbers are to be given. One
     block of numbers per series (``UPDATE ... RETURNING`` once: gapless, as the block is drawn in
     the transaction that writes the invoices), one update of all the invoices, one insert of their
     billed sessions, one read of their rows, and their open items and journal entries in bulk
-    (``store.receivables.open_invoice_items``). Returns the results in the order of ``drafts`` and
-    the invoices' finalized rows (for the hand-over to collection)."""
+    (``store.receivables.open_invoice_items``; ``lines``: the drafts' (kind, VAT rate, net) per
+    line as written, so the journal need not read them back). Returns the results in the order
+    of ``drafts`` and the invoices' finalized rows (for the hand-over to collection)."""
     if not drafts:
         return [], []
     from store.receivables import open_invoice_items
@@ -521,7 +526,7 @@ def finalize_new_drafts(conn: Connection, tenant_id: str, drafts: Sequence[tuple
     for cond in in_values(conn, invoice.c.id, [i for i, _k, _g, _b in drafts]):
         rows.update((r.id, r) for r in conn.execute(select(invoice).where(cond)))
     ordered = [rows[i] for i, _k, _g, _b in drafts]
-    open_invoice_items(conn, tenant_id, ordered)
+    open_invoice_items(conn, tenant_id, ordered, lines=lines)
     return [FinalizeResult(i, numbers[i][0], k, g, False) for i, k, g, _b in drafts], ordered
 
 
@@ -688,7 +693,7 @@ def insert_many_lines(conn: Connection, tenant_id: str, drafts: Sequence[tuple[s
 
 _LINE_COLUMNS = ("tenant_id", "invoice_id", "seq", "kind", "component", "description", "quantity", "unit",
                  "unit_price", "net", "net_unrounded", "tax_rate", "session_id", "rating_id", "rule", "corrects")
-_inserts: dict[tuple[str, str, str, tuple[str, ...], bool], tuple[str, list[Any]]] = {}
+_inserts: dict[tuple[str, str, str, tuple[str, ...], bool], tuple[str, list[Any], list[Any]]] = {}
 
 
 _FEW_ROWS = 8
@@ -726,17 +731,20 @@ def driver_insert(conn: Connection, table: Table, columns: tuple[str, ...], rows
             mark = "?" if dialect.paramstyle == "qmark" else "%s"
             sql = f"INSERT INTO {prep.format_table(table)} ({cols}) VALUES ({', '.join([mark] * len(columns))})"
         # the dialect's own type, as SQLAlchemy binds it (a JSON column on psycopg wraps its value)
-        got = _inserts[key] = (sql, [_bind_processor(table.c[c].type, dialect) for c in columns])
-    sql, procs = got
+        types = [table.c[c].type for c in columns]
+        got = _inserts[key] = (sql, [_bind_processor(t, dialect) for t in types],
+                               [t.bind_decimals(dialect) if isinstance(t, ExactDecimal) else None for t in types])
+    sql, procs, decimals = got
     if any(procs):
-        conv = [(i, p) for i, p in enumerate(procs) if p is not None]
-        out = []
-        for r in rows:
-            v = list(r)
-            for i, p in conv:
-                v[i] = p(v[i])
-            out.append(tuple(v))
-        rows = out
+        # column by column (month-end converts a million values): a money column of Decimals only
+        # in one call, any other value through its column's processor
+        cols: list[Sequence[Any]] = list(zip(*rows, strict=True))
+        for i, p in enumerate(procs):
+            if p is not None:
+                col = cols[i]
+                whole = decimals[i]
+                cols[i] = whole(col) if whole is not None and set(map(type, col)) == {Decimal} else list(map(p, col))
+        rows = list(zip(*cols, strict=True))
     if sql.startswith("COPY"):
         driver = conn.connection.driver_connection  # the psycopg connection of this very transaction
         assert driver is not None

@@ -140,7 +140,7 @@ class GroupReads:
                 self.customer_accounts[r.customer_id].append(r.id)
         self.sessions: dict[str, list[Any]] = {c: [] for c in customers}
         for cond in in_values(conn, _cs.c.customer_id, customers):
-            for r in conn.execute(select(_cs.c.customer_id, *_Q_CUSTOMER_SESSIONS.selected_columns).where(cond)):
+            for r in conn.execute(select(_cs.c.customer_id, *_Q_CUSTOMER_SESSIONS.selected_columns).where(cond)).all():
                 self.sessions[r.customer_id].append(r)
         self.holds = self._by_account(conn, tenant_id, billing_hold, ids, billing_hold.c.released_at.is_(None))
         self.services = self._by_account(conn, tenant_id, service_item, ids)
@@ -299,7 +299,7 @@ def rated_lines_of(conn: Connection, rating_ids: Sequence[str]) -> list[tuple[An
     few hundred lines per account: the column type's processor per value cost more than the read)."""
     D = Decimal
     return [(r[0], r[1], r[2], D(r[3]), r[4], D(r[5]), D(r[6]), D(r[7]), r[8], r[9], r[10], r[11])
-            for r in conn.execute(_Q_RATED_LINES_RAW, {"ids": list(rating_ids)})]
+            for r in conn.execute(_Q_RATED_LINES_RAW, {"ids": list(rating_ids)}).all()]  # one fetch, not one per row
 
 
 def billed_net_of_session(conn: Connection, tenant_id: str, session_id: str) -> dict[Decimal, Decimal]:

@@ -11,7 +11,7 @@ reference, a caller's idempotency key), and booking the same key again returns t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -369,13 +369,16 @@ def _invoice_rows(tenant_id: str, inv: Any, created_by: str,
 
 
 def open_invoice_items(conn: Connection, tenant_id: str, invs: Sequence[Any],
-                       created_by: str = "system") -> list[BookedEvent]:
+                       created_by: str = "system",
+                       lines: Mapping[str, Sequence[tuple[str, Decimal, Decimal]]] | None = None) -> list[BookedEvent]:
     """``open_invoice_item`` for many invoices in one transaction (a month-end run finalizing a
     chunk of accounts): the invoices' items, events and entries are written in one insert per
     table and their journal entries in one ``post_events`` call, then each account's credit
     balances are used against what it owes (after all of the run's items are open, oldest due
     first). Credit notes and invoices booked before take the one-by-one path at their place in
-    the order. Returns the bookings in the order of ``invs``."""
+    the order. ``lines``: the invoices' (kind, VAT rate, net) per line, when the caller wrote
+    them in this transaction (the journal reads them otherwise). Returns the bookings in the
+    order of ``invs``."""
     if not invs:
         return []
     keys = [f"invoice:{inv.id}" for inv in invs]
@@ -388,17 +391,18 @@ def open_invoice_items(conn: Connection, tenant_id: str, invs: Sequence[Any],
     run: list[Any] = []
     for inv, key in zip(invs, keys, strict=True):
         if inv.kind == "credit_note" or key in booked_before:
-            out += _open_run(conn, tenant_id, run, created_by)
+            out += _open_run(conn, tenant_id, run, created_by, lines)
             run = []
             out.append(open_invoice_item(conn, tenant_id, inv, created_by))
         else:
             booked_before.add(key)  # the same invoice twice: the second answers the first booking
             run.append(inv)
-    out += _open_run(conn, tenant_id, run, created_by)
+    out += _open_run(conn, tenant_id, run, created_by, lines)
     return out
 
 
-def _open_run(conn: Connection, tenant_id: str, invs: Sequence[Any], created_by: str) -> list[BookedEvent]:
+def _open_run(conn: Connection, tenant_id: str, invs: Sequence[Any], created_by: str,
+              lines: Mapping[str, Sequence[tuple[str, Decimal, Decimal]]] | None = None) -> list[BookedEvent]:
     if not invs:
         return []
     now = utcnow()
@@ -415,7 +419,7 @@ def _open_run(conn: Connection, tenant_id: str, invs: Sequence[Any], created_by:
     from store.accounting import post_events
 
     post_events(conn, tenant_id, events, entries, {inv.id: inv for inv in invs},
-                {inv.account_id: inv.customer_id for inv in invs})
+                {inv.account_id: inv.customer_id for inv in invs}, lines)
     by_account: dict[tuple[str, str], list[ItemState]] = {(inv.account_id, inv.currency): [] for inv in invs}
     for st in item_states(conn, tenant_id, account_ids=sorted({a for a, _c in by_account})):
         got = by_account.get((st.account_id, st.currency))

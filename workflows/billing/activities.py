@@ -776,7 +776,8 @@ class BillingActivities:
             return out
         results, rows = B.finalize_new_drafts(
             conn, t, [(plans[a]["inv_id"], plans[a]["values"]["kind"], plans[a]["values"]["gross_total"], billed[a])
-                      for a in clean], plans[clean[0]]["now"])
+                      for a in clean], plans[clean[0]]["now"],
+            {plans[a]["inv_id"]: [(ln.kind, ln.tax_rate, ln.net) for ln in plans[a]["lines"]] for a in clean})
         for a, res in zip(clean, results, strict=True):
             s = out[a]
             assert s is not None
