@@ -26,7 +26,7 @@ start-up counted: ~2-5 ms per account at 1,000 accounts on a loaded machine).
 Measured 2026-12-07 by session h17i (period lines added to the draft without a ``Money`` and a
 function call each; the journal given the lines just written instead of reading them back; the
 driver inserts converting values column by column; the rated lines fetched in one call; the
-invoice lines' and billed sessions' foreign keys dropped, migration 0045: on PostgreSQL each was a
+invoice lines' and billed sessions' foreign keys dropped, migration 0046: on PostgreSQL each was a
 lookup and row lock of the parent per inserted row, 15-20 us of server CPU per row, measured with
 COPY of 100,000 lines: 25-31 us per row with both keys, 10.5-12 us without), the VM shared with
 other sessions at load 7-15 (CPU time per unit of work itself swells by a third or more at that

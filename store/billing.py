@@ -160,7 +160,7 @@ invoice = Table(
 invoice_line = Table(
     "billing_invoice_line", metadata,
     Column("id", _ID, primary_key=True, autoincrement=True),
-    # no foreign keys on month-end's largest insert tables (migration 0045): a line is written
+    # no foreign keys on month-end's largest insert tables (migration 0046): a line is written
     # only with its invoice, in its transaction, by this module
     Column("tenant_id", _s(40), nullable=False),
     Column("invoice_id", _s(40), nullable=False),
@@ -190,7 +190,7 @@ number_series = Table(
 billed_session = Table(
     "billing_session", metadata,
     Column("id", _ID, primary_key=True, autoincrement=True),
-    Column("tenant_id", _s(40), nullable=False),  # no foreign keys, as the lines (migration 0045)
+    Column("tenant_id", _s(40), nullable=False),  # no foreign keys, as the lines (migration 0046)
     Column("session_id", _s(40), nullable=False),
     Column("rating_id", _s(40), nullable=False),
     Column("invoice_id", _s(40), nullable=False),
@@ -855,3 +855,14 @@ def customer_groups(conn: Connection, customer_id: str) -> set[str]:
 
     c = Customer.__table__  # type: ignore[attr-defined]
     return set(conn.execute(select(c.c.groups).where(c.c.id == customer_id)).scalar() or ())
+
+def orphan_counts(conn: Any) -> dict[str, int]:
+    """What the foreign keys dropped by migration 0046 used to refuse, counted: invoice lines and
+    billed sessions whose invoice is missing or belongs to another tenant (``evbill doctor``)."""
+    out = {}
+    for name, table in (("invoice lines", invoice_line), ("billed sessions", billed_session)):
+        inv = invoice.alias("inv")
+        q = select(func.count()).select_from(table.outerjoin(inv, inv.c.id == table.c.invoice_id)).where(
+            (inv.c.id.is_(None)) | (inv.c.tenant_id != table.c.tenant_id))
+        out[name] = int(conn.execute(q).scalar_one())
+    return out

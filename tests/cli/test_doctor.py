@@ -132,3 +132,22 @@ def test_missing_font_warns(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(doctor, "FONT_FAMILY", "No Such Font Family 42")
     c = doctor.check_fonts()
     assert c.status == "warn" and "fonts-dejavu-core" in c.fix
+
+
+def test_invoice_lines_without_their_invoice_fail(tmp_path: Path) -> None:
+    """The invoice lines' and billed sessions' foreign keys are gone (migration 0046): the doctor
+    looks for what they refused."""
+    from sqlalchemy import text
+
+    url = f"sqlite:///{tmp_path / 'orphans.db'}"
+    engine = make_engine(url)
+    migrate(engine)
+    engine.dispose()
+    assert {c.name: c.status for c in doctor.check_database(url)}["invoice integrity"] == "ok"
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO billing_session (tenant_id, session_id, rating_id, invoice_id) "
+                          "VALUES ('ten_x', 'ses_1', 'rat_1', 'inv_missing')"))
+    engine.dispose()
+    [check] = [c for c in doctor.check_database(url) if c.name == "invoice integrity"]
+    assert check.status == "fail" and "1 billed sessions" in check.detail
