@@ -173,6 +173,16 @@ def _sign_in(page: Any, srv: Server, email: str) -> None:
         raise AssertionError(f"{page.url}: {page.locator('main').inner_text()[:300]}") from exc
 
 
+def _operator_page(browser: Any, srv: Server) -> tuple[Any, list[str]]:
+    """A German page signed in as the operator, and the list its script errors and 4xx/5xx answers go to."""
+    page = browser.new_context(viewport={"width": 1280, "height": 900}, locale="de-DE").new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    _sign_in(page, srv, "ops@sw.example")
+    return page, errors
+
+
 # every form control has a name a screen reader reads out, every image a text, one h1 per page
 A11Y = """() => {
   const out = [];
@@ -444,12 +454,7 @@ def test_customer_sessions_trace_and_unassigned_pages(server: Server, browser: A
     rated = srv.api("GET", f"/sessions/{ids['S-B1']}").json()
     assert rated["status"] == "rated" and rated["rating"]["trace"], rated
 
-    ctx = browser.new_context(viewport={"width": 1280, "height": 900}, locale="de-DE")
-    page = ctx.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
-    _sign_in(page, srv, "ops@sw.example")
+    page, errors = _operator_page(browser, srv)
     nav = page.get_by_role("navigation", name="Hauptnavigation")
     nav.get_by_role("link", name="Kunden").click()
     page.wait_for_url("**/console/customers")
@@ -509,7 +514,7 @@ def test_customer_sessions_trace_and_unassigned_pages(server: Server, browser: A
     done = srv.api("GET", f"/sessions/{ids['S-B2']}").json()
     assert done["status"] == "rated" and done["customer_id"] == cus, done
     assert not errors, "\n".join(errors)
-    ctx.close()
+    page.context.close()
 
 
 def test_load_management_page_of_a_depot(server: Server, browser: Any) -> None:
@@ -567,12 +572,7 @@ def test_load_management_page_of_a_depot(server: Server, browser: Any) -> None:
         db.commit()
     engine.dispose()
 
-    ctx = browser.new_context(viewport={"width": 1280, "height": 900}, locale="de-DE")
-    page = ctx.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
-    _sign_in(page, srv, "ops@sw.example")
+    page, errors = _operator_page(browser, srv)
     page.get_by_role("navigation", name="Hauptnavigation").get_by_role("link", name="Lastmanagement").click()
     page.wait_for_url("**/console/load")
     assert "30,0 kW" in page.locator(f"#site-{loc}").inner_text()
@@ -590,4 +590,4 @@ def test_load_management_page_of_a_depot(server: Server, browser: Any) -> None:
     _accessible(page)
     page.screenshot(path=str(srv.shots / "load.png"), full_page=True)
     assert not errors, "\n".join(errors)
-    ctx.close()
+    page.context.close()
