@@ -24,6 +24,7 @@ from runtime.bank.simulate import SimEntry, SimTransaction, statement_xml
 from store import collections as C
 from store.models import Contract
 from store.tenants import bootstrap_tenant
+from tests.workflows.recording import record_history
 from tests.workflows.seed import insert_sessions, seed_accounts
 from tests.workflows.test_billing_api import api_client, h, keys
 from workflows.billing.types import BillingCycleInput
@@ -135,6 +136,8 @@ async def test_collect_settle_return(env: WorkflowEnvironment, engine: Engine, t
         assert r.status_code == 201, r.text  # as the billing tasks' decisions answer
         done = r.json()
         assert done["status"] == "submitted" and done["decided_by"] and done["file_id"]
+        await env.client.get_workflow_handle(wid).result()
+        await record_history(env.client.get_workflow_handle(wid), "collection_run_approved")
         f = await c.get(f"/collections/files/{done['file_id']}", headers=op)
         assert f.status_code == 200
         pain = f.content

@@ -8,7 +8,6 @@ a bank entry matched by hand closes a case at once."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
@@ -27,6 +26,7 @@ from temporalio.testing import WorkflowEnvironment
 from store import dunning as DN
 from store import receivables as R
 from tests.workflows.conftest import TEST_SERVER
+from tests.workflows.recording import record_history
 from tests.workflows.seed import RULESET, Seeded, seed_tenant
 from workflows.billing.worker import build_worker
 from workflows.dunning.types import DunningInput, DunningResult, StageDecision, dunning_workflow_id
@@ -34,7 +34,6 @@ from workflows.dunning.workflows import DunningWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-HISTORIES = Path(__file__).resolve().parent / "histories"
 POLICY = """
 dunning standard "Standard" {
   stage 1 after 7 days reminder
@@ -253,12 +252,9 @@ async def test_approved_stage_blocks_tokens_until_paid(denv: WorkflowEnvironment
 
 
 async def _record(h: WorkflowHandle[Any, Any], name: str) -> None:
-    """With EVBILL_RECORD_HISTORIES=1, keep the finished workflow's history for the replay test
-    (``test_dunning_replay.py``): re-record only on purpose, as ``record_histories.py`` says, and
-    keep the older generations (``dunning_<name>.json`` before the "advance" patch, ``_v2`` after it,
-    ``_v3`` after "advance-local")."""
-    if os.environ.get("EVBILL_RECORD_HISTORIES") == "1":
-        HISTORIES.joinpath(f"dunning_{name}.json").write_text((await h.fetch_history()).to_json())
+    """Keep the finished workflow's history for ``test_dunning_replay.py`` (``dunning_<name>.json``
+    before the "advance" patch, ``_v2`` after it, ``_v3`` after "advance-local")."""
+    await record_history(h, f"dunning_{name}")
 
 
 def _pdftotext(tmp_path: Path, pdf: bytes) -> str:

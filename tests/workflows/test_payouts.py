@@ -25,6 +25,7 @@ from temporalio.testing import WorkflowEnvironment
 from runtime.bank.simulate import SimEntry, SimTransaction, statement_xml
 from store import payables as P
 from store.tenants import bootstrap_tenant, create_user, issue_key
+from tests.workflows.recording import record_history
 from tests.workflows.seed import seed_accounts
 from tests.workflows.test_billing_api import api_client, h, keys
 from workflows.billing.worker import build_worker
@@ -122,6 +123,8 @@ async def test_refund_run_paid_and_returned(env: WorkflowEnvironment, engine: En
         assert r.status_code == 201, r.text
         done = r.json()
         assert done["status"] == "submitted" and done["file_id"] and done["decided_by"]
+        await env.client.get_workflow_handle(wid).result()
+        await record_history(env.client.get_workflow_handle(wid), "payout_run_approved")
         f = await c.get(f"/payouts/files/{done['file_id']}", headers=op)
         assert f.status_code == 200
         pain = f.content

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from workflows.approval_run import DecideInput, GatherInput, RunDecision, RunResult, RunStatus
+
+CollectionRunResult = RunResult
+
 __all__ = ["CollectionRunInput", "CollectionRunResult", "DecideInput", "GatherInput", "GatherOutput",
            "RunDecision", "RunStatus", "collection_workflow_id"]
 
@@ -23,15 +27,6 @@ class CollectionRunInput:
 
 
 @dataclass
-class GatherInput:
-    tenant_id: str
-    creditor_account_id: str
-    workflow_id: str
-    as_of: str
-    started_by: str
-
-
-@dataclass
 class GatherOutput:
     run_id: str
     status: str  # awaiting_approval | empty | submitted | rejected (a run that already ended)
@@ -43,37 +38,3 @@ class GatherOutput:
     # there are); ``skipped_count`` counts them all, the run's row lists them all
     skipped: list[dict[str, str]] = field(default_factory=list)
     skipped_count: int = 0
-
-
-@dataclass
-class RunDecision:
-    user_id: str
-    role: str
-    reason: str = ""
-
-
-@dataclass
-class DecideInput:
-    tenant_id: str
-    run_id: str
-    user_id: str
-    reason: str
-    now: str  # the file's creation time (workflow time, the same on replay)
-
-
-@dataclass
-class CollectionRunResult:
-    run_id: str
-    status: str  # submitted | rejected | empty
-    items: int = 0
-    total: str = "0"
-    file_id: str = ""
-    sha256: str = ""
-    decided_by: str = ""
-
-
-@dataclass
-class RunStatus:
-    state: str
-    run_id: str
-    started_by: str

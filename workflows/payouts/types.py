@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from workflows.approval_run import DecideInput, GatherInput, RunDecision, RunResult, RunStatus
+
+PayoutDecision = RunDecision
+PayoutRunResult = RunResult
+PayoutRunStatus = RunStatus
+
 __all__ = ["DecideInput", "GatherInput", "GatherOutput", "PayoutDecision", "PayoutRunInput", "PayoutRunResult",
            "PayoutRunStatus", "PayoutSweepInput", "ScheduledRun", "payout_workflow_id",
            "scheduled_payout_key"]
@@ -24,15 +30,6 @@ class PayoutRunInput:
 
 
 @dataclass
-class GatherInput:
-    tenant_id: str
-    creditor_account_id: str
-    workflow_id: str
-    as_of: str
-    started_by: str
-
-
-@dataclass
 class GatherOutput:
     run_id: str
     status: str  # awaiting_approval | empty | submitted | rejected (a run that already ended)
@@ -41,40 +38,6 @@ class GatherOutput:
     currency: str
     started_by: str = ""
     requested_by: list[str] = field(default_factory=list)
-
-
-@dataclass
-class PayoutDecision:
-    user_id: str
-    role: str
-    reason: str = ""
-
-
-@dataclass
-class DecideInput:
-    tenant_id: str
-    run_id: str
-    user_id: str
-    reason: str
-    now: str  # the file's creation time (workflow time, the same on replay)
-
-
-@dataclass
-class PayoutRunResult:
-    run_id: str
-    status: str  # submitted | rejected | empty
-    items: int = 0
-    total: str = "0"
-    file_id: str = ""
-    sha256: str = ""
-    decided_by: str = ""
-
-
-@dataclass
-class PayoutRunStatus:
-    state: str
-    run_id: str
-    started_by: str
 
 
 def scheduled_payout_key(month: str) -> str:
