@@ -17,14 +17,14 @@ from litestar import Request, Response, Router
 from litestar.openapi.datastructures import ResponseSpec
 from pydantic import Field
 
-from api.areas.billing.common import send_update, task_queue, temporal_client
+from api.areas.billing.common import decide_approval_run, start_approval_run, task_queue, temporal_client
 from api.auth import ROLE_SETS, actor_of
 from api.crud import ReadModel, WriteModel, _problems, open_scope, route
 from api.schemas import DecimalOut
 from runtime.bank.identifiers import check_bic, check_creditor_id, iban_and_bic
 from runtime.bank.pain008 import PAIN_VERSIONS
 from store import collections as C
-from store.errors import Conflict, Forbidden, InvalidInput, NotFound
+from store.errors import Conflict, InvalidInput, NotFound
 from store.models import BillingAccount, Customer
 
 __all__ = ["router"]
@@ -374,9 +374,6 @@ class RunDecisionIn(WriteModel):
 @route("POST", "/collections/runs", operation_id="start_collection_run", roles="collections_write",
        status_code=202, summary="Start a collection run for a creditor account (someone else approves it)")
 async def start_collection_run(request: Request[Any, Any, Any], data: RunStart) -> RunStarted:
-    from temporalio.common import WorkflowIDReusePolicy
-    from temporalio.exceptions import WorkflowAlreadyStartedError
-
     from workflows.collections.types import CollectionRunInput, collection_workflow_id
     from workflows.collections.workflows import CollectionRunWorkflow
 
@@ -386,13 +383,9 @@ async def start_collection_run(request: Request[Any, Any, Any], data: RunStart) 
             raise NotFound("creditor_account_not_found", f"creditor account {data.creditor_account_id!r} not found")
     as_of = data.as_of or date.today()
     wid = collection_workflow_id(actor.tenant_id, data.creditor_account_id, data.key or as_of.isoformat())
-    client = await temporal_client(request)
-    try:
-        await client.start_workflow(CollectionRunWorkflow.run, CollectionRunInput(
-            actor.tenant_id, data.creditor_account_id, as_of.isoformat(), actor.user_id), id=wid,
-            task_queue=task_queue(request.app), id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
-    except WorkflowAlreadyStartedError:
-        pass  # the same run again: its workflow answers
+    await start_approval_run(request, CollectionRunWorkflow.run, CollectionRunInput(
+        actor.tenant_id, data.creditor_account_id, as_of.isoformat(), actor.user_id), wid, "collection_run.start",
+        data.model_dump(mode="json"))
     return RunStarted(workflow_id=wid)
 
 
@@ -423,30 +416,15 @@ def get_collection_run(request: Request[Any, Any, Any], run_id: str) -> RunDetai
                      collection_items=[RunItemRead.model_validate(dict(i._mapping)) for i in items])
 
 
-_REFUSALS = {"forbidden": Forbidden, "four_eyes": Forbidden, "not_waiting": Conflict,
-             "reason_required": InvalidInput}
-
-
 async def decide_collection_run(request: Request[Any, Any, Any], run_id: str, name: str, reason: str) -> RunRead:
-    from temporalio.client import WorkflowFailureError
-
-    from workflows.collections.types import RunDecision
     from workflows.collections.workflows import CollectionRunWorkflow
 
-    actor = actor_of(request)
+    tenant_id = actor_of(request).tenant_id
     with request.app.state.read_sessions() as db:
-        run = _run(db.connection(), actor.tenant_id, run_id)
-    if run.status != "awaiting_approval":
-        raise Conflict("not_waiting", f"the collection run is {run.status}")
-    handle = (await temporal_client(request)).get_workflow_handle(run.workflow_id)
-    await send_update(handle, getattr(CollectionRunWorkflow, name), RunDecision(actor.user_id, actor.role, reason),
-                      _REFUSALS, "collection")
-    try:
-        await handle.result()  # the decision's activity has run: answer with the run as it now stands
-    except WorkflowFailureError as exc:
-        raise Conflict("collection_failed", f"the collection run failed: {exc.cause}") from None
+        run = _run(db.connection(), tenant_id, run_id)
+    await decide_approval_run(request, CollectionRunWorkflow, run, name, reason, "collection")
     with request.app.state.read_sessions() as db:
-        return RunRead.model_validate(dict(_run(db.connection(), actor.tenant_id, run_id)._mapping))
+        return RunRead.model_validate(dict(_run(db.connection(), tenant_id, run_id)._mapping))
 
 
 @route("POST", "/collections/runs/{run_id:str}/approve", operation_id="approve_collection_run",

@@ -20,14 +20,14 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 from pydantic import Field
 
-from api.areas.billing.common import send_update, task_queue, temporal_client
+from api.areas.billing.common import decide_approval_run, start_approval_run
 from api.auth import ROLE_SETS, actor_of
 from api.crud import CursorParam, ReadModel, WriteModel, _problems, open_scope, route
 from api.schemas import DecimalOut
 from api.validation import Bic, Currency, Iban
 from runtime.money import CurrencyMismatch
 from store import payables as P
-from store.errors import Conflict, Forbidden, InvalidInput, NotFound
+from store.errors import Conflict, InvalidInput, NotFound
 from store.repo import decode_cursor, encode_cursor
 
 __all__ = ["router"]
@@ -213,9 +213,6 @@ class PayoutDecisionIn(WriteModel):
        summary="Start a payout run for one of the tenant's accounts: every requested payable in its currency "
                "goes into one pain.001 that someone else approves")
 async def start_payout_run(request: Request[Any, Any, Any], data: PayoutRunStart) -> PayoutRunStarted:
-    from temporalio.common import WorkflowIDReusePolicy
-    from temporalio.exceptions import WorkflowAlreadyStartedError
-
     from workflows.payouts.types import PayoutRunInput, payout_workflow_id
     from workflows.payouts.workflows import PayoutRunWorkflow
 
@@ -225,18 +222,9 @@ async def start_payout_run(request: Request[Any, Any, Any], data: PayoutRunStart
             raise NotFound("creditor_account_not_found", f"creditor account {data.creditor_account_id!r} not found")
     as_of = data.as_of or date.today()
     wid = payout_workflow_id(actor.tenant_id, data.creditor_account_id, data.key or as_of.isoformat())
-    client = await temporal_client(request)
-    try:
-        await client.start_workflow(PayoutRunWorkflow.run, PayoutRunInput(
-            actor.tenant_id, data.creditor_account_id, as_of.isoformat(), actor.user_id), id=wid,
-            task_queue=task_queue(request.app), id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
-    except WorkflowAlreadyStartedError:
-        pass  # the same run again: its workflow answers
-    with request.app.state.sessions() as db:
-        from store.audit import append_audit
-
-        append_audit(db, actor, "payout_run.start", "payout_run", wid, None, data.model_dump(mode="json"))
-        db.commit()
+    await start_approval_run(request, PayoutRunWorkflow.run, PayoutRunInput(
+        actor.tenant_id, data.creditor_account_id, as_of.isoformat(), actor.user_id), wid, "payout_run.start",
+        data.model_dump(mode="json"))
     return PayoutRunStarted(workflow_id=wid)
 
 
@@ -271,30 +259,15 @@ def get_payout_run(request: Request[Any, Any, Any], payout_run_id: str) -> Payou
                            payout_items=[PayoutItemRead.model_validate(dict(i._mapping)) for i in items])
 
 
-_REFUSALS = {"forbidden": Forbidden, "four_eyes": Forbidden, "not_waiting": Conflict,
-             "reason_required": InvalidInput}
-
-
 async def decide_payout_run(request: Request[Any, Any, Any], run_id: str, name: str, reason: str) -> PayoutRunRead:
-    from temporalio.client import WorkflowFailureError
-
-    from workflows.payouts.types import PayoutDecision
     from workflows.payouts.workflows import PayoutRunWorkflow
 
-    actor = actor_of(request)
+    tenant_id = actor_of(request).tenant_id
     with request.app.state.read_sessions() as db:
-        run = _run(db.connection(), actor.tenant_id, run_id)
-    if run.status != "awaiting_approval":
-        raise Conflict("not_waiting", f"the payout run is {run.status}")
-    handle = (await temporal_client(request)).get_workflow_handle(run.workflow_id)
-    await send_update(handle, getattr(PayoutRunWorkflow, name), PayoutDecision(actor.user_id, actor.role, reason),
-                      _REFUSALS, "payout")
-    try:
-        await handle.result()  # the decision's activity has run: answer with the run as it now stands
-    except WorkflowFailureError as exc:
-        raise Conflict("payout_failed", f"the payout run failed: {exc.cause}") from None
+        run = _run(db.connection(), tenant_id, run_id)
+    await decide_approval_run(request, PayoutRunWorkflow, run, name, reason, "payout")
     with request.app.state.read_sessions() as db:
-        return PayoutRunRead.model_validate(dict(_run(db.connection(), actor.tenant_id, run_id)._mapping))
+        return PayoutRunRead.model_validate(dict(_run(db.connection(), tenant_id, run_id)._mapping))
 
 
 @route("POST", "/payouts/runs/{payout_run_id:str}/approve", operation_id="approve_payout_run",

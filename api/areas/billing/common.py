@@ -10,12 +10,12 @@ from typing import Any
 
 from litestar import Request
 
-from api.auth import ROLE_SETS
+from api.auth import ROLE_SETS, actor_of
 from store import finance as F
-from store.errors import Conflict, DomainError, NotFound
+from store.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 
-__all__ = ["WorkerUnavailable", "account_of", "app_client", "db_sessions", "send_update", "task_queue", "temporal_client",
-           "temporal_configured"]
+__all__ = ["RUN_REFUSALS", "WorkerUnavailable", "account_of", "app_client", "db_sessions", "decide_approval_run",
+           "send_update", "start_approval_run", "task_queue", "temporal_client", "temporal_configured"]
 
 # who may do what in billing (registered next to the others so the role matrix sees them)
 ROLE_SETS.setdefault("billing_read", ("admin", "operator", "approver", "auditor", "analyst"))
@@ -92,3 +92,49 @@ def account_of(db: Any, tenant_id: str, account_id: str) -> Any:
     if acct is None:
         raise NotFound("billing_account_not_found", f"billing account {account_id!r} not found")
     return acct
+
+
+# an approval run's refusals (``workflows.approval_run``) as problem documents
+RUN_REFUSALS: Mapping[str, type[DomainError]] = {"forbidden": Forbidden, "four_eyes": Forbidden,
+                                                 "not_waiting": Conflict, "reason_required": InvalidInput}
+
+
+async def start_approval_run(request: Request[Any, Any, Any], run: Any, inp: Any, workflow_id: str, action: str,
+                             details: Mapping[str, Any]) -> None:
+    """Start a collection or payout run (``run``: its workflow's run method) under ``workflow_id``; the
+    same id again finds the run already there. The start is audited as ``action``."""
+    from temporalio.common import WorkflowIDReusePolicy
+    from temporalio.exceptions import WorkflowAlreadyStartedError
+
+    from store.audit import append_audit
+
+    client = await temporal_client(request)
+    try:
+        await client.start_workflow(run, inp, id=workflow_id, task_queue=task_queue(request.app),
+                                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
+    except WorkflowAlreadyStartedError:
+        pass  # the same run again: its workflow answers
+    actor = actor_of(request)
+    with request.app.state.sessions() as db:
+        append_audit(db, actor, action, action.split(".")[0], workflow_id, None, dict(details))
+        db.commit()
+
+
+async def decide_approval_run(request: Request[Any, Any, Any], workflow: Any, run: Any, name: str, reason: str,
+                              noun: str) -> None:
+    """Approve or reject (``name``) the approval run ``run`` (its row) through its workflow, and wait
+    until the decision's activity has run, so that the caller answers with the run as it now stands."""
+    from temporalio.client import WorkflowFailureError
+
+    from workflows.approval_run import RunDecision
+
+    if run.status != "awaiting_approval":
+        raise Conflict("not_waiting", f"the {noun} run is {run.status}")
+    actor = actor_of(request)
+    handle = (await temporal_client(request)).get_workflow_handle(run.workflow_id)
+    await send_update(handle, getattr(workflow, name), RunDecision(actor.user_id, actor.role, reason), RUN_REFUSALS,
+                      noun)
+    try:
+        await handle.result()
+    except WorkflowFailureError as exc:
+        raise Conflict(f"{noun}_failed", f"the {noun} run failed: {exc.cause}") from None
