@@ -91,14 +91,23 @@ class DunningWorkflow:
             # on its own clock (as_of) keeps the days it was given
             check = CheckInput(inp.tenant_id, inp.customer_id, inp.currency, wid, self._case_id, today,
                                "" if inp.as_of else workflow.now().isoformat())
-            if workflow.patched("advance"):
+            # patch "wake": a new case records one marker for what "advance" and "advance-local"
+            # recorded two of (the local dunning.advance below); histories from before have no
+            # "wake" marker, so it is asked first and they replay on the branch they took (the SDK
+            # keeps a patch's first answer for the whole run)
+            if workflow.patched("wake"):
+                step: StepOutput = await workflow.execute_local_activity(
+                    "dunning.advance", check, result_type=StepOutput, start_to_close_timeout=_SHORT,
+                    retry_policy=_RETRY)
+                self._stage = max(self._stage, step.case_stage)
+            elif workflow.patched("advance"):
                 # one activity per wake-up: it reaches the stages due that need no approval itself
                 # (each once, letters included) and answers what comes next
                 # patch "advance-local": as a local activity (recorded as a marker, no activity task
                 # and no second workflow task per wake-up: a third of the server's work per case)
                 run = workflow.execute_local_activity if workflow.patched("advance-local") \
                     else workflow.execute_activity
-                step: StepOutput = await run(
+                step = await run(
                     "dunning.advance", check, result_type=StepOutput, start_to_close_timeout=_SHORT,
                     retry_policy=_RETRY)
                 self._stage = max(self._stage, step.case_stage)
