@@ -49,7 +49,7 @@ def test_the_paths_are_recorded() -> None:
     # dunning.advance as a local activity, as in v3)
     for n in names:
         v5 = WorkflowHistory.from_json("v5", (Path(__file__).resolve().parent / "histories"
-                                              / f"dunning_{n}_v5.json").read_text())
+                                              / f"{n}_v5.json").read_text())
         markers = [e.marker_recorded_event_attributes for e in v5.events
                    if e.HasField("marker_recorded_event_attributes")]
         patches = [m.details["patch-data"].payloads[0].data for m in markers if m.marker_name == "core_patch"]
