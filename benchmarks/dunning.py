@@ -161,7 +161,7 @@ Left: the server's four database writes and one state load per case (start, firs
 two visibility rows) over its one SQLite file; the sweep's worker carries every eagerly started
 case (~7 ms of GIL-bound CPU per case on one process).
 
-Session h13h (2026-12-07 07:13-08:10 UTC, other helpers running: load 8.8-17.5). Main's code (a956fcb) at the
+Session h13h (2026-12-07 07:13-07:50 UTC, other helpers running: load 8.8-17.5). Main's code (a956fcb) at the
 start: 38.9 s for 2,000 (51.5/s), workers 11.6 + server 11.1 ms CPU per customer, 6.0 persistence operations.
 - a new case records one patch marker ("wake") instead of two ("advance", "advance-local"): one event
   and one command fewer per case; histories from before take the branch they took (v5 histories recorded);
