@@ -28,7 +28,7 @@ def test_the_paths_are_recorded() -> None:
     names = {"dunning_paid_after_stage_1", "dunning_dispute_refused", "dunning_approved_blocked_paid"}
     # v2: the "advance" patch (one activity per wake-up reaches the stages that need no approval);
     # v3: "advance-local" (that activity runs as a local activity, recorded as a marker)
-    assert {p.stem for p in HISTORIES} >= names | {f"{n}_{v}" for n in names for v in ("v2", "v3")}
+    assert {p.stem for p in HISTORIES} >= names | {f"{n}_{v}" for n in names for v in ("v2", "v3", "v5")}
     # v3: "escalate-approval", a timer while an approval task is open and one dunning.escalate
     v3 = WorkflowHistory.from_json("v3", (Path(__file__).resolve().parent / "histories"
                                           / "dunning_escalated_v3.json").read_text())
@@ -45,6 +45,19 @@ def test_the_paths_are_recorded() -> None:
     kinds = [e.WhichOneof("attributes") for e in v3.events]
     assert kinds.count("activity_task_scheduled_event_attributes") == 1  # close; the advances are markers
     assert kinds.count("marker_recorded_event_attributes") >= 4  # two patches, two local activities
+    # v5: "wake", one patch marker where "advance" and "advance-local" recorded two (a case's
+    # dunning.advance as a local activity, as in v3)
+    for n in names:
+        v5 = WorkflowHistory.from_json("v5", (Path(__file__).resolve().parent / "histories"
+                                              / f"{n}_v5.json").read_text())
+        markers = [e.marker_recorded_event_attributes for e in v5.events
+                   if e.HasField("marker_recorded_event_attributes")]
+        patches = [m.details["patch-data"].payloads[0].data for m in markers if m.marker_name == "core_patch"]
+        assert len(patches) == 1 and b'"wake"' in patches[0]
+        assert not any(e.HasField("activity_task_scheduled_event_attributes")
+                       and e.activity_task_scheduled_event_attributes.activity_type.name == "dunning.advance"
+                       for e in v5.events)
+        assert sum(m.marker_name == "core_local_activity" for m in markers) >= 2
     # v4: "letter-delivery", a letter's e-mail leaves in a child DocumentDeliveryWorkflow
     v4 = WorkflowHistory.from_json("v4", (Path(__file__).resolve().parent / "histories"
                                           / "dunning_letter_delivery_v4.json").read_text())

@@ -23,6 +23,7 @@ opens its case in the simulated month, on the embedded server's real clock).
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -91,14 +92,22 @@ class DunningWorkflow:
             # on its own clock (as_of) keeps the days it was given
             check = CheckInput(inp.tenant_id, inp.customer_id, inp.currency, wid, self._case_id, today,
                                "" if inp.as_of else workflow.now().isoformat())
-            if workflow.patched("advance"):
+            # patch "wake": a new case records one marker for what "advance" and "advance-local"
+            # recorded two of (the local dunning.advance below); histories from before have no
+            # "wake" marker, so it is asked first and they replay on the branch they took (the SDK
+            # keeps a patch's first answer for the whole run)
+            advance: Any = None
+            if workflow.patched("wake"):
+                advance = workflow.execute_local_activity
+            elif workflow.patched("advance"):
                 # one activity per wake-up: it reaches the stages due that need no approval itself
                 # (each once, letters included) and answers what comes next
                 # patch "advance-local": as a local activity (recorded as a marker, no activity task
                 # and no second workflow task per wake-up: a third of the server's work per case)
-                run = workflow.execute_local_activity if workflow.patched("advance-local") \
+                advance = workflow.execute_local_activity if workflow.patched("advance-local") \
                     else workflow.execute_activity
-                step: StepOutput = await run(
+            if advance is not None:
+                step: StepOutput = await advance(
                     "dunning.advance", check, result_type=StepOutput, start_to_close_timeout=_SHORT,
                     retry_policy=_RETRY)
                 self._stage = max(self._stage, step.case_stage)
