@@ -15,9 +15,10 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from workflows.billing.workflows import BillingCycleWorkflow
 
 # the billing cycle's histories (the dunning workflow's, dunning_*.json, replay in test_dunning_replay.py,
-# the clearing workflow's, clearing_*.json, in test_clearing_replay.py)
+# the clearing workflow's, clearing_*.json, in test_clearing_replay.py, the collection and payout
+# runs', collection_run_*.json and payout_run_*.json, in test_run_replay.py)
 HISTORIES = sorted(p for p in (Path(__file__).resolve().parent / "histories").glob("*.json")
-                   if not p.name.startswith(("dunning_", "clearing_")))
+                   if not p.name.startswith(("dunning_", "clearing_", "collection_run_", "payout_run_")))
 
 
 @pytest.mark.parametrize("runner", ["sandboxed", "unsandboxed"])
