@@ -643,7 +643,7 @@ def _fast_pricer(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str]
     rzero = RZERO  # what it reports for an untouched group
     render = _renderer(_DUMP_STR(prog.currency))
     facts: dict[tuple[str | None, str | None, str | None, bool], SessionFacts] = {}  # by the raw location fields
-    decode, ms, stamp, dump, fmt, hours_text = _DECODE_CDR, _epoch_ms, _stamp_ms, _DUMP_STR, _fmt, _hours_text
+    decode, ms, stamp, dump, hours_text = _DECODE_CDR, _epoch_ms, _stamp_ms, _DUMP_STR, _hours_text
     hours_get, hour_ms, min_sec_ms = _HOURS.get, _hour_ms, _MIN_SEC_MS.get
     zero, zero_group, groups_of = _ZERO, _ZERO_GROUP, group_totals
     groups_printed = tuple(group for _key, group in COST_FIELDS)
@@ -727,7 +727,8 @@ def _fast_pricer(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str]
             total_time = zero_text
         else:
             total_time = hours_text(end - (pieces[first][0] if first else min(start, first_start)))
-        money += fmt(kwh), total_time, fmt(parking_h)
+        money += (zero_text if kwh is zero else str(quantize(kwh, four, half_up)), total_time,  # _fmt inline
+                  zero_text if parking_h is zero else str(quantize(parking_h, four, half_up)))
         return render(f'{{"id": {dump(c.id)}, ' if c.id else "{", *money)
     return price
 
