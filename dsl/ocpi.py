@@ -47,7 +47,7 @@ from dsl.compiler import CompiledRuleset, compile_ruleset
 from dsl.printer import print_ruleset
 from runtime.money import ZERO as RZERO
 from runtime.rated import group_totals
-from runtime.rating import TOTAL_GROUPS, Piece, RatingContext, RatingError, zone
+from runtime.rating import TOTAL_GROUPS, RatingContext, RatingError, zone
 from runtime.sessions import ChargingPeriod, SessionFacts, SessionInputError, parse_datetime
 
 __all__ = ["COST_FIELDS", "OcpiError", "cdr_to_session", "import_tariff", "load_json", "price_cdr",
@@ -582,11 +582,10 @@ class _Slow(Exception):
 
 
 # timestamps of the common shape (2026-07-22T17:14:33Z) by parts: the hour from fromisoformat,
-# once per distinct hour, then minutes and seconds from their two digits (00-59 only; anything
-# else, a leap second or a digit fromisoformat would refuse, goes to _epoch_ms)
+# once per distinct hour, then minutes and seconds from "MM:SS" (00:00-59:59 only, one lookup;
+# anything else, a leap second or a digit fromisoformat would refuse, goes to _epoch_ms)
 _HOURS: dict[str, int] = {}  # "2026-07-22T17" -> epoch ms of that hour, UTC
-_MINUTE_MS = {f"{m:02d}": m * 60_000 for m in range(60)}
-_SECOND_MS = {f"{s:02d}": s * 1000 for s in range(60)}
+_MIN_SEC_MS = {f"{m:02d}:{s:02d}": m * 60_000 + s * 1000 for m in range(60) for s in range(60)}
 
 
 def _hour_ms(prefix: str) -> int:
@@ -600,11 +599,11 @@ def _hour_ms(prefix: str) -> int:
 
 def _stamp_ms(value: str) -> int:
     """``_epoch_ms(value)``, its common shape by parts (``_HOURS``)."""
-    if len(value) == 20 and value[19] == "Z" and value[10] == "T" and value[13] == ":" and value[16] == ":":
-        m, s = _MINUTE_MS.get(value[14:16]), _SECOND_MS.get(value[17:19])
-        if m is not None and s is not None:
+    if len(value) == 20 and value[19] == "Z" and value[10] == "T" and value[13] == ":":
+        ms = _MIN_SEC_MS.get(value[14:19])
+        if ms is not None:
             h = value[:13]
-            return (_HOURS.get(h) or _hour_ms(h)) + m + s
+            return (_HOURS.get(h) or _hour_ms(h)) + ms
     return _epoch_ms(value)
 
 
@@ -644,8 +643,8 @@ def _fast_pricer(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str]
     rzero = RZERO  # what it reports for an untouched group
     render = _renderer(_DUMP_STR(prog.currency))
     facts: dict[tuple[str | None, str | None, str | None, bool], SessionFacts] = {}  # by the raw location fields
-    decode, ms, stamp, dump, fmt, hours_text = _DECODE_CDR, _epoch_ms, _stamp_ms, _DUMP_STR, _fmt, _hours_text
-    hours_get, hour_ms, minute_ms, second_ms = _HOURS.get, _hour_ms, _MINUTE_MS.get, _SECOND_MS.get
+    decode, ms, stamp, dump, hours_text = _DECODE_CDR, _epoch_ms, _stamp_ms, _DUMP_STR, _hours_text
+    hours_get, hour_ms, min_sec_ms = _HOURS.get, _hour_ms, _MIN_SEC_MS.get
     zero, zero_group, groups_of = _ZERO, _ZERO_GROUP, group_totals
     groups_printed = tuple(group for _key, group in COST_FIELDS)
     # _fmt inline (its common absent group first)
@@ -658,29 +657,31 @@ def _fast_pricer(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str]
         raw = c.charging_periods
         if end < start or not raw:
             raise _Slow
-        starts: list[int] = []
-        last = -(1 << 62)
+        # one pass: each period's piece is made with its end unknown (the next period's start, or the
+        # CDR's end) and given it when that is read; an order the exact path refuses or reads
+        # otherwise (a period before the one before it, after the end) is _Slow
+        pieces: list[Any] = []
+        reserved = False
+        first: int | None = None
+        piece: list[Any] | None = None
+        first_start = last = -(1 << 62)
         for p in raw:
             when = p.start_date_time  # _stamp_ms inline (the first period's start is often the CDR's)
             if when == begins:
                 a = start
-            elif len(when) == 20 and when[19] == "Z" and when[10] == "T" and when[13] == ":" and when[16] == ":" \
-                    and (mm := minute_ms(when[14:16])) is not None and (ss := second_ms(when[17:19])) is not None:
+            elif len(when) == 20 and when[19] == "Z" and when[10] == "T" and when[13] == ":" \
+                    and (mss := min_sec_ms(when[14:19])) is not None:
                 h = when[:13]
-                a = (hours_get(h) or hour_ms(h)) + mm + ss
+                a = (hours_get(h) or hour_ms(h)) + mss
             else:
                 a = ms(when)
             if a < last:
                 raise _Slow
-            starts.append(a)
+            if piece is None:
+                first_start = a
+            else:
+                piece[1] = a  # the previous period ends where this one begins
             last = a
-        if last > end:
-            raise _Slow
-        starts.append(end)  # so each period ends where the next begins (never before: checked above)
-        pieces: list[Piece] = []
-        reserved = False
-        first: int | None = None
-        for p, a, b in zip(raw, starts, starts[1:]):
             # energy, time s, parking s, reservation s, min/max power, min/max current, and a slot
             # for the dimensions pricing ignores
             vals: list[Any] = [zero, zero, zero, zero, None, None, None, None, None]
@@ -698,8 +699,10 @@ def _fast_pricer(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str]
                 reserved = True
             if first is None and (e or t or pk or not r):
                 first = len(pieces)
-            pieces.append((a, b, e, t, pk, r, pmax if pmax is not None else pmin,
-                           cmax if cmax is not None else cmin))
+            piece = [a, end, e, t, pk, r, pmax if pmax is not None else pmin, cmax if cmax is not None else cmin]
+            pieces.append(piece)
+        if last > end:
+            raise _Slow
         loc = c.cdr_location
         key = (None, None, None, reserved) if loc is None else (loc.country, loc.evse_id, loc.connector_power_type,
                                                                 reserved)
@@ -715,7 +718,7 @@ def _fast_pricer(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str]
             *amounts, kwh, _charging_h, parking_h = totals_fn(f, ctx, pieces, start, end)
             money = [zero_text if x is rzero else str(quantize(x, four, half_up)) for x in amounts]
         else:
-            lines, kwh, _charging_h, parking_h = pieces_fn(f, ctx, pieces, start, end)
+            lines, kwh, _charging_h, parking_h = pieces_fn(f, ctx, [tuple(x) for x in pieces], start, end)
             get = groups_of(lines).get
             money = [zero_text if x is zero else str(quantize(x, four, half_up))
                      for group in groups_printed for x in get(group, zero_group)]
@@ -723,8 +726,9 @@ def _fast_pricer(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str]
         if first is None:
             total_time = zero_text
         else:
-            total_time = hours_text(end - (starts[first] if first else min(start, starts[0])))
-        money += fmt(kwh), total_time, fmt(parking_h)
+            total_time = hours_text(end - (pieces[first][0] if first else min(start, first_start)))
+        money += (zero_text if kwh is zero else str(quantize(kwh, four, half_up)), total_time,  # _fmt inline
+                  zero_text if parking_h is zero else str(quantize(parking_h, four, half_up)))
         return render(f'{{"id": {dump(c.id)}, ' if c.id else "{", *money)
     return price
 
@@ -815,7 +819,7 @@ def _price_one(ruleset: CompiledRuleset, label: str, cdr: Any, default_id: str, 
 # the state a worker process prices with (inherited through fork, so nothing is pickled but the
 # bounds of a part of the file and what it prints)
 _WORKER: tuple[CompiledRuleset, RatingContext] | None = None
-_TEXT: list[str] = []  # the file's text
+_TEXT: list[str | bytes] = []  # the file's text (or, when it is all ASCII, its bytes: the same characters)
 PARALLEL_MIN = 4000  # CDRs below which one process is quicker than starting workers
 # a part of the file priced: what its lines print, in order (runs of the fast path's text, and as
 # (line offset, CDR offset, line) each line the fast path left to the exact path, which needs the
@@ -831,7 +835,8 @@ def _price_part(bounds: tuple[int, int]) -> _Part:
     out: list[str | tuple[int, int, str]] = []
     run: list[str] = []
     i = 0
-    lines = _TEXT[0][bounds[0]:bounds[1]].splitlines()
+    part = _TEXT[0][bounds[0]:bounds[1]]
+    lines = (part if isinstance(part, str) else part.decode("ascii")).splitlines()
     for n, line in enumerate(lines):
         if not line.strip():
             continue
@@ -852,14 +857,15 @@ def _price_part(bounds: tuple[int, int]) -> _Part:
     return out, len(lines), i
 
 
-def _parts(text: str, workers: int) -> list[tuple[int, int]]:
+def _parts(text: str | bytes, workers: int) -> list[tuple[int, int]]:
     """Bounds of parts of ``text`` that end just after a newline (or at the end), about 16 per
     worker and at most 1 MB: each part's ``splitlines()`` are the whole text's lines there."""
     size = min(1 << 20, max(1 << 14, len(text) // (16 * workers)))
+    newline: Any = "\n" if isinstance(text, str) else b"\n"
     out = []
     a = 0
     while a < len(text):
-        b = text.find("\n", a + size)
+        b = text.find(newline, a + size)
         b = len(text) if b < 0 else b + 1
         out.append((a, b))
         a = b
@@ -883,7 +889,7 @@ def _workers(count: int) -> int:
     return max(1, min(cores, count // (PARALLEL_MIN // 2)))
 
 
-def _price_file(ruleset: CompiledRuleset, path: str, text: str, tz: str, expired: bool) -> bool:
+def _price_file(ruleset: CompiledRuleset, path: str, text: str | bytes, tz: str, expired: bool) -> bool:
     """Price every line of a CDR file, printing in input order; True when one failed.
 
     The file is cut into parts at line ends; workers (forked: they hold the text already) price a
@@ -893,7 +899,7 @@ def _price_file(ruleset: CompiledRuleset, path: str, text: str, tz: str, expired
 
     global _WORKER
     ctx = RatingContext(tz=tz, reservation="RESERVATION_EXPIRES" if expired else None)
-    workers = _workers(text.count("\n") + 1)
+    workers = _workers((text.count("\n") if isinstance(text, str) else text.count(b"\n")) + 1)
     parts = _parts(text, workers)
     write = sys.stdout.write
     failed = False
@@ -952,6 +958,19 @@ def _read(path: str) -> str:
         raise OcpiError(f"{path}: not UTF-8 text") from None
     except OSError as exc:
         raise OcpiError(f"{path}: {exc.strerror}") from None
+
+
+def _read_cdrs(path: str) -> str | bytes:
+    """``_read(path)``; or, for a file all ASCII without a carriage return (whose text is then its
+    bytes, character for character), its bytes: not decoding 200 MB before the workers start
+    saves start-up time; each worker decodes only its part."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return _read(path)  # the same error, in _read's words
+    if data.isascii() and b"\r" not in data:
+        return data
+    return _read(path)  # read_text's decoding and newline translation
 
 
 def _tariff_of(doc: Any, path: str) -> Mapping[str, Any]:
@@ -1015,11 +1034,11 @@ def price_cdrs_cli(args: argparse.Namespace) -> int:
     expired = bool(getattr(args, "reservation_expired", False))
     if args.cdr is None:
         try:
-            text = _read(args.cdrs)
+            data = _read_cdrs(args.cdrs)
         except OcpiError as exc:
             _err(str(exc))
             return 1
-        return 1 if _price_file(ruleset, args.cdrs, text, tz, expired) else 0
+        return 1 if _price_file(ruleset, args.cdrs, data, tz, expired) else 0
     failed = False
     try:
         inputs = list(_cdr_inputs(args))

@@ -247,3 +247,36 @@ def test_ordinary_cdrs_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> No
         assert fast(line)[1] is False
     with pytest.raises(AssertionError, match="exact path"):
         fast(ODD[7])  # a volume given as a string is the exact path's to refuse
+
+
+def test_an_ascii_file_read_as_bytes_prints_what_its_text_prints(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file all ASCII is priced from its bytes (``_read_cdrs``); one with carriage returns or other
+    characters from its text, as before: each prints what pricing its decoded text prints."""
+    tariff = tmp_path / "tariff.json"
+    tariff.write_text(json.dumps(COMPLEX))
+    lines = [json.dumps(cdr(id=f"C{n}")) for n in range(30)] + ["", "{broken"]
+    files = {"lf": "\n".join(lines) + "\n", "crlf": "\r\n".join(lines) + "\r\n", "cr": "\r".join(lines),
+             "utf8": "\n".join(lines).replace('"C7"', '"C\u00e9"') + "\n"}
+    outs = {}
+    for name, content in files.items():
+        path = tmp_path / f"{name}.jsonl"
+        path.write_bytes(content.encode("utf-8"))
+        assert isinstance(O._read_cdrs(str(path)), bytes) == (name == "lf")
+        for workers in ("1", "2"):
+            monkeypatch.setenv("EVBILL_OCPI_WORKERS", workers)
+            rc = cli_main(["ocpi", "price", "--tariff", str(tariff), "--cdrs", str(path)])
+            got = capsys.readouterr().out
+            monkeypatch.setattr(O, "_read_cdrs", O._read)  # the text as read before: what it must print
+            assert (rc, got) == (cli_main(["ocpi", "price", "--tariff", str(tariff), "--cdrs", str(path)]),
+                                 capsys.readouterr().out)
+            monkeypatch.undo()
+        outs[name] = got.replace(f"{name}.jsonl", "F")
+    assert outs["lf"] == outs["crlf"] == outs["cr"] != outs["utf8"]
+    assert '"id": "C\\u00e9"' in outs["utf8"]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b'{"id": "\xff"}\n')
+    assert cli_main(["ocpi", "price", "--tariff", str(tariff), "--cdrs", str(bad)]) == 1
+    assert "not UTF-8 text" in capsys.readouterr().err
+    assert cli_main(["ocpi", "price", "--tariff", str(tariff), "--cdrs", str(tmp_path / "none.jsonl")]) == 1
+    assert "no such file" in capsys.readouterr().err
