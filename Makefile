@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system demo test lint check bench clean
+.PHONY: install system bytecode demo test lint check bench clean
 
 # Debian packages the product needs: HarfBuzz subsetting (WeasyPrint falls back to fontTools at
 # half speed without it), the fonts the document templates use, poppler-utils (pdftotext/pdftoppm: the
@@ -30,12 +30,19 @@ $(STAMP): pyproject.toml | system
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) bytecode
 
-demo: $(STAMP)
+# the project's own modules compiled ahead, as an installed wheel has them: an editable install
+# compiles nothing, and where PYTHONDONTWRITEBYTECODE is set (CI's machine sets it) every `evbill`
+# process would compile them from source again (~30 % of a command's start-up); only changed files
+# are compiled again
+bytecode: $(STAMP)
+	$(BIN)/python -m compileall -q -j 0 api dsl runtime store workflows benchmarks
+
+demo: $(STAMP) bytecode
 	$(BIN)/evbill demo
 
-test: $(STAMP) lint
+test: $(STAMP) lint bytecode
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 # Static checks `make test` runs first: ruff (the rules chosen in pyproject.toml), mypy strict on dsl/
