@@ -12,6 +12,8 @@ import os
 import re
 import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
@@ -1024,12 +1026,37 @@ def layout_pdf(doc: Document, *, include_statement: bool = True, statement_only:
         )
 
 
+@contextmanager
+def _streams_serialized_once() -> Iterator[None]:
+    """pydyf serializes every stream twice when the PDF has an identifier (ours always do): once to
+    write it, once more for the MD5 of all objects that is the identifier's second half; each time
+    it deflates the stream at level 9 (~5 % of a render). While ``pdf.write`` runs, no object
+    changes, so a stream's first serialization serves the second: the same bytes, deflated once.
+    Only ``pydyf.PDF.write`` reads ``Stream.data``; the original property is back afterwards."""
+    import pydyf  # type: ignore[import-untyped, unused-ignore]
+
+    original = pydyf.Stream.__dict__["data"]
+
+    def data(stream: Any) -> bytes:
+        cached: bytes | None = stream.__dict__.get("_evbill_written")
+        if cached is None:
+            cached = stream.__dict__["_evbill_written"] = original.fget(stream)
+        return cached
+
+    with RENDER_LOCK:
+        pydyf.Stream.data = property(data)
+        try:
+            yield
+        finally:
+            pydyf.Stream.data = original
+
+
 def write_pdf(doc: Document, laid_out: Any, pdf_variant: str | None = None) -> bytes:
     options: dict[str, Any] = {"pdf_variant": pdf_variant} if pdf_variant else {}
     # identifier and metadata come from the document, so the same document renders the same bytes
     options["pdf_identifier"] = doc.number.encode("utf-8")
     options["uncompressed_pdf"] = False
-    with RENDER_LOCK:
+    with _streams_serialized_once():
         result = laid_out.write_pdf(**options)
     assert isinstance(result, bytes)
     return result
@@ -1042,7 +1069,8 @@ def render_letter_pdf(html: str, *, number: str, language: str, seller: Any, bra
         laid_out = _html(html).render(
             stylesheets=[stylesheet(language), page_sheet(seller_page_css(seller, language, branding))],
             font_config=font_config())
-        result = laid_out.write_pdf(pdf_identifier=number.encode("utf-8"), uncompressed_pdf=False)
+        with _streams_serialized_once():
+            result = laid_out.write_pdf(pdf_identifier=number.encode("utf-8"), uncompressed_pdf=False)
     assert isinstance(result, bytes)
     return result
 
