@@ -540,7 +540,7 @@ def _context(doc: Document, include_statement: bool, statement_only: bool) -> di
         # unit price, VAT and amount as one aligned run per line (the header's labels first)
         "line_amounts": _aligned([[labels["unit_price"]] + [r.unit_price for r in rows],
                                   [labels["vat"]] + [r.vat for r in rows],
-                                  [labels["amount"]] + [r.amount for r in rows]], _FIGURE_SPACE * 2),
+                                  [labels["amount"]] + [r.amount for r in rows]], 2, 8.6 / 7.8),  # .lh: 7.8pt
         "totals": _totals_rows(doc, labels, m),
         "vat_rows": vat_rows,
         "exemptions": exemptions,
@@ -554,38 +554,56 @@ def _context(doc: Document, include_statement: bool, statement_only: bool) -> di
 
 
 _FIGURE_SPACE = "\u2007"  # as wide as a digit: pads amounts so they align in one text run
-_AMOUNT_GAP = _FIGURE_SPACE * 3
-# advance widths (em) in DejaVu Sans, the documents' font, of what amounts hold besides digits
-# (a digit, the figure space and the currency signs are 0.636): a minus or a thousands separator
-# is narrower than a digit, so padding by character count would shift the columns to its left
-_DIGIT_EM = 0.636
-_NARROW_EM = {".": 0.318, ",": 0.318, " ": 0.318, "\u00a0": 0.318, "\u202f": 0.2, "'": 0.275, "-": 0.361,
-              "\u2212": 0.838, "\u2013": 0.5, "%": 0.95, "\u2008": 0.318, "\u2009": 0.2, "\u200a": 0.1}
-_PADS = (("\u2007", _DIGIT_EM), ("\u2008", 0.318), ("\u200a", 0.1))  # figure, punctuation, hair space
+# advance widths (em) in DejaVu Sans, the documents' font, regular and bold, of what amounts hold
+# besides digits (a digit, the figure space and the currency signs are 0.636, bold 0.696): a minus
+# or a thousands separator is narrower than a digit, so padding by character count would shift the
+# columns to its left. Letters (the header's labels, bold) are reckoned at the widest of a group of
+# similar letters: a label is never wider than reckoned, so the header never runs out of its cell
+_EM = {".": 0.318, ",": 0.318, " ": 0.318, "\u00a0": 0.318, "\u202f": 0.2, "'": 0.275, "-": 0.361,
+       "\u2212": 0.838, "\u2013": 0.5, "%": 0.95, "\u2007": 0.636, "\u2008": 0.318, "\u200a": 0.1}
+_BOLD_EM = {".": 0.38, ",": 0.38, " ": 0.348, "\u00a0": 0.348, "\u202f": 0.2, "'": 0.332, "-": 0.415,
+            "\u2212": 0.838, "\u2013": 0.5, "%": 1.002, "\u2007": 0.696, "\u2008": 0.38, "\u200a": 0.1}
+_DIGIT_EM, _BOLD_DIGIT_EM, _BOLD_LETTER_EM = 0.636, 0.696, 0.85
+_BOLD_EM.update({c: em for letters, em in (
+    ("ijlïîIJ/", 0.372), ("f()t", 0.478), ("rzcçs", 0.595), ("Lxvyk", 0.665), ("aäàâeéèêTEFÉoöô", 0.687),
+    ("hnuüûbdgpqßSYZPC", 0.734), ("BRXAVÄK", 0.775), ("UÜGDHNOQÖ", 0.85), ("wM", 0.995), ("mW", 1.103),
+) for c in letters})  # each the widest of its group
+_PADS = ("\u2007", "\u2008", "\u200a")  # figure, punctuation and hair space, widest first
 
 
-def _em(text: str) -> float:
-    return sum(_NARROW_EM.get(c, _DIGIT_EM) for c in text)
+def _em(text: str, bold: bool = False) -> float:
+    if bold:
+        return sum(_BOLD_EM.get(c, _BOLD_DIGIT_EM if c.isdigit() or not c.isalpha() else _BOLD_LETTER_EM)
+                   for c in text)
+    return sum(_EM.get(c, _DIGIT_EM) for c in text)
 
 
-def _padded(text: str, width: float) -> str:
+def _padded(text: str, width: float, bold: bool = False) -> str:
     """``text`` with spaces before it that make it ``width`` em wide (to a twentieth of an em)."""
-    missing, pad = width - _em(text), []
-    for char, em in _PADS:
-        count = int(missing / em + (0.5 if em == _PADS[-1][1] else 1e-9))
+    widths = _BOLD_EM if bold else _EM
+    missing, pad = width - _em(text, bold), []
+    for char in _PADS:
+        em = widths[char]
+        count = max(0, int(missing / em + (0.5 if char == _PADS[-1] else 1e-9)))
         pad.append(char * count)
         missing -= count * em
     return "".join(pad) + text
 
 
-def _aligned(columns: list[list[str]], gap: str = _AMOUNT_GAP) -> list[str]:
+def _aligned(columns: list[list[str]], gap: int = 3, head_scale: float = 1.0) -> list[str]:
     """Join each row's amounts into one right-aligned text run, every column padded to its widest
-    entry (by DejaVu Sans' advance widths) with figure, punctuation and hair spaces. DejaVu's digits
-    are tabular, so the columns line up without a table cell per amount (each cell costs WeasyPrint
-    a layout pass: three fewer cells per session make the statement ~40 % cheaper)."""
-    widths = [max(_em(text) for text in column) for column in columns]
-    return [gap.join(_padded(column[i], width) for column, width in zip(columns, widths))
-            for i in range(len(columns[0]))]
+    entry (by DejaVu Sans' advance widths) with figure, punctuation and hair spaces, ``gap`` figure
+    spaces between columns. DejaVu's digits are tabular, so the columns line up without a table
+    cell per amount (each cell costs WeasyPrint a layout pass: three fewer cells per session make
+    the statement ~40 % cheaper). The first row is the header's labels, in bold at 1/``head_scale``
+    of the rows' font size: padded in its own widths to the rows' columns."""
+    gap_em = gap * _DIGIT_EM
+    widths = [max([_em(text) for text in column[1:]] + [_em(column[0], True) / head_scale])
+              for column in columns]
+    head = "".join(_padded(column[0], (width + (gap_em if c else 0)) * head_scale, True)
+                   for c, (column, width) in enumerate(zip(columns, widths)))
+    return [head] + [(_FIGURE_SPACE * gap).join(_padded(column[i], width) for column, width in zip(columns, widths))
+                     for i in range(1, len(columns[0]))]
 
 
 def _statement_rows(doc: Document, labels: dict[str, str], m: Any) -> tuple[list[dict[str, str]], dict[str, Any]]:
