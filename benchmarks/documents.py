@@ -37,6 +37,16 @@ Figures (2 cores, 200 invoices, 20-session statements):
   h17j): the session statement table 123k (28 %), the invoice's line table 69k (its cell
   borders alone 17k), the letterhead block 45k, the totals 26k, the footers 22k, the money and
   date texts (babel) ~17k, the fixed cost of styles, fonts and PDF objects ~90k.
+- 2026-12-07, session h17m, main (8ad28b6, documents as a956fcb) and h17m run side by side (same
+  load), ``--count 60 --workers 2``: 07:41-07:43 UTC (load 14.6 -> 16.9) main median 193.4 ms CPU
+  per invoice, h17m 175.1 ms; 07:43-07:46 (load 17.3 -> 17.9) main 194.6 ms, h17m 177.2 ms
+  (-9 %; XML 0.7 ms both). Python calls per invoice (cProfile, 4 invoices, one per case) 457.6k
+  -> 410.9k (-10 %). What h17m changed: pydyf deflates each stream once per write (it serialized
+  every object a second time for the identifier's MD5), money texts cached per amount (babel
+  looked up the currency's names per call), the invoice's line table with four cells per line
+  (price, VAT and amount one aligned run, padded by DejaVu's advance widths) and zebra rows
+  instead of cell borders. The 16.7/s target (<= 120 ms per invoice on 2 cores) is not met:
+  ~175 ms under this load (the quiet figure of main this morning was 200.6 ms).
 """
 
 from __future__ import annotations
