@@ -45,8 +45,10 @@ Figures (2 cores, 200 invoices, 20-session statements):
   every object a second time for the identifier's MD5), money texts cached per amount (babel
   looked up the currency's names per call), the invoice's line table with four cells per line
   (price, VAT and amount one aligned run, padded by DejaVu's advance widths) and zebra rows
-  instead of cell borders. The 16.7/s target (<= 120 ms per invoice on 2 cores) is not met:
-  ~175 ms under this load (the quiet figure of main this morning was 200.6 ms).
+  instead of cell borders. Back to back as the machine quietened (08:06-08:09 UTC, load 4.1 ->
+  2.8), ``--count 200 --workers 2``: h17m 150.5 / 136.3 / 136.5 ms, main 162.1 / 151.0 / 150.8 ms
+  (-9.6 %), h17m 14.2 invoices/s wall. The 16.7/s target (<= ~120 ms per invoice on 2 cores) is
+  not met.
 """
 
 from __future__ import annotations
