@@ -60,7 +60,15 @@ def number_text(value: Decimal, places: int, language: str) -> str:
 
 def money_text(value: Decimal, currency: str, language: str) -> str:
     """An amount in the currency's minor unit, as the locale writes money."""
-    return format_currency(quantize(value, minor_unit(currency)), currency, locale=locale_of(language))
+    return _money_text(str(quantize(value, minor_unit(currency))), currency, language)
+
+
+@lru_cache(maxsize=4096)
+def _money_text(amount: str, currency: str, language: str) -> str:
+    # keyed by the quantized amount's text (``-0.00`` is not ``0.00``): a document repeats its
+    # amounts (a session's start fee on every row), and babel's ``format_currency`` looks up the
+    # currency's names and the locale's pattern on every call (~4 % of a rendered invoice)
+    return format_currency(Decimal(amount), currency, locale=locale_of(language))
 
 
 def price_text(value: Decimal, currency: str, language: str) -> str:

@@ -12,6 +12,8 @@ import os
 import re
 import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
@@ -535,6 +537,10 @@ def _context(doc: Document, include_statement: bool, statement_only: bool) -> di
         "self_billing": self_billing,
         "info": _info_rows(doc, labels),
         "rows": rows,
+        # unit price, VAT and amount as one aligned run per line (the header's labels first)
+        "line_amounts": _aligned([[labels["unit_price"]] + [r.unit_price for r in rows],
+                                  [labels["vat"]] + [r.vat for r in rows],
+                                  [labels["amount"]] + [r.amount for r in rows]], 2, 8.6 / 7.8),  # .lh: 7.8pt
         "totals": _totals_rows(doc, labels, m),
         "vat_rows": vat_rows,
         "exemptions": exemptions,
@@ -548,17 +554,56 @@ def _context(doc: Document, include_statement: bool, statement_only: bool) -> di
 
 
 _FIGURE_SPACE = "\u2007"  # as wide as a digit: pads amounts so they align in one text run
-_AMOUNT_GAP = _FIGURE_SPACE * 3
+# advance widths (em) in DejaVu Sans, the documents' font, regular and bold, of what amounts hold
+# besides digits (a digit, the figure space and the currency signs are 0.636, bold 0.696): a minus
+# or a thousands separator is narrower than a digit, so padding by character count would shift the
+# columns to its left. Letters (the header's labels, bold) are reckoned at the widest of a group of
+# similar letters: a label is never wider than reckoned, so the header never runs out of its cell
+_EM = {".": 0.318, ",": 0.318, " ": 0.318, "\u00a0": 0.318, "\u202f": 0.2, "'": 0.275, "-": 0.361,
+       "\u2212": 0.838, "\u2013": 0.5, "%": 0.95, "\u2007": 0.636, "\u2008": 0.318, "\u200a": 0.1}
+_BOLD_EM = {".": 0.38, ",": 0.38, " ": 0.348, "\u00a0": 0.348, "\u202f": 0.2, "'": 0.332, "-": 0.415,
+            "\u2212": 0.838, "\u2013": 0.5, "%": 1.002, "\u2007": 0.696, "\u2008": 0.38, "\u200a": 0.1}
+_DIGIT_EM, _BOLD_DIGIT_EM, _BOLD_LETTER_EM = 0.636, 0.696, 0.85
+_BOLD_EM.update({c: em for letters, em in (
+    ("ijlïîIJ/", 0.372), ("f()t", 0.478), ("rzcçs", 0.595), ("Lxvyk", 0.665), ("aäàâeéèêTEFÉoöô", 0.687),
+    ("hnuüûbdgpqßSYZPC", 0.734), ("BRXAVÄK", 0.775), ("UÜGDHNOQÖ", 0.85), ("wM", 0.995), ("mW", 1.103),
+) for c in letters})  # each the widest of its group
+_PADS = ("\u2007", "\u2008", "\u200a")  # figure, punctuation and hair space, widest first
 
 
-def _aligned(columns: list[list[str]]) -> list[str]:
+def _em(text: str, bold: bool = False) -> float:
+    if bold:
+        return sum(_BOLD_EM.get(c, _BOLD_DIGIT_EM if c.isdigit() or not c.isalpha() else _BOLD_LETTER_EM)
+                   for c in text)
+    return sum(_EM.get(c, _DIGIT_EM) for c in text)
+
+
+def _padded(text: str, width: float, bold: bool = False) -> str:
+    """``text`` with spaces before it that make it ``width`` em wide (to a twentieth of an em)."""
+    widths = _BOLD_EM if bold else _EM
+    missing, pad = width - _em(text, bold), []
+    for char in _PADS:
+        em = widths[char]
+        count = max(0, int(missing / em + (0.5 if char == _PADS[-1] else 1e-9)))
+        pad.append(char * count)
+        missing -= count * em
+    return "".join(pad) + text
+
+
+def _aligned(columns: list[list[str]], gap: int = 3, head_scale: float = 1.0) -> list[str]:
     """Join each row's amounts into one right-aligned text run, every column padded to its widest
-    entry with figure spaces. DejaVu's digits are tabular, so the columns line up without a table
+    entry (by DejaVu Sans' advance widths) with figure, punctuation and hair spaces, ``gap`` figure
+    spaces between columns. DejaVu's digits are tabular, so the columns line up without a table
     cell per amount (each cell costs WeasyPrint a layout pass: three fewer cells per session make
-    the statement ~40 % cheaper)."""
-    widths = [max(len(text) for text in column) for column in columns]
-    return [_AMOUNT_GAP.join(column[i].rjust(width, _FIGURE_SPACE) for column, width in zip(columns, widths))
-            for i in range(len(columns[0]))]
+    the statement ~40 % cheaper). The first row is the header's labels, in bold at 1/``head_scale``
+    of the rows' font size: padded in its own widths to the rows' columns."""
+    gap_em = gap * _DIGIT_EM
+    widths = [max([_em(text) for text in column[1:]] + [_em(column[0], True) / head_scale])
+              for column in columns]
+    head = "".join(_padded(column[0], (width + (gap_em if c else 0)) * head_scale, True)
+                   for c, (column, width) in enumerate(zip(columns, widths)))
+    return [head] + [(_FIGURE_SPACE * gap).join(_padded(column[i], width) for column, width in zip(columns, widths))
+                     for i in range(1, len(columns[0]))]
 
 
 def _statement_rows(doc: Document, labels: dict[str, str], m: Any) -> tuple[list[dict[str, str]], dict[str, Any]]:
@@ -1024,12 +1069,37 @@ def layout_pdf(doc: Document, *, include_statement: bool = True, statement_only:
         )
 
 
+@contextmanager
+def _streams_serialized_once() -> Iterator[None]:
+    """pydyf serializes every stream twice when the PDF has an identifier (ours always do): once to
+    write it, once more for the MD5 of all objects that is the identifier's second half; each time
+    it deflates the stream at level 9 (~5 % of a render). While ``pdf.write`` runs, no object
+    changes, so a stream's first serialization serves the second: the same bytes, deflated once.
+    Only ``pydyf.PDF.write`` reads ``Stream.data``; the original property is back afterwards."""
+    import pydyf  # type: ignore[import-untyped, unused-ignore]
+
+    original = pydyf.Stream.__dict__["data"]
+
+    def data(stream: Any) -> bytes:
+        cached: bytes | None = stream.__dict__.get("_evbill_written")
+        if cached is None:
+            cached = stream.__dict__["_evbill_written"] = original.fget(stream)
+        return cached
+
+    with RENDER_LOCK:
+        pydyf.Stream.data = property(data)
+        try:
+            yield
+        finally:
+            pydyf.Stream.data = original
+
+
 def write_pdf(doc: Document, laid_out: Any, pdf_variant: str | None = None) -> bytes:
     options: dict[str, Any] = {"pdf_variant": pdf_variant} if pdf_variant else {}
     # identifier and metadata come from the document, so the same document renders the same bytes
     options["pdf_identifier"] = doc.number.encode("utf-8")
     options["uncompressed_pdf"] = False
-    with RENDER_LOCK:
+    with _streams_serialized_once():
         result = laid_out.write_pdf(**options)
     assert isinstance(result, bytes)
     return result
@@ -1042,7 +1112,8 @@ def render_letter_pdf(html: str, *, number: str, language: str, seller: Any, bra
         laid_out = _html(html).render(
             stylesheets=[stylesheet(language), page_sheet(seller_page_css(seller, language, branding))],
             font_config=font_config())
-        result = laid_out.write_pdf(pdf_identifier=number.encode("utf-8"), uncompressed_pdf=False)
+        with _streams_serialized_once():
+            result = laid_out.write_pdf(pdf_identifier=number.encode("utf-8"), uncompressed_pdf=False)
     assert isinstance(result, bytes)
     return result
 
