@@ -347,13 +347,16 @@ def meter_keys_from_configuration(db: Session, cp: CpInfo, meter_serial: str, it
     return n
 
 
+_sd = OcppSignedData.__table__.c  # type: ignore[attr-defined]
+_SIGNED_OF = select(_sd.raw, _sd.public_key).where(_sd.transaction_id == bindparam("tx")).order_by(_sd.at, _sd.id)
+
+
 def meter_check(db: Session, tx: OcppTransaction, session_kwh: Decimal) -> dict[str, str] | None:
     """The transaction's signed data held against its energy (``runtime.ocmf.check_session``) with
     the tenant's registered keys; None when the charger sent no OCMF data."""
     from runtime.ocmf import check_session, normalize_public_key
 
-    rows = db.execute(select(OcppSignedData.raw, OcppSignedData.public_key).where(
-        OcppSignedData.transaction_id == tx.id).order_by(OcppSignedData.at, OcppSignedData.id)).all()  # type: ignore[arg-type]
+    rows = db.connection().execute(_SIGNED_OF, {"tx": tx.id}).all()
     records = [r for r, _ in rows]
     serials = {s for s in (_meter_serial(r) for r in records) if s}
     if not serials and not any(r.lstrip().startswith("OCMF|") for r in records):
@@ -600,14 +603,20 @@ def touch(db: Session, seen: dict[str, datetime]) -> None:
 
 # --- sessions -----------------------------------------------------------------------------------
 
+_mv = OcppMeterValue.__table__.c  # type: ignore[attr-defined]
+_READINGS_OF = select(_mv.at, _mv.energy_wh, _mv.power_w).where(_mv.transaction_id == bindparam("tx")).order_by(_mv.at)
+
+
 def _readings_of(db: Session, tx_id: int) -> list[tuple[datetime, Decimal | None, Decimal | None]]:
-    return [tuple(r) for r in db.execute(  # type: ignore[misc]
-        select(OcppMeterValue.at, OcppMeterValue.energy_wh, OcppMeterValue.power_w)
-        .where(OcppMeterValue.transaction_id == tx_id).order_by(OcppMeterValue.at))]
+    return [tuple(r) for r in db.connection().execute(_READINGS_OF, {"tx": tx_id})]  # type: ignore[misc]
 
 
 def external_id(tx: OcppTransaction) -> str:
     return f"ocpp:{tx.identity}:{tx.transaction_ref}"[:100]
+
+
+_EVSE_POWER = select(Evse.power_type, Evse.max_power_kw).where(  # type: ignore[call-overload]
+    Evse.tenant_id == bindparam("tenant"), Evse.evse_uid == bindparam("uid")).limit(1)
 
 
 def facts_for(db: Session, tx: OcppTransaction, end: datetime | None = None,
@@ -636,8 +645,8 @@ def facts_for(db: Session, tx: OcppTransaction, end: datetime | None = None,
     if lkey not in cache:
         cache[lkey] = db.get(Location, tx.location_id) if tx.location_id else None
     if ekey not in cache:
-        cache[ekey] = db.execute(select(Evse).where(Evse.tenant_id == tx.tenant_id,
-                                                    Evse.evse_uid == tx.evse_uid)).scalar() if tx.evse_uid else None
+        cache[ekey] = db.connection().execute(_EVSE_POWER, {"tenant": tx.tenant_id, "uid": tx.evse_uid}).first() \
+            if tx.evse_uid else None
     loc, evse = cache[lkey], cache[ekey]
     facts: dict[str, Any] = {
         "id": external_id(tx), "start": tx.start.isoformat(), "end": max(stop, tx.start).isoformat(),
@@ -691,14 +700,18 @@ def finalize_many(db: Session, tx_ids: list[int]) -> dict[int, str | None]:
                 status, reason = "completed", ""
             else:
                 status, reason = "failed", f"{item.code}: {item.message}"[:300]
-            db.execute(update(OcppTransaction).where(OcppTransaction.id == tx.id).values(
-                status=status, session_id=item.session_id, external_id=facts["id"], review_reason=reason,
-                updated_at=utcnow()))
+            db.connection().execute(_TX_FINALIZED, {"tx": tx.id, "new_status": status, "session": item.session_id,
+                                                     "ext": facts["id"], "reason": reason, "now": utcnow()})
             if item.session_id and is_adhoc_tag(tx.id_tag):
                 link_adhoc_session(db.connection(), tenant_id, id_tag=tx.id_tag, session_id=item.session_id)
             out[tx.id] = item.session_id
         db.commit()
     return out
+
+
+_TX_FINALIZED = update(OcppTransaction.__table__).where(_tx.id == bindparam("tx")).values(  # type: ignore[arg-type]
+    status=bindparam("new_status"), session_id=bindparam("session"), external_id=bindparam("ext"),
+    review_reason=bindparam("reason"), updated_at=bindparam("now"))
 
 
 def pending_finalization(db: Session) -> list[int]:
