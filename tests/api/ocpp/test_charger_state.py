@@ -23,7 +23,7 @@ def test_boot_and_connector_states_are_stored_per_connector(ocpp_env: OcppEnv) -
             for conn, status, err in ((1, "Available", "NoError"), (2, "Faulted", "GroundFailure"),
                                       (1, "Charging", "NoError")):
                 await cp.call(call.StatusNotification(connector_id=conn, error_code=err, status=status,
-                                                      timestamp="2026-03-10T08:00:0%dZ" % conn))
+                                                      timestamp=f"2026-03-10T08:00:0{conn}Z"))
             await cp.call(call.BootNotification(charge_point_vendor="Vend", charge_point_model="M2"))
 
     run(scenario())
