@@ -695,11 +695,14 @@ def customer_block(conn: Any, tenant_id: str, customer_id: str, action: str = "b
 def customer_blocks(conn: Any, tenant_id: str, customer_id: str) -> dict[str, str]:
     """The customer's live blocking actions (``block_tokens``, ``suspend_contract``) and the case of
     each: one query, what the OCPP gateway asks at every start."""
-    b = dunning_block.c
-    rows = conn.execute(select(b.action, b.case_id).where(
-        b.tenant_id == tenant_id, b.customer_id == customer_id, b.released_at.is_(None),
-        b.action.in_(BLOCKING_ACTIONS))).all()
+    rows = conn.execute(_CUSTOMER_BLOCKS, {"tenant": tenant_id, "customer": customer_id}).all()
     return {str(r[0]): str(r[1]) for r in rows}
+
+
+# built once: the gateway asks at every start
+_CUSTOMER_BLOCKS = select(dunning_block.c.action, dunning_block.c.case_id).where(
+    dunning_block.c.tenant_id == bindparam("tenant"), dunning_block.c.customer_id == bindparam("customer"),
+    dunning_block.c.released_at.is_(None), dunning_block.c.action.in_(BLOCKING_ACTIONS))
 
 
 # ------------------------------------------------------------------ disputes

@@ -28,7 +28,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from store.adhoc import is_adhoc_tag, tag_decision
@@ -173,8 +173,16 @@ def _holder_of(row: Any) -> _Holder:
                    pid, tuple(x for x in (pid, row[10], row[11]) if x) if pid else (), row[12] or "")
 
 
+# built once (every start asks): binding values is all a call does
+_HOLDER_BY_TAG = (select(*_HOLDER_COLUMNS)
+                  .outerjoin(Contract, Contract.id == Token.contract_id)  # type: ignore[arg-type]
+                  .outerjoin(Customer, Customer.id == Contract.customer_id)  # type: ignore[arg-type]
+                  .outerjoin(Partner, Partner.id == Token.issuing_partner_id)  # type: ignore[arg-type]
+                  .where(Token.tenant_id == bindparam("tenant"), Token.uid == bindparam("uid")))
+
+
 def _holder(db: Session, tenant_id: str, id_tag: str) -> _Holder | None:
-    row = db.execute(_holder_query(tenant_id).where(Token.uid == id_tag)).first()
+    row = db.connection().execute(_HOLDER_BY_TAG, {"tenant": tenant_id, "uid": id_tag}).first()
     return None if row is None else _holder_of(row)
 
 
@@ -296,7 +304,7 @@ def decide(db: Session, tenant_id: str, location_id: str | None, evse_uid: str, 
         return Decision("Expired", "token_expired", **ids)
     if h.token_status != "active":
         return Decision("Invalid", f"token_{h.token_status}"[:60], **ids)
-    blocks = customer_blocks(db, tenant_id, h.customer_id) if h.customer_id is not None else {}
+    blocks = customer_blocks(db.connection(), tenant_id, h.customer_id) if h.customer_id is not None else {}
     if blocks:
         # a dunning stage blocked the customer's tokens or suspended the contract; released as soon
         # as the case closes (paid)
@@ -342,8 +350,11 @@ def authorize(db: Session, *, tenant_id: str, charge_point_id: str, location_id:
               id_tag: str, at: datetime, tz: str, context: str) -> Decision:
     """Decide and log the decision in the caller's transaction."""
     d = decide(db, tenant_id, location_id, evse_uid, id_tag, at, tz, charge_point_id, context)
-    db.execute(insert(AuthorizationDecision).values(
-        tenant_id=tenant_id, at=at, charge_point_id=charge_point_id, location_id=location_id,
-        evse_uid=evse_uid[:64], id_tag=id_tag[:64], token_id=d.token_id, contract_id=d.contract_id,
-        context=context, status=d.status, reason=d.reason, rule_id=d.rule_id))
+    db.connection().execute(_LOG_DECISION, {
+        "tenant_id": tenant_id, "at": at, "charge_point_id": charge_point_id, "location_id": location_id,
+        "evse_uid": evse_uid[:64], "id_tag": id_tag[:64], "token_id": d.token_id, "contract_id": d.contract_id,
+        "context": context, "status": d.status, "reason": d.reason, "rule_id": d.rule_id})
     return d
+
+
+_LOG_DECISION = insert(AuthorizationDecision.__table__)  # type: ignore[arg-type]

@@ -330,6 +330,13 @@ def _current_exc() -> BaseException:
     return exc if exc is not None else RuntimeError("database job failed")
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 def _resolve(fut: asyncio.Future[Any], res: Any = None, exc: BaseException | None = None) -> None:
     loop = fut.get_loop()
 
@@ -342,6 +349,10 @@ def _resolve(fut: asyncio.Future[Any], res: Any = None, exc: BaseException | Non
             fut.set_result(res)
 
     try:
-        loop.call_soon_threadsafe(done)
+        # on the loop's own thread (SQLite: batches run inline) no wake-up of the loop is needed
+        if _running_loop() is loop:
+            loop.call_soon(done)
+        else:
+            loop.call_soon_threadsafe(done)
     except RuntimeError:  # the loop is gone (shutdown): nobody is waiting any more
         pass

@@ -260,7 +260,8 @@ class GatewayMixin:
             response = handler(**to_snake(msg.payload))
         if inspect.isawaitable(response):
             response = await response
-        body = to_camel(remove_nones(serialize_as_dict(response)))
+        # most answers (MeterValues, StatusNotification) are dataclasses without fields: {}
+        body = to_camel(remove_nones(serialize_as_dict(response))) if response.__dataclass_fields__ else {}
         if self.gw.settings.validate_responses:
             result = msg.create_call_result(body)
             result.action = msg.action

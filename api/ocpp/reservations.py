@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -252,13 +252,17 @@ def status_update(db: Session, cp: CpInfo, reservation_id: int, update_status: s
 
 # --- billing ----------------------------------------------------------------------------------
 
+# every finished session asks (most have none): built once
+_USED_RESERVATION_START = select(Reservation.start).where(  # type: ignore[call-overload]
+    Reservation.transaction_id == bindparam("tx"), Reservation.status == "used")
+
+
 def facts_of(db: Session, tx: OcppTransaction) -> dict[str, Any]:
     """What a transaction started with a reservation adds to its session's facts: the reserved
     stretch (reservation start until the session start) for the reservation components."""
     if tx.id is None or tx.start is None:
         return {}
-    row = db.execute(select(Reservation.start).where(Reservation.transaction_id == tx.id,
-                                                     Reservation.status == "used")).first()
+    row = db.connection().execute(_USED_RESERVATION_START, {"tx": tx.id}).first()
     if row is None:
         return {}
     return {"reservation": "RESERVATION", "reserved_from": min(row[0], tx.start).isoformat()}

@@ -326,9 +326,11 @@ class Gateway:
             self._finalizer = self._spawn(self._finalize_loop())
 
     async def _finalize_loop(self) -> None:
-        # on SQLite storing runs on the writer thread, so small batches keep chargers' answers quick
-        size = 10 if self.db.single_writer else 500
         while self._ready:
+            # on SQLite storing runs on the writer thread, so small batches keep chargers' answers
+            # quick; with a backlog (a fleet stopping at once) larger ones, as each batch pays for
+            # its import's fixed work (ruleset lookups, enrichment, audit entry) once
+            size = (10 if len(self._ready) < 100 else 25) if self.db.single_writer else 500
             batch, self._ready = self._ready[:size], self._ready[size:]
             # let chargers' messages through between batches: storing is not urgent, answers are
             await asyncio.sleep(0.002)

@@ -92,16 +92,26 @@ class CpInfo:
         return hit or EvseInfo(f"{self.identity}*{connector or 0}", "AC", None)
 
 
+# The gateway's hot statements are built once, with bound parameters, and run on the session's
+# connection: building a statement per call (coercions, a fresh cache key) and the ORM's execute
+# path cost several times what SQLite takes to run it (issue 18: the gateway's CPU per message).
+_CP_BY_IDENTITY = (select(ChargePoint.id, ChargePoint.tenant_id, ChargePoint.identity, ChargePoint.status,
+                          ChargePoint.password_sha256, Location.id, Location.code, Location.timezone)
+                   .join(Location, Location.id == ChargePoint.location_id)  # type: ignore[arg-type]
+                   .where(ChargePoint.identity == bindparam("identity")))
+_EVSES_OF_CP = select(Evse.connector_id, Evse.evse_uid, Evse.power_type, Evse.max_power_kw).where(
+    Evse.charge_point_id == bindparam("cp"))
+
+
 def load_charge_point(db: Session, identity: str) -> CpInfo | None:
-    row = db.execute(select(ChargePoint, Location).join(Location, Location.id == ChargePoint.location_id)
-                     .where(ChargePoint.identity == identity)).first()
+    conn = db.connection()
+    row = conn.execute(_CP_BY_IDENTITY, {"identity": identity}).first()
     if row is None:
         return None
-    cp, loc = row
-    evses = {e.connector_id: EvseInfo(e.evse_uid, e.power_type, e.max_power_kw)
-             for e in db.execute(select(Evse).where(Evse.charge_point_id == cp.id)).scalars()}
-    return CpInfo(cp.id, cp.tenant_id, cp.identity, cp.status, cp.password_sha256, loc.id, loc.code or loc.id,
-                  loc.timezone, evses)
+    cp_id, tenant_id, ident, status, pw, loc_id, loc_code, tz = row
+    evses = {c: EvseInfo(uid, power_type, max_kw)
+             for c, uid, power_type, max_kw in conn.execute(_EVSES_OF_CP, {"cp": cp_id})}
+    return CpInfo(cp_id, tenant_id, ident, status, pw, loc_id, loc_code or loc_id, tz, evses)
 
 
 def parse_time(value: Any) -> datetime:
@@ -203,15 +213,23 @@ def parse_meter_values_201(values: Iterable[dict[str, Any]] | None) -> list[Read
     return out
 
 
+_insert_ignore_stmts: dict[tuple[str, Any, tuple[str, ...]], Any] = {}
+
+
 def _insert_ignore(db: Any, table: Any, rows: list[dict[str, Any]], keys: list[str]) -> int:
     """Insert, leaving rows whose key exists alone; ``db`` is a Session or a Connection."""
     if not rows:
         return 0
-    dialect = db.get_bind().dialect.name if isinstance(db, Session) else db.dialect.name
-    mod = postgresql if dialect == "postgresql" else sqlite
-    # parameters passed separately (not .values(rows)) so the compiled statement is cached
-    stmt = mod.insert(table).on_conflict_do_nothing(index_elements=keys)
-    return db.execute(stmt, rows[0] if len(rows) == 1 else rows).rowcount or 0  # type: ignore[attr-defined]
+    conn = db.connection() if isinstance(db, Session) else db
+    dialect = conn.dialect.name
+    # one statement per dialect, table and key, built once (its cache key with it); parameters
+    # passed separately (not .values(rows)) so the compiled statement is reused
+    stmt = _insert_ignore_stmts.get((dialect, table, tuple(keys)))
+    if stmt is None:
+        mod = postgresql if dialect == "postgresql" else sqlite
+        stmt = _insert_ignore_stmts[(dialect, table, tuple(keys))] = mod.insert(table).on_conflict_do_nothing(
+            index_elements=keys)
+    return conn.execute(stmt, rows[0] if len(rows) == 1 else rows).rowcount or 0  # type: ignore[no-any-return]
 
 
 def meter_rows(tenant_id: str, tx_id: int, readings: list[Reading]) -> tuple[list[dict[str, Any]],
@@ -329,13 +347,16 @@ def meter_keys_from_configuration(db: Session, cp: CpInfo, meter_serial: str, it
     return n
 
 
+_sd = OcppSignedData.__table__.c  # type: ignore[attr-defined]
+_SIGNED_OF = select(_sd.raw, _sd.public_key).where(_sd.transaction_id == bindparam("tx")).order_by(_sd.at, _sd.id)
+
+
 def meter_check(db: Session, tx: OcppTransaction, session_kwh: Decimal) -> dict[str, str] | None:
     """The transaction's signed data held against its energy (``runtime.ocmf.check_session``) with
     the tenant's registered keys; None when the charger sent no OCMF data."""
     from runtime.ocmf import check_session, normalize_public_key
 
-    rows = db.execute(select(OcppSignedData.raw, OcppSignedData.public_key).where(
-        OcppSignedData.transaction_id == tx.id).order_by(OcppSignedData.at, OcppSignedData.id)).all()  # type: ignore[arg-type]
+    rows = db.connection().execute(_SIGNED_OF, {"tx": tx.id}).all()
     records = [r for r, _ in rows]
     serials = {s for s in (_meter_serial(r) for r in records) if s}
     if not serials and not any(r.lstrip().startswith("OCMF|") for r in records):
@@ -371,14 +392,25 @@ def _new_tx(db: Session, cp: CpInfo, version: str, ref: str, **values: Any) -> O
 
 # --- OCPP 1.6 -----------------------------------------------------------------------------------
 
+_tx = OcppTransaction.__table__.c  # type: ignore[attr-defined]
+_TX_BY_START_KEY = select(_tx.id, _tx.auth_status).where(_tx.charge_point_id == bindparam("cp"),
+                                                          _tx.start_key == bindparam("key"))
+_TX_INSERT = OcppTransaction.__table__.insert().returning(_tx.id)  # type: ignore[attr-defined]
+_TX_SET_REF = update(OcppTransaction.__table__).where(_tx.id == bindparam("tx")).values(  # type: ignore[arg-type]
+    transaction_ref=bindparam("ref"))
+_TX_STOP_FIELDS = select(_tx.charge_point_id, _tx.ocpp_version, _tx.start, _tx.stop).where(_tx.id == bindparam("id"))
+_TX_STOP = update(OcppTransaction.__table__).where(_tx.id == bindparam("tx")).values(  # type: ignore[arg-type]
+    stop=bindparam("stop_at"), meter_stop_wh=bindparam("meter_stop"), stop_reason=bindparam("reason"),
+    updated_at=bindparam("now"), status=bindparam("new_status"))
+
 def start_transaction_16(db: Session, cp: CpInfo, connector_id: int, id_tag: str, meter_start: int,
                          timestamp: str, readings: list[Reading] | None = None) -> tuple[int, str]:
     """-> (transaction id, idTagInfo status). A repeated StartTransaction (the charger never saw our
     answer, or replays its offline queue twice) gets the same transaction id back."""
     at = parse_time(timestamp)
     key = f"{connector_id}|{id_tag}|{at.isoformat()}|{meter_start}"[:200]
-    old = db.execute(select(OcppTransaction.id, OcppTransaction.auth_status).where(
-        OcppTransaction.charge_point_id == cp.id, OcppTransaction.start_key == key)).first()
+    conn = db.connection()
+    old = conn.execute(_TX_BY_START_KEY, {"cp": cp.id, "key": key}).first()
     if old is not None:
         return int(old[0]), old[1]
     evse = cp.evse(connector_id)
@@ -386,9 +418,8 @@ def start_transaction_16(db: Session, cp: CpInfo, connector_id: int, id_tag: str
                   id_tag=id_tag, at=at, tz=cp.timezone, context="StartTransaction")
     # recorded even when refused: the charger may already be charging (offline start), and energy
     # delivered must reach an operator, not vanish
-    tbl = OcppTransaction.__table__
     now = utcnow()
-    tx_id = int(db.execute(tbl.insert().returning(tbl.c.id), {  # type: ignore[attr-defined]
+    tx_id = int(conn.execute(_TX_INSERT, {
         "tenant_id": cp.tenant_id, "charge_point_id": cp.id, "identity": cp.identity, "ocpp_version": "1.6",
         "transaction_ref": f"pending:{key}"[:64], "start_key": key, "location_id": cp.location_id,
         "evse_uid": evse.uid, "connector_id": connector_id, "id_tag": id_tag[:64], "auth_status": d.status,
@@ -396,7 +427,7 @@ def start_transaction_16(db: Session, cp: CpInfo, connector_id: int, id_tag: str
         "offline": False, "last_seq_no": -1, "status": "open", "review_reason": "", "session_id": None,
         "external_id": "", "created_at": now, "updated_at": now}).scalar_one())
     # the 1.6 transaction id is our key, known only after the insert
-    db.execute(update(tbl).where(tbl.c.id == tx_id).values(transaction_ref=str(tx_id)))  # type: ignore[attr-defined]
+    conn.execute(_TX_SET_REF, {"tx": tx_id, "ref": str(tx_id)})
     add_meter_values(db, cp.tenant_id, tx_id, [Reading(at, Decimal(meter_start), context="Transaction.Begin")]
                      + list(readings or ()))
     return tx_id, d.status
@@ -407,7 +438,18 @@ def stop_transaction_16(db: Session, cp: CpInfo, transaction_id: int, meter_stop
     """-> (our transaction id, ready to become a session). A stop for a transaction we never saw
     start is kept with status ``stop_without_start`` for review."""
     at = parse_time(timestamp)
-    tx = db.get(OcppTransaction, transaction_id)
+    conn = db.connection()
+    row = conn.execute(_TX_STOP_FIELDS, {"id": transaction_id}).first()
+    if row is not None and row[0] == cp.id and row[1] == "1.6" and row[2] is not None:
+        # the common case, this charger's own started transaction: plain statements, no ORM object
+        if row[3] is not None:
+            return transaction_id, False  # repeated stop: nothing changes
+        conn.execute(_TX_STOP, {"tx": transaction_id, "stop_at": at, "meter_stop": Decimal(meter_stop),
+                                "reason": (reason or "Local")[:40], "now": utcnow(), "new_status": "stopped"})
+        add_meter_values(db, cp.tenant_id, transaction_id, list(readings) + [
+            Reading(at, Decimal(meter_stop), context="Transaction.End")])
+        return transaction_id, True
+    tx = db.get(OcppTransaction, transaction_id) if row is not None else None
     if tx is None or tx.charge_point_id != cp.id or tx.ocpp_version != "1.6":
         ref = f"orphan:{transaction_id}"
         tx = _tx_by_ref(db, cp, ref)
@@ -513,10 +555,20 @@ def transaction_event_201(db: Session, cp: CpInfo, *, event_type: str, timestamp
 
 # --- charger state ------------------------------------------------------------------------------
 
+_state = OcppChargePointState.__table__.c  # type: ignore[attr-defined]
+_state_updates: dict[tuple[str, ...], Any] = {}
+_STATE_CONNECTORS = select(_state.connectors).where(_state.charge_point_id == bindparam("cp"))
+
+
 def _upsert_state(db: Session, cp: CpInfo, values: dict[str, Any]) -> None:
     # plain statements, no ORM object: a fleet's boot storm after an outage runs through here
     tbl = OcppChargePointState.__table__
-    done = db.execute(update(tbl).where(tbl.c.charge_point_id == cp.id).values(**values)).rowcount  # type: ignore[attr-defined]
+    names = tuple(values)
+    stmt = _state_updates.get(names)
+    if stmt is None:  # one statement per set of columns (a handful), built once
+        stmt = _state_updates[names] = update(tbl).where(_state.charge_point_id == bindparam("_cp")).values(
+            {k: bindparam("v_" + k) for k in names})
+    done = db.connection().execute(stmt, {"_cp": cp.id, **{"v_" + k: v for k, v in values.items()}}).rowcount
     if not done:
         _insert_ignore(db, tbl, [{"charge_point_id": cp.id, "tenant_id": cp.tenant_id, "ocpp_version": "",
                                   "vendor": "", "model": "", "serial_number": "", "firmware_version": "",
@@ -534,9 +586,7 @@ def record_boot(db: Session, cp: CpInfo, version: str, vendor: str, model: str, 
 
 
 def record_status(db: Session, cp: CpInfo, connector: int, status: str, error_code: str, at: datetime) -> None:
-    tbl = OcppChargePointState.__table__
-    conns = db.execute(select(tbl.c.connectors).where(tbl.c.charge_point_id == cp.id)).scalar()  # type: ignore[attr-defined]
-    conns = dict(conns or {})
+    conns = dict(db.connection().execute(_STATE_CONNECTORS, {"cp": cp.id}).scalar() or {})
     conns[str(connector)] = {"status": status, "error_code": error_code, "at": at.isoformat()}
     _upsert_state(db, cp, {"connectors": conns, "last_seen_at": utcnow()})
 
@@ -553,14 +603,20 @@ def touch(db: Session, seen: dict[str, datetime]) -> None:
 
 # --- sessions -----------------------------------------------------------------------------------
 
+_mv = OcppMeterValue.__table__.c  # type: ignore[attr-defined]
+_READINGS_OF = select(_mv.at, _mv.energy_wh, _mv.power_w).where(_mv.transaction_id == bindparam("tx")).order_by(_mv.at)
+
+
 def _readings_of(db: Session, tx_id: int) -> list[tuple[datetime, Decimal | None, Decimal | None]]:
-    return [tuple(r) for r in db.execute(  # type: ignore[misc]
-        select(OcppMeterValue.at, OcppMeterValue.energy_wh, OcppMeterValue.power_w)
-        .where(OcppMeterValue.transaction_id == tx_id).order_by(OcppMeterValue.at))]
+    return [tuple(r) for r in db.connection().execute(_READINGS_OF, {"tx": tx_id})]  # type: ignore[misc]
 
 
 def external_id(tx: OcppTransaction) -> str:
     return f"ocpp:{tx.identity}:{tx.transaction_ref}"[:100]
+
+
+_EVSE_POWER = select(Evse.power_type, Evse.max_power_kw).where(  # type: ignore[call-overload]
+    Evse.tenant_id == bindparam("tenant"), Evse.evse_uid == bindparam("uid")).limit(1)
 
 
 def facts_for(db: Session, tx: OcppTransaction, end: datetime | None = None,
@@ -589,8 +645,8 @@ def facts_for(db: Session, tx: OcppTransaction, end: datetime | None = None,
     if lkey not in cache:
         cache[lkey] = db.get(Location, tx.location_id) if tx.location_id else None
     if ekey not in cache:
-        cache[ekey] = db.execute(select(Evse).where(Evse.tenant_id == tx.tenant_id,
-                                                    Evse.evse_uid == tx.evse_uid)).scalar() if tx.evse_uid else None
+        cache[ekey] = db.connection().execute(_EVSE_POWER, {"tenant": tx.tenant_id, "uid": tx.evse_uid}).first() \
+            if tx.evse_uid else None
     loc, evse = cache[lkey], cache[ekey]
     facts: dict[str, Any] = {
         "id": external_id(tx), "start": tx.start.isoformat(), "end": max(stop, tx.start).isoformat(),
@@ -644,14 +700,18 @@ def finalize_many(db: Session, tx_ids: list[int]) -> dict[int, str | None]:
                 status, reason = "completed", ""
             else:
                 status, reason = "failed", f"{item.code}: {item.message}"[:300]
-            db.execute(update(OcppTransaction).where(OcppTransaction.id == tx.id).values(
-                status=status, session_id=item.session_id, external_id=facts["id"], review_reason=reason,
-                updated_at=utcnow()))
+            db.connection().execute(_TX_FINALIZED, {"tx": tx.id, "new_status": status, "session": item.session_id,
+                                                     "ext": facts["id"], "reason": reason, "now": utcnow()})
             if item.session_id and is_adhoc_tag(tx.id_tag):
                 link_adhoc_session(db.connection(), tenant_id, id_tag=tx.id_tag, session_id=item.session_id)
             out[tx.id] = item.session_id
         db.commit()
     return out
+
+
+_TX_FINALIZED = update(OcppTransaction.__table__).where(_tx.id == bindparam("tx")).values(  # type: ignore[arg-type]
+    status=bindparam("new_status"), session_id=bindparam("session"), external_id=bindparam("ext"),
+    review_reason=bindparam("reason"), updated_at=bindparam("now"))
 
 
 def pending_finalization(db: Session) -> list[int]:
