@@ -369,9 +369,10 @@ class BillingActivities:
         lines_of: dict[str, list[RatedLine]] = defaultdict(list)
         make_line = RatedLine._make  # one tuple.__new__, not the NamedTuple's Python __new__ per line
         for ch in _chunks(rating_ids):
-            for rid, *ln in (C.rated_lines_of(conn, ch) if pre is None else pre.rated_lines_of(conn, ch)):
-                ln[-1] = ln[-1] or ""  # cost_group
-                lines_of[rid].append(make_line((*ln, None)))
+            for r in (C.rated_lines_of(conn, ch) if pre is None else pre.rated_lines_of(conn, ch)):
+                # (rating id, the line's fields..., cost group): indexed, not unpacked into a list per line
+                lines_of[r[0]].append(make_line((r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
+                                                 r[11] or "", None)))
         all_results = []
         for r in sorted(current, key=lambda x: (x.start, x.id)):
             ms = int(r.start.timestamp() * 1000)
