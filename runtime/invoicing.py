@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -547,10 +547,16 @@ class InvoiceDraft:
     foreign: tuple[ForeignAmount, ...] = ()
     # sessions whose signed meter data failed its check: they hold the draft for a person
     meter: tuple[MeterFinding, ...] = ()
+    # the sum of the lines' nets, added up once (month-end asks for it and the gross several
+    # times per draft of ~200 lines)
+    _net: Decimal = field(init=False, repr=False, compare=False, default=ZERO)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_net", sum((ln.net for ln in self.lines), ZERO))
 
     @property
     def net_total(self) -> Decimal:
-        return sum((ln.net for ln in self.lines), ZERO)
+        return self._net
 
     @property
     def tax_total(self) -> Decimal:

@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from sqlalchemy import String, bindparam, delete, insert, select, type_coerce, update
+from sqlalchemy import String, any_, bindparam, delete, insert, select, type_coerce, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
 from store.billing import billed_session, in_values, invoice, invoice_line
@@ -91,6 +92,15 @@ _Q_RATED_LINES = (select(_rl.c.rating_id, _rl.c.component, _rl.c.description, _r
 _Q_RATED_LINES_RAW = (select(*(type_coerce(c, String()) if isinstance(c.type, ExactDecimal) else c
                                for c in _Q_RATED_LINES.selected_columns))
                       .where(_rl.c.rating_id.in_(bindparam("ids", expanding=True))).order_by(_rl.c.rating_id, _rl.c.seq))
+# the same two on PostgreSQL with the ids as one array parameter (``= ANY(:ids)``): a group asks for
+# ~1,000 ids at once, and an expanded ``IN`` list is a new statement text each time, which
+# SQLAlchemy renders and psycopg parses placeholder by placeholder (~15 % of the batch's CPU)
+_IDS = bindparam("ids", type_=ARRAY(String()))
+_Q_BILLED_ANY = (select(*_Q_BILLED.selected_columns)
+                 .where(billed_session.c.tenant_id == bindparam("t"), billed_session.c.session_id == any_(_IDS))
+                 .order_by(billed_session.c.id))
+_Q_RATED_LINES_RAW_ANY = (select(*_Q_RATED_LINES_RAW.selected_columns).where(_rl.c.rating_id == any_(_IDS))
+                          .order_by(_rl.c.rating_id, _rl.c.seq))
 
 
 # a group's sessions with the start and energy as the driver gives them (a string on SQLite), made
@@ -324,7 +334,8 @@ def signed_meter_of(conn: Connection, session_ids: Sequence[str]) -> dict[str, d
 
 def billed_of(conn: Connection, tenant_id: str, session_ids: Sequence[str]) -> list[Any]:
     """(session_id, rating_id, invoice_id) for each time these sessions were billed, in order."""
-    return list(conn.execute(_Q_BILLED, {"t": tenant_id, "ids": list(session_ids)}).all())
+    q = _Q_BILLED_ANY if conn.dialect.name == "postgresql" else _Q_BILLED
+    return list(conn.execute(q, {"t": tenant_id, "ids": list(session_ids)}).all())
 
 
 def rated_lines_of(conn: Connection, rating_ids: Sequence[str]) -> list[tuple[Any, ...]]:
@@ -333,8 +344,11 @@ def rated_lines_of(conn: Connection, rating_ids: Sequence[str]) -> list[tuple[An
     are read as the database gives them and made ``Decimal`` here in one pass (month-end reads a
     few hundred lines per account: the column type's processor per value cost more than the read)."""
     D = Decimal
-    return [(r[0], r[1], r[2], D(r[3]), r[4], D(r[5]), D(r[6]), D(r[7]), r[8], r[9], r[10], r[11])
-            for r in conn.execute(_Q_RATED_LINES_RAW, {"ids": list(rating_ids)}).all()]  # one fetch, not one per row
+    q = _Q_RATED_LINES_RAW_ANY if conn.dialect.name == "postgresql" else _Q_RATED_LINES_RAW
+    rows = conn.execute(q, {"ids": list(rating_ids)}).all()  # one fetch, not one per row
+    if rows and type(rows[0][3]) is D:  # psycopg gives NUMERIC as Decimal already
+        return [tuple(r) for r in rows]
+    return [(r[0], r[1], r[2], D(r[3]), r[4], D(r[5]), D(r[6]), D(r[7]), r[8], r[9], r[10], r[11]) for r in rows]
 
 
 def billed_net_of_session(conn: Connection, tenant_id: str, session_id: str) -> dict[Decimal, Decimal]:

@@ -78,8 +78,11 @@ log = logging.getLogger("evbill.billing")
 # how far back a cycle looks for late sessions and re-rated ones (older corrections need an
 # ad-hoc cycle with an explicit period)
 LOOKBACK_DAYS = 400
-# accounts of a billing run's batch written in one transaction
-_GROUP = 10
+# accounts of a billing run's batch read and written together, in one transaction each: a group
+# costs ~37 statements whatever its size (on PostgreSQL each a round trip and a parse; 25 instead
+# of 10 accounts: 1.6 instead of 4 statements per account), and its write transaction holds
+# SQLite's lock (PostgreSQL's number series row from the draw on) ~80 ms instead of ~30
+_GROUP = 25
 
 def _d(v: Decimal) -> str:
     return format(v, "f")
