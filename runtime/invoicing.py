@@ -625,7 +625,7 @@ def assemble_invoice(
                                session_id, rating_id, rule, corrects))
 
     kinds = _SESSION_KINDS
-    new_line = InvoiceLine._make  # one tuple.__new__ per line
+    new = tuple.__new__  # a line is made by ``tuple.__new__`` alone (``_make`` adds a call and a length check)
     exp, rounding_mode = quantum(places, rounding)
     checked = False
     for ln in period_lines:
@@ -639,9 +639,10 @@ def assemble_invoice(
             continue
         # month-end adds ~200 of these per account: the same line as ``add`` makes, without a
         # ``Money`` per line (an amount in the invoice's currency needs no conversion or check)
-        out.append(new_line((len(out) + 1, kinds.get(ln.component, "session"), ln.component, ln.description,
-                             ln.quantity, ln.unit, ln.unit_price, net_amount.quantize(exp, rounding=rounding_mode),
-                             net_amount, ZERO if reverse_charge else ln.tax_rate, ln.session_id, "", ln.rule, "")))
+        out.append(new(InvoiceLine, (len(out) + 1, kinds.get(ln.component, "session"), ln.component,
+                                     ln.description, ln.quantity, ln.unit, ln.unit_price,
+                                     net_amount.quantize(exp, rounding=rounding_mode), net_amount,
+                                     ZERO if reverse_charge else ln.tax_rate, ln.session_id, "", ln.rule, "")))
     for s in services:
         add("service", "service", s.description, s.quantity, s.unit, s.unit_price,
             Money(s.quantity * s.unit_price, s.currency or currency), s.tax_rate, rule=s.product)

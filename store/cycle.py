@@ -128,13 +128,14 @@ def _group_sessions(conn: Connection, cond: Any) -> list[GroupSession]:
     """The sessions ``cond`` selects, as ``UTCDateTime`` and ``ExactDecimal`` would give them: an aware
     UTC start (SQLite keeps naive UTC text), an exact energy."""
     out = []
-    make, parse, D = GroupSession._make, datetime.fromisoformat, Decimal
+    new, parse, D = tuple.__new__, datetime.fromisoformat, Decimal
     for r in conn.execute(_Q_GROUP_SESSIONS_RAW.where(cond)).all():
         start, kwh = r[4], r[5]
         if type(start) is str:
             start = parse(start)
         start = start.replace(tzinfo=UTC) if start.tzinfo is None else start.astimezone(UTC)
-        out.append(make((r[0], r[1], r[2], r[3], start, kwh if type(kwh) is D else D(str(kwh)), r[6], r[7], r[8])))
+        out.append(new(GroupSession, (r[0], r[1], r[2], r[3], start, kwh if type(kwh) is D else D(str(kwh)),
+                                      r[6], r[7], r[8])))
     return out
 
 

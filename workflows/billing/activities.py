@@ -370,12 +370,12 @@ class BillingActivities:
                 corr_rows.append(r)
         rating_ids = [r.current_rating_id for r in current + late_rows + corr_rows]
         lines_of: dict[str, list[RatedLine]] = defaultdict(list)
-        make_line = RatedLine._make  # one tuple.__new__, not the NamedTuple's Python __new__ per line
+        new = tuple.__new__  # one tuple.__new__ per line, not the NamedTuple's Python __new__ or ``_make``
         for ch in _chunks(rating_ids):
             for r in (C.rated_lines_of(conn, ch) if pre is None else pre.rated_lines_of(conn, ch)):
                 # (rating id, the line's fields..., cost group): indexed, not unpacked into a list per line
-                lines_of[r[0]].append(make_line((r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
-                                                 r[11] or "", None)))
+                lines_of[r[0]].append(new(RatedLine, (r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
+                                                      r[10], r[11] or "", None)))
         all_results = []
         for r in sorted(current, key=lambda x: (x.start, x.id)):
             ms = int(r.start.timestamp() * 1000)
