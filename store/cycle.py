@@ -9,12 +9,13 @@ SQLite running it); the month-end benchmark measures them.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from sqlalchemy import String, any_, bindparam, delete, insert, select, type_coerce, update
+from sqlalchemy import String, any_, bindparam, delete, func, insert, select, type_coerce, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
@@ -99,6 +100,15 @@ _IDS = bindparam("ids", type_=ARRAY(String()))
 _Q_BILLED_ANY = (select(*_Q_BILLED.selected_columns)
                  .where(billed_session.c.tenant_id == bindparam("t"), billed_session.c.session_id == any_(_IDS))
                  .order_by(billed_session.c.id))
+# and on SQLite with the ids as one JSON array (``IN (SELECT value FROM json_each(:ids))``): one
+# statement text whatever the number of ids, so neither SQLAlchemy's rendering of 900 expanded
+# parameters nor SQLite's parameter cap (a group's ids in one statement, not chunks of 900)
+_JSON_IDS = select(func.json_each(bindparam("ids", type_=String())).table_valued("value").c.value)
+_Q_BILLED_JSON = (select(*_Q_BILLED.selected_columns)
+                  .where(billed_session.c.tenant_id == bindparam("t"), billed_session.c.session_id.in_(_JSON_IDS))
+                  .order_by(billed_session.c.id))
+_Q_RATED_LINES_RAW_JSON = (select(*_Q_RATED_LINES_RAW.selected_columns).where(_rl.c.rating_id.in_(_JSON_IDS))
+                           .order_by(_rl.c.rating_id, _rl.c.seq))
 _Q_RATED_LINES_RAW_ANY = (select(*_Q_RATED_LINES_RAW.selected_columns).where(_rl.c.rating_id == any_(_IDS))
                           .order_by(_rl.c.rating_id, _rl.c.seq))
 
@@ -249,10 +259,8 @@ class GroupReads:
             ids = [r.id for rows in self.sessions.values() for r in rows
                    if r.tenant_id == tenant_id and r.current_rating_id and since <= r.start < until]
             got: dict[str, list[Any]] = {}
-            step = max(1, len(ids)) if conn.dialect.name == "postgresql" else 900  # SQLite's parameter cap
-            for i in range(0, len(ids), step):
-                for b in billed_of(conn, tenant_id, ids[i:i + step]):
-                    got.setdefault(b.session_id, []).append(b)
+            for b in billed_of(conn, tenant_id, ids) if ids else ():  # one statement: the ids are one parameter
+                got.setdefault(b.session_id, []).append(b)
             window = self.memo["billed_window"] = (since, until, got)
         if not window[0] <= since or not until <= window[1]:
             return billed_of(conn, tenant_id, session_ids)
@@ -272,10 +280,8 @@ class GroupReads:
                 want = [r.current_rating_id for rows in self.sessions.values() for r in rows
                         if r.current_rating_id and since <= r.start < until
                         and all(b.rating_id != r.current_rating_id for b in billed.get(r.id, ()))]
-                step = max(1, len(want)) if conn.dialect.name == "postgresql" else 900
-                for i in range(0, len(want), step):
-                    for ln in rated_lines_of(conn, want[i:i + step]):
-                        got.setdefault(ln[0], []).append(ln)
+                for ln in rated_lines_of(conn, want) if want else ():
+                    got.setdefault(ln[0], []).append(ln)
                 for rid in want:
                     got.setdefault(rid, [])
         rating_ids = list(dict.fromkeys(rating_ids))
@@ -335,8 +341,9 @@ def signed_meter_of(conn: Connection, session_ids: Sequence[str]) -> dict[str, d
 
 def billed_of(conn: Connection, tenant_id: str, session_ids: Sequence[str]) -> list[Any]:
     """(session_id, rating_id, invoice_id) for each time these sessions were billed, in order."""
-    q = _Q_BILLED_ANY if conn.dialect.name == "postgresql" else _Q_BILLED
-    return list(conn.execute(q, {"t": tenant_id, "ids": list(session_ids)}).all())
+    if conn.dialect.name == "postgresql":
+        return list(conn.execute(_Q_BILLED_ANY, {"t": tenant_id, "ids": list(session_ids)}).all())
+    return list(conn.execute(_Q_BILLED_JSON, {"t": tenant_id, "ids": json.dumps(list(session_ids))}).all())
 
 
 def rated_lines_of(conn: Connection, rating_ids: Sequence[str]) -> list[tuple[Any, ...]]:
@@ -345,8 +352,10 @@ def rated_lines_of(conn: Connection, rating_ids: Sequence[str]) -> list[tuple[An
     are read as the database gives them and made ``Decimal`` here in one pass (month-end reads a
     few hundred lines per account: the column type's processor per value cost more than the read)."""
     D = Decimal
-    q = _Q_RATED_LINES_RAW_ANY if conn.dialect.name == "postgresql" else _Q_RATED_LINES_RAW
-    rows = conn.execute(q, {"ids": list(rating_ids)}).all()  # one fetch, not one per row
+    if conn.dialect.name == "postgresql":
+        rows = conn.execute(_Q_RATED_LINES_RAW_ANY, {"ids": list(rating_ids)}).all()  # one fetch, not one per row
+    else:
+        rows = conn.execute(_Q_RATED_LINES_RAW_JSON, {"ids": json.dumps(list(rating_ids))}).all()
     if rows and type(rows[0][3]) is D:  # psycopg gives NUMERIC as Decimal already
         return [tuple(r) for r in rows]
     return [(r[0], r[1], r[2], D(r[3]), r[4], D(r[5]), D(r[6]), D(r[7]), r[8], r[9], r[10], r[11]) for r in rows]
