@@ -660,13 +660,12 @@ def insert_lines(conn: Connection, tenant_id: str, invoice_id: str, lines: Itera
 
 def _line_rows(tenant_id: str, invoice_id: str, lines: Iterable[Any], rating_of: Mapping[str, str]
                ) -> list[tuple[Any, ...]]:
-    def rating(ln: Any) -> str:
-        if ln.rating_id or not ln.session_id or ln.kind in ("fee", "discount"):
-            return str(ln.rating_id)
-        return rating_of.get(ln.session_id, "")
-
+    # a line names the rating it bills where it carries one, or is a fee or discount (which bill
+    # no rating); a session's line the session's (inline: ~200 lines per invoice at month-end)
     return [(tenant_id, invoice_id, ln.seq, ln.kind, ln.component, ln.description[:300], ln.quantity,
-             ln.unit[:20], ln.unit_price, ln.net, ln.net_unrounded, ln.tax_rate, ln.session_id, rating(ln),
+             ln.unit[:20], ln.unit_price, ln.net, ln.net_unrounded, ln.tax_rate, ln.session_id,
+             str(ln.rating_id) if ln.rating_id or not ln.session_id or ln.kind in ("fee", "discount")
+             else rating_of.get(ln.session_id, ""),
              ln.rule[:500], ln.corrects[:200]) for ln in lines]
 
 

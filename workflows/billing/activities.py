@@ -78,8 +78,11 @@ log = logging.getLogger("evbill.billing")
 # how far back a cycle looks for late sessions and re-rated ones (older corrections need an
 # ad-hoc cycle with an explicit period)
 LOOKBACK_DAYS = 400
-# accounts of a billing run's batch written in one transaction
-_GROUP = 10
+# accounts of a billing run's batch read and written together, in one transaction each: a group
+# costs ~37 statements whatever its size (on PostgreSQL each a round trip and a parse; 25 instead
+# of 10 accounts: 1.6 instead of 4 statements per account), and its write transaction holds
+# SQLite's lock (PostgreSQL's number series row from the draw on) ~80 ms instead of ~30
+_GROUP = 25
 
 def _d(v: Decimal) -> str:
     return format(v, "f")
@@ -367,11 +370,12 @@ class BillingActivities:
                 corr_rows.append(r)
         rating_ids = [r.current_rating_id for r in current + late_rows + corr_rows]
         lines_of: dict[str, list[RatedLine]] = defaultdict(list)
-        make_line = RatedLine._make  # one tuple.__new__, not the NamedTuple's Python __new__ per line
+        new = tuple.__new__  # one tuple.__new__ per line, not the NamedTuple's Python __new__ or ``_make``
         for ch in _chunks(rating_ids):
-            for rid, *ln in (C.rated_lines_of(conn, ch) if pre is None else pre.rated_lines_of(conn, ch)):
-                ln[-1] = ln[-1] or ""  # cost_group
-                lines_of[rid].append(make_line((*ln, None)))
+            for r in (C.rated_lines_of(conn, ch) if pre is None else pre.rated_lines_of(conn, ch)):
+                # (rating id, the line's fields..., cost group): indexed, not unpacked into a list per line
+                lines_of[r[0]].append(new(RatedLine, (r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
+                                                      r[10], r[11] or "", None)))
         all_results = []
         for r in sorted(current, key=lambda x: (x.start, x.id)):
             ms = int(r.start.timestamp() * 1000)
