@@ -25,9 +25,9 @@ from store import dunning as DN
 from store.models import Customer
 from tests.mailbox import Mailbox, attachments, smtp_server
 from tests.runtime.documents.helpers import pdf_text
+from tests.workflows.recording import HISTORIES
 from tests.workflows.seed import RULESET, Seeded, seed_tenant
 from tests.workflows.test_dunning import (
-    HISTORIES,
     POLICY,
     _invoice,
     _today,

@@ -5,12 +5,10 @@ approval task left open escalates, a case paused and resumed through its workflo
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -21,6 +19,7 @@ from store import billing as B
 from store import dunning as DN
 from store import receivables as R
 from tests.workflows.conftest import TEST_SERVER
+from tests.workflows.recording import record_history
 from tests.workflows.seed import RULESET, insert_sessions, rerate_session, seed_tenant
 from tests.workflows.test_dunning import _today, _until
 from workflows.billing.types import BillingCycleInput
@@ -31,7 +30,6 @@ from workflows.dunning.workflows import DunningWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-HISTORIES = Path(__file__).resolve().parent / "histories"
 
 POLICY = """
 dunning standard "Standard" {
@@ -94,9 +92,8 @@ async def test_a_credit_note_from_the_cycle_closes_the_case_at_once(menv: Workfl
                 id=cn_id, task_queue=task_queue)
             assert (cn.status, cn.kind) == ("finalized", "credit_note"), cn
             done = await asyncio.wait_for(h.result(), 30)
-            if os.environ.get("EVBILL_RECORD_HISTORIES") == "1":  # test_replay.py replays it
-                HISTORIES.joinpath("credit_note_tells_dunning_v7.json").write_text(
-                    (await env.client.get_workflow_handle(cn_id).fetch_history()).to_json())
+            # test_replay.py replays it
+            await record_history(env.client.get_workflow_handle(cn_id), "credit_note_tells_dunning_v7")
             assert (await env.get_current_time()).date() == today  # no clock moved: the signal woke it
     assert (done.status, done.stage, done.case_id) == ("closed", 1, st.case_id)
     with engine.connect() as conn:
@@ -247,8 +244,7 @@ async def test_an_approval_task_left_open_escalates(menv: WorkflowEnvironment, e
             "stage 3 approved"
         await _until(h, "done")
         await h.terminate("test over")
-        if os.environ.get("EVBILL_RECORD_HISTORIES") == "1":  # test_dunning_replay.py replays it
-            HISTORIES.joinpath("dunning_escalated_v3.json").write_text((await h.fetch_history()).to_json())
+        await record_history(h, "dunning_escalated_v3")  # test_dunning_replay.py replays it
     with engine.connect() as conn:
         assert [x["status"] for x in DN.stages_of(conn, tid, st.case_id)] == ["reached"] * 3
 
