@@ -608,11 +608,40 @@ def _chooser(table: tuple[_Entry, ...]) -> Callable[[Env | None], _Entry | None]
     return fn
 
 
+def _session_test(pred: Callable[[Env], bool] | None) -> tuple[Callable[[Env], bool] | None,
+                                                                  Callable[[SessionFacts], bool] | None]:
+    """(pred, None), or (None, the same condition as a function of the session) when ``pred``'s
+    compiled expression (``expr_source``) reads nothing but the session's facts (``e.s``): a
+    group, product, token or code condition, tested without an environment."""
+    src = getattr(pred, "expr_source", None)
+    if src is None:
+        return pred, None
+    expr, consts = src
+    if set(_E_FIELD.findall(expr)) != {"s"} or re.search(r"\be\b(?!\.s\b)", expr):
+        return pred, None
+    params = "".join(f", {n}={n}" for n in consts)
+    code = f"def on_session(s{params}):\n    return bool({_E_S.sub('s', expr)})\n"
+    ns = dict(consts)
+    exec(compile(code, "<condition on the session>", "exec"), ns)
+    return None, ns["on_session"]
+
+
+_E_FIELD = re.compile(r"\be\.(\w+)")  # an environment field a compiled condition reads
+_E_S = re.compile(r"\be\.s\b")
+
+
 def _cutter(spec: CutSpec) -> _Cuts:
     """``_boundaries`` for one cut spec, by its cheapest means: offsets from the start alone (grace
     ends, duration rules) or one price series' own interval starts need no calendar."""
     if not spec.day_seconds and not spec.series:
         offsets = spec.duration_ms  # sorted, so the cuts come out sorted
+        if len(offsets) == 1:  # one grace end or duration rule (the common case): no comprehension
+            (offset,) = offsets
+
+            def one_offset(start: int, end: int, tz: ZoneInfo, ctx: RatingContext) -> list[int]:
+                t = start + offset
+                return [t] if start < t < end else []
+            return one_offset
 
         def offsets_only(start: int, end: int, tz: ZoneInfo, ctx: RatingContext) -> list[int]:
             return [t for t in (start + d for d in offsets) if start < t < end]
@@ -630,14 +659,15 @@ def _cutter(spec: CutSpec) -> _Cuts:
     durations = spec.duration_ms
     # another zone: per (zone, UTC day) every local cut of the local days that can fall within
     # that UTC day and the next (``_boundaries``' days, one more on each side), sorted
-    windows: dict[tuple[str, int], tuple[int, ...]] = {}
+    windows: dict[tuple[str, int], list[int]] = {}
     days_only = CutSpec(day_seconds=spec.day_seconds)
+    after, before = bisect.bisect_right, bisect.bisect_left
 
-    def window(tz: ZoneInfo, day: int) -> tuple[int, ...]:
+    def window(tz: ZoneInfo, day: int) -> list[int]:
         if len(windows) > 4096:
             windows.clear()
         lo, hi = day * _DAY_MS, (day + 2) * _DAY_MS
-        windows[tz.key, day] = got = tuple(_boundaries(days_only, lo - 1, hi + 1, tz, _DEFAULT_CTX))
+        windows[tz.key, day] = got = _boundaries(days_only, lo - 1, hi + 1, tz, _DEFAULT_CTX)
         return got
 
     def calendar(start: int, end: int, tz: ZoneInfo, ctx: RatingContext) -> list[int]:
@@ -645,7 +675,9 @@ def _cutter(spec: CutSpec) -> _Cuts:
             day = start // _DAY_MS
             if end > (day + 2) * _DAY_MS or start < 0:
                 return _boundaries(spec, start, end, tz, ctx)
-            cuts = [t for t in windows.get((tz.key, day)) or window(tz, day) if start < t < end]
+            # the window is sorted: the cuts strictly inside start..end are one slice of it
+            w = windows.get((tz.key, day)) or window(tz, day)
+            cuts = w[after(w, start):before(w, end)]
         # in UTC a local day is 86,400,000 ms long from the epoch on: the cuts are arithmetic,
         # in order (days ascending, seconds of the day ascending)
         else:
@@ -662,14 +694,23 @@ def _cutter(spec: CutSpec) -> _Cuts:
     return calendar
 
 
-def _time_setter(rules: Sequence[PricedRule]) -> Callable[[Env, int, ZoneInfo], None]:
-    """``_set_env_time`` computing only the local-time fields the rules' conditions read (the
-    names their compiled code loads)."""
+def _env_reads(rules: Sequence[PricedRule]) -> set[str]:
+    """The environment fields the rules' conditions read: from their compiled expressions
+    (``expr_source``); every field when a condition has none."""
     names: set[str] = set()
     for r in rules:
         if r.predicate is not None:
-            code = getattr(r.predicate, "__code__", None)
-            names.update(code.co_names if code is not None else ("sod", "wd", "date", "day"))
+            src = getattr(r.predicate, "expr_source", None)
+            if src is None:
+                return set(_ENV_FIELDS)
+            names.update(_E_FIELD.findall(src[0]))
+    return names
+
+
+def _time_setter(rules: Sequence[PricedRule]) -> Callable[[Env, int, ZoneInfo], None]:
+    """``_set_env_time`` computing only the local-time fields the rules' conditions read
+    (``_env_reads``)."""
+    names = _env_reads(rules)
     sod, wd, day = "sod" in names, "wd" in names, "day" in names or "date" in names
     fromts = datetime.fromtimestamp
     from_ordinal = date.fromordinal
@@ -781,11 +822,37 @@ def specialised(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta:
     uses_env = any(r.predicate is not None or r.grace_ms is not None for r in every)
     any_cap = any(r.cap is not None for r in every)
     bounded = prog.min_price is not None or prog.max_price is not None
+    # a capped rule whose label and kind are its own (no other rule's lines carry them): its lines are
+    # those it priced, so rate() sums them as it makes them instead of apply_caps' search of all lines
+    rule_ids: dict[tuple[str, str], set[int]] = {}
+    for r in every:
+        rule_ids.setdefault((r.label, r.kind), set()).add(id(r))
+    own_caps = any_cap and all(len(rule_ids[r.label, r.kind]) == 1 for r in every if r.cap is not None)
+
+    def caps(acc: dict[tuple[int, Decimal], list[Any]], sums: dict[int, list[Any]] | None, lines: list[RatedLine],
+             trace: list[TraceEntry], sid: str, end: int) -> None:
+        """apply_caps over the rules that priced: from the sums made with the lines, when ``own_caps``."""
+        if own_caps:
+            if sums is not None:
+                for rr, got in sums.values():
+                    if got > rr.cap:
+                        _cap_line(rr, got, lines, trace, cur, sid, end)
+            return
+        capped = [a[0] for a in acc.values() if a[0].cap is not None]
+        if capped:  # apply_caps looks only at the capped rules among those that priced
+            apply_caps(lines, trace, capped, cur, sid, end)
     # a discount whose condition reads no clock is tested on the session before the discount
     # step runs at all (as _apply_discounts would test it): most sessions have none that applies
-    quick = tuple((d.code, d.predicate if not d.needs_time and d.valid_from is None
-                   and d.valid_until is None else None) for d in mine)
+    # (a condition over the session's own facts, ``e.s``, is tested on the session itself, without
+    # an environment: ``_session_test``)
+    quick = tuple((d.code, *_session_test(d.predicate if not d.needs_time and d.valid_from is None
+                                          and d.valid_until is None else None)) for d in mine)
     set_time = _time_setter(every)
+    # the energy so far and the time elapsed are kept only where a condition reads them (or, for
+    # the elapsed time, a grace period ends by it)
+    reads = _env_reads(every)
+    track_kwh = "kwh" in reads
+    track_el = "el" in reads or any(r.grace_ms is not None for r in every)
     thresholds = prog.energy_kwh if prog.dynamic else ()
     spec_c = _cutter(prog.charge_cuts) if prog.dynamic and prog.charge_cuts.any else None
     spec_p = _cutter(prog.park_cuts) if prog.dynamic and prog.park_cuts.any else None
@@ -887,8 +954,10 @@ def specialised(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta:
             else:
                 b, e, t, r = b0, se, st, sr
             if env is not None:
-                env.kwh = kwh
-                env.el = a - run[0]
+                if track_kwh:
+                    env.kwh = kwh
+                if track_el:
+                    env.el = a - run[0]
                 if time_c:
                     set_time(env, a, run[1])  # type: ignore[arg-type]
             if e and e_rules:
@@ -897,7 +966,7 @@ def specialised(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta:
                 price_t(t, a, b, run)
             if r and r_rules:
                 price_r(r, a, b, run)
-            if e:  # a Decimal addition costs as much as a dozen plain steps: zeros are not added
+            if e and track_kwh:  # a Decimal addition costs as much as a dozen plain steps: zeros are not added
                 kwh = e if kwh is ZERO else kwh + e
             if b == b0:
                 return kwh
@@ -907,7 +976,7 @@ def specialised(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta:
         """Price a segment's parking, as of the segment's start (what was charged before it),
         as in OCPI; cut at ``cuts``."""
         env = run[2]
-        if env is not None:
+        if env is not None and track_kwh:
             env.kwh = kwh
         if cuts:
             j, n = bisect.bisect_right(cuts, a), len(cuts)
@@ -922,7 +991,8 @@ def specialised(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta:
             else:
                 b, p = b0, sp
             if env is not None:
-                env.el = a - run[0]
+                if track_el:
+                    env.el = a - run[0]
                 if time_p:
                     set_time(env, a, run[1])  # type: ignore[arg-type]
             if p:
@@ -1064,10 +1134,19 @@ def specialised(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta:
                                                     key[1], f"step {_in_unit(rr.step, rr.unit)} {rr.unit}"))
                             break
         lines: list[RatedLine] = []
+        # what each capped rule's lines add up to (apply_caps' sums, in its order), kept as the lines are made
+        sums: dict[int, list[Any]] | None = None
         for rr, price, vol, (_r, _p, size, unit, group, _k) in acc.values():
             qty = vol if size is None else vol / size
-            lines.append(new_line((rr.kind, rr.title, qty, unit, price, qty * price, rr.vat, cur, rr.label, sid, group,
-                                   None)))
+            net = qty * price
+            lines.append(new_line((rr.kind, rr.title, qty, unit, price, net, rr.vat, cur, rr.label, sid, group, None)))
+            if own_caps and rr.cap is not None:
+                if sums is None:
+                    sums = {id(rr): [rr, ZERO + net]}
+                elif (got := sums.get(id(rr))) is None:
+                    sums[id(rr)] = [rr, ZERO + net]
+                else:
+                    got[1] += net
 
         # once-per-session fees: start and flat fees when the session charged or parked at all;
         # reservation fees when there was a reservation
@@ -1106,25 +1185,24 @@ def specialised(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta:
             if any_cap or bounded:
                 scratch: list[TraceEntry] = []
                 if any_cap:
-                    capped = [a[0] for a in acc.values() if a[0].cap is not None]
-                    if capped:
-                        apply_caps(lines, scratch, capped, cur, sid, end)
+                    caps(acc, sums, lines, scratch, sid, end)
                 if bounded:
                     _clamp(prog, lines, scratch, cur, sid, end)
             return lines, tot_e, tot_t / s_per_h, tot_p / s_per_h
         if any_cap:
-            capped = [a[0] for a in acc.values() if a[0].cap is not None]
-            if capped:  # apply_caps looks only at the capped rules among those that priced
-                apply_caps(lines, trace, capped, cur, sid, end)
+            caps(acc, sums, lines, trace, sid, end)
         if bounded:
             _clamp(prog, lines, trace, cur, sid, end)
         consumed: list[tuple[str, Decimal]] = _NO_USES
         if quick and lines:
             denv: Env | None = None
-            for code, pred in quick:
+            for code, pred, on_s in quick:
                 if code is not None and code not in s.promo_codes:
                     continue
-                if pred is not None:
+                if on_s is not None:
+                    if not on_s(s):
+                        continue
+                elif pred is not None:
                     if denv is None:
                         denv = _discount_env(s, resv, env)
                     if not pred(denv):
@@ -1193,10 +1271,17 @@ def apply_caps(lines: list[RatedLine], trace: list[TraceEntry], priced: Sequence
             if ln.rule == label and ln.component == kind:
                 got += ln.net
         if got > r.cap:
-            excess = got - r.cap
-            lines.append(RatedLine(Component.CAP, f"{r.title}: capped at {r.cap}", ONE, "each", -excess, -excess,
-                                   r.vat, cur, r.label, sid, _GROUP[r.kind]))
-            trace.append(TraceEntry(Component.CAP, r.label, end, end, ONE, -excess, f"at most {r.cap}"))
+            _cap_line(r, got, lines, trace, cur, sid, end)
+
+
+def _cap_line(r: PricedRule, got: Decimal, lines: list[RatedLine], trace: list[TraceEntry], cur: str, sid: str,
+              end: int) -> None:
+    """The negative line (and trace entry) that brings ``got``, what rule ``r``'s lines add up to, down to its cap."""
+    assert r.cap is not None
+    excess = got - r.cap
+    lines.append(RatedLine(Component.CAP, f"{r.title}: capped at {r.cap}", ONE, "each", -excess, -excess,
+                           r.vat, cur, r.label, sid, _GROUP[r.kind]))
+    trace.append(TraceEntry(Component.CAP, r.label, end, end, ONE, -excess, f"at most {r.cap}"))
 
 
 def _clamp(prog: TariffProgram, lines: list[RatedLine], trace: list[TraceEntry], cur: str, sid: str,
@@ -1443,7 +1528,6 @@ TOTAL_GROUPS = ("total", "energy", "time", "parking", "fixed", "reservation")
 TotalsFn = Callable[[SessionFacts, "RatingContext", "list[_Piece]", int, int], "tuple[Decimal, ...]"]
 # the environment fields a generated condition may read (``e.X`` in a predicate's ``expr_source``)
 _ENV_FIELDS = frozenset({"sod", "wd", "day", "date", "kwh", "el", "pw", "cur", "resv", "s"})
-_E_FIELD = re.compile(r"\be\.(\w+)")
 
 
 def fused_totals(prog: TariffProgram, discounts: Sequence[DiscountProgram]) -> TotalsFn | None:
