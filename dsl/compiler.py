@@ -14,7 +14,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, getcontext
 from fnmatch import translate
 from typing import Any
 
@@ -428,6 +428,8 @@ def _price_fn(e: A.PriceExpr) -> tuple[Decimal | None, Callable[[int, Mapping[st
         if isinstance(x, A.Num):
             return const(x.value)
         if isinstance(x, A.Index):
+            if value_of_index is not None:
+                return value_of_index
             name = const(x.series)
             # a PriceSeries is always true: ``or`` reaches _missing only when the series is absent
             return f"(ser.get({name}) or _missing({name})).at(ms)"
@@ -436,15 +438,51 @@ def _price_fn(e: A.PriceExpr) -> tuple[Decimal | None, Callable[[int, Mapping[st
         assert x.op in ("+", "-", "*", "/")
         return f"({src(x.left)} {x.op} {src(x.right)})"
 
-    body = src(e)
-    params = "".join(f", {n}={n}" for n in consts)
-    code = f"def price(ms, ser{params}):\n    return {body}\n"
+    value_of_index: str | None = None
+    if _one_index(e) and not isinstance(e, A.Index):
+        # one series value and constants: the price of each value object, computed once per decimal
+        # context (the caller's, by identity: a context changed in place is not noticed, and evbill
+        # changes none) and kept: the same Decimal each time, its hash computed once (rating groups
+        # amounts by price; a Decimal's hash costs more than the arithmetic)
+        lookup = src(A.Index(_series_of(e)[0], e.span))
+        value_of_index = "v"
+        body = src(e)
+        consts.update(_memo={}, _context=getcontext, _id=id, _MEMO_SIZE=_PRICE_MEMO)
+        params = "".join(f", {n}={n}" for n in consts)
+        code = (f"def price(ms, ser{params}):\n"
+                f"    v = {lookup}\n"
+                "    got = _memo.get(_id(v))\n"
+                "    c = _context()\n"
+                "    if got is not None and got[0] is v and got[1] is c:\n"
+                "        return got[2]\n"
+                f"    p = {body}\n"
+                "    if len(_memo) >= _MEMO_SIZE:\n"
+                "        _memo.clear()\n"
+                "    _memo[_id(v)] = (v, c, p)  # v is held: its id is not reused while the entry lives\n"
+                "    return p\n")
+    else:
+        body = src(e)
+        params = "".join(f", {n}={n}" for n in consts)
+        code = f"def price(ms, ser{params}):\n    return {body}\n"
     ns: dict[str, Any] = dict(consts)
     exec(compile(code, "<price expression>", "exec"), ns)
     fn: Callable[[int, Mapping[str, PriceSeries]], Decimal] = ns["price"]
     if not _has_index(e):
         return fn(0, {}), None
     return None, fn
+
+
+_PRICE_MEMO = 4096  # prices kept per indexed price expression (one per series value seen)
+
+
+def _one_index(e: A.PriceExpr) -> bool:
+    """One series value, constants, and no division (whose error, by a zero constant, would
+    otherwise come before a missing series' error)."""
+    def divides(x: A.PriceExpr) -> bool:
+        if isinstance(x, A.BinOp):
+            return x.op == "/" or divides(x.left) or divides(x.right)
+        return isinstance(x, A.Neg) and divides(x.operand)
+    return len(_series_of(e)) == 1 and not divides(e)
 
 
 def _has_index(e: A.PriceExpr) -> bool:

@@ -828,6 +828,7 @@ def specialised(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta:
     for r in every:
         rule_ids.setdefault((r.label, r.kind), set()).add(id(r))
     own_caps = any_cap and all(len(rule_ids[r.label, r.kind]) == 1 for r in every if r.cap is not None)
+    cap_texts = {id(r): _cap_texts(r) for r in every if r.cap is not None}
 
     def caps(acc: dict[tuple[int, Decimal], list[Any]], sums: dict[int, list[Any]] | None, lines: list[RatedLine],
              trace: list[TraceEntry], sid: str, end: int) -> None:
@@ -836,7 +837,7 @@ def specialised(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta:
             if sums is not None:
                 for rr, got in sums.values():
                     if got > rr.cap:
-                        _cap_line(rr, got, lines, trace, cur, sid, end)
+                        _cap_line(rr, got, lines, trace, cur, sid, end, cap_texts[id(rr)])
             return
         capped = [a[0] for a in acc.values() if a[0].cap is not None]
         if capped:  # apply_caps looks only at the capped rules among those that priced
@@ -1275,13 +1276,19 @@ def apply_caps(lines: list[RatedLine], trace: list[TraceEntry], priced: Sequence
 
 
 def _cap_line(r: PricedRule, got: Decimal, lines: list[RatedLine], trace: list[TraceEntry], cur: str, sid: str,
-              end: int) -> None:
-    """The negative line (and trace entry) that brings ``got``, what rule ``r``'s lines add up to, down to its cap."""
+              end: int, texts: tuple[str, str] | None = None) -> None:
+    """The negative line (and trace entry) that brings ``got``, what rule ``r``'s lines add up to, down
+    to its cap; ``texts``: the line's title and the trace's note (``_cap_texts(r)``), when made ahead."""
     assert r.cap is not None
     excess = got - r.cap
-    lines.append(RatedLine(Component.CAP, f"{r.title}: capped at {r.cap}", ONE, "each", -excess, -excess,
-                           r.vat, cur, r.label, sid, _GROUP[r.kind]))
-    trace.append(TraceEntry(Component.CAP, r.label, end, end, ONE, -excess, f"at most {r.cap}"))
+    title, note = texts or _cap_texts(r)
+    lines.append(_new_line((Component.CAP, title, ONE, "each", -excess, -excess, r.vat, cur, r.label, sid,
+                            _GROUP[r.kind], None)))
+    trace.append(_new_trace((Component.CAP, r.label, end, end, ONE, -excess, note)))
+
+
+def _cap_texts(r: PricedRule) -> tuple[str, str]:
+    return f"{r.title}: capped at {r.cap}", f"at most {r.cap}"
 
 
 def _clamp(prog: TariffProgram, lines: list[RatedLine], trace: list[TraceEntry], cur: str, sid: str,
