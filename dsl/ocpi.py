@@ -820,11 +820,16 @@ def _price_one(ruleset: CompiledRuleset, label: str, cdr: Any, default_id: str, 
 # bounds of a part of the file and what it prints)
 _WORKER: tuple[CompiledRuleset, RatingContext] | None = None
 _TEXT: list[str | bytes] = []  # the file's text (or, when it is all ASCII, its bytes: the same characters)
+# where workers put the fast path's text (the spool directory, inherited through fork; empty when the
+# parent prints what the workers hand back) and, in a worker, its own file there: (fd, path, bytes in it)
+_SPOOL: list[str] = []
+_SPOOL_FILE: list[Any] = []
 PARALLEL_MIN = 4000  # CDRs below which one process is quicker than starting workers
-# a part of the file priced: what its lines print, in order (runs of the fast path's text, and as
-# (line offset, CDR offset, line) each line the fast path left to the exact path, which needs the
-# line's number and the CDR's position in the whole file); its lines and its CDRs
-_Part = tuple[list["str | tuple[int, int, str]"], int, int]
+# a part of the file priced: what its lines print, in order (runs of the fast path's text -- or, spooled,
+# the run's length in bytes in the worker's spool file -- and as (line offset, CDR offset, line) each
+# line the fast path left to the exact path, which needs the line's number and the CDR's position in
+# the whole file); its lines and its CDRs; the spool file and where the part's text begins in it
+_Part = tuple[list["str | int | tuple[int, int, str]"], int, int, str, int]
 
 
 def _price_part(bounds: tuple[int, int]) -> _Part:
@@ -832,11 +837,13 @@ def _price_part(bounds: tuple[int, int]) -> _Part:
     assert _WORKER is not None
     ruleset, ctx = _WORKER
     fast = _fast_for(ruleset, ctx)
-    out: list[str | tuple[int, int, str]] = []
+    out: list[str | int | tuple[int, int, str]] = []
     run: list[str] = []
     i = 0
     part = _TEXT[0][bounds[0]:bounds[1]]
     lines = (part if isinstance(part, str) else part.decode("ascii")).splitlines()
+    spool = _spool_file() if _SPOOL else None
+    begin = spool[2] if spool is not None else 0
     for n, line in enumerate(lines):
         if not line.strip():
             continue
@@ -848,13 +855,38 @@ def _price_part(bounds: tuple[int, int]) -> _Part:
             except _FAST_ERRORS:
                 pass
         if run:
-            out.append("\n".join(run) + "\n")
+            out.append(_run_out(run, spool))
             run = []
         out.append((n, i, line))
         i += 1
     if run:
-        out.append("\n".join(run) + "\n")
-    return out, len(lines), i
+        out.append(_run_out(run, spool))
+    return out, len(lines), i, spool[1] if spool is not None else "", begin
+
+
+def _spool_file() -> list[Any]:
+    """This worker's spool file, opened when first asked for: [fd, path, bytes written]."""
+    import os
+
+    if not _SPOOL_FILE:
+        path = os.path.join(_SPOOL[0], str(os.getpid()))
+        _SPOOL_FILE[:] = [os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), path, 0]
+    return _SPOOL_FILE
+
+
+def _run_out(run: list[str], spool: list[Any] | None) -> str | int:
+    """A run of the fast path's lines as printed: the text, or (spooled) its length in the spool file."""
+    text = "\n".join(run) + "\n"
+    if spool is None:
+        return text
+    import os
+
+    data = text.encode("utf-8")  # (ASCII: JSON strings are escaped as json.dumps escapes them)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(spool[0], view):]
+    spool[2] += len(data)
+    return len(data)
 
 
 def _parts(text: str | bytes, workers: int) -> list[tuple[int, int]]:
@@ -894,7 +926,10 @@ def _price_file(ruleset: CompiledRuleset, path: str, text: str | bytes, tz: str,
 
     The file is cut into parts at line ends; workers (forked: they hold the text already) price a
     part's lines by the fast path, and this process prints the parts in order, pricing by the
-    exact path the few lines left to it, with their line numbers and positions in the file."""
+    exact path the few lines left to it, with their line numbers and positions in the file. Where
+    standard output is a file descriptor taking UTF-8, each worker writes its text to a spool file of
+    its own and this process copies it out (``os.sendfile``: the kernel copies; nothing is pickled,
+    decoded or encoded again here), so it prints the same bytes with little of this process's time."""
     import gc
 
     global _WORKER
@@ -905,6 +940,12 @@ def _price_file(ruleset: CompiledRuleset, path: str, text: str | bytes, tz: str,
     failed = False
     _WORKER = (ruleset, ctx)
     _TEXT[:] = [text]
+    out_fd = _stdout_fd() if workers > 1 else None
+    if out_fd is not None:
+        import tempfile
+
+        _SPOOL[:] = [tempfile.mkdtemp(prefix="evbill-ocpi-", dir=_spool_dir())]
+    spooled: dict[str, int] = {}  # a worker's spool file -> this process's descriptor of it
     # all made so far is never garbage: out of the collector's sight, a full collection does not
     # walk it, nor do forked workers copy the pages it would touch
     gc.freeze()
@@ -918,15 +959,28 @@ def _price_file(ruleset: CompiledRuleset, path: str, text: str | bytes, tz: str,
             sys.stdout.flush()
             pool = multiprocessing.get_context("fork").Pool(workers)
             results = pool.imap(_price_part, parts)
-        for out, n_lines, n_cdrs in results:
+        for out, n_lines, n_cdrs, spool, at in results:
             for item in out:
-                if isinstance(item, str):
+                if type(item) is str:
                     write(item)
                     continue
+                if type(item) is int:
+                    fd = spooled.get(spool)
+                    if fd is None:
+                        import os
+
+                        fd = spooled[spool] = os.open(spool, os.O_RDONLY)
+                    assert out_fd is not None
+                    _copy_out(fd, at, item, out_fd)
+                    at += item
+                    continue
+                assert isinstance(item, tuple)
                 n, i, line = item
                 printed, bad = _price_exact(ruleset, line, f"{path}:{lines + n + 1}", f"cdr-{cdrs + i + 1}", tz,
                                             expired)
                 write(printed + "\n")
+                if out_fd is not None:
+                    sys.stdout.flush()  # before the next spooled text goes out past the text layer
                 failed = failed or bad
             lines += n_lines
             cdrs += n_cdrs
@@ -940,6 +994,64 @@ def _price_file(ruleset: CompiledRuleset, path: str, text: str | bytes, tz: str,
         _WORKER = None
         _TEXT.clear()
         gc.unfreeze()
+        if _SPOOL:
+            import os
+            import shutil
+
+            for fd in spooled.values():
+                os.close(fd)
+            shutil.rmtree(_SPOOL[0], ignore_errors=True)
+            _SPOOL.clear()
+
+
+def _stdout_fd() -> int | None:
+    """Standard output's file descriptor when text written to it is its UTF-8 bytes with newlines
+    as they are (so bytes written to the descriptor after a flush read as the same output); None
+    otherwise (a test's capture object, another encoding)."""
+    import codecs
+    import os
+
+    out = sys.stdout
+    try:
+        fd = out.fileno()
+        enc = codecs.lookup(out.encoding).name
+    except (AttributeError, OSError, ValueError, LookupError, TypeError):
+        return None
+    return fd if enc == "utf-8" and os.linesep == "\n" else None
+
+
+def _spool_dir() -> str | None:
+    """Memory-backed /dev/shm where there is one (the spool is read back at once), else the default."""
+    import os
+
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+
+
+def _copy_out(src: int, offset: int, count: int, dst: int) -> None:
+    """``count`` bytes of file ``src`` from ``offset`` onto ``dst``: by ``os.sendfile``, or by reads and
+    writes where the kernel refuses it for this output (a terminal, an append-only file)."""
+    import os
+
+    end = offset + count
+    try:
+        while offset < end:
+            sent = os.sendfile(dst, src, offset, end - offset)
+            if sent == 0:
+                raise OSError("sendfile: no progress")
+            offset += sent
+        return
+    except BrokenPipeError:
+        raise
+    except OSError:
+        pass
+    while offset < end:
+        data = os.pread(src, min(1 << 20, end - offset), offset)
+        if not data:
+            raise OSError(f"spool file shorter than expected ({offset} < {end})")
+        view = memoryview(data)
+        while view:
+            view = view[os.write(dst, view):]
+        offset += len(data)
 
 
 # ---------------------------------------------------------------- the command

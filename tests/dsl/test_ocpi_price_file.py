@@ -280,3 +280,75 @@ def test_an_ascii_file_read_as_bytes_prints_what_its_text_prints(tmp_path: Path,
     assert "not UTF-8 text" in capsys.readouterr().err
     assert cli_main(["ocpi", "price", "--tariff", str(tariff), "--cdrs", str(tmp_path / "none.jsonl")]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+def _mixed_file(tmp_path: Path) -> tuple[Path, Path]:
+    """A tariff and a CDR file of 2,600 lines: ordinary CDRs with blank, broken and unpriceable lines
+    between them (the exact path's, printed by the parent between the workers' spooled runs)."""
+    tariff = tmp_path / "tariff.json"
+    tariff.write_text(json.dumps(COMPLEX))
+    lines = []
+    for n in range(2500):
+        lines.append(json.dumps(cdr(id=f"C{n}", start_date_time=f"2026-03-{1 + n % 28:02d}T08:30:00Z",
+                                    end_date_time=f"2026-03-{1 + n % 28:02d}T12:00:00Z")).replace(
+            '"2026-03-02T08:30:00Z"', f'"2026-03-{1 + n % 28:02d}T08:30:00Z"').replace(
+            '"2026-03-02T10:00:00Z"', f'"2026-03-{1 + n % 28:02d}T10:00:00Z"'))
+        if n % 300 == 7:
+            lines += ["", "{broken", json.dumps(cdr(id=f"bad{n}", charging_periods=[])), ODD[2]]
+    cdrs = tmp_path / "cdrs.jsonl"
+    cdrs.write_text("\n".join(lines) + "\n")
+    return tariff, cdrs
+
+
+def test_spooled_workers_print_what_one_process_prints(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Standard output a file descriptor: workers spool their text and the parent copies it out
+    (``_copy_out``: sendfile, or reads and writes for an append-only file); the bytes are what one
+    process printing through ``sys.stdout`` prints, and no spool directory is left behind."""
+    import glob
+    import io
+    import sys
+
+    tariff, cdrs = _mixed_file(tmp_path)
+    argv = ["ocpi", "price", "--tariff", str(tariff), "--cdrs", str(cdrs)]
+    monkeypatch.setenv("EVBILL_OCPI_WORKERS", "1")
+    want = (cli_main(argv), capsys.readouterr().out.encode())
+    assert want[0] == 1 and want[1].count(b"\n") == 2500 + 9 * 3
+    copies: list[int] = []
+    real_copy = O._copy_out
+    monkeypatch.setattr(O, "_copy_out", lambda *a: copies.append(a[2]) or real_copy(*a))
+    spools = set(glob.glob(f"{O._spool_dir() or '/tmp'}/evbill-ocpi-*"))
+    for workers in ("2", "3"):
+        for mode in ("w", "a"):
+            out = tmp_path / f"out-{workers}-{mode}"
+            if mode == "a":
+                out.write_bytes(b"before\n")
+            monkeypatch.setenv("EVBILL_OCPI_WORKERS", workers)
+            copies.clear()
+            with open(out, mode + "b") as raw:
+                text = io.TextIOWrapper(raw, encoding="utf-8", write_through=False)
+                monkeypatch.setattr(sys, "stdout", text)
+                rc = cli_main(argv)
+                text.flush()
+                monkeypatch.undo()
+                monkeypatch.setattr(O, "_copy_out", lambda *a: copies.append(a[2]) or real_copy(*a))
+            assert (rc, out.read_bytes()) == (want[0], (b"before\n" if mode == "a" else b"") + want[1])
+            assert len(copies) > 9 and sum(copies) < len(want[1])  # spooled runs between the exact path's lines
+    assert set(glob.glob(f"{O._spool_dir() or '/tmp'}/evbill-ocpi-*")) == spools
+
+
+def test_spooled_output_through_a_pipe(tmp_path: Path) -> None:
+    """The command as a process writing into a pipe (sendfile onto a pipe) prints what it prints into
+    a file with one process."""
+    import os
+    import subprocess
+    import sys
+
+    tariff, cdrs = _mixed_file(tmp_path)
+    cmd = [sys.executable, "-c", "import sys; from api.cli import main; sys.exit(main())",
+           "ocpi", "price", "--tariff", str(tariff), "--cdrs", str(cdrs)]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), EVBILL_OCPI_WORKERS="1")
+    one = subprocess.run(cmd, env=env, capture_output=True, cwd=ROOT, timeout=300)
+    two = subprocess.run(cmd, env=dict(env, EVBILL_OCPI_WORKERS="2"), capture_output=True, cwd=ROOT, timeout=300)
+    assert one.returncode == two.returncode == 1
+    assert one.stdout == two.stdout and one.stdout.count(b"\n") == 2527
