@@ -434,19 +434,6 @@ def _hours(a: datetime, b: datetime) -> Decimal:
     return Decimal(micro) / Decimal(3_600_000_000)
 
 
-def _hours_text(ms: int) -> str:
-    """``_fmt(max(ZERO, _hours))`` of a span of ``ms`` milliseconds, in integers: hours to 4 places
-    are ms / 360, rounded half up. The same text: ms / 3,600,000 has the digits of a number over
-    9 times a power of ten, so after its first few decimals one digit repeats, never a 9, and
-    Decimal's rounding to 28 digits cannot carry the quotient across a half."""
-    if ms <= 0:
-        return "0.0000"
-    q, rest = divmod(ms, 360)
-    if rest >= 180:
-        q += 1
-    return f"{q // 10000}.{q % 10000:04d}"
-
-
 def _total_time(session: SessionFacts) -> Decimal:
     """OCPI total_time: the whole session (charging and not), from the first period that is not
     only a reservation — a CDR's periods may start before its start_date_time — to the end."""
@@ -631,106 +618,32 @@ def _fast_pricer(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str]
     (``Specialised.pieces``: the same steps as ``CompiledRuleset.rate``, without a ``SessionFacts``,
     a trace or a ``RatingResult``); the session-level facts conditions may read (country, EVSE, AC
     or DC, reserved) come from one ``SessionFacts`` per distinct set of them. None when the tariff
-    has no pieces path (discounts, VAT rate classes): then every CDR takes the exact path."""
+    has no pieces path (discounts, VAT rate classes): then every CDR takes the exact path. The
+    function is ``dsl.ocpi_fast.pricer``'s (compiled where ``make install`` built it)."""
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     probe = SessionFacts(id="", start=epoch, end=epoch)
     prog = ruleset.tariff_for(probe)  # a CDR names no product: the ruleset's default tariff
     pieces_fn = ruleset.piece_engines.get(prog.name)
     if pieces_fn is None:
         return None
-    # the same steps and group totals as one generated function, where the tariff has one
-    totals_fn = ruleset.totals_engine(prog.name)
-    rzero = RZERO  # what it reports for an untouched group
-    render = _renderer(_DUMP_STR(prog.currency))
     facts: dict[tuple[str | None, str | None, str | None, bool], SessionFacts] = {}  # by the raw location fields
-    decode, ms, stamp, dump, hours_text = _DECODE_CDR, _epoch_ms, _stamp_ms, _DUMP_STR, _hours_text
-    hours_get, hour_ms, min_sec_ms = _HOURS.get, _hour_ms, _MIN_SEC_MS.get
-    zero, zero_group, groups_of = _ZERO, _ZERO_GROUP, group_totals
-    groups_printed = tuple(group for _key, group in COST_FIELDS)
-    # _fmt inline (its common absent group first)
-    quantize, four, half_up, zero_text = Decimal.quantize, _FOUR, ROUND_HALF_UP, _fmt(_ZERO)
 
-    def price(line: str) -> str:
-        c = decode(line)
-        begins = c.start_date_time
-        start, end = stamp(begins), stamp(c.end_date_time)
-        raw = c.charging_periods
-        if end < start or not raw:
-            raise _Slow
-        # one pass: each period's piece is made with its end unknown (the next period's start, or the
-        # CDR's end) and given it when that is read; an order the exact path refuses or reads
-        # otherwise (a period before the one before it, after the end) is _Slow
-        pieces: list[Any] = []
-        reserved = False
-        first: int | None = None
-        piece: list[Any] | None = None
-        first_start = last = -(1 << 62)
-        for p in raw:
-            when = p.start_date_time  # _stamp_ms inline (the first period's start is often the CDR's)
-            if when == begins:
-                a = start
-            elif len(when) == 20 and when[19] == "Z" and when[10] == "T" and when[13] == ":" \
-                    and (mss := min_sec_ms(when[14:19])) is not None:
-                h = when[:13]
-                a = (hours_get(h) or hour_ms(h)) + mss
-            else:
-                a = ms(when)
-            if a < last:
-                raise _Slow
-            if piece is None:
-                first_start = a
-            else:
-                piece[1] = a  # the previous period ends where this one begins
-            last = a
-            # energy, time s, parking s, reservation s, min/max power, min/max current, and a slot
-            # for the dimensions pricing ignores
-            vals: list[Any] = [zero, zero, zero, zero, None, None, None, None, None]
-            seen = 0
-            d: _Dim
-            for d in p.dimensions:
-                k, bit, get, make = d.kb
-                if seen & bit:
-                    raise _Slow
-                seen |= bit
-                text = bytes(d.volume)
-                vals[k] = get(text) or make(text)  # (a zero is made again: it is rare)
-            e, t, pk, r, pmin, pmax, cmin, cmax, _ignored = vals
-            if seen & 8:
-                reserved = True
-            if first is None and (e or t or pk or not r):
-                first = len(pieces)
-            piece = [a, end, e, t, pk, r, pmax if pmax is not None else pmin, cmax if cmax is not None else cmin]
-            pieces.append(piece)
-        if last > end:
-            raise _Slow
-        loc = c.cdr_location
-        key = (None, None, None, reserved) if loc is None else (loc.country, loc.evse_id, loc.connector_power_type,
-                                                                reserved)
-        f = facts.get(key)
-        if f is None:
-            if len(facts) > 4096:
-                facts.clear()
-            f = facts[key] = SessionFacts(
-                id="", start=epoch, end=epoch, country=key[0] or "", evse_id=key[1] or "",
-                power_type="DC" if (key[2] or "").upper() == "DC" else "AC",
-                reservation="RESERVATION" if reserved else None)
-        if totals_fn is not None:
-            *amounts, kwh, _charging_h, parking_h = totals_fn(f, ctx, pieces, start, end)
-            money = [zero_text if x is rzero else str(quantize(x, four, half_up)) for x in amounts]
-        else:
-            lines, kwh, _charging_h, parking_h = pieces_fn(f, ctx, [tuple(x) for x in pieces], start, end)
-            get = groups_of(lines).get
-            money = [zero_text if x is zero else str(quantize(x, four, half_up))
-                     for group in groups_printed for x in get(group, zero_group)]
-        # total_time: _span's begin (the first period that is not only a reservation)
-        if first is None:
-            total_time = zero_text
-        else:
-            total_time = hours_text(end - (pieces[first][0] if first else min(start, first_start)))
-        money += (zero_text if kwh is zero else str(quantize(kwh, four, half_up)), total_time,  # _fmt inline
-                  zero_text if parking_h is zero else str(quantize(parking_h, four, half_up)))
-        return render(f'{{"id": {dump(c.id)}, ' if c.id else "{", *money)
-    return price
+    def facts_of(key: tuple[str | None, str | None, str | None, bool]) -> SessionFacts:
+        if len(facts) > 4096:
+            facts.clear()
+        f = facts[key] = SessionFacts(
+            id="", start=epoch, end=epoch, country=key[0] or "", evse_id=key[1] or "",
+            power_type="DC" if (key[2] or "").upper() == "DC" else "AC",
+            reservation="RESERVATION" if key[3] else None)
+        return f
+
+    fn: Callable[[str], str] = _fast_module().pricer(
+        _DECODE_CDR, _epoch_ms, _stamp_ms, _HOURS, _hour_ms, _MIN_SEC_MS, facts, facts_of,
+        # the same steps and group totals as one generated function, where the tariff has one
+        ruleset.totals_engine(prog.name), pieces_fn, group_totals, tuple(group for _key, group in COST_FIELDS),
+        ctx, _ZERO, RZERO, Decimal.quantize, _FOUR, ROUND_HALF_UP, _fmt(_ZERO), _DUMP_STR,
+        _renderer(_DUMP_STR(prog.currency)), _Slow)
+    return fn
 
 
 # json.dumps of what _totals returns, after the id: the currency, the cost groups, the volumes
@@ -770,6 +683,34 @@ _FAST: list[tuple[CompiledRuleset, RatingContext, Callable[[str], str] | None]] 
 # (an invalid date in a timestamp is a ValueError of fromisoformat; any error at all is the exact path's)
 _FAST_ERRORS = (_Slow, msgspec.DecodeError, OcpiError, RatingError, SessionInputError, ValueError,
                 ArithmeticError)
+
+
+_FAST_MODULE: list[Any] = []
+
+
+def _fast_module() -> Any:
+    """``dsl.ocpi_fast``, compiled (``dsl._ocpi_fast_c``, built by ``make install``: ``dsl.native``)
+    where that was built from the source as it is now, else the plain module; the plain one also
+    where ``EVBILL_OCPI_NATIVE=0``. Decided once per process."""
+    if not _FAST_MODULE:
+        import hashlib
+        import importlib
+        import os
+
+        from dsl import ocpi_fast
+
+        module: Any = ocpi_fast
+        if os.environ.get("EVBILL_OCPI_NATIVE", "").strip() != "0":
+            try:
+                native = importlib.import_module("dsl._ocpi_fast_c")
+                sha = hashlib.sha256(Path(ocpi_fast.__file__).read_bytes()).hexdigest()
+            except (ImportError, OSError):
+                pass
+            else:
+                if getattr(native, "SOURCE_SHA256", None) == sha:
+                    module = native
+        _FAST_MODULE.append(module)
+    return _FAST_MODULE[0]
 
 
 def _fast_for(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str], str] | None:
