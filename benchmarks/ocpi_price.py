@@ -192,6 +192,17 @@ def _compile(*trees: str) -> None:
                    stdout=subprocess.DEVNULL)
 
 
+def _native(env: dict[str, str]) -> str:
+    """evbill's fast path compiled as ``make install`` compiles it (``dsl.native``: mypyc), and which
+    module the command will run: the compiled one, or the plain one where the build failed or
+    ``EVBILL_OCPI_NATIVE=0``."""
+    subprocess.run([sys.executable, "-m", "dsl.native"], env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    probe = subprocess.run([sys.executable, "-c", "from dsl import ocpi; print(ocpi._fast_module().__name__)"],
+                           env=env, cwd=ROOT, check=True, capture_output=True, text=True)
+    name = probe.stdout.strip()
+    return f"{name} ({'compiled by mypyc' if name.endswith('_c') else 'plain Python'})"
+
+
 def _cpu() -> float:
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
@@ -251,9 +262,10 @@ def main() -> None:
             _check_peer(peer_env)
         _compile(*(str(ROOT / d) for d in ("api", "dsl", "runtime", "store", "workflows")),
                  *([args.peer_src] if run_peer and args.peer_src else []))
+        fast = _native(env)
         print(f"pricing {args.n:,} CDRs (seed {args.seed}) of {TARIFF.name} as whole processes, "
               f"{args.rounds} alternating rounds, {os.cpu_count()} cores (Python {sys.version.split()[0]}; both "
-              "programs' bytecode compiled ahead)")
+              f"programs' bytecode compiled ahead; evbill's fast path: {fast})")
         best_e = best_p = cpu_e = cpu_p = float("inf")
         for _ in range(args.rounds):
             wall, cpu = _run(ev_cmd, env, ev_out)

@@ -87,6 +87,8 @@ def pricer(decode: Callable[[str], Any], epoch_ms: Callable[[str], int], stamp: 
             # for the dimensions pricing ignores
             vals: list[Any] = [zero, zero, zero, zero, None, None, None, None, None]
             seen = 0
+            k: int
+            bit: int
             for d in p.dimensions:
                 k, bit, get, make = d.kb
                 if seen & bit:

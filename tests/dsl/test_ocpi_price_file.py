@@ -353,3 +353,12 @@ def test_spooled_output_through_a_pipe(tmp_path: Path) -> None:
     two = subprocess.run(cmd, env=dict(env, EVBILL_OCPI_WORKERS="2"), capture_output=True, cwd=ROOT, timeout=300)
     assert one.returncode == two.returncode == 1
     assert one.stdout == two.stdout and one.stdout.count(b"\n") == 2527
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="ab\n\r", max_size=60), st.integers(1, 30), st.integers(1, 8), st.booleans())
+def test_lines_counted_as_far_as_needed(text: str, cap: int, window: int, as_bytes: bool) -> None:
+    """``_workers`` is told the number of lines (a count of newlines plus one) or ``cap``, whichever is
+    fewer, counted window by window."""
+    data: str | bytes = text.encode() if as_bytes else text
+    assert O._lines_up_to(data, cap, window) == min(cap, text.count("\n") + 1)
