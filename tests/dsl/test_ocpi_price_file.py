@@ -362,3 +362,12 @@ def test_lines_counted_as_far_as_needed(text: str, cap: int, window: int, as_byt
     fewer, counted window by window."""
     data: str | bytes = text.encode() if as_bytes else text
     assert O._lines_up_to(data, cap, window) == min(cap, text.count("\n") + 1)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="ab \n\x0b\x0c\x1c\x1d\x1e", max_size=40))
+def test_lines_of_an_ascii_part_are_its_splitlines(text: str) -> None:
+    """A worker splits a part of an ASCII file (bytes, no carriage return) into the lines its text's
+    splitlines() gives, the rarer line breaks included."""
+    assert O._lines(text.encode("ascii")) == text.splitlines()
+    assert O._lines(text) == text.splitlines()
