@@ -47,7 +47,7 @@ bytecode: $(STAMP)
 demo: $(STAMP) bytecode
 	$(BIN)/evbill demo
 
-test: $(STAMP) lint bytecode
+test: $(STAMP) lint native bytecode
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 # Static checks `make test` runs first: ruff (the rules chosen in pyproject.toml), mypy strict on dsl/
