@@ -842,8 +842,13 @@ def _run_out(run: list[str], spool: list[Any] | None) -> str | int:
 
     data = text.encode("utf-8")  # (ASCII: JSON strings are escaped as json.dumps escapes them)
     view = memoryview(data)
-    while view:
-        view = view[os.write(spool[0], view):]
+    try:
+        while view:
+            view = view[os.write(spool[0], view):]
+    except OSError:  # the spool's file system is full: this run goes back as text, as without a spool
+        os.ftruncate(spool[0], spool[2])
+        os.lseek(spool[0], spool[2], os.SEEK_SET)
+        return text
     spool[2] += len(data)
     return len(data)
 
@@ -922,7 +927,8 @@ def _price_file(ruleset: CompiledRuleset, path: str, text: str | bytes, tz: str,
     if out_fd is not None:
         import tempfile
 
-        _SPOOL[:] = [tempfile.mkdtemp(prefix="evbill-ocpi-", dir=_spool_dir())]
+        # room for the output (about half the input's size here) twice over
+        _SPOOL[:] = [tempfile.mkdtemp(prefix="evbill-ocpi-", dir=_spool_dir(len(text)))]
     spooled: dict[str, int] = {}  # a worker's spool file -> this process's descriptor of it
     # all made so far is never garbage: out of the collector's sight, a full collection does not
     # walk it, nor do forked workers copy the pages it would touch
@@ -941,6 +947,8 @@ def _price_file(ruleset: CompiledRuleset, path: str, text: str | bytes, tz: str,
             for item in out:
                 if type(item) is str:
                     write(item)
+                    if out_fd is not None:
+                        sys.stdout.flush()  # a worker's run its spool had no room for (_run_out)
                     continue
                 if type(item) is int:
                     fd = spooled.get(spool)
@@ -998,11 +1006,16 @@ def _stdout_fd() -> int | None:
     return fd if enc == "utf-8" and os.linesep == "\n" else None
 
 
-def _spool_dir() -> str | None:
-    """Memory-backed /dev/shm where there is one (the spool is read back at once), else the default."""
+def _spool_dir(need: int) -> str | None:
+    """Memory-backed /dev/shm where there is one with room for ``need`` bytes (the spool is read back
+    at once; a container's is often only 64 MB), else the default temporary folder."""
     import os
 
-    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    try:
+        st = os.statvfs("/dev/shm")
+    except (OSError, AttributeError):
+        return None
+    return "/dev/shm" if st.f_bavail * st.f_frsize >= need and os.access("/dev/shm", os.W_OK) else None
 
 
 def _copy_out(src: int, offset: int, count: int, dst: int) -> None:

@@ -309,6 +309,7 @@ def test_spooled_workers_print_what_one_process_prints(tmp_path: Path, capsys: p
     import glob
     import io
     import sys
+    import tempfile
 
     tariff, cdrs = _mixed_file(tmp_path)
     argv = ["ocpi", "price", "--tariff", str(tariff), "--cdrs", str(cdrs)]
@@ -318,7 +319,8 @@ def test_spooled_workers_print_what_one_process_prints(tmp_path: Path, capsys: p
     copies: list[int] = []
     real_copy = O._copy_out
     monkeypatch.setattr(O, "_copy_out", lambda *a: copies.append(a[2]) or real_copy(*a))
-    spools = set(glob.glob(f"{O._spool_dir() or '/tmp'}/evbill-ocpi-*"))
+    spool_dir = O._spool_dir(0) or tempfile.gettempdir()
+    spools = set(glob.glob(f"{spool_dir}/evbill-ocpi-*"))
     for workers in ("2", "3"):
         for mode in ("w", "a"):
             out = tmp_path / f"out-{workers}-{mode}"
@@ -335,7 +337,7 @@ def test_spooled_workers_print_what_one_process_prints(tmp_path: Path, capsys: p
                 monkeypatch.setattr(O, "_copy_out", lambda *a: copies.append(a[2]) or real_copy(*a))
             assert (rc, out.read_bytes()) == (want[0], (b"before\n" if mode == "a" else b"") + want[1])
             assert len(copies) > 9 and sum(copies) < len(want[1])  # spooled runs between the exact path's lines
-    assert set(glob.glob(f"{O._spool_dir() or '/tmp'}/evbill-ocpi-*")) == spools
+    assert set(glob.glob(f"{spool_dir}/evbill-ocpi-*")) == spools
 
 
 def test_spooled_output_through_a_pipe(tmp_path: Path) -> None:
@@ -371,3 +373,42 @@ def test_lines_of_an_ascii_part_are_its_splitlines(text: str) -> None:
     splitlines() gives, the rarer line breaks included."""
     assert O._lines(text.encode("ascii")) == text.splitlines()
     assert O._lines(text) == text.splitlines()
+
+
+def test_a_full_spool_sends_the_text_back(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker whose spool file system is full (every other write to its spool fails, ENOSPC) hands
+    those runs back as text, which the parent prints between the copied ones: the same bytes."""
+    import errno
+    import io
+    import os
+    import sys
+
+    tariff, cdrs = _mixed_file(tmp_path)
+    argv = ["ocpi", "price", "--tariff", str(tariff), "--cdrs", str(cdrs)]
+    monkeypatch.setenv("EVBILL_OCPI_WORKERS", "1")
+    want = (cli_main(argv), capsys.readouterr().out.encode())
+    real_write = os.write
+    calls = [0]
+
+    def full(fd: int, data: Any) -> int:
+        if O._SPOOL_FILE and fd == O._SPOOL_FILE[0]:
+            calls[0] += 1
+            if calls[0] % 2:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", full)  # inherited by the forked workers
+    copies: list[int] = []
+    real_copy = O._copy_out
+    monkeypatch.setattr(O, "_copy_out", lambda *a: copies.append(a[2]) or real_copy(*a))
+    monkeypatch.setenv("EVBILL_OCPI_WORKERS", "2")
+    out = tmp_path / "out"
+    with open(out, "wb") as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8")
+        monkeypatch.setattr(sys, "stdout", text)
+        rc = cli_main(argv)
+        text.flush()
+        monkeypatch.setattr(sys, "stdout", sys.__stdout__)
+    assert (rc, out.read_bytes()) == want
+    assert 0 < sum(copies) < len(want[1]) - 1000  # some runs copied from the spool, others sent back as text
