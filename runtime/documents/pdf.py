@@ -12,6 +12,7 @@ import os
 import re
 import threading
 import warnings
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -537,8 +538,10 @@ def _context(doc: Document, include_statement: bool, statement_only: bool) -> di
         "self_billing": self_billing,
         "info": _info_rows(doc, labels),
         "rows": rows,
-        # unit price, VAT and amount as one aligned run per line (the header's labels first)
-        "line_amounts": _aligned([[labels["unit_price"]] + [r.unit_price for r in rows],
+        # quantity, unit price, VAT and amount as one aligned run per line (the header's labels
+        # first); the quantity leads the run, so its unit's letters need no exact widths
+        "line_amounts": _aligned([[labels["qty"]] + [f"{r.quantity} {r.unit}" for r in rows],
+                                  [labels["unit_price"]] + [r.unit_price for r in rows],
                                   [labels["vat"]] + [r.vat for r in rows],
                                   [labels["amount"]] + [r.amount for r in rows]], 2, 8.6 / 7.8),  # .lh: 7.8pt
         "totals": _totals_rows(doc, labels, m),
@@ -607,10 +610,11 @@ def _aligned(columns: list[list[str]], gap: int = 3, head_scale: float = 1.0) ->
 
 
 def _statement_rows(doc: Document, labels: dict[str, str], m: Any) -> tuple[list[dict[str, str]], dict[str, Any]]:
-    """The session statement as four text runs per session (when and where, token and usage, price
-    components, amounts): one row per session, one cell per run. Its totals reconcile to the
-    document: the sessions' sum, then (when the invoice has lines no session carries: services,
-    period discounts, fees) those lines, then the document's own net, VAT and gross."""
+    """The session statement as three text runs per session (when and where, price components, and
+    token, usage and amounts as one aligned run): one row per session, one cell per run. Its totals
+    reconcile to the document: the sessions' sum, then (when the invoice has lines no session
+    carries: services, period discounts, fees) those lines, then the document's own net, VAT and
+    gross."""
     lang = doc.language
     rows = doc.statement
     t = doc.totals
@@ -623,21 +627,28 @@ def _statement_rows(doc: Document, labels: dict[str, str], m: Any) -> tuple[list
     if reconcile:
         amounts_rows.append([m(other[0]), m(other[1]), m(other[2])])
         amounts_rows.append([m(t.net), m(t.tax), m(t.gross)])
-    head = [labels["st_net"], labels["st_tax"], labels["st_gross"]]
-    amounts = _aligned([[head[c]] + [row[c] for row in amounts_rows] for c in range(3)])
+    total_kwh = number_text(sum((r.energy_kwh for r in rows), Decimal(0)), 3, lang)
+    # token, charging / parking minutes and energy: the numbers padded to line up, the energy last
+    # (the sum row's energy then ends where the sessions' do); the token before them, unpadded
+    usage = [(number_text(r.charging_minutes, 0, lang), number_text(r.parking_minutes, 0, lang),
+              number_text(r.energy_kwh, 3, lang)) for r in rows]
+    widths = [max([_em(u[c]) for u in usage] + [_em(total_kwh)] * (c == 2), default=0.0) for c in range(3)]
+    usage_texts = [f"{r.token} · {_padded(charge, widths[0])} / {_padded(park, widths[1])} {labels['min']} · "
+                   f"{_padded(kwh, widths[2])} kWh" for r, (charge, park, kwh) in zip(rows, usage)]
+    usage_texts += [f"{total_kwh} kWh"] + ["", ""] * reconcile
+    head = [f"{labels['st_token']} · {labels['st_charge_min']} / {labels['st_park_min']} · {labels['st_kwh']}",
+            labels["st_net"], labels["st_tax"], labels["st_gross"]]
+    runs = _aligned([[head[0]] + usage_texts] + [[head[c + 1]] + [row[c] for row in amounts_rows] for c in range(3)])
     out = []
     for i, r in enumerate(rows):
         out.append({
             "where": f"{datetime_text(r.started_at, lang)} · {r.location} · {r.evse}",
-            "usage": f"{r.token} · {number_text(r.energy_kwh, 3, lang)} kWh · "
-                     f"{number_text(r.charging_minutes, 0, lang)} / {number_text(r.parking_minutes, 0, lang)} "
-                     f"{labels['min']}",
             # one text run per session keeps a 20-session statement on one fast page
             "breakdown": " · ".join(
                 [f"{c.label} {m(c.amount)}" for c in r.components]
                 + [f"{d.label} {m(-d.amount)}" for d in r.discounts]
             ),
-            "amounts": amounts[i + 1],
+            "amounts": runs[i + 1],
         })
     # Eichrecht: per session with signed meter data, the records and the key as text and QR codes
     signed = []
@@ -651,15 +662,15 @@ def _statement_rows(doc: Document, labels: dict[str, str], m: Any) -> tuple[list
     n = len(rows)
     totals: dict[str, Any] = {
         "count": sessions_text(n, lang),
-        "kwh": number_text(sum((r.energy_kwh for r in rows), Decimal(0)), 3, lang),
+        "kwh": total_kwh,
         "net": m(total_net),
         "tax": m(total_tax),
         "gross": m(total_net + total_tax),
-        "amounts_head": amounts[0],
-        "amounts": amounts[n + 1],
+        "amounts_head": runs[0],
+        "amounts": runs[n + 1],
         # (label, amounts) rows after the sessions' sum that lead to the document's totals
-        "reconcile": [(labels["st_invoice_other"], amounts[n + 2]),
-                      (f"{labels['st_invoice_total']} {doc.number}", amounts[n + 3])] if reconcile else [],
+        "reconcile": [(labels["st_invoice_other"], runs[n + 2]),
+                      (f"{labels['st_invoice_total']} {doc.number}", runs[n + 3])] if reconcile else [],
         "signed": signed,
     }
     return out, totals
@@ -1075,7 +1086,11 @@ def _streams_serialized_once() -> Iterator[None]:
     write it, once more for the MD5 of all objects that is the identifier's second half; each time
     it deflates the stream at level 9 (~5 % of a render). While ``pdf.write`` runs, no object
     changes, so a stream's first serialization serves the second: the same bytes, deflated once.
-    Only ``pydyf.PDF.write`` reads ``Stream.data``; the original property is back afterwards."""
+    Only ``pydyf.PDF.write`` reads ``Stream.data``; the original property is back afterwards.
+
+    pydyf deflates streams at level 9: for a page's drawing operators and the font subsets that is
+    ~5 ms of a ~130 ms invoice, level 6 (zlib's default, which pydyf uses for every other object)
+    ~1.7 ms for ~1 % more bytes; the streams are deflated at level 6 while the PDF is written."""
     import pydyf  # type: ignore[import-untyped, unused-ignore]
 
     original = pydyf.Stream.__dict__["data"]
@@ -1088,10 +1103,26 @@ def _streams_serialized_once() -> Iterator[None]:
 
     with RENDER_LOCK:
         pydyf.Stream.data = property(data)
+        pydyf.zlib = _DEFAULT_LEVEL_ZLIB
         try:
             yield
         finally:
             pydyf.Stream.data = original
+            pydyf.zlib = zlib
+
+
+class _DefaultLevelZlib:
+    """``zlib`` as pydyf sees it while a PDF is written: ``compressobj`` at zlib's default level."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(zlib, name)
+
+    @staticmethod
+    def compressobj(level: int = -1, *args: Any, **kwargs: Any) -> Any:
+        return zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, *args, **kwargs)
+
+
+_DEFAULT_LEVEL_ZLIB = _DefaultLevelZlib()
 
 
 def write_pdf(doc: Document, laid_out: Any, pdf_variant: str | None = None) -> bytes:
