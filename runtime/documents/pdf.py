@@ -563,9 +563,11 @@ _FIGURE_SPACE = "\u2007"  # as wide as a digit: pads amounts so they align in on
 # columns to its left. Letters (the header's labels, bold) are reckoned at the widest of a group of
 # similar letters: a label is never wider than reckoned, so the header never runs out of its cell
 _EM = {".": 0.318, ",": 0.318, " ": 0.318, "\u00a0": 0.318, "\u202f": 0.2, "'": 0.275, "-": 0.361,
-       "\u2212": 0.838, "\u2013": 0.5, "%": 0.95, "\u2007": 0.636, "\u2008": 0.318, "\u200a": 0.1}
+       "\u2212": 0.838, "\u2013": 0.5, "%": 0.95, "\u2007": 0.636, "\u2008": 0.318, "\u200a": 0.1,
+       "\u00b7": 0.318, "/": 0.337}
 _BOLD_EM = {".": 0.38, ",": 0.38, " ": 0.348, "\u00a0": 0.348, "\u202f": 0.2, "'": 0.332, "-": 0.415,
-            "\u2212": 0.838, "\u2013": 0.5, "%": 1.002, "\u2007": 0.696, "\u2008": 0.38, "\u200a": 0.1}
+            "\u2212": 0.838, "\u2013": 0.5, "%": 1.002, "\u2007": 0.696, "\u2008": 0.38, "\u200a": 0.1,
+            "\u00b7": 0.38, "/": 0.365}
 _DIGIT_EM, _BOLD_DIGIT_EM, _BOLD_LETTER_EM = 0.636, 0.696, 0.85
 _BOLD_EM.update({c: em for letters, em in (
     ("ijlïîIJ/", 0.372), ("f()t", 0.478), ("rzcçs", 0.595), ("Lxvyk", 0.665), ("aäàâeéèêTEFÉoöô", 0.687),
@@ -593,19 +595,21 @@ def _padded(text: str, width: float, bold: bool = False) -> str:
     return "".join(pad) + text
 
 
-def _aligned(columns: list[list[str]], gap: int = 3, head_scale: float = 1.0) -> list[str]:
+def _aligned(columns: list[list[str]], gap: int | tuple[int, ...] = 3, head_scale: float = 1.0) -> list[str]:
     """Join each row's amounts into one right-aligned text run, every column padded to its widest
     entry (by DejaVu Sans' advance widths) with figure, punctuation and hair spaces, ``gap`` figure
-    spaces between columns. DejaVu's digits are tabular, so the columns line up without a table
-    cell per amount (each cell costs WeasyPrint a layout pass: three fewer cells per session make
-    the statement ~40 % cheaper). The first row is the header's labels, in bold at 1/``head_scale``
-    of the rows' font size: padded in its own widths to the rows' columns."""
-    gap_em = gap * _DIGIT_EM
+    spaces between columns (or ``gap[c]`` before column ``c + 1``). DejaVu's digits are tabular, so
+    the columns line up without a table cell per amount (each cell costs WeasyPrint a layout pass:
+    three fewer cells per session make the statement ~40 % cheaper). The first row is the header's
+    labels, in bold at 1/``head_scale`` of the rows' font size: padded in its own widths to the
+    rows' columns."""
+    gaps = (gap,) * (len(columns) - 1) if isinstance(gap, int) else gap
     widths = [max([_em(text) for text in column[1:]] + [_em(column[0], True) / head_scale])
               for column in columns]
-    head = "".join(_padded(column[0], (width + (gap_em if c else 0)) * head_scale, True)
+    head = "".join(_padded(column[0], (width + (gaps[c - 1] * _DIGIT_EM if c else 0)) * head_scale, True)
                    for c, (column, width) in enumerate(zip(columns, widths)))
-    return [head] + [(_FIGURE_SPACE * gap).join(_padded(column[i], width) for column, width in zip(columns, widths))
+    return [head] + ["".join((_FIGURE_SPACE * gaps[c - 1] if c else "") + _padded(column[i], width)
+                             for c, (column, width) in enumerate(zip(columns, widths)))
                      for i in range(1, len(columns[0]))]
 
 
@@ -629,16 +633,18 @@ def _statement_rows(doc: Document, labels: dict[str, str], m: Any) -> tuple[list
         amounts_rows.append([m(t.net), m(t.tax), m(t.gross)])
     total_kwh = number_text(sum((r.energy_kwh for r in rows), Decimal(0)), 3, lang)
     # token, charging / parking minutes and energy: the numbers padded to line up, the energy last
-    # (the sum row's energy then ends where the sessions' do); the token before them, unpadded
+    # (the sum row's energy then ends where the sessions' do, however long); the token before them
+    # (the energy without its unit: "kWh" heads its column)
     usage = [(number_text(r.charging_minutes, 0, lang), number_text(r.parking_minutes, 0, lang),
               number_text(r.energy_kwh, 3, lang)) for r in rows]
-    widths = [max([_em(u[c]) for u in usage] + [_em(total_kwh)] * (c == 2), default=0.0) for c in range(3)]
+    widths = [max((_em(u[c]) for u in usage), default=0.0) for c in range(3)]
     usage_texts = [f"{r.token} · {_padded(charge, widths[0])} / {_padded(park, widths[1])} {labels['min']} · "
-                   f"{_padded(kwh, widths[2])} kWh" for r, (charge, park, kwh) in zip(rows, usage)]
-    usage_texts += [f"{total_kwh} kWh"] + ["", ""] * reconcile
+                   f"{_padded(kwh, widths[2])}" for r, (charge, park, kwh) in zip(rows, usage)]
+    usage_texts += [total_kwh] + ["", ""] * reconcile
     head = [f"{labels['st_token']} · {labels['st_charge_min']} / {labels['st_park_min']} · {labels['st_kwh']}",
             labels["st_net"], labels["st_tax"], labels["st_gross"]]
-    runs = _aligned([[head[0]] + usage_texts] + [[head[c + 1]] + [row[c] for row in amounts_rows] for c in range(3)])
+    runs = _aligned([[head[0]] + usage_texts] + [[head[c + 1]] + [row[c] for row in amounts_rows] for c in range(3)],
+                    gap=(3, 2, 2))
     out = []
     for i, r in enumerate(rows):
         out.append({
