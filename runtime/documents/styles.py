@@ -9,9 +9,10 @@ serialized declarations of its element's attributes and the (sheet, rule) pairs 
 the key WeasyPrint uses within a document, with the sheets themselves held (our stylesheets are
 parsed once per process, ``pdf.stylesheet``/``pdf.page_sheet``) so no key outlives what it names.
 
-Computed per document as WeasyPrint does: ``<table>`` elements, whose style WeasyPrint changes
-while building boxes (its margins move to the table's wrapper and are reset on the table; what
-is under a table inherits none of those), and the pseudo-elements. ``install`` replaces
+A shared style must not change once computed: WeasyPrint changes an element's style only in
+ways that give the same result again (``StyleFor.__call__`` zeroes a table part's margins) or on
+a copy (a table's margins moved to its wrapper: ``build.wrap_table``); the pseudo-elements'
+styles are computed per document, as before. ``install`` replaces
 ``StyleFor.__init__`` only on the WeasyPrint version this was written against; the test suite
 renders documents with warm and cold caches and compares the bytes.
 """
@@ -28,13 +29,11 @@ _LIMIT = 2_000  # styles kept (~65 per template, language and tenant); past it t
 
 _cache: dict[tuple[Any, ...], Any] = {}
 _tokens: dict[int, int] = {}  # id(style) -> its token, for the styles _cache holds (alive)
-_table_tokens: dict[tuple[Any, ...], int] = {}  # a table's key -> the token its children are shared by
 
 
 def clear() -> None:
     _cache.clear()
     _tokens.clear()
-    _table_tokens.clear()
 
 
 def install() -> bool:
@@ -44,11 +43,13 @@ def install() -> bool:
 
     if weasyprint.__version__ != _VERSION:
         return False
-    if getattr(css.StyleFor.__init__, "_evbill_shared", False):
-        return True
-    _init.__dict__["_evbill_shared"] = True
-    css.StyleFor.__init__ = _init
+    if css.StyleFor.__init__ is not _init:
+        _original.append(css.StyleFor.__init__)
+        css.StyleFor.__init__ = _init
     return True
+
+
+_original: list[Any] = []  # WeasyPrint's own StyleFor.__init__, once replaced (the tests compare)
 
 
 def _declarations_key(declarations: Any) -> tuple[str, ...]:
@@ -65,8 +66,9 @@ def _init(self: Any, html: Any, sheets: Any, presentational_hints: Any, font_con
         preprocess_declarations,
     )
 
-    self._cascaded_styles = cascaded_styles = {}
-    self._computed_styles = computed_styles = {}
+    cascaded_styles: dict[Any, Any] = {}
+    computed_styles: dict[Any, Any] = {}
+    self._cascaded_styles, self._computed_styles = cascaded_styles, computed_styles
     self.initial_page_sizes = {"box": None, "area": None}
     self._sheets = sheets
     self.font_config = font_config
@@ -91,7 +93,6 @@ def _init(self: Any, html: Any, sheets: Any, presentational_hints: Any, font_con
     if len(_cache) > _LIMIT:
         clear()
     computed_cache: dict[Any, Any] = {}
-    doc_tokens: dict[int, int] = {}  # id(style) -> token, for this document's table styles
     for element in html.wrapper_element.iter_subtree():
         etree_element = element.etree_element
         parent = element.parent.etree_element if element.parent else None
@@ -102,7 +103,7 @@ def _init(self: Any, html: Any, sheets: Any, presentational_hints: Any, font_con
         shared_keys = []
         for sheet, origin, sheet_specificity in sheets:
             for selector in sheet.matcher.match(element):
-                specificity, order, pseudo_type, (declarations, layer) = selector
+                specificity, _order, pseudo_type, (declarations, layer) = selector
                 layer_order = inf if layer is None else sheet.layers.index(layer)
                 selectors_keys.append((sheet, specificity, id(declarations), layer_order))
                 shared_keys.append((sheet, origin, sheet_specificity, specificity, id(declarations), layer_order))
@@ -116,30 +117,25 @@ def _init(self: Any, html: Any, sheets: Any, presentational_hints: Any, font_con
                         style[name] = values, weight
 
         # the parent's token (the root's: what its values depend on besides its rules)
-        parent_token = (doc_tokens.get(id(parent_style)) or _tokens.get(id(parent_style)) if element.parent
-                        else ("root", font_config, html.base_url))
+        parent_token = _tokens.get(id(parent_style)) if element.parent else ("root", font_config, html.base_url)
         shared = None
         if parent_token is not None:
             shared = (parent_token, shared_declarations.get(etree_element, ()), tuple(shared_keys))
-            if etree_element.tag != "table" and (found := _cache.get(shared)) is not None:
+            if (found := _cache.get(shared)) is not None:
                 computed_styles[etree_element, None] = found
                 continue
 
         key = (parent_id, element_declarations, tuple(selectors_keys))
-        if key in computed_cache and (shared is None or etree_element.tag == "table"):
+        if shared is None and key in computed_cache:
             computed_styles[etree_element, None] = computed_cache[key]
         else:
             self.set_computed_styles(
                 etree_element, root=html.etree_element, parent=parent,
                 base_url=html.base_url, target_collector=target_collector)
-            computed_cache[key] = computed_styles[etree_element, None]
-        computed = computed_styles[etree_element, None]
-        if shared is not None and etree_element.tag == "table":
-            # this document's own style, under a token its children's styles can be shared by
-            doc_tokens[id(computed)] = _table_tokens.setdefault(shared, -len(_table_tokens) - 1)
-        elif shared is not None:
-            _cache[shared] = computed
-            _tokens[id(computed)] = len(_tokens) + 1
+            computed = computed_cache[key] = computed_styles[etree_element, None]
+            if shared is not None:
+                _cache[shared] = computed
+                _tokens[id(computed)] = len(_tokens) + 1
 
     for element, pseudo_type in cascaded_styles:
         if pseudo_type:

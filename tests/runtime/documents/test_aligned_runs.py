@@ -84,7 +84,7 @@ def test_the_statements_usage_and_amounts_line_up_and_fit_their_cell():
     the sessions' do, and the widest run of a 60-session statement stays inside its 101 mm cell."""
     regular = _advance(TTFont(DEJAVU.format("")))
     bold = _advance(TTFont(DEJAVU.format("-Bold")))
-    doc, head, rows, totals = _statement_runs("b2b", 60)
+    _doc, head, rows, totals = _statement_runs("b2b", 60)
     # where each number ends (em from the run's right end): minutes, minutes, energy, net, VAT, gross
     numbers = [_number_ends(r, regular)[-6:] for r in rows]
     for row in numbers[1:]:
