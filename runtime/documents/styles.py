@@ -92,6 +92,9 @@ def _init(self: Any, html: Any, sheets: Any, presentational_hints: Any, font_con
 
     if len(_cache) > _LIMIT:
         clear()
+    # only documents styled by sheets parsed once (ours come as user sheets, pdf.stylesheet and
+    # page_sheet); a <style> of the document (the ad-hoc receipts) is a new sheet every time
+    shareable = all(origin != "author" for _, origin, _ in sheets)
     computed_cache: dict[Any, Any] = {}
     for element in html.wrapper_element.iter_subtree():
         etree_element = element.etree_element
@@ -119,7 +122,7 @@ def _init(self: Any, html: Any, sheets: Any, presentational_hints: Any, font_con
         # the parent's token (the root's: what its values depend on besides its rules)
         parent_token = _tokens.get(id(parent_style)) if element.parent else ("root", font_config, html.base_url)
         shared = None
-        if parent_token is not None:
+        if parent_token is not None and shareable:
             shared = (parent_token, shared_declarations.get(etree_element, ()), tuple(shared_keys))
             if (found := _cache.get(shared)) is not None:
                 computed_styles[etree_element, None] = found
