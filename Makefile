@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system bytecode demo test lint check bench clean
+.PHONY: install system native bytecode demo test lint check bench clean
 
 # Debian packages the product needs: HarfBuzz subsetting (WeasyPrint falls back to fontTools at
 # half speed without it), the fonts the document templates use, poppler-utils (pdftotext/pdftoppm: the
@@ -30,7 +30,12 @@ $(STAMP): pyproject.toml | system
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP) bytecode
+install: $(STAMP) native bytecode
+
+# `evbill ocpi price`'s fast path (dsl/ocpi_fast.py) compiled by mypyc (gcc and the Python headers);
+# without them, or after an edit of the source, the plain module runs (the same output, slower)
+native: $(STAMP)
+	$(BIN)/python -m dsl.native
 
 # the project's own modules compiled ahead, as an installed wheel has them: an editable install
 # compiles nothing, and where PYTHONDONTWRITEBYTECODE is set (CI's machine sets it) every `evbill`
@@ -42,7 +47,7 @@ bytecode: $(STAMP)
 demo: $(STAMP) bytecode
 	$(BIN)/evbill demo
 
-test: $(STAMP) lint bytecode
+test: $(STAMP) lint native bytecode
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 # Static checks `make test` runs first: ruff (the rules chosen in pyproject.toml), mypy strict on dsl/

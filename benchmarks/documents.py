@@ -49,6 +49,17 @@ Figures (2 cores, 200 invoices, 20-session statements):
   2.8), ``--count 200 --workers 2``: h17m 150.5 / 136.3 / 136.5 ms, main 162.1 / 151.0 / 150.8 ms
   (-9.6 %), h17m 14.2 invoices/s wall. The 16.7/s target (<= ~120 ms per invoice on 2 cores) is
   not met.
+- 2026-12-07, session h17o, main (82a032d) and h17o alternately, ``--count 120 --workers 2``, the
+  shared machine at load 10-18: 10:42-10:48 UTC main median 166.9 / 167.1 ms CPU per invoice, h17o
+  127.3 / 136.6 ms (-18 to -24 %; XML 0.6 ms both); ``--count 200`` at 10:50-10:54 UTC (load 7.3-9.5)
+  h17o 124.1 / 127.5 ms, main 157.2 / 159.2 ms (-20 %). By instruction count (valgrind cachegrind, 8
+  invoices after the warm-up, load-independent) 861.1 M -> 704.4 M per invoice (-18.2 %); Python
+  calls 405.1k -> 331.5k (-18.2 %). At main's quiet 137.5 ms that is ~112 ms (~17.8/s on 2 cores),
+  not yet measured on a quiet machine. What h17o changed: the statement's token, minutes and
+  energy joined with its amounts in one aligned run (three cells per session), the invoice's
+  quantity joined with its price, VAT and amount, streams deflated at zlib's default level
+  (level 9: 5.0 ms per invoice, level 6: 1.7 ms, ~1 % more bytes), and the computed styles shared
+  across the documents a worker renders (``runtime/documents/styles.py``; same bytes).
 """
 
 from __future__ import annotations

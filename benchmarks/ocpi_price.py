@@ -32,6 +32,14 @@ git --git-dir MIRROR archive e0ed4df | tar -x -C /tmp/ocpi-tariffs-py``, then th
 Usage: python benchmarks/ocpi_price.py [N] [--seed S] [--rounds R] [--peer-src DIR]
        python benchmarks/ocpi_price.py N --seed S --write-reference   (prints the sha256 to keep)
 
+Figures (2026-12-07, session h17p's code @ ac01542: output spooled by the workers, the fast path compiled
+by mypyc; the VM at load average 10-18, so only CPU time and instruction counts compare): without the
+peer, 200,000 CDRs, 2 rounds back to back, main (c978756) 10:46 UTC 8.51 CPU s (18.04 s wall), h17p
+10:47 UTC 7.46 CPU s (14.47 s wall), identical to the reference; with the peer at load 11-18, one round:
+main 9.27 CPU s, h17p 8.17 CPU s, the peer 29.9-33.3 CPU s (3.6x CPU). Instructions (valgrind): the
+fast path 262.6k -> 236.3k per CDR, start-up 1,370M -> 1,177M, the parent of a 2-worker run on 20,000
+CDRs 1,683M -> 1,289M.
+
 Figures (2026-12-07 04:11-04:20 UTC, session h17h's code @ fb7c544, the fused totals; load average
 14.5 falling to 9.5, the VM shared with other sessions; 200,000 CDRs, best of 2 alternating rounds):
                             CDRs/s    CPU s  CDRs/CPU s
@@ -192,6 +200,17 @@ def _compile(*trees: str) -> None:
                    stdout=subprocess.DEVNULL)
 
 
+def _native(env: dict[str, str]) -> str:
+    """evbill's fast path compiled as ``make install`` compiles it (``dsl.native``: mypyc), and which
+    module the command will run: the compiled one, or the plain one where the build failed or
+    ``EVBILL_OCPI_NATIVE=0``."""
+    subprocess.run([sys.executable, "-m", "dsl.native"], env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    probe = subprocess.run([sys.executable, "-c", "from dsl import ocpi; print(ocpi._fast_module().__name__)"],
+                           env=env, cwd=ROOT, check=True, capture_output=True, text=True)
+    name = probe.stdout.strip()
+    return f"{name} ({'compiled by mypyc' if name.endswith('_c') else 'plain Python'})"
+
+
 def _cpu() -> float:
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
@@ -251,9 +270,10 @@ def main() -> None:
             _check_peer(peer_env)
         _compile(*(str(ROOT / d) for d in ("api", "dsl", "runtime", "store", "workflows")),
                  *([args.peer_src] if run_peer and args.peer_src else []))
+        fast = _native(env)
         print(f"pricing {args.n:,} CDRs (seed {args.seed}) of {TARIFF.name} as whole processes, "
               f"{args.rounds} alternating rounds, {os.cpu_count()} cores (Python {sys.version.split()[0]}; both "
-              "programs' bytecode compiled ahead)")
+              f"programs' bytecode compiled ahead; evbill's fast path: {fast})")
         best_e = best_p = cpu_e = cpu_p = float("inf")
         for _ in range(args.rounds):
             wall, cpu = _run(ev_cmd, env, ev_out)

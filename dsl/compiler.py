@@ -16,13 +16,12 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from decimal import Decimal, getcontext
 from fnmatch import translate
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dsl import ast as A
 from dsl.checker import check, walk_atoms
 from dsl.diagnostics import Diagnostic, render_all
 from dsl.parser import parse, shift_lines
-from dsl.policies import Policies, read_policies
 from dsl.printer import cond_text
 from runtime.rated import RatingResult
 from runtime.rating import (
@@ -47,6 +46,9 @@ from runtime.rating import (
 )
 from runtime.sessions import SessionFacts
 from runtime.tax import CLASS_PLACEHOLDERS, RateUnknown, resolve_classes, stated_rates
+
+if TYPE_CHECKING:  # read when first asked for: a command that only rates (evbill ocpi price) skips their imports
+    from dsl.policies import Policies
 
 __all__ = ["CompileResult", "CompiledRuleset", "RulesetError", "cache_info", "compile_ruleset"]
 
@@ -125,6 +127,8 @@ class CompiledRuleset:
     def policies(self) -> Policies:
         """Billing, hold, service and payments policies, read once (the ruleset lives in the compile cache)."""
         if self._policies is None:
+            from dsl.policies import read_policies
+
             self._policies = read_policies(self.ast)
         return self._policies
 

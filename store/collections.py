@@ -23,7 +23,6 @@ or changed in the meantime is dropped (its pre-notified amount is no longer true
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -39,7 +38,6 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    LargeBinary,
     String,
     Table,
     UniqueConstraint,
@@ -66,6 +64,7 @@ from store import receivables as R
 from store.billing import driver_insert, in_values
 from store.gcpause import paused_gc
 from store.models import BillingAccount, Contract, Customer, metadata
+from store.sepa_runs import run_tables
 from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
 
 __all__ = [
@@ -149,30 +148,9 @@ mandate = Table(
     Index("ix_sepa_mandate_account", "tenant_id", "account_id"),
 )
 
-collection_run = Table(
-    "collection_run", metadata,
-    Column("id", String(40), primary_key=True),
-    Column("tenant_id", String(40), ForeignKey("tenant.id"), nullable=False),
-    Column("creditor_account_id", String(40), ForeignKey("sepa_creditor_account.id"), nullable=False),
-    Column("workflow_id", String(200), nullable=False),
-    # building | awaiting_approval | submitted | rejected | empty
-    Column("status", String(20), nullable=False),
-    Column("as_of", Date(), nullable=False),
-    Column("pain_version", String(20), nullable=False),
-    Column("message_id", String(35), nullable=False),
-    Column("items", Integer(), nullable=False),
-    Column("total", ExactDecimal(), nullable=False),
-    Column("currency", String(3), nullable=False),
-    Column("skipped", JSON(), nullable=False),  # accounts left out, with why
-    Column("file_id", String(40), nullable=True),
-    Column("started_by", String(40), nullable=False),
-    Column("decided_by", String(40), nullable=False),
-    Column("decision_reason", String(1000), nullable=False),
-    Column("created_at", UTCDateTime(), nullable=False),
-    Column("decided_at", UTCDateTime(), nullable=True),
-    UniqueConstraint("tenant_id", "workflow_id", name="uq_collection_run_workflow"),
-    Index("ix_collection_run_status", "tenant_id", "status"),
-)
+_runs = run_tables(metadata, "collection", Column("skipped", JSON(), nullable=False),  # accounts left out, with why
+                   "cfl")
+collection_run = _runs.run
 
 collection_item = Table(
     "collection_item", metadata,
@@ -201,20 +179,7 @@ collection_item = Table(
     Index("ix_collection_item_item", "tenant_id", "item_id"),
 )
 
-collection_file = Table(
-    "collection_file", metadata,
-    Column("id", String(40), primary_key=True),
-    Column("tenant_id", String(40), ForeignKey("tenant.id"), nullable=False),
-    Column("run_id", String(40), ForeignKey("collection_run.id"), nullable=False),
-    Column("name", String(200), nullable=False),
-    Column("media_type", String(60), nullable=False),
-    Column("pain_version", String(20), nullable=False),
-    Column("content", LargeBinary(), nullable=False),
-    Column("sha256", String(64), nullable=False),
-    Column("size", Integer(), nullable=False),
-    Column("created_at", UTCDateTime(), nullable=False),
-    UniqueConstraint("run_id", name="uq_collection_file_run"),
-)
+collection_file = _runs.file
 
 # the billing hand-over's mark on a direct-debit invoice's open item: collect it on the date the
 # invoice notified, never more than it notified (one row per item, written once)
@@ -562,11 +527,6 @@ class Gathered:
     skipped: list[dict[str, str]]
 
 
-def _run_by_workflow(conn: Connection, tenant_id: str, workflow_id: str) -> Any:
-    return conn.execute(select(collection_run).where(collection_run.c.tenant_id == tenant_id,
-                                                     collection_run.c.workflow_id == workflow_id)).first()
-
-
 def _gathered(run: Any) -> Gathered:
     return Gathered(run.id, run.status, run.items, run.total, run.currency, list(run.skipped or []))
 
@@ -612,7 +572,7 @@ def gather(conn: Connection, tenant_id: str, creditor_account_id: str, workflow_
 
 def _gather(conn: Connection, tenant_id: str, creditor_account_id: str, workflow_id: str, as_of: date,
             started_by: str, check_at: datetime | None) -> Gathered:
-    run = _run_by_workflow(conn, tenant_id, workflow_id)
+    run = _runs.by_workflow(conn, tenant_id, workflow_id)
     if run is not None:
         if check_at is not None and run.status == "awaiting_approval":
             preview(conn, tenant_id, run.id, check_at)
@@ -735,7 +695,7 @@ def run_items(conn: Connection, run_id: str, statuses: Sequence[str] | None = No
 
 def preview(conn: Connection, tenant_id: str, run_id: str, created: datetime) -> bytes:
     """The file as it would be submitted now (built and XSD-checked; nothing stored)."""
-    run = conn.execute(select(collection_run).where(collection_run.c.id == run_id)).one()
+    run = _runs.one(conn, tenant_id, run_id)
     cred = conn.execute(select(creditor_account).where(creditor_account.c.id == run.creditor_account_id)).one()
     return build_pain008(message_id=run.message_id, created=created, creditor=_creditor(cred),
                          txs=[tx for *_ids, tx in _proposed_txs(conn, run_id)], version=run.pain_version)
@@ -753,8 +713,7 @@ def submit_run(conn: Connection, tenant_id: str, run_id: str, decided_by: str, c
 
 def _submit_run(conn: Connection, tenant_id: str, run_id: str, decided_by: str, created: datetime,
                 reason: str) -> Any:
-    run = conn.execute(select(collection_run).where(collection_run.c.id == run_id,
-                                                    collection_run.c.tenant_id == tenant_id)).one()
+    run = _runs.one(conn, tenant_id, run_id)
     if run.status != "awaiting_approval":
         return run
     proposed = _proposed_txs(conn, run_id)
@@ -770,17 +729,12 @@ def _submit_run(conn: Connection, tenant_id: str, run_id: str, decided_by: str, 
     values: dict[str, Any] = {"decided_by": decided_by, "decision_reason": reason, "decided_at": _now(),
                               "items": len(keep), "total": sum((p[3].amount for p in keep), ZERO)}
     if not keep:
-        conn.execute(update(collection_run).where(collection_run.c.id == run_id).values(status="empty", **values))
-        return conn.execute(select(collection_run).where(collection_run.c.id == run_id)).one()
+        return _runs.decide(conn, tenant_id, run_id, "empty", **values)
     cred = conn.execute(select(creditor_account).where(creditor_account.c.id == run.creditor_account_id)).one()
     data = build_pain008(message_id=run.message_id, created=created, creditor=_creditor(cred),
                          txs=[tx for *_ids, tx in keep], version=run.pain_version)
-    fid = new_id("cfl")
     now = _now()
-    conn.execute(insert(collection_file).values(
-        id=fid, tenant_id=tenant_id, run_id=run_id, name=f"{run.message_id}.{run.pain_version}.xml",
-        media_type="application/xml", pain_version=run.pain_version, content=data,
-        sha256=hashlib.sha256(data).hexdigest(), size=len(data), created_at=now))
+    fid = _runs.archive(conn, tenant_id, run, data, now)
     # what was not dropped above is what the file holds
     conn.execute(update(collection_item).where(ci.run_id == run_id, ci.status == "proposed")
                  .values(status="submitted"))
@@ -801,20 +755,17 @@ def _submit_run(conn: Connection, tenant_id: str, run_id: str, decided_by: str, 
             changes["status"] = "revoked"
         for among in in_values(conn, mandate.c.id, mids):
             conn.execute(update(mandate).where(among).values(**changes))
-    conn.execute(update(collection_run).where(collection_run.c.id == run_id).values(
-        status="submitted", file_id=fid, **values))
-    return conn.execute(select(collection_run).where(collection_run.c.id == run_id)).one()
+    return _runs.decide(conn, tenant_id, run_id, "submitted", file_id=fid, **values)
 
 
 def reject_run(conn: Connection, tenant_id: str, run_id: str, decided_by: str, reason: str) -> Any:
-    run = conn.execute(select(collection_run).where(collection_run.c.id == run_id,
-                                                    collection_run.c.tenant_id == tenant_id)).one()
-    if run.status == "awaiting_approval":
-        conn.execute(update(collection_item).where(collection_item.c.run_id == run_id,
-                                                   collection_item.c.status == "proposed").values(status="rejected"))
-        conn.execute(update(collection_run).where(collection_run.c.id == run_id).values(
-            status="rejected", decided_by=decided_by, decision_reason=reason, decided_at=_now()))
-    return conn.execute(select(collection_run).where(collection_run.c.id == run_id)).one()
+    run = _runs.one(conn, tenant_id, run_id)
+    if run.status != "awaiting_approval":
+        return run
+    conn.execute(update(collection_item).where(collection_item.c.run_id == run_id,
+                                               collection_item.c.status == "proposed").values(status="rejected"))
+    return _runs.decide(conn, tenant_id, run_id, "rejected", decided_by=decided_by, decision_reason=reason,
+                        decided_at=_now())
 
 
 # ------------------------------------------------------------------ the bank's answer
@@ -930,29 +881,15 @@ def revoke_mandate(conn: Connection, row: Any, final_collection: bool) -> None:
 def runs(conn: Connection, tenant_id: str, *, status: str | None = None, workflow_id: str | None = None,
          limit: int = 200) -> list[Any]:
     """Collection runs, newest first."""
-    stmt = select(collection_run).where(collection_run.c.tenant_id == tenant_id)
-    if status:
-        stmt = stmt.where(collection_run.c.status == status)
-    if workflow_id:
-        stmt = stmt.where(collection_run.c.workflow_id == workflow_id)
-    return list(conn.execute(stmt.order_by(collection_run.c.created_at.desc(), collection_run.c.id.desc())
-                             .limit(limit)).all())
+    return _runs.page(conn, tenant_id, status=status, workflow_id=workflow_id, limit=limit)
 
 
-def run_row(conn: Connection, tenant_id: str, run_id: str) -> Any:
-    return conn.execute(select(collection_run).where(collection_run.c.tenant_id == tenant_id,
-                                                     collection_run.c.id == run_id)).first()
-
-
-def file_row(conn: Connection, tenant_id: str, file_id: str) -> Any:
-    return conn.execute(select(collection_file).where(collection_file.c.tenant_id == tenant_id,
-                                                      collection_file.c.id == file_id)).first()
+run_row = _runs.row
+file_row = _runs.file_row
+file_sha256 = _runs.file_sha256
 
 
 def creditor_account_exists(conn: Connection, tenant_id: str, creditor_account_id: str) -> bool:
     return conn.execute(select(creditor_account.c.id).where(
         creditor_account.c.tenant_id == tenant_id, creditor_account.c.id == creditor_account_id)).first() is not None
 
-
-def file_sha256(conn: Connection, file_id: str) -> str:
-    return str(conn.execute(select(collection_file.c.sha256).where(collection_file.c.id == file_id)).scalar_one())

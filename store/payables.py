@@ -24,7 +24,6 @@ answers what the first call did.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -39,7 +38,6 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    LargeBinary,
     String,
     Table,
     UniqueConstraint,
@@ -54,8 +52,9 @@ from runtime.money import ZERO, CurrencyMismatch
 from runtime.receivables import InsufficientCredit, available_credit
 from store import receivables as R
 from store.billing import invoice
-from store.collections import creditor_account, mandate
+from store.collections import creditor_account, creditor_account_exists, mandate
 from store.models import BillingAccount, Customer, metadata
+from store.sepa_runs import run_tables
 from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
 
 __all__ = [
@@ -129,29 +128,9 @@ payable = Table(
     Index("ix_payable_payee", "tenant_id", "payee_id"),
 )
 
-payout_run = Table(
-    "payout_run", metadata,
-    Column("id", String(40), primary_key=True),
-    Column("tenant_id", String(40), ForeignKey("tenant.id"), nullable=False),
-    Column("creditor_account_id", String(40), ForeignKey("sepa_creditor_account.id"), nullable=False),
-    Column("workflow_id", String(200), nullable=False),
-    Column("status", String(20), nullable=False),  # building | awaiting_approval | submitted | rejected | empty
-    Column("as_of", Date(), nullable=False),
-    Column("pain_version", String(20), nullable=False),
-    Column("message_id", String(35), nullable=False),
-    Column("items", Integer(), nullable=False),
-    Column("total", ExactDecimal(), nullable=False),
-    Column("currency", String(3), nullable=False),
-    Column("requested_by", JSON(), nullable=False),  # who asked for the payables in it (four eyes)
-    Column("file_id", String(40), nullable=True),
-    Column("started_by", String(40), nullable=False),
-    Column("decided_by", String(40), nullable=False),
-    Column("decision_reason", String(1000), nullable=False),
-    Column("created_at", UTCDateTime(), nullable=False),
-    Column("decided_at", UTCDateTime(), nullable=True),
-    UniqueConstraint("tenant_id", "workflow_id", name="uq_payout_run_workflow"),
-    Index("ix_payout_run_status", "tenant_id", "status"),
-)
+_runs = run_tables(metadata, "payout", Column("requested_by", JSON(), nullable=False),  # who asked (four eyes)
+                   "pfl")
+payout_run = _runs.run
 
 payout_item = Table(
     "payout_item", metadata,
@@ -170,20 +149,7 @@ payout_item = Table(
     Index("ix_payout_item_run", "run_id"),
 )
 
-payout_file = Table(
-    "payout_file", metadata,
-    Column("id", String(40), primary_key=True),
-    Column("tenant_id", String(40), ForeignKey("tenant.id"), nullable=False),
-    Column("run_id", String(40), ForeignKey("payout_run.id"), nullable=False),
-    Column("name", String(200), nullable=False),
-    Column("media_type", String(60), nullable=False),
-    Column("pain_version", String(20), nullable=False),
-    Column("content", LargeBinary(), nullable=False),
-    Column("sha256", String(64), nullable=False),
-    Column("size", Integer(), nullable=False),
-    Column("created_at", UTCDateTime(), nullable=False),
-    UniqueConstraint("run_id", name="uq_payout_file_run"),
-)
+payout_file = _runs.file
 
 payout_schedule = Table(
     "payout_schedule", metadata,
@@ -312,11 +278,6 @@ class Gathered:
     requested_by: list[str]
 
 
-def _run_by_workflow(conn: Connection, tenant_id: str, workflow_id: str) -> Any:
-    return conn.execute(select(payout_run).where(payout_run.c.tenant_id == tenant_id,
-                                                 payout_run.c.workflow_id == workflow_id)).first()
-
-
 def _gathered(run: Any) -> Gathered:
     return Gathered(run.id, run.status, run.items, run.total, run.currency, list(run.requested_by or []))
 
@@ -325,7 +286,7 @@ def gather(conn: Connection, tenant_id: str, creditor_account_id: str, workflow_
            started_by: str) -> Gathered:
     """The run of ``workflow_id`` (created once): every payable ``requested`` in the account's
     currency, oldest first, claimed for this run. A retried call returns the first answer."""
-    run = _run_by_workflow(conn, tenant_id, workflow_id)
+    run = _runs.by_workflow(conn, tenant_id, workflow_id)
     if run is not None:
         return _gathered(run)
     cred = conn.execute(select(creditor_account).where(creditor_account.c.tenant_id == tenant_id,
@@ -389,13 +350,9 @@ def _debtor(conn: Connection, run: Any) -> Debtor:
 
 def preview(conn: Connection, tenant_id: str, run_id: str, created: datetime) -> bytes:
     """The file as it would be submitted now (built and XSD-checked; nothing stored)."""
-    run = conn.execute(select(payout_run).where(payout_run.c.tenant_id == tenant_id, payout_run.c.id == run_id)).one()
+    run = _runs.one(conn, tenant_id, run_id)
     return build_pain001(message_id=run.message_id, created=created, debtor=_debtor(conn, run),
                          txs=_transfers(run_items(conn, run_id, ("proposed",)), created.date()))
-
-
-def _run(conn: Connection, tenant_id: str, run_id: str) -> Any:
-    return conn.execute(select(payout_run).where(payout_run.c.id == run_id, payout_run.c.tenant_id == tenant_id)).one()
 
 
 def submit_run(conn: Connection, tenant_id: str, run_id: str, decided_by: str, created: datetime,
@@ -403,7 +360,7 @@ def submit_run(conn: Connection, tenant_id: str, run_id: str, decided_by: str, c
     """Approve: build the file from the items whose payables are still in this run (executed on
     the approval's day), archive it and mark items and payables submitted. Once: a retried call
     returns the run as the first call left it."""
-    run = _run(conn, tenant_id, run_id)
+    run = _runs.one(conn, tenant_id, run_id)
     if run.status != "awaiting_approval":
         return run
     proposed = run_items(conn, run_id, ("proposed",))
@@ -419,24 +376,17 @@ def submit_run(conn: Connection, tenant_id: str, run_id: str, decided_by: str, c
     values: dict[str, Any] = {"decided_by": decided_by, "decision_reason": reason, "decided_at": now,
                               "items": len(keep), "total": sum((r.amount for r in keep), ZERO)}
     if not keep:
-        conn.execute(update(payout_run).where(payout_run.c.id == run_id).values(status="empty", **values))
-        return _run(conn, tenant_id, run_id)
+        return _runs.decide(conn, tenant_id, run_id, "empty", **values)
     data = build_pain001(message_id=run.message_id, created=created, debtor=_debtor(conn, run),
                          txs=_transfers(keep, created.date()))
-    fid = new_id("pfl")
-    conn.execute(insert(payout_file).values(
-        id=fid, tenant_id=tenant_id, run_id=run_id, name=f"{run.message_id}.{run.pain_version}.xml",
-        media_type="application/xml", pain_version=run.pain_version, content=data,
-        sha256=hashlib.sha256(data).hexdigest(), size=len(data), created_at=now))
+    fid = _runs.archive(conn, tenant_id, run, data, now)
     for chunk in _chunks([r.id for r in keep]):
         conn.execute(update(payout_item).where(payout_item.c.id.in_(chunk)).values(status="submitted"))
     for chunk in _chunks([r.payable_id for r in keep]):
         conn.execute(update(payable).where(payable.c.id.in_(chunk)).values(status="submitted", updated_at=now))
     _post_host_payouts(conn, tenant_id, [r for r in keep if r.kind == "host_credit"], "host_payout",
                        created.date(), run.message_id)
-    conn.execute(update(payout_run).where(payout_run.c.id == run_id).values(status="submitted", file_id=fid,
-                                                                            **values))
-    return _run(conn, tenant_id, run_id)
+    return _runs.decide(conn, tenant_id, run_id, "submitted", file_id=fid, **values)
 
 
 def _post_host_payouts(conn: Connection, tenant_id: str, items: Sequence[Any], kind: str, on: date,
@@ -456,51 +406,25 @@ def _post_host_payouts(conn: Connection, tenant_id: str, items: Sequence[Any], k
 
 def reject_run(conn: Connection, tenant_id: str, run_id: str, decided_by: str, reason: str) -> Any:
     """Reject: the run's payables are ``requested`` again (the next run may take them)."""
-    run = _run(conn, tenant_id, run_id)
-    if run.status == "awaiting_approval":
-        proposed = run_items(conn, run_id, ("proposed",))
-        now = utcnow()
-        conn.execute(update(payout_item).where(payout_item.c.run_id == run_id, payout_item.c.status == "proposed")
-                     .values(status="rejected"))
-        for r in proposed:
-            conn.execute(update(payable).where(payable.c.id == r.payable_id, payable.c.status == "in_run",
-                                               payable.c.end_to_end_id == r.end_to_end_id)
-                         .values(status="requested", end_to_end_id="", updated_at=now))
-        conn.execute(update(payout_run).where(payout_run.c.id == run_id).values(
-            status="rejected", decided_by=decided_by, decision_reason=reason, decided_at=now))
-    return _run(conn, tenant_id, run_id)
+    run = _runs.one(conn, tenant_id, run_id)
+    if run.status != "awaiting_approval":
+        return run
+    proposed = run_items(conn, run_id, ("proposed",))
+    now = utcnow()
+    conn.execute(update(payout_item).where(payout_item.c.run_id == run_id, payout_item.c.status == "proposed")
+                 .values(status="rejected"))
+    for r in proposed:
+        conn.execute(update(payable).where(payable.c.id == r.payable_id, payable.c.status == "in_run",
+                                           payable.c.end_to_end_id == r.end_to_end_id)
+                     .values(status="requested", end_to_end_id="", updated_at=now))
+    return _runs.decide(conn, tenant_id, run_id, "rejected", decided_by=decided_by, decision_reason=reason,
+                        decided_at=now)
 
 
-def list_runs(conn: Connection, tenant_id: str, *, status: str | None = None, workflow_id: str | None = None,
-              before_id: str | None = None, limit: int = 100) -> list[Any]:
-    """Runs newest first, before ``before_id`` (the page cursor)."""
-    stmt = select(payout_run).where(payout_run.c.tenant_id == tenant_id)
-    if status:
-        stmt = stmt.where(payout_run.c.status == status)
-    if workflow_id:
-        stmt = stmt.where(payout_run.c.workflow_id == workflow_id)
-    if before_id:
-        stmt = stmt.where(payout_run.c.id < before_id)
-    return list(conn.execute(stmt.order_by(payout_run.c.id.desc()).limit(limit)).all())
-
-
-def get_run(conn: Connection, tenant_id: str, run_id: str) -> Any:
-    return conn.execute(select(payout_run).where(payout_run.c.tenant_id == tenant_id,
-                                                 payout_run.c.id == run_id)).first()
-
-
-def get_file(conn: Connection, tenant_id: str, file_id: str) -> Any:
-    return conn.execute(select(payout_file).where(payout_file.c.tenant_id == tenant_id,
-                                                  payout_file.c.id == file_id)).first()
-
-
-def file_sha256(conn: Connection, file_id: str) -> str:
-    return str(conn.execute(select(payout_file.c.sha256).where(payout_file.c.id == file_id)).scalar_one())
-
-
-def creditor_account_exists(conn: Connection, tenant_id: str, creditor_account_id: str) -> bool:
-    return conn.execute(select(creditor_account.c.id).where(
-        creditor_account.c.tenant_id == tenant_id, creditor_account.c.id == creditor_account_id)).first() is not None
+list_runs = _runs.page
+get_run = _runs.row
+get_file = _runs.file_row
+file_sha256 = _runs.file_sha256
 
 
 # ------------------------------------------------------------------ the bank's answer
@@ -630,4 +554,4 @@ def due_scheduled_runs(conn: Connection, at: datetime) -> list[DueRun]:
 
 
 def run_exists(conn: Connection, tenant_id: str, workflow_id: str) -> bool:
-    return _run_by_workflow(conn, tenant_id, workflow_id) is not None
+    return _runs.by_workflow(conn, tenant_id, workflow_id) is not None

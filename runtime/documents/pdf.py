@@ -12,6 +12,7 @@ import os
 import re
 import threading
 import warnings
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -537,8 +538,10 @@ def _context(doc: Document, include_statement: bool, statement_only: bool) -> di
         "self_billing": self_billing,
         "info": _info_rows(doc, labels),
         "rows": rows,
-        # unit price, VAT and amount as one aligned run per line (the header's labels first)
-        "line_amounts": _aligned([[labels["unit_price"]] + [r.unit_price for r in rows],
+        # quantity, unit price, VAT and amount as one aligned run per line (the header's labels
+        # first); the quantity leads the run, so its unit's letters need no exact widths
+        "line_amounts": _aligned([[labels["qty"]] + [f"{r.quantity} {r.unit}" for r in rows],
+                                  [labels["unit_price"]] + [r.unit_price for r in rows],
                                   [labels["vat"]] + [r.vat for r in rows],
                                   [labels["amount"]] + [r.amount for r in rows]], 2, 8.6 / 7.8),  # .lh: 7.8pt
         "totals": _totals_rows(doc, labels, m),
@@ -560,9 +563,11 @@ _FIGURE_SPACE = "\u2007"  # as wide as a digit: pads amounts so they align in on
 # columns to its left. Letters (the header's labels, bold) are reckoned at the widest of a group of
 # similar letters: a label is never wider than reckoned, so the header never runs out of its cell
 _EM = {".": 0.318, ",": 0.318, " ": 0.318, "\u00a0": 0.318, "\u202f": 0.2, "'": 0.275, "-": 0.361,
-       "\u2212": 0.838, "\u2013": 0.5, "%": 0.95, "\u2007": 0.636, "\u2008": 0.318, "\u200a": 0.1}
+       "\u2212": 0.838, "\u2013": 0.5, "%": 0.95, "\u2007": 0.636, "\u2008": 0.318, "\u200a": 0.1,
+       "\u00b7": 0.318, "/": 0.337}
 _BOLD_EM = {".": 0.38, ",": 0.38, " ": 0.348, "\u00a0": 0.348, "\u202f": 0.2, "'": 0.332, "-": 0.415,
-            "\u2212": 0.838, "\u2013": 0.5, "%": 1.002, "\u2007": 0.696, "\u2008": 0.38, "\u200a": 0.1}
+            "\u2212": 0.838, "\u2013": 0.5, "%": 1.002, "\u2007": 0.696, "\u2008": 0.38, "\u200a": 0.1,
+            "\u00b7": 0.38, "/": 0.365}
 _DIGIT_EM, _BOLD_DIGIT_EM, _BOLD_LETTER_EM = 0.636, 0.696, 0.85
 _BOLD_EM.update({c: em for letters, em in (
     ("ijlïîIJ/", 0.372), ("f()t", 0.478), ("rzcçs", 0.595), ("Lxvyk", 0.665), ("aäàâeéèêTEFÉoöô", 0.687),
@@ -590,27 +595,30 @@ def _padded(text: str, width: float, bold: bool = False) -> str:
     return "".join(pad) + text
 
 
-def _aligned(columns: list[list[str]], gap: int = 3, head_scale: float = 1.0) -> list[str]:
+def _aligned(columns: list[list[str]], gap: int | tuple[int, ...] = 3, head_scale: float = 1.0) -> list[str]:
     """Join each row's amounts into one right-aligned text run, every column padded to its widest
     entry (by DejaVu Sans' advance widths) with figure, punctuation and hair spaces, ``gap`` figure
-    spaces between columns. DejaVu's digits are tabular, so the columns line up without a table
-    cell per amount (each cell costs WeasyPrint a layout pass: three fewer cells per session make
-    the statement ~40 % cheaper). The first row is the header's labels, in bold at 1/``head_scale``
-    of the rows' font size: padded in its own widths to the rows' columns."""
-    gap_em = gap * _DIGIT_EM
+    spaces between columns (or ``gap[c]`` before column ``c + 1``). DejaVu's digits are tabular, so
+    the columns line up without a table cell per amount (each cell costs WeasyPrint a layout pass:
+    three fewer cells per session make the statement ~40 % cheaper). The first row is the header's
+    labels, in bold at 1/``head_scale`` of the rows' font size: padded in its own widths to the
+    rows' columns."""
+    gaps = (gap,) * (len(columns) - 1) if isinstance(gap, int) else gap
     widths = [max([_em(text) for text in column[1:]] + [_em(column[0], True) / head_scale])
               for column in columns]
-    head = "".join(_padded(column[0], (width + (gap_em if c else 0)) * head_scale, True)
+    head = "".join(_padded(column[0], (width + (gaps[c - 1] * _DIGIT_EM if c else 0)) * head_scale, True)
                    for c, (column, width) in enumerate(zip(columns, widths)))
-    return [head] + [(_FIGURE_SPACE * gap).join(_padded(column[i], width) for column, width in zip(columns, widths))
+    return [head] + ["".join((_FIGURE_SPACE * gaps[c - 1] if c else "") + _padded(column[i], width)
+                             for c, (column, width) in enumerate(zip(columns, widths)))
                      for i in range(1, len(columns[0]))]
 
 
 def _statement_rows(doc: Document, labels: dict[str, str], m: Any) -> tuple[list[dict[str, str]], dict[str, Any]]:
-    """The session statement as four text runs per session (when and where, token and usage, price
-    components, amounts): one row per session, one cell per run. Its totals reconcile to the
-    document: the sessions' sum, then (when the invoice has lines no session carries: services,
-    period discounts, fees) those lines, then the document's own net, VAT and gross."""
+    """The session statement as three text runs per session (when and where, price components, and
+    token, usage and amounts as one aligned run): one row per session, one cell per run. Its totals
+    reconcile to the document: the sessions' sum, then (when the invoice has lines no session
+    carries: services, period discounts, fees) those lines, then the document's own net, VAT and
+    gross."""
     lang = doc.language
     rows = doc.statement
     t = doc.totals
@@ -623,21 +631,30 @@ def _statement_rows(doc: Document, labels: dict[str, str], m: Any) -> tuple[list
     if reconcile:
         amounts_rows.append([m(other[0]), m(other[1]), m(other[2])])
         amounts_rows.append([m(t.net), m(t.tax), m(t.gross)])
-    head = [labels["st_net"], labels["st_tax"], labels["st_gross"]]
-    amounts = _aligned([[head[c]] + [row[c] for row in amounts_rows] for c in range(3)])
+    total_kwh = number_text(sum((r.energy_kwh for r in rows), Decimal(0)), 3, lang)
+    # token, charging / parking minutes and energy: the numbers padded to line up, the energy last
+    # (the sum row's energy then ends where the sessions' do, however long); the token before them
+    # (the energy without its unit: "kWh" heads its column)
+    usage = [(number_text(r.charging_minutes, 0, lang), number_text(r.parking_minutes, 0, lang),
+              number_text(r.energy_kwh, 3, lang)) for r in rows]
+    widths = [max((_em(u[c]) for u in usage), default=0.0) for c in range(3)]
+    usage_texts = [f"{r.token} · {_padded(charge, widths[0])} / {_padded(park, widths[1])} {labels['min']} · "
+                   f"{_padded(kwh, widths[2])}" for r, (charge, park, kwh) in zip(rows, usage)]
+    usage_texts += [total_kwh] + ["", ""] * reconcile
+    head = [f"{labels['st_token']} · {labels['st_charge_min']} / {labels['st_park_min']} · {labels['st_kwh']}",
+            labels["st_net"], labels["st_tax"], labels["st_gross"]]
+    runs = _aligned([[head[0]] + usage_texts] + [[head[c + 1]] + [row[c] for row in amounts_rows] for c in range(3)],
+                    gap=(3, 2, 2))
     out = []
     for i, r in enumerate(rows):
         out.append({
             "where": f"{datetime_text(r.started_at, lang)} · {r.location} · {r.evse}",
-            "usage": f"{r.token} · {number_text(r.energy_kwh, 3, lang)} kWh · "
-                     f"{number_text(r.charging_minutes, 0, lang)} / {number_text(r.parking_minutes, 0, lang)} "
-                     f"{labels['min']}",
             # one text run per session keeps a 20-session statement on one fast page
             "breakdown": " · ".join(
                 [f"{c.label} {m(c.amount)}" for c in r.components]
                 + [f"{d.label} {m(-d.amount)}" for d in r.discounts]
             ),
-            "amounts": amounts[i + 1],
+            "amounts": runs[i + 1],
         })
     # Eichrecht: per session with signed meter data, the records and the key as text and QR codes
     signed = []
@@ -651,15 +668,15 @@ def _statement_rows(doc: Document, labels: dict[str, str], m: Any) -> tuple[list
     n = len(rows)
     totals: dict[str, Any] = {
         "count": sessions_text(n, lang),
-        "kwh": number_text(sum((r.energy_kwh for r in rows), Decimal(0)), 3, lang),
+        "kwh": total_kwh,
         "net": m(total_net),
         "tax": m(total_tax),
         "gross": m(total_net + total_tax),
-        "amounts_head": amounts[0],
-        "amounts": amounts[n + 1],
+        "amounts_head": runs[0],
+        "amounts": runs[n + 1],
         # (label, amounts) rows after the sessions' sum that lead to the document's totals
-        "reconcile": [(labels["st_invoice_other"], amounts[n + 2]),
-                      (f"{labels['st_invoice_total']} {doc.number}", amounts[n + 3])] if reconcile else [],
+        "reconcile": [(labels["st_invoice_other"], runs[n + 2]),
+                      (f"{labels['st_invoice_total']} {doc.number}", runs[n + 3])] if reconcile else [],
         "signed": signed,
     }
     return out, totals
@@ -956,6 +973,9 @@ def _html_class() -> Any:
     from weasyprint import CSS, HTML  # type: ignore[import-untyped, unused-ignore]
     from weasyprint.html import UA, UA_COUNTER_STYLE  # type: ignore[import-untyped, unused-ignore]
 
+    from runtime.documents import styles
+
+    styles.install()
     text, removed = _UNUSED_UA_RULES.subn("", UA)
     ua = CSS(string=text, counter_style=UA_COUNTER_STYLE) if removed == 6 else None  # else another WeasyPrint
 
@@ -1075,7 +1095,11 @@ def _streams_serialized_once() -> Iterator[None]:
     write it, once more for the MD5 of all objects that is the identifier's second half; each time
     it deflates the stream at level 9 (~5 % of a render). While ``pdf.write`` runs, no object
     changes, so a stream's first serialization serves the second: the same bytes, deflated once.
-    Only ``pydyf.PDF.write`` reads ``Stream.data``; the original property is back afterwards."""
+    Only ``pydyf.PDF.write`` reads ``Stream.data``; the original property is back afterwards.
+
+    pydyf deflates streams at level 9: for a page's drawing operators and the font subsets that is
+    ~5 ms of a ~130 ms invoice, level 6 (zlib's default, which pydyf uses for every other object)
+    ~1.7 ms for ~1 % more bytes; the streams are deflated at level 6 while the PDF is written."""
     import pydyf  # type: ignore[import-untyped, unused-ignore]
 
     original = pydyf.Stream.__dict__["data"]
@@ -1088,10 +1112,26 @@ def _streams_serialized_once() -> Iterator[None]:
 
     with RENDER_LOCK:
         pydyf.Stream.data = property(data)
+        pydyf.zlib = _DEFAULT_LEVEL_ZLIB
         try:
             yield
         finally:
             pydyf.Stream.data = original
+            pydyf.zlib = zlib
+
+
+class _DefaultLevelZlib:
+    """``zlib`` as pydyf sees it while a PDF is written: ``compressobj`` at zlib's default level."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(zlib, name)
+
+    @staticmethod
+    def compressobj(level: int = -1, *args: Any, **kwargs: Any) -> Any:
+        return zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, *args, **kwargs)
+
+
+_DEFAULT_LEVEL_ZLIB = _DefaultLevelZlib()
 
 
 def write_pdf(doc: Document, laid_out: Any, pdf_variant: str | None = None) -> bytes:

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from api.cli import main as cli_main
 from dsl import ocpi as O
 from dsl.compiler import compile_ruleset
+from dsl.ocpi_fast import hours_text
 from runtime.rating import RatingContext
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,7 +136,7 @@ def test_total_time_in_integers_is_the_decimal_total_time() -> None:
     rnd = random.Random(5)
     spans += [rnd.randrange(0, 10**13) * 1000 for _ in range(20_000)]
     for ms in spans:
-        assert O._hours_text(ms) == decimal_text(ms), ms
+        assert hours_text(ms) == decimal_text(ms), ms
 
 
 @settings(max_examples=300, deadline=None)
@@ -280,3 +281,134 @@ def test_an_ascii_file_read_as_bytes_prints_what_its_text_prints(tmp_path: Path,
     assert "not UTF-8 text" in capsys.readouterr().err
     assert cli_main(["ocpi", "price", "--tariff", str(tariff), "--cdrs", str(tmp_path / "none.jsonl")]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+def _mixed_file(tmp_path: Path) -> tuple[Path, Path]:
+    """A tariff and a CDR file of 2,600 lines: ordinary CDRs with blank, broken and unpriceable lines
+    between them (the exact path's, printed by the parent between the workers' spooled runs)."""
+    tariff = tmp_path / "tariff.json"
+    tariff.write_text(json.dumps(COMPLEX))
+    lines = []
+    for n in range(2500):
+        lines.append(json.dumps(cdr(id=f"C{n}", start_date_time=f"2026-03-{1 + n % 28:02d}T08:30:00Z",
+                                    end_date_time=f"2026-03-{1 + n % 28:02d}T12:00:00Z")).replace(
+            '"2026-03-02T08:30:00Z"', f'"2026-03-{1 + n % 28:02d}T08:30:00Z"').replace(
+            '"2026-03-02T10:00:00Z"', f'"2026-03-{1 + n % 28:02d}T10:00:00Z"'))
+        if n % 300 == 7:
+            lines += ["", "{broken", json.dumps(cdr(id=f"bad{n}", charging_periods=[])), ODD[2]]
+    cdrs = tmp_path / "cdrs.jsonl"
+    cdrs.write_text("\n".join(lines) + "\n")
+    return tariff, cdrs
+
+
+def test_spooled_workers_print_what_one_process_prints(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Standard output a file descriptor: workers spool their text and the parent copies it out
+    (``_copy_out``: sendfile, or reads and writes for an append-only file); the bytes are what one
+    process printing through ``sys.stdout`` prints, and no spool directory is left behind."""
+    import glob
+    import io
+    import sys
+    import tempfile
+
+    tariff, cdrs = _mixed_file(tmp_path)
+    argv = ["ocpi", "price", "--tariff", str(tariff), "--cdrs", str(cdrs)]
+    monkeypatch.setenv("EVBILL_OCPI_WORKERS", "1")
+    want = (cli_main(argv), capsys.readouterr().out.encode())
+    assert want[0] == 1 and want[1].count(b"\n") == 2500 + 9 * 3
+    copies: list[int] = []
+    real_copy = O._copy_out
+    monkeypatch.setattr(O, "_copy_out", lambda *a: copies.append(a[2]) or real_copy(*a))
+    spool_dir = O._spool_dir(0) or tempfile.gettempdir()
+    spools = set(glob.glob(f"{spool_dir}/evbill-ocpi-*"))
+    for workers in ("2", "3"):
+        for mode in ("w", "a"):
+            out = tmp_path / f"out-{workers}-{mode}"
+            if mode == "a":
+                out.write_bytes(b"before\n")
+            monkeypatch.setenv("EVBILL_OCPI_WORKERS", workers)
+            copies.clear()
+            with open(out, mode + "b") as raw:
+                text = io.TextIOWrapper(raw, encoding="utf-8", write_through=False)
+                monkeypatch.setattr(sys, "stdout", text)
+                rc = cli_main(argv)
+                text.flush()
+                monkeypatch.undo()
+                monkeypatch.setattr(O, "_copy_out", lambda *a: copies.append(a[2]) or real_copy(*a))
+            assert (rc, out.read_bytes()) == (want[0], (b"before\n" if mode == "a" else b"") + want[1])
+            assert len(copies) > 9 and sum(copies) < len(want[1])  # spooled runs between the exact path's lines
+    assert set(glob.glob(f"{spool_dir}/evbill-ocpi-*")) == spools
+
+
+def test_spooled_output_through_a_pipe(tmp_path: Path) -> None:
+    """The command as a process writing into a pipe (sendfile onto a pipe) prints what it prints into
+    a file with one process."""
+    import os
+    import subprocess
+    import sys
+
+    tariff, cdrs = _mixed_file(tmp_path)
+    cmd = [sys.executable, "-c", "import sys; from api.cli import main; sys.exit(main())",
+           "ocpi", "price", "--tariff", str(tariff), "--cdrs", str(cdrs)]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), EVBILL_OCPI_WORKERS="1")
+    one = subprocess.run(cmd, env=env, capture_output=True, cwd=ROOT, timeout=300)
+    two = subprocess.run(cmd, env=dict(env, EVBILL_OCPI_WORKERS="2"), capture_output=True, cwd=ROOT, timeout=300)
+    assert one.returncode == two.returncode == 1
+    assert one.stdout == two.stdout and one.stdout.count(b"\n") == 2527
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="ab\n\r", max_size=60), st.integers(1, 30), st.integers(1, 8), st.booleans())
+def test_lines_counted_as_far_as_needed(text: str, cap: int, window: int, as_bytes: bool) -> None:
+    """``_workers`` is told the number of lines (a count of newlines plus one) or ``cap``, whichever is
+    fewer, counted window by window."""
+    data: str | bytes = text.encode() if as_bytes else text
+    assert O._lines_up_to(data, cap, window) == min(cap, text.count("\n") + 1)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="ab \n\x0b\x0c\x1c\x1d\x1e", max_size=40))
+def test_lines_of_an_ascii_part_are_its_splitlines(text: str) -> None:
+    """A worker splits a part of an ASCII file (bytes, no carriage return) into the lines its text's
+    splitlines() gives, the rarer line breaks included."""
+    assert O._lines(text.encode("ascii")) == text.splitlines()
+    assert O._lines(text) == text.splitlines()
+
+
+def test_a_full_spool_sends_the_text_back(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker whose spool file system is full (every other write to its spool fails, ENOSPC) hands
+    those runs back as text, which the parent prints between the copied ones: the same bytes."""
+    import errno
+    import io
+    import os
+    import sys
+
+    tariff, cdrs = _mixed_file(tmp_path)
+    argv = ["ocpi", "price", "--tariff", str(tariff), "--cdrs", str(cdrs)]
+    monkeypatch.setenv("EVBILL_OCPI_WORKERS", "1")
+    want = (cli_main(argv), capsys.readouterr().out.encode())
+    real_write = os.write
+    calls = [0]
+
+    def full(fd: int, data: Any) -> int:
+        if O._SPOOL_FILE and fd == O._SPOOL_FILE[0]:
+            calls[0] += 1
+            if calls[0] % 2:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", full)  # inherited by the forked workers
+    copies: list[int] = []
+    real_copy = O._copy_out
+    monkeypatch.setattr(O, "_copy_out", lambda *a: copies.append(a[2]) or real_copy(*a))
+    monkeypatch.setenv("EVBILL_OCPI_WORKERS", "2")
+    out = tmp_path / "out"
+    with open(out, "wb") as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8")
+        monkeypatch.setattr(sys, "stdout", text)
+        rc = cli_main(argv)
+        text.flush()
+        monkeypatch.setattr(sys, "stdout", sys.__stdout__)
+    assert (rc, out.read_bytes()) == want
+    assert 0 < sum(copies) < len(want[1]) - 1000  # some runs copied from the spool, others sent back as text

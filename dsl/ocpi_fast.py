@@ -1,0 +1,133 @@
+"""The fast path of ``evbill ocpi price --cdrs``: one CDR line -> its printed totals.
+
+``dsl.ocpi._fast_pricer`` gathers what one tariff and context need (the decoder, the timestamp
+caches, the rating engine's generated totals function, the renderer) and ``pricer`` makes the
+function that prices a line with them. This module computes no price itself: the amounts come from
+the rating engine's totals (``runtime.rating.fused_totals``, generated from the engine's own step
+tables) or pieces path; here the CDR's periods become the engine's pieces and the totals are printed.
+
+The module is plain Python and is also compiled with mypyc by ``make install`` (``dsl.native``):
+``dsl.ocpi`` uses the compiled module when it was built from this very source and this file
+otherwise, and both print the same bytes (``tests/dsl/test_ocpi_native.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+def hours_text(ms: int) -> str:
+    """``_fmt(max(ZERO, _hours))`` of a span of ``ms`` milliseconds, in integers: hours to 4 places
+    are ms / 360, rounded half up. The same text: ms / 3,600,000 has the digits of a number over
+    9 times a power of ten, so after its first few decimals one digit repeats, never a 9, and
+    Decimal's rounding to 28 digits cannot carry the quotient across a half."""
+    if ms <= 0:
+        return "0.0000"
+    q, rest = divmod(ms, 360)
+    if rest >= 180:
+        q += 1
+    return f"{q // 10000}.{q % 10000:04d}"
+
+
+def pricer(decode: Callable[[str], Any], epoch_ms: Callable[[str], int], stamp: Callable[[str], int],
+           hours: dict[str, int], hour_ms: Callable[[str], int], min_sec: dict[str, int],
+           facts: dict[Any, Any], facts_of: Callable[[tuple[Any, Any, Any, bool]], Any], totals_fn: Callable[..., Any] | None,
+           pieces_fn: Callable[..., Any], groups_of: Callable[[Any], Any], groups_printed: tuple[str, ...],
+           ctx: Any, zero: Any, rzero: Any, quantize: Callable[..., Any], four: Any, half_up: str, zero_text: str,
+           dump: Callable[[str], str], render: Callable[..., str], slow: type[Exception]) -> Callable[[str], str]:
+    """The function pricing one CDR line (``slow`` raised, or any error, for what the exact path must
+    take). ``facts`` holds the session facts for (country, EVSE, power type, reserved), ``facts_of``
+    makes and keeps the ones it lacks;
+    an amount prints as ``str(quantize(x, four, half_up))``."""
+    zero_group = (zero, zero)
+    hours_get = hours.get
+    min_sec_get = min_sec.get
+    facts_get = facts.get
+
+    def price(line: str) -> str:
+        c: Any = decode(line)
+        begins: str = c.start_date_time
+        start: int = stamp(begins)
+        end: int = stamp(c.end_date_time)
+        raw: list[Any] = c.charging_periods
+        if end < start or not raw:
+            raise slow
+        # one pass: each period's piece is made with its end unknown (the next period's start, or the
+        # CDR's end) and given it when that is read; an order the exact path refuses or reads
+        # otherwise (a period before the one before it, after the end) is slow
+        pieces: list[Any] = []
+        reserved = False
+        first = -1
+        piece: list[Any] | None = None
+        first_start: int = -(1 << 62)
+        last: int = -(1 << 62)
+        a: int
+        for p in raw:
+            when: str = p.start_date_time  # the timestamp by parts (the first period's often the CDR's)
+            if when == begins:
+                a = start
+            elif len(when) == 20 and when[19] == "Z" and when[10] == "T" and when[13] == ":":
+                mss = min_sec_get(when[14:19])
+                if mss is None:
+                    a = epoch_ms(when)
+                else:
+                    h = when[:13]
+                    hm = hours_get(h)
+                    a = (hm if hm is not None else hour_ms(h)) + mss
+            else:
+                a = epoch_ms(when)
+            if a < last:
+                raise slow
+            if piece is None:
+                first_start = a
+            else:
+                piece[1] = a  # the previous period ends where this one begins
+            last = a
+            # energy, time s, parking s, reservation s, min/max power, min/max current, and a slot
+            # for the dimensions pricing ignores
+            vals: list[Any] = [zero, zero, zero, zero, None, None, None, None, None]
+            seen = 0
+            k: int
+            bit: int
+            for d in p.dimensions:
+                k, bit, get, make = d.kb
+                if seen & bit:
+                    raise slow
+                seen |= bit
+                text = bytes(d.volume)
+                vals[k] = get(text) or make(text)  # (a zero is made again: it is rare)
+            e, t, pk, r, pmin, pmax, cmin, cmax, _ignored = vals
+            if seen & 8:
+                reserved = True
+            if first < 0 and (e or t or pk or not r):
+                first = len(pieces)
+            piece = [a, end, e, t, pk, r, pmax if pmax is not None else pmin, cmax if cmax is not None else cmin]
+            pieces.append(piece)
+        if last > end:
+            raise slow
+        loc: Any = c.cdr_location
+        key = (None, None, None, reserved) if loc is None else (loc.country, loc.evse_id, loc.connector_power_type,
+                                                                reserved)
+        f = facts_get(key) or facts_of(key)
+        money: list[str]
+        if totals_fn is not None:
+            res: tuple[Any, ...] = totals_fn(f, ctx, pieces, start, end)
+            money = [zero_text if x is rzero else str(quantize(x, four, half_up)) for x in res[:12]]
+            kwh, parking_h = res[12], res[14]
+        else:
+            got: tuple[Any, ...] = pieces_fn(f, ctx, [tuple(x) for x in pieces], start, end)
+            get = groups_of(got[0]).get
+            money = [zero_text if x is zero else str(quantize(x, four, half_up))
+                     for group in groups_printed for x in get(group, zero_group)]
+            kwh, parking_h = got[1], got[3]
+        # total_time: from the first period that is not only a reservation
+        if first < 0:
+            total_time = zero_text
+        else:
+            total_time = hours_text(end - (pieces[first][0] if first else min(start, first_start)))
+        money.append(zero_text if kwh is zero else str(quantize(kwh, four, half_up)))
+        money.append(total_time)
+        money.append(zero_text if parking_h is zero else str(quantize(parking_h, four, half_up)))
+        cid = c.id
+        return render(f'{{"id": {dump(cid)}, ' if cid else "{", *money)
+    return price
