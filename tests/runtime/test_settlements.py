@@ -189,26 +189,28 @@ def test_share_reimbursement_commissions_and_remainder_make_up_the_net_revenue(
     draft = build_statement(period=APRIL, sessions=sessions, segments=segments, series={"spot": ser})
     revenue = [ln for ln in draft.lines if ln.kind == "revenue"]
     parts = [ln for ln in draft.lines if ln.kind != "revenue"]
-    net_exact = sum((s.net for s in sessions), ZERO)
-    assert sum((ln.net_unrounded for ln in revenue), ZERO) == net_exact
-    host = sum((ln.net_unrounded for ln in parts if ln.kind.startswith("share_")), ZERO)
-    reimb = sum((ln.net_unrounded for ln in parts if ln.kind == "reimbursement"), ZERO)
-    comm = sum((ln.net_unrounded for ln in parts if ln.kind == "commission"), ZERO)
     assert {ln.kind for ln in parts} <= {"share_percent", "share_per_kwh", "share_monthly_fee", "reimbursement",
                                          "commission"}
-    # the parts are exact to the decimal context's 28 digits; their sums are taken with room to
-    # spare, so the identity is not cut short by the context's own rounding
+    # the parts are exact to the decimal context's 28 digits; every sum below is taken with room to
+    # spare, so an identity is not cut short by the context's own rounding (summed in another order,
+    # 28-digit sums of the same parts may differ in their last digit)
     with localcontext() as wide:
         wide.prec = 80
+        net_exact = sum((s.net for s in sessions), ZERO)
+        assert sum((ln.net_unrounded for ln in revenue), ZERO) == net_exact
+        host = sum((ln.net_unrounded for ln in parts if ln.kind.startswith("share_")), ZERO)
+        reimb = sum((ln.net_unrounded for ln in parts if ln.kind == "reimbursement"), ZERO)
+        comm = sum((ln.net_unrounded for ln in parts if ln.kind == "commission"), ZERO)
         remainder = net_exact - host - reimb - comm
         assert host + reimb + comm + remainder == net_exact
         assert remainder == net_exact - (host + reimb + comm)
-    # per session, what the lines hold (the monthly parts belong to no session): exactly, but for
-    # the 28th digit of the decimal context when a stretch's energy was divided pro rata by time
-    monthly = sum((ln.net_unrounded for ln in parts if ln.unit.startswith("days of")), ZERO)
-    stated = sum((x.share for x in draft.stated), ZERO)
-    exact = all(g.terms is None or g.terms.reimburse is None or not g.terms.reimburse.cuts.any for g in segments)
-    assert stated + monthly == host + reimb + comm if exact else abs(stated + monthly - host - reimb - comm) < D("1e-20")
+        # per session, what the lines hold (the monthly parts belong to no session): exactly, but for
+        # the 28th digit of the decimal context when a stretch's energy was divided pro rata by time
+        monthly = sum((ln.net_unrounded for ln in parts if ln.unit.startswith("days of")), ZERO)
+        stated = sum((x.share for x in draft.stated), ZERO)
+        exact = all(g.terms is None or g.terms.reimburse is None or not g.terms.reimburse.cuts.any
+                    for g in segments)
+        assert stated + monthly == host + reimb + comm if exact else abs(stated + monthly - host - reimb - comm) < D("1e-20")
     # reimbursed energy: every kWh of every session its agreement reimburses, once (the last price
     # has no condition; to the 28 digits of the decimal context: pro-rata stretches are divided by time)
     reimbursed = [s for s in sessions for g in segments if g.holds(s.local_date) and g.terms is not None
