@@ -18,19 +18,22 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from store import accounting as A
 from store import billing as B
+from store import receivables as R
 from store.db import make_engine, migrate
+from tests.store.conftest import BACKENDS, PG_URL
 from tests.workflows.conftest import DEV_SERVER, ROOT
 from tests.workflows.seed import RULESET, insert_sessions, seed_tenant
 from workflows.billing.worker import start_cycles, start_run
@@ -50,11 +53,11 @@ def seed(engine: Engine, tenant: str) -> None:
         for i, acc in enumerate(s.account_ids) for j in range(4)])
 
 
-def worker(address: str, tq: str, db_path: Path, log: Path) -> subprocess.Popen[bytes]:
+def worker(address: str, tq: str, db: tuple[Engine, Path, list[str]], log: Path) -> subprocess.Popen[bytes]:
     # the billing run only: document rendering (issue 6) has its own tests
     env = dict(os.environ, EVBILL_RENDER_DOCUMENTS="0")
     return subprocess.Popen([sys.executable, "-m", "workflows.billing.worker", "--address", address, "--task-queue",
-                             tq, "--database-url", f"sqlite:///{db_path}", "--threads", "4"],
+                             tq, *db[2], "--threads", "4"],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(log, "ab"), env=env)
 
 
@@ -95,27 +98,60 @@ def check(engine: Engine, tenant: str, reference: dict[str, tuple[D, D, D, int]]
     assert nums == list(range(1, N + 1))  # gapless, no duplicate
     assert billed == 4 * N  # every session billed once
     assert got == reference
+    # each invoice's number is on its receivable item and event and its journal entry
+    with engine.connect() as conn:
+        numbers = dict(conn.execute(select(B.invoice.c.id, B.invoice.c.number).where(
+            B.invoice.c.tenant_id == tenant)).all())
+        items = dict(conn.execute(select(R.receivable_item.c.invoice_id, R.receivable_item.c.number).where(
+            R.receivable_item.c.tenant_id == tenant)).all())
+        events = {str(k).removeprefix("invoice:"): (ev_id, ref) for ev_id, k, ref in conn.execute(
+            select(R.receivable_event.c.id, R.receivable_event.c.key, R.receivable_event.c.reference).where(
+                R.receivable_event.c.tenant_id == tenant, R.receivable_event.c.kind == "invoice"))}
+        journal = dict(conn.execute(select(A.journal_entry.c.source_id, A.journal_entry.c.document).where(
+            A.journal_entry.c.tenant_id == tenant)).all())
+    assert items == numbers
+    assert {i: ref for i, (_e, ref) in events.items()} == numbers
+    assert {i: journal.get(e) for i, (e, _ref) in events.items()} == numbers
 
 
-@pytest.fixture(scope="module")
-def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, Path]]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+       ) -> Iterator[tuple[Engine, Path, list[str]]]:
+    """The database (SQLite, and PostgreSQL in a schema of its own when ``EVBILL_TEST_POSTGRES_URL``
+    is set: its month-end draws the invoice numbers last), the directory's file for logs and
+    histories, and the workers' database arguments."""
     path = tmp_path_factory.mktemp("crash") / "evbill.db"
-    engine = make_engine(f"sqlite:///{path}")
+    drop: Callable[[], None] | None
+    if request.param == "sqlite":
+        engine, args, drop = make_engine(f"sqlite:///{path}"), ["--database-url", f"sqlite:///{path}"], None
+    else:
+        schema = f"evbill_test_{uuid.uuid4().hex[:12]}"
+        admin = make_engine(PG_URL, pool_size=1, max_overflow=0)
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        engine, args = make_engine(PG_URL, schema=schema), ["--database-url", PG_URL, "--schema", schema]
+
+        def drop() -> None:
+            with admin.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            admin.dispose()
     migrate(engine)
     for t in ("ref", "kill_worker", "kill_server", "run_kill_worker", "run_kill_server"):
         seed(engine, t)
-    yield engine, path
+    yield engine, path, args
     engine.dispose()
+    if drop is not None:
+        drop()
 
 
 @pytest.fixture(scope="module")
-def reference(db: tuple[Engine, Path]) -> dict[str, tuple[D, D, D, int]]:
-    engine, path = db
+def reference(db: tuple[Engine, Path, list[str]]) -> dict[str, tuple[D, D, D, int]]:
+    engine, path, _args = db
 
     async def run() -> None:
         env = await WorkflowEnvironment.start_local(dev_server_existing_path=DEV_SERVER, dev_server_log_level="error")
         tq = f"ref-{uuid.uuid4().hex[:6]}"
-        w = worker(env.client.service_client.config.target_host, tq, path, path.with_suffix(".ref.log"))
+        w = worker(env.client.service_client.config.target_host, tq, db, path.with_suffix(".ref.log"))
         try:
             await start_cycles(env.client, "ref", _ids(engine, "ref"), CUT_OFF, task_queue=tq)
             await wait_finalized(engine, "ref", N)
@@ -146,14 +182,15 @@ async def _month_end(client: Client, engine: Engine, tenant: str, tq: str, batch
 
 
 @pytest.mark.parametrize("batched", [False, True], ids=["cycles", "run"])
-async def test_worker_sigkilled_mid_run(db: tuple[Engine, Path], reference: dict[str, Any], batched: bool) -> None:
-    engine, path = db
+async def test_worker_sigkilled_mid_run(db: tuple[Engine, Path, list[str]], reference: dict[str, Any],
+                                       batched: bool) -> None:
+    engine, path, _args = db
     tenant = "run_kill_worker" if batched else "kill_worker"
     env = await WorkflowEnvironment.start_local(dev_server_existing_path=DEV_SERVER, dev_server_log_level="error")
     tq = f"kill-{uuid.uuid4().hex[:6]}"
     address = env.client.service_client.config.target_host
     log = path.with_suffix(f".{tenant}.log")
-    w = worker(address, tq, path, log)
+    w = worker(address, tq, db, log)
     try:
         await _month_end(env.client, engine, tenant, tq, batched)
         await wait_finalized(engine, tenant, N // 5)
@@ -161,7 +198,7 @@ async def test_worker_sigkilled_mid_run(db: tuple[Engine, Path], reference: dict
         w.wait(10)
         killed_at = finalized(engine, tenant)
         assert killed_at < N, "the run finished before the kill: nothing was tested"
-        w = worker(address, tq, path, log)
+        w = worker(address, tq, db, log)
         await wait_finalized(engine, tenant, N)
         await asyncio.sleep(1)  # late retries of killed attempts must not add anything
     finally:
@@ -172,11 +209,11 @@ async def test_worker_sigkilled_mid_run(db: tuple[Engine, Path], reference: dict
 
 
 @pytest.mark.parametrize("batched", [False, True], ids=["cycles", "run"])
-async def test_temporal_server_restarted_mid_run(db: tuple[Engine, Path], reference: dict[str, Any],
+async def test_temporal_server_restarted_mid_run(db: tuple[Engine, Path, list[str]], reference: dict[str, Any],
                                                  batched: bool) -> None:
     from workflows.billing.embedded import free_port, start_dev_server
 
-    engine, path = db
+    engine, path, _args = db
     tenant = "run_kill_server" if batched else "kill_server"
     port = free_port()
     history = path.with_name(f"temporal-history-{tenant}.db")
@@ -184,7 +221,7 @@ async def test_temporal_server_restarted_mid_run(db: tuple[Engine, Path], refere
     address = f"127.0.0.1:{port}"
     tq = f"srv-{uuid.uuid4().hex[:6]}"
     log = path.with_suffix(f".{tenant}.log")
-    w = worker(address, tq, path, log)
+    w = worker(address, tq, db, log)
     try:
         client = await Client.connect(address)
         await _month_end(client, engine, tenant, tq, batched)
