@@ -1143,8 +1143,8 @@ def specialised(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta:
             lines.append(new_line((rr.kind, rr.title, qty, unit, price, net, rr.vat, cur, rr.label, sid, group, None)))
             if own_caps and rr.cap is not None:
                 if sums is None:
-                    sums = {id(rr): [rr, ZERO + net]}
-                elif (got := sums.get(id(rr))) is None:
+                    sums = {}
+                if (got := sums.get(id(rr))) is None:
                     sums[id(rr)] = [rr, ZERO + net]
                 else:
                     got[1] += net
