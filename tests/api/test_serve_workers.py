@@ -11,17 +11,14 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import text
 
-from store.db import make_engine
-from tests.store.conftest import PG_URL
+from tests.pgschema import PG_URL, pg_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -199,14 +196,10 @@ def test_the_rate_limit_holds_across_processes(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not PG_URL or not sys.platform.startswith("linux"), reason="NOTIFY is PostgreSQL's")
 def test_a_revocation_reaches_another_server_on_the_same_postgresql(tmp_path: Path) -> None:
-    schema = f"evbill_test_{uuid.uuid4().hex[:12]}"
-    admin_engine = make_engine(PG_URL, pool_size=1, max_overflow=0)
-    with admin_engine.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{PG_URL}?options=-csearch_path%3D{schema}"
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    try:
+    with pg_schema() as (_admin, schema):
+        url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+        (tmp_path / "a").mkdir()
+        (tmp_path / "b").mkdir()
         with _serve(tmp_path / "a", url) as (base_a, admin, _), _serve(tmp_path / "b", url) as (base_b, _, proc_b):
             h = {"Authorization": f"Bearer {admin}"}
             user = httpx.post(f"{base_a}/users", json={"email": "op@x.test", "role": "operator"}, headers=h).json()
@@ -225,7 +218,3 @@ def test_a_revocation_reaches_another_server_on_the_same_postgresql(tmp_path: Pa
                 refused_after.append(time.monotonic() - start)
             for c in conns:
                 c.close()
-    finally:
-        with admin_engine.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin_engine.dispose()

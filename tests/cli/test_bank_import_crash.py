@@ -21,7 +21,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -37,10 +36,10 @@ from runtime.bank.simulate import SimEntry, SimTransaction, statement_xml
 from store import bank as BK
 from store import receivables as R
 from store.db import make_engine, migrate
+from tests.pgschema import PG_URL, pg_schema
 from tests.workflows.seed import OpenItem, seed_open_items, seed_tenant
 
 ROOT = Path(__file__).resolve().parents[2]
-PG_URL = os.environ.get("EVBILL_TEST_POSTGRES_URL", "").strip()
 OWN_IBAN = "DE89370400440532013000"
 N_ITEMS, N_ACCOUNTS, PER_FILE = 5000, 2000, 1500
 PAID_ON = date(2026, 12, 9)
@@ -120,20 +119,14 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Db]:
         return
     if not PG_URL:
         pytest.skip("EVBILL_TEST_POSTGRES_URL is not set")
-    schema = f"bankcrash_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(PG_URL, pool_size=1, max_overflow=0)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = make_engine(PG_URL, schema=schema, pool_size=2, max_overflow=2)
-    try:
-        migrate(engine)
-        url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield Db("postgresql", engine, url.render_as_string(hide_password=False), schema, None)
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with pg_schema("bankcrash") as (_admin, schema):
+        engine = make_engine(PG_URL, schema=schema, pool_size=2, max_overflow=2)
+        try:
+            migrate(engine)
+            url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+            yield Db("postgresql", engine, url.render_as_string(hide_password=False), schema, None)
+        finally:
+            engine.dispose()
 
 
 def cli(db: Db, tenant: str, files: list[Path]) -> subprocess.Popen[str]:

@@ -4,17 +4,16 @@ so parallel runs never see each other's tables."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from store.db import make_engine, migrate
+from tests.pgschema import PG_URL, pg_schema
 
-PG_URL = os.environ.get("EVBILL_TEST_POSTGRES_URL", "").strip()
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 
 
@@ -25,19 +24,20 @@ def fresh_engine(backend: str, tmp_path: Path, *, migrated: bool = True) -> tupl
         if migrated:
             migrate(engine)
         return engine, engine.dispose
-    schema = f"evbill_test_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(PG_URL, pool_size=1, max_overflow=0)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    stack = ExitStack()
+    _admin, schema = stack.enter_context(pg_schema())
     engine = make_engine(PG_URL, schema=schema)
-    if migrated:
-        migrate(engine)
+    try:
+        if migrated:
+            migrate(engine)
+    except BaseException:
+        engine.dispose()
+        stack.close()
+        raise
 
     def cleanup() -> None:
         engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+        stack.close()
 
     return engine, cleanup
 

@@ -50,7 +50,8 @@ from store import collections as C
 from store.billing import driver_insert
 from store.db import make_engine, migrate
 from store.types import utcnow
-from tests.workflows.conftest import PG_URL, ROOT
+from tests.pgschema import PG_URL, pg_schema
+from tests.workflows.conftest import ROOT
 from tests.workflows.seed import seed_open_items, seed_tenant
 from workflows.billing.embedded import free_port, start_dev_server
 from workflows.collections.types import (
@@ -142,19 +143,13 @@ def db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory)
         return
     if not PG_URL:
         pytest.skip("EVBILL_TEST_POSTGRES_URL is not set")
-    schema = f"crash_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(PG_URL, pool_size=1, max_overflow=0)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = make_engine(PG_URL, schema=schema, pool_size=2, max_overflow=2)
-    try:
-        migrate(engine)
-        yield Db("postgresql", engine, PG_URL, schema, None)
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with pg_schema("crash") as (_admin, schema):
+        engine = make_engine(PG_URL, schema=schema, pool_size=2, max_overflow=2)
+        try:
+            migrate(engine)
+            yield Db("postgresql", engine, PG_URL, schema, None)
+        finally:
+            engine.dispose()
 
 
 class Rig:

@@ -18,14 +18,15 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
@@ -33,7 +34,8 @@ from store import accounting as A
 from store import billing as B
 from store import receivables as R
 from store.db import make_engine, migrate
-from tests.store.conftest import BACKENDS, PG_URL
+from tests.pgschema import PG_URL, pg_schema
+from tests.store.conftest import BACKENDS
 from tests.workflows.conftest import DEV_SERVER, ROOT
 from tests.workflows.seed import RULESET, insert_sessions, seed_tenant
 from workflows.billing.worker import start_cycles, start_run
@@ -118,30 +120,19 @@ def check(engine: Engine, tenant: str, reference: dict[str, tuple[D, D, D, int]]
 def db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
        ) -> Iterator[tuple[Engine, Path, list[str]]]:
     """The database (SQLite, and PostgreSQL in a schema of its own when ``EVBILL_TEST_POSTGRES_URL``
-    is set: its month-end draws the invoice numbers last), the directory's file for logs and
-    histories, and the workers' database arguments."""
+    is set), the directory's file for logs and histories, and the workers' database arguments."""
     path = tmp_path_factory.mktemp("crash") / "evbill.db"
-    drop: Callable[[], None] | None
-    if request.param == "sqlite":
-        engine, args, drop = make_engine(f"sqlite:///{path}"), ["--database-url", f"sqlite:///{path}"], None
-    else:
-        schema = f"evbill_test_{uuid.uuid4().hex[:12]}"
-        admin = make_engine(PG_URL, pool_size=1, max_overflow=0)
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        engine, args = make_engine(PG_URL, schema=schema), ["--database-url", PG_URL, "--schema", schema]
-
-        def drop() -> None:
-            with admin.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
-    migrate(engine)
-    for t in ("ref", "kill_worker", "kill_server", "run_kill_worker", "run_kill_server"):
-        seed(engine, t)
-    yield engine, path, args
-    engine.dispose()
-    if drop is not None:
-        drop()
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            engine, args = make_engine(f"sqlite:///{path}"), ["--database-url", f"sqlite:///{path}"]
+        else:
+            _admin, schema = stack.enter_context(pg_schema())
+            engine, args = make_engine(PG_URL, schema=schema), ["--database-url", PG_URL, "--schema", schema]
+        stack.callback(engine.dispose)
+        migrate(engine)
+        for t in ("ref", "kill_worker", "kill_server", "run_kill_worker", "run_kill_server"):
+            seed(engine, t)
+        yield engine, path, args
 
 
 @pytest.fixture(scope="module")
