@@ -1,0 +1,166 @@
+"""Two of WeasyPrint 70's text functions, the same results for less Python work per line.
+
+- ``draw_first_line`` (``weasyprint.draw.text``) walks every glyph of every line it draws through
+  cffi struct fields (``glyph_info.geometry.width`` is three attribute look-ups through cffi):
+  ~6 % of a render. Here the glyph array and the cluster offsets are read out in one go
+  (``ffi.unpack`` / ``struct``) and the loop runs over plain ints; the text operators it writes are
+  those of WeasyPrint's loop, character for character (anything unusual — an empty or missing
+  glyph, a raised glyph, a colour or bitmap font, ellipses — goes to WeasyPrint's own function).
+- ``get_font_description`` (``weasyprint.text.line_break``) builds a new Pango font description
+  for every text layout (~400 per invoice): here one per distinct font (family, style, stretch,
+  weight, size, variant, variations), kept; Pango copies the description into each layout
+  (``pango_layout_set_font_description``), so sharing one changes nothing.
+
+``install`` replaces them only on the WeasyPrint version this was written against (``_VERSION``);
+``tests/runtime/documents/test_fast_text.py`` renders documents with WeasyPrint's functions and
+with these and compares the bytes.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+__all__ = ["install"]
+
+_VERSION = "70.0"
+_original: dict[str, Any] = {}  # WeasyPrint's own functions, once replaced (the tests compare)
+_descriptions: dict[tuple[Any, ...], Any] = {}
+_DESCRIPTION_LIMIT = 512
+
+
+def install() -> bool:
+    """Use these functions if WeasyPrint is the version they were written against."""
+    import weasyprint  # type: ignore[import-untyped, unused-ignore]
+    from weasyprint.draw import text as draw_text  # type: ignore[import-untyped, unused-ignore]
+    from weasyprint.text import ffi as text_ffi  # type: ignore[import-untyped, unused-ignore]
+    from weasyprint.text import line_break  # type: ignore[import-untyped, unused-ignore]
+
+    if weasyprint.__version__ != _VERSION or text_ffi.ffi.sizeof("PangoGlyphInfo") != _GLYPH.size:
+        return False
+    if not _original:
+        _original["draw_first_line"] = draw_text.draw_first_line
+        _original["get_font_description"] = line_break.get_font_description
+    draw_text.draw_first_line = _draw_first_line
+    line_break.get_font_description = _font_description
+    return True
+
+
+def uninstall() -> None:
+    """WeasyPrint's own functions again (the tests compare the two)."""
+    from weasyprint.draw import text as draw_text  # type: ignore[import-untyped, unused-ignore]
+    from weasyprint.text import line_break  # type: ignore[import-untyped, unused-ignore]
+
+    if _original:
+        draw_text.draw_first_line = _original["draw_first_line"]
+        line_break.get_font_description = _original["get_font_description"]
+
+
+def _font_description(style: Any) -> Any:
+    """``weasyprint.text.fonts.get_font_description`` (70.0), one description per distinct font."""
+    key = (tuple(style["font_family"]), style["font_style"], style["font_stretch"], style["font_weight"],
+           style["font_size"], style["font_variant_caps"], _variations_key(style["font_variation_settings"]))
+    found = _descriptions.get(key)
+    if found is None:
+        if len(_descriptions) >= _DESCRIPTION_LIMIT:
+            _descriptions.clear()
+        found = _descriptions[key] = _original["get_font_description"](style)
+    return found
+
+
+def _variations_key(settings: Any) -> Any:
+    return settings if settings == "normal" else tuple(tuple(pair) for pair in settings)
+
+
+# PangoGlyphInfo: glyph (guint32), geometry (width, x_offset, y_offset: gint32), attr (a guint bitfield)
+_GLYPH = struct.Struct("=IiiiI")
+
+
+def _draw_first_line(stream: Any, textbox: Any, text_overflow: Any, block_ellipsis: Any, matrix: Any) -> Any:
+    """``weasyprint.draw.text.draw_first_line`` (70.0) with the glyph loop over plain ints."""
+    from weasyprint.text.ffi import FROM_UNITS, ffi, pango  # type: ignore[import-untyped, unused-ignore]
+
+    if text_overflow == "ellipsis" or block_ellipsis != "none":
+        return _original["draw_first_line"](stream, textbox, text_overflow, block_ellipsis, matrix)
+    # Don’t draw lines with only invisible characters.
+    if not textbox.text.strip():
+        return []
+    font_size_style = textbox.style["font_size"]
+    if font_size_style < 1e-6:  # default float precision used by pydyf
+        return []
+
+    layout = textbox.pango_layout
+    pango.pango_layout_set_single_paragraph_mode(layout.layout, True)
+    first_line, _index = layout.get_first_line()
+
+    # Read every run's glyphs and font first: a run this loop does not handle sends the whole line,
+    # before anything is written, to WeasyPrint's function (``add_font`` only registers the font).
+    runs = []
+    run = first_line.runs[0]
+    while run != ffi.NULL:
+        glyph_item = run.data
+        run = run.next
+        glyph_string = glyph_item.glyphs
+        num_glyphs = glyph_string.num_glyphs
+        glyphs = list(_GLYPH.iter_unpack(ffi.buffer(glyph_string.glyphs, num_glyphs * _GLYPH.size)))
+        for glyph_id, _width, _x_offset, y_offset, _attr in glyphs:
+            if glyph_id == pango.PANGO_GLYPH_EMPTY or glyph_id & pango.PANGO_GLYPH_UNKNOWN_FLAG or y_offset:
+                return _original["draw_first_line"](stream, textbox, text_overflow, block_ellipsis, matrix)
+        pango_font = glyph_item.item.analysis.font
+        font, font_size = stream.add_font(pango_font)
+        if font.svg or font.png or font.colr or font.bitmap:
+            return _original["draw_first_line"](stream, textbox, text_overflow, block_ellipsis, matrix)
+        runs.append((glyph_item.item, pango_font, font, font_size, glyphs, num_glyphs, glyph_string.log_clusters))
+
+    stream.set_text_matrix(*matrix.values)
+    previous_pango_font = None
+    string = ""
+    for item, pango_font, font, font_size, glyphs, num_glyphs, clusters in runs:
+        utf8_text = None
+        if pango_font != previous_pango_font:
+            previous_pango_font = pango_font
+            # Workaround for https://gitlab.gnome.org/GNOME/pango/-/issues/530.
+            size = font_size_style if pango.pango_version() < 14802 else font_size
+            if string:
+                stream.show_text(string)
+            string = ""
+            stream.set_font_size(font.hash, size)
+        to_unicode, widths = font.to_unicode, font.widths
+        parts = ["<"]
+        for i, (glyph_id, width, x_offset, _y_offset, _attr) in enumerate(glyphs):
+            # Create mapping between glyphs and Unicode codepoints.
+            if glyph_id not in to_unicode:
+                offset = item.offset
+                t1 = clusters[i]
+                if item.analysis.level % 2:  # rtl
+                    t2 = item.length if i == 0 else clusters[i - 1]
+                else:
+                    t2 = item.length if i == num_glyphs - 1 else clusters[i + 1]
+                utf8_text = utf8_text or layout.text.encode()
+                to_unicode[glyph_id] = utf8_text[offset + t1:offset + t2].decode()
+
+            offset = x_offset / size
+            if offset:
+                parts.append(f">{-offset}<")
+            parts.append(f"{glyph_id:04x}")
+
+            # Get glyph logical widths.
+            if glyph_id in widths:
+                logical_width = widths[glyph_id]
+            else:
+                pango.pango_font_get_glyph_extents(pango_font, glyph_id, stream.ink_rect, stream.logical_rect)
+                logical_width = widths[glyph_id] = round(stream.logical_rect.width * 1000 * FROM_UNITS / size)
+
+            # Set kerning, word spacing, letter spacing.
+            kerning = logical_width + offset - width * 1000 * FROM_UNITS / size
+            if kerning:
+                parts.append(f">{int(kerning)}<")
+        string += "".join(parts)
+        # Close the last glyphs list, remove if empty.
+        if string[-1] == "<":
+            string = string[:-1]
+        else:
+            string += ">"
+
+    stream.show_text(string)
+    return []

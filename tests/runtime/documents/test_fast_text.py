@@ -1,0 +1,83 @@
+"""WeasyPrint's per-line drawing and font descriptions done with less Python
+(``runtime.documents.fast_text``): every document renders the bytes WeasyPrint's own functions
+render — invoices, statements and letters in two languages, the statement's tables of 20 and 60
+sessions, a receipt with its own stylesheet."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from runtime.documents import fast_text, render
+from runtime.documents.demo import demo_invoice_input
+from runtime.documents.from_invoice import document_from_invoice
+
+CASES = [(case, sessions) for case in ("b2c", "b2b", "b2c_en", "public") for sessions in (20, 60)]
+FORMATS = ("facturx-pdf", "statement-pdf", "pdf")
+
+
+@contextmanager
+def _weasyprints_own_functions() -> Iterator[None]:
+    fast_text.uninstall()
+    try:
+        yield
+    finally:
+        assert fast_text.install()
+
+
+def _digests() -> dict[tuple[str, int, str], str]:
+    docs = {key: document_from_invoice(demo_invoice_input(key[0], sessions=key[1], number=f"RE-2026-{key[1]:06d}"))
+            for key in CASES}
+    return {(*key, fmt): hashlib.sha256(render(docs[key], fmt)).hexdigest() for key in CASES for fmt in FORMATS}
+
+
+def _installed() -> None:
+    render(document_from_invoice(demo_invoice_input("b2b", sessions=2, number="RE-2026-000001")), "pdf")
+    if not fast_text._original:
+        pytest.fail("fast_text is not installed (another WeasyPrint than fast_text._VERSION?)")
+
+
+def test_documents_render_the_same_bytes_with_the_fast_text_functions() -> None:
+    _installed()
+    with _weasyprints_own_functions():
+        own = _digests()
+    fast_text._descriptions.clear()
+    fast = _digests()
+    assert fast_text._descriptions  # the shared font descriptions were used
+    assert fast == own
+
+
+def test_the_fast_line_drawing_writes_weasyprints_operators() -> None:
+    """Line by line, the text operators of the fast loop are WeasyPrint's (a stream of its own per
+    function, on the same laid-out document)."""
+    from weasyprint.draw import text as draw_text  # type: ignore[import-untyped, unused-ignore]
+
+    from runtime.documents import pdf
+
+    _installed()
+    doc = document_from_invoice(demo_invoice_input("b2c_en", sessions=20, number="RE-2026-000002"))
+    drawn: list[tuple[bytes, bytes]] = []
+    own = fast_text._original["draw_first_line"]
+
+    def both(stream, textbox, text_overflow, block_ellipsis, matrix):  # type: ignore[no-untyped-def]
+        start, current_font = len(stream.stream), stream._current_font
+        result = own(stream, textbox, text_overflow, block_ellipsis, matrix)
+        theirs = stream.stream[start:]
+        del stream.stream[start:]
+        stream._current_font = current_font
+        mine = fast_text._draw_first_line(stream, textbox, text_overflow, block_ellipsis, matrix)
+        drawn.append((b"".join(map(bytes, theirs)), b"".join(map(bytes, stream.stream[start:]))))
+        assert result == mine == []
+        return mine
+
+    draw_text.draw_first_line = both
+    try:
+        pdf.render_pdf(doc)
+    finally:
+        fast_text.install()
+    assert len(drawn) > 100
+    assert all(theirs == mine for theirs, mine in drawn)
+    assert sum(b"Tj" in mine or b"TJ" in mine for _, mine in drawn) > 100
