@@ -1,5 +1,5 @@
 """WeasyPrint's per-line drawing and font descriptions done with less Python
-(``runtime.documents.fast_text``): every document renders the bytes WeasyPrint's own functions
+(``runtime.documents.fast_paths``): every document renders the bytes WeasyPrint's own functions
 render — invoices, statements and letters in two languages, the statement's tables of 20 and 60
 sessions, a receipt with its own stylesheet."""
 
@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from runtime.documents import fast_text, render
+from runtime.documents import fast_paths, render
 from runtime.documents.demo import demo_invoice_input
 from runtime.documents.from_invoice import document_from_invoice
 
@@ -21,11 +21,11 @@ FORMATS = ("facturx-pdf", "statement-pdf", "pdf")
 
 @contextmanager
 def _weasyprints_own_functions() -> Iterator[None]:
-    fast_text.uninstall()
+    fast_paths.uninstall()
     try:
         yield
     finally:
-        assert fast_text.install()
+        assert fast_paths.install()
 
 
 def _digests() -> dict[tuple[str, int, str], str]:
@@ -36,17 +36,17 @@ def _digests() -> dict[tuple[str, int, str], str]:
 
 def _installed() -> None:
     render(document_from_invoice(demo_invoice_input("b2b", sessions=2, number="RE-2026-000001")), "pdf")
-    if not fast_text._original:
-        pytest.fail("fast_text is not installed (another WeasyPrint than fast_text._VERSION?)")
+    if not fast_paths._original:
+        pytest.fail("fast_paths is not installed (another WeasyPrint than fast_paths._VERSION?)")
 
 
-def test_documents_render_the_same_bytes_with_the_fast_text_functions() -> None:
+def test_documents_render_the_same_bytes_with_the_fast_paths_functions() -> None:
     _installed()
     with _weasyprints_own_functions():
         own = _digests()
-    fast_text._descriptions.clear()
+    fast_paths._descriptions.clear()
     fast = _digests()
-    assert fast_text._descriptions  # the shared font descriptions were used
+    assert fast_paths._descriptions  # the shared font descriptions were used
     assert fast == own
 
 
@@ -60,7 +60,7 @@ def test_the_fast_line_drawing_writes_weasyprints_operators() -> None:
     _installed()
     doc = document_from_invoice(demo_invoice_input("b2c_en", sessions=20, number="RE-2026-000002"))
     drawn: list[tuple[bytes, bytes]] = []
-    own = fast_text._original["draw_first_line"]
+    own = fast_paths._original["draw_first_line"]
 
     def both(stream, textbox, text_overflow, block_ellipsis, matrix):  # type: ignore[no-untyped-def]
         start, current_font = len(stream.stream), stream._current_font
@@ -68,7 +68,7 @@ def test_the_fast_line_drawing_writes_weasyprints_operators() -> None:
         theirs = stream.stream[start:]
         del stream.stream[start:]
         stream._current_font = current_font
-        mine = fast_text._draw_first_line(stream, textbox, text_overflow, block_ellipsis, matrix)
+        mine = fast_paths._draw_first_line(stream, textbox, text_overflow, block_ellipsis, matrix)
         drawn.append((b"".join(map(bytes, theirs)), b"".join(map(bytes, stream.stream[start:]))))
         assert result == mine == []
         return mine
@@ -77,7 +77,7 @@ def test_the_fast_line_drawing_writes_weasyprints_operators() -> None:
     try:
         pdf.render_pdf(doc)
     finally:
-        fast_text.install()
+        fast_paths.install()
     assert len(drawn) > 100
     assert all(theirs == mine for theirs, mine in drawn)
     assert sum(b"Tj" in mine or b"TJ" in mine for _, mine in drawn) > 100
