@@ -1,4 +1,4 @@
-"""Three of WeasyPrint 70's functions, the same results for less Python work.
+"""Four of WeasyPrint 70's functions, the same results for less work.
 
 - ``draw_first_line`` (``weasyprint.draw.text``) walks every glyph of every line it draws through
   cffi struct fields (``glyph_info.geometry.width`` is three attribute look-ups through cffi):
@@ -10,6 +10,11 @@
   for every text layout (~400 per invoice): here one per distinct font (family, style, stretch,
   weight, size, variant, variations), kept; Pango copies the description into each layout
   (``pango_layout_set_font_description``), so sharing one changes nothing.
+- ``Layout.setup`` (``weasyprint.text.line_break``) creates a Pango context for every text layout
+  (~375 per invoice: each line is laid out, then laid out again to be drawn), sets its options
+  and its language, and makes a layout in it. Here the contexts are kept, one per font map,
+  direction and language; a context is only read once its layouts exist (Pango layouts of one
+  context are independent; nothing in WeasyPrint changes a context after ``setup``).
 - ``resolve_percentages`` (``weasyprint.layout.percent``, imported by name into the layout
   modules) sets a box's used margins, paddings, widths and heights from its style through one call
   of ``resolve_one_percentage`` and one of ``percentage`` per property (15 per box, ~600 boxes per
@@ -32,8 +37,10 @@ __all__ = ["install"]
 _VERSION = "70.0"
 _original: dict[str, Any] = {}  # WeasyPrint's own functions, once replaced (the tests compare)
 _descriptions: dict[tuple[Any, ...], Any] = {}
+_contexts: dict[tuple[Any, ...], Any] = {}
 _weasyprint: list[Any] = []  # what _resolve_percentages uses of WeasyPrint, set by install()
 _DESCRIPTION_LIMIT = 512
+_CONTEXT_LIMIT = 64
 
 
 def install() -> bool:
@@ -55,6 +62,8 @@ def install() -> bool:
         _original["draw_first_line"] = draw_text.draw_first_line
         _original["get_font_description"] = line_break.get_font_description
         _original["resolve_percentages"] = percent.resolve_percentages
+        _original["setup"] = line_break.Layout.setup
+    line_break.Layout.setup = _setup
     draw_text.draw_first_line = _draw_first_line
     line_break.get_font_description = _font_description
     _replace_everywhere(_original["resolve_percentages"], _resolve_percentages)
@@ -79,6 +88,7 @@ def uninstall() -> None:
         draw_text.draw_first_line = _original["draw_first_line"]
         line_break.get_font_description = _original["get_font_description"]
         _replace_everywhere(_resolve_percentages, _original["resolve_percentages"])
+        line_break.Layout.setup = _original["setup"]
 
 
 def _font_description(style: Any) -> Any:
@@ -252,3 +262,70 @@ def _resolve_percentages(box: Any, containing_block: Any) -> None:
 def _resolve(box: Any, style: Any, name: str, refer_to: Any, percentage: Any) -> None:
     used = percentage(style[name], style, refer_to)
     setattr(box, name, 0 if used == "auto" and name == "min_height" else used)
+
+
+def _setup(self: Any, style: Any) -> None:
+    """``weasyprint.text.line_break.Layout.setup`` (70.0) with the Pango contexts kept."""
+    from weasyprint.text.constants import LST_TO_ISO, PANGO_DIRECTION  # type: ignore[import-untyped, unused-ignore]
+    from weasyprint.text.ffi import FROM_UNITS, ffi, gobject, pango  # type: ignore[import-untyped, unused-ignore]
+    from weasyprint.text.fonts import font_features  # type: ignore[import-untyped, unused-ignore]
+    from weasyprint.text.line_break import get_font_description  # type: ignore[import-untyped, unused-ignore]
+
+    self.style = style
+    self.first_line_direction = 0
+
+    font_map = style.font_config.font_map
+    if style["font_language_override"] != "normal":
+        lang = LST_TO_ISO.get(style["font_language_override"].lower(), style["font_language_override"])
+    else:
+        lang = style["lang"] or None
+    direction = style["direction"]
+    key = (font_map, direction, lang)
+    found = _contexts.get(key)
+    if found is None:
+        pango_context = ffi.gc(pango.pango_font_map_create_context(font_map), gobject.g_object_unref)
+        pango.pango_context_set_round_glyph_positions(pango_context, False)
+        pango.pango_context_set_base_dir(pango_context, PANGO_DIRECTION[direction])
+        if lang:
+            lang_p = ffi.new("char[]", lang.encode().replace(b"\x00", b""))
+            language = pango.pango_language_from_string(lang_p)
+            pango.pango_context_set_language(pango_context, language)
+        else:
+            language = pango.pango_language_get_default()
+        if len(_contexts) >= _CONTEXT_LIMIT:
+            _contexts.clear()
+        found = _contexts[key] = (pango_context, language)
+    pango_context, self.language = found
+
+    assert not isinstance(style["font_family"], str), "font_family should be a list"
+    font_description = get_font_description(style)
+    self.layout = ffi.gc(pango.pango_layout_new(pango_context), gobject.g_object_unref)
+    pango.pango_layout_set_auto_dir(self.layout, False)
+    pango.pango_layout_set_font_description(self.layout, font_description)
+
+    text_decoration = style["text_decoration_line"]
+    if text_decoration != "none":
+        metrics = ffi.gc(
+            pango.pango_context_get_metrics(pango_context, font_description, self.language),
+            pango.pango_font_metrics_unref)
+        self.ascent = FROM_UNITS * (pango.pango_font_metrics_get_ascent(metrics))
+        self.underline_position = FROM_UNITS * (pango.pango_font_metrics_get_underline_position(metrics))
+        self.strikethrough_position = FROM_UNITS * (pango.pango_font_metrics_get_strikethrough_position(metrics))
+        self.underline_thickness = FROM_UNITS * (pango.pango_font_metrics_get_underline_thickness(metrics))
+        self.strikethrough_thickness = FROM_UNITS * (pango.pango_font_metrics_get_strikethrough_thickness(metrics))
+    else:
+        self.ascent = None
+        self.underline_position = None
+        self.strikethrough_position = None
+
+    features = font_features(
+        style["font_kerning"], style["font_variant_ligatures"], style["font_variant_position"],
+        style["font_variant_caps"], style["font_variant_numeric"], style["font_variant_alternates"],
+        style["font_variant_east_asian"], style["font_feature_settings"])
+    if features:
+        features = ",".join(f"{key} {value}" for key, value in features.items()).encode()
+        # In the meantime, keep a cache to avoid leaking too many of them.
+        attr = style.font_config.font_features.setdefault(features, pango.pango_attr_font_features_new(features))
+        attr_list = pango.pango_attr_list_new()
+        pango.pango_attr_list_insert(attr_list, attr)
+        pango.pango_layout_set_attributes(self.layout, attr_list)
