@@ -74,9 +74,10 @@ def _replace_everywhere(old: Any, new: Any) -> None:
     """``new`` for ``old`` in every WeasyPrint module that imported it by name."""
     import sys
 
+    attribute = old.__name__
     for name, module in list(sys.modules.items()):
-        if name.startswith("weasyprint.") and getattr(module, old.__name__, None) is old:
-            setattr(module, old.__name__, new)
+        if name.startswith("weasyprint.") and getattr(module, attribute, None) is old:
+            setattr(module, attribute, new)
 
 
 def uninstall() -> None:
