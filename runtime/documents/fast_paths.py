@@ -70,11 +70,10 @@ def install() -> bool:
     return True
 
 
-def _replace_everywhere(old: Any, new: Any) -> None:
-    """``new`` for ``old`` in every WeasyPrint module that imported it by name."""
+def _replace_everywhere(old: Any, new: Any, attribute: str = "resolve_percentages") -> None:
+    """``new`` for ``old`` in every WeasyPrint module that imported it by name (``attribute``)."""
     import sys
 
-    attribute = old.__name__
     for name, module in list(sys.modules.items()):
         if name.startswith("weasyprint.") and getattr(module, attribute, None) is old:
             setattr(module, attribute, new)

@@ -81,3 +81,40 @@ def test_the_fast_line_drawing_writes_weasyprints_operators() -> None:
     assert len(drawn) > 100
     assert all(theirs == mine for theirs, mine in drawn)
     assert sum(b"Tj" in mine or b"TJ" in mine for _, mine in drawn) > 100
+
+
+_PERCENTAGES = """<!DOCTYPE html><html lang="de"><head><style>
+@page { size: A5; margin: 5% 4% }
+div.a { width: 60%; min-width: 10%; max-width: 90%; height: 20%; min-height: 5%; max-height: 50%;
+  margin: 2% 3% 4% 5%; padding: 1% 2% 3% 4%; box-sizing: border-box; border: 2px solid #000 }
+div.b { width: calc(50% - 10px); margin-left: calc(10% + 3px); padding-top: 1.5%; height: 30px }
+div.c { position: absolute; left: 10%; top: 5%; width: 30%; padding: 2% }
+table { width: 80%; margin: 0 auto } td { width: 25%; padding: 1% } td.t { border-collapse: collapse }
+p { text-decoration: underline; direction: rtl; font-language-override: "TRK" }
+</style></head><body>
+<div class="a">Prozent <b>fett</b> und Text, der umbricht, weil er länger ist als die Box breit ist.</div>
+<div class="b">calc() und Zeichen ‒ ✓ ½ ﬁ</div><div class="c">absolut</div>
+<table><tr><td>1</td><td class="t">zwei</td></tr></table><p>Unterstrichen rechts nach links</p>
+<p style="font-language-override: normal; text-overflow: ellipsis; overflow: hidden; white-space: nowrap; width: 20mm">
+Ellipse nach wenigen Zeichen abgeschnitten</p>
+</body></html>"""
+
+
+def test_percentages_calc_and_other_text_render_weasyprints_bytes() -> None:
+    """Lengths in % and calc() on margins, paddings, widths, heights, their limits and positions,
+    border-box sizing, a page in %, underlined right-to-left text and an ellipsis: what the
+    documents above do not exercise."""
+    from weasyprint import HTML  # type: ignore[import-untyped, unused-ignore]
+
+    from runtime.documents import pdf
+
+    _installed()
+
+    def write() -> bytes:
+        result = HTML(string=_PERCENTAGES).write_pdf(font_config=pdf.font_config(), pdf_identifier=b"x")
+        assert isinstance(result, bytes)
+        return result
+
+    with _weasyprints_own_functions():
+        own = write()
+    assert write() == own
