@@ -60,6 +60,20 @@ Figures (2 cores, 200 invoices, 20-session statements):
   quantity joined with its price, VAT and amount, streams deflated at zlib's default level
   (level 9: 5.0 ms per invoice, level 6: 1.7 ms, ~1 % more bytes), and the computed styles shared
   across the documents a worker renders (``runtime/documents/styles.py``; same bytes).
+- 2026-12-07, session h17s, the shared machine at load 15-30 (wall and CPU figures meaningless): by
+  instruction count (``benchmarks/documents_instructions.py`` under valgrind callgrind, 8 invoices
+  after the warm-up, load-independent) main (c99410f) 696.2 M per invoice, h17s @H17S@ M (@PCT@),
+  every PDF and XML byte for byte main's. What h17s changed (``runtime/documents/fast_paths.py``,
+  WeasyPrint 70.0 only): the glyph loop that writes each line's text over plain ints instead of
+  cffi struct fields, one Pango font description per distinct font and one Pango context per
+  language instead of one each per text layout, and the used margins/paddings/widths of a box
+  resolved inline. Why the wall rate was below the CPU-bound one (session 13, quiet: 15.2/s wall,
+  "16.8/s" CPU-bound): that figure came from the median (119.0 ms), but the four cases cost
+  differently (b2b ~15 % more than b2c) and the wall is bounded by the mean (129.4 ms: 15.5/s);
+  the rest (~2 %) was the parent's CPU on the same cores (~0.9 ms per invoice), the timed run
+  starting while a worker could still be warming up (a map of sleeps did not wait for it; now a
+  barrier), and two invoices per task at the tail (now one). The capacity is now printed by the
+  mean as well.
 """
 
 from __future__ import annotations
