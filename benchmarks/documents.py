@@ -62,7 +62,7 @@ Figures (2 cores, 200 invoices, 20-session statements):
   across the documents a worker renders (``runtime/documents/styles.py``; same bytes).
 - 2026-12-07, session h17s, the shared machine at load 15-30 (wall and CPU figures meaningless): by
   instruction count (``benchmarks/documents_instructions.py`` under valgrind callgrind, 8 invoices
-  after the warm-up, load-independent) main (c99410f) 696.2 M per invoice, h17s @H17S@ M (@PCT@),
+  after the warm-up, load-independent) main (c99410f) 696.2 M per invoice, h17s 650.3 M (-6.6 %),
   every PDF and XML byte for byte main's. What h17s changed (``runtime/documents/fast_paths.py``,
   WeasyPrint 70.0 only): the glyph loop that writes each line's text over plain ints instead of
   cffi struct fields, one Pango font description per distinct font and one Pango context per
