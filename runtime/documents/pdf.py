@@ -973,9 +973,10 @@ def _html_class() -> Any:
     from weasyprint import CSS, HTML  # type: ignore[import-untyped, unused-ignore]
     from weasyprint.html import UA, UA_COUNTER_STYLE  # type: ignore[import-untyped, unused-ignore]
 
-    from runtime.documents import styles
+    from runtime.documents import fast_paths, styles
 
     styles.install()
+    fast_paths.install()
     text, removed = _UNUSED_UA_RULES.subn("", UA)
     ua = CSS(string=text, counter_style=UA_COUNTER_STYLE) if removed == 6 else None  # else another WeasyPrint
 

@@ -1,0 +1,331 @@
+"""Four of WeasyPrint 70's functions, the same results for less work.
+
+- ``draw_first_line`` (``weasyprint.draw.text``) walks every glyph of every line it draws through
+  cffi struct fields (``glyph_info.geometry.width`` is three attribute look-ups through cffi):
+  ~6 % of a render. Here the glyph array and the cluster offsets are read out in one go
+  (``ffi.unpack`` / ``struct``) and the loop runs over plain ints; the text operators it writes are
+  those of WeasyPrint's loop, character for character (anything unusual — an empty or missing
+  glyph, a raised glyph, a colour or bitmap font, ellipses — goes to WeasyPrint's own function).
+- ``get_font_description`` (``weasyprint.text.line_break``) builds a new Pango font description
+  for every text layout (~400 per invoice): here one per distinct font (family, style, stretch,
+  weight, size, variant, variations), kept; Pango copies the description into each layout
+  (``pango_layout_set_font_description``), so sharing one changes nothing.
+- ``Layout.setup`` (``weasyprint.text.line_break``) creates a Pango context for every text layout
+  (~375 per invoice: each line is laid out, then laid out again to be drawn), sets its options
+  and its language, and makes a layout in it. Here the contexts are kept, one per font map,
+  direction and language; a context is only read once its layouts exist (Pango layouts of one
+  context are independent; nothing in WeasyPrint changes a context after ``setup``).
+- ``resolve_percentages`` (``weasyprint.layout.percent``, imported by name into the layout
+  modules) sets a box's used margins, paddings, widths and heights from its style through one call
+  of ``resolve_one_percentage`` and one of ``percentage`` per property (15 per box, ~600 boxes per
+  invoice: ~5 % of a render). Here the lengths in px or % are resolved inline by the same
+  arithmetic; anything else (``calc()``, keywords) goes through WeasyPrint's ``percentage``.
+
+``install`` replaces them only on the WeasyPrint version this was written against (``_VERSION``);
+``tests/runtime/documents/test_fast_paths.py`` renders documents with WeasyPrint's functions and
+with these and compares the bytes.
+"""
+
+from __future__ import annotations
+
+import struct
+from math import inf
+from typing import Any
+
+__all__ = ["install"]
+
+_VERSION = "70.0"
+_original: dict[str, Any] = {}  # WeasyPrint's own functions, once replaced (the tests compare)
+_descriptions: dict[tuple[Any, ...], Any] = {}
+_contexts: dict[tuple[Any, ...], Any] = {}
+_weasyprint: list[Any] = []  # what _resolve_percentages uses of WeasyPrint, set by install()
+_DESCRIPTION_LIMIT = 512
+_CONTEXT_LIMIT = 64
+
+
+def install() -> bool:
+    """Use these functions if WeasyPrint is the version they were written against."""
+    import weasyprint  # type: ignore[import-untyped, unused-ignore]
+    from weasyprint.draw import text as draw_text  # type: ignore[import-untyped, unused-ignore]
+    from weasyprint.text import ffi as text_ffi  # type: ignore[import-untyped, unused-ignore]
+    from weasyprint.text import line_break  # type: ignore[import-untyped, unused-ignore]
+
+    if weasyprint.__version__ != _VERSION or text_ffi.ffi.sizeof("PangoGlyphInfo") != _GLYPH.size:
+        return False
+    from weasyprint.css.functions import check_math  # type: ignore[import-untyped, unused-ignore]
+    from weasyprint.css.properties import Dimension  # type: ignore[import-untyped, unused-ignore]
+    from weasyprint.formatting_structure import boxes  # type: ignore[import-untyped, unused-ignore]
+    from weasyprint.layout import percent  # type: ignore[import-untyped, unused-ignore]
+
+    _weasyprint[:] = [Dimension, boxes, percent.adjust_box_sizing, percent.percentage, check_math]
+    if not _original:
+        _original["draw_first_line"] = draw_text.draw_first_line
+        _original["get_font_description"] = line_break.get_font_description
+        _original["resolve_percentages"] = percent.resolve_percentages
+        _original["setup"] = line_break.Layout.setup
+    line_break.Layout.setup = _setup
+    draw_text.draw_first_line = _draw_first_line
+    line_break.get_font_description = _font_description
+    _replace_everywhere(_original["resolve_percentages"], _resolve_percentages)
+    return True
+
+
+def _replace_everywhere(old: Any, new: Any, attribute: str = "resolve_percentages") -> None:
+    """``new`` for ``old`` in every WeasyPrint module that imported it by name (``attribute``)."""
+    import sys
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith("weasyprint.") and getattr(module, attribute, None) is old:
+            setattr(module, attribute, new)
+
+
+def uninstall() -> None:
+    """WeasyPrint's own functions again (the tests compare the two)."""
+    from weasyprint.draw import text as draw_text  # type: ignore[import-untyped, unused-ignore]
+    from weasyprint.text import line_break  # type: ignore[import-untyped, unused-ignore]
+
+    if _original:
+        draw_text.draw_first_line = _original["draw_first_line"]
+        line_break.get_font_description = _original["get_font_description"]
+        _replace_everywhere(_resolve_percentages, _original["resolve_percentages"])
+        line_break.Layout.setup = _original["setup"]
+
+
+def _font_description(style: Any) -> Any:
+    """``weasyprint.text.fonts.get_font_description`` (70.0), one description per distinct font."""
+    key = (tuple(style["font_family"]), style["font_style"], style["font_stretch"], style["font_weight"],
+           style["font_size"], style["font_variant_caps"], _variations_key(style["font_variation_settings"]))
+    found = _descriptions.get(key)
+    if found is None:
+        if len(_descriptions) >= _DESCRIPTION_LIMIT:
+            _descriptions.clear()
+        found = _descriptions[key] = _original["get_font_description"](style)
+    return found
+
+
+def _variations_key(settings: Any) -> Any:
+    return settings if settings == "normal" else tuple(tuple(pair) for pair in settings)
+
+
+# PangoGlyphInfo: glyph (guint32), geometry (width, x_offset, y_offset: gint32), attr (a guint bitfield)
+_GLYPH = struct.Struct("=IiiiI")
+
+
+def _draw_first_line(stream: Any, textbox: Any, text_overflow: Any, block_ellipsis: Any, matrix: Any) -> Any:
+    """``weasyprint.draw.text.draw_first_line`` (70.0) with the glyph loop over plain ints."""
+    from weasyprint.text.ffi import FROM_UNITS, ffi, pango  # type: ignore[import-untyped, unused-ignore]
+
+    if text_overflow == "ellipsis" or block_ellipsis != "none":
+        return _original["draw_first_line"](stream, textbox, text_overflow, block_ellipsis, matrix)
+    # Don’t draw lines with only invisible characters.
+    if not textbox.text.strip():
+        return []
+    font_size_style = textbox.style["font_size"]
+    if font_size_style < 1e-6:  # default float precision used by pydyf
+        return []
+
+    layout = textbox.pango_layout
+    pango.pango_layout_set_single_paragraph_mode(layout.layout, True)
+    first_line, _index = layout.get_first_line()
+
+    # Read every run's glyphs and font first: a run this loop does not handle sends the whole line,
+    # before anything is written, to WeasyPrint's function (``add_font`` only registers the font).
+    runs = []
+    run = first_line.runs[0]
+    while run != ffi.NULL:
+        glyph_item = run.data
+        run = run.next
+        glyph_string = glyph_item.glyphs
+        num_glyphs = glyph_string.num_glyphs
+        glyphs = list(_GLYPH.iter_unpack(ffi.buffer(glyph_string.glyphs, num_glyphs * _GLYPH.size)))
+        for glyph_id, _width, _x_offset, y_offset, _attr in glyphs:
+            if glyph_id == pango.PANGO_GLYPH_EMPTY or glyph_id & pango.PANGO_GLYPH_UNKNOWN_FLAG or y_offset:
+                return _original["draw_first_line"](stream, textbox, text_overflow, block_ellipsis, matrix)
+        pango_font = glyph_item.item.analysis.font
+        font, font_size = stream.add_font(pango_font)
+        if font.svg or font.png or font.colr or font.bitmap:
+            return _original["draw_first_line"](stream, textbox, text_overflow, block_ellipsis, matrix)
+        runs.append((glyph_item.item, pango_font, font, font_size, glyphs, num_glyphs, glyph_string.log_clusters))
+
+    stream.set_text_matrix(*matrix.values)
+    previous_pango_font = None
+    string = ""
+    for item, pango_font, font, font_size, glyphs, num_glyphs, clusters in runs:
+        utf8_text = None
+        if pango_font != previous_pango_font:
+            previous_pango_font = pango_font
+            # Workaround for https://gitlab.gnome.org/GNOME/pango/-/issues/530.
+            size = font_size_style if pango.pango_version() < 14802 else font_size
+            if string:
+                stream.show_text(string)
+            string = ""
+            stream.set_font_size(font.hash, size)
+        to_unicode, widths = font.to_unicode, font.widths
+        parts = ["<"]
+        for i, (glyph_id, width, x_offset, _y_offset, _attr) in enumerate(glyphs):
+            # Create mapping between glyphs and Unicode codepoints.
+            if glyph_id not in to_unicode:
+                offset = item.offset
+                t1 = clusters[i]
+                if item.analysis.level % 2:  # rtl
+                    t2 = item.length if i == 0 else clusters[i - 1]
+                else:
+                    t2 = item.length if i == num_glyphs - 1 else clusters[i + 1]
+                utf8_text = utf8_text or layout.text.encode()
+                to_unicode[glyph_id] = utf8_text[offset + t1:offset + t2].decode()
+
+            offset = x_offset / size
+            if offset:
+                parts.append(f">{-offset}<")
+            parts.append(f"{glyph_id:04x}")
+
+            # Get glyph logical widths.
+            if glyph_id in widths:
+                logical_width = widths[glyph_id]
+            else:
+                pango.pango_font_get_glyph_extents(pango_font, glyph_id, stream.ink_rect, stream.logical_rect)
+                logical_width = widths[glyph_id] = round(stream.logical_rect.width * 1000 * FROM_UNITS / size)
+
+            # Set kerning, word spacing, letter spacing.
+            kerning = logical_width + offset - width * 1000 * FROM_UNITS / size
+            if kerning:
+                parts.append(f">{int(kerning)}<")
+        string += "".join(parts)
+        # Close the last glyphs list, remove if empty.
+        if string[-1] == "<":
+            string = string[:-1]
+        else:
+            string += ">"
+
+    stream.show_text(string)
+    return []
+
+
+_WIDTHS = ("margin_left", "margin_right", "padding_left", "padding_right", "width", "min_width", "max_width")
+_HEIGHTS = ("margin_top", "margin_bottom", "padding_top", "padding_bottom")
+_BORDERS = ("border_top_width", "border_right_width", "border_bottom_width", "border_left_width")
+
+
+def _resolve_percentages(box: Any, containing_block: Any) -> None:
+    """``weasyprint.layout.percent.resolve_percentages`` (70.0), px and % lengths resolved inline."""
+    Dimension, boxes, adjust_box_sizing, percentage, check_math = _weasyprint
+
+    if isinstance(containing_block, boxes.Box):
+        cb_width = containing_block.width
+        cb_height = containing_block.height
+    else:
+        cb_width, cb_height = containing_block
+    maybe_height = cb_height if isinstance(box, boxes.PageBox) else cb_width
+    style = box.style
+    # WeasyPrint's order: margins, paddings (left, right, top, bottom), width, min and max width
+    for names, refer_to in ((_WIDTHS, cb_width), (_HEIGHTS, maybe_height)):
+        for name in names:
+            value = style[name]
+            if type(value) is Dimension and value.unit == "px":
+                used = value.value
+            elif type(value) is Dimension and value.unit == "%":
+                used = refer_to * value.value / 100
+            else:
+                used = percentage(value, style, refer_to)
+                if used == "auto" and name == "min_width":
+                    used = 0
+            setattr(box, name, used)
+
+    if cb_height == "auto":
+        # Special handling when the height of the containing block depends on its content.
+        height = style["height"]
+        if height == "auto" or check_math(height) or height.unit == "%":
+            box.height = "auto"
+        else:
+            assert height.unit.lower() == "px"
+            box.height = height.value
+        refer_min, refer_max = 0, inf
+    else:
+        _resolve(box, style, "height", cb_height, percentage)
+        refer_min = refer_max = cb_height
+    _resolve(box, style, "min_height", refer_min, percentage)
+    _resolve(box, style, "max_height", refer_max, percentage)
+
+    collapse = style["border_collapse"] == "collapse"
+    # Used value == computed value
+    for prop in _BORDERS:
+        # border-{side}-width would have been resolved during border conflict resolution for
+        # collapsed-borders
+        if not (collapse and hasattr(box, prop)):
+            setattr(box, prop, style[prop])
+
+    # Shrink *content* widths and heights according to box-sizing
+    adjust_box_sizing(box, "width")
+    adjust_box_sizing(box, "height")
+
+
+def _resolve(box: Any, style: Any, name: str, refer_to: Any, percentage: Any) -> None:
+    used = percentage(style[name], style, refer_to)
+    setattr(box, name, 0 if used == "auto" and name == "min_height" else used)
+
+
+def _setup(self: Any, style: Any) -> None:
+    """``weasyprint.text.line_break.Layout.setup`` (70.0) with the Pango contexts kept."""
+    from weasyprint.text.constants import LST_TO_ISO, PANGO_DIRECTION  # type: ignore[import-untyped, unused-ignore]
+    from weasyprint.text.ffi import FROM_UNITS, ffi, gobject, pango  # type: ignore[import-untyped, unused-ignore]
+    from weasyprint.text.fonts import font_features  # type: ignore[import-untyped, unused-ignore]
+    from weasyprint.text.line_break import get_font_description  # type: ignore[import-untyped, unused-ignore]
+
+    self.style = style
+    self.first_line_direction = 0
+
+    font_map = style.font_config.font_map
+    if style["font_language_override"] != "normal":
+        lang = LST_TO_ISO.get(style["font_language_override"].lower(), style["font_language_override"])
+    else:
+        lang = style["lang"] or None
+    direction = style["direction"]
+    key = (font_map, direction, lang)
+    found = _contexts.get(key)
+    if found is None:
+        pango_context = ffi.gc(pango.pango_font_map_create_context(font_map), gobject.g_object_unref)
+        pango.pango_context_set_round_glyph_positions(pango_context, False)
+        pango.pango_context_set_base_dir(pango_context, PANGO_DIRECTION[direction])
+        if lang:
+            lang_p = ffi.new("char[]", lang.encode().replace(b"\x00", b""))
+            language = pango.pango_language_from_string(lang_p)
+            pango.pango_context_set_language(pango_context, language)
+        else:
+            language = pango.pango_language_get_default()
+        if len(_contexts) >= _CONTEXT_LIMIT:
+            _contexts.clear()
+        found = _contexts[key] = (pango_context, language)
+    pango_context, self.language = found
+
+    assert not isinstance(style["font_family"], str), "font_family should be a list"
+    font_description = get_font_description(style)
+    self.layout = ffi.gc(pango.pango_layout_new(pango_context), gobject.g_object_unref)
+    pango.pango_layout_set_auto_dir(self.layout, False)
+    pango.pango_layout_set_font_description(self.layout, font_description)
+
+    text_decoration = style["text_decoration_line"]
+    if text_decoration != "none":
+        metrics = ffi.gc(
+            pango.pango_context_get_metrics(pango_context, font_description, self.language),
+            pango.pango_font_metrics_unref)
+        self.ascent = FROM_UNITS * (pango.pango_font_metrics_get_ascent(metrics))
+        self.underline_position = FROM_UNITS * (pango.pango_font_metrics_get_underline_position(metrics))
+        self.strikethrough_position = FROM_UNITS * (pango.pango_font_metrics_get_strikethrough_position(metrics))
+        self.underline_thickness = FROM_UNITS * (pango.pango_font_metrics_get_underline_thickness(metrics))
+        self.strikethrough_thickness = FROM_UNITS * (pango.pango_font_metrics_get_strikethrough_thickness(metrics))
+    else:
+        self.ascent = None
+        self.underline_position = None
+        self.strikethrough_position = None
+
+    features = font_features(
+        style["font_kerning"], style["font_variant_ligatures"], style["font_variant_position"],
+        style["font_variant_caps"], style["font_variant_numeric"], style["font_variant_alternates"],
+        style["font_variant_east_asian"], style["font_feature_settings"])
+    if features:
+        features = ",".join(f"{key} {value}" for key, value in features.items()).encode()
+        # In the meantime, keep a cache to avoid leaking too many of them.
+        attr = style.font_config.font_features.setdefault(features, pango.pango_attr_font_features_new(features))
+        attr_list = pango.pango_attr_list_new()
+        pango.pango_attr_list_insert(attr_list, attr)
+        pango.pango_layout_set_attributes(self.layout, attr_list)
