@@ -1378,10 +1378,17 @@ def _target_indexes(lines: list[RatedLine], target: str) -> list[int]:
     """Indexes of the lines a discount on ``target`` reduces (positive amounts only)."""
     if target == "session":
         return list(range(len(lines)))
-    kinds = {target, "reservation_fee"} if target == "reservation" else {target}
     group = Component.OCPI_GROUP.get(target)
-    picked = [i for i, ln in enumerate(lines) if ln.component in kinds and ln.net > 0]
-    caps = [i for i, ln in enumerate(lines) if ln.component == Component.CAP and ln.group == group and group]
+    picked: list[int] = []
+    caps: list[int] = []
+    cap = Component.CAP
+    for i, ln in enumerate(lines):
+        comp = ln.component
+        if comp == target or (comp == "reservation_fee" and target == "reservation"):
+            if ln.net > 0:
+                picked.append(i)
+        elif comp == cap and group and ln.group == group:
+            caps.append(i)
     # a capped component is discounted on what remains after the cap: fold the cap into its lines
     return picked + caps if picked else []
 
@@ -1418,14 +1425,18 @@ def _apply_discounts(prog: TariffProgram, discounts: Sequence[DiscountProgram], 
         applicable.append(d)
     if not applicable:
         return
-    applicable.sort(key=lambda d: (-d.priority, d.order))
+    if len(applicable) > 1:
+        applicable.sort(key=lambda d: (-d.priority, d.order))
     chosen = [applicable[0]] if applicable[0].exclusive else [d for d in applicable if not d.exclusive]
     base = list(lines)
     taken = [ZERO] * len(base)  # discount already allocated to each line: no line goes below zero
     for d in chosen:
         idx = _target_indexes(base, d.target)
-        total = sum((base[i].net for i in idx), ZERO)
-        available = sum((base[i].net - taken[i] for i in idx), ZERO)
+        total = available = ZERO  # (sum()'s additions, in its order)
+        for i in idx:
+            total += base[i].net
+        for i in idx:
+            available += base[i].net - taken[i]
         if total <= 0 or available <= 0:
             continue
         amount = total * d.percent / HUNDRED if d.percent is not None else (d.fixed or ZERO)
@@ -1444,10 +1455,11 @@ def _apply_discounts(prog: TariffProgram, discounts: Sequence[DiscountProgram], 
         for rate in sorted(by_rate):
             part = by_rate[rate]
             if part:
-                lines.append(RatedLine(Component.DISCOUNT, d.title, ONE, "each", -part, -part, rate, cur, d.label,
-                                       s.id, ""))
-        trace.append(TraceEntry(Component.DISCOUNT, d.label, start, end, ONE, -amount,
-                                f"{d.percent}% off {d.target}" if d.percent is not None else f"{d.fixed} off {d.target}"))
+                lines.append(_new_line((Component.DISCOUNT, d.title, ONE, "each", -part, -part, rate, cur, d.label,
+                                        s.id, "", None)))
+        trace.append(_new_trace((Component.DISCOUNT, d.label, start, end, ONE, -amount,
+                                 f"{d.percent}% off {d.target}" if d.percent is not None else
+                                 f"{d.fixed} off {d.target}")))
         consumed.append((d.name, ONE if d.budget_uses or d.budget is None else amount))
 
 
