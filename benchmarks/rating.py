@@ -26,6 +26,11 @@ to back, four rounds): per round against the generated code simple 97-113 %, com
 83-100 % (median 104 %, 89 %, 96 %; main before 92 %, 80 %, 91 %). Instructions per session (valgrind,
 load-independent): generated code simple 60.3k, complex 140.4k, indexed 149.8k; main before 61.5k,
 161.3k, 156.3k; after 53.7k, 138.6k, 149.8k.
+Session h17u (2026-12-07): rates now come from CPU time (best of the runs; the median run and the best
+wall time beside it), the previous run's results are freed before the next run and each tariff's before
+the next tariff (complex's 100,000 results used to be freed inside its timed run while simple's 200,000
+were still alive), and the method and hash seed are printed. Instructions per session are the
+load-independent comparison (``benchmarks/rating_instructions.py``; docs/plan.md, session 14).
 """
 
 from __future__ import annotations
