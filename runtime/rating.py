@@ -727,26 +727,17 @@ def _time_setter(rules: Sequence[PricedRule]) -> Callable[[Env, int, ZoneInfo], 
     from_ordinal = date.fromordinal
 
     def set_time(env: Env, ms: int, tz: ZoneInfo) -> None:
-        if tz is _UTC_ZONE and ms >= 0:
-            # UTC has no offsets to look up: the fields are arithmetic on the epoch second
-            # (1970-01-01, ordinal 719163, was a Thursday)
-            sec = ms // 1000
-            days = sec // 86400
-            if sod:
-                env.sod = sec % 86400
-            if wd:
-                env.wd = (days + 3) % 7
-            if day:
-                env.day = days + 719163
-                env.date = from_ordinal(days + 719163)
-            return
-        # another zone: its offset during the UTC day of ``ms`` (kept), when one offset holds for the
-        # whole day; the fields are then arithmetic on the local epoch second, as in UTC
-        days_off = _DAY_OFFSETS.get(tz)
-        off = days_off.get(ms // _DAY_MS) if days_off is not None else None
-        if off is None and ms >= 0:
-            off = _day_offset(tz, ms // _DAY_MS)
+        if tz is _UTC_ZONE:  # no offsets to look up
+            off: int | None = 0 if ms >= 0 else None
+        else:
+            # another zone: its offset during the UTC day of ``ms`` (kept), when one offset holds for
+            # the whole day
+            days_off = _DAY_OFFSETS.get(tz)
+            off = days_off.get(ms // _DAY_MS) if days_off is not None else None
+            if off is None and ms >= 0:
+                off = _day_offset(tz, ms // _DAY_MS)
         if off is not None:
+            # the fields are arithmetic on the local epoch second (1970-01-01, ordinal 719163, was a Thursday)
             sec = (ms + off) // 1000
             days = sec // 86400
             if sod:
