@@ -26,6 +26,11 @@ to back, four rounds): per round against the generated code simple 97-113 %, com
 83-100 % (median 104 %, 89 %, 96 %; main before 92 %, 80 %, 91 %). Instructions per session (valgrind,
 load-independent): generated code simple 60.3k, complex 140.4k, indexed 149.8k; main before 61.5k,
 161.3k, 156.3k; after 53.7k, 138.6k, 149.8k.
+Session h17u (2026-12-07): rates now come from CPU time (best of the runs; the median run and the best
+wall time beside it), the previous run's results are freed before the next run and each tariff's before
+the next tariff (complex's 100,000 results used to be freed inside its timed run while simple's 200,000
+were still alive), and the method and hash seed are printed. Instructions per session are the
+load-independent comparison (``benchmarks/rating_instructions.py``; docs/plan.md, session 14).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from __future__ import annotations
 import gc
 import os
 import random
+import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -40,6 +46,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import pairwise
 from pathlib import Path
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -224,31 +231,47 @@ def make_hand_indexed(series: PriceSeries) -> Callable[[SessionFacts], RatingRes
 
 # ---------------------------------------------------------------- measurement
 REPEAT = 5
+METHOD = ("{r} timed runs per tariff and side, compiled and hand-written alternating; each run in this process on one "
+          "core with the collector off; rates from the CPU time of the best run (time.process_time; the machine's other "
+          "load moves it far less than the wall clock), then the median run's CPU time and the best run's wall time")
 
 
-def _once(fn: Callable[[], object]) -> tuple[float, object]:
+class Timing(NamedTuple):
+    best_cpu: float
+    median_cpu: float
+    best_wall: float
+
+
+def _once(fn: Callable[[], object]) -> tuple[float, float, object]:
     gc.collect()
     gc.disable()
     try:
-        t = time.perf_counter()
+        c, t = time.process_time(), time.perf_counter()
         out = fn()
-        return time.perf_counter() - t, out
+        return time.process_time() - c, time.perf_counter() - t, out
     finally:
         gc.enable()
 
 
-def compare(compiled: Callable[[], object], hand: Callable[[], object]) -> tuple[float, object, float, object]:
-    """Best of REPEAT runs each (as timeit does), the two alternating so that load from other
-    processes on the machine falls on both alike."""
-    best_c = best_h = float("inf")
+def compare(compiled: Callable[[], object], hand: Callable[[], object]) -> tuple[Timing, object, Timing, object]:
+    """REPEAT runs each, the two alternating so that load from other processes on the machine falls on
+    both alike; per side the best and median CPU time and the best wall time (``METHOD``)."""
+    cpu_c: list[float] = []
+    cpu_h: list[float] = []
+    wall_c: list[float] = []
+    wall_h: list[float] = []
     out_c: object = None
     out_h: object = None
     for _ in range(REPEAT):
-        t, out_c = _once(compiled)
-        best_c = min(best_c, t)
-        t, out_h = _once(hand)
-        best_h = min(best_h, t)
-    return best_c, out_c, best_h, out_h
+        out_c = out_h = None  # the previous run's results are freed before the next run, not during it
+        c, w, out_c = _once(compiled)
+        cpu_c.append(c)
+        wall_c.append(w)
+        c, w, out_h = _once(hand)
+        cpu_h.append(c)
+        wall_h.append(w)
+    return (Timing(min(cpu_c), statistics.median(cpu_c), min(wall_c)), out_c,
+            Timing(min(cpu_h), statistics.median(cpu_h), min(wall_h)), out_h)
 
 
 def same_prices(a: Sequence[RatingResult], b: Sequence[RatingResult], what: str) -> None:
@@ -259,7 +282,9 @@ def same_prices(a: Sequence[RatingResult], b: Sequence[RatingResult], what: str)
 
 
 def main() -> None:
+    global REPEAT
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    REPEAT = int(sys.argv[2]) if len(sys.argv) > 2 else REPEAT
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core
     rs = CompiledRuleset.from_source(SOURCE, "bench.evb")
@@ -267,8 +292,11 @@ def main() -> None:
     ctx = RatingContext(series={"spot_de": series})
     sessions = make_sessions(n)
     hand_indexed = make_hand_indexed(series)
-    print(f"rating {n:,} synthetic sessions on one core (Python {sys.version.split()[0]})")
-    print(f"{'tariff':<10}{'compiled/s':>14}{'hand/s':>14}{'ratio':>8}  target")
+    print(f"rating {n:,} synthetic sessions on one core (Python {sys.version.split()[0]}, PYTHONHASHSEED="
+          f"{os.environ.get('PYTHONHASHSEED', 'random')})")
+    print(METHOD.format(r=REPEAT))
+    print(f"{'tariff':<10}{'compiled/s':>14}{'median':>10}{'wall':>10}{'hand/s':>14}{'median':>10}{'wall':>10}"
+          f"{'ratio':>8}  target")
     rows = []
 
     def compiled(tariff: str, c: RatingContext | None = None) -> Callable[[], list[RatingResult]]:
@@ -277,6 +305,7 @@ def main() -> None:
     t_c, res_c, t_h, res_h = compare(compiled("simple"), lambda: [hand_simple(s) for s in sessions])
     same_prices(res_c, res_h, "simple")  # type: ignore[arg-type]
     rows.append(("simple", t_c, t_h, 100_000))
+    del res_c, res_h  # each tariff starts from the same heap
 
     # complex: every session, then each account's month with graduated tiers
     def compiled_complex() -> list[PeriodResult]:
@@ -300,19 +329,20 @@ def main() -> None:
     if any(abs(x) > D("1e-18") for x in diffs):
         raise SystemExit(f"complex periods disagree: {diffs[:3]}")
     rows.append(("complex", t_c, t_h, 25_000))
+    del per_c, per_h, diffs
 
     t_c, res_c, t_h, res_h = compare(compiled("indexed", ctx), lambda: [hand_indexed(s) for s in sessions])
     same_prices(res_c, res_h, "indexed")  # type: ignore[arg-type]
     rows.append(("indexed", t_c, t_h, 0))
 
     for name, tc, th, target in rows:
-        rate_c, rate_h = n / tc, n / th
+        rate_c, rate_h = n / tc.best_cpu, n / th.best_cpu
         verdict = ""
         if target:
             verdict = f">= {target:,}/s {'met' if rate_c >= target else 'MISSED'}"
         verdict += f"; {'not slower' if rate_c >= rate_h else 'SLOWER'} than hand-written"
-        print(f"{name:<10}{rate_c:>14,.0f}{rate_h:>14,.0f}{rate_c / rate_h:>8.2f}  {verdict}")
-
+        print(f"{name:<10}{rate_c:>14,.0f}{n / tc.median_cpu:>10,.0f}{n / tc.best_wall:>10,.0f}"
+              f"{rate_h:>14,.0f}{n / th.median_cpu:>10,.0f}{n / th.best_wall:>10,.0f}{rate_c / rate_h:>8.2f}  {verdict}")
 
 if __name__ == "__main__":
     main()

@@ -112,6 +112,10 @@ class CompiledRuleset:
         self.piece_engines: dict[str, PiecesFn | None] = {
             name: None if self.vat_classes else sp.pieces for name, sp in built.items()}
         self._totals: dict[str, TotalsFn | None] = {}
+        # the tariffs whose result is the engine's own (not legal for trade, no rate classes): rate()
+        # calls their engine directly
+        self._direct: dict[str, RateFn] = {} if self.vat_classes else {
+            name: fn for name, fn in self.engines.items() if not self.tariffs[name].legal_for_trade}
 
     def totals_engine(self, tariff: str) -> TotalsFn | None:
         """The tariff's pieces path fused with the group totals (``runtime.rating.fused_totals``:
@@ -164,6 +168,8 @@ class CompiledRuleset:
         return next(iter(self.tariffs.values()))
 
     def rate(self, session: SessionFacts, ctx: RatingContext | None = None, tariff: str | None = None) -> RatingResult:
+        if tariff is not None and (direct := self._direct.get(tariff)) is not None:
+            return direct(session, ctx)
         name = tariff if tariff is not None and tariff in self.engines else self.tariff_for(session, tariff).name
         legal = self.tariffs[name].legal_for_trade
         res = self.engines[name](session.signed_only() if legal else session, ctx)

@@ -288,8 +288,19 @@ class Env:
         self.fees: dict[str, tuple[Decimal | None, Decimal | None]] = {}
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _ms(dt: datetime) -> int:
-    return int(dt.timestamp() * 1000)
+    """``int(dt.timestamp() * 1000)``: for an aware time on a whole second (most are), by integer
+    arithmetic on its distance from the epoch (timestamp()'s float conversion cost a third more)."""
+    try:
+        d = dt - _EPOCH
+    except TypeError:  # naive: timestamp() reads it as local time
+        return int(dt.timestamp() * 1000)
+    if d.microseconds:  # the float's truncation, as before
+        return int(dt.timestamp() * 1000)
+    return (d.days * 86400 + d.seconds) * 1000
 
 
 def _sec(ms: int) -> Decimal:
@@ -716,10 +727,18 @@ def _time_setter(rules: Sequence[PricedRule]) -> Callable[[Env, int, ZoneInfo], 
     from_ordinal = date.fromordinal
 
     def set_time(env: Env, ms: int, tz: ZoneInfo) -> None:
-        if tz is _UTC_ZONE and ms >= 0:
-            # UTC has no offsets to look up: the fields are arithmetic on the epoch second
-            # (1970-01-01, ordinal 719163, was a Thursday)
-            sec = ms // 1000
+        if tz is _UTC_ZONE:  # no offsets to look up
+            off: int | None = 0 if ms >= 0 else None
+        else:
+            # another zone: its offset during the UTC day of ``ms`` (kept), when one offset holds for
+            # the whole day
+            days_off = _DAY_OFFSETS.get(tz)
+            off = days_off.get(ms // _DAY_MS) if days_off is not None else None
+            if off is None and ms >= 0:
+                off = _day_offset(tz, ms // _DAY_MS)
+        if off is not None:
+            # the fields are arithmetic on the local epoch second (1970-01-01, ordinal 719163, was a Thursday)
+            sec = (ms + off) // 1000
             days = sec // 86400
             if sod:
                 env.sod = sec % 86400
@@ -739,6 +758,32 @@ def _time_setter(rules: Sequence[PricedRule]) -> Callable[[Env, int, ZoneInfo], 
             env.date = d
             env.day = d.toordinal()
     return set_time
+
+
+# per zone, per UTC day (epoch ms // _DAY_MS, from the epoch on): the zone's UTC offset in ms throughout
+# that day (a day within which the offset changes is not kept: set_time asks the zone itself there)
+_DAY_OFFSETS: dict[ZoneInfo, dict[int, int]] = {}
+
+
+def _day_offset(tz: ZoneInfo, day: int) -> int | None:
+    """``tz``'s offset in ms throughout UTC day ``day`` (kept in ``_DAY_OFFSETS``), or None when it
+    changes within the day. The offset is read at each whole UTC hour of the day and at its last
+    millisecond; one offset at all of them is one offset throughout: no zone changes its offset and
+    back within an hour."""
+    fromts = datetime.fromtimestamp
+    first = fromts(day * 86400, tz).utcoffset()
+    if first is None or first.microseconds:
+        return None
+    for t in range(day * 86400 + 3600, day * 86400 + 86400, 3600):
+        if fromts(t, tz).utcoffset() != first:
+            return None
+    if fromts(day * 86400 + 86399.999, tz).utcoffset() != first:
+        return None
+    days = _DAY_OFFSETS.get(tz)
+    if days is None or len(days) > 1 << 14:
+        days = _DAY_OFFSETS[tz] = {}
+    off = days[day] = (first.days * 86400 + first.seconds) * 1000
+    return off
 
 
 def _discount_env(s: SessionFacts, resv: str | None, env: Env | None) -> Env:
@@ -859,11 +904,14 @@ def specialised(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta:
     spec_p = _cutter(prog.park_cuts) if prog.dynamic and prog.park_cuts.any else None
     time_c = prog.charge_cuts.needs_local_time
     time_p = prog.park_cuts.needs_local_time
-    fee_time = prog.needs_local_time
+    # the once-per-session fees set the clock only when their own conditions read it
+    fee_time = prog.needs_local_time and bool(
+        _env_reads([r for kind in (*_FLAT_KINDS, "reservation_fee") for r in rules.get(kind, ())])
+        & {"sod", "wd", "day", "date"})
     need_power = prog.needs_power
     charged = bool(e_rules or t_rules or r_rules)
     # the zone is looked up only when something reads local time (an unknown zone is refused always)
-    needs_zone = bool(fee_time or time_c or time_p or spec_c or spec_p or mine)
+    needs_zone = bool(prog.needs_local_time or time_c or time_p or spec_c or spec_p or mine)
     no_cuts: list[int] = []
     ms_per_s = _MS_PER_S
     new_line, new_trace = _new_line, _new_trace
@@ -940,7 +988,7 @@ def specialised(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta:
         while True:
             if j < n and cuts[j] < b0:
                 b = cuts[j]
-                num, den = Decimal(b - a), Decimal(b0 - a)
+                num, den = b - a, b0 - a  # ints: converted exactly inside the arithmetic, as Decimal(int) would
                 # only volumes some rule prices are cut (energy always: conditions read it)
                 e = se * num / den if se else ZERO
                 se = se - e
@@ -986,7 +1034,7 @@ def specialised(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta:
         while True:
             if j < n and cuts[j] < b0:
                 b = cuts[j]
-                p = sp * Decimal(b - a) / Decimal(b0 - a) if sp else ZERO
+                p = sp * (b - a) / (b0 - a) if sp else ZERO
                 sp = sp - p
                 j += 1
             else:
@@ -1020,8 +1068,8 @@ def specialised(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta:
         trace: list[TraceEntry] | None
         segs: list[_Piece] | None
         if pieces is None:
-            start = int(s.start.timestamp() * 1000)  # _ms, inline: rating calls it per session
-            end = int(s.end.timestamp() * 1000)
+            start = _ms(s.start)
+            end = _ms(s.end)
             segs = None if not s.periods and not s.meter_values and not thresholds and s.reserved_from is None else \
                 _segments(s, start, end, thresholds)
             trace = []
@@ -1052,9 +1100,10 @@ def specialised(prog: TariffProgram, discounts: Sequence[DiscountProgram], meta:
         first_active: int | None
         if plain:
             # one charging stretch start..charging end, then parking (base_segments' plain shape)
-            ce = end if s.charging_end is None else max(start, min(int(s.charging_end.timestamp() * 1000), end))
-            tot_e, tot_t = s.energy_kwh, Decimal(ce - start) / ms_per_s
-            tot_p = Decimal(end - ce) / ms_per_s if ce < end else ZERO
+            ce = end if s.charging_end is None else max(start, min(_ms(s.charging_end), end))
+            # an int operand is converted exactly, as Decimal(int) would, without the constructor call
+            tot_e, tot_t = s.energy_kwh, (ce - start) / ms_per_s
+            tot_p = (end - ce) / ms_per_s if ce < end else ZERO
             first_active = start
             if env is not None:
                 fees["active"] = (s.max_power_kw, None)
@@ -1320,10 +1369,17 @@ def _target_indexes(lines: list[RatedLine], target: str) -> list[int]:
     """Indexes of the lines a discount on ``target`` reduces (positive amounts only)."""
     if target == "session":
         return list(range(len(lines)))
-    kinds = {target, "reservation_fee"} if target == "reservation" else {target}
     group = Component.OCPI_GROUP.get(target)
-    picked = [i for i, ln in enumerate(lines) if ln.component in kinds and ln.net > 0]
-    caps = [i for i, ln in enumerate(lines) if ln.component == Component.CAP and ln.group == group and group]
+    picked: list[int] = []
+    caps: list[int] = []
+    cap = Component.CAP
+    for i, ln in enumerate(lines):
+        comp = ln.component
+        if comp == target or (comp == "reservation_fee" and target == "reservation"):
+            if ln.net > 0:
+                picked.append(i)
+        elif comp == cap and group and ln.group == group:
+            caps.append(i)
     # a capped component is discounted on what remains after the cap: fold the cap into its lines
     return picked + caps if picked else []
 
@@ -1360,14 +1416,18 @@ def _apply_discounts(prog: TariffProgram, discounts: Sequence[DiscountProgram], 
         applicable.append(d)
     if not applicable:
         return
-    applicable.sort(key=lambda d: (-d.priority, d.order))
+    if len(applicable) > 1:
+        applicable.sort(key=lambda d: (-d.priority, d.order))
     chosen = [applicable[0]] if applicable[0].exclusive else [d for d in applicable if not d.exclusive]
     base = list(lines)
     taken = [ZERO] * len(base)  # discount already allocated to each line: no line goes below zero
     for d in chosen:
         idx = _target_indexes(base, d.target)
-        total = sum((base[i].net for i in idx), ZERO)
-        available = sum((base[i].net - taken[i] for i in idx), ZERO)
+        total = available = ZERO  # (sum()'s additions, in its order)
+        for i in idx:
+            total += base[i].net
+        for i in idx:
+            available += base[i].net - taken[i]
         if total <= 0 or available <= 0:
             continue
         amount = total * d.percent / HUNDRED if d.percent is not None else (d.fixed or ZERO)
@@ -1386,10 +1446,11 @@ def _apply_discounts(prog: TariffProgram, discounts: Sequence[DiscountProgram], 
         for rate in sorted(by_rate):
             part = by_rate[rate]
             if part:
-                lines.append(RatedLine(Component.DISCOUNT, d.title, ONE, "each", -part, -part, rate, cur, d.label,
-                                       s.id, ""))
-        trace.append(TraceEntry(Component.DISCOUNT, d.label, start, end, ONE, -amount,
-                                f"{d.percent}% off {d.target}" if d.percent is not None else f"{d.fixed} off {d.target}"))
+                lines.append(_new_line((Component.DISCOUNT, d.title, ONE, "each", -part, -part, rate, cur, d.label,
+                                        s.id, "", None)))
+        trace.append(_new_trace((Component.DISCOUNT, d.label, start, end, ONE, -amount,
+                                 f"{d.percent}% off {d.target}" if d.percent is not None else
+                                 f"{d.fixed} off {d.target}")))
         consumed.append((d.name, ONE if d.budget_uses or d.budget is None else amount))
 
 
