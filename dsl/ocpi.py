@@ -36,7 +36,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal, getcontext
 from pathlib import Path
 from typing import Any, ClassVar, Union
 
@@ -585,13 +585,8 @@ def _hour_ms(prefix: str) -> int:
 
 
 def _stamp_ms(value: str) -> int:
-    """``_epoch_ms(value)``, its common shape by parts (``_HOURS``)."""
-    if len(value) == 20 and value[19] == "Z" and value[10] == "T" and value[13] == ":":
-        ms = _MIN_SEC_MS.get(value[14:19])
-        if ms is not None:
-            h = value[:13]
-            return (_HOURS.get(h) or _hour_ms(h)) + ms
-    return _epoch_ms(value)
+    """``_epoch_ms(value)``, its common shape by parts (``_HOURS``; ``ocpi_fast.ms_of``, as the fast path reads it)."""
+    return _fast_module().ms_of(value, _MIN_SEC_MS.get, _HOURS.get, _hour_ms, _epoch_ms)  # type: ignore[no-any-return]
 
 
 def _epoch_ms(value: str) -> int:
@@ -638,11 +633,11 @@ def _fast_pricer(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str]
         return f
 
     fn: Callable[[str], str] = _fast_module().pricer(
-        _DECODE_CDR, _epoch_ms, _stamp_ms, _HOURS, _hour_ms, _MIN_SEC_MS, facts, facts_of,
+        _DECODE_CDR, _epoch_ms, _HOURS, _hour_ms, _MIN_SEC_MS, facts, facts_of,
         # the same steps and group totals as one generated function, where the tariff has one
         ruleset.totals_engine(prog.name), pieces_fn, group_totals, tuple(group for _key, group in COST_FIELDS),
-        ctx, _ZERO, RZERO, Decimal.quantize, _FOUR, ROUND_HALF_UP, _fmt(_ZERO), _DUMP_STR,
-        _renderer(_DUMP_STR(prog.currency)), _Slow)
+        ctx, _ZERO, RZERO, _half_up().quantize, _FOUR, _fmt(_ZERO), _DUMP_STR,
+        _text_parts(_DUMP_STR(prog.currency)), _Slow)
     return fn
 
 
@@ -651,20 +646,20 @@ _TEMPLATE = ('"currency": %s, ' + "".join(f'"{key}": {{"excl_vat": "%s", "incl_v
              + '"total_energy": "%s", "total_time": "%s", "total_parking_time": "%s"}')
 
 
-def _renderer(currency_json: str) -> Callable[..., str]:
-    """``head + _TEMPLATE % (currency, *texts)`` as one f-string function of (head, 15 texts): the
-    currency (its JSON text) and the template's literal parts made constants once."""
+def _text_parts(currency_json: str) -> tuple[str, ...]:
+    """``_TEMPLATE``'s literal parts around its 15 texts, the currency (its JSON text) put in: the
+    fast path prints the head, then each part followed by its text, then the last part."""
     parts = _TEMPLATE.split("%s")
-    parts = [parts[0] + currency_json + parts[1], *parts[2:]]
-    names = [f"m{i}" for i in range(len(parts) - 1)]
-    body = "".join("{" + f"p{i}" + "}" + ("{" + names[i] + "}" if i < len(names) else "") for i in range(len(parts)))
-    consts = {f"p{i}": part for i, part in enumerate(parts)}
-    code = (f"def render(head, {', '.join(names)}, " + ", ".join(f"{k}={k}" for k in consts)
-            + f"):\n    return head + f'{body}'\n")
-    ns: dict[str, Any] = dict(consts)
-    exec(compile(code, "<ocpi totals text>", "exec"), ns)
-    fn: Callable[..., str] = ns["render"]
-    return fn
+    return (parts[0] + currency_json + parts[1], *parts[2:])
+
+
+def _half_up() -> Context:
+    """The current context with half-up rounding: its ``quantize(x, _FOUR)`` is ``_fmt``'s
+    ``x.quantize(_FOUR, rounding=ROUND_HALF_UP)`` (the same precision, traps and limits), without
+    parsing keyword arguments per call."""
+    ctx = getcontext().copy()
+    ctx.rounding = ROUND_HALF_UP
+    return ctx
 
 
 def _volume(text: bytes) -> Decimal:

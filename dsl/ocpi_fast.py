@@ -29,26 +29,44 @@ def hours_text(ms: int) -> str:
     return f"{q // 10000}.{q % 10000:04d}"
 
 
-def pricer(decode: Callable[[str], Any], epoch_ms: Callable[[str], int], stamp: Callable[[str], int],
+def ms_of(when: str, min_sec_get: Callable[[str], int | None], hours_get: Callable[[str], int | None],
+          hour_ms: Callable[[str], int], epoch_ms: Callable[[str], int]) -> int:
+    """Epoch ms of a timestamp: the common shape (2026-07-22T17:14:33Z) by parts -- the hour's ms
+    (``hours_get``, made by ``hour_ms`` once per hour) plus "MM:SS" (``min_sec_get``: 00:00-59:59) --,
+    anything else by ``epoch_ms``."""
+    if len(when) == 20 and when[19] == "Z" and when[10] == "T" and when[13] == ":":
+        mss = min_sec_get(when[14:19])
+        if mss is not None:
+            h = when[:13]
+            hm = hours_get(h)
+            return (hm if hm is not None else hour_ms(h)) + mss
+    return epoch_ms(when)
+
+
+def pricer(decode: Callable[[str], Any], epoch_ms: Callable[[str], int],
            hours: dict[str, int], hour_ms: Callable[[str], int], min_sec: dict[str, int],
            facts: dict[Any, Any], facts_of: Callable[[tuple[Any, Any, Any, bool]], Any], totals_fn: Callable[..., Any] | None,
            pieces_fn: Callable[..., Any], groups_of: Callable[[Any], Any], groups_printed: tuple[str, ...],
-           ctx: Any, zero: Any, rzero: Any, quantize: Callable[..., Any], four: Any, half_up: str, zero_text: str,
-           dump: Callable[[str], str], render: Callable[..., str], slow: type[Exception]) -> Callable[[str], str]:
+           ctx: Any, zero: Any, rzero: Any, quantize: Callable[[Any, Any], Any], four: Any, zero_text: str,
+           dump: Callable[[str], str], parts: tuple[str, ...], slow: type[Exception]) -> Callable[[str], str]:
     """The function pricing one CDR line (``slow`` raised, or any error, for what the exact path must
     take). ``facts`` holds the session facts for (country, EVSE, power type, reserved), ``facts_of``
     makes and keeps the ones it lacks;
-    an amount prints as ``str(quantize(x, four, half_up))``."""
+    an amount prints as ``str(quantize(x, four))`` (``quantize``: a half-up context's), and the
+    line as the head (the id) then ``parts`` and the 15 texts in turn."""
     zero_group = (zero, zero)
     hours_get = hours.get
     min_sec_get = min_sec.get
     facts_get = facts.get
+    # per printed amount, the last one quantized and its text (held, so ``is`` cannot meet a new object)
+    memo: list[Any] = [None] * 12
+    memo_text: list[str] = [""] * 12
 
     def price(line: str) -> str:
         c: Any = decode(line)
         begins: str = c.start_date_time
-        start: int = stamp(begins)
-        end: int = stamp(c.end_date_time)
+        start: int = ms_of(begins, min_sec_get, hours_get, hour_ms, epoch_ms)
+        end: int = ms_of(c.end_date_time, min_sec_get, hours_get, hour_ms, epoch_ms)
         raw: list[Any] = c.charging_periods
         if end < start or not raw:
             raise slow
@@ -64,18 +82,7 @@ def pricer(decode: Callable[[str], Any], epoch_ms: Callable[[str], int], stamp: 
         a: int
         for p in raw:
             when: str = p.start_date_time  # the timestamp by parts (the first period's often the CDR's)
-            if when == begins:
-                a = start
-            elif len(when) == 20 and when[19] == "Z" and when[10] == "T" and when[13] == ":":
-                mss = min_sec_get(when[14:19])
-                if mss is None:
-                    a = epoch_ms(when)
-                else:
-                    h = when[:13]
-                    hm = hours_get(h)
-                    a = (hm if hm is not None else hour_ms(h)) + mss
-            else:
-                a = epoch_ms(when)
+            a = start if when == begins else ms_of(when, min_sec_get, hours_get, hour_ms, epoch_ms)
             if a < last:
                 raise slow
             if piece is None:
@@ -109,25 +116,41 @@ def pricer(decode: Callable[[str], Any], epoch_ms: Callable[[str], int], stamp: 
         key = (None, None, None, reserved) if loc is None else (loc.country, loc.evse_id, loc.connector_power_type,
                                                                 reserved)
         f = facts_get(key) or facts_of(key)
-        money: list[str]
+        money: list[str] = []
         if totals_fn is not None:
             res: tuple[Any, ...] = totals_fn(f, ctx, pieces, start, end)
-            money = [zero_text if x is rzero else str(quantize(x, four, half_up)) for x in res[:12]]
+            for i in range(12):
+                x = res[i]
+                if x is rzero:
+                    money.append(zero_text)
+                elif x is memo[i]:  # the same amount as the last CDR's (a fee's constant)
+                    money.append(memo_text[i])
+                else:
+                    amount = str(quantize(x, four))
+                    memo[i] = x
+                    memo_text[i] = amount
+                    money.append(amount)
             kwh, parking_h = res[12], res[14]
         else:
             got: tuple[Any, ...] = pieces_fn(f, ctx, [tuple(x) for x in pieces], start, end)
             get = groups_of(got[0]).get
-            money = [zero_text if x is zero else str(quantize(x, four, half_up))
-                     for group in groups_printed for x in get(group, zero_group)]
+            for group in groups_printed:
+                for x in get(group, zero_group):
+                    money.append(zero_text if x is zero else str(quantize(x, four)))
             kwh, parking_h = got[1], got[3]
         # total_time: from the first period that is not only a reservation
         if first < 0:
             total_time = zero_text
         else:
             total_time = hours_text(end - (pieces[first][0] if first else min(start, first_start)))
-        money.append(zero_text if kwh is zero else str(quantize(kwh, four, half_up)))
+        money.append(zero_text if kwh is zero else str(quantize(kwh, four)))
         money.append(total_time)
-        money.append(zero_text if parking_h is zero else str(quantize(parking_h, four, half_up)))
+        money.append(zero_text if parking_h is zero else str(quantize(parking_h, four)))
         cid = c.id
-        return render(f'{{"id": {dump(cid)}, ' if cid else "{", *money)
+        out = [f'{{"id": {dump(cid)}, ' if cid else "{"]
+        for i in range(15):
+            out.append(parts[i])
+            out.append(money[i])
+        out.append(parts[15])
+        return "".join(out)
     return price

@@ -1839,10 +1839,17 @@ def fused_totals(prog: TariffProgram, discounts: Sequence[DiscountProgram]) -> T
         gi = groups.get(_GROUP[rule.kind], -1)
         price = rule.price
         assert price is not None  # every rule's price is constant here (checked above)
-        p[f"_fee{n}"] = (price, price * (1 + rule.vat / 100))
+        gross = price * (1 + rule.vat / 100)
+        p[f"_fee{n}"] = (price, gross)
         emit(depth, f"net, gross = _fee{n}", "g[0] += net", "g[1] += gross")
         if gi > 0:
-            emit(depth, f"g[{2 * gi}] += net", f"g[{2 * gi + 1}] += gross")
+            if price is ZERO or gross is ZERO or price.is_signed() or gross.is_signed():
+                emit(depth, f"g[{2 * gi}] += net", f"g[{2 * gi + 1}] += gross")
+            else:
+                # a fee alone in its group is the fee's own amounts (the same objects each session:
+                # a printer may keep their text); ZERO + x is x's value, and x is no -0 here
+                emit(depth, *(f"g[{i}] = {v} if g[{i}] is ZERO else g[{i}] + {v}"
+                              for i, v in ((2 * gi, "net"), (2 * gi + 1, "gross"))))
 
     def fee_choice(depth: int, table: tuple[_Entry, ...], base: int) -> None:
         first = True
