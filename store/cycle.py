@@ -364,10 +364,16 @@ def rated_lines_of(conn: Connection, rating_ids: Sequence[str]) -> list[tuple[An
 def billed_net_of_session(conn: Connection, tenant_id: str, session_id: str) -> dict[Decimal, Decimal]:
     """What finalized invoices billed for the session so far, net per VAT rate (summed as decimals)."""
     out: dict[Decimal, Decimal] = {}
+    # the lines have no index by session (migration 0047): the invoices that billed it are its
+    # billed-session rows (every finalized invoice records the (session, rating) pairs its lines
+    # bill), their lines the invoices' by key
+    billed_on = select(billed_session.c.invoice_id).where(billed_session.c.tenant_id == tenant_id,
+                                                          billed_session.c.session_id == session_id)
     for ln in conn.execute(select(invoice_line.c.net, invoice_line.c.tax_rate)
                            .join(invoice, invoice.c.id == invoice_line.c.invoice_id)
-                           .where(invoice_line.c.tenant_id == tenant_id, invoice_line.c.session_id == session_id,
-                                  invoice.c.status == "finalized", invoice_line.c.kind.in_(BILLED_KINDS))):
+                           .where(invoice_line.c.invoice_id.in_(billed_on), invoice_line.c.tenant_id == tenant_id,
+                                  invoice_line.c.session_id == session_id, invoice.c.status == "finalized",
+                                  invoice_line.c.kind.in_(BILLED_KINDS))):
         out[ln.tax_rate] = out.get(ln.tax_rate, Decimal(0)) + ln.net
     return out
 

@@ -40,7 +40,8 @@ def _billed(engine: Engine, session_id: str) -> list[Any]:
         return list(conn.execute(
             select(B.invoice.c.number, B.invoice.c.cycle_key, B.invoice_line.c.kind, B.invoice_line.c.net)
             .join(B.invoice, B.invoice.c.id == B.invoice_line.c.invoice_id)
-            .where(B.invoice_line.c.session_id == session_id).order_by(B.invoice_line.c.id)).all())
+            .where(B.invoice_line.c.session_id == session_id)
+            .order_by(B.invoice.c.created_at, B.invoice_line.c.invoice_id, B.invoice_line.c.seq)).all())
 
 
 async def test_a_late_assigned_session_is_billed_once_by_the_next_cycle(env: WorkflowEnvironment, db: Engine,
