@@ -90,6 +90,7 @@ __all__ = [
     "insert_many_lines",
     "invoice",
     "invoice_line",
+    "invoices_of_session",
     "issue_dates",
     "number_series",
     "open_task",
@@ -635,6 +636,24 @@ def add_posting(conn: Connection, tenant_id: str, invoice_id: str, posting_id: s
     conn.execute(insert(posting).values(id=posting_id, tenant_id=tenant_id, invoice_id=invoice_id,
                                         description=description, amount=amount, tax_rate=tax_rate,
                                         author_id=author_id, created_at=utcnow()))
+
+
+def invoices_of_session(conn: Connection, tenant_id: str, session_id: str) -> list[Any]:
+    """The invoices whose lines bill the session (id, number, status, kind; in id order). The lines
+    have no index by session (migration 0047): a finalized invoice is found by its billed sessions
+    (``billed_session``, which finalizing records), one not finalized (draft, held, rejected,
+    empty: a tenant has few) by its lines, read by their key."""
+    i, il = invoice.c, invoice_line.c
+    finalized = select(billed_session.c.invoice_id).where(billed_session.c.tenant_id == tenant_id,
+                                                          billed_session.c.session_id == session_id)
+    open_ = (select(il.invoice_id).join_from(invoice_line, invoice, i.id == il.invoice_id)
+             .where(i.tenant_id == tenant_id, i.status.in_(_NOT_FINALIZED), il.session_id == session_id))
+    return list(conn.execute(select(i.id, i.number, i.status, i.kind)
+                             .where(i.tenant_id == tenant_id, i.id.in_(finalized.union(open_)))
+                             .order_by(i.id)).all())
+
+
+_NOT_FINALIZED = ("draft", "held", "rejected", "empty")
 
 
 def postings_of(conn: Connection, invoice_id: str) -> list[Any]:

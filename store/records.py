@@ -146,7 +146,7 @@ class SessionRecord:
 
 def session_record(conn: Connection, tenant_id: str, session_id: str) -> SessionRecord | None:
     """One session with its periods, ratings (lines and trace) and the invoices that bill it, or None."""
-    from store.billing import invoice, invoice_line
+    from store.billing import invoices_of_session
 
     s = conn.execute(select(ChargingSession.__table__).where(  # type: ignore[attr-defined]
         _s.tenant_id == tenant_id, _s.id == session_id)).first()
@@ -180,11 +180,7 @@ def session_record(conn: Connection, tenant_id: str, session_id: str) -> Session
         lines = list(conn.execute(select(RatedLineRow.__table__).where(  # type: ignore[attr-defined]
             ln.rating_id == rating.id).order_by(ln.seq)).all())
         out.ratings.append((rating, labels.get(rating.ruleset_version_id, rating.ruleset_version_id), lines))
-    i, il = invoice.c, invoice_line.c
-    out.billed_on = list(conn.execute(
-        select(i.id, i.number, i.status, i.kind).distinct()
-        .join_from(invoice_line, invoice, i.id == il.invoice_id)
-        .where(i.tenant_id == tenant_id, il.session_id == s.id).order_by(i.id)).all())
+    out.billed_on = invoices_of_session(conn, tenant_id, s.id)
     from store.clearing import clearing_cdr, clearing_statement
     from store.models import Partner
 

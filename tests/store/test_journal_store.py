@@ -35,9 +35,10 @@ def _line(seq: int, kind: str, net: str, rate: str) -> InvoiceLine:
 
 
 def _invoice(engine: Engine, tenant: str, account: str, customer: str, n: int, lines: list[InvoiceLine],
-             kind: str = "invoice", corrects: tuple[str, ...] = (), treatment: dict[str, str] | None = None) -> str:
+             kind: str = "invoice", corrects: tuple[str, ...] = (), treatment: dict[str, str] | None = None,
+             finalize: bool = True) -> str:
     """A draft written as month-end writes it (lines, VAT groups; ``treatment`` on the 0 % group of
-    an untaxed invoice), then finalized."""
+    an untaxed invoice), then finalized (unless ``finalize`` is false)."""
     from runtime.money import tax_groups
 
     groups = tax_groups(((ln.tax_rate, ln.net) for ln in lines), "EUR")
@@ -57,7 +58,8 @@ def _invoice(engine: Engine, tenant: str, account: str, customer: str, n: int, l
         B.insert_lines(conn, tenant, iid, lines)
         B.ensure_series(conn, tenant, "INV", "INV-")
         B.ensure_series(conn, tenant, "CN", "CN-")
-        B.finalize_invoice(conn, tenant, iid, at=AT)
+        if finalize:
+            B.finalize_invoice(conn, tenant, iid, at=AT)
     return iid
 
 

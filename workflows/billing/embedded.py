@@ -80,10 +80,6 @@ def start_dev_server(port: int = 7233, db_filename: str | Path = Path("var") / "
     # (synchronous=OFF could: not for a billing server's history). A 64 MB page cache instead of
     # SQLite's 2 MB: the file grows by ~20 kB per workflow (history, visibility with its ~60 indexes)
     # and the server's persistence calls queue behind each other (benchmarks/dunning.py prints them).
-    # The log is copied into the file every 10,000 pages (~40 MB) instead of SQLite's 1,000: the same
-    # hot pages (the visibility table's ~60 indexes, the shard's rows) are copied into the file once
-    # for ten times as many commits: 2.89 GB -> 2.39 GB written per 3,000 workflow starts, server CPU 24.4 -> 22.3
-    # and 27.3 -> 20.7 s (two pairs, load 24-28); what a commit makes durable is unchanged (the log).
     # The search-attribute cache stays on: ``start-dev`` turns it off unless told (every start and
     # workflow task then read cluster metadata and namespace again: 10 of 14 persistence operations
     # per dunning case, benchmarks/dunning.py); evbill registers no search attributes: nothing goes stale.
@@ -91,7 +87,7 @@ def start_dev_server(port: int = 7233, db_filename: str | Path = Path("var") / "
     # as a persistence call's "context canceled" come in bursts under load).
     cmd = [temporal_binary(), "server", "start-dev", "--headless", "--db-filename", str(db_filename),
            "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
-           "--sqlite-pragma", "cache_size=-65536", "--sqlite-pragma", "wal_autocheckpoint=10000",
+           "--sqlite-pragma", "cache_size=-65536",
            "--ip", host, "--port", str(port), "--log-level", "error",
            "--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true",
            "--dynamic-config-value", "system.forceSearchAttributesCacheRefreshOnRead=false"]
