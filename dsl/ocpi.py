@@ -584,11 +584,6 @@ def _hour_ms(prefix: str) -> int:
     return ms
 
 
-def _stamp_ms(value: str) -> int:
-    """``_epoch_ms(value)``, its common shape by parts (``_HOURS``; ``ocpi_fast.ms_of``, as the fast path reads it)."""
-    return _fast_module().ms_of(value, _MIN_SEC_MS.get, _HOURS.get, _hour_ms, _epoch_ms)  # type: ignore[no-any-return]
-
-
 def _epoch_ms(value: str) -> int:
     # the common shape (2026-07-22T17:14:33Z): fromisoformat reads the Z as UTC itself, which is
     # what parse_datetime makes of it; anything else goes through parse_datetime. Whole seconds

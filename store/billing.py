@@ -44,6 +44,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql import Select
 
 from runtime.invoicing import (
     PaymentTerms,
@@ -69,6 +70,7 @@ __all__ = [
     "active_holds",
     "add_posting",
     "allocate_number",
+    "billed_invoice_ids",
     "billed_session",
     "billing_hold",
     "close_if_empty",
@@ -638,18 +640,25 @@ def add_posting(conn: Connection, tenant_id: str, invoice_id: str, posting_id: s
                                         author_id=author_id, created_at=utcnow()))
 
 
+def billed_invoice_ids(tenant_id: str, session_id: str) -> Select[Any]:
+    """The ids of the finalized invoices that billed the session, as a subquery: their billed
+    sessions (``billed_session``, which finalizing records). The lines have no index by session
+    (migration 0047), so a session's lines are read through these invoices, by the lines' key."""
+    return select(billed_session.c.invoice_id).where(billed_session.c.tenant_id == tenant_id,
+                                                     billed_session.c.session_id == session_id)
+
+
 def invoices_of_session(conn: Connection, tenant_id: str, session_id: str) -> list[Any]:
     """The invoices whose lines bill the session (id, number, status, kind; in id order). The lines
     have no index by session (migration 0047): a finalized invoice is found by its billed sessions
     (``billed_session``, which finalizing records), one not finalized (draft, held, rejected,
-    empty: a tenant has few) by its lines, read by their key."""
+    empty: a tenant has few) by its lines."""
     i, il = invoice.c, invoice_line.c
-    finalized = select(billed_session.c.invoice_id).where(billed_session.c.tenant_id == tenant_id,
-                                                          billed_session.c.session_id == session_id)
     open_ = (select(il.invoice_id).join_from(invoice_line, invoice, i.id == il.invoice_id)
              .where(i.tenant_id == tenant_id, i.status.in_(_NOT_FINALIZED), il.session_id == session_id))
     return list(conn.execute(select(i.id, i.number, i.status, i.kind)
-                             .where(i.tenant_id == tenant_id, i.id.in_(finalized.union(open_)))
+                             .where(i.tenant_id == tenant_id,
+                                    i.id.in_(billed_invoice_ids(tenant_id, session_id).union(open_)))
                              .order_by(i.id)).all())
 
 

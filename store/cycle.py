@@ -19,7 +19,7 @@ from sqlalchemy import String, any_, bindparam, delete, func, insert, select, ty
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
-from store.billing import billed_session, in_values, invoice, invoice_line
+from store.billing import billed_invoice_ids, billed_session, in_values, invoice, invoice_line
 from store.models import AuditEntry, BillingAccount, ChargingSession, Contract, RatedLineRow, RulesetVersion
 from store.types import ExactDecimal
 
@@ -364,11 +364,7 @@ def rated_lines_of(conn: Connection, rating_ids: Sequence[str]) -> list[tuple[An
 def billed_net_of_session(conn: Connection, tenant_id: str, session_id: str) -> dict[Decimal, Decimal]:
     """What finalized invoices billed for the session so far, net per VAT rate (summed as decimals)."""
     out: dict[Decimal, Decimal] = {}
-    # the lines have no index by session (migration 0047): the invoices that billed it are its
-    # billed-session rows (every finalized invoice records the (session, rating) pairs its lines
-    # bill), their lines the invoices' by key
-    billed_on = select(billed_session.c.invoice_id).where(billed_session.c.tenant_id == tenant_id,
-                                                          billed_session.c.session_id == session_id)
+    billed_on = billed_invoice_ids(tenant_id, session_id)
     for ln in conn.execute(select(invoice_line.c.net, invoice_line.c.tax_rate)
                            .join(invoice, invoice.c.id == invoice_line.c.invoice_id)
                            .where(invoice_line.c.invoice_id.in_(billed_on), invoice_line.c.tenant_id == tenant_id,
