@@ -1,6 +1,7 @@
 """Storage fixtures: every test that takes ``engine`` runs on SQLite and, when
-``EVBILL_TEST_POSTGRES_URL`` is set, on PostgreSQL in a schema of its own (dropped afterwards),
-so parallel runs never see each other's tables."""
+``EVBILL_TEST_POSTGRES_URL`` is set, on PostgreSQL in a database of its own, copied from a migrated
+template (``tests.pgschema.pg_database``; a test of the migrations themselves gets an empty schema
+of its own), dropped afterwards, so parallel runs never see each other's tables."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from sqlalchemy import Engine
 
 from store.db import make_engine, migrate
-from tests.pgschema import PG_URL, pg_schema
+from tests.pgschema import PG_URL, pg_database, pg_schema
 
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 
@@ -25,15 +26,11 @@ def fresh_engine(backend: str, tmp_path: Path, *, migrated: bool = True) -> tupl
             migrate(engine)
         return engine, engine.dispose
     stack = ExitStack()
-    _admin, schema = stack.enter_context(pg_schema())
-    engine = make_engine(PG_URL, schema=schema)
-    try:
-        if migrated:
-            migrate(engine)
-    except BaseException:
-        engine.dispose()
-        stack.close()
-        raise
+    if migrated:
+        engine = make_engine(stack.enter_context(pg_database()))
+    else:
+        _admin, schema = stack.enter_context(pg_schema())
+        engine = make_engine(PG_URL, schema=schema)
 
     def cleanup() -> None:
         engine.dispose()
