@@ -9,7 +9,7 @@ account, the sum of the invoices' gross totals (the same on every code version f
 and checks the numbers are gapless. ``--profile FILE`` writes a cProfile of the batches.
 
 Usage: python benchmarks/month_end_batch.py [--accounts 1000] [--per-account 100] [--batch 100] [--profile out.prof]
-       [--db sqlite|postgresql] [--gc worker|default]
+       [--db sqlite|postgresql] [--gc worker|default] [--keep billed.db]
 
 ``--gc worker`` (the default since h17w) settles the garbage collector as the billing worker's
 process does (``workflows.heap.settle_gc(workflows.billing.worker.GC_YOUNG)``) before the batches;
@@ -65,6 +65,8 @@ def main() -> int:
     ap.add_argument("--profile", default="")
     ap.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     ap.add_argument("--gc", choices=["worker", "default"], default="worker")
+    ap.add_argument("--keep", default="", help="SQLite: copy the billed database to this file (for "
+                    "benchmarks/month_end_outputs.py)")
     args = ap.parse_args()
     os.environ["EVBILL_RENDER_DOCUMENTS"] = "0"
     n, per = args.accounts, args.per_account
@@ -126,6 +128,8 @@ def main() -> int:
             "select number_seq from billing_invoice where status = 'finalized' order by number_seq"))]
         gross = [r[0] for r in conn.execute(text("select gross_total from billing_invoice"))]
     engine.dispose()
+    if args.keep and args.db == "sqlite":
+        shutil.copy(work, args.keep)
     shutil.rmtree(work.parent)
     if cleanup is not None:
         cleanup()
