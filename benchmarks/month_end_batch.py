@@ -9,7 +9,11 @@ account, the sum of the invoices' gross totals (the same on every code version f
 and checks the numbers are gapless. ``--profile FILE`` writes a cProfile of the batches.
 
 Usage: python benchmarks/month_end_batch.py [--accounts 1000] [--per-account 100] [--batch 100] [--profile out.prof]
-       [--db sqlite|postgresql]
+       [--db sqlite|postgresql] [--gc worker|default] [--keep billed.db]
+
+``--gc worker`` (the default since h17w) settles the garbage collector as the billing worker's
+process does (``workflows.heap.settle_gc(workflows.billing.worker.GC_YOUNG)``) before the batches;
+``--gc default`` leaves Python's settings (as this benchmark ran before).
 
 ``--db postgresql`` (``EVBILL_BENCH_POSTGRES_URL`` or ``EVBILL_TEST_POSTGRES_URL``) seeds a schema of
 its own each time (ANALYZEd after seeding, as ``month_end.py`` does) and prints beside this process's
@@ -60,6 +64,9 @@ def main() -> int:
     ap.add_argument("--cache", default=tempfile.gettempdir())
     ap.add_argument("--profile", default="")
     ap.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    ap.add_argument("--gc", choices=["worker", "default"], default="worker")
+    ap.add_argument("--keep", default="", help="SQLite: copy the billed database to this file (for "
+                    "benchmarks/month_end_outputs.py)")
     args = ap.parse_args()
     os.environ["EVBILL_RENDER_DOCUMENTS"] = "0"
     n, per = args.accounts, args.per_account
@@ -97,6 +104,11 @@ def main() -> int:
     with engine.connect() as conn:
         ids = [r[0] for r in conn.execute(text("select id from billing_account order by id"))]
     env = ActivityEnvironment()
+    if args.gc == "worker":
+        from workflows.billing.worker import GC_YOUNG
+        from workflows.heap import settle_gc
+
+        settle_gc(GC_YOUNG)
     now = CUT_OFF.astimezone(UTC).isoformat()
     prof = cProfile.Profile() if args.profile else None
     c0, t0 = time.process_time(), time.perf_counter()
@@ -116,6 +128,8 @@ def main() -> int:
             "select number_seq from billing_invoice where status = 'finalized' order by number_seq"))]
         gross = [r[0] for r in conn.execute(text("select gross_total from billing_invoice"))]
     engine.dispose()
+    if args.keep and args.db == "sqlite":
+        shutil.copy(work, args.keep)
     shutil.rmtree(work.parent)
     if cleanup is not None:
         cleanup()
@@ -125,7 +139,7 @@ def main() -> int:
           f"{1000 * cpu / n:.2f} ms per account"
           + (f" + PostgreSQL backends {1000 * server / n:.2f} ms" if backends else "")
           + f", wall {wall:.1f} s, {count[0] / n:.1f} statements per account, "
-          f"gross total {total}, load average {os.getloadavg()[0]:.1f} ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)")
+          f"gross total {total}, GC {args.gc}, load average {os.getloadavg()[0]:.1f} ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)")
     return 0
 
 

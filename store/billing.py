@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -719,7 +720,7 @@ def insert_many_lines(conn: Connection, tenant_id: str, drafts: Sequence[tuple[s
 
 _LINE_COLUMNS = ("tenant_id", "invoice_id", "seq", "kind", "component", "description", "quantity", "unit",
                  "unit_price", "net", "net_unrounded", "tax_rate", "session_id", "rating_id", "rule", "corrects")
-_inserts: dict[tuple[str, str, str, tuple[str, ...], bool], tuple[str, list[Any], list[Any]]] = {}
+_inserts: dict[tuple[str, str, str, tuple[str, ...], bool], tuple[str, list[Any], list[Any], list[int] | None]] = {}
 
 
 _FEW_ROWS = 8
@@ -758,10 +759,19 @@ def driver_insert(conn: Connection, table: Table, columns: tuple[str, ...], rows
             sql = f"INSERT INTO {prep.format_table(table)} ({cols}) VALUES ({', '.join([mark] * len(columns))})"
         # the dialect's own type, as SQLAlchemy binds it (a JSON column on psycopg wraps its value)
         types = [table.c[c].type for c in columns]
-        got = _inserts[key] = (sql, [_bind_processor(t, dialect) for t in types],
-                               [t.bind_decimals(dialect) if isinstance(t, ExactDecimal) else None for t in types])
-    sql, procs, decimals = got
-    if any(procs):
+        procs = [_bind_processor(t, dialect) for t in types]
+        # when the only columns with a processor are money on PostgreSQL (a Decimal goes through as
+        # it is), their indexes: rows whose values there are all Decimal need no conversion at all
+        money = [i for i, t in enumerate(types) if isinstance(t, ExactDecimal)]
+        same = money if dialect.name == "postgresql" and all(p is None for i, p in enumerate(procs)
+                                                              if i not in money) else None
+        got = _inserts[key] = (sql, procs,
+                               [t.bind_decimals(dialect) if isinstance(t, ExactDecimal) else None for t in types],
+                               same)
+    sql, procs, decimals, same = got
+    if same is not None and all(set(map(type, map(itemgetter(i), rows))) == {Decimal} for i in same):
+        pass  # each value would come back from its processor as it is: the rows go as they are
+    elif any(procs):
         # column by column (month-end converts a million values): a money column of Decimals only
         # in one call, any other value through its column's processor
         cols: list[Sequence[Any]] = list(zip(*rows, strict=True))

@@ -19,6 +19,7 @@ from sqlalchemy import String, any_, bindparam, delete, func, insert, select, ty
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
+from runtime.rated import RatedLine
 from store.billing import billed_invoice_ids, billed_session, in_values, invoice, invoice_line
 from store.models import AuditEntry, BillingAccount, ChargingSession, Contract, RatedLineRow, RulesetVersion
 from store.types import ExactDecimal
@@ -267,7 +268,7 @@ class GroupReads:
         got = window[2]
         return [b for s in session_ids for b in got.get(s, ())]
 
-    def rated_lines_of(self, conn: Connection, rating_ids: Sequence[str]) -> list[tuple[Any, ...]]:
+    def rated_lines_of(self, conn: Connection, rating_ids: Sequence[str]) -> dict[str, list[RatedLine]]:
         """``rated_lines_of``: at the first call, the lines of every rating of the group's sessions
         in the ``billed_of`` window that is not billed yet (what the group's drafts will bill,
         give or take a session on another open invoice); a rating not among them is read then."""
@@ -280,18 +281,12 @@ class GroupReads:
                 want = [r.current_rating_id for rows in self.sessions.values() for r in rows
                         if r.current_rating_id and since <= r.start < until
                         and all(b.rating_id != r.current_rating_id for b in billed.get(r.id, ()))]
-                for ln in rated_lines_of(conn, want) if want else ():
-                    got.setdefault(ln[0], []).append(ln)
-                for rid in want:
-                    got.setdefault(rid, [])
-        rating_ids = list(dict.fromkeys(rating_ids))
-        missing = [r for r in rating_ids if r not in got]
+                if want:
+                    got.update(rated_lines_of(conn, want))
+        missing = [r for r in dict.fromkeys(rating_ids) if r not in got]
         if missing:
-            for ln in rated_lines_of(conn, missing):
-                got.setdefault(ln[0], []).append(ln)
-            for rid in missing:
-                got.setdefault(rid, [])
-        return [ln for r in rating_ids for ln in got[r]]
+            got.update(rated_lines_of(conn, missing))
+        return {r: got[r] for r in rating_ids}
 
     @staticmethod
     def _by_account(conn: Connection, tenant_id: str, table: Any, ids: Sequence[str], *where: Any
@@ -346,19 +341,27 @@ def billed_of(conn: Connection, tenant_id: str, session_ids: Sequence[str]) -> l
     return list(conn.execute(_Q_BILLED_JSON, {"t": tenant_id, "ids": json.dumps(list(session_ids))}).all())
 
 
-def rated_lines_of(conn: Connection, rating_ids: Sequence[str]) -> list[tuple[Any, ...]]:
-    """The ratings' lines as tuples (rating_id, component, description, quantity, unit, unit_price,
-    net, tax_rate, currency, rule, session_id, cost_group), in rating and line order. The amounts
-    are read as the database gives them and made ``Decimal`` here in one pass (month-end reads a
-    few hundred lines per account: the column type's processor per value cost more than the read)."""
-    D = Decimal
+def rated_lines_of(conn: Connection, rating_ids: Sequence[str]) -> dict[str, list[RatedLine]]:
+    """The ratings' lines, by rating id (every id given, an empty list for a rating without lines),
+    in line order. The amounts are read as the database gives them and made ``Decimal`` here as
+    each line is made (month-end reads a few hundred lines per account: the column type's
+    processor per value cost more than the read, and a tuple per row between read and line more
+    than the line itself)."""
+    D, new = Decimal, tuple.__new__
+    out: dict[str, list[RatedLine]] = {r: [] for r in rating_ids}
     if conn.dialect.name == "postgresql":
         rows = conn.execute(_Q_RATED_LINES_RAW_ANY, {"ids": list(rating_ids)}).all()  # one fetch, not one per row
     else:
         rows = conn.execute(_Q_RATED_LINES_RAW_JSON, {"ids": json.dumps(list(rating_ids))}).all()
     if rows and type(rows[0][3]) is D:  # psycopg gives NUMERIC as Decimal already
-        return [tuple(r) for r in rows]
-    return [(r[0], r[1], r[2], D(r[3]), r[4], D(r[5]), D(r[6]), D(r[7]), r[8], r[9], r[10], r[11]) for r in rows]
+        for r in rows:
+            out[r[0]].append(new(RatedLine, (r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
+                                             r[11] or "", None)))
+    else:
+        for r in rows:
+            out[r[0]].append(new(RatedLine, (r[1], r[2], D(r[3]), r[4], D(r[5]), D(r[6]), D(r[7]), r[8], r[9],
+                                             r[10], r[11] or "", None)))
+    return out
 
 
 def billed_net_of_session(conn: Connection, tenant_id: str, session_id: str) -> dict[Decimal, Decimal]:

@@ -70,7 +70,12 @@ def make_engine(url: str | None = None, *, schema: str | None = None, **kw: Any)
     kw.setdefault("pool_size", 20)
     kw.setdefault("max_overflow", 40)
     kw.setdefault("pool_recycle", 1800)
-    return create_engine(url, connect_args=connect_args, **kw)
+    engine = create_engine(url, connect_args=connect_args, **kw)
+    if engine.dialect.driver == "psycopg":
+        from store.pg_lists import register_plain_lists  # id lists dumped by one join (month-end)
+
+        event.listen(engine, "connect", register_plain_lists)
+    return engine
 
 
 class _Compiled:

@@ -47,7 +47,8 @@ from runtime.invoicing import (
     period_ending,
     split_currencies,
 )
-from runtime.rated import RatedLine, RatingResult, TraceEntry
+from runtime.money import ZERO, require_currency
+from runtime.rated import RatedLine, TraceEntry, trusted_result
 from runtime.tax import Treatment, customer_treatment, exemption
 from store import billing as B
 from store import cycle as C
@@ -370,20 +371,21 @@ class BillingActivities:
                 corr_rows.append(r)
         rating_ids = [r.current_rating_id for r in current + late_rows + corr_rows]
         lines_of: dict[str, list[RatedLine]] = defaultdict(list)
-        new = tuple.__new__  # one tuple.__new__ per line, not the NamedTuple's Python __new__ or ``_make``
         for ch in _chunks(rating_ids):
-            for r in (C.rated_lines_of(conn, ch) if pre is None else pre.rated_lines_of(conn, ch)):
-                # (rating id, the line's fields..., cost group): indexed, not unpacked into a list per line
-                lines_of[r[0]].append(new(RatedLine, (r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
-                                                      r[10], r[11] or "", None)))
+            lines_of.update(C.rated_lines_of(conn, ch) if pre is None else pre.rated_lines_of(conn, ch))
+        new = tuple.__new__  # a NamedTuple by tuple.__new__ alone, not its Python __new__
         all_results = []
         for r in sorted(current, key=lambda x: (x.start, x.id)):
             ms = int(r.start.timestamp() * 1000)
             rated = tuple(lines_of[r.current_rating_id])
             # a rating is in the currency of the ruleset that made it, which need not be the account's
-            all_results.append(RatingResult(r.id, "", "", "", "", rated[0].currency if rated else acct.currency, rated,
-                                            (TraceEntry("", "", ms, ms, Decimal(0), Decimal(0)),),
-                                            energy_kwh=r.energy_kwh))
+            cur = rated[0].currency if rated else acct.currency
+            for ln in rated:  # what RatingResult's own check refuses (its __init__ costs 3 us a session)
+                if ln.currency != cur:
+                    require_currency(cur, ln.currency, f"{ln.component} line of session {r.id}")
+            all_results.append(trusted_result(r.id, "", "", "", "", cur, rated,
+                                              (new(TraceEntry, ("", "", ms, ms, ZERO, ZERO, "")),), r.energy_kwh,
+                                              ZERO, ZERO))
         product = None
         for c in contracts:
             if ruleset is not None and c.product in ruleset.products and c.status == "active":

@@ -45,6 +45,7 @@ from workflows.billing.types import (
     run_workflow_id,
 )
 from workflows.billing.workflows import BillingCycleWorkflow
+from workflows.heap import settle_gc
 
 __all__ = [
     "build_worker",
@@ -60,6 +61,11 @@ __all__ = [
 ]
 
 log = logging.getLogger("evbill.billing.worker")
+
+# allocations between collections of the youngest generation (Python's default: 700): a billing
+# run's group of 25 accounts allocates ~50,000 container objects that live until it is written
+# (``workflows.heap``)
+GC_YOUNG = 50_000
 
 
 def build_worker(client: Client, engine: Engine, task_queue: str = TASK_QUEUE, *, threads: int = 8,
@@ -224,6 +230,7 @@ async def run_worker(address: str, task_queue: str, database_url: str | None, th
 
         await ensure_sweep_schedule(client, task_queue, delivery_sweep_interval())
     worker = build_worker(client, engine, task_queue, threads=threads, smtp=smtp)
+    settle_gc(GC_YOUNG)
     log.info("billing worker on %s, task queue %s, e-mail %s", address, task_queue,
              f"through {smtp.host}:{smtp.port}" if smtp else "off (EVBILL_SMTP_HOST not set)")
     await worker.run()

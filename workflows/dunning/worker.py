@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
 import os
 from collections.abc import Iterable
@@ -38,6 +37,7 @@ from workflows.documents.activities import DeliveryActivities
 from workflows.documents.workflows import DocumentDeliveryWorkflow
 from workflows.dunning.activities import DunningActivities
 from workflows.dunning.workflows import DunningSweepWorkflow, DunningWorkflow
+from workflows.heap import settle_gc as _settle_gc
 
 __all__ = ["DUNNING_TASK_QUEUE", "build_dunning_worker", "main"]
 
@@ -73,10 +73,7 @@ def settle_gc(young: int = _GC_YOUNG) -> None:
     The youngest generation is collected every ``young`` allocations instead of 700: a case's
     wake-up allocates thousands of objects, nearly all freed by reference counting (the collector
     was ~4% of the worker's CPU under ``perf``, 3,000 customers of ``benchmarks/dunning.py``)."""
-    gc.collect()
-    gc.freeze()
-    _, mid, old = gc.get_threshold()
-    gc.set_threshold(young, mid, old)
+    _settle_gc(young)
 
 
 async def run_worker(address: str, task_queue: str, database_url: str | None, threads: int,
