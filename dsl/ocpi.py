@@ -560,7 +560,6 @@ class _Cdr(msgspec.Struct, gc=False):
 
 
 _DECODE_CDR = msgspec.json.Decoder(_Cdr).decode
-_DECODE_CDR_LINES = msgspec.json.Decoder(_Cdr).decode_lines
 _DUMP_STR = json.encoder.encode_basestring_ascii  # what json.dumps uses for str
 _fromisoformat = datetime.fromisoformat
 
@@ -603,21 +602,14 @@ def _epoch_ms(value: str) -> int:
 _ZERO_GROUP = (_ZERO, _ZERO)
 
 
-def _decoded(cdr: Any) -> Any:
-    """The decoder of a pricer given CDRs decoded already (``_DECODE_CDR_LINES``'s)."""
-    return cdr
-
-
-def _fast_pricer(ruleset: CompiledRuleset, ctx: RatingContext,
-                 decode: Callable[[Any], Any] = _DECODE_CDR) -> Callable[[Any], str] | None:
+def _fast_pricer(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str], str] | None:
     """The fast path for one tariff and context: a CDR line -> its printed totals (``_Slow`` or an
     error for anything unusual). The CDR's periods become the rating engine's pieces directly
     (``Specialised.pieces``: the same steps as ``CompiledRuleset.rate``, without a ``SessionFacts``,
     a trace or a ``RatingResult``); the session-level facts conditions may read (country, EVSE, AC
     or DC, reserved) come from one ``SessionFacts`` per distinct set of them. None when the tariff
     has no pieces path (discounts, VAT rate classes): then every CDR takes the exact path. The
-    function is ``dsl.ocpi_fast.pricer``'s (compiled where ``make install`` built it). ``decode``
-    makes its input a ``_Cdr`` (``_decoded``: one already)."""
+    function is ``dsl.ocpi_fast.pricer``'s (compiled where ``make install`` built it)."""
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     probe = SessionFacts(id="", start=epoch, end=epoch)
     prog = ruleset.tariff_for(probe)  # a CDR names no product: the ruleset's default tariff
@@ -635,10 +627,11 @@ def _fast_pricer(ruleset: CompiledRuleset, ctx: RatingContext,
             reservation="RESERVATION" if key[3] else None)
         return f
 
-    fn: Callable[[Any], str] = _fast_module().pricer(
-        decode, _epoch_ms, _HOURS, _hour_ms, _MIN_SEC_MS, facts, facts_of,
+    fn: Callable[[str], str] = _fast_module().pricer(
+        _DECODE_CDR, _epoch_ms, _HOURS, _hour_ms, _MIN_SEC_MS, facts, facts_of,
         # the same steps and group totals as one generated function, where the tariff has one
-        ruleset.totals_engine(prog.name, charging_time=False), pieces_fn, group_totals, tuple(group for _key, group in COST_FIELDS),
+        ruleset.totals_engine(prog.name, charging_time=False), pieces_fn, group_totals,
+        tuple(group for _key, group in COST_FIELDS),
         ctx, _ZERO, RZERO, _half_up().quantize, _FOUR, _fmt(_ZERO), _DUMP_STR,
         _text_parts(_DUMP_STR(prog.currency)), _Slow)
     return fn
@@ -677,8 +670,7 @@ def _volume(text: bytes) -> Decimal:
     return v
 
 
-# (ruleset, context, the pricer of a line, the pricer of a decoded CDR), for the pair last asked for
-_FAST: list[tuple[CompiledRuleset, RatingContext, Callable[[str], str] | None, Callable[[Any], str] | None]] = []
+_FAST: list[tuple[CompiledRuleset, RatingContext, Callable[[str], str] | None]] = []
 # (an invalid date in a timestamp is a ValueError of fromisoformat; any error at all is the exact path's)
 _FAST_ERRORS = (_Slow, msgspec.DecodeError, OcpiError, RatingError, SessionInputError, ValueError,
                 ArithmeticError)
@@ -715,35 +707,8 @@ def _fast_module() -> Any:
 def _fast_for(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str], str] | None:
     """``_fast_pricer(ruleset, ctx)``, made once per process for the pair last asked for."""
     if not _FAST or _FAST[0][0] is not ruleset or _FAST[0][1] is not ctx:
-        fast = _fast_pricer(ruleset, ctx)
-        _FAST[:] = [(ruleset, ctx, fast, None if fast is None else _fast_pricer(ruleset, ctx, _decoded))]
+        _FAST[:] = [(ruleset, ctx, _fast_pricer(ruleset, ctx))]
     return _FAST[0][2]
-
-
-def _fast_objects(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[Any], str] | None:
-    """``_fast_for``'s pricer for CDRs decoded already (by ``_DECODE_CDR_LINES``)."""
-    _fast_for(ruleset, ctx)
-    return _FAST[0][3]
-
-
-def _decode_part(part: bytes) -> list[Any] | None:
-    """The CDRs of a part of the file, one per line, decoded at once (``decode_lines``: no split into
-    lines, no text per line), where that is what decoding line by line would give: every line is
-    one object (it begins with '{' and ends with '}', so no value spans a line break: '}' then '{'
-    is never valid within one value) and there are as many values as lines (none shares a line).
-    None otherwise -- a blank line, a line that is not one valid CDR -- and the part goes line by
-    line."""
-    lines = part.count(b"\n")
-    if not part.endswith(b"\n"):
-        lines += 1
-    if not part.startswith(b"{") or not part.rstrip(b"\n").endswith(b"}") or part.endswith(b"\n\n") \
-            or part.count(b"}\n{") != lines - 1:
-        return None
-    try:
-        cdrs: list[Any] = _DECODE_CDR_LINES(part)
-    except msgspec.DecodeError:
-        return None
-    return cdrs if len(cdrs) == lines else None
 
 
 def _price_line(ruleset: CompiledRuleset, ctx: RatingContext, line: str, label: str, default_id: str,
@@ -808,29 +773,9 @@ def _price_part(bounds: tuple[int, int]) -> _Part:
     run: list[str] = []
     i = 0
     part = _TEXT[0][bounds[0]:bounds[1]]
+    lines = _lines(part)
     spool = _spool_file() if _SPOOL else None
     begin = spool[2] if spool is not None else 0
-    fast_cdr = _fast_objects(ruleset, ctx)
-    cdrs = _decode_part(part) if fast_cdr is not None and isinstance(part, bytes) else None
-    if cdrs is not None:  # one CDR per line: line n is CDR n
-        assert fast_cdr is not None
-        texts: list[str] | None = None
-        for n, cdr in enumerate(cdrs):
-            try:
-                run.append(fast_cdr(cdr))
-                continue
-            except _FAST_ERRORS:
-                pass
-            if run:
-                out.append(_run_out(run, spool))
-                run = []
-            if texts is None:
-                texts = _lines(part)
-            out.append((n, n, texts[n]))
-        if run:
-            out.append(_run_out(run, spool))
-        return out, len(cdrs), len(cdrs), spool[1] if spool is not None else "", begin
-    lines = _lines(part)
     for n, line in enumerate(lines):
         if not line.strip():
             continue

@@ -48,8 +48,8 @@ def pricer(decode: Callable[[str], Any], epoch_ms: Callable[[str], int],
            facts: dict[Any, Any], facts_of: Callable[[tuple[Any, Any, Any, bool]], Any], totals_fn: Callable[..., Any] | None,
            pieces_fn: Callable[..., Any], groups_of: Callable[[Any], Any], groups_printed: tuple[str, ...],
            ctx: Any, zero: Any, rzero: Any, quantize: Callable[[Any, Any], Any], four: Any, zero_text: str,
-           dump: Callable[[str], str], parts: tuple[str, ...], slow: type[Exception]) -> Callable[[Any], str]:
-    """The function pricing one CDR line (or what ``decode`` takes; ``slow`` raised, or any error, for what the exact path must
+           dump: Callable[[str], str], parts: tuple[str, ...], slow: type[Exception]) -> Callable[[str], str]:
+    """The function pricing one CDR line (``slow`` raised, or any error, for what the exact path must
     take). ``facts`` holds the session facts for (country, EVSE, power type, reserved), ``facts_of``
     makes and keeps the ones it lacks;
     an amount prints as ``str(quantize(x, four))`` (``quantize``: a half-up context's), and the
@@ -62,7 +62,7 @@ def pricer(decode: Callable[[str], Any], epoch_ms: Callable[[str], int],
     memo: list[Any] = [None] * 12
     memo_text: list[str] = [""] * 12
 
-    def price(line: Any) -> str:
+    def price(line: str) -> str:
         c: Any = decode(line)
         begins: str = c.start_date_time
         start: int = ms_of(begins, min_sec_get, hours_get, hour_ms, epoch_ms)
