@@ -1838,8 +1838,15 @@ def fused_totals(prog: TariffProgram, discounts: Sequence[DiscountProgram], *,
     emit(1, f"g = [ZERO] * {2 * n_groups}")
     emit(1, "for k in order:", "    size, price, factor, gi = SLOT[k]", "    qty = vols[k]",
          "    if size is not None:", "        qty = qty / size",
-         "    net = qty * price", "    gross = net * factor",
-         "    g[0] += net", "    g[1] += gross", "    if gi > 0:", "        g[2 * gi] += net", "        g[2 * gi + 1] += gross")
+         "    net = qty * price", "    gross = net * factor")
+    if all(not price.is_signed() and not factor.is_signed() for _s, price, factor, _g in p["SLOT"]):
+        # a group's first line is its total as it is: ZERO + x is x's value, and x is no -0 here (a
+        # priced volume is not zero, nor a price or VAT factor negative), nor ZERO itself
+        emit(2, *(f"g[{i}] = {v} if g[{i}] is ZERO else g[{i}] + {v}" for i, v in ((0, "net"), (1, "gross"))),
+             "if gi > 0:", "    i = 2 * gi", "    g[i] = net if g[i] is ZERO else g[i] + net",
+             "    g[i + 1] = gross if g[i + 1] is ZERO else g[i + 1] + gross")
+    else:
+        emit(2, "g[0] += net", "g[1] += gross", "if gi > 0:", "    g[2 * gi] += net", "    g[2 * gi + 1] += gross")
 
     def fee_line(depth: int, rule: PricedRule, n: int) -> None:
         gi = groups.get(_GROUP[rule.kind], -1)
