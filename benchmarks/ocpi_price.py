@@ -32,6 +32,18 @@ git --git-dir MIRROR archive e0ed4df | tar -x -C /tmp/ocpi-tariffs-py``, then th
 Usage: python benchmarks/ocpi_price.py [N] [--seed S] [--rounds R] [--peer-src DIR]
        python benchmarks/ocpi_price.py N --seed S --write-reference   (prints the sha256 to keep)
 
+Figures (2026-12-07 17:08-17:14 UTC, session h17v2's code: the CDR file mapped, not read, before the workers
+fork; load average 3.1-4.9, wall swinging 2-3x between runs): without the peer, --rounds 2, 5 alternating runs
+each: main (c6333a0) best wall 3.56 s, median CPU 6.85 s; h17v best 3.34 s, median 6.40 CPU s; identical to the
+reference. Serial seconds of one run (strace -f -tt timeline, load 4-5): main 0.71-0.86, h17v 0.45-0.46 (opening
+the file to the first fork 0.21-0.44 -> 0.09).
+
+Figures (2026-12-07, session h17v's code; the VM at load average 12-14, so only CPU time and instruction
+counts compare): without the peer, 200,000 CDRs, 1 round each, alternately 16:56-17:03 UTC: main (c6333a0)
+8.50 and 8.14 CPU s, h17v 8.00 and 7.87 CPU s, identical to the reference. Instructions (valgrind callgrind,
+EVBILL_OCPI_WORKERS=1, the first 20,000 CDRs): the whole command 5,767M -> 5,474M, start-up 1,174M -> 1,097M,
+per CDR 229.7k -> 218.8k.
+
 Figures (2026-12-07, session h17p's code @ ac01542: output spooled by the workers, the fast path compiled
 by mypyc; the VM at load average 10-18, so only CPU time and instruction counts compare): without the
 peer, 200,000 CDRs, 2 rounds back to back, main (c978756) 10:46 UTC 8.51 CPU s (18.04 s wall), h17p

@@ -111,21 +111,22 @@ class CompiledRuleset:
         self.stated_rates = stated_rates(st for p in ast.policies if p.kind == "tax" for st in p.of(A.VatRate))
         self.piece_engines: dict[str, PiecesFn | None] = {
             name: None if self.vat_classes else sp.pieces for name, sp in built.items()}
-        self._totals: dict[str, TotalsFn | None] = {}
+        self._totals: dict[tuple[str, bool], TotalsFn | None] = {}
         # the tariffs whose result is the engine's own (not legal for trade, no rate classes): rate()
         # calls their engine directly
         self._direct: dict[str, RateFn] = {} if self.vat_classes else {
             name: fn for name, fn in self.engines.items() if not self.tariffs[name].legal_for_trade}
 
-    def totals_engine(self, tariff: str) -> TotalsFn | None:
+    def totals_engine(self, tariff: str, *, charging_time: bool = True) -> TotalsFn | None:
         """The tariff's pieces path fused with the group totals (``runtime.rating.fused_totals``:
         one generated function, made at the first call), or None where it has none (then
-        ``piece_engines``)."""
-        if tariff not in self._totals:
+        ``piece_engines``); ``charging_time=False``: without the charging hours (None)."""
+        key = (tariff, charging_time)
+        if key not in self._totals:
             prog = self.tariffs[tariff]
-            self._totals[tariff] = None if self.vat_classes or self.piece_engines.get(tariff) is None else \
-                fused_totals(prog, self.discounts)
-        return self._totals[tariff]
+            self._totals[key] = None if self.vat_classes or self.piece_engines.get(tariff) is None else \
+                fused_totals(prog, self.discounts, charging_time=charging_time)
+        return self._totals[key]
 
     @property
     def policies(self) -> Policies:

@@ -7,7 +7,7 @@ a ruleset asks for another mode.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import (
     ROUND_DOWN,
@@ -19,8 +19,6 @@ from decimal import (
     InvalidOperation,
 )
 from typing import Final
-
-from iso4217 import Currency
 
 __all__ = [
     "MINOR_UNITS",
@@ -43,7 +41,44 @@ ZERO: Final = Decimal(0)
 # funds, "no currency") are not money an invoice can be written in and are left out. CLDR (babel)
 # is not the source here: its "digits" are display conventions (HUF 0, IQD 0) where ISO says 2 and 3.
 # The DSL checker and the API refuse codes missing here; ``minor_unit`` of an unknown code is 2.
-MINOR_UNITS: Final[dict[str, int]] = {c.code: c.exponent for c in Currency if c.exponent is not None}
+# The package parses its XML table when imported (~95M instructions, a third of a second at a busy
+# moment: most of what ``evbill ocpi price`` starts up with besides its own modules), so the table
+# is read when first needed beyond the common currencies below (the same values: tested).
+_COMMON_MINOR_UNITS: Final[dict[str, int]] = {
+    "EUR": 2, "USD": 2, "GBP": 2, "CHF": 2, "SEK": 2, "NOK": 2, "DKK": 2, "PLN": 2, "CZK": 2, "HUF": 2,
+    "JPY": 0, "KWD": 3,
+}
+
+
+class _MinorUnits(Mapping[str, int]):
+    """``MINOR_UNITS``: ISO 4217 code -> minor unit, the ``iso4217`` package's table read at the
+    first look-up of a code outside ``_COMMON_MINOR_UNITS`` (or a walk over all codes)."""
+
+    def __init__(self) -> None:
+        self._table: dict[str, int] | None = None
+
+    def _all(self) -> dict[str, int]:
+        if self._table is None:
+            from iso4217 import Currency
+
+            self._table = {c.code: c.exponent for c in Currency if c.exponent is not None}
+        return self._table
+
+    def __getitem__(self, code: str) -> int:
+        places = _COMMON_MINOR_UNITS.get(code)
+        return places if places is not None else self._all()[code]
+
+    def __contains__(self, code: object) -> bool:
+        return code in _COMMON_MINOR_UNITS or code in self._all()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+MINOR_UNITS: Final[Mapping[str, int]] = _MinorUnits()
 
 ROUNDING_MODES: Final[dict[str, str]] = {
     "half_up": ROUND_HALF_UP,

@@ -693,9 +693,9 @@ def _cutter(spec: CutSpec) -> _Cuts:
         # in order (days ascending, seconds of the day ascending)
         else:
             base = start - start % _DAY_MS
-            if end - base <= _DAY_MS:  # within one day (most sessions): offsets into it
-                lo, hi = start - base, end - base
-                cuts = [base + x for x in day_ms if lo < x < hi]
+            if end - base <= _DAY_MS:  # within one day (most sessions): offsets into it (sorted)
+                i, j = after(day_ms, start - base), before(day_ms, end - base)
+                cuts = [] if i >= j else [base + day_ms[i]] if j == i + 1 else [base + x for x in day_ms[i:j]]
             else:
                 cuts = [t for d in range(start // _DAY_MS, end // _DAY_MS + 1) for t in
                         (d * _DAY_MS + x for x in day_ms) if start < t < end]
@@ -1598,7 +1598,8 @@ TotalsFn = Callable[[SessionFacts, "RatingContext", "list[_Piece]", int, int], "
 _ENV_FIELDS = frozenset({"sod", "wd", "day", "date", "kwh", "el", "pw", "cur", "resv", "s"})
 
 
-def fused_totals(prog: TariffProgram, discounts: Sequence[DiscountProgram]) -> TotalsFn | None:
+def fused_totals(prog: TariffProgram, discounts: Sequence[DiscountProgram], *,
+                 charging_time: bool = True) -> TotalsFn | None:
     """``Specialised.pieces`` followed by ``runtime.rated.group_totals``, generated for one tariff
     as one function of straight-line Python: the OCPI CDR file path, where only the totals per
     cost group and the volumes are printed.
@@ -1612,7 +1613,9 @@ def fused_totals(prog: TariffProgram, discounts: Sequence[DiscountProgram]) -> T
     group's totals, lines in the same order), the calls per piece. A tariff using anything else --
     discounts, energy thresholds, caps, a minimum/maximum price, grace, indexed prices, conditions
     without an expression -- gets None (the caller uses ``pieces``). Held equal to ``pieces`` and
-    ``group_totals`` by ``tests/dsl/test_engine_equivalence.py``."""
+    ``group_totals`` by ``tests/dsl/test_engine_equivalence.py``. ``charging_time=False``: the
+    charging hours are not summed and are None (the OCPI CDR printer never prints them); the energy
+    so far is summed only where a condition reads it."""
     rules = prog.rules
     if any(not d.tariffs or prog.name in d.tariffs for d in discounts):
         return None
@@ -1771,10 +1774,12 @@ def fused_totals(prog: TariffProgram, discounts: Sequence[DiscountProgram]) -> T
     emit(2, "if sr and fee_resv is None:", "    fee_resv = (pw, cu)")
     if prog.needs_power:
         emit(2, "e_pw = pw", "e_cur = cu")
-    emit(2, "if se:", "    tot_e = se if tot_e is ZERO else tot_e + se",
-         "if st:", "    tot_t = st if tot_t is ZERO else tot_t + st",
-         "if sp:", "    tot_p = sp if tot_p is ZERO else tot_p + sp",
-         "before = kwh")
+    emit(2, "if se:", "    tot_e = se if tot_e is ZERO else tot_e + se")
+    if charging_time:
+        emit(2, "if st:", "    tot_t = st if tot_t is ZERO else tot_t + st")
+    emit(2, "if sp:", "    tot_p = sp if tot_p is ZERO else tot_p + sp")
+    if "kwh" in read:
+        emit(2, "before = kwh")
     if charged:
         emit(2, "if se or st or sr:")
         if spec_c is not None:
@@ -1792,11 +1797,12 @@ def fused_totals(prog: TariffProgram, discounts: Sequence[DiscountProgram]) -> T
                 if tables[kind]:
                     emit(depth, f"if {vol}:")
                     price(depth + 1, kind, vol)
-            emit(depth, "if e:", "    kwh = e if kwh is ZERO else kwh + e")
+            if "kwh" in read:  # (only conditions read the energy so far)
+                emit(depth, "if e:", "    kwh = e if kwh is ZERO else kwh + e")
 
         walk(3, "cuts_c", spec_c, [("se", "ce", "e", True), ("st", "ct", "t", bool(tables["time"])),
                                    ("sr", "cr", "r", bool(tables["reservation"]))], charge_body)
-    else:
+    elif "kwh" in read:
         emit(2, "if se:", "    kwh = se if kwh is ZERO else kwh + se")
     if tables["parking"]:
         emit(2, "if sp:")
@@ -1832,8 +1838,15 @@ def fused_totals(prog: TariffProgram, discounts: Sequence[DiscountProgram]) -> T
     emit(1, f"g = [ZERO] * {2 * n_groups}")
     emit(1, "for k in order:", "    size, price, factor, gi = SLOT[k]", "    qty = vols[k]",
          "    if size is not None:", "        qty = qty / size",
-         "    net = qty * price", "    gross = net * factor",
-         "    g[0] += net", "    g[1] += gross", "    if gi > 0:", "        g[2 * gi] += net", "        g[2 * gi + 1] += gross")
+         "    net = qty * price", "    gross = net * factor")
+    if all(not price.is_signed() and not factor.is_signed() for _s, price, factor, _g in p["SLOT"]):
+        # a group's first line is its total as it is: ZERO + x is x's value, and x is no -0 here (a
+        # priced volume is not zero, nor a price or VAT factor negative), nor ZERO itself
+        emit(2, *(f"g[{i}] = {v} if g[{i}] is ZERO else g[{i}] + {v}" for i, v in ((0, "net"), (1, "gross"))),
+             "if gi > 0:", "    i = 2 * gi", "    g[i] = net if g[i] is ZERO else g[i] + net",
+             "    g[i + 1] = gross if g[i + 1] is ZERO else g[i + 1] + gross")
+    else:
+        emit(2, "g[0] += net", "g[1] += gross", "if gi > 0:", "    g[2 * gi] += net", "    g[2 * gi + 1] += gross")
 
     def fee_line(depth: int, rule: PricedRule, n: int) -> None:
         gi = groups.get(_GROUP[rule.kind], -1)
@@ -1885,7 +1898,7 @@ def fused_totals(prog: TariffProgram, discounts: Sequence[DiscountProgram]) -> T
                      "e_pw, e_cur = fee_resv if fee_resv is not None else fee_active if fee_active is not None "
                      "else (s.max_power_kw, None)")
             fee_choice(2, rfee, n)
-    emit(1, "return (*g, tot_e, tot_t / s_per_h, tot_p / s_per_h)")
+    emit(1, f"return (*g, tot_e, {'tot_t / s_per_h' if charging_time else 'None'}, tot_p / s_per_h)")
     code = "\n".join(out) + "\n"
     code = code.replace("def totals(s, ctx, pieces, start, end):",
                         "def totals(s, ctx, pieces, start, end, *, " + ", ".join(f"{n}={n}" for n in p) + "):", 1)

@@ -119,9 +119,18 @@ def assert_totals_same(rs: CompiledRuleset, s: SessionFacts, ctx: RatingContext 
     if fn is None:
         return False
     got = outcome(lambda: fn(s, ctx or RatingContext(), pieces, start, end))
+    # the CDR printer's form: the same but for the charging hours, which it does not sum
+    printed = rs.totals_engine(tariff, charging_time=False)
+    assert printed is not None
+    got_printed = outcome(lambda: printed(s, ctx or RatingContext(), pieces, start, end))
     if isinstance(rated, tuple):
         assert got == rated
+        assert got_printed == rated
         return True
+    assert isinstance(got_printed, tuple) and isinstance(got, tuple)
+    assert got_printed[13] is None
+    assert got_printed[:13] == got[:13] and got_printed[14] == got[14]
+    assert [x is ZERO for x in got_printed[:-3]] == [x is ZERO for x in got[:-3]]
     groups = group_totals(rated.lines)
     want = (*(x for g in rating.TOTAL_GROUPS for x in groups.get(g, (ZERO, ZERO))),
             rated.energy_kwh, rated.time_h, rated.parking_h)

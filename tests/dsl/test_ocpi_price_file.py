@@ -250,6 +250,33 @@ def test_ordinary_cdrs_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> No
         fast(ODD[7])  # a volume given as a string is the exact path's to refuse
 
 
+def test_an_ascii_file_is_mapped_not_read(tmp_path: Path) -> None:
+    """``_read_cdrs`` maps a regular ASCII file (its bytes, not copied); an empty file (which cannot be
+    mapped) and a pipe are read as before; the ASCII check goes window by window."""
+    import mmap
+    import os
+    import threading
+
+    path = tmp_path / "c.jsonl"
+    path.write_bytes(b'{"a": 1}\n{"b": 2}\n')
+    data = O._read_cdrs(str(path))
+    assert isinstance(data, mmap.mmap) and data[:] == path.read_bytes()
+    assert O._parts(data, 2) == O._parts(path.read_bytes(), 2)
+    assert O._lines_up_to(data, 10, 4) == 3
+    (tmp_path / "empty.jsonl").write_bytes(b"")
+    assert O._read_cdrs(str(tmp_path / "empty.jsonl")) == b""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(b'{"a": 1}\n'))
+    writer.start()
+    assert O._read_cdrs(str(fifo)) == b'{"a": 1}\n'
+    writer.join()
+    (tmp_path / "u.jsonl").write_bytes(b"x" * 9 + "\u00e9".encode())
+    with open(tmp_path / "u.jsonl", "rb") as f:
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    assert not O._ascii(mapped, 4) and O._ascii(mapped[:9], 4) and isinstance(O._read_cdrs(str(tmp_path / "u.jsonl")), str)
+
+
 def test_an_ascii_file_read_as_bytes_prints_what_its_text_prints(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """A file all ASCII is priced from its bytes (``_read_cdrs``); one with carriage returns or other
@@ -263,7 +290,7 @@ def test_an_ascii_file_read_as_bytes_prints_what_its_text_prints(tmp_path: Path,
     for name, content in files.items():
         path = tmp_path / f"{name}.jsonl"
         path.write_bytes(content.encode("utf-8"))
-        assert isinstance(O._read_cdrs(str(path)), bytes) == (name == "lf")
+        assert (not isinstance(O._read_cdrs(str(path)), str)) == (name == "lf")
         for workers in ("1", "2"):
             monkeypatch.setenv("EVBILL_OCPI_WORKERS", workers)
             rc = cli_main(["ocpi", "price", "--tariff", str(tariff), "--cdrs", str(path)])

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from iso4217 import Currency
 
+from runtime import money
 from runtime.invoicing import (
     APPROVAL_REQUIRED,
     Comparison,
@@ -59,6 +60,12 @@ def test_minor_units_are_iso_4217() -> None:
     # every ISO currency with a minor unit is known; metals and "no currency" are not money to bill in
     assert {c.code: c.exponent for c in Currency if c.exponent is not None} == MINOR_UNITS
     assert "XXX" not in MINOR_UNITS and "XAU" not in MINOR_UNITS and len(MINOR_UNITS) > 150
+    # the codes answered without reading the package's table answer as the table does
+    table = {c.code: c.exponent for c in Currency if c.exponent is not None}
+    assert all(table[code] == places for code, places in money._COMMON_MINOR_UNITS.items())
+    fresh = money._MinorUnits()
+    assert fresh["EUR"] == 2 and fresh._table is None and "EUR" in fresh and fresh._table is None
+    assert fresh["CLF"] == 4 and fresh._table == table and fresh.get("XXX") is None and dict(fresh) == table
 
 
 def test_money_total_and_tax_groups_refuse_another_currency() -> None:

@@ -36,3 +36,17 @@ def test_cuts_equal_the_calendar_walk(tzname: str, spec: CutSpec) -> None:
                     (tzname, spec, start, end)
                 checked += 1
     assert checked == len(_DAYS) * len(range(0, 60 * _H, 37 * 60_000 + 13_000)) * 7
+
+
+@pytest.mark.parametrize("spec", _SPECS)
+def test_utc_cuts_at_a_session_edge_equal_the_calendar_walk(spec: CutSpec) -> None:
+    """In UTC the cuts within one day come from a search of the day's sorted cut times: a session
+    starting or ending exactly at a cut (or a millisecond either side) gets the walk's cuts."""
+    tz, cut, ctx = zone("UTC"), rating._cutter(spec), RatingContext()
+    day = int(datetime(2026, 6, 15, tzinfo=UTC).timestamp() * 1000)
+    edges = sorted({day + s * 1000 + d for s in (*spec.day_seconds, 9 * 3600, 86_399) for d in (-1, 0, 1)}
+                   | {day, day + 86_400_000})
+    for start in edges:
+        for end in edges:
+            if start <= end:
+                assert cut(start, end, tz, ctx) == rating._boundaries(spec, start, end, tz, ctx), (spec, start, end)
