@@ -109,7 +109,8 @@ def require_currency(expected: str, got: str, where: str = "") -> None:
 
 
 def minor_unit(currency: str) -> int:
-    return MINOR_UNITS.get(currency, 2)
+    places = _COMMON_MINOR_UNITS.get(currency)  # a plain dict first: callers run per line
+    return places if places is not None else MINOR_UNITS.get(currency, 2)
 
 
 def quantize(amount: Decimal, places: int, mode: str = "half_up") -> Decimal:
