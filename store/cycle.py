@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from sqlalchemy import String, any_, bindparam, delete, func, insert, select, type_coerce, update
+from sqlalchemy import String, any_, bindparam, cast, delete, func, insert, select, type_coerce, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
@@ -97,8 +97,18 @@ _Q_RATED_LINES_RAW = (select(*(type_coerce(c, String()) if isinstance(c.type, Ex
 # ~1,000 ids at once, and an expanded ``IN`` list is a new statement text each time, which
 # SQLAlchemy renders and psycopg parses placeholder by placeholder (~15 % of the batch's CPU)
 _IDS = bindparam("ids", type_=ARRAY(String()))
+# The billed sessions' ids through a scalar subquery (``= ANY(CAST((SELECT :ids) AS VARCHAR[]))``),
+# so the planner does not count the array's ~2,500 elements. Counting them while the table has no
+# statistics (month-end grows it from nothing; autovacuum analyzes it late, or never on a server
+# without it, as the benchmark machine's) it takes each id for a 0.5 % match, so to it the ids
+# match everything: it scanned every billed session of the tenant by the unique index's first
+# column and filtered them by the array, once per group, so the run was quadratic in accounts
+# (10 us of server CPU per id at 3,000 accounts). Analyzed at 150,000 rows it chose a sequential
+# scan, the same. Not counting them, it probes the index by (tenant, session): ~3 buffers per id
+# at any size (``tests/store/test_group_read_plans.py``).
 _Q_BILLED_ANY = (select(*_Q_BILLED.selected_columns)
-                 .where(billed_session.c.tenant_id == bindparam("t"), billed_session.c.session_id == any_(_IDS))
+                 .where(billed_session.c.tenant_id == bindparam("t"),
+                        billed_session.c.session_id == any_(cast(select(_IDS).scalar_subquery(), ARRAY(String()))))
                  .order_by(billed_session.c.id))
 # and on SQLite with the ids as one JSON array (``IN (SELECT value FROM json_each(:ids))``): one
 # statement text whatever the number of ids, so neither SQLAlchemy's rendering of 900 expanded
