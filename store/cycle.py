@@ -15,7 +15,19 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from sqlalchemy import String, any_, bindparam, delete, func, insert, select, type_coerce, update
+from sqlalchemy import (
+    String,
+    any_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal_column,
+    select,
+    true,
+    type_coerce,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
@@ -98,9 +110,23 @@ _Q_RATED_LINES_RAW = (select(*(type_coerce(c, String()) if isinstance(c.type, Ex
 # ~1,000 ids at once, and an expanded ``IN`` list is a new statement text each time, which
 # SQLAlchemy renders and psycopg parses placeholder by placeholder (~15 % of the batch's CPU)
 _IDS = bindparam("ids", type_=ARRAY(String()))
-_Q_BILLED_ANY = (select(*_Q_BILLED.selected_columns)
-                 .where(billed_session.c.tenant_id == bindparam("t"), billed_session.c.session_id == any_(_IDS))
-                 .order_by(billed_session.c.id))
+# The billed sessions of many ids on PostgreSQL: one probe of the unique index (tenant, session)
+# per id, ``unnest(:ids)`` joined LATERAL to a read of one id fenced by ``OFFSET 0``: an equality
+# on the index's two first columns is the plan whatever the planner believes of the table.
+# ``= ANY(:ids)`` was not: month-end grows the table from nothing, and without statistics
+# (autovacuum analyzes it late, never on a server without it, as the benchmark machine's) the
+# planner takes each of a group's ~2,500 ids for a 0.5 % match, so to it they match everything: it
+# scanned every billed session of the tenant by the index's first column once per group, which
+# made the run quadratic in accounts (10 us of server CPU per id at 3,000 accounts); analyzed at
+# 150,000 rows it chose a sequential scan, the same. The array behind a scalar subquery (its
+# length unknown to the planner) was worse on small tables: a scan in ``id`` order testing each
+# row against the 2,500 ids one by one (``tests/store/test_group_read_plans.py``).
+_EACH_ID = func.unnest(_IDS).table_valued("value").render_derived(name="each_id")
+_BILLED_ONE = (select(billed_session.c.id, *_Q_BILLED.selected_columns)
+               .where(billed_session.c.tenant_id == bindparam("t"), billed_session.c.session_id == _EACH_ID.c.value)
+               .offset(literal_column("0")).lateral("billed"))
+_Q_BILLED_ANY = (select(_BILLED_ONE.c.session_id, _BILLED_ONE.c.rating_id, _BILLED_ONE.c.invoice_id)
+                 .select_from(_EACH_ID).join(_BILLED_ONE, true()).order_by(_BILLED_ONE.c.id))
 # and on SQLite with the ids as one JSON array (``IN (SELECT value FROM json_each(:ids))``): one
 # statement text whatever the number of ids, so neither SQLAlchemy's rendering of 900 expanded
 # parameters nor SQLite's parameter cap (a group's ids in one statement, not chunks of 900)
@@ -337,7 +363,8 @@ def signed_meter_of(conn: Connection, session_ids: Sequence[str]) -> dict[str, d
 def billed_of(conn: Connection, tenant_id: str, session_ids: Sequence[str]) -> list[Any]:
     """(session_id, rating_id, invoice_id) for each time these sessions were billed, in order."""
     if conn.dialect.name == "postgresql":
-        return list(conn.execute(_Q_BILLED_ANY, {"t": tenant_id, "ids": list(session_ids)}).all())
+        # each id once: the read joins the ids (``= ANY`` took a repeated one once)
+        return list(conn.execute(_Q_BILLED_ANY, {"t": tenant_id, "ids": list(dict.fromkeys(session_ids))}).all())
     return list(conn.execute(_Q_BILLED_JSON, {"t": tenant_id, "ids": json.dumps(list(session_ids))}).all())
 
 
