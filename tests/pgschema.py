@@ -1,7 +1,7 @@
-"""A PostgreSQL schema of a test's own, and its removal.
+"""A PostgreSQL schema or database of a test's own, and its removal.
 
-Every test that runs on PostgreSQL (``EVBILL_TEST_POSTGRES_URL``) migrates a fresh schema and drops
-it afterwards: a migrated schema has 370 relations and 2,275 ``pg_attribute`` rows (counted in
+A test on PostgreSQL (``EVBILL_TEST_POSTGRES_URL``) that takes a schema of its own (``pg_schema``)
+migrates it and drops it afterwards: a migrated schema has 370 relations and 2,275 ``pg_attribute`` rows (counted in
 session 14), made and removed each time. Where the server runs without autovacuum (the project's
 machine and CI do), those dead rows stay in the catalogs for good: with up to ~330 PostgreSQL tests a
 suite run leaves up to ~750k in ``pg_attribute`` by that count (session 13 found 791k after a day of
@@ -11,11 +11,11 @@ where the role lacks it, PostgreSQL only warns and the tests go on).
 
 A test that needs a migrated database and nothing else gets one from ``pg_database`` instead: a
 database of its own, copied by the server from a template database migrated once per version of the
-store's code (``CREATE DATABASE ... TEMPLATE``: ~0.3-0.5 s against 1-6 s for migrating a schema), whose
-catalogs go with it when it is dropped. Dropping a database makes the server checkpoint (~0.3-1.3 s
-each), so a thread of this process drops the finished copies while the next tests run, and the process
-waits for it when it exits. Migrations themselves (``migrated=False`` in
-``tests.store.conftest.fresh_engine``) still run in a schema."""
+store's code (``CREATE DATABASE ... TEMPLATE``: 0.3-0.5 s against 5.7-7.7 s for migrating a schema,
+both at load ~10 in session 15), whose catalogs go with it when it is dropped. Dropping a database
+makes the server checkpoint (0.3-7 s each at load 6-12), so a thread of this process drops the
+finished copies while the next tests run, and the process waits for it when it exits. Migrations
+themselves (``migrated=False`` in ``tests.store.conftest.fresh_engine``) still run in a schema."""
 
 from __future__ import annotations
 
