@@ -3,8 +3,8 @@
 A test on PostgreSQL (``EVBILL_TEST_POSTGRES_URL``) that takes a schema of its own (``pg_schema``)
 migrates it and drops it afterwards: a migrated schema has 370 relations and 2,275 ``pg_attribute`` rows (counted in
 session 14), made and removed each time. Where the server runs without autovacuum (the project's
-machine and CI do), those dead rows stay in the catalogs for good: with up to ~330 PostgreSQL tests a
-suite run leaves up to ~750k in ``pg_attribute`` by that count (session 13 found 791k after a day of
+machine and CI do), those dead rows stay in the catalogs for good: when all ~330 PostgreSQL tests did so (before
+session 15), a suite run left up to ~750k in ``pg_attribute`` by that count (session 13 found 791k after a day of
 runs), and every later migration and catalog lookup slows. So every ``VACUUM_EVERY``-th drop of this
 process vacuums the catalogs the migrations write (a superuser's or the catalogs' owner's right;
 where the role lacks it, PostgreSQL only warns and the tests go on).
