@@ -122,7 +122,10 @@ def _domain(_: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
     return problem(exc.status, exc.code, exc.message, errors)
 
 
-def _integrity(_: Request[Any, Any, Any], exc: IntegrityError) -> Response[Any]:
+def _integrity(request: Request[Any, Any, Any], exc: IntegrityError) -> Response[Any]:
+    # the client sees no table or column names; the log says which constraint it was
+    log.warning("constraint violation on %s %s: %s", request.method, request.url.path,
+                str(exc.orig).splitlines()[0] if exc.orig else exc)
     return problem(409, "constraint_violation", "the change violates a database constraint")
 
 

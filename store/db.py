@@ -55,6 +55,16 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _sqlite_savepoint(conn: Any, _name: str | None) -> None:
+    # pysqlite issues its implicit BEGIN only before INSERT, UPDATE, DELETE and REPLACE. A SAVEPOINT
+    # outside a transaction starts one of its own, which the savepoint's RELEASE commits: the
+    # "nested" block would commit itself and whatever the caller wrote before it, and a rollback
+    # afterwards would find nothing to undo. Begin the caller's transaction first.
+    dbapi = conn.connection.dbapi_connection
+    if dbapi is not None and not dbapi.in_transaction:
+        dbapi.execute("BEGIN")
+
+
 def make_engine(url: str | None = None, *, schema: str | None = None, **kw: Any) -> Engine:
     """An engine for ``url``; ``schema`` puts every PostgreSQL table into that schema
     (tests use a fresh one per run so parallel runs do not collide)."""
@@ -63,6 +73,7 @@ def make_engine(url: str | None = None, *, schema: str | None = None, **kw: Any)
         connect_args = {"check_same_thread": False, "timeout": 10}
         engine = create_engine(url, connect_args=connect_args, **kw)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "savepoint", _sqlite_savepoint)
         return engine
     connect_args = {}
     if schema:

@@ -541,7 +541,7 @@ def test_a_201_transaction_without_reservation_id_is_matched_by_its_token(ocpp_e
             # the Started event carries the token, 15 minutes into the window
             r = await _post(oe, "/reservations", {"evse_uid": evse, "id_tag": "TOK-alpha",
                                                   "expiry": _iso(now + timedelta(hours=1))})
-            out["first"] = first = r.json()
+            out["first"] = first = _ok(r, 201)
             t0 = datetime.fromisoformat(first["start"]) + timedelta(minutes=15)
             for e in (ev("Started", "TX-M-1", t0, 0, 0, alpha),
                       ev("Ended", "TX-M-1", t0 + timedelta(minutes=30), 1, 5000, trigger="EVDeparted")):
@@ -551,7 +551,7 @@ def test_a_201_transaction_without_reservation_id_is_matched_by_its_token(ocpp_e
             r = await _post(oe, "/reservations", {"evse_uid": evse, "id_tag": "TOK-alpha",
                                                   "start": _iso(now + timedelta(minutes=90)),
                                                   "expiry": _iso(now + timedelta(minutes=150))})
-            out["second"] = second = r.json()
+            out["second"] = second = _ok(r, 201)
             await sweep_at(oe, now + timedelta(minutes=90))
             t1 = now + timedelta(minutes=95)
             for e in (ev("Started", "TX-M-2", t1, 0, 5000, {"idToken": "TOK-own201", "type": "ISO14443"}),
