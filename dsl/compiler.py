@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from dsl import ast as A
 from dsl.checker import check, walk_atoms
 from dsl.diagnostics import Diagnostic, render_all
-from dsl.parser import parse, shift_lines
+from dsl.parsed import parse_cached, shift_lines
 from dsl.printer import cond_text
 from runtime.rated import RatingResult
 from runtime.rating import (
@@ -257,7 +257,7 @@ def cache_info() -> tuple[int, int]:
 
 
 def _compile(source: str, filename: str, sha: str) -> CompileResult:
-    outcome = parse(source, filename)
+    outcome = parse_cached(source, filename)
     if outcome.ruleset is None:
         return CompileResult(None, outcome.diagnostics, source, filename)
     diags = shift_lines(check(outcome.ruleset, filename, outcome.partial), -outcome.line_shift)

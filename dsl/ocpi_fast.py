@@ -26,14 +26,63 @@ def hours_text(ms: int) -> str:
     q, rest = divmod(ms, 360)
     if rest >= 180:
         q += 1
-    return f"{q // 10000}.{q % 10000:04d}"
+    # the fraction's 4 digits with their leading zeros: those of 1xxxx after its "1"
+    return str(q // 10000) + "." + str(q % 10000 + 10000)[1:]
+
+
+def _two(s: str, i: int) -> int:
+    """The number of the ASCII digits ``s[i:i + 2]``; -1 when either is not one."""
+    a = ord(s[i]) - 48
+    b = ord(s[i + 1]) - 48
+    if a < 0 or a > 9 or b < 0 or b > 9:
+        return -1
+    return a * 10 + b
+
+
+def utc_ms(when: str) -> int:
+    """Epoch ms of ``YYYY-MM-DDTHH:MM:SSZ`` in ASCII digits, a real date and time in 1970 or later
+    (what ``datetime.fromisoformat`` reads as that UTC instant); -1 for anything else. Integer
+    arithmetic on the characters' codes, no slices, lookups or tables (compiled, a module-level
+    table is a dict lookup per use): the day count is ``date.toordinal``'s proleptic Gregorian one,
+    by the civil-from-days formula with March as the year's first month."""
+    if (len(when) != 20 or ord(when[19]) != 90 or ord(when[10]) != 84 or ord(when[4]) != 45  # Z T -
+            or ord(when[7]) != 45 or ord(when[13]) != 58 or ord(when[16]) != 58):  # - : :
+        return -1
+    c = _two(when, 0)
+    y = _two(when, 2)
+    mo = _two(when, 5)
+    d = _two(when, 8)
+    h = _two(when, 11)
+    mi = _two(when, 14)
+    sec = _two(when, 17)
+    if c < 0 or y < 0 or mo < 1 or mo > 12 or d < 1 or h < 0 or h > 23 or mi < 0 or mi > 59 or sec < 0 or sec > 59:
+        return -1
+    year = c * 100 + y
+    if year < 1970:
+        return -1
+    if mo == 2:
+        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+        if d > (29 if leap else 28):
+            return -1
+    elif d > 30 + (mo + mo // 8) % 2:  # 31 in Jan, Mar, May, Jul, Aug, Oct, Dec
+        return -1
+    if mo <= 2:  # January and February count as months 11 and 12 of the year before
+        year -= 1
+        mo += 9
+    else:
+        mo -= 3
+    days = year * 365 + year // 4 - year // 100 + year // 400 + (153 * mo + 2) // 5 + d - 719469  # 1970-01-01: 0
+    return ((days * 24 + h) * 60 + mi) * 60_000 + sec * 1000
 
 
 def ms_of(when: str, min_sec_get: Callable[[str], int | None], hours_get: Callable[[str], int | None],
           hour_ms: Callable[[str], int], epoch_ms: Callable[[str], int]) -> int:
     """Epoch ms of a timestamp: the common shape (2026-07-22T17:14:33Z) by parts -- the hour's ms
     (``hours_get``, made by ``hour_ms`` once per hour) plus "MM:SS" (``min_sec_get``: 00:00-59:59) --,
-    anything else by ``epoch_ms``."""
+    anything else by ``epoch_ms``; ``utc_ms`` first, which reads the common shape without either."""
+    ms = utc_ms(when)
+    if ms >= 0:
+        return ms
     if len(when) == 20 and when[19] == "Z" and when[10] == "T" and when[13] == ":":
         mss = min_sec_get(when[14:19])
         if mss is not None:

@@ -17,6 +17,7 @@ from lark.lexer import PatternRE, PatternStr, TerminalDef
 
 from dsl import ast as A
 from dsl.diagnostics import Diagnostic, suggest
+from dsl.parsed import ParseOutcome, shift_lines
 
 __all__ = ["ParseOutcome", "parse"]
 
@@ -148,26 +149,6 @@ _EXAMPLES: dict[str, list[str]] = {
         "currency EUR",
     ],
 }
-
-
-class ParseOutcome:
-    """A ruleset and the syntax diagnostics; after recovery both: the blocks that parsed, and the
-    names declared by blocks that did not (the checker must not call those unknown)."""
-
-    __slots__ = ("diagnostics", "line_shift", "lost_names", "partial", "ruleset")
-
-    def __init__(self, ruleset: A.Ruleset | None, diagnostics: list[Diagnostic],
-                 lost_names: frozenset[str] = frozenset(), partial: frozenset[str] = frozenset(),
-                 line_shift: int = 0):
-        self.ruleset = ruleset
-        self.diagnostics = diagnostics
-        self.lost_names = lost_names
-        # blocks kept without the statements that did not parse ("tariff:a", "dunning:standard"):
-        # the checker must not judge them as a whole (a discount "without an amount", ...)
-        self.partial = partial
-        # lines the recovered ruleset's spans lie below the file's (a stand-in header on a line of
-        # its own when the file has none); diagnostics of it are shifted back (``shift_lines``)
-        self.line_shift = line_shift
 
 
 def _readable(term: str) -> str:
@@ -624,14 +605,6 @@ def parse(text: str, filename: str = "<ruleset>") -> ParseOutcome:
     )
     unique = unique[:n_head] + shift_lines(unique[n_head:], -shift)
     return ParseOutcome(merged, unique, frozenset(lost), frozenset(partial), shift)
-
-
-def shift_lines(diags: list[Diagnostic], by: int) -> list[Diagnostic]:
-    """Diagnostics moved ``by`` lines (see ``ParseOutcome.line_shift``)."""
-    if not by:
-        return diags
-    return [dataclasses.replace(d, span=A.Span(d.span.line + by, d.span.col, d.span.end_line + by, d.span.end_col))
-            for d in diags]
 
 
 class _Invalid(Exception):
