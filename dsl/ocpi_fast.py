@@ -146,12 +146,13 @@ def pricer(decode: Callable[[str], Any], epoch_ms: Callable[[str], int],
             k: int
             bit: int
             for d in p.dimensions:
-                k, bit, get, make = d.kb
+                cache: dict[bytes, Any]
+                k, bit, cache, make = d.kb
                 if seen & bit:
                     raise slow
                 seen |= bit
                 text = bytes(d.volume)
-                vals[k] = get(text) or make(text)  # (a zero is made again: it is rare)
+                vals[k] = cache.get(text) or make(text)  # (a zero is made again: it is rare)
             e, t, pk, r, pmin, pmax, cmin, cmax, _ignored = vals
             if seen & 8:
                 reserved = True

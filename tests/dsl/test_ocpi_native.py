@@ -110,3 +110,43 @@ def test_the_command_takes_the_compiled_module_only_when_current(monkeypatch: py
         monkeypatch.setenv("EVBILL_OCPI_NATIVE", env)
         monkeypatch.setattr(O, "_FAST_MODULE", [])
         assert O._fast_module() is want
+
+
+def _iso_ms(text: str) -> int:
+    """What the path behind ``utc_ms`` makes of a 20-character Z timestamp: fromisoformat's instant
+    in whole seconds; -1 where fromisoformat refuses it."""
+    from datetime import datetime
+
+    try:
+        return int(datetime.fromisoformat(text).timestamp()) * 1000
+    except ValueError:
+        return -1
+
+
+def test_timestamps_by_arithmetic_are_fromisoformats(compiled: types.ModuleType) -> None:
+    """``utc_ms`` (plain and compiled) gives fromisoformat's instant for every timestamp it reads and
+    -1 (the lookups and fromisoformat behind it decide) for the rest: real instants from 1970 to
+    9999, leap days, and strings one character off (a month 13, 30 February, 24:00, a letter)."""
+    from datetime import UTC, datetime
+
+    rnd = random.Random(20261207)
+    texts = ["1970-01-01T00:00:00Z", "2000-02-29T23:59:59Z", "2100-02-29T00:00:00Z", "2024-02-29T12:00:00Z",
+             "2023-02-29T12:00:00Z", "1969-12-31T23:59:59Z", "9999-12-31T23:59:59Z", "2026-04-31T00:00:00Z",
+             "2026-07-22T24:00:00Z", "2026-07-22T17:60:00Z", "2026-07-22 17:14:33Z", "2026-07-22T17:14:33z"]
+    for _ in range(20_000):
+        texts.append(datetime.fromtimestamp(rnd.randrange(0, 253_402_300_800), UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    for _ in range(20_000):
+        t = list(rnd.choice(texts[12:]))
+        t[rnd.randrange(20)] = rnd.choice("0123456789-:TZ x\u0663")
+        texts.append("".join(t))
+    read = 0
+    for text in texts:
+        want = _iso_ms(text)
+        for module in (ocpi_fast, compiled):
+            got = module.utc_ms(text)
+            assert got == -1 or got == want, (module.__name__, text, got, want)
+            common = text.isascii() and text[4] + text[7] + text[10] + text[13] + text[16] == "--T::"
+            if want >= 0 and common:  # the common shape is read, not left
+                assert got == want, (module.__name__, text)
+        read += want >= 0
+    assert read > 20_000
