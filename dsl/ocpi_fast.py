@@ -143,16 +143,17 @@ def pricer(decode: Callable[[str], Any], epoch_ms: Callable[[str], int],
             # for the dimensions pricing ignores
             vals: list[Any] = [zero, zero, zero, zero, None, None, None, None, None]
             seen = 0
-            k: int
             bit: int
-            for d in p.dimensions:
-                cache: dict[bytes, Any]
-                k, bit, cache, make = d.kb
+            dims: list[Any] = p.dimensions  # (typed: the compiled loop indexes the list, the tuple)
+            for d in dims:
+                kb: tuple[int, int, dict[bytes, Any], Any] = d.kb
+                bit = kb[1]
                 if seen & bit:
                     raise slow
                 seen |= bit
                 text = bytes(d.volume)
-                vals[k] = cache.get(text) or make(text)  # (a zero is made again: it is rare)
+                v = kb[2].get(text)
+                vals[kb[0]] = v if v is not None else kb[3](text)
             e, t, pk, r, pmin, pmax, cmin, cmax, _ignored = vals
             if seen & 8:
                 reserved = True
