@@ -15,6 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+try:  # native 64-bit integers when compiled (mypyc); plain ints otherwise
+    from mypy_extensions import i64
+except ImportError:  # pragma: no cover - an install without mypy: the plain module runs
+    i64 = int  # type: ignore[misc]
+
 
 def hours_text(ms: int) -> str:
     """``_fmt(max(ZERO, _hours))`` of a span of ``ms`` milliseconds, in integers: hours to 4 places
@@ -30,10 +35,10 @@ def hours_text(ms: int) -> str:
     return str(q // 10000) + "." + str(q % 10000 + 10000)[1:]
 
 
-def _two(s: str, i: int) -> int:
+def _two(s: str, i: i64) -> i64:
     """The number of the ASCII digits ``s[i:i + 2]``; -1 when either is not one."""
-    a = ord(s[i]) - 48
-    b = ord(s[i + 1]) - 48
+    a: i64 = ord(s[i]) - 48
+    b: i64 = ord(s[i + 1]) - 48
     if a < 0 or a > 9 or b < 0 or b > 9:
         return -1
     return a * 10 + b
@@ -48,16 +53,16 @@ def utc_ms(when: str) -> int:
     if (len(when) != 20 or ord(when[19]) != 90 or ord(when[10]) != 84 or ord(when[4]) != 45  # Z T -
             or ord(when[7]) != 45 or ord(when[13]) != 58 or ord(when[16]) != 58):  # - : :
         return -1
-    c = _two(when, 0)
-    y = _two(when, 2)
-    mo = _two(when, 5)
-    d = _two(when, 8)
-    h = _two(when, 11)
-    mi = _two(when, 14)
-    sec = _two(when, 17)
+    c: i64 = _two(when, 0)
+    y: i64 = _two(when, 2)
+    mo: i64 = _two(when, 5)
+    d: i64 = _two(when, 8)
+    h: i64 = _two(when, 11)
+    mi: i64 = _two(when, 14)
+    sec: i64 = _two(when, 17)
     if c < 0 or y < 0 or mo < 1 or mo > 12 or d < 1 or h < 0 or h > 23 or mi < 0 or mi > 59 or sec < 0 or sec > 59:
         return -1
-    year = c * 100 + y
+    year: i64 = c * 100 + y
     if year < 1970:
         return -1
     if mo == 2:
@@ -71,7 +76,7 @@ def utc_ms(when: str) -> int:
         mo += 9
     else:
         mo -= 3
-    days = year * 365 + year // 4 - year // 100 + year // 400 + (153 * mo + 2) // 5 + d - 719469  # 1970-01-01: 0
+    days: i64 = year * 365 + year // 4 - year // 100 + year // 400 + (153 * mo + 2) // 5 + d - 719469  # 1970-01-01: 0
     return ((days * 24 + h) * 60 + mi) * 60_000 + sec * 1000
 
 
