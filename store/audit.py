@@ -19,7 +19,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import event, update
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
 from store.models import AuditEntry, Tenant
@@ -83,16 +83,23 @@ def entry_hash(e: AuditEntry) -> str:
 def append_audit(db: Session, actor: Actor, action: str, entity: str, entity_id: str = "",
                  before: dict[str, Any] | None = None, after: dict[str, Any] | None = None) -> AuditEntry:
     """Append one entry inside the caller's transaction (it commits with the change it records)."""
-    # The sequence number is claimed by the UPDATE that writes it, so two appenders of one tenant
-    # queue on the tenant row instead of both reading the same head: on PostgreSQL the UPDATE takes
-    # FOR NO KEY UPDATE, which does not conflict with the KEY SHARE locks that inserting rows
-    # referencing the tenant take (FOR UPDATE would deadlock two concurrent imports); on SQLite it
-    # takes the write lock, where a SELECT first would have read outside any transaction.
-    head = db.execute(
-        update(Tenant).where(Tenant.id == actor.tenant_id).values(audit_seq=Tenant.audit_seq + 1)
-        .returning(Tenant.audit_seq, Tenant.audit_head)
-    ).one()
-    seq = head.audit_seq
+    # Appenders of one tenant queue on the tenant row. PostgreSQL: FOR NO KEY UPDATE, which does not
+    # conflict with the KEY SHARE locks that inserting rows referencing the tenant take (FOR UPDATE
+    # would deadlock two concurrent imports). SQLite: a SELECT first would read outside any
+    # transaction (pysqlite begins one only at the first write), so two appenders could draw the
+    # same number; the sequence is claimed by the UPDATE that writes it, which takes the write lock.
+    if db.get_bind().dialect.name == "sqlite":
+        head = db.execute(
+            update(Tenant).where(Tenant.id == actor.tenant_id).values(audit_seq=Tenant.audit_seq + 1)
+            .returning(Tenant.audit_seq, Tenant.audit_head)
+        ).one()
+        seq = head.audit_seq
+    else:
+        head = db.execute(
+            select(Tenant.audit_seq, Tenant.audit_head).where(Tenant.id == actor.tenant_id)
+            .with_for_update(key_share=True)  # renders FOR NO KEY UPDATE
+        ).one()
+        seq = head.audit_seq + 1
     entry = AuditEntry(
         tenant_id=actor.tenant_id, seq=seq, at=utcnow().replace(microsecond=0),
         actor_id=actor.user_id, actor_role=actor.role, action=action, entity=entity,
@@ -102,7 +109,7 @@ def append_audit(db: Session, actor: Actor, action: str, entity: str, entity_id:
     )
     entry.hash = entry_hash(entry)
     db.add(entry)
-    db.execute(update(Tenant).where(Tenant.id == actor.tenant_id).values(audit_head=entry.hash))
+    db.execute(update(Tenant).where(Tenant.id == actor.tenant_id).values(audit_seq=seq, audit_head=entry.hash))
     return entry
 
 
