@@ -32,6 +32,15 @@ git --git-dir MIRROR archive e0ed4df | tar -x -C /tmp/ocpi-tariffs-py``, then th
 Usage: python benchmarks/ocpi_price.py [N] [--seed S] [--rounds R] [--peer-src DIR]
        python benchmarks/ocpi_price.py N --seed S --write-reference   (prints the sha256 to keep)
 
+Figures (2026-12-07 19:24-20:20 UTC, session 16, a new 2-core VM, nothing else running, load average 0.7-1.3): main
+before the session (c1f1273) 47,159 CDRs/s (4.24 s, 8.07 CPU s), the peer 5,485/s: 8.60x. Session 16's code (the
+timestamps read by integer arithmetic, clean parses kept on disk so start-up imports no Lark, the dimension loop
+indexing instead of iterating; callgrind, 3,000 CDRs, warm: 192.2k -> 174.4k instructions per CDR; start-up on one
+CDR 1,092M -> ~700M), --rounds 3: 19:43 UTC at a15da7b (186.6k per CDR) 55,894/s (3.58 s, 6.81 CPU s) against the
+peer's 5,552/s (36.02 s): 10.07x; 20:18 UTC at ed2b4b2 (174.4k) 52,928/s (3.78 s, 7.16 CPU s) against 5,272/s
+(37.94 s): 10.04x; identical to the reference. With 2 rounds at 19:36 (8551047): 47,665/s against 4,802/s, 9.93x.
+The VM's speed swings by 10-40 % between runs minutes apart (one command on 100,000 CDRs: 5.23 then 3.07 CPU s).
+
 Figures (2026-12-07 17:08-17:14 UTC, session h17v2's code: the CDR file mapped, not read, before the workers
 fork; load average 3.1-4.9, wall swinging 2-3x between runs): without the peer, --rounds 2, 5 alternating runs
 each: main (c6333a0) best wall 3.56 s, median CPU 6.85 s; h17v best 3.34 s, median 6.40 CPU s; identical to the
