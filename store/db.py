@@ -57,9 +57,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def _sqlite_savepoint(conn: Any, _name: str | None) -> None:
     # pysqlite issues its implicit BEGIN only before INSERT, UPDATE, DELETE and REPLACE. A SAVEPOINT
-    # outside a transaction starts one of its own, which the savepoint's RELEASE commits: the
-    # "nested" block would commit itself and whatever the caller wrote before it, and a rollback
-    # afterwards would find nothing to undo. Begin the caller's transaction first.
+    # outside a transaction (the caller has only read so far) starts one of its own, which the
+    # savepoint's RELEASE commits: the "nested" block's writes were committed at once, and the
+    # caller's rollback afterwards found none of them to undo. Begin the caller's transaction first.
     dbapi = conn.connection.dbapi_connection
     if dbapi is not None and not dbapi.in_transaction:
         dbapi.execute("BEGIN")
