@@ -38,7 +38,8 @@ timestamps read by integer arithmetic, clean parses kept on disk so start-up imp
 indexing instead of iterating; callgrind, 3,000 CDRs, warm: 192.2k -> 174.4k instructions per CDR; start-up on one
 CDR 1,092M -> ~700M), --rounds 3: 19:43 UTC at a15da7b (186.6k per CDR) 55,894/s (3.58 s, 6.81 CPU s) against the
 peer's 5,552/s (36.02 s): 10.07x; 20:18 UTC at ed2b4b2 (174.4k) 52,928/s (3.78 s, 7.16 CPU s) against 5,272/s
-(37.94 s): 10.04x; identical to the reference. With 2 rounds at 19:36 (8551047): 47,665/s against 4,802/s, 9.93x.
+(37.94 s): 10.04x; identical to the reference. With the default 2 rounds: 21:06 UTC at ed2b4b2 54,301/s (3.68 s,
+7.00 CPU s) against 5,294/s (37.78 s), 10.26x; 19:36 at 8551047 47,665/s against 4,802/s, 9.93x.
 The VM's speed swings by 10-40 % between runs minutes apart (one command on 100,000 CDRs: 5.23 then 3.07 CPU s).
 
 Figures (2026-12-07 17:08-17:14 UTC, session h17v2's code: the CDR file mapped, not read, before the workers
