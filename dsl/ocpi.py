@@ -570,22 +570,6 @@ class _Slow(Exception):
     """The fast path does not take this CDR; the exact path will (and says what is wrong)."""
 
 
-# timestamps of the common shape (2026-07-22T17:14:33Z) by parts: the hour from fromisoformat,
-# once per distinct hour, then minutes and seconds from "MM:SS" (00:00-59:59 only, one lookup;
-# anything else, a leap second or a digit fromisoformat would refuse, goes to _epoch_ms)
-_HOURS: dict[str, int] = {}  # "2026-07-22T17" -> epoch ms of that hour, UTC
-_MIN_SEC_MS = {f"{m:02d}:{s:02d}": m * 60_000 + s * 1000 for m in range(60) for s in range(60)}
-
-
-def _hour_ms(prefix: str) -> int:
-    """Epoch ms of ``prefix`` + ":00:00Z" (fromisoformat's ValueError for an invalid one), cached."""
-    ms = int(_fromisoformat(prefix + ":00:00Z").timestamp()) * 1000
-    if len(_HOURS) > 100_000:
-        _HOURS.clear()
-    _HOURS[prefix] = ms
-    return ms
-
-
 def _epoch_ms(value: str) -> int:
     # the common shape (2026-07-22T17:14:33Z): fromisoformat reads the Z as UTC itself, which is
     # what parse_datetime makes of it; anything else goes through parse_datetime. Whole seconds
@@ -630,7 +614,7 @@ def _fast_pricer(ruleset: CompiledRuleset, ctx: RatingContext) -> Callable[[str]
         return f
 
     fn: Callable[[str], str] = _fast_module().pricer(
-        _DECODE_CDR, _epoch_ms, _HOURS, _hour_ms, _MIN_SEC_MS, facts, facts_of,
+        _DECODE_CDR, _epoch_ms, facts, facts_of,
         # the same steps and group totals as one generated function, where the tariff has one
         ruleset.totals_engine(prog.name, charging_time=False), pieces_fn, group_totals,
         tuple(group for _key, group in COST_FIELDS),

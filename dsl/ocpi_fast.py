@@ -80,26 +80,14 @@ def utc_ms(when: str) -> int:
     return ((days * 24 + h) * 60 + mi) * 60_000 + sec * 1000
 
 
-def ms_of(when: str, min_sec_get: Callable[[str], int | None], hours_get: Callable[[str], int | None],
-          hour_ms: Callable[[str], int], epoch_ms: Callable[[str], int]) -> int:
-    """Epoch ms of a timestamp: the common shape (2026-07-22T17:14:33Z) by parts -- the hour's ms
-    (``hours_get``, made by ``hour_ms`` once per hour) plus "MM:SS" (``min_sec_get``: 00:00-59:59) --,
-    anything else by ``epoch_ms``; ``utc_ms`` first, which reads the common shape without either."""
+def ms_of(when: str, epoch_ms: Callable[[str], int]) -> int:
+    """Epoch ms of a timestamp: the common shape (2026-07-22T17:14:33Z) by ``utc_ms``, anything
+    else -- before 1970, another separator, an offset -- by ``epoch_ms``."""
     ms = utc_ms(when)
-    if ms >= 0:
-        return ms
-    if len(when) == 20 and when[19] == "Z" and when[10] == "T" and when[13] == ":":
-        mss = min_sec_get(when[14:19])
-        if mss is not None:
-            h = when[:13]
-            hm = hours_get(h)
-            return (hm if hm is not None else hour_ms(h)) + mss
-    return epoch_ms(when)
+    return ms if ms >= 0 else epoch_ms(when)
 
 
-def pricer(decode: Callable[[str], Any], epoch_ms: Callable[[str], int],
-           hours: dict[str, int], hour_ms: Callable[[str], int], min_sec: dict[str, int],
-           facts: dict[Any, Any], facts_of: Callable[[tuple[Any, Any, Any, bool]], Any], totals_fn: Callable[..., Any] | None,
+def pricer(decode: Callable[[str], Any], epoch_ms: Callable[[str], int], facts: dict[Any, Any], facts_of: Callable[[tuple[Any, Any, Any, bool]], Any], totals_fn: Callable[..., Any] | None,
            pieces_fn: Callable[..., Any], groups_of: Callable[[Any], Any], groups_printed: tuple[str, ...],
            ctx: Any, zero: Any, rzero: Any, quantize: Callable[[Any, Any], Any], four: Any, zero_text: str,
            dump: Callable[[str], str], parts: tuple[str, ...], slow: type[Exception]) -> Callable[[str], str]:
@@ -109,8 +97,6 @@ def pricer(decode: Callable[[str], Any], epoch_ms: Callable[[str], int],
     an amount prints as ``str(quantize(x, four))`` (``quantize``: a half-up context's), and the
     line as the head (the id) then ``parts`` and the 15 texts in turn."""
     zero_group = (zero, zero)
-    hours_get = hours.get
-    min_sec_get = min_sec.get
     facts_get = facts.get
     # per printed amount, the last one quantized and its text (held, so ``is`` cannot meet a new object)
     memo: list[Any] = [None] * 12
@@ -119,8 +105,8 @@ def pricer(decode: Callable[[str], Any], epoch_ms: Callable[[str], int],
     def price(line: str) -> str:
         c: Any = decode(line)
         begins: str = c.start_date_time
-        start: int = ms_of(begins, min_sec_get, hours_get, hour_ms, epoch_ms)
-        end: int = ms_of(c.end_date_time, min_sec_get, hours_get, hour_ms, epoch_ms)
+        start: int = ms_of(begins, epoch_ms)
+        end: int = ms_of(c.end_date_time, epoch_ms)
         raw: list[Any] = c.charging_periods
         if end < start or not raw:
             raise slow
@@ -136,7 +122,7 @@ def pricer(decode: Callable[[str], Any], epoch_ms: Callable[[str], int],
         a: int
         for p in raw:
             when: str = p.start_date_time  # the timestamp by parts (the first period's often the CDR's)
-            a = start if when == begins else ms_of(when, min_sec_get, hours_get, hour_ms, epoch_ms)
+            a = start if when == begins else ms_of(when, epoch_ms)
             if a < last:
                 raise slow
             if piece is None:
