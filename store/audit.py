@@ -19,7 +19,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import event, select, update
+from sqlalchemy import Connection, event, select, update
+from sqlalchemy.exc import NoResultFound
 from sqlalchemy.orm import Session
 
 from store.models import AuditEntry, Tenant
@@ -34,6 +35,7 @@ __all__ = [
     "drop_append_only_ddl",
     "entry_hash",
     "jsonable",
+    "lock_tenant",
     "verify_chain",
 ]
 
@@ -80,26 +82,30 @@ def entry_hash(e: AuditEntry) -> str:
     return hashlib.sha256((e.prev_hash + body).encode()).hexdigest()
 
 
+def lock_tenant(db: Session | Connection, tenant_id: str) -> Any:
+    """Take the tenant row for the caller's transaction, before anything else is read, and return its
+    (audit_seq, audit_head); None for an unknown tenant. Holders queue: the audit log's appenders,
+    issuers of numbered documents (``store.statements.lock_issuer``). PostgreSQL: FOR NO KEY
+    UPDATE, which does not conflict with the KEY SHARE locks that inserting rows referencing the
+    tenant take (FOR UPDATE would deadlock two concurrent imports). SQLite has no row locks, and
+    pysqlite begins a transaction only at the first write, so a SELECT here would read outside any
+    transaction (two appenders drew the same number): a no-op UPDATE takes the database's write lock
+    and returns the row. Taking it again in the same transaction is harmless."""
+    dialect = db.get_bind().dialect if isinstance(db, Session) else db.dialect
+    if dialect.name == "sqlite":
+        return db.execute(update(Tenant).where(Tenant.id == tenant_id).values(audit_seq=Tenant.audit_seq)
+                          .returning(Tenant.audit_seq, Tenant.audit_head)).first()
+    return db.execute(select(Tenant.audit_seq, Tenant.audit_head).where(Tenant.id == tenant_id)
+                      .with_for_update(key_share=True)).first()  # renders FOR NO KEY UPDATE
+
+
 def append_audit(db: Session, actor: Actor, action: str, entity: str, entity_id: str = "",
                  before: dict[str, Any] | None = None, after: dict[str, Any] | None = None) -> AuditEntry:
     """Append one entry inside the caller's transaction (it commits with the change it records)."""
-    # Appenders of one tenant queue on the tenant row. PostgreSQL: FOR NO KEY UPDATE, which does not
-    # conflict with the KEY SHARE locks that inserting rows referencing the tenant take (FOR UPDATE
-    # would deadlock two concurrent imports). SQLite: a SELECT first would read outside any
-    # transaction (pysqlite begins one only at the first write), so two appenders could draw the
-    # same number; the sequence is claimed by the UPDATE that writes it, which takes the write lock.
-    if db.get_bind().dialect.name == "sqlite":
-        head = db.execute(
-            update(Tenant).where(Tenant.id == actor.tenant_id).values(audit_seq=Tenant.audit_seq + 1)
-            .returning(Tenant.audit_seq, Tenant.audit_head)
-        ).one()
-        seq = head.audit_seq
-    else:
-        head = db.execute(
-            select(Tenant.audit_seq, Tenant.audit_head).where(Tenant.id == actor.tenant_id)
-            .with_for_update(key_share=True)  # renders FOR NO KEY UPDATE
-        ).one()
-        seq = head.audit_seq + 1
+    head = lock_tenant(db, actor.tenant_id)
+    if head is None:
+        raise NoResultFound(f"no tenant {actor.tenant_id!r}")
+    seq = head.audit_seq + 1
     entry = AuditEntry(
         tenant_id=actor.tenant_id, seq=seq, at=utcnow().replace(microsecond=0),
         actor_id=actor.user_id, actor_role=actor.role, action=action, entity=entity,

@@ -40,14 +40,13 @@ from sqlalchemy import (
     insert,
     select,
     true,
-    update,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from runtime.sessions import SessionFacts, SessionInputError
 from runtime.statements import BreakdownRow, SessionRevenue, StatementDraft
-from store.audit import Actor, append_audit
+from store.audit import Actor, append_audit, lock_tenant
 from store.errors import Conflict
 from store.models import ChargingSession, Location, RatedLineRow, Tenant, metadata
 from store.types import ExactDecimal, UTCDateTime, new_id, utcnow
@@ -290,15 +289,9 @@ class IssueRequest:
 
 def lock_issuer(db: Session | Connection, tenant_id: str) -> None:
     """One issuer per tenant at a time, before anything is read (the caller's transaction holds it):
-    PostgreSQL locks the tenant row (append_audit takes the same lock later); SQLite has no row
-    locks, so a no-op write takes the database's write lock up front (a read first would let two
-    issuers see the same number, or settle the same re-rated session twice). Taking it again in
-    the same transaction is harmless."""
-    dialect = db.get_bind().dialect if isinstance(db, Session) else db.dialect
-    if dialect.name == "sqlite":
-        db.execute(update(Tenant).where(Tenant.id == tenant_id).values(audit_seq=Tenant.audit_seq))
-    else:
-        db.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update(key_share=True))
+    the tenant row, as ``store.audit.lock_tenant`` takes it (a read first would let two issuers see
+    the same number, or settle the same re-rated session twice)."""
+    lock_tenant(db, tenant_id)
 
 
 def issue_statement(db: Session, actor: Actor, req: IssueRequest, draft: StatementDraft) -> dict[str, Any]:
