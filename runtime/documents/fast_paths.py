@@ -1,4 +1,4 @@
-"""Four of WeasyPrint 70's functions, the same results for less work.
+"""Seven of WeasyPrint 70's functions, the same results for less work.
 
 - ``draw_first_line`` (``weasyprint.draw.text``) walks every glyph of every line it draws through
   cffi struct fields (``glyph_info.geometry.width`` is three attribute look-ups through cffi):
@@ -15,6 +15,20 @@
   and its language, and makes a layout in it. Here the contexts are kept, one per font map,
   direction and language; a context is only read once its layouts exist (Pango layouts of one
   context are independent; nothing in WeasyPrint changes a context after ``setup``).
+- ``Layout.deactivate`` and ``Layout.reactivate`` (``weasyprint.text.line_break``): WeasyPrint
+  drops a line's Pango layout once the line is broken and, to draw the line, makes a new one and
+  shapes the same text again (~45 % of the lines' Pango work). Here the laid-out Pango layout is
+  parked with the style it was made for, and drawing takes it back when nothing it was made from
+  has changed: the same style and text, no justification spacing, a single line (a line that fits
+  the width it was broken at is shaped as without one), not drawn before. The parked layouts
+  are bounded (``_PARKED_LIMIT``, oldest out first); one that was let go is made again as before.
+  Drawing asks Pango for single-paragraph mode only when the text has a paragraph separator (the
+  mode changes nothing else, and setting it would throw the parked layout's lines away).
+- ``strut`` (``weasyprint.text.line_break``, imported by name into the layout and CSS modules)
+  gives a style's line height and baseline, cached under a string made of 16 of its values on
+  every call (~350 per invoice). Here the result is kept by the style itself (its identity, the
+  style held so the identity is not reused); the styles are shared across documents
+  (``runtime.documents.styles``) and their font values do not change once computed.
 - ``resolve_percentages`` (``weasyprint.layout.percent``, imported by name into the layout
   modules) sets a box's used margins, paddings, widths and heights from its style through one call
   of ``resolve_one_percentage`` and one of ``percentage`` per property (15 per box, ~600 boxes per
@@ -39,8 +53,13 @@ _original: dict[str, Any] = {}  # WeasyPrint's own functions, once replaced (the
 _descriptions: dict[tuple[Any, ...], Any] = {}
 _contexts: dict[tuple[Any, ...], Any] = {}
 _weasyprint: list[Any] = []  # what _resolve_percentages uses of WeasyPrint, set by install()
+_struts: dict[int, tuple[Any, Any]] = {}  # id(style) -> (style, its strut)
+_parked: dict[Any, tuple[Any, Any, Any, str]] = {}  # Layout -> (Pango layout, style, language, text)
 _DESCRIPTION_LIMIT = 512
 _CONTEXT_LIMIT = 64
+_STRUT_LIMIT = 1024  # ~70 styles of our templates, ~15 more per document (anonymous boxes)
+_PARKED_LIMIT = 2048  # ~5 MB of Pango layouts; an invoice of 20 sessions parks ~200, ~50 of them never drawn
+_PARAGRAPH_SEPARATORS = ("\n", "\r", "\x85", "\u2029")  # what Pango's paragraph boundaries are made of
 
 
 def install() -> bool:
@@ -62,11 +81,18 @@ def install() -> bool:
         _original["draw_first_line"] = draw_text.draw_first_line
         _original["get_font_description"] = line_break.get_font_description
         _original["resolve_percentages"] = percent.resolve_percentages
+        _original["strut"] = line_break.strut
         _original["setup"] = line_break.Layout.setup
+        _original["deactivate"] = line_break.Layout.deactivate
+        _original["reactivate"] = line_break.Layout.reactivate
     line_break.Layout.setup = _setup
+    line_break.Layout.deactivate = _deactivate
+    line_break.Layout.drawn = False  # reactivated once: its layout is not parked again (it may be ellipsized)
+    line_break.Layout.reactivate = _reactivate
     draw_text.draw_first_line = _draw_first_line
     line_break.get_font_description = _font_description
     _replace_everywhere(_original["resolve_percentages"], _resolve_percentages)
+    _replace_everywhere(_original["strut"], _strut, "strut")
     return True
 
 
@@ -88,7 +114,12 @@ def uninstall() -> None:
         draw_text.draw_first_line = _original["draw_first_line"]
         line_break.get_font_description = _original["get_font_description"]
         _replace_everywhere(_resolve_percentages, _original["resolve_percentages"])
+        _replace_everywhere(_strut, _original["strut"], "strut")
+        _struts.clear()
         line_break.Layout.setup = _original["setup"]
+        line_break.Layout.deactivate = _original["deactivate"]
+        line_break.Layout.reactivate = _original["reactivate"]
+        _parked.clear()
 
 
 def _font_description(style: Any) -> Any:
@@ -125,7 +156,9 @@ def _draw_first_line(stream: Any, textbox: Any, text_overflow: Any, block_ellips
         return []
 
     layout = textbox.pango_layout
-    pango.pango_layout_set_single_paragraph_mode(layout.layout, True)
+    text = layout.text
+    if any(separator in text for separator in _PARAGRAPH_SEPARATORS):
+        pango.pango_layout_set_single_paragraph_mode(layout.layout, True)
     first_line, _index = layout.get_first_line()
 
     # Read every run's glyphs and font first: a run this loop does not handle sends the whole line,
@@ -199,6 +232,45 @@ def _draw_first_line(stream: Any, textbox: Any, text_overflow: Any, block_ellips
 
     stream.show_text(string)
     return []
+
+
+def _strut(style: Any) -> Any:
+    """``weasyprint.text.line_break.strut`` (70.0), kept per style."""
+    found = _struts.get(id(style))
+    if found is not None and found[0] is style:
+        return found[1]
+    result = _original["strut"](style)
+    if len(_struts) >= _STRUT_LIMIT:
+        _struts.clear()
+    _struts[id(style)] = (style, result)
+    return result
+
+
+def _deactivate(self: Any) -> None:
+    """``Layout.deactivate`` (70.0), a broken line's Pango layout parked for drawing it."""
+    from weasyprint.text.ffi import ffi, pango  # type: ignore[import-untyped, unused-ignore]
+
+    layout = self.layout
+    if (not self.drawn and not self.justification_spacing
+            and pango.pango_layout_get_line_readonly(layout, 1) == ffi.NULL):
+        if len(_parked) >= _PARKED_LIMIT:
+            try:  # the oldest out; another thread rendering may have taken it or changed the dict
+                del _parked[next(iter(_parked))]
+            except (KeyError, RuntimeError, StopIteration):
+                pass
+        _parked[self] = (layout, self.style, self.language, self.text)
+    del self.layout, self.language, self.style
+
+
+def _reactivate(self: Any, style: Any) -> None:
+    """``Layout.reactivate`` (70.0): the parked Pango layout if it was made from the same things."""
+    self.drawn = True
+    parked = _parked.pop(self, None)
+    if parked is not None and parked[1] is style and parked[3] == self.text and not self.justification_spacing:
+        self.layout, self.style, self.language = parked[0], style, parked[2]
+        return
+    self.setup(style)
+    self.set_text(self.text, justify=True)
 
 
 _WIDTHS = ("margin_left", "margin_right", "padding_left", "padding_right", "width", "min_width", "max_width")
