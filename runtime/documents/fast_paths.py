@@ -1,4 +1,4 @@
-"""Seven of WeasyPrint 70's functions, the same results for less work.
+"""Eight of WeasyPrint 70's functions, the same results for less work.
 
 - ``draw_first_line`` (``weasyprint.draw.text``) walks every glyph of every line it draws through
   cffi struct fields (``glyph_info.geometry.width`` is three attribute look-ups through cffi):
@@ -29,6 +29,11 @@
   every call (~350 per invoice). Here the result is kept by the style itself (its identity, the
   style held so the identity is not reused); the styles are shared across documents
   (``runtime.documents.styles``) and their font values do not change once computed.
+- ``layout_box_backgrounds`` (``weasyprint.layout.background``) resolves every box's corner radii
+  and looks up a dozen style values for its background and border image (~550 boxes per
+  invoice); almost every box has none. A style for which WeasyPrint's function left square
+  corners, no border or mask image and no background is remembered (by identity, held), and the
+  next box of that style gets the same: radii ``(0, 0)``, its children done, ``background = None``.
 - ``resolve_percentages`` (``weasyprint.layout.percent``, imported by name into the layout
   modules) sets a box's used margins, paddings, widths and heights from its style through one call
   of ``resolve_one_percentage`` and one of ``percentage`` per property (15 per box, ~600 boxes per
@@ -54,10 +59,12 @@ _descriptions: dict[tuple[Any, ...], Any] = {}
 _contexts: dict[tuple[Any, ...], Any] = {}
 _weasyprint: list[Any] = []  # what _resolve_percentages uses of WeasyPrint, set by install()
 _struts: dict[int, tuple[Any, Any]] = {}  # id(style) -> (style, its strut)
+_plain: dict[int, Any] = {}  # id(style) -> style, for styles without a background, border image or radius
 _parked: dict[Any, tuple[Any, Any, Any, str]] = {}  # Layout -> (Pango layout, style, language, text)
 _DESCRIPTION_LIMIT = 512
 _CONTEXT_LIMIT = 64
 _STRUT_LIMIT = 1024  # ~70 styles of our templates, ~15 more per document (anonymous boxes)
+_PLAIN_LIMIT = 1024
 _PARKED_LIMIT = 2048  # ~5 MB of Pango layouts; an invoice of 20 sessions parks ~200, ~50 of them never drawn
 _PARAGRAPH_SEPARATORS = ("\n", "\r", "\x85", "\u2029")  # what Pango's paragraph boundaries are made of
 
@@ -74,7 +81,7 @@ def install() -> bool:
     from weasyprint.css.functions import check_math  # type: ignore[import-untyped, unused-ignore]
     from weasyprint.css.properties import Dimension  # type: ignore[import-untyped, unused-ignore]
     from weasyprint.formatting_structure import boxes  # type: ignore[import-untyped, unused-ignore]
-    from weasyprint.layout import percent  # type: ignore[import-untyped, unused-ignore]
+    from weasyprint.layout import background, percent  # type: ignore[import-untyped, unused-ignore]
 
     _weasyprint[:] = [Dimension, boxes, percent.adjust_box_sizing, percent.percentage, check_math]
     if not _original:
@@ -82,6 +89,7 @@ def install() -> bool:
         _original["get_font_description"] = line_break.get_font_description
         _original["resolve_percentages"] = percent.resolve_percentages
         _original["strut"] = line_break.strut
+        _original["layout_box_backgrounds"] = background.layout_box_backgrounds
         _original["setup"] = line_break.Layout.setup
         _original["deactivate"] = line_break.Layout.deactivate
         _original["reactivate"] = line_break.Layout.reactivate
@@ -93,6 +101,7 @@ def install() -> bool:
     line_break.get_font_description = _font_description
     _replace_everywhere(_original["resolve_percentages"], _resolve_percentages)
     _replace_everywhere(_original["strut"], _strut, "strut")
+    _replace_everywhere(_original["layout_box_backgrounds"], _layout_box_backgrounds, "layout_box_backgrounds")
     return True
 
 
@@ -115,7 +124,9 @@ def uninstall() -> None:
         line_break.get_font_description = _original["get_font_description"]
         _replace_everywhere(_resolve_percentages, _original["resolve_percentages"])
         _replace_everywhere(_strut, _original["strut"], "strut")
+        _replace_everywhere(_layout_box_backgrounds, _original["layout_box_backgrounds"], "layout_box_backgrounds")
         _struts.clear()
+        _plain.clear()
         line_break.Layout.setup = _original["setup"]
         line_break.Layout.deactivate = _original["deactivate"]
         line_break.Layout.reactivate = _original["reactivate"]
@@ -244,6 +255,31 @@ def _strut(style: Any) -> Any:
         _struts.clear()
     _struts[id(style)] = (style, result)
     return result
+
+
+_RADII = ("border_top_left_radius", "border_top_right_radius", "border_bottom_right_radius",
+          "border_bottom_left_radius")
+
+
+def _layout_box_backgrounds(page: Any, box: Any, get_image_from_uri: Any, layout_children: bool = True,
+                            style: Any = None) -> None:
+    """``weasyprint.layout.background.layout_box_backgrounds`` (70.0), at once for a plain style."""
+    own = box.style
+    if style is None and box is not page and _plain.get(id(own)) is own:
+        for name in _RADII:
+            setattr(box, name, (0, 0))
+        if layout_children:
+            for child in box.all_children():
+                _layout_box_backgrounds(page, child, get_image_from_uri)
+        box.background = None
+        return
+    _original["layout_box_backgrounds"](page, box, get_image_from_uri, layout_children, style)
+    if (style is None and box is not page and box.background is None
+            and own["border_image_source"][0] == "none" and own["mask_border_source"][0] == "none"
+            and all(getattr(box, name) == (0, 0) and (0, "px") in own[name] for name in _RADII)):
+        if len(_plain) >= _PLAIN_LIMIT:
+            _plain.clear()
+        _plain[id(own)] = own
 
 
 def _deactivate(self: Any) -> None:

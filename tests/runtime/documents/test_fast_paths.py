@@ -40,9 +40,11 @@ def test_documents_render_the_same_bytes_with_the_fast_paths_functions() -> None
         own = _digests(FORMATS)
     fast_paths._descriptions.clear()
     fast_paths._struts.clear()
+    fast_paths._plain.clear()
     fast = _digests(FORMATS)
     assert fast_paths._descriptions  # the shared font descriptions were used
-    assert fast_paths._struts  # and the struts kept per style
+    assert fast_paths._struts  # the struts kept per style
+    assert fast_paths._plain  # and the styles without backgrounds
     assert fast == own
 
 
@@ -87,6 +89,7 @@ div.b { width: calc(50% - 10px); margin-left: calc(10% + 3px); padding-top: 1.5%
 div.c { position: absolute; left: 10%; top: 5%; width: 30%; padding: 2% }
 table { width: 80%; margin: 0 auto } td { width: 25%; padding: 1% } td.t { border-collapse: collapse }
 p { text-decoration: underline; direction: rtl; font-language-override: "TRK" }
+div.r { border: 1px solid #000; border-radius: 20% 4px; display: inline-block }
 </style></head><body>
 <div class="a">Prozent <b>fett</b> und Text, der umbricht, weil er länger ist als die Box breit ist.</div>
 <div class="b">calc() und Zeichen ‒ ✓ ½ ﬁ</div><div class="c">absolut</div>
@@ -95,6 +98,9 @@ p { text-decoration: underline; direction: rtl; font-language-override: "TRK" }
 Ellipse nach wenigen Zeichen abgeschnitten</p>
 <div style="text-align: justify; width: 40mm">Blocksatz verteilt den Rest der Zeile auf die Leerzeichen zwischen
 den Wörtern, außer in der letzten Zeile.</div>
+<div class="r">abgerundet</div><div class="r">abgerundet, länger als die Zeile davor</div>
+<div style="background: #eee; border-radius: 10%; width: 30%">Hintergrund</div>
+<div style="visibility: hidden; border-radius: 3px">versteckt</div>
 <div style="white-space: pre; word-spacing: 2px">Zeile eins\nZeile zwei\u2029dritte\r\nvierte</div>
 <div style="white-space: pre-line; letter-spacing: 0.5px; width: 30mm">Zeilen   mit\nUmbruch und langen Wörtern</div>
 </body></html>"""
@@ -102,8 +108,9 @@ den Wörtern, außer in der letzten Zeile.</div>
 
 def test_percentages_calc_and_other_text_render_weasyprints_bytes() -> None:
     """Lengths in % and calc() on margins, paddings, widths, heights, their limits and positions,
-    border-box sizing, a page in %, underlined right-to-left text, an ellipsis, justified text and
-    preserved line and paragraph breaks: what the documents above do not exercise."""
+    border-box sizing, a page in %, underlined right-to-left text, an ellipsis, justified text,
+    preserved line and paragraph breaks, rounded corners and backgrounds: what the documents above
+    do not exercise."""
     from weasyprint import HTML  # type: ignore[import-untyped, unused-ignore]
 
     from runtime.documents import pdf
