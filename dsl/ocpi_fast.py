@@ -87,7 +87,8 @@ def ms_of(when: str, epoch_ms: Callable[[str], int]) -> int:
     return ms if ms >= 0 else epoch_ms(when)
 
 
-def pricer(decode: Callable[[str], Any], epoch_ms: Callable[[str], int], facts: dict[Any, Any], facts_of: Callable[[tuple[Any, Any, Any, bool]], Any], totals_fn: Callable[..., Any] | None,
+def pricer(decode: Callable[[str], Any], epoch_ms: Callable[[str], int], facts: dict[Any, Any],
+           facts_of: Callable[[tuple[Any, Any, Any, bool]], Any], totals_fn: Callable[..., Any] | None,
            pieces_fn: Callable[..., Any], groups_of: Callable[[Any], Any], groups_printed: tuple[str, ...],
            ctx: Any, zero: Any, rzero: Any, quantize: Callable[[Any, Any], Any], four: Any, zero_text: str,
            dump: Callable[[str], str], parts: tuple[str, ...], slow: type[Exception]) -> Callable[[str], str]:
@@ -121,7 +122,7 @@ def pricer(decode: Callable[[str], Any], epoch_ms: Callable[[str], int], facts: 
         last: int = -(1 << 62)
         a: int
         for p in raw:
-            when: str = p.start_date_time  # the timestamp by parts (the first period's often the CDR's)
+            when: str = p.start_date_time  # the first period's is often the CDR's: read once
             a = start if when == begins else ms_of(when, epoch_ms)
             if a < last:
                 raise slow

@@ -17,10 +17,11 @@
   context are independent; nothing in WeasyPrint changes a context after ``setup``).
 - ``Layout.deactivate`` and ``Layout.reactivate`` (``weasyprint.text.line_break``): WeasyPrint
   drops a line's Pango layout once the line is broken and, to draw the line, makes a new one and
-  shapes the same text again (~45 % of the lines' Pango work). Here the laid-out Pango layout is
-  parked with the style it was made for, and drawing takes it back when nothing it was made from
-  has changed: the same style and text, no justification spacing, a single line (a line that fits
-  the width it was broken at is shaped as without one), not drawn before. The parked layouts
+  shapes the same text again. Here a laid-out layout of one line (a line that fits the width it
+  was broken at is shaped as without one), without justification spacing and not drawn before is
+  parked with the style it was made for, and drawing takes it back for that same style (its text
+  and justification cannot change meanwhile: ``set_text`` needs the layout, and the spacing is
+  set once, by ``Layout.__init__``). The parked layouts
   are bounded (``_PARKED_LIMIT``, oldest out first); one that was let go is made again as before.
   Drawing asks Pango for single-paragraph mode only when the text has a paragraph separator (the
   mode changes nothing else, and setting it would throw the parked layout's lines away).
@@ -60,7 +61,7 @@ _contexts: dict[tuple[Any, ...], Any] = {}
 _weasyprint: list[Any] = []  # what _resolve_percentages uses of WeasyPrint, set by install()
 _struts: dict[int, tuple[Any, Any]] = {}  # id(style) -> (style, its strut)
 _plain: dict[int, Any] = {}  # id(style) -> style, for styles without a background, border image or radius
-_parked: dict[Any, tuple[Any, Any, Any, str]] = {}  # Layout -> (Pango layout, style, language, text)
+_parked: dict[Any, tuple[Any, Any, Any]] = {}  # Layout -> (Pango layout, style, language)
 _DESCRIPTION_LIMIT = 512
 _CONTEXT_LIMIT = 64
 _STRUT_LIMIT = 1024  # ~70 styles of our templates, ~15 more per document (anonymous boxes)
@@ -130,6 +131,8 @@ def uninstall() -> None:
         line_break.Layout.setup = _original["setup"]
         line_break.Layout.deactivate = _original["deactivate"]
         line_break.Layout.reactivate = _original["reactivate"]
+        if "drawn" in vars(line_break.Layout):
+            del line_break.Layout.drawn
         _parked.clear()
 
 
@@ -139,10 +142,16 @@ def _font_description(style: Any) -> Any:
            style["font_size"], style["font_variant_caps"], _variations_key(style["font_variation_settings"]))
     found = _descriptions.get(key)
     if found is None:
-        if len(_descriptions) >= _DESCRIPTION_LIMIT:
-            _descriptions.clear()
-        found = _descriptions[key] = _original["get_font_description"](style)
+        found = _keep(_descriptions, _DESCRIPTION_LIMIT, key, _original["get_font_description"](style))
     return found
+
+
+def _keep(cache: dict[Any, Any], limit: int, key: Any, value: Any) -> Any:
+    """``cache[key] = value``, the cache started again once it holds ``limit`` entries."""
+    if len(cache) >= limit:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 def _variations_key(settings: Any) -> Any:
@@ -251,9 +260,7 @@ def _strut(style: Any) -> Any:
     if found is not None and found[0] is style:
         return found[1]
     result = _original["strut"](style)
-    if len(_struts) >= _STRUT_LIMIT:
-        _struts.clear()
-    _struts[id(style)] = (style, result)
+    _keep(_struts, _STRUT_LIMIT, id(style), (style, result))
     return result
 
 
@@ -276,10 +283,8 @@ def _layout_box_backgrounds(page: Any, box: Any, get_image_from_uri: Any, layout
     _original["layout_box_backgrounds"](page, box, get_image_from_uri, layout_children, style)
     if (style is None and box is not page and box.background is None
             and own["border_image_source"][0] == "none" and own["mask_border_source"][0] == "none"
-            and all(getattr(box, name) == (0, 0) and (0, "px") in own[name] for name in _RADII)):
-        if len(_plain) >= _PLAIN_LIMIT:
-            _plain.clear()
-        _plain[id(own)] = own
+            and all((0, "px") in own[name] for name in _RADII)):  # WeasyPrint's shortcut to (0, 0)
+        _keep(_plain, _PLAIN_LIMIT, id(own), own)
 
 
 def _deactivate(self: Any) -> None:
@@ -294,16 +299,16 @@ def _deactivate(self: Any) -> None:
                 del _parked[next(iter(_parked))]
             except (KeyError, RuntimeError, StopIteration):
                 pass
-        _parked[self] = (layout, self.style, self.language, self.text)
+        _parked[self] = (layout, self.style, self.language)
     del self.layout, self.language, self.style
 
 
 def _reactivate(self: Any, style: Any) -> None:
-    """``Layout.reactivate`` (70.0): the parked Pango layout if it was made from the same things."""
+    """``Layout.reactivate`` (70.0): the parked Pango layout if it was made for this style."""
     self.drawn = True
     parked = _parked.pop(self, None)
-    if parked is not None and parked[1] is style and parked[3] == self.text and not self.justification_spacing:
-        self.layout, self.style, self.language = parked[0], style, parked[2]
+    if parked is not None and parked[1] is style:
+        self.layout, self.style, self.language = parked
         return
     self.setup(style)
     self.set_text(self.text, justify=True)
@@ -400,9 +405,7 @@ def _setup(self: Any, style: Any) -> None:
             pango.pango_context_set_language(pango_context, language)
         else:
             language = pango.pango_language_get_default()
-        if len(_contexts) >= _CONTEXT_LIMIT:
-            _contexts.clear()
-        found = _contexts[key] = (pango_context, language)
+        found = _keep(_contexts, _CONTEXT_LIMIT, key, (pango_context, language))
     pango_context, self.language = found
 
     assert not isinstance(style["font_family"], str), "font_family should be a list"

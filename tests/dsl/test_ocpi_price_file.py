@@ -142,7 +142,7 @@ def test_total_time_in_integers_is_the_decimal_total_time() -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1)),
        st.sampled_from([None, "60", "7Z", "+1", "1_", " 1", "\u0661\u0662"]), st.integers(0, 2))
-def test_timestamps_by_parts_are_fromisoformat(when: Any, odd: str | None, where: int) -> None:
+def test_timestamps_read_by_utc_ms_are_fromisoformat(when: Any, odd: str | None, where: int) -> None:
     text = when.strftime("%Y-%m-%dT%H:%M:%SZ")
     if odd is not None:  # two characters of the hour, the minutes or the seconds replaced
         at = (11, 14, 17)[where]
